@@ -1,0 +1,1 @@
+typedef int shoal__placeholder_bench_trace; /* placeholder, replaced by its implementation */

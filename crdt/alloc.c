@@ -1,0 +1,1 @@
+typedef int shoal__placeholder_alloc; /* placeholder, replaced by its implementation */

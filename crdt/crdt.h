@@ -1,0 +1,363 @@
+/*
+ * crdt/crdt.h - the one interface header of the crdt module.
+ *
+ * Pure computation: no I/O, no clock reads, no randomness, no globals.
+ * Callers pass in time, keys and buffers.  Other files in crdt/ are private
+ * to the module; store/, transport/, core/ and tests include only this.
+ *
+ * Error returns are shoal_err values (from include/shoal.h) as int.
+ */
+#ifndef SHOAL_CRDT_CRDT_H
+#define SHOAL_CRDT_CRDT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal.h"
+
+/* ------------------------------------------------------------ allocation */
+
+/* Every allocation in shoal goes through these (tests may fail the Nth). */
+void *shoal__malloc(size_t n);
+void *shoal__calloc(size_t n, size_t size);
+void *shoal__realloc(void *p, size_t n);
+void shoal__free(void *p);
+/* Test hook: make the nth allocation from now on fail (0 = never). */
+void shoal__alloc_fail_after(uint64_t n);
+
+/* --------------------------------------------------------------- buffers */
+
+/* A growable byte buffer.  Owns p. */
+typedef struct shoal__buf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+} shoal__buf;
+
+void shoal__buf_init(shoal__buf *b);
+void shoal__buf_free(shoal__buf *b);   /* frees p, resets to empty */
+int shoal__buf_reserve(shoal__buf *b, size_t extra);
+int shoal__buf_append(shoal__buf *b, const void *p, size_t n);
+/* Hand p to the caller (who frees it with shoal__free) and reset b. */
+uint8_t *shoal__buf_take(shoal__buf *b, size_t *len);
+
+/* Big-endian fixed-width helpers. */
+void shoal__be32_put(uint8_t *p, uint32_t v);
+uint32_t shoal__be32_get(const uint8_t *p);
+void shoal__be64_put(uint8_t *p, uint64_t v);
+uint64_t shoal__be64_get(const uint8_t *p);
+
+/* Hex: out must hold 2*n+1 bytes (NUL-terminated). */
+void shoal__hex(char *out, const uint8_t *p, size_t n);
+/* Parse exactly 2*n hex digits into out; SHOAL_EINVAL otherwise. */
+int shoal__unhex(uint8_t *out, size_t n, const char *s);
+
+/* true if p[0..n) is valid UTF-8 (no surrogates, no overlongs, <= U+10FFFF). */
+bool shoal__utf8_valid(const uint8_t *p, size_t n);
+
+/* ------------------------------------------------------------ MessagePack */
+
+/* Writer: canonical encoding (smallest int form, float64 always) into a
+ * shoal__buf, implemented with msgpack-c's packer.  Errors are sticky in
+ * w->err (SHOAL_ENOMEM); check once at the end. */
+typedef struct shoal__mpw {
+    shoal__buf *out;
+    int err;
+} shoal__mpw;
+
+void shoal__mpw_init(shoal__mpw *w, shoal__buf *out);
+void shoal__mpw_nil(shoal__mpw *w);
+void shoal__mpw_bool(shoal__mpw *w, bool v);
+void shoal__mpw_uint(shoal__mpw *w, uint64_t v);
+void shoal__mpw_int(shoal__mpw *w, int64_t v);
+void shoal__mpw_double(shoal__mpw *w, double v);
+void shoal__mpw_str(shoal__mpw *w, const void *p, size_t n);
+void shoal__mpw_bin(shoal__mpw *w, const void *p, size_t n);
+void shoal__mpw_array(shoal__mpw *w, uint32_t n);
+void shoal__mpw_map(shoal__mpw *w, uint32_t n);
+/* A scalar value (nil/bool/int/double/str/bin). */
+void shoal__mpw_value(shoal__mpw *w, const shoal_value *v);
+
+/* Reader: bounded, never allocates, checks every declared length and count
+ * against the bytes that remain before trusting it, and rejects
+ * non-canonical forms.  Errors are sticky in r->err: SHOAL_ETRUNC (input
+ * ends early), SHOAL_EPROTO (wrong type, non-canonical, bad UTF-8),
+ * SHOAL_ETOOBIG (over a bound).  After an error every read returns zeroes. */
+typedef struct shoal__mpr {
+    const uint8_t *p;
+    const uint8_t *end;
+    int err;
+} shoal__mpr;
+
+void shoal__mpr_init(shoal__mpr *r, const uint8_t *p, size_t n);
+/* Type of the next item without consuming it (SHOAL_T_* or -1 for
+ * array/map/other/error). */
+int shoal__mpr_peek(const shoal__mpr *r);
+bool shoal__mpr_is_nil(const shoal__mpr *r);
+void shoal__mpr_nil(shoal__mpr *r);
+bool shoal__mpr_bool(shoal__mpr *r);
+uint64_t shoal__mpr_uint(shoal__mpr *r);                 /* non-negative int */
+int64_t shoal__mpr_int(shoal__mpr *r);
+double shoal__mpr_double(shoal__mpr *r);
+/* str: checked as UTF-8; at most max bytes else SHOAL_ETOOBIG.  *p points
+ * into the input. */
+size_t shoal__mpr_str(shoal__mpr *r, const uint8_t **p, size_t max);
+size_t shoal__mpr_bin(shoal__mpr *r, const uint8_t **p, size_t max);
+/* Array/map header: count must be <= max and <= remaining bytes / min_item
+ * (each item takes at least min_item bytes), else SHOAL_ETOOBIG/ETRUNC. */
+uint32_t shoal__mpr_array(shoal__mpr *r, uint32_t max, size_t min_item);
+uint32_t shoal__mpr_map(shoal__mpr *r, uint32_t max, size_t min_item);
+/* A scalar value; str/bin pointers point into the input. */
+void shoal__mpr_value(shoal__mpr *r, shoal_value *out);
+/* SHOAL_EPROTO unless every byte was consumed; returns r->err. */
+int shoal__mpr_finish(shoal__mpr *r);
+
+/* ---------------------------------------------------------------- values */
+
+/* Deep copy (owns str/bin bytes; free with shoal__value_clear). */
+int shoal__value_copy(shoal_value *dst, const shoal_value *src);
+void shoal__value_clear(shoal_value *v);
+/* Validate a value from a user: type known, str valid UTF-8, len <= SHOAL_MAX_VALUE. */
+int shoal__value_check(const shoal_value *v);
+/* Bytewise equality (doubles compared by bit pattern). */
+bool shoal__value_eq(const shoal_value *a, const shoal_value *b);
+
+/* ------------------------------------------------------------------- HLC */
+
+/* A hybrid logical clock value: 48 bits of milliseconds, 16 of counter. */
+#define SHOAL__HLC_MS(h) ((h) >> 16)
+#define SHOAL__HLC_LOGICAL(h) ((h) & 0xffffu)
+uint64_t shoal__hlc_make(uint64_t ms, uint16_t logical);
+/* Next local timestamp: greater than last, at least wall_ms<<16.  If the
+ * 16-bit counter would overflow, the millisecond part advances. */
+uint64_t shoal__hlc_tick(uint64_t last, uint64_t wall_ms);
+/* false if remote is more than max_drift_ms ahead of wall_ms (the change is
+ * then held back until its time). */
+bool shoal__hlc_acceptable(uint64_t remote, uint64_t wall_ms, uint64_t max_drift_ms);
+/* Clock after observing remote (which the caller found acceptable):
+ * max(last, remote). */
+uint64_t shoal__hlc_observe(uint64_t last, uint64_t remote);
+
+/* ------------------------------------------------------------ op ids */
+
+/* An op id (hlc, author, index); author is a 32-byte key. */
+typedef struct shoal__opid {
+    uint64_t hlc;
+    const uint8_t *author;   /* 32 bytes, Borrowed */
+    uint32_t index;
+} shoal__opid;
+
+/* Total order: hlc, then author bytes, then index. */
+int shoal__opid_cmp(const shoal__opid *a, const shoal__opid *b);
+
+/* --------------------------------------------------------------- changes */
+
+enum {
+    SHOAL__FORMAT_VERSION = 1,
+    SHOAL__ENV_HEADER = 1 + 32 + 4,      /* version, author, body length */
+    SHOAL__SIG_BYTES = 64,
+    SHOAL__MAX_BODY = 16u << 20,          /* bytes of one change body */
+    SHOAL__MAX_OPS = 1u << 20,            /* ops in one change */
+    SHOAL__MAX_DEPS = 1024,               /* deps of one change */
+    SHOAL__MAX_AUTHORS = 4096             /* extra authors one change refers to */
+};
+
+typedef enum shoal__opkind {
+    SHOAL__OP_SET = 1,     /* field = value (register) */
+    SHOAL__OP_UNSET = 2,   /* field = absent (register) */
+    SHOAL__OP_COUNT = 3,   /* counter field += delta (delta != 0) */
+    SHOAL__OP_INS = 4,     /* list field: insert value after ref (or at head) */
+    SHOAL__OP_DEL = 5,     /* list field: delete element ref */
+    SHOAL__OP_REP = 6,     /* list field: replace element ref's value */
+    SHOAL__OP_DELDOC = 7   /* delete the document (kills the change's epoch) */
+} shoal__opkind;
+
+/* A reference to a list element: the id of the op that inserted it.
+ * author is an index into the change's author table: 0 is the change's own
+ * author, i >= 1 is authors[i - 1]. */
+typedef struct shoal__ref {
+    bool head;             /* INS only: insert at the head of the list */
+    uint64_t hlc;
+    uint32_t author;
+    uint32_t index;
+} shoal__ref;
+
+typedef struct shoal__op {
+    uint8_t kind;          /* shoal__opkind */
+    const uint8_t *field;  /* UTF-8, not NUL-terminated; NULL for DELDOC */
+    size_t field_len;
+    shoal_value value;     /* SET, INS, REP */
+    int64_t delta;         /* COUNT */
+    shoal__ref ref;        /* INS, DEL, REP */
+} shoal__op;
+
+/* A decoded change.  Pointers (field names, values, deps, authors, coll,
+ * doc) point into the body it was decoded from, or into memory the builder
+ * keeps alive; ops is owned when decoded (free with shoal__change_clear). */
+typedef struct shoal__change {
+    uint8_t author[32];
+    uint64_t seq;          /* >= 1 */
+    uint64_t hlc;
+    size_t ndeps;
+    const uint8_t *deps;   /* ndeps * 32 bytes: change ids */
+    const uint8_t *coll;
+    size_t coll_len;
+    const uint8_t *doc;
+    size_t doc_len;
+    uint64_t epoch;
+    size_t nauthors;
+    const uint8_t *authors; /* nauthors * 32 bytes */
+    size_t nops;
+    shoal__op *ops;
+} shoal__change;
+
+/* Id of op i of change c. */
+shoal__opid shoal__change_opid(const shoal__change *c, uint32_t i);
+/* Author key (32 bytes) that author index ai of change c stands for, or NULL
+ * if ai is out of range. */
+const uint8_t *shoal__change_author(const shoal__change *c, uint32_t ai);
+
+/* Canonical MessagePack body of c (documented in docs/format.md). */
+int shoal__change_encode(const shoal__change *c, shoal__buf *out);
+/* Strict decode of body into c (c->author must already be set from the
+ * envelope header).  On success c->ops is owned; on error c is cleared. */
+int shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c);
+void shoal__change_clear(shoal__change *c);
+
+/* Envelope: version(1) | author(32) | body length (u32 BE) | body |
+ * Ed25519 signature (64) over "shoal-change-v1" NUL || all preceding bytes. */
+/* Sign body with sk (64-byte libsodium secret key of author pk) and append
+ * the envelope to out. */
+int shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
+                         const uint8_t sk[64], shoal__buf *out);
+/* Parse the envelope at the start of p[0..n): check header, bounds and
+ * signature (before any decoding).  On success *env_len is the envelope's
+ * length and *body/*body_len point into p.  Errors: SHOAL_ETRUNC,
+ * SHOAL_EVERSION, SHOAL_ETOOBIG, SHOAL_EBADSIG. */
+int shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len,
+                         const uint8_t **body, size_t *body_len);
+/* Same checks without the signature (for bytes this replica already
+ * verified and stored). */
+int shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len,
+                          const uint8_t **body, size_t *body_len);
+/* Author key inside an envelope (Borrowed from env). */
+const uint8_t *shoal__envelope_author(const uint8_t *env);
+/* Change id: BLAKE2b-256 of the signed bytes (everything but the signature). */
+void shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[32]);
+
+/* Bundle: magic "SHOALBN1" | count (u32 BE) | count envelopes back to back. */
+enum { SHOAL__BUNDLE_HEADER = 12, SHOAL__MAX_BUNDLE_CHANGES = 1u << 24 };
+/* Start a bundle in out (count patched by shoal__bundle_finish). */
+int shoal__bundle_begin(shoal__buf *out);
+int shoal__bundle_add(shoal__buf *out, const uint8_t *env, size_t env_len);
+void shoal__bundle_finish(shoal__buf *out, uint32_t count);
+/* Split a bundle: verifies every signature.  On success *envs is an owned
+ * array (free with shoal__free) of count offsets/lengths into p. */
+typedef struct shoal__span {
+    size_t off;
+    size_t len;
+} shoal__span;
+int shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *count);
+
+/* ------------------------------------------------------------------ list */
+
+/* An element id inside one document: author is an index into the owning
+ * document's author table; comparing two authors goes through acmp. */
+typedef struct shoal__eid {
+    uint64_t hlc;
+    uint32_t author;
+    uint32_t index;
+} shoal__eid;
+
+typedef int (*shoal__author_cmp_fn)(uint32_t a, uint32_t b, void *ctx);
+
+/* A time-ordered list (RGA, DESIGN.md rule 3) with an order-statistic index:
+ * visible index -> element and element id -> position in O(log n). */
+typedef struct shoal__list shoal__list;
+
+shoal__list *shoal__list_new(shoal__author_cmp_fn acmp, void *ctx);
+void shoal__list_free(shoal__list *l);
+size_t shoal__list_len(const shoal__list *l);     /* visible elements */
+size_t shoal__list_total(const shoal__list *l);   /* including tombstones */
+/* Insert element id with value v (copied) after ref (NULL: at the head),
+ * by the RGA rule: after ref, skip every element whose id is greater than
+ * id.  SHOAL_ENOTFOUND if ref is unknown; SHOAL_EPROTO if id is not greater
+ * than ref's id; inserting an id that exists already is a no-op (SHOAL_OK). */
+int shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *id,
+                       const shoal_value *v);
+/* The id of the visible element at index (SHOAL_ERANGE past the end). */
+int shoal__list_id_at(const shoal__list *l, size_t index, shoal__eid *out);
+/* The value of the visible element at index; Borrowed until the next
+ * change to l. */
+int shoal__list_get(const shoal__list *l, size_t index, shoal_value *out);
+/* Tombstone element id (idempotent).  SHOAL_ENOTFOUND if unknown. */
+int shoal__list_delete(shoal__list *l, const shoal__eid *id);
+/* LWW replace of element id's value by op: applied if op is greater than
+ * the op that wrote the current value and the element is not deleted.
+ * SHOAL_ENOTFOUND if unknown. */
+int shoal__list_replace(shoal__list *l, const shoal__eid *id, const shoal__eid *op,
+                        const shoal_value *v);
+/* Every element in list order, tombstones included (for canonical encoding
+ * and for rebuilding).  cb returning non-zero stops the walk and is returned. */
+typedef int (*shoal__list_visit_fn)(const shoal__eid *id, const shoal__eid *value_op,
+                                    const shoal_value *v, bool deleted, void *arg);
+int shoal__list_visit(const shoal__list *l, shoal__list_visit_fn cb, void *arg);
+/* Append an element at the end, bypassing the RGA rule (for decoding a
+ * canonical encoding, which is already in list order). */
+int shoal__list_append_raw(shoal__list *l, const shoal__eid *id, const shoal__eid *value_op,
+                           const shoal_value *v, bool deleted);
+
+/* -------------------------------------------------------------- document */
+
+/* The CRDT state of one document: epoch, deleted flag, and per field one
+ * state per kind (register, counter, list).  See docs/semantics.md. */
+typedef struct shoal__doc shoal__doc;
+
+shoal__doc *shoal__doc_new(void);
+void shoal__doc_free(shoal__doc *d);
+/* Apply ops [from, to) of change c (the caller guarantees causal order).
+ * Epoch rule first: ops of an older epoch, or of a deleted epoch, are
+ * discarded; a newer epoch resets the fields.  Calling it again for the
+ * same change with a later range continues it (used while building a local
+ * change op by op).  SHOAL_EPROTO for ops that are invalid against a
+ * causally complete state (unknown list element, id not after its ref).
+ * On error d may hold part of the change: discard it. */
+int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
+bool shoal__doc_exists(const shoal__doc *d);    /* at least one change applied */
+bool shoal__doc_deleted(const shoal__doc *d);
+uint64_t shoal__doc_epoch(const shoal__doc *d);
+/* The list state of field (NULL if the field has none); Borrowed until the
+ * next change to d.  Used to resolve list indexes for local edits. */
+const shoal__list *shoal__doc_list(const shoal__doc *d, const uint8_t *field, size_t len);
+/* The 32-byte key behind a list element's author index. */
+const uint8_t *shoal__doc_author_key(const shoal__doc *d, uint32_t author);
+/* Visible kind of field (the kind whose first op has the greatest id), or
+ * SHOAL_ENOTFOUND if the field has no visible value. */
+int shoal__doc_field_kind(const shoal__doc *d, const uint8_t *field, size_t len,
+                          shoal_kind *out);
+
+/* Visible view: fields sorted by name bytewise, absent registers omitted.
+ * Pointers are Borrowed from d until its next change; the arrays are owned
+ * (free with shoal__doc_view_free). */
+typedef struct shoal__vfield {
+    const uint8_t *name;
+    size_t name_len;
+    shoal_kind kind;
+    shoal_value value;      /* REGISTER */
+    int64_t counter;        /* COUNTER */
+    size_t nitems;          /* LIST */
+    shoal_value *items;     /* LIST, owned array of views */
+} shoal__vfield;
+int shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n);
+void shoal__doc_view_free(shoal__vfield *v, size_t n);
+
+/* Canonical full-state encoding (every CRDT detail; equal for replicas that
+ * applied the same changes) and its decoder, used for snapshots and the
+ * full-state digest.  Defined in docs/format.md. */
+int shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out);
+int shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out);
+/* Canonical visible-state encoding (what a user sees), for the visible digest. */
+int shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out);
+
+#endif /* SHOAL_CRDT_CRDT_H */

@@ -1,0 +1,143 @@
+/*
+ * store/store.h - the one interface header of the store module: the LMDB
+ * layout of a replica directory.  The only module that includes <lmdb.h>;
+ * no MDB_* value or type leaves it.
+ *
+ * A replica directory holds:
+ *   data.mdb, lock.mdb   one LMDB environment (never MDB_WRITEMAP)
+ *   identity             the Ed25519 secret key (64 bytes), mode 0600
+ *
+ * Tables (LMDB named databases; keys compare bytewise):
+ *   meta      short name -> value (clock, next log position, format)
+ *   changes   change id (32) -> envelope bytes (applied changes only)
+ *   authseq   author (32) | seq (u64 BE) -> change id (32)
+ *   vv        author (32) -> seq (u64 BE) | change id (32)
+ *   log       position (u64 BE) -> change id (32), in apply order (causal)
+ *   pending   change id (32) -> envelope bytes (verified, not yet applied)
+ *   evidence  author (32) | seq (u64 BE) | change id (32) -> envelope
+ *   docs      coll NUL id -> document meta (opaque to the store)
+ *   docsnap   coll NUL id -> document snapshot (opaque to the store)
+ *   doclog    coll NUL id NUL n (u64 BE) -> change id (32)
+ *
+ * Values returned as shoal__sval are Borrowed until the end of the
+ * transaction (they point into the LMDB map): copy them out.
+ * Errors: shoal_err values (SHOAL_ENOSPC for a full disk, SHOAL_ECORRUPT for
+ * a damaged file, SHOAL_EREADONLY for a directory we cannot write,
+ * SHOAL_ENOTFOUND for a missing key, SHOAL_ESTORE otherwise).
+ */
+#ifndef SHOAL_STORE_STORE_H
+#define SHOAL_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt.h"
+
+typedef struct shoal__store shoal__store;
+typedef struct shoal__stxn shoal__stxn;
+
+typedef struct shoal__sval {
+    const uint8_t *p;
+    size_t len;
+} shoal__sval;
+
+typedef struct shoal__store_opts {
+    bool durable;        /* fsync every commit (default true) */
+    uint64_t map_size;   /* initial map size; 0 = default (64 MiB) */
+} shoal__store_opts;
+
+/* Open (creating dir, the environment and the identity if missing).
+ * pk receives the identity's public key; *sk a sodium_malloc'd copy of the
+ * 64-byte secret key (free with shoal__store_free_secret).  On error errbuf
+ * holds a one-line explanation. */
+int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
+                      uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen);
+void shoal__store_close(shoal__store *s);   /* syncs first; NULL is a no-op */
+void shoal__store_free_secret(uint8_t *sk);
+/* fsync everything committed so far. */
+int shoal__store_flush(shoal__store *s);
+/* Text of the last LMDB/system error seen on s (for errmsg). */
+const char *shoal__store_errmsg(const shoal__store *s);
+
+/* Run fn inside one write transaction; commit if it returns SHOAL_OK, else
+ * abort and return its error.  If the map fills up, abort, grow the map and
+ * run fn again from scratch: fn must have no effect outside the txn.
+ * Durable (fsynced) on return when the store is durable. */
+typedef int (*shoal__txn_fn)(shoal__stxn *t, void *arg);
+int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg);
+/* Run fn inside one read transaction (MVCC snapshot; never blocks writers). */
+int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg);
+
+/* meta */
+int shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out);
+int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t n);
+
+/* changes (applied) and the log.  change_put stores the envelope, the
+ * authseq index entry and a new log position (returned in *pos). */
+int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env);
+bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32]);
+int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
+                           size_t len, const uint8_t author[32], uint64_t seq,
+                           uint64_t *pos);
+int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                            uint8_t cid[32]);
+/* Walk the log from position from (inclusive) in order; cb non-zero stops. */
+typedef int (*shoal__log_fn)(uint64_t pos, const uint8_t cid[32], const shoal__sval *env,
+                             void *arg);
+int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg);
+uint64_t shoal__stxn_log_count(shoal__stxn *t);
+
+/* version vector */
+int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
+                       uint8_t cid[32]);
+int shoal__stxn_vv_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                       const uint8_t cid[32]);
+typedef int (*shoal__vv_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+                            void *arg);
+int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg);
+
+/* pending set */
+int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
+                            size_t len);
+bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32]);
+int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32]);
+uint64_t shoal__stxn_pending_count(shoal__stxn *t);
+typedef int (*shoal__pending_fn)(const uint8_t cid[32], const shoal__sval *env, void *arg);
+int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg);
+
+/* equivocation evidence */
+int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32], const uint8_t *env, size_t len);
+typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq,
+                                  const uint8_t cid[32], const shoal__sval *env, void *arg);
+int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
+
+/* documents: coll and id are byte strings without NUL bytes. */
+int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, shoal__sval *meta);
+int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, const void *meta, size_t mlen);
+int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen, shoal__sval *snap);
+int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen, const void *snap, size_t slen);
+/* Per-document change list (the tail after the snapshot). */
+int shoal__stxn_doclog_put(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                           const uint8_t *id, size_t idlen, uint64_t n, const uint8_t cid[32]);
+typedef int (*shoal__doclog_fn)(uint64_t n, const uint8_t cid[32], void *arg);
+/* Entries with n >= from, in order. */
+int shoal__stxn_doclog_scan(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                            const uint8_t *id, size_t idlen, uint64_t from,
+                            shoal__doclog_fn cb, void *arg);
+/* Delete entries with n < upto. */
+int shoal__stxn_doclog_trim(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                            const uint8_t *id, size_t idlen, uint64_t upto);
+/* Every document (coll == NULL) or those of one collection, sorted by
+ * (coll, id). */
+typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id,
+                             size_t idlen, const shoal__sval *meta, void *arg);
+int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,
+                         void *arg);
+
+#endif /* SHOAL_STORE_STORE_H */
