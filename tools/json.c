@@ -1,1 +1,386 @@
-typedef int shoal__placeholder_json; /* placeholder, replaced by its implementation */
+/*
+ * tools/json.c - JSON forms of shoal values, documents and version vectors.
+ *
+ * JSON has no binary strings and no NaN or infinities, so those travel as
+ * one-key objects ({"$bytes": base64}, {"$float": "nan"}); every other
+ * object is refused on input, so a reader never confuses a value with a
+ * structure.  Integers stay int64 and reals stay doubles (jansson keeps the
+ * two apart and keeps the sign of -0.0), so a value read back from `get`
+ * output is the value that was written.
+ *
+ * Base64 is written here rather than taken from libsodium: the tools link
+ * only libshoal and jansson.  The decoder is strict (padding required, no
+ * whitespace, zero pad bits) so that one text names one byte string.
+ */
+#include "json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+shoal__hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int
+hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *
+shoal__base64_encode(const uint8_t *in, size_t n)
+{
+    size_t out_len = (n + 2) / 3 * 4;
+    char *out = malloc(out_len + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t w = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64_alphabet[w >> 18 & 63];
+        out[o++] = b64_alphabet[w >> 12 & 63];
+        out[o++] = b64_alphabet[w >> 6 & 63];
+        out[o++] = b64_alphabet[w & 63];
+    }
+    if (n - i == 1) {
+        uint32_t w = (uint32_t)in[i] << 16;
+        out[o++] = b64_alphabet[w >> 18 & 63];
+        out[o++] = b64_alphabet[w >> 12 & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (n - i == 2) {
+        uint32_t w = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64_alphabet[w >> 18 & 63];
+        out[o++] = b64_alphabet[w >> 12 & 63];
+        out[o++] = b64_alphabet[w >> 6 & 63];
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int
+b64_index(char c)
+{
+    const char *p = c == '\0' ? NULL : strchr(b64_alphabet, c);
+    return p == NULL ? -1 : (int)(p - b64_alphabet);
+}
+
+int
+shoal__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (len % 4 != 0)
+        return -1;
+    size_t pad = 0;
+    if (len > 0 && in[len - 1] == '=')
+        pad = (len > 1 && in[len - 2] == '=') ? 2 : 1;
+    size_t n = len / 4 * 3 - pad;
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        bool last = i + 4 == len;
+        int v[4];
+        for (size_t k = 0; k < 4; k++) {
+            if (last && k >= 4 - pad) {
+                v[k] = 0;
+                continue;
+            }
+            v[k] = b64_index(in[i + k]);
+            if (v[k] < 0) {
+                free(buf);
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+                     (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        size_t keep = last ? 3 - pad : 3;
+        /* Bits dropped by the padding must be zero: one text, one value. */
+        if (keep == 1 && (w & 0xffff) != 0) {
+            free(buf);
+            return -1;
+        }
+        if (keep == 2 && (w & 0xff) != 0) {
+            free(buf);
+            return -1;
+        }
+        buf[o++] = (uint8_t)(w >> 16);
+        if (keep >= 2)
+            buf[o++] = (uint8_t)(w >> 8);
+        if (keep == 3)
+            buf[o++] = (uint8_t)w;
+    }
+    *out = buf;
+    *out_len = o;
+    return 0;
+}
+
+json_t *
+shoal__json_from_value(const shoal_value *v)
+{
+    switch (v->type) {
+    case SHOAL_T_NIL:
+        return json_null();
+    case SHOAL_T_BOOL:
+        return json_boolean(v->b);
+    case SHOAL_T_INT:
+        return json_integer((json_int_t)v->i);
+    case SHOAL_T_DOUBLE:
+        if (isfinite(v->d))
+            return json_real(v->d);
+        return json_pack("{s:s}", "$float",
+                         isnan(v->d) ? "nan" : (v->d > 0 ? "inf" : "-inf"));
+    case SHOAL_T_STR:
+        return json_stringn((const char *)(v->len > 0 ? v->ptr : (const uint8_t *)""),
+                            v->len);
+    case SHOAL_T_BYTES: {
+        char *b64 = shoal__base64_encode(v->ptr, v->len);
+        if (b64 == NULL)
+            return NULL;
+        json_t *o = json_pack("{s:s}", "$bytes", b64);
+        free(b64);
+        return o;
+    }
+    }
+    return NULL;
+}
+
+int
+shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        out->value.type = SHOAL_T_NIL;
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        out->value.type = SHOAL_T_BOOL;
+        out->value.b = json_is_true(j);
+        return 0;
+    case JSON_INTEGER:
+        out->value.type = SHOAL_T_INT;
+        out->value.i = (int64_t)json_integer_value(j);
+        return 0;
+    case JSON_REAL:
+        out->value.type = SHOAL_T_DOUBLE;
+        out->value.d = json_real_value(j);
+        return 0;
+    case JSON_STRING:
+        out->value.type = SHOAL_T_STR;
+        out->value.ptr = (const uint8_t *)json_string_value(j);
+        out->value.len = json_string_length(j);
+        return 0;
+    case JSON_ARRAY:
+        snprintf(err, errlen, "nested arrays are not supported (values are scalars)");
+        return -1;
+    case JSON_OBJECT:
+        break;
+    }
+    /* One-key objects {"$bytes": ...} and {"$float": ...}; nothing else. */
+    json_t *s = NULL;
+    if (json_object_size(j) == 1 && (s = json_object_get(j, "$bytes")) != NULL) {
+        if (!json_is_string(s)) {
+            snprintf(err, errlen, "$bytes needs a base64 string");
+            return -1;
+        }
+        uint8_t *buf;
+        size_t n;
+        if (shoal__base64_decode(json_string_value(s), json_string_length(s), &buf,
+                                 &n) != 0) {
+            snprintf(err, errlen, "$bytes is not valid padded base64");
+            return -1;
+        }
+        out->buf = buf;
+        out->value.type = SHOAL_T_BYTES;
+        out->value.ptr = buf;
+        out->value.len = n;
+        return 0;
+    }
+    if (json_object_size(j) == 1 && (s = json_object_get(j, "$float")) != NULL) {
+        const char *t = json_string_value(s);
+        out->value.type = SHOAL_T_DOUBLE;
+        if (t != NULL && strcmp(t, "nan") == 0)
+            out->value.d = NAN;
+        else if (t != NULL && strcmp(t, "inf") == 0)
+            out->value.d = INFINITY;
+        else if (t != NULL && strcmp(t, "-inf") == 0)
+            out->value.d = -INFINITY;
+        else {
+            snprintf(err, errlen, "$float must be \"nan\", \"inf\" or \"-inf\"");
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen,
+             "nested objects are not supported (values are scalars; binary is "
+             "{\"$bytes\": base64}, non-finite floats {\"$float\": \"nan\"})");
+    return -1;
+}
+
+static const char *
+kind_name(shoal_kind k)
+{
+    switch (k) {
+    case SHOAL_K_REGISTER:
+        return "register";
+    case SHOAL_K_COUNTER:
+        return "counter";
+    case SHOAL_K_LIST:
+        return "list";
+    }
+    return "unknown";
+}
+
+/* The JSON of field i of d; NULL with err set on failure. */
+static json_t *
+field_json(const shoal_doc *d, size_t i, char *err, size_t errlen)
+{
+    shoal_kind kind = shoal_doc_field_kind(d, i);
+    shoal_err e = SHOAL_OK;
+    json_t *j = NULL;
+    if (kind == SHOAL_K_REGISTER) {
+        shoal_value v;
+        e = shoal_doc_field_value(d, i, &v);
+        if (e == SHOAL_OK)
+            j = shoal__json_from_value(&v);
+    } else if (kind == SHOAL_K_COUNTER) {
+        int64_t n;
+        e = shoal_doc_field_counter(d, i, &n);
+        if (e == SHOAL_OK)
+            j = json_integer((json_int_t)n);
+    } else if (kind == SHOAL_K_LIST) {
+        size_t len;
+        e = shoal_doc_field_list_len(d, i, &len);
+        if (e == SHOAL_OK)
+            j = json_array();
+        for (size_t k = 0; j != NULL && k < len; k++) {
+            shoal_value v;
+            e = shoal_doc_field_list_item(d, i, k, &v);
+            json_t *item = e == SHOAL_OK ? shoal__json_from_value(&v) : NULL;
+            if (item == NULL || json_array_append_new(j, item) != 0) {
+                json_decref(j);
+                j = NULL;
+            }
+        }
+    } else {
+        snprintf(err, errlen, "field %s has an unknown kind %d",
+                 shoal_doc_field_name(d, i), (int)kind);
+        return NULL;
+    }
+    if (e != SHOAL_OK) {
+        snprintf(err, errlen, "reading %s field %s: %s", kind_name(kind),
+                 shoal_doc_field_name(d, i), shoal_strerror(e));
+        return NULL;
+    }
+    if (j == NULL)
+        snprintf(err, errlen, "field %s: value cannot be shown as JSON (out of memory "
+                 "or invalid UTF-8)", shoal_doc_field_name(d, i));
+    return j;
+}
+
+json_t *
+shoal__json_from_doc(const shoal_doc *d, char *err, size_t errlen)
+{
+    json_t *o = json_object();
+    if (o == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t n = shoal_doc_field_count(d);
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = field_json(d, i, err, errlen);
+        if (f == NULL || json_object_set_new(o, shoal_doc_field_name(d, i), f) != 0) {
+            if (f != NULL)
+                snprintf(err, errlen, "field %s cannot be a JSON key",
+                         shoal_doc_field_name(d, i));
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+json_t *
+shoal__json_from_vv(const shoal_vv *vv)
+{
+    json_t *o = json_object();
+    size_t n = shoal_vv_count(vv);
+    for (size_t i = 0; o != NULL && i < n; i++) {
+        const uint8_t *author;
+        uint64_t seq;
+        char hex[2 * SHOAL_KEY_BYTES + 1];
+        if (shoal_vv_entry(vv, i, &author, &seq) != SHOAL_OK || seq > INT64_MAX) {
+            json_decref(o);
+            return NULL;
+        }
+        shoal__hex_encode(author, SHOAL_KEY_BYTES, hex);
+        if (json_object_set_new(o, hex, json_integer((json_int_t)seq)) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+int
+shoal__json_to_vv(const json_t *j, shoal_vv *vv, char *err, size_t errlen)
+{
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "a version vector is a JSON object {author_hex: seq}");
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    /* json_object_foreach takes a non-const object; it does not modify it. */
+    json_t *obj = (json_t *)(uintptr_t)j;
+    json_object_foreach(obj, key, val)
+    {
+        uint8_t author[SHOAL_KEY_BYTES];
+        if (strlen(key) != 2 * SHOAL_KEY_BYTES) {
+            snprintf(err, errlen, "version vector key is not %d hex digits",
+                     2 * SHOAL_KEY_BYTES);
+            return -1;
+        }
+        for (size_t i = 0; i < SHOAL_KEY_BYTES; i++) {
+            int hi = hex_nibble(key[2 * i]), lo = hex_nibble(key[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                snprintf(err, errlen, "version vector key is not hex");
+                return -1;
+            }
+            author[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (!json_is_integer(val) || json_integer_value(val) < 0) {
+            snprintf(err, errlen, "version vector seq must be a non-negative integer");
+            return -1;
+        }
+        shoal_err e = shoal_vv_set(vv, author, (uint64_t)json_integer_value(val));
+        if (e != SHOAL_OK) {
+            snprintf(err, errlen, "version vector: %s", shoal_strerror(e));
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,1 +1,818 @@
-int main(void) { return 77; } /* placeholder: skipped until written */
+/*
+ * tools/shoal.c - the `shoal` command-line tool: edit, read, export and
+ * import the documents of one replica directory.
+ *
+ * It uses only the public API (shoal.h, linked against the shared libshoal)
+ * and jansson, so it doubles as a worked example of that API and as an end
+ * to end test driver (test/cli/test_cli.sh).
+ *
+ * Argument parsing is by hand rather than with getopt: global options (-d
+ * DIR, --help, --version) are read only before the subcommand, and after it
+ * every word is positional, so `incr c d n -5` takes -5 as a number.  getopt
+ * would permute or reject it.  The few subcommand options (export --since,
+ * digest --full) are matched by exact name.
+ *
+ * Every failure prints exactly one line "shoal: ..." on stderr and exits
+ * with the code of its class (see usage()).  Each edit is one transaction,
+ * hence one signed change for the document.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "json.h"
+#include "shoal.h"
+
+/* Exit codes (documented in usage() and docs/cli.md). */
+enum {
+    EXIT_OK = 0,
+    EXIT_ERR = 1,       /* usage or any other error */
+    EXIT_NOTFOUND = 2,  /* document (or list element) not found */
+    EXIT_DELETED = 3,   /* document deleted */
+    EXIT_REJECTED = 4   /* bundle or version input rejected: decode, signature, size */
+};
+
+/* import reads at most this much from stdin (then exit 4, input rejected). */
+#define MAX_BUNDLE_BYTES ((size_t)1 << 30)
+
+static const char usage_text[] =
+    "usage: shoal [-d DIR] COMMAND [ARGS...]\n"
+    "\n"
+    "Edit and exchange the documents of the shoal replica in DIR (default:\n"
+    "$SHOAL_DIR).  Options come before COMMAND; after it every word is an\n"
+    "argument, so negative numbers need no quoting.\n"
+    "\n"
+    "commands:\n"
+    "  init                            create the replica if needed; print its id\n"
+    "  put COLL ID JSON_OBJECT         set each key as a register field (one change;\n"
+    "                                  re-creates a deleted document)\n"
+    "  unset COLL ID FIELD             remove a field\n"
+    "  get COLL ID                     print the document as one JSON object\n"
+    "  del COLL ID                     delete the document\n"
+    "  incr COLL ID FIELD N            add N (may be negative) to a counter field\n"
+    "  insert COLL ID FIELD INDEX JSON insert a scalar into a list field at INDEX\n"
+    "  remove COLL ID FIELD INDEX      remove the list element at INDEX\n"
+    "  ls COLL                         print the ids of the live documents, sorted\n"
+    "  version                         print the version vector {author_hex: seq}\n"
+    "  export [--since FILE|-]         write a bundle to stdout: the changes that a\n"
+    "                                  replica whose `version` output is in FILE (or\n"
+    "                                  stdin) lacks; all changes without --since\n"
+    "  import                          read a bundle from stdin, verify and apply;\n"
+    "                                  print {\"applied\":N,\"duplicate\":N,\"pending\":N}\n"
+    "  digest [--full]                 print the visible-state (or full-state) digest\n"
+    "  help                            print this text\n"
+    "\n"
+    "options:\n"
+    "  -d DIR, --dir DIR   replica directory\n"
+    "  -h, --help          print this text\n"
+    "  --version           print the tool's and the library's version\n"
+    "\n"
+    "values: JSON scalars: null, true/false, integers (int64), reals (double),\n"
+    "strings, {\"$bytes\": \"<base64>\"} for binary, {\"$float\": \"nan\"|\"inf\"|\"-inf\"}.\n"
+    "Arrays and other objects are refused.\n"
+    "\n"
+    "exit status:\n"
+    "  0  success\n"
+    "  1  usage or other error\n"
+    "  2  document (or list element) not found\n"
+    "  3  document deleted\n"
+    "  4  input rejected: a bundle that does not decode or verify, or is over 1 GiB\n";
+
+/* Print one error line on stderr.  Newlines inside the message are turned
+ * into spaces so the "exactly one line" promise holds for library text. */
+static void
+errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+errorf(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "shoal: %s\n", buf);
+}
+
+/* The exit code of a library error.  Decode and signature errors count as
+ * "input rejected" only where input came from outside (import). */
+static int
+exit_code_of(shoal_err e, bool input)
+{
+    switch (e) {
+    case SHOAL_OK:
+        return EXIT_OK;
+    case SHOAL_ENOTFOUND:
+        return EXIT_NOTFOUND;
+    case SHOAL_EDELETED:
+        return EXIT_DELETED;
+    case SHOAL_EPROTO:
+    case SHOAL_EBADSIG:
+    case SHOAL_ETRUNC:
+    case SHOAL_ETOOBIG:
+    case SHOAL_EVERSION:
+        return input ? EXIT_REJECTED : EXIT_ERR;
+    default:
+        return EXIT_ERR;
+    }
+}
+
+/* Report library error e from an operation on r (may be NULL) and return
+ * its exit code. */
+static int
+fail(shoal_replica *r, shoal_err e, const char *what, bool input)
+{
+    const char *msg = r != NULL ? shoal_replica_errmsg(r) : "";
+    const char *name = shoal_strerror(e);
+    if (msg[0] != '\0' && strcmp(msg, name) != 0)
+        errorf("%s: %s (%s)", what, name, msg);
+    else
+        errorf("%s: %s", what, name);
+    return exit_code_of(e, input);
+}
+
+static int
+usage_error(const char *msg)
+{
+    errorf("%s (try 'shoal --help')", msg);
+    return EXIT_ERR;
+}
+
+/* Write n bytes to stdout; 0 or -1. */
+static int
+write_all(const uint8_t *p, size_t n)
+{
+    if (n > 0 && fwrite(p, 1, n, stdout) != n)
+        return -1;
+    return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* Print j compactly with sorted keys and a newline; consumes j. */
+static int
+print_json(json_t *j)
+{
+    if (j == NULL) {
+        errorf("cannot build JSON output (out of memory)");
+        return EXIT_ERR;
+    }
+    char *s = json_dumps(j, SHOAL_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
+    json_decref(j);
+    if (s == NULL) {
+        errorf("cannot encode JSON output");
+        return EXIT_ERR;
+    }
+    int rc = printf("%s\n", s) < 0 || fflush(stdout) != 0 ? EXIT_ERR : EXIT_OK;
+    free(s);
+    if (rc != EXIT_OK)
+        errorf("write to stdout failed: %s", strerror(errno));
+    return rc;
+}
+
+/* Read all of f into a malloc'ed buffer of at most max bytes.  Returns 0,
+ * 1 when the input is larger than max, -1 on a read error (errno set) or
+ * out of memory. */
+static int
+read_all(FILE *f, size_t max, uint8_t **out, size_t *out_len)
+{
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL)
+        return -1;
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) {
+                free(buf);
+                return 1;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            uint8_t *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                free(buf);
+                return -1;
+            }
+            break;
+        }
+    }
+    if (len > max) {
+        free(buf);
+        return 1;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Parse JSON text exactly: integers stay integers (beyond int64 is an
+ * error), duplicate keys are refused, \u0000 is allowed inside strings. */
+static json_t *
+parse_json(const char *text, size_t len, const char *what)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len,
+                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (j == NULL)
+        errorf("%s is not valid JSON: %s (at line %d, column %d)", what, jerr.text,
+               jerr.line, jerr.column);
+    return j;
+}
+
+/* Strict decimal int64: optional '-', digits only, no overflow. */
+static int
+parse_i64(const char *s, int64_t *out)
+{
+    if (s[0] == '\0' || (s[0] == '-' && s[1] == '\0'))
+        return -1;
+    for (const char *p = s[0] == '-' ? s + 1 : s; *p != '\0'; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Strict decimal size_t index: digits only, no sign. */
+static int
+parse_index(const char *s, size_t *out)
+{
+    if (s[0] == '\0')
+        return -1;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > SIZE_MAX)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* Open the replica in dir.  Every command but init needs an existing,
+ * non-empty directory, so a typo in -d does not silently create a replica. */
+static int
+open_replica(const char *dir, bool create, shoal_replica **out)
+{
+    *out = NULL;
+    if (!create) {
+        DIR *d = opendir(dir);
+        if (d == NULL) {
+            errorf("no replica at %s: %s (create one with 'shoal -d DIR init')", dir,
+                   strerror(errno));
+            return EXIT_ERR;
+        }
+        bool empty = true;
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL)
+            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+                empty = false;
+                break;
+            }
+        closedir(d);
+        if (empty) {
+            errorf("no replica at %s: directory is empty (create one with "
+                   "'shoal -d DIR init')", dir);
+            return EXIT_ERR;
+        }
+    }
+    shoal_err e = shoal_replica_open(out, dir, NULL);
+    if (e != SHOAL_OK) {
+        errorf("cannot open replica %s: %s", dir, shoal_strerror(e));
+        return exit_code_of(e, false);
+    }
+    return EXIT_OK;
+}
+
+/* Check that document coll/id exists and is live: EXIT_OK, or the error
+ * already reported. */
+static int
+need_live(shoal_replica *r, const char *coll, const char *id, shoal_doc **doc_out)
+{
+    shoal_doc *d = NULL;
+    shoal_err e = shoal_doc_get(r, coll, id, &d);
+    if (e == SHOAL_ENOTFOUND) {
+        errorf("document %s/%s not found", coll, id);
+        return EXIT_NOTFOUND;
+    }
+    if (e == SHOAL_EDELETED) {
+        errorf("document %s/%s is deleted", coll, id);
+        return EXIT_DELETED;
+    }
+    if (e != SHOAL_OK)
+        return fail(r, e, "get", false);
+    if (doc_out != NULL)
+        *doc_out = d;
+    else
+        shoal_doc_free(d);
+    return EXIT_OK;
+}
+
+/* Refuse a document that is deleted (a missing one is fine: edits create). */
+static int
+need_not_deleted(shoal_replica *r, const char *coll, const char *id)
+{
+    shoal_doc *d = NULL;
+    shoal_err e = shoal_doc_get(r, coll, id, &d);
+    shoal_doc_free(d);
+    if (e == SHOAL_EDELETED) {
+        errorf("document %s/%s is deleted", coll, id);
+        return EXIT_DELETED;
+    }
+    if (e != SHOAL_OK && e != SHOAL_ENOTFOUND)
+        return fail(r, e, "get", false);
+    return EXIT_OK;
+}
+
+/* Commit t (always consumed) and map its error. */
+static int
+commit(shoal_replica *r, shoal_txn *t, const char *what)
+{
+    shoal_err e = shoal_txn_commit(t);
+    if (e != SHOAL_OK)
+        return fail(r, e, what, false);
+    return EXIT_OK;
+}
+
+static int
+cmd_init(shoal_replica *r)
+{
+    char hex[2 * SHOAL_KEY_BYTES + 1];
+    shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
+    return printf("%s\n", hex) < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+static int
+cmd_put(shoal_replica *r, const char *coll, const char *id, const char *text)
+{
+    json_t *obj = parse_json(text, strlen(text), "JSON_OBJECT");
+    if (obj == NULL)
+        return EXIT_ERR;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return usage_error("put needs a JSON object {\"field\": value, ...}");
+    }
+    shoal_txn *t = NULL;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e != SHOAL_OK) {
+        json_decref(obj);
+        return fail(r, e, "put", false);
+    }
+    int rc = EXIT_OK;
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        shoal_json_scalar s;
+        char err[SHOAL_JSON_ERRLEN];
+        if (shoal__json_to_scalar(val, &s, err, sizeof err) != 0) {
+            errorf("put: field %s: %s", key, err);
+            rc = EXIT_ERR;
+            break;
+        }
+        e = shoal_txn_set(t, coll, id, key, &s.value);
+        free(s.buf);
+        if (e != SHOAL_OK) {
+            char what[64 + SHOAL_MAX_FIELD];
+            snprintf(what, sizeof what, "put: field %s", key);
+            rc = fail(r, e, what, false);
+            break;
+        }
+    }
+    json_decref(obj);
+    if (rc != EXIT_OK) {
+        shoal_txn_abort(t);
+        return rc;
+    }
+    return commit(r, t, "put");
+}
+
+static int
+cmd_unset(shoal_replica *r, const char *coll, const char *id, const char *field)
+{
+    int rc = need_live(r, coll, id, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_txn *t = NULL;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e == SHOAL_OK)
+        e = shoal_txn_unset(t, coll, id, field);
+    if (e != SHOAL_OK) {
+        shoal_txn_abort(t);
+        return fail(r, e, "unset", false);
+    }
+    return commit(r, t, "unset");
+}
+
+static int
+cmd_get(shoal_replica *r, const char *coll, const char *id)
+{
+    shoal_doc *d = NULL;
+    int rc = need_live(r, coll, id, &d);
+    if (rc != EXIT_OK)
+        return rc;
+    char err[SHOAL_JSON_ERRLEN];
+    json_t *j = shoal__json_from_doc(d, err, sizeof err);
+    shoal_doc_free(d);
+    if (j == NULL) {
+        errorf("get: %s", err);
+        return EXIT_ERR;
+    }
+    return print_json(j);
+}
+
+static int
+cmd_del(shoal_replica *r, const char *coll, const char *id)
+{
+    int rc = need_live(r, coll, id, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_txn *t = NULL;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e == SHOAL_OK)
+        e = shoal_txn_delete(t, coll, id);
+    if (e != SHOAL_OK) {
+        shoal_txn_abort(t);
+        return fail(r, e, "del", false);
+    }
+    return commit(r, t, "del");
+}
+
+static int
+cmd_incr(shoal_replica *r, const char *coll, const char *id, const char *field,
+         const char *num)
+{
+    int64_t n;
+    if (parse_i64(num, &n) != 0)
+        return usage_error("incr: N must be a decimal int64 (it may be negative)");
+    int rc = need_not_deleted(r, coll, id);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_txn *t = NULL;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e == SHOAL_OK)
+        e = shoal_txn_counter_add(t, coll, id, field, n);
+    if (e != SHOAL_OK) {
+        shoal_txn_abort(t);
+        return fail(r, e, "incr", false);
+    }
+    return commit(r, t, "incr");
+}
+
+static int
+cmd_insert(shoal_replica *r, const char *coll, const char *id, const char *field,
+           const char *index, const char *text)
+{
+    size_t ix;
+    if (parse_index(index, &ix) != 0)
+        return usage_error("insert: INDEX must be a non-negative decimal integer");
+    json_t *j = parse_json(text, strlen(text), "insert value");
+    if (j == NULL)
+        return EXIT_ERR;
+    shoal_json_scalar s;
+    char err[SHOAL_JSON_ERRLEN];
+    int conv = shoal__json_to_scalar(j, &s, err, sizeof err);
+    if (conv != 0) {
+        json_decref(j);
+        errorf("insert: %s", err);
+        return EXIT_ERR;
+    }
+    int rc = need_not_deleted(r, coll, id);
+    shoal_txn *t = NULL;
+    shoal_err e = SHOAL_OK;
+    if (rc == EXIT_OK) {
+        e = shoal_txn_begin(r, &t);
+        if (e == SHOAL_OK)
+            e = shoal_txn_list_insert(t, coll, id, field, ix, &s.value);
+    }
+    free(s.buf);
+    json_decref(j);
+    if (rc != EXIT_OK)
+        return rc;
+    if (e != SHOAL_OK) {
+        shoal_txn_abort(t);
+        return fail(r, e, "insert", false);
+    }
+    return commit(r, t, "insert");
+}
+
+static int
+cmd_remove(shoal_replica *r, const char *coll, const char *id, const char *field,
+           const char *index)
+{
+    size_t ix;
+    if (parse_index(index, &ix) != 0)
+        return usage_error("remove: INDEX must be a non-negative decimal integer");
+    int rc = need_live(r, coll, id, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_txn *t = NULL;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e == SHOAL_OK)
+        e = shoal_txn_list_remove(t, coll, id, field, ix);
+    if (e != SHOAL_OK) {
+        shoal_txn_abort(t);
+        return fail(r, e, "remove", false);
+    }
+    return commit(r, t, "remove");
+}
+
+static int
+cmd_ls(shoal_replica *r, const char *coll)
+{
+    shoal_strlist *l = NULL;
+    shoal_err e = shoal_docs(r, coll, &l);
+    if (e != SHOAL_OK)
+        return fail(r, e, "ls", false);
+    int rc = EXIT_OK;
+    for (size_t i = 0; i < shoal_strlist_count(l); i++)
+        if (printf("%s\n", shoal_strlist_get(l, i)) < 0)
+            rc = EXIT_ERR;
+    shoal_strlist_free(l);
+    if (fflush(stdout) != 0)
+        rc = EXIT_ERR;
+    if (rc != EXIT_OK)
+        errorf("write to stdout failed: %s", strerror(errno));
+    return rc;
+}
+
+static int
+cmd_version(shoal_replica *r)
+{
+    shoal_vv *vv = NULL;
+    shoal_err e = shoal_replica_version(r, &vv);
+    if (e != SHOAL_OK)
+        return fail(r, e, "version", false);
+    json_t *j = shoal__json_from_vv(vv);
+    shoal_vv_free(vv);
+    return print_json(j);
+}
+
+/* Read the version vector JSON of --since from path ("-" is stdin). */
+static int
+read_since(const char *path, shoal_vv **out)
+{
+    *out = NULL;
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        errorf("export: cannot open %s: %s", path, strerror(errno));
+        return EXIT_ERR;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int got = read_all(f, (size_t)64 << 20, &buf, &len);
+    int saved = errno;
+    if (f != stdin)
+        fclose(f);
+    if (got == 1) {
+        errorf("export: %s: version vector over 64 MiB", path);
+        return EXIT_REJECTED;
+    }
+    if (got != 0) {
+        errorf("export: cannot read %s: %s", path, strerror(saved));
+        return EXIT_ERR;
+    }
+    json_t *j = parse_json((const char *)buf, len, "--since input");
+    free(buf);
+    if (j == NULL)
+        return EXIT_REJECTED;
+    shoal_vv *vv = NULL;
+    shoal_err e = shoal_vv_new(&vv);
+    if (e != SHOAL_OK) {
+        json_decref(j);
+        return fail(NULL, e, "export", false);
+    }
+    char err[SHOAL_JSON_ERRLEN];
+    int rc = shoal__json_to_vv(j, vv, err, sizeof err);
+    json_decref(j);
+    if (rc != 0) {
+        shoal_vv_free(vv);
+        errorf("export: --since: %s", err);
+        return EXIT_REJECTED;
+    }
+    *out = vv;
+    return EXIT_OK;
+}
+
+static int
+cmd_export(shoal_replica *r, int argc, char **argv)
+{
+    const char *since_path = NULL;
+    if (argc == 2 && strcmp(argv[0], "--since") == 0)
+        since_path = argv[1];
+    else if (argc == 1 && strncmp(argv[0], "--since=", 8) == 0)
+        since_path = argv[0] + 8;
+    else if (argc != 0)
+        return usage_error("usage: shoal -d DIR export [--since FILE|-]");
+    shoal_vv *since = NULL;
+    if (since_path != NULL) {
+        int rc = read_since(since_path, &since);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    uint8_t *bundle = NULL;
+    size_t len = 0;
+    shoal_err e = shoal_export(r, since, &bundle, &len);
+    shoal_vv_free(since);
+    if (e != SHOAL_OK)
+        return fail(r, e, "export", false);
+    int rc = write_all(bundle, len);
+    shoal_free(bundle);
+    if (rc != 0) {
+        errorf("export: write to stdout failed: %s", strerror(errno));
+        return EXIT_ERR;
+    }
+    return EXIT_OK;
+}
+
+static int
+cmd_import(shoal_replica *r)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int got = read_all(stdin, MAX_BUNDLE_BYTES, &buf, &len);
+    if (got == 1) {
+        errorf("import: bundle larger than 1 GiB refused");
+        return EXIT_REJECTED;
+    }
+    if (got != 0) {
+        errorf("import: cannot read stdin: %s", strerror(errno));
+        return EXIT_ERR;
+    }
+    shoal_import_result res;
+    memset(&res, 0, sizeof res);
+    shoal_err e = shoal_import(r, buf, len, &res);
+    free(buf);
+    if (e != SHOAL_OK)
+        return fail(r, e, "import rejected", true);
+    return print_json(json_pack("{s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
+                                "duplicate", (json_int_t)res.duplicate, "pending",
+                                (json_int_t)res.pending));
+}
+
+static int
+cmd_digest(shoal_replica *r, int argc, char **argv)
+{
+    bool full = false;
+    if (argc == 1 && strcmp(argv[0], "--full") == 0)
+        full = true;
+    else if (argc != 0)
+        return usage_error("usage: shoal -d DIR digest [--full]");
+    uint8_t dg[SHOAL_DIGEST_BYTES];
+    shoal_err e = shoal_digest(r, full, dg);
+    if (e != SHOAL_OK)
+        return fail(r, e, "digest", false);
+    char hex[2 * SHOAL_DIGEST_BYTES + 1];
+    shoal__hex_encode(dg, SHOAL_DIGEST_BYTES, hex);
+    return printf("%s\n", hex) < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+/* One subcommand: its name, its positional count (-1: checked by the
+ * handler) and whether it may create the replica. */
+typedef struct command {
+    const char *name;
+    int nargs;
+    const char *args; /* for the usage error */
+} command;
+
+static const command commands[] = {
+    {"init", 0, ""},
+    {"put", 3, "COLL ID JSON_OBJECT"},
+    {"unset", 3, "COLL ID FIELD"},
+    {"get", 2, "COLL ID"},
+    {"del", 2, "COLL ID"},
+    {"incr", 4, "COLL ID FIELD N"},
+    {"insert", 5, "COLL ID FIELD INDEX JSON"},
+    {"remove", 4, "COLL ID FIELD INDEX"},
+    {"ls", 1, "COLL"},
+    {"version", 0, ""},
+    {"export", -1, "[--since FILE|-]"},
+    {"import", 0, ""},
+    {"digest", -1, "[--full]"},
+};
+
+static int
+run(shoal_replica *r, const char *name, int argc, char **argv)
+{
+    if (strcmp(name, "init") == 0)
+        return cmd_init(r);
+    if (strcmp(name, "put") == 0)
+        return cmd_put(r, argv[0], argv[1], argv[2]);
+    if (strcmp(name, "unset") == 0)
+        return cmd_unset(r, argv[0], argv[1], argv[2]);
+    if (strcmp(name, "get") == 0)
+        return cmd_get(r, argv[0], argv[1]);
+    if (strcmp(name, "del") == 0)
+        return cmd_del(r, argv[0], argv[1]);
+    if (strcmp(name, "incr") == 0)
+        return cmd_incr(r, argv[0], argv[1], argv[2], argv[3]);
+    if (strcmp(name, "insert") == 0)
+        return cmd_insert(r, argv[0], argv[1], argv[2], argv[3], argv[4]);
+    if (strcmp(name, "remove") == 0)
+        return cmd_remove(r, argv[0], argv[1], argv[2], argv[3]);
+    if (strcmp(name, "ls") == 0)
+        return cmd_ls(r, argv[0]);
+    if (strcmp(name, "version") == 0)
+        return cmd_version(r);
+    if (strcmp(name, "export") == 0)
+        return cmd_export(r, argc, argv);
+    if (strcmp(name, "import") == 0)
+        return cmd_import(r);
+    if (strcmp(name, "digest") == 0)
+        return cmd_digest(r, argc, argv);
+    return usage_error("unknown command");
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *dir = getenv("SHOAL_DIR");
+    if (dir != NULL && dir[0] == '\0')
+        dir = NULL;
+    int i = 1;
+    /* Global options: only before the subcommand. */
+    while (i < argc && argv[i][0] == '-') {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("shoal %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR,
+                   SHOAL_VERSION_MINOR, SHOAL_VERSION_PATCH, shoal_version());
+            return EXIT_OK;
+        } else if (strcmp(a, "-d") == 0 || strcmp(a, "--dir") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option -d needs a directory");
+            dir = argv[i + 1];
+            i += 2;
+        } else if (strncmp(a, "--dir=", 6) == 0) {
+            dir = a + 6;
+            i++;
+        } else if (strncmp(a, "-d", 2) == 0) {
+            dir = a + 2;
+            i++;
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown option %.64s", a);
+            return usage_error(msg);
+        }
+    }
+    if (i >= argc)
+        return usage_error("missing command");
+    const char *name = argv[i++];
+    if (strcmp(name, "help") == 0) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+    const command *cmd = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(commands[k].name, name) == 0)
+            cmd = &commands[k];
+    if (cmd == NULL) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "unknown command %.64s", name);
+        return usage_error(msg);
+    }
+    int nargs = argc - i;
+    if (cmd->nargs >= 0 && nargs != cmd->nargs) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "usage: shoal -d DIR %s %s", cmd->name, cmd->args);
+        return usage_error(msg);
+    }
+    if (dir == NULL || dir[0] == '\0')
+        return usage_error("no replica directory: give -d DIR (or set SHOAL_DIR)");
+    shoal_replica *r = NULL;
+    int rc = open_replica(dir, strcmp(name, "init") == 0, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = run(r, name, nargs, argv + i);
+    shoal_replica_close(r);
+    return rc;
+}
