@@ -1,1 +1,1145 @@
-typedef int shoal__placeholder_store; /* placeholder, replaced by its implementation */
+/*
+ * store/store.c - the LMDB store of a replica directory (layout: store.h).
+ *
+ * One LMDB environment per directory, opened with MDB_NOTLS (a read txn is
+ * not tied to the thread that began it and does not use a thread-local
+ * reader slot) and never MDB_WRITEMAP: with a writable map a full disk kills
+ * the process with SIGBUS while writing through the page cache, whereas the
+ * default mode writes pages with pwrite() and gets a clean ENOSPC.  Every
+ * table is a named database, so one file holds one consistent snapshot of
+ * everything; a write is one LMDB transaction and therefore atomic.
+ *
+ * Growing the map.  LMDB returns MDB_MAP_FULL from a put (or from the commit,
+ * when the free list needs a page) once the map is full.  The txn is then
+ * unusable, so shoal__store_write aborts it, doubles the map size and runs
+ * the caller's function again from scratch.  mdb_env_set_mapsize may only be
+ * called while this process has no transaction open, so every txn holds
+ * `resize_lock` shared and a resize takes it exclusively.  MDB_MAP_RESIZED
+ * (another process grew the map past ours) is handled the same way with a
+ * size of 0, which adopts the size recorded in the file.
+ *
+ * Sticky txn errors.  After any LMDB error except MDB_NOTFOUND and
+ * MDB_KEYEXIST the txn can only be aborted.  Each stxn remembers the first
+ * such error: a function that swallowed it and returned SHOAL_OK still gets
+ * the error back and nothing is committed.
+ *
+ * Errors leave this file as shoal_err values; the LMDB or errno text is kept
+ * in s->errmsg for shoal__store_errmsg.
+ *
+ * Log positions start at 1; meta "log_next" (u64 BE) is the next one to
+ * hand out (absent = 1), so position 0 never names an entry and a reader can
+ * use it for "nothing seen yet".
+ *
+ * Rejected: one environment per table (no atomic commit across them); a
+ * per-thread store handle (LMDB forbids opening one environment twice in a
+ * process); MDB_NOLOCK (a second process on the directory must work).
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+    T_META,
+    T_CHANGES,
+    T_AUTHSEQ,
+    T_VV,
+    T_LOG,
+    T_PENDING,
+    T_EVIDENCE,
+    T_DOCS,
+    T_DOCSNAP,
+    T_DOCLOG,
+    T_COUNT
+};
+
+/* Disk format: the table names are part of the on-disk layout (store.h,
+ * docs/storage.md); renaming one is a format change. */
+static const char *const table_names[T_COUNT] = {
+    "meta", "changes", "authseq", "vv", "log",
+    "pending", "evidence", "docs", "docsnap", "doclog",
+};
+
+#define DEFAULT_MAP_SIZE ((uint64_t)64 << 20)
+/* The map never grows past this (virtual address space, not disk). */
+#define MAX_MAP_SIZE ((uint64_t)1 << 42)
+/* Bound on MDB_MAP_RESIZED retries in a row (another process keeps growing). */
+#define MAX_RESIZED_RETRIES 64
+#define IDENTITY_FILE "identity"
+#define IDENTITY_TMP "identity.tmp"
+#define SK_BYTES 64
+
+struct shoal__store {
+    MDB_env *env;                /* owned */
+    MDB_dbi dbi[T_COUNT];
+    bool durable;
+    pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
+    char errmsg[256];
+};
+
+struct shoal__stxn {
+    shoal__store *s;
+    MDB_txn *txn;
+    bool write;
+    int err;        /* first LMDB error that poisoned the txn, else 0 */
+    bool map_full;  /* a put (or cursor op) hit MDB_MAP_FULL */
+};
+
+/* ------------------------------------------------------------- errors */
+
+static int map_err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return SHOAL_OK;
+    case MDB_NOTFOUND:
+        return SHOAL_ENOTFOUND;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return SHOAL_ECORRUPT;
+    case ENOSPC:
+    case MDB_MAP_FULL:
+        return SHOAL_ENOSPC;
+    case EACCES:
+    case EROFS:
+    case EPERM:
+        return SHOAL_EREADONLY;
+    case ENOMEM:
+        return SHOAL_ENOMEM;
+    default:
+        return SHOAL_ESTORE;
+    }
+}
+
+static void set_msg(char *buf, size_t len, const char *what, int rc)
+{
+    if (buf && len)
+        snprintf(buf, len, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* Record rc (an LMDB or errno value) on s and return its shoal_err. */
+static int fail(shoal__store *s, const char *what, int rc)
+{
+    set_msg(s->errmsg, sizeof s->errmsg, what, rc);
+    return map_err(rc);
+}
+
+/* An LMDB call inside a txn failed: remember whether it poisoned the txn. */
+static int tfail(shoal__stxn *t, const char *what, int rc)
+{
+    if (rc == MDB_NOTFOUND)
+        return SHOAL_ENOTFOUND;
+    if (rc == MDB_MAP_FULL)
+        t->map_full = true;
+    if (rc != MDB_KEYEXIST && t->err == 0)
+        t->err = rc;
+    return fail(t->s, what, rc);
+}
+
+/* -------------------------------------------------------------- bytes */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+    MDB_val v;
+    v.mv_data = (void *)(uintptr_t)p;
+    v.mv_size = n;
+    return v;
+}
+
+static shoal__sval sval(const MDB_val *v)
+{
+    shoal__sval o;
+    o.p = v->mv_data;
+    o.len = v->mv_size;
+    return o;
+}
+
+/* ----------------------------------------------------------- identity */
+
+static int errno_err(char *errbuf, size_t errlen, const char *what, const char *path, int e)
+{
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(e));
+    return map_err(e);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write sk to dir/identity atomically: temp file, fsync, rename, fsync dir. */
+static int identity_create(const char *dir, const char *path, const uint8_t *sk,
+                           char *errbuf, size_t errlen)
+{
+    size_t tlen = strlen(dir) + sizeof IDENTITY_TMP + 2;
+    char *tmp = shoal__malloc(tlen);
+    if (!tmp)
+        return SHOAL_ENOMEM;
+    snprintf(tmp, tlen, "%s/%s", dir, IDENTITY_TMP);
+    int rc = SHOAL_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = errno_err(errbuf, errlen, "cannot create", tmp, errno);
+        goto out;
+    }
+    int e = 0;
+    if (fchmod(fd, 0600) != 0)
+        e = errno;
+    if (!e)
+        e = write_all(fd, sk, SK_BYTES);
+    if (!e && fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (e) {
+        unlink(tmp);
+        rc = errno_err(errbuf, errlen, "cannot write", tmp, e);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        rc = errno_err(errbuf, errlen, "cannot rename to", path, e);
+        goto out;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = errno_err(errbuf, errlen, "cannot open", dir, errno);
+        goto out;
+    }
+    if (fsync(dfd) != 0) {
+        e = errno;
+        close(dfd);
+        rc = errno_err(errbuf, errlen, "cannot fsync", dir, e);
+        goto out;
+    }
+    close(dfd);
+out:
+    shoal__free(tmp);
+    return rc;
+}
+
+/* Load (or create) the identity; on success *skp is sodium_malloc'd. */
+static int identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf,
+                         size_t errlen)
+{
+    size_t plen = strlen(dir) + sizeof IDENTITY_FILE + 2;
+    char *path = shoal__malloc(plen);
+    if (!path)
+        return SHOAL_ENOMEM;
+    snprintf(path, plen, "%s/%s", dir, IDENTITY_FILE);
+    uint8_t *sk = sodium_malloc(SK_BYTES);
+    if (!sk) {
+        shoal__free(path);
+        return SHOAL_ENOMEM;
+    }
+    int rc = SHOAL_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        crypto_sign_keypair(pk, sk);
+        rc = identity_create(dir, path, sk, errbuf, errlen);
+        goto out;
+    }
+    if (fd < 0) {
+        rc = errno_err(errbuf, errlen, "cannot open", path, errno);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = errno_err(errbuf, errlen, "cannot stat", path, errno);
+        close(fd);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size != SK_BYTES) {
+        close(fd);
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s: not a %d-byte identity file", path, SK_BYTES);
+        rc = SHOAL_ECORRUPT;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < SK_BYTES) {
+        ssize_t r = read(fd, sk + got, SK_BYTES - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            close(fd);
+            rc = errno_err(errbuf, errlen, "cannot read", path, e);
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    /* The key pair must be self-consistent: rebuild it from the seed. */
+    uint8_t *chk = sodium_malloc(SK_BYTES);
+    if (!chk) {
+        rc = SHOAL_ENOMEM;
+        goto out;
+    }
+    crypto_sign_seed_keypair(pk, chk, sk);
+    if (sodium_memcmp(chk, sk, SK_BYTES) != 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s: public half does not match the secret key", path);
+        rc = SHOAL_ECORRUPT;
+    }
+    sodium_free(chk);
+out:
+    shoal__free(path);
+    if (rc != SHOAL_OK) {
+        sodium_free(sk);
+        sodium_memzero(pk, 32);
+    } else {
+        *skp = sk;
+    }
+    return rc;
+}
+
+void shoal__store_free_secret(uint8_t *sk)
+{
+    /* sodium_free zeroes the whole allocation before releasing it. */
+    if (sk) {
+        sodium_memzero(sk, SK_BYTES);
+        sodium_free(sk);
+    }
+}
+
+/* ------------------------------------------------------- map resizing */
+
+/* Resize the map with no txn of this process open; size 0 adopts the size
+ * another process recorded.  Called with no lock held. */
+static int resize(shoal__store *s, uint64_t size)
+{
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, (size_t)size);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc)
+        return fail(s, "mdb_env_set_mapsize", rc);
+    return SHOAL_OK;
+}
+
+static int grow(shoal__store *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t cur = info.me_mapsize;
+    if (cur >= MAX_MAP_SIZE) {
+        snprintf(s->errmsg, sizeof s->errmsg, "map size limit reached (%llu bytes)",
+                 (unsigned long long)cur);
+        return SHOAL_ENOSPC;
+    }
+    return resize(s, cur * 2);
+}
+
+/* Begin a txn holding resize_lock shared; handles MDB_MAP_RESIZED. */
+static int txn_begin(shoal__store *s, bool write, MDB_txn **out)
+{
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->resize_lock);
+        int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, out);
+        if (rc == 0)
+            return SHOAL_OK;
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc != MDB_MAP_RESIZED || tries >= MAX_RESIZED_RETRIES)
+            return fail(s, "mdb_txn_begin", rc);
+        int r = resize(s, 0);
+        if (r)
+            return r;
+    }
+}
+
+static void txn_end_lock(shoal__store *s)
+{
+    pthread_rwlock_unlock(&s->resize_lock);
+}
+
+/* --------------------------------------------------------- open/close */
+
+static int make_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0)
+        return SHOAL_OK;
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return SHOAL_OK;
+    if (e == EEXIST) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s exists and is not a directory", dir);
+        return SHOAL_ESTORE;
+    }
+    return errno_err(errbuf, errlen, "cannot create directory", dir, e);
+}
+
+static int open_tables(shoal__store *s)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        MDB_txn *txn;
+        int rc = txn_begin(s, true, &txn);
+        if (rc)
+            return rc;
+        int mrc = 0;
+        for (int i = 0; i < T_COUNT && !mrc; i++)
+            mrc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+        if (!mrc)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        txn_end_lock(s);
+        if (mrc == MDB_MAP_FULL) {
+            rc = grow(s);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (mrc)
+            return fail(s, "opening tables", mrc);
+        return SHOAL_OK;
+    }
+    return fail(s, "opening tables", MDB_MAP_FULL);
+}
+
+int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
+                      uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen)
+{
+    assert(out && dir && pk && sk);
+    *out = NULL;
+    *sk = NULL;
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (sodium_init() < 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "libsodium failed to initialise");
+        return SHOAL_ESTORE;
+    }
+    bool durable = o ? o->durable : true;
+    uint64_t map_size = o && o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+    if (map_size > MAX_MAP_SIZE)
+        map_size = MAX_MAP_SIZE;
+
+    int rc = make_dir(dir, errbuf, errlen);
+    if (rc)
+        return rc;
+
+    shoal__store *s = shoal__calloc(1, sizeof *s);
+    if (!s)
+        return SHOAL_ENOMEM;
+    s->durable = durable;
+    if (pthread_rwlock_init(&s->resize_lock, NULL) != 0) {
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
+    int mrc = mdb_env_create(&s->env);
+    if (mrc) {
+        s->env = NULL;
+        set_msg(errbuf, errlen, "mdb_env_create", mrc);
+        rc = map_err(mrc);
+        goto fail;
+    }
+    mrc = mdb_env_set_maxdbs(s->env, T_COUNT + 2);
+    if (!mrc)
+        mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
+    if (mrc) {
+        set_msg(errbuf, errlen, "configuring LMDB", mrc);
+        rc = map_err(mrc);
+        goto fail;
+    }
+    unsigned flags = MDB_NOTLS | (durable ? 0 : MDB_NOSYNC);
+    mrc = mdb_env_open(s->env, dir, flags, 0600);
+    if (mrc) {
+        rc = map_err(mrc);
+        if (errbuf && errlen) {
+            if (rc == SHOAL_EREADONLY)
+                snprintf(errbuf, errlen, "replica directory %s is not writable: %s", dir,
+                         mdb_strerror(mrc));
+            else
+                snprintf(errbuf, errlen, "cannot open LMDB environment in %s: %s", dir,
+                         mdb_strerror(mrc));
+        }
+        goto fail;
+    }
+    rc = open_tables(s);
+    if (rc) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", s->errmsg);
+        goto fail;
+    }
+    /* The LMDB writer lock serialises identity creation between processes
+     * opening a fresh directory at once; the txn itself stays empty. */
+    MDB_txn *idtxn;
+    rc = txn_begin(s, true, &idtxn);
+    if (rc) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", s->errmsg);
+        goto fail;
+    }
+    rc = identity_load(dir, pk, sk, errbuf, errlen);
+    mdb_txn_abort(idtxn);
+    txn_end_lock(s);
+    if (rc)
+        goto fail;
+    *out = s;
+    return SHOAL_OK;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
+    shoal__free(s);
+    return rc;
+}
+
+void shoal__store_close(shoal__store *s)
+{
+    if (!s)
+        return;
+    mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
+    shoal__free(s);
+}
+
+int shoal__store_flush(shoal__store *s)
+{
+    assert(s);
+    int rc = mdb_env_sync(s->env, 1);
+    if (rc)
+        return fail(s, "mdb_env_sync", rc);
+    return SHOAL_OK;
+}
+
+const char *shoal__store_errmsg(const shoal__store *s)
+{
+    return s ? s->errmsg : "";
+}
+
+/* ------------------------------------------------------- transactions */
+
+int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
+{
+    assert(s && fn);
+    for (;;) {
+        shoal__stxn t = {.s = s, .write = true};
+        int rc = txn_begin(s, true, &t.txn);
+        if (rc)
+            return rc;
+        rc = fn(&t, arg);
+        int mrc = 0;
+        if (t.map_full || rc != SHOAL_OK || t.err) {
+            mdb_txn_abort(t.txn);
+            if (t.map_full)
+                mrc = MDB_MAP_FULL;
+            else if (rc == SHOAL_OK)
+                rc = fail(s, "transaction failed earlier", t.err);
+        } else {
+            mrc = mdb_txn_commit(t.txn);
+            if (mrc && mrc != MDB_MAP_FULL)
+                rc = fail(s, "mdb_txn_commit", mrc);
+        }
+        txn_end_lock(s);
+        if (mrc != MDB_MAP_FULL)
+            return rc;
+        rc = grow(s);
+        if (rc)
+            return rc;
+    }
+}
+
+int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
+{
+    assert(s && fn);
+    shoal__stxn t = {.s = s, .write = false};
+    int rc = txn_begin(s, false, &t.txn);
+    if (rc)
+        return rc;
+    rc = fn(&t, arg);
+    mdb_txn_abort(t.txn);
+    txn_end_lock(s);
+    return rc;
+}
+
+/* ------------------------------------------------------ generic access */
+
+static int t_get(shoal__stxn *t, int tab, const void *k, size_t klen, shoal__sval *out)
+{
+    MDB_val key = mval(k, klen), val;
+    int rc = mdb_get(t->txn, t->s->dbi[tab], &key, &val);
+    if (rc)
+        return tfail(t, "mdb_get", rc);
+    if (out)
+        *out = sval(&val);
+    return SHOAL_OK;
+}
+
+static int t_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void *v,
+                 size_t vlen, unsigned flags)
+{
+    assert(t->write);
+    MDB_val key = mval(k, klen), val = mval(v, vlen);
+    int rc = mdb_put(t->txn, t->s->dbi[tab], &key, &val, flags);
+    if (rc)
+        return tfail(t, "mdb_put", rc);
+    return SHOAL_OK;
+}
+
+static int t_del(shoal__stxn *t, int tab, const void *k, size_t klen)
+{
+    assert(t->write);
+    MDB_val key = mval(k, klen);
+    int rc = mdb_del(t->txn, t->s->dbi[tab], &key, NULL);
+    if (rc)
+        return tfail(t, "mdb_del", rc);
+    return SHOAL_OK;
+}
+
+static uint64_t t_count(shoal__stxn *t, int tab)
+{
+    MDB_stat st;
+    if (mdb_stat(t->txn, t->s->dbi[tab], &st) != 0)
+        return 0;
+    return st.ms_entries;
+}
+
+/* A cursor walk: position at the first key >= start (or the first key when
+ * start is NULL), then step.  cur_first/cur_next return SHOAL_OK with the
+ * entry, SHOAL_ENOTFOUND at the end, or another error. */
+static int cur_open(shoal__stxn *t, int tab, MDB_cursor **c)
+{
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[tab], c);
+    if (rc)
+        return tfail(t, "mdb_cursor_open", rc);
+    return SHOAL_OK;
+}
+
+static int cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
+{
+    int rc = mdb_cursor_get(c, k, v, op);
+    if (rc == MDB_NOTFOUND)
+        return SHOAL_ENOTFOUND;
+    if (rc)
+        return tfail(t, "mdb_cursor_get", rc);
+    return SHOAL_OK;
+}
+
+static int cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t slen,
+                     MDB_val *k, MDB_val *v)
+{
+    if (!start)
+        return cur_get(t, c, k, v, MDB_FIRST);
+    *k = mval(start, slen);
+    return cur_get(t, c, k, v, MDB_SET_RANGE);
+}
+
+static bool has_prefix(const MDB_val *k, const uint8_t *p, size_t n)
+{
+    return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+/* --------------------------------------------------------------- meta */
+
+int shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return SHOAL_EINVAL;
+    return t_get(t, T_META, name, n, out);
+}
+
+int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t n)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 255)
+        return SHOAL_EINVAL;
+    return t_put(t, T_META, name, nl, v, n, 0);
+}
+
+/* ------------------------------------------------------ changes, log */
+
+int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
+{
+    return t_get(t, T_CHANGES, cid, 32, env);
+}
+
+bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
+{
+    return t_get(t, T_CHANGES, cid, 32, NULL) == SHOAL_OK;
+}
+
+static int authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
+{
+    memcpy(k, author, 32);
+    put_be64(k + 32, seq);
+    return 40;
+}
+
+/* Refuses (SHOAL_EINVAL) a change id that is already stored: a second log
+ * entry for one change would break "the log holds each change once". */
+int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
+                           size_t len, const uint8_t author[32], uint64_t seq,
+                           uint64_t *pos)
+{
+    shoal__sval v = {NULL, 0};
+    uint64_t next = 1;
+    int rc = t_get(t, T_META, "log_next", 8, &v);
+    if (rc == SHOAL_OK) {
+        if (v.len != 8) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "meta log_next has %zu bytes", v.len);
+            return SHOAL_ECORRUPT;
+        }
+        next = get_be64(v.p);
+    } else if (rc != SHOAL_ENOTFOUND) {
+        return rc;
+    }
+    assert(t->write);
+    MDB_val key = mval(cid, 32), val = mval(env, len);
+    int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
+    if (mrc == MDB_KEYEXIST) {
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "change already stored");
+        return SHOAL_EINVAL;
+    }
+    if (mrc)
+        return tfail(t, "mdb_put changes", mrc);
+    uint8_t k[40];
+    authseq_key(k, author, seq);
+    rc = t_put(t, T_AUTHSEQ, k, 40, cid, 32, 0);
+    if (rc)
+        return rc;
+    uint8_t pk[8];
+    put_be64(pk, next);
+    key = mval(pk, 8);
+    val = mval(cid, 32);
+    mrc = mdb_put(t->txn, t->s->dbi[T_LOG], &key, &val, MDB_APPEND);
+    if (mrc == MDB_KEYEXIST) {
+        /* MDB_APPEND refuses a key not past the last one: log_next is stale. */
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "log_next %llu is not past the log",
+                 (unsigned long long)next);
+        t->err = MDB_CORRUPTED;
+        return SHOAL_ECORRUPT;
+    }
+    if (mrc)
+        return tfail(t, "mdb_put log", mrc);
+    put_be64(pk, next + 1);
+    rc = t_put(t, T_META, "log_next", 8, pk, 8, 0);
+    if (rc)
+        return rc;
+    if (pos)
+        *pos = next;
+    return SHOAL_OK;
+}
+
+int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                            uint8_t cid[32])
+{
+    uint8_t k[40];
+    authseq_key(k, author, seq);
+    shoal__sval v = {NULL, 0};
+    int rc = t_get(t, T_AUTHSEQ, k, 40, &v);
+    if (rc)
+        return rc;
+    if (v.len != 32) {
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "authseq value has %zu bytes", v.len);
+        return SHOAL_ECORRUPT;
+    }
+    memcpy(cid, v.p, 32);
+    return SHOAL_OK;
+}
+
+int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_LOG, &c);
+    if (rc)
+        return rc;
+    uint8_t start[8];
+    put_be64(start, from);
+    MDB_val k, v;
+    for (rc = cur_first(t, c, start, 8, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size != 32) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed log entry");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        shoal__sval env;
+        int grc = t_get(t, T_CHANGES, v.mv_data, 32, &env);
+        if (grc) {
+            if (grc == SHOAL_ENOTFOUND) {
+                snprintf(t->s->errmsg, sizeof t->s->errmsg,
+                         "log position %llu names a missing change",
+                         (unsigned long long)get_be64(k.mv_data));
+                grc = SHOAL_ECORRUPT;
+            }
+            rc = grc;
+            break;
+        }
+        int r = cb(get_be64(k.mv_data), v.mv_data, &env, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+uint64_t shoal__stxn_log_count(shoal__stxn *t)
+{
+    return t_count(t, T_LOG);
+}
+
+/* ----------------------------------------------------- version vector */
+
+int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
+                       uint8_t cid[32])
+{
+    shoal__sval v = {NULL, 0};
+    int rc = t_get(t, T_VV, author, 32, &v);
+    if (rc)
+        return rc;
+    if (v.len != 40) {
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "vv value has %zu bytes", v.len);
+        return SHOAL_ECORRUPT;
+    }
+    if (seq)
+        *seq = get_be64(v.p);
+    if (cid)
+        memcpy(cid, v.p + 8, 32);
+    return SHOAL_OK;
+}
+
+int shoal__stxn_vv_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                       const uint8_t cid[32])
+{
+    uint8_t v[40];
+    put_be64(v, seq);
+    memcpy(v + 8, cid, 32);
+    return t_put(t, T_VV, author, 32, v, 40, 0);
+}
+
+int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_VV, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 32 || v.mv_size != 40) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed vv entry");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        const uint8_t *p = v.mv_data;
+        int r = cb(k.mv_data, get_be64(p), p + 8, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+/* -------------------------------------------------------- pending set */
+
+int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
+                            size_t len)
+{
+    return t_put(t, T_PENDING, cid, 32, env, len, 0);
+}
+
+bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32])
+{
+    return t_get(t, T_PENDING, cid, 32, NULL) == SHOAL_OK;
+}
+
+int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32])
+{
+    return t_del(t, T_PENDING, cid, 32);
+}
+
+uint64_t shoal__stxn_pending_count(shoal__stxn *t)
+{
+    return t_count(t, T_PENDING);
+}
+
+int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_PENDING, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 32) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed pending key");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        shoal__sval env = sval(&v);
+        int r = cb(k.mv_data, &env, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+/* ----------------------------------------------------------- evidence */
+
+int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32], const uint8_t *env, size_t len)
+{
+    uint8_t k[72];
+    authseq_key(k, author, seq);
+    memcpy(k + 40, cid, 32);
+    return t_put(t, T_EVIDENCE, k, 72, env, len, 0);
+}
+
+int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_EVIDENCE, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 72) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed evidence key");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        const uint8_t *p = k.mv_data;
+        shoal__sval env = sval(&v);
+        int r = cb(p, get_be64(p + 32), p + 40, &env, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+/* ---------------------------------------------------------- documents */
+
+/* coll NUL id [NUL n(u64 BE)]: at most 128 + 1 + 256 + 1 + 8 bytes with the
+ * public limits, below LMDB's 511-byte key limit. */
+enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + SHOAL_MAX_DOC_ID + 10 };
+
+static bool name_ok(const uint8_t *p, size_t n, size_t max)
+{
+    return p && n > 0 && n <= max && !memchr(p, 0, n);
+}
+
+/* Build coll NUL id (NUL when tail) into k; returns its length or 0. */
+static size_t doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen,
+                      const uint8_t *id, size_t idlen, bool tail)
+{
+    if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION) || !name_ok(id, idlen, SHOAL_MAX_DOC_ID))
+        return 0;
+    memcpy(k, coll, clen);
+    k[clen] = 0;
+    memcpy(k + clen + 1, id, idlen);
+    size_t n = clen + 1 + idlen;
+    if (tail)
+        k[n++] = 0;
+    return n;
+}
+
+static int doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
+                   const uint8_t *id, size_t idlen, shoal__sval *out)
+{
+    uint8_t k[DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen, false);
+    if (!n)
+        return SHOAL_EINVAL;
+    return t_get(t, tab, k, n, out);
+}
+
+static int doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
+                   const uint8_t *id, size_t idlen, const void *v, size_t vlen)
+{
+    uint8_t k[DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen, false);
+    if (!n)
+        return SHOAL_EINVAL;
+    return t_put(t, tab, k, n, v, vlen, 0);
+}
+
+int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, shoal__sval *meta)
+{
+    return doc_get(t, T_DOCS, coll, clen, id, idlen, meta);
+}
+
+int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, const void *meta, size_t mlen)
+{
+    return doc_put(t, T_DOCS, coll, clen, id, idlen, meta, mlen);
+}
+
+int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen, shoal__sval *snap)
+{
+    return doc_get(t, T_DOCSNAP, coll, clen, id, idlen, snap);
+}
+
+int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen, const void *snap, size_t slen)
+{
+    return doc_put(t, T_DOCSNAP, coll, clen, id, idlen, snap, slen);
+}
+
+int shoal__stxn_doclog_put(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                           const uint8_t *id, size_t idlen, uint64_t n, const uint8_t cid[32])
+{
+    uint8_t k[DOCKEY_MAX];
+    size_t kl = doc_key(k, coll, clen, id, idlen, true);
+    if (!kl)
+        return SHOAL_EINVAL;
+    put_be64(k + kl, n);
+    return t_put(t, T_DOCLOG, k, kl + 8, cid, 32, 0);
+}
+
+/* Walk doclog entries of one document with n >= from.  When trim is set,
+ * delete those with n < upto instead of calling cb. */
+static int doclog_walk(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                       size_t idlen, uint64_t from, shoal__doclog_fn cb, void *arg,
+                       bool trim, uint64_t upto)
+{
+    uint8_t k[DOCKEY_MAX];
+    size_t pl = doc_key(k, coll, clen, id, idlen, true);
+    if (!pl)
+        return SHOAL_EINVAL;
+    put_be64(k + pl, from);
+    MDB_cursor *c;
+    int rc = cur_open(t, T_DOCLOG, &c);
+    if (rc)
+        return rc;
+    MDB_val key, v;
+    for (rc = cur_first(t, c, k, pl + 8, &key, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &key, &v, MDB_NEXT)) {
+        if (!has_prefix(&key, k, pl))
+            break;
+        if (key.mv_size != pl + 8 || v.mv_size != 32) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed doclog entry");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        uint64_t n = get_be64((const uint8_t *)key.mv_data + pl);
+        if (trim) {
+            if (n >= upto)
+                break;
+            int drc = mdb_cursor_del(c, 0);
+            if (drc) {
+                rc = tfail(t, "mdb_cursor_del", drc);
+                break;
+            }
+            continue;
+        }
+        int r = cb(n, v.mv_data, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+int shoal__stxn_doclog_scan(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                            const uint8_t *id, size_t idlen, uint64_t from,
+                            shoal__doclog_fn cb, void *arg)
+{
+    return doclog_walk(t, coll, clen, id, idlen, from, cb, arg, false, 0);
+}
+
+int shoal__stxn_doclog_trim(shoal__stxn *t, const uint8_t *coll, size_t clen,
+                            const uint8_t *id, size_t idlen, uint64_t upto)
+{
+    assert(t->write);
+    return doclog_walk(t, coll, clen, id, idlen, 0, NULL, NULL, true, upto);
+}
+
+int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,
+                         void *arg)
+{
+    uint8_t prefix[SHOAL_MAX_COLLECTION + 1];
+    size_t pl = 0;
+    if (coll) {
+        if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION))
+            return SHOAL_EINVAL;
+        memcpy(prefix, coll, clen);
+        prefix[clen] = 0;
+        pl = clen + 1;
+    }
+    MDB_cursor *c;
+    int rc = cur_open(t, T_DOCS, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = cur_first(t, c, coll ? prefix : NULL, pl, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (coll && !has_prefix(&k, prefix, pl))
+            break;
+        const uint8_t *p = k.mv_data;
+        const uint8_t *nul = memchr(p, 0, k.mv_size);
+        if (!nul || nul == p || (size_t)(nul - p) + 1 >= k.mv_size) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed document key");
+            rc = SHOAL_ECORRUPT;
+            break;
+        }
+        size_t cl = (size_t)(nul - p);
+        shoal__sval meta = sval(&v);
+        int r = cb(p, cl, nul + 1, k.mv_size - cl - 1, &meta, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
