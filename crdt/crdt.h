@@ -192,9 +192,11 @@ typedef struct shoal__op {
     shoal__ref ref;        /* INS, DEL, REP */
 } shoal__op;
 
-/* A decoded change.  Pointers (field names, values, deps, authors, coll,
- * doc) point into the body it was decoded from, or into memory the builder
- * keeps alive; ops is owned when decoded (free with shoal__change_clear). */
+/* A decoded change.  Pointers (field names, values, coll, doc) point into
+ * the body it was decoded from, or into memory the builder keeps alive.
+ * When decoded, ops is owned and deps and authors point into the same
+ * owned block (the body stores them with headers in between); free it all
+ * with shoal__change_clear, which frees ops only. */
 typedef struct shoal__change {
     uint8_t author[32];
     uint64_t seq;          /* >= 1 */
@@ -233,7 +235,7 @@ int shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[
                          const uint8_t sk[64], shoal__buf *out);
 /* Parse the envelope at the start of p[0..n): check header, bounds and
  * signature (before any decoding).  On success *env_len is the envelope's
- * length and *body/*body_len point into p.  Errors: SHOAL_ETRUNC,
+ * length and *body, *body_len point into p.  Errors: SHOAL_ETRUNC,
  * SHOAL_EVERSION, SHOAL_ETOOBIG, SHOAL_EBADSIG. */
 int shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len,
                          const uint8_t **body, size_t *body_len);
