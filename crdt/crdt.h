@@ -309,6 +309,9 @@ int shoal__list_visit(const shoal__list *l, shoal__list_visit_fn cb, void *arg);
  * canonical encoding, which is already in list order). */
 int shoal__list_append_raw(shoal__list *l, const shoal__eid *id, const shoal__eid *value_op,
                            const shoal_value *v, bool deleted);
+/* Debug: check the list's internal invariants (tree counts, parent links,
+ * id index); SHOAL_OK or SHOAL_ECORRUPT.  O(n); for tests. */
+int shoal__list_check(const shoal__list *l);
 
 /* -------------------------------------------------------------- document */
 
