@@ -1,1 +1,54 @@
-int main(void) { return 77; } /* placeholder: skipped until written */
+/*
+ * bench/main.c - shoal-bench: dispatches to one subcommand.
+ *
+ * Every subcommand prints one JSON object per line (JSON lines) on stdout,
+ * so results can be piped into jq or a script; progress and errors go to
+ * stderr.  docs/benchmarks.md explains each figure.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+static void
+usage(FILE *f)
+{
+    fputs("usage: shoal-bench COMMAND [OPTIONS]\n"
+          "\n"
+          "commands:\n"
+          "  list [--n N] [--ops K] [--runs R]\n"
+          "      in-memory list (crdt/) insert/delete/index speed\n"
+          "  trace FILE [--runs R] [--variant NAME]...\n"
+          "      replay an editing trace (gzipped JSON, e.g. automerge-paper.json.gz);\n"
+          "      variants: crdt local-batch100 local-batch100-durable local-txn remote\n"
+          "      (default: all), R runs each (default 5), one median line per variant\n"
+          "  commits [--n N] [--runs R]\n"
+          "      durable commits/s through the public API, and raw LMDB in the same run\n"
+          "\n"
+          "Output: one JSON object per line on stdout.  Temp dirs go under $TMPDIR.\n"
+          "See docs/benchmarks.md.\n",
+          f);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "list") == 0)
+        return shoal__bench_list(argc - 1, argv + 1);
+    if (strcmp(argv[1], "trace") == 0)
+        return shoal__bench_trace(argc - 1, argv + 1);
+    if (strcmp(argv[1], "commits") == 0)
+        return shoal__bench_commits(argc - 1, argv + 1);
+    fprintf(stderr, "shoal-bench: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
