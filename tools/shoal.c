@@ -37,7 +37,7 @@ enum {
     EXIT_ERR = 1,       /* usage or any other error */
     EXIT_NOTFOUND = 2,  /* document (or list element) not found */
     EXIT_DELETED = 3,   /* document deleted */
-    EXIT_REJECTED = 4   /* bundle or version input rejected: decode, signature, size */
+    EXIT_REJECTED = 4   /* import: bundle rejected (decode, signature, over 1 GiB) */
 };
 
 /* import reads at most this much from stdin (then exit 4, input rejected). */
@@ -590,7 +590,7 @@ read_since(const char *path, shoal_vv **out)
         fclose(f);
     if (got == 1) {
         errorf("export: %s: version vector over 64 MiB", path);
-        return EXIT_REJECTED;
+        return EXIT_ERR;
     }
     if (got != 0) {
         errorf("export: cannot read %s: %s", path, strerror(saved));
@@ -599,7 +599,7 @@ read_since(const char *path, shoal_vv **out)
     json_t *j = parse_json((const char *)buf, len, "--since input");
     free(buf);
     if (j == NULL)
-        return EXIT_REJECTED;
+        return EXIT_ERR;
     shoal_vv *vv = NULL;
     shoal_err e = shoal_vv_new(&vv);
     if (e != SHOAL_OK) {
@@ -612,7 +612,7 @@ read_since(const char *path, shoal_vv **out)
     if (rc != 0) {
         shoal_vv_free(vv);
         errorf("export: --since: %s", err);
-        return EXIT_REJECTED;
+        return EXIT_ERR;
     }
     *out = vv;
     return EXIT_OK;

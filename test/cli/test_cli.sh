@@ -1,2 +1,387 @@
 #!/usr/bin/env bash
-exit 77 # placeholder: skipped until written
+# test/cli/test_cli.sh - end-to-end tests of the `shoal` tool.
+#
+#   bash test/cli/test_cli.sh PATH/TO/shoal
+#
+# Every check runs the real binary on real replica directories in a temp
+# dir (removed on exit).  Prints "N passed, N failed"; exits 1 on any failure.
+set -u
+
+SHOAL=${1:?usage: test_cli.sh PATH/TO/shoal}
+case $SHOAL in /*) ;; *) SHOAL=$PWD/$SHOAL ;; esac
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/shoal-cli.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+
+passed=0
+failed=0
+out=
+err=
+rc=0
+
+pass() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+}
+
+# run ARGS...: run shoal; sets $out (stdout), $err (stderr), $rc.
+run() {
+    out=$("$SHOAL" "$@" 2>"$T/stderr")
+    rc=$?
+    err=$(cat "$T/stderr")
+}
+
+# run_in FILE ARGS...: like run, with stdin from FILE.
+run_in() {
+    local f=$1
+    shift
+    out=$("$SHOAL" "$@" <"$f" 2>"$T/stderr")
+    rc=$?
+    err=$(cat "$T/stderr")
+}
+
+# check_eq NAME EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" == "$3" ]; then pass; else fail "$1: expected [$2], got [$3]"; fi
+}
+
+# check_re NAME REGEX ACTUAL
+check_re() {
+    if [[ $3 =~ $2 ]]; then pass; else fail "$1: [$3] does not match /$2/"; fi
+}
+
+# check_ne NAME A B: A and B differ.
+check_ne() {
+    if [ "$2" != "$3" ]; then pass; else fail "$1: both are [$2]"; fi
+}
+
+# expect NAME RC ARGS...: run and check the exit code; on an error also
+# check that stderr is exactly one line "shoal: ...".
+expect() {
+    local name=$1 want=$2
+    shift 2
+    run "$@"
+    check_rc "$name" "$want"
+}
+
+expect_in() {
+    local name=$1 want=$2 f=$3
+    shift 3
+    run_in "$f" "$@"
+    check_rc "$name" "$want"
+}
+
+check_rc() {
+    local name=$1 want=$2
+    if [ "$rc" -ne "$want" ]; then
+        fail "$name: exit $rc, expected $want (stderr: $err)"
+        return
+    fi
+    pass
+    if [ "$want" -ne 0 ]; then
+        local lines
+        lines=$(wc -l <"$T/stderr")
+        if [ "$lines" -eq 1 ] && [[ $err == "shoal: "* ]]; then
+            pass
+        else
+            fail "$name: stderr is not one 'shoal: ' line: [$err]"
+        fi
+    fi
+}
+
+# bundle_count FILE: the change count in a bundle's header (u32 BE at 8).
+bundle_count() {
+    local b
+    b=($(od -An -tu1 -j8 -N4 "$1"))
+    echo $(((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]))
+}
+
+# flip_byte FILE OFFSET: invert the bits of one byte in place.
+flip_byte() {
+    local v
+    v=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+    printf "\\x$(printf %02x $((v ^ 255)))" |
+        dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+digest_of() { "$SHOAL" -d "$1" digest "${2:-}" 2>/dev/null; }
+
+A=$T/a
+B=$T/b
+
+# ---------------------------------------------------------------- help
+expect "--help" 0 --help
+check_re "--help text" "exit status" "$out"
+check_re "--help lists exit code 4" "4  input rejected" "$out"
+expect "help" 0 help
+check_re "help text" "usage: shoal" "$out"
+expect "--version" 0 --version
+check_re "--version text" "^shoal [0-9]+\.[0-9]+\.[0-9]+ \(libshoal [0-9.]+\)$" "$out"
+
+# ---------------------------------------------------------------- init
+expect "init" 0 -d "$A" init
+id_a=$out
+check_re "init prints a 64-hex id" "^[0-9a-f]{64}$" "$id_a"
+expect "init again" 0 -d "$A" init
+check_eq "init id is stable" "$id_a" "$out"
+expect "init B" 0 -d "$B" init
+id_b=$out
+check_ne "two replicas have different ids" "$id_a" "$id_b"
+
+# ---------------------------------------------------------------- put / get
+expect "put" 0 -d "$A" put c d1 '{"a":1,"b":"x","c":true,"n":null,"f":1.5,"neg":-7}'
+check_eq "put prints nothing" "" "$out"
+expect "get" 0 -d "$A" get c d1
+check_eq "get after put" '{"a":1,"b":"x","c":true,"f":1.5,"n":null,"neg":-7}' "$out"
+expect "put again (one change, two fields)" 0 -d "$A" put c d1 '{"a":2,"s":"\u00e9\u0000z"}'
+expect "get after second put" 0 -d "$A" get c d1
+check_eq "put overwrites, keeps others, NUL and UTF-8 kept" \
+    '{"a":2,"b":"x","c":true,"f":1.5,"n":null,"neg":-7,"s":"é\u0000z"}' "$out"
+expect "put real stays real" 0 -d "$A" put c d1 '{"f":2.0,"z":-0.0,"big":9223372036854775807,"small":-9223372036854775808}'
+expect "get reals" 0 -d "$A" get c d1
+check_re "2.0 is a real" '"f":2\.0[,}]' "$out"
+check_re "-0.0 keeps its sign" '"z":-0\.0[,}]' "$out"
+check_re "int64 max" '"big":9223372036854775807[,}]' "$out"
+check_re "int64 min" '"small":-9223372036854775808[,}]' "$out"
+
+# ---------------------------------------------------------------- unset
+expect "unset" 0 -d "$A" unset c d1 b
+expect "get after unset" 0 -d "$A" get c d1
+check_re "unset field gone" '^\{"a":2,"big":[^}]*"c":true,' "$out"
+[[ $out == *'"b":'* ]] && fail "unset: field b still shown: $out" || pass
+
+# ---------------------------------------------------------------- incr
+expect "incr" 0 -d "$A" incr c d1 cnt 10
+expect "incr -5 is a number, not an option" 0 -d "$A" incr c d1 cnt -5
+expect "get counter" 0 -d "$A" get c d1
+check_re "counter 10 - 5 = 5" '"cnt":5[,}]' "$out"
+expect "incr to negative" 0 -d "$A" incr c ctr n -12
+expect "get negative counter" 0 -d "$A" get c ctr
+check_eq "negative counter" '{"n":-12}' "$out"
+expect "incr N not a number" 1 -d "$A" incr c d1 cnt abc
+expect "incr N beyond int64" 1 -d "$A" incr c d1 cnt 9223372036854775808
+expect "incr 1.5 refused" 1 -d "$A" incr c d1 cnt 1.5
+
+# ---------------------------------------------------------------- lists
+expect "insert" 0 -d "$A" insert c d1 l 0 '"x"'
+expect "insert at end" 0 -d "$A" insert c d1 l 1 '2'
+expect "insert at head" 0 -d "$A" insert c d1 l 0 'null'
+expect "insert bytes" 0 -d "$A" insert c d1 l 3 '{"$bytes":"AQI="}'
+expect "get list" 0 -d "$A" get c d1
+check_re "list order" '"l":\[null,"x",2,\{"\$bytes":"AQI="\}\]' "$out"
+expect "remove" 0 -d "$A" remove c d1 l 1
+expect "get after remove" 0 -d "$A" get c d1
+check_re "list after remove" '"l":\[null,2,\{"\$bytes":"AQI="\}\]' "$out"
+expect "remove out of range" 1 -d "$A" remove c d1 l 7
+expect "insert out of range" 1 -d "$A" insert c d1 l 9 '1'
+expect "insert INDEX -1 refused" 1 -d "$A" insert c d1 l -1 '1'
+expect "remove to empty 1" 0 -d "$A" remove c d1 l 0
+expect "remove to empty 2" 0 -d "$A" remove c d1 l 0
+expect "remove to empty 3" 0 -d "$A" remove c d1 l 0
+expect "get empty list" 0 -d "$A" get c d1
+check_re "empty list shows as []" '"l":\[\]' "$out"
+
+# ---------------------------------------------------------------- binary, non-finite
+expect "put binary and non-finite" 0 -d "$A" put c bin \
+    '{"b":{"$bytes":"AAEC/w=="},"e":{"$bytes":""},"x":{"$float":"nan"},"y":{"$float":"inf"},"w":{"$float":"-inf"}}'
+expect "get binary and non-finite" 0 -d "$A" get c bin
+check_eq "binary and non-finite round trip" \
+    '{"b":{"$bytes":"AAEC/w=="},"e":{"$bytes":""},"w":{"$float":"-inf"},"x":{"$float":"nan"},"y":{"$float":"inf"}}' "$out"
+round=$out
+expect "put the get output back" 0 -d "$A" put c bin2 "$round"
+expect "get it" 0 -d "$A" get c bin2
+check_eq "get output is valid put input" "$round" "$out"
+
+# ---------------------------------------------------------------- refused input
+d0=$(digest_of "$A" --full)
+expect "nested array refused" 1 -d "$A" put c d1 '{"a":[1,2]}'
+check_re "nested array message" "nested arrays" "$err"
+expect "nested object refused" 1 -d "$A" put c d1 '{"a":{"b":1}}'
+check_re "nested object message" "nested objects" "$err"
+expect "insert array refused" 1 -d "$A" insert c d1 l 0 '[1]'
+expect "put non-object refused" 1 -d "$A" put c d1 '[1]'
+expect "invalid JSON refused" 1 -d "$A" put c d1 '{"a":}'
+expect "trailing garbage refused" 1 -d "$A" put c d1 '{"a":1} x'
+expect "integer beyond int64 refused" 1 -d "$A" put c d1 '{"a":9223372036854775808}'
+expect "duplicate keys refused" 1 -d "$A" put c d1 '{"a":1,"a":2}'
+expect "bad base64 refused" 1 -d "$A" put c d1 '{"a":{"$bytes":"AB"}}'
+expect "bad \$float refused" 1 -d "$A" put c d1 '{"a":{"$float":"NaN"}}'
+expect "one bad field refuses the whole put" 1 -d "$A" put c d1 '{"ok":1,"bad":[1]}'
+check_eq "refused input changed nothing" "$d0" "$(digest_of "$A" --full)"
+expect "get after refused" 0 -d "$A" get c d1
+[[ $out == *'"ok":'* ]] && fail "refused put wrote a field: $out" || pass
+
+# ---------------------------------------------------------------- ls, del, exit codes 2 and 3
+expect "put d2" 0 -d "$A" put c d2 '{"v":1}'
+expect "put a0" 0 -d "$A" put c a0 '{"v":0}'
+expect "put other collection" 0 -d "$A" put other o1 '{"v":1}'
+expect "ls" 0 -d "$A" ls c
+check_eq "ls sorted" "$(printf 'a0\nbin\nbin2\nctr\nd1\nd2')" "$out"
+expect "ls empty collection" 0 -d "$A" ls nothing
+check_eq "ls empty" "" "$out"
+expect "del" 0 -d "$A" del c d2
+expect "ls after del" 0 -d "$A" ls c
+check_eq "deleted doc not listed" "$(printf 'a0\nbin\nbin2\nctr\nd1')" "$out"
+expect "get missing -> 2" 2 -d "$A" get c nope
+expect "get deleted -> 3" 3 -d "$A" get c d2
+expect "unset on missing -> 2" 2 -d "$A" unset c nope f
+expect "unset on deleted -> 3" 3 -d "$A" unset c d2 v
+expect "del missing -> 2" 2 -d "$A" del c nope
+expect "del deleted -> 3" 3 -d "$A" del c d2
+expect "incr on deleted -> 3" 3 -d "$A" incr c d2 n 1
+expect "insert on deleted -> 3" 3 -d "$A" insert c d2 l 0 1
+expect "remove on missing -> 2" 2 -d "$A" remove c nope l 0
+expect "put re-creates a deleted doc" 0 -d "$A" put c d2 '{"w":2}'
+expect "get re-created" 0 -d "$A" get c d2
+check_eq "re-created doc has only new fields" '{"w":2}' "$out"
+
+# ---------------------------------------------------------------- usage errors (exit 1)
+expect "no command" 1 -d "$A"
+expect "unknown command" 1 -d "$A" frobnicate
+expect "unknown option" 1 --bogus init
+expect "missing -d" 1 get c d1
+expect "-d without value" 1 -d
+expect "too few arguments" 1 -d "$A" get c
+expect "too many arguments" 1 -d "$A" get c d1 extra
+expect "missing replica dir" 1 -d "$T/does-not-exist" get c d1
+[ -e "$T/does-not-exist" ] && fail "get created a replica directory" || pass
+expect "digest bad option" 1 -d "$A" digest --fast
+expect "export bad option" 1 -d "$A" export --sinse x
+expect "bad collection name" 1 -d "$A" put "" d1 '{"a":1}'
+out=$(SHOAL_DIR=$A "$SHOAL" ls c 2>&1)
+check_eq "SHOAL_DIR is the default directory" "$(printf 'a0\nbin\nbin2\nctr\nd1\nd2')" "$out"
+
+# ---------------------------------------------------------------- version, digest
+expect "version" 0 -d "$A" version
+check_re "version is {id_a: seq}" "^\{\"$id_a\":[0-9]+\}$" "$out"
+expect "digest" 0 -d "$A" digest
+check_re "digest is 64 hex" "^[0-9a-f]{64}$" "$out"
+dv=$out
+expect "digest --full" 0 -d "$A" digest --full
+check_re "full digest is 64 hex" "^[0-9a-f]{64}$" "$out"
+check_ne "visible and full digests differ" "$dv" "$out"
+expect "empty replica version" 0 -d "$B" version
+check_eq "empty version" "{}" "$out"
+
+# ---------------------------------------------------------------- export / import
+"$SHOAL" -d "$A" export >"$T/all.bundle"
+check_eq "export exit" 0 $?
+check_eq "bundle magic" "SHOALBN1" "$(head -c 8 "$T/all.bundle")"
+n_all=$(bundle_count "$T/all.bundle")
+seq_a=$("$SHOAL" -d "$A" version | sed 's/.*://; s/}//')
+check_eq "export holds every change" "$seq_a" "$n_all"
+expect_in "import" 0 "$T/all.bundle" -d "$B" import
+check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"pending\":0}" "$out"
+expect_in "import twice" 0 "$T/all.bundle" -d "$B" import
+check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"pending\":0}" "$out"
+check_eq "equal visible digests after import" "$(digest_of "$A")" "$(digest_of "$B")"
+check_eq "equal full digests after import" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
+expect "get on B" 0 -d "$B" get c d1
+check_eq "B sees A's document" "$("$SHOAL" -d "$A" get c d1)" "$out"
+check_eq "B version equals A version" "$("$SHOAL" -d "$A" version)" "$("$SHOAL" -d "$B" version)"
+
+# --since: nothing missing -> empty bundle; one new change -> one change.
+"$SHOAL" -d "$B" version >"$T/b.vv"
+"$SHOAL" -d "$A" export --since "$T/b.vv" >"$T/none.bundle"
+check_eq "export --since when nothing is missing" 0 "$(bundle_count "$T/none.bundle")"
+check_eq "empty bundle is 12 bytes" 12 "$(wc -c <"$T/none.bundle")"
+expect "one more edit" 0 -d "$A" put c d1 '{"late":1}'
+"$SHOAL" -d "$A" export --since - <"$T/b.vv" >"$T/one.bundle"
+check_eq "export --since - holds only the missing change" 1 "$(bundle_count "$T/one.bundle")"
+expect_in "import the missing change" 0 "$T/one.bundle" -d "$B" import
+check_eq "one applied" '{"applied":1,"duplicate":0,"pending":0}' "$out"
+check_eq "digests equal again" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
+echo '{"zz":1}' >"$T/bad.vv"
+expect "export --since bad key" 1 -d "$A" export --since "$T/bad.vv"
+expect "export --since missing file" 1 -d "$A" export --since "$T/no-such-file"
+echo '{"a":' >"$T/bad2.vv"
+expect "export --since invalid JSON" 1 -d "$A" export --since "$T/bad2.vv"
+
+# ---------------------------------------------------------------- rejected bundles (exit 4)
+C=$T/c
+expect "init C" 0 -d "$C" init
+expect "C edit" 0 -d "$C" put k doc '{"a":1}'
+expect "C edit 2" 0 -d "$C" incr k doc n 5
+"$SHOAL" -d "$C" export >"$T/c.bundle"
+size=$(wc -c <"$T/c.bundle")
+b_full=$(digest_of "$B" --full)
+b_vis=$(digest_of "$B")
+for off in 20 $((size / 2)) $((size - 10)); do
+    cp "$T/c.bundle" "$T/bad.bundle"
+    flip_byte "$T/bad.bundle" "$off"
+    expect_in "flipped byte at $off -> 4" 4 "$T/bad.bundle" -d "$B" import
+    check_eq "flipped byte at $off: state unchanged" "$b_full" "$(digest_of "$B" --full)"
+done
+head -c $((size - 5)) "$T/c.bundle" >"$T/trunc.bundle"
+expect_in "truncated bundle -> 4" 4 "$T/trunc.bundle" -d "$B" import
+printf 'not a bundle at all' >"$T/junk.bundle"
+expect_in "junk -> 4" 4 "$T/junk.bundle" -d "$B" import
+: >"$T/empty.bundle"
+expect_in "empty input -> 4" 4 "$T/empty.bundle" -d "$B" import
+check_eq "rejected bundles changed nothing (full)" "$b_full" "$(digest_of "$B" --full)"
+check_eq "rejected bundles changed nothing (visible)" "$b_vis" "$(digest_of "$B")"
+expect "k/doc not on B" 2 -d "$B" get k doc
+
+# pending: the second change without the first waits.
+printf '{"%s":1}' "$(printf %s "$("$SHOAL" -d "$C" init)")" >"$T/c1.vv"
+"$SHOAL" -d "$C" export --since "$T/c1.vv" >"$T/c2.bundle"
+check_eq "export --since seq 1 holds one change" 1 "$(bundle_count "$T/c2.bundle")"
+D=$T/d
+expect "init D" 0 -d "$D" init
+expect_in "import out of order" 0 "$T/c2.bundle" -d "$D" import
+check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"pending":1}' "$out"
+expect "pending change not visible" 2 -d "$D" get k doc
+expect_in "import the rest" 0 "$T/c.bundle" -d "$D" import
+check_re "pending released" '"pending":0' "$out"
+check_eq "D converged with C" "$(digest_of "$C" --full)" "$(digest_of "$D" --full)"
+
+# ---------------------------------------------------------------- offline conflicts converge
+P=$T/p
+Q=$T/q
+expect "init P" 0 -d "$P" init
+expect "init Q" 0 -d "$Q" init
+expect "P base doc" 0 -d "$P" put inv w '{"name":"widget","price":10}'
+expect "P base counter" 0 -d "$P" incr inv w stock 5
+expect "P base list" 0 -d "$P" insert inv w tags 0 '"base"'
+expect "P second doc" 0 -d "$P" put inv g '{"name":"gadget"}'
+"$SHOAL" -d "$P" export >"$T/base.bundle"
+expect_in "Q gets the base" 0 "$T/base.bundle" -d "$Q" import
+# Offline, on both sides.
+expect "P register write" 0 -d "$P" put inv w '{"price":12}'
+expect "Q register write" 0 -d "$Q" put inv w '{"price":11,"colour":"red"}'
+expect "P counter +3" 0 -d "$P" incr inv w stock 3
+expect "Q counter -1" 0 -d "$Q" incr inv w stock -1
+expect "P list insert" 0 -d "$P" insert inv w tags 0 '"p"'
+expect "Q list insert" 0 -d "$Q" insert inv w tags 1 '"q"'
+expect "P deletes g" 0 -d "$P" del inv g
+expect "Q updates g" 0 -d "$Q" put inv g '{"name":"gizmo"}'
+check_ne "replicas differ before sync" "$(digest_of "$P")" "$(digest_of "$Q")"
+# Exchange both ways, each side sending only what the other lacks.
+"$SHOAL" -d "$Q" version >"$T/q.vv"
+"$SHOAL" -d "$P" version >"$T/p.vv"
+"$SHOAL" -d "$P" export --since "$T/q.vv" >"$T/p2q.bundle"
+"$SHOAL" -d "$Q" export --since "$T/p.vv" >"$T/q2p.bundle"
+check_eq "P sends its 4 offline changes" 4 "$(bundle_count "$T/p2q.bundle")"
+check_eq "Q sends its 4 offline changes" 4 "$(bundle_count "$T/q2p.bundle")"
+expect_in "Q imports P's" 0 "$T/p2q.bundle" -d "$Q" import
+check_eq "Q applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+expect_in "P imports Q's" 0 "$T/q2p.bundle" -d "$P" import
+check_eq "P applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+check_eq "converged visible digests" "$(digest_of "$P")" "$(digest_of "$Q")"
+check_eq "converged full digests" "$(digest_of "$P" --full)" "$(digest_of "$Q" --full)"
+expect "get w on P" 0 -d "$P" get inv w
+wp=$out
+expect "get w on Q" 0 -d "$Q" get inv w
+check_eq "equal documents" "$wp" "$out"
+check_re "register: one of the two writes won" '"price":1[12][,}]' "$wp"
+check_re "colour from Q kept" '"colour":"red"' "$wp"
+check_re "counter: 5 + 3 - 1" '"stock":7[,}]' "$wp"
+check_re "list: both inserts kept" '"tags":\["p","base","q"\]' "$wp"
+expect "delete wins on P" 3 -d "$P" get inv g
+expect "delete wins on Q" 3 -d "$Q" get inv g
+check_eq "equal versions" "$("$SHOAL" -d "$P" version)" "$("$SHOAL" -d "$Q" version)"
+check_eq "equal ls" "$("$SHOAL" -d "$P" ls inv)" "$("$SHOAL" -d "$Q" ls inv)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
