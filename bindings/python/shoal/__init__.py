@@ -1,0 +1,58 @@
+"""shoal: offline-first documents that merge by themselves.
+
+A Pythonic binding of libshoal, a peer-to-peer CRDT replication library::
+
+    import shoal
+
+    with shoal.Replica("data/device-a") as r:
+        d = r.doc("orders", "o-1")
+        d["status"] = "open"
+        d.counter("stock").add(5)
+        bundle = r.export()          # bytes for another replica's merge()
+
+See docs/python.md for a walk-through.  The network sync methods (listen,
+connect, sync, peers) are not part of this version of the binding yet.
+"""
+from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
+                      Deleted, Error, ErrorCode, InputTooBigError,
+                      InvalidArgumentError, KindError, ListIndexError,
+                      NoMemoryError, NoSpaceError, NotFound, ReadOnlyError,
+                      SignatureError, StorageError, TimeoutError, TooBigError,
+                      TransportError, TruncatedError, VersionError)
+from ._api import (ChangeEvent, Counter, Document, ImportResult, Kind,
+                   ListField, Replica, Transaction, Value, ffi as _ffi,
+                   lib as _lib)
+
+#: Limits of the library (bytes).
+KEY_BYTES: int = int(_lib.shoal_key_bytes())
+DIGEST_BYTES: int = int(_lib.SHOAL_DIGEST_BYTES)
+MAX_COLLECTION: int = int(_lib.SHOAL_MAX_COLLECTION)
+MAX_DOC_ID: int = int(_lib.SHOAL_MAX_DOC_ID)
+MAX_FIELD: int = int(_lib.SHOAL_MAX_FIELD)
+MAX_VALUE: int = int(_lib.SHOAL_MAX_VALUE)
+
+
+def library_version() -> str:
+    """Version ("MAJOR.MINOR.PATCH") of the libshoal actually loaded."""
+    return _ffi.string(_lib.shoal_version()).decode("ascii")
+
+
+def strerror(code: int) -> str:
+    """The library's description of an error code."""
+    return _ffi.string(_lib.shoal_strerror(int(code))).decode("utf-8", "replace")
+
+
+__version__: str = library_version()
+
+__all__ = [
+    "Replica", "Document", "Counter", "ListField", "Transaction",
+    "ChangeEvent", "ImportResult", "Kind", "Value",
+    "library_version", "strerror", "__version__",
+    "KEY_BYTES", "DIGEST_BYTES", "MAX_COLLECTION", "MAX_DOC_ID", "MAX_FIELD",
+    "MAX_VALUE",
+    "ErrorCode", "Error", "NoMemoryError", "InvalidArgumentError", "NotFound",
+    "ClosedError", "TimeoutError", "NoSpaceError", "DecodeError",
+    "SignatureError", "CorruptError", "StorageError", "TransportError",
+    "Deleted", "KindError", "ListIndexError", "TruncatedError", "TooBigError",
+    "InputTooBigError", "VersionError", "ReadOnlyError", "BusyError",
+]

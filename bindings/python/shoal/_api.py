@@ -1,0 +1,1370 @@
+"""The shoal Python API: replicas, documents, counters, lists, transactions.
+
+Everything here is a thin, careful layer over the C library (libshoal)
+reached through cffi in API mode.  The GIL is released during every C call.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping, MutableMapping
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
+                    Optional, Tuple, Union, overload)
+
+from ._errors import (ClosedError, Deleted, Error, ErrorCode, BusyError,
+                      InvalidArgumentError, KindError, ListIndexError,
+                      NotFound, error_class)
+
+try:
+    from ._shoal_cffi import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "shoal: the compiled extension shoal._shoal_cffi is missing; build "
+        "the project with meson and run through `meson devenv -C BUILD` (or "
+        "install it with `meson install`)") from exc
+
+__all__ = ["Replica", "Document", "Counter", "ListField", "Transaction",
+           "ChangeEvent", "ImportResult", "Kind", "Value"]
+
+#: A register or list element value.
+Value = Union[None, bool, int, float, str, bytes]
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+KEY_BYTES = int(lib.shoal_key_bytes())
+DIGEST_BYTES = int(lib.SHOAL_DIGEST_BYTES)
+# Longest single wait inside the C library: keeps close() and Ctrl-C prompt.
+_WAIT_SLICE_MS = 100
+
+
+class Kind(enum.IntEnum):
+    """The kind of a field (``shoal_kind``)."""
+
+    REGISTER = 1
+    COUNTER = 2
+    LIST = 3
+
+
+class ChangeEvent(NamedTuple):
+    """A document changed (see :meth:`Replica.changes`).
+
+    Attributes:
+        collection: the document's collection.
+        doc_id: the document's id.
+        remote: True if the change came from another replica (merge, sync).
+        overflowed: True if events were dropped before this one (the queue
+            is bounded); re-read whatever you track.
+    """
+
+    collection: str
+    doc_id: str
+    remote: bool
+    overflowed: bool
+
+
+class ImportResult(NamedTuple):
+    """Outcome of :meth:`Replica.import_bundle`."""
+
+    applied: int        #: changes applied now (including released pending ones)
+    duplicate: int      #: changes already held (no-ops)
+    pending: int        #: changes stored, waiting for dependencies or their time
+    equivocations: int  #: conflicting changes for one (author, seq) detected
+
+
+# ---------------------------------------------------------------- helpers
+
+def _strerror(code: int) -> str:
+    return ffi.string(lib.shoal_strerror(code)).decode("utf-8", "replace")
+
+
+def _error(code: int, detail: Optional[str] = None,
+           input_side: bool = False) -> Error:
+    return error_class(code, input_side)(_strerror(code), code, detail)
+
+
+def _closed() -> ClosedError:
+    return ClosedError(_strerror(ErrorCode.CLOSED), ErrorCode.CLOSED,
+                       "the replica is closed")
+
+
+def _text(s: Any, what: str) -> bytes:
+    """Encode a collection, document id or field name for C."""
+    if not isinstance(s, str):
+        raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
+    try:
+        b = s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "%s is not valid UTF-8" % what) from None
+    if b"\0" in b:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "%s contains a NUL character" % what)
+    return b
+
+
+def _name(p: Any) -> str:
+    """Decode a NUL-terminated name returned by C."""
+    return ffi.string(p).decode("utf-8", "surrogateescape")
+
+
+def _check_int64(v: int, what: str = "int") -> int:
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise OverflowError("%s out of the int64 range: %d" % (what, v))
+    return v
+
+
+def _fill(cv: Any, v: Any) -> Any:
+    """Fill shoal_value *cv from v; return what must stay alive meanwhile."""
+    if v is None:
+        cv.type = lib.SHOAL_T_NIL
+    elif v is True or v is False:
+        cv.type = lib.SHOAL_T_BOOL
+        cv.b = v
+    elif isinstance(v, int):
+        cv.type = lib.SHOAL_T_INT
+        cv.i = _check_int64(int(v))
+    elif isinstance(v, float):
+        cv.type = lib.SHOAL_T_DOUBLE
+        cv.d = v
+    elif isinstance(v, str):
+        try:
+            b = v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                _strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                "string value is not encodable as UTF-8") from None
+        cv.type = lib.SHOAL_T_STR
+        return _bytes_into(cv, b)
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        cv.type = lib.SHOAL_T_BYTES
+        return _bytes_into(cv, bytes(v))
+    else:
+        raise TypeError("shoal values are None, bool, int, float, str or "
+                        "bytes, not %s" % type(v).__name__)
+    return None
+
+
+def _bytes_into(cv: Any, b: bytes) -> Any:
+    buf = ffi.from_buffer("uint8_t[]", b)
+    cv.ptr = buf
+    cv.len = len(b)
+    return buf
+
+
+def _value(cv: Any) -> Value:
+    """Convert a shoal_value read from C into a Python value."""
+    t = cv.type
+    if t == lib.SHOAL_T_NIL:
+        return None
+    if t == lib.SHOAL_T_BOOL:
+        return bool(cv.b)
+    if t == lib.SHOAL_T_INT:
+        return int(cv.i)
+    if t == lib.SHOAL_T_DOUBLE:
+        return float(cv.d)
+    if t in (lib.SHOAL_T_STR, lib.SHOAL_T_BYTES):
+        raw = bytes(ffi.buffer(cv.ptr, cv.len)) if cv.len else b""
+        if t == lib.SHOAL_T_BYTES:
+            return raw
+        # Policy for strings from peers that are not valid UTF-8: decoded
+        # with surrogateescape, so nothing is lost and nothing raises.
+        return raw.decode("utf-8", "surrogateescape")
+    raise Error(_strerror(ErrorCode.PROTO), ErrorCode.PROTO,
+                "unknown value type %d" % t)
+
+
+def _author(key: Any) -> Any:
+    """An author key (64 hex chars or 32 bytes) as a C buffer."""
+    if isinstance(key, str):
+        try:
+            b = bytes.fromhex(key)
+        except ValueError:
+            b = b""
+    elif isinstance(key, (bytes, bytearray, memoryview)):
+        b = bytes(key)
+    else:
+        raise TypeError("an author key is a hex str or bytes, not %s"
+                        % type(key).__name__)
+    if len(b) != KEY_BYTES:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "an author key is %d bytes (%d hex digits)"
+                                   % (KEY_BYTES, 2 * KEY_BYTES))
+    return ffi.from_buffer("uint8_t[]", b)
+
+
+def _buffer(data: Any, what: str) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return ffi.from_buffer("uint8_t[]", bytes(data) if not isinstance(data, bytes) else data)
+    raise TypeError("%s must be bytes-like, not %s" % (what, type(data).__name__))
+
+
+@ffi.def_extern()
+def shoal_py_clock(ctx: Any) -> int:
+    """Trampoline for a Python clock (Replica(clock=...)); called from C."""
+    fn = ffi.from_handle(ctx)
+    return int(fn())
+
+
+# ---------------------------------------------------------------- replica
+
+class Replica:
+    """A shoal replica: a directory holding one device's documents.
+
+    ``Replica(path)`` creates the directory (and the device's Ed25519
+    identity) on first use and opens it afterwards.  Use it as a context
+    manager or call :meth:`close`.
+
+    Args:
+        path: the replica directory (str or os.PathLike).
+        durable: True (default): every commit is fsynced before it returns.
+            False: commits are written but synced only by :meth:`flush` or
+            :meth:`close` (an OS crash can lose the most recent ones; a
+            process crash loses nothing).
+        map_size: initial LMDB map size in bytes (it grows on demand).
+        max_drift_ms: how far ahead of the local clock a remote change may
+            be before it is held back until its time (default 60000).
+        clock: a callable returning the wall clock in milliseconds since the
+            epoch, replacing the real clock (tests, simulations).  It is
+            called from C with the replica locked: it must not use the
+            replica.
+
+    A replica may be used from several threads at once.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]", bytes], *,
+                 durable: bool = True, map_size: Optional[int] = None,
+                 max_drift_ms: Optional[int] = None,
+                 clock: Optional[Callable[[], int]] = None) -> None:
+        self._p: Any = None
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight = 0
+        self._closed = True
+        self._local = threading.local()
+        self._txns: "weakref.WeakSet[Transaction]" = weakref.WeakSet()
+        self._clock_handle: Any = None
+        self.path: str = os.fsdecode(os.fspath(path))
+        if not isinstance(durable, bool):
+            raise TypeError("durable must be a bool")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be callable")
+        dir_b = os.fsencode(self.path)
+        if b"\0" in dir_b:
+            raise InvalidArgumentError(_strerror(ErrorCode.INVAL),
+                                       ErrorCode.INVAL, "path contains NUL")
+        optp = ffi.new("shoal_options **")
+        rc = lib.shoal_options_new(optp)
+        if rc:
+            raise _error(rc)
+        opts = ffi.gc(optp[0], lib.shoal_options_free)
+        try:
+            rc = lib.shoal_options_set_durable(opts, durable)
+            if not rc and map_size is not None:
+                rc = lib.shoal_options_set_map_size(opts, _u64(map_size, "map_size"))
+            if not rc and max_drift_ms is not None:
+                rc = lib.shoal_options_set_max_drift_ms(
+                    opts, _u64(max_drift_ms, "max_drift_ms"))
+            if not rc and clock is not None:
+                self._clock_handle = ffi.new_handle(clock)
+                rc = lib.shoal_options_set_clock(opts, lib.shoal_py_clock,
+                                                 self._clock_handle)
+            if rc:
+                raise _error(rc)
+            out = ffi.new("shoal_replica **")
+            rc = lib.shoal_replica_open(out, dir_b, opts)
+            if rc:
+                raise _error(rc, "cannot open replica at %r" % self.path)
+        finally:
+            ffi.release(opts)
+        self._p = ffi.gc(out[0], lib.shoal_replica_close)
+        self._id = bytes(ffi.buffer(lib.shoal_replica_id(self._p), KEY_BYTES)).hex()
+        self._durable = durable
+        self._closed = False
+
+    # -- lifetime -------------------------------------------------------
+
+    def _enter(self) -> Any:
+        """Mark a C call in flight; raise ClosedError if closed."""
+        with self._cond:
+            if self._closed:
+                raise _closed()
+            self._inflight += 1
+            return self._p
+
+    def _exit(self) -> None:
+        with self._cond:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cond.notify_all()
+
+    def _raise(self, rc: int, input_side: bool = False) -> None:
+        """Raise the error for rc with the library's detail (call in flight)."""
+        detail = ffi.string(lib.shoal_replica_errmsg(self._p)).decode(
+            "utf-8", "replace") or None
+        raise _error(rc, detail, input_side)
+
+    def close(self) -> None:
+        """Abort open transactions, sync and close.  Idempotent.
+
+        Waits for calls running in other threads to return first.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._inflight:
+                self._cond.wait()
+        for t in list(self._txns):
+            t._drop()
+        if self._p is not None:
+            ffi.release(self._p)
+            self._p = None
+        self._clock_handle = None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> "Replica":
+        if self._closed:
+            raise _closed()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return "<shoal.Replica %s %r id=%s...>" % (state, self.path, self._id_short())
+
+    def _id_short(self) -> str:
+        return getattr(self, "_id", "?")[:12]
+
+    # -- identity and basics --------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """This replica's public key (its author id), as 64 hex digits."""
+        return self._id
+
+    @property
+    def durable(self) -> bool:
+        """Whether every commit is fsynced before it returns."""
+        return self._durable
+
+    def flush(self) -> None:
+        """Force every commit so far to disk (useful when durable=False)."""
+        p = self._enter()
+        try:
+            rc = lib.shoal_replica_flush(p)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+
+    # -- documents --------------------------------------------------------
+
+    def doc(self, collection: str, doc_id: str) -> "Document":
+        """A live view of document doc_id of collection (it need not exist)."""
+        if self._closed:
+            raise _closed()
+        return Document(self, collection, doc_id)
+
+    def __getitem__(self, key: Tuple[str, str]) -> "Document":
+        """``r["orders", "o-1"]`` is ``r.doc("orders", "o-1")``."""
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError("index a replica with (collection, doc_id)")
+        return self.doc(key[0], key[1])
+
+    def docs(self, collection: str) -> List[str]:
+        """Ids of the live documents of collection, sorted (bytewise)."""
+        coll = _text(collection, "collection")
+        return self._strlist(lambda p, out: lib.shoal_docs(p, coll, out))
+
+    def collections(self) -> List[str]:
+        """Names of the collections holding at least one live document."""
+        return self._strlist(lib.shoal_collections)
+
+    def equivocators(self) -> List[str]:
+        """Hex ids of authors caught signing two different changes with one
+        sequence number."""
+        return self._strlist(lib.shoal_equivocators)
+
+    def _strlist(self, fn: Callable[[Any, Any], int]) -> List[str]:
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_strlist **")
+            rc = fn(p, out)
+            if rc:
+                self._raise(rc)
+            sl = ffi.gc(out[0], lib.shoal_strlist_free)
+            try:
+                n = lib.shoal_strlist_count(sl)
+                return [_name(lib.shoal_strlist_get(sl, i)) for i in range(n)]
+            finally:
+                ffi.release(sl)
+        finally:
+            self._exit()
+
+    # -- transactions -----------------------------------------------------
+
+    def transaction(self) -> "Transaction":
+        """A transaction over several documents, committed atomically.
+
+        Use as ``with r.transaction():``.  Inside the block every edit made
+        on this thread through documents of this replica goes into the
+        transaction; it commits when the block ends and aborts if it raises.
+        Reads inside the block do not see its uncommitted edits.
+        """
+        return Transaction(self)
+
+    def _current_txn(self) -> Optional["Transaction"]:
+        return getattr(self._local, "txn", None)
+
+    def _write(self, ops: Callable[["_TxnOps"], None]) -> None:
+        """Run ops in the thread's open transaction, or in a new one that
+        commits at once (one change per document)."""
+        t = self._current_txn()
+        if t is not None:
+            t._run(ops)
+            return
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_txn **")
+            rc = lib.shoal_txn_begin(p, out)
+            if rc:
+                self._raise(rc)
+            txn = out[0]
+            try:
+                ops(_TxnOps(self, txn, None))
+            except BaseException:
+                lib.shoal_txn_abort(txn)
+                raise
+            rc = lib.shoal_txn_commit(txn)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+
+    # -- reads --------------------------------------------------------------
+
+    def _read(self, coll: bytes, did: bytes, fn: Callable[[Any], Any],
+              missing: Callable[[int], Any]) -> Any:
+        """Call fn(shoal_doc*) on a fresh snapshot of the document; if it is
+        deleted or unknown return missing(code)."""
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_doc **")
+            rc = lib.shoal_doc_get(p, coll, did, out)
+            if rc == lib.SHOAL_ENOTFOUND or rc == lib.SHOAL_EDELETED:
+                return missing(rc)
+            if rc:
+                self._raise(rc)
+            d = ffi.gc(out[0], lib.shoal_doc_free)
+            try:
+                return fn(d)
+            finally:
+                ffi.release(d)
+        finally:
+            self._exit()
+
+    # -- version, bundles, digests -----------------------------------------
+
+    def version(self) -> Dict[str, int]:
+        """The version vector: ``{author_hex: highest contiguous seq}``."""
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_vv **")
+            rc = lib.shoal_replica_version(p, out)
+            if rc:
+                self._raise(rc)
+            return _vv_to_dict(ffi.gc(out[0], lib.shoal_vv_free))
+        finally:
+            self._exit()
+
+    def export(self, since: Optional[Mapping[Union[str, bytes], int]] = None) -> bytes:
+        """The signed changes a replica at version ``since`` lacks (all of
+        them when since is None), in causal order, as bundle bytes for
+        :meth:`merge` on another replica."""
+        vv = None
+        if since is not None:
+            vv = _dict_to_vv(since)
+        p = self._enter()
+        try:
+            out = ffi.new("uint8_t **")
+            n = ffi.new("size_t *")
+            rc = lib.shoal_export(p, vv if vv is not None else ffi.NULL, out, n)
+            if rc:
+                self._raise(rc)
+            try:
+                return bytes(ffi.buffer(out[0], n[0])) if n[0] else b""
+            finally:
+                lib.shoal_free(out[0])
+        finally:
+            self._exit()
+            if vv is not None:
+                ffi.release(vv)
+
+    def import_bundle(self, bundle: Union[bytes, bytearray, memoryview]) -> ImportResult:
+        """Verify and apply a bundle; return the full :class:`ImportResult`.
+
+        A bundle holding any invalid change is rejected whole and nothing
+        changes: :class:`SignatureError`, :class:`DecodeError` (or its
+        subclasses :class:`TruncatedError`, :class:`VersionError`,
+        :class:`InputTooBigError`).
+        """
+        buf = _buffer(bundle, "bundle")
+        p = self._enter()
+        try:
+            res = ffi.new("shoal_import_result *")
+            rc = lib.shoal_import(p, buf, len(buf), res)
+            if rc:
+                self._raise(rc, input_side=True)
+            return ImportResult(int(res.applied), int(res.duplicate),
+                                int(res.pending), int(res.equivocations))
+        finally:
+            self._exit()
+
+    def merge(self, bundle: Union[bytes, bytearray, memoryview]) -> int:
+        """Apply a bundle from :meth:`export`; return the number of changes
+        applied (duplicates are no-ops).  Raises :class:`SignatureError` or
+        :class:`DecodeError` and leaves the state unchanged if the bundle
+        holds any invalid change."""
+        return self.import_bundle(bundle).applied
+
+    def digest(self, full: bool = False) -> str:
+        """Hex digest of the visible state (what a user sees), or with
+        full=True of the full CRDT state.  Replicas that applied the same
+        changes have equal digests."""
+        p = self._enter()
+        try:
+            out = ffi.new("uint8_t[]", DIGEST_BYTES)
+            rc = lib.shoal_digest(p, bool(full), out)
+            if rc:
+                self._raise(rc)
+            return bytes(ffi.buffer(out, DIGEST_BYTES)).hex()
+        finally:
+            self._exit()
+
+    def pending_count(self) -> int:
+        """Changes waiting in the pending set (for dependencies or time)."""
+        p = self._enter()
+        try:
+            out = ffi.new("uint64_t *")
+            rc = lib.shoal_pending_count(p, out)
+            if rc:
+                self._raise(rc)
+            return int(out[0])
+        finally:
+            self._exit()
+
+    # -- events ---------------------------------------------------------------
+
+    def next_change(self, timeout: Optional[float] = 0.0) -> Optional[ChangeEvent]:
+        """The next change event, waiting up to timeout seconds (None:
+        forever); None if none came in time or the replica was closed."""
+        if timeout is not None:
+            if timeout != timeout or timeout < 0:
+                raise ValueError("timeout must be >= 0 or None")
+            deadline = time.monotonic() + timeout
+        while True:
+            if timeout is None:
+                wait_ms = _WAIT_SLICE_MS
+            else:
+                left = deadline - time.monotonic()
+                wait_ms = max(0, min(_WAIT_SLICE_MS, int(left * 1000.0 + 0.999)))
+            with self._cond:
+                if self._closed:
+                    return None
+                self._inflight += 1
+                p = self._p
+            try:
+                out = ffi.new("shoal_event **")
+                rc = lib.shoal_event_next(p, wait_ms, out)
+                if rc == 0:
+                    e = ffi.gc(out[0], lib.shoal_event_free)
+                    try:
+                        return ChangeEvent(
+                            _name(lib.shoal_event_collection(e)),
+                            _name(lib.shoal_event_doc_id(e)),
+                            bool(lib.shoal_event_remote(e)),
+                            bool(lib.shoal_event_overflowed(e)))
+                    finally:
+                        ffi.release(e)
+                if rc == lib.SHOAL_ECLOSED:
+                    return None
+                if rc != lib.SHOAL_ETIMEDOUT:
+                    self._raise(rc)
+            finally:
+                self._exit()
+            if timeout is not None and time.monotonic() >= deadline:
+                return None
+
+    def changes(self, timeout: Optional[float] = None) -> Iterator[ChangeEvent]:
+        """Iterate over change events (one per document per commit or merge,
+        local and remote).  The iteration ends when no event came for
+        ``timeout`` seconds (None: never) or the replica is closed.
+
+        Waiting happens in C with the GIL released (in short slices, so
+        Ctrl-C and close() from another thread stay prompt).
+        """
+        if timeout is not None and (timeout != timeout or timeout < 0):
+            raise ValueError("timeout must be >= 0 or None")
+        while True:
+            ev = self.next_change(timeout)
+            if ev is None:
+                return
+            yield ev
+
+
+def _u64(v: Any, what: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("%s must be an int" % what)
+    if not 0 <= v <= _UINT64_MAX:
+        raise OverflowError("%s out of the uint64 range" % what)
+    return v
+
+
+def _vv_to_dict(vv: Any) -> Dict[str, int]:
+    try:
+        res: Dict[str, int] = {}
+        author = ffi.new("uint8_t **")
+        seq = ffi.new("uint64_t *")
+        for i in range(lib.shoal_vv_count(vv)):
+            rc = lib.shoal_vv_entry(vv, i, author, seq)
+            if rc:
+                raise _error(rc)
+            res[bytes(ffi.buffer(author[0], KEY_BYTES)).hex()] = int(seq[0])
+        return res
+    finally:
+        ffi.release(vv)
+
+
+def _dict_to_vv(since: Mapping[Union[str, bytes], int]) -> Any:
+    if not isinstance(since, Mapping):
+        raise TypeError("since must be a mapping {author: seq} (from "
+                        "Replica.version()) or None")
+    items = [(_author(k), _u64(v, "seq")) for k, v in since.items()]
+    out = ffi.new("shoal_vv **")
+    rc = lib.shoal_vv_new(out)
+    if rc:
+        raise _error(rc)
+    vv = ffi.gc(out[0], lib.shoal_vv_free)
+    for key, seq in items:
+        rc = lib.shoal_vv_set(vv, key, seq)
+        if rc:
+            ffi.release(vv)
+            raise _error(rc)
+    return vv
+
+
+# ------------------------------------------------------------ transactions
+
+class _TxnOps:
+    """The edit calls of one C transaction (used with the call in flight)."""
+
+    __slots__ = ("_r", "_t", "_owner")
+
+    def __init__(self, replica: Replica, txn: Any, owner: Optional["Transaction"]) -> None:
+        self._r = replica
+        self._t = txn
+        self._owner = owner
+
+    def _check(self, rc: int) -> None:
+        if rc:
+            self._r._raise(rc)
+
+    def set(self, c: bytes, d: bytes, f: bytes, v: Any) -> None:
+        cv = ffi.new("shoal_value *")
+        keep = _fill(cv, v)
+        self._check(lib.shoal_txn_set(self._t, c, d, f, cv))
+        del keep
+
+    def unset(self, c: bytes, d: bytes, f: bytes) -> None:
+        self._check(lib.shoal_txn_unset(self._t, c, d, f))
+
+    def add(self, c: bytes, d: bytes, f: bytes, delta: int) -> None:
+        self._check(lib.shoal_txn_counter_add(self._t, c, d, f, delta))
+
+    def insert(self, c: bytes, d: bytes, f: bytes, i: int, v: Any) -> None:
+        cv = ffi.new("shoal_value *")
+        keep = _fill(cv, v)
+        self._check(lib.shoal_txn_list_insert(self._t, c, d, f, i, cv))
+        del keep
+        if self._owner is not None:
+            self._owner._list_delta(c, d, f, +1)
+
+    def remove(self, c: bytes, d: bytes, f: bytes, i: int) -> None:
+        self._check(lib.shoal_txn_list_remove(self._t, c, d, f, i))
+        if self._owner is not None:
+            self._owner._list_delta(c, d, f, -1)
+
+    def replace(self, c: bytes, d: bytes, f: bytes, i: int, v: Any) -> None:
+        cv = ffi.new("shoal_value *")
+        keep = _fill(cv, v)
+        self._check(lib.shoal_txn_list_replace(self._t, c, d, f, i, cv))
+        del keep
+
+    def delete(self, c: bytes, d: bytes) -> None:
+        self._check(lib.shoal_txn_delete(self._t, c, d))
+        if self._owner is not None:
+            self._owner._deleted.add((c, d))
+
+
+class Transaction:
+    """An atomic group of edits over one or more documents.
+
+    Get one from :meth:`Replica.transaction` and use it as a context
+    manager; the edits made inside the block on this thread (through any
+    document of the replica) commit together when the block ends, or are
+    dropped if it raises.  :meth:`commit` and :meth:`abort` end it early.
+
+    Edits are resolved against the newest state at commit (list indexes
+    included); reads inside the block do not see uncommitted edits, but
+    :meth:`ListField.append` and negative list indexes account for the
+    inserts and removals already made in this transaction.
+    """
+
+    def __init__(self, replica: Replica) -> None:
+        self._r = replica
+        self._p: Any = None
+        self._lock = threading.Lock()
+        self._deltas: Dict[Tuple[bytes, bytes, bytes], int] = {}
+        self._deleted: set = set()
+        self._thread: Optional[threading.local] = None
+        self._done = False
+        self._lost = False  # dropped by Replica.close() while open
+
+    @property
+    def active(self) -> bool:
+        """True between the start of the with block and commit/abort."""
+        return self._p is not None
+
+    def __enter__(self) -> "Transaction":
+        r = self._r
+        if self._done or self._p is not None:
+            raise BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                            "a Transaction object can be used once")
+        if r._current_txn() is not None:
+            raise BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                            "a transaction is already open on this thread")
+        p = r._enter()
+        try:
+            out = ffi.new("shoal_txn **")
+            rc = lib.shoal_txn_begin(p, out)
+            if rc:
+                r._raise(rc)
+            self._p = ffi.gc(out[0], lib.shoal_txn_abort)
+            r._txns.add(self)
+        finally:
+            r._exit()
+        r._local.txn = self
+        self._thread = r._local
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif self._p is not None:
+            self.commit()
+        elif self._lost:
+            raise ClosedError(_strerror(ErrorCode.CLOSED), ErrorCode.CLOSED,
+                              "the replica was closed before the transaction "
+                              "committed; its edits were dropped")
+
+    def _release_thread(self) -> None:
+        if self._thread is not None and getattr(self._thread, "txn", None) is self:
+            self._thread.txn = None
+        self._thread = None
+
+    def _run(self, ops: Callable[[_TxnOps], None]) -> None:
+        r = self._r
+        with self._lock:
+            if self._p is None:
+                raise _closed() if r._closed else BusyError(
+                    _strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                    "the transaction has ended")
+            r._enter()
+            try:
+                ops(_TxnOps(r, self._p, self))
+            finally:
+                r._exit()
+
+    def _list_delta(self, c: bytes, d: bytes, f: bytes, n: int) -> None:
+        k = (c, d, f)
+        self._deltas[k] = self._deltas.get(k, 0) + n
+
+    def _pending_len(self, c: bytes, d: bytes, f: bytes) -> int:
+        return self._deltas.get((c, d, f), 0)
+
+    def commit(self) -> None:
+        """Commit every edit atomically (durable on return unless the replica
+        is non-durable).  On error nothing of the transaction is stored."""
+        r = self._r
+        with self._lock:
+            self._release_thread()
+            if self._p is None:
+                if r._closed:
+                    raise _closed()
+                raise BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                                "the transaction has ended")
+            t = self._p
+            try:
+                p = r._enter()
+            except ClosedError:
+                self._drop_locked()
+                raise
+            try:
+                ffi.gc(t, None)  # commit frees it, even on error
+                self._p = None
+                self._done = True
+                r._txns.discard(self)
+                rc = lib.shoal_txn_commit(t)
+                if rc:
+                    r._raise(rc)
+            finally:
+                r._exit()
+            del p
+
+    def abort(self) -> None:
+        """Drop every edit of the transaction.  Idempotent."""
+        with self._lock:
+            self._release_thread()
+            self._drop_locked()
+
+    def _drop(self) -> None:
+        # Called by Replica.close() with no C call in flight.
+        with self._lock:
+            if self._p is not None:
+                self._lost = True
+            self._drop_locked()
+
+    def _drop_locked(self) -> None:
+        if self._p is not None:
+            ffi.release(self._p)
+            self._p = None
+        self._done = True
+        self._r._txns.discard(self)
+
+    def doc(self, collection: str, doc_id: str) -> "Document":
+        """Same as ``replica.doc()`` (edits go into this transaction while it
+        is open on this thread)."""
+        return self._r.doc(collection, doc_id)
+
+
+# --------------------------------------------------------------- documents
+
+def _find(d: Any, f: bytes) -> int:
+    i = ffi.new("size_t *")
+    if lib.shoal_doc_field_find(d, f, i):
+        return -1
+    return int(i[0])
+
+
+def _field_value(d: Any, i: int) -> Any:
+    kind = lib.shoal_doc_field_kind(d, i)
+    if kind == lib.SHOAL_K_REGISTER:
+        cv = ffi.new("shoal_value *")
+        rc = lib.shoal_doc_field_value(d, i, cv)
+        if rc:
+            raise _error(rc)
+        return _value(cv)
+    if kind == lib.SHOAL_K_COUNTER:
+        out = ffi.new("int64_t *")
+        rc = lib.shoal_doc_field_counter(d, i, out)
+        if rc:
+            raise _error(rc)
+        return int(out[0])
+    if kind == lib.SHOAL_K_LIST:
+        return _list_items(d, i)
+    raise _error(lib.SHOAL_EKIND, "unknown field kind %d" % kind)
+
+
+def _list_len(d: Any, i: int) -> int:
+    n = ffi.new("size_t *")
+    rc = lib.shoal_doc_field_list_len(d, i, n)
+    if rc:
+        raise _error(rc)
+    return int(n[0])
+
+
+def _list_items(d: Any, i: int) -> List[Value]:
+    n = _list_len(d, i)
+    cv = ffi.new("shoal_value *")
+    res = []
+    for j in range(n):
+        rc = lib.shoal_doc_field_list_item(d, i, j, cv)
+        if rc:
+            raise _error(rc)
+        res.append(_value(cv))
+    return res
+
+
+def _all_fields(d: Any) -> Dict[str, Any]:
+    return {_name(lib.shoal_doc_field_name(d, i)): _field_value(d, i)
+            for i in range(lib.shoal_doc_field_count(d))}
+
+
+def _field_names(d: Any) -> List[str]:
+    return [_name(lib.shoal_doc_field_name(d, i))
+            for i in range(lib.shoal_doc_field_count(d))]
+
+
+class Document(MutableMapping):
+    """A live view of one document: a mapping of field name to value.
+
+    Reads take a fresh snapshot each time; every write (``d[f] = v``,
+    ``del d[f]``, :meth:`update`, counter and list edits, :meth:`delete`) is
+    one signed change committed at once, unless a :meth:`Replica.transaction`
+    is open on this thread, in which case it joins that transaction.
+
+    Reading a field: a register gives its value (None, bool, int, float,
+    str, bytes), a counter an int, a list a Python list.  A missing field
+    raises :class:`NotFound`, a field of a deleted document
+    :class:`Deleted` (both are KeyError).  A deleted or never-seen document
+    reads as empty.
+    """
+
+    __slots__ = ("_r", "_c", "_d", "collection", "id", "__weakref__")
+
+    def __init__(self, replica: Replica, collection: str, doc_id: str) -> None:
+        self._r = replica
+        self._c = _text(collection, "collection")
+        self._d = _text(doc_id, "document id")
+        self.collection: str = collection
+        self.id: str = doc_id
+
+    def __repr__(self) -> str:
+        return "<shoal.Document %s/%s>" % (self.collection, self.id)
+
+    @property
+    def replica(self) -> Replica:
+        """The replica this document belongs to."""
+        return self._r
+
+    # -- reads ----------------------------------------------------------
+
+    def _missing_field(self, field: str) -> Callable[[int], Any]:
+        def missing(rc: int) -> Any:
+            if rc == lib.SHOAL_EDELETED:
+                raise Deleted(_strerror(rc), rc, "document %s/%s is deleted"
+                              % (self.collection, self.id))
+            raise NotFound(_strerror(rc), rc, "no document %s/%s"
+                           % (self.collection, self.id))
+        return missing
+
+    def __getitem__(self, field: str) -> Any:
+        f = _text(field, "field name")
+
+        def read(d: Any) -> Any:
+            i = _find(d, f)
+            if i < 0:
+                raise NotFound(_strerror(lib.SHOAL_ENOTFOUND), lib.SHOAL_ENOTFOUND,
+                               "no field %r" % field)
+            return _field_value(d, i)
+        return self._r._read(self._c, self._d, read, self._missing_field(field))
+
+    def get(self, field: str, default: Any = None) -> Any:
+        """The field's value, or default if the field (or document) is
+        missing or deleted."""
+        try:
+            return self[field]
+        except KeyError:
+            return default
+
+    def __contains__(self, field: object) -> bool:
+        if not isinstance(field, str):
+            return False
+        f = _text(field, "field name")
+        return self._r._read(self._c, self._d, lambda d: _find(d, f) >= 0,
+                             lambda rc: False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return self._r._read(self._c, self._d,
+                             lambda d: int(lib.shoal_doc_field_count(d)),
+                             lambda rc: 0)
+
+    def keys(self) -> List[str]:  # type: ignore[override]
+        """Names of the visible fields (a snapshot), sorted bytewise."""
+        return self._r._read(self._c, self._d, _field_names, lambda rc: [])
+
+    def items(self) -> Any:
+        """(name, value) pairs of one snapshot."""
+        return self.to_dict().items()
+
+    def values(self) -> Any:
+        """Values of one snapshot."""
+        return self.to_dict().values()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every visible field from one snapshot, as a plain dict (counters as
+        int, lists as list).  Empty for a deleted or never-seen document."""
+        return self._r._read(self._c, self._d, _all_fields, lambda rc: {})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def kind(self, field: str) -> Kind:
+        """The visible kind of field (NotFound if it is not visible)."""
+        f = _text(field, "field name")
+
+        def read(d: Any) -> Kind:
+            i = _find(d, f)
+            if i < 0:
+                raise NotFound(_strerror(lib.SHOAL_ENOTFOUND), lib.SHOAL_ENOTFOUND,
+                               "no field %r" % field)
+            return Kind(lib.shoal_doc_field_kind(d, i))
+        return self._r._read(self._c, self._d, read, self._missing_field(field))
+
+    @property
+    def exists(self) -> bool:
+        """True if the document is live (seen by this replica, not deleted)."""
+        return self._r._read(self._c, self._d, lambda d: True, lambda rc: False)
+
+    @property
+    def deleted(self) -> bool:
+        """True if the document is deleted (in its current epoch)."""
+        return self._r._read(self._c, self._d, lambda d: False,
+                             lambda rc: rc == lib.SHOAL_EDELETED)
+
+    @property
+    def epoch(self) -> Optional[int]:
+        """The live document's epoch (0 until deleted and re-created), or
+        None if it is deleted or unknown."""
+        return self._r._read(self._c, self._d,
+                             lambda d: int(lib.shoal_doc_epoch(d)),
+                             lambda rc: None)
+
+    # -- writes ---------------------------------------------------------
+
+    def __setitem__(self, field: str, value: Value) -> None:
+        f = _text(field, "field name")
+        c, d = self._c, self._d
+        self._r._write(lambda t: t.set(c, d, f, value))
+
+    def __delitem__(self, field: str) -> None:
+        """Remove the field (whatever its kind).  KeyError if not visible."""
+        if field not in self:
+            raise NotFound(_strerror(lib.SHOAL_ENOTFOUND), lib.SHOAL_ENOTFOUND,
+                           "no field %r" % (field,))
+        self.unset(field)
+
+    def unset(self, field: str) -> None:
+        """Remove the field without checking that it is there (idempotent)."""
+        f = _text(field, "field name")
+        c, d = self._c, self._d
+        self._r._write(lambda t: t.unset(c, d, f))
+
+    def update(self, other: Any = (), **kwargs: Value) -> None:  # type: ignore[override]
+        """Set several register fields in one change (like dict.update)."""
+        if isinstance(other, Mapping):
+            pairs = list(other.items())
+        elif hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]
+        else:
+            pairs = list(other)
+        pairs.extend(kwargs.items())
+        enc = [(_text(k, "field name"), v) for k, v in pairs]
+        c, d = self._c, self._d
+
+        def ops(t: _TxnOps) -> None:
+            for f, v in enc:
+                t.set(c, d, f, v)
+        if enc:
+            self._r._write(ops)
+
+    def clear(self) -> None:
+        """Remove every visible field in one change (the document stays
+        live; see :meth:`delete`)."""
+        names = [_text(n, "field name") for n in self.keys()]
+        c, d = self._c, self._d
+
+        def ops(t: _TxnOps) -> None:
+            for f in names:
+                t.unset(c, d, f)
+        if names:
+            self._r._write(ops)
+
+    def delete(self) -> None:
+        """Delete the document.  Delete wins over concurrent edits of its
+        epoch; a later write re-creates the document in the next epoch."""
+        c, d = self._c, self._d
+        self._r._write(lambda t: t.delete(c, d))
+
+    # -- typed fields -------------------------------------------------------
+
+    def counter(self, field: str) -> "Counter":
+        """The counter field ``field`` (a PN-counter: concurrent increments
+        and decrements all count)."""
+        return Counter(self, field)
+
+    def list(self, field: str) -> "ListField":
+        """The list field ``field`` (an RGA list)."""
+        return ListField(self, field)
+
+
+class Counter:
+    """A live view of a counter field.  ``value`` reads it (0 when absent);
+    :meth:`add` changes it; ``c += n`` and ``c -= n`` work too."""
+
+    __slots__ = ("_doc", "_f", "name")
+
+    def __init__(self, doc: Document, field: str) -> None:
+        self._doc = doc
+        self._f = _text(field, "field name")
+        self.name = field
+
+    def add(self, delta: int = 1) -> None:
+        """Add delta (may be negative) in one change."""
+        if not isinstance(delta, int):
+            raise TypeError("counter delta must be an int, not %s" % type(delta).__name__)
+        delta = _check_int64(int(delta), "counter delta")
+        if delta == 0:
+            return
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.add(doc._c, doc._d, f, delta))
+
+    def __iadd__(self, delta: int) -> "Counter":
+        self.add(delta)
+        return self
+
+    def __isub__(self, delta: int) -> "Counter":
+        if not isinstance(delta, int):
+            raise TypeError("counter delta must be an int")
+        self.add(-delta)
+        return self
+
+    @property
+    def value(self) -> int:
+        """The counter's value (0 if the field or document is absent; a
+        :class:`KindError` if the field holds another kind)."""
+        f = self._f
+
+        def read(d: Any) -> int:
+            i = _find(d, f)
+            if i < 0:
+                return 0
+            out = ffi.new("int64_t *")
+            rc = lib.shoal_doc_field_counter(d, i, out)
+            if rc:
+                raise _error(rc, "field %r is not a counter" % self.name)
+            return int(out[0])
+        return self._doc._r._read(self._doc._c, self._doc._d, read, lambda rc: 0)
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "<shoal.Counter %s/%s.%s>" % (self._doc.collection, self._doc.id, self.name)
+
+
+class ListField:
+    """A live view of a list field, with the usual list methods.
+
+    Reads take a snapshot; ``insert``, ``append``, ``extend``,
+    ``lines[i] = v``, ``del lines[i]``, ``pop``, ``remove`` and ``clear``
+    write.  Out-of-range indexes raise :class:`ListIndexError` (an
+    IndexError).  An absent list reads as empty.
+    """
+
+    __slots__ = ("_doc", "_f", "name")
+
+    def __init__(self, doc: Document, field: str) -> None:
+        self._doc = doc
+        self._f = _text(field, "field name")
+        self.name = field
+
+    def __repr__(self) -> str:
+        return "<shoal.ListField %s/%s.%s>" % (self._doc.collection, self._doc.id, self.name)
+
+    def _read(self, fn: Callable[[Any, int], Any], absent: Callable[[], Any]) -> Any:
+        f = self._f
+
+        def read(d: Any) -> Any:
+            i = _find(d, f)
+            if i < 0:
+                return absent()
+            if lib.shoal_doc_field_kind(d, i) != lib.SHOAL_K_LIST:
+                raise _error(lib.SHOAL_EKIND, "field %r is not a list" % self.name)
+            return fn(d, i)
+        doc = self._doc
+        return doc._r._read(doc._c, doc._d, read, lambda rc: absent())
+
+    def to_list(self) -> List[Value]:
+        """The elements (a snapshot) as a Python list."""
+        return self._read(_list_items, list)
+
+    def __len__(self) -> int:
+        return self._read(_list_len, lambda: 0)
+
+    def _len_for_write(self) -> int:
+        """The length edits are resolved against: the visible length plus
+        the inserts/removals made so far in this thread's transaction."""
+        n = len(self)
+        t = self._doc._r._current_txn()
+        if t is not None:
+            n += t._pending_len(self._doc._c, self._doc._d, self._f)
+        return max(n, 0)
+
+    def __iter__(self) -> Iterator[Value]:
+        return iter(self.to_list())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.to_list()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ListField):
+            return self.to_list() == other.to_list()
+        if isinstance(other, list):
+            return self.to_list() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def index(self, value: Value) -> int:
+        """Index of the first element equal to value (ValueError if none)."""
+        return self.to_list().index(value)
+
+    def count(self, value: Value) -> int:
+        """Number of elements equal to value."""
+        return self.to_list().count(value)
+
+    @overload
+    def __getitem__(self, i: int) -> Value: ...
+    @overload
+    def __getitem__(self, i: slice) -> List[Value]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Any:
+        if isinstance(i, slice):
+            return self.to_list()[i]
+        i = _index(i)
+
+        def item(d: Any, fi: int) -> Value:
+            n = _list_len(d, fi)
+            j = i + n if i < 0 else i
+            if not 0 <= j < n:
+                raise _range(i, n)
+            cv = ffi.new("shoal_value *")
+            rc = lib.shoal_doc_field_list_item(d, fi, j, cv)
+            if rc:
+                raise _error(rc)
+            return _value(cv)
+
+        def absent() -> Value:
+            raise _range(i, 0)
+        return self._read(item, absent)
+
+    def _abs(self, i: int, for_insert: bool = False) -> int:
+        i = _index(i)
+        if for_insert:
+            if i == 0:
+                return 0
+            n = self._len_for_write()
+            if i < 0:
+                return max(i + n, 0)
+            return min(i, n)
+        if i < 0:
+            n = self._len_for_write()
+            if i + n < 0:
+                raise _range(i, n)
+            return i + n
+        return i
+
+    def insert(self, index: int, value: Value) -> None:
+        """Insert value before index (list.insert semantics: indexes past
+        the end append, negative ones count from the end)."""
+        j = self._abs(index, for_insert=True)
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.insert(doc._c, doc._d, f, j, value))
+
+    def append(self, value: Value) -> None:
+        """Append value."""
+        j = self._len_for_write()
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.insert(doc._c, doc._d, f, j, value))
+
+    def extend(self, values: Iterable[Value]) -> None:
+        """Append every value, in one change."""
+        vals = list(values)
+        if not vals:
+            return
+        j = self._len_for_write()
+        doc, f = self._doc, self._f
+
+        def ops(t: _TxnOps) -> None:
+            for k, v in enumerate(vals):
+                t.insert(doc._c, doc._d, f, j + k, v)
+        doc._r._write(ops)
+
+    def __iadd__(self, values: Iterable[Value]) -> "ListField":
+        self.extend(values)
+        return self
+
+    def __setitem__(self, index: int, value: Value) -> None:
+        """Replace element index (LWW; a concurrent delete wins)."""
+        if isinstance(index, slice):
+            raise TypeError("slice assignment is not supported on a shoal list")
+        j = self._abs(index)
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.replace(doc._c, doc._d, f, j, value))
+
+    def __delitem__(self, index: int) -> None:
+        """Remove element index."""
+        if isinstance(index, slice):
+            raise TypeError("slice deletion is not supported on a shoal list")
+        j = self._abs(index)
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.remove(doc._c, doc._d, f, j))
+
+    def pop(self, index: int = -1) -> Value:
+        """Remove and return element index (read then remove: not atomic
+        against other writers)."""
+        items = self.to_list()
+        i = _index(index)
+        try:
+            value = items[i]
+        except IndexError:
+            raise _range(i, len(items)) from None
+        j = i + len(items) if i < 0 else i
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.remove(doc._c, doc._d, f, j))
+        return value
+
+    def remove(self, value: Value) -> None:
+        """Remove the first element equal to value (ValueError if none)."""
+        j = self.to_list().index(value)
+        doc, f = self._doc, self._f
+        doc._r._write(lambda t: t.remove(doc._c, doc._d, f, j))
+
+    def clear(self) -> None:
+        """Remove every element, in one change."""
+        n = len(self)
+        doc, f = self._doc, self._f
+
+        def ops(t: _TxnOps) -> None:
+            for _ in range(n):
+                t.remove(doc._c, doc._d, f, 0)
+        if n:
+            doc._r._write(ops)
+
+
+def _index(i: Any) -> int:
+    if not hasattr(i, "__index__"):
+        raise TypeError("list indices must be integers, not %s" % type(i).__name__)
+    return i.__index__()
+
+
+def _range(i: int, n: int) -> ListIndexError:
+    return ListIndexError(_strerror(lib.SHOAL_ERANGE), lib.SHOAL_ERANGE,
+                          "list index %d out of range (length %d)" % (i, n))
