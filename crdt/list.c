@@ -399,37 +399,9 @@ static size_t inner_sum(const inner *in)
     return s;
 }
 
-/* Insert child c (with visible count vis) into p at slot idx.  The counts of
- * p's ancestors already include c's elements (they were moved out of a
- * sibling), so only p's own array changes; p splits if full. */
-static void insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t vis, pool *pl)
+/* Put child c (visible count vis) at slot idx of p, which has room. */
+static void array_insert(inner *p, uint16_t idx, node *c, size_t vis)
 {
-    if (p->h.n == FAN) {
-        if (!p->h.parent)
-            grow_root(l, &p->h, inner_sum(p), pl);
-        inner *q = pool_take(pl);
-        memset(q, 0, sizeof *q);
-        uint16_t m = FAN / 2;
-        size_t qvis = 0;
-        for (uint16_t i = m; i < FAN; i++) {
-            node *ch = p->child[i];
-            q->child[i - m] = ch;
-            q->vis[i - m] = p->vis[i];
-            ch->parent = q;
-            ch->pslot = (uint16_t)(i - m);
-            qvis += p->vis[i];
-        }
-        q->h.n = (uint16_t)(FAN - m);
-        p->h.n = m;
-        inner *gp = p->h.parent;
-        gp->vis[p->h.pslot] -= qvis;
-        insert_child(l, gp, (uint16_t)(p->h.pslot + 1), &q->h, qvis, pl);
-        if (idx > m) {
-            p = q;
-            idx = (uint16_t)(idx - m);
-        }
-        /* idx == m: append to p, which now has room. */
-    }
     for (uint16_t i = p->h.n; i > idx; i--) {
         p->child[i] = p->child[i - 1];
         p->vis[i] = p->vis[i - 1];
@@ -440,6 +412,41 @@ static void insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t
     c->parent = p;
     c->pslot = idx;
     p->h.n++;
+}
+
+/* Insert child c (with visible count vis) into p at slot idx.  The counts of
+ * p's ancestors already include c's elements (they were moved out of a
+ * sibling), so only p's own array changes, unless p is full: then p splits
+ * and its upper half q, c included if it lands there, goes to p's parent
+ * the same way. */
+static void insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t vis, pool *pl)
+{
+    if (p->h.n < FAN) {
+        array_insert(p, idx, c, vis);
+        return;
+    }
+    if (!p->h.parent)
+        grow_root(l, &p->h, inner_sum(p) + vis, pl);
+    inner *q = pool_take(pl);
+    memset(q, 0, sizeof *q);
+    uint16_t m = FAN / 2;
+    for (uint16_t i = m; i < FAN; i++) {
+        node *ch = p->child[i];
+        q->child[i - m] = ch;
+        q->vis[i - m] = p->vis[i];
+        ch->parent = q;
+        ch->pslot = (uint16_t)(i - m);
+    }
+    q->h.n = (uint16_t)(FAN - m);
+    p->h.n = m;
+    if (idx > m)
+        array_insert(q, (uint16_t)(idx - m), c, vis);
+    else
+        array_insert(p, idx, c, vis);
+    size_t qvis = inner_sum(q);
+    inner *gp = p->h.parent;
+    gp->vis[p->h.pslot] -= qvis;
+    insert_child(l, gp, (uint16_t)(p->h.pslot + 1), &q->h, qvis, pl);
 }
 
 /* Put record *e at slot pos of lf (splitting lf if full).  On success *out
