@@ -135,7 +135,9 @@ fail(shoal_replica *r, shoal_err e, const char *what, bool input)
 {
     const char *msg = r != NULL ? shoal_replica_errmsg(r) : "";
     const char *name = shoal_strerror(e);
-    if (msg[0] != '\0' && strcmp(msg, name) != 0)
+    if (msg[0] != '\0' && strncmp(msg, name, strlen(name)) == 0)
+        errorf("%s: %s", what, msg); /* the message already names the error */
+    else if (msg[0] != '\0')
         errorf("%s: %s (%s)", what, name, msg);
     else
         errorf("%s: %s", what, name);
