@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 enum {
@@ -74,6 +75,9 @@ static const char *const table_names[T_COUNT] = {
 #define MAX_MAP_SIZE ((uint64_t)1 << 42)
 /* Bound on MDB_MAP_RESIZED retries in a row (another process keeps growing). */
 #define MAX_RESIZED_RETRIES 64
+/* Free space below which an EIO from a commit counts as a full disk (or
+ * 1/64 of the file system when that is smaller). */
+#define DISK_FULL_SLACK ((uint64_t)1 << 20)
 #define IDENTITY_FILE "identity"
 #define IDENTITY_TMP "identity.tmp"
 #define SK_BYTES 64
@@ -552,6 +556,23 @@ const char *shoal__store_errmsg(const shoal__store *s)
 
 /* ------------------------------------------------------- transactions */
 
+/* LMDB turns a short pwrite() into EIO, and a write that runs out of space
+ * part way through is short, so a full disk often shows up as EIO.  Call it
+ * ENOSPC when the file system holding data.mdb has (almost) nothing left;
+ * the threshold only has to tell "full" from "plenty left". */
+static bool disk_full(shoal__store *s)
+{
+    int fd;
+    struct statvfs sv;
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstatvfs(fd, &sv) != 0)
+        return false;
+    uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+    uint64_t slack = (uint64_t)sv.f_blocks * sv.f_frsize / 64;   /* small file systems */
+    if (slack > DISK_FULL_SLACK)
+        slack = DISK_FULL_SLACK;
+    return blocks * (uint64_t)sv.f_frsize < slack;
+}
+
 int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
     assert(s && fn);
@@ -570,7 +591,9 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
                 rc = fail(s, "transaction failed earlier", t.err);
         } else {
             mrc = mdb_txn_commit(t.txn);
-            if (mrc && mrc != MDB_MAP_FULL)
+            if (mrc == EIO && disk_full(s))
+                rc = fail(s, "mdb_txn_commit (short write, file system full)", ENOSPC);
+            else if (mrc && mrc != MDB_MAP_FULL)
                 rc = fail(s, "mdb_txn_commit", mrc);
         }
         txn_end_lock(s);
