@@ -137,6 +137,200 @@ shoal__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len)
     return 0;
 }
 
+/* ------------------------------------------------------------- output */
+
+/* A growing output string. */
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory: p is dropped */
+} strbuf;
+
+static void
+sb_add(strbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            free(b->p);
+            b->p = NULL;
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void
+sb_str(strbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* A JSON string literal: escapes as jansson does (", \\, control bytes),
+ * UTF-8 passed through. */
+static void
+sb_quoted(strbuf *b, const char *s, size_t n)
+{
+    sb_add(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char hex[8];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c < 0x20) {
+                snprintf(hex, sizeof hex, "\\u%04x", c);
+                esc = hex;
+            }
+        }
+        if (esc == NULL)
+            continue;
+        sb_add(b, s + run, i - run);
+        sb_str(b, esc);
+        run = i + 1;
+    }
+    sb_add(b, s + run, n - run);
+    sb_add(b, "\"", 1);
+}
+
+/* The shortest decimal text that reads back as d (finite), in the style of
+ * jansson: a '.' or an exponent always present so it stays a real, no '+'
+ * and no leading zeros in the exponent.  jansson itself always prints 17
+ * digits (0.1 -> 0.10000000000000001), correct but unkind to read. */
+static void
+format_real(double d, char *out, size_t outlen)
+{
+    char e17[40];
+    snprintf(e17, sizeof e17, "%.16e", d);
+    int exp10 = atoi(strchr(e17, 'e') + 1);
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(out, outlen, "%.*g", p, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    /* Prefer plain notation while %g allows it (100.0 rather than 1e2). */
+    if (exp10 >= p && exp10 < 17)
+        p = exp10 + 1;
+    snprintf(out, outlen, "%.*g", p, d);
+    char *e = strchr(out, 'e');
+    if (e != NULL) {
+        char *w = e + 1, *r = e + 1;
+        if (*r == '+')
+            r++;
+        else if (*r == '-')
+            *w++ = *r++;
+        while (*r == '0' && r[1] != '\0')
+            r++;
+        memmove(w, r, strlen(r) + 1);
+    } else if (strchr(out, '.') == NULL) {
+        strcat(out, ".0");
+    }
+}
+
+static int
+cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+dump(strbuf *b, const json_t *j)
+{
+    char num[64];
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+        sb_str(b, "null");
+        break;
+    case JSON_TRUE:
+        sb_str(b, "true");
+        break;
+    case JSON_FALSE:
+        sb_str(b, "false");
+        break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        sb_str(b, num);
+        break;
+    case JSON_REAL:
+        format_real(json_real_value(j), num, sizeof num);
+        sb_str(b, num);
+        break;
+    case JSON_STRING:
+        sb_quoted(b, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY:
+        sb_add(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (i > 0)
+                sb_add(b, ",", 1);
+            dump(b, json_array_get(j, i));
+        }
+        sb_add(b, "]", 1);
+        break;
+    case JSON_OBJECT: {
+        size_t n = json_object_size(j), k = 0;
+        const char **keys = malloc((n > 0 ? n : 1) * sizeof *keys);
+        if (keys == NULL) {
+            b->failed = true;
+            return;
+        }
+        const char *key;
+        json_t *val;
+        json_t *obj = (json_t *)(uintptr_t)j; /* foreach does not modify it */
+        json_object_foreach(obj, key, val)
+        {
+            (void)val;
+            keys[k++] = key;
+        }
+        qsort(keys, n, sizeof *keys, cmp_keys);
+        sb_add(b, "{", 1);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                sb_add(b, ",", 1);
+            sb_quoted(b, keys[i], strlen(keys[i]));
+            sb_add(b, ":", 1);
+            dump(b, json_object_get(j, keys[i]));
+        }
+        sb_add(b, "}", 1);
+        free(keys);
+        break;
+    }
+    }
+}
+
+char *
+shoal__json_dumps(const json_t *j)
+{
+    strbuf b = {NULL, 0, 0, false};
+    dump(&b, j);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ------------------------------------------------------------- values */
+
 json_t *
 shoal__json_from_value(const shoal_value *v)
 {

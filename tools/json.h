@@ -22,8 +22,11 @@
 
 #include "shoal.h"
 
-/* Flags every tool uses to print JSON: compact, keys sorted bytewise. */
-#define SHOAL_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+/* Compact JSON text of j (Borrowed), keys sorted bytewise: the output of
+ * json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY), except
+ * that reals use the shortest digits that read back to the same double.
+ * Caller owns the result; free with free().  NULL when out of memory. */
+char *shoal__json_dumps(const json_t *j);
 
 /* Size of an error message buffer for the functions below. */
 enum { SHOAL_JSON_ERRLEN = 256 };

@@ -168,7 +168,7 @@ print_json(json_t *j)
         errorf("cannot build JSON output (out of memory)");
         return EXIT_ERR;
     }
-    char *s = json_dumps(j, SHOAL_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
+    char *s = shoal__json_dumps(j);
     json_decref(j);
     if (s == NULL) {
         errorf("cannot encode JSON output");
