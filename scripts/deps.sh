@@ -34,6 +34,8 @@ else
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# A stale or partly unreachable list need not stop the install: try anyway.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+    echo "deps: apt-get update failed; trying the install with the lists we have" >&2
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -q "${missing[@]}"
