@@ -1,1 +1,575 @@
-typedef int shoal__placeholder_bundle; /* placeholder, replaced by its implementation */
+/*
+ * core/bundle.c - export and import of bundles, and the causal apply loop
+ * (drain) shared by import, open and local commits.
+ *
+ * Import is verify-then-apply: shoal__bundle_split checks every signature
+ * and every body is decoded before the write transaction starts, so a bundle
+ * holding one bad change is rejected whole with nothing written.  Inside one
+ * write transaction each change is then a duplicate (already applied or
+ * pending), an equivocation ((author, seq) applied under another id:
+ * evidence kept, not applied), ready (applied), or pending.
+ *
+ * The drain puts the new changes and the stored pending set together,
+ * sorted by (hlc, author, seq).  An honest author's change has a greater HLC
+ * than its previous change and than every dependency (the HLC observed
+ * them), so this order is causal and one pass applies everything that is
+ * ready; more passes only happen for out-of-order or dishonest input.
+ *
+ * A change held back because its HLC is too far ahead of the wall clock
+ * stays in the pending set; r->due_ms remembers when the earliest such
+ * change becomes acceptable, and the next commit or import after that time
+ * drains the pending set again.  Held back, never lost.
+ *
+ * A pending change that turns out invalid when finally applied (SHOAL_EPROTO
+ * from shoal__doc_apply, e.g. a list insert after an element that does not
+ * exist) must not wedge every later write: the write transaction is aborted,
+ * the change's id is remembered in wctx.skip and the transaction rerun with
+ * that change dropped from the pending set.  If the invalid change came in
+ * the bundle being imported, the whole import fails instead.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+struct shoal__cand {
+    const uint8_t *env;      /* into the bundle, or owned */
+    size_t env_len;
+    uint8_t *owned;          /* env copy from the pending table */
+    shoal__change c;         /* decoded; ops owned */
+    uint8_t cid[32];
+    bool from_bundle;
+    bool in_pending;         /* stored in the pending table */
+    bool done;
+};
+
+/* ----------------------------------------------------------------- clock */
+
+int
+shoal__clock_load(shoal__stxn *t, uint64_t *clock)
+{
+    shoal__sval v;
+    *clock = 0;
+    int err = shoal__stxn_meta_get(t, "clock", &v);
+    if (err == SHOAL_ENOTFOUND)
+        return SHOAL_OK;
+    if (err)
+        return err;
+    if (v.len != 8)
+        return SHOAL_ECORRUPT;
+    *clock = shoal__be64_get(v.p);
+    return SHOAL_OK;
+}
+
+int
+shoal__clock_store(shoal__stxn *t, uint64_t clock)
+{
+    uint8_t b[8];
+    shoal__be64_put(b, clock);
+    return shoal__stxn_meta_put(t, "clock", b, sizeof b);
+}
+
+int
+shoal__wctx_skip_bad(shoal__wctx *x)
+{
+    uint8_t *p = shoal__realloc(x->skip, (x->nskip + 1) * 32);
+    if (!p)
+        return SHOAL_ENOMEM;
+    x->skip = p;
+    memcpy(x->skip + x->nskip * 32, x->bad, 32);
+    x->nskip++;
+    x->bad_pending = false;
+    return SHOAL_OK;
+}
+
+/* ----------------------------------------------------------------- drain */
+
+typedef struct load_ctx {
+    shoal__wctx *x;
+    shoal__stxn *t;
+    shoal__cand *c;
+    size_t n;
+    size_t cap;
+    uint8_t *drop;           /* ids to delete after the scan */
+    size_t ndrop;
+    int err;
+} load_ctx;
+
+static bool
+in_skip(const shoal__wctx *x, const uint8_t *cid)
+{
+    for (size_t i = 0; i < x->nskip; i++)
+        if (memcmp(x->skip + i * 32, cid, 32) == 0)
+            return true;
+    return false;
+}
+
+static int
+load_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
+{
+    load_ctx *lc = arg;
+    if (in_skip(lc->x, cid)) {
+        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * 32);
+        if (!p) {
+            lc->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        lc->drop = p;
+        memcpy(lc->drop + lc->ndrop++ * 32, cid, 32);
+        return 0;
+    }
+    if (lc->n == lc->cap) {
+        size_t cap = lc->cap ? lc->cap * 2 : 16;
+        shoal__cand *p = shoal__realloc(lc->c, cap * sizeof *p);
+        if (!p) {
+            lc->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        lc->c = p;
+        lc->cap = cap;
+    }
+    shoal__cand *k = &lc->c[lc->n];
+    memset(k, 0, sizeof *k);
+    k->owned = shoal__malloc(env->len ? env->len : 1);
+    if (!k->owned) {
+        lc->err = SHOAL_ENOMEM;
+        return 1;
+    }
+    memcpy(k->owned, env->p, env->len);
+    k->env = k->owned;
+    k->env_len = env->len;
+    memcpy(k->cid, cid, 32);
+    k->in_pending = true;
+    lc->n++;
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(k->env, k->env_len, &elen, &body, &blen);
+    if (!err && elen != k->env_len)
+        err = SHOAL_ECORRUPT;
+    if (!err) {
+        memcpy(k->c.author, shoal__envelope_author(k->env), 32);
+        err = shoal__change_decode(body, blen, &k->c);
+    }
+    if (err) {
+        lc->err = err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+    const shoal__cand *x = *(shoal__cand *const *)a, *y = *(shoal__cand *const *)b;
+    if (x->c.hlc != y->c.hlc)
+        return x->c.hlc < y->c.hlc ? -1 : 1;
+    int c = memcmp(x->c.author, y->c.author, 32);
+    if (c)
+        return c;
+    if (x->c.seq != y->c.seq)
+        return x->c.seq < y->c.seq ? -1 : 1;
+    return memcmp(x->cid, y->cid, 32);
+}
+
+static int
+keep_evidence(shoal__stxn *t, const shoal__cand *k, const uint8_t other[32])
+{
+    shoal__sval oe;
+    int err = shoal__stxn_change_get(t, other, &oe);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+    /* Copy: a value read in a write txn may move on the next put. */
+    uint8_t *copy = shoal__malloc(oe.len ? oe.len : 1);
+    if (!copy)
+        return SHOAL_ENOMEM;
+    memcpy(copy, oe.p, oe.len);
+    size_t olen = oe.len;
+    err = shoal__stxn_evidence_put(t, k->c.author, k->c.seq, other, copy, olen);
+    shoal__free(copy);
+    if (!err)
+        err = shoal__stxn_evidence_put(t, k->c.author, k->c.seq, k->cid, k->env, k->env_len);
+    return err;
+}
+
+static int
+apply_one(shoal__wctx *x, shoal__stxn *t, shoal__cand *k)
+{
+    shoal__wdoc *wd;
+    int err = shoal__wset_get(&x->w, k->c.coll, k->c.coll_len, k->c.doc, k->c.doc_len, &wd);
+    if (err)
+        return err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
+    err = shoal__doc_apply(wd->doc, &k->c, 0, k->c.nops);
+    if (err) {
+        if (err == SHOAL_ENOMEM)
+            return err;
+        if (!k->from_bundle) {
+            x->bad_pending = true;
+            memcpy(x->bad, k->cid, 32);
+        }
+        return SHOAL_EPROTO;
+    }
+    uint64_t pos;
+    err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, k->c.author, k->c.seq, &pos);
+    if (!err)
+        err = shoal__stxn_vv_put(t, k->c.author, k->c.seq, k->cid);
+    if (!err)
+        err = shoal__wset_applied(&x->w, wd, &k->c, k->cid, k->env_len, true);
+    if (!err)
+        x->clock = shoal__hlc_observe(x->clock, k->c.hlc);
+    return err;
+}
+
+/* One candidate: 0 = waits, 1 = resolved (applied, duplicate, equivocation). */
+static int
+step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, bool *resolved)
+{
+    *resolved = false;
+    int err;
+    if (shoal__stxn_change_has(t, k->cid)) {
+        if (k->from_bundle)
+            x->res.duplicate++;
+        *resolved = true;
+        return SHOAL_OK;
+    }
+    uint8_t other[32];
+    err = shoal__stxn_authseq_get(t, k->c.author, k->c.seq, other);
+    if (err == SHOAL_OK) {
+        /* Another change already holds (author, seq): equivocation.  The
+         * first one applied stays; both are kept as evidence. */
+        err = keep_evidence(t, k, other);
+        if (err)
+            return err;
+        x->res.equivocations++;
+        *resolved = true;
+        return SHOAL_OK;
+    }
+    if (err != SHOAL_ENOTFOUND)
+        return err;
+    uint64_t have = 0;
+    err = shoal__stxn_vv_get(t, k->c.author, &have, other);
+    if (err == SHOAL_ENOTFOUND) {
+        have = 0;
+        err = SHOAL_OK;
+    }
+    if (err)
+        return err;
+    if (k->c.seq != have + 1)
+        return SHOAL_OK;
+    for (size_t i = 0; i < k->c.ndeps; i++)
+        if (!shoal__stxn_change_has(t, k->c.deps + i * 32))
+            return SHOAL_OK;
+    if (!shoal__hlc_acceptable(k->c.hlc, x->wall, x->r->opt.max_drift_ms))
+        return SHOAL_OK;
+    err = apply_one(x, t, k);
+    if (err)
+        return err;
+    x->res.applied++;
+    *resolved = true;
+    return SHOAL_OK;
+}
+
+int
+shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
+{
+    load_ctx lc = {.x = x, .t = t};
+    shoal__cand **list = NULL;
+    shoal__map seen;
+    shoal__map_init(&seen);
+    int err = SHOAL_OK;
+
+    /* Stored pending changes. */
+    if (shoal__stxn_pending_count(t) > 0) {
+        err = shoal__stxn_pending_scan(t, load_pending_cb, &lc);
+        if (!err)
+            err = lc.err;
+        for (size_t i = 0; !err && i < lc.ndrop; i++)
+            err = shoal__stxn_pending_del(t, lc.drop + i * 32);
+    }
+    size_t nlist = 0;
+    if (!err) {
+        list = shoal__malloc((nb + lc.n + 1) * sizeof *list);
+        if (!list)
+            err = SHOAL_ENOMEM;
+    }
+    /* New changes: duplicates of stored or earlier ones are no-ops. */
+    for (size_t i = 0; !err && i < nb; i++) {
+        shoal__cand *k = &bc[i];
+        k->from_bundle = true;
+        k->in_pending = false;
+        k->done = false;
+        if (shoal__map_get(&seen, k->cid, 32) || shoal__stxn_change_has(t, k->cid) ||
+            shoal__stxn_pending_has(t, k->cid)) {
+            x->res.duplicate++;
+            k->done = true;
+            continue;
+        }
+        err = shoal__map_put(&seen, k->cid, 32, k);
+        list[nlist++] = k;
+    }
+    for (size_t i = 0; !err && i < lc.n; i++)
+        list[nlist++] = &lc.c[i];
+    if (!err && nlist > 1)
+        qsort(list, nlist, sizeof *list, cand_cmp);
+
+    /* Passes until nothing more resolves. */
+    bool progress = true;
+    while (!err && progress) {
+        progress = false;
+        for (size_t i = 0; !err && i < nlist; i++) {
+            shoal__cand *k = list[i];
+            if (k->done)
+                continue;
+            bool resolved;
+            err = step(x, t, k, &resolved);
+            if (err || !resolved)
+                continue;
+            k->done = true;
+            progress = true;
+            if (k->in_pending)
+                err = shoal__stxn_pending_del(t, k->cid);
+        }
+    }
+
+    /* The rest waits in the pending set. */
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; !err && i < nlist; i++) {
+        shoal__cand *k = list[i];
+        if (k->done)
+            continue;
+        if (!k->in_pending) {
+            err = shoal__stxn_pending_put(t, k->cid, k->env, k->env_len);
+            k->in_pending = true;
+        }
+        if (k->from_bundle)
+            x->res.pending++;
+        if (!shoal__hlc_acceptable(k->c.hlc, x->wall, x->r->opt.max_drift_ms)) {
+            uint64_t ms = SHOAL__HLC_MS(k->c.hlc);
+            uint64_t at = ms > x->r->opt.max_drift_ms ? ms - x->r->opt.max_drift_ms : 0;
+            if (at < due)
+                due = at;
+        }
+    }
+    if (!err && shoal__stxn_pending_count(t) > SHOAL__PENDING_MAX)
+        err = SHOAL_ETOOBIG;
+    if (!err)
+        x->due_ms = due;
+
+    for (size_t i = 0; i < lc.n; i++) {
+        shoal__change_clear(&lc.c[i].c);
+        shoal__free(lc.c[i].owned);
+    }
+    shoal__free(lc.c);
+    shoal__free(lc.drop);
+    shoal__free(list);
+    shoal__map_clear(&seen, NULL);
+    return err;
+}
+
+/* ---------------------------------------------------------------- import */
+
+typedef struct ictx {
+    shoal__wctx *x;
+    shoal__cand *c;
+    size_t n;
+} ictx;
+
+static int
+import_fn(shoal__stxn *t, void *arg)
+{
+    ictx *ic = arg;
+    shoal__wctx *x = ic->x;
+    shoal__wset_reset(&x->w, t);
+    memset(&x->res, 0, sizeof x->res);
+    int err = shoal__clock_load(t, &x->clock);
+    if (!err)
+        err = shoal__drain(x, t, ic->c, ic->n);
+    if (!err)
+        err = shoal__wset_flush(&x->w);
+    if (!err)
+        err = shoal__clock_store(t, x->clock);
+    return err;
+}
+
+/* Apply cands (may be empty) and the pending set; caller holds r->mu. */
+static int
+import_run(shoal_replica *r, shoal__cand *c, size_t n, shoal_import_result *res)
+{
+    shoal__wctx x;
+    memset(&x, 0, sizeof x);
+    x.r = r;
+    shoal__wset_init(&x.w, r);
+    x.wall = shoal__wall_ms(r);
+    ictx ic = {.x = &x, .c = c, .n = n};
+    int err;
+    for (;;) {
+        x.bad_pending = false;
+        err = shoal__store_write(r->store, import_fn, &ic);
+        if (err && x.bad_pending) {
+            int e2 = shoal__wctx_skip_bad(&x);
+            if (e2) {
+                err = e2;
+                break;
+            }
+            continue;
+        }
+        break;
+    }
+    if (!err) {
+        shoal__wset_commit(&x.w);
+        r->due_ms = x.due_ms;
+        if (res)
+            *res = x.res;
+    } else {
+        shoal__wset_free(&x.w);
+    }
+    shoal__free(x.skip);
+    return err;
+}
+
+int
+shoal__drain_now(shoal_replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int err = import_run(r, NULL, 0, NULL);
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
+shoal_err
+shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_result *res)
+{
+    assert(r);
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!bundle && len > 0)
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    shoal__span *spans = NULL;
+    size_t count = 0;
+    shoal__cand *c = NULL;
+    int err = shoal__bundle_split(bundle ? bundle : (const uint8_t *)"", len, &spans, &count);
+    if (err) {
+        shoal__fail(r, err, "import: bundle rejected");
+        goto out;
+    }
+    if (count) {
+        c = shoal__calloc(count, sizeof *c);
+        if (!c) {
+            err = SHOAL_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        shoal__cand *k = &c[i];
+        const uint8_t *env = bundle + spans[i].off;
+        size_t elen, blen;
+        const uint8_t *body;
+        err = shoal__envelope_parse(env, spans[i].len, &elen, &body, &blen);
+        if (!err && elen != spans[i].len)
+            err = SHOAL_EPROTO;
+        if (!err) {
+            memcpy(k->c.author, shoal__envelope_author(env), 32);
+            err = shoal__change_decode(body, blen, &k->c);
+        }
+        if (err) {
+            shoal__fail(r, err, "import: change %zu of %zu does not decode", i + 1, count);
+            /* Entries after i were never decoded; zeroed, so clearing is safe. */
+            goto out;
+        }
+        k->env = env;
+        k->env_len = elen;
+        shoal__change_id(env, elen, k->cid);
+    }
+    err = import_run(r, c, count, res);
+    if (err)
+        shoal__fail(r, err, "import");
+out:
+    for (size_t i = 0; c && i < count; i++)
+        shoal__change_clear(&c[i].c);
+    shoal__free(c);
+    shoal__free(spans);
+    pthread_mutex_unlock(&r->mu);
+    return (shoal_err)err;
+}
+
+/* ---------------------------------------------------------------- export */
+
+typedef struct ectx {
+    const shoal_vv *since;
+    shoal__buf out;
+    uint32_t count;
+    int err;
+} ectx;
+
+static int
+export_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+{
+    (void)pos;
+    (void)cid;
+    ectx *e = arg;
+    if (e->since) {
+        size_t elen, blen;
+        const uint8_t *body;
+        int err = shoal__envelope_parse(env->p, env->len, &elen, &body, &blen);
+        if (err) {
+            e->err = SHOAL_ECORRUPT;
+            return 1;
+        }
+        /* The body is [seq, hlc, ...]: read the array header and seq. */
+        shoal__mpr rd;
+        shoal__mpr_init(&rd, body, blen);
+        (void)shoal__mpr_array(&rd, 8, 1);
+        uint64_t seq = shoal__mpr_uint(&rd);
+        if (rd.err) {
+            e->err = SHOAL_ECORRUPT;
+            return 1;
+        }
+        if (seq <= shoal_vv_get(e->since, shoal__envelope_author(env->p)))
+            return 0;
+    }
+    if (e->count == UINT32_MAX) {
+        e->err = SHOAL_ETOOBIG;
+        return 1;
+    }
+    int err = shoal__bundle_add(&e->out, env->p, env->len);
+    if (err) {
+        e->err = err;
+        return 1;
+    }
+    e->count++;
+    return 0;
+}
+
+static int
+export_fn(shoal__stxn *t, void *arg)
+{
+    ectx *e = arg;
+    int err = shoal__stxn_log_scan(t, 0, export_cb, e);
+    return err ? err : e->err;
+}
+
+shoal_err
+shoal_export(shoal_replica *r, const shoal_vv *since, uint8_t **out, size_t *out_len)
+{
+    assert(r && out && out_len);
+    *out = NULL;
+    *out_len = 0;
+    pthread_mutex_lock(&r->mu);
+    ectx e;
+    memset(&e, 0, sizeof e);
+    e.since = since;
+    shoal__buf_init(&e.out);
+    int err = shoal__bundle_begin(&e.out);
+    if (!err)
+        err = shoal__store_read(r->store, export_fn, &e);
+    if (!err) {
+        shoal__bundle_finish(&e.out, e.count);
+        *out = shoal__buf_take(&e.out, out_len);
+    } else {
+        shoal__buf_free(&e.out);
+        shoal__fail(r, err, "export");
+    }
+    pthread_mutex_unlock(&r->mu);
+    return (shoal_err)err;
+}

@@ -1,1 +1,586 @@
-typedef int shoal__placeholder_txn; /* placeholder, replaced by its implementation */
+/*
+ * core/txn.c - local transactions: buffered edits, and the commit that
+ * turns them into signed changes in one store write.
+ *
+ * Edits are only validated (names, values) when they are made; they are
+ * resolved at commit, under the replica lock and inside the LMDB write
+ * transaction, against the newest state.  That is what makes seq and the
+ * HLC safe to allocate: two processes on one directory share LMDB's write
+ * lock, so no two changes of this author ever get the same seq.
+ *
+ * Per document (in first-touch order) the edits become ops of one change,
+ * applied to the working document op by op (shoal__doc_apply with a range
+ * of one op), so a later edit sees the earlier ones: list indexes resolve
+ * against the list as the earlier edits left it, and the kind check sees
+ * the kind they made visible.  A delete ends its change; further edits of
+ * that document start another change in the next epoch (a re-create).
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct tedit {
+    uint8_t kind;        /* shoal__opkind */
+    size_t doc;          /* index into txn->docs */
+    uint8_t *field;      /* owned, NUL-terminated; NULL for DELDOC */
+    size_t flen;
+    shoal_value v;       /* owned copy (SET, INS, REP) */
+    int64_t delta;       /* COUNT */
+    size_t index;        /* INS, DEL, REP */
+    size_t next;         /* next edit of the same document, or SIZE_MAX */
+} tedit;
+
+typedef struct tdoc {
+    uint8_t *coll;       /* owned, NUL-terminated */
+    size_t clen;
+    uint8_t *id;         /* owned, NUL-terminated */
+    size_t idlen;
+    size_t first;        /* first edit, or SIZE_MAX */
+    size_t last;
+} tdoc;
+
+struct shoal_txn {
+    shoal_replica *r;
+    tdoc *docs;          /* owned */
+    size_t ndocs;
+    size_t capdocs;
+    shoal__map index;    /* "coll\0id" -> (uintptr_t)(doc index + 1) */
+    tedit *edits;        /* owned */
+    size_t nedits;
+    size_t capedits;
+};
+
+shoal_err
+shoal_txn_begin(shoal_replica *r, shoal_txn **out)
+{
+    assert(r && out);
+    shoal_txn *t = shoal__calloc(1, sizeof *t);
+    *out = t;
+    if (!t)
+        return SHOAL_ENOMEM;
+    t->r = r;
+    shoal__map_init(&t->index);
+    return SHOAL_OK;
+}
+
+static void
+txn_free(shoal_txn *t)
+{
+    for (size_t i = 0; i < t->ndocs; i++) {
+        shoal__free(t->docs[i].coll);
+        shoal__free(t->docs[i].id);
+    }
+    for (size_t i = 0; i < t->nedits; i++) {
+        shoal__free(t->edits[i].field);
+        shoal__value_clear(&t->edits[i].v);
+    }
+    shoal__free(t->docs);
+    shoal__free(t->edits);
+    shoal__map_clear(&t->index, NULL);
+    shoal__free(t);
+}
+
+void
+shoal_txn_abort(shoal_txn *t)
+{
+    if (t)
+        txn_free(t);
+}
+
+static uint8_t *
+dup_nul(const char *s, size_t n)
+{
+    uint8_t *p = shoal__malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+static shoal_err
+add_edit(shoal_txn *t, uint8_t kind, const char *coll, const char *id, const char *field,
+         const shoal_value *v, int64_t delta, size_t index)
+{
+    assert(t);
+    size_t clen, idlen, flen = 0;
+    if (!shoal__name_ok(coll, SHOAL_MAX_COLLECTION, &clen) ||
+        !shoal__name_ok(id, SHOAL_MAX_DOC_ID, &idlen))
+        return SHOAL_EINVAL;
+    if (kind != SHOAL__OP_DELDOC && !shoal__name_ok(field, SHOAL_MAX_FIELD, &flen))
+        return SHOAL_EINVAL;
+    if (kind == SHOAL__OP_SET || kind == SHOAL__OP_INS || kind == SHOAL__OP_REP) {
+        if (!v || shoal__value_check(v) != SHOAL_OK)
+            return SHOAL_EINVAL;
+    }
+    if (t->nedits == t->capedits) {
+        size_t cap = t->capedits ? t->capedits * 2 : 8;
+        tedit *e = shoal__realloc(t->edits, cap * sizeof *e);
+        if (!e)
+            return SHOAL_ENOMEM;
+        t->edits = e;
+        t->capedits = cap;
+    }
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, (const uint8_t *)coll, clen, (const uint8_t *)id, idlen);
+    uintptr_t di = (uintptr_t)shoal__map_get(&t->index, key, klen);
+    if (di == 0) {
+        if (t->ndocs == t->capdocs) {
+            size_t cap = t->capdocs ? t->capdocs * 2 : 4;
+            tdoc *d = shoal__realloc(t->docs, cap * sizeof *d);
+            if (!d)
+                return SHOAL_ENOMEM;
+            t->docs = d;
+            t->capdocs = cap;
+        }
+        tdoc *d = &t->docs[t->ndocs];
+        memset(d, 0, sizeof *d);
+        d->coll = dup_nul(coll, clen);
+        d->id = dup_nul(id, idlen);
+        d->clen = clen;
+        d->idlen = idlen;
+        d->first = d->last = SIZE_MAX;
+        int err = (d->coll && d->id) ? SHOAL_OK : SHOAL_ENOMEM;
+        if (!err)
+            err = shoal__map_put(&t->index, key, klen, (void *)(uintptr_t)(t->ndocs + 1));
+        if (err) {
+            shoal__free(d->coll);
+            shoal__free(d->id);
+            return (shoal_err)err;
+        }
+        di = ++t->ndocs;
+    }
+    tedit *e = &t->edits[t->nedits];
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->doc = di - 1;
+    e->delta = delta;
+    e->index = index;
+    e->next = SIZE_MAX;
+    if (field) {
+        e->field = dup_nul(field, flen);
+        e->flen = flen;
+        if (!e->field)
+            return SHOAL_ENOMEM;
+    }
+    if (kind == SHOAL__OP_SET || kind == SHOAL__OP_INS || kind == SHOAL__OP_REP) {
+        int err = shoal__value_copy(&e->v, v);
+        if (err) {
+            shoal__free(e->field);
+            return (shoal_err)err;
+        }
+    }
+    tdoc *d = &t->docs[e->doc];
+    if (d->last == SIZE_MAX)
+        d->first = t->nedits;
+    else
+        t->edits[d->last].next = t->nedits;
+    d->last = t->nedits;
+    t->nedits++;
+    return SHOAL_OK;
+}
+
+shoal_err
+shoal_txn_set(shoal_txn *t, const char *coll, const char *id, const char *field,
+              const shoal_value *v)
+{
+    return add_edit(t, SHOAL__OP_SET, coll, id, field, v, 0, 0);
+}
+
+shoal_err
+shoal_txn_unset(shoal_txn *t, const char *coll, const char *id, const char *field)
+{
+    return add_edit(t, SHOAL__OP_UNSET, coll, id, field, NULL, 0, 0);
+}
+
+shoal_err
+shoal_txn_counter_add(shoal_txn *t, const char *coll, const char *id, const char *field,
+                      int64_t delta)
+{
+    size_t n;
+    if (delta == 0) {
+        /* Nothing to record; still validate the names. */
+        if (!shoal__name_ok(coll, SHOAL_MAX_COLLECTION, &n) ||
+            !shoal__name_ok(id, SHOAL_MAX_DOC_ID, &n) ||
+            !shoal__name_ok(field, SHOAL_MAX_FIELD, &n))
+            return SHOAL_EINVAL;
+        return SHOAL_OK;
+    }
+    return add_edit(t, SHOAL__OP_COUNT, coll, id, field, NULL, delta, 0);
+}
+
+shoal_err
+shoal_txn_list_insert(shoal_txn *t, const char *coll, const char *id, const char *field,
+                      size_t index, const shoal_value *v)
+{
+    return add_edit(t, SHOAL__OP_INS, coll, id, field, v, 0, index);
+}
+
+shoal_err
+shoal_txn_list_remove(shoal_txn *t, const char *coll, const char *id, const char *field,
+                      size_t index)
+{
+    return add_edit(t, SHOAL__OP_DEL, coll, id, field, NULL, 0, index);
+}
+
+shoal_err
+shoal_txn_list_replace(shoal_txn *t, const char *coll, const char *id, const char *field,
+                       size_t index, const shoal_value *v)
+{
+    return add_edit(t, SHOAL__OP_REP, coll, id, field, v, 0, index);
+}
+
+shoal_err
+shoal_txn_delete(shoal_txn *t, const char *coll, const char *id)
+{
+    return add_edit(t, SHOAL__OP_DELDOC, coll, id, NULL, NULL, 0, 0);
+}
+
+/* ---------------------------------------------------------------- commit */
+
+/* A local change being built. */
+typedef struct builder {
+    bool open;
+    shoal__change c;
+    shoal__op *ops;          /* owned */
+    size_t capops;
+    uint8_t *authors;        /* owned, sorted */
+    size_t capauthors;
+    uint8_t *deps;           /* owned copy of the heads */
+} builder;
+
+typedef struct cctx {
+    shoal__wctx *x;
+    shoal_txn *txn;
+    uint64_t seq;            /* last seq allocated */
+    char detail[160];
+} cctx;
+
+static void
+builder_reset(builder *b)
+{
+    b->open = false;
+    b->c.nops = 0;
+    b->c.nauthors = 0;
+    b->c.ndeps = 0;
+}
+
+static void
+builder_free(builder *b)
+{
+    shoal__free(b->ops);
+    shoal__free(b->authors);
+    shoal__free(b->deps);
+    memset(b, 0, sizeof *b);
+}
+
+static int
+builder_begin(cctx *cx, builder *b, shoal__wdoc *wd)
+{
+    shoal__wctx *x = cx->x;
+    shoal_replica *r = x->r;
+    const shoal__doc *d = wd->doc;
+    memset(&b->c, 0, sizeof b->c);
+    memcpy(b->c.author, r->pk, 32);
+    b->c.seq = ++cx->seq;
+    b->c.hlc = shoal__hlc_tick(x->clock, x->wall);
+    x->clock = b->c.hlc;
+    if (!shoal__doc_exists(d))
+        b->c.epoch = 0;
+    else if (shoal__doc_deleted(d))
+        b->c.epoch = shoal__doc_epoch(d) + 1;
+    else
+        b->c.epoch = shoal__doc_epoch(d);
+    if (wd->meta.nheads > SHOAL__MAX_DEPS) {
+        snprintf(cx->detail, sizeof cx->detail, "%s/%s has too many heads", wd->coll, wd->id);
+        return SHOAL_ETOOBIG;
+    }
+    shoal__free(b->deps);
+    b->deps = NULL;
+    if (wd->meta.nheads) {
+        b->deps = shoal__malloc(wd->meta.nheads * 32);
+        if (!b->deps)
+            return SHOAL_ENOMEM;
+        memcpy(b->deps, wd->meta.heads, wd->meta.nheads * 32);
+    }
+    b->c.deps = b->deps;
+    b->c.ndeps = wd->meta.nheads;
+    b->c.coll = wd->coll;
+    b->c.coll_len = wd->clen;
+    b->c.doc = wd->id;
+    b->c.doc_len = wd->idlen;
+    b->c.ops = b->ops;
+    b->c.authors = b->authors;
+    b->open = true;
+    return SHOAL_OK;
+}
+
+static bool
+op_has_ref(const shoal__op *op)
+{
+    return (op->kind == SHOAL__OP_INS && !op->ref.head) || op->kind == SHOAL__OP_DEL ||
+           op->kind == SHOAL__OP_REP;
+}
+
+/* Author index (0 = own) of key in the change being built, adding it to the
+ * sorted author table (and renumbering earlier refs) when new. */
+static int
+builder_author(cctx *cx, builder *b, const uint8_t *key, uint32_t *out)
+{
+    if (memcmp(key, cx->x->r->pk, 32) == 0) {
+        *out = 0;
+        return SHOAL_OK;
+    }
+    size_t pos = 0;
+    while (pos < b->c.nauthors) {
+        int cmp = memcmp(b->authors + pos * 32, key, 32);
+        if (cmp == 0) {
+            *out = (uint32_t)pos + 1;
+            return SHOAL_OK;
+        }
+        if (cmp > 0)
+            break;
+        pos++;
+    }
+    if (b->c.nauthors >= SHOAL__MAX_AUTHORS)
+        return SHOAL_ETOOBIG;
+    if (b->c.nauthors == b->capauthors) {
+        size_t cap = b->capauthors ? b->capauthors * 2 : 4;
+        uint8_t *p = shoal__realloc(b->authors, cap * 32);
+        if (!p)
+            return SHOAL_ENOMEM;
+        b->authors = p;
+        b->capauthors = cap;
+    }
+    memmove(b->authors + (pos + 1) * 32, b->authors + pos * 32, (b->c.nauthors - pos) * 32);
+    memcpy(b->authors + pos * 32, key, 32);
+    b->c.nauthors++;
+    b->c.authors = b->authors;
+    for (size_t i = 0; i < b->c.nops; i++) {
+        shoal__op *op = &b->ops[i];
+        if (op_has_ref(op) && op->ref.author >= pos + 1)
+            op->ref.author++;
+    }
+    *out = (uint32_t)pos + 1;
+    return SHOAL_OK;
+}
+
+/* Append op to the change and apply it to the working document. */
+static int
+builder_add(builder *b, shoal__wdoc *wd, const shoal__op *op)
+{
+    if (b->c.nops >= SHOAL__MAX_OPS)
+        return SHOAL_ETOOBIG;
+    if (b->c.nops == b->capops) {
+        size_t cap = b->capops ? b->capops * 2 : 8;
+        shoal__op *p = shoal__realloc(b->ops, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        b->ops = p;
+        b->capops = cap;
+    }
+    b->ops[b->c.nops++] = *op;
+    b->c.ops = b->ops;
+    return shoal__doc_apply(wd->doc, &b->c, b->c.nops - 1, b->c.nops);
+}
+
+/* Encode, sign and store the change being built. */
+static int
+builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
+{
+    shoal_replica *r = cx->x->r;
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    uint8_t cid[32];
+    uint64_t pos;
+    int err = shoal__change_encode(&b->c, &body);
+    if (!err)
+        err = shoal__envelope_seal(body.p, body.len, r->pk, r->sk, &env);
+    if (!err) {
+        shoal__change_id(env.p, env.len, cid);
+        err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq, &pos);
+    }
+    if (!err)
+        err = shoal__stxn_vv_put(t, r->pk, b->c.seq, cid);
+    if (!err)
+        err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, env.len, false);
+    shoal__buf_free(&body);
+    shoal__buf_free(&env);
+    builder_reset(b);
+    return err;
+}
+
+static shoal_kind
+kind_of(uint8_t op)
+{
+    switch (op) {
+    case SHOAL__OP_SET:
+    case SHOAL__OP_UNSET: return SHOAL_K_REGISTER;
+    case SHOAL__OP_COUNT: return SHOAL_K_COUNTER;
+    default: return SHOAL_K_LIST;
+    }
+}
+
+static const char *
+kind_name(shoal_kind k)
+{
+    return k == SHOAL_K_REGISTER ? "register" : k == SHOAL_K_COUNTER ? "counter" : "list";
+}
+
+/* Turn one edit into an op of the change being built. */
+static int
+build_edit(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd, const tedit *e)
+{
+    const shoal__doc *d = wd->doc;
+    if (e->kind == SHOAL__OP_DELDOC) {
+        /* Deleting a deleted or never-seen document changes nothing. */
+        if (!shoal__doc_exists(d) || shoal__doc_deleted(d))
+            return SHOAL_OK;
+        int err = b->open ? SHOAL_OK : builder_begin(cx, b, wd);
+        shoal__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = SHOAL__OP_DELDOC;
+        if (!err)
+            err = builder_add(b, wd, &op);
+        if (!err)
+            err = builder_finish(cx, b, t, wd);
+        return err;
+    }
+    shoal_kind want = kind_of(e->kind), have;
+    int err = shoal__doc_field_kind(d, e->field, e->flen, &have);
+    if (err == SHOAL_OK && have != want) {
+        snprintf(cx->detail, sizeof cx->detail, "%s/%s field %s is a %s, not a %s",
+                 wd->coll, wd->id, e->field, kind_name(have), kind_name(want));
+        return SHOAL_EKIND;
+    }
+    if (err != SHOAL_OK && err != SHOAL_ENOTFOUND)
+        return err;
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = e->kind;
+    op.field = e->field;
+    op.field_len = e->flen;
+    op.value = e->v;
+    op.delta = e->delta;
+    if (want == SHOAL_K_LIST) {
+        const shoal__list *l = shoal__doc_list(d, e->field, e->flen);
+        size_t len = l ? shoal__list_len(l) : 0;
+        bool ins = e->kind == SHOAL__OP_INS;
+        if (ins ? e->index > len : e->index >= len) {
+            snprintf(cx->detail, sizeof cx->detail, "%s/%s field %s: index %zu, length %zu",
+                     wd->coll, wd->id, e->field, e->index, len);
+            return SHOAL_ERANGE;
+        }
+        if (ins && e->index == 0) {
+            op.ref.head = true;
+        } else {
+            shoal__eid eid;
+            err = shoal__list_id_at(l, ins ? e->index - 1 : e->index, &eid);
+            if (err)
+                return err;
+            const uint8_t *key = shoal__doc_author_key(d, eid.author);
+            if (!key)
+                return SHOAL_ECORRUPT;
+            if (!b->open) {
+                err = builder_begin(cx, b, wd);
+                if (err)
+                    return err;
+            }
+            err = builder_author(cx, b, key, &op.ref.author);
+            if (err)
+                return err;
+            op.ref.hlc = eid.hlc;
+            op.ref.index = eid.index;
+        }
+    }
+    if (!b->open) {
+        err = builder_begin(cx, b, wd);
+        if (err)
+            return err;
+    }
+    return builder_add(b, wd, &op);
+}
+
+static int
+commit_fn(shoal__stxn *t, void *arg)
+{
+    cctx *cx = arg;
+    shoal__wctx *x = cx->x;
+    shoal_replica *r = x->r;
+    shoal_txn *txn = cx->txn;
+    shoal__wset_reset(&x->w, t);
+    memset(&x->res, 0, sizeof x->res);
+    x->due_ms = r->due_ms;
+    cx->detail[0] = 0;
+    int err = shoal__clock_load(t, &x->clock);
+    if (!err && r->due_ms <= x->wall)
+        err = shoal__drain(x, t, NULL, 0);
+    if (err)
+        return err;
+    uint8_t cid[32];
+    err = shoal__stxn_vv_get(t, r->pk, &cx->seq, cid);
+    if (err == SHOAL_ENOTFOUND) {
+        cx->seq = 0;
+        err = SHOAL_OK;
+    }
+    builder b;
+    memset(&b, 0, sizeof b);
+    for (size_t di = 0; !err && di < txn->ndocs; di++) {
+        const tdoc *td = &txn->docs[di];
+        shoal__wdoc *wd;
+        err = shoal__wset_get(&x->w, td->coll, td->clen, td->id, td->idlen, &wd);
+        for (size_t ei = td->first; !err && ei != SIZE_MAX; ei = txn->edits[ei].next)
+            err = build_edit(cx, &b, t, wd, &txn->edits[ei]);
+        if (!err && b.open)
+            err = builder_finish(cx, &b, t, wd);
+        builder_reset(&b);
+    }
+    builder_free(&b);
+    if (!err)
+        err = shoal__wset_flush(&x->w);
+    if (!err)
+        err = shoal__clock_store(t, x->clock);
+    return err;
+}
+
+shoal_err
+shoal_txn_commit(shoal_txn *txn)
+{
+    assert(txn);
+    shoal_replica *r = txn->r;
+    pthread_mutex_lock(&r->mu);
+    shoal__wctx x;
+    memset(&x, 0, sizeof x);
+    x.r = r;
+    shoal__wset_init(&x.w, r);
+    x.wall = shoal__wall_ms(r);
+    cctx cx = {.x = &x, .txn = txn};
+    int err;
+    for (;;) {
+        x.bad_pending = false;
+        err = shoal__store_write(r->store, commit_fn, &cx);
+        if (err && x.bad_pending) {
+            int e2 = shoal__wctx_skip_bad(&x);
+            if (e2) {
+                err = e2;
+                break;
+            }
+            continue;
+        }
+        break;
+    }
+    if (!err) {
+        shoal__wset_commit(&x.w);
+        r->due_ms = x.due_ms;
+    } else {
+        shoal__wset_free(&x.w);
+        shoal__fail(r, err, "commit%s%s", cx.detail[0] ? ": " : "", cx.detail);
+    }
+    shoal__free(x.skip);
+    pthread_mutex_unlock(&r->mu);
+    txn_free(txn);
+    return (shoal_err)err;
+}

@@ -1,0 +1,234 @@
+/*
+ * core/core.h - private header of the core module (the public API).
+ *
+ * core/ wires crdt/ (pure CRDT state and the change envelope) and store/
+ * (the LMDB layout) into a shoal_replica.  Only files in core/ include this.
+ *
+ * Ownership in one place:
+ *   - The replica owns its doc cache; every cached shoal__doc is freed only
+ *     by cache_free_val() in docstore.c.
+ *   - A write transaction moves documents out of the cache into its working
+ *     set (shoal__wset), which then owns them; after a successful commit
+ *     shoal__wset_commit() moves them back, after an abort or a map-full
+ *     retry shoal__wset_free() frees them.  So the cache never holds state
+ *     that was not committed.
+ *   - Every API call on a replica holds r->mu, so the cache and the working
+ *     set are never touched by two threads at once.  The event queue has its
+ *     own lock (ev_mu) so that a thread waiting for events blocks nobody.
+ */
+#ifndef SHOAL_CORE_CORE_H
+#define SHOAL_CORE_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt.h"
+#include "shoal.h"
+#include "store.h"
+
+enum {
+    SHOAL__EVENT_CAP = 4096,        /* events queued per replica handle */
+    SHOAL__PENDING_MAX = 100000,    /* changes in the pending set */
+    SHOAL__CACHE_MAX = 1024,        /* documents in the doc cache */
+    SHOAL__SNAP_MIN = 4096,         /* tail bytes before a snapshot is written */
+    SHOAL__DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID,
+    SHOAL__ERRMSG = 256
+};
+
+#define SHOAL__DEFAULT_DRIFT_MS 60000u
+
+struct shoal_options {
+    bool durable;
+    uint64_t map_size;
+    uint64_t max_drift_ms;
+    uint64_t (*now_ms)(void *ctx);
+    void *clock_ctx;
+};
+
+/* ------------------------------------------------------------- hash map */
+
+/* A chained hash map from byte strings to pointers (map.c).  It owns its
+ * entries and key copies, never the values. */
+typedef struct shoal__map_ent {
+    struct shoal__map_ent *next;
+    uint64_t hash;
+    size_t klen;
+    void *val;
+    uint8_t key[];
+} shoal__map_ent;
+
+typedef struct shoal__map {
+    shoal__map_ent **b;
+    size_t nb;       /* buckets (a power of two, or 0) */
+    size_t n;        /* entries */
+    size_t hand;     /* where shoal__map_evict looks next */
+} shoal__map;
+
+void shoal__map_init(shoal__map *m);
+void *shoal__map_get(const shoal__map *m, const void *key, size_t klen);
+/* Insert or replace (the old value is dropped, not freed). */
+int shoal__map_put(shoal__map *m, const void *key, size_t klen, void *val);
+/* Remove key; returns its value or NULL. */
+void *shoal__map_take(shoal__map *m, const void *key, size_t klen);
+/* Remove some entry; returns its value or NULL when empty. */
+void *shoal__map_evict(shoal__map *m);
+/* Remove every entry, calling fn (if not NULL) on each value. */
+void shoal__map_clear(shoal__map *m, void (*fn)(void *val));
+
+/* -------------------------------------------------------------- replica */
+
+typedef struct shoal__event_q {
+    struct shoal_event **ring;   /* SHOAL__EVENT_CAP slots; owned */
+    size_t head;
+    size_t n;
+    bool overflow;               /* events were dropped since the last delivery */
+    bool closing;
+    int waiters;
+} shoal__event_q;
+
+struct shoal_replica {
+    pthread_mutex_t mu;          /* held by every API call that takes r */
+    shoal__store *store;         /* owned */
+    uint8_t pk[32];              /* identity public key (author id) */
+    uint8_t *sk;                 /* 64-byte secret key, sodium_malloc'd, owned */
+    struct shoal_options opt;
+    shoal__map cache;            /* "coll\0id" -> shoal__cdoc*, owned */
+    uint64_t due_ms;             /* wall ms when a held-back change may apply */
+    char errmsg[SHOAL__ERRMSG];
+    pthread_mutex_t ev_mu;
+    pthread_cond_t ev_cv;
+    shoal__event_q ev;
+};
+
+/* Wall clock in ms (the options clock or CLOCK_REALTIME). */
+uint64_t shoal__wall_ms(shoal_replica *r);
+/* Record err with a printf-style detail in r->errmsg and return err. */
+shoal_err shoal__fail(shoal_replica *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Validate a user name (collection, id, field): UTF-8, 1..max bytes. */
+bool shoal__name_ok(const char *s, size_t max, size_t *len);
+
+/* --------------------------------------------------------- doc metadata */
+
+/* Document meta blob stored in the docs table (format in docs/c-api.md):
+ *   version u8 (1) | flags u8 (1 exists, 2 deleted) | nchanges u64 |
+ *   snap_n u64 | tail_bytes u64 | snap_bytes u64 | epoch u64 |
+ *   nheads u32 | heads (nheads x 32 bytes, sorted ascending)
+ * all integers big-endian. */
+enum { SHOAL__META_VERSION = 1, SHOAL__META_FIXED = 46 };
+
+typedef struct shoal__dmeta {
+    bool exists;
+    bool deleted;
+    uint64_t nchanges;     /* changes applied to this document */
+    uint64_t snap_n;       /* changes covered by the snapshot (0: none) */
+    uint64_t tail_bytes;   /* envelope bytes of the changes after it */
+    uint64_t snap_bytes;   /* size of the snapshot */
+    uint64_t epoch;
+    size_t nheads;
+    uint8_t *heads;        /* nheads x 32, owned */
+} shoal__dmeta;
+
+int shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m);
+int shoal__dmeta_encode(const shoal__dmeta *m, shoal__buf *out);
+void shoal__dmeta_clear(shoal__dmeta *m);
+
+/* "coll\0id" into out (SHOAL__DOCKEY_MAX bytes); returns its length. */
+size_t shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen);
+
+/* Read path: meta of (coll, id) into *m (caller clears it) and the
+ * materialised document, Borrowed from the cache until the next cache
+ * change (the next call that loads a document).  SHOAL_ENOTFOUND if the
+ * store has no such document. */
+int shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
+                    const uint8_t *id, size_t idlen, shoal__dmeta *m,
+                    const shoal__doc **out);
+/* Free every cached document. */
+void shoal__cache_free(shoal_replica *r);
+
+/* ---------------------------------------------------------- working set */
+
+/* A document touched by the running write transaction. */
+typedef struct shoal__wdoc {
+    uint8_t *coll;          /* NUL-terminated copy, owned */
+    size_t clen;
+    uint8_t *id;            /* NUL-terminated copy, owned */
+    size_t idlen;
+    shoal__dmeta meta;      /* as it will be stored */
+    shoal__doc *doc;        /* owned */
+    bool stored;            /* meta existed in the store when loaded */
+    uint8_t *newcids;       /* ids of the changes applied in this txn, owned */
+    size_t nnew;
+    size_t capnew;
+    uint64_t newbytes;      /* their envelope bytes */
+    bool local;             /* changed by a local change */
+    bool remote;            /* changed by a remote change */
+} shoal__wdoc;
+
+typedef struct shoal__wset {
+    shoal_replica *r;
+    shoal__stxn *t;
+    shoal__map map;         /* "coll\0id" -> shoal__wdoc* */
+    shoal__wdoc **order;    /* first-touch order, owned (and the wdocs) */
+    size_t n;
+    size_t cap;
+} shoal__wset;
+
+void shoal__wset_init(shoal__wset *w, shoal_replica *r);
+/* Free everything and bind to t (start of every run of a write fn). */
+void shoal__wset_reset(shoal__wset *w, shoal__stxn *t);
+/* Find or load (coll, id); a document the store lacks starts empty. */
+int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
+                    size_t idlen, shoal__wdoc **out);
+/* Record that change c (id cid, envelope env_len bytes) was applied to
+ * wd->doc: meta, heads, doclog bookkeeping. */
+int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
+                        const uint8_t cid[32], size_t env_len, bool remote);
+/* Write meta, doclog entries and snapshots of every changed document. */
+int shoal__wset_flush(shoal__wset *w);
+/* After a successful store commit: queue events, move documents into the
+ * cache, free the rest. */
+void shoal__wset_commit(shoal__wset *w);
+void shoal__wset_free(shoal__wset *w);
+
+/* ------------------------------------------------------- write context */
+
+/* State shared by the local commit and the import write functions. */
+typedef struct shoal__cand shoal__cand;
+
+typedef struct shoal__wctx {
+    shoal_replica *r;
+    shoal__wset w;
+    uint64_t wall;               /* wall ms, read once per API call */
+    uint64_t clock;              /* HLC, loaded from meta "clock" */
+    uint64_t due_ms;             /* out: earliest time a held change is due */
+    shoal_import_result res;
+    uint8_t *skip;               /* ids of pending changes to drop, owned */
+    size_t nskip;
+    bool bad_pending;            /* a pending change failed: skip and rerun */
+    uint8_t bad[32];
+} shoal__wctx;
+
+int shoal__clock_load(shoal__stxn *t, uint64_t *clock);
+int shoal__clock_store(shoal__stxn *t, uint64_t clock);
+/* Apply the ready ones of cands (decoded, verified bundle changes) and of
+ * the pending set, in causal order, until no progress; the rest go to (or
+ * stay in) the pending set. */
+int shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *cands, size_t n);
+/* Remember x->bad as a pending change to drop on the next run. */
+int shoal__wctx_skip_bad(shoal__wctx *x);
+/* Drain the pending set in its own write transaction (open, import). */
+int shoal__drain_now(shoal_replica *r);
+
+/* --------------------------------------------------------------- events */
+
+void shoal__events_init(shoal_replica *r);
+void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen,
+                        const uint8_t *id, size_t idlen, bool remote);
+/* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
+void shoal__events_close(shoal_replica *r);
+
+#endif /* SHOAL_CORE_CORE_H */

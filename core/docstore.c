@@ -1,0 +1,531 @@
+/*
+ * core/docstore.c - materialised documents: the meta blob, loading a
+ * document from its snapshot and change tail, the doc cache and the
+ * working set of a write transaction.
+ *
+ * A document's state on disk is a snapshot (shoal__doc_encode_full, in the
+ * docsnap table) plus the tail of changes applied after it (doclog n ->
+ * change id, for n in [snap_n, nchanges)).  Loading decodes the snapshot and
+ * re-applies the tail.  When the tail grows to max(SHOAL__SNAP_MIN, size of
+ * the last snapshot) bytes, a new snapshot replaces it, so the bytes written
+ * per change stay proportional to the change (not to the document) while
+ * loading costs at most about twice a snapshot.  Rejected: a snapshot on
+ * every change (writes O(document) per edit, bad for big lists) and no
+ * snapshot (loading replays the whole history).
+ *
+ * The cache maps "coll\0id" to a document and the nchanges it reflects.  An
+ * entry is used only when its nchanges equals the stored meta's, so a
+ * document changed by another process sharing the directory is reloaded.
+ * The state after n changes is unique because LMDB serialises writers.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct shoal__cdoc {
+    shoal__doc *doc;        /* owned */
+    uint64_t nchanges;
+} shoal__cdoc;
+
+/* ------------------------------------------------------------------ meta */
+
+int
+shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m)
+{
+    memset(m, 0, sizeof *m);
+    if (n < SHOAL__META_FIXED || p[0] != SHOAL__META_VERSION)
+        return SHOAL_ECORRUPT;
+    uint8_t flags = p[1];
+    m->exists = (flags & 1) != 0;
+    m->deleted = (flags & 2) != 0;
+    m->nchanges = shoal__be64_get(p + 2);
+    m->snap_n = shoal__be64_get(p + 10);
+    m->tail_bytes = shoal__be64_get(p + 18);
+    m->snap_bytes = shoal__be64_get(p + 26);
+    m->epoch = shoal__be64_get(p + 34);
+    uint32_t nh = shoal__be32_get(p + 42);
+    if ((n - SHOAL__META_FIXED) / 32 != nh || (n - SHOAL__META_FIXED) % 32 != 0 ||
+        m->snap_n > m->nchanges)
+        return SHOAL_ECORRUPT;
+    if (nh) {
+        m->heads = shoal__malloc((size_t)nh * 32);
+        if (!m->heads)
+            return SHOAL_ENOMEM;
+        memcpy(m->heads, p + SHOAL__META_FIXED, (size_t)nh * 32);
+    }
+    m->nheads = nh;
+    return SHOAL_OK;
+}
+
+int
+shoal__dmeta_encode(const shoal__dmeta *m, shoal__buf *out)
+{
+    uint8_t h[SHOAL__META_FIXED];
+    h[0] = SHOAL__META_VERSION;
+    h[1] = (uint8_t)((m->exists ? 1 : 0) | (m->deleted ? 2 : 0));
+    shoal__be64_put(h + 2, m->nchanges);
+    shoal__be64_put(h + 10, m->snap_n);
+    shoal__be64_put(h + 18, m->tail_bytes);
+    shoal__be64_put(h + 26, m->snap_bytes);
+    shoal__be64_put(h + 34, m->epoch);
+    shoal__be32_put(h + 42, (uint32_t)m->nheads);
+    int err = shoal__buf_append(out, h, sizeof h);
+    if (!err && m->nheads)
+        err = shoal__buf_append(out, m->heads, m->nheads * 32);
+    return err;
+}
+
+void
+shoal__dmeta_clear(shoal__dmeta *m)
+{
+    shoal__free(m->heads);
+    memset(m, 0, sizeof *m);
+}
+
+size_t
+shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id,
+              size_t idlen)
+{
+    memcpy(out, coll, clen);
+    out[clen] = 0;
+    memcpy(out + clen + 1, id, idlen);
+    return clen + 1 + idlen;
+}
+
+/* ----------------------------------------------------------------- cache */
+
+static void
+cache_free_val(void *v)
+{
+    shoal__cdoc *c = v;
+    if (c) {
+        shoal__doc_free(c->doc);
+        shoal__free(c);
+    }
+}
+
+void
+shoal__cache_free(shoal_replica *r)
+{
+    shoal__map_clear(&r->cache, cache_free_val);
+}
+
+/* Remove the entry; return its document if it reflects nchanges (caller
+ * owns it), else free it and return NULL. */
+static shoal__doc *
+cache_take(shoal_replica *r, const uint8_t *key, size_t klen, uint64_t nchanges)
+{
+    shoal__cdoc *c = shoal__map_take(&r->cache, key, klen);
+    if (!c)
+        return NULL;
+    shoal__doc *d = NULL;
+    if (c->nchanges == nchanges) {
+        d = c->doc;
+        c->doc = NULL;
+    }
+    cache_free_val(c);
+    return d;
+}
+
+/* Takes ownership of d in every case (frees it on failure). */
+static int
+cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d,
+          uint64_t nchanges)
+{
+    cache_free_val(shoal__map_take(&r->cache, key, klen));
+    while (r->cache.n >= SHOAL__CACHE_MAX)
+        cache_free_val(shoal__map_evict(&r->cache));
+    shoal__cdoc *c = shoal__malloc(sizeof *c);
+    if (!c) {
+        shoal__doc_free(d);
+        return SHOAL_ENOMEM;
+    }
+    c->doc = d;
+    c->nchanges = nchanges;
+    int err = shoal__map_put(&r->cache, key, klen, c);
+    if (err)
+        cache_free_val(c);
+    return err;
+}
+
+/* ------------------------------------------------------------------ load */
+
+typedef struct tail_ctx {
+    uint8_t *cids;
+    size_t n;
+    size_t cap;
+    uint64_t next;      /* expected n of the next entry */
+    int err;
+} tail_ctx;
+
+static int
+tail_cb(uint64_t n, const uint8_t cid[32], void *arg)
+{
+    tail_ctx *tc = arg;
+    if (n != tc->next) {
+        tc->err = SHOAL_ECORRUPT;
+        return 1;
+    }
+    tc->next++;
+    if (tc->n == tc->cap) {
+        size_t cap = tc->cap ? tc->cap * 2 : 16;
+        uint8_t *p = shoal__realloc(tc->cids, cap * 32);
+        if (!p) {
+            tc->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        tc->cids = p;
+        tc->cap = cap;
+    }
+    memcpy(tc->cids + tc->n * 32, cid, 32);
+    tc->n++;
+    return 0;
+}
+
+static int
+as_corrupt(int err)
+{
+    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+}
+
+/* Materialise (coll, id) from its snapshot and tail.  Caller owns *out. */
+static int
+doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
+         const uint8_t *id, size_t idlen, shoal__doc **out)
+{
+    shoal__doc *d = NULL;
+    int err;
+    *out = NULL;
+    if (m->snap_n > 0) {
+        shoal__sval s;
+        err = shoal__stxn_snap_get(t, coll, clen, id, idlen, &s);
+        if (err)
+            return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+        err = shoal__doc_decode_full(s.p, s.len, &d);
+        if (err)
+            return as_corrupt(err);
+    } else {
+        d = shoal__doc_new();
+        if (!d)
+            return SHOAL_ENOMEM;
+    }
+    tail_ctx tc = {.next = m->snap_n};
+    err = shoal__stxn_doclog_scan(t, coll, clen, id, idlen, m->snap_n, tail_cb, &tc);
+    if (!err && tc.err)
+        err = tc.err;
+    if (!err && tc.n != m->nchanges - m->snap_n)
+        err = SHOAL_ECORRUPT;
+    for (size_t i = 0; !err && i < tc.n; i++) {
+        shoal__sval env;
+        err = shoal__stxn_change_get(t, tc.cids + i * 32, &env);
+        if (err) {
+            err = err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+            break;
+        }
+        size_t elen, blen;
+        const uint8_t *body;
+        err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
+        if (err) {
+            err = as_corrupt(err);
+            break;
+        }
+        shoal__change c;
+        memset(&c, 0, sizeof c);
+        memcpy(c.author, shoal__envelope_author(env.p), 32);
+        err = shoal__change_decode(body, blen, &c);
+        if (err) {
+            err = as_corrupt(err);
+            break;
+        }
+        err = shoal__doc_apply(d, &c, 0, c.nops);
+        shoal__change_clear(&c);
+        if (err)
+            err = as_corrupt(err);
+    }
+    shoal__free(tc.cids);
+    if (err) {
+        shoal__doc_free(d);
+        return err;
+    }
+    *out = d;
+    return SHOAL_OK;
+}
+
+int
+shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
+                const uint8_t *id, size_t idlen, shoal__dmeta *m, const shoal__doc **out)
+{
+    shoal__sval mv;
+    *out = NULL;
+    memset(m, 0, sizeof *m);
+    if (clen > SHOAL_MAX_COLLECTION || idlen > SHOAL_MAX_DOC_ID)
+        return SHOAL_ENOTFOUND;
+    int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
+    if (err)
+        return err;
+    err = shoal__dmeta_parse(mv.p, mv.len, m);
+    if (err)
+        return err;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    shoal__cdoc *c = shoal__map_get(&r->cache, key, klen);
+    if (c && c->nchanges == m->nchanges) {
+        *out = c->doc;
+        return SHOAL_OK;
+    }
+    shoal__doc *d;
+    err = doc_load(t, m, coll, clen, id, idlen, &d);
+    if (err)
+        return err;
+    err = cache_put(r, key, klen, d, m->nchanges);
+    if (err)
+        return err;
+    *out = d;
+    return SHOAL_OK;
+}
+
+/* ----------------------------------------------------------- working set */
+
+static void
+wdoc_free(shoal__wdoc *wd)
+{
+    if (!wd)
+        return;
+    shoal__free(wd->coll);
+    shoal__free(wd->id);
+    shoal__dmeta_clear(&wd->meta);
+    shoal__doc_free(wd->doc);
+    shoal__free(wd->newcids);
+    shoal__free(wd);
+}
+
+void
+shoal__wset_init(shoal__wset *w, shoal_replica *r)
+{
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    shoal__map_init(&w->map);
+}
+
+void
+shoal__wset_free(shoal__wset *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        wdoc_free(w->order[i]);
+    shoal__free(w->order);
+    shoal__map_clear(&w->map, NULL);
+    shoal_replica *r = w->r;
+    shoal__wset_init(w, r);
+}
+
+void
+shoal__wset_reset(shoal__wset *w, shoal__stxn *t)
+{
+    shoal__wset_free(w);
+    w->t = t;
+}
+
+static uint8_t *
+dup_nul(const uint8_t *p, size_t n)
+{
+    uint8_t *s = shoal__malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+int
+shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
+                size_t idlen, shoal__wdoc **out)
+{
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    *out = NULL;
+    if (clen == 0 || clen > SHOAL_MAX_COLLECTION || idlen == 0 || idlen > SHOAL_MAX_DOC_ID)
+        return SHOAL_EINVAL;
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    shoal__wdoc *wd = shoal__map_get(&w->map, key, klen);
+    if (wd) {
+        *out = wd;
+        return SHOAL_OK;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 8;
+        shoal__wdoc **o = shoal__realloc(w->order, cap * sizeof *o);
+        if (!o)
+            return SHOAL_ENOMEM;
+        w->order = o;
+        w->cap = cap;
+    }
+    wd = shoal__calloc(1, sizeof *wd);
+    if (!wd)
+        return SHOAL_ENOMEM;
+    wd->coll = dup_nul(coll, clen);
+    wd->id = dup_nul(id, idlen);
+    wd->clen = clen;
+    wd->idlen = idlen;
+    if (!wd->coll || !wd->id) {
+        wdoc_free(wd);
+        return SHOAL_ENOMEM;
+    }
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(w->t, coll, clen, id, idlen, &mv);
+    if (err == SHOAL_ENOTFOUND) {
+        wd->doc = shoal__doc_new();
+        err = wd->doc ? SHOAL_OK : SHOAL_ENOMEM;
+    } else if (!err) {
+        wd->stored = true;
+        err = shoal__dmeta_parse(mv.p, mv.len, &wd->meta);
+        if (!err) {
+            wd->doc = cache_take(w->r, key, klen, wd->meta.nchanges);
+            if (!wd->doc)
+                err = doc_load(w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
+        }
+    }
+    if (!err)
+        err = shoal__map_put(&w->map, key, klen, wd);
+    if (err) {
+        wdoc_free(wd);
+        return err;
+    }
+    w->order[w->n++] = wd;
+    *out = wd;
+    return SHOAL_OK;
+}
+
+static bool
+ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * 32, id, 32) == 0)
+            return true;
+    return false;
+}
+
+int
+shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
+                    const uint8_t cid[32], size_t env_len, bool remote)
+{
+    (void)w;
+    shoal__dmeta *m = &wd->meta;
+    /* heads = heads - deps + cid, kept sorted. */
+    uint8_t *h = shoal__malloc((m->nheads + 1) * 32);
+    if (!h)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    bool placed = false;
+    for (size_t i = 0; i < m->nheads; i++) {
+        const uint8_t *x = m->heads + i * 32;
+        if (ids_has(c->deps, c->ndeps, x))
+            continue;
+        int cmp = memcmp(x, cid, 32);
+        if (cmp == 0)
+            continue;
+        if (cmp > 0 && !placed) {
+            memcpy(h + n++ * 32, cid, 32);
+            placed = true;
+        }
+        memcpy(h + n++ * 32, x, 32);
+    }
+    if (!placed)
+        memcpy(h + n++ * 32, cid, 32);
+    if (wd->nnew == wd->capnew) {
+        size_t cap = wd->capnew ? wd->capnew * 2 : 4;
+        uint8_t *p = shoal__realloc(wd->newcids, cap * 32);
+        if (!p) {
+            shoal__free(h);
+            return SHOAL_ENOMEM;
+        }
+        wd->newcids = p;
+        wd->capnew = cap;
+    }
+    memcpy(wd->newcids + wd->nnew++ * 32, cid, 32);
+    wd->newbytes += env_len;
+    shoal__free(m->heads);
+    m->heads = h;
+    m->nheads = n;
+    m->nchanges++;
+    m->exists = shoal__doc_exists(wd->doc);
+    m->deleted = shoal__doc_deleted(wd->doc);
+    m->epoch = shoal__doc_epoch(wd->doc);
+    if (remote)
+        wd->remote = true;
+    else
+        wd->local = true;
+    return SHOAL_OK;
+}
+
+static int
+wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
+{
+    shoal__dmeta *m = &wd->meta;
+    uint64_t tail = m->tail_bytes + wd->newbytes;
+    uint64_t limit = m->snap_bytes > SHOAL__SNAP_MIN ? m->snap_bytes : SHOAL__SNAP_MIN;
+    int err = SHOAL_OK;
+    if (tail >= limit) {
+        shoal__buf s;
+        shoal__buf_init(&s);
+        err = shoal__doc_encode_full(wd->doc, &s);
+        if (!err)
+            err = shoal__stxn_snap_put(t, wd->coll, wd->clen, wd->id, wd->idlen, s.p, s.len);
+        if (!err)
+            err = shoal__stxn_doclog_trim(t, wd->coll, wd->clen, wd->id, wd->idlen,
+                                          m->nchanges);
+        if (!err) {
+            m->snap_n = m->nchanges;
+            m->snap_bytes = s.len;
+            m->tail_bytes = 0;
+        }
+        shoal__buf_free(&s);
+    } else {
+        uint64_t first = m->nchanges - wd->nnew;
+        for (size_t i = 0; !err && i < wd->nnew; i++)
+            err = shoal__stxn_doclog_put(t, wd->coll, wd->clen, wd->id, wd->idlen,
+                                         first + i, wd->newcids + i * 32);
+        m->tail_bytes = tail;
+    }
+    if (err)
+        return err;
+    shoal__buf mb;
+    shoal__buf_init(&mb);
+    err = shoal__dmeta_encode(m, &mb);
+    if (!err)
+        err = shoal__stxn_doc_put(t, wd->coll, wd->clen, wd->id, wd->idlen, mb.p, mb.len);
+    shoal__buf_free(&mb);
+    return err;
+}
+
+int
+shoal__wset_flush(shoal__wset *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->order[i]->nnew == 0)
+            continue;
+        int err = wdoc_flush(w->t, w->order[i]);
+        if (err)
+            return err;
+    }
+    return SHOAL_OK;
+}
+
+void
+shoal__wset_commit(shoal__wset *w)
+{
+    shoal_replica *r = w->r;
+    for (size_t i = 0; i < w->n; i++) {
+        shoal__wdoc *wd = w->order[i];
+        if (wd->local)
+            shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, false);
+        if (wd->remote)
+            shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, true);
+        if (wd->nnew > 0 || wd->stored) {
+            uint8_t key[SHOAL__DOCKEY_MAX];
+            size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+            (void)cache_put(r, key, klen, wd->doc, wd->meta.nchanges);
+            wd->doc = NULL;
+        }
+    }
+    shoal__wset_free(w);
+}
