@@ -500,6 +500,10 @@ int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_op
         }
         goto fail;
     }
+    /* Free reader slots left by crashed processes: a stale slot pins old
+     * pages and makes the file grow without bound. */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
     rc = open_tables(s);
     if (rc) {
         if (errbuf && errlen)

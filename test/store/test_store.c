@@ -11,6 +11,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -804,6 +805,123 @@ static void test_map_growth(void)
     free(dir);
 }
 
+/* A careless fn that ignores put errors: the store must notice the full map
+ * itself, rerun it, and never commit a txn that LMDB had poisoned. */
+static int careless_fn(shoal__stxn *t, void *arg)
+{
+    struct big *b = arg;
+    b->calls++;
+    for (int i = 0; i < 48; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "c%03d", i);
+        b->buf[0] = (uint8_t)i;
+        (void)shoal__stxn_snap_put(t, U8("careless"), 8, U8(id), strlen(id), b->buf, BIG_LEN);
+    }
+    return SHOAL_OK;
+}
+
+static int careless_check(shoal__stxn *t, void *arg)
+{
+    struct big *b = arg;
+    int before = check_failures;
+    for (int i = 0; i < 48; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "c%03d", i);
+        shoal__sval v = {NULL, 0};
+        CHECK_EQ(shoal__stxn_snap_get(t, U8("careless"), 8, U8(id), strlen(id), &v), SHOAL_OK);
+        CHECK(v.len == BIG_LEN && v.p[0] == (uint8_t)i &&
+              memcmp(v.p + 1, b->buf + 1, BIG_LEN - 1) == 0);
+    }
+    return check_failures == before ? SHOAL_OK : SHOAL_ECORRUPT;
+}
+
+static void test_map_full_swallowed(void)
+{
+    char *dir = check_tmpdir("store-careless");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
+    REQUIRE(s);
+    struct big b = {0, malloc(BIG_LEN)};
+    REQUIRE(b.buf);
+    fill_bytes(b.buf, BIG_LEN, 99);
+    CHECK_EQ(shoal__store_write(s, careless_fn, &b), SHOAL_OK);
+    CHECK(b.calls > 1);
+    CHECK_EQ(shoal__store_read(s, careless_check, &b), SHOAL_OK);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    free(b.buf);
+    check_rmtree(dir);
+    free(dir);
+}
+
+/* Readers on other threads while a writer grows the map: the resize must
+ * wait for their txns (the store's own lock; LMDB does not check). */
+struct reader_arg {
+    shoal__store *s;
+    volatile int stop;
+    int reads, bad;
+    uint8_t *buf;
+};
+
+static int reader_fn(shoal__stxn *t, void *arg)
+{
+    struct reader_arg *ra = arg;
+    struct nacc a = {0};
+    if (shoal__stxn_pending_scan(t, big_pending_cb, &a) != SHOAL_OK || a.tag[0] != 0)
+        ra->bad++;
+    uint64_t n = shoal__stxn_pending_count(t);
+    if (n != 0 && n != BIG_N)
+        ra->bad++;
+    return SHOAL_OK;
+}
+
+static void *reader_thread(void *arg)
+{
+    struct reader_arg *ra = arg;
+    while (!__atomic_load_n(&ra->stop, __ATOMIC_ACQUIRE)) {
+        if (shoal__store_read(ra->s, reader_fn, ra) != SHOAL_OK)
+            ra->bad++;
+        ra->reads++;
+    }
+    return NULL;
+}
+
+static void test_threads_during_growth(void)
+{
+    char *dir = check_tmpdir("store-threads");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
+    REQUIRE(s);
+    struct big b = {0, malloc(BIG_LEN)};
+    REQUIRE(b.buf);
+    fill_bytes(b.buf, BIG_LEN, 7);
+    struct reader_arg ra[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&ra[i], 0, sizeof ra[i]);
+        ra[i].s = s;
+        REQUIRE(pthread_create(&th[i], NULL, reader_thread, &ra[i]) == 0);
+    }
+    int rc = shoal__store_write(s, big_fn, &b);
+    for (int i = 0; i < 2; i++) {
+        __atomic_store_n(&ra[i].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(th[i], NULL);
+        CHECK_EQ(ra[i].bad, 0);
+    }
+    CHECK_EQ(rc, SHOAL_OK);
+    CHECK(b.calls > 1);
+    printf("  readers did %d + %d txns while the map grew %d times\n", ra[0].reads,
+           ra[1].reads, b.calls - 1);
+    struct growcheck g = {b.buf, 0, 0};
+    CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
+    CHECK_EQ(g.fails, 0);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    free(b.buf);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* -------------------------------------------------- tmpfs-based tests */
 
 static bool mount_tmpfs(const char *dir, const char *opts)
@@ -1276,6 +1394,8 @@ int main(void)
     RUN(test_scans);
     RUN(test_rollback);
     RUN(test_map_growth);
+    RUN(test_map_full_swallowed);
+    RUN(test_threads_during_growth);
     RUN(test_nondurable_flush);
     RUN(test_two_processes);
     RUN(test_child_grows_map);
