@@ -833,7 +833,8 @@ int shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
     for (uint32_t i = 0; i < d->nkeys; i++)
         if (e.remap[i] == 0)
             kr[nused++] = (keyref){d->keys[i], i};
-    qsort(kr, nused, sizeof *kr, cmp_keyref);
+    if (nused > 1)
+        qsort(kr, nused, sizeof *kr, cmp_keyref);
     for (uint32_t i = 0; i < nused; i++)
         e.remap[kr[i].ix] = i;
     if (maxcnt) {

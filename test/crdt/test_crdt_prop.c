@@ -50,6 +50,7 @@ typedef struct sim {
     size_t *by_origin[MAXR];   /* log indexes of each origin's changes */
     size_t norigin[MAXR];
     bool failed;
+    unsigned del_permille;     /* chance of a DELDOC op, per op */
     uint64_t applied, dups, ops;
 } sim;
 
@@ -159,10 +160,12 @@ static void local_change(sim *s, int xi)
         const char *f = FIELDS[check_rand_below(4)];
         op->field = (const uint8_t *)f;
         op->field_len = strlen(f);
-        unsigned roll = (unsigned)check_rand_below(100);
+        unsigned roll = 2 + (unsigned)check_rand_below(98);
+        if (check_rand_below(1000) < s->del_permille)
+            roll = 0;
         const shoal__list *l = shoal__doc_list(x->doc, op->field, op->field_len);
         size_t n = l ? shoal__list_len(l) : 0;
-        if (roll < 2) {
+        if (roll == 0) {
             op->kind = SHOAL__OP_DELDOC;
             op->field = NULL;
             op->field_len = 0;
@@ -277,6 +280,9 @@ static bool run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dup
     memset(&s, 0, sizeof s);
     check_rand_reseed(seed);
     s.nr = 3 + (int)check_rand_below(MAXR - 2);
+    /* Some runs never delete, some rarely, some often. */
+    static const unsigned del_rates[] = {0, 2, 5, 20};
+    s.del_permille = del_rates[check_rand_below(4)];
     for (int i = 0; i < s.nr; i++) {
         replica *x = &s.r[i];
         for (int j = 0; j < 32; j++)
@@ -381,7 +387,7 @@ static bool run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dup
 static void test_convergence(void)
 {
     uint64_t base = check_seed(20240601);
-    long seeds = check_env_long("SHOAL_PROP_SEEDS", 12);
+    long seeds = check_env_long("SHOAL_PROP_SEEDS", 100);
     long nchanges = check_env_long("SHOAL_PROP_CHANGES", 700);
     uint64_t ops = 0, dups = 0;
     int failures = 0;

@@ -725,7 +725,7 @@ static void test_view(void)
 
 /* A doc with every kind of state, several authors, tombstones and
  * special doubles. */
-static shoal__doc *rich_doc(void)
+static int rich_apply(shoal__doc *d)
 {
     tchange a, b, c;
     tc_init(&a, KB, 100, 3);
@@ -753,10 +753,18 @@ static shoal__doc *rich_doc(void)
     ins(&c, "list", head(), vint(0));
     count(&c, "n", 1);
     set(&c, "reg", vstr("c"));
+    int rc = shoal__doc_apply(d, &a.c, 0, a.c.nops);
+    if (rc == SHOAL_OK)
+        rc = shoal__doc_apply(d, &b.c, 0, b.c.nops);
+    if (rc == SHOAL_OK)
+        rc = shoal__doc_apply(d, &c.c, 0, c.c.nops);
+    return rc;
+}
+
+static shoal__doc *rich_doc(void)
+{
     shoal__doc *d = shoal__doc_new();
-    CHECK_EQ(shoal__doc_apply(d, &a.c, 0, a.c.nops), SHOAL_OK);
-    CHECK_EQ(shoal__doc_apply(d, &b.c, 0, b.c.nops), SHOAL_OK);
-    CHECK_EQ(shoal__doc_apply(d, &c.c, 0, c.c.nops), SHOAL_OK);
+    CHECK_EQ(rich_apply(d), SHOAL_OK);
     return d;
 }
 
@@ -1023,6 +1031,55 @@ static void test_big_list(void)
     free(c.ops);
 }
 
+/* Fail the nth allocation for n = 1, 2, ... until a whole pass succeeds:
+ * every call returns SHOAL_OK or SHOAL_ENOMEM, nothing leaks (LeakSanitizer
+ * under the ASan build), and the passing run gives the reference bytes. */
+static void test_oom(void)
+{
+    shoal__doc *ref = rich_doc();
+    shoal__buf want;
+    shoal__buf_init(&want);
+    CHECK_EQ(shoal__doc_encode_full(ref, &want), SHOAL_OK);
+    shoal__doc_free(ref);
+    bool done = false;
+    for (uint64_t n = 1; n < 10000 && !done; n++) {
+        shoal__buf full, vis;
+        shoal__buf_init(&full);
+        shoal__buf_init(&vis);
+        shoal__doc *d2 = NULL;
+        shoal__vfield *v = NULL;
+        size_t nv = 0;
+        int rc = SHOAL_ENOMEM;
+        shoal__alloc_fail_after(n);
+        shoal__doc *d = shoal__doc_new();
+        if (d)
+            rc = rich_apply(d);
+        if (rc == SHOAL_OK)
+            rc = shoal__doc_encode_full(d, &full);
+        if (rc == SHOAL_OK)
+            rc = shoal__doc_decode_full(full.p, full.len, &d2);
+        if (rc == SHOAL_OK)
+            rc = shoal__doc_view(d2, &v, &nv);
+        if (rc == SHOAL_OK)
+            rc = shoal__doc_encode_visible(d2, &vis);
+        shoal__alloc_fail_after(0);
+        if (rc == SHOAL_OK) {
+            done = true;
+            CHECK(full.len == want.len && memcmp(full.p, want.p, want.len) == 0);
+            CHECK_EQ(nv, 7);
+        } else {
+            CHECK_EQ(rc, SHOAL_ENOMEM);
+        }
+        shoal__doc_view_free(v, nv);
+        shoal__doc_free(d);
+        shoal__doc_free(d2);
+        shoal__buf_free(&full);
+        shoal__buf_free(&vis);
+    }
+    CHECK(done);
+    shoal__buf_free(&want);
+}
+
 int main(void)
 {
     keys_init();
@@ -1044,5 +1101,6 @@ int main(void)
     RUN(test_decode_garbage);
     RUN(test_visible_bytes);
     RUN(test_big_list);
+    RUN(test_oom);
     return check_summary();
 }
