@@ -413,6 +413,19 @@ static int make_dir(const char *dir, char *errbuf, size_t errlen)
     return errno_err(errbuf, errlen, "cannot create directory", dir, e);
 }
 
+static bool data_file_missing(const char *dir)
+{
+    size_t n = strlen(dir) + sizeof "/data.mdb";
+    char *p = shoal__malloc(n);
+    if (!p)
+        return false;
+    snprintf(p, n, "%s/data.mdb", dir);
+    struct stat st;
+    bool missing = stat(p, &st) != 0 && errno == ENOENT;
+    shoal__free(p);
+    return missing;
+}
+
 static int open_tables(shoal__store *s)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -478,8 +491,12 @@ int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_op
         rc = map_err(mrc);
         goto fail;
     }
+    /* A new environment gets exactly the requested map size.  An existing
+     * one keeps the size recorded in its file (it may have grown) unless the
+     * caller asks for more, which is set once it is open. */
+    bool fresh = data_file_missing(dir);
     mrc = mdb_env_set_maxdbs(s->env, T_COUNT + 2);
-    if (!mrc)
+    if (!mrc && fresh)
         mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
     if (mrc) {
         set_msg(errbuf, errlen, "configuring LMDB", mrc);
@@ -499,6 +516,16 @@ int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_op
                          mdb_strerror(mrc));
         }
         goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    if (info.me_mapsize < map_size) {
+        mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
+        if (mrc) {
+            set_msg(errbuf, errlen, "mdb_env_set_mapsize", mrc);
+            rc = map_err(mrc);
+            goto fail;
+        }
     }
     /* Free reader slots left by crashed processes: a stale slot pins old
      * pages and makes the file grow without bound. */

@@ -789,7 +789,7 @@ static void test_map_growth(void)
     shoal__store_free_secret(sk);
 
     /* Reopen asking for the tiny map again: the data must all be there and
-     * further writes must still grow. */
+     * further writes must still succeed. */
     s = open_store(dir, true, 64 * 1024, pk, &sk);
     REQUIRE(s);
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
@@ -1045,6 +1045,13 @@ static void enospc_body(const char *mnt)
            shoal__store_errmsg(s));
     CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
+    /* Once there is space again, the same handle writes again. */
+    CHECK(mount(NULL, mnt, NULL, MS_REMOUNT, "size=4m,mode=0700") == 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(shoal__store_write(s, fill_fn, &f), SHOAL_OK);
+        f.next++;
+    }
+    CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
     shoal__store_close(s);
     shoal__store_free_secret(sk);
 
