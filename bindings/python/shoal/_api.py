@@ -91,8 +91,14 @@ def _closed() -> ClosedError:
                        "the replica is closed")
 
 
+_LIMITS = {"collection": int(lib.SHOAL_MAX_COLLECTION),
+           "document id": int(lib.SHOAL_MAX_DOC_ID),
+           "field name": int(lib.SHOAL_MAX_FIELD)}
+
+
 def _text(s: Any, what: str) -> bytes:
-    """Encode a collection, document id or field name for C."""
+    """Encode a collection, document id or field name for C, checking what
+    the library would reject (so reads fail like writes do)."""
     if not isinstance(s, str):
         raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
     try:
@@ -103,6 +109,10 @@ def _text(s: Any, what: str) -> bytes:
     if b"\0" in b:
         raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
                                    "%s contains a NUL character" % what)
+    if not 0 < len(b) <= _LIMITS[what]:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "%s must be 1 to %d bytes of UTF-8"
+                                   % (what, _LIMITS[what]))
     return b
 
 
