@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shoal.h"
 
@@ -76,6 +77,7 @@ run_api(uint64_t n, uint64_t per_commit, bool durable, cresult *res)
         fail(res, "shoal_replica_open", e, NULL);
         goto out;
     }
+    sync();
     t0 = shoal__bench_now_ns();
     while (i < n) {
         uint64_t k;

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "crdt.h"
@@ -274,6 +275,8 @@ typedef struct result {
     uint64_t changes;        /* signed changes produced / imported */
     uint64_t commits;        /* write transactions committed */
     uint64_t final_len;      /* code points of the final text */
+    uint64_t write_bytes;    /* written to storage in the measured phase */
+    uint64_t floor_write_bytes;
     char err[240];
 } result;
 
@@ -554,7 +557,7 @@ run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundl
     char *dir = NULL;
     uint8_t *b = NULL;
     size_t blen = 0;
-    uint64_t t0;
+    uint64_t t0, w0;
     shoal_err e;
     int rc;
 
@@ -564,6 +567,8 @@ run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundl
         close_replica(x.r, dir);
         return -1;
     }
+    sync();
+    w0 = shoal__bench_io_write_bytes();
     t0 = shoal__bench_now_ns();
     e = shoal_txn_begin(x.r, &x.txn);
     if (e != SHOAL_OK) {
@@ -590,6 +595,7 @@ run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundl
         rc = -1;
     }
     res->ms = (double)(shoal__bench_now_ns() - t0) / 1e6;
+    res->write_bytes = shoal__bench_io_write_bytes() - w0;
     res->commits = x.commits;
     shoal_txn_abort(x.txn);
     if (rc != 0) {
@@ -714,7 +720,7 @@ run_remote(const trace *t, const char *bundle_path, result *res)
     shoal_replica *r = NULL;
     char *dir = NULL;
     shoal_import_result ir;
-    uint64_t t0;
+    uint64_t t0, w0;
     shoal_err e;
     int rc = -1;
 
@@ -738,9 +744,12 @@ run_remote(const trace *t, const char *bundle_path, result *res)
         set_err(res, "shoal_replica_open: %s%s", shoal_strerror(e), "");
         goto out;
     }
+    sync();
+    w0 = shoal__bench_io_write_bytes();
     t0 = shoal__bench_now_ns();
     e = shoal_import(r, b, blen, &ir);
     res->ms = (double)(shoal__bench_now_ns() - t0) / 1e6;
+    res->write_bytes = shoal__bench_io_write_bytes() - w0;
     res->rss_mb = shoal__bench_peak_rss_mb();
     res->commits = 1;
     if (e != SHOAL_OK) {
@@ -810,6 +819,7 @@ run_variant(void *argp, void *outp)
         rc = run_api(a->t, 100, true, res, NULL, NULL);
         if (rc == 0) {
             res->floor_ms = shoal__bench_lmdb_floor_ms(res->commits, true);
+            res->floor_write_bytes = shoal__bench_lmdb_floor_write_bytes;
             if (res->floor_ms < 0) {
                 set_err(res, "raw LMDB floor failed%s%s", "", "");
                 rc = -1;
@@ -851,7 +861,7 @@ median_of(const double *v, size_t n)
 static void
 print_variant(const char *variant, const result *rs, size_t runs)
 {
-    double ms[64], fl[64], vf[64], rss[64], base[64], bytes[64];
+    double ms[64], fl[64], vf[64], rss[64], base[64], bytes[64], wr[64], fwr[64];
     size_t k;
 
     for (k = 0; k < runs; k++) {
@@ -861,15 +871,20 @@ print_variant(const char *variant, const result *rs, size_t runs)
         rss[k] = rs[k].rss_mb;
         base[k] = rs[k].rss_base_mb;
         bytes[k] = (double)rs[k].bytes;
+        wr[k] = (double)rs[k].write_bytes / 1048576.0;
+        fwr[k] = (double)rs[k].floor_write_bytes / 1048576.0;
     }
     printf("{\"variant\":\"%s\",\"ops\":%llu,\"ms\":%.1f", variant,
            (unsigned long long)rs[0].ops, median_of(ms, runs));
     print_runs("runs_ms", ms, runs);
     printf(",\"bytes\":%.0f,\"changes\":%llu,\"commits\":%llu", median_of(bytes, runs),
            (unsigned long long)rs[0].changes, (unsigned long long)rs[0].commits);
+    if (strcmp(variant, "crdt") != 0)
+        printf(",\"write_mb\":%.1f", median_of(wr, runs));
     if (rs[0].floor_ms >= 0) {
         printf(",\"floor_ms\":%.1f", median_of(fl, runs));
         print_runs("floor_runs_ms", fl, runs);
+        printf(",\"floor_write_mb\":%.1f", median_of(fwr, runs));
     }
     if (rs[0].verify_floor_ms >= 0) {
         printf(",\"verify_floor_ms\":%.1f", median_of(vf, runs));
@@ -971,7 +986,8 @@ shoal__bench_trace(int argc, char **argv)
                 fprintf(stderr, " (floor %.1f ms)", res->floor_ms);
             if (res->verify_floor_ms >= 0)
                 fprintf(stderr, " (verify floor %.1f ms)", res->verify_floor_ms);
-            fprintf(stderr, ", %llu bytes, peak %.1f MiB\n", (unsigned long long)res->bytes,
+            fprintf(stderr, ", %llu bytes, wrote %.1f MiB, peak %.1f MiB\n",
+                    (unsigned long long)res->bytes, (double)res->write_bytes / 1048576.0,
                     res->rss_mb);
         }
     }
