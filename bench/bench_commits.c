@@ -34,6 +34,7 @@ typedef struct cresult {
     double rss_mb;
     uint64_t commits;
     uint64_t changes;
+    uint64_t write_bytes;   /* written to storage in the timed phase */
     char err[200];
 } cresult;
 
@@ -64,7 +65,7 @@ run_api(uint64_t n, uint64_t per_commit, bool durable, cresult *res)
     shoal_replica *r = NULL;
     shoal_txn *txn = NULL;
     shoal_doc *d = NULL;
-    uint64_t i = 0, t0;
+    uint64_t i = 0, t0, w0;
     shoal_err e;
     int rc = -1;
 
@@ -78,6 +79,7 @@ run_api(uint64_t n, uint64_t per_commit, bool durable, cresult *res)
         goto out;
     }
     sync();
+    w0 = shoal__bench_io_write_bytes();
     t0 = shoal__bench_now_ns();
     while (i < n) {
         uint64_t k;
@@ -110,6 +112,7 @@ run_api(uint64_t n, uint64_t per_commit, bool durable, cresult *res)
         goto out;
     }
     res->ms = (double)(shoal__bench_now_ns() - t0) / 1e6;
+    res->write_bytes = shoal__bench_io_write_bytes() - w0;
     res->rss_mb = shoal__bench_peak_rss_mb();
 
     /* Sanity: the last write is visible. */
@@ -156,6 +159,7 @@ run_variant(void *argp, void *outp)
         return run_api(a->n, 100, true, res);
     if (strcmp(a->variant, "lmdb-floor") == 0) {
         res->ms = shoal__bench_lmdb_floor_ms(a->n, true);
+        res->write_bytes = shoal__bench_lmdb_floor_write_bytes;
         res->rss_mb = shoal__bench_peak_rss_mb();
         res->commits = a->n;
         if (res->ms < 0) {
@@ -223,7 +227,7 @@ shoal__bench_commits(int argc, char **argv)
         }
     }
     for (i = 0; i < NVARIANTS; i++) {
-        double ms[64], rss[64], med;
+        double ms[64], rss[64], wr[64], med;
         const cresult *rs = &results[i * runs];
 
         if (failed[i])
@@ -231,6 +235,7 @@ shoal__bench_commits(int argc, char **argv)
         for (k = 0; k < runs; k++) {
             ms[k] = rs[k].ms;
             rss[k] = rs[k].rss_mb;
+            wr[k] = (double)rs[k].write_bytes / 1048576.0;
         }
         printf("{\"bench\":\"commits\",\"variant\":\"%s\",\"commits\":%llu,\"changes\":%llu,"
                "\"runs_ms\":[",
@@ -243,7 +248,8 @@ shoal__bench_commits(int argc, char **argv)
                med > 0 ? (double)rs[0].commits * 1000.0 / med : 0.0);
         if (rs[0].changes)
             printf(",\"changes_per_s\":%.0f", med > 0 ? (double)rs[0].changes * 1000.0 / med : 0.0);
-        printf(",\"rss_mb\":%.1f,\"runs\":%zu}\n", shoal__bench_median(rss, runs), runs);
+        printf(",\"write_mb\":%.1f,\"rss_mb\":%.1f,\"runs\":%zu}\n",
+               shoal__bench_median(wr, runs), shoal__bench_median(rss, runs), runs);
     }
     shoal__bench_rmtree(session);
     free(session);
