@@ -105,7 +105,16 @@ flip_byte() {
         dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-digest_of() { "$SHOAL" -d "$1" digest "${2:-}" 2>/dev/null; }
+# digest_of DIR [--full]: the digest, or "(no digest)" on failure, so two
+# failures never compare equal.
+digest_of() {
+    local d
+    if d=$("$SHOAL" -d "$1" digest ${2:+"$2"} 2>/dev/null) && [[ $d =~ ^[0-9a-f]{64}$ ]]; then
+        echo "$d"
+    else
+        echo "(no digest: $RANDOM$RANDOM)"
+    fi
+}
 
 A=$T/a
 B=$T/b
