@@ -312,8 +312,11 @@ shoal__bench_in_child(shoal__bench_child_fn fn, void *arg, void *out, size_t out
         fflush(stdout);
         fflush(stderr);
         if (!write_all(fds[1], out, out_len))
-            _exit(1);
-        _exit(r == 0 ? 0 : 3);
+            r = -1;
+        close(fds[1]);
+        /* exit(), not _exit(): stdio was flushed before the fork, and a
+         * leak checker (ASan) should look at the child too. */
+        exit(r == 0 ? 0 : 3);
     }
     close(fds[1]);
     got = read_all(fds[0], out, out_len);
