@@ -11,6 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=${SHOAL_BUILD_ROOT:-build}
+case $root in /*) ;; *) root=$PWD/$root ;; esac
 export PATH="/usr/bin:/bin:$PATH"
 
 bash scripts/deps.sh
@@ -19,7 +20,7 @@ if [ ! -f "$root/normal/meson-private/coredata.dat" ]; then
 fi
 echo "building the shoal tool..."
 ninja -C "$root/normal" -j 2 tools/shoal >/dev/null
-shoal=$PWD/$root/normal/tools/shoal
+shoal=$root/normal/tools/shoal
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/shoal-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -28,14 +29,24 @@ scan=$work/scanner  # a stock scanner in the same shop
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
 say() { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
+# show ARGS...: the words as a shell would need them typed.
+show() {
+    local a out=
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./=-]+$ ]]; then out+=" $a"; else out+=" '$a'"; fi
+    done
+    echo "${out# }"
+}
 run() {
-    printf '  $ shoal -d %s %s\n' "$(basename "$1")" "${*:2}"
+    echo "  \$ shoal -d $(basename "$1") $(show "${@:2}")"
     "$shoal" -d "$@" | sed 's/^/    /'
 }
 
 say "Two replicas, each with its own Ed25519 identity"
-printf '  till    id: %s\n' "$("$shoal" -d "$till" init)"
-printf '  scanner id: %s\n' "$("$shoal" -d "$scan" init)"
+id_till=$("$shoal" -d "$till" init)
+id_scan=$("$shoal" -d "$scan" init)
+echo "  till    id: $id_till"
+echo "  scanner id: $id_scan"
 
 say "The till creates two products and shares them with the scanner"
 run "$till" put items widget '{"name":"Widget","price":10}'
@@ -82,7 +93,7 @@ for side in till scanner; do
     else
         echo "    items/gadget: deleted (the delete beat the concurrent update)"
     fi
-    echo "    items: $("$shoal" -d "$dir" ls items | tr '\n' ' ')"
+    echo "    items: $("$shoal" -d "$dir" ls items | paste -sd ' ')"
 done
 cat <<'EOF'
 

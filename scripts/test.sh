@@ -14,6 +14,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.."
 root=${SHOAL_BUILD_ROOT:-build}
+case $root in /*) ;; *) root=$PWD/$root ;; esac
 
 # Use Debian's interpreter and tools even when another python3 (a venv, a
 # pyenv shim) comes first on PATH: the packages deps.sh installs are there.
