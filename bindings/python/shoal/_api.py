@@ -224,8 +224,8 @@ def shoal_py_clock(ctx: Any) -> int:
 class Replica:
     """A shoal replica: a directory holding one device's documents.
 
-    ``Replica(path)`` creates the directory (and the device's Ed25519
-    identity) on first use and opens it afterwards.  Use it as a context
+    ``Replica(path)`` creates the directory, its missing parents and the
+    device's Ed25519 identity on first use, and opens it afterwards.  Use it as a context
     manager or call :meth:`close`.
 
     Args:
@@ -283,6 +283,12 @@ class Replica:
                                                  self._clock_handle)
             if rc:
                 raise _error(rc)
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                try:  # like mkdir -p for the parents; open creates the last
+                    os.makedirs(parent, exist_ok=True)
+                except OSError:
+                    pass  # the open below reports the failure
             out = ffi.new("shoal_replica **")
             rc = lib.shoal_replica_open(out, dir_b, opts)
             if rc:

@@ -10,7 +10,7 @@ from conftest import drain, sync
 
 
 def test_open_creates_and_reopens(tmp_path):
-    path = tmp_path / "dev"
+    path = tmp_path / "new" / "parents" / "dev"  # parents are created too
     with shoal.Replica(path) as r:
         assert isinstance(r.id, str) and len(r.id) == 2 * shoal.KEY_BYTES
         int(r.id, 16)
