@@ -283,3 +283,24 @@ def test_event_wait_is_interruptible_by_close(tmp_path):
     r.close()
     t.join(10)
     assert not t.is_alive() and got == []
+
+
+def test_invalid_utf8_string_values_read_back_losslessly():
+    # A peer may send a str value whose bytes are not UTF-8: it reads back
+    # with surrogateescape, never raising, and encodes back to its bytes.
+    from shoal._api import _value, ffi, lib
+    raw = b"ok \xff\xfe \xc3"
+    buf = ffi.new("uint8_t[]", raw)
+    cv = ffi.new("shoal_value *")
+    cv.type = lib.SHOAL_T_STR
+    cv.ptr = buf
+    cv.len = len(raw)
+    got = _value(cv)
+    assert isinstance(got, str) and got.startswith("ok ")
+    assert got.encode("utf-8", "surrogateescape") == raw
+    cv.len = 0
+    cv.ptr = ffi.NULL
+    assert _value(cv) == ""
+    cv.type = 99  # an unknown type from a newer library: an error, no crash
+    with pytest.raises(shoal.Error):
+        _value(cv)
