@@ -630,6 +630,11 @@ cmd_export(shoal_replica *r, int argc, char **argv)
         since_path = argv[0] + 8;
     else if (argc != 0)
         return usage_error("usage: shoal -d DIR export [--since FILE|-]");
+    if (isatty(STDOUT_FILENO)) {
+        errorf("export: refusing to write a binary bundle to a terminal "
+               "(redirect stdout to a file)");
+        return EXIT_ERR;
+    }
     shoal_vv *since = NULL;
     if (since_path != NULL) {
         int rc = read_since(since_path, &since);
