@@ -250,7 +250,8 @@ class Replica:
                  max_drift_ms: Optional[int] = None,
                  clock: Optional[Callable[[], int]] = None) -> None:
         self._p: Any = None
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._idle = threading.Event()  # set once closed and no call in flight
         self._inflight = 0
         self._closed = True
         self._local = threading.local()
@@ -304,17 +305,17 @@ class Replica:
 
     def _enter(self) -> Any:
         """Mark a C call in flight; raise ClosedError if closed."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise _closed()
             self._inflight += 1
             return self._p
 
     def _exit(self) -> None:
-        with self._cond:
+        with self._lock:
             self._inflight -= 1
-            if self._inflight == 0:
-                self._cond.notify_all()
+            if self._closed and self._inflight == 0:
+                self._idle.set()
 
     def _raise(self, rc: int, input_side: bool = False) -> None:
         """Raise the error for rc with the library's detail (call in flight)."""
@@ -327,12 +328,13 @@ class Replica:
 
         Waits for calls running in other threads to return first.
         """
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            while self._inflight:
-                self._cond.wait()
+            if self._inflight == 0:
+                self._idle.set()
+        self._idle.wait()
         for t in list(self._txns):
             t._drop()
         if self._p is not None:
@@ -480,11 +482,11 @@ class Replica:
                 return missing(rc)
             if rc:
                 self._raise(rc)
-            d = ffi.gc(out[0], lib.shoal_doc_free)
+            d = out[0]
             try:
                 return fn(d)
             finally:
-                ffi.release(d)
+                lib.shoal_doc_free(d)
         finally:
             self._exit()
 
@@ -593,7 +595,7 @@ class Replica:
             else:
                 left = deadline - time.monotonic()
                 wait_ms = max(0, min(_WAIT_SLICE_MS, int(left * 1000.0 + 0.999)))
-            with self._cond:
+            with self._lock:
                 if self._closed:
                     return None
                 self._inflight += 1
