@@ -25,8 +25,11 @@ uint64_t shoal__bench_now_ns(void);
 double shoal__bench_median(double *v, size_t n);   /* sorts v */
 double shoal__bench_rss_mb(void);                   /* current RSS in MiB */
 double shoal__bench_peak_rss_mb(void);              /* VmHWM in MiB */
-/* Bytes this process caused to be written to storage so far
- * (/proc/self/io write_bytes), or 0 if unknown. */
+/* Bytes this process has handed to write system calls so far (write,
+ * pwrite, writev: /proc/self/io wchar), or 0 if unknown.  LMDB writes its
+ * pages with these (never through the map), so the difference over a phase
+ * is what that phase wrote to its files.  (write_bytes, the page-cache
+ * accounting, was tried and over-counted pages re-dirtied between fsyncs.) */
 uint64_t shoal__bench_io_write_bytes(void);
 /* Reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0); false if
  * the kernel refused. */
@@ -48,7 +51,7 @@ long shoal__bench_parse_long(const char *opt, const char *s);
  * on error (message on stderr).
  */
 double shoal__bench_lmdb_floor_ms(uint64_t commits, bool durable);
-/* Bytes written to storage by the last shoal__bench_lmdb_floor_ms call. */
+/* Bytes written (as above) by the last shoal__bench_lmdb_floor_ms call. */
 extern uint64_t shoal__bench_lmdb_floor_write_bytes;
 
 /*

@@ -34,7 +34,7 @@ typedef struct cresult {
     double rss_mb;
     uint64_t commits;
     uint64_t changes;
-    uint64_t write_bytes;   /* written to storage in the timed phase */
+    uint64_t write_bytes;   /* handed to write syscalls in the timed phase */
     char err[200];
 } cresult;
 

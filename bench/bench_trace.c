@@ -275,7 +275,7 @@ typedef struct result {
     uint64_t changes;        /* signed changes produced / imported */
     uint64_t commits;        /* write transactions committed */
     uint64_t final_len;      /* code points of the final text */
-    uint64_t write_bytes;    /* written to storage in the measured phase */
+    uint64_t write_bytes;    /* handed to write syscalls in the measured phase */
     uint64_t floor_write_bytes;
     char err[240];
 } result;

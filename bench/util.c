@@ -97,8 +97,8 @@ shoal__bench_io_write_bytes(void)
     if (!f)
         return 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "write_bytes:", 12) == 0) {
-            v = strtoull(line + 12, NULL, 10);
+        if (strncmp(line, "wchar:", 6) == 0) {
+            v = strtoull(line + 6, NULL, 10);
             break;
         }
     fclose(f);
