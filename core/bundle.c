@@ -281,7 +281,7 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
     /* Stored pending changes. */
     if (shoal__stxn_pending_count(t) > 0) {
         err = shoal__stxn_pending_scan(t, load_pending_cb, &lc);
-        if (!err)
+        if (lc.err)
             err = lc.err;
         for (size_t i = 0; !err && i < lc.ndrop; i++)
             err = shoal__stxn_pending_del(t, lc.drop + i * 32);
@@ -546,7 +546,7 @@ export_fn(shoal__stxn *t, void *arg)
 {
     ectx *e = arg;
     int err = shoal__stxn_log_scan(t, 0, export_cb, e);
-    return err ? err : e->err;
+    return e->err ? e->err : err;
 }
 
 shoal_err

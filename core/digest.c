@@ -89,7 +89,7 @@ digest_fn(shoal__stxn *t, void *arg)
 {
     dig_ctx *g = arg;
     int err = shoal__stxn_doc_scan(t, NULL, 0, collect_cb, g);
-    if (!err)
+    if (g->err)
         err = g->err;
     if (err)
         return err;

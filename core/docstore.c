@@ -212,7 +212,7 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
     }
     tail_ctx tc = {.next = m->snap_n};
     err = shoal__stxn_doclog_scan(t, coll, clen, id, idlen, m->snap_n, tail_cb, &tc);
-    if (!err && tc.err)
+    if (tc.err)
         err = tc.err;
     if (!err && tc.n != m->nchanges - m->snap_n)
         err = SHOAL_ECORRUPT;

@@ -366,7 +366,7 @@ scan_fn(shoal__stxn *t, void *arg)
 {
     scan_ctx *s = arg;
     int err = shoal__stxn_doc_scan(t, s->coll, s->clen, list_cb, &s->lc);
-    return err ? err : s->lc.err;
+    return s->lc.err ? s->lc.err : err;
 }
 
 static shoal_err

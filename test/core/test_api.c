@@ -5,6 +5,7 @@
  * and two processes on one directory.
  */
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1290,6 +1291,137 @@ test_two_processes(void)
     free(dir);
 }
 
+/* Many changes on one document: snapshots and change tails on disk. */
+static void
+test_snapshot_reload(void)
+{
+    char *dir = check_tmpdir("api-snap");
+    shoal_replica *r = open_at(dir, NULL, false);
+    REQUIRE(r);
+    for (int i = 0; i < 300; i++) {
+        shoal_txn *t;
+        REQUIRE(shoal_txn_begin(r, &t) == SHOAL_OK);
+        shoal_value v = vint(i);
+        CHECK_EQ(shoal_txn_list_insert(t, "c", "big", "l", (size_t)(i / 2), &v), SHOAL_OK);
+        CHECK_EQ(shoal_txn_counter_add(t, "c", "big", "n", i), SHOAL_OK);
+        if (i % 7 == 0)
+            CHECK_EQ(shoal_txn_list_remove(t, "c", "big", "l", 0), SHOAL_OK);
+        CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+    }
+    uint8_t d1[32], d2[32], v1[32], v2[32];
+    CHECK_EQ(shoal_digest(r, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(r, false, v1), SHOAL_OK);
+    shoal_replica_close(r);
+    r = open_at(dir, NULL, false);
+    REQUIRE(r);
+    CHECK_EQ(shoal_digest(r, true, d2), SHOAL_OK);
+    CHECK_EQ(shoal_digest(r, false, v2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0 && memcmp(v1, v2, 32) == 0);
+    int64_t n = 0;
+    CHECK(get_counter(r, "c", "big", "n", &n) && n == 299 * 300 / 2);
+    /* The same history replayed elsewhere gives the same state. */
+    char *dir2 = check_tmpdir("api-snap2");
+    shoal_replica *r2 = open_at(dir2, NULL, false);
+    REQUIRE(r2);
+    CHECK_EQ(push(r, r2, NULL), SHOAL_OK);
+    CHECK(same_state(r, r2));
+    shoal_replica_close(r2);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    check_rmtree(dir2);
+    free(dir);
+    free(dir2);
+}
+
+static void
+chunk(crypto_generichash_state *st, const void *p, size_t n)
+{
+    uint8_t len[4];
+    shoal__be32_put(len, (uint32_t)n);
+    crypto_generichash_update(st, len, 4);
+    crypto_generichash_update(st, p, n);
+}
+
+/* The digest streams of docs/digests.md, rebuilt independently. */
+static void
+test_digest_stream(void)
+{
+    char *dir = check_tmpdir("api-dig");
+    shoal_replica *r = open_at(dir, NULL, false);
+    REQUIRE(r);
+    uint8_t got[32], want[32];
+    CHECK_EQ(shoal_digest(r, false, got), SHOAL_OK);
+    crypto_generichash(want, 32, (const uint8_t *)"shoal-visible-v1", 16, NULL, 0);
+    CHECK(memcmp(got, want, 32) == 0);
+    CHECK_EQ(shoal_digest(r, true, got), SHOAL_OK);
+    crypto_generichash(want, 32, (const uint8_t *)"shoal-full-v1", 13, NULL, 0);
+    CHECK(memcmp(got, want, 32) == 0);
+
+    /* Two documents, one of them deleted: rebuild both streams from the
+     * exported changes with the crdt encoders. */
+    CHECK_EQ(set_str(r, "c", "d", "f", "v"), SHOAL_OK);
+    CHECK_EQ(one_edit(r, 'c', "c", "d", "n", 0, NULL, 3), SHOAL_OK);
+    CHECK_EQ(set_str(r, "b", "gone", "f", "v"), SHOAL_OK);
+    CHECK_EQ(one_edit(r, 'd', "b", "gone", NULL, 0, NULL, 0), SHOAL_OK);
+    uint8_t *b;
+    size_t n, cnt = 0;
+    REQUIRE(shoal_export(r, NULL, &b, &n) == SHOAL_OK);
+    shoal__span *sp = NULL;
+    REQUIRE(shoal__bundle_split(b, n, &sp, &cnt) == SHOAL_OK && cnt == 4);
+    shoal__doc *dd = shoal__doc_new(), *dg = shoal__doc_new();
+    REQUIRE(dd && dg);
+    for (size_t i = 0; i < cnt; i++) {
+        const uint8_t *body;
+        size_t el, bl;
+        shoal__change c;
+        memset(&c, 0, sizeof c);
+        memcpy(c.author, shoal__envelope_author(b + sp[i].off), 32);
+        REQUIRE(shoal__envelope_parse(b + sp[i].off, sp[i].len, &el, &body, &bl) == 0);
+        REQUIRE(shoal__change_decode(body, bl, &c) == SHOAL_OK);
+        shoal__doc *t = c.coll[0] == 'c' ? dd : dg;
+        CHECK_EQ(shoal__doc_apply(t, &c, 0, c.nops), SHOAL_OK);
+        shoal__change_clear(&c);
+    }
+    shoal__buf vd, fd, fg;
+    shoal__buf_init(&vd);
+    shoal__buf_init(&fd);
+    shoal__buf_init(&fg);
+    CHECK_EQ(shoal__doc_encode_visible(dd, &vd), SHOAL_OK);
+    CHECK_EQ(shoal__doc_encode_full(dd, &fd), SHOAL_OK);
+    CHECK_EQ(shoal__doc_encode_full(dg, &fg), SHOAL_OK);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)"shoal-visible-v1", 16);
+    chunk(&st, "c", 1);
+    chunk(&st, "d", 1);
+    chunk(&st, vd.p, vd.len);
+    crypto_generichash_final(&st, want, 32);
+    CHECK_EQ(shoal_digest(r, false, got), SHOAL_OK);
+    CHECK(memcmp(got, want, 32) == 0);
+    /* Full: "b"/"gone" (deleted) sorts before "c"/"d". */
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)"shoal-full-v1", 13);
+    chunk(&st, "b", 1);
+    chunk(&st, "gone", 4);
+    chunk(&st, fg.p, fg.len);
+    chunk(&st, "c", 1);
+    chunk(&st, "d", 1);
+    chunk(&st, fd.p, fd.len);
+    crypto_generichash_final(&st, want, 32);
+    CHECK_EQ(shoal_digest(r, true, got), SHOAL_OK);
+    CHECK(memcmp(got, want, 32) == 0);
+    shoal__buf_free(&vd);
+    shoal__buf_free(&fd);
+    shoal__buf_free(&fg);
+    shoal__doc_free(dd);
+    shoal__doc_free(dg);
+    shoal__free(sp);
+    shoal_free(b);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -1298,6 +1430,8 @@ main(void)
     RUN(test_errors_version);
     RUN(test_options);
     RUN(test_identity_reopen);
+    RUN(test_digest_stream);
+    RUN(test_snapshot_reload);
     RUN(test_values_and_reads);
     RUN(test_einval);
     RUN(test_counter_list_unset);
