@@ -64,6 +64,51 @@ enum {
     HASH_MIN_CAP = 16
 };
 
+_Static_assert(LEAF_MAX == 64, "leaf->live has one bit per element");
+
+/* Bits [0, n) set (n <= 64). */
+static uint64_t low_bits(size_t n)
+{
+    return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
+}
+
+/* Set bits of x (portable: no popcnt instruction is assumed). */
+static unsigned popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Position of the k-th (0-based) set bit of x; x has more than k. */
+static size_t select64(uint64_t x, size_t k)
+{
+    /* Byte counts, then their running sums: byte i of sums = bits set in
+     * bytes 0..i. */
+    uint64_t c = x - ((x >> 1) & 0x5555555555555555ull);
+    c = (c & 0x3333333333333333ull) + ((c >> 2) & 0x3333333333333333ull);
+    c = (c + (c >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    uint64_t sums = c * 0x0101010101010101ull;
+    size_t byte = 0;
+    while (((sums >> (byte * 8)) & 0xff) <= k)
+        byte++;
+    if (byte)
+        k -= (size_t)((sums >> ((byte - 1) * 8)) & 0xff);
+    uint64_t b = (x >> (byte * 8)) & 0xff;
+    while (k--)
+        b &= b - 1;
+    return byte * 8 + (size_t)__builtin_ctzll(b);
+}
+
+/* Insert bit b at position pos of x (x has at most 63 bits in use). */
+static uint64_t insert_bit(uint64_t x, size_t pos, bool b)
+{
+    uint64_t lo = x & low_bits(pos);
+    uint64_t hi = pos + 1 < 64 ? (x >> pos) << (pos + 1) : 0;
+    return lo | hi | ((uint64_t)b << pos);
+}
+
 /* One element: 48 bytes. */
 typedef struct elem {
     uint64_t hlc;          /* element id */
@@ -104,6 +149,7 @@ typedef struct leaf {
     node h;
     uint16_t cap;          /* capacity of e */
     uint32_t nvis;         /* visible elements in e */
+    uint64_t live;         /* bit i set: e[i] is visible (LEAF_MAX == 64) */
     struct leaf *prev;
     struct leaf *next;
     elem *e;               /* owned, cap records */
@@ -258,18 +304,28 @@ static size_t hash_id(uint64_t hlc, uint32_t author, uint32_t index)
     return (size_t)x;
 }
 
-static hslot *hash_find(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
+/* The slot holding id, or the empty slot where id would go. */
+static hslot *hash_slot(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
 {
     size_t mask = l->tab_cap - 1;
     size_t i = hash_id(hlc, author, index) & mask;
     for (;;) {
         hslot *s = &l->tab[i];
-        if (!s->lf)
-            return NULL;
-        if (s->hlc == hlc && s->index == index && s->author == author)
+        if (!s->lf || (s->hlc == hlc && s->index == index && s->author == author))
             return s;
         i = (i + 1) & mask;
     }
+}
+
+static hslot *hash_find(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
+{
+    hslot *s = hash_slot(l, hlc, author, index);
+    return s->lf ? s : NULL;
+}
+
+static bool hash_full(const shoal__list *l)
+{
+    return (l->tab_n + 1) * 2 > l->tab_cap;
 }
 
 /* Insert a key known to be absent; capacity must already suffice. */
@@ -289,7 +345,7 @@ static void hash_put(shoal__list *l, uint64_t hlc, uint32_t author, uint32_t ind
 /* Make room for one more key (load stays <= 1/2). */
 static int hash_reserve(shoal__list *l)
 {
-    if ((l->tab_n + 1) * 2 <= l->tab_cap)
+    if (!hash_full(l))
         return SHOAL_OK;
     size_t ncap = l->tab_cap * 2;
     hslot *nt = shoal__calloc(ncap, sizeof *nt);
@@ -501,6 +557,8 @@ static int leaf_insert(shoal__list *l, leaf *lf, size_t pos, const elem *e, leaf
         }
         r->h.n = (uint16_t)(LEAF_MAX - m);
         r->nvis = moved_vis;
+        r->live = m < 64 ? lf->live >> m : 0;
+        lf->live &= low_bits(m);
         lf->h.n = (uint16_t)m;
         lf->nvis -= moved_vis;
         r->prev = lf;
@@ -523,6 +581,7 @@ static int leaf_insert(shoal__list *l, leaf *lf, size_t pos, const elem *e, leaf
     }
     memmove(&lf->e[pos + 1], &lf->e[pos], (lf->h.n - pos) * sizeof(elem));
     lf->e[pos] = *e;
+    lf->live = insert_bit(lf->live, pos, !e->deleted);
     lf->h.n++;
     l->total++;
     if (!e->deleted)
@@ -537,23 +596,29 @@ static size_t leaf_vis_slot(const leaf *lf, size_t k)
 {
     if (lf->nvis == lf->h.n)
         return k;
-    for (size_t s = 0;; s++) {
-        if (!lf->e[s].deleted) {
-            if (k == 0)
-                return s;
-            k--;
-        }
-    }
+    return select64(lf->live, k);
 }
 
 /* Leaf and slot of visible element index (index < l->len). */
 static void locate(const shoal__list *l, size_t index, leaf **out, size_t *slot)
 {
     lcache *c = l->cache;
-    if (c->lf && index >= c->start && index - c->start < c->lf->nvis) {
-        *out = c->lf;
-        *slot = leaf_vis_slot(c->lf, index - c->start);
-        return;
+    if (c->lf) {
+        /* Editing moves across leaf borders: try the neighbours too. */
+        leaf *lf = c->lf;
+        if (index < c->start && lf->prev && c->start - index <= lf->prev->nvis) {
+            lf = c->lf = lf->prev;
+            c->start -= lf->nvis;
+        } else if (index >= c->start + lf->nvis && lf->next &&
+                   index - c->start - lf->nvis < lf->next->nvis) {
+            c->start += lf->nvis;
+            lf = c->lf = lf->next;
+        }
+        if (index >= c->start && index - c->start < lf->nvis) {
+            *out = lf;
+            *slot = leaf_vis_slot(lf, index - c->start);
+            return;
+        }
     }
     const node *n = l->root;
     size_t start = 0;
@@ -652,7 +717,8 @@ size_t shoal__list_total(const shoal__list *l)
 int shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *id,
                        const shoal_value *v)
 {
-    if (hash_find(l, id->hlc, id->author, id->index))
+    hslot *hs = hash_slot(l, id->hlc, id->author, id->index);
+    if (hs->lf)
         return SHOAL_OK;
     leaf *lf;
     size_t pos;
@@ -691,14 +757,23 @@ int shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *
     int rc = value_set(&e, v);
     if (rc != SHOAL_OK)
         return rc;
-    rc = hash_reserve(l);
+    if (hash_full(l)) {
+        rc = hash_reserve(l);
+        hs = hash_slot(l, id->hlc, id->author, id->index);
+    }
     if (rc == SHOAL_OK)
         rc = leaf_insert(l, lf, pos, &e, &lf, &pos);
     if (rc != SHOAL_OK) {
         value_clear(&e);
         return rc;
     }
-    hash_put(l, id->hlc, id->author, id->index, lf);
+    /* A split only rewrites occupied slots, so hs is still the empty slot
+     * probed for id. */
+    hs->hlc = id->hlc;
+    hs->author = id->author;
+    hs->index = id->index;
+    hs->lf = lf;
+    l->tab_n++;
     l->cache->hint_lf = lf;
     l->cache->hint_slot = pos;
     return SHOAL_OK;
@@ -745,6 +820,7 @@ int shoal__list_delete(shoal__list *l, const shoal__eid *id)
     e->vauthor = e->author;
     e->vindex = e->index;
     e->deleted = 1;
+    lf->live &= ~((uint64_t)1 << s);
     adjust_vis(l, lf, -1);
     return SHOAL_OK;
 }
@@ -863,8 +939,12 @@ static int check_node(const shoal__list *l, const node *n, const inner *parent, 
             if (e->heap != (e->len > INLINE_MAX))
                 return SHOAL_ECORRUPT;
         }
-        if (nv != lf->nvis)
+        if (nv != lf->nvis || (lf->live & ~low_bits(lf->h.n)) ||
+            popcount64(lf->live) != nv)
             return SHOAL_ECORRUPT;
+        for (size_t i = 0; i < lf->h.n; i++)
+            if (((lf->live >> i) & 1) == lf->e[i].deleted)
+                return SHOAL_ECORRUPT;
         *vis = nv;
         *tot = lf->h.n;
         *prev = lf;
