@@ -473,7 +473,7 @@ static void test_random_vs_model(void)
     uint64_t hlc = 100;
     uint32_t idx = 0;
     char buf[24];
-    int steps = 6000;
+    int steps = 15000;
     /* SHOAL_LIST_CHECK_EACH=1 checks the tree after every step (slow). */
     bool check_each = check_env_long("SHOAL_LIST_CHECK_EACH", 0) != 0;
     for (int step = 0; step < steps; step++) {
@@ -545,7 +545,7 @@ static void test_random_vs_model(void)
             }
         }
     }
-    CHECK(m.n > 3000);
+    CHECK(m.n > 8000);
     shoal__list_free(l);
     free(m.a);
 }
