@@ -22,7 +22,7 @@ echo "building the shoal tool..."
 ninja -C "$root/normal" -j 2 tools/shoal >/dev/null
 shoal=$root/normal/tools/shoal
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/shoal-demo.XXXXXX")
+work=$(mktemp -d -t shoal-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 till=$work/till     # a point-of-sale device
 scan=$work/scanner  # a stock scanner in the same shop

@@ -67,7 +67,7 @@ fi
 # LeakSanitizer cannot run under ptrace (some containers, debuggers): probe
 # it once and turn leak detection off only where it cannot work.
 leaks=0
-probe=$(mktemp -d "${TMPDIR:-/tmp}/shoal-lsan.XXXXXX")
+probe=$(mktemp -d -t shoal-lsan.XXXXXX)
 printf 'int main(void) { return 0; }\n' >"$probe/p.c"
 if gcc -fsanitize=address "$probe/p.c" -o "$probe/p" 2>/dev/null &&
     ASAN_OPTIONS=detect_leaks=1 "$probe/p" >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ set -u
 SHOAL=${1:?usage: test_cli.sh PATH/TO/shoal}
 case $SHOAL in /*) ;; *) SHOAL=$PWD/$SHOAL ;; esac
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/shoal-cli.XXXXXX") || exit 1
+T=$(mktemp -d -t shoal-cli.XXXXXX) || exit 1
 trap 'rm -rf "$T"' EXIT
 
 passed=0
