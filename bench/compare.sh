@@ -60,7 +60,9 @@ if [ ! -d "$work/peers/node_modules" ]; then
     (cd "$work/peers" && npm ci --no-audit --no-fund >&2)
 fi
 mkdir -p "$work/data"
-ln -sf "$(cd "$(dirname "$trace")" && pwd)/$(basename "$trace")" "$work/data/automerge-paper.json.gz"
+if [ ! "$work/data/automerge-paper.json.gz" -ef "$trace" ]; then
+    ln -sf "$(cd "$(dirname "$trace")" && pwd)/$(basename "$trace")" "$work/data/automerge-paper.json.gz"
+fi
 
 echo "# machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "# shoal-bench trace --runs $runs" >&2
