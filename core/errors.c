@@ -28,6 +28,7 @@ shoal_strerror(shoal_err err)
     case SHOAL_EVERSION: return "unknown format version";
     case SHOAL_EREADONLY: return "replica not writable";
     case SHOAL_EBUSY: return "busy";
+    case SHOAL_EREFUSED: return "link refused by the peer";
     }
     return "unknown error";
 }

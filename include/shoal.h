@@ -75,7 +75,8 @@ typedef enum shoal_err {
     SHOAL_ETOOBIG = 16,    /* input or state exceeds a documented bound */
     SHOAL_EVERSION = 17,   /* unknown format version */
     SHOAL_EREADONLY = 18,  /* replica directory or file not writable */
-    SHOAL_EBUSY = 19       /* transaction already open on this handle, or similar misuse */
+    SHOAL_EBUSY = 19,      /* transaction already open on this handle, or similar misuse */
+    SHOAL_EREFUSED = 20    /* the peer refused the link (key not allowed, handshake failed) */
 } shoal_err;
 
 /* A static string describing err; never NULL, never freed. */
@@ -142,6 +143,20 @@ SHOAL_API shoal_err shoal_options_set_max_drift_ms(shoal_options *o, uint64_t ms
  * now_ms is called with ctx under the replica lock. */
 SHOAL_API shoal_err shoal_options_set_clock(shoal_options *o,
                                             uint64_t (*now_ms)(void *ctx), void *ctx);
+
+/* Log messages of the library (network engine, relay): level is one of
+ * shoal_log_level; msg is Borrowed for the call.  fn is called from the
+ * library's threads (the network engine's among them), never with a
+ * replica lock held, and must not call back into shoal. */
+typedef enum shoal_log_level {
+    SHOAL_LOG_ERROR = 1,
+    SHOAL_LOG_WARN = 2,
+    SHOAL_LOG_INFO = 3,
+    SHOAL_LOG_DEBUG = 4
+} shoal_log_level;
+SHOAL_API shoal_err shoal_options_set_log(shoal_options *o,
+                                          void (*fn)(void *ctx, int level, const char *msg),
+                                          void *ctx);
 
 /* --------------------------------------------------------------- replica */
 
@@ -320,6 +335,76 @@ SHOAL_API shoal_err shoal_pending_count(shoal_replica *r, uint64_t *out);
 /* Authors caught equivocating (two different signed changes with one
  * (author, seq)).  Caller owns *out (hex keys). */
 SHOAL_API shoal_err shoal_equivocators(shoal_replica *r, shoal_strlist **out);
+
+
+/* --------------------------------------------------------------- network */
+
+/* Live sync over ZeroMQ.  Links are encrypted and both ends authenticated
+ * with CurveZMQ, using X25519 keys derived from each replica's Ed25519
+ * identity.  A background engine thread per replica, started on first use,
+ * owns every socket; these functions only send it commands and are safe to
+ * call from any thread.  Endpoints are ZeroMQ endpoints ("tcp://HOST:PORT";
+ * "tcp://127.0.0.1:*" lets the OS pick the port).  Every change received
+ * goes through the same verify -> causal apply -> store path as
+ * shoal_import.  See docs/protocol.md and docs/security.md. */
+
+/* Admit the peer whose public key is peer_key (SHOAL_KEY_BYTES, Borrowed)
+ * on this replica's listening endpoints.  Without any allowed key and
+ * without shoal_net_allow_any, every incoming link is refused. */
+SHOAL_API shoal_err shoal_net_allow(shoal_replica *r, const uint8_t *peer_key);
+/* Admit every peer that completes a CurveZMQ handshake (any key).  An
+ * explicit choice, never the default. */
+SHOAL_API shoal_err shoal_net_allow_any(shoal_replica *r, bool any);
+/* Bind endpoint and accept links from allowed peers.  *bound receives the
+ * endpoint actually bound (the port the OS picked); Caller owns; free with
+ * shoal_free().  bound may be NULL. */
+SHOAL_API shoal_err shoal_net_listen(shoal_replica *r, const char *endpoint, char **bound);
+/* Keep a link to the replica with key peer_key listening at endpoint:
+ * handshake, catch up both ways, then push changes live; reconnect with
+ * back-off after a failure, for as long as the replica is open or until
+ * shoal_net_disconnect. */
+SHOAL_API shoal_err shoal_net_connect(shoal_replica *r, const char *endpoint,
+                                      const uint8_t *peer_key);
+SHOAL_API shoal_err shoal_net_disconnect(shoal_replica *r, const char *endpoint);
+/* One-shot sync: connect, exchange, and return SHOAL_OK once each side holds
+ * every change the other held when the sync began.  SHOAL_EREFUSED when
+ * the peer refuses the link, SHOAL_ETIMEDOUT when it cannot be reached or
+ * the exchange does not finish within timeout_ms. */
+SHOAL_API shoal_err shoal_net_sync(shoal_replica *r, const char *endpoint,
+                                   const uint8_t *peer_key, int timeout_ms);
+/* Stop the engine: close every link and socket (shoal_replica_close does
+ * it too).  Safe to call when no engine runs. */
+SHOAL_API void shoal_net_stop(shoal_replica *r);
+
+/* Per-peer state: every peer this replica has linked with, connected now
+ * or not (persisted in the replica directory), and refused attempts. */
+typedef struct shoal_peers shoal_peers;
+
+typedef enum shoal_peer_stat {
+    SHOAL_PS_CONNECTED = 1,     /* 1 if a link is up now */
+    SHOAL_PS_LAST_SEEN_MS = 2,  /* wall ms of the last frame received */
+    SHOAL_PS_SENT = 3,          /* changes sent */
+    SHOAL_PS_RECEIVED = 4,      /* changes received (applied, duplicate or pending) */
+    SHOAL_PS_LAG = 5,           /* changes we hold that the peer is not known to hold */
+    SHOAL_PS_REJECTED = 6,      /* frames or changes rejected (malformed, bad signature) */
+    SHOAL_PS_CONNECTS = 7,      /* handshakes completed */
+    SHOAL_PS_REFUSED = 8,       /* links refused (by us or by the peer) */
+    SHOAL_PS_EQUIVOCATIONS = 9  /* conflicting changes this peer showed us */
+} shoal_peer_stat;
+
+/* Caller owns *out; free with shoal_peers_free(). */
+SHOAL_API shoal_err shoal_net_peers(shoal_replica *r, shoal_peers **out);
+SHOAL_API void shoal_peers_free(shoal_peers *p);
+SHOAL_API size_t shoal_peers_count(const shoal_peers *p);
+/* Key of peer i (SHOAL_KEY_BYTES); Borrowed until shoal_peers_free(p). */
+SHOAL_API const uint8_t *shoal_peers_key(const shoal_peers *p, size_t i);
+/* Endpoint we connect to for peer i, or "" for a peer that connected to us;
+ * Borrowed until shoal_peers_free(p). */
+SHOAL_API const char *shoal_peers_endpoint(const shoal_peers *p, size_t i);
+SHOAL_API uint64_t shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which);
+/* Text of the last error on the link with peer i ("" if none); Borrowed
+ * until shoal_peers_free(p). */
+SHOAL_API const char *shoal_peers_last_error(const shoal_peers *p, size_t i);
 
 #ifdef __cplusplus
 }

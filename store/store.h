@@ -18,6 +18,7 @@
  *   docs      coll NUL id -> document meta (opaque to the store)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
  *   doclog    coll NUL id NUL n (u64 BE) -> change id (32)
+ *   peers     peer key (32) -> peer state (opaque to the store)
  *
  * Values returned as shoal__sval are Borrowed until the end of the
  * transaction (they point into the LMDB map): copy them out.
@@ -139,5 +140,10 @@ typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id
                              size_t idlen, const shoal__sval *meta, void *arg);
 int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,
                          void *arg);
+
+/* peers: persisted per-peer link state (format owned by core/). */
+int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n);
+typedef int (*shoal__peer_fn)(const uint8_t key[32], const shoal__sval *v, void *arg);
+int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg);
 
 #endif /* SHOAL_STORE_STORE_H */

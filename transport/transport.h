@@ -1,0 +1,162 @@
+/*
+ * transport/transport.h - the one interface header of the transport module.
+ *
+ * Two layers:
+ *   - the sync protocol as a state machine over frames in memory
+ *     (session.c, wire.c: sans-I/O, no sockets, no clocks of its own: the
+ *     caller passes the time), driven by tests directly;
+ *   - the ZeroMQ engine (zmq.c, the only file that includes <zmq.h>) that
+ *     moves those frames between replicas on one background thread.
+ * transport/ never includes store/ or core/ headers: it reaches the replica
+ * only through the shoal__host interface that core/ hands it.
+ * Frames are specified byte for byte in docs/protocol.md.
+ */
+#ifndef SHOAL_TRANSPORT_TRANSPORT_H
+#define SHOAL_TRANSPORT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt.h"
+#include "shoal.h"
+
+enum {
+    SHOAL__PROTO_VERSION = 1,
+    SHOAL__BATCH_CHANGES = 256,          /* changes per BATCH frame (at most) */
+    SHOAL__BATCH_BYTES = 1u << 20,       /* envelope bytes per BATCH (one change may exceed it alone) */
+    SHOAL__WINDOW = 4,                   /* unacknowledged BATCH frames in flight per link */
+    SHOAL__MAX_FRAME = SHOAL__MAX_BODY + (1u << 20), /* ZMQ_MAXMSGSIZE */
+    SHOAL__MAX_VV = 1u << 20             /* entries in a HELLO version vector */
+};
+
+/* One version-vector entry: author -> highest contiguous seq, and the id of
+ * that change. */
+typedef struct shoal__vventry {
+    uint8_t author[32];
+    uint64_t seq;
+    uint8_t cid[32];
+} shoal__vventry;
+
+/* What the protocol needs from a replica; implemented by core/ over the
+ * store.  Every function returns a shoal_err and is called from the engine
+ * thread (or a test), never with a transport lock held. */
+typedef struct shoal__host {
+    void *ctx;
+    /* The current version vector, sorted by author.  *out is owned by the
+     * caller (free with shoal__free). */
+    int (*version)(void *ctx, shoal__vventry **out, size_t *n);
+    /* Append to out (envelopes back to back) the applied changes at log
+     * positions >= *cursor whose seq is above peer's entry for their author
+     * (peer: sorted by author, npeer entries), in log (causal) order, at
+     * most max_changes and about max_bytes (at least one change if any);
+     * advance *cursor past every position examined; *count = changes
+     * appended.  Only durable changes are returned (in non-durable mode the
+     * host syncs before handing out changes it has not synced). */
+    int (*next_changes)(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+                        size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count);
+    /* Verify, decode and apply count envelopes (back to back in p) exactly as
+     * shoal_import does; res may be NULL.  An invalid change rejects the
+     * batch whole with its error (SHOAL_EBADSIG, SHOAL_EPROTO, ...). */
+    int (*apply)(void *ctx, const uint8_t *p, size_t len, size_t count,
+                 shoal_import_result *res);
+    /* The id of the applied change (author, seq): SHOAL_ENOTFOUND if none. */
+    int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
+} shoal__host;
+
+/* ------------------------------------------------------------- session */
+
+/* One side of one link.  Created when a link comes up; HELLO first, then
+ * catch-up in bounded batches with a window of SHOAL__WINDOW unacked
+ * batches, then live push.  After a protocol or signature error the
+ * session is failed (sticky) and produces at most one ERROR frame. */
+typedef struct shoal__session shoal__session;
+
+typedef struct shoal__session_stats {
+    bool handshaken;        /* HELLO received and valid */
+    bool failed;            /* sticky error */
+    int error;              /* the sticky error (shoal_err) */
+    uint8_t peer[32];       /* the peer's key from its HELLO */
+    uint64_t sent;          /* changes sent */
+    uint64_t received;      /* changes received */
+    uint64_t rejected;      /* frames rejected */
+    uint64_t equivocations; /* HELLO/ACK entries whose change id differs from ours */
+    uint64_t lag;           /* sum over authors of max(0, ours - peer's known seq) */
+    uint64_t last_recv_ms;  /* now_ms passed with the last frame received */
+    bool caught_up;         /* we hold all the peer held at its HELLO, and the
+                               peer acknowledged all we held at our HELLO */
+} shoal__session_stats;
+
+/* self: our key (32 bytes, copied).  expect_peer: the key we expect in the
+ * peer's HELLO (NULL: any; a mismatch fails the session with
+ * SHOAL_EREFUSED).  host is Borrowed until free. */
+shoal__session *shoal__session_new(const shoal__host *host, const uint8_t self[32],
+                                   const uint8_t *expect_peer);
+void shoal__session_free(shoal__session *s);
+/* Queue our HELLO (with the current version vector). */
+int shoal__session_start(shoal__session *s, uint64_t now_ms);
+/* Process one frame from the peer.  Returns SHOAL_OK, or the (now sticky)
+ * error: SHOAL_EPROTO / SHOAL_ETRUNC / SHOAL_ETOOBIG for a malformed frame,
+ * SHOAL_EVERSION for an unknown protocol version, SHOAL_EBADSIG and the
+ * other import errors for a bad change, SHOAL_EREFUSED for an unexpected
+ * peer key. */
+int shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms);
+/* The next frame to send, if flow control allows one: returns 1 and sets
+ * *frame/*len (Borrowed until the next call on s), or 0 if there is nothing
+ * to send now.  Errors (from the host) go sticky and show in the stats; a
+ * failed session returns its one ERROR frame, then 0. */
+int shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len);
+/* The replica's log grew (a local commit, or changes from another link):
+ * the next call to shoal__session_next may find changes to push. */
+void shoal__session_changed(shoal__session *s);
+void shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out);
+
+/* -------------------------------------------------------------- engine */
+
+/* The ZeroMQ engine: one background thread owning every socket of one
+ * replica.  All functions are thread-safe. */
+typedef struct shoal__engine shoal__engine;
+
+typedef struct shoal__peer_info {
+    uint8_t key[32];
+    char endpoint[256];     /* "" for an incoming link */
+    bool connected;
+    uint64_t last_seen_ms, sent, received, lag, rejected, connects, refused, equivocations;
+    char last_error[160];
+} shoal__peer_info;
+
+typedef struct shoal__engine_cfg {
+    const uint8_t *pk;      /* 32 bytes: our Ed25519 public key */
+    const uint8_t *sk;      /* 64 bytes: our Ed25519 secret key (libsodium layout) */
+    const shoal__host *host;
+    uint64_t (*now_ms)(void *ctx);   /* wall clock */
+    void *clock_ctx;
+    void (*log)(void *ctx, int level, const char *msg);  /* may be NULL */
+    void *log_ctx;
+    /* Persist a peer's state (called from the engine thread on changes of
+     * connection state and at most every few seconds otherwise); may be
+     * NULL. */
+    void (*save_peer)(void *ctx, const shoal__peer_info *p);
+    void *save_ctx;
+    int backlog;            /* ZMQ_BACKLOG of listening sockets (0: 1024) */
+    int heartbeat_ms;       /* ZMQ heartbeat interval (0: 1000) */
+} shoal__engine_cfg;
+
+int shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg);
+/* Close every link, stop and join the thread, free.  NULL is a no-op. */
+void shoal__engine_stop(shoal__engine *e);
+int shoal__engine_allow(shoal__engine *e, const uint8_t key[32]);
+int shoal__engine_allow_any(shoal__engine *e, bool any);
+/* *bound: caller owns; free with shoal__free. */
+int shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound);
+int shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[32]);
+int shoal__engine_disconnect(shoal__engine *e, const char *endpoint);
+/* Blocking one-shot sync (see shoal_net_sync). */
+int shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32],
+                       int timeout_ms);
+/* The replica's log grew: wake the engine to push. */
+void shoal__engine_notify(shoal__engine *e);
+/* Snapshot of the live links' state: *out owned by the caller. */
+int shoal__engine_peers(shoal__engine *e, shoal__peer_info **out, size_t *n);
+
+#endif /* SHOAL_TRANSPORT_TRANSPORT_H */

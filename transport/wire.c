@@ -1,0 +1,1 @@
+typedef int shoal__placeholder_wire; /* placeholder, replaced by its implementation */

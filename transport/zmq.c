@@ -1,0 +1,1 @@
+typedef int shoal__placeholder_zmq; /* placeholder, replaced by its implementation */
