@@ -436,33 +436,22 @@ shoal__drain_now(shoal_replica *r)
     return err;
 }
 
-shoal_err
-shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_result *res)
+int
+shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
+                    size_t count, shoal_import_result *res)
 {
-    assert(r);
+    shoal__cand *c = NULL;
+    int err = SHOAL_OK;
     if (res)
         memset(res, 0, sizeof *res);
-    if (!bundle && len > 0)
-        return SHOAL_EINVAL;
-    pthread_mutex_lock(&r->mu);
-    shoal__span *spans = NULL;
-    size_t count = 0;
-    shoal__cand *c = NULL;
-    int err = shoal__bundle_split(bundle ? bundle : (const uint8_t *)"", len, &spans, &count);
-    if (err) {
-        shoal__fail(r, err, "import: bundle rejected");
-        goto out;
-    }
     if (count) {
         c = shoal__calloc(count, sizeof *c);
-        if (!c) {
-            err = SHOAL_ENOMEM;
-            goto out;
-        }
+        if (!c)
+            return SHOAL_ENOMEM;
     }
     for (size_t i = 0; i < count; i++) {
         shoal__cand *k = &c[i];
-        const uint8_t *env = bundle + spans[i].off;
+        const uint8_t *env = base + spans[i].off;
         size_t elen, blen;
         const uint8_t *body;
         err = shoal__envelope_parse(env, spans[i].len, &elen, &body, &blen);
@@ -488,6 +477,25 @@ out:
     for (size_t i = 0; c && i < count; i++)
         shoal__change_clear(&c[i].c);
     shoal__free(c);
+    return err;
+}
+
+shoal_err
+shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_result *res)
+{
+    assert(r);
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!bundle && len > 0)
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    shoal__span *spans = NULL;
+    size_t count = 0;
+    int err = shoal__bundle_split(bundle ? bundle : (const uint8_t *)"", len, &spans, &count);
+    if (err)
+        shoal__fail(r, err, "import: bundle rejected");
+    else
+        err = shoal__import_spans(r, bundle, spans, count, res);
     shoal__free(spans);
     pthread_mutex_unlock(&r->mu);
     return (shoal_err)err;

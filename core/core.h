@@ -231,4 +231,20 @@ void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen,
 /* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
 void shoal__events_close(shoal_replica *r);
 
+/* ----------------------------------------------------------------- sync */
+
+#include "transport.h"
+
+/* Decode and import count verified envelopes (spans into base) together
+ * with the pending set, exactly as shoal_import does after splitting its
+ * bundle (bundle.c); the caller holds r->mu.  res may be NULL. */
+int shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
+                        size_t count, shoal_import_result *res);
+/* Fill h with the protocol's view of r (host.c); r is Borrowed while h is
+ * used. */
+void shoal__host_init(shoal__host *h, shoal_replica *r);
+/* The replica's log grew through the host (changes applied from a peer):
+ * wake the network engine so other links push them (core/net.c). */
+void shoal__net_notify(shoal_replica *r);
+
 #endif /* SHOAL_CORE_CORE_H */

@@ -1,1 +1,286 @@
-typedef int shoal__placeholder_host; /* placeholder, replaced by its implementation */
+/*
+ * core/host.c - the sync protocol's view of a replica (shoal__host).
+ *
+ * transport/ never sees the store: it asks through these four functions,
+ * each of which takes r->mu like a public API call, so the engine thread
+ * and the app's threads never touch the replica at once.
+ *
+ *   version       the version vector with the id of each author's latest
+ *                 change, sorted by author;
+ *   next_changes  walk the log (apply order, hence causal) from a cursor,
+ *                 keeping the changes the peer lacks by its vector;
+ *   apply         the import path: every signature verified, then the same
+ *                 decode -> causal apply -> pending set as shoal_import
+ *                 (shoal__import_spans in bundle.c);
+ *   authseq       the id of the change applied under (author, seq), to
+ *                 notice equivocation from a peer's vector.
+ *
+ * Only durable changes leave: in non-durable mode next_changes syncs the
+ * store once before it hands out any change (a commit returned before its
+ * fsync, so a peer must not hold a change we could still lose).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+/* Until core/net.c provides the engine hook: nothing to wake. */
+__attribute__((weak)) void
+shoal__net_notify(shoal_replica *r)
+{
+    (void)r;
+}
+
+/* --------------------------------------------------------------- version */
+
+typedef struct vvc {
+    shoal__vventry *e;
+    size_t n;
+    size_t cap;
+    int err;
+} vvc;
+
+static int
+vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
+{
+    vvc *v = arg;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        shoal__vventry *p = shoal__realloc(v->e, cap * sizeof *p);
+        if (!p) {
+            v->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        v->e = p;
+        v->cap = cap;
+    }
+    memcpy(v->e[v->n].author, author, 32);
+    v->e[v->n].seq = seq;
+    memcpy(v->e[v->n].cid, cid, 32);
+    v->n++;
+    return 0;
+}
+
+static int
+version_fn(shoal__stxn *t, void *arg)
+{
+    vvc *v = arg;
+    int err = shoal__stxn_vv_scan(t, vv_cb, v);
+    return v->err ? v->err : err;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author, 32);
+}
+
+static int
+host_version(void *ctx, shoal__vventry **out, size_t *n)
+{
+    shoal_replica *r = ctx;
+    vvc v = {0};
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, version_fn, &v);
+    pthread_mutex_unlock(&r->mu);
+    if (err) {
+        shoal__free(v.e);
+        return err;
+    }
+    /* The vv table is keyed by author (bytewise), so this is already
+     * sorted; sorting again costs little and makes the contract local. */
+    if (v.n > 1)
+        qsort(v.e, v.n, sizeof *v.e, entry_cmp);
+    *out = v.e;
+    *n = v.n;
+    return SHOAL_OK;
+}
+
+/* ---------------------------------------------------------- next_changes */
+
+typedef struct ncx {
+    uint64_t cursor;
+    const shoal__vventry *peer;
+    size_t npeer;
+    size_t max_changes;
+    size_t max_bytes;
+    shoal__buf *out;
+    size_t count;
+    size_t bytes;
+    int err;
+} ncx;
+
+static uint64_t
+peer_seq(const shoal__vventry *peer, size_t n, const uint8_t *author)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(peer[mid].author, author, 32);
+        if (c == 0)
+            return peer[mid].seq;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static int
+next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+{
+    (void)cid;
+    ncx *x = arg;
+    if (x->count >= x->max_changes ||
+        (x->count > 0 && x->bytes + env->len > x->max_bytes))
+        return 1;   /* full: pos stays for the next call */
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(env->p, env->len, &elen, &body, &blen);
+    if (err || elen != env->len) {
+        x->err = SHOAL_ECORRUPT;
+        return 1;
+    }
+    /* The body is [seq, hlc, ...]: the array header, then seq. */
+    shoal__mpr rd;
+    shoal__mpr_init(&rd, body, blen);
+    (void)shoal__mpr_array(&rd, 8, 1);
+    uint64_t seq = shoal__mpr_uint(&rd);
+    if (rd.err) {
+        x->err = SHOAL_ECORRUPT;
+        return 1;
+    }
+    x->cursor = pos + 1;
+    if (seq <= peer_seq(x->peer, x->npeer, shoal__envelope_author(env->p)))
+        return 0;
+    err = shoal__buf_append(x->out, env->p, env->len);
+    if (err) {
+        x->err = err;
+        return 1;
+    }
+    x->count++;
+    x->bytes += env->len;
+    return 0;
+}
+
+static int
+next_fn(shoal__stxn *t, void *arg)
+{
+    ncx *x = arg;
+    int err = shoal__stxn_log_scan(t, x->cursor, next_cb, x);
+    return x->err ? x->err : err;
+}
+
+static int
+host_next_changes(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+                  size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+{
+    shoal_replica *r = ctx;
+    *count = 0;
+    if (max_changes == 0)
+        return SHOAL_OK;
+    size_t start = out->len;
+    ncx x = {.cursor = *cursor, .peer = peer, .npeer = npeer, .max_changes = max_changes,
+             .max_bytes = max_bytes, .out = out};
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, next_fn, &x);
+    if (!err && x.count > 0 && !r->opt.durable)
+        err = shoal__store_flush(r->store);
+    pthread_mutex_unlock(&r->mu);
+    if (err) {
+        out->len = start;
+        return err;
+    }
+    *cursor = x.cursor;
+    *count = x.count;
+    return SHOAL_OK;
+}
+
+/* ----------------------------------------------------------------- apply */
+
+static int
+host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
+{
+    shoal_replica *r = ctx;
+    shoal_import_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    /* Every envelope takes at least its header and signature: bound the
+     * declared count by the bytes before allocating for it. */
+    enum { MIN_ENV = 1 + 32 + 4 + 64 };
+    if (count > len / MIN_ENV)
+        return len == 0 && count > 0 ? SHOAL_ETRUNC : SHOAL_EPROTO;
+    shoal__span *spans = NULL;
+    if (count) {
+        spans = shoal__calloc(count, sizeof *spans);
+        if (!spans)
+            return SHOAL_ENOMEM;
+    }
+    /* Verify every signature before anything is decoded or stored. */
+    size_t off = 0;
+    int err = SHOAL_OK;
+    for (size_t i = 0; i < count && !err; i++) {
+        size_t elen, blen;
+        const uint8_t *body;
+        err = shoal__envelope_open(p + off, len - off, &elen, &body, &blen);
+        if (!err) {
+            spans[i].off = off;
+            spans[i].len = elen;
+            off += elen;
+        }
+    }
+    if (!err && off != len)
+        err = SHOAL_EPROTO;
+    if (err) {
+        shoal__free(spans);
+        return err;
+    }
+    pthread_mutex_lock(&r->mu);
+    err = shoal__import_spans(r, p, spans, count, res);
+    pthread_mutex_unlock(&r->mu);
+    shoal__free(spans);
+    if (!err && res->applied > 0)
+        shoal__net_notify(r);
+    return err;
+}
+
+/* ---------------------------------------------------------------- authseq */
+
+typedef struct asx {
+    const uint8_t *author;
+    uint64_t seq;
+    uint8_t *cid;
+} asx;
+
+static int
+authseq_fn(shoal__stxn *t, void *arg)
+{
+    asx *a = arg;
+    return shoal__stxn_authseq_get(t, a->author, a->seq, a->cid);
+}
+
+static int
+host_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    shoal_replica *r = ctx;
+    asx a = {author, seq, cid};
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, authseq_fn, &a);
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
+void
+shoal__host_init(shoal__host *h, shoal_replica *r)
+{
+    memset(h, 0, sizeof *h);
+    h->ctx = r;
+    h->version = host_version;
+    h->next_changes = host_next_changes;
+    h->apply = host_apply;
+    h->authseq = host_authseq;
+}

@@ -102,7 +102,7 @@ int shoal__session_start(shoal__session *s, uint64_t now_ms);
  * peer key. */
 int shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms);
 /* The next frame to send, if flow control allows one: returns 1 and sets
- * *frame/*len (Borrowed until the next call on s), or 0 if there is nothing
+ * *frame and *len (Borrowed until the next call on s), or 0 if there is nothing
  * to send now.  Errors (from the host) go sticky and show in the stats; a
  * failed session returns its one ERROR frame, then 0. */
 int shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len);
