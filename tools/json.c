@@ -14,10 +14,16 @@
  */
 #include "json.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sys/types.h>
+#include <unistd.h>
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -577,4 +583,219 @@ shoal__json_to_vv(const json_t *j, shoal_vv *vv, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* ------------------------------------------------ network tool helpers */
+
+int
+shoal__hex_decode(const char *text, size_t textlen, uint8_t *out, size_t n)
+{
+    if (textlen != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_nibble(text[2 * i]), lo = hex_nibble(text[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int
+shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
+                  uint8_t key[SHOAL_KEY_BYTES], char *err, size_t errlen)
+{
+    const char *at = strrchr(spec, '@');
+    if (at == NULL || at == spec) {
+        snprintf(err, errlen, "peer '%.200s' is not ENDPOINT@PUBKEY", spec);
+        return -1;
+    }
+    size_t elen = (size_t)(at - spec);
+    if (elen >= cap) {
+        snprintf(err, errlen, "peer endpoint is longer than %zu bytes", cap - 1);
+        return -1;
+    }
+    if (shoal__hex_decode(at + 1, strlen(at + 1), key, SHOAL_KEY_BYTES) != 0) {
+        snprintf(err, errlen, "peer '%.200s': the key after '@' is not %d hex digits",
+                 spec, 2 * SHOAL_KEY_BYTES);
+        return -1;
+    }
+    memcpy(endpoint, spec, elen);
+    endpoint[elen] = '\0';
+    return 0;
+}
+
+int
+shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err,
+                       size_t errlen)
+{
+    *keys = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "allow-list %.200s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t *out = NULL;
+    size_t count = 0, cap = 0;
+    char *line = NULL;
+    size_t linecap = 0;
+    unsigned long lineno = 0;
+    int rc = 0;
+    ssize_t got;
+    while ((got = getline(&line, &linecap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)got;
+        char *p = line;
+        while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ' ' ||
+                           p[len - 1] == '\t'))
+            len--;
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        if (len == 0 || *p == '#')
+            continue;
+        if (count == cap) {
+            size_t ncap = cap == 0 ? 16 : cap * 2;
+            uint8_t *nk = realloc(out, ncap * SHOAL_KEY_BYTES);
+            if (nk == NULL) {
+                snprintf(err, errlen, "allow-list %.200s: out of memory", path);
+                rc = -1;
+                break;
+            }
+            out = nk;
+            cap = ncap;
+        }
+        if (shoal__hex_decode(p, len, out + count * SHOAL_KEY_BYTES, SHOAL_KEY_BYTES) != 0) {
+            snprintf(err, errlen,
+                     "allow-list %.200s line %lu: not a public key (%d hex digits)", path,
+                     lineno, 2 * SHOAL_KEY_BYTES);
+            rc = -1;
+            break;
+        }
+        count++;
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "allow-list %.200s: read error: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    if (rc != 0) {
+        free(out);
+        return -1;
+    }
+    *keys = out;
+    *n = count;
+    return 0;
+}
+
+/* j[name] = v (a uint64, clamped to the JSON integer range). */
+static int
+set_u64(json_t *o, const char *name, uint64_t v)
+{
+    json_int_t i = v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
+    return json_object_set_new(o, name, json_integer(i));
+}
+
+json_t *
+shoal__json_from_peers(const shoal_peers *p)
+{
+    static const struct {
+        const char *name;
+        shoal_peer_stat stat;
+    } stats[] = {
+        {"last_seen_ms", SHOAL_PS_LAST_SEEN_MS}, {"sent", SHOAL_PS_SENT},
+        {"received", SHOAL_PS_RECEIVED},         {"lag", SHOAL_PS_LAG},
+        {"rejected", SHOAL_PS_REJECTED},         {"connects", SHOAL_PS_CONNECTS},
+        {"refused", SHOAL_PS_REFUSED},           {"equivocations", SHOAL_PS_EQUIVOCATIONS},
+    };
+    json_t *a = json_array();
+    size_t n = shoal_peers_count(p);
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        char hex[2 * SHOAL_KEY_BYTES + 1];
+        shoal__hex_encode(shoal_peers_key(p, i), SHOAL_KEY_BYTES, hex);
+        json_t *o = json_object();
+        int bad = o == NULL;
+        bad = bad || json_object_set_new(o, "key", json_string(hex)) != 0;
+        bad = bad || json_object_set_new(o, "endpoint",
+                                         json_string(shoal_peers_endpoint(p, i))) != 0;
+        bad = bad || json_object_set_new(
+                         o, "connected",
+                         json_boolean(shoal_peers_stat(p, i, SHOAL_PS_CONNECTED) != 0)) != 0;
+        for (size_t k = 0; !bad && k < sizeof stats / sizeof stats[0]; k++)
+            bad = set_u64(o, stats[k].name, shoal_peers_stat(p, i, stats[k].stat)) != 0;
+        /* last_error is library text; keep it valid JSON even if it is not UTF-8. */
+        const char *le = shoal_peers_last_error(p, i);
+        json_t *js = json_string(le);
+        if (js == NULL)
+            js = json_string("(not UTF-8)");
+        bad = bad || json_object_set_new(o, "last_error", js) != 0;
+        if (bad || json_array_append_new(a, o) != 0) {
+            if (bad)
+                json_decref(o);
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+int
+shoal__log_level_parse(const char *name)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0)
+            return SHOAL_LOG_ERROR + i;
+    if (strcmp(name, "warning") == 0)
+        return SHOAL_LOG_WARN;
+    return -1;
+}
+
+void
+shoal__tool_log(void *ctx, int level, const char *msg)
+{
+    static const char *const names[] = {"?", "ERROR", "WARN", "INFO", "DEBUG"};
+    const shoal_tool_log *lg = ctx;
+    if (level > lg->max_level)
+        return;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char line[1024];
+    int n = snprintf(line, sizeof line - 1,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, lg->prog,
+                     names[level >= 1 && level <= 4 ? level : 0], msg);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[len++] = '\n';
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(STDERR_FILENO, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void
+shoal__tool_logf(shoal_tool_log *lg, int level, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    shoal__tool_log(lg, level, msg);
 }

@@ -73,4 +73,47 @@ char *shoal__base64_encode(const uint8_t *in, size_t n);
  * for empty input), or -1 when malformed or out of memory. */
 int shoal__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len);
 
+/* ------------------------------------------------ network tool helpers */
+
+/* Decode exactly 2n hex digits (either case) of text into out (n bytes).
+ * Returns 0, or -1 when text is not exactly 2n hex digits. */
+int shoal__hex_decode(const char *text, size_t textlen, uint8_t *out, size_t n);
+
+/* Split "ENDPOINT@PUBKEY" (the key: 64 hex digits, after the last '@') into
+ * endpoint (NUL-terminated, at most cap - 1 bytes) and key.  Returns 0, or
+ * -1 with a one-line message in err. */
+int shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
+                      uint8_t key[SHOAL_KEY_BYTES], char *err, size_t errlen);
+
+/* Read the allow-list file at path: one hex public key per line; blank
+ * lines and lines starting with '#' (after leading blanks) are ignored;
+ * blanks around a key are trimmed.  Returns 0 and the keys in *keys (n *
+ * SHOAL_KEY_BYTES bytes; caller owns, free with free(); may be NULL when n
+ * is 0), or -1 with a one-line message in err naming the file and, for a
+ * malformed line, its number. */
+int shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err,
+                           size_t errlen);
+
+/* The JSON array of peers p (Borrowed), one object per peer with its key,
+ * endpoint, every shoal_peer_stat and last_error.  Caller owns the result;
+ * NULL when out of memory. */
+json_t *shoal__json_from_peers(const shoal_peers *p);
+
+/* Where a tool's log lines go: every message at level <= max_level is
+ * written to stderr as one line "TIMESTAMP PROG LEVEL message" (UTC,
+ * milliseconds) with a single write(2), so lines from several threads do
+ * not interleave. */
+typedef struct shoal_tool_log {
+    int max_level;     /* a shoal_log_level */
+    const char *prog;  /* Borrowed for the logger's life */
+} shoal_tool_log;
+
+/* A log callback for shoal_options_set_log; ctx is a shoal_tool_log. */
+void shoal__tool_log(void *ctx, int level, const char *msg);
+/* printf-style shoal__tool_log. */
+void shoal__tool_logf(shoal_tool_log *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "error", "warn", "info", "debug" -> level; -1 if unknown. */
+int shoal__log_level_parse(const char *name);
+
 #endif /* SHOAL_TOOLS_JSON_H */

@@ -23,6 +23,9 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,8 +40,13 @@ enum {
     EXIT_ERR = 1,       /* usage or any other error */
     EXIT_NOTFOUND = 2,  /* document (or list element) not found */
     EXIT_DELETED = 3,   /* document deleted */
-    EXIT_REJECTED = 4   /* import: bundle rejected (decode, signature, over 1 GiB) */
+    EXIT_REJECTED = 4,  /* import: bundle rejected (decode, signature, over 1 GiB) */
+    EXIT_REFUSED = 5,   /* sync: the peer refused the link */
+    EXIT_UNREACHABLE = 6 /* sync: the peer not reached, or the exchange not done, in time */
 };
+
+/* Longest endpoint accepted in ENDPOINT@PUBKEY; most --listen / --peer. */
+enum { ENDPOINT_MAX = 256, MAX_NET_ARGS = 64 };
 
 /* import reads at most this much from stdin (then exit 4, input rejected). */
 #define MAX_BUNDLE_BYTES ((size_t)1 << 30)
@@ -68,6 +76,14 @@ static const char usage_text[] =
     "  import                          read a bundle from stdin, verify and apply;\n"
     "                                  print {\"applied\":N,\"duplicate\":N,\"pending\":N}\n"
     "  digest [--full]                 print the visible-state (or full-state) digest\n"
+    "  serve [--listen EP ...] [--allow FILE | --allow-any] [--peer EP@PUBKEY ...]\n"
+    "        [--log-level LEVEL] [--events]\n"
+    "                                  run a live replica until SIGTERM/SIGINT: bind\n"
+    "                                  each EP (print each bound endpoint, then\n"
+    "                                  \"id <hex>\"), keep a link to each --peer\n"
+    "  sync EP@PUBKEY [--timeout S]    connect, exchange, exit 0 once each side holds\n"
+    "                                  all the other held when the sync began\n"
+    "  peers                           print known peers and their state as JSON\n"
     "  help                            print this text\n"
     "\n"
     "options:\n"
@@ -84,7 +100,16 @@ static const char usage_text[] =
     "  1  usage or other error\n"
     "  2  document (or list element) not found\n"
     "  3  document deleted\n"
-    "  4  input rejected: a bundle that does not decode or verify, or is over 1 GiB\n";
+    "  4  input rejected: a bundle (or a synced change) that does not decode or\n"
+    "     verify, or is over 1 GiB\n"
+    "  5  sync: the peer refused the link (our key is not on its allow-list)\n"
+    "  6  sync: the peer was not reached, or the exchange did not finish, within\n"
+    "     the timeout\n"
+    "\n"
+    "network: EP is a ZeroMQ endpoint, e.g. tcp://192.168.1.20:7400 (with\n"
+    "tcp://127.0.0.1:* the OS picks the port); PUBKEY is the 64 hex digits that\n"
+    "`init` prints.  An allow-list FILE holds one such key per line; blank lines\n"
+    "and lines starting with # are ignored.\n";
 
 /* Print one error line on stderr.  Newlines inside the message are turned
  * into spaces so the "exactly one line" promise holds for library text. */
@@ -278,7 +303,7 @@ parse_index(const char *s, size_t *out)
 /* Open the replica in dir.  Every command but init needs an existing,
  * non-empty directory, so a typo in -d does not silently create a replica. */
 static int
-open_replica(const char *dir, bool create, shoal_replica **out)
+open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **out)
 {
     *out = NULL;
     if (!create) {
@@ -302,7 +327,13 @@ open_replica(const char *dir, bool create, shoal_replica **out)
             return EXIT_ERR;
         }
     }
-    shoal_err e = shoal_replica_open(out, dir, NULL);
+    shoal_options *o = NULL;
+    shoal_err e = shoal_options_new(&o);
+    if (e == SHOAL_OK && lg != NULL)
+        e = shoal_options_set_log(o, shoal__tool_log, lg);
+    if (e == SHOAL_OK)
+        e = shoal_replica_open(out, dir, o);
+    shoal_options_free(o);
     if (e != SHOAL_OK) {
         errorf("cannot open replica %s: %s", dir, shoal_strerror(e));
         return exit_code_of(e, false);
@@ -698,6 +729,314 @@ cmd_digest(shoal_replica *r, int argc, char **argv)
     return printf("%s\n", hex) < 0 ? EXIT_ERR : EXIT_OK;
 }
 
+/* ------------------------------------------------------------- network */
+
+/* Self-pipe for serve: the signal handlers write one byte naming the signal. */
+static int sig_pipe[2] = {-1, -1};
+
+static void
+on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    ssize_t w = write(sig_pipe[1], &c, 1);
+    (void)w; /* a full pipe already holds a wake-up */
+    errno = saved;
+}
+
+static int
+install_signals(void)
+{
+    if (pipe(sig_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(sig_pipe[i], F_GETFL);
+        if (fl < 0 || fcntl(sig_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
+            return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGUSR1, &sa, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* The per-peer state of r as a JSON array (Caller owns), or NULL with the
+ * error reported; *rc receives the exit code. */
+static json_t *
+peers_json(shoal_replica *r, int *rc)
+{
+    shoal_peers *p = NULL;
+    shoal_err e = shoal_net_peers(r, &p);
+    if (e != SHOAL_OK) {
+        *rc = fail(r, e, "peers", false);
+        return NULL;
+    }
+    json_t *j = shoal__json_from_peers(p);
+    shoal_peers_free(p);
+    if (j == NULL) {
+        errorf("peers: out of memory");
+        *rc = EXIT_ERR;
+    }
+    return j;
+}
+
+static int
+cmd_peers(shoal_replica *r)
+{
+    int rc = EXIT_OK;
+    json_t *j = peers_json(r, &rc);
+    return j != NULL ? print_json(j) : rc;
+}
+
+/* SIGUSR1 in serve: the peers as one JSON line on stderr. */
+static void
+serve_log_peers(shoal_replica *r, shoal_tool_log *lg)
+{
+    int rc = EXIT_OK;
+    json_t *j = peers_json(r, &rc);
+    char *s = j != NULL ? shoal__json_dumps(j) : NULL;
+    json_decref(j);
+    if (s != NULL) {
+        fprintf(stderr, "shoal serve: peers %s\n", s);
+        fflush(stderr);
+    } else {
+        shoal__tool_logf(lg, SHOAL_LOG_ERROR, "peers: cannot build the JSON");
+    }
+    free(s);
+}
+
+/* Print the events waiting on r as JSON lines (serve --events). */
+static void
+serve_print_events(shoal_replica *r, int wait_ms)
+{
+    shoal_event *ev = NULL;
+    while (shoal_event_next(r, wait_ms, &ev) == SHOAL_OK) {
+        json_t *j = json_pack("{s:s,s:s,s:b}", "coll", shoal_event_collection(ev), "id",
+                              shoal_event_doc_id(ev), "remote", shoal_event_remote(ev));
+        if (j != NULL && shoal_event_overflowed(ev))
+            json_object_set_new(j, "overflowed", json_true());
+        shoal_event_free(ev);
+        if (j != NULL) {
+            char *s = shoal__json_dumps(j);
+            if (s != NULL)
+                printf("%s\n", s);
+            free(s);
+            json_decref(j);
+        }
+        fflush(stdout);
+        wait_ms = 0;
+    }
+}
+
+static int
+cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
+{
+    const char *listen[MAX_NET_ARGS], *peers[MAX_NET_ARGS];
+    int nlisten = 0, npeers = 0;
+    const char *allow = NULL;
+    bool allow_any = false, events = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--allow-any") == 0) {
+            allow_any = true;
+            continue;
+        }
+        if (strcmp(a, "--events") == 0) {
+            events = true;
+            continue;
+        }
+        if (strcmp(a, "--listen") != 0 && strcmp(a, "--peer") != 0 &&
+            strcmp(a, "--allow") != 0 && strcmp(a, "--log-level") != 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "serve: unknown option %.64s", a);
+            return usage_error(msg);
+        }
+        if (i + 1 >= argc) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "serve: option %s needs a value", a);
+            return usage_error(msg);
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--allow") == 0) {
+            allow = v;
+        } else if (strcmp(a, "--log-level") == 0) {
+            int lv = shoal__log_level_parse(v);
+            if (lv < 0)
+                return usage_error("serve: --log-level is error, warn, info or debug");
+            lg->max_level = lv;
+        } else if (nlisten >= MAX_NET_ARGS || npeers >= MAX_NET_ARGS) {
+            return usage_error("serve: at most 64 --listen and 64 --peer");
+        } else if (strcmp(a, "--listen") == 0) {
+            listen[nlisten++] = v;
+        } else {
+            peers[npeers++] = v;
+        }
+    }
+    if (nlisten == 0 && npeers == 0)
+        return usage_error("serve: give --listen ENDPOINT and/or --peer ENDPOINT@PUBKEY");
+    if (allow != NULL && allow_any)
+        return usage_error("serve: --allow and --allow-any exclude each other");
+    char err[SHOAL_JSON_ERRLEN + 256];
+    /* Check every --peer before anything binds. */
+    for (int i = 0; i < npeers; i++) {
+        char ep[ENDPOINT_MAX];
+        uint8_t key[SHOAL_KEY_BYTES];
+        if (shoal__parse_peer(peers[i], ep, sizeof ep, key, err, sizeof err) != 0)
+            return usage_error(err);
+    }
+    uint8_t *keys = NULL;
+    size_t nkeys = 0;
+    if (allow != NULL && shoal__read_allow_file(allow, &keys, &nkeys, err, sizeof err) != 0) {
+        errorf("serve: %s", err);
+        return EXIT_ERR;
+    }
+    shoal_err e = SHOAL_OK;
+    for (size_t k = 0; e == SHOAL_OK && k < nkeys; k++)
+        e = shoal_net_allow(r, keys + k * SHOAL_KEY_BYTES);
+    free(keys);
+    if (e == SHOAL_OK && allow_any)
+        e = shoal_net_allow_any(r, true);
+    if (e != SHOAL_OK)
+        return fail(r, e, "serve: allow", false);
+    if (nlisten > 0 && allow == NULL && !allow_any)
+        shoal__tool_logf(lg, SHOAL_LOG_WARN,
+                         "no --allow and no --allow-any: every incoming link is refused");
+    if (install_signals() != 0) {
+        errorf("serve: cannot install signal handlers: %s", strerror(errno));
+        return EXIT_ERR;
+    }
+    for (int i = 0; i < nlisten; i++) {
+        char *bound = NULL;
+        e = shoal_net_listen(r, listen[i], &bound);
+        if (e != SHOAL_OK) {
+            char what[64 + ENDPOINT_MAX];
+            snprintf(what, sizeof what, "serve: listen %.256s", listen[i]);
+            return fail(r, e, what, false);
+        }
+        printf("%s\n", bound != NULL ? bound : listen[i]);
+        fflush(stdout);
+        shoal__tool_logf(lg, SHOAL_LOG_INFO, "listening on %s",
+                         bound != NULL ? bound : listen[i]);
+        shoal_free(bound);
+    }
+    char hex[2 * SHOAL_KEY_BYTES + 1];
+    shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
+    printf("id %s\n", hex);
+    fflush(stdout);
+    for (int i = 0; i < npeers; i++) {
+        char ep[ENDPOINT_MAX];
+        uint8_t key[SHOAL_KEY_BYTES];
+        (void)shoal__parse_peer(peers[i], ep, sizeof ep, key, err, sizeof err);
+        e = shoal_net_connect(r, ep, key);
+        if (e != SHOAL_OK) {
+            char what[64 + ENDPOINT_MAX];
+            snprintf(what, sizeof what, "serve: peer %.256s", ep);
+            return fail(r, e, what, false);
+        }
+        shoal__tool_logf(lg, SHOAL_LOG_INFO, "linking to %s", ep);
+    }
+    bool stop = false;
+    while (!stop) {
+        struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
+        int n = poll(&pfd, 1, events ? 0 : -1);
+        if (n < 0 && errno != EINTR) {
+            errorf("serve: poll: %s", strerror(errno));
+            break;
+        }
+        char sigs[64];
+        ssize_t got;
+        while (n > 0 && (got = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
+            for (ssize_t k = 0; k < got; k++) {
+                if (sigs[k] == SIGUSR1)
+                    serve_log_peers(r, lg);
+                else
+                    stop = true;
+            }
+        if (events && !stop)
+            serve_print_events(r, 100);
+    }
+    shoal__tool_logf(lg, SHOAL_LOG_INFO, "shutting down");
+    shoal_net_stop(r);
+    return EXIT_OK;
+}
+
+/* Stats of the peer with key in p: sent and received, 0 if absent. */
+static void
+peer_counts(shoal_replica *r, const uint8_t *key, uint64_t *sent, uint64_t *received)
+{
+    *sent = *received = 0;
+    shoal_peers *p = NULL;
+    if (shoal_net_peers(r, &p) != SHOAL_OK)
+        return;
+    for (size_t i = 0; i < shoal_peers_count(p); i++)
+        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0) {
+            *sent += shoal_peers_stat(p, i, SHOAL_PS_SENT);
+            *received += shoal_peers_stat(p, i, SHOAL_PS_RECEIVED);
+        }
+    shoal_peers_free(p);
+}
+
+static int
+cmd_sync(shoal_replica *r, int argc, char **argv)
+{
+    const char *spec = NULL;
+    double timeout = 30;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            timeout = strtod(argv[++i], &end);
+            if (errno != 0 || *end != '\0' || end == argv[i] || !(timeout > 0) ||
+                timeout > 86400)
+                return usage_error("sync: --timeout S must be seconds, above 0, at most 86400");
+        } else if (argv[i][0] != '-' && spec == NULL) {
+            spec = argv[i];
+        } else {
+            return usage_error("usage: shoal -d DIR sync ENDPOINT@PUBKEY [--timeout S]");
+        }
+    }
+    if (spec == NULL)
+        return usage_error("usage: shoal -d DIR sync ENDPOINT@PUBKEY [--timeout S]");
+    char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
+    uint8_t key[SHOAL_KEY_BYTES];
+    if (shoal__parse_peer(spec, ep, sizeof ep, key, err, sizeof err) != 0)
+        return usage_error(err);
+    uint64_t sent0, recv0, sent1, recv1;
+    peer_counts(r, key, &sent0, &recv0);
+    int ms = (int)(timeout * 1000.0 + 0.5);
+    shoal_err e = shoal_net_sync(r, ep, key, ms < 1 ? 1 : ms);
+    if (e == SHOAL_EREFUSED) {
+        const char *m = shoal_replica_errmsg(r);
+        errorf("sync %s: refused by the peer (is this replica's key on its allow-list?)%s%s",
+               ep, m[0] != '\0' ? ": " : "", m);
+        shoal_net_stop(r);
+        return EXIT_REFUSED;
+    }
+    if (e == SHOAL_ETIMEDOUT) {
+        errorf("sync %s: not done within %g s (peer unreachable, or the exchange too slow)",
+               ep, timeout);
+        shoal_net_stop(r);
+        return EXIT_UNREACHABLE;
+    }
+    if (e != SHOAL_OK) {
+        int rc = fail(r, e, "sync", true);
+        shoal_net_stop(r);
+        return rc;
+    }
+    peer_counts(r, key, &sent1, &recv1);
+    shoal_net_stop(r);
+    return print_json(json_pack("{s:I,s:I}", "received",
+                                (json_int_t)(recv1 >= recv0 ? recv1 - recv0 : recv1), "sent",
+                                (json_int_t)(sent1 >= sent0 ? sent1 - sent0 : sent1)));
+}
+
 /* One subcommand: its name, its positional count (-1: checked by the
  * handler) and whether it may create the replica. */
 typedef struct command {
@@ -720,10 +1059,13 @@ static const command commands[] = {
     {"export", -1, "[--since FILE|-]"},
     {"import", 0, ""},
     {"digest", -1, "[--full]"},
+    {"serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]"},
+    {"sync", -1, "ENDPOINT@PUBKEY [--timeout S]"},
+    {"peers", 0, ""},
 };
 
 static int
-run(shoal_replica *r, const char *name, int argc, char **argv)
+run(shoal_replica *r, shoal_tool_log *lg, const char *name, int argc, char **argv)
 {
     if (strcmp(name, "init") == 0)
         return cmd_init(r);
@@ -751,6 +1093,12 @@ run(shoal_replica *r, const char *name, int argc, char **argv)
         return cmd_import(r);
     if (strcmp(name, "digest") == 0)
         return cmd_digest(r, argc, argv);
+    if (strcmp(name, "serve") == 0)
+        return cmd_serve(r, lg, argc, argv);
+    if (strcmp(name, "sync") == 0)
+        return cmd_sync(r, argc, argv);
+    if (strcmp(name, "peers") == 0)
+        return cmd_peers(r);
     return usage_error("unknown command");
 }
 
@@ -815,11 +1163,20 @@ main(int argc, char **argv)
     }
     if (dir == NULL || dir[0] == '\0')
         return usage_error("no replica directory: give -d DIR (or set SHOAL_DIR)");
+    /* The library's log: serve shows INFO and up; sync shows nothing, so
+     * that a failure stays one line.  $SHOAL_LOG_LEVEL overrides both
+     * (serve --log-level overrides that). */
+    bool net = strcmp(name, "serve") == 0 || strcmp(name, "sync") == 0;
+    shoal_tool_log lg = {strcmp(name, "serve") == 0 ? SHOAL_LOG_INFO : 0,
+                         strcmp(name, "serve") == 0 ? "shoal-serve" : "shoal-sync"};
+    const char *env_level = getenv("SHOAL_LOG_LEVEL");
+    if (env_level != NULL && shoal__log_level_parse(env_level) > 0)
+        lg.max_level = shoal__log_level_parse(env_level);
     shoal_replica *r = NULL;
-    int rc = open_replica(dir, strcmp(name, "init") == 0, &r);
+    int rc = open_replica(dir, strcmp(name, "init") == 0, net ? &lg : NULL, &r);
     if (rc != EXIT_OK)
         return rc;
-    rc = run(r, name, nargs, argv + i);
+    rc = run(r, &lg, name, nargs, argv + i);
     shoal_replica_close(r);
     return rc;
 }
