@@ -1,1 +1,595 @@
-typedef int shoal__placeholder_session; /* placeholder, replaced by its implementation */
+/*
+ * transport/session.c - one side of one sync link, as a state machine over
+ * frames in memory (sans-I/O: no sockets, no clock, no threads).
+ *
+ * States: new -> started (our HELLO queued) -> handshaken (the peer's HELLO
+ * received) -> ... -> failed (sticky).  The caller feeds every frame from
+ * the peer to shoal__session_recv and sends whatever shoal__session_next
+ * hands out, in that order, over one ordered, reliable connection.
+ *
+ * Sending: a log cursor and the peer's known version vector (its HELLO,
+ * raised by the vv entries of its ACKs and by every change it sends us: a
+ * peer only sends changes it applied, so it holds that author's changes up
+ * to that seq).  The host walks the log from the cursor and returns the
+ * changes above the known vector, in log (causal) order, at most
+ * SHOAL__BATCH_CHANGES / SHOAL__BATCH_BYTES per BATCH; at most
+ * SHOAL__WINDOW batches wait for their ACK.
+ *
+ * Receiving: BATCH n must be the next number (1, 2, ...) and must not
+ * exceed the window (we hold at most SHOAL__WINDOW ACKs not yet handed
+ * out); anything else fails the session with SHOAL_EPROTO and the link
+ * reconnects with a fresh session, whose HELLO says exactly what is missing.
+ * A batch is applied whole through host->apply (verify every signature,
+ * causal apply, pending set) or rejected whole.
+ *
+ * Ownership: the session owns every buffer it hands out; a frame returned
+ * by shoal__session_next is Borrowed until the next call on the session.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport.h"
+
+enum {
+    QCAP = SHOAL__WINDOW + 1,   /* our HELLO and up to SHOAL__WINDOW ACKs */
+    FAILURE_TEXT = 256
+};
+
+struct shoal__session {
+    const shoal__host *host;
+    uint8_t self[32];
+    bool expect;
+    uint8_t expect_key[32];
+    bool started;
+    shoal__session_stats st;
+    char failure[FAILURE_TEXT];
+    bool error_out;              /* the ERROR frame (in bat) is due */
+
+    /* Control frames (HELLO, ACKs) in order; q_out: q[qhead] was handed out. */
+    shoal__buf q[QCAP];
+    bool q_ack[QCAP];
+    size_t qhead, qn, acks_waiting;
+    bool q_out;
+    shoal__buf bat;              /* the last BATCH, or the ERROR frame */
+    shoal__buf envs;             /* scratch: envelopes from the host */
+
+    shoal__vventry *our_hello;   /* our vv at start(), owned */
+    size_t n_our_hello;
+    shoal__vventry *peer_hello;  /* the peer's HELLO vv, owned */
+    size_t n_peer_hello;
+    shoal__vventry *known;       /* what the peer holds (sorted), owned */
+    size_t nknown, capknown;
+    shoal__vventry *ours;        /* our vv, refreshed when dirty, owned */
+    size_t nours;
+    bool ours_dirty;
+
+    uint64_t cursor;             /* host log position to read from */
+    bool more;                   /* the log may hold more for the peer */
+    uint64_t sent_batches;       /* BATCH numbers handed out: 1..sent_batches */
+    uint64_t acked;              /* ACKs received: batches 1..acked */
+    uint64_t recv_batches;       /* BATCH frames received and applied */
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static const shoal__vventry *
+vv_find(const shoal__vventry *v, size_t n, const uint8_t *author, size_t *at)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(v[mid].author, author, 32);
+        if (c == 0) {
+            if (at)
+                *at = mid;
+            return &v[mid];
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
+    return NULL;
+}
+
+/* Raise the peer's known seq for author to at least seq. */
+static int
+raise_known(shoal__session *s, const uint8_t *author, uint64_t seq, const uint8_t *cid)
+{
+    size_t at;
+    shoal__vventry *e = (shoal__vventry *)vv_find(s->known, s->nknown, author, &at);
+    if (e) {
+        if (seq > e->seq) {
+            e->seq = seq;
+            if (cid)
+                memcpy(e->cid, cid, 32);
+            else
+                memset(e->cid, 0, 32);
+        }
+        return SHOAL_OK;
+    }
+    if (s->nknown == s->capknown) {
+        size_t cap = s->capknown ? s->capknown * 2 : 16;
+        shoal__vventry *p = shoal__realloc(s->known, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        s->known = p;
+        s->capknown = cap;
+    }
+    memmove(&s->known[at + 1], &s->known[at], (s->nknown - at) * sizeof *s->known);
+    memcpy(s->known[at].author, author, 32);
+    s->known[at].seq = seq;
+    if (cid)
+        memcpy(s->known[at].cid, cid, 32);
+    else
+        memset(s->known[at].cid, 0, 32);
+    s->nknown++;
+    return SHOAL_OK;
+}
+
+static void
+fail_with(shoal__session *s, int err, bool send_error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+fail_with(shoal__session *s, int err, bool send_error, const char *fmt, ...)
+{
+    if (s->st.failed)
+        return;
+    s->st.failed = true;
+    s->st.error = err ? err : SHOAL_EPROTO;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->failure, sizeof s->failure, fmt, ap);
+    va_end(ap);
+    /* Nothing queued leaves any more: only the ERROR frame. */
+    for (size_t i = 0; i < QCAP; i++)
+        s->q[i].len = 0;
+    s->qn = s->qhead = s->acks_waiting = 0;
+    s->q_out = false;
+    s->error_out = false;
+    if (send_error) {
+        s->bat.len = 0;
+        if (shoal__wire_error(&s->bat, s->st.error, s->failure) == SHOAL_OK)
+            s->error_out = true;
+    }
+}
+
+#define FAIL(s, err, ...) fail_with((s), (err), true, __VA_ARGS__)
+
+/* Append a control frame slot; returns it (len 0) or NULL if full. */
+static shoal__buf *
+q_push(shoal__session *s, bool ack)
+{
+    if (s->qn == QCAP)
+        return NULL;
+    size_t i = (s->qhead + s->qn) % QCAP;
+    s->q[i].len = 0;
+    s->q_ack[i] = ack;
+    s->qn++;
+    if (ack)
+        s->acks_waiting++;
+    return &s->q[i];
+}
+
+static void
+q_pop(shoal__session *s)
+{
+    if (s->q_ack[s->qhead])
+        s->acks_waiting--;
+    s->q[s->qhead].len = 0;
+    s->qhead = (s->qhead + 1) % QCAP;
+    s->qn--;
+}
+
+static int
+refresh_ours(shoal__session *s)
+{
+    shoal__vventry *v = NULL;
+    size_t n = 0;
+    int err = s->host->version(s->host->ctx, &v, &n);
+    if (err)
+        return err;
+    shoal__free(s->ours);
+    s->ours = v;
+    s->nours = n;
+    s->ours_dirty = false;
+    return SHOAL_OK;
+}
+
+/* Compare the peer's claims with our own changes: a different id under one
+ * (author, seq) is equivocation by that author. */
+static int
+check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t cid[32];
+        int err = s->host->authseq(s->host->ctx, e[i].author, e[i].seq, cid);
+        if (err == SHOAL_ENOTFOUND)
+            continue;
+        if (err)
+            return err;
+        if (memcmp(cid, e[i].cid, 32) != 0)
+            s->st.equivocations++;
+    }
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------------ API */
+
+shoal__session *
+shoal__session_new(const shoal__host *host, const uint8_t self[32], const uint8_t *expect_peer)
+{
+    shoal__session *s = shoal__calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->host = host;
+    memcpy(s->self, self, 32);
+    if (expect_peer) {
+        s->expect = true;
+        memcpy(s->expect_key, expect_peer, 32);
+    }
+    for (size_t i = 0; i < QCAP; i++)
+        shoal__buf_init(&s->q[i]);
+    shoal__buf_init(&s->bat);
+    shoal__buf_init(&s->envs);
+    s->ours_dirty = true;
+    return s;
+}
+
+void
+shoal__session_free(shoal__session *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < QCAP; i++)
+        shoal__buf_free(&s->q[i]);
+    shoal__buf_free(&s->bat);
+    shoal__buf_free(&s->envs);
+    shoal__free(s->our_hello);
+    shoal__free(s->peer_hello);
+    shoal__free(s->known);
+    shoal__free(s->ours);
+    shoal__free(s);
+}
+
+int
+shoal__session_start(shoal__session *s, uint64_t now_ms)
+{
+    (void)now_ms;
+    if (s->st.failed)
+        return s->st.error;
+    if (s->started)
+        return SHOAL_OK;
+    int err = refresh_ours(s);
+    if (err) {
+        FAIL(s, err, "reading our version vector failed");
+        return err;
+    }
+    s->our_hello = shoal__malloc((s->nours ? s->nours : 1) * sizeof *s->our_hello);
+    if (!s->our_hello) {
+        FAIL(s, SHOAL_ENOMEM, "out of memory");
+        return SHOAL_ENOMEM;
+    }
+    memcpy(s->our_hello, s->ours, s->nours * sizeof *s->ours);
+    s->n_our_hello = s->nours;
+    shoal__buf *b = q_push(s, false);
+    err = b ? shoal__wire_hello(b, s->self, s->ours, s->nours) : SHOAL_ENOMEM;
+    if (err) {
+        FAIL(s, err, "cannot encode HELLO");
+        return err;
+    }
+    s->started = true;
+    return SHOAL_OK;
+}
+
+static int
+recv_hello(shoal__session *s, shoal__frame *f)
+{
+    if (s->st.handshaken) {
+        FAIL(s, SHOAL_EPROTO, "second HELLO");
+        return SHOAL_EPROTO;
+    }
+    if (s->expect && memcmp(f->key, s->expect_key, 32) != 0) {
+        FAIL(s, SHOAL_EREFUSED, "unexpected peer key");
+        return SHOAL_EREFUSED;
+    }
+    if (memcmp(f->key, s->self, 32) == 0) {
+        FAIL(s, SHOAL_EREFUSED, "the peer has our own key");
+        return SHOAL_EREFUSED;
+    }
+    memcpy(s->st.peer, f->key, 32);
+    int err = check_entries(s, f->entries, f->nentries);
+    if (err) {
+        FAIL(s, err, "reading our log failed");
+        return err;
+    }
+    s->peer_hello = f->entries;   /* taken */
+    s->n_peer_hello = f->nentries;
+    f->entries = NULL;
+    size_t n = s->n_peer_hello;
+    if (n) {
+        s->known = shoal__malloc(n * sizeof *s->known);
+        if (!s->known) {
+            FAIL(s, SHOAL_ENOMEM, "out of memory");
+            return SHOAL_ENOMEM;
+        }
+        memcpy(s->known, s->peer_hello, n * sizeof *s->known);
+        s->nknown = s->capknown = n;
+    }
+    s->st.handshaken = true;
+    s->more = true;
+    return SHOAL_OK;
+}
+
+/* One author touched by a batch: its highest seq in the batch. */
+typedef struct touched {
+    uint8_t author[32];
+    uint64_t seq;
+} touched;
+
+static int
+touched_cmp(const void *a, const void *b)
+{
+    return memcmp(((const touched *)a)->author, ((const touched *)b)->author, 32);
+}
+
+static int
+recv_batch(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "BATCH before HELLO");
+        return SHOAL_EPROTO;
+    }
+    if (f->n != s->recv_batches + 1) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "BATCH %llu out of order (expected %llu)",
+             (unsigned long long)f->n, (unsigned long long)(s->recv_batches + 1));
+        return SHOAL_EPROTO;
+    }
+    if (s->acks_waiting >= SHOAL__WINDOW) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "BATCH %llu beyond the window of %d",
+             (unsigned long long)f->n, (int)SHOAL__WINDOW);
+        return SHOAL_EPROTO;
+    }
+    shoal_import_result res;
+    memset(&res, 0, sizeof res);
+    int err = s->host->apply(s->host->ctx, f->envs, f->envs_len, (size_t)f->count, &res);
+    if (err) {
+        s->st.rejected++;
+        FAIL(s, err, "BATCH %llu rejected: %s", (unsigned long long)f->n,
+             shoal_strerror((shoal_err)err));
+        return err;
+    }
+    s->recv_batches++;
+    s->st.received += f->count;
+
+    /* The peer holds what it sent (it only sends applied changes). */
+    touched *t = NULL;
+    size_t nt = 0;
+    if (f->count) {
+        t = shoal__malloc(f->count * sizeof *t);
+        if (!t)
+            err = SHOAL_ENOMEM;
+    }
+    size_t off = 0;
+    for (uint64_t i = 0; !err && i < f->count; i++) {
+        size_t elen, blen;
+        const uint8_t *body;
+        err = shoal__envelope_parse(f->envs + off, f->envs_len - off, &elen, &body, &blen);
+        if (err)
+            break;
+        shoal__mpr rd;
+        shoal__mpr_init(&rd, body, blen);
+        (void)shoal__mpr_array(&rd, 8, 1);
+        uint64_t seq = shoal__mpr_uint(&rd);
+        if ((err = rd.err))
+            break;
+        memcpy(t[nt].author, shoal__envelope_author(f->envs + off), 32);
+        t[nt].seq = seq;
+        nt++;
+        off += elen;
+    }
+    if (!err && nt > 1) {
+        qsort(t, nt, sizeof *t, touched_cmp);
+        size_t w = 0;
+        for (size_t i = 0; i < nt; i++) {
+            if (w > 0 && memcmp(t[w - 1].author, t[i].author, 32) == 0) {
+                if (t[i].seq > t[w - 1].seq)
+                    t[w - 1].seq = t[i].seq;
+            } else {
+                t[w++] = t[i];
+            }
+        }
+        nt = w;
+    }
+    for (size_t i = 0; !err && i < nt; i++)
+        err = raise_known(s, t[i].author, t[i].seq, NULL);
+    /* ACK with our entries for the authors the batch touched. */
+    if (!err)
+        err = refresh_ours(s);
+    shoal__vventry *delta = NULL;
+    size_t nd = 0;
+    if (!err && nt) {
+        delta = shoal__malloc(nt * sizeof *delta);
+        if (!delta)
+            err = SHOAL_ENOMEM;
+    }
+    for (size_t i = 0; !err && i < nt; i++) {
+        const shoal__vventry *e = vv_find(s->ours, s->nours, t[i].author, NULL);
+        if (e)
+            delta[nd++] = *e;
+    }
+    if (!err) {
+        shoal__buf *b = q_push(s, true);
+        err = b ? shoal__wire_ack(b, f->n, &res, delta, nd) : SHOAL_EPROTO;
+    }
+    shoal__free(delta);
+    shoal__free(t);
+    if (err)
+        FAIL(s, err, "cannot answer BATCH %llu", (unsigned long long)f->n);
+    return err;
+}
+
+static int
+recv_ack(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "ACK before HELLO");
+        return SHOAL_EPROTO;
+    }
+    if (f->n != s->acked + 1 || f->n > s->sent_batches) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "ACK %llu unexpected (next unacknowledged: %llu of %llu sent)",
+             (unsigned long long)f->n, (unsigned long long)(s->acked + 1),
+             (unsigned long long)s->sent_batches);
+        return SHOAL_EPROTO;
+    }
+    s->acked++;
+    int err = check_entries(s, f->entries, f->nentries);
+    for (size_t i = 0; !err && i < f->nentries; i++)
+        err = raise_known(s, f->entries[i].author, f->entries[i].seq, f->entries[i].cid);
+    if (err)
+        FAIL(s, err, "cannot process ACK %llu", (unsigned long long)f->n);
+    return err;
+}
+
+int
+shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
+{
+    if (s->st.failed)
+        return s->st.error;
+    s->st.last_recv_ms = now_ms;
+    shoal__frame f;
+    int err = shoal__frame_decode(frame, len, &f);
+    if (err) {
+        s->st.rejected++;
+        if (err == SHOAL_EVERSION)
+            FAIL(s, err, "unsupported protocol version (we speak %d)", (int)SHOAL__PROTO_VERSION);
+        else
+            FAIL(s, err, "malformed frame: %s", shoal_strerror((shoal_err)err));
+        return err;
+    }
+    switch (f.type) {
+    case SHOAL__F_HELLO:
+        err = recv_hello(s, &f);
+        break;
+    case SHOAL__F_BATCH:
+        err = recv_batch(s, &f);
+        break;
+    case SHOAL__F_ACK:
+        err = recv_ack(s, &f);
+        break;
+    default: {   /* SHOAL__F_ERROR: the peer gave up; no answer */
+        int code = f.code >= 1 && f.code <= 255 ? (int)f.code : SHOAL_EPROTO;
+        fail_with(s, code, false, "peer: %.*s", (int)f.text_len, (const char *)f.text);
+        err = code;
+        break;
+    }
+    }
+    shoal__frame_clear(&f);
+    return err;
+}
+
+int
+shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
+{
+    *frame = NULL;
+    *len = 0;
+    if (s->q_out) {
+        q_pop(s);
+        s->q_out = false;
+    }
+    if (s->st.failed) {
+        if (!s->error_out)
+            return 0;
+        s->error_out = false;
+        *frame = s->bat.p;
+        *len = s->bat.len;
+        return 1;
+    }
+    if (!s->started)
+        return 0;
+    if (s->qn > 0) {
+        s->q_out = true;
+        *frame = s->q[s->qhead].p;
+        *len = s->q[s->qhead].len;
+        return 1;
+    }
+    if (s->ours_dirty) {
+        int err = refresh_ours(s);
+        if (err) {
+            FAIL(s, err, "reading our version vector failed");
+            return shoal__session_next(s, frame, len);
+        }
+    }
+    if (!s->st.handshaken || !s->more || s->sent_batches - s->acked >= SHOAL__WINDOW)
+        return 0;
+    size_t count = 0;
+    s->envs.len = 0;
+    int err = s->host->next_changes(s->host->ctx, &s->cursor, s->known, s->nknown,
+                                    SHOAL__BATCH_CHANGES, SHOAL__BATCH_BYTES, &s->envs, &count);
+    if (!err && count == 0) {
+        s->more = false;
+        return 0;
+    }
+    if (!err) {
+        s->bat.len = 0;
+        err = shoal__wire_batch(&s->bat, s->sent_batches + 1, count, s->envs.p, s->envs.len);
+    }
+    if (err) {
+        FAIL(s, err, "reading our log failed: %s", shoal_strerror((shoal_err)err));
+        return shoal__session_next(s, frame, len);
+    }
+    s->sent_batches++;
+    s->st.sent += count;
+    *frame = s->bat.p;
+    *len = s->bat.len;
+    return 1;
+}
+
+void
+shoal__session_changed(shoal__session *s)
+{
+    s->more = true;
+    s->ours_dirty = true;
+}
+
+void
+shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out)
+{
+    *out = s->st;
+    uint64_t lag = 0;
+    for (size_t i = 0; i < s->nours; i++) {
+        const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
+        uint64_t have = k ? k->seq : 0;
+        if (s->ours[i].seq > have)
+            lag += s->ours[i].seq - have;
+    }
+    out->lag = lag;
+    bool up = s->st.handshaken;
+    for (size_t i = 0; up && i < s->n_peer_hello; i++) {
+        const shoal__vventry *o = vv_find(s->ours, s->nours, s->peer_hello[i].author, NULL);
+        if (!o || o->seq < s->peer_hello[i].seq)
+            up = false;
+    }
+    for (size_t i = 0; up && i < s->n_our_hello; i++) {
+        const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
+        if (!k || k->seq < s->our_hello[i].seq)
+            up = false;
+    }
+    out->caught_up = up;
+}
+
+const char *
+shoal__session_failure(const shoal__session *s)
+{
+    return s->st.failed ? s->failure : "";
+}

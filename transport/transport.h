@@ -111,6 +111,56 @@ int shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len);
 void shoal__session_changed(shoal__session *s);
 void shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out);
 
+/* The session's own failure text or the text of the peer's ERROR frame
+ * ("" while not failed): shoal__session_failure(s). */
+const char *shoal__session_failure(const shoal__session *s);
+
+/* Frames (wire.c; docs/protocol.md): canonical MessagePack arrays.
+ *   HELLO [1, version, key bin32, [[author bin32, seq, cid bin32] ...]]
+ *   BATCH [2, n, count, envelopes bin (count envelopes back to back)]
+ *   ACK   [3, n, applied, duplicate, pending, [[author, seq, cid] ...]]
+ *   ERROR [4, code, text str] */
+enum {
+    SHOAL__F_HELLO = 1,
+    SHOAL__F_BATCH = 2,
+    SHOAL__F_ACK = 3,
+    SHOAL__F_ERROR = 4,
+    SHOAL__ERROR_TEXT = 200   /* bytes of an ERROR frame's text (at most) */
+};
+
+/* A decoded frame.  Pointers point into the frame's bytes; entries is
+ * owned (free with shoal__frame_clear). */
+typedef struct shoal__frame {
+    int type;
+    uint64_t version;             /* HELLO */
+    const uint8_t *key;           /* HELLO: 32 bytes */
+    shoal__vventry *entries;      /* HELLO vv / ACK delta, sorted by author */
+    size_t nentries;
+    uint64_t n;                   /* BATCH, ACK: batch number */
+    uint64_t count;               /* BATCH: envelopes */
+    const uint8_t *envs;          /* BATCH */
+    size_t envs_len;
+    uint64_t applied, duplicate, pending;   /* ACK */
+    uint64_t code;                /* ERROR */
+    const uint8_t *text;          /* ERROR: UTF-8, not NUL-terminated */
+    size_t text_len;
+} shoal__frame;
+
+/* Decode and check one frame (every count bounded before use, canonical
+ * forms only, no trailing bytes, vv entries strictly ascending by author
+ * with seq >= 1).  Errors: SHOAL_ETRUNC, SHOAL_EPROTO, SHOAL_ETOOBIG,
+ * SHOAL_EVERSION (a HELLO of another protocol version), SHOAL_ENOMEM. */
+int shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f);
+void shoal__frame_clear(shoal__frame *f);
+/* Encoders: append one frame to out. */
+int shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv,
+                      size_t n);
+int shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs,
+                      size_t len);
+int shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
+                    const shoal__vventry *delta, size_t ndelta);
+int shoal__wire_error(shoal__buf *out, int code, const char *text);
+
 /* -------------------------------------------------------------- engine */
 
 /* The ZeroMQ engine: one background thread owning every socket of one

@@ -1,1 +1,227 @@
-typedef int shoal__placeholder_wire; /* placeholder, replaced by its implementation */
+/*
+ * transport/wire.c - the sync protocol's frames, encoded and decoded.
+ *
+ * Every frame is one canonical MessagePack array whose first item is the
+ * frame type (docs/protocol.md gives every byte).  Decoding goes through
+ * the bounded reader of crdt/ (shoal__mpr): each declared count is checked
+ * against the bytes that remain before anything is allocated for it, so a
+ * frame can make us allocate at most about its own size.
+ */
+#include <string.h>
+
+#include "transport.h"
+
+enum {
+    VV_ENTRY_MIN = 1 + 34 + 1 + 34   /* [bin32, uint, bin32] at its smallest */
+};
+
+/* -------------------------------------------------------------- encoders */
+
+static void
+put_entries(shoal__mpw *w, const shoal__vventry *e, size_t n)
+{
+    shoal__mpw_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        shoal__mpw_array(w, 3);
+        shoal__mpw_bin(w, e[i].author, 32);
+        shoal__mpw_uint(w, e[i].seq);
+        shoal__mpw_bin(w, e[i].cid, 32);
+    }
+}
+
+int
+shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv, size_t n)
+{
+    if (n > SHOAL__MAX_VV)
+        return SHOAL_ETOOBIG;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 4);
+    shoal__mpw_uint(&w, SHOAL__F_HELLO);
+    shoal__mpw_uint(&w, SHOAL__PROTO_VERSION);
+    shoal__mpw_bin(&w, key, 32);
+    put_entries(&w, vv, n);
+    return w.err;
+}
+
+int
+shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs, size_t len)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 4);
+    shoal__mpw_uint(&w, SHOAL__F_BATCH);
+    shoal__mpw_uint(&w, n);
+    shoal__mpw_uint(&w, count);
+    shoal__mpw_bin(&w, envs, len);
+    return w.err;
+}
+
+int
+shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
+                const shoal__vventry *delta, size_t ndelta)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_uint(&w, SHOAL__F_ACK);
+    shoal__mpw_uint(&w, n);
+    shoal__mpw_uint(&w, res->applied);
+    shoal__mpw_uint(&w, res->duplicate);
+    shoal__mpw_uint(&w, res->pending);
+    put_entries(&w, delta, ndelta);
+    return w.err;
+}
+
+int
+shoal__wire_error(shoal__buf *out, int code, const char *text)
+{
+    size_t len = strlen(text);
+    if (len > SHOAL__ERROR_TEXT) {
+        /* Cut on a UTF-8 character boundary. */
+        len = SHOAL__ERROR_TEXT;
+        while (len > 0 && ((uint8_t)text[len] & 0xc0) == 0x80)
+            len--;
+    }
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 3);
+    shoal__mpw_uint(&w, SHOAL__F_ERROR);
+    shoal__mpw_uint(&w, code < 0 ? 0 : (uint64_t)code);
+    shoal__mpw_str(&w, text, len);
+    return w.err;
+}
+
+/* -------------------------------------------------------------- decoding */
+
+static int
+get_entries(shoal__mpr *r, uint32_t max, shoal__frame *f)
+{
+    uint32_t n = shoal__mpr_array(r, max, VV_ENTRY_MIN);
+    if (r->err)
+        return r->err;
+    if (n == 0)
+        return SHOAL_OK;
+    f->entries = shoal__calloc(n, sizeof *f->entries);
+    if (!f->entries)
+        return SHOAL_ENOMEM;
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        shoal__vventry *e = &f->entries[i];
+        const uint8_t *a, *c;
+        uint32_t k = shoal__mpr_array(r, 3, 1);
+        if (!r->err && k != 3)
+            return SHOAL_EPROTO;
+        size_t al = shoal__mpr_bin(r, &a, 32);
+        e->seq = shoal__mpr_uint(r);
+        size_t cl = shoal__mpr_bin(r, &c, 32);
+        if (r->err)
+            break;
+        if (al != 32 || cl != 32 || e->seq == 0)
+            return SHOAL_EPROTO;
+        memcpy(e->author, a, 32);
+        memcpy(e->cid, c, 32);
+        if (i > 0 && memcmp(f->entries[i - 1].author, e->author, 32) >= 0)
+            return SHOAL_EPROTO;   /* not strictly ascending */
+        f->nentries++;
+    }
+    return r->err;
+}
+
+/* The array header must declare exactly want items. */
+static int
+expect_items(uint32_t got, uint32_t want)
+{
+    return got == want ? SHOAL_OK : SHOAL_EPROTO;
+}
+
+int
+shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
+{
+    memset(f, 0, sizeof *f);
+    if (len > SHOAL__MAX_FRAME)
+        return SHOAL_ETOOBIG;
+    if (len == 0)
+        return SHOAL_ETRUNC;
+    shoal__mpr rd, *r = &rd;
+    shoal__mpr_init(r, p, len);
+    /* Up to 16 items, so that a HELLO of a later version with more items
+     * still decodes far enough to be answered with EVERSION. */
+    uint32_t items = shoal__mpr_array(r, 16, 1);
+    uint64_t type = shoal__mpr_uint(r);
+    if (r->err)
+        return r->err;
+    int err = SHOAL_OK;
+    switch (type) {
+    case SHOAL__F_HELLO: {
+        f->type = SHOAL__F_HELLO;
+        f->version = shoal__mpr_uint(r);
+        if (r->err)
+            return r->err;
+        if (f->version != SHOAL__PROTO_VERSION)
+            return SHOAL_EVERSION;
+        if ((err = expect_items(items, 4)))
+            return err;
+        const uint8_t *k;
+        size_t kl = shoal__mpr_bin(r, &k, 32);
+        if (r->err)
+            return r->err;
+        if (kl != 32)
+            return SHOAL_EPROTO;
+        f->key = k;
+        err = get_entries(r, SHOAL__MAX_VV, f);
+        break;
+    }
+    case SHOAL__F_BATCH:
+        f->type = SHOAL__F_BATCH;
+        if ((err = expect_items(items, 4)))
+            return err;
+        f->n = shoal__mpr_uint(r);
+        f->count = shoal__mpr_uint(r);
+        f->envs_len = shoal__mpr_bin(r, &f->envs, SHOAL__MAX_FRAME);
+        if (r->err)
+            return r->err;
+        if (f->n == 0 || (f->count == 0) != (f->envs_len == 0))
+            return SHOAL_EPROTO;
+        /* The sender's limits: a batch of several changes stays within
+         * SHOAL__BATCH_BYTES; one change alone may exceed it. */
+        if (f->count > SHOAL__BATCH_CHANGES ||
+            (f->count > 1 && f->envs_len > SHOAL__BATCH_BYTES))
+            return SHOAL_ETOOBIG;
+        break;
+    case SHOAL__F_ACK:
+        f->type = SHOAL__F_ACK;
+        if ((err = expect_items(items, 6)))
+            return err;
+        f->n = shoal__mpr_uint(r);
+        f->applied = shoal__mpr_uint(r);
+        f->duplicate = shoal__mpr_uint(r);
+        f->pending = shoal__mpr_uint(r);
+        if (r->err)
+            return r->err;
+        if (f->n == 0)
+            return SHOAL_EPROTO;
+        err = get_entries(r, SHOAL__BATCH_CHANGES, f);
+        break;
+    case SHOAL__F_ERROR:
+        f->type = SHOAL__F_ERROR;
+        if ((err = expect_items(items, 3)))
+            return err;
+        f->code = shoal__mpr_uint(r);
+        f->text_len = shoal__mpr_str(r, &f->text, SHOAL__ERROR_TEXT);
+        break;
+    default:
+        return SHOAL_EPROTO;
+    }
+    if (!err)
+        err = shoal__mpr_finish(r);
+    if (err)
+        shoal__frame_clear(f);
+    return err;
+}
+
+void
+shoal__frame_clear(shoal__frame *f)
+{
+    shoal__free(f->entries);
+    memset(f, 0, sizeof *f);
+}
