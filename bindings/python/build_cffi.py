@@ -15,9 +15,12 @@ import sys
 import cffi
 
 # Declarations of the binding itself (not part of shoal.h): the Python
-# callback that can replace the replica's wall clock (tests, simulations).
+# callbacks that can replace the replica's wall clock (tests, simulations)
+# and receive the library's log messages (called from its threads; cffi
+# takes the GIL).
 EXTRA_CDEF = """
 extern "Python" uint64_t shoal_py_clock(void *ctx);
+extern "Python" void shoal_py_log(void *ctx, int level, const char *msg);
 """
 
 

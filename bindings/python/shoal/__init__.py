@@ -10,17 +10,24 @@ A Pythonic binding of libshoal, a peer-to-peer CRDT replication library::
         d.counter("stock").add(5)
         bundle = r.export()          # bytes for another replica's merge()
 
-See docs/python.md for a walk-through.  The network sync methods (listen,
-connect, sync, peers) are not part of this version of the binding yet.
+Replicas also sync live over the network (encrypted, authenticated
+links)::
+
+    r.listen("tcp://127.0.0.1:*", allow=[other_id])   # -> the bound endpoint
+    r.sync("tcp://127.0.0.1:7001", other_id, timeout=5.0)
+    r.connect("tcp://127.0.0.1:7001", other_id)         # live push, both ways
+
+See docs/python.md for a walk-through.
 """
 from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
                       Deleted, Error, ErrorCode, InputTooBigError,
                       InvalidArgumentError, KindError, ListIndexError,
                       NoMemoryError, NoSpaceError, NotFound, ReadOnlyError,
-                      SignatureError, StorageError, TimeoutError, TooBigError,
+                      RefusedError, SignatureError, StorageError, TimeoutError, TooBigError,
                       TransportError, TruncatedError, VersionError)
 from ._api import (ChangeEvent, Counter, Document, ImportResult, Kind,
-                   ListField, Replica, Transaction, Value, ffi as _ffi,
+                   ListField, LogLevel, Peer, Replica, Transaction, Value,
+                   ffi as _ffi,
                    lib as _lib)
 
 #: Limits of the library (bytes).
@@ -46,7 +53,7 @@ __version__: str = library_version()
 
 __all__ = [
     "Replica", "Document", "Counter", "ListField", "Transaction",
-    "ChangeEvent", "ImportResult", "Kind", "Value",
+    "ChangeEvent", "ImportResult", "Kind", "Value", "LogLevel", "Peer",
     "library_version", "strerror", "__version__",
     "KEY_BYTES", "DIGEST_BYTES", "MAX_COLLECTION", "MAX_DOC_ID", "MAX_FIELD",
     "MAX_VALUE",
@@ -55,4 +62,5 @@ __all__ = [
     "SignatureError", "CorruptError", "StorageError", "TransportError",
     "Deleted", "KindError", "ListIndexError", "TruncatedError", "TooBigError",
     "InputTooBigError", "VersionError", "ReadOnlyError", "BusyError",
+    "RefusedError",
 ]

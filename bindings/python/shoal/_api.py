@@ -5,7 +5,10 @@ reached through cffi in API mode.  The GIL is released during every C call.
 """
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import enum
+import logging
 import os
 import threading
 import time
@@ -20,14 +23,20 @@ from ._errors import (ClosedError, Deleted, Error, ErrorCode, BusyError,
 
 try:
     from ._shoal_cffi import ffi, lib
-except ImportError as exc:  # pragma: no cover - depends on the build
+except ImportError as exc:  # depends on the build; tested in test_import.py
+    if isinstance(exc, ModuleNotFoundError) and exc.name == __package__ + "._shoal_cffi":
+        raise ImportError(
+            "shoal: the compiled extension shoal._shoal_cffi is missing; build "
+            "the project with meson and run through `meson devenv -C BUILD` (or "
+            "install it with `meson install`)") from exc
+    # The extension is there but could not be loaded (an undefined symbol,
+    # a libshoal that does not match, a missing shared library): say why.
     raise ImportError(
-        "shoal: the compiled extension shoal._shoal_cffi is missing; build "
-        "the project with meson and run through `meson devenv -C BUILD` (or "
-        "install it with `meson install`)") from exc
+        "shoal: the compiled extension shoal._shoal_cffi failed to load: %s"
+        % (exc,), name=exc.name, path=exc.path) from exc
 
 __all__ = ["Replica", "Document", "Counter", "ListField", "Transaction",
-           "ChangeEvent", "ImportResult", "Kind", "Value"]
+           "ChangeEvent", "ImportResult", "Kind", "Value", "LogLevel", "Peer"]
 
 #: A register or list element value.
 Value = Union[None, bool, int, float, str, bytes]
@@ -212,11 +221,114 @@ def _buffer(data: Any, what: str) -> Any:
     raise TypeError("%s must be bytes-like, not %s" % (what, type(data).__name__))
 
 
+# Set on a thread while it runs a Python callback called from C (log, clock):
+# such a thread may be the replica's network engine, or hold the replica
+# lock, so it must not call into shoal, nor close a replica.
+_tls = threading.local()
+
+
+def _in_callback() -> bool:
+    return getattr(_tls, "in_callback", False)
+
+
 @ffi.def_extern()
 def shoal_py_clock(ctx: Any) -> int:
     """Trampoline for a Python clock (Replica(clock=...)); called from C."""
     fn = ffi.from_handle(ctx)
-    return int(fn())
+    _tls.in_callback = True
+    try:
+        return int(fn())
+    finally:
+        _tls.in_callback = False
+
+
+class LogLevel(enum.IntEnum):
+    """Level of a library log message (``shoal_log_level``)."""
+
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4
+
+    @property
+    def logging_level(self) -> int:
+        """The matching level of the standard ``logging`` module."""
+        return _LOGGING_LEVELS[self]
+
+
+_LOGGING_LEVELS = {LogLevel.ERROR: logging.ERROR, LogLevel.WARN: logging.WARNING,
+                   LogLevel.INFO: logging.INFO, LogLevel.DEBUG: logging.DEBUG}
+
+
+class _LogSink:
+    """What the C log callback's ctx handle points to: the user's callable
+    (None once the replica is closed) and a count of its failures."""
+
+    __slots__ = ("fn", "failures")
+
+    def __init__(self, fn: Callable[[LogLevel, str], Any]) -> None:
+        self.fn: Optional[Callable[[LogLevel, str], Any]] = fn
+        self.failures = 0
+
+
+def _ignore_error(exc_type: Any, exc: Any, tb: Any) -> None:
+    return None
+
+
+@ffi.def_extern(onerror=_ignore_error)
+def shoal_py_log(ctx: Any, level: int, msg: Any) -> None:
+    """Trampoline for Replica(log=...): called from the library's threads
+    (cffi takes the GIL).  Never lets an exception escape into C."""
+    try:
+        sink = ffi.from_handle(ctx)
+        fn = sink.fn
+        if fn is None:
+            return
+        try:
+            lvl: Any = LogLevel(level)
+        except ValueError:
+            lvl = int(level)
+        text = ffi.string(msg).decode("utf-8", "replace") if msg != ffi.NULL else ""
+        _tls.in_callback = True
+        try:
+            fn(lvl, text)
+        except BaseException:  # noqa: B902 - a log callback must not break the engine
+            sink.failures += 1
+        finally:
+            _tls.in_callback = False
+    except BaseException:  # noqa: B902
+        pass
+
+
+def _close_handle(p: Any, keep: Any) -> None:
+    """Close replica p (the ffi.gc destructor); keep holds the callback
+    handles, alive until the library can no longer call them."""
+    if _in_callback():
+        # The garbage collector ran inside a callback, perhaps on this very
+        # replica's engine thread: closing here would make it wait for
+        # itself.  Close from a thread of its own.
+        threading.Thread(target=_close_handle, args=(p, keep), daemon=True,
+                         name="shoal-close").start()
+        return
+    lib.shoal_replica_close(p)
+    for sink in keep:
+        if isinstance(sink, _LogSink):
+            sink.fn = None
+
+
+# Replicas with a Python callback (log, clock) that are still open: closed
+# at interpreter exit, while the interpreter can still run the callbacks
+# that their engine threads may be making.
+_with_callbacks: "weakref.WeakSet[Replica]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for r in list(_with_callbacks):
+        try:
+            r.close()
+        except BaseException:  # noqa: B902 - best effort at exit
+            pass
 
 
 # ---------------------------------------------------------------- replica
@@ -248,7 +360,8 @@ class Replica:
     def __init__(self, path: Union[str, "os.PathLike[str]", bytes], *,
                  durable: bool = True, map_size: Optional[int] = None,
                  max_drift_ms: Optional[int] = None,
-                 clock: Optional[Callable[[], int]] = None) -> None:
+                 clock: Optional[Callable[[], int]] = None,
+                 log: Optional[Callable[[LogLevel, str], Any]] = None) -> None:
         self._p: Any = None
         self._lock = threading.Lock()
         self._idle = threading.Event()  # set once closed and no call in flight
@@ -257,11 +370,15 @@ class Replica:
         self._local = threading.local()
         self._txns: "weakref.WeakSet[Transaction]" = weakref.WeakSet()
         self._clock_handle: Any = None
+        self._log_sink: Optional[_LogSink] = None
+        self._log_handle: Any = None
         self.path: str = os.fsdecode(os.fspath(path))
         if not isinstance(durable, bool):
             raise TypeError("durable must be a bool")
         if clock is not None and not callable(clock):
             raise TypeError("clock must be callable")
+        if log is not None and not callable(log):
+            raise TypeError("log must be callable")
         dir_b = os.fsencode(self.path)
         if b"\0" in dir_b:
             raise InvalidArgumentError(_strerror(ErrorCode.INVAL),
@@ -282,6 +399,11 @@ class Replica:
                 self._clock_handle = ffi.new_handle(clock)
                 rc = lib.shoal_options_set_clock(opts, lib.shoal_py_clock,
                                                  self._clock_handle)
+            if not rc and log is not None:
+                self._log_sink = _LogSink(log)
+                self._log_handle = ffi.new_handle(self._log_sink)
+                rc = lib.shoal_options_set_log(opts, lib.shoal_py_log,
+                                               self._log_handle)
             if rc:
                 raise _error(rc)
             parent = os.path.dirname(os.path.abspath(self.path))
@@ -296,7 +418,15 @@ class Replica:
                 raise _error(rc, "cannot open replica at %r" % self.path)
         finally:
             ffi.release(opts)
-        self._p = ffi.gc(out[0], lib.shoal_replica_close)
+        # The destructor keeps the callback handles alive until the library
+        # is closed (whatever order the garbage collector frees things in).
+        keep = tuple(h for h in (self._clock_handle, self._log_handle,
+                                 self._log_sink) if h is not None)
+        if keep:
+            self._p = ffi.gc(out[0], lambda p: _close_handle(p, keep))
+            _with_callbacks.add(self)
+        else:
+            self._p = ffi.gc(out[0], lib.shoal_replica_close)
         self._id = bytes(ffi.buffer(lib.shoal_replica_id(self._p), KEY_BYTES)).hex()
         self._durable = durable
         self._closed = False
@@ -305,6 +435,8 @@ class Replica:
 
     def _enter(self) -> Any:
         """Mark a C call in flight; raise ClosedError if closed."""
+        if _in_callback():
+            raise _no_reentry()
         with self._lock:
             if self._closed:
                 raise _closed()
@@ -326,14 +458,22 @@ class Replica:
     def close(self) -> None:
         """Abort open transactions, sync and close.  Idempotent.
 
-        Waits for calls running in other threads to return first.
+        Waits for calls running in other threads to return first; network
+        calls still running (sync, listen) are cut short by stopping the
+        network engine.  After close no log message reaches the ``log``
+        callback.
         """
+        if _in_callback():
+            raise _no_reentry()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if self._inflight == 0:
+            busy = self._inflight > 0
+            if not busy:
                 self._idle.set()
+        if busy:
+            lib.shoal_net_stop(self._p)
         self._idle.wait()
         for t in list(self._txns):
             t._drop()
@@ -341,6 +481,8 @@ class Replica:
             ffi.release(self._p)
             self._p = None
         self._clock_handle = None
+        self._log_handle = None
+        _with_callbacks.discard(self)
 
     @property
     def closed(self) -> bool:
@@ -580,6 +722,148 @@ class Replica:
         finally:
             self._exit()
 
+    # -- network ------------------------------------------------------------
+
+    def _net(self, call: Callable[[Any], int]) -> None:
+        p = self._enter()
+        try:
+            rc = call(p)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+
+    def allow(self, *peer_ids: Union[str, bytes]) -> None:
+        """Admit the peers with these public keys (hex ``Replica.id``
+        strings or 32 raw bytes) on this replica's listening endpoints.
+
+        The allow-list only grows while the replica is open; it decides who
+        may link with this replica, not whose changes it accepts (a relay
+        forwards changes written by others).
+        """
+        keys = [_author(k) for k in peer_ids]
+        for k in keys:
+            self._net(lambda p, k=k: lib.shoal_net_allow(p, k))
+
+    def allow_any(self, enabled: bool = True) -> None:
+        """Admit every peer that completes the encrypted handshake, whatever
+        its key (``enabled=True``), or only the allowed keys again (False).
+        Never the default: an explicit choice for open relays and tests."""
+        if not isinstance(enabled, bool):
+            raise TypeError("allow_any takes a bool")
+        self._net(lambda p: lib.shoal_net_allow_any(p, enabled))
+
+    def listen(self, endpoint: str = "tcp://127.0.0.1:*",
+               allow: Optional[Iterable[Union[str, bytes]]] = None, *,
+               allow_any: Optional[bool] = None) -> str:
+        """Accept links from allowed peers on endpoint; return the endpoint
+        actually bound (``"tcp://127.0.0.1:*"`` lets the OS pick the port).
+
+        Args:
+            endpoint: a ZeroMQ endpoint, e.g. ``"tcp://0.0.0.0:7000"``.
+            allow: peer ids to add to the allow-list first (see
+                :meth:`allow`); None keeps the allow-list as it is.  With
+                no allowed key every incoming link is refused.
+            allow_any: True admits any key (see :meth:`allow_any`); must be
+                explicit.  None leaves that setting as it is.
+
+        A replica may listen on several endpoints.  Raises
+        :class:`InvalidArgumentError` for a malformed endpoint and
+        :class:`TransportError` when it cannot be bound (address in use).
+        """
+        ep = _endpoint(endpoint)
+        if isinstance(allow, (str, bytes, bytearray, memoryview)):
+            raise TypeError("allow is a list of peer ids, not a single id")
+        keys = [] if allow is None else [_author(k) for k in allow]
+        if allow_any is not None and not isinstance(allow_any, bool):
+            raise TypeError("allow_any must be a bool or None")
+        p = self._enter()
+        try:
+            for k in keys:
+                rc = lib.shoal_net_allow(p, k)
+                if rc:
+                    self._raise(rc)
+            if allow_any is not None:
+                rc = lib.shoal_net_allow_any(p, allow_any)
+                if rc:
+                    self._raise(rc)
+            out = ffi.new("char **")
+            rc = lib.shoal_net_listen(p, ep, out)
+            if rc:
+                self._raise(rc)
+            if out[0] == ffi.NULL:
+                return endpoint
+            try:
+                return ffi.string(out[0]).decode("utf-8", "replace")
+            finally:
+                lib.shoal_free(out[0])
+        finally:
+            self._exit()
+
+    def connect(self, endpoint: str, peer_id: Union[str, bytes]) -> None:
+        """Keep a live link to the replica ``peer_id`` listening at endpoint.
+
+        Returns at once; in the background the engine connects, both sides
+        catch up, then every commit is pushed to the peer as it happens
+        (both ways).  A failed or dropped link is retried with back-off for
+        as long as the replica is open or until :meth:`disconnect`.  Watch
+        :meth:`peers` for the link's state.
+        """
+        ep = _endpoint(endpoint)
+        key = _author(peer_id)
+        self._net(lambda p: lib.shoal_net_connect(p, ep, key))
+
+    def disconnect(self, endpoint: str) -> None:
+        """Drop the link made by :meth:`connect` to endpoint (NotFound if
+        there is none)."""
+        ep = _endpoint(endpoint)
+        self._net(lambda p: lib.shoal_net_disconnect(p, ep))
+
+    def sync(self, endpoint: str, peer_id: Union[str, bytes],
+             timeout: float = 5.0) -> None:
+        """One-shot sync with the replica ``peer_id`` listening at endpoint.
+
+        Returns once each side holds every change the other held when the
+        sync began.  The GIL is released meanwhile.  Raises
+        :class:`RefusedError` when the peer refuses the link (our key is
+        not on its allow-list, or ``peer_id`` is not its key) and
+        :class:`TimeoutError` (also the built-in one) when it cannot be
+        reached or the exchange does not finish within ``timeout``
+        seconds.
+        """
+        ep = _endpoint(endpoint)
+        key = _author(peer_id)
+        ms = _timeout_ms(timeout)
+        self._net(lambda p: lib.shoal_net_sync(p, ep, key, ms))
+
+    def stop_network(self) -> None:
+        """Close every link and listening socket (the replica stays open;
+        the next network call starts again from scratch, with the same
+        allow-list)."""
+        p = self._enter()
+        try:
+            lib.shoal_net_stop(p)
+        finally:
+            self._exit()
+
+    def peers(self) -> List["Peer"]:
+        """Every peer this replica has linked with (connected now or not,
+        as persisted in the replica directory) and those whose links were
+        refused, as :class:`Peer` records."""
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_peers **")
+            rc = lib.shoal_net_peers(p, out)
+            if rc:
+                self._raise(rc)
+            ps = ffi.gc(out[0], lib.shoal_peers_free)
+            try:
+                return _peers_list(ps)
+            finally:
+                ffi.release(ps)
+        finally:
+            self._exit()
+
     # -- events ---------------------------------------------------------------
 
     def next_change(self, timeout: Optional[float] = 0.0) -> Optional[ChangeEvent]:
@@ -637,6 +921,106 @@ class Replica:
             if ev is None:
                 return
             yield ev
+
+
+def _no_reentry() -> BusyError:
+    return BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                     "shoal cannot be used from inside a log or clock callback")
+
+
+def _endpoint(ep: Any) -> bytes:
+    """A ZeroMQ endpoint for C."""
+    if not isinstance(ep, str):
+        raise TypeError("an endpoint is a str such as 'tcp://127.0.0.1:7000', "
+                        "not %s" % type(ep).__name__)
+    try:
+        b = ep.encode("utf-8")
+    except UnicodeEncodeError:
+        b = b""
+    if not b or b"\0" in b:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "invalid endpoint %r (expected e.g. "
+                                   "'tcp://127.0.0.1:7000')" % (ep,))
+    return b
+
+
+def _timeout_ms(timeout: Any) -> int:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds")
+    if timeout != timeout or timeout < 0:
+        raise ValueError("timeout must be >= 0 seconds")
+    return int(min(float(timeout) * 1000.0 + 0.999, float(_INT_MAX)))
+
+
+_INT_MAX = (1 << 31) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer(Mapping):
+    """What a replica knows about one peer (see :meth:`Replica.peers`).
+
+    A frozen dataclass that is also a read-only mapping: ``p.lag`` and
+    ``p["lag"]`` are the same, and ``dict(p)`` gives a plain dict.
+    """
+
+    id: str                   #: the peer's public key, 64 hex digits
+    endpoint: Optional[str]   #: where we connect to it; None if it connected to us
+    connected: bool           #: a link is up now
+    last_seen_ms: int         #: wall clock (ms since the epoch) of its last frame; 0: never
+    sent: int                 #: changes sent to it
+    received: int             #: changes received from it (applied, duplicate or pending)
+    lag: int                  #: changes we hold that it is not known to hold
+    rejected: int             #: frames or changes of it rejected (malformed, bad signature)
+    connects: int             #: handshakes completed
+    refused: int              #: links refused (by us or by it)
+    equivocations: int        #: conflicting changes it showed us
+    last_error: Optional[str]  #: text of the last error on the link, or None
+
+    def __getitem__(self, key: str) -> Any:
+        if isinstance(key, str) and key in _PEER_FIELDS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_PEER_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_PEER_FIELDS)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A plain dict of every field."""
+        return {k: getattr(self, k) for k in _PEER_FIELDS}
+
+    # dataclass() generates __eq__ (field-wise) and, frozen, __hash__.
+
+
+_PEER_FIELDS = tuple(f.name for f in dataclasses.fields(Peer))
+
+
+def _peers_list(ps: Any) -> List[Peer]:
+    res = []
+    for i in range(lib.shoal_peers_count(ps)):
+        def stat(which: int, i: int = i) -> int:
+            return int(lib.shoal_peers_stat(ps, i, which))
+        key = lib.shoal_peers_key(ps, i)
+        ep = lib.shoal_peers_endpoint(ps, i)
+        err = lib.shoal_peers_last_error(ps, i)
+        ep_s = ffi.string(ep).decode("utf-8", "replace") if ep != ffi.NULL else ""
+        err_s = ffi.string(err).decode("utf-8", "replace") if err != ffi.NULL else ""
+        res.append(Peer(
+            id=bytes(ffi.buffer(key, KEY_BYTES)).hex() if key != ffi.NULL else "",
+            endpoint=ep_s or None,
+            connected=stat(lib.SHOAL_PS_CONNECTED) != 0,
+            last_seen_ms=stat(lib.SHOAL_PS_LAST_SEEN_MS),
+            sent=stat(lib.SHOAL_PS_SENT),
+            received=stat(lib.SHOAL_PS_RECEIVED),
+            lag=stat(lib.SHOAL_PS_LAG),
+            rejected=stat(lib.SHOAL_PS_REJECTED),
+            connects=stat(lib.SHOAL_PS_CONNECTS),
+            refused=stat(lib.SHOAL_PS_REFUSED),
+            equivocations=stat(lib.SHOAL_PS_EQUIVOCATIONS),
+            last_error=err_s or None))
+    return res
 
 
 def _u64(v: Any, what: str) -> int:

@@ -19,6 +19,7 @@ __all__ = [
     "SignatureError", "CorruptError", "StorageError", "TransportError",
     "Deleted", "KindError", "ListIndexError", "TruncatedError", "TooBigError",
     "InputTooBigError", "VersionError", "ReadOnlyError", "BusyError",
+    "RefusedError",
 ]
 
 
@@ -45,6 +46,7 @@ class ErrorCode(enum.IntEnum):
     VERSION = 17
     READONLY = 18
     BUSY = 19
+    REFUSED = 20
 
 
 class Error(Exception):
@@ -150,6 +152,12 @@ class TransportError(Error):
     """SHOAL_ETRANSPORT: a network error with no closer mapping."""
 
 
+class RefusedError(TransportError, builtins.ConnectionRefusedError):
+    """SHOAL_EREFUSED: the peer refused the link (our key is not on its
+    allow-list, or the CurveZMQ handshake failed, e.g. a wrong peer key).
+    Also a built-in ``ConnectionRefusedError``."""
+
+
 class Deleted(Error, KeyError):
     """SHOAL_EDELETED: the document is deleted.  A ``KeyError``."""
 
@@ -187,6 +195,7 @@ _BY_CODE: Dict[int, Type[Error]] = {
     ErrorCode.VERSION: VersionError,
     ErrorCode.READONLY: ReadOnlyError,
     ErrorCode.BUSY: BusyError,
+    ErrorCode.REFUSED: RefusedError,
 }
 
 

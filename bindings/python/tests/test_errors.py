@@ -28,6 +28,7 @@ ALL_CLASSES = {
     shoal.ErrorCode.VERSION: (shoal.VersionError, shoal.DecodeError),
     shoal.ErrorCode.READONLY: (shoal.ReadOnlyError, shoal.StorageError),
     shoal.ErrorCode.BUSY: (shoal.BusyError, shoal.Error),
+    shoal.ErrorCode.REFUSED: (shoal.RefusedError, ConnectionRefusedError),
 }
 
 
