@@ -19,6 +19,8 @@ int shoal__bench_list(int argc, char **argv);
 int shoal__bench_trace(int argc, char **argv);
 /* shoal-bench commits [--n N] [--runs R] */
 int shoal__bench_commits(int argc, char **argv);
+/* shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R] [--variant NAME] */
+int shoal__bench_sync(int argc, char **argv);
 
 /* Helpers (bench/util.c). */
 uint64_t shoal__bench_now_ns(void);
