@@ -1,1 +1,1503 @@
-typedef int shoal__placeholder_zmq; /* placeholder, replaced by its implementation */
+/*
+ * transport/zmq.c - the ZeroMQ engine: one background thread per replica
+ * that owns every socket and moves the sans-I/O session's frames.
+ *
+ * Threads.  API threads never touch a socket (ZeroMQ sockets are not
+ * thread-safe).  They queue a command (a struct on their own stack) under
+ * e->mu, poke a non-blocking pipe that the engine thread polls together with
+ * its sockets, and wait on e->cv until the engine marks the command done.
+ * A pipe beats an inproc PAIR here: any thread may write to it without a
+ * socket of its own, and a notification from inside a commit costs one
+ * write(2).  The engine thread takes e->mu only for short bookkeeping and
+ * never holds it while it calls the host (whose apply takes the replica
+ * mutex) or the log and save callbacks: the lock order is always
+ * replica mutex -> e->mu, never the reverse.
+ *
+ * Sockets.  A listening endpoint is a ROUTER with CURVE_SERVER; each peer
+ * we connect to is a DEALER with CURVE_SERVERKEY set to the conversion of
+ * the peer's Ed25519 key to X25519 (crypto_sign_ed25519_pk_to_curve25519),
+ * so a DEALER only completes a handshake with the key it expects.  A ZAP
+ * handler (a REP socket on inproc://zeromq.zap.01 of the engine's own
+ * context, bound before any listener exists: CURVE without ZAP admits
+ * anyone) admits a client only if its X25519 key is the conversion of an
+ * allowed Ed25519 key, or any key under allow_any, and sets the User-Id to
+ * the hex Ed25519 key ("x" + hex X25519 key when allow_any admitted an
+ * unknown key: the session's HELLO must then name an Ed25519 key that
+ * converts to it).  Every socket has a monitor (inproc PAIR): handshake
+ * success starts a fresh session on a DEALER, handshake failure counts as a
+ * refusal, a disconnect drops the session (on a ROUTER the session is found
+ * by the file descriptor the messages came from, ZMQ_SRCFD).
+ *
+ * Sessions.  One per connection: on a DEALER the connection is the socket
+ * (ZMQ_IMMEDIATE, so nothing is queued for a link that is not up); on a
+ * ROUTER one per routing id, created by the first frame from it.  A frame
+ * that the socket cannot take now (high-water mark) is kept as the
+ * session's one pending frame and retried on a short timer; the session's
+ * own window bounds how much it produces.  A failed session sends its one
+ * ERROR frame and is dropped; a DEALER then closes its socket and opens a
+ * new one after a back-off, so the next handshake starts clean.
+ *
+ * Peer state is kept per Ed25519 key (per X25519 key for refused clients
+ * we cannot name otherwise), folded from the sessions' stats, and handed
+ * to cfg->save_peer on connection changes and every few seconds.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "transport.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93   /* a draft option in libzmq 4.3 */
+#endif
+
+enum {
+    RECV_BURST = 64,          /* messages read from one socket per wake-up */
+    SNDHWM = 64,              /* our own frames are bounded by the window */
+    RCVHWM = 16,              /* frames of up to SHOAL__MAX_FRAME bytes queued per peer */
+    MAX_RSESS = 4096,         /* sessions per listening socket */
+    MAX_UNKNOWN_PEERS = 64,   /* peer records for refused, unknown keys */
+    DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
+    RETRY_MS = 5,             /* retry of a frame the socket could not take */
+    SAVE_MS = 5000,           /* periodic save of changed peer state */
+    BACKOFF_MIN_MS = 500,
+    BACKOFF_MAX_MS = 30000,
+    RECONNECT_IVL_MS = 100,
+    RECONNECT_IVL_MAX_MS = 5000,
+    HANDSHAKE_IVL_MS = 10000,
+    HELLO_TIMEOUT_BEATS = 10  /* heartbeats before an incoming link that never said HELLO goes */
+};
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "shoal"
+
+enum { L_LISTEN = 1, L_CONNECT = 2, L_SYNC = 3 };
+enum { C_LISTEN = 1, C_CONNECT, C_DISCONNECT, C_SYNC };
+
+typedef struct cmd {
+    int op;
+    const char *ep;            /* Borrowed from the API thread */
+    uint8_t key[32];
+    int timeout_ms;
+    char *bound;               /* out (listen): owned by the API thread once done */
+    int rc;
+    bool done;
+    struct cmd *next;
+} cmd;
+
+typedef struct sess {
+    shoal__session *s;         /* owned */
+    bool key_known;
+    uint8_t key[32];           /* the peer's Ed25519 key */
+    bool check_x;              /* allow_any: HELLO's key must convert to x */
+    uint8_t x[32];
+    uint8_t rid[256];          /* ROUTER: routing id */
+    size_t ridlen;
+    int fd;                    /* ROUTER: ZMQ_SRCFD of its messages */
+    shoal__session_stats last; /* stats already folded into the peer */
+    bool live_counted;         /* counted in the peer's live links */
+    uint8_t *pend;             /* a frame the socket refused for now, owned */
+    size_t pendlen;
+    uint64_t born;             /* monotonic ms */
+    bool dead;
+    struct sess *next;
+} sess;
+
+typedef struct lnk {
+    int kind;
+    void *sock, *mon;
+    char ep[256];              /* the endpoint connected to, or bound */
+    uint8_t key[32];           /* DEALER: the peer's Ed25519 key */
+    sess *ss;                  /* sessions (a DEALER has at most one) */
+    size_t nss;
+    uint8_t dead_rid[DEAD_RIDS][256];
+    size_t dead_len[DEAD_RIDS];
+    size_t dead_next;
+    uint64_t retry_at;         /* DEALER without socket: when to open one */
+    uint64_t backoff;
+    cmd *sync;                 /* L_SYNC: the waiting command */
+    uint64_t deadline;
+    bool reached;              /* a handshake ever succeeded */
+    bool dead;
+    struct lnk *next;
+} lnk;
+
+typedef struct peer {
+    shoal__peer_info info;
+    int live;                  /* sessions up now */
+    bool unknown;              /* refused, key is X25519 */
+    bool dirty, urgent;
+} peer;
+
+typedef struct allowed {
+    uint8_t x[32];
+    uint8_t ed[32];
+} allowed;
+
+struct shoal__engine {
+    shoal__engine_cfg cfg;     /* the pointers in it are Borrowed */
+    shoal__host host;
+    uint8_t pk[32];
+    uint8_t xpk[32];
+    uint8_t *xsk;              /* 32 bytes, sodium_malloc'd, owned */
+    pthread_t th;
+    bool th_started;
+    int wake[2];
+    atomic_bool notified;
+
+    pthread_mutex_t mu;        /* guards the fields below */
+    pthread_cond_t cv;
+    cmd *q_head, *q_tail;
+    bool stopping, stopped;
+    allowed *allow;
+    size_t nallow, capallow;
+    bool allow_any;
+    peer *peers;
+    size_t npeers, cappeers, nunknown;
+
+    /* Engine thread only. */
+    void *ctx;
+    void *zap;
+    lnk *links;
+    unsigned mon_seq;
+    uint64_t next_save;
+    bool relay;                /* a link applied changes: make the others push */
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+wall_ms(shoal__engine *e)
+{
+    if (e->cfg.now_ms)
+        return e->cfg.now_ms(e->cfg.clock_ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void logf_(shoal__engine *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+logf_(shoal__engine *e, int level, const char *fmt, ...)
+{
+    if (!e->cfg.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    e->cfg.log(e->cfg.log_ctx, level, msg);
+}
+
+static void
+keyhex(char out[17], const uint8_t *k)
+{
+    /* Short form for log lines: the first 8 bytes. */
+    shoal__hex(out, k, 8);
+}
+
+static void
+wake(shoal__engine *e)
+{
+    char c = 1;
+    ssize_t n = write(e->wake[1], &c, 1);
+    (void)n;   /* a full pipe already wakes the engine */
+}
+
+static int
+zmq_err(void)
+{
+    switch (errno) {
+    case ENOMEM:
+        return SHOAL_ENOMEM;
+    case EINVAL:
+    case EPROTONOSUPPORT:
+    case ENOCOMPATPROTO:
+        return SHOAL_EINVAL;
+    case EADDRINUSE:
+        return SHOAL_EBUSY;
+    default:
+        return SHOAL_ETRANSPORT;
+    }
+}
+
+/* ------------------------------------------------------------- peers */
+
+/* Caller holds e->mu. */
+static peer *
+peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
+{
+    for (size_t i = 0; i < e->npeers; i++)
+        if (e->peers[i].unknown == unknown && memcmp(e->peers[i].info.key, key, 32) == 0)
+            return &e->peers[i];
+    if (!create)
+        return NULL;
+    if (unknown && e->nunknown >= MAX_UNKNOWN_PEERS) {
+        /* Past the bound every further unknown key is counted under the
+         * all-zero key. */
+        static const uint8_t zero[32];
+        if (memcmp(key, zero, 32) != 0)
+            return peer_find(e, zero, true, true);
+    }
+    if (e->npeers == e->cappeers) {
+        size_t nc = e->cappeers ? e->cappeers * 2 : 8;
+        peer *np = shoal__realloc(e->peers, nc * sizeof *np);
+        if (!np)
+            return NULL;
+        e->peers = np;
+        e->cappeers = nc;
+    }
+    peer *p = &e->peers[e->npeers++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->info.key, key, 32);
+    p->unknown = unknown;
+    if (unknown)
+        e->nunknown++;
+    return p;
+}
+
+static void
+peer_error(peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+peer_error(peer *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->info.last_error, sizeof p->info.last_error, fmt, ap);
+    va_end(ap);
+}
+
+/* Hand changed peer records to save_peer (urgent ones only unless all). */
+static void
+save_peers(shoal__engine *e, bool all)
+{
+    if (!e->cfg.save_peer)
+        return;
+    for (size_t i = 0;; i++) {
+        shoal__peer_info info;
+        pthread_mutex_lock(&e->mu);
+        bool found = false;
+        for (; i < e->npeers; i++) {
+            peer *p = &e->peers[i];
+            if (p->dirty && (all || p->urgent)) {
+                p->dirty = p->urgent = false;
+                info = p->info;
+                info.connected = p->live > 0;
+                found = true;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (!found)
+            return;
+        e->cfg.save_peer(e->cfg.save_ctx, &info);
+    }
+}
+
+/* Fold s's stats into its peer; returns the stats now. */
+static void
+sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
+{
+    shoal__session_stats now;
+    shoal__session_get_stats(s->s, &now);
+    if (!s->key_known && now.handshaken) {
+        uint8_t x[32];
+        if (s->check_x &&
+            (crypto_sign_ed25519_pk_to_curve25519(x, now.peer) != 0 ||
+             sodium_memcmp(x, s->x, 32) != 0)) {
+            logf_(e, SHOAL_LOG_WARN, "incoming link: HELLO names a key that is not its CURVE key");
+            s->dead = true;
+        } else {
+            memcpy(s->key, now.peer, 32);
+            s->key_known = true;
+        }
+    }
+    if (s->key_known) {
+        pthread_mutex_lock(&e->mu);
+        peer *p = peer_find(e, s->key, false, true);
+        if (p) {
+            shoal__peer_info *i = &p->info;
+            if (!s->live_counted) {
+                s->live_counted = true;
+                p->live++;
+                p->urgent = p->dirty = true;
+                if (l->kind != L_LISTEN)
+                    snprintf(i->endpoint, sizeof i->endpoint, "%s", l->ep);
+            }
+            if (now.handshaken && !s->last.handshaken) {
+                i->connects++;
+                i->last_error[0] = 0;
+                p->urgent = true;
+            }
+            uint64_t ds = now.sent - s->last.sent, dr = now.received - s->last.received;
+            uint64_t dj = now.rejected - s->last.rejected;
+            uint64_t dq = now.equivocations - s->last.equivocations;
+            if (ds || dr || dj || dq || i->lag != now.lag ||
+                now.last_recv_ms != s->last.last_recv_ms)
+                p->dirty = true;
+            if (dj || dq)
+                p->urgent = true;
+            i->sent += ds;
+            i->received += dr;
+            i->rejected += dj;
+            i->equivocations += dq;
+            if (now.handshaken)
+                i->lag = now.lag;
+            if (now.last_recv_ms > i->last_seen_ms)
+                i->last_seen_ms = now.last_recv_ms;
+            if (now.failed && !s->last.failed) {
+                peer_error(p, "link failed: %s", shoal_strerror((shoal_err)now.error));
+                p->urgent = true;
+            }
+        }
+        pthread_mutex_unlock(&e->mu);
+        /* Received changes may have been applied: the other links push
+         * them on (relay).  The host's apply also notifies; both are
+         * cheap when nothing is new. */
+        if (now.received != s->last.received)
+            e->relay = true;
+    }
+    s->last = now;
+    if (out)
+        *out = now;
+}
+
+/* ----------------------------------------------------------- sockets */
+
+static int
+set_int(void *sock, int opt, int v)
+{
+    return zmq_setsockopt(sock, opt, &v, sizeof v);
+}
+
+/* Options shared by every socket. */
+static int
+common_opts(shoal__engine *e, void *sock)
+{
+    int hb = e->cfg.heartbeat_ms > 0 ? e->cfg.heartbeat_ms : 1000;
+    int64_t maxmsg = (int64_t)SHOAL__MAX_FRAME;
+    int rc = 0;
+    rc |= set_int(sock, ZMQ_LINGER, 0);
+    rc |= zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    rc |= set_int(sock, ZMQ_SNDHWM, SNDHWM);
+    rc |= set_int(sock, ZMQ_RCVHWM, RCVHWM);
+    rc |= set_int(sock, ZMQ_IPV6, 1);
+    rc |= set_int(sock, ZMQ_HEARTBEAT_IVL, hb);
+    rc |= set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb);
+    /* TTL has a resolution of 100 ms. */
+    rc |= set_int(sock, ZMQ_HEARTBEAT_TTL, ((3 * hb + 99) / 100) * 100);
+    rc |= set_int(sock, ZMQ_HANDSHAKE_IVL, HANDSHAKE_IVL_MS);
+    rc |= zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, e->xpk, 32);
+    rc |= zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, e->xsk, 32);
+    return rc ? -1 : 0;
+}
+
+/* Attach a monitor PAIR to sock; 0 or -1. */
+static int
+monitor(shoal__engine *e, lnk *l)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://shoal-mon-%u", ++e->mon_seq);
+    int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(l->sock, ep, events) != 0)
+        return -1;
+    l->mon = zmq_socket(e->ctx, ZMQ_PAIR);
+    if (!l->mon)
+        return -1;
+    set_int(l->mon, ZMQ_LINGER, 0);
+    if (zmq_connect(l->mon, ep) != 0) {
+        zmq_close(l->mon);
+        l->mon = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+sess_free(sess *s)
+{
+    shoal__session_free(s->s);
+    shoal__free(s->pend);
+    shoal__free(s);
+}
+
+/* Drop s from l (not freed twice: s is unlinked here). */
+static void
+sess_drop(shoal__engine *e, lnk *l, sess *s, const char *why)
+{
+    sess_fold(e, l, s, NULL);
+    if (s->live_counted) {
+        pthread_mutex_lock(&e->mu);
+        peer *p = peer_find(e, s->key, false, false);
+        if (p) {
+            p->live--;
+            p->dirty = p->urgent = true;
+            if (why && !p->info.last_error[0])
+                peer_error(p, "%s", why);
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
+    for (sess **pp = &l->ss; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            l->nss--;
+            break;
+        }
+    }
+    sess_free(s);
+}
+
+static void
+sock_close(lnk *l)
+{
+    if (l->sock)
+        zmq_socket_monitor(l->sock, NULL, 0);
+    if (l->mon)
+        zmq_close(l->mon);
+    if (l->sock)
+        zmq_close(l->sock);
+    l->mon = l->sock = NULL;
+}
+
+static void
+link_close(shoal__engine *e, lnk *l, const char *why)
+{
+    while (l->ss)
+        sess_drop(e, l, l->ss, why);
+    sock_close(l);
+}
+
+/* Open a DEALER to l->ep; 0 or a shoal_err. */
+static int
+dealer_open(shoal__engine *e, lnk *l)
+{
+    uint8_t xserver[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(xserver, l->key) != 0)
+        return SHOAL_EINVAL;
+    l->sock = zmq_socket(e->ctx, ZMQ_DEALER);
+    if (!l->sock)
+        return zmq_err();
+    int rc = common_opts(e, l->sock);
+    rc |= zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, xserver, 32);
+    rc |= set_int(l->sock, ZMQ_IMMEDIATE, 1);
+    rc |= set_int(l->sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS);
+    rc |= set_int(l->sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS);
+    if (rc == 0)
+        rc = monitor(e, l);
+    if (rc == 0)
+        rc = zmq_connect(l->sock, l->ep);
+    if (rc != 0) {
+        int err = zmq_err();
+        sock_close(l);
+        return err;
+    }
+    return SHOAL_OK;
+}
+
+/* Send one frame on l for s: 1 sent, 0 not now, -1 the peer is gone. */
+static int
+send_frame(lnk *l, sess *s, const uint8_t *f, size_t n)
+{
+    if (!l->sock)
+        return 0;
+    if (l->kind == L_LISTEN) {
+        if (zmq_send(l->sock, s->rid, s->ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return errno == EAGAIN ? 0 : -1;
+    }
+    if (zmq_send(l->sock, f, n, ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? 0 : -1;
+    return 1;
+}
+
+/* Send what s has to send, as far as the socket takes it. */
+static void
+sess_pump(shoal__engine *e, lnk *l, sess *s)
+{
+    while (!s->dead) {
+        if (s->pend) {
+            int rc = send_frame(l, s, s->pend, s->pendlen);
+            if (rc == 0)
+                break;
+            shoal__free(s->pend);
+            s->pend = NULL;
+            if (rc < 0) {
+                s->dead = true;
+                break;
+            }
+        }
+        const uint8_t *f;
+        size_t n;
+        if (shoal__session_next(s->s, &f, &n) != 1)
+            break;
+        int rc = send_frame(l, s, f, n);
+        if (rc < 0) {
+            s->dead = true;
+        } else if (rc == 0) {
+            s->pend = shoal__malloc(n ? n : 1);
+            if (!s->pend) {
+                s->dead = true;
+                break;
+            }
+            memcpy(s->pend, f, n);
+            s->pendlen = n;
+        }
+    }
+    shoal__session_stats st;
+    sess_fold(e, l, s, &st);
+    if (st.failed && !s->pend)
+        s->dead = true;   /* its ERROR frame is out */
+}
+
+static sess *
+sess_new(shoal__engine *e, lnk *l, const uint8_t *expect)
+{
+    sess *s = shoal__calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->s = shoal__session_new(&e->host, e->pk, expect);
+    if (!s->s) {
+        shoal__free(s);
+        return NULL;
+    }
+    s->fd = -1;
+    s->born = mono_ms();
+    if (expect) {
+        memcpy(s->key, expect, 32);
+        s->key_known = true;
+    }
+    s->next = l->ss;
+    l->ss = s;
+    l->nss++;
+    return s;
+}
+
+/* A sync command is over. */
+static void
+sync_done(shoal__engine *e, lnk *l, int rc)
+{
+    if (!l->sync)
+        return;
+    pthread_mutex_lock(&e->mu);
+    l->sync->rc = rc;
+    l->sync->done = true;
+    l->sync = NULL;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    l->dead = true;
+}
+
+/* A DEALER's session failed or its socket broke: close and retry later. */
+static void
+dealer_reset(shoal__engine *e, lnk *l, const char *why)
+{
+    link_close(e, l, why);
+    if (l->kind == L_SYNC)
+        return;
+    l->backoff = l->backoff ? l->backoff * 2 : BACKOFF_MIN_MS;
+    if (l->backoff > BACKOFF_MAX_MS)
+        l->backoff = BACKOFF_MAX_MS;
+    l->retry_at = mono_ms() + l->backoff;
+}
+
+/* ----------------------------------------------------------- monitor */
+
+static void
+on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
+{
+    char kh[17];
+    keyhex(kh, l->key);
+    if (l->kind == L_LISTEN) {
+        if (ev == ZMQ_EVENT_DISCONNECTED) {
+            for (sess *s = l->ss; s; s = s->next)
+                if (s->fd == (int)value)
+                    s->dead = true;
+        } else if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+            logf_(e, SHOAL_LOG_WARN, "%s: incoming handshake failed (%s %u)", l->ep,
+                  ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error" : "errno",
+                  (unsigned)value);
+        }
+        return;
+    }
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        while (l->ss)
+            sess_drop(e, l, l->ss, NULL);
+        l->reached = true;
+        l->backoff = 0;
+        sess *s = sess_new(e, l, l->key);
+        if (!s || shoal__session_start(s->s, wall_ms(e)) != SHOAL_OK) {
+            logf_(e, SHOAL_LOG_ERROR, "%s: cannot start a session", l->ep);
+            if (s)
+                s->dead = true;
+            return;
+        }
+        logf_(e, SHOAL_LOG_INFO, "%s: link up with %s", l->ep, kh);
+        sess_pump(e, l, s);
+    } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+        if (l->ss)
+            logf_(e, SHOAL_LOG_INFO, "%s: link down", l->ep);
+        while (l->ss)
+            sess_drop(e, l, l->ss, "disconnected");
+    } else {
+        const char *what = ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                               ? "refused by the peer (our key is not on its allow-list)"
+                           : ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                               ? "handshake failed: protocol error"
+                               : "handshake failed (wrong peer key?)";
+        logf_(e, SHOAL_LOG_WARN, "%s: %s", l->ep, what);
+        pthread_mutex_lock(&e->mu);
+        peer *p = peer_find(e, l->key, false, true);
+        if (p) {
+            p->info.refused++;
+            snprintf(p->info.endpoint, sizeof p->info.endpoint, "%s", l->ep);
+            peer_error(p, "%s", what);
+            p->dirty = p->urgent = true;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (l->kind == L_SYNC)
+            sync_done(e, l, SHOAL_EREFUSED);
+    }
+}
+
+static void
+read_monitor(shoal__engine *e, lnk *l)
+{
+    for (int i = 0; i < RECV_BURST && l->mon; i++) {
+        zmq_msg_t m1, m2;
+        zmq_msg_init(&m1);
+        if (zmq_msg_recv(&m1, l->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m1);
+            return;
+        }
+        uint16_t ev = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&m1) >= 6) {
+            const uint8_t *p = zmq_msg_data(&m1);
+            memcpy(&ev, p, 2);
+            memcpy(&value, p + 2, 4);
+        }
+        bool more = zmq_msg_more(&m1);
+        zmq_msg_close(&m1);
+        while (more) {   /* the endpoint string */
+            zmq_msg_init(&m2);
+            if (zmq_msg_recv(&m2, l->mon, 0) < 0) {
+                zmq_msg_close(&m2);
+                break;
+            }
+            more = zmq_msg_more(&m2);
+            zmq_msg_close(&m2);
+        }
+        on_event(e, l, ev, value);
+    }
+}
+
+/* --------------------------------------------------------------- ZAP */
+
+/* Serve one ZAP request (ZeroMQ RFC 27): version, request id, domain,
+ * address, routing id, mechanism, credentials. */
+static void
+zap_serve(shoal__engine *e)
+{
+    enum { PARTS = 8 };
+    zmq_msg_t part[PARTS];
+    int n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, e->zap, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (n < PARTS)
+            part[n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    if (n == 0)
+        return;
+    const char *status = "400", *text = "key not allowed";
+    char user[80] = "";
+    bool ok_shape = n >= 7 && zmq_msg_size(&part[0]) == 3 &&
+                    memcmp(zmq_msg_data(&part[0]), "1.0", 3) == 0 &&
+                    zmq_msg_size(&part[5]) == 5 &&
+                    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
+                    zmq_msg_size(&part[6]) == 32;
+    if (ok_shape) {
+        const uint8_t *x = zmq_msg_data(&part[6]);
+        pthread_mutex_lock(&e->mu);
+        const allowed *a = NULL;
+        for (size_t i = 0; i < e->nallow; i++)
+            if (sodium_memcmp(e->allow[i].x, x, 32) == 0)
+                a = &e->allow[i];
+        if (a) {
+            shoal__hex(user, a->ed, 32);
+            status = "200";
+            text = "OK";
+        } else if (e->allow_any) {
+            user[0] = 'x';
+            shoal__hex(user + 1, x, 32);
+            status = "200";
+            text = "OK";
+        } else {
+            peer *p = peer_find(e, x, true, true);
+            if (p) {
+                p->info.refused++;
+                peer_error(p, "refused an incoming link: X25519 key not on the allow-list");
+                p->dirty = p->urgent = true;
+            }
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (status[0] != '2') {
+            char kh[17];
+            keyhex(kh, x);
+            logf_(e, SHOAL_LOG_WARN, "refused an incoming link from X25519 key %s...", kh);
+        }
+    } else {
+        text = "unsupported mechanism";
+        logf_(e, SHOAL_LOG_WARN, "refused an incoming link: not a CURVE handshake");
+    }
+    /* Reply: version, request id, status code, status text, user id, metadata. */
+    zmq_send(e->zap, "1.0", 3, ZMQ_SNDMORE);
+    if (n >= 2)
+        zmq_send(e->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    else
+        zmq_send(e->zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(e->zap, status, 3, ZMQ_SNDMORE);
+    zmq_send(e->zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(e->zap, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(e->zap, "", 0, 0);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&part[i]);
+}
+
+/* ------------------------------------------------------------ frames */
+
+static bool
+rid_dead(const lnk *l, const uint8_t *rid, size_t n)
+{
+    for (size_t i = 0; i < DEAD_RIDS; i++)
+        if (l->dead_len[i] == n && n && memcmp(l->dead_rid[i], rid, n) == 0)
+            return true;
+    return false;
+}
+
+/* A frame from a new routing id on a listener: its session. */
+static sess *
+router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq_msg_t *m)
+{
+    const char *uid = zmq_msg_gets(m, "User-Id");
+    uint8_t key[32];
+    bool known = false, xonly = false;
+    if (uid && strlen(uid) == 64 && shoal__unhex(key, 32, uid) == SHOAL_OK)
+        known = true;
+    else if (uid && strlen(uid) == 65 && uid[0] == 'x' && shoal__unhex(key, 32, uid + 1) == SHOAL_OK)
+        xonly = true;
+    if (!known && !xonly) {
+        logf_(e, SHOAL_LOG_WARN, "%s: a frame without an authenticated key: dropped", l->ep);
+        return NULL;
+    }
+    if (l->nss >= MAX_RSESS) {
+        logf_(e, SHOAL_LOG_WARN, "%s: too many incoming links: frame dropped", l->ep);
+        return NULL;
+    }
+    if (known) {
+        /* A new connection from the same key replaces older ones. */
+        for (lnk *o = e->links; o; o = o->next)
+            if (o->kind == L_LISTEN)
+                for (sess *s = o->ss; s; s = s->next)
+                    if (s->key_known && memcmp(s->key, key, 32) == 0)
+                        s->dead = true;
+    }
+    sess *s = sess_new(e, l, known ? key : NULL);
+    if (!s)
+        return NULL;
+    if (xonly) {
+        s->check_x = true;
+        memcpy(s->x, key, 32);
+    }
+    memcpy(s->rid, rid, ridlen);
+    s->ridlen = ridlen;
+    if (shoal__session_start(s->s, wall_ms(e)) != SHOAL_OK)
+        s->dead = true;
+    return s;
+}
+
+static void
+on_frame(shoal__engine *e, lnk *l, sess *s, const uint8_t *f, size_t n)
+{
+    int rc = shoal__session_recv(s->s, f, n, wall_ms(e));
+    if (rc != SHOAL_OK) {
+        char kh[17];
+        keyhex(kh, s->key);
+        logf_(e, SHOAL_LOG_WARN, "%s: input from %s rejected: %s", l->ep[0] ? l->ep : "incoming",
+              kh, shoal_strerror((shoal_err)rc));
+    }
+    sess_pump(e, l, s);
+    if (l->kind == L_SYNC && l->sync) {
+        shoal__session_stats st;
+        shoal__session_get_stats(s->s, &st);
+        if (st.failed)
+            sync_done(e, l, st.error ? st.error : SHOAL_EPROTO);
+        else if (st.caught_up)
+            sync_done(e, l, SHOAL_OK);
+    }
+}
+
+static void
+read_socket(shoal__engine *e, lnk *l)
+{
+    for (int i = 0; i < RECV_BURST && l->sock && !l->dead; i++) {
+        zmq_msg_t rid, m;
+        zmq_msg_init(&rid);
+        zmq_msg_init(&m);
+        bool got = false, multipart = false;
+        if (l->kind == L_LISTEN) {
+            if (zmq_msg_recv(&rid, l->sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&rid) &&
+                zmq_msg_recv(&m, l->sock, 0) >= 0)
+                got = true;
+        } else if (zmq_msg_recv(&m, l->sock, ZMQ_DONTWAIT) >= 0) {
+            got = true;
+        }
+        if (got && zmq_msg_more(&m)) {
+            multipart = true;
+            int more = 1;
+            while (more) {   /* drain and ignore the extra parts */
+                zmq_msg_t x;
+                zmq_msg_init(&x);
+                if (zmq_msg_recv(&x, l->sock, 0) < 0) {
+                    zmq_msg_close(&x);
+                    break;
+                }
+                more = zmq_msg_more(&x);
+                zmq_msg_close(&x);
+            }
+        }
+        if (!got) {
+            zmq_msg_close(&rid);
+            zmq_msg_close(&m);
+            return;
+        }
+        sess *s = NULL;
+        if (l->kind == L_LISTEN) {
+            const uint8_t *r = zmq_msg_data(&rid);
+            size_t rn = zmq_msg_size(&rid);
+            if (rn > 0 && rn <= sizeof s->rid && !rid_dead(l, r, rn)) {
+                for (s = l->ss; s; s = s->next)
+                    if (s->ridlen == rn && memcmp(s->rid, r, rn) == 0)
+                        break;
+                if (!s)
+                    s = router_sess_new(e, l, r, rn, &m);
+                if (s && s->fd < 0)
+                    s->fd = zmq_msg_get(&m, ZMQ_SRCFD);
+            }
+        } else {
+            s = l->ss;
+        }
+        if (s && !s->dead) {
+            if (multipart) {
+                /* Frames are single-part: answer like any malformed frame. */
+                static const uint8_t junk[1] = {0};
+                on_frame(e, l, s, junk, 0);
+            } else {
+                on_frame(e, l, s, zmq_msg_data(&m), zmq_msg_size(&m));
+            }
+        }
+        zmq_msg_close(&rid);
+        zmq_msg_close(&m);
+    }
+}
+
+/* ---------------------------------------------------------- commands */
+
+static lnk *
+link_new(shoal__engine *e, int kind, const char *ep)
+{
+    lnk *l = shoal__calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->kind = kind;
+    snprintf(l->ep, sizeof l->ep, "%s", ep);
+    l->next = e->links;
+    e->links = l;
+    return l;
+}
+
+static int
+do_listen(shoal__engine *e, cmd *c)
+{
+    lnk *l = link_new(e, L_LISTEN, c->ep);
+    if (!l)
+        return SHOAL_ENOMEM;
+    l->sock = zmq_socket(e->ctx, ZMQ_ROUTER);
+    if (!l->sock) {
+        l->dead = true;
+        return zmq_err();
+    }
+    int backlog = e->cfg.backlog > 0 ? e->cfg.backlog : 1024;
+    int rc = common_opts(e, l->sock);
+    rc |= set_int(l->sock, ZMQ_CURVE_SERVER, 1);
+    rc |= zmq_setsockopt(l->sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN));
+    rc |= set_int(l->sock, ZMQ_ROUTER_MANDATORY, 1);
+    rc |= set_int(l->sock, ZMQ_BACKLOG, backlog);
+    /* A draft option in libzmq 4.3: ask for it, but the ZAP handler is in
+     * place before any bind anyway. */
+    set_int(l->sock, ZMQ_ZAP_ENFORCE_DOMAIN, 1);
+    if (rc == 0)
+        rc = monitor(e, l);
+    if (rc == 0)
+        rc = zmq_bind(l->sock, c->ep);
+    if (rc != 0) {
+        int err = zmq_err();
+        logf_(e, SHOAL_LOG_ERROR, "cannot listen on %s: %s", c->ep, zmq_strerror(errno));
+        sock_close(l);
+        l->dead = true;
+        return err;
+    }
+    char buf[256];
+    size_t n = sizeof buf;
+    if (zmq_getsockopt(l->sock, ZMQ_LAST_ENDPOINT, buf, &n) == 0 && n > 0 && n <= sizeof buf) {
+        buf[sizeof buf - 1] = 0;
+        snprintf(l->ep, sizeof l->ep, "%s", buf);
+    }
+    c->bound = shoal__malloc(strlen(l->ep) + 1);
+    if (!c->bound)
+        return SHOAL_ENOMEM;
+    memcpy(c->bound, l->ep, strlen(l->ep) + 1);
+    logf_(e, SHOAL_LOG_INFO, "listening on %s", l->ep);
+    return SHOAL_OK;
+}
+
+static lnk *
+find_dealer(shoal__engine *e, const char *ep)
+{
+    for (lnk *l = e->links; l; l = l->next)
+        if (l->kind == L_CONNECT && !l->dead && strcmp(l->ep, ep) == 0)
+            return l;
+    return NULL;
+}
+
+/* Returns true when the command is complete. */
+static bool
+run_cmd(shoal__engine *e, cmd *c)
+{
+    switch (c->op) {
+    case C_LISTEN:
+        c->rc = do_listen(e, c);
+        return true;
+    case C_CONNECT: {
+        lnk *l = find_dealer(e, c->ep);
+        if (l) {
+            c->rc = memcmp(l->key, c->key, 32) == 0 ? SHOAL_OK : SHOAL_EBUSY;
+            return true;
+        }
+        l = link_new(e, L_CONNECT, c->ep);
+        if (!l) {
+            c->rc = SHOAL_ENOMEM;
+            return true;
+        }
+        memcpy(l->key, c->key, 32);
+        c->rc = dealer_open(e, l);
+        if (c->rc)
+            l->dead = true;
+        return true;
+    }
+    case C_DISCONNECT: {
+        lnk *l = find_dealer(e, c->ep);
+        c->rc = l ? SHOAL_OK : SHOAL_ENOTFOUND;
+        if (l) {
+            link_close(e, l, "disconnected by us");
+            l->dead = true;
+        }
+        return true;
+    }
+    case C_SYNC: {
+        lnk *l = link_new(e, L_SYNC, c->ep);
+        if (!l) {
+            c->rc = SHOAL_ENOMEM;
+            return true;
+        }
+        memcpy(l->key, c->key, 32);
+        l->deadline = mono_ms() + (uint64_t)(c->timeout_ms > 0 ? c->timeout_ms : 0);
+        c->rc = dealer_open(e, l);
+        if (c->rc) {
+            l->dead = true;
+            return true;
+        }
+        l->sync = c;
+        return false;   /* done later, by sync_done */
+    }
+    default:
+        c->rc = SHOAL_EINVAL;
+        return true;
+    }
+}
+
+static void
+run_cmds(shoal__engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    cmd *c = e->q_head;
+    e->q_head = e->q_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    while (c) {
+        cmd *next = c->next;
+        bool done = run_cmd(e, c);
+        if (done) {
+            pthread_mutex_lock(&e->mu);
+            c->done = true;
+            pthread_cond_broadcast(&e->cv);
+            pthread_mutex_unlock(&e->mu);
+        }
+        c = next;
+    }
+}
+
+/* -------------------------------------------------------------- loop */
+
+/* Drop dead sessions and links; run timers.  Returns the poll timeout. */
+static long
+housekeeping(shoal__engine *e)
+{
+    uint64_t now = mono_ms();
+    long timeout = 1000;
+    int hb = e->cfg.heartbeat_ms > 0 ? e->cfg.heartbeat_ms : 1000;
+    for (lnk **lp = &e->links; *lp;) {
+        lnk *l = *lp;
+        for (sess *s = l->ss, *next; s; s = next) {
+            next = s->next;
+            if (!s->dead && l->kind == L_LISTEN && !s->last.handshaken &&
+                now - s->born > (uint64_t)hb * HELLO_TIMEOUT_BEATS)
+                s->dead = true;
+            if (!s->dead)
+                continue;
+            bool failed = s->last.failed;
+            if (l->kind == L_LISTEN) {
+                if (failed || s->check_x) {
+                    memcpy(l->dead_rid[l->dead_next], s->rid, s->ridlen);
+                    l->dead_len[l->dead_next] = s->ridlen;
+                    l->dead_next = (l->dead_next + 1) % DEAD_RIDS;
+                }
+                sess_drop(e, l, s, failed ? NULL : "link closed");
+            } else if (l->kind == L_SYNC) {
+                sync_done(e, l, s->last.error ? s->last.error : SHOAL_ETRANSPORT);
+            } else {
+                dealer_reset(e, l, NULL);
+                break;
+            }
+        }
+        if (l->kind == L_SYNC && l->sync && now >= l->deadline)
+            sync_done(e, l, SHOAL_ETIMEDOUT);
+        if (l->kind == L_CONNECT && !l->dead && !l->sock && now >= l->retry_at) {
+            if (dealer_open(e, l) != SHOAL_OK) {
+                l->backoff = l->backoff ? l->backoff * 2 : BACKOFF_MIN_MS;
+                if (l->backoff > BACKOFF_MAX_MS)
+                    l->backoff = BACKOFF_MAX_MS;
+                l->retry_at = now + l->backoff;
+            }
+        }
+        if (l->dead) {
+            sync_done(e, l, SHOAL_ECLOSED);
+            link_close(e, l, "link closed");
+            *lp = l->next;
+            shoal__free(l);
+            continue;
+        }
+        for (sess *s = l->ss; s; s = s->next)
+            if (s->pend && timeout > RETRY_MS)
+                timeout = RETRY_MS;
+        if (l->kind == L_SYNC && l->sync && (long)(l->deadline - now) < timeout)
+            timeout = (long)(l->deadline - now);
+        if (l->kind == L_CONNECT && !l->sock && (long)(l->retry_at - now) < timeout)
+            timeout = l->retry_at > now ? (long)(l->retry_at - now) : 0;
+        lp = &l->next;
+    }
+    save_peers(e, now >= e->next_save);
+    if (now >= e->next_save)
+        e->next_save = now + SAVE_MS;
+    return timeout < 0 ? 0 : timeout;
+}
+
+static void
+push_all(shoal__engine *e)
+{
+    for (lnk *l = e->links; l; l = l->next)
+        for (sess *s = l->ss; s; s = s->next)
+            if (!s->dead) {
+                shoal__session_changed(s->s);
+                sess_pump(e, l, s);
+            }
+}
+
+static void *
+engine_main(void *arg)
+{
+    shoal__engine *e = arg;
+    zmq_pollitem_t *items = NULL;
+    lnk **owners = NULL;
+    size_t cap = 0;
+    for (;;) {
+        long timeout = housekeeping(e);
+        size_t nl = 0;
+        for (lnk *l = e->links; l; l = l->next)
+            nl++;
+        size_t need = 2 + 2 * nl;
+        if (need > cap) {
+            zmq_pollitem_t *ni = shoal__realloc(items, need * sizeof *ni);
+            lnk **no = ni ? shoal__realloc(owners, need * sizeof *no) : NULL;
+            if (ni)
+                items = ni;
+            if (!no) {
+                logf_(e, SHOAL_LOG_ERROR, "engine: out of memory");
+                struct timespec ts = {0, 10000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            owners = no;
+            cap = need;
+        }
+        size_t n = 0;
+        items[n] = (zmq_pollitem_t){.fd = e->wake[0], .events = ZMQ_POLLIN};
+        owners[n++] = NULL;
+        items[n] = (zmq_pollitem_t){.socket = e->zap, .events = ZMQ_POLLIN};
+        owners[n++] = NULL;
+        for (lnk *l = e->links; l; l = l->next) {
+            if (l->mon) {
+                items[n] = (zmq_pollitem_t){.socket = l->mon, .events = ZMQ_POLLIN};
+                owners[n++] = l;
+            }
+            if (l->sock) {
+                items[n] = (zmq_pollitem_t){.socket = l->sock, .events = ZMQ_POLLIN};
+                owners[n++] = l;
+            }
+        }
+        int rc = zmq_poll(items, (int)n, timeout);
+        if (rc < 0 && errno != EINTR) {
+            logf_(e, SHOAL_LOG_ERROR, "engine: zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            char buf[64];
+            while (read(e->wake[0], buf, sizeof buf) > 0)
+                ;
+        }
+        pthread_mutex_lock(&e->mu);
+        bool stop = e->stopping;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+        run_cmds(e);
+        if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < RECV_BURST; i++) {
+                int ev = 0;
+                size_t evl = sizeof ev;
+                if (zmq_getsockopt(e->zap, ZMQ_EVENTS, &ev, &evl) != 0 || !(ev & ZMQ_POLLIN))
+                    break;
+                zap_serve(e);
+            }
+        /* Sockets: links created by the commands above are not in items;
+         * links in items are still alive (only housekeeping frees). */
+        for (size_t i = 2; i < n; i++) {
+            lnk *l = owners[i];
+            if (!(items[i].revents & ZMQ_POLLIN) || l->dead)
+                continue;
+            if (items[i].socket == l->mon)
+                read_monitor(e, l);
+            else if (items[i].socket == l->sock)
+                read_socket(e, l);
+        }
+        /* Retry frames the sockets refused earlier. */
+        for (lnk *l = e->links; l; l = l->next)
+            for (sess *s = l->ss; s; s = s->next)
+                if (s->pend && !s->dead)
+                    sess_pump(e, l, s);
+        bool notified = atomic_exchange(&e->notified, false);
+        if (notified || e->relay) {
+            e->relay = false;
+            push_all(e);
+        }
+    }
+    /* Shut down: fail waiting commands, close everything, save. */
+    for (lnk *l = e->links; l; l = l->next) {
+        sync_done(e, l, SHOAL_ECLOSED);
+        link_close(e, l, "engine stopped");
+    }
+    while (e->links) {
+        lnk *l = e->links;
+        e->links = l->next;
+        shoal__free(l);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->stopped = true;
+    for (cmd *c = e->q_head; c; c = c->next) {
+        c->rc = SHOAL_ECLOSED;
+        c->done = true;
+    }
+    e->q_head = e->q_tail = NULL;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    save_peers(e, true);
+    shoal__free(items);
+    shoal__free(owners);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+int
+shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg)
+{
+    assert(out && cfg && cfg->pk && cfg->sk && cfg->host);
+    *out = NULL;
+    if (sodium_init() < 0)
+        return SHOAL_ETRANSPORT;
+    shoal__engine *e = shoal__calloc(1, sizeof *e);
+    if (!e)
+        return SHOAL_ENOMEM;
+    e->cfg = *cfg;
+    e->host = *cfg->host;
+    memcpy(e->pk, cfg->pk, 32);
+    e->wake[0] = e->wake[1] = -1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    atomic_init(&e->notified, false);
+    int err = SHOAL_OK;
+    e->xsk = sodium_malloc(32);
+    if (!e->xsk) {
+        err = SHOAL_ENOMEM;
+        goto fail;
+    }
+    if (crypto_sign_ed25519_sk_to_curve25519(e->xsk, cfg->sk) != 0 ||
+        crypto_sign_ed25519_pk_to_curve25519(e->xpk, cfg->pk) != 0) {
+        err = SHOAL_EINVAL;
+        goto fail;
+    }
+    if (pipe2(e->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        e->wake[0] = e->wake[1] = -1;
+        err = SHOAL_ETRANSPORT;
+        goto fail;
+    }
+    e->ctx = zmq_ctx_new();
+    if (!e->ctx) {
+        err = SHOAL_ETRANSPORT;
+        goto fail;
+    }
+    zmq_ctx_set(e->ctx, ZMQ_BLOCKY, 0);
+    /* The ZAP handler exists before any listener: CURVE without ZAP admits
+     * anyone. */
+    e->zap = zmq_socket(e->ctx, ZMQ_REP);
+    if (!e->zap || set_int(e->zap, ZMQ_LINGER, 0) != 0 || zmq_bind(e->zap, ZAP_ENDPOINT) != 0) {
+        err = SHOAL_ETRANSPORT;
+        goto fail;
+    }
+    e->next_save = mono_ms() + SAVE_MS;
+    if (pthread_create(&e->th, NULL, engine_main, e) != 0) {
+        err = SHOAL_ENOMEM;
+        goto fail;
+    }
+    e->th_started = true;
+    *out = e;
+    return SHOAL_OK;
+fail:
+    shoal__engine_stop(e);
+    return err;
+}
+
+void
+shoal__engine_stop(shoal__engine *e)
+{
+    if (!e)
+        return;
+    if (e->th_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stopping = true;
+        pthread_mutex_unlock(&e->mu);
+        wake(e);
+        pthread_join(e->th, NULL);
+    }
+    if (e->zap)
+        zmq_close(e->zap);
+    if (e->ctx)
+        zmq_ctx_term(e->ctx);
+    if (e->wake[0] >= 0)
+        close(e->wake[0]);
+    if (e->wake[1] >= 0)
+        close(e->wake[1]);
+    if (e->xsk)
+        sodium_free(e->xsk);
+    shoal__free(e->allow);
+    shoal__free(e->peers);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    shoal__free(e);
+}
+
+/* Queue c and wait until the engine completed it. */
+static int
+submit(shoal__engine *e, cmd *c)
+{
+    c->done = false;
+    c->next = NULL;
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping || e->stopped) {
+        pthread_mutex_unlock(&e->mu);
+        return SHOAL_ECLOSED;
+    }
+    if (e->q_tail)
+        e->q_tail->next = c;
+    else
+        e->q_head = c;
+    e->q_tail = c;
+    pthread_mutex_unlock(&e->mu);
+    wake(e);
+    pthread_mutex_lock(&e->mu);
+    while (!c->done)
+        pthread_cond_wait(&e->cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    return c->rc;
+}
+
+int
+shoal__engine_allow(shoal__engine *e, const uint8_t key[32])
+{
+    assert(e && key);
+    allowed a;
+    if (crypto_sign_ed25519_pk_to_curve25519(a.x, key) != 0)
+        return SHOAL_EINVAL;
+    memcpy(a.ed, key, 32);
+    int err = SHOAL_OK;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->nallow; i++)
+        if (memcmp(e->allow[i].ed, key, 32) == 0)
+            goto out;
+    if (e->nallow == e->capallow) {
+        size_t nc = e->capallow ? e->capallow * 2 : 8;
+        allowed *na = shoal__realloc(e->allow, nc * sizeof *na);
+        if (!na) {
+            err = SHOAL_ENOMEM;
+            goto out;
+        }
+        e->allow = na;
+        e->capallow = nc;
+    }
+    e->allow[e->nallow++] = a;
+out:
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
+
+int
+shoal__engine_allow_any(shoal__engine *e, bool any)
+{
+    assert(e);
+    pthread_mutex_lock(&e->mu);
+    e->allow_any = any;
+    pthread_mutex_unlock(&e->mu);
+    return SHOAL_OK;
+}
+
+int
+shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound)
+{
+    assert(e && endpoint);
+    if (bound)
+        *bound = NULL;
+    cmd c = {.op = C_LISTEN, .ep = endpoint};
+    int rc = submit(e, &c);
+    if (rc == SHOAL_OK && bound)
+        *bound = c.bound;
+    else
+        shoal__free(c.bound);
+    return rc;
+}
+
+int
+shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[32])
+{
+    assert(e && endpoint && key);
+    uint8_t x[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
+        return SHOAL_EINVAL;
+    cmd c = {.op = C_CONNECT, .ep = endpoint};
+    memcpy(c.key, key, 32);
+    return submit(e, &c);
+}
+
+int
+shoal__engine_disconnect(shoal__engine *e, const char *endpoint)
+{
+    assert(e && endpoint);
+    cmd c = {.op = C_DISCONNECT, .ep = endpoint};
+    return submit(e, &c);
+}
+
+int
+shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32],
+                   int timeout_ms)
+{
+    assert(e && endpoint && key);
+    uint8_t x[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
+        return SHOAL_EINVAL;
+    cmd c = {.op = C_SYNC, .ep = endpoint, .timeout_ms = timeout_ms};
+    memcpy(c.key, key, 32);
+    return submit(e, &c);
+}
+
+void
+shoal__engine_notify(shoal__engine *e)
+{
+    if (!e)
+        return;
+    if (!atomic_exchange(&e->notified, true))
+        wake(e);
+}
+
+int
+shoal__engine_peers(shoal__engine *e, shoal__peer_info **out, size_t *n)
+{
+    assert(e && out && n);
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&e->mu);
+    int err = SHOAL_OK;
+    if (e->npeers) {
+        *out = shoal__malloc(e->npeers * sizeof **out);
+        if (!*out) {
+            err = SHOAL_ENOMEM;
+        } else {
+            for (size_t i = 0; i < e->npeers; i++) {
+                (*out)[i] = e->peers[i].info;
+                (*out)[i].connected = e->peers[i].live > 0;
+            }
+            *n = e->npeers;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
