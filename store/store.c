@@ -60,6 +60,7 @@ enum {
     T_DOCS,
     T_DOCSNAP,
     T_DOCLOG,
+    T_PEERS,
     T_COUNT
 };
 
@@ -68,6 +69,7 @@ enum {
 static const char *const table_names[T_COUNT] = {
     "meta", "changes", "authseq", "vv", "log",
     "pending", "evidence", "docs", "docsnap", "doclog",
+    "peers",
 };
 
 #define DEFAULT_MAP_SIZE ((uint64_t)64 << 20)
@@ -1189,6 +1191,36 @@ int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal
         size_t cl = (size_t)(nul - p);
         shoal__sval meta = sval(&v);
         int r = cb(p, cl, nul + 1, k.mv_size - cl - 1, &meta, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+/* ---------------------------------------------------------------- peers */
+
+int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n)
+{
+    assert(t && key && (v || n == 0));
+    return t_put(t, T_PEERS, key, 32, v, n, 0);
+}
+
+int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_PEERS, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 32)
+            continue;   /* not ours to judge: skip, never trust */
+        shoal__sval val = sval(&v);
+        int r = cb(k.mv_data, &val, arg);
         if (r) {
             rc = r;
             break;
