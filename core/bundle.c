@@ -498,6 +498,8 @@ shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_r
         err = shoal__import_spans(r, bundle, spans, count, res);
     shoal__free(spans);
     pthread_mutex_unlock(&r->mu);
+    if (!err && count)
+        shoal__net_notify(r);   /* peers get what the bundle brought */
     return (shoal_err)err;
 }
 

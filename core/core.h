@@ -45,6 +45,8 @@ struct shoal_options {
     uint64_t max_drift_ms;
     uint64_t (*now_ms)(void *ctx);
     void *clock_ctx;
+    void (*log)(void *ctx, int level, const char *msg);  /* may be NULL */
+    void *log_ctx;
 };
 
 /* ------------------------------------------------------------- hash map */
@@ -100,6 +102,8 @@ struct shoal_replica {
     pthread_mutex_t ev_mu;
     pthread_cond_t ev_cv;
     shoal__event_q ev;
+    pthread_mutex_t net_mu;      /* guards net (never held while waiting on the engine) */
+    struct shoal__net *net;      /* network state (net.c), owned; NULL until first use */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -230,6 +234,12 @@ void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen,
                         const uint8_t *id, size_t idlen, bool remote);
 /* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
 void shoal__events_close(shoal_replica *r);
+
+/* ------------------------------------------------------------ network */
+
+/* Stop the engine and free r->net (net.c); called by close before the
+ * store closes, without r->mu held. */
+void shoal__net_close(shoal_replica *r);
 
 /* ----------------------------------------------------------------- sync */
 

@@ -194,6 +194,7 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
         return (shoal_err)err;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->net_mu, NULL);
     shoal__events_init(r);
     /* Release pending changes whose dependencies or time have come. */
     pend_ctx pc = {0};
@@ -216,6 +217,8 @@ shoal_replica_close(shoal_replica *r)
 {
     if (!r)
         return;
+    /* The engine thread calls into the replica: stop it first. */
+    shoal__net_close(r);
     shoal__events_close(r);
     pthread_mutex_lock(&r->mu);
     shoal__store_close(r->store);
@@ -226,6 +229,7 @@ shoal_replica_close(shoal_replica *r)
     shoal__cache_free(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->net_mu);
     shoal__free(r);
 }
 

@@ -582,5 +582,7 @@ shoal_txn_commit(shoal_txn *txn)
     shoal__free(x.skip);
     pthread_mutex_unlock(&r->mu);
     txn_free(txn);
+    if (!err)
+        shoal__net_notify(r);   /* live push to connected peers */
     return (shoal_err)err;
 }
