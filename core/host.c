@@ -110,6 +110,7 @@ typedef struct ncx {
     size_t count;
     size_t bytes;
     int err;
+    bool full;          /* stopped at a limit (the scan's stop code is no error) */
 } ncx;
 
 static uint64_t
@@ -135,8 +136,10 @@ next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
     (void)cid;
     ncx *x = arg;
     if (x->count >= x->max_changes ||
-        (x->count > 0 && x->bytes + env->len > x->max_bytes))
-        return 1;   /* full: pos stays for the next call */
+        (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
+        x->full = true;   /* pos stays for the next call */
+        return 1;
+    }
     size_t elen, blen;
     const uint8_t *body;
     int err = shoal__envelope_parse(env->p, env->len, &elen, &body, &blen);
@@ -171,7 +174,9 @@ next_fn(shoal__stxn *t, void *arg)
 {
     ncx *x = arg;
     int err = shoal__stxn_log_scan(t, x->cursor, next_cb, x);
-    return x->err ? x->err : err;
+    if (x->err)
+        return x->err;
+    return x->full ? SHOAL_OK : err;
 }
 
 static int
