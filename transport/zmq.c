@@ -983,7 +983,15 @@ do_listen(shoal__engine *e, cmd *c)
     size_t n = sizeof buf;
     if (zmq_getsockopt(l->sock, ZMQ_LAST_ENDPOINT, buf, &n) == 0 && n > 0 && n <= sizeof buf) {
         buf[sizeof buf - 1] = 0;
-        snprintf(l->ep, sizeof l->ep, "%s", buf);
+        /* With ZMQ_IPV6 an IPv4 bind reports the mapped form
+         * "tcp://[::ffff:127.0.0.1]:PORT": give back the plain one. */
+        const char *m = "tcp://[::ffff:";
+        char *close = strstr(buf, "]:");
+        if (strncmp(buf, m, strlen(m)) == 0 && close && strchr(buf + strlen(m), '.'))
+            snprintf(l->ep, sizeof l->ep, "tcp://%.*s%s", (int)(close - buf - strlen(m)),
+                     buf + strlen(m), close + 1);
+        else
+            snprintf(l->ep, sizeof l->ep, "%s", buf);
     }
     c->bound = shoal__malloc(strlen(l->ep) + 1);
     if (!c->bound)
