@@ -799,3 +799,22 @@ shoal__tool_logf(shoal_tool_log *lg, int level, const char *fmt, ...)
     va_end(ap);
     shoal__tool_log(lg, level, msg);
 }
+
+void
+shoal__endpoint_tidy(char *ep)
+{
+    static const char prefix[] = "tcp://[::ffff:";
+    size_t plen = sizeof prefix - 1;
+    if (strncmp(ep, prefix, plen) != 0)
+        return;
+    char *close = strchr(ep + plen, ']');
+    if (close == NULL || close[1] != ':')
+        return;
+    for (const char *p = ep + plen; p < close; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return; /* not a dotted IPv4 address */
+    /* "tcp://" + address + ":port": shift left over "[::ffff:" and "]". */
+    size_t alen = (size_t)(close - (ep + plen));
+    memmove(ep + 6, ep + plen, alen);
+    memmove(ep + 6 + alen, close + 1, strlen(close + 1) + 1);
+}

@@ -116,4 +116,10 @@ void shoal__tool_logf(shoal_tool_log *lg, int level, const char *fmt, ...)
 /* "error", "warn", "info", "debug" -> level; -1 if unknown. */
 int shoal__log_level_parse(const char *name);
 
+/* Rewrite in place an endpoint that ZeroMQ reports with an IPv4-mapped
+ * IPv6 address ("tcp://[::ffff:127.0.0.1]:5555") to its IPv4 form
+ * ("tcp://127.0.0.1:5555"), the form a user typed; others are left as
+ * they are. */
+void shoal__endpoint_tidy(char *ep);
+
 #endif /* SHOAL_TOOLS_JSON_H */

@@ -465,10 +465,10 @@ start(const settings *s, const uint8_t *keys, size_t nkeys, shoal_replica **out)
                              shoal_strerror(e), shoal_replica_errmsg(r));
             return EXIT_START;
         }
+        if (bound != NULL)
+            shoal__endpoint_tidy(bound);
         printf("%s\n", bound != NULL ? bound : s->listen[i]);
         fflush(stdout);
-        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "listening on %s",
-                         bound != NULL ? bound : s->listen[i]);
         shoal_free(bound);
     }
     printf("id %s\n", hex);

@@ -920,10 +920,10 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
             snprintf(what, sizeof what, "serve: listen %.256s", listen[i]);
             return fail(r, e, what, false);
         }
+        if (bound != NULL)
+            shoal__endpoint_tidy(bound);
         printf("%s\n", bound != NULL ? bound : listen[i]);
         fflush(stdout);
-        shoal__tool_logf(lg, SHOAL_LOG_INFO, "listening on %s",
-                         bound != NULL ? bound : listen[i]);
         shoal_free(bound);
     }
     char hex[2 * SHOAL_KEY_BYTES + 1];
@@ -1013,9 +1013,8 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
     int ms = (int)(timeout * 1000.0 + 0.5);
     shoal_err e = shoal_net_sync(r, ep, key, ms < 1 ? 1 : ms);
     if (e == SHOAL_EREFUSED) {
-        const char *m = shoal_replica_errmsg(r);
-        errorf("sync %s: refused by the peer (is this replica's key on its allow-list?)%s%s",
-               ep, m[0] != '\0' ? ": " : "", m);
+        errorf("sync %s: refused by the peer (this replica's key is not on its "
+               "allow-list, or the handshake failed)", ep);
         shoal_net_stop(r);
         return EXIT_REFUSED;
     }
