@@ -34,7 +34,7 @@ enum {
 };
 
 /* Number of items in the op array of each kind (index = kind). */
-static const uint8_t op_items[8] = {0, 3, 2, 3, 4, 3, 4, 1};
+static const uint8_t op_items[SHOAL__OP_DELRUN + 1] = {0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4};
 
 shoal__opid
 shoal__change_opid(const shoal__change *c, uint32_t i)
@@ -129,6 +129,10 @@ check_change(const shoal__change *c)
         case SHOAL__OP_REP:
             if (op->ref.head ? op->kind != SHOAL__OP_INS : op->ref.author > c->nauthors)
                 return SHOAL_EINVAL;
+            /* An op can only refer to an earlier op of its own change. */
+            if (!op->ref.head && op->ref.author == 0 && op->ref.hlc == c->hlc &&
+                op->ref.index >= i)
+                return SHOAL_EINVAL;
             break;
         default:
             break;
@@ -142,11 +146,78 @@ check_change(const shoal__change *c)
     return SHOAL_OK;
 }
 
+/* ------------------------------------------------------------ op groups */
+
+/* The body's ops array holds items, each standing for one op or for a run
+ * of several consecutive ops (docs/format.md "Ops"); op ids count the
+ * expanded ops.  The writer groups greedily from the left: an op joins the
+ * run of the op before it when ops_link() says so.  The reader expands every
+ * item and checks, at each boundary between two items, that the ops on
+ * either side do not link; with the per-item checks (a run has at least 2
+ * ops; an INS run whose values are all one-code-point strings is a TEXT
+ * run) this makes the grouping, and so the bytes, a function of the ops. */
+
+/* true if ref names op idx of change c itself. */
+static bool
+ref_is_own(const shoal__change *c, const shoal__ref *ref)
+{
+    return !ref->head && ref->author == 0 && ref->hlc == c->hlc;
+}
+
+static bool
+same_field(const shoal__op *a, const shoal__op *b)
+{
+    return a->field_len == b->field_len && memcmp(a->field, b->field, a->field_len) == 0;
+}
+
+/* Does op n (at index i) continue the group whose last op is p (at index
+ * i - 1)?  dir is the group's DEL direction: +1 or -1 once it has two DEL
+ * ops, 0 for a single op. */
+static bool
+ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_t i, int dir)
+{
+    if (p->kind != n->kind || n->kind == SHOAL__OP_DELDOC || !same_field(p, n))
+        return false;
+    if (n->kind == SHOAL__OP_INS)
+        return ref_is_own(c, &n->ref) && n->ref.index == i - 1;
+    if (n->kind != SHOAL__OP_DEL || n->ref.hlc != p->ref.hlc ||
+        n->ref.author != p->ref.author)
+        return false;
+    if (dir > 0 || (dir == 0 && p->ref.index != UINT32_MAX))
+        if (n->ref.index == p->ref.index + 1)
+            return true;
+    if (dir < 0 || (dir == 0 && p->ref.index != 0))
+        if (n->ref.index == p->ref.index - 1)
+            return true;
+    return false;
+}
+
+/* Bytes of the UTF-8 sequence starting with lead byte b (valid input). */
+static size_t
+utf8_seq(uint8_t b)
+{
+    return b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+}
+
+/* A str value of exactly one code point. */
+static bool
+one_cp(const shoal_value *v)
+{
+    return v->type == SHOAL_T_STR && v->len >= 1 && utf8_seq(v->ptr[0]) == v->len;
+}
+
+/* ---------------------------------------------------------------- encoder */
+
 static void
-write_ref(shoal__mpw *w, const shoal__ref *ref)
+write_ref(shoal__mpw *w, const shoal__change *c, const shoal__ref *ref, uint32_t i)
 {
     if (ref->head) {
         shoal__mpw_nil(w);
+        return;
+    }
+    if (ref_is_own(c, ref)) {
+        /* check_change guarantees ref->index < i */
+        shoal__mpw_int(w, -(int64_t)(i - ref->index));
         return;
     }
     shoal__mpw_array(w, 3);
@@ -161,6 +232,18 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     int err = check_change(c);
     if (err)
         return err;
+    /* Count the items first (the array header comes before them). */
+    size_t nitems = 0;
+    for (size_t i = 0; i < c->nops; nitems++) {
+        int dir = 0;
+        size_t j = i + 1;
+        while (j < c->nops && ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
+            if (c->ops[j].kind == SHOAL__OP_DEL)
+                dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
+            j++;
+        }
+        i = j;
+    }
     size_t start = out->len;
     shoal__mpw w;
     shoal__mpw_init(&w, out);
@@ -176,15 +259,37 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     shoal__mpw_array(&w, (uint32_t)c->nauthors);
     for (size_t i = 0; i < c->nauthors; i++)
         shoal__mpw_bin(&w, c->authors + i * 32, 32);
-    shoal__mpw_array(&w, (uint32_t)c->nops);
-    for (size_t i = 0; i < c->nops && !w.err; i++) {
+    shoal__mpw_array(&w, (uint32_t)nitems);
+    const shoal__op *prev = NULL;   /* first op of the previous item */
+    for (size_t i = 0; i < c->nops && !w.err;) {
         const shoal__op *op = &c->ops[i];
-        shoal__mpw_array(&w, op_items[op->kind]);
-        shoal__mpw_uint(&w, op->kind);
-        if (op->kind == SHOAL__OP_DELDOC)
-            continue;
-        shoal__mpw_str(&w, op->field, op->field_len);
-        switch (op->kind) {
+        int dir = 0;
+        size_t j = i + 1;
+        while (j < c->nops && ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
+            if (c->ops[j].kind == SHOAL__OP_DEL)
+                dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
+            j++;
+        }
+        size_t n = j - i;
+        uint8_t kind = op->kind;
+        bool text = false;
+        if (n > 1 && kind == SHOAL__OP_INS) {
+            text = true;
+            for (size_t k = i; k < j && text; k++)
+                text = one_cp(&c->ops[k].value);
+            kind = text ? SHOAL__OP_TEXTRUN : SHOAL__OP_INSRUN;
+        } else if (n > 1) {
+            kind = SHOAL__OP_DELRUN;
+        }
+        shoal__mpw_array(&w, op_items[kind]);
+        shoal__mpw_uint(&w, kind);
+        if (kind != SHOAL__OP_DELDOC) {
+            if (prev && prev->kind != SHOAL__OP_DELDOC && same_field(prev, op))
+                shoal__mpw_nil(&w);
+            else
+                shoal__mpw_str(&w, op->field, op->field_len);
+        }
+        switch (kind) {
         case SHOAL__OP_SET:
             shoal__mpw_value(&w, &op->value);
             break;
@@ -193,15 +298,71 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
             break;
         case SHOAL__OP_INS:
         case SHOAL__OP_REP:
-            write_ref(&w, &op->ref);
+            write_ref(&w, c, &op->ref, (uint32_t)i);
             shoal__mpw_value(&w, &op->value);
             break;
         case SHOAL__OP_DEL:
-            write_ref(&w, &op->ref);
+            write_ref(&w, c, &op->ref, (uint32_t)i);
+            break;
+        case SHOAL__OP_INSRUN:
+            write_ref(&w, c, &op->ref, (uint32_t)i);
+            shoal__mpw_array(&w, (uint32_t)n);
+            for (size_t k = i; k < j; k++)
+                shoal__mpw_value(&w, &c->ops[k].value);
+            break;
+        case SHOAL__OP_TEXTRUN: {
+            write_ref(&w, c, &op->ref, (uint32_t)i);
+            size_t len = 0;
+            for (size_t k = i; k < j; k++)
+                len += c->ops[k].value.len;
+            if (len > SHOAL__MAX_BODY) {
+                w.err = SHOAL_ETOOBIG;
+                break;
+            }
+            /* The str is the run's code points back to back: write its
+             * canonical header and bytes directly. */
+            shoal__buf *o = w.out;
+            if (w.err)
+                break;
+            uint8_t h[5];
+            size_t hl;
+            if (len < 32) {
+                h[0] = (uint8_t)(0xa0 | len);
+                hl = 1;
+            } else if (len < 256) {
+                h[0] = 0xd9;
+                h[1] = (uint8_t)len;
+                hl = 2;
+            } else if (len < 65536) {
+                h[0] = 0xda;
+                h[1] = (uint8_t)(len >> 8);
+                h[2] = (uint8_t)len;
+                hl = 3;
+            } else {
+                h[0] = 0xdb;
+                shoal__be32_put(h + 1, (uint32_t)len);
+                hl = 5;
+            }
+            w.err = shoal__buf_reserve(o, hl + len);
+            if (w.err)
+                break;
+            memcpy(o->p + o->len, h, hl);
+            o->len += hl;
+            for (size_t k = i; k < j; k++) {
+                memcpy(o->p + o->len, c->ops[k].value.ptr, c->ops[k].value.len);
+                o->len += c->ops[k].value.len;
+            }
+            break;
+        }
+        case SHOAL__OP_DELRUN:
+            write_ref(&w, c, &op->ref, (uint32_t)i);
+            shoal__mpw_int(&w, dir > 0 ? (int64_t)n : -(int64_t)n);
             break;
         default:
             break;
         }
+        prev = op;
+        i = j;
     }
     if (!w.err && out->len - start > SHOAL__MAX_BODY)
         w.err = SHOAL_ETOOBIG;
@@ -255,15 +416,32 @@ copy_keys(uint8_t *dst, const uint8_t *first, size_t n)
         memcpy(dst + i * 32, first + i * BIN32_BYTES, 32);
 }
 
+/* A ref at expanded op index i: nil (INS only: the list head), a negative
+ * int -d (op i - d of this change, 1 <= d <= i) or [hlc, author_ix, index]
+ * naming an op of another change. */
 static void
-read_ref(shoal__mpr *r, uint8_t kind, size_t nauthors, shoal__ref *ref)
+read_ref(shoal__mpr *r, const shoal__change *c, uint8_t kind, uint32_t i, shoal__ref *ref)
 {
     memset(ref, 0, sizeof *ref);
     if (shoal__mpr_is_nil(r)) {
         shoal__mpr_nil(r);
-        if (kind != SHOAL__OP_INS)
+        if (kind != SHOAL__OP_INS && kind != SHOAL__OP_INSRUN && kind != SHOAL__OP_TEXTRUN)
             r->err = SHOAL_EPROTO;
         ref->head = true;
+        return;
+    }
+    if (shoal__mpr_peek(r) == SHOAL_T_INT) {
+        int64_t v = shoal__mpr_int(r);
+        if (r->err)
+            return;
+        uint64_t d = v < 0 ? (uint64_t)(-(v + 1)) + 1 : 0;
+        if (d == 0 || d > i) {
+            r->err = SHOAL_EPROTO;
+            return;
+        }
+        ref->hlc = c->hlc;
+        ref->author = 0;
+        ref->index = (uint32_t)(i - d);
         return;
     }
     uint32_t n = shoal__mpr_array(r, UINT32_MAX, 1);
@@ -278,7 +456,8 @@ read_ref(shoal__mpr *r, uint8_t kind, size_t nauthors, shoal__ref *ref)
     uint64_t ix = shoal__mpr_uint(r);
     if (r->err)
         return;
-    if (ai > nauthors || ix > UINT32_MAX) {
+    /* An op of this change must use the short form. */
+    if (ai > c->nauthors || ix > UINT32_MAX || (ai == 0 && ref->hlc == c->hlc)) {
         r->err = SHOAL_EPROTO;
         return;
     }
@@ -286,11 +465,51 @@ read_ref(shoal__mpr *r, uint8_t kind, size_t nauthors, shoal__ref *ref)
     ref->index = (uint32_t)ix;
 }
 
-static void
-read_op(shoal__mpr *r, size_t nauthors, shoal__op *op)
+/* The decoder's growing op array. */
+typedef struct opvec {
+    shoal__op *ops;      /* owned until handed to the change */
+    size_t n;
+    size_t cap;
+} opvec;
+
+/* Room for k more ops (the total stays <= SHOAL__MAX_OPS); NULL on error. */
+static shoal__op *
+opvec_grow(shoal__mpr *r, opvec *v, uint64_t k)
 {
-    memset(op, 0, sizeof *op);
-    op->value.type = SHOAL_T_NIL;
+    if (r->err)
+        return NULL;
+    if (k > SHOAL__MAX_OPS - v->n) {
+        r->err = SHOAL_ETOOBIG;
+        return NULL;
+    }
+    if (v->n + k > v->cap) {
+        size_t cap = v->cap * 2 > v->n + k ? v->cap * 2 : v->n + (size_t)k;
+        if (cap > SHOAL__MAX_OPS)
+            cap = SHOAL__MAX_OPS;
+        shoal__op *p = shoal__realloc(v->ops, cap * sizeof *p);
+        if (!p) {
+            r->err = SHOAL_ENOMEM;
+            return NULL;
+        }
+        v->ops = p;
+        v->cap = cap;
+    }
+    shoal__op *o = v->ops + v->n;
+    memset(o, 0, (size_t)k * sizeof *o);
+    for (uint64_t j = 0; j < k; j++)
+        o[j].value.type = SHOAL_T_NIL;
+    return o;
+}
+
+/* Read one item of the ops array and append the op(s) it stands for.
+ * field and flen carry the field of the previous item (NULL at the start and
+ * after DELDOC); *dir receives the DEL direction of the item (0 unless it
+ * is a DEL run). */
+static void
+read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field,
+          size_t *flen, int *dir)
+{
+    *dir = 0;
     uint32_t n = shoal__mpr_array(r, UINT32_MAX, 1);
     if (r->err)
         return;
@@ -301,34 +520,154 @@ read_op(shoal__mpr *r, size_t nauthors, shoal__op *op)
     uint64_t kind = shoal__mpr_uint(r);
     if (r->err)
         return;
-    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_DELDOC || n != op_items[kind]) {
+    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_DELRUN || n != op_items[kind]) {
         r->err = SHOAL_EPROTO;
         return;
     }
-    op->kind = (uint8_t)kind;
-    if (kind == SHOAL__OP_DELDOC)
+    uint32_t i = (uint32_t)v->n;
+    if (kind == SHOAL__OP_DELDOC) {
+        shoal__op *op = opvec_grow(r, v, 1);
+        if (op) {
+            op->kind = SHOAL__OP_DELDOC;
+            v->n++;
+        }
+        *field = NULL;
         return;
-    op->field_len = read_name(r, &op->field, SHOAL_MAX_FIELD);
+    }
+    const uint8_t *f;
+    size_t fl;
+    if (shoal__mpr_is_nil(r)) {
+        /* Same field as the previous item. */
+        shoal__mpr_nil(r);
+        if (!*field) {
+            r->err = SHOAL_EPROTO;
+            return;
+        }
+        f = *field;
+        fl = *flen;
+    } else {
+        fl = read_name(r, &f, SHOAL_MAX_FIELD);
+        if (!r->err && *field && fl == *flen && memcmp(f, *field, fl) == 0)
+            r->err = SHOAL_EPROTO;   /* must have been nil */
+    }
+    if (r->err)
+        return;
+    *field = f;
+    *flen = fl;
+    shoal__ref ref;
+    memset(&ref, 0, sizeof ref);
+    shoal__op *op = NULL;
+    size_t k = 1;            /* ops the item stands for */
     switch (kind) {
     case SHOAL__OP_SET:
-        shoal__mpr_value(r, &op->value);
-        break;
+    case SHOAL__OP_UNSET:
     case SHOAL__OP_COUNT:
-        op->delta = shoal__mpr_int(r);
-        if (!r->err && op->delta == 0)
-            r->err = SHOAL_EPROTO;
+        if (!(op = opvec_grow(r, v, 1)))
+            return;
+        if (kind == SHOAL__OP_SET)
+            shoal__mpr_value(r, &op->value);
+        if (kind == SHOAL__OP_COUNT) {
+            op->delta = shoal__mpr_int(r);
+            if (!r->err && op->delta == 0)
+                r->err = SHOAL_EPROTO;
+        }
         break;
     case SHOAL__OP_INS:
     case SHOAL__OP_REP:
-        read_ref(r, op->kind, nauthors, &op->ref);
-        shoal__mpr_value(r, &op->value);
-        break;
     case SHOAL__OP_DEL:
-        read_ref(r, op->kind, nauthors, &op->ref);
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        if (!(op = opvec_grow(r, v, 1)))
+            return;
+        op->ref = ref;
+        if (kind != SHOAL__OP_DEL)
+            shoal__mpr_value(r, &op->value);
         break;
+    case SHOAL__OP_INSRUN: {
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        k = shoal__mpr_array(r, SHOAL__MAX_OPS, 1);
+        if (!r->err && k < 2)
+            r->err = SHOAL_EPROTO;
+        if (!(op = opvec_grow(r, v, k)))
+            return;
+        bool text = true;
+        for (size_t j = 0; j < k && !r->err; j++) {
+            shoal__mpr_value(r, &op[j].value);
+            text = text && one_cp(&op[j].value);
+        }
+        if (!r->err && text)
+            r->err = SHOAL_EPROTO;   /* must have been a TEXT run */
+        break;
+    }
+    case SHOAL__OP_TEXTRUN: {
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        const uint8_t *s;
+        size_t len = shoal__mpr_str(r, &s, SHOAL__MAX_BODY);
+        if (r->err)
+            return;
+        k = 0;
+        for (size_t o = 0; o < len; o += utf8_seq(s[o]))
+            k++;
+        if (k < 2) {
+            r->err = SHOAL_EPROTO;
+            return;
+        }
+        if (!(op = opvec_grow(r, v, k)))
+            return;
+        for (size_t j = 0, o = 0; j < k; j++) {
+            size_t l = utf8_seq(s[o]);
+            op[j].value.type = SHOAL_T_STR;
+            op[j].value.ptr = s + o;
+            op[j].value.len = l;
+            o += l;
+        }
+        break;
+    }
+    case SHOAL__OP_DELRUN: {
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        int64_t cnt = shoal__mpr_int(r);
+        if (r->err)
+            return;
+        uint64_t m = cnt < 0 ? (uint64_t)(-(cnt + 1)) + 1 : (uint64_t)cnt;
+        if (m < 2 || m > SHOAL__MAX_OPS) {
+            r->err = m < 2 ? SHOAL_EPROTO : SHOAL_ETOOBIG;
+            return;
+        }
+        k = (size_t)m;
+        if (cnt > 0 ? (uint64_t)ref.index + (k - 1) > UINT32_MAX : ref.index < k - 1) {
+            r->err = SHOAL_EPROTO;
+            return;
+        }
+        if (!(op = opvec_grow(r, v, k)))
+            return;
+        *dir = cnt > 0 ? 1 : -1;
+        for (size_t j = 0; j < k; j++) {
+            op[j].ref = ref;
+            op[j].ref.index = cnt > 0 ? ref.index + (uint32_t)j : ref.index - (uint32_t)j;
+        }
+        break;
+    }
     default:
         break;
     }
+    if (r->err)
+        return;
+    /* Fill in what every op of the item shares. */
+    uint8_t base = kind == SHOAL__OP_INSRUN || kind == SHOAL__OP_TEXTRUN ? SHOAL__OP_INS
+                   : kind == SHOAL__OP_DELRUN                         ? SHOAL__OP_DEL
+                                                                      : (uint8_t)kind;
+    for (size_t j = 0; j < k; j++) {
+        op[j].kind = base;
+        op[j].field = f;
+        op[j].field_len = fl;
+    }
+    if (base == SHOAL__OP_INS) {
+        op[0].ref = ref;
+        for (size_t j = 1; j < k; j++) {
+            op[j].ref.hlc = c->hlc;
+            op[j].ref.index = i + (uint32_t)j - 1;
+        }
+    }
+    v->n += k;
 }
 
 int
@@ -359,15 +698,44 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
     for (size_t i = 0; i < c->nauthors && !r.err; i++)
         if (memcmp(authors0 + i * BIN32_BYTES, c->author, 32) == 0)
             r.err = SHOAL_EPROTO;
-    uint32_t nops = shoal__mpr_array(&r, SHOAL__MAX_OPS, MIN_OP_BYTES);
+    uint32_t nitems = shoal__mpr_array(&r, SHOAL__MAX_OPS, MIN_OP_BYTES);
     if (r.err)
         goto fail;
 
+    /* Expand the items into ops.  The array starts with one op per item
+     * and grows (doubling) for runs; the keys are appended at the end. */
+    opvec v = {NULL, 0, 0};
+    if (nitems > 0) {
+        v.ops = shoal__malloc((size_t)nitems * sizeof *v.ops);
+        if (!v.ops) {
+            r.err = SHOAL_ENOMEM;
+            goto fail;
+        }
+        v.cap = nitems;
+    }
+    const uint8_t *field = NULL;
+    size_t flen = 0;
+    int dir = 0;
+    for (uint32_t it = 0; it < nitems && !r.err; it++) {
+        size_t first = v.n;
+        int pdir = dir;
+        read_item(&r, c, &v, &field, &flen, &dir);
+        /* Canonical grouping: the item could not have continued the one
+         * before it. */
+        if (!r.err && first > 0 &&
+            ops_link(c, &v.ops[first - 1], &v.ops[first], (uint32_t)first, pdir))
+            r.err = SHOAL_EPROTO;
+    }
+    if (shoal__mpr_finish(&r)) {
+        shoal__free(v.ops);
+        goto fail;
+    }
     size_t keys = (c->ndeps + c->nauthors) * 32;
-    size_t opsz = (size_t)nops * sizeof(shoal__op);
+    size_t opsz = v.n * sizeof(shoal__op);
     if (opsz + keys > 0) {
-        uint8_t *block = shoal__malloc(opsz + keys);
+        uint8_t *block = shoal__realloc(v.ops, opsz + keys);
         if (!block) {
+            shoal__free(v.ops);
             r.err = SHOAL_ENOMEM;
             goto fail;
         }
@@ -377,11 +745,7 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
         c->deps = c->ndeps ? block + opsz : NULL;
         c->authors = c->nauthors ? block + opsz + c->ndeps * 32 : NULL;
     }
-    c->nops = nops;
-    for (uint32_t i = 0; i < nops && !r.err; i++)
-        read_op(&r, c->nauthors, &c->ops[i]);
-    if (shoal__mpr_finish(&r))
-        goto fail;
+    c->nops = v.n;
     return SHOAL_OK;
 fail:
     shoal__change_clear(c);

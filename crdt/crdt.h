@@ -170,7 +170,13 @@ typedef enum shoal__opkind {
     SHOAL__OP_INS = 4,     /* list field: insert value after ref (or at head) */
     SHOAL__OP_DEL = 5,     /* list field: delete element ref */
     SHOAL__OP_REP = 6,     /* list field: replace element ref's value */
-    SHOAL__OP_DELDOC = 7   /* delete the document (kills the change's epoch) */
+    SHOAL__OP_DELDOC = 7,  /* delete the document (kills the change's epoch) */
+    /* Run items: only in encoded bodies.  The encoder forms them from
+     * consecutive single ops and the decoder expands them back, so a
+     * decoded or built shoal__change only ever holds kinds 1..7. */
+    SHOAL__OP_INSRUN = 8,  /* INS ops each after the previous, values array */
+    SHOAL__OP_TEXTRUN = 9, /* the same, each value one code point of a str */
+    SHOAL__OP_DELRUN = 10  /* DEL ops of consecutive element indexes */
 } shoal__opkind;
 
 /* A reference to a list element: the id of the op that inserted it.
@@ -220,7 +226,9 @@ shoal__opid shoal__change_opid(const shoal__change *c, uint32_t i);
  * if ai is out of range. */
 const uint8_t *shoal__change_author(const shoal__change *c, uint32_t ai);
 
-/* Canonical MessagePack body of c (documented in docs/format.md). */
+/* Canonical MessagePack body of c (documented in docs/format.md): runs of
+ * ops are written as run items, and a ref to an op of c itself in its short
+ * form (such a ref must name an earlier op: SHOAL_EINVAL otherwise). */
 int shoal__change_encode(const shoal__change *c, shoal__buf *out);
 /* Strict decode of body into c (c->author must already be set from the
  * envelope header).  On success c->ops is owned; on error c is cleared. */

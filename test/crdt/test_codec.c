@@ -176,7 +176,7 @@ sample_init(sample *s, bool big)
     s->ops[n].ref.head = true;
     s->ops[n++].value = v_int(1);
     s->ops[n] = op_field(SHOAL__OP_INS, "l");
-    s->ops[n].ref = mkref(c->hlc, 0, (uint32_t)n - 1);
+    s->ops[n].ref = mkref(c->hlc, 0, (uint32_t)n - 2);   /* own op, short form */
     s->ops[n++].value = v_bytes(SHOAL_T_STR, nan_str, 3);
     s->ops[n] = op_field(SHOAL__OP_INS, "l");
     s->ops[n].ref = mkref(5, 1, UINT32_MAX);
@@ -241,13 +241,19 @@ decode(const uint8_t *p, size_t n, shoal__change *out)
  * item instead of c->ops. */
 typedef void (*raw_fn)(shoal__mpw *w);
 
-static const uint8_t raw_items[8] = {0, 3, 2, 3, 4, 3, 4, 1};
+static const uint8_t raw_items[11] = {0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4};
 
+/* A ref as the format writes it: the short form (-d) for an op of the
+ * change itself (at op index i), else [hlc, author_ix, index]. */
 static void
-raw_ref(shoal__mpw *w, const shoal__ref *r)
+raw_ref(shoal__mpw *w, const shoal__change *c, const shoal__ref *r, size_t i)
 {
     if (r->head) {
         shoal__mpw_nil(w);
+        return;
+    }
+    if (r->author == 0 && r->hlc == c->hlc && r->index < i) {
+        shoal__mpw_int(w, -(int64_t)(i - r->index));
         return;
     }
     shoal__mpw_array(w, 3);
@@ -256,18 +262,25 @@ raw_ref(shoal__mpw *w, const shoal__ref *r)
     shoal__mpw_uint(w, r->index);
 }
 
+/* One single (never run) item for op i; the field is nil when it equals
+ * the previous op's (prev, NULL for none). */
 static void
-raw_op(shoal__mpw *w, const shoal__op *op)
+raw_op(shoal__mpw *w, const shoal__change *c, size_t i, const shoal__op *prev)
 {
-    shoal__mpw_array(w, op->kind < 8 ? raw_items[op->kind] : 1);
+    const shoal__op *op = &c->ops[i];
+    shoal__mpw_array(w, op->kind < 11 ? raw_items[op->kind] : 1);
     shoal__mpw_uint(w, op->kind);
     if (op->kind == SHOAL__OP_DELDOC || op->kind >= 8 || op->kind == 0)
         return;
-    shoal__mpw_str(w, op->field, op->field_len);
+    if (prev && prev->field && prev->field_len == op->field_len &&
+        memcmp(prev->field, op->field, op->field_len) == 0)
+        shoal__mpw_nil(w);
+    else
+        shoal__mpw_str(w, op->field, op->field_len);
     if (op->kind == SHOAL__OP_COUNT)
         shoal__mpw_int(w, op->delta);
     if (op->kind >= SHOAL__OP_INS && op->kind <= SHOAL__OP_REP)
-        raw_ref(w, &op->ref);
+        raw_ref(w, c, &op->ref, i);
     if (op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP)
         shoal__mpw_value(w, &op->value);
 }
@@ -308,7 +321,7 @@ raw_body(shoal__buf *b, const shoal__change *c, int items, int wrong, raw_fn wro
             }
             shoal__mpw_array(&w, (uint32_t)c->nops);
             for (size_t k = 0; k < c->nops; k++)
-                raw_op(&w, &c->ops[k]);
+                raw_op(&w, c, k, k ? &c->ops[k - 1] : NULL);
             break;
         }
     }
@@ -1189,6 +1202,430 @@ test_change_bad_ops(void)
     }
 }
 
+/* ------------------------------------------------------------- run items */
+
+/* Encode c and compare with the expected ops-array bytes (the body's tail:
+ * the ops array is the last item). */
+static void
+check_ops_bytes(const shoal__change *c, const uint8_t *want, size_t n)
+{
+    shoal__buf b;
+    shoal__buf_init(&b);
+    REQUIRE(shoal__change_encode(c, &b) == SHOAL_OK);
+    CHECK(b.len >= n && memcmp(b.p + b.len - n, want, n) == 0);
+    if (b.len < n || memcmp(b.p + b.len - n, want, n) != 0) {
+        char hex[256];
+        size_t k = n < 100 ? n : 100;
+        shoal__hex(hex, b.p + b.len - k, k);
+        fprintf(stderr, "  got tail %s\n", hex);
+    }
+    shoal__buf_free(&b);
+    roundtrip(c);
+}
+
+/* A change of sample s's header with no ops; ops are added by the test. */
+static void
+runs_init(sample *s)
+{
+    sample_init(s, false);
+    s->c.nops = 0;
+}
+
+static void
+add_ins(sample *s, const char *field, bool head, uint64_t hlc, uint32_t ai, uint32_t ix,
+        shoal_value v)
+{
+    shoal__op *op = &s->ops[s->c.nops++];
+    *op = op_field(SHOAL__OP_INS, field);
+    op->ref = mkref(hlc, ai, ix);
+    op->ref.head = head;
+    op->value = v;
+}
+
+static void
+add_del(sample *s, const char *field, uint64_t hlc, uint32_t ai, uint32_t ix)
+{
+    shoal__op *op = &s->ops[s->c.nops++];
+    *op = op_field(SHOAL__OP_DEL, field);
+    op->ref = mkref(hlc, ai, ix);
+}
+
+static shoal_value
+v_s(const char *p)
+{
+    return v_bytes(SHOAL_T_STR, p, strlen(p));
+}
+
+static void
+test_change_runs_encode(void)
+{
+    sample s;
+    uint64_t h;
+    /* Typing: one TEXT run; the following DEL of the same field: nil field. */
+    runs_init(&s);
+    h = s.c.hlc;
+    add_ins(&s, "l", true, 0, 0, 0, v_s("a"));
+    add_ins(&s, "l", false, h, 0, 0, v_s("\xc3\xa9"));
+    add_ins(&s, "l", false, h, 0, 1, v_s("c"));
+    add_del(&s, "l", h, 0, 1);
+    {
+        static const uint8_t want[] = {0x92, 0x94, 0x09, 0xa1, 'l', 0xc0, 0xa4, 'a', 0xc3,
+                                       0xa9, 'c', 0x93, 0x05, 0xc0, 0xfe};
+        check_ops_bytes(&s.c, want, sizeof want);
+    }
+    /* Values that are not all one code point: an INS run with an array. */
+    runs_init(&s);
+    h = s.c.hlc;
+    add_ins(&s, "l", false, 9, 1, 4, v_s("x"));
+    add_ins(&s, "l", false, h, 0, 0, v_int(5));
+    add_ins(&s, "l", false, h, 0, 1, v_s(""));
+    {
+        static const uint8_t want[] = {0x91, 0x94, 0x08, 0xa1, 'l', 0x93, 0x09, 0x01, 0x04,
+                                       0x93, 0xa1, 'x', 0x05, 0xa0};
+        check_ops_bytes(&s.c, want, sizeof want);
+    }
+    /* Backspacing: a descending DEL run, then an ascending one. */
+    runs_init(&s);
+    add_del(&s, "t", 5, 1, 10);
+    add_del(&s, "t", 5, 1, 9);
+    add_del(&s, "t", 5, 1, 8);
+    add_del(&s, "t", 5, 1, 7);   /* continues down */
+    add_del(&s, "t", 5, 1, 8);   /* new item: single, then joins 9 */
+    add_del(&s, "t", 5, 1, 9);
+    add_del(&s, "u", 5, 1, 10);  /* other field: not joined */
+    {
+        static const uint8_t want[] = {0x93, 0x94, 0x0a, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
+                                       0xfc, 0x94, 0x0a, 0xc0, 0x93, 0x05, 0x01, 0x08, 0x02,
+                                       0x93, 0x05, 0xa1, 'u', 0x93, 0x05, 0x01, 0x0a};
+        check_ops_bytes(&s.c, want, sizeof want);
+    }
+    /* Things that never join: different ref author/hlc, a gap, a ref to an
+     * older op of the change, a DELDOC in between (the field is written
+     * again after it). */
+    runs_init(&s);
+    h = s.c.hlc;
+    add_del(&s, "t", 5, 1, 10);
+    add_del(&s, "t", 5, 2, 11);
+    add_del(&s, "t", 6, 2, 12);
+    add_del(&s, "t", 6, 2, 14);
+    add_ins(&s, "t", true, 0, 0, 0, v_s("a"));
+    add_ins(&s, "t", false, h, 0, 3, v_s("b"));
+    s.ops[s.c.nops++] = op_field(SHOAL__OP_DELDOC, NULL);
+    add_ins(&s, "t", false, h, 0, 5, v_s("c"));
+    {
+        static const uint8_t want[] = {0x98, 0x93, 0x05, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
+                                       0x93, 0x05, 0xc0, 0x93, 0x05, 0x02, 0x0b,
+                                       0x93, 0x05, 0xc0, 0x93, 0x06, 0x02, 0x0c,
+                                       0x93, 0x05, 0xc0, 0x93, 0x06, 0x02, 0x0e,
+                                       0x94, 0x04, 0xc0, 0xc0, 0xa1, 'a',
+                                       0x94, 0x04, 0xc0, 0xfe, 0xa1, 'b', 0x91, 0x07,
+                                       0x94, 0x04, 0xa1, 't', 0xfe, 0xa1, 'c'};
+        check_ops_bytes(&s.c, want, sizeof want);
+    }
+    /* A ref to a later (or the same) op of the change cannot be written. */
+    runs_init(&s);
+    add_del(&s, "t", s.c.hlc, 0, 0);
+    shoal__buf b;
+    shoal__buf_init(&b);
+    CHECK_EQ(shoal__change_encode(&s.c, &b), SHOAL_EINVAL);
+    shoal__buf_free(&b);
+}
+
+/* Random edit-like changes (runs likely): round trip and re-encode. */
+static void
+test_change_runs_random(void)
+{
+    enum { MAXOPS = 40 };   /* sample.ops */
+    static sample s;
+    static const char *cps[] = {"a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f", "ab", ""};
+    for (int iter = 0; iter < 400; iter++) {
+        runs_init(&s);
+        uint64_t h = s.c.hlc;
+        size_t n = check_rand_below(MAXOPS);
+        for (size_t i = 0; i < n; i++) {
+            const char *f = check_rand_below(8) ? "t" : "u";
+            unsigned r = (unsigned)check_rand_below(10);
+            if (r < 5 && i > 0) {
+                shoal_value v = check_rand_below(6) ? v_s(cps[check_rand_below(5)])
+                              : check_rand_below(2) ? v_s(cps[5 + check_rand_below(2)])
+                                                    : v_int((int64_t)check_rand_below(300));
+                add_ins(&s, f, false, h, 0,
+                        check_rand_below(4) ? (uint32_t)i - 1 : (uint32_t)check_rand_below(i), v);
+            } else if (r < 6) {
+                add_ins(&s, f, true, 0, 0, 0, v_s(cps[check_rand_below(5)]));
+            } else if (r < 9) {
+                uint32_t prev = i > 0 && s.ops[i - 1].kind == SHOAL__OP_DEL
+                                    ? s.ops[i - 1].ref.index : (uint32_t)check_rand_below(50) + 2;
+                int step = (int)check_rand_below(3) - 1;
+                add_del(&s, f, check_rand_below(5) ? 77 : h, check_rand_below(6) ? 1 : 0,
+                        (uint32_t)((int)prev + step));
+                shoal__op *op = &s.ops[i];
+                if (op->ref.author == 0 && op->ref.hlc == h && op->ref.index >= i)
+                    op->ref.hlc = 78;   /* only earlier ops of the change */
+            } else {
+                s.ops[s.c.nops++] = op_field(check_rand_below(2) ? SHOAL__OP_DELDOC
+                                                                 : SHOAL__OP_UNSET, "t");
+                if (s.ops[i].kind == SHOAL__OP_DELDOC)
+                    s.ops[i].field = NULL, s.ops[i].field_len = 0;
+            }
+        }
+        int before = check_failures;
+        roundtrip(&s.c);
+        if (check_failures != before) {
+            fprintf(stderr, "random run change %d failed\n", iter);
+            return;
+        }
+    }
+}
+
+/* Malformed run items and refs, written by hand after the sample header. */
+static void ri_text1(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "\xc3\xa9", 2); }
+static void ri_text0(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "", 0); }
+static void ri_text2(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "ab", 2); }
+static void ri_text_bin(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_bin(w, "ab", 2); }
+static void ri_ins1(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 1); shoal__mpw_uint(w, 1); }
+static void ri_ins_text(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 2); shoal__mpw_str(w, "a", 1); shoal__mpw_str(w, "b", 1); }
+static void ri_ins_ok(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 2); shoal__mpw_str(w, "a", 1); shoal__mpw_str(w, "bc", 2); }
+static void ri_ins_notarr(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_uint(w, 2); }
+static void ri_ins_short(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); }
+static void
+ri_del(shoal__mpw *w, int64_t ix, int64_t cnt, bool nilref)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 10);
+    shoal__mpw_str(w, "l", 1);
+    if (nilref) {
+        shoal__mpw_nil(w);
+    } else {
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, 5);
+        shoal__mpw_uint(w, 1);
+        shoal__mpw_uint(w, (uint64_t)ix);
+    }
+    shoal__mpw_int(w, cnt);
+}
+static void ri_del_ok(shoal__mpw *w) { ri_del(w, 10, -3, false); }
+static void ri_del_up_ok(shoal__mpw *w) { ri_del(w, 10, 3, false); }
+static void ri_del1(shoal__mpw *w) { ri_del(w, 10, 1, false); }
+static void ri_delm1(shoal__mpw *w) { ri_del(w, 10, -1, false); }
+static void ri_del0(shoal__mpw *w) { ri_del(w, 10, 0, false); }
+static void ri_del_nil(shoal__mpw *w) { ri_del(w, 10, 2, true); }
+static void ri_del_under(shoal__mpw *w) { ri_del(w, 1, -3, false); }
+static void ri_del_at0(shoal__mpw *w) { ri_del(w, 2, -3, false); }
+static void ri_del_over(shoal__mpw *w) { ri_del(w, UINT32_MAX - 1, 3, false); }
+static void ri_del_max(shoal__mpw *w) { ri_del(w, UINT32_MAX - 2, 3, false); }
+static void ri_del_huge(shoal__mpw *w) { ri_del(w, 0, (int64_t)SHOAL__MAX_OPS + 1, false); }
+static void ri_del_minneg(shoal__mpw *w) { ri_del(w, 0, INT64_MIN, false); }
+static void
+ri_del_total(shoal__mpw *w)
+{
+    /* Two runs whose sum is over SHOAL__MAX_OPS. */
+    shoal__mpw_array(w, 2);
+    for (int i = 0; i < 2; i++) {
+        shoal__mpw_array(w, 4);
+        shoal__mpw_uint(w, 10);
+        if (i)
+            shoal__mpw_nil(w);
+        else
+            shoal__mpw_str(w, "l", 1);
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, 5);
+        shoal__mpw_uint(w, 1);
+        shoal__mpw_uint(w, i ? 0 : 1u << 24);
+        shoal__mpw_int(w, (int64_t)SHOAL__MAX_OPS / 2 + 1);
+    }
+}
+/* Two single ops given as items that must have been one run. */
+static void
+ri_split(shoal__mpw *w, int what)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 4);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_str(w, "a", 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, what == 2 ? 9 : 4);
+    if (what == 1)
+        shoal__mpw_str(w, "l", 1);   /* same field spelled out */
+    else
+        shoal__mpw_nil(w);
+    shoal__mpw_int(w, -1);          /* after op 0: joins it */
+    if (what == 2)
+        shoal__mpw_str(w, "bc", 2);
+    else
+        shoal__mpw_str(w, "b", 1);
+}
+static void ri_split_ins(shoal__mpw *w) { ri_split(w, 0); }
+static void ri_split_field(shoal__mpw *w) { ri_split(w, 1); }
+static void ri_split_text(shoal__mpw *w) { ri_split(w, 2); }
+static void
+ri_split_del(shoal__mpw *w, int64_t first_cnt, int64_t second_ix, int64_t second_cnt)
+{
+    shoal__mpw_array(w, 2);
+    for (int i = 0; i < 2; i++) {
+        int64_t cnt = i ? second_cnt : first_cnt;
+        shoal__mpw_array(w, cnt ? 4 : 3);
+        shoal__mpw_uint(w, cnt ? 10 : 5);
+        if (i)
+            shoal__mpw_nil(w);
+        else
+            shoal__mpw_str(w, "l", 1);
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, 5);
+        shoal__mpw_uint(w, 1);
+        shoal__mpw_uint(w, (uint64_t)(i ? second_ix : 10));
+        if (cnt)
+            shoal__mpw_int(w, cnt);
+    }
+}
+static void ri_split_del1(shoal__mpw *w) { ri_split_del(w, 0, 11, 0); }     /* 10, 11 */
+static void ri_split_del2(shoal__mpw *w) { ri_split_del(w, 0, 9, 0); }      /* 10, 9 */
+static void ri_split_del3(shoal__mpw *w) { ri_split_del(w, -2, 8, 0); }     /* 10 9, 8 */
+static void ri_split_del4(shoal__mpw *w) { ri_split_del(w, 2, 12, -2); }    /* 10 11, 12 11 */
+static void ri_split_del_ok(shoal__mpw *w) { ri_split_del(w, -2, 10, 2); }  /* 10 9, 10 11 */
+static void ri_split_del_ok2(shoal__mpw *w) { ri_split_del(w, 0, 12, 0); }  /* 10, 12 */
+static void
+ri_field(shoal__mpw *w, int what)
+{
+    shoal__mpw_array(w, 2);
+    if (what == 0) {
+        shoal__mpw_array(w, 1);
+        shoal__mpw_uint(w, 7);
+    } else {
+        shoal__mpw_array(w, 2);
+        shoal__mpw_uint(w, 2);
+        shoal__mpw_str(w, "f", 1);
+    }
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    if (what == 2)
+        shoal__mpw_str(w, "f", 1);
+    else
+        shoal__mpw_nil(w);
+}
+static void ri_field_after_deldoc(shoal__mpw *w) { ri_field(w, 0); }
+static void ri_field_nil_ok(shoal__mpw *w) { ri_field(w, 1); }
+static void ri_field_repeated(shoal__mpw *w) { ri_field(w, 2); }
+static void ri_field_first_nil(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_nil(w); }
+static void
+ri_ref(shoal__mpw *w, int what)
+{
+    /* op 0: UNSET f; op 1: DEL l with the ref below. */
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 5);
+    shoal__mpw_str(w, "l", 1);
+    switch (what) {
+    case 0: shoal__mpw_int(w, -1); break;     /* op 0: fine */
+    case 1: shoal__mpw_int(w, -2); break;     /* before op 0 */
+    case 2: shoal__mpw_uint(w, 0); break;     /* not negative */
+    case 3: shoal__mpw_uint(w, 1); break;
+    case 4: shoal__mpw_int(w, INT64_MIN); break;
+    case 5:                                    /* own op in the long form */
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, shoal__hlc_make(1700000000000ull, 3));
+        shoal__mpw_uint(w, 0);
+        shoal__mpw_uint(w, 0);
+        break;
+    case 6:                                    /* same hlc, other author: fine */
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, shoal__hlc_make(1700000000000ull, 3));
+        shoal__mpw_uint(w, 1);
+        shoal__mpw_uint(w, 0);
+        break;
+    }
+}
+static void ri_ref_ok(shoal__mpw *w) { ri_ref(w, 0); }
+static void ri_ref_before(shoal__mpw *w) { ri_ref(w, 1); }
+static void ri_ref_zero(shoal__mpw *w) { ri_ref(w, 2); }
+static void ri_ref_pos(shoal__mpw *w) { ri_ref(w, 3); }
+static void ri_ref_min(shoal__mpw *w) { ri_ref(w, 4); }
+static void ri_ref_own_long(shoal__mpw *w) { ri_ref(w, 5); }
+static void ri_ref_other_ok(shoal__mpw *w) { ri_ref(w, 6); }
+
+static void
+test_change_runs_malformed(void)
+{
+    sample s;
+    sample_init(&s, false);
+    struct { raw_fn fn; int err; const char *what; } cases[] = {
+        {ri_text2, SHOAL_OK, "TEXT run of 2"},
+        {ri_text1, SHOAL_EPROTO, "TEXT run of 1 code point"},
+        {ri_text0, SHOAL_EPROTO, "TEXT run of 0"},
+        {ri_text_bin, SHOAL_EPROTO, "TEXT run of bin"},
+        {ri_ins_ok, SHOAL_OK, "INS run of 2"},
+        {ri_ins1, SHOAL_EPROTO, "INS run of 1"},
+        {ri_ins_text, SHOAL_EPROTO, "INS run of code points"},
+        {ri_ins_notarr, SHOAL_EPROTO, "INS run values not an array"},
+        {ri_ins_short, SHOAL_EPROTO, "INS run of 3 items"},
+        {ri_del_ok, SHOAL_OK, "DEL run down"},
+        {ri_del_up_ok, SHOAL_OK, "DEL run up"},
+        {ri_del1, SHOAL_EPROTO, "DEL run of 1"},
+        {ri_delm1, SHOAL_EPROTO, "DEL run of -1"},
+        {ri_del0, SHOAL_EPROTO, "DEL run of 0"},
+        {ri_del_nil, SHOAL_EPROTO, "DEL run at the head"},
+        {ri_del_under, SHOAL_EPROTO, "DEL run below index 0"},
+        {ri_del_at0, SHOAL_OK, "DEL run down to index 0"},
+        {ri_del_over, SHOAL_EPROTO, "DEL run past 2^32"},
+        {ri_del_max, SHOAL_OK, "DEL run up to 2^32-1"},
+        {ri_del_huge, SHOAL_ETOOBIG, "DEL run over MAX_OPS"},
+        {ri_del_minneg, SHOAL_ETOOBIG, "DEL run INT64_MIN"},
+        {ri_del_total, SHOAL_ETOOBIG, "runs over MAX_OPS"},
+        {ri_split_ins, SHOAL_EPROTO, "INS, INS after it"},
+        {ri_split_field, SHOAL_EPROTO, "same field spelled out"},
+        {ri_split_text, SHOAL_EPROTO, "INS, TEXT run after it"},
+        {ri_split_del1, SHOAL_EPROTO, "DEL 10, DEL 11"},
+        {ri_split_del2, SHOAL_EPROTO, "DEL 10, DEL 9"},
+        {ri_split_del3, SHOAL_EPROTO, "DEL run 10 9, DEL 8"},
+        {ri_split_del4, SHOAL_EPROTO, "DEL run 10 11, run 12 11"},
+        {ri_split_del_ok, SHOAL_OK, "DEL run 10 9, run 10 11"},
+        {ri_split_del_ok2, SHOAL_OK, "DEL 10, DEL 12"},
+        {ri_field_after_deldoc, SHOAL_EPROTO, "nil field after DELDOC"},
+        {ri_field_nil_ok, SHOAL_OK, "nil field"},
+        {ri_field_repeated, SHOAL_EPROTO, "field repeated"},
+        {ri_field_first_nil, SHOAL_EPROTO, "nil field first"},
+        {ri_ref_ok, SHOAL_OK, "own ref -1"},
+        {ri_ref_before, SHOAL_EPROTO, "own ref before op 0"},
+        {ri_ref_zero, SHOAL_EPROTO, "ref 0"},
+        {ri_ref_pos, SHOAL_EPROTO, "ref 1"},
+        {ri_ref_min, SHOAL_EPROTO, "ref INT64_MIN"},
+        {ri_ref_own_long, SHOAL_EPROTO, "own ref, long form"},
+        {ri_ref_other_ok, SHOAL_OK, "same hlc, other author"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int err = decode_wrong(&s.c, 8, -1, NULL, cases[i].fn);
+        if (err != cases[i].err)
+            fprintf(stderr, "case %s: got %d\n", cases[i].what, err);
+        CHECK_EQ(err, cases[i].err);
+    }
+    /* A decoded TEXT run: values point at each code point. */
+    shoal__buf b;
+    shoal__buf_init(&b);
+    raw_body(&b, &s.c, 8, -1, NULL, ri_text2);
+    shoal__change d;
+    REQUIRE(decode(b.p, b.len, &d) == SHOAL_OK);
+    CHECK_EQ(d.nops, 2);
+    CHECK(d.ops[0].kind == SHOAL__OP_INS && d.ops[0].ref.head);
+    CHECK(d.ops[1].kind == SHOAL__OP_INS && !d.ops[1].ref.head && d.ops[1].ref.author == 0 &&
+          d.ops[1].ref.hlc == d.hlc && d.ops[1].ref.index == 0);
+    CHECK(d.ops[1].value.type == SHOAL_T_STR && d.ops[1].value.len == 1 &&
+          d.ops[1].value.ptr[0] == 'b');
+    shoal__change_clear(&d);
+    raw_body(&b, &s.c, 8, -1, NULL, ri_del_ok);
+    REQUIRE(decode(b.p, b.len, &d) == SHOAL_OK);
+    CHECK_EQ(d.nops, 3);
+    CHECK(d.nops == 3 && d.ops[2].kind == SHOAL__OP_DEL && d.ops[2].ref.index == 8 &&
+          d.ops[2].ref.hlc == 5 && d.ops[2].ref.author == 1);
+    shoal__change_clear(&d);
+    shoal__buf_free(&b);
+}
+
 /* Oversized declared counts fail before anything is allocated. */
 static void
 test_change_huge_counts(void)
@@ -1758,6 +2195,9 @@ main(void)
     RUN(test_change_wrong_types);
     RUN(test_change_decode_rejects);
     RUN(test_change_bad_ops);
+    RUN(test_change_runs_encode);
+    RUN(test_change_runs_random);
+    RUN(test_change_runs_malformed);
     RUN(test_change_huge_counts);
     RUN(test_change_truncation);
     RUN(test_change_oom);

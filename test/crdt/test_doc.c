@@ -1080,6 +1080,114 @@ static void test_oom(void)
     shoal__buf_free(&want);
 }
 
+/* Run items (docs/format.md): a change is encoded with TEXT/INS/DEL runs
+ * and decoded back to single ops; applying the decoded change must give a
+ * state byte-identical (encode_full) to applying the ops as built.  The
+ * changes are editor-like: typing at a cursor, backspace, forward delete,
+ * cursor jumps, by two authors referring to each other's elements. */
+static void test_runs_apply_equal(void)
+{
+    enum { NCH = 40, MAXOPS = 400 };
+    static const char *cps[] = {"a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f"};
+    shoal__doc *x = shoal__doc_new(), *y = shoal__doc_new();
+    shoal__op *ops = calloc(MAXOPS, sizeof *ops);
+    REQUIRE(x && y && ops);
+    uint64_t hlc = (uint64_t)1000 << 16;
+    size_t total_ops = 0, total_bytes = 0;
+    for (int ci = 0; ci < NCH; ci++) {
+        const uint8_t *me = ci % 3 ? KA : KB;
+        const uint8_t *other = me == KA ? KB : KA;
+        shoal__change c;
+        memset(&c, 0, sizeof c);
+        memcpy(c.author, me, 32);
+        c.seq = (uint64_t)ci + 1;
+        hlc += 1 + check_rand_below(3);
+        c.hlc = hlc;
+        c.coll = (const uint8_t *)"c";
+        c.coll_len = 1;
+        c.doc = (const uint8_t *)"d";
+        c.doc_len = 1;
+        c.authors = other;
+        c.nauthors = 1;
+        c.ops = ops;
+        const shoal__list *l = shoal__doc_list(y, (const uint8_t *)"t", 1);
+        size_t cursor = check_rand_below((l ? shoal__list_len(l) : 0) + 1);
+        size_t want = 1 + check_rand_below(MAXOPS - 1);
+        while (c.nops < want) {
+            l = shoal__doc_list(y, (const uint8_t *)"t", 1);
+            size_t len = l ? shoal__list_len(l) : 0;
+            unsigned r = (unsigned)check_rand_below(20);
+            shoal__op *op = &ops[c.nops];
+            memset(op, 0, sizeof *op);
+            op->field = (const uint8_t *)"t";
+            op->field_len = 1;
+            op->value.type = SHOAL_T_NIL;
+            size_t at;
+            if (r < 13) {
+                op->kind = SHOAL__OP_INS;
+                op->value = check_rand_below(12) ? vstr(cps[check_rand_below(5)])
+                                                 : vint((int64_t)check_rand_below(100));
+                at = cursor++;
+                if (at == 0) {
+                    op->ref.head = true;
+                    goto add;
+                }
+                at--;
+            } else if (r < 17 && cursor > 0) {
+                op->kind = SHOAL__OP_DEL;   /* backspace */
+                at = --cursor;
+            } else if (r < 19 && cursor < len) {
+                op->kind = SHOAL__OP_DEL;   /* forward delete */
+                at = cursor;
+            } else {
+                cursor = check_rand_below(len + 1);
+                continue;
+            }
+            {
+                shoal__eid e;
+                REQUIRE(shoal__list_id_at(l, at, &e) == SHOAL_OK);
+                const uint8_t *key = shoal__doc_author_key(y, e.author);
+                op->ref.hlc = e.hlc;
+                op->ref.author = memcmp(key, me, 32) == 0 ? 0 : 1;
+                op->ref.index = e.index;
+            }
+add:
+            c.nops++;
+            REQUIRE(shoal__doc_apply(y, &c, c.nops - 1, c.nops) == SHOAL_OK);
+        }
+        shoal__buf body;
+        shoal__buf_init(&body);
+        REQUIRE(shoal__change_encode(&c, &body) == SHOAL_OK);
+        for (size_t i = 0; i < c.nops; i++)   /* smallest single items */
+            total_ops += ops[i].kind == SHOAL__OP_DEL ? 4
+                         : 4 + (ops[i].value.type == SHOAL_T_STR ? 1 + ops[i].value.len : 1);
+        total_bytes += body.len;
+        shoal__change d;
+        memset(&d, 0, sizeof d);
+        memcpy(d.author, me, 32);
+        REQUIRE(shoal__change_decode(body.p, body.len, &d) == SHOAL_OK);
+        CHECK_EQ(d.nops, c.nops);
+        CHECK_EQ(shoal__doc_apply(x, &d, 0, d.nops), SHOAL_OK);
+        shoal__change_clear(&d);
+        shoal__buf_free(&body);
+        shoal__buf a, b;
+        shoal__buf_init(&a);
+        shoal__buf_init(&b);
+        CHECK_EQ(shoal__doc_encode_full(x, &a), SHOAL_OK);
+        CHECK_EQ(shoal__doc_encode_full(y, &b), SHOAL_OK);
+        CHECK(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
+        shoal__buf_free(&a);
+        shoal__buf_free(&b);
+    }
+    /* Runs make the bodies smaller than the ops as single items could be
+     * (total_ops sums the smallest single-item size of each op). */
+    CHECK(total_bytes < total_ops);
+    fprintf(stderr, "  body bytes %zu, as single items at least %zu\n", total_bytes, total_ops);
+    free(ops);
+    shoal__doc_free(x);
+    shoal__doc_free(y);
+}
+
 int main(void)
 {
     keys_init();
@@ -1101,6 +1209,7 @@ int main(void)
     RUN(test_decode_garbage);
     RUN(test_visible_bytes);
     RUN(test_big_list);
+    RUN(test_runs_apply_equal);
     RUN(test_oom);
     return check_summary();
 }
