@@ -64,11 +64,12 @@
 enum {
     RECV_BURST = 64,          /* messages read from one socket per wake-up */
     SNDHWM = 64,              /* our own frames are bounded by the window */
-    RCVHWM = 16,              /* frames of up to SHOAL__MAX_FRAME bytes queued per peer */
+    RCVHWM = 4,               /* frames of up to SHOAL__MAX_FRAME bytes queued per peer
+                                 (a full pipe stops reading the TCP socket: nothing is lost) */
     MAX_RSESS = 4096,         /* sessions per listening socket */
     MAX_UNKNOWN_PEERS = 64,   /* peer records for refused, unknown keys */
     DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
-    RETRY_MS = 5,             /* retry of a frame the socket could not take */
+    RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
     SAVE_MS = 5000,           /* periodic save of changed peer state */
     BACKOFF_MIN_MS = 500,
     BACKOFF_MAX_MS = 30000,
@@ -334,6 +335,7 @@ sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
             s->key_known = true;
         }
     }
+    bool up = false;
     if (s->key_known) {
         pthread_mutex_lock(&e->mu);
         peer *p = peer_find(e, s->key, false, true);
@@ -347,6 +349,7 @@ sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
                     snprintf(i->endpoint, sizeof i->endpoint, "%s", l->ep);
             }
             if (now.handshaken && !s->last.handshaken) {
+                up = true;
                 i->connects++;
                 i->last_error[0] = 0;
                 p->urgent = true;
@@ -378,6 +381,11 @@ sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
          * cheap when nothing is new. */
         if (now.received != s->last.received)
             e->relay = true;
+    }
+    if (up && l->kind == L_LISTEN) {
+        char kh[17];
+        keyhex(kh, s->key);
+        logf_(e, SHOAL_LOG_INFO, "%s: incoming link from %s", l->ep, kh);
     }
     s->last = now;
     if (out)
@@ -647,7 +655,6 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
         while (l->ss)
             sess_drop(e, l, l->ss, NULL);
         l->reached = true;
-        l->backoff = 0;
         sess *s = sess_new(e, l, l->key);
         if (!s || shoal__session_start(s->s, wall_ms(e)) != SHOAL_OK) {
             logf_(e, SHOAL_LOG_ERROR, "%s: cannot start a session", l->ep);
@@ -866,6 +873,14 @@ on_frame(shoal__engine *e, lnk *l, sess *s, const uint8_t *f, size_t n)
             sync_done(e, l, st.error ? st.error : SHOAL_EPROTO);
         else if (st.caught_up)
             sync_done(e, l, SHOAL_OK);
+    }
+    if (l->kind == L_CONNECT && l->backoff) {
+        /* A link that got this far is healthy: the next failure starts
+         * the back-off afresh. */
+        shoal__session_stats st;
+        shoal__session_get_stats(s->s, &st);
+        if (st.caught_up && !st.failed)
+            l->backoff = 0;
     }
 }
 
@@ -1137,7 +1152,7 @@ housekeeping(shoal__engine *e)
             continue;
         }
         for (sess *s = l->ss; s; s = s->next)
-            if (s->pend && timeout > RETRY_MS)
+            if (s->pend && l->kind == L_LISTEN && timeout > RETRY_MS)
                 timeout = RETRY_MS;
         if (l->kind == L_SYNC && l->sync && (long)(l->deadline - now) < timeout)
             timeout = (long)(l->deadline - now);
@@ -1200,7 +1215,10 @@ engine_main(void *arg)
                 owners[n++] = l;
             }
             if (l->sock) {
-                items[n] = (zmq_pollitem_t){.socket = l->sock, .events = ZMQ_POLLIN};
+                short ev = ZMQ_POLLIN;
+                if (l->kind != L_LISTEN && l->ss && l->ss->pend)
+                    ev |= ZMQ_POLLOUT;
+                items[n] = (zmq_pollitem_t){.socket = l->sock, .events = ev};
                 owners[n++] = l;
             }
         }
@@ -1233,7 +1251,7 @@ engine_main(void *arg)
         for (size_t i = 2; i < n; i++) {
             lnk *l = owners[i];
             if (!(items[i].revents & ZMQ_POLLIN) || l->dead)
-                continue;
+                continue;   /* POLLOUT: the retry below */
             if (items[i].socket == l->mon)
                 read_monitor(e, l);
             else if (items[i].socket == l->sock)
