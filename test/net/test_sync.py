@@ -169,3 +169,23 @@ def test_change_crosses_site_relays_through_hub(net):
     assert get(d1, "orders", "o1") == {"from": "site 1", "qty": 3, "shipped": 2}
     wait_until(lambda: converged([d1, d2, s1dir, s2dir, net.dir("hub")]), 30,
                "every replica to hold the same state")
+
+
+def test_live_devices_push_commits_of_other_processes(net):
+    """Two devices each run `shoal serve --peer RELAY`; edits made with the
+    CLI (another process on the same directory) reach the other device with
+    no `sync` at all."""
+    rng = random.Random(seed_for("live"))
+    a, b = net.dir("a"), net.dir("b")
+    ka, kb = init(a), init(b)
+    relay = net.relay("relay", allow=[ka, kb])
+    net.serve("a-live", a, peers=[relay.peer_spec()])
+    net.serve("b-live", b, peers=[relay.peer_spec()])
+    for i in range(4):
+        src, dst = (a, b) if rng.random() < 0.5 else (b, a)
+        run("-d", src, "incr", "live", "counter", "n", i + 1)
+        run("-d", src, "put", "live", f"d{i}", json.dumps({"i": i}))
+        wait_until(lambda: get(dst, "live", f"d{i}") == {"i": i}, 30,
+                   f"d{i} to reach the other live device")
+    wait_until(lambda: converged([a, b, net.dir("relay")]), 30, "the live devices to converge")
+    assert get(a, "live", "counter") == {"n": 10}
