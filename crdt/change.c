@@ -702,16 +702,22 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
     if (r.err)
         goto fail;
 
-    /* Expand the items into ops.  The array starts with one op per item
-     * and grows (doubling) for runs; the keys are appended at the end. */
+    /* Expand the items into ops.  Every op but those of a DEL run takes at
+     * least one byte of the items, so nitems + the bytes left bound the
+     * count in all other cases: one allocation of that size (at most
+     * SHOAL__MAX_OPS), grown by doubling only for DEL runs, and trimmed at
+     * the end, where the keys are appended. */
     opvec v = {NULL, 0, 0};
     if (nitems > 0) {
-        v.ops = shoal__malloc((size_t)nitems * sizeof *v.ops);
+        size_t cap = (size_t)nitems + (size_t)(r.end - r.p);
+        if (cap > SHOAL__MAX_OPS)
+            cap = SHOAL__MAX_OPS;
+        v.ops = shoal__malloc(cap * sizeof *v.ops);
         if (!v.ops) {
             r.err = SHOAL_ENOMEM;
             goto fail;
         }
-        v.cap = nitems;
+        v.cap = cap;
     }
     const uint8_t *field = NULL;
     size_t flen = 0;
