@@ -24,6 +24,8 @@ usage(FILE *f)
           "      (default: all), R runs each (default 5), one median line per variant\n"
           "  commits [--n N] [--runs R]\n"
           "      durable commits/s through the public API, and raw LMDB in the same run\n"
+          "  sync [--changes N] [--samples S] [--seconds T] [--runs R] [--variant NAME]...\n"
+          "      live sync over loopback: catch-up, latency, throughput, beside floors\n"
           "\n"
           "Output: one JSON object per line on stdout.  Temp dirs go under $TMPDIR.\n"
           "See docs/benchmarks.md.\n",
@@ -48,6 +50,8 @@ main(int argc, char **argv)
         return shoal__bench_trace(argc - 1, argv + 1);
     if (strcmp(argv[1], "commits") == 0)
         return shoal__bench_commits(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sync") == 0)
+        return shoal__bench_sync(argc - 1, argv + 1);
     fprintf(stderr, "shoal-bench: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
