@@ -833,14 +833,12 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq
         logf_(e, SHOAL_LOG_WARN, "%s: too many incoming links: frame dropped", l->ep);
         return NULL;
     }
-    if (known) {
-        /* A new connection from the same key replaces older ones. */
-        for (lnk *o = e->links; o; o = o->next)
-            if (o->kind == L_LISTEN)
-                for (sess *s = o->ss; s; s = s->next)
-                    if (s->key_known && memcmp(s->key, key, 32) == 0)
-                        s->dead = true;
-    }
+    /* A new connection from a key that already has one does not replace
+     * it: the same identity may rightly hold two links at once (a one-shot
+     * `shoal sync` beside a running `shoal serve` on one directory), and
+     * replacing would break the live one.  A stale session goes when its
+     * connection's DISCONNECTED event (matched by ZMQ_SRCFD) arrives, which
+     * ZMTP heartbeats guarantee within a few heartbeat periods. */
     sess *s = sess_new(e, l, known ? key : NULL);
     if (!s)
         return NULL;

@@ -318,6 +318,23 @@ test_converge_live(void)
             ep_ok = strcmp(shoal_peers_endpoint(ps, i), ep) == 0;
     CHECK(ep_ok);
     shoal_peers_free(ps);
+    /* A one-shot sync beside the live link (same key, second connection):
+     * both work, and the live link keeps pushing afterwards. */
+    REQUIRE(edit(p.a, 's', "beside", "f", 0, "x", 0) == SHOAL_OK);
+    uint64_t connects_b = peer_stat(p.b, ka, SHOAL_PS_CONNECTS, NULL);
+    CHECK_EQ(shoal_net_sync(p.b, ep, ka, 15000), SHOAL_OK);
+    CHECK(has_str(p.b, "beside", "f", "x"));
+    for (int i = 0; i < 3; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "after%d", i);
+        REQUIRE(edit(p.b, 's', "beside", "g", 0, v, 0) == SHOAL_OK);
+        CHECK(wait_str(p.a, "beside", "g", v, 5000));
+        REQUIRE(edit(p.a, 's', "beside", "h", 0, v, 0) == SHOAL_OK);
+        CHECK(wait_str(p.b, "beside", "h", v, 5000));
+    }
+    CHECK(wait_eq(p.a, p.b, WAIT_MS));
+    /* The sync's own handshake only: the live link was never dropped. */
+    CHECK_EQ(peer_stat(p.b, ka, SHOAL_PS_CONNECTS, NULL), connects_b + 1);
     uint64_t sent_b = peer_stat(p.b, ka, SHOAL_PS_SENT, NULL);
 
     /* Persistence: after reopen B still knows A, with the same totals. */
@@ -361,6 +378,10 @@ test_sync_oneshot(void)
     CHECK(peer_stat(p.b, shoal_replica_id(p.a), SHOAL_PS_SENT, NULL) == 21);
     CHECK(peer_stat(p.b, shoal_replica_id(p.a), SHOAL_PS_RECEIVED, NULL) == 21);
 
+    /* The endpoint is taken. */
+    char *again = NULL;
+    CHECK(shoal_net_listen(p.a, bound, &again) != SHOAL_OK);
+    CHECK(again == NULL);
     /* An endpoint nobody listens on: a timeout with a clear message. */
     uint64_t t0 = check_now_ms();
     err = shoal_net_sync(p.b, "tcp://127.0.0.1:1", shoal_replica_id(p.a), 300);
