@@ -477,10 +477,7 @@ start(const settings *s, const uint8_t *keys, size_t nkeys, shoal_replica **out)
     for (int i = 0; i < s->nupstream; i++) {
         char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
         uint8_t key[SHOAL_KEY_BYTES];
-        if (shoal__parse_peer(s->upstream[i], ep, sizeof ep, key, err, sizeof err) != 0) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "upstream: %s", err);
-            return EXIT_USAGE;
-        }
+        (void)shoal__parse_peer(s->upstream[i], ep, sizeof ep, key, err, sizeof err);
         e = shoal_net_connect(r, ep, key);
         if (e != SHOAL_OK) {
             shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "upstream %s: %s (%s)", ep,
@@ -535,6 +532,12 @@ main(int argc, char **argv)
     if (s.allow != NULL && s.allow_any == 1)
         return usage_error("%s", "--allow and --allow-any exclude each other");
 
+    for (int i = 0; i < s.nupstream; i++) {
+        char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
+        uint8_t key[SHOAL_KEY_BYTES];
+        if (shoal__parse_peer(s.upstream[i], ep, sizeof ep, key, err, sizeof err) != 0)
+            return usage_error("upstream: %s", err);
+    }
     uint8_t *keys = NULL;
     size_t nkeys = 0;
     if (s.allow != NULL) {
