@@ -275,7 +275,8 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
         FAIL(s, SHOAL_ENOMEM, "out of memory");
         return SHOAL_ENOMEM;
     }
-    memcpy(s->our_hello, s->ours, s->nours * sizeof *s->ours);
+    if (s->nours)
+        memcpy(s->our_hello, s->ours, s->nours * sizeof *s->ours);
     s->n_our_hello = s->nours;
     shoal__buf *b = q_push(s, false);
     err = b ? shoal__wire_hello(b, s->self, s->ours, s->nours) : SHOAL_ENOMEM;
