@@ -451,17 +451,24 @@ class Replica:
 
     def _raise(self, rc: int, input_side: bool = False) -> None:
         """Raise the error for rc with the library's detail (call in flight)."""
-        detail = ffi.string(lib.shoal_replica_errmsg(self._p)).decode(
-            "utf-8", "replace") or None
-        raise _error(rc, detail, input_side)
+        detail: Optional[str] = ffi.string(lib.shoal_replica_errmsg(self._p)).decode(
+            "utf-8", "replace")
+        # The library's text starts with shoal_strerror(rc), which str(error)
+        # adds itself: keep only what follows.
+        prefix = _strerror(rc)
+        if detail == prefix:
+            detail = None
+        elif detail and detail.startswith(prefix + ": "):
+            detail = detail[len(prefix) + 2:]
+        raise _error(rc, detail or None, input_side)
 
     def close(self) -> None:
         """Abort open transactions, sync and close.  Idempotent.
 
-        Waits for calls running in other threads to return first; network
-        calls still running (sync, listen) are cut short by stopping the
-        network engine.  After close no log message reaches the ``log``
-        callback.
+        Waits for calls running in other threads to return first (a
+        :meth:`sync` running in another thread: at most its timeout), then
+        stops the network engine and closes.  After close no log message
+        reaches the ``log`` callback.
         """
         if _in_callback():
             raise _no_reentry()
@@ -469,11 +476,8 @@ class Replica:
             if self._closed:
                 return
             self._closed = True
-            busy = self._inflight > 0
-            if not busy:
+            if self._inflight == 0:
                 self._idle.set()
-        if busy:
-            lib.shoal_net_stop(self._p)
         self._idle.wait()
         for t in list(self._txns):
             t._drop()

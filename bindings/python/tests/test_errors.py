@@ -241,6 +241,9 @@ def test_bad_bundles(make_replica, one_change_bundle):
         bad[pos] ^= 0x01
         e = _rejected(b, bytes(bad), shoal.SignatureError)
         assert e.code == shoal.ErrorCode.BADSIG
+        # The library's detail, without its copy of the code's text.
+        assert e.detail and str(e) == e.strerror + ": " + e.detail
+        assert not e.detail.startswith(e.strerror), e.detail
     # truncated anywhere
     for cut in (1, 8, 11, 12, 13, 40, len(good) - 1):
         _rejected(b, good[:cut], shoal.DecodeError)

@@ -80,10 +80,9 @@ def test_listen_returns_the_port_it_bound(replica):
 def test_listen_on_a_port_in_use_is_a_transport_error(make_replica):
     a, b = make_replica("a"), make_replica("b")
     ep = a.listen(ANY_PORT)
-    with pytest.raises(shoal.Error) as ei:
+    with pytest.raises(shoal.BusyError) as ei:
         b.listen(ep)
-    assert not isinstance(ei.value, shoal.TimeoutError)
-    assert str(ei.value)
+    assert ep in str(ei.value)
 
 
 @pytest.mark.parametrize("bad", ["not an endpoint", "tcp://", "tcp://127.0.0.1",
@@ -94,12 +93,14 @@ def test_bad_endpoint_is_a_clear_error(replica, bad):
                  lambda: replica.connect(bad, other),
                  lambda: replica.sync(bad, other, timeout=2.0)):
         t0 = time.monotonic()
-        with pytest.raises(shoal.Error) as ei:
+        with pytest.raises(shoal.InvalidArgumentError) as ei:
             call()
-        # An argument error, reported at once, not a timeout.
-        assert not isinstance(ei.value, shoal.TimeoutError), ei.value
+        # An argument error, reported at once, not a timeout, naming the
+        # endpoint; the library's text is not repeated.
         assert time.monotonic() - t0 < 1.5
-        assert str(ei.value)
+        text = str(ei.value)
+        assert bad in text and isinstance(ei.value, ValueError)
+        assert text.count(shoal.strerror(shoal.ErrorCode.INVAL)) == 1, text
 
 
 def test_endpoint_and_key_arguments_are_checked(replica):
@@ -230,7 +231,7 @@ def test_sync_to_an_unreachable_peer_times_out_in_time(replica):
     ep = "tcp://127.0.0.1:%d" % closed_port()
     t0 = time.monotonic()
     with pytest.raises(shoal.TimeoutError) as ei:
-        replica.sync(ep, "ab" * 32, timeout=1.0)
+        replica.sync(ep, replica.id, timeout=1.0)  # a valid key, nobody there
     elapsed = time.monotonic() - t0
     assert isinstance(ei.value, TimeoutError)  # the built-in one
     assert ei.value.code == shoal.ErrorCode.TIMEDOUT
@@ -280,27 +281,32 @@ def test_sync_releases_the_gil_and_runs_from_many_threads(pair):
     assert a.digest() == b.digest()
 
 
-def test_close_cuts_a_running_sync_short(make_replica):
+def test_close_waits_for_a_running_sync(make_replica):
     r = make_replica("closing")
     dead = "tcp://127.0.0.1:%d" % closed_port()
     outcome = []
+    started = threading.Event()
 
     def run():
+        started.set()
         try:
-            r.sync(dead, "ab" * 32, timeout=60.0)
+            r.sync(dead, r.id, timeout=1.5)
             outcome.append("returned")
         except BaseException as e:  # noqa: B902 - checked below
             outcome.append(e)
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)  # not synchronisation: lets the sync get under way
-    t0 = time.monotonic()
-    r.close()
-    assert time.monotonic() - t0 < 15.0
+    started.wait(10)
+    r.close()  # waits for the sync (its timeout at most), never crashes
+    assert r.closed
     t.join(30)
     assert not t.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], shoal.Error), outcome
+    # The sync either ran to its timeout, or never started (ClosedError).
+    assert len(outcome) == 1 and isinstance(
+        outcome[0], (shoal.TimeoutError, shoal.ClosedError)), outcome
+    with pytest.raises(shoal.ClosedError):
+        r.sync(dead, r.id, timeout=0.1)
 
 
 # ------------------------------------------------- connect and peers
