@@ -550,3 +550,70 @@ def test_sync_between_two_processes(make_replica, tmp_path):
     finally:
         child.reap()
     assert child.proc.returncode == 0
+
+
+def test_replica_collected_inside_its_own_log_callback(tmp_path, make_replica):
+    """A replica dropped while its log callable refers to it (a reference
+    cycle) may be collected by a garbage collection that runs inside that
+    callable, on the replica's own engine thread.  Closing it there would
+    make the engine wait for itself: the binding closes it from a thread
+    of its own instead."""
+    import gc
+    import weakref
+
+    collect = threading.Event()
+    logged = threading.Event()
+    holder = []
+
+    def log(level, msg):
+        logged.set()
+        if collect.is_set() and holder:
+            holder.clear()  # drops the cycle's last outside reference ...
+            gc.collect()    # ... and collects the replica right here
+
+    r = shoal.Replica(tmp_path / "cyclic", durable=False, log=log)
+    r.doc("c", "d")["x"] = 1
+    ep = r.listen(ANY_PORT)     # admits nobody: a refusal is logged
+    holder.append(r)
+    holder.append(holder)       # keep the list itself in a cycle too
+    ref = weakref.ref(r)
+    del r
+    gc.collect()
+    assert ref() is not None    # the log callable's cycle keeps it alive
+    collect.set()
+    other = make_replica("other")
+    with pytest.raises(shoal.RefusedError):
+        other.sync(ep, holder[0].id, timeout=10.0)
+    wait_for(lambda: ref() is None, what="the replica to be collected")
+    wait_for(lambda: not any(t.name == "shoal-close" for t in threading.enumerate()),
+             what="the deferred close to finish")
+    # Closed cleanly: it opens again with its data.
+    with shoal.Replica(tmp_path / "cyclic") as again:
+        assert again.doc("c", "d")["x"] == 1
+
+
+EXIT_SCRIPT = r"""
+import socket, sys, shoal
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+lines = []
+r = shoal.Replica(sys.argv[1], durable=False,
+                  log=lambda level, msg: lines.append(msg))
+other = shoal.Replica(sys.argv[2], durable=False)
+r.listen("tcp://127.0.0.1:*")
+r.connect("tcp://127.0.0.1:%d" % port, other.id)  # retried, logged, forever
+r.doc("c", "d")["x"] = 1
+print("EXITING", flush=True)
+# no close(): the interpreter exits with the engine running and logging
+"""
+
+
+def test_interpreter_exit_with_a_live_engine_and_a_log_callback(tmp_path):
+    p = subprocess.run(["/usr/bin/python3", "-c", EXIT_SCRIPT,
+                        str(tmp_path / "r"), str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert p.returncode == 0, p.stderr
+    assert "EXITING" in p.stdout
+    assert "Fatal" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    with shoal.Replica(tmp_path / "r") as again:  # closed cleanly
+        assert again.doc("c", "d")["x"] == 1
