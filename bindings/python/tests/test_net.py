@@ -222,9 +222,12 @@ def test_sync_with_the_wrong_peer_key_fails(pair, make_replica):
     ep = b.listen(ANY_PORT, allow=[a.id])
     # The listener is not who a expects: the encrypted handshake cannot
     # complete, and nothing is exchanged.
-    with pytest.raises((shoal.RefusedError, shoal.TimeoutError)):
-        a.sync(ep, stranger.id, timeout=3.0)
+    with pytest.raises(shoal.RefusedError):
+        a.sync(ep, stranger.id, timeout=10.0)
     assert not b.doc("notes", "from-a").exists
+    assert not a.doc("notes", "from-b").exists
+    p = peer(a, stranger.id)
+    assert p is not None and p.refused >= 1 and p.last_error
 
 
 def test_sync_to_an_unreachable_peer_times_out_in_time(replica):
