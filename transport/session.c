@@ -50,7 +50,8 @@ struct shoal__session {
     /* Control frames (HELLO, ACKs) in order; q_out: q[qhead] was handed out. */
     shoal__buf q[QCAP];
     bool q_ack[QCAP];
-    size_t qhead, qn, acks_waiting;
+    size_t qhead, qn;
+    size_t acks_waiting;         /* ACKs queued and not yet handed out */
     bool q_out;
     shoal__buf bat;              /* the last BATCH, or the ERROR frame */
     shoal__buf envs;             /* scratch: envelopes from the host */
@@ -179,8 +180,6 @@ q_push(shoal__session *s, bool ack)
 static void
 q_pop(shoal__session *s)
 {
-    if (s->q_ack[s->qhead])
-        s->acks_waiting--;
     s->q[s->qhead].len = 0;
     s->qhead = (s->qhead + 1) % QCAP;
     s->qn--;
@@ -520,6 +519,8 @@ shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
         return 0;
     if (s->qn > 0) {
         s->q_out = true;
+        if (s->q_ack[s->qhead])
+            s->acks_waiting--;   /* handed out: the peer may now send one more */
         *frame = s->q[s->qhead].p;
         *len = s->q[s->qhead].len;
         return 1;
