@@ -353,8 +353,14 @@ class Replica:
             epoch, replacing the real clock (tests, simulations).  It is
             called from C with the replica locked: it must not use the
             replica.
+        log: a callable ``log(level, message)`` receiving the library's log
+            messages (:class:`LogLevel`, str), e.g. from the network engine.
+            It runs on the library's threads, must not use shoal (that
+            raises :class:`BusyError`), and its exceptions are swallowed.
+            After :meth:`close` it is never called again.
 
-    A replica may be used from several threads at once.
+    A replica may be used from several threads at once.  Network sync:
+    :meth:`listen`, :meth:`connect`, :meth:`sync`, :meth:`peers`.
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]", bytes], *,
