@@ -218,7 +218,7 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
      * declared count by the bytes before allocating for it. */
     enum { MIN_ENV = 1 + 32 + 4 + 64 };
     if (count > len / MIN_ENV)
-        return len == 0 && count > 0 ? SHOAL_ETRUNC : SHOAL_EPROTO;
+        return SHOAL_ETRUNC;
     shoal__span *spans = NULL;
     if (count) {
         spans = shoal__calloc(count, sizeof *spans);

@@ -654,7 +654,10 @@ test_malformed(void)
     expect_reject(&a, &b, true, bc, sizeof bc, SHOAL_ETOOBIG);
     /* BATCH whose envelopes are garbage. */
     uint8_t bg[] = {0x94, 0x02, 0x01, 0x01, 0xc4, 0x03, 0x01, 0x02, 0x03};
-    expect_reject(&a, &b, true, bg, sizeof bg, SHOAL_EPROTO);
+    expect_reject(&a, &b, true, bg, sizeof bg, SHOAL_ETRUNC);
+    /* ... or of an unknown envelope version. */
+    uint8_t bv[6 + 120] = {0x94, 0x02, 0x01, 0x01, 0xc4, 120, 0x09};
+    expect_reject(&a, &b, true, bv, sizeof bv, SHOAL_EVERSION);
     /* BATCH before HELLO. */
     expect_reject(&a, &b, false, bg, sizeof bg, SHOAL_EPROTO);
     /* ACK for a batch never sent (b sent batch 1 only). */
@@ -1153,7 +1156,7 @@ static void
 test_fault_sim(void)
 {
     uint64_t first = check_seed(1);
-    long seeds = check_env_long("SHOAL_SIM_SEEDS", 12);
+    long seeds = check_env_long("SHOAL_SIM_SEEDS", 20);
     long steps = check_env_long("SHOAL_SIM_STEPS", 1500);
     long bad = 0;
     for (long i = 0; i < seeds; i++)
