@@ -508,7 +508,10 @@ shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key,
         return fail(r, err, "%s", "cannot start the network engine");
     err = shoal__engine_sync(e, endpoint, peer_key, timeout_ms);
     char why[200] = "";
-    if (err) {
+    if (err == SHOAL_EREFUSED) {
+        /* The refusal this sync just met is the peer's newest error; any
+         * other failure has no record of its own there, and an older
+         * error of the peer would only mislead. */
         shoal__peer_info *p = NULL;
         size_t n = 0;
         if (shoal__engine_peers(e, &p, &n) == SHOAL_OK) {
