@@ -78,6 +78,20 @@ shoal__change_clear(shoal__change *c)
     memcpy(c->author, author, 32);
 }
 
+/* Encoded sizes of a uint v and of the negative int -d (both < 2^32), for
+ * the two forms of a ref to an op of the change itself. */
+static int
+uint_bytes(uint32_t v)
+{
+    return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : 5;
+}
+
+static int
+neg_bytes(uint32_t d)
+{
+    return d <= 32 ? 1 : d <= 128 ? 2 : d <= 32768 ? 3 : 5;
+}
+
 /* ---------------------------------------------------------------- encoder */
 
 static bool
@@ -217,7 +231,11 @@ write_ref(shoal__mpw *w, const shoal__change *c, const shoal__ref *ref, uint32_t
     }
     if (ref_is_own(c, ref)) {
         /* check_change guarantees ref->index < i */
-        shoal__mpw_int(w, -(int64_t)(i - ref->index));
+        uint32_t d = i - ref->index;
+        if (uint_bytes(ref->index) < neg_bytes(d))
+            shoal__mpw_uint(w, ref->index);
+        else
+            shoal__mpw_int(w, -(int64_t)d);
         return;
     }
     shoal__mpw_array(w, 3);
@@ -281,14 +299,14 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
         } else if (n > 1) {
             kind = SHOAL__OP_DELRUN;
         }
-        shoal__mpw_array(&w, op_items[kind]);
+        /* The field is left out (the array is one item shorter) when it
+         * is the previous item's. */
+        bool same = kind != SHOAL__OP_DELDOC && prev && prev->kind != SHOAL__OP_DELDOC &&
+                    same_field(prev, op);
+        shoal__mpw_array(&w, op_items[kind] - (same ? 1u : 0u));
         shoal__mpw_uint(&w, kind);
-        if (kind != SHOAL__OP_DELDOC) {
-            if (prev && prev->kind != SHOAL__OP_DELDOC && same_field(prev, op))
-                shoal__mpw_nil(&w);
-            else
-                shoal__mpw_str(&w, op->field, op->field_len);
-        }
+        if (kind != SHOAL__OP_DELDOC && !same)
+            shoal__mpw_str(&w, op->field, op->field_len);
         switch (kind) {
         case SHOAL__OP_SET:
             shoal__mpw_value(&w, &op->value);
@@ -431,17 +449,27 @@ read_ref(shoal__mpr *r, const shoal__change *c, uint8_t kind, uint32_t i, shoal_
         return;
     }
     if (shoal__mpr_peek(r) == SHOAL_T_INT) {
+        /* An op of this change: the shorter of index (uint) and -(i -
+         * index), the negative form when both take as many bytes. */
         int64_t v = shoal__mpr_int(r);
         if (r->err)
             return;
-        uint64_t d = v < 0 ? (uint64_t)(-(v + 1)) + 1 : 0;
-        if (d == 0 || d > i) {
-            r->err = SHOAL_EPROTO;
-            return;
+        if (v >= 0) {
+            if ((uint64_t)v >= i || uint_bytes((uint32_t)v) >= neg_bytes(i - (uint32_t)v)) {
+                r->err = SHOAL_EPROTO;
+                return;
+            }
+            ref->index = (uint32_t)v;
+        } else {
+            uint64_t d = (uint64_t)(-(v + 1)) + 1;
+            if (d > i || neg_bytes((uint32_t)d) > uint_bytes(i - (uint32_t)d)) {
+                r->err = SHOAL_EPROTO;
+                return;
+            }
+            ref->index = (uint32_t)(i - d);
         }
         ref->hlc = c->hlc;
         ref->author = 0;
-        ref->index = (uint32_t)(i - d);
         return;
     }
     uint32_t n = shoal__mpr_array(r, UINT32_MAX, 1);
@@ -520,7 +548,8 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     uint64_t kind = shoal__mpr_uint(r);
     if (r->err)
         return;
-    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_DELRUN || n != op_items[kind]) {
+    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_DELRUN ||
+        (n != op_items[kind] && (kind == SHOAL__OP_DELDOC || n + 1 != op_items[kind]))) {
         r->err = SHOAL_EPROTO;
         return;
     }
@@ -536,9 +565,8 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     }
     const uint8_t *f;
     size_t fl;
-    if (shoal__mpr_is_nil(r)) {
-        /* Same field as the previous item. */
-        shoal__mpr_nil(r);
+    if (n + 1 == op_items[kind]) {
+        /* No field: the previous item's. */
         if (!*field) {
             r->err = SHOAL_EPROTO;
             return;
@@ -548,7 +576,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     } else {
         fl = read_name(r, &f, SHOAL_MAX_FIELD);
         if (!r->err && *field && fl == *flen && memcmp(f, *field, fl) == 0)
-            r->err = SHOAL_EPROTO;   /* must have been nil */
+            r->err = SHOAL_EPROTO;   /* must have been left out */
     }
     if (r->err)
         return;

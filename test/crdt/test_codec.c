@@ -253,7 +253,14 @@ raw_ref(shoal__mpw *w, const shoal__change *c, const shoal__ref *r, size_t i)
         return;
     }
     if (r->author == 0 && r->hlc == c->hlc && r->index < i) {
-        shoal__mpw_int(w, -(int64_t)(i - r->index));
+        /* the shorter of index and -(i - index); negative on a tie */
+        size_t d = i - r->index;
+        int ub = r->index < 128 ? 1 : r->index < 256 ? 2 : r->index < 65536 ? 3 : 5;
+        int nb = d <= 32 ? 1 : d <= 128 ? 2 : d <= 32768 ? 3 : 5;
+        if (ub < nb)
+            shoal__mpw_uint(w, r->index);
+        else
+            shoal__mpw_int(w, -(int64_t)d);
         return;
     }
     shoal__mpw_array(w, 3);
@@ -262,20 +269,21 @@ raw_ref(shoal__mpw *w, const shoal__change *c, const shoal__ref *r, size_t i)
     shoal__mpw_uint(w, r->index);
 }
 
-/* One single (never run) item for op i; the field is nil when it equals
- * the previous op's (prev, NULL for none). */
+/* One single (never run) item for op i; the field is left out when it
+ * equals the previous op's (prev, NULL for none). */
 static void
 raw_op(shoal__mpw *w, const shoal__change *c, size_t i, const shoal__op *prev)
 {
     const shoal__op *op = &c->ops[i];
-    shoal__mpw_array(w, op->kind < 11 ? raw_items[op->kind] : 1);
+    bool same = op->kind >= 1 && op->kind < 11 && op->kind != SHOAL__OP_DELDOC && prev &&
+                prev->field &&
+                prev->field_len == op->field_len &&
+                memcmp(prev->field, op->field, op->field_len) == 0;
+    shoal__mpw_array(w, op->kind < 11 ? raw_items[op->kind] - (same ? 1u : 0u) : 1);
     shoal__mpw_uint(w, op->kind);
     if (op->kind == SHOAL__OP_DELDOC || op->kind >= 8 || op->kind == 0)
         return;
-    if (prev && prev->field && prev->field_len == op->field_len &&
-        memcmp(prev->field, op->field, op->field_len) == 0)
-        shoal__mpw_nil(w);
-    else
+    if (!same)
         shoal__mpw_str(w, op->field, op->field_len);
     if (op->kind == SHOAL__OP_COUNT)
         shoal__mpw_int(w, op->delta);
@@ -1270,7 +1278,7 @@ test_change_runs_encode(void)
     add_del(&s, "l", h, 0, 1);
     {
         static const uint8_t want[] = {0x92, 0x94, 0x09, 0xa1, 'l', 0xc0, 0xa4, 'a', 0xc3,
-                                       0xa9, 'c', 0x93, 0x05, 0xc0, 0xfe};
+                                       0xa9, 'c', 0x92, 0x05, 0xfe};
         check_ops_bytes(&s.c, want, sizeof want);
     }
     /* Values that are not all one code point: an INS run with an array. */
@@ -1295,7 +1303,7 @@ test_change_runs_encode(void)
     add_del(&s, "u", 5, 1, 10);  /* other field: not joined */
     {
         static const uint8_t want[] = {0x93, 0x94, 0x0a, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
-                                       0xfc, 0x94, 0x0a, 0xc0, 0x93, 0x05, 0x01, 0x08, 0x02,
+                                       0xfc, 0x93, 0x0a, 0x93, 0x05, 0x01, 0x08, 0x02,
                                        0x93, 0x05, 0xa1, 'u', 0x93, 0x05, 0x01, 0x0a};
         check_ops_bytes(&s.c, want, sizeof want);
     }
@@ -1314,11 +1322,11 @@ test_change_runs_encode(void)
     add_ins(&s, "t", false, h, 0, 5, v_s("c"));
     {
         static const uint8_t want[] = {0x98, 0x93, 0x05, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
-                                       0x93, 0x05, 0xc0, 0x93, 0x05, 0x02, 0x0b,
-                                       0x93, 0x05, 0xc0, 0x93, 0x06, 0x02, 0x0c,
-                                       0x93, 0x05, 0xc0, 0x93, 0x06, 0x02, 0x0e,
-                                       0x94, 0x04, 0xc0, 0xc0, 0xa1, 'a',
-                                       0x94, 0x04, 0xc0, 0xfe, 0xa1, 'b', 0x91, 0x07,
+                                       0x92, 0x05, 0x93, 0x05, 0x02, 0x0b,
+                                       0x92, 0x05, 0x93, 0x06, 0x02, 0x0c,
+                                       0x92, 0x05, 0x93, 0x06, 0x02, 0x0e,
+                                       0x93, 0x04, 0xc0, 0xa1, 'a',
+                                       0x93, 0x04, 0xfe, 0xa1, 'b', 0x91, 0x07,
                                        0x94, 0x04, 0xa1, 't', 0xfe, 0xa1, 'c'};
         check_ops_bytes(&s.c, want, sizeof want);
     }
@@ -1423,11 +1431,9 @@ ri_del_total(shoal__mpw *w)
     /* Two runs whose sum is over SHOAL__MAX_OPS. */
     shoal__mpw_array(w, 2);
     for (int i = 0; i < 2; i++) {
-        shoal__mpw_array(w, 4);
+        shoal__mpw_array(w, i ? 3 : 4);   /* the second leaves the field out */
         shoal__mpw_uint(w, 10);
-        if (i)
-            shoal__mpw_nil(w);
-        else
+        if (!i)
             shoal__mpw_str(w, "l", 1);
         shoal__mpw_array(w, 3);
         shoal__mpw_uint(w, 5);
@@ -1446,12 +1452,10 @@ ri_split(shoal__mpw *w, int what)
     shoal__mpw_str(w, "l", 1);
     shoal__mpw_nil(w);
     shoal__mpw_str(w, "a", 1);
-    shoal__mpw_array(w, 4);
+    shoal__mpw_array(w, what == 1 ? 4 : 3);
     shoal__mpw_uint(w, what == 2 ? 9 : 4);
     if (what == 1)
         shoal__mpw_str(w, "l", 1);   /* same field spelled out */
-    else
-        shoal__mpw_nil(w);
     shoal__mpw_int(w, -1);          /* after op 0: joins it */
     if (what == 2)
         shoal__mpw_str(w, "bc", 2);
@@ -1467,11 +1471,9 @@ ri_split_del(shoal__mpw *w, int64_t first_cnt, int64_t second_ix, int64_t second
     shoal__mpw_array(w, 2);
     for (int i = 0; i < 2; i++) {
         int64_t cnt = i ? second_cnt : first_cnt;
-        shoal__mpw_array(w, cnt ? 4 : 3);
+        shoal__mpw_array(w, (cnt ? 4u : 3u) - (i ? 1u : 0u));
         shoal__mpw_uint(w, cnt ? 10 : 5);
-        if (i)
-            shoal__mpw_nil(w);
-        else
+        if (!i)
             shoal__mpw_str(w, "l", 1);
         shoal__mpw_array(w, 3);
         shoal__mpw_uint(w, 5);
@@ -1499,17 +1501,17 @@ ri_field(shoal__mpw *w, int what)
         shoal__mpw_uint(w, 2);
         shoal__mpw_str(w, "f", 1);
     }
-    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, what == 2 ? 2 : 1);
     shoal__mpw_uint(w, 2);
     if (what == 2)
         shoal__mpw_str(w, "f", 1);
-    else
-        shoal__mpw_nil(w);
 }
 static void ri_field_after_deldoc(shoal__mpw *w) { ri_field(w, 0); }
 static void ri_field_nil_ok(shoal__mpw *w) { ri_field(w, 1); }
 static void ri_field_repeated(shoal__mpw *w) { ri_field(w, 2); }
-static void ri_field_first_nil(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_nil(w); }
+static void ri_field_first_nil(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 1); shoal__mpw_uint(w, 2); }
+static void ri_field_nil(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "f", 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_nil(w); }
+static void ri_deldoc_short(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "f", 1); shoal__mpw_array(w, 0); }
 static void
 ri_ref(shoal__mpw *w, int what)
 {
@@ -1524,7 +1526,7 @@ ri_ref(shoal__mpw *w, int what)
     switch (what) {
     case 0: shoal__mpw_int(w, -1); break;     /* op 0: fine */
     case 1: shoal__mpw_int(w, -2); break;     /* before op 0 */
-    case 2: shoal__mpw_uint(w, 0); break;     /* not negative */
+    case 2: shoal__mpw_uint(w, 0); break;     /* as long as -1: must be -1 */
     case 3: shoal__mpw_uint(w, 1); break;
     case 4: shoal__mpw_int(w, INT64_MIN); break;
     case 5:                                    /* own op in the long form */
@@ -1541,6 +1543,29 @@ ri_ref(shoal__mpw *w, int what)
         break;
     }
 }
+/* 200 DEL ops (a run), then a DEL of op 5: index 5 (1 byte) is shorter
+ * than -195 (3 bytes). */
+static void
+ri_ref_far(shoal__mpw *w, bool as_index)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 10);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 5);
+    shoal__mpw_uint(w, 1);
+    shoal__mpw_uint(w, 300);
+    shoal__mpw_int(w, -200);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 5);
+    if (as_index)
+        shoal__mpw_uint(w, 5);
+    else
+        shoal__mpw_int(w, -195);
+}
+static void ri_ref_far_index(shoal__mpw *w) { ri_ref_far(w, true); }
+static void ri_ref_far_neg(shoal__mpw *w) { ri_ref_far(w, false); }
 static void ri_ref_ok(shoal__mpw *w) { ri_ref(w, 0); }
 static void ri_ref_before(shoal__mpw *w) { ri_ref(w, 1); }
 static void ri_ref_zero(shoal__mpw *w) { ri_ref(w, 2); }
@@ -1586,11 +1611,15 @@ test_change_runs_malformed(void)
         {ri_split_del4, SHOAL_EPROTO, "DEL run 10 11, run 12 11"},
         {ri_split_del_ok, SHOAL_OK, "DEL run 10 9, run 10 11"},
         {ri_split_del_ok2, SHOAL_OK, "DEL 10, DEL 12"},
-        {ri_field_after_deldoc, SHOAL_EPROTO, "nil field after DELDOC"},
-        {ri_field_nil_ok, SHOAL_OK, "nil field"},
+        {ri_field_after_deldoc, SHOAL_EPROTO, "field left out after DELDOC"},
+        {ri_field_nil_ok, SHOAL_OK, "field left out"},
         {ri_field_repeated, SHOAL_EPROTO, "field repeated"},
-        {ri_field_first_nil, SHOAL_EPROTO, "nil field first"},
+        {ri_field_first_nil, SHOAL_EPROTO, "field left out first"},
+        {ri_field_nil, SHOAL_EPROTO, "nil field"},
+        {ri_deldoc_short, SHOAL_EPROTO, "empty item after a field"},
         {ri_ref_ok, SHOAL_OK, "own ref -1"},
+        {ri_ref_far_index, SHOAL_OK, "own ref by index, shorter"},
+        {ri_ref_far_neg, SHOAL_EPROTO, "own ref -d, longer than the index"},
         {ri_ref_before, SHOAL_EPROTO, "own ref before op 0"},
         {ri_ref_zero, SHOAL_EPROTO, "ref 0"},
         {ri_ref_pos, SHOAL_EPROTO, "ref 1"},
