@@ -139,15 +139,29 @@ parse_bool(const char *v)
     return -1;
 }
 
-/* Strings read from the config file live until exit. */
+/* Strings read from the config file live until exit (freed by an atexit
+ * handler, so leak checkers see them owned). */
+static char *kept[4 * MAX_LIST + 16];
+static size_t nkept;
+
+static void
+release_kept(void)
+{
+    while (nkept > 0)
+        free(kept[--nkept]);
+}
+
 static char *
 keep(const char *s, size_t n)
 {
-    char *c = malloc(n + 1);
+    char *c = nkept < sizeof kept / sizeof kept[0] ? malloc(n + 1) : NULL;
     if (c == NULL) {
-        fputs("shoal-relay: out of memory\n", stderr);
+        fputs("shoal-relay: config: out of memory or too many values\n", stderr);
         exit(EXIT_USAGE);
     }
+    if (nkept == 0)
+        atexit(release_kept);
+    kept[nkept++] = c;
     memcpy(c, s, n);
     c[n] = '\0';
     return c;
@@ -218,15 +232,12 @@ read_config(const char *path, settings *s)
 #define KEY(name) (klen == strlen(name) && memcmp(p, name, klen) == 0)
         if (KEY("dir") || KEY("data_dir")) {
             s->dir = config_path(path, val);
-            free(val);
         } else if (KEY("listen")) {
             rc = add_item(s->listen, &s->nlisten, val, "listen");
         } else if (KEY("allow")) {
             s->allow = config_path(path, val);
-            free(val);
         } else if (KEY("allow_any")) {
             s->allow_any = parse_bool(val);
-            free(val);
             if (s->allow_any < 0)
                 rc = config_error(path, lineno, "allow_any must be true or false");
         } else if (KEY("upstream")) {
@@ -236,7 +247,6 @@ read_config(const char *path, settings *s)
         } else if (KEY("status_interval")) {
             s->status_interval = val;
         } else {
-            free(val);
             char msg[200];
             snprintf(msg, sizeof msg, "unknown key '%.*s'", (int)(klen < 64 ? klen : 64), p);
             rc = config_error(path, lineno, msg);
