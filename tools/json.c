@@ -11,6 +11,10 @@
  * Base64 is written here rather than taken from libsodium: the tools link
  * only libshoal and jansson.  The decoder is strict (padding required, no
  * whitespace, zero pad bits) so that one text names one byte string.
+ *
+ * The last section holds what `shoal serve/sync/peers` and `shoal-relay`
+ * share: ENDPOINT@PUBKEY and allow-list parsing, the JSON of the per-peer
+ * state, and the stderr logger with levels and UTC timestamps.
  */
 #include "json.h"
 

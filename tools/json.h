@@ -10,7 +10,8 @@
  * counters as integers, lists as arrays of scalars.  A version vector is an
  * object {author_hex: seq}.
  *
- * These helpers use only the public API (shoal.h) and jansson.
+ * These helpers use only the public API (shoal.h) and jansson.  The last
+ * section holds the helpers of the network commands and shoal-relay.
  */
 #ifndef SHOAL_TOOLS_JSON_H
 #define SHOAL_TOOLS_JSON_H

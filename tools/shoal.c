@@ -1,6 +1,8 @@
 /*
  * tools/shoal.c - the `shoal` command-line tool: edit, read, export and
- * import the documents of one replica directory.
+ * import the documents of one replica directory, and sync it over the
+ * network (serve: a live replica until a signal; sync: one exchange;
+ * peers: the persisted per-peer state).
  *
  * It uses only the public API (shoal.h, linked against the shared libshoal)
  * and jansson, so it doubles as a worked example of that API and as an end
@@ -13,7 +15,7 @@
  * digest --full) are matched by exact name.
  *
  * Every failure prints exactly one line "shoal: ..." on stderr and exits
- * with the code of its class (see usage()).  Each edit is one transaction,
+ * with the code of its class (see usage()); serve's stderr is also its log.  Each edit is one transaction,
  * hence one signed change for the document.
  */
 #include <errno.h>

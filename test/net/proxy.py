@@ -115,12 +115,14 @@ class Proxy:
             t.start()
 
     def _pump(self, c, u, rec):
-        c.setblocking(False)
-        u.setblocking(False)
         sel = selectors.DefaultSelector()
-        sel.register(c, selectors.EVENT_READ, u)
-        sel.register(u, selectors.EVENT_READ, c)
         try:
+            # A cut() may have closed the pair already: every socket call
+            # is inside the try.
+            c.setblocking(False)
+            u.setblocking(False)
+            sel.register(c, selectors.EVENT_READ, u)
+            sel.register(u, selectors.EVENT_READ, c)
             while not self.closed:
                 if self.stalled:
                     time.sleep(0.02)
