@@ -2,7 +2,9 @@
 
 import json
 import os
+import socket
 import subprocess
+import time
 
 from conftest import (RELAY, SHOAL, curve_key, digest, get, init, run, seed_for, sync, version,
                       wait_until, write_allow)
@@ -156,3 +158,23 @@ def test_relay_config_file_signals_and_peers(net, tmp_path):
     assert relay.stop() == 0
     assert "stopped" in relay.log_text()
     assert get(rdir, "c", "d") == {"v": 1}
+
+
+def test_sync_unreachable_peer_exits_6_and_bad_spec_exits_1(tmp_path):
+    d = str(tmp_path / "d")
+    init(d)
+    key = init(str(tmp_path / "absent"))  # a real key, of a replica not running
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    start = time.monotonic()
+    p = run("-d", d, "sync", f"tcp://127.0.0.1:{port}@{key}", "--timeout", "1.5",
+            check=False, timeout=60)
+    took = time.monotonic() - start
+    assert p.returncode == 6, (p.returncode, p.stderr)
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("shoal: sync ")
+    assert 1.0 <= took < 20, took
+    for spec in ("tcp://127.0.0.1:1", f"tcp://127.0.0.1:1@{'zz' * 32}", "@" + "ab" * 32):
+        p = run("-d", d, "sync", spec, check=False)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1, (spec, p.stderr)
