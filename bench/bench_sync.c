@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -131,6 +132,7 @@ typedef struct topo {
     shared *sh;
     uint64_t *seq_ns;   /* shared: commit-end time of each writer seq */
     pid_t pid[MAX_NODES];
+    double cpu_s[MAX_NODES];    /* CPU seconds of each node, once reaped */
     /* parameters */
     uint64_t samples;
     double seconds;
@@ -385,17 +387,19 @@ spawn(child_fn fn, void *arg)
 }
 
 /* Wait up to timeout_ms for pid; SIGKILL it after that.  Returns its exit
- * status (0 = success), or -1 if it was killed or crashed. */
+ * status (0 = success), or -1 if it was killed or crashed.  cpu_s (may be
+ * NULL) receives the CPU seconds (user + system) the child used. */
 static int
-reap(pid_t pid, double timeout_ms)
+reap_cpu(pid_t pid, double timeout_ms, double *cpu_s)
 {
     uint64_t deadline = now_ns() + (uint64_t)(timeout_ms * 1e6);
+    struct rusage ru;
     int status;
 
     if (pid <= 0)
         return -1;
     for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
+        pid_t w = wait4(pid, &status, WNOHANG, &ru);
 
         if (w == pid)
             break;
@@ -410,7 +414,16 @@ reap(pid_t pid, double timeout_ms)
         }
         sleep_ms(2);
     }
+    if (cpu_s)
+        *cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int
+reap(pid_t pid, double timeout_ms)
+{
+    return reap_cpu(pid, timeout_ms, NULL);
 }
 
 /* Wait until node i reaches state want (or fails, or its process ends),
@@ -453,7 +466,7 @@ stop_all(topo *t)
 
     atomic_store(&t->sh->stop, 1);
     for (i = 0; i < t->count; i++) {
-        if (t->pid[i] > 0 && reap(t->pid[i], 20000) != 0)
+        if (t->pid[i] > 0 && reap_cpu(t->pid[i], 20000, &t->cpu_s[i]) != 0)
             bad++;
         t->pid[i] = 0;
     }
@@ -1149,9 +1162,37 @@ out:
     return rc;
 }
 
+/* The same changes through shoal_import into a fresh durable replica (one
+ * call, no network): what the receiving side costs without the link. */
+static double
+import_ms(const char *dir, const source *src)
+{
+    char path[600];
+    shoal_replica *r = NULL;
+    shoal_import_result ir;
+    uint64_t t0;
+    double ms = -1.0;
+    shoal_err e;
+
+    snprintf(path, sizeof path, "%s/import", dir);
+    if ((e = open_replica(path, true, NULL, &r)) == SHOAL_OK) {
+        t0 = now_ns();
+        e = shoal_import(r, src->bundle, src->bundle_len, &ir);
+        if (e == SHOAL_OK)
+            ms = (double)(now_ns() - t0) / 1e6;
+    }
+    if (e != SHOAL_OK)
+        fprintf(stderr, "shoal-bench sync: import floor: %s\n", shoal_strerror(e));
+    shoal_replica_close(r);
+    shoal__bench_rmtree(path);
+    return ms;
+}
+
 typedef struct cu_result {
     double ms, sync_ms;
     double verify_before_ms, verify_after_ms, verify_ms;  /* floor: before, after, mean */
+    double import_ms;       /* shoal_import of the same bundle, no network */
+    double cpu_source_s, cpu_fresh_s;
     uint64_t up, down;
 } cu_result;
 
@@ -1165,7 +1206,7 @@ run_catchup_once(const char *dir, source *src, size_t run, cu_result *res)
     pid_t proxy;
     char rdir[512];
     const char *colon;
-    int src_i, fresh_i, rc = -1;
+    int src_i = 0, fresh_i = 1, rc = -1;
 
     memset(&t, 0, sizeof t);
     snprintf(rdir, sizeof rdir, "%s/catchup-%zu", dir, run);
@@ -1227,6 +1268,8 @@ out:
         rc = -1;
     if (t.pid[MAX_NODES - 1] > 0 && reap(t.pid[MAX_NODES - 1], 10000) != 0)
         rc = -1;
+    res->cpu_source_s = t.cpu_s[src_i];
+    res->cpu_fresh_s = t.cpu_s[fresh_i];
     /* the floor again once every node is gone: the load of a shared
      * machine drifts, so the floor is the mean of before and after */
     if (rc == 0) {
@@ -1236,6 +1279,8 @@ out:
         else
             res->verify_ms = (res->verify_before_ms + res->verify_after_ms) / 2.0;
     }
+    if (rc == 0 && (res->import_ms = import_ms(rdir, src)) < 0)
+        rc = -1;
     shoal__bench_rmtree(rdir);
     return rc;
 }
@@ -1348,6 +1393,7 @@ typedef struct tp_result {
     uint64_t max_lag_changes;
     double max_lag_s;
     double verify_per_s;              /* one core, this run */
+    double cpu_writer_s, cpu_relay_s, cpu_readers_s;   /* CPU seconds (readers: sum) */
     double floor_per_s;               /* cores x verify_per_s / 4 */
 } tp_result;
 
@@ -1421,6 +1467,10 @@ run_throughput_once(const char *dir, bool durable, double seconds, const uint8_t
             res->max_lag_s = s->max_lag_s;
     }
     stop_all(&t);
+    res->cpu_writer_s = t.cpu_s[w];
+    res->cpu_relay_s = t.cpu_s[rl];
+    for (k = 0; k < READERS; k++)
+        res->cpu_readers_s += t.cpu_s[x[k]];
     /* the floor again once every node is gone (mean of before and after) */
     after = verify_rate(vb, vlen);
     if (after <= 0)
@@ -1560,6 +1610,7 @@ bench_catchup(const opts *o)
     source src;
     cu_result r[MAX_RUNS];
     double ms[MAX_RUNS], sms[MAX_RUNS], vms[MAX_RUNS], ratio[MAX_RUNS], wire[MAX_RUNS];
+    double ims[MAX_RUNS], iratio[MAX_RUNS], cs[MAX_RUNS], cf[MAX_RUNS];
     double raw, med_ratio, med_wire;
     size_t k;
     int rc = 1;
@@ -1578,12 +1629,16 @@ bench_catchup(const opts *o)
         vms[k] = r[k].verify_ms;
         ratio[k] = r[k].ms / r[k].verify_ms;
         wire[k] = (double)(r[k].up + r[k].down);
+        ims[k] = r[k].import_ms;
+        iratio[k] = r[k].ms / r[k].import_ms;
+        cs[k] = r[k].cpu_source_s;
+        cf[k] = r[k].cpu_fresh_s;
         fprintf(stderr, "  catch-up run %zu: %.1f ms (sync returned at %.1f), verify floor "
                         "%.1f ms (before %.1f, after %.1f; %.2fx); wire %llu up + %llu down "
-                        "bytes (%.3fx raw)\n",
+                        "bytes (%.3fx raw); import %.1f ms; cpu source %.1f s, fresh %.1f s\n",
                 k + 1, ms[k], sms[k], vms[k], r[k].verify_before_ms, r[k].verify_after_ms,
                 ratio[k], (unsigned long long)r[k].up,
-                (unsigned long long)r[k].down, wire[k] / raw);
+                (unsigned long long)r[k].down, wire[k] / raw, ims[k], cs[k], cf[k]);
     }
     med_ratio = median_of(ratio, o->runs);
     med_wire = median_of(wire, o->runs);
@@ -1596,6 +1651,10 @@ bench_catchup(const opts *o)
     print_runs("verify_floor_runs_ms", vms, o->runs, 1);
     printf(",\"time_ratio\":%.2f", med_ratio);
     print_runs("runs_time_ratio", ratio, o->runs, 2);
+    printf(",\"import_ms\":%.1f,\"import_ratio\":%.2f,\"cpu_source_s\":%.2f,"
+           "\"cpu_fresh_s\":%.2f",
+           median_of(ims, o->runs), median_of(iratio, o->runs), median_of(cs, o->runs),
+           median_of(cf, o->runs));
     printf(",\"wire_bytes\":%.0f", med_wire);
     print_runs("runs_wire_bytes", wire, o->runs, 0);
     printf(",\"wire_bytes_to_source\":%llu,\"wire_bytes_from_source\":%llu,"
@@ -1663,12 +1722,13 @@ bench_latency(const opts *o, int v)
     print_runs("runs_median_ms", med, o->runs, 3);
     print_runs("runs_p99_ms", p99, o->runs, 3);
     printf(",\"after_commit_median_ms\":%.3f,\"after_commit_p99_ms\":%.3f,"
-           "\"commit_median_ms\":%.3f,\"lmdb_commit_ms\":%.3f,\"target_median_ms\":%.0f,"
-           "\"target_p99_ms\":20,"
-           "\"median_met\":%s,\"p99_met\":%s,\"loadavg\":%.2f,\"runs\":%zu}\n",
-           median_of(am, o->runs), median_of(ap, o->runs), median_of(cm, o->runs),
-           median_of(fl, o->runs), target,
-           yesno(m <= target), yesno(p <= 20.0), load1(), o->runs);
+           "\"commit_median_ms\":%.3f,",
+           median_of(am, o->runs), median_of(ap, o->runs), median_of(cm, o->runs));
+    if (durable)
+        printf("\"lmdb_commit_ms\":%.3f,", median_of(fl, o->runs));
+    printf("\"target_median_ms\":%.0f,\"target_p99_ms\":20,\"median_met\":%s,\"p99_met\":%s,"
+           "\"loadavg\":%.2f,\"runs\":%zu}\n",
+           target, yesno(m <= target), yesno(p <= 20.0), load1(), o->runs);
     fflush(stdout);
     return 0;
 }
@@ -1679,6 +1739,7 @@ bench_throughput(const opts *o, int v, const uint8_t *vb, size_t vlen)
     bool durable = v == V_TP_DURABLE;
     double ch[MAX_RUNS], wps[MAX_RUNS], eps[MAX_RUNS], lagc[MAX_RUNS], lags[MAX_RUNS];
     double vps[MAX_RUNS], fl[MAX_RUNS], ratio[MAX_RUNS], mr, ml;
+    double cw[MAX_RUNS], cr[MAX_RUNS], cx[MAX_RUNS], us[MAX_RUNS];
     size_t k;
 
     for (k = 0; k < o->runs; k++) {
@@ -1697,12 +1758,18 @@ bench_throughput(const opts *o, int v, const uint8_t *vb, size_t vlen)
         vps[k] = r.verify_per_s;
         fl[k] = r.floor_per_s;
         ratio[k] = r.e2e_per_s / r.floor_per_s;
+        cw[k] = r.cpu_writer_s;
+        cr[k] = r.cpu_relay_s;
+        cx[k] = r.cpu_readers_s;
+        us[k] = r.changes ? r.cpu_readers_s / READERS / (double)r.changes * 1e6 : 0;
         fprintf(stderr, "  %s run %zu: %llu changes, writer %.0f/s over %.2f s, end to end "
                         "%.0f/s over %.2f s; max lag %llu changes / %.3f s; verify %.0f/s "
-                        "per core, floor %.0f/s (%.2fx)\n",
+                        "per core, floor %.0f/s (%.2fx); cpu s: writer %.1f, relay %.1f, "
+                        "readers %.1f (%.0f us per change each)\n",
                 variant_names[v], k + 1, (unsigned long long)r.changes, r.writer_per_s,
                 r.writer_s, r.e2e_per_s, r.e2e_s, (unsigned long long)r.max_lag_changes,
-                r.max_lag_s, r.verify_per_s, r.floor_per_s, ratio[k]);
+                r.max_lag_s, r.verify_per_s, r.floor_per_s, ratio[k], cw[k], cr[k], cx[k],
+                us[k]);
     }
     mr = median_of(ratio, o->runs);
     ml = median_of(lags, o->runs);
@@ -1717,6 +1784,10 @@ bench_throughput(const opts *o, int v, const uint8_t *vb, size_t vlen)
            "\"ratio\":%.3f",
            median_of(vps, o->runs), ncores(), median_of(fl, o->runs), mr);
     print_runs("runs_ratio", ratio, o->runs, 3);
+    printf(",\"cpu_writer_s\":%.2f,\"cpu_relay_s\":%.2f,\"cpu_readers_s\":%.2f,"
+           "\"reader_cpu_us_per_change\":%.1f,\"verify_us_per_change\":%.1f",
+           median_of(cw, o->runs), median_of(cr, o->runs), median_of(cx, o->runs),
+           median_of(us, o->runs), 1e6 / median_of(vps, o->runs));
     if (durable)
         printf(",\"target_max_lag_s\":1,\"lag_met\":%s", yesno(ml < 1.0));
     else
