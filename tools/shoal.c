@@ -837,18 +837,6 @@ serve_print_events(shoal_replica *r, int wait_ms)
     }
 }
 
-/* This replica's own highest seq in its version vector (0 on error). */
-static uint64_t
-own_seq_of(shoal_replica *r)
-{
-    shoal_vv *vv = NULL;
-    if (shoal_replica_version(r, &vv) != SHOAL_OK)
-        return 0;
-    uint64_t seq = shoal_vv_get(vv, shoal_replica_id(r));
-    shoal_vv_free(vv);
-    return seq;
-}
-
 static int
 cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
 {
@@ -956,12 +944,9 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
         }
         shoal__tool_logf(lg, SHOAL_LOG_INFO, "linking to %s", ep);
     }
-    /* The engine pushes what is committed through this process's handle at
-     * once.  A commit by another process on the same directory (`shoal put`
-     * while serve runs) reaches it only through a new handshake, so serve
-     * watches this replica's own seq and re-links its --peer links when it
-     * grows.  Incoming links see such commits at their next handshake. */
-    uint64_t own_seq = own_seq_of(r);
+    /* The engine pushes commits of this handle at once, and finds commits
+     * made by other processes on the same directory (`shoal put` while
+     * serve runs) by looking at the log a few times a second. */
     bool stop = false;
     while (!stop) {
         struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
@@ -981,23 +966,6 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
             }
         if (events && !stop)
             serve_print_events(r, 250);
-        uint64_t now_seq = own_seq_of(r);
-        if (!stop && now_seq > own_seq && npeers > 0) {
-            shoal__tool_logf(lg, SHOAL_LOG_INFO,
-                             "commits by another process (seq %llu): re-linking to peers",
-                             (unsigned long long)now_seq);
-            for (int i = 0; i < npeers; i++) {
-                char ep[ENDPOINT_MAX];
-                uint8_t key[SHOAL_KEY_BYTES];
-                (void)shoal__parse_peer(peers[i], ep, sizeof ep, key, err, sizeof err);
-                (void)shoal_net_disconnect(r, ep);
-                e = shoal_net_connect(r, ep, key);
-                if (e != SHOAL_OK)
-                    shoal__tool_logf(lg, SHOAL_LOG_ERROR, "re-link %s: %s", ep,
-                                     shoal_strerror(e));
-            }
-        }
-        own_seq = now_seq;
     }
     shoal__tool_logf(lg, SHOAL_LOG_INFO, "shutting down");
     shoal_net_stop(r);

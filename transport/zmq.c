@@ -71,6 +71,7 @@ enum {
     DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
     RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
     SAVE_MS = 5000,           /* periodic save of changed peer state */
+    LOG_POLL_MS = 250,        /* look for commits made by other processes */
     BACKOFF_MIN_MS = 500,
     BACKOFF_MAX_MS = 30000,
     RECONNECT_IVL_MS = 100,
@@ -172,6 +173,7 @@ struct shoal__engine {
     lnk *links;
     unsigned mon_seq;
     uint64_t next_save;
+    uint64_t next_log_poll;   /* when to look at the log for others' commits */
     bool relay;                /* a link applied changes: make the others push */
 };
 
@@ -1161,6 +1163,17 @@ housekeeping(shoal__engine *e)
     save_peers(e, now >= e->next_save);
     if (now >= e->next_save)
         e->next_save = now + SAVE_MS;
+    /* Another process sharing the replica directory (the `shoal` tool
+     * beside a running `serve`, say) commits without calling notify: look
+     * at the log now and then, so its changes are pushed too.  A session
+     * at the end of the log costs one short read transaction. */
+    if (now >= e->next_log_poll) {
+        if (e->links)
+            e->relay = true;
+        e->next_log_poll = now + LOG_POLL_MS;
+    }
+    if ((long)(e->next_log_poll - now) < timeout)
+        timeout = (long)(e->next_log_poll - now);
     return timeout < 0 ? 0 : timeout;
 }
 
