@@ -404,8 +404,6 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq, &pos);
     }
     if (!err)
-        err = shoal__stxn_vv_put(t, r->pk, b->c.seq, cid);
-    if (!err)
         err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, env.len, false);
     shoal__buf_free(&body);
     shoal__buf_free(&env);

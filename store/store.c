@@ -53,7 +53,6 @@ enum {
     T_META,
     T_CHANGES,
     T_AUTHSEQ,
-    T_VV,
     T_LOG,
     T_PENDING,
     T_EVIDENCE,
@@ -67,10 +66,14 @@ enum {
 /* Disk format: the table names are part of the on-disk layout (store.h,
  * docs/storage.md); renaming one is a format change. */
 static const char *const table_names[T_COUNT] = {
-    "meta", "changes", "authseq", "vv", "log",
+    "meta", "changes", "authseq", "log",
     "pending", "evidence", "docs", "docsnap", "doclog",
     "peers",
 };
+
+/* The table of the first layout (format 1), which kept the version vector
+ * and the envelopes elsewhere; a directory holding it is refused. */
+#define FORMAT1_TABLE "vv"
 
 #define DEFAULT_MAP_SIZE ((uint64_t)64 << 20)
 /* The map never grows past this (virtual address space, not disk). */
@@ -80,6 +83,11 @@ static const char *const table_names[T_COUNT] = {
 /* Free space below which an EIO from a commit counts as a full disk (or
  * 1/64 of the file system when that is smaller). */
 #define DISK_FULL_SLACK ((uint64_t)1 << 20)
+/* The changes and authseq indexes take the log tail in batches: a commit
+ * that brings the tail to this many entries indexes all of them. */
+#define TAIL_MAX 64
+/* Bytes before the envelope in a log value: cid | author | seq (u64 BE). */
+#define LOG_HDR 72
 #define IDENTITY_FILE "identity"
 #define IDENTITY_TMP "identity.tmp"
 #define SK_BYTES 64
@@ -92,12 +100,27 @@ struct shoal__store {
     char errmsg[256];
 };
 
+/* A log entry not yet in the changes and authseq indexes. */
+typedef struct tail_ent {
+    uint64_t pos;
+    uint64_t seq;
+    uint8_t cid[32];
+    uint8_t author[32];
+} tail_ent;
+
 struct shoal__stxn {
     shoal__store *s;
     MDB_txn *txn;
     bool write;
     int err;        /* first LMDB error that poisoned the txn, else 0 */
     bool map_full;  /* a put (or cursor op) hit MDB_MAP_FULL */
+    /* The unindexed log tail, loaded on first use (tail_load). */
+    bool tail_ok;
+    uint64_t ixnext;     /* first log position not in the indexes */
+    uint64_t lognext;    /* next log position to hand out */
+    tail_ent *tail;      /* owned; positions ixnext .. lognext - 1 */
+    size_t ntail;
+    size_t captail;
 };
 
 /* ------------------------------------------------------------- errors */
@@ -435,7 +458,17 @@ static int open_tables(shoal__store *s)
         int rc = txn_begin(s, true, &txn);
         if (rc)
             return rc;
-        int mrc = 0;
+        MDB_dbi old;
+        int mrc = mdb_dbi_open(txn, FORMAT1_TABLE, 0, &old);
+        if (mrc == 0) {
+            mdb_txn_abort(txn);
+            txn_end_lock(s);
+            snprintf(s->errmsg, sizeof s->errmsg,
+                     "the replica uses the first store layout (format 1), which this "
+                     "version does not read");
+            return SHOAL_ECORRUPT;
+        }
+        mrc = 0;
         for (int i = 0; i < T_COUNT && !mrc; i++)
             mrc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
         if (!mrc)
@@ -615,6 +648,7 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
         if (rc)
             return rc;
         rc = fn(&t, arg);
+        shoal__free(t.tail);
         int mrc = 0;
         if (t.map_full || rc != SHOAL_OK || t.err) {
             mdb_txn_abort(t.txn);
@@ -646,6 +680,7 @@ int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
     if (rc)
         return rc;
     rc = fn(&t, arg);
+    shoal__free(t.tail);
     mdb_txn_abort(t.txn);
     txn_end_lock(s);
     return rc;
@@ -748,14 +783,20 @@ int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t
 
 /* ------------------------------------------------------ changes, log */
 
-int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
-{
-    return t_get(t, T_CHANGES, cid, 32, env);
-}
+/* The log holds every applied change in apply order: position (u64 BE) ->
+ * cid | author | seq (u64 BE) | envelope.  Two indexes point into it:
+ * changes (cid -> position) and authseq (author | seq -> cid).  A commit
+ * appends to the log only; the indexes take the entries from meta
+ * "ixnext" on (the tail) once there are TAIL_MAX of them, in one batch.
+ * Every lookup consults the index and the tail (held in memory per txn,
+ * at most TAIL_MAX entries), so the split is invisible to callers.  A
+ * local commit thus writes the log's last leaf instead of a random leaf
+ * of changes and the last one of authseq. */
 
-bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
+static int corrupt(shoal__stxn *t, const char *what)
 {
-    return t_get(t, T_CHANGES, cid, 32, NULL) == SHOAL_OK;
+    snprintf(t->s->errmsg, sizeof t->s->errmsg, "%s", what);
+    return SHOAL_ECORRUPT;
 }
 
 static int authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
@@ -765,56 +806,251 @@ static int authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
     return 40;
 }
 
+static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr)
+{
+    if (t->ntail == t->captail) {
+        size_t cap = t->captail ? t->captail * 2 : 16;
+        tail_ent *p = shoal__realloc(t->tail, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        t->tail = p;
+        t->captail = cap;
+    }
+    tail_ent *e = &t->tail[t->ntail++];
+    e->pos = pos;
+    memcpy(e->cid, hdr, 32);
+    memcpy(e->author, hdr + 32, 32);
+    e->seq = get_be64(hdr + 64);
+    return SHOAL_OK;
+}
+
+/* Load ixnext, lognext and the tail (once per txn). */
+static int tail_load(shoal__stxn *t)
+{
+    if (t->tail_ok)
+        return SHOAL_OK;
+    shoal__sval v = {NULL, 0};
+    uint64_t ix = 1;
+    int rc = t_get(t, T_META, "ixnext", 6, &v);
+    if (rc == SHOAL_OK) {
+        if (v.len != 8)
+            return corrupt(t, "meta ixnext is not 8 bytes");
+        ix = get_be64(v.p);
+    } else if (rc != SHOAL_ENOTFOUND) {
+        return rc;
+    }
+    MDB_cursor *c;
+    rc = cur_open(t, T_LOG, &c);
+    if (rc)
+        return rc;
+    MDB_val k, val;
+    uint64_t last = 0;
+    rc = cur_get(t, c, &k, &val, MDB_LAST);
+    if (rc == SHOAL_OK) {
+        if (k.mv_size != 8)
+            rc = corrupt(t, "malformed log key");
+        else
+            last = get_be64(k.mv_data);
+    } else if (rc == SHOAL_ENOTFOUND) {
+        rc = SHOAL_OK;
+    }
+    if (!rc && (ix == 0 || ix > last + 1))
+        rc = corrupt(t, "meta ixnext is past the log");
+    t->ntail = 0;
+    if (!rc && ix <= last) {
+        uint8_t start[8];
+        put_be64(start, ix);
+        for (rc = cur_first(t, c, start, 8, &k, &val); rc == SHOAL_OK;
+             rc = cur_get(t, c, &k, &val, MDB_NEXT)) {
+            if (k.mv_size != 8 || val.mv_size < LOG_HDR) {
+                rc = corrupt(t, "malformed log entry");
+                break;
+            }
+            rc = tail_push(t, get_be64(k.mv_data), val.mv_data);
+            if (rc)
+                break;
+        }
+        if (rc == SHOAL_ENOTFOUND)
+            rc = SHOAL_OK;
+    }
+    mdb_cursor_close(c);
+    if (rc)
+        return rc;
+    t->ixnext = ix;
+    t->lognext = last + 1;
+    t->tail_ok = true;
+    return SHOAL_OK;
+}
+
+static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
+{
+    for (size_t i = 0; i < t->ntail; i++)
+        if (memcmp(t->tail[i].cid, cid, 32) == 0)
+            return &t->tail[i];
+    return NULL;
+}
+
+/* Move the whole tail into the indexes. */
+static int tail_flush(shoal__stxn *t)
+{
+    for (size_t i = 0; i < t->ntail; i++) {
+        const tail_ent *e = &t->tail[i];
+        uint8_t pb[8], k[40];
+        put_be64(pb, e->pos);
+        MDB_val key = mval(e->cid, 32), val = mval(pb, 8);
+        int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
+        if (mrc == MDB_KEYEXIST) {
+            t->err = MDB_CORRUPTED;
+            return corrupt(t, "a change is in the log twice");
+        }
+        if (mrc)
+            return tfail(t, "mdb_put changes", mrc);
+        authseq_key(k, e->author, e->seq);
+        int rc = t_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
+        if (rc)
+            return rc;
+    }
+    uint8_t nb[8];
+    put_be64(nb, t->lognext);
+    int rc = t_put(t, T_META, "ixnext", 6, nb, 8, 0);
+    if (rc)
+        return rc;
+    t->ixnext = t->lognext;
+    t->ntail = 0;
+    return SHOAL_OK;
+}
+
+int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env)
+{
+    uint8_t k[8];
+    put_be64(k, pos);
+    shoal__sval v = {NULL, 0};
+    int rc = t_get(t, T_LOG, k, 8, &v);
+    if (rc)
+        return rc;
+    if (v.len < LOG_HDR)
+        return corrupt(t, "malformed log entry");
+    if (env) {
+        env->p = v.p + LOG_HDR;
+        env->len = v.len - LOG_HDR;
+    }
+    return SHOAL_OK;
+}
+
+int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
+{
+    MDB_cursor *c;
+    int rc = cur_open(t, T_LOG, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = cur_get(t, c, &k, &v, MDB_LAST);
+    if (rc == SHOAL_OK && (k.mv_size != 8 || v.mv_size < LOG_HDR))
+        rc = corrupt(t, "malformed log entry");
+    if (rc == SHOAL_OK) {
+        if (pos)
+            *pos = get_be64(k.mv_data);
+        if (env) {
+            env->p = (const uint8_t *)v.mv_data + LOG_HDR;
+            env->len = v.mv_size - LOG_HDR;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* Log position of cid: SHOAL_OK, SHOAL_ENOTFOUND or an error. */
+static int change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+{
+    shoal__sval v = {NULL, 0};
+    int rc = t_get(t, T_CHANGES, cid, 32, &v);
+    if (rc == SHOAL_OK) {
+        if (v.len != 8)
+            return corrupt(t, "changes value is not 8 bytes");
+        *pos = get_be64(v.p);
+        return SHOAL_OK;
+    }
+    if (rc != SHOAL_ENOTFOUND)
+        return rc;
+    rc = tail_load(t);
+    if (rc)
+        return rc;
+    const tail_ent *e = tail_find_cid(t, cid);
+    if (!e)
+        return SHOAL_ENOTFOUND;
+    *pos = e->pos;
+    return SHOAL_OK;
+}
+
+int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
+{
+    uint64_t pos;
+    int rc = change_pos(t, cid, &pos);
+    if (rc)
+        return rc;
+    rc = shoal__stxn_log_get(t, pos, env);
+    if (rc == SHOAL_ENOTFOUND) {
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "change index names missing log "
+                 "position %llu", (unsigned long long)pos);
+        rc = SHOAL_ECORRUPT;
+    }
+    return rc;
+}
+
+bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
+{
+    uint64_t pos;
+    return change_pos(t, cid, &pos) == SHOAL_OK;
+}
+
 /* Refuses (SHOAL_EINVAL) a change id that is already stored: a second log
  * entry for one change would break "the log holds each change once". */
 int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
                            size_t len, const uint8_t author[32], uint64_t seq,
                            uint64_t *pos)
 {
-    shoal__sval v = {NULL, 0};
-    uint64_t next = 1;
-    int rc = t_get(t, T_META, "log_next", 8, &v);
-    if (rc == SHOAL_OK) {
-        if (v.len != 8) {
-            snprintf(t->s->errmsg, sizeof t->s->errmsg, "meta log_next has %zu bytes", v.len);
-            return SHOAL_ECORRUPT;
-        }
-        next = get_be64(v.p);
-    } else if (rc != SHOAL_ENOTFOUND) {
-        return rc;
-    }
     assert(t->write);
-    MDB_val key = mval(cid, 32), val = mval(env, len);
-    int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
-    if (mrc == MDB_KEYEXIST) {
+    uint64_t old;
+    int rc = change_pos(t, cid, &old);
+    if (rc == SHOAL_OK) {
         snprintf(t->s->errmsg, sizeof t->s->errmsg, "change already stored");
         return SHOAL_EINVAL;
     }
-    if (mrc)
-        return tfail(t, "mdb_put changes", mrc);
-    uint8_t k[40];
-    authseq_key(k, author, seq);
-    rc = t_put(t, T_AUTHSEQ, k, 40, cid, 32, 0);
+    if (rc != SHOAL_ENOTFOUND)
+        return rc;
+    rc = tail_load(t);
     if (rc)
         return rc;
+    if (len > SIZE_MAX - LOG_HDR)
+        return SHOAL_ETOOBIG;
+    uint64_t next = t->lognext;
     uint8_t pk[8];
     put_be64(pk, next);
-    key = mval(pk, 8);
-    val = mval(cid, 32);
-    mrc = mdb_put(t->txn, t->s->dbi[T_LOG], &key, &val, MDB_APPEND);
+    MDB_val key = mval(pk, 8), val = mval(NULL, LOG_HDR + len);
+    /* MDB_APPEND refuses a key that is not past the last one; lognext came
+     * from the last key, so that would mean a damaged tree. */
+    int mrc = mdb_put(t->txn, t->s->dbi[T_LOG], &key, &val, MDB_APPEND | MDB_RESERVE);
     if (mrc == MDB_KEYEXIST) {
-        /* MDB_APPEND refuses a key not past the last one: log_next is stale. */
-        snprintf(t->s->errmsg, sizeof t->s->errmsg, "log_next %llu is not past the log",
-                 (unsigned long long)next);
         t->err = MDB_CORRUPTED;
-        return SHOAL_ECORRUPT;
+        return corrupt(t, "log position is not past the log");
     }
     if (mrc)
         return tfail(t, "mdb_put log", mrc);
-    put_be64(pk, next + 1);
-    rc = t_put(t, T_META, "log_next", 8, pk, 8, 0);
+    uint8_t *p = val.mv_data;
+    memcpy(p, cid, 32);
+    memcpy(p + 32, author, 32);
+    put_be64(p + 64, seq);
+    if (len)
+        memcpy(p + LOG_HDR, env, len);
+    rc = tail_push(t, next, p);
     if (rc)
         return rc;
+    t->lognext = next + 1;
+    if (t->ntail >= TAIL_MAX) {
+        rc = tail_flush(t);
+        if (rc)
+            return rc;
+    }
     if (pos)
         *pos = next;
     return SHOAL_OK;
@@ -827,14 +1063,25 @@ int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t s
     authseq_key(k, author, seq);
     shoal__sval v = {NULL, 0};
     int rc = t_get(t, T_AUTHSEQ, k, 40, &v);
+    if (rc == SHOAL_OK) {
+        if (v.len != 32)
+            return corrupt(t, "authseq value is not 32 bytes");
+        memcpy(cid, v.p, 32);
+        return SHOAL_OK;
+    }
+    if (rc != SHOAL_ENOTFOUND)
+        return rc;
+    rc = tail_load(t);
     if (rc)
         return rc;
-    if (v.len != 32) {
-        snprintf(t->s->errmsg, sizeof t->s->errmsg, "authseq value has %zu bytes", v.len);
-        return SHOAL_ECORRUPT;
+    for (size_t i = 0; i < t->ntail; i++) {
+        const tail_ent *e = &t->tail[i];
+        if (e->seq == seq && memcmp(e->author, author, 32) == 0) {
+            memcpy(cid, e->cid, 32);
+            return SHOAL_OK;
+        }
     }
-    memcpy(cid, v.p, 32);
-    return SHOAL_OK;
+    return SHOAL_ENOTFOUND;
 }
 
 int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
@@ -848,24 +1095,13 @@ int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *
     MDB_val k, v;
     for (rc = cur_first(t, c, start, 8, &k, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size != 32) {
-            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed log entry");
-            rc = SHOAL_ECORRUPT;
+        if (k.mv_size != 8 || v.mv_size < LOG_HDR) {
+            rc = corrupt(t, "malformed log entry");
             break;
         }
-        shoal__sval env;
-        int grc = t_get(t, T_CHANGES, v.mv_data, 32, &env);
-        if (grc) {
-            if (grc == SHOAL_ENOTFOUND) {
-                snprintf(t->s->errmsg, sizeof t->s->errmsg,
-                         "log position %llu names a missing change",
-                         (unsigned long long)get_be64(k.mv_data));
-                grc = SHOAL_ECORRUPT;
-            }
-            rc = grc;
-            break;
-        }
-        int r = cb(get_be64(k.mv_data), v.mv_data, &env, arg);
+        const uint8_t *p = v.mv_data;
+        shoal__sval env = {p + LOG_HDR, v.mv_size - LOG_HDR};
+        int r = cb(get_be64(k.mv_data), p, &env, arg);
         if (r) {
             rc = r;
             break;
@@ -882,56 +1118,155 @@ uint64_t shoal__stxn_log_count(shoal__stxn *t)
 
 /* ----------------------------------------------------- version vector */
 
-int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
-                       uint8_t cid[32])
+/* The version vector is not stored: an author's entry is the last authseq
+ * key with its prefix, or a later one in the log tail. */
+
+/* The last indexed (seq, cid) of author via cursor c; SHOAL_ENOTFOUND if
+ * the index has none. */
+static int index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32],
+                      uint64_t *seq, uint8_t cid[32])
 {
-    shoal__sval v = {NULL, 0};
-    int rc = t_get(t, T_VV, author, 32, &v);
+    uint8_t k[40];
+    authseq_key(k, author, UINT64_MAX);
+    MDB_val key = mval(k, 40), v;
+    int rc = cur_get(t, c, &key, &v, MDB_SET_RANGE);
+    if (rc == SHOAL_OK && !(key.mv_size == 40 && memcmp(key.mv_data, author, 32) == 0))
+        rc = cur_get(t, c, &key, &v, MDB_PREV);
+    else if (rc == SHOAL_ENOTFOUND)
+        rc = cur_get(t, c, &key, &v, MDB_LAST);
     if (rc)
         return rc;
-    if (v.len != 40) {
-        snprintf(t->s->errmsg, sizeof t->s->errmsg, "vv value has %zu bytes", v.len);
-        return SHOAL_ECORRUPT;
-    }
-    if (seq)
-        *seq = get_be64(v.p);
-    if (cid)
-        memcpy(cid, v.p + 8, 32);
+    if (key.mv_size != 40 || v.mv_size != 32)
+        return corrupt(t, "malformed authseq entry");
+    if (memcmp(key.mv_data, author, 32) != 0)
+        return SHOAL_ENOTFOUND;
+    *seq = get_be64((const uint8_t *)key.mv_data + 32);
+    memcpy(cid, v.mv_data, 32);
     return SHOAL_OK;
 }
 
-int shoal__stxn_vv_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                       const uint8_t cid[32])
+int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
+                       uint8_t cid[32])
 {
-    uint8_t v[40];
-    put_be64(v, seq);
-    memcpy(v + 8, cid, 32);
-    return t_put(t, T_VV, author, 32, v, 40, 0);
+    MDB_cursor *c;
+    int rc = cur_open(t, T_AUTHSEQ, &c);
+    if (rc)
+        return rc;
+    uint64_t s = 0;
+    uint8_t id[32];
+    rc = index_last(t, c, author, &s, id);
+    mdb_cursor_close(c);
+    if (rc && rc != SHOAL_ENOTFOUND)
+        return rc;
+    bool found = rc == SHOAL_OK;
+    rc = tail_load(t);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < t->ntail; i++) {
+        const tail_ent *e = &t->tail[i];
+        if (memcmp(e->author, author, 32) == 0 && (!found || e->seq > s)) {
+            s = e->seq;
+            memcpy(id, e->cid, 32);
+            found = true;
+        }
+    }
+    if (!found)
+        return SHOAL_ENOTFOUND;
+    if (seq)
+        *seq = s;
+    if (cid)
+        memcpy(cid, id, 32);
+    return SHOAL_OK;
+}
+
+typedef struct vv_ent {
+    uint8_t author[32];
+    uint64_t seq;
+    uint8_t cid[32];
+} vv_ent;
+
+static int vv_ent_cmp(const void *a, const void *b)
+{
+    return memcmp(((const vv_ent *)a)->author, ((const vv_ent *)b)->author, 32);
 }
 
 int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
 {
-    MDB_cursor *c;
-    int rc = cur_open(t, T_VV, &c);
+    int rc = tail_load(t);
     if (rc)
         return rc;
+    MDB_cursor *c;
+    rc = cur_open(t, T_AUTHSEQ, &c);
+    if (rc)
+        return rc;
+    vv_ent *e = NULL;
+    size_t n = 0, cap = 0;
     MDB_val k, v;
-    for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+    /* One hop per author: its first key, then its last (index_last). */
+    for (rc = cur_get(t, c, &k, &v, MDB_FIRST); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 32 || v.mv_size != 40) {
-            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed vv entry");
-            rc = SHOAL_ECORRUPT;
+        if (k.mv_size != 40) {
+            rc = corrupt(t, "malformed authseq entry");
             break;
         }
-        const uint8_t *p = v.mv_data;
-        int r = cb(k.mv_data, get_be64(p), p + 8, arg);
-        if (r) {
-            rc = r;
-            break;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            vv_ent *p = shoal__realloc(e, cap * sizeof *p);
+            if (!p) {
+                rc = SHOAL_ENOMEM;
+                break;
+            }
+            e = p;
         }
+        memcpy(e[n].author, k.mv_data, 32);
+        rc = index_last(t, c, e[n].author, &e[n].seq, e[n].cid);
+        if (rc)
+            break;
+        n++;
     }
     mdb_cursor_close(c);
-    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+    if (rc == SHOAL_ENOTFOUND)
+        rc = SHOAL_OK;
+    /* The tail: later seqs of known authors, and new authors. */
+    size_t nidx = n;
+    for (size_t i = 0; !rc && i < t->ntail; i++) {
+        const tail_ent *te = &t->tail[i];
+        vv_ent key;
+        memcpy(key.author, te->author, 32);
+        vv_ent *hit = nidx ? bsearch(&key, e, nidx, sizeof *e, vv_ent_cmp) : NULL;
+        for (size_t j = nidx; !hit && j < n; j++)
+            if (memcmp(e[j].author, te->author, 32) == 0)
+                hit = &e[j];
+        if (hit) {
+            if (te->seq > hit->seq) {
+                hit->seq = te->seq;
+                memcpy(hit->cid, te->cid, 32);
+            }
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            vv_ent *p = shoal__realloc(e, cap * sizeof *p);
+            if (!p) {
+                rc = SHOAL_ENOMEM;
+                break;
+            }
+            e = p;
+        }
+        memcpy(e[n].author, te->author, 32);
+        e[n].seq = te->seq;
+        memcpy(e[n].cid, te->cid, 32);
+        n++;
+    }
+    if (!rc && n > nidx)
+        qsort(e, n, sizeof *e, vv_ent_cmp);
+    for (size_t i = 0; !rc && i < n; i++) {
+        int r = cb(e[i].author, e[i].seq, e[i].cid, arg);
+        if (r)
+            rc = r;
+    }
+    shoal__free(e);
+    return rc;
 }
 
 /* -------------------------------------------------------- pending set */

@@ -7,18 +7,26 @@
  *   data.mdb, lock.mdb   one LMDB environment (never MDB_WRITEMAP)
  *   identity             the Ed25519 secret key (64 bytes), mode 0600
  *
- * Tables (LMDB named databases; keys compare bytewise):
- *   meta      short name -> value (clock, next log position, format)
- *   changes   change id (32) -> envelope bytes (applied changes only)
+ * Tables (LMDB named databases; keys compare bytewise; format 2):
+ *   meta      short name -> value ("clock", "ixnext", ...)
+ *   log       position (u64 BE, from 1) -> cid (32) | author (32) |
+ *             seq (u64 BE) | envelope; apply order (causal), append-only
+ *   changes   change id (32) -> log position (u64 BE)
  *   authseq   author (32) | seq (u64 BE) -> change id (32)
- *   vv        author (32) -> seq (u64 BE) | change id (32)
- *   log       position (u64 BE) -> change id (32), in apply order (causal)
  *   pending   change id (32) -> envelope bytes (verified, not yet applied)
  *   evidence  author (32) | seq (u64 BE) | change id (32) -> envelope
  *   docs      coll NUL id -> document meta (opaque to the store)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
  *   doclog    coll NUL id NUL n (u64 BE) -> change id (32)
  *   peers     peer key (32) -> peer state (opaque to the store)
+ *
+ * The two indexes (changes, authseq) lag the log: log entries from meta
+ * "ixnext" (u64 BE, absent = 1) on, fewer than 64, are the tail, which
+ * every lookup below also searches; the commit that makes the tail 64
+ * entries long moves it into the indexes.  So a commit of one change
+ * writes the log's last leaf, not a leaf of each index.  The version
+ * vector is derived: an author's entry is its greatest seq in authseq or
+ * the tail.  A directory of format 1 (with a "vv" table) is refused.
  *
  * Values returned as shoal__sval are Borrowed until the end of the
  * transaction (they point into the LMDB map): copy them out.
@@ -74,8 +82,8 @@ int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg);
 int shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out);
 int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t n);
 
-/* changes (applied) and the log.  change_put stores the envelope, the
- * authseq index entry and a new log position (returned in *pos). */
+/* changes (applied) and the log.  change_put appends the change to the log
+ * (its position returned in *pos); the indexes follow (see above). */
 int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env);
 bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32]);
 int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
@@ -88,12 +96,16 @@ typedef int (*shoal__log_fn)(uint64_t pos, const uint8_t cid[32], const shoal__s
                              void *arg);
 int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg);
 uint64_t shoal__stxn_log_count(shoal__stxn *t);
+/* The envelope at log position pos, or at the last one (*pos set);
+ * SHOAL_ENOTFOUND when there is none. */
+int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env);
+int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env);
 
-/* version vector */
+/* version vector (derived from authseq and the log tail; nothing to put):
+ * the greatest applied seq of an author and its change id.  vv_scan goes
+ * by author, ascending. */
 int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
                        uint8_t cid[32]);
-int shoal__stxn_vv_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                       const uint8_t cid[32]);
 typedef int (*shoal__vv_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
                             void *arg);
 int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg);

@@ -141,9 +141,6 @@ static int fixture_write(shoal__stxn *t, void *arg)
         if (pos != (uint64_t)i + 1)
             return SHOAL_EINVAL;
     }
-    if ((rc = shoal__stxn_vv_put(t, author_b, 3, cids[5])) ||
-        (rc = shoal__stxn_vv_put(t, author_a, 3, cids[4])))
-        return rc;
     for (int i = 0; i < 3; i++) {
         uint8_t cid[32], env[100];
         make_id(cid, 0x50, (uint64_t)(3 - i));
@@ -296,8 +293,12 @@ static int fixture_check(shoal__stxn *t, void *arg)
     CHECK(sval_eq(&v, "1", 1));
     CHECK_EQ(shoal__stxn_meta_get(t, "clock", &v), SHOAL_OK);
     CHECK(v.len == 8 && v.p[7] == 6);
-    CHECK_EQ(shoal__stxn_meta_get(t, "log_next", &v), SHOAL_OK);
-    CHECK(v.len == 8 && v.p[7] == NCHANGES + 1 && v.p[0] == 0);
+    uint64_t last = 0;
+    CHECK_EQ(shoal__stxn_log_last(t, &last, &v), SHOAL_OK);
+    CHECK(last == NCHANGES && sval_eq(&v, envs[NCHANGES - 1], env_lens[NCHANGES - 1]));
+    CHECK_EQ(shoal__stxn_log_get(t, 2, &v), SHOAL_OK);
+    CHECK(sval_eq(&v, envs[1], env_lens[1]));
+    CHECK_EQ(shoal__stxn_log_get(t, NCHANGES + 1, &v), SHOAL_ENOTFOUND);
     CHECK_EQ(shoal__stxn_meta_get(t, "nope", &v), SHOAL_ENOTFOUND);
 
     uint8_t missing[32], cid[32];
@@ -427,6 +428,177 @@ static void test_create_reopen(void)
     free(dir);
     check_rmtree(base);
     free(base);
+}
+
+/* ------------------------------------------------------ the index tail */
+
+/* Changes of three authors committed one per txn, then in bulk: every
+ * lookup (change, authseq, version vector) must find each change whether
+ * it sits in the indexes or in the unindexed log tail, before and after a
+ * reopen; a duplicate is refused wherever the first copy sits. */
+enum { TAIL_TOTAL = 300, TAIL_SINGLE = 90 };
+
+static const uint8_t tail_authors[3] = {0x30, 0x10, 0x20};
+
+static void tail_change(int i, uint8_t cid[32], uint8_t author[32], uint64_t *seq,
+                        uint8_t env[48])
+{
+    make_id(cid, 0xE0, (uint64_t)i);
+    memset(author, tail_authors[i % 3], 32);
+    *seq = (uint64_t)(i / 3 + 1);
+    fill_bytes(env, 48, (uint64_t)i * 7 + 1);
+}
+
+struct tail_range {
+    int from, to;
+};
+
+static int tail_put_fn(shoal__stxn *t, void *arg)
+{
+    const struct tail_range *r = arg;
+    for (int i = r->from; i < r->to; i++) {
+        uint8_t cid[32], author[32], env[48];
+        uint64_t seq, pos = 0;
+        tail_change(i, cid, author, &seq, env);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, &pos);
+        if (rc)
+            return rc;
+        if (pos != (uint64_t)i + 1)
+            return SHOAL_EINVAL;
+        /* Visible at once, in the same txn. */
+        if (!shoal__stxn_change_has(t, cid))
+            return SHOAL_EINVAL;
+    }
+    return SHOAL_OK;
+}
+
+static int tail_dup_fn(shoal__stxn *t, void *arg)
+{
+    int i = *(int *)arg;
+    uint8_t cid[32], author[32], env[48];
+    uint64_t seq, pos;
+    tail_change(i, cid, author, &seq, env);
+    return shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, &pos);
+}
+
+struct tail_vv {
+    int n;
+    uint8_t first[4];
+    uint64_t seq[4];
+    int bad;
+};
+
+static int tail_vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+                      void *arg)
+{
+    struct tail_vv *a = arg;
+    if (a->n < 4) {
+        a->first[a->n] = author[0];
+        a->seq[a->n] = seq;
+        uint8_t want[32];
+        int i = (int)(seq - 1) * 3;
+        while (tail_authors[i % 3] != author[0])
+            i++;
+        make_id(want, 0xE0, (uint64_t)i);
+        if (memcmp(cid, want, 32) != 0)
+            a->bad++;
+    }
+    a->n++;
+    return 0;
+}
+
+/* Check changes [0, n): every lookup, and the vector. */
+static int tail_check_fn(shoal__stxn *t, void *arg)
+{
+    int n = *(int *)arg;
+    int before = check_failures;
+    for (int i = 0; i < n; i++) {
+        uint8_t cid[32], author[32], env[48], got[32];
+        uint64_t seq;
+        tail_change(i, cid, author, &seq, env);
+        shoal__sval v = {NULL, 0};
+        CHECK_EQ(shoal__stxn_change_get(t, cid, &v), SHOAL_OK);
+        CHECK(sval_eq(&v, env, sizeof env));
+        CHECK(shoal__stxn_change_has(t, cid));
+        memset(got, 0, 32);
+        CHECK_EQ(shoal__stxn_authseq_get(t, author, seq, got), SHOAL_OK);
+        CHECK(memcmp(got, cid, 32) == 0);
+        CHECK_EQ(shoal__stxn_log_get(t, (uint64_t)i + 1, &v), SHOAL_OK);
+        CHECK(sval_eq(&v, env, sizeof env));
+    }
+    uint8_t missing[32], author[32], got[32];
+    make_id(missing, 0xE0, (uint64_t)n);
+    CHECK(!shoal__stxn_change_has(t, missing));
+    CHECK_EQ(shoal__stxn_log_count(t), (uint64_t)n);
+    for (int a = 0; a < 3; a++) {
+        memset(author, tail_authors[a], 32);
+        uint64_t want = 0;
+        for (int i = a; i < n; i += 3)
+            want = (uint64_t)(i / 3 + 1);
+        uint64_t seq = 0;
+        int rc = shoal__stxn_vv_get(t, author, &seq, got);
+        if (want) {
+            CHECK_EQ(rc, SHOAL_OK);
+            CHECK_EQ(seq, want);
+        } else {
+            CHECK_EQ(rc, SHOAL_ENOTFOUND);
+        }
+        CHECK_EQ(shoal__stxn_authseq_get(t, author, want + 1, got), SHOAL_ENOTFOUND);
+    }
+    struct tail_vv va = {0};
+    CHECK_EQ(shoal__stxn_vv_scan(t, tail_vv_cb, &va), SHOAL_OK);
+    int nauth = n < 3 ? n : 3;
+    CHECK_EQ(va.n, nauth);
+    for (int k = 0; k + 1 < va.n && k + 1 < 4; k++)
+        CHECK(va.first[k] < va.first[k + 1]);   /* by author, ascending */
+    CHECK_EQ(va.bad, 0);
+    *(int *)arg = n + (check_failures - before) * 100000;
+    return SHOAL_OK;
+}
+
+static void tail_check(shoal__store *s, int n)
+{
+    int arg = n;
+    CHECK_EQ(shoal__store_read(s, tail_check_fn, &arg), SHOAL_OK);
+    CHECK_EQ(arg, n);
+}
+
+static void test_index_tail(void)
+{
+    char *dir = check_tmpdir("store-tail");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, true, 0, pk, &sk);
+    REQUIRE(s);
+    tail_check(s, 0);
+    int checks[] = {1, 2, 3, 63, 64, 65, 66, 80, TAIL_SINGLE};
+    size_t ci = 0;
+    for (int i = 0; i < TAIL_SINGLE; i++) {
+        struct tail_range r = {i, i + 1};
+        REQUIRE(shoal__store_write(s, tail_put_fn, &r) == SHOAL_OK);
+        if (ci < sizeof checks / sizeof checks[0] && checks[ci] == i + 1) {
+            tail_check(s, i + 1);
+            ci++;
+        }
+    }
+    /* A duplicate of an indexed change and of one in the tail. */
+    int dup = 0;
+    CHECK_EQ(shoal__store_write(s, tail_dup_fn, &dup), SHOAL_EINVAL);
+    dup = TAIL_SINGLE - 1;
+    CHECK_EQ(shoal__store_write(s, tail_dup_fn, &dup), SHOAL_EINVAL);
+    /* A bulk txn crossing several index batches. */
+    struct tail_range r = {TAIL_SINGLE, TAIL_TOTAL};
+    CHECK_EQ(shoal__store_write(s, tail_put_fn, &r), SHOAL_OK);
+    tail_check(s, TAIL_TOTAL);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    sk = NULL;
+    s = open_store(dir, true, 0, pk, &sk);
+    REQUIRE(s);
+    tail_check(s, TAIL_TOTAL);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
 }
 
 static void write_file(const char *path, const void *p, size_t n)
@@ -627,7 +799,7 @@ static int empty_check(shoal__stxn *t, void *arg)
     int before = check_failures;
     shoal__sval v;
     CHECK_EQ(shoal__stxn_meta_get(t, "format", &v), SHOAL_ENOTFOUND);
-    CHECK_EQ(shoal__stxn_meta_get(t, "log_next", &v), SHOAL_ENOTFOUND);
+    CHECK_EQ(shoal__stxn_log_last(t, NULL, &v), SHOAL_ENOTFOUND);
     CHECK(!shoal__stxn_change_has(t, cids[0]));
     CHECK_EQ(shoal__stxn_log_count(t), 0);
     CHECK_EQ(shoal__stxn_pending_count(t), 0);
@@ -744,8 +916,9 @@ static int grow_check(shoal__stxn *t, void *arg)
     CHECK_EQ(shoal__stxn_pending_count(t), BIG_N);
     CHECK_EQ(shoal__stxn_log_count(t), BIG_CHANGES);
     shoal__sval v = {NULL, 0};
-    CHECK_EQ(shoal__stxn_meta_get(t, "log_next", &v), SHOAL_OK);
-    CHECK(v.len == 8 && v.p[7] == BIG_CHANGES + 1);
+    uint64_t last = 0;
+    CHECK_EQ(shoal__stxn_log_last(t, &last, &v), SHOAL_OK);
+    CHECK(last == BIG_CHANGES);
     struct nacc a = {0};
     CHECK_EQ(shoal__stxn_pending_scan(t, big_pending_cb, &a), SHOAL_OK);
     CHECK(a.n == BIG_N && a.tag[0] == 0);
@@ -1148,9 +1321,7 @@ static int child_commit_fn(shoal__stxn *t, void *arg)
     fill_bytes(env, sizeof env, (uint64_t)c->i);
     uint64_t pos;
     int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)c->i + 1, &pos);
-    if (rc)
-        return rc;
-    return shoal__stxn_vv_put(t, author, (uint64_t)c->i + 1, cid);
+    return rc;
 }
 
 /* In a forked child: open dir itself and commit CHILD_N changes. */
@@ -1399,6 +1570,7 @@ int main(void)
     RUN(test_create_reopen);
     RUN(test_identity_corrupt);
     RUN(test_scans);
+    RUN(test_index_tail);
     RUN(test_rollback);
     RUN(test_map_growth);
     RUN(test_map_full_swallowed);
