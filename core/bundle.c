@@ -246,9 +246,10 @@ apply_one(shoal__wctx *x, shoal__stxn *t, shoal__cand *k)
         return SHOAL_EPROTO;
     }
     uint64_t pos;
-    err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, k->c.author, k->c.seq, &pos);
+    err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, k->c.author, k->c.seq,
+                                 wd->meta.last_pos, &pos);
     if (!err)
-        err = shoal__wset_applied(&x->w, wd, &k->c, k->cid, k->env_len, true);
+        err = shoal__wset_applied(&x->w, wd, &k->c, k->cid, pos, k->env_len, true);
     if (!err)
         x->clock = shoal__hlc_observe(x->clock, k->c.hlc);
     return err;

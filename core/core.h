@@ -117,11 +117,11 @@ bool shoal__name_ok(const char *s, size_t max, size_t *len);
 /* --------------------------------------------------------- doc metadata */
 
 /* Document meta blob stored in the docs table (format in docs/c-api.md):
- *   version u8 (1) | flags u8 (1 exists, 2 deleted) | nchanges u64 |
+ *   version u8 (2) | flags u8 (1 exists, 2 deleted) | nchanges u64 |
  *   snap_n u64 | tail_bytes u64 | snap_bytes u64 | epoch u64 |
- *   nheads u32 | heads (nheads x 32 bytes, sorted ascending)
+ *   last_pos u64 | nheads u32 | heads (nheads x 32 bytes, sorted ascending)
  * all integers big-endian. */
-enum { SHOAL__META_VERSION = 1, SHOAL__META_FIXED = 46 };
+enum { SHOAL__META_VERSION = 2, SHOAL__META_FIXED = 54 };
 
 typedef struct shoal__dmeta {
     bool exists;
@@ -131,6 +131,8 @@ typedef struct shoal__dmeta {
     uint64_t tail_bytes;   /* envelope bytes of the changes after it */
     uint64_t snap_bytes;   /* size of the snapshot */
     uint64_t epoch;
+    uint64_t last_pos;     /* log position of its last change (0: none); each
+                              log entry links to the one before (docstore.c) */
     size_t nheads;
     uint8_t *heads;        /* nheads x 32, owned */
 } shoal__dmeta;
@@ -164,9 +166,7 @@ typedef struct shoal__wdoc {
     shoal__dmeta meta;      /* as it will be stored */
     shoal__doc *doc;        /* owned */
     bool stored;            /* meta existed in the store when loaded */
-    uint8_t *newcids;       /* ids of the changes applied in this txn, owned */
-    size_t nnew;
-    size_t capnew;
+    size_t nnew;            /* changes applied in this txn */
     uint64_t newbytes;      /* their envelope bytes */
     bool local;             /* changed by a local change */
     bool remote;            /* changed by a remote change */
@@ -187,11 +187,12 @@ void shoal__wset_reset(shoal__wset *w, shoal__stxn *t);
 /* Find or load (coll, id); a document the store lacks starts empty. */
 int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
                     size_t idlen, shoal__wdoc **out);
-/* Record that change c (id cid, envelope env_len bytes) was applied to
- * wd->doc: meta, heads, doclog bookkeeping. */
+/* Record that change c (id cid, envelope env_len bytes, stored at log
+ * position pos with link wd->meta.last_pos) was applied to wd->doc: meta,
+ * heads, the change chain. */
 int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
-                        const uint8_t cid[32], size_t env_len, bool remote);
-/* Write meta, doclog entries and snapshots of every changed document. */
+                        const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote);
+/* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);
 /* After a successful store commit: queue events, move documents into the
  * cache, free the rest. */

@@ -4,9 +4,13 @@
  * working set of a write transaction.
  *
  * A document's state on disk is a snapshot (shoal__doc_encode_full, in the
- * docsnap table) plus the tail of changes applied after it (doclog n ->
- * change id, for n in [snap_n, nchanges)).  Loading decodes the snapshot and
- * re-applies the tail.  When the tail grows to max(SHOAL__SNAP_MIN, size of
+ * docsnap table) plus the tail of changes applied after it: the last
+ * nchanges - snap_n changes of its chain.  The chain needs no table of its
+ * own: the meta holds the log position of the document's last change
+ * (last_pos) and every log entry holds (as its store link) the position of
+ * the document's change before it, so a commit writes the log and the meta
+ * and nothing else.  Loading decodes the snapshot, walks the chain back and
+ * re-applies the tail in log order.  When the tail grows to max(SHOAL__SNAP_MIN, size of
  * the last snapshot) bytes, a new snapshot replaces it, so the bytes written
  * per change stay proportional to the change (not to the document) while
  * loading costs at most about twice a snapshot.  Rejected: a snapshot on
@@ -44,9 +48,10 @@ shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m)
     m->tail_bytes = shoal__be64_get(p + 18);
     m->snap_bytes = shoal__be64_get(p + 26);
     m->epoch = shoal__be64_get(p + 34);
-    uint32_t nh = shoal__be32_get(p + 42);
+    m->last_pos = shoal__be64_get(p + 42);
+    uint32_t nh = shoal__be32_get(p + 50);
     if ((n - SHOAL__META_FIXED) / 32 != nh || (n - SHOAL__META_FIXED) % 32 != 0 ||
-        m->snap_n > m->nchanges)
+        m->snap_n > m->nchanges || (m->nchanges > 0) != (m->last_pos > 0))
         return SHOAL_ECORRUPT;
     if (nh) {
         m->heads = shoal__malloc((size_t)nh * 32);
@@ -69,7 +74,8 @@ shoal__dmeta_encode(const shoal__dmeta *m, shoal__buf *out)
     shoal__be64_put(h + 18, m->tail_bytes);
     shoal__be64_put(h + 26, m->snap_bytes);
     shoal__be64_put(h + 34, m->epoch);
-    shoal__be32_put(h + 42, (uint32_t)m->nheads);
+    shoal__be64_put(h + 42, m->last_pos);
+    shoal__be32_put(h + 50, (uint32_t)m->nheads);
     int err = shoal__buf_append(out, h, sizeof h);
     if (!err && m->nheads)
         err = shoal__buf_append(out, m->heads, m->nheads * 32);
@@ -151,38 +157,6 @@ cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d,
 
 /* ------------------------------------------------------------------ load */
 
-typedef struct tail_ctx {
-    uint8_t *cids;
-    size_t n;
-    size_t cap;
-    uint64_t next;      /* expected n of the next entry */
-    int err;
-} tail_ctx;
-
-static int
-tail_cb(uint64_t n, const uint8_t cid[32], void *arg)
-{
-    tail_ctx *tc = arg;
-    if (n != tc->next) {
-        tc->err = SHOAL_ECORRUPT;
-        return 1;
-    }
-    tc->next++;
-    if (tc->n == tc->cap) {
-        size_t cap = tc->cap ? tc->cap * 2 : 16;
-        uint8_t *p = shoal__realloc(tc->cids, cap * 32);
-        if (!p) {
-            tc->err = SHOAL_ENOMEM;
-            return 1;
-        }
-        tc->cids = p;
-        tc->cap = cap;
-    }
-    memcpy(tc->cids + tc->n * 32, cid, 32);
-    tc->n++;
-    return 0;
-}
-
 static int
 as_corrupt(int err)
 {
@@ -210,15 +184,35 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
         if (!d)
             return SHOAL_ENOMEM;
     }
-    tail_ctx tc = {.next = m->snap_n};
-    err = shoal__stxn_doclog_scan(t, coll, clen, id, idlen, m->snap_n, tail_cb, &tc);
-    if (tc.err)
-        err = tc.err;
-    if (!err && tc.n != m->nchanges - m->snap_n)
-        err = SHOAL_ECORRUPT;
-    for (size_t i = 0; !err && i < tc.n; i++) {
+    /* The tail: walk the chain back from last_pos, then apply forward. */
+    uint64_t ntail = m->nchanges - m->snap_n;
+    uint64_t *pos = NULL;
+    err = SHOAL_OK;
+    if (ntail > 0) {
+        pos = ntail <= SIZE_MAX / sizeof *pos ? shoal__malloc(ntail * sizeof *pos) : NULL;
+        if (!pos)
+            err = SHOAL_ENOMEM;
+    }
+    uint64_t at = m->last_pos;
+    for (uint64_t i = ntail; !err && i > 0; i--) {
+        uint64_t prev;
+        if (at == 0) {
+            err = SHOAL_ECORRUPT;
+            break;
+        }
+        err = shoal__stxn_log_get(t, at, NULL, &prev);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_ECORRUPT;
+        /* Links point back: a link not below its entry is damage (and
+         * could loop). */
+        if (!err && prev >= at)
+            err = SHOAL_ECORRUPT;
+        pos[i - 1] = at;
+        at = prev;
+    }
+    for (uint64_t i = 0; !err && i < ntail; i++) {
         shoal__sval env;
-        err = shoal__stxn_change_get(t, tc.cids + i * 32, &env);
+        err = shoal__stxn_log_get(t, pos[i], &env, NULL);
         if (err) {
             err = err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
             break;
@@ -238,12 +232,18 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
             err = as_corrupt(err);
             break;
         }
-        err = shoal__doc_apply(d, &c, 0, c.nops);
+        /* The chain must stay within this document. */
+        if (c.coll_len != clen || c.doc_len != idlen || memcmp(c.coll, coll, clen) != 0 ||
+            memcmp(c.doc, id, idlen) != 0)
+            err = SHOAL_ECORRUPT;
+        if (!err) {
+            err = shoal__doc_apply(d, &c, 0, c.nops);
+            if (err)
+                err = as_corrupt(err);
+        }
         shoal__change_clear(&c);
-        if (err)
-            err = as_corrupt(err);
     }
-    shoal__free(tc.cids);
+    shoal__free(pos);
     if (err) {
         shoal__doc_free(d);
         return err;
@@ -296,7 +296,6 @@ wdoc_free(shoal__wdoc *wd)
     shoal__free(wd->id);
     shoal__dmeta_clear(&wd->meta);
     shoal__doc_free(wd->doc);
-    shoal__free(wd->newcids);
     shoal__free(wd);
 }
 
@@ -406,7 +405,7 @@ ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
 
 int
 shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
-                    const uint8_t cid[32], size_t env_len, bool remote)
+                    const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote)
 {
     (void)w;
     shoal__dmeta *m = &wd->meta;
@@ -431,18 +430,9 @@ shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
     }
     if (!placed)
         memcpy(h + n++ * 32, cid, 32);
-    if (wd->nnew == wd->capnew) {
-        size_t cap = wd->capnew ? wd->capnew * 2 : 4;
-        uint8_t *p = shoal__realloc(wd->newcids, cap * 32);
-        if (!p) {
-            shoal__free(h);
-            return SHOAL_ENOMEM;
-        }
-        wd->newcids = p;
-        wd->capnew = cap;
-    }
-    memcpy(wd->newcids + wd->nnew++ * 32, cid, 32);
+    wd->nnew++;
     wd->newbytes += env_len;
+    m->last_pos = pos;
     shoal__free(m->heads);
     m->heads = h;
     m->nheads = n;
@@ -470,9 +460,6 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__doc_encode_full(wd->doc, &s);
         if (!err)
             err = shoal__stxn_snap_put(t, wd->coll, wd->clen, wd->id, wd->idlen, s.p, s.len);
-        if (!err)
-            err = shoal__stxn_doclog_trim(t, wd->coll, wd->clen, wd->id, wd->idlen,
-                                          m->nchanges);
         if (!err) {
             m->snap_n = m->nchanges;
             m->snap_bytes = s.len;
@@ -480,10 +467,6 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
         }
         shoal__buf_free(&s);
     } else {
-        uint64_t first = m->nchanges - wd->nnew;
-        for (size_t i = 0; !err && i < wd->nnew; i++)
-            err = shoal__stxn_doclog_put(t, wd->coll, wd->clen, wd->id, wd->idlen,
-                                         first + i, wd->newcids + i * 32);
         m->tail_bytes = tail;
     }
     if (err)

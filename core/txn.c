@@ -401,10 +401,11 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__envelope_seal(body.p, body.len, r->pk, r->sk, &env);
     if (!err) {
         shoal__change_id(env.p, env.len, cid);
-        err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq, &pos);
+        err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq,
+                                     wd->meta.last_pos, &pos);
     }
     if (!err)
-        err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, env.len, false);
+        err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, pos, env.len, false);
     shoal__buf_free(&body);
     shoal__buf_free(&env);
     builder_reset(b);

@@ -58,7 +58,6 @@ enum {
     T_EVIDENCE,
     T_DOCS,
     T_DOCSNAP,
-    T_DOCLOG,
     T_PEERS,
     T_COUNT
 };
@@ -67,7 +66,7 @@ enum {
  * docs/storage.md); renaming one is a format change. */
 static const char *const table_names[T_COUNT] = {
     "meta", "changes", "authseq", "log",
-    "pending", "evidence", "docs", "docsnap", "doclog",
+    "pending", "evidence", "docs", "docsnap",
     "peers",
 };
 
@@ -86,8 +85,9 @@ static const char *const table_names[T_COUNT] = {
 /* The changes and authseq indexes take the log tail in batches: a commit
  * that brings the tail to this many entries indexes all of them. */
 #define TAIL_MAX 64
-/* Bytes before the envelope in a log value: cid | author | seq (u64 BE). */
-#define LOG_HDR 72
+/* Bytes before the envelope in a log value: cid | author | seq (u64 BE) |
+ * link (u64 BE). */
+#define LOG_HDR 80
 #define IDENTITY_FILE "identity"
 #define IDENTITY_TMP "identity.tmp"
 #define SK_BYTES 64
@@ -784,7 +784,7 @@ int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t
 /* ------------------------------------------------------ changes, log */
 
 /* The log holds every applied change in apply order: position (u64 BE) ->
- * cid | author | seq (u64 BE) | envelope.  Two indexes point into it:
+ * cid | author | seq (u64 BE) | link (u64 BE) | envelope.  Two indexes point into it:
  * changes (cid -> position) and authseq (author | seq -> cid).  A commit
  * appends to the log only; the indexes take the entries from meta
  * "ixnext" on (the tail) once there are TAIL_MAX of them, in one batch.
@@ -920,7 +920,7 @@ static int tail_flush(shoal__stxn *t)
     return SHOAL_OK;
 }
 
-int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env)
+int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link)
 {
     uint8_t k[8];
     put_be64(k, pos);
@@ -934,6 +934,8 @@ int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env)
         env->p = v.p + LOG_HDR;
         env->len = v.len - LOG_HDR;
     }
+    if (link)
+        *link = get_be64(v.p + 72);
     return SHOAL_OK;
 }
 
@@ -988,7 +990,7 @@ int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *e
     int rc = change_pos(t, cid, &pos);
     if (rc)
         return rc;
-    rc = shoal__stxn_log_get(t, pos, env);
+    rc = shoal__stxn_log_get(t, pos, env, NULL);
     if (rc == SHOAL_ENOTFOUND) {
         snprintf(t->s->errmsg, sizeof t->s->errmsg, "change index names missing log "
                  "position %llu", (unsigned long long)pos);
@@ -1007,7 +1009,7 @@ bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
  * entry for one change would break "the log holds each change once". */
 int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
                            size_t len, const uint8_t author[32], uint64_t seq,
-                           uint64_t *pos)
+                           uint64_t link, uint64_t *pos)
 {
     assert(t->write);
     uint64_t old;
@@ -1040,6 +1042,7 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
     memcpy(p, cid, 32);
     memcpy(p + 32, author, 32);
     put_be64(p + 64, seq);
+    put_be64(p + 72, link);
     if (len)
         memcpy(p + LOG_HDR, env, len);
     rc = tail_push(t, next, p);
@@ -1422,77 +1425,6 @@ int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const
                          size_t idlen, const void *snap, size_t slen)
 {
     return doc_put(t, T_DOCSNAP, coll, clen, id, idlen, snap, slen);
-}
-
-int shoal__stxn_doclog_put(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                           const uint8_t *id, size_t idlen, uint64_t n, const uint8_t cid[32])
-{
-    uint8_t k[DOCKEY_MAX];
-    size_t kl = doc_key(k, coll, clen, id, idlen, true);
-    if (!kl)
-        return SHOAL_EINVAL;
-    put_be64(k + kl, n);
-    return t_put(t, T_DOCLOG, k, kl + 8, cid, 32, 0);
-}
-
-/* Walk doclog entries of one document with n >= from.  When trim is set,
- * delete those with n < upto instead of calling cb. */
-static int doclog_walk(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                       size_t idlen, uint64_t from, shoal__doclog_fn cb, void *arg,
-                       bool trim, uint64_t upto)
-{
-    uint8_t k[DOCKEY_MAX];
-    size_t pl = doc_key(k, coll, clen, id, idlen, true);
-    if (!pl)
-        return SHOAL_EINVAL;
-    put_be64(k + pl, from);
-    MDB_cursor *c;
-    int rc = cur_open(t, T_DOCLOG, &c);
-    if (rc)
-        return rc;
-    MDB_val key, v;
-    for (rc = cur_first(t, c, k, pl + 8, &key, &v); rc == SHOAL_OK;
-         rc = cur_get(t, c, &key, &v, MDB_NEXT)) {
-        if (!has_prefix(&key, k, pl))
-            break;
-        if (key.mv_size != pl + 8 || v.mv_size != 32) {
-            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed doclog entry");
-            rc = SHOAL_ECORRUPT;
-            break;
-        }
-        uint64_t n = get_be64((const uint8_t *)key.mv_data + pl);
-        if (trim) {
-            if (n >= upto)
-                break;
-            int drc = mdb_cursor_del(c, 0);
-            if (drc) {
-                rc = tfail(t, "mdb_cursor_del", drc);
-                break;
-            }
-            continue;
-        }
-        int r = cb(n, v.mv_data, arg);
-        if (r) {
-            rc = r;
-            break;
-        }
-    }
-    mdb_cursor_close(c);
-    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
-}
-
-int shoal__stxn_doclog_scan(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                            const uint8_t *id, size_t idlen, uint64_t from,
-                            shoal__doclog_fn cb, void *arg)
-{
-    return doclog_walk(t, coll, clen, id, idlen, from, cb, arg, false, 0);
-}
-
-int shoal__stxn_doclog_trim(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                            const uint8_t *id, size_t idlen, uint64_t upto)
-{
-    assert(t->write);
-    return doclog_walk(t, coll, clen, id, idlen, 0, NULL, NULL, true, upto);
 }
 
 int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,

@@ -10,14 +10,15 @@
  * Tables (LMDB named databases; keys compare bytewise; format 2):
  *   meta      short name -> value ("clock", "ixnext", ...)
  *   log       position (u64 BE, from 1) -> cid (32) | author (32) |
- *             seq (u64 BE) | envelope; apply order (causal), append-only
+ *             seq (u64 BE) | link (u64 BE) | envelope; apply order
+ *             (causal), append-only; link is the caller's (core/: the
+ *             position of the previous change of the same document)
  *   changes   change id (32) -> log position (u64 BE)
  *   authseq   author (32) | seq (u64 BE) -> change id (32)
  *   pending   change id (32) -> envelope bytes (verified, not yet applied)
  *   evidence  author (32) | seq (u64 BE) | change id (32) -> envelope
  *   docs      coll NUL id -> document meta (opaque to the store)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
- *   doclog    coll NUL id NUL n (u64 BE) -> change id (32)
  *   peers     peer key (32) -> peer state (opaque to the store)
  *
  * The two indexes (changes, authseq) lag the log: log entries from meta
@@ -88,7 +89,7 @@ int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *e
 bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32]);
 int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
                            size_t len, const uint8_t author[32], uint64_t seq,
-                           uint64_t *pos);
+                           uint64_t link, uint64_t *pos);
 int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                             uint8_t cid[32]);
 /* Walk the log from position from (inclusive) in order; cb non-zero stops. */
@@ -96,9 +97,9 @@ typedef int (*shoal__log_fn)(uint64_t pos, const uint8_t cid[32], const shoal__s
                              void *arg);
 int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg);
 uint64_t shoal__stxn_log_count(shoal__stxn *t);
-/* The envelope at log position pos, or at the last one (*pos set);
- * SHOAL_ENOTFOUND when there is none. */
-int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env);
+/* The envelope (and link) at log position pos, or at the last one (*pos
+ * set); SHOAL_ENOTFOUND when there is none.  env, link, pos may be NULL. */
+int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link);
 int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env);
 
 /* version vector (derived from authseq and the log tail; nothing to put):
@@ -135,17 +136,6 @@ int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const
                          size_t idlen, shoal__sval *snap);
 int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen, const void *snap, size_t slen);
-/* Per-document change list (the tail after the snapshot). */
-int shoal__stxn_doclog_put(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                           const uint8_t *id, size_t idlen, uint64_t n, const uint8_t cid[32]);
-typedef int (*shoal__doclog_fn)(uint64_t n, const uint8_t cid[32], void *arg);
-/* Entries with n >= from, in order. */
-int shoal__stxn_doclog_scan(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                            const uint8_t *id, size_t idlen, uint64_t from,
-                            shoal__doclog_fn cb, void *arg);
-/* Delete entries with n < upto. */
-int shoal__stxn_doclog_trim(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                            const uint8_t *id, size_t idlen, uint64_t upto);
 /* Every document (coll == NULL) or those of one collection, sorted by
  * (coll, id). */
 typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id,

@@ -116,14 +116,6 @@ static int put_doc(shoal__stxn *t, const char *coll, const char *id, const char 
                                strlen(meta));
 }
 
-static int doclog_put(shoal__stxn *t, const char *coll, const char *id, uint64_t n,
-                      uint8_t tag)
-{
-    uint8_t cid[32];
-    make_id(cid, tag, n);
-    return shoal__stxn_doclog_put(t, U8(coll), strlen(coll), U8(id), strlen(id), n, cid);
-}
-
 static int fixture_write(shoal__stxn *t, void *arg)
 {
     (void)arg;
@@ -135,7 +127,7 @@ static int fixture_write(shoal__stxn *t, void *arg)
     for (int i = 0; i < NCHANGES; i++) {
         uint64_t pos = 0;
         rc = shoal__stxn_change_put(t, cids[i], envs[i], env_lens[i], change_author(i),
-                                    change_seq(i), &pos);
+                                    change_seq(i), 1000 + (uint64_t)i, &pos);
         if (rc)
             return rc;
         if (pos != (uint64_t)i + 1)
@@ -156,12 +148,6 @@ static int fixture_write(shoal__stxn *t, void *arg)
             return rc;
     if ((rc = shoal__stxn_snap_put(t, U8("a"), 1, U8("x"), 1, "snap a/x", 8)) ||
         (rc = shoal__stxn_snap_put(t, U8("ab"), 2, U8("x"), 1, "snap ab/x", 9)))
-        return rc;
-    for (uint64_t n = 0; n < 5; n++)
-        if ((rc = doclog_put(t, "a", "x", n, 0x11)))
-            return rc;
-    if ((rc = doclog_put(t, "a", "xy", 1, 0x22)) || (rc = doclog_put(t, "ab", "x", 0, 0x33)) ||
-        (rc = doclog_put(t, "ab", "x", 9, 0x33)) || (rc = doclog_put(t, "a", "y", 3, 0x44)))
         return rc;
     return SHOAL_OK;
 }
@@ -218,25 +204,6 @@ struct nacc {
     uint64_t v[32];
     uint8_t tag[32];
 };
-
-static int doclog_cb(uint64_t n, const uint8_t cid[32], void *arg)
-{
-    struct nacc *a = arg;
-    if (a->n < 32) {
-        a->v[a->n] = n;
-        a->tag[a->n] = cid[0];
-    }
-    a->n++;
-    return 0;
-}
-
-static int doclog_list(shoal__stxn *t, const char *coll, const char *id, uint64_t from,
-                       struct nacc *a)
-{
-    memset(a, 0, sizeof *a);
-    return shoal__stxn_doclog_scan(t, U8(coll), strlen(coll), U8(id), strlen(id), from,
-                                   doclog_cb, a);
-}
 
 struct vvacc {
     int n;
@@ -296,9 +263,12 @@ static int fixture_check(shoal__stxn *t, void *arg)
     uint64_t last = 0;
     CHECK_EQ(shoal__stxn_log_last(t, &last, &v), SHOAL_OK);
     CHECK(last == NCHANGES && sval_eq(&v, envs[NCHANGES - 1], env_lens[NCHANGES - 1]));
-    CHECK_EQ(shoal__stxn_log_get(t, 2, &v), SHOAL_OK);
-    CHECK(sval_eq(&v, envs[1], env_lens[1]));
-    CHECK_EQ(shoal__stxn_log_get(t, NCHANGES + 1, &v), SHOAL_ENOTFOUND);
+    uint64_t link = 0;
+    CHECK_EQ(shoal__stxn_log_get(t, 2, &v, &link), SHOAL_OK);
+    CHECK(sval_eq(&v, envs[1], env_lens[1]) && link == 1001);
+    CHECK_EQ(shoal__stxn_log_get(t, NCHANGES, NULL, &link), SHOAL_OK);
+    CHECK_EQ(link, 1000 + NCHANGES - 1);
+    CHECK_EQ(shoal__stxn_log_get(t, NCHANGES + 1, &v, NULL), SHOAL_ENOTFOUND);
     CHECK_EQ(shoal__stxn_meta_get(t, "nope", &v), SHOAL_ENOTFOUND);
 
     uint8_t missing[32], cid[32];
@@ -370,16 +340,6 @@ static int fixture_check(shoal__stxn *t, void *arg)
     CHECK_EQ(shoal__stxn_snap_get(t, U8("ab"), 2, U8("x"), 1, &v), SHOAL_OK);
     CHECK(sval_eq(&v, "snap ab/x", 9));
     CHECK_EQ(shoal__stxn_snap_get(t, U8("a"), 1, U8("y"), 1, &v), SHOAL_ENOTFOUND);
-
-    struct nacc dl;
-    CHECK_EQ(doclog_list(t, "a", "x", 0, &dl), SHOAL_OK);
-    CHECK_EQ(dl.n, 5);
-    for (int i = 0; i < dl.n && i < 5; i++)
-        CHECK(dl.v[i] == (uint64_t)i && dl.tag[i] == 0x11);
-    CHECK_EQ(doclog_list(t, "ab", "x", 0, &dl), SHOAL_OK);
-    CHECK(dl.n == 2 && dl.v[0] == 0 && dl.v[1] == 9 && dl.tag[1] == 0x33);
-    CHECK_EQ(doclog_list(t, "a", "q", 0, &dl), SHOAL_OK);
-    CHECK_EQ(dl.n, 0);
     *fails += check_failures - before;
     return SHOAL_OK;
 }
@@ -460,7 +420,7 @@ static int tail_put_fn(shoal__stxn *t, void *arg)
         uint8_t cid[32], author[32], env[48];
         uint64_t seq, pos = 0;
         tail_change(i, cid, author, &seq, env);
-        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, &pos);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, 0, &pos);
         if (rc)
             return rc;
         if (pos != (uint64_t)i + 1)
@@ -478,7 +438,7 @@ static int tail_dup_fn(shoal__stxn *t, void *arg)
     uint8_t cid[32], author[32], env[48];
     uint64_t seq, pos;
     tail_change(i, cid, author, &seq, env);
-    return shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, &pos);
+    return shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, 0, &pos);
 }
 
 struct tail_vv {
@@ -523,7 +483,7 @@ static int tail_check_fn(shoal__stxn *t, void *arg)
         memset(got, 0, 32);
         CHECK_EQ(shoal__stxn_authseq_get(t, author, seq, got), SHOAL_OK);
         CHECK(memcmp(got, cid, 32) == 0);
-        CHECK_EQ(shoal__stxn_log_get(t, (uint64_t)i + 1, &v), SHOAL_OK);
+        CHECK_EQ(shoal__stxn_log_get(t, (uint64_t)i + 1, &v, NULL), SHOAL_OK);
         CHECK(sval_eq(&v, env, sizeof env));
     }
     uint8_t missing[32], author[32], got[32];
@@ -675,47 +635,6 @@ static int scan_fixture(shoal__stxn *t, void *arg)
     CHECK_EQ(shoal__stxn_doc_scan(t, U8("a\0b"), 3, doc_cb, &da), SHOAL_EINVAL);
     CHECK_EQ(da.n, 0);
 
-    struct nacc dl;
-    CHECK_EQ(doclog_list(t, "a", "x", 2, &dl), SHOAL_OK);
-    CHECK(dl.n == 3 && dl.v[0] == 2 && dl.v[2] == 4);
-    CHECK_EQ(doclog_list(t, "a", "x", 5, &dl), SHOAL_OK);
-    CHECK_EQ(dl.n, 0);
-    /* "a"/"x" must not see "a"/"xy" (id prefix) nor "ab"/"x" (coll prefix). */
-    CHECK_EQ(doclog_list(t, "a", "xy", 0, &dl), SHOAL_OK);
-    CHECK(dl.n == 1 && dl.v[0] == 1 && dl.tag[0] == 0x22);
-    CHECK_EQ(doclog_list(t, "a", "y", 0, &dl), SHOAL_OK);
-    CHECK(dl.n == 1 && dl.v[0] == 3 && dl.tag[0] == 0x44);
-    CHECK_EQ(doclog_list(t, "ab", "x", 1, &dl), SHOAL_OK);
-    CHECK(dl.n == 1 && dl.v[0] == 9);
-    *fails += check_failures - before;
-    return SHOAL_OK;
-}
-
-static int trim_fn(shoal__stxn *t, void *arg)
-{
-    (void)arg;
-    int rc = shoal__stxn_doclog_trim(t, U8("a"), 1, U8("x"), 1, 3);
-    if (rc)
-        return rc;
-    rc = shoal__stxn_doclog_trim(t, U8("ab"), 2, U8("x"), 1, 5);
-    if (rc)
-        return rc;
-    return shoal__stxn_doclog_trim(t, U8("a"), 1, U8("y"), 1, 0);   /* nothing below 0 */
-}
-
-static int trim_check(shoal__stxn *t, void *arg)
-{
-    int *fails = arg;
-    int before = check_failures;
-    struct nacc dl;
-    CHECK_EQ(doclog_list(t, "a", "x", 0, &dl), SHOAL_OK);
-    CHECK(dl.n == 2 && dl.v[0] == 3 && dl.v[1] == 4);
-    CHECK_EQ(doclog_list(t, "ab", "x", 0, &dl), SHOAL_OK);
-    CHECK(dl.n == 1 && dl.v[0] == 9);
-    CHECK_EQ(doclog_list(t, "a", "xy", 0, &dl), SHOAL_OK);
-    CHECK_EQ(dl.n, 1);
-    CHECK_EQ(doclog_list(t, "a", "y", 0, &dl), SHOAL_OK);
-    CHECK_EQ(dl.n, 1);
     *fails += check_failures - before;
     return SHOAL_OK;
 }
@@ -736,7 +655,7 @@ static int dup_change_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint64_t pos;
-    return shoal__stxn_change_put(t, cids[0], envs[0], env_lens[0], author_a, 1, &pos);
+    return shoal__stxn_change_put(t, cids[0], envs[0], env_lens[0], author_a, 1, 0, &pos);
 }
 
 static int count_fn(shoal__stxn *t, void *arg)
@@ -756,8 +675,6 @@ static void test_scans(void)
     CHECK_EQ(shoal__store_write(s, fixture_write, NULL), SHOAL_OK);
     int fails = 0;
     CHECK_EQ(shoal__store_read(s, scan_fixture, &fails), SHOAL_OK);
-    CHECK_EQ(shoal__store_write(s, trim_fn, NULL), SHOAL_OK);
-    CHECK_EQ(shoal__store_read(s, trim_check, &fails), SHOAL_OK);
     uint64_t cnt = 99;
     CHECK_EQ(shoal__store_write(s, pending_del_fn, &cnt), SHOAL_OK);
     CHECK_EQ(cnt, 2);
@@ -768,13 +685,12 @@ static void test_scans(void)
     CHECK(c[0] == 2 && c[1] == NCHANGES);
     shoal__store_close(s);
 
-    /* Trim and delete persist. */
+    /* The delete persists. */
     shoal__store_free_secret(sk);
     sk = NULL;
     s = NULL;
     CHECK_EQ(shoal__store_open(&s, dir, NULL, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
     REQUIRE(s);
-    CHECK_EQ(shoal__store_read(s, trim_check, &fails), SHOAL_OK);
     CHECK_EQ(shoal__store_read(s, count_fn, c), SHOAL_OK);
     CHECK(c[0] == 2 && c[1] == NCHANGES);
     CHECK_EQ(fails, 0);
@@ -871,7 +787,8 @@ static int big_fn(shoal__stxn *t, void *arg)
         memset(author, 0xC3, 32);
         uint64_t pos = 0;
         b->buf[0] = (uint8_t)(0x80 + i);
-        int rc = shoal__stxn_change_put(t, cid, b->buf, 10000, author, (uint64_t)i + 1, &pos);
+        int rc = shoal__stxn_change_put(t, cid, b->buf, 10000, author, (uint64_t)i + 1, 0,
+                                        &pos);
         if (rc)
             return rc;
         if (pos != (uint64_t)i + 1)
@@ -1320,7 +1237,7 @@ static int child_commit_fn(shoal__stxn *t, void *arg)
     memset(author, 0xCC, 32);
     fill_bytes(env, sizeof env, (uint64_t)c->i);
     uint64_t pos;
-    int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)c->i + 1, &pos);
+    int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)c->i + 1, 0, &pos);
     return rc;
 }
 
