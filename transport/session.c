@@ -97,38 +97,55 @@ vv_find(const shoal__vventry *v, size_t n, const uint8_t *author, size_t *at)
     return NULL;
 }
 
-/* Raise the peer's known seq for author to at least seq. */
+/* Raise the peer's known seqs to at least those of in[0..n), sorted
+ * strictly ascending by author.  Authors already known are raised in place;
+ * the new ones are merged in with one pass from the back, so one frame
+ * costs O(nknown + n log nknown), never O(nknown * n) (a peer's own HELLO
+ * may have made known a quarter of a million entries long). */
 static int
-raise_known(shoal__session *s, const uint8_t *author, uint64_t seq, const uint8_t *cid)
+raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
 {
-    size_t at;
-    shoal__vventry *e = (shoal__vventry *)vv_find(s->known, s->nknown, author, &at);
-    if (e) {
-        if (seq > e->seq) {
-            e->seq = seq;
-            if (cid)
-                memcpy(e->cid, cid, 32);
-            else
-                memset(e->cid, 0, 32);
+    size_t nnew = 0;
+    for (size_t i = 0; i < n; i++) {
+        shoal__vventry *e = (shoal__vventry *)vv_find(s->known, s->nknown, in[i].author, NULL);
+        if (!e)
+            nnew++;
+        else if (in[i].seq > e->seq) {
+            e->seq = in[i].seq;
+            memcpy(e->cid, in[i].cid, 32);
         }
-        return SHOAL_OK;
     }
-    if (s->nknown == s->capknown) {
-        size_t cap = s->capknown ? s->capknown * 2 : 16;
+    if (nnew == 0)
+        return SHOAL_OK;
+    size_t total = s->nknown + nnew;
+    if (total > s->capknown) {
+        size_t cap = s->capknown ? s->capknown : 16;
+        while (cap < total)
+            cap *= 2;
         shoal__vventry *p = shoal__realloc(s->known, cap * sizeof *p);
         if (!p)
             return SHOAL_ENOMEM;
         s->known = p;
         s->capknown = cap;
     }
-    memmove(&s->known[at + 1], &s->known[at], (s->nknown - at) * sizeof *s->known);
-    memcpy(s->known[at].author, author, 32);
-    s->known[at].seq = seq;
-    if (cid)
-        memcpy(s->known[at].cid, cid, 32);
-    else
-        memset(s->known[at].cid, 0, 32);
-    s->nknown++;
+    size_t i = s->nknown, j = n, w = total;
+    while (j > 0) {
+        const shoal__vventry *x = &in[j - 1];
+        if (i > 0) {
+            int c = memcmp(s->known[i - 1].author, x->author, 32);
+            if (c == 0) {          /* known already: raised above */
+                j--;
+                continue;
+            }
+            if (c > 0) {
+                s->known[--w] = s->known[--i];
+                continue;
+            }
+        }
+        s->known[--w] = *x;
+        j--;
+    }
+    s->nknown = total;
     return SHOAL_OK;
 }
 
@@ -201,17 +218,33 @@ refresh_ours(shoal__session *s)
 }
 
 /* Compare the peer's claims with our own changes: a different id under one
- * (author, seq) is equivocation by that author. */
+ * (author, seq) is equivocation by that author.  Our version vector says
+ * which claims we can check at all (we hold an author's changes 1..seq):
+ * an entry above it costs nothing, one at it is compared with the id the
+ * vector carries, and only older ones ask the host.  So a HELLO full of
+ * authors we never saw costs no store lookups. */
 static int
 check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint8_t cid[32];
-        int err = s->host->authseq(s->host->ctx, e[i].author, e[i].seq, cid);
-        if (err == SHOAL_ENOTFOUND)
-            continue;
+    if (s->ours_dirty) {
+        int err = refresh_ours(s);
         if (err)
             return err;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const shoal__vventry *o = vv_find(s->ours, s->nours, e[i].author, NULL);
+        if (!o || o->seq < e[i].seq)
+            continue;
+        uint8_t cid[32];
+        if (o->seq == e[i].seq) {
+            memcpy(cid, o->cid, 32);
+        } else {
+            int err = s->host->authseq(s->host->ctx, e[i].author, e[i].seq, cid);
+            if (err == SHOAL_ENOTFOUND)
+                continue;
+            if (err)
+                return err;
+        }
         if (memcmp(cid, e[i].cid, 32) != 0)
             s->st.equivocations++;
     }
@@ -326,16 +359,12 @@ recv_hello(shoal__session *s, shoal__frame *f)
     return SHOAL_OK;
 }
 
-/* One author touched by a batch: its highest seq in the batch. */
-typedef struct touched {
-    uint8_t author[32];
-    uint64_t seq;
-} touched;
-
+/* Authors touched by a batch are collected as vv entries (author, highest
+ * seq in the batch, no cid) sorted by author. */
 static int
-touched_cmp(const void *a, const void *b)
+entry_cmp(const void *a, const void *b)
 {
-    return memcmp(((const touched *)a)->author, ((const touched *)b)->author, 32);
+    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author, 32);
 }
 
 static int
@@ -371,10 +400,10 @@ recv_batch(shoal__session *s, shoal__frame *f)
     s->st.received += f->count;
 
     /* The peer holds what it sent (it only sends applied changes). */
-    touched *t = NULL;
+    shoal__vventry *t = NULL;
     size_t nt = 0;
     if (f->count) {
-        t = shoal__malloc(f->count * sizeof *t);
+        t = shoal__calloc(f->count, sizeof *t);
         if (!t)
             err = SHOAL_ENOMEM;
     }
@@ -397,7 +426,7 @@ recv_batch(shoal__session *s, shoal__frame *f)
         off += elen;
     }
     if (!err && nt > 1) {
-        qsort(t, nt, sizeof *t, touched_cmp);
+        qsort(t, nt, sizeof *t, entry_cmp);
         size_t w = 0;
         for (size_t i = 0; i < nt; i++) {
             if (w > 0 && memcmp(t[w - 1].author, t[i].author, 32) == 0) {
@@ -409,8 +438,8 @@ recv_batch(shoal__session *s, shoal__frame *f)
         }
         nt = w;
     }
-    for (size_t i = 0; !err && i < nt; i++)
-        err = raise_known(s, t[i].author, t[i].seq, NULL);
+    if (!err)
+        err = raise_known(s, t, nt);
     /* ACK with our entries for the authors the batch touched. */
     if (!err)
         err = refresh_ours(s);
@@ -454,8 +483,8 @@ recv_ack(shoal__session *s, shoal__frame *f)
     }
     s->acked++;
     int err = check_entries(s, f->entries, f->nentries);
-    for (size_t i = 0; !err && i < f->nentries; i++)
-        err = raise_known(s, f->entries[i].author, f->entries[i].seq, f->entries[i].cid);
+    if (!err)
+        err = raise_known(s, f->entries, f->nentries);
     if (err)
         FAIL(s, err, "cannot process ACK %llu", (unsigned long long)f->n);
     return err;

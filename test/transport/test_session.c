@@ -873,6 +873,155 @@ test_equivocation_notice(void)
     node_close(&b);
 }
 
+/* A host that counts the store lookups a session makes. */
+typedef struct counting {
+    const shoal__host *inner;
+    uint64_t authseq_calls;
+} counting;
+
+static int
+cnt_version(void *ctx, shoal__vventry **out, size_t *n)
+{
+    counting *c = ctx;
+    return c->inner->version(c->inner->ctx, out, n);
+}
+
+static int
+cnt_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+         size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+{
+    counting *c = ctx;
+    return c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes,
+                                  out, count);
+}
+
+static int
+cnt_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
+{
+    counting *c = ctx;
+    return c->inner->apply(c->inner->ctx, p, len, count, res);
+}
+
+static int
+cnt_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    counting *c = ctx;
+    c->authseq_calls++;
+    return c->inner->authseq(c->inner->ctx, author, seq, cid);
+}
+
+static int
+vv_entry_cmp(const void *x, const void *y)
+{
+    return memcmp(((const shoal__vventry *)x)->author, ((const shoal__vventry *)y)->author, 32);
+}
+
+/* n random entries (seq 1..1000), sorted by author, plus extra (if any). */
+static shoal__vventry *
+random_entries(size_t n, const shoal__vventry *extra)
+{
+    shoal__vventry *v = calloc(n + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 4; k++) {
+            uint64_t x = check_rand();
+            memcpy(v[i].author + 8 * k, &x, 8);
+        }
+        v[i].seq = 1 + check_rand_below(1000);
+        memset(v[i].cid, 0x5a, 32);
+    }
+    if (extra)
+        v[n] = *extra;
+    qsort(v, n + (extra ? 1 : 0), sizeof *v, vv_entry_cmp);
+    return v;
+}
+
+/* A peer may send a HELLO of a quarter of a million authors and then ACKs
+ * of 256 new authors each.  Neither may cost store lookups per entry nor a
+ * shift of the whole known vector per new author (O(n * k) per frame): the
+ * ACKs below took seconds that way, and block the engine thread that serves
+ * every other link. */
+static void
+test_huge_vv_cost(void)
+{
+    node a;
+    REQUIRE(node_open(&a, "sess-a"));
+    enum { NACK = 12, HELLO_N = 240000 };
+    for (int i = 0; i < NACK; i++)
+        commit_many(&a, 17, 64000, i);   /* 17 changes of 64 KB: at least one BATCH */
+    uint64_t top = vv_of(&a, a.key);
+    REQUIRE(top == NACK * 17);
+    counting cnt = {.inner = &a.h};
+    shoal__host h = {.ctx = &cnt, .version = cnt_version, .next_changes = cnt_next,
+                     .apply = cnt_apply, .authseq = cnt_authseq};
+    uint8_t peer[32];
+    for (int k = 0; k < 4; k++) {
+        uint64_t x = check_rand();
+        memcpy(peer + 8 * k, &x, 8);
+    }
+    /* The peer claims our change 1 under a wrong id: the one lookup. */
+    shoal__vventry mine = {.seq = 1};
+    memcpy(mine.author, a.key, 32);
+    memset(mine.cid, 0xee, 32);
+    shoal__vventry *hv = random_entries(HELLO_N, &mine);
+    REQUIRE(hv);
+    shoal__buf fb;
+    shoal__buf_init(&fb);
+    REQUIRE(shoal__wire_hello(&fb, peer, hv, HELLO_N + 1) == SHOAL_OK);
+    CHECK(fb.len <= SHOAL__MAX_FRAME);
+    free(hv);
+    shoal__session *s = shoal__session_new(&h, a.key, peer);
+    REQUIRE(s);
+    CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
+    uint64_t t0 = check_now_ms();
+    CHECK_EQ(shoal__session_recv(s, fb.p, fb.len, 1), SHOAL_OK);
+    uint64_t t_hello = check_now_ms() - t0;
+    shoal__session_stats st;
+    shoal__session_get_stats(s, &st);
+    CHECK_EQ(st.equivocations, 1);
+    CHECK(cnt.authseq_calls <= 1);
+    /* Our batches go out (nowhere); the peer ACKs each with 256 authors
+     * it never had, and at the last one with our latest change. */
+    uint64_t sent = 0, t_acks = 0;
+    const uint8_t *f;
+    size_t n;
+    shoal_import_result res = {0};
+    for (int round = 0; round < 64; round++) {
+        uint64_t batch_n = sent;
+        while (shoal__session_next(s, &f, &n) == 1)
+            if (n > 1 && f[1] == SHOAL__F_BATCH)
+                sent++;
+        for (uint64_t k = batch_n + 1; k <= sent; k++) {
+            shoal__vventry last = {.seq = top};
+            memcpy(last.author, a.key, 32);
+            uint8_t cid[32];
+            CHECK_EQ(a.h.authseq(a.h.ctx, a.key, top, cid), SHOAL_OK);
+            memcpy(last.cid, cid, 32);
+            shoal__vventry *av = random_entries(SHOAL__BATCH_CHANGES - 1, k == NACK ? &last : NULL);
+            REQUIRE(av);
+            fb.len = 0;
+            REQUIRE(shoal__wire_ack(&fb, k, &res, av, SHOAL__BATCH_CHANGES - (k == NACK ? 0 : 1)) ==
+                    SHOAL_OK);
+            free(av);
+            t0 = check_now_ms();
+            CHECK_EQ(shoal__session_recv(s, fb.p, fb.len, 2), SHOAL_OK);
+            t_acks += check_now_ms() - t0;
+        }
+    }
+    CHECK(sent >= NACK);
+    shoal__session_get_stats(s, &st);
+    CHECK(!st.failed);
+    CHECK_EQ(st.lag, 0);   /* found again in the grown vector */
+    fprintf(stderr, "  HELLO of %d authors: %llu ms, %llu lookups; %d ACKs of 256 new authors: %llu ms\n",
+            HELLO_N + 1, (unsigned long long)t_hello, (unsigned long long)cnt.authseq_calls, NACK,
+            (unsigned long long)t_acks);
+    CHECK(t_acks < 600);
+    shoal__session_free(s);
+    shoal__buf_free(&fb);
+    node_close(&a);
+}
+
 /* ------------------------------------------------------- fault simulation */
 
 enum { NNODES = 4, NLINKS = 5, NDOCS = 4 };
@@ -1181,6 +1330,7 @@ main(void)
     RUN(test_forged_and_replay);
     RUN(test_out_of_order);
     RUN(test_equivocation_notice);
+    RUN(test_huge_vv_cost);
     RUN(test_fault_sim);
     return check_summary();
 }
