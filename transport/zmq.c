@@ -71,6 +71,7 @@ enum {
     DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
     RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
     SAVE_MS = 5000,           /* periodic save of changed peer state */
+    URGENT_SAVE_MS = 1000,    /* a peer's urgent saves: at most one per interval */
     LOG_POLL_MS = 250,        /* look for commits made by other processes */
     BACKOFF_MIN_MS = 500,
     BACKOFF_MAX_MS = 30000,
@@ -139,6 +140,7 @@ typedef struct peer {
     int live;                  /* sessions up now */
     bool unknown;              /* refused, key is X25519 */
     bool dirty, urgent;
+    uint64_t urgent_at;        /* monotonic ms: its next urgent save, not before */
 } peer;
 
 typedef struct allowed {
@@ -292,20 +294,26 @@ peer_error(peer *p, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Hand changed peer records to save_peer (urgent ones only unless all). */
+/* Hand changed peer records to save_peer (urgent ones only unless all).
+ * Each save is a store write (an fsync when durable) on this thread, so a
+ * peer that connects, fails and reconnects in a tight loop must not buy one
+ * per event: a peer's urgent saves are at most one per URGENT_SAVE_MS (the
+ * rest wait for the next allowed time or the periodic save). */
 static void
 save_peers(shoal__engine *e, bool all)
 {
     if (!e->cfg.save_peer)
         return;
+    uint64_t now = mono_ms();
     for (size_t i = 0;; i++) {
         shoal__peer_info info;
         pthread_mutex_lock(&e->mu);
         bool found = false;
         for (; i < e->npeers; i++) {
             peer *p = &e->peers[i];
-            if (p->dirty && (all || p->urgent)) {
+            if (p->dirty && (all || (p->urgent && now >= p->urgent_at))) {
                 p->dirty = p->urgent = false;
+                p->urgent_at = now + URGENT_SAVE_MS;
                 info = p->info;
                 info.connected = p->live > 0;
                 found = true;
@@ -776,9 +784,11 @@ zap_serve(shoal__engine *e)
         } else {
             peer *p = peer_find(e, x, true, true);
             if (p) {
+                /* Anyone on the network can make these: counted, saved
+                 * with the periodic save, never one store write each. */
                 p->info.refused++;
                 peer_error(p, "refused an incoming link: X25519 key not on the allow-list");
-                p->dirty = p->urgent = true;
+                p->dirty = true;
             }
         }
         pthread_mutex_unlock(&e->mu);
