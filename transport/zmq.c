@@ -67,6 +67,7 @@ enum {
     RCVHWM = 4,               /* frames of up to SHOAL__MAX_FRAME bytes queued per peer
                                  (a full pipe stops reading the TCP socket: nothing is lost) */
     MAX_RSESS = 4096,         /* sessions per listening socket */
+    MAX_KEY_SESS = 8,         /* sessions per peer key on one listening socket */
     MAX_UNKNOWN_PEERS = 64,   /* peer records for refused, unknown keys */
     DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
     RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
@@ -826,6 +827,15 @@ rid_dead(const lnk *l, const uint8_t *rid, size_t n)
     return false;
 }
 
+/* Frames from this routing id are ignored from now on. */
+static void
+rid_bury(lnk *l, const uint8_t *rid, size_t n)
+{
+    memcpy(l->dead_rid[l->dead_next], rid, n);
+    l->dead_len[l->dead_next] = n;
+    l->dead_next = (l->dead_next + 1) % DEAD_RIDS;
+}
+
 /* A frame from a new routing id on a listener: its session. */
 static sess *
 router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq_msg_t *m)
@@ -843,6 +853,22 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq
     }
     if (l->nss >= MAX_RSESS) {
         logf_(e, SHOAL_LOG_WARN, "%s: too many incoming links: frame dropped", l->ep);
+        return NULL;
+    }
+    /* One key may rightly hold a few links at once (below), but not
+     * thousands: each session may keep two copies of the peer's version
+     * vector, a HELLO frame's worth (up to SHOAL__MAX_FRAME bytes) each. */
+    size_t same = 0;
+    for (sess *o = l->ss; o; o = o->next)
+        if (!o->dead && (xonly ? o->check_x && memcmp(o->x, key, 32) == 0
+                               : !o->check_x && memcmp(o->key, key, 32) == 0))
+            same++;
+    if (same >= MAX_KEY_SESS) {
+        char kh[17];
+        keyhex(kh, key);
+        logf_(e, SHOAL_LOG_WARN, "%s: %s already holds %d links: another one ignored", l->ep,
+              kh, (int)MAX_KEY_SESS);
+        rid_bury(l, rid, ridlen);
         return NULL;
     }
     /* A new connection from a key that already has one does not replace
@@ -1131,11 +1157,8 @@ housekeeping(shoal__engine *e)
                 continue;
             bool failed = s->last.failed;
             if (l->kind == L_LISTEN) {
-                if (failed || s->check_x) {
-                    memcpy(l->dead_rid[l->dead_next], s->rid, s->ridlen);
-                    l->dead_len[l->dead_next] = s->ridlen;
-                    l->dead_next = (l->dead_next + 1) % DEAD_RIDS;
-                }
+                if (failed || s->check_x)
+                    rid_bury(l, s->rid, s->ridlen);
                 sess_drop(e, l, s, failed ? NULL : "link closed");
             } else if (l->kind == L_SYNC) {
                 sync_done(e, l, s->last.error ? s->last.error : SHOAL_ETRANSPORT);

@@ -920,6 +920,74 @@ test_save_flood(void)
     CHECK(saves >= 2);   /* the records are saved at the latest when the engine stops */
 }
 
+/* A frame arrives on c within ms (drained). */
+static bool
+raw_reply(raw *c, int ms)
+{
+    zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, ms) <= 0)
+        return false;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    bool got = zmq_msg_recv(&m, c->sock, 0) >= 0;
+    zmq_msg_close(&m);
+    return got;
+}
+
+/* Each incoming session may hold a HELLO's worth of version vector (up to
+ * SHOAL__MAX_FRAME bytes, twice): one allowed key must not open thousands.
+ * A few links per key are fine (a sync beside a serve); past 8 a new
+ * connection of that key is ignored until one of its links goes. */
+static void
+test_links_per_key(void)
+{
+    uint8_t pk[32], sk[64];
+    shoal__engine *e = bare_engine(pk, sk);
+    REQUIRE(e);
+    uint8_t ok_pk[32], ok_sk[64];
+    crypto_sign_keypair(ok_pk, ok_sk);
+    REQUIRE(shoal__engine_allow(e, ok_pk) == SHOAL_OK);
+    char *bound = NULL;
+    REQUIRE(shoal__engine_listen(e, "tcp://127.0.0.1:*", &bound) == SHOAL_OK);
+    shoal__buf hello;
+    shoal__buf_init(&hello);
+    REQUIRE(shoal__wire_hello(&hello, ok_pk, NULL, 0) == SHOAL_OK);
+    enum { N = 10 };
+    raw c[N];
+    int answered = 0;
+    for (int i = 0; i < N; i++) {
+        REQUIRE(raw_open(&c[i], pk, ok_pk, ok_sk));
+        CHECK(raw_connect(&c[i], bound));
+        CHECK_EQ(raw_event(&c[i], ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 5000),
+                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+        CHECK(zmq_send(c[i].sock, hello.p, hello.len, 0) == (int)hello.len);
+        /* Our HELLO comes back at once from a session; none from an
+         * ignored link. */
+        if (raw_reply(&c[i], i < 8 ? 5000 : 500))
+            answered++;
+    }
+    CHECK_EQ(answered, 8);
+    /* One link goes: a new one is served again. */
+    raw_close(&c[0]);
+    bool served = false;
+    uint64_t end = check_now_ms() + 10000;
+    while (!served && check_now_ms() < end) {
+        raw d;
+        REQUIRE(raw_open(&d, pk, ok_pk, ok_sk));
+        CHECK(raw_connect(&d, bound));
+        CHECK_EQ(raw_event(&d, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 5000), ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+        CHECK(zmq_send(d.sock, hello.p, hello.len, 0) == (int)hello.len);
+        served = raw_reply(&d, 500);
+        raw_close(&d);
+    }
+    CHECK(served);
+    for (int i = 1; i < N; i++)
+        raw_close(&c[i]);
+    shoal__buf_free(&hello);
+    shoal_free(bound);
+    shoal__engine_stop(e);
+}
+
 int
 main(void)
 {
@@ -935,5 +1003,6 @@ main(void)
     RUN(test_reconnect);
     RUN(test_forged_change);
     RUN(test_save_flood);
+    RUN(test_links_per_key);
     return check_summary();
 }
