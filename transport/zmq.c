@@ -1431,6 +1431,10 @@ shoal__engine_stop(shoal__engine *e)
 static int
 submit(shoal__engine *e, cmd *c)
 {
+    /* A link keeps its endpoint in a fixed buffer (lnk.ep, peer_info
+     * endpoint): a longer one would be cut and name another endpoint. */
+    if (strnlen(c->ep, sizeof ((lnk *)0)->ep) >= sizeof ((lnk *)0)->ep)
+        return SHOAL_EINVAL;
     c->done = false;
     c->next = NULL;
     pthread_mutex_lock(&e->mu);

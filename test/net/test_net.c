@@ -988,6 +988,38 @@ test_links_per_key(void)
     shoal__engine_stop(e);
 }
 
+/* An endpoint longer than a link can hold is refused, never cut short
+ * (a cut host name or path names some other endpoint). */
+static void
+test_long_endpoint(void)
+{
+    uint8_t pk[32], sk[64], other[32], osk[64];
+    shoal__engine *e = bare_engine(pk, sk);
+    REQUIRE(e);
+    crypto_sign_keypair(other, osk);
+    char ep[400];
+    memset(ep, 0, sizeof ep);
+    memcpy(ep, "tcp://", 6);
+    memset(ep + 6, 'h', 290);
+    memcpy(ep + 296, ".example:7400", 13);
+    CHECK_EQ(shoal__engine_connect(e, ep, other), SHOAL_EINVAL);
+    CHECK_EQ(shoal__engine_sync(e, ep, other, 100), SHOAL_EINVAL);
+    char *bound = NULL;
+    CHECK_EQ(shoal__engine_listen(e, ep, &bound), SHOAL_EINVAL);
+    CHECK(bound == NULL);
+    shoal__peer_info *p = NULL;
+    size_t n = 0;
+    CHECK_EQ(shoal__engine_peers(e, &p, &n), SHOAL_OK);
+    CHECK_EQ(n, 0);
+    shoal__free(p);
+    /* 255 bytes still fit. */
+    ep[255] = 0;
+    memcpy(ep + 250, ":7400", 5);
+    CHECK_EQ(shoal__engine_connect(e, ep, other), SHOAL_OK);
+    CHECK_EQ(shoal__engine_disconnect(e, ep), SHOAL_OK);
+    shoal__engine_stop(e);
+}
+
 int
 main(void)
 {
@@ -1004,5 +1036,6 @@ main(void)
     RUN(test_forged_change);
     RUN(test_save_flood);
     RUN(test_links_per_key);
+    RUN(test_long_endpoint);
     return check_summary();
 }
