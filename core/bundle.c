@@ -4,7 +4,18 @@
  *
  * Import is verify-then-apply: shoal__bundle_split checks every signature
  * and every body is decoded before the write transaction starts, so a bundle
- * holding one bad change is rejected whole with nothing written.  Inside one
+ * holding one bad change is rejected whole with nothing written.
+ *
+ * Memory.  A body of a few bytes can decode to SHOAL__MAX_OPS ops (a DEL
+ * run), about 100 MB of op structs, so decoding a whole batch up front
+ * could demand that much per change.  Candidates therefore keep their
+ * decoded ops only while the ops kept add up to at most KEEP_OPS; beyond
+ * that a candidate is validated (decoded in full, then freed at once),
+ * keeps only what the causal checks need (header fields, a copy of its
+ * deps) and is decoded again just before it is applied.  An import thus
+ * holds at most KEEP_OPS kept ops for the bundle, as many for the pending
+ * set, and one change decoded again, whatever the bodies expand to.  In the
+ * common case (small changes) nothing is decoded twice.  Inside one
  * write transaction each change is then a duplicate (already applied or
  * pending), an equivocation ((author, seq) applied under another id:
  * evidence kept, not applied), ready (applied), or pending.
@@ -33,11 +44,19 @@
 
 #include "core.h"
 
+/* Decoded ops a batch of candidates keeps (see above): 2^19 ops, about
+ * 50 MB of op structs. */
+#define KEEP_OPS ((size_t)1 << 19)
+
 struct shoal__cand {
     const uint8_t *env;      /* into the bundle, or owned */
     size_t env_len;
     uint8_t *owned;          /* env copy from the pending table */
-    shoal__change c;         /* decoded; ops owned */
+    const uint8_t *body;     /* into env */
+    size_t body_len;
+    shoal__change c;         /* decoded; ops owned (none when stripped) */
+    uint8_t *deps;           /* owned copy of c.deps when stripped */
+    bool stripped;           /* ops dropped: decode body again to apply */
     uint8_t cid[32];
     bool from_bundle;
     bool in_pending;         /* stored in the pending table */
@@ -106,6 +125,47 @@ shoal__clock_store(shoal__stxn *t, uint64_t clock)
     return shoal__stxn_meta_put(t, "clock", b, sizeof b);
 }
 
+/* ------------------------------------------------------------ candidates */
+
+/* Keep k's decoded ops if *kept + k's ops stay within KEEP_OPS, else drop
+ * them (the change was decoded in full, so it is valid as far as decoding
+ * goes), keeping the header fields and a copy of the deps. */
+static int
+cand_budget(shoal__cand *k, size_t *kept)
+{
+    if (k->c.nops <= KEEP_OPS - *kept) {
+        *kept += k->c.nops;
+        return SHOAL_OK;
+    }
+    uint8_t *deps = NULL;
+    if (k->c.ndeps) {
+        deps = shoal__malloc(k->c.ndeps * 32);
+        if (!deps)
+            return SHOAL_ENOMEM;
+        memcpy(deps, k->c.deps, k->c.ndeps * 32);
+    }
+    shoal__change h = k->c;
+    shoal__change_clear(&k->c);   /* frees the ops block (deps, authors in it) */
+    k->c = h;
+    k->c.ops = NULL;
+    k->c.nops = 0;
+    k->c.authors = NULL;
+    k->c.nauthors = 0;
+    k->c.deps = deps;
+    k->deps = deps;
+    k->stripped = true;
+    return SHOAL_OK;
+}
+
+static void
+cand_clear(shoal__cand *k)
+{
+    shoal__change_clear(&k->c);
+    shoal__free(k->deps);
+    k->deps = NULL;
+    k->stripped = false;
+}
+
 int
 shoal__wctx_skip_bad(shoal__wctx *x)
 {
@@ -129,6 +189,7 @@ typedef struct load_ctx {
     size_t cap;
     uint8_t *drop;           /* ids to delete after the scan */
     size_t ndrop;
+    size_t kept;             /* decoded ops kept (cand_budget) */
     int err;
 } load_ctx;
 
@@ -184,9 +245,13 @@ load_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
     if (!err && elen != k->env_len)
         err = SHOAL_ECORRUPT;
     if (!err) {
+        k->body = body;
+        k->body_len = blen;
         memcpy(k->c.author, shoal__envelope_author(k->env), 32);
         err = shoal__change_decode(body, blen, &k->c);
     }
+    if (!err)
+        err = cand_budget(k, &lc->kept);
     if (err) {
         lc->err = err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
         return 1;
@@ -231,27 +296,44 @@ keep_evidence(shoal__stxn *t, const shoal__cand *k, const uint8_t other[32])
 static int
 apply_one(shoal__wctx *x, shoal__stxn *t, shoal__cand *k)
 {
+    /* A stripped candidate is decoded again, for this call only. */
+    shoal__change full;
+    const shoal__change *c = &k->c;
+    if (k->stripped) {
+        memset(&full, 0, sizeof full);
+        memcpy(full.author, k->c.author, 32);
+        int err = shoal__change_decode(k->body, k->body_len, &full);
+        if (err)
+            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        c = &full;
+    }
     shoal__wdoc *wd;
-    int err = shoal__wset_get(&x->w, k->c.coll, k->c.coll_len, k->c.doc, k->c.doc_len, &wd);
-    if (err)
-        return err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
-    err = shoal__doc_apply(wd->doc, &k->c, 0, k->c.nops);
+    int err = shoal__wset_get(&x->w, c->coll, c->coll_len, c->doc, c->doc_len, &wd);
     if (err) {
-        if (err == SHOAL_ENOMEM)
-            return err;
-        if (!k->from_bundle) {
-            x->bad_pending = true;
-            memcpy(x->bad, k->cid, 32);
+        err = err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
+        goto out;
+    }
+    err = shoal__doc_apply(wd->doc, c, 0, c->nops);
+    if (err) {
+        if (err != SHOAL_ENOMEM) {
+            if (!k->from_bundle) {
+                x->bad_pending = true;
+                memcpy(x->bad, k->cid, 32);
+            }
+            err = SHOAL_EPROTO;
         }
-        return SHOAL_EPROTO;
+        goto out;
     }
     uint64_t pos;
-    err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, k->c.author, k->c.seq,
+    err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, c->author, c->seq,
                                  wd->meta.last_pos, &pos);
     if (!err)
-        err = shoal__wset_applied(&x->w, wd, &k->c, k->cid, pos, k->env_len, true);
+        err = shoal__wset_applied(&x->w, wd, c, k->cid, pos, k->env_len, true);
     if (!err)
-        x->clock = shoal__hlc_observe(x->clock, k->c.hlc);
+        x->clock = shoal__hlc_observe(x->clock, c->hlc);
+out:
+    if (c == &full)
+        shoal__change_clear(&full);
     return err;
 }
 
@@ -391,7 +473,7 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
         x->due_ms = due;
 
     for (size_t i = 0; i < lc.n; i++) {
-        shoal__change_clear(&lc.c[i].c);
+        cand_clear(&lc.c[i]);
         shoal__free(lc.c[i].owned);
     }
     shoal__free(lc.c);
@@ -477,6 +559,7 @@ shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *sp
 {
     shoal__cand *c = NULL;
     int err = SHOAL_OK;
+    size_t kept = 0;
     if (res)
         memset(res, 0, sizeof *res);
     if (count) {
@@ -496,6 +579,15 @@ shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *sp
             memcpy(k->c.author, shoal__envelope_author(env), 32);
             err = shoal__change_decode(body, blen, &k->c);
         }
+        if (!err) {
+            k->body = body;
+            k->body_len = blen;
+            err = cand_budget(k, &kept);
+            if (err) {
+                shoal__fail(r, err, "import");
+                goto out;
+            }
+        }
         if (err) {
             shoal__fail(r, err, "import: change %zu of %zu does not decode", i + 1, count);
             /* Entries after i were never decoded; zeroed, so clearing is safe. */
@@ -510,7 +602,7 @@ shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *sp
         shoal__fail(r, err, "import");
 out:
     for (size_t i = 0; c && i < count; i++)
-        shoal__change_clear(&c[i].c);
+        cand_clear(&c[i]);
     shoal__free(c);
     return err;
 }

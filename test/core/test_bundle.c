@@ -2,7 +2,8 @@
  * test/core/test_bundle.c - hostile and odd bundles through shoal_import:
  * truncation at every offset, flipped bytes, forged and misattributed
  * signatures, unknown versions, trailing garbage, oversized headers, one bad
- * change among good ones, replays, equivocation and causal reordering.
+ * change among good ones, replays, equivocation and causal reordering, and
+ * the memory an import of amplifying (run-length) bodies may take.
  * Every rejection must leave both digests (and the version vector and the
  * pending set) exactly as they were.
  */
@@ -10,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "crdt.h"
@@ -696,6 +700,251 @@ test_causal_order(void)
     free(dc2);
 }
 
+/* ------------------------------------------------------- import memory */
+
+/* Run-length bodies expand: a DEL run of a dozen bytes decodes to
+ * SHOAL__MAX_OPS ops (about 100 MB of op structs).  An import must not
+ * hold every decoded body of a batch at once. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* Change seq of author (pk, sk) on c/d holding ops (encoded as runs). */
+static int
+make_body_env(shoal__buf *out, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq,
+              uint64_t hlc, const uint8_t *deps, size_t ndeps, shoal__op *ops, size_t nops)
+{
+    return make_env(out, pk, sk, seq, hlc, deps, ndeps, "d", ops, nops, false);
+}
+
+/* nops DEL ops of elements (ref_hlc, own author, 0..nops-1) of field l:
+ * one DEL run item. */
+static shoal__op *
+del_run_ops(size_t nops, uint64_t ref_hlc)
+{
+    shoal__op *ops = calloc(nops, sizeof *ops);
+    for (size_t j = 0; ops && j < nops; j++) {
+        ops[j].kind = SHOAL__OP_DEL;
+        ops[j].field = (const uint8_t *)"l";
+        ops[j].field_len = 1;
+        ops[j].ref.hlc = ref_hlc;
+        ops[j].ref.index = (uint32_t)j;
+    }
+    return ops;
+}
+
+/* nops one-character inserts typed at the head of l: one TEXT run. */
+static shoal__op *
+text_run_ops(size_t nops, uint64_t hlc)
+{
+    shoal__op *ops = calloc(nops, sizeof *ops);
+    for (size_t j = 0; ops && j < nops; j++) {
+        ops[j].kind = SHOAL__OP_INS;
+        ops[j].field = (const uint8_t *)"l";
+        ops[j].field_len = 1;
+        ops[j].value.type = SHOAL_T_STR;
+        ops[j].value.ptr = (const uint8_t *)"abcdefghijklmnopqrstuvwxyz" + j % 26;
+        ops[j].value.len = 1;
+        if (j == 0) {
+            ops[j].ref.head = true;
+        } else {
+            ops[j].ref.hlc = hlc;
+            ops[j].ref.index = (uint32_t)(j - 1);
+        }
+    }
+    return ops;
+}
+
+#ifndef UNDER_ASAN
+static long
+vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmSize:", 7) == 0)
+            kb = strtol(line + 7, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+#endif
+
+enum { AMP_LIMIT_MB = 1024 };
+
+/* In a child under RLIMIT_AS (address space now + AMP_LIMIT_MB; not under
+ * ASan, whose shadow memory needs terabytes of address space): import the
+ * batch, expect every change to wait in the pending set, then drain the
+ * pending set again.  Exit status 0 when all went as expected. */
+static int
+amp_child(const char *dir, const shoal__buf *bundle, size_t k)
+{
+#ifndef UNDER_ASAN
+    long kb = vm_size_kb();
+    if (kb < 0)
+        return 10;
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = ((rlim_t)kb << 10) + ((rlim_t)AMP_LIMIT_MB << 20);
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        return 11;
+#endif
+    shoal_replica *r = open_dir(dir);
+    if (!r)
+        return 12;
+    shoal_import_result res;
+    shoal_err err = shoal_import(r, bundle->p, bundle->len, &res);
+    if (err) {
+        fprintf(stderr, "  amplified import: %s (%s)\n", shoal_strerror(err),
+                shoal_replica_errmsg(r));
+        return 13;
+    }
+    if (res.applied != 0 || res.pending != k)
+        return 14;
+    /* An empty bundle drains the pending set: every stored change is
+     * decoded again, and still waits. */
+    static const uint8_t empty[12] = {'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0};
+    err = shoal_import(r, empty, sizeof empty, &res);
+    uint64_t pending = 0;
+    if (err || shoal_pending_count(r, &pending) || pending != k)
+        return 15;
+    shoal_replica_close(r);
+    return 0;
+}
+
+static void
+test_import_memory(void)
+{
+#ifdef UNDER_ASAN
+    const size_t k = 4;
+#else
+    const size_t k = 24;   /* unbounded: about 2.4 GB of decoded ops */
+#endif
+    uint8_t pk[32], sk[64], missing[32];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(missing, sizeof missing);
+    uint64_t hlc = shoal__hlc_make(now_ms(), 0);
+
+    /* K changes, each one DEL run of SHOAL__MAX_OPS ops, all waiting for a
+     * change that never comes. */
+    shoal__op *ops = del_run_ops(SHOAL__MAX_OPS, hlc - 1000);
+    REQUIRE(ops);
+    shoal__buf *envs = calloc(k, sizeof *envs);
+    shoal__buf **ep = calloc(k, sizeof *ep);
+    REQUIRE(envs && ep);
+    for (size_t i = 0; i < k; i++) {
+        shoal__buf_init(&envs[i]);
+        ep[i] = &envs[i];
+        REQUIRE(make_body_env(&envs[i], pk, sk, i + 1, hlc + i, missing, 1, ops,
+                              SHOAL__MAX_OPS) == SHOAL_OK);
+        REQUIRE(envs[i].len < 256);   /* a tiny body that expands 2^20 times */
+    }
+    free(ops);
+    shoal__buf bundle;
+    make_bundle(&bundle, ep, k);
+
+    char *dir = check_tmpdir("bundle-amp");
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0)
+        _exit(amp_child(dir, &bundle, k));
+    int st = 0;
+    struct rusage ru;
+    REQUIRE(wait4(pid, &st, 0, &ru) == pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    printf("  %zu amplified changes (%zu ops each): child peak RSS %ld MB\n", k,
+           (size_t)SHOAL__MAX_OPS, ru.ru_maxrss / 1024);
+    /* The state the child left: all K wait, nothing applied. */
+    shoal_replica *r = open_dir(dir);
+    REQUIRE(r);
+    uint64_t pending = 0;
+    CHECK_EQ(shoal_pending_count(r, &pending), SHOAL_OK);
+    CHECK_EQ(pending, k);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+    shoal__buf_free(&bundle);
+    for (size_t i = 0; i < k; i++)
+        shoal__buf_free(&envs[i]);
+    free(envs);
+    free(ep);
+}
+
+/* A change too big to keep decoded is applied from a second decode, from
+ * the bundle and from the pending set, with the same result. */
+static void
+test_import_redecode(void)
+{
+    enum { BIG = 600000 };   /* ops: more than an import keeps decoded */
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    uint64_t hlc = shoal__hlc_make(now_ms(), 0);
+    shoal__buf c1, c2;
+    shoal__buf_init(&c1);
+    shoal__buf_init(&c2);
+    shoal__op one = op_set("f", "one");
+    REQUIRE(make_body_env(&c1, pk, sk, 1, hlc, NULL, 0, &one, 1) == SHOAL_OK);
+    uint8_t id1[32];
+    shoal__change_id(c1.p, c1.len, id1);
+    shoal__op *ops = text_run_ops(BIG, hlc + 1);
+    REQUIRE(ops);
+    REQUIRE(make_body_env(&c2, pk, sk, 2, hlc + 1, id1, 1, ops, BIG) == SHOAL_OK);
+    free(ops);
+
+    for (int order = 0; order < 2; order++) {
+        char *dir = check_tmpdir("bundle-redecode");
+        shoal_replica *r = open_dir(dir);
+        REQUIRE(r);
+        shoal_import_result res;
+        shoal__buf bb;
+        if (order == 0) {
+            /* Both in one bundle: the big one from a second decode. */
+            shoal__buf *e[] = {&c2, &c1};
+            make_bundle(&bb, e, 2);
+            CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
+            CHECK_EQ(res.applied, 2);
+            shoal__buf_free(&bb);
+        } else {
+            /* The big one waits, then applies from the pending set. */
+            shoal__buf *e2[] = {&c2}, *e1[] = {&c1};
+            make_bundle(&bb, e2, 1);
+            CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
+            CHECK_EQ(res.pending, 1);
+            shoal__buf_free(&bb);
+            make_bundle(&bb, e1, 1);
+            CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
+            CHECK_EQ(res.applied, 2);   /* counts the one from the pending set */
+            shoal__buf_free(&bb);
+        }
+        uint64_t pending = 9;
+        CHECK_EQ(shoal_pending_count(r, &pending), SHOAL_OK);
+        CHECK_EQ(pending, 0);
+        shoal_doc *d;
+        REQUIRE(shoal_doc_get(r, "c", "d", &d) == SHOAL_OK);
+        size_t i, len = 0;
+        shoal_value v;
+        CHECK_EQ(shoal_doc_field_find(d, "l", &i), SHOAL_OK);
+        CHECK_EQ(shoal_doc_field_list_len(d, i, &len), SHOAL_OK);
+        CHECK_EQ(len, BIG);
+        /* Typed at the head one after the other: "abc..." in order. */
+        CHECK(shoal_doc_field_list_item(d, i, BIG - 1, &v) == SHOAL_OK &&
+              v.type == SHOAL_T_STR && v.len == 1 && v.ptr[0] == 'a' + (BIG - 1) % 26);
+        shoal_doc_free(d);
+        CHECK(get_str(r, "c", "d", "f", "one"));
+        shoal_replica_close(r);
+        check_rmtree(dir);
+        free(dir);
+    }
+    shoal__buf_free(&c1);
+    shoal__buf_free(&c2);
+}
+
 int
 main(void)
 {
@@ -709,5 +958,7 @@ main(void)
     RUN(test_one_bad_among_good);
     RUN(test_equivocation);
     RUN(test_causal_order);
+    RUN(test_import_redecode);
+    RUN(test_import_memory);
     return check_summary();
 }
