@@ -84,7 +84,7 @@ static const char *const table_names[T_COUNT] = {
 #define DISK_FULL_SLACK ((uint64_t)1 << 20)
 /* The changes and authseq indexes take the log tail in batches: a commit
  * that brings the tail to this many entries indexes all of them. */
-#define TAIL_MAX 64
+#define TAIL_MAX 256
 /* Bytes before the envelope in a log value: cid | author | seq (u64 BE) |
  * link (u64 BE). */
 #define LOG_HDR 80

@@ -22,8 +22,8 @@
  *   peers     peer key (32) -> peer state (opaque to the store)
  *
  * The two indexes (changes, authseq) lag the log: log entries from meta
- * "ixnext" (u64 BE, absent = 1) on, fewer than 64, are the tail, which
- * every lookup below also searches; the commit that makes the tail 64
+ * "ixnext" (u64 BE, absent = 1) on, fewer than 256, are the tail, which
+ * every lookup below also searches; the commit that makes the tail 256
  * entries long moves it into the indexes.  So a commit of one change
  * writes the log's last leaf, not a leaf of each index.  The version
  * vector is derived: an author's entry is its greatest seq in authseq or
