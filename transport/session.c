@@ -64,7 +64,8 @@ struct shoal__session {
     size_t nknown, capknown;
     shoal__vventry *ours;        /* our vv, refreshed when dirty, owned */
     size_t nours;
-    bool ours_dirty;
+    bool ours_dirty;             /* the log may have grown since ours was read */
+    bool restat;                 /* ours or known changed: st.lag, st.caught_up are stale */
 
     uint64_t cursor;             /* host log position to read from */
     bool more;                   /* the log may hold more for the peer */
@@ -105,6 +106,7 @@ vv_find(const shoal__vventry *v, size_t n, const uint8_t *author, size_t *at)
 static int
 raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
 {
+    s->restat = true;
     size_t nnew = 0;
     for (size_t i = 0; i < n; i++) {
         shoal__vventry *e = (shoal__vventry *)vv_find(s->known, s->nknown, in[i].author, NULL);
@@ -214,7 +216,42 @@ refresh_ours(shoal__session *s)
     s->ours = v;
     s->nours = n;
     s->ours_dirty = false;
+    s->restat = true;
     return SHOAL_OK;
+}
+
+/* Recompute st.lag and st.caught_up after ours or known changed (not on
+ * every look at the stats: the engine folds them after every frame, and
+ * they cost O(n log n) in the number of authors). */
+static void
+update_stats(shoal__session *s)
+{
+    if (!s->restat)
+        return;
+    s->restat = false;
+    uint64_t lag = 0;
+    for (size_t i = 0; i < s->nours; i++) {
+        const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
+        uint64_t have = k ? k->seq : 0;
+        if (s->ours[i].seq > have)
+            lag += s->ours[i].seq - have;
+    }
+    s->st.lag = lag;
+    /* Both halves only grow (ours and known never go down): once caught
+     * up, always caught up. */
+    bool up = s->st.handshaken && !s->st.caught_up;
+    for (size_t i = 0; up && i < s->n_peer_hello; i++) {
+        const shoal__vventry *o = vv_find(s->ours, s->nours, s->peer_hello[i].author, NULL);
+        if (!o || o->seq < s->peer_hello[i].seq)
+            up = false;
+    }
+    for (size_t i = 0; up && i < s->n_our_hello; i++) {
+        const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
+        if (!k || k->seq < s->our_hello[i].seq)
+            up = false;
+    }
+    if (up)
+        s->st.caught_up = true;
 }
 
 /* Compare the peer's claims with our own changes: a different id under one
@@ -317,6 +354,7 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
         return err;
     }
     s->started = true;
+    update_stats(s);
     return SHOAL_OK;
 }
 
@@ -356,6 +394,7 @@ recv_hello(shoal__session *s, shoal__frame *f)
     }
     s->st.handshaken = true;
     s->more = true;
+    s->restat = true;
     return SHOAL_OK;
 }
 
@@ -490,8 +529,8 @@ recv_ack(shoal__session *s, shoal__frame *f)
     return err;
 }
 
-int
-shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
+static int
+recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
 {
     if (s->st.failed)
         return s->st.error;
@@ -528,7 +567,15 @@ shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_
 }
 
 int
-shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
+shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
+{
+    int err = recv_frame(s, frame, len, now_ms);
+    update_stats(s);
+    return err;
+}
+
+static int
+next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
 {
     *frame = NULL;
     *len = 0;
@@ -554,19 +601,19 @@ shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
         *len = s->q[s->qhead].len;
         return 1;
     }
-    if (s->ours_dirty) {
-        int err = refresh_ours(s);
-        if (err) {
-            FAIL(s, err, "reading our version vector failed");
-            return shoal__session_next(s, frame, len);
-        }
-    }
     if (!s->st.handshaken || !s->more || s->sent_batches - s->acked >= SHOAL__WINDOW)
         return 0;
     size_t count = 0;
     s->envs.len = 0;
+    uint64_t from = s->cursor;
     int err = s->host->next_changes(s->host->ctx, &s->cursor, s->known, s->nknown,
                                     SHOAL__BATCH_CHANGES, SHOAL__BATCH_BYTES, &s->envs, &count);
+    /* Our vector (for the lag) is re-read only when the log really grew:
+     * the engine says "changed" to every session on every commit and on a
+     * timer, and an idle session must not re-read the whole vector each
+     * time. */
+    if (!err && s->ours_dirty && s->cursor != from)
+        err = refresh_ours(s);
     if (!err && count == 0) {
         s->more = false;
         return 0;
@@ -577,13 +624,21 @@ shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
     }
     if (err) {
         FAIL(s, err, "reading our log failed: %s", shoal_strerror((shoal_err)err));
-        return shoal__session_next(s, frame, len);
+        return next_frame(s, frame, len);
     }
     s->sent_batches++;
     s->st.sent += count;
     *frame = s->bat.p;
     *len = s->bat.len;
     return 1;
+}
+
+int
+shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
+{
+    int r = next_frame(s, frame, len);
+    update_stats(s);
+    return r;
 }
 
 void
@@ -597,26 +652,6 @@ void
 shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out)
 {
     *out = s->st;
-    uint64_t lag = 0;
-    for (size_t i = 0; i < s->nours; i++) {
-        const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
-        uint64_t have = k ? k->seq : 0;
-        if (s->ours[i].seq > have)
-            lag += s->ours[i].seq - have;
-    }
-    out->lag = lag;
-    bool up = s->st.handshaken;
-    for (size_t i = 0; up && i < s->n_peer_hello; i++) {
-        const shoal__vventry *o = vv_find(s->ours, s->nours, s->peer_hello[i].author, NULL);
-        if (!o || o->seq < s->peer_hello[i].seq)
-            up = false;
-    }
-    for (size_t i = 0; up && i < s->n_our_hello; i++) {
-        const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
-        if (!k || k->seq < s->our_hello[i].seq)
-            up = false;
-    }
-    out->caught_up = up;
 }
 
 const char *

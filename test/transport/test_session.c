@@ -1022,6 +1022,97 @@ test_huge_vv_cost(void)
     node_close(&a);
 }
 
+/* A host over a fixed vector and a log with nothing new; counts version(). */
+typedef struct fixed_host {
+    shoal__vventry *vv;
+    size_t n;
+    uint64_t version_calls;
+} fixed_host;
+
+static int
+fx_version(void *ctx, shoal__vventry **out, size_t *n)
+{
+    fixed_host *f = ctx;
+    f->version_calls++;
+    *out = shoal__malloc(f->n * sizeof **out);
+    if (!*out)
+        return SHOAL_ENOMEM;
+    memcpy(*out, f->vv, f->n * sizeof **out);
+    *n = f->n;
+    return SHOAL_OK;
+}
+
+static int
+fx_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+        size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+{
+    (void)ctx, (void)cursor, (void)peer, (void)npeer, (void)max_changes, (void)max_bytes,
+        (void)out;
+    *count = 0;
+    return SHOAL_OK;
+}
+
+static int
+fx_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
+{
+    (void)ctx, (void)p, (void)len, (void)count, (void)res;
+    return SHOAL_EPROTO;
+}
+
+static int
+fx_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    (void)ctx, (void)author, (void)seq, (void)cid;
+    return SHOAL_ENOTFOUND;
+}
+
+/* The engine says "changed" to every session on every commit and every
+ * 250 ms, and folds every session's stats after every frame.  For an idle
+ * session with nothing new in the log that must cost neither a re-read of
+ * our whole version vector nor an O(n log n) pass over the vectors. */
+static void
+test_idle_session_cost(void)
+{
+    enum { N = 200000, ROUNDS = 50 };
+    fixed_host fx = {.vv = random_entries(N, NULL), .n = N};
+    REQUIRE(fx.vv);
+    shoal__host h = {.ctx = &fx, .version = fx_version, .next_changes = fx_next,
+                     .apply = fx_apply, .authseq = fx_authseq};
+    uint8_t self[32], peer[32];
+    memset(self, 1, 32);
+    memset(peer, 2, 32);
+    shoal__session *s = shoal__session_new(&h, self, peer);
+    REQUIRE(s);
+    CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
+    const uint8_t *f;
+    size_t n;
+    CHECK_EQ(shoal__session_next(s, &f, &n), 1);   /* our HELLO */
+    shoal__buf hb;
+    shoal__buf_init(&hb);
+    REQUIRE(shoal__wire_hello(&hb, peer, fx.vv, N) == SHOAL_OK);
+    CHECK_EQ(shoal__session_recv(s, hb.p, hb.len, 1), SHOAL_OK);
+    shoal__buf_free(&hb);
+    shoal__session_stats st;
+    shoal__session_get_stats(s, &st);
+    CHECK(st.handshaken && st.caught_up && !st.failed);
+    CHECK_EQ(st.lag, 0);
+    uint64_t calls0 = fx.version_calls;
+    uint64_t t0 = check_now_ms();
+    for (int i = 0; i < ROUNDS; i++) {
+        shoal__session_changed(s);
+        CHECK_EQ(shoal__session_next(s, &f, &n), 0);
+        shoal__session_get_stats(s, &st);
+    }
+    uint64_t took = check_now_ms() - t0;
+    fprintf(stderr, "  %d idle rounds over %d authors: %llu vector reads, %llu ms\n", ROUNDS, N,
+            (unsigned long long)(fx.version_calls - calls0), (unsigned long long)took);
+    CHECK_EQ(fx.version_calls - calls0, 0);
+    CHECK(took < 300);
+    CHECK(st.caught_up && st.lag == 0 && !st.failed);
+    shoal__session_free(s);
+    free(fx.vv);
+}
+
 /* ------------------------------------------------------- fault simulation */
 
 enum { NNODES = 4, NLINKS = 5, NDOCS = 4 };
@@ -1331,6 +1422,7 @@ main(void)
     RUN(test_out_of_order);
     RUN(test_equivocation_notice);
     RUN(test_huge_vv_cost);
+    RUN(test_idle_session_cost);
     RUN(test_fault_sim);
     return check_summary();
 }
