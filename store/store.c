@@ -1359,35 +1359,32 @@ int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
 
 /* ---------------------------------------------------------- documents */
 
-/* coll NUL id [NUL n(u64 BE)]: at most 128 + 1 + 256 + 1 + 8 bytes with the
- * public limits, below LMDB's 511-byte key limit. */
-enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + SHOAL_MAX_DOC_ID + 10 };
+/* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
+ * LMDB's 511-byte key limit. */
+enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID };
 
 static bool name_ok(const uint8_t *p, size_t n, size_t max)
 {
     return p && n > 0 && n <= max && !memchr(p, 0, n);
 }
 
-/* Build coll NUL id (NUL when tail) into k; returns its length or 0. */
+/* Build coll NUL id into k; returns its length or 0. */
 static size_t doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen,
-                      const uint8_t *id, size_t idlen, bool tail)
+                      const uint8_t *id, size_t idlen)
 {
     if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION) || !name_ok(id, idlen, SHOAL_MAX_DOC_ID))
         return 0;
     memcpy(k, coll, clen);
     k[clen] = 0;
     memcpy(k + clen + 1, id, idlen);
-    size_t n = clen + 1 + idlen;
-    if (tail)
-        k[n++] = 0;
-    return n;
+    return clen + 1 + idlen;
 }
 
 static int doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
                    const uint8_t *id, size_t idlen, shoal__sval *out)
 {
     uint8_t k[DOCKEY_MAX];
-    size_t n = doc_key(k, coll, clen, id, idlen, false);
+    size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n)
         return SHOAL_EINVAL;
     return t_get(t, tab, k, n, out);
@@ -1397,7 +1394,7 @@ static int doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
                    const uint8_t *id, size_t idlen, const void *v, size_t vlen)
 {
     uint8_t k[DOCKEY_MAX];
-    size_t n = doc_key(k, coll, clen, id, idlen, false);
+    size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n)
         return SHOAL_EINVAL;
     return t_put(t, tab, k, n, v, vlen, 0);
