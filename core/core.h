@@ -251,6 +251,21 @@ void shoal__net_close(shoal_replica *r);
  * bundle (bundle.c); the caller holds r->mu.  res may be NULL. */
 int shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
                         size_t count, shoal_import_result *res);
+/* Batches of at least this many envelopes verify their signatures on
+ * several threads (bundle.c); at most SHOAL__VERIFY_THREADS in all. */
+enum { SHOAL__VERIFY_PARALLEL_MIN = 32, SHOAL__VERIFY_THREADS = 4 };
+/* Open count envelopes stored back to back in p[off..n): check each header
+ * and verify every signature, on several threads for a large batch.  The
+ * result is the one of opening them one after the other with
+ * shoal__envelope_open: the error of the lowest-index bad envelope, then
+ * SHOAL_EPROTO if bytes are left after the last one.  On success *spans
+ * (Owned by the caller; NULL when count is 0) holds each envelope's offset
+ * in p and length.  Touches no replica state. */
+int shoal__spans_open(const uint8_t *p, size_t n, size_t off, size_t count,
+                      shoal__span **spans);
+/* The same for a whole bundle ("SHOALBN1", count, envelopes), with the
+ * results of shoal__bundle_split. */
+int shoal__bundle_open(const uint8_t *p, size_t n, shoal__span **spans, size_t *count);
 /* Fill h with the protocol's view of r (host.c); r is Borrowed while h is
  * used. */
 void shoal__host_init(shoal__host *h, shoal_replica *r);

@@ -9,7 +9,8 @@
  *                 change, sorted by author;
  *   next_changes  walk the log (apply order, hence causal) from a cursor,
  *                 keeping the changes the peer lacks by its vector;
- *   apply         the import path: every signature verified, then the same
+ *   apply         the import path: every signature verified (several
+ *                 threads for a large batch, shoal__spans_open), then the same
  *                 decode -> causal apply -> pending set as shoal_import
  *                 (shoal__import_spans in bundle.c);
  *   authseq       the id of the change applied under (author, seq), to
@@ -219,31 +220,12 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     enum { MIN_ENV = 1 + 32 + 4 + 64 };
     if (count > len / MIN_ENV)
         return SHOAL_ETRUNC;
+    /* Verify every signature (on several threads for a large batch)
+     * before anything is decoded or stored, without holding r->mu. */
     shoal__span *spans = NULL;
-    if (count) {
-        spans = shoal__calloc(count, sizeof *spans);
-        if (!spans)
-            return SHOAL_ENOMEM;
-    }
-    /* Verify every signature before anything is decoded or stored. */
-    size_t off = 0;
-    int err = SHOAL_OK;
-    for (size_t i = 0; i < count && !err; i++) {
-        size_t elen, blen;
-        const uint8_t *body;
-        err = shoal__envelope_open(p + off, len - off, &elen, &body, &blen);
-        if (!err) {
-            spans[i].off = off;
-            spans[i].len = elen;
-            off += elen;
-        }
-    }
-    if (!err && off != len)
-        err = SHOAL_EPROTO;
-    if (err) {
-        shoal__free(spans);
+    int err = shoal__spans_open(p, len, 0, count, &spans);
+    if (err)
         return err;
-    }
     pthread_mutex_lock(&r->mu);
     err = shoal__import_spans(r, p, spans, count, res);
     pthread_mutex_unlock(&r->mu);

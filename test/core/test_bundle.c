@@ -945,6 +945,87 @@ test_import_redecode(void)
     shoal__buf_free(&c2);
 }
 
+/* A large bundle verifies on several threads (core/bundle.c): one bad
+ * signature at the first, middle, last or a random index still rejects the
+ * whole bundle, with the error of the lowest-index bad envelope, and the
+ * state untouched; the same bundle intact applies in full. */
+enum { BIG = 300 };
+
+static void
+test_large_bad_signature(void)
+{
+    fix f;
+    REQUIRE(fix_open(&f));
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    uint64_t hlc = shoal__hlc_make(now_ms(), 0);
+    shoal__buf bb;
+    shoal__buf_init(&bb);
+    REQUIRE(shoal__bundle_begin(&bb) == SHOAL_OK);
+    size_t off[BIG], len[BIG];
+    shoal__op op = op_set("f", "v");
+    for (size_t i = 0; i < BIG; i++) {
+        char doc[16];
+        snprintf(doc, sizeof doc, "big%zu", i % 37);
+        size_t at = bb.len;
+        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) ==
+                SHOAL_OK);
+        off[i] = at;
+        len[i] = bb.len - at;
+    }
+    shoal__bundle_finish(&bb, BIG);
+    size_t rnd = (size_t)check_rand_below(BIG);
+    size_t where[] = {0, 1, BIG / 2 - 1, BIG / 2, BIG / 2 + 1, BIG - 1, rnd};
+    uint8_t *q = dup_bytes(bb.p, bb.len, 0);
+    REQUIRE(q);
+    for (size_t w = 0; w < sizeof where / sizeof *where; w++) {
+        size_t i = where[w];
+        /* A flipped signature byte, then a flipped body byte (the signature
+         * covers it). */
+        size_t pos[2] = {off[i] + len[i] - 1 - (size_t)check_rand_below(64),
+                         off[i] + 37 + (size_t)check_rand_below(len[i] - 37 - 64)};
+        for (int k = 0; k < 2; k++) {
+            memcpy(q, bb.p, bb.len);
+            q[pos[k]] ^= 0x01;
+            expect_reject(&f, q, bb.len, SHOAL_EBADSIG, "big bundle, bad signature", i);
+        }
+    }
+    /* Two bad envelopes: the lower index decides.  A bad version byte is a
+     * header error (SHOAL_EVERSION), found before any signature is checked;
+     * a bad signature before it still wins. */
+    size_t lo = 3 + (size_t)check_rand_below(BIG / 2), hi = BIG / 2 + (size_t)check_rand_below(BIG / 2);
+    memcpy(q, bb.p, bb.len);
+    q[off[lo] + len[lo] - 1] ^= 0x01;
+    q[off[hi]] = 9;
+    expect_reject(&f, q, bb.len, SHOAL_EBADSIG, "bad signature before bad version", lo);
+    memcpy(q, bb.p, bb.len);
+    q[off[lo]] = 9;
+    q[off[hi] + len[hi] - 1] ^= 0x01;
+    expect_reject(&f, q, bb.len, SHOAL_EVERSION, "bad version before bad signature", lo);
+    /* Bad signatures at both ends and in the middle at once. */
+    memcpy(q, bb.p, bb.len);
+    q[off[0] + len[0] - 1] ^= 0x01;
+    q[off[BIG / 2] + len[BIG / 2] - 1] ^= 0x01;
+    q[off[BIG - 1] + len[BIG - 1] - 1] ^= 0x01;
+    expect_reject(&f, q, bb.len, SHOAL_EBADSIG, "three bad signatures", 0);
+    /* Trailing garbage after good envelopes: EPROTO, checked last. */
+    uint8_t *t = dup_bytes(bb.p, bb.len, 1);
+    REQUIRE(t);
+    t[bb.len] = 0;
+    expect_reject(&f, t, bb.len + 1, SHOAL_EPROTO, "trailing byte", bb.len);
+    t[off[7] + len[7] - 1] ^= 0x01;
+    expect_reject(&f, t, bb.len + 1, SHOAL_EBADSIG, "bad signature and trailing byte", 7);
+    free(t);
+    free(q);
+    /* Intact, it applies in full. */
+    shoal_import_result res;
+    CHECK_EQ(import_buf(f.dst, &bb, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, BIG);
+    CHECK(get_str(f.dst, "c", "big0", "f", "v"));
+    shoal__buf_free(&bb);
+    fix_close(&f);
+}
+
 int
 main(void)
 {
@@ -960,5 +1041,6 @@ main(void)
     RUN(test_causal_order);
     RUN(test_import_redecode);
     RUN(test_import_memory);
+    RUN(test_large_bad_signature);
     return check_summary();
 }
