@@ -8,7 +8,10 @@
  *   version       the version vector with the id of each author's latest
  *                 change, sorted by author;
  *   next_changes  walk the log (apply order, hence causal) from a cursor,
- *                 keeping the changes the peer lacks by its vector;
+ *                 keeping the changes the peer lacks by its vector; at most
+ *                 SHOAL__HOST_SCAN positions per call, so a peer that holds
+ *                 everything never makes one call walk the whole log under
+ *                 r->mu (the session calls again while the cursor moves);
  *   apply         the import path: every signature verified (several
  *                 threads for a large batch, shoal__spans_open), then the same
  *                 decode -> causal apply -> pending set as shoal_import
@@ -110,6 +113,7 @@ typedef struct ncx {
     shoal__buf *out;
     size_t count;
     size_t bytes;
+    size_t examined;    /* positions examined by this call */
     int err;
     bool full;          /* stopped at a limit (the scan's stop code is no error) */
 } ncx;
@@ -136,11 +140,12 @@ next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     (void)cid;
     ncx *x = arg;
-    if (x->count >= x->max_changes ||
+    if (x->count >= x->max_changes || x->examined >= SHOAL__HOST_SCAN ||
         (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
         x->full = true;   /* pos stays for the next call */
         return 1;
     }
+    x->examined++;
     size_t elen, blen;
     const uint8_t *body;
     int err = shoal__envelope_parse(env->p, env->len, &elen, &body, &blen);

@@ -12,8 +12,9 @@
  * peer only sends changes it applied, so it holds that author's changes up
  * to that seq).  The host walks the log from the cursor and returns the
  * changes above the known vector, in log (causal) order, at most
- * SHOAL__BATCH_CHANGES / SHOAL__BATCH_BYTES per BATCH; at most
- * SHOAL__WINDOW batches wait for their ACK.
+ * SHOAL__BATCH_CHANGES / SHOAL__BATCH_BYTES per BATCH, examining at most
+ * SHOAL__HOST_SCAN log positions per host call; at most SHOAL__WINDOW
+ * batches wait for their ACK.
  *
  * Receiving: BATCH n must be the next number (1, 2, ...) and must not
  * exceed the window (we hold at most SHOAL__WINDOW ACKs not yet handed
@@ -605,9 +606,19 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
         return 0;
     size_t count = 0;
     s->envs.len = 0;
-    uint64_t from = s->cursor;
-    int err = s->host->next_changes(s->host->ctx, &s->cursor, s->known, s->nknown,
+    uint64_t from = s->cursor, at;
+    int err;
+    /* One host call examines at most SHOAL__HOST_SCAN log positions under
+     * the replica's lock; a peer that holds most of our log makes calls
+     * that find nothing but move the cursor.  Call again (the lock is free
+     * between calls, so commits interleave) until a change is found or the
+     * cursor stops: the end of the log.  This ends, as the cursor only
+     * grows, and the catch-up needs no later wake-up of the engine. */
+    do {
+        at = s->cursor;
+        err = s->host->next_changes(s->host->ctx, &s->cursor, s->known, s->nknown,
                                     SHOAL__BATCH_CHANGES, SHOAL__BATCH_BYTES, &s->envs, &count);
+    } while (!err && count == 0 && s->cursor != at);
     /* Our vector (for the lag) is re-read only when the log really grew:
      * the engine says "changed" to every session on every commit and on a
      * timer, and an idle session must not re-read the whole vector each

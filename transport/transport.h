@@ -27,7 +27,8 @@ enum {
     SHOAL__BATCH_BYTES = 1u << 20,       /* envelope bytes per BATCH (one change may exceed it alone) */
     SHOAL__WINDOW = 4,                   /* unacknowledged BATCH frames in flight per link */
     SHOAL__MAX_FRAME = SHOAL__MAX_BODY + (1u << 20), /* ZMQ_MAXMSGSIZE */
-    SHOAL__MAX_VV = 1u << 20             /* entries in a HELLO version vector */
+    SHOAL__MAX_VV = 1u << 20,            /* entries in a HELLO version vector */
+    SHOAL__HOST_SCAN = 4096              /* log positions one next_changes call examines (at most) */
 };
 
 /* One version-vector entry: author -> highest contiguous seq, and the id of
@@ -51,8 +52,13 @@ typedef struct shoal__host {
      * (peer: sorted by author, npeer entries), in log (causal) order, at
      * most max_changes and about max_bytes (at least one change if any);
      * advance *cursor past every position examined; *count = changes
-     * appended.  Only durable changes are returned (in non-durable mode the
-     * host syncs before handing out changes it has not synced). */
+     * appended.  One call examines at most SHOAL__HOST_SCAN positions (it
+     * holds the replica's lock while it walks), so *count == 0 does not
+     * mean the log is exhausted: only a call that leaves *cursor where it
+     * was has reached the end of the log.  The caller calls again (without
+     * holding anything) while *count == 0 and *cursor moved.  Only durable
+     * changes are returned (in non-durable mode the host syncs before
+     * handing out changes it has not synced). */
     int (*next_changes)(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
                         size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count);
     /* Verify, decode and apply count envelopes (back to back in p) exactly as

@@ -1113,6 +1113,117 @@ test_idle_session_cost(void)
     free(fx.vv);
 }
 
+/* A host that records how far each next_changes call moves the cursor:
+ * the contract moves it past every log position examined, so the largest
+ * step is the most one call walked under the replica's lock. */
+typedef struct scanning {
+    const shoal__host *inner;
+    uint64_t calls;
+    uint64_t max_step;
+} scanning;
+
+static int
+scan_version(void *ctx, shoal__vventry **out, size_t *n)
+{
+    scanning *c = ctx;
+    return c->inner->version(c->inner->ctx, out, n);
+}
+
+static int
+scan_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+          size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+{
+    scanning *c = ctx;
+    uint64_t from = *cursor;
+    int err = c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes,
+                                     out, count);
+    c->calls++;
+    /* Log positions start at 1: from a cursor of 0, position 0 is no
+     * position examined. */
+    uint64_t start = from ? from : 1;
+    uint64_t step = *cursor > start ? *cursor - start : 0;
+    if (step > c->max_step)
+        c->max_step = step;
+    return err;
+}
+
+static int
+scan_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
+{
+    scanning *c = ctx;
+    return c->inner->apply(c->inner->ctx, p, len, count, res);
+}
+
+static int
+scan_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    scanning *c = ctx;
+    return c->inner->authseq(c->inner->ctx, author, seq, cid);
+}
+
+/* A new session with a peer that already holds a long log: no host call
+ * walks more than SHOAL__HOST_SCAN positions (the replica's lock is held
+ * for one call), and the calls that find nothing still carry the walk to
+ * the change the peer lacks at the very end, within the same pump (no
+ * later wake-up of the session). */
+static void
+test_bounded_scan(void)
+{
+    enum { TXNS = 20, PER_TXN = 1000, TOTAL = TXNS * PER_TXN };
+    node a, b;
+    REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
+    for (int i = 0; i < TXNS; i++)
+        commit_many(&a, PER_TXN, 0, i);
+    REQUIRE(vv_of(&a, a.key) == TOTAL);
+    uint8_t *bundle = NULL;
+    size_t blen = 0;
+    REQUIRE(shoal_export(a.r, NULL, &bundle, &blen) == SHOAL_OK);
+    shoal_import_result res;
+    REQUIRE(shoal_import(b.r, bundle, blen, &res) == SHOAL_OK);
+    shoal_free(bundle);
+    REQUIRE(vv_of(&b, a.key) == TOTAL);
+    /* One change each side lacks, after the whole shared log. */
+    set_int(&a, "late-a", "f", 1);
+    set_int(&b, "late-b", "f", 2);
+
+    scanning sa = {.inner = &a.h}, sb = {.inner = &b.h};
+    shoal__host ha = {.ctx = &sa, .version = scan_version, .next_changes = scan_next,
+                      .apply = scan_apply, .authseq = scan_authseq};
+    shoal__host hb = ha;
+    hb.ctx = &sb;
+    node wa = a, wb = b;    /* the same replicas behind the scanning hosts */
+    wa.h = ha;
+    wb.h = hb;
+    link_t l = {.n = {&wa, &wb}};
+    link_up(&l, true);
+    pump(&l);
+    shoal__session_stats st0, st1;
+    stats(&l, 0, &st0);
+    stats(&l, 1, &st1);
+    CHECK(st0.caught_up && st1.caught_up);
+    CHECK(!st0.failed && !st1.failed);
+    CHECK_EQ(st0.sent, 1);
+    CHECK_EQ(st1.sent, 1);
+    CHECK_EQ(vv_of(&b, a.key), TOTAL + 1);
+    CHECK_EQ(vv_of(&a, b.key), 1);
+    CHECK(same_digests(&a, &b));
+    fprintf(stderr, "  log of %d held by the peer: %llu / %llu host calls, largest step %llu\n",
+            TOTAL + 2, (unsigned long long)sa.calls, (unsigned long long)sb.calls,
+            (unsigned long long)(sa.max_step > sb.max_step ? sa.max_step : sb.max_step));
+    CHECK(sa.max_step <= SHOAL__HOST_SCAN);
+    CHECK(sb.max_step <= SHOAL__HOST_SCAN);
+    CHECK(sa.calls >= TOTAL / SHOAL__HOST_SCAN);
+    CHECK(sb.calls >= TOTAL / SHOAL__HOST_SCAN);
+    /* Live push still works after the walk. */
+    set_int(&a, "later", "f", 3);
+    shoal__session_changed(l.s[0]);
+    pump(&l);
+    CHECK_EQ(vv_of(&b, a.key), TOTAL + 2);
+    link_down(&l);
+    node_close(&a);
+    node_close(&b);
+}
+
 /* ------------------------------------------------------- fault simulation */
 
 enum { NNODES = 4, NLINKS = 5, NDOCS = 4 };
@@ -1423,6 +1534,7 @@ main(void)
     RUN(test_equivocation_notice);
     RUN(test_huge_vv_cost);
     RUN(test_idle_session_cost);
+    RUN(test_bounded_scan);
     RUN(test_fault_sim);
     return check_summary();
 }
