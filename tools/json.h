@@ -123,4 +123,10 @@ int shoal__log_level_parse(const char *name);
  * they are. */
 void shoal__endpoint_tidy(char *ep);
 
+/* SIGTERM, SIGINT and SIGUSR1 write one byte naming the signal into a
+ * non-blocking self-pipe whose read end is shoal__signal_fd(); SIGPIPE is
+ * ignored.  Returns 0, or -1 with errno set. */
+int shoal__signals_install(void);
+int shoal__signal_fd(void);
+
 #endif /* SHOAL_TOOLS_JSON_H */

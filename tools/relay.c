@@ -96,18 +96,6 @@ typedef struct settings {
 
 static shoal_tool_log logger = {SHOAL_LOG_INFO, "shoal-relay"};
 
-/* Self-pipe: the signal handlers write one byte naming the signal. */
-static int sig_pipe[2] = {-1, -1};
-
-static void
-on_signal(int sig)
-{
-    int saved = errno;
-    char c = (char)sig;
-    ssize_t w = write(sig_pipe[1], &c, 1);
-    (void)w; /* a full pipe already holds a wake-up */
-    errno = saved;
-}
 
 static int
 usage_error(const char *fmt, const char *arg)
@@ -315,28 +303,6 @@ log_status(shoal_replica *r)
                      (unsigned long long)equiv);
 }
 
-static int
-install_signals(void)
-{
-    if (pipe(sig_pipe) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        int fl = fcntl(sig_pipe[i], F_GETFL);
-        if (fl < 0 || fcntl(sig_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
-            fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
-            return -1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-        sigaction(SIGUSR1, &sa, NULL) != 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
-}
 
 static uint64_t
 mono_ms(void)
@@ -557,7 +523,7 @@ main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (install_signals() != 0) {
+    if (shoal__signals_install() != 0) {
         fprintf(stderr, "shoal-relay: cannot install signal handlers: %s\n",
                 strerror(errno));
         free(keys);
@@ -581,7 +547,7 @@ main(int argc, char **argv)
             uint64_t now = mono_ms();
             timeout = now >= next_status ? 0 : (int)(next_status - now);
         }
-        struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = shoal__signal_fd(), .events = POLLIN};
         int n = poll(&pfd, 1, timeout);
         if (n < 0 && errno != EINTR) {
             shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "poll: %s", strerror(errno));
@@ -590,7 +556,7 @@ main(int argc, char **argv)
         if (n > 0) {
             char sigs[64];
             ssize_t got;
-            while ((got = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
+            while ((got = read(shoal__signal_fd(), sigs, sizeof sigs)) > 0)
                 for (ssize_t k = 0; k < got; k++) {
                     if (sigs[k] == SIGUSR1) {
                         log_peers(r);

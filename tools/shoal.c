@@ -733,41 +733,7 @@ cmd_digest(shoal_replica *r, int argc, char **argv)
 
 /* ------------------------------------------------------------- network */
 
-/* Self-pipe for serve: the signal handlers write one byte naming the signal. */
-static int sig_pipe[2] = {-1, -1};
 
-static void
-on_signal(int sig)
-{
-    int saved = errno;
-    char c = (char)sig;
-    ssize_t w = write(sig_pipe[1], &c, 1);
-    (void)w; /* a full pipe already holds a wake-up */
-    errno = saved;
-}
-
-static int
-install_signals(void)
-{
-    if (pipe(sig_pipe) != 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        int fl = fcntl(sig_pipe[i], F_GETFL);
-        if (fl < 0 || fcntl(sig_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
-            fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
-            return -1;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-        sigaction(SIGUSR1, &sa, NULL) != 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
-}
 
 /* The per-peer state of r as a JSON array (Caller owns), or NULL with the
  * error reported; *rc receives the exit code. */
@@ -910,7 +876,7 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
     if (nlisten > 0 && allow == NULL && !allow_any)
         shoal__tool_logf(lg, SHOAL_LOG_WARN,
                          "no --allow and no --allow-any: every incoming link is refused");
-    if (install_signals() != 0) {
+    if (shoal__signals_install() != 0) {
         errorf("serve: cannot install signal handlers: %s", strerror(errno));
         return EXIT_ERR;
     }
@@ -949,7 +915,7 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
      * serve runs) by looking at the log a few times a second. */
     bool stop = false;
     while (!stop) {
-        struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = shoal__signal_fd(), .events = POLLIN};
         int n = poll(&pfd, 1, events ? 0 : 250);
         if (n < 0 && errno != EINTR) {
             errorf("serve: poll: %s", strerror(errno));
@@ -957,7 +923,7 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
         }
         char sigs[64];
         ssize_t got;
-        while (n > 0 && (got = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
+        while (n > 0 && (got = read(shoal__signal_fd(), sigs, sizeof sigs)) > 0)
             for (ssize_t k = 0; k < got; k++) {
                 if (sigs[k] == SIGUSR1)
                     serve_log_peers(r, lg);
