@@ -55,27 +55,6 @@ static const char *docs[NDOCS] = {"d0", "d1", "d2", "d3"};
 static const char *fields[] = {"a", "b", "c", "n", "l", "m"};
 enum { NFIELDS = sizeof fields / sizeof fields[0] };
 
-/* A seeded identity (the store reads dir/identity if present), so a seed
- * reproduces the same author keys and therefore the same tie-breaks. */
-static bool
-seed_identity(const char *dir)
-{
-    uint8_t seed[32], pk[32], sk[64];
-    for (int i = 0; i < 4; i++) {
-        uint64_t x = check_rand();
-        memcpy(seed + 8 * i, &x, 8);
-    }
-    crypto_sign_seed_keypair(pk, sk, seed);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/identity", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return false;
-    bool ok = write(fd, sk, sizeof sk) == (ssize_t)sizeof sk;
-    close(fd);
-    sodium_memzero(sk, sizeof sk);
-    return ok;
-}
 
 static shoal_replica *
 open_rep(const char *dir, fclock *c)
@@ -383,7 +362,7 @@ run_seed(uint64_t seed, long steps)
     for (int k = 0; k < NREP; k++) {
         w.dir[k] = check_tmpdir("prop");
         w.clk[k].ms = t0 + check_rand_below(4000);
-        if (!seed_identity(w.dir[k])) {
+        if (!check_seed_identity(w.dir[k])) {
             check_failures++;
             return;
         }

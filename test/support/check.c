@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+
+#include <sodium.h>
 
 int check_failures;
 static int passed, failed;
@@ -105,4 +108,23 @@ uint64_t check_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool check_seed_identity(const char *dir)
+{
+    uint8_t seed[32], pk[32], sk[64];
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = check_rand();
+        memcpy(seed + 8 * i, &x, 8);
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/identity", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return false;
+    bool ok = write(fd, sk, sizeof sk) == (ssize_t)sizeof sk;
+    close(fd);
+    sodium_memzero(sk, sizeof sk);
+    return ok;
 }

@@ -68,6 +68,12 @@ long check_env_long(const char *name, long dflt);
 char *check_tmpdir(const char *tag);
 void check_rmtree(const char *path);
 
+/* Write a replica identity (dir/identity, the 64-byte Ed25519 secret key,
+ * mode 0600) derived from the seeded generator, so a seed reproduces the
+ * same author keys and therefore the same tie-breaks.  dir must exist and
+ * hold no identity yet.  false on an I/O error. */
+bool check_seed_identity(const char *dir);
+
 /* Monotonic milliseconds, for bounded polling loops. */
 uint64_t check_now_ms(void);
 

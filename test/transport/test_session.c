@@ -51,26 +51,6 @@ node_now(void *ctx)
     return ((node *)ctx)->ms;
 }
 
-/* A seeded identity, so a seed reproduces the same keys (and tie-breaks). */
-static bool
-seed_identity(const char *dir)
-{
-    uint8_t seed[32], pk[32], sk[64];
-    for (int i = 0; i < 4; i++) {
-        uint64_t x = check_rand();
-        memcpy(seed + 8 * i, &x, 8);
-    }
-    crypto_sign_seed_keypair(pk, sk, seed);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/identity", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return false;
-    bool ok = write(fd, sk, sizeof sk) == (ssize_t)sizeof sk;
-    close(fd);
-    sodium_memzero(sk, sizeof sk);
-    return ok;
-}
 
 static bool
 node_open(node *n, const char *tag)
@@ -78,7 +58,7 @@ node_open(node *n, const char *tag)
     memset(n, 0, sizeof *n);
     n->dir = check_tmpdir(tag);
     n->ms = 1700000000000ull;
-    if (!n->dir || !seed_identity(n->dir))
+    if (!n->dir || !check_seed_identity(n->dir))
         return false;
     shoal_options *o;
     if (shoal_options_new(&o))
