@@ -171,8 +171,9 @@ cand_clear(shoal__cand *k)
     k->stripped = false;
 }
 
-int
-shoal__wctx_skip_bad(shoal__wctx *x)
+/* Remember x->bad as a pending change to drop on the next run. */
+static int
+wctx_skip_bad(shoal__wctx *x)
 {
     uint8_t *p = shoal__realloc(x->skip, (x->nskip + 1) * 32);
     if (!p)
@@ -182,6 +183,44 @@ shoal__wctx_skip_bad(shoal__wctx *x)
     x->nskip++;
     x->bad_pending = false;
     return SHOAL_OK;
+}
+
+void
+shoal__wctx_init(shoal__wctx *x, shoal_replica *r)
+{
+    memset(x, 0, sizeof *x);
+    x->r = r;
+    shoal__wset_init(&x->w, r);
+    x->wall = shoal__wall_ms(r);
+}
+
+int
+shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg)
+{
+    int err;
+    for (;;) {
+        x->bad_pending = false;
+        err = shoal__store_write(x->r->store, fn, arg);
+        if (err && x->bad_pending) {
+            int e2 = wctx_skip_bad(x);
+            if (e2) {
+                err = e2;
+                break;
+            }
+            continue;
+        }
+        break;
+    }
+    if (!err) {
+        shoal__wset_commit(&x->w);
+        x->r->due_ms = x->due_ms;
+    } else {
+        shoal__wset_free(&x->w);
+    }
+    shoal__free(x->skip);
+    x->skip = NULL;
+    x->nskip = 0;
+    return err;
 }
 
 /* ----------------------------------------------------------------- drain */
@@ -518,34 +557,11 @@ static int
 import_run(shoal_replica *r, shoal__cand *c, size_t n, shoal_import_result *res)
 {
     shoal__wctx x;
-    memset(&x, 0, sizeof x);
-    x.r = r;
-    shoal__wset_init(&x.w, r);
-    x.wall = shoal__wall_ms(r);
+    shoal__wctx_init(&x, r);
     ictx ic = {.x = &x, .c = c, .n = n};
-    int err;
-    for (;;) {
-        x.bad_pending = false;
-        err = shoal__store_write(r->store, import_fn, &ic);
-        if (err && x.bad_pending) {
-            int e2 = shoal__wctx_skip_bad(&x);
-            if (e2) {
-                err = e2;
-                break;
-            }
-            continue;
-        }
-        break;
-    }
-    if (!err) {
-        shoal__wset_commit(&x.w);
-        r->due_ms = x.due_ms;
-        if (res)
-            *res = x.res;
-    } else {
-        shoal__wset_free(&x.w);
-    }
-    shoal__free(x.skip);
+    int err = shoal__wctx_write(&x, import_fn, &ic);
+    if (!err && res)
+        *res = x.res;
     return err;
 }
 

@@ -223,8 +223,14 @@ int shoal__clock_store(shoal__stxn *t, uint64_t clock);
  * the pending set, in causal order, until no progress; the rest go to (or
  * stay in) the pending set. */
 int shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *cands, size_t n);
-/* Remember x->bad as a pending change to drop on the next run. */
-int shoal__wctx_skip_bad(shoal__wctx *x);
+/* Start x for one API call on r (caller holds r->mu). */
+void shoal__wctx_init(shoal__wctx *x, shoal_replica *r);
+/* Run fn(t, arg), a write function over x, in a store write until it
+ * commits or fails for good: when it failed on a stored pending change
+ * (x->bad_pending), that change is remembered, dropped on the next run, and
+ * fn runs again.  On success the working set moves to the cache and
+ * r->due_ms is updated; on failure it is freed.  Frees x's skip list. */
+int shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg);
 /* Drain the pending set in its own write transaction (open, import). */
 int shoal__drain_now(shoal_replica *r);
 

@@ -552,33 +552,11 @@ shoal_txn_commit(shoal_txn *txn)
     shoal_replica *r = txn->r;
     pthread_mutex_lock(&r->mu);
     shoal__wctx x;
-    memset(&x, 0, sizeof x);
-    x.r = r;
-    shoal__wset_init(&x.w, r);
-    x.wall = shoal__wall_ms(r);
+    shoal__wctx_init(&x, r);
     cctx cx = {.x = &x, .txn = txn};
-    int err;
-    for (;;) {
-        x.bad_pending = false;
-        err = shoal__store_write(r->store, commit_fn, &cx);
-        if (err && x.bad_pending) {
-            int e2 = shoal__wctx_skip_bad(&x);
-            if (e2) {
-                err = e2;
-                break;
-            }
-            continue;
-        }
-        break;
-    }
-    if (!err) {
-        shoal__wset_commit(&x.w);
-        r->due_ms = x.due_ms;
-    } else {
-        shoal__wset_free(&x.w);
+    int err = shoal__wctx_write(&x, commit_fn, &cx);
+    if (err)
         shoal__fail(r, err, "commit%s%s", cx.detail[0] ? ": " : "", cx.detail);
-    }
-    shoal__free(x.skip);
     pthread_mutex_unlock(&r->mu);
     txn_free(txn);
     if (!err)
