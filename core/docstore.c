@@ -9,7 +9,9 @@
  * own: the meta holds the log position of the document's last change
  * (last_pos) and every log entry holds (as its store link) the position of
  * the document's change before it, so a commit writes the log and the meta
- * and nothing else.  Loading decodes the snapshot, walks the chain back and
+ * and nothing else; the meta is put with last_pos, so the store keeps it in
+ * that log entry and moves it to the docs table with the index batch
+ * (docs/storage.md): a commit then writes only the log.  Loading decodes the snapshot, walks the chain back and
  * re-applies the tail in log order.  When the tail grows to max(SHOAL__SNAP_MIN, size of
  * the last snapshot) bytes, a new snapshot replaces it, so the bytes written
  * per change stay proportional to the change (not to the document) while
@@ -475,7 +477,8 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
     shoal__buf_init(&mb);
     err = shoal__dmeta_encode(m, &mb);
     if (!err)
-        err = shoal__stxn_doc_put(t, wd->coll, wd->clen, wd->id, wd->idlen, mb.p, mb.len);
+        err = shoal__stxn_doc_put(t, wd->coll, wd->clen, wd->id, wd->idlen, mb.p, mb.len,
+                                  m->last_pos);
     shoal__buf_free(&mb);
     return err;
 }

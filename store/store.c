@@ -88,6 +88,13 @@ static const char *const table_names[T_COUNT] = {
 /* Bytes before the envelope in a log value: cid | author | seq (u64 BE) |
  * link (u64 BE). */
 #define LOG_HDR 80
+/* Set in a log entry's link when a document meta follows the header:
+ * key length (u16 BE) | coll NUL id | meta length (u32 BE) | meta, then the
+ * envelope.  Positions stay far below 2^63, so old entries never have it. */
+#define LINK_META ((uint64_t)1 << 63)
+/* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
+ * LMDB's 511-byte key limit. */
+enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID };
 #define IDENTITY_FILE "identity"
 #define IDENTITY_TMP "identity.tmp"
 #define SK_BYTES 64
@@ -106,7 +113,22 @@ typedef struct tail_ent {
     uint64_t seq;
     uint8_t cid[32];
     uint8_t author[32];
+    /* The document key and meta the entry carries (dk NULL: none).  They
+     * point into own (entries this txn wrote) or into the map: a page read
+     * from the map is never changed in place (no MDB_WRITEMAP; a write txn
+     * copies it first and frees it to later txns only), so they stay valid
+     * for the whole transaction. */
+    const uint8_t *dk, *dmeta;
+    size_t klen, mlen;
+    uint8_t *own;   /* owned or NULL */
 } tail_ent;
+
+/* A log value taken apart. */
+typedef struct log_ent {
+    uint64_t link;
+    const uint8_t *key, *meta, *env;   /* key, meta NULL without a meta */
+    size_t klen, mlen, elen;
+} log_ent;
 
 struct shoal__stxn {
     shoal__store *s;
@@ -122,6 +144,8 @@ struct shoal__stxn {
     size_t ntail;
     size_t captail;
 };
+
+static void tail_free(shoal__stxn *t);
 
 /* ------------------------------------------------------------- errors */
 
@@ -648,7 +672,7 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
         if (rc)
             return rc;
         rc = fn(&t, arg);
-        shoal__free(t.tail);
+        tail_free(&t);
         int mrc = 0;
         if (t.map_full || rc != SHOAL_OK || t.err) {
             mdb_txn_abort(t.txn);
@@ -680,7 +704,7 @@ int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
     if (rc)
         return rc;
     rc = fn(&t, arg);
-    shoal__free(t.tail);
+    tail_free(&t);
     mdb_txn_abort(t.txn);
     txn_end_lock(s);
     return rc;
@@ -806,7 +830,86 @@ static int authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
     return 40;
 }
 
-static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr)
+static bool ent_parse(const uint8_t *p, size_t n, log_ent *e)
+{
+    memset(e, 0, sizeof *e);
+    if (n < LOG_HDR)
+        return false;
+    uint64_t l = get_be64(p + 72);
+    size_t off = LOG_HDR;
+    e->link = l & ~LINK_META;
+    if (l & LINK_META) {
+        if (n - off < 2)
+            return false;
+        size_t kl = (size_t)p[off] << 8 | p[off + 1];
+        off += 2;
+        if (kl == 0 || kl > DOCKEY_MAX || n - off < kl + 4)
+            return false;
+        e->key = p + off;
+        e->klen = kl;
+        off += kl;
+        size_t ml = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 |
+                    p[off + 3];
+        off += 4;
+        if (n - off < ml)
+            return false;
+        e->meta = p + off;
+        e->mlen = ml;
+        off += ml;
+    }
+    e->env = p + off;
+    e->elen = n - off;
+    return true;
+}
+
+static void tail_drop_metas(shoal__stxn *t)
+{
+    for (size_t i = 0; i < t->ntail; i++) {
+        shoal__free(t->tail[i].own);
+        t->tail[i].own = NULL;
+        t->tail[i].dk = NULL;
+    }
+}
+
+static void tail_free(shoal__stxn *t)
+{
+    tail_drop_metas(t);
+    shoal__free(t->tail);
+    t->tail = NULL;
+    t->ntail = t->captail = 0;
+}
+
+/* Give e a copy of key and meta. */
+static int tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uint8_t *meta,
+                         size_t mlen)
+{
+    uint8_t *b = shoal__malloc(klen + mlen + 1);
+    if (!b)
+        return SHOAL_ENOMEM;
+    memcpy(b, key, klen);
+    if (mlen)
+        memcpy(b + klen, meta, mlen);
+    shoal__free(e->own);
+    e->own = b;
+    e->dk = b;
+    e->dmeta = b + klen;
+    e->klen = klen;
+    e->mlen = mlen;
+    return SHOAL_OK;
+}
+
+/* The newest tail entry carrying a meta for document key k, or NULL. */
+static const tail_ent *tail_find_doc(const shoal__stxn *t, const uint8_t *k, size_t klen)
+{
+    for (size_t i = t->ntail; i > 0; i--) {
+        const tail_ent *e = &t->tail[i - 1];
+        if (e->dk && e->klen == klen && memcmp(e->dk, k, klen) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le)
 {
     if (t->ntail == t->captail) {
         size_t cap = t->captail ? t->captail * 2 : 16;
@@ -821,6 +924,11 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr)
     memcpy(e->cid, hdr, 32);
     memcpy(e->author, hdr + 32, 32);
     e->seq = get_be64(hdr + 64);
+    e->own = NULL;
+    e->dk = le ? le->key : NULL;    /* borrowed from the map (see tail_ent) */
+    e->dmeta = le ? le->meta : NULL;
+    e->klen = le ? le->klen : 0;
+    e->mlen = le ? le->mlen : 0;
     return SHOAL_OK;
 }
 
@@ -862,11 +970,12 @@ static int tail_load(shoal__stxn *t)
         put_be64(start, ix);
         for (rc = cur_first(t, c, start, 8, &k, &val); rc == SHOAL_OK;
              rc = cur_get(t, c, &k, &val, MDB_NEXT)) {
-            if (k.mv_size != 8 || val.mv_size < LOG_HDR) {
+            log_ent le;
+            if (k.mv_size != 8 || !ent_parse(val.mv_data, val.mv_size, &le)) {
                 rc = corrupt(t, "malformed log entry");
                 break;
             }
-            rc = tail_push(t, get_be64(k.mv_data), val.mv_data);
+            rc = tail_push(t, get_be64(k.mv_data), val.mv_data, &le);
             if (rc)
                 break;
         }
@@ -907,6 +1016,9 @@ static int tail_flush(shoal__stxn *t)
             return tfail(t, "mdb_put changes", mrc);
         authseq_key(k, e->author, e->seq);
         int rc = t_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
+        /* In log order, so a document's newest meta is put last. */
+        if (!rc && e->dk)
+            rc = t_put(t, T_DOCS, e->dk, e->klen, e->dmeta, e->mlen, 0);
         if (rc)
             return rc;
     }
@@ -916,6 +1028,7 @@ static int tail_flush(shoal__stxn *t)
     if (rc)
         return rc;
     t->ixnext = t->lognext;
+    tail_drop_metas(t);
     t->ntail = 0;
     return SHOAL_OK;
 }
@@ -928,14 +1041,15 @@ int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t
     int rc = t_get(t, T_LOG, k, 8, &v);
     if (rc)
         return rc;
-    if (v.len < LOG_HDR)
+    log_ent le;
+    if (!ent_parse(v.p, v.len, &le))
         return corrupt(t, "malformed log entry");
     if (env) {
-        env->p = v.p + LOG_HDR;
-        env->len = v.len - LOG_HDR;
+        env->p = le.env;
+        env->len = le.elen;
     }
     if (link)
-        *link = get_be64(v.p + 72);
+        *link = le.link;
     return SHOAL_OK;
 }
 
@@ -947,14 +1061,15 @@ int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
         return rc;
     MDB_val k, v;
     rc = cur_get(t, c, &k, &v, MDB_LAST);
-    if (rc == SHOAL_OK && (k.mv_size != 8 || v.mv_size < LOG_HDR))
+    log_ent le;
+    if (rc == SHOAL_OK && (k.mv_size != 8 || !ent_parse(v.mv_data, v.mv_size, &le)))
         rc = corrupt(t, "malformed log entry");
     if (rc == SHOAL_OK) {
         if (pos)
             *pos = get_be64(k.mv_data);
         if (env) {
-            env->p = (const uint8_t *)v.mv_data + LOG_HDR;
-            env->len = v.mv_size - LOG_HDR;
+            env->p = le.env;
+            env->len = le.elen;
         }
     }
     mdb_cursor_close(c);
@@ -1025,6 +1140,8 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
         return rc;
     if (len > SIZE_MAX - LOG_HDR)
         return SHOAL_ETOOBIG;
+    if (link & LINK_META)
+        return SHOAL_EINVAL;
     uint64_t next = t->lognext;
     uint8_t pk[8];
     put_be64(pk, next);
@@ -1045,7 +1162,7 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
     put_be64(p + 72, link);
     if (len)
         memcpy(p + LOG_HDR, env, len);
-    rc = tail_push(t, next, p);
+    rc = tail_push(t, next, p, NULL);
     if (rc)
         return rc;
     t->lognext = next + 1;
@@ -1098,12 +1215,13 @@ int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *
     MDB_val k, v;
     for (rc = cur_first(t, c, start, 8, &k, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size < LOG_HDR) {
+        log_ent le;
+        if (k.mv_size != 8 || !ent_parse(v.mv_data, v.mv_size, &le)) {
             rc = corrupt(t, "malformed log entry");
             break;
         }
         const uint8_t *p = v.mv_data;
-        shoal__sval env = {p + LOG_HDR, v.mv_size - LOG_HDR};
+        shoal__sval env = {le.env, le.elen};
         int r = cb(get_be64(k.mv_data), p, &env, arg);
         if (r) {
             rc = r;
@@ -1359,10 +1477,6 @@ int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
 
 /* ---------------------------------------------------------- documents */
 
-/* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
- * LMDB's 511-byte key limit. */
-enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID };
-
 static bool name_ok(const uint8_t *p, size_t n, size_t max)
 {
     return p && n > 0 && n <= max && !memchr(p, 0, n);
@@ -1400,16 +1514,119 @@ static int doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
     return t_put(t, tab, k, n, v, vlen, 0);
 }
 
+/* Bytewise key order, as LMDB's default comparison. */
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    if (c)
+        return c;
+    return al < bl ? -1 : al > bl;
+}
+
+static int tent_cmp(const void *a, const void *b)
+{
+    const tail_ent *x = *(const tail_ent *const *)a, *y = *(const tail_ent *const *)b;
+    return key_cmp(x->dk, x->klen, y->dk, y->klen);
+}
+
+static int doc_emit(shoal__stxn *t, const uint8_t *p, size_t n, const uint8_t *m, size_t ml,
+                    shoal__doc_fn cb, void *arg)
+{
+    const uint8_t *nul = memchr(p, 0, n);
+    if (!nul || nul == p || (size_t)(nul - p) + 1 >= n) {
+        snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed document key");
+        return SHOAL_ECORRUPT;
+    }
+    size_t cl = (size_t)(nul - p);
+    shoal__sval meta = {m, ml};
+    return cb(p, cl, nul + 1, n - cl - 1, &meta, arg);
+}
+
+/* A document's meta lags like the indexes: the newest tail entry carrying
+ * one for the document wins over the docs table. */
 int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, shoal__sval *meta)
 {
-    return doc_get(t, T_DOCS, coll, clen, id, idlen, meta);
+    uint8_t k[DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen);
+    if (!n)
+        return SHOAL_EINVAL;
+    int rc = tail_load(t);
+    if (rc)
+        return rc;
+    const tail_ent *e = tail_find_doc(t, k, n);
+    if (e) {
+        if (meta) {
+            meta->p = e->dmeta;
+            meta->len = e->mlen;
+        }
+        return SHOAL_OK;
+    }
+    return t_get(t, T_DOCS, k, n, meta);
 }
 
 int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                        size_t idlen, const void *meta, size_t mlen)
+                        size_t idlen, const void *meta, size_t mlen, uint64_t pos)
 {
-    return doc_put(t, T_DOCS, coll, clen, id, idlen, meta, mlen);
+    assert(t->write);
+    uint8_t k[DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen);
+    if (!n || (mlen && !meta))
+        return SHOAL_EINVAL;
+    int rc = tail_load(t);
+    if (rc)
+        return rc;
+    if (pos == 0 || pos < t->ixnext) {
+        if (pos == 0 && tail_find_doc(t, k, n)) {
+            snprintf(t->s->errmsg, sizeof t->s->errmsg,
+                     "document meta rides in the log tail: put it with its position");
+            return SHOAL_EINVAL;
+        }
+        return t_put(t, T_DOCS, k, n, meta, mlen, 0);
+    }
+    if (pos >= t->lognext)
+        return SHOAL_EINVAL;
+    if (mlen > UINT32_MAX)
+        return SHOAL_ETOOBIG;
+    tail_ent *e = &t->tail[pos - t->ixnext];
+    if (e->pos != pos)
+        return corrupt(t, "log tail out of order");
+    /* Rewrite the entry with the meta between header and envelope; the
+     * entry was appended by this transaction, so its page is dirty already. */
+    uint8_t pk[8];
+    put_be64(pk, pos);
+    shoal__sval v = {NULL, 0};
+    rc = t_get(t, T_LOG, pk, 8, &v);
+    if (rc)
+        return rc == SHOAL_ENOTFOUND ? corrupt(t, "log tail entry missing") : rc;
+    log_ent le;
+    if (!ent_parse(v.p, v.len, &le))
+        return corrupt(t, "malformed log entry");
+    size_t nlen = LOG_HDR + 2 + n + 4 + mlen + le.elen;
+    uint8_t *b = shoal__malloc(nlen);
+    if (!b)
+        return SHOAL_ENOMEM;
+    memcpy(b, v.p, LOG_HDR);
+    put_be64(b + 72, le.link | LINK_META);
+    size_t off = LOG_HDR;
+    b[off++] = (uint8_t)(n >> 8);
+    b[off++] = (uint8_t)n;
+    memcpy(b + off, k, n);
+    off += n;
+    b[off++] = (uint8_t)(mlen >> 24);
+    b[off++] = (uint8_t)(mlen >> 16);
+    b[off++] = (uint8_t)(mlen >> 8);
+    b[off++] = (uint8_t)mlen;
+    if (mlen)
+        memcpy(b + off, meta, mlen);
+    off += mlen;
+    if (le.elen)
+        memcpy(b + off, le.env, le.elen);
+    rc = t_put(t, T_LOG, pk, 8, b, nlen, 0);
+    shoal__free(b);
+    if (!rc)
+        rc = tail_set_meta(e, k, n, meta, mlen);
+    return rc;
 }
 
 int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
@@ -1436,32 +1653,64 @@ int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal
         prefix[clen] = 0;
         pl = clen + 1;
     }
-    MDB_cursor *c;
-    int rc = cur_open(t, T_DOCS, &c);
+    int rc = tail_load(t);
     if (rc)
         return rc;
+    /* The tail's newest meta per document (in the scanned range), sorted;
+     * merged with the table, winning over it. */
+    const tail_ent **tm = NULL;
+    size_t ntm = 0;
+    if (t->ntail) {
+        tm = shoal__malloc(t->ntail * sizeof *tm);
+        if (!tm)
+            return SHOAL_ENOMEM;
+    }
+    for (size_t i = t->ntail; i > 0; i--) {
+        const tail_ent *e = &t->tail[i - 1];
+        if (!e->dk || (coll && (e->klen < pl || memcmp(e->dk, prefix, pl) != 0)))
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < ntm && !seen; j++)
+            seen = tm[j]->klen == e->klen && memcmp(tm[j]->dk, e->dk, e->klen) == 0;
+        if (!seen)
+            tm[ntm++] = e;
+    }
+    if (ntm > 1)
+        qsort(tm, ntm, sizeof *tm, tent_cmp);
+    size_t ti = 0;
+    MDB_cursor *c;
+    rc = cur_open(t, T_DOCS, &c);
+    if (rc) {
+        shoal__free(tm);
+        return rc;
+    }
     MDB_val k, v;
     for (rc = cur_first(t, c, coll ? prefix : NULL, pl, &k, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
         if (coll && !has_prefix(&k, prefix, pl))
             break;
-        const uint8_t *p = k.mv_data;
-        const uint8_t *nul = memchr(p, 0, k.mv_size);
-        if (!nul || nul == p || (size_t)(nul - p) + 1 >= k.mv_size) {
-            snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed document key");
-            rc = SHOAL_ECORRUPT;
-            break;
+        int r = 0, cmp = 1;
+        while (!r && ti < ntm &&
+               (cmp = key_cmp(tm[ti]->dk, tm[ti]->klen, k.mv_data, k.mv_size)) <= 0) {
+            r = doc_emit(t, tm[ti]->dk, tm[ti]->klen, tm[ti]->dmeta, tm[ti]->mlen, cb, arg);
+            ti++;
+            if (cmp == 0)
+                break;
         }
-        size_t cl = (size_t)(nul - p);
-        shoal__sval meta = sval(&v);
-        int r = cb(p, cl, nul + 1, k.mv_size - cl - 1, &meta, arg);
+        if (!r && cmp != 0)
+            r = doc_emit(t, k.mv_data, k.mv_size, v.mv_data, v.mv_size, cb, arg);
         if (r) {
             rc = r;
             break;
         }
     }
     mdb_cursor_close(c);
-    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+    if (rc == SHOAL_ENOTFOUND)
+        rc = SHOAL_OK;
+    for (; !rc && ti < ntm; ti++)
+        rc = doc_emit(t, tm[ti]->dk, tm[ti]->klen, tm[ti]->dmeta, tm[ti]->mlen, cb, arg);
+    shoal__free(tm);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- peers */

@@ -10,14 +10,17 @@
  * Tables (LMDB named databases; keys compare bytewise; format 2):
  *   meta      short name -> value ("clock", "ixnext", ...)
  *   log       position (u64 BE, from 1) -> cid (32) | author (32) |
- *             seq (u64 BE) | link (u64 BE) | envelope; apply order
+ *             seq (u64 BE) | link (u64 BE) | [doc meta, when bit 63 of
+ *             link is set: klen (u16 BE) | coll NUL id | mlen (u32 BE) |
+ *             meta] | envelope; apply order
  *             (causal), append-only; link is the caller's (core/: the
  *             position of the previous change of the same document)
  *   changes   change id (32) -> log position (u64 BE)
  *   authseq   author (32) | seq (u64 BE) -> change id (32)
  *   pending   change id (32) -> envelope bytes (verified, not yet applied)
  *   evidence  author (32) | seq (u64 BE) | change id (32) -> envelope
- *   docs      coll NUL id -> document meta (opaque to the store)
+ *   docs      coll NUL id -> document meta (opaque to the store; lags the
+ *             log: a log entry may carry its document's meta, see doc_put)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
  *   peers     peer key (32) -> peer state (opaque to the store)
  *
@@ -130,8 +133,15 @@ int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
 /* documents: coll and id are byte strings without NUL bytes. */
 int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, shoal__sval *meta);
+/* pos: the log position of the document's newest change, appended by this
+ * transaction; the meta then rides in that log entry (it lags the log like
+ * the indexes: doc_get and doc_scan take the tail's newest meta of a
+ * document over the docs table, and the batch that indexes the tail puts
+ * the metas into the table).  pos == 0 puts into the docs table directly
+ * (SHOAL_EINVAL while the tail holds a meta of that document).  doc_get's
+ * value is Borrowed until the next store call of the transaction. */
 int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                        size_t idlen, const void *meta, size_t mlen);
+                        size_t idlen, const void *meta, size_t mlen, uint64_t pos);
 int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen, shoal__sval *snap);
 int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,

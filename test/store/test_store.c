@@ -113,7 +113,7 @@ enum { NDOCS = sizeof docs / sizeof docs[0] };
 static int put_doc(shoal__stxn *t, const char *coll, const char *id, const char *meta)
 {
     return shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), meta,
-                               strlen(meta));
+                               strlen(meta), 0);
 }
 
 static int fixture_write(shoal__stxn *t, void *arg)
@@ -556,6 +556,198 @@ static void test_index_tail(void)
     s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     tail_check(s, TAIL_TOTAL);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
+}
+
+/* Document metas ride in their change's log entry and lag like the
+ * indexes: doc_get and doc_scan must give each document's newest meta
+ * whether it sits in the tail or the docs table (before and after the
+ * batch that indexes the tail, and after a reopen), the envelope and link
+ * must come back unchanged, and a direct put must be refused while the
+ * tail holds a meta of that document. */
+enum { DM_DOCS = 3, DM_TXNS = 300 };
+
+struct dm_state {
+    int i;                      /* next change */
+    int per;                    /* changes per txn */
+    uint64_t last[DM_DOCS + 1]; /* newest log position per doc (index DM_DOCS: b/x) */
+    int ver[DM_DOCS + 1];       /* meta version per doc; -1: direct "old" */
+};
+
+static void dm_name(int d, const char **coll, char id[8])
+{
+    *coll = d == DM_DOCS ? "b" : "a";
+    snprintf(id, 8, d == DM_DOCS ? "x" : "d%d", d);
+}
+
+static void dm_meta(int d, int ver, char m[40])
+{
+    if (ver < 0)
+        snprintf(m, 40, "old");
+    else
+        snprintf(m, 40, "meta-%d-%d", d, ver);
+}
+
+static int dm_write_fn(shoal__stxn *t, void *arg)
+{
+    struct dm_state *st = arg;
+    bool touched[DM_DOCS + 1] = {false};
+    for (int k = 0; k < st->per; k++, st->i++) {
+        int i = st->i, d = i % 7 == 6 ? DM_DOCS : i % DM_DOCS;
+        uint8_t cid[32], author[32], env[48];
+        uint64_t seq, pos = 0;
+        tail_change(i, cid, author, &seq, env);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, st->last[d],
+                                        &pos);
+        if (rc)
+            return rc;
+        st->last[d] = pos;
+        st->ver[d] = i;
+        touched[d] = true;
+    }
+    /* As core does: each touched doc's meta once, at its newest change. */
+    for (int d = 0; d <= DM_DOCS; d++) {
+        if (!touched[d])
+            continue;
+        const char *coll;
+        char id[8], m[40];
+        dm_name(d, &coll, id);
+        dm_meta(d, st->ver[d], m);
+        int rc = shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), m,
+                                     strlen(m), st->last[d]);
+        if (rc)
+            return rc;
+    }
+    return SHOAL_OK;
+}
+
+static int dm_direct_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    return shoal__stxn_doc_put(t, U8("b"), 1, U8("x"), 1, "old", 3, 0);
+}
+
+struct dm_scan {
+    int n;
+    int bad;
+    char prev[16];
+    const struct dm_state *st;
+};
+
+static int dm_scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                      const shoal__sval *meta, void *arg)
+{
+    struct dm_scan *a = arg;
+    char key[16];
+    snprintf(key, sizeof key, "%.*s/%.*s", (int)clen, (const char *)coll, (int)idlen,
+             (const char *)id);
+    if (a->n > 0 && strcmp(a->prev, key) >= 0)
+        a->bad++;   /* sorted, each once */
+    snprintf(a->prev, sizeof a->prev, "%s", key);
+    int d = -1;
+    for (int k = 0; k <= DM_DOCS; k++) {
+        const char *c;
+        char want_id[8];
+        dm_name(k, &c, want_id);
+        if (clen == strlen(c) && memcmp(coll, c, clen) == 0 && idlen == strlen(want_id) &&
+            memcmp(id, want_id, idlen) == 0)
+            d = k;
+    }
+    char m[40];
+    if (d < 0) {
+        a->bad++;
+    } else {
+        dm_meta(d, a->st->ver[d], m);
+        if (meta->len != strlen(m) || memcmp(meta->p, m, meta->len) != 0)
+            a->bad++;
+    }
+    a->n++;
+    return 0;
+}
+
+static int dm_check_fn(shoal__stxn *t, void *arg)
+{
+    const struct dm_state *st = arg;
+    int bad = 0, want_n = 0;
+    for (int d = 0; d <= DM_DOCS; d++) {
+        const char *coll;
+        char id[8], m[40];
+        dm_name(d, &coll, id);
+        shoal__sval v;
+        int rc = shoal__stxn_doc_get(t, U8(coll), strlen(coll), U8(id), strlen(id), &v);
+        if (st->ver[d] == -3) {
+            bad += rc != SHOAL_ENOTFOUND;
+            continue;
+        }
+        want_n++;
+        dm_meta(d, st->ver[d], m);
+        bad += rc != SHOAL_OK || v.len != strlen(m) || memcmp(v.p, m, v.len) != 0;
+    }
+    struct dm_scan sa = {.st = st};
+    bad += shoal__stxn_doc_scan(t, NULL, 0, dm_scan_cb, &sa) != SHOAL_OK;
+    bad += sa.bad + (sa.n != want_n);
+    struct dm_scan sb = {.st = st};
+    bad += shoal__stxn_doc_scan(t, U8("b"), 1, dm_scan_cb, &sb) != SHOAL_OK;
+    bad += sb.bad + (sb.n != (st->ver[DM_DOCS] == -3 ? 0 : 1));
+    /* Envelopes and links unchanged by the metas riding along. */
+    for (int i = 0; i < st->i; i += 1 + i / 40) {
+        uint8_t cid[32], author[32], env[48];
+        uint64_t seq, link = 0;
+        tail_change(i, cid, author, &seq, env);
+        shoal__sval e;
+        bad += shoal__stxn_change_get(t, cid, &e) != SHOAL_OK || e.len != sizeof env ||
+               memcmp(e.p, env, sizeof env) != 0;
+        bad += shoal__stxn_log_get(t, (uint64_t)i + 1, &e, &link) != SHOAL_OK ||
+               e.len != sizeof env || link >= (uint64_t)i + 1;
+    }
+    return bad ? SHOAL_ECORRUPT : SHOAL_OK;
+}
+
+static void test_doc_meta_tail(void)
+{
+    char *dir = check_tmpdir("store-dmeta");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    struct dm_state st = {.per = 1};
+    for (int d = 0; d < DM_DOCS; d++)
+        st.ver[d] = -3;   /* not there */
+    st.ver[DM_DOCS] = -1;
+    CHECK_EQ(shoal__store_write(s, dm_direct_fn, NULL), SHOAL_OK);
+    CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
+    int checks[] = {1, 6, 7, 8, 100, 255, 256, 257, 260, DM_TXNS};
+    size_t ci = 0;
+    bool refused = false;
+    while (st.i < DM_TXNS) {
+        REQUIRE(shoal__store_write(s, dm_write_fn, &st) == SHOAL_OK);
+        if (ci < sizeof checks / sizeof checks[0] && checks[ci] == st.i) {
+            CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
+            ci++;
+        }
+        if (st.i == 7) {
+            /* b/x's meta rides in the tail now: a direct put is refused. */
+            CHECK_EQ(shoal__store_write(s, dm_direct_fn, NULL), SHOAL_EINVAL);
+            refused = true;
+        }
+    }
+    CHECK(refused);
+    CHECK_EQ(ci, sizeof checks / sizeof checks[0]);
+    /* Bulk txns of 50 changes crossing an index batch (the batch is taken
+     * inside change_put, before later metas of this txn are put). */
+    st.per = 50;
+    for (int k = 0; k < 6; k++) {
+        REQUIRE(shoal__store_write(s, dm_write_fn, &st) == SHOAL_OK);
+        CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
+    }
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    sk = NULL;
+    s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
     shoal__store_close(s);
     shoal__store_free_secret(sk);
     check_rmtree(dir);
@@ -1282,7 +1474,7 @@ static int parent_doc_fn(shoal__stxn *t, void *arg)
 {
     char id[32];
     snprintf(id, sizeof id, "p%05d", *(int *)arg);
-    return shoal__stxn_doc_put(t, U8("parent"), 6, U8(id), strlen(id), "x", 1);
+    return shoal__stxn_doc_put(t, U8("parent"), 6, U8(id), strlen(id), "x", 1, 0);
 }
 
 static int count_docs(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
@@ -1489,6 +1681,7 @@ int main(void)
     RUN(test_identity_corrupt);
     RUN(test_scans);
     RUN(test_index_tail);
+    RUN(test_doc_meta_tail);
     RUN(test_rollback);
     RUN(test_map_growth);
     RUN(test_map_full_swallowed);
