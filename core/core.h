@@ -104,6 +104,7 @@ struct shoal_replica {
     shoal__event_q ev;
     pthread_mutex_t net_mu;      /* guards net (never held while waiting on the engine) */
     struct shoal__net *net;      /* network state (net.c), owned; NULL until first use */
+    _Atomic uint64_t synced_pos; /* non-durable: log positions below it are flushed */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */

@@ -24,6 +24,7 @@
  * fsync, so a peer must not hold a change we could still lose).
  */
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core.h"
@@ -198,9 +199,20 @@ host_next_changes(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_
              .max_bytes = max_bytes, .out = out};
     pthread_mutex_lock(&r->mu);
     int err = shoal__store_read(r->store, next_fn, &x);
-    if (!err && x.count > 0 && !r->opt.durable)
-        err = shoal__store_flush(r->store);
     pthread_mutex_unlock(&r->mu);
+    /* Only durable changes leave: a non-durable replica flushes before it
+     * sends, unless an earlier flush already covered these positions (a
+     * relay sends one range to several peers).  The flush runs without
+     * r->mu, so commits go on meanwhile: it covers every transaction
+     * committed before it starts, which includes all read above. */
+    if (!err && x.count > 0 && !r->opt.durable && x.cursor > atomic_load(&r->synced_pos)) {
+        err = shoal__store_flush(r->store);
+        if (!err) {
+            uint64_t had = atomic_load(&r->synced_pos);
+            while (had < x.cursor && !atomic_compare_exchange_weak(&r->synced_pos, &had, x.cursor))
+                ;
+        }
+    }
     if (err) {
         out->len = start;
         return err;
