@@ -196,6 +196,10 @@ typedef struct shoal__engine_cfg {
     void *save_ctx;
     int backlog;            /* ZMQ_BACKLOG of listening sockets (0: 1024) */
     int heartbeat_ms;       /* ZMQ heartbeat interval (0: 1000) */
+    /* Tests only: ignore the DISCONNECTED events of listening sockets, so
+     * that a gone connection's session stays as it does in the window
+     * before its event is read. */
+    bool hold_disconnects;
 } shoal__engine_cfg;
 
 int shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg);

@@ -117,6 +117,22 @@ typedef struct sess {
     struct sess *next;
 } sess;
 
+/* The authenticated identity of a message on a listener, from the User-Id
+ * the ZAP handler gave its connection: an allowed Ed25519 key, or (allow
+ * any) the X25519 key of a client not on the list. */
+typedef struct ident {
+    bool xonly;
+    uint8_t key[32];
+} ident;
+
+/* A routing id whose frames we ignore, for one identity and connection. */
+typedef struct dead_rid {
+    uint8_t rid[256];
+    size_t len;
+    ident id;
+    int fd;
+} dead_rid;
+
 typedef struct lnk {
     int kind;
     void *sock, *mon;
@@ -124,8 +140,7 @@ typedef struct lnk {
     uint8_t key[32];           /* DEALER: the peer's Ed25519 key */
     sess *ss;                  /* sessions (a DEALER has at most one) */
     size_t nss;
-    uint8_t dead_rid[DEAD_RIDS][256];
-    size_t dead_len[DEAD_RIDS];
+    dead_rid buried[DEAD_RIDS];
     size_t dead_next;
     uint64_t retry_at;         /* DEALER without socket: when to open one */
     uint64_t backoff;
@@ -651,6 +666,8 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
     keyhex(kh, l->key);
     if (l->kind == L_LISTEN) {
         if (ev == ZMQ_EVENT_DISCONNECTED) {
+            if (e->cfg.hold_disconnects)
+                return;   /* tests: the window before this event arrives, held open */
             for (sess *s = l->ss; s; s = s->next)
                 if (s->fd == (int)value)
                     s->dead = true;
@@ -818,39 +835,75 @@ zap_serve(shoal__engine *e)
 
 /* ------------------------------------------------------------ frames */
 
+/* The identity of the connection m came from (its ZAP User-Id); false if
+ * it has none we understand. */
 static bool
-rid_dead(const lnk *l, const uint8_t *rid, size_t n)
+msg_ident(zmq_msg_t *m, ident *out)
 {
-    for (size_t i = 0; i < DEAD_RIDS; i++)
-        if (l->dead_len[i] == n && n && memcmp(l->dead_rid[i], rid, n) == 0)
-            return true;
+    const char *uid = zmq_msg_gets(m, "User-Id");
+    memset(out, 0, sizeof *out);
+    if (uid && strlen(uid) == 64 && shoal__unhex(out->key, 32, uid) == SHOAL_OK)
+        return true;
+    if (uid && strlen(uid) == 65 && uid[0] == 'x' &&
+        shoal__unhex(out->key, 32, uid + 1) == SHOAL_OK) {
+        out->xonly = true;
+        return true;
+    }
     return false;
 }
 
-/* Frames from this routing id are ignored from now on. */
-static void
-rid_bury(lnk *l, const uint8_t *rid, size_t n)
+/* Whether s is the session of a connection authenticated as id. */
+static bool
+sess_is(const sess *s, const ident *id)
 {
-    memcpy(l->dead_rid[l->dead_next], rid, n);
-    l->dead_len[l->dead_next] = n;
+    if (id->xonly)
+        return s->check_x && memcmp(s->x, id->key, 32) == 0;
+    return !s->check_x && s->key_known && memcmp(s->key, id->key, 32) == 0;
+}
+
+static bool
+rid_dead(const lnk *l, const uint8_t *rid, size_t n, const ident *id, int fd)
+{
+    for (size_t i = 0; i < DEAD_RIDS; i++) {
+        const dead_rid *d = &l->buried[i];
+        if (d->len == n && n && memcmp(d->rid, rid, n) == 0 && d->fd == fd &&
+            d->id.xonly == id->xonly && memcmp(d->id.key, id->key, 32) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Frames from this routing id are ignored from now on, as long as they
+ * come from the same identity over the same connection (as far as the
+ * file descriptor tells): another peer that later takes the routing id
+ * over, or the same peer on a new connection, is served. */
+static void
+rid_bury(lnk *l, const uint8_t *rid, size_t n, const ident *id, int fd)
+{
+    dead_rid *d = &l->buried[l->dead_next];
+    memcpy(d->rid, rid, n);
+    d->len = n;
+    d->id = *id;
+    d->fd = fd;
     l->dead_next = (l->dead_next + 1) % DEAD_RIDS;
 }
 
-/* A frame from a new routing id on a listener: its session. */
-static sess *
-router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq_msg_t *m)
+static void
+sess_bury(lnk *l, const sess *s)
 {
-    const char *uid = zmq_msg_gets(m, "User-Id");
-    uint8_t key[32];
-    bool known = false, xonly = false;
-    if (uid && strlen(uid) == 64 && shoal__unhex(key, 32, uid) == SHOAL_OK)
-        known = true;
-    else if (uid && strlen(uid) == 65 && uid[0] == 'x' && shoal__unhex(key, 32, uid + 1) == SHOAL_OK)
-        xonly = true;
-    if (!known && !xonly) {
-        logf_(e, SHOAL_LOG_WARN, "%s: a frame without an authenticated key: dropped", l->ep);
-        return NULL;
-    }
+    ident id = {.xonly = s->check_x};
+    memcpy(id.key, s->check_x ? s->x : s->key, 32);
+    rid_bury(l, s->rid, s->ridlen, &id, s->fd);
+}
+
+/* A frame from a new routing id on a listener, from a connection
+ * authenticated as id: its session. */
+static sess *
+router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, const ident *id,
+                int fd)
+{
+    const uint8_t *key = id->key;
+    bool xonly = id->xonly, known = !id->xonly;
     if (l->nss >= MAX_RSESS) {
         logf_(e, SHOAL_LOG_WARN, "%s: too many incoming links: frame dropped", l->ep);
         return NULL;
@@ -868,7 +921,7 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq
         keyhex(kh, key);
         logf_(e, SHOAL_LOG_WARN, "%s: %s already holds %d links: another one ignored", l->ep,
               kh, (int)MAX_KEY_SESS);
-        rid_bury(l, rid, ridlen);
+        rid_bury(l, rid, ridlen, id, fd);
         return NULL;
     }
     /* A new connection from a key that already has one does not replace
@@ -886,6 +939,7 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, zmq
     }
     memcpy(s->rid, rid, ridlen);
     s->ridlen = ridlen;
+    s->fd = fd;
     if (shoal__session_start(s->s, wall_ms(e)) != SHOAL_OK)
         s->dead = true;
     return s;
@@ -918,6 +972,73 @@ on_frame(shoal__engine *e, lnk *l, sess *s, const uint8_t *f, size_t n)
         if (st.caught_up && !st.failed)
             l->backoff = 0;
     }
+}
+
+/* Is f a HELLO frame?  (Canonical: a fixarray of 4 whose first item is
+ * the positive fixint 1.) */
+static bool
+is_hello(const uint8_t *f, size_t n)
+{
+    return n >= 2 && f[0] == 0x94 && f[1] == SHOAL__F_HELLO;
+}
+
+/* The session a message on listener l goes to, or NULL to drop it.
+ *
+ * The routing id alone does not name a connection for long: when a
+ * connection goes, the ROUTER forgets its routing id at once, but its
+ * DISCONNECTED event reaches us through the monitor later, so for a while
+ * the old session is still here.  A client may choose its own routing id
+ * (ZMQ_ROUTING_ID), so the next connection to present that id, another
+ * allowed peer or the same peer reconnecting, would have its frames fed
+ * into the old session: counted for the wrong peer, the wrong peer blamed
+ * for its input, or worse, one peer's changes applied and acknowledged as
+ * another's.  So every message's authenticated identity (the User-Id the
+ * ZAP handler set for its connection, read from the message itself) must
+ * match the session's, and its connection (ZMQ_SRCFD) must be the
+ * session's; otherwise the old session is over and a new one starts for
+ * the new connection.  A HELLO on a session that is past its handshake is
+ * also a new connection of the same peer (a peer says HELLO once per
+ * connection, and a file descriptor may be reused): the session starts
+ * afresh rather than failing on a "second HELLO". */
+static sess *
+router_route(shoal__engine *e, lnk *l, zmq_msg_t *rid, zmq_msg_t *m, bool multipart)
+{
+    const uint8_t *r = zmq_msg_data(rid);
+    size_t rn = zmq_msg_size(rid);
+    ident id;
+    if (!msg_ident(m, &id)) {
+        logf_(e, SHOAL_LOG_WARN, "%s: a frame without an authenticated key: dropped", l->ep);
+        return NULL;
+    }
+    if (rn == 0 || rn > sizeof l->ss->rid)
+        return NULL;
+    int fd = zmq_msg_get(m, ZMQ_SRCFD);
+    if (rid_dead(l, r, rn, &id, fd))
+        return NULL;
+    sess *s;
+    for (s = l->ss; s; s = s->next)
+        if (s->ridlen == rn && memcmp(s->rid, r, rn) == 0)
+            break;
+    if (s) {
+        const char *why = NULL;
+        if (!sess_is(s, &id))
+            why = "another peer now holds its routing id";
+        else if (s->fd >= 0 && fd >= 0 && s->fd != fd)
+            why = "a new connection took its routing id";
+        else if (!multipart && s->last.handshaken &&
+                 is_hello(zmq_msg_data(m), zmq_msg_size(m)))
+            why = "a new HELLO: the peer reconnected";
+        if (why) {
+            char kh[17];
+            keyhex(kh, s->key);
+            logf_(e, SHOAL_LOG_INFO, "%s: link with %s replaced (%s)", l->ep, kh, why);
+            sess_drop(e, l, s, "link closed");
+            s = NULL;
+        }
+    }
+    if (!s)
+        s = router_sess_new(e, l, r, rn, &id, fd);
+    return s;
 }
 
 static void
@@ -956,17 +1077,7 @@ read_socket(shoal__engine *e, lnk *l)
         }
         sess *s = NULL;
         if (l->kind == L_LISTEN) {
-            const uint8_t *r = zmq_msg_data(&rid);
-            size_t rn = zmq_msg_size(&rid);
-            if (rn > 0 && rn <= sizeof s->rid && !rid_dead(l, r, rn)) {
-                for (s = l->ss; s; s = s->next)
-                    if (s->ridlen == rn && memcmp(s->rid, r, rn) == 0)
-                        break;
-                if (!s)
-                    s = router_sess_new(e, l, r, rn, &m);
-                if (s && s->fd < 0)
-                    s->fd = zmq_msg_get(&m, ZMQ_SRCFD);
-            }
+            s = router_route(e, l, &rid, &m, multipart);
         } else {
             s = l->ss;
         }
@@ -1158,7 +1269,7 @@ housekeeping(shoal__engine *e)
             bool failed = s->last.failed;
             if (l->kind == L_LISTEN) {
                 if (failed || s->check_x)
-                    rid_bury(l, s->rid, s->ridlen);
+                    sess_bury(l, s);
                 sess_drop(e, l, s, failed ? NULL : "link closed");
             } else if (l->kind == L_SYNC) {
                 sync_done(e, l, s->last.error ? s->last.error : SHOAL_ETRANSPORT);
