@@ -17,12 +17,21 @@
  * started) plus the engine's live counts, written on each save_peer call;
  * shoal_net_peers merges the same way, so the numbers are totals over
  * every run.  Record format (the value in the peers table, big-endian):
- *   version u8 (1) | flags u8 (bit 0: connected when saved) |
+ *   version u8 (1) | flags u8 (bit 0: connected when saved; bit 1: the
+ *   key is the X25519 key of a refused client) |
  *   last_seen_ms, sent, received, lag, rejected, connects, refused,
  *   equivocations (8 x u64) | endpoint length u16 | endpoint |
  *   last_error length u16 | last_error
  * A record that does not parse is ignored (and overwritten by the next
  * save); it never stops the replica.
+ *
+ * Bounded.  The engine keeps at most shoal__engine_max_peers (4096)
+ * records, the stored ones included (handed to it at start as cfg.known);
+ * past that it evicts the least recently active record without a link
+ * (refused attempts first) and forget_peer drops the stored record, so
+ * what is stored is what the engine holds.  The store has no way to
+ * delete a peer row yet: a forgotten record is overwritten with an empty
+ * value, which every reader skips (a row of a 32-byte key remains).
  */
 #include <assert.h>
 #include <stdio.h>
@@ -62,7 +71,7 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
         return err;
     uint8_t *q = out->p + out->len;
     q[0] = PEER_VERSION;
-    q[1] = p->connected ? 1 : 0;
+    q[1] = (uint8_t)((p->connected ? 1 : 0) | (p->xkey ? 2 : 0));
     const uint64_t v[8] = {p->last_seen_ms, p->sent, p->received, p->lag,
                            p->rejected, p->connects, p->refused, p->equivocations};
     for (int i = 0; i < 8; i++)
@@ -87,6 +96,7 @@ peer_parse(const uint8_t key[32], const uint8_t *p, size_t n, shoal__peer_info *
     if (n < PEER_FIXED + 4 || p[0] != PEER_VERSION)
         return false;
     out->connected = p[1] & 1;
+    out->xkey = (p[1] & 2) != 0;
     uint64_t *v[8] = {&out->last_seen_ms, &out->sent, &out->received, &out->lag,
                       &out->rejected, &out->connects, &out->refused, &out->equivocations};
     for (int i = 0; i < 8; i++)
@@ -227,6 +237,35 @@ save_peer(void *ctx, const shoal__peer_info *p)
     shoal__buf_free(&b);
 }
 
+/* cfg.forget_peer: the engine evicted key's record (engine thread, no
+ * engine lock held). */
+static void
+forget_peer(void *ctx, const uint8_t key[32])
+{
+    shoal_replica *r = ctx;
+    shoal__net *net = r->net;
+    shoal__buf empty = {0};
+    put_ctx x = {.key = key, .v = &empty};
+    pthread_mutex_lock(&r->mu);
+    int err = r->store ? shoal__store_write(r->store, put_fn, &x) : SHOAL_ECLOSED;
+    pthread_mutex_unlock(&r->mu);
+    if (err && r->opt.log) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot forget a peer record: %s",
+                 shoal_strerror((shoal_err)err));
+        r->opt.log(r->opt.log_ctx, SHOAL_LOG_WARN, msg);
+    }
+    /* save_peer reads base on this thread without the lock; shoal_net_peers
+     * reads it under net_mu. */
+    pthread_mutex_lock(&r->net_mu);
+    for (size_t i = 0; i < net->nbase; i++)
+        if (memcmp(net->base[i].key, key, 32) == 0) {
+            net->base[i] = net->base[--net->nbase];
+            break;
+        }
+    pthread_mutex_unlock(&r->net_mu);
+}
+
 /* --------------------------------------------------------- the engine */
 
 static uint64_t
@@ -286,6 +325,9 @@ engine_up(shoal_replica *r)
         .log_ctx = r->opt.log_ctx,
         .save_peer = save_peer,
         .save_ctx = r,
+        .forget_peer = forget_peer,
+        .known = net->base,
+        .nknown = net->nbase,
     };
     shoal__engine *e;
     err = shoal__engine_start(&e, &cfg);

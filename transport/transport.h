@@ -177,6 +177,7 @@ typedef struct shoal__peer_info {
     uint8_t key[32];
     char endpoint[256];     /* "" for an incoming link */
     bool connected;
+    bool xkey;              /* key is the X25519 key of a refused client */
     uint64_t last_seen_ms, sent, received, lag, rejected, connects, refused, equivocations;
     char last_error[160];
 } shoal__peer_info;
@@ -200,7 +201,23 @@ typedef struct shoal__engine_cfg {
      * that a gone connection's session stays as it does in the window
      * before its event is read. */
     bool hold_disconnects;
+    /* Peer records kept, connected or not (0: shoal__engine_max_peers).
+     * Past the cap, a new record evicts the least recently active one that
+     * has no link up and is not the peer of a kept or syncing link:
+     * refused attempts first, then keys not on the allow-list, then the
+     * rest; forget_peer (may be NULL; called on the engine thread with
+     * save_ctx) is told each evicted key, so its stored record can go. */
+    size_t max_peers;
+    void (*forget_peer)(void *ctx, const uint8_t key[32]);
+    /* Records stored before this run (Borrowed during start): they count
+     * against the cap from the start (their counts stay the caller's). */
+    const shoal__peer_info *known;
+    size_t nknown;
 } shoal__engine_cfg;
+
+enum { SHOAL__ENGINE_PEERS = 4096 };
+/* The cap when cfg.max_peers is 0 (SHOAL__ENGINE_PEERS; tests lower it). */
+extern size_t shoal__engine_max_peers;
 
 int shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg);
 /* Close every link, stop and join the thread, free.  NULL is a no-op. */

@@ -30,7 +30,9 @@
  *
  * Sessions.  One per connection: on a DEALER the connection is the socket
  * (ZMQ_IMMEDIATE, so nothing is queued for a link that is not up); on a
- * ROUTER one per routing id, created by the first frame from it.  A frame
+ * ROUTER one per routing id, created by the first frame from it, and
+ * only ever fed frames whose authenticated identity (User-Id) and
+ * connection are its own (router_route says why).  A frame
  * that the socket cannot take now (high-water mark) is kept as the
  * session's one pending frame and retried on a short timer; the session's
  * own window bounds how much it produces.  A failed session sends its one
@@ -39,7 +41,10 @@
  *
  * Peer state is kept per Ed25519 key (per X25519 key for refused clients
  * we cannot name otherwise), folded from the sessions' stats, and handed
- * to cfg->save_peer on connection changes and every few seconds.
+ * to cfg->save_peer on connection changes and every few seconds.  The
+ * records are capped (cfg.max_peers, stored ones included): past the cap
+ * the least recently active record without a link goes (peer_evict) and
+ * cfg->forget_peer drops its stored copy.
  */
 #include <assert.h>
 #include <errno.h>
@@ -47,7 +52,9 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,9 +162,18 @@ typedef struct peer {
     shoal__peer_info info;
     int live;                  /* sessions up now */
     bool unknown;              /* refused, key is X25519 */
+    bool refused_only;         /* never completed a handshake (in any run) */
     bool dirty, urgent;
     uint64_t urgent_at;        /* monotonic ms: its next urgent save, not before */
+    uint64_t touched;          /* e->tick at its last activity (least recently seen goes first) */
 } peer;
+
+/* A peer record evicted (its stored record is to be forgotten). */
+typedef struct gone {
+    uint8_t key[32];
+} gone;
+
+size_t shoal__engine_max_peers = SHOAL__ENGINE_PEERS;
 
 typedef struct allowed {
     uint8_t x[32];
@@ -184,6 +200,10 @@ struct shoal__engine {
     bool allow_any;
     peer *peers;
     size_t npeers, cappeers, nunknown;
+    size_t maxpeers;           /* cap on npeers */
+    uint64_t tick;             /* logical clock of peer activity */
+    gone *gone;                /* evicted records not yet forgotten */
+    size_t ngone, capgone;
 
     /* Engine thread only. */
     void *ctx;
@@ -265,13 +285,82 @@ zmq_err(void)
 
 /* ------------------------------------------------------------- peers */
 
-/* Caller holds e->mu. */
+/* Whether key is on the allow-list.  Caller holds e->mu. */
+static bool
+is_allowed(const shoal__engine *e, const uint8_t key[32])
+{
+    for (size_t i = 0; i < e->nallow; i++)
+        if (memcmp(e->allow[i].ed, key, 32) == 0)
+            return true;
+    return false;
+}
+
+/* A record that must stay: a link is up with it, or it is the peer of a
+ * link we keep (shoal_net_connect) or a sync in progress.  Caller holds
+ * e->mu, on the engine thread (e->links is the engine thread's). */
+static bool
+peer_kept(const shoal__engine *e, const peer *p)
+{
+    if (p->live > 0)
+        return true;
+    if (p->unknown)
+        return false;
+    for (const lnk *l = e->links; l; l = l->next)
+        if (l->kind != L_LISTEN && !l->dead && memcmp(l->key, p->info.key, 32) == 0)
+            return true;
+    return false;
+}
+
+/* Make room for one record: evict the least recently active record that
+ * is not kept, taking records of refused attempts (never a handshake)
+ * first, then records of keys not on the allow-list (allow any), then
+ * the rest.  Its stored record is forgotten by the next save_peers.
+ * False if every record is kept.  Caller holds e->mu. */
+static bool
+peer_evict(shoal__engine *e)
+{
+    size_t best = SIZE_MAX;
+    int btier = 0;
+    for (size_t i = 0; i < e->npeers; i++) {
+        const peer *p = &e->peers[i];
+        if (best != SIZE_MAX && btier == 0 && !p->refused_only)
+            continue;   /* cannot beat a refused-only candidate */
+        if (peer_kept(e, p))
+            continue;
+        int tier = p->refused_only ? 0 : p->unknown || !is_allowed(e, p->info.key) ? 1 : 2;
+        if (best == SIZE_MAX || tier < btier ||
+            (tier == btier && p->touched < e->peers[best].touched)) {
+            best = i;
+            btier = tier;
+        }
+    }
+    if (best == SIZE_MAX)
+        return false;
+    if (e->ngone == e->capgone) {
+        size_t nc = e->capgone ? e->capgone * 2 : 16;
+        gone *ng = shoal__realloc(e->gone, nc * sizeof *ng);
+        if (!ng)
+            return false;
+        e->gone = ng;
+        e->capgone = nc;
+    }
+    memcpy(e->gone[e->ngone++].key, e->peers[best].info.key, 32);
+    if (e->peers[best].unknown)
+        e->nunknown--;
+    e->peers[best] = e->peers[--e->npeers];
+    return true;
+}
+
+/* Caller holds e->mu.  A found or created record counts as active now. */
 static peer *
 peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
 {
     for (size_t i = 0; i < e->npeers; i++)
-        if (e->peers[i].unknown == unknown && memcmp(e->peers[i].info.key, key, 32) == 0)
+        if (e->peers[i].unknown == unknown && memcmp(e->peers[i].info.key, key, 32) == 0) {
+            if (create)
+                e->peers[i].touched = ++e->tick;
             return &e->peers[i];
+        }
     if (!create)
         return NULL;
     if (unknown && e->nunknown >= MAX_UNKNOWN_PEERS) {
@@ -281,6 +370,8 @@ peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
         if (memcmp(key, zero, 32) != 0)
             return peer_find(e, zero, true, true);
     }
+    if (e->npeers >= e->maxpeers && !peer_evict(e))
+        return NULL;   /* every record is in use: this one is not kept */
     if (e->npeers == e->cappeers) {
         size_t nc = e->cappeers ? e->cappeers * 2 : 8;
         peer *np = shoal__realloc(e->peers, nc * sizeof *np);
@@ -293,6 +384,8 @@ peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
     memset(p, 0, sizeof *p);
     memcpy(p->info.key, key, 32);
     p->unknown = unknown;
+    p->refused_only = true;
+    p->touched = ++e->tick;
     if (unknown)
         e->nunknown++;
     return p;
@@ -318,6 +411,18 @@ peer_error(peer *p, const char *fmt, ...)
 static void
 save_peers(shoal__engine *e, bool all)
 {
+    for (;;) {
+        gone g;
+        pthread_mutex_lock(&e->mu);
+        bool any = e->ngone > 0;
+        if (any)
+            g = e->gone[--e->ngone];
+        pthread_mutex_unlock(&e->mu);
+        if (!any)
+            break;
+        if (e->cfg.forget_peer)
+            e->cfg.forget_peer(e->cfg.save_ctx, g.key);
+    }
     if (!e->cfg.save_peer)
         return;
     uint64_t now = mono_ms();
@@ -332,6 +437,7 @@ save_peers(shoal__engine *e, bool all)
                 p->urgent_at = now + URGENT_SAVE_MS;
                 info = p->info;
                 info.connected = p->live > 0;
+                info.xkey = p->unknown;
                 found = true;
                 break;
             }
@@ -376,6 +482,7 @@ sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
             }
             if (now.handshaken && !s->last.handshaken) {
                 up = true;
+                p->refused_only = false;
                 i->connects++;
                 i->last_error[0] = 0;
                 p->urgent = true;
@@ -1450,6 +1557,48 @@ engine_main(void *arg)
 
 /* ------------------------------------------------------------ public */
 
+static int
+by_last_seen(const void *a, const void *b)
+{
+    const shoal__peer_info *x = *(const shoal__peer_info *const *)a;
+    const shoal__peer_info *y = *(const shoal__peer_info *const *)b;
+    return x->last_seen_ms < y->last_seen_ms ? -1 : x->last_seen_ms > y->last_seen_ms;
+}
+
+/* The records known before this run (cfg.known) become the first peer
+ * records, least recently seen first (so they are evicted first), with
+ * zero counts (the caller adds its stored totals); past the cap the
+ * oldest go at once. */
+static int
+seed_peers(shoal__engine *e, const shoal__peer_info *known, size_t n)
+{
+    if (n == 0)
+        return SHOAL_OK;
+    const shoal__peer_info **order = shoal__malloc(n * sizeof *order);
+    if (!order)
+        return SHOAL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &known[i];
+    qsort(order, n, sizeof *order, by_last_seen);
+    int err = SHOAL_OK;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < n && !err; i++) {
+        const shoal__peer_info *k = order[i];
+        if (peer_find(e, k->key, k->xkey, false))
+            continue;
+        peer *p = peer_find(e, k->key, k->xkey, true);
+        if (!p) {
+            err = SHOAL_ENOMEM;
+            break;
+        }
+        p->info.last_seen_ms = k->last_seen_ms;
+        p->refused_only = k->connects == 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    shoal__free(order);
+    return err;
+}
+
 int
 shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg)
 {
@@ -1496,6 +1645,12 @@ shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg)
         err = SHOAL_ETRANSPORT;
         goto fail;
     }
+    e->maxpeers = cfg->max_peers ? cfg->max_peers : shoal__engine_max_peers;
+    if (e->maxpeers == 0)
+        e->maxpeers = 1;
+    err = seed_peers(e, cfg->known, cfg->nknown);
+    if (err)
+        goto fail;
     e->next_save = mono_ms() + SAVE_MS;
     if (pthread_create(&e->th, NULL, engine_main, e) != 0) {
         err = SHOAL_ENOMEM;
@@ -1533,6 +1688,7 @@ shoal__engine_stop(shoal__engine *e)
         sodium_free(e->xsk);
     shoal__free(e->allow);
     shoal__free(e->peers);
+    shoal__free(e->gone);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     shoal__free(e);
@@ -1679,6 +1835,7 @@ shoal__engine_peers(shoal__engine *e, shoal__peer_info **out, size_t *n)
             for (size_t i = 0; i < e->npeers; i++) {
                 (*out)[i] = e->peers[i].info;
                 (*out)[i].connected = e->peers[i].live > 0;
+                (*out)[i].xkey = e->peers[i].unknown;
             }
             *n = e->npeers;
         }

@@ -1123,6 +1123,204 @@ test_routing_id_takeover(void)
     shoal__engine_stop(e);
 }
 
+/* Keys the engine told forget_peer about. */
+typedef struct forgot {
+    pthread_mutex_t mu;
+    uint8_t keys[64][32];
+    size_t n;
+} forgot;
+
+static void
+record_forget(void *ctx, const uint8_t key[32])
+{
+    forgot *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    if (f->n < 64)
+        memcpy(f->keys[f->n], key, 32);
+    f->n++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static bool
+was_forgotten(forgot *f, const uint8_t *key)
+{
+    pthread_mutex_lock(&f->mu);
+    bool hit = false;
+    for (size_t i = 0; i < f->n && i < 64; i++)
+        hit = hit || memcmp(f->keys[i], key, 32) == 0;
+    pthread_mutex_unlock(&f->mu);
+    return hit;
+}
+
+static size_t
+engine_npeers(shoal__engine *e)
+{
+    shoal__peer_info *p = NULL;
+    size_t n = 0;
+    if (shoal__engine_peers(e, &p, &n) != SHOAL_OK)
+        return SIZE_MAX;
+    shoal__free(p);
+    return n;
+}
+
+/* An allow-any client: connect, HELLO, answered; left open in *c. */
+static bool
+hello_client(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t *sk,
+             const char *ep)
+{
+    if (!raw_open(c, server, pk, sk) || !raw_connect(c, ep) ||
+        raw_event(c, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 5000) != ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        return false;
+    shoal__buf hello;
+    shoal__buf_init(&hello);
+    bool ok = shoal__wire_hello(&hello, c->pk, NULL, 0) == SHOAL_OK &&
+              zmq_send(c->sock, hello.p, hello.len, 0) == (int)hello.len &&
+              raw_type(c, 5000) == SHOAL__F_HELLO;
+    shoal__buf_free(&hello);
+    return ok;
+}
+
+/* Wait until the engine's record of key says connected == want. */
+static bool
+wait_connected(shoal__engine *e, const uint8_t *key, bool want, int ms)
+{
+    uint64_t end = check_now_ms() + (uint64_t)ms;
+    shoal__peer_info i;
+    for (;;) {
+        bool have = engine_peer(e, key, &i);
+        if ((want && have && i.connected) || (!want && (!have || !i.connected)))
+            return true;
+        if (check_now_ms() >= end)
+            return false;
+        nap();
+    }
+}
+
+/* Under allow-any every key that connects gets a peer record: at most
+ * max_peers of them are kept.  The least recently active record without a
+ * link goes first, refused attempts before the others; a connected peer
+ * and the peer of a link we keep stay; forget_peer hears of every
+ * eviction (records stored before the run included). */
+static void
+test_peer_cap(void)
+{
+    uint8_t pk[32], sk[64], fpk[32], fsk[64];
+    crypto_sign_keypair(pk, sk);
+    /* A far engine that refuses us: the record of a link we keep. */
+    shoal__engine *far = bare_engine(fpk, fsk);
+    REQUIRE(far);
+    char *far_ep = NULL;
+    REQUIRE(shoal__engine_listen(far, "tcp://127.0.0.1:*", &far_ep) == SHOAL_OK);
+    /* Two stored records: a refused attempt and an old, real peer. */
+    shoal__peer_info known[2];
+    memset(known, 0, sizeof known);
+    uint8_t tmp[64];
+    crypto_sign_keypair(known[0].key, tmp);
+    known[0].xkey = true;
+    known[0].refused = 3;
+    crypto_sign_keypair(known[1].key, tmp);
+    known[1].connects = 5;
+    known[1].last_seen_ms = 1000;
+    forgot fg = {.n = 0};
+    pthread_mutex_init(&fg.mu, NULL);
+    shoal__engine_cfg cfg = {.pk = pk, .sk = sk, .host = &nil_host, .log = test_log,
+                             .log_ctx = (void *)"E", .max_peers = 4, .save_ctx = &fg,
+                             .forget_peer = record_forget, .known = known, .nknown = 2};
+    shoal__engine *e = NULL;
+    REQUIRE(shoal__engine_start(&e, &cfg) == SHOAL_OK);
+    CHECK_EQ(engine_npeers(e), 2);
+    REQUIRE(shoal__engine_allow_any(e, true) == SHOAL_OK);
+    char *ep = NULL;
+    REQUIRE(shoal__engine_listen(e, "tcp://127.0.0.1:*", &ep) == SHOAL_OK);
+    REQUIRE(shoal__engine_connect(e, far_ep, fpk) == SHOAL_OK);
+    CHECK(wait_sum(e, 0, 1, 10000));   /* refused by far: its record */
+    raw keep;
+    CHECK(hello_client(&keep, pk, NULL, NULL, ep));
+    CHECK(wait_connected(e, keep.pk, true, 5000));
+    enum { N = 6 };
+    uint8_t last[32];
+    for (int i = 0; i < N; i++) {
+        raw c;
+        CHECK(hello_client(&c, pk, NULL, NULL, ep));
+        CHECK(wait_connected(e, c.pk, true, 5000));
+        memcpy(last, c.pk, 32);
+        raw_close(&c);
+        CHECK(wait_connected(e, last, false, 5000));
+        CHECK(engine_npeers(e) <= 4);
+    }
+    shoal__peer_info info;
+    CHECK_EQ(engine_npeers(e), 4);
+    CHECK(engine_peer(e, fpk, &info));
+    CHECK(engine_peer(e, keep.pk, &info) && info.connected);
+    CHECK(engine_peer(e, last, &info));
+    /* 2 stored + far + keep + N clients, 4 kept: the rest forgotten (the
+     * forget calls run on the engine's next turn). */
+    uint64_t end = check_now_ms() + 5000;
+    while (check_now_ms() < end) {
+        pthread_mutex_lock(&fg.mu);
+        size_t n = fg.n;
+        pthread_mutex_unlock(&fg.mu);
+        if (n >= 2 + N - 2)
+            break;
+        nap();
+    }
+    CHECK_EQ(fg.n, 2 + N - 2);
+    CHECK(was_forgotten(&fg, known[0].key));
+    CHECK(was_forgotten(&fg, known[1].key));
+    CHECK(!was_forgotten(&fg, fpk));
+    CHECK(!was_forgotten(&fg, keep.pk));
+    CHECK(!was_forgotten(&fg, last));
+    raw_close(&keep);
+    shoal__engine_stop(e);
+    shoal__engine_stop(far);
+    pthread_mutex_destroy(&fg.mu);
+    shoal_free(ep);
+    shoal_free(far_ep);
+}
+
+/* The same cap through a replica: what is stored is what the engine kept,
+ * after a restart too. */
+static void
+test_peer_cap_stored(void)
+{
+    char *dir = check_tmpdir("net-cap");
+    shoal__engine_max_peers = 3;
+    shoal_replica *r = open_r(dir, "R");
+    REQUIRE(r);
+    char *ep = NULL;
+    REQUIRE(shoal_net_allow_any(r, true) == SHOAL_OK);
+    REQUIRE(shoal_net_listen(r, "tcp://127.0.0.1:*", &ep) == SHOAL_OK);
+    uint8_t last[32];
+    for (int i = 0; i < 5; i++) {
+        raw c;
+        CHECK(hello_client(&c, shoal_replica_id(r), NULL, NULL, ep));
+        memcpy(last, c.pk, 32);
+        raw_close(&c);
+        uint64_t end = check_now_ms() + 5000;
+        while (check_now_ms() < end && peer_stat(r, last, SHOAL_PS_CONNECTED, NULL) != 0)
+            nap();
+    }
+    shoal_peers *p;
+    REQUIRE(shoal_net_peers(r, &p) == SHOAL_OK);
+    CHECK_EQ(shoal_peers_count(p), 3);
+    shoal_peers_free(p);
+    shoal_replica_close(r);
+    r = open_r(dir, "R");
+    REQUIRE(r);
+    /* Without an engine: the stored records only. */
+    REQUIRE(shoal_net_peers(r, &p) == SHOAL_OK);
+    CHECK_EQ(shoal_peers_count(p), 3);
+    shoal_peers_free(p);
+    bool found = false;
+    CHECK_EQ(peer_stat(r, last, SHOAL_PS_CONNECTS, &found), 1);
+    CHECK(found);
+    shoal_replica_close(r);
+    shoal__engine_max_peers = SHOAL__ENGINE_PEERS;
+    shoal_free(ep);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* An endpoint longer than a link can hold is refused, never cut short
  * (a cut host name or path names some other endpoint). */
 static void
@@ -1181,5 +1379,7 @@ main(void)
     ONLY(test_links_per_key);
     ONLY(test_long_endpoint);
     ONLY(test_routing_id_takeover);
+    ONLY(test_peer_cap);
+    ONLY(test_peer_cap_stored);
     return check_summary();
 }
