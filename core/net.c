@@ -49,6 +49,8 @@ typedef struct shoal__net {
     pthread_cond_t cv;           /* signalled when users drops */
     uint8_t (*allow)[32];        /* keys allowed so far (re-applied on restart), owned */
     size_t nallow, capallow;
+    uint8_t (*deny)[32];         /* keys disallowed so far (re-applied on restart), owned */
+    size_t ndeny, capdeny;
     bool allow_any;
     shoal__peer_info *base;      /* stored records when e started, owned */
     size_t nbase;
@@ -335,6 +337,8 @@ engine_up(shoal_replica *r)
         return err;
     for (size_t i = 0; i < net->nallow && !err; i++)
         err = shoal__engine_allow(e, net->allow[i]);
+    for (size_t i = 0; i < net->ndeny && !err; i++)
+        err = shoal__engine_disallow(e, net->deny[i]);
     if (!err)
         err = shoal__engine_allow_any(e, net->allow_any);
     if (err) {
@@ -418,6 +422,7 @@ shoal__net_close(shoal_replica *r)
         return;
     pthread_cond_destroy(&net->cv);
     shoal__free(net->allow);
+    shoal__free(net->deny);
     shoal__free(net->base);
     shoal__free(net);
 }
@@ -434,6 +439,35 @@ shoal_options_set_log(shoal_options *o, void (*fn)(void *ctx, int level, const c
     return SHOAL_OK;
 }
 
+/* Add key to the list v (if missing); 0 or SHOAL_ENOMEM. */
+static int
+keys_add(uint8_t (**v)[32], size_t *n, size_t *cap, const uint8_t *key)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (memcmp((*v)[i], key, 32) == 0)
+            return SHOAL_OK;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        uint8_t(*nv)[32] = shoal__realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return SHOAL_ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    memcpy((*v)[(*n)++], key, 32);
+    return SHOAL_OK;
+}
+
+static void
+keys_del(uint8_t (*v)[32], size_t *n, const uint8_t *key)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (memcmp(v[i], key, 32) == 0) {
+            memcpy(v[i], v[--*n], 32);
+            return;
+        }
+}
+
 shoal_err
 shoal_net_allow(shoal_replica *r, const uint8_t *peer_key)
 {
@@ -448,28 +482,36 @@ shoal_net_allow(shoal_replica *r, const uint8_t *peer_key)
     if (!err) {
         pthread_mutex_lock(&r->net_mu);
         shoal__net *net = r->net;
-        bool have = false;
-        for (size_t i = 0; i < net->nallow; i++)
-            have = have || memcmp(net->allow[i], peer_key, 32) == 0;
-        if (!have) {
-            if (net->nallow == net->capallow) {
-                size_t nc = net->capallow ? net->capallow * 2 : 8;
-                uint8_t(*na)[32] = shoal__realloc(net->allow, nc * sizeof *na);
-                if (na) {
-                    net->allow = na;
-                    net->capallow = nc;
-                } else {
-                    err = SHOAL_ENOMEM;
-                }
-            }
-            if (!err)
-                memcpy(net->allow[net->nallow++], peer_key, 32);
-        }
+        err = keys_add(&net->allow, &net->nallow, &net->capallow, peer_key);
+        keys_del(net->deny, &net->ndeny, peer_key);
         pthread_mutex_unlock(&r->net_mu);
     }
     release(r);
     return fail(r, err, "%s", err == SHOAL_EINVAL ? "allow: not a valid Ed25519 public key"
                                                   : "allow");
+}
+
+shoal_err
+shoal_net_disallow(shoal_replica *r, const uint8_t *peer_key)
+{
+    assert(r);
+    if (!peer_key)
+        return SHOAL_EINVAL;
+    int err;
+    shoal__engine *e = acquire(r, &err);
+    if (!e)
+        return fail(r, err, "%s", "cannot start the network engine");
+    err = shoal__engine_disallow(e, peer_key);
+    if (!err) {
+        pthread_mutex_lock(&r->net_mu);
+        shoal__net *net = r->net;
+        err = keys_add(&net->deny, &net->ndeny, &net->capdeny, peer_key);
+        keys_del(net->allow, &net->nallow, peer_key);
+        pthread_mutex_unlock(&r->net_mu);
+    }
+    release(r);
+    return fail(r, err, "%s", err == SHOAL_EINVAL ? "disallow: not a valid Ed25519 public key"
+                                                  : "disallow");
 }
 
 shoal_err

@@ -352,6 +352,14 @@ SHOAL_API shoal_err shoal_equivocators(shoal_replica *r, shoal_strlist **out);
  * on this replica's listening endpoints.  Without any allowed key and
  * without shoal_net_allow_any, every incoming link is refused. */
 SHOAL_API shoal_err shoal_net_allow(shoal_replica *r, const uint8_t *peer_key);
+/* Revoke peer_key (SHOAL_KEY_BYTES, Borrowed) at run time: take it off the
+ * allow-list, refuse its future handshakes (even under
+ * shoal_net_allow_any), and close every link up with it now, incoming or
+ * outgoing; each closing and each refusal is logged and recorded in its
+ * peer state (last_error, refused).  shoal_net_allow admits it again.
+ * Changes it already wrote, or writes and others forward, are still
+ * accepted: the allow-list decides who may link, not who may write. */
+SHOAL_API shoal_err shoal_net_disallow(shoal_replica *r, const uint8_t *peer_key);
 /* Admit every peer that completes a CurveZMQ handshake (any key).  An
  * explicit choice, never the default. */
 SHOAL_API shoal_err shoal_net_allow_any(shoal_replica *r, bool any);

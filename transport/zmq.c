@@ -93,7 +93,7 @@ enum {
 #define ZAP_DOMAIN "shoal"
 
 enum { L_LISTEN = 1, L_CONNECT = 2, L_SYNC = 3 };
-enum { C_LISTEN = 1, C_CONNECT, C_DISCONNECT, C_SYNC };
+enum { C_LISTEN = 1, C_CONNECT, C_DISCONNECT, C_SYNC, C_DISALLOW };
 
 typedef struct cmd {
     int op;
@@ -197,6 +197,8 @@ struct shoal__engine {
     bool stopping, stopped;
     allowed *allow;
     size_t nallow, capallow;
+    allowed *deny;             /* disallowed keys: refused even under allow_any */
+    size_t ndeny, capdeny;
     bool allow_any;
     peer *peers;
     size_t npeers, cappeers, nunknown;
@@ -281,6 +283,67 @@ zmq_err(void)
     default:
         return SHOAL_ETRANSPORT;
     }
+}
+
+/* --------------------------------------------------------- key lists */
+
+static const allowed *
+alist_find_x(const allowed *v, size_t n, const uint8_t x[32])
+{
+    for (size_t i = 0; i < n; i++)
+        if (sodium_memcmp(v[i].x, x, 32) == 0)
+            return &v[i];
+    return NULL;
+}
+
+static const allowed *
+alist_find(const allowed *v, size_t n, const uint8_t ed[32])
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(v[i].ed, ed, 32) == 0)
+            return &v[i];
+    return NULL;
+}
+
+/* Add a (if missing); 0 or SHOAL_ENOMEM. */
+static int
+alist_add(allowed **v, size_t *n, size_t *cap, const allowed *a)
+{
+    if (alist_find(*v, *n, a->ed))
+        return SHOAL_OK;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        allowed *na = shoal__realloc(*v, nc * sizeof *na);
+        if (!na)
+            return SHOAL_ENOMEM;
+        *v = na;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = *a;
+    return SHOAL_OK;
+}
+
+static void
+alist_del(allowed *v, size_t *n, const uint8_t ed[32])
+{
+    for (size_t i = 0; i < *n; i++)
+        if (memcmp(v[i].ed, ed, 32) == 0) {
+            v[i] = v[--*n];
+            return;
+        }
+}
+
+/* May a link authenticated as id (see router_route) hold a session now?
+ * The ZAP handler decided when it connected; the lists may have changed
+ * since (shoal_net_disallow).  Caller holds e->mu. */
+static bool
+ident_permitted(const shoal__engine *e, const ident *id)
+{
+    if (id->xonly)
+        return !alist_find_x(e->deny, e->ndeny, id->key) &&
+               (e->allow_any || alist_find_x(e->allow, e->nallow, id->key));
+    return !alist_find(e->deny, e->ndeny, id->key) &&
+           (e->allow_any || alist_find(e->allow, e->nallow, id->key));
 }
 
 /* ------------------------------------------------------------- peers */
@@ -401,6 +464,19 @@ peer_error(peer *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->info.last_error, sizeof p->info.last_error, fmt, ap);
     va_end(ap);
+}
+
+/* Set key's last error (its record, if it has one) and save it soon. */
+static void
+peer_note(shoal__engine *e, const uint8_t key[32], const char *what)
+{
+    pthread_mutex_lock(&e->mu);
+    peer *p = peer_find(e, key, false, false);
+    if (p) {
+        peer_error(p, "%s", what);
+        p->dirty = p->urgent = true;
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 /* Hand changed peer records to save_peer (urgent ones only unless all).
@@ -789,6 +865,17 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
     if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         while (l->ss)
             sess_drop(e, l, l->ss, NULL);
+        pthread_mutex_lock(&e->mu);
+        bool denied = alist_find(e->deny, e->ndeny, l->key) != NULL;
+        pthread_mutex_unlock(&e->mu);
+        if (denied) {
+            logf_(e, SHOAL_LOG_WARN, "%s: %s is disallowed: link closed", l->ep, kh);
+            peer_note(e, l->key, "link closed: key disallowed");
+            if (l->kind == L_SYNC)
+                sync_done(e, l, SHOAL_EREFUSED);
+            dealer_reset(e, l, NULL);
+            return;
+        }
         l->reached = true;
         sess *s = sess_new(e, l, l->key);
         if (!s || shoal__session_start(s->s, wall_ms(e)) != SHOAL_OK) {
@@ -822,6 +909,11 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
         pthread_mutex_unlock(&e->mu);
         if (l->kind == L_SYNC)
             sync_done(e, l, SHOAL_EREFUSED);
+        else
+            /* libzmq does not try again after a refusal: we do, with our
+             * back-off, so a device refused until the other side allows
+             * it (or allows it again) gets its link without a restart. */
+            dealer_reset(e, l, NULL);
     }
 }
 
@@ -893,11 +985,22 @@ zap_serve(shoal__engine *e)
     if (ok_shape) {
         const uint8_t *x = zmq_msg_data(&part[6]);
         pthread_mutex_lock(&e->mu);
-        const allowed *a = NULL;
+        const allowed *a = NULL, *d = alist_find_x(e->deny, e->ndeny, x);
         for (size_t i = 0; i < e->nallow; i++)
             if (sodium_memcmp(e->allow[i].x, x, 32) == 0)
                 a = &e->allow[i];
-        if (a) {
+        if (d) {
+            /* An operator named this key: it is counted under its Ed25519
+             * key, and its saves are limited like any peer's. */
+            peer *p = peer_find(e, d->ed, false, true);
+            if (p) {
+                p->info.refused++;
+                peer_error(p, "refused an incoming link: key disallowed");
+                p->dirty = p->urgent = true;
+            }
+            text = "key disallowed";
+            shoal__hex(user, d->ed, 32);   /* for the log line below */
+        } else if (a) {
             shoal__hex(user, a->ed, 32);
             status = "200";
             text = "OK";
@@ -917,7 +1020,11 @@ zap_serve(shoal__engine *e)
             }
         }
         pthread_mutex_unlock(&e->mu);
-        if (status[0] != '2') {
+        if (status[0] != '2' && user[0]) {
+            logf_(e, SHOAL_LOG_WARN, "refused an incoming link from %.16s...: key disallowed",
+                  user);
+            user[0] = 0;
+        } else if (status[0] != '2') {
             char kh[17];
             keyhex(kh, x);
             logf_(e, SHOAL_LOG_WARN, "refused an incoming link from X25519 key %s...", kh);
@@ -1011,6 +1118,17 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, con
 {
     const uint8_t *key = id->key;
     bool xonly = id->xonly, known = !id->xonly;
+    pthread_mutex_lock(&e->mu);
+    bool permitted = ident_permitted(e, id);
+    pthread_mutex_unlock(&e->mu);
+    if (!permitted) {
+        char kh[17];
+        keyhex(kh, key);
+        logf_(e, SHOAL_LOG_WARN, "%s: a frame from %s, no longer allowed: its link is ignored",
+              l->ep, kh);
+        rid_bury(l, rid, ridlen, id, fd);
+        return NULL;
+    }
     if (l->nss >= MAX_RSESS) {
         logf_(e, SHOAL_LOG_WARN, "%s: too many incoming links: frame dropped", l->ep);
         return NULL;
@@ -1279,6 +1397,55 @@ find_dealer(shoal__engine *e, const char *ep)
     return NULL;
 }
 
+/* Close every link up with key (just disallowed): an incoming session
+ * gets an ERROR frame (an honest peer drops the connection and its
+ * reconnect is refused by ZAP), then its routing id is ignored; an
+ * outgoing link is reset (and closed again at each handshake while the
+ * key stays disallowed). */
+static int
+do_disallow(shoal__engine *e, const uint8_t key[32])
+{
+    uint8_t x[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
+        return SHOAL_EINVAL;
+    char kh[17];
+    keyhex(kh, key);
+    shoal__buf err;
+    shoal__buf_init(&err);
+    if (shoal__wire_error(&err, SHOAL_EREFUSED, "your key was disallowed") != SHOAL_OK)
+        err.len = 0;
+    int closed = 0;
+    for (lnk *l = e->links; l; l = l->next) {
+        if (l->dead)
+            continue;
+        if (l->kind == L_LISTEN) {
+            for (sess *s = l->ss, *next; s; s = next) {
+                next = s->next;
+                bool match = (s->key_known && memcmp(s->key, key, 32) == 0) ||
+                             (s->check_x && memcmp(s->x, x, 32) == 0);
+                if (!match)
+                    continue;
+                if (err.len && !s->dead)
+                    send_frame(l, s, err.p, err.len);
+                sess_bury(l, s);
+                sess_drop(e, l, s, NULL);
+                closed++;
+            }
+        } else if (memcmp(l->key, key, 32) == 0 && l->ss) {
+            if (l->kind == L_SYNC)
+                sync_done(e, l, SHOAL_EREFUSED);
+            dealer_reset(e, l, NULL);
+            closed++;
+        }
+    }
+    shoal__buf_free(&err);
+    if (closed) {
+        logf_(e, SHOAL_LOG_WARN, "%s disallowed: %d link(s) closed", kh, closed);
+        peer_note(e, key, "link closed: key disallowed");
+    }
+    return SHOAL_OK;
+}
+
 /* Returns true when the command is complete. */
 static bool
 run_cmd(shoal__engine *e, cmd *c)
@@ -1329,6 +1496,9 @@ run_cmd(shoal__engine *e, cmd *c)
         l->sync = c;
         return false;   /* done later, by sync_done */
     }
+    case C_DISALLOW:
+        c->rc = do_disallow(e, c->key);
+        return true;
     default:
         c->rc = SHOAL_EINVAL;
         return true;
@@ -1687,6 +1857,7 @@ shoal__engine_stop(shoal__engine *e)
     if (e->xsk)
         sodium_free(e->xsk);
     shoal__free(e->allow);
+    shoal__free(e->deny);
     shoal__free(e->peers);
     shoal__free(e->gone);
     pthread_cond_destroy(&e->cv);
@@ -1731,25 +1902,33 @@ shoal__engine_allow(shoal__engine *e, const uint8_t key[32])
     if (crypto_sign_ed25519_pk_to_curve25519(a.x, key) != 0)
         return SHOAL_EINVAL;
     memcpy(a.ed, key, 32);
-    int err = SHOAL_OK;
     pthread_mutex_lock(&e->mu);
-    for (size_t i = 0; i < e->nallow; i++)
-        if (memcmp(e->allow[i].ed, key, 32) == 0)
-            goto out;
-    if (e->nallow == e->capallow) {
-        size_t nc = e->capallow ? e->capallow * 2 : 8;
-        allowed *na = shoal__realloc(e->allow, nc * sizeof *na);
-        if (!na) {
-            err = SHOAL_ENOMEM;
-            goto out;
-        }
-        e->allow = na;
-        e->capallow = nc;
-    }
-    e->allow[e->nallow++] = a;
-out:
+    int err = alist_add(&e->allow, &e->nallow, &e->capallow, &a);
+    if (!err)
+        alist_del(e->deny, &e->ndeny, key);
     pthread_mutex_unlock(&e->mu);
     return err;
+}
+
+int
+shoal__engine_disallow(shoal__engine *e, const uint8_t key[32])
+{
+    assert(e && key);
+    allowed a;
+    if (crypto_sign_ed25519_pk_to_curve25519(a.x, key) != 0)
+        return SHOAL_EINVAL;
+    memcpy(a.ed, key, 32);
+    pthread_mutex_lock(&e->mu);
+    int err = alist_add(&e->deny, &e->ndeny, &e->capdeny, &a);
+    if (!err)
+        alist_del(e->allow, &e->nallow, key);
+    pthread_mutex_unlock(&e->mu);
+    if (err)
+        return err;
+    /* From here on ZAP refuses the key; now close its links. */
+    cmd c = {.op = C_DISALLOW, .ep = ""};
+    memcpy(c.key, key, 32);
+    return submit(e, &c);
 }
 
 int

@@ -521,6 +521,56 @@ test_reconnect(void)
     pair_close(&p);
 }
 
+/* Revoking a key at run time: B's live link to A closes at once, its
+ * reconnects are refused (and reported on both sides), nothing moves to
+ * it any more; allowing it again brings the link back.  Under allow-any a
+ * disallowed key is refused too. */
+static void
+test_disallow(void)
+{
+    pair p;
+    REQUIRE(pair_open(&p, "net-disallow"));
+    char ep[256];
+    REQUIRE(link_ab(p.a, p.b, ep, sizeof ep));
+    const uint8_t *kb = shoal_replica_id(p.b);
+    const uint8_t *ka = shoal_replica_id(p.a);
+    REQUIRE(edit(p.a, 's', "d", "f", 0, "before", 0) == SHOAL_OK);
+    CHECK(wait_eq(p.a, p.b, WAIT_MS));
+    CHECK(wait_stat(p.a, kb, SHOAL_PS_CONNECTED, 1, 5000));
+    uint64_t refused_a0 = peer_stat(p.a, kb, SHOAL_PS_REFUSED, NULL);
+    uint64_t refused_b0 = peer_stat(p.b, ka, SHOAL_PS_REFUSED, NULL);
+
+    CHECK_EQ(shoal_net_disallow(p.a, kb), SHOAL_OK);
+    /* Closed on A's side at once: the call returns after the close. */
+    CHECK_EQ(peer_stat(p.a, kb, SHOAL_PS_CONNECTED, NULL), 0);
+    /* B notices, reconnects, and is refused: both sides count it. */
+    CHECK(wait_stat(p.a, kb, SHOAL_PS_REFUSED, refused_a0 + 1, WAIT_MS));
+    CHECK(wait_stat(p.b, ka, SHOAL_PS_REFUSED, refused_b0 + 1, WAIT_MS));
+    CHECK_EQ(peer_stat(p.b, ka, SHOAL_PS_CONNECTED, NULL), 0);
+    shoal_peers *ps;
+    REQUIRE(shoal_net_peers(p.a, &ps) == SHOAL_OK);
+    for (size_t i = 0; i < shoal_peers_count(ps); i++)
+        if (memcmp(shoal_peers_key(ps, i), kb, 32) == 0)
+            CHECK(strstr(shoal_peers_last_error(ps, i), "disallowed") != NULL);
+    shoal_peers_free(ps);
+    REQUIRE(edit(p.a, 's', "d", "f", 0, "after", 0) == SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(p.b, ep, ka, 5000), SHOAL_EREFUSED);
+    CHECK(has_str(p.b, "d", "f", "before"));
+
+    /* Allowed again: B's kept link comes back and catches up. */
+    CHECK_EQ(shoal_net_allow(p.a, kb), SHOAL_OK);
+    CHECK(wait_str(p.b, "d", "f", "after", WAIT_MS));
+    CHECK(wait_stat(p.a, kb, SHOAL_PS_CONNECTED, 1, WAIT_MS));
+
+    /* Allow-any does not undo a disallow. */
+    CHECK_EQ(shoal_net_allow_any(p.a, true), SHOAL_OK);
+    CHECK_EQ(shoal_net_disallow(p.a, kb), SHOAL_OK);
+    CHECK_EQ(shoal_net_disconnect(p.b, ep), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(p.b, ep, ka, 5000), SHOAL_EREFUSED);
+    CHECK_EQ(shoal_net_disallow(p.a, NULL), SHOAL_EINVAL);
+    pair_close(&p);
+}
+
 /* ------------------------------------------------------ raw CURVE client */
 
 typedef struct raw {
@@ -1374,6 +1424,7 @@ main(void)
     ONLY(test_converge_live);
     ONLY(test_relay);
     ONLY(test_reconnect);
+    ONLY(test_disallow);
     ONLY(test_forged_change);
     ONLY(test_save_flood);
     ONLY(test_links_per_key);
