@@ -826,6 +826,68 @@ shoal__endpoint_tidy(char *ep)
     memmove(ep + 6 + alen, close + 1, strlen(close + 1) + 1);
 }
 
+/* ------------------------------------------------------ allow reload */
+
+static bool
+key_in(const uint8_t *keys, size_t n, const uint8_t *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(keys + i * SHOAL_KEY_BYTES, k, SHOAL_KEY_BYTES) == 0)
+            return true;
+    return false;
+}
+
+int
+shoal__allow_reload(shoal_replica *r, const char *path, uint8_t **keys, size_t *n,
+                    shoal_tool_log *lg)
+{
+    uint8_t *nk = NULL;
+    size_t nn = 0;
+    char err[SHOAL_JSON_ERRLEN + 256];
+    if (shoal__read_allow_file(path, &nk, &nn, err, sizeof err) != 0) {
+        shoal__tool_logf(lg, SHOAL_LOG_ERROR, "allow-list not reloaded, nothing changed: %s",
+                         err);
+        return -1;
+    }
+    size_t added = 0, removed = 0, failed = 0;
+    char hex[2 * SHOAL_KEY_BYTES + 1];
+    for (size_t i = 0; i < nn; i++) {
+        const uint8_t *k = nk + i * SHOAL_KEY_BYTES;
+        if (key_in(*keys, *n, k))
+            continue;
+        shoal__hex_encode(k, SHOAL_KEY_BYTES, hex);
+        shoal_err e = shoal_net_allow(r, k);
+        if (e != SHOAL_OK) {
+            shoal__tool_logf(lg, SHOAL_LOG_ERROR, "allow %s: %s", hex, shoal_strerror(e));
+            failed++;
+        } else {
+            shoal__tool_logf(lg, SHOAL_LOG_INFO, "allowed %s", hex);
+            added++;
+        }
+    }
+    for (size_t i = 0; i < *n; i++) {
+        const uint8_t *k = *keys + i * SHOAL_KEY_BYTES;
+        if (key_in(nk, nn, k))
+            continue;
+        shoal__hex_encode(k, SHOAL_KEY_BYTES, hex);
+        shoal_err e = shoal_net_disallow(r, k);
+        if (e != SHOAL_OK) {
+            shoal__tool_logf(lg, SHOAL_LOG_ERROR, "disallow %s: %s", hex, shoal_strerror(e));
+            failed++;
+        } else {
+            shoal__tool_logf(lg, SHOAL_LOG_WARN, "disallowed %s", hex);
+            removed++;
+        }
+    }
+    free(*keys);
+    *keys = nk;
+    *n = nn;
+    shoal__tool_logf(lg, failed ? SHOAL_LOG_ERROR : SHOAL_LOG_INFO,
+                     "allow-list %s reloaded: %zu key(s), %zu added, %zu removed%s", path, nn,
+                     added, removed, failed ? ", some changes failed (see above)" : "");
+    return failed ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ signals */
 
 static int sig_pipe[2] = {-1, -1};
@@ -857,7 +919,7 @@ shoal__signals_install(void)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-        sigaction(SIGUSR1, &sa, NULL) != 0)
+        sigaction(SIGUSR1, &sa, NULL) != 0 || sigaction(SIGHUP, &sa, NULL) != 0)
         return -1;
     signal(SIGPIPE, SIG_IGN);
     return 0;

@@ -123,7 +123,17 @@ int shoal__log_level_parse(const char *name);
  * they are. */
 void shoal__endpoint_tidy(char *ep);
 
-/* SIGTERM, SIGINT and SIGUSR1 write one byte naming the signal into a
+/* Re-read the allow-list file at path (SIGHUP) and apply the difference
+ * to r's network: keys in the file and not in *keys are allowed
+ * (shoal_net_allow), keys in *keys and not in the file are disallowed
+ * (shoal_net_disallow, which closes their links); each is logged on lg.
+ * *keys (n keys; caller owns, free with free()) becomes the file's list.
+ * A file that cannot be read or parsed changes nothing and is logged as
+ * an error.  Returns 0, or -1 on any error. */
+int shoal__allow_reload(shoal_replica *r, const char *path, uint8_t **keys, size_t *n,
+                        shoal_tool_log *lg);
+
+/* SIGTERM, SIGINT, SIGUSR1 and SIGHUP write one byte naming the signal into a
  * non-blocking self-pipe whose read end is shoal__signal_fd(); SIGPIPE is
  * ignored.  Returns 0, or -1 with errno set. */
 int shoal__signals_install(void);

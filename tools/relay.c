@@ -14,6 +14,9 @@
  *             signal handlers write to; every --status-interval seconds it
  *             logs one status line;
  *   SIGUSR1:  log the per-peer state as one JSON line;
+ *   SIGHUP:   re-read the --allow file: keys added are allowed, keys
+ *             removed are disallowed (their links close); a file that
+ *             does not parse changes nothing (logged as an error);
  *   SIGTERM / SIGINT: stop the engine, close the replica (commits were
  *             durable when applied; close syncs whatever the OS still
  *             holds), exit 0.
@@ -74,7 +77,9 @@ static const char usage_text[] =
     "\n"
     "stdout: each bound endpoint on its own line, in --listen order, then\n"
     "\"id <hex public key>\".  stderr: the log, one line per message.\n"
-    "SIGUSR1 logs the per-peer state as JSON; SIGTERM/SIGINT stop cleanly.\n"
+    "SIGUSR1 logs the per-peer state as JSON; SIGHUP re-reads the --allow file\n"
+    "(keys removed are disallowed and their links closed); SIGTERM/SIGINT stop\n"
+    "cleanly.\n"
     "\n"
     "exit status:\n"
     "  0  stopped by SIGTERM or SIGINT\n"
@@ -532,8 +537,8 @@ main(int argc, char **argv)
 
     shoal_replica *r = NULL;
     rc = start(&s, keys, nkeys, &r);
-    free(keys);
     if (rc != EXIT_OK) {
+        free(keys);
         shoal_replica_close(r);
         return rc;
     }
@@ -560,6 +565,12 @@ main(int argc, char **argv)
                 for (ssize_t k = 0; k < got; k++) {
                     if (sigs[k] == SIGUSR1) {
                         log_peers(r);
+                    } else if (sigs[k] == SIGHUP) {
+                        if (s.allow != NULL)
+                            (void)shoal__allow_reload(r, s.allow, &keys, &nkeys, &logger);
+                        else
+                            shoal__tool_logf(&logger, SHOAL_LOG_WARN,
+                                             "SIGHUP: no allow-list file to reload");
                     } else if (!stop) {
                         shoal__tool_logf(&logger, SHOAL_LOG_INFO, "%s: shutting down",
                                          sigs[k] == SIGINT ? "SIGINT" : "SIGTERM");
@@ -572,6 +583,7 @@ main(int argc, char **argv)
             next_status = mono_ms() + (uint64_t)interval * 1000u;
         }
     }
+    free(keys);
     shoal_net_stop(r);
     shoal_replica_close(r);
     shoal__tool_logf(&logger, SHOAL_LOG_INFO, "stopped; replica closed");

@@ -83,6 +83,7 @@ static const char usage_text[] =
     "                                  run a live replica until SIGTERM/SIGINT: bind\n"
     "                                  each EP (print each bound endpoint, then\n"
     "                                  \"id <hex>\"), keep a link to each --peer\n"
+    "                                  (SIGHUP re-reads the --allow FILE)\n"
     "  sync EP@PUBKEY [--timeout S]    connect, exchange, exit 0 once each side holds\n"
     "                                  all the other held when the sync began\n"
     "  peers                           print known peers and their state as JSON\n"
@@ -763,6 +764,10 @@ cmd_peers(shoal_replica *r)
     return j != NULL ? print_json(j) : rc;
 }
 
+/* serve's allow-list as last read (SIGHUP compares the file with it). */
+static uint8_t *serve_keys;
+static size_t serve_nkeys;
+
 /* SIGUSR1 in serve: the peers as one JSON line on stderr. */
 static void
 serve_log_peers(shoal_replica *r, shoal_tool_log *lg)
@@ -868,7 +873,9 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
     shoal_err e = SHOAL_OK;
     for (size_t k = 0; e == SHOAL_OK && k < nkeys; k++)
         e = shoal_net_allow(r, keys + k * SHOAL_KEY_BYTES);
-    free(keys);
+    /* Kept for SIGHUP (a static: still reachable, however serve ends). */
+    serve_keys = keys;
+    serve_nkeys = nkeys;
     if (e == SHOAL_OK && allow_any)
         e = shoal_net_allow_any(r, true);
     if (e != SHOAL_OK)
@@ -927,6 +934,11 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
             for (ssize_t k = 0; k < got; k++) {
                 if (sigs[k] == SIGUSR1)
                     serve_log_peers(r, lg);
+                else if (sigs[k] == SIGHUP && allow != NULL)
+                    (void)shoal__allow_reload(r, allow, &serve_keys, &serve_nkeys, lg);
+                else if (sigs[k] == SIGHUP)
+                    shoal__tool_logf(lg, SHOAL_LOG_WARN,
+                                     "SIGHUP: no allow-list file (--allow) to reload");
                 else
                     stop = true;
             }

@@ -747,13 +747,28 @@ class Replica:
         """Admit the peers with these public keys (hex ``Replica.id``
         strings or 32 raw bytes) on this replica's listening endpoints.
 
-        The allow-list only grows while the replica is open; it decides who
-        may link with this replica, not whose changes it accepts (a relay
-        forwards changes written by others).
+        The allow-list decides who may link with this replica, not whose
+        changes it accepts (a relay forwards changes written by others).
+        :meth:`disallow` takes keys off it again.
         """
         keys = [_author(k) for k in peer_ids]
         for k in keys:
             self._net(lambda p, k=k: lib.shoal_net_allow(p, k))
+
+    def disallow(self, *peer_ids: Union[str, bytes]) -> None:
+        """Revoke these public keys (hex ``Replica.id`` strings or 32 raw
+        bytes) while running: take them off the allow-list, refuse their
+        future handshakes (even under :meth:`allow_any`), and close every
+        link up with them now.  Each closing and each refused attempt shows
+        in :meth:`peers` (``last_error``, ``refused``) and the log.
+        :meth:`allow` admits a key again.
+
+        Changes such a key already wrote, or that others forward, are still
+        accepted: the allow-list says who may link, not who may write.
+        """
+        keys = [_author(k) for k in peer_ids]
+        for k in keys:
+            self._net(lambda p, k=k: lib.shoal_net_disallow(p, k))
 
     def allow_any(self, enabled: bool = True) -> None:
         """Admit every peer that completes the encrypted handshake, whatever

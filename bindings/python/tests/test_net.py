@@ -216,6 +216,30 @@ def test_allow_any_is_explicit(pair, make_replica):
     assert b.doc("notes", "from-c")["x"] == 1
 
 
+def test_disallow_closes_the_link_and_refuses_reconnects(pair):
+    a, b = pair
+    ep = b.listen(ANY_PORT, allow=[a.id])
+    a.connect(ep, b.id)
+    wait_for(lambda: b.doc("notes", "from-a").exists, what="catch-up over the live link")
+    wait_for(lambda: (peer(b, a.id) or {}).get("connected"), what="b's link with a up")
+    refused0 = peer(b, a.id).refused
+    b.disallow(a.id)
+    # Closed by the time disallow returns; a's reconnects are refused.
+    assert not peer(b, a.id).connected
+    wait_for(lambda: peer(b, a.id).refused > refused0, what="a's reconnect refused")
+    assert "disallowed" in peer(b, a.id).last_error
+    b.doc("notes", "after")["text"] = "not for a"
+    with pytest.raises(shoal.RefusedError):
+        a.sync(ep, b.id, timeout=5.0)
+    assert not a.doc("notes", "after").exists
+    # Allowed again: a's kept link comes back by itself.
+    b.allow(bytes.fromhex(a.id))
+    wait_for(lambda: a.doc("notes", "after").exists, timeout=20.0,
+             what="a's link back after allow")
+    with pytest.raises(TypeError):
+        b.disallow(42)
+
+
 def test_sync_with_the_wrong_peer_key_fails(pair, make_replica):
     a, b = pair
     stranger = make_replica("stranger")
