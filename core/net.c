@@ -337,8 +337,10 @@ engine_up(shoal_replica *r)
         return err;
     for (size_t i = 0; i < net->nallow && !err; i++)
         err = shoal__engine_allow(e, net->allow[i]);
+    /* A new engine has no links to close; and it must not be waited for
+     * here: r->net_mu is held, which its forget_peer takes. */
     for (size_t i = 0; i < net->ndeny && !err; i++)
-        err = shoal__engine_disallow(e, net->deny[i]);
+        err = shoal__engine_disallow(e, net->deny[i], false);
     if (!err)
         err = shoal__engine_allow_any(e, net->allow_any);
     if (err) {
@@ -501,7 +503,7 @@ shoal_net_disallow(shoal_replica *r, const uint8_t *peer_key)
     shoal__engine *e = acquire(r, &err);
     if (!e)
         return fail(r, err, "%s", "cannot start the network engine");
-    err = shoal__engine_disallow(e, peer_key);
+    err = shoal__engine_disallow(e, peer_key, true);
     if (!err) {
         pthread_mutex_lock(&r->net_mu);
         shoal__net *net = r->net;

@@ -225,8 +225,11 @@ void shoal__engine_stop(shoal__engine *e);
 int shoal__engine_allow(shoal__engine *e, const uint8_t key[32]);
 int shoal__engine_allow_any(shoal__engine *e, bool any);
 /* Refuse key from now on (even under allow_any; shoal__engine_allow lifts
- * it) and close every link up with it (see shoal_net_disallow). */
-int shoal__engine_disallow(shoal__engine *e, const uint8_t key[32]);
+ * it) and, if close_links, close every link up with it (see
+ * shoal_net_disallow: this waits for the engine thread, so a caller that
+ * the engine thread may wait for, such as one holding a lock that
+ * forget_peer takes, passes false, as for an engine without links yet). */
+int shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links);
 /* *bound: caller owns; free with shoal__free. */
 int shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound);
 int shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[32]);

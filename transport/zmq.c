@@ -1911,7 +1911,7 @@ shoal__engine_allow(shoal__engine *e, const uint8_t key[32])
 }
 
 int
-shoal__engine_disallow(shoal__engine *e, const uint8_t key[32])
+shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links)
 {
     assert(e && key);
     allowed a;
@@ -1923,7 +1923,7 @@ shoal__engine_disallow(shoal__engine *e, const uint8_t key[32])
     if (!err)
         alist_del(e->allow, &e->nallow, key);
     pthread_mutex_unlock(&e->mu);
-    if (err)
+    if (err || !close_links)
         return err;
     /* From here on ZAP refuses the key; now close its links. */
     cmd c = {.op = C_DISALLOW, .ep = ""};

@@ -568,6 +568,12 @@ test_disallow(void)
     CHECK_EQ(shoal_net_disconnect(p.b, ep), SHOAL_OK);
     CHECK_EQ(shoal_net_sync(p.b, ep, ka, 5000), SHOAL_EREFUSED);
     CHECK_EQ(shoal_net_disallow(p.a, NULL), SHOAL_EINVAL);
+    /* Still refused after the engine restarts. */
+    shoal_net_stop(p.a);
+    char *bound = NULL;
+    CHECK_EQ(shoal_net_listen(p.a, "tcp://127.0.0.1:*", &bound), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(p.b, bound, ka, 5000), SHOAL_EREFUSED);
+    shoal_free(bound);
     pair_close(&p);
 }
 
