@@ -41,6 +41,7 @@
  */
 #include <assert.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -200,6 +201,7 @@ shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg)
     int err;
     for (;;) {
         x->bad_pending = false;
+        x->ev_new = false;
         err = shoal__store_write(x->r->store, fn, arg);
         if (err && x->bad_pending) {
             int e2 = wctx_skip_bad(x);
@@ -214,6 +216,8 @@ shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg)
     if (!err) {
         shoal__wset_commit(&x->w);
         x->r->due_ms = x->due_ms;
+        if (x->ev_new)
+            atomic_fetch_add(&x->r->ev_gen, 1);   /* sessions resend evidence */
     } else {
         shoal__wset_free(&x->w);
     }
@@ -317,23 +321,120 @@ cand_cmp(const void *a, const void *b)
     return memcmp(x->cid, y->cid, 32);
 }
 
+/* ----------------------------------------------------------- equivocation
+ *
+ * Rule (docs/c-api.md, "Equivocation"): of the versions of one (author,
+ * seq) a replica holds, the one with the smallest change id (memcmp) is
+ * canonical and the only one applied; the others are evidence.  A smaller
+ * version arriving after another was applied replaces it (swap) as soon as
+ * it is applicable; a dependency naming a version held as evidence counts
+ * as satisfied once the canonical version of its (author, seq) is applied.
+ * Evidence per (author, seq): the canonical version and one other (the
+ * displaced one after a swap, else the first other seen); SHOAL__EVIDENCE_MAX
+ * entries in all (past it, a new pair is not stored, the rule still
+ * applies to the versions in hand). */
+
+/* dep counts as applied: itself, or the canonical version of the (author,
+ * seq) it is evidence for.  *out (may be NULL) receives the applied id. */
+int
+shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32])
+{
+    if (shoal__stxn_change_has(t, dep)) {
+        if (out)
+            memcpy(out, dep, 32);
+        return SHOAL_OK;
+    }
+    uint8_t author[32], cid[32];
+    uint64_t seq;
+    int err = shoal__stxn_evidence_find(t, dep, author, &seq);
+    if (err)
+        return err;
+    err = shoal__stxn_authseq_get(t, author, seq, cid);
+    if (!err && out)
+        memcpy(out, cid, 32);
+    return err;
+}
+
+static bool
+deps_ok(shoal__stxn *t, const shoal__cand *k)
+{
+    for (size_t i = 0; i < k->c.ndeps; i++)
+        if (shoal__dep_applied(t, k->c.deps + i * 32, NULL) != SHOAL_OK)
+            return false;
+    return true;
+}
+
+/* Copy of the envelope of applied change cid (Owned by the caller). */
 static int
-keep_evidence(shoal__stxn *t, const shoal__cand *k, const uint8_t other[32])
+applied_env(shoal__stxn *t, const uint8_t cid[32], uint8_t **env, size_t *len)
 {
     shoal__sval oe;
-    int err = shoal__stxn_change_get(t, other, &oe);
+    int err = shoal__stxn_change_get(t, cid, &oe);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
     /* Copy: a value read in a write txn may move on the next put. */
-    uint8_t *copy = shoal__malloc(oe.len ? oe.len : 1);
-    if (!copy)
+    *env = shoal__malloc(oe.len ? oe.len : 1);
+    if (!*env)
         return SHOAL_ENOMEM;
-    memcpy(copy, oe.p, oe.len);
-    size_t olen = oe.len;
-    err = shoal__stxn_evidence_put(t, k->c.author, k->c.seq, other, copy, olen);
-    shoal__free(copy);
-    if (!err)
-        err = shoal__stxn_evidence_put(t, k->c.author, k->c.seq, k->cid, k->env, k->env_len);
+    memcpy(*env, oe.p, oe.len);
+    *len = oe.len;
+    return SHOAL_OK;
+}
+
+/* Make the evidence of (author, seq) hold versions a and b (a < b; each
+ * with its envelope).  force (a swap): drop every other version first.
+ * Otherwise a pair is stored only if (author, seq) holds no evidence yet
+ * and the total cap allows it.  Sets x->ev_new when something was stored. */
+static int
+evidence_pair(shoal__wctx *x, shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+              const uint8_t a[32], const uint8_t *aenv, size_t alen, const uint8_t b[32],
+              const uint8_t *benv, size_t blen, bool force)
+{
+    uint8_t have[4 * 32];
+    size_t n;
+    int err = shoal__stxn_evidence_versions(t, author, seq, have, 4, &n);
+    if (err)
+        return err;
+    if (!force && (n > 0 || shoal__stxn_evidence_count(t) + 2 > SHOAL__EVIDENCE_MAX))
+        return SHOAL_OK;
+    bool has_a = false, has_b = false;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        const uint8_t *h = have + i * 32;
+        if (memcmp(h, a, 32) == 0) {
+            has_a = true;
+        } else if (memcmp(h, b, 32) == 0) {
+            has_b = true;
+        } else {
+            err = shoal__stxn_evidence_del(t, author, seq, h);
+            if (err)
+                return err;
+            x->ev_new = true;
+        }
+    }
+    if (n > 4)
+        return SHOAL_ECORRUPT;   /* never more than two are stored */
+    if (!has_a) {
+        err = shoal__stxn_evidence_put(t, author, seq, a, aenv, alen);
+        x->ev_new = true;
+    }
+    if (!err && !has_b) {
+        err = shoal__stxn_evidence_put(t, author, seq, b, benv, blen);
+        x->ev_new = true;
+    }
+    return err;
+}
+
+/* The smallest id held as evidence for k's (author, seq) into min;
+ * false if none. */
+static int
+evidence_min(shoal__stxn *t, const shoal__cand *k, uint8_t min[32], bool *found)
+{
+    uint8_t have[32];
+    size_t n;
+    int err = shoal__stxn_evidence_versions(t, k->c.author, k->c.seq, have, 1, &n);
+    *found = !err && n > 0;
+    if (*found)
+        memcpy(min, have, 32);
     return err;
 }
 
@@ -371,8 +472,26 @@ apply_one(shoal__wctx *x, shoal__stxn *t, shoal__cand *k)
     uint64_t pos;
     err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, c->author, c->seq,
                                  wd->meta.last_pos, &pos);
+    /* The heads lose the deps as applied here (a dep on a version held
+     * as evidence names its canonical version). */
+    shoal__change cm = *c;
+    uint8_t *mdeps = NULL;
+    if (!err && c->ndeps) {
+        mdeps = shoal__malloc(c->ndeps * 32);
+        if (!mdeps)
+            err = SHOAL_ENOMEM;
+        for (size_t i = 0; !err && i < c->ndeps; i++) {
+            int e2 = shoal__dep_applied(t, c->deps + i * 32, mdeps + i * 32);
+            if (e2 == SHOAL_ENOTFOUND)
+                memcpy(mdeps + i * 32, c->deps + i * 32, 32);
+            else
+                err = e2;
+        }
+        cm.deps = mdeps;
+    }
     if (!err)
-        err = shoal__wset_applied(&x->w, wd, c, k->cid, pos, k->env_len, true);
+        err = shoal__wset_applied(&x->w, wd, &cm, k->cid, pos, k->env_len, true);
+    shoal__free(mdeps);
     if (!err)
         x->clock = shoal__hlc_observe(x->clock, c->hlc);
 out:
@@ -381,9 +500,69 @@ out:
     return err;
 }
 
-/* One candidate: 0 = waits, 1 = resolved (applied, duplicate, equivocation). */
+/* k (canonical) replaces applied version old of its (author, seq): old is
+ * superseded in the log, k appended, the documents of both rebuilt from
+ * their applied changes (docstore.c). */
 static int
-step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, bool *resolved)
+swap_in(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const uint8_t old[32])
+{
+    uint8_t *oenv = NULL;
+    size_t olen = 0;
+    int err = applied_env(t, old, &oenv, &olen);
+    if (err)
+        return err;
+    err = evidence_pair(x, t, k->c.author, k->c.seq, k->cid, k->env, k->env_len, old, oenv,
+                        olen, true);
+    shoal__change oc;
+    memset(&oc, 0, sizeof oc);
+    size_t elen, blen;
+    const uint8_t *body;
+    if (!err) {
+        err = shoal__envelope_parse(oenv, olen, &elen, &body, &blen);
+        if (!err) {
+            memcpy(oc.author, shoal__envelope_author(oenv), 32);
+            err = shoal__change_decode(body, blen, &oc);
+        }
+        if (err && err != SHOAL_ENOMEM)
+            err = SHOAL_ECORRUPT;
+    }
+    if (!err)
+        err = shoal__stxn_change_supersede(t, old, NULL);
+    shoal__wdoc *wo = NULL, *wn = NULL;
+    if (!err)
+        err = shoal__wset_get(&x->w, oc.coll, oc.coll_len, oc.doc, oc.doc_len, &wo);
+    if (!err) {
+        err = shoal__wset_get(&x->w, k->c.coll, k->c.coll_len, k->c.doc, k->c.doc_len, &wn);
+        if (err == SHOAL_EINVAL)
+            err = SHOAL_EPROTO;
+    }
+    uint64_t pos = 0;
+    if (!err)
+        err = shoal__stxn_change_put(t, k->cid, k->env, k->env_len, k->c.author, k->c.seq,
+                                     wn->meta.last_pos, &pos);
+    if (!err) {
+        wn->meta.last_pos = pos;
+        wn->meta.nchanges++;
+        wn->newbytes += k->env_len;
+        err = shoal__wset_rebuild(&x->w, wn);
+    }
+    if (!err && wo != wn)
+        err = shoal__wset_rebuild(&x->w, wo);
+    if (!err)
+        x->clock = shoal__hlc_observe(x->clock, k->c.hlc);
+    shoal__change_clear(&oc);
+    shoal__free(oenv);
+    if (err == SHOAL_EPROTO && !k->from_bundle) {
+        x->bad_pending = true;
+        memcpy(x->bad, k->cid, 32);
+    }
+    return err;
+}
+
+/* One candidate: 0 = waits, 1 = resolved (applied, duplicate, evidence).
+ * sib: (author, seq) -> the candidate of smallest id of this drain. */
+static int
+step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool *resolved)
 {
     *resolved = false;
     int err;
@@ -393,36 +572,91 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, bool *resolved)
         *resolved = true;
         return SHOAL_OK;
     }
+    shoal__sval held;
+    err = shoal__stxn_evidence_get(t, k->c.author, k->c.seq, k->cid, &held);
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    bool known = err == SHOAL_OK;   /* held as evidence already */
+    uint8_t emin[32];
+    bool has_ev;
+    err = evidence_min(t, k, emin, &has_ev);
+    if (err)
+        return err;
     uint8_t other[32];
     err = shoal__stxn_authseq_get(t, k->c.author, k->c.seq, other);
-    if (err == SHOAL_OK) {
-        /* Another change already holds (author, seq): equivocation.  The
-         * first one applied stays; both are kept as evidence. */
-        err = keep_evidence(t, k, other);
-        if (err)
-            return err;
-        x->res.equivocations++;
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    bool applied = err == SHOAL_OK;
+    err = SHOAL_OK;
+    /* Is k the smallest version held? */
+    bool smallest = (!applied || memcmp(k->cid, other, 32) < 0) &&
+                    (!has_ev || memcmp(k->cid, emin, 32) <= 0);
+    const shoal__cand *sb = NULL;
+    if (smallest && !applied) {
+        uint8_t key[40];
+        memcpy(key, k->c.author, 32);
+        shoal__be64_put(key + 32, k->c.seq);
+        sb = shoal__map_get(sib, key, sizeof key);
+        if (sb && (sb == k || sb->done || memcmp(sb->cid, k->cid, 32) >= 0))
+            sb = NULL;
+        if (sb)
+            smallest = false;   /* a smaller version waits in this drain */
+    }
+    if (!smallest) {
+        /* Evidence only, never applied here. */
+        if (!known) {
+            x->res.equivocations++;
+            if (applied || sb) {
+                uint8_t *oenv = NULL;
+                size_t olen = 0;
+                const uint8_t *lo = applied ? other : sb->cid;
+                if (applied)
+                    err = applied_env(t, other, &oenv, &olen);
+                if (!err)
+                    err = evidence_pair(x, t, k->c.author, k->c.seq, lo,
+                                        applied ? oenv : sb->env, applied ? olen : sb->env_len,
+                                        k->cid, k->env, k->env_len, false);
+                shoal__free(oenv);
+                if (err)
+                    return err;
+            }
+        } else if (k->from_bundle) {
+            x->res.duplicate++;
+        }
         *resolved = true;
         return SHOAL_OK;
     }
-    if (err != SHOAL_ENOTFOUND)
-        return err;
-    uint64_t have = 0;
-    err = shoal__stxn_vv_get(t, k->c.author, &have, other);
-    if (err == SHOAL_ENOTFOUND) {
-        have = 0;
-        err = SHOAL_OK;
+    if (applied && !known) {
+        /* A smaller version than the applied one: report it at once (it
+         * may wait for its dependencies before it can replace it). */
+        uint8_t *oenv = NULL;
+        size_t olen = 0;
+        err = applied_env(t, other, &oenv, &olen);
+        if (!err)
+            err = evidence_pair(x, t, k->c.author, k->c.seq, k->cid, k->env, k->env_len, other,
+                                oenv, olen, true);
+        shoal__free(oenv);
+        if (err)
+            return err;
+        x->res.equivocations++;
     }
-    if (err)
-        return err;
-    if (k->c.seq != have + 1)
-        return SHOAL_OK;
-    for (size_t i = 0; i < k->c.ndeps; i++)
-        if (!shoal__stxn_change_has(t, k->c.deps + i * 32))
+    if (!applied) {
+        uint64_t have = 0;
+        err = shoal__stxn_vv_get(t, k->c.author, &have, other);
+        if (err == SHOAL_ENOTFOUND) {
+            have = 0;
+            err = SHOAL_OK;
+        }
+        if (err)
+            return err;
+        if (k->c.seq != have + 1)
             return SHOAL_OK;
+    }
+    if (!deps_ok(t, k))
+        return SHOAL_OK;
     if (!shoal__hlc_acceptable(k->c.hlc, x->wall, x->r->opt.max_drift_ms))
         return SHOAL_OK;
-    err = apply_one(x, t, k);
+    err = applied ? swap_in(x, t, k, other) : apply_one(x, t, k);
     if (err)
         return err;
     x->res.applied++;
@@ -435,8 +669,9 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
 {
     load_ctx lc = {.x = x, .t = t};
     shoal__cand **list = NULL;
-    shoal__map seen;
+    shoal__map seen, sib;
     shoal__map_init(&seen);
+    shoal__map_init(&sib);
     int err = SHOAL_OK;
 
     /* Stored pending changes. */
@@ -472,6 +707,16 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
         list[nlist++] = &lc.c[i];
     if (!err && nlist > 1)
         qsort(list, nlist, sizeof *list, cand_cmp);
+    /* The smallest id per (author, seq) among the candidates: of two
+     * versions waiting together, only that one may apply. */
+    for (size_t i = 0; !err && i < nlist; i++) {
+        uint8_t key[40];
+        memcpy(key, list[i]->c.author, 32);
+        shoal__be64_put(key + 32, list[i]->c.seq);
+        shoal__cand *cur = shoal__map_get(&sib, key, sizeof key);
+        if (!cur || memcmp(list[i]->cid, cur->cid, 32) < 0)
+            err = shoal__map_put(&sib, key, sizeof key, list[i]);
+    }
 
     /* Passes until nothing more resolves. */
     bool progress = true;
@@ -482,7 +727,7 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
             if (k->done)
                 continue;
             bool resolved;
-            err = step(x, t, k, &resolved);
+            err = step(x, t, k, &sib, &resolved);
             if (err || !resolved)
                 continue;
             k->done = true;
@@ -524,6 +769,7 @@ shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
     shoal__free(lc.drop);
     shoal__free(list);
     shoal__map_clear(&seen, NULL);
+    shoal__map_clear(&sib, NULL);
     return err;
 }
 
@@ -873,11 +1119,47 @@ export_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg
     return 0;
 }
 
+/* Evidence envelopes that are not applied changes go at the end of every
+ * export (at most SHOAL__EVIDENCE_MAX), whatever since says: a replica
+ * that holds the other version of an (author, seq) needs them to resolve
+ * it, and to an importer they are ordinary envelopes (a duplicate, or
+ * evidence it did not have). */
+typedef struct xev {
+    ectx *e;
+    shoal__stxn *t;
+} xev;
+
+static int
+export_ev_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+             const shoal__sval *env, void *arg)
+{
+    (void)author;
+    (void)seq;
+    xev *v = arg;
+    if (shoal__stxn_change_has(v->t, cid))
+        return 0;
+    if (v->e->count == UINT32_MAX) {
+        v->e->err = SHOAL_ETOOBIG;
+        return 1;
+    }
+    int err = shoal__bundle_add(&v->e->out, env->p, env->len);
+    if (err) {
+        v->e->err = err;
+        return 1;
+    }
+    v->e->count++;
+    return 0;
+}
+
 static int
 export_fn(shoal__stxn *t, void *arg)
 {
     ectx *e = arg;
     int err = shoal__stxn_log_scan(t, 0, export_cb, e);
+    if (!err && !e->err && shoal__stxn_evidence_count(t) > 0) {
+        xev v = {e, t};
+        err = shoal__stxn_evidence_scan(t, export_ev_cb, &v);
+    }
     return e->err ? e->err : err;
 }
 

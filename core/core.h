@@ -34,6 +34,7 @@ enum {
     SHOAL__CACHE_MAX = 1024,        /* documents in the doc cache */
     SHOAL__SNAP_MIN = 4096,         /* tail bytes before a snapshot is written */
     SHOAL__DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID,
+    SHOAL__EVIDENCE_MAX = 65536,    /* evidence envelopes kept (docs/c-api.md) */
     SHOAL__ERRMSG = 256
 };
 
@@ -105,6 +106,7 @@ struct shoal_replica {
     pthread_mutex_t net_mu;      /* guards net (never held while waiting on the engine) */
     struct shoal__net *net;      /* network state (net.c), owned; NULL until first use */
     _Atomic uint64_t synced_pos; /* non-durable: log positions below it are flushed */
+    _Atomic uint64_t ev_gen;     /* bumped by every commit that stored evidence */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -171,6 +173,7 @@ typedef struct shoal__wdoc {
     uint64_t newbytes;      /* their envelope bytes */
     bool local;             /* changed by a local change */
     bool remote;            /* changed by a remote change */
+    bool rebuilt;           /* rebuilt from its chain: snapshot it whole */
 } shoal__wdoc;
 
 typedef struct shoal__wset {
@@ -193,6 +196,11 @@ int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint
  * heads, the change chain. */
 int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
                         const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote);
+/* Rebuild wd->doc, its heads and nchanges from every applied change of
+ * its chain (superseded entries skipped), in an order that puts each
+ * change after its dependencies (mapped through the evidence, see
+ * shoal__dep_applied); the flush then writes a snapshot covering it all. */
+int shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd);
 /* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);
 /* After a successful store commit: queue events, move documents into the
@@ -215,10 +223,15 @@ typedef struct shoal__wctx {
     uint8_t *skip;               /* ids of pending changes to drop, owned */
     size_t nskip;
     bool bad_pending;            /* a pending change failed: skip and rerun */
+    bool ev_new;                 /* this run stored or dropped evidence */
     uint8_t bad[32];
 } shoal__wctx;
 
 int shoal__clock_load(shoal__stxn *t, uint64_t *clock);
+/* Whether dep counts as applied (bundle.c): it is, or it is held as
+ * evidence and the canonical version of its (author, seq) is; *out (may be
+ * NULL) receives that applied id.  SHOAL_ENOTFOUND otherwise. */
+int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32]);
 int shoal__clock_store(shoal__stxn *t, uint64_t clock);
 /* Apply the ready ones of cands (decoded, verified bundle changes) and of
  * the pending set, in causal order, until no progress; the rest go to (or

@@ -29,6 +29,12 @@
 
 #include "core.h"
 
+static int
+cid_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
 typedef struct shoal__cdoc {
     shoal__doc *doc;        /* owned */
     uint64_t nchanges;
@@ -214,11 +220,14 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
     }
     for (uint64_t i = 0; !err && i < ntail; i++) {
         shoal__sval env;
-        err = shoal__stxn_log_get(t, pos[i], &env, NULL);
+        bool dead = false;
+        err = shoal__stxn_log_entry(t, pos[i], &env, NULL, &dead, NULL);
         if (err) {
             err = err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
             break;
         }
+        if (dead)
+            continue;   /* superseded (equivocation): not applied */
         size_t elen, blen;
         const uint8_t *body;
         err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
@@ -449,6 +458,198 @@ shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
     return SHOAL_OK;
 }
 
+/* --------------------------------------------------------------- rebuild */
+
+/* One applied change of a chain being rebuilt. */
+typedef struct rent {
+    uint64_t pos;
+    uint8_t cid[32];
+    size_t *dep;         /* indexes (into the chain) of its mapped deps, owned */
+    size_t ndep;
+    bool done;
+} rent;
+
+static int
+rebuild_collect(shoal__stxn *t, shoal__wdoc *wd, rent **out, size_t *nout, uint64_t *nchain)
+{
+    rent *e = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    int err = SHOAL_OK;
+    for (uint64_t at = wd->meta.last_pos; !err && at != 0;) {
+        uint64_t prev;
+        bool dead;
+        uint8_t cid[32];
+        err = shoal__stxn_log_entry(t, at, NULL, &prev, &dead, cid);
+        if (err == SHOAL_ENOTFOUND || (!err && prev >= at))
+            err = SHOAL_ECORRUPT;
+        if (err)
+            break;
+        total++;
+        if (!dead) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                rent *p = shoal__realloc(e, cap * sizeof *p);
+                if (!p) {
+                    err = SHOAL_ENOMEM;
+                    break;
+                }
+                e = p;
+            }
+            memset(&e[n], 0, sizeof e[n]);
+            e[n].pos = at;
+            memcpy(e[n].cid, cid, 32);
+            n++;
+        }
+        at = prev;
+    }
+    /* Walked newest first: put them in log order. */
+    for (size_t i = 0; i < n / 2; i++) {
+        rent tmp = e[i];
+        e[i] = e[n - 1 - i];
+        e[n - 1 - i] = tmp;
+    }
+    *out = e;
+    *nout = n;
+    *nchain = total;
+    return err;
+}
+
+static int
+decode_at(shoal__stxn *t, uint64_t pos, shoal__change *c)
+{
+    shoal__sval env;
+    int err = shoal__stxn_log_get(t, pos, &env, NULL);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+    size_t elen, blen;
+    const uint8_t *body;
+    err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
+    if (err)
+        return as_corrupt(err);
+    memset(c, 0, sizeof *c);
+    memcpy(c->author, shoal__envelope_author(env.p), 32);
+    err = shoal__change_decode(body, blen, c);
+    return err ? as_corrupt(err) : SHOAL_OK;
+}
+
+int
+shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
+{
+    shoal__stxn *t = w->t;
+    rent *e = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    shoal__map ix;
+    shoal__map_init(&ix);
+    shoal__doc *d = NULL;
+    uint8_t *heads = NULL;
+    size_t nheads = 0;
+    int err = rebuild_collect(t, wd, &e, &n, &total);
+    for (size_t i = 0; !err && i < n; i++)
+        err = shoal__map_put(&ix, e[i].cid, 32, &e[i]);
+    /* Deps, mapped to applied ids, that lie in this chain. */
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = decode_at(t, e[i].pos, &c);
+        if (err)
+            break;
+        if (c.ndeps) {
+            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
+            if (!e[i].dep)
+                err = SHOAL_ENOMEM;
+        }
+        for (size_t j = 0; !err && j < c.ndeps; j++) {
+            uint8_t id[32];
+            int e2 = shoal__dep_applied(t, c.deps + j * 32, id);
+            if (e2 == SHOAL_ENOTFOUND)
+                continue;
+            if (e2) {
+                err = e2;
+                break;
+            }
+            rent *r = shoal__map_get(&ix, id, 32);
+            if (r && r != &e[i])
+                e[i].dep[e[i].ndep++] = (size_t)(r - e);
+        }
+        shoal__change_clear(&c);
+    }
+    if (!err) {
+        d = shoal__doc_new();
+        heads = shoal__malloc((n ? n : 1) * 32);
+        if (!d || !heads)
+            err = SHOAL_ENOMEM;
+    }
+    /* Passes in log order, each change once its deps are in; the log is
+     * causal but for swapped-in versions, so this ends in a pass or two.
+     * A pass without progress (a dependency cycle only dishonest authors
+     * can make) takes the rest in log order. */
+    size_t left = n;
+    bool strict = true;
+    while (!err && left > 0) {
+        bool progress = false;
+        for (size_t i = 0; !err && i < n; i++) {
+            if (e[i].done)
+                continue;
+            bool ready = true;
+            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
+                ready = e[e[i].dep[j]].done;
+            if (!ready)
+                continue;
+            shoal__change c;
+            err = decode_at(t, e[i].pos, &c);
+            if (err)
+                break;
+            err = shoal__doc_apply(d, &c, 0, c.nops);
+            if (err)
+                err = as_corrupt(err);
+            shoal__change_clear(&c);
+            /* heads = heads - deps + cid */
+            size_t k = 0;
+            for (size_t h = 0; h < nheads; h++) {
+                bool drop = false;
+                for (size_t j = 0; !drop && j < e[i].ndep; j++)
+                    drop = memcmp(heads + h * 32, e[e[i].dep[j]].cid, 32) == 0;
+                if (!drop)
+                    memmove(heads + k++ * 32, heads + h * 32, 32);
+            }
+            nheads = k;
+            memcpy(heads + nheads++ * 32, e[i].cid, 32);
+            e[i].done = true;
+            left--;
+            progress = true;
+        }
+        if (!progress)
+            strict = false;
+    }
+    if (!err && nheads > 1)
+        qsort(heads, nheads, 32, cid_cmp);
+    if (!err) {
+        shoal__dmeta *m = &wd->meta;
+        shoal__doc_free(wd->doc);
+        wd->doc = d;
+        d = NULL;
+        shoal__free(m->heads);
+        m->heads = heads;
+        m->nheads = nheads;
+        heads = NULL;
+        m->nchanges = total;
+        m->exists = shoal__doc_exists(wd->doc);
+        m->deleted = shoal__doc_deleted(wd->doc);
+        m->epoch = shoal__doc_epoch(wd->doc);
+        wd->rebuilt = true;
+        wd->remote = true;
+        wd->nnew++;
+    }
+    shoal__doc_free(d);
+    shoal__free(heads);
+    for (size_t i = 0; i < n; i++)
+        shoal__free(e[i].dep);
+    shoal__free(e);
+    shoal__map_clear(&ix, NULL);
+    return err;
+}
+
 static int
 wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
 {
@@ -456,7 +657,7 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
     uint64_t tail = m->tail_bytes + wd->newbytes;
     uint64_t limit = m->snap_bytes > SHOAL__SNAP_MIN ? m->snap_bytes : SHOAL__SNAP_MIN;
     int err = SHOAL_OK;
-    if (tail >= limit) {
+    if (tail >= limit || wd->rebuilt) {
         shoal__buf s;
         shoal__buf_init(&s);
         err = shoal__doc_encode_full(wd->doc, &s);

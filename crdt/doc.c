@@ -505,6 +505,55 @@ static int apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_
     return SHOAL_OK;
 }
 
+/* Missing references (docs/semantics.md, "References that no longer
+ * resolve").  A list op whose ref names no element of the list is a no-op,
+ * not an error: after an equivocation is resolved, a change built on the
+ * losing version may name an element that only that version created (or
+ * one inserted after such an element, which was itself a no-op).  The
+ * choice is made from the change and the state it applies to, and every
+ * replica applies the changes of a document in a causal order in which
+ * the element, if it exists at all, was created first; so the outcome is
+ * the same everywhere.  Only refs that could lie in the change's causal
+ * past qualify: an INS must still be after its ref and a DEL / REP ref
+ * must not be stamped later than the change (SHOAL_EPROTO otherwise), and
+ * an author index outside the change's authors stays an error. */
+
+/* The 32-byte key of ref's author, or NULL if the change has no such
+ * author index. */
+static const uint8_t *ref_key(const refmap *m, const shoal__ref *ref)
+{
+    return ref->author == 0 ? m->c->author : shoal__change_author(m->c, ref->author);
+}
+
+/* (hlc, key, index) order of an op id against a ref, by author keys. */
+static int key_id_cmp(uint64_t ah, const uint8_t *ak, uint32_t ai, uint64_t bh,
+                      const uint8_t *bk, uint32_t bi)
+{
+    if (ah != bh)
+        return ah < bh ? -1 : 1;
+    int c = memcmp(ak, bk, 32);
+    if (c)
+        return c < 0 ? -1 : 1;
+    if (ai != bi)
+        return ai < bi ? -1 : 1;
+    return 0;
+}
+
+/* Structural checks of a list op's ref that hold whether or not the
+ * element exists: SHOAL_OK or SHOAL_EPROTO. */
+static int ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
+{
+    if (op->ref.head)
+        return op->kind == SHOAL__OP_INS ? SHOAL_OK : SHOAL_EPROTO;
+    const uint8_t *rk = ref_key(m, &op->ref);
+    if (!rk)
+        return SHOAL_EPROTO;
+    if (op->kind == SHOAL__OP_INS)
+        return key_id_cmp(id->hlc, m->c->author, id->index, op->ref.hlc, rk,
+                          op->ref.index) > 0 ? SHOAL_OK : SHOAL_EPROTO;
+    return op->ref.hlc <= id->hlc ? SHOAL_OK : SHOAL_EPROTO;
+}
+
 static int list_err(int rc)
 {
     return rc == SHOAL_ENOTFOUND ? SHOAL_EPROTO : rc;
@@ -529,6 +578,21 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
     if (op->kind == SHOAL__OP_COUNT && op->delta == 0)
         return SHOAL_EPROTO;
 
+    if (op->kind >= SHOAL__OP_INS) {
+        rc = ref_check(m, op, id);
+        if (rc)
+            return rc;
+        if (!op->ref.head) {
+            /* A ref into a list that does not exist, or to an author this
+             * document never saw, names no element: a no-op, and the
+             * field is not even created. */
+            if (!name_ok(op->field, op->field_len))
+                return SHOAL_EPROTO;
+            f = field_find(d, op->field, op->field_len);
+            if (!f || !f->list || !ref_eid(d, m, &op->ref, &rid))
+                return SHOAL_OK;
+        }
+    }
     rc = field_get(d, op->field, op->field_len, &f);
     if (rc)
         return rc;
@@ -549,29 +613,27 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
         }
         return SHOAL_OK;
     case SHOAL__OP_INS:
-        if (!op->ref.head && !ref_eid(d, m, &op->ref, &rid))
-            return SHOAL_EPROTO;
-        if (!f->list) {
-            if (!op->ref.head)
-                return SHOAL_EPROTO;   /* no element can exist yet */
+        if (!f->list) {   /* only at the head here (see above) */
             f->list = shoal__list_new(author_cmp, d);
             if (!f->list)
                 return SHOAL_ENOMEM;
             f->list_first = *id;
         }
         rc = shoal__list_insert(f->list, op->ref.head ? NULL : &rid, id, &op->value);
+        if (rc == SHOAL_ENOTFOUND)
+            return SHOAL_OK;   /* missing ref: a no-op */
         if (rc)
             return list_err(rc);
         first_min(d, &f->list_first, id);
         return SHOAL_OK;
     case SHOAL__OP_DEL:
     case SHOAL__OP_REP:
-        if (op->ref.head || !f->list || !ref_eid(d, m, &op->ref, &rid))
-            return SHOAL_EPROTO;
         if (op->kind == SHOAL__OP_DEL)
             rc = shoal__list_delete(f->list, &rid);
         else
             rc = shoal__list_replace(f->list, &rid, id, &op->value);
+        if (rc == SHOAL_ENOTFOUND)
+            return SHOAL_OK;   /* missing ref: a no-op */
         if (rc)
             return list_err(rc);
         first_min(d, &f->list_first, id);

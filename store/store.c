@@ -59,6 +59,7 @@ enum {
     T_DOCS,
     T_DOCSNAP,
     T_PEERS,
+    T_EVCID,
     T_COUNT
 };
 
@@ -67,7 +68,7 @@ enum {
 static const char *const table_names[T_COUNT] = {
     "meta", "changes", "authseq", "log",
     "pending", "evidence", "docs", "docsnap",
-    "peers",
+    "peers", "evcid",
 };
 
 /* The table of the first layout (format 1), which kept the version vector
@@ -92,6 +93,11 @@ static const char *const table_names[T_COUNT] = {
  * key length (u16 BE) | coll NUL id | meta length (u32 BE) | meta, then the
  * envelope.  Positions stay far below 2^63, so old entries never have it. */
 #define LINK_META ((uint64_t)1 << 63)
+/* Set in a log entry's link when the change was superseded (an
+ * equivocation resolved against it, change_supersede): the entry stays (its
+ * link keeps the document chain whole) but names no applied change: no
+ * index, tail lookup, version vector or log scan counts it. */
+#define LINK_DEAD ((uint64_t)1 << 62)
 /* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
  * LMDB's 511-byte key limit. */
 enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID };
@@ -121,11 +127,13 @@ typedef struct tail_ent {
     const uint8_t *dk, *dmeta;
     size_t klen, mlen;
     uint8_t *own;   /* owned or NULL */
+    bool dead;      /* superseded (LINK_DEAD): kept for positions only */
 } tail_ent;
 
 /* A log value taken apart. */
 typedef struct log_ent {
     uint64_t link;
+    bool dead;                         /* LINK_DEAD */
     const uint8_t *key, *meta, *env;   /* key, meta NULL without a meta */
     size_t klen, mlen, elen;
 } log_ent;
@@ -837,7 +845,8 @@ static bool ent_parse(const uint8_t *p, size_t n, log_ent *e)
         return false;
     uint64_t l = get_be64(p + 72);
     size_t off = LOG_HDR;
-    e->link = l & ~LINK_META;
+    e->link = l & ~(LINK_META | LINK_DEAD);
+    e->dead = (l & LINK_DEAD) != 0;
     if (l & LINK_META) {
         if (n - off < 2)
             return false;
@@ -929,6 +938,7 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log
     e->dmeta = le ? le->meta : NULL;
     e->klen = le ? le->klen : 0;
     e->mlen = le ? le->mlen : 0;
+    e->dead = le ? le->dead : false;
     return SHOAL_OK;
 }
 
@@ -994,7 +1004,7 @@ static int tail_load(shoal__stxn *t)
 static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
 {
     for (size_t i = 0; i < t->ntail; i++)
-        if (memcmp(t->tail[i].cid, cid, 32) == 0)
+        if (!t->tail[i].dead && memcmp(t->tail[i].cid, cid, 32) == 0)
             return &t->tail[i];
     return NULL;
 }
@@ -1005,6 +1015,9 @@ static int tail_flush(shoal__stxn *t)
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
         uint8_t pb[8], k[40];
+        if (e->dead) {   /* superseded: no index entry; a meta it carried is stale */
+            continue;
+        }
         put_be64(pb, e->pos);
         MDB_val key = mval(e->cid, 32), val = mval(pb, 8);
         int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
@@ -1035,6 +1048,12 @@ static int tail_flush(shoal__stxn *t)
 
 int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link)
 {
+    return shoal__stxn_log_entry(t, pos, env, link, NULL, NULL);
+}
+
+int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link,
+                          bool *dead, uint8_t cid[32])
+{
     uint8_t k[8];
     put_be64(k, pos);
     shoal__sval v = {NULL, 0};
@@ -1050,6 +1069,10 @@ int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t
     }
     if (link)
         *link = le.link;
+    if (dead)
+        *dead = le.dead;
+    if (cid)
+        memcpy(cid, v.p, 32);
     return SHOAL_OK;
 }
 
@@ -1196,12 +1219,76 @@ int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t s
         return rc;
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
-        if (e->seq == seq && memcmp(e->author, author, 32) == 0) {
+        if (!e->dead && e->seq == seq && memcmp(e->author, author, 32) == 0) {
             memcpy(cid, e->cid, 32);
             return SHOAL_OK;
         }
     }
     return SHOAL_ENOTFOUND;
+}
+
+/* Index the whole tail now (whatever its length). */
+int shoal__stxn_index_flush(shoal__stxn *t)
+{
+    assert(t->write);
+    int rc = tail_load(t);
+    if (rc)
+        return rc;
+    return t->ntail ? tail_flush(t) : SHOAL_OK;
+}
+
+/* The tail is indexed first, so the entry is below ixnext from then on:
+ * no later tail read meets it, and the metas it may carry are already in
+ * docs.  Its flag is still what every reader of the log checks. */
+int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+{
+    assert(t->write);
+    int rc = shoal__stxn_index_flush(t);
+    if (rc)
+        return rc;
+    uint64_t p;
+    rc = change_pos(t, cid, &p);
+    if (rc)
+        return rc;
+    uint8_t pk[8];
+    put_be64(pk, p);
+    shoal__sval v = {NULL, 0};
+    rc = t_get(t, T_LOG, pk, 8, &v);
+    if (rc)
+        return rc == SHOAL_ENOTFOUND ? corrupt(t, "change index names a missing entry") : rc;
+    log_ent le;
+    if (!ent_parse(v.p, v.len, &le) || memcmp(v.p, cid, 32) != 0)
+        return corrupt(t, "malformed log entry");
+    uint8_t *b = shoal__malloc(v.len);
+    if (!b)
+        return SHOAL_ENOMEM;
+    memcpy(b, v.p, v.len);
+    put_be64(b + 72, get_be64(b + 72) | LINK_DEAD);
+    uint8_t author[32];
+    memcpy(author, b + 32, 32);
+    uint64_t seq = get_be64(b + 64);
+    rc = t_put(t, T_LOG, pk, 8, b, v.len, 0);
+    shoal__free(b);
+    if (!rc) {
+        rc = t_del(t, T_CHANGES, cid, 32);
+    }
+    if (!rc) {
+        uint8_t k[40], cur[32];
+        authseq_key(k, author, seq);
+        shoal__sval a = {NULL, 0};
+        rc = t_get(t, T_AUTHSEQ, k, 40, &a);
+        if (rc == SHOAL_OK) {
+            if (a.len == 32)
+                memcpy(cur, a.p, 32);
+            rc = a.len == 32 && memcmp(cur, cid, 32) == 0 ? t_del(t, T_AUTHSEQ, k, 40)
+                                                           : SHOAL_OK;
+        } else if (rc == SHOAL_ENOTFOUND) {
+            rc = SHOAL_OK;
+        }
+    }
+    if (!rc && pos)
+        *pos = p;
+    return rc;
 }
 
 int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
@@ -1220,6 +1307,8 @@ int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *
             rc = corrupt(t, "malformed log entry");
             break;
         }
+        if (le.dead)
+            continue;   /* superseded: not an applied change */
         const uint8_t *p = v.mv_data;
         shoal__sval env = {le.env, le.elen};
         int r = cb(get_be64(k.mv_data), p, &env, arg);
@@ -1285,7 +1374,7 @@ int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
         return rc;
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
-        if (memcmp(e->author, author, 32) == 0 && (!found || e->seq > s)) {
+        if (!e->dead && memcmp(e->author, author, 32) == 0 && (!found || e->seq > s)) {
             s = e->seq;
             memcpy(id, e->cid, 32);
             found = true;
@@ -1352,6 +1441,8 @@ int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
     size_t nidx = n;
     for (size_t i = 0; !rc && i < t->ntail; i++) {
         const tail_ent *te = &t->tail[i];
+        if (te->dead)
+            continue;
         vv_ent key;
         memcpy(key.author, te->author, 32);
         vv_ent *hit = nidx ? bsearch(&key, e, nidx, sizeof *e, vv_ent_cmp) : NULL;
@@ -1446,7 +1537,79 @@ int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t 
     uint8_t k[72];
     authseq_key(k, author, seq);
     memcpy(k + 40, cid, 32);
-    return t_put(t, T_EVIDENCE, k, 72, env, len, 0);
+    int rc = t_put(t, T_EVIDENCE, k, 72, env, len, 0);
+    if (!rc)
+        rc = t_put(t, T_EVCID, cid, 32, k, 40, 0);
+    return rc;
+}
+
+int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32])
+{
+    uint8_t k[72];
+    authseq_key(k, author, seq);
+    memcpy(k + 40, cid, 32);
+    int rc = t_del(t, T_EVIDENCE, k, 72);
+    if (!rc)
+        rc = t_del(t, T_EVCID, cid, 32);
+    return rc;
+}
+
+int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],
+                              uint64_t *seq)
+{
+    shoal__sval v = {NULL, 0};
+    int rc = t_get(t, T_EVCID, cid, 32, &v);
+    if (rc)
+        return rc;
+    if (v.len != 40)
+        return corrupt(t, "malformed evcid entry");
+    if (author)
+        memcpy(author, v.p, 32);
+    if (seq)
+        *seq = get_be64(v.p + 32);
+    return SHOAL_OK;
+}
+
+int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32], shoal__sval *env)
+{
+    uint8_t k[72];
+    authseq_key(k, author, seq);
+    memcpy(k + 40, cid, 32);
+    return t_get(t, T_EVIDENCE, k, 72, env);
+}
+
+uint64_t shoal__stxn_evidence_count(shoal__stxn *t)
+{
+    return t_count(t, T_EVIDENCE);
+}
+
+int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                                  uint8_t *cids, size_t max, size_t *n)
+{
+    *n = 0;
+    MDB_cursor *c;
+    int rc = cur_open(t, T_EVIDENCE, &c);
+    if (rc)
+        return rc;
+    uint8_t k[40];
+    authseq_key(k, author, seq);
+    MDB_val key, v;
+    for (rc = cur_first(t, c, k, 40, &key, &v); rc == SHOAL_OK;
+         rc = cur_get(t, c, &key, &v, MDB_NEXT)) {
+        if (!has_prefix(&key, k, 40))
+            break;
+        if (key.mv_size != 72) {
+            rc = corrupt(t, "malformed evidence key");
+            break;
+        }
+        if (*n < max)
+            memcpy(cids + *n * 32, (const uint8_t *)key.mv_data + 40, 32);
+        (*n)++;
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
 
 int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
@@ -1607,7 +1770,7 @@ int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
     if (!b)
         return SHOAL_ENOMEM;
     memcpy(b, v.p, LOG_HDR);
-    put_be64(b + 72, le.link | LINK_META);
+    put_be64(b + 72, le.link | LINK_META | (le.dead ? LINK_DEAD : 0));
     size_t off = LOG_HDR;
     b[off++] = (uint8_t)(n >> 8);
     b[off++] = (uint8_t)n;

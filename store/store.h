@@ -23,6 +23,14 @@
  *             log: a log entry may carry its document's meta, see doc_put)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
  *   peers     peer key (32) -> peer state (opaque to the store)
+ *   evcid     change id (32) -> author (32) | seq (u64 BE): the evidence
+ *             entries by change id (dependency mapping, docs/c-api.md)
+ *
+ * A log entry whose change was superseded (an equivocation resolved
+ * against it) keeps its position and link but has bit 62 of the link set:
+ * it names no applied change from then on (no index entry, not in the
+ * tail's lookups, the version vector or shoal__stxn_log_scan), see
+ * shoal__stxn_change_supersede.
  *
  * The two indexes (changes, authseq) lag the log: log entries from meta
  * "ixnext" (u64 BE, absent = 1) on, fewer than 256, are the tail, which
@@ -104,6 +112,19 @@ uint64_t shoal__stxn_log_count(shoal__stxn *t);
  * set); SHOAL_ENOTFOUND when there is none.  env, link, pos may be NULL. */
 int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link);
 int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env);
+/* log_get, and also whether the entry was superseded (*dead) and its
+ * change id; every out-parameter may be NULL.  log_get and log_last return
+ * superseded entries too (document chains run through them); log_scan
+ * skips them. */
+int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link,
+                          bool *dead, uint8_t cid[32]);
+/* Index the whole log tail now, whatever its length. */
+int shoal__stxn_index_flush(shoal__stxn *t);
+/* The applied change cid no longer counts as applied: index the tail,
+ * flag its log entry superseded, drop it from changes and authseq.  *pos
+ * (may be NULL) receives its log position.  SHOAL_ENOTFOUND if cid is not
+ * an applied change. */
+int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos);
 
 /* version vector (derived from authseq and the log tail; nothing to put):
  * the greatest applied seq of an author and its change id.  vv_scan goes
@@ -129,6 +150,21 @@ int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t 
 typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq,
                                   const uint8_t cid[32], const shoal__sval *env, void *arg);
 int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
+/* Remove one evidence entry (SHOAL_ENOTFOUND if absent). */
+int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32]);
+/* The (author, seq) of evidence entry cid (either may be NULL);
+ * SHOAL_ENOTFOUND if cid is not held as evidence. */
+int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],
+                              uint64_t *seq);
+/* The envelope of one evidence entry (Borrowed as every sval). */
+int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                             const uint8_t cid[32], shoal__sval *env);
+uint64_t shoal__stxn_evidence_count(shoal__stxn *t);
+/* The ids held as evidence for (author, seq), ascending: the first max
+ * into cids (max x 32 bytes), their number in *n (may exceed max). */
+int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                                  uint8_t *cids, size_t max, size_t *n);
 
 /* documents: coll and id are byte strings without NUL bytes. */
 int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,

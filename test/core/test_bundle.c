@@ -258,6 +258,176 @@ import_buf(shoal_replica *r, const shoal__buf *b, shoal_import_result *res)
     return shoal_import(r, b->p, b->len, res);
 }
 
+/* ----------------------------------------------------- equivocation kit */
+
+/* A seeded author key. */
+typedef struct tkey {
+    uint8_t pk[32], sk[64];
+} tkey;
+
+static void
+tkey_make(tkey *k)
+{
+    uint8_t seed[32];
+    for (size_t i = 0; i < 32; i += 8) {
+        uint64_t r = check_rand();
+        memcpy(seed + i, &r, 8);
+    }
+    crypto_sign_seed_keypair(k->pk, k->sk, seed);
+}
+
+/* One signed change and its id. */
+typedef struct tenv {
+    shoal__buf b;
+    uint8_t id[32];
+} tenv;
+
+/* A change by k with other authors (sorted here) for its refs. */
+static int
+tenv_make(tenv *v, const tkey *k, uint64_t seq, uint64_t hlc, const tenv *const *deps,
+          size_t ndeps, const char *doc, const uint8_t *authors, size_t nauthors,
+          shoal__op *ops, size_t nops)
+{
+    uint8_t d[8 * 32];
+    for (size_t i = 0; i < ndeps; i++)
+        memcpy(d + i * 32, deps[i]->id, 32);
+    /* sort deps */
+    for (size_t i = 1; i < ndeps; i++)
+        for (size_t j = i; j > 0 && memcmp(d + (j - 1) * 32, d + j * 32, 32) > 0; j--) {
+            uint8_t tmp[32];
+            memcpy(tmp, d + j * 32, 32);
+            memcpy(d + j * 32, d + (j - 1) * 32, 32);
+            memcpy(d + (j - 1) * 32, tmp, 32);
+        }
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, k->pk, 32);
+    c.seq = seq;
+    c.hlc = hlc;
+    c.deps = ndeps ? d : NULL;
+    c.ndeps = ndeps;
+    c.coll = (const uint8_t *)"c";
+    c.coll_len = 1;
+    c.doc = (const uint8_t *)doc;
+    c.doc_len = strlen(doc);
+    c.authors = authors;
+    c.nauthors = nauthors;
+    c.ops = ops;
+    c.nops = nops;
+    shoal__buf body;
+    shoal__buf_init(&body);
+    shoal__buf_init(&v->b);
+    int err = shoal__change_encode(&c, &body);
+    if (!err)
+        err = shoal__envelope_seal(body.p, body.len, k->pk, k->sk, &v->b);
+    shoal__buf_free(&body);
+    if (!err)
+        shoal__change_id(v->b.p, v->b.len, v->id);
+    return err;
+}
+
+static shoal__op
+t_op(int kind, const char *field, uint64_t rh, uint32_t rai, uint32_t rix, bool head,
+     const char *val)
+{
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    if (kind != SHOAL__OP_DELDOC) {
+        op.field = (const uint8_t *)field;
+        op.field_len = strlen(field);
+    }
+    op.ref.hlc = rh;
+    op.ref.author = rai;
+    op.ref.index = rix;
+    op.ref.head = head;
+    if (val) {
+        op.value.type = SHOAL_T_STR;
+        op.value.ptr = (const uint8_t *)val;
+        op.value.len = strlen(val);
+    }
+    return op;
+}
+
+static shoal__op
+t_count(const char *field, int64_t delta)
+{
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SHOAL__OP_COUNT;
+    op.field = (const uint8_t *)field;
+    op.field_len = strlen(field);
+    op.delta = delta;
+    return op;
+}
+
+static int
+import_envs(shoal_replica *r, tenv *const *v, size_t n, shoal_import_result *res)
+{
+    shoal__buf bb;
+    shoal__buf *e[16];
+    for (size_t i = 0; i < n; i++)
+        e[i] = &v[i]->b;
+    make_bundle(&bb, e, n);
+    int err = import_buf(r, &bb, res);
+    shoal__buf_free(&bb);
+    if (err)
+        fprintf(stderr, "import: %s\n", shoal_replica_errmsg(r));
+    return err;
+}
+
+/* Export all of a into b. */
+static int
+pour(shoal_replica *a, shoal_replica *b)
+{
+    uint8_t *p;
+    size_t n;
+    int err = shoal_export(a, NULL, &p, &n);
+    if (!err)
+        err = shoal_import(b, p, n, NULL);
+    shoal_free(p);
+    return err;
+}
+
+static bool
+names_equivocator(shoal_replica *r, const tkey *k)
+{
+    char hex[65];
+    shoal__hex(hex, k->pk, 32);
+    shoal_strlist *l;
+    if (shoal_equivocators(r, &l) != SHOAL_OK)
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < shoal_strlist_count(l); i++)
+        ok |= strcmp(shoal_strlist_get(l, i), hex) == 0;
+    shoal_strlist_free(l);
+    return ok;
+}
+
+/* The visible strings of list field f of (c, id), joined with ',' into
+ * out. */
+static bool
+list_str(shoal_replica *r, const char *id, const char *f, char *out, size_t cap)
+{
+    out[0] = 0;
+    shoal_doc *d;
+    if (shoal_doc_get(r, "c", id, &d) != SHOAL_OK)
+        return false;
+    size_t i, n;
+    bool ok = shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
+              shoal_doc_field_list_len(d, i, &n) == SHOAL_OK;
+    for (size_t j = 0; ok && j < n; j++) {
+        shoal_value v;
+        ok = shoal_doc_field_list_item(d, i, j, &v) == SHOAL_OK && v.type == SHOAL_T_STR;
+        if (ok) {
+            size_t l = strlen(out);
+            snprintf(out + l, cap - l, "%s%.*s", j ? "," : "", (int)v.len, (const char *)v.ptr);
+        }
+    }
+    shoal_doc_free(d);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void
@@ -436,15 +606,17 @@ test_one_bad_among_good(void)
     make_bundle(&bb, envs, 4);
     expect_reject(&f, bb.p, bb.len, SHOAL_EPROTO, "bad body", 0);
     shoal__buf_free(&bb);
-    /* Decodes, but invalid against the document: an insert after an
-     * element that does not exist.  Rejected at apply, whole. */
+    /* Decodes, but invalid: an insert whose id is not after its ref (a
+     * ref stamped later than the change).  Rejected at apply, whole.  (An
+     * insert after an element that merely does not exist is a no-op, see
+     * test_dangling_refs.) */
     shoal__op ins;
     memset(&ins, 0, sizeof ins);
     ins.kind = SHOAL__OP_INS;
     ins.field = (const uint8_t *)"l";
     ins.field_len = 1;
     ins.value.type = SHOAL_T_INT;
-    ins.ref.hlc = 1;
+    ins.ref.hlc = hlc + ((uint64_t)1 << 30);
     ins.ref.author = 0;
     ins.ref.index = 0;
     uint8_t pk2[32], sk2[64];
@@ -539,6 +711,9 @@ test_equivocation(void)
     char hex[65];
     shoal__hex(hex, pk, 32);
 
+    /* The version with the smaller change id is canonical, whichever came
+     * first (docs/c-api.md, "Equivocation"). */
+    bool first_wins = memcmp(id1, id1b, 32) < 0;
     char *dir = check_tmpdir("bundle-equiv");
     shoal_replica *x = open_dir(dir);
     REQUIRE(x);
@@ -549,34 +724,32 @@ test_equivocation(void)
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     shoal__buf_free(&bb);
-    snap s1, s2;
-    CHECK(take_snap(x, &s1));
     shoal__buf *e2[] = {&c1b};
     make_bundle(&bb, e2, 1);
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
-    CHECK_EQ(res.applied, 0);
+    CHECK_EQ(res.applied, first_wins ? 0 : 1);
     CHECK_EQ(res.equivocations, 1);
     CHECK_EQ(res.pending, 0);
     shoal__buf_free(&bb);
-    CHECK(take_snap(x, &s2));
-    CHECK(same_snap(&s1, &s2));
-    CHECK(get_str(x, "c", "d", "f", "one"));
+    CHECK(get_str(x, "c", "d", "f", first_wins ? "one" : "two"));
     shoal_strlist *l;
     REQUIRE(shoal_equivocators(x, &l) == SHOAL_OK);
     CHECK_EQ(shoal_strlist_count(l), 1);
     CHECK(shoal_strlist_count(l) == 1 && strcmp(shoal_strlist_get(l, 0), hex) == 0);
     shoal_strlist_free(l);
-    /* The honest continuation applies; the one built on the losing
-     * version waits for a change that will never be applied here. */
+    /* c2 and c2b are two versions of seq 2 as well, each built on its own
+     * seq 1: the canonical one applies (its dependency, if it names the
+     * other seq-1 version, maps to the canonical one). */
     shoal__buf *e3[] = {&c2, &c2b};
     make_bundle(&bb, e3, 2);
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     CHECK_EQ(res.equivocations, 1);
+    CHECK_EQ(res.pending, 0);
     shoal__buf_free(&bb);
     CHECK(get_str(x, "c", "d", "g", "3"));
     shoal_replica_close(x);
-    /* Both signed versions are kept as evidence. */
+    /* Both signed versions of seq 1 are kept as evidence. */
     shoal__store *s;
     shoal__store_opts so = {.durable = false};
     uint8_t spk[32];
@@ -592,8 +765,8 @@ test_equivocation(void)
     check_rmtree(dir);
     free(dir);
 
-    /* Both versions in one bundle: the first applies, the second is
-     * evidence; the reported author survives a reopen. */
+    /* Both versions in one bundle: the canonical one applies, the other
+     * is evidence; the reported author survives a reopen. */
     dir = check_tmpdir("bundle-equiv2");
     x = open_dir(dir);
     REQUIRE(x);
@@ -603,6 +776,7 @@ test_equivocation(void)
     CHECK_EQ(res.applied, 1);
     CHECK_EQ(res.equivocations, 1);
     shoal__buf_free(&bb);
+    CHECK(get_str(x, "c", "d", "f", first_wins ? "one" : "two"));
     shoal_replica_close(x);
     x = open_dir(dir);
     REQUIRE(x);
@@ -1026,6 +1200,468 @@ test_large_bad_signature(void)
     fix_close(&f);
 }
 
+/* ------------------------------------------------- equivocation: converge */
+
+/* X signs two versions A and B of seq 2; honest H builds on A (and on its
+ * own insert after A's element), honest K builds on B.  Variant 0: both
+ * versions edit document d (with the same element id when hA == hB);
+ * 1: B deletes d; 2: B edits another document. */
+typedef struct scen {
+    tkey x, h, k;
+    tenv x1, a, b, h1, h2, k1, z1;
+    uint64_t h0, ha, hb;
+    int variant;
+} scen;
+
+static void
+scen_free(scen *c)
+{
+    tenv *all[] = {&c->x1, &c->a, &c->b, &c->h1, &c->h2, &c->k1, &c->z1};
+    for (size_t i = 0; i < 7; i++)
+        shoal__buf_free(&all[i]->b);
+}
+
+static bool
+scen_make(scen *c, int variant, const char *tag)
+{
+    memset(c, 0, sizeof *c);
+    tkey_make(&c->x);
+    tkey_make(&c->h);
+    tkey_make(&c->k);
+    c->variant = variant;
+    c->h0 = shoal__hlc_make(now_ms(), 0);
+    c->ha = c->h0 + 10;
+    c->hb = c->h0 + 10 + check_rand_below(2);
+    bool ok = true;
+    shoal__op o1[] = {t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "x1")};
+    ok &= tenv_make(&c->x1, &c->x, 1, c->h0, NULL, 0, "d", NULL, 0, o1, 1) == 0;
+    const tenv *dx1[] = {&c->x1};
+    shoal__op oa[] = {t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "a"),
+                      t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "A"), t_count("n", 1)};
+    ok &= tenv_make(&c->a, &c->x, 2, c->ha, dx1, 1, "d", NULL, 0, oa, 3) == 0;
+    shoal__op ob0[] = {t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "b"),
+                       t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag), t_count("n", 5)};
+    shoal__op ob1[] = {t_op(SHOAL__OP_DELDOC, NULL, 0, 0, 0, false, NULL)};
+    shoal__op ob2[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag),
+                       t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "b")};
+    if (variant == 0)
+        ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "d", NULL, 0, ob0, 3) == 0;
+    else if (variant == 1)
+        ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "d", NULL, 0, ob1, 1) == 0;
+    else
+        ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "e", NULL, 0, ob2, 2) == 0;
+    const tenv *da[] = {&c->a};
+    shoal__op oh1[] = {t_op(SHOAL__OP_INS, "l", c->ha, 1, 0, false, "h"),
+                       t_op(SHOAL__OP_REP, "l", c->ha, 1, 0, false, "hr"),
+                       t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "H"), t_count("n", 2),
+                       t_op(SHOAL__OP_INS, "l", c->h0, 1, 0, false, "h3")};
+    ok &= tenv_make(&c->h1, &c->h, 1, c->h0 + 20, da, 1, "d", c->x.pk, 1, oh1, 5) == 0;
+    const tenv *dh1[] = {&c->h1};
+    shoal__op oh2[] = {t_op(SHOAL__OP_INS, "l", c->h0 + 20, 0, 0, false, "h4")};
+    ok &= tenv_make(&c->h2, &c->h, 2, c->h0 + 30, dh1, 1, "d", NULL, 0, oh2, 1) == 0;
+    const tenv *db[] = {&c->b};
+    shoal__op ok0[] = {t_op(SHOAL__OP_INS, "l", c->hb, 1, 0, false, "k"),
+                       t_op(SHOAL__OP_DEL, "l", c->hb, 1, 0, false, NULL), t_count("n", 3)};
+    shoal__op ok1[] = {t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "K")};
+    shoal__op ok2[] = {t_op(SHOAL__OP_INS, "l", c->hb, 1, 1, false, "k")};
+    if (variant == 0)
+        ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "d", c->x.pk, 1, ok0, 3) == 0;
+    else if (variant == 1)
+        ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "d", c->x.pk, 1, ok1, 1) == 0;
+    else
+        ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "e", c->x.pk, 1, ok2, 1) == 0;
+    shoal__op oz[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "z")};
+    ok &= tenv_make(&c->z1, &c->k, 2, c->h0 + 40, NULL, 0, "z", NULL, 0, oz, 1) == 0;
+    return ok;
+}
+
+static bool
+snap_eq_digests(shoal_replica *a, shoal_replica *b)
+{
+    snap x, y;
+    if (!take_snap(a, &x) || !take_snap(b, &y))
+        return false;
+    return memcmp(x.full, y.full, 32) == 0 && memcmp(x.vis, y.vis, 32) == 0 &&
+           x.pending == y.pending && memcmp(x.vvsum, y.vvsum, 32) == 0;
+}
+
+static void
+test_equiv_converge(void)
+{
+    for (int iter = 0; iter < 9; iter++) {
+        scen c;
+        char tag[16];
+        snprintf(tag, sizeof tag, "B%d", iter);
+        REQUIRE(scen_make(&c, iter % 3, tag));
+        bool a_wins = memcmp(c.a.id, c.b.id, 32) < 0;
+        char *d1 = check_tmpdir("equiv-r1"), *d2 = check_tmpdir("equiv-r2"),
+             *d3 = check_tmpdir("equiv-r3");
+        shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2), *r3 = open_dir(d3);
+        REQUIRE(r1 && r2 && r3);
+        shoal_import_result res;
+        tenv *s1[] = {&c.x1, &c.a, &c.h1, &c.h2};
+        tenv *s1b[] = {&c.b, &c.k1, &c.z1};
+        tenv *s2[] = {&c.x1, &c.b, &c.k1, &c.z1};
+        tenv *s2b[] = {&c.a, &c.h1, &c.h2};
+        CHECK_EQ(import_envs(r1, s1, 4, &res), SHOAL_OK);
+        CHECK_EQ(res.applied, 4);
+        CHECK_EQ(import_envs(r1, s1b, 3, &res), SHOAL_OK);
+        CHECK_EQ(res.equivocations, 1);
+        CHECK_EQ(import_envs(r2, s2, 4, &res), SHOAL_OK);
+        CHECK_EQ(res.applied, 4);
+        CHECK_EQ(import_envs(r2, s2b, 3, &res), SHOAL_OK);
+        CHECK_EQ(res.equivocations, 1);
+        /* r3: one change per import, in a random order. */
+        tenv *all[] = {&c.x1, &c.a, &c.b, &c.h1, &c.h2, &c.k1, &c.z1};
+        for (size_t i = 7; i > 1; i--) {
+            size_t j = check_rand_below(i);
+            tenv *tmp = all[i - 1];
+            all[i - 1] = all[j];
+            all[j] = tmp;
+        }
+        for (size_t i = 0; i < 7; i++)
+            CHECK_EQ(import_envs(r3, &all[i], 1, &res), SHOAL_OK);
+        uint64_t pc = 99;
+        CHECK(shoal_pending_count(r1, &pc) == SHOAL_OK && pc == 0);
+        CHECK(shoal_pending_count(r2, &pc) == SHOAL_OK && pc == 0);
+        CHECK(shoal_pending_count(r3, &pc) == SHOAL_OK && pc == 0);
+        if (!snap_eq_digests(r1, r2) || !snap_eq_digests(r1, r3)) {
+            fprintf(stderr, "iteration %d (variant %d, %s wins): replicas differ\n", iter,
+                    iter % 3, a_wins ? "A" : "B");
+            check_failures++;
+        }
+        /* The canonical version's effects are visible, the other's not. */
+        if (a_wins)
+            CHECK(get_str(r1, "c", "d", "f", "A"));
+        else if (c.variant == 0)
+            CHECK(get_str(r1, "c", "d", "f", tag));
+        else if (c.variant == 2)
+            CHECK(get_str(r1, "c", "e", "f", tag) && !get_str(r1, "c", "d", "f", "A"));
+        CHECK(names_equivocator(r1, &c.x) && names_equivocator(r2, &c.x) &&
+              names_equivocator(r3, &c.x));
+        /* Exchanging everything (bundles carry the evidence) changes
+         * nothing more. */
+        snap before;
+        CHECK(take_snap(r1, &before));
+        CHECK_EQ(pour(r1, r2), SHOAL_OK);
+        CHECK_EQ(pour(r2, r1), SHOAL_OK);
+        CHECK(snap_eq_digests(r1, r2));
+        snap after;
+        CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+        /* A reopen keeps it all. */
+        shoal_replica_close(r1);
+        shoal_replica_close(r2);
+        r1 = open_dir(d1);
+        r2 = open_dir(d2);
+        REQUIRE(r1 && r2);
+        CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+        CHECK(snap_eq_digests(r1, r2) && snap_eq_digests(r1, r3));
+        CHECK(names_equivocator(r1, &c.x) && names_equivocator(r2, &c.x));
+        /* A new local change on top of the rebuilt document applies. */
+        CHECK_EQ(set_str(r1, "c", "d", "w", "after"), SHOAL_OK);
+        CHECK_EQ(pour(r1, r2), SHOAL_OK);
+        CHECK(snap_eq_digests(r1, r2));
+        shoal_replica_close(r1);
+        shoal_replica_close(r2);
+        shoal_replica_close(r3);
+        check_rmtree(d1);
+        check_rmtree(d2);
+        check_rmtree(d3);
+        free(d1);
+        free(d2);
+        free(d3);
+        scen_free(&c);
+    }
+}
+
+/* Make the scenario with B's id below A's (retrying B's tag). */
+static bool
+scen_b_wins(scen *c, int variant, char *tag, size_t cap)
+{
+    for (int i = 0; i < 64; i++) {
+        snprintf(tag, cap, "B%d", i);
+        if (!scen_make(c, variant, tag))
+            return false;
+        if (memcmp(c->b.id, c->a.id, 32) < 0 && c->hb != c->ha)
+            return true;
+        scen_free(c);
+    }
+    return false;
+}
+
+/* Ops built on the losing version's elements are no-ops everywhere; a
+ * replica that only ever held the winner applies the changes built on the
+ * loser once the loser's envelope arrives as evidence. */
+static void
+test_dangling_refs(void)
+{
+    scen c;
+    char tag[16];
+    REQUIRE(scen_b_wins(&c, 0, tag, sizeof tag));
+    char *d1 = check_tmpdir("dangle-1"), *d2 = check_tmpdir("dangle-2");
+    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    REQUIRE(r1 && r2);
+    shoal_import_result res;
+    /* r1 applies A and the changes built on it, then B replaces A. */
+    tenv *s1[] = {&c.x1, &c.a, &c.h1, &c.h2};
+    CHECK_EQ(import_envs(r1, s1, 4, &res), SHOAL_OK);
+    char l[256];
+    CHECK(list_str(r1, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,hr,h,h4") == 0);
+    tenv *s1b[] = {&c.b};
+    CHECK_EQ(import_envs(r1, s1b, 1, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 1);
+    CHECK_EQ(res.equivocations, 1);
+    /* RGA after x1: h3 (greater id) before b; h (after A's element), the
+     * REP of it and h4 (after h) are gone. */
+    CHECK(list_str(r1, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,b") == 0);
+    if (strcmp(l, "x1,h3,b") != 0)
+        fprintf(stderr, "list after the swap: %s\n", l);
+    CHECK(get_str(r1, "c", "d", "f", tag) && get_str(r1, "c", "d", "g", "H"));
+    /* r2 holds only the winner: the changes built on A wait ... */
+    tenv *s2[] = {&c.x1, &c.b, &c.h1, &c.h2};
+    CHECK_EQ(import_envs(r2, s2, 4, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 2);
+    CHECK_EQ(res.pending, 2);
+    /* ... until A's envelope arrives: evidence, and their dependency. */
+    tenv *s2b[] = {&c.a};
+    CHECK_EQ(import_envs(r2, s2b, 1, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 2);   /* h1 and h2, from the pending set; not A */
+    CHECK_EQ(res.equivocations, 1);
+    uint64_t pc = 9;
+    CHECK(shoal_pending_count(r2, &pc) == SHOAL_OK && pc == 0);
+    CHECK(list_str(r2, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,b") == 0);
+    CHECK(snap_eq_digests(r1, r2));
+    /* Replays of either version or of the honest changes: no-ops. */
+    snap before, after;
+    CHECK(take_snap(r1, &before));
+    tenv *again[] = {&c.a, &c.b, &c.h1, &c.x1};
+    CHECK_EQ(import_envs(r1, again, 4, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 0);
+    CHECK_EQ(res.equivocations, 0);
+    CHECK_EQ(res.duplicate, 4);
+    CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+    shoal_replica_close(r1);
+    shoal_replica_close(r2);
+    check_rmtree(d1);
+    check_rmtree(d2);
+    free(d1);
+    free(d2);
+    scen_free(&c);
+}
+
+typedef struct evc {
+    const uint8_t *author;
+    size_t n, all;
+    uint8_t min[32];
+} evc;
+
+static int
+evc_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
+       void *arg)
+{
+    (void)seq;
+    (void)env;
+    evc *e = arg;
+    e->all++;
+    if (memcmp(author, e->author, 32) == 0) {
+        if (e->n == 0 || memcmp(cid, e->min, 32) < 0)
+            memcpy(e->min, cid, 32);
+        e->n++;
+    }
+    return 0;
+}
+
+static int
+evc_fn(shoal__stxn *t, void *arg)
+{
+    return shoal__stxn_evidence_scan(t, evc_cb, arg);
+}
+
+typedef struct swc {
+    const uint8_t *author;
+    uint64_t seq;
+    uint8_t cid[32];
+    int as;
+    bool has_a, has_b;
+    const uint8_t *a, *b;
+} swc;
+
+static int
+swc_fn(shoal__stxn *t, void *arg)
+{
+    swc *w = arg;
+    w->as = shoal__stxn_authseq_get(t, w->author, w->seq, w->cid);
+    w->has_a = shoal__stxn_change_has(t, w->a);
+    w->has_b = shoal__stxn_change_has(t, w->b);
+    return SHOAL_OK;
+}
+
+static void
+store_check(const char *dir, swc *w, evc *e)
+{
+    shoal__store *s;
+    shoal__store_opts so = {.durable = false};
+    uint8_t spk[32];
+    uint8_t *ssk = NULL;
+    char eb[256];
+    if (shoal__store_open(&s, dir, &so, spk, &ssk, eb, sizeof eb) != SHOAL_OK) {
+        check_failures++;
+        return;
+    }
+    if (w)
+        CHECK_EQ(shoal__store_read(s, swc_fn, w), SHOAL_OK);
+    if (e)
+        CHECK_EQ(shoal__store_read(s, evc_fn, e), SHOAL_OK);
+    shoal__store_free_secret(ssk);
+    shoal__store_close(s);
+}
+
+/* Many versions of one seq: evidence stays bounded (the canonical plus one
+ * other), the state converges on the smallest id whatever the order. */
+static void
+test_evidence_bound(void)
+{
+    enum { NV = 40 };
+    tkey x;
+    tkey_make(&x);
+    uint64_t h0 = shoal__hlc_make(now_ms(), 0);
+    tenv x1, v[NV];
+    shoal__op o1[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "one")};
+    REQUIRE(tenv_make(&x1, &x, 1, h0, NULL, 0, "d", NULL, 0, o1, 1) == 0);
+    size_t min = 0;
+    char vals[NV][8];
+    for (size_t i = 0; i < NV; i++) {
+        snprintf(vals[i], sizeof vals[i], "v%zu", i);
+        shoal__op o[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, vals[i])};
+        const tenv *dx[] = {&x1};
+        REQUIRE(tenv_make(&v[i], &x, 2, h0 + 1 + i, dx, 1, "d", NULL, 0, o, 1) == 0);
+        if (memcmp(v[i].id, v[min].id, 32) < 0)
+            min = i;
+    }
+    char *d1 = check_tmpdir("evb-1"), *d2 = check_tmpdir("evb-2");
+    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    REQUIRE(r1 && r2);
+    tenv *first[] = {&x1};
+    CHECK_EQ(import_envs(r1, first, 1, NULL), SHOAL_OK);
+    CHECK_EQ(import_envs(r2, first, 1, NULL), SHOAL_OK);
+    /* r1: in index order, a few per bundle; r2: reversed, one by one. */
+    for (size_t i = 0; i < NV; i += 5) {
+        tenv *b[5];
+        for (size_t j = 0; j < 5; j++)
+            b[j] = &v[i + j];
+        CHECK_EQ(import_envs(r1, b, 5, NULL), SHOAL_OK);
+    }
+    for (size_t i = NV; i > 0; i--) {
+        tenv *b[] = {&v[i - 1]};
+        CHECK_EQ(import_envs(r2, b, 1, NULL), SHOAL_OK);
+    }
+    CHECK(get_str(r1, "c", "d", "f", vals[min]) && get_str(r2, "c", "d", "f", vals[min]));
+    CHECK(snap_eq_digests(r1, r2));
+    CHECK(names_equivocator(r1, &x) && names_equivocator(r2, &x));
+    shoal_replica_close(r1);
+    shoal_replica_close(r2);
+    const char *dirs[] = {d1, d2};
+    for (size_t i = 0; i < 2; i++) {
+        evc e = {.author = x.pk};
+        store_check(dirs[i], NULL, &e);
+        CHECK_EQ(e.n, 2);
+        CHECK_EQ(e.all, 2);
+        CHECK(memcmp(e.min, v[min].id, 32) == 0);
+    }
+    check_rmtree(d1);
+    check_rmtree(d2);
+    free(d1);
+    free(d2);
+    shoal__buf_free(&x1.b);
+    for (size_t i = 0; i < NV; i++)
+        shoal__buf_free(&v[i].b);
+}
+
+/* The swap through the lagging indexes: A applied, hundreds of changes
+ * after it, then B (smaller) replaces it, more changes cross the index
+ * batch of 256; after a reopen the indexes, the version vector, the log
+ * (export) and the state are those of a replica that only ever had B. */
+static void
+test_swap_reopen(void)
+{
+    scen c;
+    char tag[16];
+    REQUIRE(scen_b_wins(&c, 0, tag, sizeof tag));
+    enum { NH = 300 };
+    tenv *hs = calloc(2 * NH, sizeof *hs);
+    REQUIRE(hs);
+    for (size_t i = 0; i < 2 * NH; i++) {
+        char val[16], doc[16];
+        snprintf(val, sizeof val, "%zu", i);
+        snprintf(doc, sizeof doc, "h%zu", i % 7);
+        shoal__op o[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, val)};
+        REQUIRE(tenv_make(&hs[i], &c.h, 1 + i, c.h0 + 100 + i, NULL, 0, doc, NULL, 0, o, 1) ==
+                0);
+    }
+    char *d1 = check_tmpdir("swap-1"), *d2 = check_tmpdir("swap-2");
+    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    REQUIRE(r1 && r2);
+    tenv *pre[] = {&c.x1, &c.a};
+    CHECK_EQ(import_envs(r1, pre, 2, NULL), SHOAL_OK);
+    for (size_t i = 0; i < NH; i += 10)
+        CHECK_EQ(import_envs(r1, (tenv *[]){&hs[i], &hs[i + 1], &hs[i + 2], &hs[i + 3],
+                                            &hs[i + 4], &hs[i + 5], &hs[i + 6], &hs[i + 7],
+                                            &hs[i + 8], &hs[i + 9]},
+                             10, NULL),
+                 SHOAL_OK);
+    tenv *sw[] = {&c.b};
+    shoal_import_result res;
+    CHECK_EQ(import_envs(r1, sw, 1, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 1);
+    for (size_t i = NH; i < 2 * NH; i++)
+        CHECK_EQ(import_envs(r1, (tenv *[]){&hs[i]}, 1, NULL), SHOAL_OK);
+    /* r2: only ever B. */
+    tenv *pre2[] = {&c.x1, &c.b};
+    CHECK_EQ(import_envs(r2, pre2, 2, NULL), SHOAL_OK);
+    for (size_t i = 0; i < 2 * NH; i++)
+        CHECK_EQ(import_envs(r2, (tenv *[]){&hs[i]}, 1, NULL), SHOAL_OK);
+    CHECK(snap_eq_digests(r1, r2));
+    uint8_t *p;
+    size_t n;
+    REQUIRE(shoal_export(r1, NULL, &p, &n) == SHOAL_OK);
+    shoal__span *sp;
+    size_t cnt;
+    REQUIRE(shoal__bundle_split(p, n, &sp, &cnt) == SHOAL_OK);
+    /* Applied changes (A not among them), then the evidence A. */
+    CHECK_EQ(cnt, 2 + 2 * NH + 1);
+    bool a_last = cnt > 0 && sp[cnt - 1].len == c.a.b.len &&
+                  memcmp(p + sp[cnt - 1].off, c.a.b.p, c.a.b.len) == 0;
+    CHECK(a_last);
+    shoal__free(sp);
+    shoal_free(p);
+    shoal_replica_close(r1);
+    shoal_replica_close(r2);
+    swc w = {.author = c.x.pk, .seq = 2, .a = c.a.id, .b = c.b.id};
+    store_check(d1, &w, NULL);
+    CHECK_EQ(w.as, SHOAL_OK);
+    CHECK(memcmp(w.cid, c.b.id, 32) == 0);
+    CHECK(!w.has_a && w.has_b);
+    r1 = open_dir(d1);
+    r2 = open_dir(d2);
+    REQUIRE(r1 && r2);
+    CHECK(snap_eq_digests(r1, r2));
+    shoal_vv *vv;
+    REQUIRE(shoal_replica_version(r1, &vv) == SHOAL_OK);
+    CHECK_EQ(shoal_vv_get(vv, c.x.pk), 2);
+    CHECK_EQ(shoal_vv_get(vv, c.h.pk), 2 * NH);
+    shoal_vv_free(vv);
+    shoal_replica_close(r1);
+    shoal_replica_close(r2);
+    check_rmtree(d1);
+    check_rmtree(d2);
+    free(d1);
+    free(d2);
+    for (size_t i = 0; i < 2 * NH; i++)
+        shoal__buf_free(&hs[i].b);
+    free(hs);
+    scen_free(&c);
+}
+
 int
 main(void)
 {
@@ -1038,6 +1674,10 @@ main(void)
     RUN(test_forged_and_foreign);
     RUN(test_one_bad_among_good);
     RUN(test_equivocation);
+    RUN(test_equiv_converge);
+    RUN(test_dangling_refs);
+    RUN(test_evidence_bound);
+    RUN(test_swap_reopen);
     RUN(test_causal_order);
     RUN(test_import_redecode);
     RUN(test_import_memory);

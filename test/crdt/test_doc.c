@@ -644,17 +644,29 @@ static void test_kind_conflicts(void)
     CHECK_EQ(all_orders(cs3, 2, NULL, ""), 2);
 }
 
+/* Missing refs (an element only a losing equivocation version created,
+ * or one inserted after such an element) are no-ops that leave the state
+ * byte for byte as it was; structural errors stay SHOAL_EPROTO. */
 static void test_invalid_ops(void)
 {
     tchange base, t;
     tc_init(&base, KA, 100, 0);
     ins(&base, "l", head(), vint(1));
     set(&base, "r", vint(1));
+    shoal__buf want;
+    shoal__buf_init(&want);
+    {
+        shoal__doc *d0 = shoal__doc_new();
+        REQUIRE(shoal__doc_apply(d0, &base.c, 0, base.c.nops) == SHOAL_OK);
+        REQUIRE(shoal__doc_encode_full(d0, &want) == SHOAL_OK);
+        shoal__doc_free(d0);
+    }
 
-    for (int kase = 0; kase < 12; kase++) {
+    for (int kase = 0; kase < 15; kase++) {
         shoal__doc *d = shoal__doc_new();
         CHECK_EQ(shoal__doc_apply(d, &base.c, 0, base.c.nops), SHOAL_OK);
         tc_init(&t, KB, 200, 0);
+        bool noop = kase <= 5;
         switch (kase) {
         case 0: ins(&t, "l", ref(&t, KA, 99, 0), vint(2)); break;       /* unknown ref */
         case 1: ins(&t, "l", ref(&t, KC, 100, 0), vint(2)); break;      /* unknown author */
@@ -677,14 +689,33 @@ static void test_invalid_ops(void)
             ins(&t, "l", ref(&t, KA, 100, 0), vint(2));
             break;
         case 11: set(&t, "x", vint(1)); t.ops[0].field_len = 0; break;  /* empty field */
+        case 12: /* the same, with a ref that names no element */
+            t.c.hlc = 50;
+            ins(&t, "l", ref(&t, KA, 60, 0), vint(2));
+            break;
+        case 13: del(&t, "l", ref(&t, KA, 300, 0)); break;  /* missing and later than the change */
+        case 14: {   /* missing, ref author out of range, into a missing list */
+            shoal__ref r = ref(&t, KA, 100, 0);
+            r.author = 7;
+            ins(&t, "nolist", r, vint(1));
+            break;
+        }
         }
         int rc = shoal__doc_apply(d, &t.c, 0, t.c.nops);
-        if (rc != SHOAL_EPROTO) {
+        if (rc != (noop ? SHOAL_OK : SHOAL_EPROTO)) {
             fprintf(stderr, "case %d: rc %d\n", kase, rc);
             check_failures++;
         }
+        if (noop) {
+            shoal__buf got;
+            shoal__buf_init(&got);
+            CHECK_EQ(shoal__doc_encode_full(d, &got), SHOAL_OK);
+            CHECK(got.len == want.len && memcmp(got.p, want.p, got.len) == 0);
+            shoal__buf_free(&got);
+        }
         shoal__doc_free(d);
     }
+    shoal__buf_free(&want);
 }
 
 static void test_view(void)
