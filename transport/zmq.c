@@ -190,6 +190,7 @@ struct shoal__engine {
     bool th_started;
     int wake[2];
     atomic_bool notified;
+    uint64_t frames_out;         /* frames the sessions produced (engine thread) */
 
     pthread_mutex_t mu;        /* guards the fields below */
     pthread_cond_t cv;
@@ -770,6 +771,7 @@ sess_pump(shoal__engine *e, lnk *l, sess *s)
         size_t n;
         if (shoal__session_next(s->s, &f, &n) != 1)
             break;
+        e->frames_out++;
         int rc = send_frame(l, s, f, n);
         if (rc < 0) {
             s->dead = true;
@@ -1598,15 +1600,31 @@ housekeeping(shoal__engine *e)
     return timeout < 0 ? 0 : timeout;
 }
 
-static void
+/* Tell every session the log grew and pump it.  Returns false when that
+ * was for nothing and more commits would be too: no session had a frame to
+ * send, and every live session is handshaken and waits for the peer to
+ * acknowledge changes in flight (lag > 0 with nothing sendable means its
+ * window is full), so each of them pumps again when that ACK arrives. */
+static bool
 push_all(shoal__engine *e)
 {
+    uint64_t before = e->frames_out;
+    bool waiting = false, idle = false;
     for (lnk *l = e->links; l; l = l->next)
         for (sess *s = l->ss; s; s = s->next)
             if (!s->dead) {
                 shoal__session_changed(s->s);
                 sess_pump(e, l, s);
+                shoal__session_stats st;
+                shoal__session_get_stats(s->s, &st);
+                if (s->dead || st.failed)
+                    continue;
+                if (st.handshaken && st.lag > 0)
+                    waiting = true;
+                else
+                    idle = true;
             }
+    return e->frames_out != before || idle || !waiting;
 }
 
 static void *
@@ -1697,7 +1715,14 @@ engine_main(void *arg)
         bool notified = atomic_exchange(&e->notified, false);
         if (notified || e->relay) {
             e->relay = false;
-            push_all(e);
+            /* Every session waits for an ACK (see push_all) and already
+             * knows the log grew.  Leave notified set so that commits
+             * meanwhile do not wake this thread for nothing (a writer
+             * committing thousands of times a second against a full
+             * window); the next pass of this loop, after any frame or the
+             * log poll, clears it and pushes again. */
+            if (!push_all(e))
+                atomic_store(&e->notified, true);
         }
     }
     /* Shut down: fail waiting commands, close everything, save. */
