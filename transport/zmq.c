@@ -80,7 +80,6 @@ enum {
     RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
     SAVE_MS = 5000,           /* periodic save of changed peer state */
     URGENT_SAVE_MS = 1000,    /* a peer's urgent saves: at most one per interval */
-    LOG_POLL_MS = 250,        /* look for commits made by other processes */
     BACKOFF_MIN_MS = 500,
     BACKOFF_MAX_MS = 30000,
     RECONNECT_IVL_MS = 100,
@@ -174,6 +173,9 @@ typedef struct gone {
 } gone;
 
 size_t shoal__engine_max_peers = SHOAL__ENGINE_PEERS;
+/* How often the engine looks at the log for commits of other processes
+ * (tests raise it to show that pushes never wait for it). */
+_Atomic uint64_t shoal__engine_log_poll_ms = 250;
 
 typedef struct allowed {
     uint8_t x[32];
@@ -1593,7 +1595,7 @@ housekeeping(shoal__engine *e)
     if (now >= e->next_log_poll) {
         if (e->links)
             e->relay = true;
-        e->next_log_poll = now + LOG_POLL_MS;
+        e->next_log_poll = now + shoal__engine_log_poll_ms;
     }
     if ((long)(e->next_log_poll - now) < timeout)
         timeout = (long)(e->next_log_poll - now);
