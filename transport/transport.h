@@ -218,6 +218,9 @@ typedef struct shoal__engine_cfg {
 enum { SHOAL__ENGINE_PEERS = 4096 };
 /* The cap when cfg.max_peers is 0 (SHOAL__ENGINE_PEERS; tests lower it). */
 extern size_t shoal__engine_max_peers;
+/* Interval of the engine's look at the log for commits made by other
+ * processes sharing the directory (ms; 250). */
+extern _Atomic uint64_t shoal__engine_log_poll_ms;
 
 int shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg);
 /* Close every link, stop and join the thread, free.  NULL is a no-op. */
