@@ -572,11 +572,10 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
         *resolved = true;
         return SHOAL_OK;
     }
-    shoal__sval held;
-    err = shoal__stxn_evidence_get(t, k->c.author, k->c.seq, k->cid, &held);
+    err = shoal__stxn_evidence_find(t, k->cid, NULL, NULL);
     if (err && err != SHOAL_ENOTFOUND)
         return err;
-    bool known = err == SHOAL_OK;   /* held as evidence already */
+    bool known = err == SHOAL_OK;   /* seen as a version already */
     uint8_t emin[32];
     bool has_ev;
     err = evidence_min(t, k, emin, &has_ev);
@@ -620,6 +619,13 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
                 if (err)
                     return err;
             }
+            /* Kept or not, its id maps to its (author, seq) (rule 3), up
+             * to SHOAL__EVIDENCE_IDS ids. */
+            if (shoal__stxn_evidence_find(t, k->cid, NULL, NULL) == SHOAL_ENOTFOUND &&
+                shoal__stxn_evidence_ids(t) < SHOAL__EVIDENCE_IDS)
+                err = shoal__stxn_evidence_alias(t, k->c.author, k->c.seq, k->cid);
+            if (err)
+                return err;
         } else if (k->from_bundle) {
             x->res.duplicate++;
         }

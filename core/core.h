@@ -35,6 +35,7 @@ enum {
     SHOAL__SNAP_MIN = 4096,         /* tail bytes before a snapshot is written */
     SHOAL__DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID,
     SHOAL__EVIDENCE_MAX = 65536,    /* evidence envelopes kept (docs/c-api.md) */
+    SHOAL__EVIDENCE_IDS = 262144,   /* version ids kept for dependency mapping */
     SHOAL__ERRMSG = 256
 };
 

@@ -17,7 +17,11 @@
  *                 decode -> causal apply -> pending set as shoal_import
  *                 (shoal__import_spans in bundle.c);
  *   authseq       the id of the change applied under (author, seq), to
- *                 notice equivocation from a peer's vector.
+ *                 notice equivocation from a peer's vector;
+ * and the equivocation extension (shoal__host_ext, registered for
+ * host_version): our applied envelope of one (author, seq), and the
+ * evidence we hold, with a generation that moves when new evidence is
+ * stored (r->ev_gen), so sessions pass it on.
  *
  * Only durable changes leave: in non-durable mode next_changes syncs the
  * store once before it hands out any change (a commit returned before its
@@ -247,8 +251,8 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     err = shoal__import_spans(r, p, spans, count, res);
     pthread_mutex_unlock(&r->mu);
     shoal__free(spans);
-    if (!err && res->applied > 0)
-        shoal__net_notify(r);
+    if (!err && (res->applied > 0 || res->equivocations > 0))
+        shoal__net_notify(r);   /* new changes, or evidence to pass on */
     return err;
 }
 
@@ -278,6 +282,158 @@ host_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
     return err;
 }
 
+/* ---------------------------------------------------------- equivocation */
+
+typedef struct envx {
+    const uint8_t *author;
+    uint64_t seq;
+    shoal__buf *out;
+} envx;
+
+static int
+envelope_fn(shoal__stxn *t, void *arg)
+{
+    envx *x = arg;
+    uint8_t cid[32];
+    int err = shoal__stxn_authseq_get(t, x->author, x->seq, cid);
+    shoal__sval env;
+    if (!err)
+        err = shoal__stxn_change_get(t, cid, &env);
+    if (!err)
+        err = shoal__buf_append(x->out, env.p, env.len);
+    return err;
+}
+
+static int
+host_envelope(void *ctx, const uint8_t author[32], uint64_t seq, shoal__buf *out)
+{
+    shoal_replica *r = ctx;
+    size_t start = out->len;
+    envx x = {author, seq, out};
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, envelope_fn, &x);
+    pthread_mutex_unlock(&r->mu);
+    if (err)
+        out->len = start;
+    return err;
+}
+
+static uint64_t
+host_evidence_gen(void *ctx)
+{
+    shoal_replica *r = ctx;
+    return atomic_load(&r->ev_gen);
+}
+
+typedef struct evx {
+    shoal__stxn *t;
+    size_t skip;
+    size_t seen;
+    size_t max_changes, max_bytes;
+    shoal__buf *out;
+    size_t count, bytes;
+    int err;
+} evx;
+
+static int
+evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+            const shoal__sval *env, void *arg)
+{
+    (void)cid;
+    evx *x = arg;
+    uint8_t have[32];
+    if (shoal__stxn_authseq_get(x->t, author, seq, have) != SHOAL_OK)
+        return 0;   /* nothing applied at seq: the peer would think we hold it */
+    if (x->seen++ < x->skip)
+        return 0;
+    if (x->count >= x->max_changes || (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
+        x->seen--;
+        return 1;
+    }
+    int err = shoal__buf_append(x->out, env->p, env->len);
+    if (err) {
+        x->err = err;
+        return 1;
+    }
+    x->count++;
+    x->bytes += env->len;
+    return 0;
+}
+
+static int
+evidence_fn(shoal__stxn *t, void *arg)
+{
+    evx *x = arg;
+    x->t = t;
+    if (shoal__stxn_evidence_count(t) == 0)
+        return SHOAL_OK;
+    int err = shoal__stxn_evidence_scan(t, evidence_cb, x);
+    if (x->err)
+        return x->err;
+    return err == 1 ? SHOAL_OK : err;
+}
+
+static int
+host_evidence(void *ctx, size_t *from, size_t max_changes, size_t max_bytes, shoal__buf *out,
+              size_t *count)
+{
+    shoal_replica *r = ctx;
+    size_t start = out->len;
+    evx x = {.skip = *from, .max_changes = max_changes, .max_bytes = max_bytes, .out = out};
+    *count = 0;
+    if (max_changes == 0)
+        return SHOAL_OK;
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, evidence_fn, &x);
+    pthread_mutex_unlock(&r->mu);
+    if (err) {
+        out->len = start;
+        return err;
+    }
+    *from = x.seen;
+    *count = x.count;
+    return SHOAL_OK;
+}
+
+typedef struct stx {
+    const uint8_t *author;
+    uint64_t seq;
+    const uint8_t *cid;
+    bool yes;
+} stx;
+
+static int
+settled_fn(shoal__stxn *t, void *arg)
+{
+    stx *x = arg;
+    uint8_t have[2 * 32];
+    size_t n = 0;
+    int err = shoal__stxn_evidence_versions(t, x->author, x->seq, have, 2, &n);
+    if (err)
+        return err;
+    x->yes = n >= 2 || shoal__stxn_change_has(t, x->cid) || shoal__stxn_pending_has(t, x->cid) ||
+             shoal__stxn_evidence_find(t, x->cid, NULL, NULL) == SHOAL_OK;
+    return SHOAL_OK;
+}
+
+static bool
+host_settled(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    shoal_replica *r = ctx;
+    stx x = {author, seq, cid, false};
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, settled_fn, &x);
+    pthread_mutex_unlock(&r->mu);
+    return !err && x.yes;
+}
+
+static const shoal__host_ext host_ext = {
+    .envelope = host_envelope,
+    .evidence_gen = host_evidence_gen,
+    .evidence = host_evidence,
+    .settled = host_settled,
+};
+
 void
 shoal__host_init(shoal__host *h, shoal_replica *r)
 {
@@ -287,4 +443,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->next_changes = host_next_changes;
     h->apply = host_apply;
     h->authseq = host_authseq;
+    shoal__host_extend(host_version, &host_ext);
 }

@@ -1549,10 +1549,20 @@ int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t 
     uint8_t k[72];
     authseq_key(k, author, seq);
     memcpy(k + 40, cid, 32);
-    int rc = t_del(t, T_EVIDENCE, k, 72);
-    if (!rc)
-        rc = t_del(t, T_EVCID, cid, 32);
-    return rc;
+    return t_del(t, T_EVIDENCE, k, 72);
+}
+
+int shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                               const uint8_t cid[32])
+{
+    uint8_t k[40];
+    authseq_key(k, author, seq);
+    return t_put(t, T_EVCID, cid, 32, k, 40, 0);
+}
+
+uint64_t shoal__stxn_evidence_ids(shoal__stxn *t)
+{
+    return t_count(t, T_EVCID);
 }
 
 int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],

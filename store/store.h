@@ -23,8 +23,9 @@
  *             log: a log entry may carry its document's meta, see doc_put)
  *   docsnap   coll NUL id -> document snapshot (opaque to the store)
  *   peers     peer key (32) -> peer state (opaque to the store)
- *   evcid     change id (32) -> author (32) | seq (u64 BE): the evidence
- *             entries by change id (dependency mapping, docs/c-api.md)
+ *   evcid     change id (32) -> author (32) | seq (u64 BE): every version
+ *             of an equivocated (author, seq) seen, with or without its
+ *             envelope in evidence (dependency mapping, docs/c-api.md)
  *
  * A log entry whose change was superseded (an equivocation resolved
  * against it) keeps its position and link but has bit 62 of the link set:
@@ -150,11 +151,19 @@ int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t 
 typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq,
                                   const uint8_t cid[32], const shoal__sval *env, void *arg);
 int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
-/* Remove one evidence entry (SHOAL_ENOTFOUND if absent). */
+/* Remove one evidence envelope (SHOAL_ENOTFOUND if absent); its id stays
+ * in evcid. */
 int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                              const uint8_t cid[32]);
-/* The (author, seq) of evidence entry cid (either may be NULL);
- * SHOAL_ENOTFOUND if cid is not held as evidence. */
+/* Record that cid is a version of (author, seq) without keeping its
+ * envelope (evidence_put records it too). */
+int shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                               const uint8_t cid[32]);
+/* Ids in evcid. */
+uint64_t shoal__stxn_evidence_ids(shoal__stxn *t);
+/* The (author, seq) of version cid (either may be NULL), from evcid;
+ * SHOAL_ENOTFOUND if cid was never seen as a version of an equivocated
+ * (author, seq). */
 int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],
                               uint64_t *seq);
 /* The envelope of one evidence entry (Borrowed as every sval). */

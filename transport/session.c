@@ -23,9 +23,21 @@
  * A batch is applied whole through host->apply (verify every signature,
  * causal apply, pending set) or rejected whole.
  *
+ * Equivocation: when the peer claims another change id than ours for an
+ * (author, seq) (its HELLO, its ACKs), we send it our version (at most
+ * SHOAL__EXTRA_MAX per session) in an ordinary BATCH, so the peer holds
+ * both and applies the rule; we count ourselves caught up only once that
+ * batch is acknowledged and a batch from the peer brought its version of
+ * each such (author, seq) (the peer does the same).  Once after the
+ * handshake, and again whenever the host stores new evidence, we send the
+ * evidence we hold (at most SHOAL__EVIDENCE_SEND envelopes per session),
+ * so a replica that resolved an equivocation tells every peer.  To the
+ * receiver these are envelopes like any other: a duplicate is a no-op.
+ *
  * Ownership: the session owns every buffer it hands out; a frame returned
  * by shoal__session_next is Borrowed until the next call on the session.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +52,7 @@ enum {
 
 struct shoal__session {
     const shoal__host *host;
+    const shoal__host_ext *ext;  /* the host's equivocation support, or NULL */
     uint8_t self[32];
     bool expect;
     uint8_t expect_key[32];
@@ -73,7 +86,55 @@ struct shoal__session {
     uint64_t sent_batches;       /* BATCH numbers handed out: 1..sent_batches */
     uint64_t acked;              /* ACKs received: batches 1..acked */
     uint64_t recv_batches;       /* BATCH frames received and applied */
+
+    /* Equivocation (see the top). */
+    shoal__vventry *extra;       /* (author, seq, the peer's cid) we disagree on */
+    bool *extra_got;             /* a batch from the peer held that (author, seq) */
+    size_t nextra;               /* entries (at most SHOAL__EXTRA_MAX) */
+    size_t extra_sent;           /* entries whose version we sent */
+    uint64_t extra_batch;        /* number of the last BATCH carrying versions */
+    bool ev_started;             /* evidence_gen read at least once */
+    uint64_t ev_gen;             /* generation of the evidence being sent */
+    size_t ev_from;              /* next evidence envelope (host's count) */
+    bool ev_more;                /* evidence of ev_gen left to send */
+    size_t ev_total;             /* evidence envelopes sent */
 };
+
+/* ---------------------------------------------------------- extensions */
+
+enum { NEXT = 8 };
+static pthread_mutex_t ext_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    int (*version)(void *ctx, shoal__vventry **out, size_t *n);
+    const shoal__host_ext *ext;
+} ext_tab[NEXT];
+
+void
+shoal__host_extend(int (*version)(void *ctx, shoal__vventry **out, size_t *n),
+                   const shoal__host_ext *ext)
+{
+    pthread_mutex_lock(&ext_mu);
+    for (size_t i = 0; i < NEXT; i++) {
+        if (!ext_tab[i].version || ext_tab[i].version == version) {
+            ext_tab[i].version = version;
+            ext_tab[i].ext = ext;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ext_mu);
+}
+
+static const shoal__host_ext *
+ext_find(const shoal__host *h)
+{
+    const shoal__host_ext *e = NULL;
+    pthread_mutex_lock(&ext_mu);
+    for (size_t i = 0; i < NEXT && !e; i++)
+        if (ext_tab[i].version && ext_tab[i].version == h->version)
+            e = ext_tab[i].ext;
+    pthread_mutex_unlock(&ext_mu);
+    return e;
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -231,6 +292,14 @@ update_stats(shoal__session *s)
         return;
     s->restat = false;
     uint64_t lag = 0;
+    bool versions_done = s->extra_sent == s->nextra && s->acked >= s->extra_batch;
+    for (size_t i = 0; versions_done && i < s->nextra; i++) {
+        if (!s->extra_got[i] && s->ext->settled &&
+            s->ext->settled(s->host->ctx, s->extra[i].author, s->extra[i].seq,
+                            s->extra[i].cid))
+            s->extra_got[i] = true;
+        versions_done = s->extra_got[i];
+    }
     for (size_t i = 0; i < s->nours; i++) {
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
         uint64_t have = k ? k->seq : 0;
@@ -240,7 +309,7 @@ update_stats(shoal__session *s)
     s->st.lag = lag;
     /* Both halves only grow (ours and known never go down): once caught
      * up, always caught up. */
-    bool up = s->st.handshaken && !s->st.caught_up;
+    bool up = s->st.handshaken && !s->st.caught_up && versions_done;
     for (size_t i = 0; up && i < s->n_peer_hello; i++) {
         const shoal__vventry *o = vv_find(s->ours, s->nours, s->peer_hello[i].author, NULL);
         if (!o || o->seq < s->peer_hello[i].seq)
@@ -253,6 +322,40 @@ update_stats(shoal__session *s)
     }
     if (up)
         s->st.caught_up = true;
+}
+
+/* Remember to send our version of e's (author, seq) and to wait for the
+ * peer's, and to send our versions of the SHOAL__EXTRA_BELOW seqs below it
+ * as well (the fork may lie under the disputed change, which then names
+ * the peer's other version as its dependency); once per (author, seq), at
+ * most SHOAL__EXTRA_MAX in all. */
+static int
+want_version(shoal__session *s, const shoal__vventry *e)
+{
+    if (!s->ext || !s->ext->envelope)
+        return SHOAL_OK;
+    if (!s->extra) {
+        s->extra = shoal__malloc(SHOAL__EXTRA_MAX * sizeof *s->extra);
+        s->extra_got = shoal__calloc(SHOAL__EXTRA_MAX, sizeof *s->extra_got);
+        if (!s->extra || !s->extra_got)
+            return SHOAL_ENOMEM;
+    }
+    for (uint64_t k = 0; k <= SHOAL__EXTRA_BELOW && k < e->seq; k++) {
+        uint64_t seq = e->seq - k;
+        bool dup = false;
+        for (size_t i = 0; i < s->nextra && !dup; i++)
+            dup = s->extra[i].seq == seq && memcmp(s->extra[i].author, e->author, 32) == 0;
+        if (dup)
+            continue;
+        if (s->nextra == SHOAL__EXTRA_MAX)
+            break;
+        s->extra[s->nextra] = *e;
+        s->extra[s->nextra].seq = seq;
+        s->extra_got[s->nextra] = k > 0;   /* only the disputed one is awaited */
+        s->nextra++;
+    }
+    s->restat = true;
+    return SHOAL_OK;
 }
 
 /* Compare the peer's claims with our own changes: a different id under one
@@ -283,8 +386,12 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
             if (err)
                 return err;
         }
-        if (memcmp(cid, e[i].cid, 32) != 0)
+        if (memcmp(cid, e[i].cid, 32) != 0) {
             s->st.equivocations++;
+            int err = want_version(s, &e[i]);
+            if (err)
+                return err;
+        }
     }
     return SHOAL_OK;
 }
@@ -298,6 +405,7 @@ shoal__session_new(const shoal__host *host, const uint8_t self[32], const uint8_
     if (!s)
         return NULL;
     s->host = host;
+    s->ext = ext_find(host);
     memcpy(s->self, self, 32);
     if (expect_peer) {
         s->expect = true;
@@ -324,6 +432,8 @@ shoal__session_free(shoal__session *s)
     shoal__free(s->peer_hello);
     shoal__free(s->known);
     shoal__free(s->ours);
+    shoal__free(s->extra);
+    shoal__free(s->extra_got);
     shoal__free(s);
 }
 
@@ -462,6 +572,12 @@ recv_batch(shoal__session *s, shoal__frame *f)
             break;
         memcpy(t[nt].author, shoal__envelope_author(f->envs + off), 32);
         t[nt].seq = seq;
+        for (size_t j = 0; j < s->nextra; j++)
+            if (!s->extra_got[j] && s->extra[j].seq == seq &&
+                memcmp(s->extra[j].author, t[nt].author, 32) == 0) {
+                s->extra_got[j] = true;
+                s->restat = true;
+            }
         nt++;
         off += elen;
     }
@@ -575,6 +691,69 @@ shoal__session_recv(shoal__session *s, const uint8_t *frame, size_t len, uint64_
     return err;
 }
 
+/* A BATCH of our versions of disputed (author, seq)s and of evidence, if
+ * one is due: 1 (frame set), 0 (none), -1 (the session failed). */
+static int
+next_versions(shoal__session *s, const uint8_t **frame, size_t *len)
+{
+    if (s->ext && s->ext->evidence_gen && s->ext->evidence) {
+        uint64_t gen = s->ext->evidence_gen(s->host->ctx);
+        if (!s->ev_started || gen != s->ev_gen) {
+            s->ev_started = true;
+            s->ev_gen = gen;
+            s->ev_from = 0;
+            s->ev_more = true;
+        }
+    }
+    bool ev_due = s->ev_more && s->ev_total < SHOAL__EVIDENCE_SEND;
+    if (s->extra_sent == s->nextra && !ev_due)
+        return 0;
+    s->envs.len = 0;
+    size_t count = 0;
+    int err = SHOAL_OK;
+    while (!err && s->extra_sent < s->nextra && count < SHOAL__BATCH_CHANGES &&
+           (count == 0 || s->envs.len < SHOAL__BATCH_BYTES)) {
+        const shoal__vventry *e = &s->extra[s->extra_sent];
+        err = s->ext->envelope(s->host->ctx, e->author, e->seq, &s->envs);
+        if (!err)
+            count++;
+        else if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK;
+        s->extra_sent++;
+    }
+    if (!err && ev_due && count < SHOAL__BATCH_CHANGES && s->envs.len < SHOAL__BATCH_BYTES) {
+        size_t room = SHOAL__BATCH_CHANGES - count, n = 0;
+        if (room > SHOAL__EVIDENCE_SEND - s->ev_total)
+            room = SHOAL__EVIDENCE_SEND - s->ev_total;
+        err = s->ext->evidence(s->host->ctx, &s->ev_from, room,
+                                SHOAL__BATCH_BYTES - s->envs.len, &s->envs, &n);
+        if (!err) {
+            if (n == 0)
+                s->ev_more = false;
+            s->ev_total += n;
+            count += n;
+        }
+    }
+    if (!err && count == 0)
+        return 0;
+    if (!err) {
+        s->bat.len = 0;
+        err = shoal__wire_batch(&s->bat, s->sent_batches + 1, count, s->envs.p, s->envs.len);
+    }
+    if (err) {
+        FAIL(s, err, "reading our versions failed: %s", shoal_strerror((shoal_err)err));
+        return -1;
+    }
+    s->sent_batches++;
+    if (s->extra_sent == s->nextra && s->nextra > 0 && s->extra_batch < s->sent_batches)
+        s->extra_batch = s->sent_batches;
+    s->st.sent += count;
+    s->restat = true;
+    *frame = s->bat.p;
+    *len = s->bat.len;
+    return 1;
+}
+
 static int
 next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
 {
@@ -602,7 +781,12 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
         *len = s->q[s->qhead].len;
         return 1;
     }
-    if (!s->st.handshaken || !s->more || s->sent_batches - s->acked >= SHOAL__WINDOW)
+    if (!s->st.handshaken || s->sent_batches - s->acked >= SHOAL__WINDOW)
+        return 0;
+    int vr = next_versions(s, frame, len);
+    if (vr != 0)
+        return vr < 0 ? next_frame(s, frame, len) : 1;
+    if (!s->more)
         return 0;
     size_t count = 0;
     s->envs.len = 0;

@@ -28,7 +28,10 @@ enum {
     SHOAL__WINDOW = 4,                   /* unacknowledged BATCH frames in flight per link */
     SHOAL__MAX_FRAME = SHOAL__MAX_BODY + (1u << 20), /* ZMQ_MAXMSGSIZE */
     SHOAL__MAX_VV = 1u << 20,            /* entries in a HELLO version vector */
-    SHOAL__HOST_SCAN = 4096              /* log positions one next_changes call examines (at most) */
+    SHOAL__HOST_SCAN = 4096,             /* log positions one next_changes call examines (at most) */
+    SHOAL__EXTRA_MAX = 64,               /* (author, seq) versions a session sends on a mismatch */
+    SHOAL__EXTRA_BELOW = 7,              /* ... and the seqs below a disputed one it sends too */
+    SHOAL__EVIDENCE_SEND = 1024          /* evidence envelopes one session sends (at most) */
 };
 
 /* One version-vector entry: author -> highest contiguous seq, and the id of
@@ -69,6 +72,35 @@ typedef struct shoal__host {
     /* The id of the applied change (author, seq): SHOAL_ENOTFOUND if none. */
     int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
 } shoal__host;
+
+/* Equivocation support of a host (docs/protocol.md), kept out of
+ * shoal__host so that hosts written before it still build.  Each function
+ * takes the host's ctx; any may be NULL (the session then sends no
+ * versions or evidence of its own). */
+typedef struct shoal__host_ext {
+    /* Append our applied envelope of (author, seq) to out; SHOAL_ENOTFOUND
+     * if none. */
+    int (*envelope)(void *ctx, const uint8_t author[32], uint64_t seq, shoal__buf *out);
+    /* A number that changes whenever the replica stores new evidence. */
+    uint64_t (*evidence_gen)(void *ctx);
+    /* Append evidence envelopes whose (author, seq) has an applied version
+     * here (so we hold that author up to seq), skipping the first *from
+     * such envelopes: at most max_changes and about max_bytes; *count =
+     * appended, *from advanced past them; *count == 0: no more. */
+    int (*evidence)(void *ctx, size_t *from, size_t max_changes, size_t max_bytes,
+                    shoal__buf *out, size_t *count);
+    /* Whether the replica has nothing more to learn about (author, seq)
+     * from a peer that claims cid: it holds cid (applied, evidence or
+     * pending), or already keeps as many versions as it ever will. */
+    bool (*settled)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
+} shoal__host_ext;
+
+/* Every host whose version function is version has the functions of ext
+ * (Borrowed for good: give a static).  core/host.c registers its own in
+ * shoal__host_init; a session looks its host up when it is created.  At
+ * most 8 registrations; a later one for the same function replaces it. */
+void shoal__host_extend(int (*version)(void *ctx, shoal__vventry **out, size_t *n),
+                        const shoal__host_ext *ext);
 
 /* ------------------------------------------------------------- session */
 

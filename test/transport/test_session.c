@@ -13,7 +13,10 @@
  * ones.  Inside one live connection ZeroMQ neither drops nor reorders, so
  * here a drop, duplicate or reorder is damage the receiving session must
  * detect (batch and ACK numbers) or that a heartbeat timeout would catch:
- * either way the link is reset.  After the faults stop and the links stay up
+ * either way the link is reset.  In every third seed an equivocating author
+ * X signs three versions of its seq 2 (on a document the replicas edit),
+ * and each is imported into random replicas at random times, so honest
+ * edits get built on different versions.  After the faults stop and the links stay up
  * until nothing moves, every replica must hold the same full and visible
  * digest, the same version vector, no pending change, and every local
  * commit that returned SHOAL_OK.
@@ -1204,6 +1207,216 @@ test_bounded_scan(void)
     node_close(&b);
 }
 
+/* ---------------------------------------------------------- equivocation */
+
+/* An equivocating author: a seeded key and its signed changes. */
+typedef struct xauth {
+    uint8_t pk[32], sk[64];
+} xauth;
+
+static void
+xauth_make(xauth *x)
+{
+    uint8_t seed[32];
+    for (size_t i = 0; i < 32; i += 8) {
+        uint64_t r = check_rand();
+        memcpy(seed + i, &r, 8);
+    }
+    crypto_sign_seed_keypair(x->pk, x->sk, seed);
+}
+
+/* A bundle of one change by x on (c, doc): seq, hlc, deps (0 or 1), an
+ * insert at the head of list "l" and a set of "a" to val. */
+static void
+xchange(shoal__buf *bundle, uint8_t id[32], const xauth *x, uint64_t seq, uint64_t hlc,
+        const uint8_t *dep, const char *doc, const char *val)
+{
+    shoal__op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].kind = SHOAL__OP_INS;
+    ops[0].field = (const uint8_t *)"l";
+    ops[0].field_len = 1;
+    ops[0].ref.head = true;
+    ops[0].value.type = SHOAL_T_STR;
+    ops[0].value.ptr = (const uint8_t *)val;
+    ops[0].value.len = strlen(val);
+    ops[1].kind = SHOAL__OP_SET;
+    ops[1].field = (const uint8_t *)"a";
+    ops[1].field_len = 1;
+    ops[1].value = ops[0].value;
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, x->pk, 32);
+    c.seq = seq;
+    c.hlc = hlc;
+    c.deps = dep;
+    c.ndeps = dep ? 1 : 0;
+    c.coll = (const uint8_t *)"c";
+    c.coll_len = 1;
+    c.doc = (const uint8_t *)doc;
+    c.doc_len = strlen(doc);
+    c.ops = ops;
+    c.nops = 2;
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    shoal__buf_init(bundle);
+    CHECK_EQ(shoal__change_encode(&c, &body), SHOAL_OK);
+    CHECK_EQ(shoal__envelope_seal(body.p, body.len, x->pk, x->sk, &env), SHOAL_OK);
+    shoal__change_id(env.p, env.len, id);
+    shoal__bundle_begin(bundle);
+    shoal__bundle_add(bundle, env.p, env.len);
+    shoal__bundle_finish(bundle, 1);
+    shoal__buf_free(&body);
+    shoal__buf_free(&env);
+}
+
+static bool
+has_equivocator(node *n, const xauth *x)
+{
+    char hex[65];
+    shoal__hex(hex, x->pk, 32);
+    shoal_strlist *l;
+    if (shoal_equivocators(n->r, &l) != SHOAL_OK)
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < shoal_strlist_count(l); i++)
+        ok |= strcmp(shoal_strlist_get(l, i), hex) == 0;
+    shoal_strlist_free(l);
+    return ok;
+}
+
+/* Pump every link (telling every session of a node that received
+ * something), until nothing moves. */
+static void
+pump_all(link_t *ls, size_t nl)
+{
+    for (int round = 0; round < 1000; round++) {
+        int moved = 0;
+        for (size_t i = 0; i < nl; i++)
+            moved += pump(&ls[i]);
+        for (size_t i = 0; i < nl; i++)
+            for (int j = 0; j < 2; j++)
+                shoal__session_changed(ls[i].s[j]);
+        for (size_t i = 0; i < nl; i++)
+            moved += pump(&ls[i]);
+        if (moved == 0)
+            return;
+    }
+    check_failures++;
+    fprintf(stderr, "pump_all: no quiescence\n");
+}
+
+/* A and B hold different versions of X@2 and honest local changes built
+ * on them; R holds nothing.  A - R - B: after the sessions run, all three
+ * have equal digests, nothing pending, and know X as an equivocator; every
+ * session is caught up.  Then a direct A - B link between two replicas
+ * that disagree (a one-shot sync) gets caught up too. */
+static void
+test_equiv_relay(void)
+{
+    xauth x;
+    xauth_make(&x);
+    node a, r, b;
+    REQUIRE(node_open(&a, "eq-a") && node_open(&r, "eq-r") && node_open(&b, "eq-b"));
+    uint64_t h0 = shoal__hlc_make(a.ms - 1000, 0);
+    shoal__buf x1, va, vb;
+    uint8_t id1[32], ida[32], idb[32];
+    xchange(&x1, id1, &x, 1, h0, NULL, "d", "x1");
+    xchange(&va, ida, &x, 2, h0 + 5, id1, "d", "va");
+    xchange(&vb, idb, &x, 2, h0 + 5, id1, "d", "vb");
+    shoal_import_result res;
+    CHECK_EQ(shoal_import(a.r, x1.p, x1.len, &res), SHOAL_OK);
+    CHECK_EQ(shoal_import(b.r, x1.p, x1.len, &res), SHOAL_OK);
+    CHECK_EQ(shoal_import(a.r, va.p, va.len, &res), SHOAL_OK);
+    CHECK_EQ(shoal_import(b.r, vb.p, vb.len, &res), SHOAL_OK);
+    /* Honest follow-ups on each side: list edits relative to X's elements
+     * (the version's element first), a counter, a set. */
+    for (int side = 0; side < 2; side++) {
+        node *n = side ? &b : &a;
+        shoal_txn *t;
+        shoal_value v = {.type = SHOAL_T_INT, .i = side};
+        REQUIRE(shoal_txn_begin(n->r, &t) == SHOAL_OK);
+        CHECK_EQ(shoal_txn_list_insert(t, "c", "d", "l", 1, &v), SHOAL_OK);
+        CHECK_EQ(shoal_txn_list_replace(t, "c", "d", "l", 0, &v), SHOAL_OK);
+        CHECK_EQ(shoal_txn_counter_add(t, "c", "d", "n", 3 + side), SHOAL_OK);
+        CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+        set_int(n, "d", side ? "fb" : "fa", 7);
+    }
+    link_t ls[2];
+    memset(ls, 0, sizeof ls);
+    ls[0].n[0] = &a;
+    ls[0].n[1] = &r;
+    ls[1].n[0] = &r;
+    ls[1].n[1] = &b;
+    link_up(&ls[0], true);
+    link_up(&ls[1], true);
+    pump_all(ls, 2);
+    CHECK(same_digests(&a, &r) && same_digests(&a, &b));
+    CHECK(pending(&a) == 0 && pending(&r) == 0 && pending(&b) == 0);
+    CHECK(has_equivocator(&a, &x) && has_equivocator(&r, &x) && has_equivocator(&b, &x));
+    CHECK_EQ(vv_of(&r, a.key), 2);
+    CHECK_EQ(vv_of(&r, b.key), 2);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            shoal__session_stats st;
+            stats(&ls[i], j, &st);
+            CHECK(st.caught_up && !st.failed);
+        }
+    /* A replay of every batch a fresh session sends (versions, evidence,
+     * changes) is a duplicate no-op. */
+    uint8_t before[SHOAL_DIGEST_BYTES], after[SHOAL_DIGEST_BYTES];
+    digest(&r, true, before);
+    link_down(&ls[0]);
+    link_down(&ls[1]);
+    link_up(&ls[0], true);
+    pump(&ls[0]);
+    digest(&r, true, after);
+    CHECK(memcmp(before, after, sizeof before) == 0);
+    link_down(&ls[0]);
+    node_close(&r);
+
+    /* Direct: two replicas that disagree on X@2 (and on X@3 built on it)
+     * catch up with each other in one link. */
+    node c, d;
+    REQUIRE(node_open(&c, "eq-c") && node_open(&d, "eq-d"));
+    shoal__buf c3, d3;
+    uint8_t idc3[32], idd3[32];
+    xchange(&c3, idc3, &x, 3, h0 + 9, ida, "e", "c3");
+    xchange(&d3, idd3, &x, 3, h0 + 9, idb, "e", "d3");
+    shoal__buf *cs[] = {&x1, &va, &c3}, *ds[] = {&x1, &vb, &d3};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(shoal_import(c.r, cs[i]->p, cs[i]->len, NULL), SHOAL_OK);
+        CHECK_EQ(shoal_import(d.r, ds[i]->p, ds[i]->len, NULL), SHOAL_OK);
+    }
+    set_int(&c, "e", "g", 1);
+    set_int(&d, "e", "h", 2);
+    link_t l1;
+    memset(&l1, 0, sizeof l1);
+    l1.n[0] = &c;
+    l1.n[1] = &d;
+    link_up(&l1, true);
+    pump_all(&l1, 1);
+    for (int j = 0; j < 2; j++) {
+        shoal__session_stats st;
+        stats(&l1, j, &st);
+        CHECK(st.caught_up && !st.failed);
+        CHECK(st.equivocations >= 1);
+    }
+    CHECK(same_digests(&c, &d));
+    CHECK(pending(&c) == 0 && pending(&d) == 0);
+    link_down(&l1);
+    node_close(&c);
+    node_close(&d);
+    node_close(&a);
+    node_close(&b);
+    shoal__buf_free(&x1);
+    shoal__buf_free(&va);
+    shoal__buf_free(&vb);
+    shoal__buf_free(&c3);
+    shoal__buf_free(&d3);
+}
+
 /* ------------------------------------------------------- fault simulation */
 
 enum { NNODES = 4, NLINKS = 5, NDOCS = 4 };
@@ -1280,6 +1493,10 @@ typedef struct sim {
     node n[NNODES];
     link_t l[NLINKS];
     uint64_t drops, dups, reorders, cuts, fails;
+    bool equiv;              /* this seed has an equivocating author */
+    xauth x;
+    shoal__buf xv[4];        /* X@1, then three versions of X@2 */
+    bool xused[4];
 } sim;
 
 /* The node's log grew: every live session of it may push (what the
@@ -1402,6 +1619,18 @@ sim_run(uint64_t seed, int steps)
             commit_many(n, 30, 0, i);
         n->commits = vv_of(n, n->key);
     }
+    w->equiv = seed % 3 == 0;
+    if (w->equiv) {
+        xauth_make(&w->x);
+        uint64_t h0 = shoal__hlc_make(w->n[0].ms - 5000, 0);
+        uint8_t id1[32], id[32];
+        xchange(&w->xv[0], id1, &w->x, 1, h0, NULL, docs[0], "x1");
+        const char *vals[] = {"p", "q", "r"};
+        for (int i = 0; i < 3; i++)
+            xchange(&w->xv[1 + i], id, &w->x, 2, h0 + 1 + (uint64_t)i, id1, docs[0], vals[i]);
+        for (int i = 0; i < NNODES; i++)
+            CHECK_EQ(shoal_import(w->n[i].r, w->xv[0].p, w->xv[0].len, NULL), SHOAL_OK);
+    }
     for (int i = 0; i < NLINKS; i++) {
         w->l[i].n[0] = &w->n[link_ends[i][0]];
         w->l[i].n[1] = &w->n[link_ends[i][1]];
@@ -1411,7 +1640,14 @@ sim_run(uint64_t seed, int steps)
         for (int i = 0; i < NNODES; i++)
             w->n[i].ms += check_rand_below(30);
         unsigned what = (unsigned)check_rand_below(100);
-        if (what < 35) {
+        if (w->equiv && what >= 98) {
+            /* X hands one of its versions of seq 2 to some replica. */
+            int v = 1 + (int)check_rand_below(3);
+            node *n = &w->n[check_rand_below(NNODES)];
+            CHECK_EQ(shoal_import(n->r, w->xv[v].p, w->xv[v].len, NULL), SHOAL_OK);
+            w->xused[v] = true;
+            notify(w, n);
+        } else if (what < 35) {
             node *n = &w->n[check_rand_below(NNODES)];
             if (random_edit(n))
                 notify(w, n);
@@ -1451,8 +1687,17 @@ sim_run(uint64_t seed, int steps)
             CHECK(!st.failed);
             CHECK(st.caught_up);
             CHECK_EQ(st.lag, 0);
-            CHECK_EQ(st.equivocations, 0);
+            if (!w->equiv)
+                CHECK_EQ(st.equivocations, 0);
         }
+    }
+    int nversions = 0;
+    for (int v = 1; v < 4; v++)
+        nversions += w->xused[v];
+    for (int i = 0; w->equiv && i < NNODES; i++) {
+        CHECK_EQ(vv_of(&w->n[i], w->x.pk), nversions ? 2 : 1);
+        if (nversions >= 2)
+            CHECK(has_equivocator(&w->n[i], &w->x));
     }
     for (int i = 1; i < NNODES; i++)
         CHECK(same_digests(&w->n[0], &w->n[i]));
@@ -1470,15 +1715,18 @@ out:
     if (!ok || getenv("SHOAL_SIM_VERBOSE"))
         fprintf(stderr,
                 "sim seed %llu: %s (commits %llu %llu %llu %llu, drops %llu, dups %llu, "
-                "reorders %llu, cuts %llu, session failures %llu)\n",
+                "reorders %llu, cuts %llu, session failures %llu%s)\n",
                 (unsigned long long)seed, ok ? "ok" : "FAILED",
                 (unsigned long long)w->n[0].commits, (unsigned long long)w->n[1].commits,
                 (unsigned long long)w->n[2].commits, (unsigned long long)w->n[3].commits,
                 (unsigned long long)w->drops, (unsigned long long)w->dups,
                 (unsigned long long)w->reorders, (unsigned long long)w->cuts,
-                (unsigned long long)w->fails);
+                (unsigned long long)w->fails, w->equiv ? ", equivocation" : "");
     for (int i = 0; i < NNODES; i++)
         node_close(&w->n[i]);
+    for (int i = 0; i < 4; i++)
+        if (w->equiv)
+            shoal__buf_free(&w->xv[i]);
     free(w);
     return ok;
 }
@@ -1512,6 +1760,7 @@ main(void)
     RUN(test_forged_and_replay);
     RUN(test_out_of_order);
     RUN(test_equivocation_notice);
+    RUN(test_equiv_relay);
     RUN(test_huge_vv_cost);
     RUN(test_idle_session_cost);
     RUN(test_bounded_scan);
