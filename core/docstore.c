@@ -19,8 +19,12 @@
  * every change (writes O(document) per edit, bad for big lists) and no
  * snapshot (loading replays the whole history).
  *
- * The cache maps "coll\0id" to a document and the nchanges it reflects.  An
- * entry is used only when its nchanges equals the stored meta's, so a
+ * The cache maps "coll\0id" to a document and the nchanges (and snapshot
+ * size and count) it reflects.  An entry is used only when these equal
+ * the stored meta's (a rebuild after an equivocation may leave nchanges as
+ * it was but writes a new snapshot; only one of exactly the old length
+ * and count would go unnoticed, by another process sharing the directory,
+ * until the document's next change), so a
  * document changed by another process sharing the directory is reloaded.
  * The state after n changes is unique because LMDB serialises writers.
  */
@@ -38,7 +42,16 @@ cid_cmp(const void *a, const void *b)
 typedef struct shoal__cdoc {
     shoal__doc *doc;        /* owned */
     uint64_t nchanges;
+    uint64_t snap_n;
+    uint64_t snap_bytes;
 } shoal__cdoc;
+
+static bool
+cdoc_fresh(const shoal__cdoc *c, const shoal__dmeta *m)
+{
+    return c->nchanges == m->nchanges && c->snap_n == m->snap_n &&
+           c->snap_bytes == m->snap_bytes;
+}
 
 /* ------------------------------------------------------------------ meta */
 
@@ -128,13 +141,13 @@ shoal__cache_free(shoal_replica *r)
 /* Remove the entry; return its document if it reflects nchanges (caller
  * owns it), else free it and return NULL. */
 static shoal__doc *
-cache_take(shoal_replica *r, const uint8_t *key, size_t klen, uint64_t nchanges)
+cache_take(shoal_replica *r, const uint8_t *key, size_t klen, const shoal__dmeta *m)
 {
     shoal__cdoc *c = shoal__map_take(&r->cache, key, klen);
     if (!c)
         return NULL;
     shoal__doc *d = NULL;
-    if (c->nchanges == nchanges) {
+    if (cdoc_fresh(c, m)) {
         d = c->doc;
         c->doc = NULL;
     }
@@ -145,7 +158,7 @@ cache_take(shoal_replica *r, const uint8_t *key, size_t klen, uint64_t nchanges)
 /* Takes ownership of d in every case (frees it on failure). */
 static int
 cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d,
-          uint64_t nchanges)
+          const shoal__dmeta *m)
 {
     cache_free_val(shoal__map_take(&r->cache, key, klen));
     while (r->cache.n >= SHOAL__CACHE_MAX)
@@ -156,7 +169,9 @@ cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d,
         return SHOAL_ENOMEM;
     }
     c->doc = d;
-    c->nchanges = nchanges;
+    c->nchanges = m->nchanges;
+    c->snap_n = m->snap_n;
+    c->snap_bytes = m->snap_bytes;
     int err = shoal__map_put(&r->cache, key, klen, c);
     if (err)
         cache_free_val(c);
@@ -281,7 +296,7 @@ shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t cl
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen = shoal__dockey(key, coll, clen, id, idlen);
     shoal__cdoc *c = shoal__map_get(&r->cache, key, klen);
-    if (c && c->nchanges == m->nchanges) {
+    if (c && cdoc_fresh(c, m)) {
         *out = c->doc;
         return SHOAL_OK;
     }
@@ -289,7 +304,7 @@ shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t cl
     err = doc_load(t, m, coll, clen, id, idlen, &d);
     if (err)
         return err;
-    err = cache_put(r, key, klen, d, m->nchanges);
+    err = cache_put(r, key, klen, d, m);
     if (err)
         return err;
     *out = d;
@@ -389,7 +404,7 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
         wd->stored = true;
         err = shoal__dmeta_parse(mv.p, mv.len, &wd->meta);
         if (!err) {
-            wd->doc = cache_take(w->r, key, klen, wd->meta.nchanges);
+            wd->doc = cache_take(w->r, key, klen, &wd->meta);
             if (!wd->doc)
                 err = doc_load(w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
         }
@@ -710,7 +725,7 @@ shoal__wset_commit(shoal__wset *w)
         if (wd->nnew > 0 || wd->stored) {
             uint8_t key[SHOAL__DOCKEY_MAX];
             size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
-            (void)cache_put(r, key, klen, wd->doc, wd->meta.nchanges);
+            (void)cache_put(r, key, klen, wd->doc, &wd->meta);
             wd->doc = NULL;
         }
     }
