@@ -483,6 +483,34 @@ static bool data_file_missing(const char *dir)
     return missing;
 }
 
+/* A directory written before the evcid table existed: index its
+ * evidence by change id once (an LMDB error code or 0). */
+static int evcid_backfill(shoal__store *s, MDB_txn *txn)
+{
+    MDB_stat st;
+    int mrc = mdb_stat(txn, s->dbi[T_EVCID], &st);
+    if (mrc || st.ms_entries > 0)
+        return mrc;
+    MDB_cursor *c;
+    mrc = mdb_cursor_open(txn, s->dbi[T_EVIDENCE], &c);
+    if (mrc)
+        return mrc;
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 72)
+            continue;
+        uint8_t kb[72];   /* a copy: the put may not point into the map */
+        memcpy(kb, k.mv_data, 72);
+        MDB_val ck = mval(kb + 40, 32), cv = mval(kb, 40);
+        mrc = mdb_put(txn, s->dbi[T_EVCID], &ck, &cv, 0);
+        if (mrc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 static int open_tables(shoal__store *s)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -503,6 +531,8 @@ static int open_tables(shoal__store *s)
         mrc = 0;
         for (int i = 0; i < T_COUNT && !mrc; i++)
             mrc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+        if (!mrc)
+            mrc = evcid_backfill(s, txn);
         if (!mrc)
             mrc = mdb_txn_commit(txn);
         else

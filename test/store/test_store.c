@@ -562,6 +562,160 @@ static void test_index_tail(void)
     free(dir);
 }
 
+/* A superseded log entry (equivocation resolved against it): it keeps its
+ * position and link, names no applied change in any lookup, the vector or
+ * a log scan, and stays so through index batches and a reopen.  Evidence
+ * ids map back to their (author, seq) with or without an envelope. */
+enum { SUP_N = 300, SUP_AT = 10 };
+
+struct sup_scan {
+    int n;
+    bool saw_dead;
+    uint8_t dead[32];
+};
+
+static int sup_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+{
+    (void)pos;
+    (void)env;
+    struct sup_scan *a = arg;
+    a->n++;
+    if (memcmp(cid, a->dead, 32) == 0)
+        a->saw_dead = true;
+    return 0;
+}
+
+static int sup_put_fn(shoal__stxn *t, void *arg)
+{
+    const struct tail_range *r = arg;
+    return tail_put_fn(t, (void *)r);
+}
+
+static int sup_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    uint8_t cid[32], author[32], env[48], n2[32];
+    uint64_t seq, pos = 0;
+    tail_change(SUP_AT, cid, author, &seq, env);
+    int rc = shoal__stxn_change_supersede(t, cid, &pos);
+    if (rc)
+        return rc;
+    if (pos != SUP_AT + 1)
+        return SHOAL_EINVAL;
+    /* Gone from every lookup in this txn already. */
+    if (shoal__stxn_change_has(t, cid) ||
+        shoal__stxn_authseq_get(t, author, seq, n2) != SHOAL_ENOTFOUND)
+        return SHOAL_EINVAL;
+    if (shoal__stxn_change_supersede(t, cid, NULL) != SHOAL_ENOTFOUND)
+        return SHOAL_EINVAL;
+    /* The winner takes (author, seq), appended; both versions as evidence. */
+    make_id(n2, 0xD0, 1);
+    rc = shoal__stxn_change_put(t, n2, env, sizeof env, author, seq, 0, &pos);
+    if (!rc)
+        rc = shoal__stxn_evidence_put(t, author, seq, n2, env, sizeof env);
+    if (!rc)
+        rc = shoal__stxn_evidence_alias(t, author, seq, cid);
+    return rc;
+}
+
+/* 30 changes of another author, from *arg on. */
+static int sup_more_fn(shoal__stxn *t, void *arg)
+{
+    int from = *(int *)arg;
+    uint8_t author[32], env[8] = {0};
+    memset(author, 0x77, 32);
+    for (int i = from; i < from + 30 && i < SUP_N; i++) {
+        uint8_t cid[32];
+        make_id(cid, 0xC0, (uint64_t)i);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)i + 1, 0,
+                                        NULL);
+        if (rc)
+            return rc;
+    }
+    return SHOAL_OK;
+}
+
+static int sup_check_fn(shoal__stxn *t, void *arg)
+{
+    int before = check_failures;
+    uint8_t cid[32], author[32], env[48], got[32], n2[32];
+    uint64_t seq;
+    tail_change(SUP_AT, cid, author, &seq, env);
+    make_id(n2, 0xD0, 1);
+    CHECK(!shoal__stxn_change_has(t, cid));
+    CHECK(shoal__stxn_change_has(t, n2));
+    CHECK_EQ(shoal__stxn_authseq_get(t, author, seq, got), SHOAL_OK);
+    CHECK(memcmp(got, n2, 32) == 0);
+    bool dead = false;
+    uint8_t at[32];
+    shoal__sval v;
+    CHECK_EQ(shoal__stxn_log_entry(t, SUP_AT + 1, &v, NULL, &dead, at), SHOAL_OK);
+    CHECK(dead && memcmp(at, cid, 32) == 0 && sval_eq(&v, env, sizeof env));
+    CHECK_EQ(shoal__stxn_log_entry(t, SUP_AT + 2, NULL, NULL, &dead, NULL), SHOAL_OK);
+    CHECK(!dead);
+    struct sup_scan sc = {0};
+    memcpy(sc.dead, cid, 32);
+    CHECK_EQ(shoal__stxn_log_scan(t, 0, sup_log_cb, &sc), SHOAL_OK);
+    CHECK_EQ(sc.n, *(int *)arg);
+    CHECK(!sc.saw_dead);
+    uint64_t vs = 0;
+    CHECK_EQ(shoal__stxn_vv_get(t, author, &vs, NULL), SHOAL_OK);
+    uint64_t want = 0;
+    for (int i = SUP_AT % 3; i < 99; i += 3)
+        want = (uint64_t)(i / 3 + 1);
+    CHECK_EQ(vs, want);
+    /* Evidence ids: the kept one and the alias both map. */
+    uint8_t ea[32];
+    uint64_t es = 0;
+    CHECK_EQ(shoal__stxn_evidence_find(t, cid, ea, &es), SHOAL_OK);
+    CHECK(es == seq && memcmp(ea, author, 32) == 0);
+    CHECK_EQ(shoal__stxn_evidence_find(t, n2, NULL, NULL), SHOAL_OK);
+    uint8_t vers[2 * 32];
+    size_t nv = 0;
+    CHECK_EQ(shoal__stxn_evidence_versions(t, author, seq, vers, 2, &nv), SHOAL_OK);
+    CHECK(nv == 1 && memcmp(vers, n2, 32) == 0);
+    CHECK_EQ(shoal__stxn_evidence_count(t), 1);
+    CHECK_EQ(shoal__stxn_evidence_ids(t), 2);
+    *(int *)arg = check_failures - before;
+    return SHOAL_OK;
+}
+
+static void test_superseded(void)
+{
+    char *dir = check_tmpdir("store-sup");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    /* The entry to supersede is still in the tail (fewer than 256). */
+    struct tail_range r = {0, 100};
+    REQUIRE(shoal__store_write(s, sup_put_fn, &r) == SHOAL_OK);
+    REQUIRE(shoal__store_write(s, sup_fn, NULL) == SHOAL_OK);
+    int arg = 100;   /* 100 live: 99 of the range and the winner */
+    CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
+    CHECK_EQ(arg, 0);
+    /* More changes: the tail crosses the batch of 256 (positions shifted by
+     * the winner's entry). */
+    for (int i = 0; i < SUP_N; i += 30) {
+        int k = i;
+        CHECK_EQ(shoal__store_write(s, sup_more_fn, &k), SHOAL_OK);
+    }
+    arg = 100 + SUP_N;
+    CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
+    CHECK_EQ(arg, 0);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    sk = NULL;
+    s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    arg = 100 + SUP_N;
+    CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
+    CHECK_EQ(arg, 0);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* Document metas ride in their change's log entry and lag like the
  * indexes: doc_get and doc_scan must give each document's newest meta
  * whether it sits in the tail or the docs table (before and after the
@@ -1681,6 +1835,7 @@ int main(void)
     RUN(test_identity_corrupt);
     RUN(test_scans);
     RUN(test_index_tail);
+    RUN(test_superseded);
     RUN(test_doc_meta_tail);
     RUN(test_rollback);
     RUN(test_map_growth);
