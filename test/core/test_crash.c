@@ -13,6 +13,14 @@
  * and, in a separate non-durable run, that commits do not sync while
  * shoal_replica_flush does.
  *
+ * A third loop kills a child in the middle of equivocation swaps: each
+ * round imports an author's seq 1 and the larger of two versions of its
+ * seq 2, commits a local change built on it, then imports the smaller
+ * version (one write transaction replaces the applied one and rebuilds
+ * the document).  After each kill, every reported round must show the
+ * smaller version, and the reopened store must be consistent: a replica
+ * that imports its export has the same full digest.
+ *
  * Under AddressSanitizer the shim must come after the ASan runtime in
  * LD_PRELOAD; the parent finds the runtime in its own maps and puts it
  * first, or skips the shim checks with a note if it cannot.
@@ -27,7 +35,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "check.h"
+#include "crdt.h"
 #include "shoal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -165,6 +176,122 @@ child_lazy(const char *dir)
         bad |= 8;
     shoal_replica_close(r);
     return bad ? 10 + bad : 0;
+}
+
+/* Round i of the swap loop: X_i's seq 1, and two versions of its seq 2
+ * (small: the one with the smaller id), as one-change bundles. */
+typedef struct swap_round {
+    shoal__buf x1, big, small;
+    char small_val[16];
+} swap_round;
+
+static int
+swap_env(shoal__buf *bundle, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq,
+         uint64_t hlc, const uint8_t *dep, const char *doc, const char *val, uint8_t id[32])
+{
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SHOAL__OP_SET;
+    op.field = (const uint8_t *)"v";
+    op.field_len = 1;
+    op.value.type = SHOAL_T_STR;
+    op.value.ptr = (const uint8_t *)val;
+    op.value.len = strlen(val);
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, pk, 32);
+    c.seq = seq;
+    c.hlc = hlc;
+    c.deps = dep;
+    c.ndeps = dep ? 1 : 0;
+    c.coll = (const uint8_t *)"swap";
+    c.coll_len = 4;
+    c.doc = (const uint8_t *)doc;
+    c.doc_len = strlen(doc);
+    c.ops = &op;
+    c.nops = 1;
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    shoal__buf_init(bundle);
+    int err = shoal__change_encode(&c, &body);
+    if (!err)
+        err = shoal__envelope_seal(body.p, body.len, pk, sk, &env);
+    if (!err) {
+        shoal__change_id(env.p, env.len, id);
+        err = shoal__bundle_begin(bundle);
+    }
+    if (!err)
+        err = shoal__bundle_add(bundle, env.p, env.len);
+    if (!err)
+        shoal__bundle_finish(bundle, 1);
+    shoal__buf_free(&body);
+    shoal__buf_free(&env);
+    return err;
+}
+
+static int
+swap_round_make(swap_round *w, uint64_t i)
+{
+    uint8_t seed[32] = {0}, pk[32], sk[64], id1[32], ia[32], ib[32];
+    memcpy(seed, &i, sizeof i);
+    seed[31] = 0x5a;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    char doc[32];
+    snprintf(doc, sizeof doc, "e%llu", (unsigned long long)i);
+    uint64_t h = (uint64_t)1700000000000ull << 16;   /* fixed: ids must repeat */
+    shoal__buf a, b;
+    int err = swap_env(&w->x1, pk, sk, 1, h, NULL, doc, "x1", id1);
+    if (!err)
+        err = swap_env(&a, pk, sk, 2, h + 1, id1, doc, "a", ia);
+    if (!err)
+        err = swap_env(&b, pk, sk, 2, h + 1, id1, doc, "b", ib);
+    if (err)
+        return err;
+    bool a_small = memcmp(ia, ib, 32) < 0;
+    w->small = a_small ? a : b;
+    w->big = a_small ? b : a;
+    snprintf(w->small_val, sizeof w->small_val, "%s", a_small ? "a" : "b");
+    return SHOAL_OK;
+}
+
+static void
+swap_round_free(swap_round *w)
+{
+    shoal__buf_free(&w->x1);
+    shoal__buf_free(&w->big);
+    shoal__buf_free(&w->small);
+}
+
+/* Swaps forever (until killed), reporting each round. */
+static int
+child_swap(const char *dir, int fd, uint64_t base)
+{
+    shoal_replica *r = open_mode(dir, true);
+    if (!r)
+        return 2;
+    for (uint64_t i = 0;; i++) {
+        swap_round w;
+        if (swap_round_make(&w, base + i))
+            return 3;
+        shoal_import_result res;
+        if (shoal_import(r, w.x1.p, w.x1.len, NULL) ||
+            shoal_import(r, w.big.p, w.big.len, NULL))
+            return 4;
+        char doc[32];
+        snprintf(doc, sizeof doc, "e%llu", (unsigned long long)(base + i));
+        shoal_txn *t;
+        shoal_value v = {.type = SHOAL_T_INT, .i = 1};
+        if (shoal_txn_begin(r, &t) || shoal_txn_counter_add(t, "swap", doc, "n", 1) ||
+            shoal_txn_list_insert(t, "swap", doc, "l", 0, &v) || shoal_txn_commit(t))
+            return 5;
+        if (shoal_import(r, w.small.p, w.small.len, &res) || res.applied != 1)
+            return 6;
+        swap_round_free(&w);
+        record rec = {.id = base + i};
+        if (!write_all(fd, &rec, sizeof rec))
+            return 7;
+    }
 }
 
 /* ----------------------------------------------------------------- parent */
@@ -381,6 +508,118 @@ test_kill_loop(void)
     free(dir);
 }
 
+static bool
+get_v(shoal_replica *r, const char *doc, const char *want)
+{
+    shoal_doc *d;
+    if (shoal_doc_get(r, "swap", doc, &d) != SHOAL_OK)
+        return false;
+    size_t i;
+    shoal_value v;
+    bool ok = shoal_doc_field_find(d, "v", &i) == SHOAL_OK &&
+              shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
+              v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
+    shoal_doc_free(d);
+    return ok;
+}
+
+static void
+verify_swaps(const char *dir, const seen *s, int round)
+{
+    shoal_replica *r = open_mode(dir, true);
+    if (!r) {
+        fprintf(stderr, "swap round %d: reopen failed\n", round);
+        check_failures++;
+        return;
+    }
+    size_t wrong = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        swap_round w;
+        if (swap_round_make(&w, s->ids[i])) {
+            check_failures++;
+            break;
+        }
+        char doc[32];
+        snprintf(doc, sizeof doc, "e%llu", (unsigned long long)s->ids[i]);
+        wrong += !get_v(r, doc, w.small_val);
+        swap_round_free(&w);
+    }
+    if (wrong) {
+        fprintf(stderr, "swap round %d: %zu of %zu reported swaps lost\n", round, wrong, s->n);
+        check_failures++;
+    }
+    /* Log, indexes and documents agree: a replica built from the export
+     * holds the same state. */
+    uint8_t *b = NULL;
+    size_t n = 0;
+    uint8_t d1[32], d2[32];
+    uint64_t pc = 1;
+    CHECK_EQ(shoal_export(r, NULL, &b, &n), SHOAL_OK);
+    CHECK_EQ(shoal_digest(r, true, d1), SHOAL_OK);
+    CHECK(shoal_pending_count(r, &pc) == SHOAL_OK && pc == 0);
+    char *dir2 = check_tmpdir("crash-swap-copy");
+    shoal_replica *c = open_mode(dir2, false);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_EQ(shoal_import(c, b, n, NULL), SHOAL_OK);
+        CHECK_EQ(shoal_digest(c, true, d2), SHOAL_OK);
+        if (memcmp(d1, d2, 32) != 0) {
+            fprintf(stderr, "swap round %d: the export does not rebuild the state\n", round);
+            check_failures++;
+        }
+        shoal_replica_close(c);
+    }
+    check_rmtree(dir2);
+    free(dir2);
+    shoal_free(b);
+    shoal_replica_close(r);
+}
+
+static void
+test_swap_kill_loop(void)
+{
+    enum { SWAP_ROUNDS = 8 };
+    char *dir = check_tmpdir("crash-swap");
+    seen s = {0};
+    for (int round = 0; round < SWAP_ROUNDS; round++) {
+        int p[2];
+        REQUIRE(pipe(p) == 0);
+        pid_t pid = spawn(dir, "swap", p[1], (uint64_t)round * 1000000u);
+        close(p[1]);
+        REQUIRE(pid > 0);
+        uint64_t want = 1 + check_rand_below(6);
+        record rec;
+        uint64_t got = 0;
+        bool eof = false;
+        while (got < want) {
+            if (!read_rec(p[0], &rec)) {
+                eof = true;
+                break;
+            }
+            got++;
+            seen_add(&s, rec.id);
+        }
+        usleep((useconds_t)check_rand_below(3000));
+        kill(pid, SIGKILL);
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid);
+        if (eof) {
+            fprintf(stderr, "swap round %d: child ended early (status %d)\n", round, status);
+            check_failures++;
+        }
+        while (read_rec(p[0], &rec))
+            seen_add(&s, rec.id);
+        close(p[0]);
+        verify_swaps(dir, &s, round);
+        if (check_failures)
+            break;
+    }
+    printf("%d swap rounds, %zu reported swaps all present\n", SWAP_ROUNDS, s.n);
+    free(s.ids);
+    check_rmtree(dir);
+    free(dir);
+}
+
 static void
 test_lazy_sync(void)
 {
@@ -418,6 +657,8 @@ main(int argc, char **argv)
         bool want = shim && strcmp(shim, "1") == 0;
         if (strcmp(argv[3], "lazy") == 0)
             return child_lazy(argv[2]);
+        if (strcmp(argv[3], "swap") == 0)
+            return child_swap(argv[2], atoi(argv[4]), strtoull(argv[5], NULL, 10));
         return child_durable(argv[2], atoi(argv[4]), strtoull(argv[5], NULL, 10), want);
     }
     signal(SIGPIPE, SIG_IGN);
@@ -425,5 +666,6 @@ main(int argc, char **argv)
     setup_preload();
     RUN(test_kill_loop);
     RUN(test_lazy_sync);
+    RUN(test_swap_kill_loop);
     return check_summary();
 }
