@@ -333,9 +333,11 @@ void shoal__doc_free(shoal__doc *d);
  * Epoch rule first: ops of an older epoch, or of a deleted epoch, are
  * discarded; a newer epoch resets the fields.  Calling it again for the
  * same change with a later range continues it (used while building a local
- * change op by op).  SHOAL_EPROTO for ops that are invalid against a
- * causally complete state (unknown list element, id not after its ref).
- * On error d may hold part of the change: discard it. */
+ * change op by op).  SHOAL_EPROTO for ops that no honest author makes
+ * (an insert not after its ref, a delete / replace ref stamped after the
+ * change, an author index out of range).  An op naming a list element d
+ * does not hold is a no-op (docs/semantics.md, "References that no longer
+ * resolve").  On error d may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
 bool shoal__doc_exists(const shoal__doc *d);    /* at least one change applied */
 bool shoal__doc_deleted(const shoal__doc *d);
