@@ -18,8 +18,10 @@
  * set, and one change decoded again, whatever the bodies expand to.  In the
  * common case (small changes) nothing is decoded twice.  Inside one
  * write transaction each change is then a duplicate (already applied or
- * pending), an equivocation ((author, seq) applied under another id:
- * evidence kept, not applied), ready (applied), or pending.
+ * pending), another version of an (author, seq) (the smaller change id
+ * is canonical: a larger one is kept as evidence, a smaller one replaces
+ * the applied one once it is ready; see "equivocation" below), ready
+ * (applied), or pending.
  *
  * The drain puts the new changes and the stored pending set together,
  * sorted by (hlc, author, seq).  An honest author's change has a greater HLC
@@ -41,7 +43,6 @@
  */
 #include <assert.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
