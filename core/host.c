@@ -443,5 +443,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->next_changes = host_next_changes;
     h->apply = host_apply;
     h->authseq = host_authseq;
-    shoal__host_extend(host_version, &host_ext);
+    h->ext = &host_ext;
 }

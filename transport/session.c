@@ -37,7 +37,6 @@
  * Ownership: the session owns every buffer it hands out; a frame returned
  * by shoal__session_next is Borrowed until the next call on the session.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,42 +98,6 @@ struct shoal__session {
     bool ev_more;                /* evidence of ev_gen left to send */
     size_t ev_total;             /* evidence envelopes sent */
 };
-
-/* ---------------------------------------------------------- extensions */
-
-enum { NEXT = 8 };
-static pthread_mutex_t ext_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    int (*version)(void *ctx, shoal__vventry **out, size_t *n);
-    const shoal__host_ext *ext;
-} ext_tab[NEXT];
-
-void
-shoal__host_extend(int (*version)(void *ctx, shoal__vventry **out, size_t *n),
-                   const shoal__host_ext *ext)
-{
-    pthread_mutex_lock(&ext_mu);
-    for (size_t i = 0; i < NEXT; i++) {
-        if (!ext_tab[i].version || ext_tab[i].version == version) {
-            ext_tab[i].version = version;
-            ext_tab[i].ext = ext;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&ext_mu);
-}
-
-static const shoal__host_ext *
-ext_find(const shoal__host *h)
-{
-    const shoal__host_ext *e = NULL;
-    pthread_mutex_lock(&ext_mu);
-    for (size_t i = 0; i < NEXT && !e; i++)
-        if (ext_tab[i].version && ext_tab[i].version == h->version)
-            e = ext_tab[i].ext;
-    pthread_mutex_unlock(&ext_mu);
-    return e;
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -405,7 +368,7 @@ shoal__session_new(const shoal__host *host, const uint8_t self[32], const uint8_
     if (!s)
         return NULL;
     s->host = host;
-    s->ext = ext_find(host);
+    s->ext = host->ext;
     memcpy(s->self, self, 32);
     if (expect_peer) {
         s->expect = true;

@@ -71,12 +71,14 @@ typedef struct shoal__host {
                  shoal_import_result *res);
     /* The id of the applied change (author, seq): SHOAL_ENOTFOUND if none. */
     int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
+    /* Equivocation support (below); NULL: the session sends no versions
+     * or evidence of its own.  Borrowed for the host's life. */
+    const struct shoal__host_ext *ext;
 } shoal__host;
 
-/* Equivocation support of a host (docs/protocol.md), kept out of
- * shoal__host so that hosts written before it still build.  Each function
- * takes the host's ctx; any may be NULL (the session then sends no
- * versions or evidence of its own). */
+/* Equivocation support of a host (docs/protocol.md), shoal__host.ext.
+ * Each function takes the host's ctx; any may be NULL (the session then
+ * sends no versions or evidence of its own). */
 typedef struct shoal__host_ext {
     /* Append our applied envelope of (author, seq) to out; SHOAL_ENOTFOUND
      * if none. */
@@ -94,13 +96,6 @@ typedef struct shoal__host_ext {
      * pending), or already keeps as many versions as it ever will. */
     bool (*settled)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
 } shoal__host_ext;
-
-/* Every host whose version function is version has the functions of ext
- * (Borrowed for good: give a static).  core/host.c registers its own in
- * shoal__host_init; a session looks its host up when it is created.  At
- * most 8 registrations; a later one for the same function replaces it. */
-void shoal__host_extend(int (*version)(void *ctx, shoal__vventry **out, size_t *n),
-                        const shoal__host_ext *ext);
 
 /* ------------------------------------------------------------- session */
 
