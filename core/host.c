@@ -247,10 +247,19 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     int err = shoal__spans_open(p, len, 0, count, &spans);
     if (err)
         return err;
+    /* A durable replica commits received changes relaxed (the meta page
+     * unsynced, see shoal__store_relax), so they are visible, and their
+     * events queued, one fsync sooner; the flush below makes them durable
+     * before this returns, that is before the session acknowledges them
+     * and before this engine forwards them to anyone. */
     pthread_mutex_lock(&r->mu);
+    shoal__store_relax(r->store, true);
     err = shoal__import_spans(r, p, spans, count, res);
+    shoal__store_relax(r->store, false);
     pthread_mutex_unlock(&r->mu);
     shoal__free(spans);
+    if (!err && r->opt.durable && (res->applied || res->pending || res->equivocations))
+        err = shoal__store_flush(r->store);
     if (!err && (res->applied > 0 || res->equivocations > 0))
         shoal__net_notify(r);   /* new changes, or evidence to pass on */
     return err;

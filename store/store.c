@@ -109,6 +109,8 @@ struct shoal__store {
     MDB_env *env;                /* owned */
     MDB_dbi dbi[T_COUNT];
     bool durable;
+    bool relaxed;                /* shoal__store_relax; under the replica lock */
+    pthread_mutex_t flags_mu;    /* LMDB's env flags: a relaxed commit vs flush */
     pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
     char errmsg[256];
 };
@@ -577,7 +579,12 @@ int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_op
     if (!s)
         return SHOAL_ENOMEM;
     s->durable = durable;
+    if (pthread_mutex_init(&s->flags_mu, NULL) != 0) {
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
     if (pthread_rwlock_init(&s->resize_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->flags_mu);
         shoal__free(s);
         return SHOAL_ENOMEM;
     }
@@ -654,6 +661,7 @@ fail:
     if (s->env)
         mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->flags_mu);
     shoal__free(s);
     return rc;
 }
@@ -665,13 +673,22 @@ void shoal__store_close(shoal__store *s)
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->flags_mu);
     shoal__free(s);
+}
+
+void shoal__store_relax(shoal__store *s, bool on)
+{
+    assert(s);
+    s->relaxed = on;
 }
 
 int shoal__store_flush(shoal__store *s)
 {
     assert(s);
+    pthread_mutex_lock(&s->flags_mu);
     int rc = mdb_env_sync(s->env, 1);
+    pthread_mutex_unlock(&s->flags_mu);
     if (rc)
         return fail(s, "mdb_env_sync", rc);
     return SHOAL_OK;
@@ -719,7 +736,19 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
             else if (rc == SHOAL_OK)
                 rc = fail(s, "transaction failed earlier", t.err);
         } else {
+            /* A relaxed commit turns MDB_NOMETASYNC on for itself only:
+             * LMDB 0.9 reads it from the env flags at commit.  flags_mu
+             * keeps a concurrent flush from reading them meanwhile. */
+            bool relax = s->relaxed && s->durable;
+            if (relax) {
+                pthread_mutex_lock(&s->flags_mu);
+                mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+            }
             mrc = mdb_txn_commit(t.txn);
+            if (relax) {
+                mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+                pthread_mutex_unlock(&s->flags_mu);
+            }
             if (mrc == EIO && disk_full(s))
                 rc = fail(s, "mdb_txn_commit (short write, file system full)", ENOSPC);
             else if (mrc && mrc != MDB_MAP_FULL)

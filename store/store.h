@@ -79,6 +79,13 @@ void shoal__store_close(shoal__store *s);   /* syncs first; NULL is a no-op */
 void shoal__store_free_secret(uint8_t *sk);
 /* fsync everything committed so far. */
 int shoal__store_flush(shoal__store *s);
+/* Durable store: while relaxed, commits write LMDB's meta page without
+ * syncing it (MDB_NOMETASYNC for those commits only).  Still atomic and
+ * consistent, and a process crash loses nothing; an OS crash may undo the
+ * last such commits.  The caller holds the replica lock from on to off
+ * (every write runs under it) and calls shoal__store_flush before it tells
+ * anyone that those commits are held.  No effect on a non-durable store. */
+void shoal__store_relax(shoal__store *s, bool on);
 /* Text of the last LMDB/system error seen on s (for errmsg). */
 const char *shoal__store_errmsg(const shoal__store *s);
 
