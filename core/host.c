@@ -201,9 +201,11 @@ host_next_changes(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_
     size_t start = out->len;
     ncx x = {.cursor = *cursor, .peer = peer, .npeer = npeer, .max_changes = max_changes,
              .max_bytes = max_bytes, .out = out};
-    pthread_mutex_lock(&r->mu);
+    /* A read transaction is an MVCC snapshot and the store is safe to read
+     * from any thread (store.c), so the log is read without r->mu: the
+     * app's commits never wait for a batch being copied.  The store lives
+     * until the replica closes, after the engine has stopped. */
     int err = shoal__store_read(r->store, next_fn, &x);
-    pthread_mutex_unlock(&r->mu);
     /* Only durable changes leave: a non-durable replica flushes before it
      * sends, unless an earlier flush already covered these positions (a
      * relay sends one range to several peers).  The flush runs without
