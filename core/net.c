@@ -29,9 +29,9 @@
  * records, the stored ones included (handed to it at start as cfg.known);
  * past that it evicts the least recently active record without a link
  * (refused attempts first) and forget_peer drops the stored record, so
- * what is stored is what the engine holds.  The store has no way to
- * delete a peer row yet: a forgotten record is overwritten with an empty
- * value, which every reader skips (a row of a 32-byte key remains).
+ * what is stored is what the engine holds: a forgotten record's row is
+ * deleted.  (Readers still skip an empty value, which builds before the
+ * delete existed wrote in its place.)
  */
 #include <assert.h>
 #include <stdio.h>
@@ -211,6 +211,8 @@ static int
 put_fn(shoal__stxn *t, void *arg)
 {
     put_ctx *x = arg;
+    if (x->v->len == 0)
+        return shoal__stxn_peer_del(t, x->key);
     return shoal__stxn_peer_put(t, x->key, x->v->p, x->v->len);
 }
 

@@ -1953,6 +1953,13 @@ int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, s
     return t_put(t, T_PEERS, key, 32, v, n, 0);
 }
 
+int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[32])
+{
+    assert(t && key);
+    int rc = t_del(t, T_PEERS, key, 32);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
 int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg)
 {
     MDB_cursor *c;

@@ -207,6 +207,8 @@ int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal
 
 /* peers: persisted per-peer link state (format owned by core/). */
 int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n);
+/* Delete key's record; SHOAL_OK if there was none. */
+int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[32]);
 typedef int (*shoal__peer_fn)(const uint8_t key[32], const shoal__sval *v, void *arg);
 int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg);
 

@@ -1047,6 +1047,65 @@ static void test_scans(void)
     free(dir);
 }
 
+/* peers: put two, delete one (twice: the second finds none), scan. */
+static int peer_put_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    uint8_t k1[32], k2[32];
+    memset(k1, 1, 32);
+    memset(k2, 2, 32);
+    int rc = shoal__stxn_peer_put(t, k1, "one", 3);
+    if (!rc)
+        rc = shoal__stxn_peer_put(t, k2, "two", 3);
+    return rc;
+}
+
+static int peer_del_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    uint8_t k1[32];
+    memset(k1, 1, 32);
+    int rc = shoal__stxn_peer_del(t, k1);
+    if (!rc)
+        rc = shoal__stxn_peer_del(t, k1);
+    return rc;
+}
+
+static int peer_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
+{
+    int *seen = arg;
+    if (key[0] == 1)
+        seen[0]++;
+    if (key[0] == 2 && v->len == 3 && memcmp(v->p, "two", 3) == 0)
+        seen[1]++;
+    return 0;
+}
+
+static int peer_scan_fn(shoal__stxn *t, void *arg)
+{
+    return shoal__stxn_peer_scan(t, peer_cb, arg);
+}
+
+static void test_peer_rows(void)
+{
+    char *dir = check_tmpdir("store-peers");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, true, 0, pk, &sk);
+    REQUIRE(s);
+    CHECK_EQ(shoal__store_write(s, peer_put_fn, NULL), SHOAL_OK);
+    int seen[2] = {0, 0};
+    CHECK_EQ(shoal__store_read(s, peer_scan_fn, seen), SHOAL_OK);
+    CHECK(seen[0] == 1 && seen[1] == 1);
+    CHECK_EQ(shoal__store_write(s, peer_del_fn, NULL), SHOAL_OK);
+    seen[0] = seen[1] = 0;
+    CHECK_EQ(shoal__store_read(s, peer_scan_fn, seen), SHOAL_OK);
+    CHECK(seen[0] == 0 && seen[1] == 1);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* fn writes, then fails: nothing may be left behind. */
 static int write_then_fail(shoal__stxn *t, void *arg)
 {
@@ -1834,6 +1893,7 @@ int main(void)
     RUN(test_create_reopen);
     RUN(test_identity_corrupt);
     RUN(test_scans);
+    RUN(test_peer_rows);
     RUN(test_index_tail);
     RUN(test_superseded);
     RUN(test_doc_meta_tail);
