@@ -206,6 +206,24 @@ fail_with(shoal__session *s, int err, bool send_error, const char *fmt, ...)
 
 #define FAIL(s, err, ...) fail_with((s), (err), true, __VA_ARGS__)
 
+/* Whether err from applying a peer's batch means the peer's input was bad
+ * (counted as rejected), rather than trouble of our own. */
+static bool
+peer_fault(int err)
+{
+    switch (err) {
+    case SHOAL_EPROTO:
+    case SHOAL_EBADSIG:
+    case SHOAL_ETRUNC:
+    case SHOAL_ETOOBIG:
+    case SHOAL_EVERSION:
+    case SHOAL_EINVAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Append a control frame slot; returns it (len 0) or NULL if full. */
 static shoal__buf *
 q_push(shoal__session *s, bool ack)
@@ -423,6 +441,12 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
     s->n_our_hello = s->nours;
     shoal__buf *b = q_push(s, false);
     err = b ? shoal__wire_hello(b, s->self, s->ours, s->nours) : SHOAL_ENOMEM;
+    if (err == SHOAL_ETOOBIG) {
+        /* Not the peer's fault: say so locally, send nothing. */
+        fail_with(s, err, false, "our version vector (%zu authors) does not fit in one HELLO frame",
+                  s->nours);
+        return err;
+    }
     if (err) {
         FAIL(s, err, "cannot encode HELLO");
         return err;
@@ -503,9 +527,17 @@ recv_batch(shoal__session *s, shoal__frame *f)
     shoal_import_result res;
     memset(&res, 0, sizeof res);
     int err = s->host->apply(s->host->ctx, f->envs, f->envs_len, (size_t)f->count, &res);
-    if (err) {
+    if (err && peer_fault(err)) {
         s->st.rejected++;
         FAIL(s, err, "BATCH %llu rejected: %s", (unsigned long long)f->n,
+             shoal_strerror((shoal_err)err));
+        return err;
+    }
+    if (err) {
+        /* Our own trouble (disk full, store error, out of memory): the
+         * session ends, nothing of the batch is kept, and the peer's input
+         * is not counted as rejected; it is sent again next time. */
+        FAIL(s, err, "cannot store BATCH %llu here: %s", (unsigned long long)f->n,
              shoal_strerror((shoal_err)err));
         return err;
     }

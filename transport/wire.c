@@ -34,6 +34,7 @@ shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *
 {
     if (n > SHOAL__MAX_VV)
         return SHOAL_ETOOBIG;
+    size_t start = out->len;
     shoal__mpw w;
     shoal__mpw_init(&w, out);
     shoal__mpw_array(&w, 4);
@@ -41,6 +42,12 @@ shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *
     shoal__mpw_uint(&w, SHOAL__PROTO_VERSION);
     shoal__mpw_bin(&w, key, 32);
     put_entries(&w, vv, n);
+    /* About 70 bytes an author: past roughly 250,000 authors the vector no
+     * longer fits in one frame, which every receiver would refuse. */
+    if (!w.err && out->len - start > SHOAL__MAX_FRAME) {
+        out->len = start;
+        return SHOAL_ETOOBIG;
+    }
     return w.err;
 }
 

@@ -1053,6 +1053,119 @@ fx_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
  * 250 ms, and folds every session's stats after every frame.  For an idle
  * session with nothing new in the log that must cost neither a re-read of
  * our whole version vector nor an O(n log n) pass over the vectors. */
+/* A host whose store fails (disk full) on every apply. */
+typedef struct full_host {
+    const shoal__host *inner;
+} full_host;
+
+static int
+full_version(void *ctx, shoal__vventry **out, size_t *n)
+{
+    full_host *c = ctx;
+    return c->inner->version(c->inner->ctx, out, n);
+}
+
+static int
+full_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
+          size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+{
+    full_host *c = ctx;
+    return c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes,
+                                  out, count);
+}
+
+static int
+full_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
+{
+    (void)ctx, (void)p, (void)len, (void)count, (void)res;
+    return SHOAL_ENOSPC;
+}
+
+static int
+full_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    full_host *c = ctx;
+    return c->inner->authseq(c->inner->ctx, author, seq, cid);
+}
+
+/* Our own trouble is not the peer's: a batch we cannot store (disk full)
+ * ends the session with an ERROR naming it, but the peer's input is not
+ * counted as rejected; a forged batch still is (test_forged_and_replay). */
+static void
+test_local_store_error(void)
+{
+    node a, b;
+    REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
+    for (int i = 0; i < 3; i++)
+        set_int(&a, "x", "f", i);
+    shoal__buf fr;
+    shoal__buf_init(&fr);
+    size_t count = 0, elen = 0;
+    uint8_t *envs = NULL;
+    batch_of(&a, 1, &fr, &count, &envs, &elen);
+    REQUIRE(count == 3);
+    full_host fh = {.inner = &b.h};
+    shoal__host h = {.ctx = &fh, .version = full_version, .next_changes = full_next,
+                     .apply = full_apply, .authseq = full_authseq};
+    shoal__session *s = shoal__session_new(&h, b.key, a.key);
+    REQUIRE(s);
+    CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
+    const uint8_t *f;
+    size_t fn;
+    while (shoal__session_next(s, &f, &fn) == 1)
+        ;
+    shoal__buf hb;
+    shoal__buf_init(&hb);
+    REQUIRE(shoal__wire_hello(&hb, a.key, NULL, 0) == SHOAL_OK);
+    CHECK_EQ(shoal__session_recv(s, hb.p, hb.len, 0), SHOAL_OK);
+    while (shoal__session_next(s, &f, &fn) == 1)
+        ;
+    CHECK_EQ(shoal__session_recv(s, fr.p, fr.len, 0), SHOAL_ENOSPC);
+    shoal__session_stats st;
+    shoal__session_get_stats(s, &st);
+    CHECK(st.failed);
+    CHECK_EQ(st.error, SHOAL_ENOSPC);
+    CHECK_EQ(st.rejected, 0);
+    CHECK(strstr(shoal__session_failure(s), "cannot store") != NULL);
+    REQUIRE(shoal__session_next(s, &f, &fn) == 1);
+    shoal__frame ef;
+    REQUIRE(shoal__frame_decode(f, fn, &ef) == SHOAL_OK);
+    CHECK_EQ(ef.type, SHOAL__F_ERROR);
+    CHECK_EQ(ef.code, SHOAL_ENOSPC);
+    shoal__frame_clear(&ef);
+    CHECK_EQ(vv_of(&b, a.key), 0);
+    shoal__session_free(s);
+
+    /* A version vector too large for one HELLO frame (about 70 bytes an
+     * author against SHOAL__MAX_FRAME): refused when encoding, and a
+     * session over it fails at start, locally, with no frame sent. */
+    enum { N = 300000 };
+    shoal__vventry *big = random_entries(N, NULL);
+    REQUIRE(big);
+    hb.len = 0;
+    CHECK_EQ(shoal__wire_hello(&hb, a.key, big, N), SHOAL_ETOOBIG);
+    CHECK_EQ(hb.len, 0);
+    fixed_host fx = {.vv = big, .n = N};
+    shoal__host hx = {.ctx = &fx, .version = fx_version, .next_changes = fx_next,
+                      .apply = fx_apply, .authseq = fx_authseq};
+    s = shoal__session_new(&hx, b.key, a.key);
+    REQUIRE(s);
+    CHECK_EQ(shoal__session_start(s, 0), SHOAL_ETOOBIG);
+    shoal__session_get_stats(s, &st);
+    CHECK(st.failed);
+    CHECK_EQ(st.rejected, 0);
+    CHECK(strstr(shoal__session_failure(s), "HELLO") != NULL);
+    CHECK_EQ(shoal__session_next(s, &f, &fn), 0);
+    shoal__session_free(s);
+    free(big);
+
+    shoal__buf_free(&hb);
+    shoal__buf_free(&fr);
+    shoal__free(envs);
+    node_close(&a);
+    node_close(&b);
+}
+
 static void
 test_idle_session_cost(void)
 {
@@ -1763,6 +1876,7 @@ main(void)
     RUN(test_equiv_relay);
     RUN(test_huge_vv_cost);
     RUN(test_idle_session_cost);
+    RUN(test_local_store_error);
     RUN(test_bounded_scan);
     RUN(test_fault_sim);
     return check_summary();
