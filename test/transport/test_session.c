@@ -1053,39 +1053,13 @@ fx_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
  * 250 ms, and folds every session's stats after every frame.  For an idle
  * session with nothing new in the log that must cost neither a re-read of
  * our whole version vector nor an O(n log n) pass over the vectors. */
-/* A host whose store fails (disk full) on every apply. */
-typedef struct full_host {
-    const shoal__host *inner;
-} full_host;
-
-static int
-full_version(void *ctx, shoal__vventry **out, size_t *n)
-{
-    full_host *c = ctx;
-    return c->inner->version(c->inner->ctx, out, n);
-}
-
-static int
-full_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
-          size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
-{
-    full_host *c = ctx;
-    return c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes,
-                                  out, count);
-}
-
+/* A host whose store fails (disk full) on every apply; otherwise the
+ * counting host's. */
 static int
 full_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res)
 {
     (void)ctx, (void)p, (void)len, (void)count, (void)res;
     return SHOAL_ENOSPC;
-}
-
-static int
-full_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
-{
-    full_host *c = ctx;
-    return c->inner->authseq(c->inner->ctx, author, seq, cid);
 }
 
 /* Our own trouble is not the peer's: a batch we cannot store (disk full)
@@ -1104,9 +1078,9 @@ test_local_store_error(void)
     uint8_t *envs = NULL;
     batch_of(&a, 1, &fr, &count, &envs, &elen);
     REQUIRE(count == 3);
-    full_host fh = {.inner = &b.h};
-    shoal__host h = {.ctx = &fh, .version = full_version, .next_changes = full_next,
-                     .apply = full_apply, .authseq = full_authseq};
+    counting fh = {.inner = &b.h};
+    shoal__host h = {.ctx = &fh, .version = cnt_version, .next_changes = cnt_next,
+                     .apply = full_apply, .authseq = cnt_authseq};
     shoal__session *s = shoal__session_new(&h, b.key, a.key);
     REQUIRE(s);
     CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
