@@ -113,6 +113,17 @@ struct shoal__store {
     pthread_mutex_t flags_mu;    /* LMDB's env flags: a relaxed commit vs flush */
     pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
     char errmsg[256];
+    /* The log tail of the newest snapshot a txn of this handle saw, kept
+     * between txns (tail_cache_take/tail_cache_put): a txn whose snapshot
+     * is tc_txnid takes it instead of reading and parsing the tail from the
+     * map.  Any commit (by any process or handle) makes a newer snapshot,
+     * so a stale cache is never taken.  It owns all its memory (no pointer
+     * into the map: pages are reused and the map moves when it grows).  At
+     * most one txn holds it at a time; others read the map as before. */
+    pthread_mutex_t tc_mu;
+    bool tc_ok;
+    uint64_t tc_txnid;      /* the LMDB txn id of the snapshot it describes */
+    struct tail_set *tc;    /* owned when tc_ok */
 };
 
 /* A log entry not yet in the changes and authseq indexes. */
@@ -140,22 +151,47 @@ typedef struct log_ent {
     size_t klen, mlen, elen;
 } log_ent;
 
+/* The unindexed log tail of one snapshot, as held by a txn or the
+ * store's cache. */
+typedef struct tail_set {
+    uint64_t ixnext;     /* first log position not in the indexes */
+    uint64_t lognext;    /* next log position to hand out */
+    tail_ent *tail;      /* owned; positions ixnext .. lognext - 1 */
+    size_t ntail;
+    size_t captail;
+    /* Open-addressing hashes over the live (not dead) entries, slot =
+     * entry index + 1, 0 = empty; hcap slots each, a power of two at least
+     * twice captail.  hcid: by change id; hauth: by author, the entry with
+     * the author's greatest seq. */
+    uint32_t *hcid, *hauth;   /* owned */
+    size_t hcap;
+} tail_set;
+
 struct shoal__stxn {
     shoal__store *s;
     MDB_txn *txn;
     bool write;
     int err;        /* first LMDB error that poisoned the txn, else 0 */
     bool map_full;  /* a put (or cursor op) hit MDB_MAP_FULL */
+    bool wrote;     /* a put or delete succeeded (LMDB will commit a new txn id) */
     /* The unindexed log tail, loaded on first use (tail_load). */
     bool tail_ok;
-    uint64_t ixnext;     /* first log position not in the indexes */
-    uint64_t lognext;    /* next log position to hand out */
-    tail_ent *tail;      /* owned; positions ixnext .. lognext - 1 */
+    uint64_t ixnext;     /* see tail_set */
+    uint64_t lognext;
+    tail_ent *tail;
     size_t ntail;
     size_t captail;
+    uint32_t *hcid, *hauth;
+    size_t hcap;
 };
 
 static void tail_free(shoal__stxn *t);
+static bool tail_own(shoal__stxn *t);
+static void tail_cache_put(shoal__stxn *t, uint64_t id);
+static void set_free(struct tail_set *c);
+static uint64_t snap_id(const shoal__stxn *t);
+static int tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uint8_t *meta,
+                         size_t mlen);
 
 /* ------------------------------------------------------------- errors */
 
@@ -588,6 +624,12 @@ int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_op
         shoal__free(s);
         return SHOAL_ENOMEM;
     }
+    if (pthread_mutex_init(&s->tc_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&s->resize_lock);
+        pthread_mutex_destroy(&s->flags_mu);
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
     int mrc = mdb_env_create(&s->env);
     if (mrc) {
         s->env = NULL;
@@ -662,6 +704,8 @@ fail:
         mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
     pthread_mutex_destroy(&s->flags_mu);
+    pthread_mutex_destroy(&s->tc_mu);
+    set_free(s->tc);
     shoal__free(s);
     return rc;
 }
@@ -674,6 +718,8 @@ void shoal__store_close(shoal__store *s)
     mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
     pthread_mutex_destroy(&s->flags_mu);
+    pthread_mutex_destroy(&s->tc_mu);
+    set_free(s->tc);
     shoal__free(s);
 }
 
@@ -726,8 +772,12 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
         int rc = txn_begin(s, true, &t.txn);
         if (rc)
             return rc;
+        uint64_t id = (uint64_t)mdb_txn_id(t.txn);
         rc = fn(&t, arg);
-        tail_free(&t);
+        /* A tail to cache must not borrow from pages the commit frees. */
+        bool keep = t.tail_ok && rc == SHOAL_OK && !t.map_full && !t.err && tail_own(&t);
+        if (!keep)
+            tail_free(&t);
         int mrc = 0;
         if (t.map_full || rc != SHOAL_OK || t.err) {
             mdb_txn_abort(t.txn);
@@ -753,7 +803,13 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
                 rc = fail(s, "mdb_txn_commit (short write, file system full)", ENOSPC);
             else if (mrc && mrc != MDB_MAP_FULL)
                 rc = fail(s, "mdb_txn_commit", mrc);
+            /* Committed: the tail is that of the new snapshot (our txn id)
+             * if we wrote anything; LMDB commits no new id for a txn that
+             * wrote nothing, so the tail is still the one we began with. */
+            if (keep && mrc == 0)
+                tail_cache_put(&t, t.wrote ? id : id - 1);
         }
+        tail_free(&t);
         txn_end_lock(s);
         if (mrc != MDB_MAP_FULL)
             return rc;
@@ -771,6 +827,8 @@ int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
     if (rc)
         return rc;
     rc = fn(&t, arg);
+    if (t.tail_ok && tail_own(&t))
+        tail_cache_put(&t, snap_id(&t));
     tail_free(&t);
     mdb_txn_abort(t.txn);
     txn_end_lock(s);
@@ -798,6 +856,7 @@ static int t_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void
     int rc = mdb_put(t->txn, t->s->dbi[tab], &key, &val, flags);
     if (rc)
         return tfail(t, "mdb_put", rc);
+    t->wrote = true;
     return SHOAL_OK;
 }
 
@@ -808,6 +867,7 @@ static int t_del(shoal__stxn *t, int tab, const void *k, size_t klen)
     int rc = mdb_del(t->txn, t->s->dbi[tab], &key, NULL);
     if (rc)
         return tfail(t, "mdb_del", rc);
+    t->wrote = true;
     return SHOAL_OK;
 }
 
@@ -943,8 +1003,176 @@ static void tail_free(shoal__stxn *t)
 {
     tail_drop_metas(t);
     shoal__free(t->tail);
+    shoal__free(t->hcid);
+    shoal__free(t->hauth);
     t->tail = NULL;
-    t->ntail = t->captail = 0;
+    t->hcid = t->hauth = NULL;
+    t->ntail = t->captail = t->hcap = 0;
+    t->tail_ok = false;
+}
+
+/* ------------------------------------------------ tail hashes, cache */
+
+/* Slot of a 32-byte key (ids and keys are hashes or public keys, but tests
+ * use patterned ones: mix all of it). */
+static size_t key_hash(const uint8_t *k, size_t cap)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 32; i += 8) {
+        uint64_t w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    return (size_t)h & (cap - 1);
+}
+
+static void hash_add(shoal__stxn *t, size_t i)
+{
+    const tail_ent *e = &t->tail[i];
+    if (e->dead)
+        return;
+    size_t m = t->hcap - 1;
+    size_t h = key_hash(e->cid, t->hcap);
+    while (t->hcid[h])
+        h = (h + 1) & m;
+    t->hcid[h] = (uint32_t)i + 1;
+    for (h = key_hash(e->author, t->hcap);; h = (h + 1) & m) {
+        uint32_t v = t->hauth[h];
+        if (!v) {
+            t->hauth[h] = (uint32_t)i + 1;
+            return;
+        }
+        const tail_ent *o = &t->tail[v - 1];
+        if (memcmp(o->author, e->author, 32) == 0) {
+            if (e->seq > o->seq)
+                t->hauth[h] = (uint32_t)i + 1;
+            return;
+        }
+    }
+}
+
+/* Size the hashes for captail entries and fill them from the tail. */
+static int hash_rebuild(shoal__stxn *t)
+{
+    size_t cap = 64;
+    while (cap < 2 * t->captail)
+        cap *= 2;
+    if (cap != t->hcap) {
+        uint32_t *a = shoal__malloc(cap * sizeof *a), *b = shoal__malloc(cap * sizeof *b);
+        if (!a || !b) {
+            shoal__free(a);
+            shoal__free(b);
+            return SHOAL_ENOMEM;
+        }
+        shoal__free(t->hcid);
+        shoal__free(t->hauth);
+        t->hcid = a;
+        t->hauth = b;
+        t->hcap = cap;
+    }
+    memset(t->hcid, 0, cap * sizeof *t->hcid);
+    memset(t->hauth, 0, cap * sizeof *t->hauth);
+    for (size_t i = 0; i < t->ntail; i++)
+        hash_add(t, i);
+    return SHOAL_OK;
+}
+
+/* The snapshot t reads: a write txn's id is one past it. */
+static uint64_t snap_id(const shoal__stxn *t)
+{
+    return (uint64_t)mdb_txn_id(t->txn) - (t->write ? 1 : 0);
+}
+
+static void set_take(shoal__stxn *t, tail_set *c)
+{
+    t->ixnext = c->ixnext;
+    t->lognext = c->lognext;
+    t->tail = c->tail;
+    t->ntail = c->ntail;
+    t->captail = c->captail;
+    t->hcid = c->hcid;
+    t->hauth = c->hauth;
+    t->hcap = c->hcap;
+    memset(c, 0, sizeof *c);
+}
+
+static void set_clear(tail_set *c)
+{
+    for (size_t i = 0; i < c->ntail; i++)
+        shoal__free(c->tail[i].own);
+    shoal__free(c->tail);
+    shoal__free(c->hcid);
+    shoal__free(c->hauth);
+    memset(c, 0, sizeof *c);
+}
+
+static void set_free(tail_set *c)
+{
+    if (!c)
+        return;
+    set_clear(c);
+    shoal__free(c);
+}
+
+/* Take the store's cached tail if it describes t's snapshot. */
+static bool tail_cache_take(shoal__stxn *t)
+{
+    shoal__store *s = t->s;
+    bool ok = false;
+    pthread_mutex_lock(&s->tc_mu);
+    if (s->tc_ok && s->tc_txnid == snap_id(t)) {
+        set_take(t, s->tc);
+        s->tc_ok = false;
+        ok = true;
+    }
+    pthread_mutex_unlock(&s->tc_mu);
+    return ok;
+}
+
+/* Before t ends (its pages still mapped): give every entry its own copy
+ * of the meta it borrows from the map.  False if out of memory. */
+static bool tail_own(shoal__stxn *t)
+{
+    for (size_t i = 0; i < t->ntail; i++) {
+        tail_ent *e = &t->tail[i];
+        if (e->dk && !e->own && tail_set_meta(e, e->dk, e->klen, e->dmeta, e->mlen) != SHOAL_OK)
+            return false;
+    }
+    return true;
+}
+
+/* Hand t's tail (owned: tail_own) to the store's cache as the tail of
+ * snapshot id, unless the cache already holds a newer one; t's tail is
+ * empty afterwards. */
+static void tail_cache_put(shoal__stxn *t, uint64_t id)
+{
+    shoal__store *s = t->s;
+    pthread_mutex_lock(&s->tc_mu);
+    if (!s->tc_ok || id > s->tc_txnid) {
+        if (!s->tc)
+            s->tc = shoal__calloc(1, sizeof *s->tc);
+        else
+            set_clear(s->tc);
+        if (s->tc) {
+            tail_set *c = s->tc;
+            c->ixnext = t->ixnext;
+            c->lognext = t->lognext;
+            c->tail = t->tail;
+            c->ntail = t->ntail;
+            c->captail = t->captail;
+            c->hcid = t->hcid;
+            c->hauth = t->hauth;
+            c->hcap = t->hcap;
+            t->tail = NULL;
+            t->hcid = t->hauth = NULL;
+            t->ntail = t->captail = t->hcap = 0;
+            s->tc_ok = true;
+            s->tc_txnid = id;
+        }
+    }
+    pthread_mutex_unlock(&s->tc_mu);
+    tail_free(t);
 }
 
 /* Give e a copy of key and meta. */
@@ -980,12 +1208,17 @@ static const tail_ent *tail_find_doc(const shoal__stxn *t, const uint8_t *k, siz
 static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le)
 {
     if (t->ntail == t->captail) {
-        size_t cap = t->captail ? t->captail * 2 : 16;
+        size_t cap = t->captail ? t->captail * 2 : TAIL_MAX;
+        if (cap > UINT32_MAX - 1)
+            return SHOAL_ENOMEM;
         tail_ent *p = shoal__realloc(t->tail, cap * sizeof *p);
         if (!p)
             return SHOAL_ENOMEM;
         t->tail = p;
         t->captail = cap;
+        int rc = hash_rebuild(t);
+        if (rc)
+            return rc;
     }
     tail_ent *e = &t->tail[t->ntail++];
     e->pos = pos;
@@ -998,6 +1231,7 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log
     e->klen = le ? le->klen : 0;
     e->mlen = le ? le->mlen : 0;
     e->dead = le ? le->dead : false;
+    hash_add(t, t->ntail - 1);
     return SHOAL_OK;
 }
 
@@ -1006,6 +1240,10 @@ static int tail_load(shoal__stxn *t)
 {
     if (t->tail_ok)
         return SHOAL_OK;
+    if (tail_cache_take(t)) {
+        t->tail_ok = true;
+        return SHOAL_OK;
+    }
     shoal__sval v = {NULL, 0};
     uint64_t ix = 1;
     int rc = t_get(t, T_META, "ixnext", 6, &v);
@@ -1033,7 +1271,7 @@ static int tail_load(shoal__stxn *t)
     }
     if (!rc && (ix == 0 || ix > last + 1))
         rc = corrupt(t, "meta ixnext is past the log");
-    t->ntail = 0;
+    tail_free(t);
     if (!rc && ix <= last) {
         uint8_t start[8];
         put_be64(start, ix);
@@ -1062,9 +1300,28 @@ static int tail_load(shoal__stxn *t)
 
 static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
 {
-    for (size_t i = 0; i < t->ntail; i++)
-        if (!t->tail[i].dead && memcmp(t->tail[i].cid, cid, 32) == 0)
-            return &t->tail[i];
+    if (!t->ntail)
+        return NULL;
+    size_t m = t->hcap - 1;
+    for (size_t h = key_hash(cid, t->hcap); t->hcid[h]; h = (h + 1) & m) {
+        const tail_ent *e = &t->tail[t->hcid[h] - 1];
+        if (memcmp(e->cid, cid, 32) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* The live tail entry of author with the greatest seq, or NULL. */
+static const tail_ent *tail_find_author(const shoal__stxn *t, const uint8_t author[32])
+{
+    if (!t->ntail)
+        return NULL;
+    size_t m = t->hcap - 1;
+    for (size_t h = key_hash(author, t->hcap); t->hauth[h]; h = (h + 1) & m) {
+        const tail_ent *e = &t->tail[t->hauth[h] - 1];
+        if (memcmp(e->author, author, 32) == 0)
+            return e;
+    }
     return NULL;
 }
 
@@ -1086,6 +1343,7 @@ static int tail_flush(shoal__stxn *t)
         }
         if (mrc)
             return tfail(t, "mdb_put changes", mrc);
+        t->wrote = true;
         authseq_key(k, e->author, e->seq);
         int rc = t_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
         /* In log order, so a document's newest meta is put last. */
@@ -1102,7 +1360,7 @@ static int tail_flush(shoal__stxn *t)
     t->ixnext = t->lognext;
     tail_drop_metas(t);
     t->ntail = 0;
-    return SHOAL_OK;
+    return hash_rebuild(t);
 }
 
 int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link)
@@ -1237,6 +1495,7 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
     }
     if (mrc)
         return tfail(t, "mdb_put log", mrc);
+    t->wrote = true;
     uint8_t *p = val.mv_data;
     memcpy(p, cid, 32);
     memcpy(p + 32, author, 32);
@@ -1431,13 +1690,11 @@ int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
     rc = tail_load(t);
     if (rc)
         return rc;
-    for (size_t i = 0; i < t->ntail; i++) {
-        const tail_ent *e = &t->tail[i];
-        if (!e->dead && memcmp(e->author, author, 32) == 0 && (!found || e->seq > s)) {
-            s = e->seq;
-            memcpy(id, e->cid, 32);
-            found = true;
-        }
+    const tail_ent *e = tail_find_author(t, author);
+    if (e && (!found || e->seq > s)) {
+        s = e->seq;
+        memcpy(id, e->cid, 32);
+        found = true;
     }
     if (!found)
         return SHOAL_ENOTFOUND;

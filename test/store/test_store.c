@@ -1886,6 +1886,215 @@ static void test_nondurable_flush(void)
     free(dir);
 }
 
+/* ------------------------------------------------- tail cache (store) */
+
+/* Change i of the cache tests: author one of three, seq i / 3 + 1, a
+ * document meta on document i % 5 riding in its log entry.  The store
+ * keeps the tail of its last snapshot between txns; every check below
+ * fails if it serves a stale one. */
+enum { TC_DOCS = 5 };
+
+struct tc_put {
+    int from, to;
+    size_t envlen;   /* 0: 48 */
+    bool fail;       /* return an error after the puts (the txn aborts) */
+};
+
+static void tc_meta(int i, char m[32])
+{
+    snprintf(m, 32, "meta-%d", i);
+}
+
+static int tc_put_fn(shoal__stxn *t, void *arg)
+{
+    const struct tc_put *a = arg;
+    size_t elen = a->envlen ? a->envlen : 48;
+    uint8_t *env = malloc(elen);
+    if (!env)
+        return SHOAL_ENOMEM;
+    int rc = SHOAL_OK;
+    for (int i = a->from; !rc && i < a->to; i++) {
+        uint8_t cid[32], author[32], e48[48];
+        uint64_t seq, pos = 0;
+        tail_change(i, cid, author, &seq, e48);
+        memset(env, (int)i, elen);
+        memcpy(env, e48, 48);
+        rc = shoal__stxn_change_put(t, cid, env, elen, author, seq, 0, &pos);
+        if (!rc && pos != (uint64_t)i + 1)
+            rc = SHOAL_EINVAL;
+        char id[8], m[32];
+        snprintf(id, sizeof id, "d%d", i % TC_DOCS);
+        tc_meta(i, m);
+        if (!rc)
+            rc = shoal__stxn_doc_put(t, U8("tc"), 2, U8(id), strlen(id), m, strlen(m), pos);
+    }
+    free(env);
+    return rc ? rc : a->fail ? SHOAL_EINVAL : SHOAL_OK;
+}
+
+/* Everything below n is stored, n itself is not. */
+static int tc_check_fn(shoal__stxn *t, void *arg)
+{
+    int n = *(int *)arg, bad = 0;
+    for (int i = 0; i <= n; i++) {
+        uint8_t cid[32], author[32], env[48], got[32];
+        uint64_t seq;
+        tail_change(i, cid, author, &seq, env);
+        bool has = shoal__stxn_change_has(t, cid);
+        if (has != (i < n))
+            bad++;
+        if (i < n && (shoal__stxn_authseq_get(t, author, seq, got) != SHOAL_OK ||
+                      memcmp(got, cid, 32) != 0))
+            bad++;
+    }
+    for (int a = 0; a < 3 && a < n; a++) {
+        int last = a + ((n - 1 - a) / 3) * 3;   /* greatest i < n with i % 3 == a */
+        uint8_t cid[32], author[32], env[48], got[32];
+        uint64_t seq, gseq = 0;
+        tail_change(last, cid, author, &seq, env);
+        if (shoal__stxn_vv_get(t, author, &gseq, got) != SHOAL_OK || gseq != seq ||
+            memcmp(got, cid, 32) != 0)
+            bad++;
+    }
+    for (int d = 0; d < TC_DOCS && d < n; d++) {
+        int last = d + ((n - 1 - d) / TC_DOCS) * TC_DOCS;
+        char id[8], m[32];
+        snprintf(id, sizeof id, "d%d", d);
+        tc_meta(last, m);
+        shoal__sval v = {NULL, 0};
+        if (shoal__stxn_doc_get(t, U8("tc"), 2, U8(id), strlen(id), &v) != SHOAL_OK ||
+            !sval_eq(&v, m, strlen(m)))
+            bad++;
+    }
+    if (shoal__stxn_log_count(t) != (uint64_t)n)
+        bad++;
+    return bad ? SHOAL_EINVAL : SHOAL_OK;
+}
+
+static int tc_readonly_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    uint8_t cid[32];
+    uint64_t seq;
+    memset(cid, 0xAB, sizeof cid);
+    if (shoal__stxn_vv_get(t, U8("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"), &seq, cid) !=
+        SHOAL_ENOTFOUND)
+        return SHOAL_EINVAL;
+    return shoal__stxn_change_has(t, cid) ? SHOAL_EINVAL : SHOAL_OK;
+}
+
+static int tc_flush_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    return shoal__stxn_index_flush(t);
+}
+
+/* Another process appends [from, to) while the parent keeps its handle. */
+static void tc_child_put(const char *dir, int from, int to)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        uint8_t pk[32], *sk = NULL;
+        shoal__store *c = open_store(dir, false, 0, pk, &sk);
+        struct tc_put a = {from, to, 0, false};
+        int rc = c ? shoal__store_write(c, tc_put_fn, &a) : SHOAL_ESTORE;
+        shoal__store_close(c);
+        shoal__store_free_secret(sk);
+        _exit(rc == SHOAL_OK ? 0 : 1);
+    }
+    int st = -1;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_tail_cache(void)
+{
+    char *dir = check_tmpdir("store-tc");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    int n = 0;
+    /* One change per txn, across an index batch (TAIL_MAX 256). */
+    for (; n < 300; n++) {
+        struct tc_put a = {n, n + 1, 0, false};
+        CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
+        if (n % 37 == 0) {
+            int m = n + 1;
+            CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
+        }
+    }
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    /* Another process commits: our cached tail is of an older snapshot. */
+    tc_child_put(dir, n, n + 3);
+    n += 3;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    struct tc_put a = {n, n + 2, 0, false};
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
+    n += 2;
+    /* ... also right after a write txn of ours, and one that wrote nothing
+     * (LMDB commits no new txn id for it). */
+    tc_child_put(dir, n, n + 2);
+    n += 2;
+    CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
+    CHECK_EQ(shoal__store_write(s, tc_readonly_fn, NULL), SHOAL_OK);
+    tc_child_put(dir, n, n + 1);
+    n += 1;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    CHECK_EQ(shoal__store_write(s, tc_readonly_fn, NULL), SHOAL_OK);
+    tc_child_put(dir, n, n + 1);
+    n += 1;
+    CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
+    /* An aborted txn leaves nothing in the cache. */
+    struct tc_put f = {n, n + 4, 0, true};
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &f), SHOAL_EINVAL);
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    f.fail = false;
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &f), SHOAL_OK);
+    n += 4;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    /* An index flush empties the tail; the child then appends to it. */
+    CHECK_EQ(shoal__store_write(s, tc_flush_fn, NULL), SHOAL_OK);
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    tc_child_put(dir, n, n + 2);
+    n += 2;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    CHECK_EQ(shoal__store_write(s, tc_flush_fn, NULL), SHOAL_OK);
+    tc_child_put(dir, n, n + 1);
+    n += 1;
+    CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
+
+    /* Map growth between txns: the cached metas must not point into the
+     * old mapping or into pages later txns reuse.  The tail is loaded from
+     * the map (reopen) and then kept while large entries grow the map. */
+    dir = check_tmpdir("store-tc-grow");
+    s = open_store(dir, false, 1 << 20, pk, &sk);
+    REQUIRE(s);
+    struct tc_put g = {0, 10, 0, false};
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &g), SHOAL_OK);
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    n = 10;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    for (; n < 40; n++) {
+        struct tc_put b = {n, n + 1, 100000, false};
+        CHECK_EQ(shoal__store_write(s, tc_put_fn, &b), SHOAL_OK);
+        int m = n + 1;
+        CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
+    }
+    shoal__store_close(s);
+    shoal__store_free_secret(sk);
+    check_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     check_seed(0x5703e);
@@ -1904,6 +2113,7 @@ int main(void)
     RUN(test_nondurable_flush);
     RUN(test_two_processes);
     RUN(test_child_grows_map);
+    RUN(test_tail_cache);
     if (can_mount()) {
         RUN(test_full_disk);
         RUN(test_readonly_dir);
