@@ -183,6 +183,11 @@ struct shoal__stxn {
     size_t captail;
     uint32_t *hcid, *hauth;
     size_t hcap;
+    /* The last change id change_pos found nowhere (miss_ok): an import
+     * asks change_has and then change_put for the same new id.  Only
+     * change_put adds an id, and it clears this. */
+    bool miss_ok;
+    uint8_t miss[32];
 };
 
 static void tail_free(shoal__stxn *t);
@@ -1419,24 +1424,31 @@ int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
 /* Log position of cid: SHOAL_OK, SHOAL_ENOTFOUND or an error. */
 static int change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
 {
+    if (t->miss_ok && memcmp(t->miss, cid, 32) == 0)
+        return SHOAL_ENOTFOUND;
+    /* The tail first (a hash probe; dependencies are mostly recent): a
+     * live id is in the tail or the index, never both. */
+    int rc = tail_load(t);
+    if (rc)
+        return rc;
+    const tail_ent *e = tail_find_cid(t, cid);
+    if (e) {
+        *pos = e->pos;
+        return SHOAL_OK;
+    }
     shoal__sval v = {NULL, 0};
-    int rc = t_get(t, T_CHANGES, cid, 32, &v);
+    rc = t_get(t, T_CHANGES, cid, 32, &v);
     if (rc == SHOAL_OK) {
         if (v.len != 8)
             return corrupt(t, "changes value is not 8 bytes");
         *pos = get_be64(v.p);
         return SHOAL_OK;
     }
-    if (rc != SHOAL_ENOTFOUND)
-        return rc;
-    rc = tail_load(t);
-    if (rc)
-        return rc;
-    const tail_ent *e = tail_find_cid(t, cid);
-    if (!e)
-        return SHOAL_ENOTFOUND;
-    *pos = e->pos;
-    return SHOAL_OK;
+    if (rc == SHOAL_ENOTFOUND) {
+        memcpy(t->miss, cid, 32);
+        t->miss_ok = true;
+    }
+    return rc;
 }
 
 int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
@@ -1475,6 +1487,7 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
     }
     if (rc != SHOAL_ENOTFOUND)
         return rc;
+    t->miss_ok = false;
     rc = tail_load(t);
     if (rc)
         return rc;
