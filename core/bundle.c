@@ -42,6 +42,7 @@
  * the bundle being imported, the whole import fails instead.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -886,65 +887,137 @@ out:
 /* Signatures are checked before anything is decoded or stored, and a
  * batch with one bad envelope is rejected whole.  Verifying is most of an
  * import's CPU (one Ed25519 check is about 45 us here), so a batch of at
- * least SHOAL__VERIFY_PARALLEL_MIN envelopes is cut into contiguous slices,
- * one per online processor up to SHOAL__VERIFY_THREADS: the calling thread
- * checks the first slice and a thread made for this call checks each other
- * one (creating one costs tens of microseconds; a network batch of 256
- * changes takes 10 to 25 ms to verify).  Each slice goes in order and stops
- * at its first bad envelope, or as soon as a bad one of a lower index is
- * known, so the lowest bad index of the batch is always found and reported:
- * the same error, deterministically, as checking one after the other. */
+ * least SHOAL__VERIFY_PARALLEL_MIN envelopes is shared out between the
+ * calling thread and up to SHOAL__VERIFY_THREADS - 1 helper threads, one
+ * per online processor.  The helpers belong to the process: made on first
+ * need, then kept, each waiting on a condition variable for the next batch
+ * (making and joining threads for every batch cost about 2.4 us of CPU per
+ * change on a loaded two-core machine: the stack's pages faulted in again,
+ * more context switches).  The batch is cut into chunks of VERIFY_CHUNK
+ * envelopes that the caller and the helpers claim in order under the
+ * pool's mutex, so a helper that starts late (a busy machine) just finds
+ * less to do, and a batch never waits for a helper that has not started.
+ * Each chunk goes in order and stops at its first bad envelope; a chunk
+ * starting past the lowest bad index known is skipped.  Every chunk below
+ * the lowest bad index is checked whole, so that index, and its error, are
+ * found whatever the scheduling: the same result as checking one after the
+ * other.  One batch uses the helpers at a time; a batch that finds them
+ * busy (another replica or thread of the process) is checked on its
+ * calling thread alone.  After fork() the child starts without helpers
+ * (pthread_atfork resets the pool). */
 
-typedef struct vslice {
+enum { VERIFY_CHUNK = 4 };
+
+static struct vpool {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;     /* a new batch (gen changed) */
+    pthread_cond_t done;     /* the batch's last chunk finished */
+    size_t helpers;          /* helper threads running */
+    long cpus;               /* online processors, read once */
+    bool busy;               /* a batch owns the helpers */
+    uint64_t gen;            /* batch number */
     const uint8_t *base;
     const shoal__span *spans;
-    size_t lo, hi;
-    _Atomic size_t *bad;   /* lowest bad index known (SIZE_MAX: none yet) */
-    size_t at;             /* this slice's first bad index, or SIZE_MAX */
-    int err;               /* its error */
-} vslice;
+    size_t count, nchunks;
+    size_t next;             /* next chunk to claim */
+    size_t finished;         /* chunks done */
+    size_t bad;              /* lowest bad index known (SIZE_MAX: none) */
+    int err;                 /* its error */
+} vp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+        0, 0, false, 0, NULL, NULL, 0, 0, 0, 0, SIZE_MAX, SHOAL_OK};
+
+static pthread_once_t vp_once = PTHREAD_ONCE_INIT;
 
 static void
-verify_slice(vslice *s)
+vp_prepare(void)
 {
-    s->at = SIZE_MAX;
-    s->err = SHOAL_OK;
-    for (size_t i = s->lo; i < s->hi; i++) {
-        if (atomic_load_explicit(s->bad, memory_order_relaxed) < i)
-            return;   /* a lower index already fails the batch */
+    pthread_mutex_lock(&vp.mu);
+}
+
+static void
+vp_parent(void)
+{
+    pthread_mutex_unlock(&vp.mu);
+}
+
+/* The child has no helpers (only the forking thread survives fork). */
+static void
+vp_child(void)
+{
+    pthread_mutex_init(&vp.mu, NULL);
+    pthread_cond_init(&vp.wake, NULL);
+    pthread_cond_init(&vp.done, NULL);
+    vp.helpers = 0;
+    vp.busy = false;
+}
+
+static void
+vp_init(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    vp.cpus = n < 1 ? 1 : n;
+    pthread_atfork(vp_prepare, vp_parent, vp_child);
+}
+
+/* Check chunk c of the current batch (its fields read under vp.mu by the
+ * claimer and passed in); returns the first bad index or SIZE_MAX. */
+static size_t
+verify_chunk(const uint8_t *base, const shoal__span *spans, size_t lo, size_t hi, int *err)
+{
+    for (size_t i = lo; i < hi; i++) {
         size_t elen, blen;
         const uint8_t *body;
-        int err = shoal__envelope_open(s->base + s->spans[i].off, s->spans[i].len, &elen,
-                                       &body, &blen);
-        if (err) {
-            s->at = i;
-            s->err = err;
-            size_t cur = atomic_load_explicit(s->bad, memory_order_relaxed);
-            while (i < cur && !atomic_compare_exchange_weak_explicit(
-                                  s->bad, &cur, i, memory_order_relaxed,
-                                  memory_order_relaxed)) {
-            }
-            return;
+        int e = shoal__envelope_open(base + spans[i].off, spans[i].len, &elen, &body, &blen);
+        if (e) {
+            *err = e;
+            return i;
         }
+    }
+    return SIZE_MAX;
+}
+
+/* Claim and check chunks of the batch of generation gen until none is
+ * left; called and returns with vp.mu held. */
+static void
+vp_work(uint64_t gen)
+{
+    while (vp.gen == gen && vp.next < vp.nchunks) {
+        size_t c = vp.next++;
+        size_t lo = c * VERIFY_CHUNK;
+        size_t hi = lo + VERIFY_CHUNK < vp.count ? lo + VERIFY_CHUNK : vp.count;
+        if (lo > vp.bad) {   /* a lower index already fails the batch */
+            if (++vp.finished == vp.nchunks)
+                pthread_cond_signal(&vp.done);
+            continue;
+        }
+        const uint8_t *base = vp.base;
+        const shoal__span *spans = vp.spans;
+        pthread_mutex_unlock(&vp.mu);
+        int err = SHOAL_OK;
+        size_t at = verify_chunk(base, spans, lo, hi, &err);
+        pthread_mutex_lock(&vp.mu);
+        if (at < vp.bad) {
+            vp.bad = at;
+            vp.err = err;
+        }
+        if (++vp.finished == vp.nchunks)
+            pthread_cond_signal(&vp.done);
     }
 }
 
 static void *
-verify_thread(void *arg)
+vp_helper(void *arg)
 {
-    verify_slice(arg);
+    (void)arg;
+    pthread_mutex_lock(&vp.mu);
+    uint64_t seen = vp.gen;
+    for (;;) {
+        while (vp.gen == seen)
+            pthread_cond_wait(&vp.wake, &vp.mu);
+        seen = vp.gen;
+        vp_work(seen);
+    }
     return NULL;
-}
-
-static size_t
-verify_threads(size_t count)
-{
-    if (count < SHOAL__VERIFY_PARALLEL_MIN)
-        return 1;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-        return 1;
-    return n > SHOAL__VERIFY_THREADS ? SHOAL__VERIFY_THREADS : (size_t)n;
 }
 
 /* Verify the signatures of spans[0..count); the error of the lowest-index
@@ -954,35 +1027,52 @@ verify_spans(const uint8_t *base, const shoal__span *spans, size_t count)
 {
     if (sodium_init() < 0)   /* once, before any thread may call it */
         return SHOAL_ENOMEM;
-    _Atomic size_t bad = SIZE_MAX;
-    vslice sl[SHOAL__VERIFY_THREADS];
-    pthread_t th[SHOAL__VERIFY_THREADS];
-    bool started[SHOAL__VERIFY_THREADS] = {false};
-    size_t nt = verify_threads(count);
-    for (size_t j = 0; j < nt; j++) {
-        sl[j].base = base;
-        sl[j].spans = spans;
-        sl[j].lo = count * j / nt;
-        sl[j].hi = count * (j + 1) / nt;
-        sl[j].bad = &bad;
-    }
-    for (size_t j = 1; j < nt; j++)
-        started[j] = pthread_create(&th[j], NULL, verify_thread, &sl[j]) == 0;
-    verify_slice(&sl[0]);
-    for (size_t j = 1; j < nt; j++) {
-        if (started[j])
-            pthread_join(th[j], NULL);
-        else
-            verify_slice(&sl[j]);   /* no thread: check it here */
-    }
-    size_t at = SIZE_MAX;
-    int err = SHOAL_OK;
-    for (size_t j = 0; j < nt; j++) {
-        if (sl[j].at < at) {
-            at = sl[j].at;
-            err = sl[j].err;
+    pthread_once(&vp_once, vp_init);
+    size_t want = vp.cpus > SHOAL__VERIFY_THREADS ? SHOAL__VERIFY_THREADS : (size_t)vp.cpus;
+    bool pool = false;
+    if (count >= SHOAL__VERIFY_PARALLEL_MIN && want > 1) {
+        pthread_mutex_lock(&vp.mu);
+        if (!vp.busy) {
+            while (vp.helpers < want - 1) {
+                pthread_t th;
+                pthread_attr_t at;
+                bool ok = pthread_attr_init(&at) == 0;
+                if (ok) {
+                    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+                    ok = pthread_create(&th, &at, vp_helper, NULL) == 0;
+                    pthread_attr_destroy(&at);
+                }
+                if (!ok)
+                    break;   /* fewer helpers: the caller checks more */
+                vp.helpers++;
+            }
+            pool = vp.helpers > 0;
         }
+        if (pool) {
+            vp.busy = true;
+            vp.base = base;
+            vp.spans = spans;
+            vp.count = count;
+            vp.nchunks = (count + VERIFY_CHUNK - 1) / VERIFY_CHUNK;
+            vp.next = vp.finished = 0;
+            vp.bad = SIZE_MAX;
+            vp.err = SHOAL_OK;
+            uint64_t gen = ++vp.gen;
+            pthread_cond_broadcast(&vp.wake);
+            vp_work(gen);
+            while (vp.finished < vp.nchunks)
+                pthread_cond_wait(&vp.done, &vp.mu);
+            int err = vp.err;
+            vp.base = NULL;
+            vp.spans = NULL;
+            vp.busy = false;
+            pthread_mutex_unlock(&vp.mu);
+            return err;
+        }
+        pthread_mutex_unlock(&vp.mu);
     }
+    int err = SHOAL_OK;
+    verify_chunk(base, spans, 0, count, &err);
     return err;
 }
 

@@ -273,7 +273,8 @@ void shoal__net_close(shoal_replica *r);
 int shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
                         size_t count, shoal_import_result *res);
 /* Batches of at least this many envelopes verify their signatures on
- * several threads (bundle.c); at most SHOAL__VERIFY_THREADS in all. */
+ * several threads (bundle.c: the caller and the process's helper threads);
+ * at most SHOAL__VERIFY_THREADS in all. */
 enum { SHOAL__VERIFY_PARALLEL_MIN = 32, SHOAL__VERIFY_THREADS = 4 };
 /* Open count envelopes stored back to back in p[off..n): check each header
  * and verify every signature, on several threads for a large batch.  The

@@ -7,6 +7,7 @@
  * Every rejection must leave both digests (and the version vector and the
  * pending set) exactly as they were.
  */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1200,6 +1201,117 @@ test_large_bad_signature(void)
     fix_close(&f);
 }
 
+/* The verify helpers are shared by the process (core/bundle.c): imports of
+ * large bundles on several threads at once, each into its own replica,
+ * each get their own verdict (a bad signature is never lost or lent to
+ * another import, a good bundle never refused), and a child forked after
+ * the helpers exist verifies on its own (it has none of them). */
+typedef struct pool_arg {
+    const uint8_t *good, *bad;
+    size_t n;
+    int fails;
+} pool_arg;
+
+static int
+pool_rounds(const pool_arg *a)
+{
+    int fails = 0;
+    char *dir = check_tmpdir("bundle-pool");
+    shoal_replica *r = open_dir(dir);
+    if (!r) {
+        fails++;
+        goto out;
+    }
+    for (int k = 0; k < 6; k++) {
+        shoal_import_result res;
+        bool good = k == 2 || k == 5;
+        shoal_err err = shoal_import(r, good ? a->good : a->bad, a->n, &res);
+        if (good ? err != SHOAL_OK : err != SHOAL_EBADSIG)
+            fails++;
+        if (good && (res.applied + res.duplicate != BIG || (k == 2 && res.applied != BIG)))
+            fails++;
+    }
+out:
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+    return fails;
+}
+
+static void *
+pool_thread(void *p)
+{
+    pool_arg *a = p;
+    a->fails = pool_rounds(a);
+    return NULL;
+}
+
+static void
+test_verify_pool(void)
+{
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    uint64_t hlc = shoal__hlc_make(now_ms(), 0);
+    shoal__buf bb;
+    shoal__buf_init(&bb);
+    REQUIRE(shoal__bundle_begin(&bb) == SHOAL_OK);
+    size_t off[BIG], len[BIG];
+    shoal__op op = op_set("f", "v");
+    for (size_t i = 0; i < BIG; i++) {
+        char doc[16];
+        snprintf(doc, sizeof doc, "pool%zu", i % 11);
+        size_t at = bb.len;
+        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) ==
+                SHOAL_OK);
+        off[i] = at;
+        len[i] = bb.len - at;
+    }
+    shoal__bundle_finish(&bb, BIG);
+    uint8_t *q = dup_bytes(bb.p, bb.len, 0);
+    REQUIRE(q);
+    size_t i = 1 + (size_t)check_rand_below(BIG - 1);
+    q[off[i] + len[i] - 1] ^= 0x01;
+    enum { NTH = 4 };
+    pool_arg a[NTH];
+    pthread_t th[NTH];
+    bool started[NTH];
+    for (int t = 0; t < NTH; t++) {
+        a[t] = (pool_arg){bb.p, q, bb.len, 0};
+        started[t] = pthread_create(&th[t], NULL, pool_thread, &a[t]) == 0;
+        CHECK(started[t]);
+    }
+    for (int t = 0; t < NTH; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        CHECK_EQ(a[t].fails, 0);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        pool_arg c = {bb.p, q, bb.len, 0};
+        _exit(pool_rounds(&c) == 0 ? 0 : 1);
+    }
+    int st = -1;
+    uint64_t deadline = now_ms() + 120000;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 || now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            st = -1;
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(q);
+    shoal__buf_free(&bb);
+}
+
 /* ------------------------------------------------- equivocation: converge */
 
 /* X signs two versions A and B of seq 2; honest H builds on A (and on its
@@ -1682,5 +1794,6 @@ main(void)
     RUN(test_import_redecode);
     RUN(test_import_memory);
     RUN(test_large_bad_signature);
+    RUN(test_verify_pool);
     return check_summary();
 }
