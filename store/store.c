@@ -1330,6 +1330,43 @@ static const tail_ent *tail_find_author(const shoal__stxn *t, const uint8_t auth
     return NULL;
 }
 
+static size_t dockey_hash(const uint8_t *k, size_t n, size_t cap)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ k[i]) * 0x100000001b3u;
+    return (size_t)(h ^ h >> 29) & (cap - 1);
+}
+
+/* Put the newest meta of each document the tail carries into docs (going
+ * from the newest entry down, a document seen already is skipped): one put
+ * per document instead of one per entry. */
+static int docs_flush(shoal__stxn *t)
+{
+    size_t cap = 64;
+    while (cap < 2 * t->ntail)
+        cap *= 2;
+    const tail_ent **seen = NULL;
+    int rc = SHOAL_OK;
+    for (size_t i = t->ntail; !rc && i > 0; i--) {
+        const tail_ent *e = &t->tail[i - 1];
+        if (e->dead || !e->dk)   /* a superseded entry's meta is stale */
+            continue;
+        if (!seen && !(seen = shoal__calloc(cap, sizeof *seen)))
+            return SHOAL_ENOMEM;
+        size_t h = dockey_hash(e->dk, e->klen, cap);
+        bool dup = false;
+        for (; seen[h] && !dup; h = (h + 1) & (cap - 1))
+            dup = seen[h]->klen == e->klen && memcmp(seen[h]->dk, e->dk, e->klen) == 0;
+        if (dup)
+            continue;
+        seen[h] = e;
+        rc = t_put(t, T_DOCS, e->dk, e->klen, e->dmeta, e->mlen, 0);
+    }
+    shoal__free(seen);
+    return rc;
+}
+
 /* Move the whole tail into the indexes. */
 static int tail_flush(shoal__stxn *t)
 {
@@ -1351,15 +1388,15 @@ static int tail_flush(shoal__stxn *t)
         t->wrote = true;
         authseq_key(k, e->author, e->seq);
         int rc = t_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
-        /* In log order, so a document's newest meta is put last. */
-        if (!rc && e->dk)
-            rc = t_put(t, T_DOCS, e->dk, e->klen, e->dmeta, e->mlen, 0);
         if (rc)
             return rc;
     }
+    int rc = docs_flush(t);
+    if (rc)
+        return rc;
     uint8_t nb[8];
     put_be64(nb, t->lognext);
-    int rc = t_put(t, T_META, "ixnext", 6, nb, 8, 0);
+    rc = t_put(t, T_META, "ixnext", 6, nb, 8, 0);
     if (rc)
         return rc;
     t->ixnext = t->lognext;
