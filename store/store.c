@@ -188,6 +188,7 @@ struct shoal__stxn {
      * change_put adds an id, and it clears this. */
     bool miss_ok;
     uint8_t miss[32];
+    bool borrows;   /* some entry's meta may point into the map (tail_own) */
 };
 
 static void tail_free(shoal__stxn *t);
@@ -1014,6 +1015,7 @@ static void tail_free(shoal__stxn *t)
     t->hcid = t->hauth = NULL;
     t->ntail = t->captail = t->hcap = 0;
     t->tail_ok = false;
+    t->borrows = false;
 }
 
 /* ------------------------------------------------ tail hashes, cache */
@@ -1139,11 +1141,14 @@ static bool tail_cache_take(shoal__stxn *t)
  * of the meta it borrows from the map.  False if out of memory. */
 static bool tail_own(shoal__stxn *t)
 {
+    if (!t->borrows)   /* a cached tail, and what change_put adds, own theirs */
+        return true;
     for (size_t i = 0; i < t->ntail; i++) {
         tail_ent *e = &t->tail[i];
         if (e->dk && !e->own && tail_set_meta(e, e->dk, e->klen, e->dmeta, e->mlen) != SHOAL_OK)
             return false;
     }
+    t->borrows = false;
     return true;
 }
 
@@ -1236,6 +1241,8 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log
     e->klen = le ? le->klen : 0;
     e->mlen = le ? le->mlen : 0;
     e->dead = le ? le->dead : false;
+    if (e->dk)
+        t->borrows = true;
     hash_add(t, t->ntail - 1);
     return SHOAL_OK;
 }
