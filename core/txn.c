@@ -255,6 +255,7 @@ typedef struct cctx {
     shoal__wctx *x;
     shoal_txn *txn;
     uint64_t seq;            /* last seq allocated */
+    bool appended;           /* a change of this commit is in the log */
     char detail[160];
 } cctx;
 
@@ -405,6 +406,8 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
                                      wd->meta.last_pos, &pos);
     }
     if (!err)
+        cx->appended = true;
+    if (!err)
         err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, pos, env.len, false);
     shoal__buf_free(&body);
     shoal__buf_free(&env);
@@ -514,6 +517,7 @@ commit_fn(shoal__stxn *t, void *arg)
     memset(&x->res, 0, sizeof x->res);
     x->due_ms = r->due_ms;
     cx->detail[0] = 0;
+    cx->appended = false;
     int err = shoal__clock_load(t, &x->clock);
     if (!err && r->due_ms <= x->wall)
         err = shoal__drain(x, t, NULL, 0);
@@ -540,7 +544,11 @@ commit_fn(shoal__stxn *t, void *arg)
     builder_free(&b);
     if (!err)
         err = shoal__wset_flush(&x->w);
-    if (!err)
+    /* The clock is derived from meta "clock" and the last change's HLC
+     * (bundle.c); after the drain above only our ticks moved it, and the
+     * last tick stamped the change appended last, so with a change
+     * appended there is nothing to store (and nothing to re-derive). */
+    if (!err && !cx->appended)
         err = shoal__clock_store(t, x->clock);
     return err;
 }
