@@ -940,11 +940,14 @@ vp_parent(void)
     pthread_mutex_unlock(&vp.mu);
 }
 
-/* The child has no helpers (only the forking thread survives fork). */
+/* The child has no helpers (only the forking thread survives fork).  The
+ * forking thread holds vp.mu (vp_prepare) and unlocks its copy; the
+ * condition variables may still count the parent's waiting helpers, so
+ * they start afresh. */
 static void
 vp_child(void)
 {
-    pthread_mutex_init(&vp.mu, NULL);
+    pthread_mutex_unlock(&vp.mu);
     pthread_cond_init(&vp.wake, NULL);
     pthread_cond_init(&vp.done, NULL);
     vp.helpers = 0;
