@@ -121,6 +121,7 @@ typedef struct ncx {
     size_t examined;    /* positions examined by this call */
     int err;
     bool full;          /* stopped at a limit (the scan's stop code is no error) */
+    uint64_t end;       /* one past the snapshot's last log position */
 } ncx;
 
 static uint64_t
@@ -187,6 +188,9 @@ next_fn(shoal__stxn *t, void *arg)
     int err = shoal__stxn_log_scan(t, x->cursor, next_cb, x);
     if (x->err)
         return x->err;
+    uint64_t last;
+    if (x->count > 0 && shoal__stxn_log_last(t, &last, NULL) == SHOAL_OK)
+        x->end = last + 1;
     return x->full ? SHOAL_OK : err;
 }
 
@@ -207,15 +211,20 @@ host_next_changes(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_
      * until the replica closes, after the engine has stopped. */
     int err = shoal__store_read(r->store, next_fn, &x);
     /* Only durable changes leave: a non-durable replica flushes before it
-     * sends, unless an earlier flush already covered these positions (a
-     * relay sends one range to several peers).  The flush runs without
-     * r->mu, so commits go on meanwhile: it covers every transaction
-     * committed before it starts, which includes all read above. */
+     * sends, unless an earlier flush already covered these positions.  The
+     * flush runs without r->mu, so commits go on meanwhile: it covers every
+     * transaction committed before it starts, which includes the whole
+     * snapshot read above, up to its last log position, not only this
+     * batch.  So one flush serves the batches that follow it for as far as
+     * the log had grown (a writer far ahead of its peers flushes once per
+     * that stretch, not once per batch) and every peer a relay sends that
+     * range to. */
     if (!err && x.count > 0 && !r->opt.durable && x.cursor > atomic_load(&r->synced_pos)) {
         err = shoal__store_flush(r->store);
+        uint64_t covered = x.end > x.cursor ? x.end : x.cursor;
         if (!err) {
             uint64_t had = atomic_load(&r->synced_pos);
-            while (had < x.cursor && !atomic_compare_exchange_weak(&r->synced_pos, &had, x.cursor))
+            while (had < covered && !atomic_compare_exchange_weak(&r->synced_pos, &had, covered))
                 ;
         }
     }
