@@ -472,8 +472,10 @@ keys_del(uint8_t (*v)[32], size_t *n, const uint8_t *key)
         }
 }
 
-shoal_err
-shoal_net_allow(shoal_replica *r, const uint8_t *peer_key)
+/* Allow (allow true) or revoke peer_key: tell the engine, then move the
+ * key between the lists kept for an engine restart. */
+static shoal_err
+list_key(shoal_replica *r, const uint8_t *peer_key, bool allow)
 {
     assert(r);
     if (!peer_key)
@@ -482,40 +484,36 @@ shoal_net_allow(shoal_replica *r, const uint8_t *peer_key)
     shoal__engine *e = acquire(r, &err);
     if (!e)
         return fail(r, err, "%s", "cannot start the network engine");
-    err = shoal__engine_allow(e, peer_key);
+    err = allow ? shoal__engine_allow(e, peer_key) : shoal__engine_disallow(e, peer_key, true);
     if (!err) {
         pthread_mutex_lock(&r->net_mu);
         shoal__net *net = r->net;
-        err = keys_add(&net->allow, &net->nallow, &net->capallow, peer_key);
-        keys_del(net->deny, &net->ndeny, peer_key);
+        if (allow) {
+            err = keys_add(&net->allow, &net->nallow, &net->capallow, peer_key);
+            keys_del(net->deny, &net->ndeny, peer_key);
+        } else {
+            err = keys_add(&net->deny, &net->ndeny, &net->capdeny, peer_key);
+            keys_del(net->allow, &net->nallow, peer_key);
+        }
         pthread_mutex_unlock(&r->net_mu);
     }
     release(r);
-    return fail(r, err, "%s", err == SHOAL_EINVAL ? "allow: not a valid Ed25519 public key"
-                                                  : "allow");
+    const char *what = allow ? "allow" : "disallow";
+    if (err == SHOAL_EINVAL)
+        return fail(r, err, "%s: not a valid Ed25519 public key", what);
+    return fail(r, err, "%s", what);
+}
+
+shoal_err
+shoal_net_allow(shoal_replica *r, const uint8_t *peer_key)
+{
+    return list_key(r, peer_key, true);
 }
 
 shoal_err
 shoal_net_disallow(shoal_replica *r, const uint8_t *peer_key)
 {
-    assert(r);
-    if (!peer_key)
-        return SHOAL_EINVAL;
-    int err;
-    shoal__engine *e = acquire(r, &err);
-    if (!e)
-        return fail(r, err, "%s", "cannot start the network engine");
-    err = shoal__engine_disallow(e, peer_key, true);
-    if (!err) {
-        pthread_mutex_lock(&r->net_mu);
-        shoal__net *net = r->net;
-        err = keys_add(&net->deny, &net->ndeny, &net->capdeny, peer_key);
-        keys_del(net->allow, &net->nallow, peer_key);
-        pthread_mutex_unlock(&r->net_mu);
-    }
-    release(r);
-    return fail(r, err, "%s", err == SHOAL_EINVAL ? "disallow: not a valid Ed25519 public key"
-                                                  : "disallow");
+    return list_key(r, peer_key, false);
 }
 
 shoal_err
