@@ -44,6 +44,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -1310,31 +1311,31 @@ static int tail_load(shoal__stxn *t)
     return SHOAL_OK;
 }
 
-static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
+/* Probe table tab (hcid or hauth) for the entry whose 32-byte field at
+ * offset off (cid or author) equals key; NULL if none. */
+static const tail_ent *tail_probe(const shoal__stxn *t, const uint32_t *tab, size_t off,
+                                  const uint8_t key[32])
 {
     if (!t->ntail)
         return NULL;
     size_t m = t->hcap - 1;
-    for (size_t h = key_hash(cid, t->hcap); t->hcid[h]; h = (h + 1) & m) {
-        const tail_ent *e = &t->tail[t->hcid[h] - 1];
-        if (memcmp(e->cid, cid, 32) == 0)
+    for (size_t h = key_hash(key, t->hcap); tab[h]; h = (h + 1) & m) {
+        const tail_ent *e = &t->tail[tab[h] - 1];
+        if (memcmp((const uint8_t *)e + off, key, 32) == 0)
             return e;
     }
     return NULL;
 }
 
+static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
+{
+    return tail_probe(t, t->hcid, offsetof(tail_ent, cid), cid);
+}
+
 /* The live tail entry of author with the greatest seq, or NULL. */
 static const tail_ent *tail_find_author(const shoal__stxn *t, const uint8_t author[32])
 {
-    if (!t->ntail)
-        return NULL;
-    size_t m = t->hcap - 1;
-    for (size_t h = key_hash(author, t->hcap); t->hauth[h]; h = (h + 1) & m) {
-        const tail_ent *e = &t->tail[t->hauth[h] - 1];
-        if (memcmp(e->author, author, 32) == 0)
-            return e;
-    }
-    return NULL;
+    return tail_probe(t, t->hauth, offsetof(tail_ent, author), author);
 }
 
 static size_t dockey_hash(const uint8_t *k, size_t n, size_t cap)
