@@ -24,9 +24,9 @@ int shoal__bench_sync(int argc, char **argv);
 
 /* Helpers (bench/util.c). */
 uint64_t shoal__bench_now_ns(void);
-double shoal__bench_median(double *v, size_t n);   /* sorts v */
-double shoal__bench_rss_mb(void);                   /* current RSS in MiB */
-double shoal__bench_peak_rss_mb(void);              /* VmHWM in MiB */
+double shoal__bench_median(double *v, size_t n); /* sorts v */
+double shoal__bench_rss_mb(void);                /* current RSS in MiB */
+double shoal__bench_peak_rss_mb(void);           /* VmHWM in MiB */
 /* Bytes this process has handed to write system calls so far (write,
  * pwrite, writev: /proc/self/io wchar), or 0 if unknown.  LMDB writes its
  * pages with these (never through the map), so the difference over a phase

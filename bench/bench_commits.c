@@ -34,7 +34,7 @@ typedef struct cresult {
     double rss_mb;
     uint64_t commits;
     uint64_t changes;
-    uint64_t write_bytes;   /* handed to write syscalls in the timed phase */
+    uint64_t write_bytes; /* handed to write syscalls in the timed phase */
     char err[200];
 } cresult;
 
@@ -44,9 +44,14 @@ typedef struct carg {
 } carg;
 
 static const char *const all_variants[] = {
-    "single", "single-nondurable", "batch100", "lmdb-floor",
+    "single",
+    "single-nondurable",
+    "batch100",
+    "lmdb-floor",
 };
-enum { NVARIANTS = sizeof all_variants / sizeof all_variants[0] };
+enum {
+    NVARIANTS = sizeof all_variants / sizeof all_variants[0]
+};
 
 static int
 fail(cresult *res, const char *what, shoal_err e, shoal_replica *r)
@@ -90,7 +95,7 @@ run_api(uint64_t n, uint64_t per_commit, bool durable, cresult *res)
         }
         for (k = 0; k < per_commit && i < n; k++, i++) {
             char id[32];
-            shoal_value v = {.type = SHOAL_T_INT, .i = (int64_t)i};
+            shoal_value v = { .type = SHOAL_T_INT, .i = (int64_t)i };
 
             snprintf(id, sizeof id, "d%03llu", (unsigned long long)(i % 100));
             if ((e = shoal_txn_set(txn, COLL, id, "v", &v)) != SHOAL_OK) {
@@ -178,7 +183,7 @@ shoal__bench_commits(int argc, char **argv)
     uint64_t n = 2000;
     size_t runs = 5, i, k;
     cresult *results;
-    bool failed[NVARIANTS] = {false};
+    bool failed[NVARIANTS] = { false };
     char *session;
     int status = 0;
 
@@ -207,7 +212,7 @@ shoal__bench_commits(int argc, char **argv)
 
     for (k = 0; k < runs; k++) {
         for (i = 0; i < NVARIANTS; i++) {
-            carg a = {all_variants[i], n};
+            carg a = { all_variants[i], n };
             cresult *res = &results[i * runs + k];
             int rc;
 
@@ -221,8 +226,8 @@ shoal__bench_commits(int argc, char **argv)
                 status = 1;
                 continue;
             }
-            fprintf(stderr, "  %s run %zu: %.1f ms, %llu commits, %llu changes\n",
-                    all_variants[i], k + 1, res->ms, (unsigned long long)res->commits,
+            fprintf(stderr, "  %s run %zu: %.1f ms, %llu commits, %llu changes\n", all_variants[i],
+                    k + 1, res->ms, (unsigned long long)res->commits,
                     (unsigned long long)res->changes);
         }
     }
@@ -248,8 +253,8 @@ shoal__bench_commits(int argc, char **argv)
                med > 0 ? (double)rs[0].commits * 1000.0 / med : 0.0);
         if (rs[0].changes)
             printf(",\"changes_per_s\":%.0f", med > 0 ? (double)rs[0].changes * 1000.0 / med : 0.0);
-        printf(",\"write_mb\":%.1f,\"rss_mb\":%.1f,\"runs\":%zu}\n",
-               shoal__bench_median(wr, runs), shoal__bench_median(rss, runs), runs);
+        printf(",\"write_mb\":%.1f,\"rss_mb\":%.1f,\"runs\":%zu}\n", shoal__bench_median(wr, runs),
+               shoal__bench_median(rss, runs), runs);
     }
     shoal__bench_rmtree(session);
     free(session);

@@ -24,13 +24,15 @@
 #include "bench.h"
 #include "crdt.h"
 
-static int acmp(uint32_t a, uint32_t b, void *ctx)
+static int
+acmp(uint32_t a, uint32_t b, void *ctx)
 {
     (void)ctx;
     return a < b ? -1 : a > b ? 1 : 0;
 }
 
-static uint64_t rng_next(uint64_t *s)
+static uint64_t
+rng_next(uint64_t *s)
 {
     uint64_t x = *s;
     x ^= x >> 12;
@@ -40,18 +42,21 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-static size_t rng_below(uint64_t *s, size_t n)
+static size_t
+rng_below(uint64_t *s, size_t n)
 {
     return (size_t)(rng_next(s) % n);
 }
 
-enum { KINDS = 4 };
-static const char *const kind_name[KINDS] = {
-    "local-insert", "local-delete", "local-replace", "remote-insert"
+enum {
+    KINDS = 4
 };
+static const char *const kind_name[KINDS] = { "local-insert", "local-delete", "local-replace",
+                                              "remote-insert" };
 
 /* One run: fills us[kind][0..ops) with per-op microseconds. */
-static int run_once(size_t n, size_t ops, uint64_t seed, double *us[KINDS])
+static int
+run_once(size_t n, size_t ops, uint64_t seed, double *us[KINDS])
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     if (!l)
@@ -133,13 +138,15 @@ static int run_once(size_t n, size_t ops, uint64_t seed, double *us[KINDS])
     return rc;
 }
 
-static int usage(void)
+static int
+usage(void)
 {
     fprintf(stderr, "usage: shoal-bench list [--n N] [--ops K] [--runs R]\n");
     return 2;
 }
 
-int shoal__bench_list(int argc, char **argv)
+int
+shoal__bench_list(int argc, char **argv)
 {
     size_t n = 100000, ops = 20000, runs = 1;
     for (int i = 1; i < argc; i++) {

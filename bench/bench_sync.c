@@ -58,35 +58,40 @@
 
 /* Envelope and bundle layout (docs/format.md). */
 enum {
-    ENV_HEADER = 1 + 32 + 4,   /* version, author, body length (u32 BE) */
+    ENV_HEADER = 1 + 32 + 4, /* version, author, body length (u32 BE) */
     SIG_BYTES = 64,
-    BUNDLE_HEADER = 12         /* "SHOALBN1", count (u32 BE) */
+    BUNDLE_HEADER = 12 /* "SHOALBN1", count (u32 BE) */
 };
 
 enum {
     MAX_NODES = 8,
     MAX_RUNS = 64,
     MAX_SAMPLES = 100000,
-    MAX_SEQ = 1 << 22,         /* commit-time slots of the throughput writer */
+    MAX_SEQ = 1 << 22, /* commit-time slots of the throughput writer */
     AUTHORS = 10,
-    DOCS = 1000,               /* documents the catch-up authors write to */
+    DOCS = 1000, /* documents the catch-up authors write to */
     READERS = 3,
-    VERIFY_SAMPLE = 4000       /* changes of the per-run verify-rate sample */
+    VERIFY_SAMPLE = 4000 /* changes of the per-run verify-rate sample */
 };
 
 /* Node states in the shared page. */
-enum { ST_START = 0, ST_READY = 1, ST_DONE = 2, ST_FAILED = -1 };
+enum {
+    ST_START = 0,
+    ST_READY = 1,
+    ST_DONE = 2,
+    ST_FAILED = -1
+};
 
 typedef struct slot {
     _Atomic int state;
-    _Atomic int listening;     /* endpoint is set */
-    char endpoint[128];        /* bound endpoint (listeners, the proxy) */
+    _Atomic int listening; /* endpoint is set */
+    char endpoint[128];    /* bound endpoint (listeners, the proxy) */
     char err[240];
     /* results */
-    double ms;                 /* catch-up: connect -> digest equal */
-    double sync_ms;            /* catch-up: shoal_net_sync returned */
+    double ms;                   /* catch-up: connect -> digest equal */
+    double sync_ms;              /* catch-up: shoal_net_sync returned */
     uint64_t wire_up, wire_down; /* catch-up: proxy bytes at digest-equal time */
-    uint64_t count;            /* samples seen / changes written or received */
+    uint64_t count;              /* samples seen / changes written or received */
     uint64_t max_lag_changes;
     double max_lag_s;
     uint64_t done_ns;          /* reader: when it held every written change */
@@ -94,20 +99,20 @@ typedef struct slot {
 } slot;
 
 typedef struct shared {
-    _Atomic int go;            /* parent -> nodes: start the measured phase */
-    _Atomic int stop;          /* parent -> nodes: close and exit */
+    _Atomic int go;                        /* parent -> nodes: start the measured phase */
+    _Atomic int stop;                      /* parent -> nodes: close and exit */
     _Atomic uint64_t proxy_up, proxy_down; /* bytes client->server, server->client */
-    _Atomic uint64_t written_seq;  /* throughput: writer's last committed seq */
+    _Atomic uint64_t written_seq;          /* throughput: writer's last committed seq */
     _Atomic int writer_done;
-    uint64_t total_seq;        /* valid once writer_done */
+    uint64_t total_seq; /* valid once writer_done */
     slot slot[MAX_NODES];
-    uint64_t commit_ns[MAX_SAMPLES];   /* latency: A's commit duration per sample */
-    uint64_t lat_ns[MAX_SAMPLES];      /* latency: commit start -> visible on B (0: not seen) */
+    uint64_t commit_ns[MAX_SAMPLES]; /* latency: A's commit duration per sample */
+    uint64_t lat_ns[MAX_SAMPLES];    /* latency: commit start -> visible on B (0: not seen) */
 } shared;
 
 typedef enum role {
-    ROLE_IDLE,          /* relay or catch-up source: listen and wait */
-    ROLE_CATCHUP,       /* the fresh replica */
+    ROLE_IDLE,    /* relay or catch-up source: listen and wait */
+    ROLE_CATCHUP, /* the fresh replica */
     ROLE_LAT_WRITER,
     ROLE_LAT_READER,
     ROLE_TP_WRITER,
@@ -123,23 +128,23 @@ typedef struct node {
     bool listen;
     int allow[MAX_NODES];
     int nallow;
-    int connect_to;     /* node index, or -1 */
+    int connect_to; /* node index, or -1 */
 } node;
 
 typedef struct topo {
     node n[MAX_NODES];
     int count;
     shared *sh;
-    uint64_t *seq_ns;   /* shared: commit-end time of each writer seq */
+    uint64_t *seq_ns; /* shared: commit-end time of each writer seq */
     pid_t pid[MAX_NODES];
-    double cpu_s[MAX_NODES];    /* CPU seconds of each node, once reaped */
+    double cpu_s[MAX_NODES]; /* CPU seconds of each node, once reaped */
     /* parameters */
     uint64_t samples;
     double seconds;
-    int writer;         /* node index of the writer (throughput) */
-    const char *connect_endpoint;   /* catch-up: the proxy's endpoint */
-    int source;                     /* catch-up: node index of the source */
-    const uint8_t *source_digest;   /* catch-up */
+    int writer;                   /* node index of the writer (throughput) */
+    const char *connect_endpoint; /* catch-up: the proxy's endpoint */
+    int source;                   /* catch-up: node index of the source */
+    const uint8_t *source_digest; /* catch-up */
 } topo;
 
 typedef struct opts {
@@ -151,12 +156,23 @@ typedef struct opts {
 } opts;
 
 static const char *const variant_names[] = {
-    "catch-up", "latency-direct", "latency-relay", "latency-direct-nondurable",
-    "latency-relay-nondurable", "throughput-durable", "throughput-nondurable",
+    "catch-up",
+    "latency-direct",
+    "latency-relay",
+    "latency-direct-nondurable",
+    "latency-relay-nondurable",
+    "throughput-durable",
+    "throughput-nondurable",
 };
 enum {
-    V_CATCHUP, V_LAT_DIRECT, V_LAT_RELAY, V_LAT_DIRECT_ND, V_LAT_RELAY_ND, V_TP_DURABLE,
-    V_TP_NONDURABLE, NVARIANTS
+    V_CATCHUP,
+    V_LAT_DIRECT,
+    V_LAT_RELAY,
+    V_LAT_DIRECT_ND,
+    V_LAT_RELAY_ND,
+    V_TP_DURABLE,
+    V_TP_NONDURABLE,
+    NVARIANTS
 };
 
 static char *session_dir;
@@ -290,7 +306,7 @@ static double last_verify_cpu_ms;
 static double
 verify_floor_ms(const uint8_t *b, size_t len, size_t max_changes)
 {
-    static const char ctx[] = "shoal-change-v1";   /* sizeof counts the NUL */
+    static const char ctx[] = "shoal-change-v1"; /* sizeof counts the NUL */
     uint8_t *msg = NULL;
     size_t off = BUNDLE_HEADER, cap = 0, i, count;
     uint64_t t0;
@@ -308,8 +324,8 @@ verify_floor_ms(const uint8_t *b, size_t len, size_t max_changes)
 
         if (len - off < ENV_HEADER)
             goto out;
-        body = (size_t)b[off + 33] << 24 | (size_t)b[off + 34] << 16 |
-               (size_t)b[off + 35] << 8 | b[off + 36];
+        body = (size_t)b[off + 33] << 24 | (size_t)b[off + 34] << 16 | (size_t)b[off + 35] << 8 |
+               b[off + 36];
         signed_len = ENV_HEADER + body;
         if (len - off < signed_len + SIG_BYTES)
             goto out;
@@ -508,7 +524,9 @@ typedef struct proxy_arg {
     int target_port;
 } proxy_arg;
 
-enum { PROXY_MAX_PAIRS = 16 };
+enum {
+    PROXY_MAX_PAIRS = 16
+};
 
 /* Write all of p to fd (blocking). */
 static int
@@ -553,8 +571,7 @@ proxy_main(void *argp)
         atomic_store(&a->slot->state, ST_FAILED);
         return 1;
     }
-    snprintf(a->slot->endpoint, sizeof a->slot->endpoint, "tcp://127.0.0.1:%d",
-             ntohs(sa.sin_port));
+    snprintf(a->slot->endpoint, sizeof a->slot->endpoint, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
     atomic_store(&a->slot->state, ST_READY);
 
     while (!atomic_load(&a->sh->stop) && now_ns() < deadline) {
@@ -609,8 +626,7 @@ proxy_main(void *argp)
                     continue;
                 got = read(pairs[i][d], buf, sizeof buf);
                 if (got > 0 && write_all(pairs[i][1 - d], buf, (size_t)got) == 0) {
-                    atomic_fetch_add(d == 0 ? &a->sh->proxy_up : &a->sh->proxy_down,
-                                     (uint64_t)got);
+                    atomic_fetch_add(d == 0 ? &a->sh->proxy_up : &a->sh->proxy_down, (uint64_t)got);
                     continue;
                 }
                 if (got < 0 && errno == EINTR)
@@ -647,7 +663,7 @@ commit_int(shoal_replica *r, const char *coll, const char *id, const char *field
            const char *field2, int64_t v2)
 {
     shoal_txn *txn = NULL;
-    shoal_value val = {.type = SHOAL_T_INT, .i = v};
+    shoal_value val = { .type = SHOAL_T_INT, .i = v };
     shoal_err e = shoal_txn_begin(r, &txn);
 
     if (e != SHOAL_OK)
@@ -849,7 +865,7 @@ run_tp_writer(topo *t, shoal_replica *r, slot *s)
         slot_fail(s, "warm-up commit", e, r);
         return -1;
     }
-    seq = 1;    /* the warm-up change */
+    seq = 1; /* the warm-up change */
     t->seq_ns[seq] = now_ns();
     atomic_store(&t->sh->written_seq, seq);
     atomic_store(&s->state, ST_READY);
@@ -982,21 +998,11 @@ node_main(void *argp)
         atomic_store(&s->state, ST_READY);
         rc = 0;
         break;
-    case ROLE_CATCHUP:
-        rc = run_catchup(t, r, s);
-        break;
-    case ROLE_LAT_WRITER:
-        rc = run_lat_writer(t, r, s);
-        break;
-    case ROLE_LAT_READER:
-        rc = run_lat_reader(t, r, s);
-        break;
-    case ROLE_TP_WRITER:
-        rc = run_tp_writer(t, r, s);
-        break;
-    case ROLE_TP_READER:
-        rc = run_tp_reader(t, r, s);
-        break;
+    case ROLE_CATCHUP: rc = run_catchup(t, r, s); break;
+    case ROLE_LAT_WRITER: rc = run_lat_writer(t, r, s); break;
+    case ROLE_LAT_READER: rc = run_lat_reader(t, r, s); break;
+    case ROLE_TP_WRITER: rc = run_tp_writer(t, r, s); break;
+    case ROLE_TP_READER: rc = run_tp_reader(t, r, s); break;
     }
     /* keep the links up until every node is done */
     if (rc == 0)
@@ -1093,7 +1099,7 @@ gen_author(void *argp)
 typedef struct source {
     char dir[512];
     uint8_t digest[SHOAL_DIGEST_BYTES];
-    uint8_t *bundle;    /* shoal_free */
+    uint8_t *bundle; /* shoal_free */
     size_t bundle_len;
     uint64_t changes;
 } source;
@@ -1169,8 +1175,9 @@ build_source(const char *dir, uint64_t n, source *src)
                 (unsigned long long)src->changes, (unsigned long long)n);
         goto out;
     }
-    fprintf(stderr, "  catch-up source: %llu changes of %d authors, %zu bundle bytes, built in "
-                    "%.1f s\n",
+    fprintf(stderr,
+            "  catch-up source: %llu changes of %d authors, %zu bundle bytes, built in "
+            "%.1f s\n",
             (unsigned long long)n, AUTHORS, src->bundle_len, (double)(now_ns() - t0) / 1e9);
     rc = 0;
 out:
@@ -1209,9 +1216,9 @@ import_ms(const char *dir, const source *src)
 
 typedef struct cu_result {
     double ms, sync_ms;
-    double verify_before_ms, verify_after_ms, verify_ms;  /* floor: before, after, mean */
-    double verify_cpu_ms;   /* CPU time of the floor (mean of before, after) */
-    double import_ms;       /* shoal_import of the same bundle, no network */
+    double verify_before_ms, verify_after_ms, verify_ms; /* floor: before, after, mean */
+    double verify_cpu_ms; /* CPU time of the floor (mean of before, after) */
+    double import_ms;     /* shoal_import of the same bundle, no network */
     double cpu_source_s, cpu_fresh_s;
     uint64_t up, down;
 } cu_result;
@@ -1275,8 +1282,7 @@ run_catchup_once(const char *dir, source *src, size_t run, cu_result *res)
     if (wait_state(&t, MAX_NODES - 1, ST_READY, 10000) != 0)
         goto out;
     t.connect_endpoint = pa.slot->endpoint;
-    if (start_node(&t, fresh_i, args, false) != 0 ||
-        wait_state(&t, fresh_i, ST_DONE, 900000) != 0)
+    if (start_node(&t, fresh_i, args, false) != 0 || wait_state(&t, fresh_i, ST_DONE, 900000) != 0)
         goto out;
     res->ms = sh->slot[fresh_i].ms;
     res->sync_ms = sh->slot[fresh_i].sync_ms;
@@ -1312,7 +1318,7 @@ out:
 
 typedef struct lat_result {
     double median_ms, p99_ms, max_ms;
-    double after_median_ms, after_p99_ms;   /* from commit return */
+    double after_median_ms, after_p99_ms; /* from commit return */
     double commit_median_ms;
     uint64_t seen, samples;
 } lat_result;
@@ -1412,25 +1418,25 @@ out:
 typedef struct tp_result {
     uint64_t changes;
     double writer_s, writer_per_s;
-    double e2e_s, e2e_per_s;          /* first commit -> last reader holds all */
+    double e2e_s, e2e_per_s; /* first commit -> last reader holds all */
     uint64_t max_lag_changes;
     double max_lag_s;
-    double verify_per_s;              /* one core, this run */
-    double verify_cpu_per_s;          /* the same per CPU second */
-    double cpu_writer_s, cpu_relay_s, cpu_readers_s;   /* CPU seconds (readers: sum) */
-    double floor_per_s;               /* cores x verify_per_s / 4 */
+    double verify_per_s;                             /* one core, this run */
+    double verify_cpu_per_s;                         /* the same per CPU second */
+    double cpu_writer_s, cpu_relay_s, cpu_readers_s; /* CPU seconds (readers: sum) */
+    double floor_per_s;                              /* cores x verify_per_s / 4 */
 } tp_result;
 
 static int
-run_throughput_once(const char *dir, bool durable, double seconds, const uint8_t *vb,
-                    size_t vlen, size_t run, tp_result *res)
+run_throughput_once(const char *dir, bool durable, double seconds, const uint8_t *vb, size_t vlen,
+                    size_t run, tp_result *res)
 {
     static shared *sh;
     static uint64_t *seq_ns;
     topo t;
     node_arg args[MAX_NODES];
     char rdir[512];
-    static const char *const rnames[READERS] = {"X1", "X2", "X3"};
+    static const char *const rnames[READERS] = { "X1", "X2", "X3" };
     int w, rl, x[READERS], k, rc = -1;
     uint64_t last = 0;
     double after, after_cpu;
@@ -1603,8 +1609,9 @@ parse(int argc, char **argv, opts *o)
     }
     if (o->changes < AUTHORS || o->changes > 10000000 || o->samples > MAX_SAMPLES ||
         o->runs > MAX_RUNS || o->seconds > 3600) {
-        fprintf(stderr, "shoal-bench sync: --changes 10..10000000, --samples <= %d, "
-                        "--runs <= %d, --seconds <= 3600\n",
+        fprintf(stderr,
+                "shoal-bench sync: --changes 10..10000000, --samples <= %d, "
+                "--runs <= %d, --seconds <= 3600\n",
                 MAX_SAMPLES, MAX_RUNS);
         return -1;
     }
@@ -1661,14 +1668,14 @@ bench_catchup(const opts *o)
         cf[k] = r[k].cpu_fresh_s;
         vc[k] = r[k].verify_cpu_ms;
         cratio[k] = cf[k] * 1000.0 / vc[k];
-        fprintf(stderr, "  catch-up run %zu: %.1f ms (sync returned at %.1f), verify floor "
-                        "%.1f ms (before %.1f, after %.1f; %.2fx); wire %llu up + %llu down "
-                        "bytes (%.3fx raw); import %.1f ms; cpu source %.1f s, fresh %.1f s "
-                        "(verify cpu %.1f s)\n",
-                k + 1, ms[k], sms[k], vms[k], r[k].verify_before_ms, r[k].verify_after_ms,
-                ratio[k], (unsigned long long)r[k].up,
-                (unsigned long long)r[k].down, wire[k] / raw, ims[k], cs[k], cf[k],
-                vc[k] / 1000.0);
+        fprintf(stderr,
+                "  catch-up run %zu: %.1f ms (sync returned at %.1f), verify floor "
+                "%.1f ms (before %.1f, after %.1f; %.2fx); wire %llu up + %llu down "
+                "bytes (%.3fx raw); import %.1f ms; cpu source %.1f s, fresh %.1f s "
+                "(verify cpu %.1f s)\n",
+                k + 1, ms[k], sms[k], vms[k], r[k].verify_before_ms, r[k].verify_after_ms, ratio[k],
+                (unsigned long long)r[k].up, (unsigned long long)r[k].down, wire[k] / raw, ims[k],
+                cs[k], cf[k], vc[k] / 1000.0);
     }
     med_ratio = median_of(ratio, o->runs);
     med_wire = median_of(wire, o->runs);
@@ -1737,9 +1744,10 @@ bench_latency(const opts *o, int v)
         ap[k] = r.after_p99_ms;
         cm[k] = r.commit_median_ms;
         seen += r.seen;
-        fprintf(stderr, "  %s run %zu: median %.3f ms, p99 %.3f ms, max %.3f ms (after commit: "
-                        "%.3f / %.3f; commit %.3f; raw LMDB durable commit %.3f), %llu/%llu "
-                        "seen\n",
+        fprintf(stderr,
+                "  %s run %zu: median %.3f ms, p99 %.3f ms, max %.3f ms (after commit: "
+                "%.3f / %.3f; commit %.3f; raw LMDB durable commit %.3f), %llu/%llu "
+                "seen\n",
                 variant_names[v], k + 1, med[k], p99[k], mx[k], am[k], ap[k], cm[k], fl[k],
                 (unsigned long long)r.seen, (unsigned long long)r.samples);
     }
@@ -1793,14 +1801,14 @@ bench_throughput(const opts *o, int v, const uint8_t *vb, size_t vlen)
         cr[k] = r.cpu_relay_s;
         cx[k] = r.cpu_readers_s;
         us[k] = r.changes ? r.cpu_readers_s / READERS / (double)r.changes * 1e6 : 0;
-        fprintf(stderr, "  %s run %zu: %llu changes, writer %.0f/s over %.2f s, end to end "
-                        "%.0f/s over %.2f s; max lag %llu changes / %.3f s; verify %.0f/s "
-                        "per core, floor %.0f/s (%.2fx); cpu s: writer %.1f, relay %.1f, "
-                        "readers %.1f (%.0f us per change each)\n",
-                variant_names[v], k + 1, (unsigned long long)r.changes, r.writer_per_s,
-                r.writer_s, r.e2e_per_s, r.e2e_s, (unsigned long long)r.max_lag_changes,
-                r.max_lag_s, r.verify_per_s, r.floor_per_s, ratio[k], cw[k], cr[k], cx[k],
-                us[k]);
+        fprintf(stderr,
+                "  %s run %zu: %llu changes, writer %.0f/s over %.2f s, end to end "
+                "%.0f/s over %.2f s; max lag %llu changes / %.3f s; verify %.0f/s "
+                "per core, floor %.0f/s (%.2fx); cpu s: writer %.1f, relay %.1f, "
+                "readers %.1f (%.0f us per change each)\n",
+                variant_names[v], k + 1, (unsigned long long)r.changes, r.writer_per_s, r.writer_s,
+                r.e2e_per_s, r.e2e_s, (unsigned long long)r.max_lag_changes, r.max_lag_s,
+                r.verify_per_s, r.floor_per_s, ratio[k], cw[k], cr[k], cx[k], us[k]);
     }
     mr = median_of(ratio, o->runs);
     ml = median_of(lags, o->runs);
@@ -1846,7 +1854,7 @@ shoal__bench_sync(int argc, char **argv)
     session_dir = shoal__bench_mkdtemp("shoal-bench-sync");
     if (!session_dir)
         return 1;
-    setenv("TMPDIR", session_dir, 1);   /* the raw LMDB floor's temp dirs */
+    setenv("TMPDIR", session_dir, 1); /* the raw LMDB floor's temp dirs */
     if ((o.want[V_TP_DURABLE] || o.want[V_TP_NONDURABLE]) &&
         make_verify_sample(session_dir, &vb, &vlen) != 0) {
         status = 1;

@@ -36,8 +36,8 @@
 #include "crdt.h"
 #include "shoal.h"
 
-#define COLL "bench"
-#define DOC "trace"
+#define COLL  "bench"
+#define DOC   "trace"
 #define FIELD "text"
 
 /* ------------------------------------------------------------- the trace */
@@ -45,15 +45,15 @@
 /* A trace in flat arrays: patch i deletes ndel[i] code points at pos[i],
  * then inserts text[ins_off[i] .. ins_off[i] + ins_len[i]) (UTF-8) there. */
 typedef struct trace {
-    size_t n;            /* patches */
-    uint32_t *pos;       /* owned */
-    uint32_t *ndel;      /* owned */
-    size_t *ins_off;     /* owned */
-    uint32_t *ins_len;   /* owned; bytes */
-    char *text;          /* owned; every inserted text back to back */
-    char *end;           /* owned; endContent */
+    size_t n;          /* patches */
+    uint32_t *pos;     /* owned */
+    uint32_t *ndel;    /* owned */
+    size_t *ins_off;   /* owned */
+    uint32_t *ins_len; /* owned; bytes */
+    char *text;        /* owned; every inserted text back to back */
+    char *end;         /* owned; endContent */
     size_t end_len;
-    uint64_t ops;        /* single-character inserts + deletes */
+    uint64_t ops; /* single-character inserts + deletes */
 } trace;
 
 static void
@@ -178,11 +178,13 @@ trace_load(const char *path, trace *t)
         goto nomem;
     memcpy(t->end, end, t->end_len + 1);
 
-    json_array_foreach(txns, i, txn) {
+    json_array_foreach(txns, i, txn)
+    {
         patches = json_object_get(txn, "patches");
         if (!json_is_array(patches))
             goto bad;
-        json_array_foreach(patches, j, patch) {
+        json_array_foreach(patches, j, patch)
+        {
             json_t *jp = json_array_get(patch, 0), *jd = json_array_get(patch, 1);
             json_t *js = json_array_get(patch, 2);
             size_t slen;
@@ -265,17 +267,17 @@ replay(const trace *t, del_fn del, ins_fn ins, void *ctx)
 
 /* What a child sends back (fixed size, over a pipe). */
 typedef struct result {
-    double ms;               /* the measured phase */
-    double floor_ms;         /* raw LMDB durable commits (-durable), else -1 */
-    double verify_floor_ms;  /* signature checks alone (remote), else -1 */
-    double rss_mb;           /* peak RSS of the child after its reset */
-    double rss_base_mb;      /* RSS when the measured phase began */
+    double ms;              /* the measured phase */
+    double floor_ms;        /* raw LMDB durable commits (-durable), else -1 */
+    double verify_floor_ms; /* signature checks alone (remote), else -1 */
+    double rss_mb;          /* peak RSS of the child after its reset */
+    double rss_base_mb;     /* RSS when the measured phase began */
     uint64_t ops;
-    uint64_t bytes;          /* signed changes: envelopes without bundle header */
-    uint64_t changes;        /* signed changes produced / imported */
-    uint64_t commits;        /* write transactions committed */
-    uint64_t final_len;      /* code points of the final text */
-    uint64_t write_bytes;    /* handed to write syscalls in the measured phase */
+    uint64_t bytes;       /* signed changes: envelopes without bundle header */
+    uint64_t changes;     /* signed changes produced / imported */
+    uint64_t commits;     /* write transactions committed */
+    uint64_t final_len;   /* code points of the final text */
+    uint64_t write_bytes; /* handed to write syscalls in the measured phase */
     uint64_t floor_write_bytes;
     char err[240];
 } result;
@@ -290,7 +292,7 @@ set_err(result *res, const char *fmt, const char *a, const char *b)
 
 typedef struct crdt_ctx {
     shoal__list *l;
-    uint64_t next;   /* hlc of the next element id */
+    uint64_t next; /* hlc of the next element id */
 } crdt_ctx;
 
 static int
@@ -314,8 +316,8 @@ static int
 crdt_ins(void *c, size_t pos, const char *ch, size_t len)
 {
     crdt_ctx *x = c;
-    shoal__eid ref, id = {.hlc = ++x->next, .author = 0, .index = 0};
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)ch, .len = len};
+    shoal__eid ref, id = { .hlc = ++x->next, .author = 0, .index = 0 };
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)ch, .len = len };
     int rc;
 
     if (pos == 0)
@@ -350,8 +352,8 @@ textbuf_add(textbuf *tb, const void *p, size_t n)
 }
 
 static int
-crdt_collect(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v,
-             bool deleted, void *arg)
+crdt_collect(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v, bool deleted,
+             void *arg)
 {
     (void)id;
     (void)value_op;
@@ -378,8 +380,8 @@ text_matches(const trace *t, const textbuf *tb, result *res)
 static int
 run_crdt(const trace *t, result *res)
 {
-    crdt_ctx x = {0};
-    textbuf tb = {0};
+    crdt_ctx x = { 0 };
+    textbuf tb = { 0 };
     uint64_t t0;
     int rc;
 
@@ -415,7 +417,7 @@ run_crdt(const trace *t, result *res)
 typedef struct api_ctx {
     shoal_replica *r;
     shoal_txn *txn;
-    size_t batch;      /* edits per commit; 0 = one transaction for all */
+    size_t batch; /* edits per commit; 0 = one transaction for all */
     size_t in_txn;
     uint64_t commits;
     shoal_err err;
@@ -461,7 +463,7 @@ static int
 api_ins(void *c, size_t pos, const char *ch, size_t len)
 {
     api_ctx *x = c;
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)ch, .len = len};
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)ch, .len = len };
     return api_after_edit(x, shoal_txn_list_insert(x->txn, COLL, DOC, FIELD, pos, &v),
                           "shoal_txn_list_insert");
 }
@@ -497,7 +499,7 @@ api_text(shoal_replica *r, textbuf *tb, result *res)
 static int
 api_check(const trace *t, shoal_replica *r, result *res)
 {
-    textbuf tb = {0};
+    textbuf tb = { 0 };
     int rc = api_text(r, &tb, res);
 
     if (rc == 0 && !text_matches(t, &tb, res))
@@ -553,7 +555,7 @@ static int
 run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundle,
         size_t *bundle_len)
 {
-    api_ctx x = {.batch = batch};
+    api_ctx x = { .batch = batch };
     char *dir = NULL;
     uint8_t *b = NULL;
     size_t blen = 0;
@@ -728,7 +730,7 @@ run_remote(const trace *t, const char *bundle_path, result *res)
      * one made here when that variant was not selected. */
     b = read_file(bundle_path, &blen);
     if (!b) {
-        result tmp = {0};
+        result tmp = { 0 };
         if (run_api(t, 100, false, &tmp, &b, &blen) != 0) {
             memcpy(res->err, tmp.err, sizeof res->err);
             return -1;
@@ -784,12 +786,14 @@ out:
 static const char *const all_variants[] = {
     "crdt", "local-batch100", "local-batch100-durable", "local-txn", "remote",
 };
-enum { NVARIANTS = sizeof all_variants / sizeof all_variants[0] };
+enum {
+    NVARIANTS = sizeof all_variants / sizeof all_variants[0]
+};
 
 typedef struct child_arg {
     const trace *t;
     const char *variant;
-    const char *bundle_path;   /* where local-batch100 leaves its bundle */
+    const char *bundle_path; /* where local-batch100 leaves its bundle */
 } child_arg;
 
 static int
@@ -810,7 +814,7 @@ run_variant(void *argp, void *outp)
     if (strcmp(a->variant, "local-batch100") == 0) {
         rc = run_api(a->t, 100, false, res, &b, &blen);
         if (rc == 0) {
-            write_file(a->bundle_path, b, blen);  /* best effort: remote remakes it */
+            write_file(a->bundle_path, b, blen); /* best effort: remote remakes it */
             shoal_free(b);
         }
         return rc;
@@ -874,8 +878,8 @@ print_variant(const char *variant, const result *rs, size_t runs)
         wr[k] = (double)rs[k].write_bytes / 1048576.0;
         fwr[k] = (double)rs[k].floor_write_bytes / 1048576.0;
     }
-    printf("{\"variant\":\"%s\",\"ops\":%llu,\"ms\":%.1f", variant,
-           (unsigned long long)rs[0].ops, median_of(ms, runs));
+    printf("{\"variant\":\"%s\",\"ops\":%llu,\"ms\":%.1f", variant, (unsigned long long)rs[0].ops,
+           median_of(ms, runs));
     print_runs("runs_ms", ms, runs);
     printf(",\"bytes\":%.0f,\"changes\":%llu,\"commits\":%llu", median_of(bytes, runs),
            (unsigned long long)rs[0].changes, (unsigned long long)rs[0].commits);
@@ -891,8 +895,7 @@ print_variant(const char *variant, const result *rs, size_t runs)
         print_runs("verify_floor_runs_ms", vf, runs);
     }
     printf(",\"rss_mb\":%.1f,\"rss_base_mb\":%.1f,\"final_length\":%llu,\"runs\":%zu}\n",
-           median_of(rss, runs), median_of(base, runs), (unsigned long long)rs[0].final_len,
-           runs);
+           median_of(rss, runs), median_of(base, runs), (unsigned long long)rs[0].final_len, runs);
     fflush(stdout);
 }
 
@@ -957,8 +960,7 @@ shoal__bench_trace(int argc, char **argv)
     session = shoal__bench_mkdtemp("shoal-bench");
     results = calloc(nvar * runs, sizeof *results);
     failed = calloc(nvar, sizeof *failed);
-    if (!session || !results || !failed ||
-        !(bundle_path = malloc(strlen(session) + 32))) {
+    if (!session || !results || !failed || !(bundle_path = malloc(strlen(session) + 32))) {
         status = 1;
         goto out;
     }
@@ -967,7 +969,7 @@ shoal__bench_trace(int argc, char **argv)
 
     for (k = 0; k < runs; k++) {
         for (i = 0; i < nvar; i++) {
-            child_arg a = {&t, variants[i], bundle_path};
+            child_arg a = { &t, variants[i], bundle_path };
             result *res = &results[i * runs + k];
             int rc;
 

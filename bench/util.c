@@ -215,12 +215,12 @@ shoal__bench_lmdb_floor_ms(uint64_t commits, bool durable)
     if (rc != 0)
         goto out;
 
-    sync();   /* earlier writes of this machine are not billed to us */
+    sync(); /* earlier writes of this machine are not billed to us */
     w0 = shoal__bench_io_write_bytes();
     t0 = shoal__bench_now_ns();
     for (i = 0; i < commits && rc == 0; i++) {
         uint8_t kb[8], vb[32];
-        MDB_val k = {sizeof kb, kb}, v = {sizeof vb, vb};
+        MDB_val k = { sizeof kb, kb }, v = { sizeof vb, vb };
         int j;
 
         for (j = 0; j < 8; j++)

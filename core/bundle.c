@@ -57,17 +57,17 @@
 #define KEEP_OPS ((size_t)1 << 19)
 
 struct shoal__cand {
-    const uint8_t *env;      /* into the bundle, or owned */
+    const uint8_t *env; /* into the bundle, or owned */
     size_t env_len;
-    uint8_t *owned;          /* env copy from the pending table */
-    const uint8_t *body;     /* into env */
+    uint8_t *owned;      /* env copy from the pending table */
+    const uint8_t *body; /* into env */
     size_t body_len;
-    shoal__change c;         /* decoded; ops owned (none when stripped) */
-    uint8_t *deps;           /* owned copy of c.deps when stripped */
-    bool stripped;           /* ops dropped: decode body again to apply */
+    shoal__change c; /* decoded; ops owned (none when stripped) */
+    uint8_t *deps;   /* owned copy of c.deps when stripped */
+    bool stripped;   /* ops dropped: decode body again to apply */
     uint8_t cid[32];
     bool from_bundle;
-    bool in_pending;         /* stored in the pending table */
+    bool in_pending; /* stored in the pending table */
     bool done;
 };
 
@@ -153,7 +153,7 @@ cand_budget(shoal__cand *k, size_t *kept)
         memcpy(deps, k->c.deps, k->c.ndeps * 32);
     }
     shoal__change h = k->c;
-    shoal__change_clear(&k->c);   /* frees the ops block (deps, authors in it) */
+    shoal__change_clear(&k->c); /* frees the ops block (deps, authors in it) */
     k->c = h;
     k->c.ops = NULL;
     k->c.nops = 0;
@@ -219,7 +219,7 @@ shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg)
         shoal__wset_commit(&x->w);
         x->r->due_ms = x->due_ms;
         if (x->ev_new)
-            atomic_fetch_add(&x->r->ev_gen, 1);   /* sessions resend evidence */
+            atomic_fetch_add(&x->r->ev_gen, 1); /* sessions resend evidence */
     } else {
         shoal__wset_free(&x->w);
     }
@@ -237,9 +237,9 @@ typedef struct load_ctx {
     shoal__cand *c;
     size_t n;
     size_t cap;
-    uint8_t *drop;           /* ids to delete after the scan */
+    uint8_t *drop; /* ids to delete after the scan */
     size_t ndrop;
-    size_t kept;             /* decoded ops kept (cand_budget) */
+    size_t kept; /* decoded ops kept (cand_budget) */
     int err;
 } load_ctx;
 
@@ -414,7 +414,7 @@ evidence_pair(shoal__wctx *x, shoal__stxn *t, const uint8_t author[32], uint64_t
         }
     }
     if (n > 4)
-        return SHOAL_ECORRUPT;   /* never more than two are stored */
+        return SHOAL_ECORRUPT; /* never more than two are stored */
     if (!has_a) {
         err = shoal__stxn_evidence_put(t, author, seq, a, aenv, alen);
         x->ev_new = true;
@@ -513,8 +513,8 @@ swap_in(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const uint8_t old[32])
     int err = applied_env(t, old, &oenv, &olen);
     if (err)
         return err;
-    err = evidence_pair(x, t, k->c.author, k->c.seq, k->cid, k->env, k->env_len, old, oenv,
-                        olen, true);
+    err = evidence_pair(x, t, k->c.author, k->c.seq, k->cid, k->env, k->env_len, old, oenv, olen,
+                        true);
     shoal__change oc;
     memset(&oc, 0, sizeof oc);
     size_t elen, blen;
@@ -577,7 +577,7 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
     err = shoal__stxn_evidence_find(t, k->cid, NULL, NULL);
     if (err && err != SHOAL_ENOTFOUND)
         return err;
-    bool known = err == SHOAL_OK;   /* seen as a version already */
+    bool known = err == SHOAL_OK; /* seen as a version already */
     uint8_t emin[32];
     bool has_ev;
     err = evidence_min(t, k, emin, &has_ev);
@@ -590,8 +590,8 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
     bool applied = err == SHOAL_OK;
     err = SHOAL_OK;
     /* Is k the smallest version held? */
-    bool smallest = (!applied || memcmp(k->cid, other, 32) < 0) &&
-                    (!has_ev || memcmp(k->cid, emin, 32) <= 0);
+    bool smallest =
+        (!applied || memcmp(k->cid, other, 32) < 0) && (!has_ev || memcmp(k->cid, emin, 32) <= 0);
     const shoal__cand *sb = NULL;
     if (smallest && !applied) {
         uint8_t key[40];
@@ -601,7 +601,7 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
         if (sb && (sb == k || sb->done || memcmp(sb->cid, k->cid, 32) >= 0))
             sb = NULL;
         if (sb)
-            smallest = false;   /* a smaller version waits in this drain */
+            smallest = false; /* a smaller version waits in this drain */
     }
     if (!smallest) {
         /* Evidence only, never applied here. */
@@ -614,9 +614,9 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
                 if (applied)
                     err = applied_env(t, other, &oenv, &olen);
                 if (!err)
-                    err = evidence_pair(x, t, k->c.author, k->c.seq, lo,
-                                        applied ? oenv : sb->env, applied ? olen : sb->env_len,
-                                        k->cid, k->env, k->env_len, false);
+                    err = evidence_pair(x, t, k->c.author, k->c.seq, lo, applied ? oenv : sb->env,
+                                        applied ? olen : sb->env_len, k->cid, k->env, k->env_len,
+                                        false);
                 shoal__free(oenv);
                 if (err)
                     return err;
@@ -675,7 +675,7 @@ step(shoal__wctx *x, shoal__stxn *t, shoal__cand *k, const shoal__map *sib, bool
 int
 shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *bc, size_t nb)
 {
-    load_ctx lc = {.x = x, .t = t};
+    load_ctx lc = { .x = x, .t = t };
     shoal__cand **list = NULL;
     shoal__map seen, sib;
     shoal__map_init(&seen);
@@ -812,7 +812,7 @@ import_run(shoal_replica *r, shoal__cand *c, size_t n, shoal_import_result *res)
 {
     shoal__wctx x;
     shoal__wctx_init(&x, r);
-    ictx ic = {.x = &x, .c = c, .n = n};
+    ictx ic = { .x = &x, .c = c, .n = n };
     int err = shoal__wctx_write(&x, import_fn, &ic);
     if (!err && res)
         *res = x.res;
@@ -829,8 +829,8 @@ shoal__drain_now(shoal_replica *r)
 }
 
 int
-shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
-                    size_t count, shoal_import_result *res)
+shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans, size_t count,
+                    shoal_import_result *res)
 {
     shoal__cand *c = NULL;
     int err = SHOAL_OK;
@@ -906,25 +906,40 @@ out:
  * calling thread alone.  After fork() the child starts without helpers
  * (pthread_atfork resets the pool). */
 
-enum { VERIFY_CHUNK = 4 };
+enum {
+    VERIFY_CHUNK = 4
+};
 
 static struct vpool {
     pthread_mutex_t mu;
-    pthread_cond_t wake;     /* a new batch (gen changed) */
-    pthread_cond_t done;     /* the batch's last chunk finished */
-    size_t helpers;          /* helper threads running */
-    long cpus;               /* online processors, read once */
-    bool busy;               /* a batch owns the helpers */
-    uint64_t gen;            /* batch number */
+    pthread_cond_t wake; /* a new batch (gen changed) */
+    pthread_cond_t done; /* the batch's last chunk finished */
+    size_t helpers;      /* helper threads running */
+    long cpus;           /* online processors, read once */
+    bool busy;           /* a batch owns the helpers */
+    uint64_t gen;        /* batch number */
     const uint8_t *base;
     const shoal__span *spans;
     size_t count, nchunks;
-    size_t next;             /* next chunk to claim */
-    size_t finished;         /* chunks done */
-    size_t bad;              /* lowest bad index known (SIZE_MAX: none) */
-    int err;                 /* its error */
-} vp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-        0, 0, false, 0, NULL, NULL, 0, 0, 0, 0, SIZE_MAX, SHOAL_OK};
+    size_t next;     /* next chunk to claim */
+    size_t finished; /* chunks done */
+    size_t bad;      /* lowest bad index known (SIZE_MAX: none) */
+    int err;         /* its error */
+} vp = { PTHREAD_MUTEX_INITIALIZER,
+         PTHREAD_COND_INITIALIZER,
+         PTHREAD_COND_INITIALIZER,
+         0,
+         0,
+         false,
+         0,
+         NULL,
+         NULL,
+         0,
+         0,
+         0,
+         0,
+         SIZE_MAX,
+         SHOAL_OK };
 
 static pthread_once_t vp_once = PTHREAD_ONCE_INIT;
 
@@ -988,7 +1003,7 @@ vp_work(uint64_t gen)
         size_t c = vp.next++;
         size_t lo = c * VERIFY_CHUNK;
         size_t hi = lo + VERIFY_CHUNK < vp.count ? lo + VERIFY_CHUNK : vp.count;
-        if (lo > vp.bad) {   /* a lower index already fails the batch */
+        if (lo > vp.bad) { /* a lower index already fails the batch */
             if (++vp.finished == vp.nchunks)
                 pthread_cond_signal(&vp.done);
             continue;
@@ -1028,7 +1043,7 @@ vp_helper(void *arg)
 static int
 verify_spans(const uint8_t *base, const shoal__span *spans, size_t count)
 {
-    if (sodium_init() < 0)   /* once, before any thread may call it */
+    if (sodium_init() < 0) /* once, before any thread may call it */
         return SHOAL_ENOMEM;
     pthread_once(&vp_once, vp_init);
     size_t want = vp.cpus > SHOAL__VERIFY_THREADS ? SHOAL__VERIFY_THREADS : (size_t)vp.cpus;
@@ -1046,7 +1061,7 @@ verify_spans(const uint8_t *base, const shoal__span *spans, size_t count)
                     pthread_attr_destroy(&at);
                 }
                 if (!ok)
-                    break;   /* fewer helpers: the caller checks more */
+                    break; /* fewer helpers: the caller checks more */
                 vp.helpers++;
             }
             pool = vp.helpers > 0;
@@ -1167,7 +1182,7 @@ shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_r
     shoal__free(spans);
     pthread_mutex_unlock(&r->mu);
     if (!err && count)
-        shoal__net_notify(r);   /* peers get what the bundle brought */
+        shoal__net_notify(r); /* peers get what the bundle brought */
     return (shoal_err)err;
 }
 
@@ -1230,8 +1245,8 @@ typedef struct xev {
 } xev;
 
 static int
-export_ev_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-             const shoal__sval *env, void *arg)
+export_ev_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
+             void *arg)
 {
     (void)author;
     (void)seq;
@@ -1257,7 +1272,7 @@ export_fn(shoal__stxn *t, void *arg)
     ectx *e = arg;
     int err = shoal__stxn_log_scan(t, 0, export_cb, e);
     if (!err && !e->err && shoal__stxn_evidence_count(t) > 0) {
-        xev v = {e, t};
+        xev v = { e, t };
         err = shoal__stxn_evidence_scan(t, export_ev_cb, &v);
     }
     return e->err ? e->err : err;

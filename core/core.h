@@ -29,13 +29,13 @@
 #include "store.h"
 
 enum {
-    SHOAL__EVENT_CAP = 4096,        /* events queued per replica handle */
-    SHOAL__PENDING_MAX = 100000,    /* changes in the pending set */
-    SHOAL__CACHE_MAX = 1024,        /* documents in the doc cache */
-    SHOAL__SNAP_MIN = 4096,         /* tail bytes before a snapshot is written */
+    SHOAL__EVENT_CAP = 4096,     /* events queued per replica handle */
+    SHOAL__PENDING_MAX = 100000, /* changes in the pending set */
+    SHOAL__CACHE_MAX = 1024,     /* documents in the doc cache */
+    SHOAL__SNAP_MIN = 4096,      /* tail bytes before a snapshot is written */
     SHOAL__DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID,
-    SHOAL__EVIDENCE_MAX = 65536,    /* evidence envelopes kept (docs/c-api.md) */
-    SHOAL__EVIDENCE_IDS = 262144,   /* version ids kept for dependency mapping */
+    SHOAL__EVIDENCE_MAX = 65536,  /* evidence envelopes kept (docs/c-api.md) */
+    SHOAL__EVIDENCE_IDS = 262144, /* version ids kept for dependency mapping */
     SHOAL__ERRMSG = 256
 };
 
@@ -47,7 +47,7 @@ struct shoal_options {
     uint64_t max_drift_ms;
     uint64_t (*now_ms)(void *ctx);
     void *clock_ctx;
-    void (*log)(void *ctx, int level, const char *msg);  /* may be NULL */
+    void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
     void *log_ctx;
 };
 
@@ -65,9 +65,9 @@ typedef struct shoal__map_ent {
 
 typedef struct shoal__map {
     shoal__map_ent **b;
-    size_t nb;       /* buckets (a power of two, or 0) */
-    size_t n;        /* entries */
-    size_t hand;     /* where shoal__map_evict looks next */
+    size_t nb;   /* buckets (a power of two, or 0) */
+    size_t n;    /* entries */
+    size_t hand; /* where shoal__map_evict looks next */
 } shoal__map;
 
 void shoal__map_init(shoal__map *m);
@@ -84,22 +84,22 @@ void shoal__map_clear(shoal__map *m, void (*fn)(void *val));
 /* -------------------------------------------------------------- replica */
 
 typedef struct shoal__event_q {
-    struct shoal_event **ring;   /* SHOAL__EVENT_CAP slots; owned */
+    struct shoal_event **ring; /* SHOAL__EVENT_CAP slots; owned */
     size_t head;
     size_t n;
-    bool overflow;               /* events were dropped since the last delivery */
+    bool overflow; /* events were dropped since the last delivery */
     bool closing;
     int waiters;
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;          /* held by every API call that takes r */
-    shoal__store *store;         /* owned */
-    uint8_t pk[32];              /* identity public key (author id) */
-    uint8_t *sk;                 /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;  /* held by every API call that takes r */
+    shoal__store *store; /* owned */
+    uint8_t pk[32];      /* identity public key (author id) */
+    uint8_t *sk;         /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
-    shoal__map cache;            /* "coll\0id" -> shoal__cdoc*, owned */
-    uint64_t due_ms;             /* wall ms when a held-back change may apply */
+    shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
+    uint64_t due_ms;  /* wall ms when a held-back change may apply */
     char errmsg[SHOAL__ERRMSG];
     pthread_mutex_t ev_mu;
     pthread_cond_t ev_cv;
@@ -125,20 +125,23 @@ bool shoal__name_ok(const char *s, size_t max, size_t *len);
  *   snap_n u64 | tail_bytes u64 | snap_bytes u64 | epoch u64 |
  *   last_pos u64 | nheads u32 | heads (nheads x 32 bytes, sorted ascending)
  * all integers big-endian. */
-enum { SHOAL__META_VERSION = 2, SHOAL__META_FIXED = 54 };
+enum {
+    SHOAL__META_VERSION = 2,
+    SHOAL__META_FIXED = 54
+};
 
 typedef struct shoal__dmeta {
     bool exists;
     bool deleted;
-    uint64_t nchanges;     /* changes applied to this document */
-    uint64_t snap_n;       /* changes covered by the snapshot (0: none) */
-    uint64_t tail_bytes;   /* envelope bytes of the changes after it */
-    uint64_t snap_bytes;   /* size of the snapshot */
+    uint64_t nchanges;   /* changes applied to this document */
+    uint64_t snap_n;     /* changes covered by the snapshot (0: none) */
+    uint64_t tail_bytes; /* envelope bytes of the changes after it */
+    uint64_t snap_bytes; /* size of the snapshot */
     uint64_t epoch;
-    uint64_t last_pos;     /* log position of its last change (0: none); each
+    uint64_t last_pos; /* log position of its last change (0: none); each
                               log entry links to the one before (docstore.c) */
     size_t nheads;
-    uint8_t *heads;        /* nheads x 32, owned */
+    uint8_t *heads; /* nheads x 32, owned */
 } shoal__dmeta;
 
 int shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m);
@@ -154,8 +157,7 @@ size_t shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8
  * change (the next call that loads a document).  SHOAL_ENOTFOUND if the
  * store has no such document. */
 int shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
-                    const uint8_t *id, size_t idlen, shoal__dmeta *m,
-                    const shoal__doc **out);
+                    const uint8_t *id, size_t idlen, shoal__dmeta *m, const shoal__doc **out);
 /* Free every cached document. */
 void shoal__cache_free(shoal_replica *r);
 
@@ -163,25 +165,25 @@ void shoal__cache_free(shoal_replica *r);
 
 /* A document touched by the running write transaction. */
 typedef struct shoal__wdoc {
-    uint8_t *coll;          /* NUL-terminated copy, owned */
+    uint8_t *coll; /* NUL-terminated copy, owned */
     size_t clen;
-    uint8_t *id;            /* NUL-terminated copy, owned */
+    uint8_t *id; /* NUL-terminated copy, owned */
     size_t idlen;
-    shoal__dmeta meta;      /* as it will be stored */
-    shoal__doc *doc;        /* owned */
-    bool stored;            /* meta existed in the store when loaded */
-    size_t nnew;            /* changes applied in this txn */
-    uint64_t newbytes;      /* their envelope bytes */
-    bool local;             /* changed by a local change */
-    bool remote;            /* changed by a remote change */
-    bool rebuilt;           /* rebuilt from its chain: snapshot it whole */
+    shoal__dmeta meta; /* as it will be stored */
+    shoal__doc *doc;   /* owned */
+    bool stored;       /* meta existed in the store when loaded */
+    size_t nnew;       /* changes applied in this txn */
+    uint64_t newbytes; /* their envelope bytes */
+    bool local;        /* changed by a local change */
+    bool remote;       /* changed by a remote change */
+    bool rebuilt;      /* rebuilt from its chain: snapshot it whole */
 } shoal__wdoc;
 
 typedef struct shoal__wset {
     shoal_replica *r;
     shoal__stxn *t;
-    shoal__map map;         /* "coll\0id" -> shoal__wdoc* */
-    shoal__wdoc **order;    /* first-touch order, owned (and the wdocs) */
+    shoal__map map;      /* "coll\0id" -> shoal__wdoc* */
+    shoal__wdoc **order; /* first-touch order, owned (and the wdocs) */
     size_t n;
     size_t cap;
 } shoal__wset;
@@ -217,14 +219,14 @@ typedef struct shoal__cand shoal__cand;
 typedef struct shoal__wctx {
     shoal_replica *r;
     shoal__wset w;
-    uint64_t wall;               /* wall ms, read once per API call */
-    uint64_t clock;              /* HLC, loaded from meta "clock" */
-    uint64_t due_ms;             /* out: earliest time a held change is due */
+    uint64_t wall;   /* wall ms, read once per API call */
+    uint64_t clock;  /* HLC, loaded from meta "clock" */
+    uint64_t due_ms; /* out: earliest time a held change is due */
     shoal_import_result res;
-    uint8_t *skip;               /* ids of pending changes to drop, owned */
+    uint8_t *skip; /* ids of pending changes to drop, owned */
     size_t nskip;
-    bool bad_pending;            /* a pending change failed: skip and rerun */
-    bool ev_new;                 /* this run stored or dropped evidence */
+    bool bad_pending; /* a pending change failed: skip and rerun */
+    bool ev_new;      /* this run stored or dropped evidence */
     uint8_t bad[32];
 } shoal__wctx;
 
@@ -252,8 +254,8 @@ int shoal__drain_now(shoal_replica *r);
 /* --------------------------------------------------------------- events */
 
 void shoal__events_init(shoal_replica *r);
-void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen,
-                        const uint8_t *id, size_t idlen, bool remote);
+void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, bool remote);
 /* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
 void shoal__events_close(shoal_replica *r);
 
@@ -275,7 +277,10 @@ int shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span
 /* Batches of at least this many envelopes verify their signatures on
  * several threads (bundle.c: the caller and the process's helper threads);
  * at most SHOAL__VERIFY_THREADS in all. */
-enum { SHOAL__VERIFY_PARALLEL_MIN = 32, SHOAL__VERIFY_THREADS = 4 };
+enum {
+    SHOAL__VERIFY_PARALLEL_MIN = 32,
+    SHOAL__VERIFY_THREADS = 4
+};
 /* Open count envelopes stored back to back in p[off..n): check each header
  * and verify every signature, on several threads for a large batch.  The
  * result is the one of opening them one after the other with
@@ -283,8 +288,7 @@ enum { SHOAL__VERIFY_PARALLEL_MIN = 32, SHOAL__VERIFY_THREADS = 4 };
  * SHOAL_EPROTO if bytes are left after the last one.  On success *spans
  * (Owned by the caller; NULL when count is 0) holds each envelope's offset
  * in p and length.  Touches no replica state. */
-int shoal__spans_open(const uint8_t *p, size_t n, size_t off, size_t count,
-                      shoal__span **spans);
+int shoal__spans_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__span **spans);
 /* The same for a whole bundle ("SHOALBN1", count, envelopes), with the
  * results of shoal__bundle_split. */
 int shoal__bundle_open(const uint8_t *p, size_t n, shoal__span **spans, size_t *count);

@@ -20,7 +20,7 @@
 #include "core.h"
 
 typedef struct dkey {
-    uint8_t *key;            /* "coll\0id", owned */
+    uint8_t *key; /* "coll\0id", owned */
     size_t clen;
     size_t idlen;
 } dkey;
@@ -70,7 +70,7 @@ collect_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
         return 1;
     }
     shoal__dockey(key, coll, clen, id, idlen);
-    g->k[g->n++] = (dkey){key, clen, idlen};
+    g->k[g->n++] = (dkey){ key, clen, idlen };
     return 0;
 }
 

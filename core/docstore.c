@@ -40,7 +40,7 @@ cid_cmp(const void *a, const void *b)
 }
 
 typedef struct shoal__cdoc {
-    shoal__doc *doc;        /* owned */
+    shoal__doc *doc; /* owned */
     uint64_t nchanges;
     uint64_t snap_n;
     uint64_t snap_bytes;
@@ -49,8 +49,7 @@ typedef struct shoal__cdoc {
 static bool
 cdoc_fresh(const shoal__cdoc *c, const shoal__dmeta *m)
 {
-    return c->nchanges == m->nchanges && c->snap_n == m->snap_n &&
-           c->snap_bytes == m->snap_bytes;
+    return c->nchanges == m->nchanges && c->snap_n == m->snap_n && c->snap_bytes == m->snap_bytes;
 }
 
 /* ------------------------------------------------------------------ meta */
@@ -111,8 +110,7 @@ shoal__dmeta_clear(shoal__dmeta *m)
 }
 
 size_t
-shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id,
-              size_t idlen)
+shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
 {
     memcpy(out, coll, clen);
     out[clen] = 0;
@@ -157,8 +155,7 @@ cache_take(shoal_replica *r, const uint8_t *key, size_t klen, const shoal__dmeta
 
 /* Takes ownership of d in every case (frees it on failure). */
 static int
-cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d,
-          const shoal__dmeta *m)
+cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d, const shoal__dmeta *m)
 {
     cache_free_val(shoal__map_take(&r->cache, key, klen));
     while (r->cache.n >= SHOAL__CACHE_MAX)
@@ -188,8 +185,8 @@ as_corrupt(int err)
 
 /* Materialise (coll, id) from its snapshot and tail.  Caller owns *out. */
 static int
-doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
-         const uint8_t *id, size_t idlen, shoal__doc **out)
+doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen, const uint8_t *id,
+         size_t idlen, shoal__doc **out)
 {
     shoal__doc *d = NULL;
     int err;
@@ -242,7 +239,7 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
             break;
         }
         if (dead)
-            continue;   /* superseded (equivocation): not applied */
+            continue; /* superseded (equivocation): not applied */
         size_t elen, blen;
         const uint8_t *body;
         err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
@@ -363,8 +360,8 @@ dup_nul(const uint8_t *p, size_t n)
 }
 
 int
-shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
-                size_t idlen, shoal__wdoc **out)
+shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                shoal__wdoc **out)
 {
     uint8_t key[SHOAL__DOCKEY_MAX];
     *out = NULL;
@@ -430,8 +427,8 @@ ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
 }
 
 int
-shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
-                    const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote)
+shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c, const uint8_t cid[32],
+                    uint64_t pos, size_t env_len, bool remote)
 {
     (void)w;
     shoal__dmeta *m = &wd->meta;
@@ -479,7 +476,7 @@ shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
 typedef struct rent {
     uint64_t pos;
     uint8_t cid[32];
-    size_t *dep;         /* indexes (into the chain) of its mapped deps, owned */
+    size_t *dep; /* indexes (into the chain) of its mapped deps, owned */
     size_t ndep;
     bool done;
 } rent;

@@ -17,8 +17,8 @@
 #include "core.h"
 
 struct shoal_event {
-    char *coll;          /* owned */
-    char *id;            /* owned */
+    char *coll; /* owned */
+    char *id;   /* owned */
     bool remote;
     bool overflowed;
 };

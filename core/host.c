@@ -88,7 +88,7 @@ static int
 host_version(void *ctx, shoal__vventry **out, size_t *n)
 {
     shoal_replica *r = ctx;
-    vvc v = {0};
+    vvc v = { 0 };
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&r->mu);
@@ -118,10 +118,10 @@ typedef struct ncx {
     shoal__buf *out;
     size_t count;
     size_t bytes;
-    size_t examined;    /* positions examined by this call */
+    size_t examined; /* positions examined by this call */
     int err;
-    bool full;          /* stopped at a limit (the scan's stop code is no error) */
-    uint64_t end;       /* one past the snapshot's last log position */
+    bool full;    /* stopped at a limit (the scan's stop code is no error) */
+    uint64_t end; /* one past the snapshot's last log position */
 } ncx;
 
 static uint64_t
@@ -148,7 +148,7 @@ next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
     ncx *x = arg;
     if (x->count >= x->max_changes || x->examined >= SHOAL__HOST_SCAN ||
         (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
-        x->full = true;   /* pos stays for the next call */
+        x->full = true; /* pos stays for the next call */
         return 1;
     }
     x->examined++;
@@ -203,8 +203,12 @@ host_next_changes(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_
     if (max_changes == 0)
         return SHOAL_OK;
     size_t start = out->len;
-    ncx x = {.cursor = *cursor, .peer = peer, .npeer = npeer, .max_changes = max_changes,
-             .max_bytes = max_bytes, .out = out};
+    ncx x = { .cursor = *cursor,
+              .peer = peer,
+              .npeer = npeer,
+              .max_changes = max_changes,
+              .max_bytes = max_bytes,
+              .out = out };
     /* A read transaction is an MVCC snapshot and the store is safe to read
      * from any thread (store.c), so the log is read without r->mu: the
      * app's commits never wait for a batch being copied.  The store lives
@@ -249,7 +253,9 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     memset(res, 0, sizeof *res);
     /* Every envelope takes at least its header and signature: bound the
      * declared count by the bytes before allocating for it. */
-    enum { MIN_ENV = 1 + 32 + 4 + 64 };
+    enum {
+        MIN_ENV = 1 + 32 + 4 + 64
+    };
     if (count > len / MIN_ENV)
         return SHOAL_ETRUNC;
     /* Verify every signature (on several threads for a large batch)
@@ -272,7 +278,7 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     if (!err && r->opt.durable && (res->applied || res->pending || res->equivocations))
         err = shoal__store_flush(r->store);
     if (!err && (res->applied > 0 || res->equivocations > 0))
-        shoal__net_notify(r);   /* new changes, or evidence to pass on */
+        shoal__net_notify(r); /* new changes, or evidence to pass on */
     return err;
 }
 
@@ -295,7 +301,7 @@ static int
 host_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
 {
     shoal_replica *r = ctx;
-    asx a = {author, seq, cid};
+    asx a = { author, seq, cid };
     pthread_mutex_lock(&r->mu);
     int err = shoal__store_read(r->store, authseq_fn, &a);
     pthread_mutex_unlock(&r->mu);
@@ -329,7 +335,7 @@ host_envelope(void *ctx, const uint8_t author[32], uint64_t seq, shoal__buf *out
 {
     shoal_replica *r = ctx;
     size_t start = out->len;
-    envx x = {author, seq, out};
+    envx x = { author, seq, out };
     pthread_mutex_lock(&r->mu);
     int err = shoal__store_read(r->store, envelope_fn, &x);
     pthread_mutex_unlock(&r->mu);
@@ -356,14 +362,14 @@ typedef struct evx {
 } evx;
 
 static int
-evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-            const shoal__sval *env, void *arg)
+evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
+            void *arg)
 {
     (void)cid;
     evx *x = arg;
     uint8_t have[32];
     if (shoal__stxn_authseq_get(x->t, author, seq, have) != SHOAL_OK)
-        return 0;   /* nothing applied at seq: the peer would think we hold it */
+        return 0; /* nothing applied at seq: the peer would think we hold it */
     if (x->seen++ < x->skip)
         return 0;
     if (x->count >= x->max_changes || (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
@@ -399,7 +405,7 @@ host_evidence(void *ctx, size_t *from, size_t max_changes, size_t max_bytes, sho
 {
     shoal_replica *r = ctx;
     size_t start = out->len;
-    evx x = {.skip = *from, .max_changes = max_changes, .max_bytes = max_bytes, .out = out};
+    evx x = { .skip = *from, .max_changes = max_changes, .max_bytes = max_bytes, .out = out };
     *count = 0;
     if (max_changes == 0)
         return SHOAL_OK;
@@ -440,7 +446,7 @@ static bool
 host_settled(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
 {
     shoal_replica *r = ctx;
-    stx x = {author, seq, cid, false};
+    stx x = { author, seq, cid, false };
     pthread_mutex_lock(&r->mu);
     int err = shoal__store_read(r->store, settled_fn, &x);
     pthread_mutex_unlock(&r->mu);

@@ -36,8 +36,7 @@ find_slot(const shoal__map *m, const void *key, size_t klen, uint64_t h)
         return NULL;
     shoal__map_ent **pp = &m->b[h & (m->nb - 1)];
     while (*pp) {
-        if ((*pp)->hash == h && (*pp)->klen == klen &&
-            memcmp((*pp)->key, key, klen) == 0)
+        if ((*pp)->hash == h && (*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0)
             return pp;
         pp = &(*pp)->next;
     }

@@ -40,24 +40,27 @@
 
 #include "core.h"
 
-enum { PEER_VERSION = 1, PEER_FIXED = 2 + 8 * 8 };
+enum {
+    PEER_VERSION = 1,
+    PEER_FIXED = 2 + 8 * 8
+};
 
 typedef struct shoal__net {
-    shoal__engine *e;            /* owned; NULL while stopped */
+    shoal__engine *e; /* owned; NULL while stopped */
     shoal__host host;
-    int users;                   /* API calls using e now */
-    pthread_cond_t cv;           /* signalled when users drops */
-    uint8_t (*allow)[32];        /* keys allowed so far (re-applied on restart), owned */
+    int users;            /* API calls using e now */
+    pthread_cond_t cv;    /* signalled when users drops */
+    uint8_t (*allow)[32]; /* keys allowed so far (re-applied on restart), owned */
     size_t nallow, capallow;
-    uint8_t (*deny)[32];         /* keys disallowed so far (re-applied on restart), owned */
+    uint8_t (*deny)[32]; /* keys disallowed so far (re-applied on restart), owned */
     size_t ndeny, capdeny;
     bool allow_any;
-    shoal__peer_info *base;      /* stored records when e started, owned */
+    shoal__peer_info *base; /* stored records when e started, owned */
     size_t nbase;
 } shoal__net;
 
 struct shoal_peers {
-    shoal__peer_info *p;         /* owned */
+    shoal__peer_info *p; /* owned */
     size_t n;
 };
 
@@ -74,8 +77,8 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
     uint8_t *q = out->p + out->len;
     q[0] = PEER_VERSION;
     q[1] = (uint8_t)((p->connected ? 1 : 0) | (p->xkey ? 2 : 0));
-    const uint64_t v[8] = {p->last_seen_ms, p->sent, p->received, p->lag,
-                           p->rejected, p->connects, p->refused, p->equivocations};
+    const uint64_t v[8] = { p->last_seen_ms, p->sent,     p->received, p->lag,
+                            p->rejected,     p->connects, p->refused,  p->equivocations };
     for (int i = 0; i < 8; i++)
         shoal__be64_put(q + 2 + 8 * i, v[i]);
     q += PEER_FIXED;
@@ -99,8 +102,8 @@ peer_parse(const uint8_t key[32], const uint8_t *p, size_t n, shoal__peer_info *
         return false;
     out->connected = p[1] & 1;
     out->xkey = (p[1] & 2) != 0;
-    uint64_t *v[8] = {&out->last_seen_ms, &out->sent, &out->received, &out->lag,
-                      &out->rejected, &out->connects, &out->refused, &out->equivocations};
+    uint64_t *v[8] = { &out->last_seen_ms, &out->sent,     &out->received, &out->lag,
+                       &out->rejected,     &out->connects, &out->refused,  &out->equivocations };
     for (int i = 0; i < 8; i++)
         *v[i] = shoal__be64_get(p + 2 + 8 * i);
     size_t off = PEER_FIXED;
@@ -141,7 +144,7 @@ scan_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
         x->p = np;
         x->cap = nc;
     }
-    info.connected = false;   /* a stored record says nothing about now */
+    info.connected = false; /* a stored record says nothing about now */
     x->p[x->n++] = info;
     return 0;
 }
@@ -158,7 +161,7 @@ scan_fn(shoal__stxn *t, void *arg)
 static int
 stored_peers(shoal_replica *r, shoal__peer_info **out, size_t *n)
 {
-    scan_ctx x = {0};
+    scan_ctx x = { 0 };
     int err = shoal__store_read(r->store, scan_fn, &x);
     if (err) {
         shoal__free(x.p);
@@ -221,20 +224,19 @@ static void
 save_peer(void *ctx, const shoal__peer_info *p)
 {
     shoal_replica *r = ctx;
-    shoal__net *net = r->net;   /* stable: freed only after the engine stopped */
+    shoal__net *net = r->net; /* stable: freed only after the engine stopped */
     shoal__peer_info rec;
     merge(find_info(net->base, net->nbase, p->key), p, &rec);
     shoal__buf b;
     shoal__buf_init(&b);
     if (peer_encode(&rec, &b) == SHOAL_OK) {
-        put_ctx x = {.key = p->key, .v = &b};
+        put_ctx x = { .key = p->key, .v = &b };
         pthread_mutex_lock(&r->mu);
         int err = r->store ? shoal__store_write(r->store, put_fn, &x) : SHOAL_ECLOSED;
         pthread_mutex_unlock(&r->mu);
         if (err && r->opt.log) {
             char msg[128];
-            snprintf(msg, sizeof msg, "cannot save peer state: %s",
-                     shoal_strerror((shoal_err)err));
+            snprintf(msg, sizeof msg, "cannot save peer state: %s", shoal_strerror((shoal_err)err));
             r->opt.log(r->opt.log_ctx, SHOAL_LOG_WARN, msg);
         }
     }
@@ -248,8 +250,8 @@ forget_peer(void *ctx, const uint8_t key[32])
 {
     shoal_replica *r = ctx;
     shoal__net *net = r->net;
-    shoal__buf empty = {0};
-    put_ctx x = {.key = key, .v = &empty};
+    shoal__buf empty = { 0 };
+    put_ctx x = { .key = key, .v = &empty };
     pthread_mutex_lock(&r->mu);
     int err = r->store ? shoal__store_write(r->store, put_fn, &x) : SHOAL_ECLOSED;
     pthread_mutex_unlock(&r->mu);
@@ -582,8 +584,7 @@ shoal_net_disconnect(shoal_replica *r, const char *endpoint)
 }
 
 shoal_err
-shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key,
-               int timeout_ms)
+shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key, int timeout_ms)
 {
     assert(r);
     if (!endpoint || !*endpoint || !peer_key)
@@ -717,24 +718,15 @@ shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which)
     assert(p && i < p->n);
     const shoal__peer_info *x = &p->p[i];
     switch (which) {
-    case SHOAL_PS_CONNECTED:
-        return x->connected ? 1 : 0;
-    case SHOAL_PS_LAST_SEEN_MS:
-        return x->last_seen_ms;
-    case SHOAL_PS_SENT:
-        return x->sent;
-    case SHOAL_PS_RECEIVED:
-        return x->received;
-    case SHOAL_PS_LAG:
-        return x->lag;
-    case SHOAL_PS_REJECTED:
-        return x->rejected;
-    case SHOAL_PS_CONNECTS:
-        return x->connects;
-    case SHOAL_PS_REFUSED:
-        return x->refused;
-    case SHOAL_PS_EQUIVOCATIONS:
-        return x->equivocations;
+    case SHOAL_PS_CONNECTED: return x->connected ? 1 : 0;
+    case SHOAL_PS_LAST_SEEN_MS: return x->last_seen_ms;
+    case SHOAL_PS_SENT: return x->sent;
+    case SHOAL_PS_RECEIVED: return x->received;
+    case SHOAL_PS_LAG: return x->lag;
+    case SHOAL_PS_REJECTED: return x->rejected;
+    case SHOAL_PS_CONNECTS: return x->connects;
+    case SHOAL_PS_REFUSED: return x->refused;
+    case SHOAL_PS_EQUIVOCATIONS: return x->equivocations;
     }
     return 0;
 }

@@ -15,18 +15,18 @@
 /* ------------------------------------------------------------- documents */
 
 typedef struct dfield {
-    char *name;              /* owned */
+    char *name; /* owned */
     shoal_kind kind;
-    shoal_value value;       /* owned copy */
+    shoal_value value; /* owned copy */
     int64_t counter;
     size_t nitems;
-    shoal_value *items;      /* owned copies */
+    shoal_value *items; /* owned copies */
 } dfield;
 
 struct shoal_doc {
     uint64_t epoch;
     size_t n;
-    dfield *f;               /* owned */
+    dfield *f; /* owned */
 };
 
 void
@@ -140,7 +140,7 @@ shoal_doc_get(shoal_replica *r, const char *coll, const char *id, shoal_doc **ou
         !shoal__name_ok(id, SHOAL_MAX_DOC_ID, &idlen))
         return SHOAL_EINVAL;
     pthread_mutex_lock(&r->mu);
-    get_ctx g = {r, (const uint8_t *)coll, clen, (const uint8_t *)id, idlen, NULL};
+    get_ctx g = { r, (const uint8_t *)coll, clen, (const uint8_t *)id, idlen, NULL };
     int err = shoal__store_read(r->store, get_fn, &g);
     if (err)
         shoal__fail(r, err, "%s/%s", coll, id);
@@ -257,7 +257,7 @@ shoal_doc_field_list_item(const shoal_doc *d, size_t i, size_t j, shoal_value *o
 struct shoal_strlist {
     size_t n;
     size_t cap;
-    char **s;                /* owned, and each string */
+    char **s; /* owned, and each string */
 };
 
 size_t
@@ -320,13 +320,13 @@ strlist_sort(shoal_strlist *l)
 
 typedef struct list_ctx {
     shoal_strlist *l;
-    bool colls;              /* collect collection names (deduplicated) */
+    bool colls; /* collect collection names (deduplicated) */
     int err;
 } list_ctx;
 
 static int
-list_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-        const shoal__sval *meta, void *arg)
+list_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+        void *arg)
 {
     list_ctx *lc = arg;
     shoal__dmeta m;
@@ -381,7 +381,7 @@ list_docs(shoal_replica *r, const char *coll, bool colls, shoal_strlist **out)
     if (!l)
         return SHOAL_ENOMEM;
     pthread_mutex_lock(&r->mu);
-    scan_ctx s = {.coll = (const uint8_t *)coll, .clen = clen, .lc = {.l = l, .colls = colls}};
+    scan_ctx s = { .coll = (const uint8_t *)coll, .clen = clen, .lc = { .l = l, .colls = colls } };
     int err = shoal__store_read(r->store, scan_fn, &s);
     if (err) {
         shoal__fail(r, err, colls ? "collections" : "docs");
@@ -414,7 +414,7 @@ typedef struct vv_ent {
 } vv_ent;
 
 struct shoal_vv {
-    vv_ent *e;               /* owned, sorted by author */
+    vv_ent *e; /* owned, sorted by author */
     size_t n;
     size_t cap;
 };
@@ -550,7 +550,7 @@ shoal_replica_version(shoal_replica *r, shoal_vv **out)
     if (err)
         return (shoal_err)err;
     pthread_mutex_lock(&r->mu);
-    vv_ctx v = {vv, SHOAL_OK};
+    vv_ctx v = { vv, SHOAL_OK };
     err = shoal__store_read(r->store, version_fn, &v);
     if (err) {
         shoal__fail(r, err, "version");
@@ -617,7 +617,7 @@ shoal_equivocators(shoal_replica *r, shoal_strlist **out)
     if (!l)
         return SHOAL_ENOMEM;
     pthread_mutex_lock(&r->mu);
-    list_ctx lc = {.l = l};
+    list_ctx lc = { .l = l };
     int err = shoal__store_read(r->store, evid_fn, &lc);
     if (err) {
         shoal__fail(r, err, "equivocators");

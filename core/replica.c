@@ -115,7 +115,8 @@ shoal__fail(shoal_replica *r, int err, const char *fmt, ...)
     va_end(ap);
     const char *store = NULL;
     if ((err == SHOAL_ESTORE || err == SHOAL_ENOSPC || err == SHOAL_ECORRUPT ||
-         err == SHOAL_EREADONLY) && r->store)
+         err == SHOAL_EREADONLY) &&
+        r->store)
         store = shoal__store_errmsg(r->store);
     size_t pos = 0;
     r->errmsg[0] = 0;
@@ -184,7 +185,7 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
         shoal__free(r);
         return SHOAL_ENOMEM;
     }
-    shoal__store_opts so = {.durable = r->opt.durable, .map_size = r->opt.map_size};
+    shoal__store_opts so = { .durable = r->opt.durable, .map_size = r->opt.map_size };
     char errbuf[SHOAL__ERRMSG];
     errbuf[0] = 0;
     int err = shoal__store_open(&r->store, dir, &so, r->pk, &r->sk, errbuf, sizeof errbuf);
@@ -197,7 +198,7 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     pthread_mutex_init(&r->net_mu, NULL);
     shoal__events_init(r);
     /* Release pending changes whose dependencies or time have come. */
-    pend_ctx pc = {0};
+    pend_ctx pc = { 0 };
     err = shoal__store_read(r->store, pending_count_fn, &pc);
     if (!err && pc.n > 0) {
         err = shoal__drain_now(r);

@@ -22,32 +22,32 @@
 #include "core.h"
 
 typedef struct tedit {
-    uint8_t kind;        /* shoal__opkind */
-    size_t doc;          /* index into txn->docs */
-    uint8_t *field;      /* owned, NUL-terminated; NULL for DELDOC */
+    uint8_t kind;   /* shoal__opkind */
+    size_t doc;     /* index into txn->docs */
+    uint8_t *field; /* owned, NUL-terminated; NULL for DELDOC */
     size_t flen;
-    shoal_value v;       /* owned copy (SET, INS, REP) */
-    int64_t delta;       /* COUNT */
-    size_t index;        /* INS, DEL, REP */
-    size_t next;         /* next edit of the same document, or SIZE_MAX */
+    shoal_value v; /* owned copy (SET, INS, REP) */
+    int64_t delta; /* COUNT */
+    size_t index;  /* INS, DEL, REP */
+    size_t next;   /* next edit of the same document, or SIZE_MAX */
 } tedit;
 
 typedef struct tdoc {
-    uint8_t *coll;       /* owned, NUL-terminated */
+    uint8_t *coll; /* owned, NUL-terminated */
     size_t clen;
-    uint8_t *id;         /* owned, NUL-terminated */
+    uint8_t *id; /* owned, NUL-terminated */
     size_t idlen;
-    size_t first;        /* first edit, or SIZE_MAX */
+    size_t first; /* first edit, or SIZE_MAX */
     size_t last;
 } tdoc;
 
 struct shoal_txn {
     shoal_replica *r;
-    tdoc *docs;          /* owned */
+    tdoc *docs; /* owned */
     size_t ndocs;
     size_t capdocs;
-    shoal__map index;    /* "coll\0id" -> (uintptr_t)(doc index + 1) */
-    tedit *edits;        /* owned */
+    shoal__map index; /* "coll\0id" -> (uintptr_t)(doc index + 1) */
+    tedit *edits;     /* owned */
     size_t nedits;
     size_t capedits;
 };
@@ -244,18 +244,18 @@ shoal_txn_delete(shoal_txn *t, const char *coll, const char *id)
 typedef struct builder {
     bool open;
     shoal__change c;
-    shoal__op *ops;          /* owned */
+    shoal__op *ops; /* owned */
     size_t capops;
-    uint8_t *authors;        /* owned, sorted */
+    uint8_t *authors; /* owned, sorted */
     size_t capauthors;
-    uint8_t *deps;           /* owned copy of the heads */
+    uint8_t *deps; /* owned copy of the heads */
 } builder;
 
 typedef struct cctx {
     shoal__wctx *x;
     shoal_txn *txn;
-    uint64_t seq;            /* last seq allocated */
-    bool appended;           /* a change of this commit is in the log */
+    uint64_t seq;  /* last seq allocated */
+    bool appended; /* a change of this commit is in the log */
     char detail[160];
 } cctx;
 
@@ -402,8 +402,8 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__envelope_seal(body.p, body.len, r->pk, r->sk, &env);
     if (!err) {
         shoal__change_id(env.p, env.len, cid);
-        err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq,
-                                     wd->meta.last_pos, &pos);
+        err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq, wd->meta.last_pos,
+                                     &pos);
     }
     if (!err)
         cx->appended = true;
@@ -454,8 +454,8 @@ build_edit(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd, const tedit *e
     shoal_kind want = kind_of(e->kind), have;
     int err = shoal__doc_field_kind(d, e->field, e->flen, &have);
     if (err == SHOAL_OK && have != want) {
-        snprintf(cx->detail, sizeof cx->detail, "%s/%s field %s is a %s, not a %s",
-                 wd->coll, wd->id, e->field, kind_name(have), kind_name(want));
+        snprintf(cx->detail, sizeof cx->detail, "%s/%s field %s is a %s, not a %s", wd->coll,
+                 wd->id, e->field, kind_name(have), kind_name(want));
         return SHOAL_EKIND;
     }
     if (err != SHOAL_OK && err != SHOAL_ENOTFOUND)
@@ -561,13 +561,13 @@ shoal_txn_commit(shoal_txn *txn)
     pthread_mutex_lock(&r->mu);
     shoal__wctx x;
     shoal__wctx_init(&x, r);
-    cctx cx = {.x = &x, .txn = txn};
+    cctx cx = { .x = &x, .txn = txn };
     int err = shoal__wctx_write(&x, commit_fn, &cx);
     if (err)
         shoal__fail(r, err, "commit%s%s", cx.detail[0] ? ": " : "", cx.detail);
     pthread_mutex_unlock(&r->mu);
     txn_free(txn);
     if (!err)
-        shoal__net_notify(r);   /* live push to connected peers */
+        shoal__net_notify(r); /* live push to connected peers */
     return (shoal_err)err;
 }

@@ -28,8 +28,7 @@ should_fail(void)
 {
     uint64_t n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
     while (n != 0) {
-        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1,
-                                                  memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1, memory_order_relaxed,
                                                   memory_order_relaxed))
             return n == 1;
     }

@@ -83,8 +83,7 @@ shoal__be32_put(uint8_t *p, uint32_t v)
 uint32_t
 shoal__be32_get(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           (uint32_t)p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
 void
@@ -148,21 +147,21 @@ shoal__utf8_valid(const uint8_t *p, size_t n)
             continue;
         }
         size_t len;
-        uint8_t lo = 0x80, hi = 0xbf;   /* range of the second byte */
+        uint8_t lo = 0x80, hi = 0xbf; /* range of the second byte */
         if (c >= 0xc2 && c <= 0xdf) {
             len = 2;
         } else if (c >= 0xe0 && c <= 0xef) {
             len = 3;
             if (c == 0xe0)
-                lo = 0xa0;              /* no overlongs */
+                lo = 0xa0; /* no overlongs */
             else if (c == 0xed)
-                hi = 0x9f;              /* no surrogates */
+                hi = 0x9f; /* no surrogates */
         } else if (c >= 0xf0 && c <= 0xf4) {
             len = 4;
             if (c == 0xf0)
-                lo = 0x90;              /* no overlongs */
+                lo = 0x90; /* no overlongs */
             else if (c == 0xf4)
-                hi = 0x8f;              /* nothing above U+10FFFF */
+                hi = 0x8f; /* nothing above U+10FFFF */
         } else {
             return false;
         }

@@ -29,17 +29,17 @@
 
 /* Smallest encoded sizes, for bounding counts by the remaining bytes. */
 enum {
-    BIN32_BYTES = 2 + 32,   /* bin8 header + 32 bytes */
-    MIN_OP_BYTES = 2        /* [7]: fixarray + fixint */
+    BIN32_BYTES = 2 + 32, /* bin8 header + 32 bytes */
+    MIN_OP_BYTES = 2      /* [7]: fixarray + fixint */
 };
 
 /* Number of items in the op array of each kind (index = kind). */
-static const uint8_t op_items[SHOAL__OP_DELRUN + 1] = {0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4};
+static const uint8_t op_items[SHOAL__OP_DELRUN + 1] = { 0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4 };
 
 shoal__opid
 shoal__change_opid(const shoal__change *c, uint32_t i)
 {
-    shoal__opid id = {c->hlc, c->author, i};
+    shoal__opid id = { c->hlc, c->author, i };
     return id;
 }
 
@@ -144,15 +144,12 @@ check_change(const shoal__change *c)
             if (op->ref.head ? op->kind != SHOAL__OP_INS : op->ref.author > c->nauthors)
                 return SHOAL_EINVAL;
             /* An op can only refer to an earlier op of its own change. */
-            if (!op->ref.head && op->ref.author == 0 && op->ref.hlc == c->hlc &&
-                op->ref.index >= i)
+            if (!op->ref.head && op->ref.author == 0 && op->ref.hlc == c->hlc && op->ref.index >= i)
                 return SHOAL_EINVAL;
             break;
-        default:
-            break;
+        default: break;
         }
-        if (op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS ||
-            op->kind == SHOAL__OP_REP) {
+        if (op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP) {
             if (shoal__value_check(&op->value))
                 return SHOAL_EINVAL;
         }
@@ -194,8 +191,7 @@ ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_
         return false;
     if (n->kind == SHOAL__OP_INS)
         return ref_is_own(c, &n->ref) && n->ref.index == i - 1;
-    if (n->kind != SHOAL__OP_DEL || n->ref.hlc != p->ref.hlc ||
-        n->ref.author != p->ref.author)
+    if (n->kind != SHOAL__OP_DEL || n->ref.hlc != p->ref.hlc || n->ref.author != p->ref.author)
         return false;
     if (dir > 0 || (dir == 0 && p->ref.index != UINT32_MAX))
         if (n->ref.index == p->ref.index + 1)
@@ -278,7 +274,7 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     for (size_t i = 0; i < c->nauthors; i++)
         shoal__mpw_bin(&w, c->authors + i * 32, 32);
     shoal__mpw_array(&w, (uint32_t)nitems);
-    const shoal__op *prev = NULL;   /* first op of the previous item */
+    const shoal__op *prev = NULL; /* first op of the previous item */
     for (size_t i = 0; i < c->nops && !w.err;) {
         const shoal__op *op = &c->ops[i];
         int dir = 0;
@@ -308,20 +304,14 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
         if (kind != SHOAL__OP_DELDOC && !same)
             shoal__mpw_str(&w, op->field, op->field_len);
         switch (kind) {
-        case SHOAL__OP_SET:
-            shoal__mpw_value(&w, &op->value);
-            break;
-        case SHOAL__OP_COUNT:
-            shoal__mpw_int(&w, op->delta);
-            break;
+        case SHOAL__OP_SET: shoal__mpw_value(&w, &op->value); break;
+        case SHOAL__OP_COUNT: shoal__mpw_int(&w, op->delta); break;
         case SHOAL__OP_INS:
         case SHOAL__OP_REP:
             write_ref(&w, c, &op->ref, (uint32_t)i);
             shoal__mpw_value(&w, &op->value);
             break;
-        case SHOAL__OP_DEL:
-            write_ref(&w, c, &op->ref, (uint32_t)i);
-            break;
+        case SHOAL__OP_DEL: write_ref(&w, c, &op->ref, (uint32_t)i); break;
         case SHOAL__OP_INSRUN:
             write_ref(&w, c, &op->ref, (uint32_t)i);
             shoal__mpw_array(&w, (uint32_t)n);
@@ -376,8 +366,7 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
             write_ref(&w, c, &op->ref, (uint32_t)i);
             shoal__mpw_int(&w, dir > 0 ? (int64_t)n : -(int64_t)n);
             break;
-        default:
-            break;
+        default: break;
         }
         prev = op;
         i = j;
@@ -495,7 +484,7 @@ read_ref(shoal__mpr *r, const shoal__change *c, uint8_t kind, uint32_t i, shoal_
 
 /* The decoder's growing op array. */
 typedef struct opvec {
-    shoal__op *ops;      /* owned until handed to the change */
+    shoal__op *ops; /* owned until handed to the change */
     size_t n;
     size_t cap;
 } opvec;
@@ -534,8 +523,8 @@ opvec_grow(shoal__mpr *r, opvec *v, uint64_t k)
  * after DELDOC); *dir receives the DEL direction of the item (0 unless it
  * is a DEL run). */
 static void
-read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field,
-          size_t *flen, int *dir)
+read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field, size_t *flen,
+          int *dir)
 {
     *dir = 0;
     uint32_t n = shoal__mpr_array(r, UINT32_MAX, 1);
@@ -576,7 +565,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     } else {
         fl = read_name(r, &f, SHOAL_MAX_FIELD);
         if (!r->err && *field && fl == *flen && memcmp(f, *field, fl) == 0)
-            r->err = SHOAL_EPROTO;   /* must have been left out */
+            r->err = SHOAL_EPROTO; /* must have been left out */
     }
     if (r->err)
         return;
@@ -585,7 +574,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     shoal__ref ref;
     memset(&ref, 0, sizeof ref);
     shoal__op *op = NULL;
-    size_t k = 1;            /* ops the item stands for */
+    size_t k = 1; /* ops the item stands for */
     switch (kind) {
     case SHOAL__OP_SET:
     case SHOAL__OP_UNSET:
@@ -623,7 +612,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
             text = text && one_cp(&op[j].value);
         }
         if (!r->err && text)
-            r->err = SHOAL_EPROTO;   /* must have been a TEXT run */
+            r->err = SHOAL_EPROTO; /* must have been a TEXT run */
         break;
     }
     case SHOAL__OP_TEXTRUN: {
@@ -674,15 +663,14 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (r->err)
         return;
     /* Fill in what every op of the item shares. */
     uint8_t base = kind == SHOAL__OP_INSRUN || kind == SHOAL__OP_TEXTRUN ? SHOAL__OP_INS
-                   : kind == SHOAL__OP_DELRUN                         ? SHOAL__OP_DEL
-                                                                      : (uint8_t)kind;
+                   : kind == SHOAL__OP_DELRUN                            ? SHOAL__OP_DEL
+                                                                         : (uint8_t)kind;
     for (size_t j = 0; j < k; j++) {
         op[j].kind = base;
         op[j].field = f;
@@ -735,7 +723,7 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
      * count in all other cases: one allocation of that size (at most
      * SHOAL__MAX_OPS), grown by doubling only for DEL runs, and trimmed at
      * the end, where the keys are appended. */
-    opvec v = {NULL, 0, 0};
+    opvec v = { NULL, 0, 0 };
     if (nitems > 0) {
         size_t cap = (size_t)nitems + (size_t)(r.end - r.p);
         if (cap > SHOAL__MAX_OPS)

@@ -36,7 +36,7 @@ typedef struct shoal__buf {
 } shoal__buf;
 
 void shoal__buf_init(shoal__buf *b);
-void shoal__buf_free(shoal__buf *b);   /* frees p, resets to empty */
+void shoal__buf_free(shoal__buf *b); /* frees p, resets to empty */
 int shoal__buf_reserve(shoal__buf *b, size_t extra);
 int shoal__buf_append(shoal__buf *b, const void *p, size_t n);
 /* Hand p to the caller (who frees it with shoal__free) and reset b. */
@@ -97,7 +97,7 @@ int shoal__mpr_peek(const shoal__mpr *r);
 bool shoal__mpr_is_nil(const shoal__mpr *r);
 void shoal__mpr_nil(shoal__mpr *r);
 bool shoal__mpr_bool(shoal__mpr *r);
-uint64_t shoal__mpr_uint(shoal__mpr *r);                 /* non-negative int */
+uint64_t shoal__mpr_uint(shoal__mpr *r); /* non-negative int */
 int64_t shoal__mpr_int(shoal__mpr *r);
 double shoal__mpr_double(shoal__mpr *r);
 /* str: checked as UTF-8; at most max bytes else SHOAL_ETOOBIG.  *p points
@@ -126,8 +126,8 @@ bool shoal__value_eq(const shoal_value *a, const shoal_value *b);
 /* ------------------------------------------------------------------- HLC */
 
 /* A hybrid logical clock value: 48 bits of milliseconds, 16 of counter. */
-#define SHOAL__HLC_MS(h) ((h) >> 16)
-#define SHOAL__HLC_LOGICAL(h) ((h) & 0xffffu)
+#define SHOAL__HLC_MS(h)      ((h) >> 16)
+#define SHOAL__HLC_LOGICAL(h) ((h)&0xffffu)
 uint64_t shoal__hlc_make(uint64_t ms, uint16_t logical);
 /* Next local timestamp: greater than last, at least wall_ms<<16.  If the
  * 16-bit counter would overflow, the millisecond part advances. */
@@ -144,7 +144,7 @@ uint64_t shoal__hlc_observe(uint64_t last, uint64_t remote);
 /* An op id (hlc, author, index); author is a 32-byte key. */
 typedef struct shoal__opid {
     uint64_t hlc;
-    const uint8_t *author;   /* 32 bytes, Borrowed */
+    const uint8_t *author; /* 32 bytes, Borrowed */
     uint32_t index;
 } shoal__opid;
 
@@ -155,22 +155,22 @@ int shoal__opid_cmp(const shoal__opid *a, const shoal__opid *b);
 
 enum {
     SHOAL__FORMAT_VERSION = 1,
-    SHOAL__ENV_HEADER = 1 + 32 + 4,      /* version, author, body length */
+    SHOAL__ENV_HEADER = 1 + 32 + 4, /* version, author, body length */
     SHOAL__SIG_BYTES = 64,
-    SHOAL__MAX_BODY = 16u << 20,          /* bytes of one change body */
-    SHOAL__MAX_OPS = 1u << 20,            /* ops in one change */
-    SHOAL__MAX_DEPS = 1024,               /* deps of one change */
-    SHOAL__MAX_AUTHORS = 4096             /* extra authors one change refers to */
+    SHOAL__MAX_BODY = 16u << 20, /* bytes of one change body */
+    SHOAL__MAX_OPS = 1u << 20,   /* ops in one change */
+    SHOAL__MAX_DEPS = 1024,      /* deps of one change */
+    SHOAL__MAX_AUTHORS = 4096    /* extra authors one change refers to */
 };
 
 typedef enum shoal__opkind {
-    SHOAL__OP_SET = 1,     /* field = value (register) */
-    SHOAL__OP_UNSET = 2,   /* field = absent (register) */
-    SHOAL__OP_COUNT = 3,   /* counter field += delta (delta != 0) */
-    SHOAL__OP_INS = 4,     /* list field: insert value after ref (or at head) */
-    SHOAL__OP_DEL = 5,     /* list field: delete element ref */
-    SHOAL__OP_REP = 6,     /* list field: replace element ref's value */
-    SHOAL__OP_DELDOC = 7,  /* delete the document (kills the change's epoch) */
+    SHOAL__OP_SET = 1,    /* field = value (register) */
+    SHOAL__OP_UNSET = 2,  /* field = absent (register) */
+    SHOAL__OP_COUNT = 3,  /* counter field += delta (delta != 0) */
+    SHOAL__OP_INS = 4,    /* list field: insert value after ref (or at head) */
+    SHOAL__OP_DEL = 5,    /* list field: delete element ref */
+    SHOAL__OP_REP = 6,    /* list field: replace element ref's value */
+    SHOAL__OP_DELDOC = 7, /* delete the document (kills the change's epoch) */
     /* Run items: only in encoded bodies.  The encoder forms them from
      * consecutive single ops and the decoder expands them back, so a
      * decoded or built shoal__change only ever holds kinds 1..7. */
@@ -183,19 +183,19 @@ typedef enum shoal__opkind {
  * author is an index into the change's author table: 0 is the change's own
  * author, i >= 1 is authors[i - 1]. */
 typedef struct shoal__ref {
-    bool head;             /* INS only: insert at the head of the list */
+    bool head; /* INS only: insert at the head of the list */
     uint64_t hlc;
     uint32_t author;
     uint32_t index;
 } shoal__ref;
 
 typedef struct shoal__op {
-    uint8_t kind;          /* shoal__opkind */
-    const uint8_t *field;  /* UTF-8, not NUL-terminated; NULL for DELDOC */
+    uint8_t kind;         /* shoal__opkind */
+    const uint8_t *field; /* UTF-8, not NUL-terminated; NULL for DELDOC */
     size_t field_len;
-    shoal_value value;     /* SET, INS, REP */
-    int64_t delta;         /* COUNT */
-    shoal__ref ref;        /* INS, DEL, REP */
+    shoal_value value; /* SET, INS, REP */
+    int64_t delta;     /* COUNT */
+    shoal__ref ref;    /* INS, DEL, REP */
 } shoal__op;
 
 /* A decoded change.  Pointers (field names, values, coll, doc) point into
@@ -205,10 +205,10 @@ typedef struct shoal__op {
  * with shoal__change_clear, which frees ops only. */
 typedef struct shoal__change {
     uint8_t author[32];
-    uint64_t seq;          /* >= 1 */
+    uint64_t seq; /* >= 1 */
     uint64_t hlc;
     size_t ndeps;
-    const uint8_t *deps;   /* ndeps * 32 bytes: change ids */
+    const uint8_t *deps; /* ndeps * 32 bytes: change ids */
     const uint8_t *coll;
     size_t coll_len;
     const uint8_t *doc;
@@ -245,19 +245,22 @@ int shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[
  * signature (before any decoding).  On success *env_len is the envelope's
  * length and *body, *body_len point into p.  Errors: SHOAL_ETRUNC,
  * SHOAL_EVERSION, SHOAL_ETOOBIG, SHOAL_EBADSIG. */
-int shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len,
-                         const uint8_t **body, size_t *body_len);
+int shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
+                         size_t *body_len);
 /* Same checks without the signature (for bytes this replica already
  * verified and stored). */
-int shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len,
-                          const uint8_t **body, size_t *body_len);
+int shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
+                          size_t *body_len);
 /* Author key inside an envelope (Borrowed from env). */
 const uint8_t *shoal__envelope_author(const uint8_t *env);
 /* Change id: BLAKE2b-256 of the signed bytes (everything but the signature). */
 void shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[32]);
 
 /* Bundle: magic "SHOALBN1" | count (u32 BE) | count envelopes back to back. */
-enum { SHOAL__BUNDLE_HEADER = 12, SHOAL__MAX_BUNDLE_CHANGES = 1u << 24 };
+enum {
+    SHOAL__BUNDLE_HEADER = 12,
+    SHOAL__MAX_BUNDLE_CHANGES = 1u << 24
+};
 /* Start a bundle in out (count patched by shoal__bundle_finish). */
 int shoal__bundle_begin(shoal__buf *out);
 int shoal__bundle_add(shoal__buf *out, const uint8_t *env, size_t env_len);
@@ -288,8 +291,8 @@ typedef struct shoal__list shoal__list;
 
 shoal__list *shoal__list_new(shoal__author_cmp_fn acmp, void *ctx);
 void shoal__list_free(shoal__list *l);
-size_t shoal__list_len(const shoal__list *l);     /* visible elements */
-size_t shoal__list_total(const shoal__list *l);   /* including tombstones */
+size_t shoal__list_len(const shoal__list *l);   /* visible elements */
+size_t shoal__list_total(const shoal__list *l); /* including tombstones */
 /* Insert element id with value v (copied) after ref (NULL: at the head),
  * by the RGA rule: after ref, skip every element whose id is greater than
  * id.  SHOAL_ENOTFOUND if ref is unknown; SHOAL_EPROTO if id is not greater
@@ -339,7 +342,7 @@ void shoal__doc_free(shoal__doc *d);
  * does not hold is a no-op (docs/semantics.md, "References that no longer
  * resolve").  On error d may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
-bool shoal__doc_exists(const shoal__doc *d);    /* at least one change applied */
+bool shoal__doc_exists(const shoal__doc *d); /* at least one change applied */
 bool shoal__doc_deleted(const shoal__doc *d);
 uint64_t shoal__doc_epoch(const shoal__doc *d);
 /* The list state of field (NULL if the field has none); Borrowed until the
@@ -349,8 +352,7 @@ const shoal__list *shoal__doc_list(const shoal__doc *d, const uint8_t *field, si
 const uint8_t *shoal__doc_author_key(const shoal__doc *d, uint32_t author);
 /* Visible kind of field (the kind whose first op has the greatest id), or
  * SHOAL_ENOTFOUND if the field has no visible value. */
-int shoal__doc_field_kind(const shoal__doc *d, const uint8_t *field, size_t len,
-                          shoal_kind *out);
+int shoal__doc_field_kind(const shoal__doc *d, const uint8_t *field, size_t len, shoal_kind *out);
 
 /* Visible view: fields sorted by name bytewise, absent registers omitted.
  * Pointers are Borrowed from d until its next change; the arrays are owned
@@ -359,10 +361,10 @@ typedef struct shoal__vfield {
     const uint8_t *name;
     size_t name_len;
     shoal_kind kind;
-    shoal_value value;      /* REGISTER */
-    int64_t counter;        /* COUNTER */
-    size_t nitems;          /* LIST */
-    shoal_value *items;     /* LIST, owned array of views */
+    shoal_value value;  /* REGISTER */
+    int64_t counter;    /* COUNTER */
+    size_t nitems;      /* LIST */
+    shoal_value *items; /* LIST, owned array of views */
 } shoal__vfield;
 int shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n);
 void shoal__doc_view_free(shoal__vfield *v, size_t n);

@@ -47,49 +47,52 @@
 /* Format version inside the full encoding (docs/state-format.md).  Bump it
  * when the layout changes; snapshots of another version are SHOAL_ECORRUPT
  * and must be rebuilt from the change log. */
-enum { FULL_FORMAT = 1 };
+enum {
+    FULL_FORMAT = 1
+};
 
 typedef struct cnt_entry {
-    uint32_t author;   /* index into the doc's author table */
-    uint64_t p;        /* sum of increments, wrapping */
-    uint64_t n;        /* sum of decrements (as positive numbers), wrapping */
+    uint32_t author; /* index into the doc's author table */
+    uint64_t p;      /* sum of increments, wrapping */
+    uint64_t n;      /* sum of decrements (as positive numbers), wrapping */
 } cnt_entry;
 
 typedef struct field {
-    uint8_t *name;             /* Owned by this struct. */
+    uint8_t *name; /* Owned by this struct. */
     size_t name_len;
     uint64_t hash;
     bool has_reg;
     bool has_cnt;
-    bool reg_present;          /* false: the register holds "absent" */
+    bool reg_present; /* false: the register holds "absent" */
     shoal__eid reg_first;
-    shoal__eid reg_op;         /* op that wrote the current value */
-    shoal_value reg_val;       /* Owned copy when reg_present. */
+    shoal__eid reg_op;   /* op that wrote the current value */
+    shoal_value reg_val; /* Owned copy when reg_present. */
     shoal__eid cnt_first;
-    cnt_entry *cnt;            /* Owned; sorted by author index. */
+    cnt_entry *cnt; /* Owned; sorted by author index. */
     size_t ncnt, cnt_cap;
     shoal__eid list_first;
-    shoal__list *list;         /* Owned; NULL until the first list op. */
+    shoal__list *list; /* Owned; NULL until the first list op. */
 } field;
 
 struct shoal__doc {
     uint64_t epoch;
     bool deleted;
     bool exists;
-    uint8_t (*keys)[32];       /* Owned: author table. */
+    uint8_t (*keys)[32]; /* Owned: author table. */
     uint32_t nkeys, keys_cap;
-    uint32_t *kslots;          /* Owned: hash of keys, slot = index + 1 or 0. */
-    uint32_t kslot_cap;        /* power of two (or 0) */
-    field **fields;            /* Owned: every field, insertion order. */
+    uint32_t *kslots;   /* Owned: hash of keys, slot = index + 1 or 0. */
+    uint32_t kslot_cap; /* power of two (or 0) */
+    field **fields;     /* Owned: every field, insertion order. */
     size_t nfields, fields_cap;
-    field **fslots;            /* Owned array; fields are owned by `fields`. */
-    size_t fslot_cap;          /* power of two (or 0) */
-    field *last;               /* cache of the last field looked up */
+    field **fslots;   /* Owned array; fields are owned by `fields`. */
+    size_t fslot_cap; /* power of two (or 0) */
+    field *last;      /* cache of the last field looked up */
 };
 
 /* ------------------------------------------------------------ authors */
 
-static uint64_t key_hash(const uint8_t *k)
+static uint64_t
+key_hash(const uint8_t *k)
 {
     uint64_t h = 0;
     for (int i = 0; i < 4; i++) {
@@ -103,7 +106,8 @@ static uint64_t key_hash(const uint8_t *k)
     return h;
 }
 
-static uint32_t author_find(const shoal__doc *d, const uint8_t *key)
+static uint32_t
+author_find(const shoal__doc *d, const uint8_t *key)
 {
     if (d->kslot_cap == 0)
         return UINT32_MAX;
@@ -117,7 +121,8 @@ static uint32_t author_find(const shoal__doc *d, const uint8_t *key)
     }
 }
 
-static int author_rehash(shoal__doc *d, uint32_t cap)
+static int
+author_rehash(shoal__doc *d, uint32_t cap)
 {
     uint32_t *slots = shoal__calloc(cap, sizeof *slots);
     if (!slots)
@@ -134,7 +139,8 @@ static int author_rehash(shoal__doc *d, uint32_t cap)
     return SHOAL_OK;
 }
 
-static int author_intern(shoal__doc *d, const uint8_t *key, uint32_t *out)
+static int
+author_intern(shoal__doc *d, const uint8_t *key, uint32_t *out)
 {
     uint32_t ix = author_find(d, key);
     if (ix != UINT32_MAX) {
@@ -166,7 +172,8 @@ static int author_intern(shoal__doc *d, const uint8_t *key, uint32_t *out)
     return SHOAL_OK;
 }
 
-static int author_cmp(uint32_t a, uint32_t b, void *ctx)
+static int
+author_cmp(uint32_t a, uint32_t b, void *ctx)
 {
     const shoal__doc *d = ctx;
     if (a == b)
@@ -174,7 +181,8 @@ static int author_cmp(uint32_t a, uint32_t b, void *ctx)
     return memcmp(d->keys[a], d->keys[b], 32);
 }
 
-static int eid_cmp(const shoal__doc *d, const shoal__eid *a, const shoal__eid *b)
+static int
+eid_cmp(const shoal__doc *d, const shoal__eid *a, const shoal__eid *b)
 {
     if (a->hlc != b->hlc)
         return a->hlc < b->hlc ? -1 : 1;
@@ -190,7 +198,8 @@ static int eid_cmp(const shoal__doc *d, const shoal__eid *a, const shoal__eid *b
 
 /* ------------------------------------------------------------- fields */
 
-static uint64_t name_hash(const uint8_t *p, size_t n)
+static uint64_t
+name_hash(const uint8_t *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++) {
@@ -200,7 +209,8 @@ static uint64_t name_hash(const uint8_t *p, size_t n)
     return h;
 }
 
-static void field_free(field *f)
+static void
+field_free(field *f)
 {
     if (!f)
         return;
@@ -212,7 +222,8 @@ static void field_free(field *f)
     shoal__free(f);
 }
 
-static void clear_fields(shoal__doc *d)
+static void
+clear_fields(shoal__doc *d)
 {
     for (size_t i = 0; i < d->nfields; i++)
         field_free(d->fields[i]);
@@ -222,7 +233,8 @@ static void clear_fields(shoal__doc *d)
     d->last = NULL;
 }
 
-static field *field_find(const shoal__doc *d, const uint8_t *name, size_t len)
+static field *
+field_find(const shoal__doc *d, const uint8_t *name, size_t len)
 {
     if (d->last && d->last->name_len == len && memcmp(d->last->name, name, len) == 0)
         return d->last;
@@ -239,7 +251,8 @@ static field *field_find(const shoal__doc *d, const uint8_t *name, size_t len)
     }
 }
 
-static int field_rehash(shoal__doc *d, size_t cap)
+static int
+field_rehash(shoal__doc *d, size_t cap)
 {
     field **slots = shoal__calloc(cap, sizeof *slots);
     if (!slots)
@@ -256,13 +269,15 @@ static int field_rehash(shoal__doc *d, size_t cap)
     return SHOAL_OK;
 }
 
-static bool name_ok(const uint8_t *p, size_t n)
+static bool
+name_ok(const uint8_t *p, size_t n)
 {
     return p && n >= 1 && n <= SHOAL_MAX_FIELD && !memchr(p, 0, n) && shoal__utf8_valid(p, n);
 }
 
 /* The field called name, created empty if missing. */
-static int field_get(shoal__doc *d, const uint8_t *name, size_t len, field **out)
+static int
+field_get(shoal__doc *d, const uint8_t *name, size_t len, field **out)
 {
     field *f = field_find(d, name, len);
     if (f) {
@@ -307,14 +322,16 @@ static int field_get(shoal__doc *d, const uint8_t *name, size_t len, field **out
     return SHOAL_OK;
 }
 
-static bool field_empty(const field *f)
+static bool
+field_empty(const field *f)
 {
     return !f->has_reg && !f->has_cnt && !f->list;
 }
 
 /* Visible kind: the kind whose first op is greatest; 0 if none or if that
  * is a register holding absent. */
-static shoal_kind field_visible(const shoal__doc *d, const field *f)
+static shoal_kind
+field_visible(const shoal__doc *d, const field *f)
 {
     shoal_kind k = 0;
     const shoal__eid *best = NULL;
@@ -333,7 +350,8 @@ static shoal_kind field_visible(const shoal__doc *d, const field *f)
     return k;
 }
 
-static int cnt_find(const field *f, uint32_t author, size_t *pos)
+static int
+cnt_find(const field *f, uint32_t author, size_t *pos)
 {
     size_t lo = 0, hi = f->ncnt;
     while (lo < hi) {
@@ -347,7 +365,8 @@ static int cnt_find(const field *f, uint32_t author, size_t *pos)
     return lo < f->ncnt && f->cnt[lo].author == author;
 }
 
-static int cnt_add(field *f, uint32_t author, int64_t delta)
+static int
+cnt_add(field *f, uint32_t author, int64_t delta)
 {
     size_t pos;
     if (!cnt_find(f, author, &pos)) {
@@ -360,7 +379,7 @@ static int cnt_add(field *f, uint32_t author, int64_t delta)
             f->cnt_cap = cap;
         }
         memmove(f->cnt + pos + 1, f->cnt + pos, (f->ncnt - pos) * sizeof *f->cnt);
-        f->cnt[pos] = (cnt_entry){author, 0, 0};
+        f->cnt[pos] = (cnt_entry){ author, 0, 0 };
         f->ncnt++;
     }
     if (delta >= 0)
@@ -370,7 +389,8 @@ static int cnt_add(field *f, uint32_t author, int64_t delta)
     return SHOAL_OK;
 }
 
-static int64_t cnt_value(const field *f)
+static int64_t
+cnt_value(const field *f)
 {
     uint64_t p = 0, n = 0;
     for (size_t i = 0; i < f->ncnt; i++) {
@@ -382,12 +402,14 @@ static int64_t cnt_value(const field *f)
 
 /* ------------------------------------------------------------- public */
 
-shoal__doc *shoal__doc_new(void)
+shoal__doc *
+shoal__doc_new(void)
 {
     return shoal__calloc(1, sizeof(shoal__doc));
 }
 
-void shoal__doc_free(shoal__doc *d)
+void
+shoal__doc_free(shoal__doc *d)
 {
     if (!d)
         return;
@@ -399,34 +421,39 @@ void shoal__doc_free(shoal__doc *d)
     shoal__free(d);
 }
 
-bool shoal__doc_exists(const shoal__doc *d)
+bool
+shoal__doc_exists(const shoal__doc *d)
 {
     return d->exists;
 }
 
-bool shoal__doc_deleted(const shoal__doc *d)
+bool
+shoal__doc_deleted(const shoal__doc *d)
 {
     return d->deleted;
 }
 
-uint64_t shoal__doc_epoch(const shoal__doc *d)
+uint64_t
+shoal__doc_epoch(const shoal__doc *d)
 {
     return d->epoch;
 }
 
-const uint8_t *shoal__doc_author_key(const shoal__doc *d, uint32_t author)
+const uint8_t *
+shoal__doc_author_key(const shoal__doc *d, uint32_t author)
 {
     return author < d->nkeys ? d->keys[author] : NULL;
 }
 
-const shoal__list *shoal__doc_list(const shoal__doc *d, const uint8_t *name, size_t len)
+const shoal__list *
+shoal__doc_list(const shoal__doc *d, const uint8_t *name, size_t len)
 {
     const field *f = field_find(d, name, len);
     return f ? f->list : NULL;
 }
 
-int shoal__doc_field_kind(const shoal__doc *d, const uint8_t *name, size_t len,
-                          shoal_kind *out)
+int
+shoal__doc_field_kind(const shoal__doc *d, const uint8_t *name, size_t len, shoal_kind *out)
 {
     const field *f = field_find(d, name, len);
     shoal_kind k = f ? field_visible(d, f) : 0;
@@ -439,13 +466,14 @@ int shoal__doc_field_kind(const shoal__doc *d, const uint8_t *name, size_t len,
 /* Per-call cache that maps a change's author indexes to the doc's table. */
 typedef struct refmap {
     const shoal__change *c;
-    uint32_t own;              /* doc index of c->author */
-    uint32_t last_ai;          /* last other author index looked up */
+    uint32_t own;     /* doc index of c->author */
+    uint32_t last_ai; /* last other author index looked up */
     uint32_t last_ix;
 } refmap;
 
 /* Element id named by ref, or false if it cannot name a known element. */
-static bool ref_eid(shoal__doc *d, refmap *m, const shoal__ref *ref, shoal__eid *out)
+static bool
+ref_eid(shoal__doc *d, refmap *m, const shoal__ref *ref, shoal__eid *out)
 {
     uint32_t ix;
     if (ref->author == 0) {
@@ -462,31 +490,34 @@ static bool ref_eid(shoal__doc *d, refmap *m, const shoal__ref *ref, shoal__eid 
         m->last_ai = ref->author;
         m->last_ix = ix;
     }
-    *out = (shoal__eid){ref->hlc, ix, ref->index};
+    *out = (shoal__eid){ ref->hlc, ix, ref->index };
     return true;
 }
 
-static void first_min(const shoal__doc *d, shoal__eid *first, const shoal__eid *id)
+static void
+first_min(const shoal__doc *d, shoal__eid *first, const shoal__eid *id)
 {
     if (eid_cmp(d, id, first) < 0)
         *first = *id;
 }
 
-static bool value_type_ok(const shoal_value *v)
+static bool
+value_type_ok(const shoal_value *v)
 {
     return v->type >= SHOAL_T_NIL && v->type <= SHOAL_T_BYTES &&
            ((v->type != SHOAL_T_STR && v->type != SHOAL_T_BYTES) ||
             (v->len <= SHOAL_MAX_VALUE && (v->ptr || v->len == 0)));
 }
 
-static int apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_value *v)
+static int
+apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_value *v)
 {
     if (f->has_reg) {
         first_min(d, &f->reg_first, id);
         if (eid_cmp(d, id, &f->reg_op) <= 0)
             return SHOAL_OK;
     }
-    shoal_value nv = {.type = SHOAL_T_NIL};
+    shoal_value nv = { .type = SHOAL_T_NIL };
     if (v) {
         int rc = shoal__value_copy(&nv, v);
         if (rc)
@@ -520,14 +551,15 @@ static int apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_
 
 /* The 32-byte key of ref's author, or NULL if the change has no such
  * author index. */
-static const uint8_t *ref_key(const refmap *m, const shoal__ref *ref)
+static const uint8_t *
+ref_key(const refmap *m, const shoal__ref *ref)
 {
     return ref->author == 0 ? m->c->author : shoal__change_author(m->c, ref->author);
 }
 
 /* (hlc, key, index) order of an op id against a ref, by author keys. */
-static int key_id_cmp(uint64_t ah, const uint8_t *ak, uint32_t ai, uint64_t bh,
-                      const uint8_t *bk, uint32_t bi)
+static int
+key_id_cmp(uint64_t ah, const uint8_t *ak, uint32_t ai, uint64_t bh, const uint8_t *bk, uint32_t bi)
 {
     if (ah != bh)
         return ah < bh ? -1 : 1;
@@ -541,7 +573,8 @@ static int key_id_cmp(uint64_t ah, const uint8_t *ak, uint32_t ai, uint64_t bh,
 
 /* Structural checks of a list op's ref that hold whether or not the
  * element exists: SHOAL_OK or SHOAL_EPROTO. */
-static int ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
+static int
+ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
 {
     if (op->ref.head)
         return op->kind == SHOAL__OP_INS ? SHOAL_OK : SHOAL_EPROTO;
@@ -549,17 +582,20 @@ static int ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
     if (!rk)
         return SHOAL_EPROTO;
     if (op->kind == SHOAL__OP_INS)
-        return key_id_cmp(id->hlc, m->c->author, id->index, op->ref.hlc, rk,
-                          op->ref.index) > 0 ? SHOAL_OK : SHOAL_EPROTO;
+        return key_id_cmp(id->hlc, m->c->author, id->index, op->ref.hlc, rk, op->ref.index) > 0
+                   ? SHOAL_OK
+                   : SHOAL_EPROTO;
     return op->ref.hlc <= id->hlc ? SHOAL_OK : SHOAL_EPROTO;
 }
 
-static int list_err(int rc)
+static int
+list_err(int rc)
 {
     return rc == SHOAL_ENOTFOUND ? SHOAL_EPROTO : rc;
 }
 
-static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__eid *id)
+static int
+apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__eid *id)
 {
     field *f;
     int rc;
@@ -572,8 +608,8 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
     }
     if (op->kind < SHOAL__OP_SET || op->kind > SHOAL__OP_REP || !op->field)
         return SHOAL_EPROTO;
-    if ((op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS ||
-         op->kind == SHOAL__OP_REP) && !value_type_ok(&op->value))
+    if ((op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP) &&
+        !value_type_ok(&op->value))
         return SHOAL_EPROTO;
     if (op->kind == SHOAL__OP_COUNT && op->delta == 0)
         return SHOAL_EPROTO;
@@ -597,10 +633,8 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
     if (rc)
         return rc;
     switch (op->kind) {
-    case SHOAL__OP_SET:
-        return apply_reg(d, f, id, &op->value);
-    case SHOAL__OP_UNSET:
-        return apply_reg(d, f, id, NULL);
+    case SHOAL__OP_SET: return apply_reg(d, f, id, &op->value);
+    case SHOAL__OP_UNSET: return apply_reg(d, f, id, NULL);
     case SHOAL__OP_COUNT:
         rc = cnt_add(f, id->author, op->delta);
         if (rc)
@@ -613,7 +647,7 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
         }
         return SHOAL_OK;
     case SHOAL__OP_INS:
-        if (!f->list) {   /* only at the head here (see above) */
+        if (!f->list) { /* only at the head here (see above) */
             f->list = shoal__list_new(author_cmp, d);
             if (!f->list)
                 return SHOAL_ENOMEM;
@@ -621,7 +655,7 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
         }
         rc = shoal__list_insert(f->list, op->ref.head ? NULL : &rid, id, &op->value);
         if (rc == SHOAL_ENOTFOUND)
-            return SHOAL_OK;   /* missing ref: a no-op */
+            return SHOAL_OK; /* missing ref: a no-op */
         if (rc)
             return list_err(rc);
         first_min(d, &f->list_first, id);
@@ -633,7 +667,7 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
         else
             rc = shoal__list_replace(f->list, &rid, id, &op->value);
         if (rc == SHOAL_ENOTFOUND)
-            return SHOAL_OK;   /* missing ref: a no-op */
+            return SHOAL_OK; /* missing ref: a no-op */
         if (rc)
             return list_err(rc);
         first_min(d, &f->list_first, id);
@@ -642,7 +676,8 @@ static int apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__
     return SHOAL_EPROTO;
 }
 
-int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to)
+int
+shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to)
 {
     assert(from <= to && to <= c->nops);
     d->exists = true;
@@ -658,13 +693,13 @@ int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t 
     if (to > UINT32_MAX)
         return SHOAL_EPROTO;
 
-    refmap m = {c, 0, 0, 0};
+    refmap m = { c, 0, 0, 0 };
     int rc = author_intern(d, c->author, &m.own);
     if (rc)
         return rc;
     for (size_t i = from; i < to && !d->deleted; i++) {
         shoal__opid oid = shoal__change_opid(c, (uint32_t)i);
-        shoal__eid id = {oid.hlc, m.own, oid.index};
+        shoal__eid id = { oid.hlc, m.own, oid.index };
         rc = apply_op(d, &m, &c->ops[i], &id);
         if (rc)
             return rc;
@@ -674,7 +709,8 @@ int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t 
 
 /* ---------------------------------------------------------------- view */
 
-static int cmp_field_name(const void *a, const void *b)
+static int
+cmp_field_name(const void *a, const void *b)
 {
     const field *x = *(field *const *)a, *y = *(field *const *)b;
     size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
@@ -685,7 +721,8 @@ static int cmp_field_name(const void *a, const void *b)
 }
 
 /* Non-empty fields sorted by name (owned array, may be NULL when n == 0). */
-static int sorted_fields(const shoal__doc *d, field ***out, size_t *n)
+static int
+sorted_fields(const shoal__doc *d, field ***out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -709,8 +746,9 @@ typedef struct collect {
     size_t n, cap;
 } collect;
 
-static int collect_visible(const shoal__eid *id, const shoal__eid *value_op,
-                           const shoal_value *v, bool deleted, void *arg)
+static int
+collect_visible(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v,
+                bool deleted, void *arg)
 {
     (void)id;
     (void)value_op;
@@ -718,12 +756,13 @@ static int collect_visible(const shoal__eid *id, const shoal__eid *value_op,
     if (deleted)
         return 0;
     if (c->n == c->cap)
-        return SHOAL_ECORRUPT;   /* list_len disagrees with the walk */
+        return SHOAL_ECORRUPT; /* list_len disagrees with the walk */
     c->items[c->n++] = *v;
     return 0;
 }
 
-int shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n)
+int
+shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n)
 {
     field **fs;
     size_t nf;
@@ -755,7 +794,7 @@ int shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n)
             o->counter = cnt_value(f);
         } else {
             size_t len = shoal__list_len(f->list);
-            collect c = {NULL, 0, len};
+            collect c = { NULL, 0, len };
             if (len) {
                 c.items = shoal__malloc(len * sizeof *c.items);
                 if (!c.items) {
@@ -784,7 +823,8 @@ int shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n)
     return SHOAL_OK;
 }
 
-void shoal__doc_view_free(shoal__vfield *v, size_t n)
+void
+shoal__doc_view_free(shoal__vfield *v, size_t n)
 {
     if (!v)
         return;
@@ -797,12 +837,13 @@ void shoal__doc_view_free(shoal__vfield *v, size_t n)
 
 typedef struct encctx {
     const shoal__doc *d;
-    uint32_t *remap;           /* doc index -> encoded index, UINT32_MAX unused */
+    uint32_t *remap; /* doc index -> encoded index, UINT32_MAX unused */
     shoal__mpw *w;
 } encctx;
 
-static int mark_elem(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v,
-                     bool deleted, void *arg)
+static int
+mark_elem(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v, bool deleted,
+          void *arg)
 {
     (void)v;
     encctx *e = arg;
@@ -812,15 +853,17 @@ static int mark_elem(const shoal__eid *id, const shoal__eid *value_op, const sho
     return 0;
 }
 
-static void put_eid(encctx *e, const shoal__eid *id)
+static void
+put_eid(encctx *e, const shoal__eid *id)
 {
     shoal__mpw_uint(e->w, id->hlc);
     shoal__mpw_uint(e->w, e->remap[id->author]);
     shoal__mpw_uint(e->w, id->index);
 }
 
-static int write_elem(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v,
-                      bool deleted, void *arg)
+static int
+write_elem(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v, bool deleted,
+           void *arg)
 {
     encctx *e = arg;
     if (deleted) {
@@ -840,24 +883,27 @@ typedef struct keyref {
     uint32_t ix;
 } keyref;
 
-static int cmp_keyref(const void *a, const void *b)
+static int
+cmp_keyref(const void *a, const void *b)
 {
     return memcmp(((const keyref *)a)->key, ((const keyref *)b)->key, 32);
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int
+cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
 }
 
-int shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
+int
+shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
 {
     field **fs = NULL;
     size_t nf = 0;
     keyref *kr = NULL;
     cnt_entry *ce = NULL;
-    encctx e = {d, NULL, NULL};
+    encctx e = { d, NULL, NULL };
     shoal__mpw w;
     int rc = sorted_fields(d, &fs, &nf);
     if (rc)
@@ -894,7 +940,7 @@ int shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
     uint32_t nused = 0;
     for (uint32_t i = 0; i < d->nkeys; i++)
         if (e.remap[i] == 0)
-            kr[nused++] = (keyref){d->keys[i], i};
+            kr[nused++] = (keyref){ d->keys[i], i };
     if (nused > 1)
         qsort(kr, nused, sizeof *kr, cmp_keyref);
     for (uint32_t i = 0; i < nused; i++)
@@ -937,7 +983,7 @@ int shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
                 ce[j] = f->cnt[j];
                 ce[j].author = e.remap[f->cnt[j].author];
             }
-            qsort(ce, f->ncnt, sizeof *ce, cmp_u32);   /* author is the first member */
+            qsort(ce, f->ncnt, sizeof *ce, cmp_u32); /* author is the first member */
             shoal__mpw_array(&w, (uint32_t)(3 + 3 * f->ncnt));
             put_eid(&e, &f->cnt_first);
             for (size_t j = 0; j < f->ncnt; j++) {
@@ -976,10 +1022,11 @@ done:
 typedef struct decctx {
     shoal__mpr r;
     shoal__doc *d;
-    bool bad;                  /* structural rule broken */
+    bool bad; /* structural rule broken */
 } decctx;
 
-static void get_eid(decctx *x, shoal__eid *id)
+static void
+get_eid(decctx *x, shoal__eid *id)
 {
     id->hlc = shoal__mpr_uint(&x->r);
     uint64_t a = shoal__mpr_uint(&x->r);
@@ -990,12 +1037,14 @@ static void get_eid(decctx *x, shoal__eid *id)
     id->index = (uint32_t)ix;
 }
 
-static bool ok(const decctx *x)
+static bool
+ok(const decctx *x)
 {
     return !x->bad && !x->r.err;
 }
 
-static int decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field **fout)
+static int
+decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field **fout)
 {
     shoal__mpr *r = &x->r;
     shoal__doc *d = x->d;
@@ -1012,7 +1061,7 @@ static int decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field *
         size_t n = len < prev_len ? len : prev_len;
         int c = memcmp(prev, name, n);
         if (c > 0 || (c == 0 && prev_len >= len))
-            return SHOAL_ECORRUPT;   /* names strictly ascending */
+            return SHOAL_ECORRUPT; /* names strictly ascending */
     }
     rc = field_get(d, name, len, &f);
     if (rc)
@@ -1087,7 +1136,7 @@ static int decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field *
             return SHOAL_ENOMEM;
         for (uint32_t j = 0; j < n; j++) {
             shoal__eid id, vop;
-            shoal_value v = {.type = SHOAL_T_NIL};
+            shoal_value v = { .type = SHOAL_T_NIL };
             uint32_t m = shoal__mpr_array(r, 7, 1);
             if (m != 3 && m != 7)
                 x->bad = true;
@@ -1108,9 +1157,10 @@ static int decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field *
     return ok(x) ? SHOAL_OK : SHOAL_ECORRUPT;
 }
 
-int shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out)
+int
+shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out)
 {
-    decctx x = {{0}, NULL, false};
+    decctx x = { { 0 }, NULL, false };
     shoal__mpr *r = &x.r;
     shoal__buf again;
     int rc = SHOAL_ECORRUPT;
@@ -1135,7 +1185,7 @@ int shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out)
         if (shoal__mpr_bin(r, &key, 32) != 32 || r->err)
             goto fail;
         if (i > 0 && memcmp(x.d->keys[i - 1], key, 32) >= 0)
-            goto fail;   /* strictly ascending, so interning gives index i */
+            goto fail; /* strictly ascending, so interning gives index i */
         rc = author_intern(x.d, key, &ix);
         if (rc)
             goto fail;
@@ -1184,7 +1234,8 @@ fail:
 
 /* -------------------------------------------------- visible encoding */
 
-int shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out)
+int
+shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out)
 {
     shoal__vfield *v;
     size_t n;
@@ -1201,12 +1252,8 @@ int shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out)
     for (size_t i = 0; i < n; i++) {
         shoal__mpw_str(&w, v[i].name, v[i].name_len);
         switch (v[i].kind) {
-        case SHOAL_K_REGISTER:
-            shoal__mpw_value(&w, &v[i].value);
-            break;
-        case SHOAL_K_COUNTER:
-            shoal__mpw_int(&w, v[i].counter);
-            break;
+        case SHOAL_K_REGISTER: shoal__mpw_value(&w, &v[i].value); break;
+        case SHOAL_K_COUNTER: shoal__mpw_int(&w, v[i].counter); break;
         case SHOAL_K_LIST:
             shoal__mpw_array(&w, (uint32_t)v[i].nitems);
             for (size_t j = 0; j < v[i].nitems; j++)

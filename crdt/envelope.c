@@ -33,12 +33,12 @@
 
 #define CONTEXT "shoal-change-v1"
 enum {
-    CONTEXT_BYTES = sizeof CONTEXT,   /* with its NUL */
+    CONTEXT_BYTES = sizeof CONTEXT, /* with its NUL */
     STACK_MSG = 4096,
     MIN_ENVELOPE = SHOAL__ENV_HEADER + SHOAL__SIG_BYTES
 };
 
-static const uint8_t bundle_magic[8] = {'S', 'H', 'O', 'A', 'L', 'B', 'N', '1'};
+static const uint8_t bundle_magic[8] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1' };
 
 int
 shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
@@ -56,7 +56,7 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
     int err = shoal__buf_reserve(out, CONTEXT_BYTES + signed_len + SHOAL__SIG_BYTES);
     if (err)
         return err;
-    uint8_t *msg = out->p + out->len;   /* context | header | body */
+    uint8_t *msg = out->p + out->len; /* context | header | body */
     uint8_t *hdr = msg + CONTEXT_BYTES;
     memcpy(msg, CONTEXT, CONTEXT_BYTES);
     hdr[0] = SHOAL__FORMAT_VERSION;
@@ -147,7 +147,7 @@ int
 shoal__bundle_begin(shoal__buf *out)
 {
     if (out->len != 0)
-        return SHOAL_EINVAL;   /* finish patches the count at offset 8 */
+        return SHOAL_EINVAL; /* finish patches the count at offset 8 */
     uint8_t hdr[SHOAL__BUNDLE_HEADER];
     memcpy(hdr, bundle_magic, 8);
     shoal__be32_put(hdr + 8, 0);

@@ -34,7 +34,7 @@ shoal__hlc_tick(uint64_t last, uint64_t wall_ms)
     /* The wall clock has not moved past last (same ms, or it went back):
      * bump the counter; at 0xffff this carries into the milliseconds. */
     if (last == UINT64_MAX)
-        return last;   /* the end of time: cannot advance */
+        return last; /* the end of time: cannot advance */
     return last + 1;
 }
 
@@ -43,7 +43,7 @@ shoal__hlc_acceptable(uint64_t remote, uint64_t wall_ms, uint64_t max_drift_ms)
 {
     uint64_t limit = wall_ms + max_drift_ms;
     if (limit < wall_ms)
-        limit = UINT64_MAX;   /* saturate */
+        limit = UINT64_MAX; /* saturate */
     return SHOAL__HLC_MS(remote) <= limit;
 }
 

@@ -57,23 +57,25 @@
 #include "crdt.h"
 
 enum {
-    LEAF_MAX = 64,        /* elements per leaf */
-    LEAF_MIN_CAP = 4,     /* first capacity of a leaf's array (tiny lists) */
-    FAN = 32,             /* children per inner node */
-    INLINE_MAX = 8,       /* str/bytes up to this many bytes are stored inline */
+    LEAF_MAX = 64,    /* elements per leaf */
+    LEAF_MIN_CAP = 4, /* first capacity of a leaf's array (tiny lists) */
+    FAN = 32,         /* children per inner node */
+    INLINE_MAX = 8,   /* str/bytes up to this many bytes are stored inline */
     HASH_MIN_CAP = 16
 };
 
 _Static_assert(LEAF_MAX == 64, "leaf->live has one bit per element");
 
 /* Bits [0, n) set (n <= 64). */
-static uint64_t low_bits(size_t n)
+static uint64_t
+low_bits(size_t n)
 {
     return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
 }
 
 /* Set bits of x (portable: no popcnt instruction is assumed). */
-static unsigned popcount64(uint64_t x)
+static unsigned
+popcount64(uint64_t x)
 {
     x = x - ((x >> 1) & 0x5555555555555555ull);
     x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
@@ -82,7 +84,8 @@ static unsigned popcount64(uint64_t x)
 }
 
 /* Position of the k-th (0-based) set bit of x; x has more than k. */
-static size_t select64(uint64_t x, size_t k)
+static size_t
+select64(uint64_t x, size_t k)
 {
     /* Byte counts, then their running sums: byte i of sums = bits set in
      * bytes 0..i. */
@@ -102,7 +105,8 @@ static size_t select64(uint64_t x, size_t k)
 }
 
 /* Insert bit b at position pos of x (x has at most 63 bits in use). */
-static uint64_t insert_bit(uint64_t x, size_t pos, bool b)
+static uint64_t
+insert_bit(uint64_t x, size_t pos, bool b)
 {
     uint64_t lo = x & low_bits(pos);
     uint64_t hi = pos + 1 < 64 ? (x >> pos) << (pos + 1) : 0;
@@ -111,82 +115,83 @@ static uint64_t insert_bit(uint64_t x, size_t pos, bool b)
 
 /* One element: 48 bytes. */
 typedef struct elem {
-    uint64_t hlc;          /* element id */
+    uint64_t hlc; /* element id */
     uint32_t author;
     uint32_t index;
-    uint64_t vhlc;         /* id of the op that wrote the value */
+    uint64_t vhlc; /* id of the op that wrote the value */
     uint32_t vauthor;
     uint32_t vindex;
-    uint8_t type;          /* shoal_type */
+    uint8_t type; /* shoal_type */
     uint8_t deleted;
-    uint8_t b;             /* SHOAL_T_BOOL */
-    uint8_t heap;          /* u.ptr is an owned heap copy */
-    uint32_t len;          /* STR/BYTES */
+    uint8_t b;    /* SHOAL_T_BOOL */
+    uint8_t heap; /* u.ptr is an owned heap copy */
+    uint32_t len; /* STR/BYTES */
     union {
         int64_t i;
         double d;
         uint8_t inl[INLINE_MAX];
-        uint8_t *ptr;      /* owned when heap */
+        uint8_t *ptr; /* owned when heap */
     } u;
 } elem;
 
 typedef struct inner inner;
 
 typedef struct node {
-    inner *parent;         /* NULL at the root */
-    uint16_t pslot;        /* index of this node in parent->child */
-    uint16_t n;            /* children (inner) or elements (leaf) */
+    inner *parent;  /* NULL at the root */
+    uint16_t pslot; /* index of this node in parent->child */
+    uint16_t n;     /* children (inner) or elements (leaf) */
     bool is_leaf;
 } node;
 
 struct inner {
     node h;
-    size_t vis[FAN];       /* visible elements under child[i] */
-    node *child[FAN];      /* owned */
+    size_t vis[FAN];  /* visible elements under child[i] */
+    node *child[FAN]; /* owned */
 };
 
 typedef struct leaf {
     node h;
-    uint16_t cap;          /* capacity of e */
-    uint32_t nvis;         /* visible elements in e */
-    uint64_t live;         /* bit i set: e[i] is visible (LEAF_MAX == 64) */
+    uint16_t cap;  /* capacity of e */
+    uint32_t nvis; /* visible elements in e */
+    uint64_t live; /* bit i set: e[i] is visible (LEAF_MAX == 64) */
     struct leaf *prev;
     struct leaf *next;
-    elem *e;               /* owned, cap records */
+    elem *e; /* owned, cap records */
 } leaf;
 
 typedef struct hslot {
     uint64_t hlc;
     uint32_t author;
     uint32_t index;
-    leaf *lf;              /* NULL: empty slot */
+    leaf *lf; /* NULL: empty slot */
 } hslot;
 
 typedef struct lcache {
-    leaf *lf;              /* leaf last reached by index, or NULL */
-    size_t start;          /* visible index of lf's first visible element */
-    leaf *hint_lf;         /* leaf of the element last found */
-    size_t hint_slot;      /* its slot (checked before use) */
+    leaf *lf;         /* leaf last reached by index, or NULL */
+    size_t start;     /* visible index of lf's first visible element */
+    leaf *hint_lf;    /* leaf of the element last found */
+    size_t hint_slot; /* its slot (checked before use) */
 } lcache;
 
 struct shoal__list {
     shoal__author_cmp_fn acmp;
     void *ctx;
-    node *root;            /* owned */
+    node *root; /* owned */
     leaf *first;
     leaf *last;
-    size_t len;            /* visible elements */
-    size_t total;          /* elements including tombstones */
-    hslot *tab;            /* owned, tab_cap slots */
-    size_t tab_cap;        /* power of two */
+    size_t len;     /* visible elements */
+    size_t total;   /* elements including tombstones */
+    hslot *tab;     /* owned, tab_cap slots */
+    size_t tab_cap; /* power of two */
     size_t tab_n;
-    lcache *cache;         /* owned; mutable from const readers */
+    lcache *cache; /* owned; mutable from const readers */
 };
 
 /* ------------------------------------------------------------ ids */
 
-static int idcmp(const shoal__list *l, uint64_t ah, uint32_t aa, uint32_t ai,
-                 uint64_t bh, uint32_t ba, uint32_t bi)
+static int
+idcmp(const shoal__list *l, uint64_t ah, uint32_t aa, uint32_t ai, uint64_t bh, uint32_t ba,
+      uint32_t bi)
 {
     if (ah != bh)
         return ah < bh ? -1 : 1;
@@ -200,19 +205,22 @@ static int idcmp(const shoal__list *l, uint64_t ah, uint32_t aa, uint32_t ai,
     return 0;
 }
 
-static int elem_cmp_id(const shoal__list *l, const elem *e, const shoal__eid *id)
+static int
+elem_cmp_id(const shoal__list *l, const elem *e, const shoal__eid *id)
 {
     return idcmp(l, e->hlc, e->author, e->index, id->hlc, id->author, id->index);
 }
 
-static bool elem_is(const elem *e, const shoal__eid *id)
+static bool
+elem_is(const elem *e, const shoal__eid *id)
 {
     return e->hlc == id->hlc && e->index == id->index && e->author == id->author;
 }
 
 /* ------------------------------------------------------------ values */
 
-static void value_clear(elem *e)
+static void
+value_clear(elem *e)
 {
     if (e->heap)
         shoal__free(e->u.ptr);
@@ -224,23 +232,17 @@ static void value_clear(elem *e)
 }
 
 /* Copy v into a fresh value (not yet in e; e is only written on success). */
-static int value_set(elem *e, const shoal_value *v)
+static int
+value_set(elem *e, const shoal_value *v)
 {
     elem t;
     memset(&t, 0, sizeof t);
     t.type = (uint8_t)v->type;
     switch (v->type) {
-    case SHOAL_T_NIL:
-        break;
-    case SHOAL_T_BOOL:
-        t.b = v->b ? 1 : 0;
-        break;
-    case SHOAL_T_INT:
-        t.u.i = v->i;
-        break;
-    case SHOAL_T_DOUBLE:
-        t.u.d = v->d;
-        break;
+    case SHOAL_T_NIL: break;
+    case SHOAL_T_BOOL: t.b = v->b ? 1 : 0; break;
+    case SHOAL_T_INT: t.u.i = v->i; break;
+    case SHOAL_T_DOUBLE: t.u.d = v->d; break;
     case SHOAL_T_STR:
     case SHOAL_T_BYTES:
         if (v->len > UINT32_MAX)
@@ -257,8 +259,7 @@ static int value_set(elem *e, const shoal_value *v)
             t.heap = 1;
         }
         break;
-    default:
-        return SHOAL_EINVAL;
+    default: return SHOAL_EINVAL;
     }
     e->type = t.type;
     e->b = t.b;
@@ -268,33 +269,28 @@ static int value_set(elem *e, const shoal_value *v)
     return SHOAL_OK;
 }
 
-static void value_view(const elem *e, shoal_value *out)
+static void
+value_view(const elem *e, shoal_value *out)
 {
     memset(out, 0, sizeof *out);
     out->type = (shoal_type)e->type;
     switch (e->type) {
-    case SHOAL_T_BOOL:
-        out->b = e->b != 0;
-        break;
-    case SHOAL_T_INT:
-        out->i = e->u.i;
-        break;
-    case SHOAL_T_DOUBLE:
-        out->d = e->u.d;
-        break;
+    case SHOAL_T_BOOL: out->b = e->b != 0; break;
+    case SHOAL_T_INT: out->i = e->u.i; break;
+    case SHOAL_T_DOUBLE: out->d = e->u.d; break;
     case SHOAL_T_STR:
     case SHOAL_T_BYTES:
         out->ptr = e->heap ? e->u.ptr : e->u.inl;
         out->len = e->len;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
 /* ------------------------------------------------------------ id index */
 
-static size_t hash_id(uint64_t hlc, uint32_t author, uint32_t index)
+static size_t
+hash_id(uint64_t hlc, uint32_t author, uint32_t index)
 {
     uint64_t x = hlc * 0x9e3779b97f4a7c15ull;
     x ^= (((uint64_t)author << 32) | index) * 0xc2b2ae3d27d4eb4full;
@@ -305,7 +301,8 @@ static size_t hash_id(uint64_t hlc, uint32_t author, uint32_t index)
 }
 
 /* The slot holding id, or the empty slot where id would go. */
-static hslot *hash_slot(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
+static hslot *
+hash_slot(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
 {
     size_t mask = l->tab_cap - 1;
     size_t i = hash_id(hlc, author, index) & mask;
@@ -317,19 +314,22 @@ static hslot *hash_slot(const shoal__list *l, uint64_t hlc, uint32_t author, uin
     }
 }
 
-static hslot *hash_find(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
+static hslot *
+hash_find(const shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index)
 {
     hslot *s = hash_slot(l, hlc, author, index);
     return s->lf ? s : NULL;
 }
 
-static bool hash_full(const shoal__list *l)
+static bool
+hash_full(const shoal__list *l)
 {
     return (l->tab_n + 1) * 2 > l->tab_cap;
 }
 
 /* Insert a key known to be absent; capacity must already suffice. */
-static void hash_put(shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index, leaf *lf)
+static void
+hash_put(shoal__list *l, uint64_t hlc, uint32_t author, uint32_t index, leaf *lf)
 {
     size_t mask = l->tab_cap - 1;
     size_t i = hash_id(hlc, author, index) & mask;
@@ -343,7 +343,8 @@ static void hash_put(shoal__list *l, uint64_t hlc, uint32_t author, uint32_t ind
 }
 
 /* Make room for one more key (load stays <= 1/2). */
-static int hash_reserve(shoal__list *l)
+static int
+hash_reserve(shoal__list *l)
 {
     if (!hash_full(l))
         return SHOAL_OK;
@@ -363,7 +364,8 @@ static int hash_reserve(shoal__list *l)
     return SHOAL_OK;
 }
 
-static void hash_move(shoal__list *l, const elem *e, leaf *to)
+static void
+hash_move(shoal__list *l, const elem *e, leaf *to)
 {
     hslot *s = hash_find(l, e->hlc, e->author, e->index);
     assert(s);
@@ -372,7 +374,8 @@ static void hash_move(shoal__list *l, const elem *e, leaf *to)
 
 /* ------------------------------------------------------------ tree */
 
-static leaf *leaf_new(uint16_t cap)
+static leaf *
+leaf_new(uint16_t cap)
 {
     leaf *lf = shoal__calloc(1, sizeof *lf);
     if (!lf)
@@ -387,7 +390,8 @@ static leaf *leaf_new(uint16_t cap)
     return lf;
 }
 
-static void node_free(node *n)
+static void
+node_free(node *n)
 {
     if (n->is_leaf) {
         leaf *lf = (leaf *)n;
@@ -404,7 +408,8 @@ static void node_free(node *n)
 }
 
 /* Add delta to the visible count of lf and of every ancestor entry. */
-static void adjust_vis(shoal__list *l, leaf *lf, long delta)
+static void
+adjust_vis(shoal__list *l, leaf *lf, long delta)
 {
     lf->nvis = (uint32_t)((long)lf->nvis + delta);
     node *c = &lf->h;
@@ -422,20 +427,23 @@ typedef struct pool {
     int count;
 } pool;
 
-static inner *pool_take(pool *p)
+static inner *
+pool_take(pool *p)
 {
     assert(p->count > 0);
     return p->n[--p->count];
 }
 
-static void pool_free(pool *p)
+static void
+pool_free(pool *p)
 {
     while (p->count > 0)
         shoal__free(p->n[--p->count]);
 }
 
 /* Make n the only child of a new root. */
-static void grow_root(shoal__list *l, node *n, size_t vis, pool *pl)
+static void
+grow_root(shoal__list *l, node *n, size_t vis, pool *pl)
 {
     inner *r = pool_take(pl);
     memset(r, 0, sizeof *r);
@@ -447,7 +455,8 @@ static void grow_root(shoal__list *l, node *n, size_t vis, pool *pl)
     l->root = &r->h;
 }
 
-static size_t inner_sum(const inner *in)
+static size_t
+inner_sum(const inner *in)
 {
     size_t s = 0;
     for (uint16_t i = 0; i < in->h.n; i++)
@@ -456,7 +465,8 @@ static size_t inner_sum(const inner *in)
 }
 
 /* Put child c (visible count vis) at slot idx of p, which has room. */
-static void array_insert(inner *p, uint16_t idx, node *c, size_t vis)
+static void
+array_insert(inner *p, uint16_t idx, node *c, size_t vis)
 {
     for (uint16_t i = p->h.n; i > idx; i--) {
         p->child[i] = p->child[i - 1];
@@ -475,7 +485,8 @@ static void array_insert(inner *p, uint16_t idx, node *c, size_t vis)
  * sibling), so only p's own array changes, unless p is full: then p splits
  * and its upper half q, c included if it lands there, goes to p's parent
  * the same way. */
-static void insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t vis, pool *pl)
+static void
+insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t vis, pool *pl)
 {
     if (p->h.n < FAN) {
         array_insert(p, idx, c, vis);
@@ -508,8 +519,8 @@ static void insert_child(shoal__list *l, inner *p, uint16_t idx, node *c, size_t
 /* Put record *e at slot pos of lf (splitting lf if full).  On success *out
  * is the leaf that now holds it and *slot its position.  The hash entry is
  * not written here.  On SHOAL_ENOMEM nothing changed. */
-static int leaf_insert(shoal__list *l, leaf *lf, size_t pos, const elem *e, leaf **out,
-                       size_t *slot)
+static int
+leaf_insert(shoal__list *l, leaf *lf, size_t pos, const elem *e, leaf **out, size_t *slot)
 {
     if (lf->h.n == lf->cap && lf->cap < LEAF_MAX) {
         uint16_t ncap = (uint16_t)(lf->cap * 2 > LEAF_MAX ? LEAF_MAX : lf->cap * 2);
@@ -592,7 +603,8 @@ static int leaf_insert(shoal__list *l, leaf *lf, size_t pos, const elem *e, leaf
 }
 
 /* Slot of the visible element number k (0-based) in lf. */
-static size_t leaf_vis_slot(const leaf *lf, size_t k)
+static size_t
+leaf_vis_slot(const leaf *lf, size_t k)
 {
     if (lf->nvis == lf->h.n)
         return k;
@@ -600,7 +612,8 @@ static size_t leaf_vis_slot(const leaf *lf, size_t k)
 }
 
 /* Leaf and slot of visible element index (index < l->len). */
-static void locate(const shoal__list *l, size_t index, leaf **out, size_t *slot)
+static void
+locate(const shoal__list *l, size_t index, leaf **out, size_t *slot)
 {
     lcache *c = l->cache;
     if (c->lf) {
@@ -641,11 +654,11 @@ static void locate(const shoal__list *l, size_t index, leaf **out, size_t *slot)
     *slot = leaf_vis_slot(lf, k);
 }
 
-static bool find_elem(const shoal__list *l, const shoal__eid *id, leaf **out, size_t *slot)
+static bool
+find_elem(const shoal__list *l, const shoal__eid *id, leaf **out, size_t *slot)
 {
     lcache *c = l->cache;
-    if (c->hint_lf && c->hint_slot < c->hint_lf->h.n &&
-        elem_is(&c->hint_lf->e[c->hint_slot], id)) {
+    if (c->hint_lf && c->hint_slot < c->hint_lf->h.n && elem_is(&c->hint_lf->e[c->hint_slot], id)) {
         *out = c->hint_lf;
         *slot = c->hint_slot;
         return true;
@@ -669,7 +682,8 @@ static bool find_elem(const shoal__list *l, const shoal__eid *id, leaf **out, si
 
 /* ------------------------------------------------------------ API */
 
-shoal__list *shoal__list_new(shoal__author_cmp_fn acmp, void *ctx)
+shoal__list *
+shoal__list_new(shoal__author_cmp_fn acmp, void *ctx)
 {
     assert(acmp);
     shoal__list *l = shoal__calloc(1, sizeof *l);
@@ -694,7 +708,8 @@ shoal__list *shoal__list_new(shoal__author_cmp_fn acmp, void *ctx)
     return l;
 }
 
-void shoal__list_free(shoal__list *l)
+void
+shoal__list_free(shoal__list *l)
 {
     if (!l)
         return;
@@ -704,18 +719,21 @@ void shoal__list_free(shoal__list *l)
     shoal__free(l);
 }
 
-size_t shoal__list_len(const shoal__list *l)
+size_t
+shoal__list_len(const shoal__list *l)
 {
     return l->len;
 }
 
-size_t shoal__list_total(const shoal__list *l)
+size_t
+shoal__list_total(const shoal__list *l)
 {
     return l->total;
 }
 
-int shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *id,
-                       const shoal_value *v)
+int
+shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *id,
+                   const shoal_value *v)
 {
     hslot *hs = hash_slot(l, id->hlc, id->author, id->index);
     if (hs->lf)
@@ -779,7 +797,8 @@ int shoal__list_insert(shoal__list *l, const shoal__eid *ref, const shoal__eid *
     return SHOAL_OK;
 }
 
-int shoal__list_id_at(const shoal__list *l, size_t index, shoal__eid *out)
+int
+shoal__list_id_at(const shoal__list *l, size_t index, shoal__eid *out)
 {
     if (index >= l->len)
         return SHOAL_ERANGE;
@@ -795,7 +814,8 @@ int shoal__list_id_at(const shoal__list *l, size_t index, shoal__eid *out)
     return SHOAL_OK;
 }
 
-int shoal__list_get(const shoal__list *l, size_t index, shoal_value *out)
+int
+shoal__list_get(const shoal__list *l, size_t index, shoal_value *out)
 {
     if (index >= l->len)
         return SHOAL_ERANGE;
@@ -806,7 +826,8 @@ int shoal__list_get(const shoal__list *l, size_t index, shoal_value *out)
     return SHOAL_OK;
 }
 
-int shoal__list_delete(shoal__list *l, const shoal__eid *id)
+int
+shoal__list_delete(shoal__list *l, const shoal__eid *id)
 {
     leaf *lf;
     size_t s;
@@ -825,8 +846,9 @@ int shoal__list_delete(shoal__list *l, const shoal__eid *id)
     return SHOAL_OK;
 }
 
-int shoal__list_replace(shoal__list *l, const shoal__eid *id, const shoal__eid *op,
-                        const shoal_value *v)
+int
+shoal__list_replace(shoal__list *l, const shoal__eid *id, const shoal__eid *op,
+                    const shoal_value *v)
 {
     leaf *lf;
     size_t s;
@@ -854,7 +876,8 @@ int shoal__list_replace(shoal__list *l, const shoal__eid *id, const shoal__eid *
     return SHOAL_OK;
 }
 
-int shoal__list_visit(const shoal__list *l, shoal__list_visit_fn cb, void *arg)
+int
+shoal__list_visit(const shoal__list *l, shoal__list_visit_fn cb, void *arg)
 {
     for (const leaf *lf = l->first; lf; lf = lf->next) {
         for (size_t i = 0; i < lf->h.n; i++) {
@@ -871,8 +894,9 @@ int shoal__list_visit(const shoal__list *l, shoal__list_visit_fn cb, void *arg)
     return SHOAL_OK;
 }
 
-int shoal__list_append_raw(shoal__list *l, const shoal__eid *id, const shoal__eid *value_op,
-                           const shoal_value *v, bool deleted)
+int
+shoal__list_append_raw(shoal__list *l, const shoal__eid *id, const shoal__eid *value_op,
+                       const shoal_value *v, bool deleted)
 {
     if (hash_find(l, id->hlc, id->author, id->index))
         return SHOAL_EPROTO;
@@ -910,8 +934,9 @@ int shoal__list_append_raw(shoal__list *l, const shoal__eid *id, const shoal__ei
 
 /* ------------------------------------------------------------ checks */
 
-static int check_node(const shoal__list *l, const node *n, const inner *parent, uint16_t pslot,
-                      size_t *vis, size_t *tot, const leaf **prev, int depth, int *leaf_depth)
+static int
+check_node(const shoal__list *l, const node *n, const inner *parent, uint16_t pslot, size_t *vis,
+           size_t *tot, const leaf **prev, int depth, int *leaf_depth)
 {
     if (n->parent != parent || (parent && n->pslot != pslot))
         return SHOAL_ECORRUPT;
@@ -919,8 +944,7 @@ static int check_node(const shoal__list *l, const node *n, const inner *parent, 
         const leaf *lf = (const leaf *)n;
         if (*leaf_depth < 0)
             *leaf_depth = depth;
-        if (*leaf_depth != depth || lf->prev != *prev || lf->h.n > lf->cap ||
-            lf->cap > LEAF_MAX)
+        if (*leaf_depth != depth || lf->prev != *prev || lf->h.n > lf->cap || lf->cap > LEAF_MAX)
             return SHOAL_ECORRUPT;
         if (lf->h.n == 0 && l->root != n)
             return SHOAL_ECORRUPT;
@@ -939,8 +963,7 @@ static int check_node(const shoal__list *l, const node *n, const inner *parent, 
             if (e->heap != (e->len > INLINE_MAX))
                 return SHOAL_ECORRUPT;
         }
-        if (nv != lf->nvis || (lf->live & ~low_bits(lf->h.n)) ||
-            popcount64(lf->live) != nv)
+        if (nv != lf->nvis || (lf->live & ~low_bits(lf->h.n)) || popcount64(lf->live) != nv)
             return SHOAL_ECORRUPT;
         for (size_t i = 0; i < lf->h.n; i++)
             if (((lf->live >> i) & 1) == lf->e[i].deleted)
@@ -967,7 +990,8 @@ static int check_node(const shoal__list *l, const node *n, const inner *parent, 
     return SHOAL_OK;
 }
 
-int shoal__list_check(const shoal__list *l)
+int
+shoal__list_check(const shoal__list *l)
 {
     size_t vis, tot;
     const leaf *prev = NULL;

@@ -43,14 +43,14 @@ mpw_write(void *data, const char *p, size_t n)
     return 0;
 }
 
-#define WITH_PACKER(w, stmt)                                                   \
-    do {                                                                       \
-        if ((w)->err)                                                          \
-            return;                                                            \
-        msgpack_packer pk_;                                                    \
-        msgpack_packer_init(&pk_, (w), mpw_write);                             \
-        msgpack_packer *pk = &pk_;                                             \
-        stmt;                                                                  \
+#define WITH_PACKER(w, stmt)                       \
+    do {                                           \
+        if ((w)->err)                              \
+            return;                                \
+        msgpack_packer pk_;                        \
+        msgpack_packer_init(&pk_, (w), mpw_write); \
+        msgpack_packer *pk = &pk_;                 \
+        stmt;                                      \
     } while (0)
 
 void
@@ -123,24 +123,12 @@ void
 shoal__mpw_value(shoal__mpw *w, const shoal_value *v)
 {
     switch (v->type) {
-    case SHOAL_T_NIL:
-        shoal__mpw_nil(w);
-        break;
-    case SHOAL_T_BOOL:
-        shoal__mpw_bool(w, v->b);
-        break;
-    case SHOAL_T_INT:
-        shoal__mpw_int(w, v->i);
-        break;
-    case SHOAL_T_DOUBLE:
-        shoal__mpw_double(w, v->d);
-        break;
-    case SHOAL_T_STR:
-        shoal__mpw_str(w, v->ptr, v->len);
-        break;
-    case SHOAL_T_BYTES:
-        shoal__mpw_bin(w, v->ptr, v->len);
-        break;
+    case SHOAL_T_NIL: shoal__mpw_nil(w); break;
+    case SHOAL_T_BOOL: shoal__mpw_bool(w, v->b); break;
+    case SHOAL_T_INT: shoal__mpw_int(w, v->i); break;
+    case SHOAL_T_DOUBLE: shoal__mpw_double(w, v->d); break;
+    case SHOAL_T_STR: shoal__mpw_str(w, v->ptr, v->len); break;
+    case SHOAL_T_BYTES: shoal__mpw_bin(w, v->ptr, v->len); break;
     default:
         if (!w->err)
             w->err = SHOAL_EINVAL;
@@ -176,14 +164,10 @@ static uint64_t
 load(const uint8_t *p, int n)
 {
     switch (n) {
-    case 1:
-        return p[0];
-    case 2:
-        return (uint64_t)p[0] << 8 | p[1];
-    case 4:
-        return shoal__be32_get(p);
-    default:
-        return shoal__be64_get(p);
+    case 1: return p[0];
+    case 2: return (uint64_t)p[0] << 8 | p[1];
+    case 4: return shoal__be32_get(p);
+    default: return shoal__be64_get(p);
     }
 }
 
@@ -212,27 +196,26 @@ shoal__mpr_peek(const shoal__mpr *r)
     if (c >= 0xa0 && c <= 0xbf)
         return SHOAL_T_STR;
     switch (c) {
-    case 0xc0:
-        return SHOAL_T_NIL;
+    case 0xc0: return SHOAL_T_NIL;
     case 0xc2:
-    case 0xc3:
-        return SHOAL_T_BOOL;
+    case 0xc3: return SHOAL_T_BOOL;
     case 0xc4:
     case 0xc5:
-    case 0xc6:
-        return SHOAL_T_BYTES;
+    case 0xc6: return SHOAL_T_BYTES;
     case 0xca:
-    case 0xcb:
-        return SHOAL_T_DOUBLE;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf:
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-        return SHOAL_T_INT;
+    case 0xcb: return SHOAL_T_DOUBLE;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: return SHOAL_T_INT;
     case 0xd9:
     case 0xda:
-    case 0xdb:
-        return SHOAL_T_STR;
-    default:
-        return -1;
+    case 0xdb: return SHOAL_T_STR;
+    default: return -1;
     }
 }
 
@@ -367,9 +350,7 @@ read_int(shoal__mpr *r, uint64_t *u, bool *neg)
         *neg = true;
         break;
     }
-    default:
-        fail(r, SHOAL_EPROTO);
-        return false;
+    default: fail(r, SHOAL_EPROTO); return false;
     }
     *u = v;
     return true;
@@ -412,7 +393,7 @@ shoal__mpr_double(shoal__mpr *r)
     if (!more(r))
         return 0;
     if (*r->p != 0xcb) {
-        fail(r, SHOAL_EPROTO);   /* float32 or another type */
+        fail(r, SHOAL_EPROTO); /* float32 or another type */
         return 0;
     }
     uint64_t bits;
@@ -500,8 +481,7 @@ shoal__mpr_bin(shoal__mpr *r, const uint8_t **p, size_t max)
 /* Array (fix 0x90, 16 0xdc, 32 0xdd) or map (fix 0x80, 0xde, 0xdf)
  * header with its bounds. */
 static uint32_t
-read_count(shoal__mpr *r, uint8_t fix, uint8_t c16, uint8_t c32, uint32_t max,
-           size_t min_item)
+read_count(shoal__mpr *r, uint8_t fix, uint8_t c16, uint8_t c32, uint32_t max, size_t min_item)
 {
     if (!more(r))
         return 0;
@@ -555,9 +535,7 @@ shoal__mpr_value(shoal__mpr *r, shoal_value *out)
     memset(out, 0, sizeof *out);
     out->type = SHOAL_T_NIL;
     switch (shoal__mpr_peek(r)) {
-    case SHOAL_T_NIL:
-        r->p++;
-        break;
+    case SHOAL_T_NIL: r->p++; break;
     case SHOAL_T_BOOL:
         out->type = SHOAL_T_BOOL;
         out->b = shoal__mpr_bool(r);
@@ -579,8 +557,8 @@ shoal__mpr_value(shoal__mpr *r, shoal_value *out)
         out->len = shoal__mpr_bin(r, &out->ptr, SHOAL_MAX_VALUE);
         break;
     default:
-        (void)more(r);            /* ETRUNC at the end of input */
-        fail(r, SHOAL_EPROTO);    /* array, map, ext, 0xc1 */
+        (void)more(r);         /* ETRUNC at the end of input */
+        fail(r, SHOAL_EPROTO); /* array, map, ext, 0xc1 */
         break;
     }
     if (r->err) {

@@ -47,8 +47,7 @@ shoal__value_check(const shoal_value *v)
     case SHOAL_T_NIL:
     case SHOAL_T_BOOL:
     case SHOAL_T_INT:
-    case SHOAL_T_DOUBLE:
-        return SHOAL_OK;
+    case SHOAL_T_DOUBLE: return SHOAL_OK;
     case SHOAL_T_STR:
     case SHOAL_T_BYTES:
         if (v->len > SHOAL_MAX_VALUE)
@@ -58,8 +57,7 @@ shoal__value_check(const shoal_value *v)
         if (v->type == SHOAL_T_STR && !shoal__utf8_valid(v->ptr, v->len))
             return SHOAL_EINVAL;
         return SHOAL_OK;
-    default:
-        return SHOAL_EINVAL;
+    default: return SHOAL_EINVAL;
     }
 }
 
@@ -69,12 +67,9 @@ shoal__value_eq(const shoal_value *a, const shoal_value *b)
     if (a->type != b->type)
         return false;
     switch (a->type) {
-    case SHOAL_T_NIL:
-        return true;
-    case SHOAL_T_BOOL:
-        return a->b == b->b;
-    case SHOAL_T_INT:
-        return a->i == b->i;
+    case SHOAL_T_NIL: return true;
+    case SHOAL_T_BOOL: return a->b == b->b;
+    case SHOAL_T_INT: return a->i == b->i;
     case SHOAL_T_DOUBLE: {
         uint64_t x, y;
         memcpy(&x, &a->d, sizeof x);
@@ -84,7 +79,6 @@ shoal__value_eq(const shoal_value *a, const shoal_value *b)
     case SHOAL_T_STR:
     case SHOAL_T_BYTES:
         return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
-    default:
-        return false;
+    default: return false;
     }
 }

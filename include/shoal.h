@@ -44,14 +44,17 @@ extern "C" {
 #define SHOAL_VERSION_PATCH 0
 
 /* Sizes of public keys (replica / author ids) and digests, in bytes. */
-enum { SHOAL_KEY_BYTES = 32, SHOAL_DIGEST_BYTES = 32 };
+enum {
+    SHOAL_KEY_BYTES = 32,
+    SHOAL_DIGEST_BYTES = 32
+};
 
 /* Limits on names and values (also checked on input from peers). */
 enum {
-    SHOAL_MAX_COLLECTION = 128,   /* bytes of a collection name */
-    SHOAL_MAX_DOC_ID = 256,       /* bytes of a document id */
-    SHOAL_MAX_FIELD = 256,        /* bytes of a field name */
-    SHOAL_MAX_VALUE = 1 << 20     /* bytes of one string or binary value */
+    SHOAL_MAX_COLLECTION = 128, /* bytes of a collection name */
+    SHOAL_MAX_DOC_ID = 256,     /* bytes of a document id */
+    SHOAL_MAX_FIELD = 256,      /* bytes of a field name */
+    SHOAL_MAX_VALUE = 1 << 20   /* bytes of one string or binary value */
 };
 
 /* Error codes.  Values are ABI: append only, never renumber. */
@@ -97,10 +100,10 @@ SHOAL_API void shoal_free(void *p);
 typedef enum shoal_type {
     SHOAL_T_NIL = 0,
     SHOAL_T_BOOL = 1,
-    SHOAL_T_INT = 2,     /* int64 */
-    SHOAL_T_DOUBLE = 3,  /* IEEE-754 binary64 */
-    SHOAL_T_STR = 4,     /* UTF-8, ptr/len, not NUL-terminated on output */
-    SHOAL_T_BYTES = 5    /* binary, ptr/len */
+    SHOAL_T_INT = 2,    /* int64 */
+    SHOAL_T_DOUBLE = 3, /* IEEE-754 binary64 */
+    SHOAL_T_STR = 4,    /* UTF-8, ptr/len, not NUL-terminated on output */
+    SHOAL_T_BYTES = 5   /* binary, ptr/len */
 } shoal_type;
 
 /* A scalar value.  A small transparent view: only the member named by type
@@ -141,8 +144,8 @@ SHOAL_API shoal_err shoal_options_set_map_size(shoal_options *o, uint64_t bytes)
 SHOAL_API shoal_err shoal_options_set_max_drift_ms(shoal_options *o, uint64_t ms);
 /* Replace the wall clock (milliseconds since the epoch); for tests.
  * now_ms is called with ctx under the replica lock. */
-SHOAL_API shoal_err shoal_options_set_clock(shoal_options *o,
-                                            uint64_t (*now_ms)(void *ctx), void *ctx);
+SHOAL_API shoal_err shoal_options_set_clock(shoal_options *o, uint64_t (*now_ms)(void *ctx),
+                                            void *ctx);
 
 /* Log messages of the library (network engine, relay): level is one of
  * shoal_log_level; msg is Borrowed for the call.  fn is called from the
@@ -198,20 +201,18 @@ SHOAL_API void shoal_txn_abort(shoal_txn *txn);
 /* Edits.  All strings and values are Borrowed (copied into the txn).
  * Argument errors (bad names, oversized values) are returned at once;
  * state errors (index out of range, wrong kind) are returned by commit. */
-SHOAL_API shoal_err shoal_txn_set(shoal_txn *t, const char *coll, const char *id,
-                                  const char *field, const shoal_value *v);
+SHOAL_API shoal_err shoal_txn_set(shoal_txn *t, const char *coll, const char *id, const char *field,
+                                  const shoal_value *v);
 SHOAL_API shoal_err shoal_txn_unset(shoal_txn *t, const char *coll, const char *id,
                                     const char *field);
 SHOAL_API shoal_err shoal_txn_counter_add(shoal_txn *t, const char *coll, const char *id,
                                           const char *field, int64_t delta);
 SHOAL_API shoal_err shoal_txn_list_insert(shoal_txn *t, const char *coll, const char *id,
-                                          const char *field, size_t index,
-                                          const shoal_value *v);
+                                          const char *field, size_t index, const shoal_value *v);
 SHOAL_API shoal_err shoal_txn_list_remove(shoal_txn *t, const char *coll, const char *id,
                                           const char *field, size_t index);
 SHOAL_API shoal_err shoal_txn_list_replace(shoal_txn *t, const char *coll, const char *id,
-                                           const char *field, size_t index,
-                                           const shoal_value *v);
+                                           const char *field, size_t index, const shoal_value *v);
 /* Delete the document (delete wins over concurrent edits of its epoch).
  * A later edit of the same id, in this txn or another, re-creates it in the
  * next epoch. */
@@ -310,9 +311,9 @@ SHOAL_API shoal_err shoal_export(shoal_replica *r, const shoal_vv *since, uint8_
                                  size_t *out_len);
 
 typedef struct shoal_import_result {
-    uint64_t applied;    /* changes applied now (including pending ones they released) */
-    uint64_t duplicate;  /* changes already held: no-ops */
-    uint64_t pending;    /* changes stored, waiting for their dependencies or their time */
+    uint64_t applied;       /* changes applied now (including pending ones they released) */
+    uint64_t duplicate;     /* changes already held: no-ops */
+    uint64_t pending;       /* changes stored, waiting for their dependencies or their time */
     uint64_t equivocations; /* conflicting changes for one (author, seq): evidence kept */
 } shoal_import_result;
 
@@ -335,7 +336,6 @@ SHOAL_API shoal_err shoal_pending_count(shoal_replica *r, uint64_t *out);
 /* Authors caught equivocating (two different signed changes with one
  * (author, seq)).  Caller owns *out (hex keys). */
 SHOAL_API shoal_err shoal_equivocators(shoal_replica *r, shoal_strlist **out);
-
 
 /* --------------------------------------------------------------- network */
 
@@ -378,8 +378,8 @@ SHOAL_API shoal_err shoal_net_disconnect(shoal_replica *r, const char *endpoint)
  * every change the other held when the sync began.  SHOAL_EREFUSED when
  * the peer refuses the link, SHOAL_ETIMEDOUT when it cannot be reached or
  * the exchange does not finish within timeout_ms. */
-SHOAL_API shoal_err shoal_net_sync(shoal_replica *r, const char *endpoint,
-                                   const uint8_t *peer_key, int timeout_ms);
+SHOAL_API shoal_err shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key,
+                                   int timeout_ms);
 /* Stop the engine: close every link and socket (shoal_replica_close does
  * it too).  Safe to call when no engine runs. */
 SHOAL_API void shoal_net_stop(shoal_replica *r);
@@ -389,15 +389,15 @@ SHOAL_API void shoal_net_stop(shoal_replica *r);
 typedef struct shoal_peers shoal_peers;
 
 typedef enum shoal_peer_stat {
-    SHOAL_PS_CONNECTED = 1,     /* 1 if a link is up now */
-    SHOAL_PS_LAST_SEEN_MS = 2,  /* wall ms of the last frame received */
-    SHOAL_PS_SENT = 3,          /* changes sent */
-    SHOAL_PS_RECEIVED = 4,      /* changes received (applied, duplicate or pending) */
-    SHOAL_PS_LAG = 5,           /* changes we hold that the peer is not known to hold */
-    SHOAL_PS_REJECTED = 6,      /* frames or changes rejected (malformed, bad signature) */
-    SHOAL_PS_CONNECTS = 7,      /* handshakes completed */
-    SHOAL_PS_REFUSED = 8,       /* links refused (by us or by the peer) */
-    SHOAL_PS_EQUIVOCATIONS = 9  /* conflicting changes this peer showed us */
+    SHOAL_PS_CONNECTED = 1,    /* 1 if a link is up now */
+    SHOAL_PS_LAST_SEEN_MS = 2, /* wall ms of the last frame received */
+    SHOAL_PS_SENT = 3,         /* changes sent */
+    SHOAL_PS_RECEIVED = 4,     /* changes received (applied, duplicate or pending) */
+    SHOAL_PS_LAG = 5,          /* changes we hold that the peer is not known to hold */
+    SHOAL_PS_REJECTED = 6,     /* frames or changes rejected (malformed, bad signature) */
+    SHOAL_PS_CONNECTS = 7,     /* handshakes completed */
+    SHOAL_PS_REFUSED = 8,      /* links refused (by us or by the peer) */
+    SHOAL_PS_EQUIVOCATIONS = 9 /* conflicting changes this peer showed us */
 } shoal_peer_stat;
 
 /* Caller owns *out; free with shoal_peers_free(). */

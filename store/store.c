@@ -67,9 +67,7 @@ enum {
 /* Disk format: the table names are part of the on-disk layout (store.h,
  * docs/storage.md); renaming one is a format change. */
 static const char *const table_names[T_COUNT] = {
-    "meta", "changes", "authseq", "log",
-    "pending", "evidence", "docs", "docsnap",
-    "peers", "evcid",
+    "meta", "changes", "authseq", "log", "pending", "evidence", "docs", "docsnap", "peers", "evcid",
 };
 
 /* The table of the first layout (format 1), which kept the version vector
@@ -101,17 +99,19 @@ static const char *const table_names[T_COUNT] = {
 #define LINK_DEAD ((uint64_t)1 << 62)
 /* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
  * LMDB's 511-byte key limit. */
-enum { DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID };
+enum {
+    DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID
+};
 #define IDENTITY_FILE "identity"
-#define IDENTITY_TMP "identity.tmp"
-#define SK_BYTES 64
+#define IDENTITY_TMP  "identity.tmp"
+#define SK_BYTES      64
 
 struct shoal__store {
-    MDB_env *env;                /* owned */
+    MDB_env *env; /* owned */
     MDB_dbi dbi[T_COUNT];
     bool durable;
-    bool relaxed;                /* shoal__store_relax; under the replica lock */
-    pthread_mutex_t flags_mu;    /* LMDB's env flags: a relaxed commit vs flush */
+    bool relaxed;                 /* shoal__store_relax; under the replica lock */
+    pthread_mutex_t flags_mu;     /* LMDB's env flags: a relaxed commit vs flush */
     pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
     char errmsg[256];
     /* The log tail of the newest snapshot a txn of this handle saw, kept
@@ -123,8 +123,8 @@ struct shoal__store {
      * most one txn holds it at a time; others read the map as before. */
     pthread_mutex_t tc_mu;
     bool tc_ok;
-    uint64_t tc_txnid;      /* the LMDB txn id of the snapshot it describes */
-    struct tail_set *tc;    /* owned when tc_ok */
+    uint64_t tc_txnid;   /* the LMDB txn id of the snapshot it describes */
+    struct tail_set *tc; /* owned when tc_ok */
 };
 
 /* A log entry not yet in the changes and authseq indexes. */
@@ -140,31 +140,31 @@ typedef struct tail_ent {
      * for the whole transaction. */
     const uint8_t *dk, *dmeta;
     size_t klen, mlen;
-    uint8_t *own;   /* owned or NULL */
-    bool dead;      /* superseded (LINK_DEAD): kept for positions only */
+    uint8_t *own; /* owned or NULL */
+    bool dead;    /* superseded (LINK_DEAD): kept for positions only */
 } tail_ent;
 
 /* A log value taken apart. */
 typedef struct log_ent {
     uint64_t link;
-    bool dead;                         /* LINK_DEAD */
-    const uint8_t *key, *meta, *env;   /* key, meta NULL without a meta */
+    bool dead;                       /* LINK_DEAD */
+    const uint8_t *key, *meta, *env; /* key, meta NULL without a meta */
     size_t klen, mlen, elen;
 } log_ent;
 
 /* The unindexed log tail of one snapshot, as held by a txn or the
  * store's cache. */
 typedef struct tail_set {
-    uint64_t ixnext;     /* first log position not in the indexes */
-    uint64_t lognext;    /* next log position to hand out */
-    tail_ent *tail;      /* owned; positions ixnext .. lognext - 1 */
+    uint64_t ixnext;  /* first log position not in the indexes */
+    uint64_t lognext; /* next log position to hand out */
+    tail_ent *tail;   /* owned; positions ixnext .. lognext - 1 */
     size_t ntail;
     size_t captail;
     /* Open-addressing hashes over the live (not dead) entries, slot =
      * entry index + 1, 0 = empty; hcap slots each, a power of two at least
      * twice captail.  hcid: by change id; hauth: by author, the entry with
      * the author's greatest seq. */
-    uint32_t *hcid, *hauth;   /* owned */
+    uint32_t *hcid, *hauth; /* owned */
     size_t hcap;
 } tail_set;
 
@@ -172,12 +172,12 @@ struct shoal__stxn {
     shoal__store *s;
     MDB_txn *txn;
     bool write;
-    int err;        /* first LMDB error that poisoned the txn, else 0 */
-    bool map_full;  /* a put (or cursor op) hit MDB_MAP_FULL */
-    bool wrote;     /* a put or delete succeeded (LMDB will commit a new txn id) */
+    int err;       /* first LMDB error that poisoned the txn, else 0 */
+    bool map_full; /* a put (or cursor op) hit MDB_MAP_FULL */
+    bool wrote;    /* a put or delete succeeded (LMDB will commit a new txn id) */
     /* The unindexed log tail, loaded on first use (tail_load). */
     bool tail_ok;
-    uint64_t ixnext;     /* see tail_set */
+    uint64_t ixnext; /* see tail_set */
     uint64_t lognext;
     tail_ent *tail;
     size_t ntail;
@@ -189,7 +189,7 @@ struct shoal__stxn {
      * change_put adds an id, and it clears this. */
     bool miss_ok;
     uint8_t miss[32];
-    bool borrows;   /* some entry's meta may point into the map (tail_own) */
+    bool borrows; /* some entry's meta may point into the map (tail_own) */
 };
 
 static void tail_free(shoal__stxn *t);
@@ -202,47 +202,44 @@ static int tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uin
 
 /* ------------------------------------------------------------- errors */
 
-static int map_err(int rc)
+static int
+map_err(int rc)
 {
     switch (rc) {
-    case 0:
-        return SHOAL_OK;
-    case MDB_NOTFOUND:
-        return SHOAL_ENOTFOUND;
+    case 0: return SHOAL_OK;
+    case MDB_NOTFOUND: return SHOAL_ENOTFOUND;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-        return SHOAL_ECORRUPT;
+    case MDB_VERSION_MISMATCH: return SHOAL_ECORRUPT;
     case ENOSPC:
-    case MDB_MAP_FULL:
-        return SHOAL_ENOSPC;
+    case MDB_MAP_FULL: return SHOAL_ENOSPC;
     case EACCES:
     case EROFS:
-    case EPERM:
-        return SHOAL_EREADONLY;
-    case ENOMEM:
-        return SHOAL_ENOMEM;
-    default:
-        return SHOAL_ESTORE;
+    case EPERM: return SHOAL_EREADONLY;
+    case ENOMEM: return SHOAL_ENOMEM;
+    default: return SHOAL_ESTORE;
     }
 }
 
-static void set_msg(char *buf, size_t len, const char *what, int rc)
+static void
+set_msg(char *buf, size_t len, const char *what, int rc)
 {
     if (buf && len)
         snprintf(buf, len, "%s: %s", what, mdb_strerror(rc));
 }
 
 /* Record rc (an LMDB or errno value) on s and return its shoal_err. */
-static int fail(shoal__store *s, const char *what, int rc)
+static int
+fail(shoal__store *s, const char *what, int rc)
 {
     set_msg(s->errmsg, sizeof s->errmsg, what, rc);
     return map_err(rc);
 }
 
 /* An LMDB call inside a txn failed: remember whether it poisoned the txn. */
-static int tfail(shoal__stxn *t, const char *what, int rc)
+static int
+tfail(shoal__stxn *t, const char *what, int rc)
 {
     if (rc == MDB_NOTFOUND)
         return SHOAL_ENOTFOUND;
@@ -255,7 +252,8 @@ static int tfail(shoal__stxn *t, const char *what, int rc)
 
 /* -------------------------------------------------------------- bytes */
 
-static void put_be64(uint8_t *p, uint64_t v)
+static void
+put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
         p[i] = (uint8_t)v;
@@ -263,7 +261,8 @@ static void put_be64(uint8_t *p, uint64_t v)
     }
 }
 
-static uint64_t get_be64(const uint8_t *p)
+static uint64_t
+get_be64(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -271,7 +270,8 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-static MDB_val mval(const void *p, size_t n)
+static MDB_val
+mval(const void *p, size_t n)
 {
     MDB_val v;
     v.mv_data = (void *)(uintptr_t)p;
@@ -279,7 +279,8 @@ static MDB_val mval(const void *p, size_t n)
     return v;
 }
 
-static shoal__sval sval(const MDB_val *v)
+static shoal__sval
+sval(const MDB_val *v)
 {
     shoal__sval o;
     o.p = v->mv_data;
@@ -289,14 +290,16 @@ static shoal__sval sval(const MDB_val *v)
 
 /* ----------------------------------------------------------- identity */
 
-static int errno_err(char *errbuf, size_t errlen, const char *what, const char *path, int e)
+static int
+errno_err(char *errbuf, size_t errlen, const char *what, const char *path, int e)
 {
     if (errbuf && errlen)
         snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(e));
     return map_err(e);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int
+write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -312,8 +315,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 }
 
 /* Write sk to dir/identity atomically: temp file, fsync, rename, fsync dir. */
-static int identity_create(const char *dir, const char *path, const uint8_t *sk,
-                           char *errbuf, size_t errlen)
+static int
+identity_create(const char *dir, const char *path, const uint8_t *sk, char *errbuf, size_t errlen)
 {
     size_t tlen = strlen(dir) + sizeof IDENTITY_TMP + 2;
     char *tmp = shoal__malloc(tlen);
@@ -364,8 +367,8 @@ out:
 }
 
 /* Load (or create) the identity; on success *skp is sodium_malloc'd. */
-static int identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf,
-                         size_t errlen)
+static int
+identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf, size_t errlen)
 {
     size_t plen = strlen(dir) + sizeof IDENTITY_FILE + 2;
     char *path = shoal__malloc(plen);
@@ -439,7 +442,8 @@ out:
     return rc;
 }
 
-void shoal__store_free_secret(uint8_t *sk)
+void
+shoal__store_free_secret(uint8_t *sk)
 {
     /* sodium_free zeroes the whole allocation before releasing it. */
     if (sk) {
@@ -452,7 +456,8 @@ void shoal__store_free_secret(uint8_t *sk)
 
 /* Resize the map with no txn of this process open; size 0 adopts the size
  * another process recorded.  Called with no lock held. */
-static int resize(shoal__store *s, uint64_t size)
+static int
+resize(shoal__store *s, uint64_t size)
 {
     pthread_rwlock_wrlock(&s->resize_lock);
     int rc = mdb_env_set_mapsize(s->env, (size_t)size);
@@ -462,7 +467,8 @@ static int resize(shoal__store *s, uint64_t size)
     return SHOAL_OK;
 }
 
-static int grow(shoal__store *s)
+static int
+grow(shoal__store *s)
 {
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
@@ -476,7 +482,8 @@ static int grow(shoal__store *s)
 }
 
 /* Begin a txn holding resize_lock shared; handles MDB_MAP_RESIZED. */
-static int txn_begin(shoal__store *s, bool write, MDB_txn **out)
+static int
+txn_begin(shoal__store *s, bool write, MDB_txn **out)
 {
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&s->resize_lock);
@@ -492,14 +499,16 @@ static int txn_begin(shoal__store *s, bool write, MDB_txn **out)
     }
 }
 
-static void txn_end_lock(shoal__store *s)
+static void
+txn_end_lock(shoal__store *s)
 {
     pthread_rwlock_unlock(&s->resize_lock);
 }
 
 /* --------------------------------------------------------- open/close */
 
-static int make_dir(const char *dir, char *errbuf, size_t errlen)
+static int
+make_dir(const char *dir, char *errbuf, size_t errlen)
 {
     if (mkdir(dir, 0700) == 0)
         return SHOAL_OK;
@@ -515,7 +524,8 @@ static int make_dir(const char *dir, char *errbuf, size_t errlen)
     return errno_err(errbuf, errlen, "cannot create directory", dir, e);
 }
 
-static bool data_file_missing(const char *dir)
+static bool
+data_file_missing(const char *dir)
 {
     size_t n = strlen(dir) + sizeof "/data.mdb";
     char *p = shoal__malloc(n);
@@ -530,7 +540,8 @@ static bool data_file_missing(const char *dir)
 
 /* A directory written before the evcid table existed: index its
  * evidence by change id once (an LMDB error code or 0). */
-static int evcid_backfill(shoal__store *s, MDB_txn *txn)
+static int
+evcid_backfill(shoal__store *s, MDB_txn *txn)
 {
     MDB_stat st;
     int mrc = mdb_stat(txn, s->dbi[T_EVCID], &st);
@@ -545,7 +556,7 @@ static int evcid_backfill(shoal__store *s, MDB_txn *txn)
          mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 72)
             continue;
-        uint8_t kb[72];   /* a copy: the put may not point into the map */
+        uint8_t kb[72]; /* a copy: the put may not point into the map */
         memcpy(kb, k.mv_data, 72);
         MDB_val ck = mval(kb + 40, 32), cv = mval(kb, 40);
         mrc = mdb_put(txn, s->dbi[T_EVCID], &ck, &cv, 0);
@@ -556,7 +567,8 @@ static int evcid_backfill(shoal__store *s, MDB_txn *txn)
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
-static int open_tables(shoal__store *s)
+static int
+open_tables(shoal__store *s)
 {
     for (int tries = 0; tries < 64; tries++) {
         MDB_txn *txn;
@@ -596,8 +608,9 @@ static int open_tables(shoal__store *s)
     return fail(s, "opening tables", MDB_MAP_FULL);
 }
 
-int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
-                      uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen)
+int
+shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o, uint8_t pk[32],
+                  uint8_t **sk, char *errbuf, size_t errlen)
 {
     assert(out && dir && pk && sk);
     *out = NULL;
@@ -717,7 +730,8 @@ fail:
     return rc;
 }
 
-void shoal__store_close(shoal__store *s)
+void
+shoal__store_close(shoal__store *s)
 {
     if (!s)
         return;
@@ -730,13 +744,15 @@ void shoal__store_close(shoal__store *s)
     shoal__free(s);
 }
 
-void shoal__store_relax(shoal__store *s, bool on)
+void
+shoal__store_relax(shoal__store *s, bool on)
 {
     assert(s);
     s->relaxed = on;
 }
 
-int shoal__store_flush(shoal__store *s)
+int
+shoal__store_flush(shoal__store *s)
 {
     assert(s);
     pthread_mutex_lock(&s->flags_mu);
@@ -747,7 +763,8 @@ int shoal__store_flush(shoal__store *s)
     return SHOAL_OK;
 }
 
-const char *shoal__store_errmsg(const shoal__store *s)
+const char *
+shoal__store_errmsg(const shoal__store *s)
 {
     return s ? s->errmsg : "";
 }
@@ -758,24 +775,26 @@ const char *shoal__store_errmsg(const shoal__store *s)
  * part way through is short, so a full disk often shows up as EIO.  Call it
  * ENOSPC when the file system holding data.mdb has (almost) nothing left;
  * the threshold only has to tell "full" from "plenty left". */
-static bool disk_full(shoal__store *s)
+static bool
+disk_full(shoal__store *s)
 {
     int fd;
     struct statvfs sv;
     if (mdb_env_get_fd(s->env, &fd) != 0 || fstatvfs(fd, &sv) != 0)
         return false;
     uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
-    uint64_t slack = (uint64_t)sv.f_blocks * sv.f_frsize / 64;   /* small file systems */
+    uint64_t slack = (uint64_t)sv.f_blocks * sv.f_frsize / 64; /* small file systems */
     if (slack > DISK_FULL_SLACK)
         slack = DISK_FULL_SLACK;
     return blocks * (uint64_t)sv.f_frsize < slack;
 }
 
-int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
+int
+shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
     assert(s && fn);
     for (;;) {
-        shoal__stxn t = {.s = s, .write = true};
+        shoal__stxn t = { .s = s, .write = true };
         int rc = txn_begin(s, true, &t.txn);
         if (rc)
             return rc;
@@ -826,10 +845,11 @@ int shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
     }
 }
 
-int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
+int
+shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
     assert(s && fn);
-    shoal__stxn t = {.s = s, .write = false};
+    shoal__stxn t = { .s = s, .write = false };
     int rc = txn_begin(s, false, &t.txn);
     if (rc)
         return rc;
@@ -844,7 +864,8 @@ int shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
 
 /* ------------------------------------------------------ generic access */
 
-static int t_get(shoal__stxn *t, int tab, const void *k, size_t klen, shoal__sval *out)
+static int
+t_get(shoal__stxn *t, int tab, const void *k, size_t klen, shoal__sval *out)
 {
     MDB_val key = mval(k, klen), val;
     int rc = mdb_get(t->txn, t->s->dbi[tab], &key, &val);
@@ -855,8 +876,9 @@ static int t_get(shoal__stxn *t, int tab, const void *k, size_t klen, shoal__sva
     return SHOAL_OK;
 }
 
-static int t_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void *v,
-                 size_t vlen, unsigned flags)
+static int
+t_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void *v, size_t vlen,
+      unsigned flags)
 {
     assert(t->write);
     MDB_val key = mval(k, klen), val = mval(v, vlen);
@@ -867,7 +889,8 @@ static int t_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void
     return SHOAL_OK;
 }
 
-static int t_del(shoal__stxn *t, int tab, const void *k, size_t klen)
+static int
+t_del(shoal__stxn *t, int tab, const void *k, size_t klen)
 {
     assert(t->write);
     MDB_val key = mval(k, klen);
@@ -878,7 +901,8 @@ static int t_del(shoal__stxn *t, int tab, const void *k, size_t klen)
     return SHOAL_OK;
 }
 
-static uint64_t t_count(shoal__stxn *t, int tab)
+static uint64_t
+t_count(shoal__stxn *t, int tab)
 {
     MDB_stat st;
     if (mdb_stat(t->txn, t->s->dbi[tab], &st) != 0)
@@ -889,7 +913,8 @@ static uint64_t t_count(shoal__stxn *t, int tab)
 /* A cursor walk: position at the first key >= start (or the first key when
  * start is NULL), then step.  cur_first/cur_next return SHOAL_OK with the
  * entry, SHOAL_ENOTFOUND at the end, or another error. */
-static int cur_open(shoal__stxn *t, int tab, MDB_cursor **c)
+static int
+cur_open(shoal__stxn *t, int tab, MDB_cursor **c)
 {
     int rc = mdb_cursor_open(t->txn, t->s->dbi[tab], c);
     if (rc)
@@ -897,7 +922,8 @@ static int cur_open(shoal__stxn *t, int tab, MDB_cursor **c)
     return SHOAL_OK;
 }
 
-static int cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
+static int
+cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
 {
     int rc = mdb_cursor_get(c, k, v, op);
     if (rc == MDB_NOTFOUND)
@@ -907,8 +933,8 @@ static int cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cu
     return SHOAL_OK;
 }
 
-static int cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t slen,
-                     MDB_val *k, MDB_val *v)
+static int
+cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t slen, MDB_val *k, MDB_val *v)
 {
     if (!start)
         return cur_get(t, c, k, v, MDB_FIRST);
@@ -916,14 +942,16 @@ static int cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t sl
     return cur_get(t, c, k, v, MDB_SET_RANGE);
 }
 
-static bool has_prefix(const MDB_val *k, const uint8_t *p, size_t n)
+static bool
+has_prefix(const MDB_val *k, const uint8_t *p, size_t n)
 {
     return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
 }
 
 /* --------------------------------------------------------------- meta */
 
-int shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out)
+int
+shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 255)
@@ -931,7 +959,8 @@ int shoal__stxn_meta_get(shoal__stxn *t, const char *name, shoal__sval *out)
     return t_get(t, T_META, name, n, out);
 }
 
-int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t n)
+int
+shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t n)
 {
     size_t nl = strlen(name);
     if (nl == 0 || nl > 255)
@@ -951,20 +980,23 @@ int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t
  * local commit thus writes the log's last leaf instead of a random leaf
  * of changes and the last one of authseq. */
 
-static int corrupt(shoal__stxn *t, const char *what)
+static int
+corrupt(shoal__stxn *t, const char *what)
 {
     snprintf(t->s->errmsg, sizeof t->s->errmsg, "%s", what);
     return SHOAL_ECORRUPT;
 }
 
-static int authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
+static int
+authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
 {
     memcpy(k, author, 32);
     put_be64(k + 32, seq);
     return 40;
 }
 
-static bool ent_parse(const uint8_t *p, size_t n, log_ent *e)
+static bool
+ent_parse(const uint8_t *p, size_t n, log_ent *e)
 {
     memset(e, 0, sizeof *e);
     if (n < LOG_HDR)
@@ -983,8 +1015,8 @@ static bool ent_parse(const uint8_t *p, size_t n, log_ent *e)
         e->key = p + off;
         e->klen = kl;
         off += kl;
-        size_t ml = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 |
-                    p[off + 3];
+        size_t ml =
+            (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 | p[off + 3];
         off += 4;
         if (n - off < ml)
             return false;
@@ -997,7 +1029,8 @@ static bool ent_parse(const uint8_t *p, size_t n, log_ent *e)
     return true;
 }
 
-static void tail_drop_metas(shoal__stxn *t)
+static void
+tail_drop_metas(shoal__stxn *t)
 {
     for (size_t i = 0; i < t->ntail; i++) {
         shoal__free(t->tail[i].own);
@@ -1006,7 +1039,8 @@ static void tail_drop_metas(shoal__stxn *t)
     }
 }
 
-static void tail_free(shoal__stxn *t)
+static void
+tail_free(shoal__stxn *t)
 {
     tail_drop_metas(t);
     shoal__free(t->tail);
@@ -1023,7 +1057,8 @@ static void tail_free(shoal__stxn *t)
 
 /* Slot of a 32-byte key (ids and keys are hashes or public keys, but tests
  * use patterned ones: mix all of it). */
-static size_t key_hash(const uint8_t *k, size_t cap)
+static size_t
+key_hash(const uint8_t *k, size_t cap)
 {
     uint64_t h = 0x9e3779b97f4a7c15u;
     for (int i = 0; i < 32; i += 8) {
@@ -1035,7 +1070,8 @@ static size_t key_hash(const uint8_t *k, size_t cap)
     return (size_t)h & (cap - 1);
 }
 
-static void hash_add(shoal__stxn *t, size_t i)
+static void
+hash_add(shoal__stxn *t, size_t i)
 {
     const tail_ent *e = &t->tail[i];
     if (e->dead)
@@ -1061,7 +1097,8 @@ static void hash_add(shoal__stxn *t, size_t i)
 }
 
 /* Size the hashes for captail entries and fill them from the tail. */
-static int hash_rebuild(shoal__stxn *t)
+static int
+hash_rebuild(shoal__stxn *t)
 {
     size_t cap = 64;
     while (cap < 2 * t->captail)
@@ -1087,12 +1124,14 @@ static int hash_rebuild(shoal__stxn *t)
 }
 
 /* The snapshot t reads: a write txn's id is one past it. */
-static uint64_t snap_id(const shoal__stxn *t)
+static uint64_t
+snap_id(const shoal__stxn *t)
 {
     return (uint64_t)mdb_txn_id(t->txn) - (t->write ? 1 : 0);
 }
 
-static void set_take(shoal__stxn *t, tail_set *c)
+static void
+set_take(shoal__stxn *t, tail_set *c)
 {
     t->ixnext = c->ixnext;
     t->lognext = c->lognext;
@@ -1105,7 +1144,8 @@ static void set_take(shoal__stxn *t, tail_set *c)
     memset(c, 0, sizeof *c);
 }
 
-static void set_clear(tail_set *c)
+static void
+set_clear(tail_set *c)
 {
     for (size_t i = 0; i < c->ntail; i++)
         shoal__free(c->tail[i].own);
@@ -1115,7 +1155,8 @@ static void set_clear(tail_set *c)
     memset(c, 0, sizeof *c);
 }
 
-static void set_free(tail_set *c)
+static void
+set_free(tail_set *c)
 {
     if (!c)
         return;
@@ -1124,7 +1165,8 @@ static void set_free(tail_set *c)
 }
 
 /* Take the store's cached tail if it describes t's snapshot. */
-static bool tail_cache_take(shoal__stxn *t)
+static bool
+tail_cache_take(shoal__stxn *t)
 {
     shoal__store *s = t->s;
     bool ok = false;
@@ -1140,9 +1182,10 @@ static bool tail_cache_take(shoal__stxn *t)
 
 /* Before t ends (its pages still mapped): give every entry its own copy
  * of the meta it borrows from the map.  False if out of memory. */
-static bool tail_own(shoal__stxn *t)
+static bool
+tail_own(shoal__stxn *t)
 {
-    if (!t->borrows)   /* a cached tail, and what change_put adds, own theirs */
+    if (!t->borrows) /* a cached tail, and what change_put adds, own theirs */
         return true;
     for (size_t i = 0; i < t->ntail; i++) {
         tail_ent *e = &t->tail[i];
@@ -1156,7 +1199,8 @@ static bool tail_own(shoal__stxn *t)
 /* Hand t's tail (owned: tail_own) to the store's cache as the tail of
  * snapshot id, unless the cache already holds a newer one; t's tail is
  * empty afterwards. */
-static void tail_cache_put(shoal__stxn *t, uint64_t id)
+static void
+tail_cache_put(shoal__stxn *t, uint64_t id)
 {
     shoal__store *s = t->s;
     pthread_mutex_lock(&s->tc_mu);
@@ -1187,8 +1231,8 @@ static void tail_cache_put(shoal__stxn *t, uint64_t id)
 }
 
 /* Give e a copy of key and meta. */
-static int tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uint8_t *meta,
-                         size_t mlen)
+static int
+tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uint8_t *meta, size_t mlen)
 {
     uint8_t *b = shoal__malloc(klen + mlen + 1);
     if (!b)
@@ -1206,7 +1250,8 @@ static int tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uin
 }
 
 /* The newest tail entry carrying a meta for document key k, or NULL. */
-static const tail_ent *tail_find_doc(const shoal__stxn *t, const uint8_t *k, size_t klen)
+static const tail_ent *
+tail_find_doc(const shoal__stxn *t, const uint8_t *k, size_t klen)
 {
     for (size_t i = t->ntail; i > 0; i--) {
         const tail_ent *e = &t->tail[i - 1];
@@ -1216,7 +1261,8 @@ static const tail_ent *tail_find_doc(const shoal__stxn *t, const uint8_t *k, siz
     return NULL;
 }
 
-static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le)
+static int
+tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le)
 {
     if (t->ntail == t->captail) {
         size_t cap = t->captail ? t->captail * 2 : TAIL_MAX;
@@ -1237,7 +1283,7 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log
     memcpy(e->author, hdr + 32, 32);
     e->seq = get_be64(hdr + 64);
     e->own = NULL;
-    e->dk = le ? le->key : NULL;    /* borrowed from the map (see tail_ent) */
+    e->dk = le ? le->key : NULL; /* borrowed from the map (see tail_ent) */
     e->dmeta = le ? le->meta : NULL;
     e->klen = le ? le->klen : 0;
     e->mlen = le ? le->mlen : 0;
@@ -1249,7 +1295,8 @@ static int tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log
 }
 
 /* Load ixnext, lognext and the tail (once per txn). */
-static int tail_load(shoal__stxn *t)
+static int
+tail_load(shoal__stxn *t)
 {
     if (t->tail_ok)
         return SHOAL_OK;
@@ -1257,7 +1304,7 @@ static int tail_load(shoal__stxn *t)
         t->tail_ok = true;
         return SHOAL_OK;
     }
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     uint64_t ix = 1;
     int rc = t_get(t, T_META, "ixnext", 6, &v);
     if (rc == SHOAL_OK) {
@@ -1313,8 +1360,8 @@ static int tail_load(shoal__stxn *t)
 
 /* Probe table tab (hcid or hauth) for the entry whose 32-byte field at
  * offset off (cid or author) equals key; NULL if none. */
-static const tail_ent *tail_probe(const shoal__stxn *t, const uint32_t *tab, size_t off,
-                                  const uint8_t key[32])
+static const tail_ent *
+tail_probe(const shoal__stxn *t, const uint32_t *tab, size_t off, const uint8_t key[32])
 {
     if (!t->ntail)
         return NULL;
@@ -1327,18 +1374,21 @@ static const tail_ent *tail_probe(const shoal__stxn *t, const uint32_t *tab, siz
     return NULL;
 }
 
-static const tail_ent *tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
+static const tail_ent *
+tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
 {
     return tail_probe(t, t->hcid, offsetof(tail_ent, cid), cid);
 }
 
 /* The live tail entry of author with the greatest seq, or NULL. */
-static const tail_ent *tail_find_author(const shoal__stxn *t, const uint8_t author[32])
+static const tail_ent *
+tail_find_author(const shoal__stxn *t, const uint8_t author[32])
 {
     return tail_probe(t, t->hauth, offsetof(tail_ent, author), author);
 }
 
-static size_t dockey_hash(const uint8_t *k, size_t n, size_t cap)
+static size_t
+dockey_hash(const uint8_t *k, size_t n, size_t cap)
 {
     uint64_t h = 0xcbf29ce484222325u;
     for (size_t i = 0; i < n; i++)
@@ -1349,7 +1399,8 @@ static size_t dockey_hash(const uint8_t *k, size_t n, size_t cap)
 /* Put the newest meta of each document the tail carries into docs (going
  * from the newest entry down, a document seen already is skipped): one put
  * per document instead of one per entry. */
-static int docs_flush(shoal__stxn *t)
+static int
+docs_flush(shoal__stxn *t)
 {
     size_t cap = 64;
     while (cap < 2 * t->ntail)
@@ -1358,7 +1409,7 @@ static int docs_flush(shoal__stxn *t)
     int rc = SHOAL_OK;
     for (size_t i = t->ntail; !rc && i > 0; i--) {
         const tail_ent *e = &t->tail[i - 1];
-        if (e->dead || !e->dk)   /* a superseded entry's meta is stale */
+        if (e->dead || !e->dk) /* a superseded entry's meta is stale */
             continue;
         if (!seen && !(seen = shoal__calloc(cap, sizeof *seen)))
             return SHOAL_ENOMEM;
@@ -1376,12 +1427,13 @@ static int docs_flush(shoal__stxn *t)
 }
 
 /* Move the whole tail into the indexes. */
-static int tail_flush(shoal__stxn *t)
+static int
+tail_flush(shoal__stxn *t)
 {
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
         uint8_t pb[8], k[40];
-        if (e->dead) {   /* superseded: no index entry; a meta it carried is stale */
+        if (e->dead) { /* superseded: no index entry; a meta it carried is stale */
             continue;
         }
         put_be64(pb, e->pos);
@@ -1413,17 +1465,19 @@ static int tail_flush(shoal__stxn *t)
     return hash_rebuild(t);
 }
 
-int shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link)
+int
+shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link)
 {
     return shoal__stxn_log_entry(t, pos, env, link, NULL, NULL);
 }
 
-int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link,
-                          bool *dead, uint8_t cid[32])
+int
+shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link, bool *dead,
+                      uint8_t cid[32])
 {
     uint8_t k[8];
     put_be64(k, pos);
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     int rc = t_get(t, T_LOG, k, 8, &v);
     if (rc)
         return rc;
@@ -1443,7 +1497,8 @@ int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64
     return SHOAL_OK;
 }
 
-int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
+int
+shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_LOG, &c);
@@ -1467,7 +1522,8 @@ int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
 }
 
 /* Log position of cid: SHOAL_OK, SHOAL_ENOTFOUND or an error. */
-static int change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+static int
+change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
 {
     if (t->miss_ok && memcmp(t->miss, cid, 32) == 0)
         return SHOAL_ENOTFOUND;
@@ -1481,7 +1537,7 @@ static int change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
         *pos = e->pos;
         return SHOAL_OK;
     }
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     rc = t_get(t, T_CHANGES, cid, 32, &v);
     if (rc == SHOAL_OK) {
         if (v.len != 8)
@@ -1496,7 +1552,8 @@ static int change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
     return rc;
 }
 
-int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
+int
+shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
 {
     uint64_t pos;
     int rc = change_pos(t, cid, &pos);
@@ -1504,14 +1561,17 @@ int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *e
         return rc;
     rc = shoal__stxn_log_get(t, pos, env, NULL);
     if (rc == SHOAL_ENOTFOUND) {
-        snprintf(t->s->errmsg, sizeof t->s->errmsg, "change index names missing log "
-                 "position %llu", (unsigned long long)pos);
+        snprintf(t->s->errmsg, sizeof t->s->errmsg,
+                 "change index names missing log "
+                 "position %llu",
+                 (unsigned long long)pos);
         rc = SHOAL_ECORRUPT;
     }
     return rc;
 }
 
-bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
+bool
+shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
 {
     uint64_t pos;
     return change_pos(t, cid, &pos) == SHOAL_OK;
@@ -1519,9 +1579,9 @@ bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
 
 /* Refuses (SHOAL_EINVAL) a change id that is already stored: a second log
  * entry for one change would break "the log holds each change once". */
-int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
-                           size_t len, const uint8_t author[32], uint64_t seq,
-                           uint64_t link, uint64_t *pos)
+int
+shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len,
+                       const uint8_t author[32], uint64_t seq, uint64_t link, uint64_t *pos)
 {
     assert(t->write);
     uint64_t old;
@@ -1575,12 +1635,12 @@ int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t 
     return SHOAL_OK;
 }
 
-int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                            uint8_t cid[32])
+int
+shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
 {
     uint8_t k[40];
     authseq_key(k, author, seq);
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     int rc = t_get(t, T_AUTHSEQ, k, 40, &v);
     if (rc == SHOAL_OK) {
         if (v.len != 32)
@@ -1604,7 +1664,8 @@ int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t s
 }
 
 /* Index the whole tail now (whatever its length). */
-int shoal__stxn_index_flush(shoal__stxn *t)
+int
+shoal__stxn_index_flush(shoal__stxn *t)
 {
     assert(t->write);
     int rc = tail_load(t);
@@ -1616,7 +1677,8 @@ int shoal__stxn_index_flush(shoal__stxn *t)
 /* The tail is indexed first, so the entry is below ixnext from then on:
  * no later tail read meets it, and the metas it may carry are already in
  * docs.  Its flag is still what every reader of the log checks. */
-int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+int
+shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
 {
     assert(t->write);
     int rc = shoal__stxn_index_flush(t);
@@ -1628,7 +1690,7 @@ int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t
         return rc;
     uint8_t pk[8];
     put_be64(pk, p);
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     rc = t_get(t, T_LOG, pk, 8, &v);
     if (rc)
         return rc == SHOAL_ENOTFOUND ? corrupt(t, "change index names a missing entry") : rc;
@@ -1651,13 +1713,12 @@ int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t
     if (!rc) {
         uint8_t k[40], cur[32];
         authseq_key(k, author, seq);
-        shoal__sval a = {NULL, 0};
+        shoal__sval a = { NULL, 0 };
         rc = t_get(t, T_AUTHSEQ, k, 40, &a);
         if (rc == SHOAL_OK) {
             if (a.len == 32)
                 memcpy(cur, a.p, 32);
-            rc = a.len == 32 && memcmp(cur, cid, 32) == 0 ? t_del(t, T_AUTHSEQ, k, 40)
-                                                           : SHOAL_OK;
+            rc = a.len == 32 && memcmp(cur, cid, 32) == 0 ? t_del(t, T_AUTHSEQ, k, 40) : SHOAL_OK;
         } else if (rc == SHOAL_ENOTFOUND) {
             rc = SHOAL_OK;
         }
@@ -1667,7 +1728,8 @@ int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t
     return rc;
 }
 
-int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
+int
+shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_LOG, &c);
@@ -1684,9 +1746,9 @@ int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *
             break;
         }
         if (le.dead)
-            continue;   /* superseded: not an applied change */
+            continue; /* superseded: not an applied change */
         const uint8_t *p = v.mv_data;
-        shoal__sval env = {le.env, le.elen};
+        shoal__sval env = { le.env, le.elen };
         int r = cb(get_be64(k.mv_data), p, &env, arg);
         if (r) {
             rc = r;
@@ -1697,7 +1759,8 @@ int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
 
-uint64_t shoal__stxn_log_count(shoal__stxn *t)
+uint64_t
+shoal__stxn_log_count(shoal__stxn *t)
 {
     return t_count(t, T_LOG);
 }
@@ -1709,8 +1772,8 @@ uint64_t shoal__stxn_log_count(shoal__stxn *t)
 
 /* The last indexed (seq, cid) of author via cursor c; SHOAL_ENOTFOUND if
  * the index has none. */
-static int index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32],
-                      uint64_t *seq, uint8_t cid[32])
+static int
+index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32], uint64_t *seq, uint8_t cid[32])
 {
     uint8_t k[40];
     authseq_key(k, author, UINT64_MAX);
@@ -1731,8 +1794,8 @@ static int index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32],
     return SHOAL_OK;
 }
 
-int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
-                       uint8_t cid[32])
+int
+shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint8_t cid[32])
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_AUTHSEQ, &c);
@@ -1769,12 +1832,14 @@ typedef struct vv_ent {
     uint8_t cid[32];
 } vv_ent;
 
-static int vv_ent_cmp(const void *a, const void *b)
+static int
+vv_ent_cmp(const void *a, const void *b)
 {
     return memcmp(((const vv_ent *)a)->author, ((const vv_ent *)b)->author, 32);
 }
 
-int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
+int
+shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
 {
     int rc = tail_load(t);
     if (rc)
@@ -1857,28 +1922,32 @@ int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
 
 /* -------------------------------------------------------- pending set */
 
-int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
-                            size_t len)
+int
+shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len)
 {
     return t_put(t, T_PENDING, cid, 32, env, len, 0);
 }
 
-bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32])
+bool
+shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32])
 {
     return t_get(t, T_PENDING, cid, 32, NULL) == SHOAL_OK;
 }
 
-int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32])
+int
+shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32])
 {
     return t_del(t, T_PENDING, cid, 32);
 }
 
-uint64_t shoal__stxn_pending_count(shoal__stxn *t)
+uint64_t
+shoal__stxn_pending_count(shoal__stxn *t)
 {
     return t_count(t, T_PENDING);
 }
 
-int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg)
+int
+shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg)
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_PENDING, &c);
@@ -1905,8 +1974,9 @@ int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg)
 
 /* ----------------------------------------------------------- evidence */
 
-int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32], const uint8_t *env, size_t len)
+int
+shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                         const uint8_t cid[32], const uint8_t *env, size_t len)
 {
     uint8_t k[72];
     authseq_key(k, author, seq);
@@ -1917,8 +1987,9 @@ int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t 
     return rc;
 }
 
-int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32])
+int
+shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                         const uint8_t cid[32])
 {
     uint8_t k[72];
     authseq_key(k, author, seq);
@@ -1926,23 +1997,25 @@ int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t 
     return t_del(t, T_EVIDENCE, k, 72);
 }
 
-int shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                               const uint8_t cid[32])
+int
+shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                           const uint8_t cid[32])
 {
     uint8_t k[40];
     authseq_key(k, author, seq);
     return t_put(t, T_EVCID, cid, 32, k, 40, 0);
 }
 
-uint64_t shoal__stxn_evidence_ids(shoal__stxn *t)
+uint64_t
+shoal__stxn_evidence_ids(shoal__stxn *t)
 {
     return t_count(t, T_EVCID);
 }
 
-int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],
-                              uint64_t *seq)
+int
+shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
 {
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     int rc = t_get(t, T_EVCID, cid, 32, &v);
     if (rc)
         return rc;
@@ -1955,8 +2028,9 @@ int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t aut
     return SHOAL_OK;
 }
 
-int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32], shoal__sval *env)
+int
+shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
+                         const uint8_t cid[32], shoal__sval *env)
 {
     uint8_t k[72];
     authseq_key(k, author, seq);
@@ -1964,13 +2038,15 @@ int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t 
     return t_get(t, T_EVIDENCE, k, 72, env);
 }
 
-uint64_t shoal__stxn_evidence_count(shoal__stxn *t)
+uint64_t
+shoal__stxn_evidence_count(shoal__stxn *t)
 {
     return t_count(t, T_EVIDENCE);
 }
 
-int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                                  uint8_t *cids, size_t max, size_t *n)
+int
+shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t seq, uint8_t *cids,
+                              size_t max, size_t *n)
 {
     *n = 0;
     MDB_cursor *c;
@@ -1996,7 +2072,8 @@ int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
 
-int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
+int
+shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_EVIDENCE, &c);
@@ -2024,14 +2101,15 @@ int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
 
 /* ---------------------------------------------------------- documents */
 
-static bool name_ok(const uint8_t *p, size_t n, size_t max)
+static bool
+name_ok(const uint8_t *p, size_t n, size_t max)
 {
     return p && n > 0 && n <= max && !memchr(p, 0, n);
 }
 
 /* Build coll NUL id into k; returns its length or 0. */
-static size_t doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen,
-                      const uint8_t *id, size_t idlen)
+static size_t
+doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
 {
     if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION) || !name_ok(id, idlen, SHOAL_MAX_DOC_ID))
         return 0;
@@ -2041,8 +2119,9 @@ static size_t doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen,
     return clen + 1 + idlen;
 }
 
-static int doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
-                   const uint8_t *id, size_t idlen, shoal__sval *out)
+static int
+doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+        shoal__sval *out)
 {
     uint8_t k[DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
@@ -2051,8 +2130,9 @@ static int doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
     return t_get(t, tab, k, n, out);
 }
 
-static int doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
-                   const uint8_t *id, size_t idlen, const void *v, size_t vlen)
+static int
+doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+        const void *v, size_t vlen)
 {
     uint8_t k[DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
@@ -2062,7 +2142,8 @@ static int doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen,
 }
 
 /* Bytewise key order, as LMDB's default comparison. */
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+static int
+key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
     if (c)
@@ -2070,14 +2151,16 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
     return al < bl ? -1 : al > bl;
 }
 
-static int tent_cmp(const void *a, const void *b)
+static int
+tent_cmp(const void *a, const void *b)
 {
     const tail_ent *x = *(const tail_ent *const *)a, *y = *(const tail_ent *const *)b;
     return key_cmp(x->dk, x->klen, y->dk, y->klen);
 }
 
-static int doc_emit(shoal__stxn *t, const uint8_t *p, size_t n, const uint8_t *m, size_t ml,
-                    shoal__doc_fn cb, void *arg)
+static int
+doc_emit(shoal__stxn *t, const uint8_t *p, size_t n, const uint8_t *m, size_t ml, shoal__doc_fn cb,
+         void *arg)
 {
     const uint8_t *nul = memchr(p, 0, n);
     if (!nul || nul == p || (size_t)(nul - p) + 1 >= n) {
@@ -2085,14 +2168,15 @@ static int doc_emit(shoal__stxn *t, const uint8_t *p, size_t n, const uint8_t *m
         return SHOAL_ECORRUPT;
     }
     size_t cl = (size_t)(nul - p);
-    shoal__sval meta = {m, ml};
+    shoal__sval meta = { m, ml };
     return cb(p, cl, nul + 1, n - cl - 1, &meta, arg);
 }
 
 /* A document's meta lags like the indexes: the newest tail entry carrying
  * one for the document wins over the docs table. */
-int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                        size_t idlen, shoal__sval *meta)
+int
+shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                    size_t idlen, shoal__sval *meta)
 {
     uint8_t k[DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
@@ -2112,8 +2196,9 @@ int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
     return t_get(t, T_DOCS, k, n, meta);
 }
 
-int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                        size_t idlen, const void *meta, size_t mlen, uint64_t pos)
+int
+shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                    size_t idlen, const void *meta, size_t mlen, uint64_t pos)
 {
     assert(t->write);
     uint8_t k[DOCKEY_MAX];
@@ -2142,7 +2227,7 @@ int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
      * entry was appended by this transaction, so its page is dirty already. */
     uint8_t pk[8];
     put_be64(pk, pos);
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     rc = t_get(t, T_LOG, pk, 8, &v);
     if (rc)
         return rc == SHOAL_ENOTFOUND ? corrupt(t, "log tail entry missing") : rc;
@@ -2176,20 +2261,22 @@ int shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
     return rc;
 }
 
-int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                         size_t idlen, shoal__sval *snap)
+int
+shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen, shoal__sval *snap)
 {
     return doc_get(t, T_DOCSNAP, coll, clen, id, idlen, snap);
 }
 
-int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
-                         size_t idlen, const void *snap, size_t slen)
+int
+shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen, const void *snap, size_t slen)
 {
     return doc_put(t, T_DOCSNAP, coll, clen, id, idlen, snap, slen);
 }
 
-int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,
-                         void *arg)
+int
+shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb, void *arg)
 {
     uint8_t prefix[SHOAL_MAX_COLLECTION + 1];
     size_t pl = 0;
@@ -2262,20 +2349,23 @@ int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal
 
 /* ---------------------------------------------------------------- peers */
 
-int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n)
+int
+shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n)
 {
     assert(t && key && (v || n == 0));
     return t_put(t, T_PEERS, key, 32, v, n, 0);
 }
 
-int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[32])
+int
+shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[32])
 {
     assert(t && key);
     int rc = t_del(t, T_PEERS, key, 32);
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
 
-int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg)
+int
+shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg)
 {
     MDB_cursor *c;
     int rc = cur_open(t, T_PEERS, &c);
@@ -2285,7 +2375,7 @@ int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg)
     for (rc = cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 32)
-            continue;   /* not ours to judge: skip, never trust */
+            continue; /* not ours to judge: skip, never trust */
         shoal__sval val = sval(&v);
         int r = cb(k.mv_data, &val, arg);
         if (r) {

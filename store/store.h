@@ -65,8 +65,8 @@ typedef struct shoal__sval {
 } shoal__sval;
 
 typedef struct shoal__store_opts {
-    bool durable;        /* fsync every commit (default true) */
-    uint64_t map_size;   /* initial map size; 0 = default (64 MiB) */
+    bool durable;      /* fsync every commit (default true) */
+    uint64_t map_size; /* initial map size; 0 = default (64 MiB) */
 } shoal__store_opts;
 
 /* Open (creating dir, the environment and the identity if missing).
@@ -75,7 +75,7 @@ typedef struct shoal__store_opts {
  * holds a one-line explanation. */
 int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
                       uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen);
-void shoal__store_close(shoal__store *s);   /* syncs first; NULL is a no-op */
+void shoal__store_close(shoal__store *s); /* syncs first; NULL is a no-op */
 void shoal__store_free_secret(uint8_t *sk);
 /* fsync everything committed so far. */
 int shoal__store_flush(shoal__store *s);
@@ -106,9 +106,8 @@ int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t
  * (its position returned in *pos); the indexes follow (see above). */
 int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env);
 bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32]);
-int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
-                           size_t len, const uint8_t author[32], uint64_t seq,
-                           uint64_t link, uint64_t *pos);
+int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len,
+                           const uint8_t author[32], uint64_t seq, uint64_t link, uint64_t *pos);
 int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                             uint8_t cid[32]);
 /* Walk the log from position from (inclusive) in order; cb non-zero stops. */
@@ -137,15 +136,13 @@ int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t
 /* version vector (derived from authseq and the log tail; nothing to put):
  * the greatest applied seq of an author and its change id.  vv_scan goes
  * by author, ascending. */
-int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq,
-                       uint8_t cid[32]);
+int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint8_t cid[32]);
 typedef int (*shoal__vv_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
                             void *arg);
 int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg);
 
 /* pending set */
-int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env,
-                            size_t len);
+int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len);
 bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32]);
 int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32]);
 uint64_t shoal__stxn_pending_count(shoal__stxn *t);
@@ -155,8 +152,8 @@ int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg);
 /* equivocation evidence */
 int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                              const uint8_t cid[32], const uint8_t *env, size_t len);
-typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq,
-                                  const uint8_t cid[32], const shoal__sval *env, void *arg);
+typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+                                  const shoal__sval *env, void *arg);
 int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
 /* Remove one evidence envelope (SHOAL_ENOTFOUND if absent); its id stays
  * in evcid. */
@@ -200,8 +197,8 @@ int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const
                          size_t idlen, const void *snap, size_t slen);
 /* Every document (coll == NULL) or those of one collection, sorted by
  * (coll, id). */
-typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id,
-                             size_t idlen, const shoal__sval *meta, void *arg);
+typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                             const shoal__sval *meta, void *arg);
 int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__doc_fn cb,
                          void *arg);
 

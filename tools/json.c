@@ -127,8 +127,8 @@ shoal__base64_decode(const char *in, size_t len, uint8_t **out, size_t *out_len)
                 return -1;
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-                     (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t keep = last ? 3 - pad : 3;
         /* Bits dropped by the padding must be zero: one text, one value. */
         if (keep == 1 && (w & 0xffff) != 0) {
@@ -270,15 +270,9 @@ dump(strbuf *b, const json_t *j)
 {
     char num[64];
     switch (json_typeof(j)) {
-    case JSON_NULL:
-        sb_str(b, "null");
-        break;
-    case JSON_TRUE:
-        sb_str(b, "true");
-        break;
-    case JSON_FALSE:
-        sb_str(b, "false");
-        break;
+    case JSON_NULL: sb_str(b, "null"); break;
+    case JSON_TRUE: sb_str(b, "true"); break;
+    case JSON_FALSE: sb_str(b, "false"); break;
     case JSON_INTEGER:
         snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
         sb_str(b, num);
@@ -287,9 +281,7 @@ dump(strbuf *b, const json_t *j)
         format_real(json_real_value(j), num, sizeof num);
         sb_str(b, num);
         break;
-    case JSON_STRING:
-        sb_quoted(b, json_string_value(j), json_string_length(j));
-        break;
+    case JSON_STRING: sb_quoted(b, json_string_value(j), json_string_length(j)); break;
     case JSON_ARRAY:
         sb_add(b, "[", 1);
         for (size_t i = 0; i < json_array_size(j); i++) {
@@ -333,7 +325,7 @@ dump(strbuf *b, const json_t *j)
 char *
 shoal__json_dumps(const json_t *j)
 {
-    strbuf b = {NULL, 0, 0, false};
+    strbuf b = { NULL, 0, 0, false };
     dump(&b, j);
     if (b.failed) {
         free(b.p);
@@ -348,20 +340,15 @@ json_t *
 shoal__json_from_value(const shoal_value *v)
 {
     switch (v->type) {
-    case SHOAL_T_NIL:
-        return json_null();
-    case SHOAL_T_BOOL:
-        return json_boolean(v->b);
-    case SHOAL_T_INT:
-        return json_integer((json_int_t)v->i);
+    case SHOAL_T_NIL: return json_null();
+    case SHOAL_T_BOOL: return json_boolean(v->b);
+    case SHOAL_T_INT: return json_integer((json_int_t)v->i);
     case SHOAL_T_DOUBLE:
         if (isfinite(v->d))
             return json_real(v->d);
-        return json_pack("{s:s}", "$float",
-                         isnan(v->d) ? "nan" : (v->d > 0 ? "inf" : "-inf"));
+        return json_pack("{s:s}", "$float", isnan(v->d) ? "nan" : (v->d > 0 ? "inf" : "-inf"));
     case SHOAL_T_STR:
-        return json_stringn((const char *)(v->len > 0 ? v->ptr : (const uint8_t *)""),
-                            v->len);
+        return json_stringn((const char *)(v->len > 0 ? v->ptr : (const uint8_t *)""), v->len);
     case SHOAL_T_BYTES: {
         char *b64 = shoal__base64_encode(v->ptr, v->len);
         if (b64 == NULL)
@@ -379,9 +366,7 @@ shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err, size_t
 {
     memset(out, 0, sizeof *out);
     switch (json_typeof(j)) {
-    case JSON_NULL:
-        out->value.type = SHOAL_T_NIL;
-        return 0;
+    case JSON_NULL: out->value.type = SHOAL_T_NIL; return 0;
     case JSON_TRUE:
     case JSON_FALSE:
         out->value.type = SHOAL_T_BOOL;
@@ -403,8 +388,7 @@ shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err, size_t
     case JSON_ARRAY:
         snprintf(err, errlen, "nested arrays are not supported (values are scalars)");
         return -1;
-    case JSON_OBJECT:
-        break;
+    case JSON_OBJECT: break;
     }
     /* One-key objects {"$bytes": ...} and {"$float": ...}; nothing else. */
     json_t *s = NULL;
@@ -415,8 +399,7 @@ shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err, size_t
         }
         uint8_t *buf;
         size_t n;
-        if (shoal__base64_decode(json_string_value(s), json_string_length(s), &buf,
-                                 &n) != 0) {
+        if (shoal__base64_decode(json_string_value(s), json_string_length(s), &buf, &n) != 0) {
             snprintf(err, errlen, "$bytes is not valid padded base64");
             return -1;
         }
@@ -451,12 +434,9 @@ static const char *
 kind_name(shoal_kind k)
 {
     switch (k) {
-    case SHOAL_K_REGISTER:
-        return "register";
-    case SHOAL_K_COUNTER:
-        return "counter";
-    case SHOAL_K_LIST:
-        return "list";
+    case SHOAL_K_REGISTER: return "register";
+    case SHOAL_K_COUNTER: return "counter";
+    case SHOAL_K_LIST: return "list";
     }
     return "unknown";
 }
@@ -493,8 +473,8 @@ field_json(const shoal_doc *d, size_t i, char *err, size_t errlen)
             }
         }
     } else {
-        snprintf(err, errlen, "field %s has an unknown kind %d",
-                 shoal_doc_field_name(d, i), (int)kind);
+        snprintf(err, errlen, "field %s has an unknown kind %d", shoal_doc_field_name(d, i),
+                 (int)kind);
         return NULL;
     }
     if (e != SHOAL_OK) {
@@ -503,8 +483,10 @@ field_json(const shoal_doc *d, size_t i, char *err, size_t errlen)
         return NULL;
     }
     if (j == NULL)
-        snprintf(err, errlen, "field %s: value cannot be shown as JSON (out of memory "
-                 "or invalid UTF-8)", shoal_doc_field_name(d, i));
+        snprintf(err, errlen,
+                 "field %s: value cannot be shown as JSON (out of memory "
+                 "or invalid UTF-8)",
+                 shoal_doc_field_name(d, i));
     return j;
 }
 
@@ -521,8 +503,7 @@ shoal__json_from_doc(const shoal_doc *d, char *err, size_t errlen)
         json_t *f = field_json(d, i, err, errlen);
         if (f == NULL || json_object_set_new(o, shoal_doc_field_name(d, i), f) != 0) {
             if (f != NULL)
-                snprintf(err, errlen, "field %s cannot be a JSON key",
-                         shoal_doc_field_name(d, i));
+                snprintf(err, errlen, "field %s cannot be a JSON key", shoal_doc_field_name(d, i));
             json_decref(o);
             return NULL;
         }
@@ -567,8 +548,7 @@ shoal__json_to_vv(const json_t *j, shoal_vv *vv, char *err, size_t errlen)
     {
         uint8_t author[SHOAL_KEY_BYTES];
         if (strlen(key) != 2 * SHOAL_KEY_BYTES) {
-            snprintf(err, errlen, "version vector key is not %d hex digits",
-                     2 * SHOAL_KEY_BYTES);
+            snprintf(err, errlen, "version vector key is not %d hex digits", 2 * SHOAL_KEY_BYTES);
             return -1;
         }
         for (size_t i = 0; i < SHOAL_KEY_BYTES; i++) {
@@ -609,8 +589,8 @@ shoal__hex_decode(const char *text, size_t textlen, uint8_t *out, size_t n)
 }
 
 int
-shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
-                  uint8_t key[SHOAL_KEY_BYTES], char *err, size_t errlen)
+shoal__parse_peer(const char *spec, char *endpoint, size_t cap, uint8_t key[SHOAL_KEY_BYTES],
+                  char *err, size_t errlen)
 {
     const char *at = strrchr(spec, '@');
     if (at == NULL || at == spec) {
@@ -623,8 +603,8 @@ shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
         return -1;
     }
     if (shoal__hex_decode(at + 1, strlen(at + 1), key, SHOAL_KEY_BYTES) != 0) {
-        snprintf(err, errlen, "peer '%.200s': the key after '@' is not %d hex digits",
-                 spec, 2 * SHOAL_KEY_BYTES);
+        snprintf(err, errlen, "peer '%.200s': the key after '@' is not %d hex digits", spec,
+                 2 * SHOAL_KEY_BYTES);
         return -1;
     }
     memcpy(endpoint, spec, elen);
@@ -633,8 +613,7 @@ shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
 }
 
 int
-shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err,
-                       size_t errlen)
+shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err, size_t errlen)
 {
     *keys = NULL;
     *n = 0;
@@ -675,9 +654,8 @@ shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err,
             cap = ncap;
         }
         if (shoal__hex_decode(p, len, out + count * SHOAL_KEY_BYTES, SHOAL_KEY_BYTES) != 0) {
-            snprintf(err, errlen,
-                     "allow-list %.200s line %lu: not a public key (%d hex digits)", path,
-                     lineno, 2 * SHOAL_KEY_BYTES);
+            snprintf(err, errlen, "allow-list %.200s line %lu: not a public key (%d hex digits)",
+                     path, lineno, 2 * SHOAL_KEY_BYTES);
             rc = -1;
             break;
         }
@@ -713,10 +691,10 @@ shoal__json_from_peers(const shoal_peers *p)
         const char *name;
         shoal_peer_stat stat;
     } stats[] = {
-        {"last_seen_ms", SHOAL_PS_LAST_SEEN_MS}, {"sent", SHOAL_PS_SENT},
-        {"received", SHOAL_PS_RECEIVED},         {"lag", SHOAL_PS_LAG},
-        {"rejected", SHOAL_PS_REJECTED},         {"connects", SHOAL_PS_CONNECTS},
-        {"refused", SHOAL_PS_REFUSED},           {"equivocations", SHOAL_PS_EQUIVOCATIONS},
+        { "last_seen_ms", SHOAL_PS_LAST_SEEN_MS }, { "sent", SHOAL_PS_SENT },
+        { "received", SHOAL_PS_RECEIVED },         { "lag", SHOAL_PS_LAG },
+        { "rejected", SHOAL_PS_REJECTED },         { "connects", SHOAL_PS_CONNECTS },
+        { "refused", SHOAL_PS_REFUSED },           { "equivocations", SHOAL_PS_EQUIVOCATIONS },
     };
     json_t *a = json_array();
     size_t n = shoal_peers_count(p);
@@ -726,8 +704,8 @@ shoal__json_from_peers(const shoal_peers *p)
         json_t *o = json_object();
         int bad = o == NULL;
         bad = bad || json_object_set_new(o, "key", json_string(hex)) != 0;
-        bad = bad || json_object_set_new(o, "endpoint",
-                                         json_string(shoal_peers_endpoint(p, i))) != 0;
+        bad =
+            bad || json_object_set_new(o, "endpoint", json_string(shoal_peers_endpoint(p, i))) != 0;
         bad = bad || json_object_set_new(
                          o, "connected",
                          json_boolean(shoal_peers_stat(p, i, SHOAL_PS_CONNECTED) != 0)) != 0;
@@ -752,7 +730,7 @@ shoal__json_from_peers(const shoal_peers *p)
 int
 shoal__log_level_parse(const char *name)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const char *const names[] = { "error", "warn", "info", "debug" };
     for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0)
             return SHOAL_LOG_ERROR + i;
@@ -764,7 +742,7 @@ shoal__log_level_parse(const char *name)
 void
 shoal__tool_log(void *ctx, int level, const char *msg)
 {
-    static const char *const names[] = {"?", "ERROR", "WARN", "INFO", "DEBUG"};
+    static const char *const names[] = { "?", "ERROR", "WARN", "INFO", "DEBUG" };
     const shoal_tool_log *lg = ctx;
     if (level > lg->max_level)
         return;
@@ -773,11 +751,10 @@ shoal__tool_log(void *ctx, int level, const char *msg)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
-    int n = snprintf(line, sizeof line - 1,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000L, lg->prog,
-                     names[level >= 1 && level <= 4 ? level : 0], msg);
+    int n =
+        snprintf(line, sizeof line - 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000L, lg->prog, names[level >= 1 && level <= 4 ? level : 0], msg);
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
@@ -845,8 +822,7 @@ shoal__allow_reload(shoal_replica *r, const char *path, uint8_t **keys, size_t *
     size_t nn = 0;
     char err[SHOAL_JSON_ERRLEN + 256];
     if (shoal__read_allow_file(path, &nk, &nn, err, sizeof err) != 0) {
-        shoal__tool_logf(lg, SHOAL_LOG_ERROR, "allow-list not reloaded, nothing changed: %s",
-                         err);
+        shoal__tool_logf(lg, SHOAL_LOG_ERROR, "allow-list not reloaded, nothing changed: %s", err);
         return -1;
     }
     size_t added = 0, removed = 0, failed = 0;
@@ -890,7 +866,7 @@ shoal__allow_reload(shoal_replica *r, const char *path, uint8_t **keys, size_t *
 
 /* ------------------------------------------------------------ signals */
 
-static int sig_pipe[2] = {-1, -1};
+static int sig_pipe[2] = { -1, -1 };
 
 static void
 on_signal(int sig)

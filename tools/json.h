@@ -30,7 +30,9 @@
 char *shoal__json_dumps(const json_t *j);
 
 /* Size of an error message buffer for the functions below. */
-enum { SHOAL_JSON_ERRLEN = 256 };
+enum {
+    SHOAL_JSON_ERRLEN = 256
+};
 
 /* A scalar converted from JSON: the value, plus the buffer that a binary
  * value points into (NULL otherwise).  Caller owns buf; free with free(). */
@@ -47,8 +49,7 @@ json_t *shoal__json_from_value(const shoal_value *v);
  * message in err (errlen bytes) when j is an array, an object other than
  * the $bytes / $float forms, or a malformed form.  On success the caller
  * owns out->buf. */
-int shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err,
-                          size_t errlen);
+int shoal__json_to_scalar(const json_t *j, shoal_json_scalar *out, char *err, size_t errlen);
 
 /* The JSON object of document d (Borrowed).  Caller owns the result; NULL
  * with a message in err on failure. */
@@ -83,8 +84,8 @@ int shoal__hex_decode(const char *text, size_t textlen, uint8_t *out, size_t n);
 /* Split "ENDPOINT@PUBKEY" (the key: 64 hex digits, after the last '@') into
  * endpoint (NUL-terminated, at most cap - 1 bytes) and key.  Returns 0, or
  * -1 with a one-line message in err. */
-int shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
-                      uint8_t key[SHOAL_KEY_BYTES], char *err, size_t errlen);
+int shoal__parse_peer(const char *spec, char *endpoint, size_t cap, uint8_t key[SHOAL_KEY_BYTES],
+                      char *err, size_t errlen);
 
 /* Read the allow-list file at path: one hex public key per line; blank
  * lines and lines starting with '#' (after leading blanks) are ignored;
@@ -92,8 +93,7 @@ int shoal__parse_peer(const char *spec, char *endpoint, size_t cap,
  * SHOAL_KEY_BYTES bytes; caller owns, free with free(); may be NULL when n
  * is 0), or -1 with a one-line message in err naming the file and, for a
  * malformed line, its number. */
-int shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err,
-                           size_t errlen);
+int shoal__read_allow_file(const char *path, uint8_t **keys, size_t *n, char *err, size_t errlen);
 
 /* The JSON array of peers p (Borrowed), one object per peer with its key,
  * endpoint, every shoal_peer_stat and last_error.  Caller owns the result;
@@ -105,8 +105,8 @@ json_t *shoal__json_from_peers(const shoal_peers *p);
  * milliseconds) with a single write(2), so lines from several threads do
  * not interleave. */
 typedef struct shoal_tool_log {
-    int max_level;     /* a shoal_log_level */
-    const char *prog;  /* Borrowed for the logger's life */
+    int max_level;    /* a shoal_log_level */
+    const char *prog; /* Borrowed for the logger's life */
 } shoal_tool_log;
 
 /* A log callback for shoal_options_set_log; ctx is a shoal_tool_log. */

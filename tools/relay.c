@@ -44,11 +44,14 @@
 
 enum {
     EXIT_OK = 0,
-    EXIT_USAGE = 1,  /* bad flag, bad config file, bad allow-list */
-    EXIT_START = 2   /* the replica cannot be opened or an endpoint cannot be bound */
+    EXIT_USAGE = 1, /* bad flag, bad config file, bad allow-list */
+    EXIT_START = 2  /* the replica cannot be opened or an endpoint cannot be bound */
 };
 
-enum { MAX_LIST = 64, ENDPOINT_MAX = 256 };
+enum {
+    MAX_LIST = 64,
+    ENDPOINT_MAX = 256
+};
 
 static const char usage_text[] =
     "usage: shoal-relay -d DIR --listen ENDPOINT [--listen ENDPOINT ...]\n"
@@ -99,8 +102,7 @@ typedef struct settings {
     const char *status_interval;
 } settings;
 
-static shoal_tool_log logger = {SHOAL_LOG_INFO, "shoal-relay"};
-
+static shoal_tool_log logger = { SHOAL_LOG_INFO, "shoal-relay" };
 
 static int
 usage_error(const char *fmt, const char *arg)
@@ -199,8 +201,7 @@ read_config(const char *path, settings *s)
     while (rc == EXIT_OK && (got = getline(&line, &cap, f)) >= 0) {
         lineno++;
         char *p = line, *end = line + got;
-        while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
-                           end[-1] == '\t'))
+        while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
             end--;
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
@@ -308,7 +309,6 @@ log_status(shoal_replica *r)
                      (unsigned long long)equiv);
 }
 
-
 static uint64_t
 mono_ms(void)
 {
@@ -330,8 +330,8 @@ parse_flags(int argc, char **argv, settings *s, const char **config)
             return -1;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("shoal-relay %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR,
-                   SHOAL_VERSION_MINOR, SHOAL_VERSION_PATCH, shoal_version());
+            printf("shoal-relay %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR, SHOAL_VERSION_MINOR,
+                   SHOAL_VERSION_PATCH, shoal_version());
             return -1;
         }
         if (strcmp(a, "--allow-any") == 0) {
@@ -431,8 +431,7 @@ start(const settings *s, const uint8_t *keys, size_t nkeys, shoal_replica **out)
         shoal__tool_logf(&logger, SHOAL_LOG_WARN,
                          "allow-any: every peer that completes the handshake is admitted");
     } else if (s->allow != NULL) {
-        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "allow-list %s: %zu key(s)", s->allow,
-                         nkeys);
+        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "allow-list %s: %zu key(s)", s->allow, nkeys);
     } else {
         shoal__tool_logf(&logger, SHOAL_LOG_WARN,
                          "no --allow and no --allow-any: every incoming link is refused");
@@ -492,8 +491,7 @@ main(int argc, char **argv)
     if (s.log_level != NULL) {
         int lv = shoal__log_level_parse(s.log_level);
         if (lv < 0)
-            return usage_error("log level %.32s: use error, warn, info or debug",
-                               s.log_level);
+            return usage_error("log level %.32s: use error, warn, info or debug", s.log_level);
         logger.max_level = lv;
     }
     long interval = 60;
@@ -503,8 +501,7 @@ main(int argc, char **argv)
         interval = strtol(s.status_interval, &end, 10);
         if (errno != 0 || *end != '\0' || end == s.status_interval || interval < 0 ||
             interval > 86400)
-            return usage_error("status interval %.32s: seconds from 0 to 86400",
-                               s.status_interval);
+            return usage_error("status interval %.32s: seconds from 0 to 86400", s.status_interval);
     }
     if (s.dir == NULL || s.dir[0] == '\0')
         return usage_error("%s", "no replica directory: give -d DIR (or dir in --config)");
@@ -529,8 +526,7 @@ main(int argc, char **argv)
         }
     }
     if (shoal__signals_install() != 0) {
-        fprintf(stderr, "shoal-relay: cannot install signal handlers: %s\n",
-                strerror(errno));
+        fprintf(stderr, "shoal-relay: cannot install signal handlers: %s\n", strerror(errno));
         free(keys);
         return EXIT_START;
     }
@@ -552,7 +548,7 @@ main(int argc, char **argv)
             uint64_t now = mono_ms();
             timeout = now >= next_status ? 0 : (int)(next_status - now);
         }
-        struct pollfd pfd = {.fd = shoal__signal_fd(), .events = POLLIN};
+        struct pollfd pfd = { .fd = shoal__signal_fd(), .events = POLLIN };
         int n = poll(&pfd, 1, timeout);
         if (n < 0 && errno != EINTR) {
             shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "poll: %s", strerror(errno));

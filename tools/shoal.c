@@ -39,16 +39,19 @@
 /* Exit codes (documented in usage() and docs/cli.md). */
 enum {
     EXIT_OK = 0,
-    EXIT_ERR = 1,       /* usage or any other error */
-    EXIT_NOTFOUND = 2,  /* document (or list element) not found */
-    EXIT_DELETED = 3,   /* document deleted */
-    EXIT_REJECTED = 4,  /* import: bundle rejected (decode, signature, over 1 GiB) */
-    EXIT_REFUSED = 5,   /* sync: the peer refused the link */
+    EXIT_ERR = 1,        /* usage or any other error */
+    EXIT_NOTFOUND = 2,   /* document (or list element) not found */
+    EXIT_DELETED = 3,    /* document deleted */
+    EXIT_REJECTED = 4,   /* import: bundle rejected (decode, signature, over 1 GiB) */
+    EXIT_REFUSED = 5,    /* sync: the peer refused the link */
     EXIT_UNREACHABLE = 6 /* sync: the peer not reached, or the exchange not done, in time */
 };
 
 /* Longest endpoint accepted in ENDPOINT@PUBKEY; most --listen / --peer. */
-enum { ENDPOINT_MAX = 256, MAX_NET_ARGS = 64 };
+enum {
+    ENDPOINT_MAX = 256,
+    MAX_NET_ARGS = 64
+};
 
 /* import reads at most this much from stdin (then exit 4, input rejected). */
 #define MAX_BUNDLE_BYTES ((size_t)1 << 30)
@@ -116,8 +119,7 @@ static const char usage_text[] =
 
 /* Print one error line on stderr.  Newlines inside the message are turned
  * into spaces so the "exactly one line" promise holds for library text. */
-static void
-errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 errorf(const char *fmt, ...)
@@ -139,20 +141,15 @@ static int
 exit_code_of(shoal_err e, bool input)
 {
     switch (e) {
-    case SHOAL_OK:
-        return EXIT_OK;
-    case SHOAL_ENOTFOUND:
-        return EXIT_NOTFOUND;
-    case SHOAL_EDELETED:
-        return EXIT_DELETED;
+    case SHOAL_OK: return EXIT_OK;
+    case SHOAL_ENOTFOUND: return EXIT_NOTFOUND;
+    case SHOAL_EDELETED: return EXIT_DELETED;
     case SHOAL_EPROTO:
     case SHOAL_EBADSIG:
     case SHOAL_ETRUNC:
     case SHOAL_ETOOBIG:
-    case SHOAL_EVERSION:
-        return input ? EXIT_REJECTED : EXIT_ERR;
-    default:
-        return EXIT_ERR;
+    case SHOAL_EVERSION: return input ? EXIT_REJECTED : EXIT_ERR;
+    default: return EXIT_ERR;
     }
 }
 
@@ -259,11 +256,11 @@ static json_t *
 parse_json(const char *text, size_t len, const char *what)
 {
     json_error_t jerr;
-    json_t *j = json_loadb(text, len,
-                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *j =
+        json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (j == NULL)
-        errorf("%s is not valid JSON: %s (at line %d, column %d)", what, jerr.text,
-               jerr.line, jerr.column);
+        errorf("%s is not valid JSON: %s (at line %d, column %d)", what, jerr.text, jerr.line,
+               jerr.column);
     return j;
 }
 
@@ -326,7 +323,8 @@ open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **o
         closedir(d);
         if (empty) {
             errorf("no replica at %s: directory is empty (create one with "
-                   "'shoal -d DIR init')", dir);
+                   "'shoal -d DIR init')",
+                   dir);
             return EXIT_ERR;
         }
     }
@@ -499,8 +497,7 @@ cmd_del(shoal_replica *r, const char *coll, const char *id)
 }
 
 static int
-cmd_incr(shoal_replica *r, const char *coll, const char *id, const char *field,
-         const char *num)
+cmd_incr(shoal_replica *r, const char *coll, const char *id, const char *field, const char *num)
 {
     int64_t n;
     if (parse_i64(num, &n) != 0)
@@ -520,8 +517,8 @@ cmd_incr(shoal_replica *r, const char *coll, const char *id, const char *field,
 }
 
 static int
-cmd_insert(shoal_replica *r, const char *coll, const char *id, const char *field,
-           const char *index, const char *text)
+cmd_insert(shoal_replica *r, const char *coll, const char *id, const char *field, const char *index,
+           const char *text)
 {
     size_t ix;
     if (parse_index(index, &ix) != 0)
@@ -557,8 +554,7 @@ cmd_insert(shoal_replica *r, const char *coll, const char *id, const char *field
 }
 
 static int
-cmd_remove(shoal_replica *r, const char *coll, const char *id, const char *field,
-           const char *index)
+cmd_remove(shoal_replica *r, const char *coll, const char *id, const char *field, const char *index)
 {
     size_t ix;
     if (parse_index(index, &ix) != 0)
@@ -710,9 +706,8 @@ cmd_import(shoal_replica *r)
     free(buf);
     if (e != SHOAL_OK)
         return fail(r, e, "import rejected", true);
-    return print_json(json_pack("{s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
-                                "duplicate", (json_int_t)res.duplicate, "pending",
-                                (json_int_t)res.pending));
+    return print_json(json_pack("{s:I,s:I,s:I}", "applied", (json_int_t)res.applied, "duplicate",
+                                (json_int_t)res.duplicate, "pending", (json_int_t)res.pending));
 }
 
 static int
@@ -733,8 +728,6 @@ cmd_digest(shoal_replica *r, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------- network */
-
-
 
 /* The per-peer state of r as a JSON array (Caller owns), or NULL with the
  * error reported; *rc receives the exit code. */
@@ -825,8 +818,8 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
             events = true;
             continue;
         }
-        if (strcmp(a, "--listen") != 0 && strcmp(a, "--peer") != 0 &&
-            strcmp(a, "--allow") != 0 && strcmp(a, "--log-level") != 0) {
+        if (strcmp(a, "--listen") != 0 && strcmp(a, "--peer") != 0 && strcmp(a, "--allow") != 0 &&
+            strcmp(a, "--log-level") != 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "serve: unknown option %.64s", a);
             return usage_error(msg);
@@ -922,7 +915,7 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
      * serve runs) by looking at the log a few times a second. */
     bool stop = false;
     while (!stop) {
-        struct pollfd pfd = {.fd = shoal__signal_fd(), .events = POLLIN};
+        struct pollfd pfd = { .fd = shoal__signal_fd(), .events = POLLIN };
         int n = poll(&pfd, 1, events ? 0 : 250);
         if (n < 0 && errno != EINTR) {
             errorf("serve: poll: %s", strerror(errno));
@@ -976,8 +969,7 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
             char *end;
             errno = 0;
             timeout = strtod(argv[++i], &end);
-            if (errno != 0 || *end != '\0' || end == argv[i] || !(timeout > 0) ||
-                timeout > 86400)
+            if (errno != 0 || *end != '\0' || end == argv[i] || !(timeout > 0) || timeout > 86400)
                 return usage_error("sync: --timeout S must be seconds, above 0, at most 86400");
         } else if (argv[i][0] != '-' && spec == NULL) {
             spec = argv[i];
@@ -997,13 +989,14 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
     shoal_err e = shoal_net_sync(r, ep, key, ms < 1 ? 1 : ms);
     if (e == SHOAL_EREFUSED) {
         errorf("sync %s: refused by the peer (this replica's key is not on its "
-               "allow-list, or the handshake failed)", ep);
+               "allow-list, or the handshake failed)",
+               ep);
         shoal_net_stop(r);
         return EXIT_REFUSED;
     }
     if (e == SHOAL_ETIMEDOUT) {
-        errorf("sync %s: not done within %g s (peer unreachable, or the exchange too slow)",
-               ep, timeout);
+        errorf("sync %s: not done within %g s (peer unreachable, or the exchange too slow)", ep,
+               timeout);
         shoal_net_stop(r);
         return EXIT_UNREACHABLE;
     }
@@ -1028,22 +1021,22 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"init", 0, ""},
-    {"put", 3, "COLL ID JSON_OBJECT"},
-    {"unset", 3, "COLL ID FIELD"},
-    {"get", 2, "COLL ID"},
-    {"del", 2, "COLL ID"},
-    {"incr", 4, "COLL ID FIELD N"},
-    {"insert", 5, "COLL ID FIELD INDEX JSON"},
-    {"remove", 4, "COLL ID FIELD INDEX"},
-    {"ls", 1, "COLL"},
-    {"version", 0, ""},
-    {"export", -1, "[--since FILE|-]"},
-    {"import", 0, ""},
-    {"digest", -1, "[--full]"},
-    {"serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]"},
-    {"sync", -1, "ENDPOINT@PUBKEY [--timeout S]"},
-    {"peers", 0, ""},
+    { "init", 0, "" },
+    { "put", 3, "COLL ID JSON_OBJECT" },
+    { "unset", 3, "COLL ID FIELD" },
+    { "get", 2, "COLL ID" },
+    { "del", 2, "COLL ID" },
+    { "incr", 4, "COLL ID FIELD N" },
+    { "insert", 5, "COLL ID FIELD INDEX JSON" },
+    { "remove", 4, "COLL ID FIELD INDEX" },
+    { "ls", 1, "COLL" },
+    { "version", 0, "" },
+    { "export", -1, "[--since FILE|-]" },
+    { "import", 0, "" },
+    { "digest", -1, "[--full]" },
+    { "serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]" },
+    { "sync", -1, "ENDPOINT@PUBKEY [--timeout S]" },
+    { "peers", 0, "" },
 };
 
 static int
@@ -1101,8 +1094,8 @@ main(int argc, char **argv)
             fputs(usage_text, stdout);
             return EXIT_OK;
         } else if (strcmp(a, "--version") == 0) {
-            printf("shoal %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR,
-                   SHOAL_VERSION_MINOR, SHOAL_VERSION_PATCH, shoal_version());
+            printf("shoal %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR, SHOAL_VERSION_MINOR,
+                   SHOAL_VERSION_PATCH, shoal_version());
             return EXIT_OK;
         } else if (strcmp(a, "-d") == 0 || strcmp(a, "--dir") == 0) {
             if (i + 1 >= argc)
@@ -1149,8 +1142,8 @@ main(int argc, char **argv)
      * that a failure stays one line.  $SHOAL_LOG_LEVEL overrides both
      * (serve --log-level overrides that). */
     bool net = strcmp(name, "serve") == 0 || strcmp(name, "sync") == 0;
-    shoal_tool_log lg = {strcmp(name, "serve") == 0 ? SHOAL_LOG_INFO : 0,
-                         strcmp(name, "serve") == 0 ? "shoal-serve" : "shoal-sync"};
+    shoal_tool_log lg = { strcmp(name, "serve") == 0 ? SHOAL_LOG_INFO : 0,
+                          strcmp(name, "serve") == 0 ? "shoal-serve" : "shoal-sync" };
     const char *env_level = getenv("SHOAL_LOG_LEVEL");
     if (env_level != NULL && shoal__log_level_parse(env_level) > 0)
         lg.max_level = shoal__log_level_parse(env_level);

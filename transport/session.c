@@ -45,58 +45,58 @@
 #include "transport.h"
 
 enum {
-    QCAP = SHOAL__WINDOW + 1,   /* our HELLO and up to SHOAL__WINDOW ACKs */
+    QCAP = SHOAL__WINDOW + 1, /* our HELLO and up to SHOAL__WINDOW ACKs */
     FAILURE_TEXT = 256
 };
 
 struct shoal__session {
     const shoal__host *host;
-    const shoal__host_ext *ext;  /* the host's equivocation support, or NULL */
+    const shoal__host_ext *ext; /* the host's equivocation support, or NULL */
     uint8_t self[32];
     bool expect;
     uint8_t expect_key[32];
     bool started;
     shoal__session_stats st;
     char failure[FAILURE_TEXT];
-    bool error_out;              /* the ERROR frame (in bat) is due */
+    bool error_out; /* the ERROR frame (in bat) is due */
 
     /* Control frames (HELLO, ACKs) in order; q_out: q[qhead] was handed out. */
     shoal__buf q[QCAP];
     bool q_ack[QCAP];
     size_t qhead, qn;
-    size_t acks_waiting;         /* ACKs queued and not yet handed out */
+    size_t acks_waiting; /* ACKs queued and not yet handed out */
     bool q_out;
-    shoal__buf bat;              /* the last BATCH, or the ERROR frame */
-    shoal__buf envs;             /* scratch: envelopes from the host */
+    shoal__buf bat;  /* the last BATCH, or the ERROR frame */
+    shoal__buf envs; /* scratch: envelopes from the host */
 
-    shoal__vventry *our_hello;   /* our vv at start(), owned */
+    shoal__vventry *our_hello; /* our vv at start(), owned */
     size_t n_our_hello;
-    shoal__vventry *peer_hello;  /* the peer's HELLO vv, owned */
+    shoal__vventry *peer_hello; /* the peer's HELLO vv, owned */
     size_t n_peer_hello;
-    shoal__vventry *known;       /* what the peer holds (sorted), owned */
+    shoal__vventry *known; /* what the peer holds (sorted), owned */
     size_t nknown, capknown;
-    shoal__vventry *ours;        /* our vv, refreshed when dirty, owned */
+    shoal__vventry *ours; /* our vv, refreshed when dirty, owned */
     size_t nours;
-    bool ours_dirty;             /* the log may have grown since ours was read */
-    bool restat;                 /* ours or known changed: st.lag, st.caught_up are stale */
+    bool ours_dirty; /* the log may have grown since ours was read */
+    bool restat;     /* ours or known changed: st.lag, st.caught_up are stale */
 
-    uint64_t cursor;             /* host log position to read from */
-    bool more;                   /* the log may hold more for the peer */
-    uint64_t sent_batches;       /* BATCH numbers handed out: 1..sent_batches */
-    uint64_t acked;              /* ACKs received: batches 1..acked */
-    uint64_t recv_batches;       /* BATCH frames received and applied */
+    uint64_t cursor;       /* host log position to read from */
+    bool more;             /* the log may hold more for the peer */
+    uint64_t sent_batches; /* BATCH numbers handed out: 1..sent_batches */
+    uint64_t acked;        /* ACKs received: batches 1..acked */
+    uint64_t recv_batches; /* BATCH frames received and applied */
 
     /* Equivocation (see the top). */
-    shoal__vventry *extra;       /* (author, seq, the peer's cid) we disagree on */
-    bool *extra_got;             /* a batch from the peer held that (author, seq) */
-    size_t nextra;               /* entries (at most SHOAL__EXTRA_MAX) */
-    size_t extra_sent;           /* entries whose version we sent */
-    uint64_t extra_batch;        /* number of the last BATCH carrying versions */
-    bool ev_started;             /* evidence_gen read at least once */
-    uint64_t ev_gen;             /* generation of the evidence being sent */
-    size_t ev_from;              /* next evidence envelope (host's count) */
-    bool ev_more;                /* evidence of ev_gen left to send */
-    size_t ev_total;             /* evidence envelopes sent */
+    shoal__vventry *extra; /* (author, seq, the peer's cid) we disagree on */
+    bool *extra_got;       /* a batch from the peer held that (author, seq) */
+    size_t nextra;         /* entries (at most SHOAL__EXTRA_MAX) */
+    size_t extra_sent;     /* entries whose version we sent */
+    uint64_t extra_batch;  /* number of the last BATCH carrying versions */
+    bool ev_started;       /* evidence_gen read at least once */
+    uint64_t ev_gen;       /* generation of the evidence being sent */
+    size_t ev_from;        /* next evidence envelope (host's count) */
+    bool ev_more;          /* evidence of ev_gen left to send */
+    size_t ev_total;       /* evidence envelopes sent */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -160,7 +160,7 @@ raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
         const shoal__vventry *x = &in[j - 1];
         if (i > 0) {
             int c = memcmp(s->known[i - 1].author, x->author, 32);
-            if (c == 0) {          /* known already: raised above */
+            if (c == 0) { /* known already: raised above */
                 j--;
                 continue;
             }
@@ -176,8 +176,7 @@ raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
     return SHOAL_OK;
 }
 
-static void
-fail_with(shoal__session *s, int err, bool send_error, const char *fmt, ...)
+static void fail_with(shoal__session *s, int err, bool send_error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -217,10 +216,8 @@ peer_fault(int err)
     case SHOAL_ETRUNC:
     case SHOAL_ETOOBIG:
     case SHOAL_EVERSION:
-    case SHOAL_EINVAL:
-        return true;
-    default:
-        return false;
+    case SHOAL_EINVAL: return true;
+    default: return false;
     }
 }
 
@@ -276,8 +273,7 @@ update_stats(shoal__session *s)
     bool versions_done = s->extra_sent == s->nextra && s->acked >= s->extra_batch;
     for (size_t i = 0; versions_done && i < s->nextra; i++) {
         if (!s->extra_got[i] && s->ext->settled &&
-            s->ext->settled(s->host->ctx, s->extra[i].author, s->extra[i].seq,
-                            s->extra[i].cid))
+            s->ext->settled(s->host->ctx, s->extra[i].author, s->extra[i].seq, s->extra[i].cid))
             s->extra_got[i] = true;
         versions_done = s->extra_got[i];
     }
@@ -332,7 +328,7 @@ want_version(shoal__session *s, const shoal__vventry *e)
             break;
         s->extra[s->nextra] = *e;
         s->extra[s->nextra].seq = seq;
-        s->extra_got[s->nextra] = k > 0;   /* only the disputed one is awaited */
+        s->extra_got[s->nextra] = k > 0; /* only the disputed one is awaited */
         s->nextra++;
     }
     s->restat = true;
@@ -477,7 +473,7 @@ recv_hello(shoal__session *s, shoal__frame *f)
         FAIL(s, err, "reading our log failed");
         return err;
     }
-    s->peer_hello = f->entries;   /* taken */
+    s->peer_hello = f->entries; /* taken */
     s->n_peer_hello = f->nentries;
     f->entries = NULL;
     size_t n = s->n_peer_hello;
@@ -514,14 +510,14 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     if (f->n != s->recv_batches + 1) {
         s->st.rejected++;
-        FAIL(s, SHOAL_EPROTO, "BATCH %llu out of order (expected %llu)",
-             (unsigned long long)f->n, (unsigned long long)(s->recv_batches + 1));
+        FAIL(s, SHOAL_EPROTO, "BATCH %llu out of order (expected %llu)", (unsigned long long)f->n,
+             (unsigned long long)(s->recv_batches + 1));
         return SHOAL_EPROTO;
     }
     if (s->acks_waiting >= SHOAL__WINDOW) {
         s->st.rejected++;
-        FAIL(s, SHOAL_EPROTO, "BATCH %llu beyond the window of %d",
-             (unsigned long long)f->n, (int)SHOAL__WINDOW);
+        FAIL(s, SHOAL_EPROTO, "BATCH %llu beyond the window of %d", (unsigned long long)f->n,
+             (int)SHOAL__WINDOW);
         return SHOAL_EPROTO;
     }
     shoal_import_result res;
@@ -658,16 +654,10 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
         return err;
     }
     switch (f.type) {
-    case SHOAL__F_HELLO:
-        err = recv_hello(s, &f);
-        break;
-    case SHOAL__F_BATCH:
-        err = recv_batch(s, &f);
-        break;
-    case SHOAL__F_ACK:
-        err = recv_ack(s, &f);
-        break;
-    default: {   /* SHOAL__F_ERROR: the peer gave up; no answer */
+    case SHOAL__F_HELLO: err = recv_hello(s, &f); break;
+    case SHOAL__F_BATCH: err = recv_batch(s, &f); break;
+    case SHOAL__F_ACK: err = recv_ack(s, &f); break;
+    default: { /* SHOAL__F_ERROR: the peer gave up; no answer */
         int code = f.code >= 1 && f.code <= 255 ? (int)f.code : SHOAL_EPROTO;
         fail_with(s, code, false, "peer: %.*s", (int)f.text_len, (const char *)f.text);
         err = code;
@@ -720,8 +710,8 @@ next_versions(shoal__session *s, const uint8_t **frame, size_t *len)
         size_t room = SHOAL__BATCH_CHANGES - count, n = 0;
         if (room > SHOAL__EVIDENCE_SEND - s->ev_total)
             room = SHOAL__EVIDENCE_SEND - s->ev_total;
-        err = s->ext->evidence(s->host->ctx, &s->ev_from, room,
-                                SHOAL__BATCH_BYTES - s->envs.len, &s->envs, &n);
+        err = s->ext->evidence(s->host->ctx, &s->ev_from, room, SHOAL__BATCH_BYTES - s->envs.len,
+                               &s->envs, &n);
         if (!err) {
             if (n == 0)
                 s->ev_more = false;
@@ -771,7 +761,7 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
     if (s->qn > 0) {
         s->q_out = true;
         if (s->q_ack[s->qhead])
-            s->acks_waiting--;   /* handed out: the peer may now send one more */
+            s->acks_waiting--; /* handed out: the peer may now send one more */
         *frame = s->q[s->qhead].p;
         *len = s->q[s->qhead].len;
         return 1;

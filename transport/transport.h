@@ -23,15 +23,15 @@
 
 enum {
     SHOAL__PROTO_VERSION = 1,
-    SHOAL__BATCH_CHANGES = 256,          /* changes per BATCH frame (at most) */
-    SHOAL__BATCH_BYTES = 1u << 20,       /* envelope bytes per BATCH (one change may exceed it alone) */
-    SHOAL__WINDOW = 4,                   /* unacknowledged BATCH frames in flight per link */
+    SHOAL__BATCH_CHANGES = 256,    /* changes per BATCH frame (at most) */
+    SHOAL__BATCH_BYTES = 1u << 20, /* envelope bytes per BATCH (one change may exceed it alone) */
+    SHOAL__WINDOW = 4,             /* unacknowledged BATCH frames in flight per link */
     SHOAL__MAX_FRAME = SHOAL__MAX_BODY + (1u << 20), /* ZMQ_MAXMSGSIZE */
-    SHOAL__MAX_VV = 1u << 20,            /* entries in a HELLO version vector */
-    SHOAL__HOST_SCAN = 4096,             /* log positions one next_changes call examines (at most) */
-    SHOAL__EXTRA_MAX = 64,               /* (author, seq) versions a session sends on a mismatch */
-    SHOAL__EXTRA_BELOW = 7,              /* ... and the seqs below a disputed one it sends too */
-    SHOAL__EVIDENCE_SEND = 1024          /* evidence envelopes one session sends (at most) */
+    SHOAL__MAX_VV = 1u << 20,                        /* entries in a HELLO version vector */
+    SHOAL__HOST_SCAN = 4096,    /* log positions one next_changes call examines (at most) */
+    SHOAL__EXTRA_MAX = 64,      /* (author, seq) versions a session sends on a mismatch */
+    SHOAL__EXTRA_BELOW = 7,     /* ... and the seqs below a disputed one it sends too */
+    SHOAL__EVIDENCE_SEND = 1024 /* evidence envelopes one session sends (at most) */
 };
 
 /* One version-vector entry: author -> highest contiguous seq, and the id of
@@ -67,8 +67,7 @@ typedef struct shoal__host {
     /* Verify, decode and apply count envelopes (back to back in p) exactly as
      * shoal_import does; res may be NULL.  An invalid change rejects the
      * batch whole with its error (SHOAL_EBADSIG, SHOAL_EPROTO, ...). */
-    int (*apply)(void *ctx, const uint8_t *p, size_t len, size_t count,
-                 shoal_import_result *res);
+    int (*apply)(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res);
     /* The id of the applied change (author, seq): SHOAL_ENOTFOUND if none. */
     int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
     /* Equivocation support (below); NULL: the session sends no versions
@@ -89,8 +88,8 @@ typedef struct shoal__host_ext {
      * here (so we hold that author up to seq), skipping the first *from
      * such envelopes: at most max_changes and about max_bytes; *count =
      * appended, *from advanced past them; *count == 0: no more. */
-    int (*evidence)(void *ctx, size_t *from, size_t max_changes, size_t max_bytes,
-                    shoal__buf *out, size_t *count);
+    int (*evidence)(void *ctx, size_t *from, size_t max_changes, size_t max_bytes, shoal__buf *out,
+                    size_t *count);
     /* Whether the replica has nothing more to learn about (author, seq)
      * from a peer that claims cid: it holds cid (applied, evidence or
      * pending), or already keeps as many versions as it ever will. */
@@ -158,24 +157,24 @@ enum {
     SHOAL__F_BATCH = 2,
     SHOAL__F_ACK = 3,
     SHOAL__F_ERROR = 4,
-    SHOAL__ERROR_TEXT = 200   /* bytes of an ERROR frame's text (at most) */
+    SHOAL__ERROR_TEXT = 200 /* bytes of an ERROR frame's text (at most) */
 };
 
 /* A decoded frame.  Pointers point into the frame's bytes; entries is
  * owned (free with shoal__frame_clear). */
 typedef struct shoal__frame {
     int type;
-    uint64_t version;             /* HELLO */
-    const uint8_t *key;           /* HELLO: 32 bytes */
-    shoal__vventry *entries;      /* HELLO vv / ACK delta, sorted by author */
+    uint64_t version;        /* HELLO */
+    const uint8_t *key;      /* HELLO: 32 bytes */
+    shoal__vventry *entries; /* HELLO vv / ACK delta, sorted by author */
     size_t nentries;
-    uint64_t n;                   /* BATCH, ACK: batch number */
-    uint64_t count;               /* BATCH: envelopes */
-    const uint8_t *envs;          /* BATCH */
+    uint64_t n;          /* BATCH, ACK: batch number */
+    uint64_t count;      /* BATCH: envelopes */
+    const uint8_t *envs; /* BATCH */
     size_t envs_len;
-    uint64_t applied, duplicate, pending;   /* ACK */
-    uint64_t code;                /* ERROR */
-    const uint8_t *text;          /* ERROR: UTF-8, not NUL-terminated */
+    uint64_t applied, duplicate, pending; /* ACK */
+    uint64_t code;                        /* ERROR */
+    const uint8_t *text;                  /* ERROR: UTF-8, not NUL-terminated */
     size_t text_len;
 } shoal__frame;
 
@@ -186,10 +185,8 @@ typedef struct shoal__frame {
 int shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f);
 void shoal__frame_clear(shoal__frame *f);
 /* Encoders: append one frame to out. */
-int shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv,
-                      size_t n);
-int shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs,
-                      size_t len);
+int shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv, size_t n);
+int shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs, size_t len);
 int shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
                     const shoal__vventry *delta, size_t ndelta);
 int shoal__wire_error(shoal__buf *out, int code, const char *text);
@@ -202,28 +199,28 @@ typedef struct shoal__engine shoal__engine;
 
 typedef struct shoal__peer_info {
     uint8_t key[32];
-    char endpoint[256];     /* "" for an incoming link */
+    char endpoint[256]; /* "" for an incoming link */
     bool connected;
-    bool xkey;              /* key is the X25519 key of a refused client */
+    bool xkey; /* key is the X25519 key of a refused client */
     uint64_t last_seen_ms, sent, received, lag, rejected, connects, refused, equivocations;
     char last_error[160];
 } shoal__peer_info;
 
 typedef struct shoal__engine_cfg {
-    const uint8_t *pk;      /* 32 bytes: our Ed25519 public key */
-    const uint8_t *sk;      /* 64 bytes: our Ed25519 secret key (libsodium layout) */
+    const uint8_t *pk; /* 32 bytes: our Ed25519 public key */
+    const uint8_t *sk; /* 64 bytes: our Ed25519 secret key (libsodium layout) */
     const shoal__host *host;
-    uint64_t (*now_ms)(void *ctx);   /* wall clock */
+    uint64_t (*now_ms)(void *ctx); /* wall clock */
     void *clock_ctx;
-    void (*log)(void *ctx, int level, const char *msg);  /* may be NULL */
+    void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
     void *log_ctx;
     /* Persist a peer's state (called from the engine thread on changes of
      * connection state and at most every few seconds otherwise); may be
      * NULL. */
     void (*save_peer)(void *ctx, const shoal__peer_info *p);
     void *save_ctx;
-    int backlog;            /* ZMQ_BACKLOG of listening sockets (0: 1024) */
-    int heartbeat_ms;       /* ZMQ heartbeat interval (0: 1000) */
+    int backlog;      /* ZMQ_BACKLOG of listening sockets (0: 1024) */
+    int heartbeat_ms; /* ZMQ heartbeat interval (0: 1000) */
     /* Tests only: ignore the DISCONNECTED events of listening sockets, so
      * that a gone connection's session stays as it does in the window
      * before its event is read. */
@@ -242,7 +239,9 @@ typedef struct shoal__engine_cfg {
     size_t nknown;
 } shoal__engine_cfg;
 
-enum { SHOAL__ENGINE_PEERS = 4096 };
+enum {
+    SHOAL__ENGINE_PEERS = 4096
+};
 /* The cap when cfg.max_peers is 0 (SHOAL__ENGINE_PEERS; tests lower it). */
 extern size_t shoal__engine_max_peers;
 /* Interval of the engine's look at the log for commits made by other

@@ -12,7 +12,7 @@
 #include "transport.h"
 
 enum {
-    VV_ENTRY_MIN = 1 + 34 + 1 + 34   /* [bin32, uint, bin32] at its smallest */
+    VV_ENTRY_MIN = 1 + 34 + 1 + 34 /* [bin32, uint, bin32] at its smallest */
 };
 
 /* -------------------------------------------------------------- encoders */
@@ -128,7 +128,7 @@ get_entries(shoal__mpr *r, uint32_t max, shoal__frame *f)
         memcpy(e->author, a, 32);
         memcpy(e->cid, c, 32);
         if (i > 0 && memcmp(f->entries[i - 1].author, e->author, 32) >= 0)
-            return SHOAL_EPROTO;   /* not strictly ascending */
+            return SHOAL_EPROTO; /* not strictly ascending */
         f->nentries++;
     }
     return r->err;
@@ -191,8 +191,7 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
             return SHOAL_EPROTO;
         /* The sender's limits: a batch of several changes stays within
          * SHOAL__BATCH_BYTES; one change alone may exceed it. */
-        if (f->count > SHOAL__BATCH_CHANGES ||
-            (f->count > 1 && f->envs_len > SHOAL__BATCH_BYTES))
+        if (f->count > SHOAL__BATCH_CHANGES || (f->count > 1 && f->envs_len > SHOAL__BATCH_BYTES))
             return SHOAL_ETOOBIG;
         break;
     case SHOAL__F_ACK:
@@ -216,8 +215,7 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         f->code = shoal__mpr_uint(r);
         f->text_len = shoal__mpr_str(r, &f->text, SHOAL__ERROR_TEXT);
         break;
-    default:
-        return SHOAL_EPROTO;
+    default: return SHOAL_EPROTO;
     }
     if (!err)
         err = shoal__mpr_finish(r);

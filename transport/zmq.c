@@ -65,60 +65,70 @@
 #include "transport.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
-#define ZMQ_ZAP_ENFORCE_DOMAIN 93   /* a draft option in libzmq 4.3 */
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* a draft option in libzmq 4.3 */
 #endif
 
 enum {
-    RECV_BURST = 64,          /* messages read from one socket per wake-up */
-    SNDHWM = 64,              /* our own frames are bounded by the window */
-    RCVHWM = 4,               /* frames of up to SHOAL__MAX_FRAME bytes queued per peer
+    RECV_BURST = 64,        /* messages read from one socket per wake-up */
+    SNDHWM = 64,            /* our own frames are bounded by the window */
+    RCVHWM = 4,             /* frames of up to SHOAL__MAX_FRAME bytes queued per peer
                                  (a full pipe stops reading the TCP socket: nothing is lost) */
-    MAX_RSESS = 4096,         /* sessions per listening socket */
-    MAX_KEY_SESS = 8,         /* sessions per peer key on one listening socket */
-    MAX_UNKNOWN_PEERS = 64,   /* peer records for refused, unknown keys */
-    DEAD_RIDS = 64,           /* routing ids of failed sessions we ignore */
-    RETRY_MS = 20,            /* retry of a frame a ROUTER could not take */
-    SAVE_MS = 5000,           /* periodic save of changed peer state */
-    URGENT_SAVE_MS = 1000,    /* a peer's urgent saves: at most one per interval */
+    MAX_RSESS = 4096,       /* sessions per listening socket */
+    MAX_KEY_SESS = 8,       /* sessions per peer key on one listening socket */
+    MAX_UNKNOWN_PEERS = 64, /* peer records for refused, unknown keys */
+    DEAD_RIDS = 64,         /* routing ids of failed sessions we ignore */
+    RETRY_MS = 20,          /* retry of a frame a ROUTER could not take */
+    SAVE_MS = 5000,         /* periodic save of changed peer state */
+    URGENT_SAVE_MS = 1000,  /* a peer's urgent saves: at most one per interval */
     BACKOFF_MIN_MS = 500,
     BACKOFF_MAX_MS = 30000,
     RECONNECT_IVL_MS = 100,
     RECONNECT_IVL_MAX_MS = 5000,
     HANDSHAKE_IVL_MS = 10000,
-    HELLO_TIMEOUT_BEATS = 10  /* heartbeats before an incoming link that never said HELLO goes */
+    HELLO_TIMEOUT_BEATS = 10 /* heartbeats before an incoming link that never said HELLO goes */
 };
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN "shoal"
+#define ZAP_DOMAIN   "shoal"
 
-enum { L_LISTEN = 1, L_CONNECT = 2, L_SYNC = 3 };
-enum { C_LISTEN = 1, C_CONNECT, C_DISCONNECT, C_SYNC, C_DISALLOW };
+enum {
+    L_LISTEN = 1,
+    L_CONNECT = 2,
+    L_SYNC = 3
+};
+enum {
+    C_LISTEN = 1,
+    C_CONNECT,
+    C_DISCONNECT,
+    C_SYNC,
+    C_DISALLOW
+};
 
 typedef struct cmd {
     int op;
-    const char *ep;            /* Borrowed from the API thread */
+    const char *ep; /* Borrowed from the API thread */
     uint8_t key[32];
     int timeout_ms;
-    char *bound;               /* out (listen): owned by the API thread once done */
+    char *bound; /* out (listen): owned by the API thread once done */
     int rc;
     bool done;
     struct cmd *next;
 } cmd;
 
 typedef struct sess {
-    shoal__session *s;         /* owned */
+    shoal__session *s; /* owned */
     bool key_known;
-    uint8_t key[32];           /* the peer's Ed25519 key */
-    bool check_x;              /* allow_any: HELLO's key must convert to x */
+    uint8_t key[32]; /* the peer's Ed25519 key */
+    bool check_x;    /* allow_any: HELLO's key must convert to x */
     uint8_t x[32];
-    uint8_t rid[256];          /* ROUTER: routing id */
+    uint8_t rid[256]; /* ROUTER: routing id */
     size_t ridlen;
     int fd;                    /* ROUTER: ZMQ_SRCFD of its messages */
     shoal__session_stats last; /* stats already folded into the peer */
     bool live_counted;         /* counted in the peer's live links */
     uint8_t *pend;             /* a frame the socket refused for now, owned */
     size_t pendlen;
-    uint64_t born;             /* monotonic ms */
+    uint64_t born; /* monotonic ms */
     bool dead;
     struct sess *next;
 } sess;
@@ -142,29 +152,29 @@ typedef struct dead_rid {
 typedef struct lnk {
     int kind;
     void *sock, *mon;
-    char ep[256];              /* the endpoint connected to, or bound */
-    uint8_t key[32];           /* DEALER: the peer's Ed25519 key */
-    sess *ss;                  /* sessions (a DEALER has at most one) */
+    char ep[256];    /* the endpoint connected to, or bound */
+    uint8_t key[32]; /* DEALER: the peer's Ed25519 key */
+    sess *ss;        /* sessions (a DEALER has at most one) */
     size_t nss;
     dead_rid buried[DEAD_RIDS];
     size_t dead_next;
-    uint64_t retry_at;         /* DEALER without socket: when to open one */
+    uint64_t retry_at; /* DEALER without socket: when to open one */
     uint64_t backoff;
-    cmd *sync;                 /* L_SYNC: the waiting command */
+    cmd *sync; /* L_SYNC: the waiting command */
     uint64_t deadline;
-    bool reached;              /* a handshake ever succeeded */
+    bool reached; /* a handshake ever succeeded */
     bool dead;
     struct lnk *next;
 } lnk;
 
 typedef struct peer {
     shoal__peer_info info;
-    int live;                  /* sessions up now */
-    bool unknown;              /* refused, key is X25519 */
-    bool refused_only;         /* never completed a handshake (in any run) */
+    int live;          /* sessions up now */
+    bool unknown;      /* refused, key is X25519 */
+    bool refused_only; /* never completed a handshake (in any run) */
     bool dirty, urgent;
-    uint64_t urgent_at;        /* monotonic ms: its next urgent save, not before */
-    uint64_t touched;          /* e->tick at its last activity (least recently seen goes first) */
+    uint64_t urgent_at; /* monotonic ms: its next urgent save, not before */
+    uint64_t touched;   /* e->tick at its last activity (least recently seen goes first) */
 } peer;
 
 /* A peer record evicted (its stored record is to be forgotten). */
@@ -183,31 +193,31 @@ typedef struct allowed {
 } allowed;
 
 struct shoal__engine {
-    shoal__engine_cfg cfg;     /* the pointers in it are Borrowed */
+    shoal__engine_cfg cfg; /* the pointers in it are Borrowed */
     shoal__host host;
     uint8_t pk[32];
     uint8_t xpk[32];
-    uint8_t *xsk;              /* 32 bytes, sodium_malloc'd, owned */
+    uint8_t *xsk; /* 32 bytes, sodium_malloc'd, owned */
     pthread_t th;
     bool th_started;
     int wake[2];
     atomic_bool notified;
-    uint64_t frames_out;         /* frames the sessions produced (engine thread) */
+    uint64_t frames_out; /* frames the sessions produced (engine thread) */
 
-    pthread_mutex_t mu;        /* guards the fields below */
+    pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cv;
     cmd *q_head, *q_tail;
     bool stopping, stopped;
     allowed *allow;
     size_t nallow, capallow;
-    allowed *deny;             /* disallowed keys: refused even under allow_any */
+    allowed *deny; /* disallowed keys: refused even under allow_any */
     size_t ndeny, capdeny;
     bool allow_any;
     peer *peers;
     size_t npeers, cappeers, nunknown;
-    size_t maxpeers;           /* cap on npeers */
-    uint64_t tick;             /* logical clock of peer activity */
-    gone *gone;                /* evicted records not yet forgotten */
+    size_t maxpeers; /* cap on npeers */
+    uint64_t tick;   /* logical clock of peer activity */
+    gone *gone;      /* evicted records not yet forgotten */
     size_t ngone, capgone;
 
     /* Engine thread only. */
@@ -216,8 +226,8 @@ struct shoal__engine {
     lnk *links;
     unsigned mon_seq;
     uint64_t next_save;
-    uint64_t next_log_poll;   /* when to look at the log for others' commits */
-    bool relay;                /* a link applied changes: make the others push */
+    uint64_t next_log_poll; /* when to look at the log for others' commits */
+    bool relay;             /* a link applied changes: make the others push */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -268,23 +278,19 @@ wake(shoal__engine *e)
 {
     char c = 1;
     ssize_t n = write(e->wake[1], &c, 1);
-    (void)n;   /* a full pipe already wakes the engine */
+    (void)n; /* a full pipe already wakes the engine */
 }
 
 static int
 zmq_err(void)
 {
     switch (errno) {
-    case ENOMEM:
-        return SHOAL_ENOMEM;
+    case ENOMEM: return SHOAL_ENOMEM;
     case EINVAL:
     case EPROTONOSUPPORT:
-    case ENOCOMPATPROTO:
-        return SHOAL_EINVAL;
-    case EADDRINUSE:
-        return SHOAL_EBUSY;
-    default:
-        return SHOAL_ETRANSPORT;
+    case ENOCOMPATPROTO: return SHOAL_EINVAL;
+    case EADDRINUSE: return SHOAL_EBUSY;
+    default: return SHOAL_ETRANSPORT;
     }
 }
 
@@ -390,7 +396,7 @@ peer_evict(shoal__engine *e)
     for (size_t i = 0; i < e->npeers; i++) {
         const peer *p = &e->peers[i];
         if (best != SIZE_MAX && btier == 0 && !p->refused_only)
-            continue;   /* cannot beat a refused-only candidate */
+            continue; /* cannot beat a refused-only candidate */
         if (peer_kept(e, p))
             continue;
         int tier = p->refused_only ? 0 : p->unknown || !is_allowed(e, p->info.key) ? 1 : 2;
@@ -437,7 +443,7 @@ peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
             return peer_find(e, zero, true, true);
     }
     if (e->npeers >= e->maxpeers && !peer_evict(e))
-        return NULL;   /* every record is in use: this one is not kept */
+        return NULL; /* every record is in use: this one is not kept */
     if (e->npeers == e->cappeers) {
         size_t nc = e->cappeers ? e->cappeers * 2 : 8;
         peer *np = shoal__realloc(e->peers, nc * sizeof *np);
@@ -457,8 +463,7 @@ peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
     return p;
 }
 
-static void
-peer_error(peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void peer_error(peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 peer_error(peer *p, const char *fmt, ...)
@@ -536,9 +541,8 @@ sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out)
     shoal__session_get_stats(s->s, &now);
     if (!s->key_known && now.handshaken) {
         uint8_t x[32];
-        if (s->check_x &&
-            (crypto_sign_ed25519_pk_to_curve25519(x, now.peer) != 0 ||
-             sodium_memcmp(x, s->x, 32) != 0)) {
+        if (s->check_x && (crypto_sign_ed25519_pk_to_curve25519(x, now.peer) != 0 ||
+                           sodium_memcmp(x, s->x, 32) != 0)) {
             logf_(e, SHOAL_LOG_WARN, "incoming link: HELLO names a key that is not its CURVE key");
             s->dead = true;
         } else {
@@ -790,7 +794,7 @@ sess_pump(shoal__engine *e, lnk *l, sess *s)
     shoal__session_stats st;
     sess_fold(e, l, s, &st);
     if (st.failed && !s->pend)
-        s->dead = true;   /* its ERROR frame is out */
+        s->dead = true; /* its ERROR frame is out */
 }
 
 static sess *
@@ -854,12 +858,12 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
     if (l->kind == L_LISTEN) {
         if (ev == ZMQ_EVENT_DISCONNECTED) {
             if (e->cfg.hold_disconnects)
-                return;   /* tests: the window before this event arrives, held open */
+                return; /* tests: the window before this event arrives, held open */
             for (sess *s = l->ss; s; s = s->next)
                 if (s->fd == (int)value)
                     s->dead = true;
-        } else if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+        } else if (ev &
+                   (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
             logf_(e, SHOAL_LOG_WARN, "%s: incoming handshake failed (%s %u)", l->ep,
                   ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error" : "errno",
                   (unsigned)value);
@@ -940,7 +944,7 @@ read_monitor(shoal__engine *e, lnk *l)
         }
         bool more = zmq_msg_more(&m1);
         zmq_msg_close(&m1);
-        while (more) {   /* the endpoint string */
+        while (more) { /* the endpoint string */
             zmq_msg_init(&m2);
             if (zmq_msg_recv(&m2, l->mon, 0) < 0) {
                 zmq_msg_close(&m2);
@@ -960,7 +964,9 @@ read_monitor(shoal__engine *e, lnk *l)
 static void
 zap_serve(shoal__engine *e)
 {
-    enum { PARTS = 8 };
+    enum {
+        PARTS = 8
+    };
     zmq_msg_t part[PARTS];
     int n = 0;
     bool more = true;
@@ -982,10 +988,8 @@ zap_serve(shoal__engine *e)
     const char *status = "400", *text = "key not allowed";
     char user[80] = "";
     bool ok_shape = n >= 7 && zmq_msg_size(&part[0]) == 3 &&
-                    memcmp(zmq_msg_data(&part[0]), "1.0", 3) == 0 &&
-                    zmq_msg_size(&part[5]) == 5 &&
-                    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
-                    zmq_msg_size(&part[6]) == 32;
+                    memcmp(zmq_msg_data(&part[0]), "1.0", 3) == 0 && zmq_msg_size(&part[5]) == 5 &&
+                    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 && zmq_msg_size(&part[6]) == 32;
     if (ok_shape) {
         const uint8_t *x = zmq_msg_data(&part[6]);
         pthread_mutex_lock(&e->mu);
@@ -1003,7 +1007,7 @@ zap_serve(shoal__engine *e)
                 p->dirty = p->urgent = true;
             }
             text = "key disallowed";
-            shoal__hex(user, d->ed, 32);   /* for the log line below */
+            shoal__hex(user, d->ed, 32); /* for the log line below */
         } else if (a) {
             shoal__hex(user, a->ed, 32);
             status = "200";
@@ -1109,7 +1113,7 @@ rid_bury(lnk *l, const uint8_t *rid, size_t n, const ident *id, int fd)
 static void
 sess_bury(lnk *l, const sess *s)
 {
-    ident id = {.xonly = s->check_x};
+    ident id = { .xonly = s->check_x };
     memcpy(id.key, s->check_x ? s->x : s->key, 32);
     rid_bury(l, s->rid, s->ridlen, &id, s->fd);
 }
@@ -1148,8 +1152,8 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, con
     if (same >= MAX_KEY_SESS) {
         char kh[17];
         keyhex(kh, key);
-        logf_(e, SHOAL_LOG_WARN, "%s: %s already holds %d links: another one ignored", l->ep,
-              kh, (int)MAX_KEY_SESS);
+        logf_(e, SHOAL_LOG_WARN, "%s: %s already holds %d links: another one ignored", l->ep, kh,
+              (int)MAX_KEY_SESS);
         rid_bury(l, rid, ridlen, id, fd);
         return NULL;
     }
@@ -1254,8 +1258,7 @@ router_route(shoal__engine *e, lnk *l, zmq_msg_t *rid, zmq_msg_t *m, bool multip
             why = "another peer now holds its routing id";
         else if (s->fd >= 0 && fd >= 0 && s->fd != fd)
             why = "a new connection took its routing id";
-        else if (!multipart && s->last.handshaken &&
-                 is_hello(zmq_msg_data(m), zmq_msg_size(m)))
+        else if (!multipart && s->last.handshaken && is_hello(zmq_msg_data(m), zmq_msg_size(m)))
             why = "a new HELLO: the peer reconnected";
         if (why) {
             char kh[17];
@@ -1288,7 +1291,7 @@ read_socket(shoal__engine *e, lnk *l)
         if (got && zmq_msg_more(&m)) {
             multipart = true;
             int more = 1;
-            while (more) {   /* drain and ignore the extra parts */
+            while (more) { /* drain and ignore the extra parts */
                 zmq_msg_t x;
                 zmq_msg_init(&x);
                 if (zmq_msg_recv(&x, l->sock, 0) < 0) {
@@ -1313,7 +1316,7 @@ read_socket(shoal__engine *e, lnk *l)
         if (s && !s->dead) {
             if (multipart) {
                 /* Frames are single-part: answer like any malformed frame. */
-                static const uint8_t junk[1] = {0};
+                static const uint8_t junk[1] = { 0 };
                 on_frame(e, l, s, junk, 0);
             } else {
                 on_frame(e, l, s, zmq_msg_data(&m), zmq_msg_size(&m));
@@ -1455,9 +1458,7 @@ static bool
 run_cmd(shoal__engine *e, cmd *c)
 {
     switch (c->op) {
-    case C_LISTEN:
-        c->rc = do_listen(e, c);
-        return true;
+    case C_LISTEN: c->rc = do_listen(e, c); return true;
     case C_CONNECT: {
         lnk *l = find_dealer(e, c->ep);
         if (l) {
@@ -1498,14 +1499,10 @@ run_cmd(shoal__engine *e, cmd *c)
             return true;
         }
         l->sync = c;
-        return false;   /* done later, by sync_done */
+        return false; /* done later, by sync_done */
     }
-    case C_DISALLOW:
-        c->rc = do_disallow(e, c->key);
-        return true;
-    default:
-        c->rc = SHOAL_EINVAL;
-        return true;
+    case C_DISALLOW: c->rc = do_disallow(e, c->key); return true;
+    default: c->rc = SHOAL_EINVAL; return true;
     }
 }
 
@@ -1649,7 +1646,7 @@ engine_main(void *arg)
                 items = ni;
             if (!no) {
                 logf_(e, SHOAL_LOG_ERROR, "engine: out of memory");
-                struct timespec ts = {0, 10000000};
+                struct timespec ts = { 0, 10000000 };
                 nanosleep(&ts, NULL);
                 continue;
             }
@@ -1657,20 +1654,20 @@ engine_main(void *arg)
             cap = need;
         }
         size_t n = 0;
-        items[n] = (zmq_pollitem_t){.fd = e->wake[0], .events = ZMQ_POLLIN};
+        items[n] = (zmq_pollitem_t){ .fd = e->wake[0], .events = ZMQ_POLLIN };
         owners[n++] = NULL;
-        items[n] = (zmq_pollitem_t){.socket = e->zap, .events = ZMQ_POLLIN};
+        items[n] = (zmq_pollitem_t){ .socket = e->zap, .events = ZMQ_POLLIN };
         owners[n++] = NULL;
         for (lnk *l = e->links; l; l = l->next) {
             if (l->mon) {
-                items[n] = (zmq_pollitem_t){.socket = l->mon, .events = ZMQ_POLLIN};
+                items[n] = (zmq_pollitem_t){ .socket = l->mon, .events = ZMQ_POLLIN };
                 owners[n++] = l;
             }
             if (l->sock) {
                 short ev = ZMQ_POLLIN;
                 if (l->kind != L_LISTEN && l->ss && l->ss->pend)
                     ev |= ZMQ_POLLOUT;
-                items[n] = (zmq_pollitem_t){.socket = l->sock, .events = ev};
+                items[n] = (zmq_pollitem_t){ .socket = l->sock, .events = ev };
                 owners[n++] = l;
             }
         }
@@ -1703,7 +1700,7 @@ engine_main(void *arg)
         for (size_t i = 2; i < n; i++) {
             lnk *l = owners[i];
             if (!(items[i].revents & ZMQ_POLLIN) || l->dead)
-                continue;   /* POLLOUT: the retry below */
+                continue; /* POLLOUT: the retry below */
             if (items[i].socket == l->mon)
                 read_monitor(e, l);
             else if (items[i].socket == l->sock)
@@ -1898,7 +1895,7 @@ submit(shoal__engine *e, cmd *c)
 {
     /* A link keeps its endpoint in a fixed buffer (lnk.ep, peer_info
      * endpoint): a longer one would be cut and name another endpoint. */
-    if (strnlen(c->ep, sizeof ((lnk *)0)->ep) >= sizeof ((lnk *)0)->ep)
+    if (strnlen(c->ep, sizeof((lnk *)0)->ep) >= sizeof((lnk *)0)->ep)
         return SHOAL_EINVAL;
     c->done = false;
     c->next = NULL;
@@ -1953,7 +1950,7 @@ shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links
     if (err || !close_links)
         return err;
     /* From here on ZAP refuses the key; now close its links. */
-    cmd c = {.op = C_DISALLOW, .ep = ""};
+    cmd c = { .op = C_DISALLOW, .ep = "" };
     memcpy(c.key, key, 32);
     return submit(e, &c);
 }
@@ -1974,7 +1971,7 @@ shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound)
     assert(e && endpoint);
     if (bound)
         *bound = NULL;
-    cmd c = {.op = C_LISTEN, .ep = endpoint};
+    cmd c = { .op = C_LISTEN, .ep = endpoint };
     int rc = submit(e, &c);
     if (rc == SHOAL_OK && bound)
         *bound = c.bound;
@@ -1990,7 +1987,7 @@ shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[
     uint8_t x[32];
     if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
         return SHOAL_EINVAL;
-    cmd c = {.op = C_CONNECT, .ep = endpoint};
+    cmd c = { .op = C_CONNECT, .ep = endpoint };
     memcpy(c.key, key, 32);
     return submit(e, &c);
 }
@@ -1999,19 +1996,18 @@ int
 shoal__engine_disconnect(shoal__engine *e, const char *endpoint)
 {
     assert(e && endpoint);
-    cmd c = {.op = C_DISCONNECT, .ep = endpoint};
+    cmd c = { .op = C_DISCONNECT, .ep = endpoint };
     return submit(e, &c);
 }
 
 int
-shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32],
-                   int timeout_ms)
+shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32], int timeout_ms)
 {
     assert(e && endpoint && key);
     uint8_t x[32];
     if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
         return SHOAL_EINVAL;
-    cmd c = {.op = C_SYNC, .ep = endpoint, .timeout_ms = timeout_ms};
+    cmd c = { .op = C_SYNC, .ep = endpoint, .timeout_ms = timeout_ms };
     memcpy(c.key, key, 32);
     return submit(e, &c);
 }

@@ -49,14 +49,14 @@ open_at(const char *dir, fclock *clk, bool durable)
 static shoal_value
 vstr(const char *s)
 {
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s)};
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
     return v;
 }
 
 static shoal_value
 vint(int64_t i)
 {
-    shoal_value v = {.type = SHOAL_T_INT, .i = i};
+    shoal_value v = { .type = SHOAL_T_INT, .i = i };
     return v;
 }
 
@@ -77,8 +77,8 @@ set_str(shoal_replica *r, const char *coll, const char *id, const char *f, const
 }
 
 static shoal_err
-one_edit(shoal_replica *r, int kind, const char *coll, const char *id, const char *f,
-         size_t index, const char *s, int64_t delta)
+one_edit(shoal_replica *r, int kind, const char *coll, const char *id, const char *f, size_t index,
+         const char *s, int64_t delta)
 {
     shoal_txn *t;
     shoal_err err = shoal_txn_begin(r, &t);
@@ -103,8 +103,7 @@ one_edit(shoal_replica *r, int kind, const char *coll, const char *id, const cha
 
 /* The string in register field f, or NULL (in buf). */
 static const char *
-get_str(shoal_replica *r, const char *coll, const char *id, const char *f, char *buf,
-        size_t n)
+get_str(shoal_replica *r, const char *coll, const char *id, const char *f, char *buf, size_t n)
 {
     shoal_doc *d;
     if (shoal_doc_get(r, coll, id, &d) != SHOAL_OK)
@@ -112,8 +111,8 @@ get_str(shoal_replica *r, const char *coll, const char *id, const char *f, char 
     size_t i;
     shoal_value v;
     const char *res = NULL;
-    if (shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
-        shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR && v.len < n) {
+    if (shoal_doc_field_find(d, f, &i) == SHOAL_OK && shoal_doc_field_value(d, i, &v) == SHOAL_OK &&
+        v.type == SHOAL_T_STR && v.len < n) {
         memcpy(buf, v.ptr, v.len);
         buf[v.len] = 0;
         res = buf;
@@ -137,8 +136,7 @@ get_counter(shoal_replica *r, const char *coll, const char *id, const char *f, i
 
 /* List field f as "a,b,c" into buf; false if there is no such list. */
 static bool
-get_list(shoal_replica *r, const char *coll, const char *id, const char *f, char *buf,
-         size_t n)
+get_list(shoal_replica *r, const char *coll, const char *id, const char *f, char *buf, size_t n)
 {
     shoal_doc *d;
     buf[0] = 0;
@@ -246,8 +244,8 @@ test_errors_version(void)
     }
     CHECK(strcmp(shoal_strerror((shoal_err)999), "unknown error") == 0);
     CHECK(strcmp(shoal_version(), "0.1.0") == 0);
-    CHECK_EQ(shoal_version_number(), SHOAL_VERSION_MAJOR * 10000 + SHOAL_VERSION_MINOR * 100 +
-                                         SHOAL_VERSION_PATCH);
+    CHECK_EQ(shoal_version_number(),
+             SHOAL_VERSION_MAJOR * 10000 + SHOAL_VERSION_MINOR * 100 + SHOAL_VERSION_PATCH);
     CHECK_EQ(shoal_key_bytes(), SHOAL_KEY_BYTES);
     shoal_free(NULL);
     shoal_replica_close(NULL);
@@ -292,7 +290,7 @@ test_identity_reopen(void)
     char *dir = check_tmpdir("api-id");
     shoal_replica *r = NULL;
     REQUIRE(shoal_replica_open(&r, dir, NULL) == SHOAL_OK);
-    uint8_t id[32], zero[32] = {0};
+    uint8_t id[32], zero[32] = { 0 };
     memcpy(id, shoal_replica_id(r), 32);
     CHECK(memcmp(id, zero, 32) != 0);
     CHECK(shoal_replica_errmsg(r) != NULL);
@@ -339,13 +337,13 @@ test_values_and_reads(void)
     REQUIRE(r);
     shoal_txn *t;
     REQUIRE(shoal_txn_begin(r, &t) == SHOAL_OK);
-    shoal_value vn = {.type = SHOAL_T_NIL};
-    shoal_value vb = {.type = SHOAL_T_BOOL, .b = true};
+    shoal_value vn = { .type = SHOAL_T_NIL };
+    shoal_value vb = { .type = SHOAL_T_BOOL, .b = true };
     shoal_value vi = vint(-1234567890123LL);
-    shoal_value vd = {.type = SHOAL_T_DOUBLE, .d = 2.5};
+    shoal_value vd = { .type = SHOAL_T_DOUBLE, .d = 2.5 };
     shoal_value vs = vstr("héllo");
-    const uint8_t bytes[3] = {0, 255, 7};
-    shoal_value vy = {.type = SHOAL_T_BYTES, .ptr = bytes, .len = 3};
+    const uint8_t bytes[3] = { 0, 255, 7 };
+    shoal_value vy = { .type = SHOAL_T_BYTES, .ptr = bytes, .len = 3 };
     CHECK_EQ(shoal_txn_set(t, "things", "one", "nil", &vn), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "things", "one", "bool", &vb), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "things", "one", "int", &vi), SHOAL_OK);
@@ -359,7 +357,7 @@ test_values_and_reads(void)
     REQUIRE(shoal_doc_get(r, "things", "one", &d) == SHOAL_OK);
     CHECK_EQ(shoal_doc_epoch(d), 0);
     CHECK_EQ(shoal_doc_field_count(d), 6);
-    const char *names[] = {"bin", "bool", "dbl", "int", "nil", "str"};
+    const char *names[] = { "bin", "bool", "dbl", "int", "nil", "str" };
     for (size_t i = 0; i < 6 && i < shoal_doc_field_count(d); i++) {
         CHECK(strcmp(shoal_doc_field_name(d, i), names[i]) == 0);
         CHECK_EQ(shoal_doc_field_kind(d, i), SHOAL_K_REGISTER);
@@ -374,16 +372,15 @@ test_values_and_reads(void)
     CHECK_EQ(shoal_doc_field_find(d, "bool", &i), SHOAL_OK);
     CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_BOOL && v.b);
     CHECK_EQ(shoal_doc_field_find(d, "dbl", &i), SHOAL_OK);
-    CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_DOUBLE &&
-          v.d == 2.5);
+    CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_DOUBLE && v.d == 2.5);
     CHECK_EQ(shoal_doc_field_find(d, "nil", &i), SHOAL_OK);
     CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_NIL);
     CHECK_EQ(shoal_doc_field_find(d, "str", &i), SHOAL_OK);
     CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
           v.len == strlen("héllo") && memcmp(v.ptr, "héllo", v.len) == 0);
     CHECK_EQ(shoal_doc_field_find(d, "bin", &i), SHOAL_OK);
-    CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_BYTES &&
-          v.len == 3 && memcmp(v.ptr, bytes, 3) == 0);
+    CHECK(shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_BYTES && v.len == 3 &&
+          memcmp(v.ptr, bytes, 3) == 0);
     int64_t cv;
     size_t len;
     CHECK_EQ(shoal_doc_field_counter(d, i, &cv), SHOAL_EKIND);
@@ -460,8 +457,7 @@ test_einval(void)
     shoal_txn *t;
     REQUIRE(shoal_txn_begin(r, &t) == SHOAL_OK);
     shoal_value v = vstr("x");
-    char longc[SHOAL_MAX_COLLECTION + 2], longid[SHOAL_MAX_DOC_ID + 2],
-        longf[SHOAL_MAX_FIELD + 2];
+    char longc[SHOAL_MAX_COLLECTION + 2], longid[SHOAL_MAX_DOC_ID + 2], longf[SHOAL_MAX_FIELD + 2];
     memset(longc, 'c', sizeof longc - 1);
     longc[sizeof longc - 1] = 0;
     memset(longid, 'i', sizeof longid - 1);
@@ -471,7 +467,7 @@ test_einval(void)
     CHECK_EQ(shoal_txn_set(t, longc, "d", "f", &v), SHOAL_EINVAL);
     CHECK_EQ(shoal_txn_set(t, "c", longid, "f", &v), SHOAL_EINVAL);
     CHECK_EQ(shoal_txn_set(t, "c", "d", longf, &v), SHOAL_EINVAL);
-    longc[SHOAL_MAX_COLLECTION] = 0;   /* exactly the limit is fine */
+    longc[SHOAL_MAX_COLLECTION] = 0; /* exactly the limit is fine */
     CHECK_EQ(shoal_txn_set(t, longc, "d", "f", &v), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "", "d", "f", &v), SHOAL_EINVAL);
     CHECK_EQ(shoal_txn_set(t, "c", "", "f", &v), SHOAL_EINVAL);
@@ -485,11 +481,11 @@ test_einval(void)
     CHECK_EQ(shoal_txn_set(t, "c", "d", "f", &bad), SHOAL_EINVAL);
     CHECK_EQ(shoal_txn_list_insert(t, "c", "d", "l", 0, &bad), SHOAL_EINVAL);
     CHECK_EQ(shoal_txn_list_replace(t, "c", "d", "l", 0, &bad), SHOAL_EINVAL);
-    shoal_value weird = {.type = (shoal_type)42};
+    shoal_value weird = { .type = (shoal_type)42 };
     CHECK_EQ(shoal_txn_set(t, "c", "d", "f", &weird), SHOAL_EINVAL);
     uint8_t *big = calloc(1, SHOAL_MAX_VALUE + 1);
     REQUIRE(big);
-    shoal_value vbig = {.type = SHOAL_T_BYTES, .ptr = big, .len = SHOAL_MAX_VALUE + 1};
+    shoal_value vbig = { .type = SHOAL_T_BYTES, .ptr = big, .len = SHOAL_MAX_VALUE + 1 };
     CHECK_EQ(shoal_txn_set(t, "c", "d", "f", &vbig), SHOAL_EINVAL);
     vbig.len = SHOAL_MAX_VALUE;
     CHECK_EQ(shoal_txn_set(t, "c", "big", "f", &vbig), SHOAL_OK);
@@ -1049,7 +1045,7 @@ test_events_threads(void)
     char *dir = check_tmpdir("api-evt");
     shoal_replica *r = open_at(dir, NULL, false);
     REQUIRE(r);
-    waiter w = {r, SHOAL_OK, 0};
+    waiter w = { r, SHOAL_OK, 0 };
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, wait_events, &w) == 0);
     for (int i = 0; i < 5; i++)
@@ -1128,11 +1124,11 @@ static void
 test_hlc_backwards_restart(void)
 {
     char *dir = check_tmpdir("api-hlc");
-    fclock c = {1700000000000ull};
+    fclock c = { 1700000000000ull };
     shoal_replica *r = open_at(dir, &c, false);
     REQUIRE(r);
     CHECK_EQ(set_str(r, "c", "d", "f", "1"), SHOAL_OK);
-    c.ms -= 5000;   /* the wall clock goes back */
+    c.ms -= 5000; /* the wall clock goes back */
     CHECK_EQ(set_str(r, "c", "d", "f", "2"), SHOAL_OK);
     CHECK_EQ(set_str(r, "c", "d", "f", "3"), SHOAL_OK);
     shoal_replica_close(r);
@@ -1198,11 +1194,13 @@ test_threads(void)
     char *dir = check_tmpdir("api-thr");
     shoal_replica *r = open_at(dir, NULL, false);
     REQUIRE(r);
-    enum { N = 4 };
+    enum {
+        N = 4
+    };
     pthread_t th[N];
     worker w[N];
     for (int i = 0; i < N; i++) {
-        w[i] = (worker){r, i, 0};
+        w[i] = (worker){ r, i, 0 };
         REQUIRE(pthread_create(&th[i], NULL, commit_loop, &w[i]) == 0);
     }
     for (int i = 0; i < N; i++) {

@@ -53,7 +53,7 @@ set_str(shoal_replica *r, const char *coll, const char *id, const char *f, const
     shoal_err err = shoal_txn_begin(r, &t);
     if (err)
         return err;
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s)};
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
     err = shoal_txn_set(t, coll, id, f, &v);
     if (err) {
         shoal_txn_abort(t);
@@ -120,7 +120,7 @@ typedef struct fix {
     shoal_replica *src, *dst;
     uint8_t *b;
     size_t n;
-    shoal__span *sp;     /* envelopes of b */
+    shoal__span *sp; /* envelopes of b */
     size_t cnt;
     snap before;
 } fix;
@@ -141,7 +141,7 @@ fix_open(fix *f)
     shoal_txn *t;
     if (shoal_txn_begin(f->src, &t))
         return false;
-    shoal_value v = {.type = SHOAL_T_INT, .i = 5};
+    shoal_value v = { .type = SHOAL_T_INT, .i = 5 };
     if (shoal_txn_list_insert(t, "c", "a", "l", 0, &v) || shoal_txn_commit(t))
         return false;
     if (set_str(f->dst, "c", "a", "f", "dst") || set_str(f->dst, "z", "z", "z", "z"))
@@ -200,9 +200,9 @@ dup_bytes(const uint8_t *p, size_t n, size_t extra)
 
 /* A signed change by (pk, sk) with the given ops. */
 static int
-make_env(shoal__buf *out, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq,
-         uint64_t hlc, const uint8_t *deps, size_t ndeps, const char *doc, shoal__op *ops,
-         size_t nops, bool trailing_byte)
+make_env(shoal__buf *out, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq, uint64_t hlc,
+         const uint8_t *deps, size_t ndeps, const char *doc, shoal__op *ops, size_t nops,
+         bool trailing_byte)
 {
     shoal__change c;
     memset(&c, 0, sizeof c);
@@ -285,9 +285,8 @@ typedef struct tenv {
 
 /* A change by k with other authors (sorted here) for its refs. */
 static int
-tenv_make(tenv *v, const tkey *k, uint64_t seq, uint64_t hlc, const tenv *const *deps,
-          size_t ndeps, const char *doc, const uint8_t *authors, size_t nauthors,
-          shoal__op *ops, size_t nops)
+tenv_make(tenv *v, const tkey *k, uint64_t seq, uint64_t hlc, const tenv *const *deps, size_t ndeps,
+          const char *doc, const uint8_t *authors, size_t nauthors, shoal__op *ops, size_t nops)
 {
     uint8_t d[8 * 32];
     for (size_t i = 0; i < ndeps; i++)
@@ -451,7 +450,7 @@ test_good_then_replay(void)
     CHECK(take_snap(f.dst, &s2));
     CHECK(same_snap(&s1, &s2));
     /* An empty bundle is fine too. */
-    uint8_t empty[12] = {'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0};
+    uint8_t empty[12] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0 };
     CHECK_EQ(shoal_import(f.dst, empty, sizeof empty, &res), SHOAL_OK);
     CHECK_EQ(res.applied + res.duplicate, 0);
     /* A bundle holding one change twice applies it once. */
@@ -491,7 +490,7 @@ test_flipped_bytes(void)
     REQUIRE(fix_open(&f));
     uint8_t *q = dup_bytes(f.b, f.n, 0);
     REQUIRE(q);
-    const uint8_t masks[] = {0x01, 0x80, 0xff};
+    const uint8_t masks[] = { 0x01, 0x80, 0xff };
     for (size_t i = 0; i < f.n; i++) {
         /* Which part of which envelope byte i is in. */
         int want = -1;
@@ -503,7 +502,7 @@ test_flipped_bytes(void)
             if (k == 0)
                 want = SHOAL_EVERSION;
             else if (k < 33 || k >= SHOAL__ENV_HEADER)
-                want = SHOAL_EBADSIG;   /* author, body, signature */
+                want = SHOAL_EBADSIG; /* author, body, signature */
         }
         for (size_t m = 0; m < sizeof masks; m++) {
             q[i] ^= masks[m];
@@ -539,10 +538,10 @@ test_forged_and_foreign(void)
     shoal__buf env;
     shoal__buf_init(&env);
     shoal__op op = op_set("f", "v");
-    REQUIRE(make_env(&env, pk, sk, 1, shoal__hlc_make(now_ms(), 0), NULL, 0, "q", &op, 1,
-                     false) == SHOAL_OK);
+    REQUIRE(make_env(&env, pk, sk, 1, shoal__hlc_make(now_ms(), 0), NULL, 0, "q", &op, 1, false) ==
+            SHOAL_OK);
     memcpy(env.p + 1, shoal_replica_id(f.src), 32);
-    shoal__buf *envs[] = {&env};
+    shoal__buf *envs[] = { &env };
     shoal__buf bb;
     make_bundle(&bb, envs, 1);
     expect_reject(&f, bb.p, bb.len, SHOAL_EBADSIG, "impostor", 0);
@@ -602,7 +601,7 @@ test_one_bad_among_good(void)
     REQUIRE(make_env(&bad, pk, sk, 2, hlc + 1, NULL, 0, "g", &op, 1, true) == SHOAL_OK);
     shoal__buf_append(&e0, f.b + f.sp[0].off, f.sp[0].len);
     shoal__buf_append(&e1, f.b + f.sp[1].off, f.sp[1].len);
-    shoal__buf *envs[] = {&e0, &good, &bad, &e1};
+    shoal__buf *envs[] = { &e0, &good, &bad, &e1 };
     shoal__buf bb;
     make_bundle(&bb, envs, 4);
     expect_reject(&f, bb.p, bb.len, SHOAL_EPROTO, "bad body", 0);
@@ -623,12 +622,12 @@ test_one_bad_among_good(void)
     uint8_t pk2[32], sk2[64];
     crypto_sign_keypair(pk2, sk2);
     REQUIRE(make_env(&bad2, pk2, sk2, 1, hlc, NULL, 0, "h", &ins, 1, false) == SHOAL_OK);
-    shoal__buf *envs2[] = {&e0, &good, &e1, &bad2};
+    shoal__buf *envs2[] = { &e0, &good, &e1, &bad2 };
     make_bundle(&bb, envs2, 4);
     expect_reject(&f, bb.p, bb.len, SHOAL_EPROTO, "bad op", 0);
     shoal__buf_free(&bb);
     /* Without the bad ones all apply. */
-    shoal__buf *envs3[] = {&e0, &good, &e1};
+    shoal__buf *envs3[] = { &e0, &good, &e1 };
     make_bundle(&bb, envs3, 3);
     shoal_import_result res;
     CHECK_EQ(import_buf(f.dst, &bb, &res), SHOAL_OK);
@@ -644,12 +643,12 @@ test_one_bad_among_good(void)
     crypto_sign_keypair(pk3, sk3);
     REQUIRE(make_env(&first, pk3, sk3, 1, hlc, NULL, 0, "i", &op, 1, false) == SHOAL_OK);
     REQUIRE(make_env(&later, pk3, sk3, 2, hlc + 1, NULL, 0, "i", &ins, 1, false) == SHOAL_OK);
-    shoal__buf *envs4[] = {&later};
+    shoal__buf *envs4[] = { &later };
     make_bundle(&bb, envs4, 1);
     CHECK_EQ(import_buf(f.dst, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.pending, 1);
     shoal__buf_free(&bb);
-    shoal__buf *envs5[] = {&first};
+    shoal__buf *envs5[] = { &first };
     make_bundle(&bb, envs5, 1);
     CHECK_EQ(import_buf(f.dst, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
@@ -719,13 +718,13 @@ test_equivocation(void)
     shoal_replica *x = open_dir(dir);
     REQUIRE(x);
     shoal__buf bb;
-    shoal__buf *e1[] = {&c1};
+    shoal__buf *e1[] = { &c1 };
     make_bundle(&bb, e1, 1);
     shoal_import_result res;
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     shoal__buf_free(&bb);
-    shoal__buf *e2[] = {&c1b};
+    shoal__buf *e2[] = { &c1b };
     make_bundle(&bb, e2, 1);
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, first_wins ? 0 : 1);
@@ -741,7 +740,7 @@ test_equivocation(void)
     /* c2 and c2b are two versions of seq 2 as well, each built on its own
      * seq 1: the canonical one applies (its dependency, if it names the
      * other seq-1 version, maps to the canonical one). */
-    shoal__buf *e3[] = {&c2, &c2b};
+    shoal__buf *e3[] = { &c2, &c2b };
     make_bundle(&bb, e3, 2);
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
@@ -752,12 +751,12 @@ test_equivocation(void)
     shoal_replica_close(x);
     /* Both signed versions of seq 1 are kept as evidence. */
     shoal__store *s;
-    shoal__store_opts so = {.durable = false};
+    shoal__store_opts so = { .durable = false };
     uint8_t spk[32];
     uint8_t *ssk = NULL;
     char eb[256];
     REQUIRE(shoal__store_open(&s, dir, &so, spk, &ssk, eb, sizeof eb) == SHOAL_OK);
-    ev_ctx ec = {0};
+    ev_ctx ec = { 0 };
     memcpy(ec.author, pk, 32);
     CHECK_EQ(shoal__store_read(s, ev_fn, &ec), SHOAL_OK);
     CHECK_EQ(ec.n, 2);
@@ -771,7 +770,7 @@ test_equivocation(void)
     dir = check_tmpdir("bundle-equiv2");
     x = open_dir(dir);
     REQUIRE(x);
-    shoal__buf *e4[] = {&c1b, &c1};
+    shoal__buf *e4[] = { &c1b, &c1 };
     make_bundle(&bb, e4, 2);
     CHECK_EQ(import_buf(x, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
@@ -950,7 +949,9 @@ vm_size_kb(void)
 }
 #endif
 
-enum { AMP_LIMIT_MB = 1024 };
+enum {
+    AMP_LIMIT_MB = 1024
+};
 
 /* In a child under RLIMIT_AS (address space now + AMP_LIMIT_MB; not under
  * ASan, whose shadow memory needs terabytes of address space): import the
@@ -982,7 +983,7 @@ amp_child(const char *dir, const shoal__buf *bundle, size_t k)
         return 14;
     /* An empty bundle drains the pending set: every stored change is
      * decoded again, and still waits. */
-    static const uint8_t empty[12] = {'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0};
+    static const uint8_t empty[12] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0 };
     err = shoal_import(r, empty, sizeof empty, &res);
     uint64_t pending = 0;
     if (err || shoal_pending_count(r, &pending) || pending != k)
@@ -997,7 +998,7 @@ test_import_memory(void)
 #ifdef UNDER_ASAN
     const size_t k = 4;
 #else
-    const size_t k = 24;   /* unbounded: about 2.4 GB of decoded ops */
+    const size_t k = 24; /* unbounded: about 2.4 GB of decoded ops */
 #endif
     uint8_t pk[32], sk[64], missing[32];
     crypto_sign_keypair(pk, sk);
@@ -1014,9 +1015,9 @@ test_import_memory(void)
     for (size_t i = 0; i < k; i++) {
         shoal__buf_init(&envs[i]);
         ep[i] = &envs[i];
-        REQUIRE(make_body_env(&envs[i], pk, sk, i + 1, hlc + i, missing, 1, ops,
-                              SHOAL__MAX_OPS) == SHOAL_OK);
-        REQUIRE(envs[i].len < 256);   /* a tiny body that expands 2^20 times */
+        REQUIRE(make_body_env(&envs[i], pk, sk, i + 1, hlc + i, missing, 1, ops, SHOAL__MAX_OPS) ==
+                SHOAL_OK);
+        REQUIRE(envs[i].len < 256); /* a tiny body that expands 2^20 times */
     }
     free(ops);
     shoal__buf bundle;
@@ -1056,7 +1057,9 @@ test_import_memory(void)
 static void
 test_import_redecode(void)
 {
-    enum { BIG = 600000 };   /* ops: more than an import keeps decoded */
+    enum {
+        BIG = 600000
+    }; /* ops: more than an import keeps decoded */
     uint8_t pk[32], sk[64];
     crypto_sign_keypair(pk, sk);
     uint64_t hlc = shoal__hlc_make(now_ms(), 0);
@@ -1080,21 +1083,21 @@ test_import_redecode(void)
         shoal__buf bb;
         if (order == 0) {
             /* Both in one bundle: the big one from a second decode. */
-            shoal__buf *e[] = {&c2, &c1};
+            shoal__buf *e[] = { &c2, &c1 };
             make_bundle(&bb, e, 2);
             CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
             CHECK_EQ(res.applied, 2);
             shoal__buf_free(&bb);
         } else {
             /* The big one waits, then applies from the pending set. */
-            shoal__buf *e2[] = {&c2}, *e1[] = {&c1};
+            shoal__buf *e2[] = { &c2 }, *e1[] = { &c1 };
             make_bundle(&bb, e2, 1);
             CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
             CHECK_EQ(res.pending, 1);
             shoal__buf_free(&bb);
             make_bundle(&bb, e1, 1);
             CHECK_EQ(import_buf(r, &bb, &res), SHOAL_OK);
-            CHECK_EQ(res.applied, 2);   /* counts the one from the pending set */
+            CHECK_EQ(res.applied, 2); /* counts the one from the pending set */
             shoal__buf_free(&bb);
         }
         uint64_t pending = 9;
@@ -1108,8 +1111,8 @@ test_import_redecode(void)
         CHECK_EQ(shoal_doc_field_list_len(d, i, &len), SHOAL_OK);
         CHECK_EQ(len, BIG);
         /* Typed at the head one after the other: "abc..." in order. */
-        CHECK(shoal_doc_field_list_item(d, i, BIG - 1, &v) == SHOAL_OK &&
-              v.type == SHOAL_T_STR && v.len == 1 && v.ptr[0] == 'a' + (BIG - 1) % 26);
+        CHECK(shoal_doc_field_list_item(d, i, BIG - 1, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
+              v.len == 1 && v.ptr[0] == 'a' + (BIG - 1) % 26);
         shoal_doc_free(d);
         CHECK(get_str(r, "c", "d", "f", "one"));
         shoal_replica_close(r);
@@ -1124,7 +1127,9 @@ test_import_redecode(void)
  * signature at the first, middle, last or a random index still rejects the
  * whole bundle, with the error of the lowest-index bad envelope, and the
  * state untouched; the same bundle intact applies in full. */
-enum { BIG = 300 };
+enum {
+    BIG = 300
+};
 
 static void
 test_large_bad_signature(void)
@@ -1143,22 +1148,21 @@ test_large_bad_signature(void)
         char doc[16];
         snprintf(doc, sizeof doc, "big%zu", i % 37);
         size_t at = bb.len;
-        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) ==
-                SHOAL_OK);
+        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) == SHOAL_OK);
         off[i] = at;
         len[i] = bb.len - at;
     }
     shoal__bundle_finish(&bb, BIG);
     size_t rnd = (size_t)check_rand_below(BIG);
-    size_t where[] = {0, 1, BIG / 2 - 1, BIG / 2, BIG / 2 + 1, BIG - 1, rnd};
+    size_t where[] = { 0, 1, BIG / 2 - 1, BIG / 2, BIG / 2 + 1, BIG - 1, rnd };
     uint8_t *q = dup_bytes(bb.p, bb.len, 0);
     REQUIRE(q);
     for (size_t w = 0; w < sizeof where / sizeof *where; w++) {
         size_t i = where[w];
         /* A flipped signature byte, then a flipped body byte (the signature
          * covers it). */
-        size_t pos[2] = {off[i] + len[i] - 1 - (size_t)check_rand_below(64),
-                         off[i] + 37 + (size_t)check_rand_below(len[i] - 37 - 64)};
+        size_t pos[2] = { off[i] + len[i] - 1 - (size_t)check_rand_below(64),
+                          off[i] + 37 + (size_t)check_rand_below(len[i] - 37 - 64) };
         for (int k = 0; k < 2; k++) {
             memcpy(q, bb.p, bb.len);
             q[pos[k]] ^= 0x01;
@@ -1168,7 +1172,8 @@ test_large_bad_signature(void)
     /* Two bad envelopes: the lower index decides.  A bad version byte is a
      * header error (SHOAL_EVERSION), found before any signature is checked;
      * a bad signature before it still wins. */
-    size_t lo = 3 + (size_t)check_rand_below(BIG / 2), hi = BIG / 2 + (size_t)check_rand_below(BIG / 2);
+    size_t lo = 3 + (size_t)check_rand_below(BIG / 2),
+           hi = BIG / 2 + (size_t)check_rand_below(BIG / 2);
     memcpy(q, bb.p, bb.len);
     q[off[lo] + len[lo] - 1] ^= 0x01;
     q[off[hi]] = 9;
@@ -1261,8 +1266,7 @@ test_verify_pool(void)
         char doc[16];
         snprintf(doc, sizeof doc, "pool%zu", i % 11);
         size_t at = bb.len;
-        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) ==
-                SHOAL_OK);
+        REQUIRE(make_env(&bb, pk, sk, i + 1, hlc + i, NULL, 0, doc, &op, 1, false) == SHOAL_OK);
         off[i] = at;
         len[i] = bb.len - at;
     }
@@ -1271,12 +1275,14 @@ test_verify_pool(void)
     REQUIRE(q);
     size_t i = 1 + (size_t)check_rand_below(BIG - 1);
     q[off[i] + len[i] - 1] ^= 0x01;
-    enum { NTH = 4 };
+    enum {
+        NTH = 4
+    };
     pool_arg a[NTH];
     pthread_t th[NTH];
     bool started[NTH];
     for (int t = 0; t < NTH; t++) {
-        a[t] = (pool_arg){bb.p, q, bb.len, 0};
+        a[t] = (pool_arg){ bb.p, q, bb.len, 0 };
         started[t] = pthread_create(&th[t], NULL, pool_thread, &a[t]) == 0;
         CHECK(started[t]);
     }
@@ -1289,7 +1295,7 @@ test_verify_pool(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        pool_arg c = {bb.p, q, bb.len, 0};
+        pool_arg c = { bb.p, q, bb.len, 0 };
         _exit(pool_rounds(&c) == 0 ? 0 : 1);
     }
     int st = -1;
@@ -1304,7 +1310,7 @@ test_verify_pool(void)
             st = -1;
             break;
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -1328,7 +1334,7 @@ typedef struct scen {
 static void
 scen_free(scen *c)
 {
-    tenv *all[] = {&c->x1, &c->a, &c->b, &c->h1, &c->h2, &c->k1, &c->z1};
+    tenv *all[] = { &c->x1, &c->a, &c->b, &c->h1, &c->h2, &c->k1, &c->z1 };
     for (size_t i = 0; i < 7; i++)
         shoal__buf_free(&all[i]->b);
 }
@@ -1345,44 +1351,44 @@ scen_make(scen *c, int variant, const char *tag)
     c->ha = c->h0 + 10;
     c->hb = c->h0 + 10 + check_rand_below(2);
     bool ok = true;
-    shoal__op o1[] = {t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "x1")};
+    shoal__op o1[] = { t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "x1") };
     ok &= tenv_make(&c->x1, &c->x, 1, c->h0, NULL, 0, "d", NULL, 0, o1, 1) == 0;
-    const tenv *dx1[] = {&c->x1};
-    shoal__op oa[] = {t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "a"),
-                      t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "A"), t_count("n", 1)};
+    const tenv *dx1[] = { &c->x1 };
+    shoal__op oa[] = { t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "a"),
+                       t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "A"), t_count("n", 1) };
     ok &= tenv_make(&c->a, &c->x, 2, c->ha, dx1, 1, "d", NULL, 0, oa, 3) == 0;
-    shoal__op ob0[] = {t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "b"),
-                       t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag), t_count("n", 5)};
-    shoal__op ob1[] = {t_op(SHOAL__OP_DELDOC, NULL, 0, 0, 0, false, NULL)};
-    shoal__op ob2[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag),
-                       t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "b")};
+    shoal__op ob0[] = { t_op(SHOAL__OP_INS, "l", c->h0, 0, 0, false, "b"),
+                        t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag), t_count("n", 5) };
+    shoal__op ob1[] = { t_op(SHOAL__OP_DELDOC, NULL, 0, 0, 0, false, NULL) };
+    shoal__op ob2[] = { t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, tag),
+                        t_op(SHOAL__OP_INS, "l", 0, 0, 0, true, "b") };
     if (variant == 0)
         ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "d", NULL, 0, ob0, 3) == 0;
     else if (variant == 1)
         ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "d", NULL, 0, ob1, 1) == 0;
     else
         ok &= tenv_make(&c->b, &c->x, 2, c->hb, dx1, 1, "e", NULL, 0, ob2, 2) == 0;
-    const tenv *da[] = {&c->a};
-    shoal__op oh1[] = {t_op(SHOAL__OP_INS, "l", c->ha, 1, 0, false, "h"),
-                       t_op(SHOAL__OP_REP, "l", c->ha, 1, 0, false, "hr"),
-                       t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "H"), t_count("n", 2),
-                       t_op(SHOAL__OP_INS, "l", c->h0, 1, 0, false, "h3")};
+    const tenv *da[] = { &c->a };
+    shoal__op oh1[] = { t_op(SHOAL__OP_INS, "l", c->ha, 1, 0, false, "h"),
+                        t_op(SHOAL__OP_REP, "l", c->ha, 1, 0, false, "hr"),
+                        t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "H"), t_count("n", 2),
+                        t_op(SHOAL__OP_INS, "l", c->h0, 1, 0, false, "h3") };
     ok &= tenv_make(&c->h1, &c->h, 1, c->h0 + 20, da, 1, "d", c->x.pk, 1, oh1, 5) == 0;
-    const tenv *dh1[] = {&c->h1};
-    shoal__op oh2[] = {t_op(SHOAL__OP_INS, "l", c->h0 + 20, 0, 0, false, "h4")};
+    const tenv *dh1[] = { &c->h1 };
+    shoal__op oh2[] = { t_op(SHOAL__OP_INS, "l", c->h0 + 20, 0, 0, false, "h4") };
     ok &= tenv_make(&c->h2, &c->h, 2, c->h0 + 30, dh1, 1, "d", NULL, 0, oh2, 1) == 0;
-    const tenv *db[] = {&c->b};
-    shoal__op ok0[] = {t_op(SHOAL__OP_INS, "l", c->hb, 1, 0, false, "k"),
-                       t_op(SHOAL__OP_DEL, "l", c->hb, 1, 0, false, NULL), t_count("n", 3)};
-    shoal__op ok1[] = {t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "K")};
-    shoal__op ok2[] = {t_op(SHOAL__OP_INS, "l", c->hb, 1, 1, false, "k")};
+    const tenv *db[] = { &c->b };
+    shoal__op ok0[] = { t_op(SHOAL__OP_INS, "l", c->hb, 1, 0, false, "k"),
+                        t_op(SHOAL__OP_DEL, "l", c->hb, 1, 0, false, NULL), t_count("n", 3) };
+    shoal__op ok1[] = { t_op(SHOAL__OP_SET, "g", 0, 0, 0, false, "K") };
+    shoal__op ok2[] = { t_op(SHOAL__OP_INS, "l", c->hb, 1, 1, false, "k") };
     if (variant == 0)
         ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "d", c->x.pk, 1, ok0, 3) == 0;
     else if (variant == 1)
         ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "d", c->x.pk, 1, ok1, 1) == 0;
     else
         ok &= tenv_make(&c->k1, &c->k, 1, c->h0 + 21, db, 1, "e", c->x.pk, 1, ok2, 1) == 0;
-    shoal__op oz[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "z")};
+    shoal__op oz[] = { t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "z") };
     ok &= tenv_make(&c->z1, &c->k, 2, c->h0 + 40, NULL, 0, "z", NULL, 0, oz, 1) == 0;
     return ok;
 }
@@ -1411,10 +1417,10 @@ test_equiv_converge(void)
         shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2), *r3 = open_dir(d3);
         REQUIRE(r1 && r2 && r3);
         shoal_import_result res;
-        tenv *s1[] = {&c.x1, &c.a, &c.h1, &c.h2};
-        tenv *s1b[] = {&c.b, &c.k1, &c.z1};
-        tenv *s2[] = {&c.x1, &c.b, &c.k1, &c.z1};
-        tenv *s2b[] = {&c.a, &c.h1, &c.h2};
+        tenv *s1[] = { &c.x1, &c.a, &c.h1, &c.h2 };
+        tenv *s1b[] = { &c.b, &c.k1, &c.z1 };
+        tenv *s2[] = { &c.x1, &c.b, &c.k1, &c.z1 };
+        tenv *s2b[] = { &c.a, &c.h1, &c.h2 };
         CHECK_EQ(import_envs(r1, s1, 4, &res), SHOAL_OK);
         CHECK_EQ(res.applied, 4);
         CHECK_EQ(import_envs(r1, s1b, 3, &res), SHOAL_OK);
@@ -1424,7 +1430,7 @@ test_equiv_converge(void)
         CHECK_EQ(import_envs(r2, s2b, 3, &res), SHOAL_OK);
         CHECK_EQ(res.equivocations, 1);
         /* r3: one change per import, in a random order. */
-        tenv *all[] = {&c.x1, &c.a, &c.b, &c.h1, &c.h2, &c.k1, &c.z1};
+        tenv *all[] = { &c.x1, &c.a, &c.b, &c.h1, &c.h2, &c.k1, &c.z1 };
         for (size_t i = 7; i > 1; i--) {
             size_t j = check_rand_below(i);
             tenv *tmp = all[i - 1];
@@ -1438,8 +1444,8 @@ test_equiv_converge(void)
         CHECK(shoal_pending_count(r2, &pc) == SHOAL_OK && pc == 0);
         CHECK(shoal_pending_count(r3, &pc) == SHOAL_OK && pc == 0);
         if (!snap_eq_digests(r1, r2) || !snap_eq_digests(r1, r3)) {
-            fprintf(stderr, "iteration %d (variant %d, %s wins): replicas differ\n", iter,
-                    iter % 3, a_wins ? "A" : "B");
+            fprintf(stderr, "iteration %d (variant %d, %s wins): replicas differ\n", iter, iter % 3,
+                    a_wins ? "A" : "B");
             check_failures++;
         }
         /* The canonical version's effects are visible, the other's not. */
@@ -1515,11 +1521,11 @@ test_dangling_refs(void)
     REQUIRE(r1 && r2);
     shoal_import_result res;
     /* r1 applies A and the changes built on it, then B replaces A. */
-    tenv *s1[] = {&c.x1, &c.a, &c.h1, &c.h2};
+    tenv *s1[] = { &c.x1, &c.a, &c.h1, &c.h2 };
     CHECK_EQ(import_envs(r1, s1, 4, &res), SHOAL_OK);
     char l[256];
     CHECK(list_str(r1, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,hr,h,h4") == 0);
-    tenv *s1b[] = {&c.b};
+    tenv *s1b[] = { &c.b };
     CHECK_EQ(import_envs(r1, s1b, 1, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     CHECK_EQ(res.equivocations, 1);
@@ -1530,14 +1536,14 @@ test_dangling_refs(void)
         fprintf(stderr, "list after the swap: %s\n", l);
     CHECK(get_str(r1, "c", "d", "f", tag) && get_str(r1, "c", "d", "g", "H"));
     /* r2 holds only the winner: the changes built on A wait ... */
-    tenv *s2[] = {&c.x1, &c.b, &c.h1, &c.h2};
+    tenv *s2[] = { &c.x1, &c.b, &c.h1, &c.h2 };
     CHECK_EQ(import_envs(r2, s2, 4, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 2);
     CHECK_EQ(res.pending, 2);
     /* ... until A's envelope arrives: evidence, and their dependency. */
-    tenv *s2b[] = {&c.a};
+    tenv *s2b[] = { &c.a };
     CHECK_EQ(import_envs(r2, s2b, 1, &res), SHOAL_OK);
-    CHECK_EQ(res.applied, 2);   /* h1 and h2, from the pending set; not A */
+    CHECK_EQ(res.applied, 2); /* h1 and h2, from the pending set; not A */
     CHECK_EQ(res.equivocations, 1);
     uint64_t pc = 9;
     CHECK(shoal_pending_count(r2, &pc) == SHOAL_OK && pc == 0);
@@ -1546,7 +1552,7 @@ test_dangling_refs(void)
     /* Replays of either version or of the honest changes: no-ops. */
     snap before, after;
     CHECK(take_snap(r1, &before));
-    tenv *again[] = {&c.a, &c.b, &c.h1, &c.x1};
+    tenv *again[] = { &c.a, &c.b, &c.h1, &c.x1 };
     CHECK_EQ(import_envs(r1, again, 4, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 0);
     CHECK_EQ(res.equivocations, 0);
@@ -1612,7 +1618,7 @@ static void
 store_check(const char *dir, swc *w, evc *e)
 {
     shoal__store *s;
-    shoal__store_opts so = {.durable = false};
+    shoal__store_opts so = { .durable = false };
     uint8_t spk[32];
     uint8_t *ssk = NULL;
     char eb[256];
@@ -1633,19 +1639,21 @@ store_check(const char *dir, swc *w, evc *e)
 static void
 test_evidence_bound(void)
 {
-    enum { NV = 40 };
+    enum {
+        NV = 40
+    };
     tkey x;
     tkey_make(&x);
     uint64_t h0 = shoal__hlc_make(now_ms(), 0);
     tenv x1, v[NV];
-    shoal__op o1[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "one")};
+    shoal__op o1[] = { t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, "one") };
     REQUIRE(tenv_make(&x1, &x, 1, h0, NULL, 0, "d", NULL, 0, o1, 1) == 0);
     size_t min = 0;
     char vals[NV][8];
     for (size_t i = 0; i < NV; i++) {
         snprintf(vals[i], sizeof vals[i], "v%zu", i);
-        shoal__op o[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, vals[i])};
-        const tenv *dx[] = {&x1};
+        shoal__op o[] = { t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, vals[i]) };
+        const tenv *dx[] = { &x1 };
         REQUIRE(tenv_make(&v[i], &x, 2, h0 + 1 + i, dx, 1, "d", NULL, 0, o, 1) == 0);
         if (memcmp(v[i].id, v[min].id, 32) < 0)
             min = i;
@@ -1653,7 +1661,7 @@ test_evidence_bound(void)
     char *d1 = check_tmpdir("evb-1"), *d2 = check_tmpdir("evb-2");
     shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
     REQUIRE(r1 && r2);
-    tenv *first[] = {&x1};
+    tenv *first[] = { &x1 };
     CHECK_EQ(import_envs(r1, first, 1, NULL), SHOAL_OK);
     CHECK_EQ(import_envs(r2, first, 1, NULL), SHOAL_OK);
     /* r1: in index order, a few per bundle; r2: reversed, one by one. */
@@ -1664,7 +1672,7 @@ test_evidence_bound(void)
         CHECK_EQ(import_envs(r1, b, 5, NULL), SHOAL_OK);
     }
     for (size_t i = NV; i > 0; i--) {
-        tenv *b[] = {&v[i - 1]};
+        tenv *b[] = { &v[i - 1] };
         CHECK_EQ(import_envs(r2, b, 1, NULL), SHOAL_OK);
     }
     CHECK(get_str(r1, "c", "d", "f", vals[min]) && get_str(r2, "c", "d", "f", vals[min]));
@@ -1672,9 +1680,9 @@ test_evidence_bound(void)
     CHECK(names_equivocator(r1, &x) && names_equivocator(r2, &x));
     shoal_replica_close(r1);
     shoal_replica_close(r2);
-    const char *dirs[] = {d1, d2};
+    const char *dirs[] = { d1, d2 };
     for (size_t i = 0; i < 2; i++) {
-        evc e = {.author = x.pk};
+        evc e = { .author = x.pk };
         store_check(dirs[i], NULL, &e);
         CHECK_EQ(e.n, 2);
         CHECK_EQ(e.all, 2);
@@ -1699,39 +1707,41 @@ test_swap_reopen(void)
     scen c;
     char tag[16];
     REQUIRE(scen_b_wins(&c, 0, tag, sizeof tag));
-    enum { NH = 300 };
+    enum {
+        NH = 300
+    };
     tenv *hs = calloc(2 * NH, sizeof *hs);
     REQUIRE(hs);
     for (size_t i = 0; i < 2 * NH; i++) {
         char val[16], doc[16];
         snprintf(val, sizeof val, "%zu", i);
         snprintf(doc, sizeof doc, "h%zu", i % 7);
-        shoal__op o[] = {t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, val)};
-        REQUIRE(tenv_make(&hs[i], &c.h, 1 + i, c.h0 + 100 + i, NULL, 0, doc, NULL, 0, o, 1) ==
-                0);
+        shoal__op o[] = { t_op(SHOAL__OP_SET, "f", 0, 0, 0, false, val) };
+        REQUIRE(tenv_make(&hs[i], &c.h, 1 + i, c.h0 + 100 + i, NULL, 0, doc, NULL, 0, o, 1) == 0);
     }
     char *d1 = check_tmpdir("swap-1"), *d2 = check_tmpdir("swap-2");
     shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
     REQUIRE(r1 && r2);
-    tenv *pre[] = {&c.x1, &c.a};
+    tenv *pre[] = { &c.x1, &c.a };
     CHECK_EQ(import_envs(r1, pre, 2, NULL), SHOAL_OK);
     for (size_t i = 0; i < NH; i += 10)
-        CHECK_EQ(import_envs(r1, (tenv *[]){&hs[i], &hs[i + 1], &hs[i + 2], &hs[i + 3],
-                                            &hs[i + 4], &hs[i + 5], &hs[i + 6], &hs[i + 7],
-                                            &hs[i + 8], &hs[i + 9]},
-                             10, NULL),
-                 SHOAL_OK);
-    tenv *sw[] = {&c.b};
+        CHECK_EQ(
+            import_envs(r1,
+                        (tenv *[]){ &hs[i], &hs[i + 1], &hs[i + 2], &hs[i + 3], &hs[i + 4],
+                                    &hs[i + 5], &hs[i + 6], &hs[i + 7], &hs[i + 8], &hs[i + 9] },
+                        10, NULL),
+            SHOAL_OK);
+    tenv *sw[] = { &c.b };
     shoal_import_result res;
     CHECK_EQ(import_envs(r1, sw, 1, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     for (size_t i = NH; i < 2 * NH; i++)
-        CHECK_EQ(import_envs(r1, (tenv *[]){&hs[i]}, 1, NULL), SHOAL_OK);
+        CHECK_EQ(import_envs(r1, (tenv *[]){ &hs[i] }, 1, NULL), SHOAL_OK);
     /* r2: only ever B. */
-    tenv *pre2[] = {&c.x1, &c.b};
+    tenv *pre2[] = { &c.x1, &c.b };
     CHECK_EQ(import_envs(r2, pre2, 2, NULL), SHOAL_OK);
     for (size_t i = 0; i < 2 * NH; i++)
-        CHECK_EQ(import_envs(r2, (tenv *[]){&hs[i]}, 1, NULL), SHOAL_OK);
+        CHECK_EQ(import_envs(r2, (tenv *[]){ &hs[i] }, 1, NULL), SHOAL_OK);
     CHECK(snap_eq_digests(r1, r2));
     uint8_t *p;
     size_t n;
@@ -1748,7 +1758,7 @@ test_swap_reopen(void)
     shoal_free(p);
     shoal_replica_close(r1);
     shoal_replica_close(r2);
-    swc w = {.author = c.x.pk, .seq = 2, .a = c.a.id, .b = c.b.id};
+    swc w = { .author = c.x.pk, .seq = 2, .a = c.a.id, .b = c.b.id };
     store_check(d1, &w, NULL);
     CHECK_EQ(w.as, SHOAL_OK);
     CHECK(memcmp(w.cid, c.b.id, 32) == 0);

@@ -53,7 +53,12 @@
 #define UNDER_ASAN 0
 #endif
 
-enum { ROUNDS = 30, FLAG_NOSYNC = 1, FLAG_ERROR = 2, FLAG_NOSHIM = 4 };
+enum {
+    ROUNDS = 30,
+    FLAG_NOSYNC = 1,
+    FLAG_ERROR = 2,
+    FLAG_NOSHIM = 4
+};
 
 typedef struct record {
     uint64_t id;
@@ -97,7 +102,7 @@ commit_one(shoal_replica *r, uint64_t id)
     shoal_err err = shoal_txn_begin(r, &t);
     if (err)
         return err;
-    shoal_value v = {.type = SHOAL_T_INT, .i = (int64_t)id};
+    shoal_value v = { .type = SHOAL_T_INT, .i = (int64_t)id };
     err = shoal_txn_set(t, "crash", doc, "v", &v);
     if (!err)
         err = shoal_txn_counter_add(t, "crash", "total", "n", 1);
@@ -135,7 +140,7 @@ child_durable(const char *dir, int fd, uint64_t base, bool want_shim)
     if (!r)
         return 2;
     for (uint64_t i = 0;; i++) {
-        record rec = {.id = base + i};
+        record rec = { .id = base + i };
         unsigned long c0 = count ? count() : 0;
         shoal_err err = commit_one(r, rec.id);
         unsigned long c1 = count ? count() : 0;
@@ -187,8 +192,8 @@ typedef struct swap_round {
 } swap_round;
 
 static int
-swap_env(shoal__buf *bundle, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq,
-         uint64_t hlc, const uint8_t *dep, const char *doc, const char *val, uint8_t id[32])
+swap_env(shoal__buf *bundle, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq, uint64_t hlc,
+         const uint8_t *dep, const char *doc, const char *val, uint8_t id[32])
 {
     shoal__op op;
     memset(&op, 0, sizeof op);
@@ -234,13 +239,13 @@ swap_env(shoal__buf *bundle, const uint8_t pk[32], const uint8_t sk[64], uint64_
 static int
 swap_round_make(swap_round *w, uint64_t i)
 {
-    uint8_t seed[32] = {0}, pk[32], sk[64], id1[32], ia[32], ib[32];
+    uint8_t seed[32] = { 0 }, pk[32], sk[64], id1[32], ia[32], ib[32];
     memcpy(seed, &i, sizeof i);
     seed[31] = 0x5a;
     crypto_sign_seed_keypair(pk, sk, seed);
     char doc[32];
     snprintf(doc, sizeof doc, "e%llu", (unsigned long long)i);
-    uint64_t h = (uint64_t)1700000000000ull << 16;   /* fixed: ids must repeat */
+    uint64_t h = (uint64_t)1700000000000ull << 16; /* fixed: ids must repeat */
     shoal__buf a, b;
     int err = swap_env(&w->x1, pk, sk, 1, h, NULL, doc, "x1", id1);
     if (!err)
@@ -276,20 +281,19 @@ child_swap(const char *dir, int fd, uint64_t base)
         if (swap_round_make(&w, base + i))
             return 3;
         shoal_import_result res;
-        if (shoal_import(r, w.x1.p, w.x1.len, NULL) ||
-            shoal_import(r, w.big.p, w.big.len, NULL))
+        if (shoal_import(r, w.x1.p, w.x1.len, NULL) || shoal_import(r, w.big.p, w.big.len, NULL))
             return 4;
         char doc[32];
         snprintf(doc, sizeof doc, "e%llu", (unsigned long long)(base + i));
         shoal_txn *t;
-        shoal_value v = {.type = SHOAL_T_INT, .i = 1};
+        shoal_value v = { .type = SHOAL_T_INT, .i = 1 };
         if (shoal_txn_begin(r, &t) || shoal_txn_counter_add(t, "swap", doc, "n", 1) ||
             shoal_txn_list_insert(t, "swap", doc, "l", 0, &v) || shoal_txn_commit(t))
             return 5;
         if (shoal_import(r, w.small.p, w.small.len, &res) || res.applied != 1)
             return 6;
         swap_round_free(&w);
-        record rec = {.id = base + i};
+        record rec = { .id = base + i };
         if (!write_all(fd, &rec, sizeof rec))
             return 7;
     }
@@ -464,8 +468,7 @@ verify(const char *dir, const seen *s, int round)
         shoal_doc_free(d);
     }
     if (missing) {
-        fprintf(stderr, "round %d: %zu of %zu reported commits missing\n", round, missing,
-                s->n);
+        fprintf(stderr, "round %d: %zu of %zu reported commits missing\n", round, missing, s->n);
         check_failures++;
     }
     /* The counter and the list hold one entry per commit that made it
@@ -501,7 +504,7 @@ static void
 test_kill_loop(void)
 {
     char *dir = check_tmpdir("crash");
-    seen s = {0};
+    seen s = { 0 };
     for (int round = 0; round < ROUNDS; round++) {
         int p[2];
         REQUIRE(pipe(p) == 0);
@@ -629,9 +632,11 @@ verify_swaps(const char *dir, const seen *s, int round)
 static void
 test_swap_kill_loop(void)
 {
-    enum { SWAP_ROUNDS = 8 };
+    enum {
+        SWAP_ROUNDS = 8
+    };
     char *dir = check_tmpdir("crash-swap");
-    seen s = {0};
+    seen s = { 0 };
     for (int round = 0; round < SWAP_ROUNDS; round++) {
         int p[2];
         REQUIRE(pipe(p) == 0);

@@ -24,7 +24,11 @@
 #include "crdt.h"
 #include "shoal.h"
 
-enum { NREP = 3, NDOCS = 4, MAXHELD = 16 };
+enum {
+    NREP = 3,
+    NDOCS = 4,
+    MAXHELD = 16
+};
 
 typedef struct fclock {
     uint64_t ms;
@@ -51,10 +55,11 @@ typedef struct world {
     uint64_t commits, failed, syncs;
 } world;
 
-static const char *docs[NDOCS] = {"d0", "d1", "d2", "d3"};
-static const char *fields[] = {"a", "b", "c", "n", "l", "m"};
-enum { NFIELDS = sizeof fields / sizeof fields[0] };
-
+static const char *docs[NDOCS] = { "d0", "d1", "d2", "d3" };
+static const char *fields[] = { "a", "b", "c", "n", "l", "m" };
+enum {
+    NFIELDS = sizeof fields / sizeof fields[0]
+};
 
 static shoal_replica *
 open_rep(const char *dir, fclock *c)
@@ -92,9 +97,18 @@ rand_value(char *buf)
     shoal_value v;
     memset(&v, 0, sizeof v);
     switch (check_rand_below(5)) {
-    case 0: v.type = SHOAL_T_INT; v.i = (int64_t)check_rand_below(2000) - 1000; break;
-    case 1: v.type = SHOAL_T_BOOL; v.b = check_rand_below(2); break;
-    case 2: v.type = SHOAL_T_DOUBLE; v.d = (double)check_rand_below(100) / 8.0; break;
+    case 0:
+        v.type = SHOAL_T_INT;
+        v.i = (int64_t)check_rand_below(2000) - 1000;
+        break;
+    case 1:
+        v.type = SHOAL_T_BOOL;
+        v.b = check_rand_below(2);
+        break;
+    case 2:
+        v.type = SHOAL_T_DOUBLE;
+        v.d = (double)check_rand_below(100) / 8.0;
+        break;
     case 3: v.type = SHOAL_T_NIL; break;
     default:
         snprintf(buf, 16, "s%u", (unsigned)check_rand_below(1000));
@@ -118,9 +132,9 @@ local_txn(world *w, int k)
     }
     size_t nedits = 1 + check_rand_below(check_rand_below(4) == 0 ? 6 : 2);
     /* Pending list growth within this txn, per (doc, field 'l'/'m'). */
-    size_t extra[NDOCS][2] = {{0}};
+    size_t extra[NDOCS][2] = { { 0 } };
     size_t base[NDOCS][2];
-    bool have[NDOCS][2] = {{false}};
+    bool have[NDOCS][2] = { { false } };
     char sbuf[16];
     for (size_t e = 0; e < nedits; e++) {
         size_t di = check_rand_below(NDOCS);
@@ -233,8 +247,7 @@ deliver(world *w, int to, const uint8_t *b, size_t n)
     shoal_import_result res;
     shoal_err err = shoal_import(w->r[to], b, n, &res);
     if (err != SHOAL_OK) {
-        fprintf(stderr, "import: %s (%s)\n", shoal_strerror(err),
-                shoal_replica_errmsg(w->r[to]));
+        fprintf(stderr, "import: %s (%s)\n", shoal_strerror(err), shoal_replica_errmsg(w->r[to]));
         check_failures++;
     }
     if (res.equivocations) {
@@ -277,7 +290,7 @@ random_sync(world *w)
         shoal_free(b);
     } else if (how == 1 && w->nheld < MAXHELD) {
         /* Delayed: delivered at a random later step. */
-        w->h[w->nheld++] = (held){b, n, to};
+        w->h[w->nheld++] = (held){ b, n, to };
     } else {
         deliver(w, to, b, n);
         shoal_free(b);
@@ -336,9 +349,8 @@ dump(shoal_replica *r)
                     shoal_doc_field_list_item(d, i, j, &v);
                 else
                     shoal_doc_field_value(d, i, &v);
-                snprintf(line, sizeof line, " [%d %d %lld %a %.*s]", v.type, v.b,
-                         (long long)v.i, v.d,
-                         (int)(v.type == SHOAL_T_STR ? v.len : 0),
+                snprintf(line, sizeof line, " [%d %d %lld %a %.*s]", v.type, v.b, (long long)v.i,
+                         v.d, (int)(v.type == SHOAL_T_STR ? v.len : 0),
                          v.type == SHOAL_T_STR ? (const char *)v.ptr : "");
                 shoal__buf_append(&out, line, strlen(line));
             }
@@ -451,16 +463,15 @@ run_seed(uint64_t seed, long steps)
     shoal_replica_close(w.r[0]);
     w.r[0] = open_rep(w.dir[0], &w.clk[0]);
     uint8_t again[32];
-    CHECK(w.r[0] && shoal_digest(w.r[0], true, again) == SHOAL_OK &&
-          memcmp(again, df[0], 32) == 0);
+    CHECK(w.r[0] && shoal_digest(w.r[0], true, again) == SHOAL_OK && memcmp(again, df[0], 32) == 0);
     if (check_failures)
         fprintf(stderr, "seed %llu failed (%llu commits, %llu rejected, %llu syncs)\n",
                 (unsigned long long)seed, (unsigned long long)w.commits,
                 (unsigned long long)w.failed, (unsigned long long)w.syncs);
     else
-        printf("seed %llu: %llu commits (%llu rejected), %llu syncs\n",
-               (unsigned long long)seed, (unsigned long long)w.commits,
-               (unsigned long long)w.failed, (unsigned long long)w.syncs);
+        printf("seed %llu: %llu commits (%llu rejected), %llu syncs\n", (unsigned long long)seed,
+               (unsigned long long)w.commits, (unsigned long long)w.failed,
+               (unsigned long long)w.syncs);
     for (int k = 0; k < NREP; k++) {
         free(text[k]);
         shoal_replica_close(w.r[k]);

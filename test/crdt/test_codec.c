@@ -34,7 +34,7 @@ keys_init(void)
 static shoal_value
 v_nil(void)
 {
-    shoal_value v = {0};
+    shoal_value v = { 0 };
     v.type = SHOAL_T_NIL;
     return v;
 }
@@ -91,7 +91,7 @@ op_field(uint8_t kind, const char *field)
 static shoal__ref
 mkref(uint64_t hlc, uint32_t author, uint32_t index)
 {
-    shoal__ref r = {false, hlc, author, index};
+    shoal__ref r = { false, hlc, author, index };
     return r;
 }
 
@@ -146,10 +146,25 @@ sample_init(sample *s, bool big)
 
     size_t n = 0;
     shoal_value vals[] = {
-        v_nil(), v_bool(true), v_bool(false), v_int(0), v_int(-1), v_int(127),
-        v_int(128), v_int(-32), v_int(-33), v_int(65536), v_int(-2147483649LL),
-        v_int(INT64_MIN), v_int(INT64_MAX), v_dbl(-0.0), v_dbl(NAN), v_dbl(1.5),
-        v_dbl(INFINITY), v_bytes(SHOAL_T_STR, "", 0), v_bytes(SHOAL_T_BYTES, "", 0),
+        v_nil(),
+        v_bool(true),
+        v_bool(false),
+        v_int(0),
+        v_int(-1),
+        v_int(127),
+        v_int(128),
+        v_int(-32),
+        v_int(-33),
+        v_int(65536),
+        v_int(-2147483649LL),
+        v_int(INT64_MIN),
+        v_int(INT64_MAX),
+        v_dbl(-0.0),
+        v_dbl(NAN),
+        v_dbl(1.5),
+        v_dbl(INFINITY),
+        v_bytes(SHOAL_T_STR, "", 0),
+        v_bytes(SHOAL_T_BYTES, "", 0),
         v_bytes(SHOAL_T_STR, "h\xc3\xa9llo \xf0\x9f\x90\x9f", 11),
         v_bytes(SHOAL_T_BYTES, "\x00\x01\x02", 3),
     };
@@ -176,7 +191,7 @@ sample_init(sample *s, bool big)
     s->ops[n].ref.head = true;
     s->ops[n++].value = v_int(1);
     s->ops[n] = op_field(SHOAL__OP_INS, "l");
-    s->ops[n].ref = mkref(c->hlc, 0, (uint32_t)n - 2);   /* own op, short form */
+    s->ops[n].ref = mkref(c->hlc, 0, (uint32_t)n - 2); /* own op, short form */
     s->ops[n++].value = v_bytes(SHOAL_T_STR, nan_str, 3);
     s->ops[n] = op_field(SHOAL__OP_INS, "l");
     s->ops[n].ref = mkref(5, 1, UINT32_MAX);
@@ -241,7 +256,7 @@ decode(const uint8_t *p, size_t n, shoal__change *out)
  * item instead of c->ops. */
 typedef void (*raw_fn)(shoal__mpw *w);
 
-static const uint8_t raw_items[11] = {0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4};
+static const uint8_t raw_items[11] = { 0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4 };
 
 /* A ref as the format writes it: the short form (-d) for an op of the
  * change itself (at op index i), else [hlc, author_ix, index]. */
@@ -276,8 +291,7 @@ raw_op(shoal__mpw *w, const shoal__change *c, size_t i, const shoal__op *prev)
 {
     const shoal__op *op = &c->ops[i];
     bool same = op->kind >= 1 && op->kind < 11 && op->kind != SHOAL__OP_DELDOC && prev &&
-                prev->field &&
-                prev->field_len == op->field_len &&
+                prev->field && prev->field_len == op->field_len &&
                 memcmp(prev->field, op->field, op->field_len) == 0;
     shoal__mpw_array(w, op->kind < 11 ? raw_items[op->kind] - (same ? 1u : 0u) : 1);
     shoal__mpw_uint(w, op->kind);
@@ -393,45 +407,49 @@ test_buf(void)
 static void
 test_hex(void)
 {
-    uint8_t in[4] = {0x00, 0xab, 0x7f, 0xff}, out[4];
+    uint8_t in[4] = { 0x00, 0xab, 0x7f, 0xff }, out[4];
     char s[9];
     shoal__hex(s, in, 4);
     CHECK(strcmp(s, "00ab7fff") == 0);
     CHECK_EQ(shoal__unhex(out, 4, "00AB7fff"), SHOAL_OK);
     CHECK(memcmp(in, out, 4) == 0);
-    CHECK_EQ(shoal__unhex(out, 4, "00ab7ff"), SHOAL_EINVAL);     /* short */
-    CHECK_EQ(shoal__unhex(out, 4, "00ab7fff0"), SHOAL_EINVAL);   /* long */
-    CHECK_EQ(shoal__unhex(out, 4, "00ab7fgf"), SHOAL_EINVAL);    /* not hex */
+    CHECK_EQ(shoal__unhex(out, 4, "00ab7ff"), SHOAL_EINVAL);   /* short */
+    CHECK_EQ(shoal__unhex(out, 4, "00ab7fff0"), SHOAL_EINVAL); /* long */
+    CHECK_EQ(shoal__unhex(out, 4, "00ab7fgf"), SHOAL_EINVAL);  /* not hex */
     CHECK_EQ(shoal__unhex(out, 0, ""), SHOAL_OK);
 }
 
 static void
 test_utf8(void)
 {
-    struct { const char *s; size_t n; bool ok; } cases[] = {
-        {"", 0, true},
-        {"plain", 5, true},
-        {"\xc3\xa9", 2, true},
-        {"\xe2\x82\xac", 3, true},
-        {"\xf0\x9f\x90\x9f", 4, true},
-        {"\xf4\x8f\xbf\xbf", 4, true},   /* U+10FFFF */
-        {"\xed\x9f\xbf", 3, true},       /* U+D7FF */
-        {"\xee\x80\x80", 3, true},       /* U+E000 */
-        {"a\0b", 3, true},               /* NUL is valid UTF-8 */
-        {"\x80", 1, false},              /* lone continuation */
-        {"\xc0\x80", 2, false},          /* overlong NUL */
-        {"\xc1\xbf", 2, false},          /* overlong */
-        {"\xe0\x9f\xbf", 3, false},      /* overlong 3-byte */
-        {"\xf0\x8f\xbf\xbf", 4, false},  /* overlong 4-byte */
-        {"\xed\xa0\x80", 3, false},      /* surrogate U+D800 */
-        {"\xed\xbf\xbf", 3, false},      /* surrogate U+DFFF */
-        {"\xf4\x90\x80\x80", 4, false},  /* above U+10FFFF */
-        {"\xf5\x80\x80\x80", 4, false},
-        {"\xff", 1, false},
-        {"\xc3", 1, false},              /* truncated */
-        {"\xe2\x82", 2, false},
-        {"\xf0\x9f\x90", 3, false},
-        {"\xe2\x28\xa1", 3, false},      /* bad continuation */
+    struct {
+        const char *s;
+        size_t n;
+        bool ok;
+    } cases[] = {
+        { "", 0, true },
+        { "plain", 5, true },
+        { "\xc3\xa9", 2, true },
+        { "\xe2\x82\xac", 3, true },
+        { "\xf0\x9f\x90\x9f", 4, true },
+        { "\xf4\x8f\xbf\xbf", 4, true },  /* U+10FFFF */
+        { "\xed\x9f\xbf", 3, true },      /* U+D7FF */
+        { "\xee\x80\x80", 3, true },      /* U+E000 */
+        { "a\0b", 3, true },              /* NUL is valid UTF-8 */
+        { "\x80", 1, false },             /* lone continuation */
+        { "\xc0\x80", 2, false },         /* overlong NUL */
+        { "\xc1\xbf", 2, false },         /* overlong */
+        { "\xe0\x9f\xbf", 3, false },     /* overlong 3-byte */
+        { "\xf0\x8f\xbf\xbf", 4, false }, /* overlong 4-byte */
+        { "\xed\xa0\x80", 3, false },     /* surrogate U+D800 */
+        { "\xed\xbf\xbf", 3, false },     /* surrogate U+DFFF */
+        { "\xf4\x90\x80\x80", 4, false }, /* above U+10FFFF */
+        { "\xf5\x80\x80\x80", 4, false },
+        { "\xff", 1, false },
+        { "\xc3", 1, false }, /* truncated */
+        { "\xe2\x82", 2, false },
+        { "\xf0\x9f\x90", 3, false },
+        { "\xe2\x28\xa1", 3, false }, /* bad continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bool got = shoal__utf8_valid((const uint8_t *)cases[i].s, cases[i].n);
@@ -446,7 +464,7 @@ test_alloc_fail(void)
 {
     shoal__alloc_fail_after(2);
     void *a = shoal__malloc(8);
-    void *b = shoal__malloc(8);   /* the 2nd fails */
+    void *b = shoal__malloc(8); /* the 2nd fails */
     void *c = shoal__calloc(2, 8);
     CHECK(a != NULL);
     CHECK(b == NULL);
@@ -460,7 +478,7 @@ test_alloc_fail(void)
     CHECK_EQ(shoal__buf_append(&buf, "x", 1), SHOAL_OK);
     shoal__buf_free(&buf);
     shoal__alloc_fail_after(0);
-    void *z = shoal__malloc(0);   /* never NULL for 0 */
+    void *z = shoal__malloc(0); /* never NULL for 0 */
     CHECK(z != NULL);
     shoal__free(z);
 }
@@ -470,10 +488,15 @@ test_alloc_fail(void)
 static void
 test_mp_ints(void)
 {
-    struct { uint64_t v; size_t len; uint8_t first; } u[] = {
-        {0, 1, 0x00}, {127, 1, 0x7f}, {128, 2, 0xcc}, {255, 2, 0xcc}, {256, 3, 0xcd},
-        {65535, 3, 0xcd}, {65536, 5, 0xce}, {0xffffffffull, 5, 0xce},
-        {0x100000000ull, 9, 0xcf}, {UINT64_MAX, 9, 0xcf},
+    struct {
+        uint64_t v;
+        size_t len;
+        uint8_t first;
+    } u[] = {
+        { 0, 1, 0x00 },          { 127, 1, 0x7f },           { 128, 2, 0xcc },
+        { 255, 2, 0xcc },        { 256, 3, 0xcd },           { 65535, 3, 0xcd },
+        { 65536, 5, 0xce },      { 0xffffffffull, 5, 0xce }, { 0x100000000ull, 9, 0xcf },
+        { UINT64_MAX, 9, 0xcf },
     };
     shoal__buf b;
     shoal__buf_init(&b);
@@ -491,11 +514,16 @@ test_mp_ints(void)
         CHECK(shoal__mpr_uint(&r) == u[i].v);
         CHECK_EQ(shoal__mpr_finish(&r), SHOAL_OK);
     }
-    struct { int64_t v; size_t len; uint8_t first; } s[] = {
-        {-1, 1, 0xff}, {-32, 1, 0xe0}, {-33, 2, 0xd0}, {-128, 2, 0xd0}, {-129, 3, 0xd1},
-        {-32768, 3, 0xd1}, {-32769, 5, 0xd2}, {INT32_MIN, 5, 0xd2},
-        {(int64_t)INT32_MIN - 1, 9, 0xd3}, {INT64_MIN, 9, 0xd3},
-        {5, 1, 0x05}, {200, 2, 0xcc}, {INT64_MAX, 9, 0xcf},
+    struct {
+        int64_t v;
+        size_t len;
+        uint8_t first;
+    } s[] = {
+        { -1, 1, 0xff },        { -32, 1, 0xe0 },       { -33, 2, 0xd0 },
+        { -128, 2, 0xd0 },      { -129, 3, 0xd1 },      { -32768, 3, 0xd1 },
+        { -32769, 5, 0xd2 },    { INT32_MIN, 5, 0xd2 }, { (int64_t)INT32_MIN - 1, 9, 0xd3 },
+        { INT64_MIN, 9, 0xd3 }, { 5, 1, 0x05 },         { 200, 2, 0xcc },
+        { INT64_MAX, 9, 0xcf },
     };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         shoal__mpw w;
@@ -508,7 +536,7 @@ test_mp_ints(void)
         shoal__mpr_init(&r, b.p, b.len);
         CHECK(shoal__mpr_int(&r) == s[i].v);
         CHECK_EQ(shoal__mpr_finish(&r), SHOAL_OK);
-        if (s[i].v < 0) {   /* negative is not a uint */
+        if (s[i].v < 0) { /* negative is not a uint */
             shoal__mpr_init(&r, b.p, b.len);
             CHECK_EQ(shoal__mpr_uint(&r), 0);
             CHECK_EQ(r.err, SHOAL_EPROTO);
@@ -538,15 +566,9 @@ test_mp_scalars(void)
     shoal__mpw_map(&w, 70000);
     CHECK_EQ(w.err, SHOAL_OK);
     static const uint8_t want[] = {
-        0xc0, 0xc3, 0xc2,
-        0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0,
-        0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0,
-        0xa3, 'a', 'b', 'c',
-        0xc4, 0x00,
-        0x9f,
-        0xdc, 0x00, 0x10,
-        0x82,
-        0xdf, 0x00, 0x01, 0x11, 0x70,
+        0xc0, 0xc3, 0xc2, 0xcb, 0x80, 0,    0,    0,    0,    0,    0,    0,   0xcb,
+        0x7f, 0xf8, 0,    0,    0,    0,    0,    0,    0xa3, 'a',  'b',  'c', 0xc4,
+        0x00, 0x9f, 0xdc, 0x00, 0x10, 0x82, 0xdf, 0x00, 0x01, 0x11, 0x70,
     };
     CHECK_EQ(b.len, sizeof want);
     CHECK(b.len == sizeof want && memcmp(b.p, want, sizeof want) == 0);
@@ -572,12 +594,23 @@ test_mp_scalars(void)
     CHECK_EQ(shoal__mpr_map(&r, 100, 0), 2);
     CHECK_EQ(shoal__mpr_map(&r, 70000, 0), 70000);
     CHECK_EQ(shoal__mpr_finish(&r), SHOAL_OK);
-    CHECK_EQ(shoal__mpr_peek(&r), -1);   /* end of input */
+    CHECK_EQ(shoal__mpr_peek(&r), -1); /* end of input */
     shoal__buf_free(&b);
 }
 
 /* Read hex-ish bytes with one reader function and expect err. */
-enum { RD_UINT, RD_INT, RD_DOUBLE, RD_STR, RD_BIN, RD_ARRAY, RD_MAP, RD_VALUE, RD_BOOL, RD_NIL };
+enum {
+    RD_UINT,
+    RD_INT,
+    RD_DOUBLE,
+    RD_STR,
+    RD_BIN,
+    RD_ARRAY,
+    RD_MAP,
+    RD_VALUE,
+    RD_BOOL,
+    RD_NIL
+};
 
 static int
 read_one(int kind, const uint8_t *p, size_t n, size_t max)
@@ -601,10 +634,10 @@ read_one(int kind, const uint8_t *p, size_t n, size_t max)
     return shoal__mpr_finish(&r);
 }
 
-#define RD(kind, max, err, ...)                                                \
-    do {                                                                       \
-        static const uint8_t in_[] = {__VA_ARGS__};                            \
-        CHECK_EQ(read_one(kind, in_, sizeof in_, max), err);                   \
+#define RD(kind, max, err, ...)                              \
+    do {                                                     \
+        static const uint8_t in_[] = { __VA_ARGS__ };        \
+        CHECK_EQ(read_one(kind, in_, sizeof in_, max), err); \
     } while (0)
 
 static void
@@ -615,27 +648,27 @@ test_mp_noncanonical(void)
     RD(RD_UINT, 0, SHOAL_OK, 0xcc, 0x80);
     RD(RD_STR, 100, SHOAL_OK, 0xa3, 'a', 'b', 'c');
     /* Ints in a larger form than needed. */
-    RD(RD_UINT, 0, SHOAL_EPROTO, 0xcc, 0x05);                 /* uint8 for 5 */
+    RD(RD_UINT, 0, SHOAL_EPROTO, 0xcc, 0x05); /* uint8 for 5 */
     RD(RD_UINT, 0, SHOAL_EPROTO, 0xcc, 0x7f);
     RD(RD_UINT, 0, SHOAL_EPROTO, 0xcd, 0x00, 0xff);
     RD(RD_UINT, 0, SHOAL_EPROTO, 0xce, 0x00, 0x00, 0xff, 0xff);
     RD(RD_UINT, 0, SHOAL_EPROTO, 0xcf, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff);
-    RD(RD_INT, 0, SHOAL_EPROTO, 0xd0, 0x05);                  /* signed form, >= 0 */
-    RD(RD_INT, 0, SHOAL_EPROTO, 0xd0, 0xe0);                  /* -32 fits fixint */
-    RD(RD_INT, 0, SHOAL_EPROTO, 0xd1, 0xff, 0x80);            /* -128 fits int8 */
+    RD(RD_INT, 0, SHOAL_EPROTO, 0xd0, 0x05);       /* signed form, >= 0 */
+    RD(RD_INT, 0, SHOAL_EPROTO, 0xd0, 0xe0);       /* -32 fits fixint */
+    RD(RD_INT, 0, SHOAL_EPROTO, 0xd1, 0xff, 0x80); /* -128 fits int8 */
     RD(RD_INT, 0, SHOAL_EPROTO, 0xd1, 0x00, 0x05);
     RD(RD_INT, 0, SHOAL_EPROTO, 0xd2, 0xff, 0xff, 0x80, 0x00);
     RD(RD_INT, 0, SHOAL_EPROTO, 0xd3, 0xff, 0xff, 0xff, 0xff, 0x80, 0, 0, 0);
     RD(RD_INT, 0, SHOAL_EPROTO, 0xd3, 0, 0, 0, 0, 0, 0, 0, 1);
     RD(RD_INT, 0, SHOAL_OK, 0xd3, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff);
     RD(RD_INT, 0, SHOAL_EPROTO, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0); /* > INT64_MAX */
-    RD(RD_UINT, 0, SHOAL_EPROTO, 0xff);                       /* negative */
+    RD(RD_UINT, 0, SHOAL_EPROTO, 0xff);                           /* negative */
     /* Floats: only float64. */
     RD(RD_DOUBLE, 0, SHOAL_EPROTO, 0xca, 0x3f, 0x80, 0x00, 0x00);
     RD(RD_VALUE, 0, SHOAL_EPROTO, 0xca, 0x3f, 0x80, 0x00, 0x00);
     RD(RD_DOUBLE, 0, SHOAL_EPROTO, 0x01);
     /* Strings, binaries, arrays, maps in a larger header than needed. */
-    RD(RD_STR, 100, SHOAL_EPROTO, 0xd9, 0x03, 'a', 'b', 'c');  /* str8 for 3 */
+    RD(RD_STR, 100, SHOAL_EPROTO, 0xd9, 0x03, 'a', 'b', 'c'); /* str8 for 3 */
     RD(RD_STR, 100, SHOAL_EPROTO, 0xda, 0x00, 0x03, 'a', 'b', 'c');
     RD(RD_STR, 100, SHOAL_EPROTO, 0xdb, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c');
     RD(RD_BIN, 100, SHOAL_EPROTO, 0xc5, 0x00, 0x03, 1, 2, 3);
@@ -644,19 +677,19 @@ test_mp_noncanonical(void)
     RD(RD_ARRAY, 100, SHOAL_EPROTO, 0xdd, 0x00, 0x00, 0x00, 0x01, 0xc0);
     RD(RD_MAP, 100, SHOAL_EPROTO, 0xde, 0x00, 0x01, 0xc0, 0xc0);
     /* Wrong types. */
-    RD(RD_STR, 100, SHOAL_EPROTO, 0xc4, 0x01, 'a');            /* bin as str */
-    RD(RD_BIN, 100, SHOAL_EPROTO, 0xa1, 'a');                  /* str as bin */
-    RD(RD_ARRAY, 100, SHOAL_EPROTO, 0x81, 0xc0, 0xc0);         /* map as array */
+    RD(RD_STR, 100, SHOAL_EPROTO, 0xc4, 0x01, 'a');    /* bin as str */
+    RD(RD_BIN, 100, SHOAL_EPROTO, 0xa1, 'a');          /* str as bin */
+    RD(RD_ARRAY, 100, SHOAL_EPROTO, 0x81, 0xc0, 0xc0); /* map as array */
     RD(RD_BOOL, 0, SHOAL_EPROTO, 0xc0);
     RD(RD_NIL, 0, SHOAL_EPROTO, 0xc2);
-    RD(RD_VALUE, 0, SHOAL_EPROTO, 0x90);                       /* array as value */
+    RD(RD_VALUE, 0, SHOAL_EPROTO, 0x90); /* array as value */
     RD(RD_VALUE, 0, SHOAL_EPROTO, 0x80);
-    RD(RD_VALUE, 0, SHOAL_EPROTO, 0xc1);                       /* never used */
-    RD(RD_VALUE, 0, SHOAL_EPROTO, 0xd4, 0x01, 0x00);           /* fixext */
+    RD(RD_VALUE, 0, SHOAL_EPROTO, 0xc1);             /* never used */
+    RD(RD_VALUE, 0, SHOAL_EPROTO, 0xd4, 0x01, 0x00); /* fixext */
     /* Invalid UTF-8. */
     RD(RD_STR, 100, SHOAL_EPROTO, 0xa2, 0xc0, 0x80);
     RD(RD_VALUE, 0, SHOAL_EPROTO, 0xa3, 0xed, 0xa0, 0x80);
-    RD(RD_VALUE, 0, SHOAL_OK, 0xc4, 0x02, 0xc0, 0x80);         /* fine as bin */
+    RD(RD_VALUE, 0, SHOAL_OK, 0xc4, 0x02, 0xc0, 0x80); /* fine as bin */
     /* Trailing bytes. */
     RD(RD_UINT, 0, SHOAL_EPROTO, 0x01, 0x02);
 }
@@ -677,7 +710,7 @@ test_mp_bounds(void)
     /* Over the caller's bound, checked before the payload is needed. */
     RD(RD_STR, 2, SHOAL_ETOOBIG, 0xa3, 'a', 'b', 'c');
     RD(RD_STR, 1000, SHOAL_ETOOBIG, 0xdb, 0xff, 0xff, 0xff, 0xff);
-    RD(RD_VALUE, 0, SHOAL_ETOOBIG, 0xc6, 0x00, 0x10, 0x00, 0x01);  /* MAX_VALUE+1 */
+    RD(RD_VALUE, 0, SHOAL_ETOOBIG, 0xc6, 0x00, 0x10, 0x00, 0x01); /* MAX_VALUE+1 */
     RD(RD_ARRAY, 3, SHOAL_ETOOBIG, 0x94, 1, 2, 3, 4);
     /* Counts: 4 billion items declared in a few bytes. */
     RD(RD_ARRAY, UINT32_MAX, SHOAL_ETRUNC, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01);
@@ -685,7 +718,7 @@ test_mp_bounds(void)
     RD(RD_ARRAY, UINT32_MAX, SHOAL_ETRUNC, 0x93, 0x01, 0x02);
     {
         /* min_item: 2 items of at least 34 bytes need 68 bytes. */
-        uint8_t in[60] = {0x92};
+        uint8_t in[60] = { 0x92 };
         shoal__mpr r;
         shoal__mpr_init(&r, in, sizeof in);
         CHECK_EQ(shoal__mpr_array(&r, 10, 34), 0);
@@ -696,7 +729,7 @@ test_mp_bounds(void)
     }
     /* Sticky errors: after the first, everything reads as zero. */
     {
-        static const uint8_t in[] = {0xcc, 0x05, 0x07, 0xa1, 'x'};
+        static const uint8_t in[] = { 0xcc, 0x05, 0x07, 0xa1, 'x' };
         shoal__mpr r;
         const uint8_t *p = in;
         shoal__mpr_init(&r, in, sizeof in);
@@ -847,7 +880,7 @@ test_change_roundtrip(void)
     REQUIRE(s);
     sample_init(s, false);
     roundtrip(&s->c);
-    sample_init(s, true);   /* max-size names, str32, bin16, max-size bin */
+    sample_init(s, true); /* max-size names, str32, bin16, max-size bin */
     roundtrip(&s->c);
     /* Extremes of the header integers, empty tables, no ops. */
     sample_init(s, false);
@@ -883,7 +916,7 @@ random_change(shoal__change *c, shoal__op *ops, size_t maxops, uint8_t *deps, ui
     c->hlc = check_rand();
     c->epoch = check_rand_below(3) ? check_rand_below(5) : check_rand();
     c->ndeps = check_rand_below(4);
-    for (size_t i = 0; i < c->ndeps; i++) {   /* ascending by first byte */
+    for (size_t i = 0; i < c->ndeps; i++) { /* ascending by first byte */
         memset(deps + i * 32, 0, 32);
         for (int k = 1; k < 32; k++)
             deps[i * 32 + k] = (uint8_t)check_rand();
@@ -896,7 +929,7 @@ random_change(shoal__change *c, shoal__op *ops, size_t maxops, uint8_t *deps, ui
             authors[i * 32 + k] = (uint8_t)check_rand();
         authors[i * 32] = (uint8_t)(i * 100 + check_rand_below(90));
     }
-    for (size_t i = 0; i < c->nauthors; i++)   /* never the change author */
+    for (size_t i = 0; i < c->nauthors; i++) /* never the change author */
         if (memcmp(authors + i * 32, c->author, 32) == 0)
             authors[i * 32 + 31] ^= 1;
     c->authors = authors;
@@ -924,11 +957,10 @@ random_change(shoal__change *c, shoal__op *ops, size_t maxops, uint8_t *deps, ui
             break;
         }
         case 4:
-            op->value = v_bytes(SHOAL_T_STR, pool, check_rand_below(check_rand_below(4) ? 40 : pool_len));
+            op->value =
+                v_bytes(SHOAL_T_STR, pool, check_rand_below(check_rand_below(4) ? 40 : pool_len));
             break;
-        default:
-            op->value = v_bytes(SHOAL_T_BYTES, pool + 3, check_rand_below(300));
-            break;
+        default: op->value = v_bytes(SHOAL_T_BYTES, pool + 3, check_rand_below(300)); break;
         }
         op->delta = (int64_t)check_rand() | 1;
         op->ref = mkref(check_rand(), (uint32_t)check_rand_below(c->nauthors + 1),
@@ -944,7 +976,9 @@ random_change(shoal__change *c, shoal__op *ops, size_t maxops, uint8_t *deps, ui
 static void
 test_change_random_roundtrip(void)
 {
-    enum { MAXOPS = 20 };
+    enum {
+        MAXOPS = 20
+    };
     static uint8_t pool[2000];
     shoal__op ops[MAXOPS];
     uint8_t deps[4 * 32], authors[3 * 32];
@@ -969,18 +1003,18 @@ test_change_encode_rejects(void)
     sample s;
     shoal__buf b;
     shoal__buf_init(&b);
-#define ENC_REJECT(mutate)                                                     \
-    do {                                                                       \
-        sample_init(&s, false);                                                \
-        mutate;                                                                \
-        CHECK_EQ(shoal__change_encode(&s.c, &b), SHOAL_EINVAL);                \
-        CHECK_EQ(b.len, 0);                                                    \
+#define ENC_REJECT(mutate)                                      \
+    do {                                                        \
+        sample_init(&s, false);                                 \
+        mutate;                                                 \
+        CHECK_EQ(shoal__change_encode(&s.c, &b), SHOAL_EINVAL); \
+        CHECK_EQ(b.len, 0);                                     \
     } while (0)
     ENC_REJECT(s.c.seq = 0);
-    ENC_REJECT(memcpy(s.deps + 32, s.deps, 32));                 /* duplicate dep */
-    ENC_REJECT(memset(s.deps, 0xff, 32));                        /* unsorted */
+    ENC_REJECT(memcpy(s.deps + 32, s.deps, 32)); /* duplicate dep */
+    ENC_REJECT(memset(s.deps, 0xff, 32));        /* unsorted */
     ENC_REJECT(memcpy(s.authors, pk_a, 32); memset(s.authors + 32, 0xff, 32));
-    ENC_REJECT(memset(s.authors, 0xff, 32));                     /* unsorted */
+    ENC_REJECT(memset(s.authors, 0xff, 32)); /* unsorted */
     ENC_REJECT(s.c.coll_len = 0);
     ENC_REJECT(s.c.doc_len = SHOAL_MAX_DOC_ID + 1);
     ENC_REJECT(s.c.coll = (const uint8_t *)"a\0b"; s.c.coll_len = 3);
@@ -989,7 +1023,7 @@ test_change_encode_rejects(void)
     ENC_REJECT(s.ops[0].kind = 8);
     ENC_REJECT(s.ops[0].kind = 0);
     ENC_REJECT(s.ops[0].value.type = (shoal_type)7);
-    ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_COUNT, "n"));       /* delta 0 */
+    ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_DEL, "l"); s.ops[0].ref.head = true);
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_REP, "l"); s.ops[0].ref = mkref(1, 3, 0));
     ENC_REJECT(s.c.ndeps = SHOAL__MAX_DEPS + 1);
@@ -1003,12 +1037,36 @@ test_change_encode_rejects(void)
     shoal__buf_free(&b);
 }
 
-static void write_str_x(shoal__mpw *w) { shoal__mpw_str(w, "x", 1); }
-static void write_nil(shoal__mpw *w) { shoal__mpw_nil(w); }
-static void write_uint5(shoal__mpw *w) { shoal__mpw_uint(w, 5); }
-static void write_neg(shoal__mpw *w) { shoal__mpw_int(w, -1); }
-static void write_dbl(shoal__mpw *w) { shoal__mpw_double(w, 1.0); }
-static void write_map(shoal__mpw *w) { shoal__mpw_map(w, 0); }
+static void
+write_str_x(shoal__mpw *w)
+{
+    shoal__mpw_str(w, "x", 1);
+}
+static void
+write_nil(shoal__mpw *w)
+{
+    shoal__mpw_nil(w);
+}
+static void
+write_uint5(shoal__mpw *w)
+{
+    shoal__mpw_uint(w, 5);
+}
+static void
+write_neg(shoal__mpw *w)
+{
+    shoal__mpw_int(w, -1);
+}
+static void
+write_dbl(shoal__mpw *w)
+{
+    shoal__mpw_double(w, 1.0);
+}
+static void
+write_map(shoal__mpw *w)
+{
+    shoal__mpw_map(w, 0);
+}
 
 static int
 decode_wrong(const shoal__change *c, int items, int wrong, raw_fn fn, raw_fn ops_fn)
@@ -1020,7 +1078,7 @@ decode_wrong(const shoal__change *c, int items, int wrong, raw_fn fn, raw_fn ops
     int err = decode(b.p, b.len, &d);
     if (!err)
         shoal__change_clear(&d);
-    CHECK(d.ops == NULL && d.nops == 0);   /* cleared on error */
+    CHECK(d.ops == NULL && d.nops == 0); /* cleared on error */
     shoal__buf_free(&b);
     return err;
 }
@@ -1032,7 +1090,7 @@ test_change_wrong_types(void)
     sample_init(&s, false);
     CHECK_EQ(decode_wrong(&s.c, 8, -1, NULL, NULL), SHOAL_OK);
     /* Every position, several wrong types. */
-    raw_fn wrongs[] = {write_nil, write_dbl, write_map, write_neg};
+    raw_fn wrongs[] = { write_nil, write_dbl, write_map, write_neg };
     for (int pos = 0; pos < 8; pos++) {
         for (size_t k = 0; k < sizeof wrongs / sizeof wrongs[0]; k++)
             CHECK_EQ(decode_wrong(&s.c, 8, pos, wrongs[k], NULL), SHOAL_EPROTO);
@@ -1045,7 +1103,7 @@ test_change_wrong_types(void)
     CHECK_EQ(decode_wrong(&s.c, 9, -1, NULL, NULL), SHOAL_EPROTO);
     CHECK_EQ(decode_wrong(&s.c, 0, -1, NULL, NULL), SHOAL_EPROTO);
     /* Not an array at all. */
-    static const uint8_t notarr[] = {0x81, 0xc0, 0xc0};
+    static const uint8_t notarr[] = { 0x81, 0xc0, 0xc0 };
     shoal__change d;
     CHECK_EQ(decode(notarr, sizeof notarr, &d), SHOAL_EPROTO);
     CHECK_EQ(decode(NULL, 0, &d), SHOAL_ETRUNC);
@@ -1057,11 +1115,11 @@ test_change_decode_rejects(void)
     sample s;
     uint8_t longname[SHOAL_MAX_DOC_ID + 1];
     memset(longname, 'x', sizeof longname);
-#define DEC(err, mutate)                                                       \
-    do {                                                                       \
-        sample_init(&s, false);                                                \
-        mutate;                                                                \
-        CHECK_EQ(decode_raw(&s.c), err);                                       \
+#define DEC(err, mutate)                 \
+    do {                                 \
+        sample_init(&s, false);          \
+        mutate;                          \
+        CHECK_EQ(decode_raw(&s.c), err); \
     } while (0)
     DEC(SHOAL_OK, (void)0);
     DEC(SHOAL_EPROTO, s.c.seq = 0);
@@ -1085,15 +1143,15 @@ test_change_decode_rejects(void)
     DEC(SHOAL_EPROTO, s.ops[1].field = (const uint8_t *)"\xc3"; s.ops[1].field_len = 1);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 0);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 8);
-    DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_COUNT, "n"));           /* delta 0 */
+    DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_DEL, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_OK, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref = mkref(1, 2, 0));
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref = mkref(1, 3, 0));
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_DEL, "l"); s.ops[2].ref = mkref(1, 1, 0);
         s.c.nauthors = 0);
-    DEC(SHOAL_EPROTO, s.ops[0].value.type = SHOAL_T_STR; s.ops[0].value.ptr = (const uint8_t *)"\xff";
-        s.ops[0].value.len = 1);
+    DEC(SHOAL_EPROTO, s.ops[0].value.type = SHOAL_T_STR;
+        s.ops[0].value.ptr = (const uint8_t *)"\xff"; s.ops[0].value.len = 1);
     DEC(SHOAL_OK, s.ops[0].value = v_bytes(SHOAL_T_BYTES, max_bin, SHOAL_MAX_VALUE));
 #undef DEC
     /* Value over SHOAL_MAX_VALUE: build it with a bigger source buffer. */
@@ -1105,28 +1163,123 @@ test_change_decode_rejects(void)
         CHECK_EQ(decode_raw(&s.c), SHOAL_ETOOBIG);
         s.ops[0].value = v_bytes(SHOAL_T_STR, big, SHOAL_MAX_VALUE + 1);
         CHECK_EQ(decode_raw(&s.c), SHOAL_ETOOBIG);
-        s.ops[0].value = v_bytes(SHOAL_T_STR, big, SHOAL_MAX_VALUE);   /* NULs are fine in values */
+        s.ops[0].value = v_bytes(SHOAL_T_STR, big, SHOAL_MAX_VALUE); /* NULs are fine in values */
         CHECK_EQ(decode_raw(&s.c), SHOAL_OK);
         free(big);
     }
 }
 
 /* Hand-built op arrays (each written as the only op). */
-static void op_set_short(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 1); shoal__mpw_str(w, "f", 1); }
-static void op_set_long(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 1); shoal__mpw_str(w, "f", 1); shoal__mpw_nil(w); shoal__mpw_nil(w); }
-static void op_unset_long(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "f", 1); shoal__mpw_nil(w); }
-static void op_deldoc_long(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 7); shoal__mpw_str(w, "f", 1); }
+static void
+op_set_short(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 1);
+    shoal__mpw_str(w, "f", 1);
+}
+static void
+op_set_long(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 1);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_nil(w);
+}
+static void
+op_unset_long(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_nil(w);
+}
+static void
+op_deldoc_long(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 7);
+    shoal__mpw_str(w, "f", 1);
+}
 /* These two are 1 byte, less than the smallest op: a valid op follows so
  * that the count passes its bound and the op itself is judged. */
-static void op_empty(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_array(w, 0); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "field", 5); }
-static void op_not_array(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_uint(w, 7); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "field", 5); }
-static void op_alone_empty(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 0); }
-static void op_kind_str(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 1); shoal__mpw_str(w, "x", 1); }
-static void op_kind_big(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 1); shoal__mpw_uint(w, 0x100000007ull); }
-static void op_field_bin(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_bin(w, "f", 1); }
-static void op_delta_str(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 3); shoal__mpw_str(w, "f", 1); shoal__mpw_str(w, "1", 1); }
-static void op_delta_dbl(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 3); shoal__mpw_str(w, "f", 1); shoal__mpw_double(w, 1); }
-static void op_delta_huge(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 3); shoal__mpw_str(w, "f", 1); shoal__mpw_uint(w, UINT64_MAX); }
+static void
+op_empty(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 0);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "field", 5);
+}
+static void
+op_not_array(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 7);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "field", 5);
+}
+static void
+op_alone_empty(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 0);
+}
+static void
+op_kind_str(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 1);
+    shoal__mpw_str(w, "x", 1);
+}
+static void
+op_kind_big(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 1);
+    shoal__mpw_uint(w, 0x100000007ull);
+}
+static void
+op_field_bin(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_bin(w, "f", 1);
+}
+static void
+op_delta_str(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 3);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_str(w, "1", 1);
+}
+static void
+op_delta_dbl(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 3);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_double(w, 1);
+}
+static void
+op_delta_huge(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 3);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_uint(w, UINT64_MAX);
+}
 static void
 ref_op(shoal__mpw *w, int nref, int64_t a, int64_t ix, bool value)
 {
@@ -1145,13 +1298,38 @@ ref_op(shoal__mpw *w, int nref, int64_t a, int64_t ix, bool value)
     if (value)
         shoal__mpw_int(w, 1);
 }
-static void ref_ok(shoal__mpw *w) { ref_op(w, 3, 0, 4, false); }
-static void ref_short(shoal__mpw *w) { ref_op(w, 2, 0, 0, false); }
-static void ref_long(shoal__mpw *w) { ref_op(w, 4, 0, 0, true); }
-static void ref_neg_author(shoal__mpw *w) { ref_op(w, 3, -1, 0, false); }
-static void ref_author_out(shoal__mpw *w) { ref_op(w, 3, 3, 0, true); }
-static void ref_index_u33(shoal__mpw *w) { ref_op(w, 3, 0, 0x100000000ll, false); }
-static void ref_map(shoal__mpw *w)
+static void
+ref_ok(shoal__mpw *w)
+{
+    ref_op(w, 3, 0, 4, false);
+}
+static void
+ref_short(shoal__mpw *w)
+{
+    ref_op(w, 2, 0, 0, false);
+}
+static void
+ref_long(shoal__mpw *w)
+{
+    ref_op(w, 4, 0, 0, true);
+}
+static void
+ref_neg_author(shoal__mpw *w)
+{
+    ref_op(w, 3, -1, 0, false);
+}
+static void
+ref_author_out(shoal__mpw *w)
+{
+    ref_op(w, 3, 3, 0, true);
+}
+static void
+ref_index_u33(shoal__mpw *w)
+{
+    ref_op(w, 3, 0, 0x100000000ll, false);
+}
+static void
+ref_map(shoal__mpw *w)
 {
     shoal__mpw_array(w, 1);
     shoal__mpw_array(w, 3);
@@ -1159,7 +1337,8 @@ static void ref_map(shoal__mpw *w)
     shoal__mpw_str(w, "l", 1);
     shoal__mpw_map(w, 0);
 }
-static void value_array(shoal__mpw *w)
+static void
+value_array(shoal__mpw *w)
 {
     shoal__mpw_array(w, 1);
     shoal__mpw_array(w, 3);
@@ -1167,9 +1346,29 @@ static void value_array(shoal__mpw *w)
     shoal__mpw_str(w, "f", 1);
     shoal__mpw_array(w, 0);
 }
-static void ops_too_many(shoal__mpw *w) { shoal__mpw_array(w, SHOAL__MAX_OPS + 1); }
-static void ops_more_than_bytes(shoal__mpw *w) { shoal__mpw_array(w, 1000); for (int i = 0; i < 10; i++) { shoal__mpw_array(w, 1); shoal__mpw_uint(w, 7); } }
-static void ops_fewer_than_items(shoal__mpw *w) { shoal__mpw_array(w, 1); for (int i = 0; i < 2; i++) { shoal__mpw_array(w, 1); shoal__mpw_uint(w, 7); } }
+static void
+ops_too_many(shoal__mpw *w)
+{
+    shoal__mpw_array(w, SHOAL__MAX_OPS + 1);
+}
+static void
+ops_more_than_bytes(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1000);
+    for (int i = 0; i < 10; i++) {
+        shoal__mpw_array(w, 1);
+        shoal__mpw_uint(w, 7);
+    }
+}
+static void
+ops_fewer_than_items(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    for (int i = 0; i < 2; i++) {
+        shoal__mpw_array(w, 1);
+        shoal__mpw_uint(w, 7);
+    }
+}
 
 static void
 test_change_bad_ops(void)
@@ -1177,30 +1376,34 @@ test_change_bad_ops(void)
     sample s;
     sample_init(&s, false);
     CHECK_EQ(decode_wrong(&s.c, 8, -1, NULL, ref_ok), SHOAL_OK);
-    struct { raw_fn fn; int err; const char *what; } cases[] = {
-        {op_set_short, SHOAL_EPROTO, "SET of 2"},
-        {op_set_long, SHOAL_EPROTO, "SET of 4"},
-        {op_unset_long, SHOAL_EPROTO, "UNSET of 3"},
-        {op_deldoc_long, SHOAL_EPROTO, "DELDOC of 2"},
-        {op_empty, SHOAL_EPROTO, "[]"},
-        {op_not_array, SHOAL_EPROTO, "op not an array"},
-        {op_alone_empty, SHOAL_ETRUNC, "1 op in 1 byte"},
-        {op_kind_str, SHOAL_EPROTO, "kind str"},
-        {op_kind_big, SHOAL_EPROTO, "kind 2^32+7"},
-        {op_field_bin, SHOAL_EPROTO, "field as bin"},
-        {op_delta_str, SHOAL_EPROTO, "delta str"},
-        {op_delta_dbl, SHOAL_EPROTO, "delta float"},
-        {op_delta_huge, SHOAL_EPROTO, "delta > INT64_MAX"},
-        {ref_short, SHOAL_EPROTO, "ref of 2"},
-        {ref_long, SHOAL_EPROTO, "ref of 4"},
-        {ref_neg_author, SHOAL_EPROTO, "ref author -1"},
-        {ref_author_out, SHOAL_EPROTO, "ref author 3 of 2"},
-        {ref_index_u33, SHOAL_EPROTO, "ref index 2^32"},
-        {ref_map, SHOAL_EPROTO, "ref map"},
-        {value_array, SHOAL_EPROTO, "value array"},
-        {ops_too_many, SHOAL_ETOOBIG, "ops > MAX_OPS"},
-        {ops_more_than_bytes, SHOAL_ETRUNC, "1000 ops in 20 bytes"},
-        {ops_fewer_than_items, SHOAL_EPROTO, "trailing op"},
+    struct {
+        raw_fn fn;
+        int err;
+        const char *what;
+    } cases[] = {
+        { op_set_short, SHOAL_EPROTO, "SET of 2" },
+        { op_set_long, SHOAL_EPROTO, "SET of 4" },
+        { op_unset_long, SHOAL_EPROTO, "UNSET of 3" },
+        { op_deldoc_long, SHOAL_EPROTO, "DELDOC of 2" },
+        { op_empty, SHOAL_EPROTO, "[]" },
+        { op_not_array, SHOAL_EPROTO, "op not an array" },
+        { op_alone_empty, SHOAL_ETRUNC, "1 op in 1 byte" },
+        { op_kind_str, SHOAL_EPROTO, "kind str" },
+        { op_kind_big, SHOAL_EPROTO, "kind 2^32+7" },
+        { op_field_bin, SHOAL_EPROTO, "field as bin" },
+        { op_delta_str, SHOAL_EPROTO, "delta str" },
+        { op_delta_dbl, SHOAL_EPROTO, "delta float" },
+        { op_delta_huge, SHOAL_EPROTO, "delta > INT64_MAX" },
+        { ref_short, SHOAL_EPROTO, "ref of 2" },
+        { ref_long, SHOAL_EPROTO, "ref of 4" },
+        { ref_neg_author, SHOAL_EPROTO, "ref author -1" },
+        { ref_author_out, SHOAL_EPROTO, "ref author 3 of 2" },
+        { ref_index_u33, SHOAL_EPROTO, "ref index 2^32" },
+        { ref_map, SHOAL_EPROTO, "ref map" },
+        { value_array, SHOAL_EPROTO, "value array" },
+        { ops_too_many, SHOAL_ETOOBIG, "ops > MAX_OPS" },
+        { ops_more_than_bytes, SHOAL_ETRUNC, "1000 ops in 20 bytes" },
+        { ops_fewer_than_items, SHOAL_EPROTO, "trailing op" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int err = decode_wrong(&s.c, 8, -1, NULL, cases[i].fn);
@@ -1277,8 +1480,8 @@ test_change_runs_encode(void)
     add_ins(&s, "l", false, h, 0, 1, v_s("c"));
     add_del(&s, "l", h, 0, 1);
     {
-        static const uint8_t want[] = {0x92, 0x94, 0x09, 0xa1, 'l', 0xc0, 0xa4, 'a', 0xc3,
-                                       0xa9, 'c', 0x92, 0x05, 0xfe};
+        static const uint8_t want[] = { 0x92, 0x94, 0x09, 0xa1, 'l',  0xc0, 0xa4,
+                                        'a',  0xc3, 0xa9, 'c',  0x92, 0x05, 0xfe };
         check_ops_bytes(&s.c, want, sizeof want);
     }
     /* Values that are not all one code point: an INS run with an array. */
@@ -1288,8 +1491,8 @@ test_change_runs_encode(void)
     add_ins(&s, "l", false, h, 0, 0, v_int(5));
     add_ins(&s, "l", false, h, 0, 1, v_s(""));
     {
-        static const uint8_t want[] = {0x91, 0x94, 0x08, 0xa1, 'l', 0x93, 0x09, 0x01, 0x04,
-                                       0x93, 0xa1, 'x', 0x05, 0xa0};
+        static const uint8_t want[] = { 0x91, 0x94, 0x08, 0xa1, 'l', 0x93, 0x09,
+                                        0x01, 0x04, 0x93, 0xa1, 'x', 0x05, 0xa0 };
         check_ops_bytes(&s.c, want, sizeof want);
     }
     /* Backspacing: a descending DEL run, then an ascending one. */
@@ -1297,14 +1500,14 @@ test_change_runs_encode(void)
     add_del(&s, "t", 5, 1, 10);
     add_del(&s, "t", 5, 1, 9);
     add_del(&s, "t", 5, 1, 8);
-    add_del(&s, "t", 5, 1, 7);   /* continues down */
-    add_del(&s, "t", 5, 1, 8);   /* new item: single, then joins 9 */
+    add_del(&s, "t", 5, 1, 7); /* continues down */
+    add_del(&s, "t", 5, 1, 8); /* new item: single, then joins 9 */
     add_del(&s, "t", 5, 1, 9);
-    add_del(&s, "u", 5, 1, 10);  /* other field: not joined */
+    add_del(&s, "u", 5, 1, 10); /* other field: not joined */
     {
-        static const uint8_t want[] = {0x93, 0x94, 0x0a, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
-                                       0xfc, 0x93, 0x0a, 0x93, 0x05, 0x01, 0x08, 0x02,
-                                       0x93, 0x05, 0xa1, 'u', 0x93, 0x05, 0x01, 0x0a};
+        static const uint8_t want[] = { 0x93, 0x94, 0x0a, 0xa1, 't',  0x93, 0x05, 0x01, 0x0a,
+                                        0xfc, 0x93, 0x0a, 0x93, 0x05, 0x01, 0x08, 0x02, 0x93,
+                                        0x05, 0xa1, 'u',  0x93, 0x05, 0x01, 0x0a };
         check_ops_bytes(&s.c, want, sizeof want);
     }
     /* Things that never join: different ref author/hlc, a gap, a ref to an
@@ -1321,13 +1524,11 @@ test_change_runs_encode(void)
     s.ops[s.c.nops++] = op_field(SHOAL__OP_DELDOC, NULL);
     add_ins(&s, "t", false, h, 0, 5, v_s("c"));
     {
-        static const uint8_t want[] = {0x98, 0x93, 0x05, 0xa1, 't', 0x93, 0x05, 0x01, 0x0a,
-                                       0x92, 0x05, 0x93, 0x05, 0x02, 0x0b,
-                                       0x92, 0x05, 0x93, 0x06, 0x02, 0x0c,
-                                       0x92, 0x05, 0x93, 0x06, 0x02, 0x0e,
-                                       0x93, 0x04, 0xc0, 0xa1, 'a',
-                                       0x93, 0x04, 0xfe, 0xa1, 'b', 0x91, 0x07,
-                                       0x94, 0x04, 0xa1, 't', 0xfe, 0xa1, 'c'};
+        static const uint8_t want[] = { 0x98, 0x93, 0x05, 0xa1, 't',  0x93, 0x05, 0x01, 0x0a, 0x92,
+                                        0x05, 0x93, 0x05, 0x02, 0x0b, 0x92, 0x05, 0x93, 0x06, 0x02,
+                                        0x0c, 0x92, 0x05, 0x93, 0x06, 0x02, 0x0e, 0x93, 0x04, 0xc0,
+                                        0xa1, 'a',  0x93, 0x04, 0xfe, 0xa1, 'b',  0x91, 0x07, 0x94,
+                                        0x04, 0xa1, 't',  0xfe, 0xa1, 'c' };
         check_ops_bytes(&s.c, want, sizeof want);
     }
     /* A ref to a later (or the same) op of the change cannot be written. */
@@ -1343,9 +1544,13 @@ test_change_runs_encode(void)
 static void
 test_change_runs_random(void)
 {
-    enum { MAXOPS = 40 };   /* sample.ops */
+    enum {
+        MAXOPS = 40
+    }; /* sample.ops */
     static sample s;
-    static const char *cps[] = {"a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f", "ab", ""};
+    static const char *cps[] = {
+        "a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f", "ab", ""
+    };
     for (int iter = 0; iter < 400; iter++) {
         runs_init(&s);
         uint64_t h = s.c.hlc;
@@ -1354,25 +1559,26 @@ test_change_runs_random(void)
             const char *f = check_rand_below(8) ? "t" : "u";
             unsigned r = (unsigned)check_rand_below(10);
             if (r < 5 && i > 0) {
-                shoal_value v = check_rand_below(6) ? v_s(cps[check_rand_below(5)])
-                              : check_rand_below(2) ? v_s(cps[5 + check_rand_below(2)])
-                                                    : v_int((int64_t)check_rand_below(300));
+                shoal_value v = check_rand_below(6)   ? v_s(cps[check_rand_below(5)])
+                                : check_rand_below(2) ? v_s(cps[5 + check_rand_below(2)])
+                                                      : v_int((int64_t)check_rand_below(300));
                 add_ins(&s, f, false, h, 0,
                         check_rand_below(4) ? (uint32_t)i - 1 : (uint32_t)check_rand_below(i), v);
             } else if (r < 6) {
                 add_ins(&s, f, true, 0, 0, 0, v_s(cps[check_rand_below(5)]));
             } else if (r < 9) {
                 uint32_t prev = i > 0 && s.ops[i - 1].kind == SHOAL__OP_DEL
-                                    ? s.ops[i - 1].ref.index : (uint32_t)check_rand_below(50) + 2;
+                                    ? s.ops[i - 1].ref.index
+                                    : (uint32_t)check_rand_below(50) + 2;
                 int step = (int)check_rand_below(3) - 1;
                 add_del(&s, f, check_rand_below(5) ? 77 : h, check_rand_below(6) ? 1 : 0,
                         (uint32_t)((int)prev + step));
                 shoal__op *op = &s.ops[i];
                 if (op->ref.author == 0 && op->ref.hlc == h && op->ref.index >= i)
-                    op->ref.hlc = 78;   /* only earlier ops of the change */
+                    op->ref.hlc = 78; /* only earlier ops of the change */
             } else {
-                s.ops[s.c.nops++] = op_field(check_rand_below(2) ? SHOAL__OP_DELDOC
-                                                                 : SHOAL__OP_UNSET, "t");
+                s.ops[s.c.nops++] =
+                    op_field(check_rand_below(2) ? SHOAL__OP_DELDOC : SHOAL__OP_UNSET, "t");
                 if (s.ops[i].kind == SHOAL__OP_DELDOC)
                     s.ops[i].field = NULL, s.ops[i].field_len = 0;
             }
@@ -1387,15 +1593,100 @@ test_change_runs_random(void)
 }
 
 /* Malformed run items and refs, written by hand after the sample header. */
-static void ri_text1(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "\xc3\xa9", 2); }
-static void ri_text0(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "", 0); }
-static void ri_text2(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_str(w, "ab", 2); }
-static void ri_text_bin(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 9); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_bin(w, "ab", 2); }
-static void ri_ins1(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 1); shoal__mpw_uint(w, 1); }
-static void ri_ins_text(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 2); shoal__mpw_str(w, "a", 1); shoal__mpw_str(w, "b", 1); }
-static void ri_ins_ok(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_array(w, 2); shoal__mpw_str(w, "a", 1); shoal__mpw_str(w, "bc", 2); }
-static void ri_ins_notarr(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 4); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); shoal__mpw_uint(w, 2); }
-static void ri_ins_short(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 3); shoal__mpw_uint(w, 8); shoal__mpw_str(w, "l", 1); shoal__mpw_nil(w); }
+static void
+ri_text1(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 9);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_str(w, "\xc3\xa9", 2);
+}
+static void
+ri_text0(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 9);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_str(w, "", 0);
+}
+static void
+ri_text2(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 9);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_str(w, "ab", 2);
+}
+static void
+ri_text_bin(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 9);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_bin(w, "ab", 2);
+}
+static void
+ri_ins1(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 8);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_array(w, 1);
+    shoal__mpw_uint(w, 1);
+}
+static void
+ri_ins_text(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 8);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_str(w, "a", 1);
+    shoal__mpw_str(w, "b", 1);
+}
+static void
+ri_ins_ok(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 8);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_str(w, "a", 1);
+    shoal__mpw_str(w, "bc", 2);
+}
+static void
+ri_ins_notarr(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 4);
+    shoal__mpw_uint(w, 8);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+    shoal__mpw_uint(w, 2);
+}
+static void
+ri_ins_short(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 3);
+    shoal__mpw_uint(w, 8);
+    shoal__mpw_str(w, "l", 1);
+    shoal__mpw_nil(w);
+}
 static void
 ri_del(shoal__mpw *w, int64_t ix, int64_t cnt, bool nilref)
 {
@@ -1413,25 +1704,73 @@ ri_del(shoal__mpw *w, int64_t ix, int64_t cnt, bool nilref)
     }
     shoal__mpw_int(w, cnt);
 }
-static void ri_del_ok(shoal__mpw *w) { ri_del(w, 10, -3, false); }
-static void ri_del_up_ok(shoal__mpw *w) { ri_del(w, 10, 3, false); }
-static void ri_del1(shoal__mpw *w) { ri_del(w, 10, 1, false); }
-static void ri_delm1(shoal__mpw *w) { ri_del(w, 10, -1, false); }
-static void ri_del0(shoal__mpw *w) { ri_del(w, 10, 0, false); }
-static void ri_del_nil(shoal__mpw *w) { ri_del(w, 10, 2, true); }
-static void ri_del_under(shoal__mpw *w) { ri_del(w, 1, -3, false); }
-static void ri_del_at0(shoal__mpw *w) { ri_del(w, 2, -3, false); }
-static void ri_del_over(shoal__mpw *w) { ri_del(w, UINT32_MAX - 1, 3, false); }
-static void ri_del_max(shoal__mpw *w) { ri_del(w, UINT32_MAX - 2, 3, false); }
-static void ri_del_huge(shoal__mpw *w) { ri_del(w, 0, (int64_t)SHOAL__MAX_OPS + 1, false); }
-static void ri_del_minneg(shoal__mpw *w) { ri_del(w, 0, INT64_MIN, false); }
+static void
+ri_del_ok(shoal__mpw *w)
+{
+    ri_del(w, 10, -3, false);
+}
+static void
+ri_del_up_ok(shoal__mpw *w)
+{
+    ri_del(w, 10, 3, false);
+}
+static void
+ri_del1(shoal__mpw *w)
+{
+    ri_del(w, 10, 1, false);
+}
+static void
+ri_delm1(shoal__mpw *w)
+{
+    ri_del(w, 10, -1, false);
+}
+static void
+ri_del0(shoal__mpw *w)
+{
+    ri_del(w, 10, 0, false);
+}
+static void
+ri_del_nil(shoal__mpw *w)
+{
+    ri_del(w, 10, 2, true);
+}
+static void
+ri_del_under(shoal__mpw *w)
+{
+    ri_del(w, 1, -3, false);
+}
+static void
+ri_del_at0(shoal__mpw *w)
+{
+    ri_del(w, 2, -3, false);
+}
+static void
+ri_del_over(shoal__mpw *w)
+{
+    ri_del(w, UINT32_MAX - 1, 3, false);
+}
+static void
+ri_del_max(shoal__mpw *w)
+{
+    ri_del(w, UINT32_MAX - 2, 3, false);
+}
+static void
+ri_del_huge(shoal__mpw *w)
+{
+    ri_del(w, 0, (int64_t)SHOAL__MAX_OPS + 1, false);
+}
+static void
+ri_del_minneg(shoal__mpw *w)
+{
+    ri_del(w, 0, INT64_MIN, false);
+}
 static void
 ri_del_total(shoal__mpw *w)
 {
     /* Two runs whose sum is over SHOAL__MAX_OPS. */
     shoal__mpw_array(w, 2);
     for (int i = 0; i < 2; i++) {
-        shoal__mpw_array(w, i ? 3 : 4);   /* the second leaves the field out */
+        shoal__mpw_array(w, i ? 3 : 4); /* the second leaves the field out */
         shoal__mpw_uint(w, 10);
         if (!i)
             shoal__mpw_str(w, "l", 1);
@@ -1455,16 +1794,28 @@ ri_split(shoal__mpw *w, int what)
     shoal__mpw_array(w, what == 1 ? 4 : 3);
     shoal__mpw_uint(w, what == 2 ? 9 : 4);
     if (what == 1)
-        shoal__mpw_str(w, "l", 1);   /* same field spelled out */
-    shoal__mpw_int(w, -1);          /* after op 0: joins it */
+        shoal__mpw_str(w, "l", 1); /* same field spelled out */
+    shoal__mpw_int(w, -1);         /* after op 0: joins it */
     if (what == 2)
         shoal__mpw_str(w, "bc", 2);
     else
         shoal__mpw_str(w, "b", 1);
 }
-static void ri_split_ins(shoal__mpw *w) { ri_split(w, 0); }
-static void ri_split_field(shoal__mpw *w) { ri_split(w, 1); }
-static void ri_split_text(shoal__mpw *w) { ri_split(w, 2); }
+static void
+ri_split_ins(shoal__mpw *w)
+{
+    ri_split(w, 0);
+}
+static void
+ri_split_field(shoal__mpw *w)
+{
+    ri_split(w, 1);
+}
+static void
+ri_split_text(shoal__mpw *w)
+{
+    ri_split(w, 2);
+}
 static void
 ri_split_del(shoal__mpw *w, int64_t first_cnt, int64_t second_ix, int64_t second_cnt)
 {
@@ -1483,12 +1834,36 @@ ri_split_del(shoal__mpw *w, int64_t first_cnt, int64_t second_ix, int64_t second
             shoal__mpw_int(w, cnt);
     }
 }
-static void ri_split_del1(shoal__mpw *w) { ri_split_del(w, 0, 11, 0); }     /* 10, 11 */
-static void ri_split_del2(shoal__mpw *w) { ri_split_del(w, 0, 9, 0); }      /* 10, 9 */
-static void ri_split_del3(shoal__mpw *w) { ri_split_del(w, -2, 8, 0); }     /* 10 9, 8 */
-static void ri_split_del4(shoal__mpw *w) { ri_split_del(w, 2, 12, -2); }    /* 10 11, 12 11 */
-static void ri_split_del_ok(shoal__mpw *w) { ri_split_del(w, -2, 10, 2); }  /* 10 9, 10 11 */
-static void ri_split_del_ok2(shoal__mpw *w) { ri_split_del(w, 0, 12, 0); }  /* 10, 12 */
+static void
+ri_split_del1(shoal__mpw *w)
+{
+    ri_split_del(w, 0, 11, 0);
+} /* 10, 11 */
+static void
+ri_split_del2(shoal__mpw *w)
+{
+    ri_split_del(w, 0, 9, 0);
+} /* 10, 9 */
+static void
+ri_split_del3(shoal__mpw *w)
+{
+    ri_split_del(w, -2, 8, 0);
+} /* 10 9, 8 */
+static void
+ri_split_del4(shoal__mpw *w)
+{
+    ri_split_del(w, 2, 12, -2);
+} /* 10 11, 12 11 */
+static void
+ri_split_del_ok(shoal__mpw *w)
+{
+    ri_split_del(w, -2, 10, 2);
+} /* 10 9, 10 11 */
+static void
+ri_split_del_ok2(shoal__mpw *w)
+{
+    ri_split_del(w, 0, 12, 0);
+} /* 10, 12 */
 static void
 ri_field(shoal__mpw *w, int what)
 {
@@ -1506,12 +1881,48 @@ ri_field(shoal__mpw *w, int what)
     if (what == 2)
         shoal__mpw_str(w, "f", 1);
 }
-static void ri_field_after_deldoc(shoal__mpw *w) { ri_field(w, 0); }
-static void ri_field_nil_ok(shoal__mpw *w) { ri_field(w, 1); }
-static void ri_field_repeated(shoal__mpw *w) { ri_field(w, 2); }
-static void ri_field_first_nil(shoal__mpw *w) { shoal__mpw_array(w, 1); shoal__mpw_array(w, 1); shoal__mpw_uint(w, 2); }
-static void ri_field_nil(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "f", 1); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_nil(w); }
-static void ri_deldoc_short(shoal__mpw *w) { shoal__mpw_array(w, 2); shoal__mpw_array(w, 2); shoal__mpw_uint(w, 2); shoal__mpw_str(w, "f", 1); shoal__mpw_array(w, 0); }
+static void
+ri_field_after_deldoc(shoal__mpw *w)
+{
+    ri_field(w, 0);
+}
+static void
+ri_field_nil_ok(shoal__mpw *w)
+{
+    ri_field(w, 1);
+}
+static void
+ri_field_repeated(shoal__mpw *w)
+{
+    ri_field(w, 2);
+}
+static void
+ri_field_first_nil(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 1);
+    shoal__mpw_array(w, 1);
+    shoal__mpw_uint(w, 2);
+}
+static void
+ri_field_nil(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_nil(w);
+}
+static void
+ri_deldoc_short(shoal__mpw *w)
+{
+    shoal__mpw_array(w, 2);
+    shoal__mpw_array(w, 2);
+    shoal__mpw_uint(w, 2);
+    shoal__mpw_str(w, "f", 1);
+    shoal__mpw_array(w, 0);
+}
 static void
 ri_ref(shoal__mpw *w, int what)
 {
@@ -1524,18 +1935,18 @@ ri_ref(shoal__mpw *w, int what)
     shoal__mpw_uint(w, 5);
     shoal__mpw_str(w, "l", 1);
     switch (what) {
-    case 0: shoal__mpw_int(w, -1); break;     /* op 0: fine */
-    case 1: shoal__mpw_int(w, -2); break;     /* before op 0 */
-    case 2: shoal__mpw_uint(w, 0); break;     /* as long as -1: must be -1 */
+    case 0: shoal__mpw_int(w, -1); break; /* op 0: fine */
+    case 1: shoal__mpw_int(w, -2); break; /* before op 0 */
+    case 2: shoal__mpw_uint(w, 0); break; /* as long as -1: must be -1 */
     case 3: shoal__mpw_uint(w, 1); break;
     case 4: shoal__mpw_int(w, INT64_MIN); break;
-    case 5:                                    /* own op in the long form */
+    case 5: /* own op in the long form */
         shoal__mpw_array(w, 3);
         shoal__mpw_uint(w, shoal__hlc_make(1700000000000ull, 3));
         shoal__mpw_uint(w, 0);
         shoal__mpw_uint(w, 0);
         break;
-    case 6:                                    /* same hlc, other author: fine */
+    case 6: /* same hlc, other author: fine */
         shoal__mpw_array(w, 3);
         shoal__mpw_uint(w, shoal__hlc_make(1700000000000ull, 3));
         shoal__mpw_uint(w, 1);
@@ -1564,68 +1975,108 @@ ri_ref_far(shoal__mpw *w, bool as_index)
     else
         shoal__mpw_int(w, -195);
 }
-static void ri_ref_far_index(shoal__mpw *w) { ri_ref_far(w, true); }
-static void ri_ref_far_neg(shoal__mpw *w) { ri_ref_far(w, false); }
-static void ri_ref_ok(shoal__mpw *w) { ri_ref(w, 0); }
-static void ri_ref_before(shoal__mpw *w) { ri_ref(w, 1); }
-static void ri_ref_zero(shoal__mpw *w) { ri_ref(w, 2); }
-static void ri_ref_pos(shoal__mpw *w) { ri_ref(w, 3); }
-static void ri_ref_min(shoal__mpw *w) { ri_ref(w, 4); }
-static void ri_ref_own_long(shoal__mpw *w) { ri_ref(w, 5); }
-static void ri_ref_other_ok(shoal__mpw *w) { ri_ref(w, 6); }
+static void
+ri_ref_far_index(shoal__mpw *w)
+{
+    ri_ref_far(w, true);
+}
+static void
+ri_ref_far_neg(shoal__mpw *w)
+{
+    ri_ref_far(w, false);
+}
+static void
+ri_ref_ok(shoal__mpw *w)
+{
+    ri_ref(w, 0);
+}
+static void
+ri_ref_before(shoal__mpw *w)
+{
+    ri_ref(w, 1);
+}
+static void
+ri_ref_zero(shoal__mpw *w)
+{
+    ri_ref(w, 2);
+}
+static void
+ri_ref_pos(shoal__mpw *w)
+{
+    ri_ref(w, 3);
+}
+static void
+ri_ref_min(shoal__mpw *w)
+{
+    ri_ref(w, 4);
+}
+static void
+ri_ref_own_long(shoal__mpw *w)
+{
+    ri_ref(w, 5);
+}
+static void
+ri_ref_other_ok(shoal__mpw *w)
+{
+    ri_ref(w, 6);
+}
 
 static void
 test_change_runs_malformed(void)
 {
     sample s;
     sample_init(&s, false);
-    struct { raw_fn fn; int err; const char *what; } cases[] = {
-        {ri_text2, SHOAL_OK, "TEXT run of 2"},
-        {ri_text1, SHOAL_EPROTO, "TEXT run of 1 code point"},
-        {ri_text0, SHOAL_EPROTO, "TEXT run of 0"},
-        {ri_text_bin, SHOAL_EPROTO, "TEXT run of bin"},
-        {ri_ins_ok, SHOAL_OK, "INS run of 2"},
-        {ri_ins1, SHOAL_EPROTO, "INS run of 1"},
-        {ri_ins_text, SHOAL_EPROTO, "INS run of code points"},
-        {ri_ins_notarr, SHOAL_EPROTO, "INS run values not an array"},
-        {ri_ins_short, SHOAL_EPROTO, "INS run of 3 items"},
-        {ri_del_ok, SHOAL_OK, "DEL run down"},
-        {ri_del_up_ok, SHOAL_OK, "DEL run up"},
-        {ri_del1, SHOAL_EPROTO, "DEL run of 1"},
-        {ri_delm1, SHOAL_EPROTO, "DEL run of -1"},
-        {ri_del0, SHOAL_EPROTO, "DEL run of 0"},
-        {ri_del_nil, SHOAL_EPROTO, "DEL run at the head"},
-        {ri_del_under, SHOAL_EPROTO, "DEL run below index 0"},
-        {ri_del_at0, SHOAL_OK, "DEL run down to index 0"},
-        {ri_del_over, SHOAL_EPROTO, "DEL run past 2^32"},
-        {ri_del_max, SHOAL_OK, "DEL run up to 2^32-1"},
-        {ri_del_huge, SHOAL_ETOOBIG, "DEL run over MAX_OPS"},
-        {ri_del_minneg, SHOAL_ETOOBIG, "DEL run INT64_MIN"},
-        {ri_del_total, SHOAL_ETOOBIG, "runs over MAX_OPS"},
-        {ri_split_ins, SHOAL_EPROTO, "INS, INS after it"},
-        {ri_split_field, SHOAL_EPROTO, "same field spelled out"},
-        {ri_split_text, SHOAL_EPROTO, "INS, TEXT run after it"},
-        {ri_split_del1, SHOAL_EPROTO, "DEL 10, DEL 11"},
-        {ri_split_del2, SHOAL_EPROTO, "DEL 10, DEL 9"},
-        {ri_split_del3, SHOAL_EPROTO, "DEL run 10 9, DEL 8"},
-        {ri_split_del4, SHOAL_EPROTO, "DEL run 10 11, run 12 11"},
-        {ri_split_del_ok, SHOAL_OK, "DEL run 10 9, run 10 11"},
-        {ri_split_del_ok2, SHOAL_OK, "DEL 10, DEL 12"},
-        {ri_field_after_deldoc, SHOAL_EPROTO, "field left out after DELDOC"},
-        {ri_field_nil_ok, SHOAL_OK, "field left out"},
-        {ri_field_repeated, SHOAL_EPROTO, "field repeated"},
-        {ri_field_first_nil, SHOAL_EPROTO, "field left out first"},
-        {ri_field_nil, SHOAL_EPROTO, "nil field"},
-        {ri_deldoc_short, SHOAL_EPROTO, "empty item after a field"},
-        {ri_ref_ok, SHOAL_OK, "own ref -1"},
-        {ri_ref_far_index, SHOAL_OK, "own ref by index, shorter"},
-        {ri_ref_far_neg, SHOAL_EPROTO, "own ref -d, longer than the index"},
-        {ri_ref_before, SHOAL_EPROTO, "own ref before op 0"},
-        {ri_ref_zero, SHOAL_EPROTO, "ref 0"},
-        {ri_ref_pos, SHOAL_EPROTO, "ref 1"},
-        {ri_ref_min, SHOAL_EPROTO, "ref INT64_MIN"},
-        {ri_ref_own_long, SHOAL_EPROTO, "own ref, long form"},
-        {ri_ref_other_ok, SHOAL_OK, "same hlc, other author"},
+    struct {
+        raw_fn fn;
+        int err;
+        const char *what;
+    } cases[] = {
+        { ri_text2, SHOAL_OK, "TEXT run of 2" },
+        { ri_text1, SHOAL_EPROTO, "TEXT run of 1 code point" },
+        { ri_text0, SHOAL_EPROTO, "TEXT run of 0" },
+        { ri_text_bin, SHOAL_EPROTO, "TEXT run of bin" },
+        { ri_ins_ok, SHOAL_OK, "INS run of 2" },
+        { ri_ins1, SHOAL_EPROTO, "INS run of 1" },
+        { ri_ins_text, SHOAL_EPROTO, "INS run of code points" },
+        { ri_ins_notarr, SHOAL_EPROTO, "INS run values not an array" },
+        { ri_ins_short, SHOAL_EPROTO, "INS run of 3 items" },
+        { ri_del_ok, SHOAL_OK, "DEL run down" },
+        { ri_del_up_ok, SHOAL_OK, "DEL run up" },
+        { ri_del1, SHOAL_EPROTO, "DEL run of 1" },
+        { ri_delm1, SHOAL_EPROTO, "DEL run of -1" },
+        { ri_del0, SHOAL_EPROTO, "DEL run of 0" },
+        { ri_del_nil, SHOAL_EPROTO, "DEL run at the head" },
+        { ri_del_under, SHOAL_EPROTO, "DEL run below index 0" },
+        { ri_del_at0, SHOAL_OK, "DEL run down to index 0" },
+        { ri_del_over, SHOAL_EPROTO, "DEL run past 2^32" },
+        { ri_del_max, SHOAL_OK, "DEL run up to 2^32-1" },
+        { ri_del_huge, SHOAL_ETOOBIG, "DEL run over MAX_OPS" },
+        { ri_del_minneg, SHOAL_ETOOBIG, "DEL run INT64_MIN" },
+        { ri_del_total, SHOAL_ETOOBIG, "runs over MAX_OPS" },
+        { ri_split_ins, SHOAL_EPROTO, "INS, INS after it" },
+        { ri_split_field, SHOAL_EPROTO, "same field spelled out" },
+        { ri_split_text, SHOAL_EPROTO, "INS, TEXT run after it" },
+        { ri_split_del1, SHOAL_EPROTO, "DEL 10, DEL 11" },
+        { ri_split_del2, SHOAL_EPROTO, "DEL 10, DEL 9" },
+        { ri_split_del3, SHOAL_EPROTO, "DEL run 10 9, DEL 8" },
+        { ri_split_del4, SHOAL_EPROTO, "DEL run 10 11, run 12 11" },
+        { ri_split_del_ok, SHOAL_OK, "DEL run 10 9, run 10 11" },
+        { ri_split_del_ok2, SHOAL_OK, "DEL 10, DEL 12" },
+        { ri_field_after_deldoc, SHOAL_EPROTO, "field left out after DELDOC" },
+        { ri_field_nil_ok, SHOAL_OK, "field left out" },
+        { ri_field_repeated, SHOAL_EPROTO, "field repeated" },
+        { ri_field_first_nil, SHOAL_EPROTO, "field left out first" },
+        { ri_field_nil, SHOAL_EPROTO, "nil field" },
+        { ri_deldoc_short, SHOAL_EPROTO, "empty item after a field" },
+        { ri_ref_ok, SHOAL_OK, "own ref -1" },
+        { ri_ref_far_index, SHOAL_OK, "own ref by index, shorter" },
+        { ri_ref_far_neg, SHOAL_EPROTO, "own ref -d, longer than the index" },
+        { ri_ref_before, SHOAL_EPROTO, "own ref before op 0" },
+        { ri_ref_zero, SHOAL_EPROTO, "ref 0" },
+        { ri_ref_pos, SHOAL_EPROTO, "ref 1" },
+        { ri_ref_min, SHOAL_EPROTO, "ref INT64_MIN" },
+        { ri_ref_own_long, SHOAL_EPROTO, "own ref, long form" },
+        { ri_ref_other_ok, SHOAL_OK, "same hlc, other author" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int err = decode_wrong(&s.c, 8, -1, NULL, cases[i].fn);
@@ -1665,10 +2116,10 @@ test_change_huge_counts(void)
     memset(in, 0xc0, sizeof in);
     in[0] = 0xdd;
     in[1] = in[2] = in[3] = in[4] = 0xff;
-    shoal__alloc_fail_after(1);   /* any allocation would now fail */
+    shoal__alloc_fail_after(1); /* any allocation would now fail */
     CHECK_EQ(decode(in, sizeof in, &d), SHOAL_ETRUNC);
     void *probe = shoal__malloc(1);
-    CHECK(probe == NULL);         /* the armed failure was not consumed */
+    CHECK(probe == NULL); /* the armed failure was not consumed */
     shoal__alloc_fail_after(0);
     shoal__free(probe);
 
@@ -1684,7 +2135,9 @@ test_change_huge_counts(void)
     REQUIRE(m);
     /* deps array16 declaring 1024 (the bound) in far fewer bytes: ETRUNC. */
     memcpy(m, b.p, 11);
-    m[11] = 0xdc; m[12] = 0x04; m[13] = 0x00;
+    m[11] = 0xdc;
+    m[12] = 0x04;
+    m[13] = 0x00;
     memcpy(m + 14, b.p + 12, b.len - 12);
     shoal__alloc_fail_after(1);
     CHECK_EQ(decode(m, b.len + 2, &d), SHOAL_ETRUNC);
@@ -1692,11 +2145,13 @@ test_change_huge_counts(void)
     CHECK(probe == NULL);
     shoal__alloc_fail_after(0);
     /* 1025 deps: over the bound. */
-    m[12] = 0x04; m[13] = 0x01;
+    m[12] = 0x04;
+    m[13] = 0x01;
     CHECK_EQ(decode(m, b.len + 2, &d), SHOAL_ETOOBIG);
     /* array32 of 4 billion deps. */
     memcpy(m, b.p, 11);
-    m[11] = 0xdd; m[12] = m[13] = m[14] = m[15] = 0xff;
+    m[11] = 0xdd;
+    m[12] = m[13] = m[14] = m[15] = 0xff;
     memcpy(m + 16, b.p + 12, b.len - 12);
     CHECK_EQ(decode(m, b.len + 4, &d), SHOAL_ETOOBIG);
     free(m);
@@ -1793,7 +2248,8 @@ seal_sample(shoal__buf *env, shoal__buf *body)
     sample_init(&s, false);
     body->len = 0;
     env->len = 0;
-    if (shoal__change_encode(&s.c, body) || shoal__envelope_seal(body->p, body->len, pk_a, sk_a, env))
+    if (shoal__change_encode(&s.c, body) ||
+        shoal__envelope_seal(body->p, body->len, pk_a, sk_a, env))
         abort();
 }
 
@@ -2076,15 +2532,15 @@ test_bundle(void)
     shoal__be32_put(b.p + 8, 3);
 
     /* One bad change among good ones: the whole bundle is rejected. */
-    size_t mid = 12 + envs[0].len + SHOAL__ENV_HEADER + 3;   /* inside the 2nd body */
+    size_t mid = 12 + envs[0].len + SHOAL__ENV_HEADER + 3; /* inside the 2nd body */
     b.p[mid] ^= 0x80;
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EBADSIG);
     CHECK(sp == NULL && cnt == 0);
     b.p[mid] ^= 0x80;
-    b.p[b.len - 1] ^= 0x01;   /* last signature */
+    b.p[b.len - 1] ^= 0x01; /* last signature */
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EBADSIG);
     b.p[b.len - 1] ^= 0x01;
-    b.p[12 + envs[0].len] = 9;   /* 2nd envelope: unknown version */
+    b.p[12 + envs[0].len] = 9; /* 2nd envelope: unknown version */
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EVERSION);
     b.p[12 + envs[0].len] = 1;
 
@@ -2105,22 +2561,22 @@ test_bundle(void)
 static void
 mutate(uint8_t *p, size_t *n, size_t cap)
 {
-    static const uint8_t special[] = {0x00, 0x7f, 0x80, 0xc0, 0xc1, 0xc4, 0xca, 0xcb, 0xcc,
-                                      0xcf, 0xd0, 0xd3, 0xd9, 0xdb, 0xdc, 0xdd, 0xdf, 0xff,
-                                      0x90, 0x9f, 0xa0, 0xbf};
+    static const uint8_t special[] = { 0x00, 0x7f, 0x80, 0xc0, 0xc1, 0xc4, 0xca, 0xcb,
+                                       0xcc, 0xcf, 0xd0, 0xd3, 0xd9, 0xdb, 0xdc, 0xdd,
+                                       0xdf, 0xff, 0x90, 0x9f, 0xa0, 0xbf };
     int k = 1 + (int)check_rand_below(3);
-    for (int j = 0; j < k && *n > 0; j++) {
+    for (int j = 0; j<k && * n> 0; j++) {
         size_t at = check_rand_below(*n);
         switch (check_rand_below(6)) {
         case 0: p[at] ^= (uint8_t)(1u << check_rand_below(8)); break;
         case 1: p[at] = (uint8_t)check_rand(); break;
         case 2: p[at] = special[check_rand_below(sizeof special)]; break;
-        case 3: *n = at; break;                                    /* truncate */
-        case 4:                                                    /* delete */
+        case 3: *n = at; break; /* truncate */
+        case 4:                 /* delete */
             memmove(p + at, p + at + 1, *n - at - 1);
             (*n)--;
             break;
-        default:                                                   /* insert */
+        default: /* insert */
             if (*n < cap) {
                 memmove(p + at + 1, p + at, *n - at);
                 p[at] = special[check_rand_below(sizeof special)];
@@ -2143,12 +2599,12 @@ test_mutation_fuzz(void)
     size_t cap = body.len + 16;
     uint8_t *m = malloc(cap);
     REQUIRE(m);
-    long ok = 0, counts[32] = {0};
+    long ok = 0, counts[32] = { 0 };
     for (long it = 0; it < iters; it++) {
         size_t n = body.len;
         memcpy(m, body.p, n);
         mutate(m, &n, cap);
-        uint8_t *exact = malloc(n ? n : 1);   /* exact size for ASan */
+        uint8_t *exact = malloc(n ? n : 1); /* exact size for ASan */
         REQUIRE(exact);
         memcpy(exact, m, n);
         shoal__change d;

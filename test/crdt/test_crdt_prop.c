@@ -21,13 +21,16 @@
 #include "check.h"
 #include "crdt.h"
 
-enum { MAXR = 5, MAXOPS = 8 };
+enum {
+    MAXR = 5,
+    MAXOPS = 8
+};
 
 typedef struct rec {
     shoal__change c;
     shoal__op ops[MAXOPS];
     int origin;
-    uint64_t vv[MAXR];         /* changes of each origin applied before it */
+    uint64_t vv[MAXR]; /* changes of each origin applied before it */
 } rec;
 
 typedef struct replica {
@@ -39,37 +42,47 @@ typedef struct replica {
     uint64_t wall;
     uint64_t skew;
     uint64_t vv[MAXR];
-    bool *seen;                /* by log index */
+    bool *seen; /* by log index */
 } replica;
 
 typedef struct sim {
     int nr;
     replica r[MAXR];
-    rec *log;                  /* every change, in creation order */
+    rec *log; /* every change, in creation order */
     size_t nlog, cap;
-    size_t *by_origin[MAXR];   /* log indexes of each origin's changes */
+    size_t *by_origin[MAXR]; /* log indexes of each origin's changes */
     size_t norigin[MAXR];
     bool failed;
-    unsigned del_permille;     /* chance of a DELDOC op, per op */
+    unsigned del_permille; /* chance of a DELDOC op, per op */
     uint64_t applied, dups, ops;
 } sim;
 
-static const char *FIELDS[] = {"a", "b", "list", "n"};
-static const char *STRS[] = {"", "x", "hello", "\xc3\xa9t\xc3\xa9", "a longer string value"};
+static const char *FIELDS[] = { "a", "b", "list", "n" };
+static const char *STRS[] = { "", "x", "hello", "\xc3\xa9t\xc3\xa9", "a longer string value" };
 
-static shoal_value rand_value(void)
+static shoal_value
+rand_value(void)
 {
-    shoal_value v = {.type = SHOAL_T_NIL};
+    shoal_value v = { .type = SHOAL_T_NIL };
     switch (check_rand_below(7)) {
     case 0: break;
-    case 1: v.type = SHOAL_T_BOOL; v.b = check_rand_below(2); break;
-    case 2: v.type = SHOAL_T_INT; v.i = (int64_t)check_rand() >> check_rand_below(64); break;
-    case 3: v.type = SHOAL_T_INT; v.i = (int64_t)check_rand_below(100) - 50; break;
+    case 1:
+        v.type = SHOAL_T_BOOL;
+        v.b = check_rand_below(2);
+        break;
+    case 2:
+        v.type = SHOAL_T_INT;
+        v.i = (int64_t)check_rand() >> check_rand_below(64);
+        break;
+    case 3:
+        v.type = SHOAL_T_INT;
+        v.i = (int64_t)check_rand_below(100) - 50;
+        break;
     case 4: {
         v.type = SHOAL_T_DOUBLE;
         uint64_t bits = check_rand();
         if (check_rand_below(4) == 0)
-            bits = 0x7ff8000000000000ull | (bits & 0xff);   /* NaN with payload */
+            bits = 0x7ff8000000000000ull | (bits & 0xff); /* NaN with payload */
         memcpy(&v.d, &bits, 8);
         break;
     }
@@ -89,7 +102,8 @@ static shoal_value rand_value(void)
     return v;
 }
 
-static rec *log_push(sim *s)
+static rec *
+log_push(sim *s)
 {
     if (s->nlog == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
@@ -108,7 +122,8 @@ static rec *log_push(sim *s)
 }
 
 /* Author index of key inside a change of replica x. */
-static uint32_t ai_of(const replica *x, const uint8_t *key)
+static uint32_t
+ai_of(const replica *x, const uint8_t *key)
 {
     if (memcmp(key, x->key, 32) == 0)
         return 0;
@@ -118,7 +133,8 @@ static uint32_t ai_of(const replica *x, const uint8_t *key)
     abort();
 }
 
-static void to_ref(const replica *x, const shoal__eid *id, shoal__ref *ref)
+static void
+to_ref(const replica *x, const shoal__eid *id, shoal__ref *ref)
 {
     const uint8_t *key = shoal__doc_author_key(x->doc, id->author);
     if (!key)
@@ -130,7 +146,8 @@ static void to_ref(const replica *x, const shoal__eid *id, shoal__ref *ref)
 }
 
 /* Replica xi makes one local change against its own state. */
-static void local_change(sim *s, int xi)
+static void
+local_change(sim *s, int xi)
 {
     replica *x = &s->r[xi];
     rec *r = log_push(s);
@@ -178,7 +195,7 @@ static void local_change(sim *s, int xi)
             op->kind = SHOAL__OP_COUNT;
             int64_t d = (int64_t)check_rand_below(21) - 10;
             if (check_rand_below(20) == 0)
-                d = (int64_t)check_rand();   /* exercise wrapping */
+                d = (int64_t)check_rand(); /* exercise wrapping */
             op->delta = d ? d : 1;
         } else if (roll < 70 || n == 0) {
             op->kind = SHOAL__OP_INS;
@@ -216,7 +233,8 @@ static void local_change(sim *s, int xi)
 
 /* Deliver change k of origin o to replica xi if causally ready; a change
  * already seen is skipped.  Returns true if it was applied. */
-static bool deliver(sim *s, int xi, int o, size_t k)
+static bool
+deliver(sim *s, int xi, int o, size_t k)
 {
     replica *x = &s->r[xi];
     if (k >= s->norigin[o])
@@ -245,22 +263,23 @@ static bool deliver(sim *s, int xi, int o, size_t k)
     return true;
 }
 
-static bool same_bytes(shoal__doc *a, shoal__doc *b, bool full)
+static bool
+same_bytes(shoal__doc *a, shoal__doc *b, bool full)
 {
     shoal__buf x, y;
     shoal__buf_init(&x);
     shoal__buf_init(&y);
     int r1 = full ? shoal__doc_encode_full(a, &x) : shoal__doc_encode_visible(a, &x);
     int r2 = full ? shoal__doc_encode_full(b, &y) : shoal__doc_encode_visible(b, &y);
-    bool eq = r1 == SHOAL_OK && r2 == SHOAL_OK && x.len == y.len &&
-              memcmp(x.p, y.p, x.len) == 0;
+    bool eq = r1 == SHOAL_OK && r2 == SHOAL_OK && x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
     shoal__buf_free(&x);
     shoal__buf_free(&y);
     return eq;
 }
 
 /* Replicas that applied the same set must agree. */
-static void compare_equal_sets(sim *s, const char *when)
+static void
+compare_equal_sets(sim *s, const char *when)
 {
     for (int a = 0; a < s->nr; a++)
         for (int b = a + 1; b < s->nr; b++) {
@@ -274,14 +293,15 @@ static void compare_equal_sets(sim *s, const char *when)
         }
 }
 
-static bool run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dups)
+static bool
+run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dups)
 {
     sim s;
     memset(&s, 0, sizeof s);
     check_rand_reseed(seed);
     s.nr = 3 + (int)check_rand_below(MAXR - 2);
     /* Some runs never delete, some rarely, some often. */
-    static const unsigned del_rates[] = {0, 2, 5, 20};
+    static const unsigned del_rates[] = { 0, 2, 5, 20 };
     s.del_permille = del_rates[check_rand_below(4)];
     for (int i = 0; i < s.nr; i++) {
         replica *x = &s.r[i];
@@ -344,7 +364,7 @@ static bool run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dup
                     if (deliver(&s, xi, o, s.r[xi].vv[o]))
                         progress = true;
                 if (s.r[xi].vv[o] > 0 && check_rand_below(8) == 0)
-                    deliver(&s, xi, o, check_rand_below(s.r[xi].vv[o]));  /* duplicate */
+                    deliver(&s, xi, o, check_rand_below(s.r[xi].vv[o])); /* duplicate */
             }
         }
     }
@@ -384,7 +404,8 @@ static bool run_one(uint64_t seed, size_t nchanges, uint64_t *ops, uint64_t *dup
     return !s.failed;
 }
 
-static void test_convergence(void)
+static void
+test_convergence(void)
 {
     uint64_t base = check_seed(20240601);
     long seeds = check_env_long("SHOAL_PROP_SEEDS", 100);
@@ -401,13 +422,14 @@ static void test_convergence(void)
                 break;
         }
     }
-    printf("%ld runs, %llu local ops, %llu duplicates skipped\n", seeds,
-           (unsigned long long)ops, (unsigned long long)dups);
+    printf("%ld runs, %llu local ops, %llu duplicates skipped\n", seeds, (unsigned long long)ops,
+           (unsigned long long)dups);
     CHECK(ops > 1000);
     CHECK(dups > 0);
 }
 
-int main(void)
+int
+main(void)
 {
     RUN(test_convergence);
     return check_summary();

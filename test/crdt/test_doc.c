@@ -14,7 +14,8 @@
 /* Three authors with KA < KB < KC bytewise. */
 static uint8_t KA[32], KB[32], KC[32];
 
-static void keys_init(void)
+static void
+keys_init(void)
 {
     memset(KA, 0x11, 32);
     memset(KB, 0x22, 32);
@@ -29,7 +30,8 @@ typedef struct tchange {
     uint8_t authors[32 * 3];
 } tchange;
 
-static void tc_init(tchange *t, const uint8_t *author, uint64_t hlc, uint64_t epoch)
+static void
+tc_init(tchange *t, const uint8_t *author, uint64_t hlc, uint64_t epoch)
 {
     memset(t, 0, sizeof *t);
     memcpy(t->c.author, author, 32);
@@ -43,7 +45,7 @@ static void tc_init(tchange *t, const uint8_t *author, uint64_t hlc, uint64_t ep
     t->c.ops = t->ops;
     /* Every change may refer to the two other test authors: index 1, 2
      * in key order (never itself). */
-    const uint8_t *all[3] = {KA, KB, KC};
+    const uint8_t *all[3] = { KA, KB, KC };
     for (int i = 0; i < 3; i++) {
         if (memcmp(all[i], author, 32) == 0)
             continue;
@@ -53,7 +55,8 @@ static void tc_init(tchange *t, const uint8_t *author, uint64_t hlc, uint64_t ep
 }
 
 /* Author index that key has inside change t. */
-static uint32_t tc_ai(const tchange *t, const uint8_t *key)
+static uint32_t
+tc_ai(const tchange *t, const uint8_t *key)
 {
     if (memcmp(key, t->c.author, 32) == 0)
         return 0;
@@ -63,7 +66,8 @@ static uint32_t tc_ai(const tchange *t, const uint8_t *key)
     abort();
 }
 
-static shoal__op *tc_op(tchange *t, uint8_t kind, const char *field)
+static shoal__op *
+tc_op(tchange *t, uint8_t kind, const char *field)
 {
     if (t->c.nops >= 16)
         abort();
@@ -78,64 +82,75 @@ static shoal__op *tc_op(tchange *t, uint8_t kind, const char *field)
     return op;
 }
 
-static shoal_value vint(int64_t i)
+static shoal_value
+vint(int64_t i)
 {
-    shoal_value v = {.type = SHOAL_T_INT, .i = i};
+    shoal_value v = { .type = SHOAL_T_INT, .i = i };
     return v;
 }
 
-static shoal_value vstr(const char *s)
+static shoal_value
+vstr(const char *s)
 {
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s)};
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
     return v;
 }
 
-static void set(tchange *t, const char *f, shoal_value v)
+static void
+set(tchange *t, const char *f, shoal_value v)
 {
     tc_op(t, SHOAL__OP_SET, f)->value = v;
 }
 
-static void unset(tchange *t, const char *f)
+static void
+unset(tchange *t, const char *f)
 {
     tc_op(t, SHOAL__OP_UNSET, f);
 }
 
-static void count(tchange *t, const char *f, int64_t delta)
+static void
+count(tchange *t, const char *f, int64_t delta)
 {
     tc_op(t, SHOAL__OP_COUNT, f)->delta = delta;
 }
 
-static void deldoc(tchange *t)
+static void
+deldoc(tchange *t)
 {
     tc_op(t, SHOAL__OP_DELDOC, NULL);
 }
 
 /* A reference to the element inserted by op index of (key, hlc). */
-static shoal__ref ref(const tchange *t, const uint8_t *key, uint64_t hlc, uint32_t index)
+static shoal__ref
+ref(const tchange *t, const uint8_t *key, uint64_t hlc, uint32_t index)
 {
-    shoal__ref r = {false, hlc, tc_ai(t, key), index};
+    shoal__ref r = { false, hlc, tc_ai(t, key), index };
     return r;
 }
 
-static shoal__ref head(void)
+static shoal__ref
+head(void)
 {
-    shoal__ref r = {true, 0, 0, 0};
+    shoal__ref r = { true, 0, 0, 0 };
     return r;
 }
 
-static void ins(tchange *t, const char *f, shoal__ref r, shoal_value v)
+static void
+ins(tchange *t, const char *f, shoal__ref r, shoal_value v)
 {
     shoal__op *op = tc_op(t, SHOAL__OP_INS, f);
     op->ref = r;
     op->value = v;
 }
 
-static void del(tchange *t, const char *f, shoal__ref r)
+static void
+del(tchange *t, const char *f, shoal__ref r)
 {
     tc_op(t, SHOAL__OP_DEL, f)->ref = r;
 }
 
-static void rep(tchange *t, const char *f, shoal__ref r, shoal_value v)
+static void
+rep(tchange *t, const char *f, shoal__ref r, shoal_value v)
 {
     shoal__op *op = tc_op(t, SHOAL__OP_REP, f);
     op->ref = r;
@@ -144,7 +159,8 @@ static void rep(tchange *t, const char *f, shoal__ref r, shoal_value v)
 
 /* ------------------------------------------------------------ rendering */
 
-static void put_value(char *out, size_t cap, const shoal_value *v)
+static void
+put_value(char *out, size_t cap, const shoal_value *v)
 {
     size_t n = strlen(out);
     switch (v->type) {
@@ -152,13 +168,16 @@ static void put_value(char *out, size_t cap, const shoal_value *v)
     case SHOAL_T_BOOL: snprintf(out + n, cap - n, v->b ? "true" : "false"); break;
     case SHOAL_T_INT: snprintf(out + n, cap - n, "%lld", (long long)v->i); break;
     case SHOAL_T_DOUBLE: snprintf(out + n, cap - n, "%g", v->d); break;
-    case SHOAL_T_STR: snprintf(out + n, cap - n, "'%.*s'", (int)v->len, (const char *)v->ptr); break;
+    case SHOAL_T_STR:
+        snprintf(out + n, cap - n, "'%.*s'", (int)v->len, (const char *)v->ptr);
+        break;
     case SHOAL_T_BYTES: snprintf(out + n, cap - n, "bin%zu", v->len); break;
     }
 }
 
 /* The visible state as text: "a=1 c=#3 l=[x,y]", "<deleted>", "<none>". */
-static const char *render(const shoal__doc *d)
+static const char *
+render(const shoal__doc *d)
 {
     static char out[1024];
     shoal__vfield *v;
@@ -197,7 +216,8 @@ static const char *render(const shoal__doc *d)
 }
 
 /* encode_full(d) -> decode -> encode must give the same bytes. */
-static void check_roundtrip(const shoal__doc *d)
+static void
+check_roundtrip(const shoal__doc *d)
 {
     shoal__buf a, b;
     shoal__doc *d2 = NULL;
@@ -221,7 +241,8 @@ static void check_roundtrip(const shoal__doc *d)
  * after[i] (an index or -1); each order must render as expect, and all must
  * have byte-identical full and visible encodings.  Returns the number of
  * orders tried. */
-static int all_orders(tchange **cs, size_t n, const int *after, const char *expect)
+static int
+all_orders(tchange **cs, size_t n, const int *after, const char *expect)
 {
     size_t perm[8], tried = 0;
     shoal__buf first_full, first_vis;
@@ -293,7 +314,8 @@ static int all_orders(tchange **cs, size_t n, const int *after, const char *expe
     return (int)tried;
 }
 
-static shoal__doc *apply_all(tchange **cs, size_t n)
+static shoal__doc *
+apply_all(tchange **cs, size_t n)
 {
     shoal__doc *d = shoal__doc_new();
     for (size_t i = 0; i < n; i++)
@@ -303,20 +325,21 @@ static shoal__doc *apply_all(tchange **cs, size_t n)
 
 /* -------------------------------------------------------------- tests */
 
-static void test_lww_register(void)
+static void
+test_lww_register(void)
 {
     tchange a, b, c;
     tc_init(&a, KA, 100, 0);
     set(&a, "x", vint(1));
     tc_init(&b, KB, 200, 0);
     set(&b, "x", vint(2));
-    tchange *cs[] = {&a, &b};
+    tchange *cs[] = { &a, &b };
     CHECK_EQ(all_orders(cs, 2, NULL, "x=2"), 2);
 
     /* Same HLC: the greater author key wins. */
     tc_init(&c, KC, 100, 0);
     set(&c, "x", vstr("from c"));
-    tchange *cs2[] = {&a, &c};
+    tchange *cs2[] = { &a, &c };
     CHECK_EQ(all_orders(cs2, 2, NULL, "x='from c'"), 2);
 
     /* Same change, same field twice: the later index wins. */
@@ -324,11 +347,12 @@ static void test_lww_register(void)
     set(&a, "x", vint(1));
     set(&a, "x", vint(7));
     set(&a, "y", vint(3));
-    tchange *cs3[] = {&a};
+    tchange *cs3[] = { &a };
     CHECK_EQ(all_orders(cs3, 1, NULL, "x=7 y=3"), 1);
 }
 
-static void test_unset(void)
+static void
+test_unset(void)
 {
     tchange a, b, c;
     tc_init(&a, KA, 100, 0);
@@ -336,7 +360,7 @@ static void test_unset(void)
     set(&a, "y", vint(2));
     tc_init(&b, KB, 200, 0);
     unset(&b, "x");
-    tchange *cs[] = {&a, &b};
+    tchange *cs[] = { &a, &b };
     CHECK_EQ(all_orders(cs, 2, NULL, "y=2"), 2);
 
     shoal__doc *d = apply_all(cs, 2);
@@ -349,11 +373,12 @@ static void test_unset(void)
     /* A concurrent earlier unset loses to a later set. */
     tc_init(&c, KC, 300, 0);
     set(&c, "x", vint(9));
-    tchange *cs2[] = {&a, &b, &c};
+    tchange *cs2[] = { &a, &b, &c };
     CHECK_EQ(all_orders(cs2, 3, NULL, "x=9 y=2"), 6);
 }
 
-static void test_delete_wins(void)
+static void
+test_delete_wins(void)
 {
     tchange a, b;
     /* The update has the greater HLC, the delete still wins. */
@@ -362,7 +387,7 @@ static void test_delete_wins(void)
     count(&a, "n", 4);
     tc_init(&b, KB, 100, 0);
     deldoc(&b);
-    tchange *cs[] = {&a, &b};
+    tchange *cs[] = { &a, &b };
     CHECK_EQ(all_orders(cs, 2, NULL, "<deleted>"), 2);
     shoal__doc *d = apply_all(cs, 2);
     CHECK(shoal__doc_deleted(d));
@@ -379,11 +404,12 @@ static void test_delete_wins(void)
     tc_init(&b, KB, 100, 0);
     deldoc(&b);
     set(&b, "z", vint(1));
-    tchange *cs2[] = {&b};
+    tchange *cs2[] = { &b };
     CHECK_EQ(all_orders(cs2, 1, NULL, "<deleted>"), 1);
 }
 
-static void test_recreate(void)
+static void
+test_recreate(void)
 {
     tchange s0, d0, s1, late;
     tc_init(&s0, KA, 100, 0);
@@ -398,8 +424,8 @@ static void test_recreate(void)
     tc_init(&late, KA, 900, 0);
     set(&late, "x", vint(5));
     set(&late, "y", vint(5));
-    tchange *cs[] = {&s0, &d0, &s1, &late};
-    int after[] = {-1, -1, 1, 0};
+    tchange *cs[] = { &s0, &d0, &s1, &late };
+    int after[] = { -1, -1, 1, 0 };
     CHECK_EQ(all_orders(cs, 4, after, "y=2"), 6);
 
     shoal__doc *d = apply_all(cs, 4);
@@ -413,12 +439,13 @@ static void test_recreate(void)
     deldoc(&d1);
     tc_init(&s2, KB, 500, 2);
     count(&s2, "n", 3);
-    tchange *cs2[] = {&s0, &d0, &s1, &d1, &s2};
-    int after2[] = {-1, 0, 1, 2, 3};
+    tchange *cs2[] = { &s0, &d0, &s1, &d1, &s2 };
+    int after2[] = { -1, 0, 1, 2, 3 };
     CHECK_EQ(all_orders(cs2, 5, after2, "n=#3"), 1);
 }
 
-static void test_old_epoch_discarded(void)
+static void
+test_old_epoch_discarded(void)
 {
     tchange a, b;
     tc_init(&a, KA, 100, 2);
@@ -427,7 +454,7 @@ static void test_old_epoch_discarded(void)
     set(&b, "x", vint(2));
     set(&b, "y", vint(2));
     deldoc(&b);
-    tchange *cs[] = {&a, &b};
+    tchange *cs[] = { &a, &b };
     CHECK_EQ(all_orders(cs, 2, NULL, "x=1"), 2);
 
     /* A change with no ops makes the document exist. */
@@ -442,7 +469,8 @@ static void test_old_epoch_discarded(void)
     shoal__doc_free(d);
 }
 
-static void test_counter_dies_with_epoch(void)
+static void
+test_counter_dies_with_epoch(void)
 {
     tchange inc, del, inc1;
     tc_init(&inc, KA, 300, 0);
@@ -451,12 +479,13 @@ static void test_counter_dies_with_epoch(void)
     deldoc(&del);
     tc_init(&inc1, KC, 400, 1);
     count(&inc1, "n", 1);
-    tchange *cs[] = {&inc, &del, &inc1};
-    int after[] = {-1, -1, 1};
+    tchange *cs[] = { &inc, &del, &inc1 };
+    int after[] = { -1, -1, 1 };
     CHECK_EQ(all_orders(cs, 3, after, "n=#1"), 3);
 }
 
-static void test_counters_keep_all(void)
+static void
+test_counters_keep_all(void)
 {
     tchange a1, a2, b, c;
     tc_init(&a1, KA, 100, 0);
@@ -468,8 +497,8 @@ static void test_counters_keep_all(void)
     count(&b, "n", -3);
     tc_init(&c, KC, 50, 0);
     count(&c, "n", 10);
-    tchange *cs[] = {&a1, &a2, &b, &c};
-    int after[] = {-1, 0, -1, -1};
+    tchange *cs[] = { &a1, &a2, &b, &c };
+    int after[] = { -1, 0, -1, -1 };
     CHECK_EQ(all_orders(cs, 4, after, "n=#13"), 12);
 
     /* Sums wrap: value = (int64)(P - N). */
@@ -481,14 +510,15 @@ static void test_counters_keep_all(void)
     count(&a1, "k", INT64_MAX);
     tc_init(&b, KB, 100, 0);
     count(&b, "k", 1);
-    tchange *cs2[] = {&a1, &b};
+    tchange *cs2[] = { &a1, &b };
     char expect[128];
     snprintf(expect, sizeof expect, "k=#%lld m=#%lld n=#0", (long long)INT64_MIN,
              (long long)INT64_MIN);
     CHECK_EQ(all_orders(cs2, 2, NULL, expect), 2);
 }
 
-static void test_list_order(void)
+static void
+test_list_order(void)
 {
     tchange a, b, c;
     /* Two concurrent inserts at the head: greater id first. */
@@ -496,7 +526,7 @@ static void test_list_order(void)
     ins(&a, "l", head(), vstr("a"));
     tc_init(&b, KB, 200, 0);
     ins(&b, "l", head(), vstr("b"));
-    tchange *cs[] = {&a, &b};
+    tchange *cs[] = { &a, &b };
     CHECK_EQ(all_orders(cs, 2, NULL, "l=['b','a']"), 2);
 
     /* X at head; then concurrently y (hlc 200) and z (hlc 300) after X;
@@ -510,8 +540,8 @@ static void test_list_order(void)
     ins(&w, "l", ref(&w, KB, 200, 0), vstr("w"));
     tc_init(&z, KC, 300, 0);
     ins(&z, "l", ref(&z, KA, 100, 0), vstr("z"));
-    tchange *cs2[] = {&x, &y, &w, &z};
-    int after[] = {-1, 0, 1, 0};
+    tchange *cs2[] = { &x, &y, &w, &z };
+    int after[] = { -1, 0, 1, 0 };
     CHECK_EQ(all_orders(cs2, 4, after, "l=['X','z','y','w']"), 3);
 
     /* Several inserts in one change, each after the previous. */
@@ -520,7 +550,7 @@ static void test_list_order(void)
     ins(&c, "m", ref(&c, KC, 400, 0), vint(2));
     ins(&c, "m", ref(&c, KC, 400, 1), vint(3));
     ins(&c, "m", head(), vint(0));
-    tchange *cs3[] = {&c};
+    tchange *cs3[] = { &c };
     CHECK_EQ(all_orders(cs3, 1, NULL, "m=[0,1,2,3]"), 1);
 
     /* Applying a change in pieces equals applying it whole. */
@@ -551,7 +581,8 @@ static void test_list_order(void)
     shoal__doc_free(d2);
 }
 
-static void test_list_replace_lww(void)
+static void
+test_list_replace_lww(void)
 {
     tchange x, p, q;
     tc_init(&x, KA, 100, 0);
@@ -562,12 +593,13 @@ static void test_list_replace_lww(void)
     tc_init(&q, KC, 200, 0);
     rep(&q, "l", ref(&q, KA, 100, 0), vstr("q"));
     rep(&q, "l", ref(&q, KA, 100, 1), vstr("g"));
-    tchange *cs[] = {&x, &p, &q};
-    int after[] = {-1, 0, 0};
+    tchange *cs[] = { &x, &p, &q };
+    int after[] = { -1, 0, 0 };
     CHECK_EQ(all_orders(cs, 3, after, "l=['p','g']"), 2);
 }
 
-static void test_list_delete_wins(void)
+static void
+test_list_delete_wins(void)
 {
     tchange x, r, dl, r2;
     tc_init(&x, KA, 100, 0);
@@ -580,21 +612,22 @@ static void test_list_delete_wins(void)
     del(&dl, "l", ref(&dl, KA, 100, 0));
     tc_init(&r2, KC, 150, 0);
     rep(&r2, "l", ref(&r2, KA, 100, 0), vint(11));
-    tchange *cs[] = {&x, &r, &dl, &r2};
-    int after[] = {-1, 0, 0, 0};
+    tchange *cs[] = { &x, &r, &dl, &r2 };
+    int after[] = { -1, 0, 0, 0 };
     CHECK_EQ(all_orders(cs, 4, after, "l=[2]"), 6);
 
     /* Deleting everything leaves a visible empty list. */
     tchange d2;
     tc_init(&d2, KB, 400, 0);
     del(&d2, "l", ref(&d2, KA, 100, 1));
-    del(&d2, "l", ref(&d2, KA, 100, 1));   /* twice: idempotent */
-    tchange *cs2[] = {&x, &r, &dl, &d2};
-    int after2[] = {-1, 0, 0, 0};
+    del(&d2, "l", ref(&d2, KA, 100, 1)); /* twice: idempotent */
+    tchange *cs2[] = { &x, &r, &dl, &d2 };
+    int after2[] = { -1, 0, 0, 0 };
     CHECK_EQ(all_orders(cs2, 4, after2, "l=[]"), 6);
 }
 
-static void test_kind_conflicts(void)
+static void
+test_kind_conflicts(void)
 {
     tchange r, c, l;
     /* Register first op 100, counter 200, list 300: the list shows. */
@@ -604,7 +637,7 @@ static void test_kind_conflicts(void)
     count(&c, "f", 2);
     tc_init(&l, KC, 300, 0);
     ins(&l, "f", head(), vstr("x"));
-    tchange *cs[] = {&r, &c, &l};
+    tchange *cs[] = { &r, &c, &l };
     CHECK_EQ(all_orders(cs, 3, NULL, "f=['x']"), 6);
 
     /* Register first op greatest: the register shows. */
@@ -628,8 +661,8 @@ static void test_kind_conflicts(void)
     count(&c, "f", 2);
     tc_init(&r2, KA, 900, 0);
     set(&r2, "f", vint(5));
-    tchange *cs2[] = {&r, &c, &r2};
-    int after[] = {-1, -1, 0};
+    tchange *cs2[] = { &r, &c, &r2 };
+    int after[] = { -1, -1, 0 };
     CHECK_EQ(all_orders(cs2, 3, after, "f=#2"), 3);
     shoal__doc *d = apply_all(cs2, 3);
     shoal_kind k;
@@ -640,14 +673,15 @@ static void test_kind_conflicts(void)
     /* Register greatest but absent: the field is hidden. */
     tc_init(&r, KA, 900, 0);
     unset(&r, "f");
-    tchange *cs3[] = {&r, &c};
+    tchange *cs3[] = { &r, &c };
     CHECK_EQ(all_orders(cs3, 2, NULL, ""), 2);
 }
 
 /* Missing refs (an element only a losing equivocation version created,
  * or one inserted after such an element) are no-ops that leave the state
  * byte for byte as it was; structural errors stay SHOAL_EPROTO. */
-static void test_invalid_ops(void)
+static void
+test_invalid_ops(void)
 {
     tchange base, t;
     tc_init(&base, KA, 100, 0);
@@ -674,10 +708,13 @@ static void test_invalid_ops(void)
         case 3: rep(&t, "l", ref(&t, KA, 100, 1), vint(2)); break;      /* unknown element */
         case 4: del(&t, "nolist", ref(&t, KA, 100, 0)); break;          /* field has no list */
         case 5: ins(&t, "nolist", ref(&t, KA, 100, 0), vint(2)); break; /* field has no list */
-        case 6: set(&t, "x", vint(1)); t.ops[0].field = NULL; break;    /* no field */
-        case 7: count(&t, "n", 0); break;                               /* zero delta */
-        case 8: tc_op(&t, 99, "x"); break;                              /* unknown kind */
-        case 9: {                                                       /* ref author out of range */
+        case 6:
+            set(&t, "x", vint(1));
+            t.ops[0].field = NULL;
+            break;                         /* no field */
+        case 7: count(&t, "n", 0); break;  /* zero delta */
+        case 8: tc_op(&t, 99, "x"); break; /* unknown kind */
+        case 9: {                          /* ref author out of range */
             shoal__ref r = ref(&t, KA, 100, 0);
             r.author = 7;
             del(&t, "l", r);
@@ -688,13 +725,16 @@ static void test_invalid_ops(void)
             t.c.hlc = 50;
             ins(&t, "l", ref(&t, KA, 100, 0), vint(2));
             break;
-        case 11: set(&t, "x", vint(1)); t.ops[0].field_len = 0; break;  /* empty field */
-        case 12: /* the same, with a ref that names no element */
+        case 11:
+            set(&t, "x", vint(1));
+            t.ops[0].field_len = 0;
+            break; /* empty field */
+        case 12:   /* the same, with a ref that names no element */
             t.c.hlc = 50;
             ins(&t, "l", ref(&t, KA, 60, 0), vint(2));
             break;
-        case 13: del(&t, "l", ref(&t, KA, 300, 0)); break;  /* missing and later than the change */
-        case 14: {   /* missing, ref author out of range, into a missing list */
+        case 13: del(&t, "l", ref(&t, KA, 300, 0)); break; /* missing and later than the change */
+        case 14: { /* missing, ref author out of range, into a missing list */
             shoal__ref r = ref(&t, KA, 100, 0);
             r.author = 7;
             ins(&t, "nolist", r, vint(1));
@@ -718,7 +758,8 @@ static void test_invalid_ops(void)
     shoal__buf_free(&want);
 }
 
-static void test_view(void)
+static void
+test_view(void)
 {
     tchange t;
     tc_init(&t, KA, 100, 0);
@@ -728,7 +769,7 @@ static void test_view(void)
     ins(&t, "a", ref(&t, KA, 100, 2), vint(2));
     set(&t, "B", vint(-5));
     unset(&t, "gone");
-    shoal_value bin = {.type = SHOAL_T_BYTES, .ptr = (const uint8_t *)"\0\1", .len = 2};
+    shoal_value bin = { .type = SHOAL_T_BYTES, .ptr = (const uint8_t *)"\0\1", .len = 2 };
     set(&t, "\xc3\xa9", bin);
     shoal__doc *d = shoal__doc_new();
     CHECK_EQ(shoal__doc_apply(d, &t.c, 0, t.c.nops), SHOAL_OK);
@@ -737,7 +778,7 @@ static void test_view(void)
     size_t n;
     CHECK_EQ(shoal__doc_view(d, &v, &n), SHOAL_OK);
     REQUIRE(n == 5);
-    const char *names[] = {"B", "a", "aa", "b", "\xc3\xa9"};
+    const char *names[] = { "B", "a", "aa", "b", "\xc3\xa9" };
     for (size_t i = 0; i < n; i++)
         CHECK(v[i].name_len == strlen(names[i]) && memcmp(v[i].name, names[i], v[i].name_len) == 0);
     CHECK_EQ(v[0].kind, SHOAL_K_REGISTER);
@@ -756,7 +797,8 @@ static void test_view(void)
 
 /* A doc with every kind of state, several authors, tombstones and
  * special doubles. */
-static int rich_apply(shoal__doc *d)
+static int
+rich_apply(shoal__doc *d)
 {
     tchange a, b, c;
     tc_init(&a, KB, 100, 3);
@@ -765,15 +807,15 @@ static int rich_apply(shoal__doc *d)
     ins(&a, "list", ref(&a, KB, 100, 1), vint(3));
     count(&a, "n", 7);
     set(&a, "reg", vint(1));
-    shoal_value nan = {.type = SHOAL_T_DOUBLE};
-    uint64_t bits = 0x7ff8000000000123ull;   /* a NaN with a payload */
+    shoal_value nan = { .type = SHOAL_T_DOUBLE };
+    uint64_t bits = 0x7ff8000000000123ull; /* a NaN with a payload */
     memcpy(&nan.d, &bits, 8);
     set(&a, "nan", nan);
-    shoal_value nz = {.type = SHOAL_T_DOUBLE, .d = -0.0};
+    shoal_value nz = { .type = SHOAL_T_DOUBLE, .d = -0.0 };
     set(&a, "negzero", nz);
-    shoal_value t = {.type = SHOAL_T_BOOL, .b = true};
+    shoal_value t = { .type = SHOAL_T_BOOL, .b = true };
     set(&a, "t", t);
-    set(&a, "nil", (shoal_value){.type = SHOAL_T_NIL});
+    set(&a, "nil", (shoal_value){ .type = SHOAL_T_NIL });
     tc_init(&b, KA, 200, 3);
     del(&b, "list", ref(&b, KB, 100, 1));
     rep(&b, "list", ref(&b, KB, 100, 2), vint(33));
@@ -792,14 +834,16 @@ static int rich_apply(shoal__doc *d)
     return rc;
 }
 
-static shoal__doc *rich_doc(void)
+static shoal__doc *
+rich_doc(void)
 {
     shoal__doc *d = shoal__doc_new();
     CHECK_EQ(rich_apply(d), SHOAL_OK);
     return d;
 }
 
-static void test_full_roundtrip(void)
+static void
+test_full_roundtrip(void)
 {
     shoal__doc *d = rich_doc();
     CHECK(strcmp(render(d), "list=[0,1,33] n=#6 nan=nan negzero=-0 nil=nil reg=#1 t=true") == 0);
@@ -817,7 +861,7 @@ static void test_full_roundtrip(void)
     tchange e;
     tc_init(&e, KC, 400, 3);
     rep(&e, "list", ref(&e, KB, 100, 0), vint(100));
-    ins(&e, "list", ref(&e, KB, 100, 1), vint(50));   /* after a tombstone */
+    ins(&e, "list", ref(&e, KB, 100, 1), vint(50)); /* after a tombstone */
     count(&e, "n", 10);
     CHECK_EQ(shoal__doc_apply(d, &e.c, 0, e.c.nops), SHOAL_OK);
     CHECK_EQ(shoal__doc_apply(d2, &e.c, 0, e.c.nops), SHOAL_OK);
@@ -825,7 +869,8 @@ static void test_full_roundtrip(void)
     CHECK_EQ(shoal__doc_encode_full(d, &a), SHOAL_OK);
     CHECK_EQ(shoal__doc_encode_full(d2, &b), SHOAL_OK);
     CHECK(a.len == b.len && memcmp(a.p, b.p, a.len) == 0);
-    CHECK(strcmp(render(d2), "list=[0,100,50,33] n=#16 nan=nan negzero=-0 nil=nil reg=#1 t=true") == 0);
+    CHECK(strcmp(render(d2), "list=[0,100,50,33] n=#16 nan=nan negzero=-0 nil=nil reg=#1 t=true") ==
+          0);
 
     /* The NaN payload and -0.0 survive bit for bit. */
     shoal__vfield *v;
@@ -854,7 +899,8 @@ static void test_full_roundtrip(void)
     shoal__doc_free(d2);
 }
 
-static void test_full_exact_bytes(void)
+static void
+test_full_exact_bytes(void)
 {
     /* docs/state-format.md example: KA sets "x" = 1 at hlc 5 in epoch 0. */
     tchange t;
@@ -865,10 +911,10 @@ static void test_full_exact_bytes(void)
     shoal__buf b;
     shoal__buf_init(&b);
     CHECK_EQ(shoal__doc_encode_full(d, &b), SHOAL_OK);
-    uint8_t want[64] = {0x96, 0x01, 0x00, 0xc2, 0xc3, 0x91, 0xc4, 0x20};
+    uint8_t want[64] = { 0x96, 0x01, 0x00, 0xc2, 0xc3, 0x91, 0xc4, 0x20 };
     memcpy(want + 8, KA, 32);
-    const uint8_t tail[] = {0x91, 0x94, 0xa1, 'x', 0x97, 0x05, 0x00, 0x00, 0x05, 0x00, 0x00,
-                            0x01, 0xc0, 0xc0};
+    const uint8_t tail[] = { 0x91, 0x94, 0xa1, 'x',  0x97, 0x05, 0x00,
+                             0x00, 0x05, 0x00, 0x00, 0x01, 0xc0, 0xc0 };
     memcpy(want + 40, tail, sizeof tail);
     CHECK_EQ(b.len, 40 + sizeof tail);
     CHECK(b.len == 40 + sizeof tail && memcmp(b.p, want, b.len) == 0);
@@ -876,14 +922,15 @@ static void test_full_exact_bytes(void)
     /* Nonexistent doc. */
     shoal__doc *e = shoal__doc_new();
     CHECK_EQ(shoal__doc_encode_full(e, &b), SHOAL_OK);
-    const uint8_t none[] = {0x96, 0x01, 0x00, 0xc2, 0xc2, 0x90, 0x90};
+    const uint8_t none[] = { 0x96, 0x01, 0x00, 0xc2, 0xc2, 0x90, 0x90 };
     CHECK(b.len == sizeof none && memcmp(b.p, none, b.len) == 0);
     shoal__buf_free(&b);
     shoal__doc_free(e);
     shoal__doc_free(d);
 }
 
-static void test_decode_garbage(void)
+static void
+test_decode_garbage(void)
 {
     shoal__doc *d = rich_doc();
     shoal__buf a;
@@ -894,7 +941,7 @@ static void test_decode_garbage(void)
     /* Every proper prefix is corrupt. */
     int bad = 0;
     for (size_t n = 0; n < a.len; n++) {
-        uint8_t *copy = malloc(n ? n : 1);   /* exact size: ASan sees overreads */
+        uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan sees overreads */
         memcpy(copy, a.p, n);
         if (shoal__doc_decode_full(copy, n, &out) != SHOAL_ECORRUPT || out != NULL)
             bad++;
@@ -945,21 +992,21 @@ static void test_decode_garbage(void)
         else
             CHECK_EQ(rc, SHOAL_ECORRUPT);
     }
-    const uint8_t huge[] = {0x96, 0x01, 0x00, 0xc2, 0xc3, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t huge[] = { 0x96, 0x01, 0x00, 0xc2, 0xc3, 0xdd, 0xff, 0xff, 0xff, 0xff };
     CHECK_EQ(shoal__doc_decode_full(huge, sizeof huge, &out), SHOAL_ECORRUPT);
-    const uint8_t huge2[] = {0x96, 0x01, 0x00, 0xc2, 0xc3, 0x90, 0xdd, 0x7f, 0xff, 0xff, 0xff};
+    const uint8_t huge2[] = { 0x96, 0x01, 0x00, 0xc2, 0xc3, 0x90, 0xdd, 0x7f, 0xff, 0xff, 0xff };
     CHECK_EQ(shoal__doc_decode_full(huge2, sizeof huge2, &out), SHOAL_ECORRUPT);
     /* Fields in a deleted doc; wrong version. */
-    const uint8_t delf[] = {0x96, 0x01, 0x00, 0xc3, 0xc3, 0x90, 0x91, 0x94, 0xa1, 'x',
-                            0xc0, 0xc0, 0xc0};
+    const uint8_t delf[] = { 0x96, 0x01, 0x00, 0xc3, 0xc3, 0x90, 0x91,
+                             0x94, 0xa1, 'x',  0xc0, 0xc0, 0xc0 };
     CHECK_EQ(shoal__doc_decode_full(delf, sizeof delf, &out), SHOAL_ECORRUPT);
-    const uint8_t ver[] = {0x96, 0x02, 0x00, 0xc2, 0xc2, 0x90, 0x90};
+    const uint8_t ver[] = { 0x96, 0x02, 0x00, 0xc2, 0xc2, 0x90, 0x90 };
     CHECK_EQ(shoal__doc_decode_full(ver, sizeof ver, &out), SHOAL_ECORRUPT);
-    const uint8_t ok0[] = {0x96, 0x01, 0x00, 0xc2, 0xc2, 0x90, 0x90};
+    const uint8_t ok0[] = { 0x96, 0x01, 0x00, 0xc2, 0xc2, 0x90, 0x90 };
     CHECK_EQ(shoal__doc_decode_full(ok0, sizeof ok0, &out), SHOAL_OK);
     shoal__doc_free(out);
     /* Unsorted author table. */
-    uint8_t two[80] = {0x96, 0x01, 0x00, 0xc2, 0xc3, 0x92, 0xc4, 0x20};
+    uint8_t two[80] = { 0x96, 0x01, 0x00, 0xc2, 0xc3, 0x92, 0xc4, 0x20 };
     memcpy(two + 8, KB, 32);
     two[40] = 0xc4;
     two[41] = 0x20;
@@ -975,20 +1022,21 @@ static void test_decode_garbage(void)
     shoal__doc_free(d);
 }
 
-static void test_visible_bytes(void)
+static void
+test_visible_bytes(void)
 {
     shoal__buf b;
     shoal__buf_init(&b);
     shoal__doc *d = shoal__doc_new();
     CHECK_EQ(shoal__doc_encode_visible(d, &b), SHOAL_OK);
-    CHECK(b.len == 1 && b.p[0] == 0xc0);   /* nonexistent: nil */
+    CHECK(b.len == 1 && b.p[0] == 0xc0); /* nonexistent: nil */
     shoal__buf_free(&b);
 
     tchange t;
     tc_init(&t, KA, 100, 0);
     CHECK_EQ(shoal__doc_apply(d, &t.c, 0, 0), SHOAL_OK);
     CHECK_EQ(shoal__doc_encode_visible(d, &b), SHOAL_OK);
-    CHECK(b.len == 1 && b.p[0] == 0x80);   /* live, empty: {} */
+    CHECK(b.len == 1 && b.p[0] == 0x80); /* live, empty: {} */
     shoal__buf_free(&b);
 
     tc_init(&t, KA, 100, 0);
@@ -996,13 +1044,12 @@ static void test_visible_bytes(void)
     count(&t, "c", -2);
     set(&t, "a", vint(1));
     unset(&t, "z");
-    shoal_value dbl = {.type = SHOAL_T_DOUBLE, .d = 1.5};
+    shoal_value dbl = { .type = SHOAL_T_DOUBLE, .d = 1.5 };
     set(&t, "d", dbl);
     CHECK_EQ(shoal__doc_apply(d, &t.c, 0, t.c.nops), SHOAL_OK);
     CHECK_EQ(shoal__doc_encode_visible(d, &b), SHOAL_OK);
-    const uint8_t want[] = {0x84, 0xa1, 'a', 0x01, 0xa1, 'c', 0xfe, 0xa1, 'd',
-                            0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0,
-                            0xa1, 'l', 0x91, 0xa1, 'x'};
+    const uint8_t want[] = { 0x84, 0xa1, 'a', 0x01, 0xa1, 'c', 0xfe, 0xa1, 'd',  0xcb, 0x3f, 0xf8,
+                             0,    0,    0,   0,    0,    0,   0xa1, 'l',  0x91, 0xa1, 'x' };
     CHECK(b.len == sizeof want && memcmp(b.p, want, b.len) == 0);
     shoal__buf_free(&b);
 
@@ -1010,16 +1057,19 @@ static void test_visible_bytes(void)
     deldoc(&t);
     CHECK_EQ(shoal__doc_apply(d, &t.c, 0, 1), SHOAL_OK);
     CHECK_EQ(shoal__doc_encode_visible(d, &b), SHOAL_OK);
-    CHECK(b.len == 1 && b.p[0] == 0xc0);   /* deleted: nil */
+    CHECK(b.len == 1 && b.p[0] == 0xc0); /* deleted: nil */
     shoal__buf_free(&b);
     shoal__doc_free(d);
 }
 
 /* A long single-author list through apply, then snapshot encode/decode:
  * catches quadratic behaviour (the test has a timeout) and checks size. */
-static void test_big_list(void)
+static void
+test_big_list(void)
 {
-    enum { N = 20000 };
+    enum {
+        N = 20000
+    };
     shoal__change c;
     memset(&c, 0, sizeof c);
     memcpy(c.author, KA, 32);
@@ -1036,7 +1086,7 @@ static void test_big_list(void)
         if (i == 0)
             op->ref.head = true;
         else
-            op->ref = (shoal__ref){false, 1000, 0, i - 1};
+            op->ref = (shoal__ref){ false, 1000, 0, i - 1 };
     }
     c.nops = N;
     shoal__doc *d = shoal__doc_new();
@@ -1065,7 +1115,8 @@ static void test_big_list(void)
 /* Fail the nth allocation for n = 1, 2, ... until a whole pass succeeds:
  * every call returns SHOAL_OK or SHOAL_ENOMEM, nothing leaks (LeakSanitizer
  * under the ASan build), and the passing run gives the reference bytes. */
-static void test_oom(void)
+static void
+test_oom(void)
 {
     shoal__doc *ref = rich_doc();
     shoal__buf want;
@@ -1116,10 +1167,14 @@ static void test_oom(void)
  * state byte-identical (encode_full) to applying the ops as built.  The
  * changes are editor-like: typing at a cursor, backspace, forward delete,
  * cursor jumps, by two authors referring to each other's elements. */
-static void test_runs_apply_equal(void)
+static void
+test_runs_apply_equal(void)
 {
-    enum { NCH = 40, MAXOPS = 400 };
-    static const char *cps[] = {"a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f"};
+    enum {
+        NCH = 40,
+        MAXOPS = 400
+    };
+    static const char *cps[] = { "a", "b", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x90\x9f" };
     shoal__doc *x = shoal__doc_new(), *y = shoal__doc_new();
     shoal__op *ops = calloc(MAXOPS, sizeof *ops);
     REQUIRE(x && y && ops);
@@ -1165,10 +1220,10 @@ static void test_runs_apply_equal(void)
                 }
                 at--;
             } else if (r < 17 && cursor > 0) {
-                op->kind = SHOAL__OP_DEL;   /* backspace */
+                op->kind = SHOAL__OP_DEL; /* backspace */
                 at = --cursor;
             } else if (r < 19 && cursor < len) {
-                op->kind = SHOAL__OP_DEL;   /* forward delete */
+                op->kind = SHOAL__OP_DEL; /* forward delete */
                 at = cursor;
             } else {
                 cursor = check_rand_below(len + 1);
@@ -1182,16 +1237,17 @@ static void test_runs_apply_equal(void)
                 op->ref.author = memcmp(key, me, 32) == 0 ? 0 : 1;
                 op->ref.index = e.index;
             }
-add:
+        add:
             c.nops++;
             REQUIRE(shoal__doc_apply(y, &c, c.nops - 1, c.nops) == SHOAL_OK);
         }
         shoal__buf body;
         shoal__buf_init(&body);
         REQUIRE(shoal__change_encode(&c, &body) == SHOAL_OK);
-        for (size_t i = 0; i < c.nops; i++)   /* smallest single items */
-            total_ops += ops[i].kind == SHOAL__OP_DEL ? 4
-                         : 4 + (ops[i].value.type == SHOAL_T_STR ? 1 + ops[i].value.len : 1);
+        for (size_t i = 0; i < c.nops; i++) /* smallest single items */
+            total_ops += ops[i].kind == SHOAL__OP_DEL
+                             ? 4
+                             : 4 + (ops[i].value.type == SHOAL_T_STR ? 1 + ops[i].value.len : 1);
         total_bytes += body.len;
         shoal__change d;
         memset(&d, 0, sizeof d);
@@ -1219,7 +1275,8 @@ add:
     shoal__doc_free(y);
 }
 
-int main(void)
+int
+main(void)
 {
     keys_init();
     RUN(test_lww_register);

@@ -52,7 +52,7 @@ static void
 test_tick_clock_backwards(void)
 {
     uint64_t h = shoal__hlc_tick(0, 50000);
-    uint64_t back = shoal__hlc_tick(h, 40000);   /* clock stepped back 10 s */
+    uint64_t back = shoal__hlc_tick(h, 40000); /* clock stepped back 10 s */
     CHECK(back > h);
     CHECK_EQ(SHOAL__HLC_MS(back), 50000);
     CHECK_EQ(SHOAL__HLC_LOGICAL(back), 1);
@@ -119,18 +119,18 @@ test_observe(void)
 static void
 test_opid_order(void)
 {
-    uint8_t a[32] = {0}, b[32] = {0};
+    uint8_t a[32] = { 0 }, b[32] = { 0 };
     b[31] = 1;
-    shoal__opid x = {10, a, 0}, y = {10, b, 0}, z = {11, a, 0}, w = {10, a, 1};
+    shoal__opid x = { 10, a, 0 }, y = { 10, b, 0 }, z = { 11, a, 0 }, w = { 10, a, 1 };
     CHECK(shoal__opid_cmp(&x, &y) < 0);
     CHECK(shoal__opid_cmp(&y, &x) > 0);
-    CHECK(shoal__opid_cmp(&y, &z) < 0);   /* hlc first */
-    CHECK(shoal__opid_cmp(&x, &w) < 0);   /* index last */
-    CHECK(shoal__opid_cmp(&w, &y) < 0);   /* author before index */
+    CHECK(shoal__opid_cmp(&y, &z) < 0); /* hlc first */
+    CHECK(shoal__opid_cmp(&x, &w) < 0); /* index last */
+    CHECK(shoal__opid_cmp(&w, &y) < 0); /* author before index */
     CHECK_EQ(shoal__opid_cmp(&x, &x), 0);
-    uint8_t a2[32] = {0};
-    shoal__opid x2 = {10, a2, 0};
-    CHECK_EQ(shoal__opid_cmp(&x, &x2), 0);   /* by bytes, not pointer */
+    uint8_t a2[32] = { 0 };
+    shoal__opid x2 = { 10, a2, 0 };
+    CHECK_EQ(shoal__opid_cmp(&x, &x2), 0); /* by bytes, not pointer */
 }
 
 int

@@ -17,19 +17,22 @@
  * fail the ordering tests. */
 static const uint32_t rank[8] = { 5, 2, 7, 0, 3, 6, 1, 4 };
 
-static int acmp(uint32_t a, uint32_t b, void *ctx)
+static int
+acmp(uint32_t a, uint32_t b, void *ctx)
 {
     (void)ctx;
     return rank[a] < rank[b] ? -1 : rank[a] > rank[b] ? 1 : 0;
 }
 
-static shoal__eid mk(uint64_t hlc, uint32_t author, uint32_t index)
+static shoal__eid
+mk(uint64_t hlc, uint32_t author, uint32_t index)
 {
     shoal__eid e = { hlc, author, index };
     return e;
 }
 
-static shoal_value vint(int64_t i)
+static shoal_value
+vint(int64_t i)
 {
     shoal_value v;
     memset(&v, 0, sizeof v);
@@ -38,7 +41,8 @@ static shoal_value vint(int64_t i)
     return v;
 }
 
-static shoal_value vstr(const char *s, size_t n)
+static shoal_value
+vstr(const char *s, size_t n)
 {
     shoal_value v;
     memset(&v, 0, sizeof v);
@@ -48,12 +52,14 @@ static shoal_value vstr(const char *s, size_t n)
     return v;
 }
 
-static bool eid_eq(const shoal__eid *a, const shoal__eid *b)
+static bool
+eid_eq(const shoal__eid *a, const shoal__eid *b)
 {
     return a->hlc == b->hlc && a->author == b->author && a->index == b->index;
 }
 
-static int eid_cmp(const shoal__eid *a, const shoal__eid *b)
+static int
+eid_cmp(const shoal__eid *a, const shoal__eid *b)
 {
     if (a->hlc != b->hlc)
         return a->hlc < b->hlc ? -1 : 1;
@@ -66,7 +72,8 @@ static int eid_cmp(const shoal__eid *a, const shoal__eid *b)
 }
 
 /* The visible values as ints, into out (at most max); returns the count. */
-static size_t ints(const shoal__list *l, int64_t *out, size_t max)
+static size_t
+ints(const shoal__list *l, int64_t *out, size_t max)
 {
     size_t n = shoal__list_len(l);
     for (size_t i = 0; i < n && i < max; i++) {
@@ -78,7 +85,8 @@ static size_t ints(const shoal__list *l, int64_t *out, size_t max)
     return n;
 }
 
-static bool same_ints(const shoal__list *l, const int64_t *want, size_t n)
+static bool
+same_ints(const shoal__list *l, const int64_t *want, size_t n)
 {
     int64_t got[64];
     if (ints(l, got, 64) != n)
@@ -88,7 +96,8 @@ static bool same_ints(const shoal__list *l, const int64_t *want, size_t n)
 
 /* ---------------------------------------------------------------- basics */
 
-static void test_concurrent_same_position(void)
+static void
+test_concurrent_same_position(void)
 {
     /* Same hlc, different authors: rank[2] = 7 > rank[1] = 2, so author 2's
      * element is greater and goes first, whichever arrives first. */
@@ -121,7 +130,8 @@ static void test_concurrent_same_position(void)
     }
 }
 
-static void test_interleaved_runs(void)
+static void
+test_interleaved_runs(void)
 {
     /* Author 1 types 10,11,12 and author 2 types 20,21,22, both after root,
      * concurrently.  Runs never interleave: the run whose first element is
@@ -156,7 +166,8 @@ static void test_interleaved_runs(void)
     }
 }
 
-static void test_insert_after_tombstone(void)
+static void
+test_insert_after_tombstone(void)
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
@@ -189,7 +200,8 @@ static void test_insert_after_tombstone(void)
     shoal__list_free(l);
 }
 
-static void test_delete_replace(void)
+static void
+test_delete_replace(void)
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
@@ -255,7 +267,8 @@ static void test_delete_replace(void)
     shoal__list_free(l);
 }
 
-static void test_errors(void)
+static void
+test_errors(void)
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
@@ -298,7 +311,7 @@ static void test_errors(void)
 typedef struct mel {
     shoal__eid id;
     shoal__eid vop;
-    shoal_value v;      /* str bytes point into s */
+    shoal_value v; /* str bytes point into s */
     char s[24];
     bool del;
 } mel;
@@ -308,7 +321,8 @@ typedef struct model {
     size_t n, cap;
 } model;
 
-static size_t model_find(const model *m, const shoal__eid *id)
+static size_t
+model_find(const model *m, const shoal__eid *id)
 {
     for (size_t i = 0; i < m->n; i++)
         if (eid_eq(&m->a[i].id, id))
@@ -316,7 +330,8 @@ static size_t model_find(const model *m, const shoal__eid *id)
     return (size_t)-1;
 }
 
-static void set_val(mel *e, const shoal_value *v)
+static void
+set_val(mel *e, const shoal_value *v)
 {
     e->v = *v;
     if (v->type == SHOAL_T_STR) {
@@ -325,7 +340,8 @@ static void set_val(mel *e, const shoal_value *v)
     }
 }
 
-static int model_insert(model *m, const shoal__eid *ref, const shoal__eid *id, const shoal_value *v)
+static int
+model_insert(model *m, const shoal__eid *ref, const shoal__eid *id, const shoal_value *v)
 {
     if (model_find(m, id) != (size_t)-1)
         return SHOAL_OK;
@@ -357,7 +373,8 @@ static int model_insert(model *m, const shoal__eid *ref, const shoal__eid *id, c
     return SHOAL_OK;
 }
 
-static void model_delete(model *m, const shoal__eid *id)
+static void
+model_delete(model *m, const shoal__eid *id)
 {
     mel *e = &m->a[model_find(m, id)];
     if (!e->del) {
@@ -367,7 +384,8 @@ static void model_delete(model *m, const shoal__eid *id)
     }
 }
 
-static void model_replace(model *m, const shoal__eid *id, const shoal__eid *op, const shoal_value *v)
+static void
+model_replace(model *m, const shoal__eid *id, const shoal__eid *op, const shoal_value *v)
 {
     mel *e = &m->a[model_find(m, id)];
     if (!e->del && eid_cmp(op, &e->vop) > 0) {
@@ -376,7 +394,8 @@ static void model_replace(model *m, const shoal__eid *id, const shoal__eid *op, 
     }
 }
 
-static size_t model_visible(const model *m, size_t k)
+static size_t
+model_visible(const model *m, size_t k)
 {
     for (size_t i = 0; i < m->n; i++)
         if (!m->a[i].del && k-- == 0)
@@ -384,7 +403,8 @@ static size_t model_visible(const model *m, size_t k)
     return (size_t)-1;
 }
 
-static size_t model_len(const model *m)
+static size_t
+model_len(const model *m)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->n; i++)
@@ -392,21 +412,17 @@ static size_t model_len(const model *m)
     return n;
 }
 
-static bool value_eq(const shoal_value *a, const shoal_value *b)
+static bool
+value_eq(const shoal_value *a, const shoal_value *b)
 {
     if (a->type != b->type)
         return false;
     switch (a->type) {
-    case SHOAL_T_NIL:
-        return true;
-    case SHOAL_T_BOOL:
-        return a->b == b->b;
-    case SHOAL_T_INT:
-        return a->i == b->i;
-    case SHOAL_T_DOUBLE:
-        return memcmp(&a->d, &b->d, sizeof a->d) == 0;
-    default:
-        return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
+    case SHOAL_T_NIL: return true;
+    case SHOAL_T_BOOL: return a->b == b->b;
+    case SHOAL_T_INT: return a->i == b->i;
+    case SHOAL_T_DOUBLE: return memcmp(&a->d, &b->d, sizeof a->d) == 0;
+    default: return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
     }
 }
 
@@ -416,8 +432,9 @@ typedef struct visit_ctx {
     bool ok;
 } visit_ctx;
 
-static int visit_cmp(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v,
-                     bool deleted, void *arg)
+static int
+visit_cmp(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v, bool deleted,
+          void *arg)
 {
     visit_ctx *c = arg;
     if (c->i >= c->m->n) {
@@ -425,13 +442,13 @@ static int visit_cmp(const shoal__eid *id, const shoal__eid *vop, const shoal_va
         return 1;
     }
     const mel *e = &c->m->a[c->i++];
-    if (!eid_eq(id, &e->id) || !eid_eq(vop, &e->vop) || deleted != e->del ||
-        !value_eq(v, &e->v))
+    if (!eid_eq(id, &e->id) || !eid_eq(vop, &e->vop) || deleted != e->del || !value_eq(v, &e->v))
         c->ok = false;
     return 0;
 }
 
-static bool matches_model(const shoal__list *l, const model *m)
+static bool
+matches_model(const shoal__list *l, const model *m)
 {
     if (shoal__list_total(l) != m->n || shoal__list_len(l) != model_len(m))
         return false;
@@ -453,7 +470,8 @@ static bool matches_model(const shoal__list *l, const model *m)
     return shoal__list_check(l) == SHOAL_OK;
 }
 
-static shoal_value rand_value(char *buf)
+static shoal_value
+rand_value(char *buf)
 {
     uint64_t r = check_rand_below(4);
     if (r == 0) {
@@ -465,7 +483,8 @@ static shoal_value rand_value(char *buf)
     return vint((int64_t)check_rand());
 }
 
-static void test_random_vs_model(void)
+static void
+test_random_vs_model(void)
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
@@ -553,38 +572,36 @@ static void test_random_vs_model(void)
 /* ------------------------------------------------------------ convergence */
 
 typedef struct rop {
-    int kind;              /* 0 insert, 1 delete, 2 replace */
+    int kind; /* 0 insert, 1 delete, 2 replace */
     bool head;
-    shoal__eid ref;        /* insert: ref; delete/replace: target */
-    shoal__eid id;         /* insert: new id; replace: op id */
+    shoal__eid ref; /* insert: ref; delete/replace: target */
+    shoal__eid id;  /* insert: new id; replace: op id */
     shoal_value v;
     char s[24];
-    size_t dep;            /* index of the op this one needs, or SIZE_MAX */
+    size_t dep; /* index of the op this one needs, or SIZE_MAX */
 } rop;
 
-static int apply_rop(shoal__list *l, const rop *o)
+static int
+apply_rop(shoal__list *l, const rop *o)
 {
     shoal_value v = o->v;
     if (v.type == SHOAL_T_STR)
         v.ptr = (const uint8_t *)o->s;
     switch (o->kind) {
-    case 0:
-        return shoal__list_insert(l, o->head ? NULL : &o->ref, &o->id, &v);
-    case 1:
-        return shoal__list_delete(l, &o->ref);
-    default:
-        return shoal__list_replace(l, &o->ref, &o->id, &v);
+    case 0: return shoal__list_insert(l, o->head ? NULL : &o->ref, &o->id, &v);
+    case 1: return shoal__list_delete(l, &o->ref);
+    default: return shoal__list_replace(l, &o->ref, &o->id, &v);
     }
 }
 
 typedef struct seq {
     shoal__eid *ids;
     size_t n, cap;
-    uint64_t sum;          /* a digest of values and flags */
+    uint64_t sum; /* a digest of values and flags */
 } seq;
 
-static int collect(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v,
-                   bool deleted, void *arg)
+static int
+collect(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v, bool deleted, void *arg)
 {
     seq *s = arg;
     if (s->n + 2 > s->cap) {
@@ -602,11 +619,15 @@ static int collect(const shoal__eid *id, const shoal__eid *vop, const shoal_valu
     return 0;
 }
 
-static void test_convergence(void)
+static void
+test_convergence(void)
 {
     /* Generate ops on a model (which guarantees they are valid), recording
      * what each needs (the insert of its ref or target). */
-    enum { NOPS = 2500, ORDERS = 5 };
+    enum {
+        NOPS = 2500,
+        ORDERS = 5
+    };
     rop *ops = calloc(NOPS, sizeof *ops);
     REQUIRE(ops);
     model m = { 0 };
@@ -710,25 +731,29 @@ typedef struct raw_ctx {
     int rc;
 } raw_ctx;
 
-static int copy_raw(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v,
-                    bool deleted, void *arg)
+static int
+copy_raw(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v, bool deleted, void *arg)
 {
     raw_ctx *c = arg;
     c->rc = shoal__list_append_raw(c->dst, id, vop, v, deleted);
     return c->rc;
 }
 
-static int stop_at_three(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v,
-                         bool deleted, void *arg)
+static int
+stop_at_three(const shoal__eid *id, const shoal__eid *vop, const shoal_value *v, bool deleted,
+              void *arg)
 {
     int *n = arg;
     return ++*n == 3 ? 42 : 0;
 }
 
-static void test_append_raw_and_large(void)
+static void
+test_append_raw_and_large(void)
 {
     /* A 100k-element list built by mixed local edits. */
-    enum { N = 100000 };
+    enum {
+        N = 100000
+    };
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
     uint64_t hlc = 1000;
@@ -825,7 +850,8 @@ static void test_append_raw_and_large(void)
 }
 
 /* Tombstones in raw input are canonicalised: value nil, value op = id. */
-static void test_raw_tombstone(void)
+static void
+test_raw_tombstone(void)
 {
     shoal__list *l = shoal__list_new(acmp, NULL);
     REQUIRE(l);
@@ -846,7 +872,8 @@ static void test_raw_tombstone(void)
 }
 
 /* Every allocation failure is reported and leaves the list unchanged. */
-static void test_oom(void)
+static void
+test_oom(void)
 {
     char big[40];
     memset(big, 'x', sizeof big);
@@ -882,7 +909,8 @@ static void test_oom(void)
     CHECK(failures > 100);
 }
 
-int main(void)
+int
+main(void)
 {
     check_seed(20240611);
     RUN(test_concurrent_same_position);

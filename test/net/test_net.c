@@ -34,7 +34,7 @@
 static void
 nap(void)
 {
-    struct timespec ts = {0, 5 * 1000000};
+    struct timespec ts = { 0, 5 * 1000000 };
     nanosleep(&ts, NULL);
 }
 
@@ -70,7 +70,7 @@ edit(shoal_replica *r, int kind, const char *id, const char *f, size_t index, co
     shoal_err err = shoal_txn_begin(r, &t);
     if (err)
         return err;
-    shoal_value v = {.type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = s ? strlen(s) : 0};
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = s ? strlen(s) : 0 };
     switch (kind) {
     case 'i': err = shoal_txn_list_insert(t, "c", id, f, index, &v); break;
     case 'r': err = shoal_txn_list_remove(t, "c", id, f, index); break;
@@ -156,8 +156,7 @@ peer_stat(shoal_replica *r, const uint8_t *key, shoal_peer_stat which, bool *fou
 }
 
 static bool
-wait_stat(shoal_replica *r, const uint8_t *key, shoal_peer_stat which, uint64_t atleast,
-          int ms)
+wait_stat(shoal_replica *r, const uint8_t *key, shoal_peer_stat which, uint64_t atleast, int ms)
 {
     uint64_t end = check_now_ms() + (uint64_t)ms;
     while (check_now_ms() < end) {
@@ -225,7 +224,7 @@ writer_main(void *arg)
 {
     writer *w = arg;
     uint64_t x = w->seed | 1;
-    static const char *ids[] = {"d0", "d1", "d2"};
+    static const char *ids[] = { "d0", "d1", "d2" };
     for (int i = 0; i < w->n; i++) {
         x ^= x >> 12;
         x ^= x << 25;
@@ -237,14 +236,20 @@ writer_main(void *arg)
         int op = (int)((rnd >> 8) % 10);
         shoal_err err;
         switch (op) {
-        case 0: case 1: err = edit(w->r, 's', id, "name", 0, val, 0); break;
-        case 2: err = edit(w->r, 'c', id, "n", 0, NULL, (int64_t)(rnd % 7) - 3 ? (int64_t)(rnd % 7) - 3 : 1); break;
-        case 3: case 4: err = edit(w->r, 'i', id, "l", 0, val, 0); break;
+        case 0:
+        case 1: err = edit(w->r, 's', id, "name", 0, val, 0); break;
+        case 2:
+            err = edit(w->r, 'c', id, "n", 0, NULL,
+                       (int64_t)(rnd % 7) - 3 ? (int64_t)(rnd % 7) - 3 : 1);
+            break;
+        case 3:
+        case 4: err = edit(w->r, 'i', id, "l", 0, val, 0); break;
         case 5: err = edit(w->r, 'r', id, "l", 0, NULL, 0); break;
         case 6: err = edit(w->r, 'p', id, "l", 0, val, 0); break;
         case 7: err = edit(w->r, 'u', id, "name", 0, NULL, 0); break;
-        case 8: err = (rnd >> 40) % 4 == 0 ? edit(w->r, 'd', id, NULL, 0, NULL, 0)
-                                           : edit(w->r, 's', id, "other", 0, val, 0);
+        case 8:
+            err = (rnd >> 40) % 4 == 0 ? edit(w->r, 'd', id, NULL, 0, NULL, 0)
+                                       : edit(w->r, 's', id, "other", 0, val, 0);
             break;
         default: err = edit(w->r, 's', id, "name", 0, val, 0); break;
         }
@@ -265,8 +270,8 @@ test_converge_live(void)
     REQUIRE(pair_open(&p, "net-conv"));
     char ep[256];
     REQUIRE(link_ab(p.a, p.b, ep, sizeof ep));
-    writer wa = {.r = p.a, .seed = check_rand(), .n = 150};
-    writer wb = {.r = p.b, .seed = check_rand(), .n = 150};
+    writer wa = { .r = p.a, .seed = check_rand(), .n = 150 };
+    writer wb = { .r = p.b, .seed = check_rand(), .n = 150 };
     pthread_t ta, tb;
     REQUIRE(pthread_create(&ta, NULL, writer_main, &wa) == 0);
     if (pthread_create(&tb, NULL, writer_main, &wb) != 0) {
@@ -655,7 +660,7 @@ raw_event(raw *c, int mask, int ms)
 {
     uint64_t end = check_now_ms() + (uint64_t)ms;
     while (check_now_ms() < end) {
-        zmq_pollitem_t it = {.socket = c->mon, .events = ZMQ_POLLIN};
+        zmq_pollitem_t it = { .socket = c->mon, .events = ZMQ_POLLIN };
         if (zmq_poll(&it, 1, 50) <= 0)
             continue;
         zmq_msg_t m;
@@ -684,7 +689,12 @@ raw_event(raw *c, int mask, int ms)
  * thread exists), so this process's peak RSS counts only the receiver:
  * CurveZMQ's sender keeps two copies of the frame, a receiver that
  * buffered it would keep at least one. */
-enum { BIG_HANDSHAKE = 1, BIG_SENT = 2, BIG_DROPPED = 4, BIG_NO_REPLY = 8 };
+enum {
+    BIG_HANDSHAKE = 1,
+    BIG_SENT = 2,
+    BIG_DROPPED = 4,
+    BIG_NO_REPLY = 8
+};
 
 static int
 big_sender(int rfd, const uint8_t *pk, const uint8_t *sk)
@@ -710,7 +720,7 @@ big_sender(int rfd, const uint8_t *pk, const uint8_t *sk)
         free(big);
         if (raw_event(&c, ZMQ_EVENT_DISCONNECTED, 10000) == ZMQ_EVENT_DISCONNECTED)
             res |= BIG_DROPPED;
-        zmq_pollitem_t it = {.socket = c.sock, .events = ZMQ_POLLIN};
+        zmq_pollitem_t it = { .socket = c.sock, .events = ZMQ_POLLIN };
         if (zmq_poll(&it, 1, 0) == 0)
             res |= BIG_NO_REPLY;
     }
@@ -754,7 +764,7 @@ test_oversized_frame(void)
     close(to_child[1]);
     /* The child reports once the listener dropped it (or it gave up). */
     unsigned char res = 0;
-    struct pollfd pf = {.fd = from_child[0], .events = POLLIN};
+    struct pollfd pf = { .fd = from_child[0], .events = POLLIN };
     if (poll(&pf, 1, 30000) == 1 && read(from_child[0], &res, 1) != 1)
         res = 0;
     close(from_child[0]);
@@ -769,10 +779,9 @@ test_oversized_frame(void)
      * frame (a session would have answered with ERROR), a disconnect. */
     CHECK(res & BIG_DROPPED);
     CHECK(res & BIG_NO_REPLY);
-    long grew = ru1.ru_maxrss - ru0.ru_maxrss;   /* KiB */
+    long grew = ru1.ru_maxrss - ru0.ru_maxrss; /* KiB */
     size_t n = (size_t)SHOAL__MAX_FRAME + 1;
-    fprintf(stderr, "  oversized frame: peak RSS grew %ld KiB (frame %zu KiB)\n", grew,
-            n >> 10);
+    fprintf(stderr, "  oversized frame: peak RSS grew %ld KiB (frame %zu KiB)\n", grew, n >> 10);
     CHECK(grew < (long)(n >> 11));
     if (ok) {
         /* The replica works: B syncs through the same listener. */
@@ -802,12 +811,12 @@ test_forged_change(void)
     check_rmtree(dc);
     free(dc);
     REQUIRE(blen > 12 + 64);
-    const uint8_t *env = bundle + 12;   /* "SHOALBN1" | count u32 */
+    const uint8_t *env = bundle + 12; /* "SHOALBN1" | count u32 */
     size_t elen = blen - 12;
     uint8_t *forged = malloc(elen);
     REQUIRE(forged);
     memcpy(forged, env, elen);
-    forged[elen - 10] ^= 0x40;   /* inside the signature */
+    forged[elen - 10] ^= 0x40; /* inside the signature */
 
     REQUIRE(edit(p.a, 's', "mine", "f", 0, "a", 0) == SHOAL_OK);
     uint8_t d0[32], d1[32];
@@ -830,7 +839,7 @@ test_forged_change(void)
     CHECK(wait_stat(p.a, c.pk, SHOAL_PS_REJECTED, 1, 10000));
     REQUIRE(shoal_digest(p.a, true, d1) == SHOAL_OK);
     CHECK(memcmp(d0, d1, 32) == 0);
-    CHECK(shoal_doc_get(p.a, "c", "evil", &(shoal_doc *){NULL}) == SHOAL_ENOTFOUND);
+    CHECK(shoal_doc_get(p.a, "c", "evil", &(shoal_doc *){ NULL }) == SHOAL_ENOTFOUND);
     CHECK_EQ(peer_stat(p.a, c.pk, SHOAL_PS_RECEIVED, NULL), 0);
     shoal_peers *ps;
     REQUIRE(shoal_net_peers(p.a, &ps) == SHOAL_OK);
@@ -864,11 +873,10 @@ nil_version(void *ctx, shoal__vventry **out, size_t *n)
 }
 
 static int
-nil_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
-         size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+nil_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer, size_t max_changes,
+         size_t max_bytes, shoal__buf *out, size_t *count)
 {
-    (void)ctx, (void)cursor, (void)peer, (void)npeer, (void)max_changes, (void)max_bytes,
-        (void)out;
+    (void)ctx, (void)cursor, (void)peer, (void)npeer, (void)max_changes, (void)max_bytes, (void)out;
     *count = 0;
     return SHOAL_OK;
 }
@@ -888,7 +896,8 @@ nil_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
 }
 
 static const shoal__host nil_host = {
-    .version = nil_version, .next_changes = nil_next, .apply = nil_apply, .authseq = nil_authseq};
+    .version = nil_version, .next_changes = nil_next, .apply = nil_apply, .authseq = nil_authseq
+};
 
 static _Atomic unsigned long saves;
 
@@ -904,8 +913,12 @@ static shoal__engine *
 bare_engine(uint8_t pk[32], uint8_t sk[64])
 {
     crypto_sign_keypair(pk, sk);
-    shoal__engine_cfg cfg = {.pk = pk, .sk = sk, .host = &nil_host, .save_peer = count_save,
-                             .log = test_log, .log_ctx = (void *)"E"};
+    shoal__engine_cfg cfg = { .pk = pk,
+                              .sk = sk,
+                              .host = &nil_host,
+                              .save_peer = count_save,
+                              .log = test_log,
+                              .log_ctx = (void *)"E" };
     shoal__engine *e = NULL;
     return shoal__engine_start(&e, &cfg) == SHOAL_OK ? e : NULL;
 }
@@ -954,7 +967,9 @@ test_save_flood(void)
     REQUIRE(shoal__engine_listen(e, "tcp://127.0.0.1:*", &bound) == SHOAL_OK);
     uint64_t t0 = check_now_ms();
     saves = 0;
-    enum { ROUNDS = 12 };
+    enum {
+        ROUNDS = 12
+    };
     /* Refused: a fresh unknown key each time. */
     for (int i = 0; i < ROUNDS; i++) {
         raw c;
@@ -987,14 +1002,14 @@ test_save_flood(void)
     shoal__buf_free(&hello);
     shoal_free(bound);
     shoal__engine_stop(e);
-    CHECK(saves >= 2);   /* the records are saved at the latest when the engine stops */
+    CHECK(saves >= 2); /* the records are saved at the latest when the engine stops */
 }
 
 /* A frame arrives on c within ms (drained). */
 static bool
 raw_reply(raw *c, int ms)
 {
-    zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+    zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLIN };
     if (zmq_poll(&it, 1, ms) <= 0)
         return false;
     zmq_msg_t m;
@@ -1022,7 +1037,9 @@ test_links_per_key(void)
     shoal__buf hello;
     shoal__buf_init(&hello);
     REQUIRE(shoal__wire_hello(&hello, ok_pk, NULL, 0) == SHOAL_OK);
-    enum { N = 10 };
+    enum {
+        N = 10
+    };
     raw c[N];
     int answered = 0;
     for (int i = 0; i < N; i++) {
@@ -1062,7 +1079,7 @@ test_links_per_key(void)
 static int
 raw_type(raw *c, int ms)
 {
-    zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+    zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLIN };
     if (zmq_poll(&it, 1, ms) <= 0)
         return 0;
     zmq_msg_t m;
@@ -1102,8 +1119,8 @@ engine_peer(shoal__engine *e, const uint8_t *key, shoal__peer_info *out)
  * second).  A ROUTER turns away a connection whose routing id is still in
  * use, so the caller may try again; *c stays open either way. */
 static int
-rid_client(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t *sk,
-           const char *rid, const char *ep)
+rid_client(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t *sk, const char *rid,
+           const char *ep)
 {
     if (!raw_open(c, server, pk, sk) ||
         zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, strlen(rid)) != 0 || !raw_connect(c, ep))
@@ -1149,8 +1166,12 @@ test_routing_id_takeover(void)
 {
     uint8_t pk[32], sk[64];
     crypto_sign_keypair(pk, sk);
-    shoal__engine_cfg cfg = {.pk = pk, .sk = sk, .host = &nil_host, .log = test_log,
-                             .log_ctx = (void *)"E", .hold_disconnects = true};
+    shoal__engine_cfg cfg = { .pk = pk,
+                              .sk = sk,
+                              .host = &nil_host,
+                              .log = test_log,
+                              .log_ctx = (void *)"E",
+                              .hold_disconnects = true };
     shoal__engine *e = NULL;
     REQUIRE(shoal__engine_start(&e, &cfg) == SHOAL_OK);
     uint8_t apk[32], ask[64], bpk[32], bsk[64];
@@ -1235,8 +1256,7 @@ engine_npeers(shoal__engine *e)
 
 /* An allow-any client: connect, HELLO, answered; left open in *c. */
 static bool
-hello_client(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t *sk,
-             const char *ep)
+hello_client(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t *sk, const char *ep)
 {
     if (!raw_open(c, server, pk, sk) || !raw_connect(c, ep) ||
         raw_event(c, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 5000) != ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
@@ -1291,11 +1311,18 @@ test_peer_cap(void)
     crypto_sign_keypair(known[1].key, tmp);
     known[1].connects = 5;
     known[1].last_seen_ms = 1000;
-    forgot fg = {.n = 0};
+    forgot fg = { .n = 0 };
     pthread_mutex_init(&fg.mu, NULL);
-    shoal__engine_cfg cfg = {.pk = pk, .sk = sk, .host = &nil_host, .log = test_log,
-                             .log_ctx = (void *)"E", .max_peers = 4, .save_ctx = &fg,
-                             .forget_peer = record_forget, .known = known, .nknown = 2};
+    shoal__engine_cfg cfg = { .pk = pk,
+                              .sk = sk,
+                              .host = &nil_host,
+                              .log = test_log,
+                              .log_ctx = (void *)"E",
+                              .max_peers = 4,
+                              .save_ctx = &fg,
+                              .forget_peer = record_forget,
+                              .known = known,
+                              .nknown = 2 };
     shoal__engine *e = NULL;
     REQUIRE(shoal__engine_start(&e, &cfg) == SHOAL_OK);
     CHECK_EQ(engine_npeers(e), 2);
@@ -1303,11 +1330,13 @@ test_peer_cap(void)
     char *ep = NULL;
     REQUIRE(shoal__engine_listen(e, "tcp://127.0.0.1:*", &ep) == SHOAL_OK);
     REQUIRE(shoal__engine_connect(e, far_ep, fpk) == SHOAL_OK);
-    CHECK(wait_sum(e, 0, 1, 10000));   /* refused by far: its record */
+    CHECK(wait_sum(e, 0, 1, 10000)); /* refused by far: its record */
     raw keep;
     CHECK(hello_client(&keep, pk, NULL, NULL, ep));
     CHECK(wait_connected(e, keep.pk, true, 5000));
-    enum { N = 6 };
+    enum {
+        N = 6
+    };
     uint8_t last[32];
     for (int i = 0; i < N; i++) {
         raw c;
@@ -1424,11 +1453,11 @@ test_long_endpoint(void)
 }
 
 /* SHOAL_NET_ONLY=name runs one test (while working on it). */
-#define ONLY(fn)                                                          \
-    do {                                                                  \
-        const char *only_ = getenv("SHOAL_NET_ONLY");                     \
-        if (!only_ || !*only_ || strcmp(only_, #fn) == 0)                 \
-            RUN(fn);                                                      \
+#define ONLY(fn)                                          \
+    do {                                                  \
+        const char *only_ = getenv("SHOAL_NET_ONLY");     \
+        if (!only_ || !*only_ || strcmp(only_, #fn) == 0) \
+            RUN(fn);                                      \
     } while (0)
 
 int

@@ -25,10 +25,10 @@
 
 static char errbuf[256];
 
-static shoal__store *open_store(const char *dir, bool durable, uint64_t map, uint8_t pk[32],
-                                uint8_t **sk)
+static shoal__store *
+open_store(const char *dir, bool durable, uint64_t map, uint8_t pk[32], uint8_t **sk)
 {
-    shoal__store_opts o = {.durable = durable, .map_size = map};
+    shoal__store_opts o = { .durable = durable, .map_size = map };
     shoal__store *s = NULL;
     int rc = shoal__store_open(&s, dir, &o, pk, sk, errbuf, sizeof errbuf);
     if (rc != SHOAL_OK)
@@ -36,7 +36,8 @@ static shoal__store *open_store(const char *dir, bool durable, uint64_t map, uin
     return s;
 }
 
-static char *path_join(const char *a, const char *b)
+static char *
+path_join(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
     char *p = malloc(n);
@@ -46,7 +47,8 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-static void fill_bytes(uint8_t *p, size_t n, uint64_t seed)
+static void
+fill_bytes(uint8_t *p, size_t n, uint64_t seed)
 {
     for (size_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -54,28 +56,33 @@ static void fill_bytes(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
-static void make_id(uint8_t id[32], uint8_t tag, uint64_t n)
+static void
+make_id(uint8_t id[32], uint8_t tag, uint64_t n)
 {
     memset(id, tag, 32);
     for (int i = 0; i < 8; i++)
         id[31 - i] = (uint8_t)(n >> (8 * i));
 }
 
-static bool sval_eq(const shoal__sval *v, const void *p, size_t n)
+static bool
+sval_eq(const shoal__sval *v, const void *p, size_t n)
 {
     return v->len == n && (n == 0 || memcmp(v->p, p, n) == 0);
 }
 
 /* ------------------------------------------------------------ fixture */
 
-enum { NCHANGES = 6 };
+enum {
+    NCHANGES = 6
+};
 
 static uint8_t author_a[32], author_b[32];
 static uint8_t cids[NCHANGES][32];
 static uint8_t *envs[NCHANGES];
 static size_t env_lens[NCHANGES];
 
-static void fixture_init(void)
+static void
+fixture_init(void)
 {
     memset(author_a, 0xA1, 32);
     memset(author_b, 0xB2, 32);
@@ -90,7 +97,8 @@ static void fixture_init(void)
     }
 }
 
-static void fixture_free(void)
+static void
+fixture_free(void)
 {
     for (int i = 0; i < NCHANGES; i++) {
         free(envs[i]);
@@ -98,29 +106,41 @@ static void fixture_free(void)
     }
 }
 
-static const uint8_t *change_author(int i) { return i % 2 ? author_b : author_a; }
-static uint64_t change_seq(int i) { return (uint64_t)(i / 2 + 1); }
+static const uint8_t *
+change_author(int i)
+{
+    return i % 2 ? author_b : author_a;
+}
+static uint64_t
+change_seq(int i)
+{
+    return (uint64_t)(i / 2 + 1);
+}
 
 struct doc_spec {
     const char *coll, *id, *meta;
 };
 static const struct doc_spec docs[] = {
-    {"b", "z", "meta b/z"},  {"a", "y", "meta a/y"}, {"ab", "x", "meta ab/x"},
-    {"a", "x", "meta a/x"},  {"a", "xy", "meta a/xy"},
+    { "b", "z", "meta b/z" }, { "a", "y", "meta a/y" },   { "ab", "x", "meta ab/x" },
+    { "a", "x", "meta a/x" }, { "a", "xy", "meta a/xy" },
 };
-enum { NDOCS = sizeof docs / sizeof docs[0] };
+enum {
+    NDOCS = sizeof docs / sizeof docs[0]
+};
 
-static int put_doc(shoal__stxn *t, const char *coll, const char *id, const char *meta)
+static int
+put_doc(shoal__stxn *t, const char *coll, const char *id, const char *meta)
 {
-    return shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), meta,
-                               strlen(meta), 0);
+    return shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), meta, strlen(meta),
+                               0);
 }
 
-static int fixture_write(shoal__stxn *t, void *arg)
+static int
+fixture_write(shoal__stxn *t, void *arg)
 {
     (void)arg;
     int rc;
-    uint8_t clock[8] = {0, 0, 1, 2, 3, 4, 5, 6};
+    uint8_t clock[8] = { 0, 0, 1, 2, 3, 4, 5, 6 };
     if ((rc = shoal__stxn_meta_put(t, "format", "1", 1)) ||
         (rc = shoal__stxn_meta_put(t, "clock", clock, 8)))
         return rc;
@@ -161,7 +181,8 @@ struct logacc {
     int stop_after;
 };
 
-static int log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+static int
+log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     struct logacc *a = arg;
     if (a->n < 64) {
@@ -183,13 +204,14 @@ struct docacc {
     int bad;
 };
 
-static int doc_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                  const shoal__sval *meta, void *arg)
+static int
+doc_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+       void *arg)
 {
     struct docacc *a = arg;
     if (a->n < 16) {
-        snprintf(a->keys[a->n], sizeof a->keys[a->n], "%.*s/%.*s", (int)clen,
-                 (const char *)coll, (int)idlen, (const char *)id);
+        snprintf(a->keys[a->n], sizeof a->keys[a->n], "%.*s/%.*s", (int)clen, (const char *)coll,
+                 (int)idlen, (const char *)id);
         char want[80];
         snprintf(want, sizeof want, "meta %s", a->keys[a->n]);
         if (!sval_eq(meta, want, strlen(want)))
@@ -211,7 +233,8 @@ struct vvacc {
     uint64_t seq[8];
 };
 
-static int vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
+static int
+vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
 {
     struct vvacc *a = arg;
     (void)cid;
@@ -223,7 +246,8 @@ static int vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], 
     return 0;
 }
 
-static int pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
+static int
+pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     struct nacc *a = arg;
     if (a->n < 32) {
@@ -234,15 +258,16 @@ static int pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
     return 0;
 }
 
-static int evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-                       const shoal__sval *env, void *arg)
+static int
+evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
+            void *arg)
 {
     struct nacc *a = arg;
     int i = cid[31];
     if (a->n < 32) {
         a->v[a->n] = (uint64_t)i;
-        bool ok = author[0] == 0xB2 && seq == 7 && i < NCHANGES &&
-                  memcmp(cid, cids[i], 32) == 0 && sval_eq(env, envs[i], env_lens[i]);
+        bool ok = author[0] == 0xB2 && seq == 7 && i < NCHANGES && memcmp(cid, cids[i], 32) == 0 &&
+                  sval_eq(env, envs[i], env_lens[i]);
         a->tag[a->n] = ok;
     }
     a->n++;
@@ -250,11 +275,12 @@ static int evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid
 }
 
 /* Verify the whole fixture (and missing keys) inside one read txn. */
-static int fixture_check(shoal__stxn *t, void *arg)
+static int
+fixture_check(shoal__stxn *t, void *arg)
 {
     int *fails = arg;
     int before = check_failures;
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
 
     CHECK_EQ(shoal__stxn_meta_get(t, "format", &v), SHOAL_OK);
     CHECK(sval_eq(&v, "1", 1));
@@ -286,7 +312,7 @@ static int fixture_check(shoal__stxn *t, void *arg)
     CHECK_EQ(shoal__stxn_authseq_get(t, author_a, 99, cid), SHOAL_ENOTFOUND);
     CHECK_EQ(shoal__stxn_log_count(t), NCHANGES);
 
-    struct logacc la = {0};
+    struct logacc la = { 0 };
     CHECK_EQ(shoal__stxn_log_scan(t, 0, log_cb, &la), SHOAL_OK);
     CHECK_EQ(la.n, NCHANGES);
     CHECK_EQ(la.bad, 0);
@@ -308,7 +334,7 @@ static int fixture_check(shoal__stxn *t, void *arg)
     CHECK_EQ(shoal__stxn_vv_get(t, author_a, &seq, cid), SHOAL_OK);
     CHECK(seq == 3 && memcmp(cid, cids[4], 32) == 0);
     CHECK_EQ(shoal__stxn_vv_get(t, missing, &seq, cid), SHOAL_ENOTFOUND);
-    struct vvacc va = {0};
+    struct vvacc va = { 0 };
     CHECK_EQ(shoal__stxn_vv_scan(t, vv_cb, &va), SHOAL_OK);
     CHECK(va.n == 2 && va.first[0] == 0xA1 && va.first[1] == 0xB2 && va.seq[1] == 3);
 
@@ -316,7 +342,7 @@ static int fixture_check(shoal__stxn *t, void *arg)
     make_id(cid, 0x50, 2);
     CHECK(shoal__stxn_pending_has(t, cid));
     CHECK(!shoal__stxn_pending_has(t, missing));
-    struct nacc na = {0};
+    struct nacc na = { 0 };
     CHECK_EQ(shoal__stxn_pending_scan(t, pending_cb, &na), SHOAL_OK);
     /* Key order: cid ...01, ...02, ...03 (written 3, 2, 1 with lengths 10, 40, 70). */
     CHECK(na.n == 3 && na.v[0] == 1 && na.v[1] == 2 && na.v[2] == 3);
@@ -328,8 +354,7 @@ static int fixture_check(shoal__stxn *t, void *arg)
 
     for (int i = 0; i < NDOCS; i++) {
         const struct doc_spec *d = &docs[i];
-        CHECK_EQ(shoal__stxn_doc_get(t, U8(d->coll), strlen(d->coll), U8(d->id),
-                                     strlen(d->id), &v),
+        CHECK_EQ(shoal__stxn_doc_get(t, U8(d->coll), strlen(d->coll), U8(d->id), strlen(d->id), &v),
                  SHOAL_OK);
         CHECK(sval_eq(&v, d->meta, strlen(d->meta)));
     }
@@ -346,10 +371,11 @@ static int fixture_check(shoal__stxn *t, void *arg)
 
 /* ------------------------------------------------------------- tests */
 
-static void test_create_reopen(void)
+static void
+test_create_reopen(void)
 {
     char *base = check_tmpdir("store");
-    char *dir = path_join(base, "replica");   /* does not exist yet */
+    char *dir = path_join(base, "replica"); /* does not exist yet */
     uint8_t pk[32], pk2[32];
     uint8_t *sk = NULL, *sk2 = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
@@ -363,7 +389,7 @@ static void test_create_reopen(void)
     char *datap = path_join(dir, "data.mdb");
     CHECK(stat(datap, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(memcmp(sk + 32, pk, 32) == 0);
-    uint8_t zero[32] = {0};
+    uint8_t zero[32] = { 0 };
     CHECK(memcmp(pk, zero, 32) != 0);
 
     CHECK_EQ(shoal__store_write(s, fixture_write, NULL), SHOAL_OK);
@@ -376,7 +402,7 @@ static void test_create_reopen(void)
     REQUIRE(s && sk2);
     CHECK(memcmp(pk, pk2, 32) == 0);
     CHECK(memcmp(sk, sk2, 64) == 0);
-    CHECK(stat(idp, &st) == 0 && st.st_ino == ino);   /* not rewritten */
+    CHECK(stat(idp, &st) == 0 && st.st_ino == ino); /* not rewritten */
     fails = 0;
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
     CHECK_EQ(fails, 0);
@@ -397,12 +423,15 @@ static void test_create_reopen(void)
  * it sits in the indexes or in the unindexed log tail, before and after a
  * reopen; a duplicate is refused wherever the first copy sits. */
 /* The store indexes the tail in batches of 256 (store.c TAIL_MAX). */
-enum { TAIL_TOTAL = 900, TAIL_SINGLE = 300 };
+enum {
+    TAIL_TOTAL = 900,
+    TAIL_SINGLE = 300
+};
 
-static const uint8_t tail_authors[3] = {0x30, 0x10, 0x20};
+static const uint8_t tail_authors[3] = { 0x30, 0x10, 0x20 };
 
-static void tail_change(int i, uint8_t cid[32], uint8_t author[32], uint64_t *seq,
-                        uint8_t env[48])
+static void
+tail_change(int i, uint8_t cid[32], uint8_t author[32], uint64_t *seq, uint8_t env[48])
 {
     make_id(cid, 0xE0, (uint64_t)i);
     memset(author, tail_authors[i % 3], 32);
@@ -414,7 +443,8 @@ struct tail_range {
     int from, to;
 };
 
-static int tail_put_fn(shoal__stxn *t, void *arg)
+static int
+tail_put_fn(shoal__stxn *t, void *arg)
 {
     const struct tail_range *r = arg;
     for (int i = r->from; i < r->to; i++) {
@@ -433,7 +463,8 @@ static int tail_put_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static int tail_dup_fn(shoal__stxn *t, void *arg)
+static int
+tail_dup_fn(shoal__stxn *t, void *arg)
 {
     int i = *(int *)arg;
     uint8_t cid[32], author[32], env[48];
@@ -449,8 +480,8 @@ struct tail_vv {
     int bad;
 };
 
-static int tail_vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-                      void *arg)
+static int
+tail_vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
 {
     struct tail_vv *a = arg;
     if (a->n < 4) {
@@ -469,7 +500,8 @@ static int tail_vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[
 }
 
 /* Check changes [0, n): every lookup, and the vector. */
-static int tail_check_fn(shoal__stxn *t, void *arg)
+static int
+tail_check_fn(shoal__stxn *t, void *arg)
 {
     int n = *(int *)arg;
     int before = check_failures;
@@ -477,7 +509,7 @@ static int tail_check_fn(shoal__stxn *t, void *arg)
         uint8_t cid[32], author[32], env[48], got[32];
         uint64_t seq;
         tail_change(i, cid, author, &seq, env);
-        shoal__sval v = {NULL, 0};
+        shoal__sval v = { NULL, 0 };
         CHECK_EQ(shoal__stxn_change_get(t, cid, &v), SHOAL_OK);
         CHECK(sval_eq(&v, env, sizeof env));
         CHECK(shoal__stxn_change_has(t, cid));
@@ -506,35 +538,37 @@ static int tail_check_fn(shoal__stxn *t, void *arg)
         }
         CHECK_EQ(shoal__stxn_authseq_get(t, author, want + 1, got), SHOAL_ENOTFOUND);
     }
-    struct tail_vv va = {0};
+    struct tail_vv va = { 0 };
     CHECK_EQ(shoal__stxn_vv_scan(t, tail_vv_cb, &va), SHOAL_OK);
     int nauth = n < 3 ? n : 3;
     CHECK_EQ(va.n, nauth);
     for (int k = 0; k + 1 < va.n && k + 1 < 4; k++)
-        CHECK(va.first[k] < va.first[k + 1]);   /* by author, ascending */
+        CHECK(va.first[k] < va.first[k + 1]); /* by author, ascending */
     CHECK_EQ(va.bad, 0);
     *(int *)arg = n + (check_failures - before) * 100000;
     return SHOAL_OK;
 }
 
-static void tail_check(shoal__store *s, int n)
+static void
+tail_check(shoal__store *s, int n)
 {
     int arg = n;
     CHECK_EQ(shoal__store_read(s, tail_check_fn, &arg), SHOAL_OK);
     CHECK_EQ(arg, n);
 }
 
-static void test_index_tail(void)
+static void
+test_index_tail(void)
 {
     char *dir = check_tmpdir("store-tail");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     tail_check(s, 0);
-    int checks[] = {1, 2, 3, 255, 256, 257, 258, 280, TAIL_SINGLE};
+    int checks[] = { 1, 2, 3, 255, 256, 257, 258, 280, TAIL_SINGLE };
     size_t ci = 0;
     for (int i = 0; i < TAIL_SINGLE; i++) {
-        struct tail_range r = {i, i + 1};
+        struct tail_range r = { i, i + 1 };
         REQUIRE(shoal__store_write(s, tail_put_fn, &r) == SHOAL_OK);
         if (ci < sizeof checks / sizeof checks[0] && checks[ci] == i + 1) {
             tail_check(s, i + 1);
@@ -547,7 +581,7 @@ static void test_index_tail(void)
     dup = TAIL_SINGLE - 1;
     CHECK_EQ(shoal__store_write(s, tail_dup_fn, &dup), SHOAL_EINVAL);
     /* A bulk txn crossing several index batches. */
-    struct tail_range r = {TAIL_SINGLE, TAIL_TOTAL};
+    struct tail_range r = { TAIL_SINGLE, TAIL_TOTAL };
     CHECK_EQ(shoal__store_write(s, tail_put_fn, &r), SHOAL_OK);
     tail_check(s, TAIL_TOTAL);
     shoal__store_close(s);
@@ -566,7 +600,10 @@ static void test_index_tail(void)
  * position and link, names no applied change in any lookup, the vector or
  * a log scan, and stays so through index batches and a reopen.  Evidence
  * ids map back to their (author, seq) with or without an envelope. */
-enum { SUP_N = 300, SUP_AT = 10 };
+enum {
+    SUP_N = 300,
+    SUP_AT = 10
+};
 
 struct sup_scan {
     int n;
@@ -574,7 +611,8 @@ struct sup_scan {
     uint8_t dead[32];
 };
 
-static int sup_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+static int
+sup_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     (void)pos;
     (void)env;
@@ -585,13 +623,15 @@ static int sup_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *en
     return 0;
 }
 
-static int sup_put_fn(shoal__stxn *t, void *arg)
+static int
+sup_put_fn(shoal__stxn *t, void *arg)
 {
     const struct tail_range *r = arg;
     return tail_put_fn(t, (void *)r);
 }
 
-static int sup_fn(shoal__stxn *t, void *arg)
+static int
+sup_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint8_t cid[32], author[32], env[48], n2[32];
@@ -619,23 +659,24 @@ static int sup_fn(shoal__stxn *t, void *arg)
 }
 
 /* 30 changes of another author, from *arg on. */
-static int sup_more_fn(shoal__stxn *t, void *arg)
+static int
+sup_more_fn(shoal__stxn *t, void *arg)
 {
     int from = *(int *)arg;
-    uint8_t author[32], env[8] = {0};
+    uint8_t author[32], env[8] = { 0 };
     memset(author, 0x77, 32);
     for (int i = from; i < from + 30 && i < SUP_N; i++) {
         uint8_t cid[32];
         make_id(cid, 0xC0, (uint64_t)i);
-        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)i + 1, 0,
-                                        NULL);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, (uint64_t)i + 1, 0, NULL);
         if (rc)
             return rc;
     }
     return SHOAL_OK;
 }
 
-static int sup_check_fn(shoal__stxn *t, void *arg)
+static int
+sup_check_fn(shoal__stxn *t, void *arg)
 {
     int before = check_failures;
     uint8_t cid[32], author[32], env[48], got[32], n2[32];
@@ -653,7 +694,7 @@ static int sup_check_fn(shoal__stxn *t, void *arg)
     CHECK(dead && memcmp(at, cid, 32) == 0 && sval_eq(&v, env, sizeof env));
     CHECK_EQ(shoal__stxn_log_entry(t, SUP_AT + 2, NULL, NULL, &dead, NULL), SHOAL_OK);
     CHECK(!dead);
-    struct sup_scan sc = {0};
+    struct sup_scan sc = { 0 };
     memcpy(sc.dead, cid, 32);
     CHECK_EQ(shoal__stxn_log_scan(t, 0, sup_log_cb, &sc), SHOAL_OK);
     CHECK_EQ(sc.n, *(int *)arg);
@@ -680,17 +721,18 @@ static int sup_check_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static void test_superseded(void)
+static void
+test_superseded(void)
 {
     char *dir = check_tmpdir("store-sup");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     /* The entry to supersede is still in the tail (fewer than 256). */
-    struct tail_range r = {0, 100};
+    struct tail_range r = { 0, 100 };
     REQUIRE(shoal__store_write(s, sup_put_fn, &r) == SHOAL_OK);
     REQUIRE(shoal__store_write(s, sup_fn, NULL) == SHOAL_OK);
-    int arg = 100;   /* 100 live: 99 of the range and the winner */
+    int arg = 100; /* 100 live: 99 of the range and the winner */
     CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
     CHECK_EQ(arg, 0);
     /* More changes: the tail crosses the batch of 256 (positions shifted by
@@ -722,7 +764,10 @@ static void test_superseded(void)
  * batch that indexes the tail, and after a reopen), the envelope and link
  * must come back unchanged, and a direct put must be refused while the
  * tail holds a meta of that document. */
-enum { DM_DOCS = 3, DM_TXNS = 300 };
+enum {
+    DM_DOCS = 3,
+    DM_TXNS = 300
+};
 
 struct dm_state {
     int i;                      /* next change */
@@ -731,13 +776,15 @@ struct dm_state {
     int ver[DM_DOCS + 1];       /* meta version per doc; -1: direct "old" */
 };
 
-static void dm_name(int d, const char **coll, char id[8])
+static void
+dm_name(int d, const char **coll, char id[8])
 {
     *coll = d == DM_DOCS ? "b" : "a";
     snprintf(id, 8, d == DM_DOCS ? "x" : "d%d", d);
 }
 
-static void dm_meta(int d, int ver, char m[40])
+static void
+dm_meta(int d, int ver, char m[40])
 {
     if (ver < 0)
         snprintf(m, 40, "old");
@@ -745,17 +792,17 @@ static void dm_meta(int d, int ver, char m[40])
         snprintf(m, 40, "meta-%d-%d", d, ver);
 }
 
-static int dm_write_fn(shoal__stxn *t, void *arg)
+static int
+dm_write_fn(shoal__stxn *t, void *arg)
 {
     struct dm_state *st = arg;
-    bool touched[DM_DOCS + 1] = {false};
+    bool touched[DM_DOCS + 1] = { false };
     for (int k = 0; k < st->per; k++, st->i++) {
         int i = st->i, d = i % 7 == 6 ? DM_DOCS : i % DM_DOCS;
         uint8_t cid[32], author[32], env[48];
         uint64_t seq, pos = 0;
         tail_change(i, cid, author, &seq, env);
-        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, st->last[d],
-                                        &pos);
+        int rc = shoal__stxn_change_put(t, cid, env, sizeof env, author, seq, st->last[d], &pos);
         if (rc)
             return rc;
         st->last[d] = pos;
@@ -770,15 +817,16 @@ static int dm_write_fn(shoal__stxn *t, void *arg)
         char id[8], m[40];
         dm_name(d, &coll, id);
         dm_meta(d, st->ver[d], m);
-        int rc = shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), m,
-                                     strlen(m), st->last[d]);
+        int rc = shoal__stxn_doc_put(t, U8(coll), strlen(coll), U8(id), strlen(id), m, strlen(m),
+                                     st->last[d]);
         if (rc)
             return rc;
     }
     return SHOAL_OK;
 }
 
-static int dm_direct_fn(shoal__stxn *t, void *arg)
+static int
+dm_direct_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     return shoal__stxn_doc_put(t, U8("b"), 1, U8("x"), 1, "old", 3, 0);
@@ -791,15 +839,16 @@ struct dm_scan {
     const struct dm_state *st;
 };
 
-static int dm_scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                      const shoal__sval *meta, void *arg)
+static int
+dm_scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+           const shoal__sval *meta, void *arg)
 {
     struct dm_scan *a = arg;
     char key[16];
     snprintf(key, sizeof key, "%.*s/%.*s", (int)clen, (const char *)coll, (int)idlen,
              (const char *)id);
     if (a->n > 0 && strcmp(a->prev, key) >= 0)
-        a->bad++;   /* sorted, each once */
+        a->bad++; /* sorted, each once */
     snprintf(a->prev, sizeof a->prev, "%s", key);
     int d = -1;
     for (int k = 0; k <= DM_DOCS; k++) {
@@ -822,7 +871,8 @@ static int dm_scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_
     return 0;
 }
 
-static int dm_check_fn(shoal__stxn *t, void *arg)
+static int
+dm_check_fn(shoal__stxn *t, void *arg)
 {
     const struct dm_state *st = arg;
     int bad = 0, want_n = 0;
@@ -840,10 +890,10 @@ static int dm_check_fn(shoal__stxn *t, void *arg)
         dm_meta(d, st->ver[d], m);
         bad += rc != SHOAL_OK || v.len != strlen(m) || memcmp(v.p, m, v.len) != 0;
     }
-    struct dm_scan sa = {.st = st};
+    struct dm_scan sa = { .st = st };
     bad += shoal__stxn_doc_scan(t, NULL, 0, dm_scan_cb, &sa) != SHOAL_OK;
     bad += sa.bad + (sa.n != want_n);
-    struct dm_scan sb = {.st = st};
+    struct dm_scan sb = { .st = st };
     bad += shoal__stxn_doc_scan(t, U8("b"), 1, dm_scan_cb, &sb) != SHOAL_OK;
     bad += sb.bad + (sb.n != (st->ver[DM_DOCS] == -3 ? 0 : 1));
     /* Envelopes and links unchanged by the metas riding along. */
@@ -860,19 +910,20 @@ static int dm_check_fn(shoal__stxn *t, void *arg)
     return bad ? SHOAL_ECORRUPT : SHOAL_OK;
 }
 
-static void test_doc_meta_tail(void)
+static void
+test_doc_meta_tail(void)
 {
     char *dir = check_tmpdir("store-dmeta");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
-    struct dm_state st = {.per = 1};
+    struct dm_state st = { .per = 1 };
     for (int d = 0; d < DM_DOCS; d++)
-        st.ver[d] = -3;   /* not there */
+        st.ver[d] = -3; /* not there */
     st.ver[DM_DOCS] = -1;
     CHECK_EQ(shoal__store_write(s, dm_direct_fn, NULL), SHOAL_OK);
     CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
-    int checks[] = {1, 6, 7, 8, 100, 255, 256, 257, 260, DM_TXNS};
+    int checks[] = { 1, 6, 7, 8, 100, 255, 256, 257, 260, DM_TXNS };
     size_t ci = 0;
     bool refused = false;
     while (st.i < DM_TXNS) {
@@ -908,7 +959,8 @@ static void test_doc_meta_tail(void)
     free(dir);
 }
 
-static void write_file(const char *path, const void *p, size_t n)
+static void
+write_file(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
     if (!f)
@@ -918,7 +970,8 @@ static void write_file(const char *path, const void *p, size_t n)
     fclose(f);
 }
 
-static void test_identity_corrupt(void)
+static void
+test_identity_corrupt(void)
 {
     char *dir = check_tmpdir("store-id");
     uint8_t pk[32], *sk = NULL;
@@ -934,7 +987,7 @@ static void test_identity_corrupt(void)
     write_file(idp, good, 63);
     s = NULL;
     sk = NULL;
-    shoal__store_opts o = {.durable = true};
+    shoal__store_opts o = { .durable = true };
     errbuf[0] = 0;
     CHECK_EQ(shoal__store_open(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_ECORRUPT);
     CHECK(s == NULL && sk == NULL && errbuf[0] != 0);
@@ -954,21 +1007,22 @@ static void test_identity_corrupt(void)
     free(dir);
 }
 
-static int scan_fixture(shoal__stxn *t, void *arg)
+static int
+scan_fixture(shoal__stxn *t, void *arg)
 {
     int *fails = arg;
     int before = check_failures;
-    struct docacc da = {0};
+    struct docacc da = { 0 };
     CHECK_EQ(shoal__stxn_doc_scan(t, NULL, 0, doc_cb, &da), SHOAL_OK);
     CHECK_EQ(da.n, NDOCS);
     CHECK_EQ(da.bad, 0);
-    const char *order[] = {"a/x", "a/xy", "a/y", "ab/x", "b/z"};
+    const char *order[] = { "a/x", "a/xy", "a/y", "ab/x", "b/z" };
     for (int i = 0; i < da.n && i < NDOCS; i++)
         CHECK(strcmp(da.keys[i], order[i]) == 0);
 
     memset(&da, 0, sizeof da);
     CHECK_EQ(shoal__stxn_doc_scan(t, U8("a"), 1, doc_cb, &da), SHOAL_OK);
-    CHECK_EQ(da.n, 3);   /* a/x a/xy a/y, never ab/x */
+    CHECK_EQ(da.n, 3); /* a/x a/xy a/y, never ab/x */
     CHECK(strcmp(da.keys[2], "a/y") == 0);
     memset(&da, 0, sizeof da);
     CHECK_EQ(shoal__stxn_doc_scan(t, U8("ab"), 2, doc_cb, &da), SHOAL_OK);
@@ -986,7 +1040,8 @@ static int scan_fixture(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static int pending_del_fn(shoal__stxn *t, void *arg)
+static int
+pending_del_fn(shoal__stxn *t, void *arg)
 {
     uint8_t cid[32];
     make_id(cid, 0x50, 2);
@@ -998,14 +1053,16 @@ static int pending_del_fn(shoal__stxn *t, void *arg)
     return shoal__stxn_pending_del(t, cid) == SHOAL_ENOTFOUND ? SHOAL_OK : SHOAL_EINVAL;
 }
 
-static int dup_change_fn(shoal__stxn *t, void *arg)
+static int
+dup_change_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint64_t pos;
     return shoal__stxn_change_put(t, cids[0], envs[0], env_lens[0], author_a, 1, 0, &pos);
 }
 
-static int count_fn(shoal__stxn *t, void *arg)
+static int
+count_fn(shoal__stxn *t, void *arg)
 {
     uint64_t *c = arg;
     c[0] = shoal__stxn_pending_count(t);
@@ -1013,7 +1070,8 @@ static int count_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static void test_scans(void)
+static void
+test_scans(void)
 {
     char *dir = check_tmpdir("store-scan");
     uint8_t pk[32], *sk = NULL;
@@ -1027,7 +1085,7 @@ static void test_scans(void)
     CHECK_EQ(cnt, 2);
     /* A change id that is already stored is refused, log untouched. */
     CHECK_EQ(shoal__store_write(s, dup_change_fn, NULL), SHOAL_EINVAL);
-    uint64_t c[2] = {0, 0};
+    uint64_t c[2] = { 0, 0 };
     CHECK_EQ(shoal__store_read(s, count_fn, c), SHOAL_OK);
     CHECK(c[0] == 2 && c[1] == NCHANGES);
     shoal__store_close(s);
@@ -1048,7 +1106,8 @@ static void test_scans(void)
 }
 
 /* peers: put two, delete one (twice: the second finds none), scan. */
-static int peer_put_fn(shoal__stxn *t, void *arg)
+static int
+peer_put_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint8_t k1[32], k2[32];
@@ -1060,7 +1119,8 @@ static int peer_put_fn(shoal__stxn *t, void *arg)
     return rc;
 }
 
-static int peer_del_fn(shoal__stxn *t, void *arg)
+static int
+peer_del_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint8_t k1[32];
@@ -1071,7 +1131,8 @@ static int peer_del_fn(shoal__stxn *t, void *arg)
     return rc;
 }
 
-static int peer_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
+static int
+peer_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
 {
     int *seen = arg;
     if (key[0] == 1)
@@ -1081,19 +1142,21 @@ static int peer_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
     return 0;
 }
 
-static int peer_scan_fn(shoal__stxn *t, void *arg)
+static int
+peer_scan_fn(shoal__stxn *t, void *arg)
 {
     return shoal__stxn_peer_scan(t, peer_cb, arg);
 }
 
-static void test_peer_rows(void)
+static void
+test_peer_rows(void)
 {
     char *dir = check_tmpdir("store-peers");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
     REQUIRE(s);
     CHECK_EQ(shoal__store_write(s, peer_put_fn, NULL), SHOAL_OK);
-    int seen[2] = {0, 0};
+    int seen[2] = { 0, 0 };
     CHECK_EQ(shoal__store_read(s, peer_scan_fn, seen), SHOAL_OK);
     CHECK(seen[0] == 1 && seen[1] == 1);
     CHECK_EQ(shoal__store_write(s, peer_del_fn, NULL), SHOAL_OK);
@@ -1107,7 +1170,8 @@ static void test_peer_rows(void)
 }
 
 /* fn writes, then fails: nothing may be left behind. */
-static int write_then_fail(shoal__stxn *t, void *arg)
+static int
+write_then_fail(shoal__stxn *t, void *arg)
 {
     int rc = fixture_write(t, arg);
     if (rc)
@@ -1115,7 +1179,8 @@ static int write_then_fail(shoal__stxn *t, void *arg)
     return SHOAL_EPROTO;
 }
 
-static int empty_check(shoal__stxn *t, void *arg)
+static int
+empty_check(shoal__stxn *t, void *arg)
 {
     int *fails = arg;
     int before = check_failures;
@@ -1125,23 +1190,25 @@ static int empty_check(shoal__stxn *t, void *arg)
     CHECK(!shoal__stxn_change_has(t, cids[0]));
     CHECK_EQ(shoal__stxn_log_count(t), 0);
     CHECK_EQ(shoal__stxn_pending_count(t), 0);
-    struct docacc da = {0};
+    struct docacc da = { 0 };
     CHECK_EQ(shoal__stxn_doc_scan(t, NULL, 0, doc_cb, &da), SHOAL_OK);
     CHECK_EQ(da.n, 0);
-    struct vvacc va = {0};
+    struct vvacc va = { 0 };
     CHECK_EQ(shoal__stxn_vv_scan(t, vv_cb, &va), SHOAL_OK);
     CHECK_EQ(va.n, 0);
     *fails += check_failures - before;
     return SHOAL_OK;
 }
 
-static int read_returns(shoal__stxn *t, void *arg)
+static int
+read_returns(shoal__stxn *t, void *arg)
 {
     (void)t;
     return *(int *)arg;
 }
 
-static void test_rollback(void)
+static void
+test_rollback(void)
 {
     char *dir = check_tmpdir("store-rb");
     uint8_t pk[32], *sk = NULL;
@@ -1168,14 +1235,19 @@ static void test_rollback(void)
 
 /* --------------------------------------------------------- map growth */
 
-enum { BIG_N = 64, BIG_LEN = 64 * 1024, BIG_CHANGES = 40 };
+enum {
+    BIG_N = 64,
+    BIG_LEN = 64 * 1024,
+    BIG_CHANGES = 40
+};
 
 struct big {
     int calls;
-    uint8_t *buf;   /* BIG_LEN bytes */
+    uint8_t *buf; /* BIG_LEN bytes */
 };
 
-static int big_fn(shoal__stxn *t, void *arg)
+static int
+big_fn(shoal__stxn *t, void *arg)
 {
     struct big *b = arg;
     b->calls++;
@@ -1193,8 +1265,7 @@ static int big_fn(shoal__stxn *t, void *arg)
         memset(author, 0xC3, 32);
         uint64_t pos = 0;
         b->buf[0] = (uint8_t)(0x80 + i);
-        int rc = shoal__stxn_change_put(t, cid, b->buf, 10000, author, (uint64_t)i + 1, 0,
-                                        &pos);
+        int rc = shoal__stxn_change_put(t, cid, b->buf, 10000, author, (uint64_t)i + 1, 0, &pos);
         if (rc)
             return rc;
         if (pos != (uint64_t)i + 1)
@@ -1208,7 +1279,8 @@ struct small {
     uint8_t *buf;
 };
 
-static int small_fn(shoal__stxn *t, void *arg)
+static int
+small_fn(shoal__stxn *t, void *arg)
 {
     struct small *sm = arg;
     char id[32];
@@ -1223,7 +1295,8 @@ struct growcheck {
     int nsmall;
 };
 
-static int big_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
+static int
+big_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     struct nacc *a = arg;
     if (env->len != BIG_LEN || env->p[0] != cid[31])
@@ -1232,17 +1305,18 @@ static int big_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *a
     return 0;
 }
 
-static int grow_check(shoal__stxn *t, void *arg)
+static int
+grow_check(shoal__stxn *t, void *arg)
 {
     struct growcheck *g = arg;
     int before = check_failures;
     CHECK_EQ(shoal__stxn_pending_count(t), BIG_N);
     CHECK_EQ(shoal__stxn_log_count(t), BIG_CHANGES);
-    shoal__sval v = {NULL, 0};
+    shoal__sval v = { NULL, 0 };
     uint64_t last = 0;
     CHECK_EQ(shoal__stxn_log_last(t, &last, &v), SHOAL_OK);
     CHECK(last == BIG_CHANGES);
-    struct nacc a = {0};
+    struct nacc a = { 0 };
     CHECK_EQ(shoal__stxn_pending_scan(t, big_pending_cb, &a), SHOAL_OK);
     CHECK(a.n == BIG_N && a.tag[0] == 0);
     uint8_t cid[32];
@@ -1261,24 +1335,25 @@ static int grow_check(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static void test_map_growth(void)
+static void
+test_map_growth(void)
 {
     char *dir = check_tmpdir("store-grow");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
     REQUIRE(s);
-    struct big b = {0, malloc(BIG_LEN)};
+    struct big b = { 0, malloc(BIG_LEN) };
     REQUIRE(b.buf);
     fill_bytes(b.buf, BIG_LEN, check_rand());
     CHECK_EQ(shoal__store_write(s, big_fn, &b), SHOAL_OK);
-    CHECK(b.calls > 1);   /* the map grew at least once: fn ran again */
+    CHECK(b.calls > 1); /* the map grew at least once: fn ran again */
     printf("  one 6.5 MB txn in a 64 KiB map: fn ran %d times\n", b.calls);
 
-    struct small sm = {0, b.buf};
+    struct small sm = { 0, b.buf };
     int nsmall = 120;
     for (sm.i = 0; sm.i < nsmall; sm.i++)
         CHECK_EQ(shoal__store_write(s, small_fn, &sm), SHOAL_OK);
-    struct growcheck g = {b.buf, 0, nsmall};
+    struct growcheck g = { b.buf, 0, nsmall };
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(shoal__store_flush(s), SHOAL_OK);
     shoal__store_close(s);
@@ -1303,7 +1378,8 @@ static void test_map_growth(void)
 
 /* A careless fn that ignores put errors: the store must notice the full map
  * itself, rerun it, and never commit a txn that LMDB had poisoned. */
-static int careless_fn(shoal__stxn *t, void *arg)
+static int
+careless_fn(shoal__stxn *t, void *arg)
 {
     struct big *b = arg;
     b->calls++;
@@ -1316,14 +1392,15 @@ static int careless_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static int careless_check(shoal__stxn *t, void *arg)
+static int
+careless_check(shoal__stxn *t, void *arg)
 {
     struct big *b = arg;
     int before = check_failures;
     for (int i = 0; i < 48; i++) {
         char id[32];
         snprintf(id, sizeof id, "c%03d", i);
-        shoal__sval v = {NULL, 0};
+        shoal__sval v = { NULL, 0 };
         CHECK_EQ(shoal__stxn_snap_get(t, U8("careless"), 8, U8(id), strlen(id), &v), SHOAL_OK);
         CHECK(v.len == BIG_LEN && v.p[0] == (uint8_t)i &&
               memcmp(v.p + 1, b->buf + 1, BIG_LEN - 1) == 0);
@@ -1331,13 +1408,14 @@ static int careless_check(shoal__stxn *t, void *arg)
     return check_failures == before ? SHOAL_OK : SHOAL_ECORRUPT;
 }
 
-static void test_map_full_swallowed(void)
+static void
+test_map_full_swallowed(void)
 {
     char *dir = check_tmpdir("store-careless");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
     REQUIRE(s);
-    struct big b = {0, malloc(BIG_LEN)};
+    struct big b = { 0, malloc(BIG_LEN) };
     REQUIRE(b.buf);
     fill_bytes(b.buf, BIG_LEN, 99);
     CHECK_EQ(shoal__store_write(s, careless_fn, &b), SHOAL_OK);
@@ -1359,10 +1437,11 @@ struct reader_arg {
     uint8_t *buf;
 };
 
-static int reader_fn(shoal__stxn *t, void *arg)
+static int
+reader_fn(shoal__stxn *t, void *arg)
 {
     struct reader_arg *ra = arg;
-    struct nacc a = {0};
+    struct nacc a = { 0 };
     if (shoal__stxn_pending_scan(t, big_pending_cb, &a) != SHOAL_OK || a.tag[0] != 0)
         ra->bad++;
     uint64_t n = shoal__stxn_pending_count(t);
@@ -1371,7 +1450,8 @@ static int reader_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static void *reader_thread(void *arg)
+static void *
+reader_thread(void *arg)
 {
     struct reader_arg *ra = arg;
     while (!__atomic_load_n(&ra->stop, __ATOMIC_ACQUIRE)) {
@@ -1382,13 +1462,14 @@ static void *reader_thread(void *arg)
     return NULL;
 }
 
-static void test_threads_during_growth(void)
+static void
+test_threads_during_growth(void)
 {
     char *dir = check_tmpdir("store-threads");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
     REQUIRE(s);
-    struct big b = {0, malloc(BIG_LEN)};
+    struct big b = { 0, malloc(BIG_LEN) };
     REQUIRE(b.buf);
     fill_bytes(b.buf, BIG_LEN, 7);
     struct reader_arg ra[2];
@@ -1406,9 +1487,9 @@ static void test_threads_during_growth(void)
     }
     CHECK_EQ(rc, SHOAL_OK);
     CHECK(b.calls > 1);
-    printf("  readers did %d + %d txns while the map grew %d times\n", ra[0].reads,
-           ra[1].reads, b.calls - 1);
-    struct growcheck g = {b.buf, 0, 0};
+    printf("  readers did %d + %d txns while the map grew %d times\n", ra[0].reads, ra[1].reads,
+           b.calls - 1);
+    struct growcheck g = { b.buf, 0, 0 };
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(g.fails, 0);
     shoal__store_close(s);
@@ -1420,12 +1501,14 @@ static void test_threads_during_growth(void)
 
 /* -------------------------------------------------- tmpfs-based tests */
 
-static bool mount_tmpfs(const char *dir, const char *opts)
+static bool
+mount_tmpfs(const char *dir, const char *opts)
 {
     return mount("tmpfs", dir, "tmpfs", 0, opts) == 0;
 }
 
-static void unmount_dir(const char *dir)
+static void
+unmount_dir(const char *dir)
 {
     if (umount(dir) != 0) {
         fprintf(stderr, "umount %s: %s (detaching)\n", dir, strerror(errno));
@@ -1433,7 +1516,8 @@ static void unmount_dir(const char *dir)
     }
 }
 
-static bool can_mount(void)
+static bool
+can_mount(void)
 {
     char *d = check_tmpdir("store-probe");
     bool ok = mount_tmpfs(d, "size=64k");
@@ -1445,7 +1529,8 @@ static bool can_mount(void)
 }
 
 /* Mount a tmpfs with opts, run body on it, unmount whatever happened. */
-static void with_tmpfs(const char *tag, const char *opts, void (*body)(const char *mnt))
+static void
+with_tmpfs(const char *tag, const char *opts, void (*body)(const char *mnt))
 {
     char *base = check_tmpdir(tag);
     char *mnt = path_join(base, "mnt");
@@ -1462,13 +1547,14 @@ static void with_tmpfs(const char *tag, const char *opts, void (*body)(const cha
 }
 
 struct fill {
-    int next;   /* first snapshot id this write uses */
-    int n;      /* snapshots per write */
+    int next; /* first snapshot id this write uses */
+    int n;    /* snapshots per write */
     size_t len;
     uint8_t *buf;
 };
 
-static int fill_fn(shoal__stxn *t, void *arg)
+static int
+fill_fn(shoal__stxn *t, void *arg)
 {
     struct fill *f = arg;
     for (int i = 0; i < f->n; i++) {
@@ -1482,14 +1568,15 @@ static int fill_fn(shoal__stxn *t, void *arg)
 }
 
 /* Every fill snapshot below f->next is there, none from next on. */
-static int fill_check(shoal__stxn *t, void *arg)
+static int
+fill_check(shoal__stxn *t, void *arg)
 {
     struct fill *f = arg;
     int before = check_failures;
     for (int i = 0; i < f->next + f->n; i++) {
         char id[32];
         snprintf(id, sizeof id, "f%06d", i);
-        shoal__sval v = {NULL, 0};
+        shoal__sval v = { NULL, 0 };
         int rc = shoal__stxn_snap_get(t, U8("fill"), 4, U8(id), strlen(id), &v);
         if (i < f->next) {
             CHECK_EQ(rc, SHOAL_OK);
@@ -1501,7 +1588,8 @@ static int fill_check(shoal__stxn *t, void *arg)
     return check_failures == before ? SHOAL_OK : SHOAL_ECORRUPT;
 }
 
-static void enospc_body(const char *mnt)
+static void
+enospc_body(const char *mnt)
 {
     char *dir = path_join(mnt, "replica");
     uint8_t pk[32], *sk = NULL;
@@ -1518,7 +1606,7 @@ static void enospc_body(const char *mnt)
         abort();
     fill_bytes(buf, 64 * 1024, 5);
     /* One txn bigger than the file system. */
-    struct fill f = {0, 32, 64 * 1024, buf};
+    struct fill f = { 0, 32, 64 * 1024, buf };
     CHECK_EQ(shoal__store_write(s, fill_fn, &f), SHOAL_ENOSPC);
     CHECK(strlen(shoal__store_errmsg(s)) > 0);
     printf("  full disk: %s\n", shoal__store_errmsg(s));
@@ -1537,8 +1625,7 @@ static void enospc_body(const char *mnt)
     }
     CHECK_EQ(rc, SHOAL_ENOSPC);
     CHECK(f.next > 0);
-    printf("  %d small commits before the disk filled: %s\n", f.next,
-           shoal__store_errmsg(s));
+    printf("  %d small commits before the disk filled: %s\n", f.next, shoal__store_errmsg(s));
     CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
     /* Once there is space again, the same handle writes again. */
@@ -1564,12 +1651,14 @@ static void enospc_body(const char *mnt)
     free(dir);
 }
 
-static void test_full_disk(void)
+static void
+test_full_disk(void)
 {
     with_tmpfs("store-full", "size=1m,mode=0700", enospc_body);
 }
 
-static void readonly_body(const char *mnt)
+static void
+readonly_body(const char *mnt)
 {
     char *dir = path_join(mnt, "replica");
     char *fresh = path_join(mnt, "fresh");
@@ -1591,15 +1680,13 @@ static void readonly_body(const char *mnt)
     }
     s = NULL;
     errbuf[0] = 0;
-    shoal__store_opts o = {.durable = true};
-    CHECK_EQ(shoal__store_open(&s, dir, &o, pk2, &sk, errbuf, sizeof errbuf),
-             SHOAL_EREADONLY);
+    shoal__store_opts o = { .durable = true };
+    CHECK_EQ(shoal__store_open(&s, dir, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
     CHECK(s == NULL && sk == NULL);
     CHECK(strstr(errbuf, "not writable") != NULL);
     printf("  read-only: %s\n", errbuf);
     errbuf[0] = 0;
-    CHECK_EQ(shoal__store_open(&s, fresh, &o, pk2, &sk, errbuf, sizeof errbuf),
-             SHOAL_EREADONLY);
+    CHECK_EQ(shoal__store_open(&s, fresh, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
     CHECK(s == NULL && errbuf[0] != 0);
 
     if (mount(NULL, mnt, NULL, MS_REMOUNT, NULL) != 0) {
@@ -1622,20 +1709,24 @@ out:
     free(dir);
 }
 
-static void test_readonly_dir(void)
+static void
+test_readonly_dir(void)
 {
     with_tmpfs("store-ro", "size=4m,mode=0700", readonly_body);
 }
 
 /* ------------------------------------------------------ two processes */
 
-enum { CHILD_N = 300 };
+enum {
+    CHILD_N = 300
+};
 
 struct child_commit {
     int i;
 };
 
-static int child_commit_fn(shoal__stxn *t, void *arg)
+static int
+child_commit_fn(shoal__stxn *t, void *arg)
 {
     struct child_commit *c = arg;
     uint8_t cid[32], author[32], env[200];
@@ -1648,7 +1739,8 @@ static int child_commit_fn(shoal__stxn *t, void *arg)
 }
 
 /* In a forked child: open dir itself and commit CHILD_N changes. */
-static int child_writer(const char *dir)
+static int
+child_writer(const char *dir)
 {
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
@@ -1656,7 +1748,7 @@ static int child_writer(const char *dir)
         return 2;
     int bad = 0;
     for (int i = 0; i < CHILD_N; i++) {
-        struct child_commit c = {i};
+        struct child_commit c = { i };
         if (shoal__store_write(s, child_commit_fn, &c) != SHOAL_OK)
             bad++;
     }
@@ -1670,7 +1762,8 @@ struct snapshot {
     int bad;
 };
 
-static int snapshot_fn(shoal__stxn *t, void *arg)
+static int
+snapshot_fn(shoal__stxn *t, void *arg)
 {
     struct snapshot *sn = arg;
     uint8_t author[32], cid[32];
@@ -1683,15 +1776,17 @@ static int snapshot_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
-static int parent_doc_fn(shoal__stxn *t, void *arg)
+static int
+parent_doc_fn(shoal__stxn *t, void *arg)
 {
     char id[32];
     snprintf(id, sizeof id, "p%05d", *(int *)arg);
     return shoal__stxn_doc_put(t, U8("parent"), 6, U8(id), strlen(id), "x", 1, 0);
 }
 
-static int count_docs(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                      const shoal__sval *meta, void *arg)
+static int
+count_docs(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+           const shoal__sval *meta, void *arg)
 {
     (void)coll, (void)clen, (void)id, (void)idlen, (void)meta;
     ++*(int *)arg;
@@ -1703,7 +1798,8 @@ struct final_check {
     int parent_docs;
 };
 
-static int child_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+static int
+child_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
 {
     int *n = arg;
     uint8_t want[32];
@@ -1714,7 +1810,8 @@ static int child_log_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *
     return 0;
 }
 
-static int final_fn(shoal__stxn *t, void *arg)
+static int
+final_fn(shoal__stxn *t, void *arg)
 {
     struct final_check *f = arg;
     int before = check_failures;
@@ -1731,7 +1828,8 @@ static int final_fn(shoal__stxn *t, void *arg)
 
 /* Wait for pid with a deadline; kill it on timeout.  Returns the wait status
  * or -1. */
-static int wait_child(pid_t pid, uint64_t deadline_ms)
+static int
+wait_child(pid_t pid, uint64_t deadline_ms)
 {
     int st;
     for (;;) {
@@ -1746,12 +1844,13 @@ static int wait_child(pid_t pid, uint64_t deadline_ms)
             waitpid(pid, &st, 0);
             return -1;
         }
-        struct timespec ts = {0, 2 * 1000 * 1000};
+        struct timespec ts = { 0, 2 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
 }
 
-static void test_two_processes(void)
+static void
+test_two_processes(void)
 {
     char *dir = check_tmpdir("store-2p");
     uint8_t pk[32], *sk = NULL;
@@ -1761,10 +1860,10 @@ static void test_two_processes(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0)
-        _exit(child_writer(dir));   /* never touches the parent's handle */
+        _exit(child_writer(dir)); /* never touches the parent's handle */
 
     uint64_t deadline = check_now_ms() + 120000;
-    struct snapshot prev = {0, 0, 0};
+    struct snapshot prev = { 0, 0, 0 };
     int reads = 0, writes = 0, wrc_bad = 0, st = -1;
     bool saw_partial = false;
     for (;;) {
@@ -1777,7 +1876,7 @@ static void test_two_processes(void)
             st = -1;
             break;
         }
-        struct snapshot sn = {0, 0, 0};
+        struct snapshot sn = { 0, 0, 0 };
         CHECK_EQ(shoal__store_read(s, snapshot_fn, &sn), SHOAL_OK);
         reads++;
         /* Each child commit adds one log entry and bumps the vv together. */
@@ -1791,15 +1890,15 @@ static void test_two_processes(void)
                 wrc_bad++;
             writes++;
         } else {
-            struct timespec ts = {0, 1000 * 1000};
+            struct timespec ts = { 0, 1000 * 1000 };
             nanosleep(&ts, NULL);
         }
     }
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK_EQ(wrc_bad, 0);
-    printf("  parent: %d reads, %d writes while the child committed (saw partial: %s)\n",
-           reads, writes, saw_partial ? "yes" : "no");
-    struct final_check f = {0, writes};
+    printf("  parent: %d reads, %d writes while the child committed (saw partial: %s)\n", reads,
+           writes, saw_partial ? "yes" : "no");
+    struct final_check f = { 0, writes };
     CHECK_EQ(shoal__store_read(s, final_fn, &f), SHOAL_OK);
     CHECK_EQ(f.fails, 0);
     shoal__store_close(s);
@@ -1810,20 +1909,22 @@ static void test_two_processes(void)
 
 /* A child grows the map far past the parent's while the parent keeps the
  * environment open; the parent's next txns must cope (MDB_MAP_RESIZED). */
-static int child_grower(const char *dir, uint8_t *buf)
+static int
+child_grower(const char *dir, uint8_t *buf)
 {
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, false, 64 * 1024, pk, &sk);
     if (!s)
         return 2;
-    struct big b = {0, buf};
+    struct big b = { 0, buf };
     int rc = shoal__store_write(s, big_fn, &b);
     shoal__store_close(s);
     shoal__store_free_secret(sk);
     return rc == SHOAL_OK && b.calls > 1 ? 0 : 1;
 }
 
-static void test_child_grows_map(void)
+static void
+test_child_grows_map(void)
 {
     char *dir = check_tmpdir("store-resized");
     uint8_t pk[32], *sk = NULL;
@@ -1832,7 +1933,7 @@ static void test_child_grows_map(void)
     fill_bytes(buf, BIG_LEN, check_rand());
     shoal__store *s = open_store(dir, true, 64 * 1024, pk, &sk);
     REQUIRE(s);
-    uint64_t c[2] = {9, 9};
+    uint64_t c[2] = { 9, 9 };
     CHECK_EQ(shoal__store_read(s, count_fn, c), SHOAL_OK);
     CHECK(c[0] == 0 && c[1] == 0);
     fflush(NULL);
@@ -1843,10 +1944,10 @@ static void test_child_grows_map(void)
     int st = wait_child(pid, check_now_ms() + 120000);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    struct growcheck g = {buf, 0, 0};
+    struct growcheck g = { buf, 0, 0 };
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     /* And the parent writes on top, growing its own map further. */
-    struct small sm = {0, buf};
+    struct small sm = { 0, buf };
     for (sm.i = 0; sm.i < 100; sm.i++)
         CHECK_EQ(shoal__store_write(s, small_fn, &sm), SHOAL_OK);
     g.nsmall = 100;
@@ -1861,7 +1962,8 @@ static void test_child_grows_map(void)
 
 /* ------------------------------------------------------- non-durable */
 
-static void test_nondurable_flush(void)
+static void
+test_nondurable_flush(void)
 {
     char *dir = check_tmpdir("store-nosync");
     uint8_t pk[32], *sk = NULL;
@@ -1892,20 +1994,24 @@ static void test_nondurable_flush(void)
  * document meta on document i % 5 riding in its log entry.  The store
  * keeps the tail of its last snapshot between txns; every check below
  * fails if it serves a stale one. */
-enum { TC_DOCS = 5 };
+enum {
+    TC_DOCS = 5
+};
 
 struct tc_put {
     int from, to;
-    size_t envlen;   /* 0: 48 */
-    bool fail;       /* return an error after the puts (the txn aborts) */
+    size_t envlen; /* 0: 48 */
+    bool fail;     /* return an error after the puts (the txn aborts) */
 };
 
-static void tc_meta(int i, char m[32])
+static void
+tc_meta(int i, char m[32])
 {
     snprintf(m, 32, "meta-%d", i);
 }
 
-static int tc_put_fn(shoal__stxn *t, void *arg)
+static int
+tc_put_fn(shoal__stxn *t, void *arg)
 {
     const struct tc_put *a = arg;
     size_t elen = a->envlen ? a->envlen : 48;
@@ -1933,7 +2039,8 @@ static int tc_put_fn(shoal__stxn *t, void *arg)
 }
 
 /* Everything below n is stored, n itself is not. */
-static int tc_check_fn(shoal__stxn *t, void *arg)
+static int
+tc_check_fn(shoal__stxn *t, void *arg)
 {
     int n = *(int *)arg, bad = 0;
     for (int i = 0; i <= n; i++) {
@@ -1943,12 +2050,12 @@ static int tc_check_fn(shoal__stxn *t, void *arg)
         bool has = shoal__stxn_change_has(t, cid);
         if (has != (i < n))
             bad++;
-        if (i < n && (shoal__stxn_authseq_get(t, author, seq, got) != SHOAL_OK ||
-                      memcmp(got, cid, 32) != 0))
+        if (i < n &&
+            (shoal__stxn_authseq_get(t, author, seq, got) != SHOAL_OK || memcmp(got, cid, 32) != 0))
             bad++;
     }
     for (int a = 0; a < 3 && a < n; a++) {
-        int last = a + ((n - 1 - a) / 3) * 3;   /* greatest i < n with i % 3 == a */
+        int last = a + ((n - 1 - a) / 3) * 3; /* greatest i < n with i % 3 == a */
         uint8_t cid[32], author[32], env[48], got[32];
         uint64_t seq, gseq = 0;
         tail_change(last, cid, author, &seq, env);
@@ -1961,7 +2068,7 @@ static int tc_check_fn(shoal__stxn *t, void *arg)
         char id[8], m[32];
         snprintf(id, sizeof id, "d%d", d);
         tc_meta(last, m);
-        shoal__sval v = {NULL, 0};
+        shoal__sval v = { NULL, 0 };
         if (shoal__stxn_doc_get(t, U8("tc"), 2, U8(id), strlen(id), &v) != SHOAL_OK ||
             !sval_eq(&v, m, strlen(m)))
             bad++;
@@ -1971,26 +2078,28 @@ static int tc_check_fn(shoal__stxn *t, void *arg)
     return bad ? SHOAL_EINVAL : SHOAL_OK;
 }
 
-static int tc_readonly_fn(shoal__stxn *t, void *arg)
+static int
+tc_readonly_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     uint8_t cid[32];
     uint64_t seq;
     memset(cid, 0xAB, sizeof cid);
-    if (shoal__stxn_vv_get(t, U8("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"), &seq, cid) !=
-        SHOAL_ENOTFOUND)
+    if (shoal__stxn_vv_get(t, U8("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"), &seq, cid) != SHOAL_ENOTFOUND)
         return SHOAL_EINVAL;
     return shoal__stxn_change_has(t, cid) ? SHOAL_EINVAL : SHOAL_OK;
 }
 
-static int tc_flush_fn(shoal__stxn *t, void *arg)
+static int
+tc_flush_fn(shoal__stxn *t, void *arg)
 {
     (void)arg;
     return shoal__stxn_index_flush(t);
 }
 
 /* Another process appends [from, to) while the parent keeps its handle. */
-static void tc_child_put(const char *dir, int from, int to)
+static void
+tc_child_put(const char *dir, int from, int to)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -1998,7 +2107,7 @@ static void tc_child_put(const char *dir, int from, int to)
     if (pid == 0) {
         uint8_t pk[32], *sk = NULL;
         shoal__store *c = open_store(dir, false, 0, pk, &sk);
-        struct tc_put a = {from, to, 0, false};
+        struct tc_put a = { from, to, 0, false };
         int rc = c ? shoal__store_write(c, tc_put_fn, &a) : SHOAL_ESTORE;
         shoal__store_close(c);
         shoal__store_free_secret(sk);
@@ -2009,7 +2118,8 @@ static void tc_child_put(const char *dir, int from, int to)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-static void test_tail_cache(void)
+static void
+test_tail_cache(void)
 {
     char *dir = check_tmpdir("store-tc");
     uint8_t pk[32], *sk = NULL;
@@ -2018,7 +2128,7 @@ static void test_tail_cache(void)
     int n = 0;
     /* One change per txn, across an index batch (TAIL_MAX 256). */
     for (; n < 300; n++) {
-        struct tc_put a = {n, n + 1, 0, false};
+        struct tc_put a = { n, n + 1, 0, false };
         CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
         if (n % 37 == 0) {
             int m = n + 1;
@@ -2030,7 +2140,7 @@ static void test_tail_cache(void)
     tc_child_put(dir, n, n + 3);
     n += 3;
     CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
-    struct tc_put a = {n, n + 2, 0, false};
+    struct tc_put a = { n, n + 2, 0, false };
     CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
     n += 2;
     /* ... also right after a write txn of ours, and one that wrote nothing
@@ -2047,7 +2157,7 @@ static void test_tail_cache(void)
     n += 1;
     CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
     /* An aborted txn leaves nothing in the cache. */
-    struct tc_put f = {n, n + 4, 0, true};
+    struct tc_put f = { n, n + 4, 0, true };
     CHECK_EQ(shoal__store_write(s, tc_put_fn, &f), SHOAL_EINVAL);
     CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
     f.fail = false;
@@ -2075,7 +2185,7 @@ static void test_tail_cache(void)
     dir = check_tmpdir("store-tc-grow");
     s = open_store(dir, false, 1 << 20, pk, &sk);
     REQUIRE(s);
-    struct tc_put g = {0, 10, 0, false};
+    struct tc_put g = { 0, 10, 0, false };
     CHECK_EQ(shoal__store_write(s, tc_put_fn, &g), SHOAL_OK);
     shoal__store_close(s);
     shoal__store_free_secret(sk);
@@ -2084,7 +2194,7 @@ static void test_tail_cache(void)
     n = 10;
     CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
     for (; n < 40; n++) {
-        struct tc_put b = {n, n + 1, 100000, false};
+        struct tc_put b = { n, n + 1, 100000, false };
         CHECK_EQ(shoal__store_write(s, tc_put_fn, &b), SHOAL_OK);
         int m = n + 1;
         CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
@@ -2095,7 +2205,8 @@ static void test_tail_cache(void)
     free(dir);
 }
 
-int main(void)
+int
+main(void)
 {
     check_seed(0x5703e);
     fixture_init();

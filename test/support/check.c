@@ -16,7 +16,8 @@ int check_failures;
 static int passed, failed;
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-void check_run(const char *name, void (*fn)(void))
+void
+check_run(const char *name, void (*fn)(void))
 {
     check_failures = 0;
     fn();
@@ -30,13 +31,15 @@ void check_run(const char *name, void (*fn)(void))
     fflush(stdout);
 }
 
-int check_summary(void)
+int
+check_summary(void)
 {
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
 
-uint64_t check_seed(uint64_t dflt)
+uint64_t
+check_seed(uint64_t dflt)
 {
     const char *s = getenv("SHOAL_SEED");
     uint64_t seed = s && *s ? strtoull(s, NULL, 0) : dflt;
@@ -45,12 +48,14 @@ uint64_t check_seed(uint64_t dflt)
     return seed;
 }
 
-void check_rand_reseed(uint64_t seed)
+void
+check_rand_reseed(uint64_t seed)
 {
     rng_state = seed ? seed : 0x9e3779b97f4a7c15ull;
 }
 
-uint64_t check_rand(void)
+uint64_t
+check_rand(void)
 {
     uint64_t x = rng_state;
     x ^= x >> 12;
@@ -60,18 +65,21 @@ uint64_t check_rand(void)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-uint64_t check_rand_below(uint64_t n)
+uint64_t
+check_rand_below(uint64_t n)
 {
     return n ? check_rand() % n : 0;
 }
 
-long check_env_long(const char *name, long dflt)
+long
+check_env_long(const char *name, long dflt)
 {
     const char *s = getenv(name);
     return s && *s ? strtol(s, NULL, 0) : dflt;
 }
 
-char *check_tmpdir(const char *tag)
+char *
+check_tmpdir(const char *tag)
 {
     const char *base = getenv("TMPDIR");
     if (!base || !*base)
@@ -88,7 +96,8 @@ char *check_tmpdir(const char *tag)
     return p;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;
@@ -97,20 +106,23 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return 0;
 }
 
-void check_rmtree(const char *path)
+void
+check_rmtree(const char *path)
 {
     if (path)
         nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-uint64_t check_now_ms(void)
+uint64_t
+check_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-bool check_seed_identity(const char *dir)
+bool
+check_seed_identity(const char *dir)
 {
     uint8_t seed[32], pk[32], sk[64];
     for (int i = 0; i < 4; i++) {

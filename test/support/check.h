@@ -16,37 +16,35 @@
 #include <stdint.h>
 #include <stdio.h>
 
-extern int check_failures;   /* failures in the test now running */
+extern int check_failures; /* failures in the test now running */
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            check_failures++;                                                  \
-        }                                                                      \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failures++;                                                        \
+        }                                                                            \
     } while (0)
 
 /* Compare two integer-valued expressions (error codes, counts). */
-#define CHECK_EQ(a, b)                                                         \
-    do {                                                                       \
-        long long check_a_ = (long long)(a), check_b_ = (long long)(b);        \
-        if (check_a_ != check_b_) {                                            \
-            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, %s == %lld\n",\
-                    __FILE__, __LINE__, #a, check_a_, #b, check_b_);           \
-            check_failures++;                                                  \
-        }                                                                      \
+#define CHECK_EQ(a, b)                                                                    \
+    do {                                                                                  \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                   \
+        if (check_a_ != check_b_) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, %s == %lld\n", __FILE__, \
+                    __LINE__, #a, check_a_, #b, check_b_);                                \
+            check_failures++;                                                             \
+        }                                                                                 \
     } while (0)
 
 /* Abort the current test function (after counting a failure). */
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                    \
-            check_failures++;                                                  \
-            return;                                                            \
-        }                                                                      \
+#define REQUIRE(cond)                                                                  \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failures++;                                                          \
+            return;                                                                    \
+        }                                                                              \
     } while (0)
 
 #define RUN(fn) check_run(#fn, fn)
@@ -58,7 +56,7 @@ int check_summary(void);
  * printed once.  xorshift64*; deterministic for a given seed. */
 uint64_t check_seed(uint64_t dflt);
 uint64_t check_rand(void);
-uint64_t check_rand_below(uint64_t n);   /* uniform in [0, n) */
+uint64_t check_rand_below(uint64_t n); /* uniform in [0, n) */
 void check_rand_reseed(uint64_t seed);
 /* An integer from the environment (for "how many seeds" knobs). */
 long check_env_long(const char *name, long dflt);

@@ -41,11 +41,11 @@
 
 typedef struct node {
     char *dir;
-    uint64_t ms;            /* fake clock */
+    uint64_t ms; /* fake clock */
     shoal_replica *r;
     shoal__host h;
     uint8_t key[32];
-    uint64_t commits;       /* our seq after the last local commit that returned OK */
+    uint64_t commits; /* our seq after the last local commit that returned OK */
 } node;
 
 static uint64_t
@@ -53,7 +53,6 @@ node_now(void *ctx)
 {
     return ((node *)ctx)->ms;
 }
-
 
 static bool
 node_open(node *n, const char *tag)
@@ -92,7 +91,7 @@ static void
 set_int(node *n, const char *doc, const char *field, int64_t v)
 {
     shoal_txn *t;
-    shoal_value val = {.type = SHOAL_T_INT, .i = v};
+    shoal_value val = { .type = SHOAL_T_INT, .i = v };
     CHECK_EQ(shoal_txn_begin(n->r, &t), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "c", doc, field, &val), SHOAL_OK);
     CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
@@ -110,7 +109,7 @@ commit_many(node *n, int ndocs, size_t vbytes, int tag)
     for (int i = 0; i < ndocs; i++) {
         char doc[32];
         snprintf(doc, sizeof doc, "d%d", i);
-        shoal_value v = {.type = SHOAL_T_INT, .i = tag};
+        shoal_value v = { .type = SHOAL_T_INT, .i = tag };
         if (vbytes) {
             v.type = SHOAL_T_STR;
             v.ptr = (const uint8_t *)big;
@@ -166,7 +165,7 @@ pending(node *n)
 typedef struct msg {
     uint8_t *p;
     size_t n;
-    int hold;               /* steps before it may be delivered */
+    int hold; /* steps before it may be delivered */
 } msg;
 
 typedef struct queue {
@@ -213,9 +212,9 @@ typedef struct link {
     shoal__session *s[2];
     queue q[2];
     bool up;
-    bool damaged;           /* a frame was lost: reset after a timeout */
-    bool tainted;           /* a frame was dropped, duplicated or reordered */
-    int timer;              /* steps until reset (damaged) or restore (down) */
+    bool damaged; /* a frame was lost: reset after a timeout */
+    bool tainted; /* a frame was dropped, duplicated or reordered */
+    int timer;    /* steps until reset (damaged) or restore (down) */
     uint64_t resets;
 } link_t;
 
@@ -223,8 +222,7 @@ static void
 link_up(link_t *l, bool expect)
 {
     for (int i = 0; i < 2; i++) {
-        l->s[i] = shoal__session_new(&l->n[i]->h, l->n[i]->key,
-                                     expect ? l->n[1 - i]->key : NULL);
+        l->s[i] = shoal__session_new(&l->n[i]->h, l->n[i]->key, expect ? l->n[1 - i]->key : NULL);
         CHECK(l->s[i] != NULL);
     }
     for (int i = 0; i < 2; i++)
@@ -301,7 +299,7 @@ test_handshake(void)
     set_int(&a, "x", "f", 1);
     set_int(&a, "y", "f", 2);
     set_int(&b, "x", "g", 3);
-    link_t l = {.n = {&a, &b}};
+    link_t l = { .n = { &a, &b } };
     /* Nothing to send before start. */
     shoal__session *s = shoal__session_new(&a.h, a.key, NULL);
     const uint8_t *f;
@@ -356,7 +354,7 @@ test_catchup_bounded(void)
     for (int i = 0; i < 2; i++)
         commit_many(&a, 12, 64 << 10, i);
     const uint64_t total = 3000 + 24;
-    link_t l = {.n = {&a, &b}};
+    link_t l = { .n = { &a, &b } };
     link_up(&l, true);
 
     /* Hold b's ACKs back: a stops after SHOAL__WINDOW batches. */
@@ -372,7 +370,8 @@ test_catchup_bounded(void)
                 batches++;
             shoal__frame_clear(&fr);
             if (shoal__session_recv(l.s[1], m.p, m.n, 0) != SHOAL_OK) {
-                fprintf(stderr, "recv: %s / %s\n", shoal__session_failure(l.s[1]), shoal_replica_errmsg(b.r));
+                fprintf(stderr, "recv: %s / %s\n", shoal__session_failure(l.s[1]),
+                        shoal_replica_errmsg(b.r));
                 check_failures++;
             }
             free(m.p);
@@ -385,7 +384,7 @@ test_catchup_bounded(void)
         }
     }
     CHECK_EQ(batches, SHOAL__WINDOW);
-    CHECK_EQ(l.q[1].n, SHOAL__WINDOW);   /* the ACKs waiting */
+    CHECK_EQ(l.q[1].n, SHOAL__WINDOW); /* the ACKs waiting */
 
     /* Now run to the end, checking every frame. */
     uint64_t maxcount = 0;
@@ -418,7 +417,7 @@ test_catchup_bounded(void)
             break;
     }
     CHECK(maxcount <= SHOAL__BATCH_CHANGES);
-    CHECK(maxcount == SHOAL__BATCH_CHANGES);   /* the limit was reached */
+    CHECK(maxcount == SHOAL__BATCH_CHANGES); /* the limit was reached */
     CHECK(maxbytes_multi <= SHOAL__BATCH_BYTES);
     CHECK(nbatches + SHOAL__WINDOW >= total / SHOAL__BATCH_CHANGES);
     shoal__session_stats st[2];
@@ -444,7 +443,7 @@ test_window(void)
     REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
     for (int i = 0; i < 120; i++)
         commit_many(&a, 30, 0, i);
-    link_t l = {.n = {&a, &b}};
+    link_t l = { .n = { &a, &b } };
     link_up(&l, true);
     uint64_t sent = 0, acked = 0, maxin = 0;
     for (int step = 0; step < 200000; step++) {
@@ -489,7 +488,7 @@ test_live_push(void)
 {
     node a, b, c;
     REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b") && node_open(&c, "sess-c"));
-    link_t ab = {.n = {&a, &b}}, bc = {.n = {&b, &c}};
+    link_t ab = { .n = { &a, &b } }, bc = { .n = { &b, &c } };
     link_up(&ab, true);
     link_up(&bc, true);
     pump(&ab);
@@ -500,7 +499,7 @@ test_live_push(void)
     /* A commit on a, announced to its session, reaches b at once. */
     set_int(&a, "live", "f", 7);
     shoal__session_changed(ab.s[0]);
-    CHECK(pump(&ab) >= 2);   /* BATCH and ACK */
+    CHECK(pump(&ab) >= 2); /* BATCH and ACK */
     CHECK(same_digests(&a, &b));
     /* b forwards it to c when told that its log grew (the engine's job). */
     CHECK(!same_digests(&b, &c));
@@ -539,7 +538,7 @@ expect_reject(node *a, node *b, bool hello, const uint8_t *frame, size_t n, int 
     uint8_t d0[SHOAL_DIGEST_BYTES], d1[SHOAL_DIGEST_BYTES];
     digest(b, true, d0);
     uint64_t p0 = pending(b);
-    link_t l = {.n = {a, b}};
+    link_t l = { .n = { a, b } };
     link_up(&l, true);
     if (hello) {
         /* a's HELLO reaches b; b's frames are dropped. */
@@ -576,7 +575,7 @@ expect_reject(node *a, node *b, bool hello, const uint8_t *frame, size_t n, int 
     CHECK_EQ(shoal__session_next(l.s[1], &f, &fn), 0);
     stats(&l, 0, &st);
     CHECK(st.failed);
-    CHECK_EQ(shoal__session_next(l.s[0], &f, &fn), 0);   /* no ERROR answering an ERROR */
+    CHECK_EQ(shoal__session_next(l.s[0], &f, &fn), 0); /* no ERROR answering an ERROR */
     digest(b, true, d1);
     CHECK(memcmp(d0, d1, sizeof d0) == 0);
     CHECK_EQ(pending(b), p0);
@@ -593,7 +592,7 @@ test_malformed(void)
 
     shoal__buf hb;
     shoal__buf_init(&hb);
-    shoal__vventry e = {.seq = 1};
+    shoal__vventry e = { .seq = 1 };
     memcpy(e.author, a.key, 32);
     REQUIRE(shoal__wire_hello(&hb, a.key, &e, 1) == SHOAL_OK);
     /* Truncated HELLO. */
@@ -605,46 +604,46 @@ test_malformed(void)
     expect_reject(&a, &b, false, tb, hb.len + 1, SHOAL_EPROTO);
     free(tb);
     /* Unknown version (HELLO [1, 2, ...]). */
-    uint8_t v2[] = {0x94, 0x01, 0x02, 0xc0, 0x90};
+    uint8_t v2[] = { 0x94, 0x01, 0x02, 0xc0, 0x90 };
     expect_reject(&a, &b, false, v2, sizeof v2, SHOAL_EVERSION);
     /* Unknown frame type, not an array, empty. */
-    uint8_t t9[] = {0x91, 0x09};
+    uint8_t t9[] = { 0x91, 0x09 };
     expect_reject(&a, &b, true, t9, sizeof t9, SHOAL_EPROTO);
-    uint8_t na[] = {0x01};
+    uint8_t na[] = { 0x01 };
     expect_reject(&a, &b, true, na, sizeof na, SHOAL_EPROTO);
     expect_reject(&a, &b, true, na, 0, SHOAL_ETRUNC);
     /* Non-canonical int (type 1 as uint8). */
-    uint8_t nc[] = {0x91, 0xcc, 0x01};
+    uint8_t nc[] = { 0x91, 0xcc, 0x01 };
     expect_reject(&a, &b, true, nc, sizeof nc, SHOAL_EPROTO);
     /* A HELLO whose vv declares 2^31 entries in a few bytes. */
-    uint8_t big[64] = {0x94, 0x01, 0x01, 0xc4, 0x20};
+    uint8_t big[64] = { 0x94, 0x01, 0x01, 0xc4, 0x20 };
     memcpy(big + 5, a.key, 32);
     big[37] = 0xdd;
     big[38] = 0x80;
     expect_reject(&a, &b, false, big, 43, SHOAL_ETOOBIG);
     big[38] = 0x00;
-    big[39] = 0x01;   /* 65536 entries: within the bound, not the bytes */
+    big[39] = 0x01; /* 65536 entries: within the bound, not the bytes */
     expect_reject(&a, &b, false, big, 43, SHOAL_ETRUNC);
     /* vv not sorted. */
-    shoal__vventry two[2] = {{.seq = 1}, {.seq = 1}};
+    shoal__vventry two[2] = { { .seq = 1 }, { .seq = 1 } };
     memset(two[0].author, 2, 32);
     memset(two[1].author, 1, 32);
     hb.len = 0;
     REQUIRE(shoal__wire_hello(&hb, a.key, two, 2) == SHOAL_OK);
     expect_reject(&a, &b, false, hb.p, hb.len, SHOAL_EPROTO);
     /* BATCH over the change count bound. */
-    uint8_t bc[] = {0x94, 0x02, 0x01, 0xcd, 0x01, 0x01, 0xc4, 0x01, 0x00};
+    uint8_t bc[] = { 0x94, 0x02, 0x01, 0xcd, 0x01, 0x01, 0xc4, 0x01, 0x00 };
     expect_reject(&a, &b, true, bc, sizeof bc, SHOAL_ETOOBIG);
     /* BATCH whose envelopes are garbage. */
-    uint8_t bg[] = {0x94, 0x02, 0x01, 0x01, 0xc4, 0x03, 0x01, 0x02, 0x03};
+    uint8_t bg[] = { 0x94, 0x02, 0x01, 0x01, 0xc4, 0x03, 0x01, 0x02, 0x03 };
     expect_reject(&a, &b, true, bg, sizeof bg, SHOAL_ETRUNC);
     /* ... or of an unknown envelope version. */
-    uint8_t bv[6 + 120] = {0x94, 0x02, 0x01, 0x01, 0xc4, 120, 0x09};
+    uint8_t bv[6 + 120] = { 0x94, 0x02, 0x01, 0x01, 0xc4, 120, 0x09 };
     expect_reject(&a, &b, true, bv, sizeof bv, SHOAL_EVERSION);
     /* BATCH before HELLO. */
     expect_reject(&a, &b, false, bg, sizeof bg, SHOAL_EPROTO);
     /* ACK for a batch never sent (b sent batch 1 only). */
-    uint8_t ak[] = {0x96, 0x03, 0x02, 0x00, 0x00, 0x00, 0x90};
+    uint8_t ak[] = { 0x96, 0x03, 0x02, 0x00, 0x00, 0x00, 0x90 };
     expect_reject(&a, &b, true, ak, sizeof ak, SHOAL_EPROTO);
     /* Oversized frame. */
     expect_reject(&a, &b, true, na, (size_t)SHOAL__MAX_FRAME + 1, SHOAL_ETOOBIG);
@@ -662,14 +661,12 @@ test_malformed(void)
 
 /* One BATCH frame holding a's changes (all of them). */
 static void
-batch_of(node *a, uint64_t n, shoal__buf *frame, size_t *count, uint8_t **envs,
-         size_t *envs_len)
+batch_of(node *a, uint64_t n, shoal__buf *frame, size_t *count, uint8_t **envs, size_t *envs_len)
 {
     shoal__buf e;
     shoal__buf_init(&e);
     uint64_t cur = 0;
-    REQUIRE(a->h.next_changes(a->h.ctx, &cur, NULL, 0, 1000, 1u << 30, &e, count) ==
-            SHOAL_OK);
+    REQUIRE(a->h.next_changes(a->h.ctx, &cur, NULL, 0, 1000, 1u << 30, &e, count) == SHOAL_OK);
     frame->len = 0;
     REQUIRE(shoal__wire_batch(frame, n, *count, e.p, e.len) == SHOAL_OK);
     *envs = shoal__buf_take(&e, envs_len);
@@ -709,7 +706,7 @@ test_forged_and_replay(void)
     CHECK_EQ(vv_of(&b, a.key), 0);
 
     /* The real batch applies; the same frame again is out of order. */
-    link_t l = {.n = {&a, &b}};
+    link_t l = { .n = { &a, &b } };
     link_up(&l, true);
     const uint8_t *f;
     size_t fn;
@@ -780,16 +777,16 @@ test_out_of_order(void)
     node a, b;
     REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
     for (int i = 0; i < 4; i++)
-        commit_many(&a, 200, 0, i);   /* 800 changes: several batches */
-    link_t l = {.n = {&a, &b}};
+        commit_many(&a, 200, 0, i); /* 800 changes: several batches */
+    link_t l = { .n = { &a, &b } };
     link_up(&l, true);
     collect(&l, 1);
-    while (l.q[1].n) {   /* b's HELLO to a */
+    while (l.q[1].n) { /* b's HELLO to a */
         msg m = q_take(&l.q[1], 0);
         CHECK_EQ(shoal__session_recv(l.s[0], m.p, m.n, 0), SHOAL_OK);
         free(m.p);
     }
-    collect(&l, 0);   /* HELLO, BATCH 1..4 */
+    collect(&l, 0); /* HELLO, BATCH 1..4 */
     REQUIRE(l.q[0].n == 1 + SHOAL__WINDOW);
     msg h = q_take(&l.q[0], 0);
     CHECK_EQ(shoal__session_recv(l.s[1], h.p, h.n, 0), SHOAL_OK);
@@ -821,7 +818,7 @@ test_equivocation_notice(void)
     set_int(&a, "x", "f", 1);
     set_int(&a, "x", "f", 2);
     /* b claims a different change under (a, 2). */
-    shoal__vventry e = {.seq = 2};
+    shoal__vventry e = { .seq = 2 };
     memcpy(e.author, a.key, 32);
     memset(e.cid, 0xee, 32);
     shoal__buf hb;
@@ -848,7 +845,7 @@ test_equivocation_notice(void)
     CHECK_EQ(shoal__session_recv(s, hb.p, hb.len, 5), SHOAL_OK);
     shoal__session_get_stats(s, &st);
     CHECK_EQ(st.equivocations, 0);
-    CHECK_EQ(st.lag, 0);   /* b holds a's 2 changes */
+    CHECK_EQ(st.lag, 0); /* b holds a's 2 changes */
     shoal__session_free(s);
     CHECK_EQ(a.h.authseq(a.h.ctx, a.key, 3, cid), SHOAL_ENOTFOUND);
     shoal__buf_free(&hb);
@@ -870,12 +867,12 @@ cnt_version(void *ctx, shoal__vventry **out, size_t *n)
 }
 
 static int
-cnt_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
-         size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+cnt_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer, size_t max_changes,
+         size_t max_bytes, shoal__buf *out, size_t *count)
 {
     counting *c = ctx;
-    return c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes,
-                                  out, count);
+    return c->inner->next_changes(c->inner->ctx, cursor, peer, npeer, max_changes, max_bytes, out,
+                                  count);
 }
 
 static int
@@ -930,21 +927,27 @@ test_huge_vv_cost(void)
 {
     node a;
     REQUIRE(node_open(&a, "sess-a"));
-    enum { NACK = 12, HELLO_N = 240000 };
+    enum {
+        NACK = 12,
+        HELLO_N = 240000
+    };
     for (int i = 0; i < NACK; i++)
-        commit_many(&a, 17, 64000, i);   /* 17 changes of 64 KB: at least one BATCH */
+        commit_many(&a, 17, 64000, i); /* 17 changes of 64 KB: at least one BATCH */
     uint64_t top = vv_of(&a, a.key);
     REQUIRE(top == NACK * 17);
-    counting cnt = {.inner = &a.h};
-    shoal__host h = {.ctx = &cnt, .version = cnt_version, .next_changes = cnt_next,
-                     .apply = cnt_apply, .authseq = cnt_authseq};
+    counting cnt = { .inner = &a.h };
+    shoal__host h = { .ctx = &cnt,
+                      .version = cnt_version,
+                      .next_changes = cnt_next,
+                      .apply = cnt_apply,
+                      .authseq = cnt_authseq };
     uint8_t peer[32];
     for (int k = 0; k < 4; k++) {
         uint64_t x = check_rand();
         memcpy(peer + 8 * k, &x, 8);
     }
     /* The peer claims our change 1 under a wrong id: the one lookup. */
-    shoal__vventry mine = {.seq = 1};
+    shoal__vventry mine = { .seq = 1 };
     memcpy(mine.author, a.key, 32);
     memset(mine.cid, 0xee, 32);
     shoal__vventry *hv = random_entries(HELLO_N, &mine);
@@ -969,14 +972,14 @@ test_huge_vv_cost(void)
     uint64_t sent = 0, t_acks = 0;
     const uint8_t *f;
     size_t n;
-    shoal_import_result res = {0};
+    shoal_import_result res = { 0 };
     for (int round = 0; round < 64; round++) {
         uint64_t batch_n = sent;
         while (shoal__session_next(s, &f, &n) == 1)
             if (n > 1 && f[1] == SHOAL__F_BATCH)
                 sent++;
         for (uint64_t k = batch_n + 1; k <= sent; k++) {
-            shoal__vventry last = {.seq = top};
+            shoal__vventry last = { .seq = top };
             memcpy(last.author, a.key, 32);
             uint8_t cid[32];
             CHECK_EQ(a.h.authseq(a.h.ctx, a.key, top, cid), SHOAL_OK);
@@ -995,8 +998,9 @@ test_huge_vv_cost(void)
     CHECK(sent >= NACK);
     shoal__session_get_stats(s, &st);
     CHECK(!st.failed);
-    CHECK_EQ(st.lag, 0);   /* found again in the grown vector */
-    fprintf(stderr, "  HELLO of %d authors: %llu ms, %llu lookups; %d ACKs of 256 new authors: %llu ms\n",
+    CHECK_EQ(st.lag, 0); /* found again in the grown vector */
+    fprintf(stderr,
+            "  HELLO of %d authors: %llu ms, %llu lookups; %d ACKs of 256 new authors: %llu ms\n",
             HELLO_N + 1, (unsigned long long)t_hello, (unsigned long long)cnt.authseq_calls, NACK,
             (unsigned long long)t_acks);
     CHECK(t_acks < 600);
@@ -1026,11 +1030,10 @@ fx_version(void *ctx, shoal__vventry **out, size_t *n)
 }
 
 static int
-fx_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
-        size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+fx_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer, size_t max_changes,
+        size_t max_bytes, shoal__buf *out, size_t *count)
 {
-    (void)ctx, (void)cursor, (void)peer, (void)npeer, (void)max_changes, (void)max_bytes,
-        (void)out;
+    (void)ctx, (void)cursor, (void)peer, (void)npeer, (void)max_changes, (void)max_bytes, (void)out;
     *count = 0;
     return SHOAL_OK;
 }
@@ -1078,9 +1081,12 @@ test_local_store_error(void)
     uint8_t *envs = NULL;
     batch_of(&a, 1, &fr, &count, &envs, &elen);
     REQUIRE(count == 3);
-    counting fh = {.inner = &b.h};
-    shoal__host h = {.ctx = &fh, .version = cnt_version, .next_changes = cnt_next,
-                     .apply = full_apply, .authseq = cnt_authseq};
+    counting fh = { .inner = &b.h };
+    shoal__host h = { .ctx = &fh,
+                      .version = cnt_version,
+                      .next_changes = cnt_next,
+                      .apply = full_apply,
+                      .authseq = cnt_authseq };
     shoal__session *s = shoal__session_new(&h, b.key, a.key);
     REQUIRE(s);
     CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
@@ -1113,15 +1119,20 @@ test_local_store_error(void)
     /* A version vector too large for one HELLO frame (about 70 bytes an
      * author against SHOAL__MAX_FRAME): refused when encoding, and a
      * session over it fails at start, locally, with no frame sent. */
-    enum { N = 300000 };
+    enum {
+        N = 300000
+    };
     shoal__vventry *big = random_entries(N, NULL);
     REQUIRE(big);
     hb.len = 0;
     CHECK_EQ(shoal__wire_hello(&hb, a.key, big, N), SHOAL_ETOOBIG);
     CHECK_EQ(hb.len, 0);
-    fixed_host fx = {.vv = big, .n = N};
-    shoal__host hx = {.ctx = &fx, .version = fx_version, .next_changes = fx_next,
-                      .apply = fx_apply, .authseq = fx_authseq};
+    fixed_host fx = { .vv = big, .n = N };
+    shoal__host hx = { .ctx = &fx,
+                       .version = fx_version,
+                       .next_changes = fx_next,
+                       .apply = fx_apply,
+                       .authseq = fx_authseq };
     s = shoal__session_new(&hx, b.key, a.key);
     REQUIRE(s);
     CHECK_EQ(shoal__session_start(s, 0), SHOAL_ETOOBIG);
@@ -1143,11 +1154,17 @@ test_local_store_error(void)
 static void
 test_idle_session_cost(void)
 {
-    enum { N = 200000, ROUNDS = 50 };
-    fixed_host fx = {.vv = random_entries(N, NULL), .n = N};
+    enum {
+        N = 200000,
+        ROUNDS = 50
+    };
+    fixed_host fx = { .vv = random_entries(N, NULL), .n = N };
     REQUIRE(fx.vv);
-    shoal__host h = {.ctx = &fx, .version = fx_version, .next_changes = fx_next,
-                     .apply = fx_apply, .authseq = fx_authseq};
+    shoal__host h = { .ctx = &fx,
+                      .version = fx_version,
+                      .next_changes = fx_next,
+                      .apply = fx_apply,
+                      .authseq = fx_authseq };
     uint8_t self[32], peer[32];
     memset(self, 1, 32);
     memset(peer, 2, 32);
@@ -1156,7 +1173,7 @@ test_idle_session_cost(void)
     CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
     const uint8_t *f;
     size_t n;
-    CHECK_EQ(shoal__session_next(s, &f, &n), 1);   /* our HELLO */
+    CHECK_EQ(shoal__session_next(s, &f, &n), 1); /* our HELLO */
     shoal__buf hb;
     shoal__buf_init(&hb);
     REQUIRE(shoal__wire_hello(&hb, peer, fx.vv, N) == SHOAL_OK);
@@ -1200,8 +1217,8 @@ scan_version(void *ctx, shoal__vventry **out, size_t *n)
 }
 
 static int
-scan_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer,
-          size_t max_changes, size_t max_bytes, shoal__buf *out, size_t *count)
+scan_next(void *ctx, uint64_t *cursor, const shoal__vventry *peer, size_t npeer, size_t max_changes,
+          size_t max_bytes, shoal__buf *out, size_t *count)
 {
     scanning *c = ctx;
     uint64_t from = *cursor;
@@ -1239,7 +1256,11 @@ scan_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
 static void
 test_bounded_scan(void)
 {
-    enum { TXNS = 20, PER_TXN = 1000, TOTAL = TXNS * PER_TXN };
+    enum {
+        TXNS = 20,
+        PER_TXN = 1000,
+        TOTAL = TXNS * PER_TXN
+    };
     node a, b;
     REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
     for (int i = 0; i < TXNS; i++)
@@ -1256,15 +1277,18 @@ test_bounded_scan(void)
     set_int(&a, "late-a", "f", 1);
     set_int(&b, "late-b", "f", 2);
 
-    scanning sa = {.inner = &a.h}, sb = {.inner = &b.h};
-    shoal__host ha = {.ctx = &sa, .version = scan_version, .next_changes = scan_next,
-                      .apply = scan_apply, .authseq = scan_authseq};
+    scanning sa = { .inner = &a.h }, sb = { .inner = &b.h };
+    shoal__host ha = { .ctx = &sa,
+                       .version = scan_version,
+                       .next_changes = scan_next,
+                       .apply = scan_apply,
+                       .authseq = scan_authseq };
     shoal__host hb = ha;
     hb.ctx = &sb;
-    node wa = a, wb = b;    /* the same replicas behind the scanning hosts */
+    node wa = a, wb = b; /* the same replicas behind the scanning hosts */
     wa.h = ha;
     wb.h = hb;
-    link_t l = {.n = {&wa, &wb}};
+    link_t l = { .n = { &wa, &wb } };
     link_up(&l, true);
     pump(&l);
     shoal__session_stats st0, st1;
@@ -1422,7 +1446,7 @@ test_equiv_relay(void)
     for (int side = 0; side < 2; side++) {
         node *n = side ? &b : &a;
         shoal_txn *t;
-        shoal_value v = {.type = SHOAL_T_INT, .i = side};
+        shoal_value v = { .type = SHOAL_T_INT, .i = side };
         REQUIRE(shoal_txn_begin(n->r, &t) == SHOAL_OK);
         CHECK_EQ(shoal_txn_list_insert(t, "c", "d", "l", 1, &v), SHOAL_OK);
         CHECK_EQ(shoal_txn_list_replace(t, "c", "d", "l", 0, &v), SHOAL_OK);
@@ -1471,7 +1495,7 @@ test_equiv_relay(void)
     uint8_t idc3[32], idd3[32];
     xchange(&c3, idc3, &x, 3, h0 + 9, ida, "e", "c3");
     xchange(&d3, idd3, &x, 3, h0 + 9, idb, "e", "d3");
-    shoal__buf *cs[] = {&x1, &va, &c3}, *ds[] = {&x1, &vb, &d3};
+    shoal__buf *cs[] = { &x1, &va, &c3 }, *ds[] = { &x1, &vb, &d3 };
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(shoal_import(c.r, cs[i]->p, cs[i]->len, NULL), SHOAL_OK);
         CHECK_EQ(shoal_import(d.r, ds[i]->p, ds[i]->len, NULL), SHOAL_OK);
@@ -1506,10 +1530,14 @@ test_equiv_relay(void)
 
 /* ------------------------------------------------------- fault simulation */
 
-enum { NNODES = 4, NLINKS = 5, NDOCS = 4 };
-static const int link_ends[NLINKS][2] = {{0, 1}, {1, 2}, {2, 3}, {3, 0}, {0, 2}};
-static const char *docs[NDOCS] = {"d0", "d1", "d2", "d3"};
-static const char *fields[] = {"a", "b", "n", "l", "m"};
+enum {
+    NNODES = 4,
+    NLINKS = 5,
+    NDOCS = 4
+};
+static const int link_ends[NLINKS][2] = { { 0, 1 }, { 1, 2 }, { 2, 3 }, { 3, 0 }, { 0, 2 } };
+static const char *docs[NDOCS] = { "d0", "d1", "d2", "d3" };
+static const char *fields[] = { "a", "b", "n", "l", "m" };
 
 static size_t
 list_len(shoal_replica *r, const char *doc, const char *f)
@@ -1535,7 +1563,7 @@ random_edit(node *n)
         return false;
     const char *doc = docs[check_rand_below(NDOCS)];
     const char *f = fields[check_rand_below(5)];
-    shoal_value v = {.type = SHOAL_T_INT, .i = (int64_t)check_rand_below(1000)};
+    shoal_value v = { .type = SHOAL_T_INT, .i = (int64_t)check_rand_below(1000) };
     if (check_rand_below(3) == 0) {
         v.type = SHOAL_T_STR;
         v.ptr = (const uint8_t *)"text";
@@ -1580,9 +1608,9 @@ typedef struct sim {
     node n[NNODES];
     link_t l[NLINKS];
     uint64_t drops, dups, reorders, cuts, fails;
-    bool equiv;              /* this seed has an equivocating author */
+    bool equiv; /* this seed has an equivocating author */
     xauth x;
-    shoal__buf xv[4];        /* X@1, then three versions of X@2 */
+    shoal__buf xv[4]; /* X@1, then three versions of X@2 */
     bool xused[4];
 } sim;
 
@@ -1657,7 +1685,7 @@ link_step(sim *w, link_t *l, bool faults)
             free(m.p);
             moved++;
         }
-        moved += (int)q->n;   /* held frames: not quiet yet */
+        moved += (int)q->n; /* held frames: not quiet yet */
     }
     shoal__session_stats a, b;
     stats(l, 0, &a);
@@ -1695,7 +1723,7 @@ sim_run(uint64_t seed, int steps)
             check_failures++;
             goto out;
         }
-        w->n[i].ms += check_rand_below(2000);   /* some clock skew */
+        w->n[i].ms += check_rand_below(2000); /* some clock skew */
     }
     /* In odd seeds one replica starts with a backlog of more than
      * SHOAL__WINDOW full batches, so catch-up fills the window under
@@ -1712,7 +1740,7 @@ sim_run(uint64_t seed, int steps)
         uint64_t h0 = shoal__hlc_make(w->n[0].ms - 5000, 0);
         uint8_t id1[32], id[32];
         xchange(&w->xv[0], id1, &w->x, 1, h0, NULL, docs[0], "x1");
-        const char *vals[] = {"p", "q", "r"};
+        const char *vals[] = { "p", "q", "r" };
         for (int i = 0; i < 3; i++)
             xchange(&w->xv[1 + i], id, &w->x, 2, h0 + 1 + (uint64_t)i, id1, docs[0], vals[i]);
         for (int i = 0; i < NNODES; i++)
@@ -1803,12 +1831,12 @@ out:
         fprintf(stderr,
                 "sim seed %llu: %s (commits %llu %llu %llu %llu, drops %llu, dups %llu, "
                 "reorders %llu, cuts %llu, session failures %llu%s)\n",
-                (unsigned long long)seed, ok ? "ok" : "FAILED",
-                (unsigned long long)w->n[0].commits, (unsigned long long)w->n[1].commits,
-                (unsigned long long)w->n[2].commits, (unsigned long long)w->n[3].commits,
-                (unsigned long long)w->drops, (unsigned long long)w->dups,
-                (unsigned long long)w->reorders, (unsigned long long)w->cuts,
-                (unsigned long long)w->fails, w->equiv ? ", equivocation" : "");
+                (unsigned long long)seed, ok ? "ok" : "FAILED", (unsigned long long)w->n[0].commits,
+                (unsigned long long)w->n[1].commits, (unsigned long long)w->n[2].commits,
+                (unsigned long long)w->n[3].commits, (unsigned long long)w->drops,
+                (unsigned long long)w->dups, (unsigned long long)w->reorders,
+                (unsigned long long)w->cuts, (unsigned long long)w->fails,
+                w->equiv ? ", equivocation" : "");
     for (int i = 0; i < NNODES; i++)
         node_close(&w->n[i]);
     for (int i = 0; i < 4; i++)
@@ -1829,8 +1857,10 @@ test_fault_sim(void)
         if (!sim_run(first + (uint64_t)i, (int)steps))
             bad++;
     if (bad)
-        fprintf(stderr, "fault simulation: %ld of %ld seeds failed (rerun one with "
-                        "SHOAL_SEED=<seed> SHOAL_SIM_SEEDS=1)\n", bad, seeds);
+        fprintf(stderr,
+                "fault simulation: %ld of %ld seeds failed (rerun one with "
+                "SHOAL_SEED=<seed> SHOAL_SIM_SEEDS=1)\n",
+                bad, seeds);
 }
 
 int
