@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
     libsodium-dev libmsgpack-dev liblmdb-dev libzmq3-dev libjansson-dev zlib1g-dev
-    meson ninja-build pkg-config gcc
+    meson ninja-build pkg-config gcc clang-format
     python3-dev python3-cffi python3-pytest python3-hypothesis
 )
 
