@@ -222,7 +222,7 @@ typedef struct shoal__wctx {
     shoal_replica *r;
     shoal__wset w;
     uint64_t wall;   /* wall ms, read once per API call */
-    uint64_t clock;  /* HLC: max of meta "clock" and the last change's (shoal__clock_load) */
+    uint64_t clock;  /* HLC, loaded from meta "clock" */
     uint64_t due_ms; /* out: earliest time a held change is due */
     shoal_import_result res;
     uint8_t *skip; /* ids of pending changes to drop, owned */
