@@ -188,14 +188,17 @@ SHOAL_API shoal_err shoal_options_set_max_drift_ms(shoal_options *o, uint64_t ms
 /* Replace the wall clock (milliseconds since the epoch); for tests.  NULL
  * restores the system clock.  now_ms is called with ctx under the replica
  * lock (at open, per commit and import, and by the network engine), so it
- * must not call into shoal. */
+ * must not call into shoal.  ctx is handed back as given and never freed:
+ * it must stay valid while a replica opened with these options is open. */
 SHOAL_API shoal_err shoal_options_set_clock(shoal_options *o, uint64_t (*now_ms)(void *ctx),
                                             void *ctx);
 
 /* Log messages of the network engine: level is one of shoal_log_level; msg
  * is Borrowed for the call.  fn (NULL: no logging) is called on the
  * engine's thread, never with the replica lock held, and must not call
- * back into shoal.  Nothing outside the network engine logs. */
+ * back into shoal.  Nothing outside the network engine logs.  ctx is
+ * handed back as given and never freed: it must stay valid while a replica
+ * opened with these options is open. */
 typedef enum shoal_log_level {
     SHOAL_LOG_ERROR = 1,
     SHOAL_LOG_WARN = 2,
