@@ -431,8 +431,8 @@ typedef struct shoal_import_result {
  * transaction.  A bundle holding any invalid change is rejected whole and
  * nothing changes: SHOAL_EBADSIG, SHOAL_EPROTO (also a change invalid
  * against its document), SHOAL_ETRUNC, SHOAL_ETOOBIG (also a pending set
- * that would pass 100,000 changes), SHOAL_EVERSION; the error reported is
- * that of the first bad envelope.  Other errors: SHOAL_EINVAL (NULL bundle
+ * that would pass 100,000 changes), SHOAL_EVERSION; a signature, bound or
+ * decoding error is that of the first bad envelope.  Other errors: SHOAL_EINVAL (NULL bundle
  * with len > 0), the write errors.  Replaying a bundle is a no-op (every
  * change a duplicate).  Queues one remote event per changed document.
  * bundle is Borrowed; res may be NULL and is zeroed on error.  Thread: the
