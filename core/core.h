@@ -120,7 +120,9 @@ bool shoal__name_ok(const char *s, size_t max, size_t *len);
 
 /* --------------------------------------------------------- doc metadata */
 
-/* Document meta blob stored in the docs table (format in docs/c-api.md):
+/* Document meta blob, stored in the docs table or carried by the log entry
+ * of the document's newest change until the index batch moves it there
+ * (docs/storage.md); format in docs/c-api.md:
  *   version u8 (2) | flags u8 (1 exists, 2 deleted) | nchanges u64 |
  *   snap_n u64 | tail_bytes u64 | snap_bytes u64 | epoch u64 |
  *   last_pos u64 | nheads u32 | heads (nheads x 32 bytes, sorted ascending)

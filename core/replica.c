@@ -2,7 +2,9 @@
  * core/replica.c - options and the replica handle: open, close, flush,
  * identity, the wall clock and the per-replica error message.
  *
- * One pthread mutex per replica serialises every API call.  LMDB allows
+ * One pthread mutex per replica serialises every API call that reads or
+ * writes the store (the event queue and the network calls have locks of
+ * their own, docs/c-api.md "Thread safety").  LMDB allows
  * one writer anyway, and the doc cache and the working set are plain data
  * structures; finer locking would buy little for an embedded, mostly local
  * workload and cost a lot of reasoning.  Reads still never block writers of

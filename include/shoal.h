@@ -1,20 +1,43 @@
 /*
  * shoal.h - the one public header of shoal, a peer-to-peer CRDT
- * replication library.
+ * replication library.  docs/c-api.md is the long form of every comment
+ * here; this header is the contract.
  *
- * Conventions used in every comment below:
- *   Borrowed.              only read during the call; the caller keeps it.
- *   Borrowed until X.      points into shoal memory, valid until event X.
- *   Caller owns; free with F.  freshly allocated result.
+ * Ownership.  Every pointer is described by one of these phrases:
+ *   Borrowed.                  only read during the call; the caller keeps it.
+ *   Borrowed until X.          points into shoal memory, valid until event X.
+ *   Caller owns; free with F.  a fresh allocation the caller releases with F.
+ * Every destructor (shoal_*_free, shoal_replica_close, shoal_txn_abort)
+ * accepts NULL as a harmless no-op.  A constructor that fails leaves its
+ * *out NULL.
  *
- * Thread safety: a shoal_replica may be used from several threads at once;
- * every function that takes one locks internally.  Smaller handles
- * (shoal_txn, shoal_doc, shoal_vv, shoal_strlist, shoal_event) belong to one
- * thread at a time.  Programmer errors (NULL where a pointer is required, use
- * after free) are assertions, not error codes.
+ * Errors.  Each function lists the shoal_err codes it can return.  Two
+ * groups recur:
+ *   read errors:  SHOAL_ENOMEM, SHOAL_ECORRUPT (stored state failed
+ *                 validation), SHOAL_ESTORE (any other storage failure);
+ *   write errors: the read errors plus SHOAL_ENOSPC (disk full; the map
+ *                 itself grows on demand) and SHOAL_EREADONLY.
+ * A failing call that reached the replica records a message for
+ * shoal_replica_errmsg().  Programmer errors (NULL where a pointer is
+ * required, an index past the end where the comment says so, a handle
+ * used after it was freed or closed) are assertions, not error codes.
+ * Bytes from a peer or from disk never reach an assertion: they are
+ * validated and give an error code.
+ *
+ * Threads.  A shoal_replica may be used from any number of threads at
+ * once.  Every function that takes one locks the replica for the whole call
+ * (calls on one handle run one after another), except where its comment
+ * says otherwise: shoal_replica_id and shoal_replica_errmsg take no lock,
+ * shoal_event_next waits on the event queue's own lock, and the network
+ * functions hand commands to the replica's network engine.
+ * shoal_replica_close must not run at the same time as, or before, any
+ * other call on the same handle.  The smaller handles (shoal_options,
+ * shoal_txn, shoal_doc, shoal_strlist, shoal_vv, shoal_event, shoal_peers)
+ * are plain values: use each from one thread at a time.  Several processes
+ * may open one directory: LMDB serialises their writes.
  *
  * Strings (collection, document id, field name) are NUL-terminated UTF-8;
- * invalid UTF-8 or an over-long name is SHOAL_EINVAL.
+ * invalid UTF-8, an empty name or an over-long name is SHOAL_EINVAL.
  */
 #ifndef SHOAL_INCLUDE_SHOAL_H
 #define SHOAL_INCLUDE_SHOAL_H
@@ -57,42 +80,52 @@ enum {
     SHOAL_MAX_VALUE = 1 << 20   /* bytes of one string or binary value */
 };
 
-/* Error codes.  Values are ABI: append only, never renumber. */
+/* Error codes.  Values are ABI: append only, never renumber (the Python
+ * binding's ErrorCode mirrors them; a test compares the two).  The
+ * functions that return each code are listed in docs/c-api.md. */
 typedef enum shoal_err {
     SHOAL_OK = 0,
     SHOAL_ENOMEM = 1,      /* out of memory */
-    SHOAL_EINVAL = 2,      /* invalid argument */
-    SHOAL_ENOTFOUND = 3,   /* no such document, field or entry */
-    SHOAL_ECLOSED = 4,     /* replica closed */
+    SHOAL_EINVAL = 2,      /* invalid argument (name, value, key, endpoint, option) */
+    SHOAL_ENOTFOUND = 3,   /* no such document, field or link */
+    SHOAL_ECLOSED = 4,     /* the replica or its network engine is closing */
     SHOAL_ETIMEDOUT = 5,   /* timed out */
     SHOAL_ENOSPC = 6,      /* disk full */
     SHOAL_EPROTO = 7,      /* input malformed (wrong type, trailing bytes, non-canonical) */
     SHOAL_EBADSIG = 8,     /* signature check failed; input dropped unparsed */
     SHOAL_ECORRUPT = 9,    /* stored state failed validation */
     SHOAL_ESTORE = 10,     /* storage error with no closer mapping */
-    SHOAL_ETRANSPORT = 11, /* network error with no closer mapping */
+    SHOAL_ETRANSPORT = 11, /* network error with no closer mapping (shoal_net_*) */
     SHOAL_EDELETED = 12,   /* the document is deleted */
     SHOAL_EKIND = 13,      /* the field holds another kind (register, counter, list) */
-    SHOAL_ERANGE = 14,     /* list index out of range */
+    SHOAL_ERANGE = 14,     /* list, field or vector index out of range */
     SHOAL_ETRUNC = 15,     /* input ends before its declared length */
     SHOAL_ETOOBIG = 16,    /* input or state exceeds a documented bound */
     SHOAL_EVERSION = 17,   /* unknown format version */
     SHOAL_EREADONLY = 18,  /* replica directory or file not writable */
-    SHOAL_EBUSY = 19,      /* transaction already open on this handle, or similar misuse */
+    SHOAL_EBUSY = 19,      /* in use: address already bound (shoal_net_listen), endpoint
+                              already linked with another key (shoal_net_connect) */
     SHOAL_EREFUSED = 20    /* the peer refused the link (key not allowed, handshake failed) */
 } shoal_err;
 
-/* A static string describing err; never NULL, never freed. */
+/* A static string describing err ("unknown error" for a value that is not
+ * a code); never NULL, never freed.  Thread: any thread, no lock. */
 SHOAL_API const char *shoal_strerror(shoal_err err);
 
-/* "MAJOR.MINOR.PATCH" of the library actually linked.  Static string. */
+/* "MAJOR.MINOR.PATCH" of the library actually linked.  Static string,
+ * never freed.  Thread: any thread, no lock. */
 SHOAL_API const char *shoal_version(void);
-/* SHOAL_VERSION_MAJOR * 10000 + MINOR * 100 + PATCH of the linked library. */
+/* SHOAL_VERSION_MAJOR * 10000 + MINOR * 100 + PATCH of the linked library;
+ * compare with the header's SHOAL_VERSION_* to detect a mismatch.  Thread:
+ * any thread. */
 SHOAL_API int shoal_version_number(void);
-/* Runtime copies of the size constants, for bindings that cannot read enums. */
+/* SHOAL_KEY_BYTES at run time, for bindings that cannot read enums.
+ * Thread: any thread. */
 SHOAL_API size_t shoal_key_bytes(void);
 
-/* Free memory that shoal returned with "free with shoal_free()".  NULL is a no-op. */
+/* Free memory that shoal documents as "free with shoal_free()" (the bytes
+ * of shoal_export, the endpoint of shoal_net_listen).  NULL is a no-op.
+ * Thread: any thread. */
 SHOAL_API void shoal_free(void *p);
 
 /* ---------------------------------------------------------------- values */
@@ -107,8 +140,10 @@ typedef enum shoal_type {
 } shoal_type;
 
 /* A scalar value.  A small transparent view: only the member named by type
- * is meaningful.  On input ptr is Borrowed; on output it is Borrowed until
- * the object it was read from (shoal_doc) is freed. */
+ * is meaningful (b, i, d, or ptr/len for STR and BYTES).  On input ptr is
+ * Borrowed; on output it is Borrowed until the object it was read from
+ * (shoal_doc) is freed.  A string or binary value is at most
+ * SHOAL_MAX_VALUE bytes; a string must be valid UTF-8. */
 typedef struct shoal_value {
     shoal_type type;
     bool b;
@@ -127,30 +162,43 @@ typedef enum shoal_kind {
 
 /* --------------------------------------------------------------- options */
 
+/* An opaque builder of replica options; shoal_replica_open copies it, so it
+ * may be freed right after the open.  A plain value: one thread at a time.
+ * The setters return SHOAL_OK unless stated otherwise. */
 typedef struct shoal_options shoal_options;
 
-/* Caller owns *out; free with shoal_options_free(). */
+/* The defaults: durable, map size 64 MiB, max drift 60000 ms, the system
+ * clock, no log.  Errors: SHOAL_ENOMEM.  Caller owns *out; free with
+ * shoal_options_free(). */
 SHOAL_API shoal_err shoal_options_new(shoal_options **out);
+/* NULL is a no-op. */
 SHOAL_API void shoal_options_free(shoal_options *o);
 /* Durable (the default): every commit is fsynced before it returns.
  * Not durable: commits are written but not fsynced; shoal_replica_flush()
  * or close syncs.  A process crash loses nothing; an OS crash or power loss
  * can lose the commits since the last sync (see docs/c-api.md). */
 SHOAL_API shoal_err shoal_options_set_durable(shoal_options *o, bool durable);
-/* Initial LMDB map size in bytes (it grows on demand). */
+/* Initial LMDB map size in bytes (it grows on demand); 0 means the
+ * default.  Errors: SHOAL_EINVAL below 1 MiB (except 0). */
 SHOAL_API shoal_err shoal_options_set_map_size(shoal_options *o, uint64_t bytes);
 /* How far (ms) a remote HLC may be ahead of the local wall clock before its
- * change is held back in the pending set until its time.  Default 60000. */
+ * change is held back in the pending set until its time.  Default 60000.
+ * Errors: SHOAL_EINVAL at or above 2^47. */
 SHOAL_API shoal_err shoal_options_set_max_drift_ms(shoal_options *o, uint64_t ms);
-/* Replace the wall clock (milliseconds since the epoch); for tests.
- * now_ms is called with ctx under the replica lock. */
+/* Replace the wall clock (milliseconds since the epoch); for tests.  NULL
+ * restores the system clock.  now_ms is called with ctx under the replica
+ * lock (at open, per commit and import, and by the network engine), so it
+ * must not call into shoal.  ctx is handed back as given and never freed:
+ * it must stay valid while a replica opened with these options is open. */
 SHOAL_API shoal_err shoal_options_set_clock(shoal_options *o, uint64_t (*now_ms)(void *ctx),
                                             void *ctx);
 
-/* Log messages of the library (network engine, relay): level is one of
- * shoal_log_level; msg is Borrowed for the call.  fn is called from the
- * library's threads (the network engine's among them), never with a
- * replica lock held, and must not call back into shoal. */
+/* Log messages of the network engine: level is one of shoal_log_level; msg
+ * is Borrowed for the call.  fn (NULL: no logging) is called on the
+ * engine's thread, never with the replica lock held, and must not call
+ * back into shoal.  Nothing outside the network engine logs.  ctx is
+ * handed back as given and never freed: it must stay valid while a replica
+ * opened with these options is open. */
 typedef enum shoal_log_level {
     SHOAL_LOG_ERROR = 1,
     SHOAL_LOG_WARN = 2,
@@ -165,21 +213,39 @@ SHOAL_API shoal_err shoal_options_set_log(shoal_options *o,
 
 typedef struct shoal_replica shoal_replica;
 
-/* Create or open the replica in directory dir (created if missing).  On the
- * first open an Ed25519 identity is generated and its secret key stored
- * owner-only.  opts may be NULL (defaults); Borrowed.  On failure *out is
- * NULL.  Caller owns *out; close with shoal_replica_close(). */
+/* Create or open the replica in directory dir (the directory itself is
+ * created, mode 0700, if missing).  On the first open an Ed25519 identity is
+ * generated and its secret key stored owner-only in dir/identity.  Then the
+ * pending set is drained once.  dir and opts (NULL: defaults) are Borrowed.
+ * Errors: SHOAL_EINVAL (NULL or empty dir), SHOAL_ECORRUPT (damaged
+ * environment, unreadable identity, a directory of an older store layout),
+ * the write errors.  No errmsg exists for a failed open.  On failure *out
+ * is NULL.  Caller owns *out; close with shoal_replica_close().  Thread: any
+ * thread (it makes a new handle). */
 SHOAL_API shoal_err shoal_replica_open(shoal_replica **out, const char *dir,
                                        const shoal_options *opts);
-/* Sync and close.  NULL is a harmless no-op. */
+/* Stop the network engine, wake every thread blocked in shoal_event_next
+ * (SHOAL_ECLOSED), sync the store, wipe the secret key and free r.  NULL is
+ * a harmless no-op.  Thread: no other call on r may run at the same time or
+ * after it (threads waiting in shoal_event_next are the exception). */
 SHOAL_API void shoal_replica_close(shoal_replica *r);
-/* Text of the last error on r in this thread's last call; Borrowed until the
- * next call on r.  Never NULL. */
+/* Text of the last failure recorded on r: the shoal_strerror text, then a
+ * detail (document, field, index, endpoint), then the storage layer's
+ * message when it has one; "no error" before any failure.  One buffer per
+ * replica, not per thread: a failure in any thread overwrites it, and a
+ * successful call leaves it alone; argument errors found before the call
+ * reaches the replica (a bad name, a NULL endpoint) do not record text.
+ * Never NULL.  Borrowed until shoal_replica_close(r); its text changes with
+ * the next failing call on r.  Thread: no lock; read it in the thread that
+ * made the failing call, before any other call on r fails.  When several
+ * threads share r, their messages may overwrite one another (the returned
+ * code is always right). */
 SHOAL_API const char *shoal_replica_errmsg(shoal_replica *r);
 /* The replica's public key (its author id), SHOAL_KEY_BYTES bytes; Borrowed
- * until close. */
+ * until close.  Thread: any thread, no lock (the key never changes). */
 SHOAL_API const uint8_t *shoal_replica_id(shoal_replica *r);
-/* Force every commit so far to disk (useful in non-durable mode). */
+/* Force every commit so far to disk (useful in non-durable mode; a no-op
+ * in effect when durable).  Errors: the write errors. */
 SHOAL_API shoal_err shoal_replica_flush(shoal_replica *r);
 
 /* ---------------------------------------------------------- transactions */
@@ -187,20 +253,32 @@ SHOAL_API shoal_err shoal_replica_flush(shoal_replica *r);
 /* A transaction gathers edits over one or more documents and commits them
  * atomically: one signed change per document, each with its own HLC tick.
  * Edits are resolved (list indexes included) at commit, in order, against
- * the newest state; reads do not see uncommitted edits.  A txn belongs to
- * one thread.  Caller owns *out; end it with commit or abort. */
+ * the newest state; reads do not see uncommitted edits.  Any number of
+ * transactions may be open on one replica; they commit one after another.
+ * A txn is a plain value: one thread at a time.  It must end (commit or
+ * abort) before its replica is closed. */
 typedef struct shoal_txn shoal_txn;
 
+/* Start a transaction on r (no lock taken, nothing read yet).  Errors:
+ * SHOAL_ENOMEM.  Caller owns *out; end it with shoal_txn_commit or
+ * shoal_txn_abort. */
 SHOAL_API shoal_err shoal_txn_begin(shoal_replica *r, shoal_txn **out);
-/* Commit and free txn (always freed, even on error).  On error nothing of
- * the txn is stored.  Durable on return unless the replica is non-durable. */
+/* Commit and free txn (always freed, even on error), under the replica
+ * lock, in one store write.  On error nothing of the txn is stored (no
+ * change, no seq, no clock movement).  Durable on return unless the replica
+ * is non-durable.  Queues one local event per changed document.  Errors:
+ * SHOAL_EKIND, SHOAL_ERANGE (the errmsg names document, field and index),
+ * SHOAL_ETOOBIG (over 1024 heads, 2^20 ops or 4096 other authors in one
+ * change), the write errors. */
 SHOAL_API SHOAL_NODISCARD shoal_err shoal_txn_commit(shoal_txn *txn);
 /* Drop txn's edits and free it.  NULL is a no-op. */
 SHOAL_API void shoal_txn_abort(shoal_txn *txn);
 
 /* Edits.  All strings and values are Borrowed (copied into the txn).
- * Argument errors (bad names, oversized values) are returned at once;
- * state errors (index out of range, wrong kind) are returned by commit. */
+ * Argument errors are returned at once, and the txn stays usable (the bad
+ * edit is not recorded): SHOAL_EINVAL (bad name, NULL or invalid value),
+ * SHOAL_ENOMEM.  State errors (index out of range, wrong kind) are
+ * returned by shoal_txn_commit.  No lock is taken. */
 SHOAL_API shoal_err shoal_txn_set(shoal_txn *t, const char *coll, const char *id, const char *field,
                                   const shoal_value *v);
 SHOAL_API shoal_err shoal_txn_unset(shoal_txn *t, const char *coll, const char *id,
@@ -215,65 +293,87 @@ SHOAL_API shoal_err shoal_txn_list_replace(shoal_txn *t, const char *coll, const
                                            const char *field, size_t index, const shoal_value *v);
 /* Delete the document (delete wins over concurrent edits of its epoch).
  * A later edit of the same id, in this txn or another, re-creates it in the
- * next epoch. */
+ * next epoch.  Deleting a deleted or never-seen document is a no-op. */
 SHOAL_API shoal_err shoal_txn_delete(shoal_txn *t, const char *coll, const char *id);
 
 /* ----------------------------------------------------------------- reads */
 
-/* A read-only copy of one live document's visible state. */
+/* A read-only deep copy of one live document's visible state: later writes
+ * do not change it.  A plain value: one thread at a time.  The accessors
+ * take no lock and never touch the replica. */
 typedef struct shoal_doc shoal_doc;
 
-/* SHOAL_OK and *out for a live document; SHOAL_EDELETED if it is deleted;
- * SHOAL_ENOTFOUND if this replica never saw it.  Caller owns *out; free with
- * shoal_doc_free(). */
+/* One LMDB read snapshot; never blocks a writer.  SHOAL_OK and *out for a
+ * live document; SHOAL_EDELETED if it is deleted; SHOAL_ENOTFOUND if this
+ * replica never applied a change to it (pending changes do not count).
+ * Other errors: SHOAL_EINVAL (bad name), the read errors.  coll and id are
+ * Borrowed.  Caller owns *out; free with shoal_doc_free(). */
 SHOAL_API shoal_err shoal_doc_get(shoal_replica *r, const char *coll, const char *id,
                                   shoal_doc **out);
+/* NULL is a no-op. */
 SHOAL_API void shoal_doc_free(shoal_doc *d);
+/* 0, plus one per re-create after a delete. */
 SHOAL_API uint64_t shoal_doc_epoch(const shoal_doc *d);
 /* Visible fields, sorted by name (bytewise). */
 SHOAL_API size_t shoal_doc_field_count(const shoal_doc *d);
-/* Borrowed until shoal_doc_free(d). */
+/* Name of field i, NULL if i is out of range; Borrowed until
+ * shoal_doc_free(d). */
 SHOAL_API const char *shoal_doc_field_name(const shoal_doc *d, size_t i);
+/* Kind of field i; i must be in range (asserted). */
 SHOAL_API shoal_kind shoal_doc_field_kind(const shoal_doc *d, size_t i);
-/* Index of field name, or SHOAL_ENOTFOUND. */
+/* Index of field name (Borrowed) into *i; SHOAL_ENOTFOUND if absent. */
 SHOAL_API shoal_err shoal_doc_field_find(const shoal_doc *d, const char *name, size_t *i);
-/* Register value of field i (SHOAL_EKIND for another kind); out's pointers
- * are Borrowed until shoal_doc_free(d). */
+/* Register value of field i.  Errors: SHOAL_ERANGE (i out of range),
+ * SHOAL_EKIND (another kind).  out's pointers are Borrowed until
+ * shoal_doc_free(d). */
 SHOAL_API shoal_err shoal_doc_field_value(const shoal_doc *d, size_t i, shoal_value *out);
-/* Counter value of field i (SHOAL_EKIND for another kind). */
+/* Counter value of field i (wrapping int64 sum).  Errors: SHOAL_ERANGE,
+ * SHOAL_EKIND. */
 SHOAL_API shoal_err shoal_doc_field_counter(const shoal_doc *d, size_t i, int64_t *out);
-/* Length of list field i (SHOAL_EKIND for another kind). */
+/* Number of visible elements of list field i.  Errors: SHOAL_ERANGE,
+ * SHOAL_EKIND. */
 SHOAL_API shoal_err shoal_doc_field_list_len(const shoal_doc *d, size_t i, size_t *out);
-/* Element j of list field i. */
+/* Element j of list field i.  Errors: SHOAL_ERANGE (i or j out of range),
+ * SHOAL_EKIND.  out's pointers are Borrowed until shoal_doc_free(d). */
 SHOAL_API shoal_err shoal_doc_field_list_item(const shoal_doc *d, size_t i, size_t j,
                                               shoal_value *out);
 
-/* A list of strings (document ids, collection names), sorted bytewise. */
+/* A list of strings (document ids, collection names, hex keys), sorted
+ * bytewise.  A plain value: one thread at a time. */
 typedef struct shoal_strlist shoal_strlist;
 SHOAL_API size_t shoal_strlist_count(const shoal_strlist *l);
-/* Borrowed until shoal_strlist_free(l). */
+/* String i, NULL if i is out of range; Borrowed until shoal_strlist_free(l). */
 SHOAL_API const char *shoal_strlist_get(const shoal_strlist *l, size_t i);
+/* NULL is a no-op. */
 SHOAL_API void shoal_strlist_free(shoal_strlist *l);
 
-/* Ids of the live documents of coll.  Caller owns *out. */
+/* Ids of the live documents of coll (Borrowed); an unknown collection gives
+ * an empty list.  Errors: SHOAL_EINVAL (bad name), the read errors.  Caller
+ * owns *out; free with shoal_strlist_free(). */
 SHOAL_API shoal_err shoal_docs(shoal_replica *r, const char *coll, shoal_strlist **out);
-/* Names of the collections that hold at least one live document. */
+/* Names of the collections that hold at least one live document.  Errors:
+ * the read errors.  Caller owns *out; free with shoal_strlist_free(). */
 SHOAL_API shoal_err shoal_collections(shoal_replica *r, shoal_strlist **out);
 
 /* ---------------------------------------------------------------- events */
 
-/* Every commit and every import that changes a document queues one event per
- * document on the replica handle that made it (bounded; on overflow the
- * oldest are dropped and the next event has overflowed set).  Events from
- * other processes sharing the directory are not seen. */
+/* Every commit and every import (or sync) that changes a document queues one
+ * event per document on the replica handle that made it (bounded at 4096;
+ * on overflow the oldest are dropped and the next event has overflowed
+ * set).  Events from other processes sharing the directory are not seen.
+ * An event is a plain value: one thread at a time. */
 typedef struct shoal_event shoal_event;
 
 /* Wait up to timeout_ms (0: do not wait, <0: forever) for the next event.
- * SHOAL_ETIMEDOUT when none came; SHOAL_ECLOSED once the replica is closing.
- * Caller owns *out; free with shoal_event_free(). */
+ * Errors: SHOAL_ETIMEDOUT when none came; SHOAL_ECLOSED once
+ * shoal_replica_close has started.  Thread: any thread; it waits on the
+ * event queue's own lock, never the replica lock, so other calls on r run
+ * meanwhile.  Caller owns *out; free with shoal_event_free(). */
 SHOAL_API shoal_err shoal_event_next(shoal_replica *r, int timeout_ms, shoal_event **out);
+/* NULL is a no-op. */
 SHOAL_API void shoal_event_free(shoal_event *e);
-/* Borrowed until shoal_event_free(e). */
+/* The event's collection and document id; Borrowed until
+ * shoal_event_free(e). */
 SHOAL_API const char *shoal_event_collection(const shoal_event *e);
 SHOAL_API const char *shoal_event_doc_id(const shoal_event *e);
 /* true if the change came from another replica (import or sync). */
@@ -283,30 +383,40 @@ SHOAL_API bool shoal_event_overflowed(const shoal_event *e);
 
 /* ------------------------------------------------------- version vectors */
 
-/* author -> highest contiguous seq applied (and that change's id). */
+/* A version vector: author -> highest seq such that every seq from 1 up to
+ * it has been applied.  A plain value: one thread at a time. */
 typedef struct shoal_vv shoal_vv;
 
-/* An empty vector.  Caller owns *out; free with shoal_vv_free(). */
+/* An empty vector.  Errors: SHOAL_ENOMEM.  Caller owns *out; free with
+ * shoal_vv_free(). */
 SHOAL_API shoal_err shoal_vv_new(shoal_vv **out);
+/* NULL is a no-op. */
 SHOAL_API void shoal_vv_free(shoal_vv *vv);
-/* Set author's seq (author: SHOAL_KEY_BYTES bytes, Borrowed). */
+/* Set author's seq (author: SHOAL_KEY_BYTES bytes, Borrowed); seq 0
+ * removes the entry.  Errors: SHOAL_ENOMEM. */
 SHOAL_API shoal_err shoal_vv_set(shoal_vv *vv, const uint8_t *author, uint64_t seq);
-/* Entries sorted by author key. */
+/* Number of entries; they are sorted by author key. */
 SHOAL_API size_t shoal_vv_count(const shoal_vv *vv);
-/* author is Borrowed until shoal_vv_free(vv). */
+/* Entry i: *author (Borrowed until the vector is changed or freed) and
+ * *seq; either pointer may be NULL.  Errors: SHOAL_ERANGE past the end. */
 SHOAL_API shoal_err shoal_vv_entry(const shoal_vv *vv, size_t i, const uint8_t **author,
                                    uint64_t *seq);
-/* seq of author, 0 if absent. */
+/* seq of author (Borrowed), 0 if absent. */
 SHOAL_API uint64_t shoal_vv_get(const shoal_vv *vv, const uint8_t *author);
 
-/* The replica's version vector.  Caller owns *out. */
+/* The replica's version vector.  Errors: the read errors.  Caller owns
+ * *out; free with shoal_vv_free(). */
 SHOAL_API shoal_err shoal_replica_version(shoal_replica *r, shoal_vv **out);
 
 /* --------------------------------------------------------------- bundles */
 
-/* The signed changes that a replica at version since lacks (all if since is
- * NULL), in causal order, as bundle bytes.  Caller owns *out; free with
- * shoal_free(). */
+/* The applied changes that a replica at version since lacks (all if since
+ * is NULL), in causal order (this replica's log order), as bundle bytes:
+ * the original signed envelopes, never re-encoded.  Every bundle ends with
+ * the stored equivocation evidence that is not an applied change, whatever
+ * since says.  Pending changes are not exported.  One read snapshot.
+ * Errors: SHOAL_ETOOBIG (over 2^32 - 1 envelopes), the read errors.  since
+ * is Borrowed.  Caller owns *out (*out_len bytes); free with shoal_free(). */
 SHOAL_API shoal_err shoal_export(shoal_replica *r, const shoal_vv *since, uint8_t **out,
                                  size_t *out_len);
 
@@ -318,39 +428,61 @@ typedef struct shoal_import_result {
 } shoal_import_result;
 
 /* Verify every signature, decode every change, then apply in one write
- * transaction.  A bundle holding any invalid change is rejected whole
- * (SHOAL_EBADSIG, SHOAL_EPROTO, SHOAL_ETRUNC, SHOAL_ETOOBIG, SHOAL_EVERSION)
- * and nothing changes.  bundle is Borrowed; res may be NULL. */
+ * transaction.  A bundle holding any invalid change is rejected whole and
+ * nothing changes: SHOAL_EBADSIG, SHOAL_EPROTO (also a change invalid
+ * against its document), SHOAL_ETRUNC, SHOAL_ETOOBIG (also a pending set
+ * that would pass 100,000 changes), SHOAL_EVERSION; a signature, bound or
+ * decoding error is that of the first bad envelope.  Other errors: SHOAL_EINVAL (NULL bundle
+ * with len > 0), the write errors.  Replaying a bundle is a no-op (every
+ * change a duplicate).  Queues one remote event per changed document.
+ * bundle is Borrowed; res may be NULL and is zeroed on error.  Thread: the
+ * signatures are checked before the replica is locked (on helper threads
+ * for a large bundle); the apply holds the lock. */
 SHOAL_API SHOAL_NODISCARD shoal_err shoal_import(shoal_replica *r, const uint8_t *bundle,
                                                  size_t len, shoal_import_result *res);
 
 /* --------------------------------------------------------------- digests */
 
 /* Visible-state digest (full = false) or full-state digest (full = true),
- * SHOAL_DIGEST_BYTES bytes into out.  Defined in docs/format.md. */
+ * SHOAL_DIGEST_BYTES bytes into out (Borrowed).  Defined byte for byte in
+ * docs/digests.md.  Errors: SHOAL_ETOOBIG (a document state over 4 GiB),
+ * the read errors. */
 SHOAL_API shoal_err shoal_digest(shoal_replica *r, bool full, uint8_t *out);
 
-/* Number of changes waiting in the pending set. */
+/* Number of changes waiting in the pending set (for dependencies or for
+ * their time) into *out.  Errors: the read errors. */
 SHOAL_API shoal_err shoal_pending_count(shoal_replica *r, uint64_t *out);
 
 /* Authors caught equivocating (two different signed changes with one
- * (author, seq)).  Caller owns *out (hex keys). */
+ * (author, seq)), as 64-digit lowercase hex keys, sorted.  Errors: the read
+ * errors.  Caller owns *out; free with shoal_strlist_free(). */
 SHOAL_API shoal_err shoal_equivocators(shoal_replica *r, shoal_strlist **out);
 
 /* --------------------------------------------------------------- network */
 
 /* Live sync over ZeroMQ.  Links are encrypted and both ends authenticated
  * with CurveZMQ, using X25519 keys derived from each replica's Ed25519
- * identity.  A background engine thread per replica, started on first use,
- * owns every socket; these functions only send it commands and are safe to
- * call from any thread.  Endpoints are ZeroMQ endpoints ("tcp://HOST:PORT";
+ * identity.  A background engine thread per replica owns every socket; it
+ * is started by the first shoal_net_* call other than shoal_net_peers, and
+ * a call after shoal_net_stop starts a new one (the allow and disallow
+ * settings are re-applied; listeners and links are not).  Endpoints are
+ * ZeroMQ endpoints of at most 255 bytes ("tcp://HOST:PORT";
  * "tcp://127.0.0.1:*" lets the OS pick the port).  Every change received
  * goes through the same verify -> causal apply -> store path as
- * shoal_import.  See docs/protocol.md and docs/security.md. */
+ * shoal_import.  See docs/protocol.md and docs/security.md.
+ *
+ * Thread: any thread.  These calls send the engine a command and wait for
+ * it to be carried out, without holding the replica lock (they take it
+ * only to record an errmsg); shoal_net_sync waits up to its timeout.
+ * Starting the engine can fail with SHOAL_ENOMEM, SHOAL_ETRANSPORT or a
+ * read error (the stored peer records): call these the start errors.
+ * SHOAL_ECLOSED means the engine was stopping (shoal_net_stop or close). */
 
 /* Admit the peer whose public key is peer_key (SHOAL_KEY_BYTES, Borrowed)
- * on this replica's listening endpoints.  Without any allowed key and
- * without shoal_net_allow_any, every incoming link is refused. */
+ * on this replica's listening endpoints (and undo shoal_net_disallow of
+ * it).  Without any allowed key and without shoal_net_allow_any, every
+ * incoming link is refused.  Errors: SHOAL_EINVAL (NULL, or not a valid
+ * Ed25519 public key), the start errors. */
 SHOAL_API shoal_err shoal_net_allow(shoal_replica *r, const uint8_t *peer_key);
 /* Revoke peer_key (SHOAL_KEY_BYTES, Borrowed) at run time: take it off the
  * allow-list, refuse its future handshakes (even under
@@ -358,34 +490,60 @@ SHOAL_API shoal_err shoal_net_allow(shoal_replica *r, const uint8_t *peer_key);
  * outgoing; each closing and each refusal is logged and recorded in its
  * peer state (last_error, refused).  shoal_net_allow admits it again.
  * Changes it already wrote, or writes and others forward, are still
- * accepted: the allow-list decides who may link, not who may write. */
+ * accepted: the allow-list decides who may link, not who may write.
+ * Errors: SHOAL_EINVAL (NULL, or not a valid Ed25519 public key),
+ * SHOAL_ECLOSED, the start errors. */
 SHOAL_API shoal_err shoal_net_disallow(shoal_replica *r, const uint8_t *peer_key);
-/* Admit every peer that completes a CurveZMQ handshake (any key).  An
- * explicit choice, never the default. */
+/* Admit every peer that completes a CurveZMQ handshake (any key) except
+ * disallowed keys.  An explicit choice, never the default.  Errors: the
+ * start errors. */
 SHOAL_API shoal_err shoal_net_allow_any(shoal_replica *r, bool any);
-/* Bind endpoint and accept links from allowed peers.  *bound receives the
- * endpoint actually bound (the port the OS picked); Caller owns; free with
- * shoal_free().  bound may be NULL. */
+/* Bind endpoint (Borrowed) and accept links from allowed peers.  *bound
+ * receives the endpoint actually bound (the port the OS picked); Caller
+ * owns; free with shoal_free().  bound may be NULL.  Errors: SHOAL_EINVAL
+ * (NULL, empty, too long or not an endpoint ZeroMQ can bind),
+ * SHOAL_EBUSY (address already in use), SHOAL_ETRANSPORT (any other
+ * socket error), SHOAL_ECLOSED, the start errors. */
 SHOAL_API shoal_err shoal_net_listen(shoal_replica *r, const char *endpoint, char **bound);
-/* Keep a link to the replica with key peer_key listening at endpoint:
- * handshake, catch up both ways, then push changes live; reconnect with
- * back-off after a failure, for as long as the replica is open or until
- * shoal_net_disconnect. */
+/* Keep a link to the replica with key peer_key (Borrowed) listening at
+ * endpoint (Borrowed): handshake, catch up both ways, then push changes
+ * live; reconnect with back-off after a failure, for as long as the engine
+ * runs or until shoal_net_disconnect.  Returns once the link is set up, not
+ * once it is connected (shoal_net_peers shows its state); a second call
+ * with the same endpoint and key is a no-op.  Errors: SHOAL_EINVAL (NULL
+ * or empty endpoint, NULL or invalid key, an endpoint ZeroMQ rejects),
+ * SHOAL_EBUSY (a link to endpoint with another key exists),
+ * SHOAL_ETRANSPORT, SHOAL_ECLOSED, the start errors. */
 SHOAL_API shoal_err shoal_net_connect(shoal_replica *r, const char *endpoint,
                                       const uint8_t *peer_key);
+/* Close the link that shoal_net_connect made to endpoint (Borrowed).
+ * Errors: SHOAL_EINVAL (NULL), SHOAL_ENOTFOUND (no such link),
+ * SHOAL_ECLOSED, the start errors. */
 SHOAL_API shoal_err shoal_net_disconnect(shoal_replica *r, const char *endpoint);
 /* One-shot sync: connect, exchange, and return SHOAL_OK once each side holds
- * every change the other held when the sync began.  SHOAL_EREFUSED when
- * the peer refuses the link, SHOAL_ETIMEDOUT when it cannot be reached or
- * the exchange does not finish within timeout_ms. */
+ * every change the other held when the sync began.  endpoint and peer_key
+ * are Borrowed.  SHOAL_EREFUSED when the peer refuses the link,
+ * SHOAL_ETIMEDOUT when it cannot be reached or the exchange does not
+ * finish within timeout_ms (a value <= 0 gives up at the engine's first
+ * check: there is no "forever").  Other errors: SHOAL_EINVAL (as
+ * shoal_net_connect), SHOAL_ETRANSPORT (the link dropped), SHOAL_ECLOSED,
+ * the start errors, or the error that ended the exchange: the peer's input
+ * rejected here (SHOAL_EPROTO, SHOAL_EBADSIG, SHOAL_ETRUNC, SHOAL_ETOOBIG,
+ * SHOAL_EVERSION), a write error applying it, or the code the peer sent in
+ * its ERROR frame, which is passed on as it came (1..255, so possibly a
+ * value this header does not name). */
 SHOAL_API shoal_err shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key,
                                    int timeout_ms);
 /* Stop the engine: close every link and socket (shoal_replica_close does
- * it too).  Safe to call when no engine runs. */
+ * it too).  It waits for shoal_net_* calls in progress (a running
+ * shoal_net_sync for up to its timeout).  Safe to call when no engine
+ * runs. */
 SHOAL_API void shoal_net_stop(shoal_replica *r);
 
 /* Per-peer state: every peer this replica has linked with, connected now
- * or not (persisted in the replica directory), and refused attempts. */
+ * or not (persisted in the replica directory), and refused attempts.  A
+ * snapshot, a plain value: one thread at a time.  Counters are totals
+ * over every run of the engine. */
 typedef struct shoal_peers shoal_peers;
 
 typedef enum shoal_peer_stat {
@@ -400,15 +558,20 @@ typedef enum shoal_peer_stat {
     SHOAL_PS_EQUIVOCATIONS = 9 /* conflicting changes this peer showed us */
 } shoal_peer_stat;
 
-/* Caller owns *out; free with shoal_peers_free(). */
+/* The running engine's live records merged with the stored ones; does not
+ * start the engine.  Errors: SHOAL_ENOMEM, the read errors.  Thread: any
+ * thread.  Caller owns *out; free with shoal_peers_free(). */
 SHOAL_API shoal_err shoal_net_peers(shoal_replica *r, shoal_peers **out);
+/* NULL is a no-op. */
 SHOAL_API void shoal_peers_free(shoal_peers *p);
 SHOAL_API size_t shoal_peers_count(const shoal_peers *p);
+/* In the accessors below, i must be below shoal_peers_count(p) (asserted). */
 /* Key of peer i (SHOAL_KEY_BYTES); Borrowed until shoal_peers_free(p). */
 SHOAL_API const uint8_t *shoal_peers_key(const shoal_peers *p, size_t i);
 /* Endpoint we connect to for peer i, or "" for a peer that connected to us;
  * Borrowed until shoal_peers_free(p). */
 SHOAL_API const char *shoal_peers_endpoint(const shoal_peers *p, size_t i);
+/* Statistic which of peer i (0 for a value that is not a shoal_peer_stat). */
 SHOAL_API uint64_t shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which);
 /* Text of the last error on the link with peer i ("" if none); Borrowed
  * until shoal_peers_free(p). */

@@ -236,7 +236,7 @@ log_hlcs(shoal_replica *r, uint64_t *out, size_t max)
 static void
 test_errors_version(void)
 {
-    for (int e = 0; e <= SHOAL_EBUSY; e++) {
+    for (int e = 0; e <= SHOAL_EREFUSED; e++) {
         const char *s = shoal_strerror((shoal_err)e);
         CHECK(s != NULL && strcmp(s, "unknown error") != 0);
         for (int f = 0; f < e; f++)

@@ -171,8 +171,11 @@ class ListIndexError(Error, IndexError):
 
 
 class BusyError(Error):
-    """SHOAL_EBUSY: a transaction is already open (on this thread), or a
-    similar misuse."""
+    """SHOAL_EBUSY: in use.  From the library: the address is already bound
+    (``listen``), or a link to the endpoint with another key exists
+    (``connect``).  From the binding: a transaction is already open on this
+    thread or has ended, or shoal was called from a ``log`` or ``clock``
+    callback."""
 
 
 _BY_CODE: Dict[int, Type[Error]] = {
