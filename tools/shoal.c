@@ -64,7 +64,8 @@ static const char usage_text[] =
     "argument, so negative numbers need no quoting.\n"
     "\n"
     "commands:\n"
-    "  init                            create the replica if needed; print its id\n"
+    "  init                            create the replica (and missing parent\n"
+    "                                  directories) if needed; print its id\n"
     "  put COLL ID JSON_OBJECT         set each key as a register field (one change;\n"
     "                                  re-creates a deleted document)\n"
     "  unset COLL ID FIELD             remove a field\n"
@@ -78,8 +79,10 @@ static const char usage_text[] =
     "  export [--since FILE|-]         write a bundle to stdout: the changes that a\n"
     "                                  replica whose `version` output is in FILE (or\n"
     "                                  stdin) lacks; all changes without --since\n"
-    "  import                          read a bundle from stdin, verify and apply;\n"
-    "                                  print {\"applied\":N,\"duplicate\":N,\"pending\":N}\n"
+    "  import                          read a bundle from stdin, verify and apply (a\n"
+    "                                  missing DIR becomes a new replica); print\n"
+    "                                  {\"applied\":N,\"duplicate\":N,\"equivocations\":N,\n"
+    "                                   \"pending\":N}\n"
     "  digest [--full]                 print the visible-state (or full-state) digest\n"
     "  serve [--listen EP ...] [--allow FILE | --allow-any] [--peer EP@PUBKEY ...]\n"
     "        [--log-level LEVEL] [--events]\n"
@@ -300,31 +303,112 @@ parse_index(const char *s, size_t *out)
     return 0;
 }
 
-/* Open the replica in dir.  Every command but init needs an existing,
- * non-empty directory, so a typo in -d does not silently create a replica. */
+/* The directories that this run created for a new replica, parents first
+ * (import removes them again when it fails). */
+typedef struct made_dirs {
+    char *path[64];
+    int n;
+} made_dirs;
+
+static void
+made_dirs_free(made_dirs *m)
+{
+    while (m->n > 0)
+        free(m->path[--m->n]);
+}
+
+/* Create dir and its missing parents, like mkdir -p: the parents with mode
+ * 0777 less the umask, dir itself 0700 as the library would.  What it
+ * creates is recorded in made (may be NULL).  Returns 0, or -1 with the
+ * error reported. */
+static int
+make_dirs(const char *dir, made_dirs *made)
+{
+    size_t len = strlen(dir);
+    char *p = strdup(dir);
+    if (p == NULL) {
+        errorf("out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 1; rc == 0 && i <= len; i++) {
+        if ((i < len && p[i] != '/') || p[i - 1] == '/')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        struct stat st;
+        if (mkdir(p, i == len ? 0700 : 0777) == 0) {
+            if (made != NULL && made->n < 64) {
+                made->path[made->n] = strdup(p);
+                made->n += made->path[made->n] != NULL;
+            }
+        } else if (errno != EEXIST) {
+            errorf("cannot create directory %s: %s", p, strerror(errno));
+            rc = -1;
+        } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            errorf("cannot create directory %s: it exists and is not a directory", p);
+            rc = -1;
+        }
+        p[i] = c;
+    }
+    free(p);
+    return rc;
+}
+
+/* 1 when dir does not exist, 2 when it is an empty directory, 0 when it
+ * has entries, -1 with errno set when it cannot be read. */
+static int
+dir_is_new(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 1 : -1;
+    int empty = 2;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL)
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* Undo the new replica a failed import made in dir (missing or empty
+ * before this run): remove the files in it, then the directories made. */
+static void
+undo_new_replica(const char *dir, made_dirs *made)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL) {
+            if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+                continue;
+            char path[4096];
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, ent->d_name) < sizeof path)
+                (void)unlink(path);
+        }
+        closedir(d);
+    }
+    for (int i = made->n - 1; i >= 0; i--)
+        (void)rmdir(made->path[i]);
+}
+
+/* Open the replica in dir.  Every command but init (and import into a new
+ * directory) needs an existing, non-empty directory, so a typo in -d does
+ * not silently create a replica. */
 static int
 open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **out)
 {
     *out = NULL;
     if (!create) {
-        DIR *d = opendir(dir);
-        if (d == NULL) {
+        int fresh = dir_is_new(dir);
+        if (fresh != 0) {
             errorf("no replica at %s: %s (create one with 'shoal -d DIR init')", dir,
-                   strerror(errno));
-            return EXIT_ERR;
-        }
-        bool empty = true;
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL)
-            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
-                empty = false;
-                break;
-            }
-        closedir(d);
-        if (empty) {
-            errorf("no replica at %s: directory is empty (create one with "
-                   "'shoal -d DIR init')",
-                   dir);
+                   fresh < 0    ? strerror(errno)
+                   : fresh == 1 ? "no such directory"
+                                : "the directory is empty");
             return EXIT_ERR;
         }
     }
@@ -706,8 +790,9 @@ cmd_import(shoal_replica *r)
     free(buf);
     if (e != SHOAL_OK)
         return fail(r, e, "import rejected", true);
-    return print_json(json_pack("{s:I,s:I,s:I}", "applied", (json_int_t)res.applied, "duplicate",
-                                (json_int_t)res.duplicate, "pending", (json_int_t)res.pending));
+    return print_json(json_pack("{s:I,s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
+                                "duplicate", (json_int_t)res.duplicate, "equivocations",
+                                (json_int_t)res.equivocations, "pending", (json_int_t)res.pending));
 }
 
 static int
@@ -1147,11 +1232,26 @@ main(int argc, char **argv)
     const char *env_level = getenv("SHOAL_LOG_LEVEL");
     if (env_level != NULL && shoal__log_level_parse(env_level) > 0)
         lg.max_level = shoal__log_level_parse(env_level);
+    /* init creates the replica and its missing parents (mkdir -p); so does
+     * import into a directory that is missing or empty, which it removes
+     * again when the import fails: a rejected bundle leaves nothing. */
+    bool init = strcmp(name, "init") == 0;
+    bool new_import = strcmp(name, "import") == 0 && dir_is_new(dir) > 0;
+    made_dirs made = { .n = 0 };
+    if ((init || new_import) && make_dirs(dir, new_import ? &made : NULL) != 0) {
+        if (new_import)
+            undo_new_replica(dir, &made);
+        made_dirs_free(&made);
+        return EXIT_ERR;
+    }
     shoal_replica *r = NULL;
-    int rc = open_replica(dir, strcmp(name, "init") == 0, net ? &lg : NULL, &r);
-    if (rc != EXIT_OK)
-        return rc;
-    rc = run(r, &lg, name, nargs, argv + i);
-    shoal_replica_close(r);
+    int rc = open_replica(dir, init || new_import, net ? &lg : NULL, &r);
+    if (rc == EXIT_OK) {
+        rc = run(r, &lg, name, nargs, argv + i);
+        shoal_replica_close(r);
+    }
+    if (new_import && rc != EXIT_OK)
+        undo_new_replica(dir, &made);
+    made_dirs_free(&made);
     return rc;
 }

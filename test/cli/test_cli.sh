@@ -135,6 +135,12 @@ check_re "init prints a 64-hex id" "^[0-9a-f]{64}$" "$id_a"
 expect "init again" 0 -d "$A" init
 check_eq "init id is stable" "$id_a" "$out"
 expect "init B" 0 -d "$B" init
+expect "init creates missing parents" 0 -d "$T/p1/p2/r" init
+[ -d "$T/p1/p2/r" ] && pass || fail "init did not create $T/p1/p2/r"
+check_eq "new replica dir is private" 700 "$(stat -c %a "$T/p1/p2/r")"
+: >"$T/plainfile"
+expect "init under a file -> 1" 1 -d "$T/plainfile/r" init
+check_re "init names the file" "plainfile: it exists and is not a directory" "$err"
 id_b=$out
 check_ne "two replicas have different ids" "$id_a" "$id_b"
 
@@ -281,14 +287,28 @@ n_all=$(bundle_count "$T/all.bundle")
 seq_a=$("$SHOAL" -d "$A" version | sed 's/.*://; s/}//')
 check_eq "export holds every change" "$seq_a" "$n_all"
 expect_in "import" 0 "$T/all.bundle" -d "$B" import
-check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"pending\":0}" "$out"
+check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
 expect_in "import twice" 0 "$T/all.bundle" -d "$B" import
-check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"pending\":0}" "$out"
+check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"equivocations\":0,\"pending\":0}" "$out"
 check_eq "equal visible digests after import" "$(digest_of "$A")" "$(digest_of "$B")"
 check_eq "equal full digests after import" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 expect "get on B" 0 -d "$B" get c d1
 check_eq "B sees A's document" "$("$SHOAL" -d "$A" get c d1)" "$out"
 check_eq "B version equals A version" "$("$SHOAL" -d "$A" version)" "$("$SHOAL" -d "$B" version)"
+
+# The README's quick start: import into a directory that does not exist
+# makes a new replica there (parents too); a rejected bundle leaves nothing.
+expect_in "import into a new directory" 0 "$T/all.bundle" -d "$T/fresh/other" import
+check_eq "new directory: all applied" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
+check_eq "new directory converged" "$(digest_of "$A" --full)" "$(digest_of "$T/fresh/other" --full)"
+printf 'junk' >"$T/junk0.bundle"
+expect_in "rejected import into a new directory -> 4" 4 "$T/junk0.bundle" -d "$T/gone/other" import
+[ -e "$T/gone" ] && fail "a rejected import left $T/gone behind" || pass
+mkdir "$T/emptydir"
+expect_in "rejected import into an empty directory -> 4" 4 "$T/junk0.bundle" -d "$T/emptydir" import
+check_eq "the empty directory stays, empty" "" "$(ls -A "$T/emptydir")"
+expect "get on an empty directory -> 1" 1 -d "$T/emptydir" get c d1
+check_re "empty directory named" "the directory is empty" "$err"
 
 # --since: nothing missing -> empty bundle; one new change -> one change.
 "$SHOAL" -d "$B" version >"$T/b.vv"
@@ -299,7 +319,7 @@ expect "one more edit" 0 -d "$A" put c d1 '{"late":1}'
 "$SHOAL" -d "$A" export --since - <"$T/b.vv" >"$T/one.bundle"
 check_eq "export --since - holds only the missing change" 1 "$(bundle_count "$T/one.bundle")"
 expect_in "import the missing change" 0 "$T/one.bundle" -d "$B" import
-check_eq "one applied" '{"applied":1,"duplicate":0,"pending":0}' "$out"
+check_eq "one applied" '{"applied":1,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 check_eq "digests equal again" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 echo '{"zz":1}' >"$T/bad.vv"
 expect "export --since bad key" 1 -d "$A" export --since "$T/bad.vv"
@@ -339,11 +359,33 @@ check_eq "export --since seq 1 holds one change" 1 "$(bundle_count "$T/c2.bundle
 D=$T/d
 expect "init D" 0 -d "$D" init
 expect_in "import out of order" 0 "$T/c2.bundle" -d "$D" import
-check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"pending":1}' "$out"
+check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"equivocations":0,"pending":1}' "$out"
 expect "pending change not visible" 2 -d "$D" get k doc
 expect_in "import the rest" 0 "$T/c.bundle" -d "$D" import
 check_re "pending released" '"pending":0' "$out"
 check_eq "D converged with C" "$(digest_of "$C" --full)" "$(digest_of "$D" --full)"
+
+# equivocation: a copy of a replica's directory signs a different change
+# with the same (author, seq); the importer counts it, and whichever order
+# the two arrive in, the smaller change id wins (docs/c-api.md).
+E=$T/e
+expect "init E" 0 -d "$E" init
+expect "E base" 0 -d "$E" put q d '{"v":1}'
+cp -r "$E" "$T/e-twin"
+expect "E writes seq 2" 0 -d "$E" put q d '{"v":2}'
+expect "E's twin writes another seq 2" 0 -d "$T/e-twin" put q d '{"v":3}'
+"$SHOAL" -d "$E" export >"$T/e.bundle"
+"$SHOAL" -d "$T/e-twin" export >"$T/e-twin.bundle"
+expect_in "import E" 0 "$T/e.bundle" -d "$T/ev" import
+check_eq "no equivocation yet" '{"applied":2,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+expect_in "import E's twin" 0 "$T/e-twin.bundle" -d "$T/ev" import
+check_re "one equivocation reported" '^\{"applied":[01],"duplicate":1,"equivocations":1,"pending":0\}$' "$out"
+expect_in "import E's twin first elsewhere" 0 "$T/e-twin.bundle" -d "$T/ev2" import
+expect_in "then E" 0 "$T/e.bundle" -d "$T/ev2" import
+check_re "one equivocation reported there too" '"equivocations":1,' "$out"
+check_eq "both orders converge" "$(digest_of "$T/ev" --full)" "$(digest_of "$T/ev2" --full)"
+expect_in "the twin again" 0 "$T/e-twin.bundle" -d "$T/ev" import
+check_eq "a replayed equivocation is a duplicate" '{"applied":0,"duplicate":2,"equivocations":0,"pending":0}' "$out"
 
 # ---------------------------------------------------------------- offline conflicts converge
 P=$T/p
@@ -374,9 +416,9 @@ check_ne "replicas differ before sync" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "P sends its 4 offline changes" 4 "$(bundle_count "$T/p2q.bundle")"
 check_eq "Q sends its 4 offline changes" 4 "$(bundle_count "$T/q2p.bundle")"
 expect_in "Q imports P's" 0 "$T/p2q.bundle" -d "$Q" import
-check_eq "Q applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+check_eq "Q applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 expect_in "P imports Q's" 0 "$T/q2p.bundle" -d "$P" import
-check_eq "P applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+check_eq "P applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 check_eq "converged visible digests" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "converged full digests" "$(digest_of "$P" --full)" "$(digest_of "$Q" --full)"
 expect "get w on P" 0 -d "$P" get inv w
