@@ -434,5 +434,25 @@ expect "delete wins on Q" 3 -d "$Q" get inv g
 check_eq "equal versions" "$("$SHOAL" -d "$P" version)" "$("$SHOAL" -d "$Q" version)"
 check_eq "equal ls" "$("$SHOAL" -d "$P" ls inv)" "$("$SHOAL" -d "$Q" ls inv)"
 
+# ---------------------------------------------------------------- README quick start
+# The snippet of README.md ("The `shoal` tool"), as written, in a new dir.
+mkdir "$T/readme"
+if (
+    cd "$T/readme" || exit 1
+    shoal() { "$SHOAL" "$@"; }
+    set -e
+    shoal -d ./replica init >/dev/null
+    shoal -d ./replica put items widget '{"name":"Widget","price":10}'
+    shoal -d ./replica incr items widget stock -2
+    shoal -d ./replica get items widget >/dev/null
+    shoal -d ./replica export > changes.bundle
+    shoal -d ./other import < changes.bundle >/dev/null
+    [ "$(shoal -d ./other get items widget)" = '{"name":"Widget","price":10,"stock":-2}' ]
+) 2>"$T/stderr"; then
+    pass
+else
+    fail "README quick start snippet: $(cat "$T/stderr")"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
