@@ -221,6 +221,10 @@ expect "trailing garbage refused" 1 -d "$A" put c d1 '{"a":1} x'
 expect "integer beyond int64 refused" 1 -d "$A" put c d1 '{"a":9223372036854775808}'
 expect "duplicate keys refused" 1 -d "$A" put c d1 '{"a":1,"a":2}'
 expect "bad base64 refused" 1 -d "$A" put c d1 '{"a":{"$bytes":"AB"}}'
+# Strict base64: one text names one byte string.
+for b64 in "iVBORw=" "iVBORx==" "iVBO Rw==" "YQ==YQ==" "====" "YW==" "iVBORw==\n"; do
+    expect "base64 [$b64] refused" 1 -d "$A" put c d1 "{\"a\":{\"\$bytes\":\"$b64\"}}"
+done
 expect "bad \$float refused" 1 -d "$A" put c d1 '{"a":{"$float":"NaN"}}'
 expect "one bad field refuses the whole put" 1 -d "$A" put c d1 '{"ok":1,"bad":[1]}'
 check_eq "refused input changed nothing" "$d0" "$(digest_of "$A" --full)"
