@@ -11,7 +11,8 @@ SHOAL=${1:?usage: test_cli.sh PATH/TO/shoal}
 case $SHOAL in /*) ;; *) SHOAL=$PWD/$SHOAL ;; esac
 
 T=$(mktemp -d -t shoal-cli.XXXXXX) || exit 1
-trap 'rm -rf "$T"' EXIT
+serve_pid=
+trap '[ -n "$serve_pid" ] && kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$T"' EXIT
 
 passed=0
 failed=0
@@ -135,14 +136,15 @@ check_re "init prints a 64-hex id" "^[0-9a-f]{64}$" "$id_a"
 expect "init again" 0 -d "$A" init
 check_eq "init id is stable" "$id_a" "$out"
 expect "init B" 0 -d "$B" init
+id_b=$out
+check_re "B's id is 64 hex" "^[0-9a-f]{64}$" "$id_b"
+check_ne "two replicas have different ids" "$id_a" "$id_b"
 expect "init creates missing parents" 0 -d "$T/p1/p2/r" init
 [ -d "$T/p1/p2/r" ] && pass || fail "init did not create $T/p1/p2/r"
 check_eq "new replica dir is private" 700 "$(stat -c %a "$T/p1/p2/r")"
 : >"$T/plainfile"
 expect "init under a file -> 1" 1 -d "$T/plainfile/r" init
 check_re "init names the file" "plainfile: it exists and is not a directory" "$err"
-id_b=$out
-check_ne "two replicas have different ids" "$id_a" "$id_b"
 
 # ---------------------------------------------------------------- put / get
 expect "put" 0 -d "$A" put c d1 '{"a":1,"b":"x","c":true,"n":null,"f":1.5,"neg":-7}'
@@ -437,6 +439,42 @@ expect "delete wins on P" 3 -d "$P" get inv g
 expect "delete wins on Q" 3 -d "$Q" get inv g
 check_eq "equal versions" "$("$SHOAL" -d "$P" version)" "$("$SHOAL" -d "$Q" version)"
 check_eq "equal ls" "$("$SHOAL" -d "$P" ls inv)" "$("$SHOAL" -d "$Q" ls inv)"
+
+# ---------------------------------------------------------------- serve: the node loop
+# The loop shoal-relay shares (tools/node.c): bound endpoint and id on
+# stdout, SIGUSR1 logs the peers, SIGHUP re-reads the allow-list (a bad
+# file changes nothing), SIGTERM stops with exit 0.
+# wait_for FILE REGEX: poll FILE for a line matching REGEX, up to 20 s.
+wait_for() {
+    local i
+    for i in $(seq 200); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+printf '# devices\n%s\n' "$id_b" >"$T/serve.allow"
+"$SHOAL" -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/serve.allow" \
+    >"$T/serve.out" 2>"$T/serve.err" &
+serve_pid=$!
+if wait_for "$T/serve.out" "^id $id_a\$"; then pass; else fail "serve: no id line: $(cat "$T/serve.out" "$T/serve.err")"; fi
+check_re "serve prints the port the OS picked" "^tcp://127\.0\.0\.1:[0-9]+$" "$(head -1 "$T/serve.out")"
+kill -USR1 "$serve_pid"
+if wait_for "$T/serve.err" ' shoal-serve INFO peers \[.*\]$'; then pass; else fail "serve: SIGUSR1 logged no peers line: $(cat "$T/serve.err")"; fi
+printf '%s\n%s\n' "$id_b" "$id_a" >"$T/serve.allow"
+kill -HUP "$serve_pid"
+if wait_for "$T/serve.err" "reloaded: 2 key\(s\), 1 added, 0 removed"; then pass; else fail "serve: SIGHUP did not reload: $(cat "$T/serve.err")"; fi
+printf 'not-a-key\n' >"$T/serve.allow"
+kill -HUP "$serve_pid"
+if wait_for "$T/serve.err" "allow-list not reloaded, nothing changed: .* line 1"; then pass; else fail "serve: bad allow-list on SIGHUP: $(cat "$T/serve.err")"; fi
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+check_eq "serve exits 0 on SIGTERM" 0 $?
+serve_pid=
+check_re "serve logs its shutdown" "SIGTERM: shutting down" "$(cat "$T/serve.err")"
+expect "serve with a bad --peer -> 1" 1 -d "$A" serve --peer "tcp://127.0.0.1:1@zz"
+expect "serve with --allow and --allow-any -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/serve.allow" --allow-any
+expect "serve with an unreadable allow-list -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/no-such-allow"
 
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.
