@@ -19,7 +19,7 @@ export PATH="/usr/bin:/bin:$PATH"
 
 bash scripts/deps.sh
 if [ ! -f "$root/normal/meson-private/coredata.dat" ]; then
-    meson setup "$root/normal" >/dev/null
+    meson setup "$root/normal" -Dwerror=true >/dev/null
 fi
 echo "building shoal and shoal-relay..."
 ninja -C "$root/normal" -j 2 tools/shoal tools/shoal-relay >/dev/null

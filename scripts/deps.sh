@@ -8,6 +8,7 @@ packages=(
     libsodium-dev libmsgpack-dev liblmdb-dev libzmq3-dev libjansson-dev zlib1g-dev
     meson ninja-build pkg-config gcc clang-format
     python3-dev python3-cffi python3-pytest python3-hypothesis
+    python3-mesonpy python3-venv python3-pip
 )
 
 missing=()

@@ -57,7 +57,7 @@ run_suite() {
 }
 
 echo "=== normal: configure"
-if setup "$root/normal"; then
+if setup "$root/normal" -Dwerror=true; then
     run_suite normal "$root/normal"
 else
     echo "test.sh: configuring $root/normal failed" >&2
@@ -80,7 +80,7 @@ export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=$leaks:print_
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1"
 
 echo "=== asan: configure"
-if setup "$root/asan" -Db_sanitize=address,undefined -Db_lundef=false; then
+if setup "$root/asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false; then
     run_suite asan "$root/asan" --suite c --timeout-multiplier 2
 else
     echo "test.sh: configuring $root/asan failed" >&2

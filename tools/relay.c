@@ -4,8 +4,9 @@
  * It listens for devices (and for other relays), keeps every change it is
  * given, forwards the original signed bytes to every other link, and may
  * hold one or more uplinks to a hub (which is another shoal-relay).  All the
- * network work is the library's engine thread; this file is option parsing,
- * logging and the process lifecycle:
+ * network work is the library's engine thread; the process around it is
+ * the node loop that `shoal serve` runs too (node.c); this file is option
+ * parsing (flags and a config file) and opening the replica:
  *
  *   start:    open the replica, apply the allow-list, bind every --listen
  *             endpoint (each bound endpoint is printed on stdout, one line
@@ -26,20 +27,16 @@
  * docs/operations.md.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-#include "json.h"
+#include "encode.h"
+#include "log.h"
+#include "node.h"
 #include "shoal.h"
 
 enum {
@@ -49,8 +46,7 @@ enum {
 };
 
 enum {
-    MAX_LIST = 64,
-    ENDPOINT_MAX = 256
+    MAX_LIST = 64
 };
 
 static const char usage_text[] =
@@ -252,71 +248,6 @@ read_config(const char *path, settings *s)
     return rc;
 }
 
-/* Log the per-peer state as one JSON line. */
-static void
-log_peers(shoal_replica *r)
-{
-    shoal_peers *p = NULL;
-    shoal_err e = shoal_net_peers(r, &p);
-    if (e != SHOAL_OK) {
-        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "peers: %s", shoal_strerror(e));
-        return;
-    }
-    json_t *j = shoal__json_from_peers(p);
-    shoal_peers_free(p);
-    char *s = j != NULL ? shoal__json_dumps(j) : NULL;
-    json_decref(j);
-    if (s == NULL) {
-        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "peers: out of memory");
-        return;
-    }
-    /* Not through the 1 KiB log line: many peers make a long line. */
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ shoal-relay INFO peers %s\n",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000L, s);
-    fflush(stderr);
-    free(s);
-}
-
-/* Log one status line: links, lag, rejected input, refusals. */
-static void
-log_status(shoal_replica *r)
-{
-    shoal_peers *p = NULL;
-    if (shoal_net_peers(r, &p) != SHOAL_OK)
-        return;
-    size_t n = shoal_peers_count(p), up = 0;
-    uint64_t lag = 0, rejected = 0, refused = 0, equiv = 0;
-    for (size_t i = 0; i < n; i++) {
-        up += shoal_peers_stat(p, i, SHOAL_PS_CONNECTED) != 0;
-        lag += shoal_peers_stat(p, i, SHOAL_PS_LAG);
-        rejected += shoal_peers_stat(p, i, SHOAL_PS_REJECTED);
-        refused += shoal_peers_stat(p, i, SHOAL_PS_REFUSED);
-        equiv += shoal_peers_stat(p, i, SHOAL_PS_EQUIVOCATIONS);
-    }
-    shoal_peers_free(p);
-    uint64_t pending = 0;
-    (void)shoal_pending_count(r, &pending);
-    shoal__tool_logf(&logger, SHOAL_LOG_INFO,
-                     "status: peers=%zu connected=%zu lag=%llu pending=%llu rejected=%llu "
-                     "refused=%llu equivocations=%llu",
-                     n, up, (unsigned long long)lag, (unsigned long long)pending,
-                     (unsigned long long)rejected, (unsigned long long)refused,
-                     (unsigned long long)equiv);
-}
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Parse flags into s; *config receives --config.  Returns EXIT_OK, or
  * -1 when --help / --version was handled. */
 static int
@@ -392,9 +323,9 @@ merge(settings *into, const settings *flags)
         into->status_interval = flags->status_interval;
 }
 
-/* Open the replica, allow, listen, connect: EXIT_OK or the exit code. */
+/* Open the replica and start the node on it: EXIT_OK or the exit code. */
 static int
-start(const settings *s, const uint8_t *keys, size_t nkeys, shoal_replica **out)
+start(const settings *s, shoal_node *node, shoal_replica **out)
 {
     *out = NULL;
     shoal_options *o = NULL;
@@ -414,58 +345,10 @@ start(const settings *s, const uint8_t *keys, size_t nkeys, shoal_replica **out)
     char hex[2 * SHOAL_KEY_BYTES + 1];
     shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
     shoal__tool_logf(&logger, SHOAL_LOG_INFO, "replica %s, id %s", s->dir, hex);
-
-    for (size_t i = 0; i < nkeys; i++) {
-        e = shoal_net_allow(r, keys + i * SHOAL_KEY_BYTES);
-        if (e != SHOAL_OK) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "allow: %s", shoal_strerror(e));
-            return EXIT_START;
-        }
-    }
-    if (s->allow_any == 1) {
-        e = shoal_net_allow_any(r, true);
-        if (e != SHOAL_OK) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "allow-any: %s", shoal_strerror(e));
-            return EXIT_START;
-        }
-        shoal__tool_logf(&logger, SHOAL_LOG_WARN,
-                         "allow-any: every peer that completes the handshake is admitted");
-    } else if (s->allow != NULL) {
-        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "allow-list %s: %zu key(s)", s->allow, nkeys);
-    } else {
-        shoal__tool_logf(&logger, SHOAL_LOG_WARN,
-                         "no --allow and no --allow-any: every incoming link is refused");
-    }
-
-    for (int i = 0; i < s->nlisten; i++) {
-        char *bound = NULL;
-        e = shoal_net_listen(r, s->listen[i], &bound);
-        if (e != SHOAL_OK) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "listen %s: %s (%s)", s->listen[i],
-                             shoal_strerror(e), shoal_replica_errmsg(r));
-            return EXIT_START;
-        }
-        if (bound != NULL)
-            shoal__endpoint_tidy(bound);
-        printf("%s\n", bound != NULL ? bound : s->listen[i]);
-        fflush(stdout);
-        shoal_free(bound);
-    }
-    printf("id %s\n", hex);
-    fflush(stdout);
-
-    for (int i = 0; i < s->nupstream; i++) {
-        char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
-        uint8_t key[SHOAL_KEY_BYTES];
-        (void)shoal__parse_peer(s->upstream[i], ep, sizeof ep, key, err, sizeof err);
-        e = shoal_net_connect(r, ep, key);
-        if (e != SHOAL_OK) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "upstream %s: %s (%s)", ep,
-                             shoal_strerror(e), shoal_replica_errmsg(r));
-            return EXIT_START;
-        }
-        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "upstream %s (hub %.16s...)", ep,
-                         s->upstream[i] + strlen(ep) + 1);
+    char err[SHOAL_TOOL_ERRLEN];
+    if (shoal__node_start(node, r, err, sizeof err) != 0) {
+        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "%s", err);
+        return EXIT_START;
     }
     return EXIT_OK;
 }
@@ -510,78 +393,31 @@ main(int argc, char **argv)
     if (s.allow != NULL && s.allow_any == 1)
         return usage_error("%s", "--allow and --allow-any exclude each other");
 
-    for (int i = 0; i < s.nupstream; i++) {
-        char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
-        uint8_t key[SHOAL_KEY_BYTES];
-        if (shoal__parse_peer(s.upstream[i], ep, sizeof ep, key, err, sizeof err) != 0)
-            return usage_error("upstream: %s", err);
+    shoal_node node = {
+        .listen = s.listen,
+        .nlisten = s.nlisten,
+        .peers = s.upstream,
+        .npeers = s.nupstream,
+        .allow = s.allow,
+        .allow_any = s.allow_any == 1,
+        .status_interval = interval,
+        .log = &logger,
+    };
+    char err[SHOAL_TOOL_ERRLEN];
+    rc = shoal__node_prepare(&node, err, sizeof err);
+    if (rc == 1)
+        return usage_error("upstream: %s", err);
+    if (rc != 0) {
+        fprintf(stderr, "shoal-relay: %s\n", err);
+        return EXIT_USAGE;
     }
-    uint8_t *keys = NULL;
-    size_t nkeys = 0;
-    if (s.allow != NULL) {
-        char err[SHOAL_JSON_ERRLEN + 256];
-        if (shoal__read_allow_file(s.allow, &keys, &nkeys, err, sizeof err) != 0) {
-            fprintf(stderr, "shoal-relay: %s\n", err);
-            return EXIT_USAGE;
-        }
-    }
-    if (shoal__signals_install() != 0) {
-        fprintf(stderr, "shoal-relay: cannot install signal handlers: %s\n", strerror(errno));
-        free(keys);
-        return EXIT_START;
-    }
-
     shoal_replica *r = NULL;
-    rc = start(&s, keys, nkeys, &r);
-    if (rc != EXIT_OK) {
-        free(keys);
-        shoal_replica_close(r);
-        return rc;
-    }
-    shoal__tool_logf(&logger, SHOAL_LOG_INFO, "running (pid %ld)", (long)getpid());
-
-    uint64_t next_status = mono_ms() + (uint64_t)interval * 1000u;
-    bool stop = false;
-    while (!stop) {
-        int timeout = -1;
-        if (interval > 0) {
-            uint64_t now = mono_ms();
-            timeout = now >= next_status ? 0 : (int)(next_status - now);
-        }
-        struct pollfd pfd = { .fd = shoal__signal_fd(), .events = POLLIN };
-        int n = poll(&pfd, 1, timeout);
-        if (n < 0 && errno != EINTR) {
-            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "poll: %s", strerror(errno));
-            break;
-        }
-        if (n > 0) {
-            char sigs[64];
-            ssize_t got;
-            while ((got = read(shoal__signal_fd(), sigs, sizeof sigs)) > 0)
-                for (ssize_t k = 0; k < got; k++) {
-                    if (sigs[k] == SIGUSR1) {
-                        log_peers(r);
-                    } else if (sigs[k] == SIGHUP) {
-                        if (s.allow != NULL)
-                            (void)shoal__allow_reload(r, s.allow, &keys, &nkeys, &logger);
-                        else
-                            shoal__tool_logf(&logger, SHOAL_LOG_WARN,
-                                             "SIGHUP: no allow-list file to reload");
-                    } else if (!stop) {
-                        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "%s: shutting down",
-                                         sigs[k] == SIGINT ? "SIGINT" : "SIGTERM");
-                        stop = true;
-                    }
-                }
-        }
-        if (interval > 0 && mono_ms() >= next_status) {
-            log_status(r);
-            next_status = mono_ms() + (uint64_t)interval * 1000u;
-        }
-    }
-    free(keys);
-    shoal_net_stop(r);
+    rc = start(&s, &node, &r);
+    if (rc == EXIT_OK)
+        shoal__node_run(&node, r);
+    shoal__node_free(&node);
     shoal_replica_close(r);
-    shoal__tool_logf(&logger, SHOAL_LOG_INFO, "stopped; replica closed");
-    return EXIT_OK;
+    if (rc == EXIT_OK)
+        shoal__tool_logf(&logger, SHOAL_LOG_INFO, "stopped; replica closed");
+    return rc;
 }

@@ -25,15 +25,16 @@
 #include <string.h>
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "encode.h"
 #include "json.h"
+#include "log.h"
+#include "node.h"
+#include "peerspec.h"
 #include "shoal.h"
 
 /* Exit codes (documented in usage() and docs/cli.md). */
@@ -64,7 +65,8 @@ static const char usage_text[] =
     "argument, so negative numbers need no quoting.\n"
     "\n"
     "commands:\n"
-    "  init                            create the replica if needed; print its id\n"
+    "  init                            create the replica (and missing parent\n"
+    "                                  directories) if needed; print its id\n"
     "  put COLL ID JSON_OBJECT         set each key as a register field (one change;\n"
     "                                  re-creates a deleted document)\n"
     "  unset COLL ID FIELD             remove a field\n"
@@ -78,8 +80,10 @@ static const char usage_text[] =
     "  export [--since FILE|-]         write a bundle to stdout: the changes that a\n"
     "                                  replica whose `version` output is in FILE (or\n"
     "                                  stdin) lacks; all changes without --since\n"
-    "  import                          read a bundle from stdin, verify and apply;\n"
-    "                                  print {\"applied\":N,\"duplicate\":N,\"pending\":N}\n"
+    "  import                          read a bundle from stdin, verify and apply (a\n"
+    "                                  missing DIR becomes a new replica); print\n"
+    "                                  {\"applied\":N,\"duplicate\":N,\"equivocations\":N,\n"
+    "                                   \"pending\":N}\n"
     "  digest [--full]                 print the visible-state (or full-state) digest\n"
     "  serve [--listen EP ...] [--allow FILE | --allow-any] [--peer EP@PUBKEY ...]\n"
     "        [--log-level LEVEL] [--events]\n"
@@ -300,31 +304,112 @@ parse_index(const char *s, size_t *out)
     return 0;
 }
 
-/* Open the replica in dir.  Every command but init needs an existing,
- * non-empty directory, so a typo in -d does not silently create a replica. */
+/* The directories that this run created for a new replica, parents first
+ * (import removes them again when it fails). */
+typedef struct made_dirs {
+    char *path[64];
+    int n;
+} made_dirs;
+
+static void
+made_dirs_free(made_dirs *m)
+{
+    while (m->n > 0)
+        free(m->path[--m->n]);
+}
+
+/* Create dir and its missing parents, like mkdir -p: the parents with mode
+ * 0777 less the umask, dir itself 0700 as the library would.  What it
+ * creates is recorded in made (may be NULL).  Returns 0, or -1 with the
+ * error reported. */
+static int
+make_dirs(const char *dir, made_dirs *made)
+{
+    size_t len = strlen(dir);
+    char *p = strdup(dir);
+    if (p == NULL) {
+        errorf("out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 1; rc == 0 && i <= len; i++) {
+        if ((i < len && p[i] != '/') || p[i - 1] == '/')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        struct stat st;
+        if (mkdir(p, i == len ? 0700 : 0777) == 0) {
+            if (made != NULL && made->n < 64) {
+                made->path[made->n] = strdup(p);
+                made->n += made->path[made->n] != NULL;
+            }
+        } else if (errno != EEXIST) {
+            errorf("cannot create directory %s: %s", p, strerror(errno));
+            rc = -1;
+        } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            errorf("cannot create directory %s: it exists and is not a directory", p);
+            rc = -1;
+        }
+        p[i] = c;
+    }
+    free(p);
+    return rc;
+}
+
+/* 1 when dir does not exist, 2 when it is an empty directory, 0 when it
+ * has entries, -1 with errno set when it cannot be read. */
+static int
+dir_is_new(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 1 : -1;
+    int empty = 2;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL)
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* Undo the new replica a failed import made in dir (missing or empty
+ * before this run): remove the files in it, then the directories made. */
+static void
+undo_new_replica(const char *dir, made_dirs *made)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *ent;
+        while ((ent = readdir(d)) != NULL) {
+            if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+                continue;
+            char path[4096];
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, ent->d_name) < sizeof path)
+                (void)unlink(path);
+        }
+        closedir(d);
+    }
+    for (int i = made->n - 1; i >= 0; i--)
+        (void)rmdir(made->path[i]);
+}
+
+/* Open the replica in dir.  Every command but init (and import into a new
+ * directory) needs an existing, non-empty directory, so a typo in -d does
+ * not silently create a replica. */
 static int
 open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **out)
 {
     *out = NULL;
     if (!create) {
-        DIR *d = opendir(dir);
-        if (d == NULL) {
+        int fresh = dir_is_new(dir);
+        if (fresh != 0) {
             errorf("no replica at %s: %s (create one with 'shoal -d DIR init')", dir,
-                   strerror(errno));
-            return EXIT_ERR;
-        }
-        bool empty = true;
-        struct dirent *ent;
-        while ((ent = readdir(d)) != NULL)
-            if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
-                empty = false;
-                break;
-            }
-        closedir(d);
-        if (empty) {
-            errorf("no replica at %s: directory is empty (create one with "
-                   "'shoal -d DIR init')",
-                   dir);
+                   fresh < 0    ? strerror(errno)
+                   : fresh == 1 ? "no such directory"
+                                : "the directory is empty");
             return EXIT_ERR;
         }
     }
@@ -706,8 +791,9 @@ cmd_import(shoal_replica *r)
     free(buf);
     if (e != SHOAL_OK)
         return fail(r, e, "import rejected", true);
-    return print_json(json_pack("{s:I,s:I,s:I}", "applied", (json_int_t)res.applied, "duplicate",
-                                (json_int_t)res.duplicate, "pending", (json_int_t)res.pending));
+    return print_json(json_pack("{s:I,s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
+                                "duplicate", (json_int_t)res.duplicate, "equivocations",
+                                (json_int_t)res.equivocations, "pending", (json_int_t)res.pending));
 }
 
 static int
@@ -757,65 +843,19 @@ cmd_peers(shoal_replica *r)
     return j != NULL ? print_json(j) : rc;
 }
 
-/* serve's allow-list as last read (SIGHUP compares the file with it). */
-static uint8_t *serve_keys;
-static size_t serve_nkeys;
-
-/* SIGUSR1 in serve: the peers as one JSON line on stderr. */
-static void
-serve_log_peers(shoal_replica *r, shoal_tool_log *lg)
-{
-    int rc = EXIT_OK;
-    json_t *j = peers_json(r, &rc);
-    char *s = j != NULL ? shoal__json_dumps(j) : NULL;
-    json_decref(j);
-    if (s != NULL) {
-        fprintf(stderr, "shoal serve: peers %s\n", s);
-        fflush(stderr);
-    } else {
-        shoal__tool_logf(lg, SHOAL_LOG_ERROR, "peers: cannot build the JSON");
-    }
-    free(s);
-}
-
-/* Print the events waiting on r as JSON lines (serve --events). */
-static void
-serve_print_events(shoal_replica *r, int wait_ms)
-{
-    shoal_event *ev = NULL;
-    while (shoal_event_next(r, wait_ms, &ev) == SHOAL_OK) {
-        json_t *j = json_pack("{s:s,s:s,s:b}", "coll", shoal_event_collection(ev), "id",
-                              shoal_event_doc_id(ev), "remote", shoal_event_remote(ev));
-        if (j != NULL && shoal_event_overflowed(ev))
-            json_object_set_new(j, "overflowed", json_true());
-        shoal_event_free(ev);
-        if (j != NULL) {
-            char *s = shoal__json_dumps(j);
-            if (s != NULL)
-                printf("%s\n", s);
-            free(s);
-            json_decref(j);
-        }
-        fflush(stdout);
-        wait_ms = 0;
-    }
-}
-
 static int
 cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
 {
     const char *listen[MAX_NET_ARGS], *peers[MAX_NET_ARGS];
-    int nlisten = 0, npeers = 0;
-    const char *allow = NULL;
-    bool allow_any = false, events = false;
+    shoal_node node = { .listen = listen, .peers = peers, .log = lg };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--allow-any") == 0) {
-            allow_any = true;
+            node.allow_any = true;
             continue;
         }
         if (strcmp(a, "--events") == 0) {
-            events = true;
+            node.events = true;
             continue;
         }
         if (strcmp(a, "--listen") != 0 && strcmp(a, "--peer") != 0 && strcmp(a, "--allow") != 0 &&
@@ -831,116 +871,37 @@ cmd_serve(shoal_replica *r, shoal_tool_log *lg, int argc, char **argv)
         }
         const char *v = argv[++i];
         if (strcmp(a, "--allow") == 0) {
-            allow = v;
+            node.allow = v;
         } else if (strcmp(a, "--log-level") == 0) {
             int lv = shoal__log_level_parse(v);
             if (lv < 0)
                 return usage_error("serve: --log-level is error, warn, info or debug");
             lg->max_level = lv;
-        } else if (nlisten >= MAX_NET_ARGS || npeers >= MAX_NET_ARGS) {
+        } else if (node.nlisten >= MAX_NET_ARGS || node.npeers >= MAX_NET_ARGS) {
             return usage_error("serve: at most 64 --listen and 64 --peer");
         } else if (strcmp(a, "--listen") == 0) {
-            listen[nlisten++] = v;
+            listen[node.nlisten++] = v;
         } else {
-            peers[npeers++] = v;
+            peers[node.npeers++] = v;
         }
     }
-    if (nlisten == 0 && npeers == 0)
+    if (node.nlisten == 0 && node.npeers == 0)
         return usage_error("serve: give --listen ENDPOINT and/or --peer ENDPOINT@PUBKEY");
-    if (allow != NULL && allow_any)
+    if (node.allow != NULL && node.allow_any)
         return usage_error("serve: --allow and --allow-any exclude each other");
-    char err[SHOAL_JSON_ERRLEN + 256];
-    /* Check every --peer before anything binds. */
-    for (int i = 0; i < npeers; i++) {
-        char ep[ENDPOINT_MAX];
-        uint8_t key[SHOAL_KEY_BYTES];
-        if (shoal__parse_peer(peers[i], ep, sizeof ep, key, err, sizeof err) != 0)
-            return usage_error(err);
-    }
-    uint8_t *keys = NULL;
-    size_t nkeys = 0;
-    if (allow != NULL && shoal__read_allow_file(allow, &keys, &nkeys, err, sizeof err) != 0) {
+    char err[SHOAL_TOOL_ERRLEN];
+    int prep = shoal__node_prepare(&node, err, sizeof err);
+    if (prep == 1)
+        return usage_error(err);
+    int rc = EXIT_OK;
+    if (prep != 0 || shoal__node_start(&node, r, err, sizeof err) != 0) {
         errorf("serve: %s", err);
-        return EXIT_ERR;
+        rc = EXIT_ERR;
+    } else {
+        shoal__node_run(&node, r);
     }
-    shoal_err e = SHOAL_OK;
-    for (size_t k = 0; e == SHOAL_OK && k < nkeys; k++)
-        e = shoal_net_allow(r, keys + k * SHOAL_KEY_BYTES);
-    /* Kept for SIGHUP (a static: still reachable, however serve ends). */
-    serve_keys = keys;
-    serve_nkeys = nkeys;
-    if (e == SHOAL_OK && allow_any)
-        e = shoal_net_allow_any(r, true);
-    if (e != SHOAL_OK)
-        return fail(r, e, "serve: allow", false);
-    if (nlisten > 0 && allow == NULL && !allow_any)
-        shoal__tool_logf(lg, SHOAL_LOG_WARN,
-                         "no --allow and no --allow-any: every incoming link is refused");
-    if (shoal__signals_install() != 0) {
-        errorf("serve: cannot install signal handlers: %s", strerror(errno));
-        return EXIT_ERR;
-    }
-    for (int i = 0; i < nlisten; i++) {
-        char *bound = NULL;
-        e = shoal_net_listen(r, listen[i], &bound);
-        if (e != SHOAL_OK) {
-            char what[64 + ENDPOINT_MAX];
-            snprintf(what, sizeof what, "serve: listen %.256s", listen[i]);
-            return fail(r, e, what, false);
-        }
-        if (bound != NULL)
-            shoal__endpoint_tidy(bound);
-        printf("%s\n", bound != NULL ? bound : listen[i]);
-        fflush(stdout);
-        shoal_free(bound);
-    }
-    char hex[2 * SHOAL_KEY_BYTES + 1];
-    shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
-    printf("id %s\n", hex);
-    fflush(stdout);
-    for (int i = 0; i < npeers; i++) {
-        char ep[ENDPOINT_MAX];
-        uint8_t key[SHOAL_KEY_BYTES];
-        (void)shoal__parse_peer(peers[i], ep, sizeof ep, key, err, sizeof err);
-        e = shoal_net_connect(r, ep, key);
-        if (e != SHOAL_OK) {
-            char what[64 + ENDPOINT_MAX];
-            snprintf(what, sizeof what, "serve: peer %.256s", ep);
-            return fail(r, e, what, false);
-        }
-        shoal__tool_logf(lg, SHOAL_LOG_INFO, "linking to %s", ep);
-    }
-    /* The engine pushes commits of this handle at once, and finds commits
-     * made by other processes on the same directory (`shoal put` while
-     * serve runs) by looking at the log a few times a second. */
-    bool stop = false;
-    while (!stop) {
-        struct pollfd pfd = { .fd = shoal__signal_fd(), .events = POLLIN };
-        int n = poll(&pfd, 1, events ? 0 : 250);
-        if (n < 0 && errno != EINTR) {
-            errorf("serve: poll: %s", strerror(errno));
-            break;
-        }
-        char sigs[64];
-        ssize_t got;
-        while (n > 0 && (got = read(shoal__signal_fd(), sigs, sizeof sigs)) > 0)
-            for (ssize_t k = 0; k < got; k++) {
-                if (sigs[k] == SIGUSR1)
-                    serve_log_peers(r, lg);
-                else if (sigs[k] == SIGHUP && allow != NULL)
-                    (void)shoal__allow_reload(r, allow, &serve_keys, &serve_nkeys, lg);
-                else if (sigs[k] == SIGHUP)
-                    shoal__tool_logf(lg, SHOAL_LOG_WARN,
-                                     "SIGHUP: no allow-list file (--allow) to reload");
-                else
-                    stop = true;
-            }
-        if (events && !stop)
-            serve_print_events(r, 250);
-    }
-    shoal__tool_logf(lg, SHOAL_LOG_INFO, "shutting down");
-    shoal_net_stop(r);
-    return EXIT_OK;
+    shoal__node_free(&node);
+    return rc;
 }
 
 /* Stats of the peer with key in p: sent and received, 0 if absent. */
@@ -979,7 +940,7 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
     }
     if (spec == NULL)
         return usage_error("usage: shoal -d DIR sync ENDPOINT@PUBKEY [--timeout S]");
-    char ep[ENDPOINT_MAX], err[SHOAL_JSON_ERRLEN];
+    char ep[ENDPOINT_MAX], err[SHOAL_TOOL_ERRLEN];
     uint8_t key[SHOAL_KEY_BYTES];
     if (shoal__parse_peer(spec, ep, sizeof ep, key, err, sizeof err) != 0)
         return usage_error(err);
@@ -1147,11 +1108,26 @@ main(int argc, char **argv)
     const char *env_level = getenv("SHOAL_LOG_LEVEL");
     if (env_level != NULL && shoal__log_level_parse(env_level) > 0)
         lg.max_level = shoal__log_level_parse(env_level);
+    /* init creates the replica and its missing parents (mkdir -p); so does
+     * import into a directory that is missing or empty, which it removes
+     * again when the import fails: a rejected bundle leaves nothing. */
+    bool init = strcmp(name, "init") == 0;
+    bool new_import = strcmp(name, "import") == 0 && dir_is_new(dir) > 0;
+    made_dirs made = { .n = 0 };
+    if ((init || new_import) && make_dirs(dir, new_import ? &made : NULL) != 0) {
+        if (new_import)
+            undo_new_replica(dir, &made);
+        made_dirs_free(&made);
+        return EXIT_ERR;
+    }
     shoal_replica *r = NULL;
-    int rc = open_replica(dir, strcmp(name, "init") == 0, net ? &lg : NULL, &r);
-    if (rc != EXIT_OK)
-        return rc;
-    rc = run(r, &lg, name, nargs, argv + i);
-    shoal_replica_close(r);
+    int rc = open_replica(dir, init || new_import, net ? &lg : NULL, &r);
+    if (rc == EXIT_OK) {
+        rc = run(r, &lg, name, nargs, argv + i);
+        shoal_replica_close(r);
+    }
+    if (new_import && rc != EXIT_OK)
+        undo_new_replica(dir, &made);
+    made_dirs_free(&made);
     return rc;
 }

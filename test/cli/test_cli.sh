@@ -11,7 +11,8 @@ SHOAL=${1:?usage: test_cli.sh PATH/TO/shoal}
 case $SHOAL in /*) ;; *) SHOAL=$PWD/$SHOAL ;; esac
 
 T=$(mktemp -d -t shoal-cli.XXXXXX) || exit 1
-trap 'rm -rf "$T"' EXIT
+serve_pid=
+trap '[ -n "$serve_pid" ] && kill -KILL "$serve_pid" 2>/dev/null; rm -rf "$T"' EXIT
 
 passed=0
 failed=0
@@ -136,7 +137,14 @@ expect "init again" 0 -d "$A" init
 check_eq "init id is stable" "$id_a" "$out"
 expect "init B" 0 -d "$B" init
 id_b=$out
+check_re "B's id is 64 hex" "^[0-9a-f]{64}$" "$id_b"
 check_ne "two replicas have different ids" "$id_a" "$id_b"
+expect "init creates missing parents" 0 -d "$T/p1/p2/r" init
+[ -d "$T/p1/p2/r" ] && pass || fail "init did not create $T/p1/p2/r"
+check_eq "new replica dir is private" 700 "$(stat -c %a "$T/p1/p2/r")"
+: >"$T/plainfile"
+expect "init under a file -> 1" 1 -d "$T/plainfile/r" init
+check_re "init names the file" "plainfile: it exists and is not a directory" "$err"
 
 # ---------------------------------------------------------------- put / get
 expect "put" 0 -d "$A" put c d1 '{"a":1,"b":"x","c":true,"n":null,"f":1.5,"neg":-7}'
@@ -215,6 +223,10 @@ expect "trailing garbage refused" 1 -d "$A" put c d1 '{"a":1} x'
 expect "integer beyond int64 refused" 1 -d "$A" put c d1 '{"a":9223372036854775808}'
 expect "duplicate keys refused" 1 -d "$A" put c d1 '{"a":1,"a":2}'
 expect "bad base64 refused" 1 -d "$A" put c d1 '{"a":{"$bytes":"AB"}}'
+# Strict base64: one text names one byte string.
+for b64 in "iVBORw=" "iVBORx==" "iVBO Rw==" "YQ==YQ==" "====" "YW==" "iVBORw==\n"; do
+    expect "base64 [$b64] refused" 1 -d "$A" put c d1 "{\"a\":{\"\$bytes\":\"$b64\"}}"
+done
 expect "bad \$float refused" 1 -d "$A" put c d1 '{"a":{"$float":"NaN"}}'
 expect "one bad field refuses the whole put" 1 -d "$A" put c d1 '{"ok":1,"bad":[1]}'
 check_eq "refused input changed nothing" "$d0" "$(digest_of "$A" --full)"
@@ -281,14 +293,28 @@ n_all=$(bundle_count "$T/all.bundle")
 seq_a=$("$SHOAL" -d "$A" version | sed 's/.*://; s/}//')
 check_eq "export holds every change" "$seq_a" "$n_all"
 expect_in "import" 0 "$T/all.bundle" -d "$B" import
-check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"pending\":0}" "$out"
+check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
 expect_in "import twice" 0 "$T/all.bundle" -d "$B" import
-check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"pending\":0}" "$out"
+check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"equivocations\":0,\"pending\":0}" "$out"
 check_eq "equal visible digests after import" "$(digest_of "$A")" "$(digest_of "$B")"
 check_eq "equal full digests after import" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 expect "get on B" 0 -d "$B" get c d1
 check_eq "B sees A's document" "$("$SHOAL" -d "$A" get c d1)" "$out"
 check_eq "B version equals A version" "$("$SHOAL" -d "$A" version)" "$("$SHOAL" -d "$B" version)"
+
+# The README's quick start: import into a directory that does not exist
+# makes a new replica there (parents too); a rejected bundle leaves nothing.
+expect_in "import into a new directory" 0 "$T/all.bundle" -d "$T/fresh/other" import
+check_eq "new directory: all applied" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
+check_eq "new directory converged" "$(digest_of "$A" --full)" "$(digest_of "$T/fresh/other" --full)"
+printf 'junk' >"$T/junk0.bundle"
+expect_in "rejected import into a new directory -> 4" 4 "$T/junk0.bundle" -d "$T/gone/other" import
+[ -e "$T/gone" ] && fail "a rejected import left $T/gone behind" || pass
+mkdir "$T/emptydir"
+expect_in "rejected import into an empty directory -> 4" 4 "$T/junk0.bundle" -d "$T/emptydir" import
+check_eq "the empty directory stays, empty" "" "$(ls -A "$T/emptydir")"
+expect "get on an empty directory -> 1" 1 -d "$T/emptydir" get c d1
+check_re "empty directory named" "the directory is empty" "$err"
 
 # --since: nothing missing -> empty bundle; one new change -> one change.
 "$SHOAL" -d "$B" version >"$T/b.vv"
@@ -299,7 +325,7 @@ expect "one more edit" 0 -d "$A" put c d1 '{"late":1}'
 "$SHOAL" -d "$A" export --since - <"$T/b.vv" >"$T/one.bundle"
 check_eq "export --since - holds only the missing change" 1 "$(bundle_count "$T/one.bundle")"
 expect_in "import the missing change" 0 "$T/one.bundle" -d "$B" import
-check_eq "one applied" '{"applied":1,"duplicate":0,"pending":0}' "$out"
+check_eq "one applied" '{"applied":1,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 check_eq "digests equal again" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 echo '{"zz":1}' >"$T/bad.vv"
 expect "export --since bad key" 1 -d "$A" export --since "$T/bad.vv"
@@ -339,11 +365,33 @@ check_eq "export --since seq 1 holds one change" 1 "$(bundle_count "$T/c2.bundle
 D=$T/d
 expect "init D" 0 -d "$D" init
 expect_in "import out of order" 0 "$T/c2.bundle" -d "$D" import
-check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"pending":1}' "$out"
+check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"equivocations":0,"pending":1}' "$out"
 expect "pending change not visible" 2 -d "$D" get k doc
 expect_in "import the rest" 0 "$T/c.bundle" -d "$D" import
 check_re "pending released" '"pending":0' "$out"
 check_eq "D converged with C" "$(digest_of "$C" --full)" "$(digest_of "$D" --full)"
+
+# equivocation: a copy of a replica's directory signs a different change
+# with the same (author, seq); the importer counts it, and whichever order
+# the two arrive in, the smaller change id wins (docs/c-api.md).
+E=$T/e
+expect "init E" 0 -d "$E" init
+expect "E base" 0 -d "$E" put q d '{"v":1}'
+cp -r "$E" "$T/e-twin"
+expect "E writes seq 2" 0 -d "$E" put q d '{"v":2}'
+expect "E's twin writes another seq 2" 0 -d "$T/e-twin" put q d '{"v":3}'
+"$SHOAL" -d "$E" export >"$T/e.bundle"
+"$SHOAL" -d "$T/e-twin" export >"$T/e-twin.bundle"
+expect_in "import E" 0 "$T/e.bundle" -d "$T/ev" import
+check_eq "no equivocation yet" '{"applied":2,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+expect_in "import E's twin" 0 "$T/e-twin.bundle" -d "$T/ev" import
+check_re "one equivocation reported" '^\{"applied":[01],"duplicate":1,"equivocations":1,"pending":0\}$' "$out"
+expect_in "import E's twin first elsewhere" 0 "$T/e-twin.bundle" -d "$T/ev2" import
+expect_in "then E" 0 "$T/e.bundle" -d "$T/ev2" import
+check_re "one equivocation reported there too" '"equivocations":1,' "$out"
+check_eq "both orders converge" "$(digest_of "$T/ev" --full)" "$(digest_of "$T/ev2" --full)"
+expect_in "the twin again" 0 "$T/e-twin.bundle" -d "$T/ev" import
+check_eq "a replayed equivocation is a duplicate" '{"applied":0,"duplicate":2,"equivocations":0,"pending":0}' "$out"
 
 # ---------------------------------------------------------------- offline conflicts converge
 P=$T/p
@@ -374,9 +422,9 @@ check_ne "replicas differ before sync" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "P sends its 4 offline changes" 4 "$(bundle_count "$T/p2q.bundle")"
 check_eq "Q sends its 4 offline changes" 4 "$(bundle_count "$T/q2p.bundle")"
 expect_in "Q imports P's" 0 "$T/p2q.bundle" -d "$Q" import
-check_eq "Q applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+check_eq "Q applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 expect_in "P imports Q's" 0 "$T/q2p.bundle" -d "$P" import
-check_eq "P applied 4" '{"applied":4,"duplicate":0,"pending":0}' "$out"
+check_eq "P applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
 check_eq "converged visible digests" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "converged full digests" "$(digest_of "$P" --full)" "$(digest_of "$Q" --full)"
 expect "get w on P" 0 -d "$P" get inv w
@@ -391,6 +439,62 @@ expect "delete wins on P" 3 -d "$P" get inv g
 expect "delete wins on Q" 3 -d "$Q" get inv g
 check_eq "equal versions" "$("$SHOAL" -d "$P" version)" "$("$SHOAL" -d "$Q" version)"
 check_eq "equal ls" "$("$SHOAL" -d "$P" ls inv)" "$("$SHOAL" -d "$Q" ls inv)"
+
+# ---------------------------------------------------------------- serve: the node loop
+# The loop shoal-relay shares (tools/node.c): bound endpoint and id on
+# stdout, SIGUSR1 logs the peers, SIGHUP re-reads the allow-list (a bad
+# file changes nothing), SIGTERM stops with exit 0.
+# wait_for FILE REGEX: poll FILE for a line matching REGEX, up to 20 s.
+wait_for() {
+    local i
+    for i in $(seq 200); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+printf '# devices\n%s\n' "$id_b" >"$T/serve.allow"
+"$SHOAL" -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/serve.allow" \
+    >"$T/serve.out" 2>"$T/serve.err" &
+serve_pid=$!
+if wait_for "$T/serve.out" "^id $id_a\$"; then pass; else fail "serve: no id line: $(cat "$T/serve.out" "$T/serve.err")"; fi
+check_re "serve prints the port the OS picked" "^tcp://127\.0\.0\.1:[0-9]+$" "$(head -1 "$T/serve.out")"
+kill -USR1 "$serve_pid"
+if wait_for "$T/serve.err" ' shoal-serve INFO peers \[.*\]$'; then pass; else fail "serve: SIGUSR1 logged no peers line: $(cat "$T/serve.err")"; fi
+printf '%s\n%s\n' "$id_b" "$id_a" >"$T/serve.allow"
+kill -HUP "$serve_pid"
+if wait_for "$T/serve.err" "reloaded: 2 key\(s\), 1 added, 0 removed"; then pass; else fail "serve: SIGHUP did not reload: $(cat "$T/serve.err")"; fi
+printf 'not-a-key\n' >"$T/serve.allow"
+kill -HUP "$serve_pid"
+if wait_for "$T/serve.err" "allow-list not reloaded, nothing changed: .* line 1"; then pass; else fail "serve: bad allow-list on SIGHUP: $(cat "$T/serve.err")"; fi
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+check_eq "serve exits 0 on SIGTERM" 0 $?
+serve_pid=
+check_re "serve logs its shutdown" "SIGTERM: shutting down" "$(cat "$T/serve.err")"
+expect "serve with a bad --peer -> 1" 1 -d "$A" serve --peer "tcp://127.0.0.1:1@zz"
+expect "serve with --allow and --allow-any -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/serve.allow" --allow-any
+expect "serve with an unreadable allow-list -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/no-such-allow"
+
+# ---------------------------------------------------------------- README quick start
+# The snippet of README.md ("The `shoal` tool"), as written, in a new dir.
+mkdir "$T/readme"
+if (
+    cd "$T/readme" || exit 1
+    shoal() { "$SHOAL" "$@"; }
+    set -e
+    shoal -d ./replica init >/dev/null
+    shoal -d ./replica put items widget '{"name":"Widget","price":10}'
+    shoal -d ./replica incr items widget stock -2
+    shoal -d ./replica get items widget >/dev/null
+    shoal -d ./replica export > changes.bundle
+    shoal -d ./other import < changes.bundle >/dev/null
+    [ "$(shoal -d ./other get items widget)" = '{"name":"Widget","price":10,"stock":-2}' ]
+) 2>"$T/stderr"; then
+    pass
+else
+    fail "README quick start snippet: $(cat "$T/stderr")"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

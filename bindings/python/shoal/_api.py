@@ -1123,18 +1123,20 @@ class _TxnOps:
         self._check(lib.shoal_txn_list_insert(self._t, c, d, f, i, cv))
         del keep
         if self._owner is not None:
-            self._owner._list_delta(c, d, f, +1)
+            self._owner._list_edit(c, d, f, ("insert", i, v))
 
     def remove(self, c: bytes, d: bytes, f: bytes, i: int) -> None:
         self._check(lib.shoal_txn_list_remove(self._t, c, d, f, i))
         if self._owner is not None:
-            self._owner._list_delta(c, d, f, -1)
+            self._owner._list_edit(c, d, f, ("remove", i, None))
 
     def replace(self, c: bytes, d: bytes, f: bytes, i: int, v: Any) -> None:
         cv = ffi.new("shoal_value *")
         keep = _fill(cv, v)
         self._check(lib.shoal_txn_list_replace(self._t, c, d, f, i, cv))
         del keep
+        if self._owner is not None:
+            self._owner._list_edit(c, d, f, ("replace", i, v))
 
     def delete(self, c: bytes, d: bytes) -> None:
         self._check(lib.shoal_txn_delete(self._t, c, d))
@@ -1160,7 +1162,10 @@ class Transaction:
         self._r = replica
         self._p: Any = None
         self._lock = threading.Lock()
-        self._deltas: Dict[Tuple[bytes, bytes, bytes], int] = {}
+        # The list edits made so far, per (collection, id, field), in order:
+        # (kind, index, value).  ListField replays them over the state it
+        # reads, so that a second pop() or a negative index sees the first.
+        self._list_edits: Dict[Tuple[bytes, bytes, bytes], List[Tuple[str, int, Any]]] = {}
         self._deleted: set = set()
         self._thread: Optional[threading.local] = None
         self._done = False
@@ -1221,12 +1226,26 @@ class Transaction:
             finally:
                 r._exit()
 
-    def _list_delta(self, c: bytes, d: bytes, f: bytes, n: int) -> None:
-        k = (c, d, f)
-        self._deltas[k] = self._deltas.get(k, 0) + n
+    def _list_edit(self, c: bytes, d: bytes, f: bytes, edit: Tuple[str, int, Any]) -> None:
+        self._list_edits.setdefault((c, d, f), []).append(edit)
 
-    def _pending_len(self, c: bytes, d: bytes, f: bytes) -> int:
-        return self._deltas.get((c, d, f), 0)
+    def _has_list_edits(self, c: bytes, d: bytes, f: bytes) -> bool:
+        return (c, d, f) in self._list_edits
+
+    def _list_view(self, c: bytes, d: bytes, f: bytes, items: List[Any]) -> List[Any]:
+        """items (a stored list) with this transaction's edits of that list
+        applied the way the commit applies them: an insert past the end
+        appends, a removal or replacement out of range does nothing here
+        (the commit reports it)."""
+        for kind, i, v in self._list_edits.get((c, d, f), ()):
+            if kind == "insert":
+                items.insert(min(i, len(items)), v)
+            elif 0 <= i < len(items):
+                if kind == "remove":
+                    del items[i]
+                else:
+                    items[i] = v
+        return items
 
     def commit(self) -> None:
         """Commit every edit atomically (durable on return unless the replica
@@ -1635,14 +1654,21 @@ class ListField:
     def __len__(self) -> int:
         return self._read(_list_len, lambda: 0)
 
-    def _len_for_write(self) -> int:
-        """The length edits are resolved against: the visible length plus
-        the inserts/removals made so far in this thread's transaction."""
-        n = len(self)
+    def _items_for_write(self) -> List[Value]:
+        """The elements edits are resolved against: a snapshot with the list
+        edits made so far in this thread's transaction applied."""
+        items = self.to_list()
         t = self._doc._r._current_txn()
         if t is not None:
-            n += t._pending_len(self._doc._c, self._doc._d, self._f)
-        return max(n, 0)
+            items = t._list_view(self._doc._c, self._doc._d, self._f, items)
+        return items
+
+    def _len_for_write(self) -> int:
+        """The length edits are resolved against (see _items_for_write)."""
+        t = self._doc._r._current_txn()
+        if t is None or not t._has_list_edits(self._doc._c, self._doc._d, self._f):
+            return len(self)
+        return len(self._items_for_write())
 
     def __iter__(self) -> Iterator[Value]:
         return iter(self.to_list())
@@ -1756,8 +1782,9 @@ class ListField:
 
     def pop(self, index: int = -1) -> Value:
         """Remove and return element index (read then remove: not atomic
-        against other writers)."""
-        items = self.to_list()
+        against other writers).  Inside a transaction it sees the list
+        edits already made in it, so pop() twice removes two elements."""
+        items = self._items_for_write()
         i = _index(index)
         try:
             value = items[i]
@@ -1769,14 +1796,15 @@ class ListField:
         return value
 
     def remove(self, value: Value) -> None:
-        """Remove the first element equal to value (ValueError if none)."""
-        j = self.to_list().index(value)
+        """Remove the first element equal to value (ValueError if none);
+        inside a transaction, as the list stands after its edits so far."""
+        j = self._items_for_write().index(value)
         doc, f = self._doc, self._f
         doc._r._write(lambda t: t.remove(doc._c, doc._d, f, j))
 
     def clear(self) -> None:
         """Remove every element, in one change."""
-        n = len(self)
+        n = self._len_for_write()
         doc, f = self._doc, self._f
 
         def ops(t: _TxnOps) -> None:

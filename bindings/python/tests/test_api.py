@@ -436,3 +436,34 @@ def test_secret_key_owner_only(tmp_path):
             mode = os.stat(os.path.join(root, f)).st_mode
             if "key" in f or "secret" in f:
                 assert not mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
+def test_list_edits_in_one_transaction_see_each_other(replica):
+    # pop() twice in one transaction used the stored length for both and
+    # failed at commit with "index 4, length 4".
+    lines = replica.doc("c", "tx").list("l")
+    lines.extend([0, 1, 2, 3, 4])
+    with replica.transaction():
+        assert lines.pop() == 4
+        assert lines.pop() == 3
+        assert lines.pop(-2) == 1
+        assert lines.pop(0) == 0
+        # Reads still show the stored list until the commit.
+        assert lines.to_list() == [0, 1, 2, 3, 4]
+    assert lines.to_list() == [2]
+    with replica.transaction():
+        lines.append("a")
+        lines.insert(0, "z")
+        lines[1] = "two"
+        assert lines.pop() == "a"
+        lines.remove("z")
+        assert lines.pop(-1) == "two"
+    assert lines.to_list() == []
+    lines.extend(["x", "y", "z"])
+    with replica.transaction():
+        lines.pop()
+        lines.clear()  # the two elements left, not three
+    assert lines.to_list() == []
+    # Outside a transaction nothing is remembered between calls.
+    lines.extend([1, 2])
+    assert lines.pop() == 2 and lines.pop() == 1 and lines.to_list() == []
