@@ -109,15 +109,6 @@ shoal__dmeta_clear(shoal__dmeta *m)
     memset(m, 0, sizeof *m);
 }
 
-size_t
-shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
-{
-    memcpy(out, coll, clen);
-    out[clen] = 0;
-    memcpy(out + clen + 1, id, idlen);
-    return clen + 1 + idlen;
-}
-
 /* ----------------------------------------------------------------- cache */
 
 static void
