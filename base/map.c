@@ -21,7 +21,7 @@
 #include "shoal.h"
 
 enum {
-    MIN_CAP = 16
+    MIN_CAP = 8
 };
 
 /* Stands in for a NULL key pointer of length 0 (a NULL key marks an empty
@@ -39,28 +39,6 @@ shoal__map_init_borrow(shoal__map *m)
 {
     memset(m, 0, sizeof *m);
     m->borrow = true;
-}
-
-/* The slot holding key, or the empty slot where it would go; cap > 0. */
-static size_t
-find(const shoal__map *m, const void *key, size_t klen, uint32_t h)
-{
-    size_t mask = m->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        const shoal__map_slot *s = &m->s[i];
-        if (!s->key ||
-            (s->hash == h && s->klen == klen && (klen == 0 || memcmp(s->key, key, klen) == 0)))
-            return i;
-    }
-}
-
-void *
-shoal__map_get(const shoal__map *m, const void *key, size_t klen)
-{
-    if (m->n == 0)
-        return NULL;
-    size_t i = find(m, key, klen, (uint32_t)shoal__hash(key, klen));
-    return m->s[i].key ? m->s[i].val : NULL;
 }
 
 /* Re-slot every entry into cap slots (cap a power of two >= 2 * n). */
@@ -103,19 +81,12 @@ shoal__map_put(shoal__map *m, const void *key, size_t klen, void *val)
     if (klen > UINT32_MAX)
         return SHOAL_EINVAL;
     uint32_t h = (uint32_t)shoal__hash(key, klen);
-    if (m->cap) {
-        size_t i = find(m, key, klen, h);
-        if (m->s[i].key) {
-            if (m->borrow)
-                m->s[i].key = klen ? key : empty_key;
-            m->s[i].val = val;
-            return SHOAL_OK;
-        }
-    }
-    if (2 * (m->n + 1) > m->cap) {
-        int rc = shoal__map_reserve(m, m->n + 1);
-        if (rc)
-            return rc;
+    size_t i = m->cap ? shoal__map_find(m, key, klen, h) : 0;
+    if (m->cap && m->s[i].key) {
+        if (m->borrow)
+            m->s[i].key = klen ? key : empty_key;
+        m->s[i].val = val;
+        return SHOAL_OK;
     }
     const uint8_t *k = klen ? key : empty_key;
     if (!m->borrow) {
@@ -126,7 +97,15 @@ shoal__map_put(shoal__map *m, const void *key, size_t klen, void *val)
             memcpy(copy, key, klen);
         k = copy;
     }
-    size_t i = find(m, key, klen, h);
+    if (2 * (m->n + 1) > m->cap) {
+        int rc = shoal__map_reserve(m, m->n + 1);
+        if (rc) {
+            if (!m->borrow)
+                shoal__free((void *)(uintptr_t)k);
+            return rc;
+        }
+        i = shoal__map_find(m, key, klen, h);
+    }
     m->s[i].key = k;
     m->s[i].val = val;
     m->s[i].hash = h;
@@ -161,7 +140,7 @@ shoal__map_take(shoal__map *m, const void *key, size_t klen)
 {
     if (m->n == 0)
         return NULL;
-    size_t i = find(m, key, klen, (uint32_t)shoal__hash(key, klen));
+    size_t i = shoal__map_find(m, key, klen, (uint32_t)shoal__hash(key, klen));
     if (!m->s[i].key)
         return NULL;
     void *val = m->s[i].val;
@@ -203,10 +182,14 @@ shoal__map_reset(shoal__map *m)
 void
 shoal__map_clear(shoal__map *m, void (*fn)(void *val))
 {
-    for (size_t i = 0; fn && i < m->cap; i++)
-        if (m->s[i].key)
+    for (size_t i = 0; (fn || !m->borrow) && i < m->cap; i++) {
+        if (!m->s[i].key)
+            continue;
+        if (fn)
             fn(m->s[i].val);
-    shoal__map_reset(m);
+        if (!m->borrow)
+            shoal__free((void *)(uintptr_t)m->s[i].key);
+    }
     shoal__free(m->s);
     bool borrow = m->borrow;
     memset(m, 0, sizeof *m);

@@ -30,6 +30,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "hash.h"
 
 typedef struct shoal__map_slot {
     const uint8_t *key; /* NULL: empty slot */
@@ -49,8 +52,10 @@ typedef struct shoal__map {
 /* An empty map that copies keys / that borrows them. */
 void shoal__map_init(shoal__map *m);
 void shoal__map_init_borrow(shoal__map *m);
-/* The value of key, or NULL. */
-void *shoal__map_get(const shoal__map *m, const void *key, size_t klen);
+/* The value of key, or NULL.  Inline (with the hash): it is the hot path
+ * of every user, and a constant klen lets the compiler unroll the hash
+ * and the key comparison. */
+static inline void *shoal__map_get(const shoal__map *m, const void *key, size_t klen);
 /* Insert or replace (the old value is dropped, not freed; a borrowing map
  * takes the new key pointer).  SHOAL_ENOMEM (nothing changed) if the map
  * had to grow and could not; never allocates in a borrowing map that
@@ -69,5 +74,27 @@ void shoal__map_clear(shoal__map *m, void (*fn)(void *val));
 int shoal__map_reserve(shoal__map *m, size_t n);
 /* Remove every entry, keeping the slots (no call on the values). */
 void shoal__map_reset(shoal__map *m);
+
+/* The slot holding key, or the empty slot where it would go; m->cap > 0. */
+static inline size_t
+shoal__map_find(const shoal__map *m, const void *key, size_t klen, uint32_t h)
+{
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const shoal__map_slot *s = &m->s[i];
+        if (!s->key ||
+            (s->hash == h && s->klen == klen && (klen == 0 || memcmp(s->key, key, klen) == 0)))
+            return i;
+    }
+}
+
+static inline void *
+shoal__map_get(const shoal__map *m, const void *key, size_t klen)
+{
+    if (m->n == 0)
+        return NULL;
+    size_t i = shoal__map_find(m, key, klen, (uint32_t)shoal__hash(key, klen));
+    return m->s[i].key ? m->s[i].val : NULL;
+}
 
 #endif /* SHOAL_BASE_MAP_H */

@@ -96,15 +96,9 @@ static const char *const table_names[T_COUNT] = {
  * equivocation resolved against it, change_supersede): the entry stays (its
  * link keeps the document chain whole) but names no applied change: no
  * index, tail lookup, version vector or log scan counts it. */
-#define LINK_DEAD ((uint64_t)1 << 62)
-/* coll NUL id: at most 128 + 1 + 256 bytes with the public limits, below
- * LMDB's 511-byte key limit. */
-enum {
-    DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID
-};
+#define LINK_DEAD     ((uint64_t)1 << 62)
 #define IDENTITY_FILE "identity"
 #define IDENTITY_TMP  "identity.tmp"
-#define SK_BYTES      64
 
 struct shoal__store {
     MDB_env *env; /* owned */
@@ -160,12 +154,10 @@ typedef struct tail_set {
     tail_ent *tail;   /* owned; positions ixnext .. lognext - 1 */
     size_t ntail;
     size_t captail;
-    /* Open-addressing hashes over the live (not dead) entries, slot =
-     * entry index + 1, 0 = empty; hcap slots each, a power of two at least
-     * twice captail.  hcid: by change id; hauth: by author, the entry with
-     * the author's greatest seq. */
-    uint32_t *hcid, *hauth; /* owned */
-    size_t hcap;
+    /* Maps over the live (not dead) entries, keys Borrowed from the
+     * entries, room for captail entries: bycid by change id, byauthor by
+     * author (the entry with the author's greatest seq). */
+    shoal__map bycid, byauthor;
 } tail_set;
 
 struct shoal__stxn {
@@ -182,8 +174,7 @@ struct shoal__stxn {
     tail_ent *tail;
     size_t ntail;
     size_t captail;
-    uint32_t *hcid, *hauth;
-    size_t hcap;
+    shoal__map bycid, byauthor;
     /* The last change id change_pos found nowhere (miss_ok): an import
      * asks change_has and then change_put for the same new id.  Only
      * change_put adds an id, and it clears this. */
@@ -252,24 +243,6 @@ tfail(shoal__stxn *t, const char *what, int rc)
 
 /* -------------------------------------------------------------- bytes */
 
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static MDB_val
 mval(const void *p, size_t n)
 {
@@ -333,7 +306,7 @@ identity_create(const char *dir, const char *path, const uint8_t *sk, char *errb
     if (fchmod(fd, 0600) != 0)
         e = errno;
     if (!e)
-        e = write_all(fd, sk, SK_BYTES);
+        e = write_all(fd, sk, SHOAL__SK_BYTES);
     if (!e && fsync(fd) != 0)
         e = errno;
     if (close(fd) != 0 && !e)
@@ -375,7 +348,7 @@ identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf, size
     if (!path)
         return SHOAL_ENOMEM;
     snprintf(path, plen, "%s/%s", dir, IDENTITY_FILE);
-    uint8_t *sk = sodium_malloc(SK_BYTES);
+    uint8_t *sk = sodium_malloc(SHOAL__SK_BYTES);
     if (!sk) {
         shoal__free(path);
         return SHOAL_ENOMEM;
@@ -397,16 +370,16 @@ identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf, size
         close(fd);
         goto out;
     }
-    if (!S_ISREG(st.st_mode) || st.st_size != SK_BYTES) {
+    if (!S_ISREG(st.st_mode) || st.st_size != SHOAL__SK_BYTES) {
         close(fd);
         if (errbuf && errlen)
-            snprintf(errbuf, errlen, "%s: not a %d-byte identity file", path, SK_BYTES);
+            snprintf(errbuf, errlen, "%s: not a %d-byte identity file", path, SHOAL__SK_BYTES);
         rc = SHOAL_ECORRUPT;
         goto out;
     }
     size_t got = 0;
-    while (got < SK_BYTES) {
-        ssize_t r = read(fd, sk + got, SK_BYTES - got);
+    while (got < SHOAL__SK_BYTES) {
+        ssize_t r = read(fd, sk + got, SHOAL__SK_BYTES - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -419,13 +392,13 @@ identity_load(const char *dir, uint8_t pk[32], uint8_t **skp, char *errbuf, size
     }
     close(fd);
     /* The key pair must be self-consistent: rebuild it from the seed. */
-    uint8_t *chk = sodium_malloc(SK_BYTES);
+    uint8_t *chk = sodium_malloc(SHOAL__SK_BYTES);
     if (!chk) {
         rc = SHOAL_ENOMEM;
         goto out;
     }
     crypto_sign_seed_keypair(pk, chk, sk);
-    if (sodium_memcmp(chk, sk, SK_BYTES) != 0) {
+    if (sodium_memcmp(chk, sk, SHOAL__SK_BYTES) != 0) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s: public half does not match the secret key", path);
         rc = SHOAL_ECORRUPT;
@@ -447,7 +420,7 @@ shoal__store_free_secret(uint8_t *sk)
 {
     /* sodium_free zeroes the whole allocation before releasing it. */
     if (sk) {
-        sodium_memzero(sk, SK_BYTES);
+        sodium_memzero(sk, SHOAL__SK_BYTES);
         sodium_free(sk);
     }
 }
@@ -987,36 +960,27 @@ corrupt(shoal__stxn *t, const char *what)
     return SHOAL_ECORRUPT;
 }
 
-static int
-authseq_key(uint8_t k[40], const uint8_t author[32], uint64_t seq)
-{
-    memcpy(k, author, 32);
-    put_be64(k + 32, seq);
-    return 40;
-}
-
 static bool
 ent_parse(const uint8_t *p, size_t n, log_ent *e)
 {
     memset(e, 0, sizeof *e);
     if (n < LOG_HDR)
         return false;
-    uint64_t l = get_be64(p + 72);
+    uint64_t l = shoal__be64_get(p + 72);
     size_t off = LOG_HDR;
     e->link = l & ~(LINK_META | LINK_DEAD);
     e->dead = (l & LINK_DEAD) != 0;
     if (l & LINK_META) {
         if (n - off < 2)
             return false;
-        size_t kl = (size_t)p[off] << 8 | p[off + 1];
+        size_t kl = shoal__be16_get(p + off);
         off += 2;
-        if (kl == 0 || kl > DOCKEY_MAX || n - off < kl + 4)
+        if (kl == 0 || kl > SHOAL__DOCKEY_MAX || n - off < kl + 4)
             return false;
         e->key = p + off;
         e->klen = kl;
         off += kl;
-        size_t ml =
-            (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 | (size_t)p[off + 2] << 8 | p[off + 3];
+        size_t ml = shoal__be32_get(p + off);
         off += 4;
         if (n - off < ml)
             return false;
@@ -1044,80 +1008,46 @@ tail_free(shoal__stxn *t)
 {
     tail_drop_metas(t);
     shoal__free(t->tail);
-    shoal__free(t->hcid);
-    shoal__free(t->hauth);
+    shoal__map_clear(&t->bycid, NULL);
+    shoal__map_clear(&t->byauthor, NULL);
     t->tail = NULL;
-    t->hcid = t->hauth = NULL;
-    t->ntail = t->captail = t->hcap = 0;
+    t->ntail = t->captail = 0;
     t->tail_ok = false;
     t->borrows = false;
 }
 
 /* ------------------------------------------------ tail hashes, cache */
 
-/* Slot of a 32-byte key (ids and keys are hashes or public keys, but tests
- * use patterned ones: mix all of it). */
-static size_t
-key_hash(const uint8_t *k, size_t cap)
-{
-    uint64_t h = 0x9e3779b97f4a7c15u;
-    for (int i = 0; i < 32; i += 8) {
-        uint64_t w;
-        memcpy(&w, k + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-    }
-    return (size_t)h & (cap - 1);
-}
-
 static void
 hash_add(shoal__stxn *t, size_t i)
 {
-    const tail_ent *e = &t->tail[i];
+    tail_ent *e = &t->tail[i];
     if (e->dead)
         return;
-    size_t m = t->hcap - 1;
-    size_t h = key_hash(e->cid, t->hcap);
-    while (t->hcid[h])
-        h = (h + 1) & m;
-    t->hcid[h] = (uint32_t)i + 1;
-    for (h = key_hash(e->author, t->hcap);; h = (h + 1) & m) {
-        uint32_t v = t->hauth[h];
-        if (!v) {
-            t->hauth[h] = (uint32_t)i + 1;
-            return;
-        }
-        const tail_ent *o = &t->tail[v - 1];
-        if (memcmp(o->author, e->author, 32) == 0) {
-            if (e->seq > o->seq)
-                t->hauth[h] = (uint32_t)i + 1;
-            return;
-        }
-    }
+    /* Room was reserved (hash_rebuild): these puts never fail. */
+    (void)shoal__map_put(&t->bycid, e->cid, SHOAL__ID_BYTES, e);
+    const tail_ent *o = shoal__map_get(&t->byauthor, e->author, SHOAL_KEY_BYTES);
+    if (!o || e->seq > o->seq)
+        (void)shoal__map_put(&t->byauthor, e->author, SHOAL_KEY_BYTES, e);
 }
 
-/* Size the hashes for captail entries and fill them from the tail. */
+/* Size the maps for captail entries and fill them from the tail (after
+ * the tail array moved, too: the maps point into it).  On failure the
+ * tail is dropped whole (the next lookup reloads it from the map). */
 static int
 hash_rebuild(shoal__stxn *t)
 {
-    size_t cap = 64;
-    while (cap < 2 * t->captail)
-        cap *= 2;
-    if (cap != t->hcap) {
-        uint32_t *a = shoal__malloc(cap * sizeof *a), *b = shoal__malloc(cap * sizeof *b);
-        if (!a || !b) {
-            shoal__free(a);
-            shoal__free(b);
-            return SHOAL_ENOMEM;
-        }
-        shoal__free(t->hcid);
-        shoal__free(t->hauth);
-        t->hcid = a;
-        t->hauth = b;
-        t->hcap = cap;
+    if (!t->bycid.s)
+        shoal__map_init_borrow(&t->bycid);
+    if (!t->byauthor.s)
+        shoal__map_init_borrow(&t->byauthor);
+    shoal__map_reset(&t->bycid);
+    shoal__map_reset(&t->byauthor);
+    if (shoal__map_reserve(&t->bycid, t->captail) != SHOAL_OK ||
+        shoal__map_reserve(&t->byauthor, t->captail) != SHOAL_OK) {
+        tail_free(t);
+        return SHOAL_ENOMEM;
     }
-    memset(t->hcid, 0, cap * sizeof *t->hcid);
-    memset(t->hauth, 0, cap * sizeof *t->hauth);
     for (size_t i = 0; i < t->ntail; i++)
         hash_add(t, i);
     return SHOAL_OK;
@@ -1138,9 +1068,8 @@ set_take(shoal__stxn *t, tail_set *c)
     t->tail = c->tail;
     t->ntail = c->ntail;
     t->captail = c->captail;
-    t->hcid = c->hcid;
-    t->hauth = c->hauth;
-    t->hcap = c->hcap;
+    t->bycid = c->bycid;
+    t->byauthor = c->byauthor;
     memset(c, 0, sizeof *c);
 }
 
@@ -1150,8 +1079,8 @@ set_clear(tail_set *c)
     for (size_t i = 0; i < c->ntail; i++)
         shoal__free(c->tail[i].own);
     shoal__free(c->tail);
-    shoal__free(c->hcid);
-    shoal__free(c->hauth);
+    shoal__map_clear(&c->bycid, NULL);
+    shoal__map_clear(&c->byauthor, NULL);
     memset(c, 0, sizeof *c);
 }
 
@@ -1216,12 +1145,12 @@ tail_cache_put(shoal__stxn *t, uint64_t id)
             c->tail = t->tail;
             c->ntail = t->ntail;
             c->captail = t->captail;
-            c->hcid = t->hcid;
-            c->hauth = t->hauth;
-            c->hcap = t->hcap;
+            c->bycid = t->bycid;
+            c->byauthor = t->byauthor;
             t->tail = NULL;
-            t->hcid = t->hauth = NULL;
-            t->ntail = t->captail = t->hcap = 0;
+            memset(&t->bycid, 0, sizeof t->bycid);
+            memset(&t->byauthor, 0, sizeof t->byauthor);
+            t->ntail = t->captail = 0;
             s->tc_ok = true;
             s->tc_txnid = id;
         }
@@ -1281,7 +1210,7 @@ tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le)
     e->pos = pos;
     memcpy(e->cid, hdr, 32);
     memcpy(e->author, hdr + 32, 32);
-    e->seq = get_be64(hdr + 64);
+    e->seq = shoal__be64_get(hdr + 64);
     e->own = NULL;
     e->dk = le ? le->key : NULL; /* borrowed from the map (see tail_ent) */
     e->dmeta = le ? le->meta : NULL;
@@ -1310,7 +1239,7 @@ tail_load(shoal__stxn *t)
     if (rc == SHOAL_OK) {
         if (v.len != 8)
             return corrupt(t, "meta ixnext is not 8 bytes");
-        ix = get_be64(v.p);
+        ix = shoal__be64_get(v.p);
     } else if (rc != SHOAL_ENOTFOUND) {
         return rc;
     }
@@ -1325,7 +1254,7 @@ tail_load(shoal__stxn *t)
         if (k.mv_size != 8)
             rc = corrupt(t, "malformed log key");
         else
-            last = get_be64(k.mv_data);
+            last = shoal__be64_get(k.mv_data);
     } else if (rc == SHOAL_ENOTFOUND) {
         rc = SHOAL_OK;
     }
@@ -1334,7 +1263,7 @@ tail_load(shoal__stxn *t)
     tail_free(t);
     if (!rc && ix <= last) {
         uint8_t start[8];
-        put_be64(start, ix);
+        shoal__be64_put(start, ix);
         for (rc = cur_first(t, c, start, 8, &k, &val); rc == SHOAL_OK;
              rc = cur_get(t, c, &k, &val, MDB_NEXT)) {
             log_ent le;
@@ -1342,7 +1271,7 @@ tail_load(shoal__stxn *t)
                 rc = corrupt(t, "malformed log entry");
                 break;
             }
-            rc = tail_push(t, get_be64(k.mv_data), val.mv_data, &le);
+            rc = tail_push(t, shoal__be64_get(k.mv_data), val.mv_data, &le);
             if (rc)
                 break;
         }
@@ -1358,42 +1287,17 @@ tail_load(shoal__stxn *t)
     return SHOAL_OK;
 }
 
-/* Probe table tab (hcid or hauth) for the entry whose 32-byte field at
- * offset off (cid or author) equals key; NULL if none. */
 static const tail_ent *
-tail_probe(const shoal__stxn *t, const uint32_t *tab, size_t off, const uint8_t key[32])
+tail_find_cid(const shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 {
-    if (!t->ntail)
-        return NULL;
-    size_t m = t->hcap - 1;
-    for (size_t h = key_hash(key, t->hcap); tab[h]; h = (h + 1) & m) {
-        const tail_ent *e = &t->tail[tab[h] - 1];
-        if (memcmp((const uint8_t *)e + off, key, 32) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static const tail_ent *
-tail_find_cid(const shoal__stxn *t, const uint8_t cid[32])
-{
-    return tail_probe(t, t->hcid, offsetof(tail_ent, cid), cid);
+    return shoal__map_get(&t->bycid, cid, SHOAL__ID_BYTES);
 }
 
 /* The live tail entry of author with the greatest seq, or NULL. */
 static const tail_ent *
-tail_find_author(const shoal__stxn *t, const uint8_t author[32])
+tail_find_author(const shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES])
 {
-    return tail_probe(t, t->hauth, offsetof(tail_ent, author), author);
-}
-
-static size_t
-dockey_hash(const uint8_t *k, size_t n, size_t cap)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ k[i]) * 0x100000001b3u;
-    return (size_t)(h ^ h >> 29) & (cap - 1);
+    return shoal__map_get(&t->byauthor, author, SHOAL_KEY_BYTES);
 }
 
 /* Put the newest meta of each document the tail carries into docs (going
@@ -1402,27 +1306,21 @@ dockey_hash(const uint8_t *k, size_t n, size_t cap)
 static int
 docs_flush(shoal__stxn *t)
 {
-    size_t cap = 64;
-    while (cap < 2 * t->ntail)
-        cap *= 2;
-    const tail_ent **seen = NULL;
+    shoal__map seen;
+    shoal__map_init_borrow(&seen);
     int rc = SHOAL_OK;
     for (size_t i = t->ntail; !rc && i > 0; i--) {
         const tail_ent *e = &t->tail[i - 1];
         if (e->dead || !e->dk) /* a superseded entry's meta is stale */
             continue;
-        if (!seen && !(seen = shoal__calloc(cap, sizeof *seen)))
+        if (!seen.s && shoal__map_reserve(&seen, t->ntail) != SHOAL_OK)
             return SHOAL_ENOMEM;
-        size_t h = dockey_hash(e->dk, e->klen, cap);
-        bool dup = false;
-        for (; seen[h] && !dup; h = (h + 1) & (cap - 1))
-            dup = seen[h]->klen == e->klen && memcmp(seen[h]->dk, e->dk, e->klen) == 0;
-        if (dup)
+        if (shoal__map_get(&seen, e->dk, e->klen))
             continue;
-        seen[h] = e;
+        (void)shoal__map_put(&seen, e->dk, e->klen, (void *)(uintptr_t)e); /* reserved */
         rc = t_put(t, T_DOCS, e->dk, e->klen, e->dmeta, e->mlen, 0);
     }
-    shoal__free(seen);
+    shoal__map_clear(&seen, NULL);
     return rc;
 }
 
@@ -1436,7 +1334,7 @@ tail_flush(shoal__stxn *t)
         if (e->dead) { /* superseded: no index entry; a meta it carried is stale */
             continue;
         }
-        put_be64(pb, e->pos);
+        shoal__be64_put(pb, e->pos);
         MDB_val key = mval(e->cid, 32), val = mval(pb, 8);
         int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
         if (mrc == MDB_KEYEXIST) {
@@ -1446,7 +1344,7 @@ tail_flush(shoal__stxn *t)
         if (mrc)
             return tfail(t, "mdb_put changes", mrc);
         t->wrote = true;
-        authseq_key(k, e->author, e->seq);
+        shoal__seqkey(k, e->author, e->seq);
         int rc = t_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
         if (rc)
             return rc;
@@ -1455,7 +1353,7 @@ tail_flush(shoal__stxn *t)
     if (rc)
         return rc;
     uint8_t nb[8];
-    put_be64(nb, t->lognext);
+    shoal__be64_put(nb, t->lognext);
     rc = t_put(t, T_META, "ixnext", 6, nb, 8, 0);
     if (rc)
         return rc;
@@ -1476,7 +1374,7 @@ shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *
                       uint8_t cid[32])
 {
     uint8_t k[8];
-    put_be64(k, pos);
+    shoal__be64_put(k, pos);
     shoal__sval v = { NULL, 0 };
     int rc = t_get(t, T_LOG, k, 8, &v);
     if (rc)
@@ -1511,7 +1409,7 @@ shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
         rc = corrupt(t, "malformed log entry");
     if (rc == SHOAL_OK) {
         if (pos)
-            *pos = get_be64(k.mv_data);
+            *pos = shoal__be64_get(k.mv_data);
         if (env) {
             env->p = le.env;
             env->len = le.elen;
@@ -1542,7 +1440,7 @@ change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
     if (rc == SHOAL_OK) {
         if (v.len != 8)
             return corrupt(t, "changes value is not 8 bytes");
-        *pos = get_be64(v.p);
+        *pos = shoal__be64_get(v.p);
         return SHOAL_OK;
     }
     if (rc == SHOAL_ENOTFOUND) {
@@ -1602,7 +1500,7 @@ shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env
         return SHOAL_EINVAL;
     uint64_t next = t->lognext;
     uint8_t pk[8];
-    put_be64(pk, next);
+    shoal__be64_put(pk, next);
     MDB_val key = mval(pk, 8), val = mval(NULL, LOG_HDR + len);
     /* MDB_APPEND refuses a key that is not past the last one; lognext came
      * from the last key, so that would mean a damaged tree. */
@@ -1617,8 +1515,8 @@ shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env
     uint8_t *p = val.mv_data;
     memcpy(p, cid, 32);
     memcpy(p + 32, author, 32);
-    put_be64(p + 64, seq);
-    put_be64(p + 72, link);
+    shoal__be64_put(p + 64, seq);
+    shoal__be64_put(p + 72, link);
     if (len)
         memcpy(p + LOG_HDR, env, len);
     rc = tail_push(t, next, p, NULL);
@@ -1639,7 +1537,7 @@ int
 shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
 {
     uint8_t k[40];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     shoal__sval v = { NULL, 0 };
     int rc = t_get(t, T_AUTHSEQ, k, 40, &v);
     if (rc == SHOAL_OK) {
@@ -1689,7 +1587,7 @@ shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *po
     if (rc)
         return rc;
     uint8_t pk[8];
-    put_be64(pk, p);
+    shoal__be64_put(pk, p);
     shoal__sval v = { NULL, 0 };
     rc = t_get(t, T_LOG, pk, 8, &v);
     if (rc)
@@ -1701,10 +1599,10 @@ shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *po
     if (!b)
         return SHOAL_ENOMEM;
     memcpy(b, v.p, v.len);
-    put_be64(b + 72, get_be64(b + 72) | LINK_DEAD);
+    shoal__be64_put(b + 72, shoal__be64_get(b + 72) | LINK_DEAD);
     uint8_t author[32];
     memcpy(author, b + 32, 32);
-    uint64_t seq = get_be64(b + 64);
+    uint64_t seq = shoal__be64_get(b + 64);
     rc = t_put(t, T_LOG, pk, 8, b, v.len, 0);
     shoal__free(b);
     if (!rc) {
@@ -1712,7 +1610,7 @@ shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *po
     }
     if (!rc) {
         uint8_t k[40], cur[32];
-        authseq_key(k, author, seq);
+        shoal__seqkey(k, author, seq);
         shoal__sval a = { NULL, 0 };
         rc = t_get(t, T_AUTHSEQ, k, 40, &a);
         if (rc == SHOAL_OK) {
@@ -1736,7 +1634,7 @@ shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
     if (rc)
         return rc;
     uint8_t start[8];
-    put_be64(start, from);
+    shoal__be64_put(start, from);
     MDB_val k, v;
     for (rc = cur_first(t, c, start, 8, &k, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &k, &v, MDB_NEXT)) {
@@ -1749,7 +1647,7 @@ shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg)
             continue; /* superseded: not an applied change */
         const uint8_t *p = v.mv_data;
         shoal__sval env = { le.env, le.elen };
-        int r = cb(get_be64(k.mv_data), p, &env, arg);
+        int r = cb(shoal__be64_get(k.mv_data), p, &env, arg);
         if (r) {
             rc = r;
             break;
@@ -1776,7 +1674,7 @@ static int
 index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32], uint64_t *seq, uint8_t cid[32])
 {
     uint8_t k[40];
-    authseq_key(k, author, UINT64_MAX);
+    shoal__seqkey(k, author, UINT64_MAX);
     MDB_val key = mval(k, 40), v;
     int rc = cur_get(t, c, &key, &v, MDB_SET_RANGE);
     if (rc == SHOAL_OK && !(key.mv_size == 40 && memcmp(key.mv_data, author, 32) == 0))
@@ -1789,7 +1687,7 @@ index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32], uint64_t *se
         return corrupt(t, "malformed authseq entry");
     if (memcmp(key.mv_data, author, 32) != 0)
         return SHOAL_ENOTFOUND;
-    *seq = get_be64((const uint8_t *)key.mv_data + 32);
+    *seq = shoal__be64_get((const uint8_t *)key.mv_data + 32);
     memcpy(cid, v.mv_data, 32);
     return SHOAL_OK;
 }
@@ -1979,7 +1877,7 @@ shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                          const uint8_t cid[32], const uint8_t *env, size_t len)
 {
     uint8_t k[72];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     memcpy(k + 40, cid, 32);
     int rc = t_put(t, T_EVIDENCE, k, 72, env, len, 0);
     if (!rc)
@@ -1992,7 +1890,7 @@ shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                          const uint8_t cid[32])
 {
     uint8_t k[72];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     memcpy(k + 40, cid, 32);
     return t_del(t, T_EVIDENCE, k, 72);
 }
@@ -2002,7 +1900,7 @@ shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t se
                            const uint8_t cid[32])
 {
     uint8_t k[40];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     return t_put(t, T_EVCID, cid, 32, k, 40, 0);
 }
 
@@ -2024,7 +1922,7 @@ shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[
     if (author)
         memcpy(author, v.p, 32);
     if (seq)
-        *seq = get_be64(v.p + 32);
+        *seq = shoal__be64_get(v.p + 32);
     return SHOAL_OK;
 }
 
@@ -2033,7 +1931,7 @@ shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
                          const uint8_t cid[32], shoal__sval *env)
 {
     uint8_t k[72];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     memcpy(k + 40, cid, 32);
     return t_get(t, T_EVIDENCE, k, 72, env);
 }
@@ -2054,7 +1952,7 @@ shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t
     if (rc)
         return rc;
     uint8_t k[40];
-    authseq_key(k, author, seq);
+    shoal__seqkey(k, author, seq);
     MDB_val key, v;
     for (rc = cur_first(t, c, k, 40, &key, &v); rc == SHOAL_OK;
          rc = cur_get(t, c, &key, &v, MDB_NEXT)) {
@@ -2089,7 +1987,7 @@ shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg)
         }
         const uint8_t *p = k.mv_data;
         shoal__sval env = sval(&v);
-        int r = cb(p, get_be64(p + 32), p + 40, &env, arg);
+        int r = cb(p, shoal__be64_get(p + 32), p + 40, &env, arg);
         if (r) {
             rc = r;
             break;
@@ -2107,23 +2005,21 @@ name_ok(const uint8_t *p, size_t n, size_t max)
     return p && n > 0 && n <= max && !memchr(p, 0, n);
 }
 
-/* Build coll NUL id into k; returns its length or 0. */
+/* Build coll NUL id into k; returns its length or 0 (bad names). */
 static size_t
-doc_key(uint8_t k[DOCKEY_MAX], const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
+doc_key(uint8_t k[SHOAL__DOCKEY_MAX], const uint8_t *coll, size_t clen, const uint8_t *id,
+        size_t idlen)
 {
     if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION) || !name_ok(id, idlen, SHOAL_MAX_DOC_ID))
         return 0;
-    memcpy(k, coll, clen);
-    k[clen] = 0;
-    memcpy(k + clen + 1, id, idlen);
-    return clen + 1 + idlen;
+    return shoal__dockey(k, coll, clen, id, idlen);
 }
 
 static int
 doc_get(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
         shoal__sval *out)
 {
-    uint8_t k[DOCKEY_MAX];
+    uint8_t k[SHOAL__DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n)
         return SHOAL_EINVAL;
@@ -2134,7 +2030,7 @@ static int
 doc_put(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
         const void *v, size_t vlen)
 {
-    uint8_t k[DOCKEY_MAX];
+    uint8_t k[SHOAL__DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n)
         return SHOAL_EINVAL;
@@ -2178,7 +2074,7 @@ int
 shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                     size_t idlen, shoal__sval *meta)
 {
-    uint8_t k[DOCKEY_MAX];
+    uint8_t k[SHOAL__DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n)
         return SHOAL_EINVAL;
@@ -2201,7 +2097,7 @@ shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint
                     size_t idlen, const void *meta, size_t mlen, uint64_t pos)
 {
     assert(t->write);
-    uint8_t k[DOCKEY_MAX];
+    uint8_t k[SHOAL__DOCKEY_MAX];
     size_t n = doc_key(k, coll, clen, id, idlen);
     if (!n || (mlen && !meta))
         return SHOAL_EINVAL;
@@ -2226,7 +2122,7 @@ shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint
     /* Rewrite the entry with the meta between header and envelope; the
      * entry was appended by this transaction, so its page is dirty already. */
     uint8_t pk[8];
-    put_be64(pk, pos);
+    shoal__be64_put(pk, pos);
     shoal__sval v = { NULL, 0 };
     rc = t_get(t, T_LOG, pk, 8, &v);
     if (rc)
@@ -2239,16 +2135,14 @@ shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint
     if (!b)
         return SHOAL_ENOMEM;
     memcpy(b, v.p, LOG_HDR);
-    put_be64(b + 72, le.link | LINK_META | (le.dead ? LINK_DEAD : 0));
+    shoal__be64_put(b + 72, le.link | LINK_META | (le.dead ? LINK_DEAD : 0));
     size_t off = LOG_HDR;
-    b[off++] = (uint8_t)(n >> 8);
-    b[off++] = (uint8_t)n;
+    shoal__be16_put(b + off, (uint16_t)n);
+    off += 2;
     memcpy(b + off, k, n);
     off += n;
-    b[off++] = (uint8_t)(mlen >> 24);
-    b[off++] = (uint8_t)(mlen >> 16);
-    b[off++] = (uint8_t)(mlen >> 8);
-    b[off++] = (uint8_t)mlen;
+    shoal__be32_put(b + off, (uint32_t)mlen);
+    off += 4;
     if (mlen)
         memcpy(b + off, meta, mlen);
     off += mlen;
