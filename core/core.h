@@ -50,6 +50,21 @@ struct shoal_options {
     void *log_ctx;
 };
 
+/* ------------------------------------------------------------- identity */
+
+/* The replica's Ed25519 identity (identity.c): dir's "identity" file
+ * (64 bytes, 0600), created on first use.  pk receives the public key, *sk
+ * a sodium_malloc'd copy of the 64-byte secret key (free with
+ * shoal__identity_free).  _open runs _load under st's writer lock, so
+ * processes opening a fresh directory at once share one identity.  On
+ * error errbuf holds a one-line explanation (SHOAL_ECORRUPT: a damaged
+ * file; SHOAL_EREADONLY: cannot write the directory). */
+int shoal__identity_open(shoal__store *st, const char *dir, uint8_t pk[SHOAL_KEY_BYTES],
+                         uint8_t **sk, char *errbuf, size_t errlen);
+int shoal__identity_load(const char *dir, uint8_t pk[SHOAL_KEY_BYTES], uint8_t **sk, char *errbuf,
+                         size_t errlen);
+void shoal__identity_free(uint8_t *sk); /* NULL is a no-op */
+
 /* -------------------------------------------------------------- replica */
 
 typedef struct shoal__event_q {

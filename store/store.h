@@ -5,7 +5,8 @@
  *
  * A replica directory holds:
  *   data.mdb, lock.mdb   one LMDB environment (never MDB_WRITEMAP)
- *   identity             the Ed25519 secret key (64 bytes), mode 0600
+ *   identity             the Ed25519 secret key (64 bytes), mode 0600: not
+ *                        the store's (core/identity.c)
  *
  * Tables (LMDB named databases; keys compare bytewise; format 2):
  *   meta      short name -> value ("clock", "ixnext", ...)
@@ -69,14 +70,17 @@ typedef struct shoal__store_opts {
     uint64_t map_size; /* initial map size; 0 = default (64 MiB) */
 } shoal__store_opts;
 
-/* Open (creating dir, the environment and the identity if missing).
- * pk receives the identity's public key; *sk a sodium_malloc'd copy of the
- * 64-byte secret key (free with shoal__store_free_secret).  On error errbuf
- * holds a one-line explanation. */
-int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
-                      uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen);
+/* Open (creating dir, mode 0700, and the environment if missing).  On
+ * error errbuf holds a one-line explanation. */
+int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o, char *errbuf,
+                      size_t errlen);
 void shoal__store_close(shoal__store *s); /* syncs first; NULL is a no-op */
-void shoal__store_free_secret(uint8_t *sk);
+/* Run fn(arg) holding LMDB's writer lock of the directory (it serialises
+ * with every writer of every process); fn must not use s.  Returns fn's
+ * result, or the error of taking the lock (text in shoal__store_errmsg).
+ * core/ creates the identity file under it, so that two processes opening
+ * a fresh directory at once end up with one identity. */
+int shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg);
 /* fsync everything committed so far. */
 int shoal__store_flush(shoal__store *s);
 /* Durable store: while relaxed, commits write LMDB's meta page without

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -321,10 +322,13 @@ test_identity_reopen(void)
     CHECK(memcmp(dv, dv2, 32) == 0 && memcmp(df, df2, 32) == 0);
     CHECK(memcmp(dv, df, 32) != 0);
     shoal_replica_close(r);
-    /* The identity is owner-only. */
+    /* The identity is owner-only (core/identity.c): 64 bytes, mode 0600. */
     char path[4096];
     snprintf(path, sizeof path, "%s/identity", dir);
     CHECK(access(path, R_OK) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600 &&
+          st.st_size == 64);
     check_rmtree(dir);
     free(dir);
 }
