@@ -145,7 +145,7 @@ shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint
     if (!b)
         return SHOAL_ENOMEM;
     memcpy(b, v.p, LOG_HDR);
-    shoal__be64_put(b + 72, le.link | LINK_META | (le.dead ? LINK_DEAD : 0));
+    shoal__be64_put(b + LOG_LINK, le.link | LINK_META | (le.dead ? LINK_DEAD : 0));
     size_t off = LOG_HDR;
     shoal__be16_put(b + off, (uint16_t)n);
     off += 2;

@@ -196,11 +196,12 @@ evcid_backfill(shoal__store *s, MDB_txn *txn)
     MDB_val k, v;
     for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 72)
+        if (k.mv_size != EVKEY_BYTES)
             continue;
-        uint8_t kb[72]; /* a copy: the put may not point into the map */
-        memcpy(kb, k.mv_data, 72);
-        MDB_val ck = mval(kb + 40, 32), cv = mval(kb, 40);
+        uint8_t kb[EVKEY_BYTES]; /* a copy: the put may not point into the map */
+        memcpy(kb, k.mv_data, EVKEY_BYTES);
+        MDB_val ck = mval(kb + SHOAL__SEQKEY_BYTES, SHOAL__ID_BYTES),
+                cv = mval(kb, SHOAL__SEQKEY_BYTES);
         mrc = mdb_put(txn, s->dbi[T_EVCID], &ck, &cv, 0);
         if (mrc)
             break;

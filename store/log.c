@@ -25,7 +25,7 @@ shoal__stxn_log_get(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *li
 
 int
 shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link, bool *dead,
-                      uint8_t cid[32])
+                      uint8_t cid[SHOAL__ID_BYTES])
 {
     uint8_t k[8];
     shoal__be64_put(k, pos);
@@ -45,7 +45,7 @@ shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *
     if (dead)
         *dead = le.dead;
     if (cid)
-        memcpy(cid, v.p, 32);
+        memcpy(cid, v.p, SHOAL__ID_BYTES);
     return SHOAL_OK;
 }
 
@@ -75,9 +75,9 @@ shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env)
 
 /* Log position of cid: SHOAL_OK, SHOAL_ENOTFOUND or an error. */
 static int
-change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+change_pos(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint64_t *pos)
 {
-    if (t->miss_ok && memcmp(t->miss, cid, 32) == 0)
+    if (t->miss_ok && memcmp(t->miss, cid, SHOAL__ID_BYTES) == 0)
         return SHOAL_ENOTFOUND;
     /* The tail first (a hash probe; dependencies are mostly recent): a
      * live id is in the tail or the index, never both. */
@@ -90,7 +90,7 @@ change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
         return SHOAL_OK;
     }
     shoal__sval v = { NULL, 0 };
-    rc = shoal__st_get(t, T_CHANGES, cid, 32, &v);
+    rc = shoal__st_get(t, T_CHANGES, cid, SHOAL__ID_BYTES, &v);
     if (rc == SHOAL_OK) {
         if (v.len != 8)
             return shoal__st_corrupt(t, "changes value is not 8 bytes");
@@ -98,16 +98,16 @@ change_pos(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
         return SHOAL_OK;
     }
     if (rc == SHOAL_ENOTFOUND) {
-        memcpy(t->miss, cid, 32);
+        memcpy(t->miss, cid, SHOAL__ID_BYTES);
         t->miss_ok = true;
     }
     return rc;
 }
 
 int
-shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
+shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], shoal__sval *env)
 {
-    uint64_t pos;
+    uint64_t pos = 0;
     int rc = change_pos(t, cid, &pos);
     if (rc)
         return rc;
@@ -123,20 +123,21 @@ shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env)
 }
 
 bool
-shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32])
+shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 {
-    uint64_t pos;
+    uint64_t pos = 0;
     return change_pos(t, cid, &pos) == SHOAL_OK;
 }
 
 /* Refuses (SHOAL_EINVAL) a change id that is already stored: a second log
  * entry for one change would break "the log holds each change once". */
 int
-shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len,
-                       const uint8_t author[32], uint64_t seq, uint64_t link, uint64_t *pos)
+shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                       size_t len, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                       uint64_t link, uint64_t *pos)
 {
     assert(t->write);
-    uint64_t old;
+    uint64_t old = 0;
     int rc = change_pos(t, cid, &old);
     if (rc == SHOAL_OK) {
         snprintf(t->s->errmsg, sizeof t->s->errmsg, "change already stored");
@@ -167,10 +168,10 @@ shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env
         return shoal__st_tfail(t, "mdb_put log", mrc);
     t->wrote = true;
     uint8_t *p = val.mv_data;
-    memcpy(p, cid, 32);
-    memcpy(p + 32, author, 32);
-    shoal__be64_put(p + 64, seq);
-    shoal__be64_put(p + 72, link);
+    memcpy(p, cid, SHOAL__ID_BYTES);
+    memcpy(p + LOG_AUTHOR, author, SHOAL_KEY_BYTES);
+    shoal__be64_put(p + LOG_SEQ, seq);
+    shoal__be64_put(p + LOG_LINK, link);
     if (len)
         memcpy(p + LOG_HDR, env, len);
     rc = shoal__st_tail_push(t, next, p, NULL);
@@ -188,16 +189,17 @@ shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env
 }
 
 int
-shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                        uint8_t cid[SHOAL__ID_BYTES])
 {
-    uint8_t k[40];
+    uint8_t k[SHOAL__SEQKEY_BYTES];
     shoal__seqkey(k, author, seq);
     shoal__sval v = { NULL, 0 };
-    int rc = shoal__st_get(t, T_AUTHSEQ, k, 40, &v);
+    int rc = shoal__st_get(t, T_AUTHSEQ, k, SHOAL__SEQKEY_BYTES, &v);
     if (rc == SHOAL_OK) {
-        if (v.len != 32)
+        if (v.len != SHOAL__ID_BYTES)
             return shoal__st_corrupt(t, "authseq value is not 32 bytes");
-        memcpy(cid, v.p, 32);
+        memcpy(cid, v.p, SHOAL__ID_BYTES);
         return SHOAL_OK;
     }
     if (rc != SHOAL_ENOTFOUND)
@@ -207,8 +209,8 @@ shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq, 
         return rc;
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
-        if (!e->dead && e->seq == seq && memcmp(e->author, author, 32) == 0) {
-            memcpy(cid, e->cid, 32);
+        if (!e->dead && e->seq == seq && memcmp(e->author, author, SHOAL_KEY_BYTES) == 0) {
+            memcpy(cid, e->cid, SHOAL__ID_BYTES);
             return SHOAL_OK;
         }
     }
@@ -230,13 +232,13 @@ shoal__stxn_index_flush(shoal__stxn *t)
  * no later tail read meets it, and the metas it may carry are already in
  * docs.  Its flag is still what every reader of the log checks. */
 int
-shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos)
+shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint64_t *pos)
 {
     assert(t->write);
     int rc = shoal__stxn_index_flush(t);
     if (rc)
         return rc;
-    uint64_t p;
+    uint64_t p = 0;
     rc = change_pos(t, cid, &p);
     if (rc)
         return rc;
@@ -248,31 +250,32 @@ shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *po
         return rc == SHOAL_ENOTFOUND ? shoal__st_corrupt(t, "change index names a missing entry")
                                      : rc;
     log_ent le;
-    if (!shoal__st_ent_parse(v.p, v.len, &le) || memcmp(v.p, cid, 32) != 0)
+    if (!shoal__st_ent_parse(v.p, v.len, &le) || memcmp(v.p, cid, SHOAL__ID_BYTES) != 0)
         return shoal__st_corrupt(t, "malformed log entry");
     uint8_t *b = shoal__malloc(v.len);
     if (!b)
         return SHOAL_ENOMEM;
     memcpy(b, v.p, v.len);
-    shoal__be64_put(b + 72, shoal__be64_get(b + 72) | LINK_DEAD);
-    uint8_t author[32];
-    memcpy(author, b + 32, 32);
-    uint64_t seq = shoal__be64_get(b + 64);
+    shoal__be64_put(b + LOG_LINK, shoal__be64_get(b + LOG_LINK) | LINK_DEAD);
+    uint8_t author[SHOAL_KEY_BYTES];
+    memcpy(author, b + LOG_AUTHOR, SHOAL_KEY_BYTES);
+    uint64_t seq = shoal__be64_get(b + LOG_SEQ);
     rc = shoal__st_put(t, T_LOG, pk, 8, b, v.len, 0);
     shoal__free(b);
     if (!rc) {
-        rc = shoal__st_del(t, T_CHANGES, cid, 32);
+        rc = shoal__st_del(t, T_CHANGES, cid, SHOAL__ID_BYTES);
     }
     if (!rc) {
-        uint8_t k[40], cur[32];
+        uint8_t k[SHOAL__SEQKEY_BYTES], cur[SHOAL__ID_BYTES];
         shoal__seqkey(k, author, seq);
         shoal__sval a = { NULL, 0 };
-        rc = shoal__st_get(t, T_AUTHSEQ, k, 40, &a);
+        rc = shoal__st_get(t, T_AUTHSEQ, k, SHOAL__SEQKEY_BYTES, &a);
         if (rc == SHOAL_OK) {
-            if (a.len == 32)
-                memcpy(cur, a.p, 32);
-            rc = a.len == 32 && memcmp(cur, cid, 32) == 0 ? shoal__st_del(t, T_AUTHSEQ, k, 40)
-                                                          : SHOAL_OK;
+            if (a.len == SHOAL__ID_BYTES)
+                memcpy(cur, a.p, SHOAL__ID_BYTES);
+            rc = a.len == SHOAL__ID_BYTES && memcmp(cur, cid, SHOAL__ID_BYTES) == 0
+                     ? shoal__st_del(t, T_AUTHSEQ, k, SHOAL__SEQKEY_BYTES)
+                     : SHOAL_OK;
         } else if (rc == SHOAL_ENOTFOUND) {
             rc = SHOAL_OK;
         }

@@ -7,21 +7,22 @@
 #include <stdio.h>
 
 int
-shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len)
+shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                        size_t len)
 {
-    return shoal__st_put(t, T_PENDING, cid, 32, env, len, 0);
+    return shoal__st_put(t, T_PENDING, cid, SHOAL__ID_BYTES, env, len, 0);
 }
 
 bool
-shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32])
+shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 {
-    return shoal__st_get(t, T_PENDING, cid, 32, NULL) == SHOAL_OK;
+    return shoal__st_get(t, T_PENDING, cid, SHOAL__ID_BYTES, NULL) == SHOAL_OK;
 }
 
 int
-shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32])
+shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 {
-    return shoal__st_del(t, T_PENDING, cid, 32);
+    return shoal__st_del(t, T_PENDING, cid, SHOAL__ID_BYTES);
 }
 
 uint64_t
@@ -40,7 +41,7 @@ shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg)
     MDB_val k, v;
     for (rc = shoal__st_cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
          rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 32) {
+        if (k.mv_size != SHOAL__ID_BYTES) {
             snprintf(t->s->errmsg, sizeof t->s->errmsg, "malformed pending key");
             rc = SHOAL_ECORRUPT;
             break;

@@ -63,6 +63,13 @@ extern const char *const shoal__st_table_names[T_COUNT];
 /* Bytes before the envelope in a log value: cid | author | seq (u64 BE) |
  * link (u64 BE). */
 #define LOG_HDR 80
+/* Offsets in that header (the change id is at 0). */
+#define LOG_AUTHOR SHOAL__ID_BYTES
+#define LOG_SEQ    (LOG_AUTHOR + SHOAL_KEY_BYTES)
+#define LOG_LINK   (LOG_SEQ + 8)
+/* An evidence key: author | seq (u64 BE) | change id. */
+#define EVKEY_BYTES (SHOAL__SEQKEY_BYTES + SHOAL__ID_BYTES)
+_Static_assert(LOG_HDR == LOG_LINK + 8, "log header: cid | author | seq | link");
 /* Set in a log entry's link when a document meta follows the header:
  * key length (u16 BE) | coll NUL id | meta length (u32 BE) | meta, then the
  * envelope.  Positions stay far below 2^63, so old entries never have it. */
@@ -98,8 +105,8 @@ struct shoal__store {
 typedef struct tail_ent {
     uint64_t pos;
     uint64_t seq;
-    uint8_t cid[32];
-    uint8_t author[32];
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
     /* The document key and meta the entry carries (dk NULL: none).  They
      * point into own (entries this txn wrote) or into the map: a page read
      * from the map is never changed in place (no MDB_WRITEMAP; a write txn
@@ -152,7 +159,7 @@ struct shoal__stxn {
      * asks change_has and then change_put for the same new id.  Only
      * change_put adds an id, and it clears this. */
     bool miss_ok;
-    uint8_t miss[32];
+    uint8_t miss[SHOAL__ID_BYTES];
     bool borrows; /* some entry's meta may point into the map (tail_own) */
 };
 

@@ -16,7 +16,7 @@ shoal__st_ent_parse(const uint8_t *p, size_t n, log_ent *e)
     memset(e, 0, sizeof *e);
     if (n < LOG_HDR)
         return false;
-    uint64_t l = shoal__be64_get(p + 72);
+    uint64_t l = shoal__be64_get(p + LOG_LINK);
     size_t off = LOG_HDR;
     e->link = l & ~(LINK_META | LINK_DEAD);
     e->dead = (l & LINK_DEAD) != 0;
@@ -258,9 +258,9 @@ shoal__st_tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_
     }
     tail_ent *e = &t->tail[t->ntail++];
     e->pos = pos;
-    memcpy(e->cid, hdr, 32);
-    memcpy(e->author, hdr + 32, 32);
-    e->seq = shoal__be64_get(hdr + 64);
+    memcpy(e->cid, hdr, SHOAL__ID_BYTES);
+    memcpy(e->author, hdr + LOG_AUTHOR, SHOAL_KEY_BYTES);
+    e->seq = shoal__be64_get(hdr + LOG_SEQ);
     e->own = NULL;
     e->dk = le ? le->key : NULL; /* borrowed from the map (see tail_ent) */
     e->dmeta = le ? le->meta : NULL;
@@ -380,12 +380,12 @@ shoal__st_tail_flush(shoal__stxn *t)
 {
     for (size_t i = 0; i < t->ntail; i++) {
         const tail_ent *e = &t->tail[i];
-        uint8_t pb[8], k[40];
+        uint8_t pb[8], k[SHOAL__SEQKEY_BYTES];
         if (e->dead) { /* superseded: no index entry; a meta it carried is stale */
             continue;
         }
         shoal__be64_put(pb, e->pos);
-        MDB_val key = mval(e->cid, 32), val = mval(pb, 8);
+        MDB_val key = mval(e->cid, SHOAL__ID_BYTES), val = mval(pb, 8);
         int mrc = mdb_put(t->txn, t->s->dbi[T_CHANGES], &key, &val, MDB_NOOVERWRITE);
         if (mrc == MDB_KEYEXIST) {
             t->err = MDB_CORRUPTED;
@@ -395,7 +395,7 @@ shoal__st_tail_flush(shoal__stxn *t)
             return shoal__st_tfail(t, "mdb_put changes", mrc);
         t->wrote = true;
         shoal__seqkey(k, e->author, e->seq);
-        int rc = shoal__st_put(t, T_AUTHSEQ, k, 40, e->cid, 32, 0);
+        int rc = shoal__st_put(t, T_AUTHSEQ, k, SHOAL__SEQKEY_BYTES, e->cid, SHOAL__ID_BYTES, 0);
         if (rc)
             return rc;
     }

@@ -12,36 +12,39 @@
 /* The last indexed (seq, cid) of author via cursor c; SHOAL_ENOTFOUND if
  * the index has none. */
 static int
-index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[32], uint64_t *seq, uint8_t cid[32])
+index_last(shoal__stxn *t, MDB_cursor *c, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *seq,
+           uint8_t cid[SHOAL__ID_BYTES])
 {
-    uint8_t k[40];
+    uint8_t k[SHOAL__SEQKEY_BYTES];
     shoal__seqkey(k, author, UINT64_MAX);
-    MDB_val key = mval(k, 40), v;
+    MDB_val key = mval(k, SHOAL__SEQKEY_BYTES), v;
     int rc = shoal__st_cur_get(t, c, &key, &v, MDB_SET_RANGE);
-    if (rc == SHOAL_OK && !(key.mv_size == 40 && memcmp(key.mv_data, author, 32) == 0))
+    if (rc == SHOAL_OK &&
+        !(key.mv_size == SHOAL__SEQKEY_BYTES && memcmp(key.mv_data, author, SHOAL_KEY_BYTES) == 0))
         rc = shoal__st_cur_get(t, c, &key, &v, MDB_PREV);
     else if (rc == SHOAL_ENOTFOUND)
         rc = shoal__st_cur_get(t, c, &key, &v, MDB_LAST);
     if (rc)
         return rc;
-    if (key.mv_size != 40 || v.mv_size != 32)
+    if (key.mv_size != SHOAL__SEQKEY_BYTES || v.mv_size != SHOAL__ID_BYTES)
         return shoal__st_corrupt(t, "malformed authseq entry");
-    if (memcmp(key.mv_data, author, 32) != 0)
+    if (memcmp(key.mv_data, author, SHOAL_KEY_BYTES) != 0)
         return SHOAL_ENOTFOUND;
-    *seq = shoal__be64_get((const uint8_t *)key.mv_data + 32);
-    memcpy(cid, v.mv_data, 32);
+    *seq = shoal__be64_get((const uint8_t *)key.mv_data + SHOAL_KEY_BYTES);
+    memcpy(cid, v.mv_data, SHOAL__ID_BYTES);
     return SHOAL_OK;
 }
 
 int
-shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint8_t cid[32])
+shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *seq,
+                   uint8_t cid[SHOAL__ID_BYTES])
 {
     MDB_cursor *c;
     int rc = shoal__st_cur_open(t, T_AUTHSEQ, &c);
     if (rc)
         return rc;
     uint64_t s = 0;
-    uint8_t id[32];
+    uint8_t id[SHOAL__ID_BYTES];
     rc = index_last(t, c, author, &s, id);
     mdb_cursor_close(c);
     if (rc && rc != SHOAL_ENOTFOUND)
@@ -53,7 +56,7 @@ shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint
     const tail_ent *e = shoal__st_tail_find_author(t, author);
     if (e && (!found || e->seq > s)) {
         s = e->seq;
-        memcpy(id, e->cid, 32);
+        memcpy(id, e->cid, SHOAL__ID_BYTES);
         found = true;
     }
     if (!found)
@@ -61,7 +64,7 @@ shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint
     if (seq)
         *seq = s;
     if (cid)
-        memcpy(cid, id, 32);
+        memcpy(cid, id, SHOAL__ID_BYTES);
     return SHOAL_OK;
 }
 
@@ -74,7 +77,7 @@ typedef struct vv_ent {
 static int
 vv_ent_cmp(const void *a, const void *b)
 {
-    return memcmp(((const vv_ent *)a)->author, ((const vv_ent *)b)->author, 32);
+    return memcmp(((const vv_ent *)a)->author, ((const vv_ent *)b)->author, SHOAL_KEY_BYTES);
 }
 
 int
@@ -93,7 +96,7 @@ shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
     /* One hop per author: its first key, then its last (index_last). */
     for (rc = shoal__st_cur_get(t, c, &k, &v, MDB_FIRST); rc == SHOAL_OK;
          rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 40) {
+        if (k.mv_size != SHOAL__SEQKEY_BYTES) {
             rc = shoal__st_corrupt(t, "malformed authseq entry");
             break;
         }
@@ -106,7 +109,7 @@ shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
             }
             e = p;
         }
-        memcpy(e[n].author, k.mv_data, 32);
+        memcpy(e[n].author, k.mv_data, SHOAL_KEY_BYTES);
         rc = index_last(t, c, e[n].author, &e[n].seq, e[n].cid);
         if (rc)
             break;
@@ -122,15 +125,15 @@ shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
         if (te->dead)
             continue;
         vv_ent key;
-        memcpy(key.author, te->author, 32);
+        memcpy(key.author, te->author, SHOAL_KEY_BYTES);
         vv_ent *hit = nidx ? bsearch(&key, e, nidx, sizeof *e, vv_ent_cmp) : NULL;
         for (size_t j = nidx; !hit && j < n; j++)
-            if (memcmp(e[j].author, te->author, 32) == 0)
+            if (memcmp(e[j].author, te->author, SHOAL_KEY_BYTES) == 0)
                 hit = &e[j];
         if (hit) {
             if (te->seq > hit->seq) {
                 hit->seq = te->seq;
-                memcpy(hit->cid, te->cid, 32);
+                memcpy(hit->cid, te->cid, SHOAL__ID_BYTES);
             }
             continue;
         }
@@ -143,9 +146,9 @@ shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg)
             }
             e = p;
         }
-        memcpy(e[n].author, te->author, 32);
+        memcpy(e[n].author, te->author, SHOAL_KEY_BYTES);
         e[n].seq = te->seq;
-        memcpy(e[n].cid, te->cid, 32);
+        memcpy(e[n].cid, te->cid, SHOAL__ID_BYTES);
         n++;
     }
     if (!rc && n > nidx)
