@@ -29,11 +29,10 @@
 #include "store.h"
 
 enum {
-    SHOAL__EVENT_CAP = 4096,     /* events queued per replica handle */
-    SHOAL__PENDING_MAX = 100000, /* changes in the pending set */
-    SHOAL__CACHE_MAX = 1024,     /* documents in the doc cache */
-    SHOAL__SNAP_MIN = 4096,      /* tail bytes before a snapshot is written */
-    SHOAL__DOCKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_DOC_ID,
+    SHOAL__EVENT_CAP = 4096,      /* events queued per replica handle */
+    SHOAL__PENDING_MAX = 100000,  /* changes in the pending set */
+    SHOAL__CACHE_MAX = 1024,      /* documents in the doc cache */
+    SHOAL__SNAP_MIN = 4096,       /* tail bytes before a snapshot is written */
     SHOAL__EVIDENCE_MAX = 65536,  /* evidence envelopes kept (docs/c-api.md) */
     SHOAL__EVIDENCE_IDS = 262144, /* version ids kept for dependency mapping */
     SHOAL__ERRMSG = 256
@@ -51,35 +50,20 @@ struct shoal_options {
     void *log_ctx;
 };
 
-/* ------------------------------------------------------------- hash map */
+/* ------------------------------------------------------------- identity */
 
-/* A chained hash map from byte strings to pointers (map.c).  It owns its
- * entries and key copies, never the values. */
-typedef struct shoal__map_ent {
-    struct shoal__map_ent *next;
-    uint64_t hash;
-    size_t klen;
-    void *val;
-    uint8_t key[];
-} shoal__map_ent;
-
-typedef struct shoal__map {
-    shoal__map_ent **b;
-    size_t nb;   /* buckets (a power of two, or 0) */
-    size_t n;    /* entries */
-    size_t hand; /* where shoal__map_evict looks next */
-} shoal__map;
-
-void shoal__map_init(shoal__map *m);
-void *shoal__map_get(const shoal__map *m, const void *key, size_t klen);
-/* Insert or replace (the old value is dropped, not freed). */
-int shoal__map_put(shoal__map *m, const void *key, size_t klen, void *val);
-/* Remove key; returns its value or NULL. */
-void *shoal__map_take(shoal__map *m, const void *key, size_t klen);
-/* Remove some entry; returns its value or NULL when empty. */
-void *shoal__map_evict(shoal__map *m);
-/* Remove every entry, calling fn (if not NULL) on each value. */
-void shoal__map_clear(shoal__map *m, void (*fn)(void *val));
+/* The replica's Ed25519 identity (identity.c): dir's "identity" file
+ * (64 bytes, 0600), created on first use.  pk receives the public key, *sk
+ * a sodium_malloc'd copy of the 64-byte secret key (free with
+ * shoal__identity_free).  _open runs _load under st's writer lock, so
+ * processes opening a fresh directory at once share one identity.  On
+ * error errbuf holds a one-line explanation (SHOAL_ECORRUPT: a damaged
+ * file; SHOAL_EREADONLY: cannot write the directory). */
+int shoal__identity_open(shoal__store *st, const char *dir, uint8_t pk[SHOAL_KEY_BYTES],
+                         uint8_t **sk, char *errbuf, size_t errlen);
+int shoal__identity_load(const char *dir, uint8_t pk[SHOAL_KEY_BYTES], uint8_t **sk, char *errbuf,
+                         size_t errlen);
+void shoal__identity_free(uint8_t *sk); /* NULL is a no-op */
 
 /* -------------------------------------------------------------- replica */
 
@@ -150,9 +134,7 @@ int shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m);
 int shoal__dmeta_encode(const shoal__dmeta *m, shoal__buf *out);
 void shoal__dmeta_clear(shoal__dmeta *m);
 
-/* "coll\0id" into out (SHOAL__DOCKEY_MAX bytes); returns its length. */
-size_t shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id,
-                     size_t idlen);
+/* shoal__dockey ("coll\0id") and SHOAL__DOCKEY_MAX: base/keys.h. */
 
 /* Read path: meta of (coll, id) into *m (caller clears it) and the
  * materialised document, Borrowed from the cache until the next cache

@@ -36,7 +36,7 @@
 static int
 cid_cmp(const void *a, const void *b)
 {
-    return memcmp(a, b, 32);
+    return memcmp(a, b, SHOAL__ID_BYTES);
 }
 
 typedef struct shoal__cdoc {
@@ -70,14 +70,15 @@ shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m)
     m->epoch = shoal__be64_get(p + 34);
     m->last_pos = shoal__be64_get(p + 42);
     uint32_t nh = shoal__be32_get(p + 50);
-    if ((n - SHOAL__META_FIXED) / 32 != nh || (n - SHOAL__META_FIXED) % 32 != 0 ||
-        m->snap_n > m->nchanges || (m->nchanges > 0) != (m->last_pos > 0))
+    if ((n - SHOAL__META_FIXED) / SHOAL__ID_BYTES != nh ||
+        (n - SHOAL__META_FIXED) % SHOAL__ID_BYTES != 0 || m->snap_n > m->nchanges ||
+        (m->nchanges > 0) != (m->last_pos > 0))
         return SHOAL_ECORRUPT;
     if (nh) {
-        m->heads = shoal__malloc((size_t)nh * 32);
+        m->heads = shoal__malloc((size_t)nh * SHOAL__ID_BYTES);
         if (!m->heads)
             return SHOAL_ENOMEM;
-        memcpy(m->heads, p + SHOAL__META_FIXED, (size_t)nh * 32);
+        memcpy(m->heads, p + SHOAL__META_FIXED, (size_t)nh * SHOAL__ID_BYTES);
     }
     m->nheads = nh;
     return SHOAL_OK;
@@ -98,7 +99,7 @@ shoal__dmeta_encode(const shoal__dmeta *m, shoal__buf *out)
     shoal__be32_put(h + 50, (uint32_t)m->nheads);
     int err = shoal__buf_append(out, h, sizeof h);
     if (!err && m->nheads)
-        err = shoal__buf_append(out, m->heads, m->nheads * 32);
+        err = shoal__buf_append(out, m->heads, m->nheads * SHOAL__ID_BYTES);
     return err;
 }
 
@@ -107,15 +108,6 @@ shoal__dmeta_clear(shoal__dmeta *m)
 {
     shoal__free(m->heads);
     memset(m, 0, sizeof *m);
-}
-
-size_t
-shoal__dockey(uint8_t *out, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
-{
-    memcpy(out, coll, clen);
-    out[clen] = 0;
-    memcpy(out + clen + 1, id, idlen);
-    return clen + 1 + idlen;
 }
 
 /* ----------------------------------------------------------------- cache */
@@ -249,7 +241,7 @@ doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen
         }
         shoal__change c;
         memset(&c, 0, sizeof c);
-        memcpy(c.author, shoal__envelope_author(env.p), 32);
+        memcpy(c.author, shoal__envelope_author(env.p), SHOAL_KEY_BYTES);
         err = shoal__change_decode(body, blen, &c);
         if (err) {
             err = as_corrupt(err);
@@ -421,38 +413,38 @@ static bool
 ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
 {
     for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * 32, id, 32) == 0)
+        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
             return true;
     return false;
 }
 
 int
-shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c, const uint8_t cid[32],
-                    uint64_t pos, size_t env_len, bool remote)
+shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
+                    const uint8_t cid[SHOAL__ID_BYTES], uint64_t pos, size_t env_len, bool remote)
 {
     (void)w;
     shoal__dmeta *m = &wd->meta;
     /* heads = heads - deps + cid, kept sorted. */
-    uint8_t *h = shoal__malloc((m->nheads + 1) * 32);
+    uint8_t *h = shoal__malloc((m->nheads + 1) * SHOAL__ID_BYTES);
     if (!h)
         return SHOAL_ENOMEM;
     size_t n = 0;
     bool placed = false;
     for (size_t i = 0; i < m->nheads; i++) {
-        const uint8_t *x = m->heads + i * 32;
+        const uint8_t *x = m->heads + i * SHOAL__ID_BYTES;
         if (ids_has(c->deps, c->ndeps, x))
             continue;
-        int cmp = memcmp(x, cid, 32);
+        int cmp = memcmp(x, cid, SHOAL__ID_BYTES);
         if (cmp == 0)
             continue;
         if (cmp > 0 && !placed) {
-            memcpy(h + n++ * 32, cid, 32);
+            memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
             placed = true;
         }
-        memcpy(h + n++ * 32, x, 32);
+        memcpy(h + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
     }
     if (!placed)
-        memcpy(h + n++ * 32, cid, 32);
+        memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
     wd->nnew++;
     wd->newbytes += env_len;
     m->last_pos = pos;
@@ -475,7 +467,7 @@ shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c, con
 /* One applied change of a chain being rebuilt. */
 typedef struct rent {
     uint64_t pos;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     size_t *dep; /* indexes (into the chain) of its mapped deps, owned */
     size_t ndep;
     bool done;
@@ -491,7 +483,7 @@ rebuild_collect(shoal__stxn *t, shoal__wdoc *wd, rent **out, size_t *nout, uint6
     for (uint64_t at = wd->meta.last_pos; !err && at != 0;) {
         uint64_t prev;
         bool dead;
-        uint8_t cid[32];
+        uint8_t cid[SHOAL__ID_BYTES];
         err = shoal__stxn_log_entry(t, at, NULL, &prev, &dead, cid);
         if (err == SHOAL_ENOTFOUND || (!err && prev >= at))
             err = SHOAL_ECORRUPT;
@@ -510,7 +502,7 @@ rebuild_collect(shoal__stxn *t, shoal__wdoc *wd, rent **out, size_t *nout, uint6
             }
             memset(&e[n], 0, sizeof e[n]);
             e[n].pos = at;
-            memcpy(e[n].cid, cid, 32);
+            memcpy(e[n].cid, cid, SHOAL__ID_BYTES);
             n++;
         }
         at = prev;
@@ -540,7 +532,7 @@ decode_at(shoal__stxn *t, uint64_t pos, shoal__change *c)
     if (err)
         return as_corrupt(err);
     memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(env.p), 32);
+    memcpy(c->author, shoal__envelope_author(env.p), SHOAL_KEY_BYTES);
     err = shoal__change_decode(body, blen, c);
     return err ? as_corrupt(err) : SHOAL_OK;
 }
@@ -559,7 +551,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     size_t nheads = 0;
     int err = rebuild_collect(t, wd, &e, &n, &total);
     for (size_t i = 0; !err && i < n; i++)
-        err = shoal__map_put(&ix, e[i].cid, 32, &e[i]);
+        err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
     /* Deps, mapped to applied ids, that lie in this chain. */
     for (size_t i = 0; !err && i < n; i++) {
         shoal__change c;
@@ -572,15 +564,15 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
                 err = SHOAL_ENOMEM;
         }
         for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[32];
-            int e2 = shoal__dep_applied(t, c.deps + j * 32, id);
+            uint8_t id[SHOAL__ID_BYTES];
+            int e2 = shoal__dep_applied(t, c.deps + j * SHOAL__ID_BYTES, id);
             if (e2 == SHOAL_ENOTFOUND)
                 continue;
             if (e2) {
                 err = e2;
                 break;
             }
-            rent *r = shoal__map_get(&ix, id, 32);
+            rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
             if (r && r != &e[i])
                 e[i].dep[e[i].ndep++] = (size_t)(r - e);
         }
@@ -588,7 +580,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     }
     if (!err) {
         d = shoal__doc_new();
-        heads = shoal__malloc((n ? n : 1) * 32);
+        heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
         if (!d || !heads)
             err = SHOAL_ENOMEM;
     }
@@ -621,12 +613,14 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
             for (size_t h = 0; h < nheads; h++) {
                 bool drop = false;
                 for (size_t j = 0; !drop && j < e[i].ndep; j++)
-                    drop = memcmp(heads + h * 32, e[e[i].dep[j]].cid, 32) == 0;
+                    drop = memcmp(heads + h * SHOAL__ID_BYTES, e[e[i].dep[j]].cid,
+                                  SHOAL__ID_BYTES) == 0;
                 if (!drop)
-                    memmove(heads + k++ * 32, heads + h * 32, 32);
+                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
+                            SHOAL__ID_BYTES);
             }
             nheads = k;
-            memcpy(heads + nheads++ * 32, e[i].cid, 32);
+            memcpy(heads + nheads++ * SHOAL__ID_BYTES, e[i].cid, SHOAL__ID_BYTES);
             e[i].done = true;
             left--;
             progress = true;
@@ -635,7 +629,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
             strict = false;
     }
     if (!err && nheads > 1)
-        qsort(heads, nheads, 32, cid_cmp);
+        qsort(heads, nheads, SHOAL__ID_BYTES, cid_cmp);
     if (!err) {
         shoal__dmeta *m = &wd->meta;
         shoal__doc_free(wd->doc);

@@ -48,11 +48,11 @@ enum {
 typedef struct shoal__net {
     shoal__engine *e; /* owned; NULL while stopped */
     shoal__host host;
-    int users;            /* API calls using e now */
-    pthread_cond_t cv;    /* signalled when users drops */
-    uint8_t (*allow)[32]; /* keys allowed so far (re-applied on restart), owned */
+    int users;                         /* API calls using e now */
+    pthread_cond_t cv;                 /* signalled when users drops */
+    uint8_t (*allow)[SHOAL_KEY_BYTES]; /* keys allowed so far (re-applied on restart), owned */
     size_t nallow, capallow;
-    uint8_t (*deny)[32]; /* keys disallowed so far (re-applied on restart), owned */
+    uint8_t (*deny)[SHOAL_KEY_BYTES]; /* keys disallowed so far (re-applied on restart), owned */
     size_t ndeny, capdeny;
     bool allow_any;
     shoal__peer_info *base; /* stored records when e started, owned */
@@ -94,10 +94,10 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
 }
 
 static bool
-peer_parse(const uint8_t key[32], const uint8_t *p, size_t n, shoal__peer_info *out)
+peer_parse(const uint8_t key[SHOAL_KEY_BYTES], const uint8_t *p, size_t n, shoal__peer_info *out)
 {
     memset(out, 0, sizeof *out);
-    memcpy(out->key, key, 32);
+    memcpy(out->key, key, SHOAL_KEY_BYTES);
     if (n < PEER_FIXED + 4 || p[0] != PEER_VERSION)
         return false;
     out->connected = p[1] & 1;
@@ -128,7 +128,7 @@ typedef struct scan_ctx {
 } scan_ctx;
 
 static int
-scan_cb(const uint8_t key[32], const shoal__sval *v, void *arg)
+scan_cb(const uint8_t key[SHOAL_KEY_BYTES], const shoal__sval *v, void *arg)
 {
     scan_ctx *x = arg;
     shoal__peer_info info;
@@ -174,10 +174,10 @@ stored_peers(shoal_replica *r, shoal__peer_info **out, size_t *n)
 }
 
 static const shoal__peer_info *
-find_info(const shoal__peer_info *v, size_t n, const uint8_t key[32])
+find_info(const shoal__peer_info *v, size_t n, const uint8_t key[SHOAL_KEY_BYTES])
 {
     for (size_t i = 0; i < n; i++)
-        if (memcmp(v[i].key, key, 32) == 0)
+        if (memcmp(v[i].key, key, SHOAL_KEY_BYTES) == 0)
             return &v[i];
     return NULL;
 }
@@ -246,7 +246,7 @@ save_peer(void *ctx, const shoal__peer_info *p)
 /* cfg.forget_peer: the engine evicted key's record (engine thread, no
  * engine lock held). */
 static void
-forget_peer(void *ctx, const uint8_t key[32])
+forget_peer(void *ctx, const uint8_t key[SHOAL_KEY_BYTES])
 {
     shoal_replica *r = ctx;
     shoal__net *net = r->net;
@@ -265,7 +265,7 @@ forget_peer(void *ctx, const uint8_t key[32])
      * reads it under net_mu. */
     pthread_mutex_lock(&r->net_mu);
     for (size_t i = 0; i < net->nbase; i++)
-        if (memcmp(net->base[i].key, key, 32) == 0) {
+        if (memcmp(net->base[i].key, key, SHOAL_KEY_BYTES) == 0) {
             net->base[i] = net->base[--net->nbase];
             break;
         }
@@ -447,29 +447,29 @@ shoal_options_set_log(shoal_options *o, void (*fn)(void *ctx, int level, const c
 
 /* Add key to the list v (if missing); 0 or SHOAL_ENOMEM. */
 static int
-keys_add(uint8_t (**v)[32], size_t *n, size_t *cap, const uint8_t *key)
+keys_add(uint8_t (**v)[SHOAL_KEY_BYTES], size_t *n, size_t *cap, const uint8_t *key)
 {
     for (size_t i = 0; i < *n; i++)
-        if (memcmp((*v)[i], key, 32) == 0)
+        if (memcmp((*v)[i], key, SHOAL_KEY_BYTES) == 0)
             return SHOAL_OK;
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
-        uint8_t(*nv)[32] = shoal__realloc(*v, nc * sizeof *nv);
+        uint8_t(*nv)[SHOAL_KEY_BYTES] = shoal__realloc(*v, nc * sizeof *nv);
         if (!nv)
             return SHOAL_ENOMEM;
         *v = nv;
         *cap = nc;
     }
-    memcpy((*v)[(*n)++], key, 32);
+    memcpy((*v)[(*n)++], key, SHOAL_KEY_BYTES);
     return SHOAL_OK;
 }
 
 static void
-keys_del(uint8_t (*v)[32], size_t *n, const uint8_t *key)
+keys_del(uint8_t (*v)[SHOAL_KEY_BYTES], size_t *n, const uint8_t *key)
 {
     for (size_t i = 0; i < *n; i++)
-        if (memcmp(v[i], key, 32) == 0) {
-            memcpy(v[i], v[--*n], 32);
+        if (memcmp(v[i], key, SHOAL_KEY_BYTES) == 0) {
+            memcpy(v[i], v[--*n], SHOAL_KEY_BYTES);
             return;
         }
 }

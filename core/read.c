@@ -409,7 +409,7 @@ shoal_collections(shoal_replica *r, shoal_strlist **out)
 /* ------------------------------------------------------- version vectors */
 
 typedef struct vv_ent {
-    uint8_t author[32];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
 } vv_ent;
 
@@ -443,7 +443,7 @@ vv_find(const shoal_vv *vv, const uint8_t *author, bool *found)
     size_t lo = 0, hi = vv->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(vv->e[mid].author, author, 32);
+        int c = memcmp(vv->e[mid].author, author, SHOAL_KEY_BYTES);
         if (c == 0) {
             *found = true;
             return mid;
@@ -483,7 +483,7 @@ shoal_vv_set(shoal_vv *vv, const uint8_t *author, uint64_t seq)
         vv->cap = cap;
     }
     memmove(&vv->e[i + 1], &vv->e[i], (vv->n - i) * sizeof *vv->e);
-    memcpy(vv->e[i].author, author, 32);
+    memcpy(vv->e[i].author, author, SHOAL_KEY_BYTES);
     vv->e[i].seq = seq;
     vv->n++;
     return SHOAL_OK;
@@ -524,7 +524,8 @@ typedef struct vv_ctx {
 } vv_ctx;
 
 static int
-vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
+vv_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[SHOAL__ID_BYTES],
+      void *arg)
 {
     (void)cid;
     vv_ctx *v = arg;
@@ -583,8 +584,8 @@ shoal_pending_count(shoal_replica *r, uint64_t *out)
 }
 
 static int
-evid_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
-        void *arg)
+evid_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[SHOAL__ID_BYTES],
+        const shoal__sval *env, void *arg)
 {
     (void)seq;
     (void)cid;
@@ -592,11 +593,11 @@ evid_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const sho
     list_ctx *lc = arg;
     shoal_strlist *l = lc->l;
     char hex[65];
-    shoal__hex(hex, author, 32);
+    shoal__hex(hex, author, SHOAL_KEY_BYTES);
     /* Evidence is keyed by author first: duplicates are adjacent. */
     if (l->n && strcmp(l->s[l->n - 1], hex) == 0)
         return 0;
-    lc->err = strlist_add(l, hex, 64);
+    lc->err = strlist_add(l, hex, 2 * SHOAL_KEY_BYTES);
     return lc->err ? 1 : 0;
 }
 

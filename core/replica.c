@@ -190,7 +190,12 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     shoal__store_opts so = { .durable = r->opt.durable, .map_size = r->opt.map_size };
     char errbuf[SHOAL__ERRMSG];
     errbuf[0] = 0;
-    int err = shoal__store_open(&r->store, dir, &so, r->pk, &r->sk, errbuf, sizeof errbuf);
+    int err = shoal__store_open(&r->store, dir, &so, errbuf, sizeof errbuf);
+    if (!err) {
+        err = shoal__identity_open(r->store, dir, r->pk, &r->sk, errbuf, sizeof errbuf);
+        if (err)
+            shoal__store_close(r->store);
+    }
     if (err) {
         shoal__free(r->ev.ring);
         shoal__free(r);
@@ -227,7 +232,7 @@ shoal_replica_close(shoal_replica *r)
     shoal__store_close(r->store);
     r->store = NULL;
     if (r->sk)
-        shoal__store_free_secret(r->sk);
+        shoal__identity_free(r->sk);
     r->sk = NULL;
     shoal__cache_free(r);
     pthread_mutex_unlock(&r->mu);

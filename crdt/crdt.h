@@ -4,6 +4,9 @@
  * Pure computation: no I/O, no clock reads, no randomness, no globals.
  * Callers pass in time, keys and buffers.  Other files in crdt/ are private
  * to the module; store/, transport/, core/ and tests include only this.
+ * It includes base/base.h (the layer beneath crdt/: allocator, buffers,
+ * big-endian, hex and UTF-8 helpers, the hash map, named sizes, key
+ * builders), so whoever includes crdt.h has those too.
  *
  * Error returns are shoal_err values (from include/shoal.h) as int.
  */
@@ -14,47 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h" /* allocator, buffers, byte helpers, hash map, sizes, keys */
 #include "shoal.h"
-
-/* ------------------------------------------------------------ allocation */
-
-/* Every allocation in shoal goes through these (tests may fail the Nth). */
-void *shoal__malloc(size_t n);
-void *shoal__calloc(size_t n, size_t size);
-void *shoal__realloc(void *p, size_t n);
-void shoal__free(void *p);
-/* Test hook: make the nth allocation from now on fail (0 = never). */
-void shoal__alloc_fail_after(uint64_t n);
-
-/* --------------------------------------------------------------- buffers */
-
-/* A growable byte buffer.  Owns p. */
-typedef struct shoal__buf {
-    uint8_t *p;
-    size_t len;
-    size_t cap;
-} shoal__buf;
-
-void shoal__buf_init(shoal__buf *b);
-void shoal__buf_free(shoal__buf *b); /* frees p, resets to empty */
-int shoal__buf_reserve(shoal__buf *b, size_t extra);
-int shoal__buf_append(shoal__buf *b, const void *p, size_t n);
-/* Hand p to the caller (who frees it with shoal__free) and reset b. */
-uint8_t *shoal__buf_take(shoal__buf *b, size_t *len);
-
-/* Big-endian fixed-width helpers. */
-void shoal__be32_put(uint8_t *p, uint32_t v);
-uint32_t shoal__be32_get(const uint8_t *p);
-void shoal__be64_put(uint8_t *p, uint64_t v);
-uint64_t shoal__be64_get(const uint8_t *p);
-
-/* Hex: out must hold 2*n+1 bytes (NUL-terminated). */
-void shoal__hex(char *out, const uint8_t *p, size_t n);
-/* Parse exactly 2*n hex digits into out; SHOAL_EINVAL otherwise. */
-int shoal__unhex(uint8_t *out, size_t n, const char *s);
-
-/* true if p[0..n) is valid UTF-8 (no surrogates, no overlongs, <= U+10FFFF). */
-bool shoal__utf8_valid(const uint8_t *p, size_t n);
 
 /* ------------------------------------------------------------ MessagePack */
 
@@ -155,12 +119,11 @@ int shoal__opid_cmp(const shoal__opid *a, const shoal__opid *b);
 
 enum {
     SHOAL__FORMAT_VERSION = 1,
-    SHOAL__ENV_HEADER = 1 + 32 + 4, /* version, author, body length */
-    SHOAL__SIG_BYTES = 64,
-    SHOAL__MAX_BODY = 16u << 20, /* bytes of one change body */
-    SHOAL__MAX_OPS = 1u << 20,   /* ops in one change */
-    SHOAL__MAX_DEPS = 1024,      /* deps of one change */
-    SHOAL__MAX_AUTHORS = 4096    /* extra authors one change refers to */
+    SHOAL__ENV_HEADER = 1 + SHOAL_KEY_BYTES + 4, /* version, author, body length */
+    SHOAL__MAX_BODY = 16u << 20,                 /* bytes of one change body */
+    SHOAL__MAX_OPS = 1u << 20,                   /* ops in one change */
+    SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
+    SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
 };
 
 typedef enum shoal__opkind {

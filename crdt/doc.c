@@ -11,14 +11,14 @@
  *
  * Why it is built this way:
  * - Op ids inside the document carry an author *index* into a per-document
- *   table of 32-byte keys (interned through a small open-addressing hash), so
+ *   table of 32-byte keys (interned through the base hash map), so
  *   a list element id is 16 bytes instead of 44.  Comparing two ids compares
  *   the keys behind the indexes, never the indexes, so the order of
  *   interning never shows.  The canonical encoding writes a sorted table of
  *   the authors that the state actually uses and remaps every index to it,
  *   so the bytes do not depend on interning order either, nor on authors of
  *   changes whose ops were all discarded.
- * - Fields live in an open-addressing hash keyed by name (FNV-1a) with a
+ * - Fields live in the base hash map (base/map.h) keyed by name, with a
  *   one-entry cache of the last field touched: a list trace replays through
  *   shoal__doc_apply with one memcmp per op and no hashing.  Sorting by name
  *   happens only when a view or an encoding is made (rejected: a sorted
@@ -60,7 +60,6 @@ typedef struct cnt_entry {
 typedef struct field {
     uint8_t *name; /* Owned by this struct. */
     size_t name_len;
-    uint64_t hash;
     bool has_reg;
     bool has_cnt;
     bool reg_present; /* false: the register holds "absent" */
@@ -80,63 +79,30 @@ struct shoal__doc {
     bool exists;
     uint8_t (*keys)[32]; /* Owned: author table. */
     uint32_t nkeys, keys_cap;
-    uint32_t *kslots;   /* Owned: hash of keys, slot = index + 1 or 0. */
-    uint32_t kslot_cap; /* power of two (or 0) */
-    field **fields;     /* Owned: every field, insertion order. */
+    shoal__map kmap; /* key -> index + 1; keys Borrowed from `keys` */
+    field **fields;  /* Owned: every field, insertion order. */
     size_t nfields, fields_cap;
-    field **fslots;   /* Owned array; fields are owned by `fields`. */
-    size_t fslot_cap; /* power of two (or 0) */
-    field *last;      /* cache of the last field looked up */
+    shoal__map fmap; /* name -> field; names Borrowed from the fields */
+    field *last;     /* cache of the last field looked up */
 };
 
 /* ------------------------------------------------------------ authors */
 
-static uint64_t
-key_hash(const uint8_t *k)
-{
-    uint64_t h = 0;
-    for (int i = 0; i < 4; i++) {
-        uint64_t w;
-        memcpy(&w, k + 8 * i, 8);
-        h ^= w + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    }
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 29;
-    return h;
-}
-
 static uint32_t
 author_find(const shoal__doc *d, const uint8_t *key)
 {
-    if (d->kslot_cap == 0)
-        return UINT32_MAX;
-    uint32_t mask = d->kslot_cap - 1;
-    for (uint32_t s = (uint32_t)key_hash(key) & mask;; s = (s + 1) & mask) {
-        uint32_t v = d->kslots[s];
-        if (v == 0)
-            return UINT32_MAX;
-        if (memcmp(d->keys[v - 1], key, 32) == 0)
-            return v - 1;
-    }
+    uintptr_t v = (uintptr_t)shoal__map_get(&d->kmap, key, SHOAL_KEY_BYTES);
+    return v ? (uint32_t)(v - 1) : UINT32_MAX;
 }
 
-static int
-author_rehash(shoal__doc *d, uint32_t cap)
+/* Point the map at keys again (after the table moved); room for
+ * keys_cap entries is reserved, so nothing allocates. */
+static void
+author_rehash(shoal__doc *d)
 {
-    uint32_t *slots = shoal__calloc(cap, sizeof *slots);
-    if (!slots)
-        return SHOAL_ENOMEM;
-    for (uint32_t i = 0; i < d->nkeys; i++) {
-        uint32_t s = (uint32_t)key_hash(d->keys[i]) & (cap - 1);
-        while (slots[s])
-            s = (s + 1) & (cap - 1);
-        slots[s] = i + 1;
-    }
-    shoal__free(d->kslots);
-    d->kslots = slots;
-    d->kslot_cap = cap;
-    return SHOAL_OK;
+    shoal__map_reset(&d->kmap);
+    for (uint32_t i = 0; i < d->nkeys; i++)
+        (void)shoal__map_put(&d->kmap, d->keys[i], SHOAL_KEY_BYTES, (void *)(uintptr_t)(i + 1));
 }
 
 static int
@@ -150,24 +116,26 @@ author_intern(shoal__doc *d, const uint8_t *key, uint32_t *out)
     if (d->nkeys >= UINT32_MAX / 4)
         return SHOAL_ETOOBIG;
     if (d->nkeys == d->keys_cap) {
+        /* A new table, not realloc: on failure the map still points into
+         * the old one, which stays valid. */
         uint32_t cap = d->keys_cap ? d->keys_cap * 2 : 4;
-        void *p = shoal__realloc(d->keys, (size_t)cap * 32);
-        if (!p)
-            return SHOAL_ENOMEM;
-        d->keys = p;
-        d->keys_cap = cap;
-    }
-    if ((d->nkeys + 1) * 2 > d->kslot_cap) {
-        int rc = author_rehash(d, d->kslot_cap ? d->kslot_cap * 2 : 8);
+        int rc = shoal__map_reserve(&d->kmap, cap);
         if (rc)
             return rc;
+        uint8_t(*p)[SHOAL_KEY_BYTES] = shoal__malloc((size_t)cap * SHOAL_KEY_BYTES);
+        if (!p)
+            return SHOAL_ENOMEM;
+        if (d->nkeys)
+            memcpy(p, d->keys, (size_t)d->nkeys * SHOAL_KEY_BYTES);
+        shoal__free(d->keys);
+        d->keys = p;
+        d->keys_cap = cap;
+        author_rehash(d);
     }
-    memcpy(d->keys[d->nkeys], key, 32);
-    uint32_t mask = d->kslot_cap - 1;
-    uint32_t s = (uint32_t)key_hash(key) & mask;
-    while (d->kslots[s])
-        s = (s + 1) & mask;
-    d->kslots[s] = d->nkeys + 1;
+    memcpy(d->keys[d->nkeys], key, SHOAL_KEY_BYTES);
+    /* Room for keys_cap entries was reserved: the put cannot fail. */
+    (void)shoal__map_put(&d->kmap, d->keys[d->nkeys], SHOAL_KEY_BYTES,
+                         (void *)(uintptr_t)(d->nkeys + 1));
     *out = d->nkeys++;
     return SHOAL_OK;
 }
@@ -198,17 +166,6 @@ eid_cmp(const shoal__doc *d, const shoal__eid *a, const shoal__eid *b)
 
 /* ------------------------------------------------------------- fields */
 
-static uint64_t
-name_hash(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static void
 field_free(field *f)
 {
@@ -228,8 +185,7 @@ clear_fields(shoal__doc *d)
     for (size_t i = 0; i < d->nfields; i++)
         field_free(d->fields[i]);
     d->nfields = 0;
-    if (d->fslot_cap)
-        memset(d->fslots, 0, d->fslot_cap * sizeof *d->fslots);
+    shoal__map_reset(&d->fmap);
     d->last = NULL;
 }
 
@@ -238,35 +194,7 @@ field_find(const shoal__doc *d, const uint8_t *name, size_t len)
 {
     if (d->last && d->last->name_len == len && memcmp(d->last->name, name, len) == 0)
         return d->last;
-    if (d->fslot_cap == 0)
-        return NULL;
-    uint64_t h = name_hash(name, len);
-    size_t mask = d->fslot_cap - 1;
-    for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
-        field *f = d->fslots[s];
-        if (!f)
-            return NULL;
-        if (f->hash == h && f->name_len == len && memcmp(f->name, name, len) == 0)
-            return f;
-    }
-}
-
-static int
-field_rehash(shoal__doc *d, size_t cap)
-{
-    field **slots = shoal__calloc(cap, sizeof *slots);
-    if (!slots)
-        return SHOAL_ENOMEM;
-    for (size_t i = 0; i < d->nfields; i++) {
-        size_t s = (size_t)d->fields[i]->hash & (cap - 1);
-        while (slots[s])
-            s = (s + 1) & (cap - 1);
-        slots[s] = d->fields[i];
-    }
-    shoal__free(d->fslots);
-    d->fslots = slots;
-    d->fslot_cap = cap;
-    return SHOAL_OK;
+    return shoal__map_get(&d->fmap, name, len);
 }
 
 static bool
@@ -295,11 +223,9 @@ field_get(shoal__doc *d, const uint8_t *name, size_t len, field **out)
         d->fields = p;
         d->fields_cap = cap;
     }
-    if ((d->nfields + 1) * 2 > d->fslot_cap) {
-        int rc = field_rehash(d, d->fslot_cap ? d->fslot_cap * 2 : 16);
-        if (rc)
-            return rc;
-    }
+    int rc = shoal__map_reserve(&d->fmap, d->nfields + 1);
+    if (rc)
+        return rc;
     f = shoal__calloc(1, sizeof *f);
     if (!f)
         return SHOAL_ENOMEM;
@@ -310,12 +236,7 @@ field_get(shoal__doc *d, const uint8_t *name, size_t len, field **out)
     }
     memcpy(f->name, name, len);
     f->name_len = len;
-    f->hash = name_hash(name, len);
-    size_t mask = d->fslot_cap - 1;
-    size_t s = (size_t)f->hash & mask;
-    while (d->fslots[s])
-        s = (s + 1) & mask;
-    d->fslots[s] = f;
+    (void)shoal__map_put(&d->fmap, f->name, len, f); /* reserved above */
     d->fields[d->nfields++] = f;
     d->last = f;
     *out = f;
@@ -405,7 +326,12 @@ cnt_value(const field *f)
 shoal__doc *
 shoal__doc_new(void)
 {
-    return shoal__calloc(1, sizeof(shoal__doc));
+    shoal__doc *d = shoal__calloc(1, sizeof(shoal__doc));
+    if (d) {
+        shoal__map_init_borrow(&d->kmap);
+        shoal__map_init_borrow(&d->fmap);
+    }
+    return d;
 }
 
 void
@@ -415,9 +341,9 @@ shoal__doc_free(shoal__doc *d)
         return;
     clear_fields(d);
     shoal__free(d->fields);
-    shoal__free(d->fslots);
+    shoal__map_clear(&d->fmap, NULL);
     shoal__free(d->keys);
-    shoal__free(d->kslots);
+    shoal__map_clear(&d->kmap, NULL);
     shoal__free(d);
 }
 

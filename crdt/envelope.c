@@ -41,14 +41,14 @@ enum {
 static const uint8_t bundle_magic[8] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1' };
 
 int
-shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
-                     const uint8_t sk[64], shoal__buf *out)
+shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOAL_KEY_BYTES],
+                     const uint8_t sk[SHOAL__SK_BYTES], shoal__buf *out)
 {
     if (body_len > SHOAL__MAX_BODY)
         return SHOAL_ETOOBIG;
     /* A libsodium secret key is seed | public key: refuse a mismatched pair
      * rather than publish changes nobody can verify. */
-    if (memcmp(sk + 32, pk, 32) != 0)
+    if (memcmp(sk + SHOAL__SK_BYTES - SHOAL_KEY_BYTES, pk, SHOAL_KEY_BYTES) != 0)
         return SHOAL_EINVAL;
     if (sodium_init() < 0)
         return SHOAL_ENOMEM;
@@ -60,7 +60,7 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
     uint8_t *hdr = msg + CONTEXT_BYTES;
     memcpy(msg, CONTEXT, CONTEXT_BYTES);
     hdr[0] = SHOAL__FORMAT_VERSION;
-    memcpy(hdr + 1, pk, 32);
+    memcpy(hdr + 1, pk, SHOAL_KEY_BYTES);
     shoal__be32_put(hdr + 33, (uint32_t)body_len);
     if (body_len)
         memcpy(hdr + SHOAL__ENV_HEADER, body, body_len);
@@ -135,10 +135,10 @@ shoal__envelope_author(const uint8_t *env)
 }
 
 void
-shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[32])
+shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[SHOAL__ID_BYTES])
 {
     size_t signed_len = env_len >= MIN_ENVELOPE ? env_len - SHOAL__SIG_BYTES : env_len;
-    crypto_generichash(out, 32, env, signed_len, NULL, 0);
+    crypto_generichash(out, SHOAL__ID_BYTES, env, signed_len, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- bundles */

@@ -5,7 +5,8 @@
  *
  * A replica directory holds:
  *   data.mdb, lock.mdb   one LMDB environment (never MDB_WRITEMAP)
- *   identity             the Ed25519 secret key (64 bytes), mode 0600
+ *   identity             the Ed25519 secret key (64 bytes), mode 0600: not
+ *                        the store's (core/identity.c)
  *
  * Tables (LMDB named databases; keys compare bytewise; format 2):
  *   meta      short name -> value ("clock", "ixnext", ...)
@@ -69,14 +70,17 @@ typedef struct shoal__store_opts {
     uint64_t map_size; /* initial map size; 0 = default (64 MiB) */
 } shoal__store_opts;
 
-/* Open (creating dir, the environment and the identity if missing).
- * pk receives the identity's public key; *sk a sodium_malloc'd copy of the
- * 64-byte secret key (free with shoal__store_free_secret).  On error errbuf
- * holds a one-line explanation. */
-int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o,
-                      uint8_t pk[32], uint8_t **sk, char *errbuf, size_t errlen);
+/* Open (creating dir, mode 0700, and the environment if missing).  On
+ * error errbuf holds a one-line explanation. */
+int shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o, char *errbuf,
+                      size_t errlen);
 void shoal__store_close(shoal__store *s); /* syncs first; NULL is a no-op */
-void shoal__store_free_secret(uint8_t *sk);
+/* Run fn(arg) holding LMDB's writer lock of the directory (it serialises
+ * with every writer of every process); fn must not use s.  Returns fn's
+ * result, or the error of taking the lock (text in shoal__store_errmsg).
+ * core/ creates the identity file under it, so that two processes opening
+ * a fresh directory at once end up with one identity. */
+int shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg);
 /* fsync everything committed so far. */
 int shoal__store_flush(shoal__store *s);
 /* Durable store: while relaxed, commits write LMDB's meta page without
@@ -104,15 +108,16 @@ int shoal__stxn_meta_put(shoal__stxn *t, const char *name, const void *v, size_t
 
 /* changes (applied) and the log.  change_put appends the change to the log
  * (its position returned in *pos); the indexes follow (see above). */
-int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[32], shoal__sval *env);
-bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[32]);
-int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len,
-                           const uint8_t author[32], uint64_t seq, uint64_t link, uint64_t *pos);
-int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                            uint8_t cid[32]);
+int shoal__stxn_change_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], shoal__sval *env);
+bool shoal__stxn_change_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+int shoal__stxn_change_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                           size_t len, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                           uint64_t link, uint64_t *pos);
+int shoal__stxn_authseq_get(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                            uint8_t cid[SHOAL__ID_BYTES]);
 /* Walk the log from position from (inclusive) in order; cb non-zero stops. */
-typedef int (*shoal__log_fn)(uint64_t pos, const uint8_t cid[32], const shoal__sval *env,
-                             void *arg);
+typedef int (*shoal__log_fn)(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES],
+                             const shoal__sval *env, void *arg);
 int shoal__stxn_log_scan(shoal__stxn *t, uint64_t from, shoal__log_fn cb, void *arg);
 uint64_t shoal__stxn_log_count(shoal__stxn *t);
 /* The envelope (and link) at log position pos, or at the last one (*pos
@@ -124,60 +129,64 @@ int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env);
  * superseded entries too (document chains run through them); log_scan
  * skips them. */
 int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link,
-                          bool *dead, uint8_t cid[32]);
+                          bool *dead, uint8_t cid[SHOAL__ID_BYTES]);
 /* Index the whole log tail now, whatever its length. */
 int shoal__stxn_index_flush(shoal__stxn *t);
 /* The applied change cid no longer counts as applied: index the tail,
  * flag its log entry superseded, drop it from changes and authseq.  *pos
  * (may be NULL) receives its log position.  SHOAL_ENOTFOUND if cid is not
  * an applied change. */
-int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[32], uint64_t *pos);
+int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint64_t *pos);
 
 /* version vector (derived from authseq and the log tail; nothing to put):
  * the greatest applied seq of an author and its change id.  vv_scan goes
  * by author, ascending. */
-int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[32], uint64_t *seq, uint8_t cid[32]);
-typedef int (*shoal__vv_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-                            void *arg);
+int shoal__stxn_vv_get(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *seq,
+                       uint8_t cid[SHOAL__ID_BYTES]);
+typedef int (*shoal__vv_fn)(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                            const uint8_t cid[SHOAL__ID_BYTES], void *arg);
 int shoal__stxn_vv_scan(shoal__stxn *t, shoal__vv_fn cb, void *arg);
 
 /* pending set */
-int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[32], const uint8_t *env, size_t len);
-bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[32]);
-int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[32]);
+int shoal__stxn_pending_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                            size_t len);
+bool shoal__stxn_pending_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+int shoal__stxn_pending_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
 uint64_t shoal__stxn_pending_count(shoal__stxn *t);
-typedef int (*shoal__pending_fn)(const uint8_t cid[32], const shoal__sval *env, void *arg);
+typedef int (*shoal__pending_fn)(const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env,
+                                 void *arg);
 int shoal__stxn_pending_scan(shoal__stxn *t, shoal__pending_fn cb, void *arg);
 
 /* equivocation evidence */
-int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32], const uint8_t *env, size_t len);
-typedef int (*shoal__evidence_fn)(const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-                                  const shoal__sval *env, void *arg);
+int shoal__stxn_evidence_put(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                             const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len);
+typedef int (*shoal__evidence_fn)(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                                  const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env,
+                                  void *arg);
 int shoal__stxn_evidence_scan(shoal__stxn *t, shoal__evidence_fn cb, void *arg);
 /* Remove one evidence envelope (SHOAL_ENOTFOUND if absent); its id stays
  * in evcid. */
-int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32]);
+int shoal__stxn_evidence_del(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                             const uint8_t cid[SHOAL__ID_BYTES]);
 /* Record that cid is a version of (author, seq) without keeping its
  * envelope (evidence_put records it too). */
-int shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                               const uint8_t cid[32]);
+int shoal__stxn_evidence_alias(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                               const uint8_t cid[SHOAL__ID_BYTES]);
 /* Ids in evcid. */
 uint64_t shoal__stxn_evidence_ids(shoal__stxn *t);
 /* The (author, seq) of version cid (either may be NULL), from evcid;
  * SHOAL_ENOTFOUND if cid was never seen as a version of an equivocated
  * (author, seq). */
-int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[32], uint8_t author[32],
-                              uint64_t *seq);
+int shoal__stxn_evidence_find(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES],
+                              uint8_t author[SHOAL_KEY_BYTES], uint64_t *seq);
 /* The envelope of one evidence entry (Borrowed as every sval). */
-int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                             const uint8_t cid[32], shoal__sval *env);
+int shoal__stxn_evidence_get(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                             const uint8_t cid[SHOAL__ID_BYTES], shoal__sval *env);
 uint64_t shoal__stxn_evidence_count(shoal__stxn *t);
 /* The ids held as evidence for (author, seq), ascending: the first max
  * into cids (max x 32 bytes), their number in *n (may exceed max). */
-int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[32], uint64_t seq,
-                                  uint8_t *cids, size_t max, size_t *n);
+int shoal__stxn_evidence_versions(shoal__stxn *t, const uint8_t author[SHOAL_KEY_BYTES],
+                                  uint64_t seq, uint8_t *cids, size_t max, size_t *n);
 
 /* documents: coll and id are byte strings without NUL bytes. */
 int shoal__stxn_doc_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
@@ -203,10 +212,11 @@ int shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal
                          void *arg);
 
 /* peers: persisted per-peer link state (format owned by core/). */
-int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[32], const void *v, size_t n);
+int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[SHOAL_KEY_BYTES], const void *v,
+                         size_t n);
 /* Delete key's record; SHOAL_OK if there was none. */
-int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[32]);
-typedef int (*shoal__peer_fn)(const uint8_t key[32], const shoal__sval *v, void *arg);
+int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[SHOAL_KEY_BYTES]);
+typedef int (*shoal__peer_fn)(const uint8_t key[SHOAL_KEY_BYTES], const shoal__sval *v, void *arg);
 int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg);
 
 #endif /* SHOAL_STORE_STORE_H */

@@ -6,6 +6,9 @@
 #
 # Headers under /usr/include compile from anywhere, so only this check
 # keeps, say, crdt/ from growing an LMDB call.  Rules:
+#   base/       project headers: base/'s own and the public shoal.h only; no
+#               <lmdb.h>, <zmq.h>, <sodium.h>, <msgpack.h> (every module
+#               below may include base/)
 #   crdt/       no project header from store/ core/ transport/; no <lmdb.h>, <zmq.h>
 #   store/      no project header from transport/ or core/; no <zmq.h>
 #   transport/  no project header from store/ (or core/)
@@ -25,7 +28,7 @@ cd "$root" || exit 1
 
 passed=0
 failed=0
-modules=(include crdt store core transport)
+modules=(include base crdt store core transport)
 
 # module_of FILE NAME: the project module that a quoted include NAME in FILE
 # resolves to, or "external" when no project file has that name.
@@ -77,6 +80,13 @@ check_file() {
                 [ "$mod" = transport ] || bad+=("<zmq.h> outside transport/")
                 ;;
             esac
+            if [ "$mod" = base ]; then
+                case $name in
+                lmdb.h | zmq.h | sodium.h | sodium/* | msgpack.h | msgpack/*)
+                    bad+=("base/ includes <$name>")
+                    ;;
+                esac
+            fi
             if [ "$file" = include/shoal.h ]; then
                 case $name in
                 stdbool.h | stddef.h | stdint.h) ;;
@@ -88,6 +98,9 @@ check_file() {
         target=$(module_of "$file" "$name")
         [ "$target" = external ] && continue
         case $mod in
+        base)
+            case $target in base | include) ;; *) bad+=("\"$name\" from $target/") ;; esac
+            ;;
         crdt)
             case $target in store | core | transport) bad+=("\"$name\" from $target/") ;; esac
             ;;
@@ -126,7 +139,7 @@ check_file() {
 }
 
 checked=0
-for d in include crdt store core transport tools bench bindings; do
+for d in include base crdt store core transport tools bench bindings; do
     [ -d "$d" ] || continue
     while IFS= read -r f; do
         check_file "$f"
@@ -135,7 +148,7 @@ for d in include crdt store core transport tools bench bindings; do
 done
 
 # The scan must have seen the core modules, or it proves nothing.
-for d in include crdt store core tools; do
+for d in include base crdt store core tools; do
     if [ -n "$(find "$d" -maxdepth 1 -name '*.[ch]' 2>/dev/null | head -1)" ]; then
         passed=$((passed + 1))
     else

@@ -52,9 +52,9 @@ enum {
 struct shoal__session {
     const shoal__host *host;
     const shoal__host_ext *ext; /* the host's equivocation support, or NULL */
-    uint8_t self[32];
+    uint8_t self[SHOAL_KEY_BYTES];
     bool expect;
-    uint8_t expect_key[32];
+    uint8_t expect_key[SHOAL_KEY_BYTES];
     bool started;
     shoal__session_stats st;
     char failure[FAILURE_TEXT];
@@ -107,7 +107,7 @@ vv_find(const shoal__vventry *v, size_t n, const uint8_t *author, size_t *at)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(v[mid].author, author, 32);
+        int c = memcmp(v[mid].author, author, SHOAL_KEY_BYTES);
         if (c == 0) {
             if (at)
                 *at = mid;
@@ -139,7 +139,7 @@ raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
             nnew++;
         else if (in[i].seq > e->seq) {
             e->seq = in[i].seq;
-            memcpy(e->cid, in[i].cid, 32);
+            memcpy(e->cid, in[i].cid, SHOAL__ID_BYTES);
         }
     }
     if (nnew == 0)
@@ -159,7 +159,7 @@ raise_known(shoal__session *s, const shoal__vventry *in, size_t n)
     while (j > 0) {
         const shoal__vventry *x = &in[j - 1];
         if (i > 0) {
-            int c = memcmp(s->known[i - 1].author, x->author, 32);
+            int c = memcmp(s->known[i - 1].author, x->author, SHOAL_KEY_BYTES);
             if (c == 0) { /* known already: raised above */
                 j--;
                 continue;
@@ -321,7 +321,8 @@ want_version(shoal__session *s, const shoal__vventry *e)
         uint64_t seq = e->seq - k;
         bool dup = false;
         for (size_t i = 0; i < s->nextra && !dup; i++)
-            dup = s->extra[i].seq == seq && memcmp(s->extra[i].author, e->author, 32) == 0;
+            dup = s->extra[i].seq == seq &&
+                  memcmp(s->extra[i].author, e->author, SHOAL_KEY_BYTES) == 0;
         if (dup)
             continue;
         if (s->nextra == SHOAL__EXTRA_MAX)
@@ -353,9 +354,9 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
         const shoal__vventry *o = vv_find(s->ours, s->nours, e[i].author, NULL);
         if (!o || o->seq < e[i].seq)
             continue;
-        uint8_t cid[32];
+        uint8_t cid[SHOAL__ID_BYTES];
         if (o->seq == e[i].seq) {
-            memcpy(cid, o->cid, 32);
+            memcpy(cid, o->cid, SHOAL__ID_BYTES);
         } else {
             int err = s->host->authseq(s->host->ctx, e[i].author, e[i].seq, cid);
             if (err == SHOAL_ENOTFOUND)
@@ -363,7 +364,7 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
             if (err)
                 return err;
         }
-        if (memcmp(cid, e[i].cid, 32) != 0) {
+        if (memcmp(cid, e[i].cid, SHOAL__ID_BYTES) != 0) {
             s->st.equivocations++;
             int err = want_version(s, &e[i]);
             if (err)
@@ -376,17 +377,18 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
 /* ------------------------------------------------------------------ API */
 
 shoal__session *
-shoal__session_new(const shoal__host *host, const uint8_t self[32], const uint8_t *expect_peer)
+shoal__session_new(const shoal__host *host, const uint8_t self[SHOAL_KEY_BYTES],
+                   const uint8_t *expect_peer)
 {
     shoal__session *s = shoal__calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->host = host;
     s->ext = host->ext;
-    memcpy(s->self, self, 32);
+    memcpy(s->self, self, SHOAL_KEY_BYTES);
     if (expect_peer) {
         s->expect = true;
-        memcpy(s->expect_key, expect_peer, 32);
+        memcpy(s->expect_key, expect_peer, SHOAL_KEY_BYTES);
     }
     for (size_t i = 0; i < QCAP; i++)
         shoal__buf_init(&s->q[i]);
@@ -459,15 +461,15 @@ recv_hello(shoal__session *s, shoal__frame *f)
         FAIL(s, SHOAL_EPROTO, "second HELLO");
         return SHOAL_EPROTO;
     }
-    if (s->expect && memcmp(f->key, s->expect_key, 32) != 0) {
+    if (s->expect && memcmp(f->key, s->expect_key, SHOAL_KEY_BYTES) != 0) {
         FAIL(s, SHOAL_EREFUSED, "unexpected peer key");
         return SHOAL_EREFUSED;
     }
-    if (memcmp(f->key, s->self, 32) == 0) {
+    if (memcmp(f->key, s->self, SHOAL_KEY_BYTES) == 0) {
         FAIL(s, SHOAL_EREFUSED, "the peer has our own key");
         return SHOAL_EREFUSED;
     }
-    memcpy(s->st.peer, f->key, 32);
+    memcpy(s->st.peer, f->key, SHOAL_KEY_BYTES);
     int err = check_entries(s, f->entries, f->nentries);
     if (err) {
         FAIL(s, err, "reading our log failed");
@@ -497,7 +499,8 @@ recv_hello(shoal__session *s, shoal__frame *f)
 static int
 entry_cmp(const void *a, const void *b)
 {
-    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author, 32);
+    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author,
+                  SHOAL_KEY_BYTES);
 }
 
 static int
@@ -561,11 +564,11 @@ recv_batch(shoal__session *s, shoal__frame *f)
         uint64_t seq = shoal__mpr_uint(&rd);
         if ((err = rd.err))
             break;
-        memcpy(t[nt].author, shoal__envelope_author(f->envs + off), 32);
+        memcpy(t[nt].author, shoal__envelope_author(f->envs + off), SHOAL_KEY_BYTES);
         t[nt].seq = seq;
         for (size_t j = 0; j < s->nextra; j++)
             if (!s->extra_got[j] && s->extra[j].seq == seq &&
-                memcmp(s->extra[j].author, t[nt].author, 32) == 0) {
+                memcmp(s->extra[j].author, t[nt].author, SHOAL_KEY_BYTES) == 0) {
                 s->extra_got[j] = true;
                 s->restat = true;
             }
@@ -576,7 +579,7 @@ recv_batch(shoal__session *s, shoal__frame *f)
         qsort(t, nt, sizeof *t, entry_cmp);
         size_t w = 0;
         for (size_t i = 0; i < nt; i++) {
-            if (w > 0 && memcmp(t[w - 1].author, t[i].author, 32) == 0) {
+            if (w > 0 && memcmp(t[w - 1].author, t[i].author, SHOAL_KEY_BYTES) == 0) {
                 if (t[i].seq > t[w - 1].seq)
                     t[w - 1].seq = t[i].seq;
             } else {

@@ -23,14 +23,15 @@ put_entries(shoal__mpw *w, const shoal__vventry *e, size_t n)
     shoal__mpw_array(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         shoal__mpw_array(w, 3);
-        shoal__mpw_bin(w, e[i].author, 32);
+        shoal__mpw_bin(w, e[i].author, SHOAL_KEY_BYTES);
         shoal__mpw_uint(w, e[i].seq);
-        shoal__mpw_bin(w, e[i].cid, 32);
+        shoal__mpw_bin(w, e[i].cid, SHOAL__ID_BYTES);
     }
 }
 
 int
-shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv, size_t n)
+shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
+                  size_t n)
 {
     if (n > SHOAL__MAX_VV)
         return SHOAL_ETOOBIG;
@@ -40,7 +41,7 @@ shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *
     shoal__mpw_array(&w, 4);
     shoal__mpw_uint(&w, SHOAL__F_HELLO);
     shoal__mpw_uint(&w, SHOAL__PROTO_VERSION);
-    shoal__mpw_bin(&w, key, 32);
+    shoal__mpw_bin(&w, key, SHOAL_KEY_BYTES);
     put_entries(&w, vv, n);
     /* About 70 bytes an author: past roughly 250,000 authors the vector no
      * longer fits in one frame, which every receiver would refuse. */
@@ -118,16 +119,16 @@ get_entries(shoal__mpr *r, uint32_t max, shoal__frame *f)
         uint32_t k = shoal__mpr_array(r, 3, 1);
         if (!r->err && k != 3)
             return SHOAL_EPROTO;
-        size_t al = shoal__mpr_bin(r, &a, 32);
+        size_t al = shoal__mpr_bin(r, &a, SHOAL_KEY_BYTES);
         e->seq = shoal__mpr_uint(r);
-        size_t cl = shoal__mpr_bin(r, &c, 32);
+        size_t cl = shoal__mpr_bin(r, &c, SHOAL__ID_BYTES);
         if (r->err)
             break;
-        if (al != 32 || cl != 32 || e->seq == 0)
+        if (al != SHOAL_KEY_BYTES || cl != SHOAL__ID_BYTES || e->seq == 0)
             return SHOAL_EPROTO;
-        memcpy(e->author, a, 32);
-        memcpy(e->cid, c, 32);
-        if (i > 0 && memcmp(f->entries[i - 1].author, e->author, 32) >= 0)
+        memcpy(e->author, a, SHOAL_KEY_BYTES);
+        memcpy(e->cid, c, SHOAL__ID_BYTES);
+        if (i > 0 && memcmp(f->entries[i - 1].author, e->author, SHOAL_KEY_BYTES) >= 0)
             return SHOAL_EPROTO; /* not strictly ascending */
         f->nentries++;
     }
@@ -169,10 +170,10 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         if ((err = expect_items(items, 4)))
             return err;
         const uint8_t *k;
-        size_t kl = shoal__mpr_bin(r, &k, 32);
+        size_t kl = shoal__mpr_bin(r, &k, SHOAL_KEY_BYTES);
         if (r->err)
             return r->err;
-        if (kl != 32)
+        if (kl != SHOAL_KEY_BYTES)
             return SHOAL_EPROTO;
         f->key = k;
         err = get_entries(r, SHOAL__MAX_VV, f);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -321,10 +322,13 @@ test_identity_reopen(void)
     CHECK(memcmp(dv, dv2, 32) == 0 && memcmp(df, df2, 32) == 0);
     CHECK(memcmp(dv, df, 32) != 0);
     shoal_replica_close(r);
-    /* The identity is owner-only. */
+    /* The identity is owner-only (core/identity.c): 64 bytes, mode 0600. */
     char path[4096];
     snprintf(path, sizeof path, "%s/identity", dir);
     CHECK(access(path, R_OK) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600 &&
+          st.st_size == 64);
     check_rmtree(dir);
     free(dir);
 }
@@ -1215,6 +1219,74 @@ test_threads(void)
     free(dir);
 }
 
+/* Processes that open one fresh directory at the same moment end up with
+ * one identity: core/identity.c creates it under the store's writer lock
+ * (shoal__store_exclusive).  Without the lock each process that found no
+ * file would write its own key and the last rename would win. */
+static void
+identity_race_round(const char *top, int round)
+{
+    enum {
+        NPROC = 8
+    };
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/r%d", top, round);
+    int go[2], res[2];
+    REQUIRE(pipe(go) == 0 && pipe(res) == 0);
+    fflush(NULL);
+    pid_t pids[NPROC];
+    for (int i = 0; i < NPROC; i++) {
+        pids[i] = fork();
+        REQUIRE(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(go[1]);
+            close(res[0]);
+            char c;
+            if (read(go[0], &c, 1) != 0) /* EOF: everyone goes at once */
+                _exit(3);
+            shoal_replica *cr = open_at(dir, NULL, true);
+            if (!cr)
+                _exit(2);
+            /* One write of 32 bytes (< PIPE_BUF) is atomic. */
+            ssize_t w = write(res[1], shoal_replica_id(cr), SHOAL_KEY_BYTES);
+            shoal_replica_close(cr);
+            _exit(w == SHOAL_KEY_BYTES ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    close(res[1]);
+    close(go[1]); /* release the children */
+    uint8_t ids[NPROC][SHOAL_KEY_BYTES];
+    size_t got = 0;
+    while (got < sizeof ids) {
+        ssize_t r = read(res[0], (uint8_t *)ids + got, sizeof ids - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(res[0]);
+    for (int i = 0; i < NPROC; i++) {
+        int st = 0;
+        CHECK(waitpid(pids[i], &st, 0) == pids[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    CHECK_EQ(got, sizeof ids);
+    shoal_replica *r = open_at(dir, NULL, true);
+    REQUIRE(r);
+    for (int i = 0; i < NPROC; i++)
+        CHECK(memcmp(ids[i], shoal_replica_id(r), SHOAL_KEY_BYTES) == 0);
+    shoal_replica_close(r);
+}
+
+static void
+test_identity_race(void)
+{
+    char *top = check_tmpdir("api-idrace");
+    for (int round = 0; round < 6; round++)
+        identity_race_round(top, round);
+    check_rmtree(top);
+    free(top);
+}
+
 static void
 test_two_processes(void)
 {
@@ -1446,6 +1518,7 @@ main(void)
     RUN(test_hlc_skew);
     RUN(test_hlc_backwards_restart);
     RUN(test_threads);
+    RUN(test_identity_race);
     RUN(test_two_processes);
     return check_summary();
 }

@@ -21,6 +21,25 @@
 #include "crdt.h"
 #include "shoal.h"
 #include "store.h"
+#include "core.h" /* the identity (core/identity.c) */
+
+/* The store and the replica's identity (core/identity.c), as a replica
+ * opens them. */
+static int
+store_open_id(shoal__store **s, const char *dir, const shoal__store_opts *o, uint8_t pk[32],
+              uint8_t **sk, char *eb, size_t elen)
+{
+    *sk = NULL;
+    int rc = shoal__store_open(s, dir, o, eb, elen);
+    if (rc)
+        return rc;
+    rc = shoal__identity_open(*s, dir, pk, sk, eb, elen);
+    if (rc) {
+        shoal__store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -755,12 +774,12 @@ test_equivocation(void)
     uint8_t spk[32];
     uint8_t *ssk = NULL;
     char eb[256];
-    REQUIRE(shoal__store_open(&s, dir, &so, spk, &ssk, eb, sizeof eb) == SHOAL_OK);
+    REQUIRE(store_open_id(&s, dir, &so, spk, &ssk, eb, sizeof eb) == SHOAL_OK);
     ev_ctx ec = { 0 };
     memcpy(ec.author, pk, 32);
     CHECK_EQ(shoal__store_read(s, ev_fn, &ec), SHOAL_OK);
     CHECK_EQ(ec.n, 2);
-    shoal__store_free_secret(ssk);
+    shoal__identity_free(ssk);
     shoal__store_close(s);
     check_rmtree(dir);
     free(dir);
@@ -1622,7 +1641,7 @@ store_check(const char *dir, swc *w, evc *e)
     uint8_t spk[32];
     uint8_t *ssk = NULL;
     char eb[256];
-    if (shoal__store_open(&s, dir, &so, spk, &ssk, eb, sizeof eb) != SHOAL_OK) {
+    if (store_open_id(&s, dir, &so, spk, &ssk, eb, sizeof eb) != SHOAL_OK) {
         check_failures++;
         return;
     }
@@ -1630,7 +1649,7 @@ store_check(const char *dir, swc *w, evc *e)
         CHECK_EQ(shoal__store_read(s, swc_fn, w), SHOAL_OK);
     if (e)
         CHECK_EQ(shoal__store_read(s, evc_fn, e), SHOAL_OK);
-    shoal__store_free_secret(ssk);
+    shoal__identity_free(ssk);
     shoal__store_close(s);
 }
 

@@ -9,6 +9,7 @@
  */
 #include "check.h"
 #include "store.h"
+#include "core.h" /* the identity (core/identity.c) */
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,12 +26,30 @@
 
 static char errbuf[256];
 
+/* The store and the replica's identity (core/identity.c), as a replica
+ * opens them. */
+static int
+store_open_id(shoal__store **s, const char *dir, const shoal__store_opts *o, uint8_t pk[32],
+              uint8_t **sk, char *eb, size_t elen)
+{
+    *sk = NULL;
+    int rc = shoal__store_open(s, dir, o, eb, elen);
+    if (rc)
+        return rc;
+    rc = shoal__identity_open(*s, dir, pk, sk, eb, elen);
+    if (rc) {
+        shoal__store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
 static shoal__store *
 open_store(const char *dir, bool durable, uint64_t map, uint8_t pk[32], uint8_t **sk)
 {
     shoal__store_opts o = { .durable = durable, .map_size = map };
     shoal__store *s = NULL;
-    int rc = shoal__store_open(&s, dir, &o, pk, sk, errbuf, sizeof errbuf);
+    int rc = store_open_id(&s, dir, &o, pk, sk, errbuf, sizeof errbuf);
     if (rc != SHOAL_OK)
         fprintf(stderr, "open %s: %d %s\n", dir, rc, errbuf);
     return s;
@@ -407,8 +426,8 @@ test_create_reopen(void)
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
     CHECK_EQ(fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
-    shoal__store_free_secret(sk2);
+    shoal__identity_free(sk);
+    shoal__identity_free(sk2);
     free(idp);
     free(datap);
     free(dir);
@@ -585,13 +604,13 @@ test_index_tail(void)
     CHECK_EQ(shoal__store_write(s, tail_put_fn, &r), SHOAL_OK);
     tail_check(s, TAIL_TOTAL);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
     s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     tail_check(s, TAIL_TOTAL);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -745,7 +764,7 @@ test_superseded(void)
     CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
     CHECK_EQ(arg, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
     s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
@@ -753,7 +772,7 @@ test_superseded(void)
     CHECK_EQ(shoal__store_read(s, sup_check_fn, &arg), SHOAL_OK);
     CHECK_EQ(arg, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -948,13 +967,13 @@ test_doc_meta_tail(void)
         CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
     }
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
     s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     CHECK_EQ(shoal__store_read(s, dm_check_fn, &st), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -981,7 +1000,7 @@ test_identity_corrupt(void)
     char *idp = path_join(dir, "identity");
     uint8_t good[64];
     memcpy(good, sk, 64);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
 
     /* Wrong size. */
     write_file(idp, good, 63);
@@ -989,19 +1008,19 @@ test_identity_corrupt(void)
     sk = NULL;
     shoal__store_opts o = { .durable = true };
     errbuf[0] = 0;
-    CHECK_EQ(shoal__store_open(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_ECORRUPT);
+    CHECK_EQ(store_open_id(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_ECORRUPT);
     CHECK(s == NULL && sk == NULL && errbuf[0] != 0);
     /* Public half that does not belong to the secret key. */
     good[40] ^= 1;
     write_file(idp, good, 64);
-    CHECK_EQ(shoal__store_open(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_ECORRUPT);
+    CHECK_EQ(store_open_id(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_ECORRUPT);
     CHECK(s == NULL && sk == NULL);
     good[40] ^= 1;
     write_file(idp, good, 64);
-    CHECK_EQ(shoal__store_open(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
+    CHECK_EQ(store_open_id(&s, dir, &o, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
     CHECK(s && sk && memcmp(pk, good + 32, 32) == 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     free(idp);
     check_rmtree(dir);
     free(dir);
@@ -1091,16 +1110,16 @@ test_scans(void)
     shoal__store_close(s);
 
     /* The delete persists. */
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
     s = NULL;
-    CHECK_EQ(shoal__store_open(&s, dir, NULL, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
+    CHECK_EQ(store_open_id(&s, dir, NULL, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
     REQUIRE(s);
     CHECK_EQ(shoal__store_read(s, count_fn, c), SHOAL_OK);
     CHECK(c[0] == 2 && c[1] == NCHANGES);
     CHECK_EQ(fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -1164,7 +1183,7 @@ test_peer_rows(void)
     CHECK_EQ(shoal__store_read(s, peer_scan_fn, seen), SHOAL_OK);
     CHECK(seen[0] == 0 && seen[1] == 1);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -1220,15 +1239,15 @@ test_rollback(void)
     int want = SHOAL_ENOTFOUND;
     CHECK_EQ(shoal__store_read(s, read_returns, &want), SHOAL_ENOTFOUND);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
     s = NULL;
-    CHECK_EQ(shoal__store_open(&s, dir, NULL, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
+    CHECK_EQ(store_open_id(&s, dir, NULL, pk, &sk, errbuf, sizeof errbuf), SHOAL_OK);
     REQUIRE(s);
     CHECK_EQ(shoal__store_read(s, empty_check, &fails), SHOAL_OK);
     CHECK_EQ(fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -1357,7 +1376,7 @@ test_map_growth(void)
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(shoal__store_flush(s), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
 
     /* Reopen asking for the tiny map again: the data must all be there and
      * further writes must still succeed. */
@@ -1370,7 +1389,7 @@ test_map_growth(void)
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(g.fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     free(b.buf);
     check_rmtree(dir);
     free(dir);
@@ -1422,7 +1441,7 @@ test_map_full_swallowed(void)
     CHECK(b.calls > 1);
     CHECK_EQ(shoal__store_read(s, careless_check, &b), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     free(b.buf);
     check_rmtree(dir);
     free(dir);
@@ -1493,7 +1512,7 @@ test_threads_during_growth(void)
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(g.fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     free(b.buf);
     check_rmtree(dir);
     free(dir);
@@ -1636,7 +1655,7 @@ enospc_body(const char *mnt)
     }
     CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
 
     s = open_store(dir, true, 0, pk, &sk);
     CHECK(s != NULL);
@@ -1644,7 +1663,7 @@ enospc_body(const char *mnt)
         CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
         CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
         shoal__store_close(s);
-        shoal__store_free_secret(sk);
+        shoal__identity_free(sk);
     }
     CHECK_EQ(fails, 0);
     free(buf);
@@ -1670,7 +1689,7 @@ readonly_body(const char *mnt)
     }
     CHECK_EQ(shoal__store_write(s, fixture_write, NULL), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     sk = NULL;
 
     if (mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) {
@@ -1681,12 +1700,12 @@ readonly_body(const char *mnt)
     s = NULL;
     errbuf[0] = 0;
     shoal__store_opts o = { .durable = true };
-    CHECK_EQ(shoal__store_open(&s, dir, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
+    CHECK_EQ(store_open_id(&s, dir, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
     CHECK(s == NULL && sk == NULL);
     CHECK(strstr(errbuf, "not writable") != NULL);
     printf("  read-only: %s\n", errbuf);
     errbuf[0] = 0;
-    CHECK_EQ(shoal__store_open(&s, fresh, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
+    CHECK_EQ(store_open_id(&s, fresh, &o, pk2, &sk, errbuf, sizeof errbuf), SHOAL_EREADONLY);
     CHECK(s == NULL && errbuf[0] != 0);
 
     if (mount(NULL, mnt, NULL, MS_REMOUNT, NULL) != 0) {
@@ -1702,7 +1721,7 @@ readonly_body(const char *mnt)
         CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
         CHECK_EQ(fails, 0);
         shoal__store_close(s);
-        shoal__store_free_secret(sk);
+        shoal__identity_free(sk);
     }
 out:
     free(fresh);
@@ -1753,7 +1772,7 @@ child_writer(const char *dir)
             bad++;
     }
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     return bad ? 1 : 0;
 }
 
@@ -1902,7 +1921,7 @@ test_two_processes(void)
     CHECK_EQ(shoal__store_read(s, final_fn, &f), SHOAL_OK);
     CHECK_EQ(f.fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }
@@ -1919,7 +1938,7 @@ child_grower(const char *dir, uint8_t *buf)
     struct big b = { 0, buf };
     int rc = shoal__store_write(s, big_fn, &b);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     return rc == SHOAL_OK && b.calls > 1 ? 0 : 1;
 }
 
@@ -1954,7 +1973,7 @@ test_child_grows_map(void)
     CHECK_EQ(shoal__store_read(s, grow_check, &g), SHOAL_OK);
     CHECK_EQ(g.fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     free(buf);
     check_rmtree(dir);
     free(dir);
@@ -1974,16 +1993,16 @@ test_nondurable_flush(void)
     int fails = 0;
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     s = open_store(dir, true, 0, pk, &sk);
     REQUIRE(s);
     CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
     CHECK_EQ(shoal__store_flush(s), SHOAL_OK);
     CHECK_EQ(fails, 0);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     shoal__store_close(NULL);
-    shoal__store_free_secret(NULL);
+    shoal__identity_free(NULL);
     check_rmtree(dir);
     free(dir);
 }
@@ -2110,7 +2129,7 @@ tc_child_put(const char *dir, int from, int to)
         struct tc_put a = { from, to, 0, false };
         int rc = c ? shoal__store_write(c, tc_put_fn, &a) : SHOAL_ESTORE;
         shoal__store_close(c);
-        shoal__store_free_secret(sk);
+        shoal__identity_free(sk);
         _exit(rc == SHOAL_OK ? 0 : 1);
     }
     int st = -1;
@@ -2175,7 +2194,7 @@ test_tail_cache(void)
     n += 1;
     CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 
@@ -2188,7 +2207,7 @@ test_tail_cache(void)
     struct tc_put g = { 0, 10, 0, false };
     CHECK_EQ(shoal__store_write(s, tc_put_fn, &g), SHOAL_OK);
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     s = open_store(dir, false, 0, pk, &sk);
     REQUIRE(s);
     n = 10;
@@ -2200,7 +2219,7 @@ test_tail_cache(void)
         CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
     }
     shoal__store_close(s);
-    shoal__store_free_secret(sk);
+    shoal__identity_free(sk);
     check_rmtree(dir);
     free(dir);
 }

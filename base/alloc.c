@@ -1,11 +1,11 @@
 /*
- * crdt/alloc.c - the one allocator of shoal.
+ * base/alloc.c - the one allocator of shoal.
  *
  * Every allocation in the library goes through shoal__malloc & co so that
  * tests can make the Nth allocation fail and check that each caller turns
  * it into SHOAL_ENOMEM without leaking (the OOM loop in STYLE.md 8).
  *
- * The failure counter is the one piece of global state in crdt/: it is a
+ * The failure counter is the one piece of global state in base/ and crdt/: it is a
  * test hook, atomic so that the engine thread and the app's threads may
  * allocate at once, and when it is off (the normal case) the cost is one
  * relaxed atomic load.  A replaceable allocator (function pointers) was
@@ -14,9 +14,10 @@
  * Size 0 is treated as size 1, so a NULL result always means "out of
  * memory" and never "you asked for nothing".
  */
-#include "crdt.h"
+#include "alloc.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 /* 0: never fail.  n > 0: the nth allocation from now fails (once), then

@@ -1,0 +1,409 @@
+/*
+ * store/env.c - the LMDB environment of a replica directory (layout:
+ * store.h; the files of store/: store_int.h).
+ *
+ * One LMDB environment per directory, opened with MDB_NOTLS (a read txn is
+ * not tied to the thread that began it and does not use a thread-local
+ * reader slot) and never MDB_WRITEMAP: with a writable map a full disk kills
+ * the process with SIGBUS while writing through the page cache, whereas the
+ * default mode writes pages with pwrite() and gets a clean ENOSPC.  Every
+ * table is a named database, so one file holds one consistent snapshot of
+ * everything; a write is one LMDB transaction and therefore atomic.
+ *
+ * Growing the map.  LMDB returns MDB_MAP_FULL from a put (or from the commit,
+ * when the free list needs a page) once the map is full.  The txn is then
+ * unusable, so shoal__store_write aborts it, doubles the map size and runs
+ * the caller's function again from scratch.  mdb_env_set_mapsize may only be
+ * called while this process has no transaction open, so every txn holds
+ * `resize_lock` shared and a resize takes it exclusively.  MDB_MAP_RESIZED
+ * (another process grew the map past ours) is handled the same way with a
+ * size of 0, which adopts the size recorded in the file.
+ *
+ * Sticky txn errors.  After any LMDB error except MDB_NOTFOUND and
+ * MDB_KEYEXIST the txn can only be aborted.  Each stxn remembers the first
+ * such error: a function that swallowed it and returned SHOAL_OK still gets
+ * the error back and nothing is committed.
+ *
+ * Errors leave this file as shoal_err values; the LMDB or errno text is kept
+ * in s->errmsg for shoal__store_errmsg.
+ *
+ * Log positions start at 1; meta "log_next" (u64 BE) is the next one to
+ * hand out (absent = 1), so position 0 never names an entry and a reader can
+ * use it for "nothing seen yet".
+ *
+ * The transactions (shoal__store_write's map-full retry, sticky errors) are
+ * in txn.c; the tables in the files store_int.h lists.
+ *
+ * Rejected: one environment per table (no atomic commit across them); a
+ * per-thread store handle (LMDB forbids opening one environment twice in a
+ * process); MDB_NOLOCK (a second process on the directory must work).
+ */
+
+#include "store_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Disk format: the table names are part of the on-disk layout (store.h,
+ * docs/storage.md); renaming one is a format change. */
+const char *const shoal__st_table_names[T_COUNT] = {
+    "meta", "changes", "authseq", "log", "pending", "evidence", "docs", "docsnap", "peers", "evcid",
+};
+
+static int
+map_err(int rc)
+{
+    switch (rc) {
+    case 0: return SHOAL_OK;
+    case MDB_NOTFOUND: return SHOAL_ENOTFOUND;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH: return SHOAL_ECORRUPT;
+    case ENOSPC:
+    case MDB_MAP_FULL: return SHOAL_ENOSPC;
+    case EACCES:
+    case EROFS:
+    case EPERM: return SHOAL_EREADONLY;
+    case ENOMEM: return SHOAL_ENOMEM;
+    default: return SHOAL_ESTORE;
+    }
+}
+
+static void
+set_msg(char *buf, size_t len, const char *what, int rc)
+{
+    if (buf && len)
+        snprintf(buf, len, "%s: %s", what, mdb_strerror(rc));
+}
+
+/* Record rc (an LMDB or errno value) on s and return its shoal_err. */
+int
+shoal__st_fail(shoal__store *s, const char *what, int rc)
+{
+    set_msg(s->errmsg, sizeof s->errmsg, what, rc);
+    return map_err(rc);
+}
+
+/* Resize the map with no txn of this process open; size 0 adopts the size
+ * another process recorded.  Called with no lock held. */
+static int
+resize(shoal__store *s, uint64_t size)
+{
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, (size_t)size);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc)
+        return shoal__st_fail(s, "mdb_env_set_mapsize", rc);
+    return SHOAL_OK;
+}
+
+int
+shoal__st_grow(shoal__store *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t cur = info.me_mapsize;
+    if (cur >= MAX_MAP_SIZE) {
+        snprintf(s->errmsg, sizeof s->errmsg, "map size limit reached (%llu bytes)",
+                 (unsigned long long)cur);
+        return SHOAL_ENOSPC;
+    }
+    return resize(s, cur * 2);
+}
+
+/* Begin a txn holding resize_lock shared; handles MDB_MAP_RESIZED. */
+int
+shoal__st_txn_begin(shoal__store *s, bool write, MDB_txn **out)
+{
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->resize_lock);
+        int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, out);
+        if (rc == 0)
+            return SHOAL_OK;
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc != MDB_MAP_RESIZED || tries >= MAX_RESIZED_RETRIES)
+            return shoal__st_fail(s, "mdb_txn_begin", rc);
+        int r = resize(s, 0);
+        if (r)
+            return r;
+    }
+}
+
+void
+shoal__st_txn_end_lock(shoal__store *s)
+{
+    pthread_rwlock_unlock(&s->resize_lock);
+}
+
+/* An errno value from a file system call on path: text into errbuf. */
+static int
+errno_err(char *errbuf, size_t errlen, const char *what, const char *path, int e)
+{
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(e));
+    return map_err(e);
+}
+
+static int
+make_dir(const char *dir, char *errbuf, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0)
+        return SHOAL_OK;
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return SHOAL_OK;
+    if (e == EEXIST) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s exists and is not a directory", dir);
+        return SHOAL_ESTORE;
+    }
+    return errno_err(errbuf, errlen, "cannot create directory", dir, e);
+}
+
+static bool
+data_file_missing(const char *dir)
+{
+    size_t n = strlen(dir) + sizeof "/data.mdb";
+    char *p = shoal__malloc(n);
+    if (!p)
+        return false;
+    snprintf(p, n, "%s/data.mdb", dir);
+    struct stat st;
+    bool missing = stat(p, &st) != 0 && errno == ENOENT;
+    shoal__free(p);
+    return missing;
+}
+
+/* A directory written before the evcid table existed: index its
+ * evidence by change id once (an LMDB error code or 0). */
+static int
+evcid_backfill(shoal__store *s, MDB_txn *txn)
+{
+    MDB_stat st;
+    int mrc = mdb_stat(txn, s->dbi[T_EVCID], &st);
+    if (mrc || st.ms_entries > 0)
+        return mrc;
+    MDB_cursor *c;
+    mrc = mdb_cursor_open(txn, s->dbi[T_EVIDENCE], &c);
+    if (mrc)
+        return mrc;
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != EVKEY_BYTES)
+            continue;
+        uint8_t kb[EVKEY_BYTES]; /* a copy: the put may not point into the map */
+        memcpy(kb, k.mv_data, EVKEY_BYTES);
+        MDB_val ck = mval(kb + SHOAL__SEQKEY_BYTES, SHOAL__ID_BYTES),
+                cv = mval(kb, SHOAL__SEQKEY_BYTES);
+        mrc = mdb_put(txn, s->dbi[T_EVCID], &ck, &cv, 0);
+        if (mrc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+static int
+open_tables(shoal__store *s)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        MDB_txn *txn;
+        int rc = shoal__st_txn_begin(s, true, &txn);
+        if (rc)
+            return rc;
+        MDB_dbi old;
+        int mrc = mdb_dbi_open(txn, FORMAT1_TABLE, 0, &old);
+        if (mrc == 0) {
+            mdb_txn_abort(txn);
+            shoal__st_txn_end_lock(s);
+            snprintf(s->errmsg, sizeof s->errmsg,
+                     "the replica uses the first store layout (format 1), which this "
+                     "version does not read");
+            return SHOAL_ECORRUPT;
+        }
+        mrc = 0;
+        for (int i = 0; i < T_COUNT && !mrc; i++)
+            mrc = mdb_dbi_open(txn, shoal__st_table_names[i], MDB_CREATE, &s->dbi[i]);
+        if (!mrc)
+            mrc = evcid_backfill(s, txn);
+        if (!mrc)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        shoal__st_txn_end_lock(s);
+        if (mrc == MDB_MAP_FULL) {
+            rc = shoal__st_grow(s);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (mrc)
+            return shoal__st_fail(s, "opening tables", mrc);
+        return SHOAL_OK;
+    }
+    return shoal__st_fail(s, "opening tables", MDB_MAP_FULL);
+}
+
+int
+shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o, char *errbuf,
+                  size_t errlen)
+{
+    assert(out && dir);
+    *out = NULL;
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    bool durable = o ? o->durable : true;
+    uint64_t map_size = o && o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+    if (map_size > MAX_MAP_SIZE)
+        map_size = MAX_MAP_SIZE;
+
+    int rc = make_dir(dir, errbuf, errlen);
+    if (rc)
+        return rc;
+
+    shoal__store *s = shoal__calloc(1, sizeof *s);
+    if (!s)
+        return SHOAL_ENOMEM;
+    s->durable = durable;
+    if (pthread_mutex_init(&s->flags_mu, NULL) != 0) {
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
+    if (pthread_rwlock_init(&s->resize_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->flags_mu);
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
+    if (pthread_mutex_init(&s->tc_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&s->resize_lock);
+        pthread_mutex_destroy(&s->flags_mu);
+        shoal__free(s);
+        return SHOAL_ENOMEM;
+    }
+    int mrc = mdb_env_create(&s->env);
+    if (mrc) {
+        s->env = NULL;
+        set_msg(errbuf, errlen, "mdb_env_create", mrc);
+        rc = map_err(mrc);
+        goto fail;
+    }
+    /* A new environment gets exactly the requested map size.  An existing
+     * one keeps the size recorded in its file (it may have grown) unless the
+     * caller asks for more, which is set once it is open. */
+    bool fresh = data_file_missing(dir);
+    mrc = mdb_env_set_maxdbs(s->env, T_COUNT + 2);
+    if (!mrc && fresh)
+        mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
+    if (mrc) {
+        set_msg(errbuf, errlen, "configuring LMDB", mrc);
+        rc = map_err(mrc);
+        goto fail;
+    }
+    unsigned flags = MDB_NOTLS | (durable ? 0 : MDB_NOSYNC);
+    mrc = mdb_env_open(s->env, dir, flags, 0600);
+    if (mrc) {
+        rc = map_err(mrc);
+        if (errbuf && errlen) {
+            if (rc == SHOAL_EREADONLY)
+                snprintf(errbuf, errlen, "replica directory %s is not writable: %s", dir,
+                         mdb_strerror(mrc));
+            else
+                snprintf(errbuf, errlen, "cannot open LMDB environment in %s: %s", dir,
+                         mdb_strerror(mrc));
+        }
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    if (info.me_mapsize < map_size) {
+        mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
+        if (mrc) {
+            set_msg(errbuf, errlen, "mdb_env_set_mapsize", mrc);
+            rc = map_err(mrc);
+            goto fail;
+        }
+    }
+    /* Free reader slots left by crashed processes: a stale slot pins old
+     * pages and makes the file grow without bound. */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    rc = open_tables(s);
+    if (rc) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", s->errmsg);
+        goto fail;
+    }
+    *out = s;
+    return SHOAL_OK;
+fail:
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->flags_mu);
+    pthread_mutex_destroy(&s->tc_mu);
+    shoal__st_set_free(s->tc);
+    shoal__free(s);
+    return rc;
+}
+
+void
+shoal__store_close(shoal__store *s)
+{
+    if (!s)
+        return;
+    mdb_env_sync(s->env, 1);
+    mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->flags_mu);
+    pthread_mutex_destroy(&s->tc_mu);
+    shoal__st_set_free(s->tc);
+    shoal__free(s);
+}
+
+/* An empty write txn: LMDB's writer lock, which every process writing the
+ * directory takes, held while fn runs. */
+int
+shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg)
+{
+    assert(s && fn);
+    MDB_txn *txn;
+    int rc = shoal__st_txn_begin(s, true, &txn);
+    if (rc)
+        return rc;
+    rc = fn(arg);
+    mdb_txn_abort(txn);
+    shoal__st_txn_end_lock(s);
+    return rc;
+}
+
+void
+shoal__store_relax(shoal__store *s, bool on)
+{
+    assert(s);
+    s->relaxed = on;
+}
+
+int
+shoal__store_flush(shoal__store *s)
+{
+    assert(s);
+    pthread_mutex_lock(&s->flags_mu);
+    int rc = mdb_env_sync(s->env, 1);
+    pthread_mutex_unlock(&s->flags_mu);
+    if (rc)
+        return shoal__st_fail(s, "mdb_env_sync", rc);
+    return SHOAL_OK;
+}
+
+const char *
+shoal__store_errmsg(const shoal__store *s)
+{
+    return s ? s->errmsg : "";
+}

@@ -1,0 +1,237 @@
+/*
+ * store/store_int.h - private header of the store module: what the files
+ * of store/ share (the table ids, the handle and transaction structs, the
+ * log tail, and the helpers each file exports to the others).  Only
+ * the store/ files include it; everything else uses store.h.
+ *
+ * Files, one concern each:
+ *   env.c       the environment: open, close, tables, map growth, flush
+ *   txn.c       write and read transactions, generic table access, meta
+ *   tail.c      the unindexed log tail, its lookup maps and its cache
+ *   log.c       the log and its two indexes (changes, authseq)
+ *   vv.c        the version vector (derived from authseq and the tail)
+ *   pending.c   the pending set
+ *   evidence.c  equivocation evidence
+ *   docs.c      document metas and snapshots
+ *   peers.c     per-peer link state
+ * The replica's identity file is not the store's: core/identity.c.
+ */
+#ifndef SHOAL_STORE_STORE_INT_H
+#define SHOAL_STORE_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+enum {
+    T_META,
+    T_CHANGES,
+    T_AUTHSEQ,
+    T_LOG,
+    T_PENDING,
+    T_EVIDENCE,
+    T_DOCS,
+    T_DOCSNAP,
+    T_PEERS,
+    T_EVCID,
+    T_COUNT
+};
+
+/* Disk format: the table names are part of the on-disk layout (store.h,
+ * docs/storage.md); renaming one is a format change. */
+extern const char *const shoal__st_table_names[T_COUNT];
+
+/* The table of the first layout (format 1), which kept the version vector
+ * and the envelopes elsewhere; a directory holding it is refused. */
+#define FORMAT1_TABLE "vv"
+
+#define DEFAULT_MAP_SIZE ((uint64_t)64 << 20)
+/* The map never grows past this (virtual address space, not disk). */
+#define MAX_MAP_SIZE ((uint64_t)1 << 42)
+/* Bound on MDB_MAP_RESIZED retries in a row (another process keeps growing). */
+#define MAX_RESIZED_RETRIES 64
+/* Free space below which an EIO from a commit counts as a full disk (or
+ * 1/64 of the file system when that is smaller). */
+#define DISK_FULL_SLACK ((uint64_t)1 << 20)
+/* The changes and authseq indexes take the log tail in batches: a commit
+ * that brings the tail to this many entries indexes all of them. */
+#define TAIL_MAX 256
+/* Bytes before the envelope in a log value: cid | author | seq (u64 BE) |
+ * link (u64 BE). */
+#define LOG_HDR 80
+/* Offsets in that header (the change id is at 0). */
+#define LOG_AUTHOR SHOAL__ID_BYTES
+#define LOG_SEQ    (LOG_AUTHOR + SHOAL_KEY_BYTES)
+#define LOG_LINK   (LOG_SEQ + 8)
+/* An evidence key: author | seq (u64 BE) | change id. */
+#define EVKEY_BYTES (SHOAL__SEQKEY_BYTES + SHOAL__ID_BYTES)
+_Static_assert(LOG_HDR == LOG_LINK + 8, "log header: cid | author | seq | link");
+/* Set in a log entry's link when a document meta follows the header:
+ * key length (u16 BE) | coll NUL id | meta length (u32 BE) | meta, then the
+ * envelope.  Positions stay far below 2^63, so old entries never have it. */
+#define LINK_META ((uint64_t)1 << 63)
+/* Set in a log entry's link when the change was superseded (an
+ * equivocation resolved against it, change_supersede): the entry stays (its
+ * link keeps the document chain whole) but names no applied change: no
+ * index, tail lookup, version vector or log scan counts it. */
+#define LINK_DEAD ((uint64_t)1 << 62)
+
+struct shoal__store {
+    MDB_env *env; /* owned */
+    MDB_dbi dbi[T_COUNT];
+    bool durable;
+    bool relaxed;                 /* shoal__store_relax; under the replica lock */
+    pthread_mutex_t flags_mu;     /* LMDB's env flags: a relaxed commit vs flush */
+    pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
+    char errmsg[256];
+    /* The log tail of the newest snapshot a txn of this handle saw, kept
+     * between txns (tail_cache_take/tail_cache_put): a txn whose snapshot
+     * is tc_txnid takes it instead of reading and parsing the tail from the
+     * map.  Any commit (by any process or handle) makes a newer snapshot,
+     * so a stale cache is never taken.  It owns all its memory (no pointer
+     * into the map: pages are reused and the map moves when it grows).  At
+     * most one txn holds it at a time; others read the map as before. */
+    pthread_mutex_t tc_mu;
+    bool tc_ok;
+    uint64_t tc_txnid;   /* the LMDB txn id of the snapshot it describes */
+    struct tail_set *tc; /* owned when tc_ok */
+};
+
+/* A log entry not yet in the changes and authseq indexes. */
+typedef struct tail_ent {
+    uint64_t pos;
+    uint64_t seq;
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
+    /* The document key and meta the entry carries (dk NULL: none).  They
+     * point into own (entries this txn wrote) or into the map: a page read
+     * from the map is never changed in place (no MDB_WRITEMAP; a write txn
+     * copies it first and frees it to later txns only), so they stay valid
+     * for the whole transaction. */
+    const uint8_t *dk, *dmeta;
+    size_t klen, mlen;
+    uint8_t *own; /* owned or NULL */
+    bool dead;    /* superseded (LINK_DEAD): kept for positions only */
+} tail_ent;
+
+/* A log value taken apart. */
+typedef struct log_ent {
+    uint64_t link;
+    bool dead;                       /* LINK_DEAD */
+    const uint8_t *key, *meta, *env; /* key, meta NULL without a meta */
+    size_t klen, mlen, elen;
+} log_ent;
+
+/* The unindexed log tail of one snapshot, as held by a txn or the
+ * store's cache. */
+typedef struct tail_set {
+    uint64_t ixnext;  /* first log position not in the indexes */
+    uint64_t lognext; /* next log position to hand out */
+    tail_ent *tail;   /* owned; positions ixnext .. lognext - 1 */
+    size_t ntail;
+    size_t captail;
+    /* Maps over the live (not dead) entries, keys Borrowed from the
+     * entries, room for captail entries: bycid by change id, byauthor by
+     * author (the entry with the author's greatest seq). */
+    shoal__map bycid, byauthor;
+} tail_set;
+
+struct shoal__stxn {
+    shoal__store *s;
+    MDB_txn *txn;
+    bool write;
+    int err;       /* first LMDB error that poisoned the txn, else 0 */
+    bool map_full; /* a put (or cursor op) hit MDB_MAP_FULL */
+    bool wrote;    /* a put or delete succeeded (LMDB will commit a new txn id) */
+    /* The unindexed log tail, loaded on first use (tail_load). */
+    bool tail_ok;
+    uint64_t ixnext; /* see tail_set */
+    uint64_t lognext;
+    tail_ent *tail;
+    size_t ntail;
+    size_t captail;
+    shoal__map bycid, byauthor;
+    /* The last change id change_pos found nowhere (miss_ok): an import
+     * asks change_has and then change_put for the same new id.  Only
+     * change_put adds an id, and it clears this. */
+    bool miss_ok;
+    uint8_t miss[SHOAL__ID_BYTES];
+    bool borrows; /* some entry's meta may point into the map (tail_own) */
+};
+
+/* ------------------------------------------------------------- bytes */
+
+static inline MDB_val
+mval(const void *p, size_t n)
+{
+    MDB_val v;
+    v.mv_data = (void *)(uintptr_t)p;
+    v.mv_size = n;
+    return v;
+}
+
+static inline shoal__sval
+sval(const MDB_val *v)
+{
+    shoal__sval o;
+    o.p = v->mv_data;
+    o.len = v->mv_size;
+    return o;
+}
+
+static inline bool
+has_prefix(const MDB_val *k, const uint8_t *p, size_t n)
+{
+    return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+/* ---------------------------------------------------- shared helpers */
+
+/* env.c: record rc (an LMDB or errno value) on s, return its shoal_err;
+ * double the map; begin a txn holding resize_lock shared (handles
+ * MDB_MAP_RESIZED), and drop that lock after the txn ended. */
+int shoal__st_fail(shoal__store *s, const char *what, int rc);
+int shoal__st_grow(shoal__store *s);
+int shoal__st_txn_begin(shoal__store *s, bool write, MDB_txn **out);
+void shoal__st_txn_end_lock(shoal__store *s);
+
+/* txn.c: an LMDB call inside a txn failed (remembers whether it
+ * poisoned the txn); one table's get/put/del/count; a cursor walk
+ * (cur_first at the first key >= start, or the first key when start is
+ * NULL; SHOAL_ENOTFOUND at the end); a damaged file. */
+int shoal__st_tfail(shoal__stxn *t, const char *what, int rc);
+int shoal__st_get(shoal__stxn *t, int tab, const void *k, size_t klen, shoal__sval *out);
+int shoal__st_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void *v, size_t vlen,
+                  unsigned flags);
+int shoal__st_del(shoal__stxn *t, int tab, const void *k, size_t klen);
+uint64_t shoal__st_count(shoal__stxn *t, int tab);
+int shoal__st_cur_open(shoal__stxn *t, int tab, MDB_cursor **c);
+int shoal__st_cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op);
+int shoal__st_cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t slen, MDB_val *k,
+                        MDB_val *v);
+int shoal__st_corrupt(shoal__stxn *t, const char *what);
+
+/* tail.c: parse a log value; drop, own, cache, load, push to and flush
+ * (into the indexes) the tail; find its entries by document key, change
+ * id and author. */
+bool shoal__st_ent_parse(const uint8_t *p, size_t n, log_ent *e);
+void shoal__st_tail_free(shoal__stxn *t);
+uint64_t shoal__st_snap_id(const shoal__stxn *t);
+void shoal__st_set_free(tail_set *c);
+bool shoal__st_tail_own(shoal__stxn *t);
+void shoal__st_tail_cache_put(shoal__stxn *t, uint64_t id);
+int shoal__st_tail_set_meta(tail_ent *e, const uint8_t *key, size_t klen, const uint8_t *meta,
+                            size_t mlen);
+const tail_ent *shoal__st_tail_find_doc(const shoal__stxn *t, const uint8_t *k, size_t klen);
+int shoal__st_tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_ent *le);
+int shoal__st_tail_load(shoal__stxn *t);
+const tail_ent *shoal__st_tail_find_cid(const shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+const tail_ent *shoal__st_tail_find_author(const shoal__stxn *t,
+                                           const uint8_t author[SHOAL_KEY_BYTES]);
+int shoal__st_tail_flush(shoal__stxn *t);
+
+#endif /* SHOAL_STORE_STORE_INT_H */
