@@ -47,8 +47,9 @@
  *   pending_count()           entries; pending_has(cid);
  *   pending_scan(cb, arg)     every entry (cb non-zero stops; the store
  *                             must not be called from cb); any order;
- *   pending_put(cid, env)     add; pending_del(cid) remove (SHOAL_OK if
- *                             absent too).
+ *   pending_put(cid, env)     add (or replace); pending_del(cid) remove
+ *                             (the pipeline removes only entries it has
+ *                             seen in the set in this transaction).
  * Evidence
  *   ev_find(cid, author, seq) the (author, seq) cid is a version of, from
  *                             the aliases (author and seq may be NULL);
