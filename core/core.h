@@ -24,17 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "apply.h"
 #include "crdt.h"
 #include "shoal.h"
 #include "store.h"
 
 enum {
-    SHOAL__EVENT_CAP = 4096,      /* events queued per replica handle */
-    SHOAL__PENDING_MAX = 100000,  /* changes in the pending set */
-    SHOAL__CACHE_MAX = 1024,      /* documents in the doc cache */
-    SHOAL__SNAP_MIN = 4096,       /* tail bytes before a snapshot is written */
-    SHOAL__EVIDENCE_MAX = 65536,  /* evidence envelopes kept (docs/c-api.md) */
-    SHOAL__EVIDENCE_IDS = 262144, /* version ids kept for dependency mapping */
+    SHOAL__EVENT_CAP = 4096, /* events queued per replica handle */
+    SHOAL__CACHE_MAX = 1024, /* documents in the doc cache */
+    SHOAL__SNAP_MIN = 4096,  /* tail bytes before a snapshot is written */
     SHOAL__ERRMSG = 256
 };
 
@@ -197,39 +195,48 @@ void shoal__wset_free(shoal__wset *w);
 
 /* ------------------------------------------------------- write context */
 
-/* State shared by the local commit and the import write functions. */
-typedef struct shoal__cand shoal__cand;
+/* The pipeline's store over a write transaction (apply_lmdb.c): the store
+ * tables through t, the documents through the working set w. */
+typedef struct shoal__lmdb_apply {
+    shoal__stxn *t;
+    shoal__wset *w; /* NULL: no document calls (shoal__dep_applied) */
+} shoal__lmdb_apply;
 
+/* Point s at the LMDB implementation of shoal__apply_store over c. */
+void shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c);
+/* shoal__apply_dep over the store of t (docstore.c's rebuild). */
+int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32]);
+
+/* State shared by the local commit and the import write functions
+ * (write.c): the working set, the pipeline over the LMDB store, and the
+ * skip-and-rerun list.  Never moved once initialised (it points into
+ * itself). */
 typedef struct shoal__wctx {
     shoal_replica *r;
     shoal__wset w;
-    uint64_t wall;   /* wall ms, read once per API call */
-    uint64_t clock;  /* HLC, loaded from meta "clock" */
-    uint64_t due_ms; /* out: earliest time a held change is due */
-    shoal_import_result res;
-    uint8_t *skip; /* ids of pending changes to drop, owned */
+    shoal__lmdb_apply la;
+    shoal__apply_store s;
+    shoal__apply a; /* wall, clock, res, due_ms, ev_new, bad_pending */
+    uint8_t *skip;  /* ids of pending changes to drop, owned */
     size_t nskip;
-    bool bad_pending; /* a pending change failed: skip and rerun */
-    bool ev_new;      /* this run stored or dropped evidence */
-    uint8_t bad[32];
 } shoal__wctx;
 
+/* Clock persistence (clock.c): the HLC is the greater of meta "clock" and
+ * the HLC of the last change in the log. */
 int shoal__clock_load(shoal__stxn *t, uint64_t *clock);
-/* Whether dep counts as applied (bundle.c): it is, or it is held as
- * evidence and the canonical version of its (author, seq) is; *out (may be
- * NULL) receives that applied id.  SHOAL_ENOTFOUND otherwise. */
-int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32]);
 int shoal__clock_store(shoal__stxn *t, uint64_t clock);
-/* Apply the ready ones of cands (decoded, verified bundle changes) and of
- * the pending set, in causal order, until no progress; the rest go to (or
- * stay in) the pending set. */
-int shoal__drain(shoal__wctx *x, shoal__stxn *t, shoal__cand *cands, size_t n);
-/* Start x for one API call on r (caller holds r->mu). */
+/* Start x for one API call on r (caller holds r->mu): reads the wall clock
+ * once. */
 void shoal__wctx_init(shoal__wctx *x, shoal_replica *r);
+/* Start one run of a write function: bind the working set to t, reset the
+ * pipeline's results. */
+void shoal__wctx_begin(shoal__wctx *x, shoal__stxn *t);
+/* shoal__apply_drain over t with x's skip list. */
+int shoal__wctx_drain(shoal__wctx *x, shoal__cand *cands, size_t n);
 /* Run fn(t, arg), a write function over x, in a store write until it
  * commits or fails for good: when it failed on a stored pending change
- * (x->bad_pending), that change is remembered, dropped on the next run, and
- * fn runs again.  On success the working set moves to the cache and
+ * (x->a.bad_pending), that change is remembered, dropped on the next run,
+ * and fn runs again.  On success the working set moves to the cache and
  * r->due_ms is updated; on failure it is freed.  Frees x's skip list. */
 int shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg);
 /* Drain the pending set in its own write transaction (open, import). */
@@ -253,29 +260,30 @@ void shoal__net_close(shoal_replica *r);
 
 #include "transport.h"
 
-/* Decode and import count verified envelopes (spans into base) together
- * with the pending set, exactly as shoal_import does after splitting its
+/* Decode and import count verified records (shoal__recs_open) together
+ * with the pending set, exactly as shoal_import does after opening its
  * bundle (bundle.c); the caller holds r->mu.  res may be NULL. */
-int shoal__import_spans(shoal_replica *r, const uint8_t *base, const shoal__span *spans,
-                        size_t count, shoal_import_result *res);
+int shoal__import_recs(shoal_replica *r, const shoal__rec *recs, size_t count,
+                       shoal_import_result *res);
 /* Batches of at least this many envelopes verify their signatures on
- * several threads (bundle.c: the caller and the process's helper threads);
+ * several threads (verify.c: the caller and the process's helper threads);
  * at most SHOAL__VERIFY_THREADS in all. */
 enum {
     SHOAL__VERIFY_PARALLEL_MIN = 32,
     SHOAL__VERIFY_THREADS = 4
 };
-/* Open count envelopes stored back to back in p[off..n): check each header
- * and verify every signature, on several threads for a large batch.  The
- * result is the one of opening them one after the other with
- * shoal__envelope_open: the error of the lowest-index bad envelope, then
- * SHOAL_EPROTO if bytes are left after the last one.  On success *spans
- * (Owned by the caller; NULL when count is 0) holds each envelope's offset
- * in p and length.  Touches no replica state. */
-int shoal__spans_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__span **spans);
+/* Open count envelopes stored back to back in p[off..n): parse each header
+ * once into a record (bounds, body), verify every signature (on several
+ * threads for a large batch) and compute each change id.  The result is
+ * the one of opening them one after the other with shoal__envelope_open:
+ * the error of the lowest-index bad envelope, then SHOAL_EPROTO if bytes
+ * are left after the last one.  On success *recs (Owned by the caller;
+ * NULL when count is 0) holds one record per envelope, pointing into p
+ * (Borrowed: p must outlive them).  Touches no replica state. */
+int shoal__recs_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__rec **recs);
 /* The same for a whole bundle ("SHOALBN1", count, envelopes), with the
- * results of shoal__bundle_split. */
-int shoal__bundle_open(const uint8_t *p, size_t n, shoal__span **spans, size_t *count);
+ * header errors of shoal__bundle_split. */
+int shoal__bundle_open(const uint8_t *p, size_t n, shoal__rec **recs, size_t *count);
 /* Fill h with the protocol's view of r (host.c); r is Borrowed while h is
  * used. */
 void shoal__host_init(shoal__host *h, shoal_replica *r);

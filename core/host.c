@@ -13,9 +13,9 @@
  *                 everything never makes one call walk the whole log under
  *                 r->mu (the session calls again while the cursor moves);
  *   apply         the import path: every signature verified (several
- *                 threads for a large batch, shoal__spans_open), then the same
+ *                 threads for a large batch, shoal__recs_open), then the same
  *                 decode -> causal apply -> pending set as shoal_import
- *                 (shoal__import_spans in bundle.c);
+ *                 (shoal__import_recs in bundle.c, core/apply.c);
  *   authseq       the id of the change applied under (author, seq), to
  *                 notice equivocation from a peer's vector;
  * and the equivocation extension (shoal__host_ext, registered for
@@ -260,8 +260,8 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
         return SHOAL_ETRUNC;
     /* Verify every signature (on several threads for a large batch)
      * before anything is decoded or stored, without holding r->mu. */
-    shoal__span *spans = NULL;
-    int err = shoal__spans_open(p, len, 0, count, &spans);
+    shoal__rec *recs = NULL;
+    int err = shoal__recs_open(p, len, 0, count, &recs);
     if (err)
         return err;
     /* A durable replica commits received changes relaxed (the meta page
@@ -271,10 +271,10 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
      * and before this engine forwards them to anyone. */
     pthread_mutex_lock(&r->mu);
     shoal__store_relax(r->store, true);
-    err = shoal__import_spans(r, p, spans, count, res);
+    err = shoal__import_recs(r, recs, count, res);
     shoal__store_relax(r->store, false);
     pthread_mutex_unlock(&r->mu);
-    shoal__free(spans);
+    shoal__free(recs);
     if (!err && r->opt.durable && (res->applied || res->pending || res->equivocations))
         err = shoal__store_flush(r->store);
     if (!err && (res->applied > 0 || res->equivocations > 0))

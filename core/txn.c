@@ -286,8 +286,8 @@ builder_begin(cctx *cx, builder *b, shoal__wdoc *wd)
     memset(&b->c, 0, sizeof b->c);
     memcpy(b->c.author, r->pk, 32);
     b->c.seq = ++cx->seq;
-    b->c.hlc = shoal__hlc_tick(x->clock, x->wall);
-    x->clock = b->c.hlc;
+    b->c.hlc = shoal__hlc_tick(x->a.clock, x->a.wall);
+    x->a.clock = b->c.hlc;
     if (!shoal__doc_exists(d))
         b->c.epoch = 0;
     else if (shoal__doc_deleted(d))
@@ -513,14 +513,13 @@ commit_fn(shoal__stxn *t, void *arg)
     shoal__wctx *x = cx->x;
     shoal_replica *r = x->r;
     shoal_txn *txn = cx->txn;
-    shoal__wset_reset(&x->w, t);
-    memset(&x->res, 0, sizeof x->res);
-    x->due_ms = r->due_ms;
+    shoal__wctx_begin(x, t);
+    x->a.due_ms = r->due_ms;
     cx->detail[0] = 0;
     cx->appended = false;
-    int err = shoal__clock_load(t, &x->clock);
-    if (!err && r->due_ms <= x->wall)
-        err = shoal__drain(x, t, NULL, 0);
+    int err = shoal__clock_load(t, &x->a.clock);
+    if (!err && r->due_ms <= x->a.wall)
+        err = shoal__wctx_drain(x, NULL, 0);
     if (err)
         return err;
     uint8_t cid[32];
@@ -545,11 +544,11 @@ commit_fn(shoal__stxn *t, void *arg)
     if (!err)
         err = shoal__wset_flush(&x->w);
     /* The clock is derived from meta "clock" and the last change's HLC
-     * (bundle.c); after the drain above only our ticks moved it, and the
+     * (clock.c); after the drain above only our ticks moved it, and the
      * last tick stamped the change appended last, so with a change
      * appended there is nothing to store (and nothing to re-derive). */
     if (!err && !cx->appended)
-        err = shoal__clock_store(t, x->clock);
+        err = shoal__clock_store(t, x->a.clock);
     return err;
 }
 

@@ -147,6 +147,23 @@ for d in include base crdt store core transport tools bench bindings; do
     done < <(find "$d" -type f \( -name '*.c' -o -name '*.h' \) | LC_ALL=C sort)
 done
 
+# The apply pipeline (core/apply.[ch]) is sans-I/O: it reaches storage only
+# through its shoal__apply_store, so its code (comments aside) names no store,
+# working set, replica, thread or clock call.
+for f in core/apply.c core/apply.h; do
+    [ -f "$f" ] || continue
+    hits=$(grep -nE 'shoal__stxn_|shoal__store_|shoal__wset|shoal__wctx|shoal_replica|pthread|clock_gettime|gettimeofday|[^_]time\(' "$f" |
+        grep -vE '^[0-9]+:[[:space:]]*(/?\*|//)')
+    if [ -z "$hits" ]; then
+        echo "ok   $f (no I/O)"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $f: reaches past its store interface:"
+        echo "$hits"
+        failed=$((failed + 1))
+    fi
+done
+
 # The scan must have seen the core modules, or it proves nothing.
 for d in include base crdt store core tools; do
     if [ -n "$(find "$d" -maxdepth 1 -name '*.[ch]' 2>/dev/null | head -1)" ]; then

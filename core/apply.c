@@ -1,0 +1,702 @@
+/*
+ * core/apply.c - the causal apply pipeline over a shoal__apply_store
+ * (apply.h): decoded candidates, the pending set, causal order,
+ * duplicates, equivocation.  No I/O, no clock, no threads: the store does
+ * the keeping, the caller passes the wall time in and runs the drain in a
+ * transaction of the store.
+ *
+ * Memory.  A body of a few bytes can decode to SHOAL__MAX_OPS ops (a DEL
+ * run), about 100 MB of op structs, so decoding a whole batch up front
+ * could demand that much per change.  Candidates therefore keep their
+ * decoded ops only while the ops kept add up to at most KEEP_OPS; beyond
+ * that a candidate is validated (decoded in full, then freed at once),
+ * keeps only what the causal checks need (header fields, a copy of its
+ * deps) and is decoded again just before it is applied.  A drain thus
+ * holds at most KEEP_OPS kept ops for the new candidates, as many for the
+ * pending set, and one change decoded again, whatever the bodies expand
+ * to.  In the common case (small changes) nothing is decoded twice.  Each
+ * change is then a duplicate (already applied or pending), another version
+ * of an (author, seq) (the smaller change id is canonical: a larger one is
+ * kept as evidence, a smaller one replaces the applied one once it is
+ * ready; see "equivocation" below), ready (applied), or pending.
+ *
+ * The drain puts the new changes and the stored pending set together,
+ * sorted by (hlc, author, seq).  An honest author's change has a greater HLC
+ * than its previous change and than every dependency (the HLC observed
+ * them), so this order is causal and one pass applies everything that is
+ * ready; more passes only happen for out-of-order or dishonest input.
+ *
+ * A change held back because its HLC is too far ahead of the wall clock
+ * stays in the pending set; a->due_ms says when the earliest such change
+ * becomes acceptable (the caller drains again after that time).  Held
+ * back, never lost.
+ *
+ * A pending change that turns out invalid when finally applied (SHOAL_EPROTO
+ * from shoal__doc_apply, e.g. a list insert after an element that does not
+ * exist) must not wedge every later write: the drain fails with
+ * a->bad_pending set and the change's id in a->bad; the caller rolls back,
+ * adds it to the skip list (shoal__apply_skip_bad) and runs again, and the
+ * drain drops it from the pending set.  If the invalid change is a new
+ * candidate, the drain fails without bad_pending (the import fails).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+/* core.h only for the hash map (shoal__map); nothing here calls the
+ * store, the replica or the clock. */
+#include "apply.h"
+#include "core.h"
+
+/* Decoded ops a batch of candidates keeps (see above): 2^19 ops, about
+ * 50 MB of op structs. */
+#define KEEP_OPS ((size_t)1 << 19)
+
+struct shoal__cand {
+    shoal__rec r;    /* env and body into the caller's bytes, or into owned */
+    uint8_t *owned;  /* env copy from the pending set */
+    shoal__change c; /* decoded; ops owned (none when stripped) */
+    uint8_t *deps;   /* owned copy of c.deps when stripped */
+    bool stripped;   /* ops dropped: decode body again to apply */
+    bool from_bundle;
+    bool in_pending; /* stored in the pending set */
+    bool done;
+};
+
+/* ------------------------------------------------------------ candidates */
+
+/* Keep k's decoded ops if *kept + k's ops stay within KEEP_OPS, else drop
+ * them (the change was decoded in full, so it is valid as far as decoding
+ * goes), keeping the header fields and a copy of the deps. */
+static int
+cand_budget(shoal__cand *k, size_t *kept)
+{
+    if (k->c.nops <= KEEP_OPS - *kept) {
+        *kept += k->c.nops;
+        return SHOAL_OK;
+    }
+    uint8_t *deps = NULL;
+    if (k->c.ndeps) {
+        deps = shoal__malloc(k->c.ndeps * 32);
+        if (!deps)
+            return SHOAL_ENOMEM;
+        memcpy(deps, k->c.deps, k->c.ndeps * 32);
+    }
+    shoal__change h = k->c;
+    shoal__change_clear(&k->c); /* frees the ops block (deps, authors in it) */
+    k->c = h;
+    k->c.ops = NULL;
+    k->c.nops = 0;
+    k->c.authors = NULL;
+    k->c.nauthors = 0;
+    k->c.deps = deps;
+    k->deps = deps;
+    k->stripped = true;
+    return SHOAL_OK;
+}
+
+static void
+cand_clear(shoal__cand *k)
+{
+    shoal__change_clear(&k->c);
+    shoal__free(k->deps);
+    k->deps = NULL;
+    k->stripped = false;
+}
+
+/* Decode k->r's body into k->c (the author from the envelope). */
+static int
+cand_decode(shoal__cand *k)
+{
+    memcpy(k->c.author, shoal__envelope_author(k->r.env), 32);
+    return shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+}
+
+int
+shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_t *at)
+{
+    *out = NULL;
+    *at = SIZE_MAX;
+    if (!count)
+        return SHOAL_OK;
+    shoal__cand *c = shoal__calloc(count, sizeof *c);
+    if (!c)
+        return SHOAL_ENOMEM;
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) {
+        shoal__cand *k = &c[i];
+        k->r = recs[i];
+        int err = cand_decode(k);
+        if (err) {
+            *at = i;
+        } else {
+            err = cand_budget(k, &kept);
+        }
+        if (err) {
+            /* Entries after i were never decoded; zeroed, so clearing is safe. */
+            shoal__cands_free(c, count);
+            return err;
+        }
+    }
+    *out = c;
+    return SHOAL_OK;
+}
+
+void
+shoal__cands_free(shoal__cand *c, size_t count)
+{
+    for (size_t i = 0; c && i < count; i++) {
+        cand_clear(&c[i]);
+        shoal__free(c[i].owned);
+    }
+    shoal__free(c);
+}
+
+int
+shoal__apply_skip_bad(shoal__apply *a, uint8_t **skip, size_t *nskip)
+{
+    uint8_t *p = shoal__realloc(*skip, (*nskip + 1) * 32);
+    if (!p)
+        return SHOAL_ENOMEM;
+    *skip = p;
+    memcpy(p + *nskip * 32, a->bad, 32);
+    (*nskip)++;
+    a->bad_pending = false;
+    return SHOAL_OK;
+}
+
+/* ---------------------------------------------------------- pending load */
+
+typedef struct load_ctx {
+    shoal__apply *a;
+    shoal__cand *c;
+    size_t n;
+    size_t cap;
+    uint8_t *drop; /* ids to delete after the scan */
+    size_t ndrop;
+    size_t kept; /* decoded ops kept (cand_budget) */
+    int err;
+} load_ctx;
+
+static bool
+in_skip(const shoal__apply *a, const uint8_t *cid)
+{
+    for (size_t i = 0; i < a->nskip; i++)
+        if (memcmp(a->skip + i * 32, cid, 32) == 0)
+            return true;
+    return false;
+}
+
+static int
+load_pending_cb(const uint8_t cid[32], const uint8_t *env, size_t len, void *arg)
+{
+    load_ctx *lc = arg;
+    if (in_skip(lc->a, cid)) {
+        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * 32);
+        if (!p) {
+            lc->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        lc->drop = p;
+        memcpy(lc->drop + lc->ndrop++ * 32, cid, 32);
+        return 0;
+    }
+    if (lc->n == lc->cap) {
+        size_t cap = lc->cap ? lc->cap * 2 : 16;
+        shoal__cand *p = shoal__realloc(lc->c, cap * sizeof *p);
+        if (!p) {
+            lc->err = SHOAL_ENOMEM;
+            return 1;
+        }
+        lc->c = p;
+        lc->cap = cap;
+    }
+    shoal__cand *k = &lc->c[lc->n];
+    memset(k, 0, sizeof *k);
+    k->owned = shoal__malloc(len ? len : 1);
+    if (!k->owned) {
+        lc->err = SHOAL_ENOMEM;
+        return 1;
+    }
+    memcpy(k->owned, env, len);
+    memcpy(k->r.cid, cid, 32);
+    k->in_pending = true;
+    lc->n++;
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(k->owned, len, &elen, &body, &blen);
+    if (!err && elen != len)
+        err = SHOAL_ECORRUPT;
+    if (!err) {
+        k->r.env = k->owned;
+        k->r.env_len = len;
+        k->r.body = body;
+        k->r.body_len = blen;
+        err = cand_decode(k);
+    }
+    if (!err)
+        err = cand_budget(k, &lc->kept);
+    if (err) {
+        lc->err = err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+    const shoal__cand *x = *(shoal__cand *const *)a, *y = *(shoal__cand *const *)b;
+    if (x->c.hlc != y->c.hlc)
+        return x->c.hlc < y->c.hlc ? -1 : 1;
+    int c = memcmp(x->c.author, y->c.author, 32);
+    if (c)
+        return c;
+    if (x->c.seq != y->c.seq)
+        return x->c.seq < y->c.seq ? -1 : 1;
+    return memcmp(x->r.cid, y->r.cid, 32);
+}
+
+/* ----------------------------------------------------------- equivocation
+ *
+ * Rule (docs/c-api.md, "Equivocation"): of the versions of one (author,
+ * seq) a replica holds, the one with the smallest change id (memcmp) is
+ * canonical and the only one applied; the others are evidence.  A smaller
+ * version arriving after another was applied replaces it (swap) as soon as
+ * it is applicable; a dependency naming a version held as evidence counts
+ * as satisfied once the canonical version of its (author, seq) is applied.
+ * Evidence per (author, seq): the canonical version and one other (the
+ * displaced one after a swap, else the first other seen); SHOAL__EVIDENCE_MAX
+ * entries in all (past it, a new pair is not stored, the rule still
+ * applies to the versions in hand). */
+
+int
+shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[32], uint8_t out[32])
+{
+    if (s->has(s->ctx, dep)) {
+        if (out)
+            memcpy(out, dep, 32);
+        return SHOAL_OK;
+    }
+    uint8_t author[32], cid[32];
+    uint64_t seq;
+    int err = s->ev_find(s->ctx, dep, author, &seq);
+    if (err)
+        return err;
+    err = s->authseq(s->ctx, author, seq, cid);
+    if (!err && out)
+        memcpy(out, cid, 32);
+    return err;
+}
+
+static bool
+deps_ok(const shoal__apply_store *s, const shoal__cand *k)
+{
+    for (size_t i = 0; i < k->c.ndeps; i++)
+        if (shoal__apply_dep(s, k->c.deps + i * 32, NULL) != SHOAL_OK)
+            return false;
+    return true;
+}
+
+/* Copy of the envelope of applied change cid (Owned by the caller). */
+static int
+applied_env(const shoal__apply_store *s, const uint8_t cid[32], uint8_t **env, size_t *len)
+{
+    const uint8_t *p;
+    size_t n;
+    int err = s->get(s->ctx, cid, &p, &n);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+    /* Copy: a value read may move on the next write. */
+    *env = shoal__malloc(n ? n : 1);
+    if (!*env)
+        return SHOAL_ENOMEM;
+    memcpy(*env, p, n);
+    *len = n;
+    return SHOAL_OK;
+}
+
+/* Make the evidence of (author, seq) hold versions a and b (a < b; each
+ * with its envelope).  force (a swap): drop every other version first.
+ * Otherwise a pair is stored only if (author, seq) holds no evidence yet
+ * and the total cap allows it.  Sets a->ev_new when something was stored. */
+static int
+evidence_pair(shoal__apply *ap, const uint8_t author[32], uint64_t seq, const uint8_t a[32],
+              const uint8_t *aenv, size_t alen, const uint8_t b[32], const uint8_t *benv,
+              size_t blen, bool force)
+{
+    const shoal__apply_store *s = ap->s;
+    uint8_t have[4 * 32];
+    size_t n;
+    int err = s->ev_versions(s->ctx, author, seq, have, 4, &n);
+    if (err)
+        return err;
+    if (!force && (n > 0 || s->ev_count(s->ctx) + 2 > SHOAL__EVIDENCE_MAX))
+        return SHOAL_OK;
+    bool has_a = false, has_b = false;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        const uint8_t *h = have + i * 32;
+        if (memcmp(h, a, 32) == 0) {
+            has_a = true;
+        } else if (memcmp(h, b, 32) == 0) {
+            has_b = true;
+        } else {
+            err = s->ev_del(s->ctx, author, seq, h);
+            if (err)
+                return err;
+            ap->ev_new = true;
+        }
+    }
+    if (n > 4)
+        return SHOAL_ECORRUPT; /* never more than two are stored */
+    if (!has_a) {
+        err = s->ev_put(s->ctx, author, seq, a, aenv, alen);
+        ap->ev_new = true;
+    }
+    if (!err && !has_b) {
+        err = s->ev_put(s->ctx, author, seq, b, benv, blen);
+        ap->ev_new = true;
+    }
+    return err;
+}
+
+/* The smallest id held as evidence for k's (author, seq) into min;
+ * false if none. */
+static int
+evidence_min(const shoal__apply_store *s, const shoal__cand *k, uint8_t min[32], bool *found)
+{
+    uint8_t have[32];
+    size_t n;
+    int err = s->ev_versions(s->ctx, k->c.author, k->c.seq, have, 1, &n);
+    *found = !err && n > 0;
+    if (*found)
+        memcpy(min, have, 32);
+    return err;
+}
+
+/* Remember k as a stored pending change that failed to apply. */
+static void
+mark_bad(shoal__apply *a, const shoal__cand *k)
+{
+    if (!k->from_bundle) {
+        a->bad_pending = true;
+        memcpy(a->bad, k->r.cid, 32);
+    }
+}
+
+static int
+apply_one(shoal__apply *a, shoal__cand *k)
+{
+    const shoal__apply_store *s = a->s;
+    /* A stripped candidate is decoded again, for this call only. */
+    shoal__change full;
+    const shoal__change *c = &k->c;
+    if (k->stripped) {
+        memset(&full, 0, sizeof full);
+        memcpy(full.author, k->c.author, 32);
+        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
+        if (err)
+            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        c = &full;
+    }
+    void *h;
+    shoal__doc *d;
+    uint8_t *mdeps = NULL;
+    int err = s->doc(s->ctx, c, &h, &d);
+    if (err) {
+        err = err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
+        goto out;
+    }
+    err = shoal__doc_apply(d, c, 0, c->nops);
+    if (err) {
+        if (err != SHOAL_ENOMEM) {
+            mark_bad(a, k);
+            err = SHOAL_EPROTO;
+        }
+        goto out;
+    }
+    /* The heads lose the deps as applied here (a dep on a version held
+     * as evidence names its canonical version). */
+    if (c->ndeps) {
+        mdeps = shoal__malloc(c->ndeps * 32);
+        if (!mdeps)
+            err = SHOAL_ENOMEM;
+        for (size_t i = 0; !err && i < c->ndeps; i++) {
+            int e2 = shoal__apply_dep(s, c->deps + i * 32, mdeps + i * 32);
+            if (e2 == SHOAL_ENOTFOUND)
+                memcpy(mdeps + i * 32, c->deps + i * 32, 32);
+            else
+                err = e2;
+        }
+    }
+    if (!err)
+        err = s->put(s->ctx, h, &k->r, c, mdeps);
+    if (!err)
+        a->clock = shoal__hlc_observe(a->clock, c->hlc);
+out:
+    shoal__free(mdeps);
+    if (c == &full)
+        shoal__change_clear(&full);
+    return err;
+}
+
+/* k (canonical) replaces applied version old of its (author, seq): old
+ * and k are kept as evidence, then the store supersedes old by k. */
+static int
+swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[32])
+{
+    const shoal__apply_store *s = a->s;
+    uint8_t *oenv = NULL;
+    size_t olen = 0;
+    int err = applied_env(s, old, &oenv, &olen);
+    if (err)
+        return err;
+    err = evidence_pair(a, k->c.author, k->c.seq, k->r.cid, k->r.env, k->r.env_len, old, oenv, olen,
+                        true);
+    shoal__change oc;
+    memset(&oc, 0, sizeof oc);
+    size_t elen, blen;
+    const uint8_t *body;
+    if (!err) {
+        err = shoal__envelope_parse(oenv, olen, &elen, &body, &blen);
+        if (!err) {
+            memcpy(oc.author, shoal__envelope_author(oenv), 32);
+            err = shoal__change_decode(body, blen, &oc);
+        }
+        if (err && err != SHOAL_ENOMEM)
+            err = SHOAL_ECORRUPT;
+    }
+    if (!err)
+        err = s->supersede(s->ctx, old, &oc, &k->r, &k->c);
+    if (!err)
+        a->clock = shoal__hlc_observe(a->clock, k->c.hlc);
+    shoal__change_clear(&oc);
+    shoal__free(oenv);
+    if (err == SHOAL_EPROTO)
+        mark_bad(a, k);
+    return err;
+}
+
+/* One candidate: 0 = waits, 1 = resolved (applied, duplicate, evidence).
+ * sib: (author, seq) -> the candidate of smallest id of this drain. */
+static int
+step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool *resolved)
+{
+    const shoal__apply_store *s = a->s;
+    *resolved = false;
+    int err;
+    if (s->has(s->ctx, k->r.cid)) {
+        if (k->from_bundle)
+            a->res.duplicate++;
+        *resolved = true;
+        return SHOAL_OK;
+    }
+    err = s->ev_find(s->ctx, k->r.cid, NULL, NULL);
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    bool known = err == SHOAL_OK; /* seen as a version already */
+    uint8_t emin[32];
+    bool has_ev;
+    err = evidence_min(s, k, emin, &has_ev);
+    if (err)
+        return err;
+    uint8_t other[32];
+    err = s->authseq(s->ctx, k->c.author, k->c.seq, other);
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    bool applied = err == SHOAL_OK;
+    err = SHOAL_OK;
+    /* Is k the smallest version held? */
+    bool smallest = (!applied || memcmp(k->r.cid, other, 32) < 0) &&
+                    (!has_ev || memcmp(k->r.cid, emin, 32) <= 0);
+    const shoal__cand *sb = NULL;
+    if (smallest && !applied) {
+        uint8_t key[40];
+        memcpy(key, k->c.author, 32);
+        shoal__be64_put(key + 32, k->c.seq);
+        sb = shoal__map_get(sib, key, sizeof key);
+        if (sb && (sb == k || sb->done || memcmp(sb->r.cid, k->r.cid, 32) >= 0))
+            sb = NULL;
+        if (sb)
+            smallest = false; /* a smaller version waits in this drain */
+    }
+    if (!smallest) {
+        /* Evidence only, never applied here. */
+        if (!known) {
+            a->res.equivocations++;
+            if (applied || sb) {
+                uint8_t *oenv = NULL;
+                size_t olen = 0;
+                const uint8_t *lo = applied ? other : sb->r.cid;
+                if (applied)
+                    err = applied_env(s, other, &oenv, &olen);
+                if (!err)
+                    err = evidence_pair(a, k->c.author, k->c.seq, lo, applied ? oenv : sb->r.env,
+                                        applied ? olen : sb->r.env_len, k->r.cid, k->r.env,
+                                        k->r.env_len, false);
+                shoal__free(oenv);
+                if (err)
+                    return err;
+            }
+            /* Kept or not, its id maps to its (author, seq) (rule 3), up
+             * to SHOAL__EVIDENCE_IDS ids. */
+            if (s->ev_find(s->ctx, k->r.cid, NULL, NULL) == SHOAL_ENOTFOUND &&
+                s->ev_ids(s->ctx) < SHOAL__EVIDENCE_IDS)
+                err = s->ev_alias(s->ctx, k->c.author, k->c.seq, k->r.cid);
+            if (err)
+                return err;
+        } else if (k->from_bundle) {
+            a->res.duplicate++;
+        }
+        *resolved = true;
+        return SHOAL_OK;
+    }
+    if (applied && !known) {
+        /* A smaller version than the applied one: report it at once (it
+         * may wait for its dependencies before it can replace it). */
+        uint8_t *oenv = NULL;
+        size_t olen = 0;
+        err = applied_env(s, other, &oenv, &olen);
+        if (!err)
+            err = evidence_pair(a, k->c.author, k->c.seq, k->r.cid, k->r.env, k->r.env_len, other,
+                                oenv, olen, true);
+        shoal__free(oenv);
+        if (err)
+            return err;
+        a->res.equivocations++;
+    }
+    if (!applied) {
+        /* Applied seqs of an author are 1..n: k is next if seq - 1 is
+         * applied (or k is the first). */
+        if (k->c.seq == 0)
+            return SHOAL_OK;
+        if (k->c.seq > 1) {
+            err = s->authseq(s->ctx, k->c.author, k->c.seq - 1, other);
+            if (err == SHOAL_ENOTFOUND)
+                return SHOAL_OK;
+            if (err)
+                return err;
+        }
+    }
+    if (!deps_ok(s, k))
+        return SHOAL_OK;
+    if (!shoal__hlc_acceptable(k->c.hlc, a->wall, a->max_drift_ms))
+        return SHOAL_OK;
+    err = applied ? swap_in(a, k, other) : apply_one(a, k);
+    if (err)
+        return err;
+    a->res.applied++;
+    *resolved = true;
+    return SHOAL_OK;
+}
+
+/* ----------------------------------------------------------------- drain */
+
+int
+shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
+{
+    const shoal__apply_store *s = a->s;
+    load_ctx lc = { .a = a };
+    shoal__cand **list = NULL;
+    shoal__map seen, sib;
+    shoal__map_init(&seen);
+    shoal__map_init(&sib);
+    int err = SHOAL_OK;
+
+    /* Stored pending changes. */
+    if (s->pending_count(s->ctx) > 0) {
+        err = s->pending_scan(s->ctx, load_pending_cb, &lc);
+        if (lc.err)
+            err = lc.err;
+        for (size_t i = 0; !err && i < lc.ndrop; i++)
+            err = s->pending_del(s->ctx, lc.drop + i * 32);
+    }
+    size_t nlist = 0;
+    if (!err) {
+        list = shoal__malloc((nb + lc.n + 1) * sizeof *list);
+        if (!list)
+            err = SHOAL_ENOMEM;
+    }
+    /* New changes: duplicates of stored or earlier ones are no-ops. */
+    for (size_t i = 0; !err && i < nb; i++) {
+        shoal__cand *k = &bc[i];
+        k->from_bundle = true;
+        k->in_pending = false;
+        k->done = false;
+        if (shoal__map_get(&seen, k->r.cid, 32) || s->has(s->ctx, k->r.cid) ||
+            s->pending_has(s->ctx, k->r.cid)) {
+            a->res.duplicate++;
+            k->done = true;
+            continue;
+        }
+        err = shoal__map_put(&seen, k->r.cid, 32, k);
+        list[nlist++] = k;
+    }
+    for (size_t i = 0; !err && i < lc.n; i++)
+        list[nlist++] = &lc.c[i];
+    if (!err && nlist > 1)
+        qsort(list, nlist, sizeof *list, cand_cmp);
+    /* The smallest id per (author, seq) among the candidates: of two
+     * versions waiting together, only that one may apply. */
+    for (size_t i = 0; !err && i < nlist; i++) {
+        uint8_t key[40];
+        memcpy(key, list[i]->c.author, 32);
+        shoal__be64_put(key + 32, list[i]->c.seq);
+        shoal__cand *cur = shoal__map_get(&sib, key, sizeof key);
+        if (!cur || memcmp(list[i]->r.cid, cur->r.cid, 32) < 0)
+            err = shoal__map_put(&sib, key, sizeof key, list[i]);
+    }
+
+    /* Passes until nothing more resolves. */
+    bool progress = true;
+    while (!err && progress) {
+        progress = false;
+        for (size_t i = 0; !err && i < nlist; i++) {
+            shoal__cand *k = list[i];
+            if (k->done)
+                continue;
+            bool resolved;
+            err = step(a, k, &sib, &resolved);
+            if (err || !resolved)
+                continue;
+            k->done = true;
+            progress = true;
+            if (k->in_pending)
+                err = s->pending_del(s->ctx, k->r.cid);
+        }
+    }
+
+    /* The rest waits in the pending set. */
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; !err && i < nlist; i++) {
+        shoal__cand *k = list[i];
+        if (k->done)
+            continue;
+        if (!k->in_pending) {
+            err = s->pending_put(s->ctx, k->r.cid, k->r.env, k->r.env_len);
+            k->in_pending = true;
+        }
+        if (k->from_bundle)
+            a->res.pending++;
+        if (!shoal__hlc_acceptable(k->c.hlc, a->wall, a->max_drift_ms)) {
+            uint64_t ms = SHOAL__HLC_MS(k->c.hlc);
+            uint64_t at = ms > a->max_drift_ms ? ms - a->max_drift_ms : 0;
+            if (at < due)
+                due = at;
+        }
+    }
+    if (!err && s->pending_count(s->ctx) > SHOAL__PENDING_MAX)
+        err = SHOAL_ETOOBIG;
+    if (!err)
+        a->due_ms = due;
+
+    for (size_t i = 0; i < lc.n; i++) {
+        cand_clear(&lc.c[i]);
+        shoal__free(lc.c[i].owned);
+    }
+    shoal__free(lc.c);
+    shoal__free(lc.drop);
+    shoal__free(list);
+    shoal__map_clear(&seen, NULL);
+    shoal__map_clear(&sib, NULL);
+    return err;
+}

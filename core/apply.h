@@ -1,0 +1,204 @@
+/*
+ * core/apply.h - the causal apply pipeline: the rules that make replicas
+ * converge, as a module without I/O.
+ *
+ * The pipeline takes verified envelopes (their signatures were checked
+ * before, see core/verify.c), decodes each once into a candidate, and
+ * resolves every candidate, together with the stored pending set, as
+ * applied, duplicate, another version of an (author, seq) (equivocation),
+ * or pending.  Like transport/session.c it does no I/O, reads no clock
+ * (the wall time comes in as a field) and starts no thread: everything it
+ * keeps or reads goes through one narrow interface, shoal__apply_store,
+ * which a storage backend implements.  Implementations:
+ *   core/apply_lmdb.c  the replica's LMDB store (core/write.c runs it);
+ *   core/apply_mem.c   an in-memory store, for tests and fuzzing;
+ * a PostgreSQL-backed hub will be the third.
+ *
+ * ----------------------------------------------------------- the contract
+ *
+ * A store holds five things: the applied changes (envelope by change id,
+ * change id by (author, seq)), the pending set (envelopes by change id),
+ * the evidence of equivocation (envelopes by (author, seq, change id),
+ * plus every version id seen mapped to its (author, seq): "aliases"), and
+ * the state of every document (a shoal__doc, with whatever the store keeps
+ * beside it: heads, a log, snapshots).
+ *
+ * Every call below happens inside one transaction of the store, which the
+ * caller opened and will either commit (the drain returned SHOAL_OK) or
+ * roll back whole (any error): a store must then forget every call made
+ * in it, document states included.  The pipeline never reads what it has
+ * not written in the same transaction inconsistently: a read after a
+ * write in the same transaction sees the write.
+ *
+ * Errors: SHOAL_OK, SHOAL_ENOTFOUND where said, SHOAL_ENOMEM, or any other
+ * shoal_err (storage failure), which the pipeline returns as it came.
+ * Byte values handed out (get, pending_scan) are Borrowed until the next
+ * call on the store; the pipeline copies what it keeps.  Ids, authors and
+ * envelopes handed in are Borrowed for the call: copy them.
+ *
+ * Applied changes
+ *   has(cid)                  true if cid is applied.
+ *   get(cid, env)             its envelope; SHOAL_ENOTFOUND if not applied.
+ *   authseq(author, seq, cid) the id applied under (author, seq);
+ *                             SHOAL_ENOTFOUND if none.  Applied seqs of an
+ *                             author are always 1..n, no gap (the pipeline
+ *                             applies seq only after seq - 1).
+ * Pending set
+ *   pending_count()           entries; pending_has(cid);
+ *   pending_scan(cb, arg)     every entry (cb non-zero stops; the store
+ *                             must not be called from cb); any order;
+ *   pending_put(cid, env)     add (or replace); pending_del(cid) remove
+ *                             (the pipeline removes only entries it has
+ *                             seen in the set in this transaction).
+ * Evidence
+ *   ev_find(cid, author, seq) the (author, seq) cid is a version of, from
+ *                             the aliases (author and seq may be NULL);
+ *                             SHOAL_ENOTFOUND if never seen as one.
+ *   ev_versions(author, seq, cids, max, n)
+ *                             ids with an envelope kept for (author, seq),
+ *                             ascending (memcmp): the first max into cids,
+ *                             their number in *n.
+ *   ev_count(), ev_ids()      envelopes kept; aliases kept (the pipeline
+ *                             enforces SHOAL__EVIDENCE_MAX / _IDS with them).
+ *   ev_put(author, seq, cid, env)  keep an envelope (and its alias).
+ *   ev_del(author, seq, cid)  drop an envelope; its alias stays.
+ *   ev_alias(author, seq, cid)     record the alias only.
+ * Documents
+ *   doc(c, &h, &d)            the state of change c's document (coll, doc
+ *                             fields of c) for this transaction: *d is
+ *                             the document, owned by the store, which the
+ *                             pipeline changes in place (shoal__doc_apply);
+ *                             *h an opaque handle for the put that follows.
+ *                             A document the store lacks starts empty
+ *                             (shoal__doc_new).  SHOAL_EINVAL for a name
+ *                             out of bounds.
+ *   put(h, rec, c, deps)      change rec (decoded as c, already applied to
+ *                             h's document) is applied: keep it (has, get,
+ *                             authseq find it from now on) and record it in
+ *                             the document's history; deps are c's deps
+ *                             mapped to applied ids (shoal__apply_dep), for
+ *                             the document's heads.
+ *   supersede(old, oc, rec, c)
+ *                             equivocation: applied version old (decoded as
+ *                             oc) stops counting as applied and rec
+ *                             (decoded as c, same (author, seq), smaller id)
+ *                             takes its place; then the state of c's
+ *                             document and of oc's (when another) is rebuilt
+ *                             from scratch from their applied changes, in
+ *                             the order of application but each change after
+ *                             the changes its deps name (mapped through
+ *                             shoal__apply_dep) that lie in the same
+ *                             document, a pass at a time; a pass that makes
+ *                             no progress (a cycle only dishonest authors
+ *                             make) takes the rest in application order.
+ *                             Every store must rebuild in exactly this order:
+ *                             the state is the same whatever store holds it.
+ *                             A change that fails to apply in the rebuild:
+ *                             SHOAL_ECORRUPT.  SHOAL_EINVAL (c's name out of
+ *                             bounds) is taken as SHOAL_EPROTO.
+ */
+#ifndef SHOAL_CORE_APPLY_H
+#define SHOAL_CORE_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crdt.h"
+#include "shoal.h"
+
+enum {
+    SHOAL__PENDING_MAX = 100000,  /* changes in the pending set */
+    SHOAL__EVIDENCE_MAX = 65536,  /* evidence envelopes kept (docs/c-api.md) */
+    SHOAL__EVIDENCE_IDS = 262144, /* version ids kept for dependency mapping */
+};
+
+/* Called for each pending entry; non-zero stops the scan. */
+typedef int (*shoal__apply_pending_fn)(const uint8_t cid[32], const uint8_t *env, size_t len,
+                                       void *arg);
+
+/* One envelope that travels down the pipeline: parsed once (bounds, body),
+ * its id computed once.  The author is the envelope's (env + 1). */
+typedef struct shoal__rec {
+    const uint8_t *env; /* the envelope's bytes, Borrowed (or a candidate's copy) */
+    size_t env_len;
+    const uint8_t *body; /* into env */
+    size_t body_len;
+    uint8_t cid[32];
+} shoal__rec;
+
+typedef struct shoal__apply_store {
+    void *ctx;
+    /* applied changes */
+    bool (*has)(void *ctx, const uint8_t cid[32]);
+    int (*get)(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len);
+    int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
+    /* pending set */
+    uint64_t (*pending_count)(void *ctx);
+    bool (*pending_has)(void *ctx, const uint8_t cid[32]);
+    int (*pending_scan)(void *ctx, shoal__apply_pending_fn cb, void *arg);
+    int (*pending_put)(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len);
+    int (*pending_del)(void *ctx, const uint8_t cid[32]);
+    /* evidence */
+    int (*ev_find)(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq);
+    int (*ev_versions)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
+                       size_t *n);
+    uint64_t (*ev_count)(void *ctx);
+    uint64_t (*ev_ids)(void *ctx);
+    int (*ev_put)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+                  const uint8_t *env, size_t len);
+    int (*ev_del)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
+    int (*ev_alias)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
+    /* documents */
+    int (*doc)(void *ctx, const shoal__change *c, void **h, shoal__doc **d);
+    int (*put)(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c,
+               const uint8_t *deps);
+    int (*supersede)(void *ctx, const uint8_t old[32], const shoal__change *oc,
+                     const shoal__rec *rec, const shoal__change *c);
+} shoal__apply_store;
+
+/* A candidate: one envelope decoded for the pipeline (apply.c). */
+typedef struct shoal__cand shoal__cand;
+
+/* One drain: inputs set by the caller, outputs set by shoal__apply_drain. */
+typedef struct shoal__apply {
+    const shoal__apply_store *s;
+    /* in */
+    uint64_t wall;         /* wall ms ("now"): held-back changes compare with it */
+    uint64_t max_drift_ms; /* how far ahead of wall a change's HLC may be */
+    const uint8_t *skip;   /* ids of pending changes to drop (nskip x 32) */
+    size_t nskip;
+    /* in and out */
+    uint64_t clock; /* HLC: observes every applied change's */
+    /* out */
+    shoal_import_result res; /* counts for the new candidates (not reset) */
+    uint64_t due_ms;         /* earliest wall ms a held-back change is due */
+    bool ev_new;             /* evidence was stored or dropped */
+    bool bad_pending;        /* a stored pending change failed to apply: */
+    uint8_t bad[32];         /* its id (skip it and run again) */
+} shoal__apply;
+
+/* Decode count records into *out (Owned; free with shoal__cands_free; NULL
+ * when count is 0).  On a decode error, *at is the index of the record
+ * that failed (SIZE_MAX for an allocation failure). */
+int shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_t *at);
+void shoal__cands_free(shoal__cand *c, size_t count);
+
+/* Apply the ready ones of cands (n new candidates, may be 0) and of the
+ * pending set, in causal order, until no progress; the rest go to (or
+ * stay in) the pending set.  SHOAL_EPROTO: a change failed to apply (if it
+ * was a stored pending one, a->bad_pending is set); SHOAL_ETOOBIG: the
+ * pending set would exceed SHOAL__PENDING_MAX.  On any error the caller
+ * rolls the store's transaction back. */
+int shoal__apply_drain(shoal__apply *a, shoal__cand *cands, size_t n);
+
+/* Whether dep counts as applied: it is, or it is an alias of an (author,
+ * seq) whose canonical version is applied; *out (may be NULL) receives
+ * the applied id.  SHOAL_ENOTFOUND otherwise. */
+int shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[32], uint8_t out[32]);
+
+/* Add a->bad to the skip list *skip (nskip ids, Owned by the caller) and
+ * clear a->bad_pending. */
+int shoal__apply_skip_bad(shoal__apply *a, uint8_t **skip, size_t *nskip);
+
+#endif /* SHOAL_CORE_APPLY_H */

@@ -1,0 +1,233 @@
+/*
+ * core/apply_lmdb.c - the apply pipeline's store (core/apply.h) over a
+ * replica's LMDB write transaction: applied changes, pending set and
+ * evidence are the store's tables (shoal__stxn_*), documents are the
+ * transaction's working set (docstore.c).  A rollback is the store's
+ * abort plus shoal__wset_free (core/write.c).
+ */
+#include <string.h>
+
+#include "core.h"
+
+static bool
+l_has(void *ctx, const uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_change_has(c->t, cid);
+}
+
+static int
+l_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__sval v;
+    int err = shoal__stxn_change_get(c->t, cid, &v);
+    if (!err) {
+        *env = v.p;
+        *len = v.len;
+    }
+    return err;
+}
+
+static int
+l_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_authseq_get(c->t, author, seq, cid);
+}
+
+static uint64_t
+l_pending_count(void *ctx)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_pending_count(c->t);
+}
+
+static bool
+l_pending_has(void *ctx, const uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_pending_has(c->t, cid);
+}
+
+typedef struct pscan {
+    shoal__apply_pending_fn cb;
+    void *arg;
+} pscan;
+
+static int
+l_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
+{
+    pscan *p = arg;
+    return p->cb(cid, env->p, env->len, p->arg);
+}
+
+static int
+l_pending_scan(void *ctx, shoal__apply_pending_fn cb, void *arg)
+{
+    shoal__lmdb_apply *c = ctx;
+    pscan p = { cb, arg };
+    return shoal__stxn_pending_scan(c->t, l_pending_cb, &p);
+}
+
+static int
+l_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_pending_put(c->t, cid, env, len);
+}
+
+static int
+l_pending_del(void *ctx, const uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_pending_del(c->t, cid);
+}
+
+static int
+l_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_find(c->t, cid, author, seq);
+}
+
+static int
+l_ev_versions(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
+              size_t *n)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_versions(c->t, author, seq, cids, max, n);
+}
+
+static uint64_t
+l_ev_count(void *ctx)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_count(c->t);
+}
+
+static uint64_t
+l_ev_ids(void *ctx)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_ids(c->t);
+}
+
+static int
+l_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+         const uint8_t *env, size_t len)
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_put(c->t, author, seq, cid, env, len);
+}
+
+static int
+l_ev_del(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_del(c->t, author, seq, cid);
+}
+
+static int
+l_ev_alias(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_evidence_alias(c->t, author, seq, cid);
+}
+
+static int
+l_doc(void *ctx, const shoal__change *ch, void **h, shoal__doc **d)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__wdoc *wd;
+    int err = shoal__wset_get(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &wd);
+    if (err)
+        return err;
+    *h = wd;
+    *d = wd->doc;
+    return SHOAL_OK;
+}
+
+static int
+l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const uint8_t *deps)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__wdoc *wd = h;
+    uint64_t pos;
+    int err = shoal__stxn_change_put(c->t, rec->cid, rec->env, rec->env_len, ch->author, ch->seq,
+                                     wd->meta.last_pos, &pos);
+    if (err)
+        return err;
+    shoal__change cm = *ch;
+    if (ch->ndeps)
+        cm.deps = deps;
+    return shoal__wset_applied(c->w, wd, &cm, rec->cid, pos, rec->env_len, true);
+}
+
+/* old is superseded in the log, rec appended, the documents of both
+ * rebuilt from their applied changes (docstore.c). */
+static int
+l_supersede(void *ctx, const uint8_t old[32], const shoal__change *oc, const shoal__rec *rec,
+            const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    int err = shoal__stxn_change_supersede(c->t, old, NULL);
+    shoal__wdoc *wo = NULL, *wn = NULL;
+    if (!err)
+        err = shoal__wset_get(c->w, oc->coll, oc->coll_len, oc->doc, oc->doc_len, &wo);
+    if (!err) {
+        err = shoal__wset_get(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &wn);
+        if (err == SHOAL_EINVAL)
+            err = SHOAL_EPROTO;
+    }
+    uint64_t pos = 0;
+    if (!err)
+        err = shoal__stxn_change_put(c->t, rec->cid, rec->env, rec->env_len, ch->author, ch->seq,
+                                     wn->meta.last_pos, &pos);
+    if (!err) {
+        wn->meta.last_pos = pos;
+        wn->meta.nchanges++;
+        wn->newbytes += rec->env_len;
+        err = shoal__wset_rebuild(c->w, wn);
+    }
+    if (!err && wo != wn)
+        err = shoal__wset_rebuild(c->w, wo);
+    return err;
+}
+
+static const shoal__apply_store lmdb_store = {
+    .has = l_has,
+    .get = l_get,
+    .authseq = l_authseq,
+    .pending_count = l_pending_count,
+    .pending_has = l_pending_has,
+    .pending_scan = l_pending_scan,
+    .pending_put = l_pending_put,
+    .pending_del = l_pending_del,
+    .ev_find = l_ev_find,
+    .ev_versions = l_ev_versions,
+    .ev_count = l_ev_count,
+    .ev_ids = l_ev_ids,
+    .ev_put = l_ev_put,
+    .ev_del = l_ev_del,
+    .ev_alias = l_ev_alias,
+    .doc = l_doc,
+    .put = l_put,
+    .supersede = l_supersede,
+};
+
+void
+shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c)
+{
+    *s = lmdb_store;
+    s->ctx = c;
+}
+
+int
+shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32])
+{
+    shoal__lmdb_apply c = { t, NULL };
+    shoal__apply_store s;
+    shoal__apply_lmdb(&s, &c);
+    return shoal__apply_dep(&s, dep, out);
+}

@@ -1,0 +1,1002 @@
+/*
+ * core/apply_mem.c - the apply pipeline's store in memory (apply_mem.h).
+ *
+ * State: the applied changes in application order (the log: envelope,
+ * author, seq, document, superseded flag) with hash maps from change id
+ * and from (author, seq) to their entry; the pending set and the evidence
+ * envelopes in arrays (a map from change id for the pending set); the
+ * aliases (version id -> author, seq) in an array with a map; the
+ * documents (key "coll\0id" -> state, heads, the log entries of their
+ * changes) in an array with a map.  Map values are array indexes + 1.
+ *
+ * A transaction works on the live state after saving a deep copy of it
+ * (documents copied through their full encoding); a rollback puts the copy
+ * back.  That costs a copy of everything per import: fine for the small
+ * states of tests and fuzzing, which is what this store is for.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "apply_mem.h"
+#include "core.h"
+
+typedef struct mchange {
+    uint8_t cid[32];
+    uint8_t author[32];
+    uint64_t seq;
+    uint8_t *env; /* owned */
+    size_t len;
+    size_t doc; /* index into docs */
+    bool dead;  /* superseded */
+} mchange;
+
+typedef struct mdoc {
+    uint8_t *key; /* "coll\0id", owned */
+    size_t klen;
+    shoal__doc *doc; /* owned */
+    uint8_t *heads;  /* nheads x 32, sorted, owned */
+    size_t nheads;
+    size_t *chain; /* indexes into the log, in order, owned */
+    size_t nchain;
+} mdoc;
+
+typedef struct mpend {
+    uint8_t cid[32];
+    uint8_t *env; /* owned */
+    size_t len;
+} mpend;
+
+typedef struct mev {
+    uint8_t author[32];
+    uint64_t seq;
+    uint8_t cid[32];
+    uint8_t *env; /* owned */
+    size_t len;
+} mev;
+
+typedef struct malias {
+    uint8_t cid[32];
+    uint8_t author[32];
+    uint64_t seq;
+} malias;
+
+typedef struct mstate {
+    mchange *ch;
+    size_t nch;
+    mdoc *docs;
+    size_t ndocs;
+    mpend *pe;
+    size_t npe;
+    mev *ev;
+    size_t nev;
+    malias *al;
+    size_t nal;
+    shoal__map ch_ix;  /* cid -> live log entry */
+    shoal__map as_ix;  /* author | seq -> live log entry */
+    shoal__map doc_ix; /* key -> doc */
+    shoal__map pe_ix;  /* cid -> pending entry */
+    shoal__map al_ix;  /* cid -> alias */
+} mstate;
+
+struct shoal__memstore {
+    mstate st;
+    shoal__apply_store s;
+};
+
+#define IX(i)   ((void *)(uintptr_t)((i) + 1))
+#define UNIX(p) ((size_t)(uintptr_t)(p)-1)
+
+static void
+askey(uint8_t k[40], const uint8_t author[32], uint64_t seq)
+{
+    memcpy(k, author, 32);
+    shoal__be64_put(k + 32, seq);
+}
+
+/* Grow an array of n elements of size sz to hold one more (capacity is
+ * the next power of two, so no capacity field is kept). */
+static int
+grow(void **p, size_t n, size_t sz)
+{
+    if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
+        return SHOAL_OK; /* room left below the next power of two */
+    size_t cap = n ? n * 2 : 4;
+    void *q = shoal__realloc(*p, cap * sz);
+    if (!q)
+        return SHOAL_ENOMEM;
+    *p = q;
+    return SHOAL_OK;
+}
+
+static uint8_t *
+dup_bytes(const uint8_t *p, size_t n)
+{
+    uint8_t *q = shoal__malloc(n ? n : 1);
+    if (q && n)
+        memcpy(q, p, n);
+    return q;
+}
+
+/* ----------------------------------------------------------------- state */
+
+static void
+state_free(mstate *s)
+{
+    for (size_t i = 0; i < s->nch; i++)
+        shoal__free(s->ch[i].env);
+    for (size_t i = 0; i < s->ndocs; i++) {
+        shoal__free(s->docs[i].key);
+        shoal__doc_free(s->docs[i].doc);
+        shoal__free(s->docs[i].heads);
+        shoal__free(s->docs[i].chain);
+    }
+    for (size_t i = 0; i < s->npe; i++)
+        shoal__free(s->pe[i].env);
+    for (size_t i = 0; i < s->nev; i++)
+        shoal__free(s->ev[i].env);
+    shoal__free(s->ch);
+    shoal__free(s->docs);
+    shoal__free(s->pe);
+    shoal__free(s->ev);
+    shoal__free(s->al);
+    shoal__map_clear(&s->ch_ix, NULL);
+    shoal__map_clear(&s->as_ix, NULL);
+    shoal__map_clear(&s->doc_ix, NULL);
+    shoal__map_clear(&s->pe_ix, NULL);
+    shoal__map_clear(&s->al_ix, NULL);
+    memset(s, 0, sizeof *s);
+}
+
+static void
+state_init(mstate *s)
+{
+    memset(s, 0, sizeof *s);
+    shoal__map_init(&s->ch_ix);
+    shoal__map_init(&s->as_ix);
+    shoal__map_init(&s->doc_ix);
+    shoal__map_init(&s->pe_ix);
+    shoal__map_init(&s->al_ix);
+}
+
+/* Arrays of n elements sized for grow(): capacity the next power of two. */
+static void *
+arr_copy(const void *p, size_t n, size_t sz)
+{
+    size_t cap = 4;
+    while (cap < n)
+        cap *= 2;
+    void *q = shoal__malloc(cap * sz);
+    if (q && n)
+        memcpy(q, p, n * sz);
+    return q;
+}
+
+static int
+doc_copy(const shoal__doc *d, shoal__doc **out)
+{
+    shoal__buf b;
+    shoal__buf_init(&b);
+    int err = shoal__doc_encode_full(d, &b);
+    if (!err)
+        err = shoal__doc_decode_full(b.p, b.len, out);
+    shoal__buf_free(&b);
+    return err;
+}
+
+/* Deep copy of src into dst (initialised by it); dst is freed on error. */
+static int
+state_copy(mstate *dst, const mstate *src)
+{
+    state_init(dst);
+    int err = SHOAL_OK;
+    dst->ch = arr_copy(src->ch, src->nch, sizeof *src->ch);
+    dst->docs = arr_copy(src->docs, src->ndocs, sizeof *src->docs);
+    dst->pe = arr_copy(src->pe, src->npe, sizeof *src->pe);
+    dst->ev = arr_copy(src->ev, src->nev, sizeof *src->ev);
+    dst->al = arr_copy(src->al, src->nal, sizeof *src->al);
+    if (!dst->ch || !dst->docs || !dst->pe || !dst->ev || !dst->al) {
+        shoal__free(dst->ch);
+        shoal__free(dst->docs);
+        shoal__free(dst->pe);
+        shoal__free(dst->ev);
+        shoal__free(dst->al);
+        state_init(dst);
+        return SHOAL_ENOMEM;
+    }
+    /* Owned pointers: copied one by one, counted as they succeed, so that
+     * state_free frees exactly what was copied. */
+    for (size_t i = 0; !err && i < src->nch; i++) {
+        dst->ch[i].env = dup_bytes(src->ch[i].env, src->ch[i].len);
+        if (!dst->ch[i].env)
+            err = SHOAL_ENOMEM;
+        else
+            dst->nch++;
+    }
+    for (size_t i = 0; !err && i < src->ndocs; i++) {
+        const mdoc *a = &src->docs[i];
+        mdoc *b = &dst->docs[i];
+        memset(b, 0, sizeof *b);
+        dst->ndocs++;
+        b->klen = a->klen;
+        b->nheads = a->nheads;
+        b->nchain = a->nchain;
+        b->key = dup_bytes(a->key, a->klen);
+        b->heads = dup_bytes(a->heads, a->nheads * 32);
+        b->chain = arr_copy(a->chain, a->nchain, sizeof *a->chain);
+        if (!b->key || !b->heads || !b->chain)
+            err = SHOAL_ENOMEM;
+        if (!err)
+            err = doc_copy(a->doc, &b->doc);
+    }
+    for (size_t i = 0; !err && i < src->npe; i++) {
+        dst->pe[i].env = dup_bytes(src->pe[i].env, src->pe[i].len);
+        if (!dst->pe[i].env)
+            err = SHOAL_ENOMEM;
+        else
+            dst->npe++;
+    }
+    for (size_t i = 0; !err && i < src->nev; i++) {
+        dst->ev[i].env = dup_bytes(src->ev[i].env, src->ev[i].len);
+        if (!dst->ev[i].env)
+            err = SHOAL_ENOMEM;
+        else
+            dst->nev++;
+    }
+    dst->nal = src->nal;
+    /* The maps, from the arrays. */
+    for (size_t i = 0; !err && i < dst->nch; i++) {
+        const mchange *c = &dst->ch[i];
+        if (c->dead)
+            continue;
+        uint8_t k[40];
+        askey(k, c->author, c->seq);
+        err = shoal__map_put(&dst->ch_ix, c->cid, 32, IX(i));
+        if (!err)
+            err = shoal__map_put(&dst->as_ix, k, 40, IX(i));
+    }
+    for (size_t i = 0; !err && i < dst->ndocs; i++)
+        err = shoal__map_put(&dst->doc_ix, dst->docs[i].key, dst->docs[i].klen, IX(i));
+    for (size_t i = 0; !err && i < dst->npe; i++)
+        err = shoal__map_put(&dst->pe_ix, dst->pe[i].cid, 32, IX(i));
+    for (size_t i = 0; !err && i < dst->nal; i++)
+        err = shoal__map_put(&dst->al_ix, dst->al[i].cid, 32, IX(i));
+    if (err)
+        state_free(dst);
+    return err;
+}
+
+/* ------------------------------------------------------- applied changes */
+
+static bool
+m_has(void *ctx, const uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    return shoal__map_get(&m->st.ch_ix, cid, 32) != NULL;
+}
+
+static int
+m_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
+{
+    shoal__memstore *m = ctx;
+    void *v = shoal__map_get(&m->st.ch_ix, cid, 32);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    const mchange *c = &m->st.ch[UNIX(v)];
+    *env = c->env;
+    *len = c->len;
+    return SHOAL_OK;
+}
+
+static int
+m_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    uint8_t k[40];
+    askey(k, author, seq);
+    void *v = shoal__map_get(&m->st.as_ix, k, 40);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    memcpy(cid, m->st.ch[UNIX(v)].cid, 32);
+    return SHOAL_OK;
+}
+
+/* ----------------------------------------------------------- pending set */
+
+static uint64_t
+m_pending_count(void *ctx)
+{
+    shoal__memstore *m = ctx;
+    return m->st.npe;
+}
+
+static bool
+m_pending_has(void *ctx, const uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    return shoal__map_get(&m->st.pe_ix, cid, 32) != NULL;
+}
+
+static int
+m_pending_scan(void *ctx, shoal__apply_pending_fn cb, void *arg)
+{
+    shoal__memstore *m = ctx;
+    for (size_t i = 0; i < m->st.npe; i++)
+        if (cb(m->st.pe[i].cid, m->st.pe[i].env, m->st.pe[i].len, arg))
+            break;
+    return SHOAL_OK;
+}
+
+static int
+m_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    void *v = shoal__map_get(&s->pe_ix, cid, 32);
+    uint8_t *copy = dup_bytes(env, len);
+    if (!copy)
+        return SHOAL_ENOMEM;
+    if (v) {
+        mpend *p = &s->pe[UNIX(v)];
+        shoal__free(p->env);
+        p->env = copy;
+        p->len = len;
+        return SHOAL_OK;
+    }
+    int err = grow((void **)&s->pe, s->npe, sizeof *s->pe);
+    if (!err)
+        err = shoal__map_put(&s->pe_ix, cid, 32, IX(s->npe));
+    if (err) {
+        shoal__free(copy);
+        return err;
+    }
+    mpend *p = &s->pe[s->npe++];
+    memcpy(p->cid, cid, 32);
+    p->env = copy;
+    p->len = len;
+    return SHOAL_OK;
+}
+
+static int
+m_pending_del(void *ctx, const uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    void *v = shoal__map_take(&s->pe_ix, cid, 32);
+    if (!v)
+        return SHOAL_OK;
+    size_t i = UNIX(v), last = s->npe - 1;
+    shoal__free(s->pe[i].env);
+    if (i != last) {
+        s->pe[i] = s->pe[last];
+        int err = shoal__map_put(&s->pe_ix, s->pe[i].cid, 32, IX(i));
+        if (err)
+            return err;
+    }
+    s->npe--;
+    return SHOAL_OK;
+}
+
+/* -------------------------------------------------------------- evidence */
+
+static int
+m_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
+{
+    shoal__memstore *m = ctx;
+    void *v = shoal__map_get(&m->st.al_ix, cid, 32);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    const malias *a = &m->st.al[UNIX(v)];
+    if (author)
+        memcpy(author, a->author, 32);
+    if (seq)
+        *seq = a->seq;
+    return SHOAL_OK;
+}
+
+static int
+cid_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+static int
+m_ev_versions(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
+              size_t *n)
+{
+    shoal__memstore *m = ctx;
+    const mstate *s = &m->st;
+    size_t k = 0;
+    for (size_t i = 0; i < s->nev; i++)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
+            k++;
+    *n = k;
+    if (!k || !max)
+        return SHOAL_OK;
+    uint8_t *all = shoal__malloc(k * 32);
+    if (!all)
+        return SHOAL_ENOMEM;
+    size_t j = 0;
+    for (size_t i = 0; i < s->nev; i++)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
+            memcpy(all + j++ * 32, s->ev[i].cid, 32);
+    qsort(all, k, 32, cid_cmp);
+    memcpy(cids, all, (k < max ? k : max) * 32);
+    shoal__free(all);
+    return SHOAL_OK;
+}
+
+static uint64_t
+m_ev_count(void *ctx)
+{
+    shoal__memstore *m = ctx;
+    return m->st.nev;
+}
+
+static uint64_t
+m_ev_ids(void *ctx)
+{
+    shoal__memstore *m = ctx;
+    return m->st.nal;
+}
+
+static int
+m_ev_alias(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    void *v = shoal__map_get(&s->al_ix, cid, 32);
+    malias *a;
+    if (v) {
+        a = &s->al[UNIX(v)];
+    } else {
+        int err = grow((void **)&s->al, s->nal, sizeof *s->al);
+        if (!err)
+            err = shoal__map_put(&s->al_ix, cid, 32, IX(s->nal));
+        if (err)
+            return err;
+        a = &s->al[s->nal++];
+        memcpy(a->cid, cid, 32);
+    }
+    memcpy(a->author, author, 32);
+    a->seq = seq;
+    return SHOAL_OK;
+}
+
+static mev *
+ev_at(mstate *s, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    for (size_t i = 0; i < s->nev; i++)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0 &&
+            memcmp(s->ev[i].cid, cid, 32) == 0)
+            return &s->ev[i];
+    return NULL;
+}
+
+static int
+m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
+         const uint8_t *env, size_t len)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    uint8_t *copy = dup_bytes(env, len);
+    if (!copy)
+        return SHOAL_ENOMEM;
+    mev *e = ev_at(s, author, seq, cid);
+    if (!e) {
+        int err = grow((void **)&s->ev, s->nev, sizeof *s->ev);
+        if (err) {
+            shoal__free(copy);
+            return err;
+        }
+        e = &s->ev[s->nev++];
+        memcpy(e->author, author, 32);
+        e->seq = seq;
+        memcpy(e->cid, cid, 32);
+        e->env = NULL;
+    }
+    shoal__free(e->env);
+    e->env = copy;
+    e->len = len;
+    return m_ev_alias(ctx, author, seq, cid);
+}
+
+static int
+m_ev_del(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    mev *e = ev_at(s, author, seq, cid);
+    if (!e)
+        return SHOAL_ENOTFOUND;
+    shoal__free(e->env);
+    *e = s->ev[--s->nev];
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------- documents */
+
+/* The document of (coll, id), created empty if missing. */
+static int
+doc_find(mstate *s, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, size_t *out)
+{
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    if (clen == 0 || clen > SHOAL_MAX_COLLECTION || idlen == 0 || idlen > SHOAL_MAX_DOC_ID)
+        return SHOAL_EINVAL;
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    void *v = shoal__map_get(&s->doc_ix, key, klen);
+    if (v) {
+        *out = UNIX(v);
+        return SHOAL_OK;
+    }
+    int err = grow((void **)&s->docs, s->ndocs, sizeof *s->docs);
+    if (err)
+        return err;
+    mdoc *d = &s->docs[s->ndocs];
+    memset(d, 0, sizeof *d);
+    d->key = dup_bytes(key, klen);
+    d->klen = klen;
+    d->doc = shoal__doc_new();
+    if (!d->key || !d->doc)
+        err = SHOAL_ENOMEM;
+    if (!err)
+        err = shoal__map_put(&s->doc_ix, key, klen, IX(s->ndocs));
+    if (err) {
+        shoal__free(d->key);
+        shoal__doc_free(d->doc);
+        return err;
+    }
+    *out = s->ndocs++;
+    return SHOAL_OK;
+}
+
+static int
+m_doc(void *ctx, const shoal__change *c, void **h, shoal__doc **d)
+{
+    shoal__memstore *m = ctx;
+    size_t i;
+    int err = doc_find(&m->st, c->coll, c->coll_len, c->doc, c->doc_len, &i);
+    if (err)
+        return err;
+    *h = IX(i);
+    *d = m->st.docs[i].doc;
+    return SHOAL_OK;
+}
+
+static bool
+ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * 32, id, 32) == 0)
+            return true;
+    return false;
+}
+
+/* Append rec to the log as a change of document di. */
+static int
+log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
+{
+    mdoc *d = &s->docs[di];
+    int err = grow((void **)&s->ch, s->nch, sizeof *s->ch);
+    if (!err)
+        err = grow((void **)&d->chain, d->nchain, sizeof *d->chain);
+    if (err)
+        return err;
+    mchange *e = &s->ch[s->nch];
+    memset(e, 0, sizeof *e);
+    e->env = dup_bytes(rec->env, rec->env_len);
+    if (!e->env)
+        return SHOAL_ENOMEM;
+    memcpy(e->cid, rec->cid, 32);
+    memcpy(e->author, c->author, 32);
+    e->seq = c->seq;
+    e->len = rec->env_len;
+    e->doc = di;
+    uint8_t k[40];
+    askey(k, c->author, c->seq);
+    err = shoal__map_put(&s->ch_ix, rec->cid, 32, IX(s->nch));
+    if (!err)
+        err = shoal__map_put(&s->as_ix, k, 40, IX(s->nch));
+    if (err) {
+        shoal__free(e->env);
+        return err;
+    }
+    d->chain[d->nchain++] = s->nch++;
+    return SHOAL_OK;
+}
+
+static int
+m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const uint8_t *deps)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    size_t di = UNIX(h);
+    int err = log_append(s, di, rec, c);
+    if (err)
+        return err;
+    /* heads = heads - deps + cid, kept sorted. */
+    mdoc *d = &s->docs[di];
+    uint8_t *nh = shoal__malloc((d->nheads + 1) * 32);
+    if (!nh)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    bool placed = false;
+    for (size_t i = 0; i < d->nheads; i++) {
+        const uint8_t *x = d->heads + i * 32;
+        if (ids_has(deps, c->ndeps, x))
+            continue;
+        int cmp = memcmp(x, rec->cid, 32);
+        if (cmp == 0)
+            continue;
+        if (cmp > 0 && !placed) {
+            memcpy(nh + n++ * 32, rec->cid, 32);
+            placed = true;
+        }
+        memcpy(nh + n++ * 32, x, 32);
+    }
+    if (!placed)
+        memcpy(nh + n++ * 32, rec->cid, 32);
+    shoal__free(d->heads);
+    d->heads = nh;
+    d->nheads = n;
+    return SHOAL_OK;
+}
+
+static int
+as_corrupt(int err)
+{
+    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+}
+
+static int
+decode_entry(const mchange *e, shoal__change *c)
+{
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(e->env, e->len, &elen, &body, &blen);
+    if (err)
+        return as_corrupt(err);
+    memset(c, 0, sizeof *c);
+    memcpy(c->author, shoal__envelope_author(e->env), 32);
+    err = shoal__change_decode(body, blen, c);
+    return err ? as_corrupt(err) : SHOAL_OK;
+}
+
+/* One live change of a document being rebuilt. */
+typedef struct rent {
+    size_t at;   /* log index */
+    size_t *dep; /* indexes (into the rebuild list) of its mapped deps */
+    size_t ndep;
+    bool done;
+} rent;
+
+/* Rebuild document di from its live changes: the order of the contract in
+ * apply.h ("supersede"), which docstore.c's shoal__wset_rebuild follows for
+ * the LMDB store. */
+static int
+doc_rebuild(shoal__memstore *m, size_t di)
+{
+    mstate *s = &m->st;
+    mdoc *md = &s->docs[di];
+    rent *e = shoal__calloc(md->nchain ? md->nchain : 1, sizeof *e);
+    if (!e)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < md->nchain; i++)
+        if (!s->ch[md->chain[i]].dead)
+            e[n++].at = md->chain[i];
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = decode_entry(&s->ch[e[i].at], &c);
+        if (err)
+            break;
+        if (c.ndeps) {
+            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
+            if (!e[i].dep)
+                err = SHOAL_ENOMEM;
+        }
+        for (size_t j = 0; !err && j < c.ndeps; j++) {
+            uint8_t id[32];
+            int e2 = shoal__apply_dep(&m->s, c.deps + j * 32, id);
+            if (e2 == SHOAL_ENOTFOUND)
+                continue;
+            if (e2) {
+                err = e2;
+                break;
+            }
+            for (size_t r = 0; r < n; r++)
+                if (r != i && memcmp(s->ch[e[r].at].cid, id, 32) == 0) {
+                    e[i].dep[e[i].ndep++] = r;
+                    break;
+                }
+        }
+        shoal__change_clear(&c);
+    }
+    shoal__doc *d = NULL;
+    uint8_t *heads = NULL;
+    size_t nheads = 0;
+    if (!err) {
+        d = shoal__doc_new();
+        heads = shoal__malloc((n ? n : 1) * 32);
+        if (!d || !heads)
+            err = SHOAL_ENOMEM;
+    }
+    size_t left = n;
+    bool strict = true;
+    while (!err && left > 0) {
+        bool progress = false;
+        for (size_t i = 0; !err && i < n; i++) {
+            if (e[i].done)
+                continue;
+            bool ready = true;
+            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
+                ready = e[e[i].dep[j]].done;
+            if (!ready)
+                continue;
+            shoal__change c;
+            err = decode_entry(&s->ch[e[i].at], &c);
+            if (err)
+                break;
+            err = shoal__doc_apply(d, &c, 0, c.nops);
+            if (err)
+                err = as_corrupt(err);
+            shoal__change_clear(&c);
+            size_t k = 0;
+            for (size_t h = 0; h < nheads; h++) {
+                bool drop = false;
+                for (size_t j = 0; !drop && j < e[i].ndep; j++)
+                    drop = memcmp(heads + h * 32, s->ch[e[e[i].dep[j]].at].cid, 32) == 0;
+                if (!drop)
+                    memmove(heads + k++ * 32, heads + h * 32, 32);
+            }
+            nheads = k;
+            memcpy(heads + nheads++ * 32, s->ch[e[i].at].cid, 32);
+            e[i].done = true;
+            left--;
+            progress = true;
+        }
+        if (!progress)
+            strict = false;
+    }
+    if (!err && nheads > 1)
+        qsort(heads, nheads, 32, cid_cmp);
+    if (!err) {
+        shoal__doc_free(md->doc);
+        md->doc = d;
+        d = NULL;
+        shoal__free(md->heads);
+        md->heads = heads;
+        md->nheads = nheads;
+        heads = NULL;
+    }
+    shoal__doc_free(d);
+    shoal__free(heads);
+    for (size_t i = 0; i < n; i++)
+        shoal__free(e[i].dep);
+    shoal__free(e);
+    return err;
+}
+
+static int
+m_supersede(void *ctx, const uint8_t old[32], const shoal__change *oc, const shoal__rec *rec,
+            const shoal__change *c)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    void *v = shoal__map_take(&s->ch_ix, old, 32);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    mchange *e = &s->ch[UNIX(v)];
+    uint8_t k[40];
+    askey(k, e->author, e->seq);
+    (void)shoal__map_take(&s->as_ix, k, 40);
+    e->dead = true;
+    size_t wo, wn;
+    int err = doc_find(s, oc->coll, oc->coll_len, oc->doc, oc->doc_len, &wo);
+    if (!err) {
+        err = doc_find(s, c->coll, c->coll_len, c->doc, c->doc_len, &wn);
+        if (err == SHOAL_EINVAL)
+            err = SHOAL_EPROTO;
+    }
+    if (!err)
+        err = log_append(s, wn, rec, c);
+    if (!err)
+        err = doc_rebuild(m, wn);
+    if (!err && wo != wn)
+        err = doc_rebuild(m, wo);
+    return err;
+}
+
+static const shoal__apply_store mem_store = {
+    .has = m_has,
+    .get = m_get,
+    .authseq = m_authseq,
+    .pending_count = m_pending_count,
+    .pending_has = m_pending_has,
+    .pending_scan = m_pending_scan,
+    .pending_put = m_pending_put,
+    .pending_del = m_pending_del,
+    .ev_find = m_ev_find,
+    .ev_versions = m_ev_versions,
+    .ev_count = m_ev_count,
+    .ev_ids = m_ev_ids,
+    .ev_put = m_ev_put,
+    .ev_del = m_ev_del,
+    .ev_alias = m_ev_alias,
+    .doc = m_doc,
+    .put = m_put,
+    .supersede = m_supersede,
+};
+
+/* ---------------------------------------------------------------- public */
+
+int
+shoal__memstore_new(shoal__memstore **out)
+{
+    shoal__memstore *m = shoal__calloc(1, sizeof *m);
+    *out = m;
+    if (!m)
+        return SHOAL_ENOMEM;
+    state_init(&m->st);
+    m->s = mem_store;
+    m->s.ctx = m;
+    return SHOAL_OK;
+}
+
+void
+shoal__memstore_free(shoal__memstore *m)
+{
+    if (!m)
+        return;
+    state_free(&m->st);
+    shoal__free(m);
+}
+
+int
+shoal__memstore_import(shoal__memstore *m, const shoal__rec *recs, size_t count, uint64_t wall,
+                       uint64_t max_drift_ms, uint64_t *clock, shoal_import_result *res)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
+    shoal__cand *c = NULL;
+    size_t at;
+    int err = shoal__cands_make(recs, count, &c, &at);
+    if (err)
+        return err;
+    uint8_t *skip = NULL;
+    size_t nskip = 0;
+    shoal__apply a;
+    for (;;) {
+        mstate save;
+        err = state_copy(&save, &m->st);
+        if (err)
+            break;
+        memset(&a, 0, sizeof a);
+        a.s = &m->s;
+        a.wall = wall;
+        a.max_drift_ms = max_drift_ms;
+        a.skip = skip;
+        a.nskip = nskip;
+        a.clock = *clock;
+        err = shoal__apply_drain(&a, c, count);
+        if (!err) {
+            state_free(&save);
+            break;
+        }
+        state_free(&m->st); /* roll back */
+        m->st = save;
+        if (!a.bad_pending)
+            break;
+        err = shoal__apply_skip_bad(&a, &skip, &nskip);
+        if (err)
+            break;
+    }
+    if (!err) {
+        *clock = a.clock;
+        if (res)
+            *res = a.res;
+    }
+    shoal__free(skip);
+    shoal__cands_free(c, count);
+    return err;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+    const mdoc *x = *(const mdoc *const *)a, *y = *(const mdoc *const *)b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    if (c)
+        return c;
+    return x->klen < y->klen ? -1 : x->klen > y->klen;
+}
+
+static void
+hash_chunk(crypto_generichash_state *st, const uint8_t *p, size_t n)
+{
+    uint8_t len[4];
+    shoal__be32_put(len, (uint32_t)n);
+    crypto_generichash_update(st, len, 4);
+    if (n)
+        crypto_generichash_update(st, p, n);
+}
+
+int
+shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[32])
+{
+    mstate *s = &m->st;
+    const mdoc **v = shoal__malloc((s->ndocs ? s->ndocs : 1) * sizeof *v);
+    if (!v)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < s->ndocs; i++) {
+        const shoal__doc *d = s->docs[i].doc;
+        if (shoal__doc_exists(d) && (full || !shoal__doc_deleted(d)))
+            v[n++] = &s->docs[i];
+    }
+    qsort(v, n, sizeof *v, key_cmp);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, SHOAL_DIGEST_BYTES);
+    const char *domain = full ? "shoal-full-v1" : "shoal-visible-v1";
+    crypto_generichash_update(&st, (const uint8_t *)domain, strlen(domain));
+    shoal__buf b;
+    shoal__buf_init(&b);
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < n; i++) {
+        const mdoc *d = v[i];
+        size_t clen = strlen((const char *)d->key); /* names hold no NUL */
+        b.len = 0;
+        err = full ? shoal__doc_encode_full(d->doc, &b) : shoal__doc_encode_visible(d->doc, &b);
+        if (err)
+            break;
+        hash_chunk(&st, d->key, clen);
+        hash_chunk(&st, d->key + clen + 1, d->klen - clen - 1);
+        hash_chunk(&st, b.p, b.len);
+    }
+    shoal__buf_free(&b);
+    shoal__free(v);
+    if (!err)
+        crypto_generichash_final(&st, out, SHOAL_DIGEST_BYTES);
+    return err;
+}
+
+const shoal__doc *
+shoal__memstore_doc(shoal__memstore *m, const uint8_t *coll, size_t clen, const uint8_t *id,
+                    size_t idlen, const uint8_t **heads, size_t *nheads)
+{
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    *heads = NULL;
+    *nheads = 0;
+    if (clen > SHOAL_MAX_COLLECTION || idlen > SHOAL_MAX_DOC_ID)
+        return NULL;
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    void *v = shoal__map_get(&m->st.doc_ix, key, klen);
+    if (!v)
+        return NULL;
+    const mdoc *d = &m->st.docs[UNIX(v)];
+    *heads = d->heads;
+    *nheads = d->nheads;
+    return d->doc;
+}
+
+uint64_t
+shoal__memstore_applied(shoal__memstore *m)
+{
+    return m->st.ch_ix.n;
+}
+
+uint64_t
+shoal__memstore_pending(shoal__memstore *m)
+{
+    return m->st.npe;
+}
+
+uint64_t
+shoal__memstore_evidence(shoal__memstore *m)
+{
+    return m->st.nev;
+}

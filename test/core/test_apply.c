@@ -1,0 +1,673 @@
+/*
+ * test/core/test_apply.c - the apply pipeline (core/apply.c) over the
+ * in-memory store (core/apply_mem.c), checked against the LMDB path.
+ *
+ * Each round makes one random change set: a few authors (seeded keys) edit
+ * a few documents, each from its own view (an in-memory store it applies
+ * its own changes to and random subsets of the others' to), with every op
+ * kind (set and remove a field, counters, list insert / delete / replace,
+ * document delete and re-create) and now and then an equivocation (two
+ * different changes under one (author, seq)).  The set is then delivered
+ * to fresh in-memory stores in several random orders (random batches,
+ * duplicates, dependencies arriving late) and once, in another random
+ * order, to a real replica through shoal_import.  Every delivery must end
+ * with the same full-state and visible-state digest as the replica, the
+ * same number of applied changes and an empty pending set.
+ *
+ * The replicas are not durable and, unless TMPDIR says otherwise, live in
+ * /dev/shm when there is one: this test is about the pipeline, not about
+ * fsync, and a sync per replica would be most of its time.
+ *
+ * Seeded: SHOAL_SEED picks the seed (printed); SHOAL_APPLY_SETS how many
+ * change sets (default 1500, 200 under ASan); SHOAL_APPLY_ORDERS how many
+ * in-memory delivery orders per set (default 4).  The two versions of an
+ * equivocation hold register and counter ops only and share their HLC
+ * (see forks_any below for why).
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply_mem.h"
+#include "check.h"
+#include "core.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+enum {
+    NAUTH = 3,
+    NDOCS = 3,
+    NFIELDS = 4,
+    MAXENV = 96,
+    MAXOPS = 4
+};
+
+/* Every change is stamped around this time; replicas read it as now. */
+#define WALL_MS 1700000000000ull
+
+static const char *coll = "c";
+static const char *docs[NDOCS] = { "d0", "d1", "d2" };
+static const char *fields[NFIELDS] = { "f0", "f1", "f2", "f3" };
+static const char *strs[] = { "x", "yy", "zzz", "" };
+
+typedef struct author {
+    uint8_t pk[32];
+    uint8_t sk[64];
+    uint64_t seq;
+    uint64_t clock;
+    shoal__memstore *view;
+} author;
+
+typedef struct envl {
+    uint8_t *p;
+    size_t n;
+} envl;
+
+typedef struct world {
+    author a[NAUTH];
+    envl e[MAXENV];
+    size_t ne;
+    size_t equivocations;
+} world;
+
+static uint64_t
+fixed_now(void *ctx)
+{
+    (void)ctx;
+    return WALL_MS;
+}
+
+static void
+rec_of(const envl *e, shoal__rec *r)
+{
+    size_t elen;
+    int err = shoal__envelope_parse(e->p, e->n, &elen, &r->body, &r->body_len);
+    (void)err;
+    r->env = e->p;
+    r->env_len = e->n;
+    shoal__change_id(e->p, e->n, r->cid);
+}
+
+/* Import envelopes idx[0..n) of w into m; SHOAL_OK expected. */
+static int
+mem_import(shoal__memstore *m, const world *w, const size_t *idx, size_t n, uint64_t *clock)
+{
+    shoal__rec r[MAXENV * 2];
+    for (size_t i = 0; i < n; i++)
+        rec_of(&w->e[idx[i]], &r[i]);
+    return shoal__memstore_import(m, r, n, WALL_MS, 60000, clock, NULL);
+}
+
+/* -------------------------------------------------------------- generate */
+
+/* SHOAL_APPLY_FORKS=any: the two versions of an equivocation may hold any
+ * op, the second has a later HLC and the author's later changes later ones
+ * still.  Not the default: such sets do not converge today, on LMDB as in
+ * memory (SHOAL_APPLY_FORKS=any SHOAL_SEED=33 SHOAL_APPLY_SETS=1).  A
+ * dependency on a version held as evidence counts as satisfied once the
+ * canonical version of its (author, seq) is applied, so a change that
+ * depends on the losing version of seq 5 may apply before the changes the
+ * losing version itself depended on (say the winning version of seq 4,
+ * if the author equivocated there too and the other version of seq 4 was
+ * applied first); its list inserts after an element of those changes are
+ * then dropped as dangling, while another delivery order keeps them. */
+static bool forks_any;
+
+typedef struct pop {
+    shoal__op op;
+    const uint8_t *rkey; /* ref author key (NULL: head or none) */
+} pop;
+
+static int
+akey_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* Encode and sign c as a's, add it to w; its index, or -1. */
+static int
+seal(world *w, const author *a, const shoal__change *c)
+{
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    int err = shoal__change_encode(c, &body);
+    if (!err)
+        err = shoal__envelope_seal(body.p, body.len, a->pk, a->sk, &env);
+    shoal__buf_free(&body);
+    if (err || w->ne == MAXENV) {
+        CHECK_EQ(err, SHOAL_OK);
+        shoal__buf_free(&env);
+        return -1;
+    }
+    envl *e = &w->e[w->ne];
+    e->p = shoal__buf_take(&env, &e->n);
+    return (int)w->ne++;
+}
+
+/* Build, sign and record a change of author a on doc di; ops chosen from
+ * a's view.  onlyreg: only register and counter ops (equivocations).
+ * Returns the envelope index or -1 when nothing was made. */
+static int
+make_change(world *w, author *a, size_t di, bool onlyreg, uint64_t seq, uint64_t hlc)
+{
+    const uint8_t *heads;
+    size_t nheads;
+    const shoal__doc *d =
+        shoal__memstore_doc(a->view, (const uint8_t *)coll, strlen(coll), (const uint8_t *)docs[di],
+                            strlen(docs[di]), &heads, &nheads);
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, a->pk, 32);
+    c.seq = seq;
+    c.hlc = hlc;
+    c.coll = (const uint8_t *)coll;
+    c.coll_len = strlen(coll);
+    c.doc = (const uint8_t *)docs[di];
+    c.doc_len = strlen(docs[di]);
+    bool exists = d && shoal__doc_exists(d);
+    bool deleted = exists && shoal__doc_deleted(d);
+    c.epoch = !exists ? 0 : deleted ? shoal__doc_epoch(d) + 1 : shoal__doc_epoch(d);
+    c.deps = heads;
+    c.ndeps = nheads;
+
+    pop ops[MAXOPS];
+    size_t nops = 0;
+    shoal_kind fk[NFIELDS] = { 0 };
+    /* Elements named by this change (each at most once). */
+    shoal__eid used[MAXOPS];
+    size_t nused = 0;
+    if (!onlyreg && exists && !deleted && check_rand_below(12) == 0) {
+        memset(&ops[0], 0, sizeof ops[0]);
+        ops[0].op.kind = SHOAL__OP_DELDOC;
+        nops = 1;
+    }
+    size_t want = 1 + check_rand_below(MAXOPS);
+    for (size_t tries = 0; nops == 0 || (tries < 8 && nops < want); tries++) {
+        if (nops && ops[0].op.kind == SHOAL__OP_DELDOC)
+            break;
+        if (tries > 16)
+            break;
+        size_t fi = check_rand_below(NFIELDS);
+        const uint8_t *f = (const uint8_t *)fields[fi];
+        shoal_kind k = fk[fi];
+        if (!k && d && !deleted) {
+            shoal_kind have;
+            if (shoal__doc_field_kind(d, f, 2, &have) == SHOAL_OK)
+                k = have;
+        }
+        if (!k)
+            k = onlyreg ? (check_rand_below(2) ? SHOAL_K_REGISTER : SHOAL_K_COUNTER)
+                        : (shoal_kind)(1 + check_rand_below(3));
+        if (onlyreg && k == SHOAL_K_LIST)
+            continue;
+        pop *p = &ops[nops];
+        memset(p, 0, sizeof *p);
+        p->op.field = f;
+        p->op.field_len = 2;
+        if (k == SHOAL_K_REGISTER) {
+            if (check_rand_below(5) == 0) {
+                p->op.kind = SHOAL__OP_UNSET;
+            } else {
+                p->op.kind = SHOAL__OP_SET;
+                if (check_rand_below(2)) {
+                    p->op.value.type = SHOAL_T_INT;
+                    p->op.value.i = (int64_t)check_rand_below(100);
+                } else {
+                    const char *s = strs[check_rand_below(4)];
+                    p->op.value.type = SHOAL_T_STR;
+                    p->op.value.ptr = (const uint8_t *)s;
+                    p->op.value.len = strlen(s);
+                }
+            }
+        } else if (k == SHOAL_K_COUNTER) {
+            p->op.kind = SHOAL__OP_COUNT;
+            p->op.delta = (int64_t)check_rand_below(9) - 4;
+            if (p->op.delta == 0)
+                p->op.delta = 7;
+        } else {
+            const shoal__list *l = d && !deleted ? shoal__doc_list(d, f, 2) : NULL;
+            size_t len = l ? shoal__list_len(l) : 0;
+            uint64_t r = check_rand_below(10);
+            p->op.value.type = SHOAL_T_INT;
+            p->op.value.i = (int64_t)check_rand_below(1000);
+            if (len == 0 || r < 5) {
+                p->op.kind = SHOAL__OP_INS;
+                size_t at = len ? check_rand_below(len + 1) : 0;
+                if (at == 0) {
+                    p->op.ref.head = true;
+                } else {
+                    shoal__eid id;
+                    if (shoal__list_id_at(l, at - 1, &id))
+                        continue;
+                    p->op.ref.hlc = id.hlc;
+                    p->op.ref.index = id.index;
+                    p->rkey = shoal__doc_author_key(d, id.author);
+                }
+            } else {
+                p->op.kind = r < 8 ? SHOAL__OP_DEL : SHOAL__OP_REP;
+                shoal__eid id;
+                if (shoal__list_id_at(l, check_rand_below(len), &id))
+                    continue;
+                bool dup = false;
+                for (size_t j = 0; j < nused; j++)
+                    dup = dup || (used[j].hlc == id.hlc && used[j].author == id.author &&
+                                  used[j].index == id.index);
+                if (dup)
+                    continue;
+                used[nused++] = id;
+                p->op.ref.hlc = id.hlc;
+                p->op.ref.index = id.index;
+                p->rkey = shoal__doc_author_key(d, id.author);
+            }
+        }
+        fk[fi] = k;
+        nops++;
+    }
+    if (nops == 0)
+        return -1;
+    /* The author table: the other authors named, sorted; index 0 is c's. */
+    uint8_t akeys[MAXOPS * 32];
+    size_t nak = 0;
+    for (size_t i = 0; i < nops; i++) {
+        const uint8_t *k = ops[i].rkey;
+        if (!k || memcmp(k, a->pk, 32) == 0)
+            continue;
+        bool have = false;
+        for (size_t j = 0; j < nak; j++)
+            have = have || memcmp(akeys + j * 32, k, 32) == 0;
+        if (!have)
+            memcpy(akeys + nak++ * 32, k, 32);
+    }
+    qsort(akeys, nak, 32, akey_cmp);
+    shoal__op o[MAXOPS];
+    for (size_t i = 0; i < nops; i++) {
+        o[i] = ops[i].op;
+        const uint8_t *k = ops[i].rkey;
+        o[i].ref.author = 0;
+        for (size_t j = 0; k && j < nak; j++)
+            if (memcmp(akeys + j * 32, k, 32) == 0)
+                o[i].ref.author = (uint32_t)j + 1;
+    }
+    c.authors = akeys;
+    c.nauthors = nak;
+    c.ops = o;
+    c.nops = nops;
+    return seal(w, a, &c);
+}
+
+/* a applies envelope i (its own change): must apply. */
+static void
+own_apply(world *w, author *a, int i)
+{
+    size_t idx = (size_t)i;
+    CHECK_EQ(mem_import(a->view, w, &idx, 1, &a->clock), SHOAL_OK);
+}
+
+static void
+shuffle(size_t *v, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = check_rand_below(i);
+        size_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+static void
+gen_set(world *w, size_t steps)
+{
+    for (size_t s = 0; s < steps && w->ne < MAXENV - 2; s++) {
+        author *a = &w->a[check_rand_below(NAUTH)];
+        uint64_t r = check_rand_below(100);
+        if (r < 25 && w->ne > 0) {
+            /* a hears some of the others' changes, in some order. */
+            size_t idx[MAXENV], n = 0;
+            for (size_t i = 0; i < w->ne; i++)
+                if (check_rand_below(10) < 6)
+                    idx[n++] = i;
+            shuffle(idx, n);
+            CHECK_EQ(mem_import(a->view, w, idx, n, &a->clock), SHOAL_OK);
+        } else if (r < 30) {
+            /* Equivocation: two changes under one (author, seq) from the
+             * same view; the author goes on from the first. */
+            size_t di = check_rand_below(NDOCS);
+            uint64_t seq = ++a->seq;
+            uint64_t hlc = shoal__hlc_tick(a->clock, WALL_MS);
+            a->clock = hlc;
+            int x = make_change(w, a, di, !forks_any, seq, hlc);
+            int y = make_change(w, a, check_rand_below(NDOCS), !forks_any, seq,
+                                forks_any ? shoal__hlc_tick(hlc, WALL_MS) : hlc);
+            if (forks_any)
+                a->clock = shoal__hlc_tick(hlc, WALL_MS); /* later ones after both */
+            if (x < 0) {
+                a->seq--;
+                continue;
+            }
+            if (y >= 0)
+                w->equivocations++;
+            own_apply(w, a, x);
+        } else {
+            size_t di = check_rand_below(NDOCS);
+            uint64_t seq = ++a->seq;
+            uint64_t hlc = shoal__hlc_tick(a->clock, WALL_MS);
+            int x = make_change(w, a, di, false, seq, hlc);
+            if (x < 0) {
+                a->seq--;
+                continue;
+            }
+            a->clock = hlc;
+            own_apply(w, a, x);
+        }
+    }
+}
+
+/* --------------------------------------------------------------- deliver */
+
+typedef struct result {
+    uint8_t full[32];
+    uint8_t vis[32];
+    uint64_t applied;
+    uint64_t pending;
+} result;
+
+/* Deliver every envelope (random order, duplicates, batches) to a fresh
+ * in-memory store. */
+static int
+deliver_mem(const world *w, result *out)
+{
+    size_t idx[MAXENV * 2], n = 0;
+    for (size_t i = 0; i < w->ne; i++) {
+        idx[n++] = i;
+        if (check_rand_below(6) == 0)
+            idx[n++] = i; /* a duplicate */
+    }
+    shuffle(idx, n);
+    shoal__memstore *m;
+    int err = shoal__memstore_new(&m);
+    uint64_t clock = 0;
+    for (size_t at = 0; !err && at < n;) {
+        size_t b = 1 + check_rand_below(8);
+        if (b > n - at)
+            b = n - at;
+        err = mem_import(m, w, idx + at, b, &clock);
+        at += b;
+    }
+    if (!err)
+        err = shoal__memstore_digest(m, true, out->full);
+    if (!err)
+        err = shoal__memstore_digest(m, false, out->vis);
+    if (m) {
+        out->applied = shoal__memstore_applied(m);
+        out->pending = shoal__memstore_pending(m);
+    }
+    shoal__memstore_free(m);
+    return err;
+}
+
+/* The same through a real replica: shoal_import of random bundles. */
+static int
+deliver_lmdb(const world *w, result *out)
+{
+    char *dir = check_tmpdir("apply");
+    if (!dir)
+        return SHOAL_ENOMEM;
+    shoal_options *o = NULL;
+    shoal_replica *r = NULL;
+    int err = shoal_options_new(&o);
+    if (!err) {
+        shoal_options_set_durable(o, false);
+        shoal_options_set_clock(o, fixed_now, NULL);
+        err = shoal_replica_open(&r, dir, o);
+    }
+    shoal_options_free(o);
+    size_t idx[MAXENV * 2], n = 0;
+    for (size_t i = 0; i < w->ne; i++) {
+        idx[n++] = i;
+        if (check_rand_below(8) == 0)
+            idx[n++] = i;
+    }
+    shuffle(idx, n);
+    for (size_t at = 0; !err && at < n;) {
+        size_t b = 1 + check_rand_below(12);
+        if (b > n - at)
+            b = n - at;
+        shoal__buf bb;
+        shoal__buf_init(&bb);
+        err = shoal__bundle_begin(&bb);
+        for (size_t i = 0; !err && i < b; i++)
+            err = shoal__bundle_add(&bb, w->e[idx[at + i]].p, w->e[idx[at + i]].n);
+        if (!err) {
+            shoal__bundle_finish(&bb, (uint32_t)b);
+            err = shoal_import(r, bb.p, bb.len, NULL);
+        }
+        shoal__buf_free(&bb);
+        at += b;
+    }
+    if (!err)
+        err = shoal_digest(r, true, out->full);
+    if (!err)
+        err = shoal_digest(r, false, out->vis);
+    if (!err) {
+        /* Applied changes: the sum of the version vector's seqs (an
+         * author's applied seqs are 1..n). */
+        shoal_vv *vv = NULL;
+        err = shoal_replica_version(r, &vv);
+        out->applied = 0;
+        for (size_t i = 0; !err && i < shoal_vv_count(vv); i++) {
+            uint64_t seq = 0;
+            err = shoal_vv_entry(vv, i, NULL, &seq);
+            out->applied += seq;
+        }
+        shoal_vv_free(vv);
+    }
+    if (!err)
+        err = shoal_pending_count(r, &out->pending);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+    return err;
+}
+
+static void
+test_convergence(void)
+{
+    uint64_t seed = check_seed(0x5eed0a991e5ull);
+    long sets = check_env_long("SHOAL_APPLY_SETS", SANITIZED ? 200 : 1500);
+    long orders = check_env_long("SHOAL_APPLY_ORDERS", 4);
+    const char *fk = getenv("SHOAL_APPLY_FORKS");
+    forks_any = fk && strcmp(fk, "any") == 0;
+    size_t total_env = 0, total_eq = 0;
+    for (long s = 0; s < sets; s++) {
+        uint64_t sseed = seed + (uint64_t)s;
+        check_rand_reseed(sseed);
+        world w;
+        memset(&w, 0, sizeof w);
+        for (int i = 0; i < NAUTH; i++) {
+            uint8_t ks[32];
+            for (int j = 0; j < 32; j++)
+                ks[j] = (uint8_t)check_rand();
+            crypto_sign_seed_keypair(w.a[i].pk, w.a[i].sk, ks);
+            REQUIRE(shoal__memstore_new(&w.a[i].view) == SHOAL_OK);
+        }
+        gen_set(&w, 8 + check_rand_below(40));
+        total_env += w.ne;
+        total_eq += w.equivocations;
+        result want;
+        memset(&want, 0, sizeof want);
+        int err = deliver_lmdb(&w, &want);
+        CHECK_EQ(err, SHOAL_OK);
+        for (long k = 0; !err && k < orders; k++) {
+            result got;
+            memset(&got, 0, sizeof got);
+            CHECK_EQ(deliver_mem(&w, &got), SHOAL_OK);
+            bool same = memcmp(got.full, want.full, 32) == 0 &&
+                        memcmp(got.vis, want.vis, 32) == 0 && got.applied == want.applied &&
+                        got.pending == 0 && want.pending == 0;
+            if (!same) {
+                fprintf(stderr,
+                        "set %ld (SHOAL_SEED=%llu SHOAL_APPLY_SETS=1 reproduces it), order %ld: "
+                        "%zu envelopes, applied %llu vs %llu, pending %llu, full %s, "
+                        "visible %s\n",
+                        s, (unsigned long long)sseed, k, w.ne, (unsigned long long)got.applied,
+                        (unsigned long long)want.applied, (unsigned long long)got.pending,
+                        memcmp(got.full, want.full, 32) ? "differ" : "same",
+                        memcmp(got.vis, want.vis, 32) ? "differ" : "same");
+                check_failures++;
+                err = 1;
+            }
+        }
+        for (int i = 0; i < NAUTH; i++)
+            shoal__memstore_free(w.a[i].view);
+        for (size_t i = 0; i < w.ne; i++)
+            shoal__free(w.e[i].p);
+        if (check_failures)
+            break;
+    }
+    printf("apply: %ld change sets, %zu envelopes, %zu equivocations, %ld orders each\n", sets,
+           total_env, total_eq, orders);
+}
+
+/* Import envelopes idx[0..n) of w into a fresh replica r (already open)
+ * as one bundle. */
+static int
+lmdb_import(shoal_replica *r, const world *w, const size_t *idx, size_t n, shoal_import_result *res)
+{
+    shoal__buf bb;
+    shoal__buf_init(&bb);
+    int err = shoal__bundle_begin(&bb);
+    for (size_t i = 0; !err && i < n; i++)
+        err = shoal__bundle_add(&bb, w->e[idx[i]].p, w->e[idx[i]].n);
+    if (!err) {
+        shoal__bundle_finish(&bb, (uint32_t)n);
+        err = shoal_import(r, bb.p, bb.len, res);
+    }
+    shoal__buf_free(&bb);
+    return err;
+}
+
+/* A stored pending change that fails to apply once ready (an insert whose
+ * reference is stamped after the change itself) is dropped and the import
+ * that made it ready goes on (skip and rerun), in memory as on LMDB; the
+ * same change arriving with its dependency fails that import whole and
+ * changes nothing. */
+static void
+test_bad_pending(void)
+{
+    check_rand_reseed(7);
+    world w;
+    memset(&w, 0, sizeof w);
+    uint8_t ks[32] = { 7 };
+    author *a = &w.a[0];
+    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, a->pk, 32);
+    c.coll = (const uint8_t *)coll;
+    c.coll_len = 1;
+    c.doc = (const uint8_t *)docs[0];
+    c.doc_len = 2;
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SHOAL__OP_SET;
+    op.field = (const uint8_t *)"f0";
+    op.field_len = 2;
+    op.value.type = SHOAL_T_INT;
+    op.value.i = 1;
+    c.seq = 1;
+    c.hlc = shoal__hlc_make(WALL_MS, 1);
+    c.ops = &op;
+    c.nops = 1;
+    int good = seal(&w, a, &c);
+    REQUIRE(good == 0);
+    shoal__rec gr;
+    rec_of(&w.e[0], &gr);
+    shoal__op bad;
+    memset(&bad, 0, sizeof bad);
+    bad.kind = SHOAL__OP_INS;
+    bad.field = (const uint8_t *)"f1";
+    bad.field_len = 2;
+    bad.value.type = SHOAL_T_INT;
+    bad.ref.hlc = shoal__hlc_make(WALL_MS, 9); /* after the change's own HLC */
+    c.seq = 2;
+    c.hlc = shoal__hlc_make(WALL_MS, 2);
+    c.deps = gr.cid;
+    c.ndeps = 1;
+    c.ops = &bad;
+    REQUIRE(seal(&w, a, &c) == 1);
+
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: the bad change first (pending), then its dependency;
+         * pass 1: both in one import. */
+        size_t first[] = { 1 }, then[] = { 0 }, both[] = { 1, 0 };
+        shoal__memstore *m;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        char *dir = check_tmpdir("applybad");
+        shoal_options *o = NULL;
+        shoal_replica *r = NULL;
+        CHECK_EQ(shoal_options_new(&o), SHOAL_OK);
+        shoal_options_set_durable(o, false);
+        shoal_options_set_clock(o, fixed_now, NULL);
+        CHECK_EQ(shoal_replica_open(&r, dir, o), SHOAL_OK);
+        shoal_options_free(o);
+        REQUIRE(r);
+        uint64_t clock = 0;
+        shoal_import_result mres, lres;
+        if (pass == 0) {
+            shoal__rec r1;
+            rec_of(&w.e[1], &r1);
+            CHECK_EQ(shoal__memstore_import(m, &r1, 1, WALL_MS, 60000, &clock, &mres), SHOAL_OK);
+            CHECK_EQ(mres.pending, 1);
+            CHECK_EQ(lmdb_import(r, &w, first, 1, &lres), SHOAL_OK);
+            CHECK_EQ(lres.pending, 1);
+            rec_of(&w.e[0], &r1);
+            CHECK_EQ(shoal__memstore_import(m, &r1, 1, WALL_MS, 60000, &clock, &mres), SHOAL_OK);
+            CHECK_EQ(mres.applied, 1);
+            CHECK_EQ(lmdb_import(r, &w, then, 1, &lres), SHOAL_OK);
+            CHECK_EQ(lres.applied, 1);
+            CHECK_EQ(shoal__memstore_applied(m), 1);
+        } else {
+            shoal__rec rr[2];
+            rec_of(&w.e[1], &rr[0]);
+            rec_of(&w.e[0], &rr[1]);
+            CHECK_EQ(shoal__memstore_import(m, rr, 2, WALL_MS, 60000, &clock, &mres), SHOAL_EPROTO);
+            CHECK_EQ(lmdb_import(r, &w, both, 2, &lres), SHOAL_EPROTO);
+            CHECK_EQ(shoal__memstore_applied(m), 0);
+        }
+        CHECK_EQ(shoal__memstore_pending(m), 0);
+        uint64_t pc = 9;
+        CHECK(shoal_pending_count(r, &pc) == SHOAL_OK && pc == 0);
+        uint8_t d1[32], d2[32];
+        CHECK(shoal_digest(r, true, d1) == SHOAL_OK);
+        CHECK(shoal__memstore_digest(m, true, d2) == SHOAL_OK);
+        CHECK(memcmp(d1, d2, 32) == 0);
+        shoal_replica_close(r);
+        check_rmtree(dir);
+        free(dir);
+        shoal__memstore_free(m);
+    }
+    for (size_t i = 0; i < w.ne; i++)
+        shoal__free(w.e[i].p);
+}
+
+int
+main(void)
+{
+    if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0)
+        setenv("TMPDIR", "/dev/shm", 1);
+    RUN(test_bad_pending);
+    RUN(test_convergence);
+    return check_summary();
+}
