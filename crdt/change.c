@@ -134,10 +134,6 @@ check_change(const shoal__change *c)
         if (!name_ok(op->field, op->field_len, SHOAL_MAX_FIELD))
             return SHOAL_EINVAL;
         switch (op->kind) {
-        case SHOAL__OP_COUNT:
-            if (op->delta == 0)
-                return SHOAL_EINVAL;
-            break;
         case SHOAL__OP_INS:
         case SHOAL__OP_DEL:
         case SHOAL__OP_REP:
@@ -583,11 +579,8 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
             return;
         if (kind == SHOAL__OP_SET)
             shoal__mpr_value(r, &op->value);
-        if (kind == SHOAL__OP_COUNT) {
-            op->delta = shoal__mpr_int(r);
-            if (!r->err && op->delta == 0)
-                r->err = SHOAL_EPROTO;
-        }
+        if (kind == SHOAL__OP_COUNT)
+            op->delta = shoal__mpr_int(r); /* 0 too: makes the field a counter */
         break;
     case SHOAL__OP_INS:
     case SHOAL__OP_REP:

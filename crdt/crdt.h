@@ -166,7 +166,7 @@ enum {
 typedef enum shoal__opkind {
     SHOAL__OP_SET = 1,    /* field = value (register) */
     SHOAL__OP_UNSET = 2,  /* field = absent (register) */
-    SHOAL__OP_COUNT = 3,  /* counter field += delta (delta != 0) */
+    SHOAL__OP_COUNT = 3,  /* counter field += delta (0: the field becomes a counter) */
     SHOAL__OP_INS = 4,    /* list field: insert value after ref (or at head) */
     SHOAL__OP_DEL = 5,    /* list field: delete element ref */
     SHOAL__OP_REP = 6,    /* list field: replace element ref's value */
@@ -337,8 +337,9 @@ void shoal__doc_free(shoal__doc *d);
  * discarded; a newer epoch resets the fields.  Calling it again for the
  * same change with a later range continues it (used while building a local
  * change op by op).  SHOAL_EPROTO for ops that no honest author makes
- * (an insert not after its ref, a delete / replace ref stamped after the
- * change, an author index out of range).  An op naming a list element d
+ * (a ref that cannot lie in the change's causal past: neither an earlier
+ * op of the change itself nor an op stamped before the change; a
+ * delete / replace of the head; an author index out of range).  An op naming a list element d
  * does not hold is a no-op (docs/semantics.md, "References that no longer
  * resolve").  On error d may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);

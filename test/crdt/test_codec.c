@@ -1023,7 +1023,11 @@ test_change_encode_rejects(void)
     ENC_REJECT(s.ops[0].kind = 8);
     ENC_REJECT(s.ops[0].kind = 0);
     ENC_REJECT(s.ops[0].value.type = (shoal_type)7);
-    ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
+    /* delta 0 is valid (it makes the field a counter reading 0). */
+    sample_init(&s, false);
+    s.ops[0] = op_field(SHOAL__OP_COUNT, "n");
+    CHECK_EQ(shoal__change_encode(&s.c, &b), SHOAL_OK);
+    b.len = 0;
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_DEL, "l"); s.ops[0].ref.head = true);
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_REP, "l"); s.ops[0].ref = mkref(1, 3, 0));
     ENC_REJECT(s.c.ndeps = SHOAL__MAX_DEPS + 1);
@@ -1143,7 +1147,7 @@ test_change_decode_rejects(void)
     DEC(SHOAL_EPROTO, s.ops[1].field = (const uint8_t *)"\xc3"; s.ops[1].field_len = 1);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 0);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 8);
-    DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
+    DEC(SHOAL_OK, s.ops[2] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0: valid */
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_DEL, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_OK, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref = mkref(1, 2, 0));
