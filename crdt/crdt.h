@@ -348,6 +348,11 @@ void shoal__doc_free(shoal__doc *d);
  * does not hold is a no-op (docs/semantics.md, "References that no longer
  * resolve").  On error d may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
+/* The reason shoal__doc_apply refuses c whatever the document holds (a
+ * ref that cannot lie in the change's causal past, a delete / replace of
+ * the head, an author index out of range), with the first such op's index
+ * in *op; NULL if there is none.  A static string, for error messages. */
+const char *shoal__doc_refusal(const shoal__change *c, size_t *op);
 bool shoal__doc_exists(const shoal__doc *d); /* at least one change applied */
 bool shoal__doc_deleted(const shoal__doc *d);
 uint64_t shoal__doc_epoch(const shoal__doc *d);

@@ -549,16 +549,8 @@ apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_value *v)
  * before it; SHOAL_EPROTO otherwise), and an author index outside the
  * change's authors stays an error. */
 
-/* The 32-byte key of ref's author, or NULL if the change has no such
- * author index. */
-static const uint8_t *
-ref_key(const refmap *m, const shoal__ref *ref)
-{
-    return ref->author == 0 ? m->c->author : shoal__change_author(m->c, ref->author);
-}
-
 /* Structural checks of a list op's ref that hold whether or not the
- * element exists: SHOAL_OK or SHOAL_EPROTO.  The ref must name an op that
+ * element exists: NULL or the reason for SHOAL_EPROTO.  The ref must name an op that
  * can lie in the change's causal past: an earlier op of the change itself,
  * or an op stamped strictly before the change (an author's clock has
  * observed every change it applied, so each is stamped before its next
@@ -566,19 +558,45 @@ ref_key(const refmap *m, const shoal__ref *ref)
  * later, is concurrent at best: whether it is known when the change
  * applies would depend on arrival order, so it is refused, for INS, DEL
  * and REP alike, whatever the replica holds. */
+static const char *
+ref_problem(const shoal__change *c, const shoal__op *op, uint32_t index)
+{
+    if (op->ref.head)
+        return op->kind == SHOAL__OP_INS ? NULL : "a delete or replace of the list head";
+    if (!shoal__change_author(c, op->ref.author))
+        return "a ref to an author index outside the change's authors";
+    if (op->ref.hlc < c->hlc)
+        return NULL;
+    /* Same clock: only an earlier op of this change (own author). */
+    if (op->ref.hlc == c->hlc && op->ref.author == 0 && op->ref.index < index)
+        return NULL;
+    if (op->ref.hlc == c->hlc && op->ref.author == 0)
+        return "a ref to a later op of the change itself";
+    return op->ref.hlc == c->hlc ? "a ref to another author's op stamped with the change's own "
+                                   "clock, which cannot be in its causal past"
+                                 : "a ref to an op stamped later than the change";
+}
+
 static int
 ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
 {
-    if (op->ref.head)
-        return op->kind == SHOAL__OP_INS ? SHOAL_OK : SHOAL_EPROTO;
-    if (!ref_key(m, &op->ref))
-        return SHOAL_EPROTO;
-    if (op->ref.hlc < id->hlc)
-        return SHOAL_OK;
-    /* Same clock: only an earlier op of this change (own author). */
-    return op->ref.hlc == id->hlc && op->ref.author == 0 && op->ref.index < id->index
-               ? SHOAL_OK
-               : SHOAL_EPROTO;
+    return ref_problem(m->c, op, id->index) ? SHOAL_EPROTO : SHOAL_OK;
+}
+
+const char *
+shoal__doc_refusal(const shoal__change *c, size_t *op)
+{
+    for (size_t i = 0; i < c->nops && i <= UINT32_MAX; i++) {
+        const shoal__op *o = &c->ops[i];
+        const char *why = NULL;
+        if (o->kind == SHOAL__OP_INS || o->kind == SHOAL__OP_DEL || o->kind == SHOAL__OP_REP)
+            why = ref_problem(c, o, (uint32_t)i);
+        if (why) {
+            *op = i;
+            return why;
+        }
+    }
+    return NULL;
 }
 
 static int

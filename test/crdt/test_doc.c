@@ -805,6 +805,14 @@ test_refs_causal_past(void)
             ok = true;
             break;
         }
+        /* The reason, for error messages, from the change alone. */
+        size_t at = 99;
+        const char *why = shoal__doc_refusal(&t.c, &at);
+        CHECK(ok ? why == NULL : why != NULL);
+        if (!ok && why)
+            CHECK_EQ(at, t.c.nops - 1);
+        if (kase == 0 && why)
+            CHECK(strstr(why, "causal past") != NULL);
         bool a_author = memcmp(t.c.author, KA, 32) == 0;
         /* The other author's change arrived first, or not at all. */
         for (int first = 0; first < 2; first++) {
