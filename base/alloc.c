@@ -42,6 +42,12 @@ shoal__alloc_fail_after(uint64_t n)
     atomic_store_explicit(&fail_countdown, n, memory_order_relaxed);
 }
 
+uint64_t
+shoal__alloc_fail_left(void)
+{
+    return atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+}
+
 void *
 shoal__malloc(size_t n)
 {

@@ -16,5 +16,9 @@ void *shoal__realloc(void *p, size_t n);
 void shoal__free(void *p);
 /* Test hook: make the nth allocation from now on fail (0 = never). */
 void shoal__alloc_fail_after(uint64_t n);
+/* Test hook: allocations left before the armed failure (0: it happened, or
+ * none is armed), so an OOM loop can tell a failure the caller absorbed
+ * from one that was never reached. */
+uint64_t shoal__alloc_fail_left(void);
 
 #endif /* SHOAL_BASE_ALLOC_H */

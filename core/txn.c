@@ -199,15 +199,7 @@ shoal_err
 shoal_txn_counter_add(shoal_txn *t, const char *coll, const char *id, const char *field,
                       int64_t delta)
 {
-    size_t n;
-    if (delta == 0) {
-        /* Nothing to record; still validate the names. */
-        if (!shoal__name_ok(coll, SHOAL_MAX_COLLECTION, &n) ||
-            !shoal__name_ok(id, SHOAL_MAX_DOC_ID, &n) ||
-            !shoal__name_ok(field, SHOAL_MAX_FIELD, &n))
-            return SHOAL_EINVAL;
-        return SHOAL_OK;
-    }
+    /* delta 0 is recorded too: it makes the field a counter reading 0. */
     return add_edit(t, SHOAL__OP_COUNT, coll, id, field, NULL, delta, 0);
 }
 

@@ -134,10 +134,6 @@ check_change(const shoal__change *c)
         if (!name_ok(op->field, op->field_len, SHOAL_MAX_FIELD))
             return SHOAL_EINVAL;
         switch (op->kind) {
-        case SHOAL__OP_COUNT:
-            if (op->delta == 0)
-                return SHOAL_EINVAL;
-            break;
         case SHOAL__OP_INS:
         case SHOAL__OP_DEL:
         case SHOAL__OP_REP:
@@ -202,6 +198,17 @@ ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_
     return false;
 }
 
+/* May the group that starts at op i take op j too?  A DEL run holds at
+ * most SHOAL__MAX_DELRUN ops: it is the one item whose ops cost no bytes
+ * of their own, so the cap bounds the ops (the work) per byte of a body at
+ * SHOAL__MAX_DELRUN / 4 (docs/format.md, "Ops").  A longer range is
+ * written as several runs, each full but the last. */
+static bool
+group_room(const shoal__op *ops, size_t i, size_t j)
+{
+    return ops[i].kind != SHOAL__OP_DEL || j - i < SHOAL__MAX_DELRUN;
+}
+
 /* Bytes of the UTF-8 sequence starting with lead byte b (valid input). */
 static size_t
 utf8_seq(uint8_t b)
@@ -251,7 +258,8 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     for (size_t i = 0; i < c->nops; nitems++) {
         int dir = 0;
         size_t j = i + 1;
-        while (j < c->nops && ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
+        while (j < c->nops && group_room(c->ops, i, j) &&
+               ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
             if (c->ops[j].kind == SHOAL__OP_DEL)
                 dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
             j++;
@@ -279,7 +287,8 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
         const shoal__op *op = &c->ops[i];
         int dir = 0;
         size_t j = i + 1;
-        while (j < c->nops && ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
+        while (j < c->nops && group_room(c->ops, i, j) &&
+               ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
             if (c->ops[j].kind == SHOAL__OP_DEL)
                 dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
             j++;
@@ -583,11 +592,8 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
             return;
         if (kind == SHOAL__OP_SET)
             shoal__mpr_value(r, &op->value);
-        if (kind == SHOAL__OP_COUNT) {
-            op->delta = shoal__mpr_int(r);
-            if (!r->err && op->delta == 0)
-                r->err = SHOAL_EPROTO;
-        }
+        if (kind == SHOAL__OP_COUNT)
+            op->delta = shoal__mpr_int(r); /* 0 too: makes the field a counter */
         break;
     case SHOAL__OP_INS:
     case SHOAL__OP_REP:
@@ -645,7 +651,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
         if (r->err)
             return;
         uint64_t m = cnt < 0 ? (uint64_t)(-(cnt + 1)) + 1 : (uint64_t)cnt;
-        if (m < 2 || m > SHOAL__MAX_OPS) {
+        if (m < 2 || m > SHOAL__MAX_DELRUN) {
             r->err = m < 2 ? SHOAL_EPROTO : SHOAL_ETOOBIG;
             return;
         }
@@ -738,15 +744,17 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
     const uint8_t *field = NULL;
     size_t flen = 0;
     int dir = 0;
+    size_t pfirst = 0; /* first op of the previous item */
     for (uint32_t it = 0; it < nitems && !r.err; it++) {
         size_t first = v.n;
         int pdir = dir;
         read_item(&r, c, &v, &field, &flen, &dir);
         /* Canonical grouping: the item could not have continued the one
-         * before it. */
-        if (!r.err && first > 0 &&
+         * before it (unless that one was a full DEL run). */
+        if (!r.err && first > 0 && group_room(v.ops, pfirst, first) &&
             ops_link(c, &v.ops[first - 1], &v.ops[first], (uint32_t)first, pdir))
             r.err = SHOAL_EPROTO;
+        pfirst = first;
     }
     if (shoal__mpr_finish(&r)) {
         shoal__free(v.ops);

@@ -122,6 +122,7 @@ enum {
     SHOAL__ENV_HEADER = 1 + SHOAL_KEY_BYTES + 4, /* version, author, body length */
     SHOAL__MAX_BODY = 16u << 20,                 /* bytes of one change body */
     SHOAL__MAX_OPS = 1u << 20,                   /* ops in one change */
+    SHOAL__MAX_DELRUN = 16,                      /* ops of one DEL run item (docs/format.md) */
     SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
     SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
 };
@@ -129,7 +130,7 @@ enum {
 typedef enum shoal__opkind {
     SHOAL__OP_SET = 1,    /* field = value (register) */
     SHOAL__OP_UNSET = 2,  /* field = absent (register) */
-    SHOAL__OP_COUNT = 3,  /* counter field += delta (delta != 0) */
+    SHOAL__OP_COUNT = 3,  /* counter field += delta (0: the field becomes a counter) */
     SHOAL__OP_INS = 4,    /* list field: insert value after ref (or at head) */
     SHOAL__OP_DEL = 5,    /* list field: delete element ref */
     SHOAL__OP_REP = 6,    /* list field: replace element ref's value */
@@ -300,11 +301,17 @@ void shoal__doc_free(shoal__doc *d);
  * discarded; a newer epoch resets the fields.  Calling it again for the
  * same change with a later range continues it (used while building a local
  * change op by op).  SHOAL_EPROTO for ops that no honest author makes
- * (an insert not after its ref, a delete / replace ref stamped after the
- * change, an author index out of range).  An op naming a list element d
+ * (a ref that cannot lie in the change's causal past: neither an earlier
+ * op of the change itself nor an op stamped before the change; a
+ * delete / replace of the head; an author index out of range).  An op naming a list element d
  * does not hold is a no-op (docs/semantics.md, "References that no longer
  * resolve").  On error d may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
+/* The reason shoal__doc_apply refuses c whatever the document holds (a
+ * ref that cannot lie in the change's causal past, a delete / replace of
+ * the head, an author index out of range), with the first such op's index
+ * in *op; NULL if there is none.  A static string, for error messages. */
+const char *shoal__doc_refusal(const shoal__change *c, size_t *op);
 bool shoal__doc_exists(const shoal__doc *d); /* at least one change applied */
 bool shoal__doc_deleted(const shoal__doc *d);
 uint64_t shoal__doc_epoch(const shoal__doc *d);

@@ -471,47 +471,58 @@ apply_reg(shoal__doc *d, field *f, const shoal__eid *id, const shoal_value *v)
  * replica applies the changes of a document in a causal order in which
  * the element, if it exists at all, was created first; so the outcome is
  * the same everywhere.  Only refs that could lie in the change's causal
- * past qualify: an INS must still be after its ref and a DEL / REP ref
- * must not be stamped later than the change (SHOAL_EPROTO otherwise), and
- * an author index outside the change's authors stays an error. */
-
-/* The 32-byte key of ref's author, or NULL if the change has no such
- * author index. */
-static const uint8_t *
-ref_key(const refmap *m, const shoal__ref *ref)
-{
-    return ref->author == 0 ? m->c->author : shoal__change_author(m->c, ref->author);
-}
-
-/* (hlc, key, index) order of an op id against a ref, by author keys. */
-static int
-key_id_cmp(uint64_t ah, const uint8_t *ak, uint32_t ai, uint64_t bh, const uint8_t *bk, uint32_t bi)
-{
-    if (ah != bh)
-        return ah < bh ? -1 : 1;
-    int c = memcmp(ak, bk, 32);
-    if (c)
-        return c < 0 ? -1 : 1;
-    if (ai != bi)
-        return ai < bi ? -1 : 1;
-    return 0;
-}
+ * past qualify (ref_check: an earlier op of the change, or an op stamped
+ * before it; SHOAL_EPROTO otherwise), and an author index outside the
+ * change's authors stays an error. */
 
 /* Structural checks of a list op's ref that hold whether or not the
- * element exists: SHOAL_OK or SHOAL_EPROTO. */
+ * element exists: NULL or the reason for SHOAL_EPROTO.  The ref must name an op that
+ * can lie in the change's causal past: an earlier op of the change itself,
+ * or an op stamped strictly before the change (an author's clock has
+ * observed every change it applied, so each is stamped before its next
+ * tick).  An op of another author at the change's own clock value, or
+ * later, is concurrent at best: whether it is known when the change
+ * applies would depend on arrival order, so it is refused, for INS, DEL
+ * and REP alike, whatever the replica holds. */
+static const char *
+ref_problem(const shoal__change *c, const shoal__op *op, uint32_t index)
+{
+    if (op->ref.head)
+        return op->kind == SHOAL__OP_INS ? NULL : "a delete or replace of the list head";
+    if (!shoal__change_author(c, op->ref.author))
+        return "a ref to an author index outside the change's authors";
+    if (op->ref.hlc < c->hlc)
+        return NULL;
+    /* Same clock: only an earlier op of this change (own author). */
+    if (op->ref.hlc == c->hlc && op->ref.author == 0 && op->ref.index < index)
+        return NULL;
+    if (op->ref.hlc == c->hlc && op->ref.author == 0)
+        return "a ref to a later op of the change itself";
+    return op->ref.hlc == c->hlc ? "a ref to another author's op stamped with the change's own "
+                                   "clock, which cannot be in its causal past"
+                                 : "a ref to an op stamped later than the change";
+}
+
 static int
 ref_check(const refmap *m, const shoal__op *op, const shoal__eid *id)
 {
-    if (op->ref.head)
-        return op->kind == SHOAL__OP_INS ? SHOAL_OK : SHOAL_EPROTO;
-    const uint8_t *rk = ref_key(m, &op->ref);
-    if (!rk)
-        return SHOAL_EPROTO;
-    if (op->kind == SHOAL__OP_INS)
-        return key_id_cmp(id->hlc, m->c->author, id->index, op->ref.hlc, rk, op->ref.index) > 0
-                   ? SHOAL_OK
-                   : SHOAL_EPROTO;
-    return op->ref.hlc <= id->hlc ? SHOAL_OK : SHOAL_EPROTO;
+    return ref_problem(m->c, op, id->index) ? SHOAL_EPROTO : SHOAL_OK;
+}
+
+const char *
+shoal__doc_refusal(const shoal__change *c, size_t *op)
+{
+    for (size_t i = 0; i < c->nops && i <= UINT32_MAX; i++) {
+        const shoal__op *o = &c->ops[i];
+        const char *why = NULL;
+        if (o->kind == SHOAL__OP_INS || o->kind == SHOAL__OP_DEL || o->kind == SHOAL__OP_REP)
+            why = ref_problem(c, o, (uint32_t)i);
+        if (why) {
+            *op = i;
+            return why;
+        }
+    }
+    return NULL;
 }
 
 static int
@@ -536,8 +547,6 @@ apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__eid *id)
         return SHOAL_EPROTO;
     if ((op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP) &&
         !value_type_ok(&op->value))
-        return SHOAL_EPROTO;
-    if (op->kind == SHOAL__OP_COUNT && op->delta == 0)
         return SHOAL_EPROTO;
 
     if (op->kind >= SHOAL__OP_INS) {

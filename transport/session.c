@@ -365,7 +365,8 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
                 return err;
         }
         if (memcmp(cid, e[i].cid, SHOAL__ID_BYTES) != 0) {
-            s->st.equivocations++;
+            /* A claim, not proof: the peer may be lying, so it is not
+             * counted; the signed version it then sends is (see BATCH). */
             int err = want_version(s, &e[i]);
             if (err)
                 return err;
@@ -542,6 +543,9 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     s->recv_batches++;
     s->st.received += f->count;
+    /* Equivocations are counted only on signed evidence: versions of an
+     * (author, seq) new to this replica that the peer's batch brought. */
+    s->st.equivocations += res.equivocations;
 
     /* The peer holds what it sent (it only sends applied changes). */
     shoal__vventry *t = NULL;

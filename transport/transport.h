@@ -112,7 +112,7 @@ typedef struct shoal__session_stats {
     uint64_t sent;          /* changes sent */
     uint64_t received;      /* changes received */
     uint64_t rejected;      /* frames rejected */
-    uint64_t equivocations; /* HELLO/ACK entries whose change id differs from ours */
+    uint64_t equivocations; /* signed conflicting versions its batches brought (new here) */
     uint64_t lag;           /* sum over authors of max(0, ours - peer's known seq) */
     uint64_t last_recv_ms;  /* now_ms passed with the last frame received */
     bool caught_up;         /* we hold all the peer held at its HELLO, and the

@@ -176,6 +176,9 @@ check_re "counter 10 - 5 = 5" '"cnt":5[,}]' "$out"
 expect "incr to negative" 0 -d "$A" incr c ctr n -12
 expect "get negative counter" 0 -d "$A" get c ctr
 check_eq "negative counter" '{"n":-12}' "$out"
+expect "incr 0 creates the counter" 0 -d "$A" incr k0 zero n 0
+expect "get zero counter" 0 -d "$A" get k0 zero
+check_eq "zero counter" '{"n":0}' "$out"
 expect "incr N not a number" 1 -d "$A" incr c d1 cnt abc
 expect "incr N beyond int64" 1 -d "$A" incr c d1 cnt 9223372036854775808
 expect "incr 1.5 refused" 1 -d "$A" incr c d1 cnt 1.5

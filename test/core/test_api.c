@@ -354,7 +354,6 @@ test_values_and_reads(void)
     CHECK_EQ(shoal_txn_set(t, "things", "one", "dbl", &vd), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "things", "one", "str", &vs), SHOAL_OK);
     CHECK_EQ(shoal_txn_set(t, "things", "one", "bin", &vy), SHOAL_OK);
-    CHECK_EQ(shoal_txn_counter_add(t, "things", "one", "cnt", 0), SHOAL_OK);
     CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
 
     shoal_doc *d;
@@ -521,6 +520,22 @@ test_counter_list_unset(void)
     CHECK_EQ(one_edit(r, 'c', "c", "d", "n", 0, NULL, -8), SHOAL_OK);
     CHECK(get_counter(r, "c", "d", "n", &n) && n == -3);
     CHECK_EQ(one_edit(r, 'c', "c", "d", "n", 0, NULL, INT64_MAX), SHOAL_OK);
+    CHECK(get_counter(r, "c", "d", "n", &n) && n == INT64_MAX - 3);
+    /* Adding 0 is a write: it creates the field as a counter reading 0
+     * (like +5 then -5), in a change of its own. */
+    uint64_t seq0 = vv_seq(r, shoal_replica_id(r));
+    CHECK_EQ(one_edit(r, 'c', "c", "z", "zero", 0, NULL, 0), SHOAL_OK);
+    CHECK_EQ(vv_seq(r, shoal_replica_id(r)), seq0 + 1);
+    n = 99;
+    CHECK(get_counter(r, "c", "z", "zero", &n) && n == 0);
+    CHECK_EQ(one_edit(r, 'c', "c", "z", "pm", 0, NULL, 5), SHOAL_OK);
+    CHECK_EQ(one_edit(r, 'c', "c", "z", "pm", 0, NULL, -5), SHOAL_OK);
+    n = 99;
+    CHECK(get_counter(r, "c", "z", "pm", &n) && n == 0);
+    /* An existing register refuses it (kind), an existing counter takes it. */
+    CHECK_EQ(one_edit(r, 's', "c", "z", "reg", 0, "v", 0), SHOAL_OK);
+    CHECK_EQ(one_edit(r, 'c', "c", "z", "reg", 0, NULL, 0), SHOAL_EKIND);
+    CHECK_EQ(one_edit(r, 'c', "c", "d", "n", 0, NULL, 0), SHOAL_OK);
     CHECK(get_counter(r, "c", "d", "n", &n) && n == INT64_MAX - 3);
 
     char buf[256];

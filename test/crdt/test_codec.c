@@ -1023,7 +1023,11 @@ test_change_encode_rejects(void)
     ENC_REJECT(s.ops[0].kind = 8);
     ENC_REJECT(s.ops[0].kind = 0);
     ENC_REJECT(s.ops[0].value.type = (shoal_type)7);
-    ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
+    /* delta 0 is valid (it makes the field a counter reading 0). */
+    sample_init(&s, false);
+    s.ops[0] = op_field(SHOAL__OP_COUNT, "n");
+    CHECK_EQ(shoal__change_encode(&s.c, &b), SHOAL_OK);
+    b.len = 0;
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_DEL, "l"); s.ops[0].ref.head = true);
     ENC_REJECT(s.ops[0] = op_field(SHOAL__OP_REP, "l"); s.ops[0].ref = mkref(1, 3, 0));
     ENC_REJECT(s.c.ndeps = SHOAL__MAX_DEPS + 1);
@@ -1143,7 +1147,7 @@ test_change_decode_rejects(void)
     DEC(SHOAL_EPROTO, s.ops[1].field = (const uint8_t *)"\xc3"; s.ops[1].field_len = 1);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 0);
     DEC(SHOAL_EPROTO, s.ops[2].kind = 8);
-    DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0 */
+    DEC(SHOAL_OK, s.ops[2] = op_field(SHOAL__OP_COUNT, "n")); /* delta 0: valid */
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_DEL, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_EPROTO, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref.head = true);
     DEC(SHOAL_OK, s.ops[2] = op_field(SHOAL__OP_REP, "l"); s.ops[2].ref = mkref(1, 2, 0));
@@ -1540,6 +1544,56 @@ test_change_runs_encode(void)
     shoal__buf_free(&b);
 }
 
+/* A long range of deletes is written as full DEL runs of
+ * SHOAL__MAX_DELRUN ops and a last shorter one, decodes back to the same
+ * ops, and the ops per byte of body stay bounded: the densest body (one-
+ * byte refs and counts) holds at most SHOAL__MAX_DELRUN ops per 4 bytes
+ * of run item. */
+static void
+test_change_delrun_cap(void)
+{
+    enum {
+        N = 1000
+    };
+    sample s;
+    runs_init(&s);
+    shoal__op *ops = calloc(N, sizeof *ops);
+    REQUIRE(ops);
+    for (uint32_t i = 0; i < N; i++) {
+        ops[i] = op_field(SHOAL__OP_DEL, "l");
+        ops[i].ref = mkref(5, 1, 10 + i);
+    }
+    s.c.ops = ops;
+    s.c.nops = N;
+    shoal__buf b;
+    shoal__buf_init(&b);
+    REQUIRE(shoal__change_encode(&s.c, &b) == SHOAL_OK);
+    shoal__change d;
+    CHECK_EQ(decode(b.p, b.len, &d), SHOAL_OK);
+    CHECK_EQ(d.nops, N);
+    for (size_t i = 0; i < d.nops && i < N; i++)
+        CHECK(d.ops[i].kind == SHOAL__OP_DEL && d.ops[i].ref.index == 10 + i &&
+              d.ops[i].ref.hlc == 5 && d.ops[i].ref.author == 1);
+    shoal__change_clear(&d);
+    /* The ops array holds N / SHOAL__MAX_DELRUN items, rounded up (16 or
+     * more): header 0xdc 00 n (array16), then the first item, a DEL run
+     * [10, "l", ...]. */
+    const size_t items = (N + SHOAL__MAX_DELRUN - 1) / SHOAL__MAX_DELRUN;
+    bool found = false;
+    for (size_t i = 0; i + 6 <= b.len && !found; i++)
+        found = b.p[i] == 0xdc && b.p[i + 1] == 0 && b.p[i + 2] == items && b.p[i + 3] == 0x94 &&
+                b.p[i + 4] == 0x0a && b.p[i + 5] == 0xa1;
+    CHECK(items >= 16 && items < 256 && found);
+    printf("  %d DELs in %zu bytes of body (%zu items)\n", N, b.len, items);
+    shoal__buf_free(&b);
+    /* The densest DEL run item: [10, -1, 16] after a field-carrying op
+     * (fixarray, kind, one-byte own ref, one-byte count): 4 bytes for
+     * SHOAL__MAX_DELRUN ops.  A longer run is refused before any op is
+     * made. */
+    CHECK(SHOAL__MAX_DELRUN <= 127); /* the count fits a positive fixint */
+    free(ops);
+}
+
 /* Random edit-like changes (runs likely): round trip and re-encode. */
 static void
 test_change_runs_random(void)
@@ -1864,6 +1918,38 @@ ri_split_del_ok2(shoal__mpw *w)
 {
     ri_split_del(w, 0, 12, 0);
 } /* 10, 12 */
+/* DEL runs hold at most SHOAL__MAX_DELRUN ops; a full run may be followed
+ * by an item that continues it, a shorter one may not. */
+static void
+ri_delrun_full(shoal__mpw *w)
+{
+    ri_split_del(w, SHOAL__MAX_DELRUN, 10 + SHOAL__MAX_DELRUN, 3);
+} /* a full run from 10, then 3 more */
+static void
+ri_delrun_full_single(shoal__mpw *w)
+{
+    ri_split_del(w, SHOAL__MAX_DELRUN, 10 + SHOAL__MAX_DELRUN, 0);
+} /* a full run from 10, then 1 more */
+static void
+ri_delrun_short_link(shoal__mpw *w)
+{
+    ri_split_del(w, SHOAL__MAX_DELRUN - 1, 9 + SHOAL__MAX_DELRUN, 0);
+} /* one short of full, then 1 more */
+static void
+ri_delrun_cap(shoal__mpw *w)
+{
+    ri_del(w, 10, SHOAL__MAX_DELRUN, false);
+}
+static void
+ri_delrun_over(shoal__mpw *w)
+{
+    ri_del(w, 10, SHOAL__MAX_DELRUN + 1, false);
+}
+static void
+ri_delrun_over_down(shoal__mpw *w)
+{
+    ri_del(w, 1000, -(SHOAL__MAX_DELRUN + 1), false);
+}
 static void
 ri_field(shoal__mpw *w, int what)
 {
@@ -1954,20 +2040,24 @@ ri_ref(shoal__mpw *w, int what)
         break;
     }
 }
-/* 200 DEL ops (a run), then a DEL of op 5: index 5 (1 byte) is shorter
- * than -195 (3 bytes). */
+/* 200 DEL ops (192 in full runs of SHOAL__MAX_DELRUN and one run of 8),
+ * then a DEL of op 5: index 5 (1 byte) is shorter than -195 (3 bytes). */
 static void
 ri_ref_far(shoal__mpw *w, bool as_index)
 {
-    shoal__mpw_array(w, 2);
-    shoal__mpw_array(w, 4);
-    shoal__mpw_uint(w, 10);
-    shoal__mpw_str(w, "l", 1);
-    shoal__mpw_array(w, 3);
-    shoal__mpw_uint(w, 5);
-    shoal__mpw_uint(w, 1);
-    shoal__mpw_uint(w, 300);
-    shoal__mpw_int(w, -200);
+    const int nfull = 192 / SHOAL__MAX_DELRUN;
+    shoal__mpw_array(w, (uint32_t)nfull + 2);
+    for (int k = 0; k <= nfull; k++) {
+        shoal__mpw_array(w, k ? 3 : 4);
+        shoal__mpw_uint(w, 10);
+        if (!k)
+            shoal__mpw_str(w, "l", 1);
+        shoal__mpw_array(w, 3);
+        shoal__mpw_uint(w, 5);
+        shoal__mpw_uint(w, 1);
+        shoal__mpw_uint(w, 300 - (uint64_t)k * SHOAL__MAX_DELRUN);
+        shoal__mpw_int(w, k < nfull ? -(int64_t)SHOAL__MAX_DELRUN : -8);
+    }
     shoal__mpw_array(w, 2);
     shoal__mpw_uint(w, 5);
     if (as_index)
@@ -2062,6 +2152,12 @@ test_change_runs_malformed(void)
         { ri_split_del4, SHOAL_EPROTO, "DEL run 10 11, run 12 11" },
         { ri_split_del_ok, SHOAL_OK, "DEL run 10 9, run 10 11" },
         { ri_split_del_ok2, SHOAL_OK, "DEL 10, DEL 12" },
+        { ri_delrun_full, SHOAL_OK, "full DEL run, run continuing it" },
+        { ri_delrun_full_single, SHOAL_OK, "full DEL run, DEL continuing it" },
+        { ri_delrun_short_link, SHOAL_EPROTO, "DEL run one short of full, DEL continuing it" },
+        { ri_delrun_cap, SHOAL_OK, "DEL run of MAX_DELRUN" },
+        { ri_delrun_over, SHOAL_ETOOBIG, "DEL run of MAX_DELRUN + 1" },
+        { ri_delrun_over_down, SHOAL_ETOOBIG, "DEL run of -(MAX_DELRUN + 1)" },
         { ri_field_after_deldoc, SHOAL_EPROTO, "field left out after DELDOC" },
         { ri_field_nil_ok, SHOAL_OK, "field left out" },
         { ri_field_repeated, SHOAL_EPROTO, "field repeated" },
@@ -2682,6 +2778,7 @@ main(void)
     RUN(test_change_bad_ops);
     RUN(test_change_runs_encode);
     RUN(test_change_runs_random);
+    RUN(test_change_delrun_cap);
     RUN(test_change_runs_malformed);
     RUN(test_change_huge_counts);
     RUN(test_change_truncation);

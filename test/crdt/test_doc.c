@@ -711,10 +711,10 @@ test_invalid_ops(void)
         case 6:
             set(&t, "x", vint(1));
             t.ops[0].field = NULL;
-            break;                         /* no field */
-        case 7: count(&t, "n", 0); break;  /* zero delta */
-        case 8: tc_op(&t, 99, "x"); break; /* unknown kind */
-        case 9: {                          /* ref author out of range */
+            break;                                        /* no field */
+        case 7: del(&t, "l", ref(&t, KC, 200, 0)); break; /* another author, same clock */
+        case 8: tc_op(&t, 99, "x"); break;                /* unknown kind */
+        case 9: {                                         /* ref author out of range */
             shoal__ref r = ref(&t, KA, 100, 0);
             r.author = 7;
             del(&t, "l", r);
@@ -756,6 +756,104 @@ test_invalid_ops(void)
         shoal__doc_free(d);
     }
     shoal__buf_free(&want);
+}
+
+/* A list op may only name an op that can lie in its change's causal past:
+ * an earlier op of the change itself, or an op stamped before the change.
+ * Another author's op at the change's own clock value (either key order),
+ * or a later one, is refused (SHOAL_EPROTO) whether or not the element is
+ * held, so the verdict does not depend on arrival order. */
+static void
+test_refs_causal_past(void)
+{
+    /* B (key greater than A's) and A both insert an element at hlc 200. */
+    tchange eb, ea;
+    tc_init(&eb, KB, 200, 0);
+    ins(&eb, "l", head(), vint(1));
+    tc_init(&ea, KA, 200, 0);
+    ins(&ea, "l", head(), vint(2));
+    for (int kase = 0; kase < 9; kase++) {
+        tchange t;
+        bool ok = false;
+        tc_init(&t, KA, 200, 0);
+        switch (kase) {
+        case 0: del(&t, "l", ref(&t, KB, 200, 0)); break;          /* same clock, greater key */
+        case 1: rep(&t, "l", ref(&t, KB, 200, 0), vint(9)); break; /* the same, replace */
+        case 2: ins(&t, "l", ref(&t, KB, 200, 0), vint(9)); break; /* the same, insert */
+        case 3: /* B at the same clock naming A's op (smaller key): was
+                 * accepted for an insert (its id is greater), refused now. */
+            tc_init(&t, KB, 200, 0);
+            ins(&t, "l", ref(&t, KA, 200, 0), vint(9));
+            break;
+        case 4:
+            tc_init(&t, KB, 200, 0);
+            del(&t, "l", ref(&t, KA, 200, 0));
+            break;
+        case 5: del(&t, "l", ref(&t, KB, 201, 0)); break; /* later clock */
+        case 6: /* an op of this change naming a later op of itself */
+            ins(&t, "l", head(), vint(3));
+            del(&t, "l", ref(&t, KA, 200, 1));
+            break;
+        case 7: /* earlier op of this change: fine */
+            ins(&t, "l", head(), vint(3));
+            del(&t, "l", ref(&t, KA, 200, 0));
+            ok = true;
+            break;
+        case 8: /* an op stamped before the change: fine */
+            t.c.hlc = 201;
+            del(&t, "l", ref(&t, KB, 200, 0));
+            ok = true;
+            break;
+        }
+        /* The reason, for error messages, from the change alone. */
+        size_t at = 99;
+        const char *why = shoal__doc_refusal(&t.c, &at);
+        CHECK(ok ? why == NULL : why != NULL);
+        if (!ok && why)
+            CHECK_EQ(at, t.c.nops - 1);
+        if (kase == 0 && why)
+            CHECK(strstr(why, "causal past") != NULL);
+        bool a_author = memcmp(t.c.author, KA, 32) == 0;
+        /* The other author's change arrived first, or not at all. */
+        for (int first = 0; first < 2; first++) {
+            shoal__doc *d = shoal__doc_new();
+            if (first)
+                CHECK_EQ(shoal__doc_apply(d, a_author ? &eb.c : &ea.c, 0, 1), SHOAL_OK);
+            int rc = shoal__doc_apply(d, &t.c, 0, t.c.nops);
+            if (rc != (ok ? SHOAL_OK : SHOAL_EPROTO)) {
+                fprintf(stderr, "case %d first %d: rc %d\n", kase, first, rc);
+                check_failures++;
+            }
+            shoal__doc_free(d);
+        }
+    }
+}
+
+/* A COUNT op of delta 0 is valid: it makes the field a counter reading 0
+ * (with its first-op id and a zero entry for its author), like +5 then -5. */
+static void
+test_count_zero(void)
+{
+    tchange a, b;
+    tc_init(&a, KA, 100, 0);
+    count(&a, "n", 0);
+    shoal__doc *d = shoal__doc_new();
+    CHECK_EQ(shoal__doc_apply(d, &a.c, 0, a.c.nops), SHOAL_OK);
+    CHECK(strcmp(render(d), "n=#0") == 0);
+    shoal_kind k;
+    CHECK(shoal__doc_field_kind(d, (const uint8_t *)"n", 1, &k) == SHOAL_OK &&
+          k == SHOAL_K_COUNTER);
+    check_roundtrip(d);
+    shoal__doc_free(d);
+    /* Concurrent with B's +3: 3 in either order. */
+    tc_init(&b, KB, 101, 0);
+    count(&b, "n", 3);
+    tchange *cs[] = { &a, &b };
+    CHECK_EQ(all_orders(cs, 2, NULL, "n=#3"), 2);
+    /* A register started later than the counter shows instead. */
+    tc_init(&b, KB, 101, 0);
+    set(&b, "n", vint(7));
+    CHECK_EQ(all_orders(cs, 2, NULL, "n=7"), 2);
 }
 
 static void
@@ -1291,6 +1389,8 @@ main(void)
     RUN(test_list_delete_wins);
     RUN(test_kind_conflicts);
     RUN(test_invalid_ops);
+    RUN(test_refs_causal_past);
+    RUN(test_count_zero);
     RUN(test_view);
     RUN(test_full_roundtrip);
     RUN(test_full_exact_bytes);

@@ -1576,8 +1576,6 @@ class Counter:
         if not isinstance(delta, int):
             raise TypeError("counter delta must be an int, not %s" % type(delta).__name__)
         delta = _check_int64(int(delta), "counter delta")
-        if delta == 0:
-            return
         doc, f = self._doc, self._f
         doc._r._write(lambda t: t.add(doc._c, doc._d, f, delta))
 

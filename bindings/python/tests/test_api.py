@@ -134,7 +134,11 @@ def test_counter(replica):
     c -= 4
     assert c.value == 10 and d["stock"] == 10
     assert d.kind("stock") is shoal.Kind.COUNTER
-    c.add(0)  # no-op
+    c.add(0)  # a write of 0: the value stays
+    assert c.value == 10
+    z = d.counter("zero")
+    z.add(0)  # creates the field as a counter reading 0
+    assert d["zero"] == 0 and d.kind("zero") is shoal.Kind.COUNTER
     c.add(2**63 - 1)
     c.add(2)  # wraps like the C library's int64 view
     assert isinstance(c.value, int)
