@@ -3,6 +3,7 @@
 #
 #   bash scripts/fuzz.sh setup                  configure and build BUILD/fuzz
 #   bash scripts/fuzz.sh TARGET SECONDS [merge] fuzz one target
+#   bash scripts/fuzz.sh minimise TARGET [MAX]  rebuild the checked-in corpus
 #   bash scripts/fuzz.sh list                   the targets
 #
 # Targets are test/fuzz/fuzz_TARGET.c; seed corpora are test/fuzz/corpus/
@@ -16,6 +17,11 @@
 # prints libFuzzer's final stats (exec/s, cov, ft, corpus size).  With
 # "merge", the inputs that add coverage are merged (-merge=1) back into
 # test/fuzz/corpus/TARGET/ afterwards: review and commit them.
+#
+# minimise replaces test/fuzz/corpus/TARGET/ by at most MAX (default 48)
+# inputs chosen from it and the working corpus: libFuzzer's -merge=1, then
+# a greedy cover of the edges those inputs reach (test/fuzz/mincorpus.py).
+# Files named regress-* (reproducers of fixed bugs) are always kept.
 #
 # SHOAL_BUILD_ROOT (default: build) moves the build directories, as in
 # scripts/test.sh; CC defaults to clang-14.
@@ -51,11 +57,27 @@ case ${1:-} in
 setup)
     setup
     ;;
+minimise)
+    target=${2:?usage: fuzz.sh minimise TARGET [MAX]} cap=${3:-48}
+    [ -x "$fuzzdir/fuzz_$target" ] || setup
+    corpus=test/fuzz/corpus/$target
+    tmp=$(mktemp -d -t shoal-fuzz-min.XXXXXX)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/merged" "$root/fuzz-corpus/$target"
+    nice -n 19 "$fuzzdir/fuzz_$target" -merge=1 -merge_control_file="$tmp/ctl" -detect_leaks=0 \
+        "$tmp/merged" "$corpus" "$root/fuzz-corpus/$target" 2>&1 | grep MERGE-OUTER || true
+    nice -n 19 /usr/bin/python3 test/fuzz/mincorpus.py "$fuzzdir/fuzz_$target" "$tmp/ctl" \
+        "$tmp/min" "$cap"
+    cp "$corpus"/regress-* "$tmp/min"/ 2>/dev/null || true
+    rm -rf "$corpus"
+    cp -r "$tmp/min" "$corpus"
+    echo "fuzz.sh: $corpus now holds $(ls "$corpus" | wc -l) inputs ($(du -sk "$corpus" | cut -f1) KiB)"
+    ;;
 list)
     targets
     ;;
 '' | -h | --help)
-    sed -n '2,22p' "$0"
+    sed -n '2,28p' "$0"
     exit 2
     ;;
 *)

@@ -99,6 +99,12 @@ def main():
     put("import", "bundle-empty", b"\x00" + head + struct.pack(">I", 0))
     put("import", "sealed-all", b"\x01" + SEP.join(piece(c) for c in changes))
     put("import", "sealed-reversed", b"\x01" + SEP.join(piece(c) for c in reversed(changes)))
+    put("converge", "all", SEP.join(piece(c) for c in changes))
+    put("converge", "sku-1", SEP.join(piece(c) for c in sku1))
+    put("converge", "sku-2", SEP.join(piece(c) for c in changes if c["label"] in
+                                      ("set-doc2", "deldoc", "recreate")))
+    for c in changes:
+        put("converge", "one-" + c["label"], piece(c))
 
     # Frames (docs/protocol.md).
     a, b = keys["A"][1], keys["B"][1]
