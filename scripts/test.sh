@@ -6,10 +6,13 @@
 # 1. scripts/deps.sh installs the Debian packages that are missing.
 # 2. A normal build (build/normal) runs every meson test suite.
 # 3. An ASan+UBSan build (build/asan) runs the C suites ("c").
-# The last line is "N passed, N failed" over the meson tests of both runs;
+# 4. A clang libFuzzer build (build/fuzz, scripts/fuzz.sh) replays every
+#    seed corpus of test/fuzz/ and fuzzes each target briefly
+#    (SHOAL_FUZZ_SECONDS, default 20 s a target): suite "fuzz".
+# The last line is "N passed, N failed" over the meson tests of all runs;
 # the exit status is non-zero when a build or a test failed or no test ran.
 #
-# SHOAL_BUILD_ROOT (default: build) moves both build directories.
+# SHOAL_BUILD_ROOT (default: build) moves every build directory.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -87,11 +90,25 @@ else
     build_failures=$((build_failures + 1))
 fi
 
-# Count meson's results over both runs.  testlog.json has one JSON object
+# The fuzz stage: its own clang build (the gcc builds above are untouched);
+# the sanitizer options above apply.
+echo "=== fuzz: configure and build"
+rm -f "$root/fuzz/meson-logs/testlog.json"
+if SHOAL_BUILD_ROOT=$root bash scripts/fuzz.sh setup; then
+    echo "=== fuzz: replay every corpus, then ${SHOAL_FUZZ_SECONDS:-20} s per target"
+    meson test -C "$root/fuzz" --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz ||
+        true
+else
+    echo "test.sh: the fuzz build failed" >&2
+    build_failures=$((build_failures + 1))
+fi
+
+# Count meson's results over every run.  testlog.json has one JSON object
 # per line; each test's outcome is its "result".
 count() {
     local logs=() f
-    for f in "$root/normal/meson-logs/testlog.json" "$root/asan/meson-logs/testlog.json"; do
+    for f in "$root/normal/meson-logs/testlog.json" "$root/asan/meson-logs/testlog.json" \
+        "$root/fuzz/meson-logs/testlog.json"; do
         [ -f "$f" ] && logs+=("$f")
     done
     [ "${#logs[@]}" -gt 0 ] || {

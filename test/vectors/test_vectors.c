@@ -1,0 +1,410 @@
+/*
+ * test/vectors/test_vectors.c - the golden vectors of test/vectors/, checked
+ * against the code.
+ *
+ *   test_vectors DIR
+ *
+ * For every vector listed in DIR/index.txt: the identity's key comes from
+ * its seed; each envelope opens (signature), carries its body file, has the
+ * listed id, author, seq and HLC, decodes and re-encodes byte for byte, and
+ * re-sealed with the identity's key gives the same bytes (Ed25519 is
+ * deterministic); the bundle splits into exactly those envelopes and is
+ * rebuilt byte for byte; each document's state, made by applying the
+ * decoded changes in order, encodes to the state and visible files, and the
+ * state file decodes and re-encodes byte for byte; both digests, computed
+ * from those files by the rule of docs/digests.md and by a real replica
+ * that imports the bundle, equal the listed ones.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "check.h"
+#include "crdt.h"
+#include "shoal.h"
+
+enum {
+    MAXV = 64
+};
+
+typedef struct vfile {
+    uint8_t *p;
+    size_t n;
+} vfile;
+
+typedef struct vkey {
+    char name;
+    uint8_t seed[32], pk[32], sk[64];
+} vkey;
+
+typedef struct vchange {
+    char label[32];
+    char author;
+    uint64_t seq, hlc;
+    uint8_t id[32];
+    vfile env, body;
+} vchange;
+
+typedef struct vstate {
+    char coll[SHOAL_MAX_COLLECTION + 1], doc[SHOAL_MAX_DOC_ID + 1];
+    vfile full, visible;
+} vstate;
+
+static const char *dir;
+static vkey keys[8];
+static size_t nkeys;
+static vchange changes[MAXV];
+static size_t nchanges;
+static vstate states[MAXV];
+static size_t nstates;
+static vfile bundle;
+static size_t bundle_count;
+static uint8_t digest_visible[32], digest_full[32];
+static bool have_visible, have_full;
+
+static bool
+load(const char *name, vfile *out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "vectors: cannot open %s\n", path);
+        return false;
+    }
+    out->p = NULL;
+    out->n = 0;
+    size_t cap = 0;
+    for (;;) {
+        if (out->n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            uint8_t *p = realloc(out->p, cap);
+            if (!p)
+                abort();
+            out->p = p;
+        }
+        size_t got = fread(out->p + out->n, 1, cap - out->n, f);
+        out->n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    return true;
+}
+
+static bool
+unhex32(uint8_t out[32], const char *s)
+{
+    return strlen(s) == 64 && shoal__unhex(out, 32, s) == SHOAL_OK;
+}
+
+static void
+test_index(void)
+{
+    char path[4096], line[1024];
+    snprintf(path, sizeof path, "%s/index.txt", dir);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    while (fgets(line, sizeof line, f)) {
+        char a[9][300];
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        int n = sscanf(line, "%299s %299s %299s %299s %299s %299s %299s %299s %299s", a[0], a[1],
+                       a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+        if (n >= 4 && strcmp(a[0], "key") == 0 && nkeys < 8) {
+            vkey *k = &keys[nkeys++];
+            k->name = a[1][0];
+            uint8_t pk[32];
+            CHECK(unhex32(k->seed, a[2]) && unhex32(pk, a[3]));
+            crypto_sign_seed_keypair(k->pk, k->sk, k->seed);
+            CHECK(memcmp(pk, k->pk, 32) == 0);
+        } else if (n >= 9 && strcmp(a[0], "change") == 0 && nchanges < MAXV) {
+            /* change NN LABEL AUTHOR SEQ HLC ID ENVFILE BODYFILE */
+            vchange *c = &changes[nchanges++];
+            memcpy(c->label, a[2], strnlen(a[2], sizeof c->label - 1));
+            c->author = a[3][0];
+            c->seq = strtoull(a[4], NULL, 10);
+            c->hlc = strtoull(a[5], NULL, 10);
+            CHECK(unhex32(c->id, a[6]));
+            CHECK(load(a[7], &c->env) && load(a[8], &c->body));
+        } else if (n >= 3 && strcmp(a[0], "bundle") == 0) {
+            CHECK(load(a[1], &bundle));
+            bundle_count = strtoul(a[2], NULL, 10);
+        } else if (n >= 5 && strcmp(a[0], "state") == 0 && nstates < MAXV) {
+            vstate *s = &states[nstates++];
+            CHECK(strlen(a[1]) < sizeof s->coll && strlen(a[2]) < sizeof s->doc);
+            memcpy(s->coll, a[1], strnlen(a[1], sizeof s->coll - 1));
+            memcpy(s->doc, a[2], strnlen(a[2], sizeof s->doc - 1));
+            CHECK(load(a[3], &s->full) && load(a[4], &s->visible));
+        } else if (n >= 3 && strcmp(a[0], "digest") == 0) {
+            if (strcmp(a[1], "visible") == 0)
+                have_visible = unhex32(digest_visible, a[2]);
+            else if (strcmp(a[1], "full") == 0)
+                have_full = unhex32(digest_full, a[2]);
+        } else {
+            fprintf(stderr, "vectors: unknown index line: %s", line);
+            check_failures++;
+        }
+    }
+    fclose(f);
+    CHECK(nkeys >= 2 && nchanges >= 10 && bundle.p && nstates >= 2);
+    CHECK(have_visible && have_full);
+    CHECK_EQ(bundle_count, nchanges);
+}
+
+static const vkey *
+key_of(char name)
+{
+    for (size_t i = 0; i < nkeys; i++)
+        if (keys[i].name == name)
+            return &keys[i];
+    return NULL;
+}
+
+/* Decode change c's body with its envelope's author. */
+static int
+decode(const vchange *c, shoal__change *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->author, shoal__envelope_author(c->env.p), 32);
+    return shoal__change_decode(c->body.p, c->body.n, out);
+}
+
+static void
+test_changes(void)
+{
+    bool kinds[11] = { false };
+    for (size_t i = 0; i < nchanges; i++) {
+        const vchange *c = &changes[i];
+        const vkey *k = key_of(c->author);
+        REQUIRE(k != NULL);
+        size_t env_len = 0, body_len = 0;
+        const uint8_t *body = NULL;
+        CHECK_EQ(shoal__envelope_open(c->env.p, c->env.n, &env_len, &body, &body_len), SHOAL_OK);
+        REQUIRE(body != NULL);
+        CHECK_EQ(env_len, c->env.n);
+        CHECK(body_len == c->body.n && memcmp(body, c->body.p, body_len) == 0);
+        CHECK(memcmp(shoal__envelope_author(c->env.p), k->pk, 32) == 0);
+        uint8_t id[32];
+        shoal__change_id(c->env.p, c->env.n, id);
+        CHECK(memcmp(id, c->id, 32) == 0);
+
+        shoal__change ch;
+        CHECK_EQ(decode(c, &ch), SHOAL_OK);
+        CHECK_EQ(ch.seq, c->seq);
+        CHECK_EQ(ch.hlc, c->hlc);
+        for (size_t j = 0; j < ch.nops; j++)
+            kinds[ch.ops[j].kind] = true;
+        shoal__buf out;
+        shoal__buf_init(&out);
+        CHECK_EQ(shoal__change_encode(&ch, &out), SHOAL_OK);
+        CHECK(out.len == c->body.n && memcmp(out.p, c->body.p, out.len) == 0);
+        out.len = 0;
+        CHECK_EQ(shoal__envelope_seal(c->body.p, c->body.n, k->pk, k->sk, &out), SHOAL_OK);
+        CHECK(out.len == c->env.n && memcmp(out.p, c->env.p, c->env.n) == 0);
+        shoal__change_clear(&ch);
+        shoal__buf_free(&out);
+
+        /* The run vectors hold their run item: [kind, ...] with the
+         * field (4 items) or without it (3 items, docs/format.md). */
+        uint8_t run = strcmp(c->label, "insrun") == 0    ? SHOAL__OP_INSRUN
+                      : strcmp(c->label, "textrun") == 0 ? SHOAL__OP_TEXTRUN
+                      : strcmp(c->label, "delrun") == 0  ? SHOAL__OP_DELRUN
+                                                         : 0;
+        if (run) {
+            uint8_t item4[2] = { 0x94, run }, item3[2] = { 0x93, run };
+            bool found =
+                memmem(c->body.p, c->body.n, item4, 2) || memmem(c->body.p, c->body.n, item3, 2);
+            if (!found)
+                fprintf(stderr, "vectors: %s holds no run item of kind %u\n", c->label, run);
+            CHECK(found);
+            kinds[run] = true;
+        }
+    }
+    for (int k = SHOAL__OP_SET; k <= SHOAL__OP_DELRUN; k++) {
+        if (!kinds[k])
+            fprintf(stderr, "vectors: no vector holds op kind %d\n", k);
+        CHECK(kinds[k]);
+    }
+}
+
+static void
+test_bundle(void)
+{
+    shoal__span *sp = NULL;
+    size_t count = 0;
+    CHECK_EQ(shoal__bundle_split(bundle.p, bundle.n, &sp, &count), SHOAL_OK);
+    CHECK_EQ(count, nchanges);
+    shoal__buf again;
+    shoal__buf_init(&again);
+    CHECK_EQ(shoal__bundle_begin(&again), SHOAL_OK);
+    for (size_t i = 0; i < count && i < nchanges; i++) {
+        CHECK(sp[i].len == changes[i].env.n &&
+              memcmp(bundle.p + sp[i].off, changes[i].env.p, sp[i].len) == 0);
+        CHECK_EQ(shoal__bundle_add(&again, changes[i].env.p, changes[i].env.n), SHOAL_OK);
+    }
+    shoal__bundle_finish(&again, (uint32_t)nchanges);
+    CHECK(again.len == bundle.n && memcmp(again.p, bundle.p, bundle.n) == 0);
+    shoal__buf_free(&again);
+    shoal__free(sp);
+}
+
+static bool
+buf_is(const shoal__buf *b, const vfile *f)
+{
+    return b->len == f->n && memcmp(b->p, f->p, f->n) == 0;
+}
+
+static void
+test_states(void)
+{
+    for (size_t s = 0; s < nstates; s++) {
+        const vstate *st = &states[s];
+        shoal__doc *d = shoal__doc_new();
+        REQUIRE(d != NULL);
+        size_t used = 0;
+        for (size_t i = 0; i < nchanges; i++) {
+            shoal__change ch;
+            REQUIRE(decode(&changes[i], &ch) == SHOAL_OK);
+            if (ch.coll_len == strlen(st->coll) && memcmp(ch.coll, st->coll, ch.coll_len) == 0 &&
+                ch.doc_len == strlen(st->doc) && memcmp(ch.doc, st->doc, ch.doc_len) == 0) {
+                CHECK_EQ(shoal__doc_apply(d, &ch, 0, ch.nops), SHOAL_OK);
+                used++;
+            }
+            shoal__change_clear(&ch);
+        }
+        CHECK(used > 0);
+        shoal__buf full, vis;
+        shoal__buf_init(&full);
+        shoal__buf_init(&vis);
+        CHECK_EQ(shoal__doc_encode_full(d, &full), SHOAL_OK);
+        CHECK_EQ(shoal__doc_encode_visible(d, &vis), SHOAL_OK);
+        if (!buf_is(&full, &st->full) || !buf_is(&vis, &st->visible))
+            fprintf(stderr, "vectors: state of %s/%s differs\n", st->coll, st->doc);
+        CHECK(buf_is(&full, &st->full));
+        CHECK(buf_is(&vis, &st->visible));
+        shoal__doc_free(d);
+
+        /* The state file read back (as a snapshot is) re-encodes exactly. */
+        d = NULL;
+        CHECK_EQ(shoal__doc_decode_full(st->full.p, st->full.n, &d), SHOAL_OK);
+        if (d) {
+            full.len = vis.len = 0;
+            CHECK_EQ(shoal__doc_encode_full(d, &full), SHOAL_OK);
+            CHECK_EQ(shoal__doc_encode_visible(d, &vis), SHOAL_OK);
+            CHECK(buf_is(&full, &st->full));
+            CHECK(buf_is(&vis, &st->visible));
+            shoal__doc_free(d);
+        }
+        shoal__buf_free(&full);
+        shoal__buf_free(&vis);
+    }
+}
+
+static void
+chunk(crypto_generichash_state *h, const void *p, size_t n)
+{
+    uint8_t len[4];
+    shoal__be32_put(len, (uint32_t)n);
+    crypto_generichash_update(h, len, 4);
+    crypto_generichash_update(h, p, n);
+}
+
+static uint64_t
+vectors_now(void *ctx)
+{
+    (void)ctx;
+    return 1700000000000ull + 3600000ull; /* an hour after the vectors' HLCs */
+}
+
+static void
+test_digests(void)
+{
+    /* By the rule of docs/digests.md, from the files: documents in (coll,
+     * id) order (the index lists them so), the visible digest over the
+     * live ones only (a state's deleted flag comes from decoding it). */
+    crypto_generichash_state hv, hf;
+    crypto_generichash_init(&hv, NULL, 0, 32);
+    crypto_generichash_init(&hf, NULL, 0, 32);
+    crypto_generichash_update(&hv, (const uint8_t *)"shoal-visible-v1", 16);
+    crypto_generichash_update(&hf, (const uint8_t *)"shoal-full-v1", 13);
+    for (size_t s = 0; s < nstates; s++) {
+        const vstate *st = &states[s];
+        if (s > 0) {
+            int c = strcmp(states[s - 1].coll, st->coll);
+            CHECK(c < 0 || (c == 0 && strcmp(states[s - 1].doc, st->doc) < 0));
+        }
+        shoal__doc *d = NULL;
+        REQUIRE(shoal__doc_decode_full(st->full.p, st->full.n, &d) == SHOAL_OK);
+        chunk(&hf, st->coll, strlen(st->coll));
+        chunk(&hf, st->doc, strlen(st->doc));
+        chunk(&hf, st->full.p, st->full.n);
+        if (!shoal__doc_deleted(d)) {
+            chunk(&hv, st->coll, strlen(st->coll));
+            chunk(&hv, st->doc, strlen(st->doc));
+            chunk(&hv, st->visible.p, st->visible.n);
+        }
+        shoal__doc_free(d);
+    }
+    uint8_t v[32], f[32];
+    crypto_generichash_final(&hv, v, 32);
+    crypto_generichash_final(&hf, f, 32);
+    CHECK(memcmp(v, digest_visible, 32) == 0);
+    CHECK(memcmp(f, digest_full, 32) == 0);
+
+    /* By a replica that imports the bundle (any identity: the digests do
+     * not depend on it), and again after importing it a second time. */
+    char *tmp = check_tmpdir("vectors");
+    REQUIRE(tmp != NULL);
+    shoal_options *o;
+    REQUIRE(shoal_options_new(&o) == SHOAL_OK);
+    shoal_options_set_durable(o, false);
+    shoal_options_set_clock(o, vectors_now, NULL);
+    shoal_replica *r = NULL;
+    CHECK_EQ(shoal_replica_open(&r, tmp, o), SHOAL_OK);
+    shoal_options_free(o);
+    if (r) {
+        for (int round = 0; round < 2; round++) {
+            shoal_import_result res;
+            CHECK_EQ(shoal_import(r, bundle.p, bundle.n, &res), SHOAL_OK);
+            CHECK_EQ(res.applied, round == 0 ? nchanges : 0);
+            CHECK_EQ(res.duplicate, round == 0 ? 0 : nchanges);
+            CHECK_EQ(res.pending, 0);
+            CHECK_EQ(shoal_digest(r, false, v), SHOAL_OK);
+            CHECK_EQ(shoal_digest(r, true, f), SHOAL_OK);
+            CHECK(memcmp(v, digest_visible, 32) == 0);
+            CHECK(memcmp(f, digest_full, 32) == 0);
+        }
+        shoal_replica_close(r);
+    }
+    check_rmtree(tmp);
+    free(tmp);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_vectors DIR\n");
+        return 2;
+    }
+    if (sodium_init() < 0)
+        return 1;
+    dir = argv[1];
+    RUN(test_index);
+    RUN(test_changes);
+    RUN(test_bundle);
+    RUN(test_states);
+    RUN(test_digests);
+    for (size_t i = 0; i < nchanges; i++) {
+        free(changes[i].env.p);
+        free(changes[i].body.p);
+    }
+    for (size_t i = 0; i < nstates; i++) {
+        free(states[i].full.p);
+        free(states[i].visible.p);
+    }
+    free(bundle.p);
+    return check_summary();
+}
