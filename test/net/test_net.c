@@ -1153,6 +1153,24 @@ rid_client_retry(raw *c, const uint8_t *server, const uint8_t *pk, const uint8_t
     return type;
 }
 
+/* Wait until the engine holds a record of key with exactly connects
+ * handshakes and connected == want.  A client sees the engine's HELLO as
+ * soon as its session starts, a moment before the engine has handled the
+ * client's own HELLO and updated the record, so the record is polled. */
+static bool
+wait_peer_state(shoal__engine *e, const uint8_t *key, uint64_t connects, bool want, int ms)
+{
+    uint64_t end = check_now_ms() + (uint64_t)ms;
+    shoal__peer_info i;
+    for (;;) {
+        if (engine_peer(e, key, &i) && i.connects == connects && i.connected == want)
+            return true;
+        if (check_now_ms() >= end)
+            return false;
+        nap();
+    }
+}
+
 /* Frames on a listener are matched to a session by routing id, and a
  * client may choose its routing id.  Once a connection goes, the ROUTER
  * frees its id at once, but the DISCONNECTED event that ends its session
@@ -1189,6 +1207,8 @@ test_routing_id_takeover(void)
     raw_close(&a1);
     /* B takes A's routing id over: B is served, A is not blamed. */
     CHECK_EQ(rid_client_retry(&b, pk, bpk, bsk, rid, ep), SHOAL__F_HELLO);
+    CHECK(wait_peer_state(e, bpk, 1, true, 5000));
+    CHECK(wait_peer_state(e, apk, 1, false, 5000));
     REQUIRE(engine_peer(e, apk, &ia) && engine_peer(e, bpk, &ib));
     CHECK_EQ(ib.connects, 1);
     CHECK(ib.connected);
@@ -1202,6 +1222,7 @@ test_routing_id_takeover(void)
     CHECK_EQ(rid_client_retry(&a2, pk, apk, ask, rid, ep), SHOAL__F_HELLO);
     raw_close(&a2);
     CHECK_EQ(rid_client_retry(&a3, pk, apk, ask, rid, ep), SHOAL__F_HELLO);
+    CHECK(wait_peer_state(e, apk, 3, true, 5000));
     REQUIRE(engine_peer(e, apk, &ia) && engine_peer(e, bpk, &ib));
     CHECK_EQ(ia.connects, 3);
     CHECK(ia.connected);
