@@ -201,7 +201,7 @@ ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_
 /* May the group that starts at op i take op j too?  A DEL run holds at
  * most SHOAL__MAX_DELRUN ops: it is the one item whose ops cost no bytes
  * of their own, so the cap bounds the ops (the work) per byte of a body at
- * SHOAL__MAX_DELRUN / 4 (docs/format.md, "Ops").  A longer range is
+ * about SHOAL__MAX_DELRUN / 5 (docs/format.md, "Ops").  A longer range is
  * written as several runs, each full but the last. */
 static bool
 group_room(const shoal__op *ops, size_t i, size_t j)

@@ -895,7 +895,7 @@ test_causal_order(void)
 
 /* ------------------------------------------------------- import memory */
 
-/* Run-length bodies expand: DEL runs of about 1.2 MB decode to
+/* Run-length bodies expand: DEL runs of about 300 KB decode to
  * SHOAL__MAX_OPS ops (about 100 MB of op structs).  An import must not
  * hold every decoded body of a batch at once. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -1037,7 +1037,7 @@ test_import_memory(void)
         REQUIRE(make_body_env(&envs[i], pk, sk, i + 1, hlc + i, missing, 1, ops, SHOAL__MAX_OPS) ==
                 SHOAL_OK);
         /* A small body that expands to 2^20 ops: DEL runs of at most
-         * SHOAL__MAX_DELRUN ops, here about 19 bytes per 16 ops. */
+         * SHOAL__MAX_DELRUN ops, here about 19 bytes per item. */
         REQUIRE(envs[i].len < 2 * SHOAL__MAX_OPS);
     }
     free(ops);
