@@ -126,6 +126,9 @@ enum {
     SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
     SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
 };
+enum {
+    SHOAL__ENV_MIN = SHOAL__ENV_HEADER + SHOAL__SIG_BYTES /* an envelope with an empty body */
+};
 
 typedef enum shoal__opkind {
     SHOAL__OP_SET = 1,    /* field = value (register) */
@@ -229,6 +232,15 @@ enum {
 int shoal__bundle_begin(shoal__buf *out);
 int shoal__bundle_add(shoal__buf *out, const uint8_t *env, size_t env_len);
 void shoal__bundle_finish(shoal__buf *out, uint32_t count);
+/* Parse the bundle header at the start of p[0..n): the magic and version
+ * (judged on whatever prefix is present: SHOAL_EPROTO for a foreign magic,
+ * SHOAL_EVERSION for another version digit), then SHOAL_ETRUNC for fewer
+ * than SHOAL__BUNDLE_HEADER bytes, SHOAL_ETOOBIG for a count over
+ * SHOAL__MAX_BUNDLE_CHANGES and SHOAL_ETRUNC for a count the remaining
+ * bytes cannot hold (SHOAL__ENV_MIN each).  On success *count is the
+ * declared count and the envelopes start at p + SHOAL__BUNDLE_HEADER; on
+ * error *count is 0.  No envelope is looked at. */
+int shoal__bundle_header(const uint8_t *p, size_t n, uint32_t *count);
 /* Split a bundle: verifies every signature.  On success *envs is an owned
  * array (free with shoal__free) of count offsets/lengths into p. */
 typedef struct shoal__span {

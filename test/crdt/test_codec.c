@@ -2597,6 +2597,30 @@ test_bundle(void)
     CHECK_EQ(shoal__bundle_split((const uint8_t *)"SHOAL", 5, &sp, &cnt), SHOAL_ETRUNC);
     CHECK_EQ(shoal__bundle_split((const uint8_t *)"", 0, &sp, &cnt), SHOAL_ETRUNC);
 
+    /* The header alone (shared by split and core's import): the count
+     * limit and the truncation bound at their edges. */
+    {
+        uint8_t h[SHOAL__BUNDLE_HEADER + 2 * SHOAL__ENV_MIN];
+        memset(h, 0, sizeof h);
+        memcpy(h, b.p, 8);
+        uint32_t hc = 7;
+        CHECK_EQ(shoal__bundle_header(h, 7, &hc), SHOAL_ETRUNC);
+        CHECK(hc == 0);
+        h[7] = '9';
+        CHECK_EQ(shoal__bundle_header(h, 8, &hc), SHOAL_EVERSION);
+        h[7] = '1';
+        CHECK_EQ(shoal__bundle_header(h, 8, &hc), SHOAL_ETRUNC);
+        shoal__be32_put(h + 8, 2);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_OK);
+        CHECK(hc == 2);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h - 1, &hc), SHOAL_ETRUNC);
+        CHECK(hc == 0);
+        shoal__be32_put(h + 8, SHOAL__MAX_BUNDLE_CHANGES);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_ETRUNC);
+        shoal__be32_put(h + 8, SHOAL__MAX_BUNDLE_CHANGES + 1);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_ETOOBIG);
+    }
+
     /* Truncated at every offset. */
     for (size_t n = 0; n < b.len; n++) {
         uint8_t *p = malloc(n ? n : 1);
