@@ -24,8 +24,8 @@
 #include "core.h"
 
 typedef struct mchange {
-    uint8_t cid[32];
-    uint8_t author[32];
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
     uint8_t *env; /* owned */
     size_t len;
@@ -44,22 +44,22 @@ typedef struct mdoc {
 } mdoc;
 
 typedef struct mpend {
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     uint8_t *env; /* owned */
     size_t len;
 } mpend;
 
 typedef struct mev {
-    uint8_t author[32];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     uint8_t *env; /* owned */
     size_t len;
 } mev;
 
 typedef struct malias {
-    uint8_t cid[32];
-    uint8_t author[32];
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
 } malias;
 
@@ -88,13 +88,6 @@ struct shoal__memstore {
 
 #define IX(i)   ((void *)(uintptr_t)((i) + 1))
 #define UNIX(p) ((size_t)(uintptr_t)(p)-1)
-
-static void
-askey(uint8_t k[40], const uint8_t author[32], uint64_t seq)
-{
-    memcpy(k, author, 32);
-    shoal__be64_put(k + 32, seq);
-}
 
 /* Grow an array of n elements of size sz to hold one more (capacity is
  * the next power of two, so no capacity field is kept). */
@@ -224,7 +217,7 @@ state_copy(mstate *dst, const mstate *src)
         b->nheads = a->nheads;
         b->nchain = a->nchain;
         b->key = dup_bytes(a->key, a->klen);
-        b->heads = dup_bytes(a->heads, a->nheads * 32);
+        b->heads = dup_bytes(a->heads, a->nheads * SHOAL__ID_BYTES);
         b->chain = arr_copy(a->chain, a->nchain, sizeof *a->chain);
         if (!b->key || !b->heads || !b->chain)
             err = SHOAL_ENOMEM;
@@ -251,18 +244,18 @@ state_copy(mstate *dst, const mstate *src)
         const mchange *c = &dst->ch[i];
         if (c->dead)
             continue;
-        uint8_t k[40];
-        askey(k, c->author, c->seq);
-        err = shoal__map_put(&dst->ch_ix, c->cid, 32, IX(i));
+        uint8_t k[SHOAL__SEQKEY_BYTES];
+        shoal__seqkey(k, c->author, c->seq);
+        err = shoal__map_put(&dst->ch_ix, c->cid, SHOAL__ID_BYTES, IX(i));
         if (!err)
-            err = shoal__map_put(&dst->as_ix, k, 40, IX(i));
+            err = shoal__map_put(&dst->as_ix, k, sizeof k, IX(i));
     }
     for (size_t i = 0; !err && i < dst->ndocs; i++)
         err = shoal__map_put(&dst->doc_ix, dst->docs[i].key, dst->docs[i].klen, IX(i));
     for (size_t i = 0; !err && i < dst->npe; i++)
-        err = shoal__map_put(&dst->pe_ix, dst->pe[i].cid, 32, IX(i));
+        err = shoal__map_put(&dst->pe_ix, dst->pe[i].cid, SHOAL__ID_BYTES, IX(i));
     for (size_t i = 0; !err && i < dst->nal; i++)
-        err = shoal__map_put(&dst->al_ix, dst->al[i].cid, 32, IX(i));
+        err = shoal__map_put(&dst->al_ix, dst->al[i].cid, SHOAL__ID_BYTES, IX(i));
     if (err)
         state_free(dst);
     return err;
@@ -271,17 +264,17 @@ state_copy(mstate *dst, const mstate *src)
 /* ------------------------------------------------------- applied changes */
 
 static bool
-m_has(void *ctx, const uint8_t cid[32])
+m_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    return shoal__map_get(&m->st.ch_ix, cid, 32) != NULL;
+    return shoal__map_get(&m->st.ch_ix, cid, SHOAL__ID_BYTES) != NULL;
 }
 
 static int
-m_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
+m_get(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len)
 {
     shoal__memstore *m = ctx;
-    void *v = shoal__map_get(&m->st.ch_ix, cid, 32);
+    void *v = shoal__map_get(&m->st.ch_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     const mchange *c = &m->st.ch[UNIX(v)];
@@ -291,15 +284,16 @@ m_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
 }
 
 static int
-m_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+m_authseq(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+          uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    uint8_t k[40];
-    askey(k, author, seq);
-    void *v = shoal__map_get(&m->st.as_ix, k, 40);
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, author, seq);
+    void *v = shoal__map_get(&m->st.as_ix, k, sizeof k);
     if (!v)
         return SHOAL_ENOTFOUND;
-    memcpy(cid, m->st.ch[UNIX(v)].cid, 32);
+    memcpy(cid, m->st.ch[UNIX(v)].cid, SHOAL__ID_BYTES);
     return SHOAL_OK;
 }
 
@@ -313,10 +307,10 @@ m_pending_count(void *ctx)
 }
 
 static bool
-m_pending_has(void *ctx, const uint8_t cid[32])
+m_pending_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    return shoal__map_get(&m->st.pe_ix, cid, 32) != NULL;
+    return shoal__map_get(&m->st.pe_ix, cid, SHOAL__ID_BYTES) != NULL;
 }
 
 static int
@@ -330,11 +324,11 @@ m_pending_scan(void *ctx, shoal__apply_pending_fn cb, void *arg)
 }
 
 static int
-m_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
+m_pending_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_get(&s->pe_ix, cid, 32);
+    void *v = shoal__map_get(&s->pe_ix, cid, SHOAL__ID_BYTES);
     uint8_t *copy = dup_bytes(env, len);
     if (!copy)
         return SHOAL_ENOMEM;
@@ -347,31 +341,31 @@ m_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
     }
     int err = grow((void **)&s->pe, s->npe, sizeof *s->pe);
     if (!err)
-        err = shoal__map_put(&s->pe_ix, cid, 32, IX(s->npe));
+        err = shoal__map_put(&s->pe_ix, cid, SHOAL__ID_BYTES, IX(s->npe));
     if (err) {
         shoal__free(copy);
         return err;
     }
     mpend *p = &s->pe[s->npe++];
-    memcpy(p->cid, cid, 32);
+    memcpy(p->cid, cid, SHOAL__ID_BYTES);
     p->env = copy;
     p->len = len;
     return SHOAL_OK;
 }
 
 static int
-m_pending_del(void *ctx, const uint8_t cid[32])
+m_pending_del(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_take(&s->pe_ix, cid, 32);
+    void *v = shoal__map_take(&s->pe_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_OK;
     size_t i = UNIX(v), last = s->npe - 1;
     shoal__free(s->pe[i].env);
     if (i != last) {
         s->pe[i] = s->pe[last];
-        int err = shoal__map_put(&s->pe_ix, s->pe[i].cid, 32, IX(i));
+        int err = shoal__map_put(&s->pe_ix, s->pe[i].cid, SHOAL__ID_BYTES, IX(i));
         if (err)
             return err;
     }
@@ -382,15 +376,16 @@ m_pending_del(void *ctx, const uint8_t cid[32])
 /* -------------------------------------------------------------- evidence */
 
 static int
-m_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
+m_ev_find(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t author[SHOAL_KEY_BYTES],
+          uint64_t *seq)
 {
     shoal__memstore *m = ctx;
-    void *v = shoal__map_get(&m->st.al_ix, cid, 32);
+    void *v = shoal__map_get(&m->st.al_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     const malias *a = &m->st.al[UNIX(v)];
     if (author)
-        memcpy(author, a->author, 32);
+        memcpy(author, a->author, SHOAL_KEY_BYTES);
     if (seq)
         *seq = a->seq;
     return SHOAL_OK;
@@ -399,31 +394,31 @@ m_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
 static int
 cid_cmp(const void *a, const void *b)
 {
-    return memcmp(a, b, 32);
+    return memcmp(a, b, SHOAL__ID_BYTES);
 }
 
 static int
-m_ev_versions(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
-              size_t *n)
+m_ev_versions(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, uint8_t *cids,
+              size_t max, size_t *n)
 {
     shoal__memstore *m = ctx;
     const mstate *s = &m->st;
     size_t k = 0;
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0)
             k++;
     *n = k;
     if (!k || !max)
         return SHOAL_OK;
-    uint8_t *all = shoal__malloc(k * 32);
+    uint8_t *all = shoal__malloc(k * SHOAL__ID_BYTES);
     if (!all)
         return SHOAL_ENOMEM;
     size_t j = 0;
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
-            memcpy(all + j++ * 32, s->ev[i].cid, 32);
-    qsort(all, k, 32, cid_cmp);
-    memcpy(cids, all, (k < max ? k : max) * 32);
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0)
+            memcpy(all + j++ * SHOAL__ID_BYTES, s->ev[i].cid, SHOAL__ID_BYTES);
+    qsort(all, k, SHOAL__ID_BYTES, cid_cmp);
+    memcpy(cids, all, (k < max ? k : max) * SHOAL__ID_BYTES);
     shoal__free(all);
     return SHOAL_OK;
 }
@@ -443,41 +438,43 @@ m_ev_ids(void *ctx)
 }
 
 static int
-m_ev_alias(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+m_ev_alias(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+           const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_get(&s->al_ix, cid, 32);
+    void *v = shoal__map_get(&s->al_ix, cid, SHOAL__ID_BYTES);
     malias *a;
     if (v) {
         a = &s->al[UNIX(v)];
     } else {
         int err = grow((void **)&s->al, s->nal, sizeof *s->al);
         if (!err)
-            err = shoal__map_put(&s->al_ix, cid, 32, IX(s->nal));
+            err = shoal__map_put(&s->al_ix, cid, SHOAL__ID_BYTES, IX(s->nal));
         if (err)
             return err;
         a = &s->al[s->nal++];
-        memcpy(a->cid, cid, 32);
+        memcpy(a->cid, cid, SHOAL__ID_BYTES);
     }
-    memcpy(a->author, author, 32);
+    memcpy(a->author, author, SHOAL_KEY_BYTES);
     a->seq = seq;
     return SHOAL_OK;
 }
 
 static mev *
-ev_at(mstate *s, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+ev_at(mstate *s, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+      const uint8_t cid[SHOAL__ID_BYTES])
 {
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0 &&
-            memcmp(s->ev[i].cid, cid, 32) == 0)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0 &&
+            memcmp(s->ev[i].cid, cid, SHOAL__ID_BYTES) == 0)
             return &s->ev[i];
     return NULL;
 }
 
 static int
-m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-         const uint8_t *env, size_t len)
+m_ev_put(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
@@ -492,9 +489,9 @@ m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32
             return err;
         }
         e = &s->ev[s->nev++];
-        memcpy(e->author, author, 32);
+        memcpy(e->author, author, SHOAL_KEY_BYTES);
         e->seq = seq;
-        memcpy(e->cid, cid, 32);
+        memcpy(e->cid, cid, SHOAL__ID_BYTES);
         e->env = NULL;
     }
     shoal__free(e->env);
@@ -504,7 +501,8 @@ m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32
 }
 
 static int
-m_ev_del(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+m_ev_del(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
@@ -569,7 +567,7 @@ static bool
 ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
 {
     for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * 32, id, 32) == 0)
+        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
             return true;
     return false;
 }
@@ -589,16 +587,16 @@ log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
     e->env = dup_bytes(rec->env, rec->env_len);
     if (!e->env)
         return SHOAL_ENOMEM;
-    memcpy(e->cid, rec->cid, 32);
-    memcpy(e->author, c->author, 32);
+    memcpy(e->cid, rec->cid, SHOAL__ID_BYTES);
+    memcpy(e->author, c->author, SHOAL_KEY_BYTES);
     e->seq = c->seq;
     e->len = rec->env_len;
     e->doc = di;
-    uint8_t k[40];
-    askey(k, c->author, c->seq);
-    err = shoal__map_put(&s->ch_ix, rec->cid, 32, IX(s->nch));
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, c->author, c->seq);
+    err = shoal__map_put(&s->ch_ix, rec->cid, SHOAL__ID_BYTES, IX(s->nch));
     if (!err)
-        err = shoal__map_put(&s->as_ix, k, 40, IX(s->nch));
+        err = shoal__map_put(&s->as_ix, k, sizeof k, IX(s->nch));
     if (err) {
         shoal__free(e->env);
         return err;
@@ -618,26 +616,26 @@ m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const u
         return err;
     /* heads = heads - deps + cid, kept sorted. */
     mdoc *d = &s->docs[di];
-    uint8_t *nh = shoal__malloc((d->nheads + 1) * 32);
+    uint8_t *nh = shoal__malloc((d->nheads + 1) * SHOAL__ID_BYTES);
     if (!nh)
         return SHOAL_ENOMEM;
     size_t n = 0;
     bool placed = false;
     for (size_t i = 0; i < d->nheads; i++) {
-        const uint8_t *x = d->heads + i * 32;
+        const uint8_t *x = d->heads + i * SHOAL__ID_BYTES;
         if (ids_has(deps, c->ndeps, x))
             continue;
-        int cmp = memcmp(x, rec->cid, 32);
+        int cmp = memcmp(x, rec->cid, SHOAL__ID_BYTES);
         if (cmp == 0)
             continue;
         if (cmp > 0 && !placed) {
-            memcpy(nh + n++ * 32, rec->cid, 32);
+            memcpy(nh + n++ * SHOAL__ID_BYTES, rec->cid, SHOAL__ID_BYTES);
             placed = true;
         }
-        memcpy(nh + n++ * 32, x, 32);
+        memcpy(nh + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
     }
     if (!placed)
-        memcpy(nh + n++ * 32, rec->cid, 32);
+        memcpy(nh + n++ * SHOAL__ID_BYTES, rec->cid, SHOAL__ID_BYTES);
     shoal__free(d->heads);
     d->heads = nh;
     d->nheads = n;
@@ -659,7 +657,7 @@ decode_entry(const mchange *e, shoal__change *c)
     if (err)
         return as_corrupt(err);
     memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(e->env), 32);
+    memcpy(c->author, shoal__envelope_author(e->env), SHOAL_KEY_BYTES);
     err = shoal__change_decode(body, blen, c);
     return err ? as_corrupt(err) : SHOAL_OK;
 }
@@ -699,8 +697,8 @@ doc_rebuild(shoal__memstore *m, size_t di)
                 err = SHOAL_ENOMEM;
         }
         for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[32];
-            int e2 = shoal__apply_dep(&m->s, c.deps + j * 32, id);
+            uint8_t id[SHOAL__ID_BYTES];
+            int e2 = shoal__apply_dep(&m->s, c.deps + j * SHOAL__ID_BYTES, id);
             if (e2 == SHOAL_ENOTFOUND)
                 continue;
             if (e2) {
@@ -708,7 +706,7 @@ doc_rebuild(shoal__memstore *m, size_t di)
                 break;
             }
             for (size_t r = 0; r < n; r++)
-                if (r != i && memcmp(s->ch[e[r].at].cid, id, 32) == 0) {
+                if (r != i && memcmp(s->ch[e[r].at].cid, id, SHOAL__ID_BYTES) == 0) {
                     e[i].dep[e[i].ndep++] = r;
                     break;
                 }
@@ -720,7 +718,7 @@ doc_rebuild(shoal__memstore *m, size_t di)
     size_t nheads = 0;
     if (!err) {
         d = shoal__doc_new();
-        heads = shoal__malloc((n ? n : 1) * 32);
+        heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
         if (!d || !heads)
             err = SHOAL_ENOMEM;
     }
@@ -748,12 +746,14 @@ doc_rebuild(shoal__memstore *m, size_t di)
             for (size_t h = 0; h < nheads; h++) {
                 bool drop = false;
                 for (size_t j = 0; !drop && j < e[i].ndep; j++)
-                    drop = memcmp(heads + h * 32, s->ch[e[e[i].dep[j]].at].cid, 32) == 0;
+                    drop = memcmp(heads + h * SHOAL__ID_BYTES, s->ch[e[e[i].dep[j]].at].cid,
+                                  SHOAL__ID_BYTES) == 0;
                 if (!drop)
-                    memmove(heads + k++ * 32, heads + h * 32, 32);
+                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
+                            SHOAL__ID_BYTES);
             }
             nheads = k;
-            memcpy(heads + nheads++ * 32, s->ch[e[i].at].cid, 32);
+            memcpy(heads + nheads++ * SHOAL__ID_BYTES, s->ch[e[i].at].cid, SHOAL__ID_BYTES);
             e[i].done = true;
             left--;
             progress = true;
@@ -762,7 +762,7 @@ doc_rebuild(shoal__memstore *m, size_t di)
             strict = false;
     }
     if (!err && nheads > 1)
-        qsort(heads, nheads, 32, cid_cmp);
+        qsort(heads, nheads, SHOAL__ID_BYTES, cid_cmp);
     if (!err) {
         shoal__doc_free(md->doc);
         md->doc = d;
@@ -781,18 +781,18 @@ doc_rebuild(shoal__memstore *m, size_t di)
 }
 
 static int
-m_supersede(void *ctx, const uint8_t old[32], const shoal__change *oc, const shoal__rec *rec,
-            const shoal__change *c)
+m_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *oc,
+            const shoal__rec *rec, const shoal__change *c)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_take(&s->ch_ix, old, 32);
+    void *v = shoal__map_take(&s->ch_ix, old, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     mchange *e = &s->ch[UNIX(v)];
-    uint8_t k[40];
-    askey(k, e->author, e->seq);
-    (void)shoal__map_take(&s->as_ix, k, 40);
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, e->author, e->seq);
+    (void)shoal__map_take(&s->as_ix, k, sizeof k);
     e->dead = true;
     size_t wo, wn;
     int err = doc_find(s, oc->coll, oc->coll_len, oc->doc, oc->doc_len, &wo);
@@ -926,7 +926,7 @@ hash_chunk(crypto_generichash_state *st, const uint8_t *p, size_t n)
 }
 
 int
-shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[32])
+shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGEST_BYTES])
 {
     mstate *s = &m->st;
     const mdoc **v = shoal__malloc((s->ndocs ? s->ndocs : 1) * sizeof *v);

@@ -134,7 +134,7 @@ typedef struct ectx {
 } ectx;
 
 static int
-export_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+export_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)pos;
     (void)cid;
@@ -183,8 +183,8 @@ typedef struct xev {
 } xev;
 
 static int
-export_ev_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
-             void *arg)
+export_ev_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+             const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)author;
     (void)seq;

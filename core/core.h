@@ -75,10 +75,10 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;  /* held by every API call that takes r */
-    shoal__store *store; /* owned */
-    uint8_t pk[32];      /* identity public key (author id) */
-    uint8_t *sk;         /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;          /* held by every API call that takes r */
+    shoal__store *store;         /* owned */
+    uint8_t pk[SHOAL_KEY_BYTES]; /* identity public key (author id) */
+    uint8_t *sk;                 /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
     shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
     uint64_t due_ms;  /* wall ms when a held-back change may apply */
@@ -180,7 +180,8 @@ int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint
  * position pos with link wd->meta.last_pos) was applied to wd->doc: meta,
  * heads, the change chain. */
 int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
-                        const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote);
+                        const uint8_t cid[SHOAL__ID_BYTES], uint64_t pos, size_t env_len,
+                        bool remote);
 /* Rebuild wd->doc, its heads and nchanges from every applied change of
  * its chain (superseded entries skipped), in an order that puts each
  * change after its dependencies (mapped through the evidence, see
@@ -205,7 +206,8 @@ typedef struct shoal__lmdb_apply {
 /* Point s at the LMDB implementation of shoal__apply_store over c. */
 void shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c);
 /* shoal__apply_dep over the store of t (docstore.c's rebuild). */
-int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32]);
+int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[SHOAL__ID_BYTES],
+                       uint8_t out[SHOAL__ID_BYTES]);
 
 /* State shared by the local commit and the import write functions
  * (write.c): the working set, the pipeline over the LMDB store, and the
