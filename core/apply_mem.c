@@ -22,6 +22,7 @@
 
 #include "apply_mem.h"
 #include "core.h"
+#include "digest.h"
 
 typedef struct mchange {
     uint8_t cid[SHOAL__ID_BYTES];
@@ -915,16 +916,6 @@ key_cmp(const void *a, const void *b)
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
-static void
-hash_chunk(crypto_generichash_state *st, const uint8_t *p, size_t n)
-{
-    uint8_t len[4];
-    shoal__be32_put(len, (uint32_t)n);
-    crypto_generichash_update(st, len, 4);
-    if (n)
-        crypto_generichash_update(st, p, n);
-}
-
 int
 shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGEST_BYTES])
 {
@@ -940,22 +931,15 @@ shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGEST_B
     }
     qsort(v, n, sizeof *v, key_cmp);
     crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, SHOAL_DIGEST_BYTES);
-    const char *domain = full ? "shoal-full-v1" : "shoal-visible-v1";
-    crypto_generichash_update(&st, (const uint8_t *)domain, strlen(domain));
+    shoal__digest_begin(&st, full);
     shoal__buf b;
     shoal__buf_init(&b);
     int err = SHOAL_OK;
     for (size_t i = 0; !err && i < n; i++) {
         const mdoc *d = v[i];
         size_t clen = strlen((const char *)d->key); /* names hold no NUL */
-        b.len = 0;
-        err = full ? shoal__doc_encode_full(d->doc, &b) : shoal__doc_encode_visible(d->doc, &b);
-        if (err)
-            break;
-        hash_chunk(&st, d->key, clen);
-        hash_chunk(&st, d->key + clen + 1, d->klen - clen - 1);
-        hash_chunk(&st, b.p, b.len);
+        err = shoal__digest_doc(&st, full, d->key, clen, d->key + clen + 1, d->klen - clen - 1,
+                                d->doc, &b);
     }
     shoal__buf_free(&b);
     shoal__free(v);
