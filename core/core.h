@@ -218,8 +218,13 @@ typedef struct shoal__wctx {
     shoal__wset w;
     shoal__lmdb_apply la;
     shoal__apply_store s;
-    shoal__apply a; /* wall, clock, res, due_ms, ev_new, bad_pending */
-    uint8_t *skip;  /* ids of pending changes to drop, owned */
+    /* The drain's state: _init sets wall (read once) and max_drift_ms,
+     * _drain sets skip; clock is not set here: each write function loads
+     * it from its txn (shoal__clock_load) before draining and stores it
+     * back (shoal__clock_store); res, due_ms, ev_new and bad_pending are
+     * the drain's outputs. */
+    shoal__apply a;
+    uint8_t *skip; /* ids of pending changes to drop, owned */
     size_t nskip;
 } shoal__wctx;
 
@@ -283,14 +288,15 @@ enum {
  * NULL when count is 0) holds one record per envelope, pointing into p
  * (Borrowed: p must outlive them).  Touches no replica state. */
 int shoal__recs_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__rec **recs);
-/* The same for a whole bundle ("SHOALBN1", count, envelopes), with the
- * header errors of shoal__bundle_split. */
+/* The same for a whole bundle ("SHOALBN1", count, envelopes), its header
+ * judged by shoal__bundle_header (the errors of shoal__bundle_split). */
 int shoal__bundle_open(const uint8_t *p, size_t n, shoal__rec **recs, size_t *count);
 /* Fill h with the protocol's view of r (host.c); r is Borrowed while h is
  * used. */
 void shoal__host_init(shoal__host *h, shoal_replica *r);
-/* The replica's log grew through the host (changes applied from a peer):
- * wake the network engine so other links push them (core/net.c). */
+/* The replica's log grew (a local commit, an import, changes applied from
+ * a peer through the host): wake the network engine, if running, so its
+ * links push them (core/net.c). */
 void shoal__net_notify(shoal_replica *r);
 
 #endif /* SHOAL_CORE_CORE_H */

@@ -33,13 +33,6 @@
 
 #include "core.h"
 
-/* Until core/net.c provides the engine hook: nothing to wake. */
-__attribute__((weak)) void
-shoal__net_notify(shoal_replica *r)
-{
-    (void)r;
-}
-
 /* --------------------------------------------------------------- version */
 
 typedef struct vvc {
@@ -100,8 +93,8 @@ host_version(void *ctx, shoal__vventry **out, size_t *n)
         shoal__free(v.e);
         return err;
     }
-    /* The vv table is keyed by author (bytewise), so this is already
-     * sorted; sorting again costs little and makes the contract local. */
+    /* shoal__stxn_vv_scan already goes by author, ascending (store.h);
+     * sorting again costs little and makes the contract local. */
     if (v.n > 1)
         qsort(v.e, v.n, sizeof *v.e, entry_cmp);
     *out = v.e;
