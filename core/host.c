@@ -154,12 +154,8 @@ next_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
         x->err = SHOAL_ECORRUPT;
         return 1;
     }
-    /* The body is [seq, hlc, ...]: the array header, then seq. */
-    shoal__mpr rd;
-    shoal__mpr_init(&rd, body, blen);
-    (void)shoal__mpr_array(&rd, 8, 1);
-    uint64_t seq = shoal__mpr_uint(&rd);
-    if (rd.err) {
+    uint64_t seq;
+    if (shoal__change_peek(body, blen, &seq, NULL)) {
         x->err = SHOAL_ECORRUPT;
         return 1;
     }

@@ -200,6 +200,11 @@ int shoal__change_encode(const shoal__change *c, shoal__buf *out);
 /* Strict decode of body into c (c->author must already be set from the
  * envelope header).  On success c->ops is owned; on error c is cleared. */
 int shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c);
+/* The seq and (if hlc is not NULL) the hlc of a body, its first two items,
+ * without reading the rest: for walks over envelopes already verified or
+ * stored.  Returns the reader's error (SHOAL_EPROTO, SHOAL_ETRUNC) if they
+ * do not read. */
+int shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc);
 void shoal__change_clear(shoal__change *c);
 
 /* Envelope: version(1) | author(32) | body length (u32 BE) | body |

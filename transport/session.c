@@ -563,11 +563,8 @@ recv_batch(shoal__session *s, shoal__frame *f)
         err = shoal__envelope_parse(f->envs + off, f->envs_len - off, &elen, &body, &blen);
         if (err)
             break;
-        shoal__mpr rd;
-        shoal__mpr_init(&rd, body, blen);
-        (void)shoal__mpr_array(&rd, 8, 1);
-        uint64_t seq = shoal__mpr_uint(&rd);
-        if ((err = rd.err))
+        uint64_t seq;
+        if ((err = shoal__change_peek(body, blen, &seq, NULL)))
             break;
         memcpy(t[nt].author, shoal__envelope_author(f->envs + off), SHOAL_KEY_BYTES);
         t[nt].seq = seq;

@@ -859,6 +859,14 @@ roundtrip(const shoal__change *c)
     shoal__buf_init(&b2);
     REQUIRE(shoal__change_encode(c, &b) == SHOAL_OK);
     CHECK(b.len <= SHOAL__MAX_BODY);
+    /* The peek reads seq and hlc alone. */
+    uint64_t seq = 0, hlc = 0;
+    CHECK_EQ(shoal__change_peek(b.p, b.len, &seq, &hlc), SHOAL_OK);
+    CHECK(seq == c->seq && hlc == c->hlc);
+    seq = 0;
+    CHECK_EQ(shoal__change_peek(b.p, b.len, &seq, NULL), SHOAL_OK);
+    CHECK(seq == c->seq);
+    CHECK_EQ(shoal__change_peek(b.p, 2, &seq, &hlc), SHOAL_ETRUNC);
     int err = decode(b.p, b.len, &d);
     CHECK_EQ(err, SHOAL_OK);
     if (!err) {
