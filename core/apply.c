@@ -702,3 +702,133 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__map_clear(&sib, NULL);
     return err;
 }
+
+/* ---------------------------------------------------------------- rebuild */
+
+static int
+as_corrupt(int err)
+{
+    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+}
+
+int
+shoal__change_stored(const uint8_t *env, size_t len, shoal__change *c)
+{
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(env, len, &elen, &body, &blen);
+    if (err)
+        return as_corrupt(err);
+    memset(c, 0, sizeof *c);
+    memcpy(c->author, shoal__envelope_author(env), SHOAL_KEY_BYTES);
+    err = shoal__change_decode(body, blen, c);
+    return err ? as_corrupt(err) : SHOAL_OK;
+}
+
+static int
+heads_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, SHOAL__ID_BYTES);
+}
+
+int
+shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx, shoal__doc **doc,
+                    uint8_t **heads_out, size_t *nheads_out)
+{
+    *doc = NULL;
+    *heads_out = NULL;
+    *nheads_out = 0;
+    shoal__doc *d = shoal__doc_new();
+    uint8_t *heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
+    size_t nheads = 0;
+    int err = !d || !heads ? SHOAL_ENOMEM : SHOAL_OK;
+    size_t left = n;
+    bool strict = true;
+    while (!err && left > 0) {
+        bool progress = false;
+        for (size_t i = 0; !err && i < n; i++) {
+            if (e[i].done)
+                continue;
+            bool ready = true;
+            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
+                ready = e[e[i].dep[j]].done;
+            if (!ready)
+                continue;
+            shoal__change c;
+            err = load(ctx, &e[i], &c);
+            if (err)
+                break;
+            err = shoal__doc_apply(d, &c, 0, c.nops);
+            if (err)
+                err = as_corrupt(err);
+            shoal__change_clear(&c);
+            /* heads = heads - deps + cid */
+            size_t k = 0;
+            for (size_t h = 0; h < nheads; h++) {
+                bool drop = false;
+                for (size_t j = 0; !drop && j < e[i].ndep; j++)
+                    drop = memcmp(heads + h * SHOAL__ID_BYTES, e[e[i].dep[j]].cid,
+                                  SHOAL__ID_BYTES) == 0;
+                if (!drop)
+                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
+                            SHOAL__ID_BYTES);
+            }
+            nheads = k;
+            memcpy(heads + nheads++ * SHOAL__ID_BYTES, e[i].cid, SHOAL__ID_BYTES);
+            e[i].done = true;
+            left--;
+            progress = true;
+        }
+        if (!progress)
+            strict = false;
+    }
+    if (err) {
+        shoal__doc_free(d);
+        shoal__free(heads);
+        return err;
+    }
+    if (nheads > 1)
+        qsort(heads, nheads, SHOAL__ID_BYTES, heads_cmp);
+    *doc = d;
+    *heads_out = heads;
+    *nheads_out = nheads;
+    return SHOAL_OK;
+}
+
+static bool
+ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
+            return true;
+    return false;
+}
+
+int
+shoal__heads_advance(const uint8_t *heads, size_t nheads, const uint8_t *deps, size_t ndeps,
+                     const uint8_t cid[SHOAL__ID_BYTES], uint8_t **out, size_t *nout)
+{
+    uint8_t *h = shoal__malloc((nheads + 1) * SHOAL__ID_BYTES);
+    if (!h)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    bool placed = false;
+    for (size_t i = 0; i < nheads; i++) {
+        const uint8_t *x = heads + i * SHOAL__ID_BYTES;
+        if (ids_has(deps, ndeps, x))
+            continue;
+        int cmp = memcmp(x, cid, SHOAL__ID_BYTES);
+        if (cmp == 0)
+            continue;
+        if (cmp > 0 && !placed) {
+            memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+            placed = true;
+        }
+        memcpy(h + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
+    }
+    if (!placed)
+        memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+    *out = h;
+    *nout = n;
+    return SHOAL_OK;
+}

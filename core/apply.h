@@ -197,6 +197,38 @@ void shoal__cands_free(shoal__cand *c, size_t count);
  * rolls the store's transaction back. */
 int shoal__apply_drain(shoal__apply *a, shoal__cand *cands, size_t n);
 
+/* Rebuilding a document from its live changes, the order of the
+ * "supersede" contract above: both stores (core/docstore.c over LMDB,
+ * core/apply_mem.c) list the live changes in log order with their deps
+ * mapped to indexes into the list, then replay them here. */
+typedef struct shoal__rent {
+    uint64_t at;                  /* where the store finds its envelope */
+    uint8_t cid[SHOAL__ID_BYTES]; /* its applied id */
+    size_t *dep;                  /* indexes (into the list) of its mapped deps, owned */
+    size_t ndep;
+    bool done; /* replayed */
+} shoal__rent;
+/* Decode the change of e into c (shoal__change_stored's errors). */
+typedef int (*shoal__rent_load_fn)(void *ctx, const shoal__rent *e, shoal__change *c);
+/* Replay the n changes of e into a new document: passes in log order,
+ * each change once its deps are in (the log is causal but for swapped-in
+ * versions, so this ends in a pass or two); a pass without progress (a
+ * dependency cycle only dishonest authors can make) takes the rest in log
+ * order.  On success *doc (Caller owns) is the state and *heads (Caller
+ * owns, free with shoal__free) the nheads ids of the changes no other
+ * replayed change depends on, sorted.  Errors: load's, SHOAL_ENOMEM,
+ * SHOAL_ECORRUPT (a change that does not apply). */
+int shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx,
+                        shoal__doc **doc, uint8_t **heads, size_t *nheads);
+/* A document's heads after applying the change cid with deps (ndeps ids):
+ * heads minus deps plus cid, kept sorted, into *out (Caller owns, free
+ * with shoal__free; *nout ids).  The input is not changed.  SHOAL_ENOMEM. */
+int shoal__heads_advance(const uint8_t *heads, size_t nheads, const uint8_t *deps, size_t ndeps,
+                         const uint8_t cid[SHOAL__ID_BYTES], uint8_t **out, size_t *nout);
+/* Decode a stored envelope's change into c (its author from the header):
+ * SHOAL_ENOMEM, or SHOAL_ECORRUPT for any other failure. */
+int shoal__change_stored(const uint8_t *env, size_t len, shoal__change *c);
+
 /* Whether dep counts as applied: it is, or it is an alias of an (author,
  * seq) whose canonical version is applied; *out (may be NULL) receives
  * the applied id.  SHOAL_ENOTFOUND otherwise. */

@@ -564,15 +564,6 @@ m_doc(void *ctx, const shoal__change *c, void **h, shoal__doc **d)
     return SHOAL_OK;
 }
 
-static bool
-ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
-            return true;
-    return false;
-}
-
 /* Append rec to the log as a change of document di. */
 static int
 log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
@@ -615,28 +606,12 @@ m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const u
     int err = log_append(s, di, rec, c);
     if (err)
         return err;
-    /* heads = heads - deps + cid, kept sorted. */
     mdoc *d = &s->docs[di];
-    uint8_t *nh = shoal__malloc((d->nheads + 1) * SHOAL__ID_BYTES);
-    if (!nh)
-        return SHOAL_ENOMEM;
-    size_t n = 0;
-    bool placed = false;
-    for (size_t i = 0; i < d->nheads; i++) {
-        const uint8_t *x = d->heads + i * SHOAL__ID_BYTES;
-        if (ids_has(deps, c->ndeps, x))
-            continue;
-        int cmp = memcmp(x, rec->cid, SHOAL__ID_BYTES);
-        if (cmp == 0)
-            continue;
-        if (cmp > 0 && !placed) {
-            memcpy(nh + n++ * SHOAL__ID_BYTES, rec->cid, SHOAL__ID_BYTES);
-            placed = true;
-        }
-        memcpy(nh + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
-    }
-    if (!placed)
-        memcpy(nh + n++ * SHOAL__ID_BYTES, rec->cid, SHOAL__ID_BYTES);
+    uint8_t *nh;
+    size_t n;
+    err = shoal__heads_advance(d->heads, d->nheads, deps, c->ndeps, rec->cid, &nh, &n);
+    if (err)
+        return err;
     shoal__free(d->heads);
     d->heads = nh;
     d->nheads = n;
@@ -644,32 +619,20 @@ m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const u
 }
 
 static int
-as_corrupt(int err)
-{
-    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
-}
-
-static int
 decode_entry(const mchange *e, shoal__change *c)
 {
-    size_t elen, blen;
-    const uint8_t *body;
-    int err = shoal__envelope_parse(e->env, e->len, &elen, &body, &blen);
-    if (err)
-        return as_corrupt(err);
-    memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(e->env), SHOAL_KEY_BYTES);
-    err = shoal__change_decode(body, blen, c);
-    return err ? as_corrupt(err) : SHOAL_OK;
+    return shoal__change_stored(e->env, e->len, c);
 }
 
-/* One live change of a document being rebuilt. */
-typedef struct rent {
-    size_t at;   /* log index */
-    size_t *dep; /* indexes (into the rebuild list) of its mapped deps */
-    size_t ndep;
-    bool done;
-} rent;
+/* A live change of a document being rebuilt: at is its log index. */
+typedef shoal__rent rent;
+
+static int
+rent_load(void *ctx, const rent *e, shoal__change *c)
+{
+    const mstate *s = ctx;
+    return decode_entry(&s->ch[e->at], c);
+}
 
 /* Rebuild document di from its live changes: the order of the contract in
  * apply.h ("supersede"), which docstore.c's shoal__wset_rebuild follows for
@@ -684,8 +647,11 @@ doc_rebuild(shoal__memstore *m, size_t di)
         return SHOAL_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < md->nchain; i++)
-        if (!s->ch[md->chain[i]].dead)
-            e[n++].at = md->chain[i];
+        if (!s->ch[md->chain[i]].dead) {
+            e[n].at = md->chain[i];
+            memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
+            n++;
+        }
     int err = SHOAL_OK;
     for (size_t i = 0; !err && i < n; i++) {
         shoal__change c;
@@ -707,7 +673,7 @@ doc_rebuild(shoal__memstore *m, size_t di)
                 break;
             }
             for (size_t r = 0; r < n; r++)
-                if (r != i && memcmp(s->ch[e[r].at].cid, id, SHOAL__ID_BYTES) == 0) {
+                if (r != i && memcmp(e[r].cid, id, SHOAL__ID_BYTES) == 0) {
                     e[i].dep[e[i].ndep++] = r;
                     break;
                 }
@@ -717,53 +683,8 @@ doc_rebuild(shoal__memstore *m, size_t di)
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
-    if (!err) {
-        d = shoal__doc_new();
-        heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
-        if (!d || !heads)
-            err = SHOAL_ENOMEM;
-    }
-    size_t left = n;
-    bool strict = true;
-    while (!err && left > 0) {
-        bool progress = false;
-        for (size_t i = 0; !err && i < n; i++) {
-            if (e[i].done)
-                continue;
-            bool ready = true;
-            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
-                ready = e[e[i].dep[j]].done;
-            if (!ready)
-                continue;
-            shoal__change c;
-            err = decode_entry(&s->ch[e[i].at], &c);
-            if (err)
-                break;
-            err = shoal__doc_apply(d, &c, 0, c.nops);
-            if (err)
-                err = as_corrupt(err);
-            shoal__change_clear(&c);
-            size_t k = 0;
-            for (size_t h = 0; h < nheads; h++) {
-                bool drop = false;
-                for (size_t j = 0; !drop && j < e[i].ndep; j++)
-                    drop = memcmp(heads + h * SHOAL__ID_BYTES, s->ch[e[e[i].dep[j]].at].cid,
-                                  SHOAL__ID_BYTES) == 0;
-                if (!drop)
-                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
-                            SHOAL__ID_BYTES);
-            }
-            nheads = k;
-            memcpy(heads + nheads++ * SHOAL__ID_BYTES, s->ch[e[i].at].cid, SHOAL__ID_BYTES);
-            e[i].done = true;
-            left--;
-            progress = true;
-        }
-        if (!progress)
-            strict = false;
-    }
-    if (!err && nheads > 1)
-        qsort(heads, nheads, SHOAL__ID_BYTES, cid_cmp);
+    if (!err)
+        err = shoal__apply_replay(e, n, rent_load, s, &d, &heads, &nheads);
     if (!err) {
         shoal__doc_free(md->doc);
         md->doc = d;
