@@ -795,6 +795,56 @@ shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ct
     return SHOAL_OK;
 }
 
+int
+shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                     shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
+                     size_t *nheads)
+{
+    *doc = NULL;
+    *heads = NULL;
+    *nheads = 0;
+    shoal__map ix; /* cid -> its entry; keys Borrowed from e */
+    shoal__map_init_borrow(&ix);
+    int err = shoal__map_reserve(&ix, n);
+    for (size_t i = 0; !err && i < n; i++)
+        err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
+    /* Deps, mapped to applied ids, that lie in this list. */
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = load(ctx, &e[i], &c);
+        if (err)
+            break;
+        if (c.ndeps) {
+            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
+            if (!e[i].dep)
+                err = SHOAL_ENOMEM;
+        }
+        for (size_t j = 0; !err && j < c.ndeps; j++) {
+            uint8_t id[SHOAL__ID_BYTES];
+            int e2 = shoal__apply_dep(s, c.deps + j * SHOAL__ID_BYTES, id);
+            if (e2 == SHOAL_ENOTFOUND)
+                continue;
+            if (e2) {
+                err = e2;
+                break;
+            }
+            shoal__rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
+            if (r && r != &e[i])
+                e[i].dep[e[i].ndep++] = (size_t)(r - e);
+        }
+        shoal__change_clear(&c);
+    }
+    shoal__map_clear(&ix, NULL);
+    if (!err)
+        err = shoal__apply_replay(e, n, load, ctx, doc, heads, nheads);
+    for (size_t i = 0; i < n; i++) {
+        shoal__free(e[i].dep);
+        e[i].dep = NULL;
+        e[i].ndep = 0;
+    }
+    return err;
+}
+
 static bool
 ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
 {

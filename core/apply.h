@@ -199,8 +199,8 @@ int shoal__apply_drain(shoal__apply *a, shoal__cand *cands, size_t n);
 
 /* Rebuilding a document from its live changes, the order of the
  * "supersede" contract above: both stores (core/docstore.c over LMDB,
- * core/apply_mem.c) list the live changes in log order with their deps
- * mapped to indexes into the list, then replay them here. */
+ * core/apply_mem.c) list the live changes in log order and hand the list
+ * to shoal__apply_rebuild. */
 typedef struct shoal__rent {
     uint64_t at;                  /* where the store finds its envelope */
     uint8_t cid[SHOAL__ID_BYTES]; /* its applied id */
@@ -220,6 +220,13 @@ typedef int (*shoal__rent_load_fn)(void *ctx, const shoal__rent *e, shoal__chang
  * SHOAL_ECORRUPT (a change that does not apply). */
 int shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx,
                         shoal__doc **doc, uint8_t **heads, size_t *nheads);
+/* Map each change's deps through s (shoal__apply_dep) to the changes of e
+ * they name (the dep arrays, allocated and freed here), then
+ * shoal__apply_replay.  e[i].at and e[i].cid are the caller's; the cids are
+ * unique.  Same results and errors as the replay. */
+int shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                         shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
+                         size_t *nheads);
 /* A document's heads after applying the change cid with deps (ndeps ids):
  * heads minus deps plus cid, kept sorted, into *out (Caller owns, free
  * with shoal__free; *nout ids).  The input is not changed.  SHOAL_ENOMEM. */

@@ -226,12 +226,3 @@ shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c)
     *s = lmdb_store;
     s->ctx = c;
 }
-
-int
-shoal__dep_applied(shoal__stxn *t, const uint8_t dep[SHOAL__ID_BYTES], uint8_t out[SHOAL__ID_BYTES])
-{
-    shoal__lmdb_apply c = { t, NULL };
-    shoal__apply_store s;
-    shoal__apply_lmdb(&s, &c);
-    return shoal__apply_dep(&s, dep, out);
-}

@@ -652,39 +652,10 @@ doc_rebuild(shoal__memstore *m, size_t di)
             memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
             n++;
         }
-    int err = SHOAL_OK;
-    for (size_t i = 0; !err && i < n; i++) {
-        shoal__change c;
-        err = decode_entry(&s->ch[e[i].at], &c);
-        if (err)
-            break;
-        if (c.ndeps) {
-            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
-            if (!e[i].dep)
-                err = SHOAL_ENOMEM;
-        }
-        for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[SHOAL__ID_BYTES];
-            int e2 = shoal__apply_dep(&m->s, c.deps + j * SHOAL__ID_BYTES, id);
-            if (e2 == SHOAL_ENOTFOUND)
-                continue;
-            if (e2) {
-                err = e2;
-                break;
-            }
-            for (size_t r = 0; r < n; r++)
-                if (r != i && memcmp(e[r].cid, id, SHOAL__ID_BYTES) == 0) {
-                    e[i].dep[e[i].ndep++] = r;
-                    break;
-                }
-        }
-        shoal__change_clear(&c);
-    }
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
-    if (!err)
-        err = shoal__apply_replay(e, n, rent_load, s, &d, &heads, &nheads);
+    int err = shoal__apply_rebuild(&m->s, e, n, rent_load, s, &d, &heads, &nheads);
     if (!err) {
         shoal__doc_free(md->doc);
         md->doc = d;
@@ -696,8 +667,6 @@ doc_rebuild(shoal__memstore *m, size_t di)
     }
     shoal__doc_free(d);
     shoal__free(heads);
-    for (size_t i = 0; i < n; i++)
-        shoal__free(e[i].dep);
     shoal__free(e);
     return err;
 }

@@ -184,8 +184,8 @@ int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
                         bool remote);
 /* Rebuild wd->doc, its heads and nchanges from every applied change of
  * its chain (superseded entries skipped), in an order that puts each
- * change after its dependencies (mapped through the evidence, see
- * shoal__dep_applied); the flush then writes a snapshot covering it all. */
+ * change after its dependencies (mapped through the evidence:
+ * shoal__apply_rebuild); the flush then writes a snapshot covering it all. */
 int shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd);
 /* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);
@@ -200,14 +200,11 @@ void shoal__wset_free(shoal__wset *w);
  * tables through t, the documents through the working set w. */
 typedef struct shoal__lmdb_apply {
     shoal__stxn *t;
-    shoal__wset *w; /* NULL: no document calls (shoal__dep_applied) */
+    shoal__wset *w; /* NULL: no document calls (shoal__wset_rebuild's deps) */
 } shoal__lmdb_apply;
 
 /* Point s at the LMDB implementation of shoal__apply_store over c. */
 void shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c);
-/* shoal__apply_dep over the store of t (docstore.c's rebuild). */
-int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[SHOAL__ID_BYTES],
-                       uint8_t out[SHOAL__ID_BYTES]);
 
 /* State shared by the local commit and the import write functions
  * (write.c): the working set, the pipeline over the LMDB store, and the

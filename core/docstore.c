@@ -505,42 +505,17 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     rent *e = NULL;
     size_t n = 0;
     uint64_t total = 0;
-    shoal__map ix;
-    shoal__map_init(&ix);
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
     int err = rebuild_collect(t, wd, &e, &n, &total);
-    for (size_t i = 0; !err && i < n; i++)
-        err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
-    /* Deps, mapped to applied ids, that lie in this chain. */
-    for (size_t i = 0; !err && i < n; i++) {
-        shoal__change c;
-        err = decode_at(t, e[i].at, &c);
-        if (err)
-            break;
-        if (c.ndeps) {
-            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
-            if (!e[i].dep)
-                err = SHOAL_ENOMEM;
-        }
-        for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[SHOAL__ID_BYTES];
-            int e2 = shoal__dep_applied(t, c.deps + j * SHOAL__ID_BYTES, id);
-            if (e2 == SHOAL_ENOTFOUND)
-                continue;
-            if (e2) {
-                err = e2;
-                break;
-            }
-            rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
-            if (r && r != &e[i])
-                e[i].dep[e[i].ndep++] = (size_t)(r - e);
-        }
-        shoal__change_clear(&c);
+    if (!err) {
+        /* Deps resolve against the store alone: no document call. */
+        shoal__lmdb_apply la = { t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        err = shoal__apply_rebuild(&s, e, n, rent_load, t, &d, &heads, &nheads);
     }
-    if (!err)
-        err = shoal__apply_replay(e, n, rent_load, t, &d, &heads, &nheads);
     if (!err) {
         shoal__dmeta *m = &wd->meta;
         shoal__doc_free(wd->doc);
@@ -560,10 +535,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     }
     shoal__doc_free(d);
     shoal__free(heads);
-    for (size_t i = 0; i < n; i++)
-        shoal__free(e[i].dep);
     shoal__free(e);
-    shoal__map_clear(&ix, NULL);
     return err;
 }
 

@@ -758,6 +758,78 @@ test_replay_heads(void)
     shoal__free(o2);
 }
 
+/* shoal__apply_rebuild over a store where every id but those starting
+ * with byte 9 is applied (no evidence): each rent's change has the deps
+ * of its row in deps. */
+typedef struct rebuild_ctx {
+    const shoal__rent *base;
+    const uint8_t *deps[4];
+    size_t ndeps[4];
+} rebuild_ctx;
+
+static int
+rebuild_load(void *ctx, const shoal__rent *e, shoal__change *c)
+{
+    const rebuild_ctx *x = ctx;
+    size_t i = (size_t)(e - x->base);
+    memset(c, 0, sizeof *c);
+    c->seq = 1;
+    c->deps = x->deps[i];
+    c->ndeps = x->ndeps[i];
+    return SHOAL_OK;
+}
+
+static bool
+fake_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    (void)ctx;
+    return cid[0] != 9;
+}
+
+static int
+fake_ev_find(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t who[SHOAL_KEY_BYTES],
+             uint64_t *seq)
+{
+    (void)ctx, (void)cid, (void)who, (void)seq;
+    return SHOAL_ENOTFOUND;
+}
+
+/* The rebuild maps deps to the list itself: D (listed first) on B, C and
+ * an id outside the list (9...), B and C on A: heads {D}; the dep arrays
+ * are gone afterwards. */
+static void
+test_rebuild_deps(void)
+{
+    shoal__apply_store s;
+    memset(&s, 0, sizeof s);
+    s.has = fake_has;
+    s.ev_find = fake_ev_find;
+    uint8_t id[5][32];
+    for (int i = 0; i < 4; i++)
+        memset(id[i], i + 1, 32); /* A=1, B=2, C=3, D=4 */
+    memset(id[4], 9, 32);
+    uint8_t dD[3 * 32], dA1[32];
+    memcpy(dD, id[1], 32);
+    memcpy(dD + 32, id[2], 32);
+    memcpy(dD + 64, id[4], 32);
+    memcpy(dA1, id[0], 32);
+    shoal__rent e[4];
+    memset(e, 0, sizeof e);
+    const int order[4] = { 3, 0, 1, 2 }; /* D, A, B, C */
+    for (int i = 0; i < 4; i++)
+        memcpy(e[i].cid, id[order[i]], 32);
+    rebuild_ctx x = { e, { dD, NULL, dA1, dA1 }, { 3, 0, 1, 1 } };
+    shoal__doc *d;
+    uint8_t *h;
+    size_t nh;
+    REQUIRE(shoal__apply_rebuild(&s, e, 4, rebuild_load, &x, &d, &h, &nh) == SHOAL_OK);
+    CHECK(nh == 1 && memcmp(h, id[3], 32) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(e[i].dep == NULL && e[i].ndep == 0 && e[i].done);
+    shoal__doc_free(d);
+    shoal__free(h);
+}
+
 int
 main(void)
 {
@@ -765,6 +837,7 @@ main(void)
         setenv("TMPDIR", "/dev/shm", 1);
     RUN(test_bad_pending);
     RUN(test_replay_heads);
+    RUN(test_rebuild_deps);
     RUN(test_convergence);
     return check_summary();
 }
