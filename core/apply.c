@@ -76,10 +76,10 @@ cand_budget(shoal__cand *k, size_t *kept)
     }
     uint8_t *deps = NULL;
     if (k->c.ndeps) {
-        deps = shoal__malloc(k->c.ndeps * 32);
+        deps = shoal__malloc(k->c.ndeps * SHOAL__ID_BYTES);
         if (!deps)
             return SHOAL_ENOMEM;
-        memcpy(deps, k->c.deps, k->c.ndeps * 32);
+        memcpy(deps, k->c.deps, k->c.ndeps * SHOAL__ID_BYTES);
     }
     shoal__change h = k->c;
     shoal__change_clear(&k->c); /* frees the ops block (deps, authors in it) */
@@ -107,7 +107,7 @@ cand_clear(shoal__cand *k)
 static int
 cand_decode(shoal__cand *k)
 {
-    memcpy(k->c.author, shoal__envelope_author(k->r.env), 32);
+    memcpy(k->c.author, shoal__envelope_author(k->r.env), SHOAL_KEY_BYTES);
     return shoal__change_decode(k->r.body, k->r.body_len, &k->c);
 }
 
@@ -154,11 +154,11 @@ shoal__cands_free(shoal__cand *c, size_t count)
 int
 shoal__apply_skip_bad(shoal__apply *a, uint8_t **skip, size_t *nskip)
 {
-    uint8_t *p = shoal__realloc(*skip, (*nskip + 1) * 32);
+    uint8_t *p = shoal__realloc(*skip, (*nskip + 1) * SHOAL__ID_BYTES);
     if (!p)
         return SHOAL_ENOMEM;
     *skip = p;
-    memcpy(p + *nskip * 32, a->bad, 32);
+    memcpy(p + *nskip * SHOAL__ID_BYTES, a->bad, SHOAL__ID_BYTES);
     (*nskip)++;
     a->bad_pending = false;
     return SHOAL_OK;
@@ -181,23 +181,23 @@ static bool
 in_skip(const shoal__apply *a, const uint8_t *cid)
 {
     for (size_t i = 0; i < a->nskip; i++)
-        if (memcmp(a->skip + i * 32, cid, 32) == 0)
+        if (memcmp(a->skip + i * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES) == 0)
             return true;
     return false;
 }
 
 static int
-load_pending_cb(const uint8_t cid[32], const uint8_t *env, size_t len, void *arg)
+load_pending_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len, void *arg)
 {
     load_ctx *lc = arg;
     if (in_skip(lc->a, cid)) {
-        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * 32);
+        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * SHOAL__ID_BYTES);
         if (!p) {
             lc->err = SHOAL_ENOMEM;
             return 1;
         }
         lc->drop = p;
-        memcpy(lc->drop + lc->ndrop++ * 32, cid, 32);
+        memcpy(lc->drop + lc->ndrop++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
         return 0;
     }
     if (lc->n == lc->cap) {
@@ -218,7 +218,7 @@ load_pending_cb(const uint8_t cid[32], const uint8_t *env, size_t len, void *arg
         return 1;
     }
     memcpy(k->owned, env, len);
-    memcpy(k->r.cid, cid, 32);
+    memcpy(k->r.cid, cid, SHOAL__ID_BYTES);
     k->in_pending = true;
     lc->n++;
     size_t elen, blen;
@@ -248,12 +248,12 @@ cand_cmp(const void *a, const void *b)
     const shoal__cand *x = *(shoal__cand *const *)a, *y = *(shoal__cand *const *)b;
     if (x->c.hlc != y->c.hlc)
         return x->c.hlc < y->c.hlc ? -1 : 1;
-    int c = memcmp(x->c.author, y->c.author, 32);
+    int c = memcmp(x->c.author, y->c.author, SHOAL_KEY_BYTES);
     if (c)
         return c;
     if (x->c.seq != y->c.seq)
         return x->c.seq < y->c.seq ? -1 : 1;
-    return memcmp(x->r.cid, y->r.cid, 32);
+    return memcmp(x->r.cid, y->r.cid, SHOAL__ID_BYTES);
 }
 
 /* ----------------------------------------------------------- equivocation
@@ -270,21 +270,22 @@ cand_cmp(const void *a, const void *b)
  * applies to the versions in hand). */
 
 int
-shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[32], uint8_t out[32])
+shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[SHOAL__ID_BYTES],
+                 uint8_t out[SHOAL__ID_BYTES])
 {
     if (s->has(s->ctx, dep)) {
         if (out)
-            memcpy(out, dep, 32);
+            memcpy(out, dep, SHOAL__ID_BYTES);
         return SHOAL_OK;
     }
-    uint8_t author[32], cid[32];
+    uint8_t author[SHOAL_KEY_BYTES], cid[SHOAL__ID_BYTES];
     uint64_t seq;
     int err = s->ev_find(s->ctx, dep, author, &seq);
     if (err)
         return err;
     err = s->authseq(s->ctx, author, seq, cid);
     if (!err && out)
-        memcpy(out, cid, 32);
+        memcpy(out, cid, SHOAL__ID_BYTES);
     return err;
 }
 
@@ -292,14 +293,15 @@ static bool
 deps_ok(const shoal__apply_store *s, const shoal__cand *k)
 {
     for (size_t i = 0; i < k->c.ndeps; i++)
-        if (shoal__apply_dep(s, k->c.deps + i * 32, NULL) != SHOAL_OK)
+        if (shoal__apply_dep(s, k->c.deps + i * SHOAL__ID_BYTES, NULL) != SHOAL_OK)
             return false;
     return true;
 }
 
 /* Copy of the envelope of applied change cid (Owned by the caller). */
 static int
-applied_env(const shoal__apply_store *s, const uint8_t cid[32], uint8_t **env, size_t *len)
+applied_env(const shoal__apply_store *s, const uint8_t cid[SHOAL__ID_BYTES], uint8_t **env,
+            size_t *len)
 {
     const uint8_t *p;
     size_t n;
@@ -320,12 +322,12 @@ applied_env(const shoal__apply_store *s, const uint8_t cid[32], uint8_t **env, s
  * Otherwise a pair is stored only if (author, seq) holds no evidence yet
  * and the total cap allows it.  Sets a->ev_new when something was stored. */
 static int
-evidence_pair(shoal__apply *ap, const uint8_t author[32], uint64_t seq, const uint8_t a[32],
-              const uint8_t *aenv, size_t alen, const uint8_t b[32], const uint8_t *benv,
-              size_t blen, bool force)
+evidence_pair(shoal__apply *ap, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+              const uint8_t a[SHOAL__ID_BYTES], const uint8_t *aenv, size_t alen,
+              const uint8_t b[SHOAL__ID_BYTES], const uint8_t *benv, size_t blen, bool force)
 {
     const shoal__apply_store *s = ap->s;
-    uint8_t have[4 * 32];
+    uint8_t have[4 * SHOAL__ID_BYTES];
     size_t n;
     int err = s->ev_versions(s->ctx, author, seq, have, 4, &n);
     if (err)
@@ -334,10 +336,10 @@ evidence_pair(shoal__apply *ap, const uint8_t author[32], uint64_t seq, const ui
         return SHOAL_OK;
     bool has_a = false, has_b = false;
     for (size_t i = 0; i < n && i < 4; i++) {
-        const uint8_t *h = have + i * 32;
-        if (memcmp(h, a, 32) == 0) {
+        const uint8_t *h = have + i * SHOAL__ID_BYTES;
+        if (memcmp(h, a, SHOAL__ID_BYTES) == 0) {
             has_a = true;
-        } else if (memcmp(h, b, 32) == 0) {
+        } else if (memcmp(h, b, SHOAL__ID_BYTES) == 0) {
             has_b = true;
         } else {
             err = s->ev_del(s->ctx, author, seq, h);
@@ -362,14 +364,15 @@ evidence_pair(shoal__apply *ap, const uint8_t author[32], uint64_t seq, const ui
 /* The smallest id held as evidence for k's (author, seq) into min;
  * false if none. */
 static int
-evidence_min(const shoal__apply_store *s, const shoal__cand *k, uint8_t min[32], bool *found)
+evidence_min(const shoal__apply_store *s, const shoal__cand *k, uint8_t min[SHOAL__ID_BYTES],
+             bool *found)
 {
-    uint8_t have[32];
+    uint8_t have[SHOAL__ID_BYTES];
     size_t n;
     int err = s->ev_versions(s->ctx, k->c.author, k->c.seq, have, 1, &n);
     *found = !err && n > 0;
     if (*found)
-        memcpy(min, have, 32);
+        memcpy(min, have, SHOAL__ID_BYTES);
     return err;
 }
 
@@ -379,7 +382,7 @@ mark_bad(shoal__apply *a, const shoal__cand *k)
 {
     if (!k->from_bundle) {
         a->bad_pending = true;
-        memcpy(a->bad, k->r.cid, 32);
+        memcpy(a->bad, k->r.cid, SHOAL__ID_BYTES);
     }
 }
 
@@ -392,7 +395,7 @@ apply_one(shoal__apply *a, shoal__cand *k)
     const shoal__change *c = &k->c;
     if (k->stripped) {
         memset(&full, 0, sizeof full);
-        memcpy(full.author, k->c.author, 32);
+        memcpy(full.author, k->c.author, SHOAL_KEY_BYTES);
         int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
         if (err)
             return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
@@ -417,13 +420,14 @@ apply_one(shoal__apply *a, shoal__cand *k)
     /* The heads lose the deps as applied here (a dep on a version held
      * as evidence names its canonical version). */
     if (c->ndeps) {
-        mdeps = shoal__malloc(c->ndeps * 32);
+        mdeps = shoal__malloc(c->ndeps * SHOAL__ID_BYTES);
         if (!mdeps)
             err = SHOAL_ENOMEM;
         for (size_t i = 0; !err && i < c->ndeps; i++) {
-            int e2 = shoal__apply_dep(s, c->deps + i * 32, mdeps + i * 32);
+            int e2 =
+                shoal__apply_dep(s, c->deps + i * SHOAL__ID_BYTES, mdeps + i * SHOAL__ID_BYTES);
             if (e2 == SHOAL_ENOTFOUND)
-                memcpy(mdeps + i * 32, c->deps + i * 32, 32);
+                memcpy(mdeps + i * SHOAL__ID_BYTES, c->deps + i * SHOAL__ID_BYTES, SHOAL__ID_BYTES);
             else
                 err = e2;
         }
@@ -442,7 +446,7 @@ out:
 /* k (canonical) replaces applied version old of its (author, seq): old
  * and k are kept as evidence, then the store supersedes old by k. */
 static int
-swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[32])
+swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[SHOAL__ID_BYTES])
 {
     const shoal__apply_store *s = a->s;
     uint8_t *oenv = NULL;
@@ -459,7 +463,7 @@ swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[32])
     if (!err) {
         err = shoal__envelope_parse(oenv, olen, &elen, &body, &blen);
         if (!err) {
-            memcpy(oc.author, shoal__envelope_author(oenv), 32);
+            memcpy(oc.author, shoal__envelope_author(oenv), SHOAL_KEY_BYTES);
             err = shoal__change_decode(body, blen, &oc);
         }
         if (err && err != SHOAL_ENOMEM)
@@ -494,27 +498,26 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool *resolved)
     if (err && err != SHOAL_ENOTFOUND)
         return err;
     bool known = err == SHOAL_OK; /* seen as a version already */
-    uint8_t emin[32];
+    uint8_t emin[SHOAL__ID_BYTES];
     bool has_ev;
     err = evidence_min(s, k, emin, &has_ev);
     if (err)
         return err;
-    uint8_t other[32];
+    uint8_t other[SHOAL__ID_BYTES];
     err = s->authseq(s->ctx, k->c.author, k->c.seq, other);
     if (err && err != SHOAL_ENOTFOUND)
         return err;
     bool applied = err == SHOAL_OK;
     err = SHOAL_OK;
     /* Is k the smallest version held? */
-    bool smallest = (!applied || memcmp(k->r.cid, other, 32) < 0) &&
-                    (!has_ev || memcmp(k->r.cid, emin, 32) <= 0);
+    bool smallest = (!applied || memcmp(k->r.cid, other, SHOAL__ID_BYTES) < 0) &&
+                    (!has_ev || memcmp(k->r.cid, emin, SHOAL__ID_BYTES) <= 0);
     const shoal__cand *sb = NULL;
     if (smallest && !applied) {
-        uint8_t key[40];
-        memcpy(key, k->c.author, 32);
-        shoal__be64_put(key + 32, k->c.seq);
+        uint8_t key[SHOAL__SEQKEY_BYTES];
+        shoal__seqkey(key, k->c.author, k->c.seq);
         sb = shoal__map_get(sib, key, sizeof key);
-        if (sb && (sb == k || sb->done || memcmp(sb->r.cid, k->r.cid, 32) >= 0))
+        if (sb && (sb == k || sb->done || memcmp(sb->r.cid, k->r.cid, SHOAL__ID_BYTES) >= 0))
             sb = NULL;
         if (sb)
             smallest = false; /* a smaller version waits in this drain */
@@ -608,7 +611,7 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
         if (lc.err)
             err = lc.err;
         for (size_t i = 0; !err && i < lc.ndrop; i++)
-            err = s->pending_del(s->ctx, lc.drop + i * 32);
+            err = s->pending_del(s->ctx, lc.drop + i * SHOAL__ID_BYTES);
     }
     size_t nlist = 0;
     if (!err) {
@@ -622,13 +625,13 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
         k->from_bundle = true;
         k->in_pending = false;
         k->done = false;
-        if (shoal__map_get(&seen, k->r.cid, 32) || s->has(s->ctx, k->r.cid) ||
+        if (shoal__map_get(&seen, k->r.cid, SHOAL__ID_BYTES) || s->has(s->ctx, k->r.cid) ||
             s->pending_has(s->ctx, k->r.cid)) {
             a->res.duplicate++;
             k->done = true;
             continue;
         }
-        err = shoal__map_put(&seen, k->r.cid, 32, k);
+        err = shoal__map_put(&seen, k->r.cid, SHOAL__ID_BYTES, k);
         list[nlist++] = k;
     }
     for (size_t i = 0; !err && i < lc.n; i++)
@@ -638,11 +641,10 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     /* The smallest id per (author, seq) among the candidates: of two
      * versions waiting together, only that one may apply. */
     for (size_t i = 0; !err && i < nlist; i++) {
-        uint8_t key[40];
-        memcpy(key, list[i]->c.author, 32);
-        shoal__be64_put(key + 32, list[i]->c.seq);
+        uint8_t key[SHOAL__SEQKEY_BYTES];
+        shoal__seqkey(key, list[i]->c.author, list[i]->c.seq);
         shoal__cand *cur = shoal__map_get(&sib, key, sizeof key);
-        if (!cur || memcmp(list[i]->r.cid, cur->r.cid, 32) < 0)
+        if (!cur || memcmp(list[i]->r.cid, cur->r.cid, SHOAL__ID_BYTES) < 0)
             err = shoal__map_put(&sib, key, sizeof key, list[i]);
     }
 
@@ -699,4 +701,184 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__map_clear(&seen, NULL);
     shoal__map_clear(&sib, NULL);
     return err;
+}
+
+/* ---------------------------------------------------------------- rebuild */
+
+static int
+as_corrupt(int err)
+{
+    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+}
+
+int
+shoal__change_stored(const uint8_t *env, size_t len, shoal__change *c)
+{
+    size_t elen, blen;
+    const uint8_t *body;
+    int err = shoal__envelope_parse(env, len, &elen, &body, &blen);
+    if (err)
+        return as_corrupt(err);
+    memset(c, 0, sizeof *c);
+    memcpy(c->author, shoal__envelope_author(env), SHOAL_KEY_BYTES);
+    err = shoal__change_decode(body, blen, c);
+    return err ? as_corrupt(err) : SHOAL_OK;
+}
+
+static int
+heads_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, SHOAL__ID_BYTES);
+}
+
+int
+shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx, shoal__doc **doc,
+                    uint8_t **heads_out, size_t *nheads_out)
+{
+    *doc = NULL;
+    *heads_out = NULL;
+    *nheads_out = 0;
+    shoal__doc *d = shoal__doc_new();
+    uint8_t *heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
+    size_t nheads = 0;
+    int err = !d || !heads ? SHOAL_ENOMEM : SHOAL_OK;
+    size_t left = n;
+    bool strict = true;
+    while (!err && left > 0) {
+        bool progress = false;
+        for (size_t i = 0; !err && i < n; i++) {
+            if (e[i].done)
+                continue;
+            bool ready = true;
+            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
+                ready = e[e[i].dep[j]].done;
+            if (!ready)
+                continue;
+            shoal__change c;
+            err = load(ctx, &e[i], &c);
+            if (err)
+                break;
+            err = shoal__doc_apply(d, &c, 0, c.nops);
+            if (err)
+                err = as_corrupt(err);
+            shoal__change_clear(&c);
+            /* heads = heads - deps + cid */
+            size_t k = 0;
+            for (size_t h = 0; h < nheads; h++) {
+                bool drop = false;
+                for (size_t j = 0; !drop && j < e[i].ndep; j++)
+                    drop = memcmp(heads + h * SHOAL__ID_BYTES, e[e[i].dep[j]].cid,
+                                  SHOAL__ID_BYTES) == 0;
+                if (!drop)
+                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
+                            SHOAL__ID_BYTES);
+            }
+            nheads = k;
+            memcpy(heads + nheads++ * SHOAL__ID_BYTES, e[i].cid, SHOAL__ID_BYTES);
+            e[i].done = true;
+            left--;
+            progress = true;
+        }
+        if (!progress)
+            strict = false;
+    }
+    if (err) {
+        shoal__doc_free(d);
+        shoal__free(heads);
+        return err;
+    }
+    if (nheads > 1)
+        qsort(heads, nheads, SHOAL__ID_BYTES, heads_cmp);
+    *doc = d;
+    *heads_out = heads;
+    *nheads_out = nheads;
+    return SHOAL_OK;
+}
+
+int
+shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                     shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
+                     size_t *nheads)
+{
+    *doc = NULL;
+    *heads = NULL;
+    *nheads = 0;
+    shoal__map ix; /* cid -> its entry; keys Borrowed from e */
+    shoal__map_init_borrow(&ix);
+    int err = shoal__map_reserve(&ix, n);
+    for (size_t i = 0; !err && i < n; i++)
+        err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
+    /* Deps, mapped to applied ids, that lie in this list. */
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = load(ctx, &e[i], &c);
+        if (err)
+            break;
+        if (c.ndeps) {
+            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
+            if (!e[i].dep)
+                err = SHOAL_ENOMEM;
+        }
+        for (size_t j = 0; !err && j < c.ndeps; j++) {
+            uint8_t id[SHOAL__ID_BYTES];
+            int e2 = shoal__apply_dep(s, c.deps + j * SHOAL__ID_BYTES, id);
+            if (e2 == SHOAL_ENOTFOUND)
+                continue;
+            if (e2) {
+                err = e2;
+                break;
+            }
+            shoal__rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
+            if (r && r != &e[i])
+                e[i].dep[e[i].ndep++] = (size_t)(r - e);
+        }
+        shoal__change_clear(&c);
+    }
+    shoal__map_clear(&ix, NULL);
+    if (!err)
+        err = shoal__apply_replay(e, n, load, ctx, doc, heads, nheads);
+    for (size_t i = 0; i < n; i++) {
+        shoal__free(e[i].dep);
+        e[i].dep = NULL;
+        e[i].ndep = 0;
+    }
+    return err;
+}
+
+static bool
+ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
+            return true;
+    return false;
+}
+
+int
+shoal__heads_advance(const uint8_t *heads, size_t nheads, const uint8_t *deps, size_t ndeps,
+                     const uint8_t cid[SHOAL__ID_BYTES], uint8_t **out, size_t *nout)
+{
+    uint8_t *h = shoal__malloc((nheads + 1) * SHOAL__ID_BYTES);
+    if (!h)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    bool placed = false;
+    for (size_t i = 0; i < nheads; i++) {
+        const uint8_t *x = heads + i * SHOAL__ID_BYTES;
+        if (ids_has(deps, ndeps, x))
+            continue;
+        int cmp = memcmp(x, cid, SHOAL__ID_BYTES);
+        if (cmp == 0)
+            continue;
+        if (cmp > 0 && !placed) {
+            memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+            placed = true;
+        }
+        memcpy(h + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
+    }
+    if (!placed)
+        memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+    *out = h;
+    *nout = n;
+    return SHOAL_OK;
 }

@@ -114,8 +114,8 @@ enum {
 };
 
 /* Called for each pending entry; non-zero stops the scan. */
-typedef int (*shoal__apply_pending_fn)(const uint8_t cid[32], const uint8_t *env, size_t len,
-                                       void *arg);
+typedef int (*shoal__apply_pending_fn)(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                                       size_t len, void *arg);
 
 /* One envelope that travels down the pipeline: parsed once (bounds, body),
  * its id computed once.  The author is the envelope's (env + 1). */
@@ -124,36 +124,41 @@ typedef struct shoal__rec {
     size_t env_len;
     const uint8_t *body; /* into env */
     size_t body_len;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
 } shoal__rec;
 
 typedef struct shoal__apply_store {
     void *ctx;
     /* applied changes */
-    bool (*has)(void *ctx, const uint8_t cid[32]);
-    int (*get)(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len);
-    int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
+    bool (*has)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
+    int (*get)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len);
+    int (*authseq)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                   uint8_t cid[SHOAL__ID_BYTES]);
     /* pending set */
     uint64_t (*pending_count)(void *ctx);
-    bool (*pending_has)(void *ctx, const uint8_t cid[32]);
+    bool (*pending_has)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
     int (*pending_scan)(void *ctx, shoal__apply_pending_fn cb, void *arg);
-    int (*pending_put)(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len);
-    int (*pending_del)(void *ctx, const uint8_t cid[32]);
+    int (*pending_put)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                       size_t len);
+    int (*pending_del)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
     /* evidence */
-    int (*ev_find)(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq);
-    int (*ev_versions)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
-                       size_t *n);
+    int (*ev_find)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t author[SHOAL_KEY_BYTES],
+                   uint64_t *seq);
+    int (*ev_versions)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                       uint8_t *cids, size_t max, size_t *n);
     uint64_t (*ev_count)(void *ctx);
     uint64_t (*ev_ids)(void *ctx);
-    int (*ev_put)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-                  const uint8_t *env, size_t len);
-    int (*ev_del)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
-    int (*ev_alias)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
+    int (*ev_put)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                  const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len);
+    int (*ev_del)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                  const uint8_t cid[SHOAL__ID_BYTES]);
+    int (*ev_alias)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                    const uint8_t cid[SHOAL__ID_BYTES]);
     /* documents */
     int (*doc)(void *ctx, const shoal__change *c, void **h, shoal__doc **d);
     int (*put)(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c,
                const uint8_t *deps);
-    int (*supersede)(void *ctx, const uint8_t old[32], const shoal__change *oc,
+    int (*supersede)(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *oc,
                      const shoal__rec *rec, const shoal__change *c);
 } shoal__apply_store;
 
@@ -171,11 +176,11 @@ typedef struct shoal__apply {
     /* in and out */
     uint64_t clock; /* HLC: observes every applied change's */
     /* out */
-    shoal_import_result res; /* counts for the new candidates (not reset) */
-    uint64_t due_ms;         /* earliest wall ms a held-back change is due */
-    bool ev_new;             /* evidence was stored or dropped */
-    bool bad_pending;        /* a stored pending change failed to apply: */
-    uint8_t bad[32];         /* its id (skip it and run again) */
+    shoal_import_result res;      /* counts for the new candidates (not reset) */
+    uint64_t due_ms;              /* earliest wall ms a held-back change is due */
+    bool ev_new;                  /* evidence was stored or dropped */
+    bool bad_pending;             /* a stored pending change failed to apply: */
+    uint8_t bad[SHOAL__ID_BYTES]; /* its id (skip it and run again) */
 } shoal__apply;
 
 /* Decode count records into *out (Owned; free with shoal__cands_free; NULL
@@ -192,10 +197,50 @@ void shoal__cands_free(shoal__cand *c, size_t count);
  * rolls the store's transaction back. */
 int shoal__apply_drain(shoal__apply *a, shoal__cand *cands, size_t n);
 
+/* Rebuilding a document from its live changes, the order of the
+ * "supersede" contract above: both stores (core/docstore.c over LMDB,
+ * core/apply_mem.c) list the live changes in log order and hand the list
+ * to shoal__apply_rebuild. */
+typedef struct shoal__rent {
+    uint64_t at;                  /* where the store finds its envelope */
+    uint8_t cid[SHOAL__ID_BYTES]; /* its applied id */
+    size_t *dep;                  /* indexes (into the list) of its mapped deps, owned */
+    size_t ndep;
+    bool done; /* replayed */
+} shoal__rent;
+/* Decode the change of e into c (shoal__change_stored's errors). */
+typedef int (*shoal__rent_load_fn)(void *ctx, const shoal__rent *e, shoal__change *c);
+/* Replay the n changes of e into a new document: passes in log order,
+ * each change once its deps are in (the log is causal but for swapped-in
+ * versions, so this ends in a pass or two); a pass without progress (a
+ * dependency cycle only dishonest authors can make) takes the rest in log
+ * order.  On success *doc (Caller owns) is the state and *heads (Caller
+ * owns, free with shoal__free) the nheads ids of the changes no other
+ * replayed change depends on, sorted.  Errors: load's, SHOAL_ENOMEM,
+ * SHOAL_ECORRUPT (a change that does not apply). */
+int shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx,
+                        shoal__doc **doc, uint8_t **heads, size_t *nheads);
+/* Map each change's deps through s (shoal__apply_dep) to the changes of e
+ * they name (the dep arrays, allocated and freed here), then
+ * shoal__apply_replay.  e[i].at and e[i].cid are the caller's; the cids are
+ * unique.  Same results and errors as the replay. */
+int shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                         shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
+                         size_t *nheads);
+/* A document's heads after applying the change cid with deps (ndeps ids):
+ * heads minus deps plus cid, kept sorted, into *out (Caller owns, free
+ * with shoal__free; *nout ids).  The input is not changed.  SHOAL_ENOMEM. */
+int shoal__heads_advance(const uint8_t *heads, size_t nheads, const uint8_t *deps, size_t ndeps,
+                         const uint8_t cid[SHOAL__ID_BYTES], uint8_t **out, size_t *nout);
+/* Decode a stored envelope's change into c (its author from the header):
+ * SHOAL_ENOMEM, or SHOAL_ECORRUPT for any other failure. */
+int shoal__change_stored(const uint8_t *env, size_t len, shoal__change *c);
+
 /* Whether dep counts as applied: it is, or it is an alias of an (author,
  * seq) whose canonical version is applied; *out (may be NULL) receives
  * the applied id.  SHOAL_ENOTFOUND otherwise. */
-int shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[32], uint8_t out[32]);
+int shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[SHOAL__ID_BYTES],
+                     uint8_t out[SHOAL__ID_BYTES]);
 
 /* Add a->bad to the skip list *skip (nskip ids, Owned by the caller) and
  * clear a->bad_pending. */

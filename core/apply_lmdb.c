@@ -10,14 +10,14 @@
 #include "core.h"
 
 static bool
-l_has(void *ctx, const uint8_t cid[32])
+l_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_change_has(c->t, cid);
 }
 
 static int
-l_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
+l_get(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len)
 {
     shoal__lmdb_apply *c = ctx;
     shoal__sval v;
@@ -30,7 +30,8 @@ l_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
 }
 
 static int
-l_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+l_authseq(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+          uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_authseq_get(c->t, author, seq, cid);
@@ -44,7 +45,7 @@ l_pending_count(void *ctx)
 }
 
 static bool
-l_pending_has(void *ctx, const uint8_t cid[32])
+l_pending_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_pending_has(c->t, cid);
@@ -56,7 +57,7 @@ typedef struct pscan {
 } pscan;
 
 static int
-l_pending_cb(const uint8_t cid[32], const shoal__sval *env, void *arg)
+l_pending_cb(const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     pscan *p = arg;
     return p->cb(cid, env->p, env->len, p->arg);
@@ -71,29 +72,30 @@ l_pending_scan(void *ctx, shoal__apply_pending_fn cb, void *arg)
 }
 
 static int
-l_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
+l_pending_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_pending_put(c->t, cid, env, len);
 }
 
 static int
-l_pending_del(void *ctx, const uint8_t cid[32])
+l_pending_del(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_pending_del(c->t, cid);
 }
 
 static int
-l_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
+l_ev_find(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t author[SHOAL_KEY_BYTES],
+          uint64_t *seq)
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_evidence_find(c->t, cid, author, seq);
 }
 
 static int
-l_ev_versions(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
-              size_t *n)
+l_ev_versions(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, uint8_t *cids,
+              size_t max, size_t *n)
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_evidence_versions(c->t, author, seq, cids, max, n);
@@ -114,22 +116,24 @@ l_ev_ids(void *ctx)
 }
 
 static int
-l_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-         const uint8_t *env, size_t len)
+l_ev_put(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_evidence_put(c->t, author, seq, cid, env, len);
 }
 
 static int
-l_ev_del(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+l_ev_del(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_evidence_del(c->t, author, seq, cid);
 }
 
 static int
-l_ev_alias(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+l_ev_alias(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+           const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
     return shoal__stxn_evidence_alias(c->t, author, seq, cid);
@@ -167,8 +171,8 @@ l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const 
 /* old is superseded in the log, rec appended, the documents of both
  * rebuilt from their applied changes (docstore.c). */
 static int
-l_supersede(void *ctx, const uint8_t old[32], const shoal__change *oc, const shoal__rec *rec,
-            const shoal__change *ch)
+l_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *oc,
+            const shoal__rec *rec, const shoal__change *ch)
 {
     shoal__lmdb_apply *c = ctx;
     int err = shoal__stxn_change_supersede(c->t, old, NULL);
@@ -221,13 +225,4 @@ shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c)
 {
     *s = lmdb_store;
     s->ctx = c;
-}
-
-int
-shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32])
-{
-    shoal__lmdb_apply c = { t, NULL };
-    shoal__apply_store s;
-    shoal__apply_lmdb(&s, &c);
-    return shoal__apply_dep(&s, dep, out);
 }

@@ -22,10 +22,11 @@
 
 #include "apply_mem.h"
 #include "core.h"
+#include "digest.h"
 
 typedef struct mchange {
-    uint8_t cid[32];
-    uint8_t author[32];
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
     uint8_t *env; /* owned */
     size_t len;
@@ -44,22 +45,22 @@ typedef struct mdoc {
 } mdoc;
 
 typedef struct mpend {
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     uint8_t *env; /* owned */
     size_t len;
 } mpend;
 
 typedef struct mev {
-    uint8_t author[32];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     uint8_t *env; /* owned */
     size_t len;
 } mev;
 
 typedef struct malias {
-    uint8_t cid[32];
-    uint8_t author[32];
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
 } malias;
 
@@ -88,13 +89,6 @@ struct shoal__memstore {
 
 #define IX(i)   ((void *)(uintptr_t)((i) + 1))
 #define UNIX(p) ((size_t)(uintptr_t)(p)-1)
-
-static void
-askey(uint8_t k[40], const uint8_t author[32], uint64_t seq)
-{
-    memcpy(k, author, 32);
-    shoal__be64_put(k + 32, seq);
-}
 
 /* Grow an array of n elements of size sz to hold one more (capacity is
  * the next power of two, so no capacity field is kept). */
@@ -224,7 +218,7 @@ state_copy(mstate *dst, const mstate *src)
         b->nheads = a->nheads;
         b->nchain = a->nchain;
         b->key = dup_bytes(a->key, a->klen);
-        b->heads = dup_bytes(a->heads, a->nheads * 32);
+        b->heads = dup_bytes(a->heads, a->nheads * SHOAL__ID_BYTES);
         b->chain = arr_copy(a->chain, a->nchain, sizeof *a->chain);
         if (!b->key || !b->heads || !b->chain)
             err = SHOAL_ENOMEM;
@@ -251,18 +245,18 @@ state_copy(mstate *dst, const mstate *src)
         const mchange *c = &dst->ch[i];
         if (c->dead)
             continue;
-        uint8_t k[40];
-        askey(k, c->author, c->seq);
-        err = shoal__map_put(&dst->ch_ix, c->cid, 32, IX(i));
+        uint8_t k[SHOAL__SEQKEY_BYTES];
+        shoal__seqkey(k, c->author, c->seq);
+        err = shoal__map_put(&dst->ch_ix, c->cid, SHOAL__ID_BYTES, IX(i));
         if (!err)
-            err = shoal__map_put(&dst->as_ix, k, 40, IX(i));
+            err = shoal__map_put(&dst->as_ix, k, sizeof k, IX(i));
     }
     for (size_t i = 0; !err && i < dst->ndocs; i++)
         err = shoal__map_put(&dst->doc_ix, dst->docs[i].key, dst->docs[i].klen, IX(i));
     for (size_t i = 0; !err && i < dst->npe; i++)
-        err = shoal__map_put(&dst->pe_ix, dst->pe[i].cid, 32, IX(i));
+        err = shoal__map_put(&dst->pe_ix, dst->pe[i].cid, SHOAL__ID_BYTES, IX(i));
     for (size_t i = 0; !err && i < dst->nal; i++)
-        err = shoal__map_put(&dst->al_ix, dst->al[i].cid, 32, IX(i));
+        err = shoal__map_put(&dst->al_ix, dst->al[i].cid, SHOAL__ID_BYTES, IX(i));
     if (err)
         state_free(dst);
     return err;
@@ -271,17 +265,17 @@ state_copy(mstate *dst, const mstate *src)
 /* ------------------------------------------------------- applied changes */
 
 static bool
-m_has(void *ctx, const uint8_t cid[32])
+m_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    return shoal__map_get(&m->st.ch_ix, cid, 32) != NULL;
+    return shoal__map_get(&m->st.ch_ix, cid, SHOAL__ID_BYTES) != NULL;
 }
 
 static int
-m_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
+m_get(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len)
 {
     shoal__memstore *m = ctx;
-    void *v = shoal__map_get(&m->st.ch_ix, cid, 32);
+    void *v = shoal__map_get(&m->st.ch_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     const mchange *c = &m->st.ch[UNIX(v)];
@@ -291,15 +285,16 @@ m_get(void *ctx, const uint8_t cid[32], const uint8_t **env, size_t *len)
 }
 
 static int
-m_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+m_authseq(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+          uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    uint8_t k[40];
-    askey(k, author, seq);
-    void *v = shoal__map_get(&m->st.as_ix, k, 40);
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, author, seq);
+    void *v = shoal__map_get(&m->st.as_ix, k, sizeof k);
     if (!v)
         return SHOAL_ENOTFOUND;
-    memcpy(cid, m->st.ch[UNIX(v)].cid, 32);
+    memcpy(cid, m->st.ch[UNIX(v)].cid, SHOAL__ID_BYTES);
     return SHOAL_OK;
 }
 
@@ -313,10 +308,10 @@ m_pending_count(void *ctx)
 }
 
 static bool
-m_pending_has(void *ctx, const uint8_t cid[32])
+m_pending_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
-    return shoal__map_get(&m->st.pe_ix, cid, 32) != NULL;
+    return shoal__map_get(&m->st.pe_ix, cid, SHOAL__ID_BYTES) != NULL;
 }
 
 static int
@@ -330,11 +325,11 @@ m_pending_scan(void *ctx, shoal__apply_pending_fn cb, void *arg)
 }
 
 static int
-m_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
+m_pending_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_get(&s->pe_ix, cid, 32);
+    void *v = shoal__map_get(&s->pe_ix, cid, SHOAL__ID_BYTES);
     uint8_t *copy = dup_bytes(env, len);
     if (!copy)
         return SHOAL_ENOMEM;
@@ -347,31 +342,31 @@ m_pending_put(void *ctx, const uint8_t cid[32], const uint8_t *env, size_t len)
     }
     int err = grow((void **)&s->pe, s->npe, sizeof *s->pe);
     if (!err)
-        err = shoal__map_put(&s->pe_ix, cid, 32, IX(s->npe));
+        err = shoal__map_put(&s->pe_ix, cid, SHOAL__ID_BYTES, IX(s->npe));
     if (err) {
         shoal__free(copy);
         return err;
     }
     mpend *p = &s->pe[s->npe++];
-    memcpy(p->cid, cid, 32);
+    memcpy(p->cid, cid, SHOAL__ID_BYTES);
     p->env = copy;
     p->len = len;
     return SHOAL_OK;
 }
 
 static int
-m_pending_del(void *ctx, const uint8_t cid[32])
+m_pending_del(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_take(&s->pe_ix, cid, 32);
+    void *v = shoal__map_take(&s->pe_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_OK;
     size_t i = UNIX(v), last = s->npe - 1;
     shoal__free(s->pe[i].env);
     if (i != last) {
         s->pe[i] = s->pe[last];
-        int err = shoal__map_put(&s->pe_ix, s->pe[i].cid, 32, IX(i));
+        int err = shoal__map_put(&s->pe_ix, s->pe[i].cid, SHOAL__ID_BYTES, IX(i));
         if (err)
             return err;
     }
@@ -382,15 +377,16 @@ m_pending_del(void *ctx, const uint8_t cid[32])
 /* -------------------------------------------------------------- evidence */
 
 static int
-m_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
+m_ev_find(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t author[SHOAL_KEY_BYTES],
+          uint64_t *seq)
 {
     shoal__memstore *m = ctx;
-    void *v = shoal__map_get(&m->st.al_ix, cid, 32);
+    void *v = shoal__map_get(&m->st.al_ix, cid, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     const malias *a = &m->st.al[UNIX(v)];
     if (author)
-        memcpy(author, a->author, 32);
+        memcpy(author, a->author, SHOAL_KEY_BYTES);
     if (seq)
         *seq = a->seq;
     return SHOAL_OK;
@@ -399,31 +395,31 @@ m_ev_find(void *ctx, const uint8_t cid[32], uint8_t author[32], uint64_t *seq)
 static int
 cid_cmp(const void *a, const void *b)
 {
-    return memcmp(a, b, 32);
+    return memcmp(a, b, SHOAL__ID_BYTES);
 }
 
 static int
-m_ev_versions(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t *cids, size_t max,
-              size_t *n)
+m_ev_versions(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, uint8_t *cids,
+              size_t max, size_t *n)
 {
     shoal__memstore *m = ctx;
     const mstate *s = &m->st;
     size_t k = 0;
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0)
             k++;
     *n = k;
     if (!k || !max)
         return SHOAL_OK;
-    uint8_t *all = shoal__malloc(k * 32);
+    uint8_t *all = shoal__malloc(k * SHOAL__ID_BYTES);
     if (!all)
         return SHOAL_ENOMEM;
     size_t j = 0;
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0)
-            memcpy(all + j++ * 32, s->ev[i].cid, 32);
-    qsort(all, k, 32, cid_cmp);
-    memcpy(cids, all, (k < max ? k : max) * 32);
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0)
+            memcpy(all + j++ * SHOAL__ID_BYTES, s->ev[i].cid, SHOAL__ID_BYTES);
+    qsort(all, k, SHOAL__ID_BYTES, cid_cmp);
+    memcpy(cids, all, (k < max ? k : max) * SHOAL__ID_BYTES);
     shoal__free(all);
     return SHOAL_OK;
 }
@@ -443,41 +439,43 @@ m_ev_ids(void *ctx)
 }
 
 static int
-m_ev_alias(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+m_ev_alias(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+           const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_get(&s->al_ix, cid, 32);
+    void *v = shoal__map_get(&s->al_ix, cid, SHOAL__ID_BYTES);
     malias *a;
     if (v) {
         a = &s->al[UNIX(v)];
     } else {
         int err = grow((void **)&s->al, s->nal, sizeof *s->al);
         if (!err)
-            err = shoal__map_put(&s->al_ix, cid, 32, IX(s->nal));
+            err = shoal__map_put(&s->al_ix, cid, SHOAL__ID_BYTES, IX(s->nal));
         if (err)
             return err;
         a = &s->al[s->nal++];
-        memcpy(a->cid, cid, 32);
+        memcpy(a->cid, cid, SHOAL__ID_BYTES);
     }
-    memcpy(a->author, author, 32);
+    memcpy(a->author, author, SHOAL_KEY_BYTES);
     a->seq = seq;
     return SHOAL_OK;
 }
 
 static mev *
-ev_at(mstate *s, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+ev_at(mstate *s, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+      const uint8_t cid[SHOAL__ID_BYTES])
 {
     for (size_t i = 0; i < s->nev; i++)
-        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, 32) == 0 &&
-            memcmp(s->ev[i].cid, cid, 32) == 0)
+        if (s->ev[i].seq == seq && memcmp(s->ev[i].author, author, SHOAL_KEY_BYTES) == 0 &&
+            memcmp(s->ev[i].cid, cid, SHOAL__ID_BYTES) == 0)
             return &s->ev[i];
     return NULL;
 }
 
 static int
-m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32],
-         const uint8_t *env, size_t len)
+m_ev_put(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
@@ -492,9 +490,9 @@ m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32
             return err;
         }
         e = &s->ev[s->nev++];
-        memcpy(e->author, author, 32);
+        memcpy(e->author, author, SHOAL_KEY_BYTES);
         e->seq = seq;
-        memcpy(e->cid, cid, 32);
+        memcpy(e->cid, cid, SHOAL__ID_BYTES);
         e->env = NULL;
     }
     shoal__free(e->env);
@@ -504,7 +502,8 @@ m_ev_put(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32
 }
 
 static int
-m_ev_del(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+m_ev_del(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
@@ -565,15 +564,6 @@ m_doc(void *ctx, const shoal__change *c, void **h, shoal__doc **d)
     return SHOAL_OK;
 }
 
-static bool
-ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * 32, id, 32) == 0)
-            return true;
-    return false;
-}
-
 /* Append rec to the log as a change of document di. */
 static int
 log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
@@ -589,16 +579,16 @@ log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
     e->env = dup_bytes(rec->env, rec->env_len);
     if (!e->env)
         return SHOAL_ENOMEM;
-    memcpy(e->cid, rec->cid, 32);
-    memcpy(e->author, c->author, 32);
+    memcpy(e->cid, rec->cid, SHOAL__ID_BYTES);
+    memcpy(e->author, c->author, SHOAL_KEY_BYTES);
     e->seq = c->seq;
     e->len = rec->env_len;
     e->doc = di;
-    uint8_t k[40];
-    askey(k, c->author, c->seq);
-    err = shoal__map_put(&s->ch_ix, rec->cid, 32, IX(s->nch));
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, c->author, c->seq);
+    err = shoal__map_put(&s->ch_ix, rec->cid, SHOAL__ID_BYTES, IX(s->nch));
     if (!err)
-        err = shoal__map_put(&s->as_ix, k, 40, IX(s->nch));
+        err = shoal__map_put(&s->as_ix, k, sizeof k, IX(s->nch));
     if (err) {
         shoal__free(e->env);
         return err;
@@ -616,28 +606,12 @@ m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const u
     int err = log_append(s, di, rec, c);
     if (err)
         return err;
-    /* heads = heads - deps + cid, kept sorted. */
     mdoc *d = &s->docs[di];
-    uint8_t *nh = shoal__malloc((d->nheads + 1) * 32);
-    if (!nh)
-        return SHOAL_ENOMEM;
-    size_t n = 0;
-    bool placed = false;
-    for (size_t i = 0; i < d->nheads; i++) {
-        const uint8_t *x = d->heads + i * 32;
-        if (ids_has(deps, c->ndeps, x))
-            continue;
-        int cmp = memcmp(x, rec->cid, 32);
-        if (cmp == 0)
-            continue;
-        if (cmp > 0 && !placed) {
-            memcpy(nh + n++ * 32, rec->cid, 32);
-            placed = true;
-        }
-        memcpy(nh + n++ * 32, x, 32);
-    }
-    if (!placed)
-        memcpy(nh + n++ * 32, rec->cid, 32);
+    uint8_t *nh;
+    size_t n;
+    err = shoal__heads_advance(d->heads, d->nheads, deps, c->ndeps, rec->cid, &nh, &n);
+    if (err)
+        return err;
     shoal__free(d->heads);
     d->heads = nh;
     d->nheads = n;
@@ -645,32 +619,20 @@ m_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c, const u
 }
 
 static int
-as_corrupt(int err)
-{
-    return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
-}
-
-static int
 decode_entry(const mchange *e, shoal__change *c)
 {
-    size_t elen, blen;
-    const uint8_t *body;
-    int err = shoal__envelope_parse(e->env, e->len, &elen, &body, &blen);
-    if (err)
-        return as_corrupt(err);
-    memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(e->env), 32);
-    err = shoal__change_decode(body, blen, c);
-    return err ? as_corrupt(err) : SHOAL_OK;
+    return shoal__change_stored(e->env, e->len, c);
 }
 
-/* One live change of a document being rebuilt. */
-typedef struct rent {
-    size_t at;   /* log index */
-    size_t *dep; /* indexes (into the rebuild list) of its mapped deps */
-    size_t ndep;
-    bool done;
-} rent;
+/* A live change of a document being rebuilt: at is its log index. */
+typedef shoal__rent rent;
+
+static int
+rent_load(void *ctx, const rent *e, shoal__change *c)
+{
+    const mstate *s = ctx;
+    return decode_entry(&s->ch[e->at], c);
+}
 
 /* Rebuild document di from its live changes: the order of the contract in
  * apply.h ("supersede"), which docstore.c's shoal__wset_rebuild follows for
@@ -685,84 +647,15 @@ doc_rebuild(shoal__memstore *m, size_t di)
         return SHOAL_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < md->nchain; i++)
-        if (!s->ch[md->chain[i]].dead)
-            e[n++].at = md->chain[i];
-    int err = SHOAL_OK;
-    for (size_t i = 0; !err && i < n; i++) {
-        shoal__change c;
-        err = decode_entry(&s->ch[e[i].at], &c);
-        if (err)
-            break;
-        if (c.ndeps) {
-            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
-            if (!e[i].dep)
-                err = SHOAL_ENOMEM;
+        if (!s->ch[md->chain[i]].dead) {
+            e[n].at = md->chain[i];
+            memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
+            n++;
         }
-        for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[32];
-            int e2 = shoal__apply_dep(&m->s, c.deps + j * 32, id);
-            if (e2 == SHOAL_ENOTFOUND)
-                continue;
-            if (e2) {
-                err = e2;
-                break;
-            }
-            for (size_t r = 0; r < n; r++)
-                if (r != i && memcmp(s->ch[e[r].at].cid, id, 32) == 0) {
-                    e[i].dep[e[i].ndep++] = r;
-                    break;
-                }
-        }
-        shoal__change_clear(&c);
-    }
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
-    if (!err) {
-        d = shoal__doc_new();
-        heads = shoal__malloc((n ? n : 1) * 32);
-        if (!d || !heads)
-            err = SHOAL_ENOMEM;
-    }
-    size_t left = n;
-    bool strict = true;
-    while (!err && left > 0) {
-        bool progress = false;
-        for (size_t i = 0; !err && i < n; i++) {
-            if (e[i].done)
-                continue;
-            bool ready = true;
-            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
-                ready = e[e[i].dep[j]].done;
-            if (!ready)
-                continue;
-            shoal__change c;
-            err = decode_entry(&s->ch[e[i].at], &c);
-            if (err)
-                break;
-            err = shoal__doc_apply(d, &c, 0, c.nops);
-            if (err)
-                err = as_corrupt(err);
-            shoal__change_clear(&c);
-            size_t k = 0;
-            for (size_t h = 0; h < nheads; h++) {
-                bool drop = false;
-                for (size_t j = 0; !drop && j < e[i].ndep; j++)
-                    drop = memcmp(heads + h * 32, s->ch[e[e[i].dep[j]].at].cid, 32) == 0;
-                if (!drop)
-                    memmove(heads + k++ * 32, heads + h * 32, 32);
-            }
-            nheads = k;
-            memcpy(heads + nheads++ * 32, s->ch[e[i].at].cid, 32);
-            e[i].done = true;
-            left--;
-            progress = true;
-        }
-        if (!progress)
-            strict = false;
-    }
-    if (!err && nheads > 1)
-        qsort(heads, nheads, 32, cid_cmp);
+    int err = shoal__apply_rebuild(&m->s, e, n, rent_load, s, &d, &heads, &nheads);
     if (!err) {
         shoal__doc_free(md->doc);
         md->doc = d;
@@ -774,25 +667,23 @@ doc_rebuild(shoal__memstore *m, size_t di)
     }
     shoal__doc_free(d);
     shoal__free(heads);
-    for (size_t i = 0; i < n; i++)
-        shoal__free(e[i].dep);
     shoal__free(e);
     return err;
 }
 
 static int
-m_supersede(void *ctx, const uint8_t old[32], const shoal__change *oc, const shoal__rec *rec,
-            const shoal__change *c)
+m_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *oc,
+            const shoal__rec *rec, const shoal__change *c)
 {
     shoal__memstore *m = ctx;
     mstate *s = &m->st;
-    void *v = shoal__map_take(&s->ch_ix, old, 32);
+    void *v = shoal__map_take(&s->ch_ix, old, SHOAL__ID_BYTES);
     if (!v)
         return SHOAL_ENOTFOUND;
     mchange *e = &s->ch[UNIX(v)];
-    uint8_t k[40];
-    askey(k, e->author, e->seq);
-    (void)shoal__map_take(&s->as_ix, k, 40);
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, e->author, e->seq);
+    (void)shoal__map_take(&s->as_ix, k, sizeof k);
     e->dead = true;
     size_t wo, wn;
     int err = doc_find(s, oc->coll, oc->coll_len, oc->doc, oc->doc_len, &wo);
@@ -915,18 +806,8 @@ key_cmp(const void *a, const void *b)
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
-static void
-hash_chunk(crypto_generichash_state *st, const uint8_t *p, size_t n)
-{
-    uint8_t len[4];
-    shoal__be32_put(len, (uint32_t)n);
-    crypto_generichash_update(st, len, 4);
-    if (n)
-        crypto_generichash_update(st, p, n);
-}
-
 int
-shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[32])
+shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGEST_BYTES])
 {
     mstate *s = &m->st;
     const mdoc **v = shoal__malloc((s->ndocs ? s->ndocs : 1) * sizeof *v);
@@ -940,22 +821,15 @@ shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[32])
     }
     qsort(v, n, sizeof *v, key_cmp);
     crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, SHOAL_DIGEST_BYTES);
-    const char *domain = full ? "shoal-full-v1" : "shoal-visible-v1";
-    crypto_generichash_update(&st, (const uint8_t *)domain, strlen(domain));
+    shoal__digest_begin(&st, full);
     shoal__buf b;
     shoal__buf_init(&b);
     int err = SHOAL_OK;
     for (size_t i = 0; !err && i < n; i++) {
         const mdoc *d = v[i];
         size_t clen = strlen((const char *)d->key); /* names hold no NUL */
-        b.len = 0;
-        err = full ? shoal__doc_encode_full(d->doc, &b) : shoal__doc_encode_visible(d->doc, &b);
-        if (err)
-            break;
-        hash_chunk(&st, d->key, clen);
-        hash_chunk(&st, d->key + clen + 1, d->klen - clen - 1);
-        hash_chunk(&st, b.p, b.len);
+        err = shoal__digest_doc(&st, full, d->key, clen, d->key + clen + 1, d->klen - clen - 1,
+                                d->doc, &b);
     }
     shoal__buf_free(&b);
     shoal__free(v);

@@ -26,7 +26,7 @@ int shoal__memstore_import(shoal__memstore *m, const shoal__rec *recs, size_t co
 
 /* The visible-state or full-state digest (docs/digests.md) of m's
  * documents, byte for byte what shoal_digest gives for the same state. */
-int shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[32]);
+int shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGEST_BYTES]);
 
 /* The state of document (coll, id), Borrowed until the next call on m, and
  * its heads (sorted ascending); NULL if m holds no change of it. */

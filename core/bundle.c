@@ -89,29 +89,10 @@ shoal__bundle_open(const uint8_t *p, size_t n, shoal__rec **recs, size_t *count)
 {
     *recs = NULL;
     *count = 0;
-    /* The header is judged by shoal__bundle_split itself (an empty bundle
-     * of the same magic and version verifies nothing), so both agree on
-     * every header error. */
-    shoal__span *none = NULL;
-    size_t zero = 0;
-    int err;
-    if (n < SHOAL__BUNDLE_HEADER) {
-        err = shoal__bundle_split(p, n, &none, &zero);
-        shoal__free(none);
-        return err ? err : SHOAL_ETRUNC; /* split refuses a short bundle */
-    }
-    uint8_t hdr[SHOAL__BUNDLE_HEADER];
-    memcpy(hdr, p, 8);
-    memset(hdr + 8, 0, 4);
-    err = shoal__bundle_split(hdr, sizeof hdr, &none, &zero);
-    shoal__free(none);
+    uint32_t cnt;
+    int err = shoal__bundle_header(p, n, &cnt);
     if (err)
         return err;
-    uint32_t cnt = shoal__be32_get(p + 8);
-    if (cnt > SHOAL__MAX_BUNDLE_CHANGES)
-        return SHOAL_ETOOBIG;
-    if (cnt > (n - SHOAL__BUNDLE_HEADER) / (SHOAL__ENV_HEADER + SHOAL__SIG_BYTES))
-        return SHOAL_ETRUNC;
     err = shoal__recs_open(p, n, SHOAL__BUNDLE_HEADER, cnt, recs);
     if (!err)
         *count = cnt;
@@ -153,7 +134,7 @@ typedef struct ectx {
 } ectx;
 
 static int
-export_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+export_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)pos;
     (void)cid;
@@ -166,12 +147,8 @@ export_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg
             e->err = SHOAL_ECORRUPT;
             return 1;
         }
-        /* The body is [seq, hlc, ...]: read the array header and seq. */
-        shoal__mpr rd;
-        shoal__mpr_init(&rd, body, blen);
-        (void)shoal__mpr_array(&rd, 8, 1);
-        uint64_t seq = shoal__mpr_uint(&rd);
-        if (rd.err) {
+        uint64_t seq;
+        if (shoal__change_peek(body, blen, &seq, NULL)) {
             e->err = SHOAL_ECORRUPT;
             return 1;
         }
@@ -202,8 +179,8 @@ typedef struct xev {
 } xev;
 
 static int
-export_ev_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
-             void *arg)
+export_ev_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+             const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)author;
     (void)seq;

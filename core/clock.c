@@ -33,13 +33,8 @@ clock_derived(shoal__stxn *t, uint64_t *clock)
     err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
     if (err)
         return SHOAL_ECORRUPT;
-    /* The body is [seq, hlc, ...]. */
-    shoal__mpr rd;
-    shoal__mpr_init(&rd, body, blen);
-    (void)shoal__mpr_array(&rd, 8, 1);
-    (void)shoal__mpr_uint(&rd);
-    uint64_t hlc = shoal__mpr_uint(&rd);
-    if (rd.err)
+    uint64_t seq, hlc;
+    if (shoal__change_peek(body, blen, &seq, &hlc))
         return SHOAL_ECORRUPT;
     if (hlc > *clock)
         *clock = hlc;

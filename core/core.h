@@ -75,10 +75,10 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;  /* held by every API call that takes r */
-    shoal__store *store; /* owned */
-    uint8_t pk[32];      /* identity public key (author id) */
-    uint8_t *sk;         /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;          /* held by every API call that takes r */
+    shoal__store *store;         /* owned */
+    uint8_t pk[SHOAL_KEY_BYTES]; /* identity public key (author id) */
+    uint8_t *sk;                 /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
     shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
     uint64_t due_ms;  /* wall ms when a held-back change may apply */
@@ -180,11 +180,12 @@ int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint
  * position pos with link wd->meta.last_pos) was applied to wd->doc: meta,
  * heads, the change chain. */
 int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
-                        const uint8_t cid[32], uint64_t pos, size_t env_len, bool remote);
+                        const uint8_t cid[SHOAL__ID_BYTES], uint64_t pos, size_t env_len,
+                        bool remote);
 /* Rebuild wd->doc, its heads and nchanges from every applied change of
  * its chain (superseded entries skipped), in an order that puts each
- * change after its dependencies (mapped through the evidence, see
- * shoal__dep_applied); the flush then writes a snapshot covering it all. */
+ * change after its dependencies (mapped through the evidence:
+ * shoal__apply_rebuild); the flush then writes a snapshot covering it all. */
 int shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd);
 /* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);
@@ -199,13 +200,11 @@ void shoal__wset_free(shoal__wset *w);
  * tables through t, the documents through the working set w. */
 typedef struct shoal__lmdb_apply {
     shoal__stxn *t;
-    shoal__wset *w; /* NULL: no document calls (shoal__dep_applied) */
+    shoal__wset *w; /* NULL: no document calls (shoal__wset_rebuild's deps) */
 } shoal__lmdb_apply;
 
 /* Point s at the LMDB implementation of shoal__apply_store over c. */
 void shoal__apply_lmdb(shoal__apply_store *s, shoal__lmdb_apply *c);
-/* shoal__apply_dep over the store of t (docstore.c's rebuild). */
-int shoal__dep_applied(shoal__stxn *t, const uint8_t dep[32], uint8_t out[32]);
 
 /* State shared by the local commit and the import write functions
  * (write.c): the working set, the pipeline over the LMDB store, and the
@@ -216,8 +215,13 @@ typedef struct shoal__wctx {
     shoal__wset w;
     shoal__lmdb_apply la;
     shoal__apply_store s;
-    shoal__apply a; /* wall, clock, res, due_ms, ev_new, bad_pending */
-    uint8_t *skip;  /* ids of pending changes to drop, owned */
+    /* The drain's state: _init sets wall (read once) and max_drift_ms,
+     * _drain sets skip; clock is not set here: each write function loads
+     * it from its txn (shoal__clock_load) before draining and stores it
+     * back (shoal__clock_store); res, due_ms, ev_new and bad_pending are
+     * the drain's outputs. */
+    shoal__apply a;
+    uint8_t *skip; /* ids of pending changes to drop, owned */
     size_t nskip;
 } shoal__wctx;
 
@@ -281,14 +285,15 @@ enum {
  * NULL when count is 0) holds one record per envelope, pointing into p
  * (Borrowed: p must outlive them).  Touches no replica state. */
 int shoal__recs_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__rec **recs);
-/* The same for a whole bundle ("SHOALBN1", count, envelopes), with the
- * header errors of shoal__bundle_split. */
+/* The same for a whole bundle ("SHOALBN1", count, envelopes), its header
+ * judged by shoal__bundle_header (the errors of shoal__bundle_split). */
 int shoal__bundle_open(const uint8_t *p, size_t n, shoal__rec **recs, size_t *count);
 /* Fill h with the protocol's view of r (host.c); r is Borrowed while h is
  * used. */
 void shoal__host_init(shoal__host *h, shoal_replica *r);
-/* The replica's log grew through the host (changes applied from a peer):
- * wake the network engine so other links push them (core/net.c). */
+/* The replica's log grew (a local commit, an import, changes applied from
+ * a peer through the host): wake the network engine, if running, so its
+ * links push them (core/net.c). */
 void shoal__net_notify(shoal_replica *r);
 
 #endif /* SHOAL_CORE_CORE_H */

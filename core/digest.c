@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "core.h"
+#include "digest.h"
 
 typedef struct dkey {
     uint8_t *key; /* "coll\0id", owned */
@@ -84,6 +85,30 @@ hash_chunk(crypto_generichash_state *st, const uint8_t *p, size_t n)
         crypto_generichash_update(st, p, n);
 }
 
+void
+shoal__digest_begin(crypto_generichash_state *st, bool full)
+{
+    crypto_generichash_init(st, NULL, 0, SHOAL_DIGEST_BYTES);
+    const char *domain = full ? "shoal-full-v1" : "shoal-visible-v1";
+    crypto_generichash_update(st, (const uint8_t *)domain, strlen(domain));
+}
+
+int
+shoal__digest_doc(crypto_generichash_state *st, bool full, const uint8_t *coll, size_t clen,
+                  const uint8_t *id, size_t idlen, const shoal__doc *d, shoal__buf *scratch)
+{
+    scratch->len = 0;
+    int err = full ? shoal__doc_encode_full(d, scratch) : shoal__doc_encode_visible(d, scratch);
+    if (err)
+        return err;
+    if (scratch->len > UINT32_MAX)
+        return SHOAL_ETOOBIG;
+    hash_chunk(st, coll, clen);
+    hash_chunk(st, id, idlen);
+    hash_chunk(st, scratch->p, scratch->len);
+    return SHOAL_OK;
+}
+
 static int
 digest_fn(shoal__stxn *t, void *arg)
 {
@@ -94,9 +119,7 @@ digest_fn(shoal__stxn *t, void *arg)
     if (err)
         return err;
     crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, SHOAL_DIGEST_BYTES);
-    const char *domain = g->full ? "shoal-full-v1" : "shoal-visible-v1";
-    crypto_generichash_update(&st, (const uint8_t *)domain, strlen(domain));
+    shoal__digest_begin(&st, g->full);
     shoal__buf b;
     shoal__buf_init(&b);
     for (size_t i = 0; !err && i < g->n; i++) {
@@ -106,19 +129,8 @@ digest_fn(shoal__stxn *t, void *arg)
         const shoal__doc *d;
         err = shoal__doc_read(g->r, t, coll, k->clen, id, k->idlen, &m, &d);
         shoal__dmeta_clear(&m);
-        if (err)
-            break;
-        b.len = 0;
-        err = g->full ? shoal__doc_encode_full(d, &b) : shoal__doc_encode_visible(d, &b);
-        if (err)
-            break;
-        if (b.len > UINT32_MAX) {
-            err = SHOAL_ETOOBIG;
-            break;
-        }
-        hash_chunk(&st, coll, k->clen);
-        hash_chunk(&st, id, k->idlen);
-        hash_chunk(&st, b.p, b.len);
+        if (!err)
+            err = shoal__digest_doc(&st, g->full, coll, k->clen, id, k->idlen, d, &b);
     }
     shoal__buf_free(&b);
     if (!err)

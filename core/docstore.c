@@ -33,12 +33,6 @@
 
 #include "core.h"
 
-static int
-cid_cmp(const void *a, const void *b)
-{
-    return memcmp(a, b, SHOAL__ID_BYTES);
-}
-
 typedef struct shoal__cdoc {
     shoal__doc *doc; /* owned */
     uint64_t nchanges;
@@ -409,42 +403,17 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
     return SHOAL_OK;
 }
 
-static bool
-ids_has(const uint8_t *ids, size_t n, const uint8_t *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(ids + i * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES) == 0)
-            return true;
-    return false;
-}
-
 int
 shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
                     const uint8_t cid[SHOAL__ID_BYTES], uint64_t pos, size_t env_len, bool remote)
 {
     (void)w;
     shoal__dmeta *m = &wd->meta;
-    /* heads = heads - deps + cid, kept sorted. */
-    uint8_t *h = shoal__malloc((m->nheads + 1) * SHOAL__ID_BYTES);
-    if (!h)
-        return SHOAL_ENOMEM;
-    size_t n = 0;
-    bool placed = false;
-    for (size_t i = 0; i < m->nheads; i++) {
-        const uint8_t *x = m->heads + i * SHOAL__ID_BYTES;
-        if (ids_has(c->deps, c->ndeps, x))
-            continue;
-        int cmp = memcmp(x, cid, SHOAL__ID_BYTES);
-        if (cmp == 0)
-            continue;
-        if (cmp > 0 && !placed) {
-            memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
-            placed = true;
-        }
-        memcpy(h + n++ * SHOAL__ID_BYTES, x, SHOAL__ID_BYTES);
-    }
-    if (!placed)
-        memcpy(h + n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+    uint8_t *h;
+    size_t n;
+    int err = shoal__heads_advance(m->heads, m->nheads, c->deps, c->ndeps, cid, &h, &n);
+    if (err)
+        return err;
     wd->nnew++;
     wd->newbytes += env_len;
     m->last_pos = pos;
@@ -464,14 +433,8 @@ shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
 
 /* --------------------------------------------------------------- rebuild */
 
-/* One applied change of a chain being rebuilt. */
-typedef struct rent {
-    uint64_t pos;
-    uint8_t cid[SHOAL__ID_BYTES];
-    size_t *dep; /* indexes (into the chain) of its mapped deps, owned */
-    size_t ndep;
-    bool done;
-} rent;
+/* An applied change of a chain being rebuilt: at is its log position. */
+typedef shoal__rent rent;
 
 static int
 rebuild_collect(shoal__stxn *t, shoal__wdoc *wd, rent **out, size_t *nout, uint64_t *nchain)
@@ -501,7 +464,7 @@ rebuild_collect(shoal__stxn *t, shoal__wdoc *wd, rent **out, size_t *nout, uint6
                 e = p;
             }
             memset(&e[n], 0, sizeof e[n]);
-            e[n].pos = at;
+            e[n].at = at;
             memcpy(e[n].cid, cid, SHOAL__ID_BYTES);
             n++;
         }
@@ -526,15 +489,13 @@ decode_at(shoal__stxn *t, uint64_t pos, shoal__change *c)
     int err = shoal__stxn_log_get(t, pos, &env, NULL);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
-    size_t elen, blen;
-    const uint8_t *body;
-    err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
-    if (err)
-        return as_corrupt(err);
-    memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(env.p), SHOAL_KEY_BYTES);
-    err = shoal__change_decode(body, blen, c);
-    return err ? as_corrupt(err) : SHOAL_OK;
+    return shoal__change_stored(env.p, env.len, c);
+}
+
+static int
+rent_load(void *ctx, const rent *e, shoal__change *c)
+{
+    return decode_at(ctx, e->at, c);
 }
 
 int
@@ -544,92 +505,17 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     rent *e = NULL;
     size_t n = 0;
     uint64_t total = 0;
-    shoal__map ix;
-    shoal__map_init(&ix);
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
     int err = rebuild_collect(t, wd, &e, &n, &total);
-    for (size_t i = 0; !err && i < n; i++)
-        err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
-    /* Deps, mapped to applied ids, that lie in this chain. */
-    for (size_t i = 0; !err && i < n; i++) {
-        shoal__change c;
-        err = decode_at(t, e[i].pos, &c);
-        if (err)
-            break;
-        if (c.ndeps) {
-            e[i].dep = shoal__malloc(c.ndeps * sizeof *e[i].dep);
-            if (!e[i].dep)
-                err = SHOAL_ENOMEM;
-        }
-        for (size_t j = 0; !err && j < c.ndeps; j++) {
-            uint8_t id[SHOAL__ID_BYTES];
-            int e2 = shoal__dep_applied(t, c.deps + j * SHOAL__ID_BYTES, id);
-            if (e2 == SHOAL_ENOTFOUND)
-                continue;
-            if (e2) {
-                err = e2;
-                break;
-            }
-            rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
-            if (r && r != &e[i])
-                e[i].dep[e[i].ndep++] = (size_t)(r - e);
-        }
-        shoal__change_clear(&c);
-    }
     if (!err) {
-        d = shoal__doc_new();
-        heads = shoal__malloc((n ? n : 1) * SHOAL__ID_BYTES);
-        if (!d || !heads)
-            err = SHOAL_ENOMEM;
+        /* Deps resolve against the store alone: no document call. */
+        shoal__lmdb_apply la = { t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        err = shoal__apply_rebuild(&s, e, n, rent_load, t, &d, &heads, &nheads);
     }
-    /* Passes in log order, each change once its deps are in; the log is
-     * causal but for swapped-in versions, so this ends in a pass or two.
-     * A pass without progress (a dependency cycle only dishonest authors
-     * can make) takes the rest in log order. */
-    size_t left = n;
-    bool strict = true;
-    while (!err && left > 0) {
-        bool progress = false;
-        for (size_t i = 0; !err && i < n; i++) {
-            if (e[i].done)
-                continue;
-            bool ready = true;
-            for (size_t j = 0; strict && ready && j < e[i].ndep; j++)
-                ready = e[e[i].dep[j]].done;
-            if (!ready)
-                continue;
-            shoal__change c;
-            err = decode_at(t, e[i].pos, &c);
-            if (err)
-                break;
-            err = shoal__doc_apply(d, &c, 0, c.nops);
-            if (err)
-                err = as_corrupt(err);
-            shoal__change_clear(&c);
-            /* heads = heads - deps + cid */
-            size_t k = 0;
-            for (size_t h = 0; h < nheads; h++) {
-                bool drop = false;
-                for (size_t j = 0; !drop && j < e[i].ndep; j++)
-                    drop = memcmp(heads + h * SHOAL__ID_BYTES, e[e[i].dep[j]].cid,
-                                  SHOAL__ID_BYTES) == 0;
-                if (!drop)
-                    memmove(heads + k++ * SHOAL__ID_BYTES, heads + h * SHOAL__ID_BYTES,
-                            SHOAL__ID_BYTES);
-            }
-            nheads = k;
-            memcpy(heads + nheads++ * SHOAL__ID_BYTES, e[i].cid, SHOAL__ID_BYTES);
-            e[i].done = true;
-            left--;
-            progress = true;
-        }
-        if (!progress)
-            strict = false;
-    }
-    if (!err && nheads > 1)
-        qsort(heads, nheads, SHOAL__ID_BYTES, cid_cmp);
     if (!err) {
         shoal__dmeta *m = &wd->meta;
         shoal__doc_free(wd->doc);
@@ -649,10 +535,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     }
     shoal__doc_free(d);
     shoal__free(heads);
-    for (size_t i = 0; i < n; i++)
-        shoal__free(e[i].dep);
     shoal__free(e);
-    shoal__map_clear(&ix, NULL);
     return err;
 }
 

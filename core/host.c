@@ -33,13 +33,6 @@
 
 #include "core.h"
 
-/* Until core/net.c provides the engine hook: nothing to wake. */
-__attribute__((weak)) void
-shoal__net_notify(shoal_replica *r)
-{
-    (void)r;
-}
-
 /* --------------------------------------------------------------- version */
 
 typedef struct vvc {
@@ -50,7 +43,8 @@ typedef struct vvc {
 } vvc;
 
 static int
-vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
+vv_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[SHOAL__ID_BYTES],
+      void *arg)
 {
     vvc *v = arg;
     if (v->n == v->cap) {
@@ -63,9 +57,9 @@ vv_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], void *arg)
         v->e = p;
         v->cap = cap;
     }
-    memcpy(v->e[v->n].author, author, 32);
+    memcpy(v->e[v->n].author, author, SHOAL_KEY_BYTES);
     v->e[v->n].seq = seq;
-    memcpy(v->e[v->n].cid, cid, 32);
+    memcpy(v->e[v->n].cid, cid, SHOAL__ID_BYTES);
     v->n++;
     return 0;
 }
@@ -81,7 +75,8 @@ version_fn(shoal__stxn *t, void *arg)
 static int
 entry_cmp(const void *a, const void *b)
 {
-    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author, 32);
+    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author,
+                  SHOAL_KEY_BYTES);
 }
 
 static int
@@ -98,8 +93,8 @@ host_version(void *ctx, shoal__vventry **out, size_t *n)
         shoal__free(v.e);
         return err;
     }
-    /* The vv table is keyed by author (bytewise), so this is already
-     * sorted; sorting again costs little and makes the contract local. */
+    /* shoal__stxn_vv_scan already goes by author, ascending (store.h);
+     * sorting again costs little and makes the contract local. */
     if (v.n > 1)
         qsort(v.e, v.n, sizeof *v.e, entry_cmp);
     *out = v.e;
@@ -130,7 +125,7 @@ peer_seq(const shoal__vventry *peer, size_t n, const uint8_t *author)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(peer[mid].author, author, 32);
+        int c = memcmp(peer[mid].author, author, SHOAL_KEY_BYTES);
         if (c == 0)
             return peer[mid].seq;
         if (c < 0)
@@ -142,7 +137,7 @@ peer_seq(const shoal__vventry *peer, size_t n, const uint8_t *author)
 }
 
 static int
-next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
+next_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)cid;
     ncx *x = arg;
@@ -159,12 +154,8 @@ next_cb(uint64_t pos, const uint8_t cid[32], const shoal__sval *env, void *arg)
         x->err = SHOAL_ECORRUPT;
         return 1;
     }
-    /* The body is [seq, hlc, ...]: the array header, then seq. */
-    shoal__mpr rd;
-    shoal__mpr_init(&rd, body, blen);
-    (void)shoal__mpr_array(&rd, 8, 1);
-    uint64_t seq = shoal__mpr_uint(&rd);
-    if (rd.err) {
+    uint64_t seq;
+    if (shoal__change_peek(body, blen, &seq, NULL)) {
         x->err = SHOAL_ECORRUPT;
         return 1;
     }
@@ -253,10 +244,7 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     memset(res, 0, sizeof *res);
     /* Every envelope takes at least its header and signature: bound the
      * declared count by the bytes before allocating for it. */
-    enum {
-        MIN_ENV = 1 + 32 + 4 + 64
-    };
-    if (count > len / MIN_ENV)
+    if (count > len / SHOAL__ENV_MIN)
         return SHOAL_ETRUNC;
     /* Verify every signature (on several threads for a large batch)
      * before anything is decoded or stored, without holding r->mu. */
@@ -298,7 +286,8 @@ authseq_fn(shoal__stxn *t, void *arg)
 }
 
 static int
-host_authseq(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32])
+host_authseq(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+             uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal_replica *r = ctx;
     asx a = { author, seq, cid };
@@ -320,7 +309,7 @@ static int
 envelope_fn(shoal__stxn *t, void *arg)
 {
     envx *x = arg;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     int err = shoal__stxn_authseq_get(t, x->author, x->seq, cid);
     shoal__sval env;
     if (!err)
@@ -331,7 +320,7 @@ envelope_fn(shoal__stxn *t, void *arg)
 }
 
 static int
-host_envelope(void *ctx, const uint8_t author[32], uint64_t seq, shoal__buf *out)
+host_envelope(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, shoal__buf *out)
 {
     shoal_replica *r = ctx;
     size_t start = out->len;
@@ -362,12 +351,12 @@ typedef struct evx {
 } evx;
 
 static int
-evidence_cb(const uint8_t author[32], uint64_t seq, const uint8_t cid[32], const shoal__sval *env,
-            void *arg)
+evidence_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[SHOAL__ID_BYTES],
+            const shoal__sval *env, void *arg)
 {
     (void)cid;
     evx *x = arg;
-    uint8_t have[32];
+    uint8_t have[SHOAL__ID_BYTES];
     if (shoal__stxn_authseq_get(x->t, author, seq, have) != SHOAL_OK)
         return 0; /* nothing applied at seq: the peer would think we hold it */
     if (x->seen++ < x->skip)
@@ -432,7 +421,7 @@ static int
 settled_fn(shoal__stxn *t, void *arg)
 {
     stx *x = arg;
-    uint8_t have[2 * 32];
+    uint8_t have[2 * SHOAL__ID_BYTES];
     size_t n = 0;
     int err = shoal__stxn_evidence_versions(t, x->author, x->seq, have, 2, &n);
     if (err)
@@ -443,7 +432,8 @@ settled_fn(shoal__stxn *t, void *arg)
 }
 
 static bool
-host_settled(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32])
+host_settled(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+             const uint8_t cid[SHOAL__ID_BYTES])
 {
     shoal_replica *r = ctx;
     stx x = { author, seq, cid, false };

@@ -82,12 +82,10 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
     for (int i = 0; i < 8; i++)
         shoal__be64_put(q + 2 + 8 * i, v[i]);
     q += PEER_FIXED;
-    q[0] = (uint8_t)(el >> 8);
-    q[1] = (uint8_t)el;
+    shoal__be16_put(q, (uint16_t)el);
     memcpy(q + 2, p->endpoint, el);
     q += 2 + el;
-    q[0] = (uint8_t)(ml >> 8);
-    q[1] = (uint8_t)ml;
+    shoal__be16_put(q, (uint16_t)ml);
     memcpy(q + 2, p->last_error, ml);
     out->len += PEER_FIXED + 4 + el + ml;
     return SHOAL_OK;
@@ -107,13 +105,13 @@ peer_parse(const uint8_t key[SHOAL_KEY_BYTES], const uint8_t *p, size_t n, shoal
     for (int i = 0; i < 8; i++)
         *v[i] = shoal__be64_get(p + 2 + 8 * i);
     size_t off = PEER_FIXED;
-    size_t el = (size_t)p[off] << 8 | p[off + 1];
+    size_t el = shoal__be16_get(p + off);
     off += 2;
     if (el >= sizeof out->endpoint || n - off < el + 2)
         return false;
     memcpy(out->endpoint, p + off, el);
     off += el;
-    size_t ml = (size_t)p[off] << 8 | p[off + 1];
+    size_t ml = shoal__be16_get(p + off);
     off += 2;
     if (ml >= sizeof out->last_error || n - off != ml)
         return false;

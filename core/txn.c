@@ -276,7 +276,7 @@ builder_begin(cctx *cx, builder *b, shoal__wdoc *wd)
     shoal_replica *r = x->r;
     const shoal__doc *d = wd->doc;
     memset(&b->c, 0, sizeof b->c);
-    memcpy(b->c.author, r->pk, 32);
+    memcpy(b->c.author, r->pk, SHOAL_KEY_BYTES);
     b->c.seq = ++cx->seq;
     b->c.hlc = shoal__hlc_tick(x->a.clock, x->a.wall);
     x->a.clock = b->c.hlc;
@@ -293,10 +293,10 @@ builder_begin(cctx *cx, builder *b, shoal__wdoc *wd)
     shoal__free(b->deps);
     b->deps = NULL;
     if (wd->meta.nheads) {
-        b->deps = shoal__malloc(wd->meta.nheads * 32);
+        b->deps = shoal__malloc(wd->meta.nheads * SHOAL__ID_BYTES);
         if (!b->deps)
             return SHOAL_ENOMEM;
-        memcpy(b->deps, wd->meta.heads, wd->meta.nheads * 32);
+        memcpy(b->deps, wd->meta.heads, wd->meta.nheads * SHOAL__ID_BYTES);
     }
     b->c.deps = b->deps;
     b->c.ndeps = wd->meta.nheads;
@@ -322,13 +322,13 @@ op_has_ref(const shoal__op *op)
 static int
 builder_author(cctx *cx, builder *b, const uint8_t *key, uint32_t *out)
 {
-    if (memcmp(key, cx->x->r->pk, 32) == 0) {
+    if (memcmp(key, cx->x->r->pk, SHOAL_KEY_BYTES) == 0) {
         *out = 0;
         return SHOAL_OK;
     }
     size_t pos = 0;
     while (pos < b->c.nauthors) {
-        int cmp = memcmp(b->authors + pos * 32, key, 32);
+        int cmp = memcmp(b->authors + pos * SHOAL_KEY_BYTES, key, SHOAL_KEY_BYTES);
         if (cmp == 0) {
             *out = (uint32_t)pos + 1;
             return SHOAL_OK;
@@ -341,14 +341,15 @@ builder_author(cctx *cx, builder *b, const uint8_t *key, uint32_t *out)
         return SHOAL_ETOOBIG;
     if (b->c.nauthors == b->capauthors) {
         size_t cap = b->capauthors ? b->capauthors * 2 : 4;
-        uint8_t *p = shoal__realloc(b->authors, cap * 32);
+        uint8_t *p = shoal__realloc(b->authors, cap * SHOAL_KEY_BYTES);
         if (!p)
             return SHOAL_ENOMEM;
         b->authors = p;
         b->capauthors = cap;
     }
-    memmove(b->authors + (pos + 1) * 32, b->authors + pos * 32, (b->c.nauthors - pos) * 32);
-    memcpy(b->authors + pos * 32, key, 32);
+    memmove(b->authors + (pos + 1) * SHOAL_KEY_BYTES, b->authors + pos * SHOAL_KEY_BYTES,
+            (b->c.nauthors - pos) * SHOAL_KEY_BYTES);
+    memcpy(b->authors + pos * SHOAL_KEY_BYTES, key, SHOAL_KEY_BYTES);
     b->c.nauthors++;
     b->c.authors = b->authors;
     for (size_t i = 0; i < b->c.nops; i++) {
@@ -387,7 +388,7 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
     shoal__buf body, env;
     shoal__buf_init(&body);
     shoal__buf_init(&env);
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     uint64_t pos;
     int err = shoal__change_encode(&b->c, &body);
     if (!err)
@@ -514,7 +515,7 @@ commit_fn(shoal__stxn *t, void *arg)
         err = shoal__wctx_drain(x, NULL, 0);
     if (err)
         return err;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
     err = shoal__stxn_vv_get(t, r->pk, &cx->seq, cid);
     if (err == SHOAL_ENOTFOUND) {
         cx->seq = 0;

@@ -693,6 +693,18 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
 }
 
 int
+shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc)
+{
+    shoal__mpr r;
+    shoal__mpr_init(&r, body, len);
+    (void)shoal__mpr_array(&r, 8, 1); /* [seq, hlc, ...] */
+    *seq = shoal__mpr_uint(&r);
+    if (hlc)
+        *hlc = shoal__mpr_uint(&r);
+    return r.err;
+}
+
+int
 shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
 {
     shoal__mpr r;

@@ -126,6 +126,9 @@ enum {
     SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
     SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
 };
+enum {
+    SHOAL__ENV_MIN = SHOAL__ENV_HEADER + SHOAL__SIG_BYTES /* an envelope with an empty body */
+};
 
 typedef enum shoal__opkind {
     SHOAL__OP_SET = 1,    /* field = value (register) */
@@ -197,6 +200,11 @@ int shoal__change_encode(const shoal__change *c, shoal__buf *out);
 /* Strict decode of body into c (c->author must already be set from the
  * envelope header).  On success c->ops is owned; on error c is cleared. */
 int shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c);
+/* The seq and (if hlc is not NULL) the hlc of a body, its first two items,
+ * without reading the rest: for walks over envelopes already verified or
+ * stored.  Returns the reader's error (SHOAL_EPROTO, SHOAL_ETRUNC) if they
+ * do not read. */
+int shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc);
 void shoal__change_clear(shoal__change *c);
 
 /* Envelope: version(1) | author(32) | body length (u32 BE) | body |
@@ -229,6 +237,15 @@ enum {
 int shoal__bundle_begin(shoal__buf *out);
 int shoal__bundle_add(shoal__buf *out, const uint8_t *env, size_t env_len);
 void shoal__bundle_finish(shoal__buf *out, uint32_t count);
+/* Parse the bundle header at the start of p[0..n): the magic and version
+ * (judged on whatever prefix is present: SHOAL_EPROTO for a foreign magic,
+ * SHOAL_EVERSION for another version digit), then SHOAL_ETRUNC for fewer
+ * than SHOAL__BUNDLE_HEADER bytes, SHOAL_ETOOBIG for a count over
+ * SHOAL__MAX_BUNDLE_CHANGES and SHOAL_ETRUNC for a count the remaining
+ * bytes cannot hold (SHOAL__ENV_MIN each).  On success *count is the
+ * declared count and the envelopes start at p + SHOAL__BUNDLE_HEADER; on
+ * error *count is 0.  No envelope is looked at. */
+int shoal__bundle_header(const uint8_t *p, size_t n, uint32_t *count);
 /* Split a bundle: verifies every signature.  On success *envs is an owned
  * array (free with shoal__free) of count offsets/lengths into p. */
 typedef struct shoal__span {

@@ -34,8 +34,7 @@
 #define CONTEXT "shoal-change-v1"
 enum {
     CONTEXT_BYTES = sizeof CONTEXT, /* with its NUL */
-    STACK_MSG = 4096,
-    MIN_ENVELOPE = SHOAL__ENV_HEADER + SHOAL__SIG_BYTES
+    STACK_MSG = 4096
 };
 
 static const uint8_t bundle_magic[8] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1' };
@@ -137,7 +136,7 @@ shoal__envelope_author(const uint8_t *env)
 void
 shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[SHOAL__ID_BYTES])
 {
-    size_t signed_len = env_len >= MIN_ENVELOPE ? env_len - SHOAL__SIG_BYTES : env_len;
+    size_t signed_len = env_len >= SHOAL__ENV_MIN ? env_len - SHOAL__SIG_BYTES : env_len;
     crypto_generichash(out, SHOAL__ID_BYTES, env, signed_len, NULL, 0);
 }
 
@@ -168,9 +167,8 @@ shoal__bundle_finish(shoal__buf *out, uint32_t count)
 }
 
 int
-shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *count)
+shoal__bundle_header(const uint8_t *p, size_t n, uint32_t *count)
 {
-    *envs = NULL;
     *count = 0;
     /* Magic: judge whatever prefix is present before complaining that the
      * input is short, so a foreign file is EPROTO, not ETRUNC. */
@@ -184,9 +182,22 @@ shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *coun
     uint32_t cnt = shoal__be32_get(p + 8);
     if (cnt > SHOAL__MAX_BUNDLE_CHANGES)
         return SHOAL_ETOOBIG;
-    size_t off = SHOAL__BUNDLE_HEADER;
-    if (cnt > (n - off) / MIN_ENVELOPE)
+    if (cnt > (n - SHOAL__BUNDLE_HEADER) / SHOAL__ENV_MIN)
         return SHOAL_ETRUNC;
+    *count = cnt;
+    return SHOAL_OK;
+}
+
+int
+shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *count)
+{
+    *envs = NULL;
+    *count = 0;
+    uint32_t cnt;
+    int err = shoal__bundle_header(p, n, &cnt);
+    if (err)
+        return err;
+    size_t off = SHOAL__BUNDLE_HEADER;
     shoal__span *s = NULL;
     if (cnt) {
         s = shoal__calloc(cnt, sizeof *s);
@@ -196,7 +207,7 @@ shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *coun
     for (uint32_t i = 0; i < cnt; i++) {
         size_t len, blen;
         const uint8_t *body;
-        int err = shoal__envelope_open(p + off, n - off, &len, &body, &blen);
+        err = shoal__envelope_open(p + off, n - off, &len, &body, &blen);
         if (err) {
             shoal__free(s);
             return err;

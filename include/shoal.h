@@ -530,8 +530,9 @@ SHOAL_API shoal_err shoal_net_disconnect(shoal_replica *r, const char *endpoint)
  * the start errors, or the error that ended the exchange: the peer's input
  * rejected here (SHOAL_EPROTO, SHOAL_EBADSIG, SHOAL_ETRUNC, SHOAL_ETOOBIG,
  * SHOAL_EVERSION), a write error applying it, or the code the peer sent in
- * its ERROR frame, which is passed on as it came (1..255, so possibly a
- * value this header does not name). */
+ * its ERROR frame: passed on if it is one of the shoal_err error codes
+ * above, SHOAL_EPROTO for any other number (so the result is always a
+ * code this header names). */
 SHOAL_API shoal_err shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key,
                                    int timeout_ms);
 /* Stop the engine: close every link and socket (shoal_replica_close does

@@ -27,9 +27,11 @@
  * Errors leave this file as shoal_err values; the LMDB or errno text is kept
  * in s->errmsg for shoal__store_errmsg.
  *
- * Log positions start at 1; meta "log_next" (u64 BE) is the next one to
- * hand out (absent = 1), so position 0 never names an entry and a reader can
- * use it for "nothing seen yet".
+ * Log positions start at 1, so position 0 never names an entry and a reader
+ * can use it for "nothing seen yet".  No meta records the next one: a txn
+ * takes it from the log's last key (one past it; 1 for an empty log) when
+ * it loads the tail (tail.c), and meta "ixnext" (u64 BE) says where the
+ * unindexed tail begins (log.c).
  *
  * The transactions (shoal__store_write's map-full retry, sticky errors) are
  * in txn.c; the tables in the files store_int.h lists.

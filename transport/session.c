@@ -37,6 +37,7 @@
  * Ownership: the session owns every buffer it hands out; a frame returned
  * by shoal__session_next is Borrowed until the next call on the session.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -562,11 +563,8 @@ recv_batch(shoal__session *s, shoal__frame *f)
         err = shoal__envelope_parse(f->envs + off, f->envs_len - off, &elen, &body, &blen);
         if (err)
             break;
-        shoal__mpr rd;
-        shoal__mpr_init(&rd, body, blen);
-        (void)shoal__mpr_array(&rd, 8, 1);
-        uint64_t seq = shoal__mpr_uint(&rd);
-        if ((err = rd.err))
+        uint64_t seq;
+        if ((err = shoal__change_peek(body, blen, &seq, NULL)))
             break;
         memcpy(t[nt].author, shoal__envelope_author(f->envs + off), SHOAL_KEY_BYTES);
         t[nt].seq = seq;
@@ -644,6 +642,40 @@ recv_ack(shoal__session *s, shoal__frame *f)
     return err;
 }
 
+/* Whether a peer's ERROR code is one of shoal_err's error codes (not
+ * SHOAL_OK): only those reach the caller of shoal_net_sync; any other
+ * number becomes SHOAL_EPROTO (docs/protocol.md, "Receiving ERROR").  No
+ * default case: -Wswitch names a code appended to shoal_err and not
+ * listed here. */
+static bool
+error_code(int code)
+{
+    switch ((shoal_err)code) {
+    case SHOAL_OK: return false;
+    case SHOAL_ENOMEM:
+    case SHOAL_EINVAL:
+    case SHOAL_ENOTFOUND:
+    case SHOAL_ECLOSED:
+    case SHOAL_ETIMEDOUT:
+    case SHOAL_ENOSPC:
+    case SHOAL_EPROTO:
+    case SHOAL_EBADSIG:
+    case SHOAL_ECORRUPT:
+    case SHOAL_ESTORE:
+    case SHOAL_ETRANSPORT:
+    case SHOAL_EDELETED:
+    case SHOAL_EKIND:
+    case SHOAL_ERANGE:
+    case SHOAL_ETRUNC:
+    case SHOAL_ETOOBIG:
+    case SHOAL_EVERSION:
+    case SHOAL_EREADONLY:
+    case SHOAL_EBUSY:
+    case SHOAL_EREFUSED: return true;
+    }
+    return false;
+}
+
 static int
 recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
 {
@@ -665,8 +697,13 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
     case SHOAL__F_BATCH: err = recv_batch(s, &f); break;
     case SHOAL__F_ACK: err = recv_ack(s, &f); break;
     default: { /* SHOAL__F_ERROR: the peer gave up; no answer */
-        int code = f.code >= 1 && f.code <= 255 ? (int)f.code : SHOAL_EPROTO;
-        fail_with(s, code, false, "peer: %.*s", (int)f.text_len, (const char *)f.text);
+        bool known = f.code <= INT_MAX && error_code((int)f.code);
+        int code = known ? (int)f.code : SHOAL_EPROTO;
+        if (known)
+            fail_with(s, code, false, "peer: %.*s", (int)f.text_len, (const char *)f.text);
+        else
+            fail_with(s, code, false, "peer: %.*s (unknown error code %llu)", (int)f.text_len,
+                      (const char *)f.text, (unsigned long long)f.code);
         err = code;
         break;
     }

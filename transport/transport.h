@@ -37,9 +37,9 @@ enum {
 /* One version-vector entry: author -> highest contiguous seq, and the id of
  * that change. */
 typedef struct shoal__vventry {
-    uint8_t author[32];
+    uint8_t author[SHOAL_KEY_BYTES];
     uint64_t seq;
-    uint8_t cid[32];
+    uint8_t cid[SHOAL__ID_BYTES];
 } shoal__vventry;
 
 /* What the protocol needs from a replica; implemented by core/ over the
@@ -69,7 +69,8 @@ typedef struct shoal__host {
      * batch whole with its error (SHOAL_EBADSIG, SHOAL_EPROTO, ...). */
     int (*apply)(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_result *res);
     /* The id of the applied change (author, seq): SHOAL_ENOTFOUND if none. */
-    int (*authseq)(void *ctx, const uint8_t author[32], uint64_t seq, uint8_t cid[32]);
+    int (*authseq)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                   uint8_t cid[SHOAL__ID_BYTES]);
     /* Equivocation support (below); NULL: the session sends no versions
      * or evidence of its own.  Borrowed for the host's life. */
     const struct shoal__host_ext *ext;
@@ -81,7 +82,8 @@ typedef struct shoal__host {
 typedef struct shoal__host_ext {
     /* Append our applied envelope of (author, seq) to out; SHOAL_ENOTFOUND
      * if none. */
-    int (*envelope)(void *ctx, const uint8_t author[32], uint64_t seq, shoal__buf *out);
+    int (*envelope)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                    shoal__buf *out);
     /* A number that changes whenever the replica stores new evidence. */
     uint64_t (*evidence_gen)(void *ctx);
     /* Append evidence envelopes whose (author, seq) has an applied version
@@ -93,7 +95,8 @@ typedef struct shoal__host_ext {
     /* Whether the replica has nothing more to learn about (author, seq)
      * from a peer that claims cid: it holds cid (applied, evidence or
      * pending), or already keeps as many versions as it ever will. */
-    bool (*settled)(void *ctx, const uint8_t author[32], uint64_t seq, const uint8_t cid[32]);
+    bool (*settled)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                    const uint8_t cid[SHOAL__ID_BYTES]);
 } shoal__host_ext;
 
 /* ------------------------------------------------------------- session */
@@ -105,24 +108,24 @@ typedef struct shoal__host_ext {
 typedef struct shoal__session shoal__session;
 
 typedef struct shoal__session_stats {
-    bool handshaken;        /* HELLO received and valid */
-    bool failed;            /* sticky error */
-    int error;              /* the sticky error (shoal_err) */
-    uint8_t peer[32];       /* the peer's key from its HELLO */
-    uint64_t sent;          /* changes sent */
-    uint64_t received;      /* changes received */
-    uint64_t rejected;      /* frames rejected */
-    uint64_t equivocations; /* signed conflicting versions its batches brought (new here) */
-    uint64_t lag;           /* sum over authors of max(0, ours - peer's known seq) */
-    uint64_t last_recv_ms;  /* now_ms passed with the last frame received */
-    bool caught_up;         /* we hold all the peer held at its HELLO, and the
+    bool handshaken;               /* HELLO received and valid */
+    bool failed;                   /* sticky error */
+    int error;                     /* the sticky error (shoal_err) */
+    uint8_t peer[SHOAL_KEY_BYTES]; /* the peer's key from its HELLO */
+    uint64_t sent;                 /* changes sent */
+    uint64_t received;             /* changes received */
+    uint64_t rejected;             /* frames rejected */
+    uint64_t equivocations;        /* signed conflicting versions its batches brought (new here) */
+    uint64_t lag;                  /* sum over authors of max(0, ours - peer's known seq) */
+    uint64_t last_recv_ms;         /* now_ms passed with the last frame received */
+    bool caught_up;                /* we hold all the peer held at its HELLO, and the
                                peer acknowledged all we held at our HELLO */
 } shoal__session_stats;
 
 /* self: our key (32 bytes, copied).  expect_peer: the key we expect in the
  * peer's HELLO (NULL: any; a mismatch fails the session with
  * SHOAL_EREFUSED).  host is Borrowed until free. */
-shoal__session *shoal__session_new(const shoal__host *host, const uint8_t self[32],
+shoal__session *shoal__session_new(const shoal__host *host, const uint8_t self[SHOAL_KEY_BYTES],
                                    const uint8_t *expect_peer);
 void shoal__session_free(shoal__session *s);
 /* Queue our HELLO (with the current version vector). */
@@ -185,7 +188,8 @@ typedef struct shoal__frame {
 int shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f);
 void shoal__frame_clear(shoal__frame *f);
 /* Encoders: append one frame to out. */
-int shoal__wire_hello(shoal__buf *out, const uint8_t key[32], const shoal__vventry *vv, size_t n);
+int shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
+                      size_t n);
 int shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs, size_t len);
 int shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
                     const shoal__vventry *delta, size_t ndelta);
@@ -198,7 +202,7 @@ int shoal__wire_error(shoal__buf *out, int code, const char *text);
 typedef struct shoal__engine shoal__engine;
 
 typedef struct shoal__peer_info {
-    uint8_t key[32];
+    uint8_t key[SHOAL_KEY_BYTES];
     char endpoint[256]; /* "" for an incoming link */
     bool connected;
     bool xkey; /* key is the X25519 key of a refused client */
@@ -232,7 +236,7 @@ typedef struct shoal__engine_cfg {
      * rest; forget_peer (may be NULL; called on the engine thread with
      * save_ctx) is told each evicted key, so its stored record can go. */
     size_t max_peers;
-    void (*forget_peer)(void *ctx, const uint8_t key[32]);
+    void (*forget_peer)(void *ctx, const uint8_t key[SHOAL_KEY_BYTES]);
     /* Records stored before this run (Borrowed during start): they count
      * against the cap from the start (their counts stay the caller's). */
     const shoal__peer_info *known;
@@ -251,20 +255,21 @@ extern _Atomic uint64_t shoal__engine_log_poll_ms;
 int shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg);
 /* Close every link, stop and join the thread, free.  NULL is a no-op. */
 void shoal__engine_stop(shoal__engine *e);
-int shoal__engine_allow(shoal__engine *e, const uint8_t key[32]);
+int shoal__engine_allow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES]);
 int shoal__engine_allow_any(shoal__engine *e, bool any);
 /* Refuse key from now on (even under allow_any; shoal__engine_allow lifts
  * it) and, if close_links, close every link up with it (see
  * shoal_net_disallow: this waits for the engine thread, so a caller that
  * the engine thread may wait for, such as one holding a lock that
  * forget_peer takes, passes false, as for an engine without links yet). */
-int shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links);
+int shoal__engine_disallow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], bool close_links);
 /* *bound: caller owns; free with shoal__free. */
 int shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound);
-int shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[32]);
+int shoal__engine_connect(shoal__engine *e, const char *endpoint,
+                          const uint8_t key[SHOAL_KEY_BYTES]);
 int shoal__engine_disconnect(shoal__engine *e, const char *endpoint);
 /* Blocking one-shot sync (see shoal_net_sync). */
-int shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32],
+int shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[SHOAL_KEY_BYTES],
                        int timeout_ms);
 /* The replica's log grew: wake the engine to push. */
 void shoal__engine_notify(shoal__engine *e);

@@ -211,9 +211,9 @@ find_dealer(shoal__engine *e, const char *ep)
  * outgoing link is reset (and closed again at each handshake while the
  * key stays disallowed). */
 static int
-do_disallow(shoal__engine *e, const uint8_t key[32])
+do_disallow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES])
 {
-    uint8_t x[32];
+    uint8_t x[XKEY_BYTES];
     if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
         return SHOAL_EINVAL;
     char kh[17];
@@ -229,8 +229,8 @@ do_disallow(shoal__engine *e, const uint8_t key[32])
         if (l->kind == L_LISTEN) {
             for (sess *s = l->ss, *next; s; s = next) {
                 next = s->next;
-                bool match = (s->key_known && memcmp(s->key, key, 32) == 0) ||
-                             (s->check_x && memcmp(s->x, x, 32) == 0);
+                bool match = (s->key_known && memcmp(s->key, key, SHOAL_KEY_BYTES) == 0) ||
+                             (s->check_x && memcmp(s->x, x, XKEY_BYTES) == 0);
                 if (!match)
                     continue;
                 if (err.len && !s->dead)
@@ -239,7 +239,7 @@ do_disallow(shoal__engine *e, const uint8_t key[32])
                 shoal__zq_sess_drop(e, l, s, NULL);
                 closed++;
             }
-        } else if (memcmp(l->key, key, 32) == 0 && l->ss) {
+        } else if (memcmp(l->key, key, SHOAL_KEY_BYTES) == 0 && l->ss) {
             if (l->kind == L_SYNC)
                 shoal__zq_sync_done(e, l, SHOAL_EREFUSED);
             shoal__zq_dealer_reset(e, l, NULL);
@@ -263,7 +263,7 @@ run_cmd(shoal__engine *e, cmd *c)
     case C_CONNECT: {
         lnk *l = find_dealer(e, c->ep);
         if (l) {
-            c->rc = memcmp(l->key, c->key, 32) == 0 ? SHOAL_OK : SHOAL_EBUSY;
+            c->rc = memcmp(l->key, c->key, SHOAL_KEY_BYTES) == 0 ? SHOAL_OK : SHOAL_EBUSY;
             return true;
         }
         l = link_new(e, L_CONNECT, c->ep);
@@ -271,7 +271,7 @@ run_cmd(shoal__engine *e, cmd *c)
             c->rc = SHOAL_ENOMEM;
             return true;
         }
-        memcpy(l->key, c->key, 32);
+        memcpy(l->key, c->key, SHOAL_KEY_BYTES);
         c->rc = shoal__zq_dealer_open(e, l);
         if (c->rc)
             l->dead = true;
@@ -292,7 +292,7 @@ run_cmd(shoal__engine *e, cmd *c)
             c->rc = SHOAL_ENOMEM;
             return true;
         }
-        memcpy(l->key, c->key, 32);
+        memcpy(l->key, c->key, SHOAL_KEY_BYTES);
         l->deadline = shoal__zq_mono_ms() + (uint64_t)(c->timeout_ms > 0 ? c->timeout_ms : 0);
         c->rc = shoal__zq_dealer_open(e, l);
         if (c->rc) {
@@ -602,13 +602,13 @@ shoal__engine_start(shoal__engine **out, const shoal__engine_cfg *cfg)
         return SHOAL_ENOMEM;
     e->cfg = *cfg;
     e->host = *cfg->host;
-    memcpy(e->pk, cfg->pk, 32);
+    memcpy(e->pk, cfg->pk, SHOAL_KEY_BYTES);
     e->wake[0] = e->wake[1] = -1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     atomic_init(&e->notified, false);
     int err = SHOAL_OK;
-    e->xsk = sodium_malloc(32);
+    e->xsk = sodium_malloc(XKEY_BYTES);
     if (!e->xsk) {
         err = SHOAL_ENOMEM;
         goto fail;
@@ -717,13 +717,13 @@ submit(shoal__engine *e, cmd *c)
 }
 
 int
-shoal__engine_allow(shoal__engine *e, const uint8_t key[32])
+shoal__engine_allow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES])
 {
     assert(e && key);
     allowed a;
     if (crypto_sign_ed25519_pk_to_curve25519(a.x, key) != 0)
         return SHOAL_EINVAL;
-    memcpy(a.ed, key, 32);
+    memcpy(a.ed, key, SHOAL_KEY_BYTES);
     pthread_mutex_lock(&e->mu);
     int err = shoal__zq_alist_add(&e->allow, &e->nallow, &e->capallow, &a);
     if (!err)
@@ -733,13 +733,13 @@ shoal__engine_allow(shoal__engine *e, const uint8_t key[32])
 }
 
 int
-shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links)
+shoal__engine_disallow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], bool close_links)
 {
     assert(e && key);
     allowed a;
     if (crypto_sign_ed25519_pk_to_curve25519(a.x, key) != 0)
         return SHOAL_EINVAL;
-    memcpy(a.ed, key, 32);
+    memcpy(a.ed, key, SHOAL_KEY_BYTES);
     pthread_mutex_lock(&e->mu);
     int err = shoal__zq_alist_add(&e->deny, &e->ndeny, &e->capdeny, &a);
     if (!err)
@@ -749,7 +749,7 @@ shoal__engine_disallow(shoal__engine *e, const uint8_t key[32], bool close_links
         return err;
     /* From here on ZAP refuses the key; now close its links. */
     cmd c = { .op = C_DISALLOW, .ep = "" };
-    memcpy(c.key, key, 32);
+    memcpy(c.key, key, SHOAL_KEY_BYTES);
     return submit(e, &c);
 }
 
@@ -779,14 +779,14 @@ shoal__engine_listen(shoal__engine *e, const char *endpoint, char **bound)
 }
 
 int
-shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[32])
+shoal__engine_connect(shoal__engine *e, const char *endpoint, const uint8_t key[SHOAL_KEY_BYTES])
 {
     assert(e && endpoint && key);
-    uint8_t x[32];
+    uint8_t x[XKEY_BYTES];
     if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
         return SHOAL_EINVAL;
     cmd c = { .op = C_CONNECT, .ep = endpoint };
-    memcpy(c.key, key, 32);
+    memcpy(c.key, key, SHOAL_KEY_BYTES);
     return submit(e, &c);
 }
 
@@ -799,14 +799,15 @@ shoal__engine_disconnect(shoal__engine *e, const char *endpoint)
 }
 
 int
-shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[32], int timeout_ms)
+shoal__engine_sync(shoal__engine *e, const char *endpoint, const uint8_t key[SHOAL_KEY_BYTES],
+                   int timeout_ms)
 {
     assert(e && endpoint && key);
-    uint8_t x[32];
+    uint8_t x[XKEY_BYTES];
     if (crypto_sign_ed25519_pk_to_curve25519(x, key) != 0)
         return SHOAL_EINVAL;
     cmd c = { .op = C_SYNC, .ep = endpoint, .timeout_ms = timeout_ms };
-    memcpy(c.key, key, 32);
+    memcpy(c.key, key, SHOAL_KEY_BYTES);
     return submit(e, &c);
 }
 

@@ -28,10 +28,11 @@ msg_ident(zmq_msg_t *m, ident *out)
 {
     const char *uid = zmq_msg_gets(m, "User-Id");
     memset(out, 0, sizeof *out);
-    if (uid && strlen(uid) == 64 && shoal__unhex(out->key, 32, uid) == SHOAL_OK)
+    if (uid && strlen(uid) == 2 * SHOAL_KEY_BYTES &&
+        shoal__unhex(out->key, SHOAL_KEY_BYTES, uid) == SHOAL_OK)
         return true;
-    if (uid && strlen(uid) == 65 && uid[0] == 'x' &&
-        shoal__unhex(out->key, 32, uid + 1) == SHOAL_OK) {
+    if (uid && strlen(uid) == 1 + 2 * XKEY_BYTES && uid[0] == 'x' &&
+        shoal__unhex(out->key, XKEY_BYTES, uid + 1) == SHOAL_OK) {
         out->xonly = true;
         return true;
     }
@@ -43,8 +44,8 @@ static bool
 sess_is(const sess *s, const ident *id)
 {
     if (id->xonly)
-        return s->check_x && memcmp(s->x, id->key, 32) == 0;
-    return !s->check_x && s->key_known && memcmp(s->key, id->key, 32) == 0;
+        return s->check_x && memcmp(s->x, id->key, XKEY_BYTES) == 0;
+    return !s->check_x && s->key_known && memcmp(s->key, id->key, SHOAL_KEY_BYTES) == 0;
 }
 
 static bool
@@ -53,7 +54,7 @@ rid_dead(const lnk *l, const uint8_t *rid, size_t n, const ident *id, int fd)
     for (size_t i = 0; i < DEAD_RIDS; i++) {
         const dead_rid *d = &l->buried[i];
         if (d->len == n && n && memcmp(d->rid, rid, n) == 0 && d->fd == fd &&
-            d->id.xonly == id->xonly && memcmp(d->id.key, id->key, 32) == 0)
+            d->id.xonly == id->xonly && memcmp(d->id.key, id->key, SHOAL_KEY_BYTES) == 0)
             return true;
     }
     return false;
@@ -78,7 +79,7 @@ void
 shoal__zq_sess_bury(lnk *l, const sess *s)
 {
     ident id = { .xonly = s->check_x };
-    memcpy(id.key, s->check_x ? s->x : s->key, 32);
+    memcpy(id.key, s->check_x ? s->x : s->key, XKEY_BYTES);
     rid_bury(l, s->rid, s->ridlen, &id, s->fd);
 }
 
@@ -110,8 +111,8 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, con
      * vector, a HELLO frame's worth (up to SHOAL__MAX_FRAME bytes) each. */
     size_t same = 0;
     for (sess *o = l->ss; o; o = o->next)
-        if (!o->dead && (xonly ? o->check_x && memcmp(o->x, key, 32) == 0
-                               : !o->check_x && memcmp(o->key, key, 32) == 0))
+        if (!o->dead && (xonly ? o->check_x && memcmp(o->x, key, XKEY_BYTES) == 0
+                               : !o->check_x && memcmp(o->key, key, SHOAL_KEY_BYTES) == 0))
             same++;
     if (same >= MAX_KEY_SESS) {
         char kh[17];
@@ -132,7 +133,7 @@ router_sess_new(shoal__engine *e, lnk *l, const uint8_t *rid, size_t ridlen, con
         return NULL;
     if (xonly) {
         s->check_x = true;
-        memcpy(s->x, key, 32);
+        memcpy(s->x, key, XKEY_BYTES);
     }
     memcpy(s->rid, rid, ridlen);
     s->ridlen = ridlen;

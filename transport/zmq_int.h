@@ -26,6 +26,15 @@
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* a draft option in libzmq 4.3 */
 #endif
 
+/* An X25519 key, as CURVE uses (crypto_sign_ed25519_pk_to_curve25519 of an
+ * Ed25519 key).  A listener's ident and an unknown peer's record hold one
+ * where they would hold an Ed25519 key, hence the assertion. */
+enum {
+    XKEY_BYTES = 32
+};
+_Static_assert((int)XKEY_BYTES == (int)SHOAL_KEY_BYTES,
+               "an X25519 key fits where an Ed25519 key goes");
+
 enum {
     RECV_BURST = 64,        /* messages read from one socket per wake-up */
     SNDHWM = 64,            /* our own frames are bounded by the window */
@@ -65,7 +74,7 @@ enum {
 typedef struct cmd {
     int op;
     const char *ep; /* Borrowed from the API thread */
-    uint8_t key[32];
+    uint8_t key[SHOAL_KEY_BYTES];
     int timeout_ms;
     char *bound; /* out (listen): owned by the API thread once done */
     int rc;
@@ -76,9 +85,9 @@ typedef struct cmd {
 typedef struct sess {
     shoal__session *s; /* owned */
     bool key_known;
-    uint8_t key[32]; /* the peer's Ed25519 key */
-    bool check_x;    /* allow_any: HELLO's key must convert to x */
-    uint8_t x[32];
+    uint8_t key[SHOAL_KEY_BYTES]; /* the peer's Ed25519 key */
+    bool check_x;                 /* allow_any: HELLO's key must convert to x */
+    uint8_t x[XKEY_BYTES];
     uint8_t rid[256]; /* ROUTER: routing id */
     size_t ridlen;
     int fd;                    /* ROUTER: ZMQ_SRCFD of its messages */
@@ -96,7 +105,7 @@ typedef struct sess {
  * any) the X25519 key of a client not on the list. */
 typedef struct ident {
     bool xonly;
-    uint8_t key[32];
+    uint8_t key[SHOAL_KEY_BYTES];
 } ident;
 
 /* A routing id whose frames we ignore, for one identity and connection. */
@@ -110,9 +119,9 @@ typedef struct dead_rid {
 typedef struct lnk {
     int kind;
     void *sock, *mon;
-    char ep[256];    /* the endpoint connected to, or bound */
-    uint8_t key[32]; /* DEALER: the peer's Ed25519 key */
-    sess *ss;        /* sessions (a DEALER has at most one) */
+    char ep[256];                 /* the endpoint connected to, or bound */
+    uint8_t key[SHOAL_KEY_BYTES]; /* DEALER: the peer's Ed25519 key */
+    sess *ss;                     /* sessions (a DEALER has at most one) */
     size_t nss;
     dead_rid buried[DEAD_RIDS];
     size_t dead_next;
@@ -137,19 +146,19 @@ typedef struct peer {
 
 /* A peer record evicted (its stored record is to be forgotten). */
 typedef struct gone {
-    uint8_t key[32];
+    uint8_t key[SHOAL_KEY_BYTES];
 } gone;
 
 typedef struct allowed {
-    uint8_t x[32];
-    uint8_t ed[32];
+    uint8_t x[XKEY_BYTES];
+    uint8_t ed[SHOAL_KEY_BYTES];
 } allowed;
 
 struct shoal__engine {
     shoal__engine_cfg cfg; /* the pointers in it are Borrowed */
     shoal__host host;
-    uint8_t pk[32];
-    uint8_t xpk[32];
+    uint8_t pk[SHOAL_KEY_BYTES];
+    uint8_t xpk[XKEY_BYTES];
     uint8_t *xsk; /* 32 bytes, sodium_malloc'd, owned */
     pthread_t th;
     bool th_started;
@@ -191,14 +200,15 @@ void shoal__zq_logf(shoal__engine *e, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void shoal__zq_keyhex(char out[17], const uint8_t *k);
 int shoal__zq_zmq_err(void);
-const allowed *shoal__zq_alist_find_x(const allowed *v, size_t n, const uint8_t x[32]);
-const allowed *shoal__zq_alist_find(const allowed *v, size_t n, const uint8_t ed[32]);
+const allowed *shoal__zq_alist_find_x(const allowed *v, size_t n, const uint8_t x[XKEY_BYTES]);
+const allowed *shoal__zq_alist_find(const allowed *v, size_t n, const uint8_t ed[SHOAL_KEY_BYTES]);
 int shoal__zq_alist_add(allowed **v, size_t *n, size_t *cap, const allowed *a);
-void shoal__zq_alist_del(allowed *v, size_t *n, const uint8_t ed[32]);
+void shoal__zq_alist_del(allowed *v, size_t *n, const uint8_t ed[SHOAL_KEY_BYTES]);
 bool shoal__zq_ident_permitted(const shoal__engine *e, const ident *id);
-peer *shoal__zq_peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create);
+peer *shoal__zq_peer_find(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], bool unknown,
+                          bool create);
 void shoal__zq_peer_error(peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void shoal__zq_peer_note(shoal__engine *e, const uint8_t key[32], const char *what);
+void shoal__zq_peer_note(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], const char *what);
 void shoal__zq_save_peers(shoal__engine *e, bool all);
 void shoal__zq_sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out);
 int shoal__zq_set_int(void *sock, int opt, int v);

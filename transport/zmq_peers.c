@@ -21,19 +21,19 @@
 #include "zmq_int.h"
 
 const allowed *
-shoal__zq_alist_find_x(const allowed *v, size_t n, const uint8_t x[32])
+shoal__zq_alist_find_x(const allowed *v, size_t n, const uint8_t x[XKEY_BYTES])
 {
     for (size_t i = 0; i < n; i++)
-        if (sodium_memcmp(v[i].x, x, 32) == 0)
+        if (sodium_memcmp(v[i].x, x, XKEY_BYTES) == 0)
             return &v[i];
     return NULL;
 }
 
 const allowed *
-shoal__zq_alist_find(const allowed *v, size_t n, const uint8_t ed[32])
+shoal__zq_alist_find(const allowed *v, size_t n, const uint8_t ed[SHOAL_KEY_BYTES])
 {
     for (size_t i = 0; i < n; i++)
-        if (memcmp(v[i].ed, ed, 32) == 0)
+        if (memcmp(v[i].ed, ed, SHOAL_KEY_BYTES) == 0)
             return &v[i];
     return NULL;
 }
@@ -57,10 +57,10 @@ shoal__zq_alist_add(allowed **v, size_t *n, size_t *cap, const allowed *a)
 }
 
 void
-shoal__zq_alist_del(allowed *v, size_t *n, const uint8_t ed[32])
+shoal__zq_alist_del(allowed *v, size_t *n, const uint8_t ed[SHOAL_KEY_BYTES])
 {
     for (size_t i = 0; i < *n; i++)
-        if (memcmp(v[i].ed, ed, 32) == 0) {
+        if (memcmp(v[i].ed, ed, SHOAL_KEY_BYTES) == 0) {
             v[i] = v[--*n];
             return;
         }
@@ -81,10 +81,10 @@ shoal__zq_ident_permitted(const shoal__engine *e, const ident *id)
 
 /* Whether key is on the allow-list.  Caller holds e->mu. */
 static bool
-is_allowed(const shoal__engine *e, const uint8_t key[32])
+is_allowed(const shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES])
 {
     for (size_t i = 0; i < e->nallow; i++)
-        if (memcmp(e->allow[i].ed, key, 32) == 0)
+        if (memcmp(e->allow[i].ed, key, SHOAL_KEY_BYTES) == 0)
             return true;
     return false;
 }
@@ -100,7 +100,7 @@ peer_kept(const shoal__engine *e, const peer *p)
     if (p->unknown)
         return false;
     for (const lnk *l = e->links; l; l = l->next)
-        if (l->kind != L_LISTEN && !l->dead && memcmp(l->key, p->info.key, 32) == 0)
+        if (l->kind != L_LISTEN && !l->dead && memcmp(l->key, p->info.key, SHOAL_KEY_BYTES) == 0)
             return true;
     return false;
 }
@@ -138,7 +138,7 @@ peer_evict(shoal__engine *e)
         e->gone = ng;
         e->capgone = nc;
     }
-    memcpy(e->gone[e->ngone++].key, e->peers[best].info.key, 32);
+    memcpy(e->gone[e->ngone++].key, e->peers[best].info.key, SHOAL_KEY_BYTES);
     if (e->peers[best].unknown)
         e->nunknown--;
     e->peers[best] = e->peers[--e->npeers];
@@ -147,10 +147,11 @@ peer_evict(shoal__engine *e)
 
 /* Caller holds e->mu.  A found or created record counts as active now. */
 peer *
-shoal__zq_peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool create)
+shoal__zq_peer_find(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], bool unknown, bool create)
 {
     for (size_t i = 0; i < e->npeers; i++)
-        if (e->peers[i].unknown == unknown && memcmp(e->peers[i].info.key, key, 32) == 0) {
+        if (e->peers[i].unknown == unknown &&
+            memcmp(e->peers[i].info.key, key, SHOAL_KEY_BYTES) == 0) {
             if (create)
                 e->peers[i].touched = ++e->tick;
             return &e->peers[i];
@@ -160,8 +161,8 @@ shoal__zq_peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool 
     if (unknown && e->nunknown >= MAX_UNKNOWN_PEERS) {
         /* Past the bound every further unknown key is counted under the
          * all-zero key. */
-        static const uint8_t zero[32];
-        if (memcmp(key, zero, 32) != 0)
+        static const uint8_t zero[SHOAL_KEY_BYTES];
+        if (memcmp(key, zero, SHOAL_KEY_BYTES) != 0)
             return shoal__zq_peer_find(e, zero, true, true);
     }
     if (e->npeers >= e->maxpeers && !peer_evict(e))
@@ -176,7 +177,7 @@ shoal__zq_peer_find(shoal__engine *e, const uint8_t key[32], bool unknown, bool 
     }
     peer *p = &e->peers[e->npeers++];
     memset(p, 0, sizeof *p);
-    memcpy(p->info.key, key, 32);
+    memcpy(p->info.key, key, SHOAL_KEY_BYTES);
     p->unknown = unknown;
     p->refused_only = true;
     p->touched = ++e->tick;
@@ -196,7 +197,7 @@ shoal__zq_peer_error(peer *p, const char *fmt, ...)
 
 /* Set key's last error (its record, if it has one) and save it soon. */
 void
-shoal__zq_peer_note(shoal__engine *e, const uint8_t key[32], const char *what)
+shoal__zq_peer_note(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES], const char *what)
 {
     pthread_mutex_lock(&e->mu);
     peer *p = shoal__zq_peer_find(e, key, false, false);
@@ -260,14 +261,14 @@ shoal__zq_sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out
     shoal__session_stats now;
     shoal__session_get_stats(s->s, &now);
     if (!s->key_known && now.handshaken) {
-        uint8_t x[32];
+        uint8_t x[XKEY_BYTES];
         if (s->check_x && (crypto_sign_ed25519_pk_to_curve25519(x, now.peer) != 0 ||
-                           sodium_memcmp(x, s->x, 32) != 0)) {
+                           sodium_memcmp(x, s->x, XKEY_BYTES) != 0)) {
             shoal__zq_logf(e, SHOAL_LOG_WARN,
                            "incoming link: HELLO names a key that is not its CURVE key");
             s->dead = true;
         } else {
-            memcpy(s->key, now.peer, 32);
+            memcpy(s->key, now.peer, SHOAL_KEY_BYTES);
             s->key_known = true;
         }
     }

@@ -44,8 +44,8 @@ shoal__zq_common_opts(shoal__engine *e, void *sock)
     /* TTL has a resolution of 100 ms. */
     rc |= shoal__zq_set_int(sock, ZMQ_HEARTBEAT_TTL, ((3 * hb + 99) / 100) * 100);
     rc |= shoal__zq_set_int(sock, ZMQ_HANDSHAKE_IVL, HANDSHAKE_IVL_MS);
-    rc |= zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, e->xpk, 32);
-    rc |= zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, e->xsk, 32);
+    rc |= zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, e->xpk, XKEY_BYTES);
+    rc |= zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, e->xsk, XKEY_BYTES);
     return rc ? -1 : 0;
 }
 
@@ -130,14 +130,14 @@ shoal__zq_link_close(shoal__engine *e, lnk *l, const char *why)
 int
 shoal__zq_dealer_open(shoal__engine *e, lnk *l)
 {
-    uint8_t xserver[32];
+    uint8_t xserver[XKEY_BYTES];
     if (crypto_sign_ed25519_pk_to_curve25519(xserver, l->key) != 0)
         return SHOAL_EINVAL;
     l->sock = zmq_socket(e->ctx, ZMQ_DEALER);
     if (!l->sock)
         return shoal__zq_zmq_err();
     int rc = shoal__zq_common_opts(e, l->sock);
-    rc |= zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, xserver, 32);
+    rc |= zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, xserver, XKEY_BYTES);
     rc |= shoal__zq_set_int(l->sock, ZMQ_IMMEDIATE, 1);
     rc |= shoal__zq_set_int(l->sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS);
     rc |= shoal__zq_set_int(l->sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS);
@@ -222,7 +222,7 @@ shoal__zq_sess_new(shoal__engine *e, lnk *l, const uint8_t *expect)
     s->fd = -1;
     s->born = shoal__zq_mono_ms();
     if (expect) {
-        memcpy(s->key, expect, 32);
+        memcpy(s->key, expect, SHOAL_KEY_BYTES);
         s->key_known = true;
     }
     s->next = l->ss;
@@ -396,13 +396,14 @@ shoal__zq_zap_serve(shoal__engine *e)
     char user[80] = "";
     bool ok_shape = n >= 7 && zmq_msg_size(&part[0]) == 3 &&
                     memcmp(zmq_msg_data(&part[0]), "1.0", 3) == 0 && zmq_msg_size(&part[5]) == 5 &&
-                    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 && zmq_msg_size(&part[6]) == 32;
+                    memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
+                    zmq_msg_size(&part[6]) == XKEY_BYTES;
     if (ok_shape) {
         const uint8_t *x = zmq_msg_data(&part[6]);
         pthread_mutex_lock(&e->mu);
         const allowed *a = NULL, *d = shoal__zq_alist_find_x(e->deny, e->ndeny, x);
         for (size_t i = 0; i < e->nallow; i++)
-            if (sodium_memcmp(e->allow[i].x, x, 32) == 0)
+            if (sodium_memcmp(e->allow[i].x, x, XKEY_BYTES) == 0)
                 a = &e->allow[i];
         if (d) {
             /* An operator named this key: it is counted under its Ed25519
@@ -414,14 +415,14 @@ shoal__zq_zap_serve(shoal__engine *e)
                 p->dirty = p->urgent = true;
             }
             text = "key disallowed";
-            shoal__hex(user, d->ed, 32); /* for the log line below */
+            shoal__hex(user, d->ed, SHOAL_KEY_BYTES); /* for the log line below */
         } else if (a) {
-            shoal__hex(user, a->ed, 32);
+            shoal__hex(user, a->ed, SHOAL_KEY_BYTES);
             status = "200";
             text = "OK";
         } else if (e->allow_any) {
             user[0] = 'x';
-            shoal__hex(user + 1, x, 32);
+            shoal__hex(user + 1, x, XKEY_BYTES);
             status = "200";
             text = "OK";
         } else {

@@ -281,6 +281,15 @@ test_options(void)
     CHECK_EQ(shoal_replica_open(&r, NULL, NULL), SHOAL_EINVAL);
     CHECK(r == NULL);
     CHECK_EQ(shoal_replica_open(&r, "", NULL), SHOAL_EINVAL);
+    /* Only the last directory is created (docs/c-api.md): a missing
+     * parent is SHOAL_ESTORE, and nothing is made. */
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/missing/replica", dir);
+    r = (shoal_replica *)1;
+    CHECK_EQ(shoal_replica_open(&r, sub, NULL), SHOAL_ESTORE);
+    CHECK(r == NULL);
+    snprintf(sub, sizeof sub, "%s/missing", dir);
+    CHECK(access(sub, F_OK) != 0);
     check_rmtree(dir);
     free(dir);
 }

@@ -662,12 +662,182 @@ test_bad_pending(void)
         shoal__free(w.e[i].p);
 }
 
+/* shoal__apply_replay's load: an empty change (no op), or fail at
+ * rent index fail_at. */
+typedef struct replay_ctx {
+    shoal__rent *base;
+    size_t fail_at;
+    size_t loads;
+} replay_ctx;
+
+static int
+replay_load(void *ctx, const shoal__rent *e, shoal__change *c)
+{
+    replay_ctx *x = ctx;
+    x->loads++;
+    memset(c, 0, sizeof *c);
+    c->seq = 1;
+    return (size_t)(e - x->base) == x->fail_at ? SHOAL_ECORRUPT : SHOAL_OK;
+}
+
+/* The rebuild both stores share (apply.h): the heads left by a replay,
+ * with deps in order, out of order and in a cycle; and the heads update
+ * of one applied change. */
+static void
+test_replay_heads(void)
+{
+    /* ids 1..4: A=1, B=2, C=3, D=4; B and C depend on A, D on B and C. */
+    shoal__rent e[4];
+    size_t dB[] = { 0 }, dC[] = { 0 };
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 4; i++)
+        memset(e[i].cid, i + 1, SHOAL__ID_BYTES);
+    e[1].dep = dB, e[1].ndep = 1;
+    e[2].dep = dC, e[2].ndep = 1;
+    replay_ctx x = { e, SIZE_MAX, 0 };
+    shoal__doc *d;
+    uint8_t *h;
+    size_t nh;
+    /* A, B, C: heads {B, C}. */
+    REQUIRE(shoal__apply_replay(e, 3, replay_load, &x, &d, &h, &nh) == SHOAL_OK);
+    CHECK(nh == 2 && memcmp(h, e[1].cid, 32) == 0 && memcmp(h + 32, e[2].cid, 32) == 0);
+    shoal__doc_free(d);
+    shoal__free(h);
+    /* D listed first, before what it depends on: still heads {D}. */
+    shoal__rent f[4] = { e[3], e[0], e[1], e[2] };
+    size_t fB[] = { 1 }, fC[] = { 1 }, fD[] = { 2, 3 };
+    for (int i = 0; i < 4; i++)
+        f[i].done = false;
+    f[0].dep = fD, f[0].ndep = 2;
+    f[2].dep = fB, f[2].ndep = 1;
+    f[3].dep = fC, f[3].ndep = 1;
+    x = (replay_ctx){ f, SIZE_MAX, 0 };
+    REQUIRE(shoal__apply_replay(f, 4, replay_load, &x, &d, &h, &nh) == SHOAL_OK);
+    CHECK(nh == 1 && memcmp(h, e[3].cid, 32) == 0);
+    CHECK_EQ(x.loads, 4);
+    shoal__doc_free(d);
+    shoal__free(h);
+    /* A cycle (A on B, B on A): taken in list order, heads {B}. */
+    shoal__rent g[2];
+    memset(g, 0, sizeof g);
+    memset(g[0].cid, 1, 32);
+    memset(g[1].cid, 2, 32);
+    size_t gA[] = { 1 }, gB[] = { 0 };
+    g[0].dep = gA, g[0].ndep = 1;
+    g[1].dep = gB, g[1].ndep = 1;
+    x = (replay_ctx){ g, SIZE_MAX, 0 };
+    REQUIRE(shoal__apply_replay(g, 2, replay_load, &x, &d, &h, &nh) == SHOAL_OK);
+    CHECK(nh == 1 && memcmp(h, g[1].cid, 32) == 0);
+    shoal__doc_free(d);
+    shoal__free(h);
+    /* A load error: returned, nothing handed out. */
+    for (int i = 0; i < 2; i++)
+        g[i].done = false;
+    x = (replay_ctx){ g, 1, 0 };
+    CHECK_EQ(shoal__apply_replay(g, 2, replay_load, &x, &d, &h, &nh), SHOAL_ECORRUPT);
+    CHECK(d == NULL && h == NULL && nh == 0);
+
+    /* heads {1, 3}, a change 2 on 1: {2, 3}; then 4 on nothing: {2, 3, 4};
+     * the same id again: no duplicate. */
+    uint8_t hs[2 * 32], one[32], two[32], four[32];
+    memset(hs, 1, 32);
+    memset(hs + 32, 3, 32);
+    memset(one, 1, 32);
+    memset(two, 2, 32);
+    memset(four, 4, 32);
+    uint8_t *o, *o2;
+    size_t no, no2;
+    REQUIRE(shoal__heads_advance(hs, 2, one, 1, two, &o, &no) == SHOAL_OK);
+    CHECK(no == 2 && o[0] == 2 && o[32] == 3);
+    REQUIRE(shoal__heads_advance(o, no, NULL, 0, four, &o2, &no2) == SHOAL_OK);
+    CHECK(no2 == 3 && o2[0] == 2 && o2[32] == 3 && o2[64] == 4);
+    shoal__free(o);
+    REQUIRE(shoal__heads_advance(o2, no2, NULL, 0, four, &o, &no) == SHOAL_OK);
+    CHECK(no == 3 && o[64] == 4);
+    shoal__free(o);
+    shoal__free(o2);
+}
+
+/* shoal__apply_rebuild over a store where every id but those starting
+ * with byte 9 is applied (no evidence): each rent's change has the deps
+ * of its row in deps. */
+typedef struct rebuild_ctx {
+    const shoal__rent *base;
+    const uint8_t *deps[4];
+    size_t ndeps[4];
+} rebuild_ctx;
+
+static int
+rebuild_load(void *ctx, const shoal__rent *e, shoal__change *c)
+{
+    const rebuild_ctx *x = ctx;
+    size_t i = (size_t)(e - x->base);
+    memset(c, 0, sizeof *c);
+    c->seq = 1;
+    c->deps = x->deps[i];
+    c->ndeps = x->ndeps[i];
+    return SHOAL_OK;
+}
+
+static bool
+fake_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    (void)ctx;
+    return cid[0] != 9;
+}
+
+static int
+fake_ev_find(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t who[SHOAL_KEY_BYTES],
+             uint64_t *seq)
+{
+    (void)ctx, (void)cid, (void)who, (void)seq;
+    return SHOAL_ENOTFOUND;
+}
+
+/* The rebuild maps deps to the list itself: D (listed first) on B, C and
+ * an id outside the list (9...), B and C on A: heads {D}; the dep arrays
+ * are gone afterwards. */
+static void
+test_rebuild_deps(void)
+{
+    shoal__apply_store s;
+    memset(&s, 0, sizeof s);
+    s.has = fake_has;
+    s.ev_find = fake_ev_find;
+    uint8_t id[5][32];
+    for (int i = 0; i < 4; i++)
+        memset(id[i], i + 1, 32); /* A=1, B=2, C=3, D=4 */
+    memset(id[4], 9, 32);
+    uint8_t dD[3 * 32], dA1[32];
+    memcpy(dD, id[1], 32);
+    memcpy(dD + 32, id[2], 32);
+    memcpy(dD + 64, id[4], 32);
+    memcpy(dA1, id[0], 32);
+    shoal__rent e[4];
+    memset(e, 0, sizeof e);
+    const int order[4] = { 3, 0, 1, 2 }; /* D, A, B, C */
+    for (int i = 0; i < 4; i++)
+        memcpy(e[i].cid, id[order[i]], 32);
+    rebuild_ctx x = { e, { dD, NULL, dA1, dA1 }, { 3, 0, 1, 1 } };
+    shoal__doc *d;
+    uint8_t *h;
+    size_t nh;
+    REQUIRE(shoal__apply_rebuild(&s, e, 4, rebuild_load, &x, &d, &h, &nh) == SHOAL_OK);
+    CHECK(nh == 1 && memcmp(h, id[3], 32) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(e[i].dep == NULL && e[i].ndep == 0 && e[i].done);
+    shoal__doc_free(d);
+    shoal__free(h);
+}
+
 int
 main(void)
 {
     if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0)
         setenv("TMPDIR", "/dev/shm", 1);
     RUN(test_bad_pending);
+    RUN(test_replay_heads);
+    RUN(test_rebuild_deps);
     RUN(test_convergence);
     return check_summary();
 }

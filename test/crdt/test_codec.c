@@ -859,6 +859,14 @@ roundtrip(const shoal__change *c)
     shoal__buf_init(&b2);
     REQUIRE(shoal__change_encode(c, &b) == SHOAL_OK);
     CHECK(b.len <= SHOAL__MAX_BODY);
+    /* The peek reads seq and hlc alone. */
+    uint64_t seq = 0, hlc = 0;
+    CHECK_EQ(shoal__change_peek(b.p, b.len, &seq, &hlc), SHOAL_OK);
+    CHECK(seq == c->seq && hlc == c->hlc);
+    seq = 0;
+    CHECK_EQ(shoal__change_peek(b.p, b.len, &seq, NULL), SHOAL_OK);
+    CHECK(seq == c->seq);
+    CHECK_EQ(shoal__change_peek(b.p, 2, &seq, &hlc), SHOAL_ETRUNC);
     int err = decode(b.p, b.len, &d);
     CHECK_EQ(err, SHOAL_OK);
     if (!err) {
@@ -2596,6 +2604,30 @@ test_bundle(void)
     CHECK_EQ(shoal__bundle_split((const uint8_t *)"SHOXL", 5, &sp, &cnt), SHOAL_EPROTO);
     CHECK_EQ(shoal__bundle_split((const uint8_t *)"SHOAL", 5, &sp, &cnt), SHOAL_ETRUNC);
     CHECK_EQ(shoal__bundle_split((const uint8_t *)"", 0, &sp, &cnt), SHOAL_ETRUNC);
+
+    /* The header alone (shared by split and core's import): the count
+     * limit and the truncation bound at their edges. */
+    {
+        uint8_t h[SHOAL__BUNDLE_HEADER + 2 * SHOAL__ENV_MIN];
+        memset(h, 0, sizeof h);
+        memcpy(h, b.p, 8);
+        uint32_t hc = 7;
+        CHECK_EQ(shoal__bundle_header(h, 7, &hc), SHOAL_ETRUNC);
+        CHECK(hc == 0);
+        h[7] = '9';
+        CHECK_EQ(shoal__bundle_header(h, 8, &hc), SHOAL_EVERSION);
+        h[7] = '1';
+        CHECK_EQ(shoal__bundle_header(h, 8, &hc), SHOAL_ETRUNC);
+        shoal__be32_put(h + 8, 2);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_OK);
+        CHECK(hc == 2);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h - 1, &hc), SHOAL_ETRUNC);
+        CHECK(hc == 0);
+        shoal__be32_put(h + 8, SHOAL__MAX_BUNDLE_CHANGES);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_ETRUNC);
+        shoal__be32_put(h + 8, SHOAL__MAX_BUNDLE_CHANGES + 1);
+        CHECK_EQ(shoal__bundle_header(h, sizeof h, &hc), SHOAL_ETOOBIG);
+    }
 
     /* Truncated at every offset. */
     for (size_t n = 0; n < b.len; n++) {

@@ -1087,6 +1087,77 @@ full_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     return SHOAL_ENOSPC;
 }
 
+/* b's session, after a's HELLO, receives frame (a raw ERROR from a):
+ * returns what the receive gave, and the failure text in why. */
+static int
+peer_error(node *a, node *b, const uint8_t *frame, size_t n, char *why, size_t whylen)
+{
+    shoal__session *s = shoal__session_new(&b->h, b->key, a->key);
+    CHECK(s != NULL);
+    if (!s)
+        return -1;
+    CHECK_EQ(shoal__session_start(s, 0), SHOAL_OK);
+    const uint8_t *f;
+    size_t fn;
+    while (shoal__session_next(s, &f, &fn) == 1)
+        ;
+    shoal__buf hb;
+    shoal__buf_init(&hb);
+    CHECK_EQ(shoal__wire_hello(&hb, a->key, NULL, 0), SHOAL_OK);
+    CHECK_EQ(shoal__session_recv(s, hb.p, hb.len, 0), SHOAL_OK);
+    shoal__buf_free(&hb);
+    while (shoal__session_next(s, &f, &fn) == 1)
+        ;
+    int got = shoal__session_recv(s, frame, n, 0);
+    shoal__session_stats st;
+    shoal__session_get_stats(s, &st);
+    CHECK(st.failed);
+    CHECK_EQ(st.error, got);
+    CHECK_EQ(shoal__session_recv(s, frame, n, 0), got); /* sticky */
+    CHECK_EQ(shoal__session_next(s, &f, &fn), 0);       /* no ERROR answers an ERROR */
+    snprintf(why, whylen, "%s", shoal__session_failure(s));
+    shoal__session_free(s);
+    return got;
+}
+
+/* A peer's ERROR frame: a code that is one of shoal_err's error codes comes
+ * through to the caller; any other number (SHOAL_OK included) is
+ * SHOAL_EPROTO, with the number kept in the failure text (docs/protocol.md,
+ * "Receiving ERROR"). */
+static void
+test_peer_error_code(void)
+{
+    node a, b;
+    REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
+    char why[256];
+    /* [4, 200, "gone"]: 200 is no shoal_err. */
+    const uint8_t e200[] = { 0x93, 0x04, 0xcc, 0xc8, 0xa4, 'g', 'o', 'n', 'e' };
+    CHECK_EQ(peer_error(&a, &b, e200, sizeof e200, why, sizeof why), SHOAL_EPROTO);
+    CHECK(strstr(why, "peer: gone") != NULL && strstr(why, "200") != NULL);
+    /* [4, 16, "gone"]: SHOAL_ETOOBIG comes through. */
+    const uint8_t e16[] = { 0x93, 0x04, 0x10, 0xa4, 'g', 'o', 'n', 'e' };
+    CHECK_EQ(peer_error(&a, &b, e16, sizeof e16, why, sizeof why), SHOAL_ETOOBIG);
+    CHECK(strcmp(why, "peer: gone") == 0);
+    /* The edges: 0 (SHOAL_OK), 1 and 20 (the first and last codes), 21,
+     * 256 and 2^32 + 16 (16 in its low bits). */
+    const struct {
+        uint8_t f[12];
+        size_t n;
+        int want;
+    } v[] = {
+        { { 0x93, 0x04, 0x00, 0xa0 }, 4, SHOAL_EPROTO },
+        { { 0x93, 0x04, 0x01, 0xa0 }, 4, SHOAL_ENOMEM },
+        { { 0x93, 0x04, 0x14, 0xa0 }, 4, SHOAL_EREFUSED },
+        { { 0x93, 0x04, 0x15, 0xa0 }, 4, SHOAL_EPROTO },
+        { { 0x93, 0x04, 0xcd, 0x01, 0x00, 0xa0 }, 6, SHOAL_EPROTO },
+        { { 0x93, 0x04, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0x10, 0xa0 }, 12, SHOAL_EPROTO },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        CHECK_EQ(peer_error(&a, &b, v[i].f, v[i].n, why, sizeof why), v[i].want);
+    node_close(&a);
+    node_close(&b);
+}
+
 /* Our own trouble is not the peer's: a batch we cannot store (disk full)
  * ends the session with an ERROR naming it, but the peer's input is not
  * counted as rejected; a forged batch still is (test_forged_and_replay). */
@@ -1903,6 +1974,7 @@ main(void)
     RUN(test_huge_vv_cost);
     RUN(test_idle_session_cost);
     RUN(test_local_store_error);
+    RUN(test_peer_error_code);
     RUN(test_bounded_scan);
     RUN(test_fault_sim);
     return check_summary();

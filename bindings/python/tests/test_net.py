@@ -85,6 +85,16 @@ def test_listen_on_a_port_in_use_is_a_transport_error(make_replica):
     assert ep in str(ei.value)
 
 
+def test_connect_to_a_linked_endpoint_with_another_key_is_busy(make_replica):
+    a, b, c = make_replica("a"), make_replica("b"), make_replica("c")
+    ep = "tcp://127.0.0.1:1"  # nobody listens: the link stays, retrying
+    a.connect(ep, b.id)
+    a.connect(ep, b.id)  # the same link again: nothing to do
+    with pytest.raises(shoal.BusyError) as ei:
+        a.connect(ep, c.id)
+    assert ep in str(ei.value)
+
+
 @pytest.mark.parametrize("bad", ["not an endpoint", "tcp://", "tcp://127.0.0.1",
                                  "tcp://127.0.0.1:notaport", "bogus://x:1"])
 def test_bad_endpoint_is_a_clear_error(replica, bad):
