@@ -439,15 +439,48 @@ out:
     return err;
 }
 
+/* Whether k is refused whatever the document holds (shoal__doc_refusal). */
+static int
+cand_refused(const shoal__cand *k, bool *refused)
+{
+    const shoal__change *c = &k->c;
+    shoal__change full;
+    if (k->stripped) {
+        memset(&full, 0, sizeof full);
+        memcpy(full.author, k->c.author, 32);
+        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
+        if (err)
+            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        c = &full;
+    }
+    size_t at;
+    *refused = shoal__doc_refusal(c, &at) != NULL;
+    if (c == &full)
+        shoal__change_clear(&full);
+    return SHOAL_OK;
+}
+
 /* k (canonical) replaces applied version old of its (author, seq): old
- * and k are kept as evidence, then the store supersedes old by k. */
+ * and k are kept as evidence, then the store supersedes old by k.  A k
+ * that cannot apply is refused first, as apply_one would (SHOAL_EPROTO, a
+ * bad pending change if it was stored): the store's rebuild would fail on
+ * it with SHOAL_ECORRUPT, which is no bad pending change, so a stored one
+ * would fail every later drain. */
 static int
 swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[32])
 {
     const shoal__apply_store *s = a->s;
+    bool refused;
+    int err = cand_refused(k, &refused);
+    if (err)
+        return err;
+    if (refused) {
+        mark_bad(a, k);
+        return SHOAL_EPROTO;
+    }
     uint8_t *oenv = NULL;
     size_t olen = 0;
-    int err = applied_env(s, old, &oenv, &olen);
+    err = applied_env(s, old, &oenv, &olen);
     if (err)
         return err;
     err = evidence_pair(a, k->c.author, k->c.seq, k->r.cid, k->r.env, k->r.env_len, old, oenv, olen,
