@@ -669,8 +669,17 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     if (!err && nlist > 1)
         qsort(list, nlist, sizeof *list, cand_cmp);
     /* The smallest id per (author, seq) among the candidates: of two
-     * versions waiting together, only that one may apply. */
+     * versions waiting together, only that one may apply.  A candidate
+     * shoal__doc_refusal refuses never applies, so it does not count:
+     * counted, it would put the other versions of the drain aside as
+     * evidence for good, and once it failed (dropped as a bad pending
+     * change) none of them would be applied, while a replica that got them
+     * in another order applies the valid one. */
     for (size_t i = 0; !err && i < nlist; i++) {
+        bool refused;
+        err = cand_refused(list[i], &refused);
+        if (err || refused)
+            continue;
         uint8_t key[40];
         memcpy(key, list[i]->c.author, 32);
         shoal__be64_put(key + 32, list[i]->c.seq);

@@ -668,7 +668,8 @@ test_bad_pending(void)
  * pending change (dropped, the import goes on), in memory as on LMDB.  It
  * used to fail the rebuild with SHOAL_ECORRUPT, which was not taken as a
  * bad pending change, so every later import failed.  Arriving ready, the
- * same version is refused with SHOAL_EPROTO and changes nothing. */
+ * same version is refused with SHOAL_EPROTO and changes nothing.  Arriving
+ * first, it must not keep the valid version from applying. */
 static void
 test_bad_swap(void)
 {
@@ -735,11 +736,14 @@ test_bad_swap(void)
         w.ne = 2;
     }
 
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         /* pass 0: 1, then 2 (pending: 0 is missing), then 0;
-         * pass 1: 0, 1, then 2 (ready, refused). */
-        size_t p0[] = { 1, 2, 0 }, p1[] = { 0, 1, 2 };
-        const size_t *order = pass ? p1 : p0;
+         * pass 1: 0, 1, then 2 (ready, refused);
+         * pass 2: 2 (pending), 1 (pending too: 2, smaller but refused,
+         * does not put it aside as evidence), then 0: 2 is dropped and 1
+         * applies.  1 used to be lost in this order. */
+        size_t p0[] = { 1, 2, 0 }, p1[] = { 0, 1, 2 }, p2[] = { 2, 1, 0 };
+        const size_t *order = pass == 2 ? p2 : pass ? p1 : p0;
         shoal__memstore *m;
         REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
         char *dir = check_tmpdir("applyswap");
