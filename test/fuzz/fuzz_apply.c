@@ -834,6 +834,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Everything again: nothing applies, nothing changes. */
     snap again;
     shoal_import_result res;
+    memset(&res, 0, sizeof res);
     int err = n ? import(m[1], &clock[1], &s, dl, n, &res) : SHOAL_OK;
     if (err == SHOAL_OK)
         FUZZ_CHECK(res.applied == 0);
