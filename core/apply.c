@@ -57,6 +57,7 @@ struct shoal__cand {
     shoal__change c; /* decoded; ops owned (none when stripped) */
     uint8_t *deps;   /* owned copy of c.deps when stripped */
     bool stripped;   /* ops dropped: decode body again to apply */
+    bool refused;    /* shoal__doc_refusal refuses it: it never applies */
     bool from_bundle;
     bool in_pending; /* stored in the pending set */
     bool done;
@@ -103,12 +104,17 @@ cand_clear(shoal__cand *k)
     k->stripped = false;
 }
 
-/* Decode k->r's body into k->c (the author from the envelope). */
+/* Decode k->r's body into k->c (the author from the envelope) and note
+ * whether the change is refused whatever the document holds. */
 static int
 cand_decode(shoal__cand *k)
 {
     memcpy(k->c.author, shoal__envelope_author(k->r.env), 32);
-    return shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+    int err = shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+    size_t at;
+    if (!err)
+        k->refused = shoal__doc_refusal(&k->c, &at) != NULL;
+    return err;
 }
 
 int
@@ -439,27 +445,6 @@ out:
     return err;
 }
 
-/* Whether k is refused whatever the document holds (shoal__doc_refusal). */
-static int
-cand_refused(const shoal__cand *k, bool *refused)
-{
-    const shoal__change *c = &k->c;
-    shoal__change full;
-    if (k->stripped) {
-        memset(&full, 0, sizeof full);
-        memcpy(full.author, k->c.author, 32);
-        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
-        if (err)
-            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
-        c = &full;
-    }
-    size_t at;
-    *refused = shoal__doc_refusal(c, &at) != NULL;
-    if (c == &full)
-        shoal__change_clear(&full);
-    return SHOAL_OK;
-}
-
 /* k (canonical) replaces applied version old of its (author, seq): old
  * and k are kept as evidence, then the store supersedes old by k.  A k
  * that cannot apply is refused first, as apply_one would (SHOAL_EPROTO, a
@@ -470,17 +455,13 @@ static int
 swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[32])
 {
     const shoal__apply_store *s = a->s;
-    bool refused;
-    int err = cand_refused(k, &refused);
-    if (err)
-        return err;
-    if (refused) {
+    if (k->refused) {
         mark_bad(a, k);
         return SHOAL_EPROTO;
     }
     uint8_t *oenv = NULL;
     size_t olen = 0;
-    err = applied_env(s, old, &oenv, &olen);
+    int err = applied_env(s, old, &oenv, &olen);
     if (err)
         return err;
     err = evidence_pair(a, k->c.author, k->c.seq, k->r.cid, k->r.env, k->r.env_len, old, oenv, olen,
@@ -676,9 +657,7 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
      * change) none of them would be applied, while a replica that got them
      * in another order applies the valid one. */
     for (size_t i = 0; !err && i < nlist; i++) {
-        bool refused;
-        err = cand_refused(list[i], &refused);
-        if (err || refused)
+        if (list[i]->refused)
             continue;
         uint8_t key[40];
         memcpy(key, list[i]->c.author, 32);
