@@ -57,6 +57,7 @@ struct shoal__cand {
     shoal__change c; /* decoded; ops owned (none when stripped) */
     uint8_t *deps;   /* owned copy of c.deps when stripped */
     bool stripped;   /* ops dropped: decode body again to apply */
+    bool refused;    /* shoal__doc_refusal refuses it: it never applies */
     bool from_bundle;
     bool in_pending; /* stored in the pending set */
     bool done;
@@ -103,12 +104,17 @@ cand_clear(shoal__cand *k)
     k->stripped = false;
 }
 
-/* Decode k->r's body into k->c (the author from the envelope). */
+/* Decode k->r's body into k->c (the author from the envelope) and note
+ * whether the change is refused whatever the document holds. */
 static int
 cand_decode(shoal__cand *k)
 {
     memcpy(k->c.author, shoal__envelope_author(k->r.env), SHOAL_KEY_BYTES);
-    return shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+    int err = shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+    size_t at;
+    if (!err)
+        k->refused = shoal__doc_refusal(&k->c, &at) != NULL;
+    return err;
 }
 
 int
@@ -444,11 +450,19 @@ out:
 }
 
 /* k (canonical) replaces applied version old of its (author, seq): old
- * and k are kept as evidence, then the store supersedes old by k. */
+ * and k are kept as evidence, then the store supersedes old by k.  A k
+ * that cannot apply is refused first, as apply_one would (SHOAL_EPROTO, a
+ * bad pending change if it was stored): the store's rebuild would fail on
+ * it with SHOAL_ECORRUPT, which is no bad pending change, so a stored one
+ * would fail every later drain. */
 static int
 swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[SHOAL__ID_BYTES])
 {
     const shoal__apply_store *s = a->s;
+    if (k->refused) {
+        mark_bad(a, k);
+        return SHOAL_EPROTO;
+    }
     uint8_t *oenv = NULL;
     size_t olen = 0;
     int err = applied_env(s, old, &oenv, &olen);
@@ -639,8 +653,15 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     if (!err && nlist > 1)
         qsort(list, nlist, sizeof *list, cand_cmp);
     /* The smallest id per (author, seq) among the candidates: of two
-     * versions waiting together, only that one may apply. */
+     * versions waiting together, only that one may apply.  A candidate
+     * shoal__doc_refusal refuses never applies, so it does not count:
+     * counted, it would put the other versions of the drain aside as
+     * evidence for good, and once it failed (dropped as a bad pending
+     * change) none of them would be applied, while a replica that got them
+     * in another order applies the valid one. */
     for (size_t i = 0; !err && i < nlist; i++) {
+        if (list[i]->refused)
+            continue;
         uint8_t key[SHOAL__SEQKEY_BYTES];
         shoal__seqkey(key, list[i]->c.author, list[i]->c.seq);
         shoal__cand *cur = shoal__map_get(&sib, key, sizeof key);

@@ -320,9 +320,13 @@ void shoal__doc_free(shoal__doc *d);
  * change op by op).  SHOAL_EPROTO for ops that no honest author makes
  * (a ref that cannot lie in the change's causal past: neither an earlier
  * op of the change itself nor an op stamped before the change; a
- * delete / replace of the head; an author index out of range).  An op naming a list element d
- * does not hold is a no-op (docs/semantics.md, "References that no longer
- * resolve").  On error d may hold part of the change: discard it. */
+ * delete / replace of the head; an author index out of range), whatever
+ * d holds: checked for ops [from, to) before the epoch rule, so a change
+ * of an older epoch or on a deleted document is refused all the same (were
+ * it taken there, whether it counts as applied would depend on the order of
+ * arrival).  An op naming a list element d does not hold is a no-op
+ * (docs/semantics.md, "References that no longer resolve").  On error d
+ * may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
 /* The reason shoal__doc_apply refuses c whatever the document holds (a
  * ref that cannot lie in the change's causal past, a delete / replace of

@@ -615,6 +615,20 @@ int
 shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to)
 {
     assert(from <= to && to <= c->nops);
+    if (to > UINT32_MAX)
+        return SHOAL_EPROTO;
+    /* A change shoal__doc_refusal refuses is refused whatever d holds,
+     * also when the epoch rule would discard its ops: otherwise whether it
+     * counts as applied would depend on the order replicas receive it in
+     * (one that got it before the document's epoch moved on refuses it,
+     * one that got it after takes it), and so would every later change of
+     * its author, which waits for it. */
+    for (size_t i = from; i < to; i++) {
+        const shoal__op *o = &c->ops[i];
+        if ((o->kind == SHOAL__OP_INS || o->kind == SHOAL__OP_DEL || o->kind == SHOAL__OP_REP) &&
+            ref_problem(c, o, (uint32_t)i))
+            return SHOAL_EPROTO;
+    }
     d->exists = true;
     if (c->epoch < d->epoch)
         return SHOAL_OK;
@@ -625,8 +639,6 @@ shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to)
     }
     if (d->deleted || from == to)
         return SHOAL_OK;
-    if (to > UINT32_MAX)
-        return SHOAL_EPROTO;
 
     refmap m = { c, 0, 0, 0 };
     int rc = author_intern(d, c->author, &m.own);

@@ -830,6 +830,133 @@ test_rebuild_deps(void)
     shoal__free(h);
 }
 
+/* A smaller version of an applied (author, seq) that can never apply (a
+ * ref stamped after it), stored pending because a dep was missing, must
+ * not wedge the store once the dep arrives: the swap refuses it as a bad
+ * pending change (dropped, the import goes on), in memory as on LMDB.  It
+ * used to fail the rebuild with SHOAL_ECORRUPT, which was not taken as a
+ * bad pending change, so every later import failed.  Arriving ready, the
+ * same version is refused with SHOAL_EPROTO and changes nothing.  Arriving
+ * first, it must not keep the valid version from applying. */
+static void
+test_bad_swap(void)
+{
+    check_rand_reseed(11);
+    world w;
+    memset(&w, 0, sizeof w);
+    for (int i = 0; i < 2; i++) {
+        uint8_t ks[32] = { (uint8_t)(21 + i) };
+        crypto_sign_seed_keypair(w.a[i].pk, w.a[i].sk, ks);
+    }
+    shoal__change c;
+    shoal__op op;
+    /* 0: b's seq 1 (the dep that comes late); 1: a's seq 1, applied. */
+    for (int i = 0; i < 2; i++) {
+        memset(&c, 0, sizeof c);
+        memcpy(c.author, w.a[1 - i].pk, 32);
+        c.coll = (const uint8_t *)coll;
+        c.coll_len = 1;
+        c.doc = (const uint8_t *)docs[0];
+        c.doc_len = 2;
+        c.seq = 1;
+        c.hlc = shoal__hlc_make(WALL_MS, (uint16_t)(1 + i));
+        memset(&op, 0, sizeof op);
+        op.kind = SHOAL__OP_SET;
+        op.field = (const uint8_t *)"f0";
+        op.field_len = 2;
+        op.value.type = SHOAL_T_INT;
+        op.value.i = i;
+        c.ops = &op;
+        c.nops = 1;
+        REQUIRE(seal(&w, &w.a[1 - i], &c) == i);
+    }
+    shoal__rec z, g;
+    rec_of(&w.e[0], &z);
+    rec_of(&w.e[1], &g);
+    /* 2: another version of a's seq 1, smaller id than 1's, depending on
+     * 0, with an insert after an op stamped later than itself. */
+    for (int64_t v = 0;; v++) {
+        memset(&c, 0, sizeof c);
+        memcpy(c.author, w.a[0].pk, 32);
+        c.coll = (const uint8_t *)coll;
+        c.coll_len = 1;
+        c.doc = (const uint8_t *)docs[0];
+        c.doc_len = 2;
+        c.seq = 1;
+        c.hlc = shoal__hlc_make(WALL_MS, 3);
+        c.deps = z.cid;
+        c.ndeps = 1;
+        memset(&op, 0, sizeof op);
+        op.kind = SHOAL__OP_INS;
+        op.field = (const uint8_t *)"f1";
+        op.field_len = 2;
+        op.value.type = SHOAL_T_INT;
+        op.value.i = v;
+        op.ref.hlc = shoal__hlc_make(WALL_MS, 9);
+        c.ops = &op;
+        c.nops = 1;
+        REQUIRE(seal(&w, &w.a[0], &c) == 2);
+        shoal__rec x;
+        rec_of(&w.e[2], &x);
+        if (memcmp(x.cid, g.cid, 32) < 0)
+            break;
+        shoal__free(w.e[2].p);
+        w.ne = 2;
+    }
+
+    for (int pass = 0; pass < 3; pass++) {
+        /* pass 0: 1, then 2 (pending: 0 is missing), then 0;
+         * pass 1: 0, 1, then 2 (ready, refused);
+         * pass 2: 2 (pending), 1 (pending too: 2, smaller but refused,
+         * does not put it aside as evidence), then 0: 2 is dropped and 1
+         * applies.  1 used to be lost in this order. */
+        size_t p0[] = { 1, 2, 0 }, p1[] = { 0, 1, 2 }, p2[] = { 2, 1, 0 };
+        const size_t *order = pass == 2 ? p2 : pass ? p1 : p0;
+        shoal__memstore *m;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        char *dir = check_tmpdir("applyswap");
+        shoal_options *o = NULL;
+        shoal_replica *r = NULL;
+        CHECK_EQ(shoal_options_new(&o), SHOAL_OK);
+        shoal_options_set_durable(o, false);
+        shoal_options_set_clock(o, fixed_now, NULL);
+        CHECK_EQ(shoal_replica_open(&r, dir, o), SHOAL_OK);
+        shoal_options_free(o);
+        REQUIRE(r);
+        uint64_t clock = 0;
+        for (int k = 0; k < 3; k++) {
+            shoal__rec rr;
+            rec_of(&w.e[order[k]], &rr);
+            shoal_import_result mres, lres;
+            int want = pass == 1 && k == 2 ? SHOAL_EPROTO : SHOAL_OK;
+            CHECK_EQ(shoal__memstore_import(m, &rr, 1, WALL_MS, 60000, &clock, &mres), want);
+            CHECK_EQ(lmdb_import(r, &w, &order[k], 1, &lres), want);
+            if (want == SHOAL_OK)
+                CHECK_EQ(mres.applied, lres.applied);
+        }
+        CHECK_EQ(shoal__memstore_applied(m), 2);
+        CHECK_EQ(shoal__memstore_pending(m), 0);
+        uint64_t pc = 9;
+        CHECK(shoal_pending_count(r, &pc) == SHOAL_OK && pc == 0);
+        /* Not wedged: the next import goes through. */
+        size_t again = 0;
+        shoal__rec zr;
+        rec_of(&w.e[0], &zr);
+        CHECK_EQ(shoal__memstore_import(m, &zr, 1, WALL_MS, 60000, &clock, NULL), SHOAL_OK);
+        CHECK_EQ(lmdb_import(r, &w, &again, 1, NULL), SHOAL_OK);
+        uint8_t d1[32], d2[32];
+        CHECK(shoal_digest(r, true, d1) == SHOAL_OK);
+        CHECK(shoal__memstore_digest(m, true, d2) == SHOAL_OK);
+        CHECK(memcmp(d1, d2, 32) == 0);
+        shoal_replica_close(r);
+        check_rmtree(dir);
+        free(dir);
+        shoal__memstore_free(m);
+    }
+    for (size_t i = 0; i < w.ne; i++)
+        shoal__free(w.e[i].p);
+}
+
 int
 main(void)
 {
@@ -838,6 +965,7 @@ main(void)
     RUN(test_bad_pending);
     RUN(test_replay_heads);
     RUN(test_rebuild_deps);
+    RUN(test_bad_swap);
     RUN(test_convergence);
     return check_summary();
 }

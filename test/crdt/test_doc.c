@@ -829,6 +829,52 @@ test_refs_causal_past(void)
     }
 }
 
+/* A change shoal__doc_refusal refuses is refused (SHOAL_EPROTO) whatever
+ * the document holds, also where the epoch rule discards its ops: on a
+ * document already at a newer epoch, on a deleted one, and after its own
+ * DELDOC.  It used to be taken there (its ops discarded), so whether it
+ * counted as applied depended on the order it arrived in: found by
+ * test/fuzz/fuzz_apply.c (corpus/apply/regress-refusal-epoch). */
+static void
+test_refusal_any_epoch(void)
+{
+    tchange newer, gone;
+    tc_init(&newer, KB, 150, 1);
+    set(&newer, "x", vint(1));
+    tc_init(&gone, KB, 150, 0);
+    deldoc(&gone);
+    for (int kase = 0; kase < 3; kase++) {
+        tchange t;
+        tc_init(&t, KA, 200, 0);
+        if (kase == 2)
+            deldoc(&t);
+        del(&t, "l", ref(&t, KB, 300, 0)); /* stamped after the change */
+        size_t at;
+        CHECK(shoal__doc_refusal(&t.c, &at) != NULL);
+        shoal__doc *d = shoal__doc_new();
+        if (kase < 2)
+            CHECK_EQ(shoal__doc_apply(d, kase == 0 ? &newer.c : &gone.c, 0, 1), SHOAL_OK);
+        shoal__buf before, after;
+        shoal__buf_init(&before);
+        shoal__buf_init(&after);
+        CHECK_EQ(shoal__doc_encode_full(d, &before), SHOAL_OK);
+        int rc = shoal__doc_apply(d, &t.c, 0, t.c.nops);
+        if (rc != SHOAL_EPROTO) {
+            fprintf(stderr, "case %d: rc %d\n", kase, rc);
+            check_failures++;
+        }
+        /* Refused before it touched the document. */
+        CHECK_EQ(shoal__doc_encode_full(d, &after), SHOAL_OK);
+        CHECK(after.len == before.len && memcmp(after.p, before.p, after.len) == 0);
+        /* A later range of the same change is checked the same way. */
+        if (kase == 2)
+            CHECK_EQ(shoal__doc_apply(d, &t.c, 1, 2), SHOAL_EPROTO);
+        shoal__buf_free(&before);
+        shoal__buf_free(&after);
+        shoal__doc_free(d);
+    }
+}
+
 /* A COUNT op of delta 0 is valid: it makes the field a counter reading 0
  * (with its first-op id and a zero entry for its author), like +5 then -5. */
 static void
@@ -1390,6 +1436,7 @@ main(void)
     RUN(test_kind_conflicts);
     RUN(test_invalid_ops);
     RUN(test_refs_causal_past);
+    RUN(test_refusal_any_epoch);
     RUN(test_count_zero);
     RUN(test_view);
     RUN(test_full_roundtrip);

@@ -106,6 +106,48 @@ def main():
     for c in changes:
         put("converge", "one-" + c["label"], piece(c))
 
+    # apply (test/fuzz/fuzz_apply.c): items, each a control byte (kind in
+    # the low 3 bits, author in the rest) and its bytes.
+    def raw(c):
+        b = c["body"]
+        return bytes([keys[c["author"]][0] << 3]) + struct.pack("<H", len(b)) + b
+
+    def built(author, ops, fl=0, mask=0, doc=0):
+        # ops: (op byte, argument byte) pairs; kind 2 = a built change.
+        out = bytes([2 | author << 3, fl, mask, doc, (len(ops) - 1) % 6])
+        return out + b"".join(bytes(o) for o in ops)
+
+    def again(i):
+        return bytes([1, i])
+
+    SET, UNSET, COUNT, HEAD, AFTER, DEL, REP, RUN = range(8)
+    put("apply", "raw-all", b"".join(raw(c) for c in changes))
+    put("apply", "raw-reversed", b"".join(raw(c) for c in reversed(changes)))
+    put("apply", "raw-sku-1", b"".join(raw(c) for c in sku1))
+    put("apply", "raw-garbage", raw(changes[0])[:3] + b"\x90\x01" + raw(changes[1]))
+    chain = (built(0, [(HEAD, 1), (SET | 1 << 3 | 2 << 5, 7)]) +
+             built(1, [(AFTER, 0), (COUNT | 2 << 3, 5)], mask=1) +
+             built(2, [(RUN | 3 << 5, 1)], mask=3) +
+             built(0, [(DEL | 1 << 5, 0), (REP | 4 << 5, 1)], mask=7) +
+             built(1, [(AFTER, 3), (UNSET | 1 << 3, 0)], mask=15, doc=1))
+    put("apply", "built-chain", chain)
+    put("apply", "built-chain-dups", chain + again(0) + again(3) + again(1))
+    put("apply", "built-equivocation",
+        built(0, [(SET | 2 << 5, 1)]) + built(0, [(SET | 2 << 5, 2)], fl=3) +
+        built(1, [(COUNT, 3)], mask=1) + built(0, [(SET | 1 << 3 | 4 << 5, 4)]) +
+        built(0, [(COUNT, 9)], fl=3, mask=2))
+    put("apply", "built-bad", built(0, [(HEAD, 1)]) + built(0, [(SET, 1)], fl=0x1c) +
+        built(1, [(AFTER, 0)], mask=3))
+    put("apply", "built-late", built(0, [(SET, 1)], fl=0xe0) + built(1, [(SET, 2)], fl=0xc0) +
+        built(2, [(SET, 3)], fl=0x14) + built(0, [(COUNT, 1)], mask=7))
+    put("apply", "built-epochs", built(0, [(SET, 1)]) + built(1, [(RUN | 7 << 5, 0)], mask=1) +
+        built(2, [(SET, 2)], doc=0x0c | 0x10) + built(0, [(HEAD, 4)], mask=6, doc=0x0c))
+    put("apply", "built-runs", built(0, [(RUN | 4 << 5, 1), (RUN | 2 << 5, 0)]) +
+        built(1, [(DEL | 3 << 5, 2), (AFTER | 4 << 5, 5)], mask=1) +
+        built(2, [(DEL | 3 << 5, 7), (REP, 3)], mask=3))
+    put("apply", "mixed", raw(changes[0]) + built(1, [(AFTER, 0)], mask=1) + raw(changes[1]) +
+        built(0, [(SET, 5)], mask=2) + again(1))
+
     # Frames (docs/protocol.md).
     a, b = keys["A"][1], keys["B"][1]
     latest = {}
