@@ -31,9 +31,13 @@
  * becomes acceptable (the caller drains again after that time).  Held
  * back, never lost.
  *
- * A pending change that turns out invalid when finally applied (SHOAL_EPROTO
- * from shoal__doc_apply, e.g. a list insert after an element that does not
- * exist) must not wedge every later write: the drain fails with
+ * A change that shoal__doc_apply refuses whatever the document holds (a
+ * reference that cannot lie in its causal past, see shoal__doc_refusal)
+ * is refused on arrival, by shoal__cands_make, even if it would only wait
+ * in the pending set (cand_valid says why); one found in a pending set
+ * stored before is dropped when the set is loaded.  Should a stored
+ * pending change still fail to apply (SHOAL_EPROTO from shoal__doc_apply)
+ * it must not wedge every later write: the drain fails with
  * a->bad_pending set and the change's id in a->bad; the caller rolls back,
  * adds it to the skip list (shoal__apply_skip_bad) and runs again, and the
  * drain drops it from the pending set.  If the invalid change is a new
@@ -111,6 +115,22 @@ cand_decode(shoal__cand *k)
     return shoal__change_decode(k->r.body, k->r.body_len, &k->c);
 }
 
+/* Whether k's ops pass the checks of shoal__doc_apply that look at the
+ * change alone (shoal__doc_refusal): a change that fails them can never
+ * apply, on any replica.  Such a change is refused when it arrives, even
+ * if it would wait in the pending set, so that it never takes part in
+ * anything: were it kept until it becomes ready, it would meanwhile count
+ * as a version of its (author, seq), and a larger version arriving before
+ * it is dropped would end as evidence on one replica while another, which
+ * received that version after the drop, applies it (test_apply.c,
+ * test_invalid_version). */
+static bool
+cand_valid(const shoal__cand *k)
+{
+    size_t op;
+    return shoal__doc_refusal(&k->c, &op) == NULL;
+}
+
 int
 shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_t *at)
 {
@@ -126,6 +146,8 @@ shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_
         shoal__cand *k = &c[i];
         k->r = recs[i];
         int err = cand_decode(k);
+        if (!err && !cand_valid(k))
+            err = SHOAL_EPROTO;
         if (err) {
             *at = i;
         } else {
@@ -186,20 +208,26 @@ in_skip(const shoal__apply *a, const uint8_t *cid)
     return false;
 }
 
+/* Remember pending change cid for deletion after the scan. */
+static int
+load_drop(load_ctx *lc, const uint8_t cid[32])
+{
+    uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * 32);
+    if (!p) {
+        lc->err = SHOAL_ENOMEM;
+        return 1;
+    }
+    lc->drop = p;
+    memcpy(lc->drop + lc->ndrop++ * 32, cid, 32);
+    return 0;
+}
+
 static int
 load_pending_cb(const uint8_t cid[32], const uint8_t *env, size_t len, void *arg)
 {
     load_ctx *lc = arg;
-    if (in_skip(lc->a, cid)) {
-        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * 32);
-        if (!p) {
-            lc->err = SHOAL_ENOMEM;
-            return 1;
-        }
-        lc->drop = p;
-        memcpy(lc->drop + lc->ndrop++ * 32, cid, 32);
-        return 0;
-    }
+    if (in_skip(lc->a, cid))
+        return load_drop(lc, cid);
     if (lc->n == lc->cap) {
         size_t cap = lc->cap ? lc->cap * 2 : 16;
         shoal__cand *p = shoal__realloc(lc->c, cap * sizeof *p);
@@ -232,6 +260,13 @@ load_pending_cb(const uint8_t cid[32], const uint8_t *env, size_t len, void *arg
         k->r.body = body;
         k->r.body_len = blen;
         err = cand_decode(k);
+    }
+    if (!err && !cand_valid(k)) {
+        /* Refused on arrival since (cand_valid); one stored before: dropped. */
+        cand_clear(k);
+        shoal__free(k->owned);
+        lc->n--;
+        return load_drop(lc, cid);
     }
     if (!err)
         err = cand_budget(k, &lc->kept);
