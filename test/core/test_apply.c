@@ -807,6 +807,115 @@ test_invalid_version(void)
         shoal__free(w.e[i].p);
 }
 
+/* Regression (fuzz_converge): two versions of one (author, seq), O ready
+ * and N, with the smaller id, waiting for a dependency no replica has,
+ * and P, the author's next change, on top of O.  Two versions waiting
+ * together used to let only the smaller apply and drop the other as
+ * evidence at once: a replica that received N and O together applied
+ * neither (P waited forever), one that applied O before N arrived kept O.
+ * Now O applies whenever it is ready, as if it had come first, and N
+ * would replace it once ready: every order, in memory and on LMDB, ends
+ * with G, O and P applied and N pending. */
+static void
+test_stuck_smaller_version(void)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    uint8_t ks[32] = { 11 };
+    author *a = &w.a[0];
+    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    shoal__op set = op_set_int("f0", 1);
+    REQUIRE(seal_one(&w, a, 1, 1, NULL, 0, &set) == 0); /* G */
+    shoal__rec g, orec, nrec;
+    rec_of(&w.e[0], &g);
+    shoal__op oop = op_set_int("f1", 1);
+    REQUIRE(seal_one(&w, a, 2, 2, g.cid, 1, &oop) == 1); /* O */
+    rec_of(&w.e[1], &orec);
+    /* N: after G and an id nobody has; the first value that gives N the
+     * smaller id (fixed key, deterministic signatures). */
+    uint8_t ndeps[64];
+    memcpy(ndeps, g.cid, 32);
+    memset(ndeps + 32, 0xee, 32);
+    if (memcmp(ndeps, ndeps + 32, 32) > 0) {
+        uint8_t t[32];
+        memcpy(t, ndeps, 32);
+        memcpy(ndeps, ndeps + 32, 32);
+        memcpy(ndeps + 32, t, 32);
+    }
+    shoal__op nop;
+    for (int64_t v = 0;; v++) {
+        REQUIRE(v < 64);
+        nop = op_set_int("f2", v);
+        REQUIRE(seal_one(&w, a, 2, 2, ndeps, 2, &nop) == 2);
+        rec_of(&w.e[2], &nrec);
+        if (memcmp(nrec.cid, orec.cid, 32) < 0)
+            break;
+        shoal__free(w.e[2].p);
+        w.ne = 2;
+    }
+    shoal__op pchg = op_set_int("f3", 3);
+    REQUIRE(seal_one(&w, a, 3, 3, orec.cid, 1, &pchg) == 3); /* P */
+
+    enum {
+        G = 0,
+        O = 1,
+        N = 2,
+        P = 3
+    };
+    static const size_t orders[][4] = {
+        { N, O, G, P }, /* N and O wait together: O used to be dropped */
+        { G, N, O, P }, /* N waits when O arrives: O used to be dropped */
+        { G, O, N, P }, /* O applied before N arrives: O stays */
+        { O, G, P, N }, { P, N, O, G }, { O, N, P, G },
+    };
+    uint8_t want[2][32];
+    for (size_t o = 0; o <= sizeof orders / sizeof orders[0]; o++) {
+        shoal__memstore *m;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        char *dir;
+        shoal_replica *r = open_replica(&dir);
+        REQUIRE(r);
+        uint64_t clock = 0;
+        shoal_import_result res;
+        if (o < sizeof orders / sizeof orders[0]) {
+            for (size_t i = 0; i < 4; i++) {
+                size_t one[] = { orders[o][i] };
+                CHECK_EQ(mem_import(m, &w, one, 1, &clock), SHOAL_OK);
+                CHECK_EQ(lmdb_import(r, &w, one, 1, &res), SHOAL_OK);
+            }
+        } else { /* all four in one import */
+            size_t all[] = { N, O, P, G };
+            CHECK_EQ(mem_import(m, &w, all, 4, &clock), SHOAL_OK);
+            CHECK_EQ(lmdb_import(r, &w, all, 4, &res), SHOAL_OK);
+        }
+        uint64_t pc = 9;
+        CHECK(shoal_pending_count(r, &pc) == SHOAL_OK);
+        if (pc != 1 || shoal__memstore_pending(m) != 1 || shoal__memstore_applied(m) != 3)
+            fprintf(stderr, "order %zu: pending %llu (LMDB) %llu (memory), applied %llu\n", o,
+                    (unsigned long long)pc, (unsigned long long)shoal__memstore_pending(m),
+                    (unsigned long long)shoal__memstore_applied(m));
+        CHECK_EQ(pc, 1);
+        CHECK_EQ(shoal__memstore_pending(m), 1);
+        CHECK_EQ(shoal__memstore_applied(m), 3);
+        shoal_strlist *eq = NULL;
+        CHECK(shoal_equivocators(r, &eq) == SHOAL_OK && shoal_strlist_count(eq) == 1);
+        shoal_strlist_free(eq);
+        for (int full = 0; full < 2; full++) {
+            uint8_t d1[32], d2[32];
+            CHECK(shoal_digest(r, full, d1) == SHOAL_OK);
+            CHECK(shoal__memstore_digest(m, full, d2) == SHOAL_OK);
+            CHECK(memcmp(d1, d2, 32) == 0);
+            if (o > 0)
+                CHECK(memcmp(d1, want[full], 32) == 0);
+            memcpy(want[full], d1, 32);
+        }
+        close_replica(r, dir);
+        shoal__memstore_free(m);
+    }
+    for (size_t i = 0; i < w.ne; i++)
+        shoal__free(w.e[i].p);
+}
+
 int
 main(void)
 {
@@ -814,6 +923,7 @@ main(void)
         setenv("TMPDIR", "/dev/shm", 1);
     RUN(test_bad_pending);
     RUN(test_invalid_version);
+    RUN(test_stuck_smaller_version);
     RUN(test_convergence);
     return check_summary();
 }
