@@ -16,9 +16,10 @@
  * pending set, and one change decoded again, whatever the bodies expand
  * to.  In the common case (small changes) nothing is decoded twice.  Each
  * change is then a duplicate (already applied or pending), another version
- * of an (author, seq) (the smaller change id is canonical: a larger one is
- * kept as evidence, a smaller one replaces the applied one once it is
- * ready; see "equivocation" below), ready (applied), or pending.
+ * of an (author, seq) (the smaller change id is canonical: one larger than
+ * the applied one is kept as evidence, a smaller one replaces the applied
+ * one once it is ready; see "equivocation" below), ready (applied), or
+ * pending.
  *
  * The drain puts the new changes and the stored pending set together,
  * sorted by (hlc, author, seq).  An honest author's change has a greater HLC
@@ -31,9 +32,13 @@
  * becomes acceptable (the caller drains again after that time).  Held
  * back, never lost.
  *
- * A pending change that turns out invalid when finally applied (SHOAL_EPROTO
- * from shoal__doc_apply, e.g. a list insert after an element that does not
- * exist) must not wedge every later write: the drain fails with
+ * A change that shoal__doc_apply refuses whatever the document holds (a
+ * reference that cannot lie in its causal past, see shoal__doc_refusal)
+ * is refused on arrival, by shoal__cands_make, even if it would only wait
+ * in the pending set (cand_valid says why); one found in a pending set
+ * stored before is dropped when the set is loaded.  Should a stored
+ * pending change still fail to apply (SHOAL_EPROTO from shoal__doc_apply)
+ * it must not wedge every later write: the drain fails with
  * a->bad_pending set and the change's id in a->bad; the caller rolls back,
  * adds it to the skip list (shoal__apply_skip_bad) and runs again, and the
  * drain drops it from the pending set.  If the invalid change is a new
@@ -117,6 +122,21 @@ cand_decode(shoal__cand *k)
     return err;
 }
 
+/* Whether k's ops pass the checks of shoal__doc_apply that look at the
+ * change alone (shoal__doc_refusal): a change that fails them can never
+ * apply, on any replica.  Such a change is refused when it arrives, even
+ * if it would wait in the pending set, so that it never takes part in
+ * anything: were it kept until it becomes ready, it would meanwhile count
+ * as a version of its (author, seq), and a larger version arriving before
+ * it is dropped would end as evidence on one replica while another, which
+ * received that version after the drop, applies it (test_apply.c,
+ * test_invalid_version). */
+static bool
+cand_valid(const shoal__cand *k)
+{
+    return !k->refused; /* noted by cand_decode */
+}
+
 int
 shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_t *at)
 {
@@ -132,6 +152,8 @@ shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_
         shoal__cand *k = &c[i];
         k->r = recs[i];
         int err = cand_decode(k);
+        if (!err && !cand_valid(k))
+            err = SHOAL_EPROTO;
         if (err) {
             *at = i;
         } else {
@@ -192,20 +214,26 @@ in_skip(const shoal__apply *a, const uint8_t *cid)
     return false;
 }
 
+/* Remember pending change cid for deletion after the scan. */
+static int
+load_drop(load_ctx *lc, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * SHOAL__ID_BYTES);
+    if (!p) {
+        lc->err = SHOAL_ENOMEM;
+        return 1;
+    }
+    lc->drop = p;
+    memcpy(lc->drop + lc->ndrop++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+    return 0;
+}
+
 static int
 load_pending_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len, void *arg)
 {
     load_ctx *lc = arg;
-    if (in_skip(lc->a, cid)) {
-        uint8_t *p = shoal__realloc(lc->drop, (lc->ndrop + 1) * SHOAL__ID_BYTES);
-        if (!p) {
-            lc->err = SHOAL_ENOMEM;
-            return 1;
-        }
-        lc->drop = p;
-        memcpy(lc->drop + lc->ndrop++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
-        return 0;
-    }
+    if (in_skip(lc->a, cid))
+        return load_drop(lc, cid);
     if (lc->n == lc->cap) {
         size_t cap = lc->cap ? lc->cap * 2 : 16;
         shoal__cand *p = shoal__realloc(lc->c, cap * sizeof *p);
@@ -239,6 +267,13 @@ load_pending_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t l
         k->r.body_len = blen;
         err = cand_decode(k);
     }
+    if (!err && !cand_valid(k)) {
+        /* Refused on arrival since (cand_valid); one stored before: dropped. */
+        cand_clear(k);
+        shoal__free(k->owned);
+        lc->n--;
+        return load_drop(lc, cid);
+    }
     if (!err)
         err = cand_budget(k, &lc->kept);
     if (err) {
@@ -266,9 +301,11 @@ cand_cmp(const void *a, const void *b)
  *
  * Rule (docs/c-api.md, "Equivocation"): of the versions of one (author,
  * seq) a replica holds, the one with the smallest change id (memcmp) is
- * canonical and the only one applied; the others are evidence.  A smaller
- * version arriving after another was applied replaces it (swap) as soon as
- * it is applicable; a dependency naming a version held as evidence counts
+ * canonical and the only one applied once it is ready; the others are
+ * evidence.  Until it is ready, the smallest of the others that is ready
+ * applies, whatever the order of arrival; a smaller version replaces the
+ * applied one (swap) as soon as it is ready, and a version larger than the
+ * applied one is never applied.  A dependency naming a version held as evidence counts
  * as satisfied once the canonical version of its (author, seq) is applied.
  * Evidence per (author, seq): the canonical version and one other (the
  * displaced one after a swap, else the first other seen); SHOAL__EVIDENCE_MAX
@@ -364,21 +401,6 @@ evidence_pair(shoal__apply *ap, const uint8_t author[SHOAL_KEY_BYTES], uint64_t 
         err = s->ev_put(s->ctx, author, seq, b, benv, blen);
         ap->ev_new = true;
     }
-    return err;
-}
-
-/* The smallest id held as evidence for k's (author, seq) into min;
- * false if none. */
-static int
-evidence_min(const shoal__apply_store *s, const shoal__cand *k, uint8_t min[SHOAL__ID_BYTES],
-             bool *found)
-{
-    uint8_t have[SHOAL__ID_BYTES];
-    size_t n;
-    int err = s->ev_versions(s->ctx, k->c.author, k->c.seq, have, 1, &n);
-    *found = !err && n > 0;
-    if (*found)
-        memcpy(min, have, SHOAL__ID_BYTES);
     return err;
 }
 
@@ -495,9 +517,11 @@ swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[SHOAL__ID_BYTES])
 }
 
 /* One candidate: 0 = waits, 1 = resolved (applied, duplicate, evidence).
- * sib: (author, seq) -> the candidate of smallest id of this drain. */
+ * sib: (author, seq) -> the candidate of smallest id of this drain.
+ * relax: a smaller version of k's (author, seq) waiting in this drain no
+ * longer holds k back (see shoal__apply_drain); *held is set when it did. */
 static int
-step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool *resolved)
+step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool relax, bool *resolved, bool *held)
 {
     const shoal__apply_store *s = a->s;
     *resolved = false;
@@ -512,48 +536,44 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool *resolved)
     if (err && err != SHOAL_ENOTFOUND)
         return err;
     bool known = err == SHOAL_OK; /* seen as a version already */
-    uint8_t emin[SHOAL__ID_BYTES];
-    bool has_ev;
-    err = evidence_min(s, k, emin, &has_ev);
-    if (err)
-        return err;
     uint8_t other[SHOAL__ID_BYTES];
     err = s->authseq(s->ctx, k->c.author, k->c.seq, other);
     if (err && err != SHOAL_ENOTFOUND)
         return err;
     bool applied = err == SHOAL_OK;
     err = SHOAL_OK;
-    /* Is k the smallest version held? */
-    bool smallest = (!applied || memcmp(k->r.cid, other, SHOAL__ID_BYTES) < 0) &&
-                    (!has_ev || memcmp(k->r.cid, emin, SHOAL__ID_BYTES) <= 0);
+    /* A smaller version of k's (author, seq) that waits in this drain. */
     const shoal__cand *sb = NULL;
-    if (smallest && !applied) {
+    if (!applied) {
         uint8_t key[SHOAL__SEQKEY_BYTES];
         shoal__seqkey(key, k->c.author, k->c.seq);
         sb = shoal__map_get(sib, key, sizeof key);
         if (sb && (sb == k || sb->done || memcmp(sb->r.cid, k->r.cid, SHOAL__ID_BYTES) >= 0))
             sb = NULL;
-        if (sb)
-            smallest = false; /* a smaller version waits in this drain */
     }
-    if (!smallest) {
-        /* Evidence only, never applied here. */
+    /* Only a smaller version ever replaces the applied one, so a larger
+     * one can never apply: evidence only.  Any other version may apply
+     * once ready, even if a smaller one is held (as evidence or waiting):
+     * that one replaces it once it is ready itself.  Were k dropped as
+     * evidence instead, a smaller version that never becomes ready (a
+     * dependency no replica has) would leave the (author, seq) applied on
+     * a replica that applied k before receiving it and unapplied on one
+     * that received both together. */
+    if ((applied && memcmp(k->r.cid, other, SHOAL__ID_BYTES) > 0) || (sb && !known)) {
         if (!known) {
             a->res.equivocations++;
-            if (applied || sb) {
-                uint8_t *oenv = NULL;
-                size_t olen = 0;
-                const uint8_t *lo = applied ? other : sb->r.cid;
-                if (applied)
-                    err = applied_env(s, other, &oenv, &olen);
-                if (!err)
-                    err = evidence_pair(a, k->c.author, k->c.seq, lo, applied ? oenv : sb->r.env,
-                                        applied ? olen : sb->r.env_len, k->r.cid, k->r.env,
-                                        k->r.env_len, false);
-                shoal__free(oenv);
-                if (err)
-                    return err;
-            }
+            uint8_t *oenv = NULL;
+            size_t olen = 0;
+            const uint8_t *lo = applied ? other : sb->r.cid;
+            if (applied)
+                err = applied_env(s, other, &oenv, &olen);
+            if (!err)
+                err = evidence_pair(a, k->c.author, k->c.seq, lo, applied ? oenv : sb->r.env,
+                                    applied ? olen : sb->r.env_len, k->r.cid, k->r.env,
+                                    k->r.env_len, false);
+            shoal__free(oenv);
+            if (err)
+                return err;
             /* Kept or not, its id maps to its (author, seq) (rule 3), up
              * to SHOAL__EVIDENCE_IDS ids. */
             if (s->ev_find(s->ctx, k->r.cid, NULL, NULL) == SHOAL_ENOTFOUND &&
@@ -561,10 +581,18 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool *resolved)
                 err = s->ev_alias(s->ctx, k->c.author, k->c.seq, k->r.cid);
             if (err)
                 return err;
-        } else if (k->from_bundle) {
+            known = true;
+        } else if (k->from_bundle && applied) {
             a->res.duplicate++;
         }
-        *resolved = true;
+        if (applied) {
+            *resolved = true;
+            return SHOAL_OK;
+        }
+    }
+    /* The smaller version goes first while it may still apply. */
+    if (sb && !relax) {
+        *held = true;
         return SHOAL_OK;
     }
     if (applied && !known) {
@@ -669,16 +697,22 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
             err = shoal__map_put(&sib, key, sizeof key, list[i]);
     }
 
-    /* Passes until nothing more resolves. */
-    bool progress = true;
-    while (!err && progress) {
+    /* Passes until nothing more resolves.  Of two versions of an (author,
+     * seq) waiting together the smaller goes first; when nothing else
+     * resolves, one more pass (relax) lets a larger one that is ready
+     * apply although the smaller one waits, as it would have had it
+     * arrived first (the smaller one replaces it once ready). */
+    bool progress = true, relax = false, held = false;
+    while (!err && (progress || (held && !relax))) {
+        relax = !progress;
         progress = false;
+        held = false;
         for (size_t i = 0; !err && i < nlist; i++) {
             shoal__cand *k = list[i];
             if (k->done)
                 continue;
             bool resolved;
-            err = step(a, k, &sib, &resolved);
+            err = step(a, k, &sib, relax, &resolved, &held);
             if (err || !resolved)
                 continue;
             k->done = true;

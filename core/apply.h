@@ -184,8 +184,10 @@ typedef struct shoal__apply {
 } shoal__apply;
 
 /* Decode count records into *out (Owned; free with shoal__cands_free; NULL
- * when count is 0).  On a decode error, *at is the index of the record
- * that failed (SIZE_MAX for an allocation failure). */
+ * when count is 0).  SHOAL_EPROTO also for a change that decodes but that
+ * shoal__doc_apply refuses whatever the document holds (shoal__doc_refusal).
+ * On such an error, *at is the index of the record that failed (SIZE_MAX
+ * for an allocation failure). */
 int shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_t *at);
 void shoal__cands_free(shoal__cand *c, size_t count);
 

@@ -74,7 +74,8 @@ shoal__import_recs(shoal_replica *r, const shoal__rec *recs, size_t count, shoal
         if (at == SIZE_MAX)
             shoal__fail(r, err, "import");
         else
-            shoal__fail(r, err, "import: change %zu of %zu does not decode", at + 1, count);
+            shoal__fail(r, err, "import: change %zu of %zu does not decode or is invalid", at + 1,
+                        count);
         return err;
     }
     err = import_run(r, c, count, res);

@@ -558,20 +558,34 @@ lmdb_import(shoal_replica *r, const world *w, const size_t *idx, size_t n, shoal
     return err;
 }
 
-/* A stored pending change that fails to apply once ready (an insert whose
- * reference is stamped after the change itself) is dropped and the import
- * that made it ready goes on (skip and rerun), in memory as on LMDB; the
- * same change arriving with its dependency fails that import whole and
- * changes nothing. */
-static void
-test_bad_pending(void)
+/* A fresh replica: non-durable, fixed clock. */
+static shoal_replica *
+open_replica(char **dir)
 {
-    check_rand_reseed(7);
-    world w;
-    memset(&w, 0, sizeof w);
-    uint8_t ks[32] = { 7 };
-    author *a = &w.a[0];
-    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    *dir = check_tmpdir("applyinv");
+    shoal_options *o = NULL;
+    shoal_replica *r = NULL;
+    CHECK_EQ(shoal_options_new(&o), SHOAL_OK);
+    shoal_options_set_durable(o, false);
+    shoal_options_set_clock(o, fixed_now, NULL);
+    CHECK_EQ(shoal_replica_open(&r, *dir, o), SHOAL_OK);
+    shoal_options_free(o);
+    return r;
+}
+
+static void
+close_replica(shoal_replica *r, char *dir)
+{
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+}
+
+/* A change of author a on doc d0: one op, at WALL_MS:tick, after deps. */
+static int
+seal_one(world *w, const author *a, uint64_t seq, uint16_t tick, const uint8_t *deps, size_t ndeps,
+         shoal__op *op)
+{
     shoal__change c;
     memset(&c, 0, sizeof c);
     memcpy(c.author, a->pk, 32);
@@ -579,70 +593,91 @@ test_bad_pending(void)
     c.coll_len = 1;
     c.doc = (const uint8_t *)docs[0];
     c.doc_len = 2;
+    c.seq = seq;
+    c.hlc = shoal__hlc_make(WALL_MS, tick);
+    c.deps = deps;
+    c.ndeps = ndeps;
+    c.ops = op;
+    c.nops = 1;
+    return seal(w, a, &c);
+}
+
+static shoal__op
+op_set_int(const char *field, int64_t v)
+{
     shoal__op op;
     memset(&op, 0, sizeof op);
     op.kind = SHOAL__OP_SET;
-    op.field = (const uint8_t *)"f0";
+    op.field = (const uint8_t *)field;
+    op.field_len = strlen(field);
+    op.value.type = SHOAL_T_INT;
+    op.value.i = v;
+    return op;
+}
+
+/* An insert whose reference is stamped after the change's own HLC: it
+ * decodes, but shoal__doc_apply refuses it whatever the document holds. */
+static shoal__op
+op_bad_insert(void)
+{
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SHOAL__OP_INS;
+    op.field = (const uint8_t *)"f1";
     op.field_len = 2;
     op.value.type = SHOAL_T_INT;
-    op.value.i = 1;
-    c.seq = 1;
-    c.hlc = shoal__hlc_make(WALL_MS, 1);
-    c.ops = &op;
-    c.nops = 1;
-    int good = seal(&w, a, &c);
-    REQUIRE(good == 0);
+    op.ref.hlc = shoal__hlc_make(WALL_MS, 9);
+    return op;
+}
+
+/* Put change *arg (a shoal__rec) in the pending set as is. */
+static int
+plant_fn(shoal__stxn *t, void *arg)
+{
+    const shoal__rec *rec = arg;
+    return shoal__stxn_pending_put(t, rec->cid, rec->env, rec->env_len);
+}
+
+/* A change that decodes but can never apply (a reference stamped after
+ * the change) is refused on arrival, whole bundle, whether it would apply
+ * at once or wait in the pending set, in memory as on LMDB; nothing
+ * changes. */
+static void
+test_bad_pending(void)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    uint8_t ks[32] = { 7 };
+    author *a = &w.a[0];
+    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    shoal__op set = op_set_int("f0", 1), bad = op_bad_insert();
+    REQUIRE(seal_one(&w, a, 1, 1, NULL, 0, &set) == 0);
     shoal__rec gr;
     rec_of(&w.e[0], &gr);
-    shoal__op bad;
-    memset(&bad, 0, sizeof bad);
-    bad.kind = SHOAL__OP_INS;
-    bad.field = (const uint8_t *)"f1";
-    bad.field_len = 2;
-    bad.value.type = SHOAL_T_INT;
-    bad.ref.hlc = shoal__hlc_make(WALL_MS, 9); /* after the change's own HLC */
-    c.seq = 2;
-    c.hlc = shoal__hlc_make(WALL_MS, 2);
-    c.deps = gr.cid;
-    c.ndeps = 1;
-    c.ops = &bad;
-    REQUIRE(seal(&w, a, &c) == 1);
+    REQUIRE(seal_one(&w, a, 2, 2, gr.cid, 1, &bad) == 1);
 
     for (int pass = 0; pass < 2; pass++) {
-        /* pass 0: the bad change first (pending), then its dependency;
-         * pass 1: both in one import. */
+        /* pass 0: the bad change alone (it would wait for its dependency),
+         * then its dependency; pass 1: both in one import. */
         size_t first[] = { 1 }, then[] = { 0 }, both[] = { 1, 0 };
         shoal__memstore *m;
         REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
-        char *dir = check_tmpdir("applybad");
-        shoal_options *o = NULL;
-        shoal_replica *r = NULL;
-        CHECK_EQ(shoal_options_new(&o), SHOAL_OK);
-        shoal_options_set_durable(o, false);
-        shoal_options_set_clock(o, fixed_now, NULL);
-        CHECK_EQ(shoal_replica_open(&r, dir, o), SHOAL_OK);
-        shoal_options_free(o);
+        char *dir;
+        shoal_replica *r = open_replica(&dir);
         REQUIRE(r);
         uint64_t clock = 0;
-        shoal_import_result mres, lres;
+        shoal_import_result lres;
         if (pass == 0) {
-            shoal__rec r1;
-            rec_of(&w.e[1], &r1);
-            CHECK_EQ(shoal__memstore_import(m, &r1, 1, WALL_MS, 60000, &clock, &mres), SHOAL_OK);
-            CHECK_EQ(mres.pending, 1);
-            CHECK_EQ(lmdb_import(r, &w, first, 1, &lres), SHOAL_OK);
-            CHECK_EQ(lres.pending, 1);
-            rec_of(&w.e[0], &r1);
-            CHECK_EQ(shoal__memstore_import(m, &r1, 1, WALL_MS, 60000, &clock, &mres), SHOAL_OK);
-            CHECK_EQ(mres.applied, 1);
+            CHECK_EQ(mem_import(m, &w, first, 1, &clock), SHOAL_EPROTO);
+            CHECK_EQ(lmdb_import(r, &w, first, 1, &lres), SHOAL_EPROTO);
+            CHECK(strstr(shoal_replica_errmsg(r), "change 1 of 1") != NULL);
+            CHECK_EQ(shoal__memstore_pending(m), 0);
+            CHECK_EQ(mem_import(m, &w, then, 1, &clock), SHOAL_OK);
             CHECK_EQ(lmdb_import(r, &w, then, 1, &lres), SHOAL_OK);
             CHECK_EQ(lres.applied, 1);
             CHECK_EQ(shoal__memstore_applied(m), 1);
         } else {
-            shoal__rec rr[2];
-            rec_of(&w.e[1], &rr[0]);
-            rec_of(&w.e[0], &rr[1]);
-            CHECK_EQ(shoal__memstore_import(m, rr, 2, WALL_MS, 60000, &clock, &mres), SHOAL_EPROTO);
+            CHECK_EQ(mem_import(m, &w, both, 2, &clock), SHOAL_EPROTO);
             CHECK_EQ(lmdb_import(r, &w, both, 2, &lres), SHOAL_EPROTO);
             CHECK_EQ(shoal__memstore_applied(m), 0);
         }
@@ -653,9 +688,228 @@ test_bad_pending(void)
         CHECK(shoal_digest(r, true, d1) == SHOAL_OK);
         CHECK(shoal__memstore_digest(m, true, d2) == SHOAL_OK);
         CHECK(memcmp(d1, d2, 32) == 0);
-        shoal_replica_close(r);
-        check_rmtree(dir);
-        free(dir);
+        close_replica(r, dir);
+        shoal__memstore_free(m);
+    }
+
+    /* Such a change in a pending set stored before it was refused on
+     * arrival (planted here) is dropped at the next drain, and the
+     * import that finds it goes on. */
+    char *dir;
+    shoal_replica *r = open_replica(&dir);
+    REQUIRE(r);
+    shoal__rec br;
+    rec_of(&w.e[1], &br);
+    CHECK_EQ(shoal__store_write(r->store, plant_fn, &br), SHOAL_OK);
+    uint64_t pc = 0;
+    CHECK(shoal_pending_count(r, &pc) == SHOAL_OK && pc == 1);
+    size_t then[] = { 0 };
+    shoal_import_result lres;
+    CHECK_EQ(lmdb_import(r, &w, then, 1, &lres), SHOAL_OK);
+    CHECK_EQ(lres.applied, 1);
+    CHECK(shoal_pending_count(r, &pc) == SHOAL_OK && pc == 0);
+    close_replica(r, dir);
+    for (size_t i = 0; i < w.ne; i++)
+        shoal__free(w.e[i].p);
+}
+
+/* Regression (fuzz_converge, pending counts and digests that differed):
+ * an invalid change S and a valid change L of the same (author, seq) with
+ * S's id the smaller, both after the author's seq 1, G, and N, the
+ * author's seq 3 on top of L.  S used to be admitted to the pending set
+ * and dropped only when it became ready and failed; meanwhile it counted
+ * as the canonical version, so L arriving before that drop became
+ * evidence and never applied (N then waited forever), while L arriving
+ * after it applied.  The outcome depended on arrival order.  Now S is
+ * refused on arrival: every order, each change imported alone, in memory
+ * and on LMDB, ends with G, L and N applied and nothing pending. */
+static void
+test_invalid_version(void)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    uint8_t ks[32] = { 9 };
+    author *a = &w.a[0];
+    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    shoal__op set = op_set_int("f0", 1), bad = op_bad_insert();
+    REQUIRE(seal_one(&w, a, 1, 1, NULL, 0, &set) == 0); /* G */
+    shoal__rec g, sr, lr;
+    rec_of(&w.e[0], &g);
+    REQUIRE(seal_one(&w, a, 2, 2, g.cid, 1, &bad) == 1); /* S */
+    rec_of(&w.e[1], &sr);
+    /* L: the first value (deterministic: fixed key, deterministic
+     * signatures) that gives L the larger id. */
+    shoal__op lop;
+    for (int64_t v = 0;; v++) {
+        REQUIRE(v < 64);
+        lop = op_set_int("f2", v);
+        REQUIRE(seal_one(&w, a, 2, 2, g.cid, 1, &lop) == 2);
+        rec_of(&w.e[2], &lr);
+        if (memcmp(sr.cid, lr.cid, 32) < 0)
+            break;
+        shoal__free(w.e[2].p);
+        w.ne = 2;
+    }
+    shoal__op nop = op_set_int("f3", 3);
+    REQUIRE(seal_one(&w, a, 3, 3, lr.cid, 1, &nop) == 3); /* N */
+
+    enum {
+        G = 0,
+        S = 1,
+        L = 2,
+        N = 3
+    };
+    static const size_t orders[][4] = {
+        { S, L, G, N }, /* L while S waits: L used to become evidence */
+        { S, G, L, N }, /* S dropped first: L applied */
+        { G, L, S, N }, /* S after L is applied: a smaller version */
+        { L, S, N, G }, { N, L, S, G }, { G, S, N, L },
+    };
+    uint8_t want[2][32];
+    bool have_want = false;
+    for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+        shoal__memstore *m;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        char *dir;
+        shoal_replica *r = open_replica(&dir);
+        REQUIRE(r);
+        uint64_t clock = 0;
+        for (size_t i = 0; i < 4; i++) {
+            size_t one[] = { orders[o][i] };
+            shoal_import_result res;
+            int want_err = one[0] == S ? SHOAL_EPROTO : SHOAL_OK;
+            CHECK_EQ(mem_import(m, &w, one, 1, &clock), want_err);
+            CHECK_EQ(lmdb_import(r, &w, one, 1, &res), want_err);
+        }
+        uint64_t pc = 9;
+        CHECK(shoal_pending_count(r, &pc) == SHOAL_OK);
+        if (pc != 0 || shoal__memstore_pending(m) != 0 || shoal__memstore_applied(m) != 3)
+            fprintf(stderr, "order %zu: pending %llu (LMDB) %llu (memory), applied %llu\n", o,
+                    (unsigned long long)pc, (unsigned long long)shoal__memstore_pending(m),
+                    (unsigned long long)shoal__memstore_applied(m));
+        CHECK_EQ(pc, 0);
+        CHECK_EQ(shoal__memstore_pending(m), 0);
+        CHECK_EQ(shoal__memstore_applied(m), 3);
+        for (int full = 0; full < 2; full++) {
+            uint8_t d1[32], d2[32];
+            CHECK(shoal_digest(r, full, d1) == SHOAL_OK);
+            CHECK(shoal__memstore_digest(m, full, d2) == SHOAL_OK);
+            CHECK(memcmp(d1, d2, 32) == 0);
+            if (have_want)
+                CHECK(memcmp(d1, want[full], 32) == 0);
+            memcpy(want[full], d1, 32);
+        }
+        have_want = true;
+        close_replica(r, dir);
+        shoal__memstore_free(m);
+    }
+    for (size_t i = 0; i < w.ne; i++)
+        shoal__free(w.e[i].p);
+}
+
+/* Regression (fuzz_converge): two versions of one (author, seq), O ready
+ * and N, with the smaller id, waiting for a dependency no replica has,
+ * and P, the author's next change, on top of O.  Two versions waiting
+ * together used to let only the smaller apply and drop the other as
+ * evidence at once: a replica that received N and O together applied
+ * neither (P waited forever), one that applied O before N arrived kept O.
+ * Now O applies whenever it is ready, as if it had come first, and N
+ * would replace it once ready: every order, in memory and on LMDB, ends
+ * with G, O and P applied and N pending. */
+static void
+test_stuck_smaller_version(void)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    uint8_t ks[32] = { 11 };
+    author *a = &w.a[0];
+    crypto_sign_seed_keypair(a->pk, a->sk, ks);
+    shoal__op set = op_set_int("f0", 1);
+    REQUIRE(seal_one(&w, a, 1, 1, NULL, 0, &set) == 0); /* G */
+    shoal__rec g, orec, nrec;
+    rec_of(&w.e[0], &g);
+    shoal__op oop = op_set_int("f1", 1);
+    REQUIRE(seal_one(&w, a, 2, 2, g.cid, 1, &oop) == 1); /* O */
+    rec_of(&w.e[1], &orec);
+    /* N: after G and an id nobody has; the first value that gives N the
+     * smaller id (fixed key, deterministic signatures). */
+    uint8_t ndeps[64];
+    memcpy(ndeps, g.cid, 32);
+    memset(ndeps + 32, 0xee, 32);
+    if (memcmp(ndeps, ndeps + 32, 32) > 0) {
+        uint8_t t[32];
+        memcpy(t, ndeps, 32);
+        memcpy(ndeps, ndeps + 32, 32);
+        memcpy(ndeps + 32, t, 32);
+    }
+    shoal__op nop;
+    for (int64_t v = 0;; v++) {
+        REQUIRE(v < 64);
+        nop = op_set_int("f2", v);
+        REQUIRE(seal_one(&w, a, 2, 2, ndeps, 2, &nop) == 2);
+        rec_of(&w.e[2], &nrec);
+        if (memcmp(nrec.cid, orec.cid, 32) < 0)
+            break;
+        shoal__free(w.e[2].p);
+        w.ne = 2;
+    }
+    shoal__op pchg = op_set_int("f3", 3);
+    REQUIRE(seal_one(&w, a, 3, 3, orec.cid, 1, &pchg) == 3); /* P */
+
+    enum {
+        G = 0,
+        O = 1,
+        N = 2,
+        P = 3
+    };
+    static const size_t orders[][4] = {
+        { N, O, G, P }, /* N and O wait together: O used to be dropped */
+        { G, N, O, P }, /* N waits when O arrives: O used to be dropped */
+        { G, O, N, P }, /* O applied before N arrives: O stays */
+        { O, G, P, N }, { P, N, O, G }, { O, N, P, G },
+    };
+    uint8_t want[2][32];
+    for (size_t o = 0; o <= sizeof orders / sizeof orders[0]; o++) {
+        shoal__memstore *m;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        char *dir;
+        shoal_replica *r = open_replica(&dir);
+        REQUIRE(r);
+        uint64_t clock = 0;
+        shoal_import_result res;
+        if (o < sizeof orders / sizeof orders[0]) {
+            for (size_t i = 0; i < 4; i++) {
+                size_t one[] = { orders[o][i] };
+                CHECK_EQ(mem_import(m, &w, one, 1, &clock), SHOAL_OK);
+                CHECK_EQ(lmdb_import(r, &w, one, 1, &res), SHOAL_OK);
+            }
+        } else { /* all four in one import */
+            size_t all[] = { N, O, P, G };
+            CHECK_EQ(mem_import(m, &w, all, 4, &clock), SHOAL_OK);
+            CHECK_EQ(lmdb_import(r, &w, all, 4, &res), SHOAL_OK);
+        }
+        uint64_t pc = 9;
+        CHECK(shoal_pending_count(r, &pc) == SHOAL_OK);
+        if (pc != 1 || shoal__memstore_pending(m) != 1 || shoal__memstore_applied(m) != 3)
+            fprintf(stderr, "order %zu: pending %llu (LMDB) %llu (memory), applied %llu\n", o,
+                    (unsigned long long)pc, (unsigned long long)shoal__memstore_pending(m),
+                    (unsigned long long)shoal__memstore_applied(m));
+        CHECK_EQ(pc, 1);
+        CHECK_EQ(shoal__memstore_pending(m), 1);
+        CHECK_EQ(shoal__memstore_applied(m), 3);
+        shoal_strlist *eq = NULL;
+        CHECK(shoal_equivocators(r, &eq) == SHOAL_OK && shoal_strlist_count(eq) == 1);
+        shoal_strlist_free(eq);
+        for (int full = 0; full < 2; full++) {
+            uint8_t d1[32], d2[32];
+            CHECK(shoal_digest(r, full, d1) == SHOAL_OK);
+            CHECK(shoal__memstore_digest(m, full, d2) == SHOAL_OK);
+            CHECK(memcmp(d1, d2, 32) == 0);
+            if (o > 0)
+                CHECK(memcmp(d1, want[full], 32) == 0);
+            memcpy(want[full], d1, 32);
+        }
+        close_replica(r, dir);
         shoal__memstore_free(m);
     }
     for (size_t i = 0; i < w.ne; i++)
@@ -831,13 +1085,13 @@ test_rebuild_deps(void)
 }
 
 /* A smaller version of an applied (author, seq) that can never apply (a
- * ref stamped after it), stored pending because a dep was missing, must
- * not wedge the store once the dep arrives: the swap refuses it as a bad
- * pending change (dropped, the import goes on), in memory as on LMDB.  It
- * used to fail the rebuild with SHOAL_ECORRUPT, which was not taken as a
- * bad pending change, so every later import failed.  Arriving ready, the
- * same version is refused with SHOAL_EPROTO and changes nothing.  Arriving
- * first, it must not keep the valid version from applying. */
+ * ref stamped after it) must not wedge the store nor keep the valid
+ * version from applying, in memory as on LMDB, in any order.  It used to
+ * wait in the pending set while a dep was missing, then fail the rebuild
+ * with SHOAL_ECORRUPT (not taken as a bad pending change, so every later
+ * import failed), and arriving first it put the valid version aside as
+ * evidence for good.  Now it is refused on arrival (SHOAL_EPROTO), which
+ * changes nothing; the swap's own refusal stays as a second line. */
 static void
 test_bad_swap(void)
 {
@@ -905,11 +1159,13 @@ test_bad_swap(void)
     }
 
     for (int pass = 0; pass < 3; pass++) {
-        /* pass 0: 1, then 2 (pending: 0 is missing), then 0;
-         * pass 1: 0, 1, then 2 (ready, refused);
-         * pass 2: 2 (pending), 1 (pending too: 2, smaller but refused,
-         * does not put it aside as evidence), then 0: 2 is dropped and 1
-         * applies.  1 used to be lost in this order. */
+        /* pass 0: 1, then 2 (its dep 0 missing), then 0;
+         * pass 1: 0, 1, then 2 (ready);
+         * pass 2: 2, 1, then 0.  2 is refused on arrival in every order
+         * (SHOAL_EPROTO, nothing changes), even where it would only wait:
+         * it never puts 1 aside as evidence (1 used to be lost in pass 2)
+         * and never wedges a later import.  Before refusal on arrival,
+         * pass 0 and 2 stored it pending and the swap had to refuse it. */
         size_t p0[] = { 1, 2, 0 }, p1[] = { 0, 1, 2 }, p2[] = { 2, 1, 0 };
         const size_t *order = pass == 2 ? p2 : pass ? p1 : p0;
         shoal__memstore *m;
@@ -928,7 +1184,7 @@ test_bad_swap(void)
             shoal__rec rr;
             rec_of(&w.e[order[k]], &rr);
             shoal_import_result mres, lres;
-            int want = pass == 1 && k == 2 ? SHOAL_EPROTO : SHOAL_OK;
+            int want = order[k] == 2 ? SHOAL_EPROTO : SHOAL_OK;
             CHECK_EQ(shoal__memstore_import(m, &rr, 1, WALL_MS, 60000, &clock, &mres), want);
             CHECK_EQ(lmdb_import(r, &w, &order[k], 1, &lres), want);
             if (want == SHOAL_OK)
@@ -966,6 +1222,8 @@ main(void)
     RUN(test_replay_heads);
     RUN(test_rebuild_deps);
     RUN(test_bad_swap);
+    RUN(test_invalid_version);
+    RUN(test_stuck_smaller_version);
     RUN(test_convergence);
     return check_summary();
 }

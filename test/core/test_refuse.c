@@ -234,10 +234,11 @@ test_same_clock_ref_both_orders(void)
     }
 }
 
-/* The same refusal from the pending set: A's seq 2 (naming B's op at its
- * own HLC) arrives before A's seq 1 and waits; when seq 1 arrives, seq 2 is
- * refused at apply time and dropped, and the replica ends where one that
- * never saw seq 2 ends.  In one bundle with seq 1, the import fails whole. */
+/* The same refusal before the pending set: A's seq 2 (naming B's op at its
+ * own HLC) arriving before A's seq 1 would wait; it is refused on arrival
+ * all the same (core/apply.c, cand_valid), and the replica ends where one
+ * that never saw seq 2 ends.  In one bundle with seq 1, the import fails
+ * whole. */
 static void
 test_same_clock_ref_pending(void)
 {
@@ -272,10 +273,10 @@ test_same_clock_ref_pending(void)
     shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2), *r3 = open_dir(d3);
     REQUIRE(r1 && r2 && r3);
     shoal_import_result res;
-    /* r1: B, then A2 (waits for A1), then A1: A2 is dropped. */
+    /* r1: B, then A2 (would wait for A1): refused; then A1. */
     CHECK_EQ(import1(r1, &eb, &res), SHOAL_OK);
-    CHECK_EQ(import1(r1, &e2, &res), SHOAL_OK);
-    CHECK_EQ(res.pending, 1);
+    CHECK_EQ(import1(r1, &e2, &res), SHOAL_EPROTO);
+    CHECK(strstr(shoal_replica_errmsg(r1), "change 1 of 1") != NULL);
     CHECK_EQ(import1(r1, &e1, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     uint64_t pc = 9;
