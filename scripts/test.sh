@@ -7,8 +7,8 @@
 # 2. A normal build (build/normal) runs every meson test suite.
 # 3. An ASan+UBSan build (build/asan) runs the C suites ("c").
 # 4. A clang libFuzzer build (build/fuzz, scripts/fuzz.sh) replays every
-#    seed corpus of test/fuzz/ and fuzzes each target briefly
-#    (SHOAL_FUZZ_SECONDS, default 20 s a target): suite "fuzz".
+#    seed corpus of test/fuzz/ and fuzzes each target briefly (a fixed
+#    seed and number of inputs, test/fuzz/run.sh): suite "fuzz".
 # The last line is "N passed, N failed" over the meson tests of all runs;
 # the exit status is non-zero when a build or a test failed or no test ran.
 #
@@ -95,7 +95,7 @@ fi
 echo "=== fuzz: configure and build"
 rm -f "$root/fuzz/meson-logs/testlog.json"
 if SHOAL_BUILD_ROOT=$root bash scripts/fuzz.sh setup; then
-    echo "=== fuzz: replay every corpus, then ${SHOAL_FUZZ_SECONDS:-20} s per target"
+    echo "=== fuzz: replay every corpus, then a fixed number of inputs per target"
     meson test -C "$root/fuzz" --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz ||
         true
 else

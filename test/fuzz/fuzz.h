@@ -59,7 +59,7 @@ enum {
 void fuzz_keys(uint8_t pk[FUZZ_NKEYS][32], uint8_t sk[FUZZ_NKEYS][64]);
 
 /* A replica in a fresh temporary directory (non-durable, fixed clock),
- * removed at exit.  fuzz_replica_reset closes it, removes the directory
+ * closed and removed at exit.  fuzz_replica_reset closes it, removes the directory
  * and opens a new empty one. */
 shoal_replica *fuzz_replica_open(void);
 shoal_replica *fuzz_replica_reset(shoal_replica *r);

@@ -22,7 +22,14 @@ fuzz_keys(uint8_t pk[FUZZ_NKEYS][32], uint8_t sk[FUZZ_NKEYS][64])
     }
 }
 
-static char dir[4096];
+/* The directory of each open replica (a target opens at most a few). */
+enum {
+    MAX_REPLICAS = 4
+};
+static struct {
+    shoal_replica *r;
+    char dir[4096];
+} slots[MAX_REPLICAS];
 
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -34,11 +41,22 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 static void
-rm_dir(void)
+rm_slot(int i)
 {
-    if (dir[0])
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    dir[0] = '\0';
+    if (slots[i].dir[0])
+        nftw(slots[i].dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    slots[i].dir[0] = '\0';
+    slots[i].r = NULL;
+}
+
+static void
+rm_all(void)
+{
+    for (int i = 0; i < MAX_REPLICAS; i++) {
+        if (slots[i].r)
+            shoal_replica_close(slots[i].r);
+        rm_slot(i);
+    }
 }
 
 static uint64_t
@@ -53,29 +71,38 @@ fuzz_replica_open(void)
 {
     static int registered;
     if (!registered) {
-        atexit(rm_dir);
+        atexit(rm_all);
         registered = 1;
     }
+    int i = 0;
+    while (i < MAX_REPLICAS && slots[i].dir[0])
+        i++;
+    FUZZ_CHECK(i < MAX_REPLICAS);
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/shoal-fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(slots[i].dir, sizeof slots[i].dir, "%s/shoal-fuzz.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    FUZZ_CHECK(mkdtemp(slots[i].dir) != NULL);
     shoal_options *o;
     FUZZ_CHECK(shoal_options_new(&o) == SHOAL_OK);
     FUZZ_CHECK(shoal_options_set_durable(o, false) == SHOAL_OK);
     FUZZ_CHECK(shoal_options_set_clock(o, fixed_now, NULL) == SHOAL_OK);
     FUZZ_CHECK(shoal_options_set_map_size(o, 64u << 20) == SHOAL_OK);
     shoal_replica *r = NULL;
-    shoal_err err = shoal_replica_open(&r, dir, o);
+    shoal_err err = shoal_replica_open(&r, slots[i].dir, o);
     shoal_options_free(o);
     FUZZ_CHECK(err == SHOAL_OK);
+    slots[i].r = r;
     return r;
 }
 
 shoal_replica *
 fuzz_replica_reset(shoal_replica *r)
 {
+    int i = 0;
+    while (i < MAX_REPLICAS && slots[i].r != r)
+        i++;
+    FUZZ_CHECK(i < MAX_REPLICAS);
     shoal_replica_close(r);
-    rm_dir();
+    rm_slot(i);
     return fuzz_replica_open();
 }
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# test/fuzz/run.sh MODE FUZZER CORPUS: one libFuzzer target as a meson test.
+# test/fuzz/run.sh MODE FUZZER CORPUS [RUNS]: one libFuzzer target as a
+# meson test.
 #   replay  run every file of CORPUS once (no fuzzing, nothing written).
-#   run     fuzz for $SHOAL_FUZZ_SECONDS (default 20) seconds starting from
-#           a copy of CORPUS (the checked-in corpus is never written);
-#           $SHOAL_FUZZ_SEED picks libFuzzer's seed (default: its own,
-#           printed as "Seed:").
+#   run     fuzz RUNS inputs (default 10000) starting from a copy of CORPUS
+#           (the checked-in corpus is never written), with libFuzzer's seed
+#           $SHOAL_FUZZ_SEED (default 1), so that every run of the test
+#           tries the same inputs in the same order: a machine either runs
+#           them all or, stopped by the cap of $SHOAL_FUZZ_SECONDS (default
+#           60) seconds, a prefix of them, and never meets an input another
+#           machine did not.  SHOAL_FUZZ_RUNS overrides RUNS.
 # A crash, leak or sanitizer report fails the test; the input is kept as
 # $SHOAL_FUZZ_ARTIFACTS/NAME-crash-... (default: the build's meson-logs).
 # The last line is "N passed, N failed".
 set -uo pipefail
-mode=$1 exe=$2 corpus=$3
+mode=$1 exe=$2 corpus=$3 runs=${SHOAL_FUZZ_RUNS:-${4:-10000}}
 name=$(basename "$exe")
 artifacts=${SHOAL_FUZZ_ARTIFACTS:-$(dirname "$exe")/../../meson-logs/fuzz-artifacts}
 mkdir -p "$artifacts"
@@ -31,10 +35,10 @@ run)
     tmp=$(mktemp -d -t shoal-fuzz-corpus.XXXXXX)
     trap 'rm -rf "$tmp"' EXIT
     cp "$corpus"/* "$tmp"/ 2>/dev/null || true
-    seed=()
-    [ -n "${SHOAL_FUZZ_SEED:-}" ] && seed=(-seed="$SHOAL_FUZZ_SEED")
-    "$exe" "${common[@]}" "${seed[@]}" -max_total_time="${SHOAL_FUZZ_SECONDS:-20}" \
-        -print_final_stats=1 "$tmp" 2>&1 | grep -v '^#[0-9]*.*\(NEW\|REDUCE\|pulse\)' | tail -n 40
+    echo "$name: seed ${SHOAL_FUZZ_SEED:-1}, $runs runs, at most ${SHOAL_FUZZ_SECONDS:-60} s"
+    "$exe" "${common[@]}" -seed="${SHOAL_FUZZ_SEED:-1}" -runs="$runs" \
+        -max_total_time="${SHOAL_FUZZ_SECONDS:-60}" -print_final_stats=1 "$tmp" 2>&1 |
+        grep -v '^#[0-9]*.*\(NEW\|REDUCE\|pulse\)' | tail -n 40
     rc=${PIPESTATUS[0]}
     ;;
 *)
