@@ -122,7 +122,7 @@ enum {
     SHOAL__ENV_HEADER = 1 + SHOAL_KEY_BYTES + 4, /* version, author, body length */
     SHOAL__MAX_BODY = 16u << 20,                 /* bytes of one change body */
     SHOAL__MAX_OPS = 1u << 20,                   /* ops in one change */
-    SHOAL__MAX_DELRUN = 64,                      /* ops of one DEL run item (docs/format.md) */
+    SHOAL__MAX_DELRUN = 127,                     /* ops of one DEL run item (docs/format.md) */
     SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
     SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
 };

@@ -894,7 +894,7 @@ test_causal_order(void)
 
 /* ------------------------------------------------------- import memory */
 
-/* Run-length bodies expand: DEL runs of about 300 KB decode to
+/* Run-length bodies expand: DEL runs of about 150 KB decode to
  * SHOAL__MAX_OPS ops (about 100 MB of op structs).  An import must not
  * hold every decoded body of a batch at once. */
 #if defined(__SANITIZE_ADDRESS__)

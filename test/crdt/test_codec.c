@@ -1561,7 +1561,7 @@ static void
 test_change_delrun_cap(void)
 {
     enum {
-        N = 1000
+        N = 16 * SHOAL__MAX_DELRUN + 100
     };
     sample s;
     runs_init(&s);
@@ -1583,8 +1583,8 @@ test_change_delrun_cap(void)
         CHECK(d.ops[i].kind == SHOAL__OP_DEL && d.ops[i].ref.index == 10 + i &&
               d.ops[i].ref.hlc == 5 && d.ops[i].ref.author == 1);
     shoal__change_clear(&d);
-    /* The ops array holds N / SHOAL__MAX_DELRUN items, rounded up (16 or
-     * more): header 0xdc 00 n (array16), then the first item, a DEL run
+    /* The ops array holds N / SHOAL__MAX_DELRUN items, rounded up (17):
+     * header 0xdc 00 n (array16), then the first item, a DEL run
      * [10, "l", ...]. */
     const size_t items = (N + SHOAL__MAX_DELRUN - 1) / SHOAL__MAX_DELRUN;
     bool found = false;
