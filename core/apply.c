@@ -35,7 +35,7 @@
  * A change that shoal__doc_apply refuses whatever the document holds (a
  * reference that cannot lie in its causal past, see shoal__doc_refusal)
  * is refused on arrival, by shoal__cands_make, even if it would only wait
- * in the pending set (cand_valid says why); one found in a pending set
+ * in the pending set (cand_decode says why); one found in a pending set
  * stored before is dropped when the set is loaded.  Should a stored
  * pending change still fail to apply (SHOAL_EPROTO from shoal__doc_apply)
  * it must not wedge every later write: the drain fails with
@@ -62,7 +62,6 @@ struct shoal__cand {
     shoal__change c; /* decoded; ops owned (none when stripped) */
     uint8_t *deps;   /* owned copy of c.deps when stripped */
     bool stripped;   /* ops dropped: decode body again to apply */
-    bool refused;    /* shoal__doc_refusal refuses it: it never applies */
     bool from_bundle;
     bool in_pending; /* stored in the pending set */
     bool done;
@@ -109,32 +108,24 @@ cand_clear(shoal__cand *k)
     k->stripped = false;
 }
 
-/* Decode k->r's body into k->c (the author from the envelope) and note
- * whether the change is refused whatever the document holds. */
+/* Decode k->r's body into k->c (the author from the envelope); *refused:
+ * whether its ops fail the checks of shoal__doc_apply that look at the
+ * change alone (shoal__doc_refusal), so that it can never apply, on any
+ * replica.  Such a change is refused when it arrives, even if it would
+ * wait in the pending set, so that it never takes part in anything: were
+ * it kept until it becomes ready, it would meanwhile count as a version of
+ * its (author, seq), and a larger version arriving before it is dropped
+ * would end as evidence on one replica while another, which received that
+ * version after the drop, applies it (test_apply.c, test_invalid_version,
+ * test_bad_swap).  So no candidate a drain sees is refused this way. */
 static int
-cand_decode(shoal__cand *k)
+cand_decode(shoal__cand *k, bool *refused)
 {
     memcpy(k->c.author, shoal__envelope_author(k->r.env), SHOAL_KEY_BYTES);
     int err = shoal__change_decode(k->r.body, k->r.body_len, &k->c);
     size_t at;
-    if (!err)
-        k->refused = shoal__doc_refusal(&k->c, &at) != NULL;
+    *refused = !err && shoal__doc_refusal(&k->c, &at) != NULL;
     return err;
-}
-
-/* Whether k's ops pass the checks of shoal__doc_apply that look at the
- * change alone (shoal__doc_refusal): a change that fails them can never
- * apply, on any replica.  Such a change is refused when it arrives, even
- * if it would wait in the pending set, so that it never takes part in
- * anything: were it kept until it becomes ready, it would meanwhile count
- * as a version of its (author, seq), and a larger version arriving before
- * it is dropped would end as evidence on one replica while another, which
- * received that version after the drop, applies it (test_apply.c,
- * test_invalid_version). */
-static bool
-cand_valid(const shoal__cand *k)
-{
-    return !k->refused; /* noted by cand_decode */
 }
 
 int
@@ -151,8 +142,9 @@ shoal__cands_make(const shoal__rec *recs, size_t count, shoal__cand **out, size_
     for (size_t i = 0; i < count; i++) {
         shoal__cand *k = &c[i];
         k->r = recs[i];
-        int err = cand_decode(k);
-        if (!err && !cand_valid(k))
+        bool refused;
+        int err = cand_decode(k, &refused);
+        if (!err && refused)
             err = SHOAL_EPROTO;
         if (err) {
             *at = i;
@@ -260,15 +252,16 @@ load_pending_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t l
     int err = shoal__envelope_parse(k->owned, len, &elen, &body, &blen);
     if (!err && elen != len)
         err = SHOAL_ECORRUPT;
+    bool refused = false;
     if (!err) {
         k->r.env = k->owned;
         k->r.env_len = len;
         k->r.body = body;
         k->r.body_len = blen;
-        err = cand_decode(k);
+        err = cand_decode(k, &refused);
     }
-    if (!err && !cand_valid(k)) {
-        /* Refused on arrival since (cand_valid); one stored before: dropped. */
+    if (!err && refused) {
+        /* Refused on arrival since (cand_decode); one stored before: dropped. */
         cand_clear(k);
         shoal__free(k->owned);
         lc->n--;
@@ -472,19 +465,13 @@ out:
 }
 
 /* k (canonical) replaces applied version old of its (author, seq): old
- * and k are kept as evidence, then the store supersedes old by k.  A k
- * that cannot apply is refused first, as apply_one would (SHOAL_EPROTO, a
- * bad pending change if it was stored): the store's rebuild would fail on
- * it with SHOAL_ECORRUPT, which is no bad pending change, so a stored one
- * would fail every later drain. */
+ * and k are kept as evidence, then the store supersedes old by k.  k is
+ * never a change shoal__doc_refusal refuses (cand_decode): the store's
+ * rebuild would fail on one with SHOAL_ECORRUPT. */
 static int
 swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[SHOAL__ID_BYTES])
 {
     const shoal__apply_store *s = a->s;
-    if (k->refused) {
-        mark_bad(a, k);
-        return SHOAL_EPROTO;
-    }
     uint8_t *oenv = NULL;
     size_t olen = 0;
     int err = applied_env(s, old, &oenv, &olen);
@@ -681,15 +668,9 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     if (!err && nlist > 1)
         qsort(list, nlist, sizeof *list, cand_cmp);
     /* The smallest id per (author, seq) among the candidates: of two
-     * versions waiting together, only that one may apply.  A candidate
-     * shoal__doc_refusal refuses never applies, so it does not count:
-     * counted, it would put the other versions of the drain aside as
-     * evidence for good, and once it failed (dropped as a bad pending
-     * change) none of them would be applied, while a replica that got them
-     * in another order applies the valid one. */
+     * versions waiting together, only that one may apply (none is one
+     * shoal__doc_refusal refuses: cand_decode). */
     for (size_t i = 0; !err && i < nlist; i++) {
-        if (list[i]->refused)
-            continue;
         uint8_t key[SHOAL__SEQKEY_BYTES];
         shoal__seqkey(key, list[i]->c.author, list[i]->c.seq);
         shoal__cand *cur = shoal__map_get(&sib, key, sizeof key);

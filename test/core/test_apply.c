@@ -1091,7 +1091,7 @@ test_rebuild_deps(void)
  * with SHOAL_ECORRUPT (not taken as a bad pending change, so every later
  * import failed), and arriving first it put the valid version aside as
  * evidence for good.  Now it is refused on arrival (SHOAL_EPROTO), which
- * changes nothing; the swap's own refusal stays as a second line. */
+ * changes nothing. */
 static void
 test_bad_swap(void)
 {
