@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "replica.h"
 #include "crdt.h"
 #include "shoal.h"
 #include "store.h"
@@ -49,20 +50,6 @@ now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static shoal_replica *
-open_dir(const char *dir)
-{
-    shoal_options *o;
-    if (shoal_options_new(&o) != SHOAL_OK)
-        return NULL;
-    shoal_options_set_durable(o, false);
-    shoal_replica *r = NULL;
-    if (shoal_replica_open(&r, dir, o) != SHOAL_OK)
-        r = NULL;
-    shoal_options_free(o);
-    return r;
 }
 
 static shoal_err
@@ -97,41 +84,6 @@ get_str(shoal_replica *r, const char *coll, const char *id, const char *f, const
 }
 
 /* Everything observable about a replica's state, to compare before/after. */
-typedef struct snap {
-    uint8_t vis[32];
-    uint8_t full[32];
-    uint64_t pending;
-    uint8_t vvsum[32];
-} snap;
-
-static bool
-take_snap(shoal_replica *r, snap *s)
-{
-    memset(s, 0, sizeof *s);
-    shoal_vv *vv;
-    if (shoal_digest(r, false, s->vis) || shoal_digest(r, true, s->full) ||
-        shoal_pending_count(r, &s->pending) || shoal_replica_version(r, &vv))
-        return false;
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 32);
-    for (size_t i = 0; i < shoal_vv_count(vv); i++) {
-        const uint8_t *a;
-        uint64_t seq;
-        shoal_vv_entry(vv, i, &a, &seq);
-        crypto_generichash_update(&st, a, 32);
-        crypto_generichash_update(&st, (const uint8_t *)&seq, sizeof seq);
-    }
-    crypto_generichash_final(&st, s->vvsum, 32);
-    shoal_vv_free(vv);
-    return true;
-}
-
-static bool
-same_snap(const snap *a, const snap *b)
-{
-    return memcmp(a, b, sizeof *a) == 0;
-}
-
 /* A fixture: replica src with some history, its full bundle, and a target
  * replica dst with state of its own. */
 typedef struct fix {
@@ -141,7 +93,7 @@ typedef struct fix {
     size_t n;
     shoal__span *sp; /* envelopes of b */
     size_t cnt;
-    snap before;
+    check_snap before;
 } fix;
 
 static bool
@@ -150,8 +102,8 @@ fix_open(fix *f)
     memset(f, 0, sizeof *f);
     f->dsrc = check_tmpdir("bundle-src");
     f->ddst = check_tmpdir("bundle-dst");
-    f->src = open_dir(f->dsrc);
-    f->dst = open_dir(f->ddst);
+    f->src = check_replica_open(f->dsrc, NULL, NULL);
+    f->dst = check_replica_open(f->ddst, NULL, NULL);
     if (!f->src || !f->dst)
         return false;
     if (set_str(f->src, "c", "a", "f", "one") || set_str(f->src, "c", "b", "f", "two") ||
@@ -169,7 +121,7 @@ fix_open(fix *f)
         return false;
     if (shoal__bundle_split(f->b, f->n, &f->sp, &f->cnt) || f->cnt != 5)
         return false;
-    return take_snap(f->dst, &f->before);
+    return check_snap_take(f->dst, &f->before);
 }
 
 static void
@@ -200,9 +152,9 @@ expect_reject(fix *f, const uint8_t *p, size_t n, int want, const char *what, si
         check_failures++;
     }
     CHECK(res.applied == 0 && res.pending == 0 && res.duplicate == 0);
-    snap after;
-    CHECK(take_snap(f->dst, &after));
-    if (!same_snap(&f->before, &after)) {
+    check_snap after;
+    CHECK(check_snap_take(f->dst, &after));
+    if (!check_snap_same(&f->before, &after)) {
         fprintf(stderr, "%s at %zu: state changed\n", what, at);
         check_failures++;
     }
@@ -458,16 +410,16 @@ test_good_then_replay(void)
     CHECK_EQ(shoal_import(f.dst, f.b, f.n, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 5);
     CHECK_EQ(res.duplicate, 0);
-    snap s1, s2;
-    CHECK(take_snap(f.dst, &s1));
-    CHECK(!same_snap(&s1, &f.before));
+    check_snap s1, s2;
+    CHECK(check_snap_take(f.dst, &s1));
+    CHECK(!check_snap_same(&s1, &f.before));
     /* Replay: every change a duplicate, nothing changes. */
     CHECK_EQ(shoal_import(f.dst, f.b, f.n, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 0);
     CHECK_EQ(res.duplicate, 5);
     CHECK_EQ(res.pending, 0);
-    CHECK(take_snap(f.dst, &s2));
-    CHECK(same_snap(&s1, &s2));
+    CHECK(check_snap_take(f.dst, &s2));
+    CHECK(check_snap_same(&s1, &s2));
     /* An empty bundle is fine too. */
     uint8_t empty[12] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1', 0, 0, 0, 0 };
     CHECK_EQ(shoal_import(f.dst, empty, sizeof empty, &res), SHOAL_OK);
@@ -480,7 +432,7 @@ test_good_then_replay(void)
     shoal__bundle_add(&twice, f.b + f.sp[0].off, f.sp[0].len);
     shoal__bundle_finish(&twice, 2);
     char *d3 = check_tmpdir("bundle-twice");
-    shoal_replica *r3 = open_dir(d3);
+    shoal_replica *r3 = check_replica_open(d3, NULL, NULL);
     REQUIRE(r3);
     CHECK_EQ(import_buf(r3, &twice, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
@@ -733,7 +685,7 @@ test_equivocation(void)
      * first (docs/c-api.md, "Equivocation"). */
     bool first_wins = memcmp(id1, id1b, 32) < 0;
     char *dir = check_tmpdir("bundle-equiv");
-    shoal_replica *x = open_dir(dir);
+    shoal_replica *x = check_replica_open(dir, NULL, NULL);
     REQUIRE(x);
     shoal__buf bb;
     shoal__buf *e1[] = { &c1 };
@@ -786,7 +738,7 @@ test_equivocation(void)
     /* Both versions in one bundle: the canonical one applies, the other
      * is evidence; the reported author survives a reopen. */
     dir = check_tmpdir("bundle-equiv2");
-    x = open_dir(dir);
+    x = check_replica_open(dir, NULL, NULL);
     REQUIRE(x);
     shoal__buf *e4[] = { &c1b, &c1 };
     make_bundle(&bb, e4, 2);
@@ -796,7 +748,7 @@ test_equivocation(void)
     shoal__buf_free(&bb);
     CHECK(get_str(x, "c", "d", "f", first_wins ? "one" : "two"));
     shoal_replica_close(x);
-    x = open_dir(dir);
+    x = check_replica_open(dir, NULL, NULL);
     REQUIRE(x);
     REQUIRE(shoal_equivocators(x, &l) == SHOAL_OK);
     CHECK(shoal_strlist_count(l) == 1 && strcmp(shoal_strlist_get(l, 0), hex) == 0);
@@ -815,7 +767,8 @@ test_causal_order(void)
 {
     char *da = check_tmpdir("bundle-ca"), *db = check_tmpdir("bundle-cb"),
          *dc = check_tmpdir("bundle-cc");
-    shoal_replica *a = open_dir(da), *b = open_dir(db), *c = open_dir(dc);
+    shoal_replica *a = check_replica_open(da, NULL, NULL), *b = check_replica_open(db, NULL, NULL),
+                  *c = check_replica_open(dc, NULL, NULL);
     REQUIRE(a && b && c);
     CHECK_EQ(set_str(a, "c", "d", "f", "1"), SHOAL_OK);
     CHECK_EQ(set_str(a, "c", "d", "f", "2"), SHOAL_OK);
@@ -861,7 +814,7 @@ test_causal_order(void)
     REQUIRE(shoal_export(b, vv, &bb, &bn) == SHOAL_OK);
     shoal_vv_free(vv);
     char *dc2 = check_tmpdir("bundle-cc2");
-    shoal_replica *c2 = open_dir(dc2);
+    shoal_replica *c2 = check_replica_open(dc2, NULL, NULL);
     REQUIRE(c2);
     CHECK_EQ(shoal_import(c2, bb, bn, &res), SHOAL_OK);
     CHECK(res.pending == 1 && res.applied == 0);
@@ -987,7 +940,7 @@ amp_child(const char *dir, const shoal__buf *bundle, size_t k)
     if (setrlimit(RLIMIT_AS, &rl) != 0)
         return 11;
 #endif
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
     if (!r)
         return 12;
     shoal_import_result res;
@@ -1057,7 +1010,7 @@ test_import_memory(void)
     printf("  %zu amplified changes (%zu ops each): child peak RSS %ld MB\n", k,
            (size_t)SHOAL__MAX_OPS, ru.ru_maxrss / 1024);
     /* The state the child left: all K wait, nothing applied. */
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
     REQUIRE(r);
     uint64_t pending = 0;
     CHECK_EQ(shoal_pending_count(r, &pending), SHOAL_OK);
@@ -1097,7 +1050,7 @@ test_import_redecode(void)
 
     for (int order = 0; order < 2; order++) {
         char *dir = check_tmpdir("bundle-redecode");
-        shoal_replica *r = open_dir(dir);
+        shoal_replica *r = check_replica_open(dir, NULL, NULL);
         REQUIRE(r);
         shoal_import_result res;
         shoal__buf bb;
@@ -1242,7 +1195,7 @@ pool_rounds(const pool_arg *a)
 {
     int fails = 0;
     char *dir = check_tmpdir("bundle-pool");
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
     if (!r) {
         fails++;
         goto out;
@@ -1416,8 +1369,8 @@ scen_make(scen *c, int variant, const char *tag)
 static bool
 snap_eq_digests(shoal_replica *a, shoal_replica *b)
 {
-    snap x, y;
-    if (!take_snap(a, &x) || !take_snap(b, &y))
+    check_snap x, y;
+    if (!check_snap_take(a, &x) || !check_snap_take(b, &y))
         return false;
     return memcmp(x.full, y.full, 32) == 0 && memcmp(x.vis, y.vis, 32) == 0 &&
            x.pending == y.pending && memcmp(x.vvsum, y.vvsum, 32) == 0;
@@ -1434,7 +1387,9 @@ test_equiv_converge(void)
         bool a_wins = memcmp(c.a.id, c.b.id, 32) < 0;
         char *d1 = check_tmpdir("equiv-r1"), *d2 = check_tmpdir("equiv-r2"),
              *d3 = check_tmpdir("equiv-r3");
-        shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2), *r3 = open_dir(d3);
+        shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                      *r2 = check_replica_open(d2, NULL, NULL),
+                      *r3 = check_replica_open(d3, NULL, NULL);
         REQUIRE(r1 && r2 && r3);
         shoal_import_result res;
         tenv *s1[] = { &c.x1, &c.a, &c.h1, &c.h2 };
@@ -1479,20 +1434,20 @@ test_equiv_converge(void)
               names_equivocator(r3, &c.x));
         /* Exchanging everything (bundles carry the evidence) changes
          * nothing more. */
-        snap before;
-        CHECK(take_snap(r1, &before));
+        check_snap before;
+        CHECK(check_snap_take(r1, &before));
         CHECK_EQ(pour(r1, r2), SHOAL_OK);
         CHECK_EQ(pour(r2, r1), SHOAL_OK);
         CHECK(snap_eq_digests(r1, r2));
-        snap after;
-        CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+        check_snap after;
+        CHECK(check_snap_take(r1, &after) && check_snap_same(&before, &after));
         /* A reopen keeps it all. */
         shoal_replica_close(r1);
         shoal_replica_close(r2);
-        r1 = open_dir(d1);
-        r2 = open_dir(d2);
+        r1 = check_replica_open(d1, NULL, NULL);
+        r2 = check_replica_open(d2, NULL, NULL);
         REQUIRE(r1 && r2);
-        CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+        CHECK(check_snap_take(r1, &after) && check_snap_same(&before, &after));
         CHECK(snap_eq_digests(r1, r2) && snap_eq_digests(r1, r3));
         CHECK(names_equivocator(r1, &c.x) && names_equivocator(r2, &c.x));
         /* A new local change on top of the rebuilt document applies. */
@@ -1537,7 +1492,8 @@ test_dangling_refs(void)
     char tag[16];
     REQUIRE(scen_b_wins(&c, 0, tag, sizeof tag));
     char *d1 = check_tmpdir("dangle-1"), *d2 = check_tmpdir("dangle-2");
-    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                  *r2 = check_replica_open(d2, NULL, NULL);
     REQUIRE(r1 && r2);
     shoal_import_result res;
     /* r1 applies A and the changes built on it, then B replaces A. */
@@ -1570,14 +1526,14 @@ test_dangling_refs(void)
     CHECK(list_str(r2, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,b") == 0);
     CHECK(snap_eq_digests(r1, r2));
     /* Replays of either version or of the honest changes: no-ops. */
-    snap before, after;
-    CHECK(take_snap(r1, &before));
+    check_snap before, after;
+    CHECK(check_snap_take(r1, &before));
     tenv *again[] = { &c.a, &c.b, &c.h1, &c.x1 };
     CHECK_EQ(import_envs(r1, again, 4, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 0);
     CHECK_EQ(res.equivocations, 0);
     CHECK_EQ(res.duplicate, 4);
-    CHECK(take_snap(r1, &after) && same_snap(&before, &after));
+    CHECK(check_snap_take(r1, &after) && check_snap_same(&before, &after));
     shoal_replica_close(r1);
     shoal_replica_close(r2);
     check_rmtree(d1);
@@ -1679,7 +1635,8 @@ test_evidence_bound(void)
             min = i;
     }
     char *d1 = check_tmpdir("evb-1"), *d2 = check_tmpdir("evb-2");
-    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                  *r2 = check_replica_open(d2, NULL, NULL);
     REQUIRE(r1 && r2);
     tenv *first[] = { &x1 };
     CHECK_EQ(import_envs(r1, first, 1, NULL), SHOAL_OK);
@@ -1740,7 +1697,8 @@ test_swap_reopen(void)
         REQUIRE(tenv_make(&hs[i], &c.h, 1 + i, c.h0 + 100 + i, NULL, 0, doc, NULL, 0, o, 1) == 0);
     }
     char *d1 = check_tmpdir("swap-1"), *d2 = check_tmpdir("swap-2");
-    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+    shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                  *r2 = check_replica_open(d2, NULL, NULL);
     REQUIRE(r1 && r2);
     tenv *pre[] = { &c.x1, &c.a };
     CHECK_EQ(import_envs(r1, pre, 2, NULL), SHOAL_OK);
@@ -1783,8 +1741,8 @@ test_swap_reopen(void)
     CHECK_EQ(w.as, SHOAL_OK);
     CHECK(memcmp(w.cid, c.b.id, 32) == 0);
     CHECK(!w.has_a && w.has_b);
-    r1 = open_dir(d1);
-    r2 = open_dir(d2);
+    r1 = check_replica_open(d1, NULL, NULL);
+    r2 = check_replica_open(d2, NULL, NULL);
     REQUIRE(r1 && r2);
     CHECK(snap_eq_digests(r1, r2));
     shoal_vv *vv;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "replica.h"
 #include "core.h"
 #include "crdt.h"
 #include "shoal.h"
@@ -44,21 +45,6 @@ fake_now(void *ctx)
 {
     (void)ctx;
     return NOW_MS;
-}
-
-static shoal_replica *
-open_dir(const char *dir)
-{
-    shoal_options *o;
-    if (shoal_options_new(&o) != SHOAL_OK)
-        return NULL;
-    shoal_options_set_durable(o, false);
-    shoal_options_set_clock(o, fake_now, NULL);
-    shoal_replica *r = NULL;
-    if (shoal_replica_open(&r, dir, o) != SHOAL_OK)
-        r = NULL;
-    shoal_options_free(o);
-    return r;
 }
 
 /* A fresh replica directory with a seeded identity. */
@@ -108,27 +94,6 @@ copy_dir(const char *from, const char *to)
     }
     closedir(dp);
     return ok;
-}
-
-typedef struct snap {
-    uint8_t vis[32];
-    uint8_t full[32];
-    uint64_t pending;
-} snap;
-
-static bool
-take_snap(shoal_replica *r, snap *s)
-{
-    memset(s, 0, sizeof *s);
-    return shoal_digest(r, false, s->vis) == SHOAL_OK &&
-           shoal_digest(r, true, s->full) == SHOAL_OK &&
-           shoal_pending_count(r, &s->pending) == SHOAL_OK;
-}
-
-static bool
-same_snap(const snap *a, const snap *b)
-{
-    return memcmp(a, b, sizeof *a) == 0;
 }
 
 static shoal_err
@@ -236,7 +201,8 @@ fixture_make(fixture *fx)
     char *sdir = new_dir("oom-src");
     if (!fx->tmpl || !sdir)
         return false;
-    shoal_replica *t = open_dir(fx->tmpl), *s = open_dir(sdir);
+    shoal_replica *t = check_replica_open(fx->tmpl, fake_now, NULL),
+                  *s = check_replica_open(sdir, fake_now, NULL);
     if (!t || !s)
         return false;
     /* The template's own history: registers, a list, a counter. */
@@ -418,16 +384,16 @@ sweep(const fixture *fx, const char *name, op_fn op)
     REQUIRE(dir && copy_dir(fx->tmpl, dir));
     op_ctx c = { .fx = fx };
     /* The reference: the state before and after a run without failures. */
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, fake_now, NULL);
     REQUIRE(r);
-    snap before, want;
-    REQUIRE(take_snap(r, &before));
+    check_snap before, want;
+    REQUIRE(check_snap_take(r, &before));
     REQUIRE(op(r, &c) == SHOAL_OK);
     shoal_import_result want_res = c.res;
-    REQUIRE(take_snap(r, &want));
+    REQUIRE(check_snap_take(r, &want));
     shoal_replica_close(r);
     REQUIRE(copy_dir(fx->tmpl, dir));
-    r = open_dir(dir);
+    r = check_replica_open(dir, fake_now, NULL);
     REQUIRE(r);
 
     uint64_t failed = 0, absorbed = 0, i;
@@ -437,10 +403,10 @@ sweep(const fixture *fx, const char *name, op_fn op)
         shoal_err err = op(r, &c);
         bool reached = shoal__alloc_fail_left() == 0;
         shoal__alloc_fail_after(0);
-        snap now;
-        REQUIRE(take_snap(r, &now));
+        check_snap now;
+        REQUIRE(check_snap_take(r, &now));
         if (err == SHOAL_OK) {
-            if (!same_snap(&now, &want) || memcmp(&c.res, &want_res, sizeof want_res) != 0) {
+            if (!check_snap_same(&now, &want) || memcmp(&c.res, &want_res, sizeof want_res) != 0) {
                 fprintf(stderr,
                         "%s: allocation %llu failed, the call succeeded with another state\n", name,
                         (unsigned long long)i);
@@ -452,7 +418,7 @@ sweep(const fixture *fx, const char *name, op_fn op)
             absorbed++;
             shoal_replica_close(r);
             REQUIRE(copy_dir(fx->tmpl, dir));
-            r = open_dir(dir);
+            r = check_replica_open(dir, fake_now, NULL);
             REQUIRE(r);
             continue;
         }
@@ -463,14 +429,14 @@ sweep(const fixture *fx, const char *name, op_fn op)
                     reached ? "" : " without an injected failure");
             check_failures++;
         }
-        if (!same_snap(&now, &before)) {
+        if (!check_snap_same(&now, &before)) {
             fprintf(stderr, "%s: allocation %llu failed and the state changed\n", name,
                     (unsigned long long)i);
             check_failures++;
             /* Go on from a clean copy, to find more. */
             shoal_replica_close(r);
             REQUIRE(copy_dir(fx->tmpl, dir));
-            r = open_dir(dir);
+            r = check_replica_open(dir, fake_now, NULL);
             REQUIRE(r);
         }
         if (check_failures > 20)
@@ -517,7 +483,7 @@ test_fixture(void)
     REQUIRE(fx_ok);
     char *dir = check_tmpdir("oom-fix");
     REQUIRE(dir && copy_dir(fx.tmpl, dir));
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, fake_now, NULL);
     REQUIRE(r);
     shoal_import_result res;
     CHECK_EQ(shoal_import(r, fx.bundle.p, fx.bundle.len, &res), SHOAL_OK);

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "replica.h"
 #include "crdt.h"
 #include "shoal.h"
 
@@ -32,41 +33,6 @@ now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static shoal_replica *
-open_dir(const char *dir)
-{
-    shoal_options *o;
-    if (shoal_options_new(&o) != SHOAL_OK)
-        return NULL;
-    shoal_options_set_durable(o, false);
-    shoal_replica *r = NULL;
-    if (shoal_replica_open(&r, dir, o) != SHOAL_OK)
-        r = NULL;
-    shoal_options_free(o);
-    return r;
-}
-
-typedef struct snap {
-    uint8_t vis[32];
-    uint8_t full[32];
-    uint64_t pending;
-} snap;
-
-static bool
-take_snap(shoal_replica *r, snap *s)
-{
-    memset(s, 0, sizeof *s);
-    return shoal_digest(r, false, s->vis) == SHOAL_OK &&
-           shoal_digest(r, true, s->full) == SHOAL_OK &&
-           shoal_pending_count(r, &s->pending) == SHOAL_OK;
-}
-
-static bool
-same_snap(const snap *a, const snap *b)
-{
-    return memcmp(a, b, sizeof *a) == 0;
 }
 
 /* A keypair from a fixed seed byte. */
@@ -146,16 +112,16 @@ import1(shoal_replica *r, const shoal__buf *env, shoal_import_result *res)
 static void
 expect_refused(shoal_replica *r, const shoal__buf *env, shoal_err want, const char *what)
 {
-    snap before, after;
-    REQUIRE(take_snap(r, &before));
+    check_snap before, after;
+    REQUIRE(check_snap_take(r, &before));
     shoal_import_result res;
     shoal_err err = import1(r, env, &res);
     if (err != want) {
         fprintf(stderr, "%s: got %s, want %s\n", what, shoal_strerror(err), shoal_strerror(want));
         check_failures++;
     }
-    REQUIRE(take_snap(r, &after));
-    if (!same_snap(&before, &after)) {
+    REQUIRE(check_snap_take(r, &after));
+    if (!check_snap_same(&before, &after)) {
         fprintf(stderr, "%s: state changed\n", what);
         check_failures++;
     }
@@ -203,7 +169,8 @@ test_same_clock_ref_both_orders(void)
         REQUIRE(seal_change(&ea, &ca, sa) == SHOAL_OK);
 
         char *d1 = check_tmpdir("refuse-1"), *d2 = check_tmpdir("refuse-2");
-        shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2);
+        shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                      *r2 = check_replica_open(d2, NULL, NULL);
         REQUIRE(r1 && r2);
         shoal_import_result res;
         CHECK_EQ(import1(r1, &eb, &res), SHOAL_OK);
@@ -212,9 +179,9 @@ test_same_clock_ref_both_orders(void)
         expect_refused(r2, &ea, SHOAL_EPROTO, "A first");
         CHECK_EQ(import1(r2, &eb, &res), SHOAL_OK);
         CHECK_EQ(res.applied, 1);
-        snap a, b;
-        REQUIRE(take_snap(r1, &a) && take_snap(r2, &b));
-        if (!same_snap(&a, &b)) {
+        check_snap a, b;
+        REQUIRE(check_snap_take(r1, &a) && check_snap_take(r2, &b));
+        if (!check_snap_same(&a, &b)) {
             fprintf(stderr, "case %d: replicas differ\n", kase);
             check_failures++;
         }
@@ -270,7 +237,9 @@ test_same_clock_ref_pending(void)
 
     char *d1 = check_tmpdir("refuse-p1"), *d2 = check_tmpdir("refuse-p2");
     char *d3 = check_tmpdir("refuse-p3");
-    shoal_replica *r1 = open_dir(d1), *r2 = open_dir(d2), *r3 = open_dir(d3);
+    shoal_replica *r1 = check_replica_open(d1, NULL, NULL),
+                  *r2 = check_replica_open(d2, NULL, NULL),
+                  *r3 = check_replica_open(d3, NULL, NULL);
     REQUIRE(r1 && r2 && r3);
     shoal_import_result res;
     /* r1: B, then A2 (would wait for A1): refused; then A1. */
@@ -285,21 +254,21 @@ test_same_clock_ref_pending(void)
     shoal__buf both;
     const shoal__buf *pair[2] = { &e1, &e2 };
     bundle_of(&both, pair, 2);
-    snap before, after;
-    REQUIRE(take_snap(r2, &before));
+    check_snap before, after;
+    REQUIRE(check_snap_take(r2, &before));
     CHECK_EQ(shoal_import(r2, both.p, both.len, &res), SHOAL_EPROTO);
-    REQUIRE(take_snap(r2, &after));
-    CHECK(same_snap(&before, &after));
+    REQUIRE(check_snap_take(r2, &after));
+    CHECK(check_snap_same(&before, &after));
     shoal__buf_free(&both);
     CHECK_EQ(import1(r2, &e1, &res), SHOAL_OK);
     CHECK_EQ(import1(r2, &eb, &res), SHOAL_OK);
     /* r3: A1 and B only. */
     CHECK_EQ(import1(r3, &eb, &res), SHOAL_OK);
     CHECK_EQ(import1(r3, &e1, &res), SHOAL_OK);
-    snap s1, s2, s3;
-    REQUIRE(take_snap(r1, &s1) && take_snap(r2, &s2) && take_snap(r3, &s3));
-    CHECK(same_snap(&s1, &s3));
-    CHECK(same_snap(&s2, &s3));
+    check_snap s1, s2, s3;
+    REQUIRE(check_snap_take(r1, &s1) && check_snap_take(r2, &s2) && check_snap_take(r3, &s3));
+    CHECK(check_snap_same(&s1, &s3));
+    CHECK(check_snap_same(&s2, &s3));
     /* A2 again, now that its dep is in: refused at once. */
     expect_refused(r3, &e2, SHOAL_EPROTO, "A2 after A1");
     shoal_txn *t;
@@ -369,7 +338,7 @@ test_delrun_amplification(void)
     memset(missing, 0x5a, sizeof missing);
     uint64_t h = shoal__hlc_make(now_ms(), 0);
     char *dir = check_tmpdir("refuse-amp");
-    shoal_replica *r = open_dir(dir);
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
     REQUIRE(r);
     shoal__buf env;
     shoal__buf_init(&env);
@@ -389,12 +358,12 @@ test_delrun_amplification(void)
     }
     shoal__buf b;
     bundle_of(&b, ep, 32);
-    snap before, after;
-    REQUIRE(take_snap(r, &before));
+    check_snap before, after;
+    REQUIRE(check_snap_take(r, &before));
     shoal_import_result res;
     CHECK_EQ(shoal_import(r, b.p, b.len, &res), SHOAL_ETOOBIG);
-    REQUIRE(take_snap(r, &after));
-    CHECK(same_snap(&before, &after));
+    REQUIRE(check_snap_take(r, &after));
+    CHECK(check_snap_same(&before, &after));
     printf("  a %zu-byte bundle of 32 such changes\n", b.len);
     shoal__buf_free(&b);
     for (int i = 0; i < 32; i++)
