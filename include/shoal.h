@@ -174,9 +174,11 @@ SHOAL_API shoal_err shoal_options_new(shoal_options **out);
 /* NULL is a no-op. */
 SHOAL_API void shoal_options_free(shoal_options *o);
 /* Durable (the default): every commit is fsynced before it returns.
- * Not durable: commits are written but not fsynced; shoal_replica_flush()
- * or close syncs.  A process crash loses nothing; an OS crash or power loss
- * can lose the commits since the last sync (see docs/c-api.md). */
+ * Not durable (the fast mode): a commit syncs its pages but not the page
+ * that makes it current; shoal_replica_flush(), the next commit or close
+ * syncs that.  A process crash loses nothing; an OS crash or power loss can
+ * undo the last commit before it, never more and never a damaged replica
+ * (see docs/c-api.md). */
 SHOAL_API shoal_err shoal_options_set_durable(shoal_options *o, bool durable);
 /* Initial LMDB map size in bytes (it grows on demand); 0 means the
  * default.  Errors: SHOAL_EINVAL below 1 MiB (except 0). */

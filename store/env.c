@@ -308,7 +308,12 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
         rc = map_err(mrc);
         goto fail;
     }
-    unsigned flags = MDB_NOTLS | (durable ? 0 : MDB_NOSYNC);
+    /* Not durable is MDB_NOMETASYNC, never MDB_NOSYNC: a commit still syncs
+     * its data pages (and with them the previous meta page) before it
+     * writes its own meta page, so a power cut can undo the last commit and
+     * nothing else, and never leaves a meta page pointing at pages that
+     * did not reach the disk.  MDB_NOSYNC could (docs/storage.md). */
+    unsigned flags = MDB_NOTLS | (durable ? 0 : MDB_NOMETASYNC);
     mrc = mdb_env_open(s->env, dir, flags, 0600);
     if (mrc) {
         rc = map_err(mrc);
