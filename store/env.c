@@ -308,12 +308,10 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
         rc = map_err(mrc);
         goto fail;
     }
-    /* Not durable is MDB_NOMETASYNC, never MDB_NOSYNC: a commit still syncs
-     * its data pages (and with them the previous meta page) before it
-     * writes its own meta page, so a power cut can undo the last commit and
-     * nothing else, and never leaves a meta page pointing at pages that
-     * did not reach the disk.  MDB_NOSYNC could (docs/storage.md). */
-    unsigned flags = MDB_NOTLS | (durable ? 0 : MDB_NOMETASYNC);
+    /* Both modes commit to LMDB durably; the fast mode groups commits into
+     * batches (batch.c).  Never MDB_NOSYNC: after a power cut its meta page
+     * can point at pages that did not reach the disk (docs/storage.md). */
+    unsigned flags = MDB_NOTLS;
     mrc = mdb_env_open(s->env, dir, flags, 0600);
     if (mrc) {
         rc = map_err(mrc);
@@ -347,6 +345,11 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
             snprintf(errbuf, errlen, "%s", s->errmsg);
         goto fail;
     }
+    if (!durable && (rc = shoal__st_batch_start(s)) != SHOAL_OK) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "cannot start the flusher thread");
+        goto fail;
+    }
     *out = s;
     return SHOAL_OK;
 fail:
@@ -365,6 +368,7 @@ shoal__store_close(shoal__store *s)
 {
     if (!s)
         return;
+    shoal__st_batch_stop(s);
     mdb_env_sync(s->env, 1);
     mdb_env_close(s->env);
     pthread_rwlock_destroy(&s->resize_lock);
@@ -374,12 +378,10 @@ shoal__store_close(shoal__store *s)
     shoal__free(s);
 }
 
-/* An empty write txn: LMDB's writer lock, which every process writing the
- * directory takes, held while fn runs. */
-int
-shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg)
+/* An empty write txn held while fn runs. */
+static int
+exclusive_txn(shoal__store *s, int (*fn)(void *arg), void *arg)
 {
-    assert(s && fn);
     MDB_txn *txn;
     int rc = shoal__st_txn_begin(s, true, &txn);
     if (rc)
@@ -388,6 +390,33 @@ shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg)
     mdb_txn_abort(txn);
     shoal__st_txn_end_lock(s);
     return rc;
+}
+
+typedef struct excl_ctx {
+    shoal__store *s;
+    int (*fn)(void *arg);
+    void *arg;
+} excl_ctx;
+
+static int
+excl_run(void *argp)
+{
+    excl_ctx *c = argp;
+    return exclusive_txn(c->s, c->fn, c->arg);
+}
+
+/* LMDB's writer lock of the directory (which every process writing it
+ * takes), held while fn runs; a fast-mode store first ends its open batch
+ * and keeps the next one from beginning meanwhile. */
+int
+shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg)
+{
+    assert(s && fn);
+    if (s->batched) {
+        excl_ctx c = { s, fn, arg };
+        return shoal__st_batch_quiet(s, excl_run, &c);
+    }
+    return exclusive_txn(s, fn, arg);
 }
 
 void
@@ -401,6 +430,8 @@ int
 shoal__store_flush(shoal__store *s)
 {
     assert(s);
+    if (s->batched) /* every batch is committed durably */
+        return shoal__st_batch_flush(s);
     pthread_mutex_lock(&s->flags_mu);
     int rc = mdb_env_sync(s->env, 1);
     pthread_mutex_unlock(&s->flags_mu);

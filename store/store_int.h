@@ -14,6 +14,7 @@
  *   evidence.c  equivocation evidence
  *   docs.c      document metas and snapshots
  *   peers.c     per-peer link state
+ *   batch.c     group commit: the fast mode's batches and their flusher
  * The replica's identity file is not the store's: core/identity.c.
  */
 #ifndef SHOAL_STORE_STORE_INT_H
@@ -24,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -79,6 +81,16 @@ _Static_assert(LOG_HDR == LOG_LINK + 8, "log header: cid | author | seq | link")
  * link keeps the document chain whole) but names no applied change: no
  * index, tail lookup, version vector or log scan counts it. */
 #define LINK_DEAD ((uint64_t)1 << 62)
+/* Group commit (batch.c).  A batch stays open at most BATCH_MS after its
+ * first commit; it is committed sooner once it holds BATCH_MAX_BYTES of
+ * puts (or a quarter of the map that was unused when it began) or
+ * BATCH_MAX_GEN commits.  Before a batch begins, the map grows while less
+ * than BATCH_HEADROOM (or half of it) is unused. */
+#define BATCH_MS        10
+#define BATCH_MAX_BYTES ((uint64_t)8 << 20)
+#define BATCH_GEN_BITS  20
+#define BATCH_MAX_GEN   (((uint64_t)1 << BATCH_GEN_BITS) - 2)
+#define BATCH_HEADROOM  (4 * BATCH_MAX_BYTES)
 
 struct shoal__store {
     MDB_env *env; /* owned */
@@ -88,6 +100,28 @@ struct shoal__store {
     pthread_mutex_t flags_mu;     /* LMDB's env flags: a relaxed commit vs flush */
     pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
     char errmsg[256];
+    /* Group commit, the fast mode (batch.c): commits go into child txns
+     * of one open LMDB write txn, `batch`, which the flusher thread begins
+     * and commits (durably) every BATCH_MS; reads of this process go
+     * through it too, so they see every commit that returned.  All of it
+     * under bmu; a child txn is only ever active with bmu held, so the
+     * flusher never touches the batch while a child uses it. */
+    bool batched;
+    pthread_mutex_t bmu;
+    pthread_cond_t bwake; /* to the flusher: bwant, bflush or bstop set */
+    pthread_cond_t bdone; /* from the flusher: a batch began or ended */
+    pthread_t flusher;
+    MDB_txn *batch;            /* the open batch, or NULL */
+    uint64_t bgen;             /* commits that wrote, in the open batch */
+    uint64_t bbytes;           /* bytes put in the open batch */
+    uint64_t bcap;             /* end the open batch once bbytes passes this */
+    struct timespec bdeadline; /* when the open batch ends (CLOCK_MONOTONIC) */
+    uint64_t bcommits;         /* batches ended so far */
+    bool bwant;                /* a writer waits for a batch */
+    bool bflush;               /* end the open batch now */
+    bool bstop;                /* close: end the open batch and exit */
+    int berr;                  /* an error of the flusher nobody has been told yet */
+    char berrmsg[256];
     /* The log tail of the newest snapshot a txn of this handle saw, kept
      * between txns (tail_cache_take/tail_cache_put): a txn whose snapshot
      * is tc_txnid takes it instead of reading and parsing the tail from the
@@ -97,7 +131,7 @@ struct shoal__store {
      * most one txn holds it at a time; others read the map as before. */
     pthread_mutex_t tc_mu;
     bool tc_ok;
-    uint64_t tc_txnid;   /* the LMDB txn id of the snapshot it describes */
+    uint64_t tc_txnid;   /* the snapshot key (shoal__st_snap_id) it describes */
     struct tail_set *tc; /* owned when tc_ok */
 };
 
@@ -161,6 +195,9 @@ struct shoal__stxn {
     bool miss_ok;
     uint8_t miss[SHOAL__ID_BYTES];
     bool borrows; /* some entry's meta may point into the map (tail_own) */
+    /* A child of the open batch: its snapshot key (shoal__st_snap_id),
+     * else 0. */
+    uint64_t key;
 };
 
 /* ------------------------------------------------------------- bytes */
@@ -214,6 +251,8 @@ int shoal__st_cur_get(shoal__stxn *t, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB
 int shoal__st_cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t slen, MDB_val *k,
                         MDB_val *v);
 int shoal__st_corrupt(shoal__stxn *t, const char *what);
+/* txn.c: the file system holding data.mdb is (almost) full. */
+bool shoal__st_disk_full(shoal__store *s);
 
 /* tail.c: parse a log value; drop, own, cache, load, push to and flush
  * (into the indexes) the tail; find its entries by document key, change
@@ -233,5 +272,17 @@ const tail_ent *shoal__st_tail_find_cid(const shoal__stxn *t, const uint8_t cid[
 const tail_ent *shoal__st_tail_find_author(const shoal__stxn *t,
                                            const uint8_t author[SHOAL_KEY_BYTES]);
 int shoal__st_tail_flush(shoal__stxn *t);
+
+/* batch.c: start the flusher (a fast-mode store, at open), end the open
+ * batch and stop it (close); run fn in a child of the open batch, as a
+ * write (map-full retry) or a read; end the open batch now (flush); hold
+ * bmu with no batch open (fn runs with LMDB's writer lock free for this
+ * thread to take). */
+int shoal__st_batch_start(shoal__store *s);
+void shoal__st_batch_stop(shoal__store *s);
+int shoal__st_batch_write(shoal__store *s, shoal__txn_fn fn, void *arg);
+int shoal__st_batch_read(shoal__store *s, shoal__txn_fn fn, void *arg, bool *done);
+int shoal__st_batch_flush(shoal__store *s);
+int shoal__st_batch_quiet(shoal__store *s, int (*fn)(void *arg), void *arg);
 
 #endif /* SHOAL_STORE_STORE_INT_H */

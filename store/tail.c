@@ -101,11 +101,16 @@ hash_rebuild(shoal__stxn *t)
     return SHOAL_OK;
 }
 
-/* The snapshot t reads: a write txn's id is one past it. */
+/* The key of the snapshot t reads, for the tail cache: the LMDB txn id of
+ * a committed snapshot (a write txn's id is one past the one it read),
+ * shifted to leave room for a batch's commit count; a child of an open
+ * batch carries its own (batch.c). */
 uint64_t
 shoal__st_snap_id(const shoal__stxn *t)
 {
-    return (uint64_t)mdb_txn_id(t->txn) - (t->write ? 1 : 0);
+    if (t->key)
+        return t->key;
+    return ((uint64_t)mdb_txn_id(t->txn) - (t->write ? 1 : 0)) << BATCH_GEN_BITS;
 }
 
 static void

@@ -28,8 +28,8 @@ shoal__st_tfail(shoal__stxn *t, const char *what, int rc)
  * part way through is short, so a full disk often shows up as EIO.  Call it
  * ENOSPC when the file system holding data.mdb has (almost) nothing left;
  * the threshold only has to tell "full" from "plenty left". */
-static bool
-disk_full(shoal__store *s)
+bool
+shoal__st_disk_full(shoal__store *s)
 {
     int fd;
     struct statvfs sv;
@@ -46,6 +46,8 @@ int
 shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
     assert(s && fn);
+    if (s->batched)
+        return shoal__st_batch_write(s, fn, arg);
     for (;;) {
         shoal__stxn t = { .s = s, .write = true };
         int rc = shoal__st_txn_begin(s, true, &t.txn);
@@ -78,7 +80,7 @@ shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
                 mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
                 pthread_mutex_unlock(&s->flags_mu);
             }
-            if (mrc == EIO && disk_full(s))
+            if (mrc == EIO && shoal__st_disk_full(s))
                 rc = shoal__st_fail(s, "mdb_txn_commit (short write, file system full)", ENOSPC);
             else if (mrc && mrc != MDB_MAP_FULL)
                 rc = shoal__st_fail(s, "mdb_txn_commit", mrc);
@@ -86,7 +88,7 @@ shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
              * if we wrote anything; LMDB commits no new id for a txn that
              * wrote nothing, so the tail is still the one we began with. */
             if (keep && mrc == 0)
-                shoal__st_tail_cache_put(&t, t.wrote ? id : id - 1);
+                shoal__st_tail_cache_put(&t, (t.wrote ? id : id - 1) << BATCH_GEN_BITS);
         }
         shoal__st_tail_free(&t);
         shoal__st_txn_end_lock(s);
@@ -102,6 +104,12 @@ int
 shoal__store_read(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
     assert(s && fn);
+    if (s->batched) {
+        bool done;
+        int rc = shoal__st_batch_read(s, fn, arg, &done);
+        if (done)
+            return rc;
+    }
     shoal__stxn t = { .s = s, .write = false };
     int rc = shoal__st_txn_begin(s, false, &t.txn);
     if (rc)
@@ -137,6 +145,8 @@ shoal__st_put(shoal__stxn *t, int tab, const void *k, size_t klen, const void *v
     if (rc)
         return shoal__st_tfail(t, "mdb_put", rc);
     t->wrote = true;
+    if (t->key) /* a batch child: bmu is held */
+        t->s->bbytes += klen + vlen;
     return SHOAL_OK;
 }
 

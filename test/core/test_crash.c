@@ -10,9 +10,8 @@
  *
  * With the shim, the child also checks that each durable commit called
  * fsync/fdatasync/msync before returning (a record flag tells the parent),
- * and, in a separate non-durable run, that each commit syncs once (its data
- * pages; MDB_NOMETASYNC leaves its meta page unsynced) and
- * shoal_replica_flush syncs.
+ * and, in a separate non-durable run, that shoal_replica_flush returns only
+ * after a sync.
  *
  * A third loop kills a child in the middle of equivocation swaps: each
  * round imports an author's seq 1 and the larger of two versions of its
@@ -158,8 +157,12 @@ child_durable(const char *dir, int fd, uint64_t base, bool want_shim)
     }
 }
 
-/* Not durable (MDB_NOMETASYNC): a commit syncs its data pages once (the
- * meta page it then writes is left unsynced), and a flush syncs. */
+/* Not durable (group commit, store/batch.c): a commit returns without
+ * waiting for a sync; its batch is synced by the flusher within a few
+ * milliseconds, or by a flush.  So when shoal_replica_flush returns, a sync
+ * has happened since the commit began.  (When the flusher's timer fires is
+ * up to the scheduler, so how many syncs the commits caused is not
+ * checked.) */
 static int
 child_lazy(const char *dir)
 {
@@ -174,14 +177,13 @@ child_lazy(const char *dir)
         unsigned long c0 = count();
         if (commit_one(r, 900000000 + i) != SHOAL_OK)
             bad |= 1;
-        if (count() != c0 + 1)
-            bad |= 2;
+        if (i % 5 == 4) {
+            if (shoal_replica_flush(r) != SHOAL_OK)
+                bad |= 4;
+            if (count() == c0)
+                bad |= 8;
+        }
     }
-    unsigned long c0 = count();
-    if (shoal_replica_flush(r) != SHOAL_OK)
-        bad |= 4;
-    if (count() == c0)
-        bad |= 8;
     shoal_replica_close(r);
     return bad ? 10 + bad : 0;
 }

@@ -11,9 +11,12 @@
 #include "store.h"
 #include "core.h" /* the identity (core/identity.c) */
 
+#include <lmdb.h> /* test_batch reads the file as another process would */
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -2137,6 +2140,195 @@ tc_child_put(const char *dir, int from, int to)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* -------------------------------------------- group commit (batch.c) */
+
+/* What another process reading the directory now sees: the number of log
+ * entries in the newest committed snapshot, read by a child with liblmdb
+ * directly (read-only: the store's open would wait for the writer lock,
+ * that is for the open batch to end; and one process must not open an
+ * environment twice), or -1. */
+static long
+batch_committed(const char *dir)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        long n = -1;
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        MDB_stat st;
+        if (!mdb_env_create(&env)) {
+            mdb_env_set_maxdbs(env, 16);
+            if (!mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) &&
+                !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+                if (!mdb_dbi_open(txn, "log", 0, &dbi) && !mdb_stat(txn, dbi, &st))
+                    n = (long)st.ms_entries;
+                mdb_txn_abort(txn);
+            }
+            mdb_env_close(env);
+        }
+        _exit(write(p[1], &n, sizeof n) == (ssize_t)sizeof n ? 0 : 1);
+    }
+    close(p[1]);
+    long n = -1;
+    if (read(p[0], &n, sizeof n) != (ssize_t)sizeof n)
+        n = -1;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return n;
+}
+
+/* A child process reads the directory: 0 when it holds exactly [0, n). */
+static int
+batch_child_sees(const char *dir, int n)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 3;
+    if (pid == 0) {
+        uint8_t pk[32], *sk = NULL;
+        shoal__store *c = open_store(dir, true, 0, pk, &sk);
+        int m = n;
+        int rc = c ? shoal__store_read(c, tc_check_fn, &m) : SHOAL_ESTORE;
+        shoal__store_close(c);
+        shoal__identity_free(sk);
+        _exit(rc == SHOAL_OK ? 0 : 1);
+    }
+    int st = -1;
+    if (waitpid(pid, &st, 0) != pid)
+        return 3;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+}
+
+struct batch_has {
+    const uint8_t *cid;
+    bool has;
+};
+
+static int
+batch_has_fn(shoal__stxn *t, void *arg)
+{
+    struct batch_has *q = arg;
+    q->has = shoal__stxn_change_has(t, q->cid);
+    return SHOAL_OK;
+}
+
+struct batch_reader {
+    shoal__store *s;
+    _Atomic int published; /* commits the writer says returned */
+    _Atomic int stop;
+    _Atomic int bad, reads;
+};
+
+/* Another thread of the process: every commit that returned before a read
+ * began is in what the read sees (the read may see later ones too). */
+static void *
+batch_reader_main(void *arg)
+{
+    struct batch_reader *r = arg;
+    while (!atomic_load(&r->stop)) {
+        int n = atomic_load(&r->published);
+        uint8_t cid[32], author[32], env[48];
+        uint64_t seq;
+        if (n > 0) {
+            tail_change(n - 1, cid, author, &seq, env);
+            struct batch_has q = { cid, false };
+            if (shoal__store_read(r->s, batch_has_fn, &q) != SHOAL_OK || !q.has)
+                atomic_fetch_add(&r->bad, 1);
+            atomic_fetch_add(&r->reads, 1);
+        }
+    }
+    return NULL;
+}
+
+/* Fast mode: commits go into a batch that the flusher commits every few
+ * milliseconds.  A commit that returned is seen by every later read of
+ * the process (another thread included) at once; another process sees it
+ * once its batch is committed, which a flush forces; a commit that fails
+ * leaves the batch as it was; the tail cache follows the batch. */
+static void
+test_batch(void)
+{
+    char *dir = check_tmpdir("store-batch");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, false, 0, pk, &sk);
+    REQUIRE(s);
+    struct batch_reader r = { .s = s };
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, batch_reader_main, &r) == 0);
+    int n = 0;
+    for (; n < 400; n++) {
+        struct tc_put a = { n, n + 1, 0, false };
+        CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
+        atomic_store(&r.published, n + 1);
+        if (n % 50 == 7) {
+            int m = n + 1;
+            CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
+            /* A failed commit in the middle of a batch: no trace of it,
+             * and the commits before it stay. */
+            struct tc_put f = { n + 1, n + 3, 0, true };
+            CHECK_EQ(shoal__store_write(s, tc_put_fn, &f), SHOAL_EINVAL);
+            CHECK_EQ(shoal__store_read(s, tc_check_fn, &m), SHOAL_OK);
+        }
+    }
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ(atomic_load(&r.bad), 0);
+    printf("  batch: %d reads by another thread, %d missed a returned commit\n",
+           atomic_load(&r.reads), atomic_load(&r.bad));
+    /* After a flush the newest snapshot on disk holds everything (and the
+     * batch was still open before it: BATCH_MS is far longer than the
+     * commit), so another process holds it too. */
+    struct tc_put last = { n, n + 1, 0, false };
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &last), SHOAL_OK);
+    n++;
+    long before = batch_committed(dir);
+    CHECK_EQ(shoal__store_flush(s), SHOAL_OK);
+    CHECK_EQ(batch_committed(dir), n);
+    printf("  batch: %ld of %d commits in the newest snapshot before the flush, %ld after\n",
+           before, n, batch_committed(dir));
+    CHECK_EQ(batch_child_sees(dir, n), 0);
+    /* Without a flush, the flusher commits the batch within BATCH_MS (the
+     * wait is bounded far above it). */
+    last = (struct tc_put){ n, n + 1, 0, false };
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &last), SHOAL_OK);
+    n++;
+    uint64_t until = check_now_ms() + 10000;
+    while (batch_committed(dir) != n && check_now_ms() < until)
+        usleep(1000);
+    CHECK_EQ(batch_committed(dir), n);
+    /* Another process writing meanwhile waits for the open batch and
+     * commits after it; our next read sees its commits. */
+    struct tc_put a = { n, n + 2, 0, false };
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
+    n += 2;
+    tc_child_put(dir, n, n + 3);
+    n += 3;
+    CHECK_EQ(shoal__store_read(s, tc_check_fn, &n), SHOAL_OK);
+    CHECK_EQ(shoal__store_write(s, tc_check_fn, &n), SHOAL_OK);
+    /* Close commits the open batch. */
+    a = (struct tc_put){ n, n + 1, 0, false };
+    CHECK_EQ(shoal__store_write(s, tc_put_fn, &a), SHOAL_OK);
+    n += 1;
+    shoal__store_close(s);
+    CHECK_EQ(batch_child_sees(dir, n), 0);
+    shoal__identity_free(sk);
+    check_rmtree(dir);
+    free(dir);
+}
+
 static void
 test_tail_cache(void)
 {
@@ -2244,6 +2436,7 @@ main(void)
     RUN(test_two_processes);
     RUN(test_child_grows_map);
     RUN(test_tail_cache);
+    RUN(test_batch);
     if (can_mount()) {
         RUN(test_full_disk);
         RUN(test_readonly_dir);
