@@ -174,11 +174,12 @@ SHOAL_API shoal_err shoal_options_new(shoal_options **out);
 /* NULL is a no-op. */
 SHOAL_API void shoal_options_free(shoal_options *o);
 /* Durable (the default): every commit is fsynced before it returns.
- * Not durable (the fast mode): a commit syncs its pages but not the page
- * that makes it current; shoal_replica_flush(), the next commit or close
- * syncs that.  A process crash loses nothing; an OS crash or power loss can
- * undo the last commit before it, never more and never a damaged replica
- * (see docs/c-api.md). */
+ * Not durable (the fast mode): commits return at once and are written in
+ * batches, each one durable LMDB commit, at most 10 ms after the first
+ * commit of the batch; shoal_replica_flush() and close write the open
+ * batch.  A crash of the process, the OS or the power loses at most the
+ * open batch, never a flushed commit, and never damages the replica (see
+ * docs/c-api.md). */
 SHOAL_API shoal_err shoal_options_set_durable(shoal_options *o, bool durable);
 /* Initial LMDB map size in bytes (it grows on demand); 0 means the
  * default.  Errors: SHOAL_EINVAL below 1 MiB (except 0). */
