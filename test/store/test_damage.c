@@ -15,7 +15,8 @@
  * Cases and what they must give:
  *   - truncation (0 bytes, 1 page, 2 pages, half, one byte short):
  *     SHOAL_ECORRUPT at open, the message naming data.mdb;
- *   - a zeroed page, each of a seeded sample of at most 300: SHOAL_ECORRUPT
+ *   - a zeroed page: the meta pages, every free page and a seeded sample of
+ *     the rest, 150 in all: SHOAL_ECORRUPT
  *     at open for a meta page or a page in use with a header; a page on the
  *     free list opens and gives the original digests; the inside of an
  *     overflow run (no header) anything but a crash;
@@ -45,8 +46,8 @@
 #define DOCS_PER_TXN 40
 #define TXNS         16
 #define BIG_BYTES    9000 /* a value on overflow pages (4 KiB pages) */
-#define SAMPLE       300
-#define FLIP_SAMPLE  120
+#define SAMPLE       150
+#define FLIP_SAMPLE  60
 #define CHILD_SECS   20
 
 static const char *const colls[NCOLL] = { "notes", "tasks", "people", "big" };
@@ -505,10 +506,18 @@ page_kind(uint64_t p)
 static void
 test_zeroed(void)
 {
-    uint64_t pages = last_pg + 1, n = pages < SAMPLE ? pages : SAMPLE;
+    /* The meta pages and every free page, then a sample of the rest. */
+    uint64_t pages = last_pg + 1, *pick = malloc(SAMPLE * sizeof *pick);
+    REQUIRE(pick);
+    size_t n = 0;
+    for (uint64_t p = 0; p < pages && n < SAMPLE; p++)
+        if (p < 2 || is_free[p])
+            pick[n++] = p;
+    while (n < SAMPLE && n < pages)
+        pick[n++] = 2 + check_rand_below(pages - 2);
     int corrupt = 0, original = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t p = pages <= SAMPLE ? i : (i < 2 ? i : 2 + check_rand_below(pages - 2));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t p = pick[i];
         uint8_t *img = copy_src();
         memset(img + p * psize, 0, psize);
         expect want = EXPECT_NO_CRASH;
@@ -521,8 +530,9 @@ test_zeroed(void)
         run_case(name, img, src_len, want);
         free(img);
     }
-    printf("  %llu pages zeroed: %d in use, %d free\n", (unsigned long long)n, corrupt, original);
+    printf("  %zu pages zeroed: %d in use, %d free\n", n, corrupt, original);
     CHECK(original > 0);
+    free(pick);
 }
 
 /* Pages of one kind, in page order. */
@@ -609,6 +619,7 @@ test_leaf_flips(void)
         free(img);
     }
     printf("  leaf flips: %d opened and then failed cleanly\n", count_unexpected);
+    free(lf);
 }
 
 /* shoal__store_verify on the undamaged source: its figures add up. */
