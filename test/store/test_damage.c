@@ -149,10 +149,20 @@ set_str(shoal_txn *t, const char *coll, const char *id, const char *field, size_
     return ok;
 }
 
+/* A fixed clock, so that a seed gives the same file byte for byte. */
+static uint64_t
+fixed_ms(void *ctx)
+{
+    (void)ctx;
+    return 1700000000000ull;
+}
+
 static bool
 make_source(void)
 {
-    shoal_replica *r = check_replica_open(src, NULL, NULL);
+    if (!check_seed_identity(src))
+        return false;
+    shoal_replica *r = check_replica_open(src, fixed_ms, NULL);
     if (!r)
         return false;
     bool ok = true;
@@ -257,7 +267,7 @@ child_read(const char *dir, outcome *o)
     shoal__store_close(s);
     if (o->open_rc)
         return;
-    shoal_replica *r = check_replica_open(dir, NULL, NULL);
+    shoal_replica *r = check_replica_open(dir, fixed_ms, NULL);
     if (!r) {
         o->replica_rc = -1;
         return;
