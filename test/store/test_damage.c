@@ -16,7 +16,7 @@
  *   - truncation (0 bytes, 1 page, 2 pages, half, one byte short):
  *     SHOAL_ECORRUPT at open, the message naming data.mdb;
  *   - a zeroed page: the meta pages, every free page and a seeded sample of
- *     the rest, 150 in all: SHOAL_ECORRUPT
+ *     the rest, 100 in all: SHOAL_ECORRUPT
  *     at open for a meta page or a page in use with a header; a page on the
  *     free list opens and gives the original digests; the inside of an
  *     overflow run (no header) anything but a crash;
@@ -46,8 +46,8 @@
 #define DOCS_PER_TXN 40
 #define TXNS         16
 #define BIG_BYTES    9000 /* a value on overflow pages (4 KiB pages) */
-#define SAMPLE       150
-#define FLIP_SAMPLE  60
+#define SAMPLE       100
+#define FLIP_SAMPLE  40
 #define CHILD_SECS   20
 
 static const char *const colls[NCOLL] = { "notes", "tasks", "people", "big" };
