@@ -25,7 +25,9 @@
  *     branch pages: SHOAL_ECORRUPT at open;
  *   - a huge declared map size (2^60, 2^45) in either meta page:
  *     SHOAL_ECORRUPT at open;
- *   - random flips in a seeded sample of leaf pages: anything but a crash.
+ *   - random flips in a seeded sample of leaf pages: anything but a crash;
+ *   - a leaf page zeroed under an open store: shoal__store_verify gives
+ *     SHOAL_ECORRUPT naming the page.
  * The seed is printed; SHOAL_SEED overrides it.
  */
 #include "check.h"
@@ -655,6 +657,44 @@ test_verify_source(void)
     shoal__store_close(s);
 }
 
+/* shoal__store_verify on an open store whose file is damaged afterwards
+ * (a leaf page zeroed in place): the walk reads with pread, so it reports
+ * the damage instead of touching the page through LMDB's map. */
+static void
+test_verify_damaged(void)
+{
+    uint64_t *lf = malloc((last_pg + 1) * sizeof *lf);
+    REQUIRE(lf);
+    size_t nlf = pages_of(2, lf);
+    char *dir = check_tmpdir("damage-verify");
+    char *data = path_join(dir, "data.mdb");
+    shoal__store *s = NULL;
+    char eb[256];
+    if (nlf && write_file(data, src_file, src_len) &&
+        shoal__store_open(&s, dir, NULL, eb, sizeof eb) == SHOAL_OK) {
+        CHECK_EQ(shoal__store_verify(s, NULL), SHOAL_OK);
+        uint64_t p = lf[check_rand_below(nlf)];
+        uint8_t *zero = calloc(1, psize);
+        int fd = open(data, O_WRONLY);
+        CHECK(zero && fd >= 0 && pwrite(fd, zero, psize, (off_t)(p * psize)) == (ssize_t)psize);
+        if (fd >= 0)
+            close(fd);
+        free(zero);
+        shoal__store_check st;
+        CHECK_EQ(shoal__store_verify(s, &st), SHOAL_ECORRUPT);
+        CHECK(strstr(shoal__store_errmsg(s), "data.mdb is damaged") != NULL);
+        printf("  verify after page %llu was zeroed: %s\n", (unsigned long long)p,
+               shoal__store_errmsg(s));
+        shoal__store_close(s);
+    } else {
+        CHECK(!"open a copy of the source");
+    }
+    check_rmtree(dir);
+    free(data);
+    free(dir);
+    free(lf);
+}
+
 int
 main(void)
 {
@@ -682,6 +722,7 @@ main(void)
     RUN(test_zeroed);
     RUN(test_branch_flips);
     RUN(test_leaf_flips);
+    RUN(test_verify_damaged);
     free(src_file);
     free(is_free);
     check_rmtree(src);
