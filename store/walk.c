@@ -43,11 +43,14 @@
  *     (key: a txn id no newer than the snapshot; value: a count then that
  *     many page numbers, strictly descending) whose pages are in [2, last],
  *     listed once and not in use by a tree.
- * What is not: the bytes of keys and values (a flipped bit inside one
- * that keeps the structure valid reads back as a different value: core
- * verifies envelope signatures where it decodes them, the `check` command
- * all of them), pages no tree or free list reaches (a leak, harmless), and
- * anything damaged after the walk (the pages are then trusted).
+ * What is not: keys against the separators of the branch pages above
+ * them (lookups may then miss a subtree; not memory-unsafe); the bytes of
+ * keys and values (a flipped bit that keeps the structure valid reads back
+ * as a different value; the `check` command verifies signatures and ids);
+ * a high bit flipped in the older meta's txn id (LMDB then opens the
+ * intact snapshot before the last commit); pages no tree or free list
+ * reaches (a leak, harmless); anything damaged after the walk (the pages
+ * are then trusted).
  *
  * Concurrency.  The walk runs inside a read txn: LMDB never reuses a page
  * of a snapshot a reader holds, so another process's writer cannot change
