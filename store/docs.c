@@ -126,6 +126,8 @@ shoal__stxn_doc_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint
         return SHOAL_EINVAL;
     if (mlen > UINT32_MAX)
         return SHOAL_ETOOBIG;
+    if (pos - t->ixnext >= t->ntail)
+        return shoal__st_corrupt(t, "log tail shorter than its positions");
     tail_ent *e = &t->tail[pos - t->ixnext];
     if (e->pos != pos)
         return shoal__st_corrupt(t, "log tail out of order");

@@ -15,6 +15,7 @@
  *   docs.c      document metas and snapshots
  *   peers.c     per-peer link state
  *   batch.c     group commit: the fast mode's batches and their flusher
+ *   walk.c      validation of data.mdb (meta pages, every page of a snapshot)
  * The replica's identity file is not the store's: core/identity.c.
  */
 #ifndef SHOAL_STORE_STORE_INT_H
@@ -284,5 +285,13 @@ int shoal__st_batch_write(shoal__store *s, shoal__txn_fn fn, void *arg);
 int shoal__st_batch_read(shoal__store *s, shoal__txn_fn fn, void *arg, bool *done);
 int shoal__st_batch_flush(shoal__store *s);
 int shoal__st_batch_quiet(shoal__store *s, int (*fn)(void *arg), void *arg);
+/* walk.c: the meta pages of the data.mdb at path, read before LMDB maps it;
+ * every page of txn's snapshot (st may be NULL).  SHOAL_OK, SHOAL_ECORRUPT
+ * (the first problem in msg), SHOAL_ENOMEM, SHOAL_ESTORE (an I/O error), or
+ * SHOAL__ST_RETRY: a writer rewrote the snapshot's meta page meanwhile,
+ * walk again in a new txn. */
+#define SHOAL__ST_RETRY (-1)
+int shoal__st_precheck(const char *path, char *msg, size_t len);
+int shoal__st_walk(MDB_env *env, MDB_txn *txn, shoal__store_check *st, char *msg, size_t len);
 
 #endif /* SHOAL_STORE_STORE_INT_H */

@@ -326,6 +326,13 @@ shoal__st_tail_load(shoal__stxn *t)
                 rc = shoal__st_corrupt(t, "malformed log entry");
                 break;
             }
+            /* Positions are handed out one by one, so the tail holds
+             * ix, ix + 1, ... last: its entry i is position ix + i, which
+             * doc_put relies on to index it.  A gap is damage. */
+            if (shoal__be64_get(k.mv_data) != ix + t->ntail) {
+                rc = shoal__st_corrupt(t, "log positions of the tail are not consecutive");
+                break;
+            }
             rc = shoal__st_tail_push(t, shoal__be64_get(k.mv_data), val.mv_data, &le);
             if (rc)
                 break;

@@ -1679,6 +1679,44 @@ test_full_disk(void)
     with_tmpfs("store-full", "size=1m,mode=0700", enospc_body);
 }
 
+/* The map grows no further than the pages in use plus the free space of
+ * the file system: a txn larger than the disk ends in SHOAL_ENOSPC from the
+ * growth itself, with its reason, and the store goes on working. */
+static void
+map_bound_body(const char *mnt)
+{
+    char *dir = path_join(mnt, "replica");
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, true, 128 * 1024, pk, &sk);
+    if (!s) {
+        check_failures++;
+        free(dir);
+        return;
+    }
+    uint8_t *buf = malloc(64 * 1024);
+    if (!buf)
+        abort();
+    fill_bytes(buf, 64 * 1024, 7);
+    struct fill f = { 0, 48, 64 * 1024, buf };
+    CHECK_EQ(shoal__store_write(s, fill_fn, &f), SHOAL_ENOSPC);
+    CHECK(strstr(shoal__store_errmsg(s), "file system of data.mdb is full") != NULL);
+    printf("  map bound: %s\n", shoal__store_errmsg(s));
+    f.n = 2;
+    CHECK_EQ(shoal__store_write(s, fill_fn, &f), SHOAL_OK);
+    f.next = 2;
+    CHECK_EQ(shoal__store_read(s, fill_check, &f), SHOAL_OK);
+    shoal__store_close(s);
+    shoal__identity_free(sk);
+    free(buf);
+    free(dir);
+}
+
+static void
+test_map_bounded_by_disk(void)
+{
+    with_tmpfs("store-bound", "size=2m,mode=0700", map_bound_body);
+}
+
 static void
 readonly_body(const char *mnt)
 {
@@ -2439,10 +2477,11 @@ main(void)
     RUN(test_batch);
     if (can_mount()) {
         RUN(test_full_disk);
+        RUN(test_map_bounded_by_disk);
         RUN(test_readonly_dir);
     } else {
         printf("skipped: cannot mount tmpfs (needs root or CAP_SYS_ADMIN): "
-               "test_full_disk, test_readonly_dir not run\n");
+               "test_full_disk, test_map_bounded_by_disk, test_readonly_dir not run\n");
     }
     fixture_free();
     return check_summary();
