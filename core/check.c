@@ -577,6 +577,36 @@ cload(void *ctx, const shoal__rent *e, shoal__change *c)
     return shoal__change_stored(env.p, env.len, c);
 }
 
+/* The rebuild resolves dependencies against the check's own records
+ * (applied ids as the envelopes really are), not the indexes it is
+ * checking; evidence aliases come from the store.  la comes first: the
+ * LMDB functions take ctx as a shoal__lmdb_apply. */
+typedef struct cstore {
+    shoal__lmdb_apply la;
+    chk *k;
+} cstore;
+
+static bool
+c_has(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    cstore *c = ctx;
+    return shoal__map_get(&c->k->bycid, cid, SHOAL__ID_BYTES) != NULL;
+}
+
+static int
+c_authseq(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+          uint8_t cid[SHOAL__ID_BYTES])
+{
+    cstore *c = ctx;
+    uint8_t sk[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(sk, author, seq);
+    const cent *e = shoal__map_get(&c->k->byseq, sk, SHOAL__SEQKEY_BYTES);
+    if (!e)
+        return SHOAL_ENOTFOUND;
+    memcpy(cid, e->cid, SHOAL__ID_BYTES);
+    return SHOAL_OK;
+}
+
 /* Rebuild document d from its applied changes; *doc and *heads Caller
  * owns.  SHOAL_ECORRUPT when they do not replay. */
 static int
@@ -597,9 +627,12 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
         memcpy(e[n].cid, c->cid, SHOAL__ID_BYTES);
         n++;
     }
-    shoal__lmdb_apply la = { k->t, NULL };
+    cstore cs = { { k->t, NULL }, k };
     shoal__apply_store s;
-    shoal__apply_lmdb(&s, &la);
+    shoal__apply_lmdb(&s, &cs.la);
+    s.ctx = &cs;
+    s.has = c_has;
+    s.authseq = c_authseq;
     int err = shoal__apply_rebuild(&s, e, n, cload, k->t, doc, heads, nheads);
     shoal__free(e);
     return err;
