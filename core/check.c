@@ -16,7 +16,10 @@
  * signature verifies (the stored id otherwise): an index entry names the
  * change, not the header, so a damaged stored id is one problem, not one
  * per table that names the change.  A damaged envelope is reported once:
- * its id, author and seq are not checked again.
+ * its id, author and seq are not checked again, and its document is not
+ * rebuilt from it (each consequence would be one more line for one
+ * damage).  An entry that no longer decodes names no document: it joins
+ * the document of the entry that links to it, or whose meta ends at it.
  *
  * A store call that fails with SHOAL_ECORRUPT (a malformed table entry,
  * an LMDB page that does not read) may have ended the LMDB transaction, so
@@ -48,6 +51,7 @@ typedef struct cent {
     size_t doc;                          /* its document (index + 1), 0: none */
     size_t next;                         /* the document's next entry (index + 1), 0: last */
     bool bad;                            /* malformed entry */
+    bool damaged;                        /* its envelope failed (reported) */
     bool dead;                           /* superseded */
     bool in_changes, in_authseq;         /* named rightly by the index */
 } cent;
@@ -59,6 +63,7 @@ typedef struct cdoc {
     size_t first, last; /* entries (index + 1) */
     uint64_t count;     /* entries, superseded ones included */
     bool in_table;
+    bool damaged; /* holds a damaged entry: not rebuilt (it was reported) */
 } cdoc;
 
 /* One author of the log. */
@@ -249,6 +254,7 @@ walk_fn(const shoal__log_rec *e, void *arg)
                 e->env.len - elen);
         err = SHOAL_EPROTO;
     }
+    c->damaged = err != SHOAL_OK;
     if (!err) {
         shoal__change_id(e->env.p, elen, c->cid);
         if (memcmp(c->cid, e->cid, SHOAL__ID_BYTES) != 0)
@@ -266,6 +272,7 @@ walk_fn(const shoal__log_rec *e, void *arg)
     if (derr) {
         if (!err)
             problem(k, "log %llu: change %s does not decode", pos, hx(c->cid).s);
+        c->damaged = true;
         return 0;
     }
     if (!err && (memcmp(ch.author, e->author, SHOAL_KEY_BYTES) != 0 || ch.seq != e->seq))
@@ -298,8 +305,69 @@ walk_fn(const shoal__log_rec *e, void *arg)
         d->first = k->n;
     d->last = k->n;
     d->count++;
+    d->damaged |= c->damaged;
     c->doc = di;
     return 0;
+}
+
+/* The entry at log position pos (index + 1), 0 if none: the walk went in
+ * position order. */
+static size_t
+ent_at(const chk *k, uint64_t pos)
+{
+    size_t lo = 0, hi = k->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k->e[mid].pos == pos)
+            return mid + 1;
+        if (k->e[mid].pos < pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* Put entry i (index + 1), which names no document, into document di's
+ * list at its position. */
+static void
+adopt(chk *k, size_t i, size_t di)
+{
+    cent *c = &k->e[i - 1];
+    cdoc *d = &k->d[di - 1];
+    size_t prev = 0, at = d->first;
+    while (at && k->e[at - 1].pos < c->pos) {
+        prev = at;
+        at = k->e[at - 1].next;
+    }
+    c->next = at;
+    if (prev)
+        k->e[prev - 1].next = i;
+    else
+        d->first = i;
+    if (!at)
+        d->last = i;
+    c->doc = di;
+    d->count++;
+    d->damaged = true;
+}
+
+/* Damaged entries that name no document join the one whose next entry
+ * links to them. */
+static void
+adopt_orphans(chk *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        const cent *c = &k->e[i];
+        if (c->bad || c->doc || !c->damaged)
+            continue;
+        /* Usually the next change of its document is near: look ahead. */
+        for (size_t j = i + 1; j < k->n; j++)
+            if (!k->e[j].bad && k->e[j].doc && k->e[j].link == c->pos) {
+                adopt(k, i + 1, k->e[j].doc);
+                break;
+            }
+    }
 }
 
 /* Index the applied entries by id and by (author, seq), and the authors;
@@ -658,6 +726,8 @@ static void
 check_doc(chk *k, const cdoc *d, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
           const uint8_t *id, size_t idlen)
 {
+    if (d->damaged)
+        return; /* its damaged change was reported */
     dname nm = dn(d->key, d->klen);
     const char *name = nm.s;
     const cent *last = &k->e[d->last - 1];
@@ -745,6 +815,10 @@ doc_fn(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const 
         problem(k, "document %s: in the docs table, but the log holds no change of it",
                 dn(key, klen).s);
     } else {
+        /* Its last change may be a damaged one that names no document. */
+        size_t i = err ? 0 : ent_at(k, m.last_pos);
+        if (i && !k->e[i - 1].doc && k->e[i - 1].damaged && !k->e[i - 1].bad)
+            adopt(k, i, di);
         k->d[di - 1].in_table = true;
         if (err)
             problem(k, "document %s: malformed meta", dn(key, klen).s);
@@ -780,6 +854,7 @@ check_fn(shoal__stxn *t, void *arg)
     int err = shoal__stxn_log_walk(t, walk_fn, k);
     if (err && err != k->err)
         store_failed(k, err, "log");
+    adopt_orphans(k);
     if (going(k))
         index_entries(k);
     if (going(k))
