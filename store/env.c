@@ -49,6 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 /* Disk format: the table names are part of the on-disk layout (store.h,
  * docs/storage.md); renaming one is a format change. */
@@ -104,18 +106,46 @@ resize(shoal__store *s, uint64_t size)
     return SHOAL_OK;
 }
 
+/* Growth is bounded twice: by MAX_MAP_SIZE (address space), and by what
+ * the data can need and the disk can hold: the pages in use (up to the last
+ * page LMDB has allocated) plus the free space of the file system holding
+ * data.mdb (fstatvfs; available blocks, or free blocks for root).  A map
+ * larger than that could only be filled by a file the disk cannot hold, so
+ * a write that fills it gets SHOAL_ENOSPC instead of another doubling.
+ * With the map bounded so, LMDB (which never allocates a page number at or
+ * past the map, mdb_page_alloc) cannot write past it either; a page number
+ * read from the file that lies past the last page (a damaged free list) is
+ * refused at open by the walk (walk.c), before any writer could reuse it. */
 int
 shoal__st_grow(shoal__store *s)
 {
     MDB_envinfo info;
+    MDB_stat est;
     mdb_env_info(s->env, &info);
     uint64_t cur = info.me_mapsize;
-    if (cur >= MAX_MAP_SIZE) {
-        snprintf(s->errmsg, sizeof s->errmsg, "map size limit reached (%llu bytes)",
-                 (unsigned long long)cur);
+    uint64_t psize = mdb_env_stat(s->env, &est) == 0 ? est.ms_psize : 4096;
+    uint64_t cap = MAX_MAP_SIZE;
+    int fd;
+    struct statvfs sv;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstatvfs(fd, &sv) == 0) {
+        uint64_t blocks = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+        uint64_t disk = (info.me_last_pgno + 1) * psize + blocks * (uint64_t)sv.f_frsize;
+        if (disk < cap)
+            cap = disk;
+    }
+    cap -= cap % psize;
+    if (cur >= cap) {
+        if (cap == MAX_MAP_SIZE)
+            snprintf(s->errmsg, sizeof s->errmsg, "map size limit reached (%llu bytes)",
+                     (unsigned long long)cur);
+        else
+            snprintf(s->errmsg, sizeof s->errmsg,
+                     "the file system of data.mdb is full: the map of %llu bytes already "
+                     "covers the data and the free space (%llu bytes)",
+                     (unsigned long long)cur, (unsigned long long)cap);
         return SHOAL_ENOSPC;
     }
-    return resize(s, cur * 2);
+    return resize(s, cur * 2 < cap ? cur * 2 : cap);
 }
 
 /* Begin a txn holding resize_lock shared; handles MDB_MAP_RESIZED. */
@@ -168,18 +198,59 @@ make_dir(const char *dir, char *errbuf, size_t errlen)
     return errno_err(errbuf, errlen, "cannot create directory", dir, e);
 }
 
-static bool
-data_file_missing(const char *dir)
+/* dir/data.mdb, or NULL (no memory). */
+static char *
+data_path(const char *dir)
 {
     size_t n = strlen(dir) + sizeof "/data.mdb";
     char *p = shoal__malloc(n);
-    if (!p)
-        return false;
-    snprintf(p, n, "%s/data.mdb", dir);
+    if (p)
+        snprintf(p, n, "%s/data.mdb", dir);
+    return p;
+}
+
+static bool
+data_file_missing(const char *path)
+{
     struct stat st;
-    bool missing = stat(p, &st) != 0 && errno == ENOENT;
-    shoal__free(p);
-    return missing;
+    return stat(path, &st) != 0 && errno == ENOENT;
+}
+
+/* The walk of walk.c over the current snapshot, in a read txn of its own:
+ * again in a new txn while a writer rewrites the snapshot's meta page
+ * meanwhile (SHOAL__ST_RETRY).  Text into msg. */
+static int
+snapshot_verify(shoal__store *s, shoal__store_check *st, char *msg, size_t len)
+{
+    for (int tries = 0;; tries++) {
+        MDB_txn *txn;
+        int rc = shoal__st_txn_begin(s, false, &txn);
+        if (rc) {
+            if (msg != s->errmsg && msg && len)
+                snprintf(msg, len, "%s", s->errmsg);
+            return rc;
+        }
+        rc = shoal__st_walk(s->env, txn, st, msg, len);
+        mdb_txn_abort(txn);
+        shoal__st_txn_end_lock(s);
+        if (rc != SHOAL__ST_RETRY)
+            return rc;
+        /* Two commits per walk for so long: the meta page that should hold
+         * the snapshot does not (msg says so when it holds another id). */
+        if (tries >= 64) {
+            if (msg && len && strncmp(msg, "data.mdb is damaged", 19) != 0)
+                snprintf(msg, len, "data.mdb: the meta page kept changing during the check");
+            return SHOAL_ECORRUPT;
+        }
+    }
+}
+
+int
+shoal__store_verify(shoal__store *s, shoal__store_check *st)
+{
+    assert(s);
+    s->errmsg[0] = '\0';
+    return snapshot_verify(s, st, s->errmsg, sizeof s->errmsg);
 }
 
 /* A directory written before the evcid table existed: index its
@@ -299,7 +370,20 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
     /* A new environment gets exactly the requested map size.  An existing
      * one keeps the size recorded in its file (it may have grown) unless the
      * caller asks for more, which is set once it is open. */
-    bool fresh = data_file_missing(dir);
+    char *path = data_path(dir);
+    if (!path) {
+        rc = SHOAL_ENOMEM;
+        goto fail;
+    }
+    bool fresh = data_file_missing(path);
+    /* An existing file's meta pages are checked before LMDB maps it with
+     * the page size and map size they declare (walk.c).  A file of 0 bytes
+     * is refused too: LMDB would take it for a new environment. */
+    if (!fresh)
+        rc = shoal__st_precheck(path, errbuf, errlen);
+    shoal__free(path);
+    if (rc)
+        goto fail;
     mrc = mdb_env_set_maxdbs(s->env, T_COUNT + 2);
     if (!mrc && fresh)
         mrc = mdb_env_set_mapsize(s->env, (size_t)map_size);
@@ -341,6 +425,13 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
      * pages and makes the file grow without bound. */
     int dead = 0;
     mdb_reader_check(s->env, &dead);
+    /* Every page of the snapshot, before anything follows a page number
+     * (mdb_dbi_open in open_tables does): see walk.c. */
+    if (!fresh) {
+        rc = snapshot_verify(s, NULL, errbuf, errlen);
+        if (rc)
+            goto fail;
+    }
     rc = open_tables(s);
     if (rc) {
         if (errbuf && errlen)

@@ -90,6 +90,20 @@ int shoal__store_flush(shoal__store *s);
  * (every write runs under it) and calls shoal__store_flush before it tells
  * anyone that those commits are held.  No effect on a non-durable store. */
 void shoal__store_relax(shoal__store *s, bool on);
+/* What shoal__store_verify walked: data.mdb's size, LMDB's page size, the
+ * snapshot's txn id and last page, the pages in use by every tree (LMDB's
+ * free list and catalog included), the pages on the free list, and the
+ * entries of the tables. */
+typedef struct shoal__store_check {
+    uint64_t file_bytes, page_size, txnid, last_page, branch_pages, leaf_pages, overflow_pages,
+        free_pages, entries;
+} shoal__store_check;
+/* Check every page of the current snapshot of data.mdb as the open does
+ * (docs/storage.md, "Damaged files"), inside a read txn; st (may be NULL)
+ * receives the figures.  SHOAL_ECORRUPT with the first problem in
+ * shoal__store_errmsg ("data.mdb is damaged: page 123: ..."); also
+ * SHOAL_ENOMEM, SHOAL_ESTORE (an I/O error), the read errors. */
+int shoal__store_verify(shoal__store *s, shoal__store_check *st);
 /* Text of the last LMDB/system error seen on s (for errmsg). */
 const char *shoal__store_errmsg(const shoal__store *s);
 

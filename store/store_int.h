@@ -14,6 +14,7 @@
  *   evidence.c  equivocation evidence
  *   docs.c      document metas and snapshots
  *   peers.c     per-peer link state
+ *   walk.c      validation of data.mdb (meta pages, every page of a snapshot)
  * The replica's identity file is not the store's: core/identity.c.
  */
 #ifndef SHOAL_STORE_STORE_INT_H
@@ -233,5 +234,14 @@ const tail_ent *shoal__st_tail_find_cid(const shoal__stxn *t, const uint8_t cid[
 const tail_ent *shoal__st_tail_find_author(const shoal__stxn *t,
                                            const uint8_t author[SHOAL_KEY_BYTES]);
 int shoal__st_tail_flush(shoal__stxn *t);
+
+/* walk.c: the meta pages of the data.mdb at path, read before LMDB maps it;
+ * every page of txn's snapshot (st may be NULL).  SHOAL_OK, SHOAL_ECORRUPT
+ * (the first problem in msg), SHOAL_ENOMEM, SHOAL_ESTORE (an I/O error), or
+ * SHOAL__ST_RETRY: a writer rewrote the snapshot's meta page meanwhile,
+ * walk again in a new txn. */
+#define SHOAL__ST_RETRY (-1)
+int shoal__st_precheck(const char *path, char *msg, size_t len);
+int shoal__st_walk(MDB_env *env, MDB_txn *txn, shoal__store_check *st, char *msg, size_t len);
 
 #endif /* SHOAL_STORE_STORE_INT_H */
