@@ -21,6 +21,11 @@
  * damage).  An entry that no longer decodes names no document: it joins
  * the document of the entry that links to it, or whose meta ends at it.
  *
+ * The environment comes first: the store's page walk (shoal__store_verify,
+ * store/walk.c) checks every page of data.mdb before LMDB is asked to
+ * follow one for the tables; a damaged page ends the check there (it is
+ * the problem: nothing read through it could be trusted).
+ *
  * A store call that fails with SHOAL_ECORRUPT (a malformed table entry,
  * an LMDB page that does not read) may have ended the LMDB transaction, so
  * the check reports it as a problem and stops there.  ENOMEM and ESTORE
@@ -888,7 +893,19 @@ shoal_replica_check(shoal_replica *r, shoal_check_fn cb, void *arg, shoal_check_
     shoal__map_init_borrow(&k.byauth);
     shoal__map_init(&k.bydoc);
     pthread_mutex_lock(&r->mu);
-    int err = shoal__store_read(r->store, check_fn, &k);
+    /* The environment first: the tables below are read through LMDB,
+     * which must not follow a damaged page. */
+    shoal__store_check sc;
+    memset(&sc, 0, sizeof sc);
+    int err = shoal__store_verify(r->store, &sc);
+    k.st.pages = sc.branch_pages + sc.leaf_pages + sc.overflow_pages;
+    k.st.free_pages = sc.free_pages;
+    if (err == SHOAL_ECORRUPT) {
+        problem(&k, "environment: %s", shoal__store_errmsg(r->store));
+        err = SHOAL_OK;
+    } else if (err == SHOAL_OK) {
+        err = shoal__store_read(r->store, check_fn, &k);
+    }
     if (err == SHOAL_OK && k.st.problems)
         err = SHOAL_ECORRUPT;
     if (err == SHOAL_ECORRUPT)

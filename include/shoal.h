@@ -470,6 +470,8 @@ typedef struct shoal_check_stats {
     uint64_t evidence;   /* equivocation evidence envelopes */
     uint64_t documents;  /* documents in the docs table */
     uint64_t problems;   /* problems found: all of them, reported or not */
+    uint64_t pages;      /* pages of data.mdb in use (the page walk) */
+    uint64_t free_pages; /* pages on LMDB's free list */
 } shoal_check_stats;
 
 /* Receives one problem: a line of text without a newline, Borrowed for
@@ -480,8 +482,11 @@ enum {
     SHOAL_CHECK_REPORT_MAX = 100 /* problems passed to the callback; the rest are counted */
 };
 
-/* Verify the replica, reading one snapshot (one LMDB read transaction; it
- * writes nothing and never blocks writers): every log entry (its envelope
+/* Verify the replica.  First the environment: every page of data.mdb
+ * (the store's page walk, in a read snapshot of its own); damage there is
+ * the one problem reported, and the check goes no further.  Then one read
+ * snapshot (one LMDB read transaction; it writes nothing and never blocks
+ * writers): every log entry (its envelope
  * parses, its signature verifies, the change id recomputed from its bytes
  * is the stored one, the stored author and seq are the change's), the log
  * positions, each author's seqs 1..n, the two indexes and the version

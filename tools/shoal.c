@@ -857,11 +857,12 @@ cmd_check(shoal_replica *r)
     shoal_err e = shoal_replica_check(r, check_problem, NULL, &st);
     if (e != SHOAL_OK && e != SHOAL_ECORRUPT)
         return fail(r, e, "check", false);
-    int rc = print_json(json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", e == SHOAL_OK, "changes",
-                                  (json_int_t)st.changes, "superseded", (json_int_t)st.superseded,
-                                  "pending", (json_int_t)st.pending, "evidence",
-                                  (json_int_t)st.evidence, "documents", (json_int_t)st.documents,
-                                  "problems", (json_int_t)st.problems));
+    int rc = print_json(
+        json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", e == SHOAL_OK, "changes",
+                  (json_int_t)st.changes, "superseded", (json_int_t)st.superseded, "pending",
+                  (json_int_t)st.pending, "evidence", (json_int_t)st.evidence, "documents",
+                  (json_int_t)st.documents, "problems", (json_int_t)st.problems, "pages",
+                  (json_int_t)st.pages, "free_pages", (json_int_t)st.free_pages));
     if (e == SHOAL_OK)
         return rc;
     if (st.problems > SHOAL_CHECK_REPORT_MAX)

@@ -500,7 +500,7 @@ expect "check: relay put" 0 -d "$R" put other z '{"f":1}'
 "$SHOAL" -d "$R" export >"$T/rel.bundle"
 expect_in "check: import another author" 0 "$T/rel.bundle" -d "$D" import
 expect "check: a healthy replica -> 0" 0 -d "$D" check
-check_eq "check: summary" '{"changes":6,"documents":3,"evidence":0,"ok":true,"pending":0,"problems":0,"superseded":0}' "$out"
+check_re "check: summary" '^\{"changes":6,"documents":3,"evidence":0,"free_pages":[0-9]+,"ok":true,"pages":[1-9][0-9]*,"pending":0,"problems":0,"superseded":0\}$' "$out"
 check_eq "check: clean stderr" "" "$err"
 # The relay gets everything the device has so far (a sync by bundle).
 "$SHOAL" -d "$D" export >"$T/dev.bundle"
@@ -514,7 +514,7 @@ check_ne "check: the value is in data.mdb" "" "$offs"
 for o in $offs; do flip_byte "$T/flip/data.mdb" "$o"; done
 run -d "$T/flip" check
 check_eq "check: damaged -> exit 7" 7 "$rc"
-check_re "check: damaged summary" '^\{"changes":6,"documents":3,"evidence":0,"ok":false,"pending":0,"problems":1,"superseded":0\}$' "$out"
+check_re "check: damaged summary" '^\{"changes":6,"documents":3,"evidence":0,"free_pages":[0-9]+,"ok":false,"pages":[0-9]+,"pending":0,"problems":1,"superseded":0\}$' "$out"
 check_re "check: the problem line" '^shoal: check: log [0-9]+: change [0-9a-f]{16}: the signature does not verify$' "$(head -1 <<<"$err")"
 check_re "check: the verdict line" "^shoal: the replica in $T/flip is damaged: 1 problem\(s\); move it aside and re-sync" "$(tail -1 <<<"$err")"
 check_eq "check: two stderr lines" 2 "$(wc -l <<<"$err")"
@@ -559,7 +559,7 @@ serve_pid=
 run -d "$R" get items a
 check_eq "check: the relay holds the new write" '{"name":"after","stock":3,"tags":["t"]}' "$out"
 expect "check: no equivocation at the relay" 0 -d "$R" check
-check_re "check: relay summary" '"evidence":0,"ok":true' "$out"
+check_re "check: relay summary" '"evidence":0,.*"ok":true' "$out"
 
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.

@@ -697,6 +697,43 @@ test_resync_identity(void)
     }
 }
 
+/* Pages of data.mdb damaged while the replica is open (after the open's
+ * own walk): the environment is the one problem, and the check reads no
+ * table through LMDB after it. */
+static void
+test_environment(void)
+{
+    char *dir = fixture();
+    REQUIRE(dir);
+    shoal_replica *r = check_replica_open(dir, fake_clock, &clock_ms);
+    REQUIRE(r);
+    shoal_check_stats st;
+    CHECK_EQ(shoal_replica_check(r, NULL, NULL, &st), SHOAL_OK);
+    CHECK(st.pages > 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_WRONLY);
+    REQUIRE(fd >= 0);
+    off_t size = lseek(fd, 0, SEEK_END);
+    static const uint8_t zero[4096];
+    /* Every page but the two meta pages. */
+    for (off_t o = 2 * 4096; o + 4096 <= size; o += 4096)
+        CHECK(pwrite(fd, zero, sizeof zero, o) == (ssize_t)sizeof zero);
+    close(fd);
+    problems p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(shoal_replica_check(r, collect, &p, &st), SHOAL_ECORRUPT);
+    CHECK(one_problem(&p, "environment: data.mdb is damaged: page ", NULL));
+    CHECK_EQ(st.problems, 1);
+    CHECK_EQ(st.changes, 0);
+    shoal_replica_close(r);
+    /* Reopening it fails: the damage shows as SHOAL_ECORRUPT. */
+    shoal_replica *again = NULL;
+    CHECK_EQ(shoal_replica_open(&again, dir, NULL), SHOAL_ECORRUPT);
+    CHECK(again == NULL);
+    fixture_free(dir);
+}
+
 int
 main(void)
 {
@@ -710,6 +747,7 @@ main(void)
     RUN(test_doc_state);
     RUN(test_doc_missing);
     RUN(test_pending_damaged);
+    RUN(test_environment);
     RUN(test_resync_identity);
     return check_summary();
 }
