@@ -519,6 +519,19 @@ check_re "check: the problem line" '^shoal: check: log [0-9]+: change [0-9a-f]{1
 check_re "check: the verdict line" "^shoal: the replica in $T/flip is damaged: 1 problem\(s\); move it aside and re-sync" "$(tail -1 <<<"$err")"
 check_eq "check: two stderr lines" 2 "$(wc -l <<<"$err")"
 
+# A document's stored meta with a wrong version byte (the meta rides in
+# the log entry after "coll NUL id" and its u32 length): the pages are
+# sound, the read of that document fails: exit 7 for get, check names it.
+M=$T/meta
+expect "check: meta init" 0 -d "$M" init
+expect "check: meta put" 0 -d "$M" put items dmg '{"a":1}'
+perl -0777 -pi -e 's/(items\x00dmg\x00\x00\x00.)\x02/$1\x03/gs' "$M/data.mdb"
+expect "check: get of a damaged document -> 7" 7 -d "$M" get items dmg
+check_re "check: get names the directory" "^shoal: get: the replica in $M is damaged \(stored state is corrupt: items/dmg\); run 'shoal -d $M check'" "$err"
+run -d "$M" check
+check_eq "check: damaged meta -> exit 7" 7 "$rc"
+check_eq "check: damaged meta problem" "shoal: check: document items/dmg: malformed meta" "$(head -1 <<<"$err")"
+
 # A damaged environment (both LMDB meta pages zeroed): every command
 # fails to open it with exit 7 and one line naming the directory.
 cp -a "$D" "$T/env"
@@ -546,6 +559,7 @@ ep=$(head -1 "$T/rel.out")
 expect "check: re-sync from the relay" 0 -d "$D" sync "$ep@$id_r" --timeout 20
 check_re "check: the device's changes came back" '^\{"received":6,"sent":0\}$' "$out"
 expect "check: the re-synced replica checks clean" 0 -d "$D" check
+check_eq "check: same digest as the relay" "$(digest_of "$R")" "$(digest_of "$D")"
 expect "check: version after the re-sync" 0 -d "$D" version
 check_re "check: own seq 5 after the re-sync" "\"$id_d\":5" "$out"
 expect "check: a new write" 0 -d "$D" put items a '{"name":"after"}'
@@ -553,6 +567,7 @@ expect "check: version after the write" 0 -d "$D" version
 check_re "check: own seq 6: the next after the relay's" "\"$id_d\":6" "$out"
 expect "check: sync the new write" 0 -d "$D" sync "$ep@$id_r" --timeout 20
 check_re "check: one change sent" '^\{"received":0,"sent":1\}$' "$out"
+expect "check: check runs beside the serving relay" 0 -d "$R" check
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 serve_pid=

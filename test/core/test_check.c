@@ -672,6 +672,11 @@ test_resync_identity(void)
     CHECK_EQ(own_seq(wr), 1);
     CHECK_EQ(copy_all(rel, wr, &res), SHOAL_OK);
     CHECK(res.equivocations >= 1);
+    REQUIRE(shoal_equivocators(wr, &l) == SHOAL_OK);
+    char hex[65];
+    shoal__hex(hex, shoal_replica_id(wr), 32);
+    CHECK(shoal_strlist_count(l) == 1 && strcmp(shoal_strlist_get(l, 0), hex) == 0);
+    shoal_strlist_free(l);
 
     /* A new key: no history to clash with; its first change is seq 1 of
      * a new author, next to the old author's changes. */
