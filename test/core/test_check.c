@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "check.h"
 #include "core.h"
 #include "replica.h"
@@ -148,6 +150,26 @@ one_problem(const problems *p, const char *a, const char *b)
     if (p->n != 1)
         return false;
     return strstr(p->text[0], a) && (!b || strstr(p->text[0], b));
+}
+
+/* BLAKE2b of dir/data.mdb. */
+static bool
+file_hash(const char *dir, uint8_t out[32])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    uint8_t buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_generichash_update(&st, buf, n);
+    fclose(f);
+    crypto_generichash_final(&st, out, 32);
+    return true;
 }
 
 /* -------------------------------------------------------------- fixture */
@@ -544,12 +566,17 @@ test_healthy(void)
     CHECK_EQ(st.pending, 1);
     CHECK_EQ(st.evidence, 2);
     CHECK_EQ(st.documents, 5);
-    /* Without a callback: the same verdict and counts. */
+    /* Without a callback: the same verdict and counts; and data.mdb is
+     * the same file after a check (it writes nothing). */
     shoal_replica *r = check_replica_open(dir, fake_clock, &clock_ms);
     REQUIRE(r);
+    uint8_t before[32], after[32];
+    REQUIRE(file_hash(dir, before));
     shoal_check_stats st2;
     CHECK_EQ(shoal_replica_check(r, NULL, NULL, &st2), SHOAL_OK);
     CHECK(memcmp(&st, &st2, sizeof st) == 0);
+    REQUIRE(file_hash(dir, after));
+    CHECK(memcmp(before, after, 32) == 0);
     CHECK_EQ(shoal_replica_check(r, NULL, NULL, NULL), SHOAL_OK);
     /* Past the index batch (256 entries): the indexes hold them now. */
     for (int i = 0; i < 300; i++) {
