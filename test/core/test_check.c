@@ -729,6 +729,51 @@ test_resync_identity(void)
     }
 }
 
+/* The last signature byte of every log entry flipped: one problem each,
+ * the first SHOAL_CHECK_REPORT_MAX of them reported, all counted. */
+static int
+flip_all_fn(shoal__stxn *t, void *arg)
+{
+    uint64_t *n = arg;
+    *n = shoal__stxn_log_count(t);
+    for (uint64_t pos = 1; pos <= *n; pos++) {
+        uint8_t k[8];
+        shoal__be64_put(k, pos);
+        shoal__sval v;
+        int err = shoal__st_get(t, T_LOG, k, 8, &v);
+        if (!err)
+            err = log_flip(t, pos, v.len - 1, 0x01);
+        if (err)
+            return err;
+    }
+    return SHOAL_OK;
+}
+
+static void
+test_report_bound(void)
+{
+    char *dir = fixture();
+    REQUIRE(dir);
+    shoal_replica *r = check_replica_open(dir, fake_clock, &clock_ms);
+    REQUIRE(r);
+    for (int i = 0; i < 120; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        REQUIRE(put_str(r, "many", v, "f", v) == SHOAL_OK);
+    }
+    shoal_replica_close(r);
+    uint64_t n = 0;
+    REQUIRE(damage(dir, flip_all_fn, &n));
+    CHECK(n > SHOAL_CHECK_REPORT_MAX);
+    problems p;
+    shoal_check_stats st;
+    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
+    CHECK_EQ(p.n, SHOAL_CHECK_REPORT_MAX);
+    CHECK_EQ(st.problems, n);
+    CHECK(strstr(p.text[0], "log 1: ") && strstr(p.text[0], "the signature does not verify"));
+    fixture_free(dir);
+}
+
 /* Pages of data.mdb damaged while the replica is open (after the open's
  * own walk): the environment is the one problem, and the check reads no
  * table through LMDB after it. */
@@ -779,6 +824,7 @@ main(void)
     RUN(test_doc_state);
     RUN(test_doc_missing);
     RUN(test_pending_damaged);
+    RUN(test_report_bound);
     RUN(test_environment);
     RUN(test_resync_identity);
     return check_summary();
