@@ -486,9 +486,9 @@ enum {
  * (the store's page walk, in a read snapshot of its own); damage there is
  * the one problem reported, and the check goes no further.  Then one read
  * snapshot (one LMDB read transaction; it writes nothing and never blocks
- * writers): every log entry (its envelope
- * parses, its signature verifies, the change id recomputed from its bytes
- * is the stored one, the stored author and seq are the change's), the log
+ * writers): every log entry (its envelope parses, its signature verifies,
+ * the change id recomputed from its bytes is the stored one, the stored
+ * author and seq are the change's), the log
  * positions, each author's seqs 1..n, the two indexes and the version
  * vector against the log, the pending set and the evidence (envelopes
  * verify, ids match their keys), and every document: rebuilt from its
@@ -502,8 +502,8 @@ enum {
  * something is (st->problems > 0; damage that stops the walk is reported
  * as a problem too).  Other errors: SHOAL_ENOMEM, SHOAL_ESTORE (the check
  * stopped; problems reported before it stand). */
-SHOAL_API shoal_err shoal_replica_check(shoal_replica *r, shoal_check_fn cb, void *arg,
-                                        shoal_check_stats *st);
+SHOAL_API SHOAL_NODISCARD shoal_err shoal_replica_check(shoal_replica *r, shoal_check_fn cb,
+                                                        void *arg, shoal_check_stats *st);
 
 /* --------------------------------------------------------------- network */
 
