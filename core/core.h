@@ -140,6 +140,11 @@ void shoal__dmeta_clear(shoal__dmeta *m);
  * store has no such document. */
 int shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
                     const uint8_t *id, size_t idlen, shoal__dmeta *m, const shoal__doc **out);
+/* Materialise (coll, id) from its snapshot and the changes of its chain
+ * after it, as meta m describes them, bypassing the cache.  Caller owns
+ * *out.  SHOAL_ECORRUPT when they do not load. */
+int shoal__doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
+                    const uint8_t *id, size_t idlen, shoal__doc **out);
 /* Free every cached document. */
 void shoal__cache_free(shoal_replica *r);
 

@@ -169,10 +169,9 @@ as_corrupt(int err)
     return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
 }
 
-/* Materialise (coll, id) from its snapshot and tail.  Caller owns *out. */
-static int
-doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen, const uint8_t *id,
-         size_t idlen, shoal__doc **out)
+int
+shoal__doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
+                const uint8_t *id, size_t idlen, shoal__doc **out)
 {
     shoal__doc *d = NULL;
     int err;
@@ -288,7 +287,7 @@ shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t cl
         return SHOAL_OK;
     }
     shoal__doc *d;
-    err = doc_load(t, m, coll, clen, id, idlen, &d);
+    err = shoal__doc_load(t, m, coll, clen, id, idlen, &d);
     if (err)
         return err;
     err = cache_put(r, key, klen, d, m);
@@ -393,7 +392,7 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
         if (!err) {
             wd->doc = cache_take(w->r, key, klen, &wd->meta);
             if (!wd->doc)
-                err = doc_load(w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
+                err = shoal__doc_load(w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
         }
     }
     if (!err)

@@ -461,6 +461,51 @@ SHOAL_API shoal_err shoal_pending_count(shoal_replica *r, uint64_t *out);
  * errors.  Caller owns *out; free with shoal_strlist_free(). */
 SHOAL_API shoal_err shoal_equivocators(shoal_replica *r, shoal_strlist **out);
 
+/* ----------------------------------------------------------------- check */
+
+/* What shoal_replica_check looked at. */
+typedef struct shoal_check_stats {
+    uint64_t changes;    /* applied changes in the log */
+    uint64_t superseded; /* log entries of versions an equivocation replaced */
+    uint64_t pending;    /* changes in the pending set */
+    uint64_t evidence;   /* equivocation evidence envelopes */
+    uint64_t documents;  /* documents in the docs table */
+    uint64_t problems;   /* problems found: all of them, reported or not */
+    uint64_t pages;      /* pages of data.mdb in use (the page walk) */
+    uint64_t free_pages; /* pages on LMDB's free list */
+} shoal_check_stats;
+
+/* Receives one problem: a line of text without a newline, Borrowed for
+ * the call. */
+typedef void (*shoal_check_fn)(void *arg, const char *problem);
+
+enum {
+    SHOAL_CHECK_REPORT_MAX = 100 /* problems passed to the callback; the rest are counted */
+};
+
+/* Verify the replica.  First the environment: every page of data.mdb
+ * (the store's page walk, in a read snapshot of its own); damage there is
+ * the one problem reported, and the check goes no further.  Then one read
+ * snapshot (one LMDB read transaction; it writes nothing and never blocks
+ * writers): every log entry (its envelope parses, its signature verifies,
+ * the change id recomputed from its bytes is the stored one, the stored
+ * author and seq are the change's), the log
+ * positions, each author's seqs 1..n, the two indexes and the version
+ * vector against the log, the pending set and the evidence (envelopes
+ * verify, ids match their keys), and every document: rebuilt from its
+ * changes and compared with its stored state, heads and meta; a document
+ * with changes in the log but no entry in the docs table, or the reverse,
+ * is a problem too.  Each problem goes to cb(arg, text) (cb may be NULL),
+ * at most SHOAL_CHECK_REPORT_MAX of them; st (may be NULL) receives the
+ * counts.  cb runs on the calling thread with the replica locked: it must
+ * not call shoal on r.  The check reads the whole replica: its time grows
+ * with the log.  Returns SHOAL_OK when nothing is wrong, SHOAL_ECORRUPT when
+ * something is (st->problems > 0; damage that stops the walk is reported
+ * as a problem too).  Other errors: SHOAL_ENOMEM, SHOAL_ESTORE (the check
+ * stopped; problems reported before it stand). */
+SHOAL_API SHOAL_NODISCARD shoal_err shoal_replica_check(shoal_replica *r, shoal_check_fn cb,
+                                                        void *arg, shoal_check_stats *st);
+
 /* --------------------------------------------------------------- network */
 
 /* Live sync over ZeroMQ.  Links are encrypted and both ends authenticated

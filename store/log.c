@@ -321,3 +321,87 @@ shoal__stxn_log_count(shoal__stxn *t)
 {
     return shoal__st_count(t, T_LOG);
 }
+
+/* ------------------------------------------------ verification (check) */
+
+int
+shoal__stxn_log_walk(shoal__stxn *t, shoal__log_rec_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = shoal__st_cur_open(t, T_LOG, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = shoal__st_cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
+        shoal__log_rec e;
+        memset(&e, 0, sizeof e);
+        log_ent le;
+        if (k.mv_size != 8 || !shoal__st_ent_parse(v.mv_data, v.mv_size, &le)) {
+            e.bad = true;
+            e.pos = k.mv_size == 8 ? shoal__be64_get(k.mv_data) : 0;
+        } else {
+            const uint8_t *p = v.mv_data;
+            e.pos = shoal__be64_get(k.mv_data);
+            e.cid = p;
+            e.author = p + LOG_AUTHOR;
+            e.seq = shoal__be64_get(p + LOG_SEQ);
+            e.link = le.link;
+            e.dead = le.dead;
+            e.dockey = le.key;
+            e.klen = le.klen;
+            e.meta.p = le.meta;
+            e.meta.len = le.mlen;
+            e.env.p = le.env;
+            e.env.len = le.elen;
+        }
+        int r = cb(&e, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+int
+shoal__stxn_index_next(shoal__stxn *t, uint64_t *ixnext)
+{
+    int rc = shoal__st_tail_load(t);
+    if (!rc)
+        *ixnext = t->ixnext;
+    return rc;
+}
+
+int
+shoal__stxn_index_scan(shoal__stxn *t, bool authseq, shoal__ix_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = shoal__st_cur_open(t, authseq ? T_AUTHSEQ : T_CHANGES, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = shoal__st_cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
+        shoal__ix_rec e;
+        memset(&e, 0, sizeof e);
+        if (authseq && k.mv_size == SHOAL__SEQKEY_BYTES && v.mv_size == SHOAL__ID_BYTES) {
+            memcpy(e.author, k.mv_data, SHOAL_KEY_BYTES);
+            e.seq = shoal__be64_get((const uint8_t *)k.mv_data + SHOAL_KEY_BYTES);
+            memcpy(e.cid, v.mv_data, SHOAL__ID_BYTES);
+        } else if (!authseq && k.mv_size == SHOAL__ID_BYTES && v.mv_size == 8) {
+            memcpy(e.cid, k.mv_data, SHOAL__ID_BYTES);
+            e.pos = shoal__be64_get(v.mv_data);
+        } else {
+            e.bad = true;
+        }
+        int r = cb(&e, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}

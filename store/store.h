@@ -144,6 +144,41 @@ int shoal__stxn_log_last(shoal__stxn *t, uint64_t *pos, shoal__sval *env);
  * skips them. */
 int shoal__stxn_log_entry(shoal__stxn *t, uint64_t pos, shoal__sval *env, uint64_t *link,
                           bool *dead, uint8_t cid[SHOAL__ID_BYTES]);
+/* The whole log as stored, superseded entries included, for the
+ * verification of a replica (core/check.c): every entry in position order,
+ * taken apart (Borrowed until the end of the transaction).  An entry whose
+ * value does not parse has bad set and only pos filled in; the walk goes
+ * on.  cb non-zero stops. */
+typedef struct shoal__log_rec {
+    uint64_t pos;
+    bool bad;              /* key or value malformed */
+    const uint8_t *cid;    /* the stored change id (32) */
+    const uint8_t *author; /* the stored author (32) */
+    uint64_t seq;          /* the stored seq */
+    uint64_t link;         /* flags removed */
+    bool dead;             /* superseded */
+    const uint8_t *dockey; /* a document meta's key, or NULL */
+    size_t klen;
+    shoal__sval meta; /* that meta */
+    shoal__sval env;  /* the envelope */
+} shoal__log_rec;
+typedef int (*shoal__log_rec_fn)(const shoal__log_rec *e, void *arg);
+int shoal__stxn_log_walk(shoal__stxn *t, shoal__log_rec_fn cb, void *arg);
+/* The first log position the indexes do not hold (meta "ixnext"). */
+int shoal__stxn_index_next(shoal__stxn *t, uint64_t *ixnext);
+/* The raw entries of one index (authseq false: changes, cid -> pos; true:
+ * authseq, (author, seq) -> cid), the tail not merged in, key order.  An
+ * entry of the wrong size has bad set and nothing else.  cb non-zero
+ * stops. */
+typedef struct shoal__ix_rec {
+    bool bad;
+    uint8_t cid[SHOAL__ID_BYTES];
+    uint8_t author[SHOAL_KEY_BYTES]; /* authseq only */
+    uint64_t seq;                    /* authseq only */
+    uint64_t pos;                    /* changes only */
+} shoal__ix_rec;
+typedef int (*shoal__ix_fn)(const shoal__ix_rec *e, void *arg);
+int shoal__stxn_index_scan(shoal__stxn *t, bool authseq, shoal__ix_fn cb, void *arg);
 /* Index the whole log tail now, whatever its length. */
 int shoal__stxn_index_flush(shoal__stxn *t);
 /* The applied change cid no longer counts as applied: index the tail,

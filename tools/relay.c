@@ -337,8 +337,12 @@ start(const settings *s, shoal_node *node, shoal_replica **out)
         e = shoal_replica_open(&r, s->dir, o);
     shoal_options_free(o);
     if (e != SHOAL_OK) {
-        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "cannot open replica %s: %s", s->dir,
-                         shoal_strerror(e));
+        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "cannot open replica %s: %s%s", s->dir,
+                         shoal_strerror(e),
+                         e == SHOAL_ECORRUPT ? " (the replica is damaged: move the directory "
+                                               "aside and re-sync, see docs/operations.md, \"A "
+                                               "damaged replica\")"
+                                             : "");
         return EXIT_START;
     }
     *out = r;

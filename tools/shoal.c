@@ -15,7 +15,11 @@
  * digest --full) are matched by exact name.
  *
  * Every failure prints exactly one line "shoal: ..." on stderr and exits
- * with the code of its class (see usage()); serve's stderr is also its log.  Each edit is one transaction,
+ * with the code of its class (see usage()); serve's stderr is also its log,
+ * and check prints a line per problem it finds before its one-line verdict.
+ * SHOAL_ECORRUPT from the library, from any command, is exit 7 with a line
+ * that names the directory and points at `check` (docs/operations.md, "A
+ * damaged replica").  Each edit is one transaction,
  * hence one signed change for the document.
  */
 #include <errno.h>
@@ -40,12 +44,13 @@
 /* Exit codes (documented in usage() and docs/cli.md). */
 enum {
     EXIT_OK = 0,
-    EXIT_ERR = 1,        /* usage or any other error */
-    EXIT_NOTFOUND = 2,   /* document (or list element) not found */
-    EXIT_DELETED = 3,    /* document deleted */
-    EXIT_REJECTED = 4,   /* import: bundle rejected (decode, signature, over 1 GiB) */
-    EXIT_REFUSED = 5,    /* sync: the peer refused the link */
-    EXIT_UNREACHABLE = 6 /* sync: the peer not reached, or the exchange not done, in time */
+    EXIT_ERR = 1,         /* usage or any other error */
+    EXIT_NOTFOUND = 2,    /* document (or list element) not found */
+    EXIT_DELETED = 3,     /* document deleted */
+    EXIT_REJECTED = 4,    /* import: bundle rejected (decode, signature, over 1 GiB) */
+    EXIT_REFUSED = 5,     /* sync: the peer refused the link */
+    EXIT_UNREACHABLE = 6, /* sync: the peer not reached, or the exchange not done, in time */
+    EXIT_CORRUPT = 7      /* the replica is damaged (SHOAL_ECORRUPT); check found problems */
 };
 
 /* Longest endpoint accepted in ENDPOINT@PUBKEY; most --listen / --peer. */
@@ -85,6 +90,9 @@ static const char usage_text[] =
     "                                  {\"applied\":N,\"duplicate\":N,\"equivocations\":N,\n"
     "                                   \"pending\":N}\n"
     "  digest [--full]                 print the visible-state (or full-state) digest\n"
+    "  check                           verify the replica (signatures, ids, indexes,\n"
+    "                                  documents against the log); print a JSON\n"
+    "                                  summary, each problem on stderr; exit 7 if any\n"
     "  serve [--listen EP ...] [--allow FILE | --allow-any] [--peer EP@PUBKEY ...]\n"
     "        [--log-level LEVEL] [--events]\n"
     "                                  run a live replica until SIGTERM/SIGINT: bind\n"
@@ -115,6 +123,8 @@ static const char usage_text[] =
     "  5  sync: the peer refused the link (our key is not on its allow-list)\n"
     "  6  sync: the peer was not reached, or the exchange did not finish, within\n"
     "     the timeout\n"
+    "  7  the replica is damaged (stored state failed validation; `check` found\n"
+    "     problems): see docs/operations.md, \"A damaged replica\"\n"
     "\n"
     "network: EP is a ZeroMQ endpoint, e.g. tcp://192.168.1.20:7400 (with\n"
     "tcp://127.0.0.1:* the OS picks the port); PUBKEY is the 64 hex digits that\n"
@@ -139,6 +149,10 @@ errorf(const char *fmt, ...)
     fprintf(stderr, "shoal: %s\n", buf);
 }
 
+/* The replica directory of this run (for the messages of a damaged
+ * replica). */
+static const char *replica_dir = "";
+
 /* The exit code of a library error.  Decode and signature errors count as
  * "input rejected" only where input came from outside (import). */
 static int
@@ -148,6 +162,7 @@ exit_code_of(shoal_err e, bool input)
     case SHOAL_OK: return EXIT_OK;
     case SHOAL_ENOTFOUND: return EXIT_NOTFOUND;
     case SHOAL_EDELETED: return EXIT_DELETED;
+    case SHOAL_ECORRUPT: return EXIT_CORRUPT;
     case SHOAL_EPROTO:
     case SHOAL_EBADSIG:
     case SHOAL_ETRUNC:
@@ -164,7 +179,11 @@ fail(shoal_replica *r, shoal_err e, const char *what, bool input)
 {
     const char *msg = r != NULL ? shoal_replica_errmsg(r) : "";
     const char *name = shoal_strerror(e);
-    if (msg[0] != '\0' && strncmp(msg, name, strlen(name)) == 0)
+    if (e == SHOAL_ECORRUPT)
+        errorf("%s: the replica in %s is damaged (%s); run 'shoal -d %s check' and see "
+               "docs/operations.md, \"A damaged replica\"",
+               what, replica_dir, msg[0] != '\0' ? msg : name, replica_dir);
+    else if (msg[0] != '\0' && strncmp(msg, name, strlen(name)) == 0)
         errorf("%s: %s", what, msg); /* the message already names the error */
     else if (msg[0] != '\0')
         errorf("%s: %s (%s)", what, name, msg);
@@ -420,6 +439,12 @@ open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **o
     if (e == SHOAL_OK)
         e = shoal_replica_open(out, dir, o);
     shoal_options_free(o);
+    if (e == SHOAL_ECORRUPT) {
+        errorf("cannot open replica %s: the replica is damaged (%s): move the directory aside "
+               "and re-sync, see docs/operations.md, \"A damaged replica\"",
+               dir, shoal_strerror(e));
+        return EXIT_CORRUPT;
+    }
     if (e != SHOAL_OK) {
         errorf("cannot open replica %s: %s", dir, shoal_strerror(e));
         return exit_code_of(e, false);
@@ -813,6 +838,42 @@ cmd_digest(shoal_replica *r, int argc, char **argv)
     return printf("%s\n", hex) < 0 ? EXIT_ERR : EXIT_OK;
 }
 
+/* ----------------------------------------------------------------- check */
+
+/* Each problem as its own line on stderr (at most SHOAL_CHECK_REPORT_MAX
+ * come). */
+static void
+check_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    errorf("check: %s", problem);
+}
+
+static int
+cmd_check(shoal_replica *r)
+{
+    shoal_check_stats st;
+    memset(&st, 0, sizeof st);
+    shoal_err e = shoal_replica_check(r, check_problem, NULL, &st);
+    if (e != SHOAL_OK && e != SHOAL_ECORRUPT)
+        return fail(r, e, "check", false);
+    int rc = print_json(
+        json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", e == SHOAL_OK, "changes",
+                  (json_int_t)st.changes, "superseded", (json_int_t)st.superseded, "pending",
+                  (json_int_t)st.pending, "evidence", (json_int_t)st.evidence, "documents",
+                  (json_int_t)st.documents, "problems", (json_int_t)st.problems, "pages",
+                  (json_int_t)st.pages, "free_pages", (json_int_t)st.free_pages));
+    if (e == SHOAL_OK)
+        return rc;
+    if (st.problems > SHOAL_CHECK_REPORT_MAX)
+        errorf("check: %llu more problem(s) not listed",
+               (unsigned long long)(st.problems - SHOAL_CHECK_REPORT_MAX));
+    errorf("the replica in %s is damaged: %llu problem(s); move it aside and re-sync, see "
+           "docs/operations.md, \"A damaged replica\"",
+           replica_dir, (unsigned long long)st.problems);
+    return EXIT_CORRUPT;
+}
+
 /* ------------------------------------------------------------- network */
 
 /* The per-peer state of r as a JSON array (Caller owns), or NULL with the
@@ -961,6 +1022,15 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
         shoal_net_stop(r);
         return EXIT_UNREACHABLE;
     }
+    if (e == SHOAL_ECORRUPT) {
+        /* The code may be this replica's, or the one the peer sent in its
+         * ERROR frame: check tells which. */
+        errorf("sync %s: stored state is corrupt, in %s or at the peer (%s); run 'shoal -d %s "
+               "check' to tell which, and see docs/operations.md, \"A damaged replica\"",
+               ep, replica_dir, shoal_replica_errmsg(r), replica_dir);
+        shoal_net_stop(r);
+        return EXIT_CORRUPT;
+    }
     if (e != SHOAL_OK) {
         int rc = fail(r, e, "sync", true);
         shoal_net_stop(r);
@@ -995,6 +1065,7 @@ static const command commands[] = {
     { "export", -1, "[--since FILE|-]" },
     { "import", 0, "" },
     { "digest", -1, "[--full]" },
+    { "check", 0, "" },
     { "serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]" },
     { "sync", -1, "ENDPOINT@PUBKEY [--timeout S]" },
     { "peers", 0, "" },
@@ -1029,6 +1100,8 @@ run(shoal_replica *r, shoal_tool_log *lg, const char *name, int argc, char **arg
         return cmd_import(r);
     if (strcmp(name, "digest") == 0)
         return cmd_digest(r, argc, argv);
+    if (strcmp(name, "check") == 0)
+        return cmd_check(r);
     if (strcmp(name, "serve") == 0)
         return cmd_serve(r, lg, argc, argv);
     if (strcmp(name, "sync") == 0)
@@ -1099,6 +1172,7 @@ main(int argc, char **argv)
     }
     if (dir == NULL || dir[0] == '\0')
         return usage_error("no replica directory: give -d DIR (or set SHOAL_DIR)");
+    replica_dir = dir;
     /* The library's log: serve shows INFO and up; sync shows nothing, so
      * that a failure stays one line.  $SHOAL_LOG_LEVEL overrides both
      * (serve --log-level overrides that). */

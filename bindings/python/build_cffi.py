@@ -15,12 +15,13 @@ import sys
 import cffi
 
 # Declarations of the binding itself (not part of shoal.h): the Python
-# callbacks that can replace the replica's wall clock (tests, simulations)
-# and receive the library's log messages (called from its threads; cffi
-# takes the GIL).
+# callbacks that can replace the replica's wall clock (tests, simulations),
+# receive the library's log messages (called from its threads; cffi takes
+# the GIL) and collect the problems of Replica.check().
 EXTRA_CDEF = """
 extern "Python" uint64_t shoal_py_clock(void *ctx);
 extern "Python" void shoal_py_log(void *ctx, int level, const char *msg);
+extern "Python" void shoal_py_check(void *ctx, const char *problem);
 """
 
 

@@ -124,6 +124,7 @@ B=$T/b
 expect "--help" 0 --help
 check_re "--help text" "exit status" "$out"
 check_re "--help lists exit code 4" "4  input rejected" "$out"
+check_re "--help lists exit code 7" "7  the replica is damaged" "$out"
 expect "help" 0 help
 check_re "help text" "usage: shoal" "$out"
 expect "--version" 0 --version
@@ -478,6 +479,102 @@ check_re "serve logs its shutdown" "SIGTERM: shutting down" "$(cat "$T/serve.err
 expect "serve with a bad --peer -> 1" 1 -d "$A" serve --peer "tcp://127.0.0.1:1@zz"
 expect "serve with --allow and --allow-any -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/serve.allow" --allow-any
 expect "serve with an unreadable allow-list -> 1" 1 -d "$A" serve --listen 'tcp://127.0.0.1:*' --allow "$T/no-such-allow"
+
+# ---------------------------------------------------------------- check, a damaged replica (exit 7)
+# docs/cli.md "Checking a replica" and docs/operations.md "A damaged
+# replica": a clean check, a flipped byte in a stored change, a damaged
+# environment, and the recovery: the old identity in a new directory,
+# re-synced from the relay (serve) before it writes.
+D=$T/dev
+R=$T/rel
+expect "check: init device" 0 -d "$D" init
+id_d=$out
+expect "check: init relay" 0 -d "$R" init
+id_r=$out
+expect "check: put" 0 -d "$D" put items a '{"name":"check-unique-value-1"}'
+expect "check: incr" 0 -d "$D" incr items a stock 3
+expect "check: insert" 0 -d "$D" insert items a tags 0 '"t"'
+expect "check: put b" 0 -d "$D" put items b '{"x":1}'
+expect "check: del b" 0 -d "$D" del items b
+expect "check: relay put" 0 -d "$R" put other z '{"f":1}'
+"$SHOAL" -d "$R" export >"$T/rel.bundle"
+expect_in "check: import another author" 0 "$T/rel.bundle" -d "$D" import
+expect "check: a healthy replica -> 0" 0 -d "$D" check
+check_re "check: summary" '^\{"changes":6,"documents":3,"evidence":0,"free_pages":[0-9]+,"ok":true,"pages":[1-9][0-9]*,"pending":0,"problems":0,"superseded":0\}$' "$out"
+check_eq "check: clean stderr" "" "$err"
+# The relay gets everything the device has so far (a sync by bundle).
+"$SHOAL" -d "$D" export >"$T/dev.bundle"
+expect_in "check: relay imports the device" 0 "$T/dev.bundle" -d "$R" import
+
+# A byte flipped inside a stored change (every copy LMDB's file holds):
+# only check notices (the read path trusts what it verified on arrival).
+cp -a "$D" "$T/flip"
+offs=$(grep -obUa 'check-unique-value-1' "$T/flip/data.mdb" | cut -d: -f1)
+check_ne "check: the value is in data.mdb" "" "$offs"
+for o in $offs; do flip_byte "$T/flip/data.mdb" "$o"; done
+run -d "$T/flip" check
+check_eq "check: damaged -> exit 7" 7 "$rc"
+check_re "check: damaged summary" '^\{"changes":6,"documents":3,"evidence":0,"free_pages":[0-9]+,"ok":false,"pages":[0-9]+,"pending":0,"problems":1,"superseded":0\}$' "$out"
+check_re "check: the problem line" '^shoal: check: log [0-9]+: change [0-9a-f]{16}: the signature does not verify$' "$(head -1 <<<"$err")"
+check_re "check: the verdict line" "^shoal: the replica in $T/flip is damaged: 1 problem\(s\); move it aside and re-sync" "$(tail -1 <<<"$err")"
+check_eq "check: two stderr lines" 2 "$(wc -l <<<"$err")"
+
+# A document's stored meta with a wrong version byte (the meta rides in
+# the log entry after "coll NUL id" and its u32 length): the pages are
+# sound, the read of that document fails: exit 7 for get, check names it.
+M=$T/meta
+expect "check: meta init" 0 -d "$M" init
+expect "check: meta put" 0 -d "$M" put items dmg '{"a":1}'
+perl -0777 -pi -e 's/(items\x00dmg\x00\x00\x00.)\x02/$1\x03/gs' "$M/data.mdb"
+expect "check: get of a damaged document -> 7" 7 -d "$M" get items dmg
+check_re "check: get names the directory" "^shoal: get: the replica in $M is damaged \(stored state is corrupt: items/dmg\); run 'shoal -d $M check'" "$err"
+run -d "$M" check
+check_eq "check: damaged meta -> exit 7" 7 "$rc"
+check_eq "check: damaged meta problem" "shoal: check: document items/dmg: malformed meta" "$(head -1 <<<"$err")"
+
+# A damaged environment (both LMDB meta pages zeroed): every command
+# fails to open it with exit 7 and one line naming the directory.
+cp -a "$D" "$T/env"
+dd if=/dev/zero of="$T/env/data.mdb" bs=4096 count=2 conv=notrunc status=none
+for cmd in "get items a" "put items a {\"n\":1}" "version" "export" "check"; do
+    # shellcheck disable=SC2086
+    expect "check: $cmd on a damaged environment -> 7" 7 -d "$T/env" $cmd
+    check_re "check: $cmd names the directory" "^shoal: cannot open replica $T/env: the replica is damaged" "$err"
+done
+
+# Recovery: the damaged directory moved aside; the old identity in a new
+# directory; re-synced from the relay before anything is written, the
+# next change continues after the device's highest seq the relay holds.
+mv "$D" "$T/dev.damaged"
+mkdir -m 700 "$D"
+cp -p "$T/dev.damaged/identity" "$D/identity"
+expect "check: the new directory keeps the id" 0 -d "$D" init
+check_eq "check: same id" "$id_d" "$out"
+printf '%s\n' "$id_d" >"$T/rel.allow"
+"$SHOAL" -d "$R" serve --listen 'tcp://127.0.0.1:*' --allow "$T/rel.allow" \
+    >"$T/rel.out" 2>"$T/rel.err" &
+serve_pid=$!
+if wait_for "$T/rel.out" "^id $id_r\$"; then pass; else fail "check: relay did not start: $(cat "$T/rel.err")"; fi
+ep=$(head -1 "$T/rel.out")
+expect "check: re-sync from the relay" 0 -d "$D" sync "$ep@$id_r" --timeout 20
+check_re "check: the device's changes came back" '^\{"received":6,"sent":0\}$' "$out"
+expect "check: the re-synced replica checks clean" 0 -d "$D" check
+check_eq "check: same digest as the relay" "$(digest_of "$R")" "$(digest_of "$D")"
+expect "check: version after the re-sync" 0 -d "$D" version
+check_re "check: own seq 5 after the re-sync" "\"$id_d\":5" "$out"
+expect "check: a new write" 0 -d "$D" put items a '{"name":"after"}'
+expect "check: version after the write" 0 -d "$D" version
+check_re "check: own seq 6: the next after the relay's" "\"$id_d\":6" "$out"
+expect "check: sync the new write" 0 -d "$D" sync "$ep@$id_r" --timeout 20
+check_re "check: one change sent" '^\{"received":0,"sent":1\}$' "$out"
+expect "check: check runs beside the serving relay" 0 -d "$R" check
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+serve_pid=
+run -d "$R" get items a
+check_eq "check: the relay holds the new write" '{"name":"after","stock":3,"tags":["t"]}' "$out"
+expect "check: no equivocation at the relay" 0 -d "$R" check
+check_re "check: relay summary" '"evidence":0,.*"ok":true' "$out"
 
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.

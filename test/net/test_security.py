@@ -120,6 +120,20 @@ def test_malformed_allow_list_is_refused_naming_the_line(tmp_path):
     assert p.stderr.count("\n") == 1
 
 
+def test_relay_on_a_damaged_replica_exits_2_naming_it(tmp_path):
+    """docs/operations.md, "A damaged replica": a relay whose data.mdb is
+    damaged (both LMDB meta pages zeroed) does not start."""
+    d = tmp_path / "r"
+    init(str(d))
+    run("-d", d, "put", "c", "x", '{"f":1}')
+    with open(d / "data.mdb", "r+b") as f:
+        f.write(bytes(8192))
+    p = subprocess.run([RELAY, "-d", str(d), "--listen", "tcp://127.0.0.1:*", "--allow-any"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p.stderr
+    assert "ERROR cannot open replica" in p.stderr and "the replica is damaged" in p.stderr
+
+
 def test_relay_config_file_signals_and_peers(net, tmp_path):
     seed_for("relay-tool")
     a = net.dir("a")

@@ -25,7 +25,7 @@ from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
                       NoMemoryError, NoSpaceError, NotFound, ReadOnlyError,
                       RefusedError, SignatureError, StorageError, TimeoutError, TooBigError,
                       TransportError, TruncatedError, VersionError)
-from ._api import (ChangeEvent, Counter, Document, ImportResult, Kind,
+from ._api import (ChangeEvent, CheckResult, Counter, Document, ImportResult, Kind,
                    ListField, LogLevel, Peer, Replica, Transaction, Value,
                    ffi as _ffi,
                    lib as _lib)
@@ -53,7 +53,7 @@ __version__: str = library_version()
 
 __all__ = [
     "Replica", "Document", "Counter", "ListField", "Transaction",
-    "ChangeEvent", "ImportResult", "Kind", "Value", "LogLevel", "Peer",
+    "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value", "LogLevel", "Peer",
     "library_version", "strerror", "__version__",
     "KEY_BYTES", "DIGEST_BYTES", "MAX_COLLECTION", "MAX_DOC_ID", "MAX_FIELD",
     "MAX_VALUE",

@@ -36,7 +36,8 @@ except ImportError as exc:  # depends on the build; tested in test_import.py
         % (exc,), name=exc.name, path=exc.path) from exc
 
 __all__ = ["Replica", "Document", "Counter", "ListField", "Transaction",
-           "ChangeEvent", "ImportResult", "Kind", "Value", "LogLevel", "Peer"]
+           "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value",
+           "LogLevel", "Peer"]
 
 #: A register or list element value.
 Value = Union[None, bool, int, float, str, bytes]
@@ -82,6 +83,22 @@ class ImportResult(NamedTuple):
     duplicate: int      #: changes already held (no-ops)
     pending: int        #: changes stored, waiting for dependencies or their time
     equivocations: int  #: conflicting changes for one (author, seq) detected
+
+
+class CheckResult(NamedTuple):
+    """Outcome of :meth:`Replica.check` (``shoal_check_stats`` and the
+    problems reported)."""
+
+    ok: bool             #: nothing is wrong
+    problems: List[str]  #: one line each, the first 100 (``problem_count`` counts all)
+    problem_count: int   #: problems found, reported or not
+    changes: int         #: applied changes in the log
+    superseded: int      #: log entries of versions an equivocation replaced
+    pending: int         #: changes in the pending set
+    evidence: int        #: equivocation evidence envelopes
+    documents: int       #: documents in the docs table
+    pages: int           #: pages of data.mdb in use
+    free_pages: int      #: pages on LMDB's free list
 
 
 # ---------------------------------------------------------------- helpers
@@ -298,6 +315,13 @@ def shoal_py_log(ctx: Any, level: int, msg: Any) -> None:
             _tls.in_callback = False
     except BaseException:  # noqa: B902
         pass
+
+
+@ffi.def_extern(onerror=_ignore_error)
+def shoal_py_check(ctx: Any, problem: Any) -> None:
+    """Trampoline of Replica.check(): append one problem line to the list
+    that ctx is a handle of (called on the checking thread)."""
+    ffi.from_handle(ctx).append(ffi.string(problem).decode("utf-8", "replace"))
 
 
 def _close_handle(p: Any, keep: Any) -> None:
@@ -717,6 +741,30 @@ class Replica:
             if rc:
                 self._raise(rc)
             return bytes(ffi.buffer(out, DIGEST_BYTES)).hex()
+        finally:
+            self._exit()
+
+    def check(self) -> CheckResult:
+        """Verify the replica (``shoal_replica_check``): every page of
+        data.mdb, every change's signature and id, the indexes and the
+        version vector against the log, the pending set and the evidence,
+        and every document rebuilt from its changes and compared with its
+        stored state.  Read-only, one snapshot; it takes time in proportion
+        to the log.  Returns a :class:`CheckResult`; ``ok`` is False when
+        the replica is damaged (see docs/operations.md, "A damaged
+        replica").  Raises :class:`Error` only when the check itself
+        cannot run to its end (out of memory, a storage error)."""
+        p = self._enter()
+        try:
+            found: List[str] = []
+            handle = ffi.new_handle(found)
+            st = ffi.new("shoal_check_stats *")
+            rc = lib.shoal_replica_check(p, lib.shoal_py_check, handle, st)
+            if rc and rc != ErrorCode.CORRUPT:
+                self._raise(rc)
+            return CheckResult(rc == 0, found, int(st.problems), int(st.changes),
+                               int(st.superseded), int(st.pending), int(st.evidence),
+                               int(st.documents), int(st.pages), int(st.free_pages))
         finally:
             self._exit()
 
