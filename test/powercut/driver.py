@@ -18,6 +18,12 @@ the workload printed before it died are its promises; the rules:
   net              P >= the last "ack" the sender printed (shoal_net_sync
                    to the listener returned OK); only the listener is cut
   lying            fast mode printing "ack": the harness must catch it
+  durable2, fast2  two runs, two cuts on one replica: the second run goes
+                   on from what the first cut left, and its prefix may not
+                   fall below the first one (that state was on the disk)
+  create           durable, but the replica directory starts empty, so
+                   the cut can fall while LMDB creates data.mdb (not in
+                   the default sets: see docs/testing.md "Power cuts")
 
 Usage:
   driver.py --bin DIR [--cuts N] [--seed S] [--workloads a,b] [--models a,b]
@@ -63,7 +69,10 @@ import time
 
 WORKLOADS = ("durable", "fast", "import", "net")
 MODELS = ("ordered", "reorder")
-N_COMMITS = {"durable": 12, "fast": 12, "import": 12, "net": 8, "lying": 6}
+N_COMMITS = {"durable": 12, "fast": 12, "import": 12, "net": 8, "lying": 6, "create": 4,
+             "durable2": 12, "fast2": 12}
+# Two runs and two cuts in a row on one replica (see Harness.cut).
+TWICE = {"durable2": "durable", "fast2": "fast"}
 FLUSH_EVERY = 3  # fast mode: shoal_replica_flush every 3 commits
 PROC_TIMEOUT = 60.0  # seconds any one process may run
 SYNC_GRACE = 0.2  # seconds the sender gets, once the listener is dead, to print
@@ -153,8 +162,13 @@ class Harness:
         base = os.path.join(self.root, "tpl-" + workload)
         os.mkdir(base)
         t = {"dir": os.path.join(base, "r")}
-        t["id"] = self.run([self.work, "init", t["dir"]])[0]
         t["author"] = None  # the replica's own key
+        if workload == "create":
+            # An empty directory: the replica is created under the shim.
+            os.mkdir(t["dir"], 0o700)
+            self.templates[workload] = t
+            return t
+        t["id"] = self.run([self.work, "init", t["dir"]])[0]
         if workload == "import":
             src = os.path.join(base, "src")
             t["author"] = self.run([self.work, "init", src])[0]
@@ -170,68 +184,87 @@ class Harness:
 
     def cut(self, workload, model, event=0, delay=None, rseed=1, keep=None):
         """One power cut: the workload killed at an event (event > 0) or
-        after delay seconds; then restore and check.  A result dict."""
+        after delay seconds; then restore and check.  A result dict.  A
+        "twice" workload (durable2, fast2) then runs again on what the cut
+        left, from the next commit, is cut at the same event or delay,
+        restored and checked again: everything the first restore left was
+        on the disk, so the second prefix may not be smaller."""
         t = self.template(workload)
-        n = N_COMMITS[workload]
         d = keep or tempfile.mkdtemp(prefix="cut-", dir=self.root)
         rdir = os.path.join(d, "r")
         shutil.copytree(t["dir"], rdir)
-        log = os.path.join(d, "undo.log")
-        shim = {"SHOAL_PC_DIR": rdir, "SHOAL_PC_LOG": log}
-        if event:
-            shim["SHOAL_PC_CUT"] = str(event)
         res = {"workload": workload, "model": model, "event": event, "rseed": rseed}
         if delay is not None:
             res["delay_ms"] = round(delay * 1000, 1)
-        t0 = time.monotonic()
         try:
-            if workload == "net":
-                lines, senders = self._net(t, rdir, shim, n, delay)
-            else:
-                if workload == "durable" or workload == "lying":
-                    args = [self.work, workload, rdir, str(n)]
-                elif workload == "fast":
-                    args = [self.work, "fast", rdir, str(n), str(FLUSH_EVERY)]
-                else:
-                    args = [self.work, "import", rdir, t["bundles"], str(n)]
-                p = self.spawn(args, shim)
-                if delay is not None:
-                    try:
-                        p.wait(timeout=delay)
-                    except subprocess.TimeoutExpired:
-                        self.kill(p)
-                lines, err, timed_out = self.reap(p)
-                if timed_out:
-                    res["violation"] = "workload hung (killed after %ds)" % PROC_TIMEOUT
-                    return res
-                if p.returncode not in (0, -signal.SIGKILL):
-                    res["violation"] = "workload failed (%s): %s" % (p.returncode,
-                                                                    err.strip()[-300:])
-                    return res
-                senders = lines
-            res["run_seconds"] = time.monotonic() - t0
-            res["killed"] = not any(x.startswith("end ") for x in lines)
-            rs = self.run([self.restore, model, log, rdir, str(rseed)])
-            rinfo = json.loads(rs[0])
-            res["unsynced"] = sum(f["unsynced"] for f in rinfo["files"])
-            res["events"] = rinfo["events"]
-            author = [t["author"]] if t["author"] else []
-            cp = self.spawn([self.work, "check", rdir] + author)
-            clines, cerr, ctimed = self.reap(cp)
-            if ctimed or not clines:
-                res["violation"] = "check gave no verdict: %s" % cerr.strip()[-300:]
-                return res
-            verdict = json.loads(clines[-1])
-            res["P"] = verdict["P"]
-            if not verdict["ok"]:
-                res["violation"] = "check: " + verdict["error"]
-                return res
-            judge(workload, n, senders, res)
-            res["lines"] = senders
+            self._run_once(workload, t, model, rdir, os.path.join(d, "undo.log"), 1, event,
+                           delay, rseed, res)
+            if workload in TWICE and "violation" not in res:
+                first = {"P": res["P"], "run_seconds": res["run_seconds"],
+                         "killed": res["killed"]}
+                res2 = dict(res)
+                self._run_once(workload, t, model, rdir, os.path.join(d, "undo2.log"),
+                               res["P"] + 1, event, delay, rseed + 1, res2, floor=res["P"])
+                res = res2
+                res["first"] = first
             return res
         finally:
             if not keep:
                 shutil.rmtree(d, ignore_errors=True)
+
+    def _run_once(self, workload, t, model, rdir, log, start, event, delay, rseed, res,
+                  floor=0):
+        """Run, cut, restore and check once; results into res."""
+        n = N_COMMITS[workload]
+        shim = {"SHOAL_PC_DIR": rdir, "SHOAL_PC_LOG": log}
+        if event:
+            shim["SHOAL_PC_CUT"] = str(event)
+        t0 = time.monotonic()
+        if workload == "net":
+            lines, promises = self._net(t, rdir, shim, n, delay)
+        else:
+            base = TWICE.get(workload, workload)
+            if base in ("durable", "lying", "create"):
+                args = [self.work, "durable" if base == "create" else base, rdir, str(n)]
+            elif base == "fast":
+                args = [self.work, "fast", rdir, str(n), str(FLUSH_EVERY)]
+            else:
+                args = [self.work, "import", rdir, t["bundles"], str(n)]
+            if start > 1:
+                args.append(str(start))
+            p = self.spawn(args, shim)
+            if delay is not None:
+                try:
+                    p.wait(timeout=delay)
+                except subprocess.TimeoutExpired:
+                    self.kill(p)
+            lines, err, timed_out = self.reap(p)
+            if timed_out:
+                res["violation"] = "workload hung (killed after %ds)" % PROC_TIMEOUT
+                return
+            if p.returncode not in (0, -signal.SIGKILL):
+                res["violation"] = "workload failed (%s): %s" % (p.returncode,
+                                                                err.strip()[-300:])
+                return
+            promises = lines
+        res["run_seconds"] = time.monotonic() - t0
+        res["killed"] = not any(x.startswith("end ") for x in lines)
+        rinfo = json.loads(self.run([self.restore, model, log, rdir, str(rseed)])[0])
+        res["unsynced"] = sum(f["unsynced"] for f in rinfo["files"])
+        res["events"] = rinfo["events"]
+        author = [t["author"]] if t["author"] else []
+        cp = self.spawn([self.work, "check", rdir] + author)
+        clines, cerr, ctimed = self.reap(cp)
+        if ctimed or not clines:
+            res["violation"] = "check gave no verdict: %s" % cerr.strip()[-300:]
+            return
+        verdict = json.loads(clines[-1])
+        res["P"] = verdict["P"]
+        if not verdict["ok"]:
+            res["violation"] = "check: " + verdict["error"]
+            return
+        judge(TWICE.get(workload, workload), n, promises, res, floor, start)
+        res["lines"] = promises
 
     def _net(self, t, rdir, shim, n, delay):
         """The listener under the shim, the sender (no shim) syncing to it
@@ -291,21 +324,25 @@ def last(lines, word):
     return v
 
 
-def judge(workload, n, lines, res):
-    """The rules (see the top of this file) on the promises in lines."""
+def judge(workload, n, lines, res, floor=0, start=1):
+    """The rules (see the top of this file) on the promises in lines; a
+    second run (start > 1) keeps at least floor, the prefix it began on."""
     p = res["P"]
-    if workload in ("durable", "lying", "import"):
-        acked = last(lines, "ack")
-        need, most = acked, min(acked + 1, n)
+    if workload in ("durable", "lying", "import", "create"):
+        acked = max(last(lines, "ack"), floor)
+        need, most = acked, min(max(acked + 1, start), n)
         res["promised"] = acked
     elif workload == "fast":
-        done, flushed = last(lines, "done"), last(lines, "flushed")
-        need, most = max(flushed, done - 1), min(done + 1, n)
+        done = max(last(lines, "done"), floor)
+        flushed = last(lines, "flushed")
+        need = max(flushed, done - 1, floor)
+        most = min(max(done + 1, start), n)
         res["promised"] = done
     else:
         acked = last(lines, "ack")
         need, most = acked, last(lines, "sent")
         res["promised"] = acked
+    need = max(need, floor)
     if p < need:
         res["violation"] = "prefix %d below the bound %d" % (p, need)
     elif p > most:
@@ -323,7 +360,7 @@ def matrix(h, args, out):
     workloads = [w for w in args.workloads.split(",") if w]
     models = [m for m in args.models.split(",") if m]
     for w in workloads:
-        if w not in WORKLOADS + ("lying",):
+        if w not in WORKLOADS + ("lying", "create") + tuple(TWICE):
             raise SystemExit("driver: unknown workload %s" % w)
     for m in models:
         if m not in MODELS:
@@ -332,7 +369,7 @@ def matrix(h, args, out):
     per = max(1, args.cuts // len(cells))
     dries = {}
     for w in workloads:
-        dries[w] = h.dry(w)
+        dries[w] = h.dry(TWICE.get(w, w))  # a twice workload's runs are its base's
         out({"dry": w, "events": dries[w]["events"],
              "seconds": round(dries[w]["run_seconds"], 3)})
     stats = {}
@@ -549,9 +586,11 @@ def main():
         else:
             rc = matrix(h, args, out)
     finally:
-        if h:
-            h.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            if h:
+                h.cleanup()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     return rc
 
 

@@ -3,8 +3,8 @@
  * harness (driver.py runs them; docs/testing.md "Power cuts").
  *
  *   pc_work init DIR                 create a replica; print its id (hex)
- *   pc_work durable DIR N            durable commits:       "ack k events E"
- *   pc_work fast DIR N M             fast mode, flush every M commits:
+ *   pc_work durable DIR N [FROM]     durable commits:       "ack k events E"
+ *   pc_work fast DIR N M [FROM]      fast mode, flush every M commits:
  *                                    "done k events E", "flushed k events E"
  *   pc_work lying DIR N              fast mode, yet "ack k events E": the
  *                                    writer the harness must catch
@@ -19,7 +19,9 @@
  *   pc_work check DIR [AUTHOR]       decide the prefix; one JSON line
  *   pc_work rawio DIR                known writes to DIR/data.mdb, no shoal
  *                                    (driver.py --selftest checks the models)
- * Every workload ends with "end events E".  Each line is flushed as it is
+ * FROM (default 1) is the first commit: a second run continues a replica
+ * that a first run and a cut left at FROM - 1.  Every workload ends with
+ * "end events E".  Each line is flushed as it is
  * printed: the driver reads them while the process runs, and a line read
  * is a promise the process made before it was cut.  E is the number of
  * write and sync events the power-cut shim had seen (0 without it).
@@ -168,12 +170,12 @@ cmd_init(const char *dir)
 /* durable: "ack k"; fast: "done k" and "flushed k" every m; lying: fast,
  * but "ack k". */
 static int
-cmd_commits(const char *dir, uint64_t n, bool durable, uint64_t m, const char *word)
+cmd_commits(const char *dir, uint64_t from, uint64_t n, bool durable, uint64_t m, const char *word)
 {
     shoal_replica *r = open_dir(dir, durable);
     if (!r)
         return 1;
-    for (uint64_t k = 1; k <= n; k++) {
+    for (uint64_t k = from; k <= n; k++) {
         shoal_err err = commit_k(r, k);
         if (err) {
             fail_msg(r, "commit", k, err);
@@ -586,12 +588,16 @@ main(int argc, char **argv)
     const char *cmd = argv[1], *dir = argv[2];
     if (strcmp(cmd, "init") == 0 && argc == 3)
         return cmd_init(dir);
-    if (strcmp(cmd, "durable") == 0 && argc == 4)
-        return cmd_commits(dir, count_arg(argv[3]), true, 0, "ack");
-    if (strcmp(cmd, "fast") == 0 && argc == 5)
-        return cmd_commits(dir, count_arg(argv[3]), false, count_arg(argv[4]), "done");
+    /* An optional last argument FROM starts at commit FROM (default 1):
+     * a second run on a replica a first run left at FROM - 1. */
+    if (strcmp(cmd, "durable") == 0 && (argc == 4 || argc == 5))
+        return cmd_commits(dir, argc == 5 ? count_arg(argv[4]) : 1, count_arg(argv[3]), true, 0,
+                           "ack");
+    if (strcmp(cmd, "fast") == 0 && (argc == 5 || argc == 6))
+        return cmd_commits(dir, argc == 6 ? count_arg(argv[5]) : 1, count_arg(argv[3]), false,
+                           count_arg(argv[4]), "done");
     if (strcmp(cmd, "lying") == 0 && argc == 4)
-        return cmd_commits(dir, count_arg(argv[3]), false, 0, "ack");
+        return cmd_commits(dir, 1, count_arg(argv[3]), false, 0, "ack");
     if (strcmp(cmd, "bundles") == 0 && argc == 5)
         return cmd_bundles(dir, argv[3], count_arg(argv[4]));
     if (strcmp(cmd, "import") == 0 && argc == 5)
