@@ -14,10 +14,11 @@
 #              exists, else build); it is compiled first
 # The workloads: durable, fast, import, net, durable2 and fast2 (two cuts
 # in a row), lying.  Other options go to test/powercut/driver.py
-# (--workloads, which replaces that list, --models, --verbose).  The lying writer runs too: first its deterministic proof
-# (driver.py --lying), then as one more cell of the matrix, whose
-# violations are counted and expected.  Exit status: non-zero on any
-# violation by an honest workload, or when the lying writer is not caught.
+# (--workloads, which replaces that list, --models, --verbose).  The lying
+# writer runs first alone, its deterministic proof (driver.py --lying),
+# then as one more cell of the matrix, whose violations are counted and
+# expected.  Exit status: non-zero on any violation by an honest workload,
+# or when the lying writer is not caught.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
