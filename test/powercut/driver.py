@@ -256,7 +256,8 @@ class Harness:
         cp = self.spawn([self.work, "check", rdir] + author)
         clines, cerr, ctimed = self.reap(cp)
         if ctimed or not clines:
-            res["violation"] = "check gave no verdict: %s" % cerr.strip()[-300:]
+            res["violation"] = "check gave no verdict (%s): %s" % (
+                "timeout" if ctimed else "exit %s" % cp.returncode, cerr.strip()[-300:])
             return
         verdict = json.loads(clines[-1])
         res["P"] = verdict["P"]
