@@ -12,12 +12,15 @@ the workload printed before it died are its promises; the rules:
 
   every workload   the replica opens and reads; its state is a prefix P,
                    and P is at most the commits started
-  durable          P >= the last "ack" (shoal_txn_commit returned)
+  durable, big     P >= the last "ack" (shoal_txn_commit returned)
   fast             P >= the last "flushed", P >= the last "done" - 1
   import           P >= the last "ack" (shoal_import returned)
   net              P >= the last "ack" the sender printed (shoal_net_sync
                    to the listener returned OK); only the listener is cut
   lying            fast mode printing "ack": the harness must catch it
+  big              durable, 60 commits that each add a 20,000-byte register
+                   value (overflow pages, a bigger tree) to a replica created
+                   with a 1 MiB map, which it outgrows (the map grows)
   durable2, fast2  two runs, two cuts on one replica: the second run goes
                    on from what the first cut left, and its prefix may not
                    fall below the first one (that state was on the disk)
@@ -70,7 +73,8 @@ import time
 WORKLOADS = ("durable", "fast", "import", "net")
 MODELS = ("ordered", "reorder")
 N_COMMITS = {"durable": 12, "fast": 12, "import": 12, "net": 8, "lying": 6, "create": 4,
-             "durable2": 12, "fast2": 12}
+             "durable2": 12, "fast2": 12, "big": 60}
+BIG_MAP = 1 << 20  # big: a 1 MiB map, which its 60 commits of 20 KB outgrow
 # Two runs and two cuts in a row on one replica (see Harness.cut).
 TWICE = {"durable2": "durable", "fast2": "fast"}
 FLUSH_EVERY = 3  # fast mode: shoal_replica_flush every 3 commits
@@ -168,7 +172,8 @@ class Harness:
             os.mkdir(t["dir"], 0o700)
             self.templates[workload] = t
             return t
-        t["id"] = self.run([self.work, "init", t["dir"]])[0]
+        size = [str(BIG_MAP)] if workload == "big" else []
+        t["id"] = self.run([self.work, "init", t["dir"]] + size)[0]
         if workload == "import":
             src = os.path.join(base, "src")
             t["author"] = self.run([self.work, "init", src])[0]
@@ -224,7 +229,7 @@ class Harness:
             lines, promises = self._net(t, rdir, shim, n, delay)
         else:
             base = TWICE.get(workload, workload)
-            if base in ("durable", "lying", "create"):
+            if base in ("durable", "lying", "create", "big"):
                 args = [self.work, "durable" if base == "create" else base, rdir, str(n)]
             elif base == "fast":
                 args = [self.work, "fast", rdir, str(n), str(FLUSH_EVERY)]
@@ -329,7 +334,7 @@ def judge(workload, n, lines, res, floor=0, start=1):
     """The rules (see the top of this file) on the promises in lines; a
     second run (start > 1) keeps at least floor, the prefix it began on."""
     p = res["P"]
-    if workload in ("durable", "lying", "import", "create"):
+    if workload in ("durable", "lying", "import", "create", "big"):
         acked = max(last(lines, "ack"), floor)
         need, most = acked, min(max(acked + 1, start), n)
         res["promised"] = acked
@@ -361,7 +366,7 @@ def matrix(h, args, out):
     workloads = [w for w in args.workloads.split(",") if w]
     models = [m for m in args.models.split(",") if m]
     for w in workloads:
-        if w not in WORKLOADS + ("lying", "create") + tuple(TWICE):
+        if w not in WORKLOADS + ("lying", "create", "big") + tuple(TWICE):
             raise SystemExit("driver: unknown workload %s" % w)
     for m in models:
         if m not in MODELS:

@@ -2,8 +2,12 @@
  * test/powercut/pc_work.c - the workloads and the checker of the power-cut
  * harness (driver.py runs them; docs/testing.md "Power cuts").
  *
- *   pc_work init DIR                 create a replica; print its id (hex)
+ *   pc_work init DIR [MAP]           create a replica (map size MAP bytes);
+ *                                    print its id (hex)
  *   pc_work durable DIR N [FROM]     durable commits:       "ack k events E"
+ *   pc_work big DIR N [FROM]         durable, each commit also sets a 20,000
+ *                                    byte register (overflow pages, map
+ *                                    growth from a 1 MiB map): "ack k ..."
  *   pc_work fast DIR N M [FROM]      fast mode, flush every M commits:
  *                                    "done k events E", "flushed k events E"
  *   pc_work lying DIR N              fast mode, yet "ack k events E": the
@@ -30,7 +34,8 @@
  * collection "pc": "reg" gets register last = k, "cnt" counter n += 1,
  * "lst" list items gets k inserted at index k - 1.  So the state after
  * commit P is: last = P, n = P, items = [1..P], three changes per commit
- * by one author (the author's seq = 3P), nothing pending.  A state that is
+ * by one author (the author's seq = 3P), nothing pending; in a "big"
+ * replica "reg" also holds register pad, 20,000 bytes naming commit P.  A state that is
  * not such a prefix (a commit half there, one missing in the middle, a
  * damaged index) cannot pass `check`, which compares every field, the
  * version vector, the pending set and the collections, and rebuilds a
@@ -55,6 +60,13 @@
 #include "shoal.h"
 
 static const char *const COLL = "pc";
+
+enum {
+    BIG_PAD = 20000 /* bytes of register pad in a "big" commit */
+};
+
+static uint64_t map_size; /* init: the map size of a new replica (0: default) */
+static size_t pad_len;    /* big: commit k also sets register pad = pad_text(k) */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -91,6 +103,8 @@ open_dir(const char *dir, bool durable)
     if (shoal_options_new(&o) != SHOAL_OK)
         return NULL;
     shoal_options_set_durable(o, durable);
+    if (map_size)
+        shoal_options_set_map_size(o, map_size);
     shoal_replica *r = NULL;
     shoal_err err = shoal_replica_open(&r, dir, o);
     shoal_options_free(o);
@@ -99,6 +113,16 @@ open_dir(const char *dir, bool durable)
         return NULL;
     }
     return r;
+}
+
+/* len bytes of "k<k>." repeated: the pad of commit k. */
+static void
+pad_text(uint64_t k, char *out, size_t len)
+{
+    char unit[32];
+    int n = snprintf(unit, sizeof unit, "k%llu.", (unsigned long long)k);
+    for (size_t i = 0; i < len; i++)
+        out[i] = unit[i % (size_t)n];
 }
 
 static shoal_err
@@ -110,6 +134,17 @@ commit_k(shoal_replica *r, uint64_t k)
         return err;
     shoal_value v = { .type = SHOAL_T_INT, .i = (int64_t)k };
     err = shoal_txn_set(t, COLL, "reg", "last", &v);
+    if (!err && pad_len) {
+        char *pad = malloc(pad_len);
+        if (!pad) {
+            shoal_txn_abort(t);
+            return SHOAL_ENOMEM;
+        }
+        pad_text(k, pad, pad_len);
+        shoal_value pv = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)pad, .len = pad_len };
+        err = shoal_txn_set(t, COLL, "reg", "pad", &pv);
+        free(pad);
+    }
     if (!err)
         err = shoal_txn_counter_add(t, COLL, "cnt", "n", 1);
     if (!err)
@@ -397,8 +432,28 @@ bad(verdict *v, const char *fmt, ...)
     return false;
 }
 
+/* The register pad, if reg holds one (a "big" replica), must be that of
+ * commit p. */
+static bool
+pad_ok(const shoal_doc *d, uint64_t p)
+{
+    size_t fi;
+    shoal_value val;
+    if (shoal_doc_field_find(d, "pad", &fi) != SHOAL_OK ||
+        shoal_doc_field_value(d, fi, &val) != SHOAL_OK || val.type != SHOAL_T_STR || val.len == 0)
+        return false;
+    char *want = malloc(val.len);
+    if (!want)
+        return false;
+    pad_text(p, want, val.len);
+    bool ok = memcmp(want, val.ptr, val.len) == 0;
+    free(want);
+    return ok;
+}
+
 /* The document coll/id must be absent (p == 0) or hold exactly the one
- * field name of kind k; *d receives it when present. */
+ * field name of kind k (reg: and a pad that pad_ok accepts); *d receives
+ * it when present. */
 static bool
 get_doc(shoal_replica *r, const char *id, const char *name, shoal_kind kind, uint64_t p,
         shoal_doc **d, size_t *fi, verdict *v)
@@ -415,9 +470,12 @@ get_doc(shoal_replica *r, const char *id, const char *name, shoal_kind kind, uin
     }
     if (err)
         return bad(v, "document %s: %s (%s)", id, shoal_strerror(err), shoal_replica_errmsg(r));
-    if (shoal_doc_epoch(*d) != 0 || shoal_doc_field_count(*d) != 1 ||
+    size_t want = strcmp(id, "reg") == 0 && shoal_doc_field_count(*d) == 2 ? 2 : 1;
+    if (shoal_doc_epoch(*d) != 0 || shoal_doc_field_count(*d) != want ||
         shoal_doc_field_find(*d, name, fi) != SHOAL_OK || shoal_doc_field_kind(*d, *fi) != kind)
         return bad(v, "document %s does not hold just its field %s", id, name);
+    if (want == 2 && !pad_ok(*d, p))
+        return bad(v, "document %s: its pad is not that of commit %llu", id, (unsigned long long)p);
     return true;
 }
 
@@ -575,7 +633,8 @@ cmd_check(const char *dir, const char *author_hex)
 static int
 usage(void)
 {
-    fprintf(stderr, "usage: pc_work init|durable|fast|lying|bundles|import|listen|send|check|rawio"
+    fprintf(stderr, "usage: pc_work init|durable|big|fast|lying|bundles|import|listen|send|check|"
+                    "rawio"
                     " ... (see test/powercut/pc_work.c)\n");
     return 2;
 }
@@ -586,8 +645,15 @@ main(int argc, char **argv)
     if (sodium_init() < 0 || argc < 3)
         return usage();
     const char *cmd = argv[1], *dir = argv[2];
-    if (strcmp(cmd, "init") == 0 && argc == 3)
+    if (strcmp(cmd, "init") == 0 && (argc == 3 || argc == 4)) {
+        map_size = argc == 4 ? count_arg(argv[3]) : 0;
         return cmd_init(dir);
+    }
+    if (strcmp(cmd, "big") == 0 && (argc == 4 || argc == 5)) {
+        pad_len = BIG_PAD;
+        return cmd_commits(dir, argc == 5 ? count_arg(argv[4]) : 1, count_arg(argv[3]), true, 0,
+                           "ack");
+    }
     /* An optional last argument FROM starts at commit FROM (default 1):
      * a second run on a replica a first run left at FROM - 1. */
     if (strcmp(cmd, "durable") == 0 && (argc == 4 || argc == 5))
