@@ -184,6 +184,16 @@ damaged(char *msg, size_t len, const char *fmt, ...)
     return SHOAL_ECORRUPT;
 }
 
+/* An I/O error reading the file.  Not inlined: at -O3 gcc mistakes the
+ * size of msg at some call sites and warns (-Wformat-truncation). */
+static __attribute__((noinline)) int
+io_error(char *msg, size_t len, int e)
+{
+    if (msg && len)
+        snprintf(msg, len, "reading data.mdb: %s", strerror(e));
+    return SHOAL_ESTORE;
+}
+
 /* Read n bytes at off; SHOAL_ECORRUPT if the file ends first. */
 static int
 read_at(int fd, void *buf, size_t n, uint64_t off, char *msg, size_t len)
@@ -193,11 +203,8 @@ read_at(int fd, void *buf, size_t n, uint64_t off, char *msg, size_t len)
         ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
-            if (msg && len)
-                snprintf(msg, len, "reading data.mdb: %s", strerror(errno));
-            return SHOAL_ESTORE;
-        }
+        if (r < 0)
+            return io_error(msg, len, errno);
         if (r == 0)
             return damaged(msg, len, "the file ends at byte %llu, inside a page it needs",
                            (unsigned long long)(off + got));
