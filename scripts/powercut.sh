@@ -12,8 +12,8 @@
 # --time-limit SEC  no new cut starts after SEC seconds (default 840)
 # --build DIR  the meson build directory (default: build/normal if it
 #              exists, else build); it is compiled first
-# The workloads: durable, fast, import, net, big, durable2 and fast2 (two cuts
-# in a row), lying.  Other options go to test/powercut/driver.py
+# The workloads: durable, fast, import, net, big, create, durable2 and fast2
+# (two cuts in a row), lying.  Other options go to test/powercut/driver.py
 # (--workloads, which replaces that list, --models, --verbose).  The lying
 # writer runs first alone, its deterministic proof (driver.py --lying),
 # then as one more cell of the matrix, whose violations are counted and
@@ -52,5 +52,5 @@ echo "powercut.sh: $cuts cuts, seed $seed, build $build"
 rc=0
 nice -n 19 /usr/bin/python3 test/powercut/driver.py --bin "$bin" --seed "$seed" --lying || rc=1
 nice -n 19 /usr/bin/python3 test/powercut/driver.py --bin "$bin" --seed "$seed" --cuts "$cuts" \
-    --workloads durable,fast,import,net,big,durable2,fast2,lying --time-limit "$tlimit" "${extra[@]}" || rc=1
+    --workloads durable,fast,import,net,big,create,durable2,fast2,lying --time-limit "$tlimit" "${extra[@]}" || rc=1
 exit $rc

@@ -48,6 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -324,6 +327,132 @@ open_tables(shoal__store *s)
     return shoal__st_fail(s, "opening tables", MDB_MAP_FULL);
 }
 
+/* ------------------------------------------------- a new environment */
+
+/* Staging directories are DIR/.new-PID-XXXXXX. */
+#define STAGE_PREFIX ".new-"
+
+/* Remove a staging directory (its data.mdb and lock.mdb). */
+static void
+stage_remove(const char *stage)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t n = strlen(stage) + strlen(files[i]) + 2;
+        char *p = shoal__malloc(n);
+        if (!p)
+            return;
+        snprintf(p, n, "%s/%s", stage, files[i]);
+        unlink(p);
+        shoal__free(p);
+    }
+    rmdir(stage);
+}
+
+/* Staging directories left by creators that died (their pid is gone). */
+static void
+stage_sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, STAGE_PREFIX, strlen(STAGE_PREFIX)) != 0)
+            continue;
+        char *end;
+        long pid = strtol(de->d_name + strlen(STAGE_PREFIX), &end, 10);
+        if (end == de->d_name + strlen(STAGE_PREFIX) || *end != '-' || pid <= 0)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        size_t n = strlen(dir) + strlen(de->d_name) + 2;
+        char *p = shoal__malloc(n);
+        if (!p)
+            break;
+        snprintf(p, n, "%s/%s", dir, de->d_name);
+        stage_remove(p);
+        shoal__free(p);
+    }
+    closedir(d);
+}
+
+/* Make dir's data.mdb appear whole or not at all.  LMDB creates a new
+ * environment by writing its two meta pages without a sync; a power cut
+ * before the first sync can leave a file whose meta page is zeroed, which
+ * no later open accepts (docs/testing.md, "Power cuts").  So the
+ * environment is made in a staging directory, with its tables, by one
+ * durable commit (which syncs the whole file), then linked into place and
+ * the directory synced.  A crash before the link leaves no data.mdb (the
+ * next open starts over and sweeps the staging directory); link() fails
+ * with EEXIST when another process created data.mdb first, and then its
+ * file is the one used. */
+static int
+create_staged(const char *dir, uint64_t map_size, char *errbuf, size_t errlen)
+{
+    stage_sweep(dir);
+    size_t n = strlen(dir) + sizeof "/" STAGE_PREFIX "-XXXXXX" + 24;
+    char *stage = shoal__malloc(n), *from = NULL, *to = NULL;
+    if (!stage)
+        return SHOAL_ENOMEM;
+    snprintf(stage, n, "%s/" STAGE_PREFIX "%ld-XXXXXX", dir, (long)getpid());
+    if (!mkdtemp(stage)) {
+        int e = errno;
+        shoal__free(stage);
+        return errno_err(errbuf, errlen, "cannot create a staging directory in", dir, e);
+    }
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int mrc = mdb_env_create(&env);
+    if (!mrc)
+        mrc = mdb_env_set_maxdbs(env, T_COUNT + 2);
+    if (!mrc)
+        mrc = mdb_env_set_mapsize(env, (size_t)map_size);
+    if (!mrc)
+        mrc = mdb_env_open(env, stage, MDB_NOTLS, 0600);
+    if (!mrc)
+        mrc = mdb_txn_begin(env, NULL, 0, &txn);
+    for (int i = 0; !mrc && i < T_COUNT; i++) {
+        MDB_dbi dbi;
+        mrc = mdb_dbi_open(txn, shoal__st_table_names[i], MDB_CREATE, &dbi);
+    }
+    if (txn) {
+        if (!mrc)
+            mrc = mdb_txn_commit(txn); /* durable: the whole file is synced */
+        else
+            mdb_txn_abort(txn);
+    }
+    if (env)
+        mdb_env_close(env);
+    int rc = SHOAL_OK;
+    if (mrc) {
+        rc = map_err(mrc);
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "cannot create the LMDB environment in %s: %s", dir,
+                     mdb_strerror(mrc));
+    }
+    if (!rc) {
+        from = data_path(stage);
+        to = data_path(dir);
+        if (!from || !to)
+            rc = SHOAL_ENOMEM;
+        else if (link(from, to) != 0 && errno != EEXIST)
+            rc = errno_err(errbuf, errlen, "cannot link the new data.mdb into", dir, errno);
+    }
+    if (!rc) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0 || fsync(dfd) != 0)
+            rc = errno_err(errbuf, errlen, "cannot fsync", dir, errno);
+        if (dfd >= 0)
+            close(dfd);
+    }
+    stage_remove(stage);
+    shoal__free(from);
+    shoal__free(to);
+    shoal__free(stage);
+    return rc;
+}
+
 int
 shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *o, char *errbuf,
                   size_t errlen)
@@ -376,6 +505,14 @@ shoal__store_open(shoal__store **out, const char *dir, const shoal__store_opts *
         goto fail;
     }
     bool fresh = data_file_missing(path);
+    if (fresh) {
+        rc = create_staged(dir, map_size, errbuf, errlen);
+        if (rc) {
+            shoal__free(path);
+            goto fail;
+        }
+        fresh = data_file_missing(path); /* false: from here it is a file to check */
+    }
     /* An existing file's meta pages are checked before LMDB maps it with
      * the page size and map size they declare (walk.c).  A file of 0 bytes
      * is refused too: LMDB would take it for a new environment. */

@@ -27,8 +27,8 @@ the workload printed before it died are its promises; the rules:
                    on from what the first cut left, and its prefix may not
                    fall below the first one (that state was on the disk)
   create           durable, but the replica directory starts empty, so
-                   the cut can fall while LMDB creates data.mdb (not in
-                   the default sets: see docs/testing.md "Power cuts")
+                   the cut can fall while the replica is created (see
+                   docs/testing.md "Power cuts")
 
 Usage:
   driver.py --bin DIR [--cuts N] [--seed S] [--workloads a,b] [--models a,b]

@@ -13,6 +13,7 @@
 
 #include <lmdb.h> /* test_batch reads the file as another process would */
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2178,6 +2179,69 @@ tc_child_put(const char *dir, int from, int to)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* ---------------------------------------- creation (create_staged) */
+
+static bool
+path_exists(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void
+make_stage(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    REQUIRE(mkdir(p, 0700) == 0);
+    snprintf(p, sizeof p, "%s/%s/data.mdb", dir, name);
+    FILE *f = fopen(p, "w");
+    REQUIRE(f);
+    fputs("half-made", f);
+    fclose(f);
+}
+
+/* A new replica's data.mdb is made in a staging directory and linked into
+ * place whole; the staging directory of a creator that died (a power cut
+ * or a kill mid-creation) is removed by the next creation, that of a live
+ * process is left alone, and nothing else of the staging is left. */
+static void
+test_create_staged(void)
+{
+    char *dir = check_tmpdir("store-create");
+    REQUIRE(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    char live[64];
+    snprintf(live, sizeof live, ".new-%ld-live00", (long)getppid());
+    make_stage(dir, ".new-2147483646-dead00"); /* no such pid */
+    make_stage(dir, live);
+    uint8_t pk[32], *sk = NULL;
+    shoal__store *s = open_store(dir, true, 0, pk, &sk);
+    REQUIRE(s);
+    CHECK(path_exists(dir, "data.mdb"));
+    CHECK(!path_exists(dir, ".new-2147483646-dead00"));
+    CHECK(path_exists(dir, live));
+    int fails = 0;
+    CHECK_EQ(shoal__store_write(s, fixture_write, NULL), SHOAL_OK);
+    CHECK_EQ(shoal__store_read(s, fixture_check, &fails), SHOAL_OK);
+    CHECK_EQ(fails, 0);
+    shoal__store_close(s);
+    shoal__identity_free(sk);
+    /* Only the live process's staging directory and the store's files. */
+    DIR *d = opendir(dir);
+    REQUIRE(d);
+    struct dirent *de;
+    int stages = 0;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, ".new-", 5) == 0)
+            stages++;
+    closedir(d);
+    CHECK_EQ(stages, 1);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* -------------------------------------------- group commit (batch.c) */
 
 /* What another process reading the directory now sees: the number of log
@@ -2460,6 +2524,7 @@ main(void)
     check_seed(0x5703e);
     fixture_init();
     RUN(test_create_reopen);
+    RUN(test_create_staged);
     RUN(test_identity_corrupt);
     RUN(test_scans);
     RUN(test_peer_rows);
