@@ -17,6 +17,7 @@
 #include "check.h"
 #include "crdt.h"
 #include "shoal.h"
+#include "replica.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -59,22 +60,6 @@ vint(int64_t i)
 {
     shoal_value v = { .type = SHOAL_T_INT, .i = i };
     return v;
-}
-
-static shoal_err
-set_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *s)
-{
-    shoal_txn *t;
-    shoal_err err = shoal_txn_begin(r, &t);
-    if (err)
-        return err;
-    shoal_value v = vstr(s);
-    err = shoal_txn_set(t, coll, id, f, &v);
-    if (err) {
-        shoal_txn_abort(t);
-        return err;
-    }
-    return shoal_txn_commit(t);
 }
 
 static shoal_err
@@ -162,20 +147,6 @@ get_list(shoal_replica *r, const char *coll, const char *id, const char *f, char
     }
     shoal_doc_free(d);
     return ok;
-}
-
-/* Deliver everything from -> to. */
-static shoal_err
-push(shoal_replica *from, shoal_replica *to, shoal_import_result *res)
-{
-    uint8_t *b;
-    size_t n;
-    shoal_err err = shoal_export(from, NULL, &b, &n);
-    if (err)
-        return err;
-    err = shoal_import(to, b, n, res);
-    shoal_free(b);
-    return err;
 }
 
 static bool
@@ -274,7 +245,7 @@ test_options(void)
     CHECK_EQ(shoal_replica_open(&r, dir, o), SHOAL_OK);
     shoal_options_free(o);
     REQUIRE(r);
-    CHECK_EQ(set_str(r, "c", "d", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "f", "v"), SHOAL_OK);
     CHECK_EQ(shoal_replica_flush(r), SHOAL_OK);
     shoal_replica_close(r);
     r = (shoal_replica *)1;
@@ -406,8 +377,8 @@ test_values_and_reads(void)
     CHECK_EQ(shoal_doc_get(r, "other", "one", &d), SHOAL_ENOTFOUND);
 
     /* Lists of documents and collections. */
-    CHECK_EQ(set_str(r, "things", "abc", "f", "v"), SHOAL_OK);
-    CHECK_EQ(set_str(r, "apples", "z", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "things", "abc", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "apples", "z", "f", "v"), SHOAL_OK);
     shoal_strlist *l;
     REQUIRE(shoal_docs(r, "things", &l) == SHOAL_OK);
     CHECK_EQ(shoal_strlist_count(l), 2);
@@ -585,7 +556,7 @@ test_counter_list_unset(void)
     shoal_doc_free(d);
 
     /* Field removal. */
-    CHECK_EQ(set_str(r, "c", "d", "reg", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "reg", "v"), SHOAL_OK);
     CHECK(get_str(r, "c", "d", "reg", buf, sizeof buf) != NULL);
     CHECK_EQ(one_edit(r, 'u', "c", "d", "reg", 0, NULL, 0), SHOAL_OK);
     CHECK(get_str(r, "c", "d", "reg", buf, sizeof buf) == NULL);
@@ -638,7 +609,7 @@ test_delete_recreate_local(void)
     CHECK_EQ(vv_seq(r, me), 0);
     CHECK_EQ(shoal_doc_get(r, "c", "ghost", &d), SHOAL_ENOTFOUND);
 
-    CHECK_EQ(set_str(r, "c", "d", "a", "1"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "a", "1"), SHOAL_OK);
     CHECK_EQ(one_edit(r, 'd', "c", "d", NULL, 0, NULL, 0), SHOAL_OK);
     CHECK_EQ(shoal_doc_get(r, "c", "d", &d), SHOAL_EDELETED);
     CHECK(d == NULL);
@@ -654,7 +625,7 @@ test_delete_recreate_local(void)
     CHECK_EQ(shoal_strlist_count(l), 0);
     shoal_strlist_free(l);
     /* Re-create: next epoch, old fields gone. */
-    CHECK_EQ(set_str(r, "c", "d", "b", "2"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "b", "2"), SHOAL_OK);
     REQUIRE(shoal_doc_get(r, "c", "d", &d) == SHOAL_OK);
     CHECK_EQ(shoal_doc_epoch(d), 1);
     CHECK_EQ(shoal_doc_field_count(d), 1);
@@ -769,11 +740,11 @@ static void
 exchange(pair *p, bool ab)
 {
     if (ab) {
-        CHECK_EQ(push(p->a, p->b, NULL), SHOAL_OK);
-        CHECK_EQ(push(p->b, p->a, NULL), SHOAL_OK);
+        CHECK_EQ(check_push(p->a, p->b, NULL), SHOAL_OK);
+        CHECK_EQ(check_push(p->b, p->a, NULL), SHOAL_OK);
     } else {
-        CHECK_EQ(push(p->b, p->a, NULL), SHOAL_OK);
-        CHECK_EQ(push(p->a, p->b, NULL), SHOAL_OK);
+        CHECK_EQ(check_push(p->b, p->a, NULL), SHOAL_OK);
+        CHECK_EQ(check_push(p->a, p->b, NULL), SHOAL_OK);
     }
     CHECK(same_state(p->a, p->b));
 }
@@ -787,12 +758,12 @@ test_conflict_lww(void)
         char buf[64];
         /* b writes later than a. */
         p.cb.ms += 10;
-        CHECK_EQ(set_str(p.a, "c", "d", "f", "from-a"), SHOAL_OK);
-        CHECK_EQ(set_str(p.b, "c", "d", "f", "from-b"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.a, "c", "d", "f", "from-a"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "f", "from-b"), SHOAL_OK);
         /* a writes later on g. */
         p.ca.ms += 100;
-        CHECK_EQ(set_str(p.b, "c", "d", "g", "from-b"), SHOAL_OK);
-        CHECK_EQ(set_str(p.a, "c", "d", "g", "from-a"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "g", "from-b"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.a, "c", "d", "g", "from-a"), SHOAL_OK);
         exchange(&p, order == 0);
         for (int k = 0; k < 2; k++) {
             shoal_replica *r = k ? p.b : p.a;
@@ -803,14 +774,14 @@ test_conflict_lww(void)
         }
         /* A later write after the exchange wins everywhere. */
         p.cb.ms = p.ca.ms + 1;
-        CHECK_EQ(set_str(p.b, "c", "d", "g", "later"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "g", "later"), SHOAL_OK);
         exchange(&p, order == 1);
         const char *s = get_str(p.a, "c", "d", "g", buf, sizeof buf);
         CHECK(s && strcmp(s, "later") == 0);
         /* Equal wall clocks: the greater author key breaks the tie. */
         p.ca.ms = p.cb.ms = p.ca.ms + 1000;
-        CHECK_EQ(set_str(p.a, "c", "t", "f", "a"), SHOAL_OK);
-        CHECK_EQ(set_str(p.b, "c", "t", "f", "b"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.a, "c", "t", "f", "a"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "t", "f", "b"), SHOAL_OK);
         exchange(&p, order == 0);
         bool a_wins = memcmp(shoal_replica_id(p.a), shoal_replica_id(p.b), 32) > 0;
         s = get_str(p.b, "c", "t", "f", buf, sizeof buf);
@@ -825,20 +796,20 @@ test_conflict_delete_wins(void)
     for (int order = 0; order < 2; order++) {
         pair p;
         REQUIRE(pair_open(&p, "api-delwin"));
-        CHECK_EQ(set_str(p.a, "c", "d", "f", "v"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.a, "c", "d", "f", "v"), SHOAL_OK);
         CHECK_EQ(one_edit(p.a, 'c', "c", "d", "n", 0, NULL, 4), SHOAL_OK);
         exchange(&p, true);
         /* a deletes, b edits concurrently and later. */
         p.cb.ms += 5000;
         CHECK_EQ(one_edit(p.a, 'd', "c", "d", NULL, 0, NULL, 0), SHOAL_OK);
-        CHECK_EQ(set_str(p.b, "c", "d", "f", "edited"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "f", "edited"), SHOAL_OK);
         CHECK_EQ(one_edit(p.b, 'c', "c", "d", "n", 0, NULL, 10), SHOAL_OK);
         exchange(&p, order == 0);
         shoal_doc *d;
         CHECK_EQ(shoal_doc_get(p.a, "c", "d", &d), SHOAL_EDELETED);
         CHECK_EQ(shoal_doc_get(p.b, "c", "d", &d), SHOAL_EDELETED);
         /* b re-creates (it has seen the delete): epoch 1 everywhere. */
-        CHECK_EQ(set_str(p.b, "c", "d", "g", "new"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "g", "new"), SHOAL_OK);
         exchange(&p, order == 1);
         for (int k = 0; k < 2; k++) {
             REQUIRE(shoal_doc_get(k ? p.b : p.a, "c", "d", &d) == SHOAL_OK);
@@ -915,11 +886,11 @@ test_conflict_kinds(void)
         REQUIRE(pair_open(&p, "api-kindc"));
         /* a makes f a register, b (later) a counter, concurrently. */
         p.cb.ms += 10;
-        CHECK_EQ(set_str(p.a, "c", "d", "f", "v"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.a, "c", "d", "f", "v"), SHOAL_OK);
         CHECK_EQ(one_edit(p.b, 'c', "c", "d", "f", 0, NULL, 3), SHOAL_OK);
         /* and g: a list on a (later), a register on b. */
         p.ca.ms = p.cb.ms + 10;
-        CHECK_EQ(set_str(p.b, "c", "d", "g", "v"), SHOAL_OK);
+        CHECK_EQ(check_set_str(p.b, "c", "d", "g", "v"), SHOAL_OK);
         CHECK_EQ(one_edit(p.a, 'i', "c", "d", "g", 0, "e", 0), SHOAL_OK);
         exchange(&p, order == 0);
         for (int k = 0; k < 2; k++) {
@@ -933,7 +904,7 @@ test_conflict_kinds(void)
             shoal_doc_free(d);
         }
         /* The visible kind decides what a local edit may do. */
-        CHECK_EQ(set_str(p.a, "c", "d", "f", "again"), SHOAL_EKIND);
+        CHECK_EQ(check_set_str(p.a, "c", "d", "f", "again"), SHOAL_EKIND);
         CHECK_EQ(one_edit(p.b, 'c', "c", "d", "f", 0, NULL, 1), SHOAL_OK);
         exchange(&p, true);
         pair_close(&p);
@@ -960,7 +931,7 @@ test_reopen_pending(void)
     shoal_free(b);
     CHECK_EQ(res.applied, 0);
     CHECK_EQ(res.pending, 2);
-    CHECK_EQ(set_str(p.b, "c", "own", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.b, "c", "own", "f", "v"), SHOAL_OK);
     uint8_t dv[32], df[32];
     CHECK_EQ(shoal_digest(p.b, false, dv), SHOAL_OK);
     CHECK_EQ(shoal_digest(p.b, true, df), SHOAL_OK);
@@ -979,7 +950,7 @@ test_reopen_pending(void)
     CHECK_EQ(shoal_digest(p.b, true, df2), SHOAL_OK);
     CHECK(memcmp(dv, dv2, 32) == 0 && memcmp(df, df2, 32) == 0);
     /* The missing change releases the others. */
-    CHECK_EQ(push(p.a, p.b, &res), SHOAL_OK);
+    CHECK_EQ(check_push(p.a, p.b, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 3);
     CHECK_EQ(res.duplicate, 2);
     CHECK(shoal_pending_count(p.b, &pc) == SHOAL_OK && pc == 0);
@@ -1017,7 +988,7 @@ test_events(void)
     CHECK_EQ(one_edit(p.a, 'r', "c", "x", "nolist", 0, NULL, 0), SHOAL_ERANGE);
     CHECK_EQ(shoal_event_next(p.a, 0, &e), SHOAL_ETIMEDOUT);
     /* Remote events. */
-    CHECK_EQ(push(p.a, p.b, NULL), SHOAL_OK);
+    CHECK_EQ(check_push(p.a, p.b, NULL), SHOAL_OK);
     int got = 0;
     while (shoal_event_next(p.b, 0, &e) == SHOAL_OK) {
         CHECK(shoal_event_remote(e));
@@ -1026,7 +997,7 @@ test_events(void)
     }
     CHECK_EQ(got, 2);
     /* A duplicate import changes nothing and queues nothing. */
-    CHECK_EQ(push(p.a, p.b, NULL), SHOAL_OK);
+    CHECK_EQ(check_push(p.a, p.b, NULL), SHOAL_OK);
     CHECK_EQ(shoal_event_next(p.b, 0, &e), SHOAL_ETIMEDOUT);
     /* Overflow: one txn over more documents than the queue holds. */
     REQUIRE(shoal_txn_begin(p.a, &t) == SHOAL_OK);
@@ -1077,7 +1048,7 @@ test_events_threads(void)
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, wait_events, &w) == 0);
     for (int i = 0; i < 5; i++)
-        CHECK_EQ(set_str(r, "c", "d", "f", "v"), SHOAL_OK);
+        CHECK_EQ(check_set_str(r, "c", "d", "f", "v"), SHOAL_OK);
     uint64_t t0 = check_now_ms();
     while (__atomic_load_n(&w.n, __ATOMIC_SEQ_CST) < 5 && check_now_ms() - t0 < 10000)
         usleep(1000);
@@ -1097,23 +1068,23 @@ test_hlc_skew(void)
     REQUIRE(pair_open(&p, "api-skew"));
     /* b's clock is 10 minutes ahead (drift bound 60 s). */
     p.cb.ms = p.ca.ms + 600000;
-    CHECK_EQ(set_str(p.b, "c", "future", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.b, "c", "future", "f", "v"), SHOAL_OK);
     shoal_import_result res;
-    CHECK_EQ(push(p.b, p.a, &res), SHOAL_OK);
+    CHECK_EQ(check_push(p.b, p.a, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 0);
     CHECK_EQ(res.pending, 1);
     shoal_doc *d;
     CHECK_EQ(shoal_doc_get(p.a, "c", "future", &d), SHOAL_ENOTFOUND);
     /* a's own writes keep their time: the future change did not drag a's
      * clock along. */
-    CHECK_EQ(set_str(p.a, "c", "now", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.a, "c", "now", "f", "v"), SHOAL_OK);
     uint64_t h[8];
     size_t nh = log_hlcs(p.a, h, 8);
     CHECK_EQ(nh, 1);
     CHECK(nh == 1 && SHOAL__HLC_MS(h[0]) == p.ca.ms);
     /* Still held a little later. */
     p.ca.ms += 60000;
-    CHECK_EQ(set_str(p.a, "c", "now", "f", "w"), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.a, "c", "now", "f", "w"), SHOAL_OK);
     CHECK_EQ(shoal_doc_get(p.a, "c", "future", &d), SHOAL_ENOTFOUND);
     uint64_t pc = 0;
     CHECK(shoal_pending_count(p.a, &pc) == SHOAL_OK && pc == 1);
@@ -1124,19 +1095,19 @@ test_hlc_skew(void)
     CHECK(shoal_pending_count(p.a, &pc) == SHOAL_OK && pc == 1);
     /* Once a's clock is within the drift bound, the next commit applies it. */
     p.ca.ms = p.cb.ms - 60000;
-    CHECK_EQ(set_str(p.a, "c", "now", "f", "x"), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.a, "c", "now", "f", "x"), SHOAL_OK);
     CHECK(shoal_pending_count(p.a, &pc) == SHOAL_OK && pc == 0);
     REQUIRE(shoal_doc_get(p.a, "c", "future", &d) == SHOAL_OK);
     shoal_doc_free(d);
-    CHECK_EQ(push(p.a, p.b, NULL), SHOAL_OK);
+    CHECK_EQ(check_push(p.a, p.b, NULL), SHOAL_OK);
     CHECK(same_state(p.a, p.b));
     /* Same via import: reopen also drains. */
     pair_close(&p);
 
     REQUIRE(pair_open(&p, "api-skew2"));
     p.cb.ms = p.ca.ms + 600000;
-    CHECK_EQ(set_str(p.b, "c", "future", "f", "v"), SHOAL_OK);
-    CHECK_EQ(push(p.b, p.a, &res), SHOAL_OK);
+    CHECK_EQ(check_set_str(p.b, "c", "future", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_push(p.b, p.a, &res), SHOAL_OK);
     CHECK_EQ(res.pending, 1);
     p.ca.ms = p.cb.ms;
     shoal_replica_close(p.a);
@@ -1155,17 +1126,17 @@ test_hlc_backwards_restart(void)
     fclock c = { 1700000000000ull };
     shoal_replica *r = open_at(dir, &c, false);
     REQUIRE(r);
-    CHECK_EQ(set_str(r, "c", "d", "f", "1"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "f", "1"), SHOAL_OK);
     c.ms -= 5000; /* the wall clock goes back */
-    CHECK_EQ(set_str(r, "c", "d", "f", "2"), SHOAL_OK);
-    CHECK_EQ(set_str(r, "c", "d", "f", "3"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "f", "2"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "f", "3"), SHOAL_OK);
     shoal_replica_close(r);
     c.ms -= 5000;
     r = open_at(dir, &c, false);
     REQUIRE(r);
-    CHECK_EQ(set_str(r, "c", "e", "f", "4"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "e", "f", "4"), SHOAL_OK);
     c.ms += 20000;
-    CHECK_EQ(set_str(r, "c", "e", "f", "5"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "e", "f", "5"), SHOAL_OK);
     uint64_t h[8];
     size_t n = log_hlcs(r, h, 8);
     CHECK_EQ(n, 5);
@@ -1336,11 +1307,11 @@ test_two_processes(void)
         char id[16];
         for (int i = 0; i < 30; i++) {
             snprintf(id, sizeof id, "p%02d", i);
-            if (set_str(cr, "proc", id, "f", "child") != SHOAL_OK)
+            if (check_set_str(cr, "proc", id, "f", "child") != SHOAL_OK)
                 bad++;
         }
         /* Also change a document the parent has cached. */
-        if (set_str(cr, "proc", "parent", "g", "child") != SHOAL_OK)
+        if (check_set_str(cr, "proc", "parent", "g", "child") != SHOAL_OK)
             bad++;
         shoal_replica_close(cr);
         _exit(bad ? 1 : 0);
@@ -1348,7 +1319,7 @@ test_two_processes(void)
     close(go[0]);
     r = open_at(dir, NULL, true);
     REQUIRE(r);
-    CHECK_EQ(set_str(r, "proc", "parent", "f", "parent"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "proc", "parent", "f", "parent"), SHOAL_OK);
     char buf[16];
     CHECK(get_str(r, "proc", "parent", "f", buf, sizeof buf) != NULL);
     CHECK(write(go[1], "g", 1) == 1);
@@ -1377,7 +1348,7 @@ test_two_processes(void)
     /* The parent's cache noticed the child's write to a document it held. */
     s = get_str(r, "proc", "parent", "g", buf, sizeof buf);
     CHECK(s && strcmp(s, "child") == 0);
-    CHECK_EQ(set_str(r, "proc", "parent", "h", "parent-again"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "proc", "parent", "h", "parent-again"), SHOAL_OK);
     s = get_str(r, "proc", "parent", "g", buf, sizeof buf);
     CHECK(s && strcmp(s, "child") == 0);
     shoal_replica_close(r);
@@ -1417,7 +1388,7 @@ test_snapshot_reload(void)
     char *dir2 = check_tmpdir("api-snap2");
     shoal_replica *r2 = open_at(dir2, NULL, false);
     REQUIRE(r2);
-    CHECK_EQ(push(r, r2, NULL), SHOAL_OK);
+    CHECK_EQ(check_push(r, r2, NULL), SHOAL_OK);
     CHECK(same_state(r, r2));
     shoal_replica_close(r2);
     shoal_replica_close(r);
@@ -1453,9 +1424,9 @@ test_digest_stream(void)
 
     /* Two documents, one of them deleted: rebuild both streams from the
      * exported changes with the crdt encoders. */
-    CHECK_EQ(set_str(r, "c", "d", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "c", "d", "f", "v"), SHOAL_OK);
     CHECK_EQ(one_edit(r, 'c', "c", "d", "n", 0, NULL, 3), SHOAL_OK);
-    CHECK_EQ(set_str(r, "b", "gone", "f", "v"), SHOAL_OK);
+    CHECK_EQ(check_set_str(r, "b", "gone", "f", "v"), SHOAL_OK);
     CHECK_EQ(one_edit(r, 'd', "b", "gone", NULL, 0, NULL, 0), SHOAL_OK);
     uint8_t *b;
     size_t n, cnt = 0;

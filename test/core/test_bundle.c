@@ -52,37 +52,6 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static shoal_err
-set_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *s)
-{
-    shoal_txn *t;
-    shoal_err err = shoal_txn_begin(r, &t);
-    if (err)
-        return err;
-    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
-    err = shoal_txn_set(t, coll, id, f, &v);
-    if (err) {
-        shoal_txn_abort(t);
-        return err;
-    }
-    return shoal_txn_commit(t);
-}
-
-static bool
-get_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *want)
-{
-    shoal_doc *d;
-    if (shoal_doc_get(r, coll, id, &d) != SHOAL_OK)
-        return false;
-    size_t i;
-    shoal_value v;
-    bool ok = shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
-              shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
-              v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
-    shoal_doc_free(d);
-    return ok;
-}
-
 /* Everything observable about a replica's state, to compare before/after. */
 /* A fixture: replica src with some history, its full bundle, and a target
  * replica dst with state of its own. */
@@ -106,8 +75,10 @@ fix_open(fix *f)
     f->dst = check_replica_open(f->ddst, NULL, NULL);
     if (!f->src || !f->dst)
         return false;
-    if (set_str(f->src, "c", "a", "f", "one") || set_str(f->src, "c", "b", "f", "two") ||
-        set_str(f->src, "c", "a", "g", "three") || set_str(f->src, "k", "x", "f", "four"))
+    if (check_set_str(f->src, "c", "a", "f", "one") ||
+        check_set_str(f->src, "c", "b", "f", "two") ||
+        check_set_str(f->src, "c", "a", "g", "three") ||
+        check_set_str(f->src, "k", "x", "f", "four"))
         return false;
     shoal_txn *t;
     if (shoal_txn_begin(f->src, &t))
@@ -115,7 +86,7 @@ fix_open(fix *f)
     shoal_value v = { .type = SHOAL_T_INT, .i = 5 };
     if (shoal_txn_list_insert(t, "c", "a", "l", 0, &v) || shoal_txn_commit(t))
         return false;
-    if (set_str(f->dst, "c", "a", "f", "dst") || set_str(f->dst, "z", "z", "z", "z"))
+    if (check_set_str(f->dst, "c", "a", "f", "dst") || check_set_str(f->dst, "z", "z", "z", "z"))
         return false;
     if (shoal_export(f->src, NULL, &f->b, &f->n))
         return false;
@@ -625,8 +596,8 @@ test_one_bad_among_good(void)
     shoal__buf_free(&bb);
     uint64_t pc = 9;
     CHECK(shoal_pending_count(f.dst, &pc) == SHOAL_OK && pc == 0);
-    CHECK(get_str(f.dst, "c", "i", "f", "v"));
-    CHECK_EQ(set_str(f.dst, "c", "i", "f", "w"), SHOAL_OK);
+    CHECK(check_has_str(f.dst, "c", "i", "f", "v"));
+    CHECK_EQ(check_set_str(f.dst, "c", "i", "f", "w"), SHOAL_OK);
     shoal__buf_free(&first);
     shoal__buf_free(&later);
     shoal__buf_free(&good);
@@ -701,7 +672,7 @@ test_equivocation(void)
     CHECK_EQ(res.equivocations, 1);
     CHECK_EQ(res.pending, 0);
     shoal__buf_free(&bb);
-    CHECK(get_str(x, "c", "d", "f", first_wins ? "one" : "two"));
+    CHECK(check_has_str(x, "c", "d", "f", first_wins ? "one" : "two"));
     shoal_strlist *l;
     REQUIRE(shoal_equivocators(x, &l) == SHOAL_OK);
     CHECK_EQ(shoal_strlist_count(l), 1);
@@ -717,7 +688,7 @@ test_equivocation(void)
     CHECK_EQ(res.equivocations, 1);
     CHECK_EQ(res.pending, 0);
     shoal__buf_free(&bb);
-    CHECK(get_str(x, "c", "d", "g", "3"));
+    CHECK(check_has_str(x, "c", "d", "g", "3"));
     shoal_replica_close(x);
     /* Both signed versions of seq 1 are kept as evidence. */
     shoal__store *s;
@@ -746,7 +717,7 @@ test_equivocation(void)
     CHECK_EQ(res.applied, 1);
     CHECK_EQ(res.equivocations, 1);
     shoal__buf_free(&bb);
-    CHECK(get_str(x, "c", "d", "f", first_wins ? "one" : "two"));
+    CHECK(check_has_str(x, "c", "d", "f", first_wins ? "one" : "two"));
     shoal_replica_close(x);
     x = check_replica_open(dir, NULL, NULL);
     REQUIRE(x);
@@ -770,9 +741,9 @@ test_causal_order(void)
     shoal_replica *a = check_replica_open(da, NULL, NULL), *b = check_replica_open(db, NULL, NULL),
                   *c = check_replica_open(dc, NULL, NULL);
     REQUIRE(a && b && c);
-    CHECK_EQ(set_str(a, "c", "d", "f", "1"), SHOAL_OK);
-    CHECK_EQ(set_str(a, "c", "d", "f", "2"), SHOAL_OK);
-    CHECK_EQ(set_str(a, "c", "d", "f", "3"), SHOAL_OK);
+    CHECK_EQ(check_set_str(a, "c", "d", "f", "1"), SHOAL_OK);
+    CHECK_EQ(check_set_str(a, "c", "d", "f", "2"), SHOAL_OK);
+    CHECK_EQ(check_set_str(a, "c", "d", "f", "3"), SHOAL_OK);
     uint8_t *ab;
     size_t an;
     REQUIRE(shoal_export(a, NULL, &ab, &an) == SHOAL_OK);
@@ -801,11 +772,11 @@ test_causal_order(void)
     CHECK_EQ(import_buf(c, &one[0], &res), SHOAL_OK);
     CHECK_EQ(res.applied, 3);
     CHECK(shoal_pending_count(c, &pc) == SHOAL_OK && pc == 0);
-    CHECK(get_str(c, "c", "d", "f", "3"));
+    CHECK(check_has_str(c, "c", "d", "f", "3"));
     /* Across authors: b edits after seeing a's changes; c2 gets b's change
      * first, then a's. */
     CHECK_EQ(shoal_import(b, ab, an, &res), SHOAL_OK);
-    CHECK_EQ(set_str(b, "c", "d", "f", "b"), SHOAL_OK);
+    CHECK_EQ(check_set_str(b, "c", "d", "f", "b"), SHOAL_OK);
     shoal_vv *vv;
     REQUIRE(shoal_vv_new(&vv) == SHOAL_OK);
     CHECK_EQ(shoal_vv_set(vv, shoal_replica_id(a), 3), SHOAL_OK);
@@ -820,7 +791,7 @@ test_causal_order(void)
     CHECK(res.pending == 1 && res.applied == 0);
     CHECK_EQ(shoal_import(c2, ab, an, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 4);
-    CHECK(get_str(c2, "c", "d", "f", "b"));
+    CHECK(check_has_str(c2, "c", "d", "f", "b"));
     uint8_t d1[32], d2[32];
     CHECK_EQ(shoal_import(c, bb, bn, &res), SHOAL_OK);
     CHECK_EQ(shoal_digest(c, true, d1), SHOAL_OK);
@@ -1087,7 +1058,7 @@ test_import_redecode(void)
         CHECK(shoal_doc_field_list_item(d, i, BIG - 1, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
               v.len == 1 && v.ptr[0] == 'a' + (BIG - 1) % 26);
         shoal_doc_free(d);
-        CHECK(get_str(r, "c", "d", "f", "one"));
+        CHECK(check_has_str(r, "c", "d", "f", "one"));
         shoal_replica_close(r);
         check_rmtree(dir);
         free(dir);
@@ -1174,7 +1145,7 @@ test_large_bad_signature(void)
     shoal_import_result res;
     CHECK_EQ(import_buf(f.dst, &bb, &res), SHOAL_OK);
     CHECK_EQ(res.applied, BIG);
-    CHECK(get_str(f.dst, "c", "big0", "f", "v"));
+    CHECK(check_has_str(f.dst, "c", "big0", "f", "v"));
     shoal__buf_free(&bb);
     fix_close(&f);
 }
@@ -1425,11 +1396,11 @@ test_equiv_converge(void)
         }
         /* The canonical version's effects are visible, the other's not. */
         if (a_wins)
-            CHECK(get_str(r1, "c", "d", "f", "A"));
+            CHECK(check_has_str(r1, "c", "d", "f", "A"));
         else if (c.variant == 0)
-            CHECK(get_str(r1, "c", "d", "f", tag));
+            CHECK(check_has_str(r1, "c", "d", "f", tag));
         else if (c.variant == 2)
-            CHECK(get_str(r1, "c", "e", "f", tag) && !get_str(r1, "c", "d", "f", "A"));
+            CHECK(check_has_str(r1, "c", "e", "f", tag) && !check_has_str(r1, "c", "d", "f", "A"));
         CHECK(names_equivocator(r1, &c.x) && names_equivocator(r2, &c.x) &&
               names_equivocator(r3, &c.x));
         /* Exchanging everything (bundles carry the evidence) changes
@@ -1451,7 +1422,7 @@ test_equiv_converge(void)
         CHECK(snap_eq_digests(r1, r2) && snap_eq_digests(r1, r3));
         CHECK(names_equivocator(r1, &c.x) && names_equivocator(r2, &c.x));
         /* A new local change on top of the rebuilt document applies. */
-        CHECK_EQ(set_str(r1, "c", "d", "w", "after"), SHOAL_OK);
+        CHECK_EQ(check_set_str(r1, "c", "d", "w", "after"), SHOAL_OK);
         CHECK_EQ(pour(r1, r2), SHOAL_OK);
         CHECK(snap_eq_digests(r1, r2));
         shoal_replica_close(r1);
@@ -1510,7 +1481,7 @@ test_dangling_refs(void)
     CHECK(list_str(r1, "d", "l", l, sizeof l) && strcmp(l, "x1,h3,b") == 0);
     if (strcmp(l, "x1,h3,b") != 0)
         fprintf(stderr, "list after the swap: %s\n", l);
-    CHECK(get_str(r1, "c", "d", "f", tag) && get_str(r1, "c", "d", "g", "H"));
+    CHECK(check_has_str(r1, "c", "d", "f", tag) && check_has_str(r1, "c", "d", "g", "H"));
     /* r2 holds only the winner: the changes built on A wait ... */
     tenv *s2[] = { &c.x1, &c.b, &c.h1, &c.h2 };
     CHECK_EQ(import_envs(r2, s2, 4, &res), SHOAL_OK);
@@ -1652,7 +1623,8 @@ test_evidence_bound(void)
         tenv *b[] = { &v[i - 1] };
         CHECK_EQ(import_envs(r2, b, 1, NULL), SHOAL_OK);
     }
-    CHECK(get_str(r1, "c", "d", "f", vals[min]) && get_str(r2, "c", "d", "f", vals[min]));
+    CHECK(check_has_str(r1, "c", "d", "f", vals[min]) &&
+          check_has_str(r2, "c", "d", "f", vals[min]));
     CHECK(snap_eq_digests(r1, r2));
     CHECK(names_equivocator(r1, &x) && names_equivocator(r2, &x));
     shoal_replica_close(r1);

@@ -49,51 +49,6 @@ open_seeded(const char *dir, bool seed)
     return check_replica_open(dir, fake_clock, &clock_ms);
 }
 
-static shoal_err
-put_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *s)
-{
-    shoal_txn *t;
-    shoal_err err = shoal_txn_begin(r, &t);
-    if (err)
-        return err;
-    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
-    err = shoal_txn_set(t, coll, id, f, &v);
-    if (err) {
-        shoal_txn_abort(t);
-        return err;
-    }
-    return shoal_txn_commit(t);
-}
-
-static bool
-doc_has(shoal_replica *r, const char *coll, const char *id, const char *f, const char *want)
-{
-    shoal_doc *d;
-    if (shoal_doc_get(r, coll, id, &d) != SHOAL_OK)
-        return false;
-    size_t i;
-    shoal_value v;
-    bool ok = shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
-              shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
-              v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
-    shoal_doc_free(d);
-    return ok;
-}
-
-/* Export all of from into to; the import's counts in *res. */
-static shoal_err
-copy_all(shoal_replica *from, shoal_replica *to, shoal_import_result *res)
-{
-    uint8_t *b;
-    size_t n;
-    shoal_err err = shoal_export(from, NULL, &b, &n);
-    if (err)
-        return err;
-    err = shoal_import(to, b, n, res);
-    shoal_free(b);
-    return err;
-}
-
 static bool
 copy_identity(const char *from, const char *to)
 {
@@ -197,7 +152,7 @@ fixture(void)
     if (ok)
         e2 = open_seeded(de2, false);
     ok = ok && e2;
-    ok = ok && put_str(a, "items", "a", "name", "alpha") == SHOAL_OK;
+    ok = ok && check_set_str(a, "items", "a", "name", "alpha") == SHOAL_OK;
     shoal_txn *t = NULL;
     shoal_value one = { .type = SHOAL_T_INT, .i = 1 }, two = { .type = SHOAL_T_INT, .i = 2 };
     ok = ok && shoal_txn_begin(a, &t) == SHOAL_OK;
@@ -209,7 +164,7 @@ fixture(void)
     ok = ok && shoal_txn_list_remove(t, "items", "a", "tags", 0) == SHOAL_OK &&
          shoal_txn_counter_add(t, "items", "a", "stock", -2) == SHOAL_OK;
     ok = ok && shoal_txn_commit(t) == SHOAL_OK;
-    ok = ok && put_str(a, "items", "b", "name", "beta") == SHOAL_OK;
+    ok = ok && check_set_str(a, "items", "b", "name", "beta") == SHOAL_OK;
     ok = ok && shoal_txn_begin(a, &t) == SHOAL_OK;
     ok = ok && shoal_txn_delete(t, "items", "b") == SHOAL_OK && shoal_txn_commit(t) == SHOAL_OK;
     char big[601], field[8];
@@ -217,17 +172,18 @@ fixture(void)
         memset(big, 'a' + i, 600);
         big[600] = 0;
         snprintf(field, sizeof field, "v%d", i);
-        ok = put_str(a, "items", "big", field, big) == SHOAL_OK;
+        ok = check_set_str(a, "items", "big", field, big) == SHOAL_OK;
     }
-    ok = ok && put_str(b, "other", "z", "f", "zed") == SHOAL_OK;
+    ok = ok && check_set_str(b, "other", "z", "f", "zed") == SHOAL_OK;
     shoal_import_result res;
-    ok = ok && copy_all(b, a, &res) == SHOAL_OK && res.applied == 1;
-    ok = ok && put_str(e1, "eq", "d", "f", "one") == SHOAL_OK &&
-         put_str(e2, "eq", "d", "f", "two") == SHOAL_OK;
-    ok = ok && copy_all(e1, a, &res) == SHOAL_OK && copy_all(e2, a, &res) == SHOAL_OK &&
+    ok = ok && check_push(b, a, &res) == SHOAL_OK && res.applied == 1;
+    ok = ok && check_set_str(e1, "eq", "d", "f", "one") == SHOAL_OK &&
+         check_set_str(e2, "eq", "d", "f", "two") == SHOAL_OK;
+    ok = ok && check_push(e1, a, &res) == SHOAL_OK && check_push(e2, a, &res) == SHOAL_OK &&
          res.equivocations == 1;
     /* p's seq 2 alone: export since a vector holding p at seq 1. */
-    ok = ok && put_str(p, "p", "q", "f", "1") == SHOAL_OK && put_str(p, "p", "q", "f", "2") == 0;
+    ok = ok && check_set_str(p, "p", "q", "f", "1") == SHOAL_OK &&
+         check_set_str(p, "p", "q", "f", "2") == 0;
     shoal_vv *vv = NULL;
     uint8_t *bb = NULL;
     size_t bn = 0;
@@ -582,7 +538,7 @@ test_healthy(void)
     for (int i = 0; i < 300; i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
-        REQUIRE(put_str(r, "many", v, "f", v) == SHOAL_OK);
+        REQUIRE(check_set_str(r, "many", v, "f", v) == SHOAL_OK);
     }
     CHECK_EQ(shoal_replica_check(r, collect, &p, &st2), SHOAL_OK);
     CHECK_EQ(st2.changes, 317);
@@ -600,9 +556,9 @@ test_healthy_swap(void)
     REQUIRE(a && copy_identity(d1, d2));
     shoal_replica *b = open_seeded(d2, false), *t = open_seeded(dt, true);
     REQUIRE(b && t);
-    REQUIRE(put_str(a, "eq", "d", "f", "one") == SHOAL_OK);
-    REQUIRE(put_str(b, "eq", "d", "f", "two") == SHOAL_OK);
-    REQUIRE(put_str(a, "eq", "d", "g", "later") == SHOAL_OK);
+    REQUIRE(check_set_str(a, "eq", "d", "f", "one") == SHOAL_OK);
+    REQUIRE(check_set_str(b, "eq", "d", "f", "two") == SHOAL_OK);
+    REQUIRE(check_set_str(a, "eq", "d", "g", "later") == SHOAL_OK);
     uint8_t *ba, *bb;
     size_t na, nb;
     REQUIRE(shoal_export(a, NULL, &ba, &na) == SHOAL_OK);
@@ -656,11 +612,11 @@ test_resync_identity(void)
     for (int i = 1; i <= 3; i++) {
         char v[8];
         snprintf(v, sizeof v, "v%d", i);
-        REQUIRE(put_str(dev, "items", "x", "f", v) == SHOAL_OK);
+        REQUIRE(check_set_str(dev, "items", "x", "f", v) == SHOAL_OK);
     }
     shoal_import_result res;
-    REQUIRE(copy_all(dev, rel, &res) == SHOAL_OK && res.applied == 3);
-    REQUIRE(put_str(dev, "items", "x", "f", "lost") == SHOAL_OK); /* seq 4, never synced */
+    REQUIRE(check_push(dev, rel, &res) == SHOAL_OK && res.applied == 3);
+    REQUIRE(check_set_str(dev, "items", "x", "f", "lost") == SHOAL_OK); /* seq 4, never synced */
 
     /* The right order: a new directory with the old identity, re-synced
      * from the relay before any write.  The next change is seq 4, a new
@@ -670,20 +626,20 @@ test_resync_identity(void)
     REQUIRE(nw);
     CHECK(memcmp(shoal_replica_id(nw), shoal_replica_id(dev), 32) == 0);
     CHECK_EQ(own_seq(nw), 0);
-    CHECK_EQ(copy_all(rel, nw, &res), SHOAL_OK);
+    CHECK_EQ(check_push(rel, nw, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 3);
     CHECK_EQ(own_seq(nw), 3);
-    CHECK(doc_has(nw, "items", "x", "f", "v3"));
-    REQUIRE(put_str(nw, "items", "x", "f", "after") == SHOAL_OK);
+    CHECK(check_has_str(nw, "items", "x", "f", "v3"));
+    REQUIRE(check_set_str(nw, "items", "x", "f", "after") == SHOAL_OK);
     CHECK_EQ(own_seq(nw), 4);
-    CHECK_EQ(copy_all(nw, rel, &res), SHOAL_OK);
+    CHECK_EQ(check_push(nw, rel, &res), SHOAL_OK);
     CHECK_EQ(res.applied, 1);
     CHECK_EQ(res.equivocations, 0);
-    CHECK(doc_has(rel, "items", "x", "f", "after"));
+    CHECK(check_has_str(rel, "items", "x", "f", "after"));
     /* The loss: seq 4 of the old directory.  Should that old copy ever
      * travel (an export, a sync), its seq 4 and the new one are two
      * versions of one (author, seq): an equivocation. */
-    CHECK_EQ(copy_all(dev, rel, &res), SHOAL_OK);
+    CHECK_EQ(check_push(dev, rel, &res), SHOAL_OK);
     CHECK_EQ(res.equivocations, 1);
     shoal_strlist *l;
     REQUIRE(shoal_equivocators(rel, &l) == SHOAL_OK);
@@ -695,9 +651,9 @@ test_resync_identity(void)
     REQUIRE(copy_identity(dd, dw));
     shoal_replica *wr = open_seeded(dw, false);
     REQUIRE(wr);
-    REQUIRE(put_str(wr, "items", "x", "f", "too-early") == SHOAL_OK);
+    REQUIRE(check_set_str(wr, "items", "x", "f", "too-early") == SHOAL_OK);
     CHECK_EQ(own_seq(wr), 1);
-    CHECK_EQ(copy_all(rel, wr, &res), SHOAL_OK);
+    CHECK_EQ(check_push(rel, wr, &res), SHOAL_OK);
     CHECK(res.equivocations >= 1);
     REQUIRE(shoal_equivocators(wr, &l) == SHOAL_OK);
     char hex[65];
@@ -710,10 +666,10 @@ test_resync_identity(void)
     shoal_replica *nk = open_seeded(dk, true);
     REQUIRE(nk);
     CHECK(memcmp(shoal_replica_id(nk), shoal_replica_id(dev), 32) != 0);
-    CHECK_EQ(copy_all(rel, nk, &res), SHOAL_OK);
-    REQUIRE(put_str(nk, "items", "x", "f", "new-key") == SHOAL_OK);
+    CHECK_EQ(check_push(rel, nk, &res), SHOAL_OK);
+    REQUIRE(check_set_str(nk, "items", "x", "f", "new-key") == SHOAL_OK);
     CHECK_EQ(own_seq(nk), 1);
-    CHECK_EQ(copy_all(nk, rel, &res), SHOAL_OK);
+    CHECK_EQ(check_push(nk, rel, &res), SHOAL_OK);
     CHECK_EQ(res.equivocations, 0);
     CHECK_EQ(res.applied, 1);
     shoal_check_stats st;
@@ -759,7 +715,7 @@ test_report_bound(void)
     for (int i = 0; i < 120; i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
-        REQUIRE(put_str(r, "many", v, "f", v) == SHOAL_OK);
+        REQUIRE(check_set_str(r, "many", v, "f", v) == SHOAL_OK);
     }
     shoal_replica_close(r);
     uint64_t n = 0;

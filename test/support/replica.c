@@ -49,3 +49,47 @@ check_snap_same(const check_snap *a, const check_snap *b)
 {
     return memcmp(a, b, sizeof *a) == 0;
 }
+
+shoal_err
+check_set_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *s)
+{
+    shoal_txn *t;
+    shoal_err err = shoal_txn_begin(r, &t);
+    if (err)
+        return err;
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)s, .len = strlen(s) };
+    err = shoal_txn_set(t, coll, id, f, &v);
+    if (err) {
+        shoal_txn_abort(t);
+        return err;
+    }
+    return shoal_txn_commit(t);
+}
+
+bool
+check_has_str(shoal_replica *r, const char *coll, const char *id, const char *f, const char *want)
+{
+    shoal_doc *d;
+    if (shoal_doc_get(r, coll, id, &d) != SHOAL_OK)
+        return false;
+    size_t i;
+    shoal_value v;
+    bool ok = shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
+              shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
+              v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
+    shoal_doc_free(d);
+    return ok;
+}
+
+shoal_err
+check_push(shoal_replica *from, shoal_replica *to, shoal_import_result *res)
+{
+    uint8_t *b;
+    size_t n;
+    shoal_err err = shoal_export(from, NULL, &b, &n);
+    if (err)
+        return err;
+    err = shoal_import(to, b, n, res);
+    shoal_free(b);
+    return err;
+}

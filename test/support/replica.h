@@ -1,7 +1,8 @@
 /*
  * test/support/replica.h - replica helpers the core tests share (public
- * API only): opening a non-durable replica, and a snapshot of what an
- * operation that fails must leave unchanged.
+ * API only): opening a non-durable replica, a snapshot of what an
+ * operation that fails must leave unchanged, string fields, and copying
+ * every change from one replica to another.
  */
 #ifndef SHOAL_TEST_REPLICA_H
 #define SHOAL_TEST_REPLICA_H
@@ -25,5 +26,14 @@ typedef struct check_snap {
 
 bool check_snap_take(shoal_replica *r, check_snap *s);
 bool check_snap_same(const check_snap *a, const check_snap *b);
+
+/* One transaction setting string field f of coll/id to s. */
+shoal_err check_set_str(shoal_replica *r, const char *coll, const char *id, const char *f,
+                        const char *s);
+/* coll/id is live and its field f is the string want. */
+bool check_has_str(shoal_replica *r, const char *coll, const char *id, const char *f,
+                   const char *want);
+/* Export everything from holds and import it into to (counts in *res). */
+shoal_err check_push(shoal_replica *from, shoal_replica *to, shoal_import_result *res);
 
 #endif /* SHOAL_TEST_REPLICA_H */
