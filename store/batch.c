@@ -256,6 +256,13 @@ overdue(const shoal__store *s)
            (now.tv_sec == s->bdeadline.tv_sec && now.tv_nsec >= s->bdeadline.tv_nsec);
 }
 
+/* A child's commit merges it into the batch (in memory). */
+static int
+commit_child(shoal__stxn *t)
+{
+    return mdb_txn_commit(t->txn);
+}
+
 /* Have a batch open.  bmu held. */
 static int
 need_batch(shoal__store *s)
@@ -294,27 +301,12 @@ shoal__st_batch_write(shoal__store *s, shoal__txn_fn fn, void *arg)
         in_child = s;
         rc = fn(&t, arg);
         in_child = NULL;
-        bool keep = t.tail_ok && rc == SHOAL_OK && !t.map_full && !t.err && shoal__st_tail_own(&t);
-        if (!keep)
-            shoal__st_tail_free(&t);
-        mrc = 0;
-        if (t.map_full || rc != SHOAL_OK || t.err) {
-            mdb_txn_abort(t.txn);
-            if (t.map_full)
-                mrc = MDB_MAP_FULL;
-            else if (rc == SHOAL_OK)
-                rc = shoal__st_fail(s, "transaction failed earlier", t.err);
-        } else {
-            mrc = mdb_txn_commit(t.txn);
-            if (mrc && mrc != MDB_MAP_FULL)
-                rc = shoal__st_fail(s, "merging a commit into the batch", mrc);
-            if (mrc == 0 && t.wrote)
-                s->bgen++;
-            if (keep && mrc == 0)
-                shoal__st_tail_cache_put(&t, base | s->bgen);
-        }
-        shoal__st_tail_free(&t);
-        if (mrc != MDB_MAP_FULL) {
+        bool full, done;
+        rc = shoal__st_write_end(&t, rc, commit_child, "merging a commit into the batch", t.key,
+                                 base | (s->bgen + 1), &full, &done);
+        if (done && t.wrote)
+            s->bgen++;
+        if (!full) {
             /* Past the cap: commit the batch now, while the map still has
              * room for the commit's own pages. */
             if (!rc && s->bbytes > s->bcap) {

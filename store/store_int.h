@@ -254,6 +254,15 @@ int shoal__st_cur_first(shoal__stxn *t, MDB_cursor *c, const void *start, size_t
 int shoal__st_corrupt(shoal__stxn *t, const char *what);
 /* txn.c: the file system holding data.mdb is (almost) full. */
 bool shoal__st_disk_full(shoal__store *s);
+/* txn.c: the end of a write txn whose function returned rc (a top-level
+ * txn or a child of the open batch): abort it on any error (rc, a txn LMDB
+ * poisoned, a full map), else commit it with commit() (LMDB's code back;
+ * what names it in errors).  A txn that committed hands its tail to the
+ * cache as snapshot key_wrote if it wrote, else key_kept.  Returns the
+ * error; *full when the map filled (grow, run fn again), *done when the
+ * txn committed.  The txn's tail is freed either way. */
+int shoal__st_write_end(shoal__stxn *t, int rc, int (*commit)(shoal__stxn *t), const char *what,
+                        uint64_t key_kept, uint64_t key_wrote, bool *full, bool *done);
 
 /* tail.c: parse a log value; drop, own, cache, load, push to and flush
  * (into the indexes) the tail; find its entries by document key, change

@@ -42,6 +42,62 @@ shoal__st_disk_full(shoal__store *s)
     return blocks * (uint64_t)sv.f_frsize < slack;
 }
 
+/* A top-level commit.  A relaxed one turns MDB_NOMETASYNC on for itself
+ * only: LMDB 0.9 reads it from the env flags at commit.  flags_mu keeps a
+ * concurrent flush from reading them meanwhile. */
+static int
+commit_top(shoal__stxn *t)
+{
+    shoal__store *s = t->s;
+    bool relax = s->relaxed && s->durable;
+    if (relax) {
+        pthread_mutex_lock(&s->flags_mu);
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+    }
+    int mrc = mdb_txn_commit(t->txn);
+    if (relax) {
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+        pthread_mutex_unlock(&s->flags_mu);
+    }
+    return mrc;
+}
+
+int
+shoal__st_write_end(shoal__stxn *t, int rc, int (*commit)(shoal__stxn *t), const char *what,
+                    uint64_t key_kept, uint64_t key_wrote, bool *full, bool *done)
+{
+    shoal__store *s = t->s;
+    /* A tail to cache must not borrow from pages the commit frees. */
+    bool keep = t->tail_ok && rc == SHOAL_OK && !t->map_full && !t->err && shoal__st_tail_own(t);
+    if (!keep)
+        shoal__st_tail_free(t);
+    *full = *done = false;
+    if (t->map_full || rc != SHOAL_OK || t->err) {
+        mdb_txn_abort(t->txn);
+        if (t->map_full)
+            *full = true;
+        else if (rc == SHOAL_OK)
+            rc = shoal__st_fail(s, "transaction failed earlier", t->err);
+    } else {
+        int mrc = commit(t);
+        if (mrc == MDB_MAP_FULL) {
+            *full = true;
+        } else if (mrc == EIO && shoal__st_disk_full(s)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "%s (short write, file system full)", what);
+            rc = shoal__st_fail(s, msg, ENOSPC);
+        } else if (mrc) {
+            rc = shoal__st_fail(s, what, mrc);
+        } else {
+            *done = true;
+            if (keep)
+                shoal__st_tail_cache_put(t, t->wrote ? key_wrote : key_kept);
+        }
+    }
+    shoal__st_tail_free(t);
+    return rc;
+}
+
 int
 shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
 {
@@ -55,44 +111,14 @@ shoal__store_write(shoal__store *s, shoal__txn_fn fn, void *arg)
             return rc;
         uint64_t id = (uint64_t)mdb_txn_id(t.txn);
         rc = fn(&t, arg);
-        /* A tail to cache must not borrow from pages the commit frees. */
-        bool keep = t.tail_ok && rc == SHOAL_OK && !t.map_full && !t.err && shoal__st_tail_own(&t);
-        if (!keep)
-            shoal__st_tail_free(&t);
-        int mrc = 0;
-        if (t.map_full || rc != SHOAL_OK || t.err) {
-            mdb_txn_abort(t.txn);
-            if (t.map_full)
-                mrc = MDB_MAP_FULL;
-            else if (rc == SHOAL_OK)
-                rc = shoal__st_fail(s, "transaction failed earlier", t.err);
-        } else {
-            /* A relaxed commit turns MDB_NOMETASYNC on for itself only:
-             * LMDB 0.9 reads it from the env flags at commit.  flags_mu
-             * keeps a concurrent flush from reading them meanwhile. */
-            bool relax = s->relaxed && s->durable;
-            if (relax) {
-                pthread_mutex_lock(&s->flags_mu);
-                mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
-            }
-            mrc = mdb_txn_commit(t.txn);
-            if (relax) {
-                mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
-                pthread_mutex_unlock(&s->flags_mu);
-            }
-            if (mrc == EIO && shoal__st_disk_full(s))
-                rc = shoal__st_fail(s, "mdb_txn_commit (short write, file system full)", ENOSPC);
-            else if (mrc && mrc != MDB_MAP_FULL)
-                rc = shoal__st_fail(s, "mdb_txn_commit", mrc);
-            /* Committed: the tail is that of the new snapshot (our txn id)
-             * if we wrote anything; LMDB commits no new id for a txn that
-             * wrote nothing, so the tail is still the one we began with. */
-            if (keep && mrc == 0)
-                shoal__st_tail_cache_put(&t, (t.wrote ? id : id - 1) << BATCH_GEN_BITS);
-        }
-        shoal__st_tail_free(&t);
+        /* Committed, the tail is that of the new snapshot (our txn id) if
+         * we wrote anything; LMDB commits no new id for a txn that wrote
+         * nothing, so the tail is still the one we began with. */
+        bool full, done;
+        rc = shoal__st_write_end(&t, rc, commit_top, "mdb_txn_commit", (id - 1) << BATCH_GEN_BITS,
+                                 id << BATCH_GEN_BITS, &full, &done);
         shoal__st_txn_end_lock(s);
-        if (mrc != MDB_MAP_FULL)
+        if (!full)
             return rc;
         rc = shoal__st_grow(s);
         if (rc)
