@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "check.h"
+#include "replica.h"
 #include "shoal.h"
 #include "transport.h"
 
@@ -108,19 +109,11 @@ wait_eq(shoal_replica *a, shoal_replica *b, int ms)
     return digest_eq(a, b);
 }
 
+/* Document c/id's field f is the string want. */
 static bool
 has_str(shoal_replica *r, const char *id, const char *f, const char *want)
 {
-    shoal_doc *d;
-    if (shoal_doc_get(r, "c", id, &d) != SHOAL_OK)
-        return false;
-    size_t i;
-    shoal_value v;
-    bool ok = shoal_doc_field_find(d, f, &i) == SHOAL_OK &&
-              shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_STR &&
-              v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
-    shoal_doc_free(d);
-    return ok;
+    return check_has_str(r, "c", id, f, want);
 }
 
 static bool

@@ -63,17 +63,6 @@ static uint64_t last_pg;
 static uint8_t *is_free; /* per page: on LMDB's free list */
 static uint8_t vis0[32], full0[32];
 
-static char *
-path_join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (!p)
-        abort();
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
 static bool
 write_file(const char *path, const uint8_t *p, size_t n)
 {
@@ -317,8 +306,8 @@ static void
 run_case(const char *name, const uint8_t *img, size_t n, expect want)
 {
     char *dir = check_tmpdir("damage");
-    char *data = path_join(dir, "data.mdb"), *id = path_join(dir, "identity");
-    char *sid = path_join(src, "identity");
+    char *data = check_path_join(dir, "data.mdb"), *id = check_path_join(dir, "identity");
+    char *sid = check_path_join(src, "identity");
     size_t idlen;
     uint8_t *idb = read_file(sid, &idlen);
     bool ok = idb && write_file(data, img, n) && write_file(id, idb, idlen);
@@ -667,7 +656,7 @@ test_verify_damaged(void)
     REQUIRE(lf);
     size_t nlf = pages_of(2, lf);
     char *dir = check_tmpdir("damage-verify");
-    char *data = path_join(dir, "data.mdb");
+    char *data = check_path_join(dir, "data.mdb");
     shoal__store *s = NULL;
     char eb[256];
     if (nlf && write_file(data, src_file, src_len) &&
@@ -708,7 +697,7 @@ main(void)
     }
     /* The source as it was surveyed (its open below walks but writes
      * nothing the cases depend on: they use this copy). */
-    char *data = path_join(src, "data.mdb");
+    char *data = check_path_join(src, "data.mdb");
     src_file = read_file(data, &src_len);
     free(data);
     if (!src_file || src_len < 2 * psize) {

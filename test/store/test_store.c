@@ -59,17 +59,6 @@ open_store(const char *dir, bool durable, uint64_t map, uint8_t pk[32], uint8_t 
     return s;
 }
 
-static char *
-path_join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (!p)
-        abort();
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
 static void
 fill_bytes(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -398,7 +387,7 @@ static void
 test_create_reopen(void)
 {
     char *base = check_tmpdir("store");
-    char *dir = path_join(base, "replica"); /* does not exist yet */
+    char *dir = check_path_join(base, "replica"); /* does not exist yet */
     uint8_t pk[32], pk2[32];
     uint8_t *sk = NULL, *sk2 = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
@@ -406,10 +395,10 @@ test_create_reopen(void)
 
     struct stat st;
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
-    char *idp = path_join(dir, "identity");
+    char *idp = check_path_join(dir, "identity");
     CHECK(stat(idp, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 64);
     ino_t ino = st.st_ino;
-    char *datap = path_join(dir, "data.mdb");
+    char *datap = check_path_join(dir, "data.mdb");
     CHECK(stat(datap, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(memcmp(sk + 32, pk, 32) == 0);
     uint8_t zero[32] = { 0 };
@@ -1001,7 +990,7 @@ test_identity_corrupt(void)
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
     REQUIRE(s);
     shoal__store_close(s);
-    char *idp = path_join(dir, "identity");
+    char *idp = check_path_join(dir, "identity");
     uint8_t good[64];
     memcpy(good, sk, 64);
     shoal__identity_free(sk);
@@ -1556,7 +1545,7 @@ static void
 with_tmpfs(const char *tag, const char *opts, void (*body)(const char *mnt))
 {
     char *base = check_tmpdir(tag);
-    char *mnt = path_join(base, "mnt");
+    char *mnt = check_path_join(base, "mnt");
     if (mkdir(mnt, 0700) != 0 || !mount_tmpfs(mnt, opts)) {
         fprintf(stderr, "mount tmpfs on %s: %s\n", mnt, strerror(errno));
         check_failures++;
@@ -1614,7 +1603,7 @@ fill_check(shoal__stxn *t, void *arg)
 static void
 enospc_body(const char *mnt)
 {
-    char *dir = path_join(mnt, "replica");
+    char *dir = check_path_join(mnt, "replica");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
     if (!s) {
@@ -1686,7 +1675,7 @@ test_full_disk(void)
 static void
 map_bound_body(const char *mnt)
 {
-    char *dir = path_join(mnt, "replica");
+    char *dir = check_path_join(mnt, "replica");
     uint8_t pk[32], *sk = NULL;
     shoal__store *s = open_store(dir, true, 128 * 1024, pk, &sk);
     if (!s) {
@@ -1721,8 +1710,8 @@ test_map_bounded_by_disk(void)
 static void
 readonly_body(const char *mnt)
 {
-    char *dir = path_join(mnt, "replica");
-    char *fresh = path_join(mnt, "fresh");
+    char *dir = check_path_join(mnt, "replica");
+    char *fresh = check_path_join(mnt, "fresh");
     uint8_t pk[32], pk2[32], *sk = NULL;
     shoal__store *s = open_store(dir, true, 0, pk, &sk);
     if (!s) {

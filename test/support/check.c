@@ -79,6 +79,17 @@ check_env_long(const char *name, long dflt)
 }
 
 char *
+check_path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (!p)
+        abort();
+    snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+char *
 check_tmpdir(const char *tag)
 {
     const char *base = getenv("TMPDIR");

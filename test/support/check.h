@@ -65,6 +65,8 @@ long check_env_long(const char *name, long dflt);
  * string.  check_rmtree removes a tree. */
 char *check_tmpdir(const char *tag);
 void check_rmtree(const char *path);
+/* "a/b", malloc'd (aborts when out of memory); caller frees it. */
+char *check_path_join(const char *a, const char *b);
 
 /* Write a replica identity (dir/identity, the 64-byte Ed25519 secret key,
  * mode 0600) derived from the seeded generator, so a seed reproduces the
