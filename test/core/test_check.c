@@ -286,6 +286,20 @@ flip_value_fn(shoal__stxn *t, void *arg)
     return log_flip(t, f->pos, f->off, 0x20);
 }
 
+/* The fixture damaged by fn(arg) fails the check with exactly one
+ * problem, holding a (and b unless NULL); *st receives the stats. */
+static void
+expect_one_problem(damage_fn fn, void *arg, const char *a, const char *b, shoal_check_stats *st)
+{
+    char *dir = fixture();
+    REQUIRE(dir);
+    REQUIRE(damage(dir, fn, arg));
+    problems p;
+    CHECK_EQ(run_check(dir, &p, st), SHOAL_ECORRUPT);
+    CHECK(one_problem(&p, a, b));
+    fixture_free(dir);
+}
+
 /* A change's envelope byte flipped inside the log: its signature fails. */
 static void
 test_flipped_envelope(void)
@@ -316,14 +330,8 @@ bad_id_fn(shoal__stxn *t, void *arg)
 static void
 test_stored_id(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
-    REQUIRE(damage(dir, bad_id_fn, NULL));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
-    CHECK(one_problem(&p, "log 1: stored change id", "is not the envelope's id"));
-    fixture_free(dir);
+    expect_one_problem(bad_id_fn, NULL, "log 1: stored change id", "is not the envelope's id", &st);
 }
 
 /* An index entry (changes: id -> position) pointing at another position,
@@ -351,15 +359,10 @@ bad_index_fn(shoal__stxn *t, void *arg)
 static void
 test_index_position(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
     ixd x;
-    REQUIRE(damage(dir, bad_index_fn, &x));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
-    CHECK(one_problem(&p, "changes index: change", "-> log 3, but the log holds it at 2"));
-    fixture_free(dir);
+    expect_one_problem(bad_index_fn, &x, "changes index: change",
+                       "-> log 3, but the log holds it at 2", &st);
 }
 
 /* An authseq entry removed: the index lacks an applied change. */
@@ -384,14 +387,8 @@ drop_authseq_fn(shoal__stxn *t, void *arg)
 static void
 test_authseq_missing(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
-    REQUIRE(damage(dir, drop_authseq_fn, NULL));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
-    CHECK(one_problem(&p, "authseq index: lacks author", "(log 1)"));
-    fixture_free(dir);
+    expect_one_problem(drop_authseq_fn, NULL, "authseq index: lacks author", "(log 1)", &st);
 }
 
 /* One letter of field v3 (600 x 'd') changed in items/big's snapshot:
@@ -423,14 +420,9 @@ swap_snap_fn(shoal__stxn *t, void *arg)
 static void
 test_doc_state(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
-    REQUIRE(damage(dir, swap_snap_fn, NULL));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
-    CHECK(one_problem(&p, "document items/big: the stored state differs", NULL));
-    fixture_free(dir);
+    expect_one_problem(swap_snap_fn, NULL, "document items/big: the stored state differs", NULL,
+                       &st);
 }
 
 /* items/a's entry removed from the docs table (after the index batch
@@ -448,15 +440,10 @@ drop_doc_fn(shoal__stxn *t, void *arg)
 static void
 test_doc_missing(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
-    REQUIRE(damage(dir, drop_doc_fn, NULL));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
-    CHECK(one_problem(&p, "document items/a: 3 changes in the log, but no entry in the docs table",
-                      NULL));
-    fixture_free(dir);
+    expect_one_problem(drop_doc_fn, NULL,
+                       "document items/a: 3 changes in the log, but no entry in the docs table",
+                       NULL, &st);
 }
 
 /* A pending envelope with a flipped byte. */
@@ -493,15 +480,9 @@ flip_pending_fn(shoal__stxn *t, void *arg)
 static void
 test_pending_damaged(void)
 {
-    char *dir = fixture();
-    REQUIRE(dir);
-    REQUIRE(damage(dir, flip_pending_fn, NULL));
-    problems p;
     shoal_check_stats st;
-    CHECK_EQ(run_check(dir, &p, &st), SHOAL_ECORRUPT);
+    expect_one_problem(flip_pending_fn, NULL, "pending ", "the signature does not verify", &st);
     CHECK_EQ(st.pending, 1);
-    CHECK(one_problem(&p, "pending ", "the signature does not verify"));
-    fixture_free(dir);
 }
 
 /* ------------------------------------------------------------ healthy */
