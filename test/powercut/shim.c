@@ -580,16 +580,22 @@ write(int fd, const void *buf, size_t n)
     return r;
 }
 
-ssize_t
-pwrite(int fd, const void *buf, size_t n, off_t off)
+/* glibc's 64-bit twins (pwrite64 and pwrite, ...) take the same off_t
+ * on LP64 (_Static_assert below): each pair logs through one function,
+ * with its own real call. */
+_Static_assert(sizeof(off_t) == sizeof(off64_t), "off_t is 64 bits");
+
+static ssize_t
+logged_pwrite(ssize_t (*real)(int, const void *, size_t, off_t), int fd, const void *buf, size_t n,
+              off_t off)
 {
     init_once();
     int w = watched(fd);
     if (!w)
-        return real_pwrite(fd, buf, n, off);
+        return real(fd, buf, n, off);
     pthread_mutex_lock(&mu);
     before_write(fd, w, (uint64_t)off, n);
-    ssize_t r = real_pwrite(fd, buf, n, off);
+    ssize_t r = real(fd, buf, n, off);
     int saved = errno;
     after_write(fd, w, (uint64_t)off, r);
     pthread_mutex_unlock(&mu);
@@ -598,20 +604,15 @@ pwrite(int fd, const void *buf, size_t n, off_t off)
 }
 
 ssize_t
+pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return logged_pwrite(real_pwrite, fd, buf, n, off);
+}
+
+ssize_t
 pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-    init_once();
-    int w = watched(fd);
-    if (!w)
-        return real_pwrite64(fd, buf, n, off);
-    pthread_mutex_lock(&mu);
-    before_write(fd, w, (uint64_t)off, n);
-    ssize_t r = real_pwrite64(fd, buf, n, off);
-    int saved = errno;
-    after_write(fd, w, (uint64_t)off, r);
-    pthread_mutex_unlock(&mu);
-    errno = saved;
-    return r;
+    return logged_pwrite(real_pwrite64, fd, buf, n, off);
 }
 
 ssize_t
@@ -632,16 +633,17 @@ writev(int fd, const struct iovec *iov, int cnt)
     return r;
 }
 
-ssize_t
-pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+static ssize_t
+logged_pwritev(ssize_t (*real)(int, const struct iovec *, int, off_t), int fd,
+               const struct iovec *iov, int cnt, off_t off)
 {
     init_once();
     int w = watched(fd);
     if (!w)
-        return real_pwritev(fd, iov, cnt, off);
+        return real(fd, iov, cnt, off);
     pthread_mutex_lock(&mu);
     before_write(fd, w, (uint64_t)off, iov_len(iov, cnt));
-    ssize_t r = real_pwritev(fd, iov, cnt, off);
+    ssize_t r = real(fd, iov, cnt, off);
     int saved = errno;
     after_write(fd, w, (uint64_t)off, r);
     pthread_mutex_unlock(&mu);
@@ -650,20 +652,15 @@ pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 }
 
 ssize_t
+pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    return logged_pwritev(real_pwritev, fd, iov, cnt, off);
+}
+
+ssize_t
 pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
 {
-    init_once();
-    int w = watched(fd);
-    if (!w)
-        return real_pwritev64(fd, iov, cnt, off);
-    pthread_mutex_lock(&mu);
-    before_write(fd, w, (uint64_t)off, iov_len(iov, cnt));
-    ssize_t r = real_pwritev64(fd, iov, cnt, off);
-    int saved = errno;
-    after_write(fd, w, (uint64_t)off, r);
-    pthread_mutex_unlock(&mu);
-    errno = saved;
-    return r;
+    return logged_pwritev(real_pwritev64, fd, iov, cnt, off);
 }
 
 /* A size change: the region between the old and the new size. */
@@ -676,16 +673,16 @@ before_resize(int fd, int w, uint64_t length)
     before_write(fd, w, lo, hi - lo);
 }
 
-int
-ftruncate(int fd, off_t length)
+static int
+logged_ftruncate(int (*real)(int, off_t), int fd, off_t length)
 {
     init_once();
     int w = watched(fd);
     if (!w)
-        return real_ftruncate(fd, length);
+        return real(fd, length);
     pthread_mutex_lock(&mu);
     before_resize(fd, w, (uint64_t)length);
-    int r = real_ftruncate(fd, length);
+    int r = real(fd, length);
     int saved = errno;
     pthread_mutex_unlock(&mu);
     errno = saved;
@@ -693,15 +690,27 @@ ftruncate(int fd, off_t length)
 }
 
 int
+ftruncate(int fd, off_t length)
+{
+    return logged_ftruncate(real_ftruncate, fd, length);
+}
+
+int
 ftruncate64(int fd, off64_t length)
+{
+    return logged_ftruncate(real_ftruncate64, fd, length);
+}
+
+static int
+logged_fallocate(int (*real)(int, int, off_t, off_t), int fd, int mode, off_t off, off_t len)
 {
     init_once();
     int w = watched(fd);
     if (!w)
-        return real_ftruncate64(fd, length);
+        return real(fd, mode, off, len);
     pthread_mutex_lock(&mu);
-    before_resize(fd, w, (uint64_t)length);
-    int r = real_ftruncate64(fd, length);
+    before_write(fd, w, (uint64_t)off, (uint64_t)len);
+    int r = real(fd, mode, off, len);
     int saved = errno;
     pthread_mutex_unlock(&mu);
     errno = saved;
@@ -711,33 +720,13 @@ ftruncate64(int fd, off64_t length)
 int
 fallocate(int fd, int mode, off_t off, off_t len)
 {
-    init_once();
-    int w = watched(fd);
-    if (!w)
-        return real_fallocate(fd, mode, off, len);
-    pthread_mutex_lock(&mu);
-    before_write(fd, w, (uint64_t)off, (uint64_t)len);
-    int r = real_fallocate(fd, mode, off, len);
-    int saved = errno;
-    pthread_mutex_unlock(&mu);
-    errno = saved;
-    return r;
+    return logged_fallocate(real_fallocate, fd, mode, off, len);
 }
 
 int
 fallocate64(int fd, int mode, off64_t off, off64_t len)
 {
-    init_once();
-    int w = watched(fd);
-    if (!w)
-        return real_fallocate64(fd, mode, off, len);
-    pthread_mutex_lock(&mu);
-    before_write(fd, w, (uint64_t)off, (uint64_t)len);
-    int r = real_fallocate64(fd, mode, off, len);
-    int saved = errno;
-    pthread_mutex_unlock(&mu);
-    errno = saved;
-    return r;
+    return logged_fallocate(real_fallocate64, fd, mode, off, len);
 }
 
 /* ------------------------------------------------------------- syncing */
