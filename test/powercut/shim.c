@@ -76,11 +76,8 @@ enum {
 };
 
 static int (*real_open)(const char *, int, ...);
-static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
-static int (*real_creat)(const char *, mode_t);
-static int (*real_creat64)(const char *, mode_t);
 static int (*real_close)(int);
 static int (*real_dup)(int);
 static int (*real_dup2)(int, int);
@@ -131,11 +128,8 @@ static void
 init(void)
 {
     resolve(&real_open, "open");
-    resolve(&real_open64, "open64");
     resolve(&real_openat, "openat");
     resolve(&real_openat64, "openat64");
-    resolve(&real_creat, "creat");
-    resolve(&real_creat64, "creat64");
     resolve(&real_close, "close");
     resolve(&real_dup, "dup");
     resolve(&real_dup2, "dup2");
@@ -398,6 +392,23 @@ mode_arg(int flags, va_list ap)
     return 0;
 }
 
+/* Every way of opening a file (open, openat, creat and their 64-bit
+ * twins) goes through openat or openat64 (open is openat at AT_FDCWD,
+ * creat is open with O_WRONLY | O_CREAT | O_TRUNC), then notes the
+ * descriptor. */
+static int
+logged_openat(int (*real)(int, const char *, int, ...), int dirfd, const char *path, int flags,
+              mode_t mode)
+{
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int fd = real(dirfd, path, flags, mode);
+    opened(dirfd, path, flags, fd);
+    return fd;
+}
+
 int
 open(const char *path, int flags, ...)
 {
@@ -406,13 +417,7 @@ open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (!real_open) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_open(path, flags, mode);
-    opened(AT_FDCWD, path, flags, fd);
-    return fd;
+    return logged_openat(real_openat, AT_FDCWD, path, flags, mode);
 }
 
 int
@@ -423,13 +428,7 @@ open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (!real_open64) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_open64(path, flags, mode);
-    opened(AT_FDCWD, path, flags, fd);
-    return fd;
+    return logged_openat(real_openat64, AT_FDCWD, path, flags, mode);
 }
 
 int
@@ -440,13 +439,7 @@ openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (!real_openat) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_openat(dirfd, path, flags, mode);
-    opened(dirfd, path, flags, fd);
-    return fd;
+    return logged_openat(real_openat, dirfd, path, flags, mode);
 }
 
 int
@@ -457,39 +450,21 @@ openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (!real_openat64) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_openat64(dirfd, path, flags, mode);
-    opened(dirfd, path, flags, fd);
-    return fd;
+    return logged_openat(real_openat64, dirfd, path, flags, mode);
 }
 
 int
 creat(const char *path, mode_t mode)
 {
     init_once();
-    if (!real_creat) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_creat(path, mode);
-    opened(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, fd);
-    return fd;
+    return logged_openat(real_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, mode);
 }
 
 int
 creat64(const char *path, mode_t mode)
 {
     init_once();
-    if (!real_creat64) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int fd = real_creat64(path, mode);
-    opened(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, fd);
-    return fd;
+    return logged_openat(real_openat64, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, mode);
 }
 
 /* Forget fd before closing it, so a descriptor another thread gets back
