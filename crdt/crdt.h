@@ -368,4 +368,135 @@ int shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out);
 /* Canonical visible-state encoding (what a user sees), for the visible digest. */
 int shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out);
 
+/* ----------------------------------------------------------------- query */
+
+/* The predicate language (docs/queries.md): one parser and one evaluator
+ * for queries, live queries, subscriptions and permission filters.  Pure:
+ * the same compiled query and the same document view give the same answer
+ * on every machine. */
+enum {
+    SHOAL__Q_MAX_TEXT = 4096, /* bytes of predicate text */
+    SHOAL__Q_MAX_PREDS = 64,  /* predicates (leaves, TRUE/FALSE included) */
+    SHOAL__Q_MAX_DEPTH = 8,   /* nesting of NOT and parentheses */
+    SHOAL__Q_MAX_IN = 256,    /* items of one IN list */
+    SHOAL__Q_LIST_VIEW = 256, /* list items a query view keeps (below) */
+    SHOAL__QKEY_TRUNC = 120,  /* string/bytes bytes an index key keeps */
+    SHOAL__QKEY_MAX = 1 + 2 * SHOAL__QKEY_TRUNC + 2 /* bytes of an index key */
+};
+
+/* One field of a document as the evaluator sees it.  Pointers are Borrowed
+ * from whatever the view was parsed from. */
+typedef struct shoal__qfield {
+    const uint8_t *name;
+    size_t name_len;
+    shoal_kind kind;
+    shoal_value value;    /* REGISTER; a COUNTER's number as SHOAL_T_INT */
+    const uint8_t *items; /* LIST: nitems MessagePack scalars back to back */
+    size_t items_len;
+    uint32_t nitems;  /* LIST: visible elements (all of them, even if long) */
+    bool long_list;   /* LIST with more than SHOAL__Q_LIST_VIEW elements in a
+                         capped view: items is NULL, the view cannot answer */
+} shoal__qfield;
+
+/* A live document as the evaluator sees it: its id and its visible fields,
+ * sorted by name bytewise, names unique. */
+typedef struct shoal__qdoc {
+    const uint8_t *id;
+    size_t id_len;
+    const shoal__qfield *fields;
+    size_t nfields;
+} shoal__qdoc;
+
+/* The query view of a document: its visible fields, tagged by kind
+ * (docs/storage.md, "Query views").  MessagePack: nil for a document that
+ * does not exist or is deleted, else a map name -> [1, value] (register),
+ * [2, int] (counter), [3, [items...]] (list) or [4, n] (a list of n > cap
+ * visible elements whose items are left out).  cap is the number of list
+ * items kept (SHOAL__Q_LIST_VIEW for the stored view, SIZE_MAX for all):
+ * the work is O(fields + kept items), never O(a long list). */
+int shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out);
+/* Parse a query view into *fields (a growable array: *fields / *cap are
+ * reused across calls and grown with shoal__realloc; free *fields with
+ * shoal__free).  *alive false for nil (then *n is 0).  Pointers point into
+ * p.  SHOAL_ECORRUPT if p is not a well-formed view. */
+int shoal__qview_parse(const uint8_t *p, size_t n, shoal__qfield **fields, size_t *cap,
+                       size_t *nfields, bool *alive);
+
+/* A compiled predicate with its parameter slots. */
+typedef struct shoal__query shoal__query;
+
+/* Compile text (len bytes, not necessarily NUL-terminated).  Errors:
+ * SHOAL_EINVAL for a syntax error, SHOAL_ETOOBIG for a bound exceeded
+ * (text, predicates, depth, IN items), SHOAL_ENOMEM; err (errlen bytes,
+ * may be 0) then holds one line that names the byte position, e.g.
+ * "position 14: expected a value after \"==\"".  An empty or all-blank
+ * text is an error too (a caller with no predicate passes "TRUE"). */
+int shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, size_t errlen);
+void shoal__query_free(shoal__query *q);
+/* Parameter names (without ':'), in order of first appearance. */
+size_t shoal__query_nparams(const shoal__query *q);
+const char *shoal__query_param(const shoal__query *q, size_t i);
+/* Bind parameter name to a scalar value (copied; a later bind replaces
+ * it).  SHOAL_ENOTFOUND if the query has no such parameter, SHOAL_EINVAL
+ * if v is not a valid value (shoal__value_check). */
+int shoal__query_bind(shoal__query *q, const char *name, const shoal_value *v);
+/* SHOAL_OK if every parameter is bound, else SHOAL_EINVAL with
+ * "parameter :NAME is not bound" in err. */
+int shoal__query_ready(const shoal__query *q, char *err, size_t errlen);
+
+/* Evaluate a ready query against a live document: 1 it matches, 0 it does
+ * not, SHOAL__Q_NEEDLIST if the answer needs the items of a long list (call
+ * again with a view parsed from shoal__doc_encode_qview(d, SIZE_MAX)).
+ * Semantics in docs/queries.md (numbers compare numerically, NaN compares
+ * false, absent == null, lists only in CONTAINS / EXISTS / !=, ...). */
+enum { SHOAL__Q_NEEDLIST = -1 };
+int shoal__query_eval(const shoal__query *q, const shoal__qdoc *d);
+
+/* The sort order of field values: absent/null < false < true < numbers
+ * (ints and floats numerically, -0.0 == 0.0, NaN after +inf, equal NaNs
+ * equal) < strings (bytes) < bytes < lists (element by element in this
+ * order, then the shorter first).  NULL stands for absent.  Negative, 0 or
+ * positive.  A long list must not reach it (callers parse the full view). */
+int shoal__qfield_cmp(const shoal__qfield *a, const shoal__qfield *b);
+/* The same order for two scalars. */
+int shoal__qvalue_cmp(const shoal_value *a, const shoal_value *b);
+/* The field named name in d, or NULL (binary search). */
+const shoal__qfield *shoal__qdoc_field(const shoal__qdoc *d, const uint8_t *name, size_t len);
+
+/* An order-preserving index key of a scalar: a ≤ b in the sort order ⇒
+ * key(a) ≤ key(b) bytewise, and equal values give equal keys; unequal
+ * values share a key only if both are numbers that round to the same
+ * double, or strings (bytes) whose first SHOAL__QKEY_TRUNC bytes agree.
+ * Keys are self-delimiting (no key is a proper prefix of another), so an
+ * id may follow.  Returns its length (at most SHOAL__QKEY_MAX). */
+size_t shoal__qkey(const shoal_value *v, uint8_t out[SHOAL__QKEY_MAX]);
+/* Tag byte (first key byte) a long list gets in an index, sorting after
+ * every scalar key: CONTAINS lookups must visit it. */
+enum { SHOAL__QKEY_LONGLIST = 0x70 };
+
+/* What an index can answer: one conjunct of the top-level AND (or the whole
+ * predicate) that constrains one field.  EQ: the field equals (or, with
+ * contains, a list element equals) one of vals, none of them null.  RANGE:
+ * lo / hi (either may be absent) of one type class (numbers, strings or
+ * bytes); the field's value (a scalar) lies between them.  Every document
+ * the query matches satisfies every term, so a caller may scan an index
+ * for any one term and evaluate the whole query on what it finds.  Terms
+ * of one field are not merged.  Bound values are those of the parameters
+ * at the time of the call. */
+typedef enum shoal__qterm_kind { SHOAL__QT_EQ = 1, SHOAL__QT_RANGE = 2 } shoal__qterm_kind;
+typedef struct shoal__qterm {
+    shoal__qterm_kind kind;
+    const uint8_t *field;
+    size_t field_len;
+    bool contains;           /* EQ from CONTAINS: matches list elements */
+    const shoal_value *vals; /* EQ: nvals values, sorted, duplicates removed */
+    size_t nvals;
+    bool has_lo, lo_incl, has_hi, hi_incl; /* RANGE */
+    shoal_value lo, hi;
+} shoal__qterm;
+/* The terms of a ready query (owned array; pointers Borrowed from q until
+ * its next bind or free; free the array with shoal__free).  None (n = 0)
+ * when the predicate has no such conjunct. */
+int shoal__query_terms(const shoal__query *q, shoal__qterm **out, size_t *n);
+
 #endif /* SHOAL_CRDT_CRDT_H */
