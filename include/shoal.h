@@ -384,6 +384,178 @@ SHOAL_API bool shoal_event_remote(const shoal_event *e);
 /* true if events were dropped before this one. */
 SHOAL_API bool shoal_event_overflowed(const shoal_event *e);
 
+/* --------------------------------------------------------------- queries */
+
+/* A query: a collection, a predicate in the query language
+ * (docs/queries.md) with its parameters bound, and for shoal_find a sort,
+ * a limit, an offset and the fields to return.  Compiled once, run any
+ * number of times; binding again between runs is fine.  A plain value:
+ * one thread at a time (a run only reads it). */
+typedef struct shoal_query shoal_query;
+
+/* Compile where (NULL or "" : every live document) for collection coll.
+ * Errors: SHOAL_EINVAL (bad collection name; a syntax error),
+ * SHOAL_ETOOBIG (over a bound: 4 KiB of text, 64 predicates, depth 8, IN
+ * of 256 items), SHOAL_ENOMEM; the message, naming the byte position
+ * ("position 14: ..."), is in shoal_replica_errmsg(r).  r is used only for
+ * that message.  coll and where are Borrowed.  Caller owns *out; free with
+ * shoal_query_free(). */
+SHOAL_API shoal_err shoal_query_new(shoal_replica *r, const char *coll, const char *where,
+                                    shoal_query **out);
+/* NULL is a no-op. */
+SHOAL_API void shoal_query_free(shoal_query *q);
+/* Number of parameters (":name" in the text) and the name of parameter i
+ * without its colon (NULL past the end; Borrowed until shoal_query_free). */
+SHOAL_API size_t shoal_query_param_count(const shoal_query *q);
+SHOAL_API const char *shoal_query_param_name(const shoal_query *q, size_t i);
+/* Bind parameter name (without the colon) to a copy of v.  Parameters are
+ * values, never spliced into text.  Errors: SHOAL_ENOTFOUND (no such
+ * parameter), SHOAL_EINVAL (invalid value), SHOAL_ENOMEM. */
+SHOAL_API shoal_err shoal_query_bind(shoal_query *q, const char *name, const shoal_value *v);
+/* Add a sort key (the first added sorts first): field (Borrowed; "_id" is
+ * the id) ascending or descending in the total order of docs/queries.md;
+ * ties go by _id ascending.  Errors: SHOAL_EINVAL (bad name), SHOAL_ETOOBIG
+ * (more than 16 keys), SHOAL_ENOMEM. */
+SHOAL_API shoal_err shoal_query_sort(shoal_query *q, const char *field, bool descending);
+/* Skip the first offset results, then return at most limit (0: no
+ * limit). */
+SHOAL_API void shoal_query_limit(shoal_query *q, uint64_t limit, uint64_t offset);
+/* Return only these fields of each document (call once per field; none
+ * called: every field).  Errors: SHOAL_EINVAL, SHOAL_ETOOBIG (more than 256),
+ * SHOAL_ENOMEM. */
+SHOAL_API shoal_err shoal_query_field(shoal_query *q, const char *field);
+
+/* The result of shoal_find: documents in order, each a shoal_doc.  A plain
+ * value: one thread at a time. */
+typedef struct shoal_rows shoal_rows;
+
+/* Run q in one read snapshot: the live documents of q's collection that
+ * match, sorted, offset, limited and projected.  An unknown collection
+ * gives no rows.  Uses an index when one fits (shoal_index_add); the rows
+ * are the same with or without it.  Errors: SHOAL_EINVAL (a parameter not
+ * bound; message names it), the read errors.  Caller owns *out; free with
+ * shoal_rows_free(). */
+SHOAL_API shoal_err shoal_find(shoal_replica *r, const shoal_query *q, shoal_rows **out);
+/* Number of live documents that match q (sort, limit, offset and fields
+ * ignored).  Errors: as shoal_find. */
+SHOAL_API shoal_err shoal_count(shoal_replica *r, const shoal_query *q, uint64_t *out);
+SHOAL_API size_t shoal_rows_count(const shoal_rows *rows);
+/* Id of row i; i below shoal_rows_count (asserted).  Borrowed until
+ * shoal_rows_free(rows). */
+SHOAL_API const char *shoal_rows_id(const shoal_rows *rows, size_t i);
+/* Document of row i (only the requested fields), read with the shoal_doc
+ * accessors; i below shoal_rows_count (asserted).  Borrowed until
+ * shoal_rows_free(rows); do not shoal_doc_free it. */
+SHOAL_API const shoal_doc *shoal_rows_doc(const shoal_rows *rows, size_t i);
+/* NULL is a no-op. */
+SHOAL_API void shoal_rows_free(shoal_rows *rows);
+
+/* Aggregates over the documents a query matches, grouped by zero or more
+ * fields.  count: matching documents; sum and avg: over the numbers
+ * (registers and counters; other values are skipped; sum is an int while
+ * every term is an int and no partial sum overflows, else a double); min
+ * and max: over the values that are present and not null, in the total
+ * order (lists skipped).  An aggregate with nothing to aggregate is null. */
+typedef enum shoal_agg_op {
+    SHOAL_AGG_COUNT = 1,
+    SHOAL_AGG_SUM = 2,
+    SHOAL_AGG_MIN = 3,
+    SHOAL_AGG_MAX = 4,
+    SHOAL_AGG_AVG = 5
+} shoal_agg_op;
+
+typedef struct shoal_aggregate_spec {
+    shoal_agg_op op;
+    const char *field; /* Borrowed; ignored (may be NULL) for COUNT */
+} shoal_aggregate_spec;
+
+/* The groups of an aggregation, sorted by their key values in the total
+ * order; with no group field, exactly one group (even over no document).
+ * A plain value: one thread at a time. */
+typedef struct shoal_groups shoal_groups;
+
+/* Run q (sort, limit, offset and fields ignored) grouped by the ngroup
+ * fields group[] (a document's group key holds each field's value; absent
+ * and lists group as null) computing the nspec aggregates spec[].  One
+ * read snapshot.  Errors: SHOAL_EINVAL (bad name, unknown op, a parameter
+ * not bound), SHOAL_ETOOBIG (over 16 group fields or 64 aggregates), the
+ * read errors.  Caller owns *out; free with shoal_groups_free(). */
+SHOAL_API shoal_err shoal_aggregate(shoal_replica *r, const shoal_query *q,
+                                    const char *const *group, size_t ngroup,
+                                    const shoal_aggregate_spec *spec, size_t nspec,
+                                    shoal_groups **out);
+SHOAL_API size_t shoal_groups_count(const shoal_groups *g);
+/* Value of group field k in group i (SHOAL_T_NIL for absent, null or a
+ * list); result j of group i (count: SHOAL_T_INT).  Indexes must be in
+ * range (asserted).  Pointers Borrowed until shoal_groups_free(g). */
+SHOAL_API void shoal_groups_key(const shoal_groups *g, size_t i, size_t k, shoal_value *out);
+SHOAL_API void shoal_groups_value(const shoal_groups *g, size_t i, size_t j, shoal_value *out);
+/* NULL is a no-op. */
+SHOAL_API void shoal_groups_free(shoal_groups *g);
+
+/* ---------------------------------------------------------------- indexes */
+
+/* Index field of collection coll (both Borrowed): built now, in one write
+ * transaction, then kept up to date in the transaction of every change
+ * (local, imported or synced).  Persistent; shared by every process
+ * opening the directory.  A list field is indexed by its elements.  Adding
+ * an index that exists is a no-op.  An index only makes queries faster:
+ * results are the same without it.  Errors: SHOAL_EINVAL (bad name; "_id"
+ * is indexed already), the write errors. */
+SHOAL_API shoal_err shoal_index_add(shoal_replica *r, const char *coll, const char *field);
+/* Drop the index.  Errors: SHOAL_ENOTFOUND (no such index), SHOAL_EINVAL,
+ * the write errors. */
+SHOAL_API shoal_err shoal_index_drop(shoal_replica *r, const char *coll, const char *field);
+/* coll NULL: the collections that have an index; else the indexed fields
+ * of coll.  Errors: SHOAL_EINVAL, the read errors.  Caller owns *out; free
+ * with shoal_strlist_free(). */
+SHOAL_API shoal_err shoal_indexes(shoal_replica *r, const char *coll, shoal_strlist **out);
+
+/* ----------------------------------------------------------- live queries */
+
+/* A live query: q's current result, then ENTER / UPDATE / LEAVE events as
+ * commits (of this handle, of other handles and of other processes on the
+ * same directory), imports and syncs move documents into, within and out
+ * of it.  Sort, limit, offset and fields of q are ignored: a live query
+ * tracks membership; each ENTER and UPDATE carries the whole document.
+ * Events are delivered in order; a change is evaluated only against the
+ * live queries it can affect.  A plain value: one thread at a time; close
+ * every live query before closing its replica. */
+typedef struct shoal_live shoal_live;
+
+typedef enum shoal_live_kind {
+    SHOAL_LIVE_ENTER = 1,  /* the document matches now (and did not) */
+    SHOAL_LIVE_UPDATE = 2, /* it matched and still matches, and changed */
+    SHOAL_LIVE_LEAVE = 3,  /* it matched and no longer does (or was deleted) */
+    SHOAL_LIVE_READY = 4   /* the ENTERs before it were the initial result */
+} shoal_live_kind;
+
+typedef struct shoal_live_event shoal_live_event;
+
+/* Open a live query on a copy of q (q may be freed after).  Its first
+ * events are an ENTER per matching document, by _id, then READY.  Errors:
+ * SHOAL_EINVAL (a parameter not bound), SHOAL_ENOMEM, SHOAL_ESTORE
+ * (inotify or eventfd failed), the read errors.  Caller owns *out; close
+ * with shoal_live_close(). */
+SHOAL_API shoal_err shoal_live_open(shoal_replica *r, const shoal_query *q, shoal_live **out);
+/* A file descriptor that polls readable (POLLIN) when shoal_live_next may
+ * have an event; owned by l, valid until shoal_live_close.  Thread: any. */
+SHOAL_API int shoal_live_fd(const shoal_live *l);
+/* The next event, waiting up to timeout_ms (0: do not wait, <0: forever).
+ * Errors: SHOAL_ETIMEDOUT when none came, the read errors.  Caller owns
+ * *out; free with shoal_live_event_free(). */
+SHOAL_API shoal_err shoal_live_next(shoal_live *l, int timeout_ms, shoal_live_event **out);
+/* NULL is a no-op.  Must run before shoal_replica_close of its replica. */
+SHOAL_API void shoal_live_close(shoal_live *l);
+SHOAL_API shoal_live_kind shoal_live_event_kind(const shoal_live_event *e);
+/* Document id ("" for READY); Borrowed until shoal_live_event_free(e). */
+SHOAL_API const char *shoal_live_event_id(const shoal_live_event *e);
+/* The document (ENTER and UPDATE) or NULL (LEAVE, READY); Borrowed until
+ * shoal_live_event_free(e); do not shoal_doc_free it. */
+SHOAL_API const shoal_doc *shoal_live_event_doc(const shoal_live_event *e);
+/* NULL is a no-op. */
+SHOAL_API void shoal_live_event_free(shoal_live_event *e);
+
 /* ------------------------------------------------------- version vectors */
 
 /* A version vector: author -> highest seq such that every seq from 1 up to
