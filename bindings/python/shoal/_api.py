@@ -409,6 +409,13 @@ class Replica:
         self._local = threading.local()
         self._txns: "weakref.WeakSet[Transaction]" = weakref.WeakSet()
         self._lives: "weakref.WeakSet[LiveQuery]" = weakref.WeakSet()
+        # The C live queries not closed yet (address -> pointer), and how
+        # many shoal_live_close calls are running: close() closes the rest
+        # and waits for those, even the ones of LiveQuery objects being
+        # garbage collected in another thread meanwhile.
+        self._live_open: Dict[int, Any] = {}
+        self._live_closing = 0
+        self._live_done = threading.Condition(self._lock)
         self._clock_handle: Any = None
         self._log_sink: Optional[_LogSink] = None
         self._log_handle: Any = None
@@ -525,6 +532,10 @@ class Replica:
         # The library requires every live query closed before its replica.
         for lq in list(self._lives):
             lq._close(replica_closing=True)
+        for addr in list(self._live_open):
+            self._close_live(addr)
+        with self._live_done:
+            self._live_done.wait_for(lambda: self._live_closing == 0)
         for t in list(self._txns):
             t._drop()
         if self._p is not None:
@@ -533,6 +544,21 @@ class Replica:
         self._clock_handle = None
         self._log_handle = None
         _with_callbacks.discard(self)
+
+    def _close_live(self, addr: int) -> None:
+        """shoal_live_close the live query at addr unless it was closed (or
+        is being closed) already."""
+        with self._lock:
+            h = self._live_open.pop(addr, None)
+            if h is None:
+                return
+            self._live_closing += 1
+        try:
+            lib.shoal_live_close(h)
+        finally:
+            with self._lock:
+                self._live_closing -= 1
+                self._live_done.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -1447,7 +1473,12 @@ class LiveQuery:
         # The destructor keeps the replica's handle alive: the library
         # requires the live query closed first, whatever order the garbage
         # collector frees things in.
-        self._p: Any = ffi.gc(handle, functools.partial(_close_live, keep=replica._p))
+        addr = int(ffi.cast("uintptr_t", handle))
+        with replica._lock:
+            replica._live_open[addr] = handle
+        # Whoever comes first closes it: close(), the replica's close(), or
+        # this destructor (which keeps the replica alive until then).
+        self._p: Any = ffi.gc(handle, functools.partial(_live_destructor, replica=replica))
         self._r = replica
         self._lock = threading.Lock()
         self._closed = False
@@ -1662,16 +1693,17 @@ class LiveQuery:
                 raise StopAsyncIteration
 
 
-def _close_live(h: Any, keep: Any) -> None:
-    """The destructor of a live query that was not closed; keep is its
-    replica's handle, alive until then."""
+def _live_destructor(h: Any, replica: Replica) -> None:
+    """Close live query h (its ffi.gc destructor, also run by
+    LiveQuery.close) unless its replica closed it already."""
+    addr = int(ffi.cast("uintptr_t", h))
     if _in_callback():
         # Inside a log or clock callback the replica may be locked by this
         # very thread: close from a thread of its own.
-        threading.Thread(target=_close_live, args=(h, keep), daemon=True,
+        threading.Thread(target=replica._close_live, args=(addr,), daemon=True,
                          name="shoal-live-close").start()
         return
-    lib.shoal_live_close(h)
+    replica._close_live(addr)
 
 
 def _live_closed() -> ClosedError:
