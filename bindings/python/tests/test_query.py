@@ -566,7 +566,11 @@ class Writer:
         self.proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
-        assert self.readline() == "OPEN"
+        try:
+            assert self.readline() == "OPEN"
+        except BaseException:
+            self.close()
+            raise
 
     def readline(self):
         ready, _, _ = select.select([self.proc.stdout], [], [], WAIT)
@@ -581,7 +585,7 @@ class Writer:
     def close(self):
         try:
             self.proc.stdin.close()
-            assert self.proc.wait(WAIT) == 0
+            assert self.proc.wait(WAIT) == 0, "the writer process failed"
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
@@ -690,6 +694,32 @@ def test_watch_async_close_ends_iteration(shop):
         return seen
     assert asyncio.run(asyncio.wait_for(main(), WAIT)) == ["enter", "enter", "enter",
                                                            "ready"]
+
+
+@pytest.mark.parametrize("closer", ["live", "replica"])
+def test_close_from_another_thread_ends_async_for(make_replica, closer):
+    """close() from a thread other than the loop's hands the reader's
+    removal to the loop, and the async for ends."""
+    r = make_replica("at-" + closer)
+    fill(r)
+
+    async def main():
+        lq = r.watch("products", SEED)
+        seen = []
+        timer = None
+        try:
+            async for ev in lq:
+                seen.append(ev.kind)
+                if ev.kind == "ready":
+                    timer = threading.Timer(0.2, lq.close if closer == "live" else r.close)
+                    timer.start()
+        finally:
+            if timer is not None:
+                timer.join(WAIT)
+        return seen, lq.closed
+    seen, closed = asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert seen == ["enter", "enter", "enter", "ready"] and closed
+    assert r.closed == (closer == "replica")
 
 
 def test_watch_async_one_waiter(shop):
