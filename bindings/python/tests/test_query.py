@@ -477,6 +477,18 @@ def test_watch_events_from_this_replica(shop):
         assert lq.next(0.3) is None
 
 
+def test_watch_events_from_a_merge(shop, make_replica):
+    other = make_replica("other")
+    with shop.watch("products", SEED) as lq:
+        take(lq, 4)
+        other.doc("products", "p20").update({"category": "jeans", "size": 8, "price": 9})
+        assert shop.merge(other.export()) == 1
+        assert take(lq, 1) == [("enter", "p20", {"category": "jeans", "size": 8,
+                                                 "price": 9, "_id": "p20"})]
+        shop.doc("products", "p20")["price"] = 9  # the same value: no event
+        assert lq.next(0.3) is None
+
+
 def test_watch_ignores_other_collections_and_non_matches(shop):
     with shop.watch("products", SEED) as lq:
         take(lq, 4)
