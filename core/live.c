@@ -87,8 +87,7 @@ struct shoal__livehub {
     shoal__map dirty;   /* "coll\0id" -> (void*)1, from this handle's writes */
 };
 
-static void
-warn(shoal_replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(shoal_replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 warn(shoal_replica *r, const char *fmt, ...)
@@ -210,8 +209,8 @@ judge(shoal_live *l, shoal__stxn *t, const uint8_t *id, size_t idlen, const shoa
     bool match = false;
     int err = SHOAL_OK;
     if (stored)
-        err = shoal__query_judge(l->r, t, l->q, l->coll, l->clen, id, idlen, stored, s, true,
-                                 &match);
+        err =
+            shoal__query_judge(l->r, t, l->q, l->coll, l->clen, id, idlen, stored, s, true, &match);
     if (err)
         return err;
     uint64_t *had = shoal__map_get(&l->members, id, idlen);
@@ -264,7 +263,9 @@ anchor_key(uint8_t *out, const char *coll, size_t clen, const char *field, size_
     return n + klen;
 }
 
-enum { AKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_FIELD + 1 + SHOAL__QKEY_MAX };
+enum {
+    AKEY_MAX = SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_FIELD + 1 + SHOAL__QKEY_MAX
+};
 
 static int
 file_under(struct shoal__livehub *h, shoal_live *l, const uint8_t *k, size_t klen)
@@ -297,8 +298,8 @@ unfile(struct shoal__livehub *h, shoal_live *l)
     for (size_t off = 0; off + 2 <= l->an.keys.len;) {
         size_t kl = shoal__be16_get(l->an.keys.p + off);
         uint8_t ak[AKEY_MAX];
-        size_t an = anchor_key(ak, l->coll, l->clen, l->an.field, l->an.flen,
-                               l->an.keys.p + off + 2, kl);
+        size_t an =
+            anchor_key(ak, l->coll, l->clen, l->an.field, l->an.flen, l->an.keys.p + off + 2, kl);
         lvec *v = shoal__map_get(&h->anchors, ak, an);
         if (v) {
             lvec_del(v, l);
@@ -381,8 +382,8 @@ cand_key(const uint8_t *k, size_t kl, void *arg)
 
 /* Hand the document (coll, id) to the live queries it can affect. */
 static int
-refresh_doc(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
-            const uint8_t *id, size_t idlen, lvec *cands, shoal__qscratch *s)
+refresh_doc(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+            size_t idlen, lvec *cands, shoal__qscratch *s)
 {
     struct shoal__livehub *h = r->live;
     cands->n = 0;
@@ -418,14 +419,15 @@ refresh_doc(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen,
             for (size_t j = 0; j < i && !seen; j++) {
                 shoal_live *m = h->all.v[j];
                 seen = m->an.field && m->clen == clen && memcmp(m->coll, coll, clen) == 0 &&
-                       m->an.flen == l->an.flen && memcmp(m->an.field, l->an.field, l->an.flen) == 0;
+                       m->an.flen == l->an.flen &&
+                       memcmp(m->an.field, l->an.field, l->an.flen) == 0;
             }
             if (seen)
                 continue;
             if (!parsed) {
                 bool dummy;
-                err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen,
-                                         &stored, s, false, &dummy);
+                err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, &stored,
+                                         s, false, &dummy);
                 parsed = true;
                 if (err)
                     break;
@@ -604,8 +606,7 @@ shoal__live_after_write(shoal_replica *r)
         return;
     int err = refresh(r, NULL);
     if (err)
-        warn(r, "live queries: refresh after a write failed: %s",
-                   shoal_strerror((shoal_err)err));
+        warn(r, "live queries: refresh after a write failed: %s", shoal_strerror((shoal_err)err));
 }
 
 /* Read everything the inotify descriptor holds; true if it held anything. */
@@ -649,9 +650,10 @@ hub_make(shoal_replica *r)
         }
     }
     if (h->ino < 0)
-        warn(r, "live queries: no inotify watch on data.mdb (%s): commits of other "
-                         "processes are seen at this handle's next write",
-                   strerror(errno));
+        warn(r,
+             "live queries: no inotify watch on data.mdb (%s): commits of other "
+             "processes are seen at this handle's next write",
+             strerror(errno));
     r->live = h;
     return SHOAL_OK;
 }

@@ -406,8 +406,8 @@ judge_one(run *x, const uint8_t *id, size_t idlen, const shoal__sval *stored)
 }
 
 static int
-scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-        const shoal__sval *view, void *arg)
+scan_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *view,
+        void *arg)
 {
     return judge_one(arg, id, idlen, view);
 }
@@ -769,12 +769,13 @@ sort_rows(const shoal_query *Q, shoal_rows *rows)
         pn[i] = fc;
         if (err)
             break;
-        shoal__qdoc d = { .id = rows->r[i].id, .id_len = rows->r[i].idlen, .fields = f,
-                          .nfields = fc };
+        shoal__qdoc d = {
+            .id = rows->r[i].id, .id_len = rows->r[i].idlen, .fields = f, .nfields = fc
+        };
         for (size_t k = 0; k < ns; k++) {
             shoal__qfield idf;
-            const shoal__qfield *x = get_field(&d, (const uint8_t *)Q->sort[k].name,
-                                               Q->sort[k].len, &idf);
+            const shoal__qfield *x =
+                get_field(&d, (const uint8_t *)Q->sort[k].name, Q->sort[k].len, &idf);
             if (x) {
                 keys[i * ns + k] = *x;
                 has[i * ns + k] = true;
@@ -928,8 +929,8 @@ shoal_count(shoal_replica *r, const shoal_query *q, uint64_t *out)
 
 typedef struct acc {
     shoal_agg_op op;
-    uint64_t n;      /* values taken */
-    bool is_int;     /* every term so far an int, no overflow */
+    uint64_t n;  /* values taken */
+    bool is_int; /* every term so far an int, no overflow */
     int64_t isum;
     double dsum;
     shoal_value best; /* min / max, owned; NIL while none */
@@ -939,7 +940,7 @@ typedef struct acc {
 typedef struct agroup {
     shoal_value *key; /* ngroup owned values */
     uint64_t count;
-    acc *acc; /* nspec */
+    acc *acc;         /* nspec */
     shoal_value *out; /* nspec results, filled at the end */
 } agroup;
 
@@ -1113,8 +1114,7 @@ agg_match(run *x, const uint8_t *id, size_t idlen)
     int err = SHOAL_OK;
     for (size_t k = 0; !err && k < a->ngroup; k++) {
         shoal__qfield idf;
-        kv[k] = group_value(
-            get_field(&x->s.doc, (const uint8_t *)a->group[k], a->glen[k], &idf));
+        kv[k] = group_value(get_field(&x->s.doc, (const uint8_t *)a->group[k], a->glen[k], &idf));
         uint8_t key[SHOAL__QKEY_MAX];
         size_t kl = shoal__qkey(&kv[k], key);
         err = shoal__buf_append(&a->kb, key, kl);
@@ -1224,9 +1224,8 @@ agg_finish(agg_ctx *a)
 }
 
 shoal_err
-shoal_aggregate(shoal_replica *r, const shoal_query *q, const char *const *group,
-                size_t ngroup, const shoal_aggregate_spec *spec, size_t nspec,
-                shoal_groups **out)
+shoal_aggregate(shoal_replica *r, const shoal_query *q, const char *const *group, size_t ngroup,
+                const shoal_aggregate_spec *spec, size_t nspec, shoal_groups **out)
 {
     assert(r && q && out && (group || !ngroup) && (spec || !nspec));
     *out = NULL;
@@ -1255,8 +1254,13 @@ shoal_aggregate(shoal_replica *r, const shoal_query *q, const char *const *group
     if (!err) {
         G->ngroup = ngroup;
         G->nspec = nspec;
-        agg_ctx a = { .group = group, .glen = glen, .ngroup = ngroup, .spec = spec,
-                      .slen = slen, .nspec = nspec, .G = G };
+        agg_ctx a = { .group = group,
+                      .glen = glen,
+                      .ngroup = ngroup,
+                      .spec = spec,
+                      .slen = slen,
+                      .nspec = nspec,
+                      .G = G };
         shoal__map_init(&a.index);
         shoal__buf_init(&a.kb);
         run x = { .r = r, .Q = q, .full = false, .on_match = agg_match, .arg = &a };
@@ -1345,8 +1349,7 @@ typedef struct ixls_ctx {
 } ixls_ctx;
 
 static int
-ixls_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix,
-        void *arg)
+ixls_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix, void *arg)
 {
     ixls_ctx *c = arg;
     if (c->coll)

@@ -156,8 +156,7 @@ ixlist_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, u
 }
 
 int
-shoal__qview_split(const uint8_t *p, size_t n, uint64_t *epoch, const uint8_t **view,
-                   size_t *vlen)
+shoal__qview_split(const uint8_t *p, size_t n, uint64_t *epoch, const uint8_t **view, size_t *vlen)
 {
     if (n < SHOAL__QVIEW_HDR + 1)
         return SHOAL_ECORRUPT;
@@ -275,8 +274,8 @@ typedef struct build_ctx {
 } build_ctx;
 
 static int
-build_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-         const shoal__sval *view, void *arg)
+build_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *view,
+         void *arg)
 {
     build_ctx *b = arg;
     const uint8_t *v;

@@ -26,7 +26,7 @@ typedef struct dfield {
 struct shoal_doc {
     uint64_t epoch;
     size_t n;
-    dfield *f;    /* owned */
+    dfield *f;     /* owned */
     bool onepiece; /* f and everything it points to live in d's own block */
 };
 
@@ -129,8 +129,8 @@ value_place(shoal_value *dst, const shoal_value *src, uint8_t **heap)
 }
 
 int
-shoal__doc_from_view(const shoal__qfield *f, size_t n, uint64_t epoch, bool (*keep)(
-                         const shoal__qfield *f, void *arg), void *arg, shoal_doc **out)
+shoal__doc_from_view(const shoal__qfield *f, size_t n, uint64_t epoch,
+                     bool (*keep)(const shoal__qfield *f, void *arg), void *arg, shoal_doc **out)
 {
     /* One block: the shoal_doc, its fields, the list item arrays, then the
      * names (NUL-terminated) and the value bytes. */

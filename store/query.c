@@ -16,7 +16,9 @@
 _Static_assert(4 + SHOAL__QKEY_MAX + SHOAL_MAX_DOC_ID <= 511, "index key over LMDB's limit");
 _Static_assert(SHOAL_MAX_COLLECTION + 1 + SHOAL_MAX_FIELD <= 511, "registry key over LMDB's limit");
 
-enum { IXKEY_MAX = 4 + SHOAL__QKEY_MAX + SHOAL_MAX_DOC_ID };
+enum {
+    IXKEY_MAX = 4 + SHOAL__QKEY_MAX + SHOAL_MAX_DOC_ID
+};
 
 static bool
 name_ok(const uint8_t *p, size_t n, size_t max)
@@ -277,8 +279,8 @@ ent_key(uint8_t k[IXKEY_MAX], uint32_t ix, const uint8_t *key, size_t klen, cons
 }
 
 int
-shoal__stxn_qix_put(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen,
-                    const uint8_t *id, size_t idlen)
+shoal__stxn_qix_put(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen, const uint8_t *id,
+                    size_t idlen)
 {
     uint8_t k[IXKEY_MAX];
     size_t n = ent_key(k, ix, key, klen, id, idlen);
@@ -290,8 +292,8 @@ shoal__stxn_qix_put(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen
 }
 
 int
-shoal__stxn_qix_del(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen,
-                    const uint8_t *id, size_t idlen)
+shoal__stxn_qix_del(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen, const uint8_t *id,
+                    size_t idlen)
 {
     uint8_t k[IXKEY_MAX];
     size_t n = ent_key(k, ix, key, klen, id, idlen);

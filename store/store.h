@@ -296,8 +296,8 @@ int shoal__stxn_qview_clear(shoal__stxn *t);
 int shoal__stxn_qix_find(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
                          size_t flen, uint32_t *ix);
 /* Register a new index (SHOAL_EBUSY if it exists); its number in *ix. */
-int shoal__stxn_qix_create(shoal__stxn *t, const uint8_t *coll, size_t clen,
-                           const uint8_t *field, size_t flen, uint32_t *ix);
+int shoal__stxn_qix_create(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
+                           size_t flen, uint32_t *ix);
 /* Unregister and delete its entries (SHOAL_ENOTFOUND if none). */
 int shoal__stxn_qix_drop(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
                          size_t flen);
