@@ -845,7 +845,8 @@ cut_rows(const shoal_query *Q, shoal_rows *rows)
         shoal__free(rows->r[i].id);
         shoal_doc_free(rows->r[i].doc);
     }
-    memmove(rows->r, rows->r + from, (to - from) * sizeof *rows->r);
+    if (to > from && from > 0)
+        memmove(rows->r, rows->r + from, (to - from) * sizeof *rows->r);
     rows->n = to - from;
 }
 
