@@ -1300,7 +1300,7 @@ ix_fn(shoal__stxn *t, void *arg)
     ix_ctx *c = arg;
     if (c->drop)
         return shoal__stxn_qix_drop(t, c->coll, c->clen, c->field, c->flen);
-    uint32_t ix;
+    uint32_t ix = 0;
     int err = shoal__stxn_qix_create(t, c->coll, c->clen, c->field, c->flen, &ix);
     if (err == SHOAL_EBUSY)
         return SHOAL_OK;
