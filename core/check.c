@@ -782,7 +782,7 @@ orphan_view_fn(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen
  * holds. */
 typedef struct ixchk {
     chk *k;
-    uint32_t ix = 0;
+    uint32_t ix;
     const uint8_t *field;
     size_t flen;
     shoal__map want; /* key | id -> (void *)1, then 2 once found */
