@@ -41,9 +41,9 @@
  * Live queries: 100 open on the collection (25 each of category == X,
  * store_id == Y, price < Z and shape 1 with other constants).  One sample
  * is a transaction setting one field of one random document to a new value
- * (two in five samples an indexed field), committed, then every live query
- * drained with shoal_live_next(timeout 0) until it returns
- * SHOAL_ETIMEDOUT, one pass over the 100.  The events each sample must
+ * (two in five samples an indexed field), committed, then the live queries
+ * drained as an event loop does: one poll() over the 100 descriptors, and
+ * shoal_live_next(timeout 0) on each readable one until SHOAL_ETIMEDOUT.  The events each sample must
  * produce are known beforehand (the generator's copy of the data is kept
  * up to date), so a live query that delivers later than the drain
  * (events_late), never (events_missing) or what it should not
@@ -913,22 +913,33 @@ consume_event(shoal_live_event *ev)
     return rc;
 }
 
-/* Drain every live query: shoal_live_next(timeout 0) until it returns
- * SHOAL_ETIMEDOUT, one pass over all of them.  One pass is enough because
- * the events of this handle's own commit are queued before the commit
- * returns (core/live.c); an event that came later would be caught by the
- * untimed check that follows (drain_late).  Returns the number of events,
- * or -1 on error. */
+/* Drain the live queries the way an event loop does: one poll() over
+ * every live query's descriptor (timeout 0), then shoal_live_next(timeout
+ * 0) on each readable one until it returns SHOAL_ETIMEDOUT.  One pass is
+ * enough because the events of this handle's own commit are queued before
+ * the commit returns (core/live.c); an event that came later would be
+ * caught by the untimed check that follows (drain_late).  Returns the
+ * number of events, or -1 on error. */
 static long
 drain_all(shoal_live **lv, shoal_replica *r)
 {
+    struct pollfd pf[NLIVE];
     long n = 0;
     int i;
 
     for (i = 0; i < NLIVE; i++) {
+        pf[i].fd = shoal_live_fd(lv[i]);
+        pf[i].events = POLLIN;
+        pf[i].revents = 0;
+    }
+    if (poll(pf, NLIVE, 0) < 0)
+        return shoal_fail("poll", SHOAL_ESTORE, r);
+    for (i = 0; i < NLIVE; i++) {
         shoal_live_event *ev = NULL;
         shoal_err e;
 
+        if (!(pf[i].revents & POLLIN))
+            continue;
         while ((e = shoal_live_next(lv[i], 0, &ev)) == SHOAL_OK) {
             n++;
             if (consume_event(ev) != 0)
