@@ -23,6 +23,10 @@
  *   rewritten without a decimal point ("1.25e3" as "125e1"): strtod's radix
  *   character depends on the process locale, a global this module must not
  *   depend on, while digits and an exponent read the same in every locale.
+ * - Strings and numbers follow JSON exactly: raw control characters in a
+ *   string are refused (escape them), and so is a float literal beyond the
+ *   double range ("number out of range": no literal spells infinity;
+ *   bind a parameter for that); one that underflows rounds as strtod does.
  * - The document id is named by the bare word _id.  A backticked `_id` is
  *   the ordinary field of that name, so every field name stays reachable.
  *   Index terms on the document id carry an empty field name (field_len 0,
