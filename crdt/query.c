@@ -37,16 +37,13 @@
  * caller's view bytes and own nothing.
  */
 #include <assert.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crdt.h"
 
-enum {
-    NONE = UINT32_MAX
-};
+#define NONE UINT32_MAX /* no node, literal or parameter (an index) */
 
 typedef enum ntype {
     N_AND = 1,
@@ -355,7 +352,7 @@ lex_string(parser *p)
     if (p->err)
         return;
     p->t.vlen = p->q->pool.len - p->t.off;
-    if (!shoal__utf8_valid(p->q->pool.p + p->t.off, p->t.vlen)) {
+    if (p->t.vlen && !shoal__utf8_valid(p->q->pool.p + p->t.off, p->t.vlen)) {
         fail(p, SHOAL_EINVAL, st, "invalid UTF-8 in string", NULL);
         return;
     }

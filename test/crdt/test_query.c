@@ -1993,6 +1993,43 @@ test_encode_qview(void)
     free(m.f[0].items);
 }
 
+/* Every allocation of parse, bind, terms and qview_parse failing in turn:
+ * SHOAL_ENOMEM or success, never a leak (ASan) or a crash. */
+static void
+test_oom(void)
+{
+    static const char text[] = "a IN (\"x\", :p, 3) AND (`b c` CONTAINS \"long string here\" OR "
+                               "NOT d >= :q) AND e == \"\\u00e9\" AND f < :p";
+    bool done = false;
+    for (uint64_t n = 1; n < 200 && !done; n++) {
+        shoal__alloc_fail_after(n);
+        shoal__query *q = NULL;
+        char err[64];
+        int rc = shoal__query_parse(text, strlen(text), &q, err, sizeof err);
+        CHECK(rc == SHOAL_OK || rc == SHOAL_ENOMEM);
+        if (rc == SHOAL_OK) {
+            shoal_value s = v_str("bound", 5), i = v_int(4);
+            int r1 = shoal__query_bind(q, "p", &s), r2 = shoal__query_bind(q, "q", &i);
+            CHECK(r1 == SHOAL_OK || r1 == SHOAL_ENOMEM);
+            CHECK(r2 == SHOAL_OK || r2 == SHOAL_ENOMEM);
+            if (r1 == SHOAL_OK && r2 == SHOAL_OK) {
+                shoal__qterm *t = NULL;
+                size_t nt = 0;
+                int r3 = shoal__query_terms(q, &t, &nt);
+                CHECK(r3 == SHOAL_OK || r3 == SHOAL_ENOMEM);
+                if (r3 == SHOAL_OK) {
+                    CHECK_EQ(nt, 3);
+                    done = shoal__alloc_fail_left() > 0; /* nothing failed */
+                }
+                shoal__free(t);
+            }
+        }
+        shoal__query_free(q);
+        shoal__alloc_fail_after(0);
+    }
+    CHECK(done);
+}
+
 int
 main(void)
 {
@@ -2006,6 +2043,7 @@ main(void)
     RUN(test_encode_qview);
     RUN(test_order);
     RUN(test_qkey);
+    RUN(test_oom);
     RUN(test_random);
     return check_summary();
 }
