@@ -1982,6 +1982,35 @@ test_encode_qview(void)
     CHECK_EQ(shoal__qview_parse(b.p, b.len, &f, &cap, &n, &alive), SHOAL_OK);
     CHECK(n == 3 && f[0].nitems == 300 && f[0].long_list);
     shoal__buf_free(&b);
+    /* tombstones are skipped: x0, x1 (deleted), x2 */
+    shoal__op ops[4];
+    memset(ops, 0, sizeof ops);
+    for (int i = 0; i < 4; i++) {
+        ops[i].kind = i < 3 ? SHOAL__OP_INS : SHOAL__OP_DEL;
+        ops[i].field = (const uint8_t *)"t";
+        ops[i].field_len = 1;
+        ops[i].value = i < 3 ? v_int(10 + i) : v_nil();
+        ops[i].ref = (shoal__ref){ i == 0, i ? 1000 : 0, 0, i == 3 ? 1 : (uint32_t)(i - 1) };
+    }
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, KA, 32);
+    c.seq = 1;
+    c.hlc = 1000;
+    c.coll = (const uint8_t *)"c";
+    c.coll_len = 1;
+    c.doc = (const uint8_t *)"t";
+    c.doc_len = 1;
+    c.ops = ops;
+    c.nops = 4;
+    shoal__doc *td = shoal__doc_new();
+    REQUIRE(td);
+    CHECK_EQ(shoal__doc_apply(td, &c, 0, 4), SHOAL_OK);
+    CHECK_EQ(shoal__doc_encode_qview(td, SHOAL__Q_LIST_VIEW, &b), SHOAL_OK);
+    static const uint8_t tw[] = { 0x81, 0xa1, 't', 0x92, 3, 0x92, 10, 12 };
+    CHECK(b.len == sizeof tw && memcmp(b.p, tw, sizeof tw) == 0);
+    shoal__buf_free(&b);
+    shoal__doc_free(td);
     /* a missing document is nil */
     shoal__doc *e = shoal__doc_new();
     CHECK_EQ(shoal__doc_encode_qview(e, SHOAL__Q_LIST_VIEW, &b), SHOAL_OK);
