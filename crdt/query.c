@@ -102,12 +102,24 @@ struct shoal__query {
 
 /* -------------------------------------------------------------- messages */
 
-/* "position N: what" into err, truncated to errlen - 1 bytes. */
+/* The n strings of parts, joined into err and truncated to errlen - 1
+ * bytes (nothing if errlen is 0). */
 static void
-put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what2)
+put_parts(char *err, size_t errlen, const char *const *parts, size_t n)
 {
     if (!err || errlen == 0)
         return;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        for (const char *s = parts[i]; *s && o + 1 < errlen; s++)
+            err[o++] = *s;
+    err[o] = 0;
+}
+
+/* "position N: what what2" into err. */
+static void
+put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what2)
+{
     char num[24];
     size_t k = sizeof num;
     num[--k] = 0;
@@ -116,11 +128,7 @@ put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what
         pos /= 10;
     } while (pos);
     const char *parts[5] = { "position ", num + k, ": ", what, what2 ? what2 : "" };
-    size_t o = 0;
-    for (int i = 0; i < 5; i++)
-        for (const char *s = parts[i]; *s && o + 1 < errlen; s++)
-            err[o++] = *s;
-    err[o] = 0;
+    put_parts(err, errlen, parts, 5);
 }
 
 /* ----------------------------------------------------------------- lexer */
@@ -973,25 +981,8 @@ shoal__query_ready(const shoal__query *q, char *err, size_t errlen)
 {
     for (size_t i = 0; i < q->nparams; i++) {
         if (!q->params[i].bound) {
-            if (err && errlen) {
-                /* Not "position N: ..."; reuse the truncating writer. */
-                char what[SHOAL__Q_MAX_TEXT + 32];
-                size_t o = 0;
-                const char *a = "parameter :", *b = q->params[i].name, *c = " is not bound";
-                for (const char *s = a; *s; s++)
-                    what[o++] = *s;
-                for (const char *s = b; *s; s++)
-                    what[o++] = *s;
-                for (const char *s = c; *s; s++)
-                    what[o++] = *s;
-                what[o] = 0;
-                size_t k = 0;
-                while (what[k] && k + 1 < errlen) {
-                    err[k] = what[k];
-                    k++;
-                }
-                err[k] = 0;
-            }
+            const char *parts[3] = { "parameter :", q->params[i].name, " is not bound" };
+            put_parts(err, errlen, parts, 3);
             return SHOAL_EINVAL;
         }
     }
