@@ -1,5 +1,5 @@
 /*
- * test/crdt/test_query.c - the query language of crdt/query.c against a
+ * test/crdt/test_crdt_query.c - the query language of crdt/query.c against a
  * reference model written here, independently of it.
  *
  * The model keeps documents and predicates as plain trees, renders each
