@@ -29,8 +29,10 @@
  *   bind a parameter for that); one that underflows rounds as strtod does.
  * - The document id is named by the bare word _id.  A backticked `_id` is
  *   the ordinary field of that name, so every field name stays reachable.
- *   Index terms on the document id carry an empty field name (field_len 0,
- *   which no real field has), so a caller can tell them apart.
+ *   Index terms on the document id name the field "_id", as callers
+ *   (core/) expect; so that such a term always means the id, a field
+ *   literally named _id gets no index terms (it is still evaluated, and a
+ *   missing term is always sound).
  *
  * Ownership: the query owns its arrays, its pool and each parameter's name
  * and bound value (a deep copy).  qview_parse and qfields point into the
@@ -1353,8 +1355,10 @@ shoal__query_terms(const shoal__query *q, shoal__qterm **out, size_t *n)
         const qnode *nd = &q->nodes[leaves[i]];
         shoal__qterm *o = &t[k];
         memset(o, 0, sizeof *o);
-        o->field = nd->is_id ? (const uint8_t *)"" : nd->name;
-        o->field_len = nd->is_id ? 0 : nd->name_len;
+        if (!nd->is_id && nd->name_len == 3 && memcmp(nd->name, "_id", 3) == 0)
+            continue; /* `_id`: its term would read as the document id's */
+        o->field = nd->is_id ? (const uint8_t *)"_id" : nd->name;
+        o->field_len = nd->is_id ? 3 : nd->name_len;
         if (nd->type == N_CMP) {
             const shoal_value *l = lit_value(q, nd->lit);
             if (nd->op == OP_EQ) {

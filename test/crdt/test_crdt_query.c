@@ -890,8 +890,8 @@ render(rtext *t, const mpred *p)
 static bool
 term_holds(const shoal__qterm *tm, const mdoc *d)
 {
-    int field = -1;
-    if (tm->field_len) {
+    int field = -1; /* "_id" is the document id: the field _id has no terms */
+    if (tm->field_len != 3 || memcmp(tm->field, "_id", 3) != 0) {
         field = -2;
         for (size_t i = 0; i < NNAMES; i++)
             if (strlen(NAMES[i]) == tm->field_len &&
@@ -1654,8 +1654,14 @@ test_terms(void)
           !t[2].hi_incl && t[2].hi.type == SHOAL_T_STR);
     CHECK(t[3].kind == SHOAL__QT_EQ && t[3].contains && t[3].nvals == 1 &&
           t[3].vals[0].type == SHOAL_T_NIL);
-    CHECK(t[4].kind == SHOAL__QT_EQ && t[4].field_len == 0 && t[4].nvals == 1); /* _id */
+    CHECK(t[4].kind == SHOAL__QT_EQ && t[4].field_len == 3 && memcmp(t[4].field, "_id", 3) == 0 &&
+          t[4].nvals == 1); /* the document id */
     shoal__free(t);
+    shoal__query_free(q);
+    /* a field literally named _id gets no term (it would read as the id) */
+    q = parse("`_id` == \"z\" AND `_id` IN (1) AND `_id` > 1 AND `_id` CONTAINS 1");
+    CHECK_EQ(shoal__query_terms(q, &t, &n), SHOAL_OK);
+    CHECK(n == 0 && t == NULL);
     shoal__query_free(q);
     q = parse("a == 1 OR b == 2");
     CHECK_EQ(shoal__query_terms(q, &t, &n), SHOAL_OK);

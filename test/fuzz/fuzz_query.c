@@ -42,7 +42,7 @@ term_holds(const shoal__qterm *t, const shoal__qdoc *d)
 {
     shoal_value v;
     memset(&v, 0, sizeof v);
-    if (t->field_len == 0) {
+    if (t->field_len == 3 && memcmp(t->field, "_id", 3) == 0) { /* the document id */
         v.type = SHOAL_T_STR;
         v.ptr = d->id;
         v.len = d->id_len;
