@@ -1224,8 +1224,8 @@ eval_node(const shoal__query *q, uint32_t ni, const shoal__qdoc *d)
     switch (n->type) {
     case N_EXISTS: return n->is_id || f != NULL;
     case N_CMP:
-        if (list)
-            return n->op == OP_NE;
+        if (list) /* the NaN rule comes first: a list != NaN is false */
+            return n->op == OP_NE && !is_nan(lit_value(q, n->lit));
         return scalar_test(&v, lit_value(q, n->lit), (cmpop)n->op);
     case N_IN:
         if (list)

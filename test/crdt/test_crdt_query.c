@@ -625,7 +625,8 @@ m_eval(const mpred *p, const mdoc *d, bool capped)
     bool scalar = m_scalar(d, p->field, &v, &lf);
     switch (p->type) {
     case P_EXISTS: return p->field < 0 || m_field(d, p->field) != NULL;
-    case P_CMP: return scalar ? m_test(&v, &p->lits[0].v, p->op) : p->op == NE;
+    case P_CMP: /* NaN first: a list != NaN is false too */
+        return scalar ? m_test(&v, &p->lits[0].v, p->op) : p->op == NE && !m_nan(&p->lits[0].v);
     case P_IN:
         if (!scalar)
             return 0;
