@@ -621,7 +621,7 @@ shoal__query_each(shoal_replica *r, shoal__stxn *t, const shoal_query *q,
 /* ----------------------------------------------------------------- find */
 
 typedef struct row {
-    uint8_t *id; /* NUL-terminated, in the rows' id arena */
+    uint8_t *id;  /* NUL-terminated, in the rows' id arena */
     size_t idoff; /* offset of id in the arena while it grows */
     size_t idlen;
     shoal_doc *doc; /* owned */

@@ -146,8 +146,8 @@ shoal__stxn_qvcur_open(shoal__stxn *t, shoal__qvcur **out)
 }
 
 int
-shoal__qvcur_get(shoal__qvcur *q, const uint8_t *coll, size_t clen, const uint8_t *id,
-                 size_t idlen, shoal__sval *view)
+shoal__qvcur_get(shoal__qvcur *q, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                 shoal__sval *view)
 {
     uint8_t k[SHOAL__DOCKEY_MAX];
     size_t n = pair_key(k, coll, clen, SHOAL_MAX_COLLECTION, id, idlen, SHOAL_MAX_DOC_ID);
