@@ -90,6 +90,8 @@ struct shoal_replica {
     struct shoal__net *net;      /* network state (net.c), owned; NULL until first use */
     _Atomic uint64_t synced_pos; /* non-durable: log positions below it are flushed */
     _Atomic uint64_t ev_gen;     /* bumped by every commit that stored evidence */
+    char *dir;                   /* the directory, owned */
+    struct shoal__livehub *live; /* live queries (live.c); NULL while none is open */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -300,5 +302,92 @@ void shoal__host_init(shoal__host *h, shoal_replica *r);
  * a peer through the host): wake the network engine, if running, so its
  * links push them (core/net.c). */
 void shoal__net_notify(shoal_replica *r);
+
+/* ------------------------------------------------ query views (qview.c) */
+
+enum {
+    SHOAL__QVIEW_HDR = 8,    /* stored view: epoch (u64 BE) | view */
+    SHOAL__QVIEW_VERSION = 1 /* meta "qviews": views and indexes are built */
+};
+/* The stored view of a live document, split: its epoch and view bytes.
+ * SHOAL_ECORRUPT if too short. */
+int shoal__qview_split(const uint8_t *p, size_t n, uint64_t *epoch, const uint8_t **view,
+                       size_t *vlen);
+/* Bring (coll, id)'s view and index entries in line with d (a write's
+ * working-set document, live or not). */
+int shoal__qview_update(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen, const shoal__doc *d);
+/* (Re)build index ix of (coll, field) from the views. */
+int shoal__qindex_build(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
+                        size_t flen, uint32_t ix);
+/* At open: build every view and index if meta "qviews" says they are not
+ * (a directory from before views); caller holds no lock. */
+int shoal__qviews_ensure(shoal_replica *r);
+/* Build every view and index again from the documents. */
+int shoal__qviews_rebuild(shoal_replica *r);
+/* Each value key of field f (one per register / counter, one per list
+ * element, the long-list key for a long list); cb non-zero stops. */
+typedef int (*shoal__qkeys_fn)(const uint8_t *key, size_t n, void *arg);
+int shoal__qfield_keys(const shoal__qfield *f, shoal__qkeys_fn cb, void *arg);
+/* A shoal_doc (one allocation; shoal_doc_free frees it) holding the fields
+ * of a parsed view f[0..n) that keep (NULL: all) accepts.  SHOAL_EINVAL if
+ * a kept field is a long list (parse a full view first). */
+int shoal__doc_from_view(const shoal__qfield *f, size_t n, uint64_t epoch,
+                         bool (*keep)(const shoal__qfield *f, void *arg), void *arg,
+                         shoal_doc **out);
+
+/* An empty string list / append a copy of p[0..n) (read.c). */
+int shoal__strlist_new(shoal_strlist **out);
+int shoal__strlist_add(shoal_strlist *l, const void *p, size_t n);
+
+/* ----------------------------------------------------- queries (query.c) */
+
+/* Scratch of judging documents: the parsed view (growable), the view
+ * bytes it was parsed from (vp: the stored view, or full when a long list
+ * had to be read from the document), its epoch and the document as the
+ * evaluator sees it. */
+typedef struct shoal__qscratch {
+    shoal__qfield *f;
+    size_t cap, n;
+    uint64_t epoch;
+    bool long_list; /* f holds a long list left out of the view */
+    shoal__qdoc doc;
+    const uint8_t *vp;
+    size_t vlen;
+    shoal__buf full;
+} shoal__qscratch;
+void shoal__qscratch_free(shoal__qscratch *s);
+/* Judge the document (coll, id) whose stored view is stored: *match, and
+ * s describes it.  q NULL matches every live document.  full: a matching
+ * document must come with every list item (its full view is read when the
+ * stored one left a list out).  Errors: the read errors. */
+int shoal__query_judge(shoal_replica *r, shoal__stxn *t, const shoal__query *q, const char *coll,
+                       size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *stored,
+                       shoal__qscratch *s, bool full, bool *match);
+/* A copy of q (text compiled again, parameters bound again). */
+int shoal__query_copy(const shoal_query *q, shoal_query **out);
+/* q's compiled predicate and collection (Borrowed from q). */
+const shoal__query *shoal__query_of(const shoal_query *q, const char **coll, size_t *clen);
+/* SHOAL_EINVAL (message in r naming the parameter) unless every parameter
+ * of q is bound; caller holds r->mu. */
+int shoal__query_check(shoal_replica *r, const shoal_query *q);
+
+/* Every live document of q's collection that q matches, in _id order, in
+ * snapshot t: cb(id, s) with s describing it (its full view); cb non-zero
+ * stops and is returned. */
+int shoal__query_each(shoal_replica *r, shoal__stxn *t, const shoal_query *q,
+                      int (*cb)(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg),
+                      void *arg);
+
+/* ------------------------------------------------- live queries (live.c) */
+
+struct shoal__livehub;
+/* A write of this handle touched (coll, id) (shoal__wset_commit). */
+void shoal__live_touch(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                       size_t idlen);
+/* After a committed write: bring the live queries up to date. */
+void shoal__live_after_write(shoal_replica *r);
+/* Free the hub (no live query may be open); NULL hub is a no-op. */
+void shoal__live_free(shoal_replica *r);
 
 #endif /* SHOAL_CORE_CORE_H */

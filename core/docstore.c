@@ -564,6 +564,8 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
     } else {
         m->tail_bytes = tail;
     }
+    if (!err)
+        err = shoal__qview_update(t, wd->coll, wd->clen, wd->id, wd->idlen, wd->doc);
     if (err)
         return err;
     shoal__buf mb;
@@ -599,6 +601,8 @@ shoal__wset_commit(shoal__wset *w)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, false);
         if (wd->remote)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, true);
+        if (wd->nnew > 0 || wd->rebuilt)
+            shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
         if (wd->nnew > 0 || wd->stored) {
             uint8_t key[SHOAL__DOCKEY_MAX];
             size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);

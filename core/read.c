@@ -26,7 +26,8 @@ typedef struct dfield {
 struct shoal_doc {
     uint64_t epoch;
     size_t n;
-    dfield *f; /* owned */
+    dfield *f;     /* owned */
+    bool onepiece; /* f and everything it points to live in d's own block */
 };
 
 void
@@ -34,6 +35,10 @@ shoal_doc_free(shoal_doc *d)
 {
     if (!d)
         return;
+    if (d->onepiece) {
+        shoal__free(d);
+        return;
+    }
     for (size_t i = 0; i < d->n; i++) {
         dfield *f = &d->f[i];
         shoal__free(f->name);
@@ -97,6 +102,94 @@ doc_copy(const shoal__doc *src, shoal_doc **out)
     if (err) {
         shoal_doc_free(d);
         return err;
+    }
+    *out = d;
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------ documents from views */
+
+/* Bytes a value's payload needs in a one-piece document. */
+static size_t
+value_bytes(const shoal_value *v)
+{
+    return v->type == SHOAL_T_STR || v->type == SHOAL_T_BYTES ? v->len : 0;
+}
+
+static void
+value_place(shoal_value *dst, const shoal_value *src, uint8_t **heap)
+{
+    *dst = *src;
+    if (src->type == SHOAL_T_STR || src->type == SHOAL_T_BYTES) {
+        if (src->len)
+            memcpy(*heap, src->ptr, src->len);
+        dst->ptr = *heap;
+        *heap += src->len;
+    }
+}
+
+int
+shoal__doc_from_view(const shoal__qfield *f, size_t n, uint64_t epoch,
+                     bool (*keep)(const shoal__qfield *f, void *arg), void *arg, shoal_doc **out)
+{
+    /* One block: the shoal_doc, its fields, the list item arrays, then the
+     * names (NUL-terminated) and the value bytes. */
+    size_t nf = 0, nitems = 0, heap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keep && !keep(&f[i], arg))
+            continue;
+        if (f[i].kind == SHOAL_K_LIST && f[i].long_list)
+            return SHOAL_EINVAL; /* the caller must pass a full view */
+        nf++;
+        heap += f[i].name_len + 1;
+        if (f[i].kind == SHOAL_K_REGISTER) {
+            heap += value_bytes(&f[i].value);
+        } else if (f[i].kind == SHOAL_K_LIST) {
+            nitems += f[i].nitems;
+            heap += f[i].items_len; /* an item's payload is never longer than its encoding */
+        }
+    }
+    size_t size = sizeof(shoal_doc) + nf * sizeof(dfield) + nitems * sizeof(shoal_value) + heap;
+    uint8_t *blk = shoal__malloc(size);
+    if (!blk)
+        return SHOAL_ENOMEM;
+    shoal_doc *d = (shoal_doc *)blk;
+    memset(d, 0, sizeof *d);
+    d->epoch = epoch;
+    d->onepiece = true;
+    d->f = nf ? (dfield *)(blk + sizeof(shoal_doc)) : NULL;
+    shoal_value *items = (shoal_value *)(blk + sizeof(shoal_doc) + nf * sizeof(dfield));
+    uint8_t *hp = (uint8_t *)(items + nitems);
+    for (size_t i = 0; i < n; i++) {
+        if (keep && !keep(&f[i], arg))
+            continue;
+        dfield *x = &d->f[d->n++];
+        memset(x, 0, sizeof *x);
+        x->name = (char *)hp;
+        memcpy(hp, f[i].name, f[i].name_len);
+        hp[f[i].name_len] = 0;
+        hp += f[i].name_len + 1;
+        x->kind = f[i].kind;
+        if (f[i].kind == SHOAL_K_REGISTER) {
+            value_place(&x->value, &f[i].value, &hp);
+        } else if (f[i].kind == SHOAL_K_COUNTER) {
+            x->counter = f[i].value.i;
+        } else {
+            shoal__mpr r;
+            shoal__mpr_init(&r, f[i].items, f[i].items_len);
+            x->items = f[i].nitems ? items : NULL;
+            for (uint32_t j = 0; j < f[i].nitems; j++) {
+                shoal_value v;
+                shoal__mpr_value(&r, &v);
+                if (r.err) {
+                    shoal__free(blk);
+                    return SHOAL_ECORRUPT;
+                }
+                value_place(&items[j], &v, &hp);
+            }
+            x->nitems = f[i].nitems;
+            items += f[i].nitems;
+        }
     }
     *out = d;
     return SHOAL_OK;
@@ -285,8 +378,8 @@ shoal_strlist_free(shoal_strlist *l)
     shoal__free(l);
 }
 
-static int
-strlist_add(shoal_strlist *l, const void *p, size_t n)
+int
+shoal__strlist_add(shoal_strlist *l, const void *p, size_t n)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -303,6 +396,13 @@ strlist_add(shoal_strlist *l, const void *p, size_t n)
     c[n] = 0;
     l->s[l->n++] = c;
     return SHOAL_OK;
+}
+
+int
+shoal__strlist_new(shoal_strlist **out)
+{
+    *out = shoal__calloc(1, sizeof **out);
+    return *out ? SHOAL_OK : SHOAL_ENOMEM;
 }
 
 static int
@@ -344,9 +444,9 @@ list_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const
         shoal_strlist *l = lc->l;
         if (l->n && strlen(l->s[l->n - 1]) == clen && memcmp(l->s[l->n - 1], coll, clen) == 0)
             return 0;
-        err = strlist_add(l, coll, clen);
+        err = shoal__strlist_add(l, coll, clen);
     } else {
-        err = strlist_add(lc->l, id, idlen);
+        err = shoal__strlist_add(lc->l, id, idlen);
     }
     if (err) {
         lc->err = err;
@@ -597,7 +697,7 @@ evid_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[S
     /* Evidence is keyed by author first: duplicates are adjacent. */
     if (l->n && strcmp(l->s[l->n - 1], hex) == 0)
         return 0;
-    lc->err = strlist_add(l, hex, 2 * SHOAL_KEY_BYTES);
+    lc->err = shoal__strlist_add(l, hex, 2 * SHOAL_KEY_BYTES);
     return lc->err ? 1 : 0;
 }
 

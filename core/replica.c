@@ -187,6 +187,13 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
         shoal__free(r);
         return SHOAL_ENOMEM;
     }
+    r->dir = shoal__malloc(strlen(dir) + 1);
+    if (!r->dir) {
+        shoal__free(r->ev.ring);
+        shoal__free(r);
+        return SHOAL_ENOMEM;
+    }
+    strcpy(r->dir, dir);
     shoal__store_opts so = { .durable = r->opt.durable, .map_size = r->opt.map_size };
     char errbuf[SHOAL__ERRMSG];
     errbuf[0] = 0;
@@ -198,15 +205,21 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     }
     if (err) {
         shoal__free(r->ev.ring);
+        shoal__free(r->dir);
         shoal__free(r);
         return (shoal_err)err;
     }
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->net_mu, NULL);
     shoal__events_init(r);
+    /* Query views and indexes of a directory from before them. */
+    err = shoal__qviews_ensure(r);
+    if (err == SHOAL_EREADONLY)
+        err = SHOAL_OK;
     /* Release pending changes whose dependencies or time have come. */
     pend_ctx pc = { 0 };
-    err = shoal__store_read(r->store, pending_count_fn, &pc);
+    if (!err)
+        err = shoal__store_read(r->store, pending_count_fn, &pc);
     if (!err && pc.n > 0) {
         err = shoal__drain_now(r);
         if (err == SHOAL_EREADONLY)
@@ -235,8 +248,10 @@ shoal_replica_close(shoal_replica *r)
         shoal__identity_free(r->sk);
     r->sk = NULL;
     shoal__cache_free(r);
+    shoal__live_free(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_destroy(&r->mu);
+    shoal__free(r->dir);
     pthread_mutex_destroy(&r->net_mu);
     shoal__free(r);
 }

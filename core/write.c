@@ -68,6 +68,7 @@ shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg)
         x->r->due_ms = x->a.due_ms;
         if (x->a.ev_new)
             atomic_fetch_add(&x->r->ev_gen, 1); /* sessions resend evidence */
+        shoal__live_after_write(x->r);
     } else {
         shoal__wset_free(&x->w);
     }

@@ -375,12 +375,12 @@ int shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out);
  * the same compiled query and the same document view give the same answer
  * on every machine. */
 enum {
-    SHOAL__Q_MAX_TEXT = 4096, /* bytes of predicate text */
-    SHOAL__Q_MAX_PREDS = 64,  /* predicates (leaves, TRUE/FALSE included) */
-    SHOAL__Q_MAX_DEPTH = 8,   /* nesting of NOT and parentheses */
-    SHOAL__Q_MAX_IN = 256,    /* items of one IN list */
-    SHOAL__Q_LIST_VIEW = 256, /* list items a query view keeps (below) */
-    SHOAL__QKEY_TRUNC = 120,  /* string/bytes bytes an index key keeps */
+    SHOAL__Q_MAX_TEXT = 4096,                       /* bytes of predicate text */
+    SHOAL__Q_MAX_PREDS = 64,                        /* predicates (leaves, TRUE/FALSE included) */
+    SHOAL__Q_MAX_DEPTH = 8,                         /* nesting of NOT and parentheses */
+    SHOAL__Q_MAX_IN = 256,                          /* items of one IN list */
+    SHOAL__Q_LIST_VIEW = 256,                       /* list items a query view keeps (below) */
+    SHOAL__QKEY_TRUNC = 120,                        /* string/bytes bytes an index key keeps */
     SHOAL__QKEY_MAX = 1 + 2 * SHOAL__QKEY_TRUNC + 2 /* bytes of an index key */
 };
 
@@ -393,8 +393,8 @@ typedef struct shoal__qfield {
     shoal_value value;    /* REGISTER; a COUNTER's number as SHOAL_T_INT */
     const uint8_t *items; /* LIST: nitems MessagePack scalars back to back */
     size_t items_len;
-    uint32_t nitems;  /* LIST: visible elements (all of them, even if long) */
-    bool long_list;   /* LIST with more than SHOAL__Q_LIST_VIEW elements in a
+    uint32_t nitems; /* LIST: visible elements (all of them, even if long) */
+    bool long_list;  /* LIST with more than SHOAL__Q_LIST_VIEW elements in a
                          capped view: items is NULL, the view cannot answer */
 } shoal__qfield;
 
@@ -449,7 +449,9 @@ int shoal__query_ready(const shoal__query *q, char *err, size_t errlen);
  * again with a view parsed from shoal__doc_encode_qview(d, SIZE_MAX)).
  * Semantics in docs/queries.md (numbers compare numerically, NaN compares
  * false, absent == null, lists only in CONTAINS / EXISTS / !=, ...). */
-enum { SHOAL__Q_NEEDLIST = -1 };
+enum {
+    SHOAL__Q_NEEDLIST = -1
+};
 int shoal__query_eval(const shoal__query *q, const shoal__qdoc *d);
 
 /* The sort order of field values: absent/null < false < true < numbers
@@ -472,7 +474,9 @@ const shoal__qfield *shoal__qdoc_field(const shoal__qdoc *d, const uint8_t *name
 size_t shoal__qkey(const shoal_value *v, uint8_t out[SHOAL__QKEY_MAX]);
 /* Tag byte (first key byte) a long list gets in an index, sorting after
  * every scalar key: CONTAINS lookups must visit it. */
-enum { SHOAL__QKEY_LONGLIST = 0x70 };
+enum {
+    SHOAL__QKEY_LONGLIST = 0x70
+};
 
 /* What an index can answer: one conjunct of the top-level AND (or the whole
  * predicate) that constrains one field.  EQ: the field equals (or, with
@@ -483,7 +487,10 @@ enum { SHOAL__QKEY_LONGLIST = 0x70 };
  * for any one term and evaluate the whole query on what it finds.  Terms
  * of one field are not merged.  Bound values are those of the parameters
  * at the time of the call. */
-typedef enum shoal__qterm_kind { SHOAL__QT_EQ = 1, SHOAL__QT_RANGE = 2 } shoal__qterm_kind;
+typedef enum shoal__qterm_kind {
+    SHOAL__QT_EQ = 1,
+    SHOAL__QT_RANGE = 2
+} shoal__qterm_kind;
 typedef struct shoal__qterm {
     shoal__qterm_kind kind;
     const uint8_t *field;

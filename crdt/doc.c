@@ -1211,3 +1211,86 @@ shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out)
     shoal__doc_view_free(v, n);
     return w.err;
 }
+
+/* One visible list element into the query view; stops (returns 1) once
+ * the expected number is written, so the walk never goes past the last
+ * visible element it needs. */
+typedef struct qview_walk {
+    shoal__mpw *w;
+    size_t left; /* visible elements still to write */
+} qview_walk;
+
+static int
+qview_item(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *v, bool deleted,
+           void *arg)
+{
+    (void)id;
+    (void)value_op;
+    qview_walk *c = arg;
+    if (deleted)
+        return 0;
+    shoal__mpw_value(c->w, v);
+    return --c->left == 0;
+}
+
+/* Like encode_visible, but each field tagged by kind and lists over cap
+ * items written as [4, n] from shoal__list_len alone, so the work is
+ * O(fields + kept items) (crdt.h). */
+int
+shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
+{
+    field **fs;
+    size_t nf, nvis = 0;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    if (!d->exists || d->deleted) {
+        shoal__mpw_nil(&w);
+        return w.err;
+    }
+    int rc = sorted_fields(d, &fs, &nf);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < nf; i++)
+        nvis += field_visible(d, fs[i]) != 0;
+    shoal__mpw_map(&w, (uint32_t)nvis);
+    for (size_t i = 0; i < nf && !rc; i++) {
+        const field *f = fs[i];
+        shoal_kind kind = field_visible(d, f);
+        if (!kind)
+            continue;
+        shoal__mpw_str(&w, f->name, f->name_len);
+        shoal__mpw_array(&w, 2);
+        if (kind == SHOAL_K_REGISTER) {
+            shoal__mpw_uint(&w, 1);
+            shoal__mpw_value(&w, &f->reg_val);
+            continue;
+        }
+        if (kind == SHOAL_K_COUNTER) {
+            shoal__mpw_uint(&w, 2);
+            shoal__mpw_int(&w, cnt_value(f));
+            continue;
+        }
+        size_t len = shoal__list_len(f->list);
+        if (len > UINT32_MAX) {
+            rc = SHOAL_ETOOBIG;
+            break;
+        }
+        if (len > cap) {
+            shoal__mpw_uint(&w, 4);
+            shoal__mpw_uint(&w, len);
+            continue;
+        }
+        shoal__mpw_uint(&w, 3);
+        shoal__mpw_array(&w, (uint32_t)len);
+        if (len == 0)
+            continue;
+        qview_walk c = { &w, len };
+        rc = shoal__list_visit(f->list, qview_item, &c);
+        if (rc == 1 && c.left == 0)
+            rc = SHOAL_OK;
+        else
+            rc = SHOAL_ECORRUPT; /* list_len disagrees with the walk */
+    }
+    shoal__free(fs);
+    return rc ? rc : w.err;
+}

@@ -27,6 +27,12 @@
  *   evcid     change id (32) -> author (32) | seq (u64 BE): every version
  *             of an equivocated (author, seq) seen, with or without its
  *             envelope in evidence (dependency mapping, docs/c-api.md)
+ *   qview     coll NUL id -> query view of a live document (opaque to the
+ *             store; core/ keeps it in the transaction of every change)
+ *   qixreg    coll NUL field -> index number (u32 BE), from meta "qixnext"
+ *   qindex    index number (u32 BE) | value key | id -> value key length
+ *             (u16 BE): one entry per value of the field (per element of
+ *             a list), see shoal__qkey
  *
  * A log entry whose change was superseded (an equivocation resolved
  * against it) keeps its position and link but has bit 62 of the link set:
@@ -267,5 +273,53 @@ int shoal__stxn_peer_put(shoal__stxn *t, const uint8_t key[SHOAL_KEY_BYTES], con
 int shoal__stxn_peer_del(shoal__stxn *t, const uint8_t key[SHOAL_KEY_BYTES]);
 typedef int (*shoal__peer_fn)(const uint8_t key[SHOAL_KEY_BYTES], const shoal__sval *v, void *arg);
 int shoal__stxn_peer_scan(shoal__stxn *t, shoal__peer_fn cb, void *arg);
+
+/* Query views (core/query.c): one per live document. */
+int shoal__stxn_qview_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                          size_t idlen, shoal__sval *view);
+int shoal__stxn_qview_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                          size_t idlen, const void *view, size_t n);
+/* SHOAL_OK if there was none. */
+int shoal__stxn_qview_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                          size_t idlen);
+/* The views of coll in id order, from id from (inclusive; NULL: the
+ * first); cb non-zero stops and is returned.  coll NULL: every view, with
+ * coll set in the callback. */
+typedef int (*shoal__qview_fn)(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                               const shoal__sval *view, void *arg);
+int shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qview_fn cb,
+                           void *arg);
+/* Drop every view (before a rebuild). */
+int shoal__stxn_qview_clear(shoal__stxn *t);
+
+/* Indexes: the registry. */
+int shoal__stxn_qix_find(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
+                         size_t flen, uint32_t *ix);
+/* Register a new index (SHOAL_EBUSY if it exists); its number in *ix. */
+int shoal__stxn_qix_create(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
+                           size_t flen, uint32_t *ix);
+/* Unregister and delete its entries (SHOAL_ENOTFOUND if none). */
+int shoal__stxn_qix_drop(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
+                         size_t flen);
+/* Delete every entry of index ix (registry untouched). */
+int shoal__stxn_qix_truncate(shoal__stxn *t, uint32_t ix);
+/* The indexes of coll (NULL: all), sorted by (coll, field). */
+typedef int (*shoal__qix_fn)(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen,
+                             uint32_t ix, void *arg);
+int shoal__stxn_qix_list(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qix_fn cb,
+                         void *arg);
+/* Index entries. */
+int shoal__stxn_qix_put(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen,
+                        const uint8_t *id, size_t idlen);
+/* SHOAL_OK if there was none. */
+int shoal__stxn_qix_del(shoal__stxn *t, uint32_t ix, const uint8_t *key, size_t klen,
+                        const uint8_t *id, size_t idlen);
+/* The entries of ix whose value key lies in [lo, hi] bytewise (lo NULL:
+ * from the first; hi NULL: to the last), in key order.  cb non-zero
+ * stops.  A malformed entry is SHOAL_ECORRUPT. */
+typedef int (*shoal__qent_fn)(const uint8_t *key, size_t klen, const uint8_t *id, size_t idlen,
+                              void *arg);
+int shoal__stxn_qix_scan(shoal__stxn *t, uint32_t ix, const uint8_t *lo, size_t lolen,
+                         const uint8_t *hi, size_t hilen, shoal__qent_fn cb, void *arg);
 
 #endif /* SHOAL_STORE_STORE_H */

@@ -41,6 +41,9 @@ enum {
     T_DOCSNAP,
     T_PEERS,
     T_EVCID,
+    T_QVIEW,
+    T_QIXREG,
+    T_QINDEX,
     T_COUNT
 };
 
