@@ -66,6 +66,7 @@ enum {
 /* import reads at most this much from stdin (then exit 4, input rejected). */
 #define MAX_BUNDLE_BYTES ((size_t)1 << 30)
 
+/* The usage text, printed by print_usage(). */
 static const char usage_text[] =
     "usage: shoal [-d DIR] COMMAND [ARGS...]\n"
     "\n"
@@ -122,7 +123,11 @@ static const char usage_text[] =
     "                                  print the matching documents as \"enter\" events,\n"
     "                                  then \"ready\", then enter/update/leave events as\n"
     "                                  they happen, until SIGTERM/SIGINT\n"
-    "  help                            print this text\n"
+    "  help                            print this text\n";
+
+/* The rest of the usage text (C99 promises string literals of 4095 bytes,
+ * so the text is two). */
+static const char usage_tail[] =
     "\n"
     "options:\n"
     "  -d DIR, --dir DIR   replica directory\n"
@@ -153,6 +158,13 @@ static const char usage_text[] =
     "tcp://127.0.0.1:* the OS picks the port); PUBKEY is the 64 hex digits that\n"
     "`init` prints.  An allow-list FILE holds one such key per line; blank lines\n"
     "and lines starting with # are ignored.\n";
+
+static void
+print_usage(void)
+{
+    fputs(usage_text, stdout);
+    fputs(usage_tail, stdout);
+}
 
 /* Print one error line on stderr.  Newlines inside the message are turned
  * into spaces so the "exactly one line" promise holds for library text. */
@@ -1838,7 +1850,7 @@ main(int argc, char **argv)
             i++;
             break;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
+            print_usage();
             return EXIT_OK;
         } else if (strcmp(a, "--version") == 0) {
             printf("shoal %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR, SHOAL_VERSION_MINOR,
@@ -1865,7 +1877,7 @@ main(int argc, char **argv)
         return usage_error("missing command");
     const char *name = argv[i++];
     if (strcmp(name, "help") == 0) {
-        fputs(usage_text, stdout);
+        print_usage();
         return EXIT_OK;
     }
     const command *cmd = NULL;
