@@ -21,6 +21,9 @@ int shoal__bench_trace(int argc, char **argv);
 int shoal__bench_commits(int argc, char **argv);
 /* shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R] [--variant NAME] */
 int shoal__bench_sync(int argc, char **argv);
+/* shoal-bench query [--docs N] [--runs R] [--seed S]; built only when
+ * SQLite is found (SHOAL_BENCH_QUERY defined). */
+int shoal__bench_query(int argc, char **argv);
 
 /* Helpers (bench/util.c). */
 uint64_t shoal__bench_now_ns(void);

@@ -26,6 +26,11 @@ usage(FILE *f)
           "      durable commits/s through the public API, and raw LMDB in the same run\n"
           "  sync [--changes N] [--samples S] [--seconds T] [--runs R] [--variant NAME]...\n"
           "      live sync over loopback: catch-up, latency, throughput, beside floors\n"
+#ifdef SHOAL_BENCH_QUERY
+          "  query [--docs N] [--runs R] [--seed S]\n"
+          "      queries, aggregation, live queries and index upkeep, beside SQLite\n"
+          "      (typed columns and JSON documents) holding the same data\n"
+#endif
           "\n"
           "Output: one JSON object per line on stdout.  Temp dirs go under $TMPDIR.\n"
           "See docs/benchmarks.md.\n",
@@ -52,6 +57,10 @@ main(int argc, char **argv)
         return shoal__bench_commits(argc - 1, argv + 1);
     if (strcmp(argv[1], "sync") == 0)
         return shoal__bench_sync(argc - 1, argv + 1);
+#ifdef SHOAL_BENCH_QUERY
+    if (strcmp(argv[1], "query") == 0)
+        return shoal__bench_query(argc - 1, argv + 1);
+#endif
     fprintf(stderr, "shoal-bench: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -726,6 +726,224 @@ same_state(const shoal__doc *a, const shoal__doc *b, int *err)
     return same;
 }
 
+/* ----------------------------------------------------------- query views */
+
+/* The stored query view of (coll, id) is the one the rebuilt document d
+ * gives (none for a deleted one). */
+static void
+check_view(chk *k, const shoal__doc *d, const uint8_t *coll, size_t clen, const uint8_t *id,
+           size_t idlen, const char *name)
+{
+    bool alive = shoal__doc_exists(d) && !shoal__doc_deleted(d);
+    shoal__sval v;
+    int err = shoal__stxn_qview_get(k->t, coll, clen, id, idlen, &v);
+    if (err && err != SHOAL_ENOTFOUND) {
+        store_failed(k, err, "query views");
+        return;
+    }
+    if (!alive) {
+        if (!err)
+            problem(k, "document %s: deleted, but it has a query view", name);
+        return;
+    }
+    if (err) {
+        problem(k, "document %s: no query view", name);
+        return;
+    }
+    shoal__buf b;
+    shoal__buf_init(&b);
+    uint8_t e[SHOAL__QVIEW_HDR];
+    shoal__be64_put(e, shoal__doc_epoch(d));
+    err = shoal__buf_append(&b, e, sizeof e);
+    if (!err)
+        err = shoal__doc_encode_qview(d, SHOAL__Q_LIST_VIEW, &b);
+    if (err)
+        k->err = err;
+    else if (b.len != v.len || memcmp(b.p, v.p, v.len) != 0)
+        problem(k, "document %s: its query view differs from its state", name);
+    shoal__buf_free(&b);
+}
+
+/* A view whose document the log does not hold (the views of documents
+ * the log holds were checked with them). */
+static int
+orphan_view_fn(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+               const shoal__sval *view, void *arg)
+{
+    chk *k = arg;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    if (!shoal__map_get(&k->bydoc, key, klen))
+        problem(k, "query view of %s: the log holds no change of that document", dn(key, klen).s);
+    return 0;
+}
+
+/* One index: the entries it should hold (from the views) against those it
+ * holds. */
+typedef struct ixchk {
+    chk *k;
+    uint32_t ix;
+    const uint8_t *field;
+    size_t flen;
+    shoal__map want; /* key | id -> (void *)1, then 2 once found */
+    shoal__buf kb;
+    const uint8_t *id;
+    size_t idlen;
+    shoal__qfield *f;
+    size_t cap;
+    uint64_t extra;
+} ixchk;
+
+static int
+want_key(const uint8_t *key, size_t n, void *arg)
+{
+    ixchk *c = arg;
+    c->kb.len = 0;
+    int err = shoal__buf_append(&c->kb, key, n);
+    if (!err)
+        err = shoal__buf_append(&c->kb, c->id, c->idlen);
+    return err ? err : shoal__map_put(&c->want, c->kb.p, c->kb.len, (void *)1);
+}
+
+static int
+want_fn(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *view,
+        void *arg)
+{
+    ixchk *c = arg;
+    const uint8_t *v;
+    size_t vl, n;
+    bool alive;
+    int err = shoal__qview_split(view->p, view->len, NULL, &v, &vl);
+    if (!err)
+        err = shoal__qview_parse(v, vl, &c->f, &c->cap, &n, &alive);
+    if (err == SHOAL_ENOMEM)
+        return err;
+    if (err)
+        return 0; /* a bad view was reported with its document */
+    shoal__qdoc d = { .id = id, .id_len = idlen, .fields = c->f, .nfields = n };
+    const shoal__qfield *x = shoal__qdoc_field(&d, c->field, c->flen);
+    c->id = id;
+    c->idlen = idlen;
+    return x ? shoal__qfield_keys(x, want_key, c) : 0;
+}
+
+static int
+have_fn(const uint8_t *key, size_t klen, const uint8_t *id, size_t idlen, void *arg)
+{
+    ixchk *c = arg;
+    c->kb.len = 0;
+    int err = shoal__buf_append(&c->kb, key, klen);
+    if (!err)
+        err = shoal__buf_append(&c->kb, id, idlen);
+    if (err)
+        return err;
+    void *w = shoal__map_get(&c->want, c->kb.p, c->kb.len);
+    if (w)
+        return shoal__map_put(&c->want, c->kb.p, c->kb.len, (void *)2);
+    c->extra++;
+    return 0;
+}
+
+typedef struct ixlist_chk {
+    chk *k;
+    uint8_t (*coll)[SHOAL_MAX_COLLECTION];
+    size_t *clen;
+    uint8_t (*field)[SHOAL_MAX_FIELD];
+    size_t *flen;
+    uint32_t *ix;
+    size_t n, cap;
+} ixlist_chk;
+
+static int
+ix_collect(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix,
+           void *arg)
+{
+    ixlist_chk *l = arg;
+    if (clen > SHOAL_MAX_COLLECTION || flen > SHOAL_MAX_FIELD)
+        return SHOAL_ECORRUPT;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 4;
+        void *a = shoal__realloc(l->coll, cap * sizeof *l->coll);
+        if (a)
+            l->coll = a;
+        void *b = shoal__realloc(l->clen, cap * sizeof *l->clen);
+        if (b)
+            l->clen = b;
+        void *c = shoal__realloc(l->field, cap * sizeof *l->field);
+        if (c)
+            l->field = c;
+        void *d = shoal__realloc(l->flen, cap * sizeof *l->flen);
+        if (d)
+            l->flen = d;
+        void *e = shoal__realloc(l->ix, cap * sizeof *l->ix);
+        if (e)
+            l->ix = e;
+        if (!a || !b || !c || !d || !e)
+            return SHOAL_ENOMEM;
+        l->cap = cap;
+    }
+    memcpy(l->coll[l->n], coll, clen);
+    l->clen[l->n] = clen;
+    memcpy(l->field[l->n], field, flen);
+    l->flen[l->n] = flen;
+    l->ix[l->n] = ix;
+    l->n++;
+    return 0;
+}
+
+/* Every view belongs to a document of the log, and every index holds
+ * exactly the entries its collection's views give. */
+static void
+check_query_tables(chk *k)
+{
+    shoal__sval mv;
+    int err = shoal__stxn_meta_get(k->t, "qviews", &mv);
+    if (err == SHOAL_ENOTFOUND || (!err && (mv.len != 1 || mv.p[0] != SHOAL__QVIEW_VERSION))) {
+        problem(k, "query views: not built (meta qviews); the next open builds them");
+        return;
+    }
+    if (err && store_failed(k, err, "meta"))
+        return;
+    err = shoal__stxn_qview_scan(k->t, NULL, 0, orphan_view_fn, k);
+    if (err && store_failed(k, err, "query views"))
+        return;
+    ixlist_chk l = { .k = k };
+    err = shoal__stxn_qix_list(k->t, NULL, 0, ix_collect, &l);
+    if (err == SHOAL_ENOMEM)
+        k->err = err;
+    else if (err)
+        store_failed(k, err, "index registry");
+    for (size_t i = 0; going(k) && i < l.n; i++) {
+        ixchk c = { .k = k, .ix = l.ix[i], .field = l.field[i], .flen = l.flen[i] };
+        shoal__map_init(&c.want);
+        shoal__buf_init(&c.kb);
+        err = shoal__stxn_qview_scan(k->t, l.coll[i], l.clen[i], want_fn, &c);
+        if (!err)
+            err = shoal__stxn_qix_scan(k->t, c.ix, NULL, 0, NULL, 0, have_fn, &c);
+        if (err == SHOAL_ENOMEM)
+            k->err = err;
+        else if (err)
+            store_failed(k, err, "index");
+        uint64_t missing = 0;
+        for (size_t j = 0; !err && j < c.want.cap; j++)
+            if (c.want.s[j].key && c.want.s[j].val == (void *)1)
+                missing++;
+        if (!err && (missing || c.extra))
+            problem(k, "index %.*s.%.*s: %llu entries missing, %llu entries too many",
+                    (int)l.clen[i], (const char *)l.coll[i], (int)l.flen[i],
+                    (const char *)l.field[i], (unsigned long long)missing,
+                    (unsigned long long)c.extra);
+        shoal__map_clear(&c.want, NULL);
+        shoal__buf_free(&c.kb);
+        shoal__free(c.f);
+    }
+    shoal__free(l.coll);
+    shoal__free(l.clen);
+    shoal__free(l.field);
+    shoal__free(l.flen);
+    shoal__free(l.ix);
+}
+
 /* Check document d (in the log) against its meta m and its stored state. */
 static void
 check_doc(chk *k, const cdoc *d, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
@@ -790,6 +1008,8 @@ check_doc(chk *k, const cdoc *d, const shoal__dmeta *m, const uint8_t *coll, siz
         (m->nheads != nheads || (nheads && memcmp(m->heads, heads, nheads * SHOAL__ID_BYTES) != 0)))
         problem(k, "document %s: stored heads (%zu) differ from the rebuilt heads (%zu)", name,
                 m->nheads, nheads);
+    if (!k->err)
+        check_view(k, rebuilt, coll, clen, id, idlen, name);
     shoal__doc_free(rebuilt);
     shoal__doc_free(stored);
     shoal__free(heads);
@@ -876,6 +1096,8 @@ check_fn(shoal__stxn *t, void *arg)
     }
     if (going(k))
         check_docs(k);
+    if (going(k))
+        check_query_tables(k);
     return k->err;
 }
 

@@ -599,17 +599,25 @@ shoal__live_touch(shoal_replica *r, const uint8_t *coll, size_t clen, const uint
     (void)shoal__map_put(&r->live->dirty, k, kl, (void *)1);
 }
 
+/* Read everything the inotify descriptor holds; true if it held anything. */
+static bool drain_inotify(int fd);
+
 void
 shoal__live_after_write(shoal_replica *r)
 {
     if (!r->live || r->live->all.n == 0)
         return;
+    /* The notifications of this write (data.mdb was just written, when the
+     * store is durable) are consumed here, so that they do not wake every
+     * live query's descriptor for nothing; what another process committed
+     * before them is in the snapshot the refresh reads next. */
+    if (r->live->ino >= 0)
+        (void)drain_inotify(r->live->ino);
     int err = refresh(r, NULL);
     if (err)
         warn(r, "live queries: refresh after a write failed: %s", shoal_strerror((shoal_err)err));
 }
 
-/* Read everything the inotify descriptor holds; true if it held anything. */
 static bool
 drain_inotify(int fd)
 {

@@ -845,7 +845,8 @@ cut_rows(const shoal_query *Q, shoal_rows *rows)
         shoal__free(rows->r[i].id);
         shoal_doc_free(rows->r[i].doc);
     }
-    memmove(rows->r, rows->r + from, (to - from) * sizeof *rows->r);
+    if (to > from && from > 0)
+        memmove(rows->r, rows->r + from, (to - from) * sizeof *rows->r);
     rows->n = to - from;
 }
 
@@ -1299,7 +1300,7 @@ ix_fn(shoal__stxn *t, void *arg)
     ix_ctx *c = arg;
     if (c->drop)
         return shoal__stxn_qix_drop(t, c->coll, c->clen, c->field, c->flen);
-    uint32_t ix;
+    uint32_t ix = 0;
     int err = shoal__stxn_qix_create(t, c->coll, c->clen, c->field, c->flen, &ix);
     if (err == SHOAL_EBUSY)
         return SHOAL_OK;

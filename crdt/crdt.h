@@ -480,7 +480,9 @@ enum {
 
 /* What an index can answer: one conjunct of the top-level AND (or the whole
  * predicate) that constrains one field.  EQ: the field equals (or, with
- * contains, a list element equals) one of vals, none of them null.  RANGE:
+ * contains, a list element equals) one of vals, none of them null (but a
+ * contains term may hold null: null list elements are indexed as elements
+ * and CONTAINS null matches them).  RANGE:
  * lo / hi (either may be absent) of one type class (numbers, strings or
  * bytes); the field's value (a scalar) lies between them.  Every document
  * the query matches satisfies every term, so a caller may scan an index

@@ -1235,13 +1235,15 @@ qview_item(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *
 
 /* Like encode_visible, but each field tagged by kind and lists over cap
  * items written as [4, n] from shoal__list_len alone, so the work is
- * O(fields + kept items) (crdt.h). */
+ * O(fields + kept items) (crdt.h).  cap is at least SHOAL__Q_LIST_VIEW:
+ * shoal__qview_parse refuses [4, n] with n <= SHOAL__Q_LIST_VIEW. */
 int
 shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
 {
     field **fs;
     size_t nf, nvis = 0;
     shoal__mpw w;
+    assert(cap >= SHOAL__Q_LIST_VIEW);
     shoal__mpw_init(&w, out);
     if (!d->exists || d->deleted) {
         shoal__mpw_nil(&w);

@@ -23,26 +23,29 @@
  *   rewritten without a decimal point ("1.25e3" as "125e1"): strtod's radix
  *   character depends on the process locale, a global this module must not
  *   depend on, while digits and an exponent read the same in every locale.
+ * - Strings and numbers follow JSON exactly: raw control characters in a
+ *   string are refused (escape them), and so is a float literal beyond the
+ *   double range ("number out of range": no literal spells infinity;
+ *   bind a parameter for that); one that underflows rounds as strtod does.
  * - The document id is named by the bare word _id.  A backticked `_id` is
  *   the ordinary field of that name, so every field name stays reachable.
- *   Index terms on the document id carry an empty field name (field_len 0,
- *   which no real field has), so a caller can tell them apart.
+ *   Index terms on the document id name the field "_id", as callers
+ *   (core/) expect; so that such a term always means the id, a field
+ *   literally named _id gets no index terms (it is still evaluated, and a
+ *   missing term is always sound).
  *
  * Ownership: the query owns its arrays, its pool and each parameter's name
  * and bound value (a deep copy).  qview_parse and qfields point into the
  * caller's view bytes and own nothing.
  */
 #include <assert.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crdt.h"
 
-enum {
-    NONE = UINT32_MAX
-};
+#define NONE UINT32_MAX /* no node, literal or parameter (an index) */
 
 typedef enum ntype {
     N_AND = 1,
@@ -101,12 +104,24 @@ struct shoal__query {
 
 /* -------------------------------------------------------------- messages */
 
-/* "position N: what" into err, truncated to errlen - 1 bytes. */
+/* The n strings of parts, joined into err and truncated to errlen - 1
+ * bytes (nothing if errlen is 0). */
 static void
-put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what2)
+put_parts(char *err, size_t errlen, const char *const *parts, size_t n)
 {
     if (!err || errlen == 0)
         return;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        for (const char *s = parts[i]; *s && o + 1 < errlen; s++)
+            err[o++] = *s;
+    err[o] = 0;
+}
+
+/* "position N: what what2" into err. */
+static void
+put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what2)
+{
     char num[24];
     size_t k = sizeof num;
     num[--k] = 0;
@@ -115,11 +130,7 @@ put_msg(char *err, size_t errlen, size_t pos, const char *what, const char *what
         pos /= 10;
     } while (pos);
     const char *parts[5] = { "position ", num + k, ": ", what, what2 ? what2 : "" };
-    size_t o = 0;
-    for (int i = 0; i < 5; i++)
-        for (const char *s = parts[i]; *s && o + 1 < errlen; s++)
-            err[o++] = *s;
-    err[o] = 0;
+    put_parts(err, errlen, parts, 5);
 }
 
 /* ----------------------------------------------------------------- lexer */
@@ -351,7 +362,7 @@ lex_string(parser *p)
     if (p->err)
         return;
     p->t.vlen = p->q->pool.len - p->t.off;
-    if (!shoal__utf8_valid(p->q->pool.p + p->t.off, p->t.vlen)) {
+    if (p->t.vlen && !shoal__utf8_valid(p->q->pool.p + p->t.off, p->t.vlen)) {
         fail(p, SHOAL_EINVAL, st, "invalid UTF-8 in string", NULL);
         return;
     }
@@ -972,25 +983,8 @@ shoal__query_ready(const shoal__query *q, char *err, size_t errlen)
 {
     for (size_t i = 0; i < q->nparams; i++) {
         if (!q->params[i].bound) {
-            if (err && errlen) {
-                /* Not "position N: ..."; reuse the truncating writer. */
-                char what[SHOAL__Q_MAX_TEXT + 32];
-                size_t o = 0;
-                const char *a = "parameter :", *b = q->params[i].name, *c = " is not bound";
-                for (const char *s = a; *s; s++)
-                    what[o++] = *s;
-                for (const char *s = b; *s; s++)
-                    what[o++] = *s;
-                for (const char *s = c; *s; s++)
-                    what[o++] = *s;
-                what[o] = 0;
-                size_t k = 0;
-                while (what[k] && k + 1 < errlen) {
-                    err[k] = what[k];
-                    k++;
-                }
-                err[k] = 0;
-            }
+            const char *parts[3] = { "parameter :", q->params[i].name, " is not bound" };
+            put_parts(err, errlen, parts, 3);
             return SHOAL_EINVAL;
         }
     }
@@ -1230,8 +1224,8 @@ eval_node(const shoal__query *q, uint32_t ni, const shoal__qdoc *d)
     switch (n->type) {
     case N_EXISTS: return n->is_id || f != NULL;
     case N_CMP:
-        if (list)
-            return n->op == OP_NE;
+        if (list) /* the NaN rule comes first: a list != NaN is false */
+            return n->op == OP_NE && !is_nan(lit_value(q, n->lit));
         return scalar_test(&v, lit_value(q, n->lit), (cmpop)n->op);
     case N_IN:
         if (list)
@@ -1361,8 +1355,10 @@ shoal__query_terms(const shoal__query *q, shoal__qterm **out, size_t *n)
         const qnode *nd = &q->nodes[leaves[i]];
         shoal__qterm *o = &t[k];
         memset(o, 0, sizeof *o);
-        o->field = nd->is_id ? (const uint8_t *)"" : nd->name;
-        o->field_len = nd->is_id ? 0 : nd->name_len;
+        if (!nd->is_id && nd->name_len == 3 && memcmp(nd->name, "_id", 3) == 0)
+            continue; /* `_id`: its term would read as the document id's */
+        o->field = nd->is_id ? (const uint8_t *)"_id" : nd->name;
+        o->field_len = nd->is_id ? 3 : nd->name_len;
         if (nd->type == N_CMP) {
             const shoal_value *l = lit_value(q, nd->lit);
             if (nd->op == OP_EQ) {

@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
     libsodium-dev libmsgpack-dev liblmdb-dev libzmq3-dev libjansson-dev zlib1g-dev
+    libsqlite3-dev
     meson ninja-build pkg-config gcc clang-format
     clang-14 libclang-rt-14-dev
     python3-dev python3-cffi python3-pytest python3-hypothesis

@@ -152,7 +152,7 @@ shoal__stxn_qix_create(shoal__stxn *t, const uint8_t *coll, size_t clen, const u
     size_t n = pair_key(k, coll, clen, SHOAL_MAX_COLLECTION, field, flen, SHOAL_MAX_FIELD);
     if (!n)
         return SHOAL_EINVAL;
-    uint32_t old;
+    uint32_t old = 0;
     int rc = shoal__stxn_qix_find(t, coll, clen, field, flen, &old);
     if (rc == SHOAL_OK)
         return SHOAL_EBUSY;
@@ -214,7 +214,7 @@ int
 shoal__stxn_qix_drop(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
                      size_t flen)
 {
-    uint32_t ix;
+    uint32_t ix = 0;
     int rc = shoal__stxn_qix_find(t, coll, clen, field, flen, &ix);
     if (rc)
         return rc;

@@ -487,6 +487,118 @@ test_pending_damaged(void)
 
 /* ------------------------------------------------------------ healthy */
 
+/* ------------------------------------------------- query views, indexes */
+
+#define ITEMS (const uint8_t *)"items", 5
+
+static int
+drop_view_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    return shoal__stxn_qview_del(t, ITEMS, (const uint8_t *)"a", 1);
+}
+
+/* items/a's view replaced by that of another live document. */
+static int
+swap_view_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    shoal__sval v;
+    int err = shoal__stxn_qview_get(t, ITEMS, (const uint8_t *)"big", 3, &v);
+    if (err)
+        return err;
+    uint8_t *b = malloc(v.len);
+    if (!b)
+        return SHOAL_ENOMEM;
+    memcpy(b, v.p, v.len);
+    err = shoal__stxn_qview_put(t, ITEMS, (const uint8_t *)"a", 1, b, v.len);
+    free(b);
+    return err;
+}
+
+static int
+ghost_view_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    static const uint8_t view[] = { 0, 0, 0, 0, 0, 0, 0, 0, 0x80 }; /* epoch 0, no field */
+    return shoal__stxn_qview_put(t, ITEMS, (const uint8_t *)"ghost", 5, view, sizeof view);
+}
+
+static int
+unbuilt_fn(shoal__stxn *t, void *arg)
+{
+    (void)arg;
+    return shoal__st_del(t, T_META, "qviews", 6);
+}
+
+typedef struct first {
+    uint8_t key[SHOAL__QKEY_MAX];
+    size_t kl;
+    uint8_t id[SHOAL_MAX_DOC_ID];
+    size_t idl;
+    bool got;
+} first;
+
+static int
+first_entry_fn(const uint8_t *key, size_t klen, const uint8_t *id, size_t idlen, void *arg)
+{
+    first *f = arg;
+    memcpy(f->key, key, klen);
+    f->kl = klen;
+    memcpy(f->id, id, idlen);
+    f->idl = idlen;
+    f->got = true;
+    return 1;
+}
+
+/* An index on items.name, then one entry too few (arg NULL) or one too many. */
+static int
+index_fn(shoal__stxn *t, void *arg)
+{
+    uint32_t ix;
+    int err = shoal__stxn_qix_create(t, ITEMS, (const uint8_t *)"name", 4, &ix);
+    if (!err)
+        err = shoal__qindex_build(t, ITEMS, (const uint8_t *)"name", 4, ix);
+    if (err)
+        return err;
+    if (arg) {
+        uint8_t key[SHOAL__QKEY_MAX];
+        size_t kl;
+        shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)"no such", .len = 7 };
+        kl = shoal__qkey(&v, key);
+        return shoal__stxn_qix_put(t, ix, key, kl, (const uint8_t *)"a", 1);
+    }
+    /* the first entry, whatever it is */
+    first fr = { .got = false };
+    err = shoal__stxn_qix_scan(t, ix, NULL, 0, NULL, 0, first_entry_fn, &fr);
+    if (err != 1 || !fr.got)
+        return err && err != 1 ? err : SHOAL_ENOTFOUND;
+    return shoal__stxn_qix_del(t, ix, fr.key, fr.kl, fr.id, fr.idl);
+}
+
+static void
+test_query_tables(void)
+{
+    shoal_check_stats st;
+    expect_one_problem(drop_view_fn, NULL, "document items/a: no query view", NULL, &st);
+    expect_one_problem(swap_view_fn, NULL, "document items/a: its query view differs", NULL, &st);
+    expect_one_problem(ghost_view_fn, NULL, "query view of items/ghost: the log holds no change",
+                       NULL, &st);
+    /* views never built (a directory from before them): the open that
+     * precedes the check builds them */
+    char *dir = fixture();
+    REQUIRE(dir);
+    REQUIRE(damage(dir, unbuilt_fn, NULL));
+    problems p;
+    CHECK_EQ(run_check(dir, &p, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    fixture_free(dir);
+    expect_one_problem(index_fn, NULL, "index items.name: 1 entries missing, 0 entries too many",
+                       NULL, &st);
+    expect_one_problem(index_fn, "extra", "index items.name: 0 entries missing, 1 entries too many",
+                       NULL, &st);
+}
+
 static void
 test_healthy(void)
 {
@@ -761,6 +873,7 @@ main(void)
     RUN(test_doc_state);
     RUN(test_doc_missing);
     RUN(test_pending_damaged);
+    RUN(test_query_tables);
     RUN(test_report_bound);
     RUN(test_environment);
     RUN(test_resync_identity);

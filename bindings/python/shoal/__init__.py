@@ -17,6 +17,15 @@ links)::
     r.sync("tcp://127.0.0.1:7001", other_id, timeout=5.0)
     r.connect("tcp://127.0.0.1:7001", other_id)         # live push, both ways
 
+Queries, aggregates, indexes and live queries::
+
+    r.find("products", 'category == "jeans" AND price < :max',
+           params={"max": 40}, sort=[("price", "desc")], limit=10)
+    r.aggregate("products", group="category", aggs=["count", "sum:stock"])
+    with r.watch("products", "stock > 0") as live:
+        for ev in live:                  # LiveEvent(kind, id, doc)
+            ...
+
 See docs/python.md for a walk-through.
 """
 from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
@@ -26,7 +35,8 @@ from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
                       RefusedError, SignatureError, StorageError, TimeoutError, TooBigError,
                       TransportError, TruncatedError, VersionError)
 from ._api import (ChangeEvent, CheckResult, Counter, Document, ImportResult, Kind,
-                   ListField, LogLevel, Peer, Replica, Transaction, Value,
+                   ListField, LiveEvent, LiveQuery, LogLevel, Peer, Replica,
+                   SortKey, Transaction, Value,
                    ffi as _ffi,
                    lib as _lib)
 
@@ -54,6 +64,7 @@ __version__: str = library_version()
 __all__ = [
     "Replica", "Document", "Counter", "ListField", "Transaction",
     "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value", "LogLevel", "Peer",
+    "LiveQuery", "LiveEvent", "SortKey",
     "library_version", "strerror", "__version__",
     "KEY_BYTES", "DIGEST_BYTES", "MAX_COLLECTION", "MAX_DOC_ID", "MAX_FIELD",
     "MAX_VALUE",

@@ -5,17 +5,20 @@ reached through cffi in API mode.  The GIL is released during every C call.
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
 import dataclasses
 import enum
+import functools
 import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping, MutableMapping
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
-                    Optional, Tuple, Union, overload)
+from typing import (Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List,
+                    NamedTuple, Optional, Sequence, Tuple, TypeVar, Union,
+                    overload)
 
 from ._errors import (ClosedError, Deleted, Error, ErrorCode, BusyError,
                       InvalidArgumentError, KindError, ListIndexError,
@@ -37,10 +40,16 @@ except ImportError as exc:  # depends on the build; tested in test_import.py
 
 __all__ = ["Replica", "Document", "Counter", "ListField", "Transaction",
            "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value",
-           "LogLevel", "Peer"]
+           "LogLevel", "Peer", "LiveQuery", "LiveEvent", "SortKey"]
 
 #: A register or list element value.
 Value = Union[None, bool, int, float, str, bytes]
+
+#: One sort key of :meth:`Replica.find`: a field name (ascending) or a
+#: ``(field, "asc" | "desc")`` pair.
+SortKey = Union[str, Tuple[str, str]]
+
+_T = TypeVar("_T")
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -399,6 +408,14 @@ class Replica:
         self._closed = True
         self._local = threading.local()
         self._txns: "weakref.WeakSet[Transaction]" = weakref.WeakSet()
+        self._lives: "weakref.WeakSet[LiveQuery]" = weakref.WeakSet()
+        # The C live queries not closed yet (address -> pointer), and how
+        # many shoal_live_close calls are running: close() closes the rest
+        # and waits for those, even the ones of LiveQuery objects being
+        # garbage collected in another thread meanwhile.
+        self._live_open: Dict[int, Any] = {}
+        self._live_closing = 0
+        self._live_done = threading.Condition(self._lock)
         self._clock_handle: Any = None
         self._log_sink: Optional[_LogSink] = None
         self._log_handle: Any = None
@@ -493,12 +510,15 @@ class Replica:
         raise _error(rc, detail or None, input_side)
 
     def close(self) -> None:
-        """Abort open transactions, sync and close.  Idempotent.
+        """Close open live queries, abort open transactions, sync and
+        close.  Idempotent.
 
         Waits for calls running in other threads to return first (a
         :meth:`sync` running in another thread: at most its timeout), then
-        stops the network engine and closes.  After close no log message
-        reaches the ``log`` callback.
+        closes every :class:`LiveQuery` of the replica that is still open
+        (an iteration over one running in another thread ends), stops the
+        network engine and closes.  After close no log message reaches the
+        ``log`` callback.
         """
         if _in_callback():
             raise _no_reentry()
@@ -509,6 +529,13 @@ class Replica:
             if self._inflight == 0:
                 self._idle.set()
         self._idle.wait()
+        # The library requires every live query closed before its replica.
+        for lq in list(self._lives):
+            lq._close(replica_closing=True)
+        for addr in list(self._live_open):
+            self._close_live(addr)
+        with self._live_done:
+            self._live_done.wait_for(lambda: self._live_closing == 0)
         for t in list(self._txns):
             t._drop()
         if self._p is not None:
@@ -517,6 +544,21 @@ class Replica:
         self._clock_handle = None
         self._log_handle = None
         _with_callbacks.discard(self)
+
+    def _close_live(self, addr: int) -> None:
+        """shoal_live_close the live query at addr unless it was closed (or
+        is being closed) already."""
+        with self._lock:
+            h = self._live_open.pop(addr, None)
+            if h is None:
+                return
+            self._live_closing += 1
+        try:
+            lib.shoal_live_close(h)
+        finally:
+            with self._lock:
+                self._live_closing -= 1
+                self._live_done.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -666,6 +708,241 @@ class Replica:
         finally:
             self._exit()
 
+    # -- queries --------------------------------------------------------------
+
+    def _query(self, collection: str, where: Optional[str],
+               params: Optional[Mapping[str, Any]],
+               run: Callable[[Any, Any], _T]) -> _T:
+        """Compile where for collection, bind params, and return run(p, q)
+        with the call in flight (q freed afterwards)."""
+        coll = _text(collection, "collection")
+        text = _where(where)
+        binds = _params(params)
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_query **")
+            rc = lib.shoal_query_new(p, coll, text, out)
+            if rc:
+                self._raise(rc)
+            q = ffi.gc(out[0], lib.shoal_query_free)
+            try:
+                cv = ffi.new("shoal_value *")
+                for name, b, v in binds:
+                    keep = _fill(cv, v)
+                    rc = lib.shoal_query_bind(q, b, cv)
+                    del keep
+                    if rc == lib.SHOAL_ENOTFOUND:
+                        raise NotFound(_strerror(rc), rc,
+                                       "the query has no parameter :%s" % name)
+                    if rc:
+                        raise _error(rc, "cannot bind parameter :%s" % name)
+                return run(p, q)
+            finally:
+                ffi.release(q)
+        finally:
+            self._exit()
+
+    def find(self, collection: str, where: Optional[str] = None,
+             params: Optional[Mapping[str, Value]] = None,
+             sort: Union[None, SortKey, Sequence[SortKey]] = None,
+             limit: Optional[int] = None, offset: int = 0,
+             fields: Union[None, str, Iterable[str]] = None) -> List[Dict[str, Any]]:
+        """The live documents of collection that match ``where``, in one
+        read snapshot, as a list of plain dicts.
+
+        Args:
+            collection: the collection to search (unknown: no rows).
+            where: a predicate in the query language (docs/queries.md), e.g.
+                ``'category == "jeans" AND size == 8 AND price < :max'``;
+                None or ``""`` matches every live document.
+            params: values of the ``:name`` parameters of ``where``, by name
+                (without the colon; a leading colon is accepted): None,
+                bool, int, float, str or bytes.  They are bound as values,
+                never spliced into the text.  Another type raises TypeError,
+                a name the query does not have :class:`NotFound`, a
+                parameter left unbound :class:`InvalidArgumentError`.
+            sort: a field name, or a list of sort keys, the first sorting
+                first; a key is a field name (ascending) or a pair
+                ``(field, "asc")`` / ``(field, "desc")``.  ``"_id"`` is the
+                document id.  Values sort in the total order of
+                docs/queries.md (absent and null first); ties go by id
+                ascending.  None: by id.
+            limit: at most this many rows (None: all; 0: none).
+            offset: skip this many rows first.
+            fields: a field name or the field names to return (None: every
+                field).
+
+        Each row is a dict of the document's visible fields, converted as
+        :meth:`Document.to_dict` does (registers as their value, counters
+        as int, lists as list), plus ``"_id"``, the document id (which
+        wins over a field of that name).  Errors: a syntax error in where
+        is an :class:`InvalidArgumentError` whose message names the byte
+        position (``"position 14: ..."``); a query over a bound (4 KiB of
+        text, 64 predicates, ...) a :class:`TooBigError`.
+        """
+        keys = _sort_keys(sort)
+        if limit is not None:
+            limit = _count_arg(limit, "limit")
+        offset = _count_arg(offset, "offset")
+        names = _field_list(fields)
+
+        def run(p: Any, q: Any) -> List[Dict[str, Any]]:
+            for f, desc in keys:
+                rc = lib.shoal_query_sort(q, f, desc)
+                if rc:
+                    raise _error(rc, "cannot sort by %r" % f.decode("utf-8"))
+            # The C limit 0 means "no limit": an empty page still runs the
+            # query (so its errors show) but returns nothing.
+            lib.shoal_query_limit(q, 1 if limit == 0 else (limit or 0), offset)
+            for f in names or ():
+                if f != b"_id":
+                    rc = lib.shoal_query_field(q, f)
+                    if rc:
+                        raise _error(rc, "cannot return field %r" % f.decode("utf-8"))
+            out = ffi.new("shoal_rows **")
+            rc = lib.shoal_find(p, q, out)
+            if rc:
+                self._raise(rc)
+            rows = ffi.gc(out[0], lib.shoal_rows_free)
+            try:
+                if limit == 0:
+                    return []
+                return [_row(lib.shoal_rows_id(rows, i), lib.shoal_rows_doc(rows, i),
+                             names)
+                        for i in range(lib.shoal_rows_count(rows))]
+            finally:
+                ffi.release(rows)
+        return self._query(collection, where, params, run)
+
+    def count(self, collection: str, where: Optional[str] = None,
+              params: Optional[Mapping[str, Value]] = None) -> int:
+        """Number of live documents of collection that match where (with
+        params), as :meth:`find` would return them without a limit."""
+        def run(p: Any, q: Any) -> int:
+            out = ffi.new("uint64_t *")
+            rc = lib.shoal_count(p, q, out)
+            if rc:
+                self._raise(rc)
+            return int(out[0])
+        return self._query(collection, where, params, run)
+
+    def aggregate(self, collection: str, where: Optional[str] = None,
+                  params: Optional[Mapping[str, Value]] = None,
+                  group: Union[str, Iterable[str]] = (),
+                  aggs: Union[str, Iterable[str]] = ("count",)) -> List[Dict[str, Any]]:
+        """Aggregates over the documents that match where, grouped by the
+        fields of group, in one read snapshot.
+
+        Args:
+            collection, where, params: as for :meth:`find`.
+            group: a field name or field names; one group per distinct
+                combination of their values (an absent field or a list
+                groups as None).  Empty: one group over every match (even
+                when nothing matches).
+            aggs: the aggregates, each a string: ``"count"`` (matching
+                documents), ``"sum:F"``, ``"avg:F"`` (over the numbers of
+                field F, registers and counters; other values are skipped;
+                a sum is an int while every term is an int and it does not
+                overflow, else a float), ``"min:F"``, ``"max:F"`` (over the
+                values present and not null, in the sort order of
+                :meth:`find`; lists skipped).  An aggregate with nothing to
+                aggregate is None.
+
+        Returns one dict per group, sorted by the group values: each group
+        field with its value, then each aggregate under its spec, e.g.
+        ``{"category": "jeans", "count": 4, "sum:stock": 21}``.
+        """
+        gnames = _field_list(group) or []
+        specs = _agg_specs(aggs)
+
+        def run(p: Any, q: Any) -> List[Dict[str, Any]]:
+            keep = [ffi.new("char[]", g) for g in gnames]
+            garr = ffi.new("char *[]", keep) if keep else ffi.NULL
+            sarr = ffi.new("shoal_aggregate_spec[]", max(len(specs), 1))
+            for j, (_, op, f) in enumerate(specs):
+                sarr[j].op = op
+                if f is not None:
+                    keep.append(ffi.new("char[]", f))
+                    sarr[j].field = keep[-1]
+                else:
+                    sarr[j].field = ffi.NULL
+            out = ffi.new("shoal_groups **")
+            rc = lib.shoal_aggregate(p, q, garr, len(gnames), sarr, len(specs), out)
+            if rc:
+                self._raise(rc)
+            g = ffi.gc(out[0], lib.shoal_groups_free)
+            try:
+                cv = ffi.new("shoal_value *")
+                res = []
+                for i in range(lib.shoal_groups_count(g)):
+                    row: Dict[str, Any] = {}
+                    for k, name in enumerate(gnames):
+                        lib.shoal_groups_key(g, i, k, cv)
+                        row[name.decode("utf-8")] = _value(cv)
+                    for j, (key, _, _) in enumerate(specs):
+                        lib.shoal_groups_value(g, i, j, cv)
+                        row[key] = _value(cv)
+                    res.append(row)
+                return res
+            finally:
+                ffi.release(g)
+        return self._query(collection, where, params, run)
+
+    # -- indexes --------------------------------------------------------------
+
+    def create_index(self, collection: str, field: str) -> None:
+        """Index field of collection (a list field by its elements).
+
+        The index is built now, then kept up to date by every change (local,
+        merged or synced); it is stored in the replica directory, so every
+        process that opens it shares it.  Creating an index that exists does
+        nothing.  An index only makes :meth:`find`, :meth:`count`,
+        :meth:`aggregate` and :meth:`watch` faster: the results are the
+        same without it.  ``"_id"`` is always indexed
+        (:class:`InvalidArgumentError`).
+        """
+        coll = _text(collection, "collection")
+        f = _text(field, "field name")
+        self._call(lambda p: lib.shoal_index_add(p, coll, f))
+
+    def drop_index(self, collection: str, field: str) -> None:
+        """Drop the index of field of collection (:class:`NotFound` if there
+        is none)."""
+        coll = _text(collection, "collection")
+        f = _text(field, "field name")
+        self._call(lambda p: lib.shoal_index_drop(p, coll, f))
+
+    def indexes(self, collection: Optional[str] = None) -> List[str]:
+        """The indexed fields of collection, sorted; with no collection,
+        the collections that have at least one index."""
+        coll = ffi.NULL if collection is None else _text(collection, "collection")
+        return self._strlist(lambda p, out: lib.shoal_indexes(p, coll, out))
+
+    # -- live queries ---------------------------------------------------------
+
+    def watch(self, collection: str, where: Optional[str] = None,
+              params: Optional[Mapping[str, Value]] = None) -> "LiveQuery":
+        """A live query: the documents of collection that match where (with
+        params, as for :meth:`find`) now, then every change to that set.
+
+        The returned :class:`LiveQuery` first gives an ``"enter"`` event per
+        matching document (by id), then one ``"ready"``; after that
+        ``"enter"``, ``"update"`` and ``"leave"`` events as commits (of this
+        replica, of other handles and of other processes on the same
+        directory), merges and syncs move documents into, within and out of
+        the result.  Iterate over it (blocking), call
+        :meth:`LiveQuery.next`, or ``async for`` over it in asyncio; close
+        it (or use it as a context manager) when done.  :meth:`close`
+        closes the live queries still open.
+        """
+        def run(p: Any, q: Any) -> LiveQuery:
+            out = ffi.new("shoal_live **")
+            rc = lib.shoal_live_open(p, q, out)
+            if rc:
+                self._raise(rc)
+            return LiveQuery(self, out[0], collection, where)
+        return self._query(collection, where, params, run)
+
     # -- version, bundles, digests -----------------------------------------
 
     def version(self) -> Dict[str, int]:
@@ -783,6 +1060,10 @@ class Replica:
     # -- network ------------------------------------------------------------
 
     def _net(self, call: Callable[[Any], int]) -> None:
+        self._call(call)
+
+    def _call(self, call: Callable[[Any], int]) -> None:
+        """call(p) with the call in flight; raise the error it returns."""
         p = self._enter()
         try:
             rc = call(p)
@@ -994,6 +1275,448 @@ class Replica:
             if ev is None:
                 return
             yield ev
+
+
+# ------------------------------------------------------------------ queries
+
+def _where(where: Any) -> Any:
+    """The predicate text for C (NULL for None)."""
+    if where is None:
+        return ffi.NULL
+    if not isinstance(where, str):
+        raise TypeError("where must be a str (a predicate) or None, not %s"
+                        % type(where).__name__)
+    b = where.encode("utf-8", "surrogateescape")
+    if b"\0" in b:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "where contains a NUL character")
+    return b
+
+
+def _params(params: Any) -> List[Tuple[str, bytes, Value]]:
+    """Check params (name -> scalar) before any C call: (name, C name, value)."""
+    if params is None:
+        return []
+    if not isinstance(params, Mapping):
+        raise TypeError("params must be a mapping {name: value}, not %s"
+                        % type(params).__name__)
+    res = []
+    for name, v in params.items():
+        if not isinstance(name, str):
+            raise TypeError("a parameter name is a str, not %s" % type(name).__name__)
+        bare = name[1:] if name.startswith(":") else name
+        b = bare.encode("utf-8", "surrogateescape")
+        if not b or b"\0" in b:
+            raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                       "invalid parameter name %r" % (name,))
+        if v is None or isinstance(v, (bool, float, str, bytes, bytearray, memoryview)):
+            pass
+        elif isinstance(v, int):
+            if not _INT64_MIN <= v <= _INT64_MAX:
+                raise OverflowError("parameter :%s out of the int64 range: %d" % (bare, v))
+        else:
+            raise TypeError("parameter :%s must be None, bool, int, float, str or "
+                            "bytes, not %s" % (bare, type(v).__name__))
+        res.append((bare, b, v))
+    return res
+
+
+_DIRECTIONS = {"asc": False, "desc": True}
+
+
+def _sort_key(key: Any) -> Tuple[bytes, bool]:
+    if isinstance(key, str):
+        return _text(key, "field name"), False
+    if isinstance(key, tuple):
+        if len(key) != 2:
+            raise ValueError("a sort key is a field name or a (field, \"asc\" | "
+                             "\"desc\") pair, not %r" % (key,))
+        field, direction = key
+        d = direction.lower() if isinstance(direction, str) else None
+        if d not in _DIRECTIONS:
+            raise ValueError("sort direction must be \"asc\" or \"desc\", not %r"
+                             % (direction,))
+        return _text(field, "field name"), _DIRECTIONS[d]
+    raise TypeError("a sort key is a field name or a (field, \"asc\" | \"desc\") "
+                    "pair, not %s" % type(key).__name__)
+
+
+def _sort_keys(sort: Any) -> List[Tuple[bytes, bool]]:
+    """sort: None, one key (a field name or a (field, direction) tuple), or
+    a list of keys."""
+    if sort is None:
+        return []
+    if isinstance(sort, (str, tuple)):
+        return [_sort_key(sort)]
+    if isinstance(sort, (bytes, bytearray, Mapping)) or not isinstance(sort, Iterable):
+        raise TypeError("sort must be a field name, a (field, direction) pair or "
+                        "a list of them, not %s" % type(sort).__name__)
+    return [_sort_key(k) for k in sort]
+
+
+def _count_arg(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("%s must be an int, not %s" % (what, type(v).__name__))
+    if v < 0:
+        raise ValueError("%s must be >= 0" % what)
+    if v > _UINT64_MAX:
+        raise OverflowError("%s out of the uint64 range" % what)
+    return v
+
+
+def _field_list(fields: Any) -> Optional[List[bytes]]:
+    """None, one field name or an iterable of them, for C."""
+    if fields is None:
+        return None
+    if isinstance(fields, str):
+        return [_text(fields, "field name")]
+    if isinstance(fields, (bytes, bytearray, Mapping)) or not isinstance(fields, Iterable):
+        raise TypeError("expected a field name or a list of field names, not %s"
+                        % type(fields).__name__)
+    return [_text(f, "field name") for f in fields]
+
+
+_AGG_OPS = {"sum": lib.SHOAL_AGG_SUM, "min": lib.SHOAL_AGG_MIN,
+            "max": lib.SHOAL_AGG_MAX, "avg": lib.SHOAL_AGG_AVG}
+
+
+def _agg_specs(aggs: Any) -> List[Tuple[str, int, Optional[bytes]]]:
+    """("count" | "op:field", ...) -> (result key, op, field for C)."""
+    if isinstance(aggs, str):
+        aggs = [aggs]
+    elif isinstance(aggs, (bytes, bytearray, Mapping)) or not isinstance(aggs, Iterable):
+        raise TypeError("aggs must be a list of aggregate specs such as "
+                        "[\"count\", \"sum:price\"], not %s" % type(aggs).__name__)
+    res: List[Tuple[str, int, Optional[bytes]]] = []
+    for spec in aggs:
+        if not isinstance(spec, str):
+            raise TypeError("an aggregate spec is a str such as \"sum:price\", not %s"
+                            % type(spec).__name__)
+        op, colon, field = spec.partition(":")
+        op = op.strip().lower()
+        if op == "count" and not colon:
+            res.append(("count", lib.SHOAL_AGG_COUNT, None))
+        elif op in _AGG_OPS and colon and field:
+            res.append(("%s:%s" % (op, field), _AGG_OPS[op], _text(field, "field name")))
+        else:
+            raise ValueError("unknown aggregate %r: expected \"count\" or "
+                             "\"sum:F\", \"min:F\", \"max:F\", \"avg:F\"" % (spec,))
+    return res
+
+
+def _row(doc_id: Any, d: Any, names: Optional[List[bytes]]) -> Dict[str, Any]:
+    """A result row: the document's fields (those in names, if given) and
+    "_id"."""
+    row = _all_fields(d) if names != [] else {}
+    if names is not None:
+        wanted = {n.decode("utf-8") for n in names}
+        row = {k: v for k, v in row.items() if k in wanted}
+    row["_id"] = _name(doc_id)
+    return row
+
+
+class LiveEvent(NamedTuple):
+    """One event of a :class:`LiveQuery`.
+
+    Attributes:
+        kind: ``"enter"`` (the document matches now and did not),
+            ``"update"`` (it matched, still matches and changed),
+            ``"leave"`` (it no longer matches, or was deleted) or
+            ``"ready"`` (the ``"enter"`` events before it were the initial
+            result).
+        id: the document id (``""`` for ``"ready"``).
+        doc: for ``"enter"`` and ``"update"`` the whole document as
+            :meth:`Replica.find` returns it (fields and ``"_id"``); None for
+            ``"leave"`` and ``"ready"``.
+    """
+
+    kind: str
+    id: str
+    doc: Optional[Dict[str, Any]]
+
+
+_LIVE_KINDS = {lib.SHOAL_LIVE_ENTER: "enter", lib.SHOAL_LIVE_UPDATE: "update",
+               lib.SHOAL_LIVE_LEAVE: "leave", lib.SHOAL_LIVE_READY: "ready"}
+# How long close() from another thread waits for an event loop to drop its
+# reader of the live query's fd before closing the fd anyway.
+_LOOP_HANDOFF_S = 5.0
+
+
+def _wake(fut: "asyncio.Future[bool]") -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
+class LiveQuery:
+    """A live query opened by :meth:`Replica.watch`: a stream of
+    :class:`LiveEvent`.
+
+    Read it in whichever way suits the program:
+
+    * ``for ev in lq:`` blocks for each event (the wait happens in C with
+      the GIL released, in short slices, so Ctrl-C and a close from another
+      thread stay prompt); the iteration ends when the live query is closed.
+    * :meth:`next` waits at most ``timeout`` seconds and returns None when
+      nothing came.
+    * ``async for ev in lq:`` in asyncio: the running loop watches
+      :meth:`fileno` (``loop.add_reader``), no thread and no polling.
+
+    Use it as a context manager, or call :meth:`close`; the replica's
+    :meth:`Replica.close` closes the live queries still open.  Any use
+    after close raises :class:`ClosedError`.  One object may be shared by
+    threads (calls on it run one at a time), but only one consumer should
+    read it.
+    """
+
+    def __init__(self, replica: Replica, handle: Any, collection: str,
+                 where: Optional[str]) -> None:
+        # The destructor keeps the replica's handle alive: the library
+        # requires the live query closed first, whatever order the garbage
+        # collector frees things in.
+        addr = int(ffi.cast("uintptr_t", handle))
+        with replica._lock:
+            replica._live_open[addr] = handle
+        # Whoever comes first closes it: close(), the replica's close(), or
+        # this destructor (which keeps the replica alive until then).
+        self._p: Any = ffi.gc(handle, functools.partial(_live_destructor, replica=replica))
+        self._r = replica
+        self._lock = threading.Lock()
+        self._closed = False
+        self._fd = int(lib.shoal_live_fd(self._p))
+        # The asyncio waiter: (loop, future) while a coroutine awaits the fd.
+        self._waiter: Optional[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[bool]"]] = None
+        self.collection: str = collection
+        self.where: Optional[str] = where
+        replica._lives.add(self)
+
+    def __repr__(self) -> str:
+        return "<shoal.LiveQuery %s %s WHERE %s>" % (
+            "closed" if self._closed else "open", self.collection,
+            self.where if self.where else "TRUE")
+
+    # -- lifetime -------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the live query (or its replica) was closed."""
+        return self._closed
+
+    @property
+    def replica(self) -> Replica:
+        """The replica the live query watches."""
+        return self._r
+
+    def close(self) -> None:
+        """Close the live query (idempotent).  A blocking iteration or an
+        ``async for`` waiting on it in another thread or task ends."""
+        self._close(replica_closing=False)
+
+    def _close(self, replica_closing: bool) -> None:
+        with self._lock:
+            self._closed = True
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._drop_waiter(*waiter)
+        with self._lock:
+            # No C call on it can be running now: they run under the lock
+            # and check _closed first.
+            if self._p is None:
+                return
+            r = self._r
+            if not replica_closing:
+                # Keep the replica open meanwhile; if it is closing, its
+                # close() closes this live query itself.
+                try:
+                    r._enter()
+                except ClosedError:
+                    return
+            try:
+                ffi.release(self._p)
+                self._p = None
+            finally:
+                if not replica_closing:
+                    r._exit()
+                r._lives.discard(self)
+
+    def _drop_waiter(self, loop: asyncio.AbstractEventLoop,
+                     fut: "asyncio.Future[bool]") -> None:
+        """Stop loop watching the fd and wake the coroutine awaiting fut,
+        before the fd is closed."""
+        def drop() -> None:
+            loop.remove_reader(self._fd)
+            if not fut.done():
+                fut.set_result(False)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop or not loop.is_running():
+            drop()
+            return
+        done = threading.Event()
+
+        def drop_and_signal() -> None:
+            try:
+                drop()
+            finally:
+                done.set()
+        try:
+            loop.call_soon_threadsafe(drop_and_signal)
+        except RuntimeError:  # the loop was closed meanwhile
+            return
+        done.wait(_LOOP_HANDOFF_S)
+
+    def __enter__(self) -> "LiveQuery":
+        if self._closed:
+            raise _live_closed()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "LiveQuery":
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        """A file descriptor that polls readable when an event may be
+        waiting (then call ``next(0)``); valid until :meth:`close`."""
+        if self._closed:
+            raise _live_closed()
+        return self._fd
+
+    # -- events ---------------------------------------------------------
+
+    def _poll(self, wait_ms: int) -> Optional[LiveEvent]:
+        """One shoal_live_next call of at most wait_ms; None on timeout.
+        ClosedError if closed."""
+        with self._lock:
+            if self._closed:
+                raise _live_closed()
+            r = self._r
+            r._enter()
+            try:
+                out = ffi.new("shoal_live_event **")
+                rc = lib.shoal_live_next(self._p, wait_ms, out)
+                if rc == lib.SHOAL_ETIMEDOUT:
+                    return None
+                if rc:
+                    r._raise(rc)
+                e = ffi.gc(out[0], lib.shoal_live_event_free)
+                try:
+                    return _live_event(e)
+                finally:
+                    ffi.release(e)
+            finally:
+                r._exit()
+
+    def next(self, timeout: Optional[float] = None) -> Optional[LiveEvent]:
+        """The next event, waiting up to timeout seconds (None: until one
+        comes; 0: do not wait); None if none came in time.  Raises
+        :class:`ClosedError` if the live query is closed, before or while
+        waiting."""
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError("timeout must be a number of seconds or None")
+            if timeout != timeout or timeout < 0:
+                raise ValueError("timeout must be >= 0 or None")
+            deadline = time.monotonic() + timeout
+        while True:
+            if timeout is None:
+                wait_ms = _WAIT_SLICE_MS
+            else:
+                left = deadline - time.monotonic()
+                wait_ms = max(0, min(_WAIT_SLICE_MS, int(left * 1000.0 + 0.999)))
+            ev = self._poll(wait_ms)
+            if ev is not None:
+                return ev
+            if timeout is not None and time.monotonic() >= deadline:
+                return None
+
+    def __iter__(self) -> Iterator[LiveEvent]:
+        if self._closed:
+            raise _live_closed()
+        return self
+
+    def __next__(self) -> LiveEvent:
+        """The next event, waiting as long as it takes.  StopIteration once
+        the live query is closed while waiting; :class:`ClosedError` if it
+        was closed before the call."""
+        if self._closed:
+            raise _live_closed()
+        try:
+            ev = self.next(None)
+        except ClosedError:
+            raise StopIteration from None
+        assert ev is not None
+        return ev
+
+    def __aiter__(self) -> AsyncIterator[LiveEvent]:
+        if self._closed:
+            raise _live_closed()
+        return self
+
+    async def __anext__(self) -> LiveEvent:
+        """The next event, awaited through the running loop's watch of the
+        fd.  StopAsyncIteration once the live query is closed while
+        waiting; :class:`ClosedError` if it was closed before the call."""
+        if self._closed:
+            raise _live_closed()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                ev = self._poll(0)
+            except ClosedError:
+                raise StopAsyncIteration from None
+            if ev is not None:
+                return ev
+            fut: "asyncio.Future[bool]" = loop.create_future()
+            with self._lock:
+                if self._closed:
+                    raise StopAsyncIteration
+                if self._waiter is not None:
+                    raise BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
+                                    "another coroutine is already waiting on "
+                                    "this live query")
+                self._waiter = (loop, fut)
+                loop.add_reader(self._fd, _wake, fut)
+            try:
+                alive = await fut
+            finally:
+                with self._lock:
+                    if self._waiter is not None and self._waiter[1] is fut:
+                        self._waiter = None
+                        loop.remove_reader(self._fd)
+            if not alive:
+                raise StopAsyncIteration
+
+
+def _live_destructor(h: Any, replica: Replica) -> None:
+    """Close live query h (its ffi.gc destructor, also run by
+    LiveQuery.close) unless its replica closed it already."""
+    addr = int(ffi.cast("uintptr_t", h))
+    if _in_callback():
+        # Inside a log or clock callback the replica may be locked by this
+        # very thread: close from a thread of its own.
+        threading.Thread(target=replica._close_live, args=(addr,), daemon=True,
+                         name="shoal-live-close").start()
+        return
+    replica._close_live(addr)
+
+
+def _live_closed() -> ClosedError:
+    return ClosedError(_strerror(ErrorCode.CLOSED), ErrorCode.CLOSED,
+                       "the live query is closed")
+
+
+def _live_event(e: Any) -> LiveEvent:
+    kind = int(lib.shoal_live_event_kind(e))
+    doc_id = _name(lib.shoal_live_event_id(e))
+    d = lib.shoal_live_event_doc(e)
+    return LiveEvent(_LIVE_KINDS.get(kind, str(kind)), doc_id,
+                     None if d == ffi.NULL else _row(lib.shoal_live_event_id(e), d, None))
 
 
 def _no_reentry() -> BusyError:
