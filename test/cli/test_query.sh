@@ -8,6 +8,7 @@
 # dir (removed on exit).  Outputs are compared exactly.  Every wait is a
 # bounded poll of a file, never a fixed sleep.  Prints "N passed, N
 # failed"; exits 1 on any failure.
+# shellcheck disable=SC2016 # "$bytes" and "$float" in single quotes are JSON
 set -u
 
 SHOAL=${1:?usage: test_query.sh PATH/TO/shoal}
@@ -171,6 +172,8 @@ expect_out "fields given twice" '{"_id":"a2","name":"wide","sale":true}' \
     -d "$A" find items 'sale == true' --fields name --fields sale
 expect_out "fields: one the document lacks" '{"_id":"a1"}
 {"_id":"a2","sale":true}' -d "$A" find items --fields sale --limit 2
+expect_out "fields: only _id" '{"_id":"a1"}
+{"_id":"a2"}' -d "$A" find items --fields _id --limit 2
 expect_err "fields: an empty name" "an empty field name" -d "$A" find items --fields name,,price
 
 # ---------------------------------------------------------------- parameters
@@ -189,6 +192,12 @@ expect "param: false" 0 -d "$A" find items 'sale == :b' --param b=false
 check_eq "param: false: ids" "a6" "$(ids)"
 expect "param: null (absent == null)" 0 -d "$A" find items 'sale == :n' --param n=null
 check_eq "param: null: ids" "a1 a3 a4 a5" "$(ids)"
+S put blobs b1 '{"data":{"$bytes":"AAE="},"x":{"$float":"inf"}}'
+S put blobs b2 '{"data":{"$bytes":"AAI="},"x":1}'
+expect_out "param: binary" '{"_id":"b1","data":{"$bytes":"AAE="},"x":{"$float":"inf"}}' \
+    -d "$A" find blobs 'data == :d' --param 'd={"$bytes":"AAE="}'
+expect_out "param: a non-finite double" '{"_id":"b2","x":1}' \
+    -d "$A" find blobs 'x < :inf' --param 'inf={"$float":"inf"}' --fields x
 expect "param: several" 0 -d "$A" find items 'category == :c AND price >= :lo AND price <= :hi' \
     --param 'c="jeans"' --param lo=30 --param hi=39.5
 check_eq "param: several: ids" "a1 a3 a5" "$(ids)"
