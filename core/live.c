@@ -79,8 +79,19 @@ typedef struct lvec {
     size_t n, cap;
 } lvec;
 
+/* A field some live query is anchored on, and how many are. */
+typedef struct afield {
+    const char *coll; /* Borrowed from a live query anchored on it */
+    size_t clen;
+    const char *field; /* the same */
+    size_t flen;
+    size_t refs;
+} afield;
+
 struct shoal__livehub {
     int ino; /* inotify descriptor, -1 if unavailable */
+    afield *af;
+    size_t naf, capaf;
     uint64_t cursor;
     lvec all;
     shoal__map anchors; /* "coll\0field\0key" -> lvec* */
@@ -201,18 +212,12 @@ shoal_live_event_doc(const shoal_live_event *e)
 
 /* ------------------------------------------------------------- judging */
 
-/* Judge one document for live query l; s holds nothing yet. */
+/* Judge one document for live query l: s holds its full view (parsed
+ * once for every live query), or alive is false. */
 static int
-judge(shoal_live *l, shoal__stxn *t, const uint8_t *id, size_t idlen, const shoal__sval *stored,
-      shoal__qscratch *s)
+judge(shoal_live *l, const uint8_t *id, size_t idlen, bool alive, shoal__qscratch *s)
 {
-    bool match = false;
-    int err = SHOAL_OK;
-    if (stored)
-        err =
-            shoal__query_judge(l->r, t, l->q, l->coll, l->clen, id, idlen, stored, s, true, &match);
-    if (err)
-        return err;
+    bool match = alive && shoal__query_eval(l->q, &s->doc) == 1;
     uint64_t *had = shoal__map_get(&l->members, id, idlen);
     if (!match) {
         if (!had)
@@ -224,7 +229,7 @@ judge(shoal_live *l, shoal__stxn *t, const uint8_t *id, size_t idlen, const shoa
     if (had && *had == h)
         return SHOAL_OK;
     shoal_doc *doc;
-    err = shoal__doc_from_view(s->f, s->n, s->epoch, NULL, NULL, &doc);
+    int err = shoal__doc_from_view(s->f, s->n, s->epoch, NULL, NULL, &doc);
     if (err)
         return err;
     if (!had) {
@@ -292,9 +297,68 @@ file_under(struct shoal__livehub *h, shoal_live *l, const uint8_t *k, size_t kle
     return err ? err : shoal__buf_append(&l->an.keys, k, klen);
 }
 
+static afield *
+afield_find(struct shoal__livehub *h, const shoal_live *l)
+{
+    for (size_t i = 0; i < h->naf; i++) {
+        afield *a = &h->af[i];
+        if (a->clen == l->clen && a->flen == l->an.flen && memcmp(a->coll, l->coll, a->clen) == 0 &&
+            memcmp(a->field, l->an.field, a->flen) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+static int
+afield_ref(struct shoal__livehub *h, shoal_live *l)
+{
+    afield *a = afield_find(h, l);
+    if (a) {
+        a->refs++;
+        return SHOAL_OK;
+    }
+    if (h->naf == h->capaf) {
+        size_t cap = h->capaf ? 2 * h->capaf : 4;
+        afield *p = shoal__realloc(h->af, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        h->af = p;
+        h->capaf = cap;
+    }
+    h->af[h->naf++] = (afield){ l->coll, l->clen, l->an.field, l->an.flen, 1 };
+    return SHOAL_OK;
+}
+
+/* Drop l's reference; the names it lent pass to another live query
+ * anchored on the same field. */
+static void
+afield_unref(struct shoal__livehub *h, shoal_live *l)
+{
+    afield *a = afield_find(h, l);
+    if (!a)
+        return;
+    if (--a->refs == 0) {
+        *a = h->af[--h->naf];
+        return;
+    }
+    if (a->coll != l->coll && a->field != l->an.field)
+        return;
+    for (size_t i = 0; i < h->all.n; i++) {
+        shoal_live *m = h->all.v[i];
+        if (m != l && m->an.field && m->clen == a->clen && m->an.flen == a->flen &&
+            memcmp(m->coll, a->coll, a->clen) == 0 && memcmp(m->an.field, a->field, a->flen) == 0) {
+            a->coll = m->coll;
+            a->field = m->an.field;
+            return;
+        }
+    }
+}
+
 static void
 unfile(struct shoal__livehub *h, shoal_live *l)
 {
+    if (l->an.field && afield_find(h, l))
+        afield_unref(h, l);
     for (size_t off = 0; off + 2 <= l->an.keys.len;) {
         size_t kl = shoal__be16_get(l->an.keys.p + off);
         uint8_t ak[AKEY_MAX];
@@ -338,6 +402,8 @@ anchor_live(struct shoal__livehub *h, shoal_live *l)
             l->an.field[best->field_len] = 0;
             l->an.flen = best->field_len;
         }
+        if (!err)
+            err = afield_ref(h, l);
         for (size_t i = 0; !err && i < best->nvals; i++) {
             uint8_t k[SHOAL__QKEY_MAX];
             size_t kl = shoal__qkey(&best->vals[i], k);
@@ -407,51 +473,38 @@ refresh_doc(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
     bool alive = err == SHOAL_OK;
     if (err == SHOAL_ENOTFOUND || err == SHOAL_EINVAL)
         err = SHOAL_OK;
-    /* Anchored live queries the new values point at. */
+    /* The document's full view, parsed once for every live query (a long
+     * list read from the document: no evaluation below needs it again). */
     if (!err && alive) {
-        bool parsed = false;
-        for (size_t i = 0; !err && i < h->all.n; i++) {
-            shoal_live *l = h->all.v[i];
-            if (!l->an.field || l->clen != clen || memcmp(l->coll, coll, clen) != 0)
-                continue;
-            /* one lookup per distinct anchored field */
-            bool seen = false;
-            for (size_t j = 0; j < i && !seen; j++) {
-                shoal_live *m = h->all.v[j];
-                seen = m->an.field && m->clen == clen && memcmp(m->coll, coll, clen) == 0 &&
-                       m->an.flen == l->an.flen &&
-                       memcmp(m->an.field, l->an.field, l->an.flen) == 0;
-            }
-            if (seen)
-                continue;
-            if (!parsed) {
-                bool dummy;
-                err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, &stored,
-                                         s, false, &dummy);
-                parsed = true;
-                if (err)
-                    break;
-            }
-            shoal__qfield idf;
-            const shoal__qfield *f = NULL;
-            if (l->an.flen == 3 && memcmp(l->an.field, "_id", 3) == 0) {
-                memset(&idf, 0, sizeof idf);
-                idf.kind = SHOAL_K_REGISTER;
-                idf.value.type = SHOAL_T_STR;
-                idf.value.ptr = id;
-                idf.value.len = idlen;
-                f = &idf;
-            } else {
-                f = shoal__qdoc_field(&s->doc, (const uint8_t *)l->an.field, l->an.flen);
-            }
-            if (f) {
-                cand_ctx cc = { h, (const char *)coll, clen, l->an.field, l->an.flen, cands };
-                err = shoal__qfield_keys(f, cand_key, &cc);
-            }
+        bool dummy;
+        err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, &stored, s, true,
+                                 &dummy);
+    }
+    /* Anchored live queries its values point at: one lookup per value of
+     * each anchored field of the collection. */
+    for (size_t i = 0; !err && alive && i < h->naf; i++) {
+        const afield *a = &h->af[i];
+        if (a->clen != clen || memcmp(a->coll, coll, clen) != 0)
+            continue;
+        shoal__qfield idf;
+        const shoal__qfield *f;
+        if (a->flen == 3 && memcmp(a->field, "_id", 3) == 0) {
+            memset(&idf, 0, sizeof idf);
+            idf.kind = SHOAL_K_REGISTER;
+            idf.value.type = SHOAL_T_STR;
+            idf.value.ptr = id;
+            idf.value.len = idlen;
+            f = &idf;
+        } else {
+            f = shoal__qdoc_field(&s->doc, (const uint8_t *)a->field, a->flen);
+        }
+        if (f) {
+            cand_ctx cc = { h, (const char *)coll, clen, a->field, a->flen, cands };
+            err = shoal__qfield_keys(f, cand_key, &cc);
         }
     }
     for (size_t i = 0; !err && i < cands->n; i++)
-        err = judge(cands->v[i], t, id, idlen, alive ? &stored : NULL, s);
+        err = judge(cands->v[i], id, idlen, alive, s);
     for (size_t i = 0; i < cands->n; i++)
         cands->v[i]->stamp = false;
     return err;
@@ -678,6 +731,7 @@ shoal__live_free(shoal_replica *r)
     shoal__map_clear(&h->anchors, NULL);
     shoal__map_clear(&h->dirty, NULL);
     shoal__free(h->all.v);
+    shoal__free(h->af);
     shoal__free(h);
     r->live = NULL;
 }

@@ -392,6 +392,7 @@ struct run {
     /* index candidates, collected when they may repeat or come unsorted */
     shoal__buf ids; /* u16 length | id, back to back */
     bool collect;
+    shoal__qvcur *vc; /* view lookups by id (opened on first use) */
 };
 
 static int
@@ -417,7 +418,9 @@ static int
 judge_id(run *x, const uint8_t *id, size_t idlen)
 {
     shoal__sval v;
-    int err = shoal__stxn_qview_get(x->t, (const uint8_t *)x->Q->coll, x->Q->clen, id, idlen, &v);
+    int err = x->vc ? SHOAL_OK : shoal__stxn_qvcur_open(x->t, &x->vc);
+    if (!err)
+        err = shoal__qvcur_get(x->vc, (const uint8_t *)x->Q->coll, x->Q->clen, id, idlen, &v);
     if (err == SHOAL_ENOTFOUND || err == SHOAL_EINVAL)
         return SHOAL_OK; /* not a live document (or not a possible id) */
     if (err)
@@ -577,6 +580,8 @@ run_query(run *x)
             err = judge_collected(x);
     }
     shoal__free(terms);
+    shoal__qvcur_close(x->vc);
+    x->vc = NULL;
     return err;
 }
 
@@ -616,7 +621,8 @@ shoal__query_each(shoal_replica *r, shoal__stxn *t, const shoal_query *q,
 /* ----------------------------------------------------------------- find */
 
 typedef struct row {
-    uint8_t *id; /* NUL-terminated, owned */
+    uint8_t *id;  /* NUL-terminated, in the rows' id arena */
+    size_t idoff; /* offset of id in the arena while it grows */
     size_t idlen;
     shoal_doc *doc; /* owned */
     uint8_t *view;  /* owned copy of the (full) view, for sorting */
@@ -627,6 +633,7 @@ typedef struct row {
 struct shoal_rows {
     row *r;
     size_t n, cap;
+    shoal__buf ids; /* every id, NUL-terminated, back to back */
 };
 
 void
@@ -635,11 +642,11 @@ shoal_rows_free(shoal_rows *rows)
     if (!rows)
         return;
     for (size_t i = 0; i < rows->n; i++) {
-        shoal__free(rows->r[i].id);
         shoal_doc_free(rows->r[i].doc);
         shoal__free(rows->r[i].view);
     }
     shoal__free(rows->r);
+    shoal__buf_free(&rows->ids);
     shoal__free(rows);
 }
 
@@ -696,10 +703,10 @@ find_match(run *x, const uint8_t *id, size_t idlen)
     }
     row *w = &rows->r[rows->n];
     memset(w, 0, sizeof *w);
-    w->id = (uint8_t *)dup_n((const char *)id, idlen);
-    if (!w->id)
-        return SHOAL_ENOMEM;
+    w->idoff = rows->ids.len;
     w->idlen = idlen;
+    if (shoal__buf_append(&rows->ids, id, idlen) || shoal__buf_append(&rows->ids, "", 1))
+        return SHOAL_ENOMEM;
     w->epoch = x->s.epoch;
     rows->n++;
     if (fc->sorted) {
@@ -802,7 +809,6 @@ sort_rows(const shoal_query *Q, shoal_rows *rows)
         if (!err) {
             out[i - from].id = rows->r[j].id;
             out[i - from].idlen = rows->r[j].idlen;
-            rows->r[j].id = NULL;
         }
     }
     for (size_t i = 0; pf && i < n; i++)
@@ -814,18 +820,14 @@ sort_rows(const shoal_query *Q, shoal_rows *rows)
     shoal__free(order);
     if (err) {
         if (out) {
-            for (uint64_t i = 0; i < to - from; i++) {
-                shoal__free(out[i].id);
+            for (uint64_t i = 0; i < to - from; i++)
                 shoal_doc_free(out[i].doc);
-            }
             shoal__free(out);
         }
         return err;
     }
-    for (size_t i = 0; i < n; i++) {
-        shoal__free(rows->r[i].id);
+    for (size_t i = 0; i < n; i++)
         shoal__free(rows->r[i].view);
-    }
     shoal__free(rows->r);
     rows->r = out;
     rows->n = rows->cap = (size_t)(to - from);
@@ -842,7 +844,6 @@ cut_rows(const shoal_query *Q, shoal_rows *rows)
     for (size_t i = 0; i < n; i++) {
         if (i >= from && i < to)
             continue;
-        shoal__free(rows->r[i].id);
         shoal_doc_free(rows->r[i].doc);
     }
     if (to > from && from > 0)
@@ -880,6 +881,8 @@ shoal_find(shoal_replica *r, const shoal_query *q, shoal_rows **out)
         run x = { .r = r, .Q = q, .full = true, .on_match = find_match, .arg = &fc };
         err = shoal__store_read(r->store, run_fn, &x);
         run_free(&x);
+        for (size_t i = 0; !err && i < rows->n; i++)
+            rows->r[i].id = rows->ids.p + rows->r[i].idoff; /* the arena moves no more */
         if (!err) {
             if (fc.sorted)
                 err = sort_rows(q, rows);

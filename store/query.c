@@ -124,6 +124,52 @@ shoal__stxn_qview_clear(shoal__stxn *t)
     return SHOAL_OK;
 }
 
+struct shoal__qvcur {
+    shoal__stxn *t;
+    MDB_cursor *c;
+};
+
+int
+shoal__stxn_qvcur_open(shoal__stxn *t, shoal__qvcur **out)
+{
+    shoal__qvcur *q = shoal__malloc(sizeof *q);
+    if (!q)
+        return SHOAL_ENOMEM;
+    int rc = shoal__st_cur_open(t, T_QVIEW, &q->c);
+    if (rc) {
+        shoal__free(q);
+        return rc;
+    }
+    q->t = t;
+    *out = q;
+    return SHOAL_OK;
+}
+
+int
+shoal__qvcur_get(shoal__qvcur *q, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                 shoal__sval *view)
+{
+    uint8_t k[SHOAL__DOCKEY_MAX];
+    size_t n = pair_key(k, coll, clen, SHOAL_MAX_COLLECTION, id, idlen, SHOAL_MAX_DOC_ID);
+    if (!n)
+        return SHOAL_EINVAL;
+    MDB_val kv = { .mv_size = n, .mv_data = k }, v;
+    int rc = shoal__st_cur_get(q->t, q->c, &kv, &v, MDB_SET);
+    if (rc)
+        return rc;
+    *view = sval(&v);
+    return SHOAL_OK;
+}
+
+void
+shoal__qvcur_close(shoal__qvcur *q)
+{
+    if (!q)
+        return;
+    mdb_cursor_close(q->c);
+    shoal__free(q);
+}
+
 /* --------------------------------------------------------------- registry */
 
 int

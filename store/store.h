@@ -289,6 +289,15 @@ typedef int (*shoal__qview_fn)(const uint8_t *coll, size_t clen, const uint8_t *
                                const shoal__sval *view, void *arg);
 int shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qview_fn cb,
                            void *arg);
+/* A cursor for view lookups: faster than qview_get for ids in ascending
+ * order (LMDB looks in the current page first).  Lives until closed, at
+ * most until the end of the transaction; the view is Borrowed until the
+ * next call. */
+typedef struct shoal__qvcur shoal__qvcur;
+int shoal__stxn_qvcur_open(shoal__stxn *t, shoal__qvcur **out);
+int shoal__qvcur_get(shoal__qvcur *c, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen, shoal__sval *view);
+void shoal__qvcur_close(shoal__qvcur *c); /* NULL is a no-op */
 /* Drop every view (before a rebuild). */
 int shoal__stxn_qview_clear(shoal__stxn *t);
 

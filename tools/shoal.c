@@ -1,7 +1,8 @@
 /*
  * tools/shoal.c - the `shoal` command-line tool: edit, read, export and
- * import the documents of one replica directory, and sync it over the
- * network (serve: a live replica until a signal; sync: one exchange;
+ * import the documents of one replica directory, query them (find, count,
+ * aggregate, index; watch: a live query until a signal), and sync it over
+ * the network (serve: a live replica until a signal; sync: one exchange;
  * peers: the persisted per-peer state).
  *
  * It uses only the public API (shoal.h, linked against the shared libshoal)
@@ -11,8 +12,8 @@
  * Argument parsing is by hand rather than with getopt: global options (-d
  * DIR, --help, --version) are read only before the subcommand, and after it
  * every word is positional, so `incr c d n -5` takes -5 as a number.  getopt
- * would permute or reject it.  The few subcommand options (export --since,
- * digest --full) are matched by exact name.
+ * would permute or reject it.  The subcommand options (export --since,
+ * digest --full, the query options) are matched by exact name.
  *
  * Every failure prints exactly one line "shoal: ..." on stderr and exits
  * with the code of its class (see usage()); serve's stderr is also its log,
@@ -29,6 +30,8 @@
 #include <string.h>
 
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,13 +42,14 @@
 #include "log.h"
 #include "node.h"
 #include "peerspec.h"
+#include "signals.h"
 #include "shoal.h"
 
 /* Exit codes (documented in usage() and docs/cli.md). */
 enum {
     EXIT_OK = 0,
     EXIT_ERR = 1,         /* usage or any other error */
-    EXIT_NOTFOUND = 2,    /* document (or list element) not found */
+    EXIT_NOTFOUND = 2,    /* document (or list element, or index) not found */
     EXIT_DELETED = 3,     /* document deleted */
     EXIT_REJECTED = 4,    /* import: bundle rejected (decode, signature, over 1 GiB) */
     EXIT_REFUSED = 5,     /* sync: the peer refused the link */
@@ -62,6 +66,7 @@ enum {
 /* import reads at most this much from stdin (then exit 4, input rejected). */
 #define MAX_BUNDLE_BYTES ((size_t)1 << 30)
 
+/* The usage text, printed by print_usage(). */
 static const char usage_text[] =
     "usage: shoal [-d DIR] COMMAND [ARGS...]\n"
     "\n"
@@ -102,12 +107,35 @@ static const char usage_text[] =
     "  sync EP@PUBKEY [--timeout S]    connect, exchange, exit 0 once each side holds\n"
     "                                  all the other held when the sync began\n"
     "  peers                           print known peers and their state as JSON\n"
-    "  help                            print this text\n"
+    "  find COLL [WHERE] [--param NAME=JSON]... [--sort FIELD[:desc]]...\n"
+    "       [--limit N] [--offset N] [--fields A,B]\n"
+    "                                  print the matching documents, one JSON object\n"
+    "                                  per line with the id under \"_id\"\n"
+    "  count COLL [WHERE] [--param NAME=JSON]...\n"
+    "                                  print the number of matching documents\n"
+    "  aggregate COLL [WHERE] [--param NAME=JSON]... [--group FIELD]...\n"
+    "       --agg count|sum:F|min:F|max:F|avg:F ...\n"
+    "                                  print one JSON object per group\n"
+    "  index add COLL FIELD | index drop COLL FIELD | index ls [COLL]\n"
+    "                                  add or drop an index; ls prints one\n"
+    "                                  {\"collection\":C,\"field\":F} line per index\n"
+    "  watch COLL [WHERE] [--param NAME=JSON]...\n"
+    "                                  print the matching documents as \"enter\" events,\n"
+    "                                  then \"ready\", then enter/update/leave events as\n"
+    "                                  they happen, until SIGTERM/SIGINT\n"
+    "  help                            print this text\n";
+
+/* The rest of the usage text (C99 promises string literals of 4095 bytes,
+ * so the text is two). */
+static const char usage_tail[] =
     "\n"
     "options:\n"
     "  -d DIR, --dir DIR   replica directory\n"
     "  -h, --help          print this text\n"
     "  --version           print the tool's and the library's version\n"
+    "\n"
+    "WHERE is one argument, the predicate text of docs/queries.md, e.g.\n"
+    "'category == \"jeans\" AND price < :max'; a --param value is a JSON scalar.\n"
     "\n"
     "values: JSON scalars: null, true/false, integers (int64), reals (double),\n"
     "strings, {\"$bytes\": \"<base64>\"} for binary, {\"$float\": \"nan\"|\"inf\"|\"-inf\"}.\n"
@@ -116,7 +144,7 @@ static const char usage_text[] =
     "exit status:\n"
     "  0  success\n"
     "  1  usage or other error\n"
-    "  2  document (or list element) not found\n"
+    "  2  document (or list element, or index) not found\n"
     "  3  document deleted\n"
     "  4  input rejected: a bundle (or a synced change) that does not decode or\n"
     "     verify, or is over 1 GiB\n"
@@ -130,6 +158,13 @@ static const char usage_text[] =
     "tcp://127.0.0.1:* the OS picks the port); PUBKEY is the 64 hex digits that\n"
     "`init` prints.  An allow-list FILE holds one such key per line; blank lines\n"
     "and lines starting with # are ignored.\n";
+
+static void
+print_usage(void)
+{
+    fputs(usage_text, stdout);
+    fputs(usage_tail, stdout);
+}
 
 /* Print one error line on stderr.  Newlines inside the message are turned
  * into spaces so the "exactly one line" promise holds for library text. */
@@ -179,6 +214,10 @@ fail(shoal_replica *r, shoal_err e, const char *what, bool input)
 {
     const char *msg = r != NULL ? shoal_replica_errmsg(r) : "";
     const char *name = shoal_strerror(e);
+    /* An argument error found before the call reached the replica records
+     * no text; the buffer may then still say "no error". */
+    if (strcmp(msg, "no error") == 0)
+        msg = "";
     if (e == SHOAL_ECORRUPT)
         errorf("%s: the replica in %s is damaged (%s); run 'shoal -d %s check' and see "
                "docs/operations.md, \"A damaged replica\"",
@@ -1043,6 +1082,677 @@ cmd_sync(shoal_replica *r, int argc, char **argv)
                                 (json_int_t)(sent1 >= sent0 ? sent1 - sent0 : sent1)));
 }
 
+/* ------------------------------------------------------------- queries */
+
+/* find, count, aggregate and watch take COLL, then an optional WHERE (one
+ * argument, the predicate text of docs/queries.md), then options.  The
+ * options are matched by exact name, like every other subcommand option;
+ * each word given to an option is kept as is (Borrowed from argv) and
+ * turned into library calls by build_query, so a command parses its
+ * arguments once. */
+enum {
+    QOPT_PARAM = 1 << 0,
+    QOPT_SORT = 1 << 1,
+    QOPT_LIMIT = 1 << 2,
+    QOPT_OFFSET = 1 << 3,
+    QOPT_FIELDS = 1 << 4,
+    QOPT_GROUP = 1 << 5,
+    QOPT_AGG = 1 << 6
+};
+
+/* Most words one query option may collect (--param, --sort, --fields,
+ * --group, --agg each); the library's own bounds are lower for some. */
+enum {
+    QUERY_ARGS_MAX = 256
+};
+
+typedef struct query_args {
+    const char *coll;
+    const char *where;                 /* NULL: every live document */
+    const char *param[QUERY_ARGS_MAX]; /* NAME=JSON */
+    int nparam;
+    const char *sort[QUERY_ARGS_MAX]; /* FIELD, FIELD:asc or FIELD:desc */
+    int nsort;
+    const char *fields[QUERY_ARGS_MAX]; /* a,b,... (each split at commas) */
+    int nfields;
+    const char *group[QUERY_ARGS_MAX];
+    int ngroup;
+    const char *agg[QUERY_ARGS_MAX]; /* count, sum:F, min:F, max:F, avg:F */
+    int nagg;
+    uint64_t limit, offset;
+    bool has_limit;
+} query_args;
+
+/* The usage line of each query command (for the usage errors). */
+static const char find_usage[] =
+    "usage: shoal -d DIR find COLL [WHERE] [--param NAME=JSON]... [--sort FIELD[:desc]]... "
+    "[--limit N] [--offset N] [--fields A,B]";
+static const char count_usage[] = "usage: shoal -d DIR count COLL [WHERE] [--param NAME=JSON]...";
+static const char aggregate_usage[] =
+    "usage: shoal -d DIR aggregate COLL [WHERE] [--param NAME=JSON]... [--group FIELD]... "
+    "--agg count|sum:F|min:F|max:F|avg:F ...";
+static const char watch_usage[] = "usage: shoal -d DIR watch COLL [WHERE] [--param NAME=JSON]...";
+
+/* Strict decimal uint64: digits only. */
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+    if (s[0] == '\0')
+        return -1;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* An aggregate spec: "count" or OP:FIELD.  Returns 0 and fills *out (its
+ * field points into text), or -1. */
+static int
+parse_agg(const char *text, shoal_aggregate_spec *out)
+{
+    static const struct {
+        const char *prefix;
+        shoal_agg_op op;
+    } ops[] = {
+        { "sum:", SHOAL_AGG_SUM },
+        { "min:", SHOAL_AGG_MIN },
+        { "max:", SHOAL_AGG_MAX },
+        { "avg:", SHOAL_AGG_AVG },
+    };
+    if (strcmp(text, "count") == 0) {
+        out->op = SHOAL_AGG_COUNT;
+        out->field = NULL;
+        return 0;
+    }
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        if (strncmp(text, ops[k].prefix, 4) == 0 && text[4] != '\0') {
+            out->op = ops[k].op;
+            out->field = text + 4;
+            return 0;
+        }
+    return -1;
+}
+
+/* Append word to list (*n entries, at most QUERY_ARGS_MAX); 0 or -1. */
+static int
+add_word(const char **list, int *n, const char *word)
+{
+    if (*n >= QUERY_ARGS_MAX)
+        return -1;
+    list[(*n)++] = word;
+    return 0;
+}
+
+/* Parse "COLL [WHERE] OPTIONS..." for command cmd into qa, allowing the
+ * options in allowed.  EXIT_OK, or the usage error reported. */
+static int
+parse_query_args(const char *cmd, const char *usage, unsigned allowed, int argc, char **argv,
+                 query_args *qa)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } opts[] = {
+        { "--param", QOPT_PARAM },   { "--sort", QOPT_SORT },     { "--limit", QOPT_LIMIT },
+        { "--offset", QOPT_OFFSET }, { "--fields", QOPT_FIELDS }, { "--group", QOPT_GROUP },
+        { "--agg", QOPT_AGG },
+    };
+    memset(qa, 0, sizeof *qa);
+    if (argc < 1 || strncmp(argv[0], "--", 2) == 0)
+        return usage_error(usage);
+    qa->coll = argv[0];
+    int i = 1;
+    if (i < argc && strncmp(argv[i], "--", 2) != 0)
+        qa->where = argv[i++];
+    char msg[192];
+    while (i < argc) {
+        const char *a = argv[i];
+        unsigned flag = 0;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
+            if (strcmp(a, opts[k].name) == 0)
+                flag = opts[k].flag;
+        if ((flag & allowed) == 0) {
+            if (strncmp(a, "--", 2) == 0)
+                snprintf(msg, sizeof msg, "%s: unknown option %.64s; %s", cmd, a, usage);
+            else
+                snprintf(msg, sizeof msg,
+                         "%s: unexpected argument '%.64s' (WHERE is one argument, right after "
+                         "COLL: quote it)",
+                         cmd, a);
+            return usage_error(msg);
+        }
+        if (i + 1 >= argc || (flag != QOPT_PARAM && argv[i + 1][0] == '\0')) {
+            snprintf(msg, sizeof msg, "%s: option %s needs a value", cmd, a);
+            return usage_error(msg);
+        }
+        const char *v = argv[++i];
+        i++;
+        int full = 0;
+        switch (flag) {
+        case QOPT_PARAM: full = add_word(qa->param, &qa->nparam, v); break;
+        case QOPT_SORT: full = add_word(qa->sort, &qa->nsort, v); break;
+        case QOPT_FIELDS: full = add_word(qa->fields, &qa->nfields, v); break;
+        case QOPT_GROUP: full = add_word(qa->group, &qa->ngroup, v); break;
+        case QOPT_LIMIT:
+        case QOPT_OFFSET:
+            if (parse_u64(v, flag == QOPT_LIMIT ? &qa->limit : &qa->offset) != 0) {
+                snprintf(msg, sizeof msg, "%s: %s N must be a non-negative decimal integer", cmd,
+                         a);
+                return usage_error(msg);
+            }
+            qa->has_limit = qa->has_limit || flag == QOPT_LIMIT;
+            break;
+        case QOPT_AGG:
+            /* --agg takes one spec or several: every following word that
+             * is not an option. */
+            full = add_word(qa->agg, &qa->nagg, v);
+            while (full == 0 && i < argc && strncmp(argv[i], "--", 2) != 0)
+                full = add_word(qa->agg, &qa->nagg, argv[i++]);
+            break;
+        }
+        if (full != 0) {
+            snprintf(msg, sizeof msg, "%s: option %s given more than %d times", cmd, a,
+                     QUERY_ARGS_MAX);
+            return usage_error(msg);
+        }
+    }
+    return EXIT_OK;
+}
+
+/* The name of a --param spec ("NAME=JSON" or ":NAME=JSON") into name
+ * (SHOAL_MAX_FIELD + 1 bytes).  0, or -1 when it has no '=', an empty
+ * name or an over-long one. */
+static int
+param_name(const char *spec, char *name)
+{
+    const char *p = spec[0] == ':' ? spec + 1 : spec;
+    const char *eq = strchr(p, '=');
+    if (eq == NULL || eq == p || (size_t)(eq - p) > SHOAL_MAX_FIELD)
+        return -1;
+    memcpy(name, p, (size_t)(eq - p));
+    name[eq - p] = '\0';
+    return 0;
+}
+
+/* Bind one --param NAME=JSON to q.  EXIT_OK or the error reported. */
+static int
+bind_param(shoal_replica *r, shoal_query *q, const char *cmd, const char *spec)
+{
+    char name[SHOAL_MAX_FIELD + 1];
+    if (param_name(spec, name) != 0) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "%s: --param needs NAME=JSON, not '%.64s'", cmd, spec);
+        return usage_error(msg);
+    }
+    const char *text = strchr(spec, '=') + 1;
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (j == NULL) {
+        errorf("%s: --param %s: value is not valid JSON: %s (a string needs quotes: "
+               "--param '%s=\"text\"')",
+               cmd, name, jerr.text, name);
+        return EXIT_ERR;
+    }
+    shoal_json_scalar s;
+    char err[SHOAL_JSON_ERRLEN];
+    if (json_is_array(j) || shoal__json_to_scalar(j, &s, err, sizeof err) != 0) {
+        errorf("%s: --param %s: wrong parameter type: %s; a parameter is a JSON scalar (string, "
+               "number, true, false, null, {\"$bytes\": base64} or {\"$float\": \"nan\"})",
+               cmd, name, json_is_array(j) ? "an array" : "an object");
+        json_decref(j);
+        return EXIT_ERR;
+    }
+    shoal_err e = shoal_query_bind(q, name, &s.value);
+    free(s.buf);
+    json_decref(j);
+    if (e == SHOAL_ENOTFOUND) {
+        errorf("%s: --param %s: the WHERE has no parameter :%s", cmd, name, name);
+        return EXIT_ERR;
+    }
+    if (e != SHOAL_OK) {
+        char what[64 + SHOAL_MAX_FIELD];
+        snprintf(what, sizeof what, "%s: --param %s", cmd, name);
+        return fail(r, e, what, false);
+    }
+    return EXIT_OK;
+}
+
+/* Whether spec is a --param for the parameter name. */
+static bool
+param_is(const char *spec, const char *name)
+{
+    char got[SHOAL_MAX_FIELD + 1];
+    return param_name(spec, got) == 0 && strcmp(got, name) == 0;
+}
+
+/* Compile qa into *out: the WHERE, every --param (each name once, every
+ * parameter of the WHERE bound), and for find the sort keys, limit, offset
+ * and fields.  EXIT_OK, or the error reported and *out NULL. */
+static int
+build_query(shoal_replica *r, const char *cmd, const query_args *qa, shoal_query **out)
+{
+    *out = NULL;
+    shoal_query *q = NULL;
+    shoal_err e = shoal_query_new(r, qa->coll, qa->where, &q);
+    if (e != SHOAL_OK)
+        return fail(r, e, cmd, false);
+    int rc = EXIT_OK;
+    for (int i = 0; rc == EXIT_OK && i < qa->nparam; i++) {
+        char name[SHOAL_MAX_FIELD + 1];
+        for (int k = 0; k < i; k++)
+            if (param_name(qa->param[k], name) == 0 && param_is(qa->param[i], name)) {
+                errorf("%s: --param %s given twice", cmd, name);
+                rc = EXIT_ERR;
+                break;
+            }
+        if (rc == EXIT_OK)
+            rc = bind_param(r, q, cmd, qa->param[i]);
+    }
+    for (size_t i = 0; rc == EXIT_OK && i < shoal_query_param_count(q); i++) {
+        const char *name = shoal_query_param_name(q, i);
+        bool bound = false;
+        for (int k = 0; !bound && k < qa->nparam; k++)
+            bound = param_is(qa->param[k], name);
+        if (!bound) {
+            errorf("%s: parameter :%s is not bound (give --param '%s=JSON')", cmd, name, name);
+            rc = EXIT_ERR;
+        }
+    }
+    for (int i = 0; rc == EXIT_OK && i < qa->nsort; i++) {
+        /* FIELD:desc or FIELD:asc; any other colon belongs to the name. */
+        char field[SHOAL_MAX_FIELD + 8];
+        snprintf(field, sizeof field, "%s", qa->sort[i]);
+        bool desc = false;
+        char *colon = strrchr(field, ':');
+        if (colon != NULL && (strcmp(colon, ":desc") == 0 || strcmp(colon, ":asc") == 0)) {
+            desc = strcmp(colon, ":desc") == 0;
+            *colon = '\0';
+        }
+        if (strlen(qa->sort[i]) >= sizeof field)
+            e = SHOAL_EINVAL;
+        else
+            e = shoal_query_sort(q, field, desc);
+        if (e != SHOAL_OK) {
+            char what[64 + SHOAL_MAX_FIELD];
+            snprintf(what, sizeof what, "%s: --sort %.*s", cmd, SHOAL_MAX_FIELD, qa->sort[i]);
+            rc = fail(r, e, what, false);
+        }
+    }
+    if (rc == EXIT_OK && (qa->has_limit || qa->offset > 0))
+        shoal_query_limit(q, qa->limit, qa->offset);
+    for (int i = 0; rc == EXIT_OK && i < qa->nfields; i++) {
+        const char *p = qa->fields[i];
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+            char field[SHOAL_MAX_FIELD + 1];
+            if (n == 0 || n > SHOAL_MAX_FIELD) {
+                errorf("%s: --fields %s: %s field name", cmd, qa->fields[i],
+                       n == 0 ? "an empty" : "an over-long");
+                rc = EXIT_ERR;
+                break;
+            }
+            memcpy(field, p, n);
+            field[n] = '\0';
+            e = shoal_query_field(q, field);
+            if (e != SHOAL_OK) {
+                char what[64 + SHOAL_MAX_FIELD];
+                snprintf(what, sizeof what, "%s: --fields %s", cmd, field);
+                rc = fail(r, e, what, false);
+                break;
+            }
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+    }
+    if (rc != EXIT_OK) {
+        shoal_query_free(q);
+        return rc;
+    }
+    *out = q;
+    return EXIT_OK;
+}
+
+/* The JSON of a document with its id under "_id" (the id wins over a
+ * field of that name).  Caller owns the result; NULL with the error
+ * reported. */
+static json_t *
+doc_with_id(const char *cmd, const char *id, const shoal_doc *d)
+{
+    char err[SHOAL_JSON_ERRLEN];
+    json_t *j = shoal__json_from_doc(d, err, sizeof err);
+    if (j == NULL) {
+        errorf("%s: document %s: %s", cmd, id, err);
+        return NULL;
+    }
+    if (json_object_set_new(j, "_id", json_string(id)) != 0) {
+        errorf("%s: document %s: out of memory", cmd, id);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int
+cmd_find(shoal_replica *r, int argc, char **argv)
+{
+    query_args qa;
+    int rc = parse_query_args("find", find_usage,
+                              QOPT_PARAM | QOPT_SORT | QOPT_LIMIT | QOPT_OFFSET | QOPT_FIELDS, argc,
+                              argv, &qa);
+    shoal_query *q = NULL;
+    if (rc == EXIT_OK)
+        rc = build_query(r, "find", &qa, &q);
+    if (rc != EXIT_OK)
+        return rc;
+    /* The library reads limit 0 as "no limit"; here --limit 0 means no
+     * rows, so the query is only checked (parameters bound, collection
+     * readable). */
+    if (qa.has_limit && qa.limit == 0) {
+        uint64_t n;
+        shoal_err e = shoal_count(r, q, &n);
+        shoal_query_free(q);
+        return e == SHOAL_OK ? EXIT_OK : fail(r, e, "find", false);
+    }
+    shoal_rows *rows = NULL;
+    shoal_err e = shoal_find(r, q, &rows);
+    shoal_query_free(q);
+    if (e != SHOAL_OK)
+        return fail(r, e, "find", false);
+    for (size_t i = 0; rc == EXIT_OK && i < shoal_rows_count(rows); i++) {
+        json_t *j = doc_with_id("find", shoal_rows_id(rows, i), shoal_rows_doc(rows, i));
+        rc = j != NULL ? print_json(j) : EXIT_ERR;
+    }
+    shoal_rows_free(rows);
+    return rc;
+}
+
+static int
+cmd_count(shoal_replica *r, int argc, char **argv)
+{
+    query_args qa;
+    int rc = parse_query_args("count", count_usage, QOPT_PARAM, argc, argv, &qa);
+    shoal_query *q = NULL;
+    if (rc == EXIT_OK)
+        rc = build_query(r, "count", &qa, &q);
+    if (rc != EXIT_OK)
+        return rc;
+    uint64_t n = 0;
+    shoal_err e = shoal_count(r, q, &n);
+    shoal_query_free(q);
+    if (e != SHOAL_OK)
+        return fail(r, e, "count", false);
+    if (printf("%llu\n", (unsigned long long)n) < 0 || fflush(stdout) != 0) {
+        errorf("write to stdout failed: %s", strerror(errno));
+        return EXIT_ERR;
+    }
+    return EXIT_OK;
+}
+
+/* The index of s in list[0..n), or -1. */
+static int
+word_index(const char *const *list, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return i;
+    return -1;
+}
+
+/* The JSON of a group key or an aggregate value (NIL: null); NULL with the
+ * error reported. */
+static json_t *
+agg_value_json(const shoal_value *v, const char *name)
+{
+    json_t *j = shoal__json_from_value(v);
+    if (j == NULL)
+        errorf("aggregate: %s: value cannot be shown as JSON (out of memory or invalid UTF-8)",
+               name);
+    return j;
+}
+
+static int
+cmd_aggregate(shoal_replica *r, int argc, char **argv)
+{
+    query_args qa;
+    int rc = parse_query_args("aggregate", aggregate_usage, QOPT_PARAM | QOPT_GROUP | QOPT_AGG,
+                              argc, argv, &qa);
+    if (rc != EXIT_OK)
+        return rc;
+    if (qa.nagg == 0)
+        return usage_error("aggregate: give at least one --agg count|sum:F|min:F|max:F|avg:F");
+    /* One output key per aggregate and per group field: the same one given
+     * twice is computed once; a group field named like an aggregate would
+     * hide it. */
+    const char *group[QUERY_ARGS_MAX], *names[QUERY_ARGS_MAX];
+    shoal_aggregate_spec spec[QUERY_ARGS_MAX];
+    int ngroup = 0, nspec = 0;
+    for (int i = 0; i < qa.ngroup; i++)
+        if (word_index(group, ngroup, qa.group[i]) < 0)
+            group[ngroup++] = qa.group[i];
+    for (int i = 0; i < qa.nagg; i++) {
+        if (word_index(names, nspec, qa.agg[i]) >= 0)
+            continue;
+        if (parse_agg(qa.agg[i], &spec[nspec]) != 0) {
+            char msg[192];
+            snprintf(msg, sizeof msg,
+                     "aggregate: unknown aggregate '%.64s' (count, sum:F, min:F, max:F, avg:F)",
+                     qa.agg[i]);
+            return usage_error(msg);
+        }
+        if (word_index(group, ngroup, qa.agg[i]) >= 0) {
+            char msg[192];
+            snprintf(msg, sizeof msg, "aggregate: --group %.64s has the name of an aggregate",
+                     qa.agg[i]);
+            return usage_error(msg);
+        }
+        names[nspec++] = qa.agg[i];
+    }
+    shoal_query *q = NULL;
+    rc = build_query(r, "aggregate", &qa, &q);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_groups *g = NULL;
+    shoal_err e = shoal_aggregate(r, q, group, (size_t)ngroup, spec, (size_t)nspec, &g);
+    shoal_query_free(q);
+    if (e != SHOAL_OK)
+        return fail(r, e, "aggregate", false);
+    for (size_t i = 0; rc == EXIT_OK && i < shoal_groups_count(g); i++) {
+        json_t *o = json_object();
+        for (int k = 0; o != NULL && k < ngroup + nspec; k++) {
+            shoal_value v;
+            if (k < ngroup)
+                shoal_groups_key(g, i, (size_t)k, &v);
+            else
+                shoal_groups_value(g, i, (size_t)(k - ngroup), &v);
+            const char *name = k < ngroup ? group[k] : names[k - ngroup];
+            json_t *j = agg_value_json(&v, name);
+            if (j == NULL || json_object_set_new(o, name, j) != 0) {
+                json_decref(o);
+                o = NULL;
+                rc = EXIT_ERR;
+            }
+        }
+        if (rc == EXIT_OK)
+            rc = print_json(o);
+    }
+    shoal_groups_free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------- indexes */
+
+static const char index_usage[] =
+    "usage: shoal -d DIR index add COLL FIELD | index drop COLL FIELD | index ls [COLL]";
+
+/* Print {"collection":coll,"field":f} for each indexed field of coll. */
+static int
+print_indexes_of(shoal_replica *r, const char *coll)
+{
+    shoal_strlist *fields = NULL;
+    shoal_err e = shoal_indexes(r, coll, &fields);
+    if (e != SHOAL_OK)
+        return fail(r, e, "index ls", false);
+    int rc = EXIT_OK;
+    for (size_t i = 0; rc == EXIT_OK && i < shoal_strlist_count(fields); i++)
+        rc = print_json(
+            json_pack("{s:s,s:s}", "collection", coll, "field", shoal_strlist_get(fields, i)));
+    shoal_strlist_free(fields);
+    return rc;
+}
+
+static int
+cmd_index(shoal_replica *r, int argc, char **argv)
+{
+    if (argc == 3 && (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "drop") == 0)) {
+        bool add = strcmp(argv[0], "add") == 0;
+        shoal_err e =
+            add ? shoal_index_add(r, argv[1], argv[2]) : shoal_index_drop(r, argv[1], argv[2]);
+        if (e == SHOAL_ENOTFOUND) {
+            errorf("index drop: no index on %s field %s", argv[1], argv[2]);
+            return EXIT_NOTFOUND;
+        }
+        return e == SHOAL_OK ? EXIT_OK : fail(r, e, add ? "index add" : "index drop", false);
+    }
+    if ((argc == 1 || argc == 2) && strcmp(argv[0], "ls") == 0) {
+        if (argc == 2)
+            return print_indexes_of(r, argv[1]);
+        shoal_strlist *colls = NULL;
+        shoal_err e = shoal_indexes(r, NULL, &colls);
+        if (e != SHOAL_OK)
+            return fail(r, e, "index ls", false);
+        int rc = EXIT_OK;
+        for (size_t i = 0; rc == EXIT_OK && i < shoal_strlist_count(colls); i++)
+            rc = print_indexes_of(r, shoal_strlist_get(colls, i));
+        shoal_strlist_free(colls);
+        return rc;
+    }
+    return usage_error(index_usage);
+}
+
+/* ---------------------------------------------------------------- watch */
+
+/* Print one live query event as a JSON line (flushed).  EXIT_OK or the
+ * error reported. */
+static int
+print_live_event(const shoal_live_event *ev)
+{
+    static const char *const kinds[] = { "?", "enter", "update", "leave", "ready" };
+    shoal_live_kind k = shoal_live_event_kind(ev);
+    const char *kind = (int)k >= 1 && (int)k <= 4 ? kinds[k] : "?";
+    json_t *o = json_pack("{s:s}", "event", kind);
+    if (o == NULL || k == SHOAL_LIVE_READY)
+        return print_json(o);
+    const char *id = shoal_live_event_id(ev);
+    const shoal_doc *d = shoal_live_event_doc(ev);
+    int bad = json_object_set_new(o, "_id", json_string(id)) != 0;
+    if (!bad && d != NULL) {
+        char err[SHOAL_JSON_ERRLEN];
+        json_t *j = shoal__json_from_doc(d, err, sizeof err);
+        if (j == NULL) {
+            errorf("watch: document %s: %s", id, err);
+            json_decref(o);
+            return EXIT_ERR;
+        }
+        bad = json_object_set_new(o, "doc", j) != 0;
+    }
+    if (bad) {
+        json_decref(o);
+        o = NULL;
+    }
+    return print_json(o);
+}
+
+/* Print every event l has now.  EXIT_OK or the error reported. */
+static int
+drain_live(shoal_replica *r, shoal_live *l)
+{
+    for (;;) {
+        shoal_live_event *ev = NULL;
+        shoal_err e = shoal_live_next(l, 0, &ev);
+        if (e == SHOAL_ETIMEDOUT)
+            return EXIT_OK;
+        if (e != SHOAL_OK)
+            return fail(r, e, "watch", false);
+        int rc = print_live_event(ev);
+        shoal_live_event_free(ev);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+}
+
+/* true once SIGTERM or SIGINT came (other signals are read and ignored). */
+static bool
+stop_signalled(void)
+{
+    bool stop = false;
+    char sigs[64];
+    ssize_t got;
+    while ((got = read(shoal__signal_fd(), sigs, sizeof sigs)) > 0)
+        for (ssize_t k = 0; k < got; k++)
+            stop = stop || sigs[k] == SIGTERM || sigs[k] == SIGINT;
+    return stop;
+}
+
+static int
+cmd_watch(shoal_replica *r, int argc, char **argv)
+{
+    query_args qa;
+    int rc = parse_query_args("watch", watch_usage, QOPT_PARAM, argc, argv, &qa);
+    shoal_query *q = NULL;
+    if (rc == EXIT_OK)
+        rc = build_query(r, "watch", &qa, &q);
+    if (rc != EXIT_OK)
+        return rc;
+    /* The signal pipe first, so a SIGTERM that comes while the live query
+     * opens is not lost. */
+    if (shoal__signals_install() != 0) {
+        errorf("watch: cannot install signal handlers: %s", strerror(errno));
+        shoal_query_free(q);
+        return EXIT_ERR;
+    }
+    shoal_live *l = NULL;
+    shoal_err e = shoal_live_open(r, q, &l);
+    shoal_query_free(q);
+    if (e != SHOAL_OK)
+        return fail(r, e, "watch", false);
+    /* Sleep in poll until the live query may have events or a signal came;
+     * each wake-up prints what is there, without waiting. */
+    struct pollfd pfd[2] = {
+        { .fd = shoal__signal_fd(), .events = POLLIN },
+        { .fd = shoal_live_fd(l), .events = POLLIN },
+    };
+    rc = drain_live(r, l);
+    while (rc == EXIT_OK) {
+        int got = poll(pfd, 2, -1);
+        if (got < 0 && errno != EINTR) {
+            errorf("watch: poll: %s", strerror(errno));
+            rc = EXIT_ERR;
+            break;
+        }
+        if (got <= 0)
+            continue;
+        if ((pfd[0].revents & POLLIN) != 0 && stop_signalled())
+            break;
+        if ((pfd[1].revents & (POLLERR | POLLNVAL)) != 0) {
+            errorf("watch: the live query's descriptor failed");
+            rc = EXIT_ERR;
+            break;
+        }
+        if ((pfd[1].revents & (POLLIN | POLLHUP)) != 0)
+            rc = drain_live(r, l);
+    }
+    shoal_live_close(l);
+    return rc;
+}
+
 /* One subcommand: its name, its positional count (-1: checked by the
  * handler) and whether it may create the replica. */
 typedef struct command {
@@ -1069,6 +1779,11 @@ static const command commands[] = {
     { "serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]" },
     { "sync", -1, "ENDPOINT@PUBKEY [--timeout S]" },
     { "peers", 0, "" },
+    { "find", -1, "COLL [WHERE] [OPTIONS]" },
+    { "count", -1, "COLL [WHERE] [--param NAME=JSON]..." },
+    { "aggregate", -1, "COLL [WHERE] [OPTIONS] --agg SPEC..." },
+    { "index", -1, "add|drop COLL FIELD | ls [COLL]" },
+    { "watch", -1, "COLL [WHERE] [--param NAME=JSON]..." },
 };
 
 static int
@@ -1108,6 +1823,16 @@ run(shoal_replica *r, shoal_tool_log *lg, const char *name, int argc, char **arg
         return cmd_sync(r, argc, argv);
     if (strcmp(name, "peers") == 0)
         return cmd_peers(r);
+    if (strcmp(name, "find") == 0)
+        return cmd_find(r, argc, argv);
+    if (strcmp(name, "count") == 0)
+        return cmd_count(r, argc, argv);
+    if (strcmp(name, "aggregate") == 0)
+        return cmd_aggregate(r, argc, argv);
+    if (strcmp(name, "index") == 0)
+        return cmd_index(r, argc, argv);
+    if (strcmp(name, "watch") == 0)
+        return cmd_watch(r, argc, argv);
     return usage_error("unknown command");
 }
 
@@ -1125,7 +1850,7 @@ main(int argc, char **argv)
             i++;
             break;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
+            print_usage();
             return EXIT_OK;
         } else if (strcmp(a, "--version") == 0) {
             printf("shoal %d.%d.%d (libshoal %s)\n", SHOAL_VERSION_MAJOR, SHOAL_VERSION_MINOR,
@@ -1152,7 +1877,7 @@ main(int argc, char **argv)
         return usage_error("missing command");
     const char *name = argv[i++];
     if (strcmp(name, "help") == 0) {
-        fputs(usage_text, stdout);
+        print_usage();
         return EXIT_OK;
     }
     const command *cmd = NULL;

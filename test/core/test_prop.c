@@ -364,6 +364,77 @@ dump(shoal_replica *r)
     return (char *)shoal__buf_take(&out, &n);
 }
 
+/* The results of a fixed set of queries (find with sorting and a limit,
+ * count, an aggregation), as text; NULL on error. */
+static char *
+query_dump(shoal_replica *r)
+{
+    static const char *const wheres[] = {
+        "a == 1 OR a == \"x\"",
+        "l CONTAINS 3 OR m CONTAINS \"y\"",
+        "n > 0 AND NOT b EXISTS",
+        "a < 5 OR c >= \"m\"",
+        "TRUE",
+    };
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+#define EMIT(...)                                             \
+    do {                                                      \
+        int w_ = snprintf(out + len, cap - len, __VA_ARGS__); \
+        if (w_ < 0 || (size_t)w_ >= cap - len) {              \
+            free(out);                                        \
+            return NULL;                                      \
+        }                                                     \
+        len += (size_t)w_;                                    \
+    } while (0)
+    for (size_t i = 0; i < sizeof wheres / sizeof wheres[0]; i++) {
+        shoal_query *q = NULL;
+        if (shoal_query_new(r, "c", wheres[i], &q) != SHOAL_OK ||
+            shoal_query_sort(q, "a", true) != SHOAL_OK ||
+            shoal_query_sort(q, "n", false) != SHOAL_OK) {
+            shoal_query_free(q);
+            free(out);
+            return NULL;
+        }
+        shoal_query_limit(q, 12, 1);
+        shoal_rows *rows = NULL;
+        uint64_t n = 0;
+        shoal_groups *g = NULL;
+        const char *group[] = { "a" };
+        shoal_aggregate_spec spec[] = { { SHOAL_AGG_COUNT, NULL },
+                                        { SHOAL_AGG_SUM, "n" },
+                                        { SHOAL_AGG_MAX, "b" } };
+        if (shoal_find(r, q, &rows) != SHOAL_OK || shoal_count(r, q, &n) != SHOAL_OK ||
+            shoal_aggregate(r, q, group, 1, spec, 3, &g) != SHOAL_OK) {
+            shoal_rows_free(rows);
+            shoal_query_free(q);
+            free(out);
+            return NULL;
+        }
+        EMIT("%s: %llu:", wheres[i], (unsigned long long)n);
+        for (size_t j = 0; j < shoal_rows_count(rows); j++)
+            EMIT(" %s/%zu", shoal_rows_id(rows, j), shoal_doc_field_count(shoal_rows_doc(rows, j)));
+        for (size_t j = 0; j < shoal_groups_count(g); j++) {
+            shoal_value k, c, sum, mx;
+            shoal_groups_key(g, j, 0, &k);
+            shoal_groups_value(g, j, 0, &c);
+            shoal_groups_value(g, j, 1, &sum);
+            shoal_groups_value(g, j, 2, &mx);
+            EMIT(" [%d %lld %lld %d %lld %d %d]", k.type, (long long)k.i, (long long)c.i, sum.type,
+                 (long long)sum.i, mx.type, (int)mx.len);
+        }
+        EMIT("\n");
+        shoal_groups_free(g);
+        shoal_rows_free(rows);
+        shoal_query_free(q);
+    }
+#undef EMIT
+    return out;
+}
+
 static void
 run_seed(uint64_t seed, long steps)
 {
@@ -384,6 +455,10 @@ run_seed(uint64_t seed, long steps)
             return;
         }
     }
+    /* Replicas differ in their indexes; their query results must not. */
+    CHECK_EQ(shoal_index_add(w.r[1], "c", "a"), SHOAL_OK);
+    CHECK_EQ(shoal_index_add(w.r[1], "c", "l"), SHOAL_OK);
+    CHECK_EQ(shoal_index_add(w.r[2 % NREP], "c", "n"), SHOAL_OK);
     for (long s = 0; s < steps; s++) {
         for (int k = 0; k < NREP; k++)
             w.clk[k].ms += check_rand_below(30);
@@ -450,6 +525,23 @@ run_seed(uint64_t seed, long steps)
         text[k] = dump(w.r[k]);
         CHECK(text[k] != NULL);
     }
+    /* The same queries give the same rows and groups everywhere, and every
+     * replica's views and indexes agree with its documents. */
+    char *qtext[NREP];
+    for (int k = 0; k < NREP; k++) {
+        qtext[k] = query_dump(w.r[k]);
+        CHECK(qtext[k] != NULL);
+        shoal_check_stats cs;
+        CHECK_EQ(shoal_replica_check(w.r[k], NULL, NULL, &cs), SHOAL_OK);
+    }
+    for (int k = 1; k < NREP; k++)
+        if (qtext[0] && qtext[k] && strcmp(qtext[0], qtext[k]) != 0) {
+            fprintf(stderr, "seed %llu: queries on replica 0 and %d differ:\n%s\n---\n%s\n",
+                    (unsigned long long)seed, k, qtext[0], qtext[k]);
+            check_failures++;
+        }
+    for (int k = 0; k < NREP; k++)
+        free(qtext[k]);
     for (int k = 1; k < NREP; k++) {
         CHECK(memcmp(dv[0], dv[k], 32) == 0);
         CHECK(memcmp(df[0], df[k], 32) == 0);
