@@ -1075,8 +1075,9 @@ acc_take(acc *c, const shoal__qfield *f)
     case SHOAL_AGG_SUM:
     case SHOAL_AGG_AVG:
         if (v->type == SHOAL_T_INT) {
-            if (c->is_int && !__builtin_add_overflow(c->isum, v->i, &c->isum)) {
-                /* still exact */
+            int64_t t;
+            if (c->is_int && !__builtin_add_overflow(c->isum, v->i, &t)) {
+                c->isum = t; /* still exact (t is the wrapped sum on overflow: not kept) */
             } else {
                 if (c->is_int)
                     c->dsum = (double)c->isum;

@@ -724,6 +724,29 @@ test_jeans(void)
         CHECK(strcmp(got, "") == 0);
         shoal_query_free(q);
     }
+    /* a sum of ints that would overflow int64 goes on as a double */
+    {
+        shoal_txn *t;
+        REQUIRE(shoal_txn_begin(r, &t) == SHOAL_OK);
+        shoal_value big = { .type = SHOAL_T_INT, .i = (int64_t)1 << 62 };
+        CHECK_EQ(shoal_txn_set(t, "sums", "x", "v", &big), SHOAL_OK);
+        CHECK_EQ(shoal_txn_set(t, "sums", "y", "v", &big), SHOAL_OK);
+        CHECK_EQ(shoal_txn_set(t, "sums", "z", "v", &big), SHOAL_OK);
+        CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+        shoal_query *q = q_new(r, "sums", NULL);
+        REQUIRE(q);
+        shoal_aggregate_spec sp[] = { { SHOAL_AGG_SUM, "v" }, { SHOAL_AGG_AVG, "v" } };
+        shoal_groups *g = NULL;
+        CHECK_EQ(shoal_aggregate(r, q, NULL, 0, sp, 2, &g), SHOAL_OK);
+        shoal_value v;
+        REQUIRE(g);
+        shoal_groups_value(g, 0, 0, &v);
+        CHECK(v.type == SHOAL_T_DOUBLE && v.d == 3.0 * 4611686018427387904.0);
+        shoal_groups_value(g, 0, 1, &v);
+        CHECK(v.type == SHOAL_T_DOUBLE && v.d == 4611686018427387904.0);
+        shoal_groups_free(g);
+        shoal_query_free(q);
+    }
     /* index listing */
     shoal_strlist *l = NULL;
     CHECK_EQ(shoal_indexes(r, NULL, &l), SHOAL_OK);
