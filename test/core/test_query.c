@@ -857,10 +857,43 @@ test_views_rebuilt(void)
 /* ---------------------------------------------------------- live queries */
 
 typedef struct mirror {
-    char ids[NDOCS][16];
+    char fp[NDOCS][512]; /* the last document delivered, as doc_fp */
     bool in[NDOCS];
     bool ready;
 } mirror;
+
+/* A document as text: each field's name, kind and value(s). */
+static void
+doc_fp(const shoal_doc *d, char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = 0;
+    for (size_t i = 0; d && i < shoal_doc_field_count(d) && k < n; i++) {
+        shoal_value v;
+        int64_t c;
+        size_t len;
+        k += (size_t)snprintf(out + k, n - k, "%s:", shoal_doc_field_name(d, i));
+        if (k >= n)
+            break;
+        switch (shoal_doc_field_kind(d, i)) {
+        case SHOAL_K_REGISTER:
+            shoal_doc_field_value(d, i, &v);
+            k += (size_t)snprintf(out + k, n - k, "r%d/%lld/%g/%.*s;", v.type, (long long)v.i,
+                                  v.type == SHOAL_T_DOUBLE ? v.d : 0.0,
+                                  v.type == SHOAL_T_STR ? (int)v.len : 0,
+                                  v.type == SHOAL_T_STR ? (const char *)v.ptr : "");
+            break;
+        case SHOAL_K_COUNTER:
+            shoal_doc_field_counter(d, i, &c);
+            k += (size_t)snprintf(out + k, n - k, "c%lld;", (long long)c);
+            break;
+        default:
+            shoal_doc_field_list_len(d, i, &len);
+            k += (size_t)snprintf(out + k, n - k, "l%zu;", len);
+            break;
+        }
+    }
+}
 
 static void
 drain(shoal_live *l, mirror *m)
@@ -881,6 +914,7 @@ drain(shoal_live *l, mirror *m)
                     CHECK(m->in[i]);
                 CHECK((shoal_live_event_doc(e) != NULL) == (k != SHOAL_LIVE_LEAVE));
                 m->in[i] = k != SHOAL_LIVE_LEAVE;
+                doc_fp(shoal_live_event_doc(e), m->fp[i], sizeof m->fp[i]);
             }
         }
         shoal_live_event_free(e);
@@ -892,12 +926,31 @@ mirror_ids(const mirror *m, char *out, size_t n)
 {
     size_t k = 0;
     out[0] = 0;
-    for (int i = 0; i < NDOCS; i++)
+    for (int i = 0; i < NDOCS && k < n; i++)
         if (m->in[i]) {
             char id[16];
             doc_id(i, id);
-            k += (size_t)snprintf(out + k, n - k, "%s,", id);
+            k += (size_t)snprintf(out + k, n - k, "%s{%s},", id, m->fp[i]);
         }
+}
+
+/* find's rows with their documents, as mirror_ids renders a mirror. */
+static void
+find_docs(shoal_replica *r, shoal_query *q, char *out, size_t n)
+{
+    shoal_rows *rows = NULL;
+    out[0] = 0;
+    if (shoal_find(r, q, &rows) != SHOAL_OK) {
+        snprintf(out, n, "ERROR %s", shoal_replica_errmsg(r));
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < shoal_rows_count(rows) && k < n; i++) {
+        char fp[512];
+        doc_fp(shoal_rows_doc(rows, i), fp, sizeof fp);
+        k += (size_t)snprintf(out + k, n - k, "%s{%s},", shoal_rows_id(rows, i), fp);
+    }
+    shoal_rows_free(rows);
 }
 
 enum {
@@ -938,7 +991,7 @@ test_live(void)
         drain(live[i], &mir[i]);
         CHECK(mir[i].ready);
     }
-    char want[2048], got[2048];
+    static char want[1 << 16], got[1 << 16];
     long steps = check_env_long("SHOAL_LIVE_STEPS", 60);
     for (long s = 0; s < steps; s++) {
         int how = (int)check_rand_below(4);
@@ -1004,13 +1057,14 @@ test_live(void)
         }
         for (int i = 0; i < NLIVE; i++) {
             shoal_query *q = qs[i];
-            /* Events of another process's commit: poll until the mirror
-             * matches find (bounded), since the notification may lag. */
-            uint64_t until = check_now_ms() + 5000;
+            /* Events of this handle's writes are queued before the write
+             * returns; those of another process's commit come through the
+             * inotify watch: poll until the mirror matches find (bounded). */
+            uint64_t until = check_now_ms() + (how == 3 ? 3000 : 0);
             for (;;) {
                 drain(live[i], &mir[i]);
                 mirror_ids(&mir[i], got, sizeof got);
-                find_ids(r, q, want, sizeof want);
+                find_docs(r, q, want, sizeof want);
                 if (strcmp(want, got) == 0 || check_now_ms() > until)
                     break;
                 shoal_live_event *e = NULL;
@@ -1019,8 +1073,10 @@ test_live(void)
                     shoal_live_kind k = shoal_live_event_kind(e);
                     if (k != SHOAL_LIVE_READY) {
                         int di = atoi(shoal_live_event_id(e) + 1);
-                        if (di >= 0 && di < NDOCS)
+                        if (di >= 0 && di < NDOCS) {
                             mir[i].in[di] = k != SHOAL_LIVE_LEAVE;
+                            doc_fp(shoal_live_event_doc(e), mir[i].fp[di], sizeof mir[i].fp[di]);
+                        }
                     }
                     shoal_live_event_free(e);
                 }
@@ -1030,6 +1086,8 @@ test_live(void)
                         (unsigned long long)seed, s, i, wheres[i] ? wheres[i] : "TRUE", want, got);
             CHECK(strcmp(want, got) == 0);
         }
+        if (check_failures)
+            break;
     }
     for (int i = 0; i < NLIVE; i++) {
         shoal_live_close(live[i]);
