@@ -254,6 +254,45 @@ do_disallow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES])
     return SHOAL_OK;
 }
 
+/* allow_any was switched off: close every incoming session it alone
+ * admitted (ZAP only judges new connections, and a session's frames are
+ * not judged again). */
+static int
+do_recheck(shoal__engine *e)
+{
+    shoal__buf err;
+    shoal__buf_init(&err);
+    if (shoal__wire_error(&err, SHOAL_EREFUSED, "your key is no longer allowed") != SHOAL_OK)
+        err.len = 0;
+    int closed = 0;
+    for (lnk *l = e->links; l; l = l->next) {
+        if (l->dead || l->kind != L_LISTEN)
+            continue;
+        for (sess *s = l->ss, *next; s; s = next) {
+            next = s->next;
+            if (s->dead)
+                continue;
+            ident id = { .xonly = s->check_x };
+            memcpy(id.key, s->check_x ? s->x : s->key, XKEY_BYTES);
+            pthread_mutex_lock(&e->mu);
+            bool permitted = shoal__zq_ident_permitted(e, &id);
+            pthread_mutex_unlock(&e->mu);
+            if (permitted)
+                continue;
+            if (err.len)
+                shoal__zq_send_frame(l, s, err.p, err.len);
+            shoal__zq_sess_bury(l, s);
+            shoal__zq_sess_drop(e, l, s, NULL);
+            closed++;
+        }
+    }
+    shoal__buf_free(&err);
+    if (closed)
+        shoal__zq_logf(e, SHOAL_LOG_WARN, "allow_any off: %d link(s) of keys not allowed closed",
+                       closed);
+    return SHOAL_OK;
+}
+
 /* Returns true when the command is complete. */
 static bool
 run_cmd(shoal__engine *e, cmd *c)
@@ -303,6 +342,7 @@ run_cmd(shoal__engine *e, cmd *c)
         return false; /* done later, by shoal__zq_sync_done */
     }
     case C_DISALLOW: c->rc = do_disallow(e, c->key); return true;
+    case C_RECHECK: c->rc = do_recheck(e); return true;
     default: c->rc = SHOAL_EINVAL; return true;
     }
 }
@@ -758,9 +798,14 @@ shoal__engine_allow_any(shoal__engine *e, bool any)
 {
     assert(e);
     pthread_mutex_lock(&e->mu);
+    bool was = e->allow_any;
     e->allow_any = any;
     pthread_mutex_unlock(&e->mu);
-    return SHOAL_OK;
+    if (!was || any)
+        return SHOAL_OK;
+    /* From here on ZAP refuses keys not allowed; now close their links. */
+    cmd c = { .op = C_RECHECK, .ep = "" };
+    return submit(e, &c);
 }
 
 int

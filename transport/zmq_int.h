@@ -68,7 +68,8 @@ enum {
     C_CONNECT,
     C_DISCONNECT,
     C_SYNC,
-    C_DISALLOW
+    C_DISALLOW,
+    C_RECHECK
 };
 
 typedef struct cmd {
