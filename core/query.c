@@ -673,8 +673,14 @@ shoal_rows_doc(const shoal_rows *rows, size_t i)
 
 typedef struct find_ctx {
     shoal_rows *rows;
-    bool sorted; /* sort keys given: keep the view to sort by */
+    bool sorted;   /* sort keys given: keep the view to sort by */
+    uint64_t seen; /* matches so far (no sort keys: offset and limit apply at once) */
 } find_ctx;
+
+/* A match callback's "enough": ends the run early, not an error. */
+enum {
+    RUN_STOP = 1000
+};
 
 static bool
 keep_field(const shoal__qfield *f, void *arg)
@@ -693,6 +699,14 @@ find_match(run *x, const uint8_t *id, size_t idlen)
 {
     find_ctx *fc = x->arg;
     shoal_rows *rows = fc->rows;
+    /* Without sort keys matches come in _id order, the result's order:
+     * the first offset are skipped and the run ends at the limit. */
+    if (!fc->sorted) {
+        if (++fc->seen <= x->Q->offset)
+            return SHOAL_OK;
+        if (x->Q->limit && rows->n >= x->Q->limit)
+            return RUN_STOP;
+    }
     if (rows->n == rows->cap) {
         size_t cap = rows->cap ? 2 * rows->cap : 16;
         row *p = shoal__realloc(rows->r, cap * sizeof *p);
@@ -720,7 +734,10 @@ find_match(run *x, const uint8_t *id, size_t idlen)
         w->vlen = x->s.vlen;
         return SHOAL_OK;
     }
-    return shoal__doc_from_view(x->s.f, x->s.n, x->s.epoch, keep_field, (void *)x->Q, &w->doc);
+    int err = shoal__doc_from_view(x->s.f, x->s.n, x->s.epoch, keep_field, (void *)x->Q, &w->doc);
+    if (!err && x->Q->limit && rows->n >= x->Q->limit)
+        return RUN_STOP;
+    return err;
 }
 
 typedef struct sort_ctx {
@@ -834,27 +851,6 @@ sort_rows(const shoal_query *Q, shoal_rows *rows)
     return SHOAL_OK;
 }
 
-/* Offset and limit for rows already in order (no sort keys). */
-static void
-cut_rows(const shoal_query *Q, shoal_rows *rows)
-{
-    size_t n = rows->n;
-    size_t from = Q->offset < n ? (size_t)Q->offset : n;
-    size_t to = Q->limit && Q->limit < n - from ? from + (size_t)Q->limit : n;
-    for (size_t i = 0; i < n; i++) {
-        if (i >= from && i < to)
-            continue;
-        shoal_doc_free(rows->r[i].doc);
-    }
-    if (to > from && from > 0)
-        memmove(rows->r, rows->r + from, (to - from) * sizeof *rows->r);
-    rows->n = to - from;
-}
-
-typedef struct api_ctx {
-    run *x;
-} api_ctx;
-
 static int
 run_fn(shoal__stxn *t, void *arg)
 {
@@ -880,14 +876,14 @@ shoal_find(shoal_replica *r, const shoal_query *q, shoal_rows **out)
         find_ctx fc = { .rows = rows, .sorted = q->nsort > 0 };
         run x = { .r = r, .Q = q, .full = true, .on_match = find_match, .arg = &fc };
         err = shoal__store_read(r->store, run_fn, &x);
+        if (err == RUN_STOP)
+            err = SHOAL_OK;
         run_free(&x);
         for (size_t i = 0; !err && i < rows->n; i++)
             rows->r[i].id = rows->ids.p + rows->r[i].idoff; /* the arena moves no more */
         if (!err) {
             if (fc.sorted)
                 err = sort_rows(q, rows);
-            else
-                cut_rows(q, rows);
         }
         if (err)
             shoal__fail(r, err, "find %s", q->coll);
