@@ -212,19 +212,11 @@ shoal_live_event_doc(const shoal_live_event *e)
 
 /* ------------------------------------------------------------- judging */
 
-/* Judge one document for live query l: s holds its full view (parsed
- * once for every live query), or alive is false. */
+/* The matching document s describes: ENTER (had NULL), or UPDATE when its
+ * view changed since the one reported (hash *had). */
 static int
-judge(shoal_live *l, const uint8_t *id, size_t idlen, bool alive, shoal__qscratch *s)
+report(shoal_live *l, const uint8_t *id, size_t idlen, shoal__qscratch *s, uint64_t *had)
 {
-    bool match = alive && shoal__query_eval(l->q, &s->doc) == 1;
-    uint64_t *had = shoal__map_get(&l->members, id, idlen);
-    if (!match) {
-        if (!had)
-            return SHOAL_OK;
-        shoal__free(shoal__map_take(&l->members, id, idlen));
-        return push(l, SHOAL_LIVE_LEAVE, id, idlen, NULL);
-    }
     uint64_t h = view_hash(s);
     if (had && *had == h)
         return SHOAL_OK;
@@ -249,6 +241,22 @@ judge(shoal_live *l, const uint8_t *id, size_t idlen, bool alive, shoal__qscratc
         *had = h;
     }
     return push(l, had ? SHOAL_LIVE_UPDATE : SHOAL_LIVE_ENTER, id, idlen, doc);
+}
+
+/* Judge one document for live query l: s holds its full view (parsed
+ * once for every live query), or alive is false. */
+static int
+judge(shoal_live *l, const uint8_t *id, size_t idlen, bool alive, shoal__qscratch *s)
+{
+    bool match = alive && shoal__query_eval(l->q, &s->doc) == 1;
+    uint64_t *had = shoal__map_get(&l->members, id, idlen);
+    if (!match) {
+        if (!had)
+            return SHOAL_OK;
+        shoal__free(shoal__map_take(&l->members, id, idlen));
+        return push(l, SHOAL_LIVE_LEAVE, id, idlen, NULL);
+    }
+    return report(l, id, idlen, s, had);
 }
 
 /* ------------------------------------------------------------- anchors */
@@ -560,24 +568,7 @@ typedef struct refresh_ctx {
 static int
 initial_cb(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg)
 {
-    shoal_live *l = arg;
-    shoal_doc *doc;
-    int err = shoal__doc_from_view(s->f, s->n, s->epoch, NULL, NULL, &doc);
-    if (err)
-        return err;
-    uint64_t *v = shoal__malloc(sizeof *v);
-    if (!v) {
-        shoal_doc_free(doc);
-        return SHOAL_ENOMEM;
-    }
-    *v = view_hash(s);
-    err = shoal__map_put(&l->members, id, idlen, v);
-    if (err) {
-        shoal__free(v);
-        shoal_doc_free(doc);
-        return err;
-    }
-    return push(l, SHOAL_LIVE_ENTER, id, idlen, doc);
+    return report(arg, id, idlen, s, NULL);
 }
 
 static int

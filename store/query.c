@@ -74,9 +74,15 @@ shoal__stxn_qview_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const ui
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
 
-int
-shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qview_fn cb,
-                       void *arg)
+/* Walk table tab (keys "coll NUL rest") in key order, all of it or only
+ * coll's keys: cb(coll, rest, value); a key without its NUL, or with an
+ * empty part, is damage named what. */
+typedef int (*pair_fn)(const uint8_t *coll, size_t clen, const uint8_t *rest, size_t rlen,
+                       const MDB_val *v, void *arg);
+
+static int
+pair_scan(shoal__stxn *t, int tab, const uint8_t *coll, size_t clen, const char *what, pair_fn cb,
+          void *arg)
 {
     uint8_t prefix[SHOAL_MAX_COLLECTION + 1];
     size_t pl = 0;
@@ -88,7 +94,7 @@ shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__
         pl = clen + 1;
     }
     MDB_cursor *c;
-    int rc = shoal__st_cur_open(t, T_QVIEW, &c);
+    int rc = shoal__st_cur_open(t, tab, &c);
     if (rc)
         return rc;
     MDB_val k, v;
@@ -99,12 +105,11 @@ shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__
             break;
         const uint8_t *nul = memchr(kp, 0, k.mv_size);
         if (!nul || nul == kp || (size_t)(nul - kp) + 1 >= k.mv_size) {
-            rc = shoal__st_corrupt(t, "query view with a malformed key");
+            rc = shoal__st_corrupt(t, what);
             break;
         }
         size_t cl = (size_t)(nul - kp);
-        shoal__sval val = sval(&v);
-        int r = cb(kp, cl, nul + 1, k.mv_size - cl - 1, &val, arg);
+        int r = cb(kp, cl, nul + 1, k.mv_size - cl - 1, &v, arg);
         if (r) {
             rc = r;
             break;
@@ -112,6 +117,28 @@ shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__
     }
     mdb_cursor_close(c);
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+typedef struct view_scan {
+    shoal__qview_fn cb;
+    void *arg;
+} view_scan;
+
+static int
+view_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const MDB_val *v,
+        void *arg)
+{
+    view_scan *vs = arg;
+    shoal__sval val = sval(v);
+    return vs->cb(coll, clen, id, idlen, &val, vs->arg);
+}
+
+int
+shoal__stxn_qview_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qview_fn cb,
+                       void *arg)
+{
+    view_scan vs = { cb, arg };
+    return pair_scan(t, T_QVIEW, coll, clen, "query view with a malformed key", view_cb, &vs);
 }
 
 int
@@ -272,42 +299,27 @@ shoal__stxn_qix_drop(shoal__stxn *t, const uint8_t *coll, size_t clen, const uin
     return shoal__st_del(t, T_QIXREG, k, n);
 }
 
+typedef struct reg_scan {
+    shoal__qix_fn cb;
+    void *arg;
+    shoal__stxn *t;
+} reg_scan;
+
+static int
+reg_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, const MDB_val *v,
+       void *arg)
+{
+    reg_scan *rs = arg;
+    if (v->mv_size != 4)
+        return shoal__st_corrupt(rs->t, "malformed index registry entry");
+    return rs->cb(coll, clen, field, flen, shoal__be32_get(v->mv_data), rs->arg);
+}
+
 int
 shoal__stxn_qix_list(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qix_fn cb, void *arg)
 {
-    uint8_t prefix[SHOAL_MAX_COLLECTION + 1];
-    size_t pl = 0;
-    if (coll) {
-        if (!name_ok(coll, clen, SHOAL_MAX_COLLECTION))
-            return SHOAL_EINVAL;
-        memcpy(prefix, coll, clen);
-        prefix[clen] = 0;
-        pl = clen + 1;
-    }
-    MDB_cursor *c;
-    int rc = shoal__st_cur_open(t, T_QIXREG, &c);
-    if (rc)
-        return rc;
-    MDB_val k, v;
-    for (rc = shoal__st_cur_first(t, c, pl ? prefix : NULL, pl, &k, &v); rc == SHOAL_OK;
-         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
-        const uint8_t *kp = k.mv_data;
-        if (pl && (k.mv_size < pl || memcmp(kp, prefix, pl) != 0))
-            break;
-        const uint8_t *nul = memchr(kp, 0, k.mv_size);
-        if (!nul || nul == kp || (size_t)(nul - kp) + 1 >= k.mv_size || v.mv_size != 4) {
-            rc = shoal__st_corrupt(t, "malformed index registry entry");
-            break;
-        }
-        size_t cl = (size_t)(nul - kp);
-        int r = cb(kp, cl, nul + 1, k.mv_size - cl - 1, shoal__be32_get(v.mv_data), arg);
-        if (r) {
-            rc = r;
-            break;
-        }
-    }
-    mdb_cursor_close(c);
-    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+    reg_scan rs = { cb, arg, t };
+    return pair_scan(t, T_QIXREG, coll, clen, "malformed index registry entry", reg_cb, &rs);
 }
 
 /* ---------------------------------------------------------------- entries */
