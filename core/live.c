@@ -49,8 +49,9 @@
 struct shoal_live_event {
     shoal_live_kind kind;
     char *id; /* owned; "" for READY */
+    size_t idlen;
     shoal_doc *doc;
-    struct shoal_live_event *next;
+    struct shoal_live_event *next, *prev; /* the queue, while queued */
 };
 
 typedef struct anchor {
@@ -67,6 +68,7 @@ struct shoal_live {
     size_t clen;
     int efd, epfd;
     shoal_live_event *head, *tail;
+    shoal__map queued;  /* id -> its queued event (keys Borrowed from the event) */
     shoal__map members; /* id -> view hash (never 0) */
     anchor an;
     bool stamp;   /* candidate mark of the current refresh */
@@ -148,9 +150,51 @@ lvec_del(lvec *l, shoal_live *x)
 
 /* -------------------------------------------------------------- events */
 
+static void
+unlink_event(shoal_live *l, shoal_live_event *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->next = e->prev = NULL;
+    if (e->kind != SHOAL_LIVE_READY)
+        shoal__map_take(&l->queued, e->id, e->idlen);
+    if (!l->head) {
+        uint64_t v;
+        ssize_t n = read(l->efd, &v, sizeof v); /* reset: nothing queued */
+        (void)n;
+    }
+}
+
+/* Queue an event.  A document has at most one event queued: a new one
+ * folds into it (ENTER then UPDATE is an ENTER of the newer document,
+ * ENTER then LEAVE is nothing, UPDATE then LEAVE a LEAVE, LEAVE then
+ * ENTER an UPDATE), so an application that reads late still sees the
+ * difference from what it last read, and the queue never holds more
+ * events than the collection has documents.  Takes doc. */
 static int
 push(shoal_live *l, shoal_live_kind kind, const uint8_t *id, size_t idlen, shoal_doc *doc)
 {
+    shoal_live_event *old = kind == SHOAL_LIVE_READY ? NULL : shoal__map_get(&l->queued, id, idlen);
+    if (old) {
+        shoal_live_kind k = old->kind;
+        shoal_doc_free(old->doc);
+        old->doc = doc;
+        if (k == SHOAL_LIVE_ENTER && kind == SHOAL_LIVE_LEAVE) {
+            unlink_event(l, old);
+            shoal_live_event_free(old);
+        } else if (k == SHOAL_LIVE_LEAVE && kind == SHOAL_LIVE_ENTER) {
+            old->kind = SHOAL_LIVE_UPDATE;
+        } else if (kind == SHOAL_LIVE_LEAVE) {
+            old->kind = SHOAL_LIVE_LEAVE;
+        } /* ENTER + UPDATE stays ENTER, UPDATE + UPDATE stays UPDATE */
+        return SHOAL_OK;
+    }
     shoal_live_event *e = shoal__calloc(1, sizeof *e);
     char *s = shoal__malloc(idlen + 1);
     if (!e || !s) {
@@ -164,8 +208,14 @@ push(shoal_live *l, shoal_live_kind kind, const uint8_t *id, size_t idlen, shoal
     s[idlen] = 0;
     e->kind = kind;
     e->id = s;
+    e->idlen = idlen;
     e->doc = doc;
+    if (kind != SHOAL_LIVE_READY && shoal__map_put(&l->queued, e->id, idlen, e) != SHOAL_OK) {
+        shoal_live_event_free(e);
+        return SHOAL_ENOMEM;
+    }
     bool was_empty = !l->head;
+    e->prev = l->tail;
     if (l->tail)
         l->tail->next = e;
     else
@@ -747,6 +797,7 @@ live_destroy(shoal_live *l)
         shoal_live_event_free(e);
         e = n;
     }
+    shoal__map_clear(&l->queued, NULL);
     shoal__map_clear(&l->members, shoal__free);
     shoal__buf_free(&l->an.keys);
     shoal__free(l->an.field);
@@ -768,6 +819,7 @@ shoal_live_open(shoal_replica *r, const shoal_query *q, shoal_live **out)
         return SHOAL_ENOMEM;
     l->r = r;
     l->efd = l->epfd = -1;
+    shoal__map_init_borrow(&l->queued);
     shoal__map_init(&l->members);
     shoal__buf_init(&l->an.keys);
     int err = shoal__query_copy(q, &l->Q);
@@ -853,16 +905,8 @@ shoal_live_next(shoal_live *l, int timeout_ms, shoal_live_event **out)
             return (shoal_err)err;
         }
         shoal_live_event *e = l->head;
-        if (e) {
-            l->head = e->next;
-            if (!l->head) {
-                l->tail = NULL;
-                uint64_t v;
-                ssize_t n = read(l->efd, &v, sizeof v); /* reset: nothing queued */
-                (void)n;
-            }
-            e->next = NULL;
-        }
+        if (e)
+            unlink_event(l, e);
         pthread_mutex_unlock(&r->mu);
         if (e) {
             *out = e;

@@ -1101,6 +1101,89 @@ test_live(void)
     free(dir2);
 }
 
+/* Events of one document fold until they are read: the queue holds at
+ * most one per document, the difference from what was read last. */
+static shoal_err
+set_int(shoal_replica *r, const char *id, const char *f, int64_t v)
+{
+    shoal_txn *t;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e)
+        return e;
+    shoal_value x = { .type = SHOAL_T_INT, .i = v };
+    e = shoal_txn_set(t, "f", id, f, &x);
+    if (e) {
+        shoal_txn_abort(t);
+        return e;
+    }
+    return shoal_txn_commit(t);
+}
+
+/* The queued events as "kind:id" separated by spaces (READY as "R"). */
+static void
+queued(shoal_live *l, char *out, size_t n)
+{
+    size_t k = 0;
+    out[0] = 0;
+    shoal_live_event *e;
+    while (shoal_live_next(l, 0, &e) == SHOAL_OK) {
+        static const char kinds[] = "?EULR";
+        k += (size_t)snprintf(
+            out + k, n - k, "%s%c%s%s", k ? " " : "", kinds[shoal_live_event_kind(e)],
+            shoal_live_event_kind(e) == SHOAL_LIVE_READY ? "" : ":", shoal_live_event_id(e));
+        shoal_live_event_free(e);
+    }
+}
+
+static void
+test_live_fold(void)
+{
+    char *dir = check_tmpdir("query-fold");
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
+    REQUIRE(r);
+    CHECK_EQ(set_int(r, "x", "a", 1), SHOAL_OK);
+    shoal_query *q = q_new(r, "f", "a == 1");
+    REQUIRE(q);
+    shoal_live *l = NULL;
+    REQUIRE(shoal_live_open(r, q, &l) == SHOAL_OK);
+    char got[256];
+    /* ENTER x folds with its UPDATE: one ENTER (of the newer document) */
+    CHECK_EQ(set_int(r, "x", "b", 5), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "E:x R") == 0);
+    /* ENTER then LEAVE before a read: nothing */
+    CHECK_EQ(set_int(r, "y", "a", 1), SHOAL_OK);
+    CHECK_EQ(set_int(r, "y", "a", 2), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "") == 0);
+    /* LEAVE then ENTER: an UPDATE (x was read as a member) */
+    CHECK_EQ(set_int(r, "x", "a", 2), SHOAL_OK);
+    CHECK_EQ(set_int(r, "x", "a", 1), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "U:x") == 0); /* as read before, but it left meanwhile */
+    CHECK_EQ(set_int(r, "x", "a", 2), SHOAL_OK);
+    CHECK_EQ(set_int(r, "x", "a", 1), SHOAL_OK);
+    CHECK_EQ(set_int(r, "x", "b", 6), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "U:x") == 0);
+    /* UPDATE then LEAVE: a LEAVE; several documents keep their order */
+    CHECK_EQ(set_int(r, "z", "a", 1), SHOAL_OK);
+    CHECK_EQ(set_int(r, "x", "b", 7), SHOAL_OK);
+    CHECK_EQ(set_int(r, "x", "a", 3), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "E:z L:x") == 0);
+    /* a thousand changes to one document unread: one event */
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(set_int(r, "z", "b", i), SHOAL_OK);
+    queued(l, got, sizeof got);
+    CHECK(strcmp(got, "U:z") == 0);
+    shoal_live_close(l);
+    shoal_query_free(q);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+}
+
 int
 main(void)
 {
@@ -1109,5 +1192,6 @@ main(void)
     RUN(test_views_rebuilt);
     RUN(test_model_and_indexes);
     RUN(test_live);
+    RUN(test_live_fold);
     return check_summary();
 }
