@@ -1220,7 +1220,8 @@ agg_finish(agg_ctx *a)
         }
     }
     size_t ng = a->ngroup;
-    qsort_r(G->g, G->n, sizeof *G->g, group_cmp, &ng);
+    if (G->n > 1)
+        qsort_r(G->g, G->n, sizeof *G->g, group_cmp, &ng);
     return SHOAL_OK;
 }
 

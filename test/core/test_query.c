@@ -720,6 +720,11 @@ test_jeans(void)
         shoal_groups_value(g, 0, 1, &v);
         CHECK(v.type == SHOAL_T_NIL);
         shoal_groups_free(g);
+        /* with a group field: no group at all */
+        CHECK_EQ(shoal_aggregate(r, q, group, 1, spec, 2, &g), SHOAL_OK);
+        REQUIRE(g);
+        CHECK_EQ(shoal_groups_count(g), 0);
+        shoal_groups_free(g);
         find_ids(r, q, got, sizeof got);
         CHECK(strcmp(got, "") == 0);
         shoal_query_free(q);
