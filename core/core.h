@@ -92,6 +92,7 @@ struct shoal_replica {
     _Atomic uint64_t ev_gen;     /* bumped by every commit that stored evidence */
     char *dir;                   /* the directory, owned */
     struct shoal__livehub *live; /* live queries (live.c); NULL while none is open */
+    _Atomic bool qviews_marked;  /* meta "qviews" seen set: every document has its view */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -175,6 +176,7 @@ typedef struct shoal__wset {
     shoal__wdoc **order; /* first-touch order, owned (and the wdocs) */
     size_t n;
     size_t cap;
+    bool marked; /* this txn holds meta "qviews" (shoal__qviews_mark) */
 } shoal__wset;
 
 void shoal__wset_init(shoal__wset *w, shoal_replica *r);
@@ -323,6 +325,9 @@ int shoal__qindex_build(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
 /* At open: build every view and index if meta "qviews" says they are not
  * (a directory from before views); caller holds no lock. */
 int shoal__qviews_ensure(shoal_replica *r);
+/* Put meta "qviews" in write t if it is not there (a directory that had
+ * no document when this handle opened it). */
+int shoal__qviews_mark(shoal__stxn *t);
 /* Build every view and index again from the documents. */
 int shoal__qviews_rebuild(shoal_replica *r);
 /* Each value key of field f (one per register / counter, one per list

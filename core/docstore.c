@@ -28,6 +28,7 @@
  * document changed by another process sharing the directory is reloaded.
  * The state after n changes is unique because LMDB serialises writers.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -581,6 +582,14 @@ wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
 int
 shoal__wset_flush(shoal__wset *w)
 {
+    /* The first write to a directory that had no document when it was
+     * opened marks its views built (shoal__qviews_ensure). */
+    if (w->n && !atomic_load(&w->r->qviews_marked)) {
+        int err = shoal__qviews_mark(w->t);
+        if (err)
+            return err;
+        w->marked = true;
+    }
     for (size_t i = 0; i < w->n; i++) {
         if (w->order[i]->nnew == 0)
             continue;
@@ -595,6 +604,8 @@ void
 shoal__wset_commit(shoal__wset *w)
 {
     shoal_replica *r = w->r;
+    if (w->marked)
+        atomic_store(&r->qviews_marked, true);
     for (size_t i = 0; i < w->n; i++) {
         shoal__wdoc *wd = w->order[i];
         if (wd->local)

@@ -22,6 +22,7 @@
  * of 100,000 documents would decode 100,000 snapshots), and a view without
  * the list cap (an edit of a 100,000-element text would rewrite it all).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -413,13 +414,28 @@ qviews_ok_fn(shoal__stxn *t, void *arg)
     shoal__sval v;
     int err = shoal__stxn_meta_get(t, "qviews", &v);
     if (err == SHOAL_ENOTFOUND) {
-        *ok = false; /* a directory from before views, or a new one */
+        /* Not marked: a directory from before views (build them), or one
+         * that has no change yet (nothing to build; its first write puts
+         * the mark, so that opening a new directory writes nothing). */
+        *ok = shoal__stxn_log_count(t) == 0;
         return SHOAL_OK;
     }
     if (err)
         return err;
     *ok = v.len == 1 && v.p[0] == SHOAL__QVIEW_VERSION;
     return SHOAL_OK;
+}
+
+int
+shoal__qviews_mark(shoal__stxn *t)
+{
+    shoal__sval v;
+    int err = shoal__stxn_meta_get(t, "qviews", &v);
+    if (err == SHOAL_ENOTFOUND) {
+        uint8_t b = SHOAL__QVIEW_VERSION;
+        err = shoal__stxn_meta_put(t, "qviews", &b, 1);
+    }
+    return err;
 }
 
 int
@@ -433,6 +449,8 @@ shoal__qviews_ensure(shoal_replica *r)
     err = shoal__store_write(r->store, rebuild_fn, &c);
     shoal__free(c.keys);
     shoal__free(c.klen);
+    if (!err)
+        atomic_store(&r->qviews_marked, true);
     /* The rebuild read documents through the cache; it holds committed
      * state only, so nothing to undo there. */
     return err;

@@ -831,6 +831,43 @@ forget_views_fn(shoal__stxn *t, void *arg)
     return err ? err : shoal__stxn_meta_put(t, "qviews", "\0", 1);
 }
 
+static int
+mark_fn(shoal__stxn *t, void *arg)
+{
+    shoal__sval v;
+    *(bool *)arg = shoal__stxn_meta_get(t, "qviews", &v) == SHOAL_OK;
+    return SHOAL_OK;
+}
+
+/* Opening a new directory writes nothing; its first write marks the views
+ * built, and a later open has nothing to build. */
+static void
+test_views_mark(void)
+{
+    char *dir = check_tmpdir("query-mark");
+    shoal_replica *r = check_replica_open(dir, NULL, NULL);
+    REQUIRE(r);
+    bool marked = true;
+    CHECK_EQ(shoal__store_read(r->store, mark_fn, &marked), SHOAL_OK);
+    CHECK(!marked);
+    load_products(r);
+    CHECK_EQ(shoal__store_read(r->store, mark_fn, &marked), SHOAL_OK);
+    CHECK(marked);
+    shoal_replica_close(r);
+    r = check_replica_open(dir, NULL, NULL);
+    REQUIRE(r);
+    shoal_query *q = q_new(r, "products", "store_id == 12");
+    char got[256];
+    find_ids(r, q, got, sizeof got);
+    CHECK(strcmp(got, "p1,p2,p4,") == 0);
+    shoal_query_free(q);
+    shoal_check_stats cs;
+    CHECK_EQ(shoal_replica_check(r, NULL, NULL, &cs), SHOAL_OK);
+    shoal_replica_close(r);
+    check_rmtree(dir);
+    free(dir);
+}
+
 static void
 test_views_rebuilt(void)
 {
@@ -1195,6 +1232,7 @@ main(void)
     RUN(test_jeans);
     RUN(test_bad_input);
     RUN(test_views_rebuilt);
+    RUN(test_views_mark);
     RUN(test_model_and_indexes);
     RUN(test_live);
     RUN(test_live_fold);
