@@ -313,7 +313,11 @@ metas_read(int fd, uint64_t file_bytes, uint8_t metas[2][PG_HDR + META_BYTES], u
 }
 
 /* Check both meta pages; a writer of another process may be rewriting one
- * (a torn read), so a problem counts once the same bytes read twice. */
+ * (a torn read), so a problem counts once the same bytes read twice.
+ * While they keep changing, writers are busy, not the file damaged: keep
+ * trying (1 ms apart, for up to about 2 s: eight processes opening a new
+ * directory at once on a loaded machine wrote meta pages for longer than
+ * the 8 ms this allowed before, and one open failed). */
 static int
 metas_check(int fd, uint64_t file_bytes, uint8_t metas[2][PG_HDR + META_BYTES], uint64_t *psize,
             char *msg, size_t len)
@@ -322,7 +326,7 @@ metas_check(int fd, uint64_t file_bytes, uint8_t metas[2][PG_HDR + META_BYTES], 
         int rc = metas_read(fd, file_bytes, metas, psize, msg, len);
         for (unsigned i = 0; i < 2 && rc == SHOAL_OK; i++)
             rc = meta_check(metas[i], i, *psize, file_bytes, msg, len);
-        if (rc != SHOAL_ECORRUPT || tries >= 8)
+        if (rc != SHOAL_ECORRUPT || tries >= 2000)
             return rc;
         uint8_t again[2][PG_HDR + META_BYTES];
         uint64_t ps2;
