@@ -447,6 +447,22 @@ test_refused_and_allow_any(void)
     CHECK(digest_eq(p.a, p.b));
     CHECK(has_str(p.b, "x", "f", "secret"));
     CHECK(peer_stat(p.a, shoal_replica_id(p.b), SHOAL_PS_CONNECTS, NULL) >= 1);
+
+    /* A link admitted under allow_any is closed when allow_any is switched
+     * off (ZAP judges only new connections: the session used to live on
+     * and carry B's writes), and B's reconnects are refused. */
+    const uint8_t *ka = shoal_replica_id(p.a), *kb = shoal_replica_id(p.b);
+    REQUIRE(shoal_net_connect(p.b, bound, ka) == SHOAL_OK);
+    CHECK(wait_stat(p.a, kb, SHOAL_PS_CONNECTED, 1, WAIT_MS));
+    CHECK(wait_stat(p.b, ka, SHOAL_PS_CONNECTED, 1, WAIT_MS));
+    uint64_t refused_b0 = peer_stat(p.b, ka, SHOAL_PS_REFUSED, NULL);
+    REQUIRE(shoal_net_allow_any(p.a, false) == SHOAL_OK);
+    CHECK_EQ(peer_stat(p.a, kb, SHOAL_PS_CONNECTED, NULL), 0); /* closed before it returned */
+    CHECK(wait_stat(p.b, ka, SHOAL_PS_REFUSED, refused_b0 + 1, WAIT_MS));
+    REQUIRE(edit(p.b, 's', "y", "f", 0, "after", 0) == SHOAL_OK);
+    CHECK(!wait_str(p.a, "y", "f", "after", 1500));
+    CHECK(has_str(p.a, "y", "f", "intruder"));
+    REQUIRE(shoal_net_disconnect(p.b, bound) == SHOAL_OK);
     shoal_free(bound);
     pair_close(&p);
 }
