@@ -844,53 +844,6 @@ have_fn(const uint8_t *key, size_t klen, const uint8_t *id, size_t idlen, void *
     return 0;
 }
 
-typedef struct ixlist_chk {
-    chk *k;
-    uint8_t (*coll)[SHOAL_MAX_COLLECTION];
-    size_t *clen;
-    uint8_t (*field)[SHOAL_MAX_FIELD];
-    size_t *flen;
-    uint32_t *ix;
-    size_t n, cap;
-} ixlist_chk;
-
-static int
-ix_collect(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix,
-           void *arg)
-{
-    ixlist_chk *l = arg;
-    if (clen > SHOAL_MAX_COLLECTION || flen > SHOAL_MAX_FIELD)
-        return SHOAL_ECORRUPT;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 4;
-        void *a = shoal__realloc(l->coll, cap * sizeof *l->coll);
-        if (a)
-            l->coll = a;
-        void *b = shoal__realloc(l->clen, cap * sizeof *l->clen);
-        if (b)
-            l->clen = b;
-        void *c = shoal__realloc(l->field, cap * sizeof *l->field);
-        if (c)
-            l->field = c;
-        void *d = shoal__realloc(l->flen, cap * sizeof *l->flen);
-        if (d)
-            l->flen = d;
-        void *e = shoal__realloc(l->ix, cap * sizeof *l->ix);
-        if (e)
-            l->ix = e;
-        if (!a || !b || !c || !d || !e)
-            return SHOAL_ENOMEM;
-        l->cap = cap;
-    }
-    memcpy(l->coll[l->n], coll, clen);
-    l->clen[l->n] = clen;
-    memcpy(l->field[l->n], field, flen);
-    l->flen[l->n] = flen;
-    l->ix[l->n] = ix;
-    l->n++;
-    return 0;
-}
-
 /* Every view belongs to a document of the log, and every index holds
  * exactly the entries its collection's views give. */
 static void
@@ -907,17 +860,18 @@ check_query_tables(chk *k)
     err = shoal__stxn_qview_scan(k->t, NULL, 0, orphan_view_fn, k);
     if (err && store_failed(k, err, "query views"))
         return;
-    ixlist_chk l = { .k = k };
-    err = shoal__stxn_qix_list(k->t, NULL, 0, ix_collect, &l);
+    shoal__qixs l = { 0 };
+    err = shoal__qixs_load(k->t, NULL, 0, &l);
     if (err == SHOAL_ENOMEM)
         k->err = err;
     else if (err)
         store_failed(k, err, "index registry");
     for (size_t i = 0; going(k) && i < l.n; i++) {
-        ixchk c = { .k = k, .ix = l.ix[i], .field = l.field[i], .flen = l.flen[i] };
+        const shoal__qixent *x = &l.e[i];
+        ixchk c = { .k = k, .ix = x->ix, .field = x->field, .flen = x->flen };
         shoal__map_init(&c.want);
         shoal__buf_init(&c.kb);
-        err = shoal__stxn_qview_scan(k->t, l.coll[i], l.clen[i], want_fn, &c);
+        err = shoal__stxn_qview_scan(k->t, x->coll, x->clen, want_fn, &c);
         if (!err)
             err = shoal__stxn_qix_scan(k->t, c.ix, NULL, 0, NULL, 0, have_fn, &c);
         if (err == SHOAL_ENOMEM)
@@ -929,19 +883,14 @@ check_query_tables(chk *k)
             if (c.want.s[j].key && c.want.s[j].val == (void *)1)
                 missing++;
         if (!err && (missing || c.extra))
-            problem(k, "index %.*s.%.*s: %llu entries missing, %llu entries too many",
-                    (int)l.clen[i], (const char *)l.coll[i], (int)l.flen[i],
-                    (const char *)l.field[i], (unsigned long long)missing,
-                    (unsigned long long)c.extra);
+            problem(k, "index %.*s.%.*s: %llu entries missing, %llu entries too many", (int)x->clen,
+                    (const char *)x->coll, (int)x->flen, (const char *)x->field,
+                    (unsigned long long)missing, (unsigned long long)c.extra);
         shoal__map_clear(&c.want, NULL);
         shoal__buf_free(&c.kb);
         shoal__free(c.f);
     }
-    shoal__free(l.coll);
-    shoal__free(l.clen);
-    shoal__free(l.field);
-    shoal__free(l.flen);
-    shoal__free(l.ix);
+    shoal__qixs_free(&l);
 }
 
 /* Check document d (in the log) against its meta m and its stored state. */

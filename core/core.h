@@ -319,6 +319,22 @@ int shoal__qview_split(const uint8_t *p, size_t n, uint64_t *epoch, const uint8_
  * working-set document, live or not). */
 int shoal__qview_update(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, const shoal__doc *d);
+/* The registered indexes of coll (NULL: all), sorted by (coll, field). */
+typedef struct shoal__qixent {
+    uint8_t coll[SHOAL_MAX_COLLECTION];
+    size_t clen;
+    uint8_t field[SHOAL_MAX_FIELD];
+    size_t flen;
+    uint32_t ix;
+} shoal__qixent;
+typedef struct shoal__qixs {
+    shoal__qixent *e; /* owned */
+    size_t n, cap;
+} shoal__qixs;
+/* Append them to *out (zeroed first by the caller); free with
+ * shoal__qixs_free.  SHOAL_ECORRUPT for a name over its bound. */
+int shoal__qixs_load(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qixs *out);
+void shoal__qixs_free(shoal__qixs *l);
 /* (Re)build index ix of (coll, field) from the views. */
 int shoal__qindex_build(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *field,
                         size_t flen, uint32_t ix);

@@ -123,23 +123,11 @@ field_keys(const shoal__qfield *f, size_t n, const uint8_t *name, size_t nlen, k
 
 /* ------------------------------------------------------------------ views */
 
-typedef struct ixent {
-    uint8_t field[SHOAL_MAX_FIELD];
-    size_t flen;
-    uint32_t ix;
-} ixent;
-
-typedef struct ixlist {
-    ixent *e;
-    size_t n, cap;
-} ixlist;
-
 static int
-ixlist_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix,
-          void *arg)
+qixs_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix, void *arg)
 {
-    ixlist *l = arg;
-    if (flen > SHOAL_MAX_FIELD)
+    shoal__qixs *l = arg;
+    if (clen > SHOAL_MAX_COLLECTION || flen > SHOAL_MAX_FIELD)
         return SHOAL_ECORRUPT;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 4;
@@ -149,11 +137,26 @@ ixlist_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, u
         l->e = p;
         l->cap = cap;
     }
-    memcpy(l->e[l->n].field, field, flen);
-    l->e[l->n].flen = flen;
-    l->e[l->n].ix = ix;
-    l->n++;
+    shoal__qixent *e = &l->e[l->n++];
+    memcpy(e->coll, coll, clen);
+    e->clen = clen;
+    memcpy(e->field, field, flen);
+    e->flen = flen;
+    e->ix = ix;
     return SHOAL_OK;
+}
+
+int
+shoal__qixs_load(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__qixs *out)
+{
+    return shoal__stxn_qix_list(t, coll, clen, qixs_cb, out);
+}
+
+void
+shoal__qixs_free(shoal__qixs *l)
+{
+    shoal__free(l->e);
+    memset(l, 0, sizeof *l);
 }
 
 int
@@ -174,10 +177,10 @@ static int
 reindex(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
         const uint8_t *ov, size_t olen, const uint8_t *nv, size_t nlen)
 {
-    ixlist ixs = { 0 };
-    int err = shoal__stxn_qix_list(t, coll, clen, ixlist_cb, &ixs);
+    shoal__qixs ixs = { 0 };
+    int err = shoal__qixs_load(t, coll, clen, &ixs);
     if (err || ixs.n == 0) {
-        shoal__free(ixs.e);
+        shoal__qixs_free(&ixs);
         return err;
     }
     shoal__qfield *of = NULL, *nf = NULL;
@@ -199,7 +202,7 @@ reindex(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id, siz
             err = shoal__qview_parse(v, vl, &nf, &ncap, &nn, &alive);
     }
     for (size_t i = 0; !err && i < ixs.n; i++) {
-        const ixent *x = &ixs.e[i];
+        const shoal__qixent *x = &ixs.e[i];
         err = field_keys(of, on, x->field, x->flen, &ok);
         if (!err)
             err = field_keys(nf, nn, x->field, x->flen, &nk);
@@ -214,7 +217,7 @@ reindex(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id, siz
     keyset_free(&nk);
     shoal__free(of);
     shoal__free(nf);
-    shoal__free(ixs.e);
+    shoal__qixs_free(&ixs);
     return err;
 }
 
@@ -337,36 +340,6 @@ rb_collect(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
     return SHOAL_OK;
 }
 
-typedef struct ixall {
-    ixlist l;
-    uint8_t (*coll)[SHOAL_MAX_COLLECTION];
-    size_t *clen;
-} ixall;
-
-static int
-ixall_cb(const uint8_t *coll, size_t clen, const uint8_t *field, size_t flen, uint32_t ix,
-         void *arg)
-{
-    ixall *a = arg;
-    size_t n = a->l.n;
-    int err = ixlist_cb(coll, clen, field, flen, ix, &a->l);
-    if (err)
-        return err;
-    if (a->l.n > n) {
-        void *c = shoal__realloc(a->coll, a->l.cap * sizeof *a->coll);
-        if (!c)
-            return SHOAL_ENOMEM;
-        a->coll = c;
-        void *l = shoal__realloc(a->clen, a->l.cap * sizeof *a->clen);
-        if (!l)
-            return SHOAL_ENOMEM;
-        a->clen = l;
-        memcpy(a->coll[n], coll, clen);
-        a->clen[n] = clen;
-    }
-    return SHOAL_OK;
-}
-
 static int
 rebuild_fn(shoal__stxn *t, void *arg)
 {
@@ -374,11 +347,11 @@ rebuild_fn(shoal__stxn *t, void *arg)
     c->t = t;
     c->n = 0;
     int err = shoal__stxn_qview_clear(t);
-    ixall ia = { 0 };
+    shoal__qixs ia = { 0 };
     if (!err)
-        err = shoal__stxn_qix_list(t, NULL, 0, ixall_cb, &ia);
-    for (size_t i = 0; !err && i < ia.l.n; i++)
-        err = shoal__stxn_qix_truncate(t, ia.l.e[i].ix);
+        err = shoal__qixs_load(t, NULL, 0, &ia);
+    for (size_t i = 0; !err && i < ia.n; i++)
+        err = shoal__stxn_qix_truncate(t, ia.e[i].ix);
     if (!err)
         err = shoal__stxn_doc_scan(t, NULL, 0, rb_collect, c);
     for (size_t i = 0; !err && i < c->n; i++) {
@@ -394,16 +367,14 @@ rebuild_fn(shoal__stxn *t, void *arg)
             err = shoal__qview_update(t, k, clen, id, idlen, d);
         shoal__dmeta_clear(&m);
     }
-    for (size_t i = 0; !err && i < ia.l.n; i++)
-        err = shoal__qindex_build(t, ia.coll[i], ia.clen[i], ia.l.e[i].field, ia.l.e[i].flen,
-                                  ia.l.e[i].ix);
+    for (size_t i = 0; !err && i < ia.n; i++)
+        err = shoal__qindex_build(t, ia.e[i].coll, ia.e[i].clen, ia.e[i].field, ia.e[i].flen,
+                                  ia.e[i].ix);
     if (!err) {
         uint8_t v = SHOAL__QVIEW_VERSION;
         err = shoal__stxn_meta_put(t, "qviews", &v, 1);
     }
-    shoal__free(ia.l.e);
-    shoal__free(ia.coll);
-    shoal__free(ia.clen);
+    shoal__qixs_free(&ia);
     return err;
 }
 
