@@ -701,12 +701,8 @@ find_match(run *x, const uint8_t *id, size_t idlen)
     shoal_rows *rows = fc->rows;
     /* Without sort keys matches come in _id order, the result's order:
      * the first offset are skipped and the run ends at the limit. */
-    if (!fc->sorted) {
-        if (++fc->seen <= x->Q->offset)
-            return SHOAL_OK;
-        if (x->Q->limit && rows->n >= x->Q->limit)
-            return RUN_STOP;
-    }
+    if (!fc->sorted && ++fc->seen <= x->Q->offset)
+        return SHOAL_OK;
     if (rows->n == rows->cap) {
         size_t cap = rows->cap ? 2 * rows->cap : 16;
         row *p = shoal__realloc(rows->r, cap * sizeof *p);
