@@ -659,6 +659,16 @@ test_jeans(void)
         find_ids(r, q, got, sizeof got);
         CHECK(strcmp(got, "p7,p1,") == 0);
         shoal_query_free(q);
+        /* no sort keys: _id order, offset and limit applied as matches come */
+        q = q_new(r, "products", "size <= 10");
+        REQUIRE(q);
+        shoal_query_limit(q, 2, 1);
+        find_ids(r, q, got, sizeof got);
+        CHECK(strcmp(got, "p2,p3,") == 0);
+        shoal_query_limit(q, 0, 4);
+        find_ids(r, q, got, sizeof got);
+        CHECK(strcmp(got, "p5,p7,") == 0);
+        shoal_query_free(q);
         /* ties by _id, in either direction */
         q = q_new(r, "products", NULL);
         REQUIRE(q);
