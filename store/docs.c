@@ -252,3 +252,38 @@ shoal__stxn_doc_scan(shoal__stxn *t, const uint8_t *coll, size_t clen, shoal__do
     shoal__free(tm);
     return rc;
 }
+
+/* A meta the tail carries would win over the table (doc_get): index the
+ * tail first, which moves it into docs, then delete it there. */
+int
+shoal__stxn_doc_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                    size_t idlen)
+{
+    assert(t->write);
+    uint8_t k[SHOAL__DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen);
+    if (!n)
+        return SHOAL_EINVAL;
+    int rc = shoal__st_tail_load(t);
+    if (rc)
+        return rc;
+    if (shoal__st_tail_find_doc(t, k, n)) {
+        rc = shoal__stxn_index_flush(t);
+        if (rc)
+            return rc;
+    }
+    return shoal__st_del(t, T_DOCS, k, n);
+}
+
+int
+shoal__stxn_snap_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen)
+{
+    assert(t->write);
+    uint8_t k[SHOAL__DOCKEY_MAX];
+    size_t n = doc_key(k, coll, clen, id, idlen);
+    if (!n)
+        return SHOAL_EINVAL;
+    int rc = shoal__st_del(t, T_DOCSNAP, k, n);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}

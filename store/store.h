@@ -9,7 +9,7 @@
  *                        the store's (core/identity.c)
  *
  * Tables (LMDB named databases; keys compare bytewise; format 2):
- *   meta      short name -> value ("clock", "ixnext", ...)
+ *   meta      short name -> value ("clock", "ixnext", "lognext", ...)
  *   log       position (u64 BE, from 1) -> cid (32) | author (32) |
  *             seq (u64 BE) | link (u64 BE) | [doc meta, when bit 63 of
  *             link is set: klen (u16 BE) | coll NUL id | mlen (u32 BE) |
@@ -47,6 +47,10 @@
  * writes the log's last leaf, not a leaf of each index.  The version
  * vector is derived: an author's entry is its greatest seq in authseq or
  * the tail.  A directory of format 1 (with a "vv" table) is refused.
+ *
+ * A local eviction (log_drop) leaves holes in the log positions, all below
+ * "ixnext"; meta "lognext" (u64 BE), written by every drop, keeps the next
+ * position past every position ever handed out (evict.c).
  *
  * Values returned as shoal__sval are Borrowed until the end of the
  * transaction (they point into the LMDB map): copy them out.
@@ -192,6 +196,19 @@ int shoal__stxn_index_flush(shoal__stxn *t);
  * (may be NULL) receives its log position.  SHOAL_ENOTFOUND if cid is not
  * an applied change. */
 int shoal__stxn_change_supersede(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint64_t *pos);
+/* Local eviction (evict.c): drop the log entry at pos, applied or
+ * superseded, as if it had never been appended: index the tail, delete
+ * the entry and the changes and authseq entries that name it, record meta
+ * "lognext".  Positions are never reused: the next append still gets the
+ * position it would have got (even when pos was the last).  Holes are
+ * fine for every reader: log_scan, log_walk and the tail skip them,
+ * log_count counts entries, and the version vector is each author's
+ * greatest seq left.  SHOAL_ENOTFOUND if the log has no entry at pos. */
+int shoal__stxn_log_drop(shoal__stxn *t, uint64_t pos);
+/* The position the next append gets (*next) and whether any entry was
+ * ever dropped (*dropped: log positions and an author's seqs may have
+ * holes); either may be NULL. */
+int shoal__stxn_log_next(shoal__stxn *t, uint64_t *next, bool *dropped);
 
 /* version vector (derived from authseq and the log tail; nothing to put):
  * the greatest applied seq of an author and its change id.  vv_scan goes
@@ -259,6 +276,14 @@ int shoal__stxn_snap_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const
                          size_t idlen, shoal__sval *snap);
 int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen, const void *snap, size_t slen);
+/* Delete the document's meta (SHOAL_ENOTFOUND if it has none; a meta the
+ * tail carries is moved into docs by indexing the tail first, so that no
+ * log entry brings it back) or its snapshot (SHOAL_OK if none).  For a
+ * local eviction: the log keeps no change of the document (log_drop). */
+int shoal__stxn_doc_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen);
+int shoal__stxn_snap_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen);
 /* Every document (coll == NULL) or those of one collection, sorted by
  * (coll, id). */
 typedef int (*shoal__doc_fn)(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,

@@ -13,6 +13,7 @@
  *   pending.c   the pending set
  *   evidence.c  equivocation evidence
  *   docs.c      document metas and snapshots
+ *   evict.c     dropping log entries (local eviction) and meta "lognext"
  *   peers.c     per-peer link state
  *   batch.c     group commit: the fast mode's batches and their flusher
  *   walk.c      validation of data.mdb (meta pages, every page of a snapshot)
@@ -168,7 +169,7 @@ typedef struct log_ent {
  * store's cache. */
 typedef struct tail_set {
     uint64_t ixnext;  /* first log position not in the indexes */
-    uint64_t lognext; /* next log position to hand out */
+    uint64_t lognext; /* next log position to hand out (never a reused one) */
     tail_ent *tail;   /* owned; positions ixnext .. lognext - 1 */
     size_t ntail;
     size_t captail;
@@ -285,6 +286,10 @@ const tail_ent *shoal__st_tail_find_cid(const shoal__stxn *t, const uint8_t cid[
 const tail_ent *shoal__st_tail_find_author(const shoal__stxn *t,
                                            const uint8_t author[SHOAL_KEY_BYTES]);
 int shoal__st_tail_flush(shoal__stxn *t);
+
+/* evict.c: the floor of the next log position that drops recorded (meta
+ * "lognext"; 0 when nothing was ever dropped). */
+int shoal__st_lognext_get(shoal__stxn *t, uint64_t *floor);
 
 /* batch.c: start the flusher (a fast-mode store, at open), end the open
  * batch and stop it (close); run fn in a child of the open batch, as a

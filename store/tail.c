@@ -278,7 +278,8 @@ shoal__st_tail_push(shoal__stxn *t, uint64_t pos, const uint8_t *hdr, const log_
     return SHOAL_OK;
 }
 
-/* Load ixnext, lognext and the tail (once per txn). */
+/* Load ixnext, lognext (the greater of the last key + 1 and meta
+ * "lognext", evict.c) and the tail (once per txn). */
 int
 shoal__st_tail_load(shoal__stxn *t)
 {
@@ -313,8 +314,19 @@ shoal__st_tail_load(shoal__stxn *t)
     } else if (rc == SHOAL_ENOTFOUND) {
         rc = SHOAL_OK;
     }
-    if (!rc && (ix == 0 || ix > last + 1))
+    /* The next position: past the last entry, and past every position a
+     * drop (evict.c) handed out before, so none is ever reused. */
+    uint64_t next = last + 1, floor = 0;
+    if (!rc)
+        rc = shoal__st_lognext_get(t, &floor);
+    if (floor > next)
+        next = floor;
+    if (!rc && (ix == 0 || ix > next))
         rc = shoal__st_corrupt(t, "meta ixnext is past the log");
+    /* A drop indexes the whole tail, and appends go on from the floor:
+     * while the floor is past the last entry, nothing is unindexed. */
+    if (!rc && floor > last + 1 && ix != floor)
+        rc = shoal__st_corrupt(t, "meta lognext is past an unindexed log entry");
     shoal__st_tail_free(t);
     if (!rc && ix <= last) {
         uint8_t start[8];
@@ -344,7 +356,7 @@ shoal__st_tail_load(shoal__stxn *t)
     if (rc)
         return rc;
     t->ixnext = ix;
-    t->lognext = last + 1;
+    t->lognext = next;
     t->tail_ok = true;
     return SHOAL_OK;
 }
