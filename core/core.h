@@ -167,6 +167,8 @@ typedef struct shoal__wdoc {
     bool local;        /* changed by a local change */
     bool remote;       /* changed by a remote change */
     bool rebuilt;      /* rebuilt from its chain: snapshot it whole */
+    bool evicted;      /* evicted by this txn and not touched since: no doc, nothing to flush */
+    bool dropped;      /* evicted by this txn: its cache entry goes at commit */
 } shoal__wdoc;
 
 typedef struct shoal__wset {
@@ -182,9 +184,19 @@ typedef struct shoal__wset {
 void shoal__wset_init(shoal__wset *w, shoal_replica *r);
 /* Free everything and bind to t (start of every run of a write fn). */
 void shoal__wset_reset(shoal__wset *w, shoal__stxn *t);
-/* Find or load (coll, id); a document the store lacks starts empty. */
+/* Find or load (coll, id); a document the store lacks starts empty (so
+ * does one this txn evicted). */
 int shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
                     size_t idlen, shoal__wdoc **out);
+/* (coll, id) as this txn has it so far, without loading it: NULL when the
+ * working set does not hold it. */
+shoal__wdoc *shoal__wset_find(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
+                              size_t idlen);
+/* Record that this txn evicted (coll, id) (core/evict.c): the working set
+ * forgets its state (adding an entry if it held none), the flush skips it,
+ * and the commit drops its cache entry and tells the live queries. */
+int shoal__wset_evict(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
+                      size_t idlen);
 /* Record that change c (id cid, envelope env_len bytes, stored at log
  * position pos with link wd->meta.last_pos) was applied to wd->doc: meta,
  * heads, the change chain. */
@@ -254,6 +266,33 @@ int shoal__wctx_drain(shoal__wctx *x, shoal__cand *cands, size_t n);
 int shoal__wctx_write(shoal__wctx *x, shoal__txn_fn fn, void *arg);
 /* Drain the pending set in its own write transaction (open, import). */
 int shoal__drain_now(shoal_replica *r);
+
+/* ------------------------------------------------------ eviction (evict.c) */
+
+/* Evict (coll, id) in w's write transaction, as if the replica had never
+ * received it: every change of its chain (superseded ones included) leaves
+ * the log and the indexes (positions are never reused), its meta,
+ * snapshot, query view and index entries go, and the working set and (at
+ * commit) the doc cache forget it.  The pending set, the evidence and
+ * every other document stay; meta "clock" keeps the HLC and meta "ownseq"
+ * this replica's seq from moving back.  A change applied to it earlier in
+ * the txn goes too; one applied later starts it again from nothing.
+ * *nchanges (may be NULL) receives the number of log entries dropped.
+ * SHOAL_ENOTFOUND if the replica holds no change of it (or the txn evicted
+ * it already); SHOAL_EINVAL for a bad name; SHOAL_ECORRUPT when its chain
+ * does not lead through changes of it back to position 0; the write
+ * errors. */
+int shoal__doc_evict(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen, uint64_t *nchanges);
+/* shoal__doc_evict in a write transaction of its own, under r->mu (for
+ * tests and tools until partial replicas call it in their own writes);
+ * durable on return when the replica is.  coll and id are Borrowed
+ * NUL-terminated names.  Errors as shoal__doc_evict, the message in
+ * shoal_replica_errmsg. */
+shoal_err shoal__evict(shoal_replica *r, const char *coll, const char *id);
+/* The greatest seq of this replica's own changes that an eviction dropped
+ * (meta "ownseq"; 0: none): a local commit allocates above it. */
+int shoal__seq_floor(shoal__stxn *t, uint64_t *floor);
 
 /* --------------------------------------------------------------- events */
 

@@ -349,20 +349,27 @@ dup_nul(const uint8_t *p, size_t n)
     return s;
 }
 
-int
-shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                shoal__wdoc **out)
+static shoal__wdoc *
+wdoc_new(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
 {
-    uint8_t key[SHOAL__DOCKEY_MAX];
-    *out = NULL;
-    if (clen == 0 || clen > SHOAL_MAX_COLLECTION || idlen == 0 || idlen > SHOAL_MAX_DOC_ID)
-        return SHOAL_EINVAL;
-    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
-    shoal__wdoc *wd = shoal__map_get(&w->map, key, klen);
-    if (wd) {
-        *out = wd;
-        return SHOAL_OK;
+    shoal__wdoc *wd = shoal__calloc(1, sizeof *wd);
+    if (!wd)
+        return NULL;
+    wd->coll = dup_nul(coll, clen);
+    wd->id = dup_nul(id, idlen);
+    wd->clen = clen;
+    wd->idlen = idlen;
+    if (!wd->coll || !wd->id) {
+        wdoc_free(wd);
+        return NULL;
     }
+    return wd;
+}
+
+/* Add wd under key; on error the caller still owns it. */
+static int
+wset_insert(shoal__wset *w, const uint8_t *key, size_t klen, shoal__wdoc *wd)
+{
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 8;
         shoal__wdoc **o = shoal__realloc(w->order, cap * sizeof *o);
@@ -371,17 +378,54 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
         w->order = o;
         w->cap = cap;
     }
-    wd = shoal__calloc(1, sizeof *wd);
+    int err = shoal__map_put(&w->map, key, klen, wd);
+    if (err)
+        return err;
+    w->order[w->n++] = wd;
+    return SHOAL_OK;
+}
+
+static bool
+wset_names_ok(size_t clen, size_t idlen)
+{
+    return clen > 0 && clen <= SHOAL_MAX_COLLECTION && idlen > 0 && idlen <= SHOAL_MAX_DOC_ID;
+}
+
+shoal__wdoc *
+shoal__wset_find(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
+{
+    if (!wset_names_ok(clen, idlen))
+        return NULL;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    return shoal__map_get(&w->map, key, klen);
+}
+
+int
+shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                shoal__wdoc **out)
+{
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    *out = NULL;
+    if (!wset_names_ok(clen, idlen))
+        return SHOAL_EINVAL;
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    shoal__wdoc *wd = shoal__map_get(&w->map, key, klen);
+    if (wd && wd->evicted) {
+        /* Evicted earlier in this txn: it starts again from nothing, as
+         * a document the store never had. */
+        wd->doc = shoal__doc_new();
+        if (!wd->doc)
+            return SHOAL_ENOMEM;
+        wd->evicted = false;
+    }
+    if (wd) {
+        *out = wd;
+        return SHOAL_OK;
+    }
+    wd = wdoc_new(coll, clen, id, idlen);
     if (!wd)
         return SHOAL_ENOMEM;
-    wd->coll = dup_nul(coll, clen);
-    wd->id = dup_nul(id, idlen);
-    wd->clen = clen;
-    wd->idlen = idlen;
-    if (!wd->coll || !wd->id) {
-        wdoc_free(wd);
-        return SHOAL_ENOMEM;
-    }
     shoal__sval mv;
     int err = shoal__stxn_doc_get(w->t, coll, clen, id, idlen, &mv);
     if (err == SHOAL_ENOTFOUND) {
@@ -397,13 +441,44 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
         }
     }
     if (!err)
-        err = shoal__map_put(&w->map, key, klen, wd);
+        err = wset_insert(w, key, klen, wd);
     if (err) {
         wdoc_free(wd);
         return err;
     }
-    w->order[w->n++] = wd;
     *out = wd;
+    return SHOAL_OK;
+}
+
+/* What the wdoc held is gone from the store (core/evict.c dropped it):
+ * nothing to flush, events or cache put for it, whatever was applied to it
+ * earlier in this txn (those changes were in its chain and went too). */
+int
+shoal__wset_evict(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen)
+{
+    if (!wset_names_ok(clen, idlen))
+        return SHOAL_EINVAL;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    shoal__wdoc *wd = shoal__map_get(&w->map, key, klen);
+    if (!wd) {
+        wd = wdoc_new(coll, clen, id, idlen);
+        if (!wd)
+            return SHOAL_ENOMEM;
+        int err = wset_insert(w, key, klen, wd);
+        if (err) {
+            wdoc_free(wd);
+            return err;
+        }
+    }
+    shoal__dmeta_clear(&wd->meta);
+    shoal__doc_free(wd->doc);
+    wd->doc = NULL;
+    wd->stored = false;
+    wd->nnew = 0;
+    wd->newbytes = 0;
+    wd->local = wd->remote = wd->rebuilt = false;
+    wd->evicted = wd->dropped = true;
     return SHOAL_OK;
 }
 
@@ -608,6 +683,14 @@ shoal__wset_commit(shoal__wset *w)
         atomic_store(&r->qviews_marked, true);
     for (size_t i = 0; i < w->n; i++) {
         shoal__wdoc *wd = w->order[i];
+        if (wd->dropped) {
+            /* Evicted: the cached state is not the store's any more (and
+             * cdoc_fresh could take it for a re-import of equal counts). */
+            uint8_t key[SHOAL__DOCKEY_MAX];
+            size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+            cache_free_val(shoal__map_take(&r->cache, key, klen));
+            shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
+        }
         if (wd->local)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, false);
         if (wd->remote)

@@ -521,6 +521,12 @@ commit_fn(shoal__stxn *t, void *arg)
         cx->seq = 0;
         err = SHOAL_OK;
     }
+    /* An evicted own change keeps its seq taken (evict.c). */
+    uint64_t floor = 0;
+    if (!err)
+        err = shoal__seq_floor(t, &floor);
+    if (!err && floor > cx->seq)
+        cx->seq = floor;
     builder b;
     memset(&b, 0, sizeof b);
     for (size_t di = 0; !err && di < txn->ndocs; di++) {
