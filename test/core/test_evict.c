@@ -14,7 +14,8 @@
  * back the digests of before; documents of the local author only in the
  * indexed log or only in the tail; the newest log entries (the next commit
  * gets a fresh position, the clock and this replica's seq do not move
- * back); an indexed field; a live query; an aborted eviction; a chain
+ * back); an indexed field; a live query; the doc cache against another
+ * process that brings the document back; an aborted eviction; a chain
  * holding a superseded entry (an equivocation); missing documents.  Both the non-durable (batched) and the durable commit path.
  *
  * Seeded identities and a fake clock: every run makes the same changes.
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -326,6 +329,32 @@ index_entries_of(shoal_replica *r, const char *id)
     if (shoal__store_read(r->store, ixcount_fn, &c) != SHOAL_OK)
         return UINT64_MAX;
     return c.n;
+}
+
+/* Which of a document's meta, snapshot and query view the store holds. */
+typedef struct traces {
+    const char *coll, *id;
+    bool meta, snap, view;
+} traces;
+
+static int
+traces_fn(shoal__stxn *t, void *arg)
+{
+    traces *x = arg;
+    size_t cl = strlen(x->coll), il = strlen(x->id);
+    x->meta = shoal__stxn_doc_get(t, U8(x->coll), cl, U8(x->id), il, NULL) == SHOAL_OK;
+    x->snap = shoal__stxn_snap_get(t, U8(x->coll), cl, U8(x->id), il, NULL) == SHOAL_OK;
+    x->view = shoal__stxn_qview_get(t, U8(x->coll), cl, U8(x->id), il, NULL) == SHOAL_OK;
+    return SHOAL_OK;
+}
+
+static traces
+traces_of(shoal_replica *r, const char *coll, const char *id)
+{
+    traces x = { coll, id, true, true, true };
+    if (shoal__store_read(r->store, traces_fn, &x) != SHOAL_OK)
+        x.meta = x.snap = x.view = true;
+    return x;
 }
 
 /* ------------------------------------------------------------ the store */
@@ -787,10 +816,14 @@ evict_among_docs(bool durable)
     uint64_t even0 = count_where(t, "c", "tag == \"even\" OR tag == \"odd\"", "x", &has);
     CHECK(has && even0 == 1);
 
+    traces tr = traces_of(t, "c", "x");
+    CHECK(tr.meta && tr.snap && tr.view); /* it has a snapshot to drop */
     /* c/x, of an author with no other change: spread over the indexed log
      * and the tail. */
     CHECK_EQ(shoal__evict(t, "c", "x"), SHOAL_OK);
     CHECK(doc_absent(t, "c", "x"));
+    tr = traces_of(t, "c", "x");
+    CHECK(!tr.meta && !tr.snap && !tr.view);
     CHECK_EQ(count_where(t, "c", NULL, "x", &has), 0);
     CHECK(!has);
     logpos p1 = log_pos(t);
@@ -1040,6 +1073,72 @@ test_evict_live(void)
     free(dir);
 }
 
+/* The doc cache: another process brings the evicted document back with
+ * as many changes (and no snapshot) but another state; this handle's
+ * cached copy of before must not pass for it. */
+static void
+test_evict_cache(void)
+{
+    char *dirs[4];
+    const char *tags[4] = { "evict-ca", "evict-cb", "evict-cc", "evict-ct" };
+    for (int i = 0; i < 4; i++)
+        dirs[i] = check_tmpdir(tags[i]);
+    uint8_t *b[3] = { NULL, NULL, NULL };
+    size_t n[3] = { 0, 0, 0 };
+    const char *field[3] = { "f", "g", "h" };
+    for (int i = 0; i < 3; i++) {
+        shoal_replica *a = open_replica(dirs[i], false, true);
+        REQUIRE(a);
+        CHECK_EQ(check_set_str(a, "k", "d", field[i], field[i]), SHOAL_OK);
+        CHECK(export_all(a, &b[i], &n[i]));
+        shoal_replica_close(a);
+    }
+    shoal_replica *t = open_replica(dirs[3], false, true);
+    REQUIRE(t);
+    shoal_import_result res;
+    CHECK_EQ(shoal_import(t, b[0], n[0], &res), SHOAL_OK);
+    CHECK_EQ(shoal_import(t, b[1], n[1], &res), SHOAL_OK);
+    shoal_replica_close(t);
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(3);
+        shoal_replica *cr = open_replica(dirs[3], false, false);
+        if (!cr)
+            _exit(2);
+        int bad = shoal_import(cr, b[0], n[0], &res) != SHOAL_OK || res.applied != 1;
+        bad |= shoal_import(cr, b[2], n[2], &res) != SHOAL_OK || res.applied != 1;
+        shoal_replica_close(cr);
+        _exit(bad);
+    }
+    close(go[0]);
+    t = open_replica(dirs[3], false, false);
+    REQUIRE(t);
+    CHECK(check_has_str(t, "k", "d", "g", "g")); /* cached: 2 changes */
+    CHECK_EQ(shoal__evict(t, "k", "d"), SHOAL_OK);
+    CHECK_EQ(shoal_replica_flush(t), SHOAL_OK);
+    CHECK(write(go[1], "g", 1) == 1);
+    close(go[1]);
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(check_has_str(t, "k", "d", "h", "h"));
+    CHECK(!check_has_str(t, "k", "d", "g", "g"));
+    CHECK_EQ(check_clean(t), SHOAL_OK);
+    shoal_replica_close(t);
+    for (int i = 0; i < 4; i++) {
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        shoal_free(b[i]);
+}
+
 /* Inside one write: an eviction whose transaction fails leaves the
  * replica (and its doc cache) as it was; evicting twice is not found; a
  * change applied after the eviction starts the document again. */
@@ -1249,6 +1348,7 @@ main(void)
     RUN(test_evict_last_entries);
     RUN(test_evict_indexed);
     RUN(test_evict_live);
+    RUN(test_evict_cache);
     RUN(test_evict_in_txn);
     RUN(test_evict_superseded);
     RUN(test_evict_missing);
