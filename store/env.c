@@ -28,9 +28,10 @@
  * in s->errmsg for shoal__store_errmsg.
  *
  * Log positions start at 1, so position 0 never names an entry and a reader
- * can use it for "nothing seen yet".  No meta records the next one: a txn
- * takes it from the log's last key (one past it; 1 for an empty log) when
- * it loads the tail (tail.c), and meta "ixnext" (u64 BE) says where the
+ * can use it for "nothing seen yet".  A txn takes the next one from the
+ * log's last key (one past it; 1 for an empty log) when it loads the tail
+ * (tail.c), or from meta "lognext" when a dropped entry (a local eviction,
+ * evict.c) left that greater; meta "ixnext" (u64 BE) says where the
  * unindexed tail begins (log.c).
  *
  * The transactions (shoal__store_write's map-full retry, sticky errors) are

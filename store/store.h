@@ -14,7 +14,8 @@
  *             seq (u64 BE) | link (u64 BE) | [doc meta, when bit 63 of
  *             link is set: klen (u16 BE) | coll NUL id | mlen (u32 BE) |
  *             meta] | envelope; apply order
- *             (causal), append-only; link is the caller's (core/: the
+ *             (causal), append-only but for log_drop (a local eviction);
+ *             link is the caller's (core/: the
  *             position of the previous change of the same document)
  *   changes   change id (32) -> log position (u64 BE)
  *   authseq   author (32) | seq (u64 BE) -> change id (32)
