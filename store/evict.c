@@ -1,11 +1,9 @@
 /*
- * store/evict.c - local removal: dropping log entries and a document's
- * meta and snapshot, for a replica that evicts a document (core/evict.c)
- * as if it had never received it.  Not a CRDT delete: nothing is signed
- * and nothing travels.
- *
- * (The document's meta and snapshot go with docs.c's doc_del and
- * snap_del.)
+ * store/evict.c - local removal of log entries, for a replica that evicts
+ * a document (core/evict.c) as if it had never received it; the
+ * document's meta and snapshot go with doc_del and snap_del (docs.c, the
+ * file of their key).  Not a CRDT delete: nothing is signed and nothing
+ * travels.
  *
  * Dropping a log entry removes it and whatever names it: its `changes`
  * entry (cid -> its position) and its `authseq` entry ((author, seq) ->
@@ -37,7 +35,6 @@
 #include "store_int.h"
 
 #include <assert.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Disk format: meta "lognext" (docs/storage.md). */
