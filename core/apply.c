@@ -598,10 +598,11 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool relax, bool *r
     }
     if (!applied) {
         /* Applied seqs of an author are 1..n: k is next if seq - 1 is
-         * applied (or k is the first). */
+         * applied (or k is the first).  A partial replica's causality is
+         * per document: its deps alone. */
         if (k->c.seq == 0)
             return SHOAL_OK;
-        if (k->c.seq > 1) {
+        if (k->c.seq > 1 && !a->per_doc) {
             err = s->authseq(s->ctx, k->c.author, k->c.seq - 1, other);
             if (err == SHOAL_ENOTFOUND)
                 return SHOAL_OK;

@@ -41,8 +41,9 @@
  *   get(cid, env)             its envelope; SHOAL_ENOTFOUND if not applied.
  *   authseq(author, seq, cid) the id applied under (author, seq);
  *                             SHOAL_ENOTFOUND if none.  Applied seqs of an
- *                             author are always 1..n, no gap (the pipeline
- *                             applies seq only after seq - 1).
+ *                             author are 1..n, no gap (the pipeline
+ *                             applies seq only after seq - 1), except on a
+ *                             partial replica (per_doc below).
  * Pending set
  *   pending_count()           entries; pending_has(cid);
  *   pending_scan(cb, arg)     every entry (cb non-zero stops; the store
@@ -172,6 +173,9 @@ typedef struct shoal__apply {
     uint64_t wall;         /* wall ms ("now"): held-back changes compare with it */
     uint64_t max_drift_ms; /* how far ahead of wall a change's HLC may be */
     const uint8_t *skip;   /* ids of pending changes to drop (nskip x 32) */
+    bool per_doc;          /* a partial replica: a change waits for its deps
+                              only, not its author's previous seq (which may
+                              be on a document outside its view) */
     size_t nskip;
     /* in and out */
     uint64_t clock; /* HLC: observes every applied change's */

@@ -20,6 +20,7 @@
 #define SHOAL_CORE_CORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +94,8 @@ struct shoal_replica {
     char *dir;                   /* the directory, owned */
     struct shoal__livehub *live; /* live queries (live.c); NULL while none is open */
     _Atomic bool qviews_marked;  /* meta "qviews" seen set: every document has its view */
+    struct shoal__subs *subs;    /* our subscriptions (subs.c), owned */
+    _Atomic uint64_t subs_gen;   /* their generation; 0: none (a full replica) */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -299,6 +302,9 @@ int shoal__seq_floor(shoal__stxn *t, uint64_t *floor);
 void shoal__events_init(shoal_replica *r);
 void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, bool remote);
+/* The document left our view and was evicted (shoal_event_left). */
+void shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen,
+                             const uint8_t *id, size_t idlen);
 /* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
 void shoal__events_close(shoal_replica *r);
 
@@ -311,6 +317,41 @@ void shoal__net_close(shoal_replica *r);
 /* ----------------------------------------------------------------- sync */
 
 #include "transport.h"
+
+/* ------------------------------------------------- partial sync (subs.c) */
+
+typedef struct shoal__subs shoal__subs;
+/* Load our subscriptions at open (r->subs); free them at close. */
+int shoal__subs_load(shoal_replica *r);
+void shoal__subs_free(shoal_replica *r);
+/* r->subs_gen. */
+uint64_t shoal__subs_gen(shoal_replica *r);
+/* The host's self_subs: our set and held-document summary (r->mu taken). */
+int shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out);
+/* A peer said LEAVE; a peer sent all of our set of generation gen; a full
+ * peer holds our own changes up to seq.  Each takes r->mu. */
+int shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                      size_t idlen);
+int shoal__subs_complete(shoal_replica *r, uint64_t gen);
+int shoal__subs_acked(shoal_replica *r, uint64_t seq);
+/* Whether a change applied here may wait only for its deps (causality per
+ * document): r holds subscriptions. */
+static inline bool
+shoal__partial(shoal_replica *r)
+{
+    return atomic_load(&r->subs_gen) != 0;
+}
+
+/* What one partial peer receives from us (feed.c). */
+typedef struct shoal__feed shoal__feed;
+int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
+                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                    shoal__feed **out);
+int shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t max_bytes,
+                     shoal__buf *envs, shoal__feed_out *out);
+void shoal__feed_peer_seq(shoal__feed *f, uint64_t seq);
+uint64_t shoal__feed_docs(const shoal__feed *f);
+void shoal__feed_free(shoal__feed *f);
 
 /* Decode and import count verified records (shoal__recs_open) together
  * with the pending set, exactly as shoal_import does after opening its
@@ -424,6 +465,23 @@ void shoal__qscratch_free(shoal__qscratch *s);
 int shoal__query_judge(shoal_replica *r, shoal__stxn *t, const shoal__query *q, const char *coll,
                        size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *stored,
                        shoal__qscratch *s, bool full, bool *match);
+/* Compile (coll, text) without a replica (text empty: every document);
+ * msg receives the parser's message. */
+int shoal__query_compile(const char *coll, size_t clen, const char *text, size_t tlen,
+                         shoal_query **out, char *msg, size_t msglen);
+/* SHOAL_EINVAL unless every parameter of q is bound. */
+int shoal__query_check_bound(const shoal_query *q);
+/* Parameter i's bound value (Borrowed from q). */
+int shoal__query_param_value(const shoal_query *q, size_t i, shoal_value *out);
+/* q's predicate text ("TRUE" when none), Borrowed from q. */
+void shoal__query_text(const shoal_query *q, const char **text, size_t *tlen);
+/* No sort, limit, offset or field list. */
+bool shoal__query_plain(const shoal_query *q);
+/* q's parameters as canonical MessagePack, [[name, value] ...] (unbound
+ * ones as nil), and binding them back (SHOAL_EINVAL for a name q lacks,
+ * SHOAL_EPROTO for bytes that are not such an array). */
+int shoal__query_params_encode(const shoal_query *q, shoal__buf *out);
+int shoal__query_params_decode(shoal_query *q, const uint8_t *p, size_t n);
 /* A copy of q (text compiled again, parameters bound again). */
 int shoal__query_copy(const shoal_query *q, shoal_query **out);
 /* q's compiled predicate and collection (Borrowed from q). */

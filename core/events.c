@@ -20,6 +20,7 @@ struct shoal_event {
     char *coll; /* owned */
     char *id;   /* owned */
     bool remote;
+    bool left; /* evicted: it left our view (partial sync) */
     bool overflowed;
 };
 
@@ -55,15 +56,33 @@ dup_str(const uint8_t *p, size_t n)
     return s;
 }
 
+static void push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                 size_t idlen, bool remote, bool left);
+
 void
 shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                    size_t idlen, bool remote)
+{
+    push(r, coll, clen, id, idlen, remote, false);
+}
+
+void
+shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                        size_t idlen)
+{
+    push(r, coll, clen, id, idlen, false, true);
+}
+
+static void
+push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+     bool remote, bool left)
 {
     struct shoal_event *e = shoal__calloc(1, sizeof *e);
     if (e) {
         e->coll = dup_str(coll, clen);
         e->id = dup_str(id, idlen);
         e->remote = remote;
+        e->left = left;
         if (!e->coll || !e->id) {
             event_free(e);
             e = NULL;
@@ -192,6 +211,13 @@ shoal_event_remote(const shoal_event *e)
 {
     assert(e);
     return e->remote;
+}
+
+bool
+shoal_event_left(const shoal_event *e)
+{
+    assert(e);
+    return e->left;
 }
 
 bool

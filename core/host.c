@@ -443,6 +443,92 @@ host_settled(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
     return !err && x.yes;
 }
 
+/* ---------------------------------------------------------- partial sync */
+
+static uint64_t
+view_self_gen(void *ctx)
+{
+    return shoal__subs_gen(ctx);
+}
+
+static int
+view_self_subs(void *ctx, uint64_t *gen, shoal__buf *out)
+{
+    return shoal__subs_encode(ctx, gen, out);
+}
+
+static int
+view_feed_new(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
+              const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+              void **feed)
+{
+    shoal__feed *f = NULL;
+    int err = shoal__feed_new(ctx, peer, peer_seq, subs, nsubs, held, nheld, &f);
+    *feed = f;
+    return err;
+}
+
+static int
+view_feed_next(void *ctx, void *feed, size_t max_changes, size_t max_bytes, shoal__buf *envs,
+               shoal__feed_out *out)
+{
+    return shoal__feed_next(ctx, feed, max_changes, max_bytes, envs, out);
+}
+
+static void
+view_feed_peer_seq(void *ctx, void *feed, uint64_t seq)
+{
+    (void)ctx;
+    shoal__feed_peer_seq(feed, seq);
+}
+
+static uint64_t
+view_feed_docs(void *ctx, void *feed)
+{
+    (void)ctx;
+    return shoal__feed_docs(feed);
+}
+
+static void
+view_feed_free(void *ctx, void *feed)
+{
+    (void)ctx;
+    shoal__feed_free(feed);
+}
+
+static int
+view_leave(void *ctx, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+           unsigned reason)
+{
+    (void)reason;
+    return shoal__subs_leave(ctx, coll, clen, id, idlen);
+}
+
+static int
+view_complete(void *ctx, uint64_t gen)
+{
+    return shoal__subs_complete(ctx, gen);
+}
+
+static int
+view_acked(void *ctx, uint64_t seq)
+{
+    return shoal__subs_acked(ctx, seq);
+}
+
+static const shoal__host_view host_view = {
+    .self_gen = view_self_gen,
+    .self_subs = view_self_subs,
+    .feed_new = view_feed_new,
+    .feed_next = view_feed_next,
+    .feed_peer_seq = view_feed_peer_seq,
+    .feed_docs = view_feed_docs,
+    .feed_free = view_feed_free,
+    .leave = view_leave,
+    .complete = view_complete,
+    .acked = view_acked,
+};
+
 static const shoal__host_ext host_ext = {
     .envelope = host_envelope,
     .evidence_gen = host_evidence_gen,
@@ -460,4 +546,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->apply = host_apply;
     h->authseq = host_authseq;
     h->ext = &host_ext;
+    h->view = &host_view;
 }

@@ -282,6 +282,93 @@ shoal__query_copy(const shoal_query *src, shoal_query **out)
     return SHOAL_OK;
 }
 
+int
+shoal__query_compile(const char *coll, size_t clen, const char *text, size_t tlen,
+                     shoal_query **out, char *msg, size_t msglen)
+{
+    if (tlen == 0 || blank(text)) {
+        text = "TRUE";
+        tlen = 4;
+    }
+    return query_make(coll, clen, text, tlen, out, msg, msglen);
+}
+
+int
+shoal__query_check_bound(const shoal_query *q)
+{
+    char msg[8];
+    return shoal__query_ready(q->q, msg, sizeof msg) ? SHOAL_EINVAL : SHOAL_OK;
+}
+
+int
+shoal__query_param_value(const shoal_query *q, size_t i, shoal_value *out)
+{
+    if (i >= q->nparams)
+        return SHOAL_EINVAL;
+    *out = q->params[i].v;
+    return SHOAL_OK;
+}
+
+void
+shoal__query_text(const shoal_query *q, const char **text, size_t *tlen)
+{
+    *text = q->text;
+    *tlen = q->tlen;
+}
+
+bool
+shoal__query_plain(const shoal_query *q)
+{
+    return q->nsort == 0 && q->limit == 0 && q->offset == 0 && q->nfields == 0;
+}
+
+int
+shoal__query_params_encode(const shoal_query *q, shoal__buf *out)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, (uint32_t)q->nparams);
+    for (size_t i = 0; i < q->nparams; i++) {
+        shoal__mpw_array(&w, 2);
+        shoal__mpw_str(&w, q->params[i].name, strlen(q->params[i].name));
+        shoal__mpw_value(&w, &q->params[i].v);
+    }
+    return w.err;
+}
+
+int
+shoal__query_params_decode(shoal_query *q, const uint8_t *p, size_t n)
+{
+    shoal__mpr rd;
+    shoal__mpr_init(&rd, p, n);
+    uint32_t np = shoal__mpr_array(&rd, 256, 3);
+    int err = rd.err;
+    for (uint32_t i = 0; !err && i < np; i++) {
+        const uint8_t *name;
+        uint32_t k = shoal__mpr_array(&rd, 2, 1);
+        size_t nl = shoal__mpr_str(&rd, &name, 256);
+        shoal_value v;
+        shoal__mpr_value(&rd, &v);
+        if (rd.err) {
+            err = rd.err;
+            break;
+        }
+        if (k != 2 || nl == 0) {
+            err = SHOAL_EPROTO;
+            break;
+        }
+        char nm[257];
+        memcpy(nm, name, nl);
+        nm[nl] = 0;
+        err = shoal_query_bind(q, nm, &v);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_EINVAL; /* a parameter the predicate does not name */
+    }
+    if (!err)
+        err = shoal__mpr_finish(&rd);
+    return err == SHOAL_ETRUNC || err == SHOAL_ETOOBIG ? SHOAL_EPROTO : err;
+}
+
 const shoal__query *
 shoal__query_of(const shoal_query *q, const char **coll, size_t *clen)
 {

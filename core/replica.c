@@ -212,8 +212,10 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->net_mu, NULL);
     shoal__events_init(r);
+    err = shoal__subs_load(r);
     /* Query views and indexes of a directory from before them. */
-    err = shoal__qviews_ensure(r);
+    if (!err)
+        err = shoal__qviews_ensure(r);
     if (err == SHOAL_EREADONLY)
         err = SHOAL_OK;
     /* Release pending changes whose dependencies or time have come. */
@@ -249,6 +251,7 @@ shoal_replica_close(shoal_replica *r)
     r->sk = NULL;
     shoal__cache_free(r);
     shoal__live_free(r);
+    shoal__subs_free(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_destroy(&r->mu);
     shoal__free(r->dir);

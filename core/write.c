@@ -27,6 +27,7 @@ shoal__wctx_init(shoal__wctx *x, shoal_replica *r)
     x->a.s = &x->s;
     x->a.wall = shoal__wall_ms(r);
     x->a.max_drift_ms = r->opt.max_drift_ms;
+    x->a.per_doc = shoal__partial(r);
 }
 
 void

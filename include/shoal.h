@@ -383,6 +383,9 @@ SHOAL_API const char *shoal_event_doc_id(const shoal_event *e);
 SHOAL_API bool shoal_event_remote(const shoal_event *e);
 /* true if events were dropped before this one. */
 SHOAL_API bool shoal_event_overflowed(const shoal_event *e);
+/* true if the document left this partial replica's view and was evicted
+ * (docs/sync.md): its state and changes are gone from this replica. */
+SHOAL_API bool shoal_event_left(const shoal_event *e);
 
 /* --------------------------------------------------------------- queries */
 
@@ -555,6 +558,53 @@ SHOAL_API const char *shoal_live_event_id(const shoal_live_event *e);
 SHOAL_API const shoal_doc *shoal_live_event_doc(const shoal_live_event *e);
 /* NULL is a no-op. */
 SHOAL_API void shoal_live_event_free(shoal_live_event *e);
+
+/* ------------------------------------------------- subscriptions (sync.md) */
+
+/* A replica with no subscription is full: it syncs every document.  One
+ * with at least one is partial: its peers send it the documents that match
+ * any of its subscriptions (on their state), and it evicts the ones that
+ * leave its view once its own changes to them are acknowledged by a full
+ * peer (docs/sync.md).
+ *
+ * Create or replace the subscription name (1..64 bytes of UTF-8): every
+ * document of q's collection that q's predicate matches, with q's
+ * parameters bound now (q is copied; it may be freed after).  Persistent;
+ * takes effect on the next exchange and on live links at once.  A new or
+ * changed subscription is pending until a peer has sent everything that
+ * matched it.  Replacing one evicts what no subscription matches any more.
+ * Errors: SHOAL_EINVAL (a name out of bounds, a parameter not bound, a
+ * sort, limit, offset or field list on q), SHOAL_ETOOBIG (more than 64
+ * subscriptions), the write errors. */
+SHOAL_API shoal_err shoal_subscribe(shoal_replica *r, const char *name, const shoal_query *q);
+/* Remove it and evict every document no remaining subscription matches
+ * (except those holding our own changes not yet acknowledged; they go once
+ * they are).  With none left the replica is full again.  Errors:
+ * SHOAL_ENOTFOUND, the write errors. */
+SHOAL_API shoal_err shoal_unsubscribe(shoal_replica *r, const char *name);
+
+typedef struct shoal_subs shoal_subs;
+/* Our subscriptions, by creation order, each with its state and the number
+ * of documents it matches here now.  Caller owns *out; free with
+ * shoal_subs_free(). */
+SHOAL_API shoal_err shoal_subscriptions(shoal_replica *r, shoal_subs **out);
+SHOAL_API void shoal_subs_free(shoal_subs *s);
+SHOAL_API size_t shoal_subs_count(const shoal_subs *s);
+/* Borrowed until shoal_subs_free; NULL past the end. */
+SHOAL_API const char *shoal_subs_name(const shoal_subs *s, size_t i);
+SHOAL_API const char *shoal_subs_collection(const shoal_subs *s, size_t i);
+/* The predicate ("TRUE" for a whole collection). */
+SHOAL_API const char *shoal_subs_where(const shoal_subs *s, size_t i);
+SHOAL_API size_t shoal_subs_param_count(const shoal_subs *s, size_t i);
+SHOAL_API const char *shoal_subs_param_name(const shoal_subs *s, size_t i, size_t k);
+/* Borrowed until shoal_subs_free. */
+SHOAL_API shoal_err shoal_subs_param_value(const shoal_subs *s, size_t i, size_t k,
+                                           shoal_value *out);
+/* true once a peer sent every document that matched it when the exchange
+ * began (after shoal_net_sync returns SHOAL_OK, every subscription is). */
+SHOAL_API bool shoal_subs_complete(const shoal_subs *s, size_t i);
+/* Documents it matches in this replica now. */
+SHOAL_API uint64_t shoal_subs_docs(const shoal_subs *s, size_t i);
 
 /* ------------------------------------------------------- version vectors */
 

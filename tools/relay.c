@@ -52,6 +52,7 @@ enum {
 static const char usage_text[] =
     "usage: shoal-relay -d DIR --listen ENDPOINT [--listen ENDPOINT ...]\n"
     "                   [--allow FILE | --allow-any] [--upstream ENDPOINT@PUBKEY ...]\n"
+    "                   [--subscribe 'COLL [WHERE PREDICATE]' ...]\n"
     "                   [--config FILE] [--log-level LEVEL] [--status-interval S]\n"
     "\n"
     "Run a shoal relay: a full replica that stores every change it is given and\n"
@@ -66,8 +67,14 @@ static const char usage_text[] =
     "  --allow-any              admit any peer that completes the CurveZMQ handshake\n"
     "                           (an explicit choice: never the default)\n"
     "  --upstream EP@PUBKEY     keep a link to the hub relay with that key; repeatable\n"
+    "  --subscribe 'COLL [WHERE PREDICATE]'\n"
+    "                           hold only the documents that match (a partial relay,\n"
+    "                           docs/sync.md); repeatable: the union; replaces the\n"
+    "                           subscriptions the directory holds.  Without it the\n"
+    "                           relay keeps those (none: a full relay)\n"
     "  --config FILE            read options from FILE (key = value lines: dir, listen,\n"
-    "                           allow, allow_any, upstream, log_level, status_interval);\n"
+    "                           allow, allow_any, upstream, subscribe, log_level,\n"
+    "                           status_interval);\n"
     "                           a flag replaces the file's value for its key\n"
     "  --log-level LEVEL        error, warn, info (default) or debug\n"
     "  --status-interval S      log a status line every S seconds (default 60; 0: off)\n"
@@ -94,6 +101,8 @@ typedef struct settings {
     int allow_any; /* -1 unset, 0, 1 */
     const char *upstream[MAX_LIST];
     int nupstream;
+    const char *subscribe[MAX_LIST];
+    int nsubscribe;
     const char *log_level;
     const char *status_interval;
 } settings;
@@ -232,6 +241,8 @@ read_config(const char *path, settings *s)
                 rc = config_error(path, lineno, "allow_any must be true or false");
         } else if (KEY("upstream")) {
             rc = add_item(s->upstream, &s->nupstream, val, "upstream");
+        } else if (KEY("subscribe")) {
+            rc = add_item(s->subscribe, &s->nsubscribe, val, "subscribe");
         } else if (KEY("log_level")) {
             s->log_level = val;
         } else if (KEY("status_interval")) {
@@ -272,6 +283,7 @@ parse_flags(int argc, char **argv, settings *s, const char **config)
         bool known = strcmp(a, "-d") == 0 || strcmp(a, "--dir") == 0 ||
                      strcmp(a, "--listen") == 0 || strcmp(a, "--allow") == 0 ||
                      strcmp(a, "--upstream") == 0 || strcmp(a, "--config") == 0 ||
+                     strcmp(a, "--subscribe") == 0 ||
                      strcmp(a, "--log-level") == 0 || strcmp(a, "--status-interval") == 0;
         if (!known)
             return usage_error("unknown option %.64s", a);
@@ -287,6 +299,8 @@ parse_flags(int argc, char **argv, settings *s, const char **config)
             s->allow = v;
         else if (strcmp(a, "--upstream") == 0)
             rc = add_item(s->upstream, &s->nupstream, v, "--upstream");
+        else if (strcmp(a, "--subscribe") == 0)
+            rc = add_item(s->subscribe, &s->nsubscribe, v, "--subscribe");
         else if (strcmp(a, "--config") == 0)
             *config = v;
         else if (strcmp(a, "--log-level") == 0)
@@ -317,10 +331,80 @@ merge(settings *into, const settings *flags)
         memcpy(into->upstream, flags->upstream, sizeof flags->upstream);
         into->nupstream = flags->nupstream;
     }
+    if (flags->nsubscribe > 0) {
+        memcpy(into->subscribe, flags->subscribe, sizeof flags->subscribe);
+        into->nsubscribe = flags->nsubscribe;
+    }
     if (flags->log_level != NULL)
         into->log_level = flags->log_level;
     if (flags->status_interval != NULL)
         into->status_interval = flags->status_interval;
+}
+
+/* Split "COLL" or "COLL WHERE PREDICATE" (WHERE in any case): 0, or -1. */
+static int
+split_sub(const char *spec, char *coll, size_t cap, const char **where)
+{
+    size_t n = strcspn(spec, " \t");
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(coll, spec, n);
+    coll[n] = '\0';
+    const char *p = spec + n;
+    p += strspn(p, " \t");
+    *where = NULL;
+    if (*p == '\0')
+        return 0;
+    if (strncasecmp(p, "WHERE", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
+        return -1;
+    *where = p + 6;
+    return 0;
+}
+
+/* Make the replica's subscriptions exactly the --subscribe ones (named
+ * relay-1, relay-2, ...): EXIT_OK or the exit code, reported. */
+static int
+apply_subscriptions(shoal_replica *r, const settings *s)
+{
+    if (s->nsubscribe == 0)
+        return EXIT_OK;
+    shoal_err e = SHOAL_OK;
+    for (int i = 0; e == SHOAL_OK && i < s->nsubscribe; i++) {
+        char coll[SHOAL_MAX_COLLECTION + 1], name[32];
+        const char *where;
+        if (split_sub(s->subscribe[i], coll, sizeof coll, &where) != 0)
+            return usage_error("--subscribe '%.200s': give 'COLL' or 'COLL WHERE PREDICATE'",
+                               s->subscribe[i]);
+        shoal_query *q = NULL;
+        e = shoal_query_new(r, coll, where, &q);
+        snprintf(name, sizeof name, "relay-%d", i + 1);
+        if (e == SHOAL_OK)
+            e = shoal_subscribe(r, name, q);
+        shoal_query_free(q);
+        if (e != SHOAL_OK) {
+            shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "--subscribe '%s': %s: %s", s->subscribe[i],
+                             shoal_strerror(e), shoal_replica_errmsg(r));
+            return EXIT_USAGE;
+        }
+    }
+    /* Drop the ones an earlier run set that this one does not name. */
+    shoal_subs *have = NULL;
+    e = shoal_subscriptions(r, &have);
+    for (size_t i = 0; e == SHOAL_OK && i < shoal_subs_count(have); i++) {
+        const char *n = shoal_subs_name(have, i);
+        int k = 0;
+        if (strncmp(n, "relay-", 6) == 0)
+            k = atoi(n + 6);
+        if (k < 1 || k > s->nsubscribe)
+            e = shoal_unsubscribe(r, n);
+    }
+    shoal_subs_free(have);
+    if (e != SHOAL_OK) {
+        shoal__tool_logf(&logger, SHOAL_LOG_ERROR, "subscriptions: %s", shoal_strerror(e));
+        return EXIT_START;
+    }
+    shoal__tool_logf(&logger, SHOAL_LOG_INFO, "partial relay: %d subscription(s)", s->nsubscribe);
+    return EXIT_OK;
 }
 
 /* Open the replica and start the node on it: EXIT_OK or the exit code. */
@@ -346,6 +430,9 @@ start(const settings *s, shoal_node *node, shoal_replica **out)
         return EXIT_START;
     }
     *out = r;
+    int rc = apply_subscriptions(r, s);
+    if (rc != EXIT_OK)
+        return rc;
     char hex[2 * SHOAL_KEY_BYTES + 1];
     shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
     shoal__tool_logf(&logger, SHOAL_LOG_INFO, "replica %s, id %s", s->dir, hex);

@@ -123,6 +123,11 @@ static const char usage_text[] =
     "                                  print the matching documents as \"enter\" events,\n"
     "                                  then \"ready\", then enter/update/leave events as\n"
     "                                  they happen, until SIGTERM/SIGINT\n"
+    "  subscribe NAME COLL [WHERE] [--param NAME=JSON]...\n"
+    "                                  create or replace a subscription: the replica\n"
+    "                                  becomes partial (docs/sync.md)\n"
+    "  unsubscribe NAME                remove it; evict what no other one matches\n"
+    "  subscriptions                   print them as a JSON array\n"
     "  help                            print this text\n";
 
 /* The rest of the usage text (C99 promises string literals of 4095 bytes,
@@ -1637,6 +1642,77 @@ cmd_index(shoal_replica *r, int argc, char **argv)
     return usage_error(index_usage);
 }
 
+/* -------------------------------------------------------- subscriptions */
+
+static const char subscribe_usage[] =
+    "usage: shoal -d DIR subscribe NAME COLL [WHERE] [--param NAME=JSON]...";
+
+static int
+cmd_subscribe(shoal_replica *r, int argc, char **argv)
+{
+    if (argc < 2 || strncmp(argv[0], "--", 2) == 0)
+        return usage_error(subscribe_usage);
+    query_args qa;
+    int rc = parse_query_args("subscribe", subscribe_usage, QOPT_PARAM, argc - 1, argv + 1, &qa);
+    shoal_query *q = NULL;
+    if (rc == EXIT_OK)
+        rc = build_query(r, "subscribe", &qa, &q);
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_err e = shoal_subscribe(r, argv[0], q);
+    shoal_query_free(q);
+    return e == SHOAL_OK ? EXIT_OK : fail(r, e, "subscribe", false);
+}
+
+static int
+cmd_unsubscribe(shoal_replica *r, const char *name)
+{
+    shoal_err e = shoal_unsubscribe(r, name);
+    if (e == SHOAL_ENOTFOUND) {
+        errorf("unsubscribe: no subscription named %s", name);
+        return EXIT_NOTFOUND;
+    }
+    return e == SHOAL_OK ? EXIT_OK : fail(r, e, "unsubscribe", false);
+}
+
+static int
+cmd_subscriptions(shoal_replica *r)
+{
+    shoal_subs *s = NULL;
+    shoal_err e = shoal_subscriptions(r, &s);
+    if (e != SHOAL_OK)
+        return fail(r, e, "subscriptions", false);
+    json_t *a = json_array();
+    bool bad = a == NULL;
+    for (size_t i = 0; !bad && i < shoal_subs_count(s); i++) {
+        json_t *params = json_object();
+        for (size_t k = 0; params && k < shoal_subs_param_count(s, i); k++) {
+            shoal_value v;
+            if (shoal_subs_param_value(s, i, k, &v) != SHOAL_OK) {
+                bad = true;
+                break;
+            }
+            json_t *j = shoal__json_from_value(&v);
+            if (!j || json_object_set_new(params, shoal_subs_param_name(s, i, k), j) != 0)
+                bad = true;
+        }
+        json_t *o = params ? json_pack("{s:s,s:s,s:s,s:o,s:s,s:I}", "name", shoal_subs_name(s, i),
+                                       "collection", shoal_subs_collection(s, i), "where",
+                                       shoal_subs_where(s, i), "params", params, "state",
+                                       shoal_subs_complete(s, i) ? "complete" : "pending", "docs",
+                                       (json_int_t)shoal_subs_docs(s, i))
+                           : NULL;
+        if (!o || json_array_append_new(a, o) != 0)
+            bad = true;
+    }
+    shoal_subs_free(s);
+    if (bad) {
+        json_decref(a);
+        a = NULL;
+    }
+    return print_json(a);
+}
+
 /* ---------------------------------------------------------------- watch */
 
 /* Print one live query event as a JSON line (flushed).  EXIT_OK or the
@@ -1784,6 +1860,9 @@ static const command commands[] = {
     { "aggregate", -1, "COLL [WHERE] [OPTIONS] --agg SPEC..." },
     { "index", -1, "add|drop COLL FIELD | ls [COLL]" },
     { "watch", -1, "COLL [WHERE] [--param NAME=JSON]..." },
+    { "subscribe", -1, "NAME COLL [WHERE] [--param NAME=JSON]..." },
+    { "unsubscribe", 1, "NAME" },
+    { "subscriptions", 0, "" },
 };
 
 static int
@@ -1833,6 +1912,12 @@ run(shoal_replica *r, shoal_tool_log *lg, const char *name, int argc, char **arg
         return cmd_index(r, argc, argv);
     if (strcmp(name, "watch") == 0)
         return cmd_watch(r, argc, argv);
+    if (strcmp(name, "subscribe") == 0)
+        return cmd_subscribe(r, argc, argv);
+    if (strcmp(name, "unsubscribe") == 0)
+        return cmd_unsubscribe(r, argv[0]);
+    if (strcmp(name, "subscriptions") == 0)
+        return cmd_subscriptions(r);
     return usage_error("unknown command");
 }
 

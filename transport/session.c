@@ -46,7 +46,7 @@
 #include "transport.h"
 
 enum {
-    QCAP = SHOAL__WINDOW + 1, /* our HELLO and up to SHOAL__WINDOW ACKs */
+    QCAP = SHOAL__WINDOW + 2, /* our HELLO, up to SHOAL__WINDOW ACKs, a SUBSCRIBE */
     FAILURE_TEXT = 256
 };
 
@@ -98,6 +98,19 @@ struct shoal__session {
     size_t ev_from;        /* next evidence envelope (host's count) */
     bool ev_more;          /* evidence of ev_gen left to send */
     size_t ev_total;       /* evidence envelopes sent */
+
+    /* Partial sync (docs/protocol.md, "Partial replicas"). */
+    const shoal__host_view *view; /* the host's support, or NULL */
+    bool self_partial;    /* our HELLO was version 2 */
+    uint64_t self_gen;    /* the host's generation of the set we sent last */
+    uint64_t self_set;    /* its number in this session (1: the HELLO's) */
+    bool self_complete;   /* the peer sent COMPLETE for self_set */
+    bool peer_partial;    /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
+    void *feed;           /* what the peer's view gets from us, Owned (host's) */
+    uint64_t peer_set;    /* the number of the peer's current set */
+    uint64_t complete_set;   /* the set our last COMPLETE was for (0: none) */
+    uint64_t complete_batch; /* BATCH frames sent before that COMPLETE */
+    shoal__buf subs;      /* scratch: our set and summary */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -278,21 +291,31 @@ update_stats(shoal__session *s)
             s->extra_got[i] = true;
         versions_done = s->extra_got[i];
     }
-    for (size_t i = 0; i < s->nours; i++) {
+    /* The lag is a full peer's: a partial one holds what its view needs. */
+    for (size_t i = 0; !s->peer_partial && i < s->nours; i++) {
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
         uint64_t have = k ? k->seq : 0;
         if (s->ours[i].seq > have)
             lag += s->ours[i].seq - have;
     }
     s->st.lag = lag;
-    /* Both halves only grow (ours and known never go down): once caught
-     * up, always caught up. */
+    /* Both halves only grow (ours and known never go down, a COMPLETE is
+     * not taken back): once caught up, always caught up.  We hold what the
+     * peer held at its HELLO: by its vector, or for a partial replica, the
+     * peer said COMPLETE for our set.  The peer holds what we held at our
+     * HELLO: by our vector (a partial replica's: its own entry), or for a
+     * partial peer, every batch before our COMPLETE for its set is
+     * acknowledged. */
     bool up = s->st.handshaken && !s->st.caught_up && versions_done;
-    for (size_t i = 0; up && i < s->n_peer_hello; i++) {
+    if (up && s->self_partial && !s->self_complete)
+        up = false;
+    for (size_t i = 0; up && !s->self_partial && i < s->n_peer_hello; i++) {
         const shoal__vventry *o = vv_find(s->ours, s->nours, s->peer_hello[i].author, NULL);
         if (!o || o->seq < s->peer_hello[i].seq)
             up = false;
     }
+    if (up && s->peer_partial && (s->complete_set != s->peer_set || s->acked < s->complete_batch))
+        up = false;
     for (size_t i = 0; up && i < s->n_our_hello; i++) {
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
         if (!k || k->seq < s->our_hello[i].seq)
@@ -376,6 +399,37 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
     return SHOAL_OK;
 }
 
+/* The highest of our own changes a full peer holds, from its vector (its
+ * HELLO, its ACKs): a partial replica may evict a document once the
+ * changes it wrote to it are there. */
+static int
+note_acked(shoal__session *s, const shoal__vventry *e, size_t n)
+{
+    if (!s->view || !s->view->acked || s->peer_partial)
+        return SHOAL_OK;
+    const shoal__vventry *me = vv_find(e, n, s->self, NULL);
+    return me ? s->view->acked(s->host->ctx, me->seq) : SHOAL_OK;
+}
+
+/* Start feeding the peer's new subscription set (its HELLO or SUBSCRIBE). */
+static int
+feed_start(shoal__session *s, shoal__frame *f)
+{
+    if (s->feed)
+        s->view->feed_free(s->host->ctx, s->feed);
+    s->feed = NULL;
+    const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
+    int err = s->view->feed_new(s->host->ctx, s->st.peer, pe ? pe->seq : 0, f->subs, f->nsubs,
+                                f->held, f->nheld, &s->feed);
+    if (err)
+        return err;
+    s->peer_partial = true;
+    s->peer_set++;
+    s->more = true;
+    s->restat = true;
+    return SHOAL_OK;
+}
+
 /* ------------------------------------------------------------------ API */
 
 shoal__session *
@@ -387,6 +441,8 @@ shoal__session_new(const shoal__host *host, const uint8_t self[SHOAL_KEY_BYTES],
         return NULL;
     s->host = host;
     s->ext = host->ext;
+    s->view = host->view;
+    shoal__buf_init(&s->subs);
     memcpy(s->self, self, SHOAL_KEY_BYTES);
     if (expect_peer) {
         s->expect = true;
@@ -409,6 +465,9 @@ shoal__session_free(shoal__session *s)
         shoal__buf_free(&s->q[i]);
     shoal__buf_free(&s->bat);
     shoal__buf_free(&s->envs);
+    shoal__buf_free(&s->subs);
+    if (s->feed)
+        s->view->feed_free(s->host->ctx, s->feed);
     shoal__free(s->our_hello);
     shoal__free(s->peer_hello);
     shoal__free(s->known);
@@ -431,19 +490,45 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
         FAIL(s, err, "reading our version vector failed");
         return err;
     }
-    s->our_hello = shoal__malloc((s->nours ? s->nours : 1) * sizeof *s->our_hello);
+    /* A partial replica (one with subscriptions) says HELLO version 2 with
+     * its set and what it holds; its vector is only its own entry: it
+     * holds other authors' changes with gaps (causality per document). */
+    s->subs.len = 0;
+    if (s->view && s->view->self_gen && s->view->self_gen(s->host->ctx) != 0) {
+        err = s->view->self_subs(s->host->ctx, &s->self_gen, &s->subs);
+        if (err) {
+            FAIL(s, err, "reading our subscriptions failed");
+            return err;
+        }
+        s->self_partial = s->self_gen != 0;
+    }
+    const shoal__vventry *hv = s->ours;
+    size_t nhv = s->nours;
+    if (s->self_partial) {
+        hv = vv_find(s->ours, s->nours, s->self, NULL);
+        nhv = hv ? 1 : 0;
+    }
+    s->our_hello = shoal__malloc((nhv ? nhv : 1) * sizeof *s->our_hello);
     if (!s->our_hello) {
         FAIL(s, SHOAL_ENOMEM, "out of memory");
         return SHOAL_ENOMEM;
     }
-    if (s->nours)
-        memcpy(s->our_hello, s->ours, s->nours * sizeof *s->ours);
-    s->n_our_hello = s->nours;
+    if (nhv)
+        memcpy(s->our_hello, hv, nhv * sizeof *hv);
+    s->n_our_hello = nhv;
     shoal__buf *b = q_push(s, false);
-    err = b ? shoal__wire_hello(b, s->self, s->ours, s->nours) : SHOAL_ENOMEM;
+    if (!b)
+        err = SHOAL_ENOMEM;
+    else if (s->self_partial) {
+        s->self_set = 1;
+        err = shoal__wire_hello2(b, s->self, hv, nhv, s->subs.p, s->subs.len);
+    } else
+        err = shoal__wire_hello(b, s->self, s->ours, s->nours);
     if (err == SHOAL_ETOOBIG) {
         /* Not the peer's fault: say so locally, send nothing. */
-        fail_with(s, err, false, "our version vector (%zu authors) does not fit in one HELLO frame",
+        fail_with(s, err, false,
+                  s->self_partial ? "our subscriptions and held documents do not fit in one HELLO frame"
+                                  : "our version vector (%zu authors) does not fit in one HELLO frame",
                   s->nours);
         return err;
     }
@@ -493,7 +578,71 @@ recv_hello(shoal__session *s, shoal__frame *f)
     s->st.handshaken = true;
     s->more = true;
     s->restat = true;
+    if (f->version == SHOAL__PROTO_PARTIAL) {
+        if (!s->view || !s->view->feed_new) {
+            FAIL(s, SHOAL_EVERSION, "partial peers are not served here");
+            return SHOAL_EVERSION;
+        }
+        err = feed_start(s, f);
+        if (err) {
+            FAIL(s, err, "the peer's subscriptions: %s", shoal_strerror((shoal_err)err));
+            return err;
+        }
+    } else if ((err = note_acked(s, s->peer_hello, s->n_peer_hello))) {
+        FAIL(s, err, "cannot note what the peer holds");
+        return err;
+    }
     return SHOAL_OK;
+}
+
+static int
+recv_subscribe(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "SUBSCRIBE before HELLO");
+        return SHOAL_EPROTO;
+    }
+    if (!s->view || !s->view->feed_new) {
+        FAIL(s, SHOAL_EVERSION, "partial peers are not served here");
+        return SHOAL_EVERSION;
+    }
+    int err = feed_start(s, f);
+    if (err)
+        FAIL(s, err, "the peer's subscriptions: %s", shoal_strerror((shoal_err)err));
+    return err;
+}
+
+static int
+recv_leave(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken || !s->self_partial) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "LEAVE %s", s->st.handshaken ? "to a full replica" : "before HELLO");
+        return SHOAL_EPROTO;
+    }
+    int err = s->view->leave(s->host->ctx, f->coll, f->clen, f->id, f->idlen, (unsigned)f->reason);
+    if (err)
+        FAIL(s, err, "cannot evict a document: %s", shoal_strerror((shoal_err)err));
+    return err;
+}
+
+static int
+recv_complete(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken || !s->self_partial || f->set > s->self_set) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "COMPLETE %llu unexpected", (unsigned long long)f->set);
+        return SHOAL_EPROTO;
+    }
+    if (f->set < s->self_set)
+        return SHOAL_OK; /* for a set we replaced since */
+    s->self_complete = true;
+    s->restat = true;
+    int err = s->view->complete(s->host->ctx, s->self_gen);
+    if (err)
+        FAIL(s, err, "cannot mark our subscriptions complete");
+    return err;
 }
 
 /* Authors touched by a batch are collected as vv entries (author, highest
@@ -592,7 +741,13 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     if (!err)
         err = raise_known(s, t, nt);
-    /* ACK with our entries for the authors the batch touched. */
+    if (!err && s->feed && s->view->feed_peer_seq) {
+        const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
+        if (pe)
+            s->view->feed_peer_seq(s->host->ctx, s->feed, pe->seq);
+    }
+    /* ACK with our entries for the authors the batch touched (a partial
+     * replica: only its own, the one it holds without gaps). */
     if (!err)
         err = refresh_ours(s);
     shoal__vventry *delta = NULL;
@@ -603,6 +758,8 @@ recv_batch(shoal__session *s, shoal__frame *f)
             err = SHOAL_ENOMEM;
     }
     for (size_t i = 0; !err && i < nt; i++) {
+        if (s->self_partial && memcmp(t[i].author, s->self, SHOAL_KEY_BYTES) != 0)
+            continue;
         const shoal__vventry *e = vv_find(s->ours, s->nours, t[i].author, NULL);
         if (e)
             delta[nd++] = *e;
@@ -634,9 +791,17 @@ recv_ack(shoal__session *s, shoal__frame *f)
         return SHOAL_EPROTO;
     }
     s->acked++;
+    s->restat = true;
     int err = check_entries(s, f->entries, f->nentries);
     if (!err)
         err = raise_known(s, f->entries, f->nentries);
+    if (!err)
+        err = note_acked(s, f->entries, f->nentries);
+    if (!err && s->feed && s->view->feed_peer_seq) {
+        const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
+        if (pe)
+            s->view->feed_peer_seq(s->host->ctx, s->feed, pe->seq);
+    }
     if (err)
         FAIL(s, err, "cannot process ACK %llu", (unsigned long long)f->n);
     return err;
@@ -687,7 +852,8 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
     if (err) {
         s->st.rejected++;
         if (err == SHOAL_EVERSION)
-            FAIL(s, err, "unsupported protocol version (we speak %d)", (int)SHOAL__PROTO_VERSION);
+            FAIL(s, err, "unsupported protocol version (we speak %d and %d)",
+                 (int)SHOAL__PROTO_VERSION, (int)SHOAL__PROTO_PARTIAL);
         else
             FAIL(s, err, "malformed frame: %s", shoal_strerror((shoal_err)err));
         return err;
@@ -696,6 +862,9 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
     case SHOAL__F_HELLO: err = recv_hello(s, &f); break;
     case SHOAL__F_BATCH: err = recv_batch(s, &f); break;
     case SHOAL__F_ACK: err = recv_ack(s, &f); break;
+    case SHOAL__F_SUBSCRIBE: err = recv_subscribe(s, &f); break;
+    case SHOAL__F_LEAVE: err = recv_leave(s, &f); break;
+    case SHOAL__F_COMPLETE: err = recv_complete(s, &f); break;
     default: { /* SHOAL__F_ERROR: the peer gave up; no answer */
         bool known = f.code <= INT_MAX && error_code((int)f.code);
         int code = known ? (int)f.code : SHOAL_EPROTO;
@@ -734,7 +903,10 @@ next_versions(shoal__session *s, const uint8_t **frame, size_t *len)
             s->ev_more = true;
         }
     }
-    bool ev_due = s->ev_more && s->ev_total < SHOAL__EVIDENCE_SEND;
+    /* Evidence goes to full replicas only: equivocation is theirs to
+     * resolve, and a partial peer must not receive changes outside its
+     * view. */
+    bool ev_due = s->ev_more && s->ev_total < SHOAL__EVIDENCE_SEND && !s->peer_partial;
     if (s->extra_sent == s->nextra && !ev_due)
         return 0;
     s->envs.len = 0;
@@ -783,6 +955,57 @@ next_versions(shoal__session *s, const uint8_t **frame, size_t *len)
     return 1;
 }
 
+static int next_frame(shoal__session *s, const uint8_t **frame, size_t *len);
+
+/* The next frame for a partial peer: its feed decides (a BATCH of the
+ * changes its view lacks, a LEAVE, or COMPLETE). */
+static int
+next_feed(shoal__session *s, const uint8_t **frame, size_t *len)
+{
+    shoal__feed_out o;
+    int err;
+    /* Each look examines a bounded stretch of the log; one that found
+     * nothing but moved on is followed by another, until the end. */
+    do {
+        memset(&o, 0, sizeof o);
+        s->envs.len = 0;
+        err = s->view->feed_next(s->host->ctx, s->feed, SHOAL__BATCH_CHANGES, SHOAL__BATCH_BYTES,
+                                 &s->envs, &o);
+    } while (!err && o.kind == SHOAL__FEED_NONE && o.moved);
+    s->bat.len = 0;
+    if (!err) {
+        switch (o.kind) {
+        case SHOAL__FEED_NONE: s->more = false; return 0;
+        case SHOAL__FEED_BATCH:
+            err = shoal__wire_batch(&s->bat, s->sent_batches + 1, o.count, s->envs.p, s->envs.len);
+            if (!err) {
+                s->sent_batches++;
+                s->st.sent += o.count;
+            }
+            break;
+        case SHOAL__FEED_LEAVE:
+            err = shoal__wire_leave(&s->bat, o.coll, o.clen, o.id, o.idlen, o.reason,
+                                    o.has_at ? o.at : NULL);
+            break;
+        case SHOAL__FEED_COMPLETE:
+            err = shoal__wire_complete(&s->bat, s->peer_set);
+            if (!err) {
+                s->complete_set = s->peer_set;
+                s->complete_batch = s->sent_batches;
+                s->restat = true;
+            }
+            break;
+        }
+    }
+    if (err) {
+        FAIL(s, err, "reading our log failed: %s", shoal_strerror((shoal_err)err));
+        return next_frame(s, frame, len);
+    }
+    *frame = s->bat.p;
+    *len = s->bat.len;
+    return 1;
+}
+
 static int
 next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
 {
@@ -802,6 +1025,29 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
     }
     if (!s->started)
         return 0;
+    /* Our subscriptions changed: tell the peer (the whole set again, and
+     * what we hold now). */
+    if (s->view && s->view->self_gen && s->st.handshaken &&
+        s->view->self_gen(s->host->ctx) != s->self_gen && s->qn < QCAP) {
+        uint64_t gen = 0;
+        s->subs.len = 0;
+        int err = s->view->self_subs(s->host->ctx, &gen, &s->subs);
+        /* No subscription left: an empty set for the rest of this session
+         * (the next one starts as a full replica). */
+        if (!err && gen == 0)
+            err = shoal__buf_append(&s->subs, (const uint8_t *)"\x90\x90", 2);
+        shoal__buf *b = err ? NULL : q_push(s, false);
+        if (!err)
+            err = b ? shoal__wire_subscribe(b, s->subs.p, s->subs.len) : SHOAL_ENOMEM;
+        if (err) {
+            FAIL(s, err, "cannot send our subscriptions: %s", shoal_strerror((shoal_err)err));
+            return next_frame(s, frame, len);
+        }
+        s->self_gen = gen;
+        s->self_set++;
+        s->self_complete = false;
+        s->self_partial = true;
+    }
     if (s->qn > 0) {
         s->q_out = true;
         if (s->q_ack[s->qhead])
@@ -817,6 +1063,8 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
         return vr < 0 ? next_frame(s, frame, len) : 1;
     if (!s->more)
         return 0;
+    if (s->peer_partial)
+        return next_feed(s, frame, len);
     size_t count = 0;
     s->envs.len = 0;
     uint64_t from = s->cursor, at;

@@ -22,7 +22,8 @@
 #include "shoal.h"
 
 enum {
-    SHOAL__PROTO_VERSION = 1,
+    SHOAL__PROTO_VERSION = 1,      /* HELLO of a full replica (every build speaks it) */
+    SHOAL__PROTO_PARTIAL = 2,      /* HELLO of a partial replica: its subscriptions follow */
     SHOAL__BATCH_CHANGES = 256,    /* changes per BATCH frame (at most) */
     SHOAL__BATCH_BYTES = 1u << 20, /* envelope bytes per BATCH (one change may exceed it alone) */
     SHOAL__WINDOW = 4,             /* unacknowledged BATCH frames in flight per link */
@@ -31,8 +32,103 @@ enum {
     SHOAL__HOST_SCAN = 4096,    /* log positions one next_changes call examines (at most) */
     SHOAL__EXTRA_MAX = 64,      /* (author, seq) versions a session sends on a mismatch */
     SHOAL__EXTRA_BELOW = 7,     /* ... and the seqs below a disputed one it sends too */
-    SHOAL__EVIDENCE_SEND = 1024 /* evidence envelopes one session sends (at most) */
+    SHOAL__EVIDENCE_SEND = 1024, /* evidence envelopes one session sends (at most) */
+    SHOAL__MAX_SUBS = 64,        /* subscriptions in one set */
+    SHOAL__MAX_SUB_NAME = 64,    /* bytes of a subscription name */
+    SHOAL__MAX_SUB_TEXT = 4096,  /* bytes of a predicate (as the query language's bound) */
+    SHOAL__MAX_SUB_PARAMS = 8192, /* bytes of a subscription's bound parameters */
+    SHOAL__MAX_HELD = 1u << 20,  /* documents in a held-document summary */
+    SHOAL__MAX_HEADS = 256       /* heads of one document in a summary */
 };
+
+/* One subscription as it travels (HELLO version 2, SUBSCRIBE): every field
+ * points into a frame (or the host's buffer) and is not NUL-terminated.
+ * params: canonical MessagePack, an array of [name str, value] pairs. */
+typedef struct shoal__wsub {
+    const uint8_t *name;
+    size_t nlen;
+    const uint8_t *coll;
+    size_t clen;
+    const uint8_t *where; /* "" : the whole collection */
+    size_t wlen;
+    const uint8_t *params;
+    size_t plen;
+} shoal__wsub;
+
+/* One document a partial replica holds (its summary): its heads, nheads
+ * ids of 32 bytes back to back. */
+typedef struct shoal__wheld {
+    const uint8_t *coll;
+    size_t clen;
+    const uint8_t *id;
+    size_t idlen;
+    const uint8_t *heads;
+    size_t nheads;
+} shoal__wheld;
+
+/* What a feed (below) hands the session next. */
+typedef enum shoal__feed_kind {
+    SHOAL__FEED_NONE = 0,     /* nothing now */
+    SHOAL__FEED_BATCH = 1,    /* count envelopes were appended */
+    SHOAL__FEED_LEAVE = 2,    /* a document left the peer's view: coll, id, reason, at */
+    SHOAL__FEED_COMPLETE = 3  /* every document in view at the set's start was sent */
+} shoal__feed_kind;
+
+enum {
+    SHOAL__LEAVE_NOMATCH = 1, /* the document no longer matches any subscription */
+    SHOAL__LEAVE_UNSUB = 2    /* the subscription that matched it was removed */
+};
+
+typedef struct shoal__feed_out {
+    shoal__feed_kind kind;
+    size_t count; /* BATCH */
+    uint8_t coll[SHOAL_MAX_COLLECTION];
+    size_t clen;
+    uint8_t id[SHOAL_MAX_DOC_ID];
+    size_t idlen;
+    unsigned reason;
+    bool has_at;
+    uint8_t at[SHOAL__ID_BYTES];
+    bool moved; /* NONE: the feed moved on in its log; ask again */
+} shoal__feed_out;
+
+/* Partial sync support of a host (docs/protocol.md, "Partial replicas"),
+ * shoal__host.view; NULL: the host neither subscribes nor serves partial
+ * peers (a partial peer's HELLO then fails with SHOAL_EVERSION).  Every
+ * function takes the host's ctx. */
+typedef struct shoal__host_view {
+    /* A number that changes whenever our own subscription set changes; 0
+     * while we hold none (a full replica).  Cheap: called often. */
+    uint64_t (*self_gen)(void *ctx);
+    /* Our subscription set and held-document summary as two MessagePack
+     * arrays appended to out (the last two items of HELLO version 2 and of
+     * SUBSCRIBE); *gen: the set's generation (0: none, nothing appended). */
+    int (*self_subs)(void *ctx, uint64_t *gen, shoal__buf *out);
+    /* Start feeding a partial peer (peer_seq: the highest of the peer's own
+     * changes it holds, from its HELLO): *feed Owned, free with feed_free.
+     * SHOAL_EINVAL (or SHOAL_EPROTO) for a subscription that does not
+     * compile. */
+    int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
+                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held,
+                    size_t nheld, void **feed);
+    /* The next thing to send the peer: envelopes into envs (at most
+     * max_changes and about max_bytes), a LEAVE or the COMPLETE mark. */
+    int (*feed_next)(void *ctx, void *feed, size_t max_changes, size_t max_bytes,
+                     shoal__buf *envs, shoal__feed_out *out);
+    /* The peer now holds its own changes up to seq (its ACKs). */
+    void (*feed_peer_seq)(void *ctx, void *feed, uint64_t seq);
+    /* Documents in the peer's view as far as the feed knows. */
+    uint64_t (*feed_docs)(void *ctx, void *feed);
+    void (*feed_free)(void *ctx, void *feed);
+    /* Receiving, as a partial replica: the sender says a document left our
+     * view (evict it once our own changes to it are acknowledged); the
+     * sender sent everything in view for our set of generation gen; a full
+     * peer holds our own changes up to seq. */
+    int (*leave)(void *ctx, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                 unsigned reason);
+    int (*complete)(void *ctx, uint64_t gen);
+    int (*acked)(void *ctx, uint64_t seq);
+} shoal__host_view;
 
 /* One version-vector entry: author -> highest contiguous seq, and the id of
  * that change. */
@@ -74,6 +170,9 @@ typedef struct shoal__host {
     /* Equivocation support (below); NULL: the session sends no versions
      * or evidence of its own.  Borrowed for the host's life. */
     const struct shoal__host_ext *ext;
+    /* Partial sync support (shoal__host_view below), or NULL.  Borrowed
+     * for the host's life. */
+    const struct shoal__host_view *view;
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.
@@ -151,7 +250,13 @@ void shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out
 const char *shoal__session_failure(const shoal__session *s);
 
 /* Frames (wire.c; docs/protocol.md): canonical MessagePack arrays.
- *   HELLO [1, version, key bin32, [[author bin32, seq, cid bin32] ...]]
+ *   HELLO [1, 1, key bin32, [[author bin32, seq, cid bin32] ...]]
+ *   HELLO [1, 2, key, vv, subs, held] (a partial replica)
+ *     subs [[name str, coll str, where str, params bin] ...]
+ *     held [[coll str, id str, heads bin (32 bytes each)] ...]
+ *   SUBSCRIBE [6, subs, held]
+ *   LEAVE [8, coll str, id str, reason, at bin (0 or 32 bytes)]
+ *   COMPLETE [10, set]
  *   BATCH [2, n, count, envelopes bin (count envelopes back to back)]
  *   ACK   [3, n, applied, duplicate, pending, [[author, seq, cid] ...]]
  *   ERROR [4, code, text str] */
@@ -160,6 +265,9 @@ enum {
     SHOAL__F_BATCH = 2,
     SHOAL__F_ACK = 3,
     SHOAL__F_ERROR = 4,
+    SHOAL__F_SUBSCRIBE = 6, /* 5 (AUTH), 7 (ENTER), 9 (SUMMARY): reserved */
+    SHOAL__F_LEAVE = 8,
+    SHOAL__F_COMPLETE = 10,
     SHOAL__ERROR_TEXT = 200 /* bytes of an ERROR frame's text (at most) */
 };
 
@@ -179,6 +287,18 @@ typedef struct shoal__frame {
     uint64_t code;                        /* ERROR */
     const uint8_t *text;                  /* ERROR: UTF-8, not NUL-terminated */
     size_t text_len;
+    /* HELLO version 2, SUBSCRIBE: owned arrays of pointers into the frame */
+    shoal__wsub *subs;
+    size_t nsubs;
+    shoal__wheld *held;
+    size_t nheld;
+    /* LEAVE */
+    const uint8_t *coll, *id;
+    size_t clen, idlen;
+    uint64_t reason;
+    const uint8_t *at; /* NULL or 32 bytes */
+    /* COMPLETE: the set number (1: the HELLO's, then one per SUBSCRIBE) */
+    uint64_t set;
 } shoal__frame;
 
 /* Decode and check one frame (every count bounded before use, canonical
@@ -190,6 +310,18 @@ void shoal__frame_clear(shoal__frame *f);
 /* Encoders: append one frame to out. */
 int shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
                       size_t n);
+/* HELLO version 2: subs_held is the host's two arrays (self_subs). */
+int shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
+                       size_t n, const uint8_t *subs_held, size_t len);
+int shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len);
+int shoal__wire_leave(shoal__buf *out, const uint8_t *coll, size_t clen, const uint8_t *id,
+                      size_t idlen, uint64_t reason, const uint8_t *at);
+int shoal__wire_complete(shoal__buf *out, uint64_t set);
+/* Append the two arrays of HELLO version 2 / SUBSCRIBE (hosts use these
+ * to build self_subs's output; held entries with nheads heads each). */
+void shoal__wire_put_subs(shoal__mpw *w, const shoal__wsub *subs, size_t n);
+void shoal__wire_put_held_header(shoal__mpw *w, size_t n);
+void shoal__wire_put_held(shoal__mpw *w, const shoal__wheld *h);
 int shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs, size_t len);
 int shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
                     const shoal__vventry *delta, size_t ndelta);

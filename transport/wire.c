@@ -52,6 +52,98 @@ shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const sho
     return w.err;
 }
 
+void
+shoal__wire_put_subs(shoal__mpw *w, const shoal__wsub *subs, size_t n)
+{
+    shoal__mpw_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        shoal__mpw_array(w, 4);
+        shoal__mpw_str(w, subs[i].name, subs[i].nlen);
+        shoal__mpw_str(w, subs[i].coll, subs[i].clen);
+        shoal__mpw_str(w, subs[i].where, subs[i].wlen);
+        shoal__mpw_bin(w, subs[i].params, subs[i].plen);
+    }
+}
+
+void
+shoal__wire_put_held_header(shoal__mpw *w, size_t n)
+{
+    shoal__mpw_array(w, (uint32_t)n);
+}
+
+void
+shoal__wire_put_held(shoal__mpw *w, const shoal__wheld *h)
+{
+    shoal__mpw_array(w, 3);
+    shoal__mpw_str(w, h->coll, h->clen);
+    shoal__mpw_str(w, h->id, h->idlen);
+    shoal__mpw_bin(w, h->heads, h->nheads * SHOAL__ID_BYTES);
+}
+
+int
+shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
+                   size_t n, const uint8_t *subs_held, size_t len)
+{
+    size_t start = out->len;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_uint(&w, SHOAL__F_HELLO);
+    shoal__mpw_uint(&w, SHOAL__PROTO_PARTIAL);
+    shoal__mpw_bin(&w, key, SHOAL_KEY_BYTES);
+    put_entries(&w, vv, n);
+    if (!w.err)
+        w.err = shoal__buf_append(out, subs_held, len);
+    if (!w.err && out->len - start > SHOAL__MAX_FRAME) {
+        out->len = start;
+        return SHOAL_ETOOBIG;
+    }
+    return w.err;
+}
+
+int
+shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len)
+{
+    size_t start = out->len;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 3);
+    shoal__mpw_uint(&w, SHOAL__F_SUBSCRIBE);
+    if (!w.err)
+        w.err = shoal__buf_append(out, subs_held, len);
+    if (!w.err && out->len - start > SHOAL__MAX_FRAME) {
+        out->len = start;
+        return SHOAL_ETOOBIG;
+    }
+    return w.err;
+}
+
+int
+shoal__wire_leave(shoal__buf *out, const uint8_t *coll, size_t clen, const uint8_t *id,
+                  size_t idlen, uint64_t reason, const uint8_t *at)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 5);
+    shoal__mpw_uint(&w, SHOAL__F_LEAVE);
+    shoal__mpw_str(&w, coll, clen);
+    shoal__mpw_str(&w, id, idlen);
+    shoal__mpw_uint(&w, reason);
+    shoal__mpw_bin(&w, at, at ? SHOAL__ID_BYTES : 0);
+    return w.err;
+}
+
+int
+shoal__wire_complete(shoal__buf *out, uint64_t set)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__F_COMPLETE);
+    shoal__mpw_uint(&w, set);
+    return w.err;
+}
+
 int
 shoal__wire_batch(shoal__buf *out, uint64_t n, size_t count, const uint8_t *envs, size_t len)
 {
@@ -135,6 +227,77 @@ get_entries(shoal__mpr *r, uint32_t max, shoal__frame *f)
     return r->err;
 }
 
+/* A name the store accepts: 1..max bytes, no NUL byte. */
+static bool
+name_ok(const uint8_t *p, size_t n, size_t max)
+{
+    return n >= 1 && n <= max && !memchr(p, 0, n);
+}
+
+/* The subscription set and the held-document summary (HELLO version 2,
+ * SUBSCRIBE).  Names are checked here (bounds, no NUL); the predicates
+ * and parameters are the host's to compile. */
+static int
+get_subs(shoal__mpr *r, shoal__frame *f)
+{
+    /* [str, str, str, bin]: 1 + 2 + 2 + 1 + 2 bytes at the smallest */
+    uint32_t n = shoal__mpr_array(r, SHOAL__MAX_SUBS, 8);
+    if (r->err)
+        return r->err;
+    if (n) {
+        f->subs = shoal__calloc(n, sizeof *f->subs);
+        if (!f->subs)
+            return SHOAL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        shoal__wsub *e = &f->subs[i];
+        uint32_t k = shoal__mpr_array(r, 4, 1);
+        if (!r->err && k != 4)
+            return SHOAL_EPROTO;
+        e->nlen = shoal__mpr_str(r, &e->name, SHOAL__MAX_SUB_NAME);
+        e->clen = shoal__mpr_str(r, &e->coll, SHOAL_MAX_COLLECTION);
+        e->wlen = shoal__mpr_str(r, &e->where, SHOAL__MAX_SUB_TEXT);
+        e->plen = shoal__mpr_bin(r, &e->params, SHOAL__MAX_SUB_PARAMS);
+        if (r->err)
+            break;
+        if (!name_ok(e->name, e->nlen, SHOAL__MAX_SUB_NAME) ||
+            !name_ok(e->coll, e->clen, SHOAL_MAX_COLLECTION))
+            return SHOAL_EPROTO;
+        for (uint32_t j = 0; j < i; j++)
+            if (f->subs[j].nlen == e->nlen && memcmp(f->subs[j].name, e->name, e->nlen) == 0)
+                return SHOAL_EPROTO; /* one name twice */
+        f->nsubs++;
+    }
+    if (r->err)
+        return r->err;
+    /* [str, str, bin]: 1 + 2 + 2 + 1 bytes at the smallest */
+    n = shoal__mpr_array(r, SHOAL__MAX_HELD, 6);
+    if (r->err)
+        return r->err;
+    if (n) {
+        f->held = shoal__calloc(n, sizeof *f->held);
+        if (!f->held)
+            return SHOAL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        shoal__wheld *e = &f->held[i];
+        uint32_t k = shoal__mpr_array(r, 3, 1);
+        if (!r->err && k != 3)
+            return SHOAL_EPROTO;
+        e->clen = shoal__mpr_str(r, &e->coll, SHOAL_MAX_COLLECTION);
+        e->idlen = shoal__mpr_str(r, &e->id, SHOAL_MAX_DOC_ID);
+        size_t hl = shoal__mpr_bin(r, &e->heads, SHOAL__MAX_HEADS * SHOAL__ID_BYTES);
+        if (r->err)
+            break;
+        if (!name_ok(e->coll, e->clen, SHOAL_MAX_COLLECTION) ||
+            !name_ok(e->id, e->idlen, SHOAL_MAX_DOC_ID) || hl % SHOAL__ID_BYTES != 0)
+            return SHOAL_EPROTO;
+        e->nheads = hl / SHOAL__ID_BYTES;
+        f->nheld++;
+    }
+    return r->err;
+}
+
 /* The array header must declare exactly want items. */
 static int
 expect_items(uint32_t got, uint32_t want)
@@ -165,9 +328,9 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         f->version = shoal__mpr_uint(r);
         if (r->err)
             return r->err;
-        if (f->version != SHOAL__PROTO_VERSION)
+        if (f->version != SHOAL__PROTO_VERSION && f->version != SHOAL__PROTO_PARTIAL)
             return SHOAL_EVERSION;
-        if ((err = expect_items(items, 4)))
+        if ((err = expect_items(items, f->version == SHOAL__PROTO_VERSION ? 4 : 6)))
             return err;
         const uint8_t *k;
         size_t kl = shoal__mpr_bin(r, &k, SHOAL_KEY_BYTES);
@@ -177,8 +340,41 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
             return SHOAL_EPROTO;
         f->key = k;
         err = get_entries(r, SHOAL__MAX_VV, f);
+        if (!err && f->version == SHOAL__PROTO_PARTIAL)
+            err = get_subs(r, f);
         break;
     }
+    case SHOAL__F_SUBSCRIBE:
+        f->type = SHOAL__F_SUBSCRIBE;
+        if ((err = expect_items(items, 3)))
+            return err;
+        err = get_subs(r, f);
+        break;
+    case SHOAL__F_LEAVE: {
+        f->type = SHOAL__F_LEAVE;
+        if ((err = expect_items(items, 5)))
+            return err;
+        f->clen = shoal__mpr_str(r, &f->coll, SHOAL_MAX_COLLECTION);
+        f->idlen = shoal__mpr_str(r, &f->id, SHOAL_MAX_DOC_ID);
+        f->reason = shoal__mpr_uint(r);
+        const uint8_t *at;
+        size_t al = shoal__mpr_bin(r, &at, SHOAL__ID_BYTES);
+        if (r->err)
+            return r->err;
+        if (!name_ok(f->coll, f->clen, SHOAL_MAX_COLLECTION) ||
+            !name_ok(f->id, f->idlen, SHOAL_MAX_DOC_ID) || (al != 0 && al != SHOAL__ID_BYTES))
+            return SHOAL_EPROTO;
+        f->at = al ? at : NULL;
+        break;
+    }
+    case SHOAL__F_COMPLETE:
+        f->type = SHOAL__F_COMPLETE;
+        if ((err = expect_items(items, 2)))
+            return err;
+        f->set = shoal__mpr_uint(r);
+        if (!r->err && f->set == 0)
+            return SHOAL_EPROTO;
+        break;
     case SHOAL__F_BATCH:
         f->type = SHOAL__F_BATCH;
         if ((err = expect_items(items, 4)))
@@ -229,5 +425,7 @@ void
 shoal__frame_clear(shoal__frame *f)
 {
     shoal__free(f->entries);
+    shoal__free(f->subs);
+    shoal__free(f->held);
     memset(f, 0, sizeof *f);
 }

@@ -177,7 +177,7 @@ on_frame(shoal__engine *e, lnk *l, sess *s, const uint8_t *f, size_t n)
 static bool
 is_hello(const uint8_t *f, size_t n)
 {
-    return n >= 2 && f[0] == 0x94 && f[1] == SHOAL__F_HELLO;
+    return n >= 2 && (f[0] == 0x94 || f[0] == 0x96) && f[1] == SHOAL__F_HELLO;
 }
 
 /* The session a message on listener l goes to, or NULL to drop it.

@@ -603,9 +603,12 @@ test_malformed(void)
     tb[hb.len] = 0xc0;
     expect_reject(&a, &b, false, tb, hb.len + 1, SHOAL_EPROTO);
     free(tb);
-    /* Unknown version (HELLO [1, 2, ...]). */
+    /* Unknown version (HELLO [1, 3, ...]). */
+    uint8_t v3[] = { 0x94, 0x01, 0x03, 0xc0, 0x90 };
+    expect_reject(&a, &b, false, v3, sizeof v3, SHOAL_EVERSION);
+    /* Version 2 (a partial replica's) with the items of version 1. */
     uint8_t v2[] = { 0x94, 0x01, 0x02, 0xc0, 0x90 };
-    expect_reject(&a, &b, false, v2, sizeof v2, SHOAL_EVERSION);
+    expect_reject(&a, &b, false, v2, sizeof v2, SHOAL_EPROTO);
     /* Unknown frame type, not an array, empty. */
     uint8_t t9[] = { 0x91, 0x09 };
     expect_reject(&a, &b, true, t9, sizeof t9, SHOAL_EPROTO);

@@ -1,0 +1,819 @@
+/*
+ * core/feed.c - what a partial peer receives from us: one feed per session
+ * whose peer holds subscriptions (docs/protocol.md, "Partial replicas").
+ *
+ * We decide per document on our own current state: a document is in the
+ * peer's view when it is live and matches at least one of the peer's
+ * subscriptions.  The feed goes through three phases:
+ *
+ *   build    (one call) run each subscription as a query on a snapshot (the
+ *            planner's indexes serve it) and note the log's end there;
+ *            documents the peer's summary names that we hold but that no
+ *            longer match are to leave;
+ *   initial  for each document in view, the changes the peer lacks (not
+ *            in the causal past of the heads its summary gave, not its own
+ *            changes), in log order, which is causal; a document deleted
+ *            here that the peer holds gets its missing changes (the delete
+ *            among them) and then LEAVE; then COMPLETE;
+ *   live     walk the log from the end noted at build: a change to a
+ *            document in view is sent (STAY: a delete too, followed by
+ *            LEAVE); a document that starts matching is sent whole
+ *            (ENTER); one that stops matching gets LEAVE.
+ *
+ * inview maps each document the peer holds in its view (as far as we
+ * know) to the log's last position when we sent its changes: the live walk
+ * skips its changes at or below it, as they went with it.  The peer's own
+ * changes (author = the peer, seq <= what it holds) are never sent back.
+ *
+ * Every call takes r->mu (judging a document may read it through the
+ * document cache) and reads one snapshot; one call examines at most
+ * SHOAL__HOST_SCAN log positions, like next_changes.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+enum {
+    PH_BUILD = 0,
+    PH_INITIAL = 1,
+    PH_LIVE = 2
+};
+
+typedef struct fkey {
+    uint8_t *key; /* "coll\0id", owned */
+    size_t klen;
+    uint8_t what; /* W_SEND, W_SEND_LEAVE, W_LEAVE */
+} fkey;
+
+enum {
+    W_SEND = 0,
+    W_SEND_LEAVE = 1,
+    W_LEAVE = 2
+};
+
+typedef struct fsub {
+    shoal_query *q;
+    const char *coll; /* into q */
+    size_t clen;
+} fsub;
+
+struct shoal__feed {
+    shoal_replica *r;
+    uint8_t peer[SHOAL_KEY_BYTES];
+    uint64_t peer_seq;
+    fsub *subs;
+    size_t nsubs;
+    shoal__map held;   /* key -> owned heads block: u32 n | n x 32 */
+    shoal__map inview; /* key -> (uintptr_t)(upto + 1) */
+    int phase;
+    fkey *list; /* initial phase: documents to send or to leave */
+    size_t nlist, caplist, at;
+    /* The document being sent: positions still to send, ascending. */
+    uint64_t *cpos;
+    size_t ncpos, cat, capcpos;
+    uint8_t ckey[SHOAL__DOCKEY_MAX];
+    size_t cklen;
+    bool cleave; /* LEAVE it once its changes are out */
+    bool leave_due; /* ckey's LEAVE is the next thing to send */
+    uint8_t leave_at[SHOAL__ID_BYTES];
+    bool leave_has_at;
+    uint64_t cursor; /* live: next log position */
+    shoal__qscratch sc;
+    shoal__map anc; /* scratch: ancestors of the peer's heads */
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static void
+free_val(void *v)
+{
+    shoal__free(v);
+}
+
+static uintptr_t
+inview_get(const shoal__feed *f, const uint8_t *key, size_t klen, bool *has)
+{
+    void *v = shoal__map_get(&f->inview, key, klen);
+    *has = v != NULL;
+    return v ? (uintptr_t)v - 1 : 0;
+}
+
+/* The body's seq, deps, coll and doc without decoding its ops. */
+static int
+peek_body(const uint8_t *body, size_t blen, uint64_t *seq, const uint8_t **deps, size_t *ndeps,
+          const uint8_t **coll, size_t *clen, const uint8_t **doc, size_t *dlen)
+{
+    shoal__mpr rd, *m = &rd;
+    shoal__mpr_init(m, body, blen);
+    uint32_t items = shoal__mpr_array(m, 8, 1);
+    *seq = shoal__mpr_uint(m);
+    (void)shoal__mpr_uint(m);
+    uint32_t nd = shoal__mpr_array(m, 1024, 34);
+    const uint8_t *first = NULL;
+    for (uint32_t i = 0; i < nd && !m->err; i++) {
+        const uint8_t *d;
+        size_t dl = shoal__mpr_bin(m, &d, SHOAL__ID_BYTES);
+        if (dl != SHOAL__ID_BYTES)
+            return SHOAL_ECORRUPT;
+        if (i == 0)
+            first = d;
+    }
+    *clen = shoal__mpr_str(m, coll, SHOAL_MAX_COLLECTION);
+    *dlen = shoal__mpr_str(m, doc, SHOAL_MAX_DOC_ID);
+    if (m->err || items != 8)
+        return SHOAL_ECORRUPT;
+    /* Each dep is "c4 20" then 32 bytes: the ids lie 34 bytes apart. */
+    *deps = first;
+    *ndeps = nd;
+    return SHOAL_OK;
+}
+
+static const uint8_t *
+dep_at(const uint8_t *deps, size_t i)
+{
+    return deps + i * (SHOAL__ID_BYTES + 2);
+}
+
+/* Whether the live document (coll, id) matches one of the peer's
+ * subscriptions in snapshot t; *alive: it is live here. */
+static int
+judge(shoal__feed *f, shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+      size_t idlen, bool *match)
+{
+    *match = false;
+    bool any = false;
+    for (size_t i = 0; i < f->nsubs && !any; i++)
+        any = f->subs[i].clen == clen && memcmp(f->subs[i].coll, coll, clen) == 0;
+    if (!any)
+        return SHOAL_OK;
+    shoal__sval v;
+    int err = shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
+    if (err == SHOAL_ENOTFOUND)
+        return SHOAL_OK;
+    if (err)
+        return err;
+    for (size_t i = 0; i < f->nsubs && !*match; i++) {
+        const fsub *s = &f->subs[i];
+        if (s->clen != clen || memcmp(s->coll, coll, clen) != 0)
+            continue;
+        const char *c;
+        size_t cl;
+        const shoal__query *q = shoal__query_of(s->q, &c, &cl);
+        err = shoal__query_judge(f->r, t, q, c, cl, id, idlen, &v, &f->sc, false, match);
+        if (err)
+            return err;
+    }
+    return SHOAL_OK;
+}
+
+static bool
+in_subs_coll(const shoal__feed *f, const uint8_t *coll, size_t clen)
+{
+    for (size_t i = 0; i < f->nsubs; i++)
+        if (f->subs[i].clen == clen && memcmp(f->subs[i].coll, coll, clen) == 0)
+            return true;
+    return false;
+}
+
+/* Mark in f->anc every change of ours in the causal past of the peer's
+ * heads for key (the heads included), following deps within the
+ * document. */
+static int
+ancestors(shoal__feed *f, shoal__stxn *t, const uint8_t *heads, size_t nheads)
+{
+    shoal__map_reset(&f->anc);
+    uint8_t(*stack)[SHOAL__ID_BYTES] = NULL;
+    size_t n = 0, cap = 0;
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i <= nheads; i++) {
+        const uint8_t *start = i < nheads ? heads + i * SHOAL__ID_BYTES : NULL;
+        if (start) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                void *p = shoal__realloc(stack, cap * sizeof *stack);
+                if (!p) {
+                    err = SHOAL_ENOMEM;
+                    break;
+                }
+                stack = p;
+            }
+            memcpy(stack[n++], start, SHOAL__ID_BYTES);
+        }
+        while (!err && n > 0) {
+            uint8_t id[SHOAL__ID_BYTES];
+            memcpy(id, stack[--n], SHOAL__ID_BYTES);
+            if (shoal__map_get(&f->anc, id, SHOAL__ID_BYTES))
+                continue;
+            shoal__sval env;
+            err = shoal__stxn_change_get(t, id, &env);
+            if (err == SHOAL_ENOTFOUND) {
+                err = SHOAL_OK; /* the peer holds a change we lack */
+                continue;
+            }
+            if (err)
+                break;
+            err = shoal__map_put(&f->anc, id, SHOAL__ID_BYTES, (void *)1);
+            size_t elen, blen;
+            const uint8_t *body, *deps, *coll, *doc;
+            size_t ndeps, clen, dlen;
+            uint64_t seq;
+            if (!err && (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
+                         peek_body(body, blen, &seq, &deps, &ndeps, &coll, &clen, &doc, &dlen)))
+                err = SHOAL_ECORRUPT;
+            for (size_t d = 0; !err && d < ndeps; d++) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    void *p = shoal__realloc(stack, cap * sizeof *stack);
+                    if (!p) {
+                        err = SHOAL_ENOMEM;
+                        break;
+                    }
+                    stack = p;
+                }
+                memcpy(stack[n++], dep_at(deps, d), SHOAL__ID_BYTES);
+            }
+        }
+    }
+    shoal__free(stack);
+    return err;
+}
+
+static int
+pos_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Make key's changes that the peer lacks the document being sent: its
+ * chain walked back from the newest change, minus what the peer's summary
+ * heads cover and the peer's own changes, in log order.  Records key in
+ * inview (unless leave) with the log's last position in t.  *nothing:
+ * the document is not here (nothing to send). */
+static int
+start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool leave)
+{
+    const uint8_t *nul = memchr(key, 0, klen);
+    const uint8_t *coll = key, *id = nul + 1;
+    size_t clen = (size_t)(nul - key), idlen = klen - clen - 1;
+    f->ncpos = f->cat = 0;
+    memcpy(f->ckey, key, klen);
+    f->cklen = klen;
+    f->cleave = leave;
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
+    if (err == SHOAL_ENOTFOUND) {
+        f->cleave = false;
+        return SHOAL_OK;
+    }
+    if (err)
+        return err;
+    shoal__dmeta m;
+    err = shoal__dmeta_parse(mv.p, mv.len, &m);
+    if (err)
+        return err;
+    /* What the peer holds of it: nothing, or the heads of its summary
+     * (the same heads as ours: nothing to send). */
+    const uint8_t *hb = shoal__map_get(&f->held, key, klen);
+    size_t nh = 0;
+    const uint8_t *heads = NULL;
+    if (hb) {
+        nh = shoal__be32_get(hb);
+        heads = hb + 4;
+    }
+    bool same = hb && nh == m.nheads && memcmp(heads, m.heads, nh * SHOAL__ID_BYTES) == 0;
+    if (!err && hb && !same)
+        err = ancestors(f, t, heads, nh);
+    uint64_t pos = same ? 0 : m.last_pos;
+    for (uint64_t steps = 0; !err && pos != 0; steps++) {
+        if (steps > m.nchanges + 64) {
+            err = SHOAL_ECORRUPT;
+            break;
+        }
+        shoal__sval env;
+        uint64_t link;
+        bool dead;
+        uint8_t cid[SHOAL__ID_BYTES];
+        err = shoal__stxn_log_entry(t, pos, &env, &link, &dead, cid);
+        if (err)
+            break;
+        bool skip = dead || (hb && shoal__map_get(&f->anc, cid, SHOAL__ID_BYTES));
+        if (!skip && memcmp(shoal__envelope_author(env.p), f->peer, SHOAL_KEY_BYTES) == 0) {
+            size_t elen, blen;
+            const uint8_t *body;
+            uint64_t seq;
+            if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
+                shoal__change_peek(body, blen, &seq, NULL))
+                err = SHOAL_ECORRUPT;
+            skip = seq <= f->peer_seq;
+        }
+        if (!err && !skip) {
+            if (f->ncpos == f->capcpos) {
+                size_t cap = f->capcpos ? f->capcpos * 2 : 64;
+                uint64_t *p = shoal__realloc(f->cpos, cap * sizeof *p);
+                if (!p) {
+                    err = SHOAL_ENOMEM;
+                    break;
+                }
+                f->cpos = p;
+                f->capcpos = cap;
+            }
+            f->cpos[f->ncpos++] = pos;
+        }
+        pos = link;
+    }
+    shoal__dmeta_clear(&m);
+    if (err)
+        return err;
+    qsort(f->cpos, f->ncpos, sizeof *f->cpos, pos_cmp);
+    /* It is the peer's now (or, to leave, no longer). */
+    free_val(shoal__map_take(&f->held, key, klen));
+    if (leave)
+        return SHOAL_OK;
+    uint64_t last = 0;
+    err = shoal__stxn_log_last(t, &last, NULL);
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    if (!err)
+        err = shoal__map_put(&f->inview, key, klen, (void *)(uintptr_t)(last + 1));
+    return err;
+}
+
+/* ------------------------------------------------------------- building */
+
+typedef struct build_ctx {
+    shoal__feed *f;
+    shoal__map set; /* keys listed */
+    const char *coll;
+    size_t clen;
+    int err;
+} build_ctx;
+
+static int
+list_add(shoal__feed *f, const uint8_t *key, size_t klen, uint8_t what)
+{
+    if (f->nlist == f->caplist) {
+        size_t cap = f->caplist ? f->caplist * 2 : 64;
+        fkey *p = shoal__realloc(f->list, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        f->list = p;
+        f->caplist = cap;
+    }
+    uint8_t *k = shoal__malloc(klen);
+    if (!k)
+        return SHOAL_ENOMEM;
+    memcpy(k, key, klen);
+    f->list[f->nlist++] = (fkey){ k, klen, what };
+    return SHOAL_OK;
+}
+
+static int
+build_cb(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg)
+{
+    (void)s;
+    build_ctx *b = arg;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, (const uint8_t *)b->coll, b->clen, id, idlen);
+    if (shoal__map_get(&b->set, key, klen))
+        return 0;
+    int err = shoal__map_put(&b->set, key, klen, (void *)1);
+    if (!err)
+        err = list_add(b->f, key, klen, W_SEND);
+    return err;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+    const fkey *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->klen < y->klen ? -1 : x->klen > y->klen);
+}
+
+static int
+build(shoal__feed *f, shoal__stxn *t)
+{
+    build_ctx b = { .f = f };
+    shoal__map_init(&b.set);
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < f->nsubs; i++) {
+        b.coll = f->subs[i].coll;
+        b.clen = f->subs[i].clen;
+        err = shoal__query_each(f->r, t, f->subs[i].q, build_cb, &b);
+    }
+    /* What the peer holds that is not in view here. */
+    for (size_t i = 0; !err && i < f->held.cap; i++) {
+        const uint8_t *key = f->held.s[i].key;
+        size_t klen = f->held.s[i].klen;
+        if (!key || shoal__map_get(&b.set, key, klen))
+            continue;
+        const uint8_t *nul = memchr(key, 0, klen);
+        size_t clen = (size_t)(nul - key);
+        shoal__sval mv;
+        err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK; /* not ours to judge: the peer's own, or out of our scope */
+            continue;
+        }
+        if (err)
+            break;
+        shoal__dmeta m;
+        err = shoal__dmeta_parse(mv.p, mv.len, &m);
+        if (err)
+            break;
+        /* A delete reaches the peer before the document leaves. */
+        bool deleted = m.deleted;
+        shoal__dmeta_clear(&m);
+        err = list_add(f, key, klen, deleted ? W_SEND_LEAVE : W_LEAVE);
+    }
+    shoal__map_clear(&b.set, NULL);
+    if (err)
+        return err;
+    if (f->nlist > 1)
+        qsort(f->list, f->nlist, sizeof *f->list, key_cmp);
+    uint64_t last = 0;
+    err = shoal__stxn_log_last(t, &last, NULL);
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    f->cursor = last + 1;
+    f->phase = PH_INITIAL;
+    return err;
+}
+
+/* ------------------------------------------------------------- sending */
+
+typedef struct next_ctx {
+    shoal__feed *f;
+    size_t max_changes, max_bytes;
+    shoal__buf *envs;
+    shoal__feed_out *out;
+    uint64_t top; /* the highest log position sent */
+} next_ctx;
+
+static bool
+batch_full(const next_ctx *x, size_t len)
+{
+    return x->out->count >= x->max_changes ||
+           (x->out->count > 0 && x->envs->len + len > x->max_bytes);
+}
+
+/* Send the current document's positions while the batch has room; true
+ * when they are all out. */
+static int
+send_current(next_ctx *x, shoal__stxn *t, bool *done)
+{
+    shoal__feed *f = x->f;
+    *done = false;
+    while (f->cat < f->ncpos) {
+        shoal__sval env;
+        int err = shoal__stxn_log_get(t, f->cpos[f->cat], &env, NULL);
+        if (err == SHOAL_ENOTFOUND) { /* evicted meanwhile */
+            f->cat++;
+            continue;
+        }
+        if (err)
+            return err;
+        if (batch_full(x, env.len))
+            return SHOAL_OK;
+        err = shoal__buf_append(x->envs, env.p, env.len);
+        if (err)
+            return err;
+        if (f->cpos[f->cat] > x->top)
+            x->top = f->cpos[f->cat];
+        x->out->count++;
+        f->cat++;
+    }
+    if (f->cleave) {
+        f->leave_due = true;
+        f->leave_has_at = false;
+        f->cleave = false;
+    }
+    *done = true;
+    return SHOAL_OK;
+}
+
+static void
+emit_leave(shoal__feed *f, shoal__feed_out *o)
+{
+    const uint8_t *nul = memchr(f->ckey, 0, f->cklen);
+    o->kind = SHOAL__FEED_LEAVE;
+    o->clen = (size_t)(nul - f->ckey);
+    memcpy(o->coll, f->ckey, o->clen);
+    o->idlen = f->cklen - o->clen - 1;
+    memcpy(o->id, nul + 1, o->idlen);
+    o->reason = SHOAL__LEAVE_NOMATCH;
+    o->has_at = f->leave_has_at;
+    memcpy(o->at, f->leave_at, SHOAL__ID_BYTES);
+    f->leave_due = false;
+    free_val(shoal__map_take(&f->held, f->ckey, f->cklen));
+    (void)shoal__map_take(&f->inview, f->ckey, f->cklen);
+}
+
+static int
+initial_step(next_ctx *x, shoal__stxn *t)
+{
+    shoal__feed *f = x->f;
+    for (;;) {
+        if (f->cat < f->ncpos || f->cleave) {
+            bool done;
+            int err = send_current(x, t, &done);
+            if (err || !done)
+                return err;
+        }
+        if (f->leave_due) {
+            if (x->out->count == 0)
+                emit_leave(f, x->out);
+            return SHOAL_OK;
+        }
+        if (f->at == f->nlist) {
+            if (x->out->count == 0) {
+                x->out->kind = SHOAL__FEED_COMPLETE;
+                f->phase = PH_LIVE;
+            }
+            return SHOAL_OK;
+        }
+        fkey *k = &f->list[f->at++];
+        if (k->what == W_LEAVE) {
+            memcpy(f->ckey, k->key, k->klen);
+            f->cklen = k->klen;
+            f->ncpos = f->cat = 0;
+            f->leave_due = true;
+            f->leave_has_at = false;
+            continue;
+        }
+        int err = start_doc(f, t, k->key, k->klen, k->what == W_SEND_LEAVE);
+        if (err)
+            return err;
+    }
+}
+
+typedef struct live_ctx {
+    next_ctx *x;
+    shoal__stxn *t;
+    size_t examined;
+    int err;
+    bool stop;
+} live_ctx;
+
+static int
+live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
+{
+    live_ctx *c = arg;
+    next_ctx *x = c->x;
+    shoal__feed *f = x->f;
+    if (c->examined >= SHOAL__HOST_SCAN || batch_full(x, env->len)) {
+        c->stop = true;
+        return 1;
+    }
+    c->examined++;
+    size_t elen, blen, ndeps, clen, dlen;
+    const uint8_t *body, *deps, *coll, *doc;
+    uint64_t seq;
+    if (shoal__envelope_parse(env->p, env->len, &elen, &body, &blen) ||
+        peek_body(body, blen, &seq, &deps, &ndeps, &coll, &clen, &doc, &dlen)) {
+        c->err = SHOAL_ECORRUPT;
+        return 1;
+    }
+    f->cursor = pos + 1;
+    if (!in_subs_coll(f, coll, clen))
+        return 0;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, doc, dlen);
+    bool has;
+    uintptr_t upto = inview_get(f, key, klen, &has);
+    bool match;
+    c->err = judge(f, c->t, coll, clen, doc, dlen, &match);
+    if (c->err)
+        return 1;
+    bool own = memcmp(shoal__envelope_author(env->p), f->peer, SHOAL_KEY_BYTES) == 0 &&
+               seq <= f->peer_seq;
+    if (has) {
+        bool alive = true;
+        if (!match) {
+            shoal__sval mv;
+            int err = shoal__stxn_doc_get(c->t, coll, clen, doc, dlen, &mv);
+            if (!err) {
+                shoal__dmeta m;
+                err = shoal__dmeta_parse(mv.p, mv.len, &m);
+                if (!err)
+                    alive = !m.deleted;
+                shoal__dmeta_clear(&m);
+            }
+            if (err && err != SHOAL_ENOTFOUND) {
+                c->err = err;
+                return 1;
+            }
+        }
+        /* STAY (a delete included: it must reach every holder). */
+        if ((match || !alive) && pos > upto && !own) {
+            c->err = shoal__buf_append(x->envs, env->p, env->len);
+            if (c->err)
+                return 1;
+            x->out->count++;
+            if (pos > x->top)
+                x->top = pos;
+        }
+        if (!match) {
+            /* LEAVE, after the batch that holds the delete if any. */
+            memcpy(f->ckey, key, klen);
+            f->cklen = klen;
+            f->ncpos = f->cat = 0;
+            f->leave_due = true;
+            f->leave_has_at = true;
+            memcpy(f->leave_at, cid, SHOAL__ID_BYTES);
+            (void)shoal__map_take(&f->inview, key, klen);
+            c->stop = true;
+            return 1;
+        }
+        return 0;
+    }
+    if (!match)
+        return 0;
+    /* ENTER: the whole document (what the peer lacks of it). */
+    c->err = start_doc(f, c->t, key, klen, false);
+    c->stop = true;
+    return 1;
+}
+
+static int
+live_step(next_ctx *x, shoal__stxn *t)
+{
+    shoal__feed *f = x->f;
+    for (;;) {
+        if (f->cat < f->ncpos) {
+            bool done;
+            int err = send_current(x, t, &done);
+            if (err || !done)
+                return err;
+        }
+        if (f->leave_due) {
+            if (x->out->count == 0)
+                emit_leave(f, x->out);
+            return SHOAL_OK;
+        }
+        live_ctx c = { .x = x, .t = t };
+        uint64_t from = f->cursor;
+        int err = shoal__stxn_log_scan(t, f->cursor, live_cb, &c);
+        if (c.err)
+            return c.err;
+        if (err)
+            return err;
+        if (f->cat < f->ncpos || f->leave_due)
+            continue; /* an ENTER or a LEAVE to send */
+        /* A look that found nothing but moved on: the session asks again
+         * (r->mu is free in between), as for next_changes. */
+        x->out->moved = f->cursor != from;
+        return SHOAL_OK;
+    }
+}
+
+typedef struct step_ctx {
+    next_ctx *x;
+} step_ctx;
+
+static int
+step_fn(shoal__stxn *t, void *arg)
+{
+    next_ctx *x = arg;
+    shoal__feed *f = x->f;
+    int err = SHOAL_OK;
+    if (f->phase == PH_BUILD)
+        err = build(f, t);
+    if (!err && f->phase == PH_INITIAL)
+        err = initial_step(x, t);
+    if (!err && f->phase == PH_LIVE && x->out->kind == SHOAL__FEED_NONE)
+        err = live_step(x, t);
+    return err;
+}
+
+int
+shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t max_bytes,
+                 shoal__buf *envs, shoal__feed_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (max_changes == 0)
+        return SHOAL_OK;
+    size_t start = envs->len;
+    next_ctx x = { f, max_changes, max_bytes, envs, out, 0 };
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, step_fn, &x);
+    pthread_mutex_unlock(&r->mu);
+    if (!err && out->count > 0)
+        out->kind = SHOAL__FEED_BATCH;
+    /* Only durable changes leave (as in next_changes). */
+    if (!err && out->count > 0 && !r->opt.durable && x.top >= atomic_load(&r->synced_pos)) {
+        err = shoal__store_flush(r->store);
+        if (!err) {
+            uint64_t had = atomic_load(&r->synced_pos);
+            while (had < x.top + 1 && !atomic_compare_exchange_weak(&r->synced_pos, &had, x.top + 1))
+                ;
+        }
+    }
+    if (err) {
+        envs->len = start;
+        memset(out, 0, sizeof *out);
+    }
+    return err;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+void
+shoal__feed_free(shoal__feed *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->nsubs; i++)
+        shoal_query_free(f->subs[i].q);
+    shoal__free(f->subs);
+    shoal__map_clear(&f->held, free_val);
+    shoal__map_clear(&f->inview, NULL);
+    shoal__map_clear(&f->anc, NULL);
+    for (size_t i = 0; i < f->nlist; i++)
+        shoal__free(f->list[i].key);
+    shoal__free(f->list);
+    shoal__free(f->cpos);
+    shoal__qscratch_free(&f->sc);
+    shoal__free(f);
+}
+
+int
+shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
+                const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                shoal__feed **out)
+{
+    *out = NULL;
+    shoal__feed *f = shoal__calloc(1, sizeof *f);
+    if (!f)
+        return SHOAL_ENOMEM;
+    f->r = r;
+    memcpy(f->peer, peer, SHOAL_KEY_BYTES);
+    f->peer_seq = peer_seq;
+    shoal__map_init(&f->held);
+    shoal__map_init(&f->inview);
+    shoal__map_init(&f->anc);
+    int err = SHOAL_OK;
+    if (nsubs) {
+        f->subs = shoal__calloc(nsubs, sizeof *f->subs);
+        if (!f->subs)
+            err = SHOAL_ENOMEM;
+    }
+    for (size_t i = 0; !err && i < nsubs; i++) {
+        char msg[8];
+        fsub *s = &f->subs[i];
+        err = shoal__query_compile((const char *)subs[i].coll, subs[i].clen,
+                                   (const char *)subs[i].where, subs[i].wlen, &s->q, msg,
+                                   sizeof msg);
+        if (!err)
+            err = shoal__query_params_decode(s->q, subs[i].params, subs[i].plen);
+        if (!err)
+            err = shoal__query_check_bound(s->q);
+        if (!err) {
+            (void)shoal__query_of(s->q, &s->coll, &s->clen);
+            f->nsubs = i + 1;
+        } else if (s->q) {
+            shoal_query_free(s->q);
+            s->q = NULL;
+        }
+    }
+    for (size_t i = 0; !err && i < nheld; i++) {
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, held[i].coll, held[i].clen, held[i].id, held[i].idlen);
+        uint8_t *hb = shoal__malloc(4 + held[i].nheads * SHOAL__ID_BYTES);
+        if (!hb) {
+            err = SHOAL_ENOMEM;
+            break;
+        }
+        shoal__be32_put(hb, (uint32_t)held[i].nheads);
+        if (held[i].nheads)
+            memcpy(hb + 4, held[i].heads, held[i].nheads * SHOAL__ID_BYTES);
+        free_val(shoal__map_take(&f->held, key, klen));
+        err = shoal__map_put(&f->held, key, klen, hb);
+        if (err)
+            shoal__free(hb);
+    }
+    if (err) {
+        shoal__feed_free(f);
+        /* A predicate that does not compile is the peer's bad input. */
+        return err == SHOAL_ENOMEM ? err : SHOAL_EPROTO;
+    }
+    *out = f;
+    return SHOAL_OK;
+}
+
+void
+shoal__feed_peer_seq(shoal__feed *f, uint64_t seq)
+{
+    if (seq > f->peer_seq)
+        f->peer_seq = seq;
+}
+
+uint64_t
+shoal__feed_docs(const shoal__feed *f)
+{
+    return f->inview.n;
+}

@@ -1,0 +1,1011 @@
+/*
+ * core/subs.c - subscriptions: what a partial replica holds, and how it
+ * lets go of what leaves its view (docs/sync.md).
+ *
+ * A replica with no subscription is full and syncs everything.  One with
+ * at least one is partial: its peers send it the documents that match any
+ * of its subscriptions on their own state (core/feed.c does that for our
+ * peers), and it evicts a document that leaves its view.  The set is kept
+ * whole in meta "subs":
+ *
+ *   [next, [[name str, coll str, where str, params bin, since, complete bool] ...]]
+ *
+ * next is the set's generation counter: every change of the set takes the
+ * next number, and a subscription remembers the one it was created with
+ * (since).  A session sends the set with its generation and the peer's
+ * COMPLETE for it marks every subscription created up to that generation
+ * complete: the peer sent every document that matched at the start.
+ *
+ * Eviction never loses a write: a document that holds one of our own
+ * changes that no full peer has acknowledged (meta "acked": the highest of
+ * our own seqs a full peer's vector showed) stays until it is
+ * acknowledged.  Documents waiting so are kept in memory only: after a
+ * restart the sender's summary check names them again.  So eviction is
+ * tried when a peer says LEAVE, when the set changes (every held document
+ * is judged against the remaining set), and when our acknowledged seq
+ * rises (the documents of the changes just acknowledged, and those told to
+ * leave).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef struct sub {
+    char *name;
+    size_t nlen;
+    shoal_query *q; /* compiled, parameters bound; owned */
+    uint8_t *params; /* canonical MessagePack, owned */
+    size_t plen;
+    uint64_t since;
+    bool complete;
+} sub;
+
+struct shoal__subs {
+    sub *s;
+    size_t n;
+    uint64_t next;       /* generation counter */
+    uint64_t acked;      /* our own changes up to it are held by a full peer */
+    shoal__map leaving;  /* "coll\0id" -> NULL: told to leave, waiting for acks */
+};
+
+static void
+sub_clear(sub *s)
+{
+    shoal__free(s->name);
+    shoal_query_free(s->q);
+    shoal__free(s->params);
+    memset(s, 0, sizeof *s);
+}
+
+void
+shoal__subs_free(shoal_replica *r)
+{
+    shoal__subs *S = r->subs;
+    if (!S)
+        return;
+    for (size_t i = 0; i < S->n; i++)
+        sub_clear(&S->s[i]);
+    shoal__free(S->s);
+    shoal__map_clear(&S->leaving, NULL);
+    shoal__free(S);
+    r->subs = NULL;
+}
+
+static void
+publish_gen(shoal_replica *r)
+{
+    atomic_store(&r->subs_gen, r->subs->n ? r->subs->next : 0);
+}
+
+/* ------------------------------------------------------------- storage */
+
+static int
+subs_encode(const shoal__subs *S, shoal__buf *out)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, S->next);
+    shoal__mpw_array(&w, (uint32_t)S->n);
+    for (size_t i = 0; i < S->n; i++) {
+        const sub *s = &S->s[i];
+        const char *coll, *text;
+        size_t clen, tlen;
+        (void)shoal__query_of(s->q, &coll, &clen);
+        shoal__query_text(s->q, &text, &tlen);
+        shoal__mpw_array(&w, 6);
+        shoal__mpw_str(&w, s->name, s->nlen);
+        shoal__mpw_str(&w, coll, clen);
+        shoal__mpw_str(&w, text, tlen);
+        shoal__mpw_bin(&w, s->params, s->plen);
+        shoal__mpw_uint(&w, s->since);
+        shoal__mpw_bool(&w, s->complete);
+    }
+    return w.err;
+}
+
+/* One subscription from its parts (as stored, or as a peer sent it). */
+static int
+sub_make(sub *s, const uint8_t *name, size_t nlen, const uint8_t *coll, size_t clen,
+         const uint8_t *where, size_t wlen, const uint8_t *params, size_t plen)
+{
+    memset(s, 0, sizeof *s);
+    char msg[8];
+    int err = shoal__query_compile((const char *)coll, clen, (const char *)where, wlen, &s->q, msg,
+                                   sizeof msg);
+    if (!err)
+        err = shoal__query_params_decode(s->q, params, plen);
+    if (!err) {
+        s->name = shoal__malloc(nlen + 1);
+        s->params = shoal__malloc(plen ? plen : 1);
+        if (!s->name || !s->params)
+            err = SHOAL_ENOMEM;
+    }
+    if (err) {
+        sub_clear(s);
+        return err;
+    }
+    memcpy(s->name, name, nlen);
+    s->name[nlen] = 0;
+    s->nlen = nlen;
+    if (plen)
+        memcpy(s->params, params, plen);
+    s->plen = plen;
+    return SHOAL_OK;
+}
+
+static int
+subs_decode(shoal__subs *S, const uint8_t *p, size_t n)
+{
+    shoal__mpr rd, *m = &rd;
+    shoal__mpr_init(m, p, n);
+    uint32_t k = shoal__mpr_array(m, 2, 1);
+    S->next = shoal__mpr_uint(m);
+    uint32_t ns = shoal__mpr_array(m, SHOAL__MAX_SUBS, 8);
+    if (m->err || k != 2)
+        return SHOAL_ECORRUPT;
+    S->s = shoal__calloc(ns ? ns : 1, sizeof *S->s);
+    if (!S->s)
+        return SHOAL_ENOMEM;
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *name, *coll, *where, *params;
+        uint32_t f = shoal__mpr_array(m, 6, 1);
+        size_t nl = shoal__mpr_str(m, &name, SHOAL__MAX_SUB_NAME);
+        size_t cl = shoal__mpr_str(m, &coll, SHOAL_MAX_COLLECTION);
+        size_t wl = shoal__mpr_str(m, &where, SHOAL__MAX_SUB_TEXT);
+        size_t pl = shoal__mpr_bin(m, &params, SHOAL__MAX_SUB_PARAMS);
+        uint64_t since = shoal__mpr_uint(m);
+        bool complete = shoal__mpr_bool(m);
+        if (m->err || f != 6)
+            return SHOAL_ECORRUPT;
+        int err = sub_make(&S->s[S->n], name, nl, coll, cl, where, wl, params, pl);
+        if (err)
+            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+        S->s[S->n].since = since;
+        S->s[S->n].complete = complete;
+        S->n++;
+    }
+    return shoal__mpr_finish(m) ? SHOAL_ECORRUPT : SHOAL_OK;
+}
+
+typedef struct load_ctx {
+    shoal__subs *S;
+} load_ctx;
+
+static int
+load_fn(shoal__stxn *t, void *arg)
+{
+    load_ctx *c = arg;
+    shoal__sval v;
+    int err = shoal__stxn_meta_get(t, "subs", &v);
+    if (err == SHOAL_OK)
+        err = subs_decode(c->S, v.p, v.len);
+    else if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    if (err)
+        return err;
+    err = shoal__stxn_meta_get(t, "acked", &v);
+    if (err == SHOAL_OK) {
+        if (v.len != 8)
+            return SHOAL_ECORRUPT;
+        c->S->acked = shoal__be64_get(v.p);
+    }
+    return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+}
+
+int
+shoal__subs_load(shoal_replica *r)
+{
+    shoal__subs *S = shoal__calloc(1, sizeof *S);
+    if (!S)
+        return SHOAL_ENOMEM;
+    shoal__map_init(&S->leaving);
+    r->subs = S;
+    load_ctx c = { S };
+    int err = shoal__store_read(r->store, load_fn, &c);
+    if (err)
+        return err;
+    publish_gen(r);
+    return SHOAL_OK;
+}
+
+static int
+subs_save(shoal__stxn *t, const shoal__subs *S)
+{
+    shoal__buf b;
+    shoal__buf_init(&b);
+    int err = subs_encode(S, &b);
+    if (!err)
+        err = shoal__stxn_meta_put(t, "subs", b.p, b.len);
+    shoal__buf_free(&b);
+    return err;
+}
+
+/* ------------------------------------------------------------ matching */
+
+/* Whether the live document (coll, id) matches one of our subscriptions
+ * in snapshot t.  A deleted or absent document matches none. */
+static int
+local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+            size_t idlen, shoal__qscratch *sc, bool *match)
+{
+    *match = false;
+    const shoal__subs *S = r->subs;
+    bool any = false;
+    for (size_t i = 0; i < S->n && !any; i++) {
+        const char *c;
+        size_t cl;
+        (void)shoal__query_of(S->s[i].q, &c, &cl);
+        any = cl == clen && memcmp(c, coll, clen) == 0;
+    }
+    if (!any)
+        return SHOAL_OK;
+    shoal__sval v;
+    int err = shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
+    if (err == SHOAL_ENOTFOUND)
+        return SHOAL_OK;
+    if (err)
+        return err;
+    /* The view is Borrowed from the map; judging may read the document. */
+    for (size_t i = 0; i < S->n && !*match; i++) {
+        const char *c;
+        size_t cl;
+        const shoal__query *q = shoal__query_of(S->s[i].q, &c, &cl);
+        if (cl != clen || memcmp(c, coll, clen) != 0)
+            continue;
+        err = shoal__query_judge(r, t, q, c, cl, id, idlen, &v, sc, false, match);
+        if (err)
+            return err;
+    }
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------- eviction */
+
+/* Whether (coll, id) holds one of our own changes above the acknowledged
+ * seq (the document's chain, walked back from its newest change). */
+static int
+unacked_own(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, bool *out)
+{
+    *out = false;
+    uint64_t pos = m->last_pos;
+    for (uint64_t steps = 0; pos != 0 && steps <= m->nchanges + 1; steps++) {
+        shoal__sval env;
+        uint64_t link;
+        int err = shoal__stxn_log_entry(t, pos, &env, &link, NULL, NULL);
+        if (err)
+            return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+        if (env.len > 1 + SHOAL_KEY_BYTES &&
+            memcmp(shoal__envelope_author(env.p), r->pk, SHOAL_KEY_BYTES) == 0) {
+            size_t elen, blen;
+            const uint8_t *body;
+            uint64_t seq;
+            if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
+                shoal__change_peek(body, blen, &seq, NULL))
+                return SHOAL_ECORRUPT;
+            if (seq > r->subs->acked) {
+                *out = true;
+                return SHOAL_OK;
+            }
+        }
+        pos = link;
+    }
+    return SHOAL_OK;
+}
+
+typedef struct evicted {
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen;
+} evicted;
+
+/* One eviction pass in write transaction t: the candidates (keys) that
+ * must go (told to leave, or matching nothing) and hold no unacknowledged
+ * change of ours; the keys evicted are appended to out (for events). */
+typedef struct evict_ctx {
+    shoal_replica *r;
+    shoal__wctx *wx;
+    uint8_t (*keys)[SHOAL__DOCKEY_MAX];
+    size_t *klens;
+    size_t nkeys;
+    bool all;     /* judge every held document instead of keys */
+    evicted *out; /* grows */
+    size_t nout, capout;
+    shoal__qscratch sc;
+} evict_ctx;
+
+static int
+evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool told)
+{
+    shoal_replica *r = x->r;
+    const uint8_t *nul = memchr(key, 0, klen);
+    if (!nul)
+        return SHOAL_OK;
+    const uint8_t *coll = key, *id = nul + 1;
+    size_t clen = (size_t)(nul - key), idlen = klen - clen - 1;
+    if (!told) {
+        bool m;
+        int err = local_match(r, t, coll, clen, id, idlen, &x->sc, &m);
+        if (err || m)
+            return err;
+    }
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
+    if (err == SHOAL_ENOTFOUND) {
+        (void)shoal__map_take(&r->subs->leaving, key, klen);
+        return SHOAL_OK;
+    }
+    if (err)
+        return err;
+    shoal__dmeta m;
+    err = shoal__dmeta_parse(mv.p, mv.len, &m);
+    if (err)
+        return err;
+    bool mine;
+    err = unacked_own(r, t, &m, &mine);
+    shoal__dmeta_clear(&m);
+    if (err)
+        return err;
+    if (mine) {
+        /* Our write goes up first; the next acknowledgement retries. */
+        return told ? shoal__map_put(&r->subs->leaving, key, klen, (void *)1) : SHOAL_OK;
+    }
+    err = shoal__doc_evict(&x->wx->w, coll, clen, id, idlen, NULL);
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    if (err)
+        return err;
+    (void)shoal__map_take(&r->subs->leaving, key, klen);
+    if (x->nout == x->capout) {
+        size_t cap = x->capout ? x->capout * 2 : 16;
+        evicted *p = shoal__realloc(x->out, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        x->out = p;
+        x->capout = cap;
+    }
+    memcpy(x->out[x->nout].key, key, klen);
+    x->out[x->nout].klen = klen;
+    x->nout++;
+    return SHOAL_OK;
+}
+
+typedef struct all_ctx {
+    evict_ctx *x;
+    uint8_t (*keys)[SHOAL__DOCKEY_MAX];
+    size_t *klens;
+    size_t n, cap;
+} all_ctx;
+
+static int
+all_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+       void *arg)
+{
+    (void)meta;
+    all_ctx *a = arg;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        void *k = shoal__realloc(a->keys, cap * sizeof *a->keys);
+        if (!k)
+            return SHOAL_ENOMEM;
+        a->keys = k;
+        size_t *l = shoal__realloc(a->klens, cap * sizeof *l);
+        if (!l)
+            return SHOAL_ENOMEM;
+        a->klens = l;
+        a->cap = cap;
+    }
+    a->klens[a->n] = shoal__dockey(a->keys[a->n], coll, clen, id, idlen);
+    a->n++;
+    return SHOAL_OK;
+}
+
+static int
+evict_fn(shoal__stxn *t, void *arg)
+{
+    evict_ctx *x = arg;
+    x->nout = 0;
+    shoal__wctx_begin(x->wx, t);
+    /* Nothing is drained: keep the time a held-back change is due. */
+    x->wx->a.due_ms = x->r->due_ms;
+    int err = SHOAL_OK;
+    if (x->all) {
+        /* Every held document: collect the keys first (the scan must not
+         * run while documents are removed). */
+        all_ctx a = { .x = x };
+        err = shoal__stxn_doc_scan(t, NULL, 0, all_cb, &a);
+        for (size_t i = 0; !err && i < a.n; i++) {
+            bool told = shoal__map_get(&x->r->subs->leaving, a.keys[i], a.klens[i]) != NULL;
+            err = evict_one(x, t, a.keys[i], a.klens[i], told);
+        }
+        shoal__free(a.keys);
+        shoal__free(a.klens);
+        return err;
+    }
+    for (size_t i = 0; !err && i < x->nkeys; i++) {
+        bool told = shoal__map_get(&x->r->subs->leaving, x->keys[i], x->klens[i]) != NULL;
+        err = evict_one(x, t, x->keys[i], x->klens[i], told);
+    }
+    return err;
+}
+
+/* Run an eviction pass (caller holds r->mu), then raise SHOAL_EV_LEFT
+ * for each evicted document. */
+static int
+evict_run(shoal_replica *r, evict_ctx *x)
+{
+    x->r = r;
+    shoal__wctx wx;
+    shoal__wctx_init(&wx, r);
+    x->wx = &wx;
+    /* One write: the working set drops the cache entries and tells live
+     * queries (they drop the documents at once) when it commits. */
+    int err = shoal__wctx_write(&wx, evict_fn, x);
+    shoal__qscratch_free(&x->sc);
+    for (size_t i = 0; !err && i < x->nout; i++) {
+        const uint8_t *nul = memchr(x->out[i].key, 0, x->out[i].klen);
+        size_t clen = (size_t)(nul - x->out[i].key);
+        shoal__events_push_left(r, x->out[i].key, clen, nul + 1, x->out[i].klen - clen - 1);
+    }
+    shoal__free(x->out);
+    x->out = NULL;
+    return err;
+}
+
+/* Evict what no subscription matches (nothing pinned by our own writes). */
+static int
+sweep(shoal_replica *r)
+{
+    if (r->subs->n == 0 && r->subs->leaving.n == 0)
+        return SHOAL_OK;
+    evict_ctx x = { .all = true };
+    return evict_run(r, &x);
+}
+
+/* ------------------------------------------------------------ public API */
+
+static int
+save_fn(shoal__stxn *t, void *arg)
+{
+    return subs_save(t, arg);
+}
+
+shoal_err
+shoal_subscribe(shoal_replica *r, const char *name, const shoal_query *q)
+{
+    size_t nlen;
+    if (!r || !q || !shoal__name_ok(name, SHOAL__MAX_SUB_NAME, &nlen)) {
+        if (r) {
+            pthread_mutex_lock(&r->mu);
+            shoal__fail(r, SHOAL_EINVAL, "subscribe: bad subscription name (1 to %d bytes of UTF-8)",
+                        (int)SHOAL__MAX_SUB_NAME);
+            pthread_mutex_unlock(&r->mu);
+        }
+        return SHOAL_EINVAL;
+    }
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__query_check(r, q);
+    if (!err && !shoal__query_plain(q))
+        err = shoal__fail(r, SHOAL_EINVAL,
+                          "subscribe: a subscription takes no sort, limit, offset or field list");
+    shoal__subs *S = r->subs;
+    size_t at = S->n;
+    for (size_t i = 0; i < S->n; i++)
+        if (S->s[i].nlen == nlen && memcmp(S->s[i].name, name, nlen) == 0)
+            at = i;
+    if (!err && at == S->n && S->n == SHOAL__MAX_SUBS)
+        err = shoal__fail(r, SHOAL_ETOOBIG, "subscribe: at most %d subscriptions",
+                          (int)SHOAL__MAX_SUBS);
+    shoal__buf pb;
+    shoal__buf_init(&pb);
+    sub ns;
+    memset(&ns, 0, sizeof ns);
+    if (!err)
+        err = shoal__query_params_encode(q, &pb);
+    if (!err) {
+        const char *coll, *text;
+        size_t clen, tlen;
+        (void)shoal__query_of(q, &coll, &clen);
+        shoal__query_text(q, &text, &tlen);
+        err = sub_make(&ns, (const uint8_t *)name, nlen, (const uint8_t *)coll, clen,
+                       (const uint8_t *)text, tlen, pb.p, pb.len);
+        if (err)
+            shoal__fail(r, err, "subscribe %s", name);
+    }
+    /* The same definition again changes nothing (it stays complete). */
+    bool same = false;
+    if (!err && at < S->n) {
+        const char *c0, *c1, *t0, *t1;
+        size_t cl0, cl1, tl0, tl1;
+        (void)shoal__query_of(S->s[at].q, &c0, &cl0);
+        (void)shoal__query_of(ns.q, &c1, &cl1);
+        shoal__query_text(S->s[at].q, &t0, &tl0);
+        shoal__query_text(ns.q, &t1, &tl1);
+        same = cl0 == cl1 && memcmp(c0, c1, cl0) == 0 && tl0 == tl1 &&
+               memcmp(t0, t1, tl0) == 0 && S->s[at].plen == ns.plen &&
+               memcmp(S->s[at].params, ns.params, ns.plen) == 0;
+    }
+    if (!err && !same) {
+        if (at == S->n) {
+            sub *p = shoal__realloc(S->s, (S->n + 1) * sizeof *p);
+            if (!p)
+                err = SHOAL_ENOMEM;
+            else
+                S->s = p;
+        }
+        if (!err) {
+            sub old = at < S->n ? S->s[at] : (sub){ 0 };
+            bool added = at == S->n;
+            ns.since = ++S->next;
+            S->s[at] = ns;
+            if (added)
+                S->n++;
+            err = shoal__store_write(r->store, save_fn, S);
+            if (err) {
+                /* Put the set back as it was. */
+                S->next--;
+                if (added)
+                    S->n--;
+                else
+                    S->s[at] = old;
+                shoal__fail(r, err, "subscribe %s", name);
+            } else {
+                sub_clear(&old);
+                memset(&ns, 0, sizeof ns);
+                publish_gen(r);
+                /* A replaced subscription may no longer match what the old
+                 * one held. */
+                if (!added)
+                    err = sweep(r);
+            }
+        }
+    }
+    sub_clear(&ns);
+    shoal__buf_free(&pb);
+    pthread_mutex_unlock(&r->mu);
+    if (!err && !same)
+        shoal__net_notify(r); /* sessions send the new set */
+    return (shoal_err)err;
+}
+
+shoal_err
+shoal_unsubscribe(shoal_replica *r, const char *name)
+{
+    if (!r || !name)
+        return SHOAL_EINVAL;
+    size_t nlen = strlen(name);
+    pthread_mutex_lock(&r->mu);
+    shoal__subs *S = r->subs;
+    size_t at = S->n;
+    for (size_t i = 0; i < S->n; i++)
+        if (S->s[i].nlen == nlen && memcmp(S->s[i].name, name, nlen) == 0)
+            at = i;
+    int err = SHOAL_OK;
+    if (at == S->n) {
+        err = shoal__fail(r, SHOAL_ENOTFOUND, "unsubscribe: no subscription named %s", name);
+    } else {
+        sub old = S->s[at];
+        memmove(&S->s[at], &S->s[at + 1], (S->n - at - 1) * sizeof *S->s);
+        S->n--;
+        S->next++;
+        err = shoal__store_write(r->store, save_fn, S);
+        if (err) {
+            memmove(&S->s[at + 1], &S->s[at], (S->n - at) * sizeof *S->s);
+            S->s[at] = old;
+            S->n++;
+            S->next--;
+            shoal__fail(r, err, "unsubscribe %s", name);
+        } else {
+            sub_clear(&old);
+            publish_gen(r);
+            /* Evaluated locally: what no remaining subscription matches
+             * goes (a peer with newer state re-enters what it must).  With
+             * no subscription left nothing matches: the replica is full
+             * again and syncs everything afresh. */
+            evict_ctx x = { .all = true };
+            err = evict_run(r, &x);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!err)
+        shoal__net_notify(r);
+    return (shoal_err)err;
+}
+
+struct shoal_subs {
+    size_t n;
+    struct {
+        char *name, *coll, *where;
+        shoal_query *q;
+        bool complete;
+        uint64_t docs;
+    } *e;
+};
+
+void
+shoal_subs_free(shoal_subs *L)
+{
+    if (!L)
+        return;
+    for (size_t i = 0; i < L->n; i++) {
+        shoal__free(L->e[i].name);
+        shoal__free(L->e[i].coll);
+        shoal__free(L->e[i].where);
+        shoal_query_free(L->e[i].q);
+    }
+    shoal__free(L->e);
+    shoal__free(L);
+}
+
+static char *
+dupn(const char *p, size_t n)
+{
+    char *s = shoal__malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+shoal_err
+shoal_subscriptions(shoal_replica *r, shoal_subs **out)
+{
+    if (!r || !out)
+        return SHOAL_EINVAL;
+    *out = NULL;
+    shoal_subs *L = shoal__calloc(1, sizeof *L);
+    if (!L)
+        return SHOAL_ENOMEM;
+    int err = SHOAL_OK;
+    pthread_mutex_lock(&r->mu);
+    const shoal__subs *S = r->subs;
+    L->e = shoal__calloc(S->n ? S->n : 1, sizeof *L->e);
+    if (!L->e)
+        err = SHOAL_ENOMEM;
+    for (size_t i = 0; !err && i < S->n; i++) {
+        const char *c, *t;
+        size_t cl, tl;
+        (void)shoal__query_of(S->s[i].q, &c, &cl);
+        shoal__query_text(S->s[i].q, &t, &tl);
+        L->e[i].name = dupn(S->s[i].name, S->s[i].nlen);
+        L->e[i].coll = dupn(c, cl);
+        L->e[i].where = dupn(t, tl);
+        L->e[i].complete = S->s[i].complete;
+        L->n = i + 1;
+        if (!L->e[i].name || !L->e[i].coll || !L->e[i].where)
+            err = SHOAL_ENOMEM;
+        if (!err)
+            err = shoal__query_copy(S->s[i].q, &L->e[i].q);
+    }
+    pthread_mutex_unlock(&r->mu);
+    /* Each subscription's document count, as a count query on our state. */
+    for (size_t i = 0; !err && i < L->n; i++)
+        err = shoal_count(r, L->e[i].q, &L->e[i].docs);
+    if (err) {
+        shoal_subs_free(L);
+        return (shoal_err)err;
+    }
+    *out = L;
+    return SHOAL_OK;
+}
+
+size_t
+shoal_subs_count(const shoal_subs *L)
+{
+    return L ? L->n : 0;
+}
+
+const char *
+shoal_subs_name(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n ? L->e[i].name : NULL;
+}
+
+const char *
+shoal_subs_collection(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n ? L->e[i].coll : NULL;
+}
+
+const char *
+shoal_subs_where(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n ? L->e[i].where : NULL;
+}
+
+size_t
+shoal_subs_param_count(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n ? shoal_query_param_count(L->e[i].q) : 0;
+}
+
+const char *
+shoal_subs_param_name(const shoal_subs *L, size_t i, size_t k)
+{
+    return L && i < L->n ? shoal_query_param_name(L->e[i].q, k) : NULL;
+}
+
+shoal_err
+shoal_subs_param_value(const shoal_subs *L, size_t i, size_t k, shoal_value *out)
+{
+    if (!L || i >= L->n || !out)
+        return SHOAL_EINVAL;
+    return (shoal_err)shoal__query_param_value(L->e[i].q, k, out);
+}
+
+bool
+shoal_subs_complete(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n && L->e[i].complete;
+}
+
+uint64_t
+shoal_subs_docs(const shoal_subs *L, size_t i)
+{
+    return L && i < L->n ? L->e[i].docs : 0;
+}
+
+/* ------------------------------------------------- the host's side (sync) */
+
+uint64_t
+shoal__subs_gen(shoal_replica *r)
+{
+    return atomic_load(&r->subs_gen);
+}
+
+typedef struct held_ctx {
+    shoal__mpw *w;
+    const uint8_t *coll;
+    size_t clen;
+    size_t n;
+    int err;
+} held_ctx;
+
+static int
+held_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+        void *arg)
+{
+    held_ctx *h = arg;
+    shoal__dmeta m;
+    int err = shoal__dmeta_parse(meta->p, meta->len, &m);
+    if (err)
+        return err;
+    if (m.nheads > SHOAL__MAX_HEADS) {
+        /* More concurrent heads than a summary carries: say we hold none
+         * of it, so the peer sends it whole (duplicates are no-ops). */
+        m.nheads = 0;
+    }
+    if (h->n == SHOAL__MAX_HELD) {
+        shoal__dmeta_clear(&m);
+        return SHOAL_ETOOBIG;
+    }
+    shoal__wheld e = { coll, clen, id, idlen, m.heads, m.nheads };
+    shoal__wire_put_held(h->w, &e);
+    shoal__dmeta_clear(&m);
+    h->n++;
+    return h->w->err;
+}
+
+typedef struct summary_ctx {
+    shoal_replica *r;
+    shoal__buf *out;
+    uint64_t gen;
+} summary_ctx;
+
+/* Our set and, for the collections it names, every document we hold with
+ * its heads.  The count of held documents goes in front of them, so they
+ * are written to a second buffer first. */
+static int
+summary_fn(shoal__stxn *t, void *arg)
+{
+    summary_ctx *c = arg;
+    const shoal__subs *S = c->r->subs;
+    shoal__wsub ws[SHOAL__MAX_SUBS];
+    for (size_t i = 0; i < S->n; i++) {
+        const char *coll, *text;
+        size_t clen, tlen;
+        (void)shoal__query_of(S->s[i].q, &coll, &clen);
+        shoal__query_text(S->s[i].q, &text, &tlen);
+        ws[i] = (shoal__wsub){ (const uint8_t *)S->s[i].name, S->s[i].nlen,
+                               (const uint8_t *)coll, clen, (const uint8_t *)text, tlen,
+                               S->s[i].params, S->s[i].plen };
+    }
+    shoal__mpw w;
+    shoal__mpw_init(&w, c->out);
+    shoal__wire_put_subs(&w, ws, S->n);
+    if (w.err)
+        return w.err;
+    shoal__buf docs;
+    shoal__buf_init(&docs);
+    shoal__mpw dw;
+    shoal__mpw_init(&dw, &docs);
+    held_ctx h = { .w = &dw };
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < S->n; i++) {
+        const char *coll;
+        size_t clen;
+        (void)shoal__query_of(S->s[i].q, &coll, &clen);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) {
+            const char *c2;
+            size_t cl2;
+            (void)shoal__query_of(S->s[j].q, &c2, &cl2);
+            seen = cl2 == clen && memcmp(c2, coll, clen) == 0;
+        }
+        if (!seen)
+            err = shoal__stxn_doc_scan(t, (const uint8_t *)coll, clen, held_cb, &h);
+    }
+    if (!err) {
+        shoal__wire_put_held_header(&w, h.n);
+        err = w.err;
+    }
+    if (!err)
+        err = shoal__buf_append(c->out, docs.p, docs.len);
+    shoal__buf_free(&docs);
+    return err;
+}
+
+int
+shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out)
+{
+    pthread_mutex_lock(&r->mu);
+    *gen = r->subs->n ? r->subs->next : 0;
+    int err = SHOAL_OK;
+    if (*gen) {
+        summary_ctx c = { r, out, *gen };
+        err = shoal__store_read(r->store, summary_fn, &c);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
+int
+shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                  size_t idlen)
+{
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__map_put(&r->subs->leaving, key, klen, (void *)1);
+    uint8_t(*keys)[SHOAL__DOCKEY_MAX] = &key;
+    evict_ctx x = { .keys = keys, .klens = &klen, .nkeys = 1 };
+    if (!err)
+        err = evict_run(r, &x);
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
+static int
+complete_fn(shoal__stxn *t, void *arg)
+{
+    return subs_save(t, arg);
+}
+
+int
+shoal__subs_complete(shoal_replica *r, uint64_t gen)
+{
+    pthread_mutex_lock(&r->mu);
+    shoal__subs *S = r->subs;
+    bool changed = false;
+    for (size_t i = 0; i < S->n; i++)
+        if (!S->s[i].complete && S->s[i].since <= gen) {
+            S->s[i].complete = true;
+            changed = true;
+        }
+    int err = changed ? shoal__store_write(r->store, complete_fn, S) : SHOAL_OK;
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
+typedef struct acked_ctx {
+    shoal_replica *r;
+    uint64_t from, to; /* own seqs newly acknowledged: from < seq <= to */
+    evict_ctx *x;
+} acked_ctx;
+
+static int
+acked_fn(shoal__stxn *t, void *arg)
+{
+    acked_ctx *a = arg;
+    shoal_replica *r = a->r;
+    uint8_t v[8];
+    shoal__be64_put(v, a->to);
+    int err = shoal__stxn_meta_put(t, "acked", v, sizeof v);
+    /* The documents of the changes just acknowledged, and those told to
+     * leave: evict what must go. */
+    evict_ctx *x = a->x;
+    size_t cap = r->subs->leaving.n + (size_t)(a->to - a->from);
+    if (!err && cap) {
+        x->keys = shoal__malloc(cap * sizeof *x->keys);
+        x->klens = shoal__malloc(cap * sizeof *x->klens);
+        if (!x->keys || !x->klens)
+            err = SHOAL_ENOMEM;
+    }
+    for (uint64_t s = a->from + 1; !err && s <= a->to; s++) {
+        uint8_t cid[SHOAL__ID_BYTES];
+        shoal__sval env;
+        err = shoal__stxn_authseq_get(t, r->pk, s, cid);
+        if (!err)
+            err = shoal__stxn_change_get(t, cid, &env);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK; /* evicted already */
+            continue;
+        }
+        size_t elen, blen;
+        const uint8_t *body;
+        shoal__change c;
+        if (!err)
+            err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
+        if (!err)
+            err = shoal__change_decode(body, blen, &c);
+        if (err)
+            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+        x->klens[x->nkeys] = shoal__dockey(x->keys[x->nkeys], c.coll, c.coll_len, c.doc, c.doc_len);
+        x->nkeys++;
+        shoal__change_clear(&c);
+    }
+    return err;
+}
+
+/* Append the documents told to leave to x's keys (room made by the
+ * caller). */
+static void
+add_leaving(const shoal__map *m, evict_ctx *x)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->s[i].key) {
+            memcpy(x->keys[x->nkeys], m->s[i].key, m->s[i].klen);
+            x->klens[x->nkeys++] = m->s[i].klen;
+        }
+}
+
+typedef struct own_ctx {
+    shoal_replica *r;
+    uint64_t *seq;
+} own_ctx;
+
+static int
+own_seq_fn(shoal__stxn *t, void *arg)
+{
+    own_ctx *c = arg;
+    uint8_t cid[SHOAL__ID_BYTES];
+    int err = shoal__stxn_vv_get(t, c->r->pk, c->seq, cid);
+    return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+}
+
+int
+shoal__subs_acked(shoal_replica *r, uint64_t seq)
+{
+    pthread_mutex_lock(&r->mu);
+    shoal__subs *S = r->subs;
+    int err = SHOAL_OK;
+    /* A peer's claim past what we wrote means nothing more. */
+    uint64_t mine = 0;
+    if (S->n > 0 || S->leaving.n > 0)
+        err = shoal__store_read(r->store, own_seq_fn, &(own_ctx){ r, &mine });
+    if (!err && seq > mine)
+        seq = mine;
+    /* Kept while partial only: a full replica evicts nothing, and a
+     * replica that becomes partial later counts its own changes as
+     * unacknowledged until a full peer's vector says otherwise. */
+    if (!err && seq > S->acked && (S->n > 0 || S->leaving.n > 0)) {
+        evict_ctx x = { 0 };
+        acked_ctx a = { r, S->acked, seq, &x };
+        err = shoal__store_write(r->store, acked_fn, &a);
+        if (!err) {
+            S->acked = seq;
+            if (S->n > 0 || S->leaving.n > 0) {
+                if (x.keys)
+                    add_leaving(&S->leaving, &x);
+                x.all = false;
+                err = evict_run(r, &x);
+            }
+        }
+        shoal__free(x.keys);
+        shoal__free(x.klens);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}

@@ -1,0 +1,499 @@
+/*
+ * test/net/test_partial.c - partial sync (docs/sync.md) over real sockets
+ * on 127.0.0.1 between real replicas in temporary directories: exact views,
+ * documents moving in and out, eviction that never loses a write, deletes,
+ * overlapping subscriptions, live links, and the HELLO of full replicas
+ * staying version 1.
+ *
+ * A relay (a full replica listening) holds products over 10 stores and 4
+ * categories; devices subscribe and sync with shoal_net_sync, then compare
+ * what they hold with shoal_find on the relay.  Waits are bounded polls.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "replica.h"
+#include "shoal.h"
+
+#define WAIT_MS 20000
+#define SYNC_MS 30000
+
+static int
+env_docs(void)
+{
+    long n = check_env_long("SHOAL_PARTIAL_DOCS", 10000);
+    return n < 40 ? 40 : (int)n;
+}
+
+static void
+nap(void)
+{
+    struct timespec ts = { 0, 5 * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+static void
+quiet_log(void *ctx, int level, const char *msg)
+{
+    if (level <= SHOAL_LOG_ERROR || getenv("SHOAL_TEST_VERBOSE"))
+        fprintf(stderr, "  [%s] %d %s\n", (const char *)ctx, level, msg);
+}
+
+static shoal_replica *
+open_r(const char *dir, const char *name)
+{
+    shoal_options *o;
+    if (shoal_options_new(&o) != SHOAL_OK)
+        return NULL;
+    shoal_options_set_log(o, quiet_log, (void *)name);
+    shoal_options_set_durable(o, false);
+    shoal_replica *r = NULL;
+    shoal_err err = shoal_replica_open(&r, dir, o);
+    shoal_options_free(o);
+    return err == SHOAL_OK ? r : NULL;
+}
+
+static void
+print_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    fprintf(stderr, "  check: %s\n", problem);
+}
+
+static const char *const cats[] = { "a", "b", "c", "d" };
+
+/* products p00000.. with store_id = i % 10, category = cats[(i / 10) % 4],
+ * price = i % 97, in transactions of 500 documents. */
+static bool
+fill(shoal_replica *r, int n)
+{
+    for (int at = 0; at < n;) {
+        shoal_txn *t;
+        if (shoal_txn_begin(r, &t) != SHOAL_OK)
+            return false;
+        for (int k = 0; k < 500 && at < n; k++, at++) {
+            char id[16];
+            snprintf(id, sizeof id, "p%05d", at);
+            shoal_value s = { .type = SHOAL_T_INT, .i = at % 10 };
+            shoal_value c = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)cats[(at / 10) % 4],
+                              .len = 1 };
+            shoal_value p = { .type = SHOAL_T_INT, .i = at % 97 };
+            if (shoal_txn_set(t, "products", id, "store_id", &s) != SHOAL_OK ||
+                shoal_txn_set(t, "products", id, "category", &c) != SHOAL_OK ||
+                shoal_txn_set(t, "products", id, "price", &p) != SHOAL_OK)
+                return false;
+        }
+        if (shoal_txn_commit(t) != SHOAL_OK)
+            return false;
+    }
+    return true;
+}
+
+static shoal_err
+set_int(shoal_replica *r, const char *id, const char *field, int64_t v)
+{
+    shoal_txn *t;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e)
+        return e;
+    shoal_value x = { .type = SHOAL_T_INT, .i = v };
+    e = shoal_txn_set(t, "products", id, field, &x);
+    shoal_err c = shoal_txn_commit(t);
+    return e ? e : c;
+}
+
+static shoal_err
+del_doc(shoal_replica *r, const char *id)
+{
+    shoal_txn *t;
+    shoal_err e = shoal_txn_begin(r, &t);
+    if (e)
+        return e;
+    e = shoal_txn_delete(t, "products", id);
+    shoal_err c = shoal_txn_commit(t);
+    return e ? e : c;
+}
+
+static shoal_err
+subscribe(shoal_replica *r, const char *name, const char *where, const char *pname, int64_t pv)
+{
+    shoal_query *q;
+    shoal_err e = shoal_query_new(r, "products", where, &q);
+    if (e)
+        return e;
+    if (pname) {
+        shoal_value v = { .type = SHOAL_T_INT, .i = pv };
+        e = shoal_query_bind(q, pname, &v);
+    }
+    if (!e)
+        e = shoal_subscribe(r, name, q);
+    shoal_query_free(q);
+    return e;
+}
+
+/* The ids of the live products matching where on r, sorted, one string
+ * "id\n" after another (caller frees). */
+static char *
+ids_of(shoal_replica *r, const char *where, size_t *n)
+{
+    shoal_query *q;
+    if (shoal_query_new(r, "products", where, &q) != SHOAL_OK)
+        return NULL;
+    shoal_rows *rows = NULL;
+    shoal_err e = shoal_find(r, q, &rows);
+    shoal_query_free(q);
+    if (e)
+        return NULL;
+    size_t cnt = shoal_rows_count(rows);
+    char *s = malloc(cnt * 16 + 1);
+    size_t len = 0;
+    for (size_t i = 0; s && i < cnt; i++)
+        len += (size_t)sprintf(s + len, "%s\n", shoal_rows_id(rows, i));
+    if (s)
+        s[len] = 0;
+    shoal_rows_free(rows);
+    *n = cnt;
+    return s;
+}
+
+static bool
+same_ids(shoal_replica *dev, shoal_replica *relay, const char *where, size_t *held)
+{
+    size_t a = 0, b = 0;
+    char *x = ids_of(dev, NULL, &a);
+    char *y = ids_of(relay, where, &b);
+    bool ok = x && y && a == b && strcmp(x, y) == 0;
+    if (!ok)
+        fprintf(stderr, "  device holds %zu, relay matches %zu for %s\n", a, b, where);
+    if (held)
+        *held = a;
+    free(x);
+    free(y);
+    return ok;
+}
+
+static bool
+has_doc(shoal_replica *r, const char *id)
+{
+    shoal_doc *d = NULL;
+    shoal_err e = shoal_doc_get(r, "products", id, &d);
+    shoal_doc_free(d);
+    return e == SHOAL_OK;
+}
+
+static int64_t
+int_field(shoal_replica *r, const char *id, const char *field)
+{
+    shoal_doc *d = NULL;
+    int64_t out = -1;
+    size_t i;
+    shoal_value v;
+    if (shoal_doc_get(r, "products", id, &d) == SHOAL_OK &&
+        shoal_doc_field_find(d, field, &i) == SHOAL_OK &&
+        shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.type == SHOAL_T_INT)
+        out = v.i;
+    shoal_doc_free(d);
+    return out;
+}
+
+static uint64_t
+received_from(shoal_replica *r, const uint8_t *key)
+{
+    shoal_peers *p = NULL;
+    uint64_t n = 0;
+    if (shoal_net_peers(r, &p) != SHOAL_OK)
+        return 0;
+    for (size_t i = 0; i < shoal_peers_count(p); i++)
+        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
+            n = shoal_peers_stat(p, i, SHOAL_PS_RECEIVED);
+    shoal_peers_free(p);
+    return n;
+}
+
+static bool
+all_complete(shoal_replica *r)
+{
+    shoal_subs *s = NULL;
+    if (shoal_subscriptions(r, &s) != SHOAL_OK)
+        return false;
+    bool ok = shoal_subs_count(s) > 0;
+    for (size_t i = 0; i < shoal_subs_count(s); i++)
+        ok = ok && shoal_subs_complete(s, i);
+    shoal_subs_free(s);
+    return ok;
+}
+
+/* A relay with n products, listening on 127.0.0.1 for any key. */
+typedef struct relay {
+    char *dir;
+    shoal_replica *r;
+    char *ep;
+} relay;
+
+static bool
+relay_up(relay *R, int n)
+{
+    R->dir = check_tmpdir("partial-relay");
+    R->r = open_r(R->dir, "relay");
+    if (!R->r || !fill(R->r, n) || shoal_net_allow_any(R->r, true) != SHOAL_OK ||
+        shoal_net_listen(R->r, "tcp://127.0.0.1:*", &R->ep) != SHOAL_OK)
+        return false;
+    return true;
+}
+
+static void
+relay_down(relay *R)
+{
+    shoal_replica_close(R->r);
+    shoal_free(R->ep);
+    check_rmtree(R->dir);
+    free(R->dir);
+}
+
+static shoal_err
+dsync(shoal_replica *d, const relay *R)
+{
+    return shoal_net_sync(d, R->ep, shoal_replica_id(R->r), SYNC_MS);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* Devices with single, overlapping and parameterised subscriptions hold
+ * exactly the matching set after one sync, and received exactly the
+ * matching documents' changes (one each here). */
+static void
+test_exact_views(void)
+{
+    int n = env_docs();
+    relay R;
+    REQUIRE(relay_up(&R, n));
+    struct {
+        const char *name;
+        const char *s1, *s2;
+        const char *p;
+        int64_t pv;
+        const char *union_where;
+    } dev[] = {
+        { "single", "store_id == 3", NULL, NULL, 0, "store_id == 3" },
+        { "overlap", "store_id == 3", "category == \"a\"", NULL, 0,
+          "store_id == 3 OR category == \"a\"" },
+        { "param", "store_id == :s AND price < 40", NULL, "s", 7, "store_id == 7 AND price < 40" },
+    };
+    for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++) {
+        char *dir = check_tmpdir("partial-dev");
+        shoal_replica *d = open_r(dir, dev[k].name);
+        REQUIRE(d);
+        CHECK_EQ(subscribe(d, "s1", dev[k].s1, dev[k].p, dev[k].pv), SHOAL_OK);
+        if (dev[k].s2)
+            CHECK_EQ(subscribe(d, "s2", dev[k].s2, NULL, 0), SHOAL_OK);
+        CHECK(!all_complete(d));
+        CHECK_EQ(dsync(d, &R), SHOAL_OK);
+        size_t held = 0;
+        CHECK(same_ids(d, R.r, dev[k].union_where, &held));
+        CHECK(held > 0);
+        /* Nothing else crossed the wire: one change per matching document. */
+        CHECK_EQ(received_from(d, shoal_replica_id(R.r)), held);
+        CHECK(all_complete(d));
+        /* A second sync sends nothing (the summary says what it holds). */
+        CHECK_EQ(dsync(d, &R), SHOAL_OK);
+        CHECK_EQ(received_from(d, shoal_replica_id(R.r)), held);
+        shoal_replica_close(d);
+        check_rmtree(dir);
+        free(dir);
+    }
+    relay_down(&R);
+}
+
+static bool
+got_left_event(shoal_replica *r, const char *id)
+{
+    for (;;) {
+        shoal_event *e = NULL;
+        if (shoal_event_next(r, 0, &e) != SHOAL_OK)
+            return false;
+        bool hit = shoal_event_left(e) && strcmp(shoal_event_doc_id(e), id) == 0;
+        shoal_event_free(e);
+        if (hit)
+            return true;
+    }
+}
+
+/* A field change moves a document out (LEAVE: evicted, an event) and back
+ * (ENTER: its whole history again); deletes reach the device; a
+ * re-created document re-enters. */
+static void
+test_move_out_and_in(void)
+{
+    relay R;
+    REQUIRE(relay_up(&R, 200));
+    char *dir = check_tmpdir("partial-dev");
+    shoal_replica *d = open_r(dir, "dev");
+    REQUIRE(d);
+    CHECK_EQ(subscribe(d, "mine", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(has_doc(d, "p00013"));
+    /* An edit that keeps it in view, then one that moves it out. */
+    CHECK_EQ(set_int(R.r, "p00013", "price", 500), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK_EQ(int_field(d, "p00013", "price"), 500);
+    CHECK_EQ(set_int(R.r, "p00013", "store_id", 4), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(!has_doc(d, "p00013"));
+    CHECK(got_left_event(d, "p00013"));
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    CHECK_EQ(shoal_replica_check(d, print_problem, NULL, NULL), SHOAL_OK);
+    /* Back in: the whole document, the price set before it left included. */
+    CHECK_EQ(set_int(R.r, "p00013", "store_id", 3), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK_EQ(int_field(d, "p00013", "price"), 500);
+    CHECK_EQ(int_field(d, "p00013", "store_id"), 3);
+    /* A delete reaches it, and it goes; re-created, it comes back. */
+    CHECK_EQ(del_doc(R.r, "p00023"), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(!has_doc(d, "p00023"));
+    CHECK_EQ(set_int(R.r, "p00023", "store_id", 3), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(has_doc(d, "p00023"));
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    /* The document re-created has the same state on both. */
+    shoal_doc *x = NULL, *y = NULL;
+    CHECK_EQ(shoal_doc_get(d, "products", "p00023", &x), SHOAL_OK);
+    CHECK_EQ(shoal_doc_get(R.r, "products", "p00023", &y), SHOAL_OK);
+    CHECK(x && y && shoal_doc_field_count(x) == shoal_doc_field_count(y));
+    shoal_doc_free(x);
+    shoal_doc_free(y);
+    shoal_replica_close(d);
+    check_rmtree(dir);
+    free(dir);
+    relay_down(&R);
+}
+
+/* A device edits a document offline; the document leaves its view on the
+ * relay before the device syncs: the edit reaches the relay, then the
+ * document is evicted.  A document written outside every subscription is
+ * uploaded, then evicted. */
+static void
+test_no_lost_write(void)
+{
+    relay R;
+    REQUIRE(relay_up(&R, 200));
+    char *dir = check_tmpdir("partial-dev");
+    shoal_replica *d = open_r(dir, "dev");
+    REQUIRE(d);
+    CHECK_EQ(subscribe(d, "mine", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(has_doc(d, "p00033"));
+    CHECK_EQ(set_int(d, "p00033", "count", 17), SHOAL_OK);   /* offline edit */
+    CHECK_EQ(set_int(R.r, "p00033", "store_id", 5), SHOAL_OK); /* leaves */
+    CHECK_EQ(set_int(d, "x_outside", "store_id", 9), SHOAL_OK); /* outside */
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK_EQ(int_field(R.r, "p00033", "count"), 17);
+    CHECK_EQ(int_field(R.r, "x_outside", "store_id"), 9);
+    /* Evicted once the relay acknowledged them (within the same sync or at
+     * the next one, when the relay's HELLO shows it). */
+    uint64_t t0 = check_now_ms();
+    while ((has_doc(d, "p00033") || has_doc(d, "x_outside")) && check_now_ms() - t0 < WAIT_MS) {
+        CHECK_EQ(dsync(d, &R), SHOAL_OK);
+        nap();
+    }
+    CHECK(!has_doc(d, "p00033"));
+    CHECK(!has_doc(d, "x_outside"));
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    CHECK_EQ(shoal_replica_check(d, print_problem, NULL, NULL), SHOAL_OK);
+    shoal_replica_close(d);
+    check_rmtree(dir);
+    free(dir);
+    relay_down(&R);
+}
+
+/* Removing one of two overlapping subscriptions keeps what the other
+ * matches; removing the last makes the replica full again. */
+static void
+test_unsubscribe(void)
+{
+    relay R;
+    REQUIRE(relay_up(&R, 400));
+    char *dir = check_tmpdir("partial-dev");
+    shoal_replica *d = open_r(dir, "dev");
+    REQUIRE(d);
+    CHECK_EQ(subscribe(d, "store", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(subscribe(d, "cat", "category == \"a\"", NULL, 0), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(same_ids(d, R.r, "store_id == 3 OR category == \"a\"", NULL));
+    CHECK_EQ(shoal_unsubscribe(d, "cat"), SHOAL_OK);
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    CHECK_EQ(shoal_unsubscribe(d, "cat"), SHOAL_ENOTFOUND);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    CHECK_EQ(shoal_unsubscribe(d, "store"), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK(same_ids(d, R.r, "TRUE", NULL));
+    uint8_t a[32], b[32];
+    CHECK_EQ(shoal_digest(d, true, a), SHOAL_OK);
+    CHECK_EQ(shoal_digest(R.r, true, b), SHOAL_OK);
+    CHECK(memcmp(a, b, 32) == 0);
+    shoal_replica_close(d);
+    check_rmtree(dir);
+    free(dir);
+    relay_down(&R);
+}
+
+/* While linked live, a change that moves a document into the view reaches
+ * the device (ENTER) and one that moves it out evicts it (LEAVE); a new
+ * subscription takes effect on the live link. */
+static void
+test_live(void)
+{
+    relay R;
+    REQUIRE(relay_up(&R, 200));
+    char *dir = check_tmpdir("partial-dev");
+    shoal_replica *d = open_r(dir, "dev");
+    REQUIRE(d);
+    CHECK_EQ(subscribe(d, "mine", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(shoal_net_connect(d, R.ep, shoal_replica_id(R.r)), SHOAL_OK);
+    uint64_t t0 = check_now_ms();
+    while (!all_complete(d) && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(all_complete(d));
+    CHECK(same_ids(d, R.r, "store_id == 3", NULL));
+    CHECK_EQ(set_int(R.r, "p00044", "store_id", 3), SHOAL_OK);
+    t0 = check_now_ms();
+    while (!has_doc(d, "p00044") && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(has_doc(d, "p00044"));
+    CHECK_EQ(set_int(R.r, "p00053", "store_id", 8), SHOAL_OK);
+    t0 = check_now_ms();
+    while (has_doc(d, "p00053") && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(!has_doc(d, "p00053"));
+    CHECK_EQ(subscribe(d, "more", "store_id == 8", NULL, 0), SHOAL_OK);
+    t0 = check_now_ms();
+    while (!has_doc(d, "p00053") && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(has_doc(d, "p00053"));
+    t0 = check_now_ms();
+    while (!same_ids(d, R.r, "store_id == 3 OR store_id == 8", NULL) &&
+           check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(same_ids(d, R.r, "store_id == 3 OR store_id == 8", NULL));
+    shoal_net_stop(d);
+    shoal_replica_close(d);
+    check_rmtree(dir);
+    free(dir);
+    relay_down(&R);
+}
+
+int
+main(void)
+{
+    check_seed(1);
+    RUN(test_exact_views);
+    RUN(test_move_out_and_in);
+    RUN(test_no_lost_write);
+    RUN(test_unsubscribe);
+    RUN(test_live);
+    return check_summary();
+}
