@@ -303,8 +303,8 @@ void shoal__events_init(shoal_replica *r);
 void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, bool remote);
 /* The document left our view and was evicted (shoal_event_left). */
-void shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen,
-                             const uint8_t *id, size_t idlen);
+void shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                             size_t idlen);
 /* Wake every waiter with SHOAL_ECLOSED, wait until they left, free. */
 void shoal__events_close(shoal_replica *r);
 

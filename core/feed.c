@@ -75,7 +75,7 @@ struct shoal__feed {
     size_t ncpos, cat, capcpos;
     uint8_t ckey[SHOAL__DOCKEY_MAX];
     size_t cklen;
-    bool cleave; /* LEAVE it once its changes are out */
+    bool cleave;    /* LEAVE it once its changes are out */
     bool leave_due; /* ckey's LEAVE is the next thing to send */
     uint8_t leave_at[SHOAL__ID_BYTES];
     bool leave_has_at;
@@ -589,8 +589,8 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     c->err = judge(f, c->t, coll, clen, doc, dlen, &match);
     if (c->err)
         return 1;
-    bool own = memcmp(shoal__envelope_author(env->p), f->peer, SHOAL_KEY_BYTES) == 0 &&
-               seq <= f->peer_seq;
+    bool own =
+        memcmp(shoal__envelope_author(env->p), f->peer, SHOAL_KEY_BYTES) == 0 && seq <= f->peer_seq;
     if (has) {
         bool alive = true;
         if (!match) {
@@ -709,7 +709,8 @@ shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t ma
         err = shoal__store_flush(r->store);
         if (!err) {
             uint64_t had = atomic_load(&r->synced_pos);
-            while (had < x.top + 1 && !atomic_compare_exchange_weak(&r->synced_pos, &had, x.top + 1))
+            while (had < x.top + 1 &&
+                   !atomic_compare_exchange_weak(&r->synced_pos, &had, x.top + 1))
                 ;
         }
     }
@@ -765,9 +766,9 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
     for (size_t i = 0; !err && i < nsubs; i++) {
         char msg[8];
         fsub *s = &f->subs[i];
-        err = shoal__query_compile((const char *)subs[i].coll, subs[i].clen,
-                                   (const char *)subs[i].where, subs[i].wlen, &s->q, msg,
-                                   sizeof msg);
+        err =
+            shoal__query_compile((const char *)subs[i].coll, subs[i].clen,
+                                 (const char *)subs[i].where, subs[i].wlen, &s->q, msg, sizeof msg);
         if (!err)
             err = shoal__query_params_decode(s->q, subs[i].params, subs[i].plen);
         if (!err)

@@ -35,7 +35,7 @@
 typedef struct sub {
     char *name;
     size_t nlen;
-    shoal_query *q; /* compiled, parameters bound; owned */
+    shoal_query *q;  /* compiled, parameters bound; owned */
     uint8_t *params; /* canonical MessagePack, owned */
     size_t plen;
     uint64_t since;
@@ -45,9 +45,9 @@ typedef struct sub {
 struct shoal__subs {
     sub *s;
     size_t n;
-    uint64_t next;       /* generation counter */
-    uint64_t acked;      /* our own changes up to it are held by a full peer */
-    shoal__map leaving;  /* "coll\0id" -> NULL: told to leave, waiting for acks */
+    uint64_t next;      /* generation counter */
+    uint64_t acked;     /* our own changes up to it are held by a full peer */
+    shoal__map leaving; /* "coll\0id" -> NULL: told to leave, waiting for acks */
 };
 
 static void
@@ -478,7 +478,8 @@ shoal_subscribe(shoal_replica *r, const char *name, const shoal_query *q)
     if (!r || !q || !shoal__name_ok(name, SHOAL__MAX_SUB_NAME, &nlen)) {
         if (r) {
             pthread_mutex_lock(&r->mu);
-            shoal__fail(r, SHOAL_EINVAL, "subscribe: bad subscription name (1 to %d bytes of UTF-8)",
+            shoal__fail(r, SHOAL_EINVAL,
+                        "subscribe: bad subscription name (1 to %d bytes of UTF-8)",
                         (int)SHOAL__MAX_SUB_NAME);
             pthread_mutex_unlock(&r->mu);
         }
@@ -522,9 +523,8 @@ shoal_subscribe(shoal_replica *r, const char *name, const shoal_query *q)
         (void)shoal__query_of(ns.q, &c1, &cl1);
         shoal__query_text(S->s[at].q, &t0, &tl0);
         shoal__query_text(ns.q, &t1, &tl1);
-        same = cl0 == cl1 && memcmp(c0, c1, cl0) == 0 && tl0 == tl1 &&
-               memcmp(t0, t1, tl0) == 0 && S->s[at].plen == ns.plen &&
-               memcmp(S->s[at].params, ns.params, ns.plen) == 0;
+        same = cl0 == cl1 && memcmp(c0, c1, cl0) == 0 && tl0 == tl1 && memcmp(t0, t1, tl0) == 0 &&
+               S->s[at].plen == ns.plen && memcmp(S->s[at].params, ns.params, ns.plen) == 0;
     }
     if (!err && !same) {
         if (at == S->n) {
@@ -620,7 +620,7 @@ struct shoal_subs {
         shoal_query *q;
         bool complete;
         uint64_t docs;
-    } *e;
+    } * e;
 };
 
 void
@@ -808,9 +808,10 @@ summary_fn(shoal__stxn *t, void *arg)
         size_t clen, tlen;
         (void)shoal__query_of(S->s[i].q, &coll, &clen);
         shoal__query_text(S->s[i].q, &text, &tlen);
-        ws[i] = (shoal__wsub){ (const uint8_t *)S->s[i].name, S->s[i].nlen,
-                               (const uint8_t *)coll, clen, (const uint8_t *)text, tlen,
-                               S->s[i].params, S->s[i].plen };
+        ws[i] = (shoal__wsub){
+            (const uint8_t *)S->s[i].name, S->s[i].nlen, (const uint8_t *)coll, clen,
+            (const uint8_t *)text,         tlen,         S->s[i].params,        S->s[i].plen
+        };
     }
     shoal__mpw w;
     shoal__mpw_init(&w, c->out);

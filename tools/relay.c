@@ -283,8 +283,8 @@ parse_flags(int argc, char **argv, settings *s, const char **config)
         bool known = strcmp(a, "-d") == 0 || strcmp(a, "--dir") == 0 ||
                      strcmp(a, "--listen") == 0 || strcmp(a, "--allow") == 0 ||
                      strcmp(a, "--upstream") == 0 || strcmp(a, "--config") == 0 ||
-                     strcmp(a, "--subscribe") == 0 ||
-                     strcmp(a, "--log-level") == 0 || strcmp(a, "--status-interval") == 0;
+                     strcmp(a, "--subscribe") == 0 || strcmp(a, "--log-level") == 0 ||
+                     strcmp(a, "--status-interval") == 0;
         if (!known)
             return usage_error("unknown option %.64s", a);
         if (v == NULL)

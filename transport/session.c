@@ -101,16 +101,16 @@ struct shoal__session {
 
     /* Partial sync (docs/protocol.md, "Partial replicas"). */
     const shoal__host_view *view; /* the host's support, or NULL */
-    bool self_partial;    /* our HELLO was version 2 */
-    uint64_t self_gen;    /* the host's generation of the set we sent last */
-    uint64_t self_set;    /* its number in this session (1: the HELLO's) */
-    bool self_complete;   /* the peer sent COMPLETE for self_set */
-    bool peer_partial;    /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
-    void *feed;           /* what the peer's view gets from us, Owned (host's) */
-    uint64_t peer_set;    /* the number of the peer's current set */
-    uint64_t complete_set;   /* the set our last COMPLETE was for (0: none) */
-    uint64_t complete_batch; /* BATCH frames sent before that COMPLETE */
-    shoal__buf subs;      /* scratch: our set and summary */
+    bool self_partial;            /* our HELLO was version 2 */
+    uint64_t self_gen;            /* the host's generation of the set we sent last */
+    uint64_t self_set;            /* its number in this session (1: the HELLO's) */
+    bool self_complete;           /* the peer sent COMPLETE for self_set */
+    bool peer_partial;            /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
+    void *feed;                   /* what the peer's view gets from us, Owned (host's) */
+    uint64_t peer_set;            /* the number of the peer's current set */
+    uint64_t complete_set;        /* the set our last COMPLETE was for (0: none) */
+    uint64_t complete_batch;      /* BATCH frames sent before that COMPLETE */
+    shoal__buf subs;              /* scratch: our set and summary */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -527,8 +527,9 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
     if (err == SHOAL_ETOOBIG) {
         /* Not the peer's fault: say so locally, send nothing. */
         fail_with(s, err, false,
-                  s->self_partial ? "our subscriptions and held documents do not fit in one HELLO frame"
-                                  : "our version vector (%zu authors) does not fit in one HELLO frame",
+                  s->self_partial
+                      ? "our subscriptions and held documents do not fit in one HELLO frame"
+                      : "our version vector (%zu authors) does not fit in one HELLO frame",
                   s->nours);
         return err;
     }

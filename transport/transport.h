@@ -29,16 +29,16 @@ enum {
     SHOAL__WINDOW = 4,             /* unacknowledged BATCH frames in flight per link */
     SHOAL__MAX_FRAME = SHOAL__MAX_BODY + (1u << 20), /* ZMQ_MAXMSGSIZE */
     SHOAL__MAX_VV = 1u << 20,                        /* entries in a HELLO version vector */
-    SHOAL__HOST_SCAN = 4096,    /* log positions one next_changes call examines (at most) */
-    SHOAL__EXTRA_MAX = 64,      /* (author, seq) versions a session sends on a mismatch */
-    SHOAL__EXTRA_BELOW = 7,     /* ... and the seqs below a disputed one it sends too */
-    SHOAL__EVIDENCE_SEND = 1024, /* evidence envelopes one session sends (at most) */
-    SHOAL__MAX_SUBS = 64,        /* subscriptions in one set */
-    SHOAL__MAX_SUB_NAME = 64,    /* bytes of a subscription name */
-    SHOAL__MAX_SUB_TEXT = 4096,  /* bytes of a predicate (as the query language's bound) */
+    SHOAL__HOST_SCAN = 4096,      /* log positions one next_changes call examines (at most) */
+    SHOAL__EXTRA_MAX = 64,        /* (author, seq) versions a session sends on a mismatch */
+    SHOAL__EXTRA_BELOW = 7,       /* ... and the seqs below a disputed one it sends too */
+    SHOAL__EVIDENCE_SEND = 1024,  /* evidence envelopes one session sends (at most) */
+    SHOAL__MAX_SUBS = 64,         /* subscriptions in one set */
+    SHOAL__MAX_SUB_NAME = 64,     /* bytes of a subscription name */
+    SHOAL__MAX_SUB_TEXT = 4096,   /* bytes of a predicate (as the query language's bound) */
     SHOAL__MAX_SUB_PARAMS = 8192, /* bytes of a subscription's bound parameters */
-    SHOAL__MAX_HELD = 1u << 20,  /* documents in a held-document summary */
-    SHOAL__MAX_HEADS = 256       /* heads of one document in a summary */
+    SHOAL__MAX_HELD = 1u << 20,   /* documents in a held-document summary */
+    SHOAL__MAX_HEADS = 256        /* heads of one document in a summary */
 };
 
 /* One subscription as it travels (HELLO version 2, SUBSCRIBE): every field
@@ -68,10 +68,10 @@ typedef struct shoal__wheld {
 
 /* What a feed (below) hands the session next. */
 typedef enum shoal__feed_kind {
-    SHOAL__FEED_NONE = 0,     /* nothing now */
-    SHOAL__FEED_BATCH = 1,    /* count envelopes were appended */
-    SHOAL__FEED_LEAVE = 2,    /* a document left the peer's view: coll, id, reason, at */
-    SHOAL__FEED_COMPLETE = 3  /* every document in view at the set's start was sent */
+    SHOAL__FEED_NONE = 0,    /* nothing now */
+    SHOAL__FEED_BATCH = 1,   /* count envelopes were appended */
+    SHOAL__FEED_LEAVE = 2,   /* a document left the peer's view: coll, id, reason, at */
+    SHOAL__FEED_COMPLETE = 3 /* every document in view at the set's start was sent */
 } shoal__feed_kind;
 
 enum {
@@ -109,12 +109,12 @@ typedef struct shoal__host_view {
      * SHOAL_EINVAL (or SHOAL_EPROTO) for a subscription that does not
      * compile. */
     int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
-                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held,
-                    size_t nheld, void **feed);
+                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                    void **feed);
     /* The next thing to send the peer: envelopes into envs (at most
      * max_changes and about max_bytes), a LEAVE or the COMPLETE mark. */
-    int (*feed_next)(void *ctx, void *feed, size_t max_changes, size_t max_bytes,
-                     shoal__buf *envs, shoal__feed_out *out);
+    int (*feed_next)(void *ctx, void *feed, size_t max_changes, size_t max_bytes, shoal__buf *envs,
+                     shoal__feed_out *out);
     /* The peer now holds its own changes up to seq (its ACKs). */
     void (*feed_peer_seq)(void *ctx, void *feed, uint64_t seq);
     /* Documents in the peer's view as far as the feed knows. */
@@ -311,8 +311,8 @@ void shoal__frame_clear(shoal__frame *f);
 int shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
                       size_t n);
 /* HELLO version 2: subs_held is the host's two arrays (self_subs). */
-int shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const shoal__vventry *vv,
-                       size_t n, const uint8_t *subs_held, size_t len);
+int shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES],
+                       const shoal__vventry *vv, size_t n, const uint8_t *subs_held, size_t len);
 int shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len);
 int shoal__wire_leave(shoal__buf *out, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen, uint64_t reason, const uint8_t *at);

@@ -78,7 +78,8 @@ fill(shoal_replica *r, int n)
             char id[16];
             snprintf(id, sizeof id, "p%05d", at);
             shoal_value s = { .type = SHOAL_T_INT, .i = at % 10 };
-            shoal_value c = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)cats[(at / 10) % 4],
+            shoal_value c = { .type = SHOAL_T_STR,
+                              .ptr = (const uint8_t *)cats[(at / 10) % 4],
                               .len = 1 };
             shoal_value p = { .type = SHOAL_T_INT, .i = at % 97 };
             if (shoal_txn_set(t, "products", id, "store_id", &s) != SHOAL_OK ||
@@ -386,8 +387,8 @@ test_no_lost_write(void)
     CHECK_EQ(subscribe(d, "mine", "store_id == 3", NULL, 0), SHOAL_OK);
     CHECK_EQ(dsync(d, &R), SHOAL_OK);
     CHECK(has_doc(d, "p00033"));
-    CHECK_EQ(set_int(d, "p00033", "count", 17), SHOAL_OK);   /* offline edit */
-    CHECK_EQ(set_int(R.r, "p00033", "store_id", 5), SHOAL_OK); /* leaves */
+    CHECK_EQ(set_int(d, "p00033", "count", 17), SHOAL_OK);      /* offline edit */
+    CHECK_EQ(set_int(R.r, "p00033", "store_id", 5), SHOAL_OK);  /* leaves */
     CHECK_EQ(set_int(d, "x_outside", "store_id", 9), SHOAL_OK); /* outside */
     CHECK_EQ(dsync(d, &R), SHOAL_OK);
     CHECK_EQ(int_field(R.r, "p00033", "count"), 17);
