@@ -329,11 +329,12 @@ uint64_t shoal__subs_gen(shoal_replica *r);
 /* The host's self_subs: our set and held-document summary (r->mu taken). */
 int shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out);
 /* A peer said LEAVE; a peer sent all of our set of generation gen; a full
- * peer holds our own changes up to seq.  Each takes r->mu. */
+ * peer holds the changes of e's authors up to their seqs (its HELLO vector
+ * or an ACK's entries).  Each takes r->mu. */
 int shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen);
 int shoal__subs_complete(shoal_replica *r, uint64_t gen);
-int shoal__subs_acked(shoal_replica *r, uint64_t seq);
+int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);
 /* Whether a change applied here may wait only for its deps (causality per
  * document): r holds subscriptions. */
 static inline bool

@@ -511,9 +511,9 @@ view_complete(void *ctx, uint64_t gen)
 }
 
 static int
-view_acked(void *ctx, uint64_t seq)
+view_acked(void *ctx, const shoal__vventry *e, size_t n)
 {
-    return shoal__subs_acked(ctx, seq);
+    return shoal__subs_acked(ctx, e, n);
 }
 
 static const shoal__host_view host_view = {

@@ -16,15 +16,19 @@
  * COMPLETE for it marks every subscription created up to that generation
  * complete: the peer sent every document that matched at the start.
  *
- * Eviction never loses a write: a document that holds one of our own
- * changes that no full peer has acknowledged (meta "acked": the highest of
- * our own seqs a full peer's vector showed) stays until it is
- * acknowledged.  Documents waiting so are kept in memory only: after a
+ * Eviction never loses a write: a document that holds a change that no
+ * full peer is known to hold stays until one is.  A full peer's vector (its
+ * HELLO, its ACKs) says what it holds: for our own changes the highest seq
+ * it showed is kept in meta "acked"; for other authors (a relay holds its
+ * devices' changes until its hub has them) the highest seq per author is
+ * kept in memory (fullvv; after a restart it is empty until a full peer's
+ * HELLO fills it, so nothing is evicted early).  Documents waiting so
+ * (pinned, and those told to leave) are kept in memory only: after a
  * restart the sender's summary check names them again.  So eviction is
  * tried when a peer says LEAVE, when the set changes (every held document
- * is judged against the remaining set), and when our acknowledged seq
- * rises (the documents of the changes just acknowledged, and those told to
- * leave).
+ * is judged against the remaining set), and when a full peer's vector
+ * rises (the documents of our own changes just acknowledged, the pinned
+ * ones and those told to leave).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -47,7 +51,9 @@ struct shoal__subs {
     size_t n;
     uint64_t next;      /* generation counter */
     uint64_t acked;     /* our own changes up to it are held by a full peer */
-    shoal__map leaving; /* "coll\0id" -> NULL: told to leave, waiting for acks */
+    shoal__map fullvv;  /* author -> owned u64: a full peer holds its changes up to it */
+    shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
+    shoal__map pinned;  /* "coll\0id" -> 1: matches nothing, waiting for acks */
 };
 
 static void
@@ -69,6 +75,8 @@ shoal__subs_free(shoal_replica *r)
         sub_clear(&S->s[i]);
     shoal__free(S->s);
     shoal__map_clear(&S->leaving, NULL);
+    shoal__map_clear(&S->pinned, NULL);
+    shoal__map_clear(&S->fullvv, shoal__free);
     shoal__free(S);
     r->subs = NULL;
 }
@@ -202,6 +210,8 @@ shoal__subs_load(shoal_replica *r)
     if (!S)
         return SHOAL_ENOMEM;
     shoal__map_init(&S->leaving);
+    shoal__map_init(&S->pinned);
+    shoal__map_init(&S->fullvv);
     r->subs = S;
     load_ctx c = { S };
     int err = shoal__store_read(r->store, load_fn, &c);
@@ -264,31 +274,39 @@ local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
 
 /* ------------------------------------------------------------- eviction */
 
-/* Whether (coll, id) holds one of our own changes above the acknowledged
- * seq (the document's chain, walked back from its newest change). */
+/* The highest seq of author a full peer is known to hold. */
+static uint64_t
+full_seq(const shoal__subs *S, const uint8_t *self, const uint8_t *author)
+{
+    if (memcmp(author, self, SHOAL_KEY_BYTES) == 0)
+        return S->acked;
+    const uint64_t *v = shoal__map_get(&S->fullvv, author, SHOAL_KEY_BYTES);
+    return v ? *v : 0;
+}
+
+/* Whether the document (its meta m) holds a change that no full peer is
+ * known to hold (its chain, walked back from its newest change). */
 static int
-unacked_own(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, bool *out)
+unacked(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, bool *out)
 {
     *out = false;
     uint64_t pos = m->last_pos;
     for (uint64_t steps = 0; pos != 0 && steps <= m->nchanges + 1; steps++) {
         shoal__sval env;
         uint64_t link;
-        int err = shoal__stxn_log_entry(t, pos, &env, &link, NULL, NULL);
+        bool dead;
+        int err = shoal__stxn_log_entry(t, pos, &env, &link, &dead, NULL);
         if (err)
             return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
-        if (env.len > 1 + SHOAL_KEY_BYTES &&
-            memcmp(shoal__envelope_author(env.p), r->pk, SHOAL_KEY_BYTES) == 0) {
-            size_t elen, blen;
-            const uint8_t *body;
-            uint64_t seq;
-            if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
-                shoal__change_peek(body, blen, &seq, NULL))
-                return SHOAL_ECORRUPT;
-            if (seq > r->subs->acked) {
-                *out = true;
-                return SHOAL_OK;
-            }
+        size_t elen, blen;
+        const uint8_t *body;
+        uint64_t seq;
+        if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
+            shoal__change_peek(body, blen, &seq, NULL))
+            return SHOAL_ECORRUPT;
+        if (!dead && seq > full_seq(r->subs, r->pk, shoal__envelope_author(env.p))) {
+            *out = true;
+            return SHOAL_OK;
         }
         pos = link;
     }
@@ -327,6 +345,8 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     if (!told) {
         bool m;
         int err = local_match(r, t, coll, clen, id, idlen, &x->sc, &m);
+        if (!err && m)
+            (void)shoal__map_take(&r->subs->pinned, key, klen);
         if (err || m)
             return err;
     }
@@ -334,6 +354,7 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
     if (err == SHOAL_ENOTFOUND) {
         (void)shoal__map_take(&r->subs->leaving, key, klen);
+        (void)shoal__map_take(&r->subs->pinned, key, klen);
         return SHOAL_OK;
     }
     if (err)
@@ -342,15 +363,16 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     err = shoal__dmeta_parse(mv.p, mv.len, &m);
     if (err)
         return err;
-    bool mine;
-    err = unacked_own(r, t, &m, &mine);
+    bool held;
+    err = unacked(r, t, &m, &held);
     shoal__dmeta_clear(&m);
     if (err)
         return err;
-    if (mine) {
-        /* Our write goes up first; the next acknowledgement retries. */
-        return told ? shoal__map_put(&r->subs->leaving, key, klen, (void *)1) : SHOAL_OK;
+    if (held) {
+        /* The write goes up first; the next acknowledgement retries. */
+        return shoal__map_put(told ? &r->subs->leaving : &r->subs->pinned, key, klen, (void *)1);
     }
+    (void)shoal__map_take(&r->subs->pinned, key, klen);
     err = shoal__doc_evict(&x->wx->w, coll, clen, id, idlen, NULL);
     if (err == SHOAL_ENOTFOUND)
         err = SHOAL_OK;
@@ -457,7 +479,7 @@ evict_run(shoal_replica *r, evict_ctx *x)
 static int
 sweep(shoal_replica *r)
 {
-    if (r->subs->n == 0 && r->subs->leaving.n == 0)
+    if (r->subs->n == 0 && r->subs->leaving.n == 0 && r->subs->pinned.n == 0)
         return SHOAL_OK;
     evict_ctx x = { .all = true };
     return evict_run(r, &x);
@@ -906,23 +928,38 @@ typedef struct acked_ctx {
     evict_ctx *x;
 } acked_ctx;
 
+/* Append the keys of map m to x's keys (room made by the caller). */
+static void
+add_keys(const shoal__map *m, evict_ctx *x)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->s[i].key) {
+            memcpy(x->keys[x->nkeys], m->s[i].key, m->s[i].klen);
+            x->klens[x->nkeys++] = m->s[i].klen;
+        }
+}
+
 static int
 acked_fn(shoal__stxn *t, void *arg)
 {
     acked_ctx *a = arg;
     shoal_replica *r = a->r;
-    uint8_t v[8];
-    shoal__be64_put(v, a->to);
-    int err = shoal__stxn_meta_put(t, "acked", v, sizeof v);
-    /* The documents of the changes just acknowledged, and those told to
-     * leave: evict what must go. */
+    const shoal__subs *S = r->subs;
+    int err = SHOAL_OK;
+    if (a->to > a->from) {
+        uint8_t v[8];
+        shoal__be64_put(v, a->to);
+        err = shoal__stxn_meta_put(t, "acked", v, sizeof v);
+    }
+    /* Candidates: the documents of our own changes just acknowledged, the
+     * pinned ones and those told to leave. */
     evict_ctx *x = a->x;
-    size_t cap = r->subs->leaving.n + (size_t)(a->to - a->from);
+    size_t cap = S->leaving.n + S->pinned.n + (size_t)(a->to - a->from);
     if (!err && cap) {
         x->keys = shoal__malloc(cap * sizeof *x->keys);
         x->klens = shoal__malloc(cap * sizeof *x->klens);
         if (!x->keys || !x->klens)
-            err = SHOAL_ENOMEM;
+            return SHOAL_ENOMEM;
     }
     for (uint64_t s = a->from + 1; !err && s <= a->to; s++) {
         uint8_t cid[SHOAL__ID_BYTES];
@@ -947,19 +984,11 @@ acked_fn(shoal__stxn *t, void *arg)
         x->nkeys++;
         shoal__change_clear(&c);
     }
+    if (!err && x->keys) {
+        add_keys(&S->leaving, x);
+        add_keys(&S->pinned, x);
+    }
     return err;
-}
-
-/* Append the documents told to leave to x's keys (room made by the
- * caller). */
-static void
-add_leaving(const shoal__map *m, evict_ctx *x)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->s[i].key) {
-            memcpy(x->keys[x->nkeys], m->s[i].key, m->s[i].klen);
-            x->klens[x->nkeys++] = m->s[i].klen;
-        }
 }
 
 typedef struct own_ctx {
@@ -977,32 +1006,57 @@ own_seq_fn(shoal__stxn *t, void *arg)
 }
 
 int
-shoal__subs_acked(shoal_replica *r, uint64_t seq)
+shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
 {
     pthread_mutex_lock(&r->mu);
     shoal__subs *S = r->subs;
     int err = SHOAL_OK;
+    /* Kept while partial only: a full replica evicts nothing, and a
+     * replica that becomes partial later counts changes as unacknowledged
+     * until a full peer's vector says otherwise. */
+    if (S->n == 0 && S->leaving.n == 0 && S->pinned.n == 0) {
+        pthread_mutex_unlock(&r->mu);
+        return SHOAL_OK;
+    }
+    uint64_t own = S->acked;
+    bool raised = false;
+    for (size_t i = 0; !err && i < n; i++) {
+        if (memcmp(e[i].author, r->pk, SHOAL_KEY_BYTES) == 0) {
+            if (e[i].seq > own)
+                own = e[i].seq;
+            continue;
+        }
+        uint64_t *v = shoal__map_get(&S->fullvv, e[i].author, SHOAL_KEY_BYTES);
+        if (v) {
+            raised = raised || e[i].seq > *v;
+            if (e[i].seq > *v)
+                *v = e[i].seq;
+            continue;
+        }
+        v = shoal__malloc(sizeof *v);
+        if (!v || shoal__map_put(&S->fullvv, e[i].author, SHOAL_KEY_BYTES, v) != SHOAL_OK) {
+            shoal__free(v);
+            err = SHOAL_ENOMEM;
+            break;
+        }
+        *v = e[i].seq;
+        raised = true;
+    }
     /* A peer's claim past what we wrote means nothing more. */
     uint64_t mine = 0;
-    if (S->n > 0 || S->leaving.n > 0)
+    if (!err && own > S->acked)
         err = shoal__store_read(r->store, own_seq_fn, &(own_ctx){ r, &mine });
-    if (!err && seq > mine)
-        seq = mine;
-    /* Kept while partial only: a full replica evicts nothing, and a
-     * replica that becomes partial later counts its own changes as
-     * unacknowledged until a full peer's vector says otherwise. */
-    if (!err && seq > S->acked && (S->n > 0 || S->leaving.n > 0)) {
+    if (own > mine)
+        own = mine;
+    bool own_up = own > S->acked;
+    if (!err && (own_up || (raised && S->leaving.n + S->pinned.n > 0))) {
         evict_ctx x = { 0 };
-        acked_ctx a = { r, S->acked, seq, &x };
+        acked_ctx a = { r, S->acked, own_up ? own : S->acked, &x };
         err = shoal__store_write(r->store, acked_fn, &a);
         if (!err) {
-            S->acked = seq;
-            if (S->n > 0 || S->leaving.n > 0) {
-                if (x.keys)
-                    add_leaving(&S->leaving, &x);
-                x.all = false;
-                err = evict_run(r, &x);
-            }
+            S->acked = a.to;
+            x.all = false;
+            err = evict_run(r, &x);
         }
         shoal__free(x.keys);
         shoal__free(x.klens);

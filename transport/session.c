@@ -304,7 +304,8 @@ update_stats(shoal__session *s)
      * peer held at its HELLO: by its vector, or for a partial replica, the
      * peer said COMPLETE for our set.  The peer holds what we held at our
      * HELLO: by our vector (a partial replica's: its own entry), or for a
-     * partial peer, every batch before our COMPLETE for its set is
+     * partial peer (which holds only its view, and says so for no author
+     * but itself), every batch before our COMPLETE for its set is
      * acknowledged. */
     bool up = s->st.handshaken && !s->st.caught_up && versions_done;
     if (up && s->self_partial && !s->self_complete)
@@ -316,7 +317,7 @@ update_stats(shoal__session *s)
     }
     if (up && s->peer_partial && (s->complete_set != s->peer_set || s->acked < s->complete_batch))
         up = false;
-    for (size_t i = 0; up && i < s->n_our_hello; i++) {
+    for (size_t i = 0; up && !s->peer_partial && i < s->n_our_hello; i++) {
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
         if (!k || k->seq < s->our_hello[i].seq)
             up = false;
@@ -399,16 +400,15 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
     return SHOAL_OK;
 }
 
-/* The highest of our own changes a full peer holds, from its vector (its
- * HELLO, its ACKs): a partial replica may evict a document once the
- * changes it wrote to it are there. */
+/* What a full peer holds, from its vector (its HELLO, its ACKs): a
+ * partial replica may evict a document once every change of it is held by
+ * a full replica. */
 static int
 note_acked(shoal__session *s, const shoal__vventry *e, size_t n)
 {
-    if (!s->view || !s->view->acked || s->peer_partial)
+    if (!s->view || !s->view->acked || s->peer_partial || n == 0)
         return SHOAL_OK;
-    const shoal__vventry *me = vv_find(e, n, s->self, NULL);
-    return me ? s->view->acked(s->host->ctx, me->seq) : SHOAL_OK;
+    return s->view->acked(s->host->ctx, e, n);
 }
 
 /* Start feeding the peer's new subscription set (its HELLO or SUBSCRIBE). */

@@ -41,6 +41,14 @@ enum {
     SHOAL__MAX_HEADS = 256        /* heads of one document in a summary */
 };
 
+/* One version-vector entry: author -> highest contiguous seq, and the id of
+ * that change. */
+typedef struct shoal__vventry {
+    uint8_t author[SHOAL_KEY_BYTES];
+    uint64_t seq;
+    uint8_t cid[SHOAL__ID_BYTES];
+} shoal__vventry;
+
 /* One subscription as it travels (HELLO version 2, SUBSCRIBE): every field
  * points into a frame (or the host's buffer) and is not NUL-terminated.
  * params: canonical MessagePack, an array of [name str, value] pairs. */
@@ -123,20 +131,13 @@ typedef struct shoal__host_view {
     /* Receiving, as a partial replica: the sender says a document left our
      * view (evict it once our own changes to it are acknowledged); the
      * sender sent everything in view for our set of generation gen; a full
-     * peer holds our own changes up to seq. */
+     * peer holds the changes of e's authors up to their seqs (its HELLO
+     * vector, its ACKs' entries; e sorted by author). */
     int (*leave)(void *ctx, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
                  unsigned reason);
     int (*complete)(void *ctx, uint64_t gen);
-    int (*acked)(void *ctx, uint64_t seq);
+    int (*acked)(void *ctx, const shoal__vventry *e, size_t n);
 } shoal__host_view;
-
-/* One version-vector entry: author -> highest contiguous seq, and the id of
- * that change. */
-typedef struct shoal__vventry {
-    uint8_t author[SHOAL_KEY_BYTES];
-    uint64_t seq;
-    uint8_t cid[SHOAL__ID_BYTES];
-} shoal__vventry;
 
 /* What the protocol needs from a replica; implemented by core/ over the
  * store.  Every function returns a shoal_err and is called from the engine

@@ -487,6 +487,56 @@ test_live(void)
     relay_down(&R);
 }
 
+/* A scoped relay (partial, store 3) between a full hub and a partial
+ * device: the device receives its view through the relay, the same as
+ * from the hub; a device's edit reaches the relay; when the hub moves that
+ * document out of the relay's scope, the relay uploads the device's edit
+ * before it evicts the document. */
+static void
+test_scoped_relay(void)
+{
+    relay H;
+    REQUIRE(relay_up(&H, 200));
+    char *sdir = check_tmpdir("partial-scoped");
+    shoal_replica *S = open_r(sdir, "scoped");
+    REQUIRE(S);
+    CHECK_EQ(subscribe(S, "relay-1", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(dsync(S, &H), SHOAL_OK);
+    CHECK(same_ids(S, H.r, "store_id == 3", NULL));
+    char *sep = NULL;
+    REQUIRE(shoal_net_allow_any(S, true) == SHOAL_OK &&
+            shoal_net_listen(S, "tcp://127.0.0.1:*", &sep) == SHOAL_OK);
+    char *ddir = check_tmpdir("partial-dev");
+    shoal_replica *D = open_r(ddir, "dev");
+    REQUIRE(D);
+    CHECK_EQ(subscribe(D, "mine", "store_id == 3 AND price < 50", NULL, 0), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(D, sep, shoal_replica_id(S), SYNC_MS), SHOAL_OK);
+    /* The same view as from the hub. */
+    CHECK(same_ids(D, H.r, "store_id == 3 AND price < 50", NULL));
+    CHECK(all_complete(D));
+    CHECK_EQ(set_int(D, "p00003", "count", 5), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(D, sep, shoal_replica_id(S), SYNC_MS), SHOAL_OK);
+    CHECK_EQ(int_field(S, "p00003", "count"), 5);
+    /* The hub moves it out of the relay's scope. */
+    CHECK_EQ(set_int(H.r, "p00003", "store_id", 4), SHOAL_OK);
+    uint64_t t0 = check_now_ms();
+    do
+        CHECK_EQ(dsync(S, &H), SHOAL_OK);
+    while (has_doc(S, "p00003") && check_now_ms() - t0 < WAIT_MS);
+    CHECK_EQ(int_field(H.r, "p00003", "count"), 5);
+    CHECK(!has_doc(S, "p00003"));
+    CHECK(same_ids(S, H.r, "store_id == 3", NULL));
+    CHECK_EQ(shoal_replica_check(S, print_problem, NULL, NULL), SHOAL_OK);
+    shoal_replica_close(D);
+    check_rmtree(ddir);
+    free(ddir);
+    shoal_replica_close(S);
+    shoal_free(sep);
+    check_rmtree(sdir);
+    free(sdir);
+    relay_down(&H);
+}
+
 int
 main(void)
 {
@@ -496,5 +546,6 @@ main(void)
     RUN(test_no_lost_write);
     RUN(test_unsubscribe);
     RUN(test_live);
+    RUN(test_scoped_relay);
     return check_summary();
 }

@@ -1959,6 +1959,123 @@ test_fault_sim(void)
                 bad, seeds);
 }
 
+/* ------------------------------------------------------- partial sync */
+
+static bool
+holds(node *n, const char *doc)
+{
+    shoal_doc *d = NULL;
+    shoal_err e = shoal_doc_get(n->r, "c", doc, &d);
+    shoal_doc_free(d);
+    return e == SHOAL_OK;
+}
+
+/* Hand every frame side i can send now to the other side, once. */
+static int
+deliver(link_t *l, int i)
+{
+    int k = collect(l, i);
+    while (l->q[i].n) {
+        msg m = q_take(&l->q[i], 0);
+        (void)shoal__session_recv(l->s[1 - i], m.p, m.n, l->n[1 - i]->ms);
+        free(m.p);
+    }
+    return k;
+}
+
+/* A partial replica told LEAVE before it could send its own edit of the
+ * document keeps the document (and the edit) until a full peer holds the
+ * edit; then it evicts it.  The frames are ordered by hand so that LEAVE
+ * arrives before the device sends anything but its HELLO. */
+static void
+test_partial_leave_waits_for_ack(void)
+{
+    node a, b;
+    REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b"));
+    set_int(&a, "x", "store", 3);
+    set_int(&a, "y", "store", 3);
+    shoal_query *q;
+    REQUIRE(shoal_query_new(b.r, "c", "store == 3", &q) == SHOAL_OK);
+    CHECK_EQ(shoal_subscribe(b.r, "mine", q), SHOAL_OK);
+    shoal_query_free(q);
+    link_t l = { .n = { &a, &b } };
+    link_up(&l, true);
+    pump(&l);
+    shoal__session_stats st;
+    stats(&l, 1, &st);
+    CHECK(st.caught_up);
+    CHECK(holds(&b, "x") && holds(&b, "y"));
+    link_down(&l);
+    set_int(&b, "x", "note", 7);  /* the device's edit, offline */
+    set_int(&a, "x", "store", 4); /* x leaves the device's view */
+    link_up(&l, true);
+    CHECK_EQ(deliver(&l, 1), 1); /* b's HELLO only (not handshaken yet) */
+    CHECK(deliver(&l, 0) >= 2);  /* a's HELLO, then the LEAVE of x and COMPLETE */
+    CHECK(holds(&b, "x"));       /* kept: the edit has not gone up */
+    pump(&l);
+    stats(&l, 1, &st);
+    CHECK(st.caught_up);
+    shoal_doc *d = NULL;
+    size_t i;
+    shoal_value v;
+    CHECK_EQ(shoal_doc_get(a.r, "c", "x", &d), SHOAL_OK);
+    CHECK(d && shoal_doc_field_find(d, "note", &i) == SHOAL_OK &&
+          shoal_doc_field_value(d, i, &v) == SHOAL_OK && v.i == 7);
+    shoal_doc_free(d);
+    CHECK(!holds(&b, "x")); /* acknowledged by a full peer: evicted */
+    CHECK(holds(&b, "y"));
+    link_down(&l);
+    node_close(&a);
+    node_close(&b);
+}
+
+/* A full replica says HELLO version 1, byte for byte as before partial
+ * sync; a replica whose host has no partial sync support (as a build
+ * before it) syncs with a new full replica, and answers a partial
+ * replica's HELLO with SHOAL_EVERSION. */
+static void
+test_partial_versions(void)
+{
+    node a, b, c;
+    REQUIRE(node_open(&a, "sess-a") && node_open(&b, "sess-b") && node_open(&c, "sess-c"));
+    set_int(&a, "x", "store", 3);
+    set_int(&b, "z", "store", 3);
+    /* b plays the older build: no view support on its host. */
+    b.h.view = NULL;
+    link_t l = { .n = { &a, &b } };
+    link_up(&l, true);
+    const uint8_t *f;
+    size_t n;
+    REQUIRE(shoal__session_next(l.s[0], &f, &n) == 1);
+    CHECK(n >= 3 && f[0] == 0x94 && f[1] == 0x01 && f[2] == 0x01);
+    q_add(&l.q[0], f, n, 0);
+    pump(&l);
+    CHECK(same_digests(&a, &b));
+    shoal__session_stats st;
+    stats(&l, 0, &st);
+    CHECK(st.caught_up);
+    link_down(&l);
+    /* A partial replica and the older build. */
+    shoal_query *q;
+    REQUIRE(shoal_query_new(c.r, "c", "store == 3", &q) == SHOAL_OK);
+    CHECK_EQ(shoal_subscribe(c.r, "mine", q), SHOAL_OK);
+    shoal_query_free(q);
+    link_t m = { .n = { &c, &b } };
+    link_up(&m, true);
+    REQUIRE(shoal__session_next(m.s[0], &f, &n) == 1);
+    CHECK(n >= 3 && f[0] == 0x96 && f[1] == 0x01 && f[2] == 0x02);
+    q_add(&m.q[0], f, n, 0);
+    pump(&m);
+    stats(&m, 1, &st);
+    CHECK(st.failed && st.error == SHOAL_EVERSION);
+    stats(&m, 0, &st);
+    CHECK(st.failed && st.error == SHOAL_EVERSION);
+    link_down(&m);
+    node_close(&a);
+    node_close(&b);
+    node_close(&c);
+}
+
 int
 main(void)
 {
@@ -1980,5 +2097,7 @@ main(void)
     RUN(test_peer_error_code);
     RUN(test_bounded_scan);
     RUN(test_fault_sim);
+    RUN(test_partial_leave_waits_for_ack);
+    RUN(test_partial_versions);
     return check_summary();
 }
