@@ -41,7 +41,7 @@
 #include "core.h"
 
 enum {
-    PEER_VERSION = 1,
+    PEER_VERSION = 2, /* 1: without subs and view_docs (still read) */
     PEER_FIXED = 2 + 8 * 8
 };
 
@@ -71,7 +71,8 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
 {
     size_t el = strnlen(p->endpoint, sizeof p->endpoint);
     size_t ml = strnlen(p->last_error, sizeof p->last_error);
-    int err = shoal__buf_reserve(out, PEER_FIXED + 4 + el + ml);
+    size_t sl = strnlen(p->subs, sizeof p->subs);
+    int err = shoal__buf_reserve(out, PEER_FIXED + 4 + el + ml + 2 + sl + 8);
     if (err)
         return err;
     uint8_t *q = out->p + out->len;
@@ -87,7 +88,11 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
     q += 2 + el;
     shoal__be16_put(q, (uint16_t)ml);
     memcpy(q + 2, p->last_error, ml);
-    out->len += PEER_FIXED + 4 + el + ml;
+    q += 2 + ml;
+    shoal__be16_put(q, (uint16_t)sl);
+    memcpy(q + 2, p->subs, sl);
+    shoal__be64_put(q + 2 + sl, p->view_docs);
+    out->len += PEER_FIXED + 4 + el + ml + 2 + sl + 8;
     return SHOAL_OK;
 }
 
@@ -96,7 +101,7 @@ peer_parse(const uint8_t key[SHOAL_KEY_BYTES], const uint8_t *p, size_t n, shoal
 {
     memset(out, 0, sizeof *out);
     memcpy(out->key, key, SHOAL_KEY_BYTES);
-    if (n < PEER_FIXED + 4 || p[0] != PEER_VERSION)
+    if (n < PEER_FIXED + 4 || (p[0] != 1 && p[0] != PEER_VERSION))
         return false;
     out->connected = p[1] & 1;
     out->xkey = (p[1] & 2) != 0;
@@ -113,9 +118,20 @@ peer_parse(const uint8_t key[SHOAL_KEY_BYTES], const uint8_t *p, size_t n, shoal
     off += el;
     size_t ml = shoal__be16_get(p + off);
     off += 2;
-    if (ml >= sizeof out->last_error || n - off != ml)
+    if (ml >= sizeof out->last_error || n - off < ml)
         return false;
     memcpy(out->last_error, p + off, ml);
+    off += ml;
+    if (p[0] == 1)
+        return off == n;
+    if (n - off < 2)
+        return false;
+    size_t sl = shoal__be16_get(p + off);
+    off += 2;
+    if (sl >= sizeof out->subs || n - off != sl + 8)
+        return false;
+    memcpy(out->subs, p + off, sl);
+    out->view_docs = shoal__be64_get(p + off + sl);
     return true;
 }
 
@@ -725,8 +741,16 @@ shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which)
     case SHOAL_PS_CONNECTS: return x->connects;
     case SHOAL_PS_REFUSED: return x->refused;
     case SHOAL_PS_EQUIVOCATIONS: return x->equivocations;
+    case SHOAL_PS_VIEW_DOCS: return x->view_docs;
     }
     return 0;
+}
+
+const char *
+shoal_peers_subscriptions(const shoal_peers *p, size_t i)
+{
+    assert(p && i < p->n);
+    return p->p[i].subs;
 }
 
 const char *

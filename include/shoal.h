@@ -818,15 +818,17 @@ SHOAL_API void shoal_net_stop(shoal_replica *r);
 typedef struct shoal_peers shoal_peers;
 
 typedef enum shoal_peer_stat {
-    SHOAL_PS_CONNECTED = 1,    /* 1 if a link is up now */
-    SHOAL_PS_LAST_SEEN_MS = 2, /* wall ms of the last frame received */
-    SHOAL_PS_SENT = 3,         /* changes sent */
-    SHOAL_PS_RECEIVED = 4,     /* changes received (applied, duplicate or pending) */
-    SHOAL_PS_LAG = 5,          /* changes we hold that the peer is not known to hold */
-    SHOAL_PS_REJECTED = 6,     /* frames or changes rejected (malformed, bad signature) */
-    SHOAL_PS_CONNECTS = 7,     /* handshakes completed */
-    SHOAL_PS_REFUSED = 8,      /* links refused (by us or by the peer) */
-    SHOAL_PS_EQUIVOCATIONS = 9 /* conflicting changes this peer showed us */
+    SHOAL_PS_CONNECTED = 1,     /* 1 if a link is up now */
+    SHOAL_PS_LAST_SEEN_MS = 2,  /* wall ms of the last frame received */
+    SHOAL_PS_SENT = 3,          /* changes sent */
+    SHOAL_PS_RECEIVED = 4,      /* changes received (applied, duplicate or pending) */
+    SHOAL_PS_LAG = 5,           /* changes we hold that the peer is not known to hold */
+    SHOAL_PS_REJECTED = 6,      /* frames or changes rejected (malformed, bad signature) */
+    SHOAL_PS_CONNECTS = 7,      /* handshakes completed */
+    SHOAL_PS_REFUSED = 8,       /* links refused (by us or by the peer) */
+    SHOAL_PS_EQUIVOCATIONS = 9, /* conflicting changes this peer showed us */
+    SHOAL_PS_VIEW_DOCS = 10     /* a partial peer: documents in its view as our last link
+                                   with it knew them (0 for a full peer) */
 } shoal_peer_stat;
 
 /* The running engine's live records merged with the stored ones; does not
@@ -844,6 +846,10 @@ SHOAL_API const uint8_t *shoal_peers_key(const shoal_peers *p, size_t i);
 SHOAL_API const char *shoal_peers_endpoint(const shoal_peers *p, size_t i);
 /* Statistic which of peer i (0 for a value that is not a shoal_peer_stat). */
 SHOAL_API uint64_t shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which);
+/* A partial peer's subscriptions as its last link with us gave them,
+ * "name: coll WHERE pred" joined by "; " (cut at 511 bytes), or "" for a
+ * full peer; Borrowed until shoal_peers_free(p). */
+SHOAL_API const char *shoal_peers_subscriptions(const shoal_peers *p, size_t i);
 /* Text of the last error on the link with peer i ("" if none); Borrowed
  * until shoal_peers_free(p). */
 SHOAL_API const char *shoal_peers_last_error(const shoal_peers *p, size_t i);

@@ -457,6 +457,7 @@ shoal__json_from_peers(const shoal_peers *p)
         { "received", SHOAL_PS_RECEIVED },         { "lag", SHOAL_PS_LAG },
         { "rejected", SHOAL_PS_REJECTED },         { "connects", SHOAL_PS_CONNECTS },
         { "refused", SHOAL_PS_REFUSED },           { "equivocations", SHOAL_PS_EQUIVOCATIONS },
+        { "view_docs", SHOAL_PS_VIEW_DOCS },
     };
     json_t *a = json_array();
     size_t n = shoal_peers_count(p);
@@ -479,6 +480,10 @@ shoal__json_from_peers(const shoal_peers *p)
         if (js == NULL)
             js = json_string("(not UTF-8)");
         bad = bad || json_object_set_new(o, "last_error", js) != 0;
+        json_t *sj = json_string(shoal_peers_subscriptions(p, i));
+        if (sj == NULL)
+            sj = json_string("(not UTF-8)");
+        bad = bad || json_object_set_new(o, "subscriptions", sj) != 0;
         if (bad || json_array_append_new(a, o) != 0) {
             if (bad)
                 json_decref(o);

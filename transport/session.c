@@ -100,17 +100,18 @@ struct shoal__session {
     size_t ev_total;       /* evidence envelopes sent */
 
     /* Partial sync (docs/protocol.md, "Partial replicas"). */
-    const shoal__host_view *view; /* the host's support, or NULL */
-    bool self_partial;            /* our HELLO was version 2 */
-    uint64_t self_gen;            /* the host's generation of the set we sent last */
-    uint64_t self_set;            /* its number in this session (1: the HELLO's) */
-    bool self_complete;           /* the peer sent COMPLETE for self_set */
-    bool peer_partial;            /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
-    void *feed;                   /* what the peer's view gets from us, Owned (host's) */
-    uint64_t peer_set;            /* the number of the peer's current set */
-    uint64_t complete_set;        /* the set our last COMPLETE was for (0: none) */
-    uint64_t complete_batch;      /* BATCH frames sent before that COMPLETE */
-    shoal__buf subs;              /* scratch: our set and summary */
+    const shoal__host_view *view;     /* the host's support, or NULL */
+    bool self_partial;                /* our HELLO was version 2 */
+    uint64_t self_gen;                /* the host's generation of the set we sent last */
+    uint64_t self_set;                /* its number in this session (1: the HELLO's) */
+    bool self_complete;               /* the peer sent COMPLETE for self_set */
+    bool peer_partial;                /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
+    void *feed;                       /* what the peer's view gets from us, Owned (host's) */
+    uint64_t peer_set;                /* the number of the peer's current set */
+    uint64_t complete_set;            /* the set our last COMPLETE was for (0: none) */
+    uint64_t complete_batch;          /* BATCH frames sent before that COMPLETE */
+    shoal__buf subs;                  /* scratch: our set and summary */
+    char peer_subs[SHOAL__PEER_SUBS]; /* the peer's set as text */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -425,6 +426,27 @@ feed_start(shoal__session *s, shoal__frame *f)
         return err;
     s->peer_partial = true;
     s->peer_set++;
+    /* The set as text, for peer records ("shoal peers"). */
+    size_t at = 0;
+    s->peer_subs[0] = 0;
+    for (size_t i = 0; i < f->nsubs && at + 1 < sizeof s->peer_subs; i++) {
+        const shoal__wsub *w = &f->subs[i];
+        bool all = w->wlen == 0 || (w->wlen == 4 && memcmp(w->where, "TRUE", 4) == 0);
+        int k = snprintf(s->peer_subs + at, sizeof s->peer_subs - at, "%s%.*s: %.*s%s%.*s",
+                         i ? "; " : "", (int)w->nlen, (const char *)w->name, (int)w->clen,
+                         (const char *)w->coll, all ? "" : " WHERE ", all ? 0 : (int)w->wlen,
+                         (const char *)w->where);
+        if (k < 0)
+            break;
+        at += (size_t)k;
+    }
+    if (at >= sizeof s->peer_subs) {
+        /* Cut on a UTF-8 character boundary. */
+        at = sizeof s->peer_subs - 1;
+        while (at > 0 && ((uint8_t)s->peer_subs[at] & 0xc0) == 0x80)
+            at--;
+        s->peer_subs[at] = 0;
+    }
     s->more = true;
     s->restat = true;
     return SHOAL_OK;
@@ -1125,6 +1147,18 @@ void
 shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out)
 {
     *out = s->st;
+}
+
+const char *
+shoal__session_peer_subs(const shoal__session *s)
+{
+    return s->peer_subs;
+}
+
+uint64_t
+shoal__session_view_docs(const shoal__session *s)
+{
+    return s->feed && s->view->feed_docs ? s->view->feed_docs(s->host->ctx, s->feed) : 0;
 }
 
 const char *

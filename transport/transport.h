@@ -38,7 +38,8 @@ enum {
     SHOAL__MAX_SUB_TEXT = 4096,   /* bytes of a predicate (as the query language's bound) */
     SHOAL__MAX_SUB_PARAMS = 8192, /* bytes of a subscription's bound parameters */
     SHOAL__MAX_HELD = 1u << 20,   /* documents in a held-document summary */
-    SHOAL__MAX_HEADS = 256        /* heads of one document in a summary */
+    SHOAL__MAX_HEADS = 256,       /* heads of one document in a summary */
+    SHOAL__PEER_SUBS = 512        /* bytes of a peer's subscriptions as text (peer records) */
 };
 
 /* One version-vector entry: author -> highest contiguous seq, and the id of
@@ -245,6 +246,12 @@ int shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len);
  * the next call to shoal__session_next may find changes to push. */
 void shoal__session_changed(shoal__session *s);
 void shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out);
+/* A partial peer's subscriptions as text, "name: coll WHERE pred" joined
+ * by "; " and cut to SHOAL__PEER_SUBS - 1 bytes ("" for a full peer), and
+ * the documents its view holds as far as our feed knows (0 for a full
+ * peer). */
+const char *shoal__session_peer_subs(const shoal__session *s);
+uint64_t shoal__session_view_docs(const shoal__session *s);
 
 /* The session's own failure text or the text of the peer's ERROR frame
  * ("" while not failed): shoal__session_failure(s). */
@@ -341,6 +348,10 @@ typedef struct shoal__peer_info {
     bool xkey; /* key is the X25519 key of a refused client */
     uint64_t last_seen_ms, sent, received, lag, rejected, connects, refused, equivocations;
     char last_error[160];
+    /* A partial peer: its subscriptions as text ("" for a full peer) and
+     * the documents in its view that we know of (our feed's count). */
+    char subs[SHOAL__PEER_SUBS];
+    uint64_t view_docs;
 } shoal__peer_info;
 
 typedef struct shoal__engine_cfg {

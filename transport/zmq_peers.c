@@ -308,6 +308,14 @@ shoal__zq_sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out
                 i->lag = now.lag;
             if (now.last_recv_ms > i->last_seen_ms)
                 i->last_seen_ms = now.last_recv_ms;
+            if (now.handshaken) {
+                const char *subs = shoal__session_peer_subs(s->s);
+                uint64_t vd = shoal__session_view_docs(s->s);
+                if (vd != i->view_docs || strcmp(subs, i->subs) != 0)
+                    p->dirty = true;
+                snprintf(i->subs, sizeof i->subs, "%s", subs);
+                i->view_docs = vd;
+            }
             if (now.failed && !s->last.failed) {
                 shoal__zq_peer_error(p, "link failed: %s", shoal_strerror((shoal_err)now.error));
                 p->urgent = true;
