@@ -95,6 +95,8 @@ struct shoal_replica {
     struct shoal__livehub *live; /* live queries (live.c); NULL while none is open */
     _Atomic bool qviews_marked;  /* meta "qviews" seen set: every document has its view */
     struct shoal__subs *subs;    /* our subscriptions (subs.c), owned */
+    _Atomic uint64_t evict_gen;  /* documents evicted so far (under mu): feeds tell
+                                    their peers (shoal__subs_evicted) */
     _Atomic uint64_t subs_gen;   /* their generation; 0: none (a full replica) */
 };
 
@@ -335,6 +337,20 @@ int shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const 
                       size_t idlen);
 int shoal__subs_complete(shoal_replica *r, uint64_t gen);
 int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);
+/* What full peers were seen to hold (other authors than us), sorted by
+ * author (*out Owned); one author's entry (false: none).  Each takes
+ * r->mu. */
+int shoal__subs_vouched(shoal_replica *r, shoal__vventry **out, size_t *n);
+bool shoal__subs_vouched_get(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES],
+                             shoal__vventry *out);
+/* The key of the document evicted as number gen (0-based, below
+ * r->evict_gen) into key (SHOAL__DOCKEY_MAX bytes); SHOAL_ENOTFOUND when it
+ * is no longer remembered (only the last SHOAL__EVICT_RING are).  Caller
+ * holds r->mu. */
+enum {
+    SHOAL__EVICT_RING = 1024
+};
+int shoal__subs_evicted(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen);
 /* Whether a change applied here may wait only for its deps (causality per
  * document): r holds subscriptions. */
 static inline bool

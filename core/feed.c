@@ -79,7 +79,10 @@ struct shoal__feed {
     bool leave_due; /* ckey's LEAVE is the next thing to send */
     uint8_t leave_at[SHOAL__ID_BYTES];
     bool leave_has_at;
-    uint64_t cursor; /* live: next log position */
+    uint64_t cursor;     /* live: next log position */
+    uint64_t evict_seen; /* r->evict_gen we have looked at */
+    fkey *lq;            /* live: documents to say LEAVE for (we evicted them) */
+    size_t nlq, caplq, lqat;
     shoal__qscratch sc;
     shoal__map anc; /* scratch: ancestors of the peer's heads */
 };
@@ -416,7 +419,12 @@ build(shoal__feed *f, shoal__stxn *t)
         shoal__sval mv;
         err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
         if (err == SHOAL_ENOTFOUND) {
-            err = SHOAL_OK; /* not ours to judge: the peer's own, or out of our scope */
+            /* We evicted it (it left our own view): it left the peer's
+             * too.  Otherwise it is not ours to judge (the peer's own
+             * new document, or one we never held). */
+            err = SHOAL_OK;
+            if (shoal__stxn_stub_has(t, key, clen, nul + 1, klen - clen - 1))
+                err = list_add(f, key, klen, W_LEAVE);
             continue;
         }
         if (err)
@@ -640,13 +648,96 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
 }
 
 static int
+lq_add(shoal__feed *f, const uint8_t *key, size_t klen)
+{
+    if (f->nlq == f->caplq) {
+        if (f->lqat > 0) { /* reuse the front */
+            memmove(f->lq, f->lq + f->lqat, (f->nlq - f->lqat) * sizeof *f->lq);
+            f->nlq -= f->lqat;
+            f->lqat = 0;
+        }
+        if (f->nlq == f->caplq) {
+            size_t cap = f->caplq ? f->caplq * 2 : 16;
+            fkey *p = shoal__realloc(f->lq, cap * sizeof *p);
+            if (!p)
+                return SHOAL_ENOMEM;
+            f->lq = p;
+            f->caplq = cap;
+        }
+    }
+    uint8_t *k = shoal__malloc(klen);
+    if (!k)
+        return SHOAL_ENOMEM;
+    memcpy(k, key, klen);
+    f->lq[f->nlq++] = (fkey){ k, klen, W_LEAVE };
+    return SHOAL_OK;
+}
+
+/* Documents we evicted since the last look (they left our own view, no
+ * log entry says so): those in the peer's view leave it too.  When more
+ * were evicted than the replica remembers, every document in the peer's
+ * view is looked up. */
+static int
+evictions(shoal__feed *f, shoal__stxn *t)
+{
+    shoal_replica *r = f->r;
+    if (f->evict_seen == r->evict_gen)
+        return SHOAL_OK;
+    int err = SHOAL_OK;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen;
+    for (uint64_t g = f->evict_seen; !err && g < r->evict_gen; g++) {
+        err = shoal__subs_evicted(r, g, key, &klen);
+        if (err == SHOAL_ENOTFOUND) {
+            /* Forgotten: look up every document of the view. */
+            err = SHOAL_OK;
+            for (size_t i = 0; !err && i < f->inview.cap; i++) {
+                const uint8_t *k = f->inview.s[i].key;
+                if (!k)
+                    continue;
+                const uint8_t *nul = memchr(k, 0, f->inview.s[i].klen);
+                size_t clen = (size_t)(nul - k);
+                shoal__sval mv;
+                int e =
+                    shoal__stxn_doc_get(t, k, clen, nul + 1, f->inview.s[i].klen - clen - 1, &mv);
+                if (e == SHOAL_ENOTFOUND)
+                    err = lq_add(f, k, f->inview.s[i].klen);
+                else if (e)
+                    err = e;
+            }
+            break;
+        }
+        if (!err && shoal__map_get(&f->inview, key, klen))
+            err = lq_add(f, key, klen);
+    }
+    if (!err)
+        f->evict_seen = r->evict_gen;
+    return err;
+}
+
+static int
 live_step(next_ctx *x, shoal__stxn *t)
 {
     shoal__feed *f = x->f;
+    int err = evictions(f, t);
+    if (err)
+        return err;
+    while (f->lqat < f->nlq && f->cat >= f->ncpos && !f->leave_due) {
+        fkey *k = &f->lq[f->lqat++];
+        memcpy(f->ckey, k->key, k->klen);
+        f->cklen = k->klen;
+        shoal__free(k->key);
+        f->ncpos = f->cat = 0;
+        f->leave_has_at = false;
+        if (shoal__map_get(&f->inview, f->ckey, f->cklen)) {
+            emit_leave(f, x->out);
+            return SHOAL_OK;
+        }
+    }
     for (;;) {
         if (f->cat < f->ncpos) {
             bool done;
-            int err = send_current(x, t, &done);
+            err = send_current(x, t, &done);
             if (err || !done)
                 return err;
         }
@@ -657,11 +748,13 @@ live_step(next_ctx *x, shoal__stxn *t)
         }
         live_ctx c = { .x = x, .t = t };
         uint64_t from = f->cursor;
-        int err = shoal__stxn_log_scan(t, f->cursor, live_cb, &c);
+        err = shoal__stxn_log_scan(t, f->cursor, live_cb, &c);
         if (c.err)
             return c.err;
-        if (err)
+        /* The scan returns the callback's stop value (1) as it came. */
+        if (err && !c.stop)
             return err;
+        err = SHOAL_OK;
         if (f->cat < f->ncpos || f->leave_due)
             continue; /* an ENTER or a LEAVE to send */
         /* A look that found nothing but moved on: the session asks again
@@ -737,6 +830,9 @@ shoal__feed_free(shoal__feed *f)
     for (size_t i = 0; i < f->nlist; i++)
         shoal__free(f->list[i].key);
     shoal__free(f->list);
+    for (size_t i = f->lqat; i < f->nlq; i++)
+        shoal__free(f->lq[i].key);
+    shoal__free(f->lq);
     shoal__free(f->cpos);
     shoal__qscratch_free(&f->sc);
     shoal__free(f);
@@ -754,6 +850,7 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
     f->r = r;
     memcpy(f->peer, peer, SHOAL_KEY_BYTES);
     f->peer_seq = peer_seq;
+    f->evict_seen = r->evict_gen;
     shoal__map_init(&f->held);
     shoal__map_init(&f->inview);
     shoal__map_init(&f->anc);

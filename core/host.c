@@ -516,6 +516,18 @@ view_acked(void *ctx, const shoal__vventry *e, size_t n)
     return shoal__subs_acked(ctx, e, n);
 }
 
+static int
+view_vouched(void *ctx, shoal__vventry **out, size_t *n)
+{
+    return shoal__subs_vouched(ctx, out, n);
+}
+
+static bool
+view_vouched_get(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], shoal__vventry *out)
+{
+    return shoal__subs_vouched_get(ctx, author, out);
+}
+
 static const shoal__host_view host_view = {
     .self_gen = view_self_gen,
     .self_subs = view_self_subs,
@@ -527,6 +539,8 @@ static const shoal__host_view host_view = {
     .leave = view_leave,
     .complete = view_complete,
     .acked = view_acked,
+    .vouched = view_vouched,
+    .vouched_get = view_vouched_get,
 };
 
 static const shoal__host_ext host_ext = {

@@ -16,19 +16,21 @@
  * COMPLETE for it marks every subscription created up to that generation
  * complete: the peer sent every document that matched at the start.
  *
- * Eviction never loses a write: a document that holds a change that no
- * full peer is known to hold stays until one is.  A full peer's vector (its
- * HELLO, its ACKs) says what it holds: for our own changes the highest seq
- * it showed is kept in meta "acked"; for other authors (a relay holds its
- * devices' changes until its hub has them) the highest seq per author is
- * kept in memory (fullvv; after a restart it is empty until a full peer's
- * HELLO fills it, so nothing is evicted early).  Documents waiting so
- * (pinned, and those told to leave) are kept in memory only: after a
- * restart the sender's summary check names them again.  So eviction is
- * tried when a peer says LEAVE, when the set changes (every held document
- * is judged against the remaining set), and when a full peer's vector
- * rises (the documents of our own changes just acknowledged, the pinned
- * ones and those told to leave).
+ * Eviction never loses a write: a document that holds one of our own
+ * changes that no full replica is known to hold stays until one is (every
+ * author keeps its own changes, so every write survives until a full
+ * replica has it).  A full peer's vector (its HELLO, its ACKs) says what
+ * it holds; the highest of our own seqs it showed is kept in meta
+ * "acked".  The other authors' entries are kept in memory (fullvv) and
+ * passed on, as vouched for, in our HELLO and ACKs, so that a partial
+ * replica behind us (a device behind a scoped relay) learns that a full
+ * replica holds its writes.  Documents waiting (pinned, and those told to
+ * leave) are kept in memory only: after a restart the sender's summary
+ * check names them again.  So eviction is tried when a peer says LEAVE,
+ * when the set changes (every held document is judged against the
+ * remaining set), and when our acknowledged seq rises (the documents of
+ * the changes just acknowledged, the pinned ones and those told to
+ * leave).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -51,10 +53,20 @@ struct shoal__subs {
     size_t n;
     uint64_t next;      /* generation counter */
     uint64_t acked;     /* our own changes up to it are held by a full peer */
-    shoal__map fullvv;  /* author -> owned u64: a full peer holds its changes up to it */
+    shoal__map fullvv;  /* author -> owned fullent: a full peer holds its changes up to it */
     shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
     shoal__map pinned;  /* "coll\0id" -> 1: matches nothing, waiting for acks */
+    /* The last SHOAL__EVICT_RING documents evicted (r->evict_gen counts
+     * them), for the feeds of the peers we serve. */
+    uint8_t (*ring)[SHOAL__DOCKEY_MAX];
+    uint16_t ringlen[SHOAL__EVICT_RING];
 };
+
+/* What a full peer holds of one author: up to seq, whose change is cid. */
+typedef struct fullent {
+    uint64_t seq;
+    uint8_t cid[SHOAL__ID_BYTES];
+} fullent;
 
 static void
 sub_clear(sub *s)
@@ -77,6 +89,7 @@ shoal__subs_free(shoal_replica *r)
     shoal__map_clear(&S->leaving, NULL);
     shoal__map_clear(&S->pinned, NULL);
     shoal__map_clear(&S->fullvv, shoal__free);
+    shoal__free(S->ring);
     shoal__free(S);
     r->subs = NULL;
 }
@@ -274,18 +287,9 @@ local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
 
 /* ------------------------------------------------------------- eviction */
 
-/* The highest seq of author a full peer is known to hold. */
-static uint64_t
-full_seq(const shoal__subs *S, const uint8_t *self, const uint8_t *author)
-{
-    if (memcmp(author, self, SHOAL_KEY_BYTES) == 0)
-        return S->acked;
-    const uint64_t *v = shoal__map_get(&S->fullvv, author, SHOAL_KEY_BYTES);
-    return v ? *v : 0;
-}
-
-/* Whether the document (its meta m) holds a change that no full peer is
- * known to hold (its chain, walked back from its newest change). */
+/* Whether the document (its meta m) holds one of our own changes that no
+ * full replica is known to hold (its chain, walked back from its newest
+ * change). */
 static int
 unacked(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, bool *out)
 {
@@ -304,7 +308,8 @@ unacked(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, bool *out)
         if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
             shoal__change_peek(body, blen, &seq, NULL))
             return SHOAL_ECORRUPT;
-        if (!dead && seq > full_seq(r->subs, r->pk, shoal__envelope_author(env.p))) {
+        if (!dead && memcmp(shoal__envelope_author(env.p), r->pk, SHOAL_KEY_BYTES) == 0 &&
+            seq > r->subs->acked) {
             *out = true;
             return SHOAL_OK;
         }
@@ -328,6 +333,7 @@ typedef struct evict_ctx {
     size_t *klens;
     size_t nkeys;
     bool all;     /* judge every held document instead of keys */
+    bool evicted; /* out: documents were evicted (tell the engine) */
     evicted *out; /* grows */
     size_t nout, capout;
     shoal__qscratch sc;
@@ -375,7 +381,10 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     (void)shoal__map_take(&r->subs->pinned, key, klen);
     err = shoal__doc_evict(&x->wx->w, coll, clen, id, idlen, NULL);
     if (err == SHOAL_ENOTFOUND)
-        err = SHOAL_OK;
+        return SHOAL_OK;
+    /* The stub: peers we serve that hold it are told it left. */
+    if (!err)
+        err = shoal__stxn_stub_put(t, coll, clen, id, idlen);
     if (err)
         return err;
     (void)shoal__map_take(&r->subs->leaving, key, klen);
@@ -465,11 +474,24 @@ evict_run(shoal_replica *r, evict_ctx *x)
      * queries (they drop the documents at once) when it commits. */
     int err = shoal__wctx_write(&wx, evict_fn, x);
     shoal__qscratch_free(&x->sc);
+    shoal__subs *S = r->subs;
+    if (!err && x->nout && !S->ring) {
+        S->ring = shoal__malloc(SHOAL__EVICT_RING * sizeof *S->ring);
+        if (!S->ring)
+            r->evict_gen += SHOAL__EVICT_RING; /* feeds re-check what they hold */
+    }
     for (size_t i = 0; !err && i < x->nout; i++) {
         const uint8_t *nul = memchr(x->out[i].key, 0, x->out[i].klen);
         size_t clen = (size_t)(nul - x->out[i].key);
         shoal__events_push_left(r, x->out[i].key, clen, nul + 1, x->out[i].klen - clen - 1);
+        if (S->ring) {
+            size_t at = (size_t)(r->evict_gen % SHOAL__EVICT_RING);
+            memcpy(S->ring[at], x->out[i].key, x->out[i].klen);
+            S->ringlen[at] = (uint16_t)x->out[i].klen;
+        }
+        r->evict_gen++;
     }
+    x->evicted = !err && x->nout > 0;
     shoal__free(x->out);
     x->out = NULL;
     return err;
@@ -885,6 +907,18 @@ shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out)
 }
 
 int
+shoal__subs_evicted(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen)
+{
+    const shoal__subs *S = r->subs;
+    if (!S->ring || gen >= r->evict_gen || r->evict_gen - gen > SHOAL__EVICT_RING)
+        return SHOAL_ENOTFOUND;
+    size_t at = (size_t)(gen % SHOAL__EVICT_RING);
+    memcpy(key, S->ring[at], S->ringlen[at]);
+    *klen = S->ringlen[at];
+    return SHOAL_OK;
+}
+
+int
 shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                   size_t idlen)
 {
@@ -897,6 +931,8 @@ shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint
     if (!err)
         err = evict_run(r, &x);
     pthread_mutex_unlock(&r->mu);
+    if (x.evicted)
+        shoal__net_notify(r); /* the peers we serve are told */
     return err;
 }
 
@@ -1011,6 +1047,7 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
     pthread_mutex_lock(&r->mu);
     shoal__subs *S = r->subs;
     int err = SHOAL_OK;
+    bool gone = false;
     /* Kept while partial only: a full replica evicts nothing, and a
      * replica that becomes partial later counts changes as unacknowledged
      * until a full peer's vector says otherwise. */
@@ -1019,18 +1056,18 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
         return SHOAL_OK;
     }
     uint64_t own = S->acked;
-    bool raised = false;
     for (size_t i = 0; !err && i < n; i++) {
         if (memcmp(e[i].author, r->pk, SHOAL_KEY_BYTES) == 0) {
             if (e[i].seq > own)
                 own = e[i].seq;
             continue;
         }
-        uint64_t *v = shoal__map_get(&S->fullvv, e[i].author, SHOAL_KEY_BYTES);
+        fullent *v = shoal__map_get(&S->fullvv, e[i].author, SHOAL_KEY_BYTES);
         if (v) {
-            raised = raised || e[i].seq > *v;
-            if (e[i].seq > *v)
-                *v = e[i].seq;
+            if (e[i].seq > v->seq) {
+                v->seq = e[i].seq;
+                memcpy(v->cid, e[i].cid, SHOAL__ID_BYTES);
+            }
             continue;
         }
         v = shoal__malloc(sizeof *v);
@@ -1039,8 +1076,8 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
             err = SHOAL_ENOMEM;
             break;
         }
-        *v = e[i].seq;
-        raised = true;
+        v->seq = e[i].seq;
+        memcpy(v->cid, e[i].cid, SHOAL__ID_BYTES);
     }
     /* A peer's claim past what we wrote means nothing more. */
     uint64_t mine = 0;
@@ -1049,7 +1086,7 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
     if (own > mine)
         own = mine;
     bool own_up = own > S->acked;
-    if (!err && (own_up || (raised && S->leaving.n + S->pinned.n > 0))) {
+    if (!err && own_up) {
         evict_ctx x = { 0 };
         acked_ctx a = { r, S->acked, own_up ? own : S->acked, &x };
         err = shoal__store_write(r->store, acked_fn, &a);
@@ -1057,10 +1094,62 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
             S->acked = a.to;
             x.all = false;
             err = evict_run(r, &x);
+            gone = x.evicted;
         }
         shoal__free(x.keys);
         shoal__free(x.klens);
     }
     pthread_mutex_unlock(&r->mu);
+    if (gone)
+        shoal__net_notify(r);
     return err;
+}
+
+static int
+vv_author_cmp(const void *a, const void *b)
+{
+    return memcmp(((const shoal__vventry *)a)->author, ((const shoal__vventry *)b)->author,
+                  SHOAL_KEY_BYTES);
+}
+
+int
+shoal__subs_vouched(shoal_replica *r, shoal__vventry **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&r->mu);
+    const shoal__map *m = &r->subs->fullvv;
+    int err = SHOAL_OK;
+    if (m->n) {
+        *out = shoal__calloc(m->n, sizeof **out);
+        if (!*out)
+            err = SHOAL_ENOMEM;
+    }
+    for (size_t i = 0; !err && i < m->cap; i++)
+        if (m->s[i].key) {
+            shoal__vventry *e = &(*out)[(*n)++];
+            const fullent *v = m->s[i].val;
+            memcpy(e->author, m->s[i].key, SHOAL_KEY_BYTES);
+            e->seq = v->seq;
+            memcpy(e->cid, v->cid, SHOAL__ID_BYTES);
+        }
+    pthread_mutex_unlock(&r->mu);
+    if (*n > 1)
+        qsort(*out, *n, sizeof **out, vv_author_cmp);
+    return err;
+}
+
+bool
+shoal__subs_vouched_get(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES],
+                        shoal__vventry *out)
+{
+    pthread_mutex_lock(&r->mu);
+    const fullent *v = shoal__map_get(&r->subs->fullvv, author, SHOAL_KEY_BYTES);
+    if (v) {
+        memcpy(out->author, author, SHOAL_KEY_BYTES);
+        out->seq = v->seq;
+        memcpy(out->cid, v->cid, SHOAL__ID_BYTES);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return v != NULL;
 }

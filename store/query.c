@@ -52,6 +52,28 @@ shoal__stxn_qview_get(shoal__stxn *t, const uint8_t *coll, size_t clen, const ui
 }
 
 int
+shoal__stxn_stub_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen)
+{
+    uint8_t k[SHOAL__DOCKEY_MAX];
+    size_t n = pair_key(k, coll, clen, SHOAL_MAX_COLLECTION, id, idlen, SHOAL_MAX_DOC_ID);
+    if (!n)
+        return SHOAL_EINVAL;
+    static const uint8_t one = 1;
+    return shoal__st_put(t, T_EVICTED, k, n, &one, 1, 0);
+}
+
+bool
+shoal__stxn_stub_has(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                     size_t idlen)
+{
+    uint8_t k[SHOAL__DOCKEY_MAX];
+    size_t n = pair_key(k, coll, clen, SHOAL_MAX_COLLECTION, id, idlen, SHOAL_MAX_DOC_ID);
+    shoal__sval v;
+    return n && shoal__st_get(t, T_EVICTED, k, n, &v) == SHOAL_OK;
+}
+
+int
 shoal__stxn_qview_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen, const void *view, size_t vlen)
 {

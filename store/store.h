@@ -31,6 +31,10 @@
  *   qview     coll NUL id -> query view of a live document (opaque to the
  *             store; core/ keeps it in the transaction of every change)
  *   qixreg    coll NUL field -> index number (u32 BE), from meta "qixnext"
+ *   evicted   coll NUL id -> one byte (1): a document this replica evicted
+ *             (partial sync: it left its view), so that it can tell the
+ *             peers it serves that it left theirs; written by core/subs.c,
+ *             never removed (a document held again is judged by its state)
  *   qindex    index number (u32 BE) | value key | id -> value key length
  *             (u16 BE): one entry per value of the field (per element of
  *             a list), see shoal__qkey
@@ -283,6 +287,11 @@ int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const
  * local eviction: the log keeps no change of the document (log_drop). */
 int shoal__stxn_doc_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen);
+/* The eviction stub of (coll, id): put; whether there is one. */
+int shoal__stxn_stub_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                         size_t idlen);
+bool shoal__stxn_stub_has(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
+                          size_t idlen);
 int shoal__stxn_snap_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen);
 /* Every document (coll == NULL) or those of one collection, sorted by

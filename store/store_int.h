@@ -45,6 +45,7 @@ enum {
     T_QVIEW,
     T_QIXREG,
     T_QINDEX,
+    T_EVICTED,
     T_COUNT
 };
 

@@ -407,9 +407,20 @@ check_entries(shoal__session *s, const shoal__vventry *e, size_t n)
 static int
 note_acked(shoal__session *s, const shoal__vventry *e, size_t n)
 {
-    if (!s->view || !s->view->acked || s->peer_partial || n == 0)
+    if (!s->view || !s->view->acked || n == 0)
         return SHOAL_OK;
-    return s->view->acked(s->host->ctx, e, n);
+    if (!s->peer_partial)
+        return s->view->acked(s->host->ctx, e, n);
+    /* A partial peer's vector: its own entry (it holds its changes, but it
+     * is not a full replica) and the entries full replicas showed it,
+     * which it vouches for; only those count. */
+    size_t at;
+    if (!vv_find(e, n, s->st.peer, &at))
+        return s->view->acked(s->host->ctx, e, n);
+    int err = at ? s->view->acked(s->host->ctx, e, at) : SHOAL_OK;
+    if (!err && at + 1 < n)
+        err = s->view->acked(s->host->ctx, e + at + 1, n - at - 1);
+    return err;
 }
 
 /* Start feeding the peer's new subscription set (its HELLO or SUBSCRIBE). */
@@ -526,26 +537,67 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
     }
     const shoal__vventry *hv = s->ours;
     size_t nhv = s->nours;
+    shoal__vventry *vouch = NULL;
+    size_t nvouch = 0;
     if (s->self_partial) {
-        hv = vv_find(s->ours, s->nours, s->self, NULL);
-        nhv = hv ? 1 : 0;
+        /* Our own entry, and what full replicas were seen to hold (so our
+         * partial peers may evict what a full replica has). */
+        const shoal__vventry *me = vv_find(s->ours, s->nours, s->self, NULL);
+        if (s->view->vouched && s->view->vouched(s->host->ctx, &vouch, &nvouch) != SHOAL_OK) {
+            vouch = NULL;
+            nvouch = 0;
+        }
+        if (me) {
+            size_t at;
+            const shoal__vventry *v = vv_find(vouch, nvouch, s->self, &at);
+            if (v) {
+                vouch[at] = *me;
+            } else {
+                shoal__vventry *p = shoal__realloc(vouch, (nvouch + 1) * sizeof *p);
+                if (p) {
+                    vouch = p;
+                    memmove(&vouch[at + 1], &vouch[at], (nvouch - at) * sizeof *vouch);
+                    vouch[at] = *me;
+                    nvouch++;
+                }
+            }
+        }
+        hv = vouch;
+        nhv = nvouch;
     }
     s->our_hello = shoal__malloc((nhv ? nhv : 1) * sizeof *s->our_hello);
     if (!s->our_hello) {
+        shoal__free(vouch);
         FAIL(s, SHOAL_ENOMEM, "out of memory");
         return SHOAL_ENOMEM;
     }
-    if (nhv)
-        memcpy(s->our_hello, hv, nhv * sizeof *hv);
-    s->n_our_hello = nhv;
+    /* What our HELLO says we hold for the caught-up check: all of it, or
+     * as a partial replica our own entry only. */
+    if (s->self_partial) {
+        const shoal__vventry *me = vv_find(s->ours, s->nours, s->self, NULL);
+        s->n_our_hello = me ? 1 : 0;
+        if (me)
+            s->our_hello[0] = *me;
+    } else {
+        if (nhv)
+            memcpy(s->our_hello, hv, nhv * sizeof *hv);
+        s->n_our_hello = nhv;
+    }
     shoal__buf *b = q_push(s, false);
     if (!b)
         err = SHOAL_ENOMEM;
     else if (s->self_partial) {
         s->self_set = 1;
         err = shoal__wire_hello2(b, s->self, hv, nhv, s->subs.p, s->subs.len);
+        if (err == SHOAL_ETOOBIG && nhv > 1) {
+            /* Too many vouched authors: our own entry alone. */
+            b->len = 0;
+            err = shoal__wire_hello2(b, s->self, s->our_hello, s->n_our_hello, s->subs.p,
+                                     s->subs.len);
+        }
     } else
         err = shoal__wire_hello(b, s->self, s->ours, s->nours);
+    shoal__free(vouch);
     if (err == SHOAL_ETOOBIG) {
         /* Not the peer's fault: say so locally, send nothing. */
         fail_with(s, err, false,
@@ -781,8 +833,12 @@ recv_batch(shoal__session *s, shoal__frame *f)
             err = SHOAL_ENOMEM;
     }
     for (size_t i = 0; !err && i < nt; i++) {
-        if (s->self_partial && memcmp(t[i].author, s->self, SHOAL_KEY_BYTES) != 0)
+        if (s->self_partial && memcmp(t[i].author, s->self, SHOAL_KEY_BYTES) != 0) {
+            /* Other authors: what a full replica was seen to hold. */
+            if (s->view->vouched_get && s->view->vouched_get(s->host->ctx, t[i].author, &delta[nd]))
+                nd++;
             continue;
+        }
         const shoal__vventry *e = vv_find(s->ours, s->nours, t[i].author, NULL);
         if (e)
             delta[nd++] = *e;

@@ -138,6 +138,13 @@ typedef struct shoal__host_view {
                  unsigned reason);
     int (*complete)(void *ctx, uint64_t gen);
     int (*acked)(void *ctx, const shoal__vventry *e, size_t n);
+    /* As a partial replica: the entries a full peer's vector showed us
+     * (what a full replica holds: other authors' changes up to seq),
+     * sorted by author, *out Owned (free with shoal__free); and one
+     * author's (0: none).  A partial replica passes them on in its HELLO
+     * and ACKs, so that its own partial peers may evict too. */
+    int (*vouched)(void *ctx, shoal__vventry **out, size_t *n);
+    bool (*vouched_get)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], shoal__vventry *out);
 } shoal__host_view;
 
 /* What the protocol needs from a replica; implemented by core/ over the
