@@ -17,6 +17,13 @@ links)::
     r.sync("tcp://127.0.0.1:7001", other_id, timeout=5.0)
     r.connect("tcp://127.0.0.1:7001", other_id)         # live push, both ways
 
+A replica that subscribes holds only the documents its subscriptions
+match (partial sync)::
+
+    r.subscribe("mine", "products", "store_id == :s", params={"s": 3})
+    r.sync("tcp://127.0.0.1:7001", other_id)    # then every one is complete
+    r.subscriptions()    # [{"name": "mine", ..., "state": "complete", ...}]
+
 Queries, aggregates, indexes and live queries::
 
     r.find("products", 'category == "jeans" AND price < :max',

@@ -58,6 +58,8 @@ KEY_BYTES = int(lib.shoal_key_bytes())
 DIGEST_BYTES = int(lib.SHOAL_DIGEST_BYTES)
 # Longest single wait inside the C library: keeps close() and Ctrl-C prompt.
 _WAIT_SLICE_MS = 100
+# How often Replica.wait_complete looks at the subscriptions.
+_COMPLETE_POLL_S = 0.05
 
 
 class Kind(enum.IntEnum):
@@ -77,12 +79,17 @@ class ChangeEvent(NamedTuple):
         remote: True if the change came from another replica (merge, sync).
         overflowed: True if events were dropped before this one (the queue
             is bounded); re-read whatever you track.
+        left: True if the document left this partial replica's view and
+            was evicted (see :meth:`Replica.subscribe`): its state and
+            changes are gone from this replica.  Such an event has
+            ``remote`` False.
     """
 
     collection: str
     doc_id: str
     remote: bool
     overflowed: bool
+    left: bool = False
 
 
 class ImportResult(NamedTuple):
@@ -943,6 +950,104 @@ class Replica:
             return LiveQuery(self, out[0], collection, where)
         return self._query(collection, where, params, run)
 
+    # -- subscriptions (partial sync) -----------------------------------------
+
+    def subscribe(self, name: str, collection: str, where: Optional[str] = None,
+                  params: Optional[Mapping[str, Value]] = None) -> None:
+        """Create or replace the subscription ``name``: this replica then
+        holds only the documents that match one of its subscriptions.
+
+        Args:
+            name: the subscription's name, 1 to 64 bytes of UTF-8.
+            collection, where, params: the documents it selects, as for
+                :meth:`find` (every parameter bound; None or ``""``: the
+                whole collection).  The parameters are bound now: the
+                subscription keeps their values.
+
+        A replica with no subscription is full and syncs every document.
+        With at least one it is partial: peers send it the documents that
+        match any subscription (on the peer's state), and it evicts those
+        that leave its view (a change event with ``left`` set), once its
+        own changes to them are acknowledged by a full peer.  The set is
+        stored in the replica directory; it takes effect at the next
+        :meth:`sync` and on live links at once.  A new or changed
+        subscription is ``"pending"`` in :meth:`subscriptions` until a
+        peer has sent everything that matched it; subscribing again with
+        the same definition changes nothing.  Replacing one evicts what no
+        subscription matches any more.
+
+        Errors: :class:`InvalidArgumentError` for a bad name, a syntax
+        error or a parameter left unbound; :class:`NotFound` for a
+        parameter the predicate does not have; :class:`TooBigError` past
+        64 subscriptions.
+        """
+        nb = _sub_name(name)
+
+        def run(p: Any, q: Any) -> None:
+            rc = lib.shoal_subscribe(p, nb, q)
+            if rc:
+                self._raise(rc)
+        self._query(collection, where, params, run)
+
+    def unsubscribe(self, name: str) -> None:
+        """Remove the subscription ``name`` (:class:`NotFound` if there is
+        none) and evict every document no remaining subscription matches,
+        except those holding this replica's own changes that no full peer
+        has acknowledged yet (they go once a sync shows them acknowledged).
+        With no subscription left the replica is full again: the next sync
+        brings everything."""
+        nb = _sub_name(name)
+        self._call(lambda p: lib.shoal_unsubscribe(p, nb))
+
+    def subscriptions(self) -> List[Dict[str, Any]]:
+        """This replica's subscriptions in creation order, as plain dicts
+        (the shape of ``shoal -d DIR subscriptions``)::
+
+            {"name": "mine", "collection": "products",
+             "where": "store_id == :s", "params": {"s": 3},
+             "state": "complete", "docs": 1000}
+
+        ``where`` is the predicate as given (``"TRUE"`` for a whole
+        collection), ``params`` the bound values by name (no colon),
+        ``state`` ``"pending"`` until a peer has sent every document that
+        matched when the exchange began, then ``"complete"``, and ``docs``
+        the number of documents it matches in this replica now.  Empty for
+        a full replica."""
+        p = self._enter()
+        try:
+            out = ffi.new("shoal_subs **")
+            rc = lib.shoal_subscriptions(p, out)
+            if rc:
+                self._raise(rc)
+            subs = ffi.gc(out[0], lib.shoal_subs_free)
+            try:
+                return _subs_list(subs)
+            finally:
+                ffi.release(subs)
+        finally:
+            self._exit()
+
+    def wait_complete(self, timeout: float = 5.0) -> bool:
+        """Wait until every subscription is ``"complete"``: True once they
+        all are (at once for a full replica), False if ``timeout`` seconds
+        passed first.
+
+        For live links (:meth:`connect`), where nothing else says when the
+        view is whole.  It polls :meth:`subscriptions` every 50 ms (the GIL
+        is released in between).  After :meth:`sync` or :meth:`sync_async`
+        there is nothing to wait for: they return once every subscription
+        is complete.
+        """
+        _timeout_ms(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(s["state"] == "complete" for s in self.subscriptions()):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_COMPLETE_POLL_S, left))
+
     # -- version, bundles, digests -----------------------------------------
 
     def version(self) -> Dict[str, int]:
@@ -1178,7 +1283,10 @@ class Replica:
         """One-shot sync with the replica ``peer_id`` listening at endpoint.
 
         Returns once each side holds every change the other held when the
-        sync began.  The GIL is released meanwhile.  Raises
+        sync began; on a partial replica (:meth:`subscribe`), once it holds
+        every document that matched its subscriptions on the peer then, so
+        every subscription is ``"complete"``.  The GIL is released
+        meanwhile.  :meth:`sync_async` is the asyncio form.  Raises
         :class:`RefusedError` when the peer refuses the link (our key is
         not on its allow-list, or ``peer_id`` is not its key) and
         :class:`TimeoutError` (also the built-in one) when it cannot be
@@ -1189,6 +1297,23 @@ class Replica:
         key = _author(peer_id)
         ms = _timeout_ms(timeout)
         self._net(lambda p: lib.shoal_net_sync(p, ep, key, ms))
+
+    async def sync_async(self, endpoint: str, peer_id: Union[str, bytes],
+                         timeout: float = 5.0) -> None:
+        """:meth:`sync` for asyncio: the sync runs in the running loop's
+        default executor (a thread, the GIL released in C), so the loop
+        goes on meanwhile.  Same arguments, same result and errors; when
+        the await returns, every subscription is complete.
+
+        Cancelling the await does not stop the sync: it runs to its end (at
+        most ``timeout``) in its thread.  :meth:`close` cuts it short.
+        """
+        ep = _endpoint(endpoint)
+        key = _author(peer_id)
+        ms = _timeout_ms(timeout)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, self._net, lambda p: lib.shoal_net_sync(p, ep, key, ms))
 
     def stop_network(self) -> None:
         """Close every link and listening socket (the replica stays open;
@@ -1248,7 +1373,8 @@ class Replica:
                             _name(lib.shoal_event_collection(e)),
                             _name(lib.shoal_event_doc_id(e)),
                             bool(lib.shoal_event_remote(e)),
-                            bool(lib.shoal_event_overflowed(e)))
+                            bool(lib.shoal_event_overflowed(e)),
+                            bool(lib.shoal_event_left(e)))
                     finally:
                         ffi.release(e)
                 if rc == lib.SHOAL_ECLOSED:
@@ -1262,7 +1388,8 @@ class Replica:
 
     def changes(self, timeout: Optional[float] = None) -> Iterator[ChangeEvent]:
         """Iterate over change events (one per document per commit or merge,
-        local and remote).  The iteration ends when no event came for
+        local and remote, and one with ``left`` set per document a partial
+        replica evicted).  The iteration ends when no event came for
         ``timeout`` seconds (None: never) or the replica is closed.
 
         Waiting happens in C with the GIL released (in short slices, so
@@ -1722,6 +1849,45 @@ def _live_event(e: Any) -> LiveEvent:
 def _no_reentry() -> BusyError:
     return BusyError(_strerror(ErrorCode.BUSY), ErrorCode.BUSY,
                      "shoal cannot be used from inside a log or clock callback")
+
+
+def _sub_name(name: Any) -> bytes:
+    """A subscription name for C.  Its length (1 to 64 bytes) is the
+    library's to check: it says so in the error's detail."""
+    if not isinstance(name, str):
+        raise TypeError("a subscription name is a str, not %s" % type(name).__name__)
+    try:
+        b = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "subscription name is not valid UTF-8") from None
+    if not b or b"\0" in b:
+        raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                   "a subscription name is 1 to 64 bytes of UTF-8 "
+                                   "without NUL, not %r" % (name,))
+    return b
+
+
+def _subs_list(subs: Any) -> List[Dict[str, Any]]:
+    """The shoal_subs list as dicts (see Replica.subscriptions)."""
+    res = []
+    cv = ffi.new("shoal_value *")
+    for i in range(lib.shoal_subs_count(subs)):
+        params: Dict[str, Value] = {}
+        for k in range(lib.shoal_subs_param_count(subs, i)):
+            rc = lib.shoal_subs_param_value(subs, i, k, cv)
+            if rc:
+                raise _error(rc)
+            params[_name(lib.shoal_subs_param_name(subs, i, k))] = _value(cv)
+        res.append({
+            "name": _name(lib.shoal_subs_name(subs, i)),
+            "collection": _name(lib.shoal_subs_collection(subs, i)),
+            "where": _name(lib.shoal_subs_where(subs, i)),
+            "params": params,
+            "state": "complete" if lib.shoal_subs_complete(subs, i) else "pending",
+            "docs": int(lib.shoal_subs_docs(subs, i)),
+        })
+    return res
 
 
 def _endpoint(ep: Any) -> bytes:
