@@ -87,17 +87,18 @@ struct shoal_replica {
     pthread_mutex_t ev_mu;
     pthread_cond_t ev_cv;
     shoal__event_q ev;
-    pthread_mutex_t net_mu;      /* guards net (never held while waiting on the engine) */
-    struct shoal__net *net;      /* network state (net.c), owned; NULL until first use */
-    _Atomic uint64_t synced_pos; /* non-durable: log positions below it are flushed */
-    _Atomic uint64_t ev_gen;     /* bumped by every commit that stored evidence */
-    char *dir;                   /* the directory, owned */
-    struct shoal__livehub *live; /* live queries (live.c); NULL while none is open */
-    _Atomic bool qviews_marked;  /* meta "qviews" seen set: every document has its view */
-    struct shoal__subs *subs;    /* our subscriptions (subs.c), owned */
-    _Atomic uint64_t evict_gen;  /* documents evicted so far (under mu): feeds tell
+    pthread_mutex_t net_mu;       /* guards net (never held while waiting on the engine) */
+    struct shoal__net *net;       /* network state (net.c), owned; NULL until first use */
+    _Atomic uint64_t synced_pos;  /* non-durable: log positions below it are flushed */
+    _Atomic uint64_t ev_gen;      /* bumped by every commit that stored evidence */
+    char *dir;                    /* the directory, owned */
+    struct shoal__livehub *live;  /* live queries (live.c); NULL while none is open */
+    _Atomic bool qviews_marked;   /* meta "qviews" seen set: every document has its view */
+    struct shoal__subs *subs;     /* our subscriptions (subs.c), owned */
+    struct shoal__feedhub *feeds; /* the feeds' shared anchor index (feed.c), under mu */
+    _Atomic uint64_t evict_gen;   /* documents evicted so far (under mu): feeds tell
                                     their peers (shoal__subs_evicted) */
-    _Atomic uint64_t subs_gen;   /* their generation; 0: none (a full replica) */
+    _Atomic uint64_t subs_gen;    /* their generation; 0: none (a full replica) */
 };
 
 /* Wall clock in ms (the options clock or CLOCK_REALTIME). */
@@ -369,6 +370,8 @@ int shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_
 void shoal__feed_peer_seq(shoal__feed *f, uint64_t seq);
 uint64_t shoal__feed_docs(const shoal__feed *f);
 void shoal__feed_free(shoal__feed *f);
+/* Free r->feeds at close (every feed is gone by then). */
+void shoal__feedhub_free(shoal_replica *r);
 
 /* Decode and import count verified records (shoal__recs_open) together
  * with the pending set, exactly as shoal_import does after opening its

@@ -28,6 +28,18 @@
  * Every call takes r->mu (judging a document may read it through the
  * document cache) and reads one snapshot; one call examines at most
  * SHOAL__HOST_SCAN log positions, like next_changes.
+ *
+ * Incremental evaluation (the hub, one per replica): a change is judged
+ * against a peer's subscriptions only if the peer holds the document in
+ * its view (STAY or LEAVE), or if one of the peer's subscriptions could
+ * match it.  Each subscription whose predicate is an AND with an equality
+ * term (field == c, field IN (...)) is filed under (coll, field, value
+ * key) for each value, the rest per collection (residual).  For a log
+ * position, the candidates are the feeds filed under the values of the
+ * document's anchored fields plus the residual ones, computed once from
+ * the document's query view and kept in a small ring of positions, so the
+ * feeds of many peers walking the same new changes parse the document
+ * once and evaluate only the subscriptions that can match.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -59,6 +71,36 @@ typedef struct fsub {
     size_t clen;
 } fsub;
 
+/* A list of (feed, subscription) pairs. */
+typedef struct fsubref {
+    struct shoal__feed *f;
+    size_t sub;
+} fsubref;
+typedef struct fvec {
+    fsubref *v;
+    size_t n, cap;
+} fvec;
+
+enum {
+    CAND_RING = 64 /* positions whose candidates are kept */
+};
+
+typedef struct cand {
+    uint64_t pos;           /* 0: empty */
+    uint64_t epoch;         /* the hub's epoch it was computed in */
+    struct shoal__feed **f; /* sorted, owned */
+    size_t n, cap;
+} cand;
+
+struct shoal__feedhub {
+    shoal__map anchors;  /* "coll\0field\0qkey" -> fvec* */
+    shoal__map residual; /* "coll" -> fvec* */
+    shoal__map afields;  /* "coll\0field" -> (uintptr_t) references */
+    cand ring[CAND_RING];
+    uint64_t epoch; /* moves when a feed comes or goes: the ring is stale */
+    shoal__qscratch sc;
+};
+
 struct shoal__feed {
     shoal_replica *r;
     uint8_t peer[SHOAL_KEY_BYTES];
@@ -84,7 +126,8 @@ struct shoal__feed {
     fkey *lq;            /* live: documents to say LEAVE for (we evicted them) */
     size_t nlq, caplq, lqat;
     shoal__qscratch sc;
-    shoal__map anc; /* scratch: ancestors of the peer's heads */
+    shoal__map anc;   /* scratch: ancestors of the peer's heads */
+    shoal__buf akeys; /* the hub keys it is filed under: u16 len | key | u8 map */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -559,6 +602,281 @@ initial_step(next_ctx *x, shoal__stxn *t)
     }
 }
 
+/* ------------------------------------------------------------- the hub */
+
+static void
+fvec_free(void *p)
+{
+    fvec *v = p;
+    if (v) {
+        shoal__free(v->v);
+        shoal__free(v);
+    }
+}
+
+static int
+hub_file(shoal__map *m, const uint8_t *key, size_t klen, shoal__feed *f, size_t sub)
+{
+    fvec *v = shoal__map_get(m, key, klen);
+    if (!v) {
+        v = shoal__calloc(1, sizeof *v);
+        if (!v || shoal__map_put(m, key, klen, v) != SHOAL_OK) {
+            shoal__free(v);
+            return SHOAL_ENOMEM;
+        }
+    }
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 4;
+        fsubref *p = shoal__realloc(v->v, cap * sizeof *p);
+        if (!p)
+            return SHOAL_ENOMEM;
+        v->v = p;
+        v->cap = cap;
+    }
+    v->v[v->n++] = (fsubref){ f, sub };
+    return SHOAL_OK;
+}
+
+static void
+hub_unfile(shoal__map *m, const uint8_t *key, size_t klen, const shoal__feed *f)
+{
+    fvec *v = shoal__map_get(m, key, klen);
+    if (!v)
+        return;
+    size_t w = 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->v[i].f != f)
+            v->v[w++] = v->v[i];
+    v->n = w;
+    if (w == 0)
+        fvec_free(shoal__map_take(m, key, klen));
+}
+
+/* Remember key (and which map: 0 anchors, 1 residual, 2 afields) in
+ * f->akeys, to take f out again. */
+static int
+note_key(shoal__feed *f, const uint8_t *key, size_t klen, uint8_t which)
+{
+    uint8_t h[2];
+    shoal__be16_put(h, (uint16_t)klen);
+    int err = shoal__buf_append(&f->akeys, h, 2);
+    if (!err)
+        err = shoal__buf_append(&f->akeys, key, klen);
+    if (!err)
+        err = shoal__buf_append(&f->akeys, &which, 1);
+    return err;
+}
+
+/* File f's subscriptions in the hub (caller holds r->mu). */
+static int
+hub_add(shoal__feed *f)
+{
+    shoal_replica *r = f->r;
+    if (!r->feeds) {
+        r->feeds = shoal__calloc(1, sizeof *r->feeds);
+        if (!r->feeds)
+            return SHOAL_ENOMEM;
+        shoal__map_init(&r->feeds->anchors);
+        shoal__map_init(&r->feeds->residual);
+        shoal__map_init(&r->feeds->afields);
+    }
+    struct shoal__feedhub *h = r->feeds;
+    h->epoch++;
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < f->nsubs; i++) {
+        const fsub *s = &f->subs[i];
+        const char *c;
+        size_t cl;
+        const shoal__query *q = shoal__query_of(s->q, &c, &cl);
+        shoal__qterm *terms = NULL;
+        size_t nt = 0;
+        err = shoal__query_terms(q, &terms, &nt);
+        const shoal__qterm *a = NULL;
+        for (size_t k = 0; !err && k < nt && !a; k++)
+            if (terms[k].kind == SHOAL__QT_EQ && !terms[k].contains && terms[k].nvals > 0)
+                a = &terms[k];
+        uint8_t key[SHOAL_MAX_COLLECTION + SHOAL_MAX_FIELD + 2 + SHOAL__QKEY_MAX];
+        if (!err && a) {
+            memcpy(key, s->coll, s->clen);
+            key[s->clen] = 0;
+            memcpy(key + s->clen + 1, a->field, a->field_len);
+            size_t fl = s->clen + 1 + a->field_len;
+            uintptr_t refs = (uintptr_t)shoal__map_get(&h->afields, key, fl);
+            err = shoal__map_put(&h->afields, key, fl, (void *)(refs + 1));
+            if (!err)
+                err = note_key(f, key, fl, 2);
+            key[fl] = 0;
+            for (size_t v = 0; !err && v < a->nvals; v++) {
+                size_t kl = fl + 1 + shoal__qkey(&a->vals[v], key + fl + 1);
+                err = hub_file(&h->anchors, key, kl, f, i);
+                if (!err)
+                    err = note_key(f, key, kl, 0);
+            }
+        } else if (!err) {
+            err = hub_file(&h->residual, (const uint8_t *)s->coll, s->clen, f, i);
+            if (!err)
+                err = note_key(f, (const uint8_t *)s->coll, s->clen, 1);
+        }
+        shoal__free(terms);
+    }
+    return err;
+}
+
+/* Take f out of the hub (caller holds r->mu). */
+static void
+hub_remove(shoal__feed *f)
+{
+    struct shoal__feedhub *h = f->r->feeds;
+    if (!h)
+        return;
+    h->epoch++;
+    for (size_t off = 0; off + 2 <= f->akeys.len;) {
+        size_t kl = shoal__be16_get(f->akeys.p + off);
+        const uint8_t *k = f->akeys.p + off + 2;
+        uint8_t which = k[kl];
+        if (which == 0)
+            hub_unfile(&h->anchors, k, kl, f);
+        else if (which == 1)
+            hub_unfile(&h->residual, k, kl, f);
+        else {
+            uintptr_t refs = (uintptr_t)shoal__map_get(&h->afields, k, kl);
+            if (refs <= 1)
+                (void)shoal__map_take(&h->afields, k, kl);
+            else
+                (void)shoal__map_put(&h->afields, k, kl, (void *)(refs - 1));
+        }
+        off += 2 + kl + 1;
+    }
+    f->akeys.len = 0;
+}
+
+void
+shoal__feedhub_free(shoal_replica *r)
+{
+    struct shoal__feedhub *h = r->feeds;
+    if (!h)
+        return;
+    shoal__map_clear(&h->anchors, fvec_free);
+    shoal__map_clear(&h->residual, fvec_free);
+    shoal__map_clear(&h->afields, NULL);
+    for (size_t i = 0; i < CAND_RING; i++)
+        shoal__free(h->ring[i].f);
+    shoal__qscratch_free(&h->sc);
+    shoal__free(h);
+    r->feeds = NULL;
+}
+
+static int
+ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+cand_add(cand *c, const fvec *v)
+{
+    for (size_t i = 0; v && i < v->n; i++) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            struct shoal__feed **p = shoal__realloc(c->f, cap * sizeof *p);
+            if (!p)
+                return SHOAL_ENOMEM;
+            c->f = p;
+            c->cap = cap;
+        }
+        c->f[c->n++] = v->v[i].f;
+    }
+    return SHOAL_OK;
+}
+
+/* The feeds that may match the document of log position pos (coll, id),
+ * computed once per position in snapshot t; *out Borrowed until the hub
+ * changes. */
+static int
+candidates(shoal__feed *f, shoal__stxn *t, uint64_t pos, const uint8_t *coll, size_t clen,
+           const uint8_t *id, size_t idlen, const cand **out)
+{
+    struct shoal__feedhub *h = f->r->feeds;
+    cand *c = &h->ring[pos % CAND_RING];
+    if (c->pos == pos && c->epoch == h->epoch) {
+        *out = c;
+        return SHOAL_OK;
+    }
+    c->pos = 0;
+    c->n = 0;
+    int err = cand_add(c, shoal__map_get(&h->residual, coll, clen));
+    shoal__sval v;
+    int e = err ? err : shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
+    if (e && e != SHOAL_ENOTFOUND)
+        return e;
+    if (!e) {
+        /* The anchored fields of coll, looked up in the document's view. */
+        const uint8_t *vp;
+        size_t vl;
+        bool alive;
+        uint64_t epoch;
+        shoal__qscratch *s = &h->sc;
+        err = shoal__qview_split(v.p, v.len, &epoch, &vp, &vl);
+        if (!err)
+            err = shoal__qview_parse(vp, vl, &s->f, &s->cap, &s->n, &alive);
+        if (err)
+            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+        shoal__qdoc d = { .id = id, .id_len = idlen, .fields = s->f, .nfields = s->n };
+        uint8_t key[SHOAL_MAX_COLLECTION + SHOAL_MAX_FIELD + 2 + SHOAL__QKEY_MAX];
+        for (size_t i = 0; !err && i < h->afields.cap; i++) {
+            const uint8_t *k = h->afields.s[i].key;
+            size_t kl = h->afields.s[i].klen;
+            if (!k || kl <= clen || k[clen] != 0 || memcmp(k, coll, clen) != 0)
+                continue;
+            const uint8_t *field = k + clen + 1;
+            size_t flen = kl - clen - 1;
+            shoal__qfield idf;
+            const shoal__qfield *fl;
+            if (flen == 3 && memcmp(field, "_id", 3) == 0) {
+                memset(&idf, 0, sizeof idf);
+                idf.kind = SHOAL_K_REGISTER;
+                idf.value.type = SHOAL_T_STR;
+                idf.value.ptr = id;
+                idf.value.len = idlen;
+                fl = &idf;
+            } else {
+                fl = shoal__qdoc_field(&d, field, flen);
+            }
+            if (!fl || fl->kind == SHOAL_K_LIST)
+                continue; /* absent (null) matches no anchor value; lists neither */
+            memcpy(key, k, kl);
+            key[kl] = 0;
+            size_t full = kl + 1 + shoal__qkey(&fl->value, key + kl + 1);
+            err = cand_add(c, shoal__map_get(&h->anchors, key, full));
+        }
+    }
+    if (err)
+        return err;
+    if (c->n > 1)
+        qsort(c->f, c->n, sizeof *c->f, ptr_cmp);
+    c->pos = pos;
+    c->epoch = h->epoch;
+    *out = c;
+    return SHOAL_OK;
+}
+
+static bool
+cand_has(const cand *c, const shoal__feed *f)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->f[mid] == f)
+            return true;
+        if ((uintptr_t)c->f[mid] < (uintptr_t)f)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 typedef struct live_ctx {
     next_ctx *x;
     shoal__stxn *t;
@@ -593,7 +911,17 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     size_t klen = shoal__dockey(key, coll, clen, doc, dlen);
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
-    bool match;
+    bool match = false;
+    if (!has) {
+        /* Not in the peer's view: only a subscription that can match it
+         * needs a look (the hub's candidates). */
+        const cand *cd;
+        c->err = candidates(f, c->t, pos, coll, clen, doc, dlen, &cd);
+        if (c->err)
+            return 1;
+        if (!cand_has(cd, f))
+            return 0;
+    }
     c->err = judge(f, c->t, coll, clen, doc, dlen, &match);
     if (c->err)
         return 1;
@@ -821,6 +1149,12 @@ shoal__feed_free(shoal__feed *f)
 {
     if (!f)
         return;
+    if (f->akeys.len) {
+        pthread_mutex_lock(&f->r->mu);
+        hub_remove(f);
+        pthread_mutex_unlock(&f->r->mu);
+    }
+    shoal__buf_free(&f->akeys);
     for (size_t i = 0; i < f->nsubs; i++)
         shoal_query_free(f->subs[i].q);
     shoal__free(f->subs);
@@ -851,6 +1185,7 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
     memcpy(f->peer, peer, SHOAL_KEY_BYTES);
     f->peer_seq = peer_seq;
     f->evict_seen = r->evict_gen;
+    shoal__buf_init(&f->akeys);
     shoal__map_init(&f->held);
     shoal__map_init(&f->inview);
     shoal__map_init(&f->anc);
@@ -893,6 +1228,11 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
         err = shoal__map_put(&f->held, key, klen, hb);
         if (err)
             shoal__free(hb);
+    }
+    if (!err) {
+        pthread_mutex_lock(&r->mu);
+        err = hub_add(f);
+        pthread_mutex_unlock(&r->mu);
     }
     if (err) {
         shoal__feed_free(f);

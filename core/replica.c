@@ -252,6 +252,7 @@ shoal_replica_close(shoal_replica *r)
     shoal__cache_free(r);
     shoal__live_free(r);
     shoal__subs_free(r);
+    shoal__feedhub_free(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_destroy(&r->mu);
     shoal__free(r->dir);

@@ -663,7 +663,9 @@ recv_hello(shoal__session *s, shoal__frame *f)
             FAIL(s, err, "the peer's subscriptions: %s", shoal_strerror((shoal_err)err));
             return err;
         }
-    } else if ((err = note_acked(s, s->peer_hello, s->n_peer_hello))) {
+    }
+    /* A full peer's vector, or what a partial peer vouches for. */
+    if ((err = note_acked(s, s->peer_hello, s->n_peer_hello))) {
         FAIL(s, err, "cannot note what the peer holds");
         return err;
     }

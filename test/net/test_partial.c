@@ -514,6 +514,29 @@ test_live(void)
            check_now_ms() - t0 < WAIT_MS)
         nap();
     CHECK(same_ids(d, R.r, "store_id == 3 OR store_id == 8", NULL));
+    /* A subscription without an equality term (judged for every change of
+     * the collection) and one on IN values (filed under each value). */
+    CHECK_EQ(subscribe(d, "cheap", "price < 0", NULL, 0), SHOAL_OK);
+    CHECK_EQ(subscribe(d, "cats", "category IN (\"x\", \"y\")", NULL, 0), SHOAL_OK);
+    t0 = check_now_ms();
+    while (!all_complete(d) && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK_EQ(set_int(R.r, "p00055", "price", -1), SHOAL_OK);
+    shoal_txn *tx;
+    shoal_value yv = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)"y", .len = 1 };
+    CHECK_EQ(shoal_txn_begin(R.r, &tx), SHOAL_OK);
+    CHECK_EQ(shoal_txn_set(tx, "products", "p00066", "category", &yv), SHOAL_OK);
+    CHECK_EQ(shoal_txn_commit(tx), SHOAL_OK);
+    t0 = check_now_ms();
+    while ((!has_doc(d, "p00055") || !has_doc(d, "p00066")) && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(has_doc(d, "p00055"));
+    CHECK(has_doc(d, "p00066"));
+    const char *all = "store_id == 3 OR store_id == 8 OR price < 0 OR category IN (\"x\", \"y\")";
+    t0 = check_now_ms();
+    while (!same_ids(d, R.r, all, NULL) && check_now_ms() - t0 < WAIT_MS)
+        nap();
+    CHECK(same_ids(d, R.r, all, NULL));
     CHECK(no_link_errors(d));
     CHECK(no_link_errors(R.r));
     /* One link all along: no session failed and reconnected. */
