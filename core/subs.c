@@ -53,6 +53,8 @@ struct shoal__subs {
     size_t n;
     uint64_t next;      /* generation counter */
     uint64_t acked;     /* our own changes up to it are held by a full peer */
+    bool draining;      /* no subscription left, but other authors' changes are
+                           still held (meta "draining"): partial until they go */
     shoal__map fullvv;  /* author -> owned fullent: a full peer holds its changes up to it */
     shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
     shoal__map pinned;  /* "coll\0id" -> 1: matches nothing, waiting for acks */
@@ -97,7 +99,10 @@ shoal__subs_free(shoal_replica *r)
 static void
 publish_gen(shoal_replica *r)
 {
-    atomic_store(&r->subs_gen, r->subs->n ? r->subs->next : 0);
+    /* A replica that held a view keeps saying so (an empty set) until it
+     * holds no other author's change: its version vector has gaps until
+     * then, and a full HELLO would claim changes it lacks. */
+    atomic_store(&r->subs_gen, r->subs->n || r->subs->draining ? r->subs->next : 0);
 }
 
 /* ------------------------------------------------------------- storage */
@@ -213,6 +218,10 @@ load_fn(shoal__stxn *t, void *arg)
             return SHOAL_ECORRUPT;
         c->S->acked = shoal__be64_get(v.p);
     }
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    err = shoal__stxn_meta_get(t, "draining", &v);
+    c->S->draining = err == SHOAL_OK && v.len == 1 && v.p[0] == 1;
     return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
 }
 
@@ -507,6 +516,77 @@ sweep(shoal_replica *r)
     return evict_run(r, &x);
 }
 
+/* Whether any held document has a change by another author than us. */
+typedef struct foreign_ctx {
+    shoal_replica *r;
+    shoal__stxn *t;
+    bool any;
+} foreign_ctx;
+
+static int
+foreign_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+           const shoal__sval *meta, void *arg)
+{
+    (void)coll;
+    (void)clen;
+    (void)id;
+    (void)idlen;
+    foreign_ctx *c = arg;
+    shoal__dmeta m;
+    int err = shoal__dmeta_parse(meta->p, meta->len, &m);
+    if (err)
+        return err;
+    uint64_t pos = m.last_pos;
+    for (uint64_t steps = 0; !err && pos != 0 && steps <= m.nchanges + 1; steps++) {
+        shoal__sval env;
+        uint64_t link;
+        err = shoal__stxn_log_entry(c->t, pos, &env, &link, NULL, NULL);
+        if (!err && memcmp(shoal__envelope_author(env.p), c->r->pk, SHOAL_KEY_BYTES) != 0)
+            c->any = true;
+        pos = link;
+        if (c->any)
+            break;
+    }
+    shoal__dmeta_clear(&m);
+    return err ? err : (c->any ? 1 : 0);
+}
+
+static int
+drain_fn(shoal__stxn *t, void *arg)
+{
+    foreign_ctx *c = arg;
+    c->t = t;
+    int err = shoal__stxn_doc_scan(t, NULL, 0, foreign_cb, c);
+    if (err == 1 && c->any)
+        err = SHOAL_OK;
+    if (err)
+        return err;
+    shoal__subs *S = c->r->subs;
+    bool draining = S->n == 0 && c->any;
+    if (draining == S->draining)
+        return SHOAL_OK;
+    const uint8_t flag = draining ? 1 : 0;
+    return shoal__stxn_meta_put(t, "draining", &flag, 1);
+}
+
+/* With no subscription left: evict what can go, then stay partial (an
+ * empty set) while other authors' changes are still held; caller holds
+ * r->mu. */
+static int
+drain(shoal_replica *r)
+{
+    evict_ctx x = { .all = true };
+    int err = evict_run(r, &x);
+    foreign_ctx c = { r, NULL, false };
+    if (!err)
+        err = shoal__store_write(r->store, drain_fn, &c);
+    if (!err) {
+        r->subs->draining = r->subs->n == 0 && c.any;
+        publish_gen(r);
+    }
+    return err;
+}
+
 /* ------------------------------------------------------------ public API */
 
 static int
@@ -598,6 +678,8 @@ shoal_subscribe(shoal_replica *r, const char *name, const shoal_query *q)
                 sub_clear(&old);
                 memset(&ns, 0, sizeof ns);
                 publish_gen(r);
+                if (S->draining)
+                    err = drain(r); /* a set again: draining is over */
                 /* A replaced subscription may no longer match what the old
                  * one held. */
                 if (!added)
@@ -646,9 +728,15 @@ shoal_unsubscribe(shoal_replica *r, const char *name)
             /* Evaluated locally: what no remaining subscription matches
              * goes (a peer with newer state re-enters what it must).  With
              * no subscription left nothing matches: the replica is full
-             * again and syncs everything afresh. */
-            evict_ctx x = { .all = true };
-            err = evict_run(r, &x);
+             * again, and syncs everything afresh, once it holds no other
+             * author's change (documents our unacknowledged writes pin
+             * keep it partial, with an empty set, until they go). */
+            if (S->n == 0) {
+                err = drain(r);
+            } else {
+                evict_ctx x = { .all = true };
+                err = evict_run(r, &x);
+            }
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -896,7 +984,7 @@ int
 shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out)
 {
     pthread_mutex_lock(&r->mu);
-    *gen = r->subs->n ? r->subs->next : 0;
+    *gen = r->subs->n || r->subs->draining ? r->subs->next : 0;
     int err = SHOAL_OK;
     if (*gen) {
         summary_ctx c = { r, out, *gen };
@@ -1051,7 +1139,7 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
     /* Kept while partial only: a full replica evicts nothing, and a
      * replica that becomes partial later counts changes as unacknowledged
      * until a full peer's vector says otherwise. */
-    if (S->n == 0 && S->leaving.n == 0 && S->pinned.n == 0) {
+    if (S->n == 0 && S->leaving.n == 0 && S->pinned.n == 0 && !S->draining) {
         pthread_mutex_unlock(&r->mu);
         return SHOAL_OK;
     }
@@ -1095,6 +1183,12 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
             x.all = false;
             err = evict_run(r, &x);
             gone = x.evicted;
+            /* Draining: what our writes pinned may go now; full again once
+             * no other author's change is left. */
+            if (!err && S->draining) {
+                err = drain(r);
+                gone = true;
+            }
         }
         shoal__free(x.keys);
         shoal__free(x.klens);

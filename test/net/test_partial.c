@@ -610,6 +610,44 @@ test_scoped_relay(void)
     relay_down(&H);
 }
 
+/* Removing the last subscription while a document holds an edit not yet
+ * uploaded: the replica keeps saying it is partial (its version vector has
+ * gaps while it holds other authors' changes) until the edit is up and the
+ * document gone, then syncs everything as a full replica. */
+static void
+test_unsubscribe_last_pinned(void)
+{
+    relay R;
+    REQUIRE(relay_up(&R, 200));
+    char *dir = check_tmpdir("partial-dev");
+    shoal_replica *d = open_r(dir, "dev");
+    REQUIRE(d);
+    CHECK_EQ(subscribe(d, "mine", "store_id == 3", NULL, 0), SHOAL_OK);
+    CHECK_EQ(dsync(d, &R), SHOAL_OK);
+    CHECK_EQ(set_int(d, "p00003", "count", 9), SHOAL_OK);
+    CHECK_EQ(shoal_unsubscribe(d, "mine"), SHOAL_OK);
+    size_t held = 0;
+    free(ids_of(d, NULL, &held));
+    CHECK_EQ(held, 1); /* only the document holding the edit */
+    CHECK(has_doc(d, "p00003"));
+    CHECK_EQ(dsync(d, &R), SHOAL_OK); /* the edit goes up; then it goes */
+    CHECK_EQ(int_field(R.r, "p00003", "count"), 9);
+    uint64_t t0 = check_now_ms();
+    uint8_t a[32], b[32];
+    do {
+        CHECK_EQ(dsync(d, &R), SHOAL_OK);
+        CHECK_EQ(shoal_digest(d, true, a), SHOAL_OK);
+        CHECK_EQ(shoal_digest(R.r, true, b), SHOAL_OK);
+    } while (memcmp(a, b, 32) != 0 && check_now_ms() - t0 < WAIT_MS);
+    CHECK(memcmp(a, b, 32) == 0);
+    CHECK_EQ(int_field(d, "p00003", "count"), 9);
+    CHECK_EQ(shoal_replica_check(d, print_problem, NULL, NULL), SHOAL_OK);
+    shoal_replica_close(d);
+    check_rmtree(dir);
+    free(dir);
+    relay_down(&R);
+}
+
 int
 main(void)
 {
@@ -618,6 +656,7 @@ main(void)
     RUN(test_move_out_and_in);
     RUN(test_no_lost_write);
     RUN(test_unsubscribe);
+    RUN(test_unsubscribe_last_pinned);
     RUN(test_live);
     RUN(test_scoped_relay);
     return check_summary();
