@@ -13,6 +13,19 @@
 #include "fuzz.h"
 #include "transport.h"
 
+/* The subscription set and held-document summary of f, encoded again. */
+static void
+put_subs_held(shoal__buf *b, const shoal__frame *f)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, b);
+    shoal__wire_put_subs(&w, f->subs, f->nsubs);
+    shoal__wire_put_held_header(&w, f->nheld);
+    for (size_t i = 0; i < f->nheld; i++)
+        shoal__wire_put_held(&w, &f->held[i]);
+    FUZZ_CHECK(w.err == SHOAL_OK);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,8 +39,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (f.type) {
     case SHOAL__F_HELLO:
         FUZZ_CHECK(f.key != NULL);
-        err = shoal__wire_hello(&out, f.key, f.entries, f.nentries);
+        if (f.version == SHOAL__PROTO_PARTIAL) {
+            shoal__buf sh;
+            shoal__buf_init(&sh);
+            put_subs_held(&sh, &f);
+            err = shoal__wire_hello2(&out, f.key, f.entries, f.nentries, sh.p, sh.len);
+            shoal__buf_free(&sh);
+        } else {
+            err = shoal__wire_hello(&out, f.key, f.entries, f.nentries);
+        }
         break;
+    case SHOAL__F_SUBSCRIBE: {
+        shoal__buf sh;
+        shoal__buf_init(&sh);
+        put_subs_held(&sh, &f);
+        err = shoal__wire_subscribe(&out, sh.p, sh.len);
+        shoal__buf_free(&sh);
+        break;
+    }
+    case SHOAL__F_LEAVE:
+        err = shoal__wire_leave(&out, f.coll, f.clen, f.id, f.idlen, f.reason, f.at);
+        break;
+    case SHOAL__F_COMPLETE: err = shoal__wire_complete(&out, f.set); break;
     case SHOAL__F_BATCH: err = shoal__wire_batch(&out, f.n, f.count, f.envs, f.envs_len); break;
     case SHOAL__F_ACK: {
         shoal_import_result res = { f.applied, f.duplicate, f.pending, 0 };

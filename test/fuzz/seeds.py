@@ -162,9 +162,19 @@ def main():
     ack = arr([uint(3), uint(1), uint(14), uint(0), uint(0), arr(vv[:1])])
     error = arr([uint(4), uint(7), strv("malformed frame")])
     hello_v2 = arr([uint(1), uint(2), binv(b), arr([]), uint(0)])
+    # Partial sync: HELLO version 2 with a subscription and a held
+    # document, SUBSCRIBE, LEAVE, COMPLETE.
+    params = arr([arr([strv("s"), uint(12)])])
+    subs = arr([arr([strv("mine"), strv("products"), strv("store_id == :s"), binv(params)])])
+    held = arr([arr([strv("products"), strv("p1"), binv(changes[0]["id"])])])
+    hello_partial = arr([uint(1), uint(2), binv(b), arr(vv[:1]), subs, held])
+    subscribe = arr([uint(6), subs, arr([])])
+    leave = arr([uint(8), strv("products"), strv("p1"), uint(1), binv(changes[0]["id"])])
+    complete = arr([uint(10), uint(1)])
     for name, fr in (("hello-empty", hello_empty), ("hello-full", hello_full),
                      ("batch-all", batch_all), ("batch-one", batch_one), ("ack", ack),
-                     ("error", error), ("hello-v2", hello_v2)):
+                     ("error", error), ("hello-v2", hello_v2), ("hello-partial", hello_partial),
+                     ("subscribe", subscribe), ("leave", leave), ("complete", complete)):
         put("frame", name, fr)
     put("session", "hello-batch-ack", SEP.join([hello_empty, batch_all, ack]))
     put("session", "hello-full-ack", SEP.join([hello_full, ack, ack]))
@@ -174,6 +184,8 @@ def main():
                                               arr([uint(2), uint(2), uint(1),
                                                    binv(changes[1]["env"])])]))
     put("session", "hello-v2", hello_v2)
+    put("session", "partial", SEP.join([hello_partial, batch_one, leave, complete, subscribe]))
+    put("session", "full-then-subscribe", SEP.join([hello_empty, subscribe, batch_all, ack]))
     del a
 
 
