@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -51,10 +52,11 @@ typedef struct sub {
 struct shoal__subs {
     sub *s;
     size_t n;
-    uint64_t next;      /* generation counter */
-    uint64_t acked;     /* our own changes up to it are held by a full peer */
-    bool draining;      /* no subscription left, but other authors' changes are
+    uint64_t next;              /* generation counter */
+    uint64_t acked;             /* our own changes up to it are held by a full peer */
+    bool draining;              /* no subscription left, but other authors' changes are
                            still held (meta "draining"): partial until they go */
+    _Atomic uint64_t looked_ms; /* monotonic ms of the last look at meta "subs" */
     shoal__map fullvv;  /* author -> owned fullent: a full peer holds its changes up to it */
     shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
     shoal__map pinned;  /* "coll\0id" -> 1: matches nothing, waiting for acks */
@@ -881,9 +883,85 @@ shoal_subs_docs(const shoal_subs *L, size_t i)
 
 /* ------------------------------------------------- the host's side (sync) */
 
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+typedef struct refresh_ctx {
+    shoal__subs *S;
+    shoal__subs fresh;
+    bool changed;
+} refresh_ctx;
+
+/* Whether meta "subs" (or "draining") differs from ours; if so, decode it
+ * into fresh. */
+static int
+refresh_fn(shoal__stxn *t, void *arg)
+{
+    refresh_ctx *c = arg;
+    shoal__buf mine;
+    shoal__buf_init(&mine);
+    int err = c->S->n || c->S->next ? subs_encode(c->S, &mine) : SHOAL_OK;
+    shoal__sval v = { 0 };
+    int e = err ? err : shoal__stxn_meta_get(t, "subs", &v);
+    if (e && e != SHOAL_ENOTFOUND) {
+        shoal__buf_free(&mine);
+        return e;
+    }
+    bool same =
+        e == SHOAL_ENOTFOUND ? mine.len == 0 : v.len == mine.len && memcmp(v.p, mine.p, v.len) == 0;
+    shoal__buf_free(&mine);
+    shoal__sval d;
+    int de = shoal__stxn_meta_get(t, "draining", &d);
+    bool draining = de == SHOAL_OK && d.len == 1 && d.p[0] == 1;
+    if (same && draining == c->S->draining)
+        return SHOAL_OK;
+    c->changed = true;
+    c->fresh.draining = draining;
+    return e == SHOAL_ENOTFOUND ? SHOAL_OK : subs_decode(&c->fresh, v.p, v.len);
+}
+
+/* Another process sharing the directory may have changed the set
+ * (`shoal subscribe` while `shoal serve` runs): look at most every 500 ms,
+ * never waiting for r->mu. */
+static void
+refresh(shoal_replica *r)
+{
+    static const uint64_t every_ms = 500;
+    shoal__subs *S = r->subs;
+    uint64_t now = mono_ms();
+    uint64_t last = atomic_load(&S->looked_ms);
+    if (now - last < every_ms || !atomic_compare_exchange_strong(&S->looked_ms, &last, now))
+        return;
+    if (pthread_mutex_trylock(&r->mu) != 0)
+        return;
+    refresh_ctx c = { .S = S };
+    if (shoal__store_read(r->store, refresh_fn, &c) == SHOAL_OK && c.changed) {
+        for (size_t i = 0; i < S->n; i++)
+            sub_clear(&S->s[i]);
+        shoal__free(S->s);
+        S->s = c.fresh.s;
+        S->n = c.fresh.n;
+        S->next = c.fresh.next;
+        S->draining = c.fresh.draining;
+        c.fresh.s = NULL;
+        c.fresh.n = 0;
+        publish_gen(r);
+    }
+    for (size_t i = 0; i < c.fresh.n; i++)
+        sub_clear(&c.fresh.s[i]);
+    shoal__free(c.fresh.s);
+    pthread_mutex_unlock(&r->mu);
+}
+
 uint64_t
 shoal__subs_gen(shoal_replica *r)
 {
+    refresh(r);
     return atomic_load(&r->subs_gen);
 }
 

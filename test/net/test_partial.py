@@ -122,3 +122,26 @@ def test_cli_subscription_errors(net):
     # Replacing with the same definition keeps it; another one replaces it.
     run("-d", d, "subscribe", "all", "products", "price > 3")
     assert [(s["name"], s["where"]) for s in subs(d)] == [("all", "price > 3")]
+
+
+def test_subscribe_while_serving(net):
+    """A subscription made by another process on the directory of a running
+    `shoal serve` takes effect on its live link: the matching documents
+    arrive with no `sync`, and an unsubscribe evicts them."""
+    rng = random.Random(seed_for("serve-subscribe"))
+    writer, hubdir, d = net.dir("writer"), net.dir("hub"), net.dir("d")
+    kw, kh, kd = init(writer), init(hubdir), init(d)
+    hub = net.relay("hub", allow=[kw, kd])
+    load_products(writer, rng, 12)
+    sync(writer, hub.peer_spec())
+    run("-d", d, "subscribe", "none", "products", "store_id == 99")
+    net.serve("d-live", d, peers=[hub.peer_spec()])
+    wait_until(lambda: subs(d)[0]["state"] == "complete", 30, "the first set to complete")
+    assert ls(d) == []
+    run("-d", d, "subscribe", "s11", "products", "store_id == 11")
+    want = find_ids(hubdir, "store_id == 11")
+    wait_until(lambda: ls(d) == want, 30, "store 11 to arrive on the live link")
+    wait_until(lambda: all(s["state"] == "complete" for s in subs(d)), 30,
+               "every subscription to complete")
+    run("-d", d, "unsubscribe", "s11")
+    assert ls(d) == []
