@@ -72,7 +72,7 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
     size_t el = strnlen(p->endpoint, sizeof p->endpoint);
     size_t ml = strnlen(p->last_error, sizeof p->last_error);
     size_t sl = strnlen(p->subs, sizeof p->subs);
-    int err = shoal__buf_reserve(out, PEER_FIXED + 4 + el + ml + 2 + sl + 8);
+    int err = shoal__buf_reserve(out, PEER_FIXED + 4 + el + ml + 2 + sl + 24);
     if (err)
         return err;
     uint8_t *q = out->p + out->len;
@@ -92,7 +92,9 @@ peer_encode(const shoal__peer_info *p, shoal__buf *out)
     shoal__be16_put(q, (uint16_t)sl);
     memcpy(q + 2, p->subs, sl);
     shoal__be64_put(q + 2 + sl, p->view_docs);
-    out->len += PEER_FIXED + 4 + el + ml + 2 + sl + 8;
+    shoal__be64_put(q + 2 + sl + 8, p->sent_bytes);
+    shoal__be64_put(q + 2 + sl + 16, p->received_bytes);
+    out->len += PEER_FIXED + 4 + el + ml + 2 + sl + 24;
     return SHOAL_OK;
 }
 
@@ -128,10 +130,12 @@ peer_parse(const uint8_t key[SHOAL_KEY_BYTES], const uint8_t *p, size_t n, shoal
         return false;
     size_t sl = shoal__be16_get(p + off);
     off += 2;
-    if (sl >= sizeof out->subs || n - off != sl + 8)
+    if (sl >= sizeof out->subs || n - off != sl + 24)
         return false;
     memcpy(out->subs, p + off, sl);
     out->view_docs = shoal__be64_get(p + off + sl);
+    out->sent_bytes = shoal__be64_get(p + off + sl + 8);
+    out->received_bytes = shoal__be64_get(p + off + sl + 16);
     return true;
 }
 
@@ -742,6 +746,8 @@ shoal_peers_stat(const shoal_peers *p, size_t i, shoal_peer_stat which)
     case SHOAL_PS_REFUSED: return x->refused;
     case SHOAL_PS_EQUIVOCATIONS: return x->equivocations;
     case SHOAL_PS_VIEW_DOCS: return x->view_docs;
+    case SHOAL_PS_SENT_BYTES: return x->sent_bytes;
+    case SHOAL_PS_RECEIVED_BYTES: return x->received_bytes;
     }
     return 0;
 }

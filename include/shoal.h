@@ -818,17 +818,19 @@ SHOAL_API void shoal_net_stop(shoal_replica *r);
 typedef struct shoal_peers shoal_peers;
 
 typedef enum shoal_peer_stat {
-    SHOAL_PS_CONNECTED = 1,     /* 1 if a link is up now */
-    SHOAL_PS_LAST_SEEN_MS = 2,  /* wall ms of the last frame received */
-    SHOAL_PS_SENT = 3,          /* changes sent */
-    SHOAL_PS_RECEIVED = 4,      /* changes received (applied, duplicate or pending) */
-    SHOAL_PS_LAG = 5,           /* changes we hold that the peer is not known to hold */
-    SHOAL_PS_REJECTED = 6,      /* frames or changes rejected (malformed, bad signature) */
-    SHOAL_PS_CONNECTS = 7,      /* handshakes completed */
-    SHOAL_PS_REFUSED = 8,       /* links refused (by us or by the peer) */
-    SHOAL_PS_EQUIVOCATIONS = 9, /* conflicting changes this peer showed us */
-    SHOAL_PS_VIEW_DOCS = 10     /* a partial peer: documents in its view as our last link
-                                   with it knew them (0 for a full peer) */
+    SHOAL_PS_CONNECTED = 1,      /* 1 if a link is up now */
+    SHOAL_PS_LAST_SEEN_MS = 2,   /* wall ms of the last frame received */
+    SHOAL_PS_SENT = 3,           /* changes sent */
+    SHOAL_PS_RECEIVED = 4,       /* changes received (applied, duplicate or pending) */
+    SHOAL_PS_LAG = 5,            /* changes we hold that the peer is not known to hold */
+    SHOAL_PS_REJECTED = 6,       /* frames or changes rejected (malformed, bad signature) */
+    SHOAL_PS_CONNECTS = 7,       /* handshakes completed */
+    SHOAL_PS_REFUSED = 8,        /* links refused (by us or by the peer) */
+    SHOAL_PS_EQUIVOCATIONS = 9,  /* conflicting changes this peer showed us */
+    SHOAL_PS_VIEW_DOCS = 10,     /* a partial peer: documents in its view as our last link
+                                    with it knew them (0 for a full peer) */
+    SHOAL_PS_SENT_BYTES = 11,    /* envelope bytes of the changes sent */
+    SHOAL_PS_RECEIVED_BYTES = 12 /* envelope bytes of the changes received */
 } shoal_peer_stat;
 
 /* The running engine's live records merged with the stored ones; does not

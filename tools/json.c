@@ -453,11 +453,17 @@ shoal__json_from_peers(const shoal_peers *p)
         const char *name;
         shoal_peer_stat stat;
     } stats[] = {
-        { "last_seen_ms", SHOAL_PS_LAST_SEEN_MS }, { "sent", SHOAL_PS_SENT },
-        { "received", SHOAL_PS_RECEIVED },         { "lag", SHOAL_PS_LAG },
-        { "rejected", SHOAL_PS_REJECTED },         { "connects", SHOAL_PS_CONNECTS },
-        { "refused", SHOAL_PS_REFUSED },           { "equivocations", SHOAL_PS_EQUIVOCATIONS },
+        { "last_seen_ms", SHOAL_PS_LAST_SEEN_MS },
+        { "sent", SHOAL_PS_SENT },
+        { "received", SHOAL_PS_RECEIVED },
+        { "lag", SHOAL_PS_LAG },
+        { "rejected", SHOAL_PS_REJECTED },
+        { "connects", SHOAL_PS_CONNECTS },
+        { "refused", SHOAL_PS_REFUSED },
+        { "equivocations", SHOAL_PS_EQUIVOCATIONS },
         { "view_docs", SHOAL_PS_VIEW_DOCS },
+        { "sent_bytes", SHOAL_PS_SENT_BYTES },
+        { "received_bytes", SHOAL_PS_RECEIVED_BYTES },
     };
     json_t *a = json_array();
     size_t n = shoal_peers_count(p);

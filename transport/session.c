@@ -770,6 +770,7 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     s->recv_batches++;
     s->st.received += f->count;
+    s->st.received_bytes += f->envs_len;
     /* Equivocations are counted only on signed evidence: versions of an
      * (author, seq) new to this replica that the peer's batch brought. */
     s->st.equivocations += res.equivocations;
@@ -1030,6 +1031,7 @@ next_versions(shoal__session *s, const uint8_t **frame, size_t *len)
     if (s->extra_sent == s->nextra && s->nextra > 0 && s->extra_batch < s->sent_batches)
         s->extra_batch = s->sent_batches;
     s->st.sent += count;
+    s->st.sent_bytes += s->envs.len;
     s->restat = true;
     *frame = s->bat.p;
     *len = s->bat.len;
@@ -1062,6 +1064,7 @@ next_feed(shoal__session *s, const uint8_t **frame, size_t *len)
             if (!err) {
                 s->sent_batches++;
                 s->st.sent += o.count;
+                s->st.sent_bytes += s->envs.len;
             }
             break;
         case SHOAL__FEED_LEAVE:
@@ -1181,6 +1184,7 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
     }
     s->sent_batches++;
     s->st.sent += count;
+    s->st.sent_bytes += s->envs.len;
     *frame = s->bat.p;
     *len = s->bat.len;
     return 1;

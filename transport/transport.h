@@ -222,6 +222,8 @@ typedef struct shoal__session_stats {
     uint8_t peer[SHOAL_KEY_BYTES]; /* the peer's key from its HELLO */
     uint64_t sent;                 /* changes sent */
     uint64_t received;             /* changes received */
+    uint64_t sent_bytes;           /* envelope bytes of the changes sent */
+    uint64_t received_bytes;       /* envelope bytes of the changes received */
     uint64_t rejected;             /* frames rejected */
     uint64_t equivocations;        /* signed conflicting versions its batches brought (new here) */
     uint64_t lag;                  /* sum over authors of max(0, ours - peer's known seq) */
@@ -354,6 +356,7 @@ typedef struct shoal__peer_info {
     bool connected;
     bool xkey; /* key is the X25519 key of a refused client */
     uint64_t last_seen_ms, sent, received, lag, rejected, connects, refused, equivocations;
+    uint64_t sent_bytes, received_bytes; /* envelope bytes of the changes */
     char last_error[160];
     /* A partial peer: its subscriptions as text ("" for a full peer) and
      * the documents in its view that we know of (our feed's count). */

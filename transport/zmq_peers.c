@@ -293,6 +293,8 @@ shoal__zq_sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out
                 p->urgent = true;
             }
             uint64_t ds = now.sent - s->last.sent, dr = now.received - s->last.received;
+            i->sent_bytes += now.sent_bytes - s->last.sent_bytes;
+            i->received_bytes += now.received_bytes - s->last.received_bytes;
             uint64_t dj = now.rejected - s->last.rejected;
             uint64_t dq = now.equivocations - s->last.equivocations;
             if (ds || dr || dj || dq || i->lag != now.lag ||

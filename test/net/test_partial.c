@@ -247,6 +247,33 @@ connects_to(shoal_replica *r, const uint8_t *key)
     return n;
 }
 
+static uint64_t
+received_bytes_from(shoal_replica *r, const uint8_t *key)
+{
+    shoal_peers *p = NULL;
+    uint64_t n = 0;
+    if (shoal_net_peers(r, &p) != SHOAL_OK)
+        return 0;
+    for (size_t i = 0; i < shoal_peers_count(p); i++)
+        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
+            n = shoal_peers_stat(p, i, SHOAL_PS_RECEIVED_BYTES);
+    shoal_peers_free(p);
+    return n;
+}
+
+/* The envelope bytes r holds: its whole bundle without the 12-byte
+ * header. */
+static uint64_t
+held_bytes(shoal_replica *r)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (shoal_export(r, NULL, &b, &n) != SHOAL_OK)
+        return 0;
+    shoal_free(b);
+    return n >= 12 ? n - 12 : 0;
+}
+
 static bool
 all_complete(shoal_replica *r)
 {
@@ -328,8 +355,11 @@ test_exact_views(void)
         size_t held = 0;
         CHECK(same_ids(d, R.r, dev[k].union_where, &held));
         CHECK(held > 0);
-        /* Nothing else crossed the wire: one change per matching document. */
+        /* Nothing else crossed the wire: one change per matching document,
+         * and exactly the bytes of those changes. */
         CHECK_EQ(received_from(d, shoal_replica_id(R.r)), held);
+        CHECK_EQ(received_bytes_from(d, shoal_replica_id(R.r)), held_bytes(d));
+        CHECK(held_bytes(d) > 0);
         CHECK(all_complete(d));
         /* A second sync sends nothing (the summary says what it holds). */
         CHECK_EQ(dsync(d, &R), SHOAL_OK);
