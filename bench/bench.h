@@ -26,6 +26,17 @@ int shoal__bench_commits(int argc, char **argv);
 /* shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R] [--docs N]
  *                  [--peers P] [--incoming N] [--variant NAME] */
 int shoal__bench_sync(int argc, char **argv);
+/* The partial-sync variants of `shoal-bench sync` (bench_partial.c):
+ * variant is partial-initial, partial-relay, partial-latency or
+ * partial-latency-nondurable; dir is the session's temp dir. */
+typedef struct shoal__bench_partial_opts {
+    uint64_t docs;     /* partial-initial: relay documents; partial-relay: 10x its base */
+    uint64_t peers;    /* partial-relay: devices */
+    uint64_t incoming; /* partial-relay: changes of the writer (then one marker a device) */
+    uint64_t samples;  /* partial-latency: samples per run */
+    size_t runs;
+} shoal__bench_partial_opts;
+int shoal__bench_partial(const char *variant, const shoal__bench_partial_opts *o, const char *dir);
 /* shoal-bench query [--docs N] [--runs R] [--seed S]; built only when
  * SQLite is found (SHOAL_BENCH_QUERY defined). */
 int shoal__bench_query(int argc, char **argv);

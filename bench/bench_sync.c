@@ -22,6 +22,9 @@
  *                          readers, next to the verify floor of that topology
  *                          (cores x one core's verify rate / 4 verifying
  *                          processes).
+ *   partial-initial, partial-relay, partial-latency,
+ *   partial-latency-nondurable
+ *                          partial sync (subscriptions): bench_partial.c.
  *
  * Every node is its own process, made with fork() before it opens anything
  * (the parent never starts a network engine, so no thread is forked).
@@ -138,7 +141,8 @@ typedef struct opts {
     uint64_t samples;
     double seconds;
     size_t runs;
-    bool want[8];
+    shoal__bench_partial_opts partial;
+    bool want[16];
 } opts;
 
 static const char *const variant_names[] = {
@@ -149,6 +153,10 @@ static const char *const variant_names[] = {
     "latency-relay-nondurable",
     "throughput-durable",
     "throughput-nondurable",
+    "partial-initial",
+    "partial-relay",
+    "partial-latency",
+    "partial-latency-nondurable",
 };
 enum {
     V_CATCHUP,
@@ -158,6 +166,10 @@ enum {
     V_LAT_RELAY_ND,
     V_TP_DURABLE,
     V_TP_NONDURABLE,
+    V_PARTIAL_INITIAL, /* the partial-* variants stay last */
+    V_PARTIAL_RELAY,
+    V_PARTIAL_LATENCY,
+    V_PARTIAL_LATENCY_ND,
     NVARIANTS
 };
 
@@ -1198,11 +1210,16 @@ usage(FILE *f)
     size_t i;
 
     fputs("usage: shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R]\n"
-          "                        [--variant NAME]...\n"
+          "                        [--docs N] [--peers P] [--incoming N] [--variant NAME]...\n"
           "  --changes N   catch-up size (default 100000, from 10 authors)\n"
-          "  --samples S   latency samples per run (default 500)\n"
+          "  --samples S   latency samples per run (default 500; partial-latency: 200)\n"
           "  --seconds T   throughput writer time per run (default 10)\n"
-          "  --runs R      runs of each variant, medians reported (default 3)\n"
+          "  --runs R      runs of each variant, medians reported (default 3; partial-relay:\n"
+          "                measurement windows of each configuration)\n"
+          "  --docs N      partial-initial: relay documents, 10 changes each (default\n"
+          "                100000); partial-relay: the relay holds N / 10\n"
+          "  --peers P     partial-relay: devices (default 100)\n"
+          "  --incoming N  partial-relay: the writer's changes per window (default 100)\n"
           "variants:",
           f);
     for (i = 0; i < NVARIANTS; i++)
@@ -1221,6 +1238,10 @@ parse(int argc, char **argv, opts *o)
     o->samples = 500;
     o->seconds = 10;
     o->runs = 3;
+    o->partial.docs = 100000;
+    o->partial.peers = 100;
+    o->partial.incoming = 100;
+    o->partial.samples = 0; /* 200 unless --samples */
     memset(o->want, 0, sizeof o->want);
     for (i = 1; i < argc; i++) {
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1229,10 +1250,17 @@ parse(int argc, char **argv, opts *o)
             o->changes = (uint64_t)shoal__bench_parse_long("--changes", val);
         } else if (strcmp(argv[i], "--samples") == 0) {
             o->samples = (uint64_t)shoal__bench_parse_long("--samples", val);
+            o->partial.samples = o->samples;
         } else if (strcmp(argv[i], "--seconds") == 0) {
             o->seconds = (double)shoal__bench_parse_long("--seconds", val);
         } else if (strcmp(argv[i], "--runs") == 0) {
             o->runs = (size_t)shoal__bench_parse_long("--runs", val);
+        } else if (strcmp(argv[i], "--docs") == 0) {
+            o->partial.docs = (uint64_t)shoal__bench_parse_long("--docs", val);
+        } else if (strcmp(argv[i], "--peers") == 0) {
+            o->partial.peers = (uint64_t)shoal__bench_parse_long("--peers", val);
+        } else if (strcmp(argv[i], "--incoming") == 0) {
+            o->partial.incoming = (uint64_t)shoal__bench_parse_long("--incoming", val);
         } else if (strcmp(argv[i], "--variant") == 0 && val) {
             for (v = 0; v < NVARIANTS; v++)
                 if (strcmp(val, variant_names[v]) == 0)
@@ -1252,13 +1280,18 @@ parse(int argc, char **argv, opts *o)
         i++;
     }
     if (o->changes < AUTHORS || o->changes > 10000000 || o->samples > MAX_SAMPLES ||
-        o->runs > MAX_RUNS || o->seconds > 3600) {
+        o->runs > MAX_RUNS || o->seconds > 3600 || o->partial.docs < 200 ||
+        o->partial.docs > 10000000 || o->partial.peers > 1000 || o->partial.incoming > 1000000) {
         fprintf(stderr,
                 "shoal-bench sync: --changes 10..10000000, --samples <= %d, "
-                "--runs <= %d, --seconds <= 3600\n",
+                "--runs <= %d, --seconds <= 3600, --docs 200..10000000, --peers <= 1000, "
+                "--incoming <= 1000000\n",
                 MAX_SAMPLES, MAX_RUNS);
         return -1;
     }
+    if (o->partial.samples == 0)
+        o->partial.samples = 200;
+    o->partial.runs = o->runs;
     if (!any)
         for (v = 0; v < NVARIANTS; v++)
             o->want[v] = true;
@@ -1504,6 +1537,8 @@ shoal__bench_sync(int argc, char **argv)
             status |= bench_catchup(&o);
         else if (v == V_TP_DURABLE || v == V_TP_NONDURABLE)
             status |= bench_throughput(&o, v, vb, vlen);
+        else if (v >= V_PARTIAL_INITIAL)
+            status |= shoal__bench_partial(variant_names[v], &o.partial, session_dir) != 0;
         else
             status |= bench_latency(&o, v);
     }
