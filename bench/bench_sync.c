@@ -22,6 +22,9 @@
  *                          readers, next to the verify floor of that topology
  *                          (cores x one core's verify rate / 4 verifying
  *                          processes).
+ *   partial-initial, partial-relay, partial-latency,
+ *   partial-latency-nondurable
+ *                          partial sync (subscriptions): bench_partial.c.
  *
  * Every node is its own process, made with fork() before it opens anything
  * (the parent never starts a network engine, so no thread is forked).
@@ -33,11 +36,7 @@
  */
 #include "bench.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sodium.h>
@@ -46,22 +45,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shoal.h"
-
-/* Envelope and bundle layout (docs/format.md). */
-enum {
-    ENV_HEADER = 1 + 32 + 4, /* version, author, body length (u32 BE) */
-    SIG_BYTES = 64,
-    BUNDLE_HEADER = 12 /* "SHOALBN1", count (u32 BE) */
-};
 
 enum {
     MAX_NODES = 8,
@@ -152,7 +141,8 @@ typedef struct opts {
     uint64_t samples;
     double seconds;
     size_t runs;
-    bool want[8];
+    shoal__bench_partial_opts partial;
+    bool want[16];
 } opts;
 
 static const char *const variant_names[] = {
@@ -163,6 +153,10 @@ static const char *const variant_names[] = {
     "latency-relay-nondurable",
     "throughput-durable",
     "throughput-nondurable",
+    "partial-initial",
+    "partial-relay",
+    "partial-latency",
+    "partial-latency-nondurable",
 };
 enum {
     V_CATCHUP,
@@ -172,6 +166,10 @@ enum {
     V_LAT_RELAY_ND,
     V_TP_DURABLE,
     V_TP_NONDURABLE,
+    V_PARTIAL_INITIAL, /* the partial-* variants stay last */
+    V_PARTIAL_RELAY,
+    V_PARTIAL_LATENCY,
+    V_PARTIAL_LATENCY_ND,
     NVARIANTS
 };
 
@@ -186,17 +184,6 @@ now_ns(void)
 }
 
 static void
-sleep_ms(double ms)
-{
-    struct timespec ts;
-
-    ts.tv_sec = (time_t)(ms / 1000.0);
-    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void
 slot_fail(slot *s, const char *what, shoal_err e, shoal_replica *r)
 {
     snprintf(s->err, sizeof s->err, "%s: %s%s%s", what, shoal_strerror(e), r ? ": " : "",
@@ -204,75 +191,12 @@ slot_fail(slot *s, const char *what, shoal_err e, shoal_replica *r)
     atomic_store(&s->state, ST_FAILED);
 }
 
-static void
-log_cb(void *ctx, int level, const char *msg)
-{
-    if (level <= SHOAL_LOG_WARN)
-        fprintf(stderr, "  [%s] %s\n", (const char *)ctx, msg);
-}
-
-static shoal_err
-open_replica(const char *dir, bool durable, const char *logname, shoal_replica **out)
-{
-    shoal_options *o = NULL;
-    shoal_err e;
-
-    *out = NULL;
-    if ((e = shoal_options_new(&o)) != SHOAL_OK)
-        return e;
-    e = shoal_options_set_durable(o, durable);
-    if (e == SHOAL_OK && logname)
-        e = shoal_options_set_log(o, log_cb, (void *)logname);
-    if (e == SHOAL_OK)
-        e = shoal_replica_open(out, dir, o);
-    shoal_options_free(o);
-    return e;
-}
-
-/* Median of the first n of v (copied; v keeps its order). */
-static double
-median_of(const double *v, size_t n)
-{
-    double tmp[MAX_RUNS];
-
-    memcpy(tmp, v, n * sizeof *v);
-    return shoal__bench_median(tmp, n);
-}
-
-static void
-print_runs(const char *name, const double *v, size_t n, int prec)
-{
-    size_t i;
-
-    printf(",\"%s\":[", name);
-    for (i = 0; i < n; i++)
-        printf("%s%.*f", i ? "," : "", prec, v[i]);
-    printf("]");
-}
-
-/* The p-th percentile (0..100) of n values, nearest rank; sorts v. */
-static double
-percentile(double *v, size_t n, double p)
-{
-    size_t k;
-
-    if (n == 0)
-        return 0.0;
-    shoal__bench_median(v, n); /* sorts */
-    k = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return v[k - 1];
-}
-
 /* Create the replica in dir (identity on first open) and copy its key. */
 static int
 make_replica(const char *dir, uint8_t key[SHOAL_KEY_BYTES])
 {
     shoal_replica *r = NULL;
-    shoal_err e = open_replica(dir, false, NULL, &r);
+    shoal_err e = shoal__bench_open_replica(dir, false, NULL, &r);
 
     if (e != SHOAL_OK) {
         fprintf(stderr, "shoal-bench sync: open %s: %s\n", dir, shoal_strerror(e));
@@ -285,97 +209,18 @@ make_replica(const char *dir, uint8_t key[SHOAL_KEY_BYTES])
 
 /* -------------------------------------------------------- verify floor */
 
-/* CPU time of the calling thread, in ms. */
-static double
-thread_cpu_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* CPU ms of the last verify_floor_ms call (less sensitive to the load of
- * a shared machine than its wall time). */
-static double last_verify_cpu_ms;
-
-/* Check every envelope signature of a bundle with libsodium, nothing else
- * (the signed message: "shoal-change-v1", its NUL, then the envelope bytes
- * before the signature).  Returns the wall time in ms, -1 if the bundle is
- * malformed or a signature fails. */
-static double
-verify_floor_ms(const uint8_t *b, size_t len, size_t max_changes)
-{
-    static const char ctx[] = "shoal-change-v1"; /* sizeof counts the NUL */
-    uint8_t *msg = NULL;
-    size_t off = BUNDLE_HEADER, cap = 0, i, count;
-    uint64_t t0;
-    double ms = -1.0, c0;
-
-    if (len < BUNDLE_HEADER || memcmp(b, "SHOALBN1", 8) != 0)
-        return -1.0;
-    count = (size_t)b[8] << 24 | (size_t)b[9] << 16 | (size_t)b[10] << 8 | b[11];
-    if (max_changes && count > max_changes)
-        count = max_changes;
-    t0 = now_ns();
-    c0 = thread_cpu_ms();
-    for (i = 0; i < count; i++) {
-        size_t body, signed_len;
-
-        if (len - off < ENV_HEADER)
-            goto out;
-        body = (size_t)b[off + 33] << 24 | (size_t)b[off + 34] << 16 | (size_t)b[off + 35] << 8 |
-               b[off + 36];
-        signed_len = ENV_HEADER + body;
-        if (len - off < signed_len + SIG_BYTES)
-            goto out;
-        if (sizeof ctx + signed_len > cap) {
-            uint8_t *m;
-
-            cap = 2 * (sizeof ctx + signed_len);
-            m = realloc(msg, cap);
-            if (!m)
-                goto out;
-            msg = m;
-            memcpy(msg, ctx, sizeof ctx);
-        }
-        memcpy(msg + sizeof ctx, b + off, signed_len);
-        if (crypto_sign_verify_detached(b + off + signed_len, msg, sizeof ctx + signed_len,
-                                        b + off + 1) != 0)
-            goto out;
-        off += signed_len + SIG_BYTES;
-    }
-    if (max_changes || off == len) {
-        ms = (double)(now_ns() - t0) / 1e6;
-        last_verify_cpu_ms = thread_cpu_ms() - c0;
-    }
-out:
-    free(msg);
-    return ms;
-}
-
-/* Changes in a bundle (its header count). */
-static size_t
-bundle_count(const uint8_t *b, size_t len)
-{
-    if (len < BUNDLE_HEADER)
-        return 0;
-    return (size_t)b[8] << 24 | (size_t)b[9] << 16 | (size_t)b[10] << 8 | b[11];
-}
-
 /* One core's verify rate (changes/s): the median of three passes over the
  * first VERIFY_SAMPLE changes of b. */
 static double
 verify_rate(const uint8_t *b, size_t len, double *cpu_rate)
 {
     double v[3], c[3];
-    size_t n = bundle_count(b, len), i;
+    size_t n = shoal__bench_bundle_count(b, len), i;
 
     if (n > VERIFY_SAMPLE)
         n = VERIFY_SAMPLE;
     for (i = 0; i < 3; i++) {
-        v[i] = verify_floor_ms(b, len, n);
-        c[i] = last_verify_cpu_ms;
+        v[i] = shoal__bench_verify_ms(b, len, n, &c[i]);
         if (v[i] <= 0 || c[i] <= 0)
             return -1.0;
     }
@@ -395,71 +240,6 @@ ncores(void)
 }
 
 /* ------------------------------------------------------------ processes */
-
-typedef int (*child_fn)(void *arg);
-
-/* fork; the child runs fn(arg) and exits with its result.  The child dies
- * with the parent (PR_SET_PDEATHSIG). */
-static pid_t
-spawn(child_fn fn, void *arg)
-{
-    pid_t parent = getpid(), pid;
-
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "shoal-bench sync: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        _exit(fn(arg) == 0 ? 0 : 1);
-    }
-    return pid;
-}
-
-/* Wait up to timeout_ms for pid; SIGKILL it after that.  Returns its exit
- * status (0 = success), or -1 if it was killed or crashed.  cpu_s (may be
- * NULL) receives the CPU seconds (user + system) the child used. */
-static int
-reap_cpu(pid_t pid, double timeout_ms, double *cpu_s)
-{
-    uint64_t deadline = now_ns() + (uint64_t)(timeout_ms * 1e6);
-    struct rusage ru;
-    int status;
-
-    if (pid <= 0)
-        return -1;
-    for (;;) {
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR)
-            return -1;
-        if (now_ns() > deadline) {
-            fprintf(stderr, "shoal-bench sync: child %d did not exit; killing it\n", (int)pid);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            return -1;
-        }
-        sleep_ms(2);
-    }
-    if (cpu_s)
-        *cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int
-reap(pid_t pid, double timeout_ms)
-{
-    return reap_cpu(pid, timeout_ms, NULL);
-}
 
 /* Wait until node i reaches state want (or fails, or its process ends),
  * for at most timeout_ms.  0 on success. */
@@ -488,7 +268,7 @@ wait_state(topo *t, int i, int want, double timeout_ms)
             fprintf(stderr, "shoal-bench sync: timed out waiting for %s\n", t->n[i].name);
             return -1;
         }
-        sleep_ms(1);
+        shoal__bench_sleep_ms(1);
     }
 }
 
@@ -501,7 +281,7 @@ stop_all(topo *t)
 
     atomic_store(&t->sh->stop, 1);
     for (i = 0; i < t->count; i++) {
-        if (t->pid[i] > 0 && reap_cpu(t->pid[i], 20000, &t->cpu_s[i]) != 0)
+        if (t->pid[i] > 0 && shoal__bench_reap(t->pid[i], 20000, &t->cpu_s[i]) != 0)
             bad++;
         t->pid[i] = 0;
     }
@@ -513,142 +293,10 @@ static void
 linger(shared *sh, uint64_t deadline)
 {
     while (!atomic_load(&sh->stop) && now_ns() < deadline)
-        sleep_ms(5);
+        shoal__bench_sleep_ms(5);
 }
 
 /* ------------------------------------------------------------- the proxy */
-
-typedef struct proxy_arg {
-    shared *sh;
-    slot *slot;
-    int target_port;
-} proxy_arg;
-
-enum {
-    PROXY_MAX_PAIRS = 16
-};
-
-/* Write all of p to fd (blocking). */
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* A loopback TCP proxy: accepts on 127.0.0.1 (port chosen by the OS),
- * connects each client to 127.0.0.1:target_port, copies bytes both ways and
- * counts them (application bytes handed to TCP: the CurveZMQ stream, i.e.
- * ZMTP framing, encryption and heartbeats included; TCP/IP headers not). */
-static int
-proxy_main(void *argp)
-{
-    proxy_arg *a = argp;
-    int lfd, one = 1, pairs[PROXY_MAX_PAIRS][2], npairs = 0, i;
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    static uint8_t buf[1 << 16];
-    uint64_t deadline = now_ns() + 3600ull * 1000000000ull;
-
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 16) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
-        snprintf(a->slot->err, sizeof a->slot->err, "proxy: %s", strerror(errno));
-        atomic_store(&a->slot->state, ST_FAILED);
-        return 1;
-    }
-    snprintf(a->slot->endpoint, sizeof a->slot->endpoint, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
-    atomic_store(&a->slot->state, ST_READY);
-
-    while (!atomic_load(&a->sh->stop) && now_ns() < deadline) {
-        struct pollfd pf[1 + 2 * PROXY_MAX_PAIRS];
-        int n = 0, rc;
-
-        pf[n].fd = lfd;
-        pf[n++].events = POLLIN;
-        for (i = 0; i < npairs; i++) {
-            pf[n].fd = pairs[i][0];
-            pf[n++].events = POLLIN;
-            pf[n].fd = pairs[i][1];
-            pf[n++].events = POLLIN;
-        }
-        rc = poll(pf, (nfds_t)n, 50);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (rc <= 0)
-            continue;
-        if (pf[0].revents & POLLIN) {
-            int c = accept(lfd, NULL, NULL), s;
-            struct sockaddr_in ta;
-
-            if (c >= 0) {
-                memset(&ta, 0, sizeof ta);
-                ta.sin_family = AF_INET;
-                ta.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-                ta.sin_port = htons((uint16_t)a->target_port);
-                s = socket(AF_INET, SOCK_STREAM, 0);
-                if (npairs == PROXY_MAX_PAIRS || s < 0 ||
-                    connect(s, (struct sockaddr *)&ta, sizeof ta) != 0) {
-                    close(c);
-                    if (s >= 0)
-                        close(s);
-                } else {
-                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    pairs[npairs][0] = c;
-                    pairs[npairs][1] = s;
-                    npairs++;
-                }
-            }
-        }
-        for (i = 0; i < npairs; i++) {
-            int d;
-
-            for (d = 0; d < 2; d++) {
-                struct pollfd *p = &pf[1 + 2 * i + d];
-                ssize_t got;
-
-                if (!(p->revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                got = read(pairs[i][d], buf, sizeof buf);
-                if (got > 0 && write_all(pairs[i][1 - d], buf, (size_t)got) == 0) {
-                    atomic_fetch_add(d == 0 ? &a->sh->proxy_up : &a->sh->proxy_down, (uint64_t)got);
-                    continue;
-                }
-                if (got < 0 && errno == EINTR)
-                    continue;
-                /* closed or failed: drop the pair (the poll set is rebuilt) */
-                close(pairs[i][0]);
-                close(pairs[i][1]);
-                pairs[i][0] = pairs[npairs - 1][0];
-                pairs[i][1] = pairs[npairs - 1][1];
-                npairs--;
-                i = npairs; /* stop this round: pf no longer matches */
-                break;
-            }
-        }
-    }
-    for (i = 0; i < npairs; i++) {
-        close(pairs[i][0]);
-        close(pairs[i][1]);
-    }
-    close(lfd);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -725,7 +373,7 @@ wait_go(shared *sh, double timeout_s)
     while (!atomic_load(&sh->go)) {
         if (atomic_load(&sh->stop) || now_ns() > deadline)
             return -1;
-        sleep_ms(0.2);
+        shoal__bench_sleep_ms(0.2);
     }
     return 0;
 }
@@ -755,7 +403,7 @@ run_catchup(topo *t, shoal_replica *r, slot *s)
             equal = true;
             break;
         }
-        sleep_ms(5);
+        shoal__bench_sleep_ms(5);
     }
     s->ms = (double)(now_ns() - t0) / 1e6;
     s->wire_up = atomic_load(&t->sh->proxy_up);
@@ -807,7 +455,7 @@ run_lat_writer(topo *t, shoal_replica *r, slot *s)
         }
         s->count = i + 1;
         /* spacing: 4 to 8 ms, so samples do not queue behind each other */
-        sleep_ms(4.0 + (double)(next_rand(&rnd) % 4000) / 1000.0);
+        shoal__bench_sleep_ms(4.0 + (double)(next_rand(&rnd) % 4000) / 1000.0);
     }
     atomic_store(&s->state, ST_DONE);
     return 0;
@@ -966,7 +614,7 @@ node_main(void *argp)
     shoal_err e;
     int i, rc = -1;
 
-    if ((e = open_replica(me->dir, me->durable, me->name, &r)) != SHOAL_OK) {
+    if ((e = shoal__bench_open_replica(me->dir, me->durable, me->name, &r)) != SHOAL_OK) {
         slot_fail(s, "open", e, NULL);
         return -1;
     }
@@ -1059,7 +707,7 @@ start_node(topo *t, int i, node_arg *args, bool wait)
 {
     args[i].t = t;
     args[i].self = i;
-    t->pid[i] = spawn(node_main, &args[i]);
+    t->pid[i] = shoal__bench_spawn(node_main, &args[i]);
     if (t->pid[i] < 0)
         return -1;
     return wait ? wait_state(t, i, ST_READY, 60000) : 0;
@@ -1079,7 +727,7 @@ gen_author(void *argp)
 {
     gen_arg *a = argp;
     shoal_replica *r = NULL;
-    shoal_err e = open_replica(a->dir, false, NULL, &r);
+    shoal_err e = shoal__bench_open_replica(a->dir, false, NULL, &r);
     uint64_t i;
 
     for (i = 0; e == SHOAL_OK && i < a->n; i++) {
@@ -1132,16 +780,16 @@ build_source(const char *dir, uint64_t n, source *src)
         int b, bad = 0;
 
         for (b = a; b < a + 2 && b < AUTHORS; b++)
-            pid[b] = spawn(gen_author, &ga[b]);
+            pid[b] = shoal__bench_spawn(gen_author, &ga[b]);
         for (b = a; b < a + 2 && b < AUTHORS; b++) {
-            if (pid[b] < 0 || reap(pid[b], 600000) != 0)
+            if (pid[b] < 0 || shoal__bench_reap(pid[b], 600000, NULL) != 0)
                 bad = 1;
             pid[b] = 0;
         }
         if (bad)
             goto out;
     }
-    if ((e = open_replica(src->dir, false, NULL, &r)) != SHOAL_OK) {
+    if ((e = shoal__bench_open_replica(src->dir, false, NULL, &r)) != SHOAL_OK) {
         fprintf(stderr, "shoal-bench sync: open source: %s\n", shoal_strerror(e));
         goto out;
     }
@@ -1150,7 +798,7 @@ build_source(const char *dir, uint64_t n, source *src)
         uint8_t *b = NULL;
         size_t blen = 0;
 
-        e = open_replica(adir[a], false, NULL, &ar);
+        e = shoal__bench_open_replica(adir[a], false, NULL, &ar);
         if (e == SHOAL_OK)
             e = shoal_export(ar, NULL, &b, &blen);
         shoal_replica_close(ar);
@@ -1169,7 +817,7 @@ build_source(const char *dir, uint64_t n, source *src)
         fprintf(stderr, "shoal-bench sync: source: %s\n", shoal_strerror(e));
         goto out;
     }
-    src->changes = bundle_count(src->bundle, src->bundle_len);
+    src->changes = shoal__bench_bundle_count(src->bundle, src->bundle_len);
     if (src->changes != n) {
         fprintf(stderr, "shoal-bench sync: the source holds %llu changes, not %llu\n",
                 (unsigned long long)src->changes, (unsigned long long)n);
@@ -1183,7 +831,7 @@ build_source(const char *dir, uint64_t n, source *src)
 out:
     for (a = 0; a < AUTHORS; a++)
         if (pid[a] > 0)
-            reap(pid[a], 1000);
+            shoal__bench_reap(pid[a], 1000, NULL);
     shoal_replica_close(r);
     return rc;
 }
@@ -1201,7 +849,7 @@ import_ms(const char *dir, const source *src)
     shoal_err e;
 
     snprintf(path, sizeof path, "%s/import", dir);
-    if ((e = open_replica(path, true, NULL, &r)) == SHOAL_OK) {
+    if ((e = shoal__bench_open_replica(path, true, NULL, &r)) == SHOAL_OK) {
         t0 = now_ns();
         e = shoal_import(r, src->bundle, src->bundle_len, &ir);
         if (e == SHOAL_OK)
@@ -1229,7 +877,7 @@ run_catchup_once(const char *dir, source *src, size_t run, cu_result *res)
     static shared *sh;
     topo t;
     node_arg args[MAX_NODES];
-    proxy_arg pa;
+    shoal__bench_proxy pa;
     pid_t proxy;
     char rdir[512];
     const char *colon;
@@ -1245,8 +893,8 @@ run_catchup_once(const char *dir, source *src, size_t run, cu_result *res)
     t.sh = sh;
 
     /* the floor first, in this process, while nothing else of ours runs */
-    res->verify_before_ms = verify_floor_ms(src->bundle, src->bundle_len, 0);
-    res->verify_cpu_ms = last_verify_cpu_ms;
+    res->verify_before_ms =
+        shoal__bench_verify_ms(src->bundle, src->bundle_len, 0, &res->verify_cpu_ms);
     if (res->verify_before_ms < 0) {
         fprintf(stderr, "shoal-bench sync: verify floor: bad bundle\n");
         goto out;
@@ -1272,16 +920,22 @@ run_catchup_once(const char *dir, source *src, size_t run, cu_result *res)
     if (start_node(&t, src_i, args, true) != 0)
         goto out;
     colon = strrchr(sh->slot[src_i].endpoint, ':');
-    pa.sh = sh;
-    pa.slot = &sh->slot[MAX_NODES - 1];
+    pa.stop = &sh->stop;
+    pa.state = &sh->slot[MAX_NODES - 1].state;
+    pa.endpoint = sh->slot[MAX_NODES - 1].endpoint;
+    pa.endpoint_len = sizeof sh->slot[MAX_NODES - 1].endpoint;
+    pa.err = sh->slot[MAX_NODES - 1].err;
+    pa.err_len = sizeof sh->slot[MAX_NODES - 1].err;
+    pa.up = &sh->proxy_up;
+    pa.down = &sh->proxy_down;
     pa.target_port = colon ? atoi(colon + 1) : 0;
-    if ((proxy = spawn(proxy_main, &pa)) < 0)
+    if ((proxy = shoal__bench_spawn(shoal__bench_proxy_main, &pa)) < 0)
         goto out;
     t.pid[MAX_NODES - 1] = proxy;
     t.n[MAX_NODES - 1].name = "proxy";
     if (wait_state(&t, MAX_NODES - 1, ST_READY, 10000) != 0)
         goto out;
-    t.connect_endpoint = pa.slot->endpoint;
+    t.connect_endpoint = pa.endpoint;
     if (start_node(&t, fresh_i, args, false) != 0 || wait_state(&t, fresh_i, ST_DONE, 900000) != 0)
         goto out;
     res->ms = sh->slot[fresh_i].ms;
@@ -1293,19 +947,21 @@ out:
     atomic_store(&sh->stop, 1);
     if (stop_all(&t) != 0)
         rc = -1;
-    if (t.pid[MAX_NODES - 1] > 0 && reap(t.pid[MAX_NODES - 1], 10000) != 0)
+    if (t.pid[MAX_NODES - 1] > 0 && shoal__bench_reap(t.pid[MAX_NODES - 1], 10000, NULL) != 0)
         rc = -1;
     res->cpu_source_s = t.cpu_s[src_i];
     res->cpu_fresh_s = t.cpu_s[fresh_i];
     /* the floor again once every node is gone: the load of a shared
      * machine drifts, so the floor is the mean of before and after */
     if (rc == 0) {
-        res->verify_after_ms = verify_floor_ms(src->bundle, src->bundle_len, 0);
+        double cpu_after = 0;
+
+        res->verify_after_ms = shoal__bench_verify_ms(src->bundle, src->bundle_len, 0, &cpu_after);
         if (res->verify_after_ms < 0)
             rc = -1;
         else {
             res->verify_ms = (res->verify_before_ms + res->verify_after_ms) / 2.0;
-            res->verify_cpu_ms = (res->verify_cpu_ms + last_verify_cpu_ms) / 2.0;
+            res->verify_cpu_ms = (res->verify_cpu_ms + cpu_after) / 2.0;
         }
     }
     if (rc == 0 && (res->import_ms = import_ms(rdir, src)) < 0)
@@ -1365,7 +1021,7 @@ run_latency_once(const char *dir, bool relay, bool durable, uint64_t samples, si
 
         while (!atomic_load(&sh->slot[b].listening) && now_ns() < dl &&
                atomic_load(&sh->slot[b].state) >= 0)
-            sleep_ms(1);
+            shoal__bench_sleep_ms(1);
         if (!atomic_load(&sh->slot[b].listening)) {
             fprintf(stderr, "shoal-bench sync: B did not listen: %s\n", sh->slot[b].err);
             goto out;
@@ -1396,12 +1052,12 @@ run_latency_once(const char *dir, bool relay, bool durable, uint64_t samples, si
     }
     res->samples = samples;
     res->seen = n;
-    res->median_ms = percentile(tot, n, 50);
-    res->p99_ms = percentile(tot, n, 99);
+    res->median_ms = shoal__bench_percentile(tot, n, 50);
+    res->p99_ms = shoal__bench_percentile(tot, n, 99);
     res->max_ms = n ? tot[n - 1] : 0;
-    res->after_median_ms = percentile(after, n, 50);
-    res->after_p99_ms = percentile(after, n, 99);
-    res->commit_median_ms = percentile(com, samples, 50);
+    res->after_median_ms = shoal__bench_percentile(after, n, 50);
+    res->after_p99_ms = shoal__bench_percentile(after, n, 99);
+    res->commit_median_ms = shoal__bench_percentile(com, samples, 50);
     rc = n > 0 ? 0 : -1;
 out:
     if (stop_all(&t) != 0)
@@ -1532,7 +1188,7 @@ make_verify_sample(const char *dir, uint8_t **b, size_t *blen)
     uint64_t i;
 
     snprintf(path, sizeof path, "%s/verify-sample", dir);
-    e = open_replica(path, false, NULL, &r);
+    e = shoal__bench_open_replica(path, false, NULL, &r);
     for (i = 0; e == SHOAL_OK && i < VERIFY_SAMPLE; i++)
         e = commit_int(r, "tp", "w", "i", (int64_t)i + 1, NULL, 0);
     if (e == SHOAL_OK)
@@ -1554,11 +1210,16 @@ usage(FILE *f)
     size_t i;
 
     fputs("usage: shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R]\n"
-          "                        [--variant NAME]...\n"
+          "                        [--docs N] [--peers P] [--incoming N] [--variant NAME]...\n"
           "  --changes N   catch-up size (default 100000, from 10 authors)\n"
-          "  --samples S   latency samples per run (default 500)\n"
+          "  --samples S   latency samples per run (default 500; partial-latency: 200)\n"
           "  --seconds T   throughput writer time per run (default 10)\n"
-          "  --runs R      runs of each variant, medians reported (default 3)\n"
+          "  --runs R      runs of each variant, medians reported (default 3; partial-relay:\n"
+          "                measurement windows of each configuration)\n"
+          "  --docs N      partial-initial: relay documents, 10 changes each (default\n"
+          "                100000); partial-relay: the relay holds N / 10\n"
+          "  --peers P     partial-relay: devices (default 100)\n"
+          "  --incoming N  partial-relay: the writer's changes per window (default 100)\n"
           "variants:",
           f);
     for (i = 0; i < NVARIANTS; i++)
@@ -1577,6 +1238,10 @@ parse(int argc, char **argv, opts *o)
     o->samples = 500;
     o->seconds = 10;
     o->runs = 3;
+    o->partial.docs = 100000;
+    o->partial.peers = 100;
+    o->partial.incoming = 100;
+    o->partial.samples = 0; /* 200 unless --samples */
     memset(o->want, 0, sizeof o->want);
     for (i = 1; i < argc; i++) {
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1585,10 +1250,17 @@ parse(int argc, char **argv, opts *o)
             o->changes = (uint64_t)shoal__bench_parse_long("--changes", val);
         } else if (strcmp(argv[i], "--samples") == 0) {
             o->samples = (uint64_t)shoal__bench_parse_long("--samples", val);
+            o->partial.samples = o->samples;
         } else if (strcmp(argv[i], "--seconds") == 0) {
             o->seconds = (double)shoal__bench_parse_long("--seconds", val);
         } else if (strcmp(argv[i], "--runs") == 0) {
             o->runs = (size_t)shoal__bench_parse_long("--runs", val);
+        } else if (strcmp(argv[i], "--docs") == 0) {
+            o->partial.docs = (uint64_t)shoal__bench_parse_long("--docs", val);
+        } else if (strcmp(argv[i], "--peers") == 0) {
+            o->partial.peers = (uint64_t)shoal__bench_parse_long("--peers", val);
+        } else if (strcmp(argv[i], "--incoming") == 0) {
+            o->partial.incoming = (uint64_t)shoal__bench_parse_long("--incoming", val);
         } else if (strcmp(argv[i], "--variant") == 0 && val) {
             for (v = 0; v < NVARIANTS; v++)
                 if (strcmp(val, variant_names[v]) == 0)
@@ -1608,32 +1280,22 @@ parse(int argc, char **argv, opts *o)
         i++;
     }
     if (o->changes < AUTHORS || o->changes > 10000000 || o->samples > MAX_SAMPLES ||
-        o->runs > MAX_RUNS || o->seconds > 3600) {
+        o->runs > MAX_RUNS || o->seconds > 3600 || o->partial.docs < 200 ||
+        o->partial.docs > 10000000 || o->partial.peers > 1000 || o->partial.incoming > 1000000) {
         fprintf(stderr,
                 "shoal-bench sync: --changes 10..10000000, --samples <= %d, "
-                "--runs <= %d, --seconds <= 3600\n",
+                "--runs <= %d, --seconds <= 3600, --docs 200..10000000, --peers <= 1000, "
+                "--incoming <= 1000000\n",
                 MAX_SAMPLES, MAX_RUNS);
         return -1;
     }
+    if (o->partial.samples == 0)
+        o->partial.samples = 200;
+    o->partial.runs = o->runs;
     if (!any)
         for (v = 0; v < NVARIANTS; v++)
             o->want[v] = true;
     return 0;
-}
-
-/* The 1-minute load average (how busy the shared machine was). */
-static double
-load1(void)
-{
-    double l[1];
-
-    return getloadavg(l, 1) == 1 ? l[0] : -1.0;
-}
-
-static const char *
-yesno(bool b)
-{
-    return b ? "true" : "false";
 }
 
 static int
@@ -1651,7 +1313,7 @@ bench_catchup(const opts *o)
     memset(&src, 0, sizeof src);
     if (build_source(session_dir, o->changes, &src) != 0)
         goto out;
-    raw = (double)(src.bundle_len - BUNDLE_HEADER);
+    raw = (double)shoal__bench_bundle_raw_bytes(src.bundle_len);
     for (k = 0; k < o->runs; k++) {
         if (run_catchup_once(session_dir, &src, k, &r[k]) != 0) {
             fprintf(stderr, "shoal-bench sync: catch-up run %zu failed\n", k + 1);
@@ -1677,29 +1339,31 @@ bench_catchup(const opts *o)
                 (unsigned long long)r[k].up, (unsigned long long)r[k].down, wire[k] / raw, ims[k],
                 cs[k], cf[k], vc[k] / 1000.0);
     }
-    med_ratio = median_of(ratio, o->runs);
-    med_wire = median_of(wire, o->runs);
+    med_ratio = shoal__bench_median_of(ratio, o->runs);
+    med_wire = shoal__bench_median_of(wire, o->runs);
     printf("{\"bench\":\"sync\",\"variant\":\"catch-up\",\"changes\":%llu,\"authors\":%d,"
            "\"ms\":%.1f",
-           (unsigned long long)src.changes, AUTHORS, median_of(ms, o->runs));
-    print_runs("runs_ms", ms, o->runs, 1);
-    printf(",\"sync_ms\":%.1f,\"verify_floor_ms\":%.1f", median_of(sms, o->runs),
-           median_of(vms, o->runs));
-    print_runs("verify_floor_runs_ms", vms, o->runs, 1);
+           (unsigned long long)src.changes, AUTHORS, shoal__bench_median_of(ms, o->runs));
+    shoal__bench_print_runs("runs_ms", ms, o->runs, 1);
+    printf(",\"sync_ms\":%.1f,\"verify_floor_ms\":%.1f", shoal__bench_median_of(sms, o->runs),
+           shoal__bench_median_of(vms, o->runs));
+    shoal__bench_print_runs("verify_floor_runs_ms", vms, o->runs, 1);
     printf(",\"time_ratio\":%.2f", med_ratio);
-    print_runs("runs_time_ratio", ratio, o->runs, 2);
+    shoal__bench_print_runs("runs_time_ratio", ratio, o->runs, 2);
     printf(",\"import_ms\":%.1f,\"import_ratio\":%.2f,\"cpu_source_s\":%.2f,"
            "\"cpu_fresh_s\":%.2f,\"verify_floor_cpu_ms\":%.1f,\"cpu_ratio\":%.2f",
-           median_of(ims, o->runs), median_of(iratio, o->runs), median_of(cs, o->runs),
-           median_of(cf, o->runs), median_of(vc, o->runs), median_of(cratio, o->runs));
+           shoal__bench_median_of(ims, o->runs), shoal__bench_median_of(iratio, o->runs),
+           shoal__bench_median_of(cs, o->runs), shoal__bench_median_of(cf, o->runs),
+           shoal__bench_median_of(vc, o->runs), shoal__bench_median_of(cratio, o->runs));
     printf(",\"wire_bytes\":%.0f", med_wire);
-    print_runs("runs_wire_bytes", wire, o->runs, 0);
+    shoal__bench_print_runs("runs_wire_bytes", wire, o->runs, 0);
     printf(",\"wire_bytes_to_source\":%llu,\"wire_bytes_from_source\":%llu,"
            "\"wire_counted_by\":\"tcp-proxy\",\"raw_bytes\":%.0f,\"bytes_ratio\":%.3f,"
            "\"target_time_ratio\":1.5,\"target_bytes_ratio\":1.2,\"time_met\":%s,"
            "\"bytes_met\":%s,\"loadavg\":%.2f,\"runs\":%zu}\n",
            (unsigned long long)r[0].up, (unsigned long long)r[0].down, raw, med_wire / raw,
-           yesno(med_ratio <= 1.5), yesno(med_wire / raw <= 1.2), load1(), o->runs);
+           shoal__bench_yesno(med_ratio <= 1.5), shoal__bench_yesno(med_wire / raw <= 1.2),
+           shoal__bench_load1(), o->runs);
     fflush(stdout);
     rc = 0;
 out:
@@ -1751,22 +1415,25 @@ bench_latency(const opts *o, int v)
                 variant_names[v], k + 1, med[k], p99[k], mx[k], am[k], ap[k], cm[k], fl[k],
                 (unsigned long long)r.seen, (unsigned long long)r.samples);
     }
-    m = median_of(med, o->runs);
-    p = median_of(p99, o->runs);
+    m = shoal__bench_median_of(med, o->runs);
+    p = shoal__bench_median_of(p99, o->runs);
     printf("{\"bench\":\"sync\",\"variant\":\"%s\",\"durable\":%s,\"relay\":%s,\"samples\":%llu,"
            "\"seen\":%llu,\"median_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f",
-           variant_names[v], yesno(durable), yesno(relay), (unsigned long long)o->samples,
-           (unsigned long long)seen, m, p, median_of(mx, o->runs));
-    print_runs("runs_median_ms", med, o->runs, 3);
-    print_runs("runs_p99_ms", p99, o->runs, 3);
+           variant_names[v], shoal__bench_yesno(durable), shoal__bench_yesno(relay),
+           (unsigned long long)o->samples, (unsigned long long)seen, m, p,
+           shoal__bench_median_of(mx, o->runs));
+    shoal__bench_print_runs("runs_median_ms", med, o->runs, 3);
+    shoal__bench_print_runs("runs_p99_ms", p99, o->runs, 3);
     printf(",\"after_commit_median_ms\":%.3f,\"after_commit_p99_ms\":%.3f,"
            "\"commit_median_ms\":%.3f,",
-           median_of(am, o->runs), median_of(ap, o->runs), median_of(cm, o->runs));
+           shoal__bench_median_of(am, o->runs), shoal__bench_median_of(ap, o->runs),
+           shoal__bench_median_of(cm, o->runs));
     if (durable)
-        printf("\"lmdb_commit_ms\":%.3f,", median_of(fl, o->runs));
+        printf("\"lmdb_commit_ms\":%.3f,", shoal__bench_median_of(fl, o->runs));
     printf("\"target_median_ms\":%.0f,\"target_p99_ms\":20,\"median_met\":%s,\"p99_met\":%s,"
            "\"loadavg\":%.2f,\"runs\":%zu}\n",
-           target, yesno(m <= target), yesno(p <= 20.0), load1(), o->runs);
+           target, shoal__bench_yesno(m <= target), shoal__bench_yesno(p <= 20.0),
+           shoal__bench_load1(), o->runs);
     fflush(stdout);
     return 0;
 }
@@ -1810,28 +1477,31 @@ bench_throughput(const opts *o, int v, const uint8_t *vb, size_t vlen)
                 r.e2e_per_s, r.e2e_s, (unsigned long long)r.max_lag_changes, r.max_lag_s,
                 r.verify_per_s, r.floor_per_s, ratio[k], cw[k], cr[k], cx[k], us[k]);
     }
-    mr = median_of(ratio, o->runs);
-    ml = median_of(lags, o->runs);
+    mr = shoal__bench_median_of(ratio, o->runs);
+    ml = shoal__bench_median_of(lags, o->runs);
     printf("{\"bench\":\"sync\",\"variant\":\"%s\",\"durable\":%s,\"readers\":%d,"
            "\"seconds\":%.0f,\"changes\":%.0f,\"writer_per_s\":%.0f,\"e2e_per_s\":%.0f",
-           variant_names[v], yesno(durable), READERS, o->seconds, median_of(ch, o->runs),
-           median_of(wps, o->runs), median_of(eps, o->runs));
-    print_runs("runs_e2e_per_s", eps, o->runs, 0);
-    printf(",\"max_lag_changes\":%.0f,\"max_lag_s\":%.3f", median_of(lagc, o->runs), ml);
-    print_runs("runs_max_lag_s", lags, o->runs, 3);
+           variant_names[v], shoal__bench_yesno(durable), READERS, o->seconds,
+           shoal__bench_median_of(ch, o->runs), shoal__bench_median_of(wps, o->runs),
+           shoal__bench_median_of(eps, o->runs));
+    shoal__bench_print_runs("runs_e2e_per_s", eps, o->runs, 0);
+    printf(",\"max_lag_changes\":%.0f,\"max_lag_s\":%.3f", shoal__bench_median_of(lagc, o->runs),
+           ml);
+    shoal__bench_print_runs("runs_max_lag_s", lags, o->runs, 3);
     printf(",\"verify_per_s_core\":%.0f,\"cores\":%d,\"verifiers\":4,\"floor_per_s\":%.0f,"
            "\"ratio\":%.3f",
-           median_of(vps, o->runs), ncores(), median_of(fl, o->runs), mr);
-    print_runs("runs_ratio", ratio, o->runs, 3);
+           shoal__bench_median_of(vps, o->runs), ncores(), shoal__bench_median_of(fl, o->runs), mr);
+    shoal__bench_print_runs("runs_ratio", ratio, o->runs, 3);
     printf(",\"cpu_writer_s\":%.2f,\"cpu_relay_s\":%.2f,\"cpu_readers_s\":%.2f,"
            "\"reader_cpu_us_per_change\":%.1f,\"verify_cpu_us_per_change\":%.1f",
-           median_of(cw, o->runs), median_of(cr, o->runs), median_of(cx, o->runs),
-           median_of(us, o->runs), 1e6 / median_of(vc, o->runs));
+           shoal__bench_median_of(cw, o->runs), shoal__bench_median_of(cr, o->runs),
+           shoal__bench_median_of(cx, o->runs), shoal__bench_median_of(us, o->runs),
+           1e6 / shoal__bench_median_of(vc, o->runs));
     if (durable)
-        printf(",\"target_max_lag_s\":1,\"lag_met\":%s", yesno(ml < 1.0));
+        printf(",\"target_max_lag_s\":1,\"lag_met\":%s", shoal__bench_yesno(ml < 1.0));
     else
-        printf(",\"target_ratio\":0.7,\"ratio_met\":%s", yesno(mr >= 0.7));
-    printf(",\"loadavg\":%.2f,\"runs\":%zu}\n", load1(), o->runs);
+        printf(",\"target_ratio\":0.7,\"ratio_met\":%s", shoal__bench_yesno(mr >= 0.7));
+    printf(",\"loadavg\":%.2f,\"runs\":%zu}\n", shoal__bench_load1(), o->runs);
     fflush(stdout);
     return 0;
 }
@@ -1867,6 +1537,8 @@ shoal__bench_sync(int argc, char **argv)
             status |= bench_catchup(&o);
         else if (v == V_TP_DURABLE || v == V_TP_NONDURABLE)
             status |= bench_throughput(&o, v, vb, vlen);
+        else if (v >= V_PARTIAL_INITIAL)
+            status |= shoal__bench_partial(variant_names[v], &o.partial, session_dir) != 0;
         else
             status |= bench_latency(&o, v);
     }

@@ -24,8 +24,10 @@ usage(FILE *f)
           "      (default: all), R runs each (default 5), one median line per variant\n"
           "  commits [--n N] [--runs R]\n"
           "      durable commits/s through the public API, and raw LMDB in the same run\n"
-          "  sync [--changes N] [--samples S] [--seconds T] [--runs R] [--variant NAME]...\n"
-          "      live sync over loopback: catch-up, latency, throughput, beside floors\n"
+          "  sync [--changes N] [--samples S] [--seconds T] [--runs R] [--docs N]\n"
+          "       [--peers P] [--incoming N] [--variant NAME]...\n"
+          "      live sync over loopback: catch-up, latency, throughput, beside floors;\n"
+          "      partial sync (subscriptions): initial sync, relay CPU, LEAVE/ENTER latency\n"
 #ifdef SHOAL_BENCH_QUERY
           "  query [--docs N] [--runs R] [--seed S]\n"
           "      queries, aggregation, live queries and index upkeep, beside SQLite\n"

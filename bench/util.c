@@ -1,6 +1,7 @@
 /*
  * bench/util.c - helpers shared by shoal-bench's subcommands: clocks,
- * medians, RSS, temp dirs, the raw LMDB floor and fork-per-measurement.
+ * medians and percentiles, RSS, temp dirs, the raw LMDB floor,
+ * fork-per-measurement and the processes of multi-process benchmarks.
  *
  * Each measurement runs in a forked child: a child's peak RSS then covers
  * that measurement alone (the parent resets nothing it cannot see), and a
@@ -21,9 +22,12 @@
 #include <ftw.h>
 #include <lmdb.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +38,17 @@ shoal__bench_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+shoal__bench_sleep_ms(double ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(ms / 1000.0);
+    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 static int
@@ -52,6 +67,63 @@ shoal__bench_median(double *v, size_t n)
     if (n % 2)
         return v[n / 2];
     return (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+double
+shoal__bench_median_of(const double *v, size_t n)
+{
+    double *tmp, m;
+
+    if (n == 0)
+        return 0.0;
+    tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return 0.0;
+    memcpy(tmp, v, n * sizeof *v);
+    m = shoal__bench_median(tmp, n);
+    free(tmp);
+    return m;
+}
+
+double
+shoal__bench_percentile(double *v, size_t n, double p)
+{
+    size_t k;
+
+    if (n == 0)
+        return 0.0;
+    shoal__bench_median(v, n); /* sorts */
+    k = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return v[k - 1];
+}
+
+void
+shoal__bench_print_runs(const char *name, const double *v, size_t n, int prec)
+{
+    size_t i;
+
+    printf(",\"%s\":[", name);
+    for (i = 0; i < n; i++)
+        printf("%s%.*f", i ? "," : "", prec, v[i]);
+    printf("]");
+}
+
+double
+shoal__bench_load1(void)
+{
+    double l[1];
+
+    return getloadavg(l, 1) == 1 ? l[0] : -1.0;
+}
+
+const char *
+shoal__bench_yesno(bool b)
+{
+    return b ? "true" : "false";
 }
 
 /* A "Key:   N kB" line of /proc/self/status, in MiB (-1 if absent). */
@@ -252,8 +324,8 @@ out:
 }
 
 /* write()/read() the whole buffer, retrying on EINTR and short transfers. */
-static bool
-write_all(int fd, const void *p, size_t n)
+bool
+shoal__bench_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
 
@@ -311,7 +383,7 @@ shoal__bench_in_child(shoal__bench_child_fn fn, void *arg, void *out, size_t out
         r = fn(arg, out);
         fflush(stdout);
         fflush(stderr);
-        if (!write_all(fds[1], out, out_len))
+        if (!shoal__bench_write_all(fds[1], out, out_len))
             r = -1;
         close(fds[1]);
         /* exit(), not _exit(): stdio was flushed before the fork, and a
@@ -326,4 +398,56 @@ shoal__bench_in_child(shoal__bench_child_fn fn, void *arg, void *out, size_t out
     if (got && WIFEXITED(status))
         rc = WEXITSTATUS(status) == 0 ? 0 : 1;
     return rc;
+}
+
+pid_t
+shoal__bench_spawn(int (*fn)(void *arg), void *arg)
+{
+    pid_t parent = getpid(), pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "shoal-bench: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        _exit(fn(arg) == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+int
+shoal__bench_reap(pid_t pid, double timeout_ms, double *cpu_s)
+{
+    uint64_t deadline = shoal__bench_now_ns() + (uint64_t)(timeout_ms * 1e6);
+    struct rusage ru;
+    int status;
+
+    if (pid <= 0)
+        return -1;
+    for (;;) {
+        pid_t w = wait4(pid, &status, WNOHANG, &ru);
+
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            return -1;
+        if (shoal__bench_now_ns() > deadline) {
+            fprintf(stderr, "shoal-bench: child %d did not exit; killing it\n", (int)pid);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        shoal__bench_sleep_ms(2);
+    }
+    if (cpu_s)
+        *cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
