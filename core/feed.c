@@ -85,11 +85,18 @@ enum {
     CAND_RING = 64 /* positions whose candidates are kept */
 };
 
+/* One log position's document, judged once for every feed: its query view
+ * (copied and parsed) and the (feed, subscription) pairs that may match
+ * it, sorted. */
 typedef struct cand {
-    uint64_t pos;           /* 0: empty */
-    uint64_t epoch;         /* the hub's epoch it was computed in */
-    struct shoal__feed **f; /* sorted, owned */
+    uint64_t pos;   /* 0: empty */
+    uint64_t epoch; /* the hub's epoch it was computed in */
+    fsubref *r;     /* owned */
     size_t n, cap;
+    bool alive;       /* the document has a view (it is live) */
+    shoal__buf view;  /* the view's bytes (its epoch header cut off) */
+    shoal__qfield *f; /* parsed from view, owned */
+    size_t fcap, nf;
 } cand;
 
 struct shoal__feedhub {
@@ -759,18 +766,23 @@ shoal__feedhub_free(shoal_replica *r)
     shoal__map_clear(&h->anchors, fvec_free);
     shoal__map_clear(&h->residual, fvec_free);
     shoal__map_clear(&h->afields, NULL);
-    for (size_t i = 0; i < CAND_RING; i++)
+    for (size_t i = 0; i < CAND_RING; i++) {
+        shoal__free(h->ring[i].r);
         shoal__free(h->ring[i].f);
+        shoal__buf_free(&h->ring[i].view);
+    }
     shoal__qscratch_free(&h->sc);
     shoal__free(h);
     r->feeds = NULL;
 }
 
 static int
-ptr_cmp(const void *a, const void *b)
+ref_cmp(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
-    return x < y ? -1 : x > y;
+    const fsubref *x = a, *y = b;
+    if (x->f != y->f)
+        return (uintptr_t)x->f < (uintptr_t)y->f ? -1 : 1;
+    return x->sub < y->sub ? -1 : x->sub > y->sub;
 }
 
 static int
@@ -779,20 +791,20 @@ cand_add(cand *c, const fvec *v)
     for (size_t i = 0; v && i < v->n; i++) {
         if (c->n == c->cap) {
             size_t cap = c->cap ? c->cap * 2 : 8;
-            struct shoal__feed **p = shoal__realloc(c->f, cap * sizeof *p);
+            fsubref *p = shoal__realloc(c->r, cap * sizeof *p);
             if (!p)
                 return SHOAL_ENOMEM;
-            c->f = p;
+            c->r = p;
             c->cap = cap;
         }
-        c->f[c->n++] = v->v[i].f;
+        c->r[c->n++] = v->v[i];
     }
     return SHOAL_OK;
 }
 
-/* The feeds that may match the document of log position pos (coll, id),
- * computed once per position in snapshot t; *out Borrowed until the hub
- * changes. */
+/* The document of log position pos (coll, id) as every feed judges it:
+ * its view, read and parsed once per position in snapshot t, and the
+ * subscriptions that may match it; *out Borrowed until the hub changes. */
 static int
 candidates(shoal__feed *f, shoal__stxn *t, uint64_t pos, const uint8_t *coll, size_t clen,
            const uint8_t *id, size_t idlen, const cand **out)
@@ -805,6 +817,9 @@ candidates(shoal__feed *f, shoal__stxn *t, uint64_t pos, const uint8_t *coll, si
     }
     c->pos = 0;
     c->n = 0;
+    c->nf = 0;
+    c->alive = false;
+    c->view.len = 0;
     int err = cand_add(c, shoal__map_get(&h->residual, coll, clen));
     shoal__sval v;
     int e = err ? err : shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
@@ -816,13 +831,15 @@ candidates(shoal__feed *f, shoal__stxn *t, uint64_t pos, const uint8_t *coll, si
         size_t vl;
         bool alive;
         uint64_t epoch;
-        shoal__qscratch *s = &h->sc;
         err = shoal__qview_split(v.p, v.len, &epoch, &vp, &vl);
         if (!err)
-            err = shoal__qview_parse(vp, vl, &s->f, &s->cap, &s->n, &alive);
+            err = shoal__buf_append(&c->view, vp, vl);
+        if (!err)
+            err = shoal__qview_parse(c->view.p, c->view.len, &c->f, &c->fcap, &c->nf, &alive);
         if (err)
             return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
-        shoal__qdoc d = { .id = id, .id_len = idlen, .fields = s->f, .nfields = s->n };
+        c->alive = true;
+        shoal__qdoc d = { .id = id, .id_len = idlen, .fields = c->f, .nfields = c->nf };
         uint8_t key[SHOAL_MAX_COLLECTION + SHOAL_MAX_FIELD + 2 + SHOAL__QKEY_MAX];
         for (size_t i = 0; !err && i < h->afields.cap; i++) {
             const uint8_t *k = h->afields.s[i].key;
@@ -854,27 +871,61 @@ candidates(shoal__feed *f, shoal__stxn *t, uint64_t pos, const uint8_t *coll, si
     if (err)
         return err;
     if (c->n > 1)
-        qsort(c->f, c->n, sizeof *c->f, ptr_cmp);
+        qsort(c->r, c->n, sizeof *c->r, ref_cmp);
     c->pos = pos;
     c->epoch = h->epoch;
     *out = c;
     return SHOAL_OK;
 }
 
-static bool
-cand_has(const cand *c, const shoal__feed *f)
+/* The first of f's pairs in c (index), or c->n if none. */
+static size_t
+cand_first(const cand *c, const shoal__feed *f)
 {
     size_t lo = 0, hi = c->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c->f[mid] == f)
-            return true;
-        if ((uintptr_t)c->f[mid] < (uintptr_t)f)
+        if ((uintptr_t)c->r[mid].f < (uintptr_t)f)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return false;
+    return lo < c->n && c->r[lo].f == f ? lo : c->n;
+}
+
+/* Whether the document of c matches one of f's subscriptions: all of them
+ * when the peer holds it (stay or leave), else only the candidates.  The
+ * shared parse answers unless a long list left out of the view is needed:
+ * then the document itself is judged. */
+static int
+cand_match(shoal__feed *f, shoal__stxn *t, const cand *c, bool all, const uint8_t *coll,
+           size_t clen, const uint8_t *id, size_t idlen, bool *match)
+{
+    *match = false;
+    if (!c->alive)
+        return SHOAL_OK;
+    shoal__qdoc d = { .id = id, .id_len = idlen, .fields = c->f, .nfields = c->nf };
+    size_t at = all ? 0 : cand_first(c, f);
+    for (size_t i = 0; i < f->nsubs && !*match; i++) {
+        const fsub *s = &f->subs[i];
+        if (s->clen != clen || memcmp(s->coll, coll, clen) != 0)
+            continue;
+        if (!all) {
+            while (at < c->n && c->r[at].f == f && c->r[at].sub < i)
+                at++;
+            if (at >= c->n || c->r[at].f != f || c->r[at].sub != i)
+                continue;
+        }
+        const char *qc;
+        size_t qcl;
+        int m = shoal__query_eval(shoal__query_of(s->q, &qc, &qcl), &d);
+        if (m == SHOAL__Q_NEEDLIST)
+            return judge(f, t, coll, clen, id, idlen, match);
+        if (m < 0)
+            return SHOAL_ECORRUPT;
+        *match = m == 1;
+    }
+    return SHOAL_OK;
 }
 
 typedef struct live_ctx {
@@ -912,17 +963,15 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
     bool match = false;
-    if (!has) {
-        /* Not in the peer's view: only a subscription that can match it
-         * needs a look (the hub's candidates). */
-        const cand *cd;
-        c->err = candidates(f, c->t, pos, coll, clen, doc, dlen, &cd);
-        if (c->err)
-            return 1;
-        if (!cand_has(cd, f))
-            return 0;
-    }
-    c->err = judge(f, c->t, coll, clen, doc, dlen, &match);
+    /* Not in the peer's view: only a subscription that can match it needs
+     * a look (the hub's candidates); in it: all of the peer's. */
+    const cand *cd;
+    c->err = candidates(f, c->t, pos, coll, clen, doc, dlen, &cd);
+    if (c->err)
+        return 1;
+    if (!has && cand_first(cd, f) == cd->n)
+        return 0;
+    c->err = cand_match(f, c->t, cd, has, coll, clen, doc, dlen, &match);
     if (c->err)
         return 1;
     bool own =
