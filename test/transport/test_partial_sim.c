@@ -41,6 +41,9 @@
  * (and printed with SHOAL_PARTIAL_SIM_VERBOSE), and fails the test only
  * with SHOAL_PARTIAL_SIM_STRICT=1.
  *
+ * Before the simulation, directed cases: the smallest worlds that show
+ * what the simulation found, each one a reproduction on its own.
+ *
  * SHOAL_SEED picks the first seed, SHOAL_PARTIAL_SIM_SEEDS how many
  * seeds, SHOAL_PARTIAL_SIM_STEPS the steps per seed,
  * SHOAL_PARTIAL_SIM_PP=0 leaves out links between partial replicas, and
@@ -1421,6 +1424,444 @@ out:;
     return ok;
 }
 
+/* ------------------------------------------------------- directed cases */
+
+/* The smallest worlds that show what the simulation found, each a
+ * reproduction on its own: nodes 0..nfull-1 full, the rest partial. */
+static sim *
+world_new(int nn, int nfull)
+{
+    sim *w = calloc(1, sizeof *w);
+    w->nn = nn;
+    w->nfull = nfull;
+    for (int i = 0; i < nn; i++) {
+        if (!node_open(&w->n[i], i)) {
+            check_failures++;
+            for (int k = 0; k < i; k++)
+                node_close(&w->n[k]);
+            free(w);
+            return NULL;
+        }
+        w->n[i].partial = i >= nfull;
+    }
+    return w;
+}
+
+static void
+world_free(sim *w)
+{
+    for (int i = 0; i < w->nl; i++)
+        if (w->l[i].up)
+            link_down(&w->l[i]);
+    for (int i = 0; i < w->nn; i++)
+        node_close(&w->n[i]);
+    free(w);
+}
+
+/* One commit: products/doc.field = v (an int, or a category string). */
+static void
+put(sim *w, node *n, const char *doc, const char *field, int64_t v)
+{
+    shoal_txn *t;
+    shoal_value x;
+    if (strcmp(field, "category") == 0)
+        v_str(&x, cats[v % 3]);
+    else
+        v_int(&x, v);
+    CHECK_EQ(shoal_txn_begin(n->r, &t), SHOAL_OK);
+    CHECK_EQ(shoal_txn_set(t, "products", doc, field, &x), SHOAL_OK);
+    CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+    uint64_t s = vv_of(n, n->key);
+    if (s > n->maxseq)
+        n->maxseq = s;
+    notify(w, n);
+}
+
+static void
+sub_store(node *p, const char *name, int64_t store)
+{
+    psub s = { .where = 0, .s = store };
+    snprintf(s.name, sizeof s.name, "%s", name);
+    p->subs[p->nsubs] = s;
+    if (node_subscribe(p, &s))
+        p->nsubs++;
+}
+
+static bool
+holds(node *n, const char *doc)
+{
+    shoal_doc *d = NULL;
+    shoal_err err = shoal_doc_get(n->r, "products", doc, &d);
+    shoal_doc_free(d);
+    return err == SHOAL_OK;
+}
+
+/* p holds doc in the state f has it. */
+static bool
+same_doc(node *p, node *f, const char *doc)
+{
+    shoal__buf a, b;
+    shoal__buf_init(&a);
+    shoal__buf_init(&b);
+    bool fa = doc_state(p, "products", doc, &a), fb = doc_state(f, "products", doc, &b);
+    bool ok = fa && fb && a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+    if (!ok) {
+        print_doc(p->name, p, "products", doc);
+        print_doc(f->name, f, "products", doc);
+    }
+    shoal__buf_free(&a);
+    shoal__buf_free(&b);
+    return ok;
+}
+
+/* A live link: a document that enters a partial peer's view, then one
+ * that leaves it, with no damage on the link: the sessions must not fail
+ * (the feed's live walk stops its log scan to send an ENTER or a LEAVE;
+ * that stop must not come back as an error). */
+static void
+test_live_enter_leave(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    put(w, f, "p0", "store_id", 3);
+    put(w, f, "p1", "store_id", 1);
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0);
+    link_up(&w->l[0]);
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p0") && !holds(p, "p1"));
+    put(w, f, "p1", "store_id", 3); /* enters */
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p1"));
+    put(w, f, "p0", "store_id", 2); /* leaves */
+    CHECK(quiesce(w, false));
+    CHECK(!holds(p, "p0"));
+    CHECK_EQ(w->fails, 0);
+    world_free(w);
+}
+
+/* The full side of a link to a partial peer reaches caught_up once the
+ * peer holds its view (what shoal_net_sync waits for when a full replica
+ * starts the exchange). */
+static void
+test_full_side_caught_up(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    put(w, f, "p0", "store_id", 3);
+    put(w, f, "p1", "store_id", 1);
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0);
+    link_up(&w->l[0]);
+    CHECK(quiesce(w, false));
+    shoal__session_stats sp, sf;
+    shoal__session_get_stats(w->l[0].s[0], &sp);
+    shoal__session_get_stats(w->l[0].s[1], &sf);
+    CHECK(sp.caught_up && !sp.failed);
+    CHECK(sf.caught_up && !sf.failed);
+    world_free(w);
+}
+
+/* A partial replica's own change to a document, acknowledged, then the
+ * document leaves its view (evicted, with that change) and comes back: it
+ * must come back whole, our own change included.  Every exchange here is
+ * a fresh session (no live ENTER or LEAVE): the partial replica holds
+ * another own change (p2), so its HELLO says it holds its own seqs up to
+ * 2, and a sender that skips "the peer's own changes" up to there leaves
+ * p0 without seq 1. */
+static void
+test_reenter_own_change(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    put(w, f, "p0", "store_id", 3);
+    put(w, f, "p2", "store_id", 3);
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0);
+    link_up(&w->l[0]);
+    CHECK(quiesce(w, false));
+    put(w, p, "p0", "price", 7); /* P@1 */
+    put(w, p, "p2", "price", 8); /* P@2 */
+    CHECK(quiesce(w, true));
+    CHECK_EQ(vv_of(f, p->key), 2);
+    link_down(&w->l[0]);
+    put(w, f, "p0", "store_id", 1); /* leaves */
+    CHECK(quiesce(w, true));
+    CHECK(!holds(p, "p0"));
+    link_down(&w->l[0]);
+    put(w, f, "p0", "store_id", 3); /* back */
+    CHECK(quiesce(w, true));
+    CHECK(holds(p, "p0"));
+    CHECK(same_doc(p, f, "p0"));
+    CHECK_EQ(pending(p), 0);
+    if (pending(p))
+        dump_pending(p, f, w->n, w->nn);
+    world_free(w);
+}
+
+/* A partial replica writes a value that takes a document out of its view
+ * while the full replica holds a later write that keeps it in: after the
+ * full replica acknowledges our write, the document must stay (it is in
+ * our view on the sender), and the sender's next change to it must
+ * apply. */
+static void
+test_local_evict_in_view(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    put(w, f, "p0", "store_id", 3);
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0);
+    link_up(&w->l[0]);
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p0"));
+    /* Concurrent: P moves it out, and its BATCH reaches F; then F, ten
+     * seconds later, keeps it in (a later HLC wins the register).  F's
+     * ACK of P's batch goes out before F's change. */
+    put(w, p, "p0", "store_id", 1);
+    link_t *l = &w->l[0];
+    const uint8_t *fr;
+    size_t n;
+    while (shoal__session_next(l->s[0], &fr, &n) == 1)
+        CHECK_EQ(shoal__session_recv(l->s[1], fr, n, f->ms), SHOAL_OK);
+    f->ms += 10000;
+    put(w, f, "p0", "store_id", 3);
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p0"));
+    CHECK_EQ(pending(p), 0);
+    if (pending(p))
+        dump_pending(p, f, w->n, w->nn);
+    put(w, f, "p0", "price", 5);
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p0") && same_doc(p, f, "p0"));
+    CHECK_EQ(w->fails, 0);
+    world_free(w);
+}
+
+/* A partial replica writes to a document it does not hold; on the full
+ * replica an older-looking write of its own wins (a later HLC), so the
+ * document is not in the partial replica's view there, though the partial
+ * replica's own copy (its one change) matches its subscription.  Once the
+ * full replica holds the write, the partial replica must not keep a copy
+ * that is neither in its view nor the full replica's state, on the live
+ * link as after a reconnect. */
+static void
+test_own_write_outside_view(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    f->ms += 60000; /* F's clock is a minute ahead */
+    put(w, f, "p0", "store_id", 1);
+    put(w, f, "p0", "price", 50);
+    psub s = { .where = 3, .p = 10 }; /* price < 10 */
+    snprintf(s.name, sizeof s.name, "cheap");
+    p->subs[p->nsubs++] = s;
+    CHECK(node_subscribe(p, &s));
+    add_link(w, 1, 0);
+    link_up(&w->l[0]);
+    CHECK(quiesce(w, false));
+    CHECK(!holds(p, "p0"));
+    put(w, p, "p0", "price", 5); /* loses to F's 50 */
+    CHECK(quiesce(w, false));
+    CHECK_EQ(vv_of(f, p->key), p->maxseq);
+    CHECK(!holds(p, "p0"));
+    if (holds(p, "p0"))
+        CHECK(same_doc(p, f, "p0"));
+    CHECK(quiesce(w, true));
+    CHECK(!holds(p, "p0"));
+    world_free(w);
+}
+
+/* An eviction leaves a valid store that opens again.  Fifty documents
+ * imported into a durable partial replica, then an unsubscribe evicts them
+ * all in one write: LMDB may leave the file's last pages free and never
+ * written (a page allocated and freed in the same transaction is not
+ * flushed), which LMDB reads fine. */
+static void
+test_reopen_after_eviction(void)
+{
+    char *fd = check_tmpdir("psim-f"), *pd = check_tmpdir("psim-p");
+    REQUIRE(fd && pd && check_seed_identity(fd) && check_seed_identity(pd));
+    shoal_replica *f = NULL, *p = NULL;
+    REQUIRE(shoal_replica_open(&f, fd, NULL) == SHOAL_OK);
+    REQUIRE(shoal_replica_open(&p, pd, NULL) == SHOAL_OK);
+    static char blob[4000];
+    memset(blob, 'x', sizeof blob);
+    for (int i = 0; i < 50; i++) {
+        shoal_txn *t;
+        char id[16];
+        snprintf(id, sizeof id, "p%05d", i);
+        shoal_value s, b = { .type = SHOAL_T_STR,
+                             .ptr = (const uint8_t *)blob,
+                             .len = 100 + (size_t)(i * 37 % 3000) };
+        v_int(&s, 1);
+        CHECK_EQ(shoal_txn_begin(f, &t), SHOAL_OK);
+        CHECK_EQ(shoal_txn_set(t, "products", id, "store_id", &s), SHOAL_OK);
+        CHECK_EQ(shoal_txn_set(t, "products", id, "blob", &b), SHOAL_OK);
+        CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+    }
+    const char *where[] = { "store_id == 1", "store_id == 2" };
+    for (int i = 0; i < 2; i++) {
+        shoal_query *q;
+        CHECK_EQ(shoal_query_new(p, "products", where[i], &q), SHOAL_OK);
+        CHECK_EQ(shoal_subscribe(p, i ? "b" : "a", q), SHOAL_OK);
+        shoal_query_free(q);
+    }
+    uint8_t *bundle;
+    size_t n;
+    REQUIRE(shoal_export(f, NULL, &bundle, &n) == SHOAL_OK);
+    CHECK_EQ(shoal_import(p, bundle, n, NULL), SHOAL_OK);
+    shoal_free(bundle);
+    CHECK_EQ(shoal_unsubscribe(p, "a"), SHOAL_OK); /* evicts all 50 */
+    shoal_strlist *l = NULL;
+    CHECK_EQ(shoal_docs(p, "products", &l), SHOAL_OK);
+    CHECK_EQ(shoal_strlist_count(l), 0);
+    shoal_strlist_free(l);
+    CHECK_EQ(shoal_replica_check(p, print_problem, "p", NULL), SHOAL_OK);
+    shoal_replica_close(p);
+    p = NULL;
+    CHECK_EQ(shoal_replica_open(&p, pd, NULL), SHOAL_OK);
+    shoal_replica_close(p);
+    shoal_replica_close(f);
+    check_rmtree(fd);
+    check_rmtree(pd);
+    free(fd);
+    free(pd);
+}
+
+/* Run one link (no faults) until nothing moves. */
+static void
+pump_link(sim *w, link_t *l)
+{
+    int quiet = 0;
+    for (int round = 0; round < QUIET_ROUNDS && quiet < 2; round++)
+        quiet = link_step(w, l, false) ? 0 : quiet + 1;
+    CHECK(quiet >= 2);
+}
+
+/* Hand the peer every frame side i has now. */
+static void
+deliver(link_t *l, int i)
+{
+    const uint8_t *fr;
+    size_t n;
+    while (shoal__session_next(l->s[i], &fr, &n) == 1)
+        (void)shoal__session_recv(l->s[1 - i], fr, n, l->n[1 - i]->ms);
+}
+
+/* A document told to leave while one of our own changes to it is not yet
+ * acknowledged stays (pinned); when it is back in our view before that
+ * acknowledgement comes, the acknowledgement must not evict it. */
+static void
+test_pinned_then_back(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1];
+    put(w, f, "p0", "store_id", 3);
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0);
+    link_t *l = &w->l[0];
+    link_up(l);
+    CHECK(quiesce(w, false));
+    CHECK(holds(p, "p0"));
+    /* Apart: P edits p0, F moves it out of P's view. */
+    link_down(l);
+    put(w, p, "p0", "price", 7);
+    put(w, f, "p0", "store_id", 1);
+    /* Together again, but P's change does not get through: F says LEAVE,
+     * P keeps p0 for its unacknowledged change. */
+    link_up(l);
+    const uint8_t *fr;
+    size_t n;
+    CHECK(shoal__session_next(l->s[0], &fr, &n) == 1); /* P's HELLO */
+    CHECK_EQ(shoal__session_recv(l->s[1], fr, n, f->ms), SHOAL_OK);
+    for (int k = 0; k < 4; k++) {
+        deliver(l, 1);
+        while (shoal__session_next(l->s[0], &fr, &n) == 1)
+            ; /* lost with the connection */
+    }
+    CHECK(holds(p, "p0"));
+    link_down(l);
+    /* p0 is back in P's view; then everything gets through. */
+    put(w, f, "p0", "store_id", 3);
+    link_up(l);
+    CHECK(quiesce(w, false));
+    CHECK_EQ(vv_of(f, p->key), p->maxseq);
+    CHECK(holds(p, "p0"));
+    CHECK(quiesce(w, true));
+    CHECK(holds(p, "p0") && same_doc(p, f, "p0"));
+    world_free(w);
+}
+
+/* A partial replica linked to two full ones.  Its HELLO to F0 names p0
+ * with its own change c as head; before F0 answers, F1 moves p0 out of
+ * the view and P evicts it, c included.  F0 then sends p0's changes that
+ * the summary did not cover (a change of F0's built on c): P cannot apply
+ * it without c, which no one sends again. */
+static void
+test_summary_stale_after_other_leave(void)
+{
+    sim *w = world_new(3, 2);
+    REQUIRE(w);
+    node *f0 = &w->n[0], *f1 = &w->n[1], *p = &w->n[2];
+    put(w, f0, "p0", "store_id", 3);
+    uint8_t *b;
+    size_t bn;
+    REQUIRE(shoal_export(f0->r, NULL, &b, &bn) == SHOAL_OK);
+    CHECK_EQ(shoal_import(f1->r, b, bn, NULL), SHOAL_OK);
+    shoal_free(b);
+    sub_store(p, "mine", 3);
+    add_link(w, 2, 0); /* l[0]: P-F0 */
+    add_link(w, 2, 1); /* l[1]: P-F1 */
+    add_link(w, 0, 1); /* l[2]: F0-F1, down until the end */
+    link_up(&w->l[0]);
+    link_up(&w->l[1]);
+    pump_link(w, &w->l[0]);
+    pump_link(w, &w->l[1]);
+    CHECK(holds(p, "p0"));
+    link_down(&w->l[0]);
+    link_down(&w->l[1]);
+    put(w, p, "p0", "price", 7); /* c */
+    put(w, f1, "p0", "store_id", 1);
+    /* The HELLOs cross (P's names p0 with head c), and c reaches F0; F0
+     * has not looked at P's view yet. */
+    link_up(&w->l[0]);
+    link_t *l0 = &w->l[0];
+    const uint8_t *fr;
+    size_t n;
+    CHECK(shoal__session_next(l0->s[1], &fr, &n) == 1); /* F0's HELLO */
+    CHECK_EQ(shoal__session_recv(l0->s[0], fr, n, p->ms), SHOAL_OK);
+    deliver(l0, 0); /* P's HELLO, then its BATCH with c */
+    CHECK_EQ(vv_of(f0, p->key), 1);
+    /* F1: P's c goes up, F1 acknowledges it and says p0 left: evicted. */
+    link_up(&w->l[1]);
+    pump_link(w, &w->l[1]);
+    CHECK(!holds(p, "p0"));
+    /* F0 builds on c, then answers P. */
+    put(w, f0, "p0", "qty", 2);
+    pump_link(w, &w->l[0]);
+    /* Now everyone, twice. */
+    link_up(&w->l[2]);
+    CHECK(quiesce(w, false));
+    CHECK(quiesce(w, true));
+    CHECK_EQ(pending(p), 0);
+    if (pending(p))
+        dump_pending(p, f0, w->n, w->nn);
+    strset held = { 0 }, want = { 0 };
+    live_ids(p, "products", &held);
+    view_ids(f0, p, &want);
+    CHECK_EQ(held.n, want.n);
+    set_free(&held);
+    set_free(&want);
+    world_free(w);
+}
+
 static void
 test_partial_sim(void)
 {
@@ -1447,6 +1888,14 @@ main(void)
     if (sodium_init() < 0)
         return 1;
     trace_doc = getenv("SHOAL_PARTIAL_SIM_TRACE");
+    RUN(test_live_enter_leave);
+    RUN(test_full_side_caught_up);
+    RUN(test_reenter_own_change);
+    RUN(test_local_evict_in_view);
+    RUN(test_pinned_then_back);
+    RUN(test_own_write_outside_view);
+    RUN(test_reopen_after_eviction);
+    RUN(test_summary_stale_after_other_leave);
     RUN(test_partial_sim);
     return check_summary();
 }
