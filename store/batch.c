@@ -124,6 +124,8 @@ batch_end(shoal__store *s)
     int rc = mdb_txn_commit(s->batch);
     s->batch = NULL;
     shoal__st_txn_end_lock(s);
+    if (rc == 0 && atomic_exchange(&s->fit_due, false) && shoal__store_fit(s) != SHOAL_OK)
+        atomic_store(&s->fit_due, true); /* best effort, as in txn.c */
     if (rc)
         batch_fail(s, "committing a batch of fast-mode commits", rc);
     /* The tail cache may hold a snapshot of the batch: its key names a

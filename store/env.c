@@ -670,6 +670,34 @@ shoal__store_flush(shoal__store *s)
     return SHOAL_OK;
 }
 
+int
+shoal__store_fit(shoal__store *s)
+{
+    assert(s);
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd;
+    int rc = mdb_env_info(s->env, &info);
+    if (!rc)
+        rc = mdb_env_stat(s->env, &st);
+    if (!rc)
+        rc = mdb_env_get_fd(s->env, &fd);
+    if (rc)
+        return shoal__st_fail(s, "mdb_env_info", rc);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return SHOAL_ESTORE;
+    off_t need = (off_t)(info.me_last_pgno + 1) * (off_t)st.ms_psize;
+    if (sb.st_size >= need)
+        return SHOAL_OK;
+    /* The pages past the end are free ones LMDB never wrote: extend the
+     * file over them (zeros, never read before LMDB writes them) and make
+     * that durable, so that the size agrees with the meta page. */
+    if (ftruncate(fd, need) != 0 || fsync(fd) != 0)
+        return errno == ENOSPC ? SHOAL_ENOSPC : SHOAL_ESTORE;
+    return SHOAL_OK;
+}
+
 const char *
 shoal__store_errmsg(const shoal__store *s)
 {

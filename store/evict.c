@@ -44,6 +44,10 @@ int
 shoal__stxn_log_drop(shoal__stxn *t, uint64_t pos)
 {
     assert(t->write);
+    /* Dropping frees pages the same transaction may have allocated: the
+     * commit that follows makes the file as long as its last page again
+     * (shoal__store_fit). */
+    atomic_store(&t->s->fit_due, true);
     int rc = shoal__stxn_index_flush(t);
     if (rc)
         return rc;

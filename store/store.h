@@ -98,6 +98,13 @@ void shoal__store_close(shoal__store *s); /* syncs first; NULL is a no-op */
 int shoal__store_exclusive(shoal__store *s, int (*fn)(void *arg), void *arg);
 /* fsync everything committed so far. */
 int shoal__store_flush(shoal__store *s);
+/* Make data.mdb at least as long as its last page: a transaction that
+ * freed pages it had allocated leaves them unwritten past the end of the
+ * file (LMDB reads no free page), but the open-time check of the meta
+ * pages (walk.c) wants every page up to the last inside the file.  Called
+ * after evictions, which free many pages at once; extends with zeros and
+ * fsyncs. */
+int shoal__store_fit(shoal__store *s);
 /* Durable store: while relaxed, commits write LMDB's meta page without
  * syncing it (MDB_NOMETASYNC for those commits only).  Still atomic and
  * consistent, and a process crash loses nothing; an OS crash may undo the

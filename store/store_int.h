@@ -25,6 +25,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -103,6 +104,7 @@ struct shoal__store {
     MDB_dbi dbi[T_COUNT];
     bool durable;
     bool relaxed;                 /* shoal__store_relax; under the replica lock */
+    _Atomic bool fit_due;         /* log entries were dropped: the next commit fits the file */
     pthread_mutex_t flags_mu;     /* LMDB's env flags: a relaxed commit vs flush */
     pthread_rwlock_t resize_lock; /* shared by every txn, exclusive to resize */
     char errmsg[256];

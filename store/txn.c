@@ -59,6 +59,10 @@ commit_top(shoal__stxn *t)
         mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
         pthread_mutex_unlock(&s->flags_mu);
     }
+    /* Committed: fitting the file is best effort (it failing leaves the
+     * file as LMDB made it; the next eviction's commit tries again). */
+    if (mrc == 0 && atomic_exchange(&s->fit_due, false) && shoal__store_fit(s) != SHOAL_OK)
+        atomic_store(&s->fit_due, true);
     return mrc;
 }
 
