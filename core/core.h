@@ -337,6 +337,9 @@ int shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out);
 int shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen);
 int shoal__subs_complete(shoal_replica *r, uint64_t gen);
+/* A peer sent us these changes (verified): their documents are in its
+ * view, so no earlier LEAVE for them holds. */
+void shoal__subs_received(shoal_replica *r, const shoal__rec *recs, size_t n);
 int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);
 /* What full peers were seen to hold (other authors than us), sorted by
  * author (*out Owned); one author's entry (false: none).  Each takes

@@ -353,7 +353,10 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
         if (err)
             break;
         bool skip = dead || (hb && shoal__map_get(&f->anc, cid, SHOAL__ID_BYTES));
-        if (!skip && memcmp(shoal__envelope_author(env.p), f->peer, SHOAL_KEY_BYTES) == 0) {
+        /* The peer's own changes, when it says it holds the document (a
+         * partial peer evicts its acknowledged changes with the document,
+         * so one that does not hold it gets them too). */
+        if (!skip && hb && memcmp(shoal__envelope_author(env.p), f->peer, SHOAL_KEY_BYTES) == 0) {
             size_t elen, blen;
             const uint8_t *body;
             uint64_t seq;
@@ -380,7 +383,8 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
     shoal__dmeta_clear(&m);
     if (err)
         return err;
-    qsort(f->cpos, f->ncpos, sizeof *f->cpos, pos_cmp);
+    if (f->ncpos > 1)
+        qsort(f->cpos, f->ncpos, sizeof *f->cpos, pos_cmp);
     /* It is the peer's now (or, to leave, no longer). */
     free_val(shoal__map_take(&f->held, key, klen));
     if (leave)
@@ -956,26 +960,39 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
         return 1;
     }
     f->cursor = pos + 1;
-    if (!in_subs_coll(f, coll, clen))
-        return 0;
+    bool by_peer = memcmp(shoal__envelope_author(env->p), f->peer, SHOAL_KEY_BYTES) == 0;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen = shoal__dockey(key, coll, clen, doc, dlen);
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
     bool match = false;
-    /* Not in the peer's view: only a subscription that can match it needs
-     * a look (the hub's candidates); in it: all of the peer's. */
-    const cand *cd;
-    c->err = candidates(f, c->t, pos, coll, clen, doc, dlen, &cd);
-    if (c->err)
+    if (in_subs_coll(f, coll, clen)) {
+        /* Not in the peer's view: only a subscription that can match it
+         * needs a look (the hub's candidates); in it: all of the peer's. */
+        const cand *cd;
+        c->err = candidates(f, c->t, pos, coll, clen, doc, dlen, &cd);
+        if (c->err)
+            return 1;
+        if (has || cand_first(cd, f) != cd->n)
+            c->err = cand_match(f, c->t, cd, has, coll, clen, doc, dlen, &match);
+        if (c->err)
+            return 1;
+    }
+    if (!has && !match) {
+        /* The peer wrote to a document outside its view (on our state): it
+         * holds it, so it is told to let go (once the write is up). */
+        if (!by_peer)
+            return 0;
+        memcpy(f->ckey, key, klen);
+        f->cklen = klen;
+        f->ncpos = f->cat = 0;
+        f->leave_due = true;
+        f->leave_has_at = true;
+        memcpy(f->leave_at, cid, SHOAL__ID_BYTES);
+        c->stop = true;
         return 1;
-    if (!has && cand_first(cd, f) == cd->n)
-        return 0;
-    c->err = cand_match(f, c->t, cd, has, coll, clen, doc, dlen, &match);
-    if (c->err)
-        return 1;
-    bool own =
-        memcmp(shoal__envelope_author(env->p), f->peer, SHOAL_KEY_BYTES) == 0 && seq <= f->peer_seq;
+    }
+    bool own = by_peer && seq <= f->peer_seq;
     if (has) {
         bool alive = true;
         if (!match) {

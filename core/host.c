@@ -262,6 +262,8 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     err = shoal__import_recs(r, recs, count, res);
     shoal__store_relax(r->store, false);
     pthread_mutex_unlock(&r->mu);
+    if (!err && shoal__partial(r))
+        shoal__subs_received(r, recs, count);
     shoal__free(recs);
     if (!err && r->opt.durable && (res->applied || res->pending || res->equivocations))
         err = shoal__store_flush(r->store);

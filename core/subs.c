@@ -1033,21 +1033,10 @@ summary_fn(shoal__stxn *t, void *arg)
     shoal__mpw dw;
     shoal__mpw_init(&dw, &docs);
     held_ctx h = { .w = &dw };
-    int err = SHOAL_OK;
-    for (size_t i = 0; !err && i < S->n; i++) {
-        const char *coll;
-        size_t clen;
-        (void)shoal__query_of(S->s[i].q, &coll, &clen);
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++) {
-            const char *c2;
-            size_t cl2;
-            (void)shoal__query_of(S->s[j].q, &c2, &cl2);
-            seen = cl2 == clen && memcmp(c2, coll, clen) == 0;
-        }
-        if (!seen)
-            err = shoal__stxn_doc_scan(t, (const uint8_t *)coll, clen, held_cb, &h);
-    }
+    /* Every document we hold, whatever its collection: the sender judges
+     * each (one outside every subscription, which we wrote, is told to
+     * leave once our write is up). */
+    int err = shoal__stxn_doc_scan(t, NULL, 0, held_cb, &h);
     if (!err) {
         shoal__wire_put_held_header(&w, h.n);
         err = w.err;
@@ -1153,42 +1142,19 @@ acked_fn(shoal__stxn *t, void *arg)
         shoal__be64_put(v, a->to);
         err = shoal__stxn_meta_put(t, "acked", v, sizeof v);
     }
-    /* Candidates: the documents of our own changes just acknowledged, the
-     * pinned ones and those told to leave. */
+    /* Candidates: the documents a peer told to leave (they stayed for our
+     * writes).  Documents our own judgement would drop are not: our copy
+     * may be older than the sender's, which keeps them in our view or
+     * tells us to leave (the peer's own writes outside its view are told
+     * so by the sender too). */
     evict_ctx *x = a->x;
-    size_t cap = S->leaving.n + S->pinned.n + (size_t)(a->to - a->from);
+    size_t cap = S->leaving.n;
     if (!err && cap) {
         x->keys = shoal__malloc(cap * sizeof *x->keys);
         x->klens = shoal__malloc(cap * sizeof *x->klens);
         if (!x->keys || !x->klens)
             return SHOAL_ENOMEM;
-    }
-    for (uint64_t s = a->from + 1; !err && s <= a->to; s++) {
-        uint8_t cid[SHOAL__ID_BYTES];
-        shoal__sval env;
-        err = shoal__stxn_authseq_get(t, r->pk, s, cid);
-        if (!err)
-            err = shoal__stxn_change_get(t, cid, &env);
-        if (err == SHOAL_ENOTFOUND) {
-            err = SHOAL_OK; /* evicted already */
-            continue;
-        }
-        size_t elen, blen;
-        const uint8_t *body;
-        shoal__change c;
-        if (!err)
-            err = shoal__envelope_parse(env.p, env.len, &elen, &body, &blen);
-        if (!err)
-            err = shoal__change_decode(body, blen, &c);
-        if (err)
-            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
-        x->klens[x->nkeys] = shoal__dockey(x->keys[x->nkeys], c.coll, c.coll_len, c.doc, c.doc_len);
-        x->nkeys++;
-        shoal__change_clear(&c);
-    }
-    if (!err && x->keys) {
         add_keys(&S->leaving, x);
-        add_keys(&S->pinned, x);
     }
     return err;
 }
@@ -1324,4 +1290,23 @@ shoal__subs_vouched_get(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES],
     }
     pthread_mutex_unlock(&r->mu);
     return v != NULL;
+}
+
+void
+shoal__subs_received(shoal_replica *r, const shoal__rec *recs, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    shoal__subs *S = r->subs;
+    /* A document a sender sends again is in its view again: whatever told
+     * us to leave it before is stale. */
+    for (size_t i = 0; S->leaving.n > 0 && i < n; i++) {
+        shoal__change c;
+        if (shoal__change_decode(recs[i].body, recs[i].body_len, &c) != SHOAL_OK)
+            continue;
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
+        (void)shoal__map_take(&S->leaving, key, klen);
+        shoal__change_clear(&c);
+    }
+    pthread_mutex_unlock(&r->mu);
 }

@@ -693,11 +693,15 @@ recv_subscribe(shoal__session *s, shoal__frame *f)
 static int
 recv_leave(shoal__session *s, shoal__frame *f)
 {
-    if (!s->st.handshaken || !s->self_partial) {
+    if (!s->st.handshaken || !s->self_partial || f->set > s->self_set) {
         s->st.rejected++;
-        FAIL(s, SHOAL_EPROTO, "LEAVE %s", s->st.handshaken ? "to a full replica" : "before HELLO");
+        FAIL(s, SHOAL_EPROTO, "LEAVE %s",
+             !s->st.handshaken ? "before HELLO"
+                               : (!s->self_partial ? "to a full replica" : "for a set not sent"));
         return SHOAL_EPROTO;
     }
+    if (f->set < s->self_set)
+        return SHOAL_OK; /* judged against a set we replaced since */
     int err = s->view->leave(s->host->ctx, f->coll, f->clen, f->id, f->idlen, (unsigned)f->reason);
     if (err)
         FAIL(s, err, "cannot evict a document: %s", shoal_strerror((shoal_err)err));
@@ -1068,7 +1072,7 @@ next_feed(shoal__session *s, const uint8_t **frame, size_t *len)
             }
             break;
         case SHOAL__FEED_LEAVE:
-            err = shoal__wire_leave(&s->bat, o.coll, o.clen, o.id, o.idlen, o.reason,
+            err = shoal__wire_leave(&s->bat, s->peer_set, o.coll, o.clen, o.id, o.idlen, o.reason,
                                     o.has_at ? o.at : NULL);
             break;
         case SHOAL__FEED_COMPLETE:

@@ -272,7 +272,7 @@ const char *shoal__session_failure(const shoal__session *s);
  *     subs [[name str, coll str, where str, params bin] ...]
  *     held [[coll str, id str, heads bin (32 bytes each)] ...]
  *   SUBSCRIBE [6, subs, held]
- *   LEAVE [8, coll str, id str, reason, at bin (0 or 32 bytes)]
+ *   LEAVE [8, set, coll str, id str, reason, at bin (0 or 32 bytes)]
  *   COMPLETE [10, set]
  *   BATCH [2, n, count, envelopes bin (count envelopes back to back)]
  *   ACK   [3, n, applied, duplicate, pending, [[author, seq, cid] ...]]
@@ -314,7 +314,8 @@ typedef struct shoal__frame {
     size_t clen, idlen;
     uint64_t reason;
     const uint8_t *at; /* NULL or 32 bytes */
-    /* COMPLETE: the set number (1: the HELLO's, then one per SUBSCRIBE) */
+    /* COMPLETE, LEAVE: the set number (1: the HELLO's, then one per
+     * SUBSCRIBE) */
     uint64_t set;
 } shoal__frame;
 
@@ -331,8 +332,8 @@ int shoal__wire_hello(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES], const
 int shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES],
                        const shoal__vventry *vv, size_t n, const uint8_t *subs_held, size_t len);
 int shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len);
-int shoal__wire_leave(shoal__buf *out, const uint8_t *coll, size_t clen, const uint8_t *id,
-                      size_t idlen, uint64_t reason, const uint8_t *at);
+int shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t clen,
+                      const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *at);
 int shoal__wire_complete(shoal__buf *out, uint64_t set);
 /* Append the two arrays of HELLO version 2 / SUBSCRIBE (hosts use these
  * to build self_subs's output; held entries with nheads heads each). */

@@ -119,13 +119,14 @@ shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len)
 }
 
 int
-shoal__wire_leave(shoal__buf *out, const uint8_t *coll, size_t clen, const uint8_t *id,
-                  size_t idlen, uint64_t reason, const uint8_t *at)
+shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t clen,
+                  const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *at)
 {
     shoal__mpw w;
     shoal__mpw_init(&w, out);
-    shoal__mpw_array(&w, 5);
+    shoal__mpw_array(&w, 6);
     shoal__mpw_uint(&w, SHOAL__F_LEAVE);
+    shoal__mpw_uint(&w, set);
     shoal__mpw_str(&w, coll, clen);
     shoal__mpw_str(&w, id, idlen);
     shoal__mpw_uint(&w, reason);
@@ -352,8 +353,9 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         break;
     case SHOAL__F_LEAVE: {
         f->type = SHOAL__F_LEAVE;
-        if ((err = expect_items(items, 5)))
+        if ((err = expect_items(items, 6)))
             return err;
+        f->set = shoal__mpr_uint(r);
         f->clen = shoal__mpr_str(r, &f->coll, SHOAL_MAX_COLLECTION);
         f->idlen = shoal__mpr_str(r, &f->id, SHOAL_MAX_DOC_ID);
         f->reason = shoal__mpr_uint(r);
@@ -361,7 +363,7 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         size_t al = shoal__mpr_bin(r, &at, SHOAL__ID_BYTES);
         if (r->err)
             return r->err;
-        if (!name_ok(f->coll, f->clen, SHOAL_MAX_COLLECTION) ||
+        if (f->set == 0 || !name_ok(f->coll, f->clen, SHOAL_MAX_COLLECTION) ||
             !name_ok(f->id, f->idlen, SHOAL_MAX_DOC_ID) || (al != 0 && al != SHOAL__ID_BYTES))
             return SHOAL_EPROTO;
         f->at = al ? at : NULL;

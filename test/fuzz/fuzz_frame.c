@@ -58,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case SHOAL__F_LEAVE:
-        err = shoal__wire_leave(&out, f.coll, f.clen, f.id, f.idlen, f.reason, f.at);
+        err = shoal__wire_leave(&out, f.set, f.coll, f.clen, f.id, f.idlen, f.reason, f.at);
         break;
     case SHOAL__F_COMPLETE: err = shoal__wire_complete(&out, f.set); break;
     case SHOAL__F_BATCH: err = shoal__wire_batch(&out, f.n, f.count, f.envs, f.envs_len); break;

@@ -169,7 +169,7 @@ def main():
     held = arr([arr([strv("products"), strv("p1"), binv(changes[0]["id"])])])
     hello_partial = arr([uint(1), uint(2), binv(b), arr(vv[:1]), subs, held])
     subscribe = arr([uint(6), subs, arr([])])
-    leave = arr([uint(8), strv("products"), strv("p1"), uint(1), binv(changes[0]["id"])])
+    leave = arr([uint(8), uint(1), strv("products"), strv("p1"), uint(1), binv(changes[0]["id"])])
     complete = arr([uint(10), uint(1)])
     for name, fr in (("hello-empty", hello_empty), ("hello-full", hello_full),
                      ("batch-all", batch_all), ("batch-one", batch_one), ("ack", ack),
