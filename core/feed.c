@@ -558,6 +558,20 @@ send_current(next_ctx *x, shoal__stxn *t, bool *done)
     return SHOAL_OK;
 }
 
+/* Make key's LEAVE the next thing to send (at: the change that caused
+ * it, or NULL); nothing else of a document is being sent then. */
+static void
+due_leave(shoal__feed *f, const uint8_t *key, size_t klen, const uint8_t *at)
+{
+    memcpy(f->ckey, key, klen);
+    f->cklen = klen;
+    f->ncpos = f->cat = 0;
+    f->leave_due = true;
+    f->leave_has_at = at != NULL;
+    if (at)
+        memcpy(f->leave_at, at, SHOAL__ID_BYTES);
+}
+
 static void
 emit_leave(shoal__feed *f, shoal__feed_out *o)
 {
@@ -600,11 +614,7 @@ initial_step(next_ctx *x, shoal__stxn *t)
         }
         fkey *k = &f->list[f->at++];
         if (k->what == W_LEAVE) {
-            memcpy(f->ckey, k->key, k->klen);
-            f->cklen = k->klen;
-            f->ncpos = f->cat = 0;
-            f->leave_due = true;
-            f->leave_has_at = false;
+            due_leave(f, k->key, k->klen, NULL);
             continue;
         }
         int err = start_doc(f, t, k->key, k->klen, k->what == W_SEND_LEAVE);
@@ -983,12 +993,7 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
          * holds it, so it is told to let go (once the write is up). */
         if (!by_peer)
             return 0;
-        memcpy(f->ckey, key, klen);
-        f->cklen = klen;
-        f->ncpos = f->cat = 0;
-        f->leave_due = true;
-        f->leave_has_at = true;
-        memcpy(f->leave_at, cid, SHOAL__ID_BYTES);
+        due_leave(f, key, klen, cid);
         c->stop = true;
         return 1;
     }
@@ -1021,12 +1026,7 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
         }
         if (!match) {
             /* LEAVE, after the batch that holds the delete if any. */
-            memcpy(f->ckey, key, klen);
-            f->cklen = klen;
-            f->ncpos = f->cat = 0;
-            f->leave_due = true;
-            f->leave_has_at = true;
-            memcpy(f->leave_at, cid, SHOAL__ID_BYTES);
+            due_leave(f, key, klen, cid);
             (void)shoal__map_take(&f->inview, key, klen);
             c->stop = true;
             return 1;
@@ -1118,12 +1118,11 @@ live_step(next_ctx *x, shoal__stxn *t)
         return err;
     while (f->lqat < f->nlq && f->cat >= f->ncpos && !f->leave_due) {
         fkey *k = &f->lq[f->lqat++];
-        memcpy(f->ckey, k->key, k->klen);
-        f->cklen = k->klen;
+        bool held = shoal__map_get(&f->inview, k->key, k->klen) != NULL;
+        if (held)
+            due_leave(f, k->key, k->klen, NULL);
         shoal__free(k->key);
-        f->ncpos = f->cat = 0;
-        f->leave_has_at = false;
-        if (shoal__map_get(&f->inview, f->ckey, f->cklen)) {
+        if (held) {
             emit_leave(f, x->out);
             return SHOAL_OK;
         }

@@ -200,20 +200,6 @@ int_field(shoal_replica *r, const char *id, const char *field)
     return out;
 }
 
-static uint64_t
-received_from(shoal_replica *r, const uint8_t *key)
-{
-    shoal_peers *p = NULL;
-    uint64_t n = 0;
-    if (shoal_net_peers(r, &p) != SHOAL_OK)
-        return 0;
-    for (size_t i = 0; i < shoal_peers_count(p); i++)
-        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
-            n = shoal_peers_stat(p, i, SHOAL_PS_RECEIVED);
-    shoal_peers_free(p);
-    return n;
-}
-
 /* No link of r failed (a session error would be recorded on its peer;
  * "link closed" is a sync link's normal end). */
 static bool
@@ -233,34 +219,6 @@ no_link_errors(shoal_replica *r)
     return ok;
 }
 
-static uint64_t
-connects_to(shoal_replica *r, const uint8_t *key)
-{
-    shoal_peers *p = NULL;
-    uint64_t n = 0;
-    if (shoal_net_peers(r, &p) != SHOAL_OK)
-        return 0;
-    for (size_t i = 0; i < shoal_peers_count(p); i++)
-        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
-            n = shoal_peers_stat(p, i, SHOAL_PS_CONNECTS);
-    shoal_peers_free(p);
-    return n;
-}
-
-static uint64_t
-received_bytes_from(shoal_replica *r, const uint8_t *key)
-{
-    shoal_peers *p = NULL;
-    uint64_t n = 0;
-    if (shoal_net_peers(r, &p) != SHOAL_OK)
-        return 0;
-    for (size_t i = 0; i < shoal_peers_count(p); i++)
-        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
-            n = shoal_peers_stat(p, i, SHOAL_PS_RECEIVED_BYTES);
-    shoal_peers_free(p);
-    return n;
-}
-
 /* The envelope bytes r holds: its whole bundle without the 12-byte
  * header. */
 static uint64_t
@@ -272,6 +230,21 @@ held_bytes(shoal_replica *r)
         return 0;
     shoal_free(b);
     return n >= 12 ? n - 12 : 0;
+}
+
+/* Statistic which of r's record of peer key (0 if none). */
+static uint64_t
+peer_stat(shoal_replica *r, const uint8_t *key, shoal_peer_stat which)
+{
+    shoal_peers *p = NULL;
+    uint64_t n = 0;
+    if (shoal_net_peers(r, &p) != SHOAL_OK)
+        return 0;
+    for (size_t i = 0; i < shoal_peers_count(p); i++)
+        if (memcmp(shoal_peers_key(p, i), key, SHOAL_KEY_BYTES) == 0)
+            n = shoal_peers_stat(p, i, which);
+    shoal_peers_free(p);
+    return n;
 }
 
 static bool
@@ -357,13 +330,13 @@ test_exact_views(void)
         CHECK(held > 0);
         /* Nothing else crossed the wire: one change per matching document,
          * and exactly the bytes of those changes. */
-        CHECK_EQ(received_from(d, shoal_replica_id(R.r)), held);
-        CHECK_EQ(received_bytes_from(d, shoal_replica_id(R.r)), held_bytes(d));
+        CHECK_EQ(peer_stat(d, shoal_replica_id(R.r), SHOAL_PS_RECEIVED), held);
+        CHECK_EQ(peer_stat(d, shoal_replica_id(R.r), SHOAL_PS_RECEIVED_BYTES), held_bytes(d));
         CHECK(held_bytes(d) > 0);
         CHECK(all_complete(d));
         /* A second sync sends nothing (the summary says what it holds). */
         CHECK_EQ(dsync(d, &R), SHOAL_OK);
-        CHECK_EQ(received_from(d, shoal_replica_id(R.r)), held);
+        CHECK_EQ(peer_stat(d, shoal_replica_id(R.r), SHOAL_PS_RECEIVED), held);
         CHECK(no_link_errors(d));
         shoal_replica_close(d);
         check_rmtree(dir);
@@ -570,7 +543,7 @@ test_live(void)
     CHECK(no_link_errors(d));
     CHECK(no_link_errors(R.r));
     /* One link all along: no session failed and reconnected. */
-    CHECK_EQ(connects_to(d, shoal_replica_id(R.r)), 1);
+    CHECK_EQ(peer_stat(d, shoal_replica_id(R.r), SHOAL_PS_CONNECTS), 1);
     shoal_net_stop(d);
     shoal_replica_close(d);
     check_rmtree(dir);
