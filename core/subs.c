@@ -28,9 +28,11 @@
  * leave) are kept in memory only: after a restart the sender's summary
  * check names them again.  So eviction is tried when a peer says LEAVE,
  * when the set changes (every held document is judged against the
- * remaining set), and when our acknowledged seq rises (the documents of
- * the changes just acknowledged, the pinned ones and those told to
- * leave).
+ * remaining set), and when our acknowledged seq rises (those told to
+ * leave; while draining, every held document).  Our own judgement does
+ * not evict after an acknowledgement: our copy may be older than the
+ * sender's, which says LEAVE for what it judges out of our view (a
+ * document we wrote outside it included).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
