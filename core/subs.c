@@ -24,8 +24,8 @@
  * "acked".  The other authors' entries are kept in memory (fullvv) and
  * passed on, as vouched for, in our HELLO and ACKs, so that a partial
  * replica behind us (a device behind a scoped relay) learns that a full
- * replica holds its writes.  Documents waiting (pinned, and those told to
- * leave) are kept in memory only: after a restart the sender's summary
+ * replica holds its writes.  Documents told to leave and waiting are
+ * kept in memory only: after a restart the sender's summary
  * check names them again.  So eviction is tried when a peer says LEAVE,
  * when the set changes (every held document is judged against the
  * remaining set), and when our acknowledged seq rises (those told to
@@ -61,7 +61,6 @@ struct shoal__subs {
     _Atomic uint64_t looked_ms; /* monotonic ms of the last look at meta "subs" */
     shoal__map fullvv;  /* author -> owned fullent: a full peer holds its changes up to it */
     shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
-    shoal__map pinned;  /* "coll\0id" -> 1: matches nothing, waiting for acks */
     /* The last SHOAL__EVICT_RING documents evicted (r->evict_gen counts
      * them), for the feeds of the peers we serve. */
     uint8_t (*ring)[SHOAL__DOCKEY_MAX];
@@ -93,7 +92,6 @@ shoal__subs_free(shoal_replica *r)
         sub_clear(&S->s[i]);
     shoal__free(S->s);
     shoal__map_clear(&S->leaving, NULL);
-    shoal__map_clear(&S->pinned, NULL);
     shoal__map_clear(&S->fullvv, shoal__free);
     shoal__free(S->ring);
     shoal__free(S);
@@ -236,7 +234,6 @@ shoal__subs_load(shoal_replica *r)
     if (!S)
         return SHOAL_ENOMEM;
     shoal__map_init(&S->leaving);
-    shoal__map_init(&S->pinned);
     shoal__map_init(&S->fullvv);
     r->subs = S;
     load_ctx c = { S };
@@ -364,8 +361,6 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     if (!told) {
         bool m;
         int err = local_match(r, t, coll, clen, id, idlen, &x->sc, &m);
-        if (!err && m)
-            (void)shoal__map_take(&r->subs->pinned, key, klen);
         if (err || m)
             return err;
     }
@@ -373,7 +368,6 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
     if (err == SHOAL_ENOTFOUND) {
         (void)shoal__map_take(&r->subs->leaving, key, klen);
-        (void)shoal__map_take(&r->subs->pinned, key, klen);
         return SHOAL_OK;
     }
     if (err)
@@ -388,10 +382,11 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
     if (err)
         return err;
     if (held) {
-        /* The write goes up first; the next acknowledgement retries. */
-        return shoal__map_put(told ? &r->subs->leaving : &r->subs->pinned, key, klen, (void *)1);
+        /* The write goes up first.  Told to leave: the acknowledgement
+         * that covers it retries; otherwise (a sweep of ours) the sender
+         * that gets our new set says LEAVE if it agrees, then the same. */
+        return told ? shoal__map_put(&r->subs->leaving, key, klen, (void *)1) : SHOAL_OK;
     }
-    (void)shoal__map_take(&r->subs->pinned, key, klen);
     err = shoal__doc_evict(&x->wx->w, coll, clen, id, idlen, NULL);
     if (err == SHOAL_ENOTFOUND)
         return SHOAL_OK;
@@ -514,7 +509,7 @@ evict_run(shoal_replica *r, evict_ctx *x)
 static int
 sweep(shoal_replica *r)
 {
-    if (r->subs->n == 0 && r->subs->leaving.n == 0 && r->subs->pinned.n == 0)
+    if (r->subs->n == 0 && r->subs->leaving.n == 0)
         return SHOAL_OK;
     evict_ctx x = { .all = true };
     return evict_run(r, &x);
@@ -1178,6 +1173,10 @@ own_seq_fn(shoal__stxn *t, void *arg)
 int
 shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
 {
+    /* A full replica evicts nothing: not even the lock (every ACK of every
+     * link comes here). */
+    if (!shoal__partial(r))
+        return SHOAL_OK;
     pthread_mutex_lock(&r->mu);
     shoal__subs *S = r->subs;
     int err = SHOAL_OK;
@@ -1185,7 +1184,7 @@ shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n)
     /* Kept while partial only: a full replica evicts nothing, and a
      * replica that becomes partial later counts changes as unacknowledged
      * until a full peer's vector says otherwise. */
-    if (S->n == 0 && S->leaving.n == 0 && S->pinned.n == 0 && !S->draining) {
+    if (S->n == 0 && S->leaving.n == 0 && !S->draining) {
         pthread_mutex_unlock(&r->mu);
         return SHOAL_OK;
     }
