@@ -710,6 +710,8 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
         shoal__cand *k = list[i];
         if (k->done)
             continue;
+        if (!k->in_pending && a->per_doc && s->may_wait && !s->may_wait(s->ctx, &k->c))
+            continue;
         if (!k->in_pending) {
             err = s->pending_put(s->ctx, k->r.cid, k->r.env, k->r.env_len);
             k->in_pending = true;

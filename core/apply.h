@@ -161,6 +161,12 @@ typedef struct shoal__apply_store {
                const uint8_t *deps);
     int (*supersede)(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *oc,
                      const shoal__rec *rec, const shoal__change *c);
+    /* Per-document causality (per_doc below): whether a new change that
+     * lacks a dependency waits in the pending set; NULL: always.  A
+     * partial replica keeps none for a document it does not hold (a sender
+     * that thinks it holds it sent it; the sender is told otherwise and
+     * sends the document whole if it is in view). */
+    bool (*may_wait)(void *ctx, const shoal__change *c);
 } shoal__apply_store;
 
 /* A candidate: one envelope decoded for the pipeline (apply.c). */

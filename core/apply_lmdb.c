@@ -152,6 +152,21 @@ l_doc(void *ctx, const shoal__change *ch, void **h, shoal__doc **d)
     return SHOAL_OK;
 }
 
+static bool
+l_may_wait(void *ctx, const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__wdoc *wd = shoal__wset_find(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len);
+    if (wd ? wd->stored || wd->nnew > 0
+           : shoal__stxn_doc_get(c->t, ch->coll, ch->coll_len, ch->doc, ch->doc_len,
+                                 &(shoal__sval){ 0 }) != SHOAL_ENOTFOUND)
+        return true;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, ch->coll, ch->coll_len, ch->doc, ch->doc_len);
+    shoal__subs_note_held(c->w->r, key, klen);
+    return false;
+}
+
 static int
 l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const uint8_t *deps)
 {
@@ -216,6 +231,7 @@ static const shoal__apply_store lmdb_store = {
     .ev_del = l_ev_del,
     .ev_alias = l_ev_alias,
     .doc = l_doc,
+    .may_wait = l_may_wait,
     .put = l_put,
     .supersede = l_supersede,
 };

@@ -99,6 +99,7 @@ typedef struct chk {
     shoal__map bydoc;  /* document key -> index + 1 into d (keys copied) */
     uint64_t expect;   /* next log position expected */
     bool holes;        /* a document was evicted: positions and seqs may skip */
+    bool partial;      /* subscriptions: an author's seqs may skip */
 } chk;
 
 /* ------------------------------------------------------------- reporting */
@@ -560,8 +561,9 @@ check_indexes(chk *k)
         problem(k, "version vector: lacks author %s (seq %llu in the log)", hx(c->seqkey).s,
                 (unsigned long long)a->max);
     }
-    /* Evicted changes leave holes in their authors' seqs. */
-    for (size_t i = 0; !k->holes && i < k->na; i++)
+    /* Evicted changes leave holes in their authors' seqs, and a partial
+     * replica holds only the changes of the documents in its view. */
+    for (size_t i = 0; !k->holes && !k->partial && i < k->na; i++)
         if (k->a[i].count != k->a[i].max) {
             /* Find the author's key for the line: any of its entries. */
             for (size_t j = 0; j < k->n; j++) {
@@ -1065,6 +1067,7 @@ shoal_replica_check(shoal_replica *r, shoal_check_fn cb, void *arg, shoal_check_
     chk k;
     memset(&k, 0, sizeof k);
     k.r = r;
+    k.partial = shoal__partial(r);
     k.cb = cb;
     k.arg = arg;
     shoal__map_init_borrow(&k.bycid);

@@ -335,11 +335,16 @@ int shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out);
  * peer holds the changes of e's authors up to their seqs (its HELLO vector
  * or an ACK's entries).  Each takes r->mu. */
 int shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
-                      size_t idlen);
+                      size_t idlen, unsigned reason, const uint8_t *heads, size_t nheads);
 int shoal__subs_complete(shoal_replica *r, uint64_t gen);
 /* A peer sent us these changes (verified): their documents are in its
  * view, so no earlier LEAVE for them holds. */
-void shoal__subs_received(shoal_replica *r, const shoal__rec *recs, size_t n);
+/* We came to hold the document key (a commit created it here; caller
+ * holds r->mu): our peers are told (HAVE), so that one which judges it
+ * differently sends what we lack of it or says LEAVE. */
+void shoal__subs_note_held(shoal_replica *r, const uint8_t *key, size_t klen);
+/* The host's held_changes (transport.h). */
+int shoal__subs_held_changes(shoal_replica *r, uint64_t *seen, shoal__buf *out, size_t *count);
 int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);
 /* What full peers were seen to hold (other authors than us), sorted by
  * author (*out Owned); one author's entry (false: none).  Each takes
@@ -371,6 +376,10 @@ int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint6
 int shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t max_bytes,
                      shoal__buf *envs, shoal__feed_out *out);
 void shoal__feed_peer_seq(shoal__feed *f, uint64_t seq);
+/* The peer sent us these envelopes (takes r->mu): not sent back. */
+void shoal__feed_received(shoal__feed *f, const uint8_t *envs, size_t len, size_t count);
+/* The peer's HAVE: what it holds of these documents now (takes r->mu). */
+int shoal__feed_have(shoal__feed *f, const shoal__wheld *held, size_t nheld);
 uint64_t shoal__feed_docs(const shoal__feed *f);
 void shoal__feed_free(shoal__feed *f);
 /* Free r->feeds at close (every feed is gone by then). */

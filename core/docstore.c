@@ -697,6 +697,11 @@ shoal__wset_commit(shoal__wset *w)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, true);
         if (wd->nnew > 0 || wd->rebuilt)
             shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
+        if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {
+            uint8_t key[SHOAL__DOCKEY_MAX];
+            size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+            shoal__subs_note_held(r, key, klen);
+        }
         if (wd->nnew > 0 || wd->stored) {
             uint8_t key[SHOAL__DOCKEY_MAX];
             size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);

@@ -114,8 +114,9 @@ struct shoal__feed {
     uint64_t peer_seq;
     fsub *subs;
     size_t nsubs;
-    shoal__map held;   /* key -> owned heads block: u32 n | n x 32 */
-    shoal__map inview; /* key -> (uintptr_t)(upto + 1) */
+    shoal__map held;     /* key -> owned heads block: u32 n | n x 32 */
+    shoal__map inview;   /* key -> (uintptr_t)(upto + 1) */
+    shoal__map frompeer; /* change id -> 1: the peer sent it to us (not sent back) */
     int phase;
     fkey *list; /* initial phase: documents to send or to leave */
     size_t nlist, caplist, at;
@@ -124,13 +125,16 @@ struct shoal__feed {
     size_t ncpos, cat, capcpos;
     uint8_t ckey[SHOAL__DOCKEY_MAX];
     size_t cklen;
-    bool cleave;    /* LEAVE it once its changes are out */
-    bool leave_due; /* ckey's LEAVE is the next thing to send */
-    uint8_t leave_at[SHOAL__ID_BYTES];
-    bool leave_has_at;
+    bool cleave;       /* LEAVE it once its changes are out */
+    bool leave_due;    /* ckey's LEAVE is the next thing to send */
+    bool leave_behind; /* ... with reason BEHIND and lheads (the peer's) */
+    bool leave_gone;   /* ... with reason GONE (we evicted it) */
+    size_t nlheads;
+    uint8_t *lheads; /* the heads the last LEAVE carried, owned */
+    size_t caplheads;
     uint64_t cursor;     /* live: next log position */
     uint64_t evict_seen; /* r->evict_gen we have looked at */
-    fkey *lq;            /* live: documents to say LEAVE for (we evicted them) */
+    fkey *lq;            /* live: documents to judge again (the peer's HAVE) */
     size_t nlq, caplq, lqat;
     shoal__qscratch sc;
     shoal__map anc;   /* scratch: ancestors of the peer's heads */
@@ -301,10 +305,10 @@ pos_cmp(const void *a, const void *b)
 }
 
 /* Make key's changes that the peer lacks the document being sent: its
- * chain walked back from the newest change, minus what the peer's summary
- * heads cover and the peer's own changes, in log order.  Records key in
- * inview (unless leave) with the log's last position in t.  *nothing:
- * the document is not here (nothing to send). */
+ * chain walked back from the newest change, minus what the heads the peer
+ * gave (summary or HAVE) cover, in log order; LEAVE after them if leave.
+ * Records key in inview with the log's last position in t.  Nothing when
+ * the document is not here. */
 static int
 start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool leave)
 {
@@ -352,19 +356,10 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
         err = shoal__stxn_log_entry(t, pos, &env, &link, &dead, cid);
         if (err)
             break;
+        /* The peer's own changes are not skipped as such: a partial peer
+         * evicts them with the document, and one that holds it again may
+         * lack them.  Those behind its heads are. */
         bool skip = dead || (hb && shoal__map_get(&f->anc, cid, SHOAL__ID_BYTES));
-        /* The peer's own changes, when it says it holds the document (a
-         * partial peer evicts its acknowledged changes with the document,
-         * so one that does not hold it gets them too). */
-        if (!skip && hb && memcmp(shoal__envelope_author(env.p), f->peer, SHOAL_KEY_BYTES) == 0) {
-            size_t elen, blen;
-            const uint8_t *body;
-            uint64_t seq;
-            if (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
-                shoal__change_peek(body, blen, &seq, NULL))
-                err = SHOAL_ECORRUPT;
-            skip = seq <= f->peer_seq;
-        }
         if (!err && !skip) {
             if (f->ncpos == f->capcpos) {
                 size_t cap = f->capcpos ? f->capcpos * 2 : 64;
@@ -385,10 +380,9 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
         return err;
     if (f->ncpos > 1)
         qsort(f->cpos, f->ncpos, sizeof *f->cpos, pos_cmp);
-    /* It is the peer's now (or, to leave, no longer). */
+    /* The peer holds all of it now: its new changes follow (STAY), also
+     * when it is to leave, until the peer says it let it go (HAVE). */
     free_val(shoal__map_take(&f->held, key, klen));
-    if (leave)
-        return SHOAL_OK;
     uint64_t last = 0;
     err = shoal__stxn_log_last(t, &last, NULL);
     if (err == SHOAL_ENOTFOUND)
@@ -473,24 +467,21 @@ build(shoal__feed *f, shoal__stxn *t)
         shoal__sval mv;
         err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
         if (err == SHOAL_ENOTFOUND) {
-            /* We evicted it (it left our own view): it left the peer's
-             * too.  Otherwise it is not ours to judge (the peer's own
-             * new document, or one we never held). */
+            /* It left our own view (we evicted it): the peer is told, as
+             * what it receives from us can no longer keep it up to date
+             * (should a sender that holds it find it in the peer's view,
+             * that one sends it again).  One we never held is not ours to
+             * judge. */
             err = SHOAL_OK;
             if (shoal__stxn_stub_has(t, key, clen, nul + 1, klen - clen - 1))
                 err = list_add(f, key, klen, W_LEAVE);
             continue;
         }
-        if (err)
-            break;
-        shoal__dmeta m;
-        err = shoal__dmeta_parse(mv.p, mv.len, &m);
-        if (err)
-            break;
-        /* A delete reaches the peer before the document leaves. */
-        bool deleted = m.deleted;
-        shoal__dmeta_clear(&m);
-        err = list_add(f, key, klen, deleted ? W_SEND_LEAVE : W_LEAVE);
+        /* What the peer lacks of it (a delete, the changes that moved
+         * it out), then LEAVE: the peer judges it on a state at least as
+         * new as ours. */
+        if (!err)
+            err = list_add(f, key, klen, W_SEND_LEAVE);
     }
     shoal__map_clear(&b.set, NULL);
     if (err)
@@ -551,42 +542,78 @@ send_current(next_ctx *x, shoal__stxn *t, bool *done)
     }
     if (f->cleave) {
         f->leave_due = true;
-        f->leave_has_at = false;
         f->cleave = false;
     }
     *done = true;
     return SHOAL_OK;
 }
 
-/* Make key's LEAVE the next thing to send (at: the change that caused
- * it, or NULL); nothing else of a document is being sent then. */
+/* Make key's LEAVE the next thing to send; nothing else of a document is
+ * being sent then. */
 static void
-due_leave(shoal__feed *f, const uint8_t *key, size_t klen, const uint8_t *at)
+due_leave(shoal__feed *f, const uint8_t *key, size_t klen)
 {
     memcpy(f->ckey, key, klen);
     f->cklen = klen;
     f->ncpos = f->cat = 0;
     f->leave_due = true;
-    f->leave_has_at = at != NULL;
-    if (at)
-        memcpy(f->leave_at, at, SHOAL__ID_BYTES);
 }
 
-static void
-emit_leave(shoal__feed *f, shoal__feed_out *o)
+/* The LEAVE for ckey, with our heads of it in snapshot t (every change
+ * behind them was sent).  None when we no longer hold it (o stays NONE,
+ * moved: the session asks again). */
+static int
+emit_leave(shoal__feed *f, shoal__stxn *t, shoal__feed_out *o)
 {
+    f->leave_due = false;
     const uint8_t *nul = memchr(f->ckey, 0, f->cklen);
+    size_t clen = (size_t)(nul - f->ckey);
+    if (f->leave_behind || f->leave_gone) {
+        o->kind = SHOAL__FEED_LEAVE;
+        o->clen = clen;
+        memcpy(o->coll, f->ckey, clen);
+        o->idlen = f->cklen - clen - 1;
+        memcpy(o->id, nul + 1, o->idlen);
+        o->reason = f->leave_gone ? SHOAL__LEAVE_GONE : SHOAL__LEAVE_BEHIND;
+        o->heads = f->leave_gone ? NULL : f->lheads;
+        o->nheads = f->leave_gone ? 0 : f->nlheads;
+        f->leave_behind = f->leave_gone = false;
+        return SHOAL_OK;
+    }
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, f->ckey, clen, nul + 1, f->cklen - clen - 1, &mv);
+    if (err == SHOAL_ENOTFOUND) {
+        o->moved = true;
+        return SHOAL_OK;
+    }
+    if (err)
+        return err;
+    shoal__dmeta m;
+    err = shoal__dmeta_parse(mv.p, mv.len, &m);
+    if (err)
+        return err;
+    size_t nh = m.nheads > SHOAL__MAX_HEADS ? SHOAL__MAX_HEADS : m.nheads;
+    if (nh > f->caplheads) {
+        uint8_t *p = shoal__realloc(f->lheads, nh * SHOAL__ID_BYTES);
+        if (!p) {
+            shoal__dmeta_clear(&m);
+            return SHOAL_ENOMEM;
+        }
+        f->lheads = p;
+        f->caplheads = nh;
+    }
+    if (nh)
+        memcpy(f->lheads, m.heads, nh * SHOAL__ID_BYTES);
+    shoal__dmeta_clear(&m);
     o->kind = SHOAL__FEED_LEAVE;
-    o->clen = (size_t)(nul - f->ckey);
-    memcpy(o->coll, f->ckey, o->clen);
-    o->idlen = f->cklen - o->clen - 1;
+    o->clen = clen;
+    memcpy(o->coll, f->ckey, clen);
+    o->idlen = f->cklen - clen - 1;
     memcpy(o->id, nul + 1, o->idlen);
     o->reason = SHOAL__LEAVE_NOMATCH;
-    o->has_at = f->leave_has_at;
-    memcpy(o->at, f->leave_at, SHOAL__ID_BYTES);
-    f->leave_due = false;
-    free_val(shoal__map_take(&f->held, f->ckey, f->cklen));
-    (void)shoal__map_take(&f->inview, f->ckey, f->cklen);
+    o->heads = f->lheads;
+    o->nheads = nh;
+    return SHOAL_OK;
 }
 
 static int
@@ -600,11 +627,8 @@ initial_step(next_ctx *x, shoal__stxn *t)
             if (err || !done)
                 return err;
         }
-        if (f->leave_due) {
-            if (x->out->count == 0)
-                emit_leave(f, x->out);
-            return SHOAL_OK;
-        }
+        if (f->leave_due)
+            return x->out->count == 0 ? emit_leave(f, t, x->out) : SHOAL_OK;
         if (f->at == f->nlist) {
             if (x->out->count == 0) {
                 x->out->kind = SHOAL__FEED_COMPLETE;
@@ -614,7 +638,8 @@ initial_step(next_ctx *x, shoal__stxn *t)
         }
         fkey *k = &f->list[f->at++];
         if (k->what == W_LEAVE) {
-            due_leave(f, k->key, k->klen, NULL);
+            due_leave(f, k->key, k->klen);
+            f->leave_gone = true;
             continue;
         }
         int err = start_doc(f, t, k->key, k->klen, k->what == W_SEND_LEAVE);
@@ -990,33 +1015,22 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     }
     if (!has && !match) {
         /* The peer wrote to a document outside its view (on our state): it
-         * holds it, so it is told to let go (once the write is up). */
+         * holds it, so it gets what it lacks of it, then LEAVE. */
         if (!by_peer)
             return 0;
-        due_leave(f, key, klen, cid);
+        c->err = start_doc(f, c->t, key, klen, true);
         c->stop = true;
         return 1;
     }
-    bool own = by_peer && seq <= f->peer_seq;
+    /* What the peer itself sent us on this link is not echoed.  (Its own
+     * changes that reach us by another way are sent: it may have evicted
+     * them with the document since.) */
+    bool own = shoal__map_take(&f->frompeer, cid, SHOAL__ID_BYTES) != NULL;
     if (has) {
-        bool alive = true;
-        if (!match) {
-            shoal__sval mv;
-            int err = shoal__stxn_doc_get(c->t, coll, clen, doc, dlen, &mv);
-            if (!err) {
-                shoal__dmeta m;
-                err = shoal__dmeta_parse(mv.p, mv.len, &m);
-                if (!err)
-                    alive = !m.deleted;
-                shoal__dmeta_clear(&m);
-            }
-            if (err && err != SHOAL_ENOTFOUND) {
-                c->err = err;
-                return 1;
-            }
-        }
-        /* STAY (a delete included: it must reach every holder). */
-        if ((match || !alive) && pos > upto && !own) {
+        /* STAY: every new change of a document the peer holds, whether it
+         * still matches or not (a delete too: it must reach every holder),
+         * so that a LEAVE comes after everything we hold of it. */
+        if (pos > upto && !own) {
             c->err = shoal__buf_append(x->envs, env->p, env->len);
             if (c->err)
                 return 1;
@@ -1025,11 +1039,23 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
                 x->top = pos;
         }
         if (!match) {
-            /* LEAVE, after the batch that holds the delete if any. */
-            due_leave(f, key, klen, cid);
-            (void)shoal__map_take(&f->inview, key, klen);
-            c->stop = true;
-            return 1;
+            /* LEAVE after the batch, once this is the document's newest
+             * change (later ones are on their way in this walk). */
+            shoal__sval mv;
+            int err = shoal__stxn_doc_get(c->t, coll, clen, doc, dlen, &mv);
+            shoal__dmeta m;
+            if (!err) {
+                err = shoal__dmeta_parse(mv.p, mv.len, &m);
+                if (!err && m.last_pos <= pos) {
+                    due_leave(f, key, klen);
+                    c->stop = true;
+                }
+                if (!err)
+                    shoal__dmeta_clear(&m);
+            }
+            if (err && err != SHOAL_ENOTFOUND)
+                c->err = err;
+            return c->stop || c->err ? 1 : 0;
         }
         return 0;
     }
@@ -1042,7 +1068,7 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
 }
 
 static int
-lq_add(shoal__feed *f, const uint8_t *key, size_t klen)
+lq_add(shoal__feed *f, const uint8_t *key, size_t klen, uint8_t what)
 {
     if (f->nlq == f->caplq) {
         if (f->lqat > 0) { /* reuse the front */
@@ -1063,50 +1089,111 @@ lq_add(shoal__feed *f, const uint8_t *key, size_t klen)
     if (!k)
         return SHOAL_ENOMEM;
     memcpy(k, key, klen);
-    f->lq[f->nlq++] = (fkey){ k, klen, W_LEAVE };
+    f->lq[f->nlq++] = (fkey){ k, klen, what };
     return SHOAL_OK;
 }
 
-/* Documents we evicted since the last look (they left our own view, no
- * log entry says so): those in the peer's view leave it too.  When more
- * were evicted than the replica remembers, every document in the peer's
- * view is looked up. */
+/* Documents we evicted since the last look (they left our own view):
+ * those in the peer's view leave inview, and the peer is told (GONE).
+ * When more changed than the replica remembers, every document in inview
+ * is looked up. */
 static int
 evictions(shoal__feed *f, shoal__stxn *t)
 {
     shoal_replica *r = f->r;
-    if (f->evict_seen == r->evict_gen)
+    uint64_t gen = atomic_load(&r->evict_gen);
+    if (f->evict_seen == gen)
         return SHOAL_OK;
     int err = SHOAL_OK;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen;
-    for (uint64_t g = f->evict_seen; !err && g < r->evict_gen; g++) {
+    bool all = false;
+    for (uint64_t g = f->evict_seen; !err && !all && g < gen; g++) {
         err = shoal__subs_evicted(r, g, key, &klen);
         if (err == SHOAL_ENOTFOUND) {
-            /* Forgotten: look up every document of the view. */
             err = SHOAL_OK;
-            for (size_t i = 0; !err && i < f->inview.cap; i++) {
-                const uint8_t *k = f->inview.s[i].key;
-                if (!k)
-                    continue;
-                const uint8_t *nul = memchr(k, 0, f->inview.s[i].klen);
-                size_t clen = (size_t)(nul - k);
-                shoal__sval mv;
-                int e =
-                    shoal__stxn_doc_get(t, k, clen, nul + 1, f->inview.s[i].klen - clen - 1, &mv);
-                if (e == SHOAL_ENOTFOUND)
-                    err = lq_add(f, k, f->inview.s[i].klen);
-                else if (e)
-                    err = e;
-            }
+            all = true;
             break;
         }
-        if (!err && shoal__map_get(&f->inview, key, klen))
-            err = lq_add(f, key, klen);
+        const uint8_t *nul = memchr(key, 0, klen);
+        size_t clen = (size_t)(nul - key);
+        shoal__sval mv;
+        if (!err && shoal__map_get(&f->inview, key, klen)) {
+            err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
+            if (err == SHOAL_ENOTFOUND) {
+                (void)shoal__map_take(&f->inview, key, klen);
+                err = lq_add(f, key, klen, W_LEAVE);
+            }
+        }
     }
+    for (size_t i = 0; !err && all && i < f->inview.cap; i++) {
+        const uint8_t *k = f->inview.s[i].key;
+        if (!k)
+            continue;
+        size_t kl = f->inview.s[i].klen;
+        const uint8_t *nul = memchr(k, 0, kl);
+        size_t clen = (size_t)(nul - k);
+        shoal__sval mv;
+        err = shoal__stxn_doc_get(t, k, clen, nul + 1, kl - clen - 1, &mv);
+        if (err == SHOAL_ENOTFOUND)
+            err = lq_add(f, k, kl, W_LEAVE);
+    }
+    /* (Taken out of inview after the scan, which must not see it change.) */
+    for (size_t i = f->lqat; !err && all && i < f->nlq; i++)
+        if (f->lq[i].what == W_LEAVE)
+            (void)shoal__map_take(&f->inview, f->lq[i].key, f->lq[i].klen);
     if (!err)
-        f->evict_seen = r->evict_gen;
+        f->evict_seen = gen;
     return err;
+}
+
+/* Judge key again after the peer's HAVE: it holds none of it, or part of
+ * it without our knowing.  A document in the peer's view goes whole
+ * (what the peer lacks of it); one the peer holds outside it gets what it
+ * lacks, then LEAVE. */
+static int
+rejudge(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen)
+{
+    if (shoal__map_get(&f->inview, key, klen))
+        return SHOAL_OK; /* its changes go as they come */
+    const uint8_t *nul = memchr(key, 0, klen);
+    size_t clen = (size_t)(nul - key);
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err; /* not ours to judge */
+    bool match = false;
+    err = judge(f, t, key, clen, nul + 1, klen - clen - 1, &match);
+    if (err)
+        return err;
+    const uint8_t *hb = shoal__map_get(&f->held, key, klen);
+    if (!match && !hb)
+        return SHOAL_OK;
+    if (!match) {
+        /* When we hold all the peer holds of it, LEAVE at once with its
+         * own heads (it lets go if it holds no more by then): sending it
+         * what it lacks first would only bring it back to a peer that let
+         * it go meanwhile. */
+        size_t nh = shoal__be32_get(hb);
+        bool all = true;
+        for (size_t i = 0; all && i < nh; i++)
+            all = shoal__stxn_change_has(t, hb + 4 + i * SHOAL__ID_BYTES);
+        if (all && nh > 0) {
+            if (nh > f->caplheads) {
+                uint8_t *p = shoal__realloc(f->lheads, nh * SHOAL__ID_BYTES);
+                if (!p)
+                    return SHOAL_ENOMEM;
+                f->lheads = p;
+                f->caplheads = nh;
+            }
+            memcpy(f->lheads, hb + 4, nh * SHOAL__ID_BYTES);
+            f->nlheads = nh;
+            due_leave(f, key, klen);
+            f->leave_behind = true;
+            return SHOAL_OK;
+        }
+    }
+    return start_doc(f, t, key, klen, !match);
 }
 
 static int
@@ -1116,29 +1203,29 @@ live_step(next_ctx *x, shoal__stxn *t)
     int err = evictions(f, t);
     if (err)
         return err;
-    while (f->lqat < f->nlq && f->cat >= f->ncpos && !f->leave_due) {
+    while (f->lqat < f->nlq && f->cat >= f->ncpos && !f->leave_due && !f->cleave) {
         fkey *k = &f->lq[f->lqat++];
-        bool held = shoal__map_get(&f->inview, k->key, k->klen) != NULL;
-        if (held)
-            due_leave(f, k->key, k->klen, NULL);
-        shoal__free(k->key);
-        if (held) {
-            emit_leave(f, x->out);
-            return SHOAL_OK;
+        if (k->what == W_LEAVE) {
+            due_leave(f, k->key, k->klen);
+            f->leave_gone = true;
+        } else {
+            err = rejudge(f, t, k->key, k->klen);
         }
+        shoal__free(k->key);
+        if (err)
+            return err;
     }
+    if (f->leave_due && x->out->count == 0)
+        return emit_leave(f, t, x->out);
     for (;;) {
-        if (f->cat < f->ncpos) {
+        if (f->cat < f->ncpos || f->cleave) {
             bool done;
             err = send_current(x, t, &done);
             if (err || !done)
                 return err;
         }
-        if (f->leave_due) {
-            if (x->out->count == 0)
-                emit_leave(f, x->out);
-            return SHOAL_OK;
-        }
+        if (f->leave_due)
+            return x->out->count == 0 ? emit_leave(f, t, x->out) : SHOAL_OK;
         live_ctx c = { .x = x, .t = t };
         uint64_t from = f->cursor;
         err = shoal__stxn_log_scan(t, f->cursor, live_cb, &c);
@@ -1148,7 +1235,7 @@ live_step(next_ctx *x, shoal__stxn *t)
         if (err && !c.stop)
             return err;
         err = SHOAL_OK;
-        if (f->cat < f->ncpos || f->leave_due)
+        if (f->cat < f->ncpos || f->leave_due || f->cleave)
             continue; /* an ENTER or a LEAVE to send */
         /* A look that found nothing but moved on: the session asks again
          * (r->mu is free in between), as for next_changes. */
@@ -1225,6 +1312,7 @@ shoal__feed_free(shoal__feed *f)
     shoal__free(f->subs);
     shoal__map_clear(&f->held, free_val);
     shoal__map_clear(&f->inview, NULL);
+    shoal__map_clear(&f->frompeer, NULL);
     shoal__map_clear(&f->anc, NULL);
     for (size_t i = 0; i < f->nlist; i++)
         shoal__free(f->list[i].key);
@@ -1232,6 +1320,7 @@ shoal__feed_free(shoal__feed *f)
     for (size_t i = f->lqat; i < f->nlq; i++)
         shoal__free(f->lq[i].key);
     shoal__free(f->lq);
+    shoal__free(f->lheads);
     shoal__free(f->cpos);
     shoal__qscratch_free(&f->sc);
     shoal__free(f);
@@ -1253,6 +1342,7 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
     shoal__buf_init(&f->akeys);
     shoal__map_init(&f->held);
     shoal__map_init(&f->inview);
+    shoal__map_init(&f->frompeer);
     shoal__map_init(&f->anc);
     int err = SHOAL_OK;
     if (nsubs) {
@@ -1319,4 +1409,62 @@ uint64_t
 shoal__feed_docs(const shoal__feed *f)
 {
     return f->inview.n;
+}
+
+int
+shoal__feed_have(shoal__feed *f, const shoal__wheld *held, size_t nheld)
+{
+    int err = SHOAL_OK;
+    pthread_mutex_lock(&f->r->mu);
+    for (size_t i = 0; !err && i < nheld; i++) {
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, held[i].coll, held[i].clen, held[i].id, held[i].idlen);
+        free_val(shoal__map_take(&f->held, key, klen));
+        if (held[i].nheads == 0) {
+            /* It let the document go: should it be in its view on our
+             * state, it is sent whole again. */
+            (void)shoal__map_take(&f->inview, key, klen);
+        } else {
+            uint8_t *hb = shoal__malloc(4 + held[i].nheads * SHOAL__ID_BYTES);
+            if (!hb) {
+                err = SHOAL_ENOMEM;
+                break;
+            }
+            shoal__be32_put(hb, (uint32_t)held[i].nheads);
+            memcpy(hb + 4, held[i].heads, held[i].nheads * SHOAL__ID_BYTES);
+            err = shoal__map_put(&f->held, key, klen, hb);
+            if (err) {
+                shoal__free(hb);
+                break;
+            }
+        }
+        err = lq_add(f, key, klen, W_SEND);
+    }
+    pthread_mutex_unlock(&f->r->mu);
+    return err;
+}
+
+enum {
+    FROMPEER_MAX = 1 << 14 /* ids remembered; past it they are forgotten (echoes: no-ops) */
+};
+
+void
+shoal__feed_received(shoal__feed *f, const uint8_t *envs, size_t len, size_t count)
+{
+    pthread_mutex_lock(&f->r->mu);
+    if (f->frompeer.n + count > FROMPEER_MAX)
+        shoal__map_clear(&f->frompeer, NULL);
+    size_t off = 0;
+    for (size_t i = 0; i < count && off < len; i++) {
+        size_t elen, blen;
+        const uint8_t *body;
+        if (shoal__envelope_parse(envs + off, len - off, &elen, &body, &blen))
+            break; /* the import rejects the batch */
+        uint8_t cid[SHOAL__ID_BYTES];
+        shoal__change_id(envs + off, elen, cid);
+        if (shoal__map_put(&f->frompeer, cid, SHOAL__ID_BYTES, (void *)1) != SHOAL_OK)
+            break; /* out of memory: echoes only */
+        off += elen;
+    }
+    pthread_mutex_unlock(&f->r->mu);
 }

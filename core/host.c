@@ -262,8 +262,6 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
     err = shoal__import_recs(r, recs, count, res);
     shoal__store_relax(r->store, false);
     pthread_mutex_unlock(&r->mu);
-    if (!err && shoal__partial(r))
-        shoal__subs_received(r, recs, count);
     shoal__free(recs);
     if (!err && r->opt.durable && (res->applied || res->pending || res->equivocations))
         err = shoal__store_flush(r->store);
@@ -498,12 +496,38 @@ view_feed_free(void *ctx, void *feed)
     shoal__feed_free(feed);
 }
 
+static void
+view_feed_received(void *ctx, void *feed, const uint8_t *envs, size_t len, size_t count)
+{
+    (void)ctx;
+    shoal__feed_received(feed, envs, len, count);
+}
+
+static int
+view_feed_have(void *ctx, void *feed, const shoal__wheld *held, size_t nheld)
+{
+    (void)ctx;
+    return shoal__feed_have(feed, held, nheld);
+}
+
 static int
 view_leave(void *ctx, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-           unsigned reason)
+           unsigned reason, const uint8_t *heads, size_t nheads)
 {
-    (void)reason;
-    return shoal__subs_leave(ctx, coll, clen, id, idlen);
+    return shoal__subs_leave(ctx, coll, clen, id, idlen, reason, heads, nheads);
+}
+
+static uint64_t
+view_held_gen(void *ctx)
+{
+    shoal_replica *r = ctx;
+    return atomic_load(&r->evict_gen);
+}
+
+static int
+view_held_changes(void *ctx, uint64_t *seen, shoal__buf *out, size_t *count)
+{
+    return shoal__subs_held_changes(ctx, seen, out, count);
 }
 
 static int
@@ -538,6 +562,10 @@ static const shoal__host_view host_view = {
     .feed_peer_seq = view_feed_peer_seq,
     .feed_docs = view_feed_docs,
     .feed_free = view_feed_free,
+    .feed_received = view_feed_received,
+    .feed_have = view_feed_have,
+    .held_gen = view_held_gen,
+    .held_changes = view_held_changes,
     .leave = view_leave,
     .complete = view_complete,
     .acked = view_acked,

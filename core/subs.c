@@ -65,6 +65,7 @@ struct shoal__subs {
      * them), for the feeds of the peers we serve. */
     uint8_t (*ring)[SHOAL__DOCKEY_MAX];
     uint16_t ringlen[SHOAL__EVICT_RING];
+    bool ringgone[SHOAL__EVICT_RING]; /* evicted (else: came to be held) */
 };
 
 /* What a full peer holds of one author: up to seq, whose change is cid. */
@@ -343,6 +344,7 @@ typedef struct evict_ctx {
     size_t *klens;
     size_t nkeys;
     bool all;     /* judge every held document instead of keys */
+    bool trust;   /* keys are out of view (a sender's LEAVE BEHIND): no judging */
     bool evicted; /* out: documents were evicted (tell the engine) */
     evicted *out; /* grows */
     size_t nout, capout;
@@ -350,7 +352,7 @@ typedef struct evict_ctx {
 } evict_ctx;
 
 static int
-evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool told)
+evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen)
 {
     shoal_replica *r = x->r;
     const uint8_t *nul = memchr(key, 0, klen);
@@ -358,39 +360,43 @@ evict_one(evict_ctx *x, shoal__stxn *t, const uint8_t *key, size_t klen, bool to
         return SHOAL_OK;
     const uint8_t *coll = key, *id = nul + 1;
     size_t clen = (size_t)(nul - key), idlen = klen - clen - 1;
-    if (!told) {
-        bool m;
-        int err = local_match(r, t, coll, clen, id, idlen, &x->sc, &m);
-        if (err || m)
-            return err;
+    /* Judged on our own state: a sender's LEAVE comes after everything it
+     * holds of the document, so ours is at least as new as the state it
+     * judged (shoal__subs_leave); one that still matches stays. */
+    bool m = false;
+    int err = x->trust ? SHOAL_OK : local_match(r, t, coll, clen, id, idlen, &x->sc, &m);
+    if (err)
+        return err;
+    if (m) {
+        (void)shoal__map_take(&r->subs->leaving, key, klen);
+        return SHOAL_OK;
     }
     shoal__sval mv;
-    int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
+    err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
     if (err == SHOAL_ENOTFOUND) {
         (void)shoal__map_take(&r->subs->leaving, key, klen);
         return SHOAL_OK;
     }
     if (err)
         return err;
-    shoal__dmeta m;
-    err = shoal__dmeta_parse(mv.p, mv.len, &m);
+    shoal__dmeta dm;
+    err = shoal__dmeta_parse(mv.p, mv.len, &dm);
     if (err)
         return err;
     bool held;
-    err = unacked(r, t, &m, &held);
-    shoal__dmeta_clear(&m);
+    err = unacked(r, t, &dm, &held);
+    shoal__dmeta_clear(&dm);
     if (err)
         return err;
     if (held) {
-        /* The write goes up first.  Told to leave: the acknowledgement
-         * that covers it retries; otherwise (a sweep of ours) the sender
-         * that gets our new set says LEAVE if it agrees, then the same. */
-        return told ? shoal__map_put(&r->subs->leaving, key, klen, (void *)1) : SHOAL_OK;
+        /* Our write goes up first: the acknowledgement that covers it
+         * judges the document again. */
+        return shoal__map_put(&r->subs->leaving, key, klen, (void *)1);
     }
     err = shoal__doc_evict(&x->wx->w, coll, clen, id, idlen, NULL);
     if (err == SHOAL_ENOTFOUND)
         return SHOAL_OK;
-    /* The stub: peers we serve that hold it are told it left. */
+    /* The stub: "shoal check" and our own bookkeeping know it left. */
     if (!err)
         err = shoal__stxn_stub_put(t, coll, clen, id, idlen);
     if (err)
@@ -440,6 +446,55 @@ all_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const 
     return SHOAL_OK;
 }
 
+/* Pending changes of the documents evicted in this pass go too: they
+ * waited for changes we no longer hold, and a sender that finds the
+ * document in our view sends it whole. */
+typedef struct prune_ctx {
+    const evict_ctx *x;
+    uint8_t *drop; /* ids, grows */
+    size_t n, cap;
+} prune_ctx;
+
+static int
+prune_cb(const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
+{
+    prune_ctx *p = arg;
+    shoal__change c;
+    if (shoal__change_stored(env->p, env->len, &c) != SHOAL_OK)
+        return 0; /* "shoal check" reports it */
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
+    shoal__change_clear(&c);
+    bool gone = false;
+    for (size_t i = 0; !gone && i < p->x->nout; i++)
+        gone = p->x->out[i].klen == klen && memcmp(p->x->out[i].key, key, klen) == 0;
+    if (!gone)
+        return 0;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        uint8_t *d = shoal__realloc(p->drop, cap * SHOAL__ID_BYTES);
+        if (!d)
+            return SHOAL_ENOMEM;
+        p->drop = d;
+        p->cap = cap;
+    }
+    memcpy(p->drop + p->n++ * SHOAL__ID_BYTES, cid, SHOAL__ID_BYTES);
+    return 0;
+}
+
+static int
+prune_pending(evict_ctx *x, shoal__stxn *t)
+{
+    if (x->nout == 0 || shoal__stxn_pending_count(t) == 0)
+        return SHOAL_OK;
+    prune_ctx p = { x, NULL, 0, 0 };
+    int err = shoal__stxn_pending_scan(t, prune_cb, &p);
+    for (size_t i = 0; !err && i < p.n; i++)
+        err = shoal__stxn_pending_del(t, p.drop + i * SHOAL__ID_BYTES);
+    shoal__free(p.drop);
+    return err;
+}
+
 static int
 evict_fn(shoal__stxn *t, void *arg)
 {
@@ -454,19 +509,35 @@ evict_fn(shoal__stxn *t, void *arg)
          * run while documents are removed). */
         all_ctx a = { .x = x };
         err = shoal__stxn_doc_scan(t, NULL, 0, all_cb, &a);
-        for (size_t i = 0; !err && i < a.n; i++) {
-            bool told = shoal__map_get(&x->r->subs->leaving, a.keys[i], a.klens[i]) != NULL;
-            err = evict_one(x, t, a.keys[i], a.klens[i], told);
-        }
+        for (size_t i = 0; !err && i < a.n; i++)
+            err = evict_one(x, t, a.keys[i], a.klens[i]);
         shoal__free(a.keys);
         shoal__free(a.klens);
-        return err;
+        return err ? err : prune_pending(x, t);
     }
-    for (size_t i = 0; !err && i < x->nkeys; i++) {
-        bool told = shoal__map_get(&x->r->subs->leaving, x->keys[i], x->klens[i]) != NULL;
-        err = evict_one(x, t, x->keys[i], x->klens[i], told);
+    for (size_t i = 0; !err && i < x->nkeys; i++)
+        err = evict_one(x, t, x->keys[i], x->klens[i]);
+    return err ? err : prune_pending(x, t);
+}
+
+/* Note that we came to hold key or stopped holding it (caller holds
+ * r->mu): the feeds of the peers we serve and the HAVEs we send read the
+ * ring.  Without a ring, consumers are told they missed some. */
+static void
+ring_push(shoal_replica *r, const uint8_t *key, size_t klen, bool gone)
+{
+    shoal__subs *S = r->subs;
+    if (!S->ring)
+        S->ring = shoal__malloc(SHOAL__EVICT_RING * sizeof *S->ring);
+    if (!S->ring) {
+        atomic_fetch_add(&r->evict_gen, SHOAL__EVICT_RING + 1);
+        return;
     }
-    return err;
+    size_t at = (size_t)(atomic_load(&r->evict_gen) % SHOAL__EVICT_RING);
+    memcpy(S->ring[at], key, klen);
+    S->ringlen[at] = (uint16_t)klen;
+    S->ringgone[at] = gone;
+    atomic_fetch_add(&r->evict_gen, 1);
 }
 
 /* Run an eviction pass (caller holds r->mu), then raise SHOAL_EV_LEFT
@@ -482,22 +553,11 @@ evict_run(shoal_replica *r, evict_ctx *x)
      * queries (they drop the documents at once) when it commits. */
     int err = shoal__wctx_write(&wx, evict_fn, x);
     shoal__qscratch_free(&x->sc);
-    shoal__subs *S = r->subs;
-    if (!err && x->nout && !S->ring) {
-        S->ring = shoal__malloc(SHOAL__EVICT_RING * sizeof *S->ring);
-        if (!S->ring)
-            r->evict_gen += SHOAL__EVICT_RING; /* feeds re-check what they hold */
-    }
     for (size_t i = 0; !err && i < x->nout; i++) {
         const uint8_t *nul = memchr(x->out[i].key, 0, x->out[i].klen);
         size_t clen = (size_t)(nul - x->out[i].key);
         shoal__events_push_left(r, x->out[i].key, clen, nul + 1, x->out[i].klen - clen - 1);
-        if (S->ring) {
-            size_t at = (size_t)(r->evict_gen % SHOAL__EVICT_RING);
-            memcpy(S->ring[at], x->out[i].key, x->out[i].klen);
-            S->ringlen[at] = (uint16_t)x->out[i].klen;
-        }
-        r->evict_gen++;
+        ring_push(r, x->out[i].key, x->out[i].klen, true);
     }
     x->evicted = !err && x->nout > 0;
     shoal__free(x->out);
@@ -1070,17 +1130,68 @@ shoal__subs_evicted(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen)
     return SHOAL_OK;
 }
 
+typedef struct leave_ctx {
+    const uint8_t *coll, *id;
+    size_t clen, idlen;
+    const uint8_t *heads;
+    size_t nheads;
+    bool behind; /* the heads are ours as the sender knew them */
+    bool gone;   /* the sender no longer holds it */
+    bool judge;  /* out: judge the document (or, behind, evict it) */
+} leave_ctx;
+
+static int
+leave_fn(shoal__stxn *t, void *arg)
+{
+    leave_ctx *c = arg;
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, c->coll, c->clen, c->id, c->idlen, &mv);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    if (c->gone) {
+        c->judge = true;
+        return SHOAL_OK;
+    }
+    if (!c->behind) {
+        c->judge = true;
+        for (size_t i = 0; c->judge && i < c->nheads; i++)
+            c->judge = shoal__stxn_change_has(t, c->heads + i * SHOAL__ID_BYTES);
+        return SHOAL_OK;
+    }
+    /* BEHIND: our heads now are the ones the sender judged. */
+    shoal__dmeta m;
+    err = shoal__dmeta_parse(mv.p, mv.len, &m);
+    if (err)
+        return err;
+    c->judge = m.nheads == c->nheads && c->nheads > 0;
+    for (size_t i = 0; c->judge && i < m.nheads; i++) {
+        bool found = false;
+        for (size_t k = 0; !found && k < c->nheads; k++)
+            found = memcmp(m.heads + i * SHOAL__ID_BYTES, c->heads + k * SHOAL__ID_BYTES,
+                           SHOAL__ID_BYTES) == 0;
+        c->judge = found;
+    }
+    shoal__dmeta_clear(&m);
+    return SHOAL_OK;
+}
+
 int
 shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
-                  size_t idlen)
+                  size_t idlen, unsigned reason, const uint8_t *heads, size_t nheads)
 {
+    bool behind = reason == SHOAL__LEAVE_BEHIND, gone = reason == SHOAL__LEAVE_GONE;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen = shoal__dockey(key, coll, clen, id, idlen);
     pthread_mutex_lock(&r->mu);
-    int err = shoal__map_put(&r->subs->leaving, key, klen, (void *)1);
-    uint8_t(*keys)[SHOAL__DOCKEY_MAX] = &key;
-    evict_ctx x = { .keys = keys, .klens = &klen, .nkeys = 1 };
-    if (!err)
+    /* The sender sent everything it holds of the document before this:
+     * when we hold all of it, our state is at least as new as the one it
+     * judged, and we judge again on ours.  When we lack some (it is still
+     * on its way, or waits for a dependency), this LEAVE is stale: the
+     * sender says LEAVE again after the changes it still has to send. */
+    leave_ctx c = { coll, id, clen, idlen, heads, nheads, behind, gone, false };
+    int err = shoal__store_read(r->store, leave_fn, &c);
+    evict_ctx x = { .keys = &key, .klens = &klen, .nkeys = 1, .trust = behind || gone };
+    if (!err && c.judge)
         err = evict_run(r, &x);
     pthread_mutex_unlock(&r->mu);
     if (x.evicted)
@@ -1294,20 +1405,89 @@ shoal__subs_vouched_get(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES],
 }
 
 void
-shoal__subs_received(shoal_replica *r, const shoal__rec *recs, size_t n)
+shoal__subs_note_held(shoal_replica *r, const uint8_t *key, size_t klen)
 {
-    pthread_mutex_lock(&r->mu);
-    shoal__subs *S = r->subs;
-    /* A document a sender sends again is in its view again: whatever told
-     * us to leave it before is stale. */
-    for (size_t i = 0; S->leaving.n > 0 && i < n; i++) {
-        shoal__change c;
-        if (shoal__change_decode(recs[i].body, recs[i].body_len, &c) != SHOAL_OK)
-            continue;
+    ring_push(r, key, klen, false);
+}
+
+typedef struct changes_ctx {
+    shoal_replica *r;
+    uint64_t from, to;
+    shoal__buf *out;
+    size_t count;
+} changes_ctx;
+
+static int
+changes_fn(shoal__stxn *t, void *arg)
+{
+    changes_ctx *c = arg;
+    shoal__buf docs;
+    shoal__buf_init(&docs);
+    shoal__mpw w;
+    shoal__mpw_init(&w, &docs);
+    int err = SHOAL_OK;
+    for (uint64_t g = c->from; !err && g < c->to; g++) {
         uint8_t key[SHOAL__DOCKEY_MAX];
-        size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
-        (void)shoal__map_take(&S->leaving, key, klen);
-        shoal__change_clear(&c);
+        size_t klen;
+        if (shoal__subs_evicted(c->r, g, key, &klen) != SHOAL_OK)
+            continue;
+        const uint8_t *nul = memchr(key, 0, klen);
+        size_t clen = (size_t)(nul - key);
+        shoal__sval mv;
+        shoal__dmeta m;
+        memset(&m, 0, sizeof m);
+        /* An eviction is said as such even when we hold the document
+         * again by now (a later entry says so): the peer may have sent
+         * changes meanwhile that we no longer hold. */
+        bool gone = c->r->subs->ringgone[g % SHOAL__EVICT_RING];
+        err = gone ? SHOAL_ENOTFOUND
+                   : shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK;
+        else if (!err)
+            err = shoal__dmeta_parse(mv.p, mv.len, &m);
+        if (err)
+            break;
+        /* Many concurrent heads: some of them (the sender then sends what
+         * is not behind those, duplicates included). */
+        size_t nh = m.nheads > SHOAL__MAX_HEADS ? SHOAL__MAX_HEADS : m.nheads;
+        shoal__wheld e = { key, clen, nul + 1, klen - clen - 1, m.heads, nh };
+        shoal__wire_put_held(&w, &e);
+        shoal__dmeta_clear(&m);
+        c->count++;
+        err = w.err;
+    }
+    shoal__mpw o;
+    shoal__mpw_init(&o, c->out);
+    if (!err) {
+        shoal__wire_put_held_header(&o, c->count);
+        err = o.err;
+    }
+    if (!err)
+        err = shoal__buf_append(c->out, docs.p, docs.len);
+    shoal__buf_free(&docs);
+    return err;
+}
+
+int
+shoal__subs_held_changes(shoal_replica *r, uint64_t *seen, shoal__buf *out, size_t *count)
+{
+    *count = 0;
+    pthread_mutex_lock(&r->mu);
+    uint64_t gen = atomic_load(&r->evict_gen);
+    int err = SHOAL_OK;
+    if (*seen != gen && (!r->subs->ring || gen - *seen > SHOAL__EVICT_RING)) {
+        *seen = gen;
+        err = SHOAL_ENOTFOUND;
+    } else if (*seen != gen) {
+        uint64_t to = gen - *seen > SHOAL__HAVE_BATCH ? *seen + SHOAL__HAVE_BATCH : gen;
+        changes_ctx c = { r, *seen, to, out, 0 };
+        err = shoal__store_read(r->store, changes_fn, &c);
+        if (!err) {
+            *seen = to;
+            *count = c.count;
+        }
     }
     pthread_mutex_unlock(&r->mu);
+    return err;
 }

@@ -46,7 +46,7 @@
 #include "transport.h"
 
 enum {
-    QCAP = SHOAL__WINDOW + 2, /* our HELLO, up to SHOAL__WINDOW ACKs, a SUBSCRIBE */
+    QCAP = SHOAL__WINDOW + 3, /* our HELLO, up to SHOAL__WINDOW ACKs, a SUBSCRIBE, a HAVE */
     FAILURE_TEXT = 256
 };
 
@@ -105,6 +105,8 @@ struct shoal__session {
     uint64_t self_gen;                /* the host's generation of the set we sent last */
     uint64_t self_set;                /* its number in this session (1: the HELLO's) */
     bool self_complete;               /* the peer sent COMPLETE for self_set */
+    uint64_t held_seen;               /* the host's held_gen our summary or HAVEs cover */
+    bool resummarize;                 /* HAVEs fell behind: send SUBSCRIBE again */
     bool peer_partial;                /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
     void *feed;                       /* what the peer's view gets from us, Owned (host's) */
     uint64_t peer_set;                /* the number of the peer's current set */
@@ -528,6 +530,8 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
      * holds other authors' changes with gaps (causality per document). */
     s->subs.len = 0;
     if (s->view && s->view->self_gen && s->view->self_gen(s->host->ctx) != 0) {
+        /* Read first: a change of what we hold after it goes in a HAVE. */
+        s->held_seen = s->view->held_gen(s->host->ctx);
         err = s->view->self_subs(s->host->ctx, &s->self_gen, &s->subs);
         if (err) {
             FAIL(s, err, "reading our subscriptions failed");
@@ -702,9 +706,26 @@ recv_leave(shoal__session *s, shoal__frame *f)
     }
     if (f->set < s->self_set)
         return SHOAL_OK; /* judged against a set we replaced since */
-    int err = s->view->leave(s->host->ctx, f->coll, f->clen, f->id, f->idlen, (unsigned)f->reason);
+    int err = s->view->leave(s->host->ctx, f->coll, f->clen, f->id, f->idlen, (unsigned)f->reason,
+                             f->heads, f->nheads);
     if (err)
         FAIL(s, err, "cannot evict a document: %s", shoal_strerror((shoal_err)err));
+    return err;
+}
+
+static int
+recv_have(shoal__session *s, shoal__frame *f)
+{
+    if (!s->st.handshaken || !s->feed) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "HAVE %s",
+             !s->st.handshaken ? "before HELLO" : "from a full replica");
+        return SHOAL_EPROTO;
+    }
+    int err = s->view->feed_have(s->host->ctx, s->feed, f->held, f->nheld);
+    if (err)
+        FAIL(s, err, "cannot judge what the peer holds: %s", shoal_strerror((shoal_err)err));
+    s->more = true;
     return err;
 }
 
@@ -757,6 +778,8 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     shoal_import_result res;
     memset(&res, 0, sizeof res);
+    if (s->feed)
+        s->view->feed_received(s->host->ctx, s->feed, f->envs, f->envs_len, (size_t)f->count);
     int err = s->host->apply(s->host->ctx, f->envs, f->envs_len, (size_t)f->count, &res);
     if (err && peer_fault(err)) {
         s->st.rejected++;
@@ -950,6 +973,7 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
     case SHOAL__F_ACK: err = recv_ack(s, &f); break;
     case SHOAL__F_SUBSCRIBE: err = recv_subscribe(s, &f); break;
     case SHOAL__F_LEAVE: err = recv_leave(s, &f); break;
+    case SHOAL__F_HAVE: err = recv_have(s, &f); break;
     case SHOAL__F_COMPLETE: err = recv_complete(s, &f); break;
     default: { /* SHOAL__F_ERROR: the peer gave up; no answer */
         bool known = f.code <= INT_MAX && error_code((int)f.code);
@@ -1073,7 +1097,7 @@ next_feed(shoal__session *s, const uint8_t **frame, size_t *len)
             break;
         case SHOAL__FEED_LEAVE:
             err = shoal__wire_leave(&s->bat, s->peer_set, o.coll, o.clen, o.id, o.idlen, o.reason,
-                                    o.has_at ? o.at : NULL);
+                                    o.heads, o.nheads);
             break;
         case SHOAL__FEED_COMPLETE:
             err = shoal__wire_complete(&s->bat, s->peer_set);
@@ -1116,9 +1140,11 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
     /* Our subscriptions changed: tell the peer (the whole set again, and
      * what we hold now). */
     if (s->view && s->view->self_gen && s->st.handshaken &&
-        s->view->self_gen(s->host->ctx) != s->self_gen && s->qn < QCAP) {
+        (s->view->self_gen(s->host->ctx) != s->self_gen || s->resummarize) && s->qn < QCAP) {
         uint64_t gen = 0;
         s->subs.len = 0;
+        s->resummarize = false;
+        s->held_seen = s->view->held_gen(s->host->ctx);
         int err = s->view->self_subs(s->host->ctx, &gen, &s->subs);
         /* No subscription left: an empty set for the rest of this session
          * (the next one starts as a full replica). */
@@ -1135,6 +1161,25 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
         s->self_set++;
         s->self_complete = false;
         s->self_partial = true;
+    }
+    /* What we hold changed (a document arrived from another peer, or we
+     * evicted one): tell the peer, which judges it again. */
+    if (s->self_partial && s->st.handshaken && s->qn < QCAP &&
+        s->view->held_gen(s->host->ctx) != s->held_seen) {
+        s->subs.len = 0;
+        size_t count = 0;
+        int err = s->view->held_changes(s->host->ctx, &s->held_seen, &s->subs, &count);
+        if (err == SHOAL_ENOTFOUND) {
+            s->resummarize = true;
+            return next_frame(s, frame, len);
+        }
+        shoal__buf *b = err || count == 0 ? NULL : q_push(s, false);
+        if (!err && count)
+            err = b ? shoal__wire_have(b, s->subs.p, s->subs.len) : SHOAL_ENOMEM;
+        if (err) {
+            FAIL(s, err, "cannot tell what we hold: %s", shoal_strerror((shoal_err)err));
+            return next_frame(s, frame, len);
+        }
     }
     if (s->qn > 0) {
         s->q_out = true;

@@ -39,6 +39,7 @@ enum {
     SHOAL__MAX_SUB_PARAMS = 8192, /* bytes of a subscription's bound parameters */
     SHOAL__MAX_HELD = 1u << 20,   /* documents in a held-document summary */
     SHOAL__MAX_HEADS = 256,       /* heads of one document in a summary */
+    SHOAL__HAVE_BATCH = 64,       /* documents in one HAVE we send */
     SHOAL__PEER_SUBS = 512        /* bytes of a peer's subscriptions as text (peer records) */
 };
 
@@ -79,13 +80,16 @@ typedef struct shoal__wheld {
 typedef enum shoal__feed_kind {
     SHOAL__FEED_NONE = 0,    /* nothing now */
     SHOAL__FEED_BATCH = 1,   /* count envelopes were appended */
-    SHOAL__FEED_LEAVE = 2,   /* a document left the peer's view: coll, id, reason, at */
+    SHOAL__FEED_LEAVE = 2,   /* a document left the peer's view: coll, id, reason, heads */
     SHOAL__FEED_COMPLETE = 3 /* every document in view at the set's start was sent */
 } shoal__feed_kind;
 
 enum {
     SHOAL__LEAVE_NOMATCH = 1, /* the document no longer matches any subscription */
-    SHOAL__LEAVE_UNSUB = 2    /* the subscription that matched it was removed */
+    SHOAL__LEAVE_UNSUB = 2,   /* the subscription that matched it was removed */
+    SHOAL__LEAVE_BEHIND = 3,  /* the heads are the peer's own (its HAVE): we hold all
+                                 of that, and on our state it is out of view */
+    SHOAL__LEAVE_GONE = 4     /* it left our own view (we evicted it): no heads */
 };
 
 typedef struct shoal__feed_out {
@@ -96,8 +100,8 @@ typedef struct shoal__feed_out {
     uint8_t id[SHOAL_MAX_DOC_ID];
     size_t idlen;
     unsigned reason;
-    bool has_at;
-    uint8_t at[SHOAL__ID_BYTES];
+    const uint8_t *heads; /* our heads of it (Borrowed from the feed until its next call) */
+    size_t nheads;
     bool moved; /* NONE: the feed moved on in its log; ask again */
 } shoal__feed_out;
 
@@ -129,13 +133,28 @@ typedef struct shoal__host_view {
     /* Documents in the peer's view as far as the feed knows. */
     uint64_t (*feed_docs)(void *ctx, void *feed);
     void (*feed_free)(void *ctx, void *feed);
+    /* The peer sent us these envelopes (a BATCH, before it is applied):
+     * they are not sent back to it. */
+    void (*feed_received)(void *ctx, void *feed, const uint8_t *envs, size_t len, size_t count);
+    /* The peer says what it holds of some documents now (its HAVE): an
+     * entry without heads, that it no longer holds the document. */
+    int (*feed_have)(void *ctx, void *feed, const shoal__wheld *held, size_t nheld);
+    /* As a partial replica: a number that moves whenever we come to hold
+     * a document or stop holding one (cheap: called often); and the held
+     * array (shoal__wire_put_held) of at most SHOAL__HAVE_BATCH documents
+     * whose holding changed after *seen, with our heads now (none: no
+     * longer held), appended to out, *seen advanced, *count = entries.
+     * SHOAL_ENOTFOUND: more changed than are remembered (*seen advanced
+     * to now): the peer needs our whole summary again (SUBSCRIBE). */
+    uint64_t (*held_gen)(void *ctx);
+    int (*held_changes)(void *ctx, uint64_t *seen, shoal__buf *out, size_t *count);
     /* Receiving, as a partial replica: the sender says a document left our
      * view (evict it once our own changes to it are acknowledged); the
      * sender sent everything in view for our set of generation gen; a full
      * peer holds the changes of e's authors up to their seqs (its HELLO
      * vector, its ACKs' entries; e sorted by author). */
     int (*leave)(void *ctx, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                 unsigned reason);
+                 unsigned reason, const uint8_t *heads, size_t nheads);
     int (*complete)(void *ctx, uint64_t gen);
     int (*acked)(void *ctx, const shoal__vventry *e, size_t n);
     /* As a partial replica: the entries a full peer's vector showed us
@@ -272,7 +291,8 @@ const char *shoal__session_failure(const shoal__session *s);
  *     subs [[name str, coll str, where str, params bin] ...]
  *     held [[coll str, id str, heads bin (32 bytes each)] ...]
  *   SUBSCRIBE [6, subs, held]
- *   LEAVE [8, set, coll str, id str, reason, at bin (0 or 32 bytes)]
+ *   LEAVE [8, set, coll str, id str, reason, heads bin (32 bytes each)]
+ *   HAVE [9, held] (held as above; no heads: no longer held)
  *   COMPLETE [10, set]
  *   BATCH [2, n, count, envelopes bin (count envelopes back to back)]
  *   ACK   [3, n, applied, duplicate, pending, [[author, seq, cid] ...]]
@@ -282,8 +302,9 @@ enum {
     SHOAL__F_BATCH = 2,
     SHOAL__F_ACK = 3,
     SHOAL__F_ERROR = 4,
-    SHOAL__F_SUBSCRIBE = 6, /* 5 (AUTH), 7 (ENTER), 9 (SUMMARY): reserved */
+    SHOAL__F_SUBSCRIBE = 6, /* 5 (AUTH), 7 (ENTER): reserved */
     SHOAL__F_LEAVE = 8,
+    SHOAL__F_HAVE = 9,
     SHOAL__F_COMPLETE = 10,
     SHOAL__ERROR_TEXT = 200 /* bytes of an ERROR frame's text (at most) */
 };
@@ -313,7 +334,8 @@ typedef struct shoal__frame {
     const uint8_t *coll, *id;
     size_t clen, idlen;
     uint64_t reason;
-    const uint8_t *at; /* NULL or 32 bytes */
+    const uint8_t *heads; /* the sender's heads of the document, 32 bytes each */
+    size_t nheads;
     /* COMPLETE, LEAVE: the set number (1: the HELLO's, then one per
      * SUBSCRIBE) */
     uint64_t set;
@@ -333,7 +355,11 @@ int shoal__wire_hello2(shoal__buf *out, const uint8_t key[SHOAL_KEY_BYTES],
                        const shoal__vventry *vv, size_t n, const uint8_t *subs_held, size_t len);
 int shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len);
 int shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t clen,
-                      const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *at);
+                      const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *heads,
+                      size_t nheads);
+/* HAVE: held is one held-document array (shoal__wire_put_held_header and
+ * shoal__wire_put_held). */
+int shoal__wire_have(shoal__buf *out, const uint8_t *held, size_t len);
 int shoal__wire_complete(shoal__buf *out, uint64_t set);
 /* Append the two arrays of HELLO version 2 / SUBSCRIBE (hosts use these
  * to build self_subs's output; held entries with nheads heads each). */

@@ -119,8 +119,26 @@ shoal__wire_subscribe(shoal__buf *out, const uint8_t *subs_held, size_t len)
 }
 
 int
+shoal__wire_have(shoal__buf *out, const uint8_t *held, size_t len)
+{
+    size_t start = out->len;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__F_HAVE);
+    if (!w.err)
+        w.err = shoal__buf_append(out, held, len);
+    if (!w.err && out->len - start > SHOAL__MAX_FRAME) {
+        out->len = start;
+        return SHOAL_ETOOBIG;
+    }
+    return w.err;
+}
+
+int
 shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t clen,
-                  const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *at)
+                  const uint8_t *id, size_t idlen, uint64_t reason, const uint8_t *heads,
+                  size_t nheads)
 {
     shoal__mpw w;
     shoal__mpw_init(&w, out);
@@ -130,7 +148,7 @@ shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t cle
     shoal__mpw_str(&w, coll, clen);
     shoal__mpw_str(&w, id, idlen);
     shoal__mpw_uint(&w, reason);
-    shoal__mpw_bin(&w, at, at ? SHOAL__ID_BYTES : 0);
+    shoal__mpw_bin(&w, heads, nheads * SHOAL__ID_BYTES);
     return w.err;
 }
 
@@ -238,6 +256,8 @@ name_ok(const uint8_t *p, size_t n, size_t max)
 /* The subscription set and the held-document summary (HELLO version 2,
  * SUBSCRIBE).  Names are checked here (bounds, no NUL); the predicates
  * and parameters are the host's to compile. */
+static int get_held(shoal__mpr *r, shoal__frame *f);
+
 static int
 get_subs(shoal__mpr *r, shoal__frame *f)
 {
@@ -269,10 +289,15 @@ get_subs(shoal__mpr *r, shoal__frame *f)
                 return SHOAL_EPROTO; /* one name twice */
         f->nsubs++;
     }
-    if (r->err)
-        return r->err;
+    return r->err ? r->err : get_held(r, f);
+}
+
+/* A held-document summary (HELLO version 2, SUBSCRIBE, HAVE). */
+static int
+get_held(shoal__mpr *r, shoal__frame *f)
+{
     /* [str, str, bin]: 1 + 2 + 2 + 1 bytes at the smallest */
-    n = shoal__mpr_array(r, SHOAL__MAX_HELD, 6);
+    uint32_t n = shoal__mpr_array(r, SHOAL__MAX_HELD, 6);
     if (r->err)
         return r->err;
     if (n) {
@@ -359,16 +384,21 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         f->clen = shoal__mpr_str(r, &f->coll, SHOAL_MAX_COLLECTION);
         f->idlen = shoal__mpr_str(r, &f->id, SHOAL_MAX_DOC_ID);
         f->reason = shoal__mpr_uint(r);
-        const uint8_t *at;
-        size_t al = shoal__mpr_bin(r, &at, SHOAL__ID_BYTES);
+        size_t hl = shoal__mpr_bin(r, &f->heads, SHOAL__MAX_HEADS * SHOAL__ID_BYTES);
         if (r->err)
             return r->err;
         if (f->set == 0 || !name_ok(f->coll, f->clen, SHOAL_MAX_COLLECTION) ||
-            !name_ok(f->id, f->idlen, SHOAL_MAX_DOC_ID) || (al != 0 && al != SHOAL__ID_BYTES))
+            !name_ok(f->id, f->idlen, SHOAL_MAX_DOC_ID) || hl % SHOAL__ID_BYTES != 0)
             return SHOAL_EPROTO;
-        f->at = al ? at : NULL;
+        f->nheads = hl / SHOAL__ID_BYTES;
         break;
     }
+    case SHOAL__F_HAVE:
+        f->type = SHOAL__F_HAVE;
+        if ((err = expect_items(items, 2)))
+            return err;
+        err = get_held(r, f);
+        break;
     case SHOAL__F_COMPLETE:
         f->type = SHOAL__F_COMPLETE;
         if ((err = expect_items(items, 2)))

@@ -58,8 +58,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case SHOAL__F_LEAVE:
-        err = shoal__wire_leave(&out, f.set, f.coll, f.clen, f.id, f.idlen, f.reason, f.at);
+        err = shoal__wire_leave(&out, f.set, f.coll, f.clen, f.id, f.idlen, f.reason, f.heads,
+                                f.nheads);
         break;
+    case SHOAL__F_HAVE: {
+        shoal__buf h;
+        shoal__buf_init(&h);
+        shoal__mpw w;
+        shoal__mpw_init(&w, &h);
+        shoal__wire_put_held_header(&w, f.nheld);
+        for (size_t i = 0; i < f.nheld; i++)
+            shoal__wire_put_held(&w, &f.held[i]);
+        FUZZ_CHECK(w.err == SHOAL_OK);
+        err = shoal__wire_have(&out, h.p, h.len);
+        shoal__buf_free(&h);
+        break;
+    }
     case SHOAL__F_COMPLETE: err = shoal__wire_complete(&out, f.set); break;
     case SHOAL__F_BATCH: err = shoal__wire_batch(&out, f.n, f.count, f.envs, f.envs_len); break;
     case SHOAL__F_ACK: {

@@ -170,11 +170,17 @@ def main():
     hello_partial = arr([uint(1), uint(2), binv(b), arr(vv[:1]), subs, held])
     subscribe = arr([uint(6), subs, arr([])])
     leave = arr([uint(8), uint(1), strv("products"), strv("p1"), uint(1), binv(changes[0]["id"])])
+    leave_behind = arr([uint(8), uint(1), strv("products"), strv("p1"), uint(3),
+                        binv(changes[0]["id"] + changes[1]["id"])])
+    leave_gone = arr([uint(8), uint(1), strv("products"), strv("p1"), uint(4), binv(b"")])
+    have = arr([uint(9), arr([arr([strv("products"), strv("p1"), binv(changes[0]["id"])]),
+                              arr([strv("products"), strv("p2"), binv(b"")])])])
     complete = arr([uint(10), uint(1)])
     for name, fr in (("hello-empty", hello_empty), ("hello-full", hello_full),
                      ("batch-all", batch_all), ("batch-one", batch_one), ("ack", ack),
                      ("error", error), ("hello-v2", hello_v2), ("hello-partial", hello_partial),
-                     ("subscribe", subscribe), ("leave", leave), ("complete", complete)):
+                     ("subscribe", subscribe), ("leave", leave), ("leave-behind", leave_behind),
+                     ("leave-gone", leave_gone), ("have", have), ("complete", complete)):
         put("frame", name, fr)
     put("session", "hello-batch-ack", SEP.join([hello_empty, batch_all, ack]))
     put("session", "hello-full-ack", SEP.join([hello_full, ack, ack]))
@@ -185,6 +191,8 @@ def main():
                                                    binv(changes[1]["env"])])]))
     put("session", "hello-v2", hello_v2)
     put("session", "partial", SEP.join([hello_partial, batch_one, leave, complete, subscribe]))
+    put("session", "partial-have", SEP.join([hello_partial, have, batch_one, leave_behind,
+                                             leave_gone, have]))
     put("session", "full-then-subscribe", SEP.join([hello_empty, subscribe, batch_all, ack]))
     del a
 

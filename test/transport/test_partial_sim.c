@@ -658,8 +658,22 @@ trace_frame(const node *from, const node *to, const uint8_t *p, size_t n, const 
             off += elen;
         }
     } else if (f.type == SHOAL__F_LEAVE && f.idlen == dl && memcmp(f.id, trace_doc, dl) == 0) {
-        fprintf(stderr, "[%d] %s -> %s LEAVE%s reason %llu\n", trace_step, from->name, to->name,
-                fate, (unsigned long long)f.reason);
+        char heads[64] = "";
+        for (size_t k = 0; k < f.nheads && k < 8; k++)
+            snprintf(heads + strlen(heads), sizeof heads - strlen(heads), " %02x%02x",
+                     f.heads[k * 32], f.heads[k * 32 + 1]);
+        fprintf(stderr, "[%d] %s -> %s LEAVE%s reason %llu, heads%s\n", trace_step, from->name,
+                to->name, fate, (unsigned long long)f.reason, heads);
+    } else if (f.type == SHOAL__F_HAVE) {
+        for (size_t i = 0; i < f.nheld; i++)
+            if (f.held[i].idlen == dl && memcmp(f.held[i].id, trace_doc, dl) == 0) {
+                char heads[64] = "";
+                for (size_t k = 0; k < f.held[i].nheads && k < 8; k++)
+                    snprintf(heads + strlen(heads), sizeof heads - strlen(heads), " %02x%02x",
+                             f.held[i].heads[k * 32], f.held[i].heads[k * 32 + 1]);
+                fprintf(stderr, "[%d] %s -> %s HAVE%s: %s%s\n", trace_step, from->name, to->name,
+                        fate, f.held[i].nheads ? "holds it, heads" : "does not hold it", heads);
+            }
     } else if (f.type == SHOAL__F_HELLO || f.type == SHOAL__F_SUBSCRIBE) {
         bool held = false;
         size_t nh = 0;

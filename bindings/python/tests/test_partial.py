@@ -248,12 +248,14 @@ def test_a_document_leaving_the_view_is_evicted_with_an_event(relay, dev):
     assert dev.doc("products", "p00013")["price"] == 500
     assert events(dev) == [shoal.ChangeEvent("products", "p00013", True, False, False)]
 
-    # One that moves it out: the device evicts it and says so.
+    # One that moves it out: the device receives that change, judges the
+    # document on it, evicts it and says so.
     relay.r.doc("products", "p00013")["store_id"] = 4
     relay.sync(dev)
     assert not dev.doc("products", "p00013").exists
     assert dev.doc("products", "p00013").to_dict() == {}
-    assert events(dev) == [shoal.ChangeEvent("products", "p00013", False, False, True)]
+    assert events(dev) == [shoal.ChangeEvent("products", "p00013", True, False, False),
+                           shoal.ChangeEvent("products", "p00013", False, False, True)]
     assert ids(dev) == ids(relay.r, "store_id == 3")
     assert dev.check().ok
 
