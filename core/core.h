@@ -343,6 +343,8 @@ int shoal__subs_complete(shoal_replica *r, uint64_t gen);
  * holds r->mu): our peers are told (HAVE), so that one which judges it
  * differently sends what we lack of it or says LEAVE. */
 void shoal__subs_note_held(shoal_replica *r, const uint8_t *key, size_t klen);
+/* The host's own_acked (transport.h; takes r->mu). */
+uint64_t shoal__subs_own_acked(shoal_replica *r);
 /* The host's held_changes (transport.h). */
 int shoal__subs_held_changes(shoal_replica *r, uint64_t *seen, shoal__buf *out, size_t *count);
 int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);

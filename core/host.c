@@ -524,6 +524,12 @@ view_held_gen(void *ctx)
     return atomic_load(&r->evict_gen);
 }
 
+static uint64_t
+view_own_acked(void *ctx)
+{
+    return shoal__subs_own_acked(ctx);
+}
+
 static int
 view_held_changes(void *ctx, uint64_t *seen, shoal__buf *out, size_t *count)
 {
@@ -566,6 +572,7 @@ static const shoal__host_view host_view = {
     .feed_have = view_feed_have,
     .held_gen = view_held_gen,
     .held_changes = view_held_changes,
+    .own_acked = view_own_acked,
     .leave = view_leave,
     .complete = view_complete,
     .acked = view_acked,

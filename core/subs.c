@@ -1491,3 +1491,12 @@ shoal__subs_held_changes(shoal_replica *r, uint64_t *seen, shoal__buf *out, size
     pthread_mutex_unlock(&r->mu);
     return err;
 }
+
+uint64_t
+shoal__subs_own_acked(shoal_replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    uint64_t v = r->subs->acked;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}

@@ -106,6 +106,7 @@ struct shoal__session {
     uint64_t self_set;                /* its number in this session (1: the HELLO's) */
     bool self_complete;               /* the peer sent COMPLETE for self_set */
     uint64_t held_seen;               /* the host's held_gen our summary or HAVEs cover */
+    uint64_t own_acked;               /* the host's own_acked when the lag was computed */
     bool resummarize;                 /* HAVEs fell behind: send SUBSCRIBE again */
     bool peer_partial;                /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
     void *feed;                       /* what the peer's view gets from us, Owned (host's) */
@@ -283,6 +284,10 @@ refresh_ours(shoal__session *s)
 static void
 update_stats(shoal__session *s)
 {
+    if (s->self_partial && s->view->own_acked(s->host->ctx) != s->own_acked) {
+        s->own_acked = s->view->own_acked(s->host->ctx);
+        s->restat = true;
+    }
     if (!s->restat)
         return;
     s->restat = false;
@@ -294,10 +299,19 @@ update_stats(shoal__session *s)
             s->extra_got[i] = true;
         versions_done = s->extra_got[i];
     }
-    /* The lag is a full peer's: a partial one holds what its view needs. */
+    /* The lag is a full peer's: a partial one holds what its view needs.
+     * A partial replica's own vector has gaps (it holds other authors'
+     * changes only in its view, and evicts them): only its own entry
+     * counts, the writes it owes upstream. */
     for (size_t i = 0; !s->peer_partial && i < s->nours; i++) {
+        if (s->self_partial && memcmp(s->ours[i].author, s->self, SHOAL_KEY_BYTES) != 0)
+            continue;
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->ours[i].author, NULL);
         uint64_t have = k ? k->seq : 0;
+        /* (Our own changes a full replica holds may be evicted here: not
+         * owed to this peer any more.) */
+        if (s->self_partial && s->own_acked > have)
+            have = s->own_acked;
         if (s->ours[i].seq > have)
             lag += s->ours[i].seq - have;
     }
@@ -322,7 +336,11 @@ update_stats(shoal__session *s)
         up = false;
     for (size_t i = 0; up && !s->peer_partial && i < s->n_our_hello; i++) {
         const shoal__vventry *k = vv_find(s->known, s->nknown, s->our_hello[i].author, NULL);
-        if (!k || k->seq < s->our_hello[i].seq)
+        uint64_t have = k ? k->seq : 0;
+        if (s->self_partial && s->own_acked > have &&
+            memcmp(s->our_hello[i].author, s->self, SHOAL_KEY_BYTES) == 0)
+            have = s->own_acked; /* held by a full replica, maybe evicted here */
+        if (have < s->our_hello[i].seq)
             up = false;
     }
     if (up)

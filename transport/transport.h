@@ -147,6 +147,9 @@ typedef struct shoal__host_view {
      * SHOAL_ENOTFOUND: more changed than are remembered (*seen advanced
      * to now): the peer needs our whole summary again (SUBSCRIBE). */
     uint64_t (*held_gen)(void *ctx);
+    /* As a partial replica: the highest of our own seqs a full replica is
+     * known to hold (we may have evicted them since). */
+    uint64_t (*own_acked)(void *ctx);
     int (*held_changes)(void *ctx, uint64_t *seen, shoal__buf *out, size_t *count);
     /* Receiving, as a partial replica: the sender says a document left our
      * view (evict it once our own changes to it are acknowledged); the

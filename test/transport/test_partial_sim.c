@@ -1816,8 +1816,11 @@ test_pinned_then_back(void)
 /* A partial replica linked to two full ones.  Its HELLO to F0 names p0
  * with its own change c as head; before F0 answers, F1 moves p0 out of
  * the view and P evicts it, c included.  F0 then sends p0's changes that
- * the summary did not cover (a change of F0's built on c): P cannot apply
- * it without c, which no one sends again. */
+ * the summary did not cover (a change of F0's built on c), which P cannot
+ * apply without c.  P keeps no pending change for a document it does not
+ * hold, and its HAVE (it no longer holds p0) makes F0 judge p0 again:
+ * out of view, nothing more is sent.  Both without and with a reconnect,
+ * nothing is pending and P holds its view. */
 static void
 test_summary_stale_after_other_leave(void)
 {
@@ -1862,17 +1865,19 @@ test_summary_stale_after_other_leave(void)
     pump_link(w, &w->l[0]);
     /* Now everyone, twice. */
     link_up(&w->l[2]);
-    CHECK(quiesce(w, false));
-    CHECK(quiesce(w, true));
-    CHECK_EQ(pending(p), 0);
-    if (pending(p))
-        dump_pending(p, f0, w->n, w->nn);
-    strset held = { 0 }, want = { 0 };
-    live_ids(p, "products", &held);
-    view_ids(f0, p, &want);
-    CHECK_EQ(held.n, want.n);
-    set_free(&held);
-    set_free(&want);
+    for (int round = 0; round < 2; round++) {
+        CHECK(quiesce(w, round == 1));
+        CHECK_EQ(pending(p), 0);
+        if (pending(p))
+            dump_pending(p, f0, w->n, w->nn);
+        CHECK(!holds(p, "p0"));
+        strset held = { 0 }, want = { 0 };
+        live_ids(p, "products", &held);
+        view_ids(f0, p, &want);
+        CHECK_EQ(held.n, want.n);
+        set_free(&held);
+        set_free(&want);
+    }
     world_free(w);
 }
 
@@ -1909,20 +1914,7 @@ main(void)
     RUN(test_pinned_then_back);
     RUN(test_own_write_outside_view);
     RUN(test_reopen_after_eviction);
-    /* KNOWN FAILING, not run by default (issue 10 is open on them): a
-     * partial replica linked to several senders evicts on one sender's
-     * LEAVE while another still counts on the summary it gave (the
-     * directed case below), and the random simulation still ends with
-     * partial replicas holding pending changes whose dependencies a
-     * sender never sent, or stale copies (20 of 20 seeds on 2026-12-07).
-     * SHOAL_PARTIAL_SIM_KNOWN_FAILING=1 runs them. */
-    if (check_env_long("SHOAL_PARTIAL_SIM_KNOWN_FAILING", 0)) {
-        RUN(test_summary_stale_after_other_leave);
-        RUN(test_partial_sim);
-    } else {
-        fprintf(stderr,
-                "partial sim: the random simulation and the several-senders case are "
-                "known to fail and skipped (SHOAL_PARTIAL_SIM_KNOWN_FAILING=1 runs them)\n");
-    }
+    RUN(test_summary_stale_after_other_leave);
+    RUN(test_partial_sim);
     return check_summary();
 }
