@@ -1138,6 +1138,7 @@ typedef struct leave_ctx {
     bool behind; /* the heads are ours as the sender knew them */
     bool gone;   /* the sender no longer holds it */
     bool judge;  /* out: judge the document (or, behind, evict it) */
+    bool held;   /* out: we hold the document */
 } leave_ctx;
 
 static int
@@ -1148,6 +1149,7 @@ leave_fn(shoal__stxn *t, void *arg)
     int err = shoal__stxn_doc_get(t, c->coll, c->clen, c->id, c->idlen, &mv);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    c->held = true;
     if (c->gone) {
         c->judge = true;
         return SHOAL_OK;
@@ -1188,11 +1190,16 @@ shoal__subs_leave(shoal_replica *r, const uint8_t *coll, size_t clen, const uint
      * judged, and we judge again on ours.  When we lack some (it is still
      * on its way, or waits for a dependency), this LEAVE is stale: the
      * sender says LEAVE again after the changes it still has to send. */
-    leave_ctx c = { coll, id, clen, idlen, heads, nheads, behind, gone, false };
+    leave_ctx c = { coll, id, clen, idlen, heads, nheads, behind, gone, false, false };
     int err = shoal__store_read(r->store, leave_fn, &c);
     evict_ctx x = { .keys = &key, .klens = &klen, .nkeys = 1, .trust = behind || gone };
     if (!err && c.judge)
         err = evict_run(r, &x);
+    /* Held, but the LEAVE does not fit what we hold (we got more of the
+     * document meanwhile): our peers hear what we hold now (HAVE), so that
+     * the sender judges it again on that. */
+    if (!err && c.held && !c.judge)
+        ring_push(r, key, klen, false);
     pthread_mutex_unlock(&r->mu);
     if (x.evicted)
         shoal__net_notify(r); /* the peers we serve are told */
