@@ -143,6 +143,11 @@ void shoal__dmeta_clear(shoal__dmeta *m);
 
 /* shoal__dockey ("coll\0id") and SHOAL__DOCKEY_MAX: base/keys.h. */
 
+/* The stored meta of the document whose key is key ("coll\0id") in
+ * snapshot t into *m (clear it after); SHOAL_ENOTFOUND when it is not
+ * held. */
+int shoal__dmeta_get(shoal__stxn *t, const uint8_t *key, size_t klen, shoal__dmeta *m);
+
 /* Read path: meta of (coll, id) into *m (caller clears it) and the
  * materialised document, Borrowed from the cache until the next cache
  * change (the next call that loads a document).  SHOAL_ENOTFOUND if the

@@ -50,6 +50,18 @@ cdoc_fresh(const shoal__cdoc *c, const shoal__dmeta *m)
 /* ------------------------------------------------------------------ meta */
 
 int
+shoal__dmeta_get(shoal__stxn *t, const uint8_t *key, size_t klen, shoal__dmeta *m)
+{
+    const uint8_t *nul = memchr(key, 0, klen);
+    if (!nul)
+        return SHOAL_EINVAL;
+    size_t clen = (size_t)(nul - key);
+    shoal__sval mv;
+    int err = shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
+    return err ? err : shoal__dmeta_parse(mv.p, mv.len, m);
+}
+
+int
 shoal__dmeta_parse(const uint8_t *p, size_t n, shoal__dmeta *m)
 {
     memset(m, 0, sizeof *m);

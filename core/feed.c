@@ -312,23 +312,16 @@ pos_cmp(const void *a, const void *b)
 static int
 start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool leave)
 {
-    const uint8_t *nul = memchr(key, 0, klen);
-    const uint8_t *coll = key, *id = nul + 1;
-    size_t clen = (size_t)(nul - key), idlen = klen - clen - 1;
     f->ncpos = f->cat = 0;
     memcpy(f->ckey, key, klen);
     f->cklen = klen;
     f->cleave = leave;
-    shoal__sval mv;
-    int err = shoal__stxn_doc_get(t, coll, clen, id, idlen, &mv);
+    shoal__dmeta m;
+    int err = shoal__dmeta_get(t, key, klen, &m);
     if (err == SHOAL_ENOTFOUND) {
         f->cleave = false;
         return SHOAL_OK;
     }
-    if (err)
-        return err;
-    shoal__dmeta m;
-    err = shoal__dmeta_parse(mv.p, mv.len, &m);
     if (err)
         return err;
     /* What the peer holds of it: nothing, or the heads of its summary
@@ -580,16 +573,12 @@ emit_leave(shoal__feed *f, shoal__stxn *t, shoal__feed_out *o)
         f->leave_behind = f->leave_gone = false;
         return SHOAL_OK;
     }
-    shoal__sval mv;
-    int err = shoal__stxn_doc_get(t, f->ckey, clen, nul + 1, f->cklen - clen - 1, &mv);
+    shoal__dmeta m;
+    int err = shoal__dmeta_get(t, f->ckey, f->cklen, &m);
     if (err == SHOAL_ENOTFOUND) {
         o->moved = true;
         return SHOAL_OK;
     }
-    if (err)
-        return err;
-    shoal__dmeta m;
-    err = shoal__dmeta_parse(mv.p, mv.len, &m);
     if (err)
         return err;
     size_t nh = m.nheads > SHOAL__MAX_HEADS ? SHOAL__MAX_HEADS : m.nheads;
@@ -1041,17 +1030,14 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
         if (!match) {
             /* LEAVE after the batch, once this is the document's newest
              * change (later ones are on their way in this walk). */
-            shoal__sval mv;
-            int err = shoal__stxn_doc_get(c->t, coll, clen, doc, dlen, &mv);
             shoal__dmeta m;
+            int err = shoal__dmeta_get(c->t, key, klen, &m);
             if (!err) {
-                err = shoal__dmeta_parse(mv.p, mv.len, &m);
-                if (!err && m.last_pos <= pos) {
+                if (m.last_pos <= pos) {
                     due_leave(f, key, klen);
                     c->stop = true;
                 }
-                if (!err)
-                    shoal__dmeta_clear(&m);
+                shoal__dmeta_clear(&m);
             }
             if (err && err != SHOAL_ENOTFOUND)
                 c->err = err;

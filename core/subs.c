@@ -1440,19 +1440,17 @@ changes_fn(shoal__stxn *t, void *arg)
             continue;
         const uint8_t *nul = memchr(key, 0, klen);
         size_t clen = (size_t)(nul - key);
-        shoal__sval mv;
         shoal__dmeta m;
         memset(&m, 0, sizeof m);
         /* An eviction is said as such even when we hold the document
          * again by now (a later entry says so): the peer may have sent
          * changes meanwhile that we no longer hold. */
         bool gone = c->r->subs->ringgone[g % SHOAL__EVICT_RING];
-        err = gone ? SHOAL_ENOTFOUND
-                   : shoal__stxn_doc_get(t, key, clen, nul + 1, klen - clen - 1, &mv);
-        if (err == SHOAL_ENOTFOUND)
+        err = gone ? SHOAL_ENOTFOUND : shoal__dmeta_get(t, key, klen, &m);
+        if (err == SHOAL_ENOTFOUND) {
+            memset(&m, 0, sizeof m);
             err = SHOAL_OK;
-        else if (!err)
-            err = shoal__dmeta_parse(mv.p, mv.len, &m);
+        }
         if (err)
             break;
         /* Many concurrent heads: some of them (the sender then sends what
