@@ -46,7 +46,8 @@
 #include "transport.h"
 
 enum {
-    QCAP = SHOAL__WINDOW + 3, /* our HELLO, up to SHOAL__WINDOW ACKs, a SUBSCRIBE, a HAVE */
+    QCAP = SHOAL__WINDOW + 4, /* our HELLO, up to SHOAL__WINDOW ACKs, a SUBSCRIBE, a HAVE,
+                                 a HOLDS */
     FAILURE_TEXT = 256
 };
 
@@ -107,6 +108,8 @@ struct shoal__session {
     bool self_complete;               /* the peer sent COMPLETE for self_set */
     uint64_t held_seen;               /* the host's held_gen our summary or HAVEs cover */
     uint64_t own_acked;               /* the host's own_acked when the lag was computed */
+    uint64_t owed;                    /* a partial peer's own seq it sent us that we did not
+                                         hold when we acknowledged it (0: none) */
     bool resummarize;                 /* HAVEs fell behind: send SUBSCRIBE again */
     bool peer_partial;                /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
     void *feed;                       /* what the peer's view gets from us, Owned (host's) */
@@ -732,6 +735,32 @@ recv_leave(shoal__session *s, shoal__frame *f)
 }
 
 static int
+recv_holds(shoal__session *s, shoal__frame *f)
+{
+    /* Only a full replica's vector says it holds every change up to a
+     * seq: a partial one's has gaps. */
+    if (!s->st.handshaken || !s->self_partial || s->peer_partial ||
+        memcmp(f->entries[0].author, s->self, SHOAL_KEY_BYTES) != 0) {
+        s->st.rejected++;
+        FAIL(s, SHOAL_EPROTO, "HOLDS %s",
+             !s->st.handshaken  ? "before HELLO"
+             : !s->self_partial ? "to a full replica"
+             : s->peer_partial  ? "from a partial replica"
+                                : "for another author");
+        return SHOAL_EPROTO;
+    }
+    s->restat = true;
+    int err = check_entries(s, f->entries, f->nentries);
+    if (!err)
+        err = raise_known(s, f->entries, f->nentries);
+    if (!err)
+        err = note_acked(s, f->entries, f->nentries);
+    if (err)
+        FAIL(s, err, "cannot process HOLDS");
+    return err;
+}
+
+static int
 recv_have(shoal__session *s, shoal__frame *f)
 {
     if (!s->st.handshaken || !s->feed) {
@@ -880,6 +909,15 @@ recv_batch(shoal__session *s, shoal__frame *f)
         if (!delta)
             err = SHOAL_ENOMEM;
     }
+    /* A partial peer's own changes that wait here (on changes of its that
+     * it evicted, which reach us from another peer): HOLDS tells it once
+     * we hold them, or it would keep them pinned until its next HELLO. */
+    if (!err && s->peer_partial && !s->self_partial && res.pending) {
+        const shoal__vventry *sent = vv_find(t, nt, s->st.peer, NULL);
+        const shoal__vventry *held = vv_find(s->ours, s->nours, s->st.peer, NULL);
+        if (sent && (!held || held->seq < sent->seq) && sent->seq > s->owed)
+            s->owed = sent->seq;
+    }
     for (size_t i = 0; !err && i < nt; i++) {
         if (s->self_partial && memcmp(t[i].author, s->self, SHOAL_KEY_BYTES) != 0) {
             /* Other authors: what a full replica was seen to hold. */
@@ -992,6 +1030,7 @@ recv_frame(shoal__session *s, const uint8_t *frame, size_t len, uint64_t now_ms)
     case SHOAL__F_SUBSCRIBE: err = recv_subscribe(s, &f); break;
     case SHOAL__F_LEAVE: err = recv_leave(s, &f); break;
     case SHOAL__F_HAVE: err = recv_have(s, &f); break;
+    case SHOAL__F_HOLDS: err = recv_holds(s, &f); break;
     case SHOAL__F_COMPLETE: err = recv_complete(s, &f); break;
     default: { /* SHOAL__F_ERROR: the peer gave up; no answer */
         bool known = f.code <= INT_MAX && error_code((int)f.code);
@@ -1196,6 +1235,20 @@ next_frame(shoal__session *s, const uint8_t **frame, size_t *len)
             err = b ? shoal__wire_have(b, s->subs.p, s->subs.len) : SHOAL_ENOMEM;
         if (err) {
             FAIL(s, err, "cannot tell what we hold: %s", shoal_strerror((shoal_err)err));
+            return next_frame(s, frame, len);
+        }
+    }
+    /* A partial peer's own changes that waited here apply now. */
+    if (s->owed && s->st.handshaken && s->qn < QCAP) {
+        int err = refresh_ours(s);
+        const shoal__vventry *held = vv_find(s->ours, s->nours, s->st.peer, NULL);
+        if (!err && held && held->seq >= s->owed) {
+            shoal__buf *b = q_push(s, false);
+            err = b ? shoal__wire_holds(b, held) : SHOAL_ENOMEM;
+            s->owed = 0;
+        }
+        if (err) {
+            FAIL(s, err, "cannot tell the peer what we hold: %s", shoal_strerror((shoal_err)err));
             return next_frame(s, frame, len);
         }
     }

@@ -296,6 +296,7 @@ const char *shoal__session_failure(const shoal__session *s);
  *   SUBSCRIBE [6, subs, held]
  *   LEAVE [8, set, coll str, id str, reason, heads bin (32 bytes each)]
  *   HAVE [9, held] (held as above; no heads: no longer held)
+ *   HOLDS [11, [[author, seq, cid]]] (one entry: the peer's own author)
  *   COMPLETE [10, set]
  *   BATCH [2, n, count, envelopes bin (count envelopes back to back)]
  *   ACK   [3, n, applied, duplicate, pending, [[author, seq, cid] ...]]
@@ -309,6 +310,7 @@ enum {
     SHOAL__F_LEAVE = 8,
     SHOAL__F_HAVE = 9,
     SHOAL__F_COMPLETE = 10,
+    SHOAL__F_HOLDS = 11,
     SHOAL__ERROR_TEXT = 200 /* bytes of an ERROR frame's text (at most) */
 };
 
@@ -364,6 +366,7 @@ int shoal__wire_leave(shoal__buf *out, uint64_t set, const uint8_t *coll, size_t
  * shoal__wire_put_held). */
 int shoal__wire_have(shoal__buf *out, const uint8_t *held, size_t len);
 int shoal__wire_complete(shoal__buf *out, uint64_t set);
+int shoal__wire_holds(shoal__buf *out, const shoal__vventry *e);
 /* Append the two arrays of HELLO version 2 / SUBSCRIBE (hosts use these
  * to build self_subs's output; held entries with nheads heads each). */
 void shoal__wire_put_subs(shoal__mpw *w, const shoal__wsub *subs, size_t n);

@@ -193,6 +193,17 @@ shoal__wire_ack(shoal__buf *out, uint64_t n, const shoal_import_result *res,
 }
 
 int
+shoal__wire_holds(shoal__buf *out, const shoal__vventry *e)
+{
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__F_HOLDS);
+    put_entries(&w, e, 1);
+    return w.err;
+}
+
+int
 shoal__wire_error(shoal__buf *out, int code, const char *text)
 {
     size_t len = strlen(text);
@@ -436,6 +447,14 @@ shoal__frame_decode(const uint8_t *p, size_t len, shoal__frame *f)
         if (f->n == 0)
             return SHOAL_EPROTO;
         err = get_entries(r, SHOAL__BATCH_CHANGES, f);
+        break;
+    case SHOAL__F_HOLDS:
+        f->type = SHOAL__F_HOLDS;
+        if ((err = expect_items(items, 2)))
+            return err;
+        err = get_entries(r, 1, f);
+        if (!err && f->nentries != 1)
+            return SHOAL_EPROTO;
         break;
     case SHOAL__F_ERROR:
         f->type = SHOAL__F_ERROR;

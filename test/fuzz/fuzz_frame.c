@@ -75,6 +75,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case SHOAL__F_COMPLETE: err = shoal__wire_complete(&out, f.set); break;
+    case SHOAL__F_HOLDS:
+        FUZZ_CHECK(f.nentries == 1);
+        err = shoal__wire_holds(&out, f.entries);
+        break;
     case SHOAL__F_BATCH: err = shoal__wire_batch(&out, f.n, f.count, f.envs, f.envs_len); break;
     case SHOAL__F_ACK: {
         shoal_import_result res = { f.applied, f.duplicate, f.pending, 0 };

@@ -176,11 +176,13 @@ def main():
     have = arr([uint(9), arr([arr([strv("products"), strv("p1"), binv(changes[0]["id"])]),
                               arr([strv("products"), strv("p2"), binv(b"")])])])
     complete = arr([uint(10), uint(1)])
+    holds = arr([uint(11), arr(vv[:1])])
     for name, fr in (("hello-empty", hello_empty), ("hello-full", hello_full),
                      ("batch-all", batch_all), ("batch-one", batch_one), ("ack", ack),
                      ("error", error), ("hello-v2", hello_v2), ("hello-partial", hello_partial),
                      ("subscribe", subscribe), ("leave", leave), ("leave-behind", leave_behind),
-                     ("leave-gone", leave_gone), ("have", have), ("complete", complete)):
+                     ("leave-gone", leave_gone), ("have", have), ("complete", complete),
+                     ("holds", holds)):
         put("frame", name, fr)
     put("session", "hello-batch-ack", SEP.join([hello_empty, batch_all, ack]))
     put("session", "hello-full-ack", SEP.join([hello_full, ack, ack]))
@@ -192,7 +194,7 @@ def main():
     put("session", "hello-v2", hello_v2)
     put("session", "partial", SEP.join([hello_partial, batch_one, leave, complete, subscribe]))
     put("session", "partial-have", SEP.join([hello_partial, have, batch_one, leave_behind,
-                                             leave_gone, have]))
+                                             leave_gone, have, holds]))
     put("session", "full-then-subscribe", SEP.join([hello_empty, subscribe, batch_all, ack]))
     del a
 

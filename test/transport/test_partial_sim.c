@@ -1881,6 +1881,90 @@ test_summary_stale_after_other_leave(void)
     world_free(w);
 }
 
+/* A partial replica's own write that waits at a full replica F0, which
+ * lacks the replica's earlier write (the replica evicted that one once F1
+ * held it), applies at F0 when F1 brings the earlier one; F0 then says so
+ * (HOLDS), and the replica lets the document go without a reconnect. */
+static void
+test_holds_after_pending(void)
+{
+    sim *w = world_new(3, 2);
+    REQUIRE(w);
+    node *f0 = &w->n[0], *p = &w->n[2];
+    sub_store(p, "mine", 3);
+    add_link(w, 2, 1);              /* l[0]: P-F1 */
+    add_link(w, 2, 0);              /* l[1]: P-F0 */
+    add_link(w, 0, 1);              /* l[2]: F0-F1 */
+    put(w, p, "p0", "store_id", 1); /* seq 1, outside P's view */
+    link_up(&w->l[0]);
+    pump_link(w, &w->l[0]); /* F1 holds it: P evicts p0 */
+    CHECK(!holds(p, "p0"));
+    link_down(&w->l[0]);
+    put(w, p, "p1", "store_id", 1); /* seq 2, outside P's view too */
+    link_up(&w->l[1]);
+    pump_link(w, &w->l[1]);
+    CHECK_EQ(vv_of(f0, p->key), 0); /* seq 2 waits for seq 1 at F0 */
+    CHECK(holds(p, "p1"));          /* pinned: no full replica holds it */
+    link_up(&w->l[2]);
+    pump_link(w, &w->l[2]);
+    CHECK_EQ(vv_of(f0, p->key), 2);
+    pump_link(w, &w->l[1]);
+    CHECK(!holds(p, "p1"));
+    shoal__session_stats st;
+    shoal__session_get_stats(w->l[1].s[0], &st);
+    CHECK(st.caught_up);
+    CHECK_EQ(st.lag, 0);
+    world_free(w);
+}
+
+/* HOLDS is a full replica's word to a partial peer about the peer's own
+ * changes: to a full replica, from a partial one, or about another author
+ * it fails the session (EPROTO). */
+static void
+test_holds_refused(void)
+{
+    sim *w = world_new(3, 1);
+    REQUIRE(w);
+    node *f = &w->n[0], *p = &w->n[1], *q = &w->n[2];
+    sub_store(p, "mine", 3);
+    sub_store(q, "mine", 3);
+    put(w, p, "p0", "store_id", 3);
+    add_link(w, 1, 0); /* P-F */
+    add_link(w, 1, 2); /* P-Q */
+    struct {
+        int link, side;    /* the session that receives it */
+        const node *about; /* whose changes */
+    } cases[] = {
+        { 0, 1, p }, /* to F, a full replica */
+        { 0, 0, f }, /* to P about F's changes */
+        { 1, 0, p }, /* to P from Q, a partial replica */
+        { 0, 0, p }, /* to P from F about P's own: accepted */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        link_t *l = &w->l[cases[i].link];
+        if (l->up)
+            link_down(l);
+        link_up(l);
+        pump_link(w, l);
+        shoal__vventry e = { .seq = 1 };
+        memcpy(e.author, cases[i].about->key, SHOAL_KEY_BYTES);
+        shoal__buf b;
+        shoal__buf_init(&b);
+        REQUIRE(shoal__wire_holds(&b, &e) == SHOAL_OK);
+        shoal__session *s = l->s[cases[i].side];
+        int err = shoal__session_recv(s, b.p, b.len, l->n[cases[i].side]->ms);
+        shoal__session_stats st;
+        shoal__session_get_stats(s, &st);
+        bool ok = i == 3;
+        CHECK_EQ(err, ok ? SHOAL_OK : SHOAL_EPROTO);
+        CHECK(st.failed == !ok);
+        if (!ok)
+            CHECK(strstr(shoal__session_failure(s), "HOLDS") != NULL);
+        shoal__buf_free(&b);
+    }
+    world_free(w);
+}
+
 static void
 test_partial_sim(void)
 {
@@ -1915,6 +1999,8 @@ main(void)
     RUN(test_own_write_outside_view);
     RUN(test_reopen_after_eviction);
     RUN(test_summary_stale_after_other_leave);
+    RUN(test_holds_after_pending);
+    RUN(test_holds_refused);
     RUN(test_partial_sim);
     return check_summary();
 }
