@@ -1965,6 +1965,39 @@ test_holds_refused(void)
     world_free(w);
 }
 
+/* HAVE is a partial replica's word to a sender that feeds it: from a full
+ * replica (no feed for it) it fails the session (EPROTO). */
+static void
+test_have_refused(void)
+{
+    sim *w = world_new(2, 1);
+    REQUIRE(w);
+    node *p = &w->n[1];
+    sub_store(p, "mine", 3);
+    add_link(w, 1, 0); /* P-F */
+    link_t *l = &w->l[0];
+    link_up(l);
+    pump_link(w, l);
+    shoal__buf held, b;
+    shoal__buf_init(&held);
+    shoal__buf_init(&b);
+    shoal__mpw mw;
+    shoal__mpw_init(&mw, &held);
+    shoal__wire_put_held_header(&mw, 1);
+    shoal__wheld e = { (const uint8_t *)"products", 8, (const uint8_t *)"p0", 2, NULL, 0 };
+    shoal__wire_put_held(&mw, &e);
+    REQUIRE(mw.err == SHOAL_OK);
+    REQUIRE(shoal__wire_have(&b, held.p, held.len) == SHOAL_OK);
+    /* To F from P (a partial peer): accepted. */
+    CHECK_EQ(shoal__session_recv(l->s[1], b.p, b.len, w->n[0].ms), SHOAL_OK);
+    /* To P from F (a full replica): refused. */
+    CHECK_EQ(shoal__session_recv(l->s[0], b.p, b.len, p->ms), SHOAL_EPROTO);
+    CHECK(strstr(shoal__session_failure(l->s[0]), "HAVE from a full replica") != NULL);
+    shoal__buf_free(&held);
+    shoal__buf_free(&b);
+    world_free(w);
+}
+
 static void
 test_partial_sim(void)
 {
@@ -2001,6 +2034,7 @@ main(void)
     RUN(test_summary_stale_after_other_leave);
     RUN(test_holds_after_pending);
     RUN(test_holds_refused);
+    RUN(test_have_refused);
     RUN(test_partial_sim);
     return check_summary();
 }
