@@ -447,6 +447,21 @@ note_acked(shoal__session *s, const shoal__vventry *e, size_t n)
 }
 
 /* Start feeding the peer's new subscription set (its HELLO or SUBSCRIBE). */
+/* The vector entries of an ACK or HOLDS: what the peer holds (checked for
+ * versions we know otherwise), and for a partial replica, its own changes
+ * a full replica holds. */
+static int
+take_entries(shoal__session *s, const shoal__frame *f)
+{
+    s->restat = true;
+    int err = check_entries(s, f->entries, f->nentries);
+    if (!err)
+        err = raise_known(s, f->entries, f->nentries);
+    if (!err)
+        err = note_acked(s, f->entries, f->nentries);
+    return err;
+}
+
 static int
 feed_start(shoal__session *s, shoal__frame *f)
 {
@@ -749,12 +764,7 @@ recv_holds(shoal__session *s, shoal__frame *f)
                                 : "for another author");
         return SHOAL_EPROTO;
     }
-    s->restat = true;
-    int err = check_entries(s, f->entries, f->nentries);
-    if (!err)
-        err = raise_known(s, f->entries, f->nentries);
-    if (!err)
-        err = note_acked(s, f->entries, f->nentries);
+    int err = take_entries(s, f);
     if (err)
         FAIL(s, err, "cannot process HOLDS");
     return err;
@@ -956,12 +966,7 @@ recv_ack(shoal__session *s, shoal__frame *f)
         return SHOAL_EPROTO;
     }
     s->acked++;
-    s->restat = true;
-    int err = check_entries(s, f->entries, f->nentries);
-    if (!err)
-        err = raise_known(s, f->entries, f->nentries);
-    if (!err)
-        err = note_acked(s, f->entries, f->nentries);
+    int err = take_entries(s, f);
     if (!err && s->feed && s->view->feed_peer_seq) {
         const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
         if (pe)
