@@ -299,7 +299,8 @@ cand_cmp(const void *a, const void *b)
  * applies, whatever the order of arrival; a smaller version replaces the
  * applied one (swap) as soon as it is ready, and a version larger than the
  * applied one is never applied.  A dependency naming a version held as evidence counts
- * as satisfied once the canonical version of its (author, seq) is applied.
+ * as satisfied once the canonical version of its (author, seq) is applied,
+ * unless it is the smaller one, and once its own deps are (dep_ready).
  * Evidence per (author, seq): the canonical version and one other (the
  * displaced one after a swap, else the first other seen); SHOAL__EVIDENCE_MAX
  * entries in all (past it, a new pair is not stored, the rule still
@@ -325,11 +326,53 @@ shoal__apply_dep(const shoal__apply_store *s, const uint8_t dep[SHOAL__ID_BYTES]
     return err;
 }
 
+enum {
+    DEP_DEPTH = 16 /* versions held as evidence followed through their own deps */
+};
+
+/* Whether a change may build on dep.  An applied change: yes.  A version
+ * held as evidence: once the canonical version of its (author, seq) is
+ * applied, if dep is not smaller than that one (a smaller one replaces it
+ * once ready: its dependents wait for it), and once dep's own deps are
+ * ready in turn (the elements a dependent refers to come from them), as
+ * far as its envelope is kept. */
+static bool
+dep_ready(const shoal__apply_store *s, const uint8_t dep[SHOAL__ID_BYTES], int depth)
+{
+    if (s->has(s->ctx, dep))
+        return true;
+    uint8_t author[SHOAL_KEY_BYTES], applied[SHOAL__ID_BYTES];
+    uint64_t seq;
+    if (s->ev_find(s->ctx, dep, author, &seq) != SHOAL_OK ||
+        s->authseq(s->ctx, author, seq, applied) != SHOAL_OK)
+        return false;
+    if (memcmp(dep, applied, SHOAL__ID_BYTES) < 0)
+        return false;
+    const uint8_t *env;
+    size_t len;
+    if (depth >= DEP_DEPTH || !s->ev_get || s->ev_get(s->ctx, author, seq, dep, &env, &len))
+        return true;
+    shoal__change c;
+    if (shoal__change_stored(env, len, &c) != SHOAL_OK)
+        return true; /* verified when kept: cannot happen */
+    /* Copy the deps: the envelope is Borrowed until the next store call. */
+    size_t n = c.ndeps;
+    uint8_t *deps = n ? shoal__malloc(n * SHOAL__ID_BYTES) : NULL;
+    bool ok = !n || deps != NULL;
+    if (deps)
+        memcpy(deps, c.deps, n * SHOAL__ID_BYTES);
+    shoal__change_clear(&c);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = dep_ready(s, deps + i * SHOAL__ID_BYTES, depth + 1);
+    shoal__free(deps);
+    return ok;
+}
+
 static bool
 deps_ok(const shoal__apply_store *s, const shoal__cand *k)
 {
     for (size_t i = 0; i < k->c.ndeps; i++)
-        if (shoal__apply_dep(s, k->c.deps + i * SHOAL__ID_BYTES, NULL) != SHOAL_OK)
+        if (!dep_ready(s, k->c.deps + i * SHOAL__ID_BYTES, 0))
             return false;
     return true;
 }

@@ -155,6 +155,11 @@ typedef struct shoal__apply_store {
                   const uint8_t cid[SHOAL__ID_BYTES]);
     int (*ev_alias)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
                     const uint8_t cid[SHOAL__ID_BYTES]);
+    /* The envelope kept as evidence for version cid of (author, seq)
+     * (Borrowed until the next store call); SHOAL_ENOTFOUND when only its
+     * id is known.  NULL: never kept. */
+    int (*ev_get)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                  const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len);
     /* documents */
     int (*doc)(void *ctx, const shoal__change *c, void **h, shoal__doc **d);
     int (*put)(void *ctx, void *h, const shoal__rec *rec, const shoal__change *c,

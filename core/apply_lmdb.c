@@ -101,6 +101,20 @@ l_ev_versions(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, ui
     return shoal__stxn_evidence_versions(c->t, author, seq, cids, max, n);
 }
 
+static int
+l_ev_get(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__sval v;
+    int err = shoal__stxn_evidence_get(c->t, author, seq, cid, &v);
+    if (!err) {
+        *env = v.p;
+        *len = v.len;
+    }
+    return err;
+}
+
 static uint64_t
 l_ev_count(void *ctx)
 {
@@ -225,6 +239,7 @@ static const shoal__apply_store lmdb_store = {
     .pending_del = l_pending_del,
     .ev_find = l_ev_find,
     .ev_versions = l_ev_versions,
+    .ev_get = l_ev_get,
     .ev_count = l_ev_count,
     .ev_ids = l_ev_ids,
     .ev_put = l_ev_put,

@@ -474,6 +474,19 @@ ev_at(mstate *s, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
 }
 
 static int
+m_ev_get(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+         const uint8_t cid[SHOAL__ID_BYTES], const uint8_t **env, size_t *len)
+{
+    shoal__memstore *m = ctx;
+    mev *e = ev_at(&m->st, author, seq, cid);
+    if (!e || !e->env)
+        return SHOAL_ENOTFOUND;
+    *env = e->env;
+    *len = e->len;
+    return SHOAL_OK;
+}
+
+static int
 m_ev_put(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
          const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env, size_t len)
 {
@@ -712,6 +725,7 @@ static const shoal__apply_store mem_store = {
     .pending_del = m_pending_del,
     .ev_find = m_ev_find,
     .ev_versions = m_ev_versions,
+    .ev_get = m_ev_get,
     .ev_count = m_ev_count,
     .ev_ids = m_ev_ids,
     .ev_put = m_ev_put,
