@@ -170,10 +170,17 @@ static bool
 l_may_wait(void *ctx, const shoal__change *ch)
 {
     shoal__lmdb_apply *c = ctx;
+    /* Held: loaded from the store, or created by this drain. */
     shoal__wdoc *wd = shoal__wset_find(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len);
-    if (wd ? wd->stored || wd->nnew > 0
-           : shoal__stxn_doc_get(c->t, ch->coll, ch->coll_len, ch->doc, ch->doc_len,
-                                 &(shoal__sval){ 0 }) != SHOAL_ENOTFOUND)
+    bool held;
+    if (wd) {
+        held = wd->stored || wd->nnew > 0;
+    } else {
+        shoal__sval mv;
+        held = shoal__stxn_doc_get(c->t, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &mv) !=
+               SHOAL_ENOTFOUND;
+    }
+    if (held)
         return true;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen = shoal__dockey(key, ch->coll, ch->coll_len, ch->doc, ch->doc_len);

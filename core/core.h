@@ -96,8 +96,9 @@ struct shoal_replica {
     _Atomic bool qviews_marked;   /* meta "qviews" seen set: every document has its view */
     struct shoal__subs *subs;     /* our subscriptions (subs.c), owned */
     struct shoal__feedhub *feeds; /* the feeds' shared anchor index (feed.c), under mu */
-    _Atomic uint64_t evict_gen;   /* documents evicted so far (under mu): feeds tell
-                                    their peers (shoal__subs_evicted) */
+    _Atomic uint64_t held_gen;    /* documents come to be held or evicted so far
+                                    (under mu): feeds and HAVEs read them
+                                    (shoal__subs_held_key) */
     _Atomic uint64_t subs_gen;    /* their generation; 0: none (a full replica) */
 };
 
@@ -359,14 +360,14 @@ int shoal__subs_acked(shoal_replica *r, const shoal__vventry *e, size_t n);
 int shoal__subs_vouched(shoal_replica *r, shoal__vventry **out, size_t *n);
 bool shoal__subs_vouched_get(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES],
                              shoal__vventry *out);
-/* The key of the document evicted as number gen (0-based, below
- * r->evict_gen) into key (SHOAL__DOCKEY_MAX bytes); SHOAL_ENOTFOUND when it
- * is no longer remembered (only the last SHOAL__EVICT_RING are).  Caller
- * holds r->mu. */
+/* The key of the document whose holding changed as number gen (0-based,
+ * below r->held_gen: evicted, or come to be held) into key
+ * (SHOAL__DOCKEY_MAX bytes); SHOAL_ENOTFOUND when it is no longer
+ * remembered (only the last SHOAL__HELD_RING are).  Caller holds r->mu. */
 enum {
-    SHOAL__EVICT_RING = 1024
+    SHOAL__HELD_RING = 1024
 };
-int shoal__subs_evicted(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen);
+int shoal__subs_held_key(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen);
 /* Whether a change applied here may wait only for its deps (causality per
  * document): r holds subscriptions. */
 static inline bool
@@ -377,12 +378,10 @@ shoal__partial(shoal_replica *r)
 
 /* What one partial peer receives from us (feed.c). */
 typedef struct shoal__feed shoal__feed;
-int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
-                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
-                    shoal__feed **out);
+int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
+                    size_t nsubs, const shoal__wheld *held, size_t nheld, shoal__feed **out);
 int shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t max_bytes,
                      shoal__buf *envs, shoal__feed_out *out);
-void shoal__feed_peer_seq(shoal__feed *f, uint64_t seq);
 /* The peer sent us these envelopes (takes r->mu): not sent back. */
 void shoal__feed_received(shoal__feed *f, const uint8_t *envs, size_t len, size_t count);
 /* The peer's HAVE: what it holds of these documents now (takes r->mu). */

@@ -111,7 +111,6 @@ struct shoal__feedhub {
 struct shoal__feed {
     shoal_replica *r;
     uint8_t peer[SHOAL_KEY_BYTES];
-    uint64_t peer_seq;
     fsub *subs;
     size_t nsubs;
     shoal__map held;     /* key -> owned heads block: u32 n | n x 32 */
@@ -132,9 +131,9 @@ struct shoal__feed {
     size_t nlheads;
     uint8_t *lheads; /* the heads the last LEAVE carried, owned */
     size_t caplheads;
-    uint64_t cursor;     /* live: next log position */
-    uint64_t evict_seen; /* r->evict_gen we have looked at */
-    fkey *lq;            /* live: documents to judge again (the peer's HAVE) */
+    uint64_t cursor;    /* live: next log position */
+    uint64_t held_seen; /* r->held_gen we have looked at */
+    fkey *lq;           /* live: documents to judge again (the peer's HAVE) */
     size_t nlq, caplq, lqat;
     shoal__qscratch sc;
     shoal__map anc;   /* scratch: ancestors of the peer's heads */
@@ -1087,15 +1086,15 @@ static int
 evictions(shoal__feed *f, shoal__stxn *t)
 {
     shoal_replica *r = f->r;
-    uint64_t gen = atomic_load(&r->evict_gen);
-    if (f->evict_seen == gen)
+    uint64_t gen = atomic_load(&r->held_gen);
+    if (f->held_seen == gen)
         return SHOAL_OK;
     int err = SHOAL_OK;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen;
     bool all = false;
-    for (uint64_t g = f->evict_seen; !err && !all && g < gen; g++) {
-        err = shoal__subs_evicted(r, g, key, &klen);
+    for (uint64_t g = f->held_seen; !err && !all && g < gen; g++) {
+        err = shoal__subs_held_key(r, g, key, &klen);
         if (err == SHOAL_ENOTFOUND) {
             err = SHOAL_OK;
             all = true;
@@ -1129,7 +1128,7 @@ evictions(shoal__feed *f, shoal__stxn *t)
         if (f->lq[i].what == W_LEAVE)
             (void)shoal__map_take(&f->inview, f->lq[i].key, f->lq[i].klen);
     if (!err)
-        f->evict_seen = gen;
+        f->held_seen = gen;
     return err;
 }
 
@@ -1313,9 +1312,8 @@ shoal__feed_free(shoal__feed *f)
 }
 
 int
-shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
-                const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
-                shoal__feed **out)
+shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
+                size_t nsubs, const shoal__wheld *held, size_t nheld, shoal__feed **out)
 {
     *out = NULL;
     shoal__feed *f = shoal__calloc(1, sizeof *f);
@@ -1323,8 +1321,7 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
         return SHOAL_ENOMEM;
     f->r = r;
     memcpy(f->peer, peer, SHOAL_KEY_BYTES);
-    f->peer_seq = peer_seq;
-    f->evict_seen = r->evict_gen;
+    f->held_seen = r->held_gen;
     shoal__buf_init(&f->akeys);
     shoal__map_init(&f->held);
     shoal__map_init(&f->inview);
@@ -1382,13 +1379,6 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t 
     }
     *out = f;
     return SHOAL_OK;
-}
-
-void
-shoal__feed_peer_seq(shoal__feed *f, uint64_t seq)
-{
-    if (seq > f->peer_seq)
-        f->peer_seq = seq;
 }
 
 uint64_t

@@ -458,12 +458,11 @@ view_self_subs(void *ctx, uint64_t *gen, shoal__buf *out)
 }
 
 static int
-view_feed_new(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
-              const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
-              void **feed)
+view_feed_new(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs, size_t nsubs,
+              const shoal__wheld *held, size_t nheld, void **feed)
 {
     shoal__feed *f = NULL;
-    int err = shoal__feed_new(ctx, peer, peer_seq, subs, nsubs, held, nheld, &f);
+    int err = shoal__feed_new(ctx, peer, subs, nsubs, held, nheld, &f);
     *feed = f;
     return err;
 }
@@ -473,13 +472,6 @@ view_feed_next(void *ctx, void *feed, size_t max_changes, size_t max_bytes, shoa
                shoal__feed_out *out)
 {
     return shoal__feed_next(ctx, feed, max_changes, max_bytes, envs, out);
-}
-
-static void
-view_feed_peer_seq(void *ctx, void *feed, uint64_t seq)
-{
-    (void)ctx;
-    shoal__feed_peer_seq(feed, seq);
 }
 
 static uint64_t
@@ -521,7 +513,7 @@ static uint64_t
 view_held_gen(void *ctx)
 {
     shoal_replica *r = ctx;
-    return atomic_load(&r->evict_gen);
+    return atomic_load(&r->held_gen);
 }
 
 static uint64_t
@@ -565,7 +557,6 @@ static const shoal__host_view host_view = {
     .self_subs = view_self_subs,
     .feed_new = view_feed_new,
     .feed_next = view_feed_next,
-    .feed_peer_seq = view_feed_peer_seq,
     .feed_docs = view_feed_docs,
     .feed_free = view_feed_free,
     .feed_received = view_feed_received,

@@ -61,11 +61,12 @@ struct shoal__subs {
     _Atomic uint64_t looked_ms; /* monotonic ms of the last look at meta "subs" */
     shoal__map fullvv;  /* author -> owned fullent: a full peer holds its changes up to it */
     shoal__map leaving; /* "coll\0id" -> 1: told to leave, waiting for acks */
-    /* The last SHOAL__EVICT_RING documents evicted (r->evict_gen counts
-     * them), for the feeds of the peers we serve. */
+    /* The last SHOAL__HELD_RING documents evicted or come to be held
+     * (r->held_gen counts them), for the feeds of the peers we serve and
+     * the HAVEs we send. */
     uint8_t (*ring)[SHOAL__DOCKEY_MAX];
-    uint16_t ringlen[SHOAL__EVICT_RING];
-    bool ringgone[SHOAL__EVICT_RING]; /* evicted (else: came to be held) */
+    uint16_t ringlen[SHOAL__HELD_RING];
+    bool ringgone[SHOAL__HELD_RING]; /* evicted (else: came to be held) */
 };
 
 /* What a full peer holds of one author: up to seq, whose change is cid. */
@@ -528,16 +529,16 @@ ring_push(shoal_replica *r, const uint8_t *key, size_t klen, bool gone)
 {
     shoal__subs *S = r->subs;
     if (!S->ring)
-        S->ring = shoal__malloc(SHOAL__EVICT_RING * sizeof *S->ring);
+        S->ring = shoal__malloc(SHOAL__HELD_RING * sizeof *S->ring);
     if (!S->ring) {
-        atomic_fetch_add(&r->evict_gen, SHOAL__EVICT_RING + 1);
+        atomic_fetch_add(&r->held_gen, SHOAL__HELD_RING + 1);
         return;
     }
-    size_t at = (size_t)(atomic_load(&r->evict_gen) % SHOAL__EVICT_RING);
+    size_t at = (size_t)(atomic_load(&r->held_gen) % SHOAL__HELD_RING);
     memcpy(S->ring[at], key, klen);
     S->ringlen[at] = (uint16_t)klen;
     S->ringgone[at] = gone;
-    atomic_fetch_add(&r->evict_gen, 1);
+    atomic_fetch_add(&r->held_gen, 1);
 }
 
 /* Run an eviction pass (caller holds r->mu), then raise SHOAL_EV_LEFT
@@ -1119,12 +1120,12 @@ shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out)
 }
 
 int
-shoal__subs_evicted(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen)
+shoal__subs_held_key(shoal_replica *r, uint64_t gen, uint8_t *key, size_t *klen)
 {
     const shoal__subs *S = r->subs;
-    if (!S->ring || gen >= r->evict_gen || r->evict_gen - gen > SHOAL__EVICT_RING)
+    if (!S->ring || gen >= r->held_gen || r->held_gen - gen > SHOAL__HELD_RING)
         return SHOAL_ENOTFOUND;
-    size_t at = (size_t)(gen % SHOAL__EVICT_RING);
+    size_t at = (size_t)(gen % SHOAL__HELD_RING);
     memcpy(key, S->ring[at], S->ringlen[at]);
     *klen = S->ringlen[at];
     return SHOAL_OK;
@@ -1436,7 +1437,7 @@ changes_fn(shoal__stxn *t, void *arg)
     for (uint64_t g = c->from; !err && g < c->to; g++) {
         uint8_t key[SHOAL__DOCKEY_MAX];
         size_t klen;
-        if (shoal__subs_evicted(c->r, g, key, &klen) != SHOAL_OK)
+        if (shoal__subs_held_key(c->r, g, key, &klen) != SHOAL_OK)
             continue;
         const uint8_t *nul = memchr(key, 0, klen);
         size_t clen = (size_t)(nul - key);
@@ -1445,7 +1446,7 @@ changes_fn(shoal__stxn *t, void *arg)
         /* An eviction is said as such even when we hold the document
          * again by now (a later entry says so): the peer may have sent
          * changes meanwhile that we no longer hold. */
-        bool gone = c->r->subs->ringgone[g % SHOAL__EVICT_RING];
+        bool gone = c->r->subs->ringgone[g % SHOAL__HELD_RING];
         err = gone ? SHOAL_ENOTFOUND : shoal__dmeta_get(t, key, klen, &m);
         if (err == SHOAL_ENOTFOUND) {
             memset(&m, 0, sizeof m);
@@ -1479,9 +1480,9 @@ shoal__subs_held_changes(shoal_replica *r, uint64_t *seen, shoal__buf *out, size
 {
     *count = 0;
     pthread_mutex_lock(&r->mu);
-    uint64_t gen = atomic_load(&r->evict_gen);
+    uint64_t gen = atomic_load(&r->held_gen);
     int err = SHOAL_OK;
-    if (*seen != gen && (!r->subs->ring || gen - *seen > SHOAL__EVICT_RING)) {
+    if (*seen != gen && (!r->subs->ring || gen - *seen > SHOAL__HELD_RING)) {
         *seen = gen;
         err = SHOAL_ENOTFOUND;
     } else if (*seen != gen) {

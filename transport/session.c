@@ -468,9 +468,8 @@ feed_start(shoal__session *s, shoal__frame *f)
     if (s->feed)
         s->view->feed_free(s->host->ctx, s->feed);
     s->feed = NULL;
-    const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
-    int err = s->view->feed_new(s->host->ctx, s->st.peer, pe ? pe->seq : 0, f->subs, f->nsubs,
-                                f->held, f->nheld, &s->feed);
+    int err =
+        s->view->feed_new(s->host->ctx, s->st.peer, f->subs, f->nsubs, f->held, f->nheld, &s->feed);
     if (err)
         return err;
     s->peer_partial = true;
@@ -903,11 +902,6 @@ recv_batch(shoal__session *s, shoal__frame *f)
     }
     if (!err)
         err = raise_known(s, t, nt);
-    if (!err && s->feed && s->view->feed_peer_seq) {
-        const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
-        if (pe)
-            s->view->feed_peer_seq(s->host->ctx, s->feed, pe->seq);
-    }
     /* ACK with our entries for the authors the batch touched (a partial
      * replica: only its own, the one it holds without gaps). */
     if (!err)
@@ -967,11 +961,6 @@ recv_ack(shoal__session *s, shoal__frame *f)
     }
     s->acked++;
     int err = take_entries(s, f);
-    if (!err && s->feed && s->view->feed_peer_seq) {
-        const shoal__vventry *pe = vv_find(s->known, s->nknown, s->st.peer, NULL);
-        if (pe)
-            s->view->feed_peer_seq(s->host->ctx, s->feed, pe->seq);
-    }
     if (err)
         FAIL(s, err, "cannot process ACK %llu", (unsigned long long)f->n);
     return err;

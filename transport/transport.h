@@ -117,19 +117,15 @@ typedef struct shoal__host_view {
      * arrays appended to out (the last two items of HELLO version 2 and of
      * SUBSCRIBE); *gen: the set's generation (0: none, nothing appended). */
     int (*self_subs)(void *ctx, uint64_t *gen, shoal__buf *out);
-    /* Start feeding a partial peer (peer_seq: the highest of the peer's own
-     * changes it holds, from its HELLO): *feed Owned, free with feed_free.
+    /* Start feeding a partial peer: *feed Owned, free with feed_free.
      * SHOAL_EINVAL (or SHOAL_EPROTO) for a subscription that does not
      * compile. */
-    int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], uint64_t peer_seq,
-                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
-                    void **feed);
+    int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
+                    size_t nsubs, const shoal__wheld *held, size_t nheld, void **feed);
     /* The next thing to send the peer: envelopes into envs (at most
      * max_changes and about max_bytes), a LEAVE or the COMPLETE mark. */
     int (*feed_next)(void *ctx, void *feed, size_t max_changes, size_t max_bytes, shoal__buf *envs,
                      shoal__feed_out *out);
-    /* The peer now holds its own changes up to seq (its ACKs). */
-    void (*feed_peer_seq)(void *ctx, void *feed, uint64_t seq);
     /* Documents in the peer's view as far as the feed knows. */
     uint64_t (*feed_docs)(void *ctx, void *feed);
     void (*feed_free)(void *ctx, void *feed);
