@@ -546,4 +546,14 @@ void shoal__live_after_write(shoal_replica *r);
 /* Free the hub (no live query may be open); NULL hub is a no-op. */
 void shoal__live_free(shoal_replica *r);
 
+/* ------------------------------------------------------ policy (policy.c) */
+
+/* Compile a policy written as JSON (docs/permissions.md, "Policy file")
+ * into its canonical encoding, appended to out, with the given version and
+ * previous policy id (NULL: none).  SHOAL_EINVAL with one line in err
+ * naming the key or rule at fault; the rules of shoal__policy_decode are
+ * checked on the result.  out is left as it was on error. */
+int shoal__policy_from_json(const char *text, size_t len, uint64_t version, const uint8_t *prev,
+                            shoal__buf *out, char *err, size_t errlen);
+
 #endif /* SHOAL_CORE_CORE_H */

@@ -432,7 +432,18 @@ typedef struct shoal__query shoal__query;
  * "position 14: expected a value after \"==\"".  An empty or all-blank
  * text is an error too (a caller with no predicate passes "TRUE"). */
 int shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, size_t errlen);
+/* The same language for a policy's role `where` and an admin's scope
+ * (docs/permissions.md): `$user.NAME` may stand where a value does (a
+ * parameter named "$user.NAME", bound by the caller from a certificate),
+ * and :parameters are refused. */
+int shoal__query_parse_policy(const char *text, size_t len, shoal__query **out, char *err,
+                              size_t errlen);
 void shoal__query_free(shoal__query *q);
+/* Call cb for each field a predicate of q names (once per predicate, so a
+ * name may come more than once); is_id for the bare document id `_id`.
+ * A non-zero return stops the walk and is returned. */
+typedef int (*shoal__query_field_fn)(const uint8_t *name, size_t len, bool is_id, void *arg);
+int shoal__query_fields(const shoal__query *q, shoal__query_field_fn cb, void *arg);
 /* Parameter names (without ':'), in order of first appearance. */
 size_t shoal__query_nparams(const shoal__query *q);
 const char *shoal__query_param(const shoal__query *q, size_t i);
@@ -453,6 +464,10 @@ enum {
     SHOAL__Q_NEEDLIST = -1
 };
 int shoal__query_eval(const shoal__query *q, const shoal__qdoc *d);
+/* The same with the parameters' values given by the caller, params[i] for
+ * the parameter shoal__query_param(q, i), whatever is bound: q is not
+ * changed, so one compiled query may serve several threads. */
+int shoal__query_eval_with(const shoal__query *q, const shoal_value *params, const shoal__qdoc *d);
 
 /* The sort order of field values: absent/null < false < true < numbers
  * (ints and floats numerically, -0.0 == 0.0, NaN after +inf, equal NaNs
@@ -507,5 +522,206 @@ typedef struct shoal__qterm {
  * its next bind or free; free the array with shoal__free).  None (n = 0)
  * when the predicate has no such conjunct. */
 int shoal__query_terms(const shoal__query *q, shoal__qterm **out, size_t *n);
+
+/* ----------------------------------------------------------- permissions */
+
+/* The authority objects of the reserved collection `_auth` and the write
+ * check (docs/permissions.md).  Each object is one canonical MessagePack
+ * array whose first item is its kind; it is the bytes value of the
+ * register field "object" of its `_auth` document ("policy",
+ * "cert:<key hex>", "admin:<key hex>", "revoke:<key hex>").  Decoders are
+ * strict (one encoding per object) and leave name and value pointers
+ * pointing into the bytes they read, except the policy, which keeps its
+ * own copy. */
+enum {
+    SHOAL__AUTH_LANG = 1, /* policy language version */
+    SHOAL__AUTH_POLICY = 1,
+    SHOAL__AUTH_CERT = 2,
+    SHOAL__AUTH_ADMIN = 3,
+    SHOAL__AUTH_REVOKE = 4,
+    SHOAL__AUTH_MAX_NAMES = 256,    /* collections, roles, rules of a role, names of a list */
+    SHOAL__AUTH_MAX_ROLE = 64,      /* bytes of a role name */
+    SHOAL__AUTH_MAX_USER = 256,     /* bytes of a user id */
+    SHOAL__AUTH_MAX_ATTRS = 64,     /* attributes of a certificate */
+    SHOAL__AUTH_MAX_USER_REFS = 16, /* distinct $user.NAME in one where */
+    SHOAL__AUTH_MAX_CHAIN = 16,     /* admin grants from a signer up to the root */
+    SHOAL__AUTH_MAX_REASON = 1024,  /* bytes of a revocation's reason */
+    SHOAL__AUTH_DOCID_MAX = 7 + 64 + 1
+};
+enum {
+    SHOAL__CAP_POLICY = 1,   /* publish policies */
+    SHOAL__CAP_ISSUE = 2,    /* issue device certificates within the scope */
+    SHOAL__CAP_REVOKE = 4,   /* revoke device keys whose certificate is within the scope */
+    SHOAL__CAP_DELEGATE = 8, /* grant admin rights, attenuated */
+    SHOAL__CAP_ALL = 15
+};
+
+/* A name inside an object's bytes. */
+typedef struct shoal__name {
+    const uint8_t *p;
+    size_t n;
+} shoal__name;
+
+/* A set of field names: every field, only the names, or all but them. */
+enum {
+    SHOAL__FS_ALL = 0,
+    SHOAL__FS_ONLY = 1,
+    SHOAL__FS_EXCEPT = 2
+};
+typedef struct shoal__fset {
+    uint8_t mode;
+    uint32_t n;
+    shoal__name *names; /* owned array, sorted strictly ascending */
+} shoal__fset;
+bool shoal__fset_has(const shoal__fset *s, const uint8_t *name, size_t n);
+
+/* The kind of the object in p[0..n) (SHOAL__AUTH_*), or 0 if its header
+ * does not read or names no known kind. */
+int shoal__auth_kind(const uint8_t *p, size_t n);
+/* The `_auth` document id of an object of kind about key (ignored for the
+ * policy), NUL-terminated in out; its length, 0 for an unknown kind. */
+size_t shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_DOCID_MAX]);
+
+/* A policy: [1, lang, version, prev | nil, collections, roles]. */
+typedef struct shoal__pcoll {
+    shoal__name name;
+    shoal__fset guard, queryable; /* mode ONLY; guard within queryable */
+} shoal__pcoll;
+typedef struct shoal__prule {
+    shoal__name coll;
+    shoal__name where_text;
+    shoal__query *where; /* owned; compiled with shoal__query_parse_policy */
+    shoal__fset read;    /* ALL, ONLY or EXCEPT */
+    shoal__fset write;   /* ALL or ONLY */
+    bool create, del;
+} shoal__prule;
+typedef struct shoal__prole {
+    shoal__name name;
+    uint32_t nrules;
+    shoal__prule *rules; /* owned, sorted by coll */
+} shoal__prole;
+typedef struct shoal__policy {
+    uint8_t *bytes; /* owned copy of the encoding; names point into it */
+    size_t len;
+    uint64_t version; /* >= 1 */
+    bool has_prev;
+    uint8_t prev[32]; /* id of the change that published the previous version */
+    uint32_t ncolls;
+    shoal__pcoll *colls; /* owned, sorted by name */
+    uint32_t nroles;
+    shoal__prole *roles; /* owned, sorted by name */
+} shoal__policy;
+/* Decode and validate a policy (docs/permissions.md, "Policy").  Errors:
+ * SHOAL_EPROTO / SHOAL_ETRUNC / SHOAL_ETOOBIG for bytes that are not a
+ * canonical policy, SHOAL_EVERSION for an unknown language version,
+ * SHOAL_EINVAL for a policy that breaks a rule (a where that does not
+ * compile or names a field that is not a guard, an undeclared collection,
+ * a guard field that is not queryable, a reader that may not read a
+ * queryable field); err (errlen bytes) then holds one line naming it. */
+int shoal__policy_decode(const uint8_t *p, size_t n, shoal__policy **out, char *err, size_t errlen);
+void shoal__policy_free(shoal__policy *p);
+const shoal__pcoll *shoal__policy_coll(const shoal__policy *p, const uint8_t *name, size_t n);
+const shoal__prole *shoal__policy_role(const shoal__policy *p, const uint8_t *name, size_t n);
+const shoal__prule *shoal__prole_rule(const shoal__prole *ro, const uint8_t *coll, size_t n);
+/* Whether the rule lets its role read the collection at all. */
+bool shoal__prule_reads(const shoal__prule *ru);
+
+/* A device certificate: [2, subject, user, roles, attrs, not_before,
+ * not_after, serial, prev | nil, policy_floor]; validity bounds are HLC
+ * values, inclusive. */
+typedef struct shoal__cert {
+    uint8_t subject[32];
+    shoal__name user;
+    uint32_t nroles;
+    shoal__name *roles; /* owned, sorted, at least one */
+    uint32_t nattrs;
+    shoal__name *attr_names; /* owned, sorted; never id, role or user */
+    shoal_value *attr_vals;  /* owned array; str/bin point into the bytes */
+    uint64_t not_before, not_after, serial, policy_floor;
+    bool has_prev;
+    uint8_t prev[32];
+} shoal__cert;
+int shoal__cert_decode(const uint8_t *p, size_t n, shoal__cert *c);
+/* Append the encoding of c (names and attributes sorted by the caller);
+ * SHOAL_EINVAL if it would not decode. */
+int shoal__cert_encode(const shoal__cert *c, shoal__buf *out);
+void shoal__cert_clear(shoal__cert *c);
+const shoal_value *shoal__cert_attr(const shoal__cert *c, const uint8_t *name, size_t n);
+bool shoal__cert_has_role(const shoal__cert *c, const uint8_t *name, size_t n);
+
+/* An admin grant: [3, key, caps, scope, max_life_ms, serial, prev | nil].
+ * scope is a predicate over a certificate as `role` (each of its roles in
+ * turn), `user` and its attributes; max_life_ms 0 sets no limit.  issuer
+ * is not encoded: whoever decodes a grant sets it to the author of the
+ * change that carried it. */
+typedef struct shoal__grant {
+    uint8_t key[32];
+    uint32_t caps;
+    shoal__name scope;
+    uint64_t max_life_ms, serial;
+    bool has_prev;
+    uint8_t prev[32];
+    uint8_t issuer[32];
+} shoal__grant;
+int shoal__grant_decode(const uint8_t *p, size_t n, shoal__grant *g);
+int shoal__grant_encode(const shoal__grant *g, shoal__buf *out);
+
+/* A revocation: [4, target, cut, target cert id | nil, reason].  The
+ * target's changes with seq > cut take effect nowhere (cut 0: none of
+ * them). */
+typedef struct shoal__revoke {
+    uint8_t target[32];
+    uint64_t cut;
+    bool has_cert;
+    uint8_t cert[32];
+    shoal__name reason;
+} shoal__revoke;
+int shoal__revoke_decode(const uint8_t *p, size_t n, shoal__revoke *v);
+int shoal__revoke_encode(const shoal__revoke *v, shoal__buf *out);
+
+/* The write check (docs/permissions.md, "The write check"): a pure
+ * function of a change, the certificate and policy it names, and its
+ * document as it stood at the change's deps.  Same inputs, same verdict,
+ * on every replica. */
+enum {
+    SHOAL__AUTHZ_ADMIT = 0,
+    SHOAL__AUTHZ_PEND = 1,  /* something it names is not held yet */
+    SHOAL__AUTHZ_REJECT = 2 /* final */
+};
+typedef struct shoal__authz_out {
+    int verdict;
+    long op;       /* index of the op refused, or -1 */
+    char why[256]; /* one line for ADMIT's opposite numbers; "" on ADMIT */
+} shoal__authz_out;
+typedef struct shoal__authz_in {
+    const shoal__change *c;
+    const shoal__cert *cert;     /* the admitted certificate named; NULL: not held */
+    const shoal__policy *policy; /* the admitted policy named; NULL: not held */
+    const shoal__doc *pre;       /* the document over the closure of c's deps; NULL: none */
+    /* The greatest certificate serial and policy version named by the
+     * author's own changes in the document's causal past (0: none). */
+    uint64_t prior_serial, prior_version;
+} shoal__authz_in;
+/* SHOAL_OK with the verdict in *out, or SHOAL_ENOMEM (no verdict: the
+ * caller tries again; a verdict never depends on memory). */
+int shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out);
+
+/* The built-in rules for changes to `_auth`: one SET of the field
+ * "object" to an object whose kind and key match the document id.  A
+ * policy needs the `policy` capability, a certificate `issue` (within
+ * every scope of the chain, for at most the shortest life), a grant
+ * `delegate` (capabilities within the signer's), a revocation the root or
+ * `revoke` with the target's certificate (named in the revocation) within
+ * the scopes.  The root signs anything; nobody certifies itself. */
+typedef struct shoal__authz_auth_in {
+    const shoal__change *c;
+    const uint8_t *root; /* 32 bytes */
+    /* The signer's grant, its issuer's, ... up to one the root issued;
+     * none when the root signed c. */
+    const shoal__grant *const *chain;
+    size_t nchain;
+    const shoal__cert *target_cert; /* the certificate a revocation names; NULL: not held */
+} shoal__authz_auth_in;
+int shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out);
 
 #endif /* SHOAL_CRDT_CRDT_H */

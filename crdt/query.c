@@ -173,6 +173,7 @@ typedef struct parser {
     shoal__query *q;
     token t;
     int npreds, depth;
+    bool policy; /* $user.NAME literals allowed, :params refused */
     int err;
     char *msg;
     size_t msglen;
@@ -549,8 +550,31 @@ next(parser *p)
         break;
     case '"': lex_string(p); return;
     case '`': lex_qname(p); return;
+    case '$': {
+        static const char pre[] = "$user.";
+        size_t i = st + sizeof pre - 1;
+        if (!p->policy) {
+            fail(p, SHOAL_EINVAL, st, "$user is allowed only in a policy's where", NULL);
+            return;
+        }
+        if (p->n - st < sizeof pre - 1 || memcmp(p->s + st, pre, sizeof pre - 1) != 0 ||
+            i >= p->n || !is_ident_start(p->s[i])) {
+            fail(p, SHOAL_EINVAL, st, "expected $user.NAME", NULL);
+            return;
+        }
+        while (i < p->n && is_ident(p->s[i]))
+            i++;
+        p->t.kind = T_PARAM;
+        len = i - st;
+        break;
+    }
     case ':': {
         size_t i = st + 1;
+        if (p->policy) {
+            fail(p, SHOAL_EINVAL, st, "a policy's where takes no :parameters (use $user.NAME)",
+                 NULL);
+            return;
+        }
         if (i >= p->n || !is_ident_start(p->s[i])) {
             fail(p, SHOAL_EINVAL, st, "expected a parameter name after \":\"", NULL);
             return;
@@ -690,7 +714,11 @@ add_literal(parser *p)
     case T_NULL: l->v.type = SHOAL_T_NIL; break;
     default: /* T_PARAM */
         l->v.type = SHOAL_T_NIL;
-        l->param = param_slot(p, p->s + p->t.start + 1, p->t.len - 1);
+        /* :name keeps its name; $user.NAME is named in full */
+        if (p->s[p->t.start] == ':')
+            l->param = param_slot(p, p->s + p->t.start + 1, p->t.len - 1);
+        else
+            l->param = param_slot(p, p->s + p->t.start, p->t.len);
         if (l->param == NONE)
             return NONE;
         break;
@@ -901,8 +929,8 @@ shoal__query_free(shoal__query *q)
     shoal__free(q);
 }
 
-int
-shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, size_t errlen)
+static int
+parse_text(const char *text, size_t len, bool policy, shoal__query **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (err && errlen)
@@ -914,6 +942,7 @@ shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, 
     p->n = len;
     p->msg = err;
     p->msglen = errlen;
+    p->policy = policy;
     if (len > SHOAL__Q_MAX_TEXT) {
         fail(p, SHOAL_ETOOBIG, SHOAL__Q_MAX_TEXT, "query longer than 4096 bytes", NULL);
         return p->err;
@@ -943,6 +972,33 @@ shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, 
             q->lits[i].v.ptr = q->pool.p ? q->pool.p + q->lits[i].off : NULL;
     *out = q;
     return SHOAL_OK;
+}
+
+int
+shoal__query_parse(const char *text, size_t len, shoal__query **out, char *err, size_t errlen)
+{
+    return parse_text(text, len, false, out, err, errlen);
+}
+
+int
+shoal__query_parse_policy(const char *text, size_t len, shoal__query **out, char *err,
+                          size_t errlen)
+{
+    return parse_text(text, len, true, out, err, errlen);
+}
+
+int
+shoal__query_fields(const shoal__query *q, shoal__query_field_fn cb, void *arg)
+{
+    for (size_t i = 0; i < q->nnodes; i++) {
+        const qnode *nd = &q->nodes[i];
+        if (nd->type != N_CMP && nd->type != N_IN && nd->type != N_CONTAINS && nd->type != N_EXISTS)
+            continue;
+        int rc = cb(nd->name, nd->name_len, nd->is_id, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 size_t
@@ -983,7 +1039,8 @@ shoal__query_ready(const shoal__query *q, char *err, size_t errlen)
 {
     for (size_t i = 0; i < q->nparams; i++) {
         if (!q->params[i].bound) {
-            const char *parts[3] = { "parameter :", q->params[i].name, " is not bound" };
+            const char *name = q->params[i].name;
+            const char *parts[3] = { name[0] == '$' ? "" : "parameter :", name, " is not bound" };
             put_parts(err, errlen, parts, 3);
             return SHOAL_EINVAL;
         }
@@ -1182,15 +1239,26 @@ lit_value(const shoal__query *q, uint32_t l)
     return lt->param == NONE ? &lt->v : &q->params[lt->param].v;
 }
 
+/* A literal's value, parameters taken from pv (one value per slot) when
+ * it is not NULL, else from the query's bindings. */
+static const shoal_value *
+arg_value(const shoal__query *q, const shoal_value *pv, uint32_t l)
+{
+    const qlit *lt = &q->lits[l];
+    if (lt->param == NONE)
+        return &lt->v;
+    return pv ? &pv[lt->param] : &q->params[lt->param].v;
+}
+
 static int
-eval_node(const shoal__query *q, uint32_t ni, const shoal__qdoc *d)
+eval_node(const shoal__query *q, const shoal_value *pv, uint32_t ni, const shoal__qdoc *d)
 {
     const qnode *n = &q->nodes[ni];
     switch (n->type) {
     case N_TRUE: return 1;
     case N_FALSE: return 0;
     case N_NOT: {
-        int r = eval_node(q, n->kid, d);
+        int r = eval_node(q, pv, n->kid, d);
         return r == SHOAL__Q_NEEDLIST ? r : !r;
     }
     case N_AND:
@@ -1198,7 +1266,7 @@ eval_node(const shoal__query *q, uint32_t ni, const shoal__qdoc *d)
         /* AND: any 0 decides; OR: any 1 decides; else NEEDLIST if any. */
         int decide = n->type == N_OR, res = !decide;
         for (uint32_t k = n->kid; k != NONE; k = q->nodes[k].next) {
-            int r = eval_node(q, k, d);
+            int r = eval_node(q, pv, k, d);
             if (r == decide)
                 return r;
             if (r == SHOAL__Q_NEEDLIST)
@@ -1225,17 +1293,17 @@ eval_node(const shoal__query *q, uint32_t ni, const shoal__qdoc *d)
     case N_EXISTS: return n->is_id || f != NULL;
     case N_CMP:
         if (list) /* the NaN rule comes first: a list != NaN is false */
-            return n->op == OP_NE && !is_nan(lit_value(q, n->lit));
-        return scalar_test(&v, lit_value(q, n->lit), (cmpop)n->op);
+            return n->op == OP_NE && !is_nan(arg_value(q, pv, n->lit));
+        return scalar_test(&v, arg_value(q, pv, n->lit), (cmpop)n->op);
     case N_IN:
         if (list)
             return 0;
         for (uint32_t k = 0; k < n->nlits; k++)
-            if (scalar_test(&v, lit_value(q, n->lit + k), OP_EQ))
+            if (scalar_test(&v, arg_value(q, pv, n->lit + k), OP_EQ))
                 return 1;
         return 0;
     default: { /* N_CONTAINS */
-        const shoal_value *lit = lit_value(q, n->lit);
+        const shoal_value *lit = arg_value(q, pv, n->lit);
         if (!list || is_nan(lit))
             return 0;
         if (f->long_list)
@@ -1257,7 +1325,13 @@ int
 shoal__query_eval(const shoal__query *q, const shoal__qdoc *d)
 {
     assert(shoal__query_ready(q, NULL, 0) == SHOAL_OK);
-    return eval_node(q, q->root, d);
+    return eval_node(q, NULL, q->root, d);
+}
+
+int
+shoal__query_eval_with(const shoal__query *q, const shoal_value *params, const shoal__qdoc *d)
+{
+    return eval_node(q, params, q->root, d);
 }
 
 /* ------------------------------------------------------------ index keys */

@@ -49,6 +49,43 @@ def arr(items):
     return head + b"".join(items)
 
 
+def boolv(b):
+    return b"\xc3" if b else b"\xc2"
+
+
+def auth_seeds():
+    """Inputs for fuzz_auth: a mode byte, then an object or policy JSON."""
+    k1, k2 = bytes([0xD1, 4]) + bytes(30), bytes([0xA1, 2]) + bytes(30)
+    policy = arr([uint(1), uint(1), uint(3), b"\xc0",
+                  arr([arr([strv("products"), arr([strv("store_id")]),
+                            arr([strv("price"), strv("store_id")])])]),
+                  arr([arr([strv("clerk"),
+                            arr([arr([strv("products"), strv("store_id == $user.store_id"),
+                                      arr([uint(0)]), arr([uint(1), arr([strv("stock")])]),
+                                      boolv(False), boolv(False)])])]),
+                       arr([strv("manager"),
+                            arr([arr([strv("products"), strv("TRUE"),
+                                      arr([uint(2), arr([strv("cost")])]), arr([uint(0)]),
+                                      boolv(True), boolv(True)])])])])])
+    cert = arr([uint(2), binv(k1), strv("u1"), arr([strv("clerk"), strv("manager")]),
+                arr([arr([strv("store_id"), uint(1)])]), uint(0), uint(1 << 40),
+                uint(1), b"\xc0", uint(3)])
+    grant = arr([uint(3), binv(k2), uint(15), strv("store_id == 12"), uint(86400000),
+                 uint(1), binv(bytes(32))])
+    revoke = arr([uint(4), binv(k1), uint(41), binv(bytes(32)), strv("stolen")])
+    retail = (b'{"collections": {"products": {"guard": ["store_id"], "queryable": '
+              b'["store_id", "category", "size", "price"]}}, "roles": {'
+              b'"clerk": {"products": {"where": "store_id == $user.store_id", '
+              b'"read": "*", "write": ["stock"]}}, '
+              b'"manager": {"products": {"where": "store_id == $user.store_id", '
+              b'"read": "*", "write": "*", "create": true, "delete": true}}, '
+              b'"auditor": {"products": {"where": "TRUE", "read": {"except": '
+              b'["cost_price"]}, "write": []}}}}')
+    return {"policy": b"\x00" + policy, "cert": b"\x01" + cert,
+            "grant": b"\x02" + grant, "revoke": b"\x03" + revoke,
+            "json": b"\x04" + retail}
+
+
 def main():
     vec, out = sys.argv[1], sys.argv[2]
     keys, changes, states = {}, [], []
@@ -74,6 +111,9 @@ def main():
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, name), "wb") as fh:
             fh.write(data)
+
+    for name, data in auth_seeds().items():
+        put("auth", name, data)
 
     def piece(c):
         return bytes([keys[c["author"]][0]]) + c["body"]
