@@ -121,8 +121,8 @@ cand_clear(shoal__cand *k)
 static int
 cand_decode(shoal__cand *k, bool *refused)
 {
-    memcpy(k->c.author, shoal__envelope_author(k->r.env), SHOAL_KEY_BYTES);
-    int err = shoal__change_decode(k->r.body, k->r.body_len, &k->c);
+    /* the body's version must be the envelope's (crdt/envelope.c) */
+    int err = shoal__envelope_decode(k->r.env, k->r.env_len, &k->c);
     size_t at;
     *refused = !err && shoal__doc_refusal(&k->c, &at) != NULL;
     return err;
@@ -796,14 +796,7 @@ as_corrupt(int err)
 int
 shoal__change_stored(const uint8_t *env, size_t len, shoal__change *c)
 {
-    size_t elen, blen;
-    const uint8_t *body;
-    int err = shoal__envelope_parse(env, len, &elen, &body, &blen);
-    if (err)
-        return as_corrupt(err);
-    memset(c, 0, sizeof *c);
-    memcpy(c->author, shoal__envelope_author(env), SHOAL_KEY_BYTES);
-    err = shoal__change_decode(body, blen, c);
+    int err = shoal__envelope_decode(env, len, c);
     return err ? as_corrupt(err) : SHOAL_OK;
 }
 

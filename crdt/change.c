@@ -1,11 +1,12 @@
 /*
  * crdt/change.c - the change body: canonical encoding and strict decoding.
  *
- * A change body is one MessagePack array of 8 items (docs/format.md has
- * the byte-level spec; keep both in step, and bump SHOAL__FORMAT_VERSION
- * and add a vector under test/vectors/ for any change to the layout):
+ * A change body is one MessagePack array (docs/format.md has the
+ * byte-level spec; keep both in step, and add a format version and a
+ * vector under test/vectors/ for any change to the layout):
  *
- *   [seq, hlc, deps, coll, doc, epoch, authors, ops]
+ *   [seq, hlc, deps, coll, doc, epoch, authors, ops]          version 1
+ *   [seq, hlc, deps, coll, doc, epoch, authors, ops, auth]    version 2
  *
  * Canonical means one byte string per change: the writer always emits the
  * smallest headers (crdt/mp.c), and the decoder rejects anything else, so
@@ -116,6 +117,9 @@ check_change(const shoal__change *c)
         c->nops > SHOAL__MAX_OPS)
         return SHOAL_EINVAL;
     if ((c->ndeps && !c->deps) || (c->nauthors && !c->authors) || (c->nops && !c->ops))
+        return SHOAL_EINVAL;
+    if (c->version > SHOAL__FORMAT_V2 || c->nauth > SHOAL__MAX_AUTH ||
+        (c->nauth && (c->version != SHOAL__FORMAT_V2 || !c->auth)))
         return SHOAL_EINVAL;
     if (!sorted_keys(c->deps, c->ndeps) || !sorted_keys(c->authors, c->nauthors))
         return SHOAL_EINVAL;
@@ -269,7 +273,8 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     size_t start = out->len;
     shoal__mpw w;
     shoal__mpw_init(&w, out);
-    shoal__mpw_array(&w, 8);
+    bool v2 = c->version == SHOAL__FORMAT_V2;
+    shoal__mpw_array(&w, v2 ? 9 : 8);
     shoal__mpw_uint(&w, c->seq);
     shoal__mpw_uint(&w, c->hlc);
     shoal__mpw_array(&w, (uint32_t)c->ndeps);
@@ -379,6 +384,11 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
         }
         prev = op;
         i = j;
+    }
+    if (v2) {
+        shoal__mpw_array(&w, (uint32_t)c->nauth);
+        for (size_t i = 0; i < c->nauth; i++)
+            shoal__mpw_bin(&w, c->auth + i * 32, 32);
     }
     if (!w.err && out->len - start > SHOAL__MAX_BODY)
         w.err = SHOAL_ETOOBIG;
@@ -697,7 +707,7 @@ shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc
 {
     shoal__mpr r;
     shoal__mpr_init(&r, body, len);
-    (void)shoal__mpr_array(&r, 8, 1); /* [seq, hlc, ...] */
+    (void)shoal__mpr_array(&r, 9, 1); /* [seq, hlc, ...] */
     *seq = shoal__mpr_uint(&r);
     if (hlc)
         *hlc = shoal__mpr_uint(&r);
@@ -718,8 +728,9 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
     shoal__mpr_init(&r, body, len);
 
     uint32_t items = shoal__mpr_array(&r, UINT32_MAX, 1);
-    if (!r.err && items != 8)
+    if (!r.err && items != 8 && items != 9)
         r.err = SHOAL_EPROTO;
+    c->version = items == 9 ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
     c->seq = shoal__mpr_uint(&r);
     if (!r.err && c->seq == 0)
         r.err = SHOAL_EPROTO;
@@ -768,11 +779,23 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
             r.err = SHOAL_EPROTO;
         pfirst = first;
     }
+    /* auth: change ids in their order (it has a meaning), not sorted */
+    const uint8_t *auth0 = NULL;
+    if (c->version == SHOAL__FORMAT_V2 && !r.err) {
+        c->nauth = shoal__mpr_array(&r, SHOAL__MAX_AUTH, BIN32_BYTES);
+        for (size_t i = 0; i < c->nauth && !r.err; i++) {
+            const uint8_t *k = NULL;
+            if (shoal__mpr_bin(&r, &k, 32) != 32 && !r.err)
+                r.err = SHOAL_EPROTO;
+            if (i == 0)
+                auth0 = k;
+        }
+    }
     if (shoal__mpr_finish(&r)) {
         shoal__free(v.ops);
         goto fail;
     }
-    size_t keys = (c->ndeps + c->nauthors) * 32;
+    size_t keys = (c->ndeps + c->nauthors + c->nauth) * 32;
     size_t opsz = v.n * sizeof(shoal__op);
     if (opsz + keys > 0) {
         uint8_t *block = shoal__realloc(v.ops, opsz + keys);
@@ -784,8 +807,10 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
         c->ops = (shoal__op *)(void *)block;
         copy_keys(block + opsz, deps0, c->ndeps);
         copy_keys(block + opsz + c->ndeps * 32, authors0, c->nauthors);
+        copy_keys(block + opsz + (c->ndeps + c->nauthors) * 32, auth0, c->nauth);
         c->deps = c->ndeps ? block + opsz : NULL;
         c->authors = c->nauthors ? block + opsz + c->ndeps * 32 : NULL;
+        c->auth = c->nauth ? block + opsz + (c->ndeps + c->nauthors) * 32 : NULL;
     }
     c->nops = v.n;
     return SHOAL_OK;

@@ -118,7 +118,10 @@ int shoal__opid_cmp(const shoal__opid *a, const shoal__opid *b);
 /* --------------------------------------------------------------- changes */
 
 enum {
-    SHOAL__FORMAT_VERSION = 1,
+    SHOAL__FORMAT_VERSION = 1, /* what a replica without a root key writes */
+    SHOAL__FORMAT_V1 = 1,
+    SHOAL__FORMAT_V2 = 2,                        /* adds the auth item (docs/format.md) */
+    SHOAL__MAX_AUTH = 2,                         /* ids in a version-2 body's auth item */
     SHOAL__ENV_HEADER = 1 + SHOAL_KEY_BYTES + 4, /* version, author, body length */
     SHOAL__MAX_BODY = 16u << 20,                 /* bytes of one change body */
     SHOAL__MAX_OPS = 1u << 20,                   /* ops in one change */
@@ -185,6 +188,13 @@ typedef struct shoal__change {
     const uint8_t *authors; /* nauthors * 32 bytes */
     size_t nops;
     shoal__op *ops;
+    /* Format version of the body: 0 or 1 for version 1, 2 for version 2,
+     * whose auth item names nauth (<= SHOAL__MAX_AUTH) change ids: the
+     * certificate and policy a data change relies on, the grant an admin's
+     * change relies on, none for the root's (docs/permissions.md). */
+    uint8_t version;
+    size_t nauth;
+    const uint8_t *auth; /* nauth * 32 bytes; owned like deps when decoded */
 } shoal__change;
 
 /* Id of op i of change c. */
@@ -208,9 +218,10 @@ int shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t 
 void shoal__change_clear(shoal__change *c);
 
 /* Envelope: version(1) | author(32) | body length (u32 BE) | body |
- * Ed25519 signature (64) over "shoal-change-v1" NUL || all preceding bytes. */
+ * Ed25519 signature (64) over "shoal-change-vN" NUL || all preceding bytes,
+ * N the version (1 or 2; a version-2 body is a 9-item array). */
 /* Sign body with sk (64-byte libsodium secret key of author pk) and append
- * the envelope to out. */
+ * the envelope to out; the version byte is the body's (its array header). */
 int shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[32],
                          const uint8_t sk[64], shoal__buf *out);
 /* Parse the envelope at the start of p[0..n): check header, bounds and
@@ -223,6 +234,11 @@ int shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len, const uint
  * verified and stored). */
 int shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
                           size_t *body_len);
+/* Decode the change of an envelope already verified (or stored): header
+ * bounds (no signature check), author, body, and the body's version (its
+ * item count) equal to the envelope's version byte, else SHOAL_EPROTO.
+ * On success c is owned as after shoal__change_decode. */
+int shoal__envelope_decode(const uint8_t *env, size_t n, shoal__change *c);
 /* Author key inside an envelope (Borrowed from env). */
 const uint8_t *shoal__envelope_author(const uint8_t *env);
 /* Change id: BLAKE2b-256 of the signed bytes (everything but the signature). */

@@ -1,15 +1,17 @@
 /*
  * crdt/envelope.c - signed change envelopes and bundles.
  *
- * Envelope (docs/format.md; a layout change bumps SHOAL__FORMAT_VERSION and
+ * Envelope (docs/format.md; a layout change adds a format version and
  * needs new vectors under test/vectors/):
  *
- *   version (1 byte, = 1) | author (32) | body length (u32 BE) | body |
+ *   version (1 byte, 1 or 2) | author (32) | body length (u32 BE) | body |
  *   signature (64)
  *
  * The signature is plain Ed25519 (crypto_sign_detached) over the 16-byte
- * context "shoal-change-v1\0" followed by every envelope byte before the
- * signature.  The context keeps a change signature from ever being valid
+ * context "shoal-change-vN\0" (N the version) followed by every envelope
+ * byte before the signature.  A version-2 body is the version-1 body plus
+ * one item (crdt/change.c); shoal__envelope_decode checks that the body's
+ * item count agrees with the version byte.  The context keeps a change signature from ever being valid
  * as a signature of any other shoal message made with the same key.  The
  * author key is in the fixed header, so the signature is checked before any
  * MessagePack decoder sees a byte of the body.
@@ -31,11 +33,16 @@
 #include <sodium.h>
 #include <string.h>
 
-#define CONTEXT "shoal-change-v1"
+/* The signature context of each format version (same length). */
+static const char *const contexts[] = { NULL, "shoal-change-v1", "shoal-change-v2" };
 enum {
-    CONTEXT_BYTES = sizeof CONTEXT, /* with its NUL */
+    CONTEXT_BYTES = sizeof "shoal-change-v1", /* with its NUL */
     STACK_MSG = 4096
 };
+
+/* The first byte of a body of each version: its array header (8 items in
+ * version 1, 9 in version 2). */
+static const uint8_t body_head[] = { 0, 0x98, 0x99 };
 
 static const uint8_t bundle_magic[8] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1' };
 
@@ -57,8 +64,11 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOA
         return err;
     uint8_t *msg = out->p + out->len; /* context | header | body */
     uint8_t *hdr = msg + CONTEXT_BYTES;
-    memcpy(msg, CONTEXT, CONTEXT_BYTES);
-    hdr[0] = SHOAL__FORMAT_VERSION;
+    /* The version follows the body: a version-2 body is a 9-item array. */
+    uint8_t version =
+        body_len && body[0] == body_head[SHOAL__FORMAT_V2] ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
+    memcpy(msg, contexts[version], CONTEXT_BYTES);
+    hdr[0] = version;
     memcpy(hdr + 1, pk, SHOAL_KEY_BYTES);
     shoal__be32_put(hdr + 33, (uint32_t)body_len);
     if (body_len)
@@ -72,13 +82,12 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOA
     return SHOAL_OK;
 }
 
-int
-shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
-                      size_t *body_len)
+static int
+header_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body, size_t *body_len)
 {
     if (n < 1)
         return SHOAL_ETRUNC;
-    if (p[0] != SHOAL__FORMAT_VERSION)
+    if (p[0] != SHOAL__FORMAT_V1 && p[0] != SHOAL__FORMAT_V2)
         return SHOAL_EVERSION;
     if (n < SHOAL__ENV_HEADER)
         return SHOAL_ETRUNC;
@@ -95,12 +104,48 @@ shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t
 }
 
 int
+shoal__envelope_decode(const uint8_t *env, size_t n, shoal__change *c)
+{
+    size_t total, blen;
+    const uint8_t *body;
+    memset(c, 0, sizeof *c);
+    int err = header_parse(env, n, &total, &body, &blen);
+    if (err)
+        return err;
+    memcpy(c->author, env + 1, SHOAL_KEY_BYTES);
+    err = shoal__change_decode(body, blen, c);
+    if (err)
+        return err;
+    /* The body's item count says its version: it must be the envelope's. */
+    if (c->version != env[0]) {
+        shoal__change_clear(c);
+        return SHOAL_EPROTO;
+    }
+    return SHOAL_OK;
+}
+
+int
+shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
+                      size_t *body_len)
+{
+    size_t total, blen;
+    const uint8_t *b;
+    int err = header_parse(p, n, &total, &b, &blen);
+    if (err)
+        return err;
+    *env_len = total;
+    *body = b;
+    *body_len = blen;
+    return SHOAL_OK;
+}
+
+int
 shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
                      size_t *body_len)
 {
     size_t total, blen;
     const uint8_t *b;
-    int err = shoal__envelope_parse(p, n, &total, &b, &blen);
+    int err = header_parse(p, n, &total, &b, &blen);
     if (err)
         return err;
     if (sodium_init() < 0)
@@ -114,7 +159,7 @@ shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len, const uint8_t 
         if (!msg)
             return SHOAL_ENOMEM;
     }
-    memcpy(msg, CONTEXT, CONTEXT_BYTES);
+    memcpy(msg, contexts[p[0]], CONTEXT_BYTES);
     memcpy(msg + CONTEXT_BYTES, p, signed_len);
     int rc = crypto_sign_verify_detached(p + signed_len, msg, msg_len, p + 1);
     if (msg != stack)

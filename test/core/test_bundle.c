@@ -490,7 +490,7 @@ test_forged_and_foreign(void)
     shoal__buf_free(&bb);
     shoal__buf_free(&env);
     /* Unknown versions. */
-    q[f.sp[2].off] = 2;
+    q[f.sp[2].off] = 3;
     expect_reject(&f, q, f.n, SHOAL_EVERSION, "envelope version", 0);
     memcpy(q, f.b, f.n);
     q[7] = '2';

@@ -2486,9 +2486,13 @@ test_envelope_hostile(void)
     /* Versions. */
     env.p[0] = 0;
     CHECK_EQ(shoal__envelope_open(env.p, env.len, &el, &bp, &bl), SHOAL_EVERSION);
-    env.p[0] = 2;
+    env.p[0] = 3;
     CHECK_EQ(shoal__envelope_parse(env.p, env.len, &el, &bp, &bl), SHOAL_EVERSION);
     CHECK_EQ(shoal__envelope_parse(env.p, 1, &el, &bp, &bl), SHOAL_EVERSION);
+    /* Version 2 is known, but its signature context differs: a version-1
+     * signature does not verify as version 2. */
+    env.p[0] = 2;
+    CHECK_EQ(shoal__envelope_open(env.p, env.len, &el, &bp, &bl), SHOAL_EBADSIG);
     env.p[0] = 1;
 
     /* Declared body length: larger than the input, over the bound. */
@@ -2781,6 +2785,120 @@ test_mutation_fuzz(void)
     shoal__buf_free(&re);
 }
 
+/* Format version 2: the auth item, the version byte and signature
+ * context that follow it, and the agreement of body and envelope. */
+static void
+test_format_v2(void)
+{
+    uint8_t ids[3][32];
+    for (int i = 0; i < 3; i++)
+        memset(ids[i], 0x30 + i, 32);
+    shoal__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = SHOAL__OP_SET;
+    op.field = (const uint8_t *)"f";
+    op.field_len = 1;
+    op.value.type = SHOAL_T_INT;
+    op.value.i = 5;
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, pk_a, 32);
+    c.seq = 1;
+    c.hlc = 7;
+    c.coll = (const uint8_t *)"c";
+    c.coll_len = 1;
+    c.doc = (const uint8_t *)"d";
+    c.doc_len = 1;
+    c.nops = 1;
+    c.ops = &op;
+    shoal__buf b1, b2, env;
+    shoal__buf_init(&b1);
+    shoal__buf_init(&b2);
+    shoal__buf_init(&env);
+    REQUIRE(shoal__change_encode(&c, &b1) == SHOAL_OK);
+    CHECK_EQ(b1.p[0], 0x98);
+    for (size_t n = 0; n <= 2; n++) {
+        c.version = SHOAL__FORMAT_V2;
+        c.nauth = n;
+        c.auth = n ? ids[1] : NULL; /* ids[1], ids[2]: order is kept */
+        b2.len = 0;
+        REQUIRE(shoal__change_encode(&c, &b2) == SHOAL_OK);
+        CHECK_EQ(b2.p[0], 0x99);
+        /* the version-1 body plus one item: [] or [bin32, ...] */
+        CHECK_EQ(b2.len, b1.len + 1 + 34 * n);
+        CHECK(memcmp(b2.p + 1, b1.p + 1, b1.len - 1) == 0);
+        shoal__change d;
+        memset(&d, 0, sizeof d);
+        memcpy(d.author, pk_a, 32);
+        REQUIRE(shoal__change_decode(b2.p, b2.len, &d) == SHOAL_OK);
+        CHECK_EQ(d.version, SHOAL__FORMAT_V2);
+        CHECK_EQ(d.nauth, n);
+        CHECK(n == 0 || memcmp(d.auth, ids[1], 32 * n) == 0);
+        shoal__change_clear(&d);
+        /* sealed as version 2, decoded through its envelope */
+        env.len = 0;
+        REQUIRE(shoal__envelope_seal(b2.p, b2.len, pk_a, sk_a, &env) == SHOAL_OK);
+        CHECK_EQ(env.p[0], SHOAL__FORMAT_V2);
+        size_t el, bl;
+        const uint8_t *bp;
+        CHECK_EQ(shoal__envelope_open(env.p, env.len, &el, &bp, &bl), SHOAL_OK);
+        CHECK_EQ(shoal__envelope_decode(env.p, env.len, &d), SHOAL_OK);
+        CHECK_EQ(d.nauth, n);
+        CHECK(memcmp(d.author, pk_a, 32) == 0);
+        shoal__change_clear(&d);
+        /* the signature covers the context: as version 1 it fails */
+        env.p[0] = SHOAL__FORMAT_V1;
+        CHECK_EQ(shoal__envelope_open(env.p, env.len, &el, &bp, &bl), SHOAL_EBADSIG);
+        /* and a version byte that disagrees with the body is refused */
+        CHECK_EQ(shoal__envelope_decode(env.p, env.len, &d), SHOAL_EPROTO);
+    }
+    /* a version-1 envelope decodes as version 1, and refuses a 9-item body */
+    env.len = 0;
+    REQUIRE(shoal__envelope_seal(b1.p, b1.len, pk_a, sk_a, &env) == SHOAL_OK);
+    CHECK_EQ(env.p[0], SHOAL__FORMAT_V1);
+    shoal__change d;
+    CHECK_EQ(shoal__envelope_decode(env.p, env.len, &d), SHOAL_OK);
+    CHECK_EQ(d.version, SHOAL__FORMAT_V1);
+    CHECK_EQ(d.nauth, 0);
+    shoal__change_clear(&d);
+    env.p[0] = SHOAL__FORMAT_V2;
+    CHECK_EQ(shoal__envelope_decode(env.p, env.len, &d), SHOAL_EPROTO);
+    /* what the encoder refuses */
+    c.version = SHOAL__FORMAT_V1;
+    c.nauth = 1;
+    c.auth = ids[0];
+    CHECK_EQ(shoal__change_encode(&c, &b2), SHOAL_EINVAL); /* auth needs version 2 */
+    c.version = SHOAL__FORMAT_V2;
+    c.nauth = 3;
+    CHECK_EQ(shoal__change_encode(&c, &b2), SHOAL_EINVAL); /* at most 2 ids */
+    c.version = 3;
+    c.nauth = 0;
+    CHECK_EQ(shoal__change_encode(&c, &b2), SHOAL_EINVAL);
+    /* what the decoder refuses: 3 ids, a short id, a 10-item body */
+    c.version = SHOAL__FORMAT_V2;
+    c.nauth = 2;
+    c.auth = ids[0];
+    b2.len = 0;
+    REQUIRE(shoal__change_encode(&c, &b2) == SHOAL_OK);
+    size_t at = b2.len - 2 * 34 - 1; /* the auth array header (0x92) */
+    CHECK_EQ(b2.p[at], 0x92);
+    b2.p[at] = 0x93;
+    memcpy(d.author, pk_a, 32);
+    CHECK_EQ(shoal__change_decode(b2.p, b2.len, &d), SHOAL_ETOOBIG);
+    b2.p[at] = 0x92;
+    b2.p[at + 2] = 31; /* bin8 of 31 bytes */
+    CHECK_EQ(shoal__change_decode(b2.p, b2.len, &d), SHOAL_EPROTO);
+    b2.p[at + 2] = 32;
+    CHECK_EQ(shoal__change_decode(b2.p, b2.len, &d), SHOAL_OK);
+    shoal__change_clear(&d);
+    b2.p[0] = 0x9a; /* no 10-item body in this version */
+    shoal__buf_append(&b2, "\x90", 1);
+    CHECK_EQ(shoal__change_decode(b2.p, b2.len, &d), SHOAL_EPROTO);
+    shoal__buf_free(&b1);
+    shoal__buf_free(&b2);
+    shoal__buf_free(&env);
+}
+
 int
 main(void)
 {
@@ -2818,6 +2936,7 @@ main(void)
     RUN(test_change_accessors);
     RUN(test_envelope_roundtrip);
     RUN(test_envelope_hostile);
+    RUN(test_format_v2);
     RUN(test_bundle);
     RUN(test_mutation_fuzz);
     return check_summary();

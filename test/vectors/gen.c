@@ -62,6 +62,8 @@ typedef struct built {
     shoal__op ops[MAXOPS];
     uint8_t deps[4 * 32];
     uint8_t authors[NKEYS * 32];
+    uint8_t auth[SHOAL__MAX_AUTH * 32];
+    shoal__buf obj; /* an _auth object the change carries */
     shoal__buf body;
     shoal__buf env;
     uint8_t id[32];
@@ -70,10 +72,11 @@ typedef struct built {
 static ident ids[NKEYS];
 static built ch[MAXCH];
 static size_t nch;
+static char cert_doc[SHOAL__AUTH_DOCID_MAX]; /* "cert:" + B's key, set in main */
 static docref docs[] = {
-    { "items", "sku-1", { { 0 } }, 0, 0, NULL },
-    { "items", "sku-2", { { 0 } }, 0, 0, NULL },
-    { "orders", "o-1", { { 0 } }, 0, 0, NULL },
+    { "items", "sku-1", { { 0 } }, 0, 0, NULL },  { "items", "sku-2", { { 0 } }, 0, 0, NULL },
+    { "orders", "o-1", { { 0 } }, 0, 0, NULL },   { "_auth", "policy", { { 0 } }, 0, 0, NULL },
+    { "_auth", cert_doc, { { 0 } }, 0, 0, NULL },
 };
 enum {
     NDOCS = sizeof docs / sizeof docs[0]
@@ -354,6 +357,88 @@ build_all(void)
     op->value = v_str("sku-1");
     add(b, SHOAL__OP_UNSET, "note");
     finish(b);
+
+    /* Format version 2 (docs/format.md, docs/permissions.md): A, as the
+     * root, publishes a policy and certifies B; B then writes naming the
+     * certificate and the policy. */
+    docref *pol = &docs[3], *cert = &docs[4];
+    built *bp = begin("auth-policy", 0, pol);
+    bp->c.version = SHOAL__FORMAT_V2;
+    shoal__buf_init(&bp->obj);
+    shoal__mpw w;
+    shoal__mpw_init(&w, &bp->obj);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_uint(&w, SHOAL__AUTH_POLICY);
+    shoal__mpw_uint(&w, SHOAL__AUTH_LANG);
+    shoal__mpw_uint(&w, 1); /* version */
+    shoal__mpw_nil(&w);     /* prev */
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 3);
+    shoal__mpw_str(&w, "items", 5);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "shelf", 5);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "shelf", 5);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_str(&w, "stocker", 7);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_str(&w, "items", 5);
+    shoal__mpw_str(&w, "shelf == $user.shelf", 20);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_uint(&w, SHOAL__FS_ALL);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__FS_ONLY);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "stock", 5);
+    shoal__mpw_bool(&w, false);
+    shoal__mpw_bool(&w, false);
+    shoal__policy *check = NULL;
+    if (w.err || shoal__policy_decode(bp->obj.p, bp->obj.len, &check, NULL, 0))
+        die("policy");
+    shoal__policy_free(check);
+    op = add(bp, SHOAL__OP_SET, "object");
+    op->value.type = SHOAL_T_BYTES;
+    op->value.ptr = bp->obj.p;
+    op->value.len = bp->obj.len;
+    finish(bp);
+
+    built *bc = begin("auth-cert", 0, cert);
+    bc->c.version = SHOAL__FORMAT_V2;
+    shoal__cert ce;
+    memset(&ce, 0, sizeof ce);
+    memcpy(ce.subject, ids[1].pk, 32);
+    shoal__name role = { (const uint8_t *)"stocker", 7 }, attr = { (const uint8_t *)"shelf", 5 };
+    shoal_value shelf = v_int(3);
+    ce.user = (shoal__name){ (const uint8_t *)"bob", 3 };
+    ce.nroles = 1;
+    ce.roles = &role;
+    ce.nattrs = 1;
+    ce.attr_names = &attr;
+    ce.attr_vals = &shelf;
+    ce.not_before = shoal__hlc_make(BASE_MS, 0);
+    ce.not_after = shoal__hlc_make(BASE_MS + 30ull * 86400000, 0);
+    ce.serial = 1;
+    ce.policy_floor = 1;
+    shoal__buf_init(&bc->obj);
+    if (shoal__cert_encode(&ce, &bc->obj))
+        die("cert");
+    op = add(bc, SHOAL__OP_SET, "object");
+    op->value.type = SHOAL_T_BYTES;
+    op->value.ptr = bc->obj.p;
+    op->value.len = bc->obj.len;
+    finish(bc);
+
+    b = begin("v2-data", 1, sku1);
+    b->c.version = SHOAL__FORMAT_V2;
+    memcpy(b->auth, bc->id, 32); /* [certificate, policy] */
+    memcpy(b->auth + 32, bp->id, 32);
+    b->c.nauth = 2;
+    b->c.auth = b->auth;
+    add(b, SHOAL__OP_SET, "shelf")->value = v_int(3);
+    add(b, SHOAL__OP_COUNT, "stock")->delta = 2;
+    finish(b);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -428,6 +513,10 @@ write_all(void)
         char fname[128];
         snprintf(fname, sizeof fname, "state-%s-%s.bin", d->coll, d->doc);
         snprintf(name, sizeof name, "visible-%s-%s.bin", d->coll, d->doc);
+        for (char *q = fname; *q; q++) /* no ':' in a file name */
+            *q = *q == ':' ? '_' : *q;
+        for (char *q = name; *q; q++)
+            *q = *q == ':' ? '_' : *q;
         write_file(fname, f.p, f.len);
         write_file(name, v.p, v.len);
         fprintf(idx, "state %s %s %s %s\n", d->coll, d->doc, fname, name);
@@ -454,6 +543,7 @@ write_all(void)
     for (size_t i = 0; i < nch; i++) {
         shoal__buf_free(&ch[i].body);
         shoal__buf_free(&ch[i].env);
+        shoal__buf_free(&ch[i].obj);
     }
 }
 
@@ -475,6 +565,9 @@ main(int argc, char **argv)
             ids[i].seed[j] = (uint8_t)(0x11 * (i + 1) + j);
         crypto_sign_seed_keypair(ids[i].pk, ids[i].sk, ids[i].seed);
     }
+    memcpy(cert_doc, "cert:", 5);
+    for (int j = 0; j < 32; j++)
+        snprintf(cert_doc + 5 + 2 * j, 3, "%02x", ids[1].pk[j]);
     build_all();
     char path[4096];
     snprintf(path, sizeof path, "%s/index.txt", outdir);
