@@ -870,14 +870,11 @@ shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ct
     return SHOAL_OK;
 }
 
-int
-shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
-                     shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
-                     size_t *nheads)
+/* Map each change's deps through s to the entries of e they name (the
+ * dep arrays, allocated here; free_deps frees them). */
+static int
+map_deps(const shoal__apply_store *s, shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ctx)
 {
-    *doc = NULL;
-    *heads = NULL;
-    *nheads = 0;
     shoal__map ix; /* cid -> its entry; keys Borrowed from e */
     shoal__map_init_borrow(&ix);
     int err = shoal__map_reserve(&ix, n);
@@ -910,13 +907,111 @@ shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
         shoal__change_clear(&c);
     }
     shoal__map_clear(&ix, NULL);
-    if (!err)
-        err = shoal__apply_replay(e, n, load, ctx, doc, heads, nheads);
+    return err;
+}
+
+static void
+free_deps(shoal__rent *e, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         shoal__free(e[i].dep);
         e[i].dep = NULL;
         e[i].ndep = 0;
     }
+}
+
+int
+shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                     shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
+                     size_t *nheads)
+{
+    *doc = NULL;
+    *heads = NULL;
+    *nheads = 0;
+    int err = map_deps(s, e, n, load, ctx);
+    if (!err)
+        err = shoal__apply_replay(e, n, load, ctx, doc, heads, nheads);
+    free_deps(e, n);
+    return err;
+}
+
+int
+shoal__apply_doc_at(const shoal__apply_store *s, shoal__rent *e, size_t n, shoal__rent_load_fn load,
+                    void *ctx, const uint8_t *deps, size_t ndeps, shoal__doc **doc)
+{
+    *doc = NULL;
+    bool *in = NULL;
+    size_t *stack = NULL, *pos = NULL;
+    shoal__rent *sub = NULL;
+    int err = map_deps(s, e, n, load, ctx);
+    if (!err && n) {
+        in = shoal__calloc(n, sizeof *in);
+        stack = shoal__malloc(n * sizeof *stack);
+        pos = shoal__malloc(n * sizeof *pos);
+        sub = shoal__calloc(n, sizeof *sub);
+        if (!in || !stack || !pos || !sub)
+            err = SHOAL_ENOMEM;
+    }
+    size_t top = 0, m = 0;
+    if (!err) {
+        /* The entries the deps name (mapped as the pipeline maps them),
+         * then everything they reach. */
+        shoal__map ix;
+        shoal__map_init_borrow(&ix);
+        err = shoal__map_reserve(&ix, n);
+        for (size_t i = 0; !err && i < n; i++)
+            err = shoal__map_put(&ix, e[i].cid, SHOAL__ID_BYTES, &e[i]);
+        for (size_t j = 0; !err && j < ndeps; j++) {
+            uint8_t id[SHOAL__ID_BYTES];
+            int e2 = shoal__apply_dep(s, deps + j * SHOAL__ID_BYTES, id);
+            if (e2 == SHOAL_ENOTFOUND)
+                continue;
+            if (e2) {
+                err = e2;
+                break;
+            }
+            shoal__rent *r = shoal__map_get(&ix, id, SHOAL__ID_BYTES);
+            if (r && !in[r - e]) {
+                in[r - e] = true;
+                stack[top++] = (size_t)(r - e);
+            }
+        }
+        shoal__map_clear(&ix, NULL);
+        while (!err && top > 0) {
+            size_t i = stack[--top];
+            for (size_t k = 0; k < e[i].ndep; k++)
+                if (!in[e[i].dep[k]]) {
+                    in[e[i].dep[k]] = true;
+                    stack[top++] = e[i].dep[k];
+                }
+        }
+    }
+    if (!err) {
+        /* The reached entries, in log order, their deps renumbered. */
+        for (size_t i = 0; i < n; i++)
+            if (in[i]) {
+                pos[i] = m;
+                sub[m].at = e[i].at;
+                memcpy(sub[m].cid, e[i].cid, SHOAL__ID_BYTES);
+                sub[m].dep = e[i].dep; /* Borrowed: renumbered below, freed with e */
+                sub[m].ndep = e[i].ndep;
+                m++;
+            }
+        for (size_t i = 0; i < m; i++)
+            for (size_t k = 0; k < sub[i].ndep; k++)
+                sub[i].dep[k] = pos[sub[i].dep[k]];
+    }
+    if (!err && m > 0) {
+        uint8_t *heads = NULL;
+        size_t nheads = 0;
+        err = shoal__apply_replay(sub, m, load, ctx, doc, &heads, &nheads);
+        shoal__free(heads);
+    }
+    free_deps(e, n);
+    shoal__free(in);
+    shoal__free(stack);
+    shoal__free(pos);
+    shoal__free(sub);
     return err;
 }
 

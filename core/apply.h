@@ -244,6 +244,17 @@ int shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void
 int shoal__apply_rebuild(const shoal__apply_store *s, shoal__rent *e, size_t n,
                          shoal__rent_load_fn load, void *ctx, shoal__doc **doc, uint8_t **heads,
                          size_t *nheads);
+/* The state of a document over the closure of a set of deps: of its n
+ * live changes e (in log order, as for shoal__apply_rebuild), those the
+ * deps name (mapped through s, shoal__apply_dep) and every one they reach
+ * through deps, replayed as shoal__apply_replay does.  *doc (Caller owns)
+ * is NULL when the deps reach none of them (the document did not exist in
+ * that past).  This is the state a change with those deps was made on,
+ * whatever has been applied since: the same on every replica that holds
+ * the change.  Errors as for the rebuild. */
+int shoal__apply_doc_at(const shoal__apply_store *s, shoal__rent *e, size_t n,
+                        shoal__rent_load_fn load, void *ctx, const uint8_t *deps, size_t ndeps,
+                        shoal__doc **doc);
 /* A document's heads after applying the change cid with deps (ndeps ids):
  * heads minus deps plus cid, kept sorted, into *out (Caller owns, free
  * with shoal__free; *nout ids).  The input is not changed.  SHOAL_ENOMEM. */

@@ -871,6 +871,35 @@ shoal__memstore_doc(shoal__memstore *m, const uint8_t *coll, size_t clen, const 
     return d->doc;
 }
 
+int
+shoal__memstore_doc_at(shoal__memstore *m, const uint8_t *coll, size_t clen, const uint8_t *id,
+                       size_t idlen, const uint8_t *deps, size_t ndeps, shoal__doc **out)
+{
+    *out = NULL;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    if (clen > SHOAL_MAX_COLLECTION || idlen > SHOAL_MAX_DOC_ID)
+        return SHOAL_EINVAL;
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    void *v = shoal__map_get(&m->st.doc_ix, key, klen);
+    if (!v)
+        return SHOAL_OK;
+    mstate *s = &m->st;
+    const mdoc *md = &s->docs[UNIX(v)];
+    rent *e = shoal__calloc(md->nchain ? md->nchain : 1, sizeof *e);
+    if (!e)
+        return SHOAL_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < md->nchain; i++)
+        if (!s->ch[md->chain[i]].dead) {
+            e[n].at = md->chain[i];
+            memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
+            n++;
+        }
+    int err = shoal__apply_doc_at(&m->s, e, n, rent_load, s, deps, ndeps, out);
+    shoal__free(e);
+    return err;
+}
+
 uint64_t
 shoal__memstore_applied(shoal__memstore *m)
 {

@@ -33,6 +33,11 @@ int shoal__memstore_digest(shoal__memstore *m, bool full, uint8_t out[SHOAL_DIGE
 const shoal__doc *shoal__memstore_doc(shoal__memstore *m, const uint8_t *coll, size_t clen,
                                       const uint8_t *id, size_t idlen, const uint8_t **heads,
                                       size_t *nheads);
+/* The state of document (coll, id) over the closure of deps
+ * (shoal__apply_doc_at), Caller owns *out; NULL when the deps reach none
+ * of its changes. */
+int shoal__memstore_doc_at(shoal__memstore *m, const uint8_t *coll, size_t clen, const uint8_t *id,
+                           size_t idlen, const uint8_t *deps, size_t ndeps, shoal__doc **out);
 /* Counts: applied changes, pending changes, evidence envelopes. */
 uint64_t shoal__memstore_applied(shoal__memstore *m);
 uint64_t shoal__memstore_pending(shoal__memstore *m);

@@ -127,6 +127,8 @@ mem_import(shoal__memstore *m, const world *w, const size_t *idx, size_t n, uint
  * were then dropped as dangling, while another delivery order kept them
  * (SHOAL_APPLY_FORKS=any SHOAL_SEED=33 SHOAL_APPLY_SETS=1 showed it). */
 static bool forks_any;
+/* No equivocation at all (test_doc_at). */
+static bool no_forks;
 
 typedef struct pop {
     shoal__op op;
@@ -344,7 +346,7 @@ gen_set(world *w, size_t steps)
                     idx[n++] = i;
             shuffle(idx, n);
             CHECK_EQ(mem_import(a->view, w, idx, n, &a->clock), SHOAL_OK);
-        } else if (r < 30) {
+        } else if (r < 30 && !no_forks) {
             /* Equivocation: two changes under one (author, seq) from the
              * same view; the author goes on from the first. */
             size_t di = check_rand_below(NDOCS);
@@ -553,6 +555,141 @@ test_convergence(void)
     }
     printf("apply: %ld change sets, %zu envelopes, %zu equivocations, %ld orders each\n", sets,
            total_env, total_eq, orders);
+}
+
+/* A document's full-state encoding, or "" for none. */
+static void
+full_of(const shoal__doc *d, shoal__buf *out)
+{
+    out->len = 0;
+    if (d)
+        CHECK_EQ(shoal__doc_encode_full(d, out), SHOAL_OK);
+}
+
+/* The state of a document over the closure of a change's deps
+ * (shoal__apply_doc_at, which the write check of docs/permissions.md
+ * judges a change on) against a store that was given exactly those
+ * ancestors: for every change of random sets without equivocation, in a
+ * store holding the whole set, whatever was applied after it.  When the
+ * deps are the document's current heads it is the current state. */
+static void
+test_doc_at(void)
+{
+    uint64_t seed = check_seed(0xd0c0a7ull);
+    long sets = check_env_long("SHOAL_DOCAT_SETS", SANITIZED ? 40 : 200);
+    size_t checked = 0, past = 0, none = 0;
+    for (long s = 0; s < sets; s++) {
+        check_rand_reseed(seed + (uint64_t)s);
+        forks_any = false;
+        no_forks = true;
+        world w;
+        memset(&w, 0, sizeof w);
+        for (int i = 0; i < NAUTH; i++) {
+            uint8_t ks[32];
+            for (int j = 0; j < 32; j++)
+                ks[j] = (uint8_t)check_rand();
+            crypto_sign_seed_keypair(w.a[i].pk, w.a[i].sk, ks);
+            REQUIRE(shoal__memstore_new(&w.a[i].view) == SHOAL_OK);
+        }
+        gen_set(&w, 8 + check_rand_below(40));
+        uint8_t cids[MAXENV][32];
+        size_t all[MAXENV];
+        for (size_t i = 0; i < w.ne; i++) {
+            shoal__change_id(w.e[i].p, w.e[i].n, cids[i]);
+            all[i] = i;
+        }
+        shoal__memstore *m = NULL;
+        REQUIRE(shoal__memstore_new(&m) == SHOAL_OK);
+        uint64_t clock = 0;
+        /* creation order is causal */
+        CHECK_EQ(mem_import(m, &w, all, w.ne, &clock), SHOAL_OK);
+        shoal__buf got, want;
+        shoal__buf_init(&got);
+        shoal__buf_init(&want);
+        for (size_t i = 0; i < w.ne; i++) {
+            shoal__change c;
+            REQUIRE(shoal__change_stored(w.e[i].p, w.e[i].n, &c) == SHOAL_OK);
+            /* the ancestors of c, by following deps among the set */
+            bool in[MAXENV] = { false };
+            size_t stack[MAXENV], top = 0;
+            for (size_t d = 0; d < c.ndeps; d++)
+                for (size_t k = 0; k < w.ne; k++)
+                    if (memcmp(cids[k], c.deps + d * 32, 32) == 0 && !in[k]) {
+                        in[k] = true;
+                        stack[top++] = k;
+                    }
+            while (top > 0) {
+                shoal__change a;
+                size_t k = stack[--top];
+                REQUIRE(shoal__change_stored(w.e[k].p, w.e[k].n, &a) == SHOAL_OK);
+                for (size_t d = 0; d < a.ndeps; d++)
+                    for (size_t j = 0; j < w.ne; j++)
+                        if (memcmp(cids[j], a.deps + d * 32, 32) == 0 && !in[j]) {
+                            in[j] = true;
+                            stack[top++] = j;
+                        }
+                shoal__change_clear(&a);
+            }
+            /* ...applied in the order they were made (a causal order) to
+             * a new document: what the author saw */
+            shoal__doc *ref = NULL;
+            for (size_t k = 0; k < w.ne; k++) {
+                if (!in[k])
+                    continue;
+                shoal__change a;
+                REQUIRE(shoal__change_stored(w.e[k].p, w.e[k].n, &a) == SHOAL_OK);
+                if (!ref)
+                    REQUIRE((ref = shoal__doc_new()) != NULL);
+                CHECK_EQ(shoal__doc_apply(ref, &a, 0, a.nops), SHOAL_OK);
+                shoal__change_clear(&a);
+            }
+            full_of(ref, &want);
+            shoal__doc_free(ref);
+            const uint8_t *h;
+            size_t nh;
+            shoal__doc *at = NULL;
+            CHECK_EQ(shoal__memstore_doc_at(m, c.coll, c.coll_len, c.doc, c.doc_len, c.deps,
+                                            c.ndeps, &at),
+                     SHOAL_OK);
+            full_of(at, &got);
+            if (got.len != want.len || memcmp(got.p, want.p, got.len) != 0) {
+                fprintf(stderr,
+                        "doc_at: set %ld (SHOAL_SEED=%llu SHOAL_DOCAT_SETS=1), change %zu\n", s,
+                        (unsigned long long)(seed + (uint64_t)s), i);
+                check_failures++;
+            }
+            checked++;
+            none += at == NULL;
+            shoal__doc_free(at);
+            /* the current heads give the current state */
+            const shoal__doc *cur =
+                shoal__memstore_doc(m, c.coll, c.coll_len, c.doc, c.doc_len, &h, &nh);
+            CHECK_EQ(shoal__memstore_doc_at(m, c.coll, c.coll_len, c.doc, c.doc_len, h, nh, &at),
+                     SHOAL_OK);
+            /* (a past state: not the current one) */
+            bool was_past = want.len != 0;
+            full_of(cur, &want);
+            was_past = was_past && (want.len != got.len || memcmp(want.p, got.p, got.len) != 0);
+            past += was_past;
+            full_of(at, &got);
+            CHECK(got.len == want.len && memcmp(got.p, want.p, got.len) == 0);
+            shoal__doc_free(at);
+            shoal__change_clear(&c);
+        }
+        shoal__buf_free(&got);
+        shoal__buf_free(&want);
+        shoal__memstore_free(m);
+        for (int i = 0; i < NAUTH; i++)
+            shoal__memstore_free(w.a[i].view);
+        for (size_t i = 0; i < w.ne; i++)
+            shoal__free(w.e[i].p);
+        if (check_failures)
+            break;
+    }
+    no_forks = false;
+    printf("doc_at: %zu changes, %zu on a past state, %zu on no state\n", checked, past, none);
+    CHECK(past > checked / 4); /* the interesting case is common */
+    CHECK(none > 0);
 }
 
 /* Import envelopes idx[0..n) of w into a fresh replica r (already open)
@@ -1240,5 +1377,6 @@ main(void)
     RUN(test_invalid_version);
     RUN(test_stuck_smaller_version);
     RUN(test_convergence);
+    RUN(test_doc_at);
     return check_summary();
 }
