@@ -546,6 +546,33 @@ swap_in(shoal__apply *a, shoal__cand *k, const uint8_t old[SHOAL__ID_BYTES])
     return err;
 }
 
+/* The write check of k (its full decode when it was stripped). */
+static int
+judge(shoal__apply *a, shoal__cand *k, int *verdict)
+{
+    shoal__change full;
+    const shoal__change *c = &k->c;
+    if (k->stripped) {
+        memset(&full, 0, sizeof full);
+        memcpy(full.author, k->c.author, SHOAL_KEY_BYTES);
+        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
+        if (err)
+            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+        c = &full;
+    }
+    int err = SHOAL_OK;
+    if (!a->authz)
+        err = shoal__authz_cache_new(&a->authz);
+    shoal__authz_out out;
+    if (!err)
+        err = shoal__authz_judge(a->s, a->authz, a->root, c, &out);
+    if (!err)
+        *verdict = out.verdict;
+    if (c == &full)
+        shoal__change_clear(&full);
+    return err;
+}
+
 /* One candidate: 0 = waits, 1 = resolved (applied, duplicate, evidence).
  * sib: (author, seq) -> the candidate of smallest id of this drain.
  * relax: a smaller version of k's (author, seq) waiting in this drain no
@@ -657,6 +684,26 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool relax, bool *r
         return SHOAL_OK;
     if (!shoal__hlc_acceptable(k->c.hlc, a->wall, a->max_drift_ms))
         return SHOAL_OK;
+    if (a->root) {
+        int verdict;
+        err = judge(a, k, &verdict);
+        if (err || verdict == SHOAL__AUTHZ_PEND)
+            return err;
+        if (verdict == SHOAL__AUTHZ_REJECT) {
+            /* Held without effect.  A smaller version of an applied seq
+             * that fails the check stays evidence (docs/permissions.md,
+             * "Limits"). */
+            if (!applied) {
+                err = s->put_rejected(s->ctx, &k->r, &k->c);
+                if (err)
+                    return err;
+                a->clock = shoal__hlc_observe(a->clock, k->c.hlc);
+                a->rejected++;
+            }
+            *resolved = true;
+            return SHOAL_OK;
+        }
+    }
     err = applied ? swap_in(a, k, other) : apply_one(a, k);
     if (err)
         return err;
@@ -782,6 +829,8 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__free(list);
     shoal__map_clear(&seen, NULL);
     shoal__map_clear(&sib, NULL);
+    shoal__authz_cache_free(a->authz);
+    a->authz = NULL;
     return err;
 }
 

@@ -172,7 +172,31 @@ typedef struct shoal__apply_store {
      * that thinks it holds it sent it; the sender is told otherwise and
      * sends the document whole if it is in view). */
     bool (*may_wait)(void *ctx, const shoal__change *c);
+    /* Permissions (docs/permissions.md), called only when the drain has a
+     * root (shoal__apply.root):
+     *   rejected(cid)        true if cid is held as REJECTed;
+     *   put_rejected(rec, c) hold rec (decoded as c) as REJECTed: has,
+     *                        get and authseq find it (it takes its author's
+     *                        seq), rejected says so, and it never touches
+     *                        its document (state, heads, history);
+     *   doc_at(c, out)       the state of c's document over the closure of
+     *                        c's deps (shoal__apply_doc_at), Caller owns
+     *                        *out; NULL when they reach none of its changes. */
+    bool (*rejected)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
+    int (*put_rejected)(void *ctx, const shoal__rec *rec, const shoal__change *c);
+    int (*doc_at)(void *ctx, const shoal__change *c, shoal__doc **out);
 } shoal__apply_store;
+
+/* The objects of `_auth` a drain has decoded (core/authz.c). */
+typedef struct shoal__authz_cache shoal__authz_cache;
+int shoal__authz_cache_new(shoal__authz_cache **out);
+void shoal__authz_cache_free(shoal__authz_cache *k);
+/* The write check of change c against what s holds: the objects c's auth
+ * item names (and, for an `_auth` change, the admin chain behind them),
+ * whether c depends on a rejected change, and c's document at its deps.
+ * SHOAL_OK with the verdict in *out, or a store error. */
+int shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *root,
+                       const shoal__change *c, shoal__authz_out *out);
 
 /* A candidate: one envelope decoded for the pipeline (apply.c). */
 typedef struct shoal__cand shoal__cand;
@@ -188,12 +212,19 @@ typedef struct shoal__apply {
                               only, not its author's previous seq (which may
                               be on a document outside its view) */
     size_t nskip;
+    /* Permissions: the root key a replica trusts (32 bytes); NULL: open
+     * mode, no write check.  With a root every change is judged
+     * (shoal__authz_judge) once it is otherwise ready: PEND waits, REJECT
+     * is held without effect (put_rejected), ADMIT applies. */
+    const uint8_t *root;
     /* in and out */
     uint64_t clock; /* HLC: observes every applied change's */
     /* out */
     shoal_import_result res;      /* counts for the new candidates (not reset) */
     uint64_t due_ms;              /* earliest wall ms a held-back change is due */
     bool ev_new;                  /* evidence was stored or dropped */
+    uint64_t rejected;            /* changes held as REJECTed (with a root) */
+    shoal__authz_cache *authz;    /* the drain's own */
     bool bad_pending;             /* a stored pending change failed to apply: */
     uint8_t bad[SHOAL__ID_BYTES]; /* its id (skip it and run again) */
 } shoal__apply;

@@ -30,8 +30,9 @@ typedef struct mchange {
     uint64_t seq;
     uint8_t *env; /* owned */
     size_t len;
-    size_t doc; /* index into docs */
-    bool dead;  /* superseded */
+    size_t doc;    /* index into docs; SIZE_MAX for a rejected change */
+    bool dead;     /* superseded */
+    bool rejected; /* held as REJECTed: in no document */
 } mchange;
 
 typedef struct mdoc {
@@ -85,6 +86,8 @@ typedef struct mstate {
 struct shoal__memstore {
     mstate st;
     shoal__apply_store s;
+    bool enforce;
+    uint8_t root[SHOAL_KEY_BYTES];
 };
 
 #define IX(i)   ((void *)(uintptr_t)((i) + 1))
@@ -714,6 +717,53 @@ m_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *
     return err;
 }
 
+static bool
+m_rejected(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    shoal__memstore *m = ctx;
+    void *v = shoal__map_get(&m->st.ch_ix, cid, SHOAL__ID_BYTES);
+    return v && m->st.ch[UNIX(v)].rejected;
+}
+
+static int
+m_put_rejected(void *ctx, const shoal__rec *rec, const shoal__change *c)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    int err = grow((void **)&s->ch, s->nch, sizeof *s->ch);
+    if (err)
+        return err;
+    mchange *e = &s->ch[s->nch];
+    memset(e, 0, sizeof *e);
+    e->env = dup_bytes(rec->env, rec->env_len);
+    if (!e->env)
+        return SHOAL_ENOMEM;
+    memcpy(e->cid, rec->cid, SHOAL__ID_BYTES);
+    memcpy(e->author, c->author, SHOAL_KEY_BYTES);
+    e->seq = c->seq;
+    e->len = rec->env_len;
+    e->doc = SIZE_MAX;
+    e->rejected = true;
+    uint8_t k[SHOAL__SEQKEY_BYTES];
+    shoal__seqkey(k, c->author, c->seq);
+    err = shoal__map_put(&s->ch_ix, rec->cid, SHOAL__ID_BYTES, IX(s->nch));
+    if (!err)
+        err = shoal__map_put(&s->as_ix, k, sizeof k, IX(s->nch));
+    if (err) {
+        shoal__free(e->env);
+        return err;
+    }
+    s->nch++;
+    return SHOAL_OK;
+}
+
+static int
+m_doc_at(void *ctx, const shoal__change *c, shoal__doc **out)
+{
+    return shoal__memstore_doc_at(ctx, c->coll, c->coll_len, c->doc, c->doc_len, c->deps, c->ndeps,
+                                  out);
+}
+
 static const shoal__apply_store mem_store = {
     .has = m_has,
     .get = m_get,
@@ -734,6 +784,9 @@ static const shoal__apply_store mem_store = {
     .doc = m_doc,
     .put = m_put,
     .supersede = m_supersede,
+    .rejected = m_rejected,
+    .put_rejected = m_put_rejected,
+    .doc_at = m_doc_at,
 };
 
 /* ---------------------------------------------------------------- public */
@@ -786,6 +839,7 @@ shoal__memstore_import(shoal__memstore *m, const shoal__rec *recs, size_t count,
         a.skip = skip;
         a.nskip = nskip;
         a.clock = *clock;
+        a.root = m->enforce ? m->root : NULL;
         err = shoal__apply_drain(&a, c, count);
         if (!err) {
             state_free(&save);
@@ -898,6 +952,29 @@ shoal__memstore_doc_at(shoal__memstore *m, const uint8_t *coll, size_t clen, con
     int err = shoal__apply_doc_at(&m->s, e, n, rent_load, s, deps, ndeps, out);
     shoal__free(e);
     return err;
+}
+
+void
+shoal__memstore_set_root(shoal__memstore *m, const uint8_t root[SHOAL_KEY_BYTES])
+{
+    m->enforce = root != NULL;
+    if (root)
+        memcpy(m->root, root, SHOAL_KEY_BYTES);
+}
+
+uint64_t
+shoal__memstore_rejected(shoal__memstore *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->st.nch; i++)
+        n += m->st.ch[i].rejected && !m->st.ch[i].dead;
+    return n;
+}
+
+bool
+shoal__memstore_is_rejected(shoal__memstore *m, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    return m_rejected(m, cid);
 }
 
 uint64_t

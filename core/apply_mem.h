@@ -38,6 +38,12 @@ const shoal__doc *shoal__memstore_doc(shoal__memstore *m, const uint8_t *coll, s
  * of its changes. */
 int shoal__memstore_doc_at(shoal__memstore *m, const uint8_t *coll, size_t clen, const uint8_t *id,
                            size_t idlen, const uint8_t *deps, size_t ndeps, shoal__doc **out);
+/* Enforce permissions with this root key (docs/permissions.md; NULL: open
+ * mode, the default): every change is judged (shoal__authz_judge). */
+void shoal__memstore_set_root(shoal__memstore *m, const uint8_t root[SHOAL_KEY_BYTES]);
+/* Changes held as REJECTed; whether cid is one. */
+uint64_t shoal__memstore_rejected(shoal__memstore *m);
+bool shoal__memstore_is_rejected(shoal__memstore *m, const uint8_t cid[SHOAL__ID_BYTES]);
 /* Counts: applied changes, pending changes, evidence envelopes. */
 uint64_t shoal__memstore_applied(shoal__memstore *m);
 uint64_t shoal__memstore_pending(shoal__memstore *m);

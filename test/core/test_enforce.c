@@ -1,0 +1,586 @@
+/*
+ * test/core/test_enforce.c - the write check inside the apply pipeline
+ * (core/apply.c, core/authz.c) over the in-memory store: what a replica
+ * with a root key does with each change it receives (docs/permissions.md).
+ *
+ * A root key R, an admin A (granted by R: issue within store 1 and 2,
+ * policy, delegate), and devices: a clerk and a manager of store 1, a
+ * clerk of store 2.  The retail policy of docs/permissions.md.  Directed
+ * cases pin one verdict each (admitted, rejected, waiting); the property
+ * test makes random sets of honest and forged changes (each device writes
+ * from its own view, which applies everything, so forged changes get
+ * dependents) and delivers every set to fresh enforcing stores in random
+ * orders, in random batches with duplicates: all must end with the same
+ * digests, the same applied and rejected changes, and nothing pending.
+ *
+ * SHOAL_SEED picks the seed (printed); SHOAL_ENFORCE_SETS the number of
+ * random sets.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply_mem.h"
+#include "check.h"
+#include "core.h"
+
+#define WALL_MS 1700000000000ull
+
+enum {
+    ROOT = 0,
+    ADMIN,
+    CLERK1,
+    MGR1,
+    CLERK2,
+    MGR2,
+    NKEYS,
+    MAXENV = 160
+};
+
+static const char POLICY[] =
+    "{\"collections\": {\"products\": {\"guard\": [\"store_id\"],"
+    "   \"queryable\": [\"store_id\", \"price\"]}},"
+    " \"roles\": {"
+    "  \"clerk\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
+    "             \"write\": [\"stock\"]}},"
+    "  \"manager\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
+    "             \"write\": \"*\", \"create\": true, \"delete\": true}}}}";
+
+typedef struct key {
+    uint8_t pk[32], sk[64];
+    uint64_t seq, clock;
+    shoal__memstore *view; /* open mode: applies everything it is given */
+    uint8_t cert[32];      /* id of its certificate's change */
+} key;
+
+typedef struct world {
+    key k[NKEYS];
+    uint8_t *env[MAXENV];
+    size_t len[MAXENV];
+    uint8_t id[MAXENV][32];
+    size_t n;
+    uint8_t policy[32]; /* id of the policy's change */
+} world;
+
+static void
+rec_of(const world *w, size_t i, shoal__rec *r)
+{
+    size_t elen;
+    int err = shoal__envelope_parse(w->env[i], w->len[i], &elen, &r->body, &r->body_len);
+    CHECK_EQ(err, SHOAL_OK);
+    r->env = w->env[i];
+    r->env_len = w->len[i];
+    memcpy(r->cid, w->id[i], 32);
+}
+
+static int
+import(shoal__memstore *m, const world *w, const size_t *idx, size_t n, uint64_t *clock,
+       shoal_import_result *res)
+{
+    shoal__rec r[MAXENV * 2];
+    for (size_t i = 0; i < n; i++)
+        rec_of(w, idx[i], &r[i]);
+    return shoal__memstore_import(m, r, n, WALL_MS, 60000, clock, res);
+}
+
+/* The op of a change under construction. */
+typedef struct top {
+    uint8_t kind;
+    const char *field;
+    int64_t v;
+} top;
+
+/* Sign a change by key ki on products/doc (or _auth/doc when obj is
+ * given: one SET of "object"), naming auth, after the heads of ki's view;
+ * the key's view applies it.  Returns its index. */
+static size_t
+make(world *w, int ki, const char *coll, const char *doc, uint64_t epoch, const top *ops,
+     size_t nops, const uint8_t *obj, size_t objlen, const uint8_t *auth, size_t nauth, int version)
+{
+    key *k = &w->k[ki];
+    if (w->n >= MAXENV)
+        abort();
+    shoal__op o[8];
+    memset(o, 0, sizeof o);
+    for (size_t i = 0; i < nops; i++) {
+        o[i].kind = ops[i].kind;
+        o[i].field = ops[i].field ? (const uint8_t *)ops[i].field : NULL;
+        o[i].field_len = ops[i].field ? strlen(ops[i].field) : 0;
+        if (ops[i].kind == SHOAL__OP_SET) {
+            o[i].value.type = SHOAL_T_INT;
+            o[i].value.i = ops[i].v;
+        }
+        if (ops[i].kind == SHOAL__OP_COUNT)
+            o[i].delta = ops[i].v;
+    }
+    if (obj) {
+        o[0].kind = SHOAL__OP_SET;
+        o[0].field = (const uint8_t *)"object";
+        o[0].field_len = 6;
+        o[0].value.type = SHOAL_T_BYTES;
+        o[0].value.ptr = obj;
+        o[0].value.len = objlen;
+        nops = 1;
+    }
+    const uint8_t *heads;
+    size_t nheads;
+    (void)shoal__memstore_doc(k->view, (const uint8_t *)coll, strlen(coll), (const uint8_t *)doc,
+                              strlen(doc), &heads, &nheads);
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, k->pk, 32);
+    c.seq = ++k->seq;
+    k->clock = shoal__hlc_tick(k->clock, WALL_MS);
+    c.hlc = k->clock;
+    c.ndeps = nheads;
+    c.deps = heads;
+    c.coll = (const uint8_t *)coll;
+    c.coll_len = strlen(coll);
+    c.doc = (const uint8_t *)doc;
+    c.doc_len = strlen(doc);
+    c.epoch = epoch;
+    c.nops = nops;
+    c.ops = o;
+    c.version = (uint8_t)version;
+    c.nauth = version == SHOAL__FORMAT_V2 ? nauth : 0;
+    c.auth = c.nauth ? auth : NULL;
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    CHECK_EQ(shoal__change_encode(&c, &body), SHOAL_OK);
+    CHECK_EQ(shoal__envelope_seal(body.p, body.len, k->pk, k->sk, &env), SHOAL_OK);
+    size_t i = w->n++;
+    w->env[i] = env.p;
+    w->len[i] = env.len;
+    shoal__change_id(env.p, env.len, w->id[i]);
+    shoal__buf_free(&body);
+    shoal_import_result res;
+    CHECK_EQ(import(k->view, w, &i, 1, &k->clock, &res), SHOAL_OK);
+    CHECK_EQ(res.pending, 0); /* applied, or rejected by an enforcing view */
+    return i;
+}
+
+/* Everything in w so far, given to key ki's view. */
+static void
+hear_all(world *w, int ki)
+{
+    size_t idx[MAXENV];
+    for (size_t i = 0; i < w->n; i++)
+        idx[i] = i;
+    CHECK_EQ(import(w->k[ki].view, w, idx, w->n, &w->k[ki].clock, NULL), SHOAL_OK);
+}
+
+static size_t
+put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
+         int64_t store)
+{
+    shoal__cert ce;
+    memset(&ce, 0, sizeof ce);
+    memcpy(ce.subject, w->k[subject].pk, 32);
+    shoal__name r = { (const uint8_t *)role, strlen(role) },
+                an = { (const uint8_t *)"store_id", 8 };
+    shoal_value av = { .type = SHOAL_T_INT, .i = store };
+    ce.user = (shoal__name){ (const uint8_t *)"u", 1 };
+    ce.nroles = 1;
+    ce.roles = &r;
+    ce.nattrs = 1;
+    ce.attr_names = &an;
+    ce.attr_vals = &av;
+    ce.not_after = UINT64_MAX;
+    ce.serial = 1;
+    ce.policy_floor = 1;
+    shoal__buf b;
+    shoal__buf_init(&b);
+    CHECK_EQ(shoal__cert_encode(&ce, &b), SHOAL_OK);
+    char doc[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_CERT, w->k[subject].pk, doc);
+    size_t i = make(w, issuer, "_auth", doc, 0, NULL, 0, b.p, b.len, issuer_grant,
+                    issuer_grant ? 1 : 0, SHOAL__FORMAT_V2);
+    memcpy(w->k[subject].cert, w->id[i], 32);
+    shoal__buf_free(&b);
+    return i;
+}
+
+/* The authority of a world: R grants A, publishes the policy; A certifies
+ * the devices.  Every key hears all of it. */
+static void
+setup2(world *w, uint64_t seed, unsigned enforce)
+{
+    memset(w, 0, sizeof *w);
+    for (int i = 0; i < NKEYS; i++) {
+        uint8_t s[32];
+        memset(s, 0, sizeof s);
+        s[0] = (uint8_t)i;
+        memcpy(s + 1, &seed, sizeof seed);
+        crypto_sign_seed_keypair(w->k[i].pk, w->k[i].sk, s);
+        REQUIRE(shoal__memstore_new(&w->k[i].view) == SHOAL_OK);
+    }
+    for (int i = 0; i < NKEYS; i++)
+        if (enforce & (1u << i))
+            shoal__memstore_set_root(w->k[i].view, w->k[ROOT].pk);
+    shoal__grant g;
+    memset(&g, 0, sizeof g);
+    memcpy(g.key, w->k[ADMIN].pk, 32);
+    g.caps = SHOAL__CAP_ISSUE | SHOAL__CAP_POLICY | SHOAL__CAP_DELEGATE;
+    g.scope = (shoal__name){ (const uint8_t *)"store_id IN (1, 2)", 18 };
+    shoal__buf b;
+    shoal__buf_init(&b);
+    CHECK_EQ(shoal__grant_encode(&g, &b), SHOAL_OK);
+    char doc[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_ADMIN, w->k[ADMIN].pk, doc);
+    size_t gi = make(w, ROOT, "_auth", doc, 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
+    b.len = 0;
+    char err[200];
+    CHECK_EQ(shoal__policy_from_json(POLICY, strlen(POLICY), 1, NULL, &b, err, sizeof err),
+             SHOAL_OK);
+    size_t pi = make(w, ROOT, "_auth", "policy", 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
+    memcpy(w->policy, w->id[pi], 32);
+    shoal__buf_free(&b);
+    hear_all(w, ADMIN);
+    put_cert(w, ADMIN, w->id[gi], CLERK1, "clerk", 1);
+    put_cert(w, ADMIN, w->id[gi], MGR1, "manager", 1);
+    put_cert(w, ADMIN, w->id[gi], CLERK2, "clerk", 2);
+    put_cert(w, ADMIN, w->id[gi], MGR2, "manager", 2);
+    for (int i = 0; i < NKEYS; i++)
+        hear_all(w, i);
+}
+
+/* Every view in open mode: devices depend on whatever they wrote. */
+static void
+setup(world *w, uint64_t seed)
+{
+    setup2(w, seed, 0);
+}
+
+static void
+teardown(world *w)
+{
+    for (int i = 0; i < NKEYS; i++)
+        shoal__memstore_free(w->k[i].view);
+    for (size_t i = 0; i < w->n; i++)
+        shoal__free(w->env[i]);
+}
+
+/* A data change by device ki, naming its certificate and the policy. */
+static size_t
+write(world *w, int ki, const char *doc, uint64_t epoch, const top *ops, size_t nops)
+{
+    uint8_t auth[64];
+    memcpy(auth, w->k[ki].cert, 32);
+    memcpy(auth + 32, w->policy, 32);
+    return make(w, ki, "products", doc, epoch, ops, nops, NULL, 0, auth, 2, SHOAL__FORMAT_V2);
+}
+
+/* A fresh enforcing store that took envelopes idx[0..n) (one import). */
+static shoal__memstore *
+enforcing(const world *w, const size_t *idx, size_t n, shoal_import_result *res)
+{
+    shoal__memstore *m = NULL;
+    CHECK_EQ(shoal__memstore_new(&m), SHOAL_OK);
+    shoal__memstore_set_root(m, w->k[ROOT].pk);
+    uint64_t clock = 0;
+    CHECK_EQ(import(m, w, idx, n, &clock, res), SHOAL_OK);
+    return m;
+}
+
+static shoal__memstore *
+enforcing_all(const world *w, shoal_import_result *res)
+{
+    size_t idx[MAXENV];
+    for (size_t i = 0; i < w->n; i++)
+        idx[i] = i;
+    return enforcing(w, idx, w->n, res);
+}
+
+/* ------------------------------------------------------------ directed */
+
+static void
+test_verdicts(void)
+{
+    world w;
+    setup(&w, 1);
+    top stock = { SHOAL__OP_SET, "stock", 5 }, price = { SHOAL__OP_SET, "price", 9 };
+    top store1 = { SHOAL__OP_SET, "store_id", 1 };
+    top create[2] = { store1, stock };
+    size_t c1 = write(&w, MGR1, "p1", 0, create, 2); /* manager creates: admitted */
+    hear_all(&w, CLERK1);
+    size_t ok = write(&w, CLERK1, "p1", 0, &stock, 1);    /* clerk counts: admitted */
+    size_t bad = write(&w, CLERK1, "p1", 0, &price, 1);   /* clerk prices: forged */
+    size_t dep = write(&w, CLERK1, "p1", 0, &stock, 1);   /* after the forged one */
+    size_t other = write(&w, CLERK1, "p2", 0, create, 2); /* clerk may not create */
+    hear_all(&w, MGR1);
+    /* The manager, after all of it, writes what would be a valid creation
+     * of p1 (its deps reach only rejected changes, so the document at them
+     * is empty): only the rule that a change depending on a rejected one
+     * is rejected too refuses it. */
+    size_t mdep = write(&w, MGR1, "p1", 0, create, 2);
+    size_t fresh = write(&w, MGR1, "p3", 0, create, 2); /* unrelated: admitted */
+    size_t far = write(&w, CLERK2, "p1", 0, &stock, 1); /* store 2's clerk: rejected */
+    shoal_import_result res;
+    shoal__memstore *m = enforcing_all(&w, &res);
+    CHECK(!shoal__memstore_is_rejected(m, w.id[c1]));
+    CHECK(!shoal__memstore_is_rejected(m, w.id[ok]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[bad]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[dep])); /* depends on a rejected change */
+    CHECK(shoal__memstore_is_rejected(m, w.id[other]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[mdep])); /* so does this one */
+    CHECK(!shoal__memstore_is_rejected(m, w.id[fresh]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[far]));
+    CHECK_EQ(shoal__memstore_rejected(m), 5);
+    CHECK_EQ(shoal__memstore_pending(m), 0);
+    CHECK_EQ(res.applied + shoal__memstore_rejected(m), w.n);
+    /* Rejected changes have no effect: p1 holds the clerk's first count
+     * (5) and the manager's creation, no price change; p2 does not exist. */
+    const uint8_t *h;
+    size_t nh;
+    const shoal__doc *d =
+        shoal__memstore_doc(m, (const uint8_t *)"products", 8, (const uint8_t *)"p2", 2, &h, &nh);
+    CHECK(d == NULL || !shoal__doc_exists(d));
+    /* p1 is what the admitted changes alone make of it (in open mode) */
+    shoal__memstore *open = NULL;
+    CHECK_EQ(shoal__memstore_new(&open), SHOAL_OK);
+    size_t idx[MAXENV], n = 0;
+    for (size_t i = 0; i < w.n; i++)
+        if (i != bad && i != dep && i != other && i != mdep && i != far)
+            idx[n++] = i;
+    uint64_t clock = 0;
+    CHECK_EQ(import(open, &w, idx, n, &clock, NULL), SHOAL_OK);
+    shoal__buf b1, b2;
+    shoal__buf_init(&b1);
+    shoal__buf_init(&b2);
+    d = shoal__memstore_doc(m, (const uint8_t *)"products", 8, (const uint8_t *)"p1", 2, &h, &nh);
+    REQUIRE(d);
+    CHECK_EQ(shoal__doc_encode_full(d, &b1), SHOAL_OK);
+    d = shoal__memstore_doc(open, (const uint8_t *)"products", 8, (const uint8_t *)"p1", 2, &h,
+                            &nh);
+    REQUIRE(d);
+    CHECK_EQ(shoal__doc_encode_full(d, &b2), SHOAL_OK);
+    CHECK(b1.len == b2.len && memcmp(b1.p, b2.p, b1.len) == 0);
+    shoal__buf_free(&b1);
+    shoal__buf_free(&b2);
+    d = shoal__memstore_doc(m, (const uint8_t *)"products", 8, (const uint8_t *)"p3", 2, &h, &nh);
+    CHECK(d && shoal__doc_exists(d)); /* the manager's later creation */
+    shoal__memstore_free(open);
+    /* Duplicates of rejected changes are no-ops. */
+    CHECK_EQ(import(m, &w, &bad, 1, &clock, &res), SHOAL_OK);
+    CHECK_EQ(res.duplicate, 1);
+    CHECK_EQ(shoal__memstore_rejected(m), 5);
+    shoal__memstore_free(m);
+    teardown(&w);
+}
+
+/* What a change names and the store lacks makes it wait; it applies when
+ * that arrives, in a later import. */
+static void
+test_waits_for_authority(void)
+{
+    world w;
+    setup(&w, 2);
+    top stock = { SHOAL__OP_SET, "stock", 5 }, store1 = { SHOAL__OP_SET, "store_id", 1 };
+    top create[2] = { store1, stock };
+    size_t c1 = write(&w, MGR1, "p1", 0, create, 2);
+    /* Everything but the manager's certificate (index 3 in setup: grant,
+     * policy, then the certificates of CLERK1, MGR1, CLERK2). */
+    size_t idx[MAXENV], n = 0;
+    for (size_t i = 0; i < w.n; i++)
+        if (i != 3)
+            idx[n++] = i;
+    shoal_import_result res;
+    shoal__memstore *m = enforcing(&w, idx, n, &res);
+    /* the change, and the admin's next seqs (the certificates of CLERK2
+     * and MGR2) */
+    CHECK_EQ(res.pending, 3);
+    CHECK_EQ(shoal__memstore_pending(m), 3);
+    CHECK(!shoal__memstore_is_rejected(m, w.id[c1]));
+    size_t cert = 3;
+    uint64_t clock = 0;
+    CHECK_EQ(import(m, &w, &cert, 1, &clock, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, 4); /* the certificate and the three it released */
+    CHECK_EQ(shoal__memstore_pending(m), 0);
+    CHECK_EQ(shoal__memstore_rejected(m), 0);
+    shoal__memstore_free(m);
+    /* Without the policy, nothing of the devices applies. */
+    n = 0;
+    for (size_t i = 0; i < w.n; i++)
+        if (i != 1)
+            idx[n++] = i;
+    m = enforcing(&w, idx, n, &res);
+    CHECK_EQ(shoal__memstore_pending(m), 1);
+    shoal__memstore_free(m);
+    teardown(&w);
+}
+
+/* Authority that does not hold: format 1, a certificate the admin had no
+ * scope for, a self-issued one, a grant the device made itself. */
+static void
+test_bad_authority(void)
+{
+    world w;
+    setup(&w, 3);
+    top stock = { SHOAL__OP_SET, "stock", 5 }, store3 = { SHOAL__OP_SET, "store_id", 3 };
+    top create[2] = { store3, stock };
+    /* a format-1 change */
+    size_t v1 = make(&w, MGR1, "products", "p1", 0, &stock, 1, NULL, 0, NULL, 0, SHOAL__FORMAT_V1);
+    /* A certifies CLERK2 again as a manager of store 3: outside its scope */
+    uint8_t grant[32];
+    memcpy(grant, w.id[0], 32);
+    size_t out = put_cert(&w, ADMIN, grant, CLERK2, "manager", 3);
+    hear_all(&w, CLERK2);
+    size_t use = write(&w, CLERK2, "p9", 0, create, 2); /* names the rejected cert */
+    /* CLERK1 certifies itself as a manager: no grant to name */
+    size_t self = put_cert(&w, CLERK1, NULL, CLERK1, "manager", 1);
+    shoal_import_result res;
+    shoal__memstore *m = enforcing_all(&w, &res);
+    CHECK(shoal__memstore_is_rejected(m, w.id[v1]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[out]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[use]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[self]));
+    CHECK_EQ(shoal__memstore_pending(m), 0);
+    /* In open mode every one of them applies. */
+    shoal__memstore *open = NULL;
+    CHECK_EQ(shoal__memstore_new(&open), SHOAL_OK);
+    size_t idx[MAXENV];
+    for (size_t i = 0; i < w.n; i++)
+        idx[i] = i;
+    uint64_t clock = 0;
+    CHECK_EQ(import(open, &w, idx, w.n, &clock, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, w.n);
+    CHECK_EQ(shoal__memstore_rejected(open), 0);
+    shoal__memstore_free(open);
+    shoal__memstore_free(m);
+    teardown(&w);
+}
+
+/* ------------------------------------------------------------ property */
+
+static void
+shuffle(size_t *v, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = check_rand_below(i);
+        size_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+static const char *const DOCS[] = { "p1", "p2", "p3" };
+
+static void
+test_convergence(void)
+{
+    uint64_t seed = check_seed(0xe4f0ceull);
+    long sets = check_env_long("SHOAL_ENFORCE_SETS", 300);
+    uint64_t total = 0, rejected = 0;
+    for (long s = 0; s < sets; s++) {
+        check_rand_reseed(seed + (uint64_t)s);
+        world w;
+        /* each device's view enforces or not: an honest device never
+         * depends on a change its replica rejected, a forger does */
+        setup2(&w, seed + (uint64_t)s, (unsigned)check_rand_below(1u << NKEYS));
+        static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
+        /* the managers create the products first */
+        for (int i = 0; i < 3; i++) {
+            int64_t store = i < 2 ? 1 : 2;
+            top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
+            write(&w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
+        }
+        for (int i = 0; i < NKEYS; i++)
+            hear_all(&w, i);
+        for (int step = 0; step < 40 && w.n < MAXENV - 4; step++) {
+            int ki = devs[check_rand_below(4)];
+            if (check_rand_below(4) == 0) {
+                hear_all(&w, ki);
+                continue;
+            }
+            const char *doc = DOCS[check_rand_below(3)];
+            top ops[2];
+            size_t nops = 1;
+            uint64_t r = check_rand_below(20);
+            if (r < 9) {
+                ops[0] = (top){ SHOAL__OP_SET, "stock", (int64_t)check_rand_below(50) };
+            } else if (r < 12) {
+                ops[0] = (top){ SHOAL__OP_SET, "price", (int64_t)check_rand_below(50) };
+            } else if (r < 15) {
+                ops[0] = (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) };
+                ops[1] = (top){ SHOAL__OP_COUNT, "stock", 1 };
+                nops = 2;
+            } else if (r < 19) {
+                ops[0] = (top){ SHOAL__OP_COUNT, "stock", 1 };
+            } else {
+                ops[0] = (top){ SHOAL__OP_DELDOC, NULL, 0 };
+            }
+            /* the epoch of the doc in the writer's view (re-create after a delete) */
+            const uint8_t *h;
+            size_t nh;
+            const shoal__doc *d = shoal__memstore_doc(w.k[ki].view, (const uint8_t *)"products", 8,
+                                                      (const uint8_t *)doc, strlen(doc), &h, &nh);
+            uint64_t epoch = d ? shoal__doc_epoch(d) + (shoal__doc_deleted(d) ? 1 : 0) : 0;
+            write(&w, ki, doc, epoch, ops, nops);
+        }
+        /* the reference: one store, everything at once */
+        shoal_import_result res;
+        shoal__memstore *ref = enforcing_all(&w, &res);
+        uint8_t rf[32], rv[32];
+        CHECK_EQ(shoal__memstore_digest(ref, true, rf), SHOAL_OK);
+        CHECK_EQ(shoal__memstore_digest(ref, false, rv), SHOAL_OK);
+        uint64_t rrej = shoal__memstore_rejected(ref);
+        CHECK_EQ(shoal__memstore_pending(ref), 0);
+        total += w.n;
+        rejected += rrej;
+        for (int order = 0; order < 4; order++) {
+            size_t idx[MAXENV * 2], n = 0;
+            for (size_t i = 0; i < w.n; i++) {
+                idx[n++] = i;
+                if (check_rand_below(6) == 0)
+                    idx[n++] = i;
+            }
+            shuffle(idx, n);
+            shoal__memstore *m = NULL;
+            CHECK_EQ(shoal__memstore_new(&m), SHOAL_OK);
+            shoal__memstore_set_root(m, w.k[ROOT].pk);
+            uint64_t clock = 0;
+            for (size_t at = 0; at < n;) {
+                size_t b = 1 + check_rand_below(8);
+                if (b > n - at)
+                    b = n - at;
+                CHECK_EQ(import(m, &w, idx + at, b, &clock, NULL), SHOAL_OK);
+                at += b;
+            }
+            uint8_t f[32], v[32];
+            CHECK_EQ(shoal__memstore_digest(m, true, f), SHOAL_OK);
+            CHECK_EQ(shoal__memstore_digest(m, false, v), SHOAL_OK);
+            bool same = memcmp(f, rf, 32) == 0 && memcmp(v, rv, 32) == 0 &&
+                        shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
+            for (size_t i = 0; same && i < w.n; i++)
+                same = shoal__memstore_is_rejected(m, w.id[i]) ==
+                       shoal__memstore_is_rejected(ref, w.id[i]);
+            if (!same) {
+                fprintf(stderr,
+                        "set %ld (SHOAL_SEED=%llu SHOAL_ENFORCE_SETS=1), order %d differs\n", s,
+                        (unsigned long long)(seed + (uint64_t)s), order);
+                check_failures++;
+            }
+            shoal__memstore_free(m);
+        }
+        shoal__memstore_free(ref);
+        teardown(&w);
+        if (check_failures)
+            break;
+    }
+    printf("enforce: %ld sets, %llu changes, %llu rejected\n", sets, (unsigned long long)total,
+           (unsigned long long)rejected);
+    CHECK(rejected > total / 20);    /* forged changes are common */
+    CHECK(rejected < total * 3 / 4); /* and so are admitted ones */
+}
+
+int
+main(void)
+{
+    RUN(test_verdicts);
+    RUN(test_waits_for_authority);
+    RUN(test_bad_authority);
+    RUN(test_convergence);
+    return check_summary();
+}
