@@ -184,7 +184,7 @@ typedef struct shoal__apply_store {
      *                        *out; NULL when they reach none of its changes. */
     bool (*rejected)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
     int (*put_rejected)(void *ctx, const shoal__rec *rec, const shoal__change *c);
-    int (*doc_at)(void *ctx, const shoal__change *c, shoal__doc **out);
+    int (*doc_at)(void *ctx, const shoal__change *c, const shoal__doc **out, bool *owned);
 } shoal__apply_store;
 
 /* The objects of `_auth` a drain has decoded (core/authz.c). */

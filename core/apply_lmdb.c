@@ -204,6 +204,38 @@ l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const 
     return shoal__wset_applied(c->w, wd, &cm, rec->cid, pos, rec->env_len, true);
 }
 
+static bool
+l_rejected(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    shoal__lmdb_apply *c = ctx;
+    return shoal__stxn_rejected_has(c->t, cid);
+}
+
+/* A rejected change is in the log (exports and feeds send it, the version
+ * vector counts it) but in no document's chain: link 0, no meta. */
+static int
+l_put_rejected(void *ctx, const shoal__rec *rec, const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    uint64_t pos;
+    int err = shoal__stxn_change_put(c->t, rec->cid, rec->env, rec->env_len, ch->author, ch->seq, 0,
+                                     &pos);
+    if (!err)
+        err = shoal__stxn_rejected_put(c->t, rec->cid);
+    return err;
+}
+
+static int
+l_doc_at(void *ctx, const shoal__change *ch, const shoal__doc **out, bool *owned)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__wdoc *wd;
+    int err = shoal__wset_get(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &wd);
+    if (err)
+        return err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
+    return shoal__wset_doc_at(c->w, wd, ch->deps, ch->ndeps, out, owned);
+}
+
 /* old is superseded in the log, rec appended, the documents of both
  * rebuilt from their applied changes (docstore.c). */
 static int
@@ -256,6 +288,9 @@ static const shoal__apply_store lmdb_store = {
     .may_wait = l_may_wait,
     .put = l_put,
     .supersede = l_supersede,
+    .rejected = l_rejected,
+    .put_rejected = l_put_rejected,
+    .doc_at = l_doc_at,
 };
 
 void

@@ -758,10 +758,14 @@ m_put_rejected(void *ctx, const shoal__rec *rec, const shoal__change *c)
 }
 
 static int
-m_doc_at(void *ctx, const shoal__change *c, shoal__doc **out)
+m_doc_at(void *ctx, const shoal__change *c, const shoal__doc **out, bool *owned)
 {
-    return shoal__memstore_doc_at(ctx, c->coll, c->coll_len, c->doc, c->doc_len, c->deps, c->ndeps,
-                                  out);
+    shoal__doc *d = NULL;
+    int err = shoal__memstore_doc_at(ctx, c->coll, c->coll_len, c->doc, c->doc_len, c->deps,
+                                     c->ndeps, &d);
+    *out = d;
+    *owned = true;
+    return err;
 }
 
 static const shoal__apply_store mem_store = {

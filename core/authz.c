@@ -230,8 +230,9 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
         return say(out, SHOAL__AUTHZ_REJECT, "the certificate it names is not one");
     if (po->kind != SHOAL__AUTH_POLICY)
         return say(out, SHOAL__AUTHZ_REJECT, "the policy it names is not one");
-    shoal__doc *pre = NULL;
-    if ((err = s->doc_at(s->ctx, c, &pre)))
+    const shoal__doc *pre = NULL;
+    bool owned = false;
+    if ((err = s->doc_at(s->ctx, c, &pre, &owned)))
         return err;
     shoal__authz_in in;
     memset(&in, 0, sizeof in);
@@ -240,6 +241,7 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
     in.policy = po->policy;
     in.pre = pre;
     err = shoal__authz_check(&in, out);
-    shoal__doc_free(pre);
+    if (owned)
+        shoal__doc_free((shoal__doc *)(uintptr_t)pre);
     return err;
 }

@@ -303,6 +303,14 @@ walk_fn(const shoal__log_rec *e, void *arg)
     if (e->dockey && (e->klen != klen || memcmp(e->dockey, key, klen) != 0))
         problem(k, "log %llu: carries the meta of %s, its change is to %s", pos,
                 dn(e->dockey, e->klen).s, dn(key, klen).s);
+    /* A change the write check rejected (docs/permissions.md) is held in
+     * the log but belongs to no document's chain. */
+    if (!e->dead && shoal__stxn_rejected_has(k->t, e->cid)) {
+        if (e->link || e->dockey)
+            problem(k, "log %llu: rejected change %s is in the chain of %s", pos, hx(c->cid).s,
+                    dn(key, klen).s);
+        return 0;
+    }
     size_t di = doc_of(k, key, klen);
     if (!di) {
         k->err = SHOAL_ENOMEM;

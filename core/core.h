@@ -47,7 +47,15 @@ struct shoal_options {
     void *clock_ctx;
     void (*log)(void *ctx, int level, const char *msg); /* may be NULL */
     void *log_ctx;
+    bool has_root; /* permissions (docs/permissions.md): the root key to trust */
+    uint8_t root[SHOAL_KEY_BYTES];
 };
+
+/* Make replicas opened with o enforce permissions under root
+ * (docs/permissions.md).  Internal until every part of enforcement
+ * exists: a directory created with a root keeps it (meta "root"), one
+ * created without refuses it. */
+void shoal__options_set_root(shoal_options *o, const uint8_t root[SHOAL_KEY_BYTES]);
 
 /* ------------------------------------------------------------- identity */
 
@@ -76,10 +84,12 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;          /* held by every API call that takes r */
-    shoal__store *store;         /* owned */
-    uint8_t pk[SHOAL_KEY_BYTES]; /* identity public key (author id) */
-    uint8_t *sk;                 /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;            /* held by every API call that takes r */
+    bool enforce;                  /* a root key is trusted: every change is judged */
+    uint8_t root[SHOAL_KEY_BYTES]; /* that key (meta "root") */
+    shoal__store *store;           /* owned */
+    uint8_t pk[SHOAL_KEY_BYTES];   /* identity public key (author id) */
+    uint8_t *sk;                   /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
     shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
     uint64_t due_ms;  /* wall ms when a held-back change may apply */
@@ -219,6 +229,12 @@ int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
  * its chain (superseded entries skipped), in an order that puts each
  * change after its dependencies (mapped through the evidence:
  * shoal__apply_rebuild); the flush then writes a snapshot covering it all. */
+/* The state of wd's document over the closure of deps (ndeps ids, sorted)
+ * (shoal__apply_doc_at): its current state, Borrowed, when deps are its
+ * heads; else a replay of its chain that the caller frees (*owned).  NULL
+ * when deps reach none of its changes. */
+int shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t ndeps,
+                       const shoal__doc **out, bool *owned);
 int shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd);
 /* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);

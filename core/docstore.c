@@ -630,6 +630,35 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     return err;
 }
 
+int
+shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t ndeps,
+                   const shoal__doc **out, bool *owned)
+{
+    *out = NULL;
+    *owned = false;
+    shoal__dmeta *m = &wd->meta;
+    /* The current heads: the current state (heads and deps both sorted). */
+    if (ndeps == m->nheads && (ndeps == 0 || memcmp(deps, m->heads, ndeps * 32) == 0)) {
+        *out = ndeps && shoal__doc_exists(wd->doc) ? wd->doc : NULL;
+        return SHOAL_OK;
+    }
+    rent *e = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    int err = rebuild_collect(w->t, wd, &e, &n, &total);
+    if (!err) {
+        shoal__lmdb_apply la = { w->t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        shoal__doc *d = NULL;
+        err = shoal__apply_doc_at(&s, e, n, rent_load, w->t, deps, ndeps, &d);
+        *out = d;
+        *owned = true;
+    }
+    shoal__free(e);
+    return err;
+}
+
 static int
 wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
 {

@@ -162,6 +162,77 @@ pending_count_fn(shoal__stxn *t, void *arg)
     return SHOAL_OK;
 }
 
+void
+shoal__options_set_root(shoal_options *o, const uint8_t root[SHOAL_KEY_BYTES])
+{
+    o->has_root = root != NULL;
+    if (root)
+        memcpy(o->root, root, SHOAL_KEY_BYTES);
+}
+
+/* Disk format: meta "root", the 32-byte root key of a replica that
+ * enforces permissions (docs/storage.md). */
+typedef struct root_ctx {
+    shoal_replica *r;
+    bool found;
+    bool empty;
+} root_ctx;
+
+static int
+root_read_fn(shoal__stxn *t, void *arg)
+{
+    root_ctx *c = arg;
+    shoal__sval v;
+    int err = shoal__stxn_meta_get(t, "root", &v);
+    if (err == SHOAL_ENOTFOUND) {
+        uint64_t next = 0;
+        err = shoal__stxn_log_next(t, &next, NULL);
+        c->empty = next <= 1;
+        return err;
+    }
+    if (err)
+        return err;
+    if (v.len != SHOAL_KEY_BYTES)
+        return SHOAL_ECORRUPT;
+    memcpy(c->r->root, v.p, SHOAL_KEY_BYTES);
+    c->found = true;
+    return SHOAL_OK;
+}
+
+static int
+root_write_fn(shoal__stxn *t, void *arg)
+{
+    shoal_replica *r = arg;
+    return shoal__stxn_meta_put(t, "root", r->opt.root, SHOAL_KEY_BYTES);
+}
+
+/* Load the root a directory trusts, or record the option's in a new one. */
+static int
+root_load(shoal_replica *r)
+{
+    root_ctx c = { r, false, false };
+    int err = shoal__store_read(r->store, root_read_fn, &c);
+    if (err)
+        return err;
+    if (c.found) {
+        if (r->opt.has_root && memcmp(r->opt.root, r->root, SHOAL_KEY_BYTES) != 0)
+            return shoal__fail(r, SHOAL_EINVAL, "the replica trusts another root key");
+        r->enforce = true;
+        return SHOAL_OK;
+    }
+    if (!r->opt.has_root)
+        return SHOAL_OK;
+    if (!c.empty)
+        return shoal__fail(r, SHOAL_EINVAL,
+                           "the replica was created without a root key and holds changes");
+    err = shoal__store_write(r->store, root_write_fn, r);
+    if (err)
+        return err;
+    memcpy(r->root, r->opt.root, SHOAL_KEY_BYTES);
+    r->enforce = true;
+    return SHOAL_OK;
+}
+
 shoal_err
 shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *opts)
 {
@@ -213,6 +284,8 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     pthread_mutex_init(&r->net_mu, NULL);
     shoal__events_init(r);
     err = shoal__subs_load(r);
+    if (!err)
+        err = root_load(r);
     /* Query views and indexes of a directory from before them. */
     if (!err)
         err = shoal__qviews_ensure(r);

@@ -28,6 +28,7 @@ shoal__wctx_init(shoal__wctx *x, shoal_replica *r)
     x->a.wall = shoal__wall_ms(r);
     x->a.max_drift_ms = r->opt.max_drift_ms;
     x->a.per_doc = shoal__partial(r);
+    x->a.root = r->enforce ? r->root : NULL;
 }
 
 void

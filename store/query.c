@@ -74,6 +74,20 @@ shoal__stxn_stub_has(shoal__stxn *t, const uint8_t *coll, size_t clen, const uin
 }
 
 int
+shoal__stxn_rejected_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    static const uint8_t one = 1;
+    return shoal__st_put(t, T_REJECTED, cid, SHOAL__ID_BYTES, &one, 1, 0);
+}
+
+bool
+shoal__stxn_rejected_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    shoal__sval v;
+    return shoal__st_get(t, T_REJECTED, cid, SHOAL__ID_BYTES, &v) == SHOAL_OK;
+}
+
+int
 shoal__stxn_qview_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen, const void *view, size_t vlen)
 {

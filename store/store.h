@@ -32,6 +32,7 @@
  *             store; core/ keeps it in the transaction of every change)
  *   qixreg    coll NUL field -> index number (u32 BE), from meta "qixnext"
  *   evicted   coll NUL id -> one byte (1): a document this replica evicted
+ *   rejected  change id -> one byte (1): a change the write check rejected
  *             (partial sync: it left its view), so that it can tell the
  *             peers it serves that it left theirs; written by core/subs.c,
  *             never removed (a document held again is judged by its state)
@@ -294,6 +295,10 @@ int shoal__stxn_snap_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const
  * local eviction: the log keeps no change of the document (log_drop). */
 int shoal__stxn_doc_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen);
+/* A change held as REJECTed by the write check (docs/permissions.md):
+ * table `rejected`, change id -> one byte (1).  Put; whether cid is one. */
+int shoal__stxn_rejected_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+bool shoal__stxn_rejected_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
 /* The eviction stub of (coll, id): put; whether there is one. */
 int shoal__stxn_stub_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen);

@@ -47,6 +47,7 @@ enum {
     T_QIXREG,
     T_QINDEX,
     T_EVICTED,
+    T_REJECTED,
     T_COUNT
 };
 

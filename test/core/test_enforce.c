@@ -575,6 +575,172 @@ test_convergence(void)
     CHECK(rejected < total * 3 / 4); /* and so are admitted ones */
 }
 
+/* ----------------------------------------------------- a real replica */
+
+static uint64_t
+fixed_now(void *ctx)
+{
+    (void)ctx;
+    return WALL_MS;
+}
+
+static shoal_replica *
+open_replica(const char *dir, const uint8_t *root, int *err)
+{
+    shoal_options *o = NULL;
+    shoal_replica *r = NULL;
+    CHECK_EQ(shoal_options_new(&o), SHOAL_OK);
+    shoal_options_set_durable(o, false);
+    shoal_options_set_clock(o, fixed_now, NULL);
+    if (root)
+        shoal__options_set_root(o, root);
+    *err = shoal_replica_open(&r, dir, o);
+    shoal_options_free(o);
+    return r;
+}
+
+static int
+bundle_import(shoal_replica *r, const world *w, const size_t *idx, size_t n,
+              shoal_import_result *res)
+{
+    shoal__buf bb;
+    shoal__buf_init(&bb);
+    int err = shoal__bundle_begin(&bb);
+    for (size_t i = 0; !err && i < n; i++)
+        err = shoal__bundle_add(&bb, w->env[idx[i]], w->len[idx[i]]);
+    if (!err) {
+        shoal__bundle_finish(&bb, (uint32_t)n);
+        err = shoal_import(r, bb.p, bb.len, res);
+    }
+    shoal__buf_free(&bb);
+    return err;
+}
+
+typedef struct rej_ctx {
+    const world *w;
+    bool rejected[MAXENV];
+} rej_ctx;
+
+static int
+rej_fn(shoal__stxn *t, void *arg)
+{
+    rej_ctx *c = arg;
+    for (size_t i = 0; i < c->w->n; i++)
+        c->rejected[i] = shoal__stxn_rejected_has(t, c->w->id[i]);
+    return SHOAL_OK;
+}
+
+static void
+problem_fn(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "check: %s\n", line);
+}
+
+/* The LMDB store does what the in-memory one does: the same rejected
+ * changes, digests and nothing pending, in random bundles; `check` finds
+ * nothing wrong; a reopened replica still enforces, and one created
+ * without a root refuses to take one. */
+static void
+test_replica(void)
+{
+    uint64_t seed = check_seed(0x4e9114ull);
+    long sets = check_env_long("SHOAL_ENFORCE_REPLICA_SETS", 12);
+    for (long s = 0; s < sets; s++) {
+        check_rand_reseed(seed + (uint64_t)s);
+        world w;
+        setup2(&w, seed + (uint64_t)s, (unsigned)check_rand_below(1u << NKEYS));
+        static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
+        for (int i = 0; i < 3; i++) {
+            int64_t store = i < 2 ? 1 : 2;
+            top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
+            write(&w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
+        }
+        for (int step = 0; step < 30 && w.n < MAXENV - 4; step++) {
+            int ki = devs[check_rand_below(4)];
+            if (check_rand_below(3) == 0) {
+                hear_all(&w, ki);
+                continue;
+            }
+            uint64_t r = check_rand_below(4);
+            top op = r == 0   ? (top){ SHOAL__OP_SET, "price", 3 }
+                     : r == 1 ? (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) }
+                              : (top){ SHOAL__OP_COUNT, "stock", 1 };
+            write(&w, ki, DOCS[check_rand_below(3)], 0, &op, 1);
+        }
+        shoal__memstore *ref = enforcing_all(&w, NULL);
+        char *dir = check_tmpdir("enforce");
+        REQUIRE(dir);
+        int err;
+        shoal_replica *rp = open_replica(dir, w.k[ROOT].pk, &err);
+        CHECK_EQ(err, SHOAL_OK);
+        size_t idx[MAXENV * 2], n = 0;
+        for (size_t i = 0; i < w.n; i++) {
+            idx[n++] = i;
+            if (check_rand_below(6) == 0)
+                idx[n++] = i;
+        }
+        shuffle(idx, n);
+        for (size_t at = 0; rp && at < n;) {
+            size_t b = 1 + check_rand_below(10);
+            if (b > n - at)
+                b = n - at;
+            CHECK_EQ(bundle_import(rp, &w, idx + at, b, NULL), SHOAL_OK);
+            at += b;
+        }
+        uint8_t f1[32], f2[32], v1[32], v2[32];
+        uint64_t pending = 1;
+        rej_ctx rc = { &w, { false } };
+        if (rp) {
+            CHECK_EQ(shoal_digest(rp, true, f1), SHOAL_OK);
+            CHECK_EQ(shoal_digest(rp, false, v1), SHOAL_OK);
+            CHECK_EQ(shoal_pending_count(rp, &pending), SHOAL_OK);
+            CHECK_EQ(shoal__store_read(rp->store, rej_fn, &rc), SHOAL_OK);
+            shoal_check_stats st;
+            CHECK_EQ(shoal_replica_check(rp, problem_fn, NULL, &st), SHOAL_OK);
+            CHECK_EQ(st.problems, 0);
+        }
+        CHECK_EQ(shoal__memstore_digest(ref, true, f2), SHOAL_OK);
+        CHECK_EQ(shoal__memstore_digest(ref, false, v2), SHOAL_OK);
+        bool same = memcmp(f1, f2, 32) == 0 && memcmp(v1, v2, 32) == 0 && pending == 0;
+        for (size_t i = 0; same && i < w.n; i++)
+            same = rc.rejected[i] == shoal__memstore_is_rejected(ref, w.id[i]);
+        if (!same) {
+            fprintf(stderr, "replica: set %ld (SHOAL_SEED=%llu) differs from the memory store\n", s,
+                    (unsigned long long)(seed + (uint64_t)s));
+            check_failures++;
+        }
+        shoal_replica_close(rp);
+        /* reopened without the option: still enforcing; with another root: refused */
+        rp = open_replica(dir, NULL, &err);
+        CHECK_EQ(err, SHOAL_OK);
+        if (rp) {
+            CHECK(rp->enforce && memcmp(rp->root, w.k[ROOT].pk, 32) == 0);
+            shoal_replica_close(rp);
+        }
+        rp = open_replica(dir, w.k[ADMIN].pk, &err);
+        CHECK_EQ(err, SHOAL_EINVAL);
+        shoal_replica_close(rp);
+        check_rmtree(dir);
+        free(dir);
+        /* a replica created without a root that holds changes keeps none */
+        dir = check_tmpdir("enforce");
+        rp = open_replica(dir, NULL, &err);
+        size_t first = 0; /* the root's grant: it applies at once */
+        CHECK_EQ(bundle_import(rp, &w, &first, 1, NULL), SHOAL_OK);
+        shoal_replica_close(rp);
+        rp = open_replica(dir, w.k[ROOT].pk, &err);
+        CHECK_EQ(err, SHOAL_EINVAL);
+        shoal_replica_close(rp);
+        check_rmtree(dir);
+        free(dir);
+        shoal__memstore_free(ref);
+        teardown(&w);
+        if (check_failures)
+            break;
+    }
+}
+
 int
 main(void)
 {
@@ -582,5 +748,6 @@ main(void)
     RUN(test_waits_for_authority);
     RUN(test_bad_authority);
     RUN(test_convergence);
+    RUN(test_replica);
     return check_summary();
 }
