@@ -229,6 +229,11 @@ int shoal__wset_applied(shoal__wset *w, shoal__wdoc *wd, const shoal__change *c,
  * its chain (superseded entries skipped), in an order that puts each
  * change after its dependencies (mapped through the evidence:
  * shoal__apply_rebuild); the flush then writes a snapshot covering it all. */
+/* The id of the newest admitted `_auth` object of kind about key (the
+ * policy: key ignored) that this txn sees: the greatest serial (policy:
+ * version), of equal ones the greatest id.  SHOAL_ENOTFOUND if none. */
+int shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_BYTES],
+                          uint8_t cid[SHOAL__ID_BYTES]);
 /* The state of wd's document over the closure of deps (ndeps ids, sorted)
  * (shoal__apply_doc_at): its current state, Borrowed, when deps are its
  * heads; else a replay of its chain that the caller frees (*owned).  NULL

@@ -659,6 +659,64 @@ shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t 
     return err;
 }
 
+int
+shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_BYTES],
+                      uint8_t cid[SHOAL__ID_BYTES])
+{
+    char id[SHOAL__AUTH_DOCID_MAX];
+    size_t idlen = shoal__auth_docid(kind, key, id);
+    shoal__wdoc *wd;
+    int err = shoal__wset_get(w, (const uint8_t *)"_auth", 5, (const uint8_t *)id, idlen, &wd);
+    if (err)
+        return err;
+    rent *e = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    err = rebuild_collect(w->t, wd, &e, &n, &total);
+    bool found = false;
+    uint64_t best = 0; /* serial or version */
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = decode_at(w->t, e[i].at, &c);
+        if (err)
+            break;
+        if (c.nops == 1 && c.ops[0].kind == SHOAL__OP_SET && c.ops[0].value.type == SHOAL_T_BYTES) {
+            const uint8_t *p = c.ops[0].value.ptr;
+            size_t len = c.ops[0].value.len;
+            uint64_t rank = 0;
+            bool ok = false;
+            if (kind == SHOAL__AUTH_POLICY) {
+                shoal__policy *pol = NULL;
+                ok = shoal__policy_decode(p, len, &pol, NULL, 0) == SHOAL_OK;
+                rank = ok ? pol->version : 0;
+                shoal__policy_free(pol);
+            } else if (kind == SHOAL__AUTH_CERT) {
+                shoal__cert ce;
+                ok = shoal__cert_decode(p, len, &ce) == SHOAL_OK;
+                rank = ok ? ce.serial : 0;
+                if (ok)
+                    shoal__cert_clear(&ce);
+            } else if (kind == SHOAL__AUTH_ADMIN) {
+                shoal__grant g;
+                ok = shoal__grant_decode(p, len, &g) == SHOAL_OK;
+                rank = ok ? g.serial : 0;
+            }
+            /* the greatest rank; of equal ones, the greatest id */
+            if (ok && (!found || rank > best ||
+                       (rank == best && memcmp(e[i].cid, cid, SHOAL__ID_BYTES) > 0))) {
+                found = true;
+                best = rank;
+                memcpy(cid, e[i].cid, SHOAL__ID_BYTES);
+            }
+        }
+        shoal__change_clear(&c);
+    }
+    shoal__free(e);
+    if (!err && !found)
+        err = SHOAL_ENOTFOUND;
+    return err;
+}
+
 static int
 wdoc_flush(shoal__stxn *t, shoal__wdoc *wd)
 {

@@ -29,6 +29,7 @@ shoal_strerror(shoal_err err)
     case SHOAL_EREADONLY: return "replica not writable";
     case SHOAL_EBUSY: return "busy";
     case SHOAL_EREFUSED: return "link refused by the peer";
+    case SHOAL_EPERM: return "not allowed by the permissions";
     }
     return "unknown error";
 }

@@ -241,6 +241,10 @@ typedef struct builder {
     uint8_t *authors; /* owned, sorted */
     size_t capauthors;
     uint8_t *deps; /* owned copy of the heads */
+    /* Permissions: the change names auth (nauth ids); pre is the document
+     * before it (owned; NULL: none), which its ops change in place. */
+    uint8_t auth[2 * SHOAL__ID_BYTES];
+    shoal__doc *pre;
 } builder;
 
 typedef struct cctx {
@@ -248,12 +252,19 @@ typedef struct cctx {
     shoal_txn *txn;
     uint64_t seq;  /* last seq allocated */
     bool appended; /* a change of this commit is in the log */
-    char detail[160];
+    char detail[300];
+    /* Permissions: this device's certificate and the current policy, found
+     * once per commit (have_refs). */
+    bool have_refs;
+    uint8_t refs[2 * SHOAL__ID_BYTES];
+    shoal__authz_cache *authz;
 } cctx;
 
 static void
 builder_reset(builder *b)
 {
+    shoal__doc_free(b->pre);
+    b->pre = NULL;
     b->open = false;
     b->c.nops = 0;
     b->c.nauthors = 0;
@@ -263,10 +274,104 @@ builder_reset(builder *b)
 static void
 builder_free(builder *b)
 {
+    shoal__doc_free(b->pre);
     shoal__free(b->ops);
     shoal__free(b->authors);
     shoal__free(b->deps);
     memset(b, 0, sizeof *b);
+}
+
+/* A replica that enforces permissions (docs/permissions.md) writes format
+ * 2, naming the authority each change relies on, and keeps the document
+ * as it was before the change for the check at the end. */
+static int
+builder_authority(cctx *cx, builder *b, shoal__wdoc *wd)
+{
+    shoal_replica *r = cx->x->r;
+    shoal__wset *w = &cx->x->w;
+    b->c.version = SHOAL__FORMAT_V2;
+    int err = SHOAL_OK;
+    if (wd->clen == 5 && memcmp(wd->coll, "_auth", 5) == 0) {
+        /* the root names nothing; an admin its grant */
+        if (memcmp(r->pk, r->root, SHOAL_KEY_BYTES) != 0) {
+            err = shoal__wset_auth_pick(w, SHOAL__AUTH_ADMIN, r->pk, b->auth);
+            if (err == SHOAL_ENOTFOUND) {
+                snprintf(cx->detail, sizeof cx->detail, "this key holds no admin grant");
+                return SHOAL_EPERM;
+            }
+            b->c.nauth = 1;
+        }
+    } else {
+        if (!cx->have_refs) {
+            err = shoal__wset_auth_pick(w, SHOAL__AUTH_CERT, r->pk, cx->refs);
+            if (err == SHOAL_ENOTFOUND) {
+                snprintf(cx->detail, sizeof cx->detail, "this key holds no certificate");
+                return SHOAL_EPERM;
+            }
+            if (!err)
+                err = shoal__wset_auth_pick(w, SHOAL__AUTH_POLICY, NULL, cx->refs + 32);
+            if (err == SHOAL_ENOTFOUND) {
+                snprintf(cx->detail, sizeof cx->detail, "this replica holds no policy");
+                return SHOAL_EPERM;
+            }
+            cx->have_refs = !err;
+        }
+        memcpy(b->auth, cx->refs, sizeof b->auth);
+        b->c.nauth = 2;
+    }
+    if (err)
+        return err;
+    b->c.auth = b->auth;
+    shoal__doc_free(b->pre);
+    b->pre = NULL;
+    if (shoal__doc_exists(wd->doc)) {
+        shoal__buf s;
+        shoal__buf_init(&s);
+        err = shoal__doc_encode_full(wd->doc, &s);
+        if (!err)
+            err = shoal__doc_decode_full(s.p, s.len, &b->pre);
+        shoal__buf_free(&s);
+    }
+    return err;
+}
+
+/* The store the check reads, with the document before the change as the
+ * state at its deps (they are its heads; its ops are already applied to
+ * the working document). */
+typedef struct local_store {
+    shoal__lmdb_apply la; /* first: the LMDB store's calls take it as their ctx */
+    const shoal__doc *pre;
+} local_store;
+
+static int
+local_doc_at(void *ctx, const shoal__change *c, const shoal__doc **out, bool *owned)
+{
+    (void)c;
+    *out = ((local_store *)ctx)->pre;
+    *owned = false;
+    return SHOAL_OK;
+}
+
+/* The write check of the change built (docs/permissions.md): anything but
+ * ADMIT is SHOAL_EPERM, with the rule in cx->detail. */
+static int
+builder_check(cctx *cx, builder *b)
+{
+    shoal__wctx *x = cx->x;
+    local_store ls = { x->la, b->pre };
+    shoal__apply_store s = x->s;
+    s.ctx = &ls;
+    s.doc_at = local_doc_at;
+    int err = cx->authz ? SHOAL_OK : shoal__authz_cache_new(&cx->authz);
+    shoal__authz_out out;
+    if (!err)
+        err = shoal__authz_judge(&s, cx->authz, x->r->root, &b->c, &out);
+    if (!err && out.verdict != SHOAL__AUTHZ_ADMIT) {
+        snprintf(cx->detail, sizeof cx->detail, "%.*s/%.*s: %s", (int)b->c.coll_len,
+                 (const char *)b->c.coll, (int)b->c.doc_len, (const char *)b->c.doc, out.why);
+        err = SHOAL_EPERM;
+    }
+    return err;
 }
 
 static int
@@ -307,7 +412,7 @@ builder_begin(cctx *cx, builder *b, shoal__wdoc *wd)
     b->c.ops = b->ops;
     b->c.authors = b->authors;
     b->open = true;
-    return SHOAL_OK;
+    return r->enforce ? builder_authority(cx, b, wd) : SHOAL_OK;
 }
 
 static bool
@@ -390,7 +495,9 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
     shoal__buf_init(&env);
     uint8_t cid[SHOAL__ID_BYTES];
     uint64_t pos;
-    int err = shoal__change_encode(&b->c, &body);
+    int err = r->enforce ? builder_check(cx, b) : SHOAL_OK;
+    if (!err)
+        err = shoal__change_encode(&b->c, &body);
     if (!err)
         err = shoal__envelope_seal(body.p, body.len, r->pk, r->sk, &env);
     if (!err) {
@@ -510,6 +617,7 @@ commit_fn(shoal__stxn *t, void *arg)
     x->a.due_ms = r->due_ms;
     cx->detail[0] = 0;
     cx->appended = false;
+    cx->have_refs = false;
     int err = shoal__clock_load(t, &x->a.clock);
     if (!err && r->due_ms <= x->a.wall)
         err = shoal__wctx_drain(x, NULL, 0);
@@ -561,6 +669,7 @@ shoal_txn_commit(shoal_txn *txn)
     shoal__wctx_init(&x, r);
     cctx cx = { .x = &x, .txn = txn };
     int err = shoal__wctx_write(&x, commit_fn, &cx);
+    shoal__authz_cache_free(cx.authz);
     if (err)
         shoal__fail(r, err, "commit%s%s", cx.detail[0] ? ": " : "", cx.detail);
     pthread_mutex_unlock(&r->mu);

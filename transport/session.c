@@ -995,7 +995,8 @@ error_code(int code)
     case SHOAL_EVERSION:
     case SHOAL_EREADONLY:
     case SHOAL_EBUSY:
-    case SHOAL_EREFUSED: return true;
+    case SHOAL_EREFUSED:
+    case SHOAL_EPERM: return true;
     }
     return false;
 }

@@ -741,6 +741,179 @@ test_replica(void)
     }
 }
 
+/* ------------------------------------------------------- local writes */
+
+/* A replica in a new directory that trusts root (NULL: its own key). */
+static shoal_replica *
+new_replica(char **dir, const uint8_t *root)
+{
+    *dir = check_tmpdir("enforce-local");
+    int err;
+    shoal_replica *r = open_replica(*dir, NULL, &err);
+    CHECK_EQ(err, SHOAL_OK);
+    uint8_t pk[32];
+    memcpy(pk, shoal_replica_id(r), 32);
+    shoal_replica_close(r);
+    r = open_replica(*dir, root ? root : pk, &err);
+    CHECK_EQ(err, SHOAL_OK);
+    return r;
+}
+
+/* One SET of "object" to bytes in _auth/doc. */
+static int
+put_object(shoal_replica *r, const char *doc, const shoal__buf *obj)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    shoal_value v = { .type = SHOAL_T_BYTES, .ptr = obj->p, .len = obj->len };
+    if (!err)
+        err = shoal_txn_set(t, "_auth", doc, "object", &v);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+static int
+put_int(shoal_replica *r, const char *doc, const char *f1, int64_t v1, const char *f2, int64_t v2)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    shoal_value a = { .type = SHOAL_T_INT, .i = v1 }, b = { .type = SHOAL_T_INT, .i = v2 };
+    if (!err)
+        err = shoal_txn_set(t, "products", doc, f1, &a);
+    if (!err && f2)
+        err = shoal_txn_set(t, "products", doc, f2, &b);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+/* Move everything a holds to b. */
+static void
+pass(shoal_replica *a, shoal_replica *b)
+{
+    uint8_t *bundle = NULL;
+    size_t len = 0;
+    CHECK_EQ(shoal_export(a, NULL, &bundle, &len), SHOAL_OK);
+    CHECK_EQ(shoal_import(b, bundle, len, NULL), SHOAL_OK);
+    shoal_free(bundle);
+}
+
+static uint64_t
+own_seq(shoal_replica *r)
+{
+    shoal_vv *vv = NULL;
+    uint64_t seq = 0;
+    CHECK_EQ(shoal_replica_version(r, &vv), SHOAL_OK);
+    for (size_t i = 0; i < shoal_vv_count(vv); i++) {
+        const uint8_t *k = NULL;
+        uint64_t s = 0;
+        CHECK_EQ(shoal_vv_entry(vv, i, &k, &s), SHOAL_OK);
+        if (k && memcmp(k, shoal_replica_id(r), 32) == 0)
+            seq = s;
+    }
+    shoal_vv_free(vv);
+    return seq;
+}
+
+/* A device's own writes are checked before they commit: one its role does
+ * not allow fails with SHOAL_EPERM, naming the rule, and writes nothing
+ * (no seq taken, same digest); one it allows is written in format 2 and
+ * admitted by the root's replica. */
+static void
+test_local_writes(void)
+{
+    char *rdir, *ddir, *odir;
+    shoal_replica *root = new_replica(&rdir, NULL);
+    const uint8_t *rk = shoal_replica_id(root);
+    shoal_replica *dev = new_replica(&ddir, rk);
+    shoal_replica *other = new_replica(&odir, rk); /* enrolled nowhere */
+    REQUIRE(root && dev && other);
+    /* the root publishes the policy and certifies dev as a manager of store 1 */
+    shoal__buf b;
+    shoal__buf_init(&b);
+    char err[200];
+    CHECK_EQ(shoal__policy_from_json(POLICY, strlen(POLICY), 1, NULL, &b, err, sizeof err),
+             SHOAL_OK);
+    CHECK_EQ(put_object(root, "policy", &b), SHOAL_OK);
+    shoal__cert ce;
+    memset(&ce, 0, sizeof ce);
+    memcpy(ce.subject, shoal_replica_id(dev), 32);
+    shoal__name role = { (const uint8_t *)"manager", 7 }, an = { (const uint8_t *)"store_id", 8 };
+    shoal_value av = { .type = SHOAL_T_INT, .i = 1 };
+    ce.user = (shoal__name){ (const uint8_t *)"u", 1 };
+    ce.nroles = 1;
+    ce.roles = &role;
+    ce.nattrs = 1;
+    ce.attr_names = &an;
+    ce.attr_vals = &av;
+    ce.not_after = UINT64_MAX;
+    ce.serial = 1;
+    ce.policy_floor = 1;
+    b.len = 0;
+    CHECK_EQ(shoal__cert_encode(&ce, &b), SHOAL_OK);
+    char doc[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_CERT, shoal_replica_id(dev), doc);
+    CHECK_EQ(put_object(root, doc, &b), SHOAL_OK);
+    /* the root may not certify itself */
+    memcpy(ce.subject, rk, 32);
+    b.len = 0;
+    CHECK_EQ(shoal__cert_encode(&ce, &b), SHOAL_OK);
+    shoal__auth_docid(SHOAL__AUTH_CERT, rk, doc);
+    CHECK_EQ(put_object(root, doc, &b), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(root), "certify itself") != NULL);
+    pass(root, dev);
+    pass(root, other);
+
+    /* allowed: a product of store 1 */
+    CHECK_EQ(put_int(dev, "p1", "store_id", 1, "stock", 4), SHOAL_OK);
+    uint64_t seq = own_seq(dev);
+    uint8_t before[32], after[32];
+    CHECK_EQ(shoal_digest(dev, true, before), SHOAL_OK);
+    /* not allowed: creating in store 2, moving p1 there */
+    CHECK_EQ(put_int(dev, "p2", "store_id", 2, "stock", 4), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(dev), "products/p2") != NULL);
+    CHECK(strstr(shoal_replica_errmsg(dev), "create") != NULL);
+    CHECK_EQ(put_int(dev, "p1", "store_id", 2, NULL, 0), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(dev), "store_id") != NULL);
+    /* nothing written, no seq taken */
+    CHECK_EQ(shoal_digest(dev, true, after), SHOAL_OK);
+    CHECK(memcmp(before, after, 32) == 0);
+    CHECK_EQ(own_seq(dev), seq);
+    /* nor may it write _auth, holding no admin grant */
+    CHECK_EQ(put_object(dev, "policy", &b), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(dev), "admin grant") != NULL);
+    /* a key with no certificate writes nothing */
+    CHECK_EQ(put_int(other, "p3", "store_id", 1, NULL, 0), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(other), "no certificate") != NULL);
+    /* the next allowed write takes the next seq; the root admits all of it */
+    CHECK_EQ(put_int(dev, "p1", "stock", 5, NULL, 0), SHOAL_OK);
+    CHECK_EQ(own_seq(dev), seq + 1);
+    pass(dev, root);
+    uint8_t d1[32], d2[32];
+    CHECK_EQ(shoal_digest(dev, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    uint64_t pending = 1;
+    CHECK_EQ(shoal_pending_count(root, &pending), SHOAL_OK);
+    CHECK_EQ(pending, 0);
+    shoal_check_stats st;
+    CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    shoal__buf_free(&b);
+    shoal_replica_close(root);
+    shoal_replica_close(dev);
+    shoal_replica_close(other);
+    check_rmtree(rdir);
+    check_rmtree(ddir);
+    check_rmtree(odir);
+    free(rdir);
+    free(ddir);
+    free(odir);
+}
+
 int
 main(void)
 {
@@ -749,5 +922,6 @@ main(void)
     RUN(test_bad_authority);
     RUN(test_convergence);
     RUN(test_replica);
+    RUN(test_local_writes);
     return check_summary();
 }

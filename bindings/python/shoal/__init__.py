@@ -38,8 +38,8 @@ See docs/python.md for a walk-through.
 from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
                       Deleted, Error, ErrorCode, InputTooBigError,
                       InvalidArgumentError, KindError, ListIndexError,
-                      NoMemoryError, NoSpaceError, NotFound, ReadOnlyError,
-                      RefusedError, SignatureError, StorageError, TimeoutError, TooBigError,
+                      NoMemoryError, NoSpaceError, NotFound, PermissionDeniedError,
+                      ReadOnlyError, RefusedError, SignatureError, StorageError, TimeoutError, TooBigError,
                       TransportError, TruncatedError, VersionError)
 from ._api import (ChangeEvent, CheckResult, Counter, Document, ImportResult, Kind,
                    ListField, LiveEvent, LiveQuery, LogLevel, Peer, Replica,
@@ -80,5 +80,5 @@ __all__ = [
     "SignatureError", "CorruptError", "StorageError", "TransportError",
     "Deleted", "KindError", "ListIndexError", "TruncatedError", "TooBigError",
     "InputTooBigError", "VersionError", "ReadOnlyError", "BusyError",
-    "RefusedError",
+    "RefusedError", "PermissionDeniedError",
 ]

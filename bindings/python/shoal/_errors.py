@@ -19,7 +19,7 @@ __all__ = [
     "SignatureError", "CorruptError", "StorageError", "TransportError",
     "Deleted", "KindError", "ListIndexError", "TruncatedError", "TooBigError",
     "InputTooBigError", "VersionError", "ReadOnlyError", "BusyError",
-    "RefusedError",
+    "RefusedError", "PermissionDeniedError",
 ]
 
 
@@ -47,6 +47,7 @@ class ErrorCode(enum.IntEnum):
     READONLY = 18
     BUSY = 19
     REFUSED = 20
+    PERM = 21
 
 
 class Error(Exception):
@@ -158,6 +159,11 @@ class RefusedError(TransportError, builtins.ConnectionRefusedError):
     Also a built-in ``ConnectionRefusedError``."""
 
 
+class PermissionDeniedError(Error, builtins.PermissionError):
+    """SHOAL_EPERM: the write is not allowed by the replica's permissions
+    (docs/permissions.md).  Also a built-in ``PermissionError``."""
+
+
 class Deleted(Error, KeyError):
     """SHOAL_EDELETED: the document is deleted.  A ``KeyError``."""
 
@@ -199,6 +205,7 @@ _BY_CODE: Dict[int, Type[Error]] = {
     ErrorCode.READONLY: ReadOnlyError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.REFUSED: RefusedError,
+    ErrorCode.PERM: PermissionDeniedError,
 }
 
 
