@@ -741,6 +741,87 @@ test_replica(void)
     }
 }
 
+/* Over real links: a replica in open mode holds a set of honest and
+ * forged changes and syncs it to an enforcing one, which another
+ * enforcing replica then syncs with.  Both hold what the in-memory store
+ * holds: rejected changes travel (they keep their seq slots) and are
+ * rejected again on arrival. */
+static void
+test_sync(void)
+{
+    uint64_t seed = check_seed(0x5c4e);
+    check_rand_reseed(seed);
+    world w;
+    setup2(&w, seed, 0);
+    static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
+    for (int i = 0; i < 3; i++) {
+        int64_t store = i < 2 ? 1 : 2;
+        top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
+        write(&w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
+    }
+    for (int step = 0; step < 40 && w.n < MAXENV - 4; step++) {
+        int ki = devs[check_rand_below(4)];
+        if (check_rand_below(3) == 0) {
+            hear_all(&w, ki);
+            continue;
+        }
+        uint64_t r = check_rand_below(3);
+        top op = r == 0   ? (top){ SHOAL__OP_SET, "price", 3 }
+                 : r == 1 ? (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) }
+                          : (top){ SHOAL__OP_COUNT, "stock", 1 };
+        write(&w, ki, DOCS[check_rand_below(3)], 0, &op, 1);
+    }
+    shoal__memstore *ref = enforcing_all(&w, NULL);
+    CHECK(shoal__memstore_rejected(ref) > 0);
+    char *da = check_tmpdir("enforce-a"), *db = check_tmpdir("enforce-b"),
+         *dc = check_tmpdir("enforce-c");
+    int err;
+    shoal_replica *a = open_replica(da, w.k[ROOT].pk, &err);
+    shoal_replica *b = open_replica(db, w.k[ROOT].pk, &err);
+    shoal_replica *c = open_replica(dc, NULL, &err);
+    REQUIRE(a && b && c);
+    size_t idx[MAXENV];
+    for (size_t i = 0; i < w.n; i++)
+        idx[i] = i;
+    shoal_import_result res;
+    CHECK_EQ(bundle_import(c, &w, idx, w.n, &res), SHOAL_OK);
+    CHECK_EQ(res.applied, w.n); /* open mode: everything */
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_allow_any(a, true), SHOAL_OK);
+    CHECK_EQ(shoal_net_listen(a, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    uint8_t ak[32];
+    memcpy(ak, shoal_replica_id(a), 32);
+    CHECK_EQ(shoal_net_sync(c, ep, ak, 20000), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(b, ep, ak, 20000), SHOAL_OK);
+    uint8_t rf[32], f[32];
+    CHECK_EQ(shoal__memstore_digest(ref, true, rf), SHOAL_OK);
+    shoal_replica *both[2] = { a, b };
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(shoal_digest(both[i], true, f), SHOAL_OK);
+        CHECK(memcmp(f, rf, 32) == 0);
+        uint64_t pending = 1;
+        CHECK_EQ(shoal_pending_count(both[i], &pending), SHOAL_OK);
+        CHECK_EQ(pending, 0);
+        rej_ctx rc = { &w, { false } };
+        CHECK_EQ(shoal__store_read(both[i]->store, rej_fn, &rc), SHOAL_OK);
+        for (size_t k = 0; k < w.n; k++)
+            CHECK(rc.rejected[k] == shoal__memstore_is_rejected(ref, w.id[k]));
+    }
+    shoal_free(ep);
+    shoal_replica_close(a);
+    shoal_replica_close(b);
+    shoal_replica_close(c);
+    check_rmtree(da);
+    check_rmtree(db);
+    check_rmtree(dc);
+    free(da);
+    free(db);
+    free(dc);
+    shoal__memstore_free(ref);
+    teardown(&w);
+}
+
 /* ------------------------------------------------------- local writes */
 
 /* A replica in a new directory that trusts root (NULL: its own key). */
@@ -923,5 +1004,6 @@ main(void)
     RUN(test_convergence);
     RUN(test_replica);
     RUN(test_local_writes);
+    RUN(test_sync);
     return check_summary();
 }
