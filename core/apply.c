@@ -699,6 +699,7 @@ step(shoal__apply *a, shoal__cand *k, const shoal__map *sib, bool relax, bool *r
                     return err;
                 a->clock = shoal__hlc_observe(a->clock, k->c.hlc);
                 a->rejected++;
+                a->res.rejected++;
             }
             *resolved = true;
             return SHOAL_OK;

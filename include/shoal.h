@@ -651,6 +651,8 @@ typedef struct shoal_import_result {
     uint64_t duplicate;     /* changes already held: no-ops */
     uint64_t pending;       /* changes stored, waiting for their dependencies or their time */
     uint64_t equivocations; /* conflicting changes for one (author, seq): evidence kept */
+    uint64_t rejected;      /* changes the write check rejected: held without effect
+                               (a replica that enforces permissions; docs/permissions.md) */
 } shoal_import_result;
 
 /* Verify every signature, decode every change, then apply in one write
@@ -728,6 +730,73 @@ enum {
  * stopped; problems reported before it stand). */
 SHOAL_API SHOAL_NODISCARD shoal_err shoal_replica_check(shoal_replica *r, shoal_check_fn cb,
                                                         void *arg, shoal_check_stats *st);
+
+/* ----------------------------------------------------------- permissions */
+
+/* Role- and field-level permissions (docs/permissions.md).  A replica
+ * created with a root key enforces them: every change it receives is
+ * judged by the write check, and its own writes that its certificate does
+ * not allow fail with SHOAL_EPERM.  What is and is not enforced yet:
+ * docs/permissions.md, "Status". */
+
+/* Trust root_key (SHOAL_KEY_BYTES, Borrowed; NULL: none) in replicas
+ * opened with o.  A new directory keeps it: reopened without the option it
+ * still enforces; opening it with another root, or giving a root to a
+ * directory created without one that holds changes, fails with
+ * SHOAL_EINVAL.  Errors: SHOAL_EINVAL (NULL o). */
+SHOAL_API shoal_err shoal_options_set_root(shoal_options *o, const uint8_t *root_key);
+/* The root key r trusts, SHOAL_KEY_BYTES into out; SHOAL_ENOTFOUND when r
+ * enforces no permissions (open mode), SHOAL_EINVAL for NULL. */
+SHOAL_API shoal_err shoal_replica_root(shoal_replica *r, uint8_t *out);
+
+/* Sign and publish a policy written as JSON (json, len bytes; the format:
+ * docs/permissions.md, "Policy file") as the next version after the newest
+ * this replica holds; *version (may be NULL) receives it.  Errors:
+ * SHOAL_EINVAL (open mode, or a policy that breaks a rule: the message
+ * names the key or rule), SHOAL_EPERM (this key may not publish
+ * policies), the commit errors. */
+SHOAL_API shoal_err shoal_auth_policy(shoal_replica *r, const char *json, size_t len,
+                                      uint64_t *version);
+
+/* A device certificate to issue (every pointer Borrowed for the call). */
+typedef struct shoal_cert_spec {
+    const char *user;               /* user id ($user.id in a policy) */
+    const char *const *roles;       /* nroles >= 1 role names */
+    size_t nroles;
+    const char *const *attr_names;  /* nattrs attributes ($user.NAME): not id, role or user */
+    const shoal_value *attr_values; /* scalars, one per name */
+    size_t nattrs;
+    uint64_t life_ms; /* valid from now for this long; 0: without end */
+} shoal_cert_spec;
+/* Certify device key (SHOAL_KEY_BYTES, Borrowed) with spec: the next serial
+ * for that key, the current policy version as its floor.  Errors:
+ * SHOAL_EINVAL (open mode, no policy published yet, NULL or malformed
+ * spec), SHOAL_EPERM (this key may not issue it: no `issue` capability,
+ * outside its scope or life, or its own key), the commit errors. */
+SHOAL_API shoal_err shoal_auth_grant(shoal_replica *r, const uint8_t *key,
+                                     const shoal_cert_spec *spec);
+
+/* Capabilities of an admin grant. */
+enum {
+    SHOAL_CAP_POLICY = 1,  /* publish policies */
+    SHOAL_CAP_ISSUE = 2,   /* issue certificates within the scope */
+    SHOAL_CAP_REVOKE = 4,  /* revoke keys certified within the scope */
+    SHOAL_CAP_DELEGATE = 8 /* grant admin rights, no more than one holds */
+};
+/* Grant key (SHOAL_KEY_BYTES, Borrowed) the capabilities caps (SHOAL_CAP_*
+ * bits), within scope (a predicate over a certificate's `role`, `user` and
+ * attributes, docs/permissions.md; NULL or "" for all), issuing
+ * certificates of at most max_life_ms (0: no bound).  Errors: SHOAL_EINVAL
+ * (open mode, caps 0 or unknown bits, a scope that does not compile),
+ * SHOAL_EPERM (this key may not grant them), the commit errors. */
+SHOAL_API shoal_err shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps,
+                                     const char *scope, uint64_t max_life_ms);
+
+/* r's authority as one line of JSON (docs/permissions.md, "auth show"):
+ * mode, root, the current policy, the newest certificate of each key and
+ * the newest grant of each admin.  Caller owns *json; free with
+ * shoal_free().  Errors: SHOAL_EINVAL, SHOAL_ENOMEM, the read errors. */
+SHOAL_API shoal_err shoal_auth_show(shoal_replica *r, char **json);
 
 /* --------------------------------------------------------------- network */
 

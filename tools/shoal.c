@@ -54,7 +54,8 @@ enum {
     EXIT_REJECTED = 4,    /* import: bundle rejected (decode, signature, over 1 GiB) */
     EXIT_REFUSED = 5,     /* sync: the peer refused the link */
     EXIT_UNREACHABLE = 6, /* sync: the peer not reached, or the exchange not done, in time */
-    EXIT_CORRUPT = 7      /* the replica is damaged (SHOAL_ECORRUPT); check found problems */
+    EXIT_CORRUPT = 7,     /* the replica is damaged (SHOAL_ECORRUPT); check found problems */
+    EXIT_PERM = 8         /* the write is not allowed by the permissions (SHOAL_EPERM) */
 };
 
 /* Longest endpoint accepted in ENDPOINT@PUBKEY; most --listen / --peer. */
@@ -75,8 +76,10 @@ static const char usage_text[] =
     "argument, so negative numbers need no quoting.\n"
     "\n"
     "commands:\n"
-    "  init                            create the replica (and missing parent\n"
-    "                                  directories) if needed; print its id\n"
+    "  init [--root KEYHEX|self]       create the replica (and missing parent\n"
+    "                                  directories) if needed; print its id; with\n"
+    "                                  --root it enforces the permissions of that\n"
+    "                                  root (self: its own key, the root's replica)\n"
     "  put COLL ID JSON_OBJECT         set each key as a register field (one change;\n"
     "                                  re-creates a deleted document)\n"
     "  unset COLL ID FIELD             remove a field\n"
@@ -93,7 +96,7 @@ static const char usage_text[] =
     "  import                          read a bundle from stdin, verify and apply (a\n"
     "                                  missing DIR becomes a new replica); print\n"
     "                                  {\"applied\":N,\"duplicate\":N,\"equivocations\":N,\n"
-    "                                   \"pending\":N}\n"
+    "                                   \"pending\":N,\"rejected\":N}\n"
     "  digest [--full]                 print the visible-state (or full-state) digest\n"
     "  check                           verify the replica (signatures, ids, indexes,\n"
     "                                  documents against the log); print a JSON\n"
@@ -125,9 +128,19 @@ static const char usage_text[] =
     "                                  they happen, until SIGTERM/SIGINT\n"
     "  subscribe NAME COLL [WHERE] [--param NAME=JSON]...\n"
     "                                  create or replace a subscription: the replica\n"
-    "                                  becomes partial (docs/sync.md)\n"
+    "                                  becomes partial (docs/sync.md)\n";
+
+/* More commands (C99 promises string literals of 4095 bytes). */
+static const char usage_more[] =
     "  unsubscribe NAME                remove it; evict what no other one matches\n"
     "  subscriptions                   print them as a JSON array\n"
+    "  auth policy FILE | auth grant KEYHEX --role ROLE... [--user ID]\n"
+    "       [--attr NAME=JSON]... [--expires DURATION] | auth admin KEYHEX\n"
+    "       --cap policy|issue|revoke|delegate... [--scope WHERE]\n"
+    "       [--max-life DURATION] | auth show\n"
+    "                                  publish a policy (prints its version),\n"
+    "                                  certify a device, grant admin rights, print\n"
+    "                                  the authority as JSON (docs/permissions.md)\n"
     "  help                            print this text\n";
 
 /* The rest of the usage text (C99 promises string literals of 4095 bytes,
@@ -158,6 +171,8 @@ static const char usage_tail[] =
     "     the timeout\n"
     "  7  the replica is damaged (stored state failed validation; `check` found\n"
     "     problems): see docs/operations.md, \"A damaged replica\"\n"
+    "  8  the write is not allowed by the replica's permissions\n"
+    "     (docs/permissions.md)\n"
     "\n"
     "network: EP is a ZeroMQ endpoint, e.g. tcp://192.168.1.20:7400 (with\n"
     "tcp://127.0.0.1:* the OS picks the port); PUBKEY is the 64 hex digits that\n"
@@ -168,6 +183,7 @@ static void
 print_usage(void)
 {
     fputs(usage_text, stdout);
+    fputs(usage_more, stdout);
     fputs(usage_tail, stdout);
 }
 
@@ -203,6 +219,7 @@ exit_code_of(shoal_err e, bool input)
     case SHOAL_ENOTFOUND: return EXIT_NOTFOUND;
     case SHOAL_EDELETED: return EXIT_DELETED;
     case SHOAL_ECORRUPT: return EXIT_CORRUPT;
+    case SHOAL_EPERM: return EXIT_PERM;
     case SHOAL_EPROTO:
     case SHOAL_EBADSIG:
     case SHOAL_ETRUNC:
@@ -463,7 +480,8 @@ undo_new_replica(const char *dir, made_dirs *made)
  * directory) needs an existing, non-empty directory, so a typo in -d does
  * not silently create a replica. */
 static int
-open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **out)
+open_replica(const char *dir, bool create, shoal_tool_log *lg, const uint8_t *root,
+             shoal_replica **out)
 {
     *out = NULL;
     if (!create) {
@@ -480,6 +498,8 @@ open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **o
     shoal_err e = shoal_options_new(&o);
     if (e == SHOAL_OK && lg != NULL)
         e = shoal_options_set_log(o, shoal__tool_log, lg);
+    if (e == SHOAL_OK && root != NULL)
+        e = shoal_options_set_root(o, root);
     if (e == SHOAL_OK)
         e = shoal_replica_open(out, dir, o);
     shoal_options_free(o);
@@ -488,6 +508,12 @@ open_replica(const char *dir, bool create, shoal_tool_log *lg, shoal_replica **o
                "and re-sync, see docs/operations.md, \"A damaged replica\"",
                dir, shoal_strerror(e));
         return EXIT_CORRUPT;
+    }
+    if (e == SHOAL_EINVAL && root != NULL) {
+        errorf("cannot open replica %s with --root: it trusts another root key, or it was "
+               "created without one and holds changes",
+               dir);
+        return EXIT_ERR;
     }
     if (e != SHOAL_OK) {
         errorf("cannot open replica %s: %s", dir, shoal_strerror(e));
@@ -552,6 +578,194 @@ cmd_init(shoal_replica *r)
     char hex[2 * SHOAL_KEY_BYTES + 1];
     shoal__hex_encode(shoal_replica_id(r), SHOAL_KEY_BYTES, hex);
     return printf("%s\n", hex) < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+/* DURATION: N followed by s, m, h or d (seconds without a unit), in ms;
+ * -1 when it does not read. */
+static int64_t
+parse_duration(const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno || end == s || n < 0)
+        return -1;
+    long long unit = 1000;
+    if (*end == 'm')
+        unit = 60000;
+    else if (*end == 'h')
+        unit = 3600000;
+    else if (*end == 'd')
+        unit = 86400000;
+    else if (*end != 's' && *end != '\0')
+        return -1;
+    if (*end && end[1])
+        return -1;
+    if (n > INT64_MAX / unit)
+        return -1;
+    return (int64_t)(n * unit);
+}
+
+static int
+auth_key(const char *hex, uint8_t key[SHOAL_KEY_BYTES])
+{
+    if (shoal__hex_decode(hex, strlen(hex), key, SHOAL_KEY_BYTES) != 0)
+        return usage_error("auth: expected a key of 64 hex digits");
+    return EXIT_OK;
+}
+
+static int
+auth_policy(shoal_replica *r, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        errorf("auth policy: cannot open %s: %s", path, strerror(errno));
+        return EXIT_ERR;
+    }
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rd = read_all(f, 1 << 20, &text, &len);
+    if (f != stdin)
+        fclose(f);
+    if (rd != 0) {
+        free(text);
+        errorf("auth policy: cannot read %s (%s)", path,
+               rd > 0 ? "over 1 MiB" : strerror(errno));
+        return EXIT_ERR;
+    }
+    uint64_t version = 0;
+    shoal_err e = shoal_auth_policy(r, (const char *)text, len, &version);
+    free(text);
+    if (e != SHOAL_OK)
+        return fail(r, e, "auth policy", false);
+    return printf("{\"version\":%llu}\n", (unsigned long long)version) < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+static int
+auth_grant(shoal_replica *r, int argc, char **argv)
+{
+    uint8_t key[SHOAL_KEY_BYTES];
+    int rc = auth_key(argv[1], key);
+    if (rc != EXIT_OK)
+        return rc;
+    const char *roles[64], *names[64], *user = NULL;
+    shoal_json_scalar vals[64];
+    shoal_value values[64];
+    size_t nroles = 0, nattrs = 0;
+    int64_t life = 0;
+    rc = EXIT_OK;
+    for (int i = 2; rc == EXIT_OK && i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            rc = usage_error("auth grant: an option lacks its value");
+        } else if (strcmp(o, "--role") == 0 && nroles < 64) {
+            roles[nroles++] = v;
+        } else if (strcmp(o, "--user") == 0) {
+            user = v;
+        } else if (strcmp(o, "--expires") == 0) {
+            life = parse_duration(v);
+            if (life <= 0)
+                rc = usage_error("auth grant: --expires DURATION (N, Ns, Nm, Nh or Nd)");
+        } else if (strcmp(o, "--attr") == 0 && nattrs < 64) {
+            const char *eq = strchr(v, '=');
+            char err[SHOAL_JSON_ERRLEN];
+            json_t *j = eq ? parse_json(eq + 1, strlen(eq + 1), "--attr") : NULL;
+            if (j == NULL) {
+                rc = eq ? EXIT_ERR : usage_error("auth grant: --attr NAME=JSON");
+            } else if (shoal__json_to_scalar(j, &vals[nattrs], err, sizeof err) != 0) {
+                errorf("auth grant: --attr %s", err);
+                rc = EXIT_ERR;
+            } else {
+                char *nm = strndup(v, (size_t)(eq - v));
+                names[nattrs] = nm;
+                values[nattrs] = vals[nattrs].value;
+                nattrs++;
+            }
+            json_decref(j);
+        } else {
+            rc = usage_error("auth grant: options are --role, --user, --attr, --expires");
+        }
+    }
+    if (rc == EXIT_OK && nroles == 0)
+        rc = usage_error("auth grant: give at least one --role");
+    char khex[2 * SHOAL_KEY_BYTES + 1];
+    shoal__hex_encode(key, SHOAL_KEY_BYTES, khex);
+    if (rc == EXIT_OK) {
+        shoal_cert_spec spec = { user ? user : khex, roles, nroles, names, values,
+                                 nattrs, (uint64_t)life };
+        shoal_err e = shoal_auth_grant(r, key, &spec);
+        rc = e == SHOAL_OK ? EXIT_OK : fail(r, e, "auth grant", false);
+    }
+    for (size_t i = 0; i < nattrs; i++) {
+        free((char *)names[i]);
+        free(vals[i].buf);
+    }
+    return rc;
+}
+
+static int
+auth_admin(shoal_replica *r, int argc, char **argv)
+{
+    uint8_t key[SHOAL_KEY_BYTES];
+    int rc = auth_key(argv[1], key);
+    if (rc != EXIT_OK)
+        return rc;
+    uint32_t caps = 0;
+    const char *scope = NULL;
+    int64_t life = 0;
+    static const char *const cap_names[] = { "policy", "issue", "revoke", "delegate" };
+    for (int i = 2; rc == EXIT_OK && i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            rc = usage_error("auth admin: an option lacks its value");
+        } else if (strcmp(o, "--cap") == 0) {
+            uint32_t c = 0;
+            for (int k = 0; k < 4; k++)
+                if (strcmp(v, cap_names[k]) == 0)
+                    c = 1u << k;
+            if (c == 0)
+                rc = usage_error("auth admin: --cap policy|issue|revoke|delegate");
+            caps |= c;
+        } else if (strcmp(o, "--scope") == 0) {
+            scope = v;
+        } else if (strcmp(o, "--max-life") == 0) {
+            life = parse_duration(v);
+            if (life <= 0)
+                rc = usage_error("auth admin: --max-life DURATION (N, Ns, Nm, Nh or Nd)");
+        } else {
+            rc = usage_error("auth admin: options are --cap, --scope, --max-life");
+        }
+    }
+    if (rc == EXIT_OK && caps == 0)
+        rc = usage_error("auth admin: give at least one --cap");
+    if (rc != EXIT_OK)
+        return rc;
+    shoal_err e = shoal_auth_admin(r, key, caps, scope, (uint64_t)life);
+    return e == SHOAL_OK ? EXIT_OK : fail(r, e, "auth admin", false);
+}
+
+static int
+cmd_auth(shoal_replica *r, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    if (strcmp(sub, "show") == 0 && argc == 1) {
+        char *js = NULL;
+        shoal_err e = shoal_auth_show(r, &js);
+        if (e != SHOAL_OK)
+            return fail(r, e, "auth show", false);
+        int rc = printf("%s\n", js) < 0 ? EXIT_ERR : EXIT_OK;
+        shoal_free(js);
+        return rc;
+    }
+    if (strcmp(sub, "policy") == 0 && argc == 2)
+        return auth_policy(r, argv[1]);
+    if (strcmp(sub, "grant") == 0 && argc >= 2)
+        return auth_grant(r, argc, argv);
+    if (strcmp(sub, "admin") == 0 && argc >= 2)
+        return auth_admin(r, argc, argv);
+    return usage_error("usage: shoal -d DIR auth policy FILE | grant KEYHEX --role ROLE... "
+                       "[--user ID] [--attr NAME=JSON]... [--expires DURATION] | admin KEYHEX "
+                       "--cap CAP... [--scope WHERE] [--max-life DURATION] | show");
 }
 
 static int
@@ -860,9 +1074,10 @@ cmd_import(shoal_replica *r)
     free(buf);
     if (e != SHOAL_OK)
         return fail(r, e, "import rejected", true);
-    return print_json(json_pack("{s:I,s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
+    return print_json(json_pack("{s:I,s:I,s:I,s:I,s:I}", "applied", (json_int_t)res.applied,
                                 "duplicate", (json_int_t)res.duplicate, "equivocations",
-                                (json_int_t)res.equivocations, "pending", (json_int_t)res.pending));
+                                (json_int_t)res.equivocations, "pending", (json_int_t)res.pending,
+                                "rejected", (json_int_t)res.rejected));
 }
 
 static int
@@ -1838,7 +2053,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    { "init", 0, "" },
+    { "init", -1, "[--root KEYHEX|self]" },
     { "put", 3, "COLL ID JSON_OBJECT" },
     { "unset", 3, "COLL ID FIELD" },
     { "get", 2, "COLL ID" },
@@ -1863,6 +2078,7 @@ static const command commands[] = {
     { "subscribe", -1, "NAME COLL [WHERE] [--param NAME=JSON]..." },
     { "unsubscribe", 1, "NAME" },
     { "subscriptions", 0, "" },
+    { "auth", -1, "policy FILE | grant KEYHEX --role ROLE... | admin KEYHEX --cap CAP... | show" },
 };
 
 static int
@@ -1870,6 +2086,8 @@ run(shoal_replica *r, shoal_tool_log *lg, const char *name, int argc, char **arg
 {
     if (strcmp(name, "init") == 0)
         return cmd_init(r);
+    if (strcmp(name, "auth") == 0)
+        return cmd_auth(r, argc, argv);
     if (strcmp(name, "put") == 0)
         return cmd_put(r, argv[0], argv[1], argv[2]);
     if (strcmp(name, "unset") == 0)
@@ -2004,8 +2222,31 @@ main(int argc, char **argv)
         made_dirs_free(&made);
         return EXIT_ERR;
     }
+    /* init [--root KEYHEX|self]: the root key the new replica trusts; self:
+     * its own key (the root's replica), known once it exists. */
+    uint8_t root[SHOAL_KEY_BYTES];
+    bool has_root = false, root_self = false;
+    if (init && nargs != 0) {
+        const char *k = nargs == 2 && strcmp(argv[i], "--root") == 0 ? argv[i + 1] : NULL;
+        if (k == NULL)
+            return usage_error("usage: shoal -d DIR init [--root KEYHEX|self]");
+        root_self = strcmp(k, "self") == 0;
+        if (!root_self && shoal__hex_decode(k, strlen(k), root, SHOAL_KEY_BYTES) != 0)
+            return usage_error("--root: expected 64 hex digits or self");
+        has_root = true;
+    }
     shoal_replica *r = NULL;
-    int rc = open_replica(dir, init || new_import, net ? &lg : NULL, &r);
+    int rc = EXIT_OK;
+    if (root_self) {
+        rc = open_replica(dir, true, NULL, NULL, &r);
+        if (rc == EXIT_OK) {
+            memcpy(root, shoal_replica_id(r), SHOAL_KEY_BYTES);
+            shoal_replica_close(r);
+            r = NULL;
+        }
+    }
+    if (rc == EXIT_OK)
+        rc = open_replica(dir, init || new_import, net ? &lg : NULL, has_root ? root : NULL, &r);
     if (rc == EXIT_OK) {
         rc = run(r, &lg, name, nargs, argv + i);
         shoal_replica_close(r);

@@ -297,9 +297,9 @@ n_all=$(bundle_count "$T/all.bundle")
 seq_a=$("$SHOAL" -d "$A" version | sed 's/.*://; s/}//')
 check_eq "export holds every change" "$seq_a" "$n_all"
 expect_in "import" 0 "$T/all.bundle" -d "$B" import
-check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
+check_eq "import counts" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0,\"rejected\":0}" "$out"
 expect_in "import twice" 0 "$T/all.bundle" -d "$B" import
-check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"equivocations\":0,\"pending\":0}" "$out"
+check_eq "second import: all duplicates" "{\"applied\":0,\"duplicate\":$n_all,\"equivocations\":0,\"pending\":0,\"rejected\":0}" "$out"
 check_eq "equal visible digests after import" "$(digest_of "$A")" "$(digest_of "$B")"
 check_eq "equal full digests after import" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 expect "get on B" 0 -d "$B" get c d1
@@ -309,7 +309,7 @@ check_eq "B version equals A version" "$("$SHOAL" -d "$A" version)" "$("$SHOAL" 
 # The README's quick start: import into a directory that does not exist
 # makes a new replica there (parents too); a rejected bundle leaves nothing.
 expect_in "import into a new directory" 0 "$T/all.bundle" -d "$T/fresh/other" import
-check_eq "new directory: all applied" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0}" "$out"
+check_eq "new directory: all applied" "{\"applied\":$n_all,\"duplicate\":0,\"equivocations\":0,\"pending\":0,\"rejected\":0}" "$out"
 check_eq "new directory converged" "$(digest_of "$A" --full)" "$(digest_of "$T/fresh/other" --full)"
 printf 'junk' >"$T/junk0.bundle"
 expect_in "rejected import into a new directory -> 4" 4 "$T/junk0.bundle" -d "$T/gone/other" import
@@ -329,7 +329,7 @@ expect "one more edit" 0 -d "$A" put c d1 '{"late":1}'
 "$SHOAL" -d "$A" export --since - <"$T/b.vv" >"$T/one.bundle"
 check_eq "export --since - holds only the missing change" 1 "$(bundle_count "$T/one.bundle")"
 expect_in "import the missing change" 0 "$T/one.bundle" -d "$B" import
-check_eq "one applied" '{"applied":1,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+check_eq "one applied" '{"applied":1,"duplicate":0,"equivocations":0,"pending":0,"rejected":0}' "$out"
 check_eq "digests equal again" "$(digest_of "$A" --full)" "$(digest_of "$B" --full)"
 echo '{"zz":1}' >"$T/bad.vv"
 expect "export --since bad key" 1 -d "$A" export --since "$T/bad.vv"
@@ -369,7 +369,7 @@ check_eq "export --since seq 1 holds one change" 1 "$(bundle_count "$T/c2.bundle
 D=$T/d
 expect "init D" 0 -d "$D" init
 expect_in "import out of order" 0 "$T/c2.bundle" -d "$D" import
-check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"equivocations":0,"pending":1}' "$out"
+check_eq "out-of-order change is pending" '{"applied":0,"duplicate":0,"equivocations":0,"pending":1,"rejected":0}' "$out"
 expect "pending change not visible" 2 -d "$D" get k doc
 expect_in "import the rest" 0 "$T/c.bundle" -d "$D" import
 check_re "pending released" '"pending":0' "$out"
@@ -387,15 +387,15 @@ expect "E's twin writes another seq 2" 0 -d "$T/e-twin" put q d '{"v":3}'
 "$SHOAL" -d "$E" export >"$T/e.bundle"
 "$SHOAL" -d "$T/e-twin" export >"$T/e-twin.bundle"
 expect_in "import E" 0 "$T/e.bundle" -d "$T/ev" import
-check_eq "no equivocation yet" '{"applied":2,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+check_eq "no equivocation yet" '{"applied":2,"duplicate":0,"equivocations":0,"pending":0,"rejected":0}' "$out"
 expect_in "import E's twin" 0 "$T/e-twin.bundle" -d "$T/ev" import
-check_re "one equivocation reported" '^\{"applied":[01],"duplicate":1,"equivocations":1,"pending":0\}$' "$out"
+check_re "one equivocation reported" '^\{"applied":[01],"duplicate":1,"equivocations":1,"pending":0,"rejected":0\}$' "$out"
 expect_in "import E's twin first elsewhere" 0 "$T/e-twin.bundle" -d "$T/ev2" import
 expect_in "then E" 0 "$T/e.bundle" -d "$T/ev2" import
 check_re "one equivocation reported there too" '"equivocations":1,' "$out"
 check_eq "both orders converge" "$(digest_of "$T/ev" --full)" "$(digest_of "$T/ev2" --full)"
 expect_in "the twin again" 0 "$T/e-twin.bundle" -d "$T/ev" import
-check_eq "a replayed equivocation is a duplicate" '{"applied":0,"duplicate":2,"equivocations":0,"pending":0}' "$out"
+check_eq "a replayed equivocation is a duplicate" '{"applied":0,"duplicate":2,"equivocations":0,"pending":0,"rejected":0}' "$out"
 
 # ---------------------------------------------------------------- offline conflicts converge
 P=$T/p
@@ -426,9 +426,9 @@ check_ne "replicas differ before sync" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "P sends its 4 offline changes" 4 "$(bundle_count "$T/p2q.bundle")"
 check_eq "Q sends its 4 offline changes" 4 "$(bundle_count "$T/q2p.bundle")"
 expect_in "Q imports P's" 0 "$T/p2q.bundle" -d "$Q" import
-check_eq "Q applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+check_eq "Q applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0,"rejected":0}' "$out"
 expect_in "P imports Q's" 0 "$T/q2p.bundle" -d "$P" import
-check_eq "P applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0}' "$out"
+check_eq "P applied 4" '{"applied":4,"duplicate":0,"equivocations":0,"pending":0,"rejected":0}' "$out"
 check_eq "converged visible digests" "$(digest_of "$P")" "$(digest_of "$Q")"
 check_eq "converged full digests" "$(digest_of "$P" --full)" "$(digest_of "$Q" --full)"
 expect "get w on P" 0 -d "$P" get inv w
@@ -575,6 +575,52 @@ run -d "$R" get items a
 check_eq "check: the relay holds the new write" '{"name":"after","stock":3,"tags":["t"]}' "$out"
 expect "check: no equivocation at the relay" 0 -d "$R" check
 check_re "check: relay summary" '"evidence":0,.*"ok":true' "$out"
+
+# ---------------------------------------------------------------- permissions (auth)
+# docs/permissions.md: a root replica, a device that trusts it, a policy,
+# a certificate; a write the role does not allow exits 8 and writes nothing.
+PR="$T/perm-root" PD="$T/perm-dev" PO="$T/perm-open"
+expect "init --root self" 0 -d "$PR" init --root self
+root_key=$out
+expect "auth show: enforcing" 0 -d "$PR" auth show
+check_re "auth show: mode and root" "\"mode\":\"enforcing\".*\"root\":\"$root_key\"" "$out"
+expect "init --root KEY" 0 -d "$PD" init --root "$root_key"
+dev_key=$out
+expect "init with another root is refused" 1 -d "$PD" init --root "$dev_key"
+expect "init --root: bad key" 1 -d "$PD" init --root xyz
+cat > "$T/policy.json" <<'JSON'
+{"collections": {"products": {"guard": ["store_id"], "queryable": ["store_id", "price"]}},
+ "roles": {"clerk": {"products": {"where": "store_id == $user.store_id", "read": "*", "write": ["stock"]}},
+           "manager": {"products": {"where": "store_id == $user.store_id", "read": "*", "write": "*", "create": true, "delete": true}}}}
+JSON
+expect "auth policy" 0 -d "$PR" auth policy "$T/policy.json"
+check_eq "auth policy prints the version" '{"version":1}' "$out"
+echo '{"collections": {}, "roles": {"r": {"c": {"where": "TRUE"}}}}' > "$T/bad-policy.json"
+expect "auth policy: a rule broken" 1 -d "$PR" auth policy "$T/bad-policy.json"
+check_re "auth policy: the message names it" 'not declared' "$err"
+expect "auth grant" 0 -d "$PR" auth grant "$dev_key" --role manager --user ann --attr store_id=1 --expires 30d
+expect "auth grant: no role" 1 -d "$PR" auth grant "$dev_key"
+expect "auth admin" 0 -d "$PR" auth admin "$dev_key" --cap issue --scope 'role == "clerk"' --max-life 7d
+expect "auth admin: unknown cap" 1 -d "$PR" auth admin "$dev_key" --cap fly
+expect "auth show" 0 -d "$PR" auth show
+check_re "auth show: the certificate" '"user":"ann"' "$out"
+check_re "auth show: the admin" '"caps":\["issue"\]' "$out"
+"$SHOAL" -d "$PR" export > "$T/perm.bundle"
+expect_in "the device takes the authority" 0 "$T/perm.bundle" -d "$PD" import
+check_re "nothing rejected" '"rejected":0' "$out"
+expect "an allowed write" 0 -d "$PD" put products p1 '{"store_id":1,"stock":3}'
+before=$(digest_of "$PD" --full)
+expect "a write the role does not allow -> 8" 8 -d "$PD" put products p2 '{"store_id":2}'
+check_re "the message names the rule" 'products/p2: no role may create' "$err"
+check_eq "nothing was written" "$before" "$(digest_of "$PD" --full)"
+expect "the device may not publish a policy -> 8" 8 -d "$PD" auth policy "$T/policy.json"
+expect "a replica without a root: open mode" 0 -d "$PO" init
+expect "auth show: open" 0 -d "$PO" auth show
+check_eq "auth show: open mode" '{"admins":[],"certificates":[],"mode":"open","policy":null,"root":null}' "$out"
+expect "auth policy in open mode" 1 -d "$PO" auth policy "$T/policy.json"
+"$SHOAL" -d "$PD" export > "$T/dev.bundle"
+expect_in "the root admits the device's writes" 0 "$T/dev.bundle" -d "$PR" import
+check_re "none rejected at the root" '"rejected":0' "$out"
 
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.

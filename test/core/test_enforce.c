@@ -995,6 +995,90 @@ test_local_writes(void)
     free(odir);
 }
 
+/* The public API: the root option, policies, certificates, admins, show. */
+static void
+test_public_api(void)
+{
+    char *rdir, *adir, *ddir, *odir;
+    shoal_replica *root = new_replica(&rdir, NULL);
+    REQUIRE(root);
+    const uint8_t *rk = shoal_replica_id(root);
+    shoal_replica *adm = new_replica(&adir, rk), *dev = new_replica(&ddir, rk);
+    uint8_t got[32];
+    CHECK_EQ(shoal_replica_root(root, got), SHOAL_OK);
+    CHECK(memcmp(got, rk, 32) == 0);
+    /* policies: versions count up; a bad one names its fault */
+    uint64_t v = 0;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    CHECK_EQ(v, 2);
+    const char *bad = "{\"collections\": {}, \"roles\": {\"r\": {\"c\": {\"where\": \"TRUE\"}}}}";
+    CHECK_EQ(shoal_auth_policy(root, bad, strlen(bad), &v), SHOAL_EINVAL);
+    CHECK(strstr(shoal_replica_errmsg(root), "not declared") != NULL);
+    /* an admin for store 1's clerks; a manager certificate for dev */
+    CHECK_EQ(shoal_auth_admin(root, shoal_replica_id(adm), SHOAL_CAP_ISSUE,
+                              "store_id == 1 AND role == \"clerk\"", 0),
+             SHOAL_OK);
+    CHECK_EQ(shoal_auth_admin(root, shoal_replica_id(adm), 16, NULL, 0), SHOAL_EINVAL);
+    CHECK_EQ(shoal_auth_admin(root, shoal_replica_id(adm), 1, "x ==", 0), SHOAL_EINVAL);
+    CHECK(strstr(shoal_replica_errmsg(root), "scope") != NULL);
+    const char *roles[] = { "manager" }, *an[] = { "store_id" };
+    shoal_value av[] = { { .type = SHOAL_T_INT, .i = 1 } };
+    shoal_cert_spec spec = { "ann", roles, 1, an, av, 1, 0 };
+    CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(dev), &spec), SHOAL_OK);
+    pass(root, adm);
+    pass(root, dev);
+    /* the admin issues within its scope only */
+    const char *clerk[] = { "clerk" };
+    shoal_cert_spec cs = { "bob", clerk, 1, an, av, 1, 3600000 };
+    uint8_t other[32];
+    memset(other, 0x77, 32);
+    CHECK_EQ(shoal_auth_grant(adm, other, &cs), SHOAL_OK);
+    shoal_value two[] = { { .type = SHOAL_T_INT, .i = 2 } };
+    cs.attr_values = two;
+    CHECK_EQ(shoal_auth_grant(adm, other, &cs), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(adm), "scope") != NULL);
+    CHECK_EQ(shoal_auth_grant(adm, shoal_replica_id(adm), &spec), SHOAL_EPERM);
+    /* nor may it publish policies */
+    CHECK_EQ(shoal_auth_policy(adm, POLICY, strlen(POLICY), &v), SHOAL_EPERM);
+    /* the device writes what its role allows */
+    CHECK_EQ(put_int(dev, "p1", "store_id", 1, "price", 3), SHOAL_OK);
+    CHECK_EQ(put_int(dev, "p2", "store_id", 2, NULL, 0), SHOAL_EPERM);
+    pass(adm, root);
+    pass(dev, root);
+    char *js = NULL;
+    CHECK_EQ(shoal_auth_show(root, &js), SHOAL_OK);
+    REQUIRE(js);
+    CHECK(strstr(js, "\"mode\":\"enforcing\"") != NULL);
+    CHECK(strstr(js, "\"version\":2") != NULL);
+    CHECK(strstr(js, "\"user\":\"ann\"") != NULL);
+    CHECK(strstr(js, "\"user\":\"bob\"") != NULL);
+    CHECK(strstr(js, "\"caps\":[\"issue\"]") != NULL);
+    CHECK(strstr(js, "\"policy_floor\":2") != NULL);
+    shoal_free(js);
+    /* a replica without a root: open mode, and it says so */
+    odir = check_tmpdir("enforce-open");
+    int err;
+    shoal_replica *open = open_replica(odir, NULL, &err);
+    CHECK_EQ(shoal_replica_root(open, got), SHOAL_ENOTFOUND);
+    CHECK_EQ(shoal_auth_show(open, &js), SHOAL_OK);
+    CHECK(js && strstr(js, "\"mode\":\"open\"") && strstr(js, "\"root\":null"));
+    shoal_free(js);
+    CHECK_EQ(shoal_auth_policy(open, POLICY, strlen(POLICY), &v), SHOAL_EINVAL);
+    CHECK(strstr(shoal_replica_errmsg(open), "without a root") != NULL);
+    CHECK_EQ(shoal_options_set_root(NULL, rk), SHOAL_EINVAL);
+    shoal_replica_close(open);
+    shoal_replica *all[] = { root, adm, dev };
+    char *dirs[] = { rdir, adir, ddir, odir };
+    for (int i = 0; i < 3; i++)
+        shoal_replica_close(all[i]);
+    for (int i = 0; i < 4; i++) {
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
 int
 main(void)
 {
@@ -1005,5 +1089,6 @@ main(void)
     RUN(test_replica);
     RUN(test_local_writes);
     RUN(test_sync);
+    RUN(test_public_api);
     return check_summary();
 }

@@ -10,6 +10,7 @@ import atexit
 import dataclasses
 import enum
 import functools
+import json
 import logging
 import os
 import threading
@@ -99,6 +100,7 @@ class ImportResult(NamedTuple):
     duplicate: int      #: changes already held (no-ops)
     pending: int        #: changes stored, waiting for dependencies or their time
     equivocations: int  #: conflicting changes for one (author, seq) detected
+    rejected: int = 0   #: changes the write check rejected (docs/permissions.md)
 
 
 class CheckResult(NamedTuple):
@@ -407,7 +409,8 @@ class Replica:
                  durable: bool = True, map_size: Optional[int] = None,
                  max_drift_ms: Optional[int] = None,
                  clock: Optional[Callable[[], int]] = None,
-                 log: Optional[Callable[[LogLevel, str], Any]] = None) -> None:
+                 log: Optional[Callable[[LogLevel, str], Any]] = None,
+                 root: Optional[Union[str, bytes]] = None) -> None:
         self._p: Any = None
         self._lock = threading.Lock()
         self._idle = threading.Event()  # set once closed and no call in flight
@@ -453,6 +456,11 @@ class Replica:
                 self._clock_handle = ffi.new_handle(clock)
                 rc = lib.shoal_options_set_clock(opts, lib.shoal_py_clock,
                                                  self._clock_handle)
+            root_c = None
+            if root is not None and not (isinstance(root, str) and root == "self"):
+                root_c = _author(root)
+            if not rc and root_c is not None:
+                rc = lib.shoal_options_set_root(opts, root_c)
             if not rc and log is not None:
                 self._log_sink = _LogSink(log)
                 self._log_handle = ffi.new_handle(self._log_sink)
@@ -467,7 +475,16 @@ class Replica:
                 except OSError:
                     pass  # the open below reports the failure
             out = ffi.new("shoal_replica **")
-            rc = lib.shoal_replica_open(out, dir_b, opts)
+            if root == "self":
+                # The root's own replica: its key, known once it exists.
+                rc = lib.shoal_replica_open(out, dir_b, ffi.NULL)
+                if rc:
+                    raise _error(rc, "cannot open replica at %r" % self.path)
+                own = bytes(ffi.buffer(lib.shoal_replica_id(out[0]), KEY_BYTES))
+                lib.shoal_replica_close(out[0])
+                rc = lib.shoal_options_set_root(opts, _author(own))
+            if not rc:
+                rc = lib.shoal_replica_open(out, dir_b, opts)
             if rc:
                 raise _error(rc, "cannot open replica at %r" % self.path)
         finally:
@@ -1101,7 +1118,119 @@ class Replica:
             if rc:
                 self._raise(rc, input_side=True)
             return ImportResult(int(res.applied), int(res.duplicate),
-                                int(res.pending), int(res.equivocations))
+                                int(res.pending), int(res.equivocations), int(res.rejected))
+        finally:
+            self._exit()
+
+    # ------------------------------------------------------- permissions
+
+    @property
+    def root(self) -> Optional[str]:
+        """The root key this replica trusts (hex), or ``None`` in open mode
+        (docs/permissions.md)."""
+        p = self._enter()
+        try:
+            out = ffi.new("uint8_t[]", KEY_BYTES)
+            rc = lib.shoal_replica_root(p, out)
+            if rc == ErrorCode.NOTFOUND:
+                return None
+            if rc:
+                self._raise(rc)
+            return bytes(ffi.buffer(out, KEY_BYTES)).hex()
+        finally:
+            self._exit()
+
+    def auth_policy(self, policy: Union[str, Dict[str, Any]]) -> int:
+        """Sign and publish a policy (JSON text or a dict, the format of
+        docs/permissions.md); return its version.  Raises
+        :class:`InvalidArgumentError` for a policy that breaks a rule and
+        :class:`PermissionDeniedError` when this key may not publish."""
+        text = policy if isinstance(policy, str) else json.dumps(policy)
+        b = text.encode("utf-8")
+        p = self._enter()
+        try:
+            v = ffi.new("uint64_t *")
+            rc = lib.shoal_auth_policy(p, b, len(b), v)
+            if rc:
+                self._raise(rc)
+            return int(v[0])
+        finally:
+            self._exit()
+
+    def auth_grant(self, key: Union[str, bytes], roles: Sequence[str], *,
+                   user: Optional[str] = None,
+                   attrs: Optional[Dict[str, Any]] = None,
+                   expires: Optional[float] = None) -> None:
+        """Certify device ``key`` with ``roles``, ``user`` (default: the key
+        in hex) and scalar ``attrs``, valid for ``expires`` seconds (default:
+        without end)."""
+        k = _author(key)
+        if isinstance(roles, str) or not roles:
+            raise TypeError("roles is a non-empty sequence of str")
+        keep: List[Any] = []
+        c_roles = [ffi.new("char[]", r.encode("utf-8")) for r in roles]
+        names = list((attrs or {}).keys())
+        c_names = [ffi.new("char[]", n.encode("utf-8")) for n in names]
+        vals = ffi.new("shoal_value[]", max(1, len(names)))
+        for i, n in enumerate(names):
+            keep.append(_fill(vals + i, attrs[n]))  # type: ignore[index]
+        spec = ffi.new("shoal_cert_spec *")
+        c_user = ffi.new("char[]", (user if user is not None
+                                    else bytes(ffi.buffer(k, KEY_BYTES)).hex()).encode("utf-8"))
+        spec.user = c_user
+        roles_arr = ffi.new("char *[]", c_roles)
+        names_arr = ffi.new("char *[]", c_names or [ffi.NULL])
+        spec.roles = roles_arr
+        spec.nroles = len(c_roles)
+        spec.attr_names = names_arr
+        spec.attr_values = vals
+        spec.nattrs = len(names)
+        spec.life_ms = 0 if expires is None else _u64(int(expires * 1000), "expires")
+        p = self._enter()
+        try:
+            rc = lib.shoal_auth_grant(p, k, spec)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+
+    def auth_admin(self, key: Union[str, bytes], caps: Sequence[str], *,
+                   scope: Optional[str] = None,
+                   max_life: Optional[float] = None) -> None:
+        """Grant ``key`` admin capabilities (``"policy"``, ``"issue"``,
+        ``"revoke"``, ``"delegate"``) within ``scope``, for certificates of
+        at most ``max_life`` seconds."""
+        names = {"policy": 1, "issue": 2, "revoke": 4, "delegate": 8}
+        bits = 0
+        for c in caps:
+            if c not in names:
+                raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                           "unknown capability %r" % (c,))
+            bits |= names[c]
+        k = _author(key)
+        sc = ffi.new("char[]", scope.encode("utf-8")) if scope else ffi.NULL
+        life = 0 if max_life is None else _u64(int(max_life * 1000), "max_life")
+        p = self._enter()
+        try:
+            rc = lib.shoal_auth_admin(p, k, bits, sc, life)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+
+    def auth_show(self) -> Dict[str, Any]:
+        """The replica's authority: mode, root, policy, certificates and
+        admins (the JSON of ``shoal auth show``) as a dict."""
+        p = self._enter()
+        try:
+            out = ffi.new("char **")
+            rc = lib.shoal_auth_show(p, out)
+            if rc:
+                self._raise(rc)
+            try:
+                return json.loads(ffi.string(out[0]).decode("utf-8"))
+            finally:
+                lib.shoal_free(out[0])
         finally:
             self._exit()
 

@@ -29,6 +29,7 @@ ALL_CLASSES = {
     shoal.ErrorCode.READONLY: (shoal.ReadOnlyError, shoal.StorageError),
     shoal.ErrorCode.BUSY: (shoal.BusyError, shoal.Error),
     shoal.ErrorCode.REFUSED: (shoal.RefusedError, ConnectionRefusedError),
+    shoal.ErrorCode.PERM: (shoal.PermissionDeniedError, PermissionError),
 }
 
 

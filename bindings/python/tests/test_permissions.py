@@ -1,0 +1,87 @@
+"""Permissions from Python (docs/permissions.md, docs/python.md): a root,
+a policy, certificates and admins; writes a role does not allow raise
+PermissionDeniedError and write nothing; a replica without a root is in
+open mode."""
+import pytest
+
+import shoal
+from conftest import sync
+
+POLICY = {
+    "collections": {"products": {"guard": ["store_id"],
+                                 "queryable": ["store_id", "price"]}},
+    "roles": {
+        "clerk": {"products": {"where": "store_id == $user.store_id",
+                               "read": "*", "write": ["stock"]}},
+        "manager": {"products": {"where": "store_id == $user.store_id",
+                                 "read": "*", "write": "*",
+                                 "create": True, "delete": True}},
+    },
+}
+
+
+def test_root_policy_and_rights(make_replica):
+    root = make_replica("root", root="self")
+    assert root.root == root.id
+    dev = make_replica("dev", root=root.id)
+    clerk = make_replica("clerk", root=root.id)
+    assert dev.root == root.id
+    assert root.auth_policy(POLICY) == 1
+    root.auth_grant(dev.id, ["manager"], user="ann", attrs={"store_id": 1})
+    root.auth_grant(clerk.id, ["clerk"], user="bob", attrs={"store_id": 1},
+                    expires=3600)
+    sync(root, dev)
+    sync(root, clerk)
+    dev["products", "p1"].update(store_id=1, stock=3, price=9)
+    with pytest.raises(shoal.PermissionDeniedError) as e:
+        dev["products", "p2"].update(store_id=2, stock=1)
+    assert isinstance(e.value, PermissionError)
+    assert e.value.code == shoal.ErrorCode.PERM
+    assert "create" in str(e.value)
+    assert dev.docs("products") == ["p1"]
+    sync(dev, clerk)
+    clerk["products", "p1"]["stock"] = 2
+    with pytest.raises(shoal.PermissionDeniedError):
+        clerk["products", "p1"]["price"] = 1
+    assert clerk["products", "p1"]["price"] == 9
+    sync(clerk, root)
+    assert root["products", "p1"]["stock"] == 2
+    shown = root.auth_show()
+    assert shown["mode"] == "enforcing" and shown["root"] == root.id
+    assert shown["policy"]["version"] == 1
+    users = sorted(c["user"] for c in shown["certificates"])
+    assert users == ["ann", "bob"]
+
+
+def test_admins_and_bad_input(make_replica):
+    root = make_replica("root", root="self")
+    adm = make_replica("adm", root=root.id)
+    root.auth_policy(POLICY)
+    root.auth_admin(adm.id, ["issue"], scope='role == "clerk" AND store_id == 1')
+    with pytest.raises(shoal.InvalidArgumentError):
+        root.auth_admin(adm.id, ["fly"])
+    with pytest.raises(shoal.InvalidArgumentError):
+        root.auth_policy({"collections": {}, "roles": {"r": {"c": {"where": "TRUE"}}}})
+    sync(root, adm)
+    other = "77" * 32
+    adm.auth_grant(other, ["clerk"], attrs={"store_id": 1})
+    with pytest.raises(shoal.PermissionDeniedError):
+        adm.auth_grant(other, ["manager"], attrs={"store_id": 1})
+    with pytest.raises(shoal.PermissionDeniedError):
+        adm.auth_policy(POLICY)
+    assert adm.auth_show()["admins"][0]["caps"] == ["issue"]
+
+
+def test_open_mode(make_replica):
+    r = make_replica("open")
+    assert r.root is None
+    assert r.auth_show() == {"admins": [], "certificates": [], "mode": "open",
+                             "policy": None, "root": None}
+    with pytest.raises(shoal.InvalidArgumentError):
+        r.auth_policy(POLICY)
+    r["products", "p1"]["price"] = 1  # anything goes, as before
+    res = r.import_bundle(r.export())
+    assert res.rejected == 0 and res.duplicate == 1
+    r.close()
+    with pytest.raises(shoal.InvalidArgumentError):
+        make_replica("open", root="aa" * 32)  # holds changes: refused

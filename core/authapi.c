@@ -1,0 +1,489 @@
+/*
+ * core/authapi.c - the public permissions API (include/shoal.h,
+ * docs/permissions.md): the root option, publishing a policy, issuing
+ * certificates and admin grants, and a JSON picture of `_auth`.
+ *
+ * Each publication is one ordinary write of an object to its `_auth`
+ * document, through shoal_txn_commit, so it passes the same built-in
+ * rules every replica applies to it (SHOAL_EPERM when this key may not).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core.h"
+
+shoal_err
+shoal_options_set_root(shoal_options *o, const uint8_t *root_key)
+{
+    if (!o)
+        return SHOAL_EINVAL;
+    shoal__options_set_root(o, root_key);
+    return SHOAL_OK;
+}
+
+shoal_err
+shoal_replica_root(shoal_replica *r, uint8_t *out)
+{
+    if (!r || !out)
+        return SHOAL_EINVAL;
+    if (!r->enforce)
+        return SHOAL_ENOTFOUND;
+    memcpy(out, r->root, SHOAL_KEY_BYTES);
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* The newest object of kind about key, as this replica holds it. */
+typedef struct pick_ctx {
+    shoal_replica *r;
+    int kind;
+    const uint8_t *key;
+    uint8_t cid[SHOAL__ID_BYTES];
+    shoal__buf obj; /* the object's bytes */
+    uint8_t issuer[SHOAL_KEY_BYTES];
+} pick_ctx;
+
+static int
+pick_fn(shoal__stxn *t, void *arg)
+{
+    pick_ctx *c = arg;
+    shoal__wset w;
+    shoal__wset_init(&w, c->r);
+    shoal__wset_reset(&w, t);
+    int err = shoal__wset_auth_pick(&w, c->kind, c->key, c->cid);
+    shoal__sval env;
+    if (!err)
+        err = shoal__stxn_change_get(t, c->cid, &env);
+    shoal__change ch;
+    if (!err)
+        err = shoal__change_stored(env.p, env.len, &ch);
+    if (!err) {
+        memcpy(c->issuer, ch.author, SHOAL_KEY_BYTES);
+        c->obj.len = 0;
+        err = shoal__buf_append(&c->obj, ch.ops[0].value.ptr, ch.ops[0].value.len);
+        shoal__change_clear(&ch);
+    }
+    shoal__wset_free(&w);
+    return err;
+}
+
+/* Caller holds r->mu. */
+static int
+pick(shoal_replica *r, int kind, const uint8_t *key, pick_ctx *c)
+{
+    memset(c, 0, sizeof *c);
+    c->r = r;
+    c->kind = kind;
+    c->key = key;
+    shoal__buf_init(&c->obj);
+    return shoal__store_read(r->store, pick_fn, c);
+}
+
+/* --------------------------------------------------------------- writes */
+
+/* Write obj to _auth/docid as this replica's key (r->mu not held). */
+static int
+publish(shoal_replica *r, const char *docid, const shoal__buf *obj)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    shoal_value v = { .type = SHOAL_T_BYTES, .ptr = obj->p, .len = obj->len };
+    if (!err)
+        err = shoal_txn_set(t, "_auth", docid, "object", &v);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+static int
+open_mode(shoal_replica *r)
+{
+    return shoal__fail(r, SHOAL_EINVAL,
+                       "the replica enforces no permissions (it was created without a root key)");
+}
+
+shoal_err
+shoal_auth_policy(shoal_replica *r, const char *json, size_t len, uint64_t *version)
+{
+    if (!r || (!json && len))
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    if (!r->enforce) {
+        int e = open_mode(r);
+        pthread_mutex_unlock(&r->mu);
+        return (shoal_err)e;
+    }
+    /* The next version after the newest held, naming it. */
+    pick_ctx c;
+    int err = pick(r, SHOAL__AUTH_POLICY, NULL, &c);
+    uint64_t v = 1;
+    bool has_prev = err == SHOAL_OK;
+    if (has_prev) {
+        shoal__policy *p = NULL;
+        if (shoal__policy_decode(c.obj.p, c.obj.len, &p, NULL, 0) == SHOAL_OK)
+            v = p->version + 1;
+        shoal__policy_free(p);
+    }
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    shoal__buf obj;
+    shoal__buf_init(&obj);
+    char msg[256] = "";
+    if (!err) {
+        err = shoal__policy_from_json(json ? json : "", len, v, has_prev ? c.cid : NULL, &obj, msg,
+                                      sizeof msg);
+        if (err)
+            shoal__fail(r, err, "%s", msg);
+    }
+    shoal__buf_free(&c.obj);
+    pthread_mutex_unlock(&r->mu);
+    if (!err)
+        err = publish(r, "policy", &obj);
+    if (!err && version)
+        *version = v;
+    shoal__buf_free(&obj);
+    return (shoal_err)err;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    const shoal__name *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+    return c ? c : x->n < y->n ? -1 : x->n > y->n;
+}
+
+shoal_err
+shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *spec)
+{
+    if (!r || !key || !spec || !spec->user || !spec->nroles || !spec->roles ||
+        spec->nroles > SHOAL__AUTH_MAX_NAMES || spec->nattrs > SHOAL__AUTH_MAX_ATTRS ||
+        (spec->nattrs && (!spec->attr_names || !spec->attr_values)))
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    if (!r->enforce) {
+        int e = open_mode(r);
+        pthread_mutex_unlock(&r->mu);
+        return (shoal_err)e;
+    }
+    shoal__cert ce;
+    memset(&ce, 0, sizeof ce);
+    memcpy(ce.subject, key, SHOAL_KEY_BYTES);
+    ce.user = (shoal__name){ (const uint8_t *)spec->user, strlen(spec->user) };
+    shoal__name roles[SHOAL__AUTH_MAX_NAMES], an[SHOAL__AUTH_MAX_ATTRS];
+    shoal_value av[SHOAL__AUTH_MAX_ATTRS];
+    for (size_t i = 0; i < spec->nroles; i++)
+        roles[i] = (shoal__name){ (const uint8_t *)spec->roles[i],
+                                  spec->roles[i] ? strlen(spec->roles[i]) : 0 };
+    qsort(roles, spec->nroles, sizeof roles[0], name_cmp);
+    /* attributes sorted by name, values beside them */
+    size_t order[SHOAL__AUTH_MAX_ATTRS];
+    for (size_t i = 0; i < spec->nattrs; i++)
+        order[i] = i;
+    for (size_t i = 1; i < spec->nattrs; i++)
+        for (size_t k = i; k > 0 && strcmp(spec->attr_names[order[k - 1]] ? spec->attr_names[order[k - 1]] : "",
+                                           spec->attr_names[order[k]] ? spec->attr_names[order[k]] : "") > 0;
+             k--) {
+            size_t x = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = x;
+        }
+    for (size_t i = 0; i < spec->nattrs; i++) {
+        const char *nm = spec->attr_names[order[i]];
+        an[i] = (shoal__name){ (const uint8_t *)nm, nm ? strlen(nm) : 0 };
+        av[i] = spec->attr_values[order[i]];
+    }
+    ce.nroles = (uint32_t)spec->nroles;
+    ce.roles = roles;
+    ce.nattrs = (uint32_t)spec->nattrs;
+    ce.attr_names = an;
+    ce.attr_vals = av;
+    /* Valid from now for life_ms (0: without end), the next serial, the
+     * current policy as its floor. */
+    uint64_t now = shoal__hlc_make(shoal__wall_ms(r), 0);
+    ce.not_before = now;
+    ce.not_after = spec->life_ms ? shoal__hlc_make(shoal__wall_ms(r) + spec->life_ms, 0xffff)
+                                 : UINT64_MAX;
+    pick_ctx c;
+    int err = pick(r, SHOAL__AUTH_CERT, key, &c);
+    ce.serial = 1;
+    if (!err) {
+        shoal__cert old;
+        if (shoal__cert_decode(c.obj.p, c.obj.len, &old) == SHOAL_OK) {
+            ce.serial = old.serial + 1;
+            shoal__cert_clear(&old);
+        }
+        ce.has_prev = true;
+        memcpy(ce.prev, c.cid, SHOAL__ID_BYTES);
+    }
+    shoal__buf_free(&c.obj);
+    if (err == SHOAL_ENOTFOUND)
+        err = pick(r, SHOAL__AUTH_POLICY, NULL, &c);
+    else if (!err)
+        err = pick(r, SHOAL__AUTH_POLICY, NULL, &c);
+    if (!err) {
+        shoal__policy *p = NULL;
+        if (shoal__policy_decode(c.obj.p, c.obj.len, &p, NULL, 0) == SHOAL_OK)
+            ce.policy_floor = p->version;
+        shoal__policy_free(p);
+    }
+    shoal__buf_free(&c.obj);
+    if (err == SHOAL_ENOTFOUND)
+        err = shoal__fail(r, SHOAL_EINVAL, "publish a policy before issuing certificates");
+    shoal__buf obj;
+    shoal__buf_init(&obj);
+    if (!err && shoal__cert_encode(&ce, &obj))
+        err = shoal__fail(r, SHOAL_EINVAL,
+                          "not a valid certificate (roles 1 to %d bytes, no repeated role or "
+                          "attribute, attributes not named id, role or user)",
+                          SHOAL__AUTH_MAX_ROLE);
+    pthread_mutex_unlock(&r->mu);
+    char docid[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_CERT, key, docid);
+    if (!err)
+        err = publish(r, docid, &obj);
+    shoal__buf_free(&obj);
+    return (shoal_err)err;
+}
+
+shoal_err
+shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps, const char *scope,
+                 uint64_t max_life_ms)
+{
+    if (!r || !key || !caps || (caps & ~(uint32_t)SHOAL__CAP_ALL))
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    if (!r->enforce) {
+        int e = open_mode(r);
+        pthread_mutex_unlock(&r->mu);
+        return (shoal_err)e;
+    }
+    shoal__grant g;
+    memset(&g, 0, sizeof g);
+    memcpy(g.key, key, SHOAL_KEY_BYTES);
+    g.caps = caps;
+    const char *sc = scope && *scope ? scope : "TRUE";
+    g.scope = (shoal__name){ (const uint8_t *)sc, strlen(sc) };
+    g.max_life_ms = max_life_ms;
+    g.serial = 1;
+    pick_ctx c;
+    int err = pick(r, SHOAL__AUTH_ADMIN, key, &c);
+    if (!err) {
+        shoal__grant old;
+        if (shoal__grant_decode(c.obj.p, c.obj.len, &old) == SHOAL_OK)
+            g.serial = old.serial + 1;
+        g.has_prev = true;
+        memcpy(g.prev, c.cid, SHOAL__ID_BYTES);
+    }
+    shoal__buf_free(&c.obj);
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    shoal__buf obj;
+    shoal__buf_init(&obj);
+    if (!err && shoal__grant_encode(&g, &obj)) {
+        char qerr[160];
+        shoal__query *q = NULL;
+        int qe = shoal__query_parse(sc, strlen(sc), &q, qerr, sizeof qerr);
+        shoal__query_free(q);
+        err = shoal__fail(r, SHOAL_EINVAL, "scope: %s",
+                          qe ? qerr : "a scope takes no :parameters");
+    }
+    pthread_mutex_unlock(&r->mu);
+    char docid[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_ADMIN, key, docid);
+    if (!err)
+        err = publish(r, docid, &obj);
+    shoal__buf_free(&obj);
+    return (shoal_err)err;
+}
+
+/* ----------------------------------------------------------------- show */
+
+static json_t *
+hexj(const uint8_t *p, size_t n)
+{
+    char h[2 * SHOAL__ID_BYTES + 1];
+    shoal__hex(h, p, n);
+    return json_string(h);
+}
+
+static json_t *
+names_j(const shoal__name *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_stringn((const char *)v[i].p, v[i].n));
+    return a;
+}
+
+static json_t *
+value_j(const shoal_value *v)
+{
+    switch (v->type) {
+    case SHOAL_T_NIL: return json_null();
+    case SHOAL_T_BOOL: return json_boolean(v->b);
+    case SHOAL_T_INT: return json_integer(v->i);
+    case SHOAL_T_DOUBLE: return json_real(v->d);
+    case SHOAL_T_STR: return json_stringn((const char *)v->ptr, v->len);
+    default: return hexj(v->ptr, v->len); /* bytes, as hex */
+    }
+}
+
+typedef struct show_ctx {
+    shoal_replica *r;
+    json_t *certs, *admins;
+    shoal__wset w;
+    int err;
+} show_ctx;
+
+static int
+show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+         void *arg)
+{
+    (void)coll;
+    (void)clen;
+    (void)meta;
+    show_ctx *c = arg;
+    int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0    ? SHOAL__AUTH_CERT
+               : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0 ? SHOAL__AUTH_ADMIN
+                                                                   : 0;
+    if (!kind)
+        return 0;
+    uint8_t key[SHOAL_KEY_BYTES];
+    size_t off = kind == SHOAL__AUTH_CERT ? 5 : 6;
+    char hx[65];
+    memcpy(hx, id + off, 64);
+    hx[64] = 0;
+    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+        return 0;
+    uint8_t cid[SHOAL__ID_BYTES];
+    int err = shoal__wset_auth_pick(&c->w, kind, key, cid);
+    if (err == SHOAL_ENOTFOUND)
+        return 0;
+    shoal__sval env;
+    if (!err)
+        err = shoal__stxn_change_get(c->w.t, cid, &env);
+    shoal__change ch;
+    if (!err)
+        err = shoal__change_stored(env.p, env.len, &ch);
+    if (err) {
+        c->err = err;
+        return 1;
+    }
+    const uint8_t *p = ch.ops[0].value.ptr;
+    size_t n = ch.ops[0].value.len;
+    json_t *o = json_object();
+    json_object_set_new(o, "key", hexj(key, SHOAL_KEY_BYTES));
+    json_object_set_new(o, "id", hexj(cid, SHOAL__ID_BYTES));
+    json_object_set_new(o, "issuer", hexj(ch.author, SHOAL_KEY_BYTES));
+    if (kind == SHOAL__AUTH_CERT) {
+        shoal__cert ce;
+        if (shoal__cert_decode(p, n, &ce) == SHOAL_OK) {
+            json_object_set_new(o, "user", json_stringn((const char *)ce.user.p, ce.user.n));
+            json_object_set_new(o, "roles", names_j(ce.roles, ce.nroles));
+            json_t *at = json_object();
+            for (uint32_t i = 0; i < ce.nattrs; i++) {
+                char nm[SHOAL_MAX_FIELD + 1];
+                snprintf(nm, sizeof nm, "%.*s", (int)ce.attr_names[i].n,
+                         (const char *)ce.attr_names[i].p);
+                json_object_set_new(at, nm, value_j(&ce.attr_vals[i]));
+            }
+            json_object_set_new(o, "attrs", at);
+            json_object_set_new(o, "not_before_ms", json_integer((json_int_t)SHOAL__HLC_MS(ce.not_before)));
+            json_object_set_new(o, "not_after_ms",
+                                ce.not_after == UINT64_MAX
+                                    ? json_null()
+                                    : json_integer((json_int_t)SHOAL__HLC_MS(ce.not_after)));
+            json_object_set_new(o, "serial", json_integer((json_int_t)ce.serial));
+            json_object_set_new(o, "policy_floor", json_integer((json_int_t)ce.policy_floor));
+            shoal__cert_clear(&ce);
+        }
+        json_array_append_new(c->certs, o);
+    } else {
+        shoal__grant g;
+        if (shoal__grant_decode(p, n, &g) == SHOAL_OK) {
+            json_t *caps = json_array();
+            static const char *const cn[] = { "policy", "issue", "revoke", "delegate" };
+            for (int i = 0; i < 4; i++)
+                if (g.caps & (1u << i))
+                    json_array_append_new(caps, json_string(cn[i]));
+            json_object_set_new(o, "caps", caps);
+            json_object_set_new(o, "scope", json_stringn((const char *)g.scope.p, g.scope.n));
+            json_object_set_new(o, "max_life_ms", json_integer((json_int_t)g.max_life_ms));
+            json_object_set_new(o, "serial", json_integer((json_int_t)g.serial));
+        }
+        json_array_append_new(c->admins, o);
+    }
+    shoal__change_clear(&ch);
+    return 0;
+}
+
+static int
+show_fn(shoal__stxn *t, void *arg)
+{
+    show_ctx *c = arg;
+    shoal__wset_init(&c->w, c->r);
+    shoal__wset_reset(&c->w, t);
+    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, show_doc, c);
+    shoal__wset_free(&c->w);
+    return c->err ? c->err : err;
+}
+
+shoal_err
+shoal_auth_show(shoal_replica *r, char **out)
+{
+    if (!r || !out)
+        return SHOAL_EINVAL;
+    *out = NULL;
+    pthread_mutex_lock(&r->mu);
+    json_t *j = json_object();
+    json_object_set_new(j, "mode", json_string(r->enforce ? "enforcing" : "open"));
+    json_object_set_new(j, "root", r->enforce ? hexj(r->root, SHOAL_KEY_BYTES) : json_null());
+    int err = SHOAL_OK;
+    show_ctx c = { r, json_array(), json_array(), { 0 }, 0 };
+    if (r->enforce) {
+        pick_ctx pc;
+        err = pick(r, SHOAL__AUTH_POLICY, NULL, &pc);
+        if (!err) {
+            shoal__policy *p = NULL;
+            json_t *po = json_object();
+            json_object_set_new(po, "id", hexj(pc.cid, SHOAL__ID_BYTES));
+            json_object_set_new(po, "issuer", hexj(pc.issuer, SHOAL_KEY_BYTES));
+            if (shoal__policy_decode(pc.obj.p, pc.obj.len, &p, NULL, 0) == SHOAL_OK)
+                json_object_set_new(po, "version", json_integer((json_int_t)p->version));
+            shoal__policy_free(p);
+            json_object_set_new(j, "policy", po);
+        } else if (err == SHOAL_ENOTFOUND) {
+            json_object_set_new(j, "policy", json_null());
+            err = SHOAL_OK;
+        }
+        shoal__buf_free(&pc.obj);
+        if (!err)
+            err = shoal__store_read(r->store, show_fn, &c);
+    } else {
+        json_object_set_new(j, "policy", json_null());
+    }
+    json_object_set_new(j, "certificates", c.certs);
+    json_object_set_new(j, "admins", c.admins);
+    pthread_mutex_unlock(&r->mu);
+    if (!err) {
+        char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!s) {
+            err = SHOAL_ENOMEM;
+        } else {
+            size_t n = strlen(s);
+            *out = shoal__malloc(n + 1);
+            if (*out)
+                memcpy(*out, s, n + 1);
+            else
+                err = SHOAL_ENOMEM;
+            free(s);
+        }
+    }
+    json_decref(j);
+    return (shoal_err)err;
+}
