@@ -622,6 +622,31 @@ expect "auth policy in open mode" 1 -d "$PO" auth policy "$T/policy.json"
 expect_in "the root admits the device's writes" 0 "$T/dev.bundle" -d "$PR" import
 check_re "none rejected at the root" '"rejected":0' "$out"
 
+# ---------------------------------------------------------------- docs/permissions.md "Using it"
+# The snippet as written, with the policy of "Policy file" from the same page.
+mkdir "$T/using"
+src_root=$(cd "$(dirname "$0")/../.." && pwd)
+sed -n '/^## Policy file/,/^## Rights/p' "$src_root/docs/permissions.md" |
+    sed -n '/^```json$/,/^```$/p' | sed '1d;$d' > "$T/using/policy.json"
+if (
+    cd "$T/using" || exit 1
+    shoal() { "$SHOAL" "$@"; }
+    R=$(shoal -d ./root init --root self)
+    D=$(shoal -d ./tablet init --root "$R")
+    [ "$(shoal -d ./root auth policy policy.json)" = '{"version":1}' ] || exit 1
+    shoal -d ./root auth grant "$D" --role manager --user ann --attr store_id=12 --expires 30d || exit 1
+    shoal -d ./root export > auth.bundle || exit 1
+    shoal -d ./tablet import < auth.bundle >/dev/null || exit 1
+    shoal -d ./tablet put products p1 '{"store_id": 12, "stock": 3}' || exit 1
+    shoal -d ./tablet put products p2 '{"store_id": 13}'
+    [ $? -eq 8 ] || exit 1
+    shoal -d ./tablet auth show | grep -q '"user":"ann"'
+) 2>"$T/stderr"; then
+    pass
+else
+    fail "docs/permissions.md 'Using it' snippet: $(cat "$T/stderr")"
+fi
+
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.
 mkdir "$T/readme"
