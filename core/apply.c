@@ -565,7 +565,7 @@ judge(shoal__apply *a, shoal__cand *k, int *verdict)
         err = shoal__authz_cache_new(&a->authz);
     shoal__authz_out out;
     if (!err)
-        err = shoal__authz_judge(a->s, a->authz, a->root, c, &out);
+        err = shoal__authz_judge(a->s, a->authz, a->root, c, NULL, &out);
     if (!err)
         *verdict = out.verdict;
     if (c == &full)

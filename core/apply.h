@@ -195,8 +195,20 @@ void shoal__authz_cache_free(shoal__authz_cache *k);
  * item names (and, for an `_auth` change, the admin chain behind them),
  * whether c depends on a rejected change, and c's document at its deps.
  * SHOAL_OK with the verdict in *out, or a store error. */
+/* A writer that changed c's document in place gives the check the
+ * document before c (and after it) instead of the store's doc_at. */
+typedef struct shoal__authz_hint {
+    shoal__authz_state pre;
+    const uint8_t *post_view;
+    size_t post_view_len;
+} shoal__authz_hint;
 int shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *root,
-                       const shoal__change *c, shoal__authz_out *out);
+                       const shoal__change *c, const shoal__authz_hint *hint,
+                       shoal__authz_out *out);
+/* The policy written by held change cid, decoded (Borrowed from k);
+ * SHOAL_ENOTFOUND if it carries none. */
+int shoal__authz_policy(const shoal__apply_store *s, shoal__authz_cache *k,
+                        const uint8_t cid[SHOAL__ID_BYTES], const shoal__policy **out);
 
 /* A candidate: one envelope decoded for the pipeline (apply.c). */
 typedef struct shoal__cand shoal__cand;

@@ -185,8 +185,9 @@ shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *sp
     for (size_t i = 0; i < spec->nattrs; i++)
         order[i] = i;
     for (size_t i = 1; i < spec->nattrs; i++)
-        for (size_t k = i; k > 0 && strcmp(spec->attr_names[order[k - 1]] ? spec->attr_names[order[k - 1]] : "",
-                                           spec->attr_names[order[k]] ? spec->attr_names[order[k]] : "") > 0;
+        for (size_t k = i;
+             k > 0 && strcmp(spec->attr_names[order[k - 1]] ? spec->attr_names[order[k - 1]] : "",
+                             spec->attr_names[order[k]] ? spec->attr_names[order[k]] : "") > 0;
              k--) {
             size_t x = order[k];
             order[k] = order[k - 1];
@@ -206,8 +207,8 @@ shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *sp
      * current policy as its floor. */
     uint64_t now = shoal__hlc_make(shoal__wall_ms(r), 0);
     ce.not_before = now;
-    ce.not_after = spec->life_ms ? shoal__hlc_make(shoal__wall_ms(r) + spec->life_ms, 0xffff)
-                                 : UINT64_MAX;
+    ce.not_after =
+        spec->life_ms ? shoal__hlc_make(shoal__wall_ms(r) + spec->life_ms, 0xffff) : UINT64_MAX;
     pick_ctx c;
     int err = pick(r, SHOAL__AUTH_CERT, key, &c);
     ce.serial = 1;
@@ -289,8 +290,7 @@ shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps, const char
         shoal__query *q = NULL;
         int qe = shoal__query_parse(sc, strlen(sc), &q, qerr, sizeof qerr);
         shoal__query_free(q);
-        err = shoal__fail(r, SHOAL_EINVAL, "scope: %s",
-                          qe ? qerr : "a scope takes no :parameters");
+        err = shoal__fail(r, SHOAL_EINVAL, "scope: %s", qe ? qerr : "a scope takes no :parameters");
     }
     pthread_mutex_unlock(&r->mu);
     char docid[SHOAL__AUTH_DOCID_MAX];
@@ -350,7 +350,7 @@ show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
     show_ctx *c = arg;
     int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0    ? SHOAL__AUTH_CERT
                : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0 ? SHOAL__AUTH_ADMIN
-                                                                   : 0;
+                                                                 : 0;
     if (!kind)
         return 0;
     uint8_t key[SHOAL_KEY_BYTES];
@@ -393,7 +393,8 @@ show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
                 json_object_set_new(at, nm, value_j(&ce.attr_vals[i]));
             }
             json_object_set_new(o, "attrs", at);
-            json_object_set_new(o, "not_before_ms", json_integer((json_int_t)SHOAL__HLC_MS(ce.not_before)));
+            json_object_set_new(o, "not_before_ms",
+                                json_integer((json_int_t)SHOAL__HLC_MS(ce.not_before)));
             json_object_set_new(o, "not_after_ms",
                                 ce.not_after == UINT64_MAX
                                     ? json_null()

@@ -203,8 +203,22 @@ judge_auth(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *ro
 }
 
 int
+shoal__authz_policy(const shoal__apply_store *s, shoal__authz_cache *k,
+                    const uint8_t cid[SHOAL__ID_BYTES], const shoal__policy **out)
+{
+    const aobj *o;
+    int err = load_obj(s, k, cid, &o);
+    if (err)
+        return err;
+    if (o->kind != SHOAL__AUTH_POLICY)
+        return SHOAL_ENOTFOUND;
+    *out = o->policy;
+    return SHOAL_OK;
+}
+
+int
 shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *root,
-                   const shoal__change *c, shoal__authz_out *out)
+                   const shoal__change *c, const shoal__authz_hint *hint, shoal__authz_out *out)
 {
     memset(out, 0, sizeof *out);
     out->op = -1;
@@ -232,7 +246,7 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
         return say(out, SHOAL__AUTHZ_REJECT, "the policy it names is not one");
     const shoal__doc *pre = NULL;
     bool owned = false;
-    if ((err = s->doc_at(s->ctx, c, &pre, &owned)))
+    if (!hint && (err = s->doc_at(s->ctx, c, &pre, &owned)))
         return err;
     shoal__authz_in in;
     memset(&in, 0, sizeof in);
@@ -240,6 +254,11 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
     in.cert = &co->cert;
     in.policy = po->policy;
     in.pre = pre;
+    if (hint) {
+        in.pre_state = &hint->pre;
+        in.post_view = hint->post_view;
+        in.post_view_len = hint->post_view_len;
+    }
     err = shoal__authz_check(&in, out);
     if (owned)
         shoal__doc_free((shoal__doc *)(uintptr_t)pre);

@@ -241,10 +241,16 @@ typedef struct builder {
     uint8_t *authors; /* owned, sorted */
     size_t capauthors;
     uint8_t *deps; /* owned copy of the heads */
-    /* Permissions: the change names auth (nauth ids); pre is the document
-     * before it (owned; NULL: none), which its ops change in place. */
+    /* Permissions: the change names auth (nauth ids).  Its ops change the
+     * document in place, so the check gets it summarised: before the
+     * change (pre, pre_view: its guard fields under the policy named,
+     * policy), and after its ops up to a DELDOC (post_view, taken when
+     * the first DELDOC is added; post_taken). */
     uint8_t auth[2 * SHOAL__ID_BYTES];
-    shoal__doc *pre;
+    const shoal__policy *policy; /* Borrowed from the commit's cache; NULL for _auth */
+    shoal__authz_state pre;
+    shoal__buf pre_view, post_view;
+    bool post_taken;
 } builder;
 
 typedef struct cctx {
@@ -263,8 +269,10 @@ typedef struct cctx {
 static void
 builder_reset(builder *b)
 {
-    shoal__doc_free(b->pre);
-    b->pre = NULL;
+    b->pre_view.len = 0;
+    b->post_view.len = 0;
+    b->post_taken = false;
+    b->policy = NULL;
     b->open = false;
     b->c.nops = 0;
     b->c.nauthors = 0;
@@ -274,7 +282,8 @@ builder_reset(builder *b)
 static void
 builder_free(builder *b)
 {
-    shoal__doc_free(b->pre);
+    shoal__buf_free(&b->pre_view);
+    shoal__buf_free(&b->post_view);
     shoal__free(b->ops);
     shoal__free(b->authors);
     shoal__free(b->deps);
@@ -322,50 +331,45 @@ builder_authority(cctx *cx, builder *b, shoal__wdoc *wd)
     if (err)
         return err;
     b->c.auth = b->auth;
-    shoal__doc_free(b->pre);
-    b->pre = NULL;
-    if (shoal__doc_exists(wd->doc)) {
-        shoal__buf s;
-        shoal__buf_init(&s);
-        err = shoal__doc_encode_full(wd->doc, &s);
+    const shoal__doc *d = wd->doc;
+    b->pre.exists = shoal__doc_exists(d);
+    b->pre.deleted = shoal__doc_deleted(d);
+    b->pre.epoch = shoal__doc_epoch(d);
+    b->pre_view.len = 0;
+    b->post_view.len = 0;
+    b->post_taken = false;
+    b->policy = NULL;
+    if (b->c.nauth == 2) {
+        /* the guard fields under the policy the change names */
+        err = cx->authz ? SHOAL_OK : shoal__authz_cache_new(&cx->authz);
         if (!err)
-            err = shoal__doc_decode_full(s.p, s.len, &b->pre);
-        shoal__buf_free(&s);
+            err = shoal__authz_policy(&cx->x->s, cx->authz, b->auth + SHOAL__ID_BYTES, &b->policy);
+        if (err == SHOAL_ENOTFOUND) {
+            snprintf(cx->detail, sizeof cx->detail, "the current policy does not decode");
+            return SHOAL_EPERM;
+        }
+        if (!err)
+            err = shoal__authz_guard_view(b->policy, wd->coll, wd->clen, d, &b->pre_view);
     }
     return err;
-}
-
-/* The store the check reads, with the document before the change as the
- * state at its deps (they are its heads; its ops are already applied to
- * the working document). */
-typedef struct local_store {
-    shoal__lmdb_apply la; /* first: the LMDB store's calls take it as their ctx */
-    const shoal__doc *pre;
-} local_store;
-
-static int
-local_doc_at(void *ctx, const shoal__change *c, const shoal__doc **out, bool *owned)
-{
-    (void)c;
-    *out = ((local_store *)ctx)->pre;
-    *owned = false;
-    return SHOAL_OK;
 }
 
 /* The write check of the change built (docs/permissions.md): anything but
  * ADMIT is SHOAL_EPERM, with the rule in cx->detail. */
 static int
-builder_check(cctx *cx, builder *b)
+builder_check(cctx *cx, builder *b, shoal__wdoc *wd)
 {
     shoal__wctx *x = cx->x;
-    local_store ls = { x->la, b->pre };
-    shoal__apply_store s = x->s;
-    s.ctx = &ls;
-    s.doc_at = local_doc_at;
     int err = cx->authz ? SHOAL_OK : shoal__authz_cache_new(&cx->authz);
+    /* after its ops: the working document, unless a DELDOC came */
+    if (!err && b->policy && !b->post_taken)
+        err = shoal__authz_guard_view(b->policy, wd->coll, wd->clen, wd->doc, &b->post_view);
+    shoal__authz_hint hint = { b->pre, b->post_view.p, b->post_view.len };
+    hint.pre.view = b->pre_view.p;
+    hint.pre.view_len = b->pre_view.len;
     shoal__authz_out out;
     if (!err)
-        err = shoal__authz_judge(&s, cx->authz, x->r->root, &b->c, &out);
+        err = shoal__authz_judge(&x->s, cx->authz, x->r->root, &b->c, &hint, &out);
     if (!err && out.verdict != SHOAL__AUTHZ_ADMIT) {
         snprintf(cx->detail, sizeof cx->detail, "%.*s/%.*s: %s", (int)b->c.coll_len,
                  (const char *)b->c.coll, (int)b->c.doc_len, (const char *)b->c.doc, out.why);
@@ -480,6 +484,14 @@ builder_add(builder *b, shoal__wdoc *wd, const shoal__op *op)
         b->ops = p;
         b->capops = cap;
     }
+    /* The check's "after" stops at the first DELDOC: take it now. */
+    if (op->kind == SHOAL__OP_DELDOC && b->policy && !b->post_taken) {
+        b->post_view.len = 0;
+        int err = shoal__authz_guard_view(b->policy, wd->coll, wd->clen, wd->doc, &b->post_view);
+        if (err)
+            return err;
+        b->post_taken = true;
+    }
     b->ops[b->c.nops++] = *op;
     b->c.ops = b->ops;
     return shoal__doc_apply(wd->doc, &b->c, b->c.nops - 1, b->c.nops);
@@ -495,7 +507,7 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
     shoal__buf_init(&env);
     uint8_t cid[SHOAL__ID_BYTES];
     uint64_t pos;
-    int err = r->enforce ? builder_check(cx, b) : SHOAL_OK;
+    int err = r->enforce ? builder_check(cx, b, wd) : SHOAL_OK;
     if (!err)
         err = shoal__change_encode(&b->c, &body);
     if (!err)

@@ -56,27 +56,39 @@ view_free(view *v)
     shoal__free(v->fields);
 }
 
-/* Fill v from d (NULL: a document no change has touched). */
+/* Parse the guard view p[0..n) (NULL: no live document) into v. */
 static int
-view_of(view *v, const shoal__doc *d, const shoal__change *c)
+view_parse(view *v, const uint8_t *p, size_t n, const shoal__change *c)
 {
     memset(&v->q, 0, sizeof v->q);
     v->q.id = c->doc;
     v->q.id_len = c->doc_len;
+    if (!p)
+        return SHOAL_OK;
+    size_t nf = 0;
+    bool alive = false;
+    int rc = shoal__qview_parse(p, n, &v->fields, &v->cap, &nf, &alive);
+    if (rc)
+        return rc == SHOAL_ENOMEM ? rc : SHOAL_EINVAL;
+    v->q.fields = v->fields;
+    v->q.nfields = nf;
+    return SHOAL_OK;
+}
+
+/* Fill v from the guards of d (NULL: a document no change has touched):
+ * a where sees nothing else, and a long list outside the guards costs
+ * nothing. */
+static int
+view_of(view *v, const shoal__doc *d, const shoal__fset *guards, const shoal__change *c)
+{
     v->buf.len = 0;
     if (!d)
-        return SHOAL_OK;
-    int rc = shoal__doc_encode_qview(d, SIZE_MAX, &v->buf);
+        return view_parse(v, NULL, 0, c);
+    int rc = shoal__doc_encode_qview_only(d, guards, &v->buf);
     if (rc)
         return rc;
-    size_t n = 0;
-    bool alive = false;
-    rc = shoal__qview_parse(v->buf.p, v->buf.len, &v->fields, &v->cap, &n, &alive);
-    if (rc)
-        return rc == SHOAL_ENOMEM ? rc : SHOAL_ECORRUPT;
-    v->q.fields = v->fields;
-    v->q.nfields = n;
-    return SHOAL_OK;
+    rc = view_parse(v, v->buf.p, v->buf.len, c);
+    return rc == SHOAL_EINVAL ? SHOAL_ECORRUPT : rc;
 }
 
 /* d with ops [0, to) of c applied, in *out (owned). */
@@ -179,6 +191,15 @@ role_list(const arole *ar, size_t n, char *out, size_t len)
 
 /* ---------------------------------------------------------------- check */
 
+int
+shoal__authz_guard_view(const shoal__policy *p, const uint8_t *coll, size_t clen,
+                        const shoal__doc *d, shoal__buf *out)
+{
+    static const shoal__fset none = { SHOAL__FS_ONLY, 0, NULL };
+    const shoal__pcoll *co = shoal__policy_coll(p, coll, clen);
+    return shoal__doc_encode_qview_only(d, co ? &co->guard : &none, out);
+}
+
 static bool
 is_guard(const shoal__pcoll *co, const uint8_t *f, size_t n)
 {
@@ -237,10 +258,12 @@ shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out)
 
     /* What kind of change: a create (first of an epoch), and whether it
      * resets a live epoch (an implicit delete). */
-    const shoal__doc *pre = in->pre && shoal__doc_exists(in->pre) ? in->pre : NULL;
-    bool pre_alive = pre && !shoal__doc_deleted(pre);
-    uint64_t pre_epoch = pre ? shoal__doc_epoch(pre) : 0;
-    bool create = !pre || c->epoch > pre_epoch;
+    const shoal__authz_state *ps = in->pre_state;
+    const shoal__doc *pre = !ps && in->pre && shoal__doc_exists(in->pre) ? in->pre : NULL;
+    bool pre_exists = ps ? ps->exists : pre != NULL;
+    bool pre_alive = ps ? ps->exists && !ps->deleted : pre && !shoal__doc_deleted(pre);
+    uint64_t pre_epoch = ps ? ps->epoch : pre ? shoal__doc_epoch(pre) : 0;
+    bool create = !pre_exists || c->epoch > pre_epoch;
     bool reset = pre_alive && c->epoch > pre_epoch;
     size_t upto = c->nops; /* ops before the first DELDOC */
     bool guard_op = false;
@@ -261,17 +284,30 @@ shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out)
     shoal__buf_init(&vpre.buf);
     shoal__buf_init(&vpost.buf);
     shoal__doc *after = NULL;
-    if ((rc = view_of(&vpre, pre_alive ? pre : NULL, c)))
+    if (ps) {
+        rc = view_parse(&vpre, pre_alive ? ps->view : NULL, ps->view_len, c);
+    } else {
+        rc = view_of(&vpre, pre_alive ? pre : NULL, &co->guard, c);
+    }
+    if (rc)
         goto done;
     const view *post = &vpre;
-    if (create || guard_op) {
+    if ((create || guard_op) && ps) {
+        if (!in->post_view) {
+            rc = SHOAL_EINVAL;
+            goto done;
+        }
+        if ((rc = view_parse(&vpost, in->post_view, in->post_view_len, c)))
+            goto done;
+        post = &vpost;
+    } else if (create || guard_op) {
         rc = doc_after(pre, c, upto, &after);
         if (rc == SHOAL_EPROTO) {
             rc = verdict(out, SHOAL__AUTHZ_REJECT, -1, "its ops do not apply (%s)",
                          "malformed references");
             goto done;
         }
-        if (rc || (rc = view_of(&vpost, after, c)))
+        if (rc || (rc = view_of(&vpost, after, &co->guard, c)))
             goto done;
         post = &vpost;
     }

@@ -590,6 +590,9 @@ typedef struct shoal__fset {
     shoal__name *names; /* owned array, sorted strictly ascending */
 } shoal__fset;
 bool shoal__fset_has(const shoal__fset *s, const uint8_t *name, size_t n);
+/* The query view of d (shoal__doc_encode_qview, lists whole) restricted to
+ * the fields of only: what a policy's where can see (its guards). */
+int shoal__doc_encode_qview_only(const shoal__doc *d, const shoal__fset *only, shoal__buf *out);
 
 /* The kind of the object in p[0..n) (SHOAL__AUTH_*), or 0 if its header
  * does not read or names no known kind. */
@@ -709,6 +712,16 @@ typedef struct shoal__authz_out {
     long op;       /* index of the op refused, or -1 */
     char why[256]; /* one line for ADMIT's opposite numbers; "" on ADMIT */
 } shoal__authz_out;
+/* A document summarised for the check, by a writer that changes it in
+ * place: whether it exists and is deleted, its epoch, and the query view
+ * of its guard fields (shoal__doc_encode_qview_only with the guards of the
+ * policy the change names; ignored unless it is alive). */
+typedef struct shoal__authz_state {
+    bool exists, deleted;
+    uint64_t epoch;
+    const uint8_t *view;
+    size_t view_len;
+} shoal__authz_state;
 typedef struct shoal__authz_in {
     const shoal__change *c;
     const shoal__cert *cert;     /* the admitted certificate named; NULL: not held */
@@ -717,7 +730,19 @@ typedef struct shoal__authz_in {
     /* The greatest certificate serial and policy version named by the
      * author's own changes in the document's causal past (0: none). */
     uint64_t prior_serial, prior_version;
+    /* Instead of pre: the document before c, summarised; and, when c
+     * creates the document or writes a guard field, post_view: the guard
+     * view of the document with c's ops before its first DELDOC applied
+     * (missing: SHOAL_EINVAL). */
+    const shoal__authz_state *pre_state;
+    const uint8_t *post_view;
+    size_t post_view_len;
 } shoal__authz_in;
+/* The guard view of d for a change to coll under policy p, appended to
+ * out (shoal__doc_encode_qview_only; a collection the policy does not
+ * declare has no guards). */
+int shoal__authz_guard_view(const shoal__policy *p, const uint8_t *coll, size_t clen,
+                            const shoal__doc *d, shoal__buf *out);
 /* SHOAL_OK with the verdict in *out, or SHOAL_ENOMEM (no verdict: the
  * caller tries again; a verdict never depends on memory). */
 int shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out);

@@ -1237,8 +1237,8 @@ qview_item(const shoal__eid *id, const shoal__eid *value_op, const shoal_value *
  * items written as [4, n] from shoal__list_len alone, so the work is
  * O(fields + kept items) (crdt.h).  cap is at least SHOAL__Q_LIST_VIEW:
  * shoal__qview_parse refuses [4, n] with n <= SHOAL__Q_LIST_VIEW. */
-int
-shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
+static int
+encode_qview(const shoal__doc *d, size_t cap, const shoal__fset *only, shoal__buf *out)
 {
     field **fs;
     size_t nf, nvis = 0;
@@ -1253,12 +1253,13 @@ shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
     if (rc)
         return rc;
     for (size_t i = 0; i < nf; i++)
-        nvis += field_visible(d, fs[i]) != 0;
+        nvis += field_visible(d, fs[i]) != 0 &&
+                (!only || shoal__fset_has(only, fs[i]->name, fs[i]->name_len));
     shoal__mpw_map(&w, (uint32_t)nvis);
     for (size_t i = 0; i < nf && !rc; i++) {
         const field *f = fs[i];
         shoal_kind kind = field_visible(d, f);
-        if (!kind)
+        if (!kind || (only && !shoal__fset_has(only, f->name, f->name_len)))
             continue;
         shoal__mpw_str(&w, f->name, f->name_len);
         shoal__mpw_array(&w, 2);
@@ -1295,4 +1296,16 @@ shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
     }
     shoal__free(fs);
     return rc ? rc : w.err;
+}
+
+int
+shoal__doc_encode_qview(const shoal__doc *d, size_t cap, shoal__buf *out)
+{
+    return encode_qview(d, cap, NULL, out);
+}
+
+int
+shoal__doc_encode_qview_only(const shoal__doc *d, const shoal__fset *only, shoal__buf *out)
+{
+    return encode_qview(d, SIZE_MAX, only, out);
 }

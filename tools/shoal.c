@@ -629,8 +629,7 @@ auth_policy(shoal_replica *r, const char *path)
         fclose(f);
     if (rd != 0) {
         free(text);
-        errorf("auth policy: cannot read %s (%s)", path,
-               rd > 0 ? "over 1 MiB" : strerror(errno));
+        errorf("auth policy: cannot read %s (%s)", path, rd > 0 ? "over 1 MiB" : strerror(errno));
         return EXIT_ERR;
     }
     uint64_t version = 0;
@@ -691,8 +690,8 @@ auth_grant(shoal_replica *r, int argc, char **argv)
     char khex[2 * SHOAL_KEY_BYTES + 1];
     shoal__hex_encode(key, SHOAL_KEY_BYTES, khex);
     if (rc == EXIT_OK) {
-        shoal_cert_spec spec = { user ? user : khex, roles, nroles, names, values,
-                                 nattrs, (uint64_t)life };
+        shoal_cert_spec spec = { user ? user : khex, roles, nroles, names, values, nattrs,
+                                 (uint64_t)life };
         shoal_err e = shoal_auth_grant(r, key, &spec);
         rc = e == SHOAL_OK ? EXIT_OK : fail(r, e, "auth grant", false);
     }

@@ -1045,6 +1045,29 @@ test_public_api(void)
     /* the device writes what its role allows */
     CHECK_EQ(put_int(dev, "p1", "store_id", 1, "price", 3), SHOAL_OK);
     CHECK_EQ(put_int(dev, "p2", "store_id", 2, NULL, 0), SHOAL_EPERM);
+    /* deletes: the manager may, and may re-create; a clerk may do neither */
+    CHECK_EQ(put_int(dev, "p3", "store_id", 1, "stock", 1), SHOAL_OK);
+    shoal_txn *t = NULL;
+    CHECK_EQ(shoal_txn_begin(dev, &t), SHOAL_OK);
+    CHECK_EQ(shoal_txn_delete(t, "products", "p3"), SHOAL_OK);
+    CHECK_EQ(shoal_txn_commit(t), SHOAL_OK);
+    CHECK_EQ(put_int(dev, "p3", "store_id", 2, NULL, 0), SHOAL_EPERM); /* re-create elsewhere */
+    CHECK_EQ(put_int(dev, "p3", "store_id", 1, NULL, 0), SHOAL_OK);
+    char *cdir;
+    shoal_replica *clerkr = new_replica(&cdir, rk);
+    shoal_cert_spec ccs = { "cy", clerk, 1, an, av, 1, 0 };
+    CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(clerkr), &ccs), SHOAL_OK);
+    pass(root, clerkr);
+    pass(dev, clerkr);
+    CHECK_EQ(shoal_txn_begin(clerkr, &t), SHOAL_OK);
+    CHECK_EQ(shoal_txn_delete(t, "products", "p3"), SHOAL_OK);
+    CHECK_EQ(shoal_txn_commit(t), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(clerkr), "delete") != NULL);
+    CHECK_EQ(put_int(clerkr, "p3", "stock", 4, NULL, 0), SHOAL_OK);          /* a count it may */
+    CHECK_EQ(put_int(clerkr, "p3", "stock", 4, "store_id", 1), SHOAL_EPERM); /* a guard */
+    shoal_replica_close(clerkr);
+    check_rmtree(cdir);
+    free(cdir);
     pass(adm, root);
     pass(dev, root);
     char *js = NULL;
