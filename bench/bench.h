@@ -25,6 +25,7 @@ int shoal__bench_trace(int argc, char **argv);
 int shoal__bench_commits(int argc, char **argv);
 /* shoal-bench sync [--changes N] [--samples S] [--seconds T] [--runs R] [--docs N]
  *                  [--peers P] [--incoming N] [--variant NAME] */
+int shoal__bench_authz(int argc, char **argv);
 int shoal__bench_sync(int argc, char **argv);
 /* The partial-sync variants of `shoal-bench sync` (bench_partial.c):
  * variant is partial-initial, partial-relay, partial-latency or

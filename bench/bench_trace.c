@@ -16,6 +16,12 @@
  *   local-batch100          public API, commit every 100 edits, non-durable
  *   local-batch100-durable  same, durable; plus the raw LMDB floor
  *   local-txn               public API, every edit in one transaction
+ *   local-batch100-policy   local-batch100 on a replica that enforces
+ *                           permissions (docs/permissions.md): every commit
+ *                           runs the write check; the editing device holds
+ *                           a role that may write the list
+ *   remote-policy           remote, of that bundle, into an empty replica
+ *                           that enforces the same root's permissions
  *   remote                  import of local-batch100's bundle into an empty
  *                           replica; plus the signature-verification floor
  *
@@ -508,8 +514,11 @@ api_check(const trace *t, shoal_replica *r, result *res)
     return rc;
 }
 
+/* A replica in a new temp dir; root (32 bytes) makes it enforce
+ * permissions, NULL leaves it in open mode. */
 static shoal_err
-open_replica(const char *name, bool durable, shoal_replica **r, char **dir)
+open_replica_root(const char *name, bool durable, const uint8_t *root, shoal_replica **r,
+                  char **dir)
 {
     shoal_options *o = NULL;
     shoal_err e;
@@ -523,9 +532,82 @@ open_replica(const char *name, bool durable, shoal_replica **r, char **dir)
     e = shoal_options_set_durable(o, durable);
     if (e == SHOAL_OK)
         e = shoal_options_set_map_size(o, (uint64_t)256 << 20);
+    if (e == SHOAL_OK && root)
+        e = shoal_options_set_root(o, root);
     if (e == SHOAL_OK)
         e = shoal_replica_open(r, *dir, o);
     shoal_options_free(o);
+    return e;
+}
+
+static shoal_err
+open_replica(const char *name, bool durable, shoal_replica **r, char **dir)
+{
+    return open_replica_root(name, durable, NULL, r, dir);
+}
+
+/* The policy of the policy variants: an editor may write any field of the
+ * trace's collection, create and delete. */
+static const char bench_policy[] =
+    "{\"collections\": {\"" COLL "\": {}}, \"roles\": {\"editor\": {\"" COLL "\": "
+    "{\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\", \"create\": true, "
+    "\"delete\": true}}}}";
+
+/* An editing device that enforces permissions: a root replica (its own key
+ * the root, in a temp dir removed here) publishes bench_policy and certifies
+ * the device as an editor; the device takes both.  root receives the root
+ * key.  Untimed. */
+static shoal_err
+open_policy_device(bool durable, uint8_t root[32], shoal_replica **dev, char **ddir, char *err,
+                   size_t errlen)
+{
+    shoal_replica *rr = NULL;
+    char *rdir = NULL;
+    uint8_t *b = NULL;
+    size_t blen = 0;
+    uint8_t dk[32];
+    shoal_err e = open_replica("shoal-bench-root", false, &rr, &rdir);
+    if (e == SHOAL_OK) {
+        memcpy(root, shoal_replica_id(rr), 32);
+        shoal_replica_close(rr);
+        rr = NULL;
+    }
+    if (e == SHOAL_OK) {
+        /* reopen the same directory trusting its own key */
+        shoal_options *o = NULL;
+        e = shoal_options_new(&o);
+        if (e == SHOAL_OK)
+            e = shoal_options_set_durable(o, false);
+        if (e == SHOAL_OK)
+            e = shoal_options_set_root(o, root);
+        if (e == SHOAL_OK)
+            e = shoal_replica_open(&rr, rdir, o);
+        shoal_options_free(o);
+    }
+    if (e == SHOAL_OK)
+        e = open_replica_root("shoal-bench-trace", durable, root, dev, ddir);
+    if (e == SHOAL_OK) {
+        memcpy(dk, shoal_replica_id(*dev), 32);
+        e = shoal_auth_policy(rr, bench_policy, strlen(bench_policy), NULL);
+    }
+    static const char *const roles[] = { "editor" };
+    shoal_cert_spec spec = { "bench", roles, 1, NULL, NULL, 0, 0 };
+    if (e == SHOAL_OK)
+        e = shoal_auth_grant(rr, dk, &spec);
+    if (e == SHOAL_OK)
+        e = shoal_export(rr, NULL, &b, &blen);
+    if (e == SHOAL_OK)
+        e = shoal_import(*dev, b, blen, NULL);
+    if (e != SHOAL_OK)
+        snprintf(err, errlen, "policy setup: %s (%s)", shoal_strerror(e),
+                 rr ? shoal_replica_errmsg(rr) : "");
+    shoal_free(b);
+    if (rr)
+        shoal_replica_close(rr);
+    if (rdir) {
+        shoal__bench_rmtree(rdir);
+        free(rdir);
+    }
     return e;
 }
 
@@ -552,8 +634,8 @@ bundle_sizes(const uint8_t *b, size_t len, result *res)
  * is the whole replica exported (caller frees with shoal_free).
  */
 static int
-run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundle,
-        size_t *bundle_len)
+run_api(const trace *t, size_t batch, bool durable, uint8_t *policy_root, result *res,
+        uint8_t **bundle, size_t *bundle_len)
 {
     api_ctx x = { .batch = batch };
     char *dir = NULL;
@@ -564,7 +646,13 @@ run_api(const trace *t, size_t batch, bool durable, result *res, uint8_t **bundl
     int rc;
 
     res->rss_base_mb = shoal__bench_rss_mb();
-    if ((e = open_replica("shoal-bench-trace", durable, &x.r, &dir)) != SHOAL_OK) {
+    if (policy_root) {
+        e = open_policy_device(durable, policy_root, &x.r, &dir, res->err, sizeof res->err);
+        if (e != SHOAL_OK) {
+            close_replica(x.r, dir);
+            return -1;
+        }
+    } else if ((e = open_replica("shoal-bench-trace", durable, &x.r, &dir)) != SHOAL_OK) {
         set_err(res, "shoal_replica_open: %s%s", shoal_strerror(e), "");
         close_replica(x.r, dir);
         return -1;
@@ -667,13 +755,15 @@ read_file(const char *path, size_t *n)
 /*
  * The verification floor: check every envelope's Ed25519 signature with
  * libsodium, nothing else (docs/format.md: signed message = the context
- * "shoal-change-v1" NUL, then every envelope byte before the signature).
+ * "shoal-change-vN" NUL, N the envelope's version, then every envelope byte
+ * before the signature).
  * Returns ms, or -1 on a malformed bundle or a failed signature.
  */
 static double
 verify_floor_ms(const uint8_t *b, size_t len)
 {
     static const char ctx[] = "shoal-change-v1"; /* sizeof includes the NUL */
+    static const char ctx2[] = "shoal-change-v2"; /* version 2 (docs/format.md) */
     size_t off = SHOAL__BUNDLE_HEADER, cap = 0;
     uint8_t *msg = NULL;
     uint64_t t0 = shoal__bench_now_ns();
@@ -700,6 +790,7 @@ verify_floor_ms(const uint8_t *b, size_t len)
                 goto out;
             memcpy(msg, ctx, sizeof ctx);
         }
+        memcpy(msg, b[off] == 2 ? ctx2 : ctx, sizeof ctx);
         memcpy(msg + sizeof ctx, b + off, signed_len);
         if (crypto_sign_verify_detached(b + off + signed_len, msg, sizeof ctx + signed_len,
                                         b + off + 1) != 0)
@@ -714,7 +805,7 @@ out:
 }
 
 static int
-run_remote(const trace *t, const char *bundle_path, result *res)
+run_remote(const trace *t, const char *bundle_path, bool policy, result *res)
 {
     uint8_t *b = NULL;
     size_t blen = 0;
@@ -728,10 +819,24 @@ run_remote(const trace *t, const char *bundle_path, result *res)
 
     /* The bundle that a local-batch100 run of this invocation saved, or
      * one made here when that variant was not selected. */
+    uint8_t root[32];
+    char root_path[4096];
+    snprintf(root_path, sizeof root_path, "%s.root", bundle_path);
     b = read_file(bundle_path, &blen);
+    if (b && policy) {
+        size_t rl = 0;
+        uint8_t *rk = read_file(root_path, &rl);
+        if (rk && rl == 32)
+            memcpy(root, rk, 32);
+        else {
+            free(b);
+            b = NULL;
+        }
+        free(rk);
+    }
     if (!b) {
         result tmp = { 0 };
-        if (run_api(t, 100, false, &tmp, &b, &blen) != 0) {
+        if (run_api(t, 100, false, policy ? root : NULL, &tmp, &b, &blen) != 0) {
             memcpy(res->err, tmp.err, sizeof res->err);
             return -1;
         }
@@ -742,7 +847,8 @@ run_remote(const trace *t, const char *bundle_path, result *res)
     shoal__bench_reset_peak_rss();
     res->rss_base_mb = shoal__bench_rss_mb();
 
-    if ((e = open_replica("shoal-bench-remote", true, &r, &dir)) != SHOAL_OK) {
+    if ((e = open_replica_root("shoal-bench-remote", true, policy ? root : NULL, &r, &dir)) !=
+        SHOAL_OK) {
         set_err(res, "shoal_replica_open: %s%s", shoal_strerror(e), "");
         goto out;
     }
@@ -758,7 +864,7 @@ run_remote(const trace *t, const char *bundle_path, result *res)
         set_err(res, "shoal_import: %s (%s)", shoal_strerror(e), shoal_replica_errmsg(r));
         goto out;
     }
-    if (ir.applied != res->changes || ir.pending != 0) {
+    if (ir.applied != res->changes || ir.pending != 0 || ir.rejected != 0) {
         snprintf(res->err, sizeof res->err, "import applied %llu of %llu changes (%llu pending)",
                  (unsigned long long)ir.applied, (unsigned long long)res->changes,
                  (unsigned long long)ir.pending);
@@ -784,7 +890,8 @@ out:
 /* ------------------------------------------------------------ the driver */
 
 static const char *const all_variants[] = {
-    "crdt", "local-batch100", "local-batch100-durable", "local-txn", "remote",
+    "crdt",   "local-batch100", "local-batch100-durable", "local-txn", "remote", "local-batch100-policy",
+    "remote-policy",
 };
 enum {
     NVARIANTS = sizeof all_variants / sizeof all_variants[0]
@@ -812,15 +919,33 @@ run_variant(void *argp, void *outp)
     if (strcmp(a->variant, "crdt") == 0)
         return run_crdt(a->t, res);
     if (strcmp(a->variant, "local-batch100") == 0) {
-        rc = run_api(a->t, 100, false, res, &b, &blen);
+        rc = run_api(a->t, 100, false, NULL, res, &b, &blen);
         if (rc == 0) {
             write_file(a->bundle_path, b, blen); /* best effort: remote remakes it */
             shoal_free(b);
         }
         return rc;
     }
+    if (strcmp(a->variant, "local-batch100-policy") == 0) {
+        uint8_t root[32];
+        char path[4096];
+        rc = run_api(a->t, 100, false, root, res, &b, &blen);
+        if (rc == 0) {
+            snprintf(path, sizeof path, "%s-policy", a->bundle_path);
+            write_file(path, b, blen); /* best effort: remote-policy remakes it */
+            snprintf(path, sizeof path, "%s-policy.root", a->bundle_path);
+            write_file(path, root, 32);
+            shoal_free(b);
+        }
+        return rc;
+    }
+    if (strcmp(a->variant, "remote-policy") == 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s-policy", a->bundle_path);
+        return run_remote(a->t, path, true, res);
+    }
     if (strcmp(a->variant, "local-batch100-durable") == 0) {
-        rc = run_api(a->t, 100, true, res, NULL, NULL);
+        rc = run_api(a->t, 100, true, NULL, res, NULL, NULL);
         if (rc == 0) {
             res->floor_ms = shoal__bench_lmdb_floor_ms(res->commits, true);
             res->floor_write_bytes = shoal__bench_lmdb_floor_write_bytes;
@@ -832,9 +957,9 @@ run_variant(void *argp, void *outp)
         return rc;
     }
     if (strcmp(a->variant, "local-txn") == 0)
-        return run_api(a->t, 0, false, res, NULL, NULL);
+        return run_api(a->t, 0, false, NULL, res, NULL, NULL);
     if (strcmp(a->variant, "remote") == 0)
-        return run_remote(a->t, a->bundle_path, res);
+        return run_remote(a->t, a->bundle_path, false, res);
     set_err(res, "unknown variant %s%s", a->variant, "");
     return -1;
 }

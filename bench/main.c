@@ -21,7 +21,11 @@ usage(FILE *f)
           "  trace FILE [--runs R] [--variant NAME]...\n"
           "      replay an editing trace (gzipped JSON, e.g. automerge-paper.json.gz);\n"
           "      variants: crdt local-batch100 local-batch100-durable local-txn remote\n"
-          "      (default: all), R runs each (default 5), one median line per variant\n"
+          "      local-batch100-policy remote-policy (default: all), R runs each\n"
+          "      (default 5), one median line per variant\n"
+          "  authz [--history N] [--checks N] [--runs R]\n"
+          "      the write check's own cost per change: deps at the heads, and deps\n"
+          "      N/2 changes in the past (docs/permissions.md)\n"
           "  commits [--n N] [--runs R]\n"
           "      durable commits/s through the public API, and raw LMDB in the same run\n"
           "  sync [--changes N] [--samples S] [--seconds T] [--runs R] [--docs N]\n"
@@ -59,6 +63,8 @@ main(int argc, char **argv)
         return shoal__bench_commits(argc - 1, argv + 1);
     if (strcmp(argv[1], "sync") == 0)
         return shoal__bench_sync(argc - 1, argv + 1);
+    if (strcmp(argv[1], "authz") == 0)
+        return shoal__bench_authz(argc - 1, argv + 1);
 #ifdef SHOAL_BENCH_QUERY
     if (strcmp(argv[1], "query") == 0)
         return shoal__bench_query(argc - 1, argv + 1);

@@ -16,7 +16,7 @@
 #   <zmq.h>     only under transport/
 #   tools/      project headers: shoal.h and tools/'s own headers only
 #   bench/      project headers: shoal.h and bench/'s own headers only;
-#               its in-memory list benchmarks (bench_list.c, bench_trace.c's
+#               its in-memory benchmarks (bench_authz.c, bench_list.c, bench_trace.c's
 #               "crdt" variant) may also include crdt.h
 #   shoal.h     includes only <stdbool.h> <stddef.h> <stdint.h>
 # test/ may include anything and is not scanned.
@@ -114,7 +114,8 @@ check_file() {
             if [ "$target" = include ] || [ "$target" = "$mod" ]; then
                 :
             elif [ "$mod" = bench ] &&
-                { [ "$base" = bench_list.c ] || [ "$base" = bench_trace.c ]; } &&
+                { [ "$base" = bench_list.c ] || [ "$base" = bench_trace.c ] ||
+                    [ "$base" = bench_authz.c ]; } &&
                 [ "$target" = crdt ] && [ "$(basename "$name")" = crdt.h ]; then
                 :
             else
