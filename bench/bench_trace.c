@@ -762,7 +762,7 @@ read_file(const char *path, size_t *n)
 static double
 verify_floor_ms(const uint8_t *b, size_t len)
 {
-    static const char ctx[] = "shoal-change-v1"; /* sizeof includes the NUL */
+    static const char ctx[] = "shoal-change-v1";  /* sizeof includes the NUL */
     static const char ctx2[] = "shoal-change-v2"; /* version 2 (docs/format.md) */
     size_t off = SHOAL__BUNDLE_HEADER, cap = 0;
     uint8_t *msg = NULL;
@@ -890,8 +890,8 @@ out:
 /* ------------------------------------------------------------ the driver */
 
 static const char *const all_variants[] = {
-    "crdt",   "local-batch100", "local-batch100-durable", "local-txn", "remote", "local-batch100-policy",
-    "remote-policy",
+    "crdt",   "local-batch100",        "local-batch100-durable", "local-txn",
+    "remote", "local-batch100-policy", "remote-policy",
 };
 enum {
     NVARIANTS = sizeof all_variants / sizeof all_variants[0]

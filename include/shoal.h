@@ -760,8 +760,8 @@ SHOAL_API shoal_err shoal_auth_policy(shoal_replica *r, const char *json, size_t
 
 /* A device certificate to issue (every pointer Borrowed for the call). */
 typedef struct shoal_cert_spec {
-    const char *user;               /* user id ($user.id in a policy) */
-    const char *const *roles;       /* nroles >= 1 role names */
+    const char *user;         /* user id ($user.id in a policy) */
+    const char *const *roles; /* nroles >= 1 role names */
     size_t nroles;
     const char *const *attr_names;  /* nattrs attributes ($user.NAME): not id, role or user */
     const shoal_value *attr_values; /* scalars, one per name */

@@ -1141,7 +1141,7 @@ test_peer_error_code(void)
     const uint8_t e16[] = { 0x93, 0x04, 0x10, 0xa4, 'g', 'o', 'n', 'e' };
     CHECK_EQ(peer_error(&a, &b, e16, sizeof e16, why, sizeof why), SHOAL_ETOOBIG);
     CHECK(strcmp(why, "peer: gone") == 0);
-    /* The edges: 0 (SHOAL_OK), 1 and 20 (the first and last codes), 21,
+    /* The edges: 0 (SHOAL_OK), 1 and 21 (the first and last codes), 22,
      * 256 and 2^32 + 16 (16 in its low bits). */
     const struct {
         uint8_t f[12];
@@ -1151,7 +1151,8 @@ test_peer_error_code(void)
         { { 0x93, 0x04, 0x00, 0xa0 }, 4, SHOAL_EPROTO },
         { { 0x93, 0x04, 0x01, 0xa0 }, 4, SHOAL_ENOMEM },
         { { 0x93, 0x04, 0x14, 0xa0 }, 4, SHOAL_EREFUSED },
-        { { 0x93, 0x04, 0x15, 0xa0 }, 4, SHOAL_EPROTO },
+        { { 0x93, 0x04, 0x15, 0xa0 }, 4, SHOAL_EPERM },
+        { { 0x93, 0x04, 0x16, 0xa0 }, 4, SHOAL_EPROTO },
         { { 0x93, 0x04, 0xcd, 0x01, 0x00, 0xa0 }, 6, SHOAL_EPROTO },
         { { 0x93, 0x04, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0x10, 0xa0 }, 12, SHOAL_EPROTO },
     };
