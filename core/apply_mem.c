@@ -580,13 +580,14 @@ m_doc(void *ctx, const shoal__change *c, void **h, shoal__doc **d)
     return SHOAL_OK;
 }
 
-/* Append rec to the log as a change of document di. */
+/* Append rec to the log as a change of document di (SIZE_MAX: of none, a
+ * rejected change). */
 static int
 log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
 {
-    mdoc *d = &s->docs[di];
+    mdoc *d = di == SIZE_MAX ? NULL : &s->docs[di];
     int err = grow((void **)&s->ch, s->nch, sizeof *s->ch);
-    if (!err)
+    if (!err && d)
         err = grow((void **)&d->chain, d->nchain, sizeof *d->chain);
     if (err)
         return err;
@@ -600,6 +601,7 @@ log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
     e->seq = c->seq;
     e->len = rec->env_len;
     e->doc = di;
+    e->rejected = d == NULL;
     uint8_t k[SHOAL__SEQKEY_BYTES];
     shoal__seqkey(k, c->author, c->seq);
     err = shoal__map_put(&s->ch_ix, rec->cid, SHOAL__ID_BYTES, IX(s->nch));
@@ -609,7 +611,9 @@ log_append(mstate *s, size_t di, const shoal__rec *rec, const shoal__change *c)
         shoal__free(e->env);
         return err;
     }
-    d->chain[d->nchain++] = s->nch++;
+    if (d)
+        d->chain[d->nchain++] = s->nch;
+    s->nch++;
     return SHOAL_OK;
 }
 
@@ -729,32 +733,7 @@ static int
 m_put_rejected(void *ctx, const shoal__rec *rec, const shoal__change *c)
 {
     shoal__memstore *m = ctx;
-    mstate *s = &m->st;
-    int err = grow((void **)&s->ch, s->nch, sizeof *s->ch);
-    if (err)
-        return err;
-    mchange *e = &s->ch[s->nch];
-    memset(e, 0, sizeof *e);
-    e->env = dup_bytes(rec->env, rec->env_len);
-    if (!e->env)
-        return SHOAL_ENOMEM;
-    memcpy(e->cid, rec->cid, SHOAL__ID_BYTES);
-    memcpy(e->author, c->author, SHOAL_KEY_BYTES);
-    e->seq = c->seq;
-    e->len = rec->env_len;
-    e->doc = SIZE_MAX;
-    e->rejected = true;
-    uint8_t k[SHOAL__SEQKEY_BYTES];
-    shoal__seqkey(k, c->author, c->seq);
-    err = shoal__map_put(&s->ch_ix, rec->cid, SHOAL__ID_BYTES, IX(s->nch));
-    if (!err)
-        err = shoal__map_put(&s->as_ix, k, sizeof k, IX(s->nch));
-    if (err) {
-        shoal__free(e->env);
-        return err;
-    }
-    s->nch++;
-    return SHOAL_OK;
+    return log_append(&m->st, SIZE_MAX, rec, c);
 }
 
 static int

@@ -106,17 +106,26 @@ open_mode(shoal_replica *r)
                        "the replica enforces no permissions (it was created without a root key)");
 }
 
+/* Lock r; in open mode, unlock again and refuse. */
+static int
+enter_enforcing(shoal_replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->enforce)
+        return SHOAL_OK;
+    int e = open_mode(r);
+    pthread_mutex_unlock(&r->mu);
+    return e;
+}
+
 shoal_err
 shoal_auth_policy(shoal_replica *r, const char *json, size_t len, uint64_t *version)
 {
     if (!r || (!json && len))
         return SHOAL_EINVAL;
-    pthread_mutex_lock(&r->mu);
-    if (!r->enforce) {
-        int e = open_mode(r);
-        pthread_mutex_unlock(&r->mu);
-        return (shoal_err)e;
-    }
+    int ee = enter_enforcing(r);
+    if (ee)
+        return (shoal_err)ee;
     /* The next version after the newest held, naming it. */
     pick_ctx c;
     int err = pick(r, SHOAL__AUTH_POLICY, NULL, &c);
@@ -164,12 +173,9 @@ shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *sp
         spec->nroles > SHOAL__AUTH_MAX_NAMES || spec->nattrs > SHOAL__AUTH_MAX_ATTRS ||
         (spec->nattrs && (!spec->attr_names || !spec->attr_values)))
         return SHOAL_EINVAL;
-    pthread_mutex_lock(&r->mu);
-    if (!r->enforce) {
-        int e = open_mode(r);
-        pthread_mutex_unlock(&r->mu);
-        return (shoal_err)e;
-    }
+    int ee = enter_enforcing(r);
+    if (ee)
+        return (shoal_err)ee;
     shoal__cert ce;
     memset(&ce, 0, sizeof ce);
     memcpy(ce.subject, key, SHOAL_KEY_BYTES);
@@ -257,12 +263,9 @@ shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps, const char
 {
     if (!r || !key || !caps || (caps & ~(uint32_t)SHOAL__CAP_ALL))
         return SHOAL_EINVAL;
-    pthread_mutex_lock(&r->mu);
-    if (!r->enforce) {
-        int e = open_mode(r);
-        pthread_mutex_unlock(&r->mu);
-        return (shoal_err)e;
-    }
+    int ee = enter_enforcing(r);
+    if (ee)
+        return (shoal_err)ee;
     shoal__grant g;
     memset(&g, 0, sizeof g);
     memcpy(g.key, key, SHOAL_KEY_BYTES);

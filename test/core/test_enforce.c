@@ -577,6 +577,32 @@ test_convergence(void)
 
 /* ----------------------------------------------------- a real replica */
 
+/* The managers create three products, then steps of random writes (a
+ * price, a store move, a count: the first nkinds of them) by random
+ * devices, some of which first hear everything. */
+static void
+small_set(world *w, int steps, uint64_t nkinds)
+{
+    static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
+    for (int i = 0; i < 3; i++) {
+        int64_t store = i < 2 ? 1 : 2;
+        top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
+        write(w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
+    }
+    for (int step = 0; step < steps && w->n < MAXENV - 4; step++) {
+        int ki = devs[check_rand_below(4)];
+        if (check_rand_below(3) == 0) {
+            hear_all(w, ki);
+            continue;
+        }
+        uint64_t r = check_rand_below(nkinds);
+        top op = r == 0   ? (top){ SHOAL__OP_SET, "price", 3 }
+                 : r == 1 ? (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) }
+                          : (top){ SHOAL__OP_COUNT, "stock", 1 };
+        write(w, ki, DOCS[check_rand_below(3)], 0, &op, 1);
+    }
+}
+
 static uint64_t
 fixed_now(void *ctx)
 {
@@ -650,24 +676,7 @@ test_replica(void)
         check_rand_reseed(seed + (uint64_t)s);
         world w;
         setup2(&w, seed + (uint64_t)s, (unsigned)check_rand_below(1u << NKEYS));
-        static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
-        for (int i = 0; i < 3; i++) {
-            int64_t store = i < 2 ? 1 : 2;
-            top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
-            write(&w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
-        }
-        for (int step = 0; step < 30 && w.n < MAXENV - 4; step++) {
-            int ki = devs[check_rand_below(4)];
-            if (check_rand_below(3) == 0) {
-                hear_all(&w, ki);
-                continue;
-            }
-            uint64_t r = check_rand_below(4);
-            top op = r == 0   ? (top){ SHOAL__OP_SET, "price", 3 }
-                     : r == 1 ? (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) }
-                              : (top){ SHOAL__OP_COUNT, "stock", 1 };
-            write(&w, ki, DOCS[check_rand_below(3)], 0, &op, 1);
-        }
+        small_set(&w, 30, 4);
         shoal__memstore *ref = enforcing_all(&w, NULL);
         char *dir = check_tmpdir("enforce");
         REQUIRE(dir);
@@ -753,24 +762,7 @@ test_sync(void)
     check_rand_reseed(seed);
     world w;
     setup2(&w, seed, 0);
-    static const int devs[] = { CLERK1, MGR1, CLERK2, MGR2 };
-    for (int i = 0; i < 3; i++) {
-        int64_t store = i < 2 ? 1 : 2;
-        top create[2] = { { SHOAL__OP_SET, "store_id", store }, { SHOAL__OP_SET, "stock", 1 } };
-        write(&w, store == 1 ? MGR1 : MGR2, DOCS[i], 0, create, 2);
-    }
-    for (int step = 0; step < 40 && w.n < MAXENV - 4; step++) {
-        int ki = devs[check_rand_below(4)];
-        if (check_rand_below(3) == 0) {
-            hear_all(&w, ki);
-            continue;
-        }
-        uint64_t r = check_rand_below(3);
-        top op = r == 0   ? (top){ SHOAL__OP_SET, "price", 3 }
-                 : r == 1 ? (top){ SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) }
-                          : (top){ SHOAL__OP_COUNT, "stock", 1 };
-        write(&w, ki, DOCS[check_rand_below(3)], 0, &op, 1);
-    }
+    small_set(&w, 40, 3);
     shoal__memstore *ref = enforcing_all(&w, NULL);
     CHECK(shoal__memstore_rejected(ref) > 0);
     char *da = check_tmpdir("enforce-a"), *db = check_tmpdir("enforce-b"),
