@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "core.h"
 
@@ -490,4 +491,120 @@ shoal_auth_show(shoal_replica *r, char **out)
     }
     json_decref(j);
     return (shoal_err)err;
+}
+
+/* ------------------------------------------------------ certified devices */
+
+/* A device whose newest certificate this replica holds, for the ZAP
+ * handler: admitted while the wall clock is within its validity.  Link
+ * admission is no verdict on a change, so it may read the clock. */
+typedef struct cert_ent {
+    uint8_t ed[SHOAL_KEY_BYTES];
+    uint64_t not_before_ms, not_after_ms;
+} cert_ent;
+
+void
+shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n)
+{
+    shoal__cert ce;
+    if (shoal__cert_decode(obj, n, &ce) != SHOAL_OK)
+        return;
+    uint8_t x[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(x, ce.subject) != 0) {
+        shoal__cert_clear(&ce);
+        return;
+    }
+    cert_ent *c = shoal__malloc(sizeof *c);
+    if (c) {
+        memcpy(c->ed, ce.subject, SHOAL_KEY_BYTES);
+        c->not_before_ms = SHOAL__HLC_MS(ce.not_before);
+        c->not_after_ms = ce.not_after == UINT64_MAX ? UINT64_MAX : SHOAL__HLC_MS(ce.not_after);
+    }
+    pthread_mutex_lock(&r->cert_mu);
+    shoal__free(shoal__map_take(&r->certs, x, sizeof x));
+    if (c && shoal__map_put(&r->certs, x, sizeof x, c) != SHOAL_OK)
+        shoal__free(c);
+    pthread_mutex_unlock(&r->cert_mu);
+    shoal__cert_clear(&ce);
+}
+
+bool
+shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES])
+{
+    uint64_t now = shoal__wall_ms(r);
+    bool ok = false;
+    pthread_mutex_lock(&r->cert_mu);
+    const cert_ent *c = shoal__map_get(&r->certs, x, 32);
+    if (c && now >= c->not_before_ms && now <= c->not_after_ms) {
+        memcpy(ed, c->ed, SHOAL_KEY_BYTES);
+        ok = true;
+    }
+    pthread_mutex_unlock(&r->cert_mu);
+    return ok;
+}
+
+void
+shoal__certs_free(shoal_replica *r)
+{
+    shoal__map_clear(&r->certs, shoal__free);
+}
+
+typedef struct load_ctx {
+    shoal_replica *r;
+    shoal__wset w;
+    int err;
+} load_ctx;
+
+static int
+load_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+         void *arg)
+{
+    (void)coll;
+    (void)clen;
+    (void)meta;
+    load_ctx *c = arg;
+    if (idlen != 5 + 64 || memcmp(id, "cert:", 5) != 0)
+        return 0;
+    char hx[65];
+    memcpy(hx, id + 5, 64);
+    hx[64] = 0;
+    uint8_t key[SHOAL_KEY_BYTES], cid[SHOAL__ID_BYTES];
+    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+        return 0;
+    int err = shoal__wset_auth_pick(&c->w, SHOAL__AUTH_CERT, key, cid);
+    if (err == SHOAL_ENOTFOUND)
+        return 0;
+    shoal__sval env;
+    if (!err)
+        err = shoal__stxn_change_get(c->w.t, cid, &env);
+    shoal__change ch;
+    if (!err)
+        err = shoal__change_stored(env.p, env.len, &ch);
+    if (err) {
+        c->err = err;
+        return 1;
+    }
+    shoal__certs_note(c->r, ch.ops[0].value.ptr, ch.ops[0].value.len);
+    shoal__change_clear(&ch);
+    return 0;
+}
+
+static int
+load_fn(shoal__stxn *t, void *arg)
+{
+    load_ctx *c = arg;
+    shoal__wset_init(&c->w, c->r);
+    shoal__wset_reset(&c->w, t);
+    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, load_doc, c);
+    shoal__wset_free(&c->w);
+    return c->err ? c->err : err;
+}
+
+int
+shoal__certs_load(shoal_replica *r)
+{
+    if (!r->enforce)
+        return SHOAL_OK;
+    load_ctx c = { r, { 0 }, 0 };
+    return shoal__store_read(r->store, load_fn, &c);
 }

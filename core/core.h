@@ -51,6 +51,14 @@ struct shoal_options {
     uint8_t root[SHOAL_KEY_BYTES];
 };
 
+/* Devices certified now, for incoming links (authapi.c): load them at
+ * open, note an object of `_auth/cert:KEY` that became current, admit an
+ * X25519 key (true with its Ed25519 key), free them. */
+int shoal__certs_load(shoal_replica *r);
+void shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n);
+bool shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES]);
+void shoal__certs_free(shoal_replica *r);
+
 /* Make replicas opened with o enforce permissions under root
  * (docs/permissions.md).  Internal until every part of enforcement
  * exists: a directory created with a root keeps it (meta "root"), one
@@ -87,6 +95,8 @@ struct shoal_replica {
     pthread_mutex_t mu;            /* held by every API call that takes r */
     bool enforce;                  /* a root key is trusted: every change is judged */
     uint8_t root[SHOAL_KEY_BYTES]; /* that key (meta "root") */
+    pthread_mutex_t cert_mu;       /* guards certs (taken last, never held across calls) */
+    shoal__map certs;              /* X25519 key -> certified device (authapi.c), owned */
     shoal__store *store;           /* owned */
     uint8_t pk[SHOAL_KEY_BYTES];   /* identity public key (author id) */
     uint8_t *sk;                   /* 64-byte secret key, sodium_malloc'd, owned */

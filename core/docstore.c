@@ -774,6 +774,21 @@ shoal__wset_flush(shoal__wset *w)
     return SHOAL_OK;
 }
 
+/* A certificate document changed: its current object, for links. */
+static void
+note_cert(shoal_replica *r, const shoal__doc *d)
+{
+    shoal__vfield *v = NULL;
+    size_t n = 0;
+    if (shoal__doc_view(d, &v, &n) != SHOAL_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].name_len == 6 && memcmp(v[i].name, "object", 6) == 0 &&
+            v[i].kind == SHOAL_K_REGISTER && v[i].value.type == SHOAL_T_BYTES)
+            shoal__certs_note(r, v[i].value.ptr, v[i].value.len);
+    shoal__doc_view_free(v, n);
+}
+
 void
 shoal__wset_commit(shoal__wset *w)
 {
@@ -796,6 +811,9 @@ shoal__wset_commit(shoal__wset *w)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, true);
         if (wd->nnew > 0 || wd->rebuilt)
             shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
+        if (r->enforce && (wd->nnew > 0 || wd->rebuilt) && wd->clen == 5 &&
+            memcmp(wd->coll, "_auth", 5) == 0 && wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
+            note_cert(r, wd->doc);
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {
             uint8_t key[SHOAL__DOCKEY_MAX];
             size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);

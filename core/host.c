@@ -578,6 +578,15 @@ static const shoal__host_ext host_ext = {
     .settled = host_settled,
 };
 
+/* An incoming link's key: a device this replica's permissions certify
+ * now (docs/permissions.md). */
+static bool
+host_certified(void *ctx, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES])
+{
+    shoal_replica *r = ctx;
+    return r->enforce && shoal__certs_admit(r, x, ed);
+}
+
 void
 shoal__host_init(shoal__host *h, shoal_replica *r)
 {
@@ -589,4 +598,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->authseq = host_authseq;
     h->ext = &host_ext;
     h->view = &host_view;
+    h->certified = host_certified;
 }

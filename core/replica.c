@@ -282,10 +282,14 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     }
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->net_mu, NULL);
+    pthread_mutex_init(&r->cert_mu, NULL);
+    shoal__map_init(&r->certs);
     shoal__events_init(r);
     err = shoal__subs_load(r);
     if (!err)
         err = root_load(r);
+    if (!err)
+        err = shoal__certs_load(r);
     /* Query views and indexes of a directory from before them. */
     if (!err)
         err = shoal__qviews_ensure(r);
@@ -329,6 +333,8 @@ shoal_replica_close(shoal_replica *r)
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_destroy(&r->mu);
     shoal__free(r->dir);
+    shoal__certs_free(r);
+    pthread_mutex_destroy(&r->cert_mu);
     pthread_mutex_destroy(&r->net_mu);
     shoal__free(r);
 }

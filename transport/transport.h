@@ -200,6 +200,11 @@ typedef struct shoal__host {
     /* Partial sync support (shoal__host_view below), or NULL.  Borrowed
      * for the host's life. */
     const struct shoal__host_view *view;
+    /* Whether the X25519 key x belongs to a device certified now by the
+     * replica's permissions (docs/permissions.md): true with its Ed25519
+     * key in ed.  Consulted for an incoming link the lists do not decide;
+     * NULL: never. */
+    bool (*certified)(void *ctx, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES]);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.

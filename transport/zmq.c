@@ -719,6 +719,7 @@ shoal__engine_stop(shoal__engine *e)
     if (e->xsk)
         sodium_free(e->xsk);
     shoal__free(e->allow);
+    shoal__free(e->certok);
     shoal__free(e->deny);
     shoal__free(e->peers);
     shoal__free(e->gone);

@@ -173,6 +173,10 @@ struct shoal__engine {
     bool stopping, stopped;
     allowed *allow;
     size_t nallow, capallow;
+    /* Keys the host certified when they connected (shoal__host.certified):
+     * admitted like listed ones for the engine's life, unless disallowed. */
+    allowed *certok;
+    size_t ncertok, capcertok;
     allowed *deny; /* disallowed keys: refused even under allow_any */
     size_t ndeny, capdeny;
     bool allow_any;

@@ -76,7 +76,8 @@ shoal__zq_ident_permitted(const shoal__engine *e, const ident *id)
         return !shoal__zq_alist_find_x(e->deny, e->ndeny, id->key) &&
                (e->allow_any || shoal__zq_alist_find_x(e->allow, e->nallow, id->key));
     return !shoal__zq_alist_find(e->deny, e->ndeny, id->key) &&
-           (e->allow_any || shoal__zq_alist_find(e->allow, e->nallow, id->key));
+           (e->allow_any || shoal__zq_alist_find(e->allow, e->nallow, id->key) ||
+            shoal__zq_alist_find(e->certok, e->ncertok, id->key));
 }
 
 /* Whether key is on the allow-list.  Caller holds e->mu. */

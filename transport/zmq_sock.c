@@ -400,6 +400,10 @@ shoal__zq_zap_serve(shoal__engine *e)
                     zmq_msg_size(&part[6]) == XKEY_BYTES;
     if (ok_shape) {
         const uint8_t *x = zmq_msg_data(&part[6]);
+        /* A certified device (a replica that enforces permissions) is
+         * admitted like a listed key; the lists still decide first. */
+        uint8_t ced[SHOAL_KEY_BYTES];
+        bool certified = e->host.certified && e->host.certified(e->host.ctx, x, ced);
         pthread_mutex_lock(&e->mu);
         const allowed *a = NULL, *d = shoal__zq_alist_find_x(e->deny, e->ndeny, x);
         for (size_t i = 0; i < e->nallow; i++)
@@ -425,6 +429,16 @@ shoal__zq_zap_serve(shoal__engine *e)
             shoal__hex(user + 1, x, XKEY_BYTES);
             status = "200";
             text = "OK";
+        } else if (certified) {
+            allowed c;
+            memset(&c, 0, sizeof c);
+            memcpy(c.ed, ced, SHOAL_KEY_BYTES);
+            memcpy(c.x, x, XKEY_BYTES);
+            if (shoal__zq_alist_add(&e->certok, &e->ncertok, &e->capcertok, &c) == SHOAL_OK) {
+                shoal__hex(user, ced, SHOAL_KEY_BYTES);
+                status = "200";
+                text = "OK";
+            }
         } else {
             peer *p = shoal__zq_peer_find(e, x, true, true);
             if (p) {

@@ -1094,6 +1094,55 @@ test_public_api(void)
     }
 }
 
+/* Links follow certificates: a replica that enforces permissions, with
+ * no allow-list, admits a device it holds a certificate for, refuses one
+ * it does not, and admits it once certified; a disallowed key stays
+ * refused whatever its certificate. */
+static void
+test_links(void)
+{
+    char *rdir, *ddir, *odir;
+    shoal_replica *root = new_replica(&rdir, NULL);
+    REQUIRE(root);
+    const uint8_t *rk = shoal_replica_id(root);
+    shoal_replica *dev = new_replica(&ddir, rk), *other = new_replica(&odir, rk);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    const char *roles[] = { "clerk" }, *an[] = { "store_id" };
+    shoal_value av[] = { { .type = SHOAL_T_INT, .i = 1 } };
+    shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 0 };
+    CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(dev), &spec), SHOAL_OK);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    uint8_t rkey[32];
+    memcpy(rkey, rk, 32);
+    CHECK_EQ(shoal_net_sync(dev, ep, rkey, 20000), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(other, ep, rkey, 5000), SHOAL_EREFUSED);
+    CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(other), &spec), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(other, ep, rkey, 20000), SHOAL_OK);
+    CHECK_EQ(shoal_net_disallow(root, shoal_replica_id(dev)), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(dev, ep, rkey, 5000), SHOAL_EREFUSED);
+    /* reopened, the root still knows whom it certified */
+    shoal_free(ep);
+    shoal_replica_close(root);
+    int err;
+    root = open_replica(rdir, NULL, &err);
+    REQUIRE(root);
+    ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    CHECK_EQ(shoal_net_sync(other, ep, rkey, 20000), SHOAL_OK);
+    shoal_free(ep);
+    shoal_replica *all[] = { root, dev, other };
+    char *dirs[] = { rdir, ddir, odir };
+    for (int i = 0; i < 3; i++) {
+        shoal_replica_close(all[i]);
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
 int
 main(void)
 {
@@ -1105,5 +1154,6 @@ main(void)
     RUN(test_local_writes);
     RUN(test_sync);
     RUN(test_public_api);
+    RUN(test_links);
     return check_summary();
 }
