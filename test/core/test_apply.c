@@ -557,6 +557,13 @@ test_convergence(void)
            total_env, total_eq, orders);
 }
 
+/* Whether two buffers hold the same bytes (either may be empty, p NULL). */
+static bool
+same_bytes(const shoal__buf *a, const shoal__buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
 /* A document's full-state encoding, or "" for none. */
 static void
 full_of(const shoal__doc *d, shoal__buf *out)
@@ -652,7 +659,7 @@ test_doc_at(void)
                                             c.ndeps, &at),
                      SHOAL_OK);
             full_of(at, &got);
-            if (got.len != want.len || memcmp(got.p, want.p, got.len) != 0) {
+            if (!same_bytes(&got, &want)) {
                 fprintf(stderr,
                         "doc_at: set %ld (SHOAL_SEED=%llu SHOAL_DOCAT_SETS=1), change %zu\n", s,
                         (unsigned long long)(seed + (uint64_t)s), i);
@@ -669,10 +676,10 @@ test_doc_at(void)
             /* (a past state: not the current one) */
             bool was_past = want.len != 0;
             full_of(cur, &want);
-            was_past = was_past && (want.len != got.len || memcmp(want.p, got.p, got.len) != 0);
+            was_past = was_past && !same_bytes(&want, &got);
             past += was_past;
             full_of(at, &got);
-            CHECK(got.len == want.len && memcmp(got.p, want.p, got.len) == 0);
+            CHECK(same_bytes(&got, &want));
             shoal__doc_free(at);
             shoal__change_clear(&c);
         }
