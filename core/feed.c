@@ -192,6 +192,14 @@ dep_at(const uint8_t *deps, size_t i)
     return deps + i * (SHOAL__ID_BYTES + 2);
 }
 
+/* The authority of a replica that enforces permissions: in every peer's
+ * view, whatever its subscriptions (docs/permissions.md). */
+static bool
+auth_in_view(const shoal__feed *f, const uint8_t *coll, size_t clen)
+{
+    return f->r->enforce && clen == 5 && memcmp(coll, "_auth", 5) == 0;
+}
+
 /* Whether the live document (coll, id) matches one of the peer's
  * subscriptions in snapshot t; *alive: it is live here. */
 static int
@@ -199,6 +207,12 @@ judge(shoal__feed *f, shoal__stxn *t, const uint8_t *coll, size_t clen, const ui
       size_t idlen, bool *match)
 {
     *match = false;
+    if (auth_in_view(f, coll, clen)) {
+        shoal__sval v;
+        int err = shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
+        *match = err == SHOAL_OK;
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    }
     bool any = false;
     for (size_t i = 0; i < f->nsubs && !any; i++)
         any = f->subs[i].clen == clen && memcmp(f->subs[i].coll, coll, clen) == 0;
@@ -437,12 +451,29 @@ key_cmp(const void *a, const void *b)
     return c ? c : (x->klen < y->klen ? -1 : x->klen > y->klen);
 }
 
+/* Every document of `_auth`, for the initial send (auth_in_view). */
+static int
+build_auth_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+              const shoal__sval *meta, void *arg)
+{
+    (void)coll;
+    (void)clen;
+    (void)meta;
+    build_ctx *b = arg;
+    return build_cb(id, idlen, NULL, b);
+}
+
 static int
 build(shoal__feed *f, shoal__stxn *t)
 {
     build_ctx b = { .f = f };
     shoal__map_init(&b.set);
     int err = SHOAL_OK;
+    if (auth_in_view(f, (const uint8_t *)"_auth", 5)) {
+        b.coll = "_auth";
+        b.clen = 5;
+        err = shoal__stxn_doc_scan(t, (const uint8_t *)b.coll, b.clen, build_auth_cb, &b);
+    }
     for (size_t i = 0; !err && i < f->nsubs; i++) {
         b.coll = f->subs[i].coll;
         b.clen = f->subs[i].clen;
@@ -988,8 +1019,8 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     size_t klen = shoal__dockey(key, coll, clen, doc, dlen);
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
-    bool match = false;
-    if (in_subs_coll(f, coll, clen)) {
+    bool match = auth_in_view(f, coll, clen);
+    if (!match && in_subs_coll(f, coll, clen)) {
         /* Not in the peer's view: only a subscription that can match it
          * needs a look (the hub's candidates); in it: all of the peer's. */
         const cand *cd;

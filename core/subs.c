@@ -267,6 +267,13 @@ local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
             size_t idlen, shoal__qscratch *sc, bool *match)
 {
     *match = false;
+    if (r->enforce && clen == 5 && memcmp(coll, "_auth", 5) == 0) {
+        /* the authority stays: every change is judged by it */
+        shoal__sval v;
+        int err = shoal__stxn_qview_get(t, coll, clen, id, idlen, &v);
+        *match = err == SHOAL_OK;
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    }
     const shoal__subs *S = r->subs;
     bool any = false;
     for (size_t i = 0; i < S->n && !any; i++) {

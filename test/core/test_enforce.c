@@ -814,6 +814,132 @@ test_sync(void)
     teardown(&w);
 }
 
+typedef struct held_ctx {
+    const world *w;
+    bool held[MAXENV];
+} held_ctx;
+
+static int
+held_fn(shoal__stxn *t, void *arg)
+{
+    held_ctx *c = arg;
+    for (size_t i = 0; i < c->w->n; i++)
+        c->held[i] = shoal__stxn_change_has(t, c->w->id[i]);
+    return SHOAL_OK;
+}
+
+/* Whether two documents show the same registers and counters. */
+static bool
+same_doc(const shoal_doc *x, const shoal_doc *y)
+{
+    size_t n = shoal_doc_field_count(x);
+    if (n != shoal_doc_field_count(y))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(shoal_doc_field_name(x, i), shoal_doc_field_name(y, i)) != 0 ||
+            shoal_doc_field_kind(x, i) != shoal_doc_field_kind(y, i))
+            return false;
+        shoal_value a, b;
+        int64_t ca = 0, cb = 0;
+        if (shoal_doc_field_kind(x, i) == SHOAL_K_REGISTER) {
+            if (shoal_doc_field_value(x, i, &a) || shoal_doc_field_value(y, i, &b) ||
+                !shoal__value_eq(&a, &b))
+                return false;
+        } else if (shoal_doc_field_kind(x, i) == SHOAL_K_COUNTER) {
+            if (shoal_doc_field_counter(x, i, &ca) || shoal_doc_field_counter(y, i, &cb) ||
+                ca != cb)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* A partial replica that enforces permissions (docs/sync.md): subscribed
+ * to store 1's products, it syncs from an enforcing replica that holds a
+ * set of honest and forged changes, and holds store 1's documents exactly
+ * as that replica does, rejected changes rejected, nothing pending. */
+static void
+test_partial(void)
+{
+    uint64_t seed = check_seed(0x9a471a1);
+    long sets = check_env_long("SHOAL_ENFORCE_PARTIAL_SETS", 6);
+    for (long s = 0; s < sets; s++) {
+        check_rand_reseed(seed + (uint64_t)s);
+        world w;
+        setup2(&w, seed + (uint64_t)s, (unsigned)check_rand_below(1u << NKEYS));
+        small_set(&w, 30, 3);
+        char *da = check_tmpdir("enforce-pa"), *db = check_tmpdir("enforce-pb");
+        int err;
+        shoal_replica *a = open_replica(da, w.k[ROOT].pk, &err);
+        shoal_replica *b = open_replica(db, w.k[ROOT].pk, &err);
+        REQUIRE(a && b);
+        size_t idx[MAXENV];
+        for (size_t i = 0; i < w.n; i++)
+            idx[i] = i;
+        CHECK_EQ(bundle_import(a, &w, idx, w.n, NULL), SHOAL_OK);
+        shoal_query *q = NULL;
+        CHECK_EQ(shoal_query_new(b, "products", "store_id == 1", &q), SHOAL_OK);
+        CHECK_EQ(shoal_subscribe(b, "s1", q), SHOAL_OK);
+        shoal_query_free(q);
+        char *ep = NULL;
+        CHECK_EQ(shoal_net_allow_any(a, true), SHOAL_OK);
+        CHECK_EQ(shoal_net_listen(a, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+        REQUIRE(ep);
+        uint8_t ak[32];
+        memcpy(ak, shoal_replica_id(a), 32);
+        CHECK_EQ(shoal_net_sync(b, ep, ak, 20000), SHOAL_OK);
+        uint64_t pending = 1;
+        CHECK_EQ(shoal_pending_count(b, &pending), SHOAL_OK);
+        CHECK_EQ(pending, 0);
+        for (int d = 0; d < 3; d++) {
+            shoal_doc *x = NULL, *y = NULL;
+            int ea = shoal_doc_get(a, "products", DOCS[d], &x);
+            int eb = shoal_doc_get(b, "products", DOCS[d], &y);
+            int64_t store = -1;
+            size_t fi;
+            shoal_value v;
+            if (ea == SHOAL_OK && shoal_doc_field_find(x, "store_id", &fi) == SHOAL_OK &&
+                shoal_doc_field_value(x, fi, &v) == SHOAL_OK && v.type == SHOAL_T_INT)
+                store = v.i;
+            if (store == 1) {
+                CHECK_EQ(eb, SHOAL_OK);
+                if (eb == SHOAL_OK)
+                    CHECK(same_doc(x, y));
+            } else {
+                CHECK(eb != SHOAL_OK);
+            }
+            shoal_doc_free(x);
+            shoal_doc_free(y);
+        }
+        /* every change the partial replica holds has the full one's verdict */
+        rej_ctx ra = { &w, { false } }, rb = { &w, { false } };
+        held_ctx hb = { &w, { false } };
+        CHECK_EQ(shoal__store_read(a->store, rej_fn, &ra), SHOAL_OK);
+        CHECK_EQ(shoal__store_read(b->store, rej_fn, &rb), SHOAL_OK);
+        CHECK_EQ(shoal__store_read(b->store, held_fn, &hb), SHOAL_OK);
+        size_t held = 0, rejected = 0;
+        for (size_t i = 0; i < w.n; i++) {
+            held += hb.held[i];
+            rejected += rb.rejected[i];
+            CHECK(!hb.held[i] || rb.rejected[i] == ra.rejected[i]);
+        }
+        CHECK(held > 0 && held < w.n);
+        shoal_check_stats st;
+        CHECK_EQ(shoal_replica_check(b, problem_fn, NULL, &st), SHOAL_OK);
+        CHECK_EQ(st.problems, 0);
+        shoal_free(ep);
+        shoal_replica_close(a);
+        shoal_replica_close(b);
+        check_rmtree(da);
+        check_rmtree(db);
+        free(da);
+        free(db);
+        teardown(&w);
+        if (check_failures)
+            break;
+    }
+}
+
 /* ------------------------------------------------------- local writes */
 
 /* A replica in a new directory that trusts root (NULL: its own key). */
@@ -1155,5 +1281,6 @@ main(void)
     RUN(test_sync);
     RUN(test_public_api);
     RUN(test_links);
+    RUN(test_partial);
     return check_summary();
 }
