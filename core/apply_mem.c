@@ -654,6 +654,25 @@ rent_load(void *ctx, const rent *e, shoal__change *c)
     return decode_entry(&s->ch[e->at], c);
 }
 
+/* The live (not superseded) changes of md's chain, in log order, as the
+ * list shoal__apply_rebuild and shoal__apply_doc_at take (*out owned). */
+static int
+live_chain(const mstate *s, const mdoc *md, rent **out, size_t *n)
+{
+    rent *e = shoal__calloc(md->nchain ? md->nchain : 1, sizeof *e);
+    *out = e;
+    *n = 0;
+    if (!e)
+        return SHOAL_ENOMEM;
+    for (size_t i = 0; i < md->nchain; i++)
+        if (!s->ch[md->chain[i]].dead) {
+            e[*n].at = md->chain[i];
+            memcpy(e[*n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
+            (*n)++;
+        }
+    return SHOAL_OK;
+}
+
 /* Rebuild document di from its live changes: the order of the contract in
  * apply.h ("supersede"), which docstore.c's shoal__wset_rebuild follows for
  * the LMDB store. */
@@ -662,16 +681,10 @@ doc_rebuild(shoal__memstore *m, size_t di)
 {
     mstate *s = &m->st;
     mdoc *md = &s->docs[di];
-    rent *e = shoal__calloc(md->nchain ? md->nchain : 1, sizeof *e);
-    if (!e)
+    rent *e;
+    size_t n;
+    if (live_chain(s, md, &e, &n))
         return SHOAL_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < md->nchain; i++)
-        if (!s->ch[md->chain[i]].dead) {
-            e[n].at = md->chain[i];
-            memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
-            n++;
-        }
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
@@ -922,16 +935,10 @@ shoal__memstore_doc_at(shoal__memstore *m, const uint8_t *coll, size_t clen, con
         return SHOAL_OK;
     mstate *s = &m->st;
     const mdoc *md = &s->docs[UNIX(v)];
-    rent *e = shoal__calloc(md->nchain ? md->nchain : 1, sizeof *e);
-    if (!e)
+    rent *e;
+    size_t n;
+    if (live_chain(s, md, &e, &n))
         return SHOAL_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < md->nchain; i++)
-        if (!s->ch[md->chain[i]].dead) {
-            e[n].at = md->chain[i];
-            memcpy(e[n].cid, s->ch[md->chain[i]].cid, SHOAL__ID_BYTES);
-            n++;
-        }
     int err = shoal__apply_doc_at(&m->s, e, n, rent_load, s, deps, ndeps, out);
     shoal__free(e);
     return err;

@@ -337,30 +337,35 @@ value_j(const shoal_value *v)
     }
 }
 
-typedef struct show_ctx {
+/* Walk the newest object of every certificate and admin document of
+ * `_auth`, in one read snapshot: fn(kind, key, id of its change, the
+ * change, arg); non-zero stops and is returned. */
+typedef int (*auth_each_fn)(int kind, const uint8_t key[SHOAL_KEY_BYTES],
+                            const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *ch, void *arg);
+typedef struct each_ctx {
     shoal_replica *r;
-    json_t *certs, *admins;
     shoal__wset w;
+    auth_each_fn fn;
+    void *arg;
     int err;
-} show_ctx;
+} each_ctx;
 
 static int
-show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+each_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
          void *arg)
 {
     (void)coll;
     (void)clen;
     (void)meta;
-    show_ctx *c = arg;
+    each_ctx *c = arg;
     int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0    ? SHOAL__AUTH_CERT
                : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0 ? SHOAL__AUTH_ADMIN
                                                                  : 0;
     if (!kind)
         return 0;
     uint8_t key[SHOAL_KEY_BYTES];
-    size_t off = kind == SHOAL__AUTH_CERT ? 5 : 6;
     char hx[65];
-    memcpy(hx, id + off, 64);
+    memcpy(hx, id + (kind == SHOAL__AUTH_CERT ? 5 : 6), 64);
     hx[64] = 0;
     if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
         return 0;
@@ -374,16 +379,51 @@ show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
     shoal__change ch;
     if (!err)
         err = shoal__change_stored(env.p, env.len, &ch);
-    if (err) {
-        c->err = err;
-        return 1;
+    if (!err) {
+        err = c->fn(kind, key, cid, &ch, c->arg);
+        shoal__change_clear(&ch);
     }
-    const uint8_t *p = ch.ops[0].value.ptr;
-    size_t n = ch.ops[0].value.len;
+    c->err = err;
+    return err ? 1 : 0;
+}
+
+static int
+each_fn(shoal__stxn *t, void *arg)
+{
+    each_ctx *c = arg;
+    shoal__wset_init(&c->w, c->r);
+    shoal__wset_reset(&c->w, t);
+    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, each_doc, c);
+    shoal__wset_free(&c->w);
+    return c->err ? c->err : err;
+}
+
+static int
+auth_each(shoal_replica *r, auth_each_fn fn, void *arg)
+{
+    each_ctx c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    c.fn = fn;
+    c.arg = arg;
+    return shoal__store_read(r->store, each_fn, &c);
+}
+
+typedef struct show_ctx {
+    json_t *certs, *admins;
+} show_ctx;
+
+static int
+show_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__ID_BYTES],
+         const shoal__change *ch, void *arg)
+{
+    show_ctx *c = arg;
+    const uint8_t *p = ch->ops[0].value.ptr;
+    size_t n = ch->ops[0].value.len;
     json_t *o = json_object();
     json_object_set_new(o, "key", hexj(key, SHOAL_KEY_BYTES));
     json_object_set_new(o, "id", hexj(cid, SHOAL__ID_BYTES));
-    json_object_set_new(o, "issuer", hexj(ch.author, SHOAL_KEY_BYTES));
+    json_object_set_new(o, "issuer", hexj(ch->author, SHOAL_KEY_BYTES));
     if (kind == SHOAL__AUTH_CERT) {
         shoal__cert ce;
         if (shoal__cert_decode(p, n, &ce) == SHOAL_OK) {
@@ -423,19 +463,7 @@ show_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
         }
         json_array_append_new(c->admins, o);
     }
-    shoal__change_clear(&ch);
     return 0;
-}
-
-static int
-show_fn(shoal__stxn *t, void *arg)
-{
-    show_ctx *c = arg;
-    shoal__wset_init(&c->w, c->r);
-    shoal__wset_reset(&c->w, t);
-    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, show_doc, c);
-    shoal__wset_free(&c->w);
-    return c->err ? c->err : err;
 }
 
 shoal_err
@@ -449,7 +477,7 @@ shoal_auth_show(shoal_replica *r, char **out)
     json_object_set_new(j, "mode", json_string(r->enforce ? "enforcing" : "open"));
     json_object_set_new(j, "root", r->enforce ? hexj(r->root, SHOAL_KEY_BYTES) : json_null());
     int err = SHOAL_OK;
-    show_ctx c = { r, json_array(), json_array(), { 0 }, 0 };
+    show_ctx c = { json_array(), json_array() };
     if (r->enforce) {
         pick_ctx pc;
         err = pick(r, SHOAL__AUTH_POLICY, NULL, &pc);
@@ -468,7 +496,7 @@ shoal_auth_show(shoal_replica *r, char **out)
         }
         shoal__buf_free(&pc.obj);
         if (!err)
-            err = shoal__store_read(r->store, show_fn, &c);
+            err = auth_each(r, show_obj, &c);
     } else {
         json_object_set_new(j, "policy", json_null());
     }
@@ -549,55 +577,15 @@ shoal__certs_free(shoal_replica *r)
     shoal__map_clear(&r->certs, shoal__free);
 }
 
-typedef struct load_ctx {
-    shoal_replica *r;
-    shoal__wset w;
-    int err;
-} load_ctx;
-
 static int
-load_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
-         void *arg)
+load_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__ID_BYTES],
+         const shoal__change *ch, void *arg)
 {
-    (void)coll;
-    (void)clen;
-    (void)meta;
-    load_ctx *c = arg;
-    if (idlen != 5 + 64 || memcmp(id, "cert:", 5) != 0)
-        return 0;
-    char hx[65];
-    memcpy(hx, id + 5, 64);
-    hx[64] = 0;
-    uint8_t key[SHOAL_KEY_BYTES], cid[SHOAL__ID_BYTES];
-    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
-        return 0;
-    int err = shoal__wset_auth_pick(&c->w, SHOAL__AUTH_CERT, key, cid);
-    if (err == SHOAL_ENOTFOUND)
-        return 0;
-    shoal__sval env;
-    if (!err)
-        err = shoal__stxn_change_get(c->w.t, cid, &env);
-    shoal__change ch;
-    if (!err)
-        err = shoal__change_stored(env.p, env.len, &ch);
-    if (err) {
-        c->err = err;
-        return 1;
-    }
-    shoal__certs_note(c->r, ch.ops[0].value.ptr, ch.ops[0].value.len);
-    shoal__change_clear(&ch);
+    (void)key;
+    (void)cid;
+    if (kind == SHOAL__AUTH_CERT)
+        shoal__certs_note(arg, ch->ops[0].value.ptr, ch->ops[0].value.len);
     return 0;
-}
-
-static int
-load_fn(shoal__stxn *t, void *arg)
-{
-    load_ctx *c = arg;
-    shoal__wset_init(&c->w, c->r);
-    shoal__wset_reset(&c->w, t);
-    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, load_doc, c);
-    shoal__wset_free(&c->w);
-    return c->err ? c->err : err;
 }
 
 int
@@ -605,6 +593,5 @@ shoal__certs_load(shoal_replica *r)
 {
     if (!r->enforce)
         return SHOAL_OK;
-    load_ctx c = { r, { 0 }, 0 };
-    return shoal__store_read(r->store, load_fn, &c);
+    return auth_each(r, load_obj, r);
 }
