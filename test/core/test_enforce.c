@@ -34,6 +34,7 @@ enum {
     MGR1,
     CLERK2,
     MGR2,
+    REG, /* a regional manager: moves products between stores 1 and 2 */
     NKEYS,
     MAXENV = 160
 };
@@ -45,13 +46,18 @@ static const char POLICY[] =
     "  \"clerk\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
     "             \"write\": [\"stock\"]}},"
     "  \"manager\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
-    "             \"write\": \"*\", \"create\": true, \"delete\": true}}}}";
+    "             \"write\": \"*\", \"create\": true, \"delete\": true}},"
+    "  \"regional\": {\"products\": {\"where\": \"store_id IN (1, 2)\", \"read\": \"*\","
+    "             \"write\": [\"store_id\"]}}}}";
 
 typedef struct key {
     uint8_t pk[32], sk[64];
     uint64_t seq, clock;
     shoal__memstore *view; /* open mode: applies everything it is given */
-    uint8_t cert[32];      /* id of its certificate's change */
+    uint8_t cert[32];      /* id of the certificate its changes name */
+    uint8_t policy[32];    /* id of the policy its changes name */
+    uint8_t newcert[32];   /* a certificate issued since, named once heard */
+    bool has_newcert;
 } key;
 
 typedef struct world {
@@ -60,7 +66,10 @@ typedef struct world {
     size_t len[MAXENV];
     uint8_t id[MAXENV][32];
     size_t n;
-    uint8_t policy[32]; /* id of the policy's change */
+    uint8_t policy[32]; /* id of the newest policy's change */
+    uint64_t policy_version;
+    uint8_t grant[32];      /* id of the admin's grant */
+    uint64_t serial[NKEYS]; /* the last certificate serial of each key */
 } world;
 
 static void
@@ -169,11 +178,18 @@ hear_all(world *w, int ki)
     for (size_t i = 0; i < w->n; i++)
         idx[i] = i;
     CHECK_EQ(import(w->k[ki].view, w, idx, w->n, &w->k[ki].clock, NULL), SHOAL_OK);
+    /* from now on it names the newest authority it heard of */
+    key *k = &w->k[ki];
+    memcpy(k->policy, w->policy, 32);
+    if (k->has_newcert) {
+        memcpy(k->cert, k->newcert, 32);
+        k->has_newcert = false;
+    }
 }
 
 static size_t
-put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
-         int64_t store)
+put_cert_serial(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
+                int64_t store, uint64_t serial)
 {
     shoal__cert ce;
     memset(&ce, 0, sizeof ce);
@@ -188,7 +204,7 @@ put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const c
     ce.attr_names = &an;
     ce.attr_vals = &av;
     ce.not_after = UINT64_MAX;
-    ce.serial = 1;
+    ce.serial = serial;
     ce.policy_floor = 1;
     shoal__buf b;
     shoal__buf_init(&b);
@@ -197,9 +213,47 @@ put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const c
     shoal__auth_docid(SHOAL__AUTH_CERT, w->k[subject].pk, doc);
     size_t i = make(w, issuer, "_auth", doc, 0, NULL, 0, b.p, b.len, issuer_grant,
                     issuer_grant ? 1 : 0, SHOAL__FORMAT_V2);
-    memcpy(w->k[subject].cert, w->id[i], 32);
+    if (serial == 1) {
+        w->serial[subject] = 1;
+        memcpy(w->k[subject].cert, w->id[i], 32);
+    } else {
+        memcpy(w->k[subject].newcert, w->id[i], 32);
+        w->k[subject].has_newcert = true;
+    }
     shoal__buf_free(&b);
     return i;
+}
+
+static size_t
+put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
+         int64_t store)
+{
+    return put_cert_serial(w, issuer, issuer_grant, subject, role, store, 1);
+}
+
+/* The root publishes the next policy version: the retail one, or (tight)
+ * one where clerks may only count stock, not set it. */
+static void
+publish_policy(world *w, bool tight)
+{
+    static const char TIGHT[] =
+        "{\"collections\": {\"products\": {\"guard\": [\"store_id\"],"
+        "   \"queryable\": [\"store_id\", \"price\"]}},"
+        " \"roles\": {"
+        "  \"clerk\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
+        "             \"write\": [\"n\"]}},"
+        "  \"manager\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": "
+        "\"*\", \"write\": \"*\", \"create\": true, \"delete\": true}}}}";
+    const char *json = tight ? TIGHT : POLICY;
+    shoal__buf b;
+    shoal__buf_init(&b);
+    char err[200];
+    CHECK_EQ(shoal__policy_from_json(json, strlen(json), ++w->policy_version, w->policy, &b, err,
+                                     sizeof err),
+             SHOAL_OK);
+    size_t pi = make(w, ROOT, "_auth", "policy", 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
+    memcpy(w->policy, w->id[pi], 32);
+    shoal__buf_free(&b);
 }
 
 /* The authority of a world: R grants A, publishes the policy; A certifies
@@ -236,12 +290,15 @@ setup2(world *w, uint64_t seed, unsigned enforce)
              SHOAL_OK);
     size_t pi = make(w, ROOT, "_auth", "policy", 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
     memcpy(w->policy, w->id[pi], 32);
+    w->policy_version = 1;
+    memcpy(w->grant, w->id[gi], 32);
     shoal__buf_free(&b);
     hear_all(w, ADMIN);
     put_cert(w, ADMIN, w->id[gi], CLERK1, "clerk", 1);
     put_cert(w, ADMIN, w->id[gi], MGR1, "manager", 1);
     put_cert(w, ADMIN, w->id[gi], CLERK2, "clerk", 2);
     put_cert(w, ADMIN, w->id[gi], MGR2, "manager", 2);
+    put_cert(w, ADMIN, w->id[gi], REG, "regional", 1);
     for (int i = 0; i < NKEYS; i++)
         hear_all(w, i);
 }
@@ -268,7 +325,7 @@ write(world *w, int ki, const char *doc, uint64_t epoch, const top *ops, size_t 
 {
     uint8_t auth[64];
     memcpy(auth, w->k[ki].cert, 32);
-    memcpy(auth + 32, w->policy, 32);
+    memcpy(auth + 32, w->k[ki].policy, 32);
     return make(w, ki, "products", doc, epoch, ops, nops, NULL, 0, auth, 2, SHOAL__FORMAT_V2);
 }
 
@@ -388,15 +445,15 @@ test_waits_for_authority(void)
             idx[n++] = i;
     shoal_import_result res;
     shoal__memstore *m = enforcing(&w, idx, n, &res);
-    /* the change, and the admin's next seqs (the certificates of CLERK2
-     * and MGR2) */
-    CHECK_EQ(res.pending, 3);
-    CHECK_EQ(shoal__memstore_pending(m), 3);
+    /* the change, and the admin's next seqs (the certificates of CLERK2,
+     * MGR2 and REG) */
+    CHECK_EQ(res.pending, 4);
+    CHECK_EQ(shoal__memstore_pending(m), 4);
     CHECK(!shoal__memstore_is_rejected(m, w.id[c1]));
     size_t cert = 3;
     uint64_t clock = 0;
     CHECK_EQ(import(m, &w, &cert, 1, &clock, &res), SHOAL_OK);
-    CHECK_EQ(res.applied, 4); /* the certificate and the three it released */
+    CHECK_EQ(res.applied, 5); /* the certificate and the four it released */
     CHECK_EQ(shoal__memstore_pending(m), 0);
     CHECK_EQ(shoal__memstore_rejected(m), 0);
     shoal__memstore_free(m);
@@ -492,6 +549,22 @@ test_convergence(void)
             int ki = devs[check_rand_below(4)];
             if (check_rand_below(4) == 0) {
                 hear_all(&w, ki);
+                continue;
+            }
+            /* Now and then the authority changes under the writers: a new
+             * policy version (tightened or not), a device certified again
+             * with another role or store (serial 2, 3...), or certified out
+             * of the admin's scope (rejected, and so is what names it).
+             * Writers name what they last heard of. */
+            uint64_t ev = check_rand_below(30);
+            if (ev == 0) {
+                publish_policy(&w, check_rand_below(2) == 0);
+                continue;
+            }
+            if (ev == 1 || ev == 2) {
+                hear_all(&w, ADMIN);
+                put_cert_serial(&w, ADMIN, w.grant, ki, check_rand_below(2) ? "clerk" : "manager",
+                                ev == 2 ? 3 : 1 + (int64_t)check_rand_below(2), ++w.serial[ki]);
                 continue;
             }
             const char *doc = DOCS[check_rand_below(3)];
@@ -1269,6 +1342,94 @@ test_links(void)
     }
 }
 
+/* Every delivery order of w's changes to fresh enforcing stores gives
+ * the same verdicts and digests; *rejected_out: whether change i was
+ * rejected. */
+static void
+all_orders(const world *w, size_t i, bool *rejected_out)
+{
+    uint8_t first[32];
+    bool first_rej = false;
+    for (int order = 0; order < 6; order++) {
+        size_t idx[MAXENV];
+        for (size_t k = 0; k < w->n; k++)
+            idx[k] = k;
+        if (order == 1) /* newest first */
+            for (size_t k = 0; k < w->n / 2; k++) {
+                size_t t = idx[k];
+                idx[k] = idx[w->n - 1 - k];
+                idx[w->n - 1 - k] = t;
+            }
+        else if (order > 1)
+            shuffle(idx, w->n);
+        shoal__memstore *m = NULL;
+        CHECK_EQ(shoal__memstore_new(&m), SHOAL_OK);
+        shoal__memstore_set_root(m, w->k[ROOT].pk);
+        uint64_t clock = 0;
+        for (size_t k = 0; k < w->n; k++)
+            CHECK_EQ(import(m, w, &idx[k], 1, &clock, NULL), SHOAL_OK);
+        uint8_t f[32];
+        CHECK_EQ(shoal__memstore_digest(m, true, f), SHOAL_OK);
+        CHECK_EQ(shoal__memstore_pending(m), 0);
+        bool rej = shoal__memstore_is_rejected(m, w->id[i]);
+        if (order == 0) {
+            memcpy(first, f, 32);
+            first_rej = rej;
+        } else {
+            CHECK(memcmp(first, f, 32) == 0);
+            CHECK_EQ(rej, first_rej);
+        }
+        shoal__memstore_free(m);
+    }
+    *rejected_out = first_rej;
+}
+
+/* A write is judged at its own deps: one made while the document was in
+ * the writer's reach stays valid when a concurrent change moves the
+ * document out of it; one made under a policy that was tightened
+ * concurrently stays valid (it names the policy it was made under, at or
+ * above its certificate's floor), and the writer's next write under the
+ * new policy is judged by it.  In every delivery order. */
+static void
+test_concurrency(void)
+{
+    world w;
+    setup(&w, 7);
+    top create[2] = { { SHOAL__OP_SET, "store_id", 1 }, { SHOAL__OP_SET, "stock", 1 } };
+    write(&w, MGR1, "p1", 0, create, 2);
+    hear_all(&w, CLERK1);
+    hear_all(&w, REG);
+    top stock = { SHOAL__OP_SET, "stock", 9 }, move = { SHOAL__OP_SET, "store_id", 2 };
+    size_t counted = write(&w, CLERK1, "p1", 0, &stock, 1); /* offline */
+    size_t moved = write(&w, REG, "p1", 0, &move, 1);       /* concurrently */
+    bool rej;
+    all_orders(&w, counted, &rej);
+    CHECK(!rej);
+    all_orders(&w, moved, &rej);
+    CHECK(!rej);
+    /* the clerk writes again after hearing of the move: out of its reach */
+    hear_all(&w, CLERK1);
+    size_t late = write(&w, CLERK1, "p1", 0, &stock, 1);
+    all_orders(&w, late, &rej);
+    CHECK(rej);
+    teardown(&w);
+
+    /* a policy tightened (clerks may no longer set stock) concurrently
+     * with an offline write */
+    setup(&w, 8);
+    write(&w, MGR1, "p1", 0, create, 2);
+    hear_all(&w, CLERK1);
+    size_t offline = write(&w, CLERK1, "p1", 0, &stock, 1);
+    publish_policy(&w, true);
+    all_orders(&w, offline, &rej);
+    CHECK(!rej);
+    hear_all(&w, CLERK1);
+    size_t after = write(&w, CLERK1, "p1", 0, &stock, 1);
+    all_orders(&w, after, &rej);
+    CHECK(rej);
+    teardown(&w);
+}
+
 int
 main(void)
 {
@@ -1282,5 +1443,6 @@ main(void)
     RUN(test_public_api);
     RUN(test_links);
     RUN(test_partial);
+    RUN(test_concurrency);
     return check_summary();
 }
