@@ -830,8 +830,12 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__free(list);
     shoal__map_clear(&seen, NULL);
     shoal__map_clear(&sib, NULL);
-    shoal__authz_cache_free(a->authz);
-    a->authz = NULL;
+    if (a->authz_shared) {
+        shoal__authz_cache_trim(a->authz, SHOAL__AUTHZ_CACHE_MAX);
+    } else {
+        shoal__authz_cache_free(a->authz);
+        a->authz = NULL;
+    }
     return err;
 }
 

@@ -109,9 +109,10 @@
 #include "shoal.h"
 
 enum {
-    SHOAL__PENDING_MAX = 100000,  /* changes in the pending set */
-    SHOAL__EVIDENCE_MAX = 65536,  /* evidence envelopes kept (docs/c-api.md) */
-    SHOAL__EVIDENCE_IDS = 262144, /* version ids kept for dependency mapping */
+    SHOAL__AUTHZ_CACHE_MAX = 4096, /* decoded _auth objects a replica keeps */
+    SHOAL__PENDING_MAX = 100000,   /* changes in the pending set */
+    SHOAL__EVIDENCE_MAX = 65536,   /* evidence envelopes kept (docs/c-api.md) */
+    SHOAL__EVIDENCE_IDS = 262144,  /* version ids kept for dependency mapping */
 };
 
 /* Called for each pending entry; non-zero stops the scan. */
@@ -191,6 +192,10 @@ typedef struct shoal__apply_store {
 typedef struct shoal__authz_cache shoal__authz_cache;
 int shoal__authz_cache_new(shoal__authz_cache **out);
 void shoal__authz_cache_free(shoal__authz_cache *k);
+/* Forget everything when k holds more than max objects.  Entries are keyed
+ * by change id, so they never go stale: a cache may outlive transactions,
+ * rolled back ones included. */
+void shoal__authz_cache_trim(shoal__authz_cache *k, size_t max);
 /* The write check of change c against what s holds: the objects c's auth
  * item names (and, for an `_auth` change, the admin chain behind them),
  * whether c depends on a rejected change, and c's document at its deps.
@@ -236,7 +241,8 @@ typedef struct shoal__apply {
     uint64_t due_ms;              /* earliest wall ms a held-back change is due */
     bool ev_new;                  /* evidence was stored or dropped */
     uint64_t rejected;            /* changes held as REJECTed (with a root) */
-    shoal__authz_cache *authz;    /* the drain's own */
+    shoal__authz_cache *authz;    /* decoded _auth objects; the drain's own, freed at its end, */
+    bool authz_shared;            /* unless shared: the caller's, kept (trimmed) */
     bool bad_pending;             /* a stored pending change failed to apply: */
     uint8_t bad[SHOAL__ID_BYTES]; /* its id (skip it and run again) */
 } shoal__apply;

@@ -56,6 +56,13 @@ shoal__authz_cache_new(shoal__authz_cache **out)
 }
 
 void
+shoal__authz_cache_trim(shoal__authz_cache *k, size_t max)
+{
+    if (k && k->objs.n > max)
+        shoal__map_clear(&k->objs, aobj_free);
+}
+
+void
 shoal__authz_cache_free(shoal__authz_cache *k)
 {
     if (!k)

@@ -92,14 +92,15 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;            /* held by every API call that takes r */
-    bool enforce;                  /* a root key is trusted: every change is judged */
-    uint8_t root[SHOAL_KEY_BYTES]; /* that key (meta "root") */
-    pthread_mutex_t cert_mu;       /* guards certs (taken last, never held across calls) */
-    shoal__map certs;              /* X25519 key -> certified device (authapi.c), owned */
-    shoal__store *store;           /* owned */
-    uint8_t pk[SHOAL_KEY_BYTES];   /* identity public key (author id) */
-    uint8_t *sk;                   /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;               /* held by every API call that takes r */
+    bool enforce;                     /* a root key is trusted: every change is judged */
+    uint8_t root[SHOAL_KEY_BYTES];    /* that key (meta "root") */
+    struct shoal__authz_cache *authz; /* decoded _auth objects (under mu), owned */
+    pthread_mutex_t cert_mu;          /* guards certs (taken last, never held across calls) */
+    shoal__map certs;                 /* X25519 key -> certified device (authapi.c), owned */
+    shoal__store *store;              /* owned */
+    uint8_t pk[SHOAL_KEY_BYTES];      /* identity public key (author id) */
+    uint8_t *sk;                      /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
     shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
     uint64_t due_ms;  /* wall ms when a held-back change may apply */

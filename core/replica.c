@@ -334,6 +334,7 @@ shoal_replica_close(shoal_replica *r)
     pthread_mutex_destroy(&r->mu);
     shoal__free(r->dir);
     shoal__certs_free(r);
+    shoal__authz_cache_free(r->authz);
     pthread_mutex_destroy(&r->cert_mu);
     pthread_mutex_destroy(&r->net_mu);
     shoal__free(r);

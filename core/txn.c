@@ -679,9 +679,10 @@ shoal_txn_commit(shoal_txn *txn)
     pthread_mutex_lock(&r->mu);
     shoal__wctx x;
     shoal__wctx_init(&x, r);
-    cctx cx = { .x = &x, .txn = txn };
+    cctx cx = { .x = &x, .txn = txn, .authz = x.a.authz }; /* the replica's */
     int err = shoal__wctx_write(&x, commit_fn, &cx);
-    shoal__authz_cache_free(cx.authz);
+    if (cx.authz != r->authz) /* made here when the replica has none */
+        shoal__authz_cache_free(cx.authz);
     if (err)
         shoal__fail(r, err, "commit%s%s", cx.detail[0] ? ": " : "", cx.detail);
     pthread_mutex_unlock(&r->mu);

@@ -29,6 +29,12 @@ shoal__wctx_init(shoal__wctx *x, shoal_replica *r)
     x->a.max_drift_ms = r->opt.max_drift_ms;
     x->a.per_doc = shoal__partial(r);
     x->a.root = r->enforce ? r->root : NULL;
+    /* The replica's decoded _auth objects serve every drain (caller holds
+     * r->mu); made on first use. */
+    if (r->enforce && !r->authz)
+        (void)shoal__authz_cache_new(&r->authz);
+    x->a.authz = r->authz;
+    x->a.authz_shared = r->authz != NULL;
 }
 
 void
