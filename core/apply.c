@@ -450,21 +450,32 @@ mark_bad(shoal__apply *a, const shoal__cand *k)
     }
 }
 
+/* k's change with its ops: a stripped candidate is decoded again into
+ * *full, for one call (clear *full after when *c == full). */
+static int
+cand_full(const shoal__cand *k, shoal__change *full, const shoal__change **c)
+{
+    *c = &k->c;
+    if (!k->stripped)
+        return SHOAL_OK;
+    memset(full, 0, sizeof *full);
+    memcpy(full->author, k->c.author, SHOAL_KEY_BYTES);
+    int err = shoal__change_decode(k->r.body, k->r.body_len, full);
+    if (err)
+        return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
+    *c = full;
+    return SHOAL_OK;
+}
+
 static int
 apply_one(shoal__apply *a, shoal__cand *k)
 {
     const shoal__apply_store *s = a->s;
-    /* A stripped candidate is decoded again, for this call only. */
     shoal__change full;
-    const shoal__change *c = &k->c;
-    if (k->stripped) {
-        memset(&full, 0, sizeof full);
-        memcpy(full.author, k->c.author, SHOAL_KEY_BYTES);
-        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
-        if (err)
-            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
-        c = &full;
-    }
+    const shoal__change *c;
+    int cerr = cand_full(k, &full, &c);
+    if (cerr)
+        return cerr;
     void *h;
     shoal__doc *d;
     uint8_t *mdeps = NULL;
@@ -551,16 +562,10 @@ static int
 judge(shoal__apply *a, shoal__cand *k, int *verdict)
 {
     shoal__change full;
-    const shoal__change *c = &k->c;
-    if (k->stripped) {
-        memset(&full, 0, sizeof full);
-        memcpy(full.author, k->c.author, SHOAL_KEY_BYTES);
-        int err = shoal__change_decode(k->r.body, k->r.body_len, &full);
-        if (err)
-            return err == SHOAL_ENOMEM ? SHOAL_ENOMEM : SHOAL_ECORRUPT;
-        c = &full;
-    }
-    int err = SHOAL_OK;
+    const shoal__change *c;
+    int err = cand_full(k, &full, &c);
+    if (err)
+        return err;
     if (!a->authz)
         err = shoal__authz_cache_new(&a->authz);
     shoal__authz_out out;

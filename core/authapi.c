@@ -47,6 +47,22 @@ typedef struct pick_ctx {
     uint8_t issuer[SHOAL_KEY_BYTES];
 } pick_ctx;
 
+/* The change that wrote the newest object of kind about key in w's
+ * snapshot (shoal__wset_auth_pick), decoded into *ch (clear it after);
+ * its id in cid.  SHOAL_ENOTFOUND if none. */
+static int
+newest_change(shoal__wset *w, int kind, const uint8_t *key, uint8_t cid[SHOAL__ID_BYTES],
+              shoal__change *ch)
+{
+    int err = shoal__wset_auth_pick(w, kind, key, cid);
+    shoal__sval env;
+    if (!err)
+        err = shoal__stxn_change_get(w->t, cid, &env);
+    if (!err)
+        err = shoal__change_stored(env.p, env.len, ch);
+    return err;
+}
+
 static int
 pick_fn(shoal__stxn *t, void *arg)
 {
@@ -54,13 +70,8 @@ pick_fn(shoal__stxn *t, void *arg)
     shoal__wset w;
     shoal__wset_init(&w, c->r);
     shoal__wset_reset(&w, t);
-    int err = shoal__wset_auth_pick(&w, c->kind, c->key, c->cid);
-    shoal__sval env;
-    if (!err)
-        err = shoal__stxn_change_get(t, c->cid, &env);
     shoal__change ch;
-    if (!err)
-        err = shoal__change_stored(env.p, env.len, &ch);
+    int err = newest_change(&w, c->kind, c->key, c->cid, &ch);
     if (!err) {
         memcpy(c->issuer, ch.author, SHOAL_KEY_BYTES);
         c->obj.len = 0;
@@ -159,6 +170,13 @@ shoal_auth_policy(shoal_replica *r, const char *json, size_t len, uint64_t *vers
     return (shoal_err)err;
 }
 
+/* An attribute of a certificate to issue; sorted by name_cmp, which reads
+ * the name at its start. */
+typedef struct attr_pair {
+    shoal__name name;
+    shoal_value value;
+} attr_pair;
+
 static int
 name_cmp(const void *a, const void *b)
 {
@@ -174,6 +192,12 @@ shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *sp
         spec->nroles > SHOAL__AUTH_MAX_NAMES || spec->nattrs > SHOAL__AUTH_MAX_ATTRS ||
         (spec->nattrs && (!spec->attr_names || !spec->attr_values)))
         return SHOAL_EINVAL;
+    for (size_t i = 0; i < spec->nroles; i++)
+        if (!spec->roles[i])
+            return SHOAL_EINVAL;
+    for (size_t i = 0; i < spec->nattrs; i++)
+        if (!spec->attr_names[i])
+            return SHOAL_EINVAL;
     int ee = enter_enforcing(r);
     if (ee)
         return (shoal_err)ee;
@@ -184,26 +208,19 @@ shoal_auth_grant(shoal_replica *r, const uint8_t *key, const shoal_cert_spec *sp
     shoal__name roles[SHOAL__AUTH_MAX_NAMES], an[SHOAL__AUTH_MAX_ATTRS];
     shoal_value av[SHOAL__AUTH_MAX_ATTRS];
     for (size_t i = 0; i < spec->nroles; i++)
-        roles[i] = (shoal__name){ (const uint8_t *)spec->roles[i],
-                                  spec->roles[i] ? strlen(spec->roles[i]) : 0 };
+        roles[i] = (shoal__name){ (const uint8_t *)spec->roles[i], strlen(spec->roles[i]) };
     qsort(roles, spec->nroles, sizeof roles[0], name_cmp);
-    /* attributes sorted by name, values beside them */
-    size_t order[SHOAL__AUTH_MAX_ATTRS];
-    for (size_t i = 0; i < spec->nattrs; i++)
-        order[i] = i;
-    for (size_t i = 1; i < spec->nattrs; i++)
-        for (size_t k = i;
-             k > 0 && strcmp(spec->attr_names[order[k - 1]] ? spec->attr_names[order[k - 1]] : "",
-                             spec->attr_names[order[k]] ? spec->attr_names[order[k]] : "") > 0;
-             k--) {
-            size_t x = order[k];
-            order[k] = order[k - 1];
-            order[k - 1] = x;
-        }
+    /* attributes sorted by name, each value beside its name */
+    attr_pair pairs[SHOAL__AUTH_MAX_ATTRS];
     for (size_t i = 0; i < spec->nattrs; i++) {
-        const char *nm = spec->attr_names[order[i]];
-        an[i] = (shoal__name){ (const uint8_t *)nm, nm ? strlen(nm) : 0 };
-        av[i] = spec->attr_values[order[i]];
+        pairs[i].name =
+            (shoal__name){ (const uint8_t *)spec->attr_names[i], strlen(spec->attr_names[i]) };
+        pairs[i].value = spec->attr_values[i];
+    }
+    qsort(pairs, spec->nattrs, sizeof pairs[0], name_cmp); /* the name comes first */
+    for (size_t i = 0; i < spec->nattrs; i++) {
+        an[i] = pairs[i].name;
+        av[i] = pairs[i].value;
     }
     ce.nroles = (uint32_t)spec->nroles;
     ce.roles = roles;
@@ -370,15 +387,10 @@ each_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
     if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
         return 0;
     uint8_t cid[SHOAL__ID_BYTES];
-    int err = shoal__wset_auth_pick(&c->w, kind, key, cid);
+    shoal__change ch;
+    int err = newest_change(&c->w, kind, key, cid, &ch);
     if (err == SHOAL_ENOTFOUND)
         return 0;
-    shoal__sval env;
-    if (!err)
-        err = shoal__stxn_change_get(c->w.t, cid, &env);
-    shoal__change ch;
-    if (!err)
-        err = shoal__change_stored(env.p, env.len, &ch);
     if (!err) {
         err = c->fn(kind, key, cid, &ch, c->arg);
         shoal__change_clear(&ch);
@@ -529,6 +541,7 @@ shoal_auth_show(shoal_replica *r, char **out)
 typedef struct cert_ent {
     uint8_t ed[SHOAL_KEY_BYTES];
     uint64_t not_before_ms, not_after_ms;
+    uint64_t serial;
 } cert_ent;
 
 void
@@ -547,11 +560,20 @@ shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n)
         memcpy(c->ed, ce.subject, SHOAL_KEY_BYTES);
         c->not_before_ms = SHOAL__HLC_MS(ce.not_before);
         c->not_after_ms = ce.not_after == UINT64_MAX ? UINT64_MAX : SHOAL__HLC_MS(ce.not_after);
+        c->serial = ce.serial;
     }
+    /* The greatest serial stands, as shoal__wset_auth_pick picks it at open
+     * (a document's visible object is its last write, which an older
+     * serial may be). */
     pthread_mutex_lock(&r->cert_mu);
-    shoal__free(shoal__map_take(&r->certs, x, sizeof x));
-    if (c && shoal__map_put(&r->certs, x, sizeof x, c) != SHOAL_OK)
+    cert_ent *old = shoal__map_get(&r->certs, x, sizeof x);
+    if (c && old && old->serial > c->serial) {
         shoal__free(c);
+    } else if (c) {
+        shoal__free(shoal__map_take(&r->certs, x, sizeof x));
+        if (shoal__map_put(&r->certs, x, sizeof x, c) != SHOAL_OK)
+            shoal__free(c);
+    }
     pthread_mutex_unlock(&r->cert_mu);
     shoal__cert_clear(&ce);
 }

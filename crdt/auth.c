@@ -166,6 +166,17 @@ shoal__auth_kind(const uint8_t *p, size_t n)
     return (int)k;
 }
 
+int
+shoal__policy_version(const uint8_t *p, size_t n, uint64_t *version)
+{
+    shoal__mpr r;
+    shoal__mpr_init(&r, p, n);
+    read_header(&r, 6, SHOAL__AUTH_POLICY);
+    (void)shoal__mpr_uint(&r); /* lang */
+    *version = shoal__mpr_uint(&r);
+    return r.err;
+}
+
 /* --------------------------------------------------------------- fsets */
 
 bool

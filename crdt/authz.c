@@ -125,7 +125,6 @@ doc_after(const shoal__doc *d, const shoal__change *c, size_t to, shoal__doc **o
 typedef struct arole {
     const shoal__prole *role;
     const shoal__prule *rule;
-    bool bound;     /* every $user attribute its where names is in the cert */
     bool pre, post; /* its where holds on G- / on G+ */
 } arole;
 
@@ -313,8 +312,7 @@ shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out)
     }
     for (size_t i = 0; i < nar; i++) {
         shoal_value pv[SHOAL__AUTH_MAX_USER_REFS];
-        ar[i].bound = bind_user(ar[i].rule->where, cert, pv);
-        if (!ar[i].bound)
+        if (!bind_user(ar[i].rule->where, cert, pv))
             continue;
         ar[i].pre = holds(ar[i].rule, pv, &vpre);
         ar[i].post = post == &vpre ? ar[i].pre : holds(ar[i].rule, pv, post);

@@ -118,7 +118,6 @@ int shoal__opid_cmp(const shoal__opid *a, const shoal__opid *b);
 /* --------------------------------------------------------------- changes */
 
 enum {
-    SHOAL__FORMAT_VERSION = 1, /* what a replica without a root key writes */
     SHOAL__FORMAT_V1 = 1,
     SHOAL__FORMAT_V2 = 2,                        /* adds the auth item (docs/format.md) */
     SHOAL__MAX_AUTH = 2,                         /* ids in a version-2 body's auth item */
@@ -639,6 +638,10 @@ typedef struct shoal__policy {
  * queryable field); err (errlen bytes) then holds one line naming it. */
 int shoal__policy_decode(const uint8_t *p, size_t n, shoal__policy **out, char *err, size_t errlen);
 void shoal__policy_free(shoal__policy *p);
+/* The version of the policy in p[0..n) from its header alone, for bytes
+ * that decoded before (an admitted policy); the reader's error if the
+ * header does not read. */
+int shoal__policy_version(const uint8_t *p, size_t n, uint64_t *version);
 const shoal__pcoll *shoal__policy_coll(const shoal__policy *p, const uint8_t *name, size_t n);
 const shoal__prole *shoal__policy_role(const shoal__policy *p, const uint8_t *name, size_t n);
 const shoal__prule *shoal__prole_rule(const shoal__prole *ro, const uint8_t *coll, size_t n);

@@ -40,10 +40,6 @@ enum {
     STACK_MSG = 4096
 };
 
-/* The first byte of a body of each version: its array header (8 items in
- * version 1, 9 in version 2). */
-static const uint8_t body_head[] = { 0, 0x98, 0x99 };
-
 static const uint8_t bundle_magic[8] = { 'S', 'H', 'O', 'A', 'L', 'B', 'N', '1' };
 
 int
@@ -66,7 +62,7 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOA
     uint8_t *hdr = msg + CONTEXT_BYTES;
     /* The version follows the body: a version-2 body is a 9-item array. */
     uint8_t version =
-        body_len && body[0] == body_head[SHOAL__FORMAT_V2] ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
+        body_len && body[0] == 0x99 /* 9 items */ ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
     memcpy(msg, contexts[version], CONTEXT_BYTES);
     hdr[0] = version;
     memcpy(hdr + 1, pk, SHOAL_KEY_BYTES);
@@ -82,8 +78,9 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOA
     return SHOAL_OK;
 }
 
-static int
-header_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body, size_t *body_len)
+int
+shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
+                      size_t *body_len)
 {
     if (n < 1)
         return SHOAL_ETRUNC;
@@ -109,7 +106,7 @@ shoal__envelope_decode(const uint8_t *env, size_t n, shoal__change *c)
     size_t total, blen;
     const uint8_t *body;
     memset(c, 0, sizeof *c);
-    int err = header_parse(env, n, &total, &body, &blen);
+    int err = shoal__envelope_parse(env, n, &total, &body, &blen);
     if (err)
         return err;
     memcpy(c->author, env + 1, SHOAL_KEY_BYTES);
@@ -125,27 +122,12 @@ shoal__envelope_decode(const uint8_t *env, size_t n, shoal__change *c)
 }
 
 int
-shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
-                      size_t *body_len)
-{
-    size_t total, blen;
-    const uint8_t *b;
-    int err = header_parse(p, n, &total, &b, &blen);
-    if (err)
-        return err;
-    *env_len = total;
-    *body = b;
-    *body_len = blen;
-    return SHOAL_OK;
-}
-
-int
 shoal__envelope_open(const uint8_t *p, size_t n, size_t *env_len, const uint8_t **body,
                      size_t *body_len)
 {
     size_t total, blen;
     const uint8_t *b;
-    int err = header_parse(p, n, &total, &b, &blen);
+    int err = shoal__envelope_parse(p, n, &total, &b, &blen);
     if (err)
         return err;
     if (sodium_init() < 0)
