@@ -163,7 +163,7 @@ peek_body(const uint8_t *body, size_t blen, uint64_t *seq, const uint8_t **deps,
 {
     shoal__mpr rd, *m = &rd;
     shoal__mpr_init(m, body, blen);
-    uint32_t items = shoal__mpr_array(m, 8, 1);
+    uint32_t items = shoal__mpr_array(m, 9, 1); /* format 1: 8 items, format 2: 9 */
     *seq = shoal__mpr_uint(m);
     (void)shoal__mpr_uint(m);
     uint32_t nd = shoal__mpr_array(m, 1024, 34);
@@ -178,7 +178,7 @@ peek_body(const uint8_t *body, size_t blen, uint64_t *seq, const uint8_t **deps,
     }
     *clen = shoal__mpr_str(m, coll, SHOAL_MAX_COLLECTION);
     *dlen = shoal__mpr_str(m, doc, SHOAL_MAX_DOC_ID);
-    if (m->err || items != 8)
+    if (m->err || items < 8)
         return SHOAL_ECORRUPT;
     /* Each dep is "c4 20" then 32 bytes: the ids lie 34 bytes apart. */
     *deps = first;
