@@ -47,12 +47,9 @@ typedef struct pick_ctx {
     uint8_t issuer[SHOAL_KEY_BYTES];
 } pick_ctx;
 
-/* The change that wrote the newest object of kind about key in w's
- * snapshot (shoal__wset_auth_pick), decoded into *ch (clear it after);
- * its id in cid.  SHOAL_ENOTFOUND if none. */
-static int
-newest_change(shoal__wset *w, int kind, const uint8_t *key, uint8_t cid[SHOAL__ID_BYTES],
-              shoal__change *ch)
+int
+shoal__auth_newest(shoal__wset *w, int kind, const uint8_t *key, uint8_t cid[SHOAL__ID_BYTES],
+                   shoal__change *ch)
 {
     int err = shoal__wset_auth_pick(w, kind, key, cid);
     shoal__sval env;
@@ -71,7 +68,7 @@ pick_fn(shoal__stxn *t, void *arg)
     shoal__wset_init(&w, c->r);
     shoal__wset_reset(&w, t);
     shoal__change ch;
-    int err = newest_change(&w, c->kind, c->key, c->cid, &ch);
+    int err = shoal__auth_newest(&w, c->kind, c->key, c->cid, &ch);
     if (!err) {
         memcpy(c->issuer, ch.author, SHOAL_KEY_BYTES);
         c->obj.len = 0;
@@ -388,7 +385,7 @@ each_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
         return 0;
     uint8_t cid[SHOAL__ID_BYTES];
     shoal__change ch;
-    int err = newest_change(&c->w, kind, key, cid, &ch);
+    int err = shoal__auth_newest(&c->w, kind, key, cid, &ch);
     if (err == SHOAL_ENOTFOUND)
         return 0;
     if (!err) {

@@ -59,6 +59,13 @@ void shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n);
 bool shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES]);
 void shoal__certs_free(shoal_replica *r);
 
+/* The change that wrote the newest object of kind about key in w's
+ * snapshot (shoal__wset_auth_pick), decoded into *ch (clear it after);
+ * its id in cid.  SHOAL_ENOTFOUND if none. */
+typedef struct shoal__wset shoal__wset;
+int shoal__auth_newest(shoal__wset *w, int kind, const uint8_t *key, uint8_t cid[SHOAL__ID_BYTES],
+                       shoal__change *ch);
+
 /* Make replicas opened with o enforce permissions under root
  * (docs/permissions.md).  Internal until every part of enforcement
  * exists: a directory created with a root keeps it (meta "root"), one
@@ -92,15 +99,17 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;               /* held by every API call that takes r */
-    bool enforce;                     /* a root key is trusted: every change is judged */
-    uint8_t root[SHOAL_KEY_BYTES];    /* that key (meta "root") */
-    struct shoal__authz_cache *authz; /* decoded _auth objects (under mu), owned */
-    pthread_mutex_t cert_mu;          /* guards certs (taken last, never held across calls) */
-    shoal__map certs;                 /* X25519 key -> certified device (authapi.c), owned */
-    shoal__store *store;              /* owned */
-    uint8_t pk[SHOAL_KEY_BYTES];      /* identity public key (author id) */
-    uint8_t *sk;                      /* 64-byte secret key, sodium_malloc'd, owned */
+    pthread_mutex_t mu;                /* held by every API call that takes r */
+    bool enforce;                      /* a root key is trusted: every change is judged */
+    uint8_t root[SHOAL_KEY_BYTES];     /* that key (meta "root") */
+    struct shoal__authz_cache *authz;  /* decoded _auth objects (under mu), owned */
+    pthread_mutex_t cert_mu;           /* guards certs (taken last, never held across calls) */
+    shoal__map certs;                  /* X25519 key -> certified device (authapi.c), owned */
+    _Atomic uint64_t auth_gen;         /* bumped when an `_auth` document changes (readers) */
+    struct shoal__reader *self_reader; /* what we may read ourselves (reader.c, under mu), owned */
+    shoal__store *store;               /* owned */
+    uint8_t pk[SHOAL_KEY_BYTES];       /* identity public key (author id) */
+    uint8_t *sk;                       /* 64-byte secret key, sodium_malloc'd, owned */
     struct shoal_options opt;
     shoal__map cache; /* "coll\0id" -> shoal__cdoc*, owned */
     uint64_t due_ms;  /* wall ms when a held-back change may apply */
@@ -410,8 +419,12 @@ shoal__partial(shoal_replica *r)
 
 /* What one partial peer receives from us (feed.c). */
 typedef struct shoal__feed shoal__feed;
-int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
-                    size_t nsubs, const shoal__wheld *held, size_t nheld, shoal__feed **out);
+/* named: we dialled the peer by its key (EP@KEY), which our operator
+ * named: it receives what its subscriptions match; otherwise also only
+ * what its roles read (reader.c). */
+int shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], bool named,
+                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                    shoal__feed **out);
 int shoal__feed_next(shoal_replica *r, shoal__feed *f, size_t max_changes, size_t max_bytes,
                      shoal__buf *envs, shoal__feed_out *out);
 /* The peer sent us these envelopes (takes r->mu): not sent back. */
@@ -535,6 +548,36 @@ void shoal__qscratch_free(shoal__qscratch *s);
 int shoal__query_judge(shoal_replica *r, shoal__stxn *t, const shoal__query *q, const char *coll,
                        size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *stored,
                        shoal__qscratch *s, bool full, bool *match);
+
+/* What a key may read of this replica (reader.c, docs/permissions.md
+ * "Reading"): everything (open mode, or the root), or what the roles of
+ * its newest certificate, valid now by the wall clock, read under the
+ * newest policy; nothing but `_auth` without one.  Loaded in a snapshot,
+ * kept until r->auth_gen moves or the certificate's validity ends. */
+struct shoal__reader {
+    bool loaded;
+    uint64_t gen;       /* r->auth_gen when loaded */
+    uint64_t until_ms;  /* wall clock past which it is loaded again */
+    bool all;           /* reads every document */
+    bool full;          /* may be a full replica (all, or its roles read everything) */
+    shoal__policy *pol; /* owned; NULL: none (then it reads nothing) */
+    shoal__cert cert;   /* valid when has_cert; points into certbytes */
+    bool has_cert;
+    shoal__buf certbytes;
+    char roles[160]; /* "clerk, manager" for messages */
+};
+typedef struct shoal__reader shoal__reader;
+void shoal__reader_init(shoal__reader *rd);
+void shoal__reader_free(shoal__reader *rd);
+/* Load rd for key in snapshot t unless it is current. */
+int shoal__reader_fresh(shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
+                        const uint8_t key[SHOAL_KEY_BYTES]);
+/* Whether rd reads the document (coll, id) whose stored query view is
+ * *stored (shoal__stxn_qview_get), judged in scratch s (which holds the
+ * parsed view after). */
+int shoal__reader_reads(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
+                        const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+                        const shoal__sval *stored, shoal__qscratch *s, bool *out);
 /* Compile (coll, text) without a replica (text empty: every document);
  * msg receives the parser's message. */
 int shoal__query_compile(const char *coll, size_t clen, const char *text, size_t tlen,

@@ -810,8 +810,11 @@ shoal__wset_commit(shoal__wset *w)
         if (wd->nnew > 0 || wd->rebuilt)
             shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
         if (r->enforce && (wd->nnew > 0 || wd->rebuilt) && wd->clen == 5 &&
-            memcmp(wd->coll, "_auth", 5) == 0 && wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
-            note_cert(r, wd->doc);
+            memcmp(wd->coll, "_auth", 5) == 0) {
+            atomic_fetch_add(&r->auth_gen, 1); /* readers load again */
+            if (wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
+                note_cert(r, wd->doc);
+        }
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {
             uint8_t key[SHOAL__DOCKEY_MAX];
             size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);

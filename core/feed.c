@@ -62,7 +62,8 @@ typedef struct fkey {
 enum {
     W_SEND = 0,
     W_SEND_LEAVE = 1,
-    W_LEAVE = 2
+    W_LEAVE = 2,
+    W_RECHECK = 3 /* live: the peer's read rights changed: judge it again, in view or not */
 };
 
 typedef struct fsub {
@@ -138,6 +139,14 @@ struct shoal__feed {
     shoal__qscratch sc;
     shoal__map anc;   /* scratch: ancestors of the peer's heads */
     shoal__buf akeys; /* the hub keys it is filed under: u16 len | key | u8 map */
+    /* What the peer may read (read filtering: its roles AND its
+     * subscriptions).  When authority changes, the change is sent first:
+     * the reader is loaded again once the walk has passed the log's end
+     * as it was then (recheck_at), and every document is judged again. */
+    shoal__reader rd;
+    bool named; /* we dialled it by its key: its roles do not limit it */
+    bool recheck;
+    uint64_t recheck_at;
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -235,7 +244,9 @@ judge(shoal__feed *f, shoal__stxn *t, const uint8_t *coll, size_t clen, const ui
         if (err)
             return err;
     }
-    return SHOAL_OK;
+    if (*match && !f->rd.all)
+        err = shoal__reader_reads(&f->rd, f->r, t, coll, clen, id, idlen, &v, &f->sc, match);
+    return err;
 }
 
 static bool
@@ -347,6 +358,9 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
         heads = hb + 4;
     }
     bool same = hb && nh == m.nheads && memcmp(heads, m.heads, nh * SHOAL__ID_BYTES) == 0;
+    /* A document in the peer's view (judged again: W_RECHECK) holds
+     * every change the live walk passed. */
+    bool in = shoal__map_get(&f->inview, key, klen) != NULL;
     if (!err && hb && !same)
         err = ancestors(f, t, heads, nh);
     uint64_t pos = same ? 0 : m.last_pos;
@@ -365,7 +379,8 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
         /* The peer's own changes are not skipped as such: a partial peer
          * evicts them with the document, and one that holds it again may
          * lack them.  Those behind its heads are. */
-        bool skip = dead || (hb && shoal__map_get(&f->anc, cid, SHOAL__ID_BYTES));
+        bool skip = dead || (hb && shoal__map_get(&f->anc, cid, SHOAL__ID_BYTES)) ||
+                    (in && pos < f->cursor);
         if (!err && !skip) {
             if (f->ncpos == f->capcpos) {
                 size_t cap = f->capcpos ? f->capcpos * 2 : 64;
@@ -402,9 +417,11 @@ start_doc(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen, bool 
 
 typedef struct build_ctx {
     shoal__feed *f;
+    shoal__stxn *t;
     shoal__map set; /* keys listed */
     const char *coll;
     size_t clen;
+    bool skip_inview; /* a recheck: what is in view is judged on its own */
     int err;
 } build_ctx;
 
@@ -436,6 +453,21 @@ build_cb(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg)
     size_t klen = shoal__dockey(key, (const uint8_t *)b->coll, b->clen, id, idlen);
     if (shoal__map_get(&b->set, key, klen))
         return 0;
+    if (!b->f->rd.all && b->t) {
+        /* and the peer's roles read it */
+        shoal__sval v;
+        bool ok = false;
+        int err = shoal__stxn_qview_get(b->t, (const uint8_t *)b->coll, b->clen, id, idlen, &v);
+        if (!err)
+            err = shoal__reader_reads(&b->f->rd, b->f->r, b->t, (const uint8_t *)b->coll, b->clen,
+                                      id, idlen, &v, &b->f->sc, &ok);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK;
+        if (err || !ok)
+            return err;
+        if (b->skip_inview && shoal__map_get(&b->f->inview, key, klen))
+            return 0;
+    }
     int err = shoal__map_put(&b->set, key, klen, (void *)1);
     if (!err)
         err = list_add(b->f, key, klen, W_SEND);
@@ -466,10 +498,15 @@ build_auth_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
 static int
 build(shoal__feed *f, shoal__stxn *t)
 {
-    build_ctx b = { .f = f };
+    build_ctx b = { .f = f, .t = t };
     shoal__map_init(&b.set);
     int err = SHOAL_OK;
-    if (auth_in_view(f, (const uint8_t *)"_auth", 5)) {
+    if (f->named)
+        f->rd.all = f->rd.loaded = true;
+    else
+        err = shoal__reader_fresh(&f->rd, f->r, t, f->peer);
+    f->recheck = false;
+    if (!err && auth_in_view(f, (const uint8_t *)"_auth", 5)) {
         b.coll = "_auth";
         b.clen = 5;
         err = shoal__stxn_doc_scan(t, (const uint8_t *)b.coll, b.clen, build_auth_cb, &b);
@@ -983,6 +1020,15 @@ cand_match(shoal__feed *f, shoal__stxn *t, const cand *c, bool all, const uint8_
             return SHOAL_ECORRUPT;
         *match = m == 1;
     }
+    if (*match && !f->rd.all) {
+        /* and the peer's roles read it (the same parse serves) */
+        int m = 0;
+        if (f->rd.has_cert && f->rd.pol)
+            m = shoal__authz_reads(f->rd.pol, &f->rd.cert, coll, clen, &d);
+        if (m == SHOAL__Q_NEEDLIST)
+            return judge(f, t, coll, clen, id, idlen, match);
+        *match = m == 1;
+    }
     return SHOAL_OK;
 }
 
@@ -1212,11 +1258,85 @@ rejudge(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen)
     return start_doc(f, t, key, klen, !match);
 }
 
+/* The documents of the peer's subscriptions not in its view that it may
+ * read now, and every one in it, to be judged again (W_RECHECK). */
+static int
+recheck_cb(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg)
+{
+    (void)s;
+    build_ctx *b = arg;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, (const uint8_t *)b->coll, b->clen, id, idlen);
+    if (shoal__map_get(&b->f->inview, key, klen) || shoal__map_get(&b->set, key, klen))
+        return 0;
+    int err = shoal__map_put(&b->set, key, klen, (void *)1);
+    return err ? err : lq_add(b->f, key, klen, W_RECHECK);
+}
+
+/* Authority changed (an `_auth` document, or the clock passed a bound of
+ * the peer's certificate): once the walk has sent every change up to the
+ * log's end as it was then (the authority among them, so the peer judges
+ * its own view on it too), load the reader again and judge every
+ * document again. */
+static int
+recheck(shoal__feed *f, shoal__stxn *t)
+{
+    shoal_replica *r = f->r;
+    if (!r->enforce || f->rd.all)
+        return SHOAL_OK;
+    if (!f->recheck) {
+        if (atomic_load(&r->auth_gen) == f->rd.gen && shoal__wall_ms(r) <= f->rd.until_ms)
+            return SHOAL_OK;
+        uint64_t last = 0;
+        int err = shoal__stxn_log_last(t, &last, NULL);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        f->recheck = true;
+        f->recheck_at = last;
+    }
+    if (f->cursor <= f->recheck_at)
+        return SHOAL_OK;
+    f->recheck = false;
+    f->rd.loaded = false;
+    int err = shoal__reader_fresh(&f->rd, r, t, f->peer);
+    build_ctx b = { .f = f, .t = t };
+    shoal__map_init(&b.set);
+    for (size_t i = 0; !err && i < f->inview.cap; i++)
+        if (f->inview.s[i].key)
+            err = lq_add(f, f->inview.s[i].key, f->inview.s[i].klen, W_RECHECK);
+    for (size_t i = 0; !err && i < f->nsubs; i++) {
+        b.coll = f->subs[i].coll;
+        b.clen = f->subs[i].clen;
+        err = shoal__query_each(r, t, f->subs[i].q, recheck_cb, &b);
+    }
+    shoal__map_clear(&b.set, NULL);
+    return err;
+}
+
+/* Judge key again after the peer's read rights changed: one in its view
+ * that it may no longer read gets the rest of its changes, then LEAVE;
+ * one out of it that it may read now goes whole (ENTER). */
+static int
+rejudge_rights(shoal__feed *f, shoal__stxn *t, const uint8_t *key, size_t klen)
+{
+    const uint8_t *nul = memchr(key, 0, klen);
+    size_t clen = (size_t)(nul - key);
+    bool in = shoal__map_get(&f->inview, key, klen) != NULL;
+    bool match = false;
+    int err = judge(f, t, key, clen, nul + 1, klen - clen - 1, &match);
+    if (err || match == in)
+        return err;
+    err = start_doc(f, t, key, klen, in);
+    return err;
+}
+
 static int
 live_step(next_ctx *x, shoal__stxn *t)
 {
     shoal__feed *f = x->f;
     int err = evictions(f, t);
+    if (!err)
+        err = recheck(f, t);
     if (err)
         return err;
     while (f->lqat < f->nlq && f->cat >= f->ncpos && !f->leave_due && !f->cleave) {
@@ -1224,6 +1344,8 @@ live_step(next_ctx *x, shoal__stxn *t)
         if (k->what == W_LEAVE) {
             due_leave(f, k->key, k->klen);
             f->leave_gone = true;
+        } else if (k->what == W_RECHECK) {
+            err = rejudge_rights(f, t, k->key, k->klen);
         } else {
             err = rejudge(f, t, k->key, k->klen);
         }
@@ -1339,12 +1461,14 @@ shoal__feed_free(shoal__feed *f)
     shoal__free(f->lheads);
     shoal__free(f->cpos);
     shoal__qscratch_free(&f->sc);
+    shoal__reader_free(&f->rd);
     shoal__free(f);
 }
 
 int
-shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
-                size_t nsubs, const shoal__wheld *held, size_t nheld, shoal__feed **out)
+shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], bool named,
+                const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                shoal__feed **out)
 {
     *out = NULL;
     shoal__feed *f = shoal__calloc(1, sizeof *f);
@@ -1353,6 +1477,8 @@ shoal__feed_new(shoal_replica *r, const uint8_t peer[SHOAL_KEY_BYTES], const sho
     f->r = r;
     memcpy(f->peer, peer, SHOAL_KEY_BYTES);
     f->held_seen = r->held_gen;
+    shoal__reader_init(&f->rd);
+    f->named = named;
     shoal__buf_init(&f->akeys);
     shoal__map_init(&f->held);
     shoal__map_init(&f->inview);

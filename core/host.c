@@ -29,6 +29,7 @@
  */
 #include <stdlib.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core.h"
@@ -458,11 +459,11 @@ view_self_subs(void *ctx, uint64_t *gen, shoal__buf *out)
 }
 
 static int
-view_feed_new(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs, size_t nsubs,
-              const shoal__wheld *held, size_t nheld, void **feed)
+view_feed_new(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], bool named, const shoal__wsub *subs,
+              size_t nsubs, const shoal__wheld *held, size_t nheld, void **feed)
 {
     shoal__feed *f = NULL;
-    int err = shoal__feed_new(ctx, peer, subs, nsubs, held, nheld, &f);
+    int err = shoal__feed_new(ctx, peer, named, subs, nsubs, held, nheld, &f);
     *feed = f;
     return err;
 }
@@ -587,6 +588,49 @@ host_certified(void *ctx, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES])
     return r->enforce && shoal__certs_admit(r, x, ed);
 }
 
+/* Whether a full peer may receive everything we hold: in open mode, the
+ * root, or a key whose roles read every document (docs/permissions.md,
+ * "Reading"); any other key must subscribe. */
+typedef struct full_ctx {
+    shoal_replica *r;
+    const uint8_t *peer;
+    shoal__reader rd;
+} full_ctx;
+
+static int
+full_fn(shoal__stxn *t, void *arg)
+{
+    full_ctx *c = arg;
+    return shoal__reader_fresh(&c->rd, c->r, t, c->peer);
+}
+
+static int
+host_serve_full(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], char *why, size_t len)
+{
+    shoal_replica *r = ctx;
+    if (!r->enforce)
+        return SHOAL_OK;
+    full_ctx c = { .r = r, .peer = peer };
+    shoal__reader_init(&c.rd);
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, full_fn, &c);
+    pthread_mutex_unlock(&r->mu);
+    if (!err && !c.rd.full) {
+        err = SHOAL_EPERM;
+        if (c.rd.has_cert)
+            snprintf(why, len,
+                     "its roles (%s) do not read every document: it must link as a partial "
+                     "replica (subscribe)",
+                     c.rd.roles);
+        else
+            snprintf(why, len,
+                     "it holds no certificate valid now: it must link as a partial replica, "
+                     "which receives only _auth");
+    }
+    shoal__reader_free(&c.rd);
+    return err;
+}
+
 void
 shoal__host_init(shoal__host *h, shoal_replica *r)
 {
@@ -599,4 +643,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->ext = &host_ext;
     h->view = &host_view;
     h->certified = host_certified;
+    h->serve_full = host_serve_full;
 }

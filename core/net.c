@@ -613,7 +613,7 @@ shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key, 
         return fail(r, err, "%s", "cannot start the network engine");
     err = shoal__engine_sync(e, endpoint, peer_key, timeout_ms);
     char why[200] = "";
-    if (err == SHOAL_EREFUSED) {
+    if (err == SHOAL_EREFUSED || err == SHOAL_EPERM) {
         /* The refusal this sync just met is the peer's newest error; any
          * other failure has no record of its own there, and an older
          * error of the peer would only mislead. */
@@ -635,6 +635,8 @@ shoal_net_sync(shoal_replica *r, const char *endpoint, const uint8_t *peer_key, 
                  endpoint, timeout_ms, why);
     else if (err == SHOAL_EREFUSED)
         snprintf(msg, sizeof msg, "%.120s refused the link%s", endpoint, why);
+    else if (err == SHOAL_EPERM)
+        snprintf(msg, sizeof msg, "%.120s refused to serve this replica%s", endpoint, why);
     else
         snprintf(msg, sizeof msg, "sync with %.120s failed%s", endpoint, why);
     return fail(r, err, "%s", msg);

@@ -334,6 +334,10 @@ shoal_replica_close(shoal_replica *r)
     pthread_mutex_destroy(&r->mu);
     shoal__free(r->dir);
     shoal__certs_free(r);
+    if (r->self_reader) {
+        shoal__reader_free(r->self_reader);
+        shoal__free(r->self_reader);
+    }
     shoal__authz_cache_free(r->authz);
     pthread_mutex_destroy(&r->cert_mu);
     pthread_mutex_destroy(&r->net_mu);

@@ -301,7 +301,20 @@ local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
         if (err)
             return err;
     }
-    return SHOAL_OK;
+    if (*match && r->enforce) {
+        /* and our own roles read it, as a sender judges (feed.c): a
+         * document we may no longer read leaves when it says so */
+        if (!r->self_reader) {
+            r->self_reader = shoal__malloc(sizeof *r->self_reader);
+            if (!r->self_reader)
+                return SHOAL_ENOMEM;
+            shoal__reader_init(r->self_reader);
+        }
+        err = shoal__reader_fresh(r->self_reader, r, t, r->pk);
+        if (!err)
+            err = shoal__reader_reads(r->self_reader, r, t, coll, clen, id, idlen, &v, sc, match);
+    }
+    return err;
 }
 
 /* ------------------------------------------------------------- eviction */

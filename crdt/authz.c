@@ -583,3 +583,53 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
                        want);
     return verdict(out, SHOAL__AUTHZ_ADMIT, -1, NULL);
 }
+
+/* ----------------------------------------------------------------- reads */
+
+/* A rule that lets its role read whole documents: every field, so that a
+ * change of the document can travel as it is signed (a rule that hides
+ * some fields needs sealed fields, which do not exist yet: it reads
+ * nothing). */
+static bool
+reads_whole(const shoal__prule *ru)
+{
+    return ru->read.mode == SHOAL__FS_ALL || (ru->read.mode == SHOAL__FS_EXCEPT && ru->read.n == 0);
+}
+
+int
+shoal__authz_reads(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
+                   size_t clen, const shoal__qdoc *d)
+{
+    bool needlist = false;
+    for (uint32_t i = 0; i < cert->nroles; i++) {
+        const shoal__prole *ro = shoal__policy_role(p, cert->roles[i].p, cert->roles[i].n);
+        const shoal__prule *ru = ro ? shoal__prole_rule(ro, coll, clen) : NULL;
+        if (!ru || !reads_whole(ru))
+            continue;
+        shoal_value pv[SHOAL__AUTH_MAX_USER_REFS];
+        if (!bind_user(ru->where, cert, pv))
+            continue;
+        int m = shoal__query_eval_with(ru->where, pv, d);
+        if (m == 1)
+            return 1;
+        needlist = needlist || m == SHOAL__Q_NEEDLIST;
+    }
+    return needlist ? SHOAL__Q_NEEDLIST : 0;
+}
+
+bool
+shoal__authz_reads_all(const shoal__policy *p, const shoal__cert *cert)
+{
+    for (uint32_t k = 0; k < p->ncolls; k++) {
+        const shoal__name *cn = &p->colls[k].name;
+        bool ok = false;
+        for (uint32_t i = 0; i < cert->nroles && !ok; i++) {
+            const shoal__prole *ro = shoal__policy_role(p, cert->roles[i].p, cert->roles[i].n);
+            const shoal__prule *ru = ro ? shoal__prole_rule(ro, cn->p, cn->n) : NULL;
+            ok = ru && reads_whole(ru) && shoal__query_always(ru->where);
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}

@@ -460,6 +460,8 @@ void shoal__query_free(shoal__query *q);
 typedef int (*shoal__query_field_fn)(const uint8_t *name, size_t len, bool is_id, void *arg);
 int shoal__query_fields(const shoal__query *q, shoal__query_field_fn cb, void *arg);
 /* Parameter names (without ':'), in order of first appearance. */
+/* Whether q is the constant TRUE (it matches every document). */
+bool shoal__query_always(const shoal__query *q);
 size_t shoal__query_nparams(const shoal__query *q);
 const char *shoal__query_param(const shoal__query *q, size_t i);
 /* Bind parameter name to a scalar value (copied; a later bind replaces
@@ -767,5 +769,18 @@ typedef struct shoal__authz_auth_in {
     const shoal__cert *target_cert; /* the certificate a revocation names; NULL: not held */
 } shoal__authz_auth_in;
 int shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out);
+
+/* Read filtering (docs/permissions.md, "Reading"): whether the roles of
+ * cert let it read the live document d of coll under policy p: some role
+ * has a rule for coll that reads whole documents (every field: a rule
+ * that hides fields reads nothing until sealed fields exist) and whose
+ * where holds on d.  1 yes, 0 no, SHOAL__Q_NEEDLIST: d's view left out a
+ * long list a where needs (evaluate again on the full view). */
+int shoal__authz_reads(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
+                       size_t clen, const shoal__qdoc *d);
+/* Whether cert reads every document of every collection p declares (a
+ * rule reading whole documents whose where is TRUE, for each): such a
+ * peer may be a full replica. */
+bool shoal__authz_reads_all(const shoal__policy *p, const shoal__cert *cert);
 
 #endif /* SHOAL_CRDT_CRDT_H */

@@ -1001,6 +1001,12 @@ shoal__query_fields(const shoal__query *q, shoal__query_field_fn cb, void *arg)
     return 0;
 }
 
+bool
+shoal__query_always(const shoal__query *q)
+{
+    return q->root != NONE && q->nodes[q->root].type == N_TRUE;
+}
+
 size_t
 shoal__query_nparams(const shoal__query *q)
 {

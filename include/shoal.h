@@ -106,7 +106,8 @@ typedef enum shoal_err {
     SHOAL_EBUSY = 19,      /* in use: address already bound (shoal_net_listen), endpoint
                               already linked with another key (shoal_net_connect) */
     SHOAL_EREFUSED = 20,   /* the peer refused the link (key not allowed, handshake failed) */
-    SHOAL_EPERM = 21       /* the write is not allowed by the replica's permissions */
+    SHOAL_EPERM = 21       /* not allowed by the permissions: a write, or a full replica's
+                              link to a peer whose roles do not read everything */
 } shoal_err;
 
 /* A static string describing err ("unknown error" for a value that is not

@@ -112,6 +112,7 @@ struct shoal__session {
                                          hold when we acknowledged it (0: none) */
     bool resummarize;                 /* HAVEs fell behind: send SUBSCRIBE again */
     bool peer_partial;                /* the peer's HELLO was version 2 (or it sent SUBSCRIBE) */
+    bool dialled;                     /* we dialled the peer by its key (read filtering) */
     void *feed;                       /* what the peer's view gets from us, Owned (host's) */
     uint64_t peer_set;                /* the number of the peer's current set */
     uint64_t complete_set;            /* the set our last COMPLETE was for (0: none) */
@@ -468,8 +469,8 @@ feed_start(shoal__session *s, shoal__frame *f)
     if (s->feed)
         s->view->feed_free(s->host->ctx, s->feed);
     s->feed = NULL;
-    int err =
-        s->view->feed_new(s->host->ctx, s->st.peer, f->subs, f->nsubs, f->held, f->nheld, &s->feed);
+    int err = s->view->feed_new(s->host->ctx, s->st.peer, s->dialled, f->subs, f->nsubs, f->held,
+                                f->nheld, &s->feed);
     if (err)
         return err;
     s->peer_partial = true;
@@ -524,6 +525,12 @@ shoal__session_new(const shoal__host *host, const uint8_t self[SHOAL_KEY_BYTES],
     shoal__buf_init(&s->envs);
     s->ours_dirty = true;
     return s;
+}
+
+void
+shoal__session_dialled(shoal__session *s)
+{
+    s->dialled = true;
 }
 
 void
@@ -700,6 +707,16 @@ recv_hello(shoal__session *s, shoal__frame *f)
         err = feed_start(s, f);
         if (err) {
             FAIL(s, err, "the peer's subscriptions: %s", shoal_strerror((shoal_err)err));
+            return err;
+        }
+    } else if (s->host->serve_full && !s->dialled) {
+        /* A full peer that dialled us receives everything: its roles must
+         * read it all.  (One we dialled by its key was named by our
+         * operator.) */
+        char why[200] = "";
+        err = s->host->serve_full(s->host->ctx, s->st.peer, why, sizeof why);
+        if (err) {
+            FAIL(s, err, "a full replica: %s", why);
             return err;
         }
     }

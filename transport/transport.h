@@ -118,10 +118,12 @@ typedef struct shoal__host_view {
      * SUBSCRIBE); *gen: the set's generation (0: none, nothing appended). */
     int (*self_subs)(void *ctx, uint64_t *gen, shoal__buf *out);
     /* Start feeding a partial peer: *feed Owned, free with feed_free.
+     * named: we dialled it, expecting its key (the operator named it).
      * SHOAL_EINVAL (or SHOAL_EPROTO) for a subscription that does not
      * compile. */
-    int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], const shoal__wsub *subs,
-                    size_t nsubs, const shoal__wheld *held, size_t nheld, void **feed);
+    int (*feed_new)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], bool named,
+                    const shoal__wsub *subs, size_t nsubs, const shoal__wheld *held, size_t nheld,
+                    void **feed);
     /* The next thing to send the peer: envelopes into envs (at most
      * max_changes and about max_bytes), a LEAVE or the COMPLETE mark. */
     int (*feed_next)(void *ctx, void *feed, size_t max_changes, size_t max_bytes, shoal__buf *envs,
@@ -205,6 +207,11 @@ typedef struct shoal__host {
      * key in ed.  Consulted for an incoming link the lists do not decide;
      * NULL: never. */
     bool (*certified)(void *ctx, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES]);
+    /* Whether a full peer (no subscriptions) with Ed25519 key peer may
+     * receive everything we hold: SHOAL_OK, or SHOAL_EPERM with one line
+     * saying why in why (len bytes); the session then fails.  NULL:
+     * always. */
+    int (*serve_full)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], char *why, size_t len);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.
@@ -261,6 +268,10 @@ typedef struct shoal__session_stats {
 shoal__session *shoal__session_new(const shoal__host *host, const uint8_t self[SHOAL_KEY_BYTES],
                                    const uint8_t *expect_peer);
 void shoal__session_free(shoal__session *s);
+/* We dialled the peer by the key our operator named (EP@KEY): it is
+ * served as it asks, whatever its roles read (docs/permissions.md,
+ * "Reading"); a peer that dialled us is served what its roles read. */
+void shoal__session_dialled(shoal__session *s);
 /* Queue our HELLO (with the current version vector). */
 int shoal__session_start(shoal__session *s, uint64_t now_ms);
 /* Process one frame from the peer.  Returns SHOAL_OK, or the (now sticky)

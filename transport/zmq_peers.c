@@ -320,7 +320,10 @@ shoal__zq_sess_fold(shoal__engine *e, lnk *l, sess *s, shoal__session_stats *out
                 i->view_docs = vd;
             }
             if (now.failed && !s->last.failed) {
-                shoal__zq_peer_error(p, "link failed: %s", shoal_strerror((shoal_err)now.error));
+                /* what went wrong, ours or the peer's ERROR text */
+                const char *why = shoal__session_failure(s->s);
+                shoal__zq_peer_error(p, "link failed: %s",
+                                     why[0] ? why : shoal_strerror((shoal_err)now.error));
                 p->urgent = true;
             }
         }

@@ -295,6 +295,8 @@ on_event(shoal__engine *e, lnk *l, uint16_t ev, uint32_t value)
         }
         l->reached = true;
         sess *s = shoal__zq_sess_new(e, l, l->key);
+        if (s)
+            shoal__session_dialled(s->s);
         if (!s || shoal__session_start(s->s, shoal__zq_wall_ms(e)) != SHOAL_OK) {
             shoal__zq_logf(e, SHOAL_LOG_ERROR, "%s: cannot start a session", l->ep);
             if (s)

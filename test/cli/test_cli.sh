@@ -621,6 +621,19 @@ expect "auth policy in open mode" 1 -d "$PO" auth policy "$T/policy.json"
 "$SHOAL" -d "$PD" export > "$T/dev.bundle"
 expect_in "the root admits the device's writes" 0 "$T/dev.bundle" -d "$PR" import
 check_re "none rejected at the root" '"rejected":0' "$out"
+# reading (docs/permissions.md "Reading"): the root serves the device only
+# what its role reads, so only as a partial replica
+"$SHOAL" -d "$PR" serve --listen 'tcp://127.0.0.1:*' >"$T/perm.out" 2>"$T/perm.err" &
+serve_pid=$!
+if wait_for "$T/perm.out" "^id $root_key\$"; then pass; else fail "perm: serve did not start: $(cat "$T/perm.err")"; fi
+pep=$(head -1 "$T/perm.out")
+expect "a device whose role reads part of the data syncs as a full replica -> 8" 8 -d "$PD" sync "$pep@$root_key" --timeout 20
+check_re "the message says to subscribe" 'must link as a partial replica' "$err"
+expect "the device subscribes" 0 -d "$PD" subscribe mine products
+expect "then it syncs" 0 -d "$PD" sync "$pep@$root_key" --timeout 20
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+serve_pid=
 
 # ---------------------------------------------------------------- docs/permissions.md "Using it"
 # The snippet as written, with the policy of "Policy file" from the same page.

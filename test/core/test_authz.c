@@ -723,6 +723,117 @@ test_user_attributes(void)
     shoal__policy_free(p);
 }
 
+/* Read filtering: d as the evaluator sees it (its view keeping at most
+ * cap list items), parsed into v. */
+typedef struct tview {
+    shoal__buf b;
+    shoal__qfield *f;
+    size_t cap;
+    shoal__qdoc q;
+} tview;
+
+static void
+view_of(tview *v, const shoal__doc *d, const char *id, size_t cap)
+{
+    memset(v, 0, sizeof *v);
+    shoal__buf_init(&v->b);
+    CHECK_EQ(shoal__doc_encode_qview(d, cap, &v->b), SHOAL_OK);
+    size_t n = 0;
+    bool alive = false;
+    CHECK_EQ(shoal__qview_parse(v->b.p, v->b.len, &v->f, &v->cap, &n, &alive), SHOAL_OK);
+    v->q = (shoal__qdoc){ (const uint8_t *)id, strlen(id), v->f, n };
+}
+
+static void
+view_free(tview *v)
+{
+    shoal__buf_free(&v->b);
+    shoal__free(v->f);
+}
+
+static int
+reads(const shoal__policy *p, const tcert *c, const char *coll, const tview *v)
+{
+    return shoal__authz_reads(p, &c->c, (const uint8_t *)coll, strlen(coll), &v->q);
+}
+
+/* A role reads a document when its rule for the collection reads whole
+ * documents and its where holds there; the union over the roles; a rule
+ * that hides fields reads nothing (no sealed fields yet); a missing
+ * attribute applies nowhere; a where that needs a long list left out of a
+ * capped view asks for the full one.  reads_all: every collection with a
+ * TRUE rule that reads whole documents. */
+static void
+test_reads(void)
+{
+    shoal__policy *p = compile(RETAIL, 1), *h = compile(HOSPITAL, 1);
+    REQUIRE(p && h);
+    shoal__doc *d1 = product(1), *d2 = product(2);
+    tview v1, v2;
+    view_of(&v1, d1, "p1", SIZE_MAX);
+    view_of(&v2, d2, "p1", SIZE_MAX);
+    tcert clerk, noattr, aud, audclerk, audpricer, mgr;
+    mkcert(&clerk, DEV1, "u1", "clerk", "store_id", vint(1), ALWAYS, 1, 0);
+    mkcert(&noattr, DEV1, "u1", "clerk", "region", vint(1), ALWAYS, 1, 0);
+    mkcert(&aud, DEV1, "u1", "auditor", NULL, vint(0), ALWAYS, 1, 0);
+    mkcert(&audclerk, DEV1, "u1", "auditor,clerk", "store_id", vint(2), ALWAYS, 1, 0);
+    mkcert(&audpricer, DEV1, "u1", "auditor,pricer", NULL, vint(0), ALWAYS, 1, 0);
+    mkcert(&mgr, DEV1, "u1", "manager", "store_id", vint(2), ALWAYS, 1, 0);
+    CHECK_EQ(reads(p, &clerk, "products", &v1), 1);
+    CHECK_EQ(reads(p, &clerk, "products", &v2), 0);
+    CHECK_EQ(reads(p, &clerk, "other", &v1), 0);
+    CHECK_EQ(reads(p, &noattr, "products", &v1), 0);
+    CHECK_EQ(reads(p, &aud, "products", &v1), 0);
+    CHECK_EQ(reads(p, &audclerk, "products", &v1), 0);
+    CHECK_EQ(reads(p, &audclerk, "products", &v2), 1);
+    CHECK_EQ(reads(p, &audpricer, "products", &v1), 1);
+    CHECK_EQ(reads(p, &mgr, "products", &v2), 1);
+    CHECK(!shoal__authz_reads_all(p, &clerk.c));
+    CHECK(!shoal__authz_reads_all(p, &aud.c));
+    CHECK(shoal__authz_reads_all(p, &audpricer.c));
+
+    /* $user.id over a list guard, and a list longer than the stored view */
+    shoal__doc *chart = shoal__doc_new();
+    tch w;
+    mkch(&w, DEV2, 1, HLC(100), "charts", "c1", 0);
+    op_set(&w, "ward", vint(7));
+    op_ins(&w, "care_team", vstr("alice"));
+    apply(chart, &w);
+    tcert alice, bob, admin;
+    mkcert(&alice, DEV1, "alice", "resident", NULL, vint(0), ALWAYS, 1, 0);
+    mkcert(&bob, DEV1, "bob", "resident", NULL, vint(0), ALWAYS, 1, 0);
+    mkcert(&admin, DEV1, "ann", "admin", NULL, vint(0), ALWAYS, 1, 0);
+    tview vc;
+    view_of(&vc, chart, "c1", SIZE_MAX);
+    CHECK_EQ(reads(h, &alice, "charts", &vc), 1);
+    CHECK_EQ(reads(h, &bob, "charts", &vc), 0);
+    CHECK_EQ(reads(h, &admin, "charts", &vc), 0);
+    CHECK(!shoal__authz_reads_all(h, &admin.c));
+    view_free(&vc);
+    for (int i = 0; i < SHOAL__Q_LIST_VIEW + 4; i++) {
+        mkch(&w, DEV2, (uint64_t)i + 2, HLC(101 + i), "charts", "c1", 0);
+        op_ins(&w, "care_team", vstr("x"));
+        apply(chart, &w);
+    }
+    view_of(&vc, chart, "c1", SHOAL__Q_LIST_VIEW);
+    CHECK_EQ(reads(h, &alice, "charts", &vc), SHOAL__Q_NEEDLIST);
+    view_free(&vc);
+    view_of(&vc, chart, "c1", SIZE_MAX);
+    CHECK_EQ(reads(h, &alice, "charts", &vc), 1);
+    view_free(&vc);
+
+    tcert *all[] = { &clerk, &noattr, &aud, &audclerk, &audpricer, &mgr, &alice, &bob, &admin };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        freecert(all[i]);
+    view_free(&v1);
+    view_free(&v2);
+    shoal__doc_free(chart);
+    shoal__doc_free(d1);
+    shoal__doc_free(d2);
+    shoal__policy_free(p);
+    shoal__policy_free(h);
+}
+
 static void
 test_create_delete(void)
 {
@@ -1198,6 +1309,7 @@ main(void)
     RUN(test_field_rights);
     RUN(test_union_of_roles);
     RUN(test_user_attributes);
+    RUN(test_reads);
     RUN(test_create_delete);
     RUN(test_guard_moves);
     RUN(test_cert_validity);

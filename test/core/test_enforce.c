@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apply_mem.h"
 #include "check.h"
@@ -48,7 +49,8 @@ static const char POLICY[] =
     "  \"manager\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
     "             \"write\": \"*\", \"create\": true, \"delete\": true}},"
     "  \"regional\": {\"products\": {\"where\": \"store_id IN (1, 2)\", \"read\": \"*\","
-    "             \"write\": [\"store_id\"]}}}}";
+    "             \"write\": [\"store_id\"]}},"
+    "  \"relay\": {\"products\": {\"where\": \"TRUE\", \"read\": \"*\"}}}}";
 
 typedef struct key {
     uint8_t pk[32], sk[64];
@@ -187,13 +189,15 @@ hear_all(world *w, int ki)
     }
 }
 
+/* A certificate for key pk (user "u", one role, attribute store_id),
+ * issued as a change by issuer naming its grant. */
 static size_t
-put_cert_serial(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
-                int64_t store, uint64_t serial)
+put_cert_pk(world *w, int issuer, const uint8_t *issuer_grant, const uint8_t *pk, const char *role,
+            int64_t store, uint64_t serial)
 {
     shoal__cert ce;
     memset(&ce, 0, sizeof ce);
-    memcpy(ce.subject, w->k[subject].pk, 32);
+    memcpy(ce.subject, pk, 32);
     shoal__name r = { (const uint8_t *)role, strlen(role) },
                 an = { (const uint8_t *)"store_id", 8 };
     shoal_value av = { .type = SHOAL_T_INT, .i = store };
@@ -210,9 +214,18 @@ put_cert_serial(world *w, int issuer, const uint8_t *issuer_grant, int subject, 
     shoal__buf_init(&b);
     CHECK_EQ(shoal__cert_encode(&ce, &b), SHOAL_OK);
     char doc[SHOAL__AUTH_DOCID_MAX];
-    shoal__auth_docid(SHOAL__AUTH_CERT, w->k[subject].pk, doc);
+    shoal__auth_docid(SHOAL__AUTH_CERT, pk, doc);
     size_t i = make(w, issuer, "_auth", doc, 0, NULL, 0, b.p, b.len, issuer_grant,
                     issuer_grant ? 1 : 0, SHOAL__FORMAT_V2);
+    shoal__buf_free(&b);
+    return i;
+}
+
+static size_t
+put_cert_serial(world *w, int issuer, const uint8_t *issuer_grant, int subject, const char *role,
+                int64_t store, uint64_t serial)
+{
+    size_t i = put_cert_pk(w, issuer, issuer_grant, w->k[subject].pk, role, store, serial);
     if (serial == 1) {
         w->serial[subject] = 1;
         memcpy(w->k[subject].cert, w->id[i], 32);
@@ -220,7 +233,6 @@ put_cert_serial(world *w, int issuer, const uint8_t *issuer_grant, int subject, 
         memcpy(w->k[subject].newcert, w->id[i], 32);
         w->k[subject].has_newcert = true;
     }
-    shoal__buf_free(&b);
     return i;
 }
 
@@ -835,9 +847,8 @@ test_sync(void)
     check_rand_reseed(seed);
     world w;
     setup2(&w, seed, 0);
+    size_t nsetup = w.n;
     small_set(&w, 40, 3);
-    shoal__memstore *ref = enforcing_all(&w, NULL);
-    CHECK(shoal__memstore_rejected(ref) > 0);
     char *da = check_tmpdir("enforce-a"), *db = check_tmpdir("enforce-b"),
          *dc = check_tmpdir("enforce-c");
     int err;
@@ -845,7 +856,19 @@ test_sync(void)
     shoal_replica *b = open_replica(db, w.k[ROOT].pk, &err);
     shoal_replica *c = open_replica(dc, NULL, &err);
     REQUIRE(a && b && c);
+    /* b and c link to a as full replicas: a serves them everything only
+     * if their roles read it all (a relay's); a holds the authority
+     * before they link */
+    put_cert_pk(&w, ADMIN, w.grant, shoal_replica_id(b), "relay", 1, 1);
+    put_cert_pk(&w, ADMIN, w.grant, shoal_replica_id(c), "relay", 1, 1);
+    shoal__memstore *ref = enforcing_all(&w, NULL);
+    CHECK(shoal__memstore_rejected(ref) > 0);
     size_t idx[MAXENV];
+    for (size_t i = 0; i < nsetup; i++)
+        idx[i] = i;
+    idx[nsetup] = w.n - 2;
+    idx[nsetup + 1] = w.n - 1;
+    CHECK_EQ(bundle_import(a, &w, idx, nsetup + 2, NULL), SHOAL_OK);
     for (size_t i = 0; i < w.n; i++)
         idx[i] = i;
     shoal_import_result res;
@@ -927,10 +950,12 @@ same_doc(const shoal_doc *x, const shoal_doc *y)
     return true;
 }
 
-/* A partial replica that enforces permissions (docs/sync.md): subscribed
- * to store 1's products, it syncs from an enforcing replica that holds a
- * set of honest and forged changes, and holds store 1's documents exactly
- * as that replica does, rejected changes rejected, nothing pending. */
+/* A partial replica that enforces permissions (docs/sync.md), certified
+ * as store 1's clerk and subscribed to more than that (every product, or
+ * stores 1 and 2): it syncs from an enforcing replica that holds a set of
+ * honest and forged changes, and holds store 1's documents exactly as that
+ * replica does and no other (role AND subscription), rejected changes
+ * rejected, nothing pending. */
 static void
 test_partial(void)
 {
@@ -946,12 +971,15 @@ test_partial(void)
         shoal_replica *a = open_replica(da, w.k[ROOT].pk, &err);
         shoal_replica *b = open_replica(db, w.k[ROOT].pk, &err);
         REQUIRE(a && b);
+        /* b is store 1's clerk: it subscribes to every product and
+         * receives what its role reads (role AND subscription) */
+        put_cert_pk(&w, ADMIN, w.grant, shoal_replica_id(b), "clerk", 1, 1);
         size_t idx[MAXENV];
         for (size_t i = 0; i < w.n; i++)
             idx[i] = i;
         CHECK_EQ(bundle_import(a, &w, idx, w.n, NULL), SHOAL_OK);
         shoal_query *q = NULL;
-        CHECK_EQ(shoal_query_new(b, "products", "store_id == 1", &q), SHOAL_OK);
+        CHECK_EQ(shoal_query_new(b, "products", s % 2 ? NULL : "store_id IN (1, 2)", &q), SHOAL_OK);
         CHECK_EQ(shoal_subscribe(b, "s1", q), SHOAL_OK);
         shoal_query_free(q);
         char *ep = NULL;
@@ -1292,10 +1320,22 @@ test_public_api(void)
     }
 }
 
+/* Subscribe r to where (NULL: every document) of products. */
+static void
+subscribe(shoal_replica *r, const char *where)
+{
+    shoal_query *q = NULL;
+    CHECK_EQ(shoal_query_new(r, "products", where, &q), SHOAL_OK);
+    CHECK_EQ(shoal_subscribe(r, "s", q), SHOAL_OK);
+    shoal_query_free(q);
+}
+
 /* Links follow certificates: a replica that enforces permissions, with
  * no allow-list, admits a device it holds a certificate for, refuses one
  * it does not, and admits it once certified; a disallowed key stays
- * refused whatever its certificate. */
+ * refused whatever its certificate.  A clerk's device, which reads part
+ * of the data, is refused as a full replica (SHOAL_EPERM) and served as a
+ * partial one. */
 static void
 test_links(void)
 {
@@ -1315,6 +1355,10 @@ test_links(void)
     REQUIRE(ep);
     uint8_t rkey[32];
     memcpy(rkey, rk, 32);
+    CHECK_EQ(shoal_net_sync(dev, ep, rkey, 20000), SHOAL_EPERM);
+    CHECK(strstr(shoal_replica_errmsg(dev), "partial") != NULL);
+    subscribe(dev, NULL);
+    subscribe(other, NULL);
     CHECK_EQ(shoal_net_sync(dev, ep, rkey, 20000), SHOAL_OK);
     CHECK_EQ(shoal_net_sync(other, ep, rkey, 5000), SHOAL_EREFUSED);
     CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(other), &spec), SHOAL_OK);
@@ -1335,6 +1379,105 @@ test_links(void)
     shoal_replica *all[] = { root, dev, other };
     char *dirs[] = { rdir, ddir, odir };
     for (int i = 0; i < 3; i++) {
+        shoal_replica_close(all[i]);
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
+/* ------------------------------------------------------------ reading */
+
+static bool
+has_doc(shoal_replica *r, const char *id)
+{
+    shoal_doc *d = NULL;
+    int err = shoal_doc_get(r, "products", id, &d);
+    shoal_doc_free(d);
+    return err == SHOAL_OK;
+}
+
+/* Poll (bounded) until r holds id (present) or does not. */
+static bool
+wait_doc(shoal_replica *r, const char *id, bool present)
+{
+    uint64_t t0 = check_now_ms();
+    while (has_doc(r, id) != present && check_now_ms() - t0 < 20000) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return has_doc(r, id) == present;
+}
+
+static void
+grant(shoal_replica *root, shoal_replica *dev, const char *role, int64_t store)
+{
+    const char *roles[] = { role }, *an[] = { "store_id" };
+    shoal_value av[] = { { .type = SHOAL_T_INT, .i = store } };
+    shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 0 };
+    CHECK_EQ(shoal_auth_grant(root, shoal_replica_id(dev), &spec), SHOAL_OK);
+}
+
+/* Read filtering (docs/permissions.md, "Reading"): a device that dials a
+ * replica that enforces receives what its roles read AND its
+ * subscriptions match.  A clerk of store 1 subscribed to every product
+ * over a live link holds store 1's products and every `_auth` document,
+ * never store 2's; certified again for store 2 while linked, it receives
+ * store 2's and lets store 1's go; new documents follow the new role.  A
+ * relay whose role reads everything is served as a full replica. */
+static void
+test_reading(void)
+{
+    char *dirs[5];
+    shoal_replica *root = new_replica(&dirs[0], NULL);
+    REQUIRE(root);
+    const uint8_t *rk = shoal_replica_id(root);
+    shoal_replica *m1 = new_replica(&dirs[1], rk), *m2 = new_replica(&dirs[2], rk),
+                  *clerk = new_replica(&dirs[3], rk), *relay = new_replica(&dirs[4], rk);
+    REQUIRE(m1 && m2 && clerk && relay);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    grant(root, m1, "manager", 1);
+    grant(root, m2, "manager", 2);
+    grant(root, clerk, "clerk", 1);
+    grant(root, relay, "relay", 1);
+    pass(root, m1);
+    pass(root, m2);
+    CHECK_EQ(put_int(m1, "p1", "store_id", 1, "stock", 1), SHOAL_OK);
+    CHECK_EQ(put_int(m1, "p2", "store_id", 1, "stock", 2), SHOAL_OK);
+    CHECK_EQ(put_int(m2, "p3", "store_id", 2, "stock", 3), SHOAL_OK);
+    pass(m1, root);
+    pass(m2, root);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    uint8_t rkey[32];
+    memcpy(rkey, rk, 32);
+    subscribe(clerk, NULL);
+    CHECK_EQ(shoal_net_connect(clerk, ep, rkey), SHOAL_OK);
+    CHECK(wait_doc(clerk, "p1", true));
+    CHECK(wait_doc(clerk, "p2", true));
+    CHECK(!has_doc(clerk, "p3"));
+    shoal_doc *d = NULL;
+    CHECK_EQ(shoal_doc_get(clerk, "_auth", "policy", &d), SHOAL_OK);
+    shoal_doc_free(d);
+    /* the relay reads everything: a full replica */
+    CHECK_EQ(shoal_net_sync(relay, ep, rkey, 20000), SHOAL_OK);
+    CHECK(has_doc(relay, "p1") && has_doc(relay, "p3"));
+    /* the clerk moves to store 2 while linked */
+    grant(root, clerk, "clerk", 2);
+    CHECK(wait_doc(clerk, "p3", true));
+    CHECK(wait_doc(clerk, "p1", false));
+    CHECK(wait_doc(clerk, "p2", false));
+    /* new documents: store 1's stays out, store 2's comes in */
+    CHECK_EQ(put_int(m1, "p5", "store_id", 1, "stock", 5), SHOAL_OK);
+    pass(m1, root);
+    CHECK_EQ(put_int(m2, "p4", "store_id", 2, "stock", 4), SHOAL_OK);
+    pass(m2, root);
+    CHECK(wait_doc(clerk, "p4", true));
+    CHECK(!has_doc(clerk, "p5") && !has_doc(clerk, "p1"));
+    shoal_free(ep);
+    shoal_replica *all[] = { root, m1, m2, clerk, relay };
+    for (int i = 0; i < 5; i++) {
         shoal_replica_close(all[i]);
         check_rmtree(dirs[i]);
         free(dirs[i]);
@@ -1441,6 +1584,7 @@ main(void)
     RUN(test_sync);
     RUN(test_public_api);
     RUN(test_links);
+    RUN(test_reading);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();

@@ -3,6 +3,14 @@
  * property, driven in memory (sessions over real replicas in temp dirs, no
  * sockets), with the link model of test_session.c's fault simulation.
  *
+ * Odd seeds add permissions: every replica trusts one root, which
+ * certifies the full replicas as relays (they read and write everything)
+ * and each partial one for a random store (it reads and writes that
+ * store's products); a write outside the writer's role fails with
+ * SHOAL_EPERM and writes nothing, and property 2 below becomes: the
+ * documents that match one of P's subscriptions AND that P's role reads
+ * (docs/permissions.md, "Reading").
+ *
  * Per seed: 4 to 6 replicas, one or two of them full, the rest partial
  * with one to three subscriptions each on collection "products" (by
  * store_id, category, price, a counter), joined by random links: the full
@@ -147,6 +155,7 @@ typedef struct node {
     uint8_t key[32];
     uint64_t maxseq; /* our greatest seq after a local commit */
     bool partial;
+    int64_t store; /* roles: the store its certificate names (partial replicas) */
     psub subs[MAXSUBS];
     int nsubs;
     int subs_made; /* names handed out: s0, s1, ... */
@@ -157,6 +166,10 @@ node_now(void *ctx)
 {
     return ((node *)ctx)->ms;
 }
+
+/* Roles (odd seeds): every replica trusts this root, whose replica
+ * publishes the policy and certifies each replica; NULL: open mode. */
+static const uint8_t *sim_root;
 
 static bool
 node_open(node *n, int i)
@@ -172,6 +185,8 @@ node_open(node *n, int i)
         return false;
     shoal_options_set_durable(o, false);
     shoal_options_set_clock(o, node_now, n);
+    if (sim_root)
+        shoal_options_set_root(o, sim_root);
     shoal_err err = shoal_replica_open(&n->r, n->dir, o);
     shoal_options_free(o);
     if (err)
@@ -318,8 +333,23 @@ live_ids(node *n, const char *coll, strset *out)
     set_norm(out);
 }
 
+/* Whether products/id on f has store_id == store (roles: what a
+ * partial replica's certificate reads). */
+static bool
+in_store(node *f, const char *id, int64_t store)
+{
+    shoal_doc *d = NULL;
+    size_t fi;
+    shoal_value v;
+    bool ok = shoal_doc_get(f->r, "products", id, &d) == SHOAL_OK &&
+              shoal_doc_field_find(d, "store_id", &fi) == SHOAL_OK &&
+              shoal_doc_field_value(d, fi, &v) == SHOAL_OK && v.type == SHOAL_T_INT && v.i == store;
+    shoal_doc_free(d);
+    return ok;
+}
+
 /* The ids of the live products on f that match one of p's
- * subscriptions. */
+ * subscriptions and, with roles, that p's role reads. */
 static void
 view_ids(node *f, const node *p, strset *out)
 {
@@ -328,7 +358,8 @@ view_ids(node *f, const node *p, strset *out)
         shoal_rows *rows = NULL;
         if (q && shoal_find(f->r, q, &rows) == SHOAL_OK) {
             for (size_t k = 0; k < shoal_rows_count(rows); k++)
-                set_add(out, shoal_rows_id(rows, k), strlen(shoal_rows_id(rows, k)));
+                if (!sim_root || in_store(f, shoal_rows_id(rows, k), p->store))
+                    set_add(out, shoal_rows_id(rows, k), strlen(shoal_rows_id(rows, k)));
         } else {
             check_failures++;
         }
@@ -801,6 +832,7 @@ typedef struct sim {
     node n[MAXNODES];
     link_t l[MAXLINKS];
     uint64_t commits, subchanges, drops, dups, reorders, cuts, fails;
+    uint64_t refused; /* roles: commits the writer's role did not allow (SHOAL_EPERM) */
 } sim;
 
 /* The node's log grew or its set changed: every live session of it may
@@ -1014,6 +1046,10 @@ random_edit(sim *w, node *n)
         return;
     }
     err = shoal_txn_commit(t);
+    if (err == SHOAL_EPERM && sim_root) {
+        w->refused++; /* outside the writer's role: nothing written */
+        return;
+    }
     if (err) {
         fprintf(stderr, "seed %llu: commit on %s: %s (%s)\n", (unsigned long long)w->seed, n->name,
                 shoal_strerror(err), shoal_replica_errmsg(n->r));
@@ -1178,6 +1214,8 @@ judge_all(judge *j)
                 continue;
             if (prod && set_has(&want, slash + 1))
                 continue; /* reported above */
+            if (sim_root && (size_t)(slash - all.s[k]) == 5 && memcmp(all.s[k], "_auth", 5) == 0)
+                continue; /* the authority: in every view */
             if (!prod && !set_has(&other, slash + 1))
                 judge_fail(j, "2: %s keeps %s (deleted, outside its view)", p->name, all.s[k]);
             else if (prod)
@@ -1281,7 +1319,11 @@ print_world(const sim *w)
         fprintf(stderr, " %s-%s", w->l[i].n[0]->name, w->l[i].n[1]->name);
     fprintf(stderr, "\n");
     for (int i = w->nfull; i < w->nn; i++) {
-        fprintf(stderr, "  %s subscribes:", w->n[i].name);
+        if (sim_root)
+            fprintf(stderr, "  %s reads store %lld and subscribes:", w->n[i].name,
+                    (long long)w->n[i].store);
+        else
+            fprintf(stderr, "  %s subscribes:", w->n[i].name);
         for (int k = 0; k < w->n[i].nsubs; k++) {
             char t[160];
             psub_text(&w->n[i].subs[k], t, sizeof t);
@@ -1289,6 +1331,76 @@ print_world(const sim *w)
         }
         fprintf(stderr, "\n");
     }
+}
+
+static const char SIM_POLICY[] =
+    "{\"collections\": {\"products\": {\"guard\": [\"store_id\"],"
+    "   \"queryable\": [\"store_id\", \"category\", \"price\", \"qty\"]}, \"other\": {}},"
+    " \"roles\": {"
+    "  \"relay\": {\"products\": {\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\","
+    "                        \"create\": true, \"delete\": true},"
+    "            \"other\": {\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\","
+    "                      \"create\": true, \"delete\": true}},"
+    "  \"store\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
+    "                        \"write\": \"*\", \"create\": true, \"delete\": true},"
+    "            \"other\": {\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\","
+    "                      \"create\": true, \"delete\": true}}}}";
+
+static uint64_t
+root_now(void *ctx)
+{
+    (void)ctx;
+    return 1700000000000ull - 5000; /* before every replica's first change */
+}
+
+/* The root of a world with roles: a replica that trusts its own key. */
+static shoal_replica *
+root_open(const char *dir, const uint8_t *root)
+{
+    shoal_options *o;
+    if (shoal_options_new(&o))
+        return NULL;
+    shoal_options_set_durable(o, false);
+    shoal_options_set_clock(o, root_now, NULL);
+    if (root)
+        shoal_options_set_root(o, root);
+    shoal_replica *r = NULL;
+    if (shoal_replica_open(&r, dir, o) != SHOAL_OK)
+        r = NULL;
+    shoal_options_free(o);
+    return r;
+}
+
+/* Roles: the root publishes the policy and certifies every replica, the
+ * full ones as relays (they read everything), each partial one for a
+ * random store (it reads that store's products); every replica takes
+ * that authority before any link is up. */
+static bool
+roles_setup(sim *w, shoal_replica *root)
+{
+    uint64_t v;
+    if (shoal_auth_policy(root, SIM_POLICY, strlen(SIM_POLICY), &v) != SHOAL_OK) {
+        fprintf(stderr, "policy: %s\n", shoal_replica_errmsg(root));
+        return false;
+    }
+    for (int i = 0; i < w->nn; i++) {
+        node *n = &w->n[i];
+        n->store = (int64_t)check_rand_below(NSTORES);
+        const char *roles[] = { n->partial ? "store" : "relay" }, *an[] = { "store_id" };
+        shoal_value av[] = { { .type = SHOAL_T_INT, .i = n->store } };
+        shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 0 };
+        if (shoal_auth_grant(root, n->key, &spec) != SHOAL_OK) {
+            fprintf(stderr, "grant: %s\n", shoal_replica_errmsg(root));
+            return false;
+        }
+    }
+    uint8_t *b = NULL;
+    size_t len = 0;
+    bool ok = shoal_export(root, NULL, &b, &len) == SHOAL_OK;
+    for (int i = 0; ok && i < w->nn; i++)
+        ok = shoal_import(w->n[i].r, b, len, NULL) == SHOAL_OK;
+    shoal_free(b);
+    return ok;
 }
 
 static bool
@@ -1301,6 +1413,24 @@ sim_run(uint64_t seed, int steps, bool pp_ok)
     w->nn = 4 + (int)check_rand_below(MAXNODES - 3);
     w->nfull = 1 + (int)check_rand_below(2);
     w->pp = pp_ok && check_rand_below(2);
+    /* Odd seeds: permissions, read filtering among them. */
+    char *rdir = NULL;
+    shoal_replica *root = NULL;
+    uint8_t rkey[32];
+    if (seed & 1) {
+        rdir = check_tmpdir("psim-root");
+        root = rdir ? root_open(rdir, NULL) : NULL;
+        if (root) {
+            memcpy(rkey, shoal_replica_id(root), 32);
+            shoal_replica_close(root);
+            root = root_open(rdir, rkey);
+        }
+        if (!root) {
+            check_failures++;
+            goto out;
+        }
+        sim_root = rkey;
+    }
     for (int i = 0; i < w->nn; i++) {
         if (!node_open(&w->n[i], i)) {
             check_failures++;
@@ -1308,6 +1438,10 @@ sim_run(uint64_t seed, int steps, bool pp_ok)
         }
         w->n[i].ms += check_rand_below(2000); /* some clock skew */
         w->n[i].partial = i >= w->nfull;
+    }
+    if (root && !roles_setup(w, root)) {
+        check_failures++;
+        goto out;
     }
     /* Indexes on some replicas: the feed's queries then use them. */
     for (int i = 0; i < w->nn; i++)
@@ -1426,6 +1560,9 @@ out:;
                 (unsigned long long)w->subchanges, (unsigned long long)w->drops,
                 (unsigned long long)w->dups, (unsigned long long)w->reorders,
                 (unsigned long long)w->cuts, (unsigned long long)w->fails, j1.bad);
+        if (sim_root)
+            fprintf(stderr, "  roles: %llu commits refused by the writer's role\n",
+                    (unsigned long long)w->refused);
         if (!ok || getenv("SHOAL_PARTIAL_SIM_VERBOSE"))
             print_world(w);
     }
@@ -1434,6 +1571,12 @@ out:;
             link_down(&w->l[i]);
     for (int i = 0; i < w->nn; i++)
         node_close(&w->n[i]);
+    shoal_replica_close(root);
+    if (rdir) {
+        check_rmtree(rdir);
+        free(rdir);
+    }
+    sim_root = NULL;
     free(w);
     return ok;
 }
