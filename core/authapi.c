@@ -319,6 +319,76 @@ shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps, const char
     return (shoal_err)err;
 }
 
+/* The greatest seq of key this replica holds (its vector's entry). */
+typedef struct vv_ctx {
+    const uint8_t *key;
+    uint64_t seq;
+} vv_ctx;
+
+static int
+vv_fn(shoal__stxn *t, void *arg)
+{
+    vv_ctx *c = arg;
+    uint8_t cid[SHOAL__ID_BYTES];
+    int err = shoal__stxn_vv_get(t, c->key, &c->seq, cid);
+    return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+}
+
+shoal_err
+shoal_auth_revoke(shoal_replica *r, const uint8_t *key, uint64_t cut, const char *reason,
+                  uint64_t *cut_out)
+{
+    if (!r || !key)
+        return SHOAL_EINVAL;
+    const char *why = reason ? reason : "";
+    if (strlen(why) > SHOAL__AUTH_MAX_REASON) {
+        pthread_mutex_lock(&r->mu);
+        int e = shoal__fail(r, SHOAL_EINVAL, "revoke: a reason of at most %d bytes",
+                            (int)SHOAL__AUTH_MAX_REASON);
+        pthread_mutex_unlock(&r->mu);
+        return (shoal_err)e;
+    }
+    int ee = enter_enforcing(r);
+    if (ee)
+        return (shoal_err)ee;
+    shoal__revoke rv;
+    memset(&rv, 0, sizeof rv);
+    memcpy(rv.target, key, SHOAL_KEY_BYTES);
+    rv.reason = (shoal__name){ (const uint8_t *)why, strlen(why) };
+    int err = SHOAL_OK;
+    if (cut == UINT64_MAX) {
+        /* what we hold of the key: its changes up to there stand */
+        vv_ctx vc = { key, 0 };
+        err = shoal__store_read(r->store, vv_fn, &vc);
+        cut = vc.seq;
+    }
+    rv.cut = cut;
+    pick_ctx c;
+    if (!err) {
+        err = pick(r, SHOAL__AUTH_CERT, key, &c);
+        if (!err) {
+            rv.has_cert = true;
+            memcpy(rv.cert, c.cid, SHOAL__ID_BYTES);
+        }
+        shoal__buf_free(&c.obj);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK; /* the root may revoke a key it never certified */
+    }
+    shoal__buf obj;
+    shoal__buf_init(&obj);
+    if (!err)
+        err = shoal__revoke_encode(&rv, &obj);
+    pthread_mutex_unlock(&r->mu);
+    char docid[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_REVOKE, key, docid);
+    if (!err)
+        err = publish(r, docid, &obj);
+    if (!err && cut_out)
+        *cut_out = cut;
+    shoal__buf_free(&obj);
+    return (shoal_err)err;
+}
+
 /* ----------------------------------------------------------------- show */
 
 static json_t *
@@ -372,14 +442,15 @@ each_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
     (void)clen;
     (void)meta;
     each_ctx *c = arg;
-    int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0    ? SHOAL__AUTH_CERT
-               : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0 ? SHOAL__AUTH_ADMIN
-                                                                 : 0;
+    int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0     ? SHOAL__AUTH_CERT
+               : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0  ? SHOAL__AUTH_ADMIN
+               : idlen == 7 + 64 && memcmp(id, "revoke:", 7) == 0 ? SHOAL__AUTH_REVOKE
+                                                                  : 0;
     if (!kind)
         return 0;
     uint8_t key[SHOAL_KEY_BYTES];
     char hx[65];
-    memcpy(hx, id + (kind == SHOAL__AUTH_CERT ? 5 : 6), 64);
+    memcpy(hx, id + idlen - 64, 64);
     hx[64] = 0;
     if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
         return 0;
@@ -419,7 +490,7 @@ auth_each(shoal_replica *r, auth_each_fn fn, void *arg)
 }
 
 typedef struct show_ctx {
-    json_t *certs, *admins;
+    json_t *certs, *admins, *revokes;
 } show_ctx;
 
 static int
@@ -457,6 +528,15 @@ show_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
             shoal__cert_clear(&ce);
         }
         json_array_append_new(c->certs, o);
+    } else if (kind == SHOAL__AUTH_REVOKE) {
+        shoal__revoke rv;
+        if (shoal__revoke_decode(p, n, &rv) == SHOAL_OK) {
+            json_object_set_new(o, "cut", json_integer((json_int_t)rv.cut));
+            json_object_set_new(o, "certificate",
+                                rv.has_cert ? hexj(rv.cert, SHOAL__ID_BYTES) : json_null());
+            json_object_set_new(o, "reason", json_stringn((const char *)rv.reason.p, rv.reason.n));
+        }
+        json_array_append_new(c->revokes, o);
     } else {
         shoal__grant g;
         if (shoal__grant_decode(p, n, &g) == SHOAL_OK) {
@@ -486,7 +566,7 @@ shoal_auth_show(shoal_replica *r, char **out)
     json_object_set_new(j, "mode", json_string(r->enforce ? "enforcing" : "open"));
     json_object_set_new(j, "root", r->enforce ? hexj(r->root, SHOAL_KEY_BYTES) : json_null());
     int err = SHOAL_OK;
-    show_ctx c = { json_array(), json_array() };
+    show_ctx c = { json_array(), json_array(), json_array() };
     if (r->enforce) {
         pick_ctx pc;
         err = pick(r, SHOAL__AUTH_POLICY, NULL, &pc);
@@ -511,6 +591,7 @@ shoal_auth_show(shoal_replica *r, char **out)
     }
     json_object_set_new(j, "certificates", c.certs);
     json_object_set_new(j, "admins", c.admins);
+    json_object_set_new(j, "revocations", c.revokes);
     pthread_mutex_unlock(&r->mu);
     if (!err) {
         char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -575,6 +656,28 @@ shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n)
     shoal__cert_clear(&ce);
 }
 
+void
+shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n)
+{
+    shoal__revoke rv;
+    uint8_t x[32];
+    if (shoal__revoke_decode(obj, n, &rv) != SHOAL_OK ||
+        crypto_sign_ed25519_pk_to_curve25519(x, rv.target) != 0)
+        return;
+    pthread_mutex_lock(&r->cert_mu);
+    (void)shoal__map_put(&r->revoked, x, sizeof x, (void *)1);
+    pthread_mutex_unlock(&r->cert_mu);
+}
+
+bool
+shoal__certs_revoked(shoal_replica *r, const uint8_t x[32])
+{
+    pthread_mutex_lock(&r->cert_mu);
+    bool v = shoal__map_get(&r->revoked, x, 32) != NULL;
+    pthread_mutex_unlock(&r->cert_mu);
+    return v;
+}
+
 bool
 shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES])
 {
@@ -582,7 +685,8 @@ shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_B
     bool ok = false;
     pthread_mutex_lock(&r->cert_mu);
     const cert_ent *c = shoal__map_get(&r->certs, x, 32);
-    if (c && now >= c->not_before_ms && now <= c->not_after_ms) {
+    if (c && now >= c->not_before_ms && now <= c->not_after_ms &&
+        !shoal__map_get(&r->revoked, x, 32)) {
         memcpy(ed, c->ed, SHOAL_KEY_BYTES);
         ok = true;
     }
@@ -594,6 +698,7 @@ void
 shoal__certs_free(shoal_replica *r)
 {
     shoal__map_clear(&r->certs, shoal__free);
+    shoal__map_clear(&r->revoked, NULL);
 }
 
 static int
@@ -604,6 +709,8 @@ load_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
     (void)cid;
     if (kind == SHOAL__AUTH_CERT)
         shoal__certs_note(arg, ch->ops[0].value.ptr, ch->ops[0].value.len);
+    else if (kind == SHOAL__AUTH_REVOKE)
+        shoal__certs_note_revoke(arg, ch->ops[0].value.ptr, ch->ops[0].value.len);
     return 0;
 }
 

@@ -57,6 +57,10 @@ struct shoal_options {
 int shoal__certs_load(shoal_replica *r);
 void shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n);
 bool shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES]);
+/* Revoked keys (docs/permissions.md, "Revoking a device"): note an
+ * admitted revocation object; whether the X25519 key x is revoked. */
+void shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n);
+bool shoal__certs_revoked(shoal_replica *r, const uint8_t x[32]);
 void shoal__certs_free(shoal_replica *r);
 
 /* The change that wrote the newest object of kind about key in w's
@@ -105,6 +109,7 @@ struct shoal_replica {
     struct shoal__authz_cache *authz;  /* decoded _auth objects (under mu), owned */
     pthread_mutex_t cert_mu;           /* guards certs (taken last, never held across calls) */
     shoal__map certs;                  /* X25519 key -> certified device (authapi.c), owned */
+    shoal__map revoked;                /* X25519 key -> 1: a revocation names it (cert_mu) */
     _Atomic uint64_t auth_gen;         /* bumped when an `_auth` document changes (readers) */
     struct shoal__reader *self_reader; /* what we may read ourselves (reader.c, under mu), owned */
     shoal__store *store;               /* owned */

@@ -698,6 +698,10 @@ shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_BYTE
                 shoal__grant g;
                 ok = shoal__grant_decode(p, len, &g) == SHOAL_OK;
                 rank = ok ? g.serial : 0;
+            } else if (kind == SHOAL__AUTH_REVOKE) {
+                shoal__revoke rv;
+                ok = shoal__revoke_decode(p, len, &rv) == SHOAL_OK;
+                rank = ok ? UINT64_MAX - rv.cut : 0; /* the smallest cut */
             }
             /* the greatest rank; of equal ones, the greatest id */
             if (ok && (!found || rank > best ||
@@ -772,9 +776,10 @@ shoal__wset_flush(shoal__wset *w)
     return SHOAL_OK;
 }
 
-/* A certificate document changed: its current object, for links. */
+/* A certificate or revocation document changed: its current object, for
+ * links. */
 static void
-note_cert(shoal_replica *r, const shoal__doc *d)
+note_cert(shoal_replica *r, const shoal__doc *d, bool revoke)
 {
     shoal__vfield *v = NULL;
     size_t n = 0;
@@ -783,7 +788,8 @@ note_cert(shoal_replica *r, const shoal__doc *d)
     for (size_t i = 0; i < n; i++)
         if (v[i].name_len == 6 && memcmp(v[i].name, "object", 6) == 0 &&
             v[i].kind == SHOAL_K_REGISTER && v[i].value.type == SHOAL_T_BYTES)
-            shoal__certs_note(r, v[i].value.ptr, v[i].value.len);
+            (revoke ? shoal__certs_note_revoke : shoal__certs_note)(r, v[i].value.ptr,
+                                                                    v[i].value.len);
     shoal__doc_view_free(v, n);
 }
 
@@ -813,7 +819,9 @@ shoal__wset_commit(shoal__wset *w)
             memcmp(wd->coll, "_auth", 5) == 0) {
             atomic_fetch_add(&r->auth_gen, 1); /* readers load again */
             if (wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
-                note_cert(r, wd->doc);
+                note_cert(r, wd->doc, false);
+            else if (wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0)
+                note_cert(r, wd->doc, true);
         }
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {
             uint8_t key[SHOAL__DOCKEY_MAX];

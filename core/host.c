@@ -588,6 +588,13 @@ host_certified(void *ctx, const uint8_t x[32], uint8_t ed[SHOAL_KEY_BYTES])
     return r->enforce && shoal__certs_admit(r, x, ed);
 }
 
+static bool
+host_revoked(void *ctx, const uint8_t x[32])
+{
+    shoal_replica *r = ctx;
+    return r->enforce && shoal__certs_revoked(r, x);
+}
+
 /* Whether a full peer may receive everything we hold: in open mode, the
  * root, or a key whose roles read every document (docs/permissions.md,
  * "Reading"); any other key must subscribe. */
@@ -644,4 +651,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->view = &host_view;
     h->certified = host_certified;
     h->serve_full = host_serve_full;
+    h->revoked = host_revoked;
 }

@@ -70,7 +70,15 @@ load_cert(shoal__reader *rd, shoal__wset *w, const uint8_t key[SHOAL_KEY_BYTES],
 {
     uint8_t cid[SHOAL__ID_BYTES];
     shoal__change ch;
-    int err = shoal__auth_newest(w, SHOAL__AUTH_CERT, key, cid, &ch);
+    /* a revoked key reads nothing whatever its certificate */
+    int err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, key, cid, &ch);
+    if (!err) {
+        shoal__change_clear(&ch);
+        return SHOAL_OK;
+    }
+    if (err != SHOAL_ENOTFOUND)
+        return err;
+    err = shoal__auth_newest(w, SHOAL__AUTH_CERT, key, cid, &ch);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
     rd->certbytes.len = 0;

@@ -793,9 +793,21 @@ enum {
 SHOAL_API shoal_err shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint32_t caps,
                                      const char *scope, uint64_t max_life_ms);
 
+/* Revoke key (SHOAL_KEY_BYTES, Borrowed): publish a revocation naming
+ * key's newest certificate, with cut (UINT64_MAX: the greatest seq of
+ * key this replica holds) and reason (NULL: "").  A replica that holds
+ * the revocation refuses the key's links, closes the live ones and serves
+ * it nothing but `_auth` (docs/permissions.md, "Revoking a device"; its
+ * changes past the cut are not voided yet).  *cut_out (may be NULL)
+ * receives the cut.  Errors: SHOAL_EINVAL (open mode, NULL key),
+ * SHOAL_EPERM (this key may not revoke it: not the root and no `revoke`
+ * capability over its certificate, or its own key), the commit errors. */
+SHOAL_API shoal_err shoal_auth_revoke(shoal_replica *r, const uint8_t *key, uint64_t cut,
+                                      const char *reason, uint64_t *cut_out);
+
 /* r's authority as one line of JSON (docs/permissions.md, "auth show"):
- * mode, root, the current policy, the newest certificate of each key and
- * the newest grant of each admin.  Caller owns *json; free with
+ * mode, root, the current policy, the newest certificate of each key,
+ * the newest grant of each admin and the revocations.  Caller owns *json; free with
  * shoal_free().  Errors: SHOAL_EINVAL, SHOAL_ENOMEM, the read errors. */
 SHOAL_API shoal_err shoal_auth_show(shoal_replica *r, char **json);
 

@@ -137,10 +137,12 @@ static const char usage_more[] =
     "  auth policy FILE | auth grant KEYHEX --role ROLE... [--user ID]\n"
     "       [--attr NAME=JSON]... [--expires DURATION] | auth admin KEYHEX\n"
     "       --cap policy|issue|revoke|delegate... [--scope WHERE]\n"
-    "       [--max-life DURATION] | auth show\n"
+    "       [--max-life DURATION] | auth revoke KEYHEX [--cut SEQ]\n"
+    "       [--reason TEXT] | auth show\n"
     "                                  publish a policy (prints its version),\n"
-    "                                  certify a device, grant admin rights, print\n"
-    "                                  the authority as JSON (docs/permissions.md)\n"
+    "                                  certify a device, grant admin rights, revoke\n"
+    "                                  a key (prints its cut), print the authority\n"
+    "                                  as JSON (docs/permissions.md)\n"
     "  help                            print this text\n";
 
 /* The rest of the usage text (C99 promises string literals of 4095 bytes,
@@ -744,6 +746,41 @@ auth_admin(shoal_replica *r, int argc, char **argv)
 }
 
 static int
+auth_revoke(shoal_replica *r, int argc, char **argv)
+{
+    uint8_t key[SHOAL_KEY_BYTES];
+    int rc = auth_key(argv[1], key);
+    if (rc != EXIT_OK)
+        return rc;
+    uint64_t cut = UINT64_MAX;
+    const char *reason = NULL;
+    for (int i = 2; rc == EXIT_OK && i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (v == NULL) {
+            rc = usage_error("auth revoke: an option lacks its value");
+        } else if (strcmp(o, "--cut") == 0) {
+            errno = 0;
+            unsigned long long c = strtoull(v, &end, 10);
+            if (errno || !end || *end || v[0] == '-' || c == UINT64_MAX)
+                rc = usage_error("auth revoke: --cut SEQ (a number)");
+            cut = c;
+        } else if (strcmp(o, "--reason") == 0) {
+            reason = v;
+        } else {
+            rc = usage_error("auth revoke: options are --cut, --reason");
+        }
+    }
+    if (rc != EXIT_OK)
+        return rc;
+    uint64_t done = 0;
+    shoal_err e = shoal_auth_revoke(r, key, cut, reason, &done);
+    if (e != SHOAL_OK)
+        return fail(r, e, "auth revoke", false);
+    return printf("{\"cut\":%llu}\n", (unsigned long long)done) < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+static int
 cmd_auth(shoal_replica *r, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
@@ -762,9 +799,12 @@ cmd_auth(shoal_replica *r, int argc, char **argv)
         return auth_grant(r, argc, argv);
     if (strcmp(sub, "admin") == 0 && argc >= 2)
         return auth_admin(r, argc, argv);
+    if (strcmp(sub, "revoke") == 0 && argc >= 2)
+        return auth_revoke(r, argc, argv);
     return usage_error("usage: shoal -d DIR auth policy FILE | grant KEYHEX --role ROLE... "
                        "[--user ID] [--attr NAME=JSON]... [--expires DURATION] | admin KEYHEX "
-                       "--cap CAP... [--scope WHERE] [--max-life DURATION] | show");
+                       "--cap CAP... [--scope WHERE] [--max-life DURATION] | revoke KEYHEX "
+                       "[--cut SEQ] [--reason TEXT] | show");
 }
 
 static int

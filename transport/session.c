@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "transport.h"
 
 enum {
@@ -678,6 +680,12 @@ recv_hello(shoal__session *s, shoal__frame *f)
         return SHOAL_EREFUSED;
     }
     memcpy(s->st.peer, f->key, SHOAL_KEY_BYTES);
+    uint8_t x[32];
+    if (s->host->revoked && crypto_sign_ed25519_pk_to_curve25519(x, f->key) == 0 &&
+        s->host->revoked(s->host->ctx, x)) {
+        FAIL(s, SHOAL_EREFUSED, "the peer's key is revoked");
+        return SHOAL_EREFUSED;
+    }
     int err = check_entries(s, f->entries, f->nentries);
     if (err) {
         FAIL(s, err, "reading our log failed");

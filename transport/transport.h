@@ -212,6 +212,10 @@ typedef struct shoal__host {
      * saying why in why (len bytes); the session then fails.  NULL:
      * always. */
     int (*serve_full)(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], char *why, size_t len);
+    /* Whether the X25519 key x is revoked by the replica's permissions:
+     * refused like a disallowed key, its live links closed.  NULL:
+     * never. */
+    bool (*revoked)(void *ctx, const uint8_t x[32]);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.

@@ -254,11 +254,12 @@ do_disallow(shoal__engine *e, const uint8_t key[SHOAL_KEY_BYTES])
     return SHOAL_OK;
 }
 
-/* allow_any was switched off: close every incoming session it alone
- * admitted (ZAP only judges new connections, and a session's frames are
- * not judged again). */
+/* Close every incoming session whose key may no longer hold one: allow_any
+ * was switched off, or a certificate that admitted it expired or a
+ * revocation names it (ZAP only judges new connections, and a session's
+ * frames are not judged again); why goes in the log. */
 static int
-do_recheck(shoal__engine *e)
+recheck_sessions(shoal__engine *e, const char *why)
 {
     shoal__buf err;
     shoal__buf_init(&err);
@@ -288,9 +289,39 @@ do_recheck(shoal__engine *e)
     }
     shoal__buf_free(&err);
     if (closed)
-        shoal__zq_logf(e, SHOAL_LOG_WARN, "allow_any off: %d link(s) of keys not allowed closed",
-                       closed);
+        shoal__zq_logf(e, SHOAL_LOG_WARN, "%s: %d link(s) of keys not allowed closed", why, closed);
     return SHOAL_OK;
+}
+
+static int
+do_recheck(shoal__engine *e)
+{
+    return recheck_sessions(e, "allow_any off");
+}
+
+enum {
+    CERT_RECHECK_MS = 1000 /* how often admissions by certificate are judged again */
+};
+
+/* Permissions: keys admitted by a certificate that no longer admits them
+ * (expired, revoked) leave the list, and every incoming session is judged
+ * again (a revocation also refuses an allow-listed key). */
+static void
+recheck_certs(shoal__engine *e, uint64_t now)
+{
+    if ((!e->host.certified && !e->host.revoked) || now < e->cert_check_at)
+        return;
+    e->cert_check_at = now + CERT_RECHECK_MS;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->ncertok;) {
+        uint8_t ed[SHOAL_KEY_BYTES];
+        if (e->host.certified && e->host.certified(e->host.ctx, e->certok[i].x, ed))
+            i++;
+        else
+            e->certok[i] = e->certok[--e->ncertok];
+    }
+    pthread_mutex_unlock(&e->mu);
+    (void)recheck_sessions(e, "certificate expired or key revoked");
 }
 
 /* Returns true when the command is complete. */
@@ -374,6 +405,7 @@ housekeeping(shoal__engine *e)
     uint64_t now = shoal__zq_mono_ms();
     long timeout = 1000;
     int hb = e->cfg.heartbeat_ms > 0 ? e->cfg.heartbeat_ms : 1000;
+    recheck_certs(e, now);
     for (lnk **lp = &e->links; *lp;) {
         lnk *l = *lp;
         for (sess *s = l->ss, *next; s; s = next) {

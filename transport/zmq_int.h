@@ -177,7 +177,8 @@ struct shoal__engine {
      * admitted like listed ones for the engine's life, unless disallowed. */
     allowed *certok;
     size_t ncertok, capcertok;
-    allowed *deny; /* disallowed keys: refused even under allow_any */
+    uint64_t cert_check_at; /* monotonic ms of the next look at certok (zmq.c recheck_certs) */
+    allowed *deny;          /* disallowed keys: refused even under allow_any */
     size_t ndeny, capdeny;
     bool allow_any;
     peer *peers;

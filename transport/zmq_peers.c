@@ -72,6 +72,14 @@ shoal__zq_alist_del(allowed *v, size_t *n, const uint8_t ed[SHOAL_KEY_BYTES])
 bool
 shoal__zq_ident_permitted(const shoal__engine *e, const ident *id)
 {
+    if (e->host.revoked) {
+        uint8_t x[XKEY_BYTES];
+        const uint8_t *xp = id->key;
+        if (!id->xonly)
+            xp = crypto_sign_ed25519_pk_to_curve25519(x, id->key) == 0 ? x : NULL;
+        if (xp && e->host.revoked(e->host.ctx, xp))
+            return false;
+    }
     if (id->xonly)
         return !shoal__zq_alist_find_x(e->deny, e->ndeny, id->key) &&
                (e->allow_any || shoal__zq_alist_find_x(e->allow, e->nallow, id->key));

@@ -406,6 +406,7 @@ shoal__zq_zap_serve(shoal__engine *e)
          * admitted like a listed key; the lists still decide first. */
         uint8_t ced[SHOAL_KEY_BYTES];
         bool certified = e->host.certified && e->host.certified(e->host.ctx, x, ced);
+        bool revoked = e->host.revoked && e->host.revoked(e->host.ctx, x);
         pthread_mutex_lock(&e->mu);
         const allowed *a = NULL, *d = shoal__zq_alist_find_x(e->deny, e->ndeny, x);
         for (size_t i = 0; i < e->nallow; i++)
@@ -422,6 +423,12 @@ shoal__zq_zap_serve(shoal__engine *e)
             }
             text = "key disallowed";
             shoal__hex(user, d->ed, SHOAL_KEY_BYTES); /* for the log line below */
+        } else if (revoked) {
+            /* a revocation names it (docs/permissions.md): whatever the
+             * lists say */
+            text = "key revoked";
+            user[0] = 'x';
+            shoal__hex(user + 1, x, XKEY_BYTES);
         } else if (a) {
             shoal__hex(user, a->ed, SHOAL_KEY_BYTES);
             status = "200";

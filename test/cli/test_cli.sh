@@ -616,7 +616,7 @@ check_eq "nothing was written" "$before" "$(digest_of "$PD" --full)"
 expect "the device may not publish a policy -> 8" 8 -d "$PD" auth policy "$T/policy.json"
 expect "a replica without a root: open mode" 0 -d "$PO" init
 expect "auth show: open" 0 -d "$PO" auth show
-check_eq "auth show: open mode" '{"admins":[],"certificates":[],"mode":"open","policy":null,"root":null}' "$out"
+check_eq "auth show: open mode" '{"admins":[],"certificates":[],"mode":"open","policy":null,"revocations":[],"root":null}' "$out"
 expect "auth policy in open mode" 1 -d "$PO" auth policy "$T/policy.json"
 "$SHOAL" -d "$PD" export > "$T/dev.bundle"
 expect_in "the root admits the device's writes" 0 "$T/dev.bundle" -d "$PR" import
@@ -631,6 +631,22 @@ expect "a device whose role reads part of the data syncs as a full replica -> 8"
 check_re "the message says to subscribe" 'must link as a partial replica' "$err"
 expect "the device subscribes" 0 -d "$PD" subscribe mine products
 expect "then it syncs" 0 -d "$PD" sync "$pep@$root_key" --timeout 20
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+serve_pid=
+# revoking the device: its cut is the root's entry for it; a revoked key
+# is refused (exit 5)
+expect "the device may not revoke -> 8" 8 -d "$PD" auth revoke "$root_key"
+expect "auth revoke: a bad cut" 1 -d "$PR" auth revoke "$dev_key" --cut x
+expect "auth revoke" 0 -d "$PR" auth revoke "$dev_key" --reason lost
+check_eq "auth revoke prints the cut" '{"cut":1}' "$out"
+expect "auth show: the revocation" 0 -d "$PR" auth show
+check_re "auth show lists it" '"revocations":\[\{"certificate":"[0-9a-f]{64}","cut":1,.*"reason":"lost"' "$out"
+"$SHOAL" -d "$PR" serve --listen 'tcp://127.0.0.1:*' --allow-any >"$T/perm.out" 2>"$T/perm.err" &
+serve_pid=$!
+if wait_for "$T/perm.out" "^id $root_key\$"; then pass; else fail "perm: serve did not start again: $(cat "$T/perm.err")"; fi
+pep=$(head -1 "$T/perm.out")
+expect "a revoked device is refused -> 5" 5 -d "$PD" sync "$pep@$root_key" --timeout 20
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 serve_pid=

@@ -688,11 +688,14 @@ small_set(world *w, int steps, uint64_t nkinds)
     }
 }
 
+/* The replicas' wall clock: WALL_MS, moved on only by test_expiry. */
+static uint64_t clock_ms = WALL_MS;
+
 static uint64_t
 fixed_now(void *ctx)
 {
     (void)ctx;
-    return WALL_MS;
+    return clock_ms;
 }
 
 static shoal_replica *
@@ -1484,6 +1487,137 @@ test_reading(void)
     }
 }
 
+/* Whether r's engine has a link up with key. */
+static bool
+linked(shoal_replica *r, const uint8_t *pk)
+{
+    shoal_peers *p = NULL;
+    bool up = false;
+    if (shoal_net_peers(r, &p) == SHOAL_OK)
+        for (size_t i = 0; i < shoal_peers_count(p); i++)
+            if (memcmp(shoal_peers_key(p, i), pk, 32) == 0)
+                up = up || shoal_peers_stat(p, i, SHOAL_PS_CONNECTED) != 0;
+    shoal_peers_free(p);
+    return up;
+}
+
+static bool
+wait_linked(shoal_replica *r, const uint8_t *pk, bool up)
+{
+    uint64_t t0 = check_now_ms();
+    while (linked(r, pk) != up && check_now_ms() - t0 < 20000) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return linked(r, pk) == up;
+}
+
+/* Revoking a device (docs/permissions.md, "Revoking a device"): the
+ * revocation takes the cut from what the revoker holds; the device's live
+ * link is closed, it is refused from then on, even when allow-listed, and
+ * a reopened replica still refuses it; a key without the `revoke`
+ * capability may not revoke. */
+static void
+test_revoke(void)
+{
+    char *dirs[2];
+    shoal_replica *root = new_replica(&dirs[0], NULL);
+    REQUIRE(root);
+    uint8_t rk[32];
+    memcpy(rk, shoal_replica_id(root), 32);
+    shoal_replica *dev = new_replica(&dirs[1], rk);
+    REQUIRE(dev);
+    uint8_t dk[32];
+    memcpy(dk, shoal_replica_id(dev), 32);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    grant(root, dev, "manager", 1);
+    pass(root, dev);
+    CHECK_EQ(put_int(dev, "p1", "store_id", 1, "stock", 1), SHOAL_OK);
+    CHECK_EQ(put_int(dev, "p1", "stock", 2, NULL, 0), SHOAL_OK);
+    pass(dev, root);
+    /* the device may not revoke (no revoke capability) */
+    uint64_t cut = 0;
+    CHECK_EQ(shoal_auth_revoke(dev, rk, UINT64_MAX, NULL, &cut), SHOAL_EPERM);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    subscribe(dev, NULL);
+    CHECK_EQ(shoal_net_connect(dev, ep, rk), SHOAL_OK);
+    CHECK(wait_linked(root, dk, true));
+    CHECK_EQ(shoal_auth_revoke(root, dk, UINT64_MAX, "lost", &cut), SHOAL_OK);
+    CHECK_EQ(cut, 2); /* the device's two writes the root holds */
+    CHECK(wait_linked(root, dk, false));
+    CHECK_EQ(shoal_net_disconnect(dev, ep), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
+    CHECK_EQ(shoal_net_allow(root, dk), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
+    char *js = NULL;
+    CHECK_EQ(shoal_auth_show(root, &js), SHOAL_OK);
+    CHECK(js && strstr(js, "\"revocations\":[{") && strstr(js, "\"cut\":2") &&
+          strstr(js, "\"reason\":\"lost\""));
+    shoal_free(js);
+    /* reopened, the root still refuses it */
+    shoal_free(ep);
+    shoal_replica_close(root);
+    int err;
+    root = open_replica(dirs[0], NULL, &err);
+    REQUIRE(root);
+    ep = NULL;
+    CHECK_EQ(shoal_net_allow_any(root, true), SHOAL_OK);
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
+    shoal_free(ep);
+    shoal_replica_close(root);
+    shoal_replica_close(dev);
+    for (int i = 0; i < 2; i++) {
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
+/* A device admitted by its certificate loses its live link once the
+ * certificate expires by the listener's clock, and is refused after. */
+static void
+test_expiry(void)
+{
+    char *dirs[2];
+    shoal_replica *root = new_replica(&dirs[0], NULL);
+    REQUIRE(root);
+    uint8_t rk[32];
+    memcpy(rk, shoal_replica_id(root), 32);
+    shoal_replica *dev = new_replica(&dirs[1], rk);
+    REQUIRE(dev);
+    uint8_t dk[32];
+    memcpy(dk, shoal_replica_id(dev), 32);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    const char *roles[] = { "clerk" }, *an[] = { "store_id" };
+    shoal_value av[] = { { .type = SHOAL_T_INT, .i = 1 } };
+    shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 60000 }; /* one minute */
+    CHECK_EQ(shoal_auth_grant(root, dk, &spec), SHOAL_OK);
+    pass(root, dev);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    subscribe(dev, NULL);
+    CHECK_EQ(shoal_net_connect(dev, ep, rk), SHOAL_OK);
+    CHECK(wait_linked(root, dk, true));
+    clock_ms = WALL_MS + 120000;
+    CHECK(wait_linked(root, dk, false));
+    CHECK_EQ(shoal_net_disconnect(dev, ep), SHOAL_OK);
+    CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
+    clock_ms = WALL_MS;
+    shoal_free(ep);
+    shoal_replica_close(root);
+    shoal_replica_close(dev);
+    for (int i = 0; i < 2; i++) {
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
 /* Every delivery order of w's changes to fresh enforcing stores gives
  * the same verdicts and digests; *rejected_out: whether change i was
  * rejected. */
@@ -1585,6 +1719,8 @@ main(void)
     RUN(test_public_api);
     RUN(test_links);
     RUN(test_reading);
+    RUN(test_revoke);
+    RUN(test_expiry);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();

@@ -1218,9 +1218,33 @@ class Replica:
         finally:
             self._exit()
 
+    def auth_revoke(self, key: Union[str, bytes], *, cut: Optional[int] = None,
+                    reason: str = "") -> int:
+        """Revoke ``key``: publish a revocation with ``cut`` (None: the
+        greatest seq of ``key`` this replica holds) and ``reason``.  A replica
+        that holds it refuses the key's links and serves it nothing but
+        ``_auth`` (docs/permissions.md, "Revoking a device"; its changes past
+        the cut are not voided yet).  Returns the cut."""
+        k = _author(key)
+        c = 0xFFFFFFFFFFFFFFFF if cut is None else _u64(cut, "cut")
+        if c == 0xFFFFFFFFFFFFFFFF and cut is not None:
+            raise InvalidArgumentError(_strerror(ErrorCode.INVAL), ErrorCode.INVAL,
+                                       "cut out of range")
+        why = ffi.new("char[]", reason.encode("utf-8"))
+        done = ffi.new("uint64_t *")
+        p = self._enter()
+        try:
+            rc = lib.shoal_auth_revoke(p, k, c, why, done)
+            if rc:
+                self._raise(rc)
+        finally:
+            self._exit()
+        return int(done[0])
+
     def auth_show(self) -> Dict[str, Any]:
-        """The replica's authority: mode, root, policy, certificates and
-        admins (the JSON of ``shoal auth show``) as a dict."""
+        """The replica's authority: mode, root, policy, certificates,
+        admins and revocations (the JSON of ``shoal auth show``) as a
+        dict."""
         p = self._enter()
         try:
             out = ffi.new("char **")

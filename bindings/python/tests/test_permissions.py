@@ -76,7 +76,7 @@ def test_open_mode(make_replica):
     r = make_replica("open")
     assert r.root is None
     assert r.auth_show() == {"admins": [], "certificates": [], "mode": "open",
-                             "policy": None, "root": None}
+                             "policy": None, "revocations": [], "root": None}
     with pytest.raises(shoal.InvalidArgumentError):
         r.auth_policy(POLICY)
     r["products", "p1"]["price"] = 1  # anything goes, as before
@@ -85,3 +85,21 @@ def test_open_mode(make_replica):
     r.close()
     with pytest.raises(shoal.InvalidArgumentError):
         make_replica("open", root="aa" * 32)  # holds changes: refused
+
+
+def test_revoke(make_replica):
+    root = make_replica("root", root="self")
+    dev = make_replica("dev", root=root.id)
+    root.auth_policy(POLICY)
+    root.auth_grant(dev.id, ["manager"], user="ann", attrs={"store_id": 1})
+    sync(root, dev)
+    dev["products", "p1"].update(store_id=1, stock=3)
+    sync(dev, root)
+    with pytest.raises(shoal.PermissionDeniedError):
+        dev.auth_revoke(root.id)
+    assert root.auth_revoke(dev.id, reason="lost") == 1
+    assert root.auth_revoke(dev.id, cut=0) == 0
+    revs = root.auth_show()["revocations"]
+    assert [(r["key"], r["cut"]) for r in revs] == [(dev.id, 0)]
+    with pytest.raises(shoal.InvalidArgumentError):
+        make_replica("open").auth_revoke(dev.id)
