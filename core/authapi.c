@@ -714,10 +714,134 @@ load_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
     return 0;
 }
 
+static int
+last_fn(shoal__stxn *t, void *arg)
+{
+    int err = shoal__stxn_log_last(t, arg, NULL);
+    return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+}
+
 int
 shoal__certs_load(shoal_replica *r)
 {
     if (!r->enforce)
         return SHOAL_OK;
-    return auth_each(r, load_obj, r);
+    uint64_t last = 0;
+    int err = shoal__store_read(r->store, last_fn, &last);
+    if (!err)
+        err = auth_each(r, load_obj, r);
+    if (!err)
+        r->auth_pos = last;
+    return err;
+}
+
+/* ------------------------------------------- commits of other processes */
+
+/* The `_auth` documents the log names past r->auth_pos (collected by id,
+ * "cert:HEX" and "revoke:HEX" only matter to links). */
+typedef struct refresh_ctx {
+    shoal_replica *r;
+    shoal__map ids; /* doc id -> 1 */
+    bool any;       /* an `_auth` change at all */
+    uint64_t last;
+    int err;
+} refresh_ctx;
+
+static int
+refresh_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
+{
+    (void)cid;
+    refresh_ctx *c = arg;
+    c->last = pos;
+    size_t elen, blen;
+    const uint8_t *body;
+    if (shoal__envelope_parse(env->p, env->len, &elen, &body, &blen))
+        return 0;
+    /* seq, hlc, deps, coll, doc: the head of every format's body */
+    shoal__mpr rd, *m = &rd;
+    shoal__mpr_init(m, body, blen);
+    (void)shoal__mpr_array(m, 16, 1);
+    (void)shoal__mpr_uint(m);
+    (void)shoal__mpr_uint(m);
+    uint32_t nd = shoal__mpr_array(m, 1024, 34);
+    for (uint32_t i = 0; i < nd && !m->err; i++) {
+        const uint8_t *d;
+        (void)shoal__mpr_bin(m, &d, SHOAL__ID_BYTES);
+    }
+    const uint8_t *coll, *doc;
+    size_t clen = shoal__mpr_str(m, &coll, SHOAL_MAX_COLLECTION);
+    size_t dlen = shoal__mpr_str(m, &doc, SHOAL_MAX_DOC_ID);
+    if (m->err || clen != 5 || memcmp(coll, "_auth", 5) != 0)
+        return 0;
+    c->any = true;
+    c->err = shoal__map_put(&c->ids, doc, dlen, (void *)1);
+    return c->err ? 1 : 0;
+}
+
+static int
+refresh_fn(shoal__stxn *t, void *arg)
+{
+    refresh_ctx *c = arg;
+    shoal_replica *r = c->r;
+    uint64_t last = 0;
+    int err = shoal__stxn_log_last(t, &last, NULL);
+    if (err == SHOAL_ENOTFOUND || (!err && last <= r->auth_pos))
+        return SHOAL_OK;
+    if (err)
+        return err;
+    c->last = r->auth_pos;
+    err = shoal__stxn_log_scan(t, r->auth_pos + 1, refresh_cb, c);
+    if (c->err)
+        return c->err;
+    if (err && err != 1)
+        return err;
+    shoal__wset w;
+    shoal__wset_init(&w, r);
+    shoal__wset_reset(&w, t);
+    for (size_t i = 0; !err && i < c->ids.cap; i++) {
+        const uint8_t *id = c->ids.s[i].key;
+        size_t n = c->ids.s[i].klen;
+        int kind = id && n == 5 + 64 && memcmp(id, "cert:", 5) == 0     ? SHOAL__AUTH_CERT
+                   : id && n == 7 + 64 && memcmp(id, "revoke:", 7) == 0 ? SHOAL__AUTH_REVOKE
+                                                                        : 0;
+        char hx[65];
+        uint8_t key[SHOAL_KEY_BYTES];
+        if (!kind)
+            continue;
+        memcpy(hx, id + n - 64, 64);
+        hx[64] = 0;
+        if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+            continue;
+        uint8_t ocid[SHOAL__ID_BYTES];
+        shoal__change ch;
+        err = shoal__auth_newest(&w, kind, key, ocid, &ch);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK; /* rejected, or pending: nothing admitted */
+            continue;
+        }
+        if (!err) {
+            (void)load_obj(kind, key, ocid, &ch, r);
+            shoal__change_clear(&ch);
+        }
+    }
+    shoal__wset_free(&w);
+    return err;
+}
+
+void
+shoal__certs_refresh(shoal_replica *r)
+{
+    if (!r->enforce)
+        return;
+    refresh_ctx c = { .r = r };
+    shoal__map_init(&c.ids);
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, refresh_fn, &c);
+    if (!err && c.last > r->auth_pos) {
+        r->auth_pos = c.last;
+        if (c.any)
+            atomic_fetch_add(&r->auth_gen, 1); /* readers load again */
+    }
+    pthread_mutex_unlock(&r->mu);
+    shoal__map_clear(&c.ids, NULL);
 }

@@ -61,6 +61,10 @@ bool shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_
  * admitted revocation object; whether the X25519 key x is revoked. */
 void shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n);
 bool shoal__certs_revoked(shoal_replica *r, const uint8_t x[32]);
+/* Note the certificates and revocations other processes sharing the
+ * directory committed since the last look (the log past r->auth_pos);
+ * takes r->mu. */
+void shoal__certs_refresh(shoal_replica *r);
 void shoal__certs_free(shoal_replica *r);
 
 /* The change that wrote the newest object of kind about key in w's
@@ -110,6 +114,8 @@ struct shoal_replica {
     pthread_mutex_t cert_mu;           /* guards certs (taken last, never held across calls) */
     shoal__map certs;                  /* X25519 key -> certified device (authapi.c), owned */
     shoal__map revoked;                /* X25519 key -> 1: a revocation names it (cert_mu) */
+    uint64_t auth_pos;                 /* the log's end when certs/revoked were last brought
+                                          up to date (under mu): shoal__certs_refresh */
     _Atomic uint64_t auth_gen;         /* bumped when an `_auth` document changes (readers) */
     struct shoal__reader *self_reader; /* what we may read ourselves (reader.c, under mu), owned */
     shoal__store *store;               /* owned */
@@ -573,6 +579,9 @@ struct shoal__reader {
 };
 typedef struct shoal__reader shoal__reader;
 void shoal__reader_init(shoal__reader *rd);
+/* What decides rd's answers (its policy's and certificate's bytes),
+ * appended to out: equal bytes, equal answers. */
+int shoal__reader_sig(const shoal__reader *rd, shoal__buf *out);
 void shoal__reader_free(shoal__reader *rd);
 /* Load rd for key in snapshot t unless it is current. */
 int shoal__reader_fresh(shoal__reader *rd, shoal_replica *r, shoal__stxn *t,

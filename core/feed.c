@@ -1297,8 +1297,23 @@ recheck(shoal__feed *f, shoal__stxn *t)
     if (f->cursor <= f->recheck_at)
         return SHOAL_OK;
     f->recheck = false;
+    /* The same policy and certificate as before (another key's authority
+     * changed): nothing to judge again. */
+    shoal__buf before;
+    shoal__buf_init(&before);
+    int err = shoal__reader_sig(&f->rd, &before);
     f->rd.loaded = false;
-    int err = shoal__reader_fresh(&f->rd, r, t, f->peer);
+    if (!err)
+        err = shoal__reader_fresh(&f->rd, r, t, f->peer);
+    shoal__buf after;
+    shoal__buf_init(&after);
+    if (!err)
+        err = shoal__reader_sig(&f->rd, &after);
+    bool same = !err && before.len == after.len && memcmp(before.p, after.p, before.len) == 0;
+    shoal__buf_free(&before);
+    shoal__buf_free(&after);
+    if (err || same)
+        return err;
     build_ctx b = { .f = f, .t = t };
     shoal__map_init(&b.set);
     for (size_t i = 0; !err && i < f->inview.cap; i++)

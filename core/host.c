@@ -595,6 +595,12 @@ host_revoked(void *ctx, const uint8_t x[32])
     return r->enforce && shoal__certs_revoked(r, x);
 }
 
+static void
+host_auth_refresh(void *ctx)
+{
+    shoal__certs_refresh(ctx);
+}
+
 /* Whether a full peer may receive everything we hold: in open mode, the
  * root, or a key whose roles read every document (docs/permissions.md,
  * "Reading"); any other key must subscribe. */
@@ -652,4 +658,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->certified = host_certified;
     h->serve_full = host_serve_full;
     h->revoked = host_revoked;
+    h->auth_refresh = host_auth_refresh;
 }

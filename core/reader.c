@@ -172,3 +172,15 @@ shoal__reader_reads(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t, c
     *out = m == 1;
     return SHOAL_OK;
 }
+
+int
+shoal__reader_sig(const shoal__reader *rd, shoal__buf *out)
+{
+    uint8_t flags = (uint8_t)((rd->all ? 1 : 0) | (rd->has_cert ? 2 : 0) | (rd->pol ? 4 : 0));
+    int err = shoal__buf_append(out, &flags, 1);
+    if (!err && rd->pol)
+        err = shoal__buf_append(out, rd->pol->bytes, rd->pol->len);
+    if (!err && rd->has_cert)
+        err = shoal__buf_append(out, rd->certbytes.p, rd->certbytes.len);
+    return err;
+}

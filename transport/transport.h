@@ -216,6 +216,10 @@ typedef struct shoal__host {
      * refused like a disallowed key, its live links closed.  NULL:
      * never. */
     bool (*revoked)(void *ctx, const uint8_t x[32]);
+    /* Bring certified and revoked keys up to date with what other
+     * processes sharing the directory committed; called about once a
+     * second by the engine.  NULL: nothing to do. */
+    void (*auth_refresh)(void *ctx);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.

@@ -312,6 +312,8 @@ recheck_certs(shoal__engine *e, uint64_t now)
     if ((!e->host.certified && !e->host.revoked) || now < e->cert_check_at)
         return;
     e->cert_check_at = now + CERT_RECHECK_MS;
+    if (e->host.auth_refresh)
+        e->host.auth_refresh(e->host.ctx);
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->ncertok;) {
         uint8_t ed[SHOAL_KEY_BYTES];
