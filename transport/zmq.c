@@ -324,6 +324,22 @@ recheck_certs(shoal__engine *e, uint64_t now)
     }
     pthread_mutex_unlock(&e->mu);
     (void)recheck_sessions(e, "certificate expired or key revoked");
+    /* Links we dialled to a key revoked since (reset, and refused again
+     * at each handshake while it stays revoked). */
+    for (lnk *l = e->links; e->host.revoked && l; l = l->next) {
+        uint8_t x[XKEY_BYTES];
+        if (l->dead || l->kind == L_LISTEN || !l->ss ||
+            crypto_sign_ed25519_pk_to_curve25519(x, l->key) != 0 ||
+            !e->host.revoked(e->host.ctx, x))
+            continue;
+        char kh[17];
+        shoal__zq_keyhex(kh, l->key);
+        shoal__zq_logf(e, SHOAL_LOG_WARN, "%s: %s is revoked: link closed", l->ep, kh);
+        shoal__zq_peer_note(e, l->key, "link closed: key revoked");
+        if (l->kind == L_SYNC)
+            shoal__zq_sync_done(e, l, SHOAL_EREFUSED);
+        shoal__zq_dealer_reset(e, l, NULL);
+    }
 }
 
 /* Returns true when the command is complete. */

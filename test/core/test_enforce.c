@@ -1513,10 +1513,11 @@ wait_linked(shoal_replica *r, const uint8_t *pk, bool up)
 }
 
 /* Revoking a device (docs/permissions.md, "Revoking a device"): the
- * revocation takes the cut from what the revoker holds; the device's live
- * link is closed, it is refused from then on, even when allow-listed, and
- * a reopened replica still refuses it; a key without the `revoke`
- * capability may not revoke. */
+ * revocation takes the cut from what the revoker holds; the revoker closes
+ * a live link it dialled to the key and one the key dialled; the key is
+ * refused from then on, even when allow-listed, and a reopened replica
+ * still refuses it; a key without the `revoke` capability may not
+ * revoke. */
 static void
 test_revoke(void)
 {
@@ -1543,11 +1544,34 @@ test_revoke(void)
     CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
     REQUIRE(ep);
     subscribe(dev, NULL);
-    CHECK_EQ(shoal_net_connect(dev, ep, rk), SHOAL_OK);
-    CHECK(wait_linked(root, dk, true));
+    /* a link the root dials to the device, and one the device dials */
+    char *dep = NULL;
+    CHECK_EQ(shoal_net_allow(dev, rk), SHOAL_OK);
+    CHECK_EQ(shoal_net_listen(dev, "tcp://127.0.0.1:0", &dep), SHOAL_OK);
+    REQUIRE(dep);
+    CHECK_EQ(shoal_net_connect(root, dep, dk), SHOAL_OK);
+    CHECK(wait_linked(dev, rk, true));
     CHECK_EQ(shoal_auth_revoke(root, dk, UINT64_MAX, "lost", &cut), SHOAL_OK);
     CHECK_EQ(cut, 2); /* the device's two writes the root holds */
-    CHECK(wait_linked(root, dk, false));
+    CHECK(wait_linked(dev, rk, false));
+    CHECK_EQ(shoal_net_disconnect(root, dep), SHOAL_OK);
+    shoal_free(dep);
+    /* a live link a second device dialled is closed when it is revoked */
+    char *d2dir = NULL;
+    shoal_replica *dev2 = new_replica(&d2dir, rk);
+    REQUIRE(dev2);
+    uint8_t dk2[32];
+    memcpy(dk2, shoal_replica_id(dev2), 32);
+    grant(root, dev2, "clerk", 1);
+    subscribe(dev2, NULL);
+    CHECK_EQ(shoal_net_connect(dev2, ep, rk), SHOAL_OK);
+    CHECK(wait_linked(root, dk2, true));
+    CHECK_EQ(shoal_auth_revoke(root, dk2, UINT64_MAX, NULL, NULL), SHOAL_OK);
+    CHECK(wait_linked(root, dk2, false));
+    shoal_replica_close(dev2);
+    check_rmtree(d2dir);
+    free(d2dir);
+    CHECK_EQ(shoal_net_connect(dev, ep, rk), SHOAL_OK);
     CHECK_EQ(shoal_net_disconnect(dev, ep), SHOAL_OK);
     CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
     CHECK_EQ(shoal_net_allow(root, dk), SHOAL_OK);
