@@ -601,6 +601,13 @@ host_auth_refresh(void *ctx)
     shoal__certs_refresh(ctx);
 }
 
+static uint64_t
+host_auth_gen(void *ctx)
+{
+    shoal_replica *r = ctx;
+    return atomic_load(&r->auth_gen);
+}
+
 /* Whether a full peer may receive everything we hold: in open mode, the
  * root, or a key whose roles read every document (docs/permissions.md,
  * "Reading"); any other key must subscribe. */
@@ -659,4 +666,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->serve_full = host_serve_full;
     h->revoked = host_revoked;
     h->auth_refresh = host_auth_refresh;
+    h->auth_gen = host_auth_gen;
 }

@@ -1338,6 +1338,19 @@ shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len)
     return r;
 }
 
+bool
+shoal__session_recheck_full(shoal__session *s)
+{
+    if (s->st.failed || !s->st.handshaken || s->peer_partial || s->dialled || !s->host->serve_full)
+        return false;
+    char why[200] = "";
+    int err = s->host->serve_full(s->host->ctx, s->st.peer, why, sizeof why);
+    if (!err)
+        return false;
+    FAIL(s, err, "a full replica: %s", why);
+    return true;
+}
+
 void
 shoal__session_changed(shoal__session *s)
 {

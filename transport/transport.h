@@ -220,6 +220,9 @@ typedef struct shoal__host {
      * processes sharing the directory committed; called about once a
      * second by the engine.  NULL: nothing to do. */
     void (*auth_refresh)(void *ctx);
+    /* A number that moves whenever the replica's authority (`_auth`)
+     * changes; cheap.  NULL: never. */
+    uint64_t (*auth_gen)(void *ctx);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.
@@ -296,6 +299,10 @@ int shoal__session_next(shoal__session *s, const uint8_t **frame, size_t *len);
 /* The replica's log grew (a local commit, or changes from another link):
  * the next call to shoal__session_next may find changes to push. */
 void shoal__session_changed(shoal__session *s);
+/* The authority changed: a full peer that dialled us and may no longer
+ * read everything (host->serve_full) fails the session with its ERROR
+ * queued (true); any other session is left as it is (false). */
+bool shoal__session_recheck_full(shoal__session *s);
 void shoal__session_get_stats(const shoal__session *s, shoal__session_stats *out);
 /* A partial peer's subscriptions as text, "name: coll WHERE pred" joined
  * by "; " and cut to SHOAL__PEER_SUBS - 1 bytes ("" for a full peer), and

@@ -324,6 +324,15 @@ recheck_certs(shoal__engine *e, uint64_t now)
     }
     pthread_mutex_unlock(&e->mu);
     (void)recheck_sessions(e, "certificate expired or key revoked");
+    /* The authority changed: a full peer must still read everything. */
+    uint64_t gen = e->host.auth_gen ? e->host.auth_gen(e->host.ctx) : 0;
+    if (gen != e->auth_seen) {
+        e->auth_seen = gen;
+        for (lnk *l = e->links; l; l = l->next)
+            for (sess *s = l->ss; s && l->kind == L_LISTEN && !l->dead; s = s->next)
+                if (!s->dead && shoal__session_recheck_full(s->s))
+                    shoal__zq_sess_pump(e, l, s);
+    }
     /* Links we dialled to a key revoked since (reset, and refused again
      * at each handshake while it stays revoked). */
     for (lnk *l = e->links; e->host.revoked && l; l = l->next) {

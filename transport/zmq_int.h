@@ -178,6 +178,7 @@ struct shoal__engine {
     allowed *certok;
     size_t ncertok, capcertok;
     uint64_t cert_check_at; /* monotonic ms of the next look at certok (zmq.c recheck_certs) */
+    uint64_t auth_seen;     /* host.auth_gen at that look */
     allowed *deny;          /* disallowed keys: refused even under allow_any */
     size_t ndeny, capdeny;
     bool allow_any;

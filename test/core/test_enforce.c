@@ -1642,6 +1642,60 @@ test_expiry(void)
     }
 }
 
+/* Whether r's record of peer pk has a last error containing text. */
+static bool
+peer_error_has(shoal_replica *r, const uint8_t *pk, const char *text)
+{
+    shoal_peers *p = NULL;
+    bool has = false;
+    if (shoal_net_peers(r, &p) == SHOAL_OK)
+        for (size_t i = 0; i < shoal_peers_count(p); i++)
+            if (memcmp(shoal_peers_key(p, i), pk, 32) == 0)
+                has = has || strstr(shoal_peers_last_error(p, i), text) != NULL;
+    shoal_peers_free(p);
+    return has;
+}
+
+/* A full replica whose roles read everything (a relay) linked live; once
+ * it is certified again with a role that reads part of the data, its
+ * link fails with SHOAL_EPERM. */
+static void
+test_full_demoted(void)
+{
+    char *dirs[2];
+    shoal_replica *root = new_replica(&dirs[0], NULL);
+    REQUIRE(root);
+    uint8_t rk[32];
+    memcpy(rk, shoal_replica_id(root), 32);
+    shoal_replica *relay = new_replica(&dirs[1], rk);
+    REQUIRE(relay);
+    uint8_t k[32];
+    memcpy(k, shoal_replica_id(relay), 32);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    grant(root, relay, "relay", 1);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    CHECK_EQ(shoal_net_connect(relay, ep, rk), SHOAL_OK);
+    CHECK(wait_linked(root, k, true));
+    grant(root, relay, "clerk", 1);
+    uint64_t t0 = check_now_ms();
+    while (!peer_error_has(relay, rk, "do not read every document") &&
+           check_now_ms() - t0 < 20000) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    CHECK(peer_error_has(relay, rk, "do not read every document"));
+    shoal_free(ep);
+    shoal_replica_close(root);
+    shoal_replica_close(relay);
+    for (int i = 0; i < 2; i++) {
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
 /* Every delivery order of w's changes to fresh enforcing stores gives
  * the same verdicts and digests; *rejected_out: whether change i was
  * rejected. */
@@ -1745,6 +1799,7 @@ main(void)
     RUN(test_reading);
     RUN(test_revoke);
     RUN(test_expiry);
+    RUN(test_full_demoted);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();
