@@ -11,8 +11,14 @@
  *
  * The document is a product with a guard field (store_id) and a counter
  * of stock that HISTORY earlier changes set; the change judged is a clerk
- * of its store setting the stock.  One JSON line per variant: the median
- * over R runs of the time per check.
+ * of its store setting the stock.
+ *
+ *   read  read filtering (docs/permissions.md, "Reading"): what a feed pays
+ *         per document it judges for a peer, the stored query view parsed
+ *         and a subscription evaluated, without and with the peer's roles
+ *         (shoal__authz_reads) evaluated too; the ratio of the two.
+ *
+ * One JSON line per variant: the median over R runs of the time per check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +182,19 @@ shoal__bench_authz(int argc, char **argv)
     ch.doc_len = 2;
     ch.ops = &op;
     ch.nops = 1;
-    double fast[64], slow[64];
+    double fast[64], slow[64], subq[64], subr[64];
+    /* read: what a feed pays per document it judges for a peer: the
+     * stored view parsed and a subscription evaluated (subq), and the same
+     * with the peer's roles evaluated too (subr, read filtering) */
+    shoal__buf view;
+    shoal__buf_init(&view);
+    shoal__query *sub = NULL;
+    char qerr[64];
+    if (!rc)
+        rc = shoal__doc_encode_qview(cur, SHOAL__Q_LIST_VIEW, &view) ||
+             shoal__query_parse("store_id == 1", 13, &sub, qerr, sizeof qerr);
+    shoal__qfield *qf = NULL;
+    size_t qcap = 0;
     size_t slow_n = checks / 100 ? checks / 100 : 1;
     for (size_t r = 0; !rc && r < runs; r++) {
         shoal__authz_in in;
@@ -209,6 +227,23 @@ shoal__bench_authz(int argc, char **argv)
             shoal__doc_free(d);
         }
         slow[r] = (double)(shoal__bench_now_ns() - t0) / 1e3 / (double)slow_n;
+        for (int with_roles = 0; !rc && with_roles < 2; with_roles++) {
+            t0 = shoal__bench_now_ns();
+            size_t hits = 0;
+            for (size_t k = 0; !rc && k < checks; k++) {
+                size_t nf = 0;
+                bool alive = false;
+                rc = shoal__qview_parse(view.p, view.len, &qf, &qcap, &nf, &alive);
+                shoal__qdoc qd = { (const uint8_t *)"p1", 2, qf, nf };
+                int m = rc ? 0 : shoal__query_eval(sub, &qd);
+                if (m == 1 && with_roles)
+                    m = shoal__authz_reads(pol, &cert, (const uint8_t *)"products", 8, &qd);
+                hits += m == 1;
+            }
+            rc = rc || hits != checks;
+            (with_roles ? subr : subq)[r] =
+                (double)(shoal__bench_now_ns() - t0) / 1e3 / (double)checks;
+        }
     }
     if (rc) {
         fprintf(stderr, "shoal-bench authz: a check failed\n");
@@ -218,7 +253,14 @@ shoal__bench_authz(int argc, char **argv)
         printf("{\"variant\":\"slow\",\"checks\":%zu,\"history\":%zu,\"us_per_check\":%.1f,"
                "\"runs\":%zu}\n",
                slow_n, history / 2, shoal__bench_median(slow, runs), runs);
+        double q = shoal__bench_median(subq, runs), qr = shoal__bench_median(subr, runs);
+        printf("{\"variant\":\"read\",\"docs\":%zu,\"us_per_doc_subscription\":%.3f,"
+               "\"us_per_doc_with_roles\":%.3f,\"ratio\":%.3f,\"runs\":%zu}\n",
+               checks, q, qr, qr / q, runs);
     }
+    shoal__free(qf);
+    shoal__query_free(sub);
+    shoal__buf_free(&view);
     for (size_t i = 0; bodies && i < history; i++)
         shoal__buf_free(&bodies[i]);
     free(bodies);
