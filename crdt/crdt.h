@@ -343,6 +343,11 @@ void shoal__doc_free(shoal__doc *d);
  * (docs/semantics.md, "References that no longer resolve").  On error d
  * may hold part of the change: discard it. */
 int shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to);
+/* Apply c as VOID (its author is revoked below its seq,
+ * docs/permissions.md): only its list inserts, as invisible anchors other
+ * changes may name; nothing else takes effect.  Refuses what
+ * shoal__doc_apply refuses whatever d holds. */
+int shoal__doc_apply_void(shoal__doc *d, const shoal__change *c);
 /* The reason shoal__doc_apply refuses c whatever the document holds (a
  * ref that cannot lie in the change's causal past, a delete / replace of
  * the head, an author index out of range), with the first such op's index

@@ -654,6 +654,55 @@ shoal__doc_apply(shoal__doc *d, const shoal__change *c, size_t from, size_t to)
     return SHOAL_OK;
 }
 
+/* A VOID change (docs/permissions.md, "Revoking a device"): its author
+ * was revoked below its seq, so it takes no effect, but other changes may
+ * name the list elements it inserted: each insert is kept as an invisible
+ * anchor (inserted, then deleted by the same op id), and nothing else is
+ * applied: no register, counter, delete or replace, no new epoch, no
+ * DELDOC, and the document does not come to exist by it.  A change of
+ * another epoch than d's, or to a deleted d, leaves d as it is.  The
+ * refusals are shoal__doc_apply's. */
+int
+shoal__doc_apply_void(shoal__doc *d, const shoal__change *c)
+{
+    if (c->nops > UINT32_MAX)
+        return SHOAL_EPROTO;
+    for (size_t i = 0; i < c->nops; i++) {
+        const shoal__op *o = &c->ops[i];
+        if ((o->kind == SHOAL__OP_INS || o->kind == SHOAL__OP_DEL || o->kind == SHOAL__OP_REP) &&
+            ref_problem(c, o, (uint32_t)i))
+            return SHOAL_EPROTO;
+    }
+    if (c->epoch != d->epoch || d->deleted)
+        return SHOAL_OK;
+    refmap m = { c, 0, 0, 0 };
+    bool any = false;
+    for (size_t i = 0; i < c->nops && !any; i++)
+        any = c->ops[i].kind == SHOAL__OP_INS;
+    if (!any)
+        return SHOAL_OK;
+    int rc = author_intern(d, c->author, &m.own);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->nops; i++) {
+        const shoal__op *op = &c->ops[i];
+        if (op->kind != SHOAL__OP_INS)
+            continue;
+        shoal__opid oid = shoal__change_opid(c, (uint32_t)i);
+        shoal__eid id = { oid.hlc, m.own, oid.index };
+        rc = apply_op(d, &m, op, &id);
+        if (rc)
+            return rc;
+        field *f = field_find(d, op->field, op->field_len);
+        if (f && f->list) {
+            rc = shoal__list_delete(f->list, &id);
+            if (rc && rc != SHOAL_ENOTFOUND) /* not inserted: its ref was missing */
+                return list_err(rc);
+        }
+    }
+    return SHOAL_OK;
+}
+
 /* ---------------------------------------------------------------- view */
 
 static int

@@ -444,6 +444,56 @@ test_recreate(void)
     CHECK_EQ(all_orders(cs2, 5, after2, "n=#3"), 1);
 }
 
+/* A VOID change (its author revoked below its seq): its list inserts stay
+ * as invisible anchors, so an element another author inserted after one
+ * keeps its place; nothing else of it takes effect (a register, a
+ * counter, a DELDOC, a new epoch), and it does not make the document
+ * exist.  Other changes apply as ever. */
+static void
+test_void(void)
+{
+    tchange a, v, b, vset, vdel, vnew;
+    tc_init(&a, KA, 100, 0);
+    set(&a, "x", vint(1));
+    ins(&a, "l", head(), vstr("a"));
+    tc_init(&v, KB, 200, 0); /* KB is revoked: every change of it is void */
+    ins(&v, "l", ref(&v, KA, 100, 1), vstr("v1"));
+    ins(&v, "l", ref(&v, KB, 200, 0), vstr("v2"));
+    set(&v, "x", vint(9));
+    count(&v, "n", 5);
+    tc_init(&b, KC, 300, 0); /* KC inserts after KB's second element */
+    ins(&b, "l", ref(&b, KB, 200, 1), vstr("c"));
+    shoal__doc *d = shoal__doc_new();
+    CHECK_EQ(shoal__doc_apply(d, &a.c, 0, a.c.nops), SHOAL_OK);
+    CHECK_EQ(shoal__doc_apply_void(d, &v.c), SHOAL_OK);
+    CHECK_EQ(shoal__doc_apply(d, &b.c, 0, b.c.nops), SHOAL_OK);
+    CHECK(strcmp(render(d), "l=['a','c'] x=1") == 0);
+    check_roundtrip(d);
+    /* a void DELDOC, a void new epoch: nothing */
+    tc_init(&vdel, KB, 400, 0);
+    deldoc(&vdel);
+    CHECK_EQ(shoal__doc_apply_void(d, &vdel.c), SHOAL_OK);
+    tc_init(&vnew, KB, 500, 1);
+    set(&vnew, "y", vint(2));
+    CHECK_EQ(shoal__doc_apply_void(d, &vnew.c), SHOAL_OK);
+    CHECK(!shoal__doc_deleted(d) && shoal__doc_epoch(d) == 0);
+    CHECK(strcmp(render(d), "l=['a','c'] x=1") == 0);
+    shoal__doc_free(d);
+    /* a document only void changes touched does not exist */
+    d = shoal__doc_new();
+    tc_init(&vset, KB, 600, 0);
+    set(&vset, "x", vint(3));
+    ins(&vset, "l", head(), vstr("z"));
+    CHECK_EQ(shoal__doc_apply_void(d, &vset.c), SHOAL_OK);
+    CHECK(!shoal__doc_exists(d));
+    /* a refused ref is refused all the same */
+    tchange bad;
+    tc_init(&bad, KB, 700, 0);
+    ins(&bad, "l", ref(&bad, KA, 800, 0), vstr("q"));
+    CHECK_EQ(shoal__doc_apply_void(d, &bad.c), SHOAL_EPROTO);
+    shoal__doc_free(d);
+}
+
 static void
 test_old_epoch_discarded(void)
 {
@@ -1443,6 +1493,7 @@ main(void)
     RUN(test_full_exact_bytes);
     RUN(test_decode_garbage);
     RUN(test_visible_bytes);
+    RUN(test_void);
     RUN(test_big_list);
     RUN(test_runs_apply_equal);
     RUN(test_oom);
