@@ -467,6 +467,23 @@ cand_full(const shoal__cand *k, shoal__change *full, const shoal__change **c)
     return SHOAL_OK;
 }
 
+/* Whether c applies VOID: a root, its author revoked below its seq, and
+ * not in `_auth` (authority is never voided). */
+static int
+void_of(const shoal__apply *a, const shoal__change *c, bool *v)
+{
+    const shoal__apply_store *s = a->s;
+    *v = false;
+    if (!a->root || !s->cut || (c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0))
+        return SHOAL_OK;
+    uint64_t cut;
+    int err = s->cut(s->ctx, c->author, &cut);
+    if (err == SHOAL_ENOTFOUND)
+        return SHOAL_OK;
+    *v = !err && c->seq > cut;
+    return err;
+}
+
 static int
 apply_one(shoal__apply *a, shoal__cand *k)
 {
@@ -484,7 +501,11 @@ apply_one(shoal__apply *a, shoal__cand *k)
         err = err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
         goto out;
     }
-    err = shoal__doc_apply(d, c, 0, c->nops);
+    bool vd;
+    err = void_of(a, c, &vd);
+    if (err)
+        goto out;
+    err = vd ? shoal__doc_apply_void(d, c) : shoal__doc_apply(d, c, 0, c->nops);
     if (err) {
         if (err != SHOAL_ENOMEM) {
             mark_bad(a, k);
@@ -509,6 +530,11 @@ apply_one(shoal__apply *a, shoal__cand *k)
     }
     if (!err)
         err = s->put(s->ctx, h, &k->r, c, mdeps);
+    /* An admitted revocation: what its target changed past the cut is
+     * VOID from now on, also where it was applied before. */
+    if (!err && a->root && s->revoked && c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 &&
+        c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0)
+        err = s->revoked(s->ctx, c);
     if (!err)
         a->clock = shoal__hlc_observe(a->clock, c->hlc);
 out:
@@ -892,7 +918,7 @@ shoal__apply_replay(shoal__rent *e, size_t n, shoal__rent_load_fn load, void *ct
             err = load(ctx, &e[i], &c);
             if (err)
                 break;
-            err = shoal__doc_apply(d, &c, 0, c.nops);
+            err = e[i].voided ? shoal__doc_apply_void(d, &c) : shoal__doc_apply(d, &c, 0, c.nops);
             if (err)
                 err = as_corrupt(err);
             shoal__change_clear(&c);

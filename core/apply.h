@@ -186,6 +186,18 @@ typedef struct shoal__apply_store {
     bool (*rejected)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES]);
     int (*put_rejected)(void *ctx, const shoal__rec *rec, const shoal__change *c);
     int (*doc_at)(void *ctx, const shoal__change *c, const shoal__doc **out, bool *owned);
+    /* Revocation cuts (docs/permissions.md, "Revoking a device"), with a
+     * root; NULL: none.
+     *   cut(author, &cut)  the smallest cut of author's admitted
+     *                      revocations in this transaction; SHOAL_ENOTFOUND:
+     *                      none.  A change of author past it (outside
+     *                      `_auth`) applies VOID (shoal__doc_apply_void);
+     *                      verdicts never look at it (doc_at ignores it);
+     *   revoked(c)         c, an admitted revocation, was just applied:
+     *                      every document its target changed past the cut
+     *                      is rebuilt with those changes VOID. */
+    int (*cut)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
+    int (*revoked)(void *ctx, const shoal__change *c);
 } shoal__apply_store;
 
 /* The objects of `_auth` a drain has decoded (core/authz.c). */
@@ -272,7 +284,8 @@ typedef struct shoal__rent {
     uint8_t cid[SHOAL__ID_BYTES]; /* its applied id */
     size_t *dep;                  /* indexes (into the list) of its mapped deps, owned */
     size_t ndep;
-    bool done; /* replayed */
+    bool done;   /* replayed */
+    bool voided; /* apply it VOID (shoal__doc_apply_void): its author is revoked below it */
 } shoal__rent;
 /* Decode the change of e into c (shoal__change_stored's errors). */
 typedef int (*shoal__rent_load_fn)(void *ctx, const shoal__rent *e, shoal__change *c);

@@ -189,10 +189,30 @@ l_may_wait(void *ctx, const shoal__change *ch)
 }
 
 static int
+l_cut(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
+{
+    shoal__lmdb_apply *c = ctx;
+    return c->w ? shoal__wset_cut(c->w, author, cut) : SHOAL_ENOTFOUND;
+}
+
+static int
+l_revoked(void *ctx, const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__revoke rv;
+    if (ch->nops != 1 || ch->ops[0].value.type != SHOAL_T_BYTES ||
+        shoal__revoke_decode(ch->ops[0].value.ptr, ch->ops[0].value.len, &rv) != SHOAL_OK)
+        return SHOAL_OK; /* not a revocation (the built-in rules admitted nothing else there) */
+    return shoal__wset_revoked(c->w, rv.target);
+}
+
+static int
 l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const uint8_t *deps)
 {
     shoal__lmdb_apply *c = ctx;
     shoal__wdoc *wd = h;
+    if (shoal__wset_void(c->w, ch->author, ch->seq, ch->coll, ch->coll_len))
+        wd->voided = true;
     uint64_t pos;
     int err = shoal__stxn_change_put(c->t, rec->cid, rec->env, rec->env_len, ch->author, ch->seq,
                                      wd->meta.last_pos, &pos);
@@ -291,6 +311,8 @@ static const shoal__apply_store lmdb_store = {
     .rejected = l_rejected,
     .put_rejected = l_put_rejected,
     .doc_at = l_doc_at,
+    .cut = l_cut,
+    .revoked = l_revoked,
 };
 
 void

@@ -673,9 +673,70 @@ live_chain(const mstate *s, const mdoc *md, rent **out, size_t *n)
     return SHOAL_OK;
 }
 
+/* Revocation cuts: the smallest cut of author's revocations held
+ * (`_auth/revoke:HEX`); SHOAL_ENOTFOUND if none. */
+static int
+m_cut(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
+{
+    shoal__memstore *m = ctx;
+    if (!m->enforce)
+        return SHOAL_ENOTFOUND;
+    mstate *s = &m->st;
+    char id[SHOAL__AUTH_DOCID_MAX];
+    size_t idlen = shoal__auth_docid(SHOAL__AUTH_REVOKE, author, id);
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, (const uint8_t *)"_auth", 5, (const uint8_t *)id, idlen);
+    void *v = shoal__map_get(&s->doc_ix, key, klen);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    const mdoc *md = &s->docs[UNIX(v)];
+    bool found = false;
+    for (size_t i = 0; i < md->nchain; i++) {
+        const mchange *e = &s->ch[md->chain[i]];
+        if (e->dead)
+            continue;
+        shoal__change c;
+        int err = decode_entry(e, &c);
+        if (err)
+            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+        shoal__revoke rv;
+        if (c.nops == 1 && c.ops[0].value.type == SHOAL_T_BYTES &&
+            shoal__revoke_decode(c.ops[0].value.ptr, c.ops[0].value.len, &rv) == SHOAL_OK &&
+            (!found || rv.cut < *cut)) {
+            *cut = rv.cut;
+            found = true;
+        }
+        shoal__change_clear(&c);
+    }
+    return found ? SHOAL_OK : SHOAL_ENOTFOUND;
+}
+
+static bool
+in_auth_key(const mdoc *md)
+{
+    return md->klen > 6 && memcmp(md->key, "_auth", 6) == 0;
+}
+
+/* Mark the entries of e (document md) that apply VOID. */
+static int
+mark_void(shoal__memstore *m, const mdoc *md, rent *e, size_t n)
+{
+    if (in_auth_key(md))
+        return SHOAL_OK;
+    for (size_t i = 0; i < n; i++) {
+        const mchange *c = &m->st.ch[e[i].at];
+        uint64_t cut;
+        int err = m_cut(m, c->author, &cut);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        e[i].voided = !err && c->seq > cut;
+    }
+    return SHOAL_OK;
+}
+
 /* Rebuild document di from its live changes: the order of the contract in
  * apply.h ("supersede"), which docstore.c's shoal__wset_rebuild follows for
- * the LMDB store. */
+ * the LMDB store; a revoked author's changes past its cut apply VOID. */
 static int
 doc_rebuild(shoal__memstore *m, size_t di)
 {
@@ -685,6 +746,11 @@ doc_rebuild(shoal__memstore *m, size_t di)
     size_t n;
     if (live_chain(s, md, &e, &n))
         return SHOAL_ENOMEM;
+    int verr = mark_void(m, md, e, n);
+    if (verr) {
+        shoal__free(e);
+        return verr;
+    }
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
@@ -731,6 +797,34 @@ m_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *
         err = doc_rebuild(m, wn);
     if (!err && wo != wn)
         err = doc_rebuild(m, wo);
+    return err;
+}
+
+/* A revocation of its target was admitted: rebuild every document the
+ * target changed past the cut. */
+static int
+m_revoked(void *ctx, const shoal__change *c)
+{
+    shoal__memstore *m = ctx;
+    shoal__revoke rv;
+    if (c->nops != 1 || c->ops[0].value.type != SHOAL_T_BYTES ||
+        shoal__revoke_decode(c->ops[0].value.ptr, c->ops[0].value.len, &rv) != SHOAL_OK)
+        return SHOAL_OK;
+    uint64_t cut;
+    int err = m_cut(m, rv.target, &cut);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    mstate *s = &m->st;
+    for (size_t di = 0; !err && di < s->ndocs; di++) {
+        const mdoc *md = &s->docs[di];
+        bool touched = false;
+        for (size_t i = 0; !touched && i < md->nchain; i++) {
+            const mchange *e = &s->ch[md->chain[i]];
+            touched = !e->dead && e->seq > cut && memcmp(e->author, rv.target, 32) == 0;
+        }
+        if (touched && !in_auth_key(md))
+            err = doc_rebuild(m, di);
+    }
     return err;
 }
 
@@ -783,6 +877,8 @@ static const shoal__apply_store mem_store = {
     .rejected = m_rejected,
     .put_rejected = m_put_rejected,
     .doc_at = m_doc_at,
+    .cut = m_cut,
+    .revoked = m_revoked,
 };
 
 /* ---------------------------------------------------------------- public */

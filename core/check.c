@@ -713,6 +713,10 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
             continue;
         e[n].at = c->pos;
         memcpy(e[n].cid, c->cid, SHOAL__ID_BYTES);
+        /* a revoked author's change past its cut applies VOID */
+        const uint8_t *nul = memchr(d->key, 0, d->klen);
+        e[n].voided = nul && shoal__revcut_void(k->r, c->seqkey, shoal__be64_get(c->seqkey + 32),
+                                                d->key, (size_t)(nul - d->key));
         n++;
     }
     cstore cs = { { k->t, NULL }, k };
@@ -946,7 +950,7 @@ check_doc(chk *k, const cdoc *d, const shoal__dmeta *m, const uint8_t *coll, siz
         k->err = err;
         return;
     }
-    err = shoal__doc_load(k->t, m, coll, clen, id, idlen, &stored);
+    err = shoal__doc_load(k->r, k->t, m, coll, clen, id, idlen, &stored);
     if (err == SHOAL_ECORRUPT) {
         problem(k, "document %s: its stored state does not load (snapshot or chain damaged)", name);
     } else if (err) {

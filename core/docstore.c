@@ -183,8 +183,8 @@ as_corrupt(int err)
 }
 
 int
-shoal__doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size_t clen,
-                const uint8_t *id, size_t idlen, shoal__doc **out)
+shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll,
+                size_t clen, const uint8_t *id, size_t idlen, shoal__doc **out)
 {
     shoal__doc *d = NULL;
     int err;
@@ -262,7 +262,9 @@ shoal__doc_load(shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll, size
             memcmp(c.doc, id, idlen) != 0)
             err = SHOAL_ECORRUPT;
         if (!err) {
-            err = shoal__doc_apply(d, &c, 0, c.nops);
+            /* a revoked author's change past its cut: VOID */
+            bool vd = shoal__revcut_void(r, c.author, c.seq, coll, clen);
+            err = vd ? shoal__doc_apply_void(d, &c) : shoal__doc_apply(d, &c, 0, c.nops);
             if (err)
                 err = as_corrupt(err);
         }
@@ -300,7 +302,7 @@ shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t cl
         return SHOAL_OK;
     }
     shoal__doc *d;
-    err = shoal__doc_load(t, m, coll, clen, id, idlen, &d);
+    err = shoal__doc_load(r, t, m, coll, clen, id, idlen, &d);
     if (err)
         return err;
     err = cache_put(r, key, klen, d, m);
@@ -330,6 +332,8 @@ shoal__wset_init(shoal__wset *w, shoal_replica *r)
     memset(w, 0, sizeof *w);
     w->r = r;
     shoal__map_init(&w->map);
+    shoal__map_init(&w->vcut);
+    shoal__buf_init(&w->revs);
 }
 
 void
@@ -339,6 +343,8 @@ shoal__wset_free(shoal__wset *w)
         wdoc_free(w->order[i]);
     shoal__free(w->order);
     shoal__map_clear(&w->map, NULL);
+    shoal__map_clear(&w->vcut, NULL);
+    shoal__buf_free(&w->revs);
     shoal_replica *r = w->r;
     shoal__wset_init(w, r);
 }
@@ -449,7 +455,7 @@ shoal__wset_get(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t 
         if (!err) {
             wd->doc = cache_take(w->r, key, klen, &wd->meta);
             if (!wd->doc)
-                err = shoal__doc_load(w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
+                err = shoal__doc_load(w->r, w->t, &wd->meta, coll, clen, id, idlen, &wd->doc);
         }
     }
     if (!err)
@@ -589,6 +595,153 @@ rent_load(void *ctx, const rent *e, shoal__change *c)
     return decode_at(ctx, e->at, c);
 }
 
+/* ------------------------------------------------------ revocation cuts */
+
+int
+shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
+{
+    if (!w->r->enforce || (!atomic_load(&w->r->any_revoked) && !w->revoking))
+        return SHOAL_ENOTFOUND;
+    uintptr_t v = (uintptr_t)shoal__map_get(&w->vcut, author, SHOAL_KEY_BYTES);
+    if (v == 0) {
+        uint8_t cid[SHOAL__ID_BYTES];
+        shoal__change ch;
+        int err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, author, cid, &ch);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        v = 1;
+        if (!err) {
+            shoal__revoke rv;
+            if (shoal__revoke_decode(ch.ops[0].value.ptr, ch.ops[0].value.len, &rv) == SHOAL_OK &&
+                rv.cut < UINT64_MAX - 2)
+                v = (uintptr_t)rv.cut + 2;
+            shoal__change_clear(&ch);
+        }
+        err = shoal__map_put(&w->vcut, author, SHOAL_KEY_BYTES, (void *)v);
+        if (err)
+            return err;
+    }
+    if (v == 1)
+        return SHOAL_ENOTFOUND;
+    *cut = (uint64_t)v - 2;
+    return SHOAL_OK;
+}
+
+static bool
+in_auth(const uint8_t *coll, size_t clen)
+{
+    return clen == 5 && memcmp(coll, "_auth", 5) == 0;
+}
+
+bool
+shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                 const uint8_t *coll, size_t clen)
+{
+    uint64_t cut;
+    return !in_auth(coll, clen) && shoal__wset_cut(w, author, &cut) == SHOAL_OK && seq > cut;
+}
+
+bool
+shoal__revcut_void(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                   const uint8_t *coll, size_t clen)
+{
+    if (!atomic_load(&r->any_revoked) || in_auth(coll, clen))
+        return false;
+    uintptr_t v = (uintptr_t)shoal__map_get(&r->revcut, author, SHOAL_KEY_BYTES);
+    return v != 0 && seq > (uint64_t)v - 1;
+}
+
+/* Set e[i].voided for the changes of a document of coll that apply VOID
+ * in w's txn; *any: some do. */
+static int
+mark_void(shoal__wset *w, const uint8_t *coll, size_t clen, rent *e, size_t n, bool *any)
+{
+    *any = false;
+    if (in_auth(coll, clen) || (!atomic_load(&w->r->any_revoked) && !w->revoking))
+        return SHOAL_OK;
+    for (size_t i = 0; i < n; i++) {
+        shoal__sval env;
+        int err = shoal__stxn_log_get(w->t, e[i].at, &env, NULL);
+        size_t elen, blen;
+        const uint8_t *body;
+        uint64_t seq;
+        if (!err && (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
+                     shoal__change_peek(body, blen, &seq, NULL)))
+            err = SHOAL_ECORRUPT;
+        if (err)
+            return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+        uint64_t cut;
+        err = shoal__wset_cut(w, shoal__envelope_author(env.p), &cut);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        e[i].voided = !err && seq > cut;
+        *any = *any || e[i].voided;
+    }
+    return SHOAL_OK;
+}
+
+int
+shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
+{
+    w->revoking = true;
+    (void)shoal__map_take(&w->vcut, target, SHOAL_KEY_BYTES);
+    uint64_t cut;
+    int err = shoal__wset_cut(w, target, &cut);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    uint8_t rec[40];
+    memcpy(rec, target, SHOAL_KEY_BYTES);
+    shoal__be64_put(rec + 32, cut);
+    err = shoal__buf_append(&w->revs, rec, sizeof rec);
+    /* Its changes past the cut, up to the greatest seq held. */
+    uint64_t top = 0;
+    uint8_t cid[SHOAL__ID_BYTES];
+    if (!err) {
+        err = shoal__stxn_vv_get(w->t, target, &top, cid);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK;
+            top = 0;
+        }
+    }
+    shoal__map done;
+    shoal__map_init(&done);
+    for (uint64_t s = cut + 1; !err && s <= top && s != 0; s++) {
+        err = shoal__stxn_authseq_get(w->t, target, s, cid);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK; /* a gap (a partial replica) */
+            continue;
+        }
+        shoal__sval env;
+        if (!err)
+            err = shoal__stxn_change_get(w->t, cid, &env);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK;
+            continue;
+        }
+        if (err || shoal__stxn_rejected_has(w->t, cid))
+            continue; /* rejected: in no document */
+        shoal__change c;
+        err = shoal__change_stored(env.p, env.len, &c);
+        if (err) {
+            err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+            break;
+        }
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
+        if (!in_auth(c.coll, c.coll_len) && !shoal__map_get(&done, key, klen)) {
+            err = shoal__map_put(&done, key, klen, (void *)1);
+            shoal__wdoc *wd;
+            if (!err)
+                err = shoal__wset_get(w, c.coll, c.coll_len, c.doc, c.doc_len, &wd);
+            if (!err && !wd->evicted && wd->meta.last_pos != 0)
+                err = shoal__wset_rebuild(w, wd);
+        }
+        shoal__change_clear(&c);
+    }
+    shoal__map_clear(&done, NULL);
+    return err;
+}
+
 int
 shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
 {
@@ -600,6 +753,9 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     uint8_t *heads = NULL;
     size_t nheads = 0;
     int err = rebuild_collect(t, wd, &e, &n, &total);
+    bool voided = false;
+    if (!err)
+        err = mark_void(w, wd->coll, wd->clen, e, n, &voided);
     if (!err) {
         /* Deps resolve against the store alone: no document call. */
         shoal__lmdb_apply la = { t, NULL };
@@ -607,6 +763,8 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
         shoal__apply_lmdb(&s, &la);
         err = shoal__apply_rebuild(&s, e, n, rent_load, t, &d, &heads, &nheads);
     }
+    if (!err)
+        wd->voided = voided;
     if (!err) {
         shoal__dmeta *m = &wd->meta;
         shoal__doc_free(wd->doc);
@@ -637,8 +795,15 @@ shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t 
     *out = NULL;
     *owned = false;
     shoal__dmeta *m = &wd->meta;
-    /* The current heads: the current state (heads and deps both sorted). */
-    if (ndeps == m->nheads && (ndeps == 0 || memcmp(deps, m->heads, ndeps * 32) == 0)) {
+    /* The current heads: the current state (heads and deps both sorted),
+     * unless it holds a VOID change, which verdicts do not see. */
+    bool voided = wd->voided;
+    if (!voided && atomic_load(&w->r->any_revoked)) {
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+        voided = shoal__map_get(&w->r->voided, key, klen) != NULL;
+    }
+    if (!voided && ndeps == m->nheads && (ndeps == 0 || memcmp(deps, m->heads, ndeps * 32) == 0)) {
         *out = ndeps && shoal__doc_exists(wd->doc) ? wd->doc : NULL;
         return SHOAL_OK;
     }
@@ -799,6 +964,23 @@ shoal__wset_commit(shoal__wset *w)
     shoal_replica *r = w->r;
     if (w->marked)
         atomic_store(&r->qviews_marked, true);
+    /* Revocation cuts this txn admitted, and the documents it left holding
+     * VOID changes (what the fast path of doc_at must not use). */
+    for (size_t off = 0; off + 40 <= w->revs.len; off += 40) {
+        const uint8_t *a = w->revs.p + off;
+        uint64_t cut = shoal__be64_get(a + 32);
+        uintptr_t old = (uintptr_t)shoal__map_get(&r->revcut, a, SHOAL_KEY_BYTES);
+        if (old == 0 || cut < (uint64_t)old - 1)
+            (void)shoal__map_put(&r->revcut, a, SHOAL_KEY_BYTES, (void *)(uintptr_t)(cut + 1));
+        atomic_store(&r->any_revoked, true);
+    }
+    for (size_t i = 0; i < w->n; i++)
+        if (w->order[i]->voided) {
+            uint8_t key[SHOAL__DOCKEY_MAX];
+            shoal__wdoc *wd = w->order[i];
+            size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+            (void)shoal__map_put(&r->voided, key, klen, (void *)1);
+        }
     for (size_t i = 0; i < w->n; i++) {
         shoal__wdoc *wd = w->order[i];
         if (wd->dropped) {
@@ -836,4 +1018,97 @@ shoal__wset_commit(shoal__wset *w)
         }
     }
     shoal__wset_free(w);
+}
+
+/* ------------------------------------------------- revocation cuts: open */
+
+typedef struct revload_ctx {
+    shoal_replica *r;
+    shoal__wset w;
+    int err;
+} revload_ctx;
+
+/* One `_auth` document: a revocation's target, its smallest cut, and the
+ * documents it changed past it. */
+static int
+revload_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
+            const shoal__sval *meta, void *arg)
+{
+    (void)coll;
+    (void)clen;
+    (void)meta;
+    revload_ctx *c = arg;
+    if (idlen != 7 + 64 || memcmp(id, "revoke:", 7) != 0)
+        return 0;
+    char hx[65];
+    memcpy(hx, id + 7, 64);
+    hx[64] = 0;
+    uint8_t key[SHOAL_KEY_BYTES];
+    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+        return 0;
+    c->w.revoking = true; /* look it up whatever any_revoked says yet */
+    uint64_t cut;
+    int err = shoal__wset_cut(&c->w, key, &cut);
+    if (err == SHOAL_ENOTFOUND)
+        return 0;
+    shoal_replica *r = c->r;
+    if (!err) {
+        err = shoal__map_put(&r->revcut, key, SHOAL_KEY_BYTES, (void *)(uintptr_t)(cut + 1));
+        atomic_store(&r->any_revoked, true);
+    }
+    uint64_t top = 0;
+    uint8_t cid[SHOAL__ID_BYTES];
+    if (!err) {
+        err = shoal__stxn_vv_get(c->w.t, key, &top, cid);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK;
+            top = 0;
+        }
+    }
+    for (uint64_t s = cut + 1; !err && s <= top && s != 0; s++) {
+        shoal__sval env;
+        err = shoal__stxn_authseq_get(c->w.t, key, s, cid);
+        if (!err)
+            err = shoal__stxn_change_get(c->w.t, cid, &env);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK;
+            continue;
+        }
+        if (err || shoal__stxn_rejected_has(c->w.t, cid))
+            continue;
+        shoal__change ch;
+        err = shoal__change_stored(env.p, env.len, &ch);
+        if (err) {
+            err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+            break;
+        }
+        if (!in_auth(ch.coll, ch.coll_len)) {
+            uint8_t dk[SHOAL__DOCKEY_MAX];
+            size_t klen = shoal__dockey(dk, ch.coll, ch.coll_len, ch.doc, ch.doc_len);
+            err = shoal__map_put(&r->voided, dk, klen, (void *)1);
+        }
+        shoal__change_clear(&ch);
+    }
+    c->err = err;
+    return err ? 1 : 0;
+}
+
+static int
+revload_fn(shoal__stxn *t, void *arg)
+{
+    revload_ctx *c = arg;
+    shoal__wset_init(&c->w, c->r);
+    shoal__wset_reset(&c->w, t);
+    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, revload_doc, c);
+    shoal__wset_free(&c->w);
+    return c->err ? c->err : err;
+}
+
+int
+shoal__revcut_load(shoal_replica *r)
+{
+    if (!r->enforce)
+        return SHOAL_OK;
+    revload_ctx c = { .r = r };
+    return shoal__store_read(r->store, revload_fn, &c);
 }

@@ -367,9 +367,27 @@ builder_check(cctx *cx, builder *b, shoal__wdoc *wd)
     shoal__authz_hint hint = { b->pre, b->post_view.p, b->post_view.len };
     hint.pre.view = b->pre_view.p;
     hint.pre.view_len = b->pre_view.len;
+    /* This replica's own key revoked below this seq: the change would be
+     * VOID everywhere. */
+    if (!err && shoal__wset_void(&x->w, b->c.author, b->c.seq, b->c.coll, b->c.coll_len)) {
+        snprintf(cx->detail, sizeof cx->detail,
+                 "%.*s/%.*s: this replica's key is revoked (docs/permissions.md)",
+                 (int)b->c.coll_len, (const char *)b->c.coll, (int)b->c.doc_len,
+                 (const char *)b->c.doc);
+        return SHOAL_EPERM;
+    }
     shoal__authz_out out;
+    /* A document holding a VOID change: verdicts do not see what made it
+     * VOID, so the check replays it to the change's deps as every other
+     * replica does (shoal__wset_doc_at), instead of this state. */
+    bool voided = wd->voided;
+    if (!voided && atomic_load(&x->r->any_revoked)) {
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+        voided = shoal__map_get(&x->r->voided, key, klen) != NULL;
+    }
     if (!err)
-        err = shoal__authz_judge(&x->s, cx->authz, x->r->root, &b->c, &hint, &out);
+        err = shoal__authz_judge(&x->s, cx->authz, x->r->root, &b->c, voided ? NULL : &hint, &out);
     if (!err && out.verdict != SHOAL__AUTHZ_ADMIT) {
         snprintf(cx->detail, sizeof cx->detail, "%.*s/%.*s: %s", (int)b->c.coll_len,
                  (const char *)b->c.coll, (int)b->c.doc_len, (const char *)b->c.doc, out.why);
@@ -521,6 +539,14 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         cx->appended = true;
     if (!err)
         err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, pos, env.len, false);
+    /* A revocation this replica publishes: what its target changed past
+     * the cut is VOID here from now on (as apply.c does for one received). */
+    shoal__revoke rv;
+    if (!err && r->enforce && b->c.coll_len == 5 && memcmp(b->c.coll, "_auth", 5) == 0 &&
+        b->c.doc_len > 7 && memcmp(b->c.doc, "revoke:", 7) == 0 && b->c.nops == 1 &&
+        b->c.ops[0].value.type == SHOAL_T_BYTES &&
+        shoal__revoke_decode(b->c.ops[0].value.ptr, b->c.ops[0].value.len, &rv) == SHOAL_OK)
+        err = shoal__wset_revoked(&cx->x->w, rv.target);
     shoal__buf_free(&body);
     shoal__buf_free(&env);
     builder_reset(b);

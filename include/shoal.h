@@ -796,9 +796,10 @@ SHOAL_API shoal_err shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint3
 /* Revoke key (SHOAL_KEY_BYTES, Borrowed): publish a revocation naming
  * key's newest certificate, with cut (UINT64_MAX: the greatest seq of
  * key this replica holds) and reason (NULL: "").  A replica that holds
- * the revocation refuses the key's links, closes the live ones and serves
- * it nothing but `_auth` (docs/permissions.md, "Revoking a device"; its
- * changes past the cut are not voided yet).  *cut_out (may be NULL)
+ * the revocation makes the key's changes past the cut VOID (no effect;
+ * list inserts kept as invisible anchors), refuses its links, closes the
+ * live ones and serves it nothing but `_auth` (docs/permissions.md,
+ * "Revoking a device").  *cut_out (may be NULL)
  * receives the cut.  Errors: SHOAL_EINVAL (open mode, NULL key),
  * SHOAL_EPERM (this key may not revoke it: not the root and no `revoke`
  * capability over its certificate, or its own key), the commit errors. */

@@ -268,6 +268,24 @@ publish_policy(world *w, bool tight)
     shoal__buf_free(&b);
 }
 
+/* The root revokes key ki with cut: its changes past it become VOID. */
+static void
+put_revoke(world *w, int ki, uint64_t cut)
+{
+    shoal__revoke rv;
+    memset(&rv, 0, sizeof rv);
+    memcpy(rv.target, w->k[ki].pk, 32);
+    rv.cut = cut;
+    shoal__buf b;
+    shoal__buf_init(&b);
+    CHECK_EQ(shoal__revoke_encode(&rv, &b), SHOAL_OK);
+    char doc[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_REVOKE, w->k[ki].pk, doc);
+    hear_all(w, ROOT);
+    (void)make(w, ROOT, "_auth", doc, 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
+    shoal__buf_free(&b);
+}
+
 /* The authority of a world: R grants A, publishes the policy; A certifies
  * the devices.  Every key hears all of it. */
 static void
@@ -579,6 +597,19 @@ test_convergence(void)
                                 ev == 2 ? 3 : 1 + (int64_t)check_rand_below(2), ++w.serial[ki]);
                 continue;
             }
+            if (ev == 3) {
+                /* a revocation with a cut at or below what ki wrote so
+                 * far (its later changes, and those past the cut, VOID) */
+                int victim = check_rand_below(3) ? ki : REG;
+                put_revoke(&w, victim, check_rand_below(w.k[victim].seq + 1));
+                continue;
+            }
+            if (ev == 4) {
+                /* the regional manager moves a product between stores */
+                top mv = { SHOAL__OP_SET, "store_id", 1 + (int64_t)check_rand_below(2) };
+                write(&w, REG, DOCS[check_rand_below(3)], 0, &mv, 1);
+                continue;
+            }
             const char *doc = DOCS[check_rand_below(3)];
             top ops[2];
             size_t nops = 1;
@@ -678,6 +709,10 @@ small_set(world *w, int steps, uint64_t nkinds)
         int ki = devs[check_rand_below(4)];
         if (check_rand_below(3) == 0) {
             hear_all(w, ki);
+            continue;
+        }
+        if (check_rand_below(40) == 0) {
+            put_revoke(w, ki, check_rand_below(w->k[ki].seq + 1));
             continue;
         }
         uint64_t r = check_rand_below(nkinds);
@@ -1696,6 +1731,155 @@ test_full_demoted(void)
     }
 }
 
+/* One list insert at index of products/doc.tags, and optionally a SET. */
+static int
+put_tag(shoal_replica *r, const char *doc, size_t index, const char *tag)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    shoal_value v = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)tag, .len = strlen(tag) };
+    if (!err)
+        err = shoal_txn_list_insert(t, "products", doc, "tags", index, &v);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+static int
+del_doc(shoal_replica *r, const char *doc)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    if (!err)
+        err = shoal_txn_delete(t, "products", doc);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+/* products/doc as "stock=N price=N tags=a,b" ("-" for a missing field),
+ * or "none" / "deleted". */
+static const char *
+doc_text(shoal_replica *r, const char *doc)
+{
+    static char out[256];
+    shoal_doc *d = NULL;
+    int err = shoal_doc_get(r, "products", doc, &d);
+    if (err) {
+        snprintf(out, sizeof out, "%s", err == SHOAL_EDELETED ? "deleted" : "none");
+        return out;
+    }
+    size_t k = 0;
+    const char *names[] = { "stock", "price" };
+    for (int n = 0; n < 2; n++) {
+        size_t fi;
+        shoal_value v;
+        if (shoal_doc_field_find(d, names[n], &fi) == SHOAL_OK &&
+            shoal_doc_field_value(d, fi, &v) == SHOAL_OK && v.type == SHOAL_T_INT)
+            k += (size_t)snprintf(out + k, sizeof out - k, "%s=%lld ", names[n], (long long)v.i);
+        else
+            k += (size_t)snprintf(out + k, sizeof out - k, "%s=- ", names[n]);
+    }
+    k += (size_t)snprintf(out + k, sizeof out - k, "tags=");
+    size_t fi, len = 0;
+    if (shoal_doc_field_find(d, "tags", &fi) == SHOAL_OK &&
+        shoal_doc_field_list_len(d, fi, &len) == SHOAL_OK)
+        for (size_t j = 0; j < len; j++) {
+            shoal_value v;
+            if (shoal_doc_field_list_item(d, fi, j, &v) == SHOAL_OK && v.type == SHOAL_T_STR)
+                k += (size_t)snprintf(out + k, sizeof out - k, "%s%.*s", j ? "," : "", (int)v.len,
+                                      (const char *)v.ptr);
+        }
+    shoal_doc_free(d);
+    return out;
+}
+
+/* Revocation cuts (docs/permissions.md, "Revoking a device"): a manager
+ * writes p1 (seq 1), then, past the cut it is revoked at, sets the stock,
+ * inserts tag "a" and deletes p1; another manager inserts "b" after "a"
+ * and sets the price.  Wherever the revocation is held, the revoked
+ * key's changes past the cut take no effect: p1 lives with the stock of
+ * seq 1, "a" is an invisible anchor and "b" keeps its place; the same on
+ * the replica that applied them first and was rebuilt, on one that got
+ * the revocation first, after a reopen, for a change made after the
+ * revocation, and `check` finds nothing wrong. */
+static void
+test_void(void)
+{
+    char *dirs[4];
+    shoal_replica *root = new_replica(&dirs[0], NULL);
+    REQUIRE(root);
+    uint8_t rk[32];
+    memcpy(rk, shoal_replica_id(root), 32);
+    shoal_replica *m1 = new_replica(&dirs[1], rk), *m2 = new_replica(&dirs[2], rk),
+                  *late = new_replica(&dirs[3], rk);
+    REQUIRE(m1 && m2 && late);
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    grant(root, m1, "manager", 1);
+    grant(root, m2, "manager", 1);
+    pass(root, m1);
+    pass(root, m2);
+    CHECK_EQ(put_int(m1, "p1", "store_id", 1, "stock", 1), SHOAL_OK); /* seq 1 */
+    CHECK_EQ(put_int(m1, "p1", "stock", 5, NULL, 0), SHOAL_OK);       /* seq 2: void */
+    CHECK_EQ(put_tag(m1, "p1", 0, "a"), SHOAL_OK);                    /* seq 3: an anchor */
+    pass(m1, m2);
+    CHECK_EQ(put_tag(m2, "p1", 1, "b"), SHOAL_OK);
+    CHECK_EQ(put_int(m2, "p1", "price", 3, NULL, 0), SHOAL_OK);
+    CHECK_EQ(del_doc(m1, "p1"), SHOAL_OK); /* seq 4: void */
+    pass(m1, root);
+    pass(m2, root);
+    CHECK(strcmp(doc_text(root, "p1"), "deleted") == 0);
+    uint64_t cut = 0;
+    CHECK_EQ(shoal_auth_revoke(root, shoal_replica_id(m1), 1, "stolen", &cut), SHOAL_OK);
+    CHECK_EQ(cut, 1);
+    const char *want = "stock=1 price=3 tags=b";
+    CHECK(strcmp(doc_text(root, "p1"), want) == 0);
+    /* a replica that gets the authority and the revocation first */
+    uint8_t *b = NULL;
+    size_t len = 0;
+    CHECK_EQ(shoal_export(root, NULL, &b, &len), SHOAL_OK);
+    CHECK_EQ(shoal_import(late, b, len, NULL), SHOAL_OK);
+    shoal_free(b);
+    CHECK(strcmp(doc_text(late, "p1"), want) == 0);
+    uint8_t d1[32], d2[32];
+    CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(late, true, d2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    /* a change of the revoked key made after the revocation */
+    CHECK_EQ(put_int(m1, "p1", "store_id", 1, "stock", 9), SHOAL_OK); /* m1 lacks the revocation */
+    pass(m1, root);
+    CHECK(strcmp(doc_text(root, "p1"), want) == 0);
+    /* the other manager's next write is judged on the document as
+     * verdicts see it, and applies */
+    pass(root, m2);
+    CHECK_EQ(put_int(m2, "p1", "stock", 2, NULL, 0), SHOAL_OK);
+    pass(m2, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=2 price=3 tags=b") == 0);
+    shoal_check_stats st;
+    CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    /* reopened: the same */
+    CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
+    shoal_replica_close(root);
+    int err;
+    root = open_replica(dirs[0], NULL, &err);
+    REQUIRE(root);
+    CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=2 price=3 tags=b") == 0);
+    CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    shoal_replica *all[] = { root, m1, m2, late };
+    for (int i = 0; i < 4; i++) {
+        shoal_replica_close(all[i]);
+        check_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}
+
 /* Every delivery order of w's changes to fresh enforcing stores gives
  * the same verdicts and digests; *rejected_out: whether change i was
  * rejected. */
@@ -1800,6 +1984,7 @@ main(void)
     RUN(test_revoke);
     RUN(test_expiry);
     RUN(test_full_demoted);
+    RUN(test_void);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();

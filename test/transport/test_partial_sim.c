@@ -416,6 +416,7 @@ held_docs(node *n, strset *out)
  * field's CRDT state, tombstones, epoch), then its heads and whether it is
  * deleted.  *found: the store has it. */
 typedef struct state_ctx {
+    shoal_replica *r;
     const char *coll, *id;
     shoal__buf *out;
     bool found;
@@ -438,7 +439,7 @@ state_fn(shoal__stxn *t, void *arg)
         return err;
     if (m.exists) {
         shoal__doc *d = NULL;
-        err = shoal__doc_load(t, &m, coll, clen, id, idlen, &d);
+        err = shoal__doc_load(c->r, t, &m, coll, clen, id, idlen, &d);
         if (!err)
             err = shoal__doc_encode_full(d, c->out);
         shoal__doc_free(d);
@@ -456,7 +457,7 @@ state_fn(shoal__stxn *t, void *arg)
 static bool
 doc_state(node *n, const char *coll, const char *id, shoal__buf *out)
 {
-    state_ctx c = { coll, id, out, false };
+    state_ctx c = { n->r, coll, id, out, false };
     out->len = 0;
     pthread_mutex_lock(&n->r->mu);
     int err = shoal__store_read(n->r->store, state_fn, &c);

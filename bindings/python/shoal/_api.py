@@ -1222,9 +1222,9 @@ class Replica:
                     reason: str = "") -> int:
         """Revoke ``key``: publish a revocation with ``cut`` (None: the
         greatest seq of ``key`` this replica holds) and ``reason``.  A replica
-        that holds it refuses the key's links and serves it nothing but
-        ``_auth`` (docs/permissions.md, "Revoking a device"; its changes past
-        the cut are not voided yet).  Returns the cut."""
+        that holds it makes the key's changes past the cut take no effect,
+        refuses its links and serves it nothing but ``_auth``
+        (docs/permissions.md, "Revoking a device").  Returns the cut."""
         k = _author(key)
         c = 0xFFFFFFFFFFFFFFFF if cut is None else _u64(cut, "cut")
         if c == 0xFFFFFFFFFFFFFFFF and cut is not None:
