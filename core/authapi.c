@@ -699,8 +699,6 @@ shoal__certs_free(shoal_replica *r)
 {
     shoal__map_clear(&r->certs, shoal__free);
     shoal__map_clear(&r->revoked, NULL);
-    shoal__map_clear(&r->revcut, NULL);
-    shoal__map_clear(&r->voided, NULL);
 }
 
 static int
@@ -734,8 +732,6 @@ shoal__certs_load(shoal_replica *r)
         err = auth_each(r, load_obj, r);
     if (!err)
         r->auth_pos = last;
-    if (!err)
-        err = shoal__revcut_load(r);
     return err;
 }
 

@@ -100,6 +100,7 @@ typedef struct chk {
     uint64_t expect;   /* next log position expected */
     bool holes;        /* a document was evicted: positions and seqs may skip */
     bool partial;      /* subscriptions: an author's seqs may skip */
+    shoal__wset cw;    /* revocation cuts while the documents are checked */
 } chk;
 
 /* ------------------------------------------------------------- reporting */
@@ -715,8 +716,8 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
         memcpy(e[n].cid, c->cid, SHOAL__ID_BYTES);
         /* a revoked author's change past its cut applies VOID */
         const uint8_t *nul = memchr(d->key, 0, d->klen);
-        e[n].voided = nul && shoal__revcut_void(k->r, c->seqkey, shoal__be64_get(c->seqkey + 32),
-                                                d->key, (size_t)(nul - d->key));
+        e[n].voided = nul && shoal__wset_void(&k->cw, c->seqkey, shoal__be64_get(c->seqkey + 32),
+                                              d->key, (size_t)(nul - d->key));
         n++;
     }
     cstore cs = { { k->t, NULL }, k };
@@ -1065,8 +1066,13 @@ check_fn(shoal__stxn *t, void *arg)
         if (err)
             store_failed(k, err, "evidence");
     }
-    if (going(k))
+    if (going(k)) {
+        /* revocation cuts, as this snapshot holds them (rebuilds) */
+        shoal__wset_init(&k->cw, k->r);
+        shoal__wset_reset(&k->cw, t);
         check_docs(k);
+        shoal__wset_free(&k->cw);
+    }
     if (going(k))
         check_query_tables(k);
     return k->err;

@@ -107,23 +107,15 @@ typedef struct shoal__event_q {
 } shoal__event_q;
 
 struct shoal_replica {
-    pthread_mutex_t mu;               /* held by every API call that takes r */
-    bool enforce;                     /* a root key is trusted: every change is judged */
-    uint8_t root[SHOAL_KEY_BYTES];    /* that key (meta "root") */
-    struct shoal__authz_cache *authz; /* decoded _auth objects (under mu), owned */
-    pthread_mutex_t cert_mu;          /* guards certs (taken last, never held across calls) */
-    shoal__map certs;                 /* X25519 key -> certified device (authapi.c), owned */
-    shoal__map revoked;               /* X25519 key -> 1: a revocation names it (cert_mu) */
-    uint64_t auth_pos;                /* the log's end when certs/revoked were last brought
+    pthread_mutex_t mu;                /* held by every API call that takes r */
+    bool enforce;                      /* a root key is trusted: every change is judged */
+    uint8_t root[SHOAL_KEY_BYTES];     /* that key (meta "root") */
+    struct shoal__authz_cache *authz;  /* decoded _auth objects (under mu), owned */
+    pthread_mutex_t cert_mu;           /* guards certs (taken last, never held across calls) */
+    shoal__map certs;                  /* X25519 key -> certified device (authapi.c), owned */
+    shoal__map revoked;                /* X25519 key -> 1: a revocation names it (cert_mu) */
+    uint64_t auth_pos;                 /* the log's end when certs/revoked were last brought
                                           up to date (under mu): shoal__certs_refresh */
-    /* Revocation cuts (docs/permissions.md, "Revoking a device"), under mu:
-     * Ed25519 author -> (uintptr_t)(smallest cut + 1) of its admitted
-     * revocations; the documents holding a VOID change (a change of such an
-     * author past the cut): "coll\0id" -> 1.  any_revoked: revcut is not
-     * empty (read without mu on the apply path). */
-    shoal__map revcut;
-    shoal__map voided;
-    _Atomic bool any_revoked;
     _Atomic uint64_t auth_gen;         /* bumped when an `_auth` document changes (readers) */
     struct shoal__reader *self_reader; /* what we may read ourselves (reader.c, under mu), owned */
     shoal__store *store;               /* owned */
@@ -209,20 +201,6 @@ int shoal__doc_read(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_
  * *out.  SHOAL_ECORRUPT when they do not load. */
 int shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const uint8_t *coll,
                     size_t clen, const uint8_t *id, size_t idlen, shoal__doc **out);
-/* Revocation cuts: the smallest cut of author's admitted revocations as
- * this txn sees them (SHOAL_ENOTFOUND: none), and whether change (author,
- * seq) of collection coll is VOID: past the cut, outside `_auth`.  The
- * committed cuts (r->revcut): the same without a txn. */
-int shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
-bool shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
-                      const uint8_t *coll, size_t clen);
-bool shoal__revcut_void(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
-                        const uint8_t *coll, size_t clen);
-/* The txn admitted a revocation of target: note its smallest cut and
- * rebuild every document target changed past it (its changes there VOID). */
-int shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES]);
-/* At open (r->mu held): the cuts and the documents holding VOID changes. */
-int shoal__revcut_load(shoal_replica *r);
 /* Free every cached document. */
 void shoal__cache_free(shoal_replica *r);
 
@@ -256,12 +234,31 @@ typedef struct shoal__wset {
     size_t cap;
     bool marked; /* this txn holds meta "qviews" (shoal__qviews_mark) */
     /* Revocation cuts this txn looked up: author -> (uintptr_t)(cut + 2),
-     * or (void *)1 for none; whether it admitted a revocation, and which
-     * (author | cut u64 BE, 40 bytes each), for r->revcut at commit. */
+     * or (void *)1 for none; anyrev: meta "revoked" (0 not read yet, 1
+     * absent, 2 present). */
     shoal__map vcut;
-    bool revoking;
-    shoal__buf revs;
+    int anyrev;
 } shoal__wset;
+
+/* Revocation cuts (docs/permissions.md, "Revoking a device"), read from
+ * the store so that every process sharing the directory agrees: meta
+ * "revoked" is set once any revocation is admitted, and meta "void:HEX"
+ * (the hex of "coll\0id") marks a document holding a VOID change.
+ * shoal__wset_cut: the smallest cut of author's admitted revocations as
+ * this txn sees them (SHOAL_ENOTFOUND: none); shoal__wset_void: whether
+ * change (author, seq) of collection coll is VOID (past the cut, outside
+ * `_auth`); shoal__wset_voided: whether wd holds a VOID change (its state
+ * is not what verdicts see). */
+int shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
+bool shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+                      const uint8_t *coll, size_t clen);
+bool shoal__wset_voided(shoal__wset *w, shoal__wdoc *wd);
+/* wd holds a VOID change: say so in the store (meta "void:HEX"), once. */
+int shoal__wset_set_voided(shoal__wset *w, shoal__wdoc *wd);
+/* The txn admitted a revocation of target: mark the store, and rebuild
+ * every document target changed past the smallest cut (its changes there
+ * VOID). */
+int shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES]);
 
 void shoal__wset_init(shoal__wset *w, shoal_replica *r);
 /* Free everything and bind to t (start of every run of a write fn). */

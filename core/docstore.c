@@ -176,6 +176,8 @@ cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d, cons
 
 /* ------------------------------------------------------------------ load */
 
+static bool in_auth(const uint8_t *coll, size_t clen);
+
 static int
 as_corrupt(int err)
 {
@@ -215,6 +217,8 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
         if (!pos)
             err = SHOAL_ENOMEM;
     }
+    shoal__wset cw; /* for revocation cuts, when the tail needs them */
+    cw.r = NULL;
     uint64_t at = m->last_pos;
     for (uint64_t i = ntail; !err && i > 0; i--) {
         uint64_t prev;
@@ -262,14 +266,23 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
             memcmp(c.doc, id, idlen) != 0)
             err = SHOAL_ECORRUPT;
         if (!err) {
-            /* a revoked author's change past its cut: VOID */
-            bool vd = shoal__revcut_void(r, c.author, c.seq, coll, clen);
+            /* a revoked author's change past its cut: VOID (the cuts as
+             * this snapshot holds them) */
+            bool vd = false;
+            if (cw.r == NULL && r->enforce && !in_auth(coll, clen)) {
+                shoal__wset_init(&cw, r);
+                shoal__wset_reset(&cw, t);
+            }
+            if (cw.r)
+                vd = shoal__wset_void(&cw, c.author, c.seq, coll, clen);
             err = vd ? shoal__doc_apply_void(d, &c) : shoal__doc_apply(d, &c, 0, c.nops);
             if (err)
                 err = as_corrupt(err);
         }
         shoal__change_clear(&c);
     }
+    if (cw.r)
+        shoal__wset_free(&cw);
     shoal__free(pos);
     if (err) {
         shoal__doc_free(d);
@@ -333,7 +346,6 @@ shoal__wset_init(shoal__wset *w, shoal_replica *r)
     w->r = r;
     shoal__map_init(&w->map);
     shoal__map_init(&w->vcut);
-    shoal__buf_init(&w->revs);
 }
 
 void
@@ -344,7 +356,6 @@ shoal__wset_free(shoal__wset *w)
     shoal__free(w->order);
     shoal__map_clear(&w->map, NULL);
     shoal__map_clear(&w->vcut, NULL);
-    shoal__buf_free(&w->revs);
     shoal_replica *r = w->r;
     shoal__wset_init(w, r);
 }
@@ -597,16 +608,35 @@ rent_load(void *ctx, const rent *e, shoal__change *c)
 
 /* ------------------------------------------------------ revocation cuts */
 
+/* Whether the store holds any admitted revocation (meta "revoked"). */
+static int
+anyrev(shoal__wset *w, bool *yes)
+{
+    if (w->anyrev == 0) {
+        shoal__sval v;
+        int err = shoal__stxn_meta_get(w->t, "revoked", &v);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        w->anyrev = err ? 1 : 2;
+    }
+    *yes = w->anyrev == 2;
+    return SHOAL_OK;
+}
+
 int
 shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
 {
-    if (!w->r->enforce || (!atomic_load(&w->r->any_revoked) && !w->revoking))
+    bool yes = false;
+    int err = w->r->enforce ? anyrev(w, &yes) : SHOAL_OK;
+    if (err)
+        return err;
+    if (!yes)
         return SHOAL_ENOTFOUND;
     uintptr_t v = (uintptr_t)shoal__map_get(&w->vcut, author, SHOAL_KEY_BYTES);
     if (v == 0) {
         uint8_t cid[SHOAL__ID_BYTES];
         shoal__change ch;
-        int err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, author, cid, &ch);
+        err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, author, cid, &ch);
         if (err && err != SHOAL_ENOTFOUND)
             return err;
         v = 1;
@@ -641,14 +671,47 @@ shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t
     return !in_auth(coll, clen) && shoal__wset_cut(w, author, &cut) == SHOAL_OK && seq > cut;
 }
 
-bool
-shoal__revcut_void(shoal_replica *r, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
-                   const uint8_t *coll, size_t clen)
+/* meta "void:" + hex("coll\0id") */
+static void
+void_name(const shoal__wdoc *wd, char *out)
 {
-    if (!atomic_load(&r->any_revoked) || in_auth(coll, clen))
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
+    memcpy(out, "void:", 5);
+    shoal__hex(out + 5, key, klen);
+}
+
+enum {
+    VOID_NAME_MAX = 5 + 2 * SHOAL__DOCKEY_MAX + 1
+};
+
+int
+shoal__wset_set_voided(shoal__wset *w, shoal__wdoc *wd)
+{
+    if (wd->voided)
+        return SHOAL_OK;
+    wd->voided = true;
+    char name[VOID_NAME_MAX];
+    void_name(wd, name);
+    const uint8_t one = 1;
+    return shoal__stxn_meta_put(w->t, name, &one, 1);
+}
+
+bool
+shoal__wset_voided(shoal__wset *w, shoal__wdoc *wd)
+{
+    bool yes = false;
+    if (wd->voided)
+        return true;
+    if (anyrev(w, &yes) != SHOAL_OK)
+        return true; /* not known: the slow path is right either way */
+    if (!yes)
         return false;
-    uintptr_t v = (uintptr_t)shoal__map_get(&r->revcut, author, SHOAL_KEY_BYTES);
-    return v != 0 && seq > (uint64_t)v - 1;
+    char name[VOID_NAME_MAX];
+    void_name(wd, name);
+    shoal__sval v;
+    int err = shoal__stxn_meta_get(w->t, name, &v);
+    return err != SHOAL_ENOTFOUND;
 }
 
 /* Set e[i].voided for the changes of a document of coll that apply VOID
@@ -657,8 +720,10 @@ static int
 mark_void(shoal__wset *w, const uint8_t *coll, size_t clen, rent *e, size_t n, bool *any)
 {
     *any = false;
-    if (in_auth(coll, clen) || (!atomic_load(&w->r->any_revoked) && !w->revoking))
-        return SHOAL_OK;
+    bool yes = false;
+    int err0 = in_auth(coll, clen) || !w->r->enforce ? SHOAL_OK : anyrev(w, &yes);
+    if (err0 || !yes)
+        return err0;
     for (size_t i = 0; i < n; i++) {
         shoal__sval env;
         int err = shoal__stxn_log_get(w->t, e[i].at, &env, NULL);
@@ -683,16 +748,16 @@ mark_void(shoal__wset *w, const uint8_t *coll, size_t clen, rent *e, size_t n, b
 int
 shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
 {
-    w->revoking = true;
+    const uint8_t one = 1;
+    int err = shoal__stxn_meta_put(w->t, "revoked", &one, 1);
+    if (err)
+        return err;
+    w->anyrev = 2;
     (void)shoal__map_take(&w->vcut, target, SHOAL_KEY_BYTES);
     uint64_t cut;
-    int err = shoal__wset_cut(w, target, &cut);
+    err = shoal__wset_cut(w, target, &cut);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
-    uint8_t rec[40];
-    memcpy(rec, target, SHOAL_KEY_BYTES);
-    shoal__be64_put(rec + 32, cut);
-    err = shoal__buf_append(&w->revs, rec, sizeof rec);
     /* Its changes past the cut, up to the greatest seq held. */
     uint64_t top = 0;
     uint8_t cid[SHOAL__ID_BYTES];
@@ -763,8 +828,8 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
         shoal__apply_lmdb(&s, &la);
         err = shoal__apply_rebuild(&s, e, n, rent_load, t, &d, &heads, &nheads);
     }
-    if (!err)
-        wd->voided = voided;
+    if (!err && voided)
+        err = shoal__wset_set_voided(w, wd);
     if (!err) {
         shoal__dmeta *m = &wd->meta;
         shoal__doc_free(wd->doc);
@@ -797,12 +862,7 @@ shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t 
     shoal__dmeta *m = &wd->meta;
     /* The current heads: the current state (heads and deps both sorted),
      * unless it holds a VOID change, which verdicts do not see. */
-    bool voided = wd->voided;
-    if (!voided && atomic_load(&w->r->any_revoked)) {
-        uint8_t key[SHOAL__DOCKEY_MAX];
-        size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
-        voided = shoal__map_get(&w->r->voided, key, klen) != NULL;
-    }
+    bool voided = shoal__wset_voided(w, wd);
     if (!voided && ndeps == m->nheads && (ndeps == 0 || memcmp(deps, m->heads, ndeps * 32) == 0)) {
         *out = ndeps && shoal__doc_exists(wd->doc) ? wd->doc : NULL;
         return SHOAL_OK;
@@ -964,23 +1024,6 @@ shoal__wset_commit(shoal__wset *w)
     shoal_replica *r = w->r;
     if (w->marked)
         atomic_store(&r->qviews_marked, true);
-    /* Revocation cuts this txn admitted, and the documents it left holding
-     * VOID changes (what the fast path of doc_at must not use). */
-    for (size_t off = 0; off + 40 <= w->revs.len; off += 40) {
-        const uint8_t *a = w->revs.p + off;
-        uint64_t cut = shoal__be64_get(a + 32);
-        uintptr_t old = (uintptr_t)shoal__map_get(&r->revcut, a, SHOAL_KEY_BYTES);
-        if (old == 0 || cut < (uint64_t)old - 1)
-            (void)shoal__map_put(&r->revcut, a, SHOAL_KEY_BYTES, (void *)(uintptr_t)(cut + 1));
-        atomic_store(&r->any_revoked, true);
-    }
-    for (size_t i = 0; i < w->n; i++)
-        if (w->order[i]->voided) {
-            uint8_t key[SHOAL__DOCKEY_MAX];
-            shoal__wdoc *wd = w->order[i];
-            size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
-            (void)shoal__map_put(&r->voided, key, klen, (void *)1);
-        }
     for (size_t i = 0; i < w->n; i++) {
         shoal__wdoc *wd = w->order[i];
         if (wd->dropped) {
@@ -1018,97 +1061,4 @@ shoal__wset_commit(shoal__wset *w)
         }
     }
     shoal__wset_free(w);
-}
-
-/* ------------------------------------------------- revocation cuts: open */
-
-typedef struct revload_ctx {
-    shoal_replica *r;
-    shoal__wset w;
-    int err;
-} revload_ctx;
-
-/* One `_auth` document: a revocation's target, its smallest cut, and the
- * documents it changed past it. */
-static int
-revload_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-            const shoal__sval *meta, void *arg)
-{
-    (void)coll;
-    (void)clen;
-    (void)meta;
-    revload_ctx *c = arg;
-    if (idlen != 7 + 64 || memcmp(id, "revoke:", 7) != 0)
-        return 0;
-    char hx[65];
-    memcpy(hx, id + 7, 64);
-    hx[64] = 0;
-    uint8_t key[SHOAL_KEY_BYTES];
-    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
-        return 0;
-    c->w.revoking = true; /* look it up whatever any_revoked says yet */
-    uint64_t cut;
-    int err = shoal__wset_cut(&c->w, key, &cut);
-    if (err == SHOAL_ENOTFOUND)
-        return 0;
-    shoal_replica *r = c->r;
-    if (!err) {
-        err = shoal__map_put(&r->revcut, key, SHOAL_KEY_BYTES, (void *)(uintptr_t)(cut + 1));
-        atomic_store(&r->any_revoked, true);
-    }
-    uint64_t top = 0;
-    uint8_t cid[SHOAL__ID_BYTES];
-    if (!err) {
-        err = shoal__stxn_vv_get(c->w.t, key, &top, cid);
-        if (err == SHOAL_ENOTFOUND) {
-            err = SHOAL_OK;
-            top = 0;
-        }
-    }
-    for (uint64_t s = cut + 1; !err && s <= top && s != 0; s++) {
-        shoal__sval env;
-        err = shoal__stxn_authseq_get(c->w.t, key, s, cid);
-        if (!err)
-            err = shoal__stxn_change_get(c->w.t, cid, &env);
-        if (err == SHOAL_ENOTFOUND) {
-            err = SHOAL_OK;
-            continue;
-        }
-        if (err || shoal__stxn_rejected_has(c->w.t, cid))
-            continue;
-        shoal__change ch;
-        err = shoal__change_stored(env.p, env.len, &ch);
-        if (err) {
-            err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
-            break;
-        }
-        if (!in_auth(ch.coll, ch.coll_len)) {
-            uint8_t dk[SHOAL__DOCKEY_MAX];
-            size_t klen = shoal__dockey(dk, ch.coll, ch.coll_len, ch.doc, ch.doc_len);
-            err = shoal__map_put(&r->voided, dk, klen, (void *)1);
-        }
-        shoal__change_clear(&ch);
-    }
-    c->err = err;
-    return err ? 1 : 0;
-}
-
-static int
-revload_fn(shoal__stxn *t, void *arg)
-{
-    revload_ctx *c = arg;
-    shoal__wset_init(&c->w, c->r);
-    shoal__wset_reset(&c->w, t);
-    int err = shoal__stxn_doc_scan(t, (const uint8_t *)"_auth", 5, revload_doc, c);
-    shoal__wset_free(&c->w);
-    return c->err ? c->err : err;
-}
-
-int
-shoal__revcut_load(shoal_replica *r)
-{
-    if (!r->enforce)
-        return SHOAL_OK;
-    revload_ctx c = { .r = r };
-    return shoal__store_read(r->store, revload_fn, &c);
 }

@@ -285,8 +285,6 @@ shoal_replica_open(shoal_replica **out, const char *dir, const shoal_options *op
     pthread_mutex_init(&r->cert_mu, NULL);
     shoal__map_init(&r->certs);
     shoal__map_init(&r->revoked);
-    shoal__map_init(&r->revcut);
-    shoal__map_init(&r->voided);
     shoal__events_init(r);
     err = shoal__subs_load(r);
     if (!err)

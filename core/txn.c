@@ -380,12 +380,7 @@ builder_check(cctx *cx, builder *b, shoal__wdoc *wd)
     /* A document holding a VOID change: verdicts do not see what made it
      * VOID, so the check replays it to the change's deps as every other
      * replica does (shoal__wset_doc_at), instead of this state. */
-    bool voided = wd->voided;
-    if (!voided && atomic_load(&x->r->any_revoked)) {
-        uint8_t key[SHOAL__DOCKEY_MAX];
-        size_t klen = shoal__dockey(key, wd->coll, wd->clen, wd->id, wd->idlen);
-        voided = shoal__map_get(&x->r->voided, key, klen) != NULL;
-    }
+    bool voided = shoal__wset_voided(&x->w, wd);
     if (!err)
         err = shoal__authz_judge(&x->s, cx->authz, x->r->root, &b->c, voided ? NULL : &hint, &out);
     if (!err && out.verdict != SHOAL__AUTHZ_ADMIT) {
