@@ -144,7 +144,8 @@ struct shoal__feed {
      * the reader is loaded again once the walk has passed the log's end
      * as it was then (recheck_at), and every document is judged again. */
     shoal__reader rd;
-    bool named; /* we dialled it by its key: its roles do not limit it */
+    bool named;        /* we dialled it by its key: its roles do not limit it */
+    bool revoked_seen; /* a revocation went by: judge everything again */
     bool recheck;
     uint64_t recheck_at;
 };
@@ -1066,6 +1067,10 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
     bool match = auth_in_view(f, coll, clen);
+    /* A revocation changes documents' state without a change of theirs
+     * (VOID): every document is judged again once it has been sent. */
+    if (match && dlen > 7 && memcmp(doc, "revoke:", 7) == 0)
+        f->revoked_seen = true;
     if (!match && in_subs_coll(f, coll, clen)) {
         /* Not in the peer's view: only a subscription that can match it
          * needs a look (the hub's candidates); in it: all of the peer's. */
@@ -1282,10 +1287,11 @@ static int
 recheck(shoal__feed *f, shoal__stxn *t)
 {
     shoal_replica *r = f->r;
-    if (!r->enforce || f->rd.all)
+    if (!r->enforce)
         return SHOAL_OK;
+    uint64_t gen = atomic_load(&r->auth_gen);
     if (!f->recheck) {
-        if (atomic_load(&r->auth_gen) == f->rd.gen && shoal__wall_ms(r) <= f->rd.until_ms)
+        if (gen == f->rd.gen && (f->rd.all || shoal__wall_ms(r) <= f->rd.until_ms))
             return SHOAL_OK;
         uint64_t last = 0;
         int err = shoal__stxn_log_last(t, &last, NULL);
@@ -1297,21 +1303,32 @@ recheck(shoal__feed *f, shoal__stxn *t)
     if (f->cursor <= f->recheck_at)
         return SHOAL_OK;
     f->recheck = false;
-    /* The same policy and certificate as before (another key's authority
-     * changed): nothing to judge again. */
-    shoal__buf before;
-    shoal__buf_init(&before);
-    int err = shoal__reader_sig(&f->rd, &before);
-    f->rd.loaded = false;
-    if (!err)
-        err = shoal__reader_fresh(&f->rd, r, t, f->peer);
-    shoal__buf after;
-    shoal__buf_init(&after);
-    if (!err)
-        err = shoal__reader_sig(&f->rd, &after);
-    bool same = !err && before.len == after.len && memcmp(before.p, after.p, before.len) == 0;
-    shoal__buf_free(&before);
-    shoal__buf_free(&after);
+    int err = SHOAL_OK;
+    bool same;
+    if (f->rd.all) {
+        /* everything readable (the root, a named peer): only a revocation
+         * (VOID changes states) calls for judging again */
+        f->rd.gen = gen;
+        same = !f->revoked_seen;
+    } else {
+        /* The same policy and certificate as before (another key's
+         * authority changed), and no revocation: nothing to judge again. */
+        shoal__buf before;
+        shoal__buf_init(&before);
+        err = shoal__reader_sig(&f->rd, &before);
+        f->rd.loaded = false;
+        if (!err)
+            err = shoal__reader_fresh(&f->rd, r, t, f->peer);
+        shoal__buf after;
+        shoal__buf_init(&after);
+        if (!err)
+            err = shoal__reader_sig(&f->rd, &after);
+        same = !err && !f->revoked_seen && before.len == after.len &&
+               memcmp(before.p, after.p, before.len) == 0;
+        shoal__buf_free(&before);
+        shoal__buf_free(&after);
+    }
+    f->revoked_seen = false;
     if (err || same)
         return err;
     build_ctx b = { .f = f, .t = t };

@@ -155,6 +155,7 @@ typedef struct node {
     uint8_t key[32];
     uint64_t maxseq; /* our greatest seq after a local commit */
     bool partial;
+    bool revoked;  /* roles: the root revoked it (it is out of every property) */
     int64_t store; /* roles: the store its certificate names (partial replicas) */
     psub subs[MAXSUBS];
     int nsubs;
@@ -834,6 +835,7 @@ typedef struct sim {
     link_t l[MAXLINKS];
     uint64_t commits, subchanges, drops, dups, reorders, cuts, fails;
     uint64_t refused; /* roles: commits the writer's role did not allow (SHOAL_EPERM) */
+    uint64_t revoked_cut, revoked_max; /* roles: the revocation's cut and its target's last seq */
 } sim;
 
 /* The node's log grew or its set changed: every live session of it may
@@ -852,6 +854,8 @@ notify(sim *w, node *n)
 static int
 link_step(sim *w, link_t *l, bool faults)
 {
+    if (!l->up && (l->n[0]->revoked || l->n[1]->revoked))
+        return 0;
     if (!l->up) {
         if (--l->timer <= 0) {
             link_up(l);
@@ -949,8 +953,8 @@ quiesce(sim *w, bool fresh)
         link_t *l = &w->l[i];
         if (l->up && (fresh || l->damaged))
             link_down(l);
-        if (!l->up)
-            link_up(l);
+        if (!l->up && !l->n[0]->revoked && !l->n[1]->revoked)
+            link_up(l); /* a revoked replica is refused: its links stay down */
     }
     int quiet = 0;
     for (int round = 0; round < QUIET_ROUNDS && quiet < 2; round++) {
@@ -1161,9 +1165,12 @@ judge_all(judge *j)
                 judge_fail(j, "1: %s digests of %s and %s differ", full ? "full" : "visible",
                            f0->name, w->n[i].name);
         }
-    /* 4. No write lost, nothing pending. */
+    /* 4. No write lost, nothing pending (a revoked replica is refused
+     * everywhere: what it holds is its own affair). */
     for (int i = 0; i < w->nn; i++) {
         node *n = &w->n[i];
+        if (n->revoked)
+            continue;
         for (int k = 0; k < w->nfull; k++) {
             uint64_t have = vv_of(&w->n[k], n->key);
             if (have < n->maxseq)
@@ -1184,6 +1191,8 @@ judge_all(judge *j)
     shoal__buf_init(&sf);
     for (int i = w->nfull; i < w->nn; i++) {
         node *p = &w->n[i];
+        if (p->revoked)
+            continue;
         strset held = { 0 }, want = { 0 }, other = { 0 }, all = { 0 };
         live_ids(p, "products", &held);
         view_ids(f0, p, &want);
@@ -1273,6 +1282,8 @@ judge_all(judge *j)
     /* The sessions: up, not failed, caught up. */
     for (int i = 0; i < w->nl; i++) {
         link_t *l = &w->l[i];
+        if (l->n[0]->revoked || l->n[1]->revoked)
+            continue; /* refused */
         if (!l->up) {
             judge_fail(j, "link %s-%s is down", l->n[0]->name, l->n[1]->name);
             continue;
@@ -1531,6 +1542,42 @@ sim_run(uint64_t seed, int steps, bool pp_ok)
         check_failures++;
     }
     judge_all(&j2);
+    /* Roles, one seed in two: the root revokes a partial replica with a cut
+     * at or below what it wrote; the revocation reaches the first full
+     * replica and travels; every link reconnects (the revoked replica's
+     * are refused).  Its changes past the cut are VOID everywhere, full
+     * and partial replicas rebuild what they had applied, and the feeds
+     * judge their peers' views again (on the live links, then after a
+     * reconnect): every property holds again. */
+    if (sim_root && w->nn - w->nfull >= 2 && check_rand_below(2)) {
+        node *x = &w->n[w->nfull + (int)check_rand_below((uint64_t)(w->nn - w->nfull))];
+        uint64_t cut = check_rand_below(x->maxseq + 1);
+        CHECK_EQ(shoal_auth_revoke(root, x->key, cut, NULL, NULL), SHOAL_OK);
+        uint8_t *bundle = NULL;
+        size_t blen = 0;
+        CHECK_EQ(shoal_export(root, NULL, &bundle, &blen), SHOAL_OK);
+        CHECK_EQ(shoal_import(w->n[0].r, bundle, blen, NULL), SHOAL_OK);
+        shoal_free(bundle);
+        x->revoked = true;
+        for (int i = 0; i < w->nl; i++)
+            if (w->l[i].up && (w->l[i].n[0] == x || w->l[i].n[1] == x))
+                link_down(&w->l[i]);
+        w->revoked_cut = cut;
+        w->revoked_max = x->maxseq;
+        notify(w, &w->n[0]);
+        /* on the live links first (the feeds judge their peers' views
+         * again), then after a reconnect */
+        for (int round = 0; round < 2; round++) {
+            if (!quiesce(w, round == 1)) {
+                fprintf(stderr, "seed %llu: no quiescence after the revocation\n",
+                        (unsigned long long)seed);
+                check_failures++;
+            }
+            judge j3 = { w, true,
+                         round ? "after a revocation and a reconnect" : "after a revocation", 0 };
+            judge_all(&j3);
+        }
+    }
     /* 5, again: every replica closes and opens again with the same
      * state. */
     for (int i = 0; i < w->nl; i++)
@@ -1564,6 +1611,10 @@ out:;
         if (sim_root)
             fprintf(stderr, "  roles: %llu commits refused by the writer's role\n",
                     (unsigned long long)w->refused);
+        for (int i = 0; i < w->nn; i++)
+            if (w->n[i].revoked)
+                fprintf(stderr, "  %s revoked with cut %llu (it wrote %llu)\n", w->n[i].name,
+                        (unsigned long long)w->revoked_cut, (unsigned long long)w->revoked_max);
         if (!ok || getenv("SHOAL_PARTIAL_SIM_VERBOSE"))
             print_world(w);
     }
