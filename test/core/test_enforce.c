@@ -1425,6 +1425,43 @@ test_links(void)
 
 /* ------------------------------------------------------------ reading */
 
+/* A root replica (its own key) that published POLICY, in r[0], and
+ * replicas that trust it in r[1..n-1]; dir[i] their directories. */
+typedef struct team {
+    shoal_replica *r[5];
+    char *dir[5];
+    int n;
+    uint8_t root[32];
+} team;
+
+static bool
+team_open(team *t, int n)
+{
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    t->r[0] = new_replica(&t->dir[0], NULL);
+    if (!t->r[0])
+        return false;
+    memcpy(t->root, shoal_replica_id(t->r[0]), 32);
+    for (int i = 1; i < n; i++)
+        if (!(t->r[i] = new_replica(&t->dir[i], t->root)))
+            return false;
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(t->r[0], POLICY, strlen(POLICY), &v), SHOAL_OK);
+    return true;
+}
+
+static void
+team_close(team *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        shoal_replica_close(t->r[i]);
+        if (t->dir[i])
+            check_rmtree(t->dir[i]);
+        free(t->dir[i]);
+    }
+}
+
 static bool
 has_doc(shoal_replica *r, const char *id)
 {
@@ -1465,15 +1502,13 @@ grant(shoal_replica *root, shoal_replica *dev, const char *role, int64_t store)
 static void
 test_reading(void)
 {
-    char *dirs[5];
-    shoal_replica *root = new_replica(&dirs[0], NULL);
-    REQUIRE(root);
-    const uint8_t *rk = shoal_replica_id(root);
-    shoal_replica *m1 = new_replica(&dirs[1], rk), *m2 = new_replica(&dirs[2], rk),
-                  *clerk = new_replica(&dirs[3], rk), *relay = new_replica(&dirs[4], rk);
-    REQUIRE(m1 && m2 && clerk && relay);
-    uint64_t v;
-    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    team tm;
+    if (!team_open(&tm, 5)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *m1 = tm.r[1], *m2 = tm.r[2], *clerk = tm.r[3], *relay = tm.r[4];
+    const uint8_t *rk = tm.root;
     grant(root, m1, "manager", 1);
     grant(root, m2, "manager", 2);
     grant(root, clerk, "clerk", 1);
@@ -1514,12 +1549,7 @@ test_reading(void)
     CHECK(wait_doc(clerk, "p4", true));
     CHECK(!has_doc(clerk, "p5") && !has_doc(clerk, "p1"));
     shoal_free(ep);
-    shoal_replica *all[] = { root, m1, m2, clerk, relay };
-    for (int i = 0; i < 5; i++) {
-        shoal_replica_close(all[i]);
-        check_rmtree(dirs[i]);
-        free(dirs[i]);
-    }
+    team_close(&tm);
 }
 
 /* Whether r's engine has a link up with key. */
@@ -1556,17 +1586,15 @@ wait_linked(shoal_replica *r, const uint8_t *pk, bool up)
 static void
 test_revoke(void)
 {
-    char *dirs[2];
-    shoal_replica *root = new_replica(&dirs[0], NULL);
-    REQUIRE(root);
-    uint8_t rk[32];
-    memcpy(rk, shoal_replica_id(root), 32);
-    shoal_replica *dev = new_replica(&dirs[1], rk);
-    REQUIRE(dev);
+    team tm;
+    if (!team_open(&tm, 2)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *dev = tm.r[1];
+    const uint8_t *rk = tm.root;
     uint8_t dk[32];
     memcpy(dk, shoal_replica_id(dev), 32);
-    uint64_t v;
-    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
     grant(root, dev, "manager", 1);
     pass(root, dev);
     CHECK_EQ(put_int(dev, "p1", "store_id", 1, "stock", 1), SHOAL_OK);
@@ -1620,20 +1648,18 @@ test_revoke(void)
     shoal_free(ep);
     shoal_replica_close(root);
     int err;
-    root = open_replica(dirs[0], NULL, &err);
-    REQUIRE(root);
+    tm.r[0] = root = open_replica(tm.dir[0], NULL, &err);
+    if (!root) {
+        team_close(&tm);
+        REQUIRE(!"the root opens again");
+    }
     ep = NULL;
     CHECK_EQ(shoal_net_allow_any(root, true), SHOAL_OK);
     CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
     REQUIRE(ep);
     CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
     shoal_free(ep);
-    shoal_replica_close(root);
-    shoal_replica_close(dev);
-    for (int i = 0; i < 2; i++) {
-        check_rmtree(dirs[i]);
-        free(dirs[i]);
-    }
+    team_close(&tm);
 }
 
 /* A device admitted by its certificate loses its live link once the
@@ -1641,17 +1667,15 @@ test_revoke(void)
 static void
 test_expiry(void)
 {
-    char *dirs[2];
-    shoal_replica *root = new_replica(&dirs[0], NULL);
-    REQUIRE(root);
-    uint8_t rk[32];
-    memcpy(rk, shoal_replica_id(root), 32);
-    shoal_replica *dev = new_replica(&dirs[1], rk);
-    REQUIRE(dev);
+    team tm;
+    if (!team_open(&tm, 2)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *dev = tm.r[1];
+    const uint8_t *rk = tm.root;
     uint8_t dk[32];
     memcpy(dk, shoal_replica_id(dev), 32);
-    uint64_t v;
-    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
     const char *roles[] = { "clerk" }, *an[] = { "store_id" };
     shoal_value av[] = { { .type = SHOAL_T_INT, .i = 1 } };
     shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 60000 }; /* one minute */
@@ -1669,12 +1693,7 @@ test_expiry(void)
     CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
     clock_ms = WALL_MS;
     shoal_free(ep);
-    shoal_replica_close(root);
-    shoal_replica_close(dev);
-    for (int i = 0; i < 2; i++) {
-        check_rmtree(dirs[i]);
-        free(dirs[i]);
-    }
+    team_close(&tm);
 }
 
 /* Whether r's record of peer pk has a last error containing text. */
@@ -1697,17 +1716,15 @@ peer_error_has(shoal_replica *r, const uint8_t *pk, const char *text)
 static void
 test_full_demoted(void)
 {
-    char *dirs[2];
-    shoal_replica *root = new_replica(&dirs[0], NULL);
-    REQUIRE(root);
-    uint8_t rk[32];
-    memcpy(rk, shoal_replica_id(root), 32);
-    shoal_replica *relay = new_replica(&dirs[1], rk);
-    REQUIRE(relay);
+    team tm;
+    if (!team_open(&tm, 2)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *relay = tm.r[1];
+    const uint8_t *rk = tm.root;
     uint8_t k[32];
     memcpy(k, shoal_replica_id(relay), 32);
-    uint64_t v;
-    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
     grant(root, relay, "relay", 1);
     char *ep = NULL;
     CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
@@ -1723,12 +1740,7 @@ test_full_demoted(void)
     }
     CHECK(peer_error_has(relay, rk, "do not read every document"));
     shoal_free(ep);
-    shoal_replica_close(root);
-    shoal_replica_close(relay);
-    for (int i = 0; i < 2; i++) {
-        check_rmtree(dirs[i]);
-        free(dirs[i]);
-    }
+    team_close(&tm);
 }
 
 /* One list insert at index of products/doc.tags, and optionally a SET. */
@@ -1808,16 +1820,12 @@ doc_text(shoal_replica *r, const char *doc)
 static void
 test_void(void)
 {
-    char *dirs[4];
-    shoal_replica *root = new_replica(&dirs[0], NULL);
-    REQUIRE(root);
-    uint8_t rk[32];
-    memcpy(rk, shoal_replica_id(root), 32);
-    shoal_replica *m1 = new_replica(&dirs[1], rk), *m2 = new_replica(&dirs[2], rk),
-                  *late = new_replica(&dirs[3], rk);
-    REQUIRE(m1 && m2 && late);
-    uint64_t v;
-    CHECK_EQ(shoal_auth_policy(root, POLICY, strlen(POLICY), &v), SHOAL_OK);
+    team tm;
+    if (!team_open(&tm, 4)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *m1 = tm.r[1], *m2 = tm.r[2], *late = tm.r[3];
     grant(root, m1, "manager", 1);
     grant(root, m2, "manager", 1);
     pass(root, m1);
@@ -1865,19 +1873,17 @@ test_void(void)
     CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
     shoal_replica_close(root);
     int err;
-    root = open_replica(dirs[0], NULL, &err);
-    REQUIRE(root);
+    tm.r[0] = root = open_replica(tm.dir[0], NULL, &err);
+    if (!root) {
+        team_close(&tm);
+        REQUIRE(!"the root opens again");
+    }
     CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
     CHECK(memcmp(d1, d2, 32) == 0);
     CHECK(strcmp(doc_text(root, "p1"), "stock=2 price=3 tags=b") == 0);
     CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
     CHECK_EQ(st.problems, 0);
-    shoal_replica *all[] = { root, m1, m2, late };
-    for (int i = 0; i < 4; i++) {
-        shoal_replica_close(all[i]);
-        check_rmtree(dirs[i]);
-        free(dirs[i]);
-    }
+    team_close(&tm);
 }
 
 /* Every delivery order of w's changes to fresh enforcing stores gives
