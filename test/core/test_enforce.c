@@ -17,6 +17,7 @@
  * random sets.
  */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -723,14 +724,15 @@ small_set(world *w, int steps, uint64_t nkinds)
     }
 }
 
-/* The replicas' wall clock: WALL_MS, moved on only by test_expiry. */
-static uint64_t clock_ms = WALL_MS;
+/* The replicas' wall clock: WALL_MS, moved on only by test_expiry (the
+ * network engine's thread reads it too). */
+static _Atomic uint64_t clock_ms = WALL_MS;
 
 static uint64_t
 fixed_now(void *ctx)
 {
     (void)ctx;
-    return clock_ms;
+    return atomic_load(&clock_ms);
 }
 
 static shoal_replica *
@@ -1687,11 +1689,11 @@ test_expiry(void)
     subscribe(dev, NULL);
     CHECK_EQ(shoal_net_connect(dev, ep, rk), SHOAL_OK);
     CHECK(wait_linked(root, dk, true));
-    clock_ms = WALL_MS + 120000;
+    atomic_store(&clock_ms, WALL_MS + 120000);
     CHECK(wait_linked(root, dk, false));
     CHECK_EQ(shoal_net_disconnect(dev, ep), SHOAL_OK);
     CHECK_EQ(shoal_net_sync(dev, ep, rk, 5000), SHOAL_EREFUSED);
-    clock_ms = WALL_MS;
+    atomic_store(&clock_ms, WALL_MS);
     shoal_free(ep);
     team_close(&tm);
 }
