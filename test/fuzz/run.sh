@@ -21,7 +21,10 @@ mkdir -p "$artifacts"
 # exports detect_leaks=0 there); libFuzzer's own leak check follows it.
 leaks=1
 case ${ASAN_OPTIONS:-} in *detect_leaks=0*) leaks=0 ;; esac
-common=(-detect_leaks=$leaks -rss_limit_mb=2048 -timeout=25 -artifact_prefix="$artifacts/$name-")
+# A crash exits 1, not libFuzzer's default 77, which meson reads as a
+# skipped test (a crash then passed unnoticed).
+common=(-detect_leaks=$leaks -rss_limit_mb=2048 -timeout=25 -error_exitcode=1 -timeout_exitcode=1
+    -artifact_prefix="$artifacts/$name-")
 [ -d "$corpus" ] || { echo "$name: no corpus at $corpus"; echo "0 passed, 1 failed"; exit 1; }
 case $mode in
 replay)
