@@ -612,12 +612,17 @@ void shoal__reader_free(shoal__reader *rd);
 /* Load rd for key in snapshot t unless it is current. */
 int shoal__reader_fresh(shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
                         const uint8_t key[SHOAL_KEY_BYTES]);
+/* Whether rd reads the document d of coll: 1, 0, or SHOAL__Q_NEEDLIST
+ * (d left out a long guard list). */
+int shoal__reader_match(const shoal__reader *rd, const uint8_t *coll, size_t clen,
+                        const shoal__qdoc *d);
 /* Whether rd reads the document (coll, id) whose stored query view is
- * *stored (shoal__stxn_qview_get), judged in scratch s (which holds the
- * parsed view after). */
+ * *stored (shoal__stxn_qview_get), judged in scratch s, which holds the
+ * parsed view after; parsed: s holds it already (shoal__query_judge just
+ * ran on it), so it is not parsed again. */
 int shoal__reader_reads(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
                         const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-                        const shoal__sval *stored, shoal__qscratch *s, bool *out);
+                        const shoal__sval *stored, shoal__qscratch *s, bool parsed, bool *out);
 /* Compile (coll, text) without a replica (text empty: every document);
  * msg receives the parser's message. */
 int shoal__query_compile(const char *coll, size_t clen, const char *text, size_t tlen,

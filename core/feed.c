@@ -246,7 +246,7 @@ judge(shoal__feed *f, shoal__stxn *t, const uint8_t *coll, size_t clen, const ui
             return err;
     }
     if (*match && !f->rd.all)
-        err = shoal__reader_reads(&f->rd, f->r, t, coll, clen, id, idlen, &v, &f->sc, match);
+        err = shoal__reader_reads(&f->rd, f->r, t, coll, clen, id, idlen, &v, &f->sc, true, match);
     return err;
 }
 
@@ -422,7 +422,6 @@ typedef struct build_ctx {
     shoal__map set; /* keys listed */
     const char *coll;
     size_t clen;
-    bool skip_inview; /* a recheck: what is in view is judged on its own */
     int err;
 } build_ctx;
 
@@ -461,13 +460,11 @@ build_cb(const uint8_t *id, size_t idlen, shoal__qscratch *s, void *arg)
         int err = shoal__stxn_qview_get(b->t, (const uint8_t *)b->coll, b->clen, id, idlen, &v);
         if (!err)
             err = shoal__reader_reads(&b->f->rd, b->f->r, b->t, (const uint8_t *)b->coll, b->clen,
-                                      id, idlen, &v, &b->f->sc, &ok);
+                                      id, idlen, &v, &b->f->sc, false, &ok);
         if (err == SHOAL_ENOTFOUND)
             err = SHOAL_OK;
         if (err || !ok)
             return err;
-        if (b->skip_inview && shoal__map_get(&b->f->inview, key, klen))
-            return 0;
     }
     int err = shoal__map_put(&b->set, key, klen, (void *)1);
     if (!err)
@@ -1023,9 +1020,7 @@ cand_match(shoal__feed *f, shoal__stxn *t, const cand *c, bool all, const uint8_
     }
     if (*match && !f->rd.all) {
         /* and the peer's roles read it (the same parse serves) */
-        int m = 0;
-        if (f->rd.has_cert && f->rd.pol)
-            m = shoal__authz_reads(f->rd.pol, &f->rd.cert, coll, clen, &d);
+        int m = shoal__reader_match(&f->rd, coll, clen, &d);
         if (m == SHOAL__Q_NEEDLIST)
             return judge(f, t, coll, clen, id, idlen, match);
         *match = m == 1;

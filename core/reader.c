@@ -143,29 +143,37 @@ shoal__reader_fresh(shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
 }
 
 int
+shoal__reader_match(const shoal__reader *rd, const uint8_t *coll, size_t clen, const shoal__qdoc *d)
+{
+    if (rd->all || (clen == 5 && memcmp(coll, "_auth", 5) == 0))
+        return 1;
+    if (!rd->has_cert || !rd->pol)
+        return 0;
+    return shoal__authz_reads(rd->pol, &rd->cert, coll, clen, d);
+}
+
+int
 shoal__reader_reads(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t, const uint8_t *coll,
                     size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *stored,
-                    shoal__qscratch *s, bool *out)
+                    shoal__qscratch *s, bool parsed, bool *out)
 {
-    *out = true;
-    if (rd->all || (clen == 5 && memcmp(coll, "_auth", 5) == 0))
-        return SHOAL_OK;
-    *out = false;
-    if (!rd->has_cert || !rd->pol)
-        return SHOAL_OK;
     bool alive;
-    int err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, stored, s, false,
+    int err = SHOAL_OK;
+    int m = parsed ? shoal__reader_match(rd, coll, clen, &s->doc) : 0;
+    if (!parsed) {
+        err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, stored, s, false,
                                  &alive);
-    if (err)
-        return err;
-    int m = shoal__authz_reads(rd->pol, &rd->cert, coll, clen, &s->doc);
+        if (err)
+            return err;
+        m = shoal__reader_match(rd, coll, clen, &s->doc);
+    }
     if (m == SHOAL__Q_NEEDLIST) {
         /* a guard list longer than the stored view keeps: the whole view */
         err = shoal__query_judge(r, t, NULL, (const char *)coll, clen, id, idlen, stored, s, true,
                                  &alive);
         if (err)
             return err;
-        m = shoal__authz_reads(rd->pol, &rd->cert, coll, clen, &s->doc);
+        m = shoal__reader_match(rd, coll, clen, &s->doc);
     }
     if (m < 0)
         return SHOAL_ECORRUPT;

@@ -312,7 +312,8 @@ local_match(shoal_replica *r, shoal__stxn *t, const uint8_t *coll, size_t clen, 
         }
         err = shoal__reader_fresh(r->self_reader, r, t, r->pk);
         if (!err)
-            err = shoal__reader_reads(r->self_reader, r, t, coll, clen, id, idlen, &v, sc, match);
+            err = shoal__reader_reads(r->self_reader, r, t, coll, clen, id, idlen, &v, sc, true,
+                                      match);
     }
     return err;
 }
