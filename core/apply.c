@@ -532,9 +532,9 @@ apply_one(shoal__apply *a, shoal__cand *k)
         err = s->put(s->ctx, h, &k->r, c, mdeps);
     /* An admitted revocation: what its target changed past the cut is
      * VOID from now on, also where it was applied before. */
-    if (!err && a->root && s->revoked && c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 &&
-        c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0)
-        err = s->revoked(s->ctx, c);
+    shoal__revoke rv;
+    if (!err && a->root && s->revoked && shoal__change_revocation(c, &rv))
+        err = s->revoked(s->ctx, rv.target);
     if (!err)
         a->clock = shoal__hlc_observe(a->clock, c->hlc);
 out:

@@ -193,11 +193,11 @@ typedef struct shoal__apply_store {
      *                      none.  A change of author past it (outside
      *                      `_auth`) applies VOID (shoal__doc_apply_void);
      *                      verdicts never look at it (doc_at ignores it);
-     *   revoked(c)         c, an admitted revocation, was just applied:
-     *                      every document its target changed past the cut
-     *                      is rebuilt with those changes VOID. */
+     *   revoked(target)    an admitted revocation of target was just
+     *                      applied: every document target changed past
+     *                      the cut is rebuilt with those changes VOID. */
     int (*cut)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
-    int (*revoked)(void *ctx, const shoal__change *c);
+    int (*revoked)(void *ctx, const uint8_t target[SHOAL_KEY_BYTES]);
 } shoal__apply_store;
 
 /* The objects of `_auth` a drain has decoded (core/authz.c). */

@@ -196,14 +196,10 @@ l_cut(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
 }
 
 static int
-l_revoked(void *ctx, const shoal__change *ch)
+l_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
 {
     shoal__lmdb_apply *c = ctx;
-    shoal__revoke rv;
-    if (ch->nops != 1 || ch->ops[0].value.type != SHOAL_T_BYTES ||
-        shoal__revoke_decode(ch->ops[0].value.ptr, ch->ops[0].value.len, &rv) != SHOAL_OK)
-        return SHOAL_OK; /* not a revocation (the built-in rules admitted nothing else there) */
-    return shoal__wset_revoked(c->w, rv.target);
+    return shoal__wset_revoked(c->w, target);
 }
 
 static int

@@ -803,15 +803,11 @@ m_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *
 /* A revocation of its target was admitted: rebuild every document the
  * target changed past the cut. */
 static int
-m_revoked(void *ctx, const shoal__change *c)
+m_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
 {
     shoal__memstore *m = ctx;
-    shoal__revoke rv;
-    if (c->nops != 1 || c->ops[0].value.type != SHOAL_T_BYTES ||
-        shoal__revoke_decode(c->ops[0].value.ptr, c->ops[0].value.len, &rv) != SHOAL_OK)
-        return SHOAL_OK;
     uint64_t cut;
-    int err = m_cut(m, rv.target, &cut);
+    int err = m_cut(m, target, &cut);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
     mstate *s = &m->st;
@@ -820,7 +816,7 @@ m_revoked(void *ctx, const shoal__change *c)
         bool touched = false;
         for (size_t i = 0; !touched && i < md->nchain; i++) {
             const mchange *e = &s->ch[md->chain[i]];
-            touched = !e->dead && e->seq > cut && memcmp(e->author, rv.target, 32) == 0;
+            touched = !e->dead && e->seq > cut && memcmp(e->author, target, 32) == 0;
         }
         if (touched && !in_auth_key(md))
             err = doc_rebuild(m, di);

@@ -537,10 +537,7 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
     /* A revocation this replica publishes: what its target changed past
      * the cut is VOID here from now on (as apply.c does for one received). */
     shoal__revoke rv;
-    if (!err && r->enforce && b->c.coll_len == 5 && memcmp(b->c.coll, "_auth", 5) == 0 &&
-        b->c.doc_len > 7 && memcmp(b->c.doc, "revoke:", 7) == 0 && b->c.nops == 1 &&
-        b->c.ops[0].value.type == SHOAL_T_BYTES &&
-        shoal__revoke_decode(b->c.ops[0].value.ptr, b->c.ops[0].value.len, &rv) == SHOAL_OK)
+    if (!err && r->enforce && shoal__change_revocation(&b->c, &rv))
         err = shoal__wset_revoked(&cx->x->w, rv.target);
     shoal__buf_free(&body);
     shoal__buf_free(&env);

@@ -750,3 +750,12 @@ shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_DOCID_MA
     out[n] = 0;
     return n;
 }
+
+bool
+shoal__change_revocation(const shoal__change *c, shoal__revoke *out)
+{
+    return c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 && c->doc_len > 7 &&
+           memcmp(c->doc, "revoke:", 7) == 0 && c->nops == 1 && c->ops[0].kind == SHOAL__OP_SET &&
+           c->ops[0].value.type == SHOAL_T_BYTES &&
+           shoal__revoke_decode(c->ops[0].value.ptr, c->ops[0].value.len, out) == SHOAL_OK;
+}

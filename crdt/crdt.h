@@ -706,6 +706,9 @@ typedef struct shoal__revoke {
     shoal__name reason;
 } shoal__revoke;
 int shoal__revoke_decode(const uint8_t *p, size_t n, shoal__revoke *v);
+/* Whether c writes a revocation: one SET of `_auth/revoke:...` to an
+ * object that decodes as one (into *out). */
+bool shoal__change_revocation(const shoal__change *c, shoal__revoke *out);
 int shoal__revoke_encode(const shoal__revoke *v, shoal__buf *out);
 
 /* The write check (docs/permissions.md, "The write check"): a pure
