@@ -14,6 +14,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crdt.h"
@@ -228,6 +229,9 @@ shoal__policy_free(shoal__policy *p)
     for (uint32_t i = 0; p->colls && i < p->ncolls; i++) {
         fset_clear(&p->colls[i].guard);
         fset_clear(&p->colls[i].queryable);
+        shoal__free(p->colls[i].rf);
+        shoal__free(p->colls[i].rf_class);
+        shoal__free(p->colls[i].class_readers);
     }
     for (uint32_t i = 0; p->roles && i < p->nroles; i++) {
         shoal__prole *ro = &p->roles[i];
@@ -358,6 +362,159 @@ check_rule(const shoal__policy *p, const shoal__prole *ro, shoal__prule *ru, cha
         }
     }
     return SHOAL_OK;
+}
+
+/* ---------------------------------------------------------- read classes */
+
+/* The set of roles (bits over role indexes) that read field f of
+ * collection co; f NULL: a field no rule names. */
+static void
+readers_of(const shoal__policy *p, const shoal__pcoll *co, const shoal__name *f, uint64_t *set)
+{
+    memset(set, 0, p->rwords * sizeof *set);
+    for (uint32_t i = 0; i < p->nroles; i++) {
+        const shoal__prule *ru = shoal__prole_rule(&p->roles[i], co->name.p, co->name.n);
+        if (!ru || !shoal__prule_reads(ru))
+            continue;
+        /* a field no rule names: read by ALL and EXCEPT rules */
+        bool reads = f ? shoal__fset_has(&ru->read, f->p, f->n) : ru->read.mode != SHOAL__FS_ONLY;
+        if (reads)
+            set[i / 64] |= 1ull << (i % 64);
+    }
+}
+
+static int
+name_sort_cmp(const void *a, const void *b)
+{
+    const shoal__name *x = a, *y = b;
+    return name_cmp(x->p, x->n, y->p, y->n);
+}
+
+/* The class of reader set set among the classes found so far (adding it
+ * if new); 0 when set is every reader (the field is in clear). */
+static int
+class_of_set(const shoal__policy *p, shoal__pcoll *co, const uint64_t *set, const uint64_t *all,
+             uint64_t *sets, uint32_t *nsets)
+{
+    size_t bytes = p->rwords * sizeof *set;
+    if (memcmp(set, all, bytes) == 0)
+        return 0;
+    for (uint32_t k = 0; k < *nsets; k++)
+        if (memcmp(sets + (size_t)k * p->rwords, set, bytes) == 0)
+            return (int)k + 1;
+    if (*nsets == SHOAL__MAX_SEALS)
+        return -1;
+    memcpy(sets + (size_t)*nsets * p->rwords, set, bytes);
+    return (int)++*nsets;
+}
+
+/* Compare reader sets as bit strings, role 0 first. */
+static int
+set_cmp(const uint64_t *a, const uint64_t *b, uint32_t words)
+{
+    for (uint32_t i = 0; i < words * 64; i++) {
+        bool x = a[i / 64] >> (i % 64) & 1, y = b[i / 64] >> (i % 64) & 1;
+        if (x != y)
+            return x ? -1 : 1;
+    }
+    return 0;
+}
+
+static int
+read_classes(shoal__policy *p, shoal__pcoll *co, char *err, size_t errlen)
+{
+    int rc = SHOAL_ENOMEM;
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < p->nroles; i++) {
+        const shoal__prule *ru = shoal__prole_rule(&p->roles[i], co->name.p, co->name.n);
+        if (ru && ru->read.mode != SHOAL__FS_ALL)
+            total += ru->read.n;
+    }
+    uint64_t *all = shoal__calloc((size_t)p->rwords * (SHOAL__MAX_SEALS + 2), sizeof *all);
+    uint64_t *set = all + p->rwords, *sets = set + p->rwords;
+    co->rf = shoal__calloc(total ? total : 1, sizeof *co->rf);
+    co->rf_class = shoal__calloc(total ? total : 1, 1);
+    uint8_t *order = shoal__calloc(SHOAL__MAX_SEALS + 1, 1);
+    if (!all || !co->rf || !co->rf_class || !order)
+        goto done;
+    for (uint32_t i = 0; i < p->nroles; i++) {
+        const shoal__prule *ru = shoal__prole_rule(&p->roles[i], co->name.p, co->name.n);
+        if (ru && shoal__prule_reads(ru))
+            all[i / 64] |= 1ull << (i % 64);
+        if (ru && ru->read.mode != SHOAL__FS_ALL)
+            for (uint32_t k = 0; k < ru->read.n; k++)
+                co->rf[co->nrf++] = ru->read.names[k];
+    }
+    qsort(co->rf, co->nrf, sizeof *co->rf, name_sort_cmp);
+    uint32_t u = 0;
+    for (uint32_t i = 0; i < co->nrf; i++)
+        if (u == 0 || name_cmp(co->rf[u - 1].p, co->rf[u - 1].n, co->rf[i].p, co->rf[i].n))
+            co->rf[u++] = co->rf[i];
+    co->nrf = u;
+    /* classes in order of first use, renumbered by reader set below */
+    uint32_t nsets = 0;
+    for (uint32_t i = 0; i <= co->nrf; i++) {
+        readers_of(p, co, i < co->nrf ? &co->rf[i] : NULL, set);
+        int k = class_of_set(p, co, set, all, sets, &nsets);
+        if (k < 0) {
+            rc = say(err, errlen, SHOAL_EINVAL,
+                     "collection \"%.*s\": more than %d read classes (sets of fields some "
+                     "readers may not read)",
+                     NM(co->name), SHOAL__MAX_SEALS);
+            goto done;
+        }
+        if (i < co->nrf)
+            co->rf_class[i] = (uint8_t)k;
+        else
+            co->other_class = (uint8_t)k;
+    }
+    /* number the classes by reader set: order[old] = new */
+    for (uint32_t k = 0; k < nsets; k++) {
+        uint32_t rank = 1;
+        for (uint32_t m = 0; m < nsets; m++)
+            rank +=
+                set_cmp(sets + (size_t)m * p->rwords, sets + (size_t)k * p->rwords, p->rwords) < 0;
+        order[k + 1] = (uint8_t)rank;
+    }
+    for (uint32_t i = 0; i < co->nrf; i++)
+        co->rf_class[i] = order[co->rf_class[i]];
+    co->other_class = order[co->other_class];
+    co->nclasses = nsets;
+    if (nsets) {
+        co->class_readers = shoal__calloc((size_t)nsets * p->rwords, sizeof *co->class_readers);
+        if (!co->class_readers)
+            goto done;
+        for (uint32_t k = 0; k < nsets; k++)
+            memcpy(co->class_readers + (size_t)(order[k + 1] - 1) * p->rwords,
+                   sets + (size_t)k * p->rwords, p->rwords * sizeof *sets);
+    }
+    rc = SHOAL_OK;
+done:
+    shoal__free(order);
+    shoal__free(all);
+    return rc;
+}
+
+uint8_t
+shoal__pcoll_class(const uint8_t *field, size_t len, void *arg)
+{
+    const shoal__pcoll *co = arg;
+    if (!co)
+        return 0;
+    const shoal__name *f = find_name(co->rf, co->nrf, field, len);
+    return f ? co->rf_class[f - co->rf] : co->other_class;
+}
+
+bool
+shoal__pcoll_class_reader(const shoal__policy *p, const shoal__pcoll *co, uint8_t cls,
+                          const shoal__prole *ro)
+{
+    if (cls == 0)
+        return true;
+    if (cls > co->nclasses)
+        return false;
+    size_t i = (size_t)(ro - p->roles);
+    return co->class_readers[(size_t)(cls - 1) * p->rwords + i / 64] >> (i % 64) & 1;
 }
 
 static int
@@ -508,6 +665,12 @@ shoal__policy_decode(const uint8_t *bytes, size_t len, shoal__policy **out, char
         for (uint32_t k = 0; k < p->roles[i].nrules; k++)
             if ((rc = check_rule(p, &p->roles[i], &p->roles[i].rules[k], err, errlen)))
                 goto fail;
+    p->rwords = (p->nroles + 63) / 64;
+    if (p->rwords == 0)
+        p->rwords = 1;
+    for (uint32_t i = 0; i < p->ncolls; i++)
+        if ((rc = read_classes(p, &p->colls[i], err, errlen)))
+            goto fail;
     *out = p;
     return SHOAL_OK;
 fail:

@@ -205,6 +205,44 @@ is_guard(const shoal__pcoll *co, const uint8_t *f, size_t n)
     return co && shoal__fset_has(&co->guard, f, n);
 }
 
+/* The sealing rules (docs/permissions.md "Sealed fields"): under the
+ * policy the change names, every op that carries a value on a restricted
+ * field is sealed, no other op is, and the seals list exactly the classes
+ * of the sealed ops.  A verdict (REJECT) or SHOAL_OK to go on. */
+static int
+check_seals(const shoal__change *c, const shoal__policy *pol, const shoal__pcoll *co,
+            shoal__authz_out *out, bool *bad)
+{
+    bool want[SHOAL__MAX_SEALS + 1];
+    memset(want, 0, sizeof want);
+    *bad = true;
+    for (size_t i = 0; i < c->nops; i++) {
+        const shoal__op *op = &c->ops[i];
+        if (op->kind == SHOAL__OP_DELDOC || op->kind == SHOAL__OP_DEL)
+            continue;
+        uint8_t cls = shoal__pcoll_class(op->field, op->field_len, (void *)(uintptr_t)co);
+        if (op->sealed != (cls != 0))
+            return verdict(out, SHOAL__AUTHZ_REJECT, (long)i,
+                           cls ? "field \"%.*s\" is restricted under policy version %llu: its "
+                                 "ops must be sealed"
+                               : "field \"%.*s\" is in clear under policy version %llu: its "
+                                 "ops may not be sealed",
+                           NM(op->field, op->field_len), (unsigned long long)pol->version);
+        want[cls] = true;
+    }
+    size_t k = 0;
+    bool exact = true;
+    for (uint32_t cls = 1; cls <= SHOAL__MAX_SEALS && exact; cls++)
+        if (want[cls])
+            exact = k < c->nseals && c->seal_class[k++] == cls;
+    exact = exact && k == c->nseals;
+    if (!exact)
+        return verdict(out, SHOAL__AUTHZ_REJECT, -1,
+                       "its seals do not list exactly the read classes of its sealed ops");
+    *bad = false;
+    return SHOAL_OK;
+}
+
 int
 shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out)
 {
@@ -236,6 +274,10 @@ shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out)
                        "author to this document");
 
     const shoal__pcoll *co = shoal__policy_coll(pol, c->coll, c->coll_len);
+    bool bad;
+    int src = check_seals(c, pol, co, out, &bad);
+    if (bad)
+        return src;
     arole ar[SHOAL__AUTH_MAX_NAMES];
     size_t nar = 0;
     for (uint32_t i = 0; i < cert->nroles; i++) {
@@ -476,7 +518,7 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
     uint32_t caps = root ? SHOAL__CAP_ALL : in->chain[0]->caps;
 
     /* Shape: one SET of "object" to a bytes value, in epoch 0. */
-    if (c->nops != 1 || c->ops[0].kind != SHOAL__OP_SET || c->ops[0].field_len != 6 ||
+    if (c->nops != 1 || c->ops[0].kind != SHOAL__OP_SET || c->nseals || c->ops[0].field_len != 6 ||
         memcmp(c->ops[0].field, "object", 6) != 0 || c->ops[0].value.type != SHOAL_T_BYTES ||
         c->epoch != 0)
         return verdict(out, SHOAL__AUTHZ_REJECT, 0,

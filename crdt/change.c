@@ -26,6 +26,7 @@
  */
 #include "crdt.h"
 
+#include <sodium.h>
 #include <string.h>
 
 /* Smallest encoded sizes, for bounding counts by the remaining bytes. */
@@ -35,7 +36,10 @@ enum {
 };
 
 /* Number of items in the op array of each kind (index = kind). */
-static const uint8_t op_items[SHOAL__OP_DELRUN + 1] = { 0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4 };
+static const uint8_t op_items[SHOAL__OP_SREP + 1] = { 0, 3, 2, 3, 4, 3, 4, 1, 4, 4, 4, 2, 2, 4, 3 };
+
+/* The value of a sealed op whose group is not held. */
+static const shoal_value redacted = { .type = SHOAL_T_REDACTED };
 
 shoal__opid
 shoal__change_opid(const shoal__change *c, uint32_t i)
@@ -121,6 +125,14 @@ check_change(const shoal__change *c)
     if (c->version > SHOAL__FORMAT_V2 || c->nauth > SHOAL__MAX_AUTH ||
         (c->nauth && (c->version != SHOAL__FORMAT_V2 || !c->auth)))
         return SHOAL_EINVAL;
+    if (c->nseals > SHOAL__MAX_SEALS ||
+        (c->nseals && (c->version != SHOAL__FORMAT_V2 || !c->seal_commit)))
+        return SHOAL_EINVAL;
+    for (size_t i = 0; i < c->nseals; i++)
+        if (c->seal_class[i] == 0 || c->seal_class[i] > SHOAL__MAX_SEALS ||
+            (i && c->seal_class[i - 1] >= c->seal_class[i]))
+            return SHOAL_EINVAL;
+    bool any_sealed = false;
     if (!sorted_keys(c->deps, c->ndeps) || !sorted_keys(c->authors, c->nauthors))
         return SHOAL_EINVAL;
     for (size_t i = 0; i < c->nauthors; i++)
@@ -133,6 +145,9 @@ check_change(const shoal__change *c)
         const shoal__op *op = &c->ops[i];
         if (op->kind < SHOAL__OP_SET || op->kind > SHOAL__OP_DELDOC)
             return SHOAL_EINVAL;
+        if (op->sealed && (op->kind == SHOAL__OP_DEL || op->kind == SHOAL__OP_DELDOC))
+            return SHOAL_EINVAL;
+        any_sealed = any_sealed || op->sealed;
         if (op->kind == SHOAL__OP_DELDOC)
             continue;
         if (!name_ok(op->field, op->field_len, SHOAL_MAX_FIELD))
@@ -150,10 +165,15 @@ check_change(const shoal__change *c)
         default: break;
         }
         if (op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP) {
-            if (shoal__value_check(&op->value))
+            /* A sealed op's value goes to its group, not the body: one
+             * that was never disclosed still encodes. */
+            if (shoal__value_check(&op->value) &&
+                !(op->sealed && op->value.type == SHOAL_T_REDACTED))
                 return SHOAL_EINVAL;
         }
     }
+    if (any_sealed != (c->nseals > 0))
+        return SHOAL_EINVAL;
     return SHOAL_OK;
 }
 
@@ -187,7 +207,8 @@ same_field(const shoal__op *a, const shoal__op *b)
 static bool
 ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_t i, int dir)
 {
-    if (p->kind != n->kind || n->kind == SHOAL__OP_DELDOC || !same_field(p, n))
+    if (p->kind != n->kind || p->sealed != n->sealed || n->kind == SHOAL__OP_DELDOC ||
+        !same_field(p, n))
         return false;
     if (n->kind == SHOAL__OP_INS)
         return ref_is_own(c, &n->ref) && n->ref.index == i - 1;
@@ -210,7 +231,24 @@ ops_link(const shoal__change *c, const shoal__op *p, const shoal__op *n, uint32_
 static bool
 group_room(const shoal__op *ops, size_t i, size_t j)
 {
-    return ops[i].kind != SHOAL__OP_DEL || j - i < SHOAL__MAX_DELRUN;
+    bool capped = ops[i].kind == SHOAL__OP_DEL || (ops[i].kind == SHOAL__OP_INS && ops[i].sealed);
+    return !capped || j - i < SHOAL__MAX_DELRUN;
+}
+
+/* The end of the item (the group of ops one body item stands for) that
+ * starts at op i; *dir receives its DEL direction. */
+static size_t
+item_end(const shoal__change *c, size_t i, int *dir)
+{
+    *dir = 0;
+    size_t j = i + 1;
+    while (j < c->nops && group_room(c->ops, i, j) &&
+           ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, *dir)) {
+        if (c->ops[j].kind == SHOAL__OP_DEL)
+            *dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
+        j++;
+    }
+    return j;
 }
 
 /* Bytes of the UTF-8 sequence starting with lead byte b (valid input). */
@@ -260,21 +298,14 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     /* Count the items first (the array header comes before them). */
     size_t nitems = 0;
     for (size_t i = 0; i < c->nops; nitems++) {
-        int dir = 0;
-        size_t j = i + 1;
-        while (j < c->nops && group_room(c->ops, i, j) &&
-               ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
-            if (c->ops[j].kind == SHOAL__OP_DEL)
-                dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
-            j++;
-        }
-        i = j;
+        int dir;
+        i = item_end(c, i, &dir);
     }
     size_t start = out->len;
     shoal__mpw w;
     shoal__mpw_init(&w, out);
     bool v2 = c->version == SHOAL__FORMAT_V2;
-    shoal__mpw_array(&w, v2 ? 9 : 8);
+    shoal__mpw_array(&w, v2 ? (c->nseals ? 10 : 9) : 8);
     shoal__mpw_uint(&w, c->seq);
     shoal__mpw_uint(&w, c->hlc);
     shoal__mpw_array(&w, (uint32_t)c->ndeps);
@@ -290,18 +321,17 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
     const shoal__op *prev = NULL; /* first op of the previous item */
     for (size_t i = 0; i < c->nops && !w.err;) {
         const shoal__op *op = &c->ops[i];
-        int dir = 0;
-        size_t j = i + 1;
-        while (j < c->nops && group_room(c->ops, i, j) &&
-               ops_link(c, &c->ops[j - 1], &c->ops[j], (uint32_t)j, dir)) {
-            if (c->ops[j].kind == SHOAL__OP_DEL)
-                dir = c->ops[j].ref.index > c->ops[j - 1].ref.index ? 1 : -1;
-            j++;
-        }
+        int dir;
+        size_t j = item_end(c, i, &dir);
         size_t n = j - i;
         uint8_t kind = op->kind;
         bool text = false;
-        if (n > 1 && kind == SHOAL__OP_INS) {
+        if (op->sealed) {
+            kind = kind == SHOAL__OP_COUNT ? SHOAL__OP_SCOUNT
+                   : kind == SHOAL__OP_INS ? SHOAL__OP_SINS
+                   : kind == SHOAL__OP_REP ? SHOAL__OP_SREP
+                                           : SHOAL__OP_SWRITE;
+        } else if (n > 1 && kind == SHOAL__OP_INS) {
             text = true;
             for (size_t k = i; k < j && text; k++)
                 text = one_cp(&c->ops[k].value);
@@ -380,7 +410,12 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
             write_ref(&w, c, &op->ref, (uint32_t)i);
             shoal__mpw_int(&w, dir > 0 ? (int64_t)n : -(int64_t)n);
             break;
-        default: break;
+        case SHOAL__OP_SINS:
+            write_ref(&w, c, &op->ref, (uint32_t)i);
+            shoal__mpw_uint(&w, n);
+            break;
+        case SHOAL__OP_SREP: write_ref(&w, c, &op->ref, (uint32_t)i); break;
+        default: break; /* SWRITE, SCOUNT: the field alone */
         }
         prev = op;
         i = j;
@@ -389,6 +424,14 @@ shoal__change_encode(const shoal__change *c, shoal__buf *out)
         shoal__mpw_array(&w, (uint32_t)c->nauth);
         for (size_t i = 0; i < c->nauth; i++)
             shoal__mpw_bin(&w, c->auth + i * 32, 32);
+    }
+    if (v2 && c->nseals) {
+        shoal__mpw_array(&w, c->nseals);
+        for (size_t i = 0; i < c->nseals; i++) {
+            shoal__mpw_array(&w, 2);
+            shoal__mpw_uint(&w, c->seal_class[i]);
+            shoal__mpw_bin(&w, c->seal_commit + i * 32, 32);
+        }
     }
     if (!w.err && out->len - start > SHOAL__MAX_BODY)
         w.err = SHOAL_ETOOBIG;
@@ -451,7 +494,8 @@ read_ref(shoal__mpr *r, const shoal__change *c, uint8_t kind, uint32_t i, shoal_
     memset(ref, 0, sizeof *ref);
     if (shoal__mpr_is_nil(r)) {
         shoal__mpr_nil(r);
-        if (kind != SHOAL__OP_INS && kind != SHOAL__OP_INSRUN && kind != SHOAL__OP_TEXTRUN)
+        if (kind != SHOAL__OP_INS && kind != SHOAL__OP_INSRUN && kind != SHOAL__OP_TEXTRUN &&
+            kind != SHOAL__OP_SINS)
             r->err = SHOAL_EPROTO;
         ref->head = true;
         return;
@@ -556,7 +600,7 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
     uint64_t kind = shoal__mpr_uint(r);
     if (r->err)
         return;
-    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_DELRUN ||
+    if (kind < SHOAL__OP_SET || kind > SHOAL__OP_SREP ||
         (n != op_items[kind] && (kind == SHOAL__OP_DELDOC || n + 1 != op_items[kind]))) {
         r->err = SHOAL_EPROTO;
         return;
@@ -679,16 +723,53 @@ read_item(shoal__mpr *r, const shoal__change *c, opvec *v, const uint8_t **field
         }
         break;
     }
+    case SHOAL__OP_SWRITE:
+    case SHOAL__OP_SCOUNT:
+        if (!(op = opvec_grow(r, v, 1)))
+            return;
+        op->value = redacted;
+        break;
+    case SHOAL__OP_SREP:
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        if (!(op = opvec_grow(r, v, 1)))
+            return;
+        op->ref = ref;
+        op->value = redacted;
+        break;
+    case SHOAL__OP_SINS: {
+        /* k linked inserts whose values are in a group: capped like a DEL
+         * run, since its ops cost no bytes of the body */
+        read_ref(r, c, (uint8_t)kind, i, &ref);
+        uint64_t m = shoal__mpr_uint(r);
+        if (r->err)
+            return;
+        if (m < 1 || m > SHOAL__MAX_DELRUN) {
+            r->err = m < 1 ? SHOAL_EPROTO : SHOAL_ETOOBIG;
+            return;
+        }
+        k = (size_t)m;
+        if (!(op = opvec_grow(r, v, k)))
+            return;
+        for (size_t j = 0; j < k; j++)
+            op[j].value = redacted;
+        break;
+    }
     default: break;
     }
     if (r->err)
         return;
     /* Fill in what every op of the item shares. */
-    uint8_t base = kind == SHOAL__OP_INSRUN || kind == SHOAL__OP_TEXTRUN ? SHOAL__OP_INS
-                   : kind == SHOAL__OP_DELRUN                            ? SHOAL__OP_DEL
-                                                                         : (uint8_t)kind;
+    uint8_t base = kind == SHOAL__OP_INSRUN || kind == SHOAL__OP_TEXTRUN || kind == SHOAL__OP_SINS
+                       ? SHOAL__OP_INS
+                   : kind == SHOAL__OP_DELRUN ? SHOAL__OP_DEL
+                   : kind == SHOAL__OP_SWRITE ? SHOAL__OP_SET
+                   : kind == SHOAL__OP_SCOUNT ? SHOAL__OP_COUNT
+                   : kind == SHOAL__OP_SREP   ? SHOAL__OP_REP
+                                              : (uint8_t)kind;
+    bool sealed = kind >= SHOAL__OP_SWRITE;
     for (size_t j = 0; j < k; j++) {
         op[j].kind = base;
+        op[j].sealed = sealed;
         op[j].field = f;
         op[j].field_len = fl;
     }
@@ -707,7 +788,7 @@ shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc
 {
     shoal__mpr r;
     shoal__mpr_init(&r, body, len);
-    (void)shoal__mpr_array(&r, 9, 1); /* [seq, hlc, ...] */
+    (void)shoal__mpr_array(&r, 10, 1); /* [seq, hlc, ...] */
     *seq = shoal__mpr_uint(&r);
     if (hlc)
         *hlc = shoal__mpr_uint(&r);
@@ -728,9 +809,9 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
     shoal__mpr_init(&r, body, len);
 
     uint32_t items = shoal__mpr_array(&r, UINT32_MAX, 1);
-    if (!r.err && items != 8 && items != 9)
+    if (!r.err && (items < 8 || items > 10))
         r.err = SHOAL_EPROTO;
-    c->version = items == 9 ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
+    c->version = items >= 9 ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
     c->seq = shoal__mpr_uint(&r);
     if (!r.err && c->seq == 0)
         r.err = SHOAL_EPROTO;
@@ -791,11 +872,38 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
                 auth0 = k;
         }
     }
+    /* seals: [[class, commitment], ...], classes strictly ascending; the
+     * item is there exactly when some op is sealed */
+    const uint8_t *seal0[SHOAL__MAX_SEALS];
+    if (items == 10 && !r.err) {
+        uint32_t ns = shoal__mpr_array(&r, SHOAL__MAX_SEALS, 1 + 1 + BIN32_BYTES);
+        if (!r.err && ns == 0)
+            r.err = SHOAL_EPROTO;
+        for (uint32_t i = 0; i < ns && !r.err; i++) {
+            if (shoal__mpr_array(&r, 2, 1) != 2 && !r.err)
+                r.err = SHOAL_EPROTO;
+            uint64_t cls = shoal__mpr_uint(&r);
+            if (shoal__mpr_bin(&r, &seal0[i], 32) != 32 && !r.err)
+                r.err = SHOAL_EPROTO;
+            if (!r.err &&
+                (cls == 0 || cls > SHOAL__MAX_SEALS || (i && c->seal_class[i - 1] >= cls)))
+                r.err = SHOAL_EPROTO;
+            c->seal_class[i] = (uint8_t)cls;
+        }
+        c->nseals = r.err ? 0 : (uint8_t)ns;
+    }
+    if (!r.err) {
+        bool any = false;
+        for (size_t i = 0; i < v.n && !any; i++)
+            any = v.ops[i].sealed;
+        if (any != (c->nseals > 0))
+            r.err = SHOAL_EPROTO;
+    }
     if (shoal__mpr_finish(&r)) {
         shoal__free(v.ops);
         goto fail;
     }
-    size_t keys = (c->ndeps + c->nauthors + c->nauth) * 32;
+    size_t keys = (c->ndeps + c->nauthors + c->nauth + c->nseals) * 32;
     size_t opsz = v.n * sizeof(shoal__op);
     if (opsz + keys > 0) {
         uint8_t *block = shoal__realloc(v.ops, opsz + keys);
@@ -811,10 +919,241 @@ shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c)
         c->deps = c->ndeps ? block + opsz : NULL;
         c->authors = c->nauthors ? block + opsz + c->ndeps * 32 : NULL;
         c->auth = c->nauth ? block + opsz + (c->ndeps + c->nauthors) * 32 : NULL;
+        uint8_t *sc = block + opsz + (c->ndeps + c->nauthors + c->nauth) * 32;
+        for (size_t i = 0; i < c->nseals; i++)
+            memcpy(sc + i * 32, seal0[i], 32);
+        c->seal_commit = c->nseals ? sc : NULL;
     }
     c->nops = v.n;
     return SHOAL_OK;
 fail:
     shoal__change_clear(c);
     return r.err;
+}
+
+/* ---------------------------------------------------------- sealed groups */
+
+/* A sealed group is [salt, class, entries]: one entry per sealed item of
+ * its class, in the order of the ops (docs/format.md "Sealed fields").
+ * Items are found with the encoder's grouping (item_end), so an entry
+ * stands for exactly what one body item stands for. */
+
+static const char seal_ctx[] = "shoal-seal-v2";
+
+void
+shoal__seal_commit(const uint8_t *group, size_t len, uint8_t out[32])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)seal_ctx, sizeof seal_ctx); /* with the NUL */
+    crypto_generichash_update(&st, group, len);
+    crypto_generichash_final(&st, out, 32);
+}
+
+/* Whether the sealed item starting at op i belongs to class cls. */
+static bool
+item_in_class(const shoal__change *c, size_t i, uint8_t cls, shoal__class_fn class_of, void *arg)
+{
+    const shoal__op *op = &c->ops[i];
+    return op->sealed && class_of(op->field, op->field_len, arg) == cls;
+}
+
+int
+shoal__seal_group(const shoal__change *c, uint8_t cls, const uint8_t salt[SHOAL__SALT_BYTES],
+                  shoal__class_fn class_of, void *arg, shoal__buf *out)
+{
+    size_t n = 0;
+    for (size_t i = 0, j; i < c->nops; i = j) {
+        int dir;
+        j = item_end(c, i, &dir);
+        n += item_in_class(c, i, cls, class_of, arg);
+    }
+    if (n == 0)
+        return SHOAL_EINVAL;
+    size_t start = out->len;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 3);
+    shoal__mpw_bin(&w, salt, SHOAL__SALT_BYTES);
+    shoal__mpw_uint(&w, cls);
+    shoal__mpw_array(&w, (uint32_t)n);
+    for (size_t i = 0, j; i < c->nops && !w.err; i = j) {
+        int dir;
+        j = item_end(c, i, &dir);
+        if (!item_in_class(c, i, cls, class_of, arg))
+            continue;
+        const shoal__op *op = &c->ops[i];
+        if (op->kind != SHOAL__OP_COUNT && op->kind != SHOAL__OP_UNSET &&
+            shoal__value_check(&op->value)) {
+            w.err = SHOAL_EINVAL; /* REDACTED: nothing to seal */
+            break;
+        }
+        switch (op->kind) {
+        case SHOAL__OP_SET:
+            shoal__mpw_array(&w, 1);
+            shoal__mpw_value(&w, &op->value);
+            break;
+        case SHOAL__OP_UNSET: shoal__mpw_array(&w, 0); break;
+        case SHOAL__OP_COUNT:
+            if (op->value.type == SHOAL_T_REDACTED)
+                w.err = SHOAL_EINVAL;
+            shoal__mpw_int(&w, op->delta);
+            break;
+        case SHOAL__OP_INS: {
+            if (j - i == 1) {
+                shoal__mpw_value(&w, &op->value);
+                break;
+            }
+            bool text = true;
+            size_t len = 0;
+            for (size_t k = i; k < j; k++) {
+                text = text && one_cp(&c->ops[k].value);
+                len += c->ops[k].value.len;
+            }
+            if (text) {
+                /* one str of the run's code points */
+                uint8_t *s = shoal__malloc(len);
+                if (!s) {
+                    w.err = SHOAL_ENOMEM;
+                    break;
+                }
+                for (size_t k = i, o = 0; k < j; k++) {
+                    memcpy(s + o, c->ops[k].value.ptr, c->ops[k].value.len);
+                    o += c->ops[k].value.len;
+                }
+                shoal__mpw_str(&w, s, len);
+                shoal__free(s);
+            } else {
+                shoal__mpw_array(&w, (uint32_t)(j - i));
+                for (size_t k = i; k < j; k++)
+                    shoal__mpw_value(&w, &c->ops[k].value);
+            }
+            break;
+        }
+        default: shoal__mpw_value(&w, &op->value); break; /* REP */
+        }
+    }
+    if (w.err)
+        out->len = start;
+    return w.err;
+}
+
+/* Read the entries of a group into the sealed items of class cls of c:
+ * a dry run first (write false) so that a group that does not fit
+ * leaves c unchanged, then for real. */
+static int
+read_entries(shoal__change *c, shoal__mpr *r, uint32_t n, uint8_t cls, shoal__class_fn class_of,
+             void *arg, bool write)
+{
+    uint32_t seen = 0;
+    for (size_t i = 0, j; i < c->nops && !r->err; i = j) {
+        int dir;
+        j = item_end(c, i, &dir);
+        if (!item_in_class(c, i, cls, class_of, arg))
+            continue;
+        if (++seen > n) {
+            r->err = SHOAL_EPROTO;
+            break;
+        }
+        shoal__op *op = &c->ops[i];
+        shoal_value v;
+        switch (op->kind) {
+        case SHOAL__OP_SET:
+        case SHOAL__OP_UNSET: {
+            uint32_t m = shoal__mpr_array(r, 1, 1);
+            if (m == 1)
+                shoal__mpr_value(r, &v);
+            if (write && !r->err) {
+                op->kind = m ? SHOAL__OP_SET : SHOAL__OP_UNSET;
+                op->value = m ? v : (shoal_value){ .type = SHOAL_T_NIL };
+            }
+            break;
+        }
+        case SHOAL__OP_COUNT: {
+            int64_t d = shoal__mpr_int(r);
+            if (write && !r->err) {
+                op->delta = d;
+                op->value.type = SHOAL_T_NIL;
+            }
+            break;
+        }
+        case SHOAL__OP_INS:
+            if (j - i == 1) {
+                shoal__mpr_value(r, &v);
+                if (write && !r->err)
+                    op->value = v;
+            } else if (shoal__mpr_peek(r) == SHOAL_T_STR) {
+                const uint8_t *s;
+                size_t len = shoal__mpr_str(r, &s, SHOAL__MAX_BODY);
+                size_t k = 0, o = 0;
+                for (; o < len && !r->err; o += utf8_seq(s[o]), k++)
+                    if (write && k < j - i)
+                        c->ops[i + k].value = (shoal_value){ .type = SHOAL_T_STR,
+                                                             .ptr = s + o,
+                                                             .len = utf8_seq(s[o]) };
+                if (!r->err && k != j - i)
+                    r->err = SHOAL_EPROTO;
+            } else {
+                uint32_t m = shoal__mpr_array(r, SHOAL__MAX_DELRUN, 1);
+                bool text = true;
+                if (!r->err && m != j - i)
+                    r->err = SHOAL_EPROTO;
+                for (size_t k = i; k < j && !r->err; k++) {
+                    shoal__mpr_value(r, &v);
+                    text = text && one_cp(&v);
+                    if (write && !r->err)
+                        c->ops[k].value = v;
+                }
+                if (!r->err && text)
+                    r->err = SHOAL_EPROTO; /* must have been a str */
+            }
+            break;
+        default: /* REP */
+            shoal__mpr_value(r, &v);
+            if (write && !r->err)
+                op->value = v;
+            break;
+        }
+    }
+    if (!r->err && seen != n)
+        r->err = SHOAL_EPROTO;
+    return r->err;
+}
+
+int
+shoal__change_disclose(shoal__change *c, uint32_t g, const uint8_t *group, size_t len,
+                       shoal__class_fn class_of, void *arg)
+{
+    if (g >= c->nseals)
+        return SHOAL_EINVAL;
+    uint8_t h[32];
+    shoal__seal_commit(group, len, h);
+    if (sodium_memcmp(h, c->seal_commit + (size_t)g * 32, 32) != 0)
+        return SHOAL_EINVAL;
+    for (int pass = 0; pass < 2; pass++) {
+        shoal__mpr r;
+        shoal__mpr_init(&r, group, len);
+        const uint8_t *salt;
+        if (shoal__mpr_array(&r, 3, 1) != 3 && !r.err)
+            r.err = SHOAL_EPROTO;
+        if (shoal__mpr_bin(&r, &salt, SHOAL__SALT_BYTES) != SHOAL__SALT_BYTES && !r.err)
+            r.err = SHOAL_EPROTO;
+        if (shoal__mpr_uint(&r) != c->seal_class[g] && !r.err)
+            r.err = SHOAL_EPROTO;
+        uint32_t n = shoal__mpr_array(&r, SHOAL__MAX_OPS, 1);
+        if (!r.err)
+            read_entries(c, &r, n, c->seal_class[g], class_of, arg, pass == 1);
+        if (shoal__mpr_finish(&r))
+            return r.err == SHOAL_ENOMEM ? r.err : SHOAL_EPROTO;
+    }
+    return SHOAL_OK;
+}
+
+bool
+shoal__change_disclosed(const shoal__change *c)
+{
+    for (size_t i = 0; i < c->nops; i++)
+        if (c->ops[i].sealed && c->ops[i].value.type == SHOAL_T_REDACTED)
+            return false;
+    return true;
 }

@@ -40,7 +40,9 @@ void shoal__mpw_str(shoal__mpw *w, const void *p, size_t n);
 void shoal__mpw_bin(shoal__mpw *w, const void *p, size_t n);
 void shoal__mpw_array(shoal__mpw *w, uint32_t n);
 void shoal__mpw_map(shoal__mpw *w, uint32_t n);
-/* A scalar value (nil/bool/int/double/str/bin). */
+/* A scalar value (nil/bool/int/double/str/bin), or the REDACTED marker
+ * (SHOAL_T_REDACTED: the fixext 1 bytes d4 01 00), which only state
+ * encodings and query views hold. */
 void shoal__mpw_value(shoal__mpw *w, const shoal_value *v);
 
 /* Reader: bounded, never allocates, checks every declared length and count
@@ -52,6 +54,9 @@ typedef struct shoal__mpr {
     const uint8_t *p;
     const uint8_t *end;
     int err;
+    /* shoal__mpr_value also reads the REDACTED marker (state encodings and
+     * query views; never a change body).  false after shoal__mpr_init. */
+    bool redacted_ok;
 } shoal__mpr;
 
 void shoal__mpr_init(shoal__mpr *r, const uint8_t *p, size_t n);
@@ -126,7 +131,9 @@ enum {
     SHOAL__MAX_OPS = 1u << 20,                   /* ops in one change */
     SHOAL__MAX_DELRUN = 127,                     /* ops of one DEL run item (docs/format.md) */
     SHOAL__MAX_DEPS = 1024,                      /* deps of one change */
-    SHOAL__MAX_AUTHORS = 4096                    /* extra authors one change refers to */
+    SHOAL__MAX_AUTHORS = 4096,                   /* extra authors one change refers to */
+    SHOAL__MAX_SEALS = 64,                       /* sealed groups (read classes) of a change */
+    SHOAL__SALT_BYTES = 16                       /* salt of a sealed group */
 };
 enum {
     SHOAL__ENV_MIN = SHOAL__ENV_HEADER + SHOAL__SIG_BYTES /* an envelope with an empty body */
@@ -145,7 +152,15 @@ typedef enum shoal__opkind {
      * decoded or built shoal__change only ever holds kinds 1..7. */
     SHOAL__OP_INSRUN = 8,  /* INS ops each after the previous, values array */
     SHOAL__OP_TEXTRUN = 9, /* the same, each value one code point of a str */
-    SHOAL__OP_DELRUN = 10  /* DEL ops of consecutive element indexes */
+    SHOAL__OP_DELRUN = 10, /* DEL ops of consecutive element indexes */
+    /* Sealed items (docs/format.md "Sealed fields"): an op on a restricted
+     * field keeps its kind, field and ref in the body and moves its value
+     * into the sealed group of its read class.  A decoded change holds
+     * them as ops of kinds 1..6 with sealed set. */
+    SHOAL__OP_SWRITE = 11, /* SET or UNSET */
+    SHOAL__OP_SCOUNT = 12, /* COUNT */
+    SHOAL__OP_SINS = 13,   /* k >= 1 linked INS ops */
+    SHOAL__OP_SREP = 14    /* REP */
 } shoal__opkind;
 
 /* A reference to a list element: the id of the op that inserted it.
@@ -159,7 +174,12 @@ typedef struct shoal__ref {
 } shoal__ref;
 
 typedef struct shoal__op {
-    uint8_t kind;         /* shoal__opkind */
+    uint8_t kind; /* shoal__opkind */
+    /* The op's value travels in a sealed group.  Until the group is
+     * disclosed (shoal__change_disclose) a decoded sealed op holds value
+     * type SHOAL_T_REDACTED (a SEALED WRITE reads as a SET, a SEALED COUNT
+     * as a COUNT of 0); a disclosed SEALED WRITE may become an UNSET. */
+    bool sealed;
     const uint8_t *field; /* UTF-8, not NUL-terminated; NULL for DELDOC */
     size_t field_len;
     shoal_value value; /* SET, INS, REP */
@@ -194,6 +214,12 @@ typedef struct shoal__change {
     uint8_t version;
     size_t nauth;
     const uint8_t *auth; /* nauth * 32 bytes; owned like deps when decoded */
+    /* Version 2 with sealed ops: the seals item, one (read class,
+     * commitment) per sealed group, classes strictly ascending in 1..64.
+     * seal_commit is nseals * 32 bytes, owned like deps when decoded. */
+    uint8_t nseals;
+    uint8_t seal_class[SHOAL__MAX_SEALS];
+    const uint8_t *seal_commit;
 } shoal__change;
 
 /* Id of op i of change c. */
@@ -215,6 +241,29 @@ int shoal__change_decode(const uint8_t *body, size_t len, shoal__change *c);
  * do not read. */
 int shoal__change_peek(const uint8_t *body, size_t len, uint64_t *seq, uint64_t *hlc);
 void shoal__change_clear(shoal__change *c);
+
+/* Sealed groups (docs/format.md "Sealed fields").  The read class of a
+ * field of c's collection, 1..SHOAL__MAX_SEALS, or 0 for a field in clear:
+ * given by the policy the change names (shoal__policy_class). */
+typedef uint8_t (*shoal__class_fn)(const uint8_t *field, size_t len, void *arg);
+/* The group [salt, class, entries] of class cls of c (whose sealed ops
+ * hold their values), appended to out.  SHOAL_EINVAL if c has no sealed
+ * op of that class. */
+int shoal__seal_group(const shoal__change *c, uint8_t cls, const uint8_t salt[SHOAL__SALT_BYTES],
+                      shoal__class_fn class_of, void *arg, shoal__buf *out);
+/* BLAKE2b-256("shoal-seal-v2" NUL || group bytes): a seals entry's
+ * commitment. */
+void shoal__seal_commit(const uint8_t *group, size_t len, uint8_t out[32]);
+/* Fill in the sealed ops of c that belong to group g of its seals from the
+ * group's bytes (values then point into group).  SHOAL_EINVAL if g is out
+ * of range or the bytes do not match its commitment; SHOAL_EPROTO if the
+ * group does not decode or its entries do not fit the sealed items of its
+ * class (count, types): c is then unchanged and the group counts as
+ * undisclosed. */
+int shoal__change_disclose(shoal__change *c, uint32_t g, const uint8_t *group, size_t len,
+                           shoal__class_fn class_of, void *arg);
+/* Whether every sealed op of c has its value (no REDACTED left). */
+bool shoal__change_disclosed(const shoal__change *c);
 
 /* Envelope: version(1) | author(32) | body length (u32 BE) | body |
  * Ed25519 signature (64) over "shoal-change-vN" NUL || all preceding bytes,
@@ -611,6 +660,19 @@ size_t shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_D
 typedef struct shoal__pcoll {
     shoal__name name;
     shoal__fset guard, queryable; /* mode ONLY; guard within queryable */
+    /* Read classes (docs/permissions.md "Sealed fields"), derived from the
+     * roles when the policy decodes: a field is restricted when some role
+     * that reads the collection may not read it; restricted fields with
+     * the same readers form a class, numbered 1..nclasses in the order of
+     * their reader sets (bit strings over the role indexes, role 0 first).
+     * rf: every field some rule names in its read set (sorted), rf_class
+     * its class (0: in clear); other_class: any other field's. */
+    uint32_t nrf;
+    shoal__name *rf;
+    uint8_t *rf_class;
+    uint8_t other_class;
+    uint32_t nclasses;
+    uint64_t *class_readers; /* nclasses rows of the policy's rwords words */
 } shoal__pcoll;
 typedef struct shoal__prule {
     shoal__name coll;
@@ -635,6 +697,7 @@ typedef struct shoal__policy {
     shoal__pcoll *colls; /* owned, sorted by name */
     uint32_t nroles;
     shoal__prole *roles; /* owned, sorted by name */
+    uint32_t rwords;     /* 64-bit words of a set of roles */
 } shoal__policy;
 /* Decode and validate a policy (docs/permissions.md, "Policy").  Errors:
  * SHOAL_EPROTO / SHOAL_ETRUNC / SHOAL_ETOOBIG for bytes that are not a
@@ -654,6 +717,12 @@ const shoal__prole *shoal__policy_role(const shoal__policy *p, const uint8_t *na
 const shoal__prule *shoal__prole_rule(const shoal__prole *ro, const uint8_t *coll, size_t n);
 /* Whether the rule lets its role read the collection at all. */
 bool shoal__prule_reads(const shoal__prule *ru);
+/* The read class of field in collection co (0: in clear); a
+ * shoal__class_fn with co as its argument (co NULL: 0). */
+uint8_t shoal__pcoll_class(const uint8_t *field, size_t len, void *co);
+/* Whether role ro of p reads the fields of class cls of co. */
+bool shoal__pcoll_class_reader(const shoal__policy *p, const shoal__pcoll *co, uint8_t cls,
+                               const shoal__prole *ro);
 
 /* A device certificate: [2, subject, user, roles, attrs, not_before,
  * not_after, serial, prev | nil, policy_floor]; validity bounds are HLC

@@ -69,6 +69,7 @@ typedef struct field {
     shoal__eid cnt_first;
     cnt_entry *cnt; /* Owned; sorted by author index. */
     size_t ncnt, cnt_cap;
+    uint32_t cnt_hidden; /* sealed increments not disclosed: the counter reads REDACTED */
     shoal__eid list_first;
     shoal__list *list; /* Owned; NULL until the first list op. */
 } field;
@@ -430,7 +431,7 @@ first_min(const shoal__doc *d, shoal__eid *first, const shoal__eid *id)
 static bool
 value_type_ok(const shoal_value *v)
 {
-    return v->type >= SHOAL_T_NIL && v->type <= SHOAL_T_BYTES &&
+    return v->type >= SHOAL_T_NIL && v->type <= SHOAL_T_REDACTED &&
            ((v->type != SHOAL_T_STR && v->type != SHOAL_T_BYTES) ||
             (v->len <= SHOAL_MAX_VALUE && (v->ptr || v->len == 0)));
 }
@@ -571,9 +572,13 @@ apply_op(shoal__doc *d, refmap *m, const shoal__op *op, const shoal__eid *id)
     case SHOAL__OP_SET: return apply_reg(d, f, id, &op->value);
     case SHOAL__OP_UNSET: return apply_reg(d, f, id, NULL);
     case SHOAL__OP_COUNT:
-        rc = cnt_add(f, id->author, op->delta);
-        if (rc)
+        if (op->value.type == SHOAL_T_REDACTED) {
+            /* a sealed increment whose group is not held */
+            if (f->cnt_hidden < UINT32_MAX)
+                f->cnt_hidden++;
+        } else if ((rc = cnt_add(f, id->author, op->delta))) {
             return rc;
+        }
         if (!f->has_cnt) {
             f->has_cnt = true;
             f->cnt_first = *id;
@@ -788,6 +793,8 @@ shoal__doc_view(const shoal__doc *d, shoal__vfield **out, size_t *n)
             o->value = f->reg_val;
         } else if (kind == SHOAL_K_COUNTER) {
             o->counter = cnt_value(f);
+            if (f->cnt_hidden)
+                o->value.type = SHOAL_T_REDACTED;
         } else {
             size_t len = shoal__list_len(f->list);
             collect c = { NULL, 0, len };
@@ -980,13 +987,15 @@ shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
                 ce[j].author = e.remap[f->cnt[j].author];
             }
             qsort(ce, f->ncnt, sizeof *ce, cmp_u32); /* author is the first member */
-            shoal__mpw_array(&w, (uint32_t)(3 + 3 * f->ncnt));
+            shoal__mpw_array(&w, (uint32_t)(3 + 3 * f->ncnt + (f->cnt_hidden ? 1 : 0)));
             put_eid(&e, &f->cnt_first);
             for (size_t j = 0; j < f->ncnt; j++) {
                 shoal__mpw_uint(&w, ce[j].author);
                 shoal__mpw_uint(&w, ce[j].p);
                 shoal__mpw_uint(&w, ce[j].n);
             }
+            if (f->cnt_hidden)
+                shoal__mpw_uint(&w, f->cnt_hidden);
         } else {
             shoal__mpw_nil(&w);
         }
@@ -1091,15 +1100,17 @@ decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field **fout)
     if (shoal__mpr_is_nil(r)) {
         shoal__mpr_nil(r);
     } else {
+        /* [first op id, entries..., hidden increments if any] */
         uint32_t n = shoal__mpr_array(r, UINT32_MAX, 1);
-        if (n < 6 || n % 3 != 0)
+        bool hidden = n % 3 == 1;
+        if (hidden ? n < 4 : n < 6 || n % 3 != 0)
             x->bad = true;
         get_eid(x, &f->cnt_first);
         if (!ok(x))
             return SHOAL_ECORRUPT;
         f->has_cnt = true;
         size_t k = n / 3 - 1;
-        f->cnt = shoal__malloc(k * sizeof *f->cnt);
+        f->cnt = shoal__malloc(k ? k * sizeof *f->cnt : 1);
         if (!f->cnt)
             return SHOAL_ENOMEM;
         f->cnt_cap = k;
@@ -1113,6 +1124,12 @@ decode_field(decctx *x, const uint8_t *prev, size_t prev_len, field **fout)
             f->cnt[j].p = shoal__mpr_uint(r);
             f->cnt[j].n = shoal__mpr_uint(r);
             f->ncnt = j + 1;
+        }
+        if (hidden) {
+            uint64_t h = shoal__mpr_uint(r);
+            if (h == 0 || h > UINT32_MAX)
+                x->bad = true;
+            f->cnt_hidden = (uint32_t)h;
         }
         if (!ok(x))
             return SHOAL_ECORRUPT;
@@ -1167,6 +1184,7 @@ shoal__doc_decode_full(const uint8_t *p, size_t n, shoal__doc **out)
     if (!x.d)
         return SHOAL_ENOMEM;
     shoal__mpr_init(r, p, n);
+    r->redacted_ok = true;
     if (shoal__mpr_array(r, 6, 1) != 6 || shoal__mpr_uint(r) != FULL_FORMAT)
         goto fail;
     x.d->epoch = shoal__mpr_uint(r);
@@ -1249,7 +1267,12 @@ shoal__doc_encode_visible(const shoal__doc *d, shoal__buf *out)
         shoal__mpw_str(&w, v[i].name, v[i].name_len);
         switch (v[i].kind) {
         case SHOAL_K_REGISTER: shoal__mpw_value(&w, &v[i].value); break;
-        case SHOAL_K_COUNTER: shoal__mpw_int(&w, v[i].counter); break;
+        case SHOAL_K_COUNTER:
+            if (v[i].value.type == SHOAL_T_REDACTED)
+                shoal__mpw_value(&w, &v[i].value);
+            else
+                shoal__mpw_int(&w, v[i].counter);
+            break;
         case SHOAL_K_LIST:
             shoal__mpw_array(&w, (uint32_t)v[i].nitems);
             for (size_t j = 0; j < v[i].nitems; j++)
@@ -1319,7 +1342,10 @@ encode_qview(const shoal__doc *d, size_t cap, const shoal__fset *only, shoal__bu
         }
         if (kind == SHOAL_K_COUNTER) {
             shoal__mpw_uint(&w, 2);
-            shoal__mpw_int(&w, cnt_value(f));
+            if (f->cnt_hidden)
+                shoal__mpw_value(&w, &(shoal_value){ .type = SHOAL_T_REDACTED });
+            else
+                shoal__mpw_int(&w, cnt_value(f));
             continue;
         }
         size_t len = shoal__list_len(f->list);

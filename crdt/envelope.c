@@ -60,9 +60,10 @@ shoal__envelope_seal(const uint8_t *body, size_t body_len, const uint8_t pk[SHOA
         return err;
     uint8_t *msg = out->p + out->len; /* context | header | body */
     uint8_t *hdr = msg + CONTEXT_BYTES;
-    /* The version follows the body: a version-2 body is a 9-item array. */
+    /* The version follows the body: a version-2 body is a 9- or 10-item array. */
     uint8_t version =
-        body_len && body[0] == 0x99 /* 9 items */ ? SHOAL__FORMAT_V2 : SHOAL__FORMAT_V1;
+        body_len && (body[0] == 0x99 || body[0] == 0x9a) /* 9 or 10 items */ ? SHOAL__FORMAT_V2
+                                                                             : SHOAL__FORMAT_V1;
     memcpy(msg, contexts[version], CONTEXT_BYTES);
     hdr[0] = version;
     memcpy(hdr + 1, pk, SHOAL_KEY_BYTES);

@@ -239,7 +239,8 @@ value_set(elem *e, const shoal_value *v)
     memset(&t, 0, sizeof t);
     t.type = (uint8_t)v->type;
     switch (v->type) {
-    case SHOAL_T_NIL: break;
+    case SHOAL_T_NIL:
+    case SHOAL_T_REDACTED: break;
     case SHOAL_T_BOOL: t.b = v->b ? 1 : 0; break;
     case SHOAL_T_INT: t.u.i = v->i; break;
     case SHOAL_T_DOUBLE: t.u.d = v->d; break;

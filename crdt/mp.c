@@ -129,6 +129,10 @@ shoal__mpw_value(shoal__mpw *w, const shoal_value *v)
     case SHOAL_T_DOUBLE: shoal__mpw_double(w, v->d); break;
     case SHOAL_T_STR: shoal__mpw_str(w, v->ptr, v->len); break;
     case SHOAL_T_BYTES: shoal__mpw_bin(w, v->ptr, v->len); break;
+    case SHOAL_T_REDACTED:
+        if (!w->err)
+            w->err = shoal__buf_append(w->out, "\xd4\x01\x00", 3);
+        break;
     default:
         if (!w->err)
             w->err = SHOAL_EINVAL;
@@ -144,6 +148,7 @@ shoal__mpr_init(shoal__mpr *r, const uint8_t *p, size_t n)
     r->p = p;
     r->end = p + n;
     r->err = SHOAL_OK;
+    r->redacted_ok = false;
 }
 
 static size_t
@@ -557,6 +562,11 @@ shoal__mpr_value(shoal__mpr *r, shoal_value *out)
         out->len = shoal__mpr_bin(r, &out->ptr, SHOAL_MAX_VALUE);
         break;
     default:
+        if (r->redacted_ok && !r->err && left(r) >= 3 && memcmp(r->p, "\xd4\x01\x00", 3) == 0) {
+            out->type = SHOAL_T_REDACTED;
+            r->p += 3;
+            break;
+        }
         (void)more(r);         /* ETRUNC at the end of input */
         fail(r, SHOAL_EPROTO); /* array, map, ext, 0xc1 */
         break;

@@ -1204,7 +1204,9 @@ shoal__qfield_cmp(const shoal__qfield *a, const shoal__qfield *b)
     assert(!a->long_list && !b->long_list);
     shoal__mpr ra, rb;
     shoal__mpr_init(&ra, a->items, a->items ? a->items_len : 0);
+    ra.redacted_ok = true;
     shoal__mpr_init(&rb, b->items, b->items ? b->items_len : 0);
+    rb.redacted_ok = true;
     for (uint32_t i = 0;; i++) {
         bool ea = i >= a->nitems, eb = i >= b->nitems;
         if (ea || eb)
@@ -1316,6 +1318,7 @@ eval_node(const shoal__query *q, const shoal_value *pv, uint32_t ni, const shoal
             return SHOAL__Q_NEEDLIST;
         shoal__mpr r;
         shoal__mpr_init(&r, f->items, f->items ? f->items_len : 0);
+        r.redacted_ok = true;
         for (uint32_t k = 0; k < f->nitems && !r.err; k++) {
             shoal_value x;
             shoal__mpr_value(&r, &x);
@@ -1524,8 +1527,14 @@ qview_entry(shoal__mpr *r, shoal__qfield *f)
         break;
     case 2:
         f->kind = SHOAL_K_COUNTER;
-        f->value.type = SHOAL_T_INT;
-        f->value.i = shoal__mpr_int(r);
+        if (shoal__mpr_peek(r) == SHOAL_T_INT) {
+            f->value.type = SHOAL_T_INT;
+            f->value.i = shoal__mpr_int(r);
+        } else {
+            shoal__mpr_value(r, &f->value); /* REDACTED, or an error */
+            if (!r->err && f->value.type != SHOAL_T_REDACTED)
+                return false;
+        }
         break;
     case 3: {
         f->kind = SHOAL_K_LIST;
@@ -1562,6 +1571,7 @@ shoal__qview_parse(const uint8_t *p, size_t n, shoal__qfield **fields, size_t *c
 {
     shoal__mpr r;
     shoal__mpr_init(&r, p, n);
+    r.redacted_ok = true;
     *nfields = 0;
     *alive = false;
     if (shoal__mpr_is_nil(&r)) {

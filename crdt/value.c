@@ -67,7 +67,8 @@ shoal__value_eq(const shoal_value *a, const shoal_value *b)
     if (a->type != b->type)
         return false;
     switch (a->type) {
-    case SHOAL_T_NIL: return true;
+    case SHOAL_T_NIL:
+    case SHOAL_T_REDACTED: return true;
     case SHOAL_T_BOOL: return a->b == b->b;
     case SHOAL_T_INT: return a->i == b->i;
     case SHOAL_T_DOUBLE: {

@@ -138,7 +138,11 @@ typedef enum shoal_type {
     SHOAL_T_INT = 2,    /* int64 */
     SHOAL_T_DOUBLE = 3, /* IEEE-754 binary64 */
     SHOAL_T_STR = 4,    /* UTF-8, ptr/len, not NUL-terminated on output */
-    SHOAL_T_BYTES = 5   /* binary, ptr/len */
+    SHOAL_T_BYTES = 5,  /* binary, ptr/len */
+    /* On output only: a value this replica may not read (a sealed field
+     * whose group it does not hold, docs/permissions.md "Sealed fields").
+     * No payload.  Writing it is SHOAL_EINVAL. */
+    SHOAL_T_REDACTED = 6
 } shoal_type;
 
 /* A scalar value.  A small transparent view: only the member named by type

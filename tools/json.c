@@ -227,6 +227,7 @@ shoal__json_from_value(const shoal_value *v)
         free(b64);
         return o;
     }
+    case SHOAL_T_REDACTED: return json_pack("{s:b}", "$redacted", 1);
     }
     return NULL;
 }

@@ -709,6 +709,13 @@ test_user_attributes(void)
     mkcert(&bob, DEV1, "bob", "resident", NULL, vint(0), ALWAYS, 1, 0);
     mkch(&t, DEV1, 1, HLC(200), "charts", "c1", 0);
     op_set(&t, "notes", vstr("ok"));
+    /* notes is restricted (the admin may not read it): sealed */
+    static const uint8_t commit[32] = { 1 };
+    t.c.version = SHOAL__FORMAT_V2;
+    t.ops[0].sealed = true;
+    t.c.nseals = 1;
+    t.c.seal_class[0] = 1;
+    t.c.seal_commit = commit;
     CHECK_EQ(judge(&t, &alice, h, chart, &o), SHOAL__AUTHZ_ADMIT);
     CHECK_EQ(judge(&t, &bob, h, chart, &o), SHOAL__AUTHZ_REJECT);
     /* bob may not add himself to the care team (not his field) */
@@ -832,6 +839,141 @@ test_reads(void)
     shoal__doc_free(d2);
     shoal__policy_free(p);
     shoal__policy_free(h);
+}
+
+/* ---------------------------------------------------------- read classes */
+
+static uint8_t
+class_of(const shoal__policy *p, const char *coll, const char *field)
+{
+    const shoal__pcoll *co = shoal__policy_coll(p, (const uint8_t *)coll, strlen(coll));
+    return shoal__pcoll_class((const uint8_t *)field, strlen(field), (void *)(uintptr_t)co);
+}
+
+static bool
+class_reader(const shoal__policy *p, const char *coll, uint8_t cls, const char *role)
+{
+    const shoal__pcoll *co = shoal__policy_coll(p, (const uint8_t *)coll, strlen(coll));
+    const shoal__prole *ro = shoal__policy_role(p, (const uint8_t *)role, strlen(role));
+    return co && ro && shoal__pcoll_class_reader(p, co, cls, ro);
+}
+
+static void
+test_read_classes(void)
+{
+    shoal__policy *p = compile(RETAIL, 1);
+    REQUIRE(p);
+    CHECK_EQ(class_of(p, "products", "cost_price"), 1);
+    CHECK_EQ(class_of(p, "products", "stock"), 0);
+    CHECK_EQ(class_of(p, "products", "store_id"), 0);
+    CHECK_EQ(class_of(p, "products", "anything"), 0);
+    CHECK_EQ(class_of(p, "orders", "cost_price"), 0); /* undeclared: in clear */
+    CHECK(class_reader(p, "products", 1, "clerk"));
+    CHECK(!class_reader(p, "products", 1, "auditor"));
+    CHECK(class_reader(p, "products", 0, "auditor"));
+    shoal__policy_free(p);
+    p = compile(HOSPITAL, 1);
+    REQUIRE(p);
+    CHECK_EQ(class_of(p, "charts", "diagnosis"), 1);
+    CHECK_EQ(class_of(p, "charts", "vitals"), 1);
+    CHECK_EQ(class_of(p, "charts", "name"), 0);
+    CHECK(class_reader(p, "charts", 1, "resident"));
+    CHECK(!class_reader(p, "charts", 1, "admin"));
+    shoal__policy_free(p);
+    /* Classes are numbered by their reader sets, roles in name order,
+     * larger sets of early roles first: other fields {all, r1, r2} = 1,
+     * s1 {all, r2} = 2, s2 {all} = 3; k is read by all. */
+    p = compile(
+        "{\"collections\": {\"c\": {\"guard\": [], \"queryable\": []}},"
+        " \"roles\": {\"all\": {\"c\": {\"where\": \"TRUE\", \"read\": \"*\"}},"
+        "  \"r1\": {\"c\": {\"where\": \"TRUE\", \"read\": {\"except\": [\"s1\", \"s2\"]}}},"
+        "  \"r2\": {\"c\": {\"where\": \"TRUE\", \"read\": {\"except\": [\"s2\"]}}},"
+        "  \"r3\": {\"c\": {\"where\": \"TRUE\", \"read\": [\"k\"]}},"
+        "  \"w\": {\"c\": {\"where\": \"TRUE\", \"read\": [], \"write\": \"*\"}}}}",
+        1);
+    REQUIRE(p);
+    CHECK_EQ(class_of(p, "c", "other"), 1);
+    CHECK_EQ(class_of(p, "c", "s1"), 2);
+    CHECK_EQ(class_of(p, "c", "s2"), 3);
+    CHECK_EQ(class_of(p, "c", "k"), 0);
+    CHECK(class_reader(p, "c", 2, "r2") && !class_reader(p, "c", 2, "r1"));
+    CHECK(!class_reader(p, "c", 1, "r3") && !class_reader(p, "c", 1, "w"));
+    CHECK(!class_reader(p, "c", 4, "all")); /* no such class */
+    shoal__policy_free(p);
+    /* At most 64 classes per collection: 65 roles each reading one field
+     * of its own make 66 (each field, and every other field). */
+    size_t cap = 20000, n = 0;
+    char *j = malloc(cap);
+    REQUIRE(j);
+    n += (size_t)snprintf(j + n, cap - n,
+                          "{\"collections\": {\"c\": {\"guard\": [], \"queryable\": []}},"
+                          " \"roles\": {\"all\": {\"c\": {\"where\": \"TRUE\", \"read\": \"*\"}}");
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(j + n, cap - n,
+                              ", \"r%02d\": {\"c\": {\"where\": \"TRUE\", \"read\": [\"f%02d\"]}}",
+                              i, i);
+    snprintf(j + n, cap - n, "}}");
+    char err[256];
+    CHECK_EQ(compile_err(j, err, sizeof err), SHOAL_EINVAL);
+    CHECK(strstr(err, "more than 64 read classes") != NULL);
+    free(j);
+}
+
+/* The sealing rules are part of the write check. */
+static void
+test_sealing_rules(void)
+{
+    shoal__policy *p = compile(RETAIL, 1);
+    REQUIRE(p);
+    tcert mgr;
+    mkcert(&mgr, DEV1, "u1", "manager", "store_id", vint(1), ALWAYS, 1, 0);
+    shoal__doc *d = product(1);
+    shoal__authz_out o;
+    tch t;
+    uint8_t commit[2 * 32];
+    memset(commit, 0x33, sizeof commit);
+    /* cost_price in clear: REJECT, naming the field and the policy */
+    mkch(&t, DEV1, 1, HLC(200), "products", "p1", 0);
+    t.c.version = SHOAL__FORMAT_V2;
+    op_set(&t, "stock", vint(2));
+    op_set(&t, "cost_price", vint(5));
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_REJECT);
+    CHECK_EQ(o.op, 1);
+    CHECK(strstr(o.why, "\"cost_price\" is restricted") != NULL);
+    /* sealed, with its class: ADMIT */
+    t.ops[1].sealed = true;
+    t.c.nseals = 1;
+    t.c.seal_class[0] = 1;
+    t.c.seal_commit = commit;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_ADMIT);
+    /* an undisclosed sealed value judges the same: the check needs no value */
+    t.ops[1].value.type = SHOAL_T_REDACTED;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_ADMIT);
+    /* a field in clear sealed */
+    t.ops[0].sealed = true;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_REJECT);
+    CHECK_EQ(o.op, 0);
+    CHECK(strstr(o.why, "\"stock\" is in clear") != NULL);
+    t.ops[0].sealed = false;
+    /* seals that do not list exactly the classes used */
+    t.c.seal_class[0] = 2;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_REJECT);
+    CHECK(strstr(o.why, "seals") != NULL);
+    t.c.nseals = 2;
+    t.c.seal_class[0] = 1;
+    t.c.seal_class[1] = 2;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_REJECT);
+    t.c.nseals = 0;
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_REJECT);
+    /* a list delete carries no value: in clear on a restricted field */
+    mkch(&t, DEV1, 1, HLC(200), "products", "p1", 0);
+    op_kind(&t, SHOAL__OP_DEL, "cost_price");
+    t.ops[0].ref = (shoal__ref){ false, HLC(100), 0, 0 };
+    CHECK_EQ(judge(&t, &mgr, p, d, &o), SHOAL__AUTHZ_ADMIT);
+    /* an `_auth` change is never sealed */
+    freecert(&mgr);
+    shoal__doc_free(d);
+    shoal__policy_free(p);
 }
 
 static void
@@ -1310,6 +1452,8 @@ main(void)
     RUN(test_union_of_roles);
     RUN(test_user_attributes);
     RUN(test_reads);
+    RUN(test_read_classes);
+    RUN(test_sealing_rules);
     RUN(test_create_delete);
     RUN(test_guard_moves);
     RUN(test_cert_validity);

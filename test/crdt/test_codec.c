@@ -211,7 +211,11 @@ change_eq(const shoal__change *a, const shoal__change *b)
 {
     if (memcmp(a->author, b->author, 32) || a->seq != b->seq || a->hlc != b->hlc ||
         a->ndeps != b->ndeps || a->epoch != b->epoch || a->nauthors != b->nauthors ||
-        a->nops != b->nops || a->coll_len != b->coll_len || a->doc_len != b->doc_len)
+        a->nops != b->nops || a->coll_len != b->coll_len || a->doc_len != b->doc_len ||
+        a->nseals != b->nseals)
+        return false;
+    if (a->nseals && (memcmp(a->seal_class, b->seal_class, a->nseals) ||
+                      memcmp(a->seal_commit, b->seal_commit, a->nseals * 32u)))
         return false;
     if ((a->ndeps && memcmp(a->deps, b->deps, a->ndeps * 32)) ||
         (a->nauthors && memcmp(a->authors, b->authors, a->nauthors * 32)) ||
@@ -219,7 +223,25 @@ change_eq(const shoal__change *a, const shoal__change *b)
         return false;
     for (size_t i = 0; i < a->nops; i++) {
         const shoal__op *x = &a->ops[i], *y = &b->ops[i];
-        if (x->kind != y->kind || x->field_len != y->field_len)
+        if (x->sealed != y->sealed || x->field_len != y->field_len)
+            return false;
+        /* A sealed op not disclosed on one side: its value, delta and
+         * SET / UNSET are not in the body. */
+        if (x->sealed && (x->value.type == SHOAL_T_REDACTED || y->value.type == SHOAL_T_REDACTED)) {
+            bool wx = x->kind == SHOAL__OP_SET || x->kind == SHOAL__OP_UNSET;
+            bool wy = y->kind == SHOAL__OP_SET || y->kind == SHOAL__OP_UNSET;
+            if (wx != wy || (!wx && x->kind != y->kind))
+                return false;
+            if (x->field_len && memcmp(x->field, y->field, x->field_len))
+                return false;
+            if ((x->kind == SHOAL__OP_INS || x->kind == SHOAL__OP_REP) &&
+                (x->ref.head != y->ref.head ||
+                 (!x->ref.head && (x->ref.hlc != y->ref.hlc || x->ref.author != y->ref.author ||
+                                   x->ref.index != y->ref.index))))
+                return false;
+            continue;
+        }
+        if (x->kind != y->kind)
             return false;
         if (x->field_len && memcmp(x->field, y->field, x->field_len))
             return false;
@@ -977,6 +999,18 @@ random_change(shoal__change *c, shoal__op *ops, size_t maxops, uint8_t *deps, ui
         if (op->kind == SHOAL__OP_DELDOC) {
             op->field = NULL;
             op->field_len = 0;
+        }
+        /* one op in four that carries a value is sealed */
+        op->sealed =
+            op->kind != SHOAL__OP_DEL && op->kind != SHOAL__OP_DELDOC && check_rand_below(4) == 0;
+        if (op->sealed) {
+            static uint8_t commits[2 * 32];
+            memset(commits, 0xc5, sizeof commits);
+            c->version = SHOAL__FORMAT_V2;
+            c->nseals = 2;
+            c->seal_class[0] = 3;
+            c->seal_class[1] = 64;
+            c->seal_commit = commits;
         }
     }
 }
@@ -2787,6 +2821,331 @@ test_mutation_fuzz(void)
 
 /* Format version 2: the auth item, the version byte and signature
  * context that follow it, and the agreement of body and envelope. */
+
+/* ------------------------------------------------------- sealed groups */
+
+/* Read classes for the sealed tests: cost and note class 1, secret, txt
+ * and lst class 2, anything else in clear. */
+static uint8_t
+test_class(const uint8_t *f, size_t n, void *arg)
+{
+    (void)arg;
+    if ((n == 4 && memcmp(f, "cost", 4) == 0) || (n == 4 && memcmp(f, "note", 4) == 0))
+        return 1;
+    if ((n == 6 && memcmp(f, "secret", 6) == 0) || (n == 3 && memcmp(f, "txt", 3) == 0) ||
+        (n == 3 && memcmp(f, "lst", 3) == 0))
+        return 2;
+    return 0;
+}
+
+typedef struct sealed_fix {
+    shoal__change c;
+    shoal__op ops[10];
+    uint8_t commits[2 * 32];
+    shoal__buf groups[2];
+} sealed_fix;
+
+/* A change with every sealed item kind, its two groups and their
+ * commitments. */
+static void
+sealed_init(sealed_fix *x)
+{
+    memset(x, 0, sizeof *x);
+    shoal__change *c = &x->c;
+    memcpy(c->author, pk_a, 32);
+    c->seq = 3;
+    c->hlc = 1000;
+    c->coll = (const uint8_t *)"p";
+    c->coll_len = 1;
+    c->doc = (const uint8_t *)"d";
+    c->doc_len = 1;
+    c->version = SHOAL__FORMAT_V2;
+    shoal__op *o = x->ops;
+    o[0] = op_field(SHOAL__OP_SET, "name");
+    o[0].value = v_bytes(SHOAL_T_STR, "tea", 3);
+    o[1] = op_field(SHOAL__OP_SET, "cost");
+    o[1].value = v_int(12);
+    o[2] = op_field(SHOAL__OP_UNSET, "note");
+    o[3] = op_field(SHOAL__OP_COUNT, "secret");
+    o[3].delta = -4;
+    for (int i = 4; i < 7; i++) { /* a linked run "abc" */
+        o[i] = op_field(SHOAL__OP_INS, "txt");
+        o[i].value = v_bytes(SHOAL_T_STR, "abc" + (i - 4), 1);
+        o[i].ref = i == 4 ? (shoal__ref){ true, 0, 0, 0 } : mkref(1000, 0, (uint32_t)i - 1);
+    }
+    o[7] = op_field(SHOAL__OP_INS, "lst");
+    o[7].value = v_dbl(2.5);
+    o[7].ref = mkref(900, 0, 1);
+    o[8] = op_field(SHOAL__OP_REP, "lst");
+    o[8].value = v_bool(true);
+    o[8].ref = mkref(900, 0, 1);
+    o[9] = op_field(SHOAL__OP_DEL, "lst"); /* no value: never sealed */
+    o[9].ref = mkref(900, 0, 2);
+    for (int i = 1; i < 9; i++)
+        o[i].sealed = true;
+    c->ops = o;
+    c->nops = 10;
+    uint8_t salt[SHOAL__SALT_BYTES];
+    for (int g = 0; g < 2; g++) {
+        memset(salt, 0x51 + g, sizeof salt);
+        shoal__buf_init(&x->groups[g]);
+        REQUIRE(shoal__seal_group(c, (uint8_t)(g + 1), salt, test_class, NULL, &x->groups[g]) ==
+                SHOAL_OK);
+        shoal__seal_commit(x->groups[g].p, x->groups[g].len, x->commits + g * 32);
+        c->seal_class[g] = (uint8_t)(g + 1);
+    }
+    c->nseals = 2;
+    c->seal_commit = x->commits;
+}
+
+static void
+sealed_free(sealed_fix *x)
+{
+    shoal__buf_free(&x->groups[0]);
+    shoal__buf_free(&x->groups[1]);
+}
+
+static void
+test_sealed(void)
+{
+    sealed_fix x;
+    sealed_init(&x);
+    shoal__buf b, b2;
+    shoal__buf_init(&b);
+    shoal__buf_init(&b2);
+    REQUIRE(shoal__change_encode(&x.c, &b) == SHOAL_OK);
+    CHECK_EQ(b.p[0], 0x9a); /* 10 items */
+    /* no sealed value is in the body */
+    CHECK(memmem(b.p, b.len, "abc", 3) == NULL);
+    /* group 1 is [salt, 1, [[12], []]], with the salt and class in clear */
+    CHECK_EQ(x.groups[0].len, 1 + 18 + 1 + 1 + 2 + 1);
+    shoal__change d;
+    REQUIRE(decode(b.p, b.len, &d) == SHOAL_OK);
+    CHECK_EQ(d.nseals, 2);
+    CHECK(change_eq(&x.c, &d));
+    CHECK(!shoal__change_disclosed(&d));
+    CHECK(shoal__change_disclosed(&x.c));
+    for (int i = 1; i < 9; i++) {
+        CHECK(d.ops[i].sealed);
+        CHECK_EQ(d.ops[i].value.type, SHOAL_T_REDACTED);
+    }
+    CHECK_EQ(d.ops[2].kind, SHOAL__OP_SET); /* until disclosed */
+    CHECK(!d.ops[0].sealed && !d.ops[9].sealed);
+    CHECK_EQ(shoal__change_encode(&d, &b2), SHOAL_OK);
+    CHECK(b.len == b2.len && memcmp(b.p, b2.p, b.len) == 0);
+
+    /* A group that is not the one committed to changes nothing. */
+    x.groups[0].p[3] ^= 1; /* a salt byte */
+    CHECK_EQ(shoal__change_disclose(&d, 0, x.groups[0].p, x.groups[0].len, test_class, NULL),
+             SHOAL_EINVAL);
+    x.groups[0].p[3] ^= 1;
+    CHECK_EQ(shoal__change_disclose(&d, 1, x.groups[0].p, x.groups[0].len, test_class, NULL),
+             SHOAL_EINVAL); /* another seal's */
+    CHECK_EQ(shoal__change_disclose(&d, 2, x.groups[0].p, x.groups[0].len, test_class, NULL),
+             SHOAL_EINVAL); /* out of range */
+    CHECK_EQ(d.ops[1].value.type, SHOAL_T_REDACTED);
+    /* Disclosing one group fills in its class only. */
+    CHECK_EQ(shoal__change_disclose(&d, 0, x.groups[0].p, x.groups[0].len, test_class, NULL),
+             SHOAL_OK);
+    CHECK_EQ(d.ops[1].kind, SHOAL__OP_SET);
+    CHECK(d.ops[1].value.type == SHOAL_T_INT && d.ops[1].value.i == 12);
+    CHECK_EQ(d.ops[2].kind, SHOAL__OP_UNSET);
+    CHECK_EQ(d.ops[3].value.type, SHOAL_T_REDACTED);
+    CHECK(!shoal__change_disclosed(&d));
+    /* again: the same values */
+    CHECK_EQ(shoal__change_disclose(&d, 0, x.groups[0].p, x.groups[0].len, test_class, NULL),
+             SHOAL_OK);
+    CHECK_EQ(shoal__change_disclose(&d, 1, x.groups[1].p, x.groups[1].len, test_class, NULL),
+             SHOAL_OK);
+    CHECK(shoal__change_disclosed(&d));
+    CHECK_EQ(d.ops[3].delta, -4);
+    CHECK(d.ops[5].value.type == SHOAL_T_STR && d.ops[5].value.len == 1 &&
+          d.ops[5].value.ptr[0] == 'b');
+    CHECK(d.ops[7].value.type == SHOAL_T_DOUBLE && d.ops[7].value.d == 2.5);
+    CHECK(d.ops[8].value.type == SHOAL_T_BOOL && d.ops[8].value.b);
+    CHECK(change_eq(&x.c, &d));
+    b2.len = 0;
+    CHECK_EQ(shoal__change_encode(&d, &b2), SHOAL_OK);
+    CHECK(b.len == b2.len && memcmp(b.p, b2.p, b.len) == 0);
+    shoal__change_clear(&d);
+
+    /* A group whose commitment matches but whose entries do not fit the
+     * class's sealed items: undisclosed (EPROTO), the change unchanged. */
+    shoal__buf bad;
+    shoal__buf_init(&bad);
+    shoal__mpw w;
+    const char *why[] = { "one entry",
+                          "three entries",
+                          "not a group",
+                          "wrong class",
+                          "a str for a write",
+                          "a run as a str of 2",
+                          "a run of one-cp values",
+                          "a REDACTED marker",
+                          "short salt" };
+    for (int k = 0; k < 9; k++) {
+        bad.len = 0;
+        shoal__mpw_init(&w, &bad);
+        uint8_t salt[SHOAL__SALT_BYTES] = { 0 };
+        int g = k == 5 || k == 6 ? 1 : 0;
+        if (k == 2) {
+            shoal__mpw_array(&w, 2);
+        } else {
+            shoal__mpw_array(&w, 3);
+            shoal__mpw_bin(&w, salt, k == 8 ? 15 : sizeof salt);
+            shoal__mpw_uint(&w, k == 3 ? 2 : (uint64_t)g + 1);
+        }
+        if (g == 0) {
+            shoal__mpw_array(&w, k == 0 ? 1 : k == 1 ? 3 : 2);
+            if (k == 4)
+                shoal__mpw_str(&w, "x", 1);
+            else if (k == 7)
+                shoal__buf_append(&bad, "\xd4\x01\x00", 3);
+            else {
+                shoal__mpw_array(&w, 1);
+                shoal__mpw_int(&w, 12);
+            }
+            shoal__mpw_array(&w, 0);
+            if (k == 1)
+                shoal__mpw_array(&w, 0);
+        } else {
+            shoal__mpw_array(&w, 4);
+            shoal__mpw_int(&w, -4);
+            if (k == 5) {
+                shoal__mpw_str(&w, "ab", 2);
+            } else {
+                shoal__mpw_array(&w, 3);
+                for (int i = 0; i < 3; i++)
+                    shoal__mpw_str(&w, "abc" + i, 1);
+            }
+            shoal__mpw_double(&w, 2.5);
+            shoal__mpw_bool(&w, true);
+        }
+        REQUIRE(w.err == SHOAL_OK);
+        uint8_t commits[64];
+        memcpy(commits, x.commits, 64);
+        shoal__seal_commit(bad.p, bad.len, commits + g * 32);
+        x.c.seal_commit = commits;
+        b.len = 0;
+        REQUIRE(shoal__change_encode(&x.c, &b) == SHOAL_OK);
+        REQUIRE(decode(b.p, b.len, &d) == SHOAL_OK);
+        int rc = shoal__change_disclose(&d, (uint32_t)g, bad.p, bad.len, test_class, NULL);
+        if (rc != SHOAL_EPROTO)
+            fprintf(stderr, "bad group: %s\n", why[k]);
+        CHECK_EQ(rc, SHOAL_EPROTO);
+        for (int i = 1; i < 9; i++)
+            CHECK_EQ(d.ops[i].value.type, SHOAL_T_REDACTED);
+        shoal__change_clear(&d);
+        x.c.seal_commit = x.commits;
+    }
+    shoal__buf_free(&bad);
+
+    /* The encoder refuses what the decoder would. */
+    x.c.nseals = 0;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL); /* sealed ops, no seals */
+    x.c.nseals = 2;
+    x.c.seal_class[1] = 1;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL); /* not ascending */
+    x.c.seal_class[1] = 65;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL);
+    x.c.seal_class[1] = 2;
+    x.ops[9].sealed = true;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL); /* a sealed DEL */
+    x.ops[9].sealed = false;
+    x.c.version = SHOAL__FORMAT_V1;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL);
+    x.c.version = SHOAL__FORMAT_V2;
+    for (int i = 1; i < 9; i++)
+        x.ops[i].sealed = false;
+    CHECK_EQ(shoal__change_encode(&x.c, &b2), SHOAL_EINVAL); /* seals, no sealed op */
+    /* no group for a class without sealed ops */
+    uint8_t salt[SHOAL__SALT_BYTES] = { 0 };
+    CHECK_EQ(shoal__seal_group(&x.c, 1, salt, test_class, NULL, &b2), SHOAL_EINVAL);
+    shoal__buf_free(&b);
+    shoal__buf_free(&b2);
+    sealed_free(&x);
+}
+
+/* Bodies with sealed items that no encoder writes. */
+static void
+test_sealed_decode_rejects(void)
+{
+    sealed_fix x;
+    sealed_init(&x);
+    shoal__buf b;
+    shoal__buf_init(&b);
+    REQUIRE(shoal__change_encode(&x.c, &b) == SHOAL_OK);
+    shoal__change d;
+    /* The seals item is last: [[1, bin32], [2, bin32]] = 1 + 2 * 36 bytes. */
+    size_t seals_at = b.len - (1 + 2 * 36);
+    CHECK_EQ(b.p[seals_at], 0x92);
+    /* class 0, 65, and out of order */
+    uint8_t keep = b.p[seals_at + 2];
+    b.p[seals_at + 2] = 0;
+    CHECK_EQ(decode(b.p, b.len, &d), SHOAL_EPROTO);
+    b.p[seals_at + 2] = 65;
+    CHECK_EQ(decode(b.p, b.len, &d), SHOAL_EPROTO);
+    b.p[seals_at + 2] = 2;
+    CHECK_EQ(decode(b.p, b.len, &d), SHOAL_EPROTO);
+    b.p[seals_at + 2] = keep;
+    CHECK_EQ(decode(b.p, b.len, &d), SHOAL_OK);
+    shoal__change_clear(&d);
+    /* an empty seals item */
+    shoal__buf e;
+    shoal__buf_init(&e);
+    shoal__buf_append(&e, b.p, seals_at);
+    shoal__buf_append(&e, "\x90", 1);
+    CHECK_EQ(decode(e.p, e.len, &d), SHOAL_EPROTO);
+    /* sealed ops without a seals item (9 items) */
+    e.p[0] = 0x99;
+    e.len = seals_at;
+    CHECK_EQ(decode(e.p, e.len, &d), SHOAL_EPROTO);
+    /* a seals item without sealed ops */
+    for (int i = 1; i < 9; i++)
+        x.ops[i].sealed = false;
+    x.c.nseals = 0;
+    e.len = 0;
+    REQUIRE(shoal__change_encode(&x.c, &e) == SHOAL_OK);
+    e.p[0] = 0x9a;
+    shoal__buf_append(&e, b.p + seals_at, b.len - seals_at);
+    CHECK_EQ(decode(e.p, e.len, &d), SHOAL_EPROTO);
+    /* SEALED INS counts: 0, and above the cap */
+    static const uint8_t hdr[] = { 0x99, 0x01, 0x01, 0x90, 0xa1, 'p', 0xa1, 'd', 0x00, 0x90 };
+    uint8_t body[64];
+    for (int k = 0; k < 3; k++) {
+        size_t n = 0;
+        memcpy(body, hdr, sizeof hdr);
+        body[0] = 0x9a;
+        n = sizeof hdr;
+        body[n++] = 0x91; /* one item */
+        body[n++] = 0x94; /* [13, "t", nil, k] */
+        body[n++] = 13;
+        body[n++] = 0xa1;
+        body[n++] = 't';
+        body[n++] = 0xc0;
+        if (k == 2)
+            body[n++] = 0xcc; /* uint8 128 */
+        body[n++] = k == 0 ? 0 : k == 1 ? 127 : 128;
+        body[n++] = 0x90; /* auth */
+        body[n++] = 0x91; /* seals */
+        body[n++] = 0x92;
+        body[n++] = 0x01;
+        body[n++] = 0xc4;
+        body[n++] = 32;
+        memset(body + n, 0x77, 32);
+        n += 32;
+        int rc = decode(body, n, &d);
+        CHECK_EQ(rc, k == 0 ? SHOAL_EPROTO : k == 1 ? SHOAL_OK : SHOAL_ETOOBIG);
+        if (rc == SHOAL_OK) {
+            CHECK_EQ(d.nops, 127);
+            shoal__change_clear(&d);
+        }
+    }
+    shoal__buf_free(&e);
+    shoal__buf_free(&b);
+    sealed_free(&x);
+}
+
 static void
 test_format_v2(void)
 {
@@ -2937,6 +3296,8 @@ main(void)
     RUN(test_envelope_roundtrip);
     RUN(test_envelope_hostile);
     RUN(test_format_v2);
+    RUN(test_sealed);
+    RUN(test_sealed_decode_rejects);
     RUN(test_bundle);
     RUN(test_mutation_fuzz);
     return check_summary();

@@ -172,6 +172,7 @@ put_value(char *out, size_t cap, const shoal_value *v)
         snprintf(out + n, cap - n, "'%.*s'", (int)v->len, (const char *)v->ptr);
         break;
     case SHOAL_T_BYTES: snprintf(out + n, cap - n, "bin%zu", v->len); break;
+    case SHOAL_T_REDACTED: snprintf(out + n, cap - n, "?"); break;
     }
 }
 
@@ -196,6 +197,8 @@ render(const shoal__doc *d)
         k = strlen(out);
         if (v[i].kind == SHOAL_K_REGISTER) {
             put_value(out, sizeof out, &v[i].value);
+        } else if (v[i].kind == SHOAL_K_COUNTER && v[i].value.type == SHOAL_T_REDACTED) {
+            snprintf(out + k, sizeof out - k, "#?");
         } else if (v[i].kind == SHOAL_K_COUNTER) {
             snprintf(out + k, sizeof out - k, "#%lld", (long long)v[i].counter);
         } else {
@@ -491,6 +494,65 @@ test_void(void)
     tc_init(&bad, KB, 700, 0);
     ins(&bad, "l", ref(&bad, KA, 800, 0), vstr("q"));
     CHECK_EQ(shoal__doc_apply_void(d, &bad.c), SHOAL_EPROTO);
+    shoal__doc_free(d);
+}
+
+/* Sealed ops whose group is not held (docs/permissions.md "Sealed
+ * fields"): REDACTED values with the structure intact, in every order,
+ * through both encodings. */
+static void
+seal_op(tchange *t)
+{
+    shoal__op *op = &t->ops[t->c.nops - 1];
+    op->sealed = true;
+    op->value.type = SHOAL_T_REDACTED;
+}
+
+static void
+test_redacted(void)
+{
+    tchange a, b, c;
+    tc_init(&a, KA, 100, 0);
+    set(&a, "cost", vint(0));
+    seal_op(&a);
+    ins(&a, "l", head(), vstr("a"));
+    ins(&a, "l", ref(&a, KA, 100, 1), vint(0));
+    seal_op(&a);
+    count(&a, "n", 2);
+    tc_init(&b, KB, 200, 0);
+    count(&b, "n", 0);
+    seal_op(&b);                                  /* a hidden increment */
+    ins(&b, "l", ref(&b, KA, 100, 2), vstr("b")); /* after the redacted element */
+    rep(&b, "l", ref(&b, KA, 100, 1), vint(0));
+    seal_op(&b);
+    tc_init(&c, KC, 300, 0);
+    set(&c, "name", vstr("tea"));
+    tchange *cs[] = { &a, &b, &c };
+    int after[] = { -1, 0, -1 };
+    CHECK_EQ(all_orders(cs, 3, after, "cost=? l=[?,?,'b'] n=#? name='tea'"), 3);
+    shoal__doc *d = shoal__doc_new();
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(shoal__doc_apply(d, &cs[i]->c, 0, cs[i]->c.nops), SHOAL_OK);
+    check_roundtrip(d);
+    /* the visible encoding holds the marker */
+    shoal__buf v;
+    shoal__buf_init(&v);
+    CHECK_EQ(shoal__doc_encode_visible(d, &v), SHOAL_OK);
+    CHECK(memmem(v.p, v.len, "\xd4\x01\x00", 3) != NULL);
+    /* a later disclosed write replaces a redacted one, as any LWW write */
+    tchange e;
+    tc_init(&e, KA, 400, 0);
+    set(&e, "cost", vint(7));
+    CHECK_EQ(shoal__doc_apply(d, &e.c, 0, e.c.nops), SHOAL_OK);
+    CHECK(strstr(render(d), "cost=7") != NULL);
+    check_roundtrip(d);
+    shoal__doc_free(d);
+    shoal__buf_free(&v);
+    /* a counter whose increments are all hidden */
+    d = shoal__doc_new();
+    CHECK_EQ(shoal__doc_apply(d, &b.c, 0, 1), SHOAL_OK);
+    CHECK(strcmp(render(d), "n=#?") == 0);
+    check_roundtrip(d);
     shoal__doc_free(d);
 }
 
@@ -1494,6 +1556,7 @@ main(void)
     RUN(test_decode_garbage);
     RUN(test_visible_bytes);
     RUN(test_void);
+    RUN(test_redacted);
     RUN(test_big_list);
     RUN(test_runs_apply_equal);
     RUN(test_oom);
