@@ -93,6 +93,7 @@ cand_budget(shoal__cand *k, size_t *kept)
     k->c.nops = 0;
     k->c.authors = NULL;
     k->c.nauthors = 0;
+    k->c.extra = NULL; /* freed with the block */
     k->c.deps = deps;
     k->deps = deps;
     k->stripped = true;
@@ -503,6 +504,8 @@ apply_one(shoal__apply *a, shoal__cand *k)
     }
     bool vd;
     err = void_of(a, c, &vd);
+    if (!err && c->nseals)
+        err = shoal__apply_disclose(s, &a->authz, k->r.cid, (shoal__change *)(uintptr_t)c);
     if (err)
         goto out;
     err = vd ? shoal__doc_apply_void(d, c) : shoal__doc_apply(d, c, 0, c->nops);
@@ -771,16 +774,30 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
         if (!list)
             err = SHOAL_ENOMEM;
     }
-    /* New changes: duplicates of stored or earlier ones are no-ops. */
+    /* New changes: duplicates of stored or earlier ones are no-ops, but
+     * for the sealed groups they bring (every group that came is held,
+     * whatever becomes of its change; one that comes after its change
+     * applied refills the change's document). */
     for (size_t i = 0; !err && i < nb; i++) {
         shoal__cand *k = &bc[i];
         k->from_bundle = true;
         k->in_pending = false;
         k->done = false;
+        bool fresh = false;
+        for (size_t g = 0; !err && s->seal_put && g < k->r.ndisc; g++) {
+            bool f = false;
+            err = s->seal_put(s->ctx, k->r.cid, k->r.disc[g].g, k->r.disc[g].p, k->r.disc[g].n, &f);
+            fresh = fresh || f;
+        }
+        if (err)
+            break;
         if (shoal__map_get(&seen, k->r.cid, SHOAL__ID_BYTES) || s->has(s->ctx, k->r.cid) ||
             s->pending_has(s->ctx, k->r.cid)) {
             a->res.duplicate++;
             k->done = true;
+            if (fresh && s->disclosed && s->has(s->ctx, k->r.cid) &&
+                !(a->root && s->rejected && s->rejected(s->ctx, k->r.cid)))
+                err = s->disclosed(s->ctx, &k->c);
             continue;
         }
         err = shoal__map_put(&seen, k->r.cid, SHOAL__ID_BYTES, k);

@@ -121,12 +121,20 @@ typedef int (*shoal__apply_pending_fn)(const uint8_t cid[SHOAL__ID_BYTES], const
 
 /* One envelope that travels down the pipeline: parsed once (bounds, body),
  * its id computed once.  The author is the envelope's (env + 1). */
+/* A sealed group that came with an envelope (a disclosure), its bytes
+ * checked against the commitment g of the envelope's seals. */
+typedef shoal__disc_view shoal__disc;
+
 typedef struct shoal__rec {
     const uint8_t *env; /* the envelope's bytes, Borrowed (or a candidate's copy) */
     size_t env_len;
     const uint8_t *body; /* into env */
     size_t body_len;
     uint8_t cid[SHOAL__ID_BYTES];
+    /* Its disclosures, Borrowed like env; the drain holds them (seal_put)
+     * whatever becomes of the change. */
+    const shoal__disc *disc;
+    size_t ndisc;
 } shoal__rec;
 
 typedef struct shoal__apply_store {
@@ -198,6 +206,21 @@ typedef struct shoal__apply_store {
      *                      the cut is rebuilt with those changes VOID. */
     int (*cut)(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
     int (*revoked)(void *ctx, const uint8_t target[SHOAL_KEY_BYTES]);
+    /* Sealed groups (docs/permissions.md "Sealed fields"); NULL: none held.
+     *   seal_get(cid, g, p, n)   the bytes of group g of change cid
+     *                            (Borrowed until the next store call);
+     *                            SHOAL_ENOTFOUND if not held;
+     *   seal_put(cid, g, p, n, fresh)
+     *                            hold them (checked against the change's
+     *                            commitment before); *fresh: they were not
+     *                            held before;
+     *   disclosed(c)             a group of applied change c arrived after
+     *                            it was applied: rebuild c's document. */
+    int (*seal_get)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t **p,
+                    size_t *n);
+    int (*seal_put)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t *p,
+                    size_t n, bool *fresh);
+    int (*disclosed)(void *ctx, const shoal__change *c);
 } shoal__apply_store;
 
 /* The objects of `_auth` a drain has decoded (core/authz.c). */
@@ -226,6 +249,14 @@ int shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const
  * SHOAL_ENOTFOUND if it carries none. */
 int shoal__authz_policy(const shoal__apply_store *s, shoal__authz_cache *k,
                         const uint8_t cid[SHOAL__ID_BYTES], const shoal__policy **out);
+
+/* Fill in the sealed ops of change cid (decoded as c) from the groups s
+ * holds for it (seal_get), read with the read classes of the policy c
+ * names; the bytes are copied into c->extra.  A group not held, or held
+ * but not fitting (shoal__change_disclose's EPROTO), leaves its ops
+ * REDACTED; so does a policy not held.  Errors: the store's, SHOAL_ENOMEM. */
+int shoal__apply_disclose(const shoal__apply_store *s, shoal__authz_cache **k,
+                          const uint8_t cid[SHOAL__ID_BYTES], shoal__change *c);
 
 /* A candidate: one envelope decoded for the pipeline (apply.c). */
 typedef struct shoal__cand shoal__cand;

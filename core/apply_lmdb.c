@@ -286,6 +286,47 @@ l_supersede(void *ctx, const uint8_t old[SHOAL__ID_BYTES], const shoal__change *
     return err;
 }
 
+static int
+l_seal_get(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t **p, size_t *n)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__sval v;
+    int err = shoal__stxn_seal_get(c->t, cid, g, &v);
+    if (!err) {
+        *p = v.p;
+        *n = v.len;
+    }
+    return err;
+}
+
+static int
+l_seal_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t *p, size_t n,
+           bool *fresh)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__sval v;
+    int err = shoal__stxn_seal_get(c->t, cid, g, &v);
+    *fresh = err == SHOAL_ENOTFOUND;
+    if (err != SHOAL_ENOTFOUND)
+        return err;
+    return shoal__stxn_seal_put(c->t, cid, g, p, n);
+}
+
+/* A group came after its change applied: the document is built again
+ * from its changes, which now read it. */
+static int
+l_disclosed(void *ctx, const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    shoal__wdoc *wd;
+    int err = shoal__wset_get(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &wd);
+    if (err)
+        return err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
+    if (wd->evicted || wd->meta.last_pos == 0)
+        return SHOAL_OK;
+    return shoal__wset_rebuild(c->w, wd);
+}
+
 static const shoal__apply_store lmdb_store = {
     .has = l_has,
     .get = l_get,
@@ -312,6 +353,9 @@ static const shoal__apply_store lmdb_store = {
     .doc_at = l_doc_at,
     .cut = l_cut,
     .revoked = l_revoked,
+    .seal_get = l_seal_get,
+    .seal_put = l_seal_put,
+    .disclosed = l_disclosed,
 };
 
 void

@@ -65,7 +65,17 @@ typedef struct malias {
     uint64_t seq;
 } malias;
 
+/* A sealed group held: change id | group index -> bytes. */
+typedef struct mseal {
+    uint8_t key[SHOAL__ID_BYTES + 1];
+    uint8_t *p; /* owned */
+    size_t n;
+} mseal;
+
 typedef struct mstate {
+    mseal *se;
+    size_t nse;
+    shoal__map se_ix; /* key -> seal */
     mchange *ch;
     size_t nch;
     mdoc *docs;
@@ -134,6 +144,10 @@ state_free(mstate *s)
         shoal__free(s->pe[i].env);
     for (size_t i = 0; i < s->nev; i++)
         shoal__free(s->ev[i].env);
+    for (size_t i = 0; i < s->nse; i++)
+        shoal__free(s->se[i].p);
+    shoal__free(s->se);
+    shoal__map_clear(&s->se_ix, NULL);
     shoal__free(s->ch);
     shoal__free(s->docs);
     shoal__free(s->pe);
@@ -151,6 +165,7 @@ static void
 state_init(mstate *s)
 {
     memset(s, 0, sizeof *s);
+    shoal__map_init(&s->se_ix);
     shoal__map_init(&s->ch_ix);
     shoal__map_init(&s->as_ix);
     shoal__map_init(&s->doc_ix);
@@ -243,6 +258,20 @@ state_copy(mstate *dst, const mstate *src)
             dst->nev++;
     }
     dst->nal = src->nal;
+    if (!err && src->nse) {
+        dst->se = arr_copy(src->se, src->nse, sizeof *src->se);
+        if (!dst->se)
+            err = SHOAL_ENOMEM;
+    }
+    for (size_t i = 0; !err && i < src->nse; i++) {
+        dst->se[i].p = dup_bytes(src->se[i].p, src->se[i].n);
+        if (!dst->se[i].p)
+            err = SHOAL_ENOMEM;
+        else
+            dst->nse++;
+        if (!err)
+            err = shoal__map_put(&dst->se_ix, dst->se[i].key, sizeof dst->se[i].key, IX(i));
+    }
     /* The maps, from the arrays. */
     for (size_t i = 0; !err && i < dst->nch; i++) {
         const mchange *c = &dst->ch[i];
@@ -654,6 +683,72 @@ rent_load(void *ctx, const rent *e, shoal__change *c)
     return decode_entry(&s->ch[e->at], c);
 }
 
+/* ---------------------------------------------------------- sealed groups */
+
+static int
+m_seal_get(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t **p, size_t *n)
+{
+    shoal__memstore *m = ctx;
+    uint8_t k[SHOAL__ID_BYTES + 1];
+    memcpy(k, cid, SHOAL__ID_BYTES);
+    k[SHOAL__ID_BYTES] = g;
+    void *v = shoal__map_get(&m->st.se_ix, k, sizeof k);
+    if (!v)
+        return SHOAL_ENOTFOUND;
+    *p = m->st.se[UNIX(v)].p;
+    *n = m->st.se[UNIX(v)].n;
+    return SHOAL_OK;
+}
+
+static int
+m_seal_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t *p, size_t n,
+           bool *fresh)
+{
+    shoal__memstore *m = ctx;
+    mstate *s = &m->st;
+    const uint8_t *q;
+    size_t qn;
+    *fresh = m_seal_get(ctx, cid, g, &q, &qn) == SHOAL_ENOTFOUND;
+    if (!*fresh)
+        return SHOAL_OK;
+    if (grow((void **)&s->se, s->nse, sizeof *s->se))
+        return SHOAL_ENOMEM;
+    mseal *e = &s->se[s->nse];
+    memcpy(e->key, cid, SHOAL__ID_BYTES);
+    e->key[SHOAL__ID_BYTES] = g;
+    e->n = n;
+    e->p = dup_bytes(p, n);
+    if (!e->p)
+        return SHOAL_ENOMEM;
+    int err = shoal__map_put(&s->se_ix, e->key, sizeof e->key, IX(s->nse));
+    if (err) {
+        shoal__free(e->p);
+        return err;
+    }
+    s->nse++;
+    return SHOAL_OK;
+}
+
+/* A replay that builds a document's state: sealed ops read the groups
+ * held. */
+typedef struct mload {
+    shoal__memstore *m;
+    shoal__authz_cache *authz;
+} mload;
+
+static int
+rent_load_state(void *ctx, const rent *e, shoal__change *c)
+{
+    mload *x = ctx;
+    int err = decode_entry(&x->m->st.ch[e->at], c);
+    if (!err && c->nseals) {
+        err = shoal__apply_disclose(&x->m->s, &x->authz, e->cid, c);
+        if (err)
+            shoal__change_clear(c);
+    }
+    return err;
+}
+
 /* The live (not superseded) changes of md's chain, in log order, as the
  * list shoal__apply_rebuild and shoal__apply_doc_at take (*out owned). */
 static int
@@ -754,7 +849,9 @@ doc_rebuild(shoal__memstore *m, size_t di)
     shoal__doc *d = NULL;
     uint8_t *heads = NULL;
     size_t nheads = 0;
-    int err = shoal__apply_rebuild(&m->s, e, n, rent_load, s, &d, &heads, &nheads);
+    mload ml = { m, NULL };
+    int err = shoal__apply_rebuild(&m->s, e, n, rent_load_state, &ml, &d, &heads, &nheads);
+    shoal__authz_cache_free(ml.authz);
     if (!err) {
         shoal__doc_free(md->doc);
         md->doc = d;
@@ -824,6 +921,17 @@ m_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
     return err;
 }
 
+/* A group came after its change applied: rebuild its document. */
+static int
+m_disclosed(void *ctx, const shoal__change *c)
+{
+    shoal__memstore *m = ctx;
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, c->coll, c->coll_len, c->doc, c->doc_len);
+    void *v = klen ? shoal__map_get(&m->st.doc_ix, key, klen) : NULL;
+    return v ? doc_rebuild(m, UNIX(v)) : SHOAL_OK;
+}
+
 static bool
 m_rejected(void *ctx, const uint8_t cid[SHOAL__ID_BYTES])
 {
@@ -875,6 +983,9 @@ static const shoal__apply_store mem_store = {
     .doc_at = m_doc_at,
     .cut = m_cut,
     .revoked = m_revoked,
+    .seal_get = m_seal_get,
+    .seal_put = m_seal_put,
+    .disclosed = m_disclosed,
 };
 
 /* ---------------------------------------------------------------- public */

@@ -271,3 +271,66 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
         shoal__doc_free((shoal__doc *)(uintptr_t)pre);
     return err;
 }
+
+/* ---------------------------------------------------------- disclosure */
+
+int
+shoal__apply_disclose(const shoal__apply_store *s, shoal__authz_cache **k,
+                      const uint8_t cid[SHOAL__ID_BYTES], shoal__change *c)
+{
+    if (!c->nseals || !s->seal_get || c->nauth < 2 || c->extra || shoal__change_disclosed(c))
+        return SHOAL_OK;
+    /* The groups held, copied at once (store bytes last until the next
+     * call only): their lengths first, then one block. */
+    size_t len[SHOAL__MAX_SEALS], total = 0;
+    for (uint8_t g = 0; g < c->nseals; g++) {
+        const uint8_t *p;
+        int err = s->seal_get(s->ctx, cid, g, &p, &len[g]);
+        if (err == SHOAL_ENOTFOUND)
+            len[g] = 0;
+        else if (err)
+            return err;
+        total += len[g];
+    }
+    if (total == 0)
+        return SHOAL_OK;
+    if (!*k) {
+        int err = shoal__authz_cache_new(k);
+        if (err)
+            return err;
+    }
+    const shoal__policy *pol;
+    int err = shoal__authz_policy(s, *k, c->auth + SHOAL__ID_BYTES, &pol);
+    if (err)
+        return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+    const shoal__pcoll *co = shoal__policy_coll(pol, c->coll, c->coll_len);
+    uint8_t *block = shoal__malloc(total);
+    if (!block)
+        return SHOAL_ENOMEM;
+    size_t at = 0;
+    for (uint8_t g = 0; g < c->nseals && !err; g++) {
+        if (!len[g])
+            continue;
+        const uint8_t *p;
+        size_t n;
+        err = s->seal_get(s->ctx, cid, g, &p, &n);
+        if (!err && n != len[g])
+            err = SHOAL_ECORRUPT;
+        if (err)
+            break;
+        memcpy(block + at, p, n);
+        int rc = shoal__change_disclose(c, g, block + at, n, shoal__pcoll_class, (void *)co);
+        if (rc == SHOAL_ENOMEM)
+            err = rc;
+        /* EPROTO (does not fit) or EINVAL (not its commitment: a damaged
+         * store): the group's ops stay REDACTED */
+        at += n;
+    }
+    if (err || at == 0) {
+        shoal__free(block);
+        return err;
+    }
+    shoal__free(c->extra);
+    c->extra = block;
+    return SHOAL_OK;
+}

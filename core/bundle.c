@@ -95,8 +95,16 @@ shoal__bundle_open(const uint8_t *p, size_t n, shoal__rec **recs, size_t *count)
     if (err)
         return err;
     err = shoal__recs_open(p, n, SHOAL__BUNDLE_HEADER, cnt, recs);
-    if (!err)
-        *count = cnt;
+    /* disclosures only in version 2 */
+    for (size_t i = 0; !err && SHOAL__BUNDLE_VERSION(p) == 1 && i < cnt; i++)
+        if ((*recs)[i].ndisc)
+            err = SHOAL_EPROTO;
+    if (err) {
+        shoal__free(*recs);
+        *recs = NULL;
+        return err;
+    }
+    *count = cnt;
     return err;
 }
 
@@ -129,6 +137,7 @@ shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_r
 
 typedef struct ectx {
     const shoal_vv *since;
+    shoal__stxn *t;
     shoal__buf out;
     uint32_t count;
     int err;
@@ -138,7 +147,6 @@ static int
 export_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
     (void)pos;
-    (void)cid;
     ectx *e = arg;
     if (e->since) {
         size_t elen, blen;
@@ -161,6 +169,13 @@ export_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *e
         return 1;
     }
     int err = shoal__bundle_add(&e->out, env->p, env->len);
+    /* every sealed group held goes with its change: the bundle is then
+     * version 2 (an export is its operator's to hand out) */
+    size_t before = e->out.len;
+    if (!err)
+        err = shoal__seals_append(e->t, cid, env->p, env->len, SHOAL__ALL_GROUPS, &e->out);
+    if (!err && e->out.len > before)
+        e->out.p[7] = '2';
     if (err) {
         e->err = err;
         return 1;
@@ -205,6 +220,7 @@ static int
 export_fn(shoal__stxn *t, void *arg)
 {
     ectx *e = arg;
+    e->t = t;
     int err = shoal__stxn_log_scan(t, 0, export_cb, e);
     if (!err && !e->err && shoal__stxn_evidence_count(t) > 0) {
         xev v = { e, t };

@@ -656,14 +656,31 @@ evidence_fn(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t c
 
 /* ------------------------------------------------------------- documents */
 
+/* The replay's loader: sealed ops read the groups held, as in the
+ * replica's own rebuild (docstore.c). */
+typedef struct cload_ctx {
+    shoal__stxn *t;
+    shoal__authz_cache *authz; /* owned */
+} cload_ctx;
+
 static int
 cload(void *ctx, const shoal__rent *e, shoal__change *c)
 {
+    cload_ctx *x = ctx;
     shoal__sval env;
-    int err = shoal__stxn_log_get(ctx, e->at, &env, NULL);
+    int err = shoal__stxn_log_get(x->t, e->at, &env, NULL);
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
-    return shoal__change_stored(env.p, env.len, c);
+    err = shoal__change_stored(env.p, env.len, c);
+    if (!err && c->nseals) {
+        shoal__lmdb_apply la = { x->t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        err = shoal__apply_disclose(&s, &x->authz, e->cid, c);
+        if (err)
+            shoal__change_clear(c);
+    }
+    return err;
 }
 
 /* The rebuild resolves dependencies against the check's own records
@@ -726,7 +743,9 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
     s.ctx = &cs;
     s.has = c_has;
     s.authseq = c_authseq;
-    int err = shoal__apply_rebuild(&s, e, n, cload, k->t, doc, heads, nheads);
+    cload_ctx cl = { k->t, NULL };
+    int err = shoal__apply_rebuild(&s, e, n, cload, &cl, doc, heads, nheads);
+    shoal__authz_cache_free(cl.authz);
     shoal__free(e);
     return err;
 }

@@ -473,6 +473,15 @@ void shoal__feed_free(shoal__feed *f);
 /* Free r->feeds at close (every feed is gone by then). */
 void shoal__feedhub_free(shoal_replica *r);
 
+/* Sealed groups on the way out (core/seals.c): after the envelope of
+ * change cid, append to out the disclosure records of the groups held for
+ * it that are in groups (bit g for group g of its seals;
+ * SHOAL__ALL_GROUPS: every group held).  Nothing for a change without
+ * seals. */
+#define SHOAL__ALL_GROUPS UINT64_MAX
+int shoal__seals_append(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
+                        size_t env_len, uint64_t groups, shoal__buf *out);
+
 /* Decode and import count verified records (shoal__recs_open) together
  * with the pending set, exactly as shoal_import does after opening its
  * bundle (bundle.c); the caller holds r->mu.  res may be NULL. */
@@ -623,6 +632,15 @@ int shoal__reader_match(const shoal__reader *rd, const uint8_t *coll, size_t cle
 int shoal__reader_reads(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
                         const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
                         const shoal__sval *stored, shoal__qscratch *s, bool parsed, bool *out);
+/* The sealed groups of the change in env that rd may read (bit g for
+ * group g of its seals; every bit for a change without seals, or when rd
+ * reads everything): those whose every op writes a field that a rule of
+ * rd reading the change's document, as it stands in t, reads
+ * (docs/permissions.md "Sealed fields"; the group's ops are found with the
+ * classes of the policy the change names, decoded into *k).  s is scratch. */
+int shoal__reader_groups(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
+                         struct shoal__authz_cache **k, shoal__qscratch *s, const uint8_t *env,
+                         size_t env_len, uint64_t *groups);
 /* Compile (coll, text) without a replica (text empty: every document);
  * msg receives the parser's message. */
 int shoal__query_compile(const char *coll, size_t clen, const char *text, size_t tlen,

@@ -177,6 +177,8 @@ cache_put(shoal_replica *r, const uint8_t *key, size_t klen, shoal__doc *d, cons
 /* ------------------------------------------------------------------ load */
 
 static bool in_auth(const uint8_t *coll, size_t clen);
+static int disclose_stored(shoal__stxn *t, shoal__authz_cache **authz,
+                           const uint8_t cid[SHOAL__ID_BYTES], shoal__change *c);
 
 static int
 as_corrupt(int err)
@@ -189,6 +191,7 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
                 size_t clen, const uint8_t *id, size_t idlen, shoal__doc **out)
 {
     shoal__doc *d = NULL;
+    shoal__authz_cache *authz = NULL; /* for sealed changes in the tail */
     int err;
     *out = NULL;
     if (m->snap_n > 0) {
@@ -265,6 +268,13 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
         if (c.coll_len != clen || c.doc_len != idlen || memcmp(c.coll, coll, clen) != 0 ||
             memcmp(c.doc, id, idlen) != 0)
             err = SHOAL_ECORRUPT;
+        if (!err && c.nseals) {
+            uint8_t cid[SHOAL__ID_BYTES];
+            shoal__change_id(env.p, env.len, cid);
+            err = disclose_stored(t, &authz, cid, &c);
+            if (err)
+                break;
+        }
         if (!err) {
             /* a revoked author's change past its cut: VOID (the cuts as
              * this snapshot holds them) */
@@ -283,6 +293,7 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
     }
     if (cw.r)
         shoal__wset_free(&cw);
+    shoal__authz_cache_free(authz);
     shoal__free(pos);
     if (err) {
         shoal__doc_free(d);
@@ -606,6 +617,36 @@ rent_load(void *ctx, const rent *e, shoal__change *c)
     return decode_at(ctx, e->at, c);
 }
 
+/* The loader of a replay that builds a document's state: sealed ops get
+ * the values of the groups held (shoal__apply_disclose). */
+typedef struct dload {
+    shoal__stxn *t;
+    shoal__authz_cache *authz; /* created on the first sealed change, owned */
+} dload;
+
+static int
+disclose_stored(shoal__stxn *t, shoal__authz_cache **authz, const uint8_t cid[SHOAL__ID_BYTES],
+                shoal__change *c)
+{
+    shoal__lmdb_apply la = { t, NULL };
+    shoal__apply_store s;
+    shoal__apply_lmdb(&s, &la);
+    int err = shoal__apply_disclose(&s, authz, cid, c);
+    if (err)
+        shoal__change_clear(c);
+    return err;
+}
+
+static int
+rent_load_state(void *ctx, const rent *e, shoal__change *c)
+{
+    dload *x = ctx;
+    int err = decode_at(x->t, e->at, c);
+    if (!err && c->nseals)
+        err = disclose_stored(x->t, &x->authz, e->cid, c);
+    return err;
+}
+
 /* ------------------------------------------------------ revocation cuts */
 
 /* Whether the store holds any admitted revocation (meta "revoked"). */
@@ -826,7 +867,9 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
         shoal__lmdb_apply la = { t, NULL };
         shoal__apply_store s;
         shoal__apply_lmdb(&s, &la);
-        err = shoal__apply_rebuild(&s, e, n, rent_load, t, &d, &heads, &nheads);
+        dload dl = { t, NULL };
+        err = shoal__apply_rebuild(&s, e, n, rent_load_state, &dl, &d, &heads, &nheads);
+        shoal__authz_cache_free(dl.authz);
     }
     if (!err && voided)
         err = shoal__wset_set_voided(w, wd);

@@ -148,9 +148,36 @@ struct shoal__feed {
     bool revoked_seen; /* a revocation went by: judge everything again */
     bool recheck;
     uint64_t recheck_at;
+    /* Sealed groups: which of a change's groups the peer reads
+     * (shoal__reader_groups): its scratch and the policies it decodes. */
+    shoal__qscratch sc_seal;
+    shoal__authz_cache *authz;
 };
 
 /* ------------------------------------------------------------- helpers */
+
+/* Append a change's envelope to a batch, and after it the disclosures of
+ * the sealed groups the peer may read (every one for a peer we dialled by
+ * its key).  cid NULL: computed when needed. */
+static int
+append_env(shoal__feed *f, shoal__stxn *t, const uint8_t *cid, const uint8_t *env, size_t len,
+           shoal__buf *out)
+{
+    int err = shoal__buf_append(out, env, len);
+    if (err || len <= SHOAL__ENV_HEADER || env[SHOAL__ENV_HEADER] != 0x9a) /* no seals */
+        return err;
+    uint8_t id[SHOAL__ID_BYTES];
+    if (!cid) {
+        shoal__change_id(env, len, id);
+        cid = id;
+    }
+    uint64_t groups = SHOAL__ALL_GROUPS;
+    if (!f->named)
+        err = shoal__reader_groups(&f->rd, f->r, t, &f->authz, &f->sc_seal, env, len, &groups);
+    if (!err)
+        err = shoal__seals_append(t, cid, env, len, groups, out);
+    return err;
+}
 
 static void
 free_val(void *v)
@@ -173,7 +200,7 @@ peek_body(const uint8_t *body, size_t blen, uint64_t *seq, const uint8_t **deps,
 {
     shoal__mpr rd, *m = &rd;
     shoal__mpr_init(m, body, blen);
-    uint32_t items = shoal__mpr_array(m, 9, 1); /* format 1: 8 items, format 2: 9 */
+    uint32_t items = shoal__mpr_array(m, 10, 1); /* format 1: 8 items, format 2: 9 or 10 */
     *seq = shoal__mpr_uint(m);
     (void)shoal__mpr_uint(m);
     uint32_t nd = shoal__mpr_array(m, 1024, 34);
@@ -590,7 +617,7 @@ send_current(next_ctx *x, shoal__stxn *t, bool *done)
             return err;
         if (batch_full(x, env.len))
             return SHOAL_OK;
-        err = shoal__buf_append(x->envs, env.p, env.len);
+        err = append_env(f, t, NULL, env.p, env.len, x->envs);
         if (err)
             return err;
         if (f->cpos[f->cat] > x->top)
@@ -1096,7 +1123,7 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
          * still matches or not (a delete too: it must reach every holder),
          * so that a LEAVE comes after everything we hold of it. */
         if (pos > upto && !own) {
-            c->err = shoal__buf_append(x->envs, env->p, env->len);
+            c->err = append_env(f, c->t, cid, env->p, env->len, x->envs);
             if (c->err)
                 return 1;
             x->out->count++;
@@ -1488,6 +1515,8 @@ shoal__feed_free(shoal__feed *f)
     shoal__free(f->lheads);
     shoal__free(f->cpos);
     shoal__qscratch_free(&f->sc);
+    shoal__qscratch_free(&f->sc_seal);
+    shoal__authz_cache_free(f->authz);
     shoal__reader_free(&f->rd);
     shoal__free(f);
 }
@@ -1625,6 +1654,10 @@ shoal__feed_received(shoal__feed *f, const uint8_t *envs, size_t len, size_t cou
         if (shoal__map_put(&f->frompeer, cid, SHOAL__ID_BYTES, (void *)1) != SHOAL_OK)
             break; /* out of memory: echoes only */
         off += elen;
+        size_t dl, dc;
+        if (shoal__disc_scan(envs + off, len - off, &dl, NULL, &dc))
+            break;
+        off += dl;
     }
     pthread_mutex_unlock(&f->r->mu);
 }

@@ -115,6 +115,7 @@ typedef struct ncx {
     size_t count;
     size_t bytes;
     size_t examined; /* positions examined by this call */
+    shoal__stxn *t;
     int err;
     bool full;    /* stopped at a limit (the scan's stop code is no error) */
     uint64_t end; /* one past the snapshot's last log position */
@@ -140,7 +141,6 @@ peer_seq(const shoal__vventry *peer, size_t n, const uint8_t *author)
 static int
 next_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env, void *arg)
 {
-    (void)cid;
     ncx *x = arg;
     if (x->count >= x->max_changes || x->examined >= SHOAL__HOST_SCAN ||
         (x->count > 0 && x->bytes + env->len > x->max_bytes)) {
@@ -163,13 +163,17 @@ next_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     x->cursor = pos + 1;
     if (seq <= peer_seq(x->peer, x->npeer, shoal__envelope_author(env->p)))
         return 0;
+    size_t before = x->out->len;
     err = shoal__buf_append(x->out, env->p, env->len);
+    /* a full peer reads everything (serve_full): every group held */
+    if (!err)
+        err = shoal__seals_append(x->t, cid, env->p, env->len, SHOAL__ALL_GROUPS, x->out);
     if (err) {
         x->err = err;
         return 1;
     }
     x->count++;
-    x->bytes += env->len;
+    x->bytes += x->out->len - before;
     return 0;
 }
 
@@ -177,6 +181,7 @@ static int
 next_fn(shoal__stxn *t, void *arg)
 {
     ncx *x = arg;
+    x->t = t;
     int err = shoal__stxn_log_scan(t, x->cursor, next_cb, x);
     if (x->err)
         return x->err;

@@ -85,6 +85,7 @@ doc_copy(const shoal__doc *src, shoal_doc **out)
             err = shoal__value_copy(&f->value, &v[i].value);
         } else if (f->kind == SHOAL_K_COUNTER) {
             f->counter = v[i].counter;
+            f->value.type = v[i].value.type; /* REDACTED: increments hidden */
         } else if (v[i].nitems) {
             f->items = shoal__calloc(v[i].nitems, sizeof *f->items);
             if (!f->items) {
@@ -318,6 +319,8 @@ shoal_doc_field_counter(const shoal_doc *d, size_t i, int64_t *out)
 {
     const dfield *f;
     shoal_err err = field_of(d, i, SHOAL_K_COUNTER, &f);
+    if (!err && f->value.type == SHOAL_T_REDACTED)
+        return SHOAL_EPERM; /* sealed increments this replica may not read */
     if (!err)
         *out = f->counter;
     return err;

@@ -192,3 +192,80 @@ shoal__reader_sig(const shoal__reader *rd, shoal__buf *out)
         err = shoal__buf_append(out, rd->certbytes.p, rd->certbytes.len);
     return err;
 }
+
+int
+shoal__reader_groups(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
+                     shoal__authz_cache **k, shoal__qscratch *s, const uint8_t *env, size_t env_len,
+                     uint64_t *groups)
+{
+    *groups = SHOAL__ALL_GROUPS;
+    size_t elen, blen;
+    const uint8_t *body;
+    if (shoal__envelope_parse(env, env_len, &elen, &body, &blen))
+        return SHOAL_ECORRUPT;
+    if (rd->all || blen == 0 || body[0] != 0x9a) /* only a 10-item body has seals */
+        return SHOAL_OK;
+    *groups = 0;
+    if (!rd->has_cert || !rd->pol)
+        return SHOAL_OK;
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, shoal__envelope_author(env), SHOAL_KEY_BYTES);
+    int err = shoal__change_decode(body, blen, &c);
+    if (err)
+        return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+    /* the rules that read the document as it stands here */
+    const shoal__prule *rules[SHOAL__AUTH_MAX_NAMES];
+    size_t n = 0;
+    shoal__sval stored;
+    err = shoal__stxn_qview_get(t, c.coll, c.coll_len, c.doc, c.doc_len, &stored);
+    if (err == SHOAL_OK) {
+        bool alive;
+        for (int full = 0; !err && full < 2; full++) {
+            err = shoal__query_judge(r, t, NULL, (const char *)c.coll, c.coll_len, c.doc, c.doc_len,
+                                     &stored, s, full == 1, &alive);
+            int m = err ? 0
+                        : shoal__authz_read_rules(rd->pol, &rd->cert, c.coll, c.coll_len, &s->doc,
+                                                  rules, &n);
+            if (m != SHOAL__Q_NEEDLIST)
+                break;
+            n = 0;
+        }
+    } else if (err == SHOAL_ENOTFOUND) {
+        err = SHOAL_OK; /* deleted or not held: no rule reads it */
+    }
+    /* which group each sealed op is in: the classes of the policy the
+     * change names */
+    const shoal__policy *named = NULL;
+    if (!err && n > 0 && c.nauth == 2) {
+        shoal__lmdb_apply la = { t, NULL };
+        shoal__apply_store st;
+        shoal__apply_lmdb(&st, &la);
+        err = *k ? SHOAL_OK : shoal__authz_cache_new(k);
+        if (!err)
+            err = shoal__authz_policy(&st, *k, c.auth + SHOAL__ID_BYTES, &named);
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK;
+    }
+    if (!err && named) {
+        const shoal__pcoll *co = shoal__policy_coll(named, c.coll, c.coll_len);
+        /* a group goes when it has ops and the reader reads every one */
+        uint64_t has = 0, hidden = 0;
+        for (size_t i = 0; i < c.nops; i++) {
+            const shoal__op *op = &c.ops[i];
+            if (!op->sealed)
+                continue;
+            uint8_t cls = shoal__pcoll_class(op->field, op->field_len, (void *)(uintptr_t)co);
+            for (uint8_t g = 0; g < c.nseals; g++) {
+                if (c.seal_class[g] != cls)
+                    continue;
+                has |= 1ull << g;
+                if (!shoal__authz_rules_read(rules, n, op->field, op->field_len))
+                    hidden |= 1ull << g;
+            }
+        }
+        *groups = has & ~hidden;
+    }
+    shoal__change_clear(&c);
+    return err;
+}

@@ -16,6 +16,7 @@
  * that document start another change in the next epoch (a re-create).
  */
 #include <assert.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -251,6 +252,10 @@ typedef struct builder {
     shoal__authz_state pre;
     shoal__buf pre_view, post_view;
     bool post_taken;
+    /* Sealed fields: the groups of the change (one per read class it
+     * writes) and their commitments, made by builder_seal. */
+    uint8_t commits[SHOAL__MAX_SEALS * 32];
+    shoal__buf *groups; /* owned, SHOAL__MAX_SEALS of them once used */
 } builder;
 
 typedef struct cctx {
@@ -277,6 +282,10 @@ builder_reset(builder *b)
     b->c.nops = 0;
     b->c.nauthors = 0;
     b->c.ndeps = 0;
+    for (size_t g = 0; b->groups && g < b->c.nseals; g++)
+        b->groups[g].len = 0;
+    b->c.nseals = 0;
+    b->c.seal_commit = NULL;
 }
 
 static void
@@ -284,6 +293,9 @@ builder_free(builder *b)
 {
     shoal__buf_free(&b->pre_view);
     shoal__buf_free(&b->post_view);
+    for (size_t g = 0; b->groups && g < SHOAL__MAX_SEALS; g++)
+        shoal__buf_free(&b->groups[g]);
+    shoal__free(b->groups);
     shoal__free(b->ops);
     shoal__free(b->authors);
     shoal__free(b->deps);
@@ -510,6 +522,52 @@ builder_add(builder *b, shoal__wdoc *wd, const shoal__op *op)
     return shoal__doc_apply(wd->doc, &b->c, b->c.nops - 1, b->c.nops);
 }
 
+/* Seal the ops on restricted fields under the policy the change names
+ * (docs/permissions.md "Sealed fields"): each read class written gets a
+ * group with a fresh random salt, and the change its commitment. */
+static int
+builder_seal(builder *b)
+{
+    const shoal__pcoll *co =
+        b->policy ? shoal__policy_coll(b->policy, b->c.coll, b->c.coll_len) : NULL;
+    if (!co || co->nclasses == 0)
+        return SHOAL_OK;
+    bool used[SHOAL__MAX_SEALS + 1];
+    memset(used, 0, sizeof used);
+    for (size_t i = 0; i < b->c.nops; i++) {
+        shoal__op *op = &b->ops[i];
+        if (op->kind == SHOAL__OP_DEL || op->kind == SHOAL__OP_DELDOC)
+            continue;
+        uint8_t cls = shoal__pcoll_class(op->field, op->field_len, (void *)(uintptr_t)co);
+        op->sealed = cls != 0;
+        used[cls] = true;
+    }
+    uint8_t n = 0;
+    for (uint32_t cls = 1; cls <= SHOAL__MAX_SEALS; cls++)
+        if (used[cls])
+            b->c.seal_class[n++] = (uint8_t)cls;
+    if (n == 0)
+        return SHOAL_OK;
+    if (!b->groups) {
+        b->groups = shoal__calloc(SHOAL__MAX_SEALS, sizeof *b->groups);
+        if (!b->groups)
+            return SHOAL_ENOMEM;
+    }
+    b->c.nseals = n;
+    b->c.seal_commit = b->commits;
+    for (uint8_t g = 0; g < n; g++) {
+        uint8_t salt[SHOAL__SALT_BYTES];
+        randombytes_buf(salt, sizeof salt);
+        b->groups[g].len = 0;
+        int err = shoal__seal_group(&b->c, b->c.seal_class[g], salt, shoal__pcoll_class,
+                                    (void *)(uintptr_t)co, &b->groups[g]);
+        if (err)
+            return err;
+        shoal__seal_commit(b->groups[g].p, b->groups[g].len, b->commits + (size_t)g * 32);
+    }
+    return SHOAL_OK;
+}
+
 /* Encode, sign and store the change being built. */
 static int
 builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
@@ -520,7 +578,9 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
     shoal__buf_init(&env);
     uint8_t cid[SHOAL__ID_BYTES];
     uint64_t pos;
-    int err = r->enforce ? builder_check(cx, b, wd) : SHOAL_OK;
+    int err = r->enforce ? builder_seal(b) : SHOAL_OK;
+    if (!err && r->enforce)
+        err = builder_check(cx, b, wd);
     if (!err)
         err = shoal__change_encode(&b->c, &body);
     if (!err)
@@ -530,6 +590,8 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__stxn_change_put(t, cid, env.p, env.len, r->pk, b->c.seq, wd->meta.last_pos,
                                      &pos);
     }
+    for (uint8_t g = 0; !err && g < b->c.nseals; g++)
+        err = shoal__stxn_seal_put(t, cid, g, b->groups[g].p, b->groups[g].len);
     if (!err)
         cx->appended = true;
     if (!err)

@@ -103,6 +103,32 @@ vp_init(void)
     pthread_atfork(vp_prepare, vp_parent, vp_child);
 }
 
+/* The disclosures of a verified envelope: each names a group of its
+ * seals and is the group committed to (docs/permissions.md "Sealed
+ * fields"); SHOAL_EBADSIG otherwise, as for a bad signature. */
+static int
+check_discs(const shoal__rec *r)
+{
+    shoal__change c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.author, shoal__envelope_author(r->env), SHOAL_KEY_BYTES);
+    int err = shoal__change_decode(r->body, r->body_len, &c);
+    if (err)
+        return err;
+    for (size_t k = 0; !err && k < r->ndisc; k++) {
+        uint8_t h[32];
+        if (r->disc[k].g >= c.nseals) {
+            err = SHOAL_EBADSIG;
+            break;
+        }
+        shoal__seal_commit(r->disc[k].p, r->disc[k].n, h);
+        if (sodium_memcmp(h, c.seal_commit + (size_t)r->disc[k].g * 32, 32) != 0)
+            err = SHOAL_EBADSIG;
+    }
+    shoal__change_clear(&c);
+    return err;
+}
+
 /* Check recs[lo..hi) (the batch's array, read under vp.mu by the claimer
  * and passed in): verify each signature and compute its change id; returns
  * the first bad index or SIZE_MAX. */
@@ -118,6 +144,10 @@ verify_chunk(shoal__rec *recs, size_t lo, size_t hi, int *err)
             return i;
         }
         shoal__change_id(recs[i].env, recs[i].env_len, recs[i].cid);
+        if (recs[i].ndisc && (e = check_discs(&recs[i]))) {
+            *err = e;
+            return i;
+        }
     }
     return SIZE_MAX;
 }
@@ -224,17 +254,30 @@ shoal__recs_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__re
 {
     *recs = NULL;
     shoal__rec *s = NULL;
+    /* The disclosures that follow envelopes, counted first: records and
+     * disclosures share one block. */
+    size_t ndisc = 0;
+    for (size_t i = 0, o = off; i < count && o < n; i++) {
+        size_t elen, blen, dl, dc;
+        const uint8_t *body;
+        if (shoal__envelope_parse(p + o, n - o, &elen, &body, &blen) ||
+            shoal__disc_scan(p + o + elen, n - o - elen, &dl, NULL, &dc))
+            break; /* found again below */
+        ndisc += dc;
+        o += elen + dl;
+    }
     if (count) {
-        s = shoal__calloc(count, sizeof *s);
+        s = shoal__calloc(1, count * sizeof *s + ndisc * sizeof(shoal__disc));
         if (!s)
             return SHOAL_ENOMEM;
     }
+    shoal__disc *dv = s ? (shoal__disc *)(void *)(s + count) : NULL;
     /* Headers and bounds first (cheap, in order); a header error at index
      * i counts only if no envelope before i has a bad signature. */
     int perr = SHOAL_OK;
-    size_t parsed = 0;
+    size_t parsed = 0, used = 0;
     for (; parsed < count; parsed++) {
-        size_t elen, blen;
+        size_t elen, blen, dl, dc;
         const uint8_t *body;
         perr = shoal__envelope_parse(p + off, n - off, &elen, &body, &blen);
         if (perr)
@@ -244,6 +287,17 @@ shoal__recs_open(const uint8_t *p, size_t n, size_t off, size_t count, shoal__re
         s[parsed].body = body;
         s[parsed].body_len = blen;
         off += elen;
+        perr = shoal__disc_scan(p + off, n - off, &dl, NULL, &dc);
+        if (!perr && used + dc > ndisc)
+            perr = SHOAL_EPROTO;
+        if (!perr)
+            perr = shoal__disc_scan(p + off, n - off, &dl, dv + used, &dc);
+        if (perr)
+            break;
+        s[parsed].disc = dc ? dv + used : NULL;
+        s[parsed].ndisc = dc;
+        used += dc;
+        off += dl;
     }
     int err = verify_recs(s, parsed);
     if (!err)

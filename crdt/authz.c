@@ -628,10 +628,8 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
 
 /* ----------------------------------------------------------------- reads */
 
-/* A rule that lets its role read whole documents: every field, so that a
- * change of the document can travel as it is signed (a rule that hides
- * some fields needs sealed fields, which do not exist yet: it reads
- * nothing). */
+/* A rule that lets its role read whole documents, every field: what a
+ * full replica needs (it is sent every sealed group). */
 static bool
 reads_whole(const shoal__prule *ru)
 {
@@ -639,24 +637,45 @@ reads_whole(const shoal__prule *ru)
 }
 
 int
-shoal__authz_reads(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
-                   size_t clen, const shoal__qdoc *d)
+shoal__authz_read_rules(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
+                        size_t clen, const shoal__qdoc *d, const shoal__prule **rules, size_t *n)
 {
     bool needlist = false;
+    size_t k = 0;
     for (uint32_t i = 0; i < cert->nroles; i++) {
         const shoal__prole *ro = shoal__policy_role(p, cert->roles[i].p, cert->roles[i].n);
         const shoal__prule *ru = ro ? shoal__prole_rule(ro, coll, clen) : NULL;
-        if (!ru || !reads_whole(ru))
+        if (!ru || !shoal__prule_reads(ru))
             continue;
         shoal_value pv[SHOAL__AUTH_MAX_USER_REFS];
         if (!bind_user(ru->where, cert, pv))
             continue;
         int m = shoal__query_eval_with(ru->where, pv, d);
-        if (m == 1)
-            return 1;
+        if (m == 1 && rules && k < SHOAL__AUTH_MAX_NAMES)
+            rules[k] = ru;
+        k += m == 1;
         needlist = needlist || m == SHOAL__Q_NEEDLIST;
     }
-    return needlist ? SHOAL__Q_NEEDLIST : 0;
+    if (n)
+        *n = k;
+    return needlist ? SHOAL__Q_NEEDLIST : k > 0;
+}
+
+int
+shoal__authz_reads(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
+                   size_t clen, const shoal__qdoc *d)
+{
+    return shoal__authz_read_rules(p, cert, coll, clen, d, NULL, NULL);
+}
+
+bool
+shoal__authz_rules_read(const shoal__prule *const *rules, size_t n, const uint8_t *field,
+                        size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (shoal__fset_has(&rules[i]->read, field, len))
+            return true;
+    return false;
 }
 
 bool

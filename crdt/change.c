@@ -79,6 +79,7 @@ shoal__change_clear(shoal__change *c)
     uint8_t author[32];
     memcpy(author, c->author, 32);
     shoal__free(c->ops);
+    shoal__free(c->extra);
     memset(c, 0, sizeof *c);
     memcpy(c->author, author, 32);
 }

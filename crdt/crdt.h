@@ -220,6 +220,9 @@ typedef struct shoal__change {
     uint8_t nseals;
     uint8_t seal_class[SHOAL__MAX_SEALS];
     const uint8_t *seal_commit;
+    /* Owned memory a caller attached (copies of disclosed groups, whose
+     * bytes disclosed values point into); freed by shoal__change_clear. */
+    void *extra;
 } shoal__change;
 
 /* Id of op i of change c. */
@@ -292,7 +295,34 @@ const uint8_t *shoal__envelope_author(const uint8_t *env);
 /* Change id: BLAKE2b-256 of the signed bytes (everything but the signature). */
 void shoal__change_id(const uint8_t *env, size_t env_len, uint8_t out[32]);
 
-/* Bundle: magic "SHOALBN1" | count (u32 BE) | count envelopes back to back. */
+/* Disclosures in a stream of envelopes (a BATCH's, a bundle's): a sealed
+ * group travels right after its envelope as a record
+ *   0x80 | group index g (1 byte) | length (u32 BE) | the group's bytes
+ * (docs/format.md "Disclosures").  An envelope starts with its version
+ * byte (1 or 2), so the mark tells the two apart.  At most
+ * SHOAL__MAX_SEALS records follow one envelope. */
+enum {
+    SHOAL__DISC_MARK = 0x80,
+    SHOAL__DISC_HEADER = 1 + 1 + 4
+};
+int shoal__disc_append(shoal__buf *out, uint8_t g, const uint8_t *p, size_t n);
+/* The records at the start of p[0..n), up to the next envelope or the
+ * end: their total length in *len, and each (when discs is not NULL, up
+ * to SHOAL__MAX_SEALS) as g, bytes and length.  SHOAL_ETRUNC for a record
+ * cut short, SHOAL_ETOOBIG for a group over SHOAL__MAX_BODY or more than
+ * SHOAL__MAX_SEALS records, SHOAL_EPROTO for a group index repeated. */
+typedef struct shoal__disc_view {
+    uint8_t g;
+    const uint8_t *p;
+    size_t n;
+} shoal__disc_view;
+int shoal__disc_scan(const uint8_t *p, size_t n, size_t *len, shoal__disc_view *discs,
+                     size_t *count);
+
+/* Bundle: magic "SHOALBN1" | count (u32 BE) | count envelopes back to
+ * back.  Version 2, magic "SHOALBN2": each envelope may be followed by its
+ * disclosure records; a bundle is written as version 2 only when it
+ * carries one (shoal__bundle_add_disc). */
 enum {
     SHOAL__BUNDLE_HEADER = 12,
     SHOAL__MAX_BUNDLE_CHANGES = 1u << 24
@@ -301,6 +331,11 @@ enum {
 int shoal__bundle_begin(shoal__buf *out);
 int shoal__bundle_add(shoal__buf *out, const uint8_t *env, size_t env_len);
 void shoal__bundle_finish(shoal__buf *out, uint32_t count);
+/* A disclosure record after the envelope added last; makes the bundle
+ * version 2. */
+int shoal__bundle_add_disc(shoal__buf *out, uint8_t g, const uint8_t *p, size_t n);
+/* The version of a bundle whose header read (shoal__bundle_header): 1 or 2. */
+#define SHOAL__BUNDLE_VERSION(p) ((p)[7] == '2' ? 2 : 1)
 /* Parse the bundle header at the start of p[0..n): the magic and version
  * (judged on whatever prefix is present: SHOAL_EPROTO for a foreign magic,
  * SHOAL_EVERSION for another version digit), then SHOAL_ETRUNC for fewer
@@ -849,12 +884,20 @@ int shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *ou
 
 /* Read filtering (docs/permissions.md, "Reading"): whether the roles of
  * cert let it read the live document d of coll under policy p: some role
- * has a rule for coll that reads whole documents (every field: a rule
- * that hides fields reads nothing until sealed fields exist) and whose
- * where holds on d.  1 yes, 0 no, SHOAL__Q_NEEDLIST: d's view left out a
- * long list a where needs (evaluate again on the full view). */
+ * has a rule for coll that reads it (at least one field: fields it may
+ * not read travel sealed, and their groups are not disclosed to it) and
+ * whose where holds on d.  1 yes, 0 no, SHOAL__Q_NEEDLIST: d's view left
+ * out a long list a where needs (evaluate again on the full view). */
 int shoal__authz_reads(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
                        size_t clen, const shoal__qdoc *d);
+/* The same, with the rules that read d (up to SHOAL__AUTH_MAX_NAMES into
+ * rules when not NULL, their number in *n): a field of d is readable
+ * when one of them reads it (shoal__authz_rules_read). */
+int shoal__authz_read_rules(const shoal__policy *p, const shoal__cert *cert, const uint8_t *coll,
+                            size_t clen, const shoal__qdoc *d, const shoal__prule **rules,
+                            size_t *n);
+bool shoal__authz_rules_read(const shoal__prule *const *rules, size_t n, const uint8_t *field,
+                             size_t len);
 /* Whether cert reads every document of every collection p declares (a
  * rule reading whole documents whose where is TRUE, for each): such a
  * peer may be a full replica. */

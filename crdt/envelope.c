@@ -195,6 +195,15 @@ shoal__bundle_finish(shoal__buf *out, uint32_t count)
 }
 
 int
+shoal__bundle_add_disc(shoal__buf *out, uint8_t g, const uint8_t *p, size_t n)
+{
+    if (out->len < SHOAL__BUNDLE_HEADER)
+        return SHOAL_EINVAL;
+    out->p[7] = '2';
+    return shoal__disc_append(out, g, p, n);
+}
+
+int
 shoal__bundle_header(const uint8_t *p, size_t n, uint32_t *count)
 {
     *count = 0;
@@ -203,7 +212,7 @@ shoal__bundle_header(const uint8_t *p, size_t n, uint32_t *count)
     size_t m = n < 8 ? n : 8;
     if (memcmp(p, bundle_magic, m < 7 ? m : 7) != 0)
         return SHOAL_EPROTO;
-    if (m == 8 && p[7] != bundle_magic[7])
+    if (m == 8 && p[7] != bundle_magic[7] && p[7] != '2')
         return p[7] >= '0' && p[7] <= '9' ? SHOAL_EVERSION : SHOAL_EPROTO;
     if (n < SHOAL__BUNDLE_HEADER)
         return SHOAL_ETRUNC;
@@ -243,6 +252,16 @@ shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *coun
         s[i].off = off;
         s[i].len = len;
         off += len;
+        /* version 2: disclosures after the envelope (not checked here) */
+        size_t dl = 0, dc = 0;
+        err = shoal__disc_scan(p + off, n - off, &dl, NULL, &dc);
+        if (!err && dc && p[7] != '2')
+            err = SHOAL_EPROTO;
+        if (err) {
+            shoal__free(s);
+            return err;
+        }
+        off += dl;
     }
     if (off != n) {
         shoal__free(s);
@@ -250,5 +269,54 @@ shoal__bundle_split(const uint8_t *p, size_t n, shoal__span **envs, size_t *coun
     }
     *envs = s;
     *count = cnt;
+    return SHOAL_OK;
+}
+
+/* ------------------------------------------------------------ disclosures */
+
+int
+shoal__disc_append(shoal__buf *out, uint8_t g, const uint8_t *p, size_t n)
+{
+    if (n > SHOAL__MAX_BODY)
+        return SHOAL_ETOOBIG;
+    uint8_t h[SHOAL__DISC_HEADER];
+    h[0] = SHOAL__DISC_MARK;
+    h[1] = g;
+    shoal__be32_put(h + 2, (uint32_t)n);
+    int err = shoal__buf_append(out, h, sizeof h);
+    if (!err)
+        err = shoal__buf_append(out, p, n);
+    return err;
+}
+
+int
+shoal__disc_scan(const uint8_t *p, size_t n, size_t *len, shoal__disc_view *discs, size_t *count)
+{
+    size_t off = 0, k = 0;
+    bool seen[256] = { false };
+    *len = 0;
+    *count = 0;
+    while (off < n && p[off] == SHOAL__DISC_MARK) {
+        if (n - off < SHOAL__DISC_HEADER)
+            return SHOAL_ETRUNC;
+        uint8_t g = p[off + 1];
+        uint32_t gl = shoal__be32_get(p + off + 2);
+        if (gl > SHOAL__MAX_BODY || k == SHOAL__MAX_SEALS)
+            return SHOAL_ETOOBIG;
+        if (seen[g])
+            return SHOAL_EPROTO;
+        seen[g] = true;
+        if (n - off - SHOAL__DISC_HEADER < gl)
+            return SHOAL_ETRUNC;
+        if (discs) {
+            discs[k].g = g;
+            discs[k].p = p + off + SHOAL__DISC_HEADER;
+            discs[k].n = gl;
+        }
+        k++;
+        off += SHOAL__DISC_HEADER + gl;
+    }
+    *len = off;
+    *count = k;
     return SHOAL_OK;
 }

@@ -60,7 +60,7 @@
  * docs/storage.md); renaming one is a format change. */
 const char *const shoal__st_table_names[T_COUNT] = {
     "meta",  "changes", "authseq", "log",    "pending", "evidence", "docs",     "docsnap",
-    "peers", "evcid",   "qview",   "qixreg", "qindex",  "evicted",  "rejected",
+    "peers", "evcid",   "qview",   "qixreg", "qindex",  "evicted",  "rejected", "seals",
 };
 
 static int

@@ -88,6 +88,53 @@ shoal__stxn_rejected_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 }
 
 int
+shoal__stxn_seal_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g,
+                     const uint8_t *p, size_t n)
+{
+    uint8_t k[SHOAL__ID_BYTES + 1];
+    memcpy(k, cid, SHOAL__ID_BYTES);
+    k[SHOAL__ID_BYTES] = g;
+    shoal__sval v;
+    int err = shoal__st_get(t, T_SEALS, k, sizeof k, &v);
+    if (err != SHOAL_ENOTFOUND)
+        return err;
+    return shoal__st_put(t, T_SEALS, k, sizeof k, p, n, 0);
+}
+
+int
+shoal__stxn_seal_scan(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], shoal__seal_fn cb,
+                      void *arg)
+{
+    MDB_cursor *c;
+    int rc = shoal__st_cur_open(t, T_SEALS, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = shoal__st_cur_first(t, c, cid, SHOAL__ID_BYTES, &k, &v); rc == SHOAL_OK;
+         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SHOAL__ID_BYTES + 1 || memcmp(k.mv_data, cid, SHOAL__ID_BYTES) != 0)
+            break;
+        shoal__sval sv = { v.mv_data, v.mv_size };
+        int r = cb(((const uint8_t *)k.mv_data)[SHOAL__ID_BYTES], &sv, arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+int
+shoal__stxn_seal_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, shoal__sval *v)
+{
+    uint8_t k[SHOAL__ID_BYTES + 1];
+    memcpy(k, cid, SHOAL__ID_BYTES);
+    k[SHOAL__ID_BYTES] = g;
+    return shoal__st_get(t, T_SEALS, k, sizeof k, v);
+}
+
+int
 shoal__stxn_qview_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                       size_t idlen, const void *view, size_t vlen)
 {

@@ -32,6 +32,8 @@
  *             store; core/ keeps it in the transaction of every change)
  *   qixreg    coll NUL field -> index number (u32 BE), from meta "qixnext"
  *   evicted   coll NUL id -> one byte (1): a document this replica evicted
+ *   seals     change id (32) | group index (1) -> a sealed group's bytes
+ *             (the disclosures this replica holds; never removed)
  *   rejected  change id -> one byte (1): a change the write check rejected
  *             (partial sync: it left its view), so that it can tell the
  *             peers it serves that it left theirs; written by core/subs.c,
@@ -299,6 +301,19 @@ int shoal__stxn_doc_del(shoal__stxn *t, const uint8_t *coll, size_t clen, const 
  * table `rejected`, change id -> one byte (1).  Put; whether cid is one. */
 int shoal__stxn_rejected_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
 bool shoal__stxn_rejected_has(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+/* Sealed groups (docs/permissions.md "Sealed fields"): table `seals`,
+ * change id | group index (1 byte) -> the group's bytes, as its author
+ * committed to them.  Put (a group held already is left as it is); get
+ * (SHOAL_ENOTFOUND if not held; *v Borrowed until the next write). */
+int shoal__stxn_seal_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g,
+                         const uint8_t *p, size_t n);
+int shoal__stxn_seal_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g,
+                         shoal__sval *v);
+/* Every group held for cid, by index; cb non-zero stops the scan and is
+ * returned. */
+typedef int (*shoal__seal_fn)(uint8_t g, const shoal__sval *v, void *arg);
+int shoal__stxn_seal_scan(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], shoal__seal_fn cb,
+                          void *arg);
 /* The eviction stub of (coll, id): put; whether there is one. */
 int shoal__stxn_stub_put(shoal__stxn *t, const uint8_t *coll, size_t clen, const uint8_t *id,
                          size_t idlen);

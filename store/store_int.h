@@ -48,6 +48,7 @@ enum {
     T_QINDEX,
     T_EVICTED,
     T_REJECTED,
+    T_SEALS,
     T_COUNT
 };
 

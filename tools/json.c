@@ -329,6 +329,10 @@ field_json(const shoal_doc *d, size_t i, char *err, size_t errlen)
         e = shoal_doc_field_counter(d, i, &n);
         if (e == SHOAL_OK)
             j = json_integer((json_int_t)n);
+        if (e == SHOAL_EPERM) { /* sealed increments: REDACTED */
+            e = SHOAL_OK;
+            j = json_pack("{s:b}", "$redacted", 1);
+        }
     } else if (kind == SHOAL_K_LIST) {
         size_t len;
         e = shoal_doc_field_list_len(d, i, &len);

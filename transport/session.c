@@ -911,6 +911,10 @@ recv_batch(shoal__session *s, shoal__frame *f)
             }
         nt++;
         off += elen;
+        size_t dl, dc; /* its disclosures (checked by the host's apply) */
+        if ((err = shoal__disc_scan(f->envs + off, f->envs_len - off, &dl, NULL, &dc)))
+            break;
+        off += dl;
     }
     if (!err && nt > 1) {
         qsort(t, nt, sizeof *t, entry_cmp);

@@ -676,6 +676,34 @@ else
     fail "docs/permissions.md 'Using it' snippet: $(cat "$T/stderr")"
 fi
 
+# sealed fields (docs/permissions.md "Sealed fields"): the auditor of that
+# policy syncs the products with cost_price REDACTED; the root reads it
+U="$T/using"
+U_R=$("$SHOAL" -d "$U/root" auth show | sed 's/.*"root":"\([0-9a-f]*\)".*/\1/')
+expect "sealed: an auditor's replica" 0 -d "$U/auditor" init --root "$U_R"
+U_A=$out
+expect "sealed: certify it" 0 -d "$U/root" auth grant "$U_A" --role auditor --user abe
+expect "sealed: the tablet writes a cost" 0 -d "$U/tablet" put products p1 '{"cost_price":2.5,"stock":4}'
+"$SHOAL" -d "$U/tablet" export > "$T/sealed.bundle"
+check_eq "sealed: the bundle is version 2" "SHOALBN2" "$(head -c 8 "$T/sealed.bundle")"
+expect_in "sealed: the root takes it" 0 "$T/sealed.bundle" -d "$U/root" import
+check_re "sealed: nothing rejected" '"rejected":0' "$out"
+run -d "$U/root" get products p1
+check_eq "sealed: the root reads the cost" '{"cost_price":2.5,"stock":4,"store_id":12}' "$out"
+"$SHOAL" -d "$U/root" serve --listen 'tcp://127.0.0.1:*' >"$T/sealed.out" 2>"$T/sealed.err" &
+serve_pid=$!
+if wait_for "$T/sealed.out" "^id $U_R\$"; then pass; else fail "sealed: serve did not start: $(cat "$T/sealed.err")"; fi
+sep=$(head -1 "$T/sealed.out")
+expect "sealed: the auditor subscribes" 0 -d "$U/auditor" subscribe all products
+expect "sealed: the auditor syncs" 0 -d "$U/auditor" sync "$sep@$U_R" --timeout 20
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+serve_pid=
+run -d "$U/auditor" get products p1
+check_eq "sealed: the auditor's cost is redacted" '{"cost_price":{"$redacted":true},"stock":4,"store_id":12}' "$out"
+expect "sealed: the auditor may not write it back" 1 -d "$U/auditor" put products p1 '{"cost_price":{"$redacted":true}}'
+expect "sealed: the auditor checks clean" 0 -d "$U/auditor" check
+
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.
 mkdir "$T/readme"

@@ -93,6 +93,7 @@ fixed_now(void *ctx)
 static void
 rec_of(const envl *e, shoal__rec *r)
 {
+    memset(r, 0, sizeof *r);
     size_t elen;
     int err = shoal__envelope_parse(e->p, e->n, &elen, &r->body, &r->body_len);
     (void)err;

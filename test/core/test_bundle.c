@@ -493,7 +493,7 @@ test_forged_and_foreign(void)
     q[f.sp[2].off] = 3;
     expect_reject(&f, q, f.n, SHOAL_EVERSION, "envelope version", 0);
     memcpy(q, f.b, f.n);
-    q[7] = '2';
+    q[7] = '3';
     expect_reject(&f, q, f.n, SHOAL_EVERSION, "bundle version", 0);
     q[7] = 'X';
     expect_reject(&f, q, f.n, SHOAL_EPROTO, "bundle magic", 0);

@@ -78,6 +78,7 @@ typedef struct world {
 static void
 rec_of(const world *w, size_t i, shoal__rec *r)
 {
+    memset(r, 0, sizeof *r);
     size_t elen;
     int err = shoal__envelope_parse(w->env[i], w->len[i], &elen, &r->body, &r->body_len);
     CHECK_EQ(err, SHOAL_OK);
@@ -1554,6 +1555,203 @@ test_reading(void)
     team_close(&tm);
 }
 
+/* ------------------------------------------------------- sealed fields */
+
+/* POLICY with an auditor that reads every product but its cost, margin
+ * and notes: those three are restricted, one read class. */
+static const char SEALED_POLICY[] =
+    "{\"collections\": {\"products\": {\"guard\": [\"store_id\"],"
+    "   \"queryable\": [\"store_id\", \"price\"]}},"
+    " \"roles\": {"
+    "  \"manager\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
+    "             \"write\": \"*\", \"create\": true, \"delete\": true}},"
+    "  \"relay\": {\"products\": {\"where\": \"TRUE\", \"read\": \"*\"}},"
+    "  \"auditor\": {\"products\": {\"where\": \"TRUE\","
+    "             \"read\": {\"except\": [\"cost\", \"margin\", \"notes\"]}}}}}";
+
+/* p1 of store 1 with a stock in clear and a cost, a margin (counter) and
+ * notes (list) sealed. */
+static int
+put_sealed(shoal_replica *r, const char *doc)
+{
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(r, &t);
+    shoal_value store = { .type = SHOAL_T_INT, .i = 1 }, stock = { .type = SHOAL_T_INT, .i = 3 };
+    shoal_value cost = { .type = SHOAL_T_INT, .i = 7 };
+    shoal_value a = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)"a", .len = 1 };
+    shoal_value b = { .type = SHOAL_T_STR, .ptr = (const uint8_t *)"b", .len = 1 };
+    if (!err)
+        err = shoal_txn_set(t, "products", doc, "store_id", &store);
+    if (!err)
+        err = shoal_txn_set(t, "products", doc, "stock", &stock);
+    if (!err)
+        err = shoal_txn_set(t, "products", doc, "cost", &cost);
+    if (!err)
+        err = shoal_txn_counter_add(t, "products", doc, "margin", 5);
+    if (!err)
+        err = shoal_txn_list_insert(t, "products", doc, "notes", 0, &a);
+    if (!err)
+        err = shoal_txn_list_insert(t, "products", doc, "notes", 1, &b);
+    if (!err)
+        return shoal_txn_commit(t);
+    shoal_txn_abort(t);
+    return err;
+}
+
+/* What r shows of p1: "stock=3 cost=7 margin=5 notes=a,b", with ? for a
+ * value it may not read. */
+static const char *
+show(shoal_replica *r, const char *doc)
+{
+    static char out[200];
+    shoal_doc *d = NULL;
+    if (shoal_doc_get(r, "products", doc, &d) != SHOAL_OK)
+        return "<none>";
+    const char *names[] = { "stock", "cost", "margin", "notes" };
+    size_t k = 0;
+    out[0] = 0;
+    for (int f = 0; f < 4; f++) {
+        size_t i;
+        k += (size_t)snprintf(out + k, sizeof out - k, "%s%s=", f ? " " : "", names[f]);
+        if (shoal_doc_field_find(d, names[f], &i) != SHOAL_OK) {
+            k += (size_t)snprintf(out + k, sizeof out - k, "-");
+            continue;
+        }
+        shoal_value v;
+        int64_t n;
+        size_t len;
+        switch (shoal_doc_field_kind(d, i)) {
+        case SHOAL_K_REGISTER:
+            CHECK_EQ(shoal_doc_field_value(d, i, &v), SHOAL_OK);
+            k += (size_t)snprintf(out + k, sizeof out - k,
+                                  v.type == SHOAL_T_REDACTED ? "?" : "%lld", (long long)v.i);
+            break;
+        case SHOAL_K_COUNTER: {
+            int rc = shoal_doc_field_counter(d, i, &n);
+            CHECK(rc == SHOAL_OK || rc == SHOAL_EPERM);
+            if (rc)
+                k += (size_t)snprintf(out + k, sizeof out - k, "?");
+            else
+                k += (size_t)snprintf(out + k, sizeof out - k, "%lld", (long long)n);
+            break;
+        }
+        default:
+            CHECK_EQ(shoal_doc_field_list_len(d, i, &len), SHOAL_OK);
+            for (size_t j = 0; j < len; j++) {
+                CHECK_EQ(shoal_doc_field_list_item(d, i, j, &v), SHOAL_OK);
+                k += (size_t)snprintf(out + k, sizeof out - k, "%s%.*s", j ? "," : "",
+                                      v.type == SHOAL_T_REDACTED ? 1 : (int)v.len,
+                                      v.type == SHOAL_T_REDACTED ? "?" : (const char *)v.ptr);
+            }
+            break;
+        }
+    }
+    shoal_doc_free(d);
+    return out;
+}
+
+static void
+print_problem(void *arg, const char *problem)
+{
+    (void)arg;
+    fprintf(stderr, "  check: %s\n", problem);
+}
+
+static bool
+wait_show(shoal_replica *r, const char *doc, const char *want)
+{
+    uint64_t t0 = check_now_ms();
+    while (strcmp(show(r, doc), want) != 0 && check_now_ms() - t0 < 20000) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    if (strcmp(show(r, doc), want) != 0)
+        fprintf(stderr, "  %s: want %s\n", show(r, doc), want);
+    return strcmp(show(r, doc), want) == 0;
+}
+
+/* Sealed fields (docs/permissions.md "Sealed fields"): a manager's write
+ * to restricted fields travels sealed; the root and a relay, which read
+ * them, get their values; an auditor, which may not, holds the document
+ * with those values REDACTED and the rest in clear, over a live link, and
+ * its signatures verify.  A bundle carries the groups (version 2); one
+ * with a disclosure altered is refused whole; a replica that got the
+ * change without its group fills the values in when the group comes. */
+static void
+test_sealed(void)
+{
+    team tm;
+    if (!team_open(&tm, 5)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *mgr = tm.r[1], *aud = tm.r[2], *relay = tm.r[3],
+                  *late = tm.r[4];
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, SEALED_POLICY, strlen(SEALED_POLICY), &v), SHOAL_OK);
+    grant(root, mgr, "manager", 1);
+    grant(root, aud, "auditor", 1);
+    grant(root, relay, "relay", 1);
+    pass(root, mgr);
+    CHECK_EQ(put_sealed(mgr, "p1"), SHOAL_OK);
+    const char *all = "stock=3 cost=7 margin=5 notes=a,b";
+    const char *hidden = "stock=3 cost=? margin=? notes=?,?";
+    CHECK(strcmp(show(mgr, "p1"), all) == 0);
+    /* the bundle carries the groups: version 2 */
+    uint8_t *bundle = NULL;
+    size_t blen = 0;
+    CHECK_EQ(shoal_export(mgr, NULL, &bundle, &blen), SHOAL_OK);
+    REQUIRE(bundle && blen > 12);
+    CHECK(memcmp(bundle, "SHOALBN2", 8) == 0);
+    /* a disclosure altered: refused whole, nothing taken */
+    uint8_t *bad = malloc(blen);
+    REQUIRE(bad);
+    memcpy(bad, bundle, blen);
+    bad[blen - 1] ^= 1; /* the last group's last byte */
+    CHECK_EQ(shoal_import(root, bad, blen, NULL), SHOAL_EBADSIG);
+    CHECK(!has_doc(root, "p1"));
+    free(bad);
+    CHECK_EQ(shoal_import(root, bundle, blen, NULL), SHOAL_OK);
+    shoal_free(bundle);
+    CHECK(strcmp(show(root, "p1"), all) == 0);
+    /* live links: the auditor (partial) and the relay (full) */
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    subscribe(aud, NULL);
+    CHECK_EQ(shoal_net_connect(aud, ep, tm.root), SHOAL_OK);
+    CHECK(wait_show(aud, "p1", hidden));
+    CHECK_EQ(shoal_net_sync(relay, ep, tm.root, 20000), SHOAL_OK);
+    CHECK(strcmp(show(relay, "p1"), all) == 0);
+    /* a later write in clear reaches the auditor; a sealed one stays hidden */
+    CHECK_EQ(put_int(mgr, "p1", "stock", 9, "cost", 8), SHOAL_OK);
+    pass(mgr, root);
+    CHECK(wait_show(aud, "p1", "stock=9 cost=? margin=? notes=?,?"));
+    CHECK(strcmp(show(root, "p1"), "stock=9 cost=8 margin=5 notes=a,b") == 0);
+    /* the auditor's replica checks clean and keeps it across a reopen */
+    CHECK_EQ(shoal_net_disconnect(aud, ep), SHOAL_OK);
+    /* the groups never reached it: its export carries none */
+    CHECK_EQ(shoal_export(aud, NULL, &bundle, &blen), SHOAL_OK);
+    CHECK(bundle && memcmp(bundle, "SHOALBN1", 8) == 0);
+    shoal_free(bundle);
+    CHECK_EQ(shoal_replica_check(aud, print_problem, NULL, NULL), SHOAL_OK);
+    /* a replica that got the changes without their groups (from the
+     * auditor) fills the values in when a bundle with the groups comes */
+    pass(aud, late);
+    CHECK(strcmp(show(late, "p1"), "stock=9 cost=? margin=? notes=?,?") == 0);
+    pass(root, late);
+    CHECK(strcmp(show(late, "p1"), "stock=9 cost=8 margin=5 notes=a,b") == 0);
+    uint8_t d1[SHOAL_DIGEST_BYTES], d2[SHOAL_DIGEST_BYTES];
+    CHECK_EQ(shoal_digest(late, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, sizeof d1) == 0);
+    /* the manager and the late replica rebuild the same from their logs */
+    CHECK_EQ(shoal_replica_check(mgr, print_problem, NULL, NULL), SHOAL_OK);
+    CHECK_EQ(shoal_replica_check(late, print_problem, NULL, NULL), SHOAL_OK);
+    shoal_free(ep);
+    team_close(&tm);
+}
+
 /* Whether r's engine has a link up with key. */
 static bool
 linked(shoal_replica *r, const uint8_t *pk)
@@ -1980,6 +2178,7 @@ int
 main(void)
 {
     RUN(test_verdicts);
+    RUN(test_sealed);
     RUN(test_waits_for_authority);
     RUN(test_bad_authority);
     RUN(test_convergence);

@@ -2632,7 +2632,7 @@ test_bundle(void)
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EPROTO);
     CHECK(sp == NULL && cnt == 0);
     b.p[0] = 'S';
-    b.p[7] = '2';
+    b.p[7] = '3';
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EVERSION);
     b.p[7] = '0';
     CHECK_EQ(shoal__bundle_split(b.p, b.len, &sp, &cnt), SHOAL_EVERSION);

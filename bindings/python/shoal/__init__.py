@@ -43,7 +43,7 @@ from ._errors import (BusyError, ClosedError, CorruptError, DecodeError,
                       TransportError, TruncatedError, VersionError)
 from ._api import (ChangeEvent, CheckResult, Counter, Document, ImportResult, Kind,
                    ListField, LiveEvent, LiveQuery, LogLevel, Peer, Replica,
-                   SortKey, Transaction, Value,
+                   SortKey, Transaction, Value, Redacted, REDACTED,
                    ffi as _ffi,
                    lib as _lib)
 
@@ -70,7 +70,8 @@ __version__: str = library_version()
 
 __all__ = [
     "Replica", "Document", "Counter", "ListField", "Transaction",
-    "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value", "LogLevel", "Peer",
+    "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value", "Redacted", "REDACTED",
+    "LogLevel", "Peer",
     "LiveQuery", "LiveEvent", "SortKey",
     "library_version", "strerror", "__version__",
     "KEY_BYTES", "DIGEST_BYTES", "MAX_COLLECTION", "MAX_DOC_ID", "MAX_FIELD",

@@ -43,8 +43,24 @@ __all__ = ["Replica", "Document", "Counter", "ListField", "Transaction",
            "ChangeEvent", "ImportResult", "CheckResult", "Kind", "Value",
            "LogLevel", "Peer", "LiveQuery", "LiveEvent", "SortKey"]
 
+class Redacted:
+    """A value this replica may not read: a sealed field whose group it
+    does not hold (docs/permissions.md, "Sealed fields").  One instance,
+    :data:`REDACTED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "REDACTED"
+
+    def __reduce__(self) -> str:
+        return "REDACTED"
+
+
+REDACTED = Redacted()
+
 #: A register or list element value.
-Value = Union[None, bool, int, float, str, bytes]
+Value = Union[None, bool, int, float, str, bytes, Redacted]
 
 #: One sort key of :meth:`Replica.find`: a field name (ascending) or a
 #: ``(field, "asc" | "desc")`` pair.
@@ -214,6 +230,8 @@ def _value(cv: Any) -> Value:
     t = cv.type
     if t == lib.SHOAL_T_NIL:
         return None
+    if t == lib.SHOAL_T_REDACTED:
+        return REDACTED
     if t == lib.SHOAL_T_BOOL:
         return bool(cv.b)
     if t == lib.SHOAL_T_INT:
@@ -2412,6 +2430,8 @@ def _field_value(d: Any, i: int) -> Any:
     if kind == lib.SHOAL_K_COUNTER:
         out = ffi.new("int64_t *")
         rc = lib.shoal_doc_field_counter(d, i, out)
+        if rc == lib.SHOAL_EPERM:
+            return REDACTED  # sealed increments this replica may not read
         if rc:
             raise _error(rc)
         return int(out[0])

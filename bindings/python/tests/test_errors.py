@@ -253,7 +253,7 @@ def test_bad_bundles(make_replica, one_change_bundle):
     _rejected(b, good[:8] + struct.pack(">I", 0xFFFFFFFF) + good[12:], shoal.DecodeError)
     # trailing garbage, wrong magic, unknown envelope version, garbage
     _rejected(b, good + b"\0", shoal.DecodeError)
-    _rejected(b, b"SHOALBN2" + good[8:], shoal.DecodeError)
+    _rejected(b, b"SHOALBN3" + good[8:], shoal.DecodeError)
     v = bytearray(good)
     v[12] = 99
     _rejected(b, bytes(v), shoal.DecodeError)

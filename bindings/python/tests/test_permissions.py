@@ -103,3 +103,41 @@ def test_revoke(make_replica):
     assert [(r["key"], r["cut"]) for r in revs] == [(dev.id, 0)]
     with pytest.raises(shoal.InvalidArgumentError):
         make_replica("open").auth_revoke(dev.id)
+
+
+SEALED = {
+    "collections": {"products": {"guard": ["store_id"],
+                                 "queryable": ["store_id", "price"]}},
+    "roles": {
+        "manager": {"products": {"where": "store_id == $user.store_id",
+                                 "read": "*", "write": "*",
+                                 "create": True, "delete": True}},
+        "auditor": {"products": {"where": "TRUE",
+                                 "read": {"except": ["cost", "margin"]}}},
+    },
+}
+
+
+def test_sealed_fields(make_replica):
+    """An auditor that may not read cost and margin syncs the products
+    with those values REDACTED (docs/permissions.md, "Sealed fields")."""
+    root = make_replica("root", root="self")
+    dev = make_replica("dev", root=root.id)
+    aud = make_replica("aud", root=root.id)
+    root.auth_policy(SEALED)
+    root.auth_grant(dev.id, ["manager"], user="ann", attrs={"store_id": 1})
+    root.auth_grant(aud.id, ["auditor"], user="abe")
+    sync(root, dev)
+    dev["products", "p1"].update(store_id=1, stock=3, cost=7)
+    dev["products", "p1"].counter("margin").add(5)
+    sync(dev, root)
+    assert root["products", "p1"]["cost"] == 7
+    assert root["products", "p1"]["margin"] == 5
+    ep = root.listen()
+    aud.subscribe("all", "products")
+    aud.sync(ep, root.id, timeout=20)
+    p = aud["products", "p1"]
+    assert p["stock"] == 3
+    assert p["cost"] is shoal.REDACTED
+    assert p["margin"] is shoal.REDACTED
+    assert repr(shoal.REDACTED) == "REDACTED"
