@@ -51,7 +51,9 @@ static const char POLICY[] =
     "             \"write\": \"*\", \"create\": true, \"delete\": true}},"
     "  \"regional\": {\"products\": {\"where\": \"store_id IN (1, 2)\", \"read\": \"*\","
     "             \"write\": [\"store_id\"]}},"
-    "  \"relay\": {\"products\": {\"where\": \"TRUE\", \"read\": \"*\"}}}}";
+    "  \"relay\": {\"products\": {\"where\": \"TRUE\", \"read\": \"*\"}},"
+    "  \"auditor\": {\"products\": {\"where\": \"TRUE\","
+    "             \"read\": {\"except\": [\"secret\", \"tally\"]}}}}}";
 
 typedef struct key {
     uint8_t pk[32], sk[64];
@@ -73,10 +75,20 @@ typedef struct world {
     uint64_t policy_version;
     uint8_t grant[32];      /* id of the admin's grant */
     uint64_t serial[NKEYS]; /* the last certificate serial of each key */
+    /* Sealed fields: the policies published (a change's sealing follows
+     * the one it names), and each envelope's disclosure records. */
+    uint8_t pol_id[8][32];
+    shoal__policy *pol[8];
+    size_t npol;
+    uint8_t *disc[MAXENV];
+    size_t disclen[MAXENV];
+    bool forge_seal; /* the next data change breaks the sealing rules */
 } world;
 
+/* Envelope i of w as a record, with its disclosures (into dv, room for
+ * SHOAL__MAX_SEALS) unless withheld. */
 static void
-rec_of(const world *w, size_t i, shoal__rec *r)
+rec_disc(const world *w, size_t i, shoal__rec *r, shoal__disc *dv, bool withhold)
 {
     memset(r, 0, sizeof *r);
     size_t elen;
@@ -85,16 +97,41 @@ rec_of(const world *w, size_t i, shoal__rec *r)
     r->env = w->env[i];
     r->env_len = w->len[i];
     memcpy(r->cid, w->id[i], 32);
+    if (!withhold && w->disclen[i]) {
+        size_t dl, dc;
+        CHECK_EQ(shoal__disc_scan(w->disc[i], w->disclen[i], &dl, dv, &dc), SHOAL_OK);
+        r->disc = dv;
+        r->ndisc = dc;
+    }
+}
+
+static int
+import_with(shoal__memstore *m, const world *w, const size_t *idx, size_t n, uint64_t *clock,
+            shoal_import_result *res, bool withhold)
+{
+    static shoal__rec r[MAXENV * 2];
+    static shoal__disc dv[MAXENV * 2][2];
+    for (size_t i = 0; i < n; i++)
+        rec_disc(w, idx[i], &r[i], dv[i], withhold);
+    return shoal__memstore_import(m, r, n, WALL_MS, 60000, clock, res);
 }
 
 static int
 import(shoal__memstore *m, const world *w, const size_t *idx, size_t n, uint64_t *clock,
        shoal_import_result *res)
 {
-    shoal__rec r[MAXENV * 2];
-    for (size_t i = 0; i < n; i++)
-        rec_of(w, idx[i], &r[i]);
-    return shoal__memstore_import(m, r, n, WALL_MS, 60000, clock, res);
+    return import_with(m, w, idx, n, clock, res, false);
+}
+
+/* The products collection of the policy named pid (NULL: not one
+ * published here): its read classes say which ops are sealed. */
+static const shoal__pcoll *
+named_coll(const world *w, const uint8_t *pid)
+{
+    for (size_t k = 0; k < w->npol; k++)
+        if (memcmp(w->pol_id[k], pid, 32) == 0)
+            return shoal__policy_coll(w->pol[k], (const uint8_t *)"products", 8);
+    return NULL;
 }
 
 /* The op of a change under construction. */
@@ -158,6 +195,39 @@ make(world *w, int ki, const char *coll, const char *doc, uint64_t epoch, const 
     c.version = (uint8_t)version;
     c.nauth = version == SHOAL__FORMAT_V2 ? nauth : 0;
     c.auth = c.nauth ? auth : NULL;
+    /* Sealed fields: the ops on restricted fields under the policy named
+     * go sealed, in one group per class, with a salt from the seeded
+     * stream; a forger leaves one in clear. */
+    uint8_t commits[2 * 32];
+    shoal__buf groups[2];
+    shoal__buf_init(&groups[0]);
+    shoal__buf_init(&groups[1]);
+    const shoal__pcoll *co = !obj && c.nauth == 2 ? named_coll(w, auth + 32) : NULL;
+    if (co) {
+        bool used[3] = { false, false, false };
+        for (size_t i = 0; i < nops; i++)
+            if (o[i].kind != SHOAL__OP_DELDOC && o[i].kind != SHOAL__OP_DEL) {
+                uint8_t cls = shoal__pcoll_class(o[i].field, o[i].field_len, (void *)(uintptr_t)co);
+                if (cls > 2)
+                    abort(); /* POLICY has one class */
+                o[i].sealed = cls != 0 && !w->forge_seal;
+                used[cls] = used[cls] || o[i].sealed;
+            }
+        w->forge_seal = false;
+        for (uint8_t cls = 1; cls <= 2; cls++)
+            if (used[cls]) {
+                uint8_t salt[SHOAL__SALT_BYTES];
+                for (size_t b = 0; b < sizeof salt; b++)
+                    salt[b] = (uint8_t)check_rand();
+                shoal__buf *g = &groups[c.nseals];
+                CHECK_EQ(
+                    shoal__seal_group(&c, cls, salt, shoal__pcoll_class, (void *)(uintptr_t)co, g),
+                    SHOAL_OK);
+                shoal__seal_commit(g->p, g->len, commits + c.nseals * 32);
+                c.seal_class[c.nseals++] = cls;
+            }
+        c.seal_commit = c.nseals ? commits : NULL;
+    }
     shoal__buf body, env;
     shoal__buf_init(&body);
     shoal__buf_init(&env);
@@ -168,6 +238,14 @@ make(world *w, int ki, const char *coll, const char *doc, uint64_t epoch, const 
     w->len[i] = env.len;
     shoal__change_id(env.p, env.len, w->id[i]);
     shoal__buf_free(&body);
+    shoal__buf d;
+    shoal__buf_init(&d);
+    for (uint8_t g = 0; g < c.nseals; g++)
+        CHECK_EQ(shoal__disc_append(&d, g, groups[g].p, groups[g].len), SHOAL_OK);
+    w->disc[i] = d.p;
+    w->disclen[i] = d.len;
+    shoal__buf_free(&groups[0]);
+    shoal__buf_free(&groups[1]);
     shoal_import_result res;
     CHECK_EQ(import(k->view, w, &i, 1, &k->clock, &res), SHOAL_OK);
     CHECK_EQ(res.pending, 0); /* applied, or rejected by an enforcing view */
@@ -245,6 +323,16 @@ put_cert(world *w, int issuer, const uint8_t *issuer_grant, int subject, const c
     return put_cert_serial(w, issuer, issuer_grant, subject, role, store, 1);
 }
 
+/* Remember the policy published as change pi (b: its bytes). */
+static void
+note_policy(world *w, size_t pi, const shoal__buf *b)
+{
+    REQUIRE(w->npol < 8);
+    memcpy(w->pol_id[w->npol], w->id[pi], 32);
+    CHECK_EQ(shoal__policy_decode(b->p, b->len, &w->pol[w->npol], NULL, 0), SHOAL_OK);
+    w->npol++;
+}
+
 /* The root publishes the next policy version: the retail one, or (tight)
  * one where clerks may only count stock, not set it. */
 static void
@@ -267,6 +355,7 @@ publish_policy(world *w, bool tight)
              SHOAL_OK);
     size_t pi = make(w, ROOT, "_auth", "policy", 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
     memcpy(w->policy, w->id[pi], 32);
+    note_policy(w, pi, &b);
     shoal__buf_free(&b);
 }
 
@@ -322,6 +411,7 @@ setup2(world *w, uint64_t seed, unsigned enforce)
              SHOAL_OK);
     size_t pi = make(w, ROOT, "_auth", "policy", 0, NULL, 0, b.p, b.len, NULL, 0, SHOAL__FORMAT_V2);
     memcpy(w->policy, w->id[pi], 32);
+    note_policy(w, pi, &b);
     w->policy_version = 1;
     memcpy(w->grant, w->id[gi], 32);
     shoal__buf_free(&b);
@@ -347,8 +437,12 @@ teardown(world *w)
 {
     for (int i = 0; i < NKEYS; i++)
         shoal__memstore_free(w->k[i].view);
-    for (size_t i = 0; i < w->n; i++)
+    for (size_t i = 0; i < w->n; i++) {
         shoal__free(w->env[i]);
+        shoal__free(w->disc[i]);
+    }
+    for (size_t i = 0; i < w->npol; i++)
+        shoal__policy_free(w->pol[i]);
 }
 
 /* A data change by device ki, naming its certificate and the policy. */
@@ -561,7 +655,7 @@ test_convergence(void)
 {
     uint64_t seed = check_seed(0xe4f0ceull);
     long sets = check_env_long("SHOAL_ENFORCE_SETS", 300);
-    uint64_t total = 0, rejected = 0;
+    uint64_t total = 0, rejected = 0, sealed = 0, sealed_ok = 0;
     for (long s = 0; s < sets; s++) {
         check_rand_reseed(seed + (uint64_t)s);
         world w;
@@ -615,7 +709,7 @@ test_convergence(void)
             const char *doc = DOCS[check_rand_below(3)];
             top ops[2];
             size_t nops = 1;
-            uint64_t r = check_rand_below(20);
+            uint64_t r = check_rand_below(24);
             if (r < 9) {
                 ops[0] = (top){ SHOAL__OP_SET, "stock", (int64_t)check_rand_below(50) };
             } else if (r < 12) {
@@ -626,8 +720,15 @@ test_convergence(void)
                 nops = 2;
             } else if (r < 19) {
                 ops[0] = (top){ SHOAL__OP_COUNT, "stock", 1 };
-            } else {
+            } else if (r < 20) {
                 ops[0] = (top){ SHOAL__OP_DELDOC, NULL, 0 };
+            } else {
+                /* restricted fields: sealed under POLICY, in clear under
+                 * the tight one; now and then the sealing is forged */
+                ops[0] = (top){ SHOAL__OP_SET, "secret", (int64_t)check_rand_below(50) };
+                ops[1] = (top){ SHOAL__OP_COUNT, "tally", 1 + (int64_t)check_rand_below(5) };
+                nops = 1 + check_rand_below(2);
+                w.forge_seal = check_rand_below(6) == 0;
             }
             /* the epoch of the doc in the writer's view (re-create after a delete) */
             const uint8_t *h;
@@ -647,6 +748,11 @@ test_convergence(void)
         CHECK_EQ(shoal__memstore_pending(ref), 0);
         total += w.n;
         rejected += rrej;
+        for (size_t i = 0; i < w.n; i++)
+            if (w.disclen[i]) {
+                sealed++;
+                sealed_ok += !shoal__memstore_is_rejected(ref, w.id[i]);
+            }
         for (int order = 0; order < 4; order++) {
             size_t idx[MAXENV * 2], n = 0;
             for (size_t i = 0; i < w.n; i++) {
@@ -659,18 +765,37 @@ test_convergence(void)
             CHECK_EQ(shoal__memstore_new(&m), SHOAL_OK);
             shoal__memstore_set_root(m, w.k[ROOT].pk);
             uint64_t clock = 0;
+            /* the last order gets no sealed group: the same verdicts,
+             * values REDACTED, until the groups come with the envelopes
+             * again (duplicates) */
+            bool withhold = order == 3;
             for (size_t at = 0; at < n;) {
                 size_t b = 1 + check_rand_below(8);
                 if (b > n - at)
                     b = n - at;
-                CHECK_EQ(import(m, &w, idx + at, b, &clock, NULL), SHOAL_OK);
+                CHECK_EQ(import_with(m, &w, idx + at, b, &clock, NULL, withhold), SHOAL_OK);
                 at += b;
+            }
+            bool same = true;
+            if (withhold) {
+                same = shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
+                for (size_t i = 0; same && i < w.n; i++)
+                    same = shoal__memstore_is_rejected(m, w.id[i]) ==
+                           shoal__memstore_is_rejected(ref, w.id[i]);
+                shuffle(idx, n);
+                for (size_t at = 0; at < n;) {
+                    size_t b = 1 + check_rand_below(8);
+                    if (b > n - at)
+                        b = n - at;
+                    CHECK_EQ(import(m, &w, idx + at, b, &clock, NULL), SHOAL_OK);
+                    at += b;
+                }
             }
             uint8_t f[32], v[32];
             CHECK_EQ(shoal__memstore_digest(m, true, f), SHOAL_OK);
             CHECK_EQ(shoal__memstore_digest(m, false, v), SHOAL_OK);
-            bool same = memcmp(f, rf, 32) == 0 && memcmp(v, rv, 32) == 0 &&
-                        shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
+            same = same && memcmp(f, rf, 32) == 0 && memcmp(v, rv, 32) == 0 &&
+                   shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
             for (size_t i = 0; same && i < w.n; i++)
                 same = shoal__memstore_is_rejected(m, w.id[i]) ==
                        shoal__memstore_is_rejected(ref, w.id[i]);
@@ -687,10 +812,12 @@ test_convergence(void)
         if (check_failures)
             break;
     }
-    printf("enforce: %ld sets, %llu changes, %llu rejected\n", sets, (unsigned long long)total,
-           (unsigned long long)rejected);
-    CHECK(rejected > total / 20);    /* forged changes are common */
-    CHECK(rejected < total * 3 / 4); /* and so are admitted ones */
+    printf("enforce: %ld sets, %llu changes, %llu rejected, %llu sealed (%llu admitted)\n", sets,
+           (unsigned long long)total, (unsigned long long)rejected, (unsigned long long)sealed,
+           (unsigned long long)sealed_ok);
+    CHECK(sealed_ok > (uint64_t)sets / 2); /* sealed changes take effect */
+    CHECK(rejected > total / 20);          /* forged changes are common */
+    CHECK(rejected < total * 3 / 4);       /* and so are admitted ones */
 }
 
 /* ----------------------------------------------------- a real replica */
