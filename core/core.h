@@ -298,6 +298,11 @@ int shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_
 int shoal__wset_doc_at(shoal__wset *w, shoal__wdoc *wd, const uint8_t *deps, size_t ndeps,
                        const shoal__doc **out, bool *owned);
 int shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd);
+/* wd's document replayed as for the commitment digest (docs/digests.md):
+ * every sealed op's value stands for its group's commitment, whether this
+ * replica holds the group or not, so the state is the same on every
+ * replica that applied the same changes.  *out Caller owns. */
+int shoal__wset_commit_doc(shoal__wset *w, shoal__wdoc *wd, shoal__doc **out);
 /* Write meta and snapshots of every changed document. */
 int shoal__wset_flush(shoal__wset *w);
 /* After a successful store commit: queue events, move documents into the

@@ -29,6 +29,7 @@ typedef struct dkey {
 typedef struct dig_ctx {
     shoal_replica *r;
     bool full;
+    bool commit; /* the commitment digest (full states, sealed values as commitments) */
     dkey *k;
     size_t n;
     size_t cap;
@@ -93,6 +94,33 @@ shoal__digest_begin(crypto_generichash_state *st, bool full)
     crypto_generichash_update(st, (const uint8_t *)domain, strlen(domain));
 }
 
+/* The commitment digest's documents: each replayed with its sealed values
+ * standing for their commitments (shoal__wset_commit_doc). */
+static int
+commit_docs(dig_ctx *g, shoal__stxn *t, crypto_generichash_state *st, shoal__buf *b)
+{
+    shoal__wset w;
+    shoal__wset_init(&w, g->r);
+    shoal__wset_reset(&w, t);
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < g->n; i++) {
+        const dkey *k = &g->k[i];
+        const uint8_t *coll = k->key, *id = k->key + k->clen + 1;
+        shoal__wdoc *wd;
+        shoal__doc *d = NULL;
+        err = shoal__wset_get(&w, coll, k->clen, id, k->idlen, &wd);
+        if (!err && wd->evicted)
+            continue;
+        if (!err)
+            err = shoal__wset_commit_doc(&w, wd, &d);
+        if (!err && d)
+            err = shoal__digest_doc(st, true, coll, k->clen, id, k->idlen, d, b);
+        shoal__doc_free(d);
+    }
+    shoal__wset_free(&w);
+    return err;
+}
+
 int
 shoal__digest_doc(crypto_generichash_state *st, bool full, const uint8_t *coll, size_t clen,
                   const uint8_t *id, size_t idlen, const shoal__doc *d, shoal__buf *scratch)
@@ -120,9 +148,16 @@ digest_fn(shoal__stxn *t, void *arg)
         return err;
     crypto_generichash_state st;
     shoal__digest_begin(&st, g->full);
+    if (g->commit) {
+        crypto_generichash_init(&st, NULL, 0, SHOAL_DIGEST_BYTES);
+        crypto_generichash_update(&st, (const uint8_t *)"shoal-commit-v1", 15);
+    }
     shoal__buf b;
     shoal__buf_init(&b);
-    for (size_t i = 0; !err && i < g->n; i++) {
+    if (g->commit) {
+        err = commit_docs(g, t, &st, &b);
+    }
+    for (size_t i = 0; !err && !g->commit && i < g->n; i++) {
         const dkey *k = &g->k[i];
         const uint8_t *coll = k->key, *id = k->key + k->clen + 1;
         shoal__dmeta m;
@@ -138,8 +173,8 @@ digest_fn(shoal__stxn *t, void *arg)
     return err;
 }
 
-shoal_err
-shoal_digest(shoal_replica *r, bool full, uint8_t *out)
+static shoal_err
+digest_run(shoal_replica *r, bool full, bool commit, uint8_t *out)
 {
     assert(r && out);
     pthread_mutex_lock(&r->mu);
@@ -147,6 +182,7 @@ shoal_digest(shoal_replica *r, bool full, uint8_t *out)
     memset(&g, 0, sizeof g);
     g.r = r;
     g.full = full;
+    g.commit = commit;
     g.out = out;
     int err = shoal__store_read(r->store, digest_fn, &g);
     for (size_t i = 0; i < g.n; i++)
@@ -155,4 +191,16 @@ shoal_digest(shoal_replica *r, bool full, uint8_t *out)
     shoal__fail(r, err, "digest");
     pthread_mutex_unlock(&r->mu);
     return (shoal_err)err;
+}
+
+shoal_err
+shoal_digest(shoal_replica *r, bool full, uint8_t *out)
+{
+    return digest_run(r, full, false, out);
+}
+
+shoal_err
+shoal_digest_commitment(shoal_replica *r, uint8_t *out)
+{
+    return digest_run(r, true, true, out);
 }

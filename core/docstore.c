@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "core.h"
 
@@ -845,6 +846,103 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
         shoal__change_clear(&c);
     }
     shoal__map_clear(&done, NULL);
+    return err;
+}
+
+/* The commitment replay's loader: each sealed op gets, for a value, the
+ * 32-byte commitment of its group and its op index (a 36-byte bin); a
+ * sealed increment, an int64 taken from the hash of the same bytes
+ * (summed like any increment, so order-free).  Which group: by the read
+ * classes of the policy the change names; without that policy, the hash
+ * of all the change's commitments stands in. */
+static int
+rent_load_commit(void *ctx, const rent *e, shoal__change *c)
+{
+    dload *x = ctx;
+    int err = decode_at(x->t, e->at, c);
+    if (err || !c->nseals)
+        return err;
+    const shoal__pcoll *co = NULL;
+    bool have_pol = false;
+    if (c->nauth == 2) {
+        shoal__lmdb_apply la = { x->t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        const shoal__policy *pol = NULL;
+        err = x->authz ? SHOAL_OK : shoal__authz_cache_new(&x->authz);
+        if (!err)
+            err = shoal__authz_policy(&s, x->authz, c->auth + SHOAL__ID_BYTES, &pol);
+        if (!err) {
+            have_pol = true;
+            co = shoal__policy_coll(pol, c->coll, c->coll_len);
+        }
+        if (err == SHOAL_ENOTFOUND)
+            err = SHOAL_OK;
+    }
+    uint8_t all[32];
+    crypto_generichash(all, 32, c->seal_commit, (size_t)c->nseals * 32, NULL, 0);
+    size_t nsealed = 0;
+    for (size_t i = 0; i < c->nops; i++)
+        nsealed += c->ops[i].sealed;
+    uint8_t *block = err ? NULL : shoal__malloc(nsealed * 36 + 1);
+    if (!err && !block)
+        err = SHOAL_ENOMEM;
+    for (size_t i = 0, k = 0; !err && i < c->nops; i++) {
+        shoal__op *op = &c->ops[i];
+        if (!op->sealed)
+            continue;
+        const uint8_t *com = all;
+        if (have_pol) {
+            uint8_t cls = shoal__pcoll_class(op->field, op->field_len, (void *)(uintptr_t)co);
+            for (uint8_t g = 0; g < c->nseals; g++)
+                if (c->seal_class[g] == cls)
+                    com = c->seal_commit + (size_t)g * 32;
+        }
+        uint8_t *v = block + 36 * k++;
+        memcpy(v, com, 32);
+        shoal__be32_put(v + 32, (uint32_t)i);
+        if (op->kind == SHOAL__OP_COUNT) {
+            uint8_t h[8];
+            crypto_generichash(h, sizeof h, v, 36, NULL, 0);
+            op->delta = (int64_t)shoal__be64_get(h);
+            op->value.type = SHOAL_T_NIL;
+        } else {
+            op->kind = op->kind == SHOAL__OP_UNSET ? SHOAL__OP_SET : op->kind;
+            op->value = (shoal_value){ .type = SHOAL_T_BYTES, .ptr = v, .len = 36 };
+        }
+    }
+    if (err) {
+        shoal__free(block);
+        shoal__change_clear(c);
+        return err;
+    }
+    c->extra = block;
+    return SHOAL_OK;
+}
+
+int
+shoal__wset_commit_doc(shoal__wset *w, shoal__wdoc *wd, shoal__doc **out)
+{
+    *out = NULL;
+    rent *e = NULL;
+    size_t n = 0;
+    uint64_t total = 0;
+    uint8_t *heads = NULL;
+    size_t nheads = 0;
+    int err = rebuild_collect(w->t, wd, &e, &n, &total);
+    bool voided = false;
+    if (!err)
+        err = mark_void(w, wd->coll, wd->clen, e, n, &voided);
+    if (!err) {
+        shoal__lmdb_apply la = { w->t, NULL };
+        shoal__apply_store s;
+        shoal__apply_lmdb(&s, &la);
+        dload dl = { w->t, NULL };
+        err = shoal__apply_rebuild(&s, e, n, rent_load_commit, &dl, out, &heads, &nheads);
+        shoal__authz_cache_free(dl.authz);
+    }
+    shoal__free(heads);
+    shoal__free(e);
     return err;
 }
 

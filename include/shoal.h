@@ -681,6 +681,14 @@ SHOAL_API SHOAL_NODISCARD shoal_err shoal_import(shoal_replica *r, const uint8_t
  * docs/digests.md.  Errors: SHOAL_ETOOBIG (a document state over 4 GiB),
  * the read errors. */
 SHOAL_API shoal_err shoal_digest(shoal_replica *r, bool full, uint8_t *out);
+/* The commitment digest (docs/digests.md): the full-state digest with
+ * every value that came from a sealed group standing for the group's
+ * commitment, whether this replica may read it or not, so it is equal on
+ * every replica that applied the same changes (an auditor's and the
+ * hub's).  SHOAL_DIGEST_BYTES bytes into out.  It replays every document
+ * from its changes: its time grows with the log.  Errors: as
+ * shoal_digest. */
+SHOAL_API shoal_err shoal_digest_commitment(shoal_replica *r, uint8_t *out);
 
 /* Number of changes waiting in the pending set (for dependencies or for
  * their time) into *out.  Errors: the read errors. */

@@ -97,7 +97,7 @@ static const char usage_text[] =
     "                                  missing DIR becomes a new replica); print\n"
     "                                  {\"applied\":N,\"duplicate\":N,\"equivocations\":N,\n"
     "                                   \"pending\":N,\"rejected\":N}\n"
-    "  digest [--full]                 print the visible-state (or full-state) digest\n"
+    "  digest [--full | --commitment]  print the visible-state (full-state, commitment) digest\n"
     "  check                           verify the replica (signatures, ids, indexes,\n"
     "                                  documents against the log); print a JSON\n"
     "                                  summary, each problem on stderr; exit 7 if any\n"
@@ -1122,13 +1122,15 @@ cmd_import(shoal_replica *r)
 static int
 cmd_digest(shoal_replica *r, int argc, char **argv)
 {
-    bool full = false;
+    bool full = false, commit = false;
     if (argc == 1 && strcmp(argv[0], "--full") == 0)
         full = true;
+    else if (argc == 1 && strcmp(argv[0], "--commitment") == 0)
+        commit = true;
     else if (argc != 0)
-        return usage_error("usage: shoal -d DIR digest [--full]");
+        return usage_error("usage: shoal -d DIR digest [--full | --commitment]");
     uint8_t dg[SHOAL_DIGEST_BYTES];
-    shoal_err e = shoal_digest(r, full, dg);
+    shoal_err e = commit ? shoal_digest_commitment(r, dg) : shoal_digest(r, full, dg);
     if (e != SHOAL_OK)
         return fail(r, e, "digest", false);
     char hex[2 * SHOAL_DIGEST_BYTES + 1];
@@ -2104,7 +2106,7 @@ static const command commands[] = {
     { "version", 0, "" },
     { "export", -1, "[--since FILE|-]" },
     { "import", 0, "" },
-    { "digest", -1, "[--full]" },
+    { "digest", -1, "[--full | --commitment]" },
     { "check", 0, "" },
     { "serve", -1, "--listen ENDPOINT [--allow FILE] [--peer ENDPOINT@PUBKEY ...]" },
     { "sync", -1, "ENDPOINT@PUBKEY [--timeout S]" },

@@ -703,6 +703,12 @@ run -d "$U/auditor" get products p1
 check_eq "sealed: the auditor's cost is redacted" '{"cost_price":{"$redacted":true},"stock":4,"store_id":12}' "$out"
 expect "sealed: the auditor may not write it back" 1 -d "$U/auditor" put products p1 '{"cost_price":{"$redacted":true}}'
 expect "sealed: the auditor checks clean" 0 -d "$U/auditor" check
+expect "sealed: the auditor's commitment digest" 0 -d "$U/auditor" digest --commitment
+ca=$out
+expect "sealed: the root's commitment digest" 0 -d "$U/root" digest --commitment
+check_eq "sealed: the same commitment digest" "$ca" "$out"
+if [ "$(digest_of "$U/auditor" --full)" != "$(digest_of "$U/root" --full)" ]; then pass; else fail "sealed: the full digests should differ"; fi
+expect "digest: a bad option" 1 -d "$U/root" digest --both
 
 # ---------------------------------------------------------------- README quick start
 # The snippet of README.md ("The `shoal` tool"), as written, in a new dir.

@@ -1857,6 +1857,17 @@ test_sealed(void)
     CHECK(strcmp(show(root, "p1"), "stock=9 cost=8 margin=5 notes=a,b") == 0);
     /* the auditor's replica checks clean and keeps it across a reopen */
     CHECK_EQ(shoal_net_disconnect(aud, ep), SHOAL_OK);
+    /* what it holds differs from the root's, yet both commit to the
+     * same: equal commitment digests, different full-state digests */
+    uint8_t ca[SHOAL_DIGEST_BYTES], cr[SHOAL_DIGEST_BYTES], fa[SHOAL_DIGEST_BYTES],
+        fr[SHOAL_DIGEST_BYTES];
+    CHECK_EQ(shoal_digest_commitment(aud, ca), SHOAL_OK);
+    CHECK_EQ(shoal_digest_commitment(root, cr), SHOAL_OK);
+    CHECK(memcmp(ca, cr, sizeof ca) == 0);
+    CHECK_EQ(shoal_digest(aud, true, fa), SHOAL_OK);
+    CHECK_EQ(shoal_digest(root, true, fr), SHOAL_OK);
+    CHECK(memcmp(fa, fr, sizeof fa) != 0);
+    CHECK(memcmp(ca, fr, sizeof ca) != 0);
     /* the groups never reached it: its export carries none */
     CHECK_EQ(shoal_export(aud, NULL, &bundle, &blen), SHOAL_OK);
     CHECK(bundle && memcmp(bundle, "SHOALBN1", 8) == 0);
@@ -1872,6 +1883,8 @@ test_sealed(void)
     CHECK_EQ(shoal_digest(late, true, d1), SHOAL_OK);
     CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
     CHECK(memcmp(d1, d2, sizeof d1) == 0);
+    CHECK_EQ(shoal_digest_commitment(late, d1), SHOAL_OK);
+    CHECK(memcmp(d1, cr, sizeof d1) == 0);
     /* the manager and the late replica rebuild the same from their logs */
     CHECK_EQ(shoal_replica_check(mgr, print_problem, NULL, NULL), SHOAL_OK);
     CHECK_EQ(shoal_replica_check(late, print_problem, NULL, NULL), SHOAL_OK);

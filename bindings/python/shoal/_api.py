@@ -1283,14 +1283,19 @@ class Replica:
         holds any invalid change."""
         return self.import_bundle(bundle).applied
 
-    def digest(self, full: bool = False) -> str:
+    def digest(self, full: bool = False, commitment: bool = False) -> str:
         """Hex digest of the visible state (what a user sees), or with
-        full=True of the full CRDT state.  Replicas that applied the same
-        changes have equal digests."""
+        full=True of the full CRDT state, or with commitment=True the
+        commitment digest (equal whatever sealed fields each replica may
+        read).  Replicas that applied the same changes have equal
+        digests."""
         p = self._enter()
         try:
             out = ffi.new("uint8_t[]", DIGEST_BYTES)
-            rc = lib.shoal_digest(p, bool(full), out)
+            if commitment:
+                rc = lib.shoal_digest_commitment(p, out)
+            else:
+                rc = lib.shoal_digest(p, bool(full), out)
             if rc:
                 self._raise(rc)
             return bytes(ffi.buffer(out, DIGEST_BYTES)).hex()

@@ -141,3 +141,5 @@ def test_sealed_fields(make_replica):
     assert p["cost"] is shoal.REDACTED
     assert p["margin"] is shoal.REDACTED
     assert repr(shoal.REDACTED) == "REDACTED"
+    assert aud.digest(commitment=True) == root.digest(commitment=True)
+    assert aud.digest(full=True) != root.digest(full=True)
