@@ -14,7 +14,9 @@
  * Output (all binary files are the exact bytes; index.txt lists them):
  *   env-NN.bin      envelope of change NN (version | author | len | body | sig)
  *   body-NN.bin     its body (MessagePack), the bytes the envelope carries
- *   bundle.bin      every change in order, as one bundle
+ *   group-NN-G.bin  sealed group G of change NN (its disclosure)
+ *   bundle.bin      every change in order, as one bundle (version 2: the
+ *                   groups follow their envelopes)
  *   state-C-D.bin   full-state encoding of document (C, D) after the bundle
  *   visible-C-D.bin visible-state encoding of the same document
  *   index.txt       one line per vector (format at the top of the file)
@@ -52,6 +54,7 @@ typedef struct docref {
     size_t nheads;
     uint64_t epoch;
     shoal__doc *d;
+    shoal__doc *dc; /* the same changes as the commitment digest replays them */
 } docref;
 
 typedef struct built {
@@ -67,6 +70,11 @@ typedef struct built {
     shoal__buf body;
     shoal__buf env;
     uint8_t id[32];
+    /* sealed fields: the policy's collection that says which ops are
+     * sealed, and the groups made */
+    const shoal__pcoll *co;
+    uint8_t commits[SHOAL__MAX_SEALS * 32];
+    shoal__buf groups[2];
 } built;
 
 static ident ids[NKEYS];
@@ -74,10 +82,13 @@ static built ch[MAXCH];
 static size_t nch;
 static char cert_doc[SHOAL__AUTH_DOCID_MAX]; /* "cert:" + B's key, set in main */
 static docref docs[] = {
-    { "items", "sku-1", { { 0 } }, 0, 0, NULL },  { "items", "sku-2", { { 0 } }, 0, 0, NULL },
-    { "orders", "o-1", { { 0 } }, 0, 0, NULL },   { "_auth", "policy", { { 0 } }, 0, 0, NULL },
-    { "_auth", cert_doc, { { 0 } }, 0, 0, NULL },
+    { "items", "sku-1", { { 0 } }, 0, 0, NULL, NULL },
+    { "items", "sku-2", { { 0 } }, 0, 0, NULL, NULL },
+    { "orders", "o-1", { { 0 } }, 0, 0, NULL, NULL },
+    { "_auth", "policy", { { 0 } }, 0, 0, NULL, NULL },
+    { "_auth", cert_doc, { { 0 } }, 0, 0, NULL, NULL },
 };
+static shoal__policy *policy2; /* the second policy version, decoded */
 enum {
     NDOCS = sizeof docs / sizeof docs[0]
 };
@@ -209,13 +220,72 @@ sort_heads(const void *x, const void *y)
     return memcmp(x, y, 32);
 }
 
-/* Encode, seal, apply to the document's state and make it the head. */
+/* The commitment digest's form of decoded change c (docs/digests.md,
+ * "Commitment stream"): each sealed op stands for its group's commitment;
+ * vals holds the 36-byte values. */
+static void
+commit_form(shoal__change *c, const shoal__pcoll *co, uint8_t *vals)
+{
+    for (size_t i = 0, k = 0; i < c->nops; i++) {
+        shoal__op *op = &c->ops[i];
+        if (!op->sealed)
+            continue;
+        uint8_t cls = shoal__pcoll_class(op->field, op->field_len, (void *)(uintptr_t)co);
+        const uint8_t *com = NULL;
+        for (uint8_t g = 0; g < c->nseals; g++)
+            if (c->seal_class[g] == cls)
+                com = c->seal_commit + (size_t)g * 32;
+        if (!com)
+            die("commit_form");
+        uint8_t *v = vals + 36 * k++;
+        memcpy(v, com, 32);
+        shoal__be32_put(v + 32, (uint32_t)i);
+        if (op->kind == SHOAL__OP_COUNT) {
+            uint8_t h[8];
+            crypto_generichash(h, sizeof h, v, 36, NULL, 0);
+            op->delta = (int64_t)shoal__be64_get(h);
+            op->value.type = SHOAL_T_NIL;
+        } else {
+            op->kind = op->kind == SHOAL__OP_UNSET ? SHOAL__OP_SET : op->kind;
+            op->value = (shoal_value){ .type = SHOAL_T_BYTES, .ptr = v, .len = 36 };
+        }
+    }
+}
+
+/* Encode, seal, apply to the document's state and make it the head.
+ * With b->co: the ops on restricted fields are sealed first, each class's
+ * group with a fixed salt (0x5a bytes). */
 static void
 finish(built *b)
 {
     shoal__change *c = &b->c;
     shoal__buf_init(&b->body);
     shoal__buf_init(&b->env);
+    if (b->co) {
+        bool used[SHOAL__MAX_SEALS + 1] = { false };
+        for (size_t i = 0; i < c->nops; i++) {
+            uint8_t cls =
+                shoal__pcoll_class(b->ops[i].field, b->ops[i].field_len, (void *)(uintptr_t)b->co);
+            b->ops[i].sealed = cls != 0;
+            used[cls] = true;
+        }
+        for (uint32_t cls = 1; cls <= SHOAL__MAX_SEALS; cls++) {
+            if (!used[cls])
+                continue;
+            if (c->nseals == 2)
+                die("groups");
+            uint8_t salt[SHOAL__SALT_BYTES];
+            memset(salt, 0x5a, sizeof salt);
+            shoal__buf *g = &b->groups[c->nseals];
+            shoal__buf_init(g);
+            if (shoal__seal_group(c, (uint8_t)cls, salt, shoal__pcoll_class,
+                                  (void *)(uintptr_t)b->co, g))
+                die("seal_group");
+            shoal__seal_commit(g->p, g->len, b->commits + 32 * c->nseals);
+            c->seal_class[c->nseals++] = (uint8_t)cls;
+        }
+        c->seal_commit = b->commits;
+    }
     if (shoal__change_encode(c, &b->body))
         die("encode");
     if (shoal__envelope_seal(b->body.p, b->body.len, ids[b->author].pk, ids[b->author].sk, &b->env))
@@ -230,6 +300,25 @@ finish(built *b)
     memcpy(dc.author, c->author, 32);
     if (shoal__change_decode(b->body.p, b->body.len, &dc))
         die("decode");
+    /* the commitment form first (from the undisclosed ops), then the
+     * values from the groups */
+    if (!d->dc && !(d->dc = shoal__doc_new()))
+        die("doc_new");
+    uint8_t vals[MAXOPS * 36];
+    shoal__change cc;
+    memset(&cc, 0, sizeof cc);
+    memcpy(cc.author, c->author, 32);
+    if (shoal__change_decode(b->body.p, b->body.len, &cc))
+        die("decode");
+    if (cc.nseals)
+        commit_form(&cc, b->co, vals);
+    if (shoal__doc_apply(d->dc, &cc, 0, cc.nops))
+        die("apply commit");
+    shoal__change_clear(&cc);
+    for (uint8_t g = 0; g < dc.nseals; g++)
+        if (shoal__change_disclose(&dc, g, b->groups[g].p, b->groups[g].len, shoal__pcoll_class,
+                                   (void *)(uintptr_t)b->co))
+            die("disclose");
     if (shoal__doc_apply(d->d, &dc, 0, dc.nops))
         die("apply");
     shoal__change_clear(&dc);
@@ -439,6 +528,78 @@ build_all(void)
     add(b, SHOAL__OP_SET, "shelf")->value = v_int(3);
     add(b, SHOAL__OP_COUNT, "stock")->delta = 2;
     finish(b);
+
+    /* Sealed fields (docs/format.md "Sealed fields"): A publishes policy
+     * version 2, where a viewer reads items but not their cost, so cost is
+     * restricted (read class 1); B writes a cost (sealed) and counts stock
+     * (in clear). */
+    built *bp2 = begin("auth-policy-2", 0, pol);
+    bp2->c.version = SHOAL__FORMAT_V2;
+    shoal__buf_init(&bp2->obj);
+    shoal__mpw_init(&w, &bp2->obj);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_uint(&w, SHOAL__AUTH_POLICY);
+    shoal__mpw_uint(&w, SHOAL__AUTH_LANG);
+    shoal__mpw_uint(&w, 2); /* version */
+    shoal__mpw_bin(&w, bp->id, 32);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 3);
+    shoal__mpw_str(&w, "items", 5);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "shelf", 5);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "shelf", 5);
+    shoal__mpw_array(&w, 2); /* roles: stocker, viewer */
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_str(&w, "stocker", 7);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_str(&w, "items", 5);
+    shoal__mpw_str(&w, "shelf == $user.shelf", 20);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_uint(&w, SHOAL__FS_ALL);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__FS_ONLY);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_str(&w, "cost", 4);
+    shoal__mpw_str(&w, "stock", 5);
+    shoal__mpw_bool(&w, false);
+    shoal__mpw_bool(&w, false);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_str(&w, "viewer", 6);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_array(&w, 6);
+    shoal__mpw_str(&w, "items", 5);
+    shoal__mpw_str(&w, "TRUE", 4);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__FS_EXCEPT);
+    shoal__mpw_array(&w, 1);
+    shoal__mpw_str(&w, "cost", 4);
+    shoal__mpw_array(&w, 2);
+    shoal__mpw_uint(&w, SHOAL__FS_ONLY);
+    shoal__mpw_array(&w, 0);
+    shoal__mpw_bool(&w, false);
+    shoal__mpw_bool(&w, false);
+    if (w.err || shoal__policy_decode(bp2->obj.p, bp2->obj.len, &policy2, NULL, 0))
+        die("policy 2");
+    op = add(bp2, SHOAL__OP_SET, "object");
+    op->value.type = SHOAL_T_BYTES;
+    op->value.ptr = bp2->obj.p;
+    op->value.len = bp2->obj.len;
+    finish(bp2);
+
+    b = begin("v2-sealed", 1, sku1);
+    b->c.version = SHOAL__FORMAT_V2;
+    memcpy(b->auth, bc->id, 32);
+    memcpy(b->auth + 32, bp2->id, 32);
+    b->c.nauth = 2;
+    b->c.auth = b->auth;
+    b->co = shoal__policy_coll(policy2, (const uint8_t *)"items", 5);
+    if (!b->co || shoal__pcoll_class((const uint8_t *)"cost", 4, (void *)(uintptr_t)b->co) != 1)
+        die("classes");
+    add(b, SHOAL__OP_SET, "cost")->value = v_int(42);
+    add(b, SHOAL__OP_COUNT, "stock")->delta = 1;
+    finish(b);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -467,9 +628,10 @@ write_all(void)
     fprintf(idx, "# shoal golden vectors, written by test/vectors/gen.c; do not edit.\n"
                  "# key NAME SEED PK                  Ed25519 identity (hex)\n"
                  "# change NN LABEL AUTHOR SEQ HLC ID ENVFILE BODYFILE\n"
+                 "# group NN G FILE                   sealed group G of change NN\n"
                  "# bundle FILE COUNT                 every change above, in order\n"
                  "# state COLL DOC FULLFILE VISFILE   document after the bundle\n"
-                 "# digest visible|full HEX           of the replica after the bundle\n");
+                 "# digest visible|full|commitment HEX  of the replica after the bundle\n");
     for (int i = 0; i < NKEYS; i++) {
         hex(h1, ids[i].seed, 32);
         hex(h2, ids[i].pk, 32);
@@ -491,6 +653,14 @@ write_all(void)
                 (unsigned long long)b->c.seq, (unsigned long long)b->c.hlc, h1, env, body);
         if (shoal__bundle_add(&bundle, b->env.p, b->env.len))
             die("bundle_add");
+        for (uint8_t g = 0; g < b->c.nseals; g++) {
+            char gname[32];
+            snprintf(gname, sizeof gname, "group-%02zu-%u.bin", i, (unsigned)g);
+            write_file(gname, b->groups[g].p, b->groups[g].len);
+            fprintf(idx, "group %02zu %u %s\n", i, (unsigned)g, gname);
+            if (shoal__bundle_add_disc(&bundle, g, b->groups[g].p, b->groups[g].len))
+                die("bundle_add_disc");
+        }
     }
     shoal__bundle_finish(&bundle, (uint32_t)nch);
     write_file("bundle.bin", bundle.p, bundle.len);
@@ -498,11 +668,13 @@ write_all(void)
     shoal__buf_free(&bundle);
 
     qsort(docs, NDOCS, sizeof docs[0], doc_cmp);
-    crypto_generichash_state vis, full;
+    crypto_generichash_state vis, full, com;
     crypto_generichash_init(&vis, NULL, 0, 32);
     crypto_generichash_init(&full, NULL, 0, 32);
+    crypto_generichash_init(&com, NULL, 0, 32);
     crypto_generichash_update(&vis, (const uint8_t *)"shoal-visible-v1", 16);
     crypto_generichash_update(&full, (const uint8_t *)"shoal-full-v1", 13);
+    crypto_generichash_update(&com, (const uint8_t *)"shoal-commit-v1", 15);
     for (size_t i = 0; i < NDOCS; i++) {
         docref *d = &docs[i];
         shoal__buf f, v;
@@ -524,6 +696,12 @@ write_all(void)
         chunk(&full, (const uint8_t *)d->coll, cl);
         chunk(&full, (const uint8_t *)d->doc, dl);
         chunk(&full, f.p, f.len);
+        f.len = 0;
+        if (shoal__doc_encode_full(d->dc, &f))
+            die("doc encode");
+        chunk(&com, (const uint8_t *)d->coll, cl);
+        chunk(&com, (const uint8_t *)d->doc, dl);
+        chunk(&com, f.p, f.len);
         if (!shoal__doc_deleted(d->d)) {
             chunk(&vis, (const uint8_t *)d->coll, cl);
             chunk(&vis, (const uint8_t *)d->doc, dl);
@@ -532,19 +710,26 @@ write_all(void)
         shoal__buf_free(&f);
         shoal__buf_free(&v);
         shoal__doc_free(d->d);
-        d->d = NULL;
+        shoal__doc_free(d->dc);
+        d->d = d->dc = NULL;
     }
-    uint8_t dv[32], df[32];
+    uint8_t dv[32], df[32], dcm[32];
     crypto_generichash_final(&vis, dv, 32);
     crypto_generichash_final(&full, df, 32);
+    crypto_generichash_final(&com, dcm, 32);
     hex(h1, dv, 32);
     hex(h2, df, 32);
     fprintf(idx, "digest visible %s\ndigest full %s\n", h1, h2);
+    hex(h1, dcm, 32);
+    fprintf(idx, "digest commitment %s\n", h1);
     for (size_t i = 0; i < nch; i++) {
         shoal__buf_free(&ch[i].body);
         shoal__buf_free(&ch[i].env);
         shoal__buf_free(&ch[i].obj);
+        shoal__buf_free(&ch[i].groups[0]);
+        shoal__buf_free(&ch[i].groups[1]);
     }
+    shoal__policy_free(policy2);
 }
 
 int

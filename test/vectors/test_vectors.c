@@ -13,7 +13,11 @@
  * decoded changes in order, encodes to the state and visible files, and the
  * state file decodes and re-encodes byte for byte; both digests, computed
  * from those files by the rule of docs/digests.md and by a real replica
- * that imports the bundle, equal the listed ones.
+ * that imports the bundle, equal the listed ones.  A sealed change's
+ * groups match its commitments and fill in its sealed values (with the
+ * read classes of the policy it names, itself a vector), the bundle
+ * carries them (version 2), and the replica's commitment digest is the
+ * listed one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +48,8 @@ typedef struct vchange {
     uint64_t seq, hlc;
     uint8_t id[32];
     vfile env, body;
+    vfile groups[2]; /* its sealed groups, by index */
+    size_t ngroups;
 } vchange;
 
 typedef struct vstate {
@@ -60,7 +66,8 @@ static vstate states[MAXV];
 static size_t nstates;
 static vfile bundle;
 static size_t bundle_count;
-static uint8_t digest_visible[32], digest_full[32];
+static uint8_t digest_visible[32], digest_full[32], digest_commit[32];
+static bool have_commit;
 static bool have_visible, have_full;
 
 static bool
@@ -128,6 +135,13 @@ test_index(void)
             c->hlc = strtoull(a[5], NULL, 10);
             CHECK(unhex32(c->id, a[6]));
             CHECK(load(a[7], &c->env) && load(a[8], &c->body));
+        } else if (n >= 4 && strcmp(a[0], "group") == 0) {
+            /* group NN G FILE: after its change's line */
+            size_t ci = strtoul(a[1], NULL, 10);
+            size_t g = strtoul(a[2], NULL, 10);
+            CHECK(ci < nchanges && g == changes[ci].ngroups && g < 2);
+            if (ci < nchanges && g < 2 && g == changes[ci].ngroups)
+                CHECK(load(a[3], &changes[ci].groups[changes[ci].ngroups++]));
         } else if (n >= 3 && strcmp(a[0], "bundle") == 0) {
             CHECK(load(a[1], &bundle));
             bundle_count = strtoul(a[2], NULL, 10);
@@ -142,6 +156,8 @@ test_index(void)
                 have_visible = unhex32(digest_visible, a[2]);
             else if (strcmp(a[1], "full") == 0)
                 have_full = unhex32(digest_full, a[2]);
+            else if (strcmp(a[1], "commitment") == 0)
+                have_commit = unhex32(digest_commit, a[2]);
         } else {
             fprintf(stderr, "vectors: unknown index line: %s", line);
             check_failures++;
@@ -149,7 +165,7 @@ test_index(void)
     }
     fclose(f);
     CHECK(nkeys >= 2 && nchanges >= 10 && bundle.p && nstates >= 2);
-    CHECK(have_visible && have_full);
+    CHECK(have_visible && have_full && have_commit);
     CHECK_EQ(bundle_count, nchanges);
 }
 
@@ -160,6 +176,53 @@ key_of(char name)
         if (keys[i].name == name)
             return &keys[i];
     return NULL;
+}
+
+/* The policies written by the vectors, decoded, by change id. */
+static struct {
+    uint8_t id[32];
+    shoal__policy *p;
+} pols[4];
+static size_t npols;
+
+/* Note the policy change i writes, if it writes one. */
+static void
+note_policy(size_t i, const shoal__change *ch)
+{
+    if (ch->coll_len != 5 || memcmp(ch->coll, "_auth", 5) != 0 || ch->nops != 1 ||
+        ch->ops[0].value.type != SHOAL_T_BYTES ||
+        shoal__auth_kind(ch->ops[0].value.ptr, ch->ops[0].value.len) != SHOAL__AUTH_POLICY ||
+        npols == 4)
+        return;
+    for (size_t k = 0; k < npols; k++)
+        if (memcmp(pols[k].id, changes[i].id, 32) == 0)
+            return;
+    CHECK_EQ(
+        shoal__policy_decode(ch->ops[0].value.ptr, ch->ops[0].value.len, &pols[npols].p, NULL, 0),
+        SHOAL_OK);
+    memcpy(pols[npols].id, changes[i].id, 32);
+    npols++;
+}
+
+/* Fill in the sealed values of change i (decoded as ch) from its groups,
+ * read with the classes of the policy it names. */
+static void
+disclose(size_t i, shoal__change *ch)
+{
+    if (!ch->nseals)
+        return;
+    const shoal__pcoll *co = NULL;
+    for (size_t k = 0; k < npols && ch->nauth == 2; k++)
+        if (memcmp(pols[k].id, ch->auth + 32, 32) == 0)
+            co = shoal__policy_coll(pols[k].p, ch->coll, ch->coll_len);
+    CHECK(co != NULL);
+    CHECK_EQ(changes[i].ngroups, ch->nseals);
+    for (size_t g = 0; g < changes[i].ngroups; g++)
+        CHECK_EQ(shoal__change_disclose(ch, (uint32_t)g, changes[i].groups[g].p,
+                                        changes[i].groups[g].n, shoal__pcoll_class,
+                                        (void *)(uintptr_t)co),
+                 SHOAL_OK);
+    CHECK(shoal__change_disclosed(ch));
 }
 
 /* Decode change c's body with its envelope's author. */
@@ -175,8 +238,9 @@ static void
 test_changes(void)
 {
     bool kinds[11] = { false };
+    size_t sealed_ops = 0;
     for (size_t i = 0; i < nchanges; i++) {
-        const vchange *c = &changes[i];
+        vchange *c = &changes[i];
         const vkey *k = key_of(c->author);
         REQUIRE(k != NULL);
         size_t env_len = 0, body_len = 0;
@@ -194,10 +258,26 @@ test_changes(void)
         CHECK_EQ(decode(c, &ch), SHOAL_OK);
         CHECK_EQ(ch.seq, c->seq);
         CHECK_EQ(ch.hlc, c->hlc);
-        for (size_t j = 0; j < ch.nops; j++)
+        for (size_t j = 0; j < ch.nops; j++) {
             kinds[ch.ops[j].kind] = true;
+            sealed_ops += ch.ops[j].sealed;
+        }
+        note_policy(i, &ch);
+        disclose(i, &ch);
+        /* a group matches its commitment only as it is */
+        if (c->ngroups) {
+            shoal__change again;
+            CHECK_EQ(decode(c, &again), SHOAL_OK);
+            c->groups[0].p[c->groups[0].n - 1] ^= 1;
+            CHECK_EQ(shoal__change_disclose(&again, 0, c->groups[0].p, c->groups[0].n,
+                                            shoal__pcoll_class, NULL),
+                     SHOAL_EINVAL);
+            c->groups[0].p[c->groups[0].n - 1] ^= 1;
+            shoal__change_clear(&again);
+        }
         shoal__buf out;
         shoal__buf_init(&out);
+        /* re-encoded after disclosure: the same body */
         CHECK_EQ(shoal__change_encode(&ch, &out), SHOAL_OK);
         CHECK(out.len == c->body.n && memcmp(out.p, c->body.p, out.len) == 0);
         out.len = 0;
@@ -227,6 +307,7 @@ test_changes(void)
             fprintf(stderr, "vectors: no vector holds op kind %d\n", k);
         CHECK(kinds[k]);
     }
+    CHECK(sealed_ops > 0);
 }
 
 static void
@@ -239,11 +320,18 @@ test_bundle(void)
     shoal__buf again;
     shoal__buf_init(&again);
     CHECK_EQ(shoal__bundle_begin(&again), SHOAL_OK);
+    size_t ngroups = 0;
     for (size_t i = 0; i < count && i < nchanges; i++) {
         CHECK(sp[i].len == changes[i].env.n &&
               memcmp(bundle.p + sp[i].off, changes[i].env.p, sp[i].len) == 0);
         CHECK_EQ(shoal__bundle_add(&again, changes[i].env.p, changes[i].env.n), SHOAL_OK);
+        for (size_t g = 0; g < changes[i].ngroups; g++, ngroups++)
+            CHECK_EQ(shoal__bundle_add_disc(&again, (uint8_t)g, changes[i].groups[g].p,
+                                            changes[i].groups[g].n),
+                     SHOAL_OK);
     }
+    /* a bundle with disclosures is version 2 */
+    CHECK(ngroups > 0 && memcmp(bundle.p, "SHOALBN2", 8) == 0);
     shoal__bundle_finish(&again, (uint32_t)nchanges);
     CHECK(again.len == bundle.n && memcmp(again.p, bundle.p, bundle.n) == 0);
     shoal__buf_free(&again);
@@ -267,6 +355,7 @@ test_states(void)
         for (size_t i = 0; i < nchanges; i++) {
             shoal__change ch;
             REQUIRE(decode(&changes[i], &ch) == SHOAL_OK);
+            disclose(i, &ch);
             if (ch.coll_len == strlen(st->coll) && memcmp(ch.coll, st->coll, ch.coll_len) == 0 &&
                 ch.doc_len == strlen(st->doc) && memcmp(ch.doc, st->doc, ch.doc_len) == 0) {
                 CHECK_EQ(shoal__doc_apply(d, &ch, 0, ch.nops), SHOAL_OK);
@@ -375,6 +464,8 @@ test_digests(void)
             CHECK_EQ(shoal_digest(r, true, f), SHOAL_OK);
             CHECK(memcmp(v, digest_visible, 32) == 0);
             CHECK(memcmp(f, digest_full, 32) == 0);
+            CHECK_EQ(shoal_digest_commitment(r, f), SHOAL_OK);
+            CHECK(memcmp(f, digest_commit, 32) == 0);
         }
         shoal_replica_close(r);
     }
@@ -400,7 +491,11 @@ main(int argc, char **argv)
     for (size_t i = 0; i < nchanges; i++) {
         free(changes[i].env.p);
         free(changes[i].body.p);
+        for (size_t g = 0; g < changes[i].ngroups; g++)
+            free(changes[i].groups[g].p);
     }
+    for (size_t i = 0; i < npols; i++)
+        shoal__policy_free(pols[i].p);
     for (size_t i = 0; i < nstates; i++) {
         free(states[i].full.p);
         free(states[i].visible.p);
