@@ -533,6 +533,8 @@ apply_one(shoal__apply *a, shoal__cand *k)
     }
     if (!err)
         err = s->put(s->ctx, h, &k->r, c, mdeps);
+    if (!err && c->nseals && !a->per_doc && s->unsealed)
+        err = s->unsealed(s->ctx, k->r.cid, c);
     /* An admitted revocation: what its target changed past the cut is
      * VOID from now on, also where it was applied before. */
     shoal__revoke rv;
@@ -797,7 +799,7 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
             k->done = true;
             if (fresh && s->disclosed && s->has(s->ctx, k->r.cid) &&
                 !(a->root && s->rejected && s->rejected(s->ctx, k->r.cid)))
-                err = s->disclosed(s->ctx, &k->c);
+                err = s->disclosed(s->ctx, k->r.cid, &k->c);
             continue;
         }
         err = shoal__map_put(&seen, k->r.cid, SHOAL__ID_BYTES, k);

@@ -214,13 +214,19 @@ typedef struct shoal__apply_store {
      *                            hold them (checked against the change's
      *                            commitment before); *fresh: they were not
      *                            held before;
-     *   disclosed(c)             a group of applied change c arrived after
-     *                            it was applied: rebuild c's document. */
+     *   disclosed(cid, c)        a group of applied change cid (decoded
+     *                            as c) arrived after it was applied:
+     *                            rebuild c's document;
+     *   unsealed(cid, c)         a full replica (not per_doc) applied
+     *                            cid, which has seals: note whether a
+     *                            group of it is missing (a full replica
+     *                            asks its peers for it again, host.c). */
     int (*seal_get)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t **p,
                     size_t *n);
     int (*seal_put)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8_t *p,
                     size_t n, bool *fresh);
-    int (*disclosed)(void *ctx, const shoal__change *c);
+    int (*disclosed)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *c);
+    int (*unsealed)(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *c);
 } shoal__apply_store;
 
 /* The objects of `_auth` a drain has decoded (core/authz.c). */

@@ -314,16 +314,36 @@ l_seal_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8
 
 /* A group came after its change applied: the document is built again
  * from its changes, which now read it. */
+/* Whether this replica lacks a group of ch; noted in `unsealed` (or no
+ * longer) so that a full replica asks its peers for ch again. */
 static int
-l_disclosed(void *ctx, const shoal__change *ch)
+l_unsealed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *ch)
+{
+    shoal__lmdb_apply *c = ctx;
+    bool missing = false;
+    for (uint8_t g = 0; g < ch->nseals && !missing; g++) {
+        shoal__sval v;
+        int err = shoal__stxn_seal_get(c->t, cid, g, &v);
+        if (err && err != SHOAL_ENOTFOUND)
+            return err;
+        missing = err == SHOAL_ENOTFOUND;
+    }
+    return missing ? shoal__stxn_unsealed_put(c->t, cid, ch->author, ch->seq)
+                   : shoal__stxn_unsealed_del(c->t, cid);
+}
+
+static int
+l_disclosed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *ch)
 {
     shoal__lmdb_apply *c = ctx;
     shoal__wdoc *wd;
     int err = shoal__wset_get(c->w, ch->coll, ch->coll_len, ch->doc, ch->doc_len, &wd);
     if (err)
         return err == SHOAL_EINVAL ? SHOAL_EPROTO : err;
-    if (wd->evicted || wd->meta.last_pos == 0)
-        return SHOAL_OK;
+    if (!err && ch->nseals)
+        err = l_unsealed(ctx, cid, ch);
+    if (err || wd->evicted || wd->meta.last_pos == 0)
+        return err;
     return shoal__wset_rebuild(c->w, wd);
 }
 
@@ -356,6 +376,7 @@ static const shoal__apply_store lmdb_store = {
     .seal_get = l_seal_get,
     .seal_put = l_seal_put,
     .disclosed = l_disclosed,
+    .unsealed = l_unsealed,
 };
 
 void

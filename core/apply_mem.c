@@ -923,8 +923,9 @@ m_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
 
 /* A group came after its change applied: rebuild its document. */
 static int
-m_disclosed(void *ctx, const shoal__change *c)
+m_disclosed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *c)
 {
+    (void)cid;
     shoal__memstore *m = ctx;
     uint8_t key[SHOAL__DOCKEY_MAX];
     size_t klen = shoal__dockey(key, c->coll, c->coll_len, c->doc, c->doc_len);

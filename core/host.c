@@ -656,6 +656,70 @@ host_serve_full(void *ctx, const uint8_t peer[SHOAL_KEY_BYTES], char *why, size_
     return err;
 }
 
+/* A full replica's HELLO vector, lowered below the changes it holds
+ * without one of their sealed groups (table `unsealed`). */
+typedef struct hvv {
+    shoal__vventry *v;
+    size_t *n;
+    shoal__stxn *t;
+    int err;
+} hvv;
+
+static int
+unsealed_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg)
+{
+    hvv *x = arg;
+    size_t lo = 0, hi = *x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(x->v[mid].author, author, SHOAL_KEY_BYTES);
+        if (c == 0) {
+            lo = mid;
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= *x->n || memcmp(x->v[lo].author, author, SHOAL_KEY_BYTES) != 0 || x->v[lo].seq < seq)
+        return 0;
+    if (seq <= 1) { /* nothing of the author held: the entry goes */
+        memmove(&x->v[lo], &x->v[lo + 1], (*x->n - lo - 1) * sizeof *x->v);
+        (*x->n)--;
+        return 0;
+    }
+    x->v[lo].seq = seq - 1;
+    int err = shoal__stxn_authseq_get(x->t, author, seq - 1, x->v[lo].cid);
+    if (err) {
+        x->err = err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+hello_fn(shoal__stxn *t, void *arg)
+{
+    hvv *x = arg;
+    x->t = t;
+    int err = shoal__stxn_unsealed_scan(t, unsealed_cb, x);
+    return x->err ? x->err : err;
+}
+
+static int
+host_hello_vv(void *ctx, shoal__vventry *v, size_t *n)
+{
+    shoal_replica *r = ctx;
+    if (!r->enforce)
+        return SHOAL_OK;
+    hvv x = { v, n, NULL, SHOAL_OK };
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, hello_fn, &x);
+    pthread_mutex_unlock(&r->mu);
+    return err;
+}
+
 void
 shoal__host_init(shoal__host *h, shoal_replica *r)
 {
@@ -672,4 +736,5 @@ shoal__host_init(shoal__host *h, shoal_replica *r)
     h->revoked = host_revoked;
     h->auth_refresh = host_auth_refresh;
     h->auth_gen = host_auth_gen;
+    h->hello_vv = host_hello_vv;
 }

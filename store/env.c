@@ -59,8 +59,8 @@
 /* Disk format: the table names are part of the on-disk layout (store.h,
  * docs/storage.md); renaming one is a format change. */
 const char *const shoal__st_table_names[T_COUNT] = {
-    "meta",  "changes", "authseq", "log",    "pending", "evidence", "docs",     "docsnap",
-    "peers", "evcid",   "qview",   "qixreg", "qindex",  "evicted",  "rejected", "seals",
+    "meta",  "changes", "authseq", "log",    "pending", "evidence", "docs",  "docsnap",  "peers",
+    "evcid", "qview",   "qixreg",  "qindex", "evicted", "rejected", "seals", "unsealed",
 };
 
 static int

@@ -496,3 +496,45 @@ shoal__stxn_qix_scan(shoal__stxn *t, uint32_t ix, const uint8_t *lo, size_t lole
     mdb_cursor_close(c);
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
+
+int
+shoal__stxn_unsealed_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES],
+                         const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq)
+{
+    uint8_t v[SHOAL_KEY_BYTES + 8];
+    memcpy(v, author, SHOAL_KEY_BYTES);
+    shoal__be64_put(v + SHOAL_KEY_BYTES, seq);
+    return shoal__st_put(t, T_UNSEALED, cid, SHOAL__ID_BYTES, v, sizeof v, 0);
+}
+
+int
+shoal__stxn_unsealed_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    int err = shoal__st_del(t, T_UNSEALED, cid, SHOAL__ID_BYTES);
+    return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
+}
+
+int
+shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = shoal__st_cur_open(t, T_UNSEALED, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = shoal__st_cur_first(t, c, NULL, 0, &k, &v); rc == SHOAL_OK;
+         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != SHOAL_KEY_BYTES + 8) {
+            rc = shoal__st_corrupt(t, "unsealed");
+            break;
+        }
+        const uint8_t *p = v.mv_data;
+        int r = cb(p, shoal__be64_get(p + SHOAL_KEY_BYTES), arg);
+        if (r) {
+            rc = r;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}

@@ -309,6 +309,14 @@ int shoal__stxn_seal_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uin
                          const uint8_t *p, size_t n);
 int shoal__stxn_seal_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g,
                          shoal__sval *v);
+/* Changes this full replica applied without every sealed group (table
+ * `unsealed`, change id -> author | seq (u64 BE)): put, delete, and a scan
+ * (cb non-zero stops it and is returned). */
+int shoal__stxn_unsealed_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES],
+                             const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq);
+int shoal__stxn_unsealed_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
+typedef int (*shoal__unsealed_fn)(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg);
+int shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg);
 /* Every group held for cid, by index; cb non-zero stops the scan and is
  * returned. */
 typedef int (*shoal__seal_fn)(uint8_t g, const shoal__sval *v, void *arg);

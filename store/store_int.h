@@ -49,6 +49,7 @@ enum {
     T_EVICTED,
     T_REJECTED,
     T_SEALS,
+    T_UNSEALED,
     T_COUNT
 };
 

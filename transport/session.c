@@ -612,6 +612,23 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
         }
         hv = vouch;
         nhv = nvouch;
+    } else if (s->host->hello_vv && s->nours) {
+        /* changes held without a sealed group: asked for again */
+        vouch = shoal__malloc(s->nours * sizeof *vouch);
+        if (!vouch) {
+            FAIL(s, SHOAL_ENOMEM, "out of memory");
+            return SHOAL_ENOMEM;
+        }
+        memcpy(vouch, s->ours, s->nours * sizeof *vouch);
+        nvouch = s->nours;
+        int herr = s->host->hello_vv(s->host->ctx, vouch, &nvouch);
+        if (herr) {
+            shoal__free(vouch);
+            FAIL(s, herr, "reading our version failed");
+            return herr;
+        }
+        hv = vouch;
+        nhv = nvouch;
     }
     s->our_hello = shoal__malloc((nhv ? nhv : 1) * sizeof *s->our_hello);
     if (!s->our_hello) {
@@ -644,7 +661,7 @@ shoal__session_start(shoal__session *s, uint64_t now_ms)
                                      s->subs.len);
         }
     } else
-        err = shoal__wire_hello(b, s->self, s->ours, s->nours);
+        err = shoal__wire_hello(b, s->self, hv, nhv);
     shoal__free(vouch);
     if (err == SHOAL_ETOOBIG) {
         /* Not the peer's fault: say so locally, send nothing. */

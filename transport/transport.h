@@ -223,6 +223,12 @@ typedef struct shoal__host {
     /* A number that moves whenever the replica's authority (`_auth`)
      * changes; cheap.  NULL: never. */
     uint64_t (*auth_gen)(void *ctx);
+    /* A full replica's HELLO vector (v, *n entries, sorted), lowered in
+     * place below each change it holds without one of its sealed groups,
+     * so that the peer sends those changes again with their groups
+     * (docs/permissions.md, "Sealed fields"); an entry lowered to 0 is
+     * removed.  NULL: as it is. */
+    int (*hello_vv)(void *ctx, shoal__vventry *v, size_t *n);
 } shoal__host;
 
 /* Equivocation support of a host (docs/protocol.md), shoal__host.ext.

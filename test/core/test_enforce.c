@@ -1777,6 +1777,32 @@ show(shoal_replica *r, const char *doc)
     return out;
 }
 
+static int
+unsealed_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg)
+{
+    (void)author;
+    (void)seq;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static int
+unsealed_fn(shoal__stxn *t, void *arg)
+{
+    return shoal__stxn_unsealed_scan(t, unsealed_cb, arg);
+}
+
+/* Changes r holds without a sealed group (table unsealed). */
+static size_t
+unsealed_count(shoal_replica *r)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    CHECK_EQ(shoal__store_read(r->store, unsealed_fn, &n), SHOAL_OK);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 static void
 print_problem(void *arg, const char *problem)
 {
@@ -1873,17 +1899,23 @@ test_sealed(void)
     CHECK(bundle && memcmp(bundle, "SHOALBN1", 8) == 0);
     shoal_free(bundle);
     CHECK_EQ(shoal_replica_check(aud, print_problem, NULL, NULL), SHOAL_OK);
-    /* a replica that got the changes without their groups (from the
-     * auditor) fills the values in when a bundle with the groups comes */
+    /* a full replica that got the changes without their groups (from
+     * the auditor) asks for them again when it links (its HELLO vector
+     * stops below them): the root sends them with their groups */
     pass(aud, late);
     CHECK(strcmp(show(late, "p1"), "stock=9 cost=? margin=? notes=?,?") == 0);
-    pass(root, late);
+    CHECK_EQ(unsealed_count(late), 2); /* the two sealed changes */
+    grant(root, late, "relay", 1);
+    CHECK_EQ(shoal_net_sync(late, ep, tm.root, 20000), SHOAL_OK);
     CHECK(strcmp(show(late, "p1"), "stock=9 cost=8 margin=5 notes=a,b") == 0);
+    CHECK_EQ(unsealed_count(late), 0); /* nothing left to ask for */
+    CHECK_EQ(shoal_net_sync(late, ep, tm.root, 20000), SHOAL_OK);
     uint8_t d1[SHOAL_DIGEST_BYTES], d2[SHOAL_DIGEST_BYTES];
     CHECK_EQ(shoal_digest(late, true, d1), SHOAL_OK);
     CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
     CHECK(memcmp(d1, d2, sizeof d1) == 0);
     CHECK_EQ(shoal_digest_commitment(late, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest_commitment(root, cr), SHOAL_OK);
     CHECK(memcmp(d1, cr, sizeof d1) == 0);
     /* the manager and the late replica rebuild the same from their logs */
     CHECK_EQ(shoal_replica_check(mgr, print_problem, NULL, NULL), SHOAL_OK);

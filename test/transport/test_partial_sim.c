@@ -157,6 +157,7 @@ typedef struct node {
     bool partial;
     bool revoked;  /* roles: the root revoked it (it is out of every property) */
     int64_t store; /* roles: the store its certificate names (partial replicas) */
+    bool auditor;  /* roles: certified as an auditor: every product, its cost sealed */
     psub subs[MAXSUBS];
     int nsubs;
     int subs_made; /* names handed out: s0, s1, ... */
@@ -359,7 +360,7 @@ view_ids(node *f, const node *p, strset *out)
         shoal_rows *rows = NULL;
         if (q && shoal_find(f->r, q, &rows) == SHOAL_OK) {
             for (size_t k = 0; k < shoal_rows_count(rows); k++)
-                if (!sim_root || in_store(f, shoal_rows_id(rows, k), p->store))
+                if (!sim_root || p->auditor || in_store(f, shoal_rows_id(rows, k), p->store))
                     set_add(out, shoal_rows_id(rows, k), strlen(shoal_rows_id(rows, k)));
         } else {
             check_failures++;
@@ -440,7 +441,20 @@ state_fn(shoal__stxn *t, void *arg)
         return err;
     if (m.exists) {
         shoal__doc *d = NULL;
-        err = shoal__doc_load(c->r, t, &m, coll, clen, id, idlen, &d);
+        if (sim_root) {
+            /* roles: sealed values as their commitments (an auditor holds
+             * them REDACTED, a relay in clear: docs/digests.md) */
+            shoal__wset ws;
+            shoal__wset_init(&ws, c->r);
+            shoal__wset_reset(&ws, t);
+            shoal__wdoc *wd;
+            err = shoal__wset_get(&ws, coll, clen, id, idlen, &wd);
+            if (!err)
+                err = shoal__wset_commit_doc(&ws, wd, &d);
+            shoal__wset_free(&ws);
+        } else {
+            err = shoal__doc_load(c->r, t, &m, coll, clen, id, idlen, &d);
+        }
         if (!err)
             err = shoal__doc_encode_full(d, c->out);
         shoal__doc_free(d);
@@ -1011,8 +1025,12 @@ random_edit(sim *w, node *n)
     shoal_value v;
     shoal_err err;
     unsigned what = (unsigned)check_rand_below(100);
-    if (what < 50) {
+    if (what < 45) {
         err = edit_field(t, doc);
+    } else if (what < 50) {
+        /* a restricted field (roles: sealed, an auditor may not read it) */
+        v_int(&v, (int64_t)check_rand_below(1000));
+        err = shoal_txn_set(t, "products", doc, "cost", &v);
     } else if (what < 58) {
         err = shoal_txn_counter_add(t, "products", doc, "qty", (int64_t)check_rand_below(9) - 3);
     } else if (what < 63) {
@@ -1231,7 +1249,25 @@ judge_all(judge *j)
             else if (prod)
                 judge_fail(j, "2: %s keeps %s (deleted, outside its view)", p->name, all.s[k]);
         }
-        /* 3. Each document it holds has the full replica's state. */
+        /* An auditor holds no cost in clear. */
+        for (size_t k = 0; p->auditor && k < all.n; k++) {
+            const char *slash = strchr(all.s[k], '/');
+            if ((size_t)(slash - all.s[k]) != 8 || memcmp(all.s[k], "products", 8) != 0)
+                continue;
+            shoal_doc *d = NULL;
+            size_t fi;
+            shoal_value v;
+            if (shoal_doc_get(p->r, "products", slash + 1, &d) == SHOAL_OK &&
+                shoal_doc_field_find(d, "cost", &fi) == SHOAL_OK &&
+                shoal_doc_field_value(d, fi, &v) == SHOAL_OK && v.type != SHOAL_T_REDACTED) {
+                fprintf(stderr, "seed %llu: auditor %s reads the cost of %s\n",
+                        (unsigned long long)w->seed, p->name, all.s[k]);
+                check_failures++;
+            }
+            shoal_doc_free(d);
+        }
+        /* 3. Each document it holds has the full replica's state (with
+         * roles: the state its commitments say). */
         for (size_t k = 0; k < all.n; k++) {
             char coll[16];
             const char *slash = strchr(all.s[k], '/');
@@ -1353,6 +1389,8 @@ static const char SIM_POLICY[] =
     "                        \"create\": true, \"delete\": true},"
     "            \"other\": {\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\","
     "                      \"create\": true, \"delete\": true}},"
+    "  \"auditor\": {\"products\": {\"where\": \"TRUE\", \"read\": {\"except\": [\"cost\"]}},"
+    "            \"other\": {\"where\": \"TRUE\", \"read\": \"*\"}},"
     "  \"store\": {\"products\": {\"where\": \"store_id == $user.store_id\", \"read\": \"*\","
     "                        \"write\": \"*\", \"create\": true, \"delete\": true},"
     "            \"other\": {\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\","
@@ -1398,7 +1436,9 @@ roles_setup(sim *w, shoal_replica *root)
     for (int i = 0; i < w->nn; i++) {
         node *n = &w->n[i];
         n->store = (int64_t)check_rand_below(NSTORES);
-        const char *roles[] = { n->partial ? "store" : "relay" }, *an[] = { "store_id" };
+        n->auditor = n->partial && check_rand_below(3) == 0;
+        const char *roles[] = { n->partial ? (n->auditor ? "auditor" : "store") : "relay" },
+                   *an[] = { "store_id" };
         shoal_value av[] = { { .type = SHOAL_T_INT, .i = n->store } };
         shoal_cert_spec spec = { "u", roles, 1, an, av, 1, 0 };
         if (shoal_auth_grant(root, n->key, &spec) != SHOAL_OK) {
@@ -1608,9 +1648,13 @@ out:;
                 (unsigned long long)w->subchanges, (unsigned long long)w->drops,
                 (unsigned long long)w->dups, (unsigned long long)w->reorders,
                 (unsigned long long)w->cuts, (unsigned long long)w->fails, j1.bad);
-        if (sim_root)
-            fprintf(stderr, "  roles: %llu commits refused by the writer's role\n",
-                    (unsigned long long)w->refused);
+        if (sim_root) {
+            int aud = 0;
+            for (int i = 0; i < w->nn; i++)
+                aud += w->n[i].auditor;
+            fprintf(stderr, "  roles: %llu commits refused by the writer's role, %d auditors\n",
+                    (unsigned long long)w->refused, aud);
+        }
         for (int i = 0; i < w->nn; i++)
             if (w->n[i].revoked)
                 fprintf(stderr, "  %s revoked with cut %llu (it wrote %llu)\n", w->n[i].name,
