@@ -88,7 +88,7 @@ def auth_seeds():
 
 def main():
     vec, out = sys.argv[1], sys.argv[2]
-    keys, changes, states = {}, [], []
+    keys, changes, states, groups = {}, [], [], []
     bundle = None
     for line in open(os.path.join(vec, "index.txt")):
         f = line.split()
@@ -101,6 +101,8 @@ def main():
             body = open(os.path.join(vec, f[8]), "rb").read()
             changes.append(dict(label=f[2], author=f[3], seq=int(f[4]),
                                 id=bytes.fromhex(f[6]), env=env, body=body))
+        elif f[0] == "group":
+            groups.append((int(f[1]), int(f[2]), open(os.path.join(vec, f[3]), "rb").read()))
         elif f[0] == "bundle":
             bundle = open(os.path.join(vec, f[1]), "rb").read()
         elif f[0] == "state":
@@ -126,6 +128,9 @@ def main():
         put("change", "body-" + c["label"], piece(c))
         put("import", "one-" + c["label"], b"\x01" + piece(c))
     put("change", "chain-sku-1", SEP.join(piece(c) for c in sku1))
+    # a sealed body, then its group (fuzz_change.c: g byte, group bytes)
+    for ci, g, data in groups:
+        put("change", "sealed-%d-%d" % (ci, g), piece(changes[ci]) + SEP + bytes([g]) + data)
     for i, s in enumerate(states):
         put("state", "state-%d" % i, s)
     put("state", "state-0-plus", states[0] + SEP + SEP.join(piece(c) for c in sku1[:4]))

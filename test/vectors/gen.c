@@ -654,7 +654,7 @@ write_all(void)
         if (shoal__bundle_add(&bundle, b->env.p, b->env.len))
             die("bundle_add");
         for (uint8_t g = 0; g < b->c.nseals; g++) {
-            char gname[32];
+            char gname[64];
             snprintf(gname, sizeof gname, "group-%02zu-%u.bin", i, (unsigned)g);
             write_file(gname, b->groups[g].p, b->groups[g].len);
             fprintf(idx, "group %02zu %u %s\n", i, (unsigned)g, gname);
