@@ -1102,7 +1102,8 @@ num_cmp(const shoal_value *a, const shoal_value *b)
     return -int_double_cmp(b->i, a->d);
 }
 
-/* Class of a scalar for comparisons: null, bool, number, string, bytes. */
+/* Class of a scalar for comparisons: null, bool, number, string, bytes,
+ * and a value this replica may not read (REDACTED), after every other. */
 static int
 vclass(const shoal_value *v)
 {
@@ -1112,6 +1113,7 @@ vclass(const shoal_value *v)
     case SHOAL_T_DOUBLE: return 2;
     case SHOAL_T_STR: return 3;
     case SHOAL_T_BYTES: return 4;
+    case SHOAL_T_REDACTED: return 5;
     default: return 0;
     }
 }
@@ -1153,6 +1155,8 @@ scalar_test(const shoal_value *a, const shoal_value *b, cmpop op)
 {
     if (is_nan(a) || is_nan(b))
         return false; /* before the cross-type rule: NaN != x is false too */
+    if (a->type == SHOAL_T_REDACTED || b->type == SHOAL_T_REDACTED)
+        return false; /* unknown here: no comparison holds, != neither */
     int ca = vclass(a), cb = vclass(b);
     if (ca != cb)
         return op == OP_NE;
@@ -1379,6 +1383,7 @@ shoal__qkey(const shoal_value *v, uint8_t out[SHOAL__QKEY_MAX])
         out[o++] = 0;
         return o;
     }
+    case SHOAL_T_REDACTED: out[0] = 0x60; return 1; /* after bytes, matches no term */
     default: out[0] = 0x10; return 1;
     }
 }

@@ -1551,6 +1551,14 @@ test_semantics(void)
         { "small > -1e300", 1 },
         { "inf > 1e300", 1 },
         { "inf == 1e300", 0 },
+        /* a value this replica may not read: no comparison holds */
+        { "r == null", 0 },
+        { "r != null", 0 },
+        { "r != 1", 0 },
+        { "r > 0", 0 },
+        { "r IN (1, null)", 0 },
+        { "r EXISTS", 1 },
+        { "NOT r == 1", 1 },
     };
     /* fields, sorted by name */
     static const char l_items[] = "\x01\x02\xc0";
@@ -1603,6 +1611,10 @@ test_semantics(void)
           .name_len = 3,
           .kind = SHOAL_K_REGISTER,
           .value = v_dbl(NAN) },
+        { .name = (const uint8_t *)"r",
+          .name_len = 1,
+          .kind = SHOAL_K_REGISTER,
+          .value = { .type = SHOAL_T_REDACTED } },
         { .name = (const uint8_t *)"s",
           .name_len = 1,
           .kind = SHOAL_K_REGISTER,
