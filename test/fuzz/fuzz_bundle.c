@@ -5,8 +5,8 @@
  *
  * Input: bundle bytes.
  * Checks: on success the spans tile the input after the header exactly,
- * in order, each one an envelope that opens; rebuilding the bundle from
- * them gives the input bytes.
+ * in order, each one an envelope that opens and its disclosures (version
+ * 2); rebuilding the bundle from them gives the input bytes.
  */
 #include <string.h>
 
@@ -36,9 +36,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(env_len == sp[i].len);
         FUZZ_CHECK(shoal__bundle_add(&again, data + sp[i].off, sp[i].len) == SHOAL_OK);
         off += sp[i].len;
+        shoal__disc_view dv[SHOAL__MAX_SEALS];
+        size_t dl = 0, dc = 0;
+        FUZZ_CHECK(shoal__disc_scan(data + off, size - off, &dl, dv, &dc) == SHOAL_OK);
+        FUZZ_CHECK(dc == 0 || SHOAL__BUNDLE_VERSION(data) == 2);
+        for (size_t k = 0; k < dc; k++)
+            FUZZ_CHECK(shoal__bundle_add_disc(&again, dv[k].g, dv[k].p, dv[k].n) == SHOAL_OK);
+        off += dl;
     }
     FUZZ_CHECK(off == size);
     shoal__bundle_finish(&again, (uint32_t)count);
+    if (SHOAL__BUNDLE_VERSION(data) == 2) /* version 2 with no disclosure: the writer's 1 */
+        again.p[7] = '2';
     FUZZ_CHECK(again.len == size && memcmp(again.p, data, size) == 0);
     shoal__buf_free(&again);
     shoal__free(sp);
