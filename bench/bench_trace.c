@@ -22,6 +22,11 @@
  *                           a role that may write the list
  *   remote-policy           remote, of that bundle, into an empty replica
  *                           that enforces the same root's permissions
+ *   local-batch100-sealed   local-batch100-policy where an auditor role may
+ *                           not read the list: every op is sealed (its
+ *                           values in a sealed group per change)
+ *   remote-sealed           remote-policy of that bundle (version 2, the
+ *                           groups with their changes)
  *   remote                  import of local-batch100's bundle into an empty
  *                           replica; plus the signature-verification floor
  *
@@ -547,11 +552,18 @@ open_replica(const char *name, bool durable, shoal_replica **r, char **dir)
 }
 
 /* The policy of the policy variants: an editor may write any field of the
- * trace's collection, create and delete. */
+ * trace's collection, create and delete.  The sealed variants add an
+ * auditor that may not read the list, so the list is sealed. */
 static const char bench_policy[] =
     "{\"collections\": {\"" COLL "\": {}}, \"roles\": {\"editor\": {\"" COLL "\": "
     "{\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\", \"create\": true, "
     "\"delete\": true}}}}";
+static const char bench_sealed_policy[] =
+    "{\"collections\": {\"" COLL "\": {}}, \"roles\": {\"editor\": {\"" COLL "\": "
+    "{\"where\": \"TRUE\", \"read\": \"*\", \"write\": \"*\", \"create\": true, "
+    "\"delete\": true}}, \"auditor\": {\"" COLL "\": {\"where\": \"TRUE\", "
+    "\"read\": {\"except\": [\"" FIELD "\"]}}}}}";
+static bool bench_sealed; /* the variant of this (child) process is a sealed one */
 
 /* An editing device that enforces permissions: a root replica (its own key
  * the root, in a temp dir removed here) publishes bench_policy and certifies
@@ -588,7 +600,8 @@ open_policy_device(bool durable, uint8_t root[32], shoal_replica **dev, char **d
         e = open_replica_root("shoal-bench-trace", durable, root, dev, ddir);
     if (e == SHOAL_OK) {
         memcpy(dk, shoal_replica_id(*dev), 32);
-        e = shoal_auth_policy(rr, bench_policy, strlen(bench_policy), NULL);
+        const char *pol = bench_sealed ? bench_sealed_policy : bench_policy;
+        e = shoal_auth_policy(rr, pol, strlen(pol), NULL);
     }
     static const char *const roles[] = { "editor" };
     shoal_cert_spec spec = { "bench", roles, 1, NULL, NULL, 0, 0 };
@@ -770,7 +783,8 @@ verify_floor_ms(const uint8_t *b, size_t len)
     uint32_t count, i;
     double ms = -1.0;
 
-    if (len < SHOAL__BUNDLE_HEADER || memcmp(b, "SHOALBN1", 8) != 0)
+    if (len < SHOAL__BUNDLE_HEADER ||
+        (memcmp(b, "SHOALBN1", 8) != 0 && memcmp(b, "SHOALBN2", 8) != 0))
         return -1.0;
     count = shoal__be32_get(b + 8);
     for (i = 0; i < count; i++) {
@@ -796,6 +810,13 @@ verify_floor_ms(const uint8_t *b, size_t len)
                                         b + off + 1) != 0)
             goto out;
         off += signed_len + SHOAL__SIG_BYTES;
+        /* version 2: its disclosures (not part of the signature floor) */
+        while (len - off >= SHOAL__DISC_HEADER && b[off] == SHOAL__DISC_MARK) {
+            size_t gl = shoal__be32_get(b + off + 2);
+            if (len - off - SHOAL__DISC_HEADER < gl)
+                goto out;
+            off += SHOAL__DISC_HEADER + gl;
+        }
     }
     if (off == len)
         ms = (double)(shoal__bench_now_ns() - t0) / 1e6;
@@ -891,7 +912,8 @@ out:
 
 static const char *const all_variants[] = {
     "crdt",   "local-batch100",        "local-batch100-durable", "local-txn",
-    "remote", "local-batch100-policy", "remote-policy",
+    "remote", "local-batch100-policy", "remote-policy",          "local-batch100-sealed",
+    "remote-sealed",
 };
 enum {
     NVARIANTS = sizeof all_variants / sizeof all_variants[0]
@@ -926,22 +948,26 @@ run_variant(void *argp, void *outp)
         }
         return rc;
     }
-    if (strcmp(a->variant, "local-batch100-policy") == 0) {
+    bench_sealed = strcmp(a->variant, "local-batch100-sealed") == 0 ||
+                   strcmp(a->variant, "remote-sealed") == 0;
+    const char *tag = bench_sealed ? "sealed" : "policy";
+    if (strcmp(a->variant, "local-batch100-policy") == 0 ||
+        strcmp(a->variant, "local-batch100-sealed") == 0) {
         uint8_t root[32];
         char path[4096];
         rc = run_api(a->t, 100, false, root, res, &b, &blen);
         if (rc == 0) {
-            snprintf(path, sizeof path, "%s-policy", a->bundle_path);
-            write_file(path, b, blen); /* best effort: remote-policy remakes it */
-            snprintf(path, sizeof path, "%s-policy.root", a->bundle_path);
+            snprintf(path, sizeof path, "%s-%s", a->bundle_path, tag);
+            write_file(path, b, blen); /* best effort: remote-* remakes it */
+            snprintf(path, sizeof path, "%s-%s.root", a->bundle_path, tag);
             write_file(path, root, 32);
             shoal_free(b);
         }
         return rc;
     }
-    if (strcmp(a->variant, "remote-policy") == 0) {
+    if (strcmp(a->variant, "remote-policy") == 0 || strcmp(a->variant, "remote-sealed") == 0) {
         char path[4096];
-        snprintf(path, sizeof path, "%s-policy", a->bundle_path);
+        snprintf(path, sizeof path, "%s-%s", a->bundle_path, tag);
         return run_remote(a->t, path, true, res);
     }
     if (strcmp(a->variant, "local-batch100-durable") == 0) {
