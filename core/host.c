@@ -666,9 +666,13 @@ typedef struct hvv {
 } hvv;
 
 static int
-unsealed_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg)
+unsealed_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+            void *arg)
 {
     hvv *x = arg;
+    /* a version an equivocation replaced: no longer ours to complete */
+    if (!shoal__stxn_change_has(x->t, cid))
+        return 0;
     size_t lo = 0, hi = *x->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

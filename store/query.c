@@ -529,7 +529,11 @@ shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg)
             break;
         }
         const uint8_t *p = v.mv_data;
-        int r = cb(p, shoal__be64_get(p + SHOAL_KEY_BYTES), arg);
+        if (k.mv_size != SHOAL__ID_BYTES) {
+            rc = shoal__st_corrupt(t, "unsealed");
+            break;
+        }
+        int r = cb(k.mv_data, p, shoal__be64_get(p + SHOAL_KEY_BYTES), arg);
         if (r) {
             rc = r;
             break;

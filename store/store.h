@@ -315,7 +315,8 @@ int shoal__stxn_seal_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uin
 int shoal__stxn_unsealed_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES],
                              const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq);
 int shoal__stxn_unsealed_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
-typedef int (*shoal__unsealed_fn)(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg);
+typedef int (*shoal__unsealed_fn)(const uint8_t cid[SHOAL__ID_BYTES],
+                                  const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg);
 int shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg);
 /* Every group held for cid, by index; cb non-zero stops the scan and is
  * returned. */

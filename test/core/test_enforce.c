@@ -1778,8 +1778,10 @@ show(shoal_replica *r, const char *doc)
 }
 
 static int
-unsealed_cb(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg)
+unsealed_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+            void *arg)
 {
+    (void)cid;
     (void)author;
     (void)seq;
     (*(size_t *)arg)++;
