@@ -911,8 +911,8 @@ out:
 /* ------------------------------------------------------------ the driver */
 
 static const char *const all_variants[] = {
-    "crdt",   "local-batch100",        "local-batch100-durable", "local-txn",
-    "remote", "local-batch100-policy", "remote-policy",          "local-batch100-sealed",
+    "crdt",          "local-batch100",        "local-batch100-durable", "local-txn",
+    "remote",        "local-batch100-policy", "remote-policy",          "local-batch100-sealed",
     "remote-sealed",
 };
 enum {
