@@ -986,7 +986,8 @@ shoal__doc_encode_full(const shoal__doc *d, shoal__buf *out)
                 ce[j] = f->cnt[j];
                 ce[j].author = e.remap[f->cnt[j].author];
             }
-            qsort(ce, f->ncnt, sizeof *ce, cmp_u32); /* author is the first member */
+            if (f->ncnt > 1) /* (none: a counter of hidden increments only) */
+                qsort(ce, f->ncnt, sizeof *ce, cmp_u32); /* author is the first member */
             shoal__mpw_array(&w, (uint32_t)(3 + 3 * f->ncnt + (f->cnt_hidden ? 1 : 0)));
             put_eid(&e, &f->cnt_first);
             for (size_t j = 0; j < f->ncnt; j++) {
