@@ -223,6 +223,91 @@ shoal__authz_policy(const shoal__apply_store *s, shoal__authz_cache *k,
     return SHOAL_OK;
 }
 
+/* Per-document monotonicity (docs/permissions.md, "The write check"):
+ * the greatest certificate serial and policy version named by c's
+ * author's changes in c's document causal past.  A walk back over the
+ * deps that stops at each change of the author: that change passed the
+ * same check, so nothing of the author below it names more.  It costs
+ * the changes of others since the author's last ones (the whole history
+ * for an author's first change to a document). */
+static int
+push_deps(const shoal__apply_store *s, const shoal__change *x, uint8_t **stack, size_t *n,
+          size_t *cap)
+{
+    for (size_t i = 0; i < x->ndeps; i++) {
+        uint8_t id[SHOAL__ID_BYTES];
+        int err = shoal__apply_dep(s, x->deps + i * SHOAL__ID_BYTES, id);
+        if (err == SHOAL_ENOTFOUND)
+            continue; /* not held: the change waits, or it is in another past */
+        if (err)
+            return err;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            uint8_t *p = shoal__realloc(*stack, nc * SHOAL__ID_BYTES);
+            if (!p)
+                return SHOAL_ENOMEM;
+            *stack = p;
+            *cap = nc;
+        }
+        memcpy(*stack + (*n)++ * SHOAL__ID_BYTES, id, SHOAL__ID_BYTES);
+    }
+    return SHOAL_OK;
+}
+
+static int
+prior_of(const shoal__apply_store *s, shoal__authz_cache *k, const shoal__change *c,
+         uint64_t *serial, uint64_t *version)
+{
+    *serial = *version = 0;
+    uint8_t *stack = NULL;
+    size_t n = 0, cap = 0;
+    shoal__map seen;
+    shoal__map_init(&seen);
+    int err = push_deps(s, c, &stack, &n, &cap);
+    while (!err && n > 0) {
+        uint8_t id[SHOAL__ID_BYTES];
+        memcpy(id, stack + --n * SHOAL__ID_BYTES, SHOAL__ID_BYTES);
+        if (shoal__map_get(&seen, id, SHOAL__ID_BYTES))
+            continue;
+        if ((err = shoal__map_put(&seen, id, SHOAL__ID_BYTES, (void *)1)))
+            break;
+        const uint8_t *env;
+        size_t len;
+        err = s->get(s->ctx, id, &env, &len);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK;
+            continue;
+        }
+        shoal__change x;
+        memset(&x, 0, sizeof x);
+        if (!err)
+            err = shoal__change_stored(env, len, &x);
+        if (err)
+            break;
+        bool same_doc = x.coll_len == c->coll_len && x.doc_len == c->doc_len &&
+                        memcmp(x.coll, c->coll, c->coll_len) == 0 &&
+                        memcmp(x.doc, c->doc, c->doc_len) == 0;
+        if (same_doc && memcmp(x.author, c->author, SHOAL_KEY_BYTES) == 0) {
+            const aobj *o;
+            if (x.nauth == 2 && (err = load_obj(s, k, x.auth, &o)) == SHOAL_OK &&
+                o->kind == SHOAL__AUTH_CERT && o->cert.serial > *serial)
+                *serial = o->cert.serial;
+            if (!err && x.nauth == 2 &&
+                (err = load_obj(s, k, x.auth + SHOAL__ID_BYTES, &o)) == SHOAL_OK &&
+                o->kind == SHOAL__AUTH_POLICY && o->policy->version > *version)
+                *version = o->policy->version;
+            if (err == SHOAL_ENOTFOUND)
+                err = SHOAL_OK;
+        } else if (same_doc) {
+            err = push_deps(s, &x, &stack, &n, &cap);
+        }
+        shoal__change_clear(&x);
+    }
+    shoal__map_clear(&seen, NULL);
+    shoal__free(stack);
+    return err;
+}
+
 int
 shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *root,
                    const shoal__change *c, const shoal__authz_hint *hint, shoal__authz_out *out)
@@ -261,6 +346,12 @@ shoal__authz_judge(const shoal__apply_store *s, shoal__authz_cache *k, const uin
     in.cert = &co->cert;
     in.policy = po->policy;
     in.pre = pre;
+    err = prior_of(s, k, c, &in.prior_serial, &in.prior_version);
+    if (err) {
+        if (owned)
+            shoal__doc_free((shoal__doc *)(uintptr_t)pre);
+        return err;
+    }
     if (hint) {
         in.pre_state = &hint->pre;
         in.post_view = hint->post_view;

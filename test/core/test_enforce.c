@@ -635,6 +635,51 @@ test_bad_authority(void)
     teardown(&w);
 }
 
+/* Per-document monotonicity (docs/permissions.md, "The write check"): an
+ * author's change names a certificate serial and policy version at least
+ * as new as its own earlier changes to the same document in its causal
+ * past; another document, or a change that does not have the newer one
+ * in its past, is judged on its own. */
+static void
+test_monotonic(void)
+{
+    world w;
+    setup(&w, 5);
+    top create[2] = { { SHOAL__OP_SET, "store_id", 1 }, { SHOAL__OP_SET, "stock", 1 } };
+    top stock = { SHOAL__OP_SET, "stock", 2 };
+    size_t a = write(&w, MGR1, "p1", 0, create, 2);
+    uint8_t old[32];
+    memcpy(old, w.k[MGR1].cert, 32);
+    /* a new certificate (serial 2), heard, then named on p1 */
+    hear_all(&w, ADMIN);
+    put_cert_serial(&w, ADMIN, w.grant, MGR1, "manager", 1, 2);
+    hear_all(&w, MGR1);
+    size_t b = write(&w, MGR1, "p1", 0, &stock, 1);
+    /* the old certificate again, after b on p1: refused */
+    memcpy(w.k[MGR1].cert, old, 32);
+    size_t back = write(&w, MGR1, "p1", 0, &stock, 1);
+    /* on another document it is its first change: admitted */
+    size_t other = write(&w, MGR1, "p2", 0, create, 2);
+    /* the same for the policy: version 2 named on p2, then version 1 */
+    memcpy(w.k[MGR1].cert, w.id[b - 1], 32); /* the serial-2 certificate again */
+    publish_policy(&w, false);
+    hear_all(&w, MGR1);
+    size_t pol2 = write(&w, MGR1, "p2", 0, &stock, 1);
+    memcpy(w.k[MGR1].policy, w.pol_id[0], 32);
+    size_t pol1 = write(&w, MGR1, "p2", 0, &stock, 1);
+    shoal_import_result res;
+    shoal__memstore *m = enforcing_all(&w, &res);
+    CHECK(!shoal__memstore_is_rejected(m, w.id[a]));
+    CHECK(!shoal__memstore_is_rejected(m, w.id[b]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[back]));
+    CHECK(!shoal__memstore_is_rejected(m, w.id[other]));
+    CHECK(!shoal__memstore_is_rejected(m, w.id[pol2]));
+    CHECK(shoal__memstore_is_rejected(m, w.id[pol1]));
+    CHECK_EQ(shoal__memstore_pending(m), 0);
+    shoal__memstore_free(m);
+    teardown(&w);
+}
+
 /* ------------------------------------------------------------ property */
 
 static void
@@ -2355,6 +2400,7 @@ main(void)
     RUN(test_sealed);
     RUN(test_waits_for_authority);
     RUN(test_bad_authority);
+    RUN(test_monotonic);
     RUN(test_convergence);
     RUN(test_replica);
     RUN(test_local_writes);
