@@ -175,8 +175,16 @@ shoal__doc_evict(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t
     err = chain_collect(t, last_pos, n, coll, clen, id, idlen, w->r->pk, pos, &own_max);
     if (!err)
         err = shoal__clock_load(t, &clock);
-    for (uint64_t i = 0; !err && i < n; i++)
-        err = shoal__stxn_log_drop(t, pos[i]);
+    for (uint64_t i = 0; !err && i < n; i++) {
+        /* its sealed groups go with it */
+        shoal__sval env;
+        uint8_t cid[SHOAL__ID_BYTES];
+        err = shoal__stxn_log_entry(t, pos[i], &env, NULL, NULL, cid);
+        if (!err && env.len > SHOAL__ENV_HEADER && env.p[SHOAL__ENV_HEADER] == 0x9a)
+            err = shoal__stxn_seal_drop(t, cid);
+        if (!err)
+            err = shoal__stxn_log_drop(t, pos[i]);
+    }
     shoal__free(pos);
     if (!err) {
         err = shoal__stxn_doc_del(t, coll, clen, id, idlen);

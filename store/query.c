@@ -542,3 +542,32 @@ shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg)
     mdb_cursor_close(c);
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
 }
+
+int
+shoal__stxn_seal_drop(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
+{
+    MDB_cursor *c;
+    int rc = shoal__st_cur_open(t, T_SEALS, &c);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = shoal__st_cur_first(t, c, cid, SHOAL__ID_BYTES, &k, &v); rc == SHOAL_OK;
+         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SHOAL__ID_BYTES + 1 || memcmp(k.mv_data, cid, SHOAL__ID_BYTES) != 0)
+            break;
+        int mrc = mdb_cursor_del(c, 0);
+        if (mrc) {
+            rc = shoal__st_tfail(t, "mdb_cursor_del", mrc);
+            break;
+        }
+        t->wrote = true;
+    }
+    mdb_cursor_close(c);
+    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+uint64_t
+shoal__stxn_seal_count(shoal__stxn *t)
+{
+    return shoal__st_count(t, T_SEALS);
+}

@@ -33,7 +33,8 @@
  *   qixreg    coll NUL field -> index number (u32 BE), from meta "qixnext"
  *   evicted   coll NUL id -> one byte (1): a document this replica evicted
  *   seals     change id (32) | group index (1) -> a sealed group's bytes
- *             (the disclosures this replica holds; never removed)
+ *             (the disclosures this replica holds; removed with their
+ *             change by a local eviction)
  *   rejected  change id -> one byte (1): a change the write check rejected
  *             (partial sync: it left its view), so that it can tell the
  *             peers it serves that it left theirs; written by core/subs.c,
@@ -318,6 +319,10 @@ int shoal__stxn_unsealed_del(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 typedef int (*shoal__unsealed_fn)(const uint8_t cid[SHOAL__ID_BYTES],
                                   const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, void *arg);
 int shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg);
+/* Groups held, all changes together. */
+uint64_t shoal__stxn_seal_count(shoal__stxn *t);
+/* Delete every group held for cid (a local eviction). */
+int shoal__stxn_seal_drop(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES]);
 /* Every group held for cid, by index; cb non-zero stops the scan and is
  * returned. */
 typedef int (*shoal__seal_fn)(uint8_t g, const shoal__sval *v, void *arg);

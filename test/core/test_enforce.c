@@ -1839,6 +1839,24 @@ unsealed_fn(shoal__stxn *t, void *arg)
     return shoal__stxn_unsealed_scan(t, unsealed_cb, arg);
 }
 
+static int
+seal_fn(shoal__stxn *t, void *arg)
+{
+    *(size_t *)arg = (size_t)shoal__stxn_seal_count(t);
+    return SHOAL_OK;
+}
+
+/* Sealed groups r holds (table seals). */
+static size_t
+seal_count(shoal_replica *r)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    CHECK_EQ(shoal__store_read(r->store, seal_fn, &n), SHOAL_OK);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 /* Changes r holds without a sealed group (table unsealed). */
 static size_t
 unsealed_count(shoal_replica *r)
@@ -1967,6 +1985,10 @@ test_sealed(void)
     /* the manager and the late replica rebuild the same from their logs */
     CHECK_EQ(shoal_replica_check(mgr, print_problem, NULL, NULL), SHOAL_OK);
     CHECK_EQ(shoal_replica_check(late, print_problem, NULL, NULL), SHOAL_OK);
+    /* a local eviction takes the document's sealed groups with its changes */
+    CHECK(seal_count(late) > 0);
+    CHECK_EQ(shoal__evict(late, "products", "p1"), SHOAL_OK);
+    CHECK_EQ(seal_count(late), 0);
     shoal_free(ep);
     team_close(&tm);
 }
