@@ -180,7 +180,7 @@ shoal__doc_evict(shoal__wset *w, const uint8_t *coll, size_t clen, const uint8_t
         shoal__sval env;
         uint8_t cid[SHOAL__ID_BYTES];
         err = shoal__stxn_log_entry(t, pos[i], &env, NULL, NULL, cid);
-        if (!err && env.len > SHOAL__ENV_HEADER && env.p[SHOAL__ENV_HEADER] == 0x9a)
+        if (!err && shoal__envelope_sealed(env.p, env.len))
             err = shoal__stxn_seal_drop(t, cid);
         if (!err)
             err = shoal__stxn_log_drop(t, pos[i]);

@@ -164,7 +164,7 @@ append_env(shoal__feed *f, shoal__stxn *t, const uint8_t *cid, const uint8_t *en
            shoal__buf *out)
 {
     int err = shoal__buf_append(out, env, len);
-    if (err || len <= SHOAL__ENV_HEADER || env[SHOAL__ENV_HEADER] != 0x9a) /* no seals */
+    if (err || !shoal__envelope_sealed(env, len))
         return err;
     uint8_t id[SHOAL__ID_BYTES];
     if (!cid) {

@@ -203,7 +203,7 @@ shoal__reader_groups(const shoal__reader *rd, shoal_replica *r, shoal__stxn *t,
     const uint8_t *body;
     if (shoal__envelope_parse(env, env_len, &elen, &body, &blen))
         return SHOAL_ECORRUPT;
-    if (rd->all || blen == 0 || body[0] != 0x9a) /* only a 10-item body has seals */
+    if (rd->all || !shoal__envelope_sealed(env, env_len))
         return SHOAL_OK;
     *groups = 0;
     if (!rd->has_cert || !rd->pol)

@@ -26,12 +26,7 @@ int
 shoal__seals_append(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], const uint8_t *env,
                     size_t env_len, uint64_t groups, shoal__buf *out)
 {
-    size_t elen, blen;
-    const uint8_t *body;
-    if (shoal__envelope_parse(env, env_len, &elen, &body, &blen))
-        return SHOAL_ECORRUPT;
-    /* only a 10-item body has seals (docs/format.md) */
-    if (blen == 0 || body[0] != 0x9a || groups == 0)
+    if (!shoal__envelope_sealed(env, env_len) || groups == 0)
         return SHOAL_OK;
     sapp x = { groups, out };
     return shoal__stxn_seal_scan(t, cid, seal_cb, &x);

@@ -290,6 +290,10 @@ int shoal__envelope_parse(const uint8_t *p, size_t n, size_t *env_len, const uin
  * item count) equal to the envelope's version byte, else SHOAL_EPROTO.
  * On success c is owned as after shoal__change_decode. */
 int shoal__envelope_decode(const uint8_t *env, size_t n, shoal__change *c);
+/* Whether the envelope env[0..len) carries sealed ops (its body is the
+ * 10-item array of docs/format.md, with a seals item), from the body's
+ * first byte alone: for the paths that pass other envelopes on untouched. */
+bool shoal__envelope_sealed(const uint8_t *env, size_t len);
 /* Author key inside an envelope (Borrowed from env). */
 const uint8_t *shoal__envelope_author(const uint8_t *env);
 /* Change id: BLAKE2b-256 of the signed bytes (everything but the signature). */

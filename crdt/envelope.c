@@ -320,3 +320,9 @@ shoal__disc_scan(const uint8_t *p, size_t n, size_t *len, shoal__disc_view *disc
     *count = k;
     return SHOAL_OK;
 }
+
+bool
+shoal__envelope_sealed(const uint8_t *env, size_t len)
+{
+    return len > SHOAL__ENV_HEADER && env[SHOAL__ENV_HEADER] == 0x9a; /* array of 10 */
+}

@@ -341,19 +341,18 @@ shoal__stxn_qix_create(shoal__stxn *t, const uint8_t *coll, size_t clen, const u
     return SHOAL_OK;
 }
 
-int
-shoal__stxn_qix_truncate(shoal__stxn *t, uint32_t ix)
+/* Delete every entry of table tab whose key starts with p[0..n). */
+static int
+prefix_del(shoal__stxn *t, int tab, const uint8_t *p, size_t n)
 {
-    uint8_t p[4];
-    shoal__be32_put(p, ix);
     MDB_cursor *c;
-    int rc = shoal__st_cur_open(t, T_QINDEX, &c);
+    int rc = shoal__st_cur_open(t, tab, &c);
     if (rc)
         return rc;
     MDB_val k, v;
-    for (rc = shoal__st_cur_first(t, c, p, 4, &k, &v); rc == SHOAL_OK;
+    for (rc = shoal__st_cur_first(t, c, p, n, &k, &v); rc == SHOAL_OK;
          rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 4 || memcmp(k.mv_data, p, 4) != 0)
+        if (k.mv_size < n || memcmp(k.mv_data, p, n) != 0)
             break;
         int mrc = mdb_cursor_del(c, 0);
         if (mrc) {
@@ -364,6 +363,14 @@ shoal__stxn_qix_truncate(shoal__stxn *t, uint32_t ix)
     }
     mdb_cursor_close(c);
     return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+}
+
+int
+shoal__stxn_qix_truncate(shoal__stxn *t, uint32_t ix)
+{
+    uint8_t p[4];
+    shoal__be32_put(p, ix);
+    return prefix_del(t, T_QINDEX, p, sizeof p);
 }
 
 int
@@ -546,24 +553,7 @@ shoal__stxn_unsealed_scan(shoal__stxn *t, shoal__unsealed_fn cb, void *arg)
 int
 shoal__stxn_seal_drop(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES])
 {
-    MDB_cursor *c;
-    int rc = shoal__st_cur_open(t, T_SEALS, &c);
-    if (rc)
-        return rc;
-    MDB_val k, v;
-    for (rc = shoal__st_cur_first(t, c, cid, SHOAL__ID_BYTES, &k, &v); rc == SHOAL_OK;
-         rc = shoal__st_cur_get(t, c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != SHOAL__ID_BYTES + 1 || memcmp(k.mv_data, cid, SHOAL__ID_BYTES) != 0)
-            break;
-        int mrc = mdb_cursor_del(c, 0);
-        if (mrc) {
-            rc = shoal__st_tfail(t, "mdb_cursor_del", mrc);
-            break;
-        }
-        t->wrote = true;
-    }
-    mdb_cursor_close(c);
-    return rc == SHOAL_ENOTFOUND ? SHOAL_OK : rc;
+    return prefix_del(t, T_SEALS, cid, SHOAL__ID_BYTES);
 }
 
 uint64_t
