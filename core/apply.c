@@ -535,11 +535,13 @@ apply_one(shoal__apply *a, shoal__cand *k)
         err = s->put(s->ctx, h, &k->r, c, mdeps);
     if (!err && c->nseals && !a->per_doc && s->unsealed)
         err = s->unsealed(s->ctx, k->r.cid, c);
-    /* An admitted revocation: what its target changed past the cut is
-     * VOID from now on, also where it was applied before. */
-    shoal__revoke rv;
-    if (!err && a->root && s->revoked && shoal__change_revocation(c, &rv))
-        err = s->revoked(s->ctx, rv.target);
+    /* An admitted revocation or equivocation proof: what its target
+     * changed past the cut is VOID from now on, also where it was applied
+     * before. */
+    uint8_t target[SHOAL_KEY_BYTES];
+    uint64_t cut;
+    if (!err && a->root && s->revoked && shoal__change_cut(c, target, &cut))
+        err = s->revoked(s->ctx, target);
     if (!err)
         a->clock = shoal__hlc_observe(a->clock, c->hlc);
 out:

@@ -768,8 +768,9 @@ live_chain(const mstate *s, const mdoc *md, rent **out, size_t *n)
     return SHOAL_OK;
 }
 
-/* Revocation cuts: the smallest cut of author's revocations held
- * (`_auth/revoke:HEX`); SHOAL_ENOTFOUND if none. */
+/* Revocation cuts: the smallest cut of author's revocations
+ * (`_auth/revoke:HEX`) and equivocation proofs (`_auth/equivocation:HEX`,
+ * seq - 1) held; SHOAL_ENOTFOUND if none. */
 static int
 m_cut(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
 {
@@ -777,31 +778,34 @@ m_cut(void *ctx, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut)
     if (!m->enforce)
         return SHOAL_ENOTFOUND;
     mstate *s = &m->st;
-    char id[SHOAL__AUTH_DOCID_MAX];
-    size_t idlen = shoal__auth_docid(SHOAL__AUTH_REVOKE, author, id);
-    uint8_t key[SHOAL__DOCKEY_MAX];
-    size_t klen = shoal__dockey(key, (const uint8_t *)"_auth", 5, (const uint8_t *)id, idlen);
-    void *v = shoal__map_get(&s->doc_ix, key, klen);
-    if (!v)
-        return SHOAL_ENOTFOUND;
-    const mdoc *md = &s->docs[UNIX(v)];
+    static const int kinds[] = { SHOAL__AUTH_REVOKE, SHOAL__AUTH_EQUIV };
     bool found = false;
-    for (size_t i = 0; i < md->nchain; i++) {
-        const mchange *e = &s->ch[md->chain[i]];
-        if (e->dead)
+    for (size_t k = 0; k < 2; k++) {
+        char id[SHOAL__AUTH_DOCID_MAX];
+        size_t idlen = shoal__auth_docid(kinds[k], author, id);
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, (const uint8_t *)"_auth", 5, (const uint8_t *)id, idlen);
+        void *v = shoal__map_get(&s->doc_ix, key, klen);
+        if (!v)
             continue;
-        shoal__change c;
-        int err = decode_entry(e, &c);
-        if (err)
-            return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
-        shoal__revoke rv;
-        if (c.nops == 1 && c.ops[0].value.type == SHOAL_T_BYTES &&
-            shoal__revoke_decode(c.ops[0].value.ptr, c.ops[0].value.len, &rv) == SHOAL_OK &&
-            (!found || rv.cut < *cut)) {
-            *cut = rv.cut;
-            found = true;
+        const mdoc *md = &s->docs[UNIX(v)];
+        for (size_t i = 0; i < md->nchain; i++) {
+            const mchange *e = &s->ch[md->chain[i]];
+            if (e->dead)
+                continue;
+            shoal__change c;
+            int err = decode_entry(e, &c);
+            if (err)
+                return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+            uint8_t target[SHOAL_KEY_BYTES];
+            uint64_t x;
+            if (shoal__change_cut(&c, target, &x) && memcmp(target, author, 32) == 0 &&
+                (!found || x < *cut)) {
+                *cut = x;
+                found = true;
+            }
+            shoal__change_clear(&c);
         }
-        shoal__change_clear(&c);
     }
     return found ? SHOAL_OK : SHOAL_ENOTFOUND;
 }

@@ -334,6 +334,137 @@ vv_fn(shoal__stxn *t, void *arg)
     return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
 }
 
+/* ------------------------------------------------- equivocation proofs */
+
+typedef struct eqp {
+    uint8_t author[SHOAL_KEY_BYTES];
+    uint64_t seq;
+    uint8_t cid[SHOAL__ID_BYTES]; /* the first version's id */
+    shoal__buf env[2];
+    size_t nenv;
+} eqp;
+
+typedef struct eq_ctx {
+    shoal_replica *r;
+    eqp *v;
+    size_t n, cap;
+} eq_ctx;
+
+static void
+eq_free(eq_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        for (int k = 0; k < 2; k++)
+            shoal__buf_free(&c->v[i].env[k]);
+    shoal__free(c->v);
+    c->v = NULL;
+    c->n = c->cap = 0;
+}
+
+/* Evidence comes by author, then seq: each author's smallest seq only. */
+static int
+eq_scan(const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq, const uint8_t cid[SHOAL__ID_BYTES],
+        const shoal__sval *env, void *arg)
+{
+    eq_ctx *c = arg;
+    eqp *last = c->n ? &c->v[c->n - 1] : NULL;
+    if (last && memcmp(last->author, author, SHOAL_KEY_BYTES) == 0) {
+        if (last->seq != seq || last->nenv == 2)
+            return 0;
+        return shoal__buf_append(&last->env[last->nenv++], env->p, env->len);
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 4;
+        eqp *nv = shoal__realloc(c->v, nc * sizeof *nv);
+        if (!nv)
+            return SHOAL_ENOMEM;
+        c->v = nv;
+        c->cap = nc;
+    }
+    eqp *e = &c->v[c->n++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->author, author, SHOAL_KEY_BYTES);
+    e->seq = seq;
+    memcpy(e->cid, cid, SHOAL__ID_BYTES);
+    shoal__buf_init(&e->env[0]);
+    shoal__buf_init(&e->env[1]);
+    e->nenv = 1;
+    return shoal__buf_append(&e->env[0], env->p, env->len);
+}
+
+static int
+eq_fn(shoal__stxn *t, void *arg)
+{
+    eq_ctx *c = arg;
+    int err = shoal__stxn_evidence_scan(t, eq_scan, c);
+    shoal__wset w;
+    shoal__wset_init(&w, c->r);
+    shoal__wset_reset(&w, t);
+    size_t keep = 0;
+    for (size_t i = 0; !err && i < c->n; i++) {
+        eqp *e = &c->v[i];
+        if (e->nenv == 1) {
+            /* the other version is the applied one */
+            uint8_t cid[SHOAL__ID_BYTES];
+            shoal__sval env;
+            int e2 = shoal__stxn_authseq_get(t, e->author, e->seq, cid);
+            if (!e2 && memcmp(cid, e->cid, SHOAL__ID_BYTES) != 0 &&
+                (e2 = shoal__stxn_change_get(t, cid, &env)) == SHOAL_OK)
+                err = shoal__buf_append(&e->env[e->nenv++], env.p, env.len);
+            else if (e2 && e2 != SHOAL_ENOTFOUND)
+                err = e2;
+        }
+        uint64_t cut;
+        int e3 = err ? SHOAL_OK : shoal__wset_cut(&w, e->author, &cut);
+        if (!err && e3 && e3 != SHOAL_ENOTFOUND)
+            err = e3;
+        bool held = !e3 && cut < e->seq; /* cut at or below seq - 1 already */
+        if (!err && e->nenv == 2 && !held) {
+            if (keep != i) {
+                eqp tmp = c->v[keep];
+                c->v[keep] = *e;
+                *e = tmp;
+            }
+            keep++;
+        }
+    }
+    shoal__wset_free(&w);
+    for (size_t i = keep; i < c->n; i++)
+        for (int k = 0; k < 2; k++)
+            shoal__buf_free(&c->v[i].env[k]);
+    c->n = keep;
+    return err;
+}
+
+size_t
+shoal__equiv_publish(shoal_replica *r)
+{
+    if (!r->enforce || shoal__partial(r))
+        return 0;
+    eq_ctx c;
+    memset(&c, 0, sizeof c);
+    c.r = r;
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, eq_fn, &c);
+    pthread_mutex_unlock(&r->mu);
+    size_t done = 0;
+    for (size_t i = 0; !err && i < c.n; i++) {
+        eqp *e = &c.v[i];
+        shoal__buf obj;
+        shoal__buf_init(&obj);
+        char docid[SHOAL__AUTH_DOCID_MAX];
+        shoal__auth_docid(SHOAL__AUTH_EQUIV, e->author, docid);
+        /* a proof too large for one value stays evidence here */
+        if (shoal__equiv_encode(e->env[0].p, e->env[0].len, e->env[1].p, e->env[1].len, &obj) ==
+                SHOAL_OK &&
+            obj.len <= SHOAL_MAX_VALUE && publish(r, docid, &obj) == SHOAL_OK)
+            done++;
+        shoal__buf_free(&obj);
+    }
+    eq_free(&c);
+    return done;
+}
+
 shoal_err
 shoal_auth_revoke(shoal_replica *r, const uint8_t *key, uint64_t cut, const char *reason,
                   uint64_t *cut_out)
@@ -442,17 +573,9 @@ each_doc(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, cons
     (void)clen;
     (void)meta;
     each_ctx *c = arg;
-    int kind = idlen == 5 + 64 && memcmp(id, "cert:", 5) == 0     ? SHOAL__AUTH_CERT
-               : idlen == 6 + 64 && memcmp(id, "admin:", 6) == 0  ? SHOAL__AUTH_ADMIN
-               : idlen == 7 + 64 && memcmp(id, "revoke:", 7) == 0 ? SHOAL__AUTH_REVOKE
-                                                                  : 0;
-    if (!kind)
-        return 0;
     uint8_t key[SHOAL_KEY_BYTES];
-    char hx[65];
-    memcpy(hx, id + idlen - 64, 64);
-    hx[64] = 0;
-    if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+    int kind = shoal__auth_id_kind(id, idlen, key);
+    if (kind < SHOAL__AUTH_CERT)
         return 0;
     uint8_t cid[SHOAL__ID_BYTES];
     shoal__change ch;
@@ -490,7 +613,7 @@ auth_each(shoal_replica *r, auth_each_fn fn, void *arg)
 }
 
 typedef struct show_ctx {
-    json_t *certs, *admins, *revokes;
+    json_t *certs, *admins, *revokes, *equivs;
 } show_ctx;
 
 static int
@@ -537,6 +660,22 @@ show_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
             json_object_set_new(o, "reason", json_stringn((const char *)rv.reason.p, rv.reason.n));
         }
         json_array_append_new(c->revokes, o);
+    } else if (kind == SHOAL__AUTH_EQUIV) {
+        shoal__equiv eq;
+        if (shoal__equiv_decode(p, n, &eq) == SHOAL_OK) {
+            json_object_set_new(o, "seq", json_integer((json_int_t)eq.seq));
+            json_object_set_new(o, "cut", json_integer((json_int_t)(eq.seq - 1)));
+            json_t *ids = json_array();
+            for (int i = 0; i < 2; i++) {
+                uint8_t vid[SHOAL__ID_BYTES];
+                shoal__change_id(eq.env[i], eq.len[i], vid);
+                json_array_append_new(ids, hexj(vid, SHOAL__ID_BYTES));
+            }
+            json_object_set_new(o, "versions", ids);
+        }
+        json_object_del(o, "issuer");
+        json_object_set_new(o, "publisher", hexj(ch->author, SHOAL_KEY_BYTES));
+        json_array_append_new(c->equivs, o);
     } else {
         shoal__grant g;
         if (shoal__grant_decode(p, n, &g) == SHOAL_OK) {
@@ -566,7 +705,7 @@ shoal_auth_show(shoal_replica *r, char **out)
     json_object_set_new(j, "mode", json_string(r->enforce ? "enforcing" : "open"));
     json_object_set_new(j, "root", r->enforce ? hexj(r->root, SHOAL_KEY_BYTES) : json_null());
     int err = SHOAL_OK;
-    show_ctx c = { json_array(), json_array(), json_array() };
+    show_ctx c = { json_array(), json_array(), json_array(), json_array() };
     if (r->enforce) {
         pick_ctx pc;
         err = pick(r, SHOAL__AUTH_POLICY, NULL, &pc);
@@ -592,6 +731,7 @@ shoal_auth_show(shoal_replica *r, char **out)
     json_object_set_new(j, "certificates", c.certs);
     json_object_set_new(j, "admins", c.admins);
     json_object_set_new(j, "revocations", c.revokes);
+    json_object_set_new(j, "equivocations", c.equivs);
     pthread_mutex_unlock(&r->mu);
     if (!err) {
         char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -659,10 +799,9 @@ shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n)
 void
 shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n)
 {
-    shoal__revoke rv;
-    uint8_t x[32];
-    if (shoal__revoke_decode(obj, n, &rv) != SHOAL_OK ||
-        crypto_sign_ed25519_pk_to_curve25519(x, rv.target) != 0)
+    uint8_t target[32], x[32];
+    if (shoal__auth_cut_target(obj, n, target) != SHOAL_OK ||
+        crypto_sign_ed25519_pk_to_curve25519(x, target) != 0)
         return;
     pthread_mutex_lock(&r->cert_mu);
     (void)shoal__map_put(&r->revoked, x, sizeof x, (void *)1);
@@ -709,7 +848,7 @@ load_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
     (void)cid;
     if (kind == SHOAL__AUTH_CERT)
         shoal__certs_note(arg, ch->ops[0].value.ptr, ch->ops[0].value.len);
-    else if (kind == SHOAL__AUTH_REVOKE)
+    else if (kind == SHOAL__AUTH_REVOKE || kind == SHOAL__AUTH_EQUIV)
         shoal__certs_note_revoke(arg, ch->ops[0].value.ptr, ch->ops[0].value.len);
     return 0;
 }
@@ -801,16 +940,9 @@ refresh_fn(shoal__stxn *t, void *arg)
     for (size_t i = 0; !err && i < c->ids.cap; i++) {
         const uint8_t *id = c->ids.s[i].key;
         size_t n = c->ids.s[i].klen;
-        int kind = id && n == 5 + 64 && memcmp(id, "cert:", 5) == 0     ? SHOAL__AUTH_CERT
-                   : id && n == 7 + 64 && memcmp(id, "revoke:", 7) == 0 ? SHOAL__AUTH_REVOKE
-                                                                        : 0;
-        char hx[65];
         uint8_t key[SHOAL_KEY_BYTES];
-        if (!kind)
-            continue;
-        memcpy(hx, id + n - 64, 64);
-        hx[64] = 0;
-        if (shoal__unhex(key, SHOAL_KEY_BYTES, hx) != 0)
+        int kind = id ? shoal__auth_id_kind(id, n, key) : 0;
+        if (kind != SHOAL__AUTH_CERT && kind != SHOAL__AUTH_REVOKE && kind != SHOAL__AUTH_EQUIV)
             continue;
         uint8_t ocid[SHOAL__ID_BYTES];
         shoal__change ch;

@@ -172,7 +172,18 @@ judge_auth(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *ro
     bool stop;
     int err;
     const shoal__change *at = c; /* the change whose grant comes next */
-    while (memcmp(at->author, root, SHOAL_KEY_BYTES) != 0) {
+    const shoal__cert *signer = NULL;
+    if (c->nauth == 1 && memcmp(c->author, root, SHOAL_KEY_BYTES) != 0) {
+        /* a device naming its own certificate (an equivocation proof) */
+        if ((err = ref_state(s, c->auth, out, "grant or certificate", &stop)) || stop)
+            return err;
+        const aobj *o;
+        if ((err = load_obj(s, k, c->auth, &o)))
+            return err;
+        if (o->kind == SHOAL__AUTH_CERT)
+            signer = &o->cert;
+    }
+    while (!signer && memcmp(at->author, root, SHOAL_KEY_BYTES) != 0) {
         if (at->nauth != 1)
             return say(out, SHOAL__AUTHZ_REJECT, "an admin's _auth change names one grant");
         if (n == SHOAL__AUTH_MAX_CHAIN)
@@ -187,7 +198,7 @@ judge_auth(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *ro
         chain[n++] = &o->grant;
         at = &o->c;
     }
-    if (at == c && c->nauth != 0)
+    if (!signer && at == c && c->nauth != 0)
         return say(out, SHOAL__AUTHZ_REJECT, "the root names no grant");
     const shoal__cert *target = NULL;
     if (c->nops == 1 && c->ops[0].kind == SHOAL__OP_SET && c->ops[0].value.type == SHOAL_T_BYTES &&
@@ -205,7 +216,7 @@ judge_auth(const shoal__apply_store *s, shoal__authz_cache *k, const uint8_t *ro
             target = &o->cert;
         }
     }
-    shoal__authz_auth_in in = { c, root, chain, n, target };
+    shoal__authz_auth_in in = { c, root, chain, n, target, signer };
     return shoal__authz_check_auth(&in, out);
 }
 

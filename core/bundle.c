@@ -112,8 +112,10 @@ shoal_err
 shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_result *res)
 {
     assert(r);
-    if (res)
-        memset(res, 0, sizeof *res);
+    shoal_import_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
     if (!bundle && len > 0)
         return SHOAL_EINVAL;
     /* Every signature is verified before the replica is locked (the bundle
@@ -130,6 +132,8 @@ shoal_import(shoal_replica *r, const uint8_t *bundle, size_t len, shoal_import_r
     pthread_mutex_unlock(&r->mu);
     if (!err && count)
         shoal__net_notify(r); /* peers get what the bundle brought */
+    if (!err && res->equivocations > 0)
+        (void)shoal__equiv_publish(r);
     return (shoal_err)err;
 }
 

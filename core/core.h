@@ -65,6 +65,15 @@ bool shoal__certs_revoked(shoal_replica *r, const uint8_t x[32]);
  * directory committed since the last look (the log past r->auth_pos);
  * takes r->mu. */
 void shoal__certs_refresh(shoal_replica *r);
+/* Equivocation proofs (docs/permissions.md, "Equivocation"): a full
+ * replica that enforces permissions publishes, for each author whose two
+ * signed versions of one seq it holds as evidence, a proof at the
+ * smallest such seq (`_auth/equivocation:HEX`), unless it holds a proof
+ * or revocation cutting that author as low already.  Run after an import
+ * that found equivocations; r->mu not held.  Best effort: a replica that
+ * may not publish (no certificate, no grant) publishes nothing.  The
+ * number published. */
+size_t shoal__equiv_publish(shoal_replica *r);
 void shoal__certs_free(shoal_replica *r);
 
 /* The change that wrote the newest object of kind about key in w's

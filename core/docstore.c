@@ -676,17 +676,21 @@ shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t 
         return SHOAL_ENOTFOUND;
     uintptr_t v = (uintptr_t)shoal__map_get(&w->vcut, author, SHOAL_KEY_BYTES);
     if (v == 0) {
-        uint8_t cid[SHOAL__ID_BYTES];
-        shoal__change ch;
-        err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, author, cid, &ch);
-        if (err && err != SHOAL_ENOTFOUND)
-            return err;
+        /* the smaller of the smallest revocation cut and the smallest
+         * equivocation proof's (seq - 1) */
+        static const int kinds[] = { SHOAL__AUTH_REVOKE, SHOAL__AUTH_EQUIV };
         v = 1;
-        if (!err) {
-            shoal__revoke rv;
-            if (shoal__revoke_decode(ch.ops[0].value.ptr, ch.ops[0].value.len, &rv) == SHOAL_OK &&
-                rv.cut < UINT64_MAX - 2)
-                v = (uintptr_t)rv.cut + 2;
+        for (size_t i = 0; i < 2; i++) {
+            uint8_t cid[SHOAL__ID_BYTES], target[SHOAL_KEY_BYTES];
+            shoal__change ch;
+            uint64_t c;
+            err = shoal__auth_newest(w, kinds[i], author, cid, &ch);
+            if (err == SHOAL_ENOTFOUND)
+                continue;
+            if (err)
+                return err;
+            if (shoal__change_cut(&ch, target, &c) && c < UINT64_MAX - 2 && (v == 1 || c + 2 < v))
+                v = (uintptr_t)c + 2;
             shoal__change_clear(&ch);
         }
         err = shoal__map_put(&w->vcut, author, SHOAL_KEY_BYTES, (void *)v);
@@ -1068,6 +1072,10 @@ shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_BYTE
                 shoal__revoke rv;
                 ok = shoal__revoke_decode(p, len, &rv) == SHOAL_OK;
                 rank = ok ? UINT64_MAX - rv.cut : 0; /* the smallest cut */
+            } else if (kind == SHOAL__AUTH_EQUIV) {
+                shoal__equiv eq;
+                ok = shoal__equiv_decode(p, len, &eq) == SHOAL_OK;
+                rank = ok ? UINT64_MAX - eq.seq : 0; /* the smallest seq */
             }
             /* the greatest rank; of equal ones, the greatest id */
             if (ok && (!found || rank > best ||
@@ -1142,8 +1150,8 @@ shoal__wset_flush(shoal__wset *w)
     return SHOAL_OK;
 }
 
-/* A certificate or revocation document changed: its current object, for
- * links. */
+/* A certificate, revocation or equivocation proof document changed: its
+ * current object, for links. */
 static void
 note_cert(shoal_replica *r, const shoal__doc *d, bool revoke)
 {
@@ -1186,7 +1194,8 @@ shoal__wset_commit(shoal__wset *w)
             atomic_fetch_add(&r->auth_gen, 1); /* readers load again */
             if (wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
                 note_cert(r, wd->doc, false);
-            else if (wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0)
+            else if ((wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0) ||
+                     (wd->idlen > 13 && memcmp(wd->id, "equivocation:", 13) == 0))
                 note_cert(r, wd->doc, true);
         }
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {

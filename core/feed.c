@@ -1089,9 +1089,10 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     bool has;
     uintptr_t upto = inview_get(f, key, klen, &has);
     bool match = auth_in_view(f, coll, clen);
-    /* A revocation changes documents' state without a change of theirs
+    /* A revocation (or an equivocation proof) changes documents' state without a change of theirs
      * (VOID): every document is judged again once it has been sent. */
-    if (match && dlen > 7 && memcmp(doc, "revoke:", 7) == 0)
+    if (match && ((dlen > 7 && memcmp(doc, "revoke:", 7) == 0) ||
+                  (dlen > 13 && memcmp(doc, "equivocation:", 13) == 0)))
         f->revoked_seen = true;
     if (!match && in_subs_coll(f, coll, clen)) {
         /* Not in the peer's view: only a subscription that can match it

@@ -273,6 +273,8 @@ host_apply(void *ctx, const uint8_t *p, size_t len, size_t count, shoal_import_r
         err = shoal__store_flush(r->store);
     if (!err && (res->applied > 0 || res->equivocations > 0))
         shoal__net_notify(r); /* new changes, or evidence to pass on */
+    if (!err && res->equivocations > 0)
+        (void)shoal__equiv_publish(r); /* a full replica proves it */
     return err;
 }
 

@@ -70,11 +70,16 @@ load_cert(shoal__reader *rd, shoal__wset *w, const uint8_t key[SHOAL_KEY_BYTES],
 {
     uint8_t cid[SHOAL__ID_BYTES];
     shoal__change ch;
-    /* a revoked key reads nothing whatever its certificate */
-    int err = shoal__auth_newest(w, SHOAL__AUTH_REVOKE, key, cid, &ch);
-    if (!err) {
-        shoal__change_clear(&ch);
-        return SHOAL_OK;
+    /* a revoked key (or one proven to equivocate) reads nothing whatever
+     * its certificate */
+    int err = SHOAL_ENOTFOUND;
+    for (int kind = SHOAL__AUTH_REVOKE; err == SHOAL_ENOTFOUND && kind <= SHOAL__AUTH_EQUIV;
+         kind++) {
+        err = shoal__auth_newest(w, kind, key, cid, &ch);
+        if (!err) {
+            shoal__change_clear(&ch);
+            return SHOAL_OK;
+        }
     }
     if (err != SHOAL_ENOTFOUND)
         return err;

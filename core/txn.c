@@ -313,9 +313,13 @@ builder_authority(cctx *cx, builder *b, shoal__wdoc *wd)
     b->c.version = SHOAL__FORMAT_V2;
     int err = SHOAL_OK;
     if (wd->clen == 5 && memcmp(wd->coll, "_auth", 5) == 0) {
-        /* the root names nothing; an admin its grant */
+        /* the root names nothing; an admin its grant; a device its
+         * certificate, for an equivocation proof */
         if (memcmp(r->pk, r->root, SHOAL_KEY_BYTES) != 0) {
             err = shoal__wset_auth_pick(w, SHOAL__AUTH_ADMIN, r->pk, b->auth);
+            if (err == SHOAL_ENOTFOUND && wd->idlen > 13 &&
+                memcmp(wd->id, "equivocation:", 13) == 0)
+                err = shoal__wset_auth_pick(w, SHOAL__AUTH_CERT, r->pk, b->auth);
             if (err == SHOAL_ENOTFOUND) {
                 snprintf(cx->detail, sizeof cx->detail, "this key holds no admin grant");
                 return SHOAL_EPERM;
@@ -598,9 +602,10 @@ builder_finish(cctx *cx, builder *b, shoal__stxn *t, shoal__wdoc *wd)
         err = shoal__wset_applied(&cx->x->w, wd, &b->c, cid, pos, env.len, false);
     /* A revocation this replica publishes: what its target changed past
      * the cut is VOID here from now on (as apply.c does for one received). */
-    shoal__revoke rv;
-    if (!err && r->enforce && shoal__change_revocation(&b->c, &rv))
-        err = shoal__wset_revoked(&cx->x->w, rv.target);
+    uint8_t target[SHOAL_KEY_BYTES];
+    uint64_t cut;
+    if (!err && r->enforce && shoal__change_cut(&b->c, target, &cut))
+        err = shoal__wset_revoked(&cx->x->w, target);
     shoal__buf_free(&body);
     shoal__buf_free(&env);
     builder_reset(b);

@@ -162,7 +162,7 @@ shoal__auth_kind(const uint8_t *p, size_t n)
     shoal__mpr_init(&r, p, n);
     uint32_t items = shoal__mpr_array(&r, 16, 1);
     uint64_t k = shoal__mpr_uint(&r);
-    if (r.err || items < 1 || k < SHOAL__AUTH_POLICY || k > SHOAL__AUTH_REVOKE)
+    if (r.err || items < 1 || k < SHOAL__AUTH_POLICY || k > SHOAL__AUTH_KIND_MAX)
         return 0;
     return (int)k;
 }
@@ -893,13 +893,101 @@ shoal__revoke_encode(const shoal__revoke *v, shoal__buf *out)
     return SHOAL_OK;
 }
 
+/* --------------------------------------------------- equivocation proof */
+
+/* The seq of an envelope of target's that bin [p, p + n) holds exactly,
+ * its signature good; SHOAL_EPROTO otherwise. */
+static int
+proof_env(const uint8_t *p, size_t n, const uint8_t target[32], uint64_t *seq,
+          uint8_t id[SHOAL__ID_BYTES])
+{
+    size_t elen, blen;
+    const uint8_t *body;
+    if (shoal__envelope_open(p, n, &elen, &body, &blen) != SHOAL_OK || elen != n ||
+        memcmp(shoal__envelope_author(p), target, 32) != 0 ||
+        shoal__change_peek(body, blen, seq, NULL) != SHOAL_OK || *seq == 0)
+        return SHOAL_EPROTO;
+    shoal__change_id(p, n, id);
+    return SHOAL_OK;
+}
+
+int
+shoal__equiv_decode(const uint8_t *p, size_t n, shoal__equiv *v)
+{
+    memset(v, 0, sizeof *v);
+    shoal__mpr r;
+    shoal__mpr_init(&r, p, n);
+    /* [5, target, seq, envelope a, envelope b] */
+    read_header(&r, 5, SHOAL__AUTH_EQUIV);
+    read_key(&r, v->target);
+    v->seq = shoal__mpr_uint(&r);
+    for (int i = 0; i < 2; i++)
+        v->len[i] = shoal__mpr_bin(&r, &v->env[i], SHOAL_MAX_VALUE);
+    int rc = shoal__mpr_finish(&r);
+    uint8_t id[2][SHOAL__ID_BYTES];
+    for (int i = 0; !rc && i < 2; i++) {
+        uint64_t seq = 0;
+        rc = proof_env(v->env[i], v->len[i], v->target, &seq, id[i]);
+        if (!rc && seq != v->seq)
+            rc = SHOAL_EPROTO;
+    }
+    if (!rc && memcmp(id[0], id[1], SHOAL__ID_BYTES) >= 0)
+        rc = SHOAL_EPROTO; /* one change twice, or out of order */
+    if (rc)
+        memset(v, 0, sizeof *v);
+    return rc;
+}
+
+int
+shoal__equiv_encode(const uint8_t *env_a, size_t len_a, const uint8_t *env_b, size_t len_b,
+                    shoal__buf *out)
+{
+    if (len_a < SHOAL__ENV_HEADER || len_b < SHOAL__ENV_HEADER)
+        return SHOAL_EINVAL;
+    uint8_t ia[SHOAL__ID_BYTES], ib[SHOAL__ID_BYTES];
+    shoal__change_id(env_a, len_a, ia);
+    shoal__change_id(env_b, len_b, ib);
+    if (memcmp(ia, ib, SHOAL__ID_BYTES) > 0) {
+        const uint8_t *tp = env_a;
+        size_t tl = len_a;
+        env_a = env_b;
+        len_a = len_b;
+        env_b = tp;
+        len_b = tl;
+    }
+    size_t elen, blen;
+    const uint8_t *body;
+    uint64_t seq;
+    if (shoal__envelope_parse(env_a, len_a, &elen, &body, &blen) != SHOAL_OK ||
+        shoal__change_peek(body, blen, &seq, NULL) != SHOAL_OK)
+        return SHOAL_EINVAL;
+    size_t start = out->len;
+    shoal__mpw w;
+    shoal__mpw_init(&w, out);
+    shoal__mpw_array(&w, 5);
+    shoal__mpw_uint(&w, SHOAL__AUTH_EQUIV);
+    shoal__mpw_bin(&w, shoal__envelope_author(env_a), 32);
+    shoal__mpw_uint(&w, seq);
+    shoal__mpw_bin(&w, env_a, len_a);
+    shoal__mpw_bin(&w, env_b, len_b);
+    if (w.err)
+        return w.err;
+    shoal__equiv chk;
+    if (shoal__equiv_decode(out->p + start, out->len - start, &chk)) {
+        out->len = start;
+        return SHOAL_EINVAL;
+    }
+    return SHOAL_OK;
+}
+
 /* ------------------------------------------------------- document names */
 
 size_t
 shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_DOCID_MAX])
 {
-    static const char *const prefix[] = { NULL, "policy", "cert:", "admin:", "revoke:" };
-    if (kind < SHOAL__AUTH_POLICY || kind > SHOAL__AUTH_REVOKE)
+    static const char *const prefix[] = { NULL,     "policy",  "cert:",
+                                          "admin:", "revoke:", "equivocation:" };
+    if (kind < SHOAL__AUTH_POLICY || kind > SHOAL__AUTH_KIND_MAX)
         return 0;
     size_t n = strlen(prefix[kind]);
     memcpy(out, prefix[kind], n);
@@ -914,11 +1002,77 @@ shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_DOCID_MA
     return n;
 }
 
-bool
-shoal__change_revocation(const shoal__change *c, shoal__revoke *out)
+int
+shoal__auth_id_kind(const uint8_t *id, size_t n, uint8_t key[32])
 {
-    return c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 && c->doc_len > 7 &&
-           memcmp(c->doc, "revoke:", 7) == 0 && c->nops == 1 && c->ops[0].kind == SHOAL__OP_SET &&
-           c->ops[0].value.type == SHOAL_T_BYTES &&
-           shoal__revoke_decode(c->ops[0].value.ptr, c->ops[0].value.len, out) == SHOAL_OK;
+    if (key)
+        memset(key, 0, 32);
+    if (n == 6 && memcmp(id, "policy", 6) == 0)
+        return SHOAL__AUTH_POLICY;
+    for (int kind = SHOAL__AUTH_CERT; kind <= SHOAL__AUTH_KIND_MAX; kind++) {
+        char want[SHOAL__AUTH_DOCID_MAX];
+        uint8_t zero[32] = { 0 };
+        size_t pl = shoal__auth_docid(kind, zero, want) - 64;
+        if (n != pl + 64 || memcmp(id, want, pl) != 0)
+            continue;
+        uint8_t k[32];
+        for (size_t i = 0; i < 32; i++) {
+            int v = 0;
+            for (size_t j = 0; j < 2; j++) {
+                uint8_t ch = id[pl + 2 * i + j];
+                int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                                                 : -1;
+                if (d < 0)
+                    return 0;
+                v = v * 16 + d;
+            }
+            k[i] = (uint8_t)v;
+        }
+        if (key)
+            memcpy(key, k, 32);
+        return kind;
+    }
+    return 0;
+}
+
+int
+shoal__auth_cut_target(const uint8_t *obj, size_t n, uint8_t target[32])
+{
+    shoal__revoke rv;
+    shoal__equiv eq;
+    if (shoal__revoke_decode(obj, n, &rv) == SHOAL_OK) {
+        memcpy(target, rv.target, 32);
+        return SHOAL_OK;
+    }
+    if (shoal__equiv_decode(obj, n, &eq) == SHOAL_OK) {
+        memcpy(target, eq.target, 32);
+        return SHOAL_OK;
+    }
+    return SHOAL_EPROTO;
+}
+
+bool
+shoal__change_cut(const shoal__change *c, uint8_t target[32], uint64_t *cut)
+{
+    if (c->coll_len != 5 || memcmp(c->coll, "_auth", 5) != 0 || c->nops != 1 ||
+        c->ops[0].kind != SHOAL__OP_SET || c->ops[0].value.type != SHOAL_T_BYTES)
+        return false;
+    const uint8_t *p = c->ops[0].value.ptr;
+    size_t n = c->ops[0].value.len;
+    shoal__revoke rv;
+    shoal__equiv eq;
+    if (c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0 &&
+        shoal__revoke_decode(p, n, &rv) == SHOAL_OK) {
+        memcpy(target, rv.target, 32);
+        *cut = rv.cut;
+        return true;
+    }
+    if (c->doc_len > 13 && memcmp(c->doc, "equivocation:", 13) == 0 &&
+        shoal__equiv_decode(p, n, &eq) == SHOAL_OK) {
+        memcpy(target, eq.target, 32);
+        *cut = eq.seq - 1;
+        return true;
+    }
+    return false;
 }

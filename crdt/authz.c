@@ -494,7 +494,24 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
     const shoal__change *c = in->c;
     const uint8_t *author = c->author;
     bool root = memcmp(author, in->root, 32) == 0;
-    if (!root && in->nchain == 0)
+    const shoal__cert *sc = in->signer_cert;
+    if (sc) {
+        /* a device names its certificate: equivocation proofs only */
+        if (root || in->nchain)
+            return verdict(out, SHOAL__AUTHZ_REJECT, -1,
+                           "an _auth change names a grant or a certificate, not both");
+        if (memcmp(sc->subject, author, 32) != 0)
+            return verdict(out, SHOAL__AUTHZ_REJECT, -1,
+                           "the certificate it names is another key's");
+        if (c->hlc < sc->not_before || c->hlc > sc->not_after)
+            return verdict(out, SHOAL__AUTHZ_REJECT, -1,
+                           "the signer's certificate is not valid at the change's time");
+        if (c->nops != 1 || c->ops[0].kind != SHOAL__OP_SET ||
+            c->ops[0].value.type != SHOAL_T_BYTES ||
+            shoal__auth_kind(c->ops[0].value.ptr, c->ops[0].value.len) != SHOAL__AUTH_EQUIV)
+            return verdict(out, SHOAL__AUTHZ_REJECT, -1,
+                           "a device may publish equivocation proofs only");
+    } else if (!root && in->nchain == 0)
         return verdict(out, SHOAL__AUTHZ_PEND, -1, "the signer's admin grant is not held");
     if (in->nchain > SHOAL__AUTH_MAX_CHAIN)
         return verdict(out, SHOAL__AUTHZ_REJECT, -1, "admin chain longer than %d",
@@ -515,7 +532,7 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
     }
     if (in->nchain && memcmp(in->chain[in->nchain - 1]->issuer, in->root, 32) != 0)
         return verdict(out, SHOAL__AUTHZ_REJECT, -1, "admin chain does not reach the root");
-    uint32_t caps = root ? SHOAL__CAP_ALL : in->chain[0]->caps;
+    uint32_t caps = root ? SHOAL__CAP_ALL : sc ? 0 : in->chain[0]->caps;
 
     /* Shape: one SET of "object" to a bytes value, in epoch 0. */
     if (c->nops != 1 || c->ops[0].kind != SHOAL__OP_SET || c->nseals || c->ops[0].field_len != 6 ||
@@ -526,7 +543,7 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
     const uint8_t *ob = c->ops[0].value.ptr;
     size_t on = c->ops[0].value.len;
     int kind = shoal__auth_kind(ob, on);
-    if (kind < SHOAL__AUTH_POLICY || kind > SHOAL__AUTH_REVOKE)
+    if (kind < SHOAL__AUTH_POLICY || kind > SHOAL__AUTH_KIND_MAX)
         return verdict(out, SHOAL__AUTHZ_REJECT, 0, "the object's kind is unknown");
 
     char want[SHOAL__AUTH_DOCID_MAX];
@@ -590,6 +607,14 @@ shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out)
                            "the grant gives capabilities the signer does not hold");
         if (memcmp(g.key, author, 32) == 0)
             return verdict(out, SHOAL__AUTHZ_REJECT, 0, "a key may not grant itself");
+        break;
+    }
+    case SHOAL__AUTH_EQUIV: {
+        /* self-verifying: both envelopes signed by the target, one seq */
+        shoal__equiv eq;
+        if (shoal__equiv_decode(ob, on, &eq))
+            return verdict(out, SHOAL__AUTHZ_REJECT, 0, "the equivocation proof does not verify");
+        memcpy(key, eq.target, 32);
         break;
     }
     default: { /* SHOAL__AUTH_REVOKE */

@@ -649,14 +649,16 @@ enum {
     SHOAL__AUTH_CERT = 2,
     SHOAL__AUTH_ADMIN = 3,
     SHOAL__AUTH_REVOKE = 4,
-    SHOAL__AUTH_MAX_NAMES = 256,    /* collections, roles, rules of a role, names of a list */
-    SHOAL__AUTH_MAX_ROLE = 64,      /* bytes of a role name */
-    SHOAL__AUTH_MAX_USER = 256,     /* bytes of a user id */
-    SHOAL__AUTH_MAX_ATTRS = 64,     /* attributes of a certificate */
-    SHOAL__AUTH_MAX_USER_REFS = 16, /* distinct $user.NAME in one where */
-    SHOAL__AUTH_MAX_CHAIN = 16,     /* admin grants from a signer up to the root */
-    SHOAL__AUTH_MAX_REASON = 1024,  /* bytes of a revocation's reason */
-    SHOAL__AUTH_DOCID_MAX = 7 + 64 + 1
+    SHOAL__AUTH_EQUIV = 5, /* an equivocation proof */
+    SHOAL__AUTH_KIND_MAX = 5,
+    SHOAL__AUTH_MAX_NAMES = 256,        /* collections, roles, rules of a role, names of a list */
+    SHOAL__AUTH_MAX_ROLE = 64,          /* bytes of a role name */
+    SHOAL__AUTH_MAX_USER = 256,         /* bytes of a user id */
+    SHOAL__AUTH_MAX_ATTRS = 64,         /* attributes of a certificate */
+    SHOAL__AUTH_MAX_USER_REFS = 16,     /* distinct $user.NAME in one where */
+    SHOAL__AUTH_MAX_CHAIN = 16,         /* admin grants from a signer up to the root */
+    SHOAL__AUTH_MAX_REASON = 1024,      /* bytes of a revocation's reason */
+    SHOAL__AUTH_DOCID_MAX = 13 + 64 + 1 /* "equivocation:" + key hex + NUL */
 };
 enum {
     SHOAL__CAP_POLICY = 1,   /* publish policies */
@@ -694,6 +696,13 @@ int shoal__auth_kind(const uint8_t *p, size_t n);
 /* The `_auth` document id of an object of kind about key (ignored for the
  * policy), NUL-terminated in out; its length, 0 for an unknown kind. */
 size_t shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_DOCID_MAX]);
+/* The kind of object `_auth` document id[0..n) holds, by its name (a
+ * prefix and 64 hex digits, or "policy"); 0 for any other name.  With
+ * key, the key its name carries (zero for the policy). */
+int shoal__auth_id_kind(const uint8_t *id, size_t n, uint8_t key[32]);
+/* The target key of a revocation or equivocation proof (either kind);
+ * SHOAL_EPROTO for any other bytes. */
+int shoal__auth_cut_target(const uint8_t *obj, size_t n, uint8_t target[32]);
 
 /* A policy: [1, lang, version, prev | nil, collections, roles]. */
 typedef struct shoal__pcoll {
@@ -814,10 +823,28 @@ typedef struct shoal__revoke {
     shoal__name reason;
 } shoal__revoke;
 int shoal__revoke_decode(const uint8_t *p, size_t n, shoal__revoke *v);
-/* Whether c writes a revocation: one SET of `_auth/revoke:...` to an
- * object that decodes as one (into *out). */
-bool shoal__change_revocation(const shoal__change *c, shoal__revoke *out);
 int shoal__revoke_encode(const shoal__revoke *v, shoal__buf *out);
+
+/* An equivocation proof: [5, target, seq, envelope a, envelope b], two
+ * envelopes the target signed for one seq, a's change id smaller than
+ * b's.  Self-verifying: decode checks both signatures (against the
+ * target's key), both seqs, and that each bin holds exactly one
+ * envelope.  It acts as a revocation of target with cut seq - 1
+ * (docs/permissions.md, "Equivocation").  The envelopes point into p. */
+typedef struct shoal__equiv {
+    uint8_t target[32];
+    uint64_t seq;
+    const uint8_t *env[2];
+    size_t len[2];
+} shoal__equiv;
+int shoal__equiv_decode(const uint8_t *p, size_t n, shoal__equiv *v);
+/* Encode the proof of two envelopes of one (author, seq), in either
+ * order; SHOAL_EINVAL if they are not a proof. */
+int shoal__equiv_encode(const uint8_t *env_a, size_t len_a, const uint8_t *env_b, size_t len_b,
+                        shoal__buf *out);
+/* Whether c writes an object that cuts a key's changes: a revocation
+ * (its cut) or an equivocation proof (cut seq - 1); *target and *cut. */
+bool shoal__change_cut(const shoal__change *c, uint8_t target[32], uint64_t *cut);
 
 /* The write check (docs/permissions.md, "The write check"): a pure
  * function of a change, the certificate and policy it names, and its
@@ -874,7 +901,10 @@ int shoal__authz_check(const shoal__authz_in *in, shoal__authz_out *out);
  * every scope of the chain, for at most the shortest life), a grant
  * `delegate` (capabilities within the signer's), a revocation the root or
  * `revoke` with the target's certificate (named in the revocation) within
- * the scopes.  The root signs anything; nobody certifies itself. */
+ * the scopes.  The root signs anything; nobody certifies itself.  An
+ * equivocation proof needs no capability: the root, any admin, or a
+ * device naming its own certificate (valid at the change's HLC) may
+ * publish one. */
 typedef struct shoal__authz_auth_in {
     const shoal__change *c;
     const uint8_t *root; /* 32 bytes */
@@ -883,6 +913,7 @@ typedef struct shoal__authz_auth_in {
     const shoal__grant *const *chain;
     size_t nchain;
     const shoal__cert *target_cert; /* the certificate a revocation names; NULL: not held */
+    const shoal__cert *signer_cert; /* the signer's certificate c names instead of a grant */
 } shoal__authz_auth_in;
 int shoal__authz_check_auth(const shoal__authz_auth_in *in, shoal__authz_out *out);
 

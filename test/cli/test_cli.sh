@@ -616,7 +616,7 @@ check_eq "nothing was written" "$before" "$(digest_of "$PD" --full)"
 expect "the device may not publish a policy -> 8" 8 -d "$PD" auth policy "$T/policy.json"
 expect "a replica without a root: open mode" 0 -d "$PO" init
 expect "auth show: open" 0 -d "$PO" auth show
-check_eq "auth show: open mode" '{"admins":[],"certificates":[],"mode":"open","policy":null,"revocations":[],"root":null}' "$out"
+check_eq "auth show: open mode" '{"admins":[],"certificates":[],"equivocations":[],"mode":"open","policy":null,"revocations":[],"root":null}' "$out"
 expect "auth policy in open mode" 1 -d "$PO" auth policy "$T/policy.json"
 "$SHOAL" -d "$PD" export > "$T/dev.bundle"
 expect_in "the root admits the device's writes" 0 "$T/dev.bundle" -d "$PR" import

@@ -12,6 +12,7 @@
  * tested with replicas.
  */
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "check.h"
@@ -573,7 +574,7 @@ test_grant_revoke_codec(void)
     CHECK_EQ(rv.cut, 41);
     CHECK(!rv.has_cert);
     CHECK_EQ(shoal__auth_kind(b.p, b.len), SHOAL__AUTH_REVOKE);
-    CHECK_EQ(shoal__auth_kind((const uint8_t *)"\x91\x05", 2), 0);
+    CHECK_EQ(shoal__auth_kind((const uint8_t *)"\x91\x06", 2), 0);
     CHECK_EQ(shoal__auth_kind((const uint8_t *)"\x91", 1), 0);
     char id[SHOAL__AUTH_DOCID_MAX];
     CHECK_EQ(shoal__auth_docid(SHOAL__AUTH_POLICY, NULL, id), 6);
@@ -1440,6 +1441,148 @@ test_auth_revoke(void)
     shoal__buf_free(&on.b);
 }
 
+/* Two envelopes signed by one key for one seq, and what proves it. */
+static void
+signed_env(shoal__buf *out, const uint8_t pk[32], const uint8_t sk[64], uint64_t seq, int64_t v)
+{
+    tch t;
+    mkch(&t, pk, seq, HLC(300 + seq), "products", "p1", 0);
+    op_set(&t, "stock", vint(v));
+    shoal__buf body;
+    shoal__buf_init(&body);
+    CHECK_EQ(shoal__change_encode(&t.c, &body), SHOAL_OK);
+    shoal__buf_init(out);
+    CHECK_EQ(shoal__envelope_seal(body.p, body.len, pk, sk, out), SHOAL_OK);
+    shoal__buf_free(&body);
+}
+
+static void
+test_auth_equivocation(void)
+{
+    uint8_t pk[32], sk[64], seed[32];
+    memset(seed, 0x33, sizeof seed);
+    REQUIRE(crypto_sign_seed_keypair(pk, sk, seed) == 0);
+    shoal__buf e1, e2, e3;
+    signed_env(&e1, pk, sk, 5, 1);
+    signed_env(&e2, pk, sk, 5, 2);
+    signed_env(&e3, pk, sk, 6, 3);
+    tobj o;
+    shoal__buf_init(&o.b);
+    /* a proof: two versions of one seq, in id order whatever the order given */
+    CHECK_EQ(shoal__equiv_encode(e2.p, e2.len, e1.p, e1.len, &o.b), SHOAL_OK);
+    shoal__buf again;
+    shoal__buf_init(&again);
+    CHECK_EQ(shoal__equiv_encode(e1.p, e1.len, e2.p, e2.len, &again), SHOAL_OK);
+    CHECK(again.len == o.b.len && memcmp(again.p, o.b.p, o.b.len) == 0);
+    shoal__equiv eq;
+    CHECK_EQ(shoal__equiv_decode(o.b.p, o.b.len, &eq), SHOAL_OK);
+    CHECK(memcmp(eq.target, pk, 32) == 0);
+    CHECK_EQ(eq.seq, 5);
+    uint8_t i0[32], i1[32];
+    shoal__change_id(eq.env[0], eq.len[0], i0);
+    shoal__change_id(eq.env[1], eq.len[1], i1);
+    CHECK(memcmp(i0, i1, 32) < 0);
+    CHECK_EQ(shoal__auth_kind(o.b.p, o.b.len), SHOAL__AUTH_EQUIV);
+    /* not proofs: one change twice, two seqs */
+    again.len = 0;
+    CHECK_EQ(shoal__equiv_encode(e1.p, e1.len, e1.p, e1.len, &again), SHOAL_EINVAL);
+    CHECK_EQ(shoal__equiv_encode(e1.p, e1.len, e3.p, e3.len, &again), SHOAL_EINVAL);
+    CHECK_EQ(again.len, 0);
+    /* a signature altered, a seq altered: the proof does not verify */
+    again.len = 0;
+    shoal__buf_append(&again, o.b.p, o.b.len);
+    again.p[again.len - 1] ^= 1;
+    CHECK_EQ(shoal__equiv_decode(again.p, again.len, &eq), SHOAL_EPROTO);
+    again.p[again.len - 1] ^= 1;
+    CHECK_EQ(shoal__equiv_decode(again.p, again.len, &eq), SHOAL_OK);
+    again.p[2 + 34] = 6; /* [5, bin32 target, 5, ...]: the seq */
+    CHECK_EQ(shoal__equiv_decode(again.p, again.len, &eq), SHOAL_EPROTO);
+    CHECK(shoal__equiv_decode(again.p, again.len - 1, &eq) != SHOAL_OK);
+
+    /* who may publish it: the root, an admin with any capability, a
+     * device naming its own certificate valid at the change's time */
+    shoal__authz_out v;
+    auth_change(&o, ROOT, SHOAL__AUTH_EQUIV, pk);
+    CHECK_EQ(judge_auth(&o, NULL, 0, NULL, &v), SHOAL__AUTHZ_ADMIT);
+    uint8_t target[32];
+    uint64_t cut = 0;
+    CHECK(shoal__change_cut(&o.t.c, target, &cut));
+    CHECK(memcmp(target, pk, 32) == 0);
+    CHECK_EQ(cut, 4);
+    CHECK_EQ(shoal__auth_cut_target(o.b.p, o.b.len, target), SHOAL_OK);
+    tobj og;
+    shoal__grant g;
+    grant_obj(&og, &g, ROOT, ADM_A, SHOAL__CAP_POLICY, "TRUE", 0);
+    const shoal__grant *ca[] = { &g };
+    auth_change(&o, ADM_A, SHOAL__AUTH_EQUIV, pk);
+    CHECK_EQ(judge_auth(&o, ca, 1, NULL, &v), SHOAL__AUTHZ_ADMIT);
+    tcert dc, late, other;
+    mkcert(&dc, DEV1, "u", "clerk", "store_id", vint(1), ALWAYS, 1, 0);
+    mkcert(&late, DEV1, "u", "clerk", "store_id", vint(1), HLC(500), UINT64_MAX, 2, 0);
+    mkcert(&other, DEV2, "u", "clerk", "store_id", vint(1), ALWAYS, 1, 0);
+    auth_change(&o, DEV1, SHOAL__AUTH_EQUIV, pk);
+    shoal__authz_auth_in in;
+    memset(&in, 0, sizeof in);
+    in.c = &o.t.c;
+    in.root = ROOT;
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_PEND); /* names nothing held */
+    in.signer_cert = &dc.c;
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_ADMIT);
+    in.signer_cert = &late.c; /* not valid yet at HLC(100) */
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_REJECT);
+    in.signer_cert = &other.c; /* another key's */
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_REJECT);
+    /* in the wrong document */
+    auth_change(&o, DEV1, SHOAL__AUTH_EQUIV, DEV2);
+    in.signer_cert = &dc.c;
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_REJECT);
+    /* a device publishes nothing else: a revocation named by its cert */
+    tobj orv;
+    shoal__revoke r;
+    memset(&r, 0, sizeof r);
+    memcpy(r.target, DEV2, 32);
+    shoal__buf_init(&orv.b);
+    CHECK_EQ(shoal__revoke_encode(&r, &orv.b), SHOAL_OK);
+    auth_change(&orv, DEV1, SHOAL__AUTH_REVOKE, DEV2);
+    in.c = &orv.t.c;
+    CHECK_EQ(shoal__authz_check_auth(&in, &v), SHOAL_OK);
+    CHECK_EQ(v.verdict, SHOAL__AUTHZ_REJECT);
+    /* a proof that does not verify is refused whoever signs it */
+    shoal__buf_free(&o.b);
+    shoal__buf_init(&o.b);
+    shoal__buf_append(&o.b, again.p, again.len);
+    auth_change(&o, ROOT, SHOAL__AUTH_EQUIV, pk);
+    CHECK_EQ(judge_auth(&o, NULL, 0, NULL, &v), SHOAL__AUTHZ_REJECT);
+    CHECK(!shoal__change_cut(&o.t.c, target, &cut));
+
+    /* document names */
+    char id[SHOAL__AUTH_DOCID_MAX];
+    uint8_t key[32];
+    CHECK_EQ(shoal__auth_docid(SHOAL__AUTH_EQUIV, pk, id), 13 + 64);
+    CHECK_EQ(shoal__auth_id_kind((const uint8_t *)id, strlen(id), key), SHOAL__AUTH_EQUIV);
+    CHECK(memcmp(key, pk, 32) == 0);
+    CHECK_EQ(shoal__auth_id_kind((const uint8_t *)"policy", 6, key), SHOAL__AUTH_POLICY);
+    id[20] = 'G';
+    CHECK_EQ(shoal__auth_id_kind((const uint8_t *)id, strlen(id), key), 0);
+    CHECK_EQ(shoal__auth_id_kind((const uint8_t *)id, 13 + 63, key), 0);
+
+    freecert(&dc);
+    freecert(&late);
+    freecert(&other);
+    shoal__buf_free(&orv.b);
+    shoal__buf_free(&og.b);
+    shoal__buf_free(&o.b);
+    shoal__buf_free(&again);
+    shoal__buf_free(&e1);
+    shoal__buf_free(&e2);
+    shoal__buf_free(&e3);
+}
+
 int
 main(void)
 {
@@ -1462,5 +1605,6 @@ main(void)
     RUN(test_auth_policy);
     RUN(test_auth_certs);
     RUN(test_auth_revoke);
+    RUN(test_auth_equivocation);
     return check_summary();
 }

@@ -455,6 +455,47 @@ write(world *w, int ki, const char *doc, uint64_t epoch, const top *ops, size_t 
     return make(w, ki, "products", doc, epoch, ops, nops, NULL, 0, auth, 2, SHOAL__FORMAT_V2);
 }
 
+/* The epoch a write by ki to products/doc takes in ki's view (a
+ * re-create after a delete takes the next). */
+static uint64_t
+epoch_of(const world *w, int ki, const char *doc)
+{
+    const uint8_t *h;
+    size_t nh;
+    const shoal__doc *d = shoal__memstore_doc(w->k[ki].view, (const uint8_t *)"products", 8,
+                                              (const uint8_t *)doc, strlen(doc), &h, &nh);
+    return d ? shoal__doc_epoch(d) + (shoal__doc_deleted(d) ? 1 : 0) : 0;
+}
+
+/* Key ki equivocates: two changes with one seq, on two documents; their
+ * indexes in *a and *b. */
+static void
+equivocate(world *w, int ki, const char *d1, const char *d2, size_t *a, size_t *b)
+{
+    top op = { SHOAL__OP_SET, "stock", (int64_t)check_rand_below(50) };
+    *a = write(w, ki, d1, epoch_of(w, ki, d1), &op, 1);
+    w->k[ki].seq--;
+    op.v++;
+    *b = write(w, ki, d2, epoch_of(w, ki, d2), &op, 1);
+}
+
+/* Publish the proof of envelopes a and b (one key, one seq) as key pub:
+ * the root names nothing, a device its certificate. */
+static size_t
+put_equiv(world *w, int pub, size_t a, size_t b)
+{
+    shoal__buf obj;
+    shoal__buf_init(&obj);
+    CHECK_EQ(shoal__equiv_encode(w->env[a], w->len[a], w->env[b], w->len[b], &obj), SHOAL_OK);
+    char doc[SHOAL__AUTH_DOCID_MAX];
+    shoal__auth_docid(SHOAL__AUTH_EQUIV, shoal__envelope_author(w->env[a]), doc);
+    hear_all(w, pub);
+    size_t i = make(w, pub, "_auth", doc, 0, NULL, 0, obj.p, obj.len, w->k[pub].cert,
+                    pub == ROOT ? 0 : 1, SHOAL__FORMAT_V2);
+    shoal__buf_free(&obj);
+    return i;
+}
+
 /* A fresh enforcing store that took envelopes idx[0..n) (one import). */
 static shoal__memstore *
 enforcing(const world *w, const size_t *idx, size_t n, shoal_import_result *res)
@@ -700,7 +741,7 @@ test_convergence(void)
 {
     uint64_t seed = check_seed(0xe4f0ceull);
     long sets = check_env_long("SHOAL_ENFORCE_SETS", 300);
-    uint64_t total = 0, rejected = 0, sealed = 0, sealed_ok = 0;
+    uint64_t total = 0, rejected = 0, sealed = 0, sealed_ok = 0, proofs = 0, proofs_ok = 0;
     for (long s = 0; s < sets; s++) {
         check_rand_reseed(seed + (uint64_t)s);
         world w;
@@ -783,9 +824,33 @@ test_convergence(void)
             uint64_t epoch = d ? shoal__doc_epoch(d) + (shoal__doc_deleted(d) ? 1 : 0) : 0;
             write(&w, ki, doc, epoch, ops, nops);
         }
+        /* Now and then a device equivocates at the end (nobody else
+         * builds on either version) and the root or another device
+         * publishes the proof: both versions VOID everywhere, whichever
+         * a store applied, so the state and every other verdict agree.
+         * Which version a store keeps as evidence, rejected or applied
+         * depends on the order (docs/permissions.md, "Limits"). */
+        size_t eqa = SIZE_MAX, eqb = SIZE_MAX, proof = SIZE_MAX;
+        if (check_rand_below(3) == 0 && w.n < MAXENV - 4) {
+            int ki = devs[check_rand_below(4)];
+            uint64_t d = check_rand_below(3);
+            equivocate(&w, ki, DOCS[d], DOCS[(d + 1) % 3], &eqa, &eqb);
+            proof =
+                put_equiv(&w, check_rand_below(2) ? ROOT : (ki == MGR1 ? MGR2 : MGR1), eqa, eqb);
+        }
         /* the reference: one store, everything at once */
         shoal_import_result res;
         shoal__memstore *ref = enforcing_all(&w, &res);
+        if (proof != SIZE_MAX && shoal__memstore_is_rejected(ref, w.id[proof])) {
+            /* the device's certificate did not hold: the root proves it,
+             * building on what its enforcing replica admitted (ref) */
+            shoal__memstore *own = w.k[ROOT].view;
+            w.k[ROOT].view = ref;
+            (void)put_equiv(&w, ROOT, eqa, eqb);
+            w.k[ROOT].view = own;
+            shoal__memstore_free(ref);
+            ref = enforcing_all(&w, &res);
+        }
         uint8_t rf[32], rv[32];
         CHECK_EQ(shoal__memstore_digest(ref, true, rf), SHOAL_OK);
         CHECK_EQ(shoal__memstore_digest(ref, false, rv), SHOAL_OK);
@@ -793,11 +858,22 @@ test_convergence(void)
         CHECK_EQ(shoal__memstore_pending(ref), 0);
         total += w.n;
         rejected += rrej;
-        for (size_t i = 0; i < w.n; i++)
+        for (size_t i = 0; i < w.n; i++) {
             if (w.disclen[i]) {
                 sealed++;
                 sealed_ok += !shoal__memstore_is_rejected(ref, w.id[i]);
             }
+            shoal__change c;
+            REQUIRE(shoal__envelope_decode(w.env[i], w.len[i], &c) == SHOAL_OK);
+            uint8_t target[32];
+            uint64_t cut;
+            if (shoal__change_cut(&c, target, &cut) && c.doc_len > 13 &&
+                memcmp(c.doc, "equivocation:", 13) == 0) {
+                proofs++;
+                proofs_ok += !shoal__memstore_is_rejected(ref, w.id[i]);
+            }
+            shoal__change_clear(&c);
+        }
         for (int order = 0; order < 4; order++) {
             size_t idx[MAXENV * 2], n = 0;
             for (size_t i = 0; i < w.n; i++) {
@@ -823,10 +899,12 @@ test_convergence(void)
             }
             bool same = true;
             if (withhold) {
-                same = shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
+                same = (eqa != SIZE_MAX || shoal__memstore_rejected(m) == rrej) &&
+                       shoal__memstore_pending(m) == 0;
                 for (size_t i = 0; same && i < w.n; i++)
-                    same = shoal__memstore_is_rejected(m, w.id[i]) ==
-                           shoal__memstore_is_rejected(ref, w.id[i]);
+                    same = i == eqa || i == eqb ||
+                           shoal__memstore_is_rejected(m, w.id[i]) ==
+                               shoal__memstore_is_rejected(ref, w.id[i]);
                 shuffle(idx, n);
                 for (size_t at = 0; at < n;) {
                     size_t b = 1 + check_rand_below(8);
@@ -840,10 +918,12 @@ test_convergence(void)
             CHECK_EQ(shoal__memstore_digest(m, true, f), SHOAL_OK);
             CHECK_EQ(shoal__memstore_digest(m, false, v), SHOAL_OK);
             same = same && memcmp(f, rf, 32) == 0 && memcmp(v, rv, 32) == 0 &&
-                   shoal__memstore_rejected(m) == rrej && shoal__memstore_pending(m) == 0;
+                   (eqa != SIZE_MAX || shoal__memstore_rejected(m) == rrej) &&
+                   shoal__memstore_pending(m) == 0;
             for (size_t i = 0; same && i < w.n; i++)
-                same = shoal__memstore_is_rejected(m, w.id[i]) ==
-                       shoal__memstore_is_rejected(ref, w.id[i]);
+                same = i == eqa || i == eqb ||
+                       shoal__memstore_is_rejected(m, w.id[i]) ==
+                           shoal__memstore_is_rejected(ref, w.id[i]);
             if (!same) {
                 fprintf(stderr,
                         "set %ld (SHOAL_SEED=%llu SHOAL_ENFORCE_SETS=1), order %d differs\n", s,
@@ -857,12 +937,15 @@ test_convergence(void)
         if (check_failures)
             break;
     }
-    printf("enforce: %ld sets, %llu changes, %llu rejected, %llu sealed (%llu admitted)\n", sets,
-           (unsigned long long)total, (unsigned long long)rejected, (unsigned long long)sealed,
-           (unsigned long long)sealed_ok);
-    CHECK(sealed_ok > (uint64_t)sets / 2); /* sealed changes take effect */
-    CHECK(rejected > total / 20);          /* forged changes are common */
-    CHECK(rejected < total * 3 / 4);       /* and so are admitted ones */
+    printf("enforce: %ld sets, %llu changes, %llu rejected, %llu sealed (%llu admitted), "
+           "%llu equivocation proofs (%llu admitted)\n",
+           sets, (unsigned long long)total, (unsigned long long)rejected,
+           (unsigned long long)sealed, (unsigned long long)sealed_ok, (unsigned long long)proofs,
+           (unsigned long long)proofs_ok);
+    CHECK(proofs_ok > (uint64_t)sets / 10); /* equivocation proofs take effect */
+    CHECK(sealed_ok > (uint64_t)sets / 2);  /* sealed changes take effect */
+    CHECK(rejected > total / 20);           /* forged changes are common */
+    CHECK(rejected < total * 3 / 4);        /* and so are admitted ones */
 }
 
 /* ----------------------------------------------------- a real replica */
@@ -2415,6 +2498,176 @@ test_concurrency(void)
     teardown(&w);
 }
 
+/* The hex of a key, for looking into `auth show`. */
+static const char *
+hex_of(const uint8_t *k)
+{
+    static char out[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", k[i]);
+    return out;
+}
+
+/* The number of equivocation proofs `auth show` lists, and whether one
+ * names target at seq, published by pub. */
+static size_t
+proofs_of(shoal_replica *r, const uint8_t *target, uint64_t seq, const uint8_t *pub, bool *found)
+{
+    char *j = NULL;
+    CHECK_EQ(shoal_auth_show(r, &j), SHOAL_OK);
+    *found = false;
+    size_t n = 0;
+    const char *at = j ? strstr(j, "\"equivocations\":[") : NULL;
+    char want[256];
+    snprintf(want, sizeof want, "\"key\":\"%s\"", hex_of(target));
+    char pubs[128];
+    snprintf(pubs, sizeof pubs, "\"publisher\":\"%s\"", hex_of(pub));
+    char seqs[64];
+    snprintf(seqs, sizeof seqs, "\"seq\":%llu", (unsigned long long)seq);
+    for (const char *o = at ? at + strlen("\"equivocations\":[") : NULL; o && *o == '{';
+         o = strchr(o, '}') + 2) {
+        const char *end = strchr(o, '}');
+        n++;
+        size_t len = (size_t)(end - o);
+        char one[2048];
+        snprintf(one, sizeof one, "%.*s", (int)len, o);
+        if (strstr(one, want) && strstr(one, pubs) && strstr(one, seqs))
+            *found = true;
+        if (end[1] != ',')
+            break;
+    }
+    shoal_free(j);
+    return n;
+}
+
+/* A device restored from a copy of its directory signs a second change
+ * with a seq it had used: an equivocation.  A full replica that holds
+ * both versions (one from a bundle, one over a live link) publishes the
+ * proof by itself, under its certificate;
+ * wherever the proof is held the key's changes from that seq on take no
+ * effect (also where one version was applied before), its links are
+ * refused, its own replica refuses its writes, and replicas that saw
+ * either version, or only the proof, end in the same state. */
+static void
+test_equivocation(void)
+{
+    team tm;
+    if (!team_open(&tm, 5)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *dev = tm.r[1], *m2 = tm.r[2], *late = tm.r[3], *part = tm.r[4];
+    grant(root, dev, "manager", 1);
+    grant(root, m2, "relay", 1);
+    grant(root, part, "clerk", 1);
+    pass(root, dev);
+    pass(root, m2);
+    pass(root, part);
+    subscribe(part, "store_id == 1");
+    CHECK_EQ(put_int(dev, "p1", "store_id", 1, "stock", 1), SHOAL_OK);
+    uint64_t seq = own_seq(dev) + 1; /* the seq both versions take */
+    /* the twin: a copy of dev's directory, opened beside it */
+    shoal_replica_close(dev);
+    char *tdir = check_tmpdir("enforce-twin");
+    REQUIRE(tdir && check_copy_dir(tm.dir[1], tdir));
+    int err;
+    tm.r[1] = dev = open_replica(tm.dir[1], tm.root, &err);
+    shoal_replica *twin = open_replica(tdir, tm.root, &err);
+    if (!dev || !twin) {
+        shoal_replica_close(twin);
+        check_rmtree(tdir);
+        free(tdir);
+        team_close(&tm);
+        REQUIRE(!"the device and its twin open");
+    }
+    CHECK(memcmp(shoal_replica_id(dev), shoal_replica_id(twin), 32) == 0);
+    CHECK_EQ(put_int(dev, "p1", "stock", 5, NULL, 0), SHOAL_OK);
+    CHECK_EQ(put_int(twin, "p2", "store_id", 1, "stock", 7), SHOAL_OK);
+    CHECK_EQ(own_seq(dev), seq);
+    CHECK_EQ(own_seq(twin), seq);
+
+    /* the root gets one version: it applies */
+    pass(dev, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=5 price=- tags=") == 0);
+    /* so does the partial replica, the other one */
+    pass(twin, part);
+    CHECK(strcmp(doc_text(part, "p2"), "stock=7 price=- tags=") == 0);
+    bool found;
+    CHECK_EQ(proofs_of(part, shoal_replica_id(dev), seq, shoal_replica_id(m2), &found), 0);
+
+    /* a full replica with a certificate (a relay's) gets both, the second
+     * over a live link (from the twin, made a partial replica so that it
+     * does not prove it first): it proves it */
+    uint64_t before = own_seq(m2);
+    pass(dev, m2);
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(m2, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    subscribe(twin, "store_id == 1");
+    CHECK_EQ(shoal_net_sync(twin, ep, shoal_replica_id(m2), 20000), SHOAL_OK);
+    shoal_free(ep);
+    uint64_t until = check_now_ms() + 10000;
+    struct timespec ts = { 0, 10 * 1000 * 1000 };
+    while (own_seq(m2) == before && check_now_ms() < until)
+        nanosleep(&ts, NULL);
+    CHECK_EQ(own_seq(m2), before + 1);
+    CHECK_EQ(proofs_of(m2, shoal_replica_id(dev), seq, shoal_replica_id(m2), &found), 1);
+    CHECK(found);
+    CHECK(strcmp(doc_text(m2, "p1"), "stock=1 price=- tags=") == 0);
+    CHECK(strcmp(doc_text(m2, "p2"), "none") == 0);
+
+    /* the proof reaches the root, which rebuilds what it had applied */
+    pass(m2, root);
+    CHECK_EQ(proofs_of(root, shoal_replica_id(dev), seq, shoal_replica_id(m2), &found), 1);
+    CHECK(found);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=1 price=- tags=") == 0);
+    CHECK(strcmp(doc_text(root, "p2"), "none") == 0);
+    uint8_t x[32];
+    REQUIRE(crypto_sign_ed25519_pk_to_curve25519(x, shoal_replica_id(dev)) == 0);
+    CHECK(shoal__certs_revoked(root, x)); /* its links are refused */
+    /* the root sees both versions too now: it publishes no second proof */
+    before = own_seq(root);
+    pass(twin, root);
+    CHECK_EQ(own_seq(root), before);
+    /* the partial replica, which cannot see the seq twice, agrees */
+    pass(root, part);
+    CHECK(strcmp(doc_text(part, "p2"), "none") == 0);
+    CHECK(strcmp(doc_text(part, "p1"), "stock=1 price=- tags=") == 0);
+    /* a replica that gets the proof first, then a version */
+    pass(m2, late);
+    pass(twin, late);
+    CHECK(strcmp(doc_text(late, "p2"), "none") == 0);
+    /* the same changes, the same state */
+    pass(root, m2);
+    pass(root, late);
+    uint8_t d1[32], d2[32], d3[32];
+    CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(m2, true, d2), SHOAL_OK);
+    CHECK_EQ(shoal_digest(late, true, d3), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    CHECK(memcmp(d1, d3, 32) == 0);
+    /* the equivocating key's own replica refuses its writes once it
+     * holds the proof */
+    pass(root, dev);
+    CHECK_EQ(put_int(dev, "p3", "store_id", 1, "stock", 2), SHOAL_EPERM);
+    shoal_check_stats st;
+    CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    /* reopened: the same */
+    shoal_replica_close(root);
+    tm.r[0] = root = open_replica(tm.dir[0], NULL, &err);
+    if (root) {
+        CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
+        CHECK(memcmp(d1, d2, 32) == 0);
+        CHECK(shoal__certs_revoked(root, x));
+    }
+    shoal_replica_close(twin);
+    check_rmtree(tdir);
+    free(tdir);
+    team_close(&tm);
+    REQUIRE(root);
+}
+
 int
 main(void)
 {
@@ -2434,6 +2687,7 @@ main(void)
     RUN(test_expiry);
     RUN(test_full_demoted);
     RUN(test_void);
+    RUN(test_equivocation);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();

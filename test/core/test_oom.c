@@ -60,42 +60,6 @@ new_dir(const char *tag)
     return d;
 }
 
-/* Copy the regular files of directory from into directory to (which
- * exists); false on any error. */
-static bool
-copy_dir(const char *from, const char *to)
-{
-    DIR *dp = opendir(from);
-    if (!dp)
-        return false;
-    bool ok = true;
-    struct dirent *de;
-    while (ok && (de = readdir(dp)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char a[4096], b[4096];
-        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
-        struct stat st;
-        if (stat(a, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ok = false;
-            break;
-        }
-        int in = open(a, O_RDONLY), out = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ok = in >= 0 && out >= 0;
-        char buf[65536];
-        ssize_t n;
-        while (ok && (n = read(in, buf, sizeof buf)) > 0)
-            ok = write(out, buf, (size_t)n) == n;
-        if (in >= 0)
-            close(in);
-        if (out >= 0)
-            close(out);
-    }
-    closedir(dp);
-    return ok;
-}
-
 static shoal_err
 set_int(shoal_replica *r, const char *coll, const char *id, const char *f, int64_t i)
 {
@@ -381,7 +345,7 @@ static void
 sweep(const fixture *fx, const char *name, op_fn op)
 {
     char *dir = check_tmpdir("oom-run");
-    REQUIRE(dir && copy_dir(fx->tmpl, dir));
+    REQUIRE(dir && check_copy_dir(fx->tmpl, dir));
     op_ctx c = { .fx = fx };
     /* The reference: the state before and after a run without failures. */
     shoal_replica *r = check_replica_open(dir, fake_now, NULL);
@@ -392,7 +356,7 @@ sweep(const fixture *fx, const char *name, op_fn op)
     shoal_import_result want_res = c.res;
     REQUIRE(check_snap_take(r, &want));
     shoal_replica_close(r);
-    REQUIRE(copy_dir(fx->tmpl, dir));
+    REQUIRE(check_copy_dir(fx->tmpl, dir));
     r = check_replica_open(dir, fake_now, NULL);
     REQUIRE(r);
 
@@ -417,7 +381,7 @@ sweep(const fixture *fx, const char *name, op_fn op)
             /* Absorbed: start again from the template. */
             absorbed++;
             shoal_replica_close(r);
-            REQUIRE(copy_dir(fx->tmpl, dir));
+            REQUIRE(check_copy_dir(fx->tmpl, dir));
             r = check_replica_open(dir, fake_now, NULL);
             REQUIRE(r);
             continue;
@@ -435,7 +399,7 @@ sweep(const fixture *fx, const char *name, op_fn op)
             check_failures++;
             /* Go on from a clean copy, to find more. */
             shoal_replica_close(r);
-            REQUIRE(copy_dir(fx->tmpl, dir));
+            REQUIRE(check_copy_dir(fx->tmpl, dir));
             r = check_replica_open(dir, fake_now, NULL);
             REQUIRE(r);
         }
@@ -482,7 +446,7 @@ test_fixture(void)
 {
     REQUIRE(fx_ok);
     char *dir = check_tmpdir("oom-fix");
-    REQUIRE(dir && copy_dir(fx.tmpl, dir));
+    REQUIRE(dir && check_copy_dir(fx.tmpl, dir));
     shoal_replica *r = check_replica_open(dir, fake_now, NULL);
     REQUIRE(r);
     shoal_import_result res;

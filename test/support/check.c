@@ -151,3 +151,39 @@ check_seed_identity(const char *dir)
     sodium_memzero(sk, sizeof sk);
     return ok;
 }
+
+/* Copy the regular files of directory from into directory to (which
+ * exists); false on any error. */
+bool
+check_copy_dir(const char *from, const char *to)
+{
+    DIR *dp = opendir(from);
+    if (!dp)
+        return false;
+    bool ok = true;
+    struct dirent *de;
+    while (ok && (de = readdir(dp)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char a[4096], b[4096];
+        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        struct stat st;
+        if (stat(a, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ok = false;
+            break;
+        }
+        int in = open(a, O_RDONLY), out = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ok = in >= 0 && out >= 0;
+        char buf[65536];
+        ssize_t n;
+        while (ok && (n = read(in, buf, sizeof buf)) > 0)
+            ok = write(out, buf, (size_t)n) == n;
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+    }
+    closedir(dp);
+    return ok;
+}

@@ -65,6 +65,10 @@ long check_env_long(const char *name, long dflt);
  * string.  check_rmtree removes a tree. */
 char *check_tmpdir(const char *tag);
 void check_rmtree(const char *path);
+/* Copy the regular files of directory from into directory to (which
+ * exists): a replica's files, to make a twin of it.  false on any
+ * error. */
+bool check_copy_dir(const char *from, const char *to);
 /* "a/b", malloc'd (aborts when out of memory); caller frees it. */
 char *check_path_join(const char *a, const char *b);
 

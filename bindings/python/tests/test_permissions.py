@@ -75,8 +75,8 @@ def test_admins_and_bad_input(make_replica):
 def test_open_mode(make_replica):
     r = make_replica("open")
     assert r.root is None
-    assert r.auth_show() == {"admins": [], "certificates": [], "mode": "open",
-                             "policy": None, "revocations": [], "root": None}
+    assert r.auth_show() == {"admins": [], "certificates": [], "equivocations": [],
+                             "mode": "open", "policy": None, "revocations": [], "root": None}
     with pytest.raises(shoal.InvalidArgumentError):
         r.auth_policy(POLICY)
     r["products", "p1"]["price"] = 1  # anything goes, as before
