@@ -8,7 +8,9 @@
  *     object decodes or is refused; one that decodes has exactly these
  *     bytes as its encoding (one encoding per object);
  *   4 policy JSON: a compiled policy always decodes, and compiling the
- *     same text twice gives the same bytes.
+ *     same text twice gives the same bytes;
+ *   5 an equivocation proof: one that decodes is exactly what encoding
+ *     its two envelopes gives, and cuts its key at seq - 1.
  * A policy that decodes then judges a few fixed changes against a fixed
  * certificate; the verdict is ADMIT or REJECT (never PEND: everything is
  * held) and the same when asked twice.
@@ -100,7 +102,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    int mode = data[0] % 5;
+    int mode = data[0] % 6;
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     shoal__buf b;
@@ -147,6 +149,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (shoal__revoke_decode(p, n, &v) == SHOAL_OK) {
             FUZZ_CHECK(shoal__revoke_encode(&v, &b) == SHOAL_OK);
             FUZZ_CHECK(b.len == n && memcmp(b.p, p, n) == 0);
+        }
+        break;
+    }
+    case 5: {
+        shoal__equiv v;
+        if (shoal__equiv_decode(p, n, &v) == SHOAL_OK) {
+            FUZZ_CHECK(shoal__equiv_encode(v.env[1], v.len[1], v.env[0], v.len[0], &b) == SHOAL_OK);
+            FUZZ_CHECK(b.len == n && memcmp(b.p, p, n) == 0);
+            FUZZ_CHECK(v.seq >= 1 && shoal__auth_kind(p, n) == SHOAL__AUTH_EQUIV);
+            uint8_t target[32];
+            FUZZ_CHECK(shoal__auth_cut_target(p, n, target) == SHOAL_OK);
+            FUZZ_CHECK(memcmp(target, v.target, 32) == 0);
         }
         break;
     }

@@ -88,7 +88,7 @@ def auth_seeds():
 
 def main():
     vec, out = sys.argv[1], sys.argv[2]
-    keys, changes, states, groups = {}, [], [], []
+    keys, changes, states, groups, proofs = {}, [], [], [], []
     bundle = None
     for line in open(os.path.join(vec, "index.txt")):
         f = line.split()
@@ -107,6 +107,8 @@ def main():
             bundle = open(os.path.join(vec, f[1]), "rb").read()
         elif f[0] == "state":
             states.append(open(os.path.join(vec, f[3]), "rb").read())
+        elif f[0] == "equivocation":
+            proofs.append(open(os.path.join(vec, f[3]), "rb").read())
 
     def put(target, name, data):
         d = os.path.join(out, target)
@@ -116,6 +118,8 @@ def main():
 
     for name, data in auth_seeds().items():
         put("auth", name, data)
+    for i, proof in enumerate(proofs):
+        put("auth", "equivocation-%d" % i, b"\x05" + proof)
 
     def piece(c):
         return bytes([keys[c["author"]][0]]) + c["body"]

@@ -621,17 +621,88 @@ doc_cmp(const void *x, const void *y)
     return c ? c : strcmp(a->doc, b->doc);
 }
 
+/* A MessagePack bin header for n bytes (n < 65536). */
+static void
+bin_header(shoal__buf *out, size_t n)
+{
+    uint8_t h[3] = { n < 256 ? 0xc4 : 0xc5, 0, 0 };
+    size_t hl = 2;
+    if (n < 256) {
+        h[1] = (uint8_t)n;
+    } else {
+        h[1] = (uint8_t)(n >> 8);
+        h[2] = (uint8_t)n;
+        hl = 3;
+    }
+    if (n >= 65536 || shoal__buf_append(out, h, hl))
+        die("bin header");
+}
+
+/* An equivocation (docs/permissions.md, "Equivocation"): B signs a
+ * second change with the seq of v2-data (change 16), shelf 4 instead of
+ * 3; the proof [5, key, seq, envelope a, envelope b] (a's id the smaller)
+ * is written here byte by byte.  The second change is in no bundle. */
+static void
+write_equivocation(void)
+{
+    built *b = &ch[16];
+    if (strcmp(b->label, "v2-data") != 0 || b->c.ops[0].kind != SHOAL__OP_SET)
+        die("equivocation: change 16");
+    shoal__change alt = b->c;
+    shoal__op ops[8];
+    if (alt.nops > 8)
+        die("equivocation: ops");
+    memcpy(ops, b->c.ops, alt.nops * sizeof ops[0]);
+    ops[0].value = v_int(4);
+    alt.ops = ops;
+    shoal__buf body, env;
+    shoal__buf_init(&body);
+    shoal__buf_init(&env);
+    if (shoal__change_encode(&alt, &body) ||
+        shoal__envelope_seal(body.p, body.len, ids[b->author].pk, ids[b->author].sk, &env))
+        die("equivocation: seal");
+    uint8_t id[32];
+    shoal__change_id(env.p, env.len, id);
+    const shoal__buf *first = memcmp(b->id, id, 32) < 0 ? &b->env : &env;
+    const shoal__buf *second = first == &env ? &b->env : &env;
+    shoal__buf proof;
+    shoal__buf_init(&proof);
+    uint8_t head[2] = { 0x95, 0x05 }; /* array of 5; kind 5 */
+    if (shoal__buf_append(&proof, head, 2))
+        die("equivocation: proof");
+    bin_header(&proof, 32);
+    if (shoal__buf_append(&proof, ids[b->author].pk, 32) || b->c.seq > 127)
+        die("equivocation: proof");
+    uint8_t seq = (uint8_t)b->c.seq; /* positive fixint */
+    if (shoal__buf_append(&proof, &seq, 1))
+        die("equivocation: proof");
+    bin_header(&proof, first->len);
+    if (shoal__buf_append(&proof, first->p, first->len))
+        die("equivocation: proof");
+    bin_header(&proof, second->len);
+    if (shoal__buf_append(&proof, second->p, second->len))
+        die("equivocation: proof");
+    write_file("env-16-alt.bin", env.p, env.len);
+    write_file("equivocation-16.bin", proof.p, proof.len);
+    fprintf(idx, "equivocation 16 env-16-alt.bin equivocation-16.bin\n");
+    shoal__buf_free(&body);
+    shoal__buf_free(&env);
+    shoal__buf_free(&proof);
+}
+
 static void
 write_all(void)
 {
     char h1[65], h2[65], name[128];
-    fprintf(idx, "# shoal golden vectors, written by test/vectors/gen.c; do not edit.\n"
-                 "# key NAME SEED PK                  Ed25519 identity (hex)\n"
-                 "# change NN LABEL AUTHOR SEQ HLC ID ENVFILE BODYFILE\n"
-                 "# group NN G FILE                   sealed group G of change NN\n"
-                 "# bundle FILE COUNT                 every change above, in order\n"
-                 "# state COLL DOC FULLFILE VISFILE   document after the bundle\n"
-                 "# digest visible|full|commitment HEX  of the replica after the bundle\n");
+    fprintf(idx,
+            "# shoal golden vectors, written by test/vectors/gen.c; do not edit.\n"
+            "# key NAME SEED PK                  Ed25519 identity (hex)\n"
+            "# change NN LABEL AUTHOR SEQ HLC ID ENVFILE BODYFILE\n"
+            "# group NN G FILE                   sealed group G of change NN\n"
+            "# bundle FILE COUNT                 every change above, in order\n"
+            "# equivocation NN ALTFILE PROOFFILE  another change with NN's seq, and the proof\n"
+            "# state COLL DOC FULLFILE VISFILE   document after the bundle\n"
+            "# digest visible|full|commitment HEX  of the replica after the bundle\n");
     for (int i = 0; i < NKEYS; i++) {
         hex(h1, ids[i].seed, 32);
         hex(h2, ids[i].pk, 32);
@@ -666,6 +737,7 @@ write_all(void)
     write_file("bundle.bin", bundle.p, bundle.len);
     fprintf(idx, "bundle bundle.bin %zu\n", nch);
     shoal__buf_free(&bundle);
+    write_equivocation();
 
     qsort(docs, NDOCS, sizeof docs[0], doc_cmp);
     crypto_generichash_state vis, full, com;

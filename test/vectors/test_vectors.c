@@ -69,6 +69,8 @@ static size_t bundle_count;
 static uint8_t digest_visible[32], digest_full[32], digest_commit[32];
 static bool have_commit;
 static bool have_visible, have_full;
+static size_t equiv_of = SIZE_MAX; /* the change the equivocation vector pairs */
+static vfile equiv_alt, equiv_proof;
 
 static bool
 load(const char *name, vfile *out)
@@ -151,6 +153,11 @@ test_index(void)
             memcpy(s->coll, a[1], strnlen(a[1], sizeof s->coll - 1));
             memcpy(s->doc, a[2], strnlen(a[2], sizeof s->doc - 1));
             CHECK(load(a[3], &s->full) && load(a[4], &s->visible));
+        } else if (n >= 4 && strcmp(a[0], "equivocation") == 0) {
+            /* equivocation NN ALTFILE PROOFFILE */
+            equiv_of = strtoul(a[1], NULL, 10);
+            CHECK(equiv_of < nchanges);
+            CHECK(load(a[2], &equiv_alt) && load(a[3], &equiv_proof));
         } else if (n >= 3 && strcmp(a[0], "digest") == 0) {
             if (strcmp(a[1], "visible") == 0)
                 have_visible = unhex32(digest_visible, a[2]);
@@ -473,6 +480,36 @@ test_digests(void)
     free(tmp);
 }
 
+/* The equivocation proof (docs/permissions.md, "Authority objects"):
+ * another change of the same author and seq, signed by it; the proof
+ * gen.c wrote byte by byte decodes, names the author and seq, and is
+ * exactly what the library encodes from the two envelopes (in either
+ * order); altered, it does not verify. */
+static void
+test_equivocation_vector(void)
+{
+    REQUIRE(equiv_of < nchanges && equiv_alt.p && equiv_proof.p);
+    const vchange *c = &changes[equiv_of];
+    const vkey *k = key_of(c->author);
+    REQUIRE(k);
+    shoal__equiv eq;
+    CHECK_EQ(shoal__equiv_decode(equiv_proof.p, equiv_proof.n, &eq), SHOAL_OK);
+    CHECK(memcmp(eq.target, k->pk, 32) == 0);
+    CHECK_EQ(eq.seq, c->seq);
+    CHECK_EQ(shoal__auth_kind(equiv_proof.p, equiv_proof.n), SHOAL__AUTH_EQUIV);
+    for (int order = 0; order < 2; order++) {
+        shoal__buf b;
+        shoal__buf_init(&b);
+        const vfile *x = order ? &equiv_alt : &c->env, *y = order ? &c->env : &equiv_alt;
+        CHECK_EQ(shoal__equiv_encode(x->p, x->n, y->p, y->n, &b), SHOAL_OK);
+        CHECK(b.len == equiv_proof.n && memcmp(b.p, equiv_proof.p, b.len) == 0);
+        shoal__buf_free(&b);
+    }
+    equiv_proof.p[equiv_proof.n - 1] ^= 1; /* the second signature */
+    CHECK(shoal__equiv_decode(equiv_proof.p, equiv_proof.n, &eq) != SHOAL_OK);
+    equiv_proof.p[equiv_proof.n - 1] ^= 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -488,6 +525,9 @@ main(int argc, char **argv)
     RUN(test_bundle);
     RUN(test_states);
     RUN(test_digests);
+    RUN(test_equivocation_vector);
+    free(equiv_alt.p);
+    free(equiv_proof.p);
     for (size_t i = 0; i < nchanges; i++) {
         free(changes[i].env.p);
         free(changes[i].body.p);
