@@ -468,21 +468,85 @@ cand_full(const shoal__cand *k, shoal__change *full, const shoal__change **c)
     return SHOAL_OK;
 }
 
-/* Whether c applies VOID: a root, its author revoked below its seq, and
- * not in `_auth` (authority is never voided). */
-static int
-void_of(const shoal__apply *a, const shoal__change *c, bool *v)
+/* ------------------------------------------------------------------ VOID */
+
+enum {
+    VOID_DEPTH = 2 * SHOAL__AUTH_MAX_CHAIN + 4 /* a certificate, its chain, slack */
+};
+
+static bool
+cut_object(const shoal__change *c)
 {
-    const shoal__apply_store *s = a->s;
+    return c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 &&
+           ((c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0) ||
+            (c->doc_len > 13 && memcmp(c->doc, "equivocation:", 13) == 0));
+}
+
+static int void_rec(const shoal__apply_store *s, shoal__map *cache, const shoal__change *c,
+                    int depth, bool *v);
+
+/* Whether the authority object of change cid is VOID (not held: no). */
+static int
+object_void(const shoal__apply_store *s, shoal__map *cache, const uint8_t cid[SHOAL__ID_BYTES],
+            int depth, bool *v)
+{
     *v = false;
-    if (!a->root || !s->cut || (c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0))
+    uintptr_t known = (uintptr_t)shoal__map_get(cache, cid, SHOAL__ID_BYTES);
+    if (known) {
+        *v = known == 2;
+        return SHOAL_OK;
+    }
+    if (depth > VOID_DEPTH)
+        return SHOAL_OK;
+    const uint8_t *env;
+    size_t len;
+    int err = s->get(s->ctx, cid, &env, &len);
+    if (err == SHOAL_ENOTFOUND)
+        return SHOAL_OK;
+    shoal__change c;
+    if (!err)
+        err = shoal__change_stored(env, len, &c);
+    if (err)
+        return err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+    err = void_rec(s, cache, &c, depth + 1, v);
+    shoal__change_clear(&c);
+    if (!err)
+        err = shoal__map_put(cache, cid, SHOAL__ID_BYTES, (void *)(uintptr_t)(*v ? 2 : 1));
+    return err;
+}
+
+static int
+void_rec(const shoal__apply_store *s, shoal__map *cache, const shoal__change *c, int depth, bool *v)
+{
+    *v = false;
+    if (!s->cut || cut_object(c))
         return SHOAL_OK;
     uint64_t cut;
     int err = s->cut(s->ctx, c->author, &cut);
-    if (err == SHOAL_ENOTFOUND)
+    if (!err && c->seq > cut) {
+        *v = true;
         return SHOAL_OK;
-    *v = !err && c->seq > cut;
+    }
+    if (err && err != SHOAL_ENOTFOUND)
+        return err;
+    err = SHOAL_OK;
+    for (size_t i = 0; !err && !*v && i < c->nauth; i++)
+        err = object_void(s, cache, c->auth + i * SHOAL__ID_BYTES, depth, v);
     return err;
+}
+
+int
+shoal__apply_void(const shoal__apply_store *s, shoal__map *cache, const shoal__change *c, bool *v)
+{
+    return void_rec(s, cache, c, 0, v);
+}
+
+/* Whether c applies VOID here: only with a root. */
+static int
+void_of(shoal__apply *a, const shoal__change *c, bool *v)
+{
+    *v = false;
+    return a->root ? shoal__apply_void(a->s, &a->voids, c, v) : SHOAL_OK;
 }
 
 static int
@@ -540,8 +604,10 @@ apply_one(shoal__apply *a, shoal__cand *k)
      * before. */
     uint8_t target[SHOAL_KEY_BYTES];
     uint64_t cut;
-    if (!err && a->root && s->revoked && shoal__change_cut(c, target, &cut))
+    if (!err && a->root && s->revoked && shoal__change_cut(c, target, &cut)) {
+        shoal__map_clear(&a->voids, NULL); /* the cuts changed */
         err = s->revoked(s->ctx, target);
+    }
     if (!err)
         a->clock = shoal__hlc_observe(a->clock, c->hlc);
 out:
@@ -762,6 +828,7 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__map seen, sib;
     shoal__map_init(&seen);
     shoal__map_init(&sib);
+    shoal__map_init(&a->voids);
     int err = SHOAL_OK;
 
     /* Stored pending changes. */
@@ -882,6 +949,7 @@ shoal__apply_drain(shoal__apply *a, shoal__cand *bc, size_t nb)
     shoal__free(list);
     shoal__map_clear(&seen, NULL);
     shoal__map_clear(&sib, NULL);
+    shoal__map_clear(&a->voids, NULL);
     if (a->authz_shared) {
         shoal__authz_cache_trim(a->authz, SHOAL__AUTHZ_CACHE_MAX);
     } else {

@@ -197,10 +197,11 @@ typedef struct shoal__apply_store {
     /* Revocation cuts (docs/permissions.md, "Revoking a device"), with a
      * root; NULL: none.
      *   cut(author, &cut)  the smallest cut of author's admitted
-     *                      revocations in this transaction; SHOAL_ENOTFOUND:
-     *                      none.  A change of author past it (outside
-     *                      `_auth`) applies VOID (shoal__doc_apply_void);
-     *                      verdicts never look at it (doc_at ignores it);
+     *                      revocations and equivocation proofs in this
+     *                      transaction; SHOAL_ENOTFOUND: none.  A change of
+     *                      author past it applies VOID (shoal__apply_void,
+     *                      shoal__doc_apply_void); verdicts never look at it
+     *                      (doc_at ignores it);
      *   revoked(target)    an admitted revocation of target was just
      *                      applied: every document target changed past
      *                      the cut is rebuilt with those changes VOID. */
@@ -264,6 +265,17 @@ int shoal__authz_policy(const shoal__apply_store *s, shoal__authz_cache *k,
 int shoal__apply_disclose(const shoal__apply_store *s, shoal__authz_cache **k,
                           const uint8_t cid[SHOAL__ID_BYTES], shoal__change *c);
 
+/* Whether c applies VOID (docs/permissions.md, "Revoking a device"): its
+ * author is cut below its seq (s->cut), or an authority object it names
+ * (its certificate, policy or grant) is itself VOID, transitively: a
+ * revoked admin's certificates, grants and policies past its cut, and what
+ * names them.  Revocations and equivocation proofs are never VOID (cuts
+ * only grow).  cache (cid -> 1 not VOID, 2 VOID) spares repeated walks;
+ * clear it when a cut changes.  Verdicts never look at this.  Errors: the
+ * store's, SHOAL_ENOMEM. */
+int shoal__apply_void(const shoal__apply_store *s, shoal__map *cache, const shoal__change *c,
+                      bool *v);
+
 /* A candidate: one envelope decoded for the pipeline (apply.c). */
 typedef struct shoal__cand shoal__cand;
 
@@ -292,6 +304,7 @@ typedef struct shoal__apply {
     uint64_t rejected;            /* changes held as REJECTed (with a root) */
     shoal__authz_cache *authz;    /* decoded _auth objects; the drain's own, freed at its end, */
     bool authz_shared;            /* unless shared: the caller's, kept (trimmed) */
+    shoal__map voids;             /* the drain's shoal__apply_void cache */
     bool bad_pending;             /* a stored pending change failed to apply: */
     uint8_t bad[SHOAL__ID_BYTES]; /* its id (skip it and run again) */
 } shoal__apply;

@@ -207,11 +207,12 @@ l_put(void *ctx, void *h, const shoal__rec *rec, const shoal__change *ch, const 
 {
     shoal__lmdb_apply *c = ctx;
     shoal__wdoc *wd = h;
-    if (shoal__wset_void(c->w, ch->author, ch->seq, ch->coll, ch->coll_len)) {
-        int verr = shoal__wset_set_voided(c->w, wd);
-        if (verr)
-            return verr;
-    }
+    bool vd = false;
+    int verr = shoal__wset_void(c->w, ch, &vd);
+    if (!verr && vd)
+        verr = shoal__wset_set_voided(c->w, wd);
+    if (verr)
+        return verr;
     uint64_t pos;
     int err = shoal__stxn_change_put(c->t, rec->cid, rec->env, rec->env_len, ch->author, ch->seq,
                                      wd->meta.last_pos, &pos);

@@ -816,21 +816,29 @@ in_auth_key(const mdoc *md)
     return md->klen > 6 && memcmp(md->key, "_auth", 6) == 0;
 }
 
-/* Mark the entries of e (document md) that apply VOID. */
+/* Mark the entries of e (document md) that apply VOID
+ * (shoal__apply_void). */
 static int
 mark_void(shoal__memstore *m, const mdoc *md, rent *e, size_t n)
 {
-    if (in_auth_key(md))
+    (void)md;
+    if (!m->enforce)
         return SHOAL_OK;
-    for (size_t i = 0; i < n; i++) {
-        const mchange *c = &m->st.ch[e[i].at];
-        uint64_t cut;
-        int err = m_cut(m, c->author, &cut);
-        if (err && err != SHOAL_ENOTFOUND)
-            return err;
-        e[i].voided = !err && c->seq > cut;
+    shoal__map cache;
+    shoal__map_init(&cache);
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < n; i++) {
+        shoal__change c;
+        err = decode_entry(&m->st.ch[e[i].at], &c);
+        if (err) {
+            err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+            break;
+        }
+        err = shoal__apply_void(&m->s, &cache, &c, &e[i].voided);
+        shoal__change_clear(&c);
     }
-    return SHOAL_OK;
+    shoal__map_clear(&cache, NULL);
+    return err;
 }
 
 /* Rebuild document di from its live changes: the order of the contract in
@@ -912,14 +920,27 @@ m_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
     if (err)
         return err == SHOAL_ENOTFOUND ? SHOAL_OK : err;
     mstate *s = &m->st;
+    /* authority the target issued past the cut: VOID, and so is what
+     * names it, anywhere: every document is rebuilt */
+    bool every = false;
+    for (size_t di = 0; !every && di < s->ndocs; di++) {
+        const mdoc *md = &s->docs[di];
+        if (!in_auth_key(md) || (md->klen > 6 + 7 && memcmp(md->key + 6, "revoke:", 7) == 0) ||
+            (md->klen > 6 + 13 && memcmp(md->key + 6, "equivocation:", 13) == 0))
+            continue;
+        for (size_t i = 0; !every && i < md->nchain; i++) {
+            const mchange *e = &s->ch[md->chain[i]];
+            every = !e->dead && e->seq > cut && memcmp(e->author, target, 32) == 0;
+        }
+    }
     for (size_t di = 0; !err && di < s->ndocs; di++) {
         const mdoc *md = &s->docs[di];
-        bool touched = false;
+        bool touched = every;
         for (size_t i = 0; !touched && i < md->nchain; i++) {
             const mchange *e = &s->ch[md->chain[i]];
             touched = !e->dead && e->seq > cut && memcmp(e->author, target, 32) == 0;
         }
-        if (touched && !in_auth_key(md))
+        if (touched)
             err = doc_rebuild(m, di);
     }
     return err;

@@ -797,6 +797,17 @@ shoal__certs_note(shoal_replica *r, const uint8_t *obj, size_t n)
 }
 
 void
+shoal__certs_forget(shoal_replica *r, const uint8_t ed[SHOAL_KEY_BYTES])
+{
+    uint8_t x[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(x, ed) != 0)
+        return;
+    pthread_mutex_lock(&r->cert_mu);
+    shoal__free(shoal__map_take(&r->certs, x, sizeof x));
+    pthread_mutex_unlock(&r->cert_mu);
+}
+
+void
 shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n)
 {
     uint8_t target[32], x[32];

@@ -725,17 +725,34 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
     if (!e)
         return SHOAL_ENOMEM;
     n = 0;
-    for (size_t i = d->first; i; i = k->e[i - 1].next) {
+    int err = SHOAL_OK;
+    bool may = shoal__wset_may_void(&k->cw);
+    for (size_t i = d->first; !err && i; i = k->e[i - 1].next) {
         const cent *c = &k->e[i - 1];
         if (c->dead)
             continue;
         e[n].at = c->pos;
         memcpy(e[n].cid, c->cid, SHOAL__ID_BYTES);
-        /* a revoked author's change past its cut applies VOID */
-        const uint8_t *nul = memchr(d->key, 0, d->klen);
-        e[n].voided = nul && shoal__wset_void(&k->cw, c->seqkey, shoal__be64_get(c->seqkey + 32),
-                                              d->key, (size_t)(nul - d->key));
+        /* a change past its author's cut, or naming VOID authority,
+         * applies VOID */
+        shoal__sval env;
+        shoal__change ch;
+        if (!may) {
+            n++;
+            continue;
+        }
+        err = shoal__stxn_log_get(k->t, c->pos, &env, NULL);
+        if (!err)
+            err = shoal__change_stored(env.p, env.len, &ch);
+        if (!err) {
+            err = shoal__wset_void(&k->cw, &ch, &e[n].voided);
+            shoal__change_clear(&ch);
+        }
         n++;
+    }
+    if (err) {
+        shoal__free(e);
+        return err == SHOAL_ENOTFOUND || err == SHOAL_EPROTO ? SHOAL_ECORRUPT : err;
     }
     cstore cs = { { k->t, NULL }, k };
     shoal__apply_store s;
@@ -744,7 +761,7 @@ doc_rebuild(chk *k, const cdoc *d, shoal__doc **doc, uint8_t **heads, size_t *nh
     s.has = c_has;
     s.authseq = c_authseq;
     cload_ctx cl = { k->t, NULL };
-    int err = shoal__apply_rebuild(&s, e, n, cload, &cl, doc, heads, nheads);
+    err = shoal__apply_rebuild(&s, e, n, cload, &cl, doc, heads, nheads);
     shoal__authz_cache_free(cl.authz);
     shoal__free(e);
     return err;

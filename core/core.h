@@ -60,6 +60,9 @@ bool shoal__certs_admit(shoal_replica *r, const uint8_t x[32], uint8_t ed[SHOAL_
 /* Revoked keys (docs/permissions.md, "Revoking a device"): note an
  * admitted revocation object; whether the X25519 key x is revoked. */
 void shoal__certs_note_revoke(shoal_replica *r, const uint8_t *obj, size_t n);
+/* Forget the certificate noted for Ed25519 key ed (its document was
+ * rebuilt: what it holds now is noted again, if anything). */
+void shoal__certs_forget(shoal_replica *r, const uint8_t ed[SHOAL_KEY_BYTES]);
 bool shoal__certs_revoked(shoal_replica *r, const uint8_t x[32]);
 /* Note the certificates and revocations other processes sharing the
  * directory committed since the last look (the log past r->auth_pos);
@@ -247,6 +250,7 @@ typedef struct shoal__wset {
      * absent, 2 present). */
     shoal__map vcut;
     int anyrev;
+    shoal__map voids; /* shoal__apply_void's cache for this txn */
 } shoal__wset;
 
 /* Revocation cuts (docs/permissions.md, "Revoking a device"), read from
@@ -255,12 +259,13 @@ typedef struct shoal__wset {
  * (the hex of "coll\0id") marks a document holding a VOID change.
  * shoal__wset_cut: the smallest cut of author's admitted revocations as
  * this txn sees them (SHOAL_ENOTFOUND: none); shoal__wset_void: whether
- * change (author, seq) of collection coll is VOID (past the cut, outside
- * `_auth`); shoal__wset_voided: whether wd holds a VOID change (its state
+ * change c is VOID (shoal__apply_void: past its author's cut, or naming a
+ * VOID authority object); shoal__wset_voided: whether wd holds a VOID change (its state
  * is not what verdicts see). */
 int shoal__wset_cut(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t *cut);
-bool shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
-                      const uint8_t *coll, size_t clen);
+int shoal__wset_void(shoal__wset *w, const shoal__change *c, bool *v);
+/* Whether any change may be VOID in w's txn (a revocation is held). */
+bool shoal__wset_may_void(shoal__wset *w);
 bool shoal__wset_voided(shoal__wset *w, shoal__wdoc *wd);
 /* wd holds a VOID change: say so in the store (meta "void:HEX"), once. */
 int shoal__wset_set_voided(shoal__wset *w, shoal__wdoc *wd);

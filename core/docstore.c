@@ -277,16 +277,17 @@ shoal__doc_load(shoal_replica *r, shoal__stxn *t, const shoal__dmeta *m, const u
                 break;
         }
         if (!err) {
-            /* a revoked author's change past its cut: VOID (the cuts as
-             * this snapshot holds them) */
+            /* past its author's cut, or naming VOID authority: VOID (the
+             * cuts as this snapshot holds them) */
             bool vd = false;
-            if (cw.r == NULL && r->enforce && !in_auth(coll, clen)) {
+            if (cw.r == NULL && r->enforce) {
                 shoal__wset_init(&cw, r);
                 shoal__wset_reset(&cw, t);
             }
             if (cw.r)
-                vd = shoal__wset_void(&cw, c.author, c.seq, coll, clen);
-            err = vd ? shoal__doc_apply_void(d, &c) : shoal__doc_apply(d, &c, 0, c.nops);
+                err = shoal__wset_void(&cw, &c, &vd);
+            if (!err)
+                err = vd ? shoal__doc_apply_void(d, &c) : shoal__doc_apply(d, &c, 0, c.nops);
             if (err)
                 err = as_corrupt(err);
         }
@@ -358,6 +359,7 @@ shoal__wset_init(shoal__wset *w, shoal_replica *r)
     w->r = r;
     shoal__map_init(&w->map);
     shoal__map_init(&w->vcut);
+    shoal__map_init(&w->voids);
 }
 
 void
@@ -368,6 +370,7 @@ shoal__wset_free(shoal__wset *w)
     shoal__free(w->order);
     shoal__map_clear(&w->map, NULL);
     shoal__map_clear(&w->vcut, NULL);
+    shoal__map_clear(&w->voids, NULL);
     shoal_replica *r = w->r;
     shoal__wset_init(w, r);
 }
@@ -710,11 +713,24 @@ in_auth(const uint8_t *coll, size_t clen)
 }
 
 bool
-shoal__wset_void(shoal__wset *w, const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
-                 const uint8_t *coll, size_t clen)
+shoal__wset_may_void(shoal__wset *w)
 {
-    uint64_t cut;
-    return !in_auth(coll, clen) && shoal__wset_cut(w, author, &cut) == SHOAL_OK && seq > cut;
+    bool yes = false;
+    return w->r->enforce && (anyrev(w, &yes) != SHOAL_OK || yes);
+}
+
+int
+shoal__wset_void(shoal__wset *w, const shoal__change *c, bool *v)
+{
+    *v = false;
+    bool yes = false;
+    int err = w->r->enforce ? anyrev(w, &yes) : SHOAL_OK;
+    if (err || !yes)
+        return err;
+    shoal__lmdb_apply la = { w->t, w };
+    shoal__apply_store s;
+    shoal__apply_lmdb(&s, &la);
+    return shoal__apply_void(&s, &w->voids, c, v);
 }
 
 /* meta "void:" + hex("coll\0id") */
@@ -760,35 +776,82 @@ shoal__wset_voided(shoal__wset *w, shoal__wdoc *wd)
     return err != SHOAL_ENOTFOUND;
 }
 
-/* Set e[i].voided for the changes of a document of coll that apply VOID
- * in w's txn; *any: some do. */
+/* Set e[i].voided for the changes of a document that apply VOID in w's
+ * txn; *any: some do. */
 static int
-mark_void(shoal__wset *w, const uint8_t *coll, size_t clen, rent *e, size_t n, bool *any)
+mark_void(shoal__wset *w, rent *e, size_t n, bool *any)
 {
     *any = false;
     bool yes = false;
-    int err0 = in_auth(coll, clen) || !w->r->enforce ? SHOAL_OK : anyrev(w, &yes);
+    int err0 = w->r->enforce ? anyrev(w, &yes) : SHOAL_OK;
     if (err0 || !yes)
         return err0;
     for (size_t i = 0; i < n; i++) {
-        shoal__sval env;
-        int err = shoal__stxn_log_get(w->t, e[i].at, &env, NULL);
-        size_t elen, blen;
-        const uint8_t *body;
-        uint64_t seq;
-        if (!err && (shoal__envelope_parse(env.p, env.len, &elen, &body, &blen) ||
-                     shoal__change_peek(body, blen, &seq, NULL)))
-            err = SHOAL_ECORRUPT;
+        shoal__change c;
+        int err = decode_at(w->t, e[i].at, &c);
+        if (!err) {
+            err = shoal__wset_void(w, &c, &e[i].voided);
+            shoal__change_clear(&c);
+        }
         if (err)
-            return err == SHOAL_ENOTFOUND ? SHOAL_ECORRUPT : err;
-        uint64_t cut;
-        err = shoal__wset_cut(w, shoal__envelope_author(env.p), &cut);
-        if (err && err != SHOAL_ENOTFOUND)
             return err;
-        e[i].voided = !err && seq > cut;
         *any = *any || e[i].voided;
     }
     return SHOAL_OK;
+}
+
+typedef struct every_ctx {
+    shoal__buf keys; /* coll \0 id, each with its u16 length before it */
+} every_ctx;
+
+static int
+every_fn(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
+         void *arg)
+{
+    (void)meta;
+    every_ctx *x = arg;
+    uint8_t key[SHOAL__DOCKEY_MAX], len[2];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    len[0] = (uint8_t)(klen >> 8);
+    len[1] = (uint8_t)klen;
+    int err = shoal__buf_append(&x->keys, len, 2);
+    return err ? err : shoal__buf_append(&x->keys, key, klen);
+}
+
+/* Rebuild every document the store holds and every one this txn
+ * touched (not flushed yet); the keys first: no write while the scan's
+ * cursor is open. */
+static int
+rebuild_every(shoal__wset *w)
+{
+    every_ctx x;
+    shoal__buf_init(&x.keys);
+    int err = SHOAL_OK;
+    for (size_t i = 0; !err && i < w->n; i++)
+        err = every_fn(w->order[i]->coll, w->order[i]->clen, w->order[i]->id, w->order[i]->idlen,
+                       NULL, &x);
+    if (!err)
+        err = shoal__stxn_doc_scan(w->t, NULL, 0, every_fn, &x);
+    shoal__map done;
+    shoal__map_init(&done);
+    for (size_t at = 0; !err && at + 2 <= x.keys.len;) {
+        size_t klen = (size_t)x.keys.p[at] << 8 | x.keys.p[at + 1];
+        const uint8_t *key = x.keys.p + at + 2;
+        at += 2 + klen;
+        const uint8_t *nul = memchr(key, 0, klen);
+        if (!nul || shoal__map_get(&done, key, klen))
+            continue;
+        if ((err = shoal__map_put(&done, key, klen, (void *)1)))
+            break;
+        size_t clen = (size_t)(nul - key);
+        shoal__wdoc *wd;
+        err = shoal__wset_get(w, key, clen, nul + 1, klen - clen - 1, &wd);
+        if (!err && !wd->evicted && wd->meta.last_pos != 0)
+            err = shoal__wset_rebuild(w, wd);
+    }
+    shoal__map_clear(&done, NULL);
+    shoal__buf_free(&x.keys);
+    return err;
 }
 
 int
@@ -800,6 +863,7 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
         return err;
     w->anyrev = 2;
     (void)shoal__map_take(&w->vcut, target, SHOAL_KEY_BYTES);
+    shoal__map_clear(&w->voids, NULL); /* what is VOID may have grown */
     uint64_t cut;
     err = shoal__wset_cut(w, target, &cut);
     if (err)
@@ -816,6 +880,7 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
     }
     shoal__map done;
     shoal__map_init(&done);
+    bool every = false;
     for (uint64_t s = cut + 1; !err && s <= top && s != 0; s++) {
         err = shoal__stxn_authseq_get(w->t, target, s, cid);
         if (err == SHOAL_ENOTFOUND) {
@@ -839,7 +904,11 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
         }
         uint8_t key[SHOAL__DOCKEY_MAX];
         size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
-        if (!in_auth(c.coll, c.coll_len) && !shoal__map_get(&done, key, klen)) {
+        uint8_t tk[SHOAL_KEY_BYTES];
+        uint64_t tc;
+        if (in_auth(c.coll, c.coll_len) && !shoal__change_cut(&c, tk, &tc))
+            every = true; /* authority it issued past the cut: VOID, and what names it */
+        if (!shoal__map_get(&done, key, klen)) {
             err = shoal__map_put(&done, key, klen, (void *)1);
             shoal__wdoc *wd;
             if (!err)
@@ -850,6 +919,10 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
         shoal__change_clear(&c);
     }
     shoal__map_clear(&done, NULL);
+    /* A revoked admin: the changes that name what it issued past the cut
+     * are VOID too, wherever they are (rare: every document is rebuilt). */
+    if (!err && every)
+        err = rebuild_every(w);
     return err;
 }
 
@@ -936,7 +1009,7 @@ shoal__wset_commit_doc(shoal__wset *w, shoal__wdoc *wd, shoal__doc **out)
     int err = rebuild_collect(w->t, wd, &e, &n, &total);
     bool voided = false;
     if (!err)
-        err = mark_void(w, wd->coll, wd->clen, e, n, &voided);
+        err = mark_void(w, e, n, &voided);
     if (!err) {
         shoal__lmdb_apply la = { w->t, NULL };
         shoal__apply_store s;
@@ -963,7 +1036,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     int err = rebuild_collect(t, wd, &e, &n, &total);
     bool voided = false;
     if (!err)
-        err = mark_void(w, wd->coll, wd->clen, e, n, &voided);
+        err = mark_void(w, e, n, &voided);
     if (!err) {
         /* Deps resolve against the store alone: no document call. */
         shoal__lmdb_apply la = { t, NULL };
@@ -1045,12 +1118,21 @@ shoal__wset_auth_pick(shoal__wset *w, int kind, const uint8_t key[SHOAL_KEY_BYTE
     err = rebuild_collect(w->t, wd, &e, &n, &total);
     bool found = false;
     uint64_t best = 0; /* serial or version */
+    /* a VOID object (issued by a revoked admin past its cut) is not in
+     * force; revocations and proofs never are VOID */
+    bool may = kind != SHOAL__AUTH_REVOKE && kind != SHOAL__AUTH_EQUIV && shoal__wset_may_void(w);
     for (size_t i = 0; !err && i < n; i++) {
         shoal__change c;
         err = decode_at(w->t, e[i].at, &c);
         if (err)
             break;
-        if (c.nops == 1 && c.ops[0].kind == SHOAL__OP_SET && c.ops[0].value.type == SHOAL_T_BYTES) {
+        bool vd = false;
+        if (may && (err = shoal__wset_void(w, &c, &vd)) != SHOAL_OK) {
+            shoal__change_clear(&c);
+            break;
+        }
+        if (!vd && c.nops == 1 && c.ops[0].kind == SHOAL__OP_SET &&
+            c.ops[0].value.type == SHOAL_T_BYTES) {
             const uint8_t *p = c.ops[0].value.ptr;
             size_t len = c.ops[0].value.len;
             uint64_t rank = 0;
@@ -1192,10 +1274,14 @@ shoal__wset_commit(shoal__wset *w)
         if (r->enforce && (wd->nnew > 0 || wd->rebuilt) && wd->clen == 5 &&
             memcmp(wd->coll, "_auth", 5) == 0) {
             atomic_fetch_add(&r->auth_gen, 1); /* readers load again */
-            if (wd->idlen > 5 && memcmp(wd->id, "cert:", 5) == 0)
+            uint8_t key[SHOAL_KEY_BYTES];
+            if (shoal__auth_id_kind(wd->id, wd->idlen, key) == SHOAL__AUTH_CERT) {
+                /* rebuilt: its certificate may have become VOID */
+                if (wd->rebuilt)
+                    shoal__certs_forget(r, key);
                 note_cert(r, wd->doc, false);
-            else if ((wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0) ||
-                     (wd->idlen > 13 && memcmp(wd->id, "equivocation:", 13) == 0))
+            } else if ((wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0) ||
+                       (wd->idlen > 13 && memcmp(wd->id, "equivocation:", 13) == 0))
                 note_cert(r, wd->doc, true);
         }
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {

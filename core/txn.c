@@ -383,11 +383,16 @@ builder_check(cctx *cx, builder *b, shoal__wdoc *wd)
     shoal__authz_hint hint = { b->pre, b->post_view.p, b->post_view.len };
     hint.pre.view = b->pre_view.p;
     hint.pre.view_len = b->pre_view.len;
-    /* This replica's own key revoked below this seq: the change would be
-     * VOID everywhere. */
-    if (!err && shoal__wset_void(&x->w, b->c.author, b->c.seq, b->c.coll, b->c.coll_len)) {
+    /* This replica's own key revoked below this seq, or the authority
+     * it names VOID (issued by a revoked admin past its cut): the change
+     * would be VOID everywhere. */
+    bool vd = false;
+    if (!err)
+        err = shoal__wset_void(&x->w, &b->c, &vd);
+    if (!err && vd) {
         snprintf(cx->detail, sizeof cx->detail,
-                 "%.*s/%.*s: this replica's key is revoked (docs/permissions.md)",
+                 "%.*s/%.*s: this replica's key is revoked, or its certificate was issued by a "
+                 "revoked admin (docs/permissions.md)",
                  (int)b->c.coll_len, (const char *)b->c.coll, (int)b->c.doc_len,
                  (const char *)b->c.doc);
         return SHOAL_EPERM;

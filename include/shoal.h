@@ -809,7 +809,9 @@ SHOAL_API shoal_err shoal_auth_admin(shoal_replica *r, const uint8_t *key, uint3
  * key's newest certificate, with cut (UINT64_MAX: the greatest seq of
  * key this replica holds) and reason (NULL: "").  A replica that holds
  * the revocation makes the key's changes past the cut VOID (no effect;
- * list inserts kept as invisible anchors), refuses its links, closes the
+ * list inserts kept as invisible anchors), and for an admin's key every
+ * change naming a certificate, grant or policy it issued past the cut;
+ * it refuses the key's links, closes the
  * live ones and serves it nothing but `_auth` (docs/permissions.md,
  * "Revoking a device").  *cut_out (may be NULL)
  * receives the cut.  Errors: SHOAL_EINVAL (open mode, NULL key),

@@ -780,9 +780,12 @@ test_convergence(void)
                 continue;
             }
             if (ev == 3) {
-                /* a revocation with a cut at or below what ki wrote so
-                 * far (its later changes, and those past the cut, VOID) */
-                int victim = check_rand_below(3) ? ki : REG;
+                /* a revocation with a cut at or below what the victim
+                 * wrote so far (its later changes, and those past the
+                 * cut, VOID); the admin's: the certificates it issued
+                 * past the cut are VOID, and so is what names them */
+                uint64_t vr = check_rand_below(6);
+                int victim = vr == 0 ? ADMIN : vr == 1 ? REG : ki;
                 put_revoke(&w, victim, check_rand_below(w.k[victim].seq + 1));
                 continue;
             }
@@ -2668,6 +2671,90 @@ test_equivocation(void)
     REQUIRE(root);
 }
 
+/* Revoking an admin: the certificates it issued past the cut are VOID,
+ * and so is every change that names one (a device enrolled by a stolen
+ * admin key writes nothing that takes effect), on replicas that applied
+ * them before the revocation and on those that get it first; what it
+ * issued up to the cut stands; the device's links are refused and its
+ * own replica refuses its writes. */
+static void
+test_admin_void(void)
+{
+    team tm;
+    if (!team_open(&tm, 5)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *adm = tm.r[1], *old = tm.r[2], *dev = tm.r[3], *late = tm.r[4];
+    CHECK_EQ(shoal_auth_admin(root, shoal_replica_id(adm), SHOAL_CAP_ISSUE, NULL, 0), SHOAL_OK);
+    pass(root, adm);
+    grant(adm, old, "manager", 1); /* up to the cut: stands */
+    uint64_t cut = own_seq(adm);
+    grant(adm, dev, "manager", 1); /* past it: VOID once the admin is revoked */
+    pass(adm, old);
+    pass(adm, dev);
+    CHECK_EQ(put_int(old, "p1", "store_id", 1, "stock", 1), SHOAL_OK);
+    CHECK_EQ(put_int(dev, "p2", "store_id", 1, "stock", 2), SHOAL_OK);
+    pass(old, dev);
+    CHECK_EQ(put_int(dev, "p1", "stock", 9, NULL, 0), SHOAL_OK);
+    pass(adm, root);
+    pass(old, root);
+    pass(dev, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=9 price=- tags=") == 0);
+    CHECK(strcmp(doc_text(root, "p2"), "stock=2 price=- tags=") == 0);
+    uint8_t x[32], ed[32];
+    REQUIRE(crypto_sign_ed25519_pk_to_curve25519(x, shoal_replica_id(dev)) == 0);
+    CHECK(shoal__certs_admit(root, x, ed));
+
+    /* the admin's key is stolen: the root revokes it from past the first
+     * certificate */
+    uint64_t got = 0;
+    CHECK_EQ(shoal_auth_revoke(root, shoal_replica_id(adm), cut, "stolen", &got), SHOAL_OK);
+    CHECK_EQ(got, cut);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=1 price=- tags=") == 0);
+    CHECK(strcmp(doc_text(root, "p2"), "none") == 0);
+    CHECK(!shoal__certs_admit(root, x, ed)); /* its links are refused */
+    char *j = NULL;
+    CHECK_EQ(shoal_auth_show(root, &j), SHOAL_OK);
+    char devhex[65], oldhex[65];
+    snprintf(devhex, sizeof devhex, "%s", hex_of(shoal_replica_id(dev)));
+    snprintf(oldhex, sizeof oldhex, "%s", hex_of(shoal_replica_id(old)));
+    CHECK(j && strstr(j, oldhex) != NULL);
+    CHECK(j && strstr(j, devhex) == NULL); /* its certificate is not in force */
+    shoal_free(j);
+    /* a replica that gets the revocation with everything else */
+    pass(root, late);
+    CHECK(strcmp(doc_text(late, "p1"), "stock=1 price=- tags=") == 0);
+    CHECK(strcmp(doc_text(late, "p2"), "none") == 0);
+    uint8_t d1[32], d2[32];
+    CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
+    CHECK_EQ(shoal_digest(late, true, d2), SHOAL_OK);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    /* the device's own replica refuses its writes once it holds it; the
+     * manager certified before the cut writes on */
+    pass(root, dev);
+    CHECK_EQ(put_int(dev, "p3", "store_id", 1, "stock", 3), SHOAL_EPERM);
+    pass(root, old);
+    CHECK_EQ(put_int(old, "p1", "stock", 4, NULL, 0), SHOAL_OK);
+    pass(old, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=4 price=- tags=") == 0);
+    shoal_check_stats st;
+    CHECK_EQ(shoal_replica_check(root, problem_fn, NULL, &st), SHOAL_OK);
+    CHECK_EQ(st.problems, 0);
+    /* reopened: the same */
+    CHECK_EQ(shoal_digest(root, true, d1), SHOAL_OK);
+    shoal_replica_close(root);
+    int err;
+    tm.r[0] = root = open_replica(tm.dir[0], NULL, &err);
+    if (root) {
+        CHECK_EQ(shoal_digest(root, true, d2), SHOAL_OK);
+        CHECK(memcmp(d1, d2, 32) == 0);
+        CHECK(!shoal__certs_admit(root, x, ed));
+    }
+    team_close(&tm);
+    REQUIRE(root);
+}
+
 int
 main(void)
 {
@@ -2688,6 +2775,7 @@ main(void)
     RUN(test_full_demoted);
     RUN(test_void);
     RUN(test_equivocation);
+    RUN(test_admin_void);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();
