@@ -597,7 +597,7 @@ apply_one(shoal__apply *a, shoal__cand *k)
     }
     if (!err)
         err = s->put(s->ctx, h, &k->r, c, mdeps);
-    if (!err && c->nseals && !a->per_doc && s->unsealed)
+    if (!err && c->nseals && s->unsealed)
         err = s->unsealed(s->ctx, k->r.cid, c);
     /* An admitted revocation or equivocation proof: what its target
      * changed past the cut is VOID from now on, also where it was applied

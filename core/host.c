@@ -717,8 +717,8 @@ static int
 host_hello_vv(void *ctx, shoal__vventry *v, size_t *n)
 {
     shoal_replica *r = ctx;
-    if (!r->enforce)
-        return SHOAL_OK;
+    if (!r->enforce || shoal__partial(r))
+        return SHOAL_OK; /* a partial replica asks in its summary (subs.c) */
     hvv x = { v, n, NULL, SHOAL_OK };
     pthread_mutex_lock(&r->mu);
     int err = shoal__store_read(r->store, hello_fn, &x);

@@ -1050,7 +1050,85 @@ typedef struct held_ctx {
     size_t clen;
     size_t n;
     int err;
+    shoal__map ask; /* documents to be sent again whole: "coll\0id" -> 1 */
 } held_ctx;
+
+/* Sealed groups a partial replica lacks but may read (it got the change
+ * from a peer that did not hold them): the documents of those changes are
+ * summarised as not held, so the peer sends them whole, groups and all
+ * (duplicates are no-ops; the drain keeps the groups). */
+typedef struct ask_ctx {
+    shoal_replica *r;
+    shoal__stxn *t;
+    shoal__reader rd;
+    shoal__authz_cache *authz;
+    shoal__qscratch sc;
+    shoal__map *ask;
+    int err;
+} ask_ctx;
+
+static int
+ask_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES], uint64_t seq,
+       void *arg)
+{
+    (void)author;
+    (void)seq;
+    ask_ctx *x = arg;
+    shoal__sval env;
+    int err = shoal__stxn_change_get(x->t, cid, &env);
+    if (err == SHOAL_ENOTFOUND)
+        return 0; /* evicted, or replaced by another version */
+    shoal__change c;
+    if (!err)
+        err = shoal__change_stored(env.p, env.len, &c);
+    if (err) {
+        x->err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+        return 1;
+    }
+    uint64_t groups = 0;
+    err = shoal__reader_groups(&x->rd, x->r, x->t, &x->authz, &x->sc, env.p, env.len, &groups);
+    bool want = false;
+    for (uint8_t g = 0; !err && !want && g < c.nseals; g++) {
+        shoal__sval grp;
+        if (!(groups >> g & 1))
+            continue;
+        err = shoal__stxn_seal_get(x->t, cid, g, &grp);
+        want = err == SHOAL_ENOTFOUND;
+        if (want)
+            err = SHOAL_OK;
+    }
+    if (!err && want) {
+        uint8_t key[SHOAL__DOCKEY_MAX];
+        size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
+        err = shoal__map_put(x->ask, key, klen, (void *)1);
+    }
+    shoal__change_clear(&c);
+    if (err) {
+        x->err = err;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+ask_again(shoal_replica *r, shoal__stxn *t, shoal__map *ask)
+{
+    if (!r->enforce)
+        return SHOAL_OK;
+    ask_ctx x;
+    memset(&x, 0, sizeof x);
+    x.r = r;
+    x.t = t;
+    x.ask = ask;
+    shoal__reader_init(&x.rd);
+    int err = shoal__reader_fresh(&x.rd, r, t, r->pk);
+    if (!err)
+        err = shoal__stxn_unsealed_scan(t, ask_cb, &x);
+    shoal__reader_free(&x.rd);
+    shoal__authz_cache_free(x.authz);
+    shoal__qscratch_free(&x.sc);
+    return x.err ? x.err : err;
+}
 
 static int
 held_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const shoal__sval *meta,
@@ -1061,9 +1139,12 @@ held_cb(const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen, const
     int err = shoal__dmeta_parse(meta->p, meta->len, &m);
     if (err)
         return err;
-    if (m.nheads > SHOAL__MAX_HEADS) {
-        /* More concurrent heads than a summary carries: say we hold none
-         * of it, so the peer sends it whole (duplicates are no-ops). */
+    uint8_t key[SHOAL__DOCKEY_MAX];
+    size_t klen = shoal__dockey(key, coll, clen, id, idlen);
+    if (m.nheads > SHOAL__MAX_HEADS || shoal__map_get(&h->ask, key, klen)) {
+        /* More concurrent heads than a summary carries, or a sealed group
+         * we may read but lack: say we hold none of it, so the peer sends
+         * it whole (duplicates are no-ops). */
         m.nheads = 0;
     }
     if (h->n == SHOAL__MAX_HELD) {
@@ -1112,10 +1193,14 @@ summary_fn(shoal__stxn *t, void *arg)
     shoal__mpw dw;
     shoal__mpw_init(&dw, &docs);
     held_ctx h = { .w = &dw };
+    shoal__map_init(&h.ask);
+    int err = ask_again(c->r, t, &h.ask);
     /* Every document we hold, whatever its collection: the sender judges
      * each (one outside every subscription, which we wrote, is told to
      * leave once our write is up). */
-    int err = shoal__stxn_doc_scan(t, NULL, 0, held_cb, &h);
+    if (!err)
+        err = shoal__stxn_doc_scan(t, NULL, 0, held_cb, &h);
+    shoal__map_clear(&h.ask, NULL);
     if (!err) {
         shoal__wire_put_held_header(&w, h.n);
         err = w.err;

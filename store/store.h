@@ -310,7 +310,7 @@ int shoal__stxn_seal_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uin
                          const uint8_t *p, size_t n);
 int shoal__stxn_seal_get(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g,
                          shoal__sval *v);
-/* Changes this full replica applied without every sealed group (table
+/* Changes this replica applied without every sealed group (table
  * `unsealed`, change id -> author | seq (u64 BE)): put, delete, and a scan
  * (cb non-zero stops it and is returned). */
 int shoal__stxn_unsealed_put(shoal__stxn *t, const uint8_t cid[SHOAL__ID_BYTES],

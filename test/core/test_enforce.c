@@ -2671,6 +2671,52 @@ test_equivocation(void)
     REQUIRE(root);
 }
 
+/* A partial replica that got sealed changes from a peer without their
+ * groups (an auditor's export) asks for them again when it links, if its
+ * roles read them: it summarises those documents as not held, and the
+ * peer sends them whole, groups and all.  An auditor, which may not read
+ * them, does not ask. */
+static void
+test_sealed_partial(void)
+{
+    team tm;
+    if (!team_open(&tm, 4)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *mgr = tm.r[1], *aud = tm.r[2], *pm = tm.r[3];
+    uint64_t v;
+    CHECK_EQ(shoal_auth_policy(root, SEALED_POLICY, strlen(SEALED_POLICY), &v), SHOAL_OK);
+    grant(root, mgr, "manager", 1);
+    grant(root, aud, "auditor", 1);
+    grant(root, pm, "manager", 1);
+    pass(root, mgr);
+    CHECK_EQ(put_sealed(mgr, "p1"), SHOAL_OK);
+    pass(mgr, root);
+    const char *all = "stock=3 cost=7 margin=5 notes=a,b";
+    const char *hidden = "stock=3 cost=? margin=? notes=?,?";
+    char *ep = NULL;
+    CHECK_EQ(shoal_net_listen(root, "tcp://127.0.0.1:0", &ep), SHOAL_OK);
+    REQUIRE(ep);
+    subscribe(aud, NULL);
+    CHECK_EQ(shoal_net_sync(aud, ep, tm.root, 20000), SHOAL_OK);
+    CHECK(strcmp(show(aud, "p1"), hidden) == 0);
+    /* the partial manager gets the changes from the auditor's export */
+    subscribe(pm, "store_id == 1");
+    pass(aud, pm);
+    CHECK(strcmp(show(pm, "p1"), hidden) == 0);
+    /* linked to the root, it asks for the document again */
+    CHECK_EQ(shoal_net_sync(pm, ep, tm.root, 20000), SHOAL_OK);
+    CHECK(wait_show(pm, "p1", all));
+    CHECK_EQ(unsealed_count(pm), 0);
+    /* the auditor asks for nothing: it still reads no value */
+    CHECK_EQ(shoal_net_sync(aud, ep, tm.root, 20000), SHOAL_OK);
+    CHECK(strcmp(show(aud, "p1"), hidden) == 0);
+    CHECK_EQ(shoal_replica_check(pm, print_problem, NULL, NULL), SHOAL_OK);
+    shoal_free(ep);
+    team_close(&tm);
+}
+
 /* Revoking an admin: the certificates it issued past the cut are VOID,
  * and so is every change that names one (a device enrolled by a stolen
  * admin key writes nothing that takes effect), on replicas that applied
@@ -2776,6 +2822,7 @@ main(void)
     RUN(test_void);
     RUN(test_equivocation);
     RUN(test_admin_void);
+    RUN(test_sealed_partial);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();
