@@ -694,6 +694,278 @@ show_obj(int kind, const uint8_t key[SHOAL_KEY_BYTES], const uint8_t cid[SHOAL__
     return 0;
 }
 
+/* --------------------------------------------------------------- orphans */
+
+/* This replica's own changes that are VOID here (docs/permissions.md,
+ * "Orphans"), in seq order, decoded with their sealed values filled in
+ * from the groups it holds (its own). */
+typedef struct orph {
+    uint8_t cid[SHOAL__ID_BYTES];
+    shoal__change c;
+    uint8_t *env; /* owned: c points into it (and into c.extra) */
+} orph;
+
+typedef struct orph_ctx {
+    shoal_replica *r;
+    orph *v;
+    size_t n, cap;
+} orph_ctx;
+
+static void
+orph_free(orph_ctx *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        shoal__change_clear(&x->v[i].c);
+        shoal__free(x->v[i].env);
+    }
+    shoal__free(x->v);
+    x->v = NULL;
+    x->n = x->cap = 0;
+}
+
+static int
+orph_fn(shoal__stxn *t, void *arg)
+{
+    orph_ctx *x = arg;
+    shoal__wset w;
+    shoal__wset_init(&w, x->r);
+    shoal__wset_reset(&w, t);
+    uint64_t top = 0;
+    uint8_t cid[SHOAL__ID_BYTES];
+    int err = shoal__wset_may_void(&w) ? shoal__stxn_vv_get(t, x->r->pk, &top, cid) : SHOAL_OK;
+    if (err == SHOAL_ENOTFOUND)
+        err = SHOAL_OK;
+    shoal__lmdb_apply la = { t, NULL };
+    shoal__apply_store s;
+    shoal__apply_lmdb(&s, &la);
+    shoal__authz_cache *k = NULL;
+    for (uint64_t seq = 1; !err && seq <= top; seq++) {
+        shoal__sval env;
+        err = shoal__stxn_authseq_get(t, x->r->pk, seq, cid);
+        if (!err)
+            err = shoal__stxn_change_get(t, cid, &env);
+        if (err == SHOAL_ENOTFOUND) {
+            err = SHOAL_OK; /* evicted (a partial replica) */
+            continue;
+        }
+        if (err || shoal__stxn_rejected_has(t, cid))
+            continue;
+        if (x->n == x->cap) {
+            size_t nc = x->cap ? 2 * x->cap : 8;
+            orph *nv = shoal__realloc(x->v, nc * sizeof *nv);
+            if (!nv) {
+                err = SHOAL_ENOMEM;
+                break;
+            }
+            x->v = nv;
+            x->cap = nc;
+        }
+        orph *o = &x->v[x->n];
+        memset(o, 0, sizeof *o);
+        memcpy(o->cid, cid, SHOAL__ID_BYTES);
+        o->env = shoal__malloc(env.len);
+        if (!o->env) {
+            err = SHOAL_ENOMEM;
+            break;
+        }
+        memcpy(o->env, env.p, env.len);
+        err = shoal__change_stored(o->env, env.len, &o->c);
+        if (err) {
+            shoal__free(o->env);
+            err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
+            break;
+        }
+        bool vd = false;
+        err = shoal__wset_void(&w, &o->c, &vd);
+        if (!err && vd && o->c.nseals)
+            err = shoal__apply_disclose(&s, &k, cid, &o->c);
+        if (err || !vd) {
+            shoal__change_clear(&o->c);
+            shoal__free(o->env);
+            continue;
+        }
+        x->n++;
+    }
+    shoal__authz_cache_free(k);
+    shoal__wset_free(&w);
+    return err;
+}
+
+static int
+orphans_load(shoal_replica *r, orph_ctx *x)
+{
+    memset(x, 0, sizeof *x);
+    x->r = r;
+    if (!r->enforce)
+        return SHOAL_OK;
+    pthread_mutex_lock(&r->mu);
+    int err = shoal__store_read(r->store, orph_fn, x);
+    pthread_mutex_unlock(&r->mu);
+    if (err)
+        orph_free(x);
+    return err;
+}
+
+static json_t *
+op_j(const shoal__op *op)
+{
+    static const char *const names[] = { NULL,     "set",    "unset",   "incr",
+                                         "insert", "remove", "replace", "delete" };
+    json_t *o = json_object();
+    json_object_set_new(o, "op",
+                        json_string(op->kind >= 1 && op->kind <= 7 ? names[op->kind] : "other"));
+    if (op->field)
+        json_object_set_new(o, "field", json_stringn((const char *)op->field, op->field_len));
+    if (op->kind == SHOAL__OP_SET || op->kind == SHOAL__OP_INS || op->kind == SHOAL__OP_REP)
+        json_object_set_new(o, "value",
+                            op->value.type == SHOAL_T_REDACTED ? json_pack("{s:b}", "$redacted", 1)
+                                                               : value_j(&op->value));
+    if (op->kind == SHOAL__OP_COUNT)
+        json_object_set_new(o, "by", json_integer(op->delta));
+    return o;
+}
+
+shoal_err
+shoal_orphans(shoal_replica *r, char **out)
+{
+    if (!r || !out)
+        return SHOAL_EINVAL;
+    *out = NULL;
+    orph_ctx x;
+    int err = orphans_load(r, &x);
+    if (err)
+        return shoal__fail(r, err, "orphans");
+    json_t *a = json_array();
+    for (size_t i = 0; i < x.n; i++) {
+        const shoal__change *c = &x.v[i].c;
+        json_t *o = json_object(), *ops = json_array();
+        json_object_set_new(o, "change", hexj(x.v[i].cid, SHOAL__ID_BYTES));
+        json_object_set_new(o, "seq", json_integer((json_int_t)c->seq));
+        json_object_set_new(o, "collection", json_stringn((const char *)c->coll, c->coll_len));
+        json_object_set_new(o, "doc", json_stringn((const char *)c->doc, c->doc_len));
+        for (size_t j = 0; j < c->nops; j++)
+            json_array_append_new(ops, op_j(&c->ops[j]));
+        json_object_set_new(o, "ops", ops);
+        json_array_append_new(a, o);
+    }
+    orph_free(&x);
+    char *s = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(a);
+    if (!s)
+        return shoal__fail(r, SHOAL_ENOMEM, "orphans");
+    size_t n = strlen(s);
+    *out = shoal__malloc(n + 1);
+    if (*out)
+        memcpy(*out, s, n + 1);
+    free(s);
+    return *out ? SHOAL_OK : shoal__fail(r, SHOAL_ENOMEM, "orphans");
+}
+
+/* The length of list field f of (coll, id) on dst (0: none). */
+static size_t
+list_len(shoal_replica *dst, const char *coll, const char *id, const char *f)
+{
+    shoal_doc *d = NULL;
+    size_t fi, n = 0;
+    if (shoal_doc_get(dst, coll, id, &d) == SHOAL_OK && shoal_doc_field_find(d, f, &fi) == SHOAL_OK)
+        (void)shoal_doc_field_list_len(d, fi, &n);
+    shoal_doc_free(d);
+    return n;
+}
+
+/* Re-issue one orphan on dst as one new change: register and counter
+ * ops and deletes as they were, list inserts appended at the end; list
+ * removes and replaces (of elements of the VOID history) and values not
+ * held (REDACTED) are left out.  *made: a change was committed. */
+static int
+reissue(shoal_replica *dst, const shoal__change *c, bool *made)
+{
+    *made = false;
+    char coll[SHOAL_MAX_COLLECTION + 1], id[SHOAL_MAX_DOC_ID + 1], f[SHOAL_MAX_FIELD + 1];
+    if (c->coll_len >= sizeof coll || c->doc_len >= sizeof id)
+        return SHOAL_EINVAL;
+    memcpy(coll, c->coll, c->coll_len);
+    coll[c->coll_len] = 0;
+    memcpy(id, c->doc, c->doc_len);
+    id[c->doc_len] = 0;
+    shoal_txn *t = NULL;
+    int err = shoal_txn_begin(dst, &t);
+    size_t nops = 0;
+    for (size_t i = 0; !err && i < c->nops; i++) {
+        const shoal__op *op = &c->ops[i];
+        if (op->field && op->field_len >= sizeof f)
+            continue;
+        if (op->field) {
+            memcpy(f, op->field, op->field_len);
+            f[op->field_len] = 0;
+        }
+        bool redacted = op->value.type == SHOAL_T_REDACTED;
+        switch (op->kind) {
+        case SHOAL__OP_SET:
+            if (!redacted) {
+                err = shoal_txn_set(t, coll, id, f, &op->value);
+                nops++;
+            }
+            break;
+        case SHOAL__OP_UNSET:
+            err = shoal_txn_unset(t, coll, id, f);
+            nops++;
+            break;
+        case SHOAL__OP_COUNT:
+            err = shoal_txn_counter_add(t, coll, id, f, op->delta);
+            nops++;
+            break;
+        case SHOAL__OP_INS: {
+            if (redacted)
+                break;
+            size_t at = list_len(dst, coll, id, f);
+            for (size_t j = 0; j < i; j++) /* earlier appends to f in this change */
+                at += c->ops[j].kind == SHOAL__OP_INS && c->ops[j].field_len == op->field_len &&
+                      memcmp(c->ops[j].field, op->field, op->field_len) == 0 &&
+                      c->ops[j].value.type != SHOAL_T_REDACTED;
+            err = shoal_txn_list_insert(t, coll, id, f, at, &op->value);
+            nops++;
+            break;
+        }
+        case SHOAL__OP_DELDOC:
+            err = shoal_txn_delete(t, coll, id);
+            nops++;
+            break;
+        default: break; /* remove, replace: of elements that are VOID */
+        }
+    }
+    if (err || nops == 0) {
+        shoal_txn_abort(t);
+        return err;
+    }
+    err = shoal_txn_commit(t);
+    *made = !err;
+    return err;
+}
+
+shoal_err
+shoal_orphan_reauthor(shoal_replica *r, shoal_replica *dst, size_t *count)
+{
+    if (count)
+        *count = 0;
+    if (!r || !dst || r == dst)
+        return SHOAL_EINVAL;
+    orph_ctx x;
+    int err = orphans_load(r, &x);
+    if (err)
+        return shoal__fail(r, err, "orphans");
+    for (size_t i = 0; !err && i < x.n; i++) {
+        bool made = false;
+        err = reissue(dst, &x.v[i].c, &made);
+        if (!err && made && count)
+            (*count)++;
+    }
+    orph_free(&x);
+    if (err)
+        return shoal__fail(r, err, "orphan_reauthor: %s", shoal_replica_errmsg(dst));
+    return SHOAL_OK;
+}
+
 shoal_err
 shoal_auth_show(shoal_replica *r, char **out)
 {

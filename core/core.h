@@ -235,6 +235,8 @@ typedef struct shoal__wdoc {
     bool evicted;      /* evicted by this txn and not touched since: no doc, nothing to flush */
     bool dropped;      /* evicted by this txn: its cache entry goes at commit */
     bool voided;       /* holds a VOID change (its state is not the one verdicts see) */
+    bool own_void;     /* rebuilt holding a VOID change of our own */
+    bool cut_rebuilt;  /* rebuilt because a cut landed (revocation, proof) */
 } shoal__wdoc;
 
 typedef struct shoal__wset {
@@ -408,6 +410,9 @@ int shoal__seq_floor(shoal__stxn *t, uint64_t *floor);
 void shoal__events_init(shoal_replica *r);
 void shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen, bool remote);
+/* Our own changes to (coll, id) became VOID (an orphans event). */
+void shoal__events_push_voided(shoal_replica *r, const uint8_t *coll, size_t clen,
+                               const uint8_t *id, size_t idlen);
 /* The document left our view and was evicted (shoal_event_left). */
 void shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                              size_t idlen);

@@ -779,9 +779,11 @@ shoal__wset_voided(shoal__wset *w, shoal__wdoc *wd)
 /* Set e[i].voided for the changes of a document that apply VOID in w's
  * txn; *any: some do. */
 static int
-mark_void(shoal__wset *w, rent *e, size_t n, bool *any)
+mark_void(shoal__wset *w, rent *e, size_t n, bool *any, bool *own)
 {
     *any = false;
+    if (own)
+        *own = false;
     bool yes = false;
     int err0 = w->r->enforce ? anyrev(w, &yes) : SHOAL_OK;
     if (err0 || !yes)
@@ -791,6 +793,8 @@ mark_void(shoal__wset *w, rent *e, size_t n, bool *any)
         int err = decode_at(w->t, e[i].at, &c);
         if (!err) {
             err = shoal__wset_void(w, &c, &e[i].voided);
+            if (own && e[i].voided && memcmp(c.author, w->r->pk, SHOAL_KEY_BYTES) == 0)
+                *own = true;
             shoal__change_clear(&c);
         }
         if (err)
@@ -846,8 +850,10 @@ rebuild_every(shoal__wset *w)
         size_t clen = (size_t)(nul - key);
         shoal__wdoc *wd;
         err = shoal__wset_get(w, key, clen, nul + 1, klen - clen - 1, &wd);
-        if (!err && !wd->evicted && wd->meta.last_pos != 0)
+        if (!err && !wd->evicted && wd->meta.last_pos != 0) {
+            wd->cut_rebuilt = true;
             err = shoal__wset_rebuild(w, wd);
+        }
     }
     shoal__map_clear(&done, NULL);
     shoal__buf_free(&x.keys);
@@ -913,8 +919,10 @@ shoal__wset_revoked(shoal__wset *w, const uint8_t target[SHOAL_KEY_BYTES])
             shoal__wdoc *wd;
             if (!err)
                 err = shoal__wset_get(w, c.coll, c.coll_len, c.doc, c.doc_len, &wd);
-            if (!err && !wd->evicted && wd->meta.last_pos != 0)
+            if (!err && !wd->evicted && wd->meta.last_pos != 0) {
+                wd->cut_rebuilt = true;
                 err = shoal__wset_rebuild(w, wd);
+            }
         }
         shoal__change_clear(&c);
     }
@@ -1009,7 +1017,7 @@ shoal__wset_commit_doc(shoal__wset *w, shoal__wdoc *wd, shoal__doc **out)
     int err = rebuild_collect(w->t, wd, &e, &n, &total);
     bool voided = false;
     if (!err)
-        err = mark_void(w, e, n, &voided);
+        err = mark_void(w, e, n, &voided, NULL);
     if (!err) {
         shoal__lmdb_apply la = { w->t, NULL };
         shoal__apply_store s;
@@ -1036,7 +1044,7 @@ shoal__wset_rebuild(shoal__wset *w, shoal__wdoc *wd)
     int err = rebuild_collect(t, wd, &e, &n, &total);
     bool voided = false;
     if (!err)
-        err = mark_void(w, e, n, &voided);
+        err = mark_void(w, e, n, &voided, &wd->own_void);
     if (!err) {
         /* Deps resolve against the store alone: no document call. */
         shoal__lmdb_apply la = { t, NULL };
@@ -1269,6 +1277,8 @@ shoal__wset_commit(shoal__wset *w)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, false);
         if (wd->remote)
             shoal__events_push(r, wd->coll, wd->clen, wd->id, wd->idlen, true);
+        if (wd->cut_rebuilt && wd->own_void)
+            shoal__events_push_voided(r, wd->coll, wd->clen, wd->id, wd->idlen);
         if (wd->nnew > 0 || wd->rebuilt)
             shoal__live_touch(r, wd->coll, wd->clen, wd->id, wd->idlen);
         if (r->enforce && (wd->nnew > 0 || wd->rebuilt) && wd->clen == 5 &&

@@ -20,7 +20,8 @@ struct shoal_event {
     char *coll; /* owned */
     char *id;   /* owned */
     bool remote;
-    bool left; /* evicted: it left our view (partial sync) */
+    bool left;   /* evicted: it left our view (partial sync) */
+    bool voided; /* our own changes to it became VOID (orphans) */
     bool overflowed;
 };
 
@@ -57,25 +58,32 @@ dup_str(const uint8_t *p, size_t n)
 }
 
 static void push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
-                 size_t idlen, bool remote, bool left);
+                 size_t idlen, bool remote, bool left, bool voided);
 
 void
 shoal__events_push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                    size_t idlen, bool remote)
 {
-    push(r, coll, clen, id, idlen, remote, false);
+    push(r, coll, clen, id, idlen, remote, false, false);
 }
 
 void
 shoal__events_push_left(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
                         size_t idlen)
 {
-    push(r, coll, clen, id, idlen, false, true);
+    push(r, coll, clen, id, idlen, false, true, false);
+}
+
+void
+shoal__events_push_voided(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id,
+                          size_t idlen)
+{
+    push(r, coll, clen, id, idlen, true, false, true);
 }
 
 static void
 push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id, size_t idlen,
-     bool remote, bool left)
+     bool remote, bool left, bool voided)
 {
     struct shoal_event *e = shoal__calloc(1, sizeof *e);
     if (e) {
@@ -83,6 +91,7 @@ push(shoal_replica *r, const uint8_t *coll, size_t clen, const uint8_t *id, size
         e->id = dup_str(id, idlen);
         e->remote = remote;
         e->left = left;
+        e->voided = voided;
         if (!e->coll || !e->id) {
             event_free(e);
             e = NULL;
@@ -218,6 +227,13 @@ shoal_event_left(const shoal_event *e)
 {
     assert(e);
     return e->left;
+}
+
+bool
+shoal_event_voided(const shoal_event *e)
+{
+    assert(e);
+    return e->voided;
 }
 
 bool

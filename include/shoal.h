@@ -392,6 +392,10 @@ SHOAL_API bool shoal_event_overflowed(const shoal_event *e);
 /* true if the document left this partial replica's view and was evicted
  * (docs/sync.md): its state and changes are gone from this replica. */
 SHOAL_API bool shoal_event_left(const shoal_event *e);
+/* true if this replica's own changes to the document became VOID (its
+ * key was revoked below them, or its certificate was issued by a revoked
+ * admin): they are orphans now (shoal_orphans). */
+SHOAL_API bool shoal_event_voided(const shoal_event *e);
 
 /* --------------------------------------------------------------- queries */
 
@@ -825,6 +829,25 @@ SHOAL_API shoal_err shoal_auth_revoke(shoal_replica *r, const uint8_t *key, uint
  * the newest grant of each admin and the revocations.  Caller owns *json; free with
  * shoal_free().  Errors: SHOAL_EINVAL, SHOAL_ENOMEM, the read errors. */
 SHOAL_API shoal_err shoal_auth_show(shoal_replica *r, char **json);
+
+/* Orphans (docs/permissions.md, "Orphans"): this replica's own changes
+ * that are VOID here (its key was revoked below them or proven to
+ * equivocate, or its certificate was issued by a revoked admin past its
+ * cut).  They stay in the log and are never lost: shoal_orphans lists
+ * them as one line of JSON, an array of {"change", "seq", "collection",
+ * "doc", "ops"}, each op {"op": "set"|"unset"|"incr"|"insert"|"remove"|
+ * "replace"|"delete", "field", "value" or "by"}; Caller owns *json, free
+ * with shoal_free().  shoal_orphan_reauthor re-issues them on dst (a
+ * replica with another key, for example the device's new one) as new
+ * changes, one per orphan, checked by dst's permissions like any write:
+ * register and counter ops and deletes as they were, list inserts
+ * appended at the end of the list; list removes and replaces (of elements
+ * of the VOID history) are left out.  *count (may be NULL): the changes
+ * made.  Errors: SHOAL_EINVAL (NULL, r == dst), dst's commit errors
+ * (SHOAL_EPERM: its roles do not allow one; those before it are
+ * committed), the read errors. */
+SHOAL_API shoal_err shoal_orphans(shoal_replica *r, char **json);
+SHOAL_API shoal_err shoal_orphan_reauthor(shoal_replica *r, shoal_replica *dst, size_t *count);
 
 /* --------------------------------------------------------------- network */
 

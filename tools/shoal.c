@@ -793,6 +793,27 @@ cmd_auth(shoal_replica *r, int argc, char **argv)
         shoal_free(js);
         return rc;
     }
+    if (strcmp(sub, "orphans") == 0 && argc == 1) {
+        char *js = NULL;
+        shoal_err e = shoal_orphans(r, &js);
+        if (e != SHOAL_OK)
+            return fail(r, e, "auth orphans", false);
+        int rc = printf("%s\n", js) < 0 ? EXIT_ERR : EXIT_OK;
+        shoal_free(js);
+        return rc;
+    }
+    if (strcmp(sub, "orphans") == 0 && argc == 3 && strcmp(argv[1], "--reauthor") == 0) {
+        shoal_replica *dst = NULL;
+        int rc = open_replica(argv[2], false, NULL, NULL, &dst);
+        if (rc != EXIT_OK)
+            return rc;
+        size_t n = 0;
+        shoal_err e = shoal_orphan_reauthor(r, dst, &n);
+        shoal_replica_close(dst);
+        if (e != SHOAL_OK)
+            return fail(r, e, "auth orphans --reauthor", false);
+        return printf("{\"reissued\":%zu}\n", n) < 0 ? EXIT_ERR : EXIT_OK;
+    }
     if (strcmp(sub, "policy") == 0 && argc == 2)
         return auth_policy(r, argv[1]);
     if (strcmp(sub, "grant") == 0 && argc >= 2)
@@ -2119,7 +2140,9 @@ static const command commands[] = {
     { "subscribe", -1, "NAME COLL [WHERE] [--param NAME=JSON]..." },
     { "unsubscribe", 1, "NAME" },
     { "subscriptions", 0, "" },
-    { "auth", -1, "policy FILE | grant KEYHEX --role ROLE... | admin KEYHEX --cap CAP... | show" },
+    { "auth", -1,
+      "policy FILE | grant KEYHEX --role ROLE... | admin KEYHEX --cap CAP... | revoke KEYHEX | "
+      "show | orphans [--reauthor DIR]" },
 };
 
 static int

@@ -650,6 +650,24 @@ expect "a revoked device is refused -> 5" 5 -d "$PD" sync "$pep@$root_key" --tim
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 serve_pid=
+# orphans (docs/permissions.md "Orphans"): a smaller cut voids the
+# device's write; it lists it and re-issues it under a new key
+expect "auth orphans: none yet" 0 -d "$PD" auth orphans
+check_eq "auth orphans: an empty list" '[]' "$out"
+expect "auth revoke --cut 0" 0 -d "$PR" auth revoke "$dev_key" --cut 0
+"$SHOAL" -d "$PR" export > "$T/rev.bundle"
+expect_in "the device takes the revocation" 0 "$T/rev.bundle" -d "$PD" import
+expect "auth orphans" 0 -d "$PD" auth orphans
+check_re "auth orphans lists the write" '^\[\{"change":"[0-9a-f]{64}","collection":"products","doc":"p1","ops":\[.*"value":3.*\],"seq":1\}\]$' "$out"
+new_key=$("$SHOAL" -d "$T/perm-new" init --root "$root_key")
+expect "the new key gets a certificate" 0 -d "$PR" auth grant "$new_key" --role manager --user ann --attr store_id=1
+"$SHOAL" -d "$PR" export > "$T/new.bundle"
+expect_in "the new key takes the authority" 0 "$T/new.bundle" -d "$T/perm-new" import
+expect "auth orphans --reauthor" 0 -d "$PD" auth orphans --reauthor "$T/perm-new"
+check_eq "auth orphans --reauthor counts" '{"reissued":1}' "$out"
+expect "the write again, under the new key" 0 -d "$T/perm-new" get products p1
+check_re "its values" '"stock":3' "$out"
+expect "auth orphans --reauthor: no replica there" 1 -d "$PD" auth orphans --reauthor "$T/nowhere"
 
 # ---------------------------------------------------------------- docs/permissions.md "Using it"
 # The snippet as written, with the policy of "Policy file" from the same page.

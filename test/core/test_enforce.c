@@ -2717,6 +2717,68 @@ test_sealed_partial(void)
     team_close(&tm);
 }
 
+/* A device's own writes that become VOID are never lost: an event says
+ * so, shoal_orphans lists them, and shoal_orphan_reauthor re-issues them
+ * under the device's new key, checked like any write. */
+static void
+test_orphans(void)
+{
+    team tm;
+    if (!team_open(&tm, 4)) {
+        team_close(&tm);
+        REQUIRE(!"a replica opens");
+    }
+    shoal_replica *root = tm.r[0], *dev = tm.r[1], *dev2 = tm.r[2], *clerk = tm.r[3];
+    grant(root, dev, "manager", 1);
+    grant(root, dev2, "manager", 1);
+    grant(root, clerk, "clerk", 1);
+    pass(root, dev);
+    CHECK_EQ(put_int(dev, "p1", "store_id", 1, "stock", 3), SHOAL_OK);
+    CHECK_EQ(put_int(dev, "p1", "stock", 5, NULL, 0), SHOAL_OK);
+    CHECK_EQ(put_tag(dev, "p1", 0, "a"), SHOAL_OK);
+    pass(dev, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=5 price=- tags=a") == 0);
+    char *j = NULL;
+    CHECK_EQ(shoal_orphans(dev, &j), SHOAL_OK);
+    CHECK(j && strcmp(j, "[]") == 0); /* nothing VOID yet */
+    shoal_free(j);
+    /* the tablet is lost, then found: its key was revoked meanwhile */
+    CHECK_EQ(shoal_auth_revoke(root, shoal_replica_id(dev), 0, "lost", NULL), SHOAL_OK);
+    CHECK(strcmp(doc_text(root, "p1"), "none") == 0);
+    shoal_event *e = NULL;
+    while (shoal_event_next(dev, 0, &e) == SHOAL_OK) /* its own writes' events */
+        shoal_event_free(e);
+    pass(root, dev);
+    bool voided = false;
+    while (shoal_event_next(dev, 0, &e) == SHOAL_OK) {
+        voided = voided || (shoal_event_voided(e) && strcmp(shoal_event_doc_id(e), "p1") == 0);
+        shoal_event_free(e);
+    }
+    CHECK(voided);
+    CHECK_EQ(shoal_orphans(dev, &j), SHOAL_OK);
+    CHECK(j && strstr(j, "\"doc\":\"p1\"") && strstr(j, "\"op\":\"insert\"") &&
+          strstr(j, "\"value\":5") && strstr(j, "\"seq\":3"));
+    shoal_free(j);
+    CHECK_EQ(shoal_orphans(root, &j), SHOAL_OK); /* the root's own are not VOID */
+    CHECK(j && strcmp(j, "[]") == 0);
+    shoal_free(j);
+    /* re-issued where the roles do not allow it: refused, nothing made */
+    pass(root, clerk);
+    size_t n = 9;
+    CHECK_EQ(shoal_orphan_reauthor(dev, clerk, &n), SHOAL_EPERM);
+    CHECK_EQ(n, 0);
+    CHECK(strcmp(doc_text(clerk, "p1"), "none") == 0);
+    /* under the device's new key: the same document again */
+    pass(root, dev2);
+    CHECK_EQ(shoal_orphan_reauthor(dev, dev2, &n), SHOAL_OK);
+    CHECK_EQ(n, 3);
+    CHECK(strcmp(doc_text(dev2, "p1"), "stock=5 price=- tags=a") == 0);
+    pass(dev2, root);
+    CHECK(strcmp(doc_text(root, "p1"), "stock=5 price=- tags=a") == 0);
+    CHECK_EQ(shoal_orphan_reauthor(dev, dev, &n), SHOAL_EINVAL);
+    team_close(&tm);
+}
+
 /* Revoking an admin: the certificates it issued past the cut are VOID,
  * and so is every change that names one (a device enrolled by a stolen
  * admin key writes nothing that takes effect), on replicas that applied
@@ -2823,6 +2885,7 @@ main(void)
     RUN(test_equivocation);
     RUN(test_admin_void);
     RUN(test_sealed_partial);
+    RUN(test_orphans);
     RUN(test_partial);
     RUN(test_concurrency);
     return check_summary();

@@ -100,6 +100,9 @@ class ChangeEvent(NamedTuple):
             was evicted (see :meth:`Replica.subscribe`): its state and
             changes are gone from this replica.  Such an event has
             ``remote`` False.
+        voided: True if this replica's own changes to the document became
+            VOID (its key was revoked below them, or its certificate came
+            from a revoked admin): see :meth:`Replica.orphans`.
     """
 
     collection: str
@@ -107,6 +110,7 @@ class ChangeEvent(NamedTuple):
     remote: bool
     overflowed: bool
     left: bool = False
+    voided: bool = False
 
 
 class ImportResult(NamedTuple):
@@ -1276,6 +1280,44 @@ class Replica:
         finally:
             self._exit()
 
+    def orphans(self) -> List[Dict[str, Any]]:
+        """This replica's own changes that are VOID here (the JSON of
+        ``shoal auth orphans``): each a dict with ``change``, ``seq``,
+        ``collection``, ``doc`` and ``ops``.  They are never lost; see
+        :meth:`orphan_reauthor`."""
+        p = self._enter()
+        try:
+            out = ffi.new("char **")
+            rc = lib.shoal_orphans(p, out)
+            if rc:
+                self._raise(rc)
+            try:
+                return json.loads(ffi.string(out[0]).decode("utf-8"))
+            finally:
+                lib.shoal_free(out[0])
+        finally:
+            self._exit()
+
+    def orphan_reauthor(self, dst: "Replica") -> int:
+        """Re-issue :meth:`orphans` on ``dst`` (a replica with another key,
+        the device's new one) as new changes checked by dst's permissions;
+        return how many were made.  List removes and replaces are left out,
+        list inserts go to the end.  Raises :class:`PermissionDeniedError`
+        when dst's roles do not allow one (those before it are made)."""
+        p = self._enter()
+        try:
+            q = dst._enter()
+            try:
+                n = ffi.new("size_t *")
+                rc = lib.shoal_orphan_reauthor(p, q, n)
+                if rc:
+                    self._raise(rc)
+                return int(n[0])
+            finally:
+                dst._exit()
+        finally:
+            self._exit()
+
     def merge(self, bundle: Union[bytes, bytearray, memoryview]) -> int:
         """Apply a bundle from :meth:`export`; return the number of changes
         applied (duplicates are no-ops).  Raises :class:`SignatureError` or
@@ -1550,7 +1592,8 @@ class Replica:
                             _name(lib.shoal_event_doc_id(e)),
                             bool(lib.shoal_event_remote(e)),
                             bool(lib.shoal_event_overflowed(e)),
-                            bool(lib.shoal_event_left(e)))
+                            bool(lib.shoal_event_left(e)),
+                            bool(lib.shoal_event_voided(e)))
                     finally:
                         ffi.release(e)
                 if rc == lib.SHOAL_ECLOSED:

@@ -292,7 +292,7 @@ def test_an_offline_edit_reaches_the_relay_before_eviction(relay, dev):
 def test_local_changes_have_left_false(replica):
     replica.doc("orders", "o-1")["status"] = "open"
     ev = replica.next_change(1.0)
-    assert ev.left is False and ev == ("orders", "o-1", False, False, False)
+    assert ev.left is False and ev == ("orders", "o-1", False, False, False, False)
 
 
 # ------------------------------------------------- sync_async, wait_complete

@@ -105,6 +105,33 @@ def test_revoke(make_replica):
         make_replica("open").auth_revoke(dev.id)
 
 
+def test_orphans(make_replica):
+    """A device's own writes that a revocation voids are listed and
+    re-issued under its new key (docs/permissions.md, "Orphans")."""
+    root = make_replica("root", root="self")
+    dev = make_replica("dev", root=root.id)
+    new = make_replica("new", root=root.id)
+    root.auth_policy(POLICY)
+    root.auth_grant(dev.id, ["manager"], user="ann", attrs={"store_id": 1})
+    root.auth_grant(new.id, ["manager"], user="ann", attrs={"store_id": 1})
+    sync(root, dev)
+    sync(root, new)
+    dev["products", "p1"].update(store_id=1, stock=3)
+    assert dev.orphans() == []
+    sync(dev, root)
+    root.auth_revoke(dev.id, cut=0)
+    assert root.docs("products") == []
+    sync(root, dev)
+    orphans = dev.orphans()
+    assert [(o["collection"], o["doc"], o["seq"]) for o in orphans] == [("products", "p1", 1)]
+    ops = {op["field"]: op["value"] for op in orphans[0]["ops"]}
+    assert ops == {"store_id": 1, "stock": 3}
+    assert dev.orphan_reauthor(new) == 1
+    assert new["products", "p1"]["stock"] == 3
+    sync(new, root)
+    assert root["products", "p1"]["stock"] == 3
+
+
 SEALED = {
     "collections": {"products": {"guard": ["store_id"],
                                  "queryable": ["store_id", "price"]}},
