@@ -966,6 +966,20 @@ shoal_orphan_reauthor(shoal_replica *r, shoal_replica *dst, size_t *count)
     return SHOAL_OK;
 }
 
+/* Changes held without a sealed group this replica's roles read: a sender
+ * withheld it (docs/permissions.md, "Sealed fields"). */
+typedef struct withheld_ctx {
+    shoal_replica *r;
+    uint64_t n;
+} withheld_ctx;
+
+static int
+withheld_fn(shoal__stxn *t, void *arg)
+{
+    withheld_ctx *c = arg;
+    return shoal__subs_withheld(c->r, t, &c->n);
+}
+
 shoal_err
 shoal_auth_show(shoal_replica *r, char **out)
 {
@@ -997,6 +1011,11 @@ shoal_auth_show(shoal_replica *r, char **out)
         shoal__buf_free(&pc.obj);
         if (!err)
             err = auth_each(r, show_obj, &c);
+        withheld_ctx wc = { r, 0 };
+        if (!err)
+            err = shoal__store_read(r->store, withheld_fn, &wc);
+        if (!err)
+            json_object_set_new(j, "withheld", json_integer((json_int_t)wc.n));
     } else {
         json_object_set_new(j, "policy", json_null());
     }

@@ -439,6 +439,9 @@ void shoal__subs_free(shoal_replica *r);
 uint64_t shoal__subs_gen(shoal_replica *r);
 /* The host's self_subs: our set and held-document summary (r->mu taken). */
 int shoal__subs_encode(shoal_replica *r, uint64_t *gen, shoal__buf *out);
+/* The changes this replica holds without a sealed group its own roles
+ * read (withheld by whoever sent them; table `unsealed`), in snapshot t. */
+int shoal__subs_withheld(shoal_replica *r, shoal__stxn *t, uint64_t *n);
 /* A peer said LEAVE; a peer sent all of our set of generation gen; a full
  * peer holds the changes of e's authors up to their seqs (its HELLO vector
  * or an ACK's entries).  Each takes r->mu. */

@@ -1063,7 +1063,9 @@ typedef struct ask_ctx {
     shoal__reader rd;
     shoal__authz_cache *authz;
     shoal__qscratch sc;
-    shoal__map *ask;
+    shoal__map *ask; /* NULL: count only */
+    bool partial;
+    uint64_t count; /* changes held without a group we may read */
     int err;
 } ask_ctx;
 
@@ -1085,8 +1087,10 @@ ask_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES]
         x->err = err == SHOAL_ENOMEM ? err : SHOAL_ECORRUPT;
         return 1;
     }
-    uint64_t groups = 0;
-    err = shoal__reader_groups(&x->rd, x->r, x->t, &x->authz, &x->sc, env.p, env.len, &groups);
+    /* a full replica must read everything: every group it lacks */
+    uint64_t groups = UINT64_MAX;
+    if (x->partial)
+        err = shoal__reader_groups(&x->rd, x->r, x->t, &x->authz, &x->sc, env.p, env.len, &groups);
     bool want = false;
     for (uint8_t g = 0; !err && !want && g < c.nseals; g++) {
         shoal__sval grp;
@@ -1100,7 +1104,9 @@ ask_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES]
     if (!err && want) {
         uint8_t key[SHOAL__DOCKEY_MAX];
         size_t klen = shoal__dockey(key, c.coll, c.coll_len, c.doc, c.doc_len);
-        err = shoal__map_put(x->ask, key, klen, (void *)1);
+        x->count++;
+        if (x->ask)
+            err = shoal__map_put(x->ask, key, klen, (void *)1);
     }
     shoal__change_clear(&c);
     if (err) {
@@ -1111,8 +1117,10 @@ ask_cb(const uint8_t cid[SHOAL__ID_BYTES], const uint8_t author[SHOAL_KEY_BYTES]
 }
 
 static int
-ask_again(shoal_replica *r, shoal__stxn *t, shoal__map *ask)
+ask_again(shoal_replica *r, shoal__stxn *t, shoal__map *ask, uint64_t *count)
 {
+    if (count)
+        *count = 0;
     if (!r->enforce)
         return SHOAL_OK;
     ask_ctx x;
@@ -1120,6 +1128,7 @@ ask_again(shoal_replica *r, shoal__stxn *t, shoal__map *ask)
     x.r = r;
     x.t = t;
     x.ask = ask;
+    x.partial = shoal__partial(r);
     shoal__reader_init(&x.rd);
     int err = shoal__reader_fresh(&x.rd, r, t, r->pk);
     if (!err)
@@ -1127,7 +1136,15 @@ ask_again(shoal_replica *r, shoal__stxn *t, shoal__map *ask)
     shoal__reader_free(&x.rd);
     shoal__authz_cache_free(x.authz);
     shoal__qscratch_free(&x.sc);
+    if (count)
+        *count = x.count;
     return x.err ? x.err : err;
+}
+
+int
+shoal__subs_withheld(shoal_replica *r, shoal__stxn *t, uint64_t *n)
+{
+    return ask_again(r, t, NULL, n);
 }
 
 static int
@@ -1194,7 +1211,7 @@ summary_fn(shoal__stxn *t, void *arg)
     shoal__mpw_init(&dw, &docs);
     held_ctx h = { .w = &dw };
     shoal__map_init(&h.ask);
-    int err = ask_again(c->r, t, &h.ask);
+    int err = ask_again(c->r, t, &h.ask, NULL);
     /* Every document we hold, whatever its collection: the sender judges
      * each (one outside every subscription, which we wrote, is told to
      * leave once our write is up). */

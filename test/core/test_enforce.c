@@ -1943,6 +1943,19 @@ seal_count(shoal_replica *r)
     return n;
 }
 
+/* Whether `auth show` of r says n changes are held without a sealed
+ * group r may read. */
+static bool
+withheld_is(shoal_replica *r, unsigned n)
+{
+    char *j = NULL, want[64];
+    CHECK_EQ(shoal_auth_show(r, &j), SHOAL_OK);
+    snprintf(want, sizeof want, "\"withheld\":%u", n);
+    bool ok = j && strstr(j, want) != NULL;
+    shoal_free(j);
+    return ok;
+}
+
 /* Changes r holds without a sealed group (table unsealed). */
 static size_t
 unsealed_count(shoal_replica *r)
@@ -2056,10 +2069,12 @@ test_sealed(void)
     pass(aud, late);
     CHECK(strcmp(show(late, "p1"), "stock=9 cost=? margin=? notes=?,?") == 0);
     CHECK_EQ(unsealed_count(late), 2); /* the two sealed changes */
+    CHECK(withheld_is(late, 2));
     grant(root, late, "relay", 1);
     CHECK_EQ(shoal_net_sync(late, ep, tm.root, 20000), SHOAL_OK);
     CHECK(strcmp(show(late, "p1"), "stock=9 cost=8 margin=5 notes=a,b") == 0);
     CHECK_EQ(unsealed_count(late), 0); /* nothing left to ask for */
+    CHECK(withheld_is(late, 0));
     CHECK_EQ(shoal_net_sync(late, ep, tm.root, 20000), SHOAL_OK);
     uint8_t d1[SHOAL_DIGEST_BYTES], d2[SHOAL_DIGEST_BYTES];
     CHECK_EQ(shoal_digest(late, true, d1), SHOAL_OK);
@@ -2705,13 +2720,16 @@ test_sealed_partial(void)
     subscribe(pm, "store_id == 1");
     pass(aud, pm);
     CHECK(strcmp(show(pm, "p1"), hidden) == 0);
+    CHECK(withheld_is(pm, 1)); /* auth show says what was withheld */
     /* linked to the root, it asks for the document again */
     CHECK_EQ(shoal_net_sync(pm, ep, tm.root, 20000), SHOAL_OK);
     CHECK(wait_show(pm, "p1", all));
     CHECK_EQ(unsealed_count(pm), 0);
+    CHECK(withheld_is(pm, 0));
     /* the auditor asks for nothing: it still reads no value */
     CHECK_EQ(shoal_net_sync(aud, ep, tm.root, 20000), SHOAL_OK);
     CHECK(strcmp(show(aud, "p1"), hidden) == 0);
+    CHECK(withheld_is(aud, 0)); /* nothing it may read is missing */
     CHECK_EQ(shoal_replica_check(pm, print_problem, NULL, NULL), SHOAL_OK);
     shoal_free(ep);
     team_close(&tm);
