@@ -780,28 +780,27 @@ auth_revoke(shoal_replica *r, int argc, char **argv)
     return printf("{\"cut\":%llu}\n", (unsigned long long)done) < 0 ? EXIT_ERR : EXIT_OK;
 }
 
+/* Print the one line of JSON fn returns. */
+static int
+print_json_of(shoal_replica *r, shoal_err (*fn)(shoal_replica *, char **), const char *what)
+{
+    char *js = NULL;
+    shoal_err e = fn(r, &js);
+    if (e != SHOAL_OK)
+        return fail(r, e, what, false);
+    int rc = printf("%s\n", js) < 0 ? EXIT_ERR : EXIT_OK;
+    shoal_free(js);
+    return rc;
+}
+
 static int
 cmd_auth(shoal_replica *r, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
-    if (strcmp(sub, "show") == 0 && argc == 1) {
-        char *js = NULL;
-        shoal_err e = shoal_auth_show(r, &js);
-        if (e != SHOAL_OK)
-            return fail(r, e, "auth show", false);
-        int rc = printf("%s\n", js) < 0 ? EXIT_ERR : EXIT_OK;
-        shoal_free(js);
-        return rc;
-    }
-    if (strcmp(sub, "orphans") == 0 && argc == 1) {
-        char *js = NULL;
-        shoal_err e = shoal_orphans(r, &js);
-        if (e != SHOAL_OK)
-            return fail(r, e, "auth orphans", false);
-        int rc = printf("%s\n", js) < 0 ? EXIT_ERR : EXIT_OK;
-        shoal_free(js);
-        return rc;
-    }
+    if (strcmp(sub, "show") == 0 && argc == 1)
+        return print_json_of(r, shoal_auth_show, "auth show");
+    if (strcmp(sub, "orphans") == 0 && argc == 1)
+        return print_json_of(r, shoal_orphans, "auth orphans");
     if (strcmp(sub, "orphans") == 0 && argc == 3 && strcmp(argv[1], "--reauthor") == 0) {
         shoal_replica *dst = NULL;
         int rc = open_replica(argv[2], false, NULL, NULL, &dst);

@@ -1263,14 +1263,12 @@ class Replica:
             self._exit()
         return int(done[0])
 
-    def auth_show(self) -> Dict[str, Any]:
-        """The replica's authority: mode, root, policy, certificates,
-        admins and revocations (the JSON of ``shoal auth show``) as a
-        dict."""
+    def _json_of(self, fn: Any) -> Any:
+        """Call fn(replica, char **) and decode the JSON it returns."""
         p = self._enter()
         try:
             out = ffi.new("char **")
-            rc = lib.shoal_auth_show(p, out)
+            rc = fn(p, out)
             if rc:
                 self._raise(rc)
             try:
@@ -1280,23 +1278,18 @@ class Replica:
         finally:
             self._exit()
 
+    def auth_show(self) -> Dict[str, Any]:
+        """The replica's authority: mode, root, policy, certificates,
+        admins, revocations, equivocations and, enforcing, withheld (the
+        JSON of ``shoal auth show``) as a dict."""
+        return self._json_of(lib.shoal_auth_show)
+
     def orphans(self) -> List[Dict[str, Any]]:
         """This replica's own changes that are VOID here (the JSON of
         ``shoal auth orphans``): each a dict with ``change``, ``seq``,
         ``collection``, ``doc`` and ``ops``.  They are never lost; see
         :meth:`orphan_reauthor`."""
-        p = self._enter()
-        try:
-            out = ffi.new("char **")
-            rc = lib.shoal_orphans(p, out)
-            if rc:
-                self._raise(rc)
-            try:
-                return json.loads(ffi.string(out[0]).decode("utf-8"))
-            finally:
-                lib.shoal_free(out[0])
-        finally:
-            self._exit()
+        return self._json_of(lib.shoal_orphans)
 
     def orphan_reauthor(self, dst: "Replica") -> int:
         """Re-issue :meth:`orphans` on ``dst`` (a replica with another key,
