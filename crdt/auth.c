@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "crdt.h"
+#include "hex.h"
 
 /* ------------------------------------------------------------- messages */
 
@@ -1015,20 +1016,12 @@ shoal__auth_id_kind(const uint8_t *id, size_t n, uint8_t key[32])
         size_t pl = shoal__auth_docid(kind, zero, want) - 64;
         if (n != pl + 64 || memcmp(id, want, pl) != 0)
             continue;
+        char hx[65];
         uint8_t k[32];
-        for (size_t i = 0; i < 32; i++) {
-            int v = 0;
-            for (size_t j = 0; j < 2; j++) {
-                uint8_t ch = id[pl + 2 * i + j];
-                int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                                                 : -1;
-                if (d < 0)
-                    return 0;
-                v = v * 16 + d;
-            }
-            k[i] = (uint8_t)v;
-        }
+        memcpy(hx, id + pl, 64);
+        hx[64] = 0;
+        if (shoal__unhex(k, 32, hx) != SHOAL_OK)
+            return 0;
         if (key)
             memcpy(key, k, 32);
         return kind;
