@@ -313,10 +313,9 @@ l_seal_put(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], uint8_t g, const uint8
     return shoal__stxn_seal_put(c->t, cid, g, p, n);
 }
 
-/* A group came after its change applied: the document is built again
- * from its changes, which now read it. */
 /* Whether this replica lacks a group of ch; noted in `unsealed` (or no
- * longer) so that a full replica asks its peers for ch again. */
+ * longer) so that it asks its peers for ch again: a full replica in its
+ * HELLO, a partial one in its summary when its roles read the group. */
 static int
 l_unsealed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *ch)
 {
@@ -333,6 +332,8 @@ l_unsealed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *c
                    : shoal__stxn_unsealed_del(c->t, cid);
 }
 
+/* A group came after its change applied: the document is built again
+ * from its changes, which now read it. */
 static int
 l_disclosed(void *ctx, const uint8_t cid[SHOAL__ID_BYTES], const shoal__change *ch)
 {
