@@ -478,8 +478,7 @@ static bool
 cut_object(const shoal__change *c)
 {
     return c->coll_len == 5 && memcmp(c->coll, "_auth", 5) == 0 &&
-           ((c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0) ||
-            (c->doc_len > 13 && memcmp(c->doc, "equivocation:", 13) == 0));
+           shoal__auth_cut_doc(c->doc, c->doc_len);
 }
 
 static int void_rec(const shoal__apply_store *s, shoal__map *cache, const shoal__change *c,

@@ -925,8 +925,7 @@ m_revoked(void *ctx, const uint8_t target[SHOAL_KEY_BYTES])
     bool every = false;
     for (size_t di = 0; !every && di < s->ndocs; di++) {
         const mdoc *md = &s->docs[di];
-        if (!in_auth_key(md) || (md->klen > 6 + 7 && memcmp(md->key + 6, "revoke:", 7) == 0) ||
-            (md->klen > 6 + 13 && memcmp(md->key + 6, "equivocation:", 13) == 0))
+        if (!in_auth_key(md) || shoal__auth_cut_doc(md->key + 6, md->klen - 6))
             continue;
         for (size_t i = 0; !every && i < md->nchain; i++) {
             const mchange *e = &s->ch[md->chain[i]];

@@ -1290,8 +1290,7 @@ shoal__wset_commit(shoal__wset *w)
                 if (wd->rebuilt)
                     shoal__certs_forget(r, key);
                 note_cert(r, wd->doc, false);
-            } else if ((wd->idlen > 7 && memcmp(wd->id, "revoke:", 7) == 0) ||
-                       (wd->idlen > 13 && memcmp(wd->id, "equivocation:", 13) == 0))
+            } else if (shoal__auth_cut_doc(wd->id, wd->idlen))
                 note_cert(r, wd->doc, true);
         }
         if (wd->nnew > 0 && !wd->stored && !wd->dropped && shoal__partial(r)) {

@@ -1091,8 +1091,7 @@ live_cb(uint64_t pos, const uint8_t cid[SHOAL__ID_BYTES], const shoal__sval *env
     bool match = auth_in_view(f, coll, clen);
     /* A revocation (or an equivocation proof) changes documents' state without a change of theirs
      * (VOID): every document is judged again once it has been sent. */
-    if (match && ((dlen > 7 && memcmp(doc, "revoke:", 7) == 0) ||
-                  (dlen > 13 && memcmp(doc, "equivocation:", 13) == 0)))
+    if (match && shoal__auth_cut_doc(doc, dlen))
         f->revoked_seen = true;
     if (!match && in_subs_coll(f, coll, clen)) {
         /* Not in the peer's view: only a subscription that can match it

@@ -317,8 +317,8 @@ builder_authority(cctx *cx, builder *b, shoal__wdoc *wd)
          * certificate, for an equivocation proof */
         if (memcmp(r->pk, r->root, SHOAL_KEY_BYTES) != 0) {
             err = shoal__wset_auth_pick(w, SHOAL__AUTH_ADMIN, r->pk, b->auth);
-            if (err == SHOAL_ENOTFOUND && wd->idlen > 13 &&
-                memcmp(wd->id, "equivocation:", 13) == 0)
+            if (err == SHOAL_ENOTFOUND &&
+                shoal__auth_id_kind(wd->id, wd->idlen, NULL) == SHOAL__AUTH_EQUIV)
                 err = shoal__wset_auth_pick(w, SHOAL__AUTH_CERT, r->pk, b->auth);
             if (err == SHOAL_ENOTFOUND) {
                 snprintf(cx->detail, sizeof cx->detail, "this key holds no admin grant");

@@ -1029,6 +1029,13 @@ shoal__auth_id_kind(const uint8_t *id, size_t n, uint8_t key[32])
     return 0;
 }
 
+bool
+shoal__auth_cut_doc(const uint8_t *doc, size_t n)
+{
+    return (n > 7 && memcmp(doc, "revoke:", 7) == 0) ||
+           (n > 13 && memcmp(doc, "equivocation:", 13) == 0);
+}
+
 int
 shoal__auth_cut_target(const uint8_t *obj, size_t n, uint8_t target[32])
 {
@@ -1053,16 +1060,15 @@ shoal__change_cut(const shoal__change *c, uint8_t target[32], uint64_t *cut)
         return false;
     const uint8_t *p = c->ops[0].value.ptr;
     size_t n = c->ops[0].value.len;
+    int kind = shoal__auth_id_kind(c->doc, c->doc_len, NULL);
     shoal__revoke rv;
     shoal__equiv eq;
-    if (c->doc_len > 7 && memcmp(c->doc, "revoke:", 7) == 0 &&
-        shoal__revoke_decode(p, n, &rv) == SHOAL_OK) {
+    if (kind == SHOAL__AUTH_REVOKE && shoal__revoke_decode(p, n, &rv) == SHOAL_OK) {
         memcpy(target, rv.target, 32);
         *cut = rv.cut;
         return true;
     }
-    if (c->doc_len > 13 && memcmp(c->doc, "equivocation:", 13) == 0 &&
-        shoal__equiv_decode(p, n, &eq) == SHOAL_OK) {
+    if (kind == SHOAL__AUTH_EQUIV && shoal__equiv_decode(p, n, &eq) == SHOAL_OK) {
         memcpy(target, eq.target, 32);
         *cut = eq.seq - 1;
         return true;

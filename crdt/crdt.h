@@ -700,6 +700,10 @@ size_t shoal__auth_docid(int kind, const uint8_t key[32], char out[SHOAL__AUTH_D
  * prefix and 64 hex digits, or "policy"); 0 for any other name.  With
  * key, the key its name carries (zero for the policy). */
 int shoal__auth_id_kind(const uint8_t *id, size_t n, uint8_t key[32]);
+/* Whether `_auth` document id doc[0..n) holds objects that cut a key's
+ * changes: a revocation ("revoke:...") or an equivocation proof
+ * ("equivocation:..."), by its name. */
+bool shoal__auth_cut_doc(const uint8_t *doc, size_t n);
 /* The target key of a revocation or equivocation proof (either kind);
  * SHOAL_EPROTO for any other bytes. */
 int shoal__auth_cut_target(const uint8_t *obj, size_t n, uint8_t target[32]);
